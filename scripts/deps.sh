@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# deps.sh: installs what kefu needs on Debian 12, only what is missing.
+#   deps.sh build   - compiler, CMake and the libraries the server links against
+#   deps.sh test    - also cmocka, clang (fuzzing, sanitizers), Chromium, gcovr, Node.js packages
+set -euo pipefail
+mode=${1:-build}
+pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev)
+if [ "$mode" = test ]; then
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium nodejs npm curl sqlite3)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "$mode" = test ]; then
+  cd "$(dirname "$0")/.."
+  if [ ! -d node_modules/playwright-core ] || [ package.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi

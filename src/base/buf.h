@@ -1,0 +1,49 @@
+/* buf.h: a growable byte buffer and a borrowed string view. */
+#ifndef KF_BUF_H
+#define KF_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+/* A view into memory someone else owns; not NUL-terminated. */
+typedef struct kf_str {
+    const char *ptr; /* first byte, or NULL for "absent" */
+    size_t len;      /* number of bytes */
+} kf_str_t;
+
+#define KF_STR_LIT(s) ((kf_str_t){(s), sizeof(s) - 1})
+
+/* True when the view equals the NUL-terminated string exactly (case-sensitive). */
+bool kf_str_eq(kf_str_t a, const char *b);
+/* True when the view equals b ignoring ASCII case. */
+bool kf_str_ieq(kf_str_t a, const char *b);
+
+/* A heap buffer; data is always NUL-terminated after len when cap > 0. Out of memory aborts. */
+typedef struct kf_buf {
+    char *data; /* owned bytes, or NULL when empty and never grown */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+} kf_buf_t;
+
+void kf_buf_init(kf_buf_t *b);
+void kf_buf_free(kf_buf_t *b);
+/* Makes room for extra more bytes. */
+void kf_buf_reserve(kf_buf_t *b, size_t extra);
+void kf_buf_append(kf_buf_t *b, const void *data, size_t len);
+void kf_buf_append_str(kf_buf_t *b, const char *s);
+void kf_buf_printf(kf_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drops the first n bytes, moving the rest to the front. */
+void kf_buf_consume(kf_buf_t *b, size_t n);
+void kf_buf_reset(kf_buf_t *b);
+/* Hands the bytes to the caller (who frees them with free()) and leaves b empty. */
+char *kf_buf_steal(kf_buf_t *b, size_t *len);
+
+/* Allocation helpers that abort on out-of-memory, for small allocations. */
+void *kf_xmalloc(size_t n);
+void *kf_xcalloc(size_t count, size_t n);
+void *kf_xrealloc(void *p, size_t n);
+char *kf_xstrdup(const char *s);
+char *kf_xstrndup(const char *s, size_t n);
+
+#endif

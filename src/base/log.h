@@ -1,0 +1,20 @@
+/* log.h: levelled logging to stderr. Only the edge (handlers, main) logs; lower layers return codes. */
+#ifndef KF_LOG_H
+#define KF_LOG_H
+
+typedef enum { KF_LOG_DEBUG = 0, KF_LOG_INFO, KF_LOG_WARN, KF_LOG_ERROR, KF_LOG_OFF } kf_log_level_t;
+
+/* Messages below this level are dropped. Default KF_LOG_INFO. */
+void kf_log_set_level(kf_log_level_t level);
+kf_log_level_t kf_log_get_level(void);
+/* Parses "debug", "info", "warn", "error", "off"; returns 0 or KF_EINVAL. */
+int kf_log_parse_level(const char *name, kf_log_level_t *out);
+
+void kf_log(kf_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define kf_debug(...) kf_log(KF_LOG_DEBUG, __VA_ARGS__)
+#define kf_info(...) kf_log(KF_LOG_INFO, __VA_ARGS__)
+#define kf_warn(...) kf_log(KF_LOG_WARN, __VA_ARGS__)
+#define kf_error(...) kf_log(KF_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,86 @@
+/* parser.h: a stateless, zero-copy, incremental HTTP/1.1 request-head parser, plus helpers for
+ * query strings and cookies. Views point into the caller's buffer; nothing is allocated. */
+#ifndef KF_HTTP_PARSER_H
+#define KF_HTTP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+#define KF_HTTP_MAX_HEADERS 100
+
+/* Results of kf_http_parse_request other than "bytes consumed" (> 0). */
+enum {
+    KF_HTTP_INCOMPLETE = -2,      /* need more bytes; call again with the longer buffer */
+    KF_HTTP_EBAD = -400,          /* malformed request: 400 */
+    KF_HTTP_ELENGTH = -411,       /* chunked request body (we take Content-Length only): 411 */
+    KF_HTTP_EURI_TOO_LONG = -414, /* request line longer than limits->max_request_line: 414 */
+    KF_HTTP_EHEADERS = -431,      /* header bytes or count over the limit: 431 */
+    KF_HTTP_ENOT_IMPL = -501,     /* a Transfer-Encoding other than chunked: 501 */
+    KF_HTTP_EVERSION = -505,      /* not HTTP/1.0 or HTTP/1.1: 505 */
+};
+
+typedef struct kf_http_limits {
+    size_t max_request_line; /* bytes in "METHOD target HTTP/1.1" (default 8192) */
+    size_t max_header_bytes; /* bytes of the whole head, request line included (default 16384) */
+    size_t max_headers;      /* number of header fields (default 64, at most KF_HTTP_MAX_HEADERS) */
+} kf_http_limits_t;
+
+typedef struct kf_http_header {
+    kf_str_t name;  /* as sent (compare case-insensitively) */
+    kf_str_t value; /* leading and trailing spaces and tabs trimmed */
+} kf_http_header_t;
+
+typedef struct kf_http_request {
+    kf_str_t method;       /* "GET", "POST", ... (a token; case-sensitive) */
+    kf_str_t target;       /* the request-target as sent, e.g. "/a/b?x=1" */
+    kf_str_t path;         /* target up to '?' (not decoded) */
+    kf_str_t query;        /* after '?', without it; len 0 (ptr may be NULL) when absent */
+    int minor_version;     /* 0 or 1 */
+    kf_http_header_t headers[KF_HTTP_MAX_HEADERS];
+    size_t num_headers;
+    /* Derived from the headers: */
+    int64_t content_length; /* -1 when there is no Content-Length */
+    bool keep_alive;        /* HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive */
+    bool upgrade;           /* a Connection header lists "upgrade" (case-insensitive token) */
+} kf_http_request_t;
+
+/* Fills limits with the defaults documented above. */
+void kf_http_limits_default(kf_http_limits_t *limits);
+
+/* Parses the head of one request at the start of buf (len bytes).
+ * Returns the number of bytes of the head (request line, headers and the blank line) when it is
+ * complete, KF_HTTP_INCOMPLETE when more bytes are needed (and the limits are not yet exceeded),
+ * or one of the negative KF_HTTP_E* codes above. Accepts CRLF and bare LF line ends. Rejects:
+ * control characters in the request line or header values (other than HTAB), an empty or
+ * non-token method or header name, whitespace before a header's colon, obsolete line folding,
+ * a target not starting with '/' (except "*" for OPTIONS), duplicate or invalid Content-Length
+ * (non-digits, overflow past 2^53), Transfer-Encoding together with Content-Length (EBAD),
+ * "Transfer-Encoding: chunked" (ELENGTH), any other Transfer-Encoding (ENOT_IMPL).
+ * The body, if any, follows the head in buf and is not examined. */
+int kf_http_parse_request(const char *buf, size_t len, const kf_http_limits_t *limits,
+                          kf_http_request_t *req);
+
+/* Returns the first header with that name (case-insensitive), or NULL. */
+const kf_str_t *kf_http_header_get(const kf_http_request_t *req, const char *name);
+
+/* Percent-decodes src ("+" becomes a space) into out (NUL-terminated, at most out_size - 1 bytes).
+ * Returns the decoded length, or KF_EINVAL on a bad escape, KF_ETOOBIG when out is too small. */
+int kf_http_url_decode(kf_str_t src, char *out, size_t out_size);
+
+/* Finds parameter name in a query string ("a=1&b=2") and decodes its value into out.
+ * Returns the decoded length (>= 0), KF_ENOTFOUND when absent, or an error of kf_http_url_decode.
+ * A parameter without '=' has the empty value. The first occurrence wins. */
+int kf_http_query_get(kf_str_t query, const char *name, char *out, size_t out_size);
+
+/* Finds cookie name in a Cookie header value ("a=1; b=2") and returns its raw value as a view.
+ * Returns 0 and fills value, or KF_ENOTFOUND. Surrounding double quotes are removed. */
+int kf_http_cookie_get(kf_str_t header_value, const char *name, kf_str_t *value);
+
+/* Parses a decimal unsigned 64-bit integer that fills the whole view ("0", "123"; no sign, no
+ * spaces, no leading '+'). Returns 0, or KF_EINVAL (empty, other characters, overflow). */
+int kf_parse_u64(kf_str_t s, uint64_t *out);
+
+#endif

@@ -1,0 +1,57 @@
+/* hub.h: topics and subscribers. A publisher hands the hub an event (bytes already encoded once,
+ * reference counted) and the hub calls every subscriber of that topic, synchronously, in
+ * subscription order. The hub knows nothing of chat, HTTP or transports. Single-threaded: all
+ * calls from the loop thread. */
+#ifndef KF_HUB_H
+#define KF_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One event, shared by every subscriber that receives it. */
+typedef struct kf_event {
+    int refs;      /* reference count; the event is freed when it drops to 0 */
+    uint64_t id;   /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
+    size_t len;    /* bytes of json */
+    char json[];   /* the event as a JSON object, e.g. {"type":"message","message":{...}}, NUL-terminated */
+} kf_event_t;
+
+/* Makes an event with one reference, copying len bytes of json. Out of memory aborts. */
+kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len);
+kf_event_t *kf_event_ref(kf_event_t *event);
+void kf_event_unref(kf_event_t *event);
+
+typedef struct kf_sub kf_sub_t;
+typedef struct kf_hub kf_hub_t;
+
+/* Called for each event published on the subscriber's topic. The callee may take a reference.
+ * It may unsubscribe itself (and only itself) from inside the callback. */
+typedef void (*kf_sub_cb)(kf_sub_t *sub, kf_event_t *event);
+
+/* A subscriber is embedded in its owner's struct (no allocation per subscription).
+ * Fields after data are the hub's; zero them (or use kf_sub_init) before the first subscribe. */
+struct kf_sub {
+    kf_sub_cb cb;        /* set by the owner */
+    void *data;          /* the owner's pointer */
+    struct kf_topic *topic; /* the hub's: NULL when not subscribed */
+    kf_sub_t *prev, *next;  /* the hub's: links in the topic's list */
+};
+
+void kf_sub_init(kf_sub_t *sub, kf_sub_cb cb, void *data);
+
+kf_hub_t *kf_hub_new(void);
+/* Frees the hub; every subscriber must have unsubscribed. */
+void kf_hub_free(kf_hub_t *hub);
+
+/* Adds sub to topic (a NUL-terminated name, copied). A sub is on at most one topic: subscribing
+ * again moves it. */
+void kf_hub_subscribe(kf_hub_t *hub, const char *topic, kf_sub_t *sub);
+/* Removes sub from its topic; does nothing when it is not subscribed. Empty topics are freed. */
+void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub);
+/* Calls every subscriber of topic with event; returns how many were called. O(subscribers of
+ * that topic); a topic lookup is a hash-table probe. */
+size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
+/* Subscribers on topic now (0 for an unknown topic). */
+size_t kf_hub_count(const kf_hub_t *hub, const char *topic);
+
+#endif
