@@ -1,0 +1,34 @@
+/* router.h: maps a method and a path to a handler. Patterns are literal segments and "{id}",
+ * which matches a decimal id (1 to 2^53) and is passed to the handler. */
+#ifndef KF_HTTP_ROUTER_H
+#define KF_HTTP_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+#define KF_ROUTE_MAX_IDS 4
+
+struct kf_req;
+typedef void (*kf_route_fn)(struct kf_req *req, const int64_t *ids);
+
+typedef struct kf_route {
+    const char *method;  /* "GET", "POST", ...; a GET route also answers HEAD */
+    const char *pattern; /* e.g. "/api/conversations/{id}/messages" */
+    kf_route_fn handler;
+} kf_route_t;
+
+typedef struct kf_route_match {
+    const kf_route_t *route;          /* the matched route */
+    int64_t ids[KF_ROUTE_MAX_IDS];    /* the {id} values, in order */
+    size_t id_count;
+} kf_route_match_t;
+
+/* Finds the route for method and path (the path without the query, not decoded).
+ * Returns 0 and fills match; KF_ENOTFOUND when no pattern matches the path (404); KF_EINVAL when
+ * a pattern matches but not with this method (405). */
+int kf_router_match(const kf_route_t *routes, size_t count, kf_str_t method, kf_str_t path,
+                    kf_route_match_t *match);
+
+#endif

@@ -1,0 +1,635 @@
+/* server.c: HTTP/1.1 connections on libuv: reading, request framing, limits, timeouts, and the
+ * response writer (whole responses, held responses, chunked streams). */
+#include "http/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+/* Timeouts and idle checks run from one coarse sweep instead of a timer per connection: an idle
+ * connection then costs only its memory. */
+#define SWEEP_INTERVAL_MS 1000
+/* Read buffer handed to libuv; shared by every connection because the loop reads one at a time,
+ * and copied into the connection's own buffer only when a request is incomplete. */
+#define READ_CHUNK 65536
+
+struct kf_conn {
+    uv_tcp_t tcp;               /* first member: the handle's address is the connection's */
+    kf_server_t *server;
+    kf_conn_t *prev, *next;     /* the server's list of connections */
+    kf_buf_t rbuf;              /* bytes read and not yet consumed; freed whenever empty */
+    kf_req_t req;               /* the request being answered (valid while in_request) */
+    size_t req_bytes;           /* head + body bytes of that request, consumed when it ends */
+    bool in_request;            /* a request was handed to the handler and is not finished */
+    bool dispatching;           /* inside process(): finishing a request must not re-enter it */
+    bool closing;               /* uv_close or uv_shutdown was started */
+    bool close_after;           /* close once the current response has been written */
+    bool reading;               /* uv_read_start is in effect */
+    uint64_t request_started_ms; /* loop time of the first byte of the pending request, or 0 */
+    uint64_t idle_since_ms;     /* loop time the connection last finished a response */
+    char peer[64];              /* the client's address, for logs and per-address limits */
+};
+
+struct kf_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t sweep;
+    kf_server_config_t config;
+    kf_handler_fn handler;
+    void *app;
+    kf_conn_t *conns;           /* every open connection */
+    size_t conn_count;
+    int open_handles;           /* listener, sweep timer and connections not yet closed */
+    bool stopping;
+    void (*done_cb)(void *data);
+    void *done_data;
+    int port;
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    kf_conn_t *conn;
+    size_t len;
+    char data[];
+} write_req_t;
+
+static char read_chunk[READ_CHUNK];
+
+static void process(kf_conn_t *conn);
+static void conn_close(kf_conn_t *conn);
+
+void kf_server_config_default(kf_server_config_t *config)
+{
+    memset(config, 0, sizeof *config);
+    config->host = "127.0.0.1";
+    config->port = 8080;
+    kf_http_limits_default(&config->limits);
+    config->max_body = 64 * 1024;
+    config->header_timeout_ms = 10000;
+    config->idle_timeout_ms = 75000;
+    config->max_output = 1024 * 1024;
+    config->max_connections = 19500;
+}
+
+static void server_handle_closed(kf_server_t *server)
+{
+    server->open_handles--;
+    if (server->stopping && server->open_handles == 0) {
+        void (*done_cb)(void *) = server->done_cb;
+        void *done_data = server->done_data;
+        free(server);
+        if (done_cb != NULL)
+            done_cb(done_data);
+    }
+}
+
+/* ---- writing ---- */
+
+static void write_cb(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    (void)status; /* a failed write shows up as a read error or EOF, which closes the connection */
+    free(w);
+}
+
+static void conn_write(kf_conn_t *conn, const void *data, size_t len)
+{
+    if (conn->closing || len == 0)
+        return;
+    write_req_t *w = kf_xmalloc(sizeof *w + len);
+    w->conn = conn;
+    w->len = len;
+    memcpy(w->data, data, len);
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, write_cb) != 0) {
+        free(w);
+        conn_close(conn);
+    }
+}
+
+size_t kf_req_output_queued(const kf_req_t *req)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp);
+}
+
+const char *kf_req_peer(const kf_req_t *req) { return req->conn->peer; }
+
+/* ---- closing ---- */
+
+static void close_cb(uv_handle_t *handle)
+{
+    kf_conn_t *conn = (kf_conn_t *)handle;
+    kf_server_t *server = conn->server;
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        server->conns = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+    server->conn_count--;
+    kf_buf_free(&conn->rbuf);
+    kf_buf_free(&conn->req.resp_headers);
+    free(conn);
+    server_handle_closed(server);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    kf_conn_t *conn = req->data;
+    free(req);
+    uv_close((uv_handle_t *)&conn->tcp, close_cb);
+}
+
+/* Runs the abort callback of a request that dies unanswered. */
+static void abort_request(kf_conn_t *conn)
+{
+    kf_req_t *req = &conn->req;
+    if (!conn->in_request || req->finished || req->abort_cb == NULL)
+        return;
+    kf_req_abort_cb cb = req->abort_cb;
+    req->abort_cb = NULL;
+    req->finished = true;
+    cb(req, req->abort_data);
+}
+
+static void conn_close(kf_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    abort_request(conn);
+    if (conn->reading)
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    uv_close((uv_handle_t *)&conn->tcp, close_cb);
+}
+
+/* Closes after everything queued has been written (a response that says Connection: close). */
+static void conn_close_gracefully(kf_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    abort_request(conn);
+    if (conn->reading)
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    uv_shutdown_t *sreq = kf_xmalloc(sizeof *sreq);
+    sreq->data = conn;
+    if (uv_shutdown(sreq, (uv_stream_t *)&conn->tcp, shutdown_cb) != 0) {
+        free(sreq);
+        uv_close((uv_handle_t *)&conn->tcp, close_cb);
+    }
+}
+
+/* ---- responses ---- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+int kf_resp_header(kf_req_t *req, const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
+        return KF_EINVAL;
+    kf_buf_printf(&req->resp_headers, "%s: %s\r\n", name, value);
+    return 0;
+}
+
+/* Writes the status line and headers; chunked selects Transfer-Encoding over Content-Length. */
+static void write_head(kf_req_t *req, int status, const char *content_type, size_t len, bool chunked)
+{
+    kf_conn_t *conn = req->conn;
+    kf_buf_t head;
+    kf_buf_init(&head);
+    kf_buf_printf(&head, "HTTP/1.1 %d %s\r\nServer: kefu\r\nX-Content-Type-Options: nosniff\r\n"
+                         "Referrer-Policy: no-referrer\r\n",
+                  status, status_text(status));
+    if (content_type != NULL)
+        kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
+    if (chunked)
+        kf_buf_append_str(&head, req->head.minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
+    else
+        kf_buf_printf(&head, "Content-Length: %zu\r\n", len);
+    if (conn->close_after || conn->server->stopping || (chunked && req->head.minor_version == 0))
+        conn->close_after = true;
+    kf_buf_append_str(&head, conn->close_after ? "Connection: close\r\n" : "");
+    if (req->resp_headers.len > 0)
+        kf_buf_append(&head, req->resp_headers.data, req->resp_headers.len);
+    kf_buf_append_str(&head, "\r\n");
+    conn_write(conn, head.data, head.len);
+    kf_buf_free(&head);
+    req->status = status;
+}
+
+/* The current request is answered: consume its bytes and go on with the next one. */
+static void request_done(kf_conn_t *conn)
+{
+    kf_req_t *req = &conn->req;
+    req->finished = true;
+    if (conn->closing)
+        return;
+    if (conn->close_after) {
+        conn_close_gracefully(conn);
+        return;
+    }
+    if (conn->dispatching)
+        return; /* process() sees finished and moves on */
+    conn->in_request = false;
+    kf_buf_consume(&conn->rbuf, conn->req_bytes);
+    conn->req_bytes = 0;
+    conn->idle_since_ms = uv_now(conn->server->loop);
+    process(conn);
+}
+
+void kf_resp_send(kf_req_t *req, int status, const char *content_type, const void *body, size_t len)
+{
+    if (req->finished || req->streaming)
+        return;
+    write_head(req, status, content_type, len, false);
+    if (!kf_str_eq(req->head.method, "HEAD") || req->head.method.ptr == NULL)
+        conn_write(req->conn, body, len);
+    request_done(req->conn);
+}
+
+void kf_resp_json(kf_req_t *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        kf_resp_error(req, 500, "internal", "could not encode the response");
+        return;
+    }
+    kf_resp_header(req, "Cache-Control", "no-store");
+    kf_resp_send(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message)
+{
+    json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    kf_resp_header(req, "Cache-Control", "no-store");
+    kf_resp_send(req, status, "application/json", text, text != NULL ? strlen(text) : 0);
+    free(text);
+}
+
+void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data)
+{
+    req->held = true;
+    req->abort_cb = abort_cb;
+    req->abort_data = data;
+}
+
+void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
+                          kf_req_abort_cb abort_cb, void *data)
+{
+    kf_req_hold(req, abort_cb, data);
+    req->streaming = true;
+    write_head(req, status, content_type, 0, true);
+}
+
+int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len)
+{
+    kf_conn_t *conn = req->conn;
+    if (req->finished || conn->closing)
+        return KF_EINVAL;
+    if (len == 0)
+        return 0;
+    if (kf_req_output_queued(req) > conn->server->config.max_output) {
+        /* A reader that does not read: drop it rather than buffer without bound. The caller
+         * cleans up as on abort, so the abort callback is not run. */
+        req->abort_cb = NULL;
+        req->finished = true;
+        conn_close(conn);
+        return KF_ELIMIT;
+    }
+    if (req->head.minor_version >= 1) {
+        char size_line[24];
+        int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        /* One write per chunk: size line, data and CRLF together. */
+        write_req_t *w = kf_xmalloc(sizeof *w + (size_t)n + len + 2);
+        w->conn = conn;
+        memcpy(w->data, size_line, (size_t)n);
+        memcpy(w->data + n, data, len);
+        memcpy(w->data + n + len, "\r\n", 2);
+        w->len = (size_t)n + len + 2;
+        uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+        if (uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, write_cb) != 0) {
+            free(w);
+            req->abort_cb = NULL;
+            req->finished = true;
+            conn_close(conn);
+            return KF_EIO;
+        }
+    } else {
+        conn_write(conn, data, len);
+    }
+    return 0;
+}
+
+void kf_resp_stream_end(kf_req_t *req)
+{
+    if (req->finished)
+        return;
+    if (req->head.minor_version >= 1)
+        conn_write(req->conn, "0\r\n\r\n", 5);
+    else
+        req->conn->close_after = true;
+    req->abort_cb = NULL;
+    request_done(req->conn);
+}
+
+/* ---- reading and framing ---- */
+
+/* Answers a framing error and closes: the rest of the stream cannot be trusted. */
+static void reject(kf_conn_t *conn, int status, const char *code, const char *message)
+{
+    kf_req_t *req = &conn->req;
+    memset(&req->head, 0, sizeof req->head);
+    req->head.minor_version = 1;
+    req->finished = false;
+    req->streaming = false;
+    conn->in_request = true;
+    conn->close_after = true;
+    kf_resp_error(req, status, code, message);
+}
+
+static void parse_error(kf_conn_t *conn, int rc)
+{
+    switch (rc) {
+    case KF_HTTP_ELENGTH:
+        reject(conn, 411, "length_required", "chunked request bodies are not accepted; send Content-Length");
+        break;
+    case KF_HTTP_EURI_TOO_LONG:
+        reject(conn, 414, "uri_too_long", "the request line is too long");
+        break;
+    case KF_HTTP_EHEADERS:
+        reject(conn, 431, "headers_too_large", "the request headers are too large");
+        break;
+    case KF_HTTP_ENOT_IMPL:
+        reject(conn, 501, "not_implemented", "unsupported Transfer-Encoding");
+        break;
+    case KF_HTTP_EVERSION:
+        reject(conn, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
+        break;
+    default:
+        reject(conn, 400, "bad_request", "malformed HTTP request");
+        break;
+    }
+}
+
+/* Parses and dispatches every complete request in the buffer, one at a time. */
+static void process(kf_conn_t *conn)
+{
+    kf_server_t *server = conn->server;
+    while (!conn->closing && !conn->in_request && conn->rbuf.len > 0) {
+        kf_req_t *req = &conn->req;
+        memset(&req->head, 0, sizeof req->head);
+        int rc = kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &server->config.limits,
+                                       &req->head);
+        if (rc == KF_HTTP_INCOMPLETE)
+            break;
+        if (rc < 0) {
+            parse_error(conn, rc);
+            return;
+        }
+        size_t head_len = (size_t)rc;
+        size_t body_len = req->head.content_length > 0 ? (size_t)req->head.content_length : 0;
+        if (req->head.content_length > 0 && (uint64_t)req->head.content_length > server->config.max_body) {
+            reject(conn, 413, "too_large", "the request body is too large");
+            return;
+        }
+        if (conn->rbuf.len < head_len + body_len)
+            break; /* the body is still coming */
+        req->body = body_len > 0 ? conn->rbuf.data + head_len : NULL;
+        req->body_len = body_len;
+        req->started_ms = uv_now(server->loop);
+        req->status = 0;
+        req->held = false;
+        req->streaming = false;
+        req->finished = false;
+        req->abort_cb = NULL;
+        req->abort_data = NULL;
+        kf_buf_reset(&req->resp_headers);
+        conn->req_bytes = head_len + body_len;
+        conn->in_request = true;
+        conn->close_after = !req->head.keep_alive;
+        conn->request_started_ms = 0;
+        conn->dispatching = true;
+        server->handler(req);
+        conn->dispatching = false;
+        if (conn->closing)
+            return;
+        if (!req->finished) {
+            /* Held or streaming: the views into rbuf are no longer used, so reading on (to see
+             * the client go away) may grow the buffer freely. */
+            return;
+        }
+        if (conn->close_after) {
+            conn_close_gracefully(conn);
+            return;
+        }
+        conn->in_request = false;
+        kf_buf_consume(&conn->rbuf, conn->req_bytes);
+        conn->req_bytes = 0;
+        conn->idle_since_ms = uv_now(server->loop);
+    }
+    if (!conn->closing && conn->rbuf.len == 0 && !conn->in_request)
+        kf_buf_free(&conn->rbuf); /* idle connections hold no buffer */
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)handle;
+    (void)suggested;
+    *buf = uv_buf_init(read_chunk, sizeof read_chunk);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    kf_conn_t *conn = (kf_conn_t *)stream;
+    kf_server_t *server = conn->server;
+    if (nread < 0) {
+        conn_close(conn);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (conn->rbuf.len == 0 && !conn->in_request)
+        conn->request_started_ms = uv_now(server->loop);
+    /* While a request is held, a client may pipeline more; cap what we keep for it. */
+    size_t cap = server->config.limits.max_header_bytes + server->config.max_body;
+    if (conn->rbuf.len + (size_t)nread > cap + (size_t)READ_CHUNK) {
+        if (conn->in_request) {
+            uv_read_stop(stream);
+            conn->reading = false;
+        }
+    }
+    kf_buf_append(&conn->rbuf, buf->base, (size_t)nread);
+    if (!conn->in_request)
+        process(conn);
+}
+
+static void accept_cb(uv_stream_t *listener, int status)
+{
+    kf_server_t *server = listener->data;
+    if (status < 0)
+        return;
+    kf_conn_t *conn = kf_xcalloc(1, sizeof *conn);
+    conn->server = server;
+    kf_buf_init(&conn->rbuf);
+    kf_buf_init(&conn->req.resp_headers);
+    conn->req.conn = conn;
+    conn->req.server = server;
+    conn->req.app = server->app;
+    uv_tcp_init(server->loop, &conn->tcp);
+    server->open_handles++;
+    conn->next = server->conns;
+    if (server->conns != NULL)
+        server->conns->prev = conn;
+    server->conns = conn;
+    server->conn_count++;
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0 || server->stopping ||
+        server->conn_count > server->config.max_connections) {
+        conn->closing = true;
+        uv_close((uv_handle_t *)&conn->tcp, close_cb);
+        return;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    struct sockaddr_storage addr;
+    int addr_len = sizeof addr;
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&addr, &addr_len) == 0) {
+        if (addr.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
+        else
+            uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
+    }
+    conn->idle_since_ms = uv_now(server->loop);
+    if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, read_cb) == 0)
+        conn->reading = true;
+    else
+        conn_close(conn);
+}
+
+/* One pass over every connection: slow request heads, idle keep-alive connections. */
+static void sweep_cb(uv_timer_t *timer)
+{
+    kf_server_t *server = timer->data;
+    uint64_t now = uv_now(server->loop);
+    kf_conn_t *next;
+    for (kf_conn_t *conn = server->conns; conn != NULL; conn = next) {
+        next = conn->next;
+        if (conn->closing || conn->in_request)
+            continue;
+        if (conn->rbuf.len > 0 && conn->request_started_ms != 0 &&
+            now - conn->request_started_ms >= server->config.header_timeout_ms) {
+            reject(conn, 408, "timeout", "the request took too long to arrive");
+        } else if (conn->rbuf.len == 0 && now - conn->idle_since_ms >= server->config.idle_timeout_ms) {
+            conn_close(conn);
+        }
+    }
+}
+
+static void listener_closed_cb(uv_handle_t *handle) { server_handle_closed(handle->data); }
+
+int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handler_fn handler,
+                    void *app, kf_server_t **out)
+{
+    kf_server_t *server = kf_xcalloc(1, sizeof *server);
+    server->loop = loop;
+    server->config = *config;
+    server->handler = handler;
+    server->app = app;
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(config->host, config->port, (struct sockaddr_in *)&addr);
+    if (rc != 0)
+        rc = uv_ip6_addr(config->host, config->port, (struct sockaddr_in6 *)&addr);
+    if (rc != 0) {
+        free(server);
+        return rc;
+    }
+    uv_tcp_init(loop, &server->listener);
+    server->listener.data = server;
+    server->open_handles = 1;
+    rc = uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&server->listener, 4096, accept_cb);
+    if (rc != 0) {
+        /* The handle must be closed before the server can be freed. */
+        server->stopping = true;
+        uv_close((uv_handle_t *)&server->listener, listener_closed_cb);
+        return rc;
+    }
+    struct sockaddr_storage bound;
+    int bound_len = sizeof bound;
+    uv_tcp_getsockname(&server->listener, (struct sockaddr *)&bound, &bound_len);
+    server->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                     : ((struct sockaddr_in *)&bound)->sin_port);
+    uv_timer_init(loop, &server->sweep);
+    server->sweep.data = server;
+    server->open_handles++;
+    uv_timer_start(&server->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    *out = server;
+    return 0;
+}
+
+int kf_server_port(const kf_server_t *server) { return server->port; }
+
+size_t kf_server_connection_count(const kf_server_t *server) { return server->conn_count; }
+
+void kf_server_stop(kf_server_t *server, void (*done_cb)(void *data), void *data)
+{
+    if (server->stopping)
+        return;
+    server->stopping = true;
+    server->done_cb = done_cb;
+    server->done_data = data;
+    uv_close((uv_handle_t *)&server->listener, listener_closed_cb);
+    uv_timer_stop(&server->sweep);
+    uv_close((uv_handle_t *)&server->sweep, listener_closed_cb);
+    kf_conn_t *next;
+    for (kf_conn_t *conn = server->conns; conn != NULL; conn = next) {
+        next = conn->next;
+        if (conn->in_request && !conn->req.finished && (conn->req.held || conn->req.streaming)) {
+            /* The push layer answers its long polls and ends its streams before the server
+             * stops; whatever is still held is released through its abort callback. */
+            conn_close_gracefully(conn);
+        } else if (!conn->in_request) {
+            conn_close(conn);
+        } else {
+            conn->close_after = true;
+        }
+    }
+}

@@ -1,0 +1,98 @@
+/* server.h: the HTTP/1.1 server on libuv: accepts connections, parses requests (keep-alive and
+ * pipelining, Content-Length bodies), enforces limits and timeouts, and hands each complete
+ * request to one handler. A handler answers at once, holds the request to answer later (long
+ * polling), or turns the response into a chunked stream (the forever iframe). Requests on one
+ * connection are answered strictly in order: the next pipelined request is parsed only when the
+ * current one has been answered. */
+#ifndef KF_HTTP_SERVER_H
+#define KF_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/parser.h"
+
+typedef struct kf_server kf_server_t;
+typedef struct kf_conn kf_conn_t;
+typedef struct kf_req kf_req_t;
+
+typedef void (*kf_handler_fn)(kf_req_t *req);
+/* Called once when a held or streaming request ends without the handler finishing it: the client
+ * went away, its output buffer overflowed, or the server is shutting down. After it returns the
+ * request must not be touched. */
+typedef void (*kf_req_abort_cb)(kf_req_t *req, void *data);
+
+typedef struct kf_server_config {
+    const char *host;              /* address to listen on, e.g. "127.0.0.1" */
+    int port;                      /* 0 picks a free port (see kf_server_port) */
+    kf_http_limits_t limits;       /* request-line and header limits */
+    size_t max_body;               /* largest request body accepted (413 past it) */
+    uint64_t header_timeout_ms;    /* a request head (and its body) must arrive within this */
+    uint64_t idle_timeout_ms;      /* a keep-alive connection with no request is closed after */
+    size_t max_output;             /* bytes queued for a slow reader before it is dropped */
+    size_t max_connections;        /* accepted at once; further ones are closed at accept */
+} kf_server_config_t;
+
+struct kf_req {
+    kf_conn_t *conn;          /* the connection this request came on */
+    kf_server_t *server;      /* its server */
+    void *app;                /* the application pointer given to kf_server_start */
+    /* head and body point into the connection's buffer and are valid only while the handler
+     * runs: a handler that holds or streams copies what it needs first. */
+    kf_http_request_t head;
+    const char *body;         /* Content-Length bytes (NULL when there is no body) */
+    size_t body_len;
+    uint64_t started_ms;      /* loop time when the head was complete */
+    /* Response state (the server's): */
+    kf_buf_t resp_headers;    /* extra header lines added with kf_resp_header */
+    int status;               /* status sent, 0 before */
+    bool held;                /* kf_req_hold was called */
+    bool streaming;           /* kf_resp_stream_start was called */
+    bool finished;            /* the response is complete */
+    kf_req_abort_cb abort_cb;
+    void *abort_data;
+};
+
+/* Starts listening. Returns 0, or a negative libuv error code (e.g. UV_EADDRINUSE). */
+int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handler_fn handler,
+                    void *app, kf_server_t **out);
+/* The port actually bound. */
+int kf_server_port(const kf_server_t *server);
+/* Stops accepting, aborts every held and streaming request (their abort callbacks run), closes
+ * idle connections and then frees the server once all handles are closed; done_cb (may be NULL)
+ * runs after that. Connections in the middle of a response are closed after the response. */
+void kf_server_stop(kf_server_t *server, void (*done_cb)(void *data), void *data);
+/* Connections open now. */
+size_t kf_server_connection_count(const kf_server_t *server);
+void kf_server_config_default(kf_server_config_t *config);
+
+/* Adds a response header line ("Name: value"). value must not contain CR or LF (checked: such a
+ * header is dropped and KF_EINVAL returned). */
+int kf_resp_header(kf_req_t *req, const char *name, const char *value);
+/* Sends a complete response. content_type may be NULL when len is 0. */
+void kf_resp_send(kf_req_t *req, int status, const char *content_type, const void *body, size_t len);
+/* Sends body (takes the reference, also on error) as JSON with Cache-Control: no-store. */
+void kf_resp_json(kf_req_t *req, int status, json_t *body);
+/* Sends {"error": {"code": code, "message": message}} with status. */
+void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message);
+
+/* Marks the request as answered later: the handler returns without answering and calls
+ * kf_resp_* from another callback. abort_cb runs if the request dies first. */
+void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data);
+/* Starts a chunked response (HTTP/1.1; for HTTP/1.0 the body is raw until close). Implies hold. */
+void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
+                          kf_req_abort_cb abort_cb, void *data);
+/* Writes one chunk. Returns 0, or KF_ELIMIT when the client's queued output went past
+ * max_output: the connection is then closed and the abort callback runs (after this returns). */
+int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len);
+/* Ends the chunked response; the connection goes on with its next request. */
+void kf_resp_stream_end(kf_req_t *req);
+/* Bytes queued on the request's connection and not yet taken by the kernel. */
+size_t kf_req_output_queued(const kf_req_t *req);
+/* The peer's address as text (for logs and per-address limits). */
+const char *kf_req_peer(const kf_req_t *req);
+
+#endif

@@ -1,0 +1,333 @@
+/* main.c: the kefu command: flags, start-up, the first admin account, `kefu user add`, signals
+ * and graceful shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "auth/auth.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "chat/app.h"
+#include "http/server.h"
+#include "store/store.h"
+
+typedef struct options {
+    char host[256];
+    int port;
+    const char *data_dir;
+    const char *synchronous;
+    const char *public_url;
+    bool secure_cookies;
+} options_t;
+
+typedef struct runtime {
+    uv_loop_t *loop;
+    kf_server_t *server;
+    kf_app_t *app;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t deadline;
+    bool stopping;
+} runtime_t;
+
+static void usage(FILE *out)
+{
+    fputs("usage: kefu [options]                      serve the chat\n"
+          "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n"
+          "                                           create an agent (password on standard input)\n"
+          "\n"
+          "options:\n"
+          "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0 picks one)\n"
+          "  --data DIR            where the database lives (default ./data; created if missing)\n"
+          "  --synchronous MODE    SQLite durability: FULL (default: every acknowledged message\n"
+          "                        survives a crash or power loss), NORMAL (survives a process crash)\n"
+          "  --public-url URL      the address people use, for the start-up message\n"
+          "  --secure-cookies      mark cookies Secure (when kefu is behind TLS)\n"
+          "  --log-level LEVEL     debug, info (default), warn, error or off\n"
+          "  -h, --help            this text\n",
+          out);
+}
+
+static int parse_listen(const char *value, options_t *opts)
+{
+    const char *colon = strrchr(value, ':');
+    if (colon == NULL || colon == value || (size_t)(colon - value) >= sizeof opts->host)
+        return KF_EINVAL;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+        return KF_EINVAL;
+    const char *host = value;
+    size_t host_len = (size_t)(colon - value);
+    if (host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    memcpy(opts->host, host, host_len);
+    opts->host[host_len] = '\0';
+    opts->port = (int)port;
+    return 0;
+}
+
+static int ensure_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kefu: cannot create %s: %s\n", dir, strerror(errno));
+        return KF_EIO;
+    }
+    return 0;
+}
+
+static int open_store(const options_t *opts, kf_store_t **store)
+{
+    if (ensure_dir(opts->data_dir) != 0)
+        return KF_EIO;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/kefu.db", opts->data_dir);
+    int rc = kf_store_open_sqlite(path, opts->synchronous, store);
+    if (rc != 0)
+        fprintf(stderr, "kefu: cannot open the database %s: %s\n", path, kf_strerror(rc));
+    return rc;
+}
+
+/* Reads one line (the password) from standard input, without the line end. */
+static int read_password(char *out, size_t size)
+{
+    if (fgets(out, (int)size, stdin) == NULL)
+        return KF_EINVAL;
+    size_t len = strlen(out);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+        out[--len] = '\0';
+    return len == 0 ? KF_EINVAL : 0;
+}
+
+static int user_add(int argc, char **argv, options_t *opts)
+{
+    const char *name = NULL;
+    const char *role = "agent";
+    const char *email = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+            name = argv[++i];
+        } else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            role = argv[++i];
+        } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            opts->data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--synchronous") == 0 && i + 1 < argc) {
+            opts->synchronous = argv[++i];
+        } else if (argv[i][0] != '-' && email == NULL) {
+            email = argv[i];
+        } else {
+            fprintf(stderr, "kefu user add: unexpected argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (email == NULL || name == NULL) {
+        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
+        return 2;
+    }
+    char password[1024];
+    if (read_password(password, sizeof password) != 0) {
+        fputs("kefu user add: give the password on standard input\n", stderr);
+        return 2;
+    }
+    kf_store_t *store;
+    if (open_store(opts, &store) != 0)
+        return 1;
+    int rc = kf_app_create_agent(store, email, name, role, password);
+    kf_store_close(store);
+    if (rc == KF_EEXISTS) {
+        fprintf(stderr, "kefu user add: an agent with e-mail %s already exists\n", email);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kefu user add: %s (e-mail must look like name@host, role admin or agent)\n",
+                kf_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "kefu: created %s %s\n", role, email);
+    return 0;
+}
+
+/* On a first start there is no account to log in with: make an admin with a random password. */
+static int ensure_admin(kf_store_t *store)
+{
+    int64_t count = 0;
+    int rc = store->ops->agent_count(store, &count);
+    if (rc != 0 || count > 0)
+        return rc;
+    char password[KF_TOKEN_SIZE];
+    rc = kf_auth_random_token(password);
+    if (rc != 0)
+        return rc;
+    password[20] = '\0';
+    rc = kf_app_create_agent(store, "admin@localhost", "Admin", "admin", password);
+    if (rc != 0)
+        return rc;
+    fprintf(stderr,
+            "kefu: created the first agent account (change nothing else; add more with `kefu user add`)\n"
+            "kefu:   e-mail:   admin@localhost\n"
+            "kefu:   password: %s\n",
+            password);
+    return 0;
+}
+
+static void handle_closed_noop(uv_handle_t *handle) { (void)handle; }
+
+static void server_stopped_cb(void *data)
+{
+    runtime_t *rt = data;
+    rt->server = NULL;
+    uv_close((uv_handle_t *)&rt->sigterm, handle_closed_noop);
+    uv_close((uv_handle_t *)&rt->sigint, handle_closed_noop);
+    uv_timer_stop(&rt->deadline);
+    uv_close((uv_handle_t *)&rt->deadline, handle_closed_noop);
+    kf_app_free(rt->app);
+    rt->app = NULL;
+}
+
+static void deadline_cb(uv_timer_t *timer)
+{
+    (void)timer;
+    kf_error("shutdown took too long; exiting");
+    exit(1);
+}
+
+static void signal_cb(uv_signal_t *handle, int signum)
+{
+    runtime_t *rt = handle->data;
+    if (rt->stopping)
+        return;
+    rt->stopping = true;
+    kf_info("received %s; shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* Long polls are answered and streams told to reconnect, so clients come back with cursors. */
+    kf_app_drain(rt->app);
+    uv_timer_start(&rt->deadline, deadline_cb, 10000, 0);
+    kf_server_stop(rt->server, server_stopped_cb, rt);
+}
+
+static int serve(const options_t *opts)
+{
+    kf_store_t *store;
+    if (open_store(opts, &store) != 0)
+        return 1;
+    int rc = ensure_admin(store);
+    if (rc != 0) {
+        fprintf(stderr, "kefu: cannot create the first account: %s\n", kf_strerror(rc));
+        kf_store_close(store);
+        return 1;
+    }
+    runtime_t rt = {0};
+    rt.loop = uv_default_loop();
+    kf_app_config_t app_config;
+    kf_app_config_default(&app_config);
+    app_config.secure_cookies = opts->secure_cookies;
+    kf_push_config_t push_config;
+    kf_push_config_default(&push_config);
+    rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
+    if (rt.app == NULL) {
+        fprintf(stderr, "kefu: cannot start: %s\n", kf_strerror(rc));
+        kf_store_close(store);
+        return 1;
+    }
+    kf_server_config_t config;
+    kf_server_config_default(&config);
+    config.host = opts->host;
+    config.port = opts->port;
+    rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
+    if (rc != 0) {
+        fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", opts->host, opts->port, uv_strerror(rc));
+        kf_app_free(rt.app);
+        uv_run(rt.loop, UV_RUN_DEFAULT);
+        kf_store_close(store);
+        return 1;
+    }
+    uv_signal_init(rt.loop, &rt.sigterm);
+    uv_signal_init(rt.loop, &rt.sigint);
+    rt.sigterm.data = rt.sigint.data = &rt;
+    uv_signal_start(&rt.sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&rt.sigint, signal_cb, SIGINT);
+    uv_timer_init(rt.loop, &rt.deadline);
+    signal(SIGPIPE, SIG_IGN);
+
+    char base[512];
+    bool v6 = strchr(opts->host, ':') != NULL;
+    snprintf(base, sizeof base, "http://%s%s%s:%d", v6 ? "[" : "", opts->host, v6 ? "]" : "",
+             kf_server_port(rt.server));
+    const char *public_url = opts->public_url != NULL ? opts->public_url : base;
+    kf_info("listening on %s", base);
+    fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url, public_url);
+
+    uv_run(rt.loop, UV_RUN_DEFAULT);
+    kf_store_close(store);
+    uv_loop_close(rt.loop);
+    kf_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options_t opts = {.host = "127.0.0.1", .port = 8080, .data_dir = "./data"};
+    if (argc >= 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0)
+        return user_add(argc - 3, argv + 3, &opts);
+    if (argc >= 2 && strcmp(argv[1], "user") == 0) {
+        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
+        return 2;
+    }
+    static const struct option long_options[] = {
+        {"listen", required_argument, NULL, 'l'},   {"data", required_argument, NULL, 'd'},
+        {"synchronous", required_argument, NULL, 's'}, {"public-url", required_argument, NULL, 'u'},
+        {"secure-cookies", no_argument, NULL, 'S'}, {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        kf_log_level_t level;
+        switch (c) {
+        case 'l':
+            if (parse_listen(optarg, &opts) != 0) {
+                fprintf(stderr, "kefu: --listen takes HOST:PORT, not %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'd':
+            opts.data_dir = optarg;
+            break;
+        case 's':
+            if (strcmp(optarg, "FULL") != 0 && strcmp(optarg, "NORMAL") != 0) {
+                fprintf(stderr, "kefu: --synchronous is FULL or NORMAL\n");
+                return 2;
+            }
+            opts.synchronous = optarg;
+            break;
+        case 'u':
+            opts.public_url = optarg;
+            break;
+        case 'S':
+            opts.secure_cookies = true;
+            break;
+        case 'L':
+            if (kf_log_parse_level(optarg, &level) != 0) {
+                fprintf(stderr, "kefu: unknown log level %s\n", optarg);
+                return 2;
+            }
+            kf_log_set_level(level);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kefu: unexpected argument %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return serve(&opts);
+}
