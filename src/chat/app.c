@@ -192,13 +192,6 @@ static int collect_message_cb(void *ctx, const kf_message_t *m)
     return 0;
 }
 
-static int copy_message_cb(void *ctx, const kf_message_t *m)
-{
-    json_t **out = ctx;
-    *out = message_json(m);
-    return 0;
-}
-
 typedef struct message_copy {
     json_t *json;
     kf_event_t *event;
