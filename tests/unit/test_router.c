@@ -1,0 +1,79 @@
+/* test_router.c: route matching, ids, 404 against 405. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "http/router.h"
+
+static void h_a(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
+static void h_b(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
+static void h_c(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
+static void h_d(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
+
+static const kf_route_t routes[] = {
+    {"GET", "/api/conversations", h_a},
+    {"GET", "/api/conversations/{id}/messages", h_b},
+    {"POST", "/api/conversations/{id}/messages", h_c},
+    {"GET", "/a/{id}/b/{id}", h_d},
+};
+
+static int match(const char *method, const char *path, kf_route_match_t *m)
+{
+    return kf_router_match(routes, sizeof routes / sizeof routes[0], (kf_str_t){method, strlen(method)},
+                           (kf_str_t){path, strlen(path)}, m);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *path;
+        int rc;
+        kf_route_fn handler;
+        int64_t id0, id1;
+    } cases[] = {
+        {"GET", "/api/conversations", 0, h_a, 0, 0},
+        {"HEAD", "/api/conversations", 0, h_a, 0, 0},
+        {"POST", "/api/conversations", KF_EINVAL, NULL, 0, 0},
+        {"GET", "/api/conversations/", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/12/messages", 0, h_b, 12, 0},
+        {"POST", "/api/conversations/12/messages", 0, h_c, 12, 0},
+        {"DELETE", "/api/conversations/12/messages", KF_EINVAL, NULL, 0, 0},
+        {"GET", "/api/conversations/0/messages", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/-1/messages", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/1x/messages", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations//messages", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/99999999999999999999/messages", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/9007199254740992/messages", 0, h_b, 9007199254740992LL, 0},
+        {"GET", "/api/conversations/9007199254740993/messages", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/12/messages/", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/api/conversations/12/messagesX", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "/a/3/b/4", 0, h_d, 3, 4},
+        {"GET", "/a/3/b/", KF_ENOTFOUND, NULL, 0, 0},
+        {"GET", "", KF_ENOTFOUND, NULL, 0, 0},
+        {"get", "/api/conversations", KF_EINVAL, NULL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kf_route_match_t m;
+        int rc = match(cases[i].method, cases[i].path, &m);
+        if (rc != cases[i].rc)
+            fail_msg("%s %s: got %d, want %d", cases[i].method, cases[i].path, rc, cases[i].rc);
+        if (rc != 0)
+            continue;
+        assert_ptr_equal(m.route->handler, cases[i].handler);
+        if (cases[i].id0 != 0)
+            assert_int_equal(m.ids[0], cases[i].id0);
+        if (cases[i].id1 != 0)
+            assert_int_equal(m.ids[1], cases[i].id1);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
