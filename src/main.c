@@ -168,7 +168,7 @@ static int ensure_admin(kf_store_t *store)
     if (rc != 0)
         return rc;
     fprintf(stderr,
-            "kefu: created the first agent account (change nothing else; add more with `kefu user add`)\n"
+            "kefu: created the first agent account (add more with `kefu user add`):\n"
             "kefu:   e-mail:   admin@localhost\n"
             "kefu:   password: %s\n",
             password);
