@@ -83,6 +83,8 @@ static int ensure_dir(const char *dir)
 
 static int open_store(const options_t *opts, kf_store_t **store)
 {
+    /* The database holds password and token hashes: only this user may read it. */
+    umask(077);
     if (ensure_dir(opts->data_dir) != 0)
         return KF_EIO;
     char path[4096];

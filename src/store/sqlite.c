@@ -1,0 +1,1062 @@
+/* sqlite.c: the SQLite backend of the store interface: schema and migrations, and every operation
+ * as a statement prepared once at open and kept for the life of the connection. */
+#include "store/store.h"
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <assert.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Migrations, in order: entry i moves the schema from version i to version i + 1. Append new
+ * entries; never edit a released one, since databases in the field have already run it. The
+ * settings table (which holds schema_version) is created before any migration runs. */
+static const char *const migrations[] = {
+    /* 1: the first schema. Visitor messages have agent_id NULL; agent messages name their agent.
+     * messages.id is AUTOINCREMENT so that an id is never reused, even after a delete: ids are
+     * resume cursors. The messages index carries sender so that unread counts are answered from
+     * the index alone. There is no index on messages.agent_id or sessions.agent_id because
+     * nothing deletes agents yet; add them with the operation that does. */
+    "CREATE TABLE agents ("
+    "  id INTEGER PRIMARY KEY,"
+    "  email TEXT UNIQUE NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  password_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE sessions ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents (id),"
+    "  csrf TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX sessions_by_expiry ON sessions (expires_at);"
+    "CREATE TABLE visitors ("
+    "  id INTEGER PRIMARY KEY,"
+    "  token_hash TEXT UNIQUE NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE conversations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  visitor_id INTEGER NOT NULL REFERENCES visitors (id),"
+    "  status TEXT NOT NULL CHECK (status IN ('open', 'closed')),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  agent_read_up_to INTEGER NOT NULL DEFAULT 0,"
+    "  visitor_read_up_to INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX conversations_by_visitor ON conversations (visitor_id);"
+    "CREATE INDEX conversations_by_activity ON conversations (updated_at DESC, id DESC);"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  conversation_id INTEGER NOT NULL REFERENCES conversations (id),"
+    "  sender INTEGER NOT NULL CHECK (sender IN (0, 1)),"
+    "  agent_id INTEGER REFERENCES agents (id),"
+    "  body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  CHECK ((sender = 0) = (agent_id IS NULL))"
+    ");"
+    "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);",
+};
+
+#define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* The settings key that holds the schema version; reserved, setting_set refuses it. */
+#define SCHEMA_VERSION_KEY "schema_version"
+
+/* The columns of a message row (read by read_message) over messages m, conversations c and
+ * agents a (LEFT JOINed: NULL for visitor messages). */
+#define MESSAGE_COLUMNS                                                                            \
+    "m.id, m.conversation_id, c.visitor_id, m.sender, COALESCE(m.agent_id, 0), "                   \
+    "COALESCE(a.name, ''), m.body, m.created_at"
+
+/* A conversation row (read by read_conversation): the conversation, its visitor's name, the two
+ * unread counts and the newest message (all NULL when it has none).
+ * Trade-off: unread counts are counted on every read, by a range scan of the covering index
+ * messages_by_conversation (conversation_id, id, sender) past the read mark. That costs
+ * O(unread messages) per conversation, which is small while people read their chats; keep
+ * counters in the conversations row if lists of long-unread conversations get slow. */
+#define CONVERSATION_SELECT                                                                        \
+    "SELECT c.id, c.visitor_id, v.name, c.status, c.created_at, c.updated_at, "                    \
+    "c.agent_read_up_to, c.visitor_read_up_to, "                                                   \
+    "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
+    "  AND u.id > c.agent_read_up_to AND u.sender = 0), "                                          \
+    "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
+    "  AND u.id > c.visitor_read_up_to AND u.sender = 1), " MESSAGE_COLUMNS " "                    \
+    "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
+    "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
+    "  ORDER BY l.id DESC LIMIT 1) "                                                               \
+    "LEFT JOIN agents a ON a.id = m.agent_id "
+#define CONVERSATION_LAST_MESSAGE_COLUMN 10
+
+/* Raises a read mark, never lowering it and never past the conversation's newest message (so a
+ * mark sent too high cannot pre-read messages that do not exist yet). */
+#define MARK_READ(column)                                                                          \
+    "UPDATE conversations SET " column " = MAX(" column ", MIN(?2, COALESCE("                      \
+    "(SELECT id FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1), 0))) "         \
+    "WHERE id = ?1"
+
+/* X(name, sql): every statement the store runs, prepared once at open. */
+#define KF_SQLITE_STATEMENTS(X)                                                                    \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
+    X(COMMIT, "COMMIT")                                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SETTING_GET, "SELECT value FROM settings WHERE key = ?1")                                    \
+    X(SETTING_SET, "INSERT INTO settings (key, value) VALUES (?1, ?2) "                            \
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value")                       \
+    X(AGENT_CREATE, "INSERT INTO agents (email, name, role, password_hash, created_at) "           \
+                    "VALUES (?1, ?2, ?3, ?4, ?5)")                                                 \
+    X(AGENT_COUNT, "SELECT count(*) FROM agents")                                                  \
+    X(AGENT_BY_EMAIL, "SELECT id, email, name, role, password_hash, created_at FROM agents "       \
+                      "WHERE email = ?1")                                                          \
+    X(AGENT_BY_ID, "SELECT id, email, name, role, password_hash, created_at FROM agents "          \
+                   "WHERE id = ?1")                                                                \
+    X(AGENT_NAME, "SELECT name FROM agents WHERE id = ?1")                                         \
+    X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
+    X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
+                      "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
+    X(SESSION_GET, "SELECT agent_id, csrf FROM sessions "                                         \
+                   "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
+    X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
+    X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
+    X(VISITOR_BY_TOKEN, "SELECT id, name FROM visitors WHERE token_hash = ?1")                     \
+    X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
+    X(CONVERSATION_FIND_OPEN, "SELECT id FROM conversations WHERE visitor_id = ?1 "                \
+                              "AND status = 'open' ORDER BY id DESC LIMIT 1")                      \
+    X(CONVERSATION_CREATE, "INSERT INTO conversations (visitor_id, status, created_at, "           \
+                           "updated_at, agent_read_up_to, visitor_read_up_to) "                    \
+                           "VALUES (?1, 'open', ?2, ?2, 0, 0)")                                    \
+    X(CONVERSATION_GET, CONVERSATION_SELECT "WHERE c.id = ?1")                                     \
+    X(CONVERSATION_LIST, CONVERSATION_SELECT "ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1")     \
+    X(CONVERSATION_SET_STATUS, "UPDATE conversations SET status = ?2 WHERE id = ?1")               \
+    X(CONVERSATION_MARK_READ_AGENTS, MARK_READ("agent_read_up_to"))                                \
+    X(CONVERSATION_MARK_READ_VISITOR, MARK_READ("visitor_read_up_to"))                             \
+    X(CONVERSATION_VISITOR, "SELECT visitor_id FROM conversations WHERE id = ?1")                  \
+    X(CONVERSATION_TOUCH, "UPDATE conversations SET updated_at = ?2 WHERE id = ?1")                \
+    X(MESSAGE_INSERT, "INSERT INTO messages "                                                      \
+                      "(conversation_id, sender, agent_id, body, created_at) "                     \
+                      "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
+    X(MESSAGES_IN_CONVERSATION,                                                                    \
+      "SELECT " MESSAGE_COLUMNS " FROM messages m "                                                \
+      "JOIN conversations c ON c.id = m.conversation_id LEFT JOIN agents a ON a.id = m.agent_id "  \
+      "WHERE m.conversation_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3")                         \
+    /* CROSS JOIN pins the loop order: the visitor's few conversations outside, then a range of   \
+     * messages_by_conversation in each, then a sort of just those rows. Left to itself the       \
+     * planner may walk every message in id order to avoid the sort. */                          \
+    X(MESSAGES_OF_VISITOR,                                                                         \
+      "SELECT " MESSAGE_COLUMNS " FROM conversations c "                                           \
+      "CROSS JOIN messages m ON m.conversation_id = c.id LEFT JOIN agents a ON a.id = m.agent_id " \
+      "WHERE c.visitor_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3")                              \
+    X(MESSAGES_ALL,                                                                                \
+      "SELECT " MESSAGE_COLUMNS " FROM messages m "                                                \
+      "JOIN conversations c ON c.id = m.conversation_id LEFT JOIN agents a ON a.id = m.agent_id "  \
+      "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")
+
+typedef enum {
+#define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
+    KF_SQLITE_STATEMENTS(KF_SQLITE_STMT_ENUM)
+#undef KF_SQLITE_STMT_ENUM
+    STMT_COUNT
+} stmt_id_t;
+
+static const char *const statement_sql[STMT_COUNT] = {
+#define KF_SQLITE_STMT_SQL(name, sql) sql,
+    KF_SQLITE_STATEMENTS(KF_SQLITE_STMT_SQL)
+#undef KF_SQLITE_STMT_SQL
+};
+
+/* The SQLite store handle. Not thread-safe: its statements are shared, so one thread at a time. */
+typedef struct sqlite_store {
+    kf_store_t base;                      /* first, so a kf_store_t * is a sqlite_store_t * */
+    sqlite3 *db;                          /* the connection */
+    sqlite3_stmt *statements[STMT_COUNT]; /* prepared at open, finalized at close */
+} sqlite_store_t;
+
+static sqlite_store_t *from_base(kf_store_t *store) { return (sqlite_store_t *)store; }
+
+/* Returns a kept statement, ready for binding. A callback may call other operations on the
+ * store, but not the operation it is called from: that would reset the statement under it. */
+static sqlite3_stmt *statement(sqlite_store_t *s, stmt_id_t id)
+{
+    sqlite3_stmt *st = s->statements[id];
+    assert(!sqlite3_stmt_busy(st));
+    return st;
+}
+
+/* Resets a statement after use and drops its bindings, which may point at borrowed strings. */
+static void finish(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Maps a failed SQLite result code (extended codes are on) to a KF_E* code. */
+static int map_error(int code)
+{
+    if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return KF_EEXISTS;
+    return KF_ESTORE;
+}
+
+/* Binds text without copying: the string must outlive the step, which it does, since every
+ * operation steps and resets before returning. NULL binds "" (columns are NOT NULL). */
+static int bind_text(sqlite3_stmt *st, int index, const char *text)
+{
+    int code = sqlite3_bind_text(st, index, text != NULL ? text : "", -1, SQLITE_STATIC);
+    return code == SQLITE_OK ? 0 : map_error(code);
+}
+
+static int bind_int64(sqlite3_stmt *st, int index, int64_t value)
+{
+    int code = sqlite3_bind_int64(st, index, value);
+    return code == SQLITE_OK ? 0 : map_error(code);
+}
+
+/* Binds a row limit; LIMIT takes a signed 64-bit integer. */
+static int bind_limit(sqlite3_stmt *st, int index, size_t limit)
+{
+    return bind_int64(st, index, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit);
+}
+
+/* Steps a statement that returns no rows and resets it. Returns 0 or a KF_E* code. */
+static int run(sqlite3_stmt *st)
+{
+    int code = sqlite3_step(st);
+    finish(st);
+    return code == SQLITE_DONE ? 0 : map_error(code);
+}
+
+/* Steps a statement to its first row: 0 on a row (the statement stays positioned on it; the
+ * caller finishes it), KF_ENOTFOUND when there is none, else a KF_E* code. */
+static int step_row(sqlite3_stmt *st)
+{
+    int code = sqlite3_step(st);
+    if (code == SQLITE_ROW)
+        return 0;
+    if (code == SQLITE_DONE)
+        return KF_ENOTFOUND;
+    return map_error(code);
+}
+
+/* A text column, "" for NULL. The pointer is valid until the statement steps or resets. */
+static const char *column_text(sqlite3_stmt *st, int column)
+{
+    const char *text = (const char *)sqlite3_column_text(st, column);
+    return text != NULL ? text : "";
+}
+
+/* Copies a text column into out (NUL-terminated); KF_ETOOBIG when it does not fit. */
+static int copy_column(sqlite3_stmt *st, int column, char *out, size_t size)
+{
+    const char *text = column_text(st, column);
+    size_t len = (size_t)sqlite3_column_bytes(st, column);
+    if (len >= size) {
+        if (size > 0)
+            out[0] = '\0';
+        return KF_ETOOBIG;
+    }
+    memcpy(out, text, len);
+    out[len] = '\0';
+    return 0;
+}
+
+static int begin(sqlite_store_t *s) { return run(statement(s, STMT_BEGIN)); }
+
+/* Rolls back the open transaction, if SQLite has not already done so after an error. */
+static void rollback(sqlite_store_t *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        run(statement(s, STMT_ROLLBACK));
+}
+
+/* Commits, or rolls back when the commit fails. */
+static int commit(sqlite_store_t *s)
+{
+    int rc = run(statement(s, STMT_COMMIT));
+    if (rc != 0)
+        rollback(s);
+    return rc;
+}
+
+/* Fills message from the MESSAGE_COLUMNS that start at column first. */
+static void read_message(sqlite3_stmt *st, int first, kf_message_t *message)
+{
+    message->id = sqlite3_column_int64(st, first);
+    message->conversation_id = sqlite3_column_int64(st, first + 1);
+    message->visitor_id = sqlite3_column_int64(st, first + 2);
+    bool by_agent = sqlite3_column_int64(st, first + 3) == KF_SENDER_AGENT;
+    message->sender = by_agent ? KF_SENDER_AGENT : KF_SENDER_VISITOR;
+    message->agent_id = sqlite3_column_int64(st, first + 4);
+    message->agent_name = column_text(st, first + 5);
+    message->body = column_text(st, first + 6);
+    message->created_at = sqlite3_column_int64(st, first + 7);
+}
+
+static void read_conversation(sqlite3_stmt *st, kf_conversation_t *conversation)
+{
+    conversation->id = sqlite3_column_int64(st, 0);
+    conversation->visitor_id = sqlite3_column_int64(st, 1);
+    conversation->visitor_name = column_text(st, 2);
+    conversation->status = column_text(st, 3);
+    conversation->created_at = sqlite3_column_int64(st, 4);
+    conversation->updated_at = sqlite3_column_int64(st, 5);
+    conversation->agent_read_up_to = sqlite3_column_int64(st, 6);
+    conversation->visitor_read_up_to = sqlite3_column_int64(st, 7);
+    conversation->unread_for_agents = sqlite3_column_int64(st, 8);
+    conversation->unread_for_visitor = sqlite3_column_int64(st, 9);
+    conversation->has_last_message =
+        sqlite3_column_type(st, CONVERSATION_LAST_MESSAGE_COLUMN) != SQLITE_NULL;
+    if (conversation->has_last_message) {
+        read_message(st, CONVERSATION_LAST_MESSAGE_COLUMN, &conversation->last_message);
+    } else {
+        memset(&conversation->last_message, 0, sizeof(conversation->last_message));
+        conversation->last_message.agent_name = "";
+        conversation->last_message.body = "";
+    }
+}
+
+static void read_agent(sqlite3_stmt *st, kf_agent_t *agent)
+{
+    agent->id = sqlite3_column_int64(st, 0);
+    agent->email = column_text(st, 1);
+    agent->name = column_text(st, 2);
+    agent->role = column_text(st, 3);
+    agent->password_hash = column_text(st, 4);
+    agent->created_at = sqlite3_column_int64(st, 5);
+}
+
+/* Steps a bound message query to the end, calling cb with each row; stops early when cb returns
+ * non-zero and returns that value. Finishes the statement. */
+static int each_message(sqlite3_stmt *st, kf_store_message_cb cb, void *ctx)
+{
+    int rc = 0;
+    for (;;) {
+        int code = sqlite3_step(st);
+        if (code == SQLITE_DONE)
+            break;
+        if (code != SQLITE_ROW) {
+            rc = map_error(code);
+            break;
+        }
+        kf_message_t message;
+        read_message(st, 0, &message);
+        rc = cb(ctx, &message);
+        if (rc != 0)
+            break;
+    }
+    finish(st);
+    return rc;
+}
+
+/* As each_message, for conversation rows. */
+static int each_conversation(sqlite3_stmt *st, kf_store_conversation_cb cb, void *ctx)
+{
+    int rc = 0;
+    for (;;) {
+        int code = sqlite3_step(st);
+        if (code == SQLITE_DONE)
+            break;
+        if (code != SQLITE_ROW) {
+            rc = map_error(code);
+            break;
+        }
+        kf_conversation_t conversation;
+        read_conversation(st, &conversation);
+        rc = cb(ctx, &conversation);
+        if (rc != 0)
+            break;
+    }
+    finish(st);
+    return rc;
+}
+
+static void sqlite_close(kf_store_t *store)
+{
+    sqlite_store_t *s = from_base(store);
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(s->statements[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static int sqlite_setting_get(kf_store_t *store, const char *key, char *value_out,
+                              size_t value_size)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_SETTING_GET);
+    int rc = bind_text(st, 1, key);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0)
+        rc = copy_column(st, 0, value_out, value_size);
+    finish(st);
+    return rc;
+}
+
+static int sqlite_setting_set(kf_store_t *store, const char *key, const char *value)
+{
+    /* The schema version belongs to the migrations; a caller overwriting it would make the next
+     * open skip or repeat them. */
+    if (key == NULL || strcmp(key, SCHEMA_VERSION_KEY) == 0)
+        return KF_EINVAL;
+    sqlite3_stmt *st = statement(from_base(store), STMT_SETTING_SET);
+    int rc = bind_text(st, 1, key);
+    if (rc == 0)
+        rc = bind_text(st, 2, value);
+    if (rc == 0)
+        return run(st);
+    finish(st);
+    return rc;
+}
+
+static int sqlite_agent_create(kf_store_t *store, const char *email, const char *name,
+                               const char *role, const char *password_hash, int64_t now,
+                               int64_t *id_out)
+{
+    sqlite_store_t *s = from_base(store);
+    sqlite3_stmt *st = statement(s, STMT_AGENT_CREATE);
+    int rc = bind_text(st, 1, email);
+    if (rc == 0)
+        rc = bind_text(st, 2, name);
+    if (rc == 0)
+        rc = bind_text(st, 3, role);
+    if (rc == 0)
+        rc = bind_text(st, 4, password_hash);
+    if (rc == 0)
+        rc = bind_int64(st, 5, now);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc == 0 && id_out != NULL)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int sqlite_agent_count(kf_store_t *store, int64_t *count_out)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_AGENT_COUNT);
+    int rc = step_row(st);
+    if (rc == 0)
+        *count_out = sqlite3_column_int64(st, 0);
+    finish(st);
+    return rc;
+}
+
+/* Calls cb with the one agent row a bound query finds, or returns KF_ENOTFOUND. */
+static int one_agent(sqlite3_stmt *st, kf_store_agent_cb cb, void *ctx)
+{
+    int rc = step_row(st);
+    if (rc == 0) {
+        kf_agent_t agent;
+        read_agent(st, &agent);
+        rc = cb(ctx, &agent);
+    }
+    finish(st);
+    return rc;
+}
+
+static int sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_agent_cb cb,
+                                 void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_AGENT_BY_EMAIL);
+    int rc = bind_text(st, 1, email);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    return one_agent(st, cb, ctx);
+}
+
+static int sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_agent_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_AGENT_BY_ID);
+    int rc = bind_int64(st, 1, id);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    return one_agent(st, cb, ctx);
+}
+
+/* Also deletes every expired session: nothing else ever does, logins are rare, and the expiry
+ * index makes it a short range delete. */
+static int sqlite_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
+                                 const char *csrf, int64_t now, int64_t expires_at)
+{
+    sqlite_store_t *s = from_base(store);
+    sqlite3_stmt *purge = statement(s, STMT_SESSION_PURGE);
+    int rc = bind_int64(purge, 1, now);
+    if (rc == 0)
+        rc = run(purge);
+    else
+        finish(purge);
+    if (rc != 0)
+        return rc;
+
+    sqlite3_stmt *st = statement(s, STMT_SESSION_CREATE);
+    rc = bind_text(st, 1, token_hash);
+    if (rc == 0)
+        rc = bind_int64(st, 2, agent_id);
+    if (rc == 0)
+        rc = bind_text(st, 3, csrf);
+    if (rc == 0)
+        rc = bind_int64(st, 4, now);
+    if (rc == 0)
+        rc = bind_int64(st, 5, expires_at);
+    if (rc == 0)
+        return run(st);
+    finish(st);
+    return rc;
+}
+
+static int sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t now,
+                              int64_t *agent_id_out, char *csrf_out, size_t csrf_size)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_SESSION_GET);
+    int rc = bind_text(st, 1, token_hash);
+    if (rc == 0)
+        rc = bind_int64(st, 2, now);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0)
+        rc = copy_column(st, 1, csrf_out, csrf_size);
+    if (rc == 0)
+        *agent_id_out = sqlite3_column_int64(st, 0);
+    finish(st);
+    return rc;
+}
+
+/* KF_ENOTFOUND when there was no such session (a caller logging out may ignore it). */
+static int sqlite_session_delete(kf_store_t *store, const char *token_hash)
+{
+    sqlite_store_t *s = from_base(store);
+    sqlite3_stmt *st = statement(s, STMT_SESSION_DELETE);
+    int rc = bind_text(st, 1, token_hash);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = KF_ENOTFOUND;
+    return rc;
+}
+
+static int sqlite_visitor_create(kf_store_t *store, const char *token_hash, const char *name,
+                                 int64_t now, int64_t *id_out)
+{
+    sqlite_store_t *s = from_base(store);
+    sqlite3_stmt *st = statement(s, STMT_VISITOR_CREATE);
+    int rc = bind_text(st, 1, token_hash);
+    if (rc == 0)
+        rc = bind_text(st, 2, name);
+    if (rc == 0)
+        rc = bind_int64(st, 3, now);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc == 0 && id_out != NULL)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, int64_t *id_out,
+                                   char *name_out, size_t name_size)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_VISITOR_BY_TOKEN);
+    int rc = bind_text(st, 1, token_hash);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0)
+        rc = copy_column(st, 1, name_out, name_size);
+    if (rc == 0)
+        *id_out = sqlite3_column_int64(st, 0);
+    finish(st);
+    return rc;
+}
+
+/* Looks up the visitor's newest open conversation into *id_out; KF_ENOTFOUND when none. */
+static int find_open_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t *id_out)
+{
+    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_FIND_OPEN);
+    int rc = bind_int64(st, 1, visitor_id);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0)
+        *id_out = sqlite3_column_int64(st, 0);
+    finish(st);
+    return rc;
+}
+
+/* Creates a conversation inside the caller's transaction; KF_ENOTFOUND for an unknown visitor. */
+static int create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t now, int64_t *id_out)
+{
+    sqlite3_stmt *exists = statement(s, STMT_VISITOR_EXISTS);
+    int rc = bind_int64(exists, 1, visitor_id);
+    if (rc == 0)
+        rc = step_row(exists);
+    finish(exists);
+    if (rc != 0)
+        return rc;
+
+    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_CREATE);
+    rc = bind_int64(st, 1, visitor_id);
+    if (rc == 0)
+        rc = bind_int64(st, 2, now);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc == 0)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+/* Under the write lock, looks for the visitor's open conversation again (another connection may
+ * have made one since the unlocked look) and creates one when there is still none. */
+static int find_or_create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t now,
+                                       int64_t *id_out)
+{
+    int rc = begin(s);
+    if (rc != 0)
+        return rc;
+    rc = find_open_conversation(s, visitor_id, id_out);
+    if (rc == KF_ENOTFOUND)
+        rc = create_conversation(s, visitor_id, now, id_out);
+    if (rc != 0) {
+        rollback(s);
+        return rc;
+    }
+    return commit(s);
+}
+
+/* The common case (the visitor already has an open conversation) is a read without a
+ * transaction; only creating one takes the write lock. Should a reopened old conversation sit
+ * beside a newer open one, the newer wins. KF_ENOTFOUND for an unknown visitor. */
+static int sqlite_conversation_open_for_visitor(kf_store_t *store, int64_t visitor_id, int64_t now,
+                                                int64_t *conversation_id_out)
+{
+    sqlite_store_t *s = from_base(store);
+    int64_t id = 0;
+    int rc = find_open_conversation(s, visitor_id, &id);
+    if (rc == KF_ENOTFOUND)
+        rc = find_or_create_conversation(s, visitor_id, now, &id);
+    if (rc == 0)
+        *conversation_id_out = id;
+    return rc;
+}
+
+static int sqlite_conversation_get(kf_store_t *store, int64_t conversation_id,
+                                   kf_store_conversation_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_CONVERSATION_GET);
+    int rc = bind_int64(st, 1, conversation_id);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0) {
+        kf_conversation_t conversation;
+        read_conversation(st, &conversation);
+        rc = cb(ctx, &conversation);
+    }
+    finish(st);
+    return rc;
+}
+
+static int sqlite_conversation_list(kf_store_t *store, size_t limit, kf_store_conversation_cb cb,
+                                    void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_CONVERSATION_LIST);
+    int rc = bind_limit(st, 1, limit);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    return each_conversation(st, cb, ctx);
+}
+
+/* KF_EINVAL for a status other than "open" or "closed". updated_at is left alone: it is the time
+ * of the last message, so that closing or reopening does not reorder the agents' list; now is
+ * unused for that reason. */
+static int sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id,
+                                          const char *status, int64_t now)
+{
+    (void)now;
+    if (status == NULL || (strcmp(status, "open") != 0 && strcmp(status, "closed") != 0))
+        return KF_EINVAL;
+    sqlite_store_t *s = from_base(store);
+    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_SET_STATUS);
+    int rc = bind_int64(st, 1, conversation_id);
+    if (rc == 0)
+        rc = bind_text(st, 2, status);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = KF_ENOTFOUND;
+    return rc;
+}
+
+/* Raises the mark to up_to, but never past the conversation's newest message (see MARK_READ).
+ * KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown reader. */
+static int sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
+                                         kf_sender_t reader, int64_t up_to)
+{
+    stmt_id_t id;
+    if (reader == KF_SENDER_AGENT)
+        id = STMT_CONVERSATION_MARK_READ_AGENTS;
+    else if (reader == KF_SENDER_VISITOR)
+        id = STMT_CONVERSATION_MARK_READ_VISITOR;
+    else
+        return KF_EINVAL;
+    sqlite_store_t *s = from_base(store);
+    sqlite3_stmt *st = statement(s, id);
+    int rc = bind_int64(st, 1, conversation_id);
+    if (rc == 0)
+        rc = bind_int64(st, 2, up_to);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = KF_ENOTFOUND;
+    return rc;
+}
+
+/* Within the caller's transaction: the conversation's visitor into *visitor_id_out, or
+ * KF_ENOTFOUND. */
+static int conversation_visitor(sqlite_store_t *s, int64_t conversation_id,
+                                int64_t *visitor_id_out)
+{
+    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_VISITOR);
+    int rc = bind_int64(st, 1, conversation_id);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0)
+        *visitor_id_out = sqlite3_column_int64(st, 0);
+    finish(st);
+    return rc;
+}
+
+/* Within the caller's transaction: a copy of the agent's name (the caller frees it) into
+ * *name_out, or KF_EINVAL for an unknown agent (a caller's bug, not a missing row it asked
+ * about). */
+static int agent_name_copy(sqlite_store_t *s, int64_t agent_id, char **name_out)
+{
+    sqlite3_stmt *st = statement(s, STMT_AGENT_NAME);
+    int rc = bind_int64(st, 1, agent_id);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == 0)
+        *name_out = kf_xstrdup(column_text(st, 0));
+    else if (rc == KF_ENOTFOUND)
+        rc = KF_EINVAL;
+    finish(st);
+    return rc;
+}
+
+/* Inserts the message and moves the conversation's updated_at, within the caller's transaction. */
+static int insert_message(sqlite_store_t *s, int64_t conversation_id, kf_sender_t sender,
+                          int64_t agent_id, const char *body, int64_t now, int64_t *id_out)
+{
+    sqlite3_stmt *st = statement(s, STMT_MESSAGE_INSERT);
+    int rc = bind_int64(st, 1, conversation_id);
+    if (rc == 0)
+        rc = bind_int64(st, 2, sender);
+    if (rc == 0 && sender == KF_SENDER_AGENT)
+        rc = bind_int64(st, 3, agent_id);
+    if (rc == 0)
+        rc = bind_text(st, 4, body);
+    if (rc == 0)
+        rc = bind_int64(st, 5, now);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    rc = run(st);
+    if (rc != 0)
+        return rc;
+    *id_out = sqlite3_last_insert_rowid(s->db);
+
+    sqlite3_stmt *touch = statement(s, STMT_CONVERSATION_TOUCH);
+    rc = bind_int64(touch, 1, conversation_id);
+    if (rc == 0)
+        rc = bind_int64(touch, 2, now);
+    if (rc == 0)
+        return run(touch);
+    finish(touch);
+    return rc;
+}
+
+/* True when sender is known and agent_id matches it: an agent id for an agent, 0 for a visitor. */
+static bool valid_author(kf_sender_t sender, int64_t agent_id)
+{
+    if (sender == KF_SENDER_AGENT)
+        return agent_id > 0;
+    return sender == KF_SENDER_VISITOR && agent_id == 0;
+}
+
+/* The row handed to cb is built from the arguments and what the transaction read, not read back
+ * after the commit: once the message is durable nothing can fail, so a 0 from here always means
+ * stored and an error always means not stored. BEGIN IMMEDIATE takes the write lock before the
+ * id is assigned, so ids commit in order. KF_EINVAL for a bad sender, an agent message without a
+ * known agent, or a visitor message that names one. cb may be NULL. */
+static int sqlite_message_add(kf_store_t *store, int64_t conversation_id, kf_sender_t sender,
+                              int64_t agent_id, const char *body, int64_t now,
+                              kf_store_message_cb cb, void *ctx)
+{
+    if (!valid_author(sender, agent_id))
+        return KF_EINVAL;
+    sqlite_store_t *s = from_base(store);
+    char *agent_name = NULL;
+    int64_t visitor_id = 0;
+    int64_t id = 0;
+
+    int rc = begin(s);
+    if (rc != 0)
+        return rc;
+    rc = conversation_visitor(s, conversation_id, &visitor_id);
+    if (rc == 0 && sender == KF_SENDER_AGENT)
+        rc = agent_name_copy(s, agent_id, &agent_name);
+    if (rc == 0)
+        rc = insert_message(s, conversation_id, sender, agent_id, body, now, &id);
+    if (rc != 0) {
+        rollback(s);
+        goto out_free_name;
+    }
+    rc = commit(s);
+    if (rc != 0)
+        goto out_free_name;
+
+    if (cb != NULL) {
+        kf_message_t message = {
+            .id = id,
+            .conversation_id = conversation_id,
+            .visitor_id = visitor_id,
+            .sender = sender,
+            .agent_id = agent_id,
+            .agent_name = agent_name != NULL ? agent_name : "",
+            .body = body != NULL ? body : "",
+            .created_at = now,
+        };
+        rc = cb(ctx, &message);
+    }
+
+out_free_name:
+    free(agent_name);
+    return rc;
+}
+
+static int sqlite_messages_in_conversation(kf_store_t *store, int64_t conversation_id,
+                                           int64_t after_id, size_t limit, kf_store_message_cb cb,
+                                           void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_IN_CONVERSATION);
+    int rc = bind_int64(st, 1, conversation_id);
+    if (rc == 0)
+        rc = bind_int64(st, 2, after_id);
+    if (rc == 0)
+        rc = bind_limit(st, 3, limit);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    return each_message(st, cb, ctx);
+}
+
+static int sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
+                                      size_t limit, kf_store_message_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_OF_VISITOR);
+    int rc = bind_int64(st, 1, visitor_id);
+    if (rc == 0)
+        rc = bind_int64(st, 2, after_id);
+    if (rc == 0)
+        rc = bind_limit(st, 3, limit);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    return each_message(st, cb, ctx);
+}
+
+static int sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
+                               kf_store_message_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_ALL);
+    int rc = bind_int64(st, 1, after_id);
+    if (rc == 0)
+        rc = bind_limit(st, 2, limit);
+    if (rc != 0) {
+        finish(st);
+        return rc;
+    }
+    return each_message(st, cb, ctx);
+}
+
+static const kf_store_ops_t sqlite_ops = {
+    .close = sqlite_close,
+    .setting_get = sqlite_setting_get,
+    .setting_set = sqlite_setting_set,
+    .agent_create = sqlite_agent_create,
+    .agent_count = sqlite_agent_count,
+    .agent_by_email = sqlite_agent_by_email,
+    .agent_by_id = sqlite_agent_by_id,
+    .session_create = sqlite_session_create,
+    .session_get = sqlite_session_get,
+    .session_delete = sqlite_session_delete,
+    .visitor_create = sqlite_visitor_create,
+    .visitor_by_token = sqlite_visitor_by_token,
+    .conversation_open_for_visitor = sqlite_conversation_open_for_visitor,
+    .conversation_get = sqlite_conversation_get,
+    .conversation_list = sqlite_conversation_list,
+    .conversation_set_status = sqlite_conversation_set_status,
+    .conversation_mark_read = sqlite_conversation_mark_read,
+    .message_add = sqlite_message_add,
+    .messages_in_conversation = sqlite_messages_in_conversation,
+    .messages_of_visitor = sqlite_messages_of_visitor,
+    .messages_all = sqlite_messages_all,
+};
+
+/* Runs constant SQL (no user data) that needs no binding: pragmas and DDL. */
+static int exec(sqlite3 *db, const char *sql)
+{
+    int code = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return code == SQLITE_OK ? 0 : map_error(code);
+}
+
+/* Reads schema_version into *version_out: 0 when absent (a new database), KF_ESTORE when it is
+ * not a non-negative integer. */
+static int read_schema_version(sqlite3 *db, int64_t *version_out)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM settings WHERE key = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return KF_ESTORE;
+    int rc = bind_text(st, 1, SCHEMA_VERSION_KEY);
+    if (rc == 0)
+        rc = step_row(st);
+    if (rc == KF_ENOTFOUND) {
+        *version_out = 0;
+        rc = 0;
+    } else if (rc == 0) {
+        const char *text = column_text(st, 0);
+        char *end = NULL;
+        long long version = strtoll(text, &end, 10);
+        if (end == text || *end != '\0' || version < 0)
+            rc = KF_ESTORE;
+        else
+            *version_out = version;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Sets schema_version, within migrate's transaction. */
+static int write_schema_version(sqlite3 *db, int64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                           -1, &st, NULL) != SQLITE_OK)
+        return KF_ESTORE;
+    int rc = bind_text(st, 1, SCHEMA_VERSION_KEY);
+    if (rc == 0)
+        rc = bind_int64(st, 2, version); /* stored as text by the column's affinity */
+    if (rc == 0 && sqlite3_step(st) != SQLITE_DONE)
+        rc = KF_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Brings the schema to the newest version in one transaction, so a failed migration leaves the
+ * database as it was. KF_ESTORE for a database written by a newer kefu (its schema_version is
+ * above ours): better to refuse than to run on a schema we do not know. */
+static int migrate(sqlite3 *db)
+{
+    int rc = exec(db, "BEGIN IMMEDIATE");
+    if (rc != 0)
+        return rc;
+    rc = exec(db, "CREATE TABLE IF NOT EXISTS settings "
+                  "(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    int64_t version = 0;
+    if (rc == 0)
+        rc = read_schema_version(db, &version);
+    if (rc == 0 && version > MIGRATION_COUNT)
+        rc = KF_ESTORE;
+    for (int64_t next = version; rc == 0 && next < MIGRATION_COUNT; next++)
+        rc = exec(db, migrations[next]);
+    if (rc == 0 && version < MIGRATION_COUNT)
+        rc = write_schema_version(db, MIGRATION_COUNT);
+    if (rc == 0)
+        rc = exec(db, "COMMIT");
+    if (rc != 0 && !sqlite3_get_autocommit(db))
+        exec(db, "ROLLBACK");
+    return rc != 0 ? KF_ESTORE : 0;
+}
+
+/* The pragma for a synchronous setting, or NULL for an unknown one. Constant strings only: a
+ * pragma cannot take a bound parameter. */
+static const char *synchronous_pragma(const char *synchronous)
+{
+    if (synchronous == NULL || strcasecmp(synchronous, "FULL") == 0)
+        return "PRAGMA synchronous = FULL";
+    if (strcasecmp(synchronous, "NORMAL") == 0)
+        return "PRAGMA synchronous = NORMAL";
+    if (strcasecmp(synchronous, "OFF") == 0)
+        return "PRAGMA synchronous = OFF";
+    return NULL;
+}
+
+int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out)
+{
+    const char *synchronous_sql = synchronous_pragma(synchronous);
+    if (path == NULL || out == NULL || synchronous_sql == NULL)
+        return KF_EINVAL;
+    *out = NULL;
+
+    sqlite_store_t *s = kf_xcalloc(1, sizeof(*s));
+    s->base.ops = &sqlite_ops;
+    /* sqlite3_open_v2 may hand back a connection even when it fails; it is closed below. */
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK)
+        goto out_close_db;
+    sqlite3_extended_result_codes(s->db, 1);
+    if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK)
+        goto out_close_db;
+    /* journal_mode answers with the mode it got; a file system without WAL support keeps a
+     * rollback journal, which is slower but just as safe, so it is not an error. */
+    if (exec(s->db, "PRAGMA journal_mode = WAL") != 0 || exec(s->db, synchronous_sql) != 0 ||
+        exec(s->db, "PRAGMA foreign_keys = ON") != 0)
+        goto out_close_db;
+    if (migrate(s->db) != 0)
+        goto out_close_db;
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->statements[i], NULL) != SQLITE_OK)
+            goto out_finalize;
+    }
+    *out = &s->base;
+    return 0;
+
+out_finalize:
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(s->statements[i]);
+out_close_db:
+    sqlite3_close(s->db);
+    free(s);
+    return KF_ESTORE;
+}
