@@ -27,6 +27,8 @@ struct kf_conn {
     bool closing;               /* uv_close or uv_shutdown was started */
     bool close_after;           /* close once the current response has been written */
     bool reading;               /* uv_read_start is in effect */
+    bool upgraded;              /* after a 101: bytes go to raw_read, not the HTTP parser */
+    kf_raw_read_cb raw_read;    /* the new protocol's reader */
     uint64_t request_started_ms; /* loop time of the first byte of the pending request, or 0 */
     uint64_t idle_since_ms;     /* loop time the connection last finished a response */
     char peer[64];              /* the client's address, for logs and per-address limits */
@@ -226,8 +228,10 @@ int kf_resp_header(kf_req_t *req, const char *name, const char *value)
     return 0;
 }
 
-/* Writes the status line and headers; chunked selects Transfer-Encoding over Content-Length. */
-static void write_head(kf_req_t *req, int status, const char *content_type, size_t len, bool chunked)
+typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_NONE } body_mode_t;
+
+/* Writes the status line and headers; mode says how the body is framed. */
+static void write_head(kf_req_t *req, int status, const char *content_type, size_t len, body_mode_t mode)
 {
     kf_conn_t *conn = req->conn;
     kf_buf_t head;
@@ -237,13 +241,15 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
                   status, status_text(status));
     if (content_type != NULL)
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
+    bool chunked = mode == BODY_CHUNKED;
     if (chunked)
         kf_buf_append_str(&head, req->head.minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
-    else
+    else if (mode == BODY_LENGTH)
         kf_buf_printf(&head, "Content-Length: %zu\r\n", len);
     if (conn->close_after || conn->server->stopping || (chunked && req->head.minor_version == 0))
         conn->close_after = true;
-    kf_buf_append_str(&head, conn->close_after ? "Connection: close\r\n" : "");
+    if (mode != BODY_NONE)
+        kf_buf_append_str(&head, conn->close_after ? "Connection: close\r\n" : "");
     if (req->resp_headers.len > 0)
         kf_buf_append(&head, req->resp_headers.data, req->resp_headers.len);
     kf_buf_append_str(&head, "\r\n");
@@ -276,7 +282,7 @@ void kf_resp_send(kf_req_t *req, int status, const char *content_type, const voi
 {
     if (req->finished || req->streaming)
         return;
-    write_head(req, status, content_type, len, false);
+    write_head(req, status, content_type, len, BODY_LENGTH);
     if (!kf_str_eq(req->head.method, "HEAD") || req->head.method.ptr == NULL)
         conn_write(req->conn, body, len);
     request_done(req->conn);
@@ -317,7 +323,7 @@ void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
 {
     kf_req_hold(req, abort_cb, data);
     req->streaming = true;
-    write_head(req, status, content_type, 0, true);
+    write_head(req, status, content_type, 0, BODY_CHUNKED);
 }
 
 int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len)
@@ -369,6 +375,62 @@ void kf_resp_stream_end(kf_req_t *req)
         req->conn->close_after = true;
     req->abort_cb = NULL;
     request_done(req->conn);
+}
+
+int kf_req_upgrade(kf_req_t *req, kf_raw_read_cb read_cb, kf_req_abort_cb abort_cb, void *data)
+{
+    kf_conn_t *conn = req->conn;
+    if (req->finished || req->streaming || req->held || conn->close_after)
+        return KF_EINVAL;
+    kf_req_hold(req, abort_cb, data);
+    write_head(req, 101, NULL, 0, BODY_NONE);
+    conn->upgraded = true;
+    conn->raw_read = read_cb;
+    return 0;
+}
+
+kf_conn_t *kf_req_conn(kf_req_t *req) { return req->conn; }
+
+int kf_conn_write(kf_conn_t *conn, const void *data, size_t len)
+{
+    if (conn->closing)
+        return KF_EINVAL;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) > conn->server->config.max_output) {
+        conn->req.abort_cb = NULL;
+        conn->req.finished = true;
+        conn_close(conn);
+        return KF_ELIMIT;
+    }
+    conn_write(conn, data, len);
+    return conn->closing ? KF_EIO : 0;
+}
+
+size_t kf_conn_queued(const kf_conn_t *conn)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->tcp);
+}
+
+void kf_conn_close(kf_conn_t *conn, bool flush)
+{
+    conn->req.abort_cb = NULL;
+    conn->req.finished = true;
+    if (flush)
+        conn_close_gracefully(conn);
+    else
+        conn_close(conn);
+}
+
+/* Hands buffered bytes of an upgraded connection to its reader. */
+static void feed_raw(kf_conn_t *conn)
+{
+    while (!conn->closing && conn->rbuf.len > 0) {
+        size_t used = conn->raw_read(conn->req.abort_data, conn->rbuf.data, conn->rbuf.len);
+        if (conn->closing || used == 0)
+            break;
+        kf_buf_consume(&conn->rbuf, used);
+    }
+    if (!conn->closing && conn->rbuf.len == 0)
+        kf_buf_free(&conn->rbuf);
 }
 
 /* ---- reading and framing ---- */
@@ -452,6 +514,12 @@ static void process(kf_conn_t *conn)
         conn->dispatching = false;
         if (conn->closing)
             return;
+        if (conn->upgraded) {
+            kf_buf_consume(&conn->rbuf, conn->req_bytes);
+            conn->req_bytes = 0;
+            feed_raw(conn);
+            return;
+        }
         if (!req->finished) {
             /* Held or streaming: the views into rbuf are no longer used, so reading on (to see
              * the client go away) may grow the buffer freely. */
@@ -487,6 +555,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    if (conn->upgraded) {
+        kf_buf_append(&conn->rbuf, buf->base, (size_t)nread);
+        feed_raw(conn);
+        return;
+    }
     if (conn->rbuf.len == 0 && !conn->in_request)
         conn->request_started_ms = uv_now(server->loop);
     /* While a request is held, a client may pipeline more; cap what we keep for it. */

@@ -90,6 +90,24 @@ void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
 int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len);
 /* Ends the chunked response; the connection goes on with its next request. */
 void kf_resp_stream_end(kf_req_t *req);
+/* Receives bytes of an upgraded connection (everything unconsumed so far, in order); returns how
+ * many it used (0 when it needs more). It may call kf_conn_close. */
+typedef size_t (*kf_raw_read_cb)(void *data, char *buf, size_t len);
+
+/* Answers 101 Switching Protocols (with the headers added by kf_resp_header) and hands the
+ * connection to another protocol: every later byte goes to read_cb (data is its first argument),
+ * and abort_cb runs if the connection dies (peer gone, server stopping). Returns 0, or KF_EINVAL
+ * when the request was already answered or asked to close. */
+int kf_req_upgrade(kf_req_t *req, kf_raw_read_cb read_cb, kf_req_abort_cb abort_cb, void *data);
+kf_conn_t *kf_req_conn(kf_req_t *req);
+/* Writes raw bytes on an upgraded connection. Returns 0; KF_ELIMIT when the peer's unread output
+ * is over max_output (the connection is then closed and abort_cb does not run: the caller cleans
+ * up as on abort); KF_EINVAL when it is closing. */
+int kf_conn_write(kf_conn_t *conn, const void *data, size_t len);
+size_t kf_conn_queued(const kf_conn_t *conn);
+/* Closes an upgraded connection (flush: after queued writes); abort_cb does not run. */
+void kf_conn_close(kf_conn_t *conn, bool flush);
+
 /* Bytes queued on the request's connection and not yet taken by the kernel. */
 size_t kf_req_output_queued(const kf_req_t *req);
 /* The peer's address as text (for logs and per-address limits). */
