@@ -1,0 +1,730 @@
+/* agent.js: the agent console (/agent).
+ *
+ * State lives in `convs` (conversation objects as the server sends them, kept up to date by push
+ * events) and in the selected thread (a MessageList). The server is the authority on unread
+ * counts: a conversation object (from GET /api/conversations, a `conversation` event, or the
+ * answer to a read/status call) replaces ours. Between those, message events keep counts live:
+ * a visitor message that is newer than the conversation's last_message, in a conversation the
+ * agent is not looking at, adds one. */
+(function () {
+  'use strict';
+
+  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, el, avatarClass, initials,
+    visitorName, visitorInitials, formatRelative, formatFull, formatTime, formatDay} = window.KefuUI;
+
+  const MAX_CHARS = 4000;
+  const BASE_TITLE = 'kefu';
+  const $ = (id) => document.getElementById(id);
+
+  const ui = {
+    boot: $('boot'),
+    loginView: $('login-view'),
+    loginForm: $('login-form'),
+    loginEmail: $('login-email'),
+    loginPassword: $('login-password'),
+    loginSubmit: $('login-submit'),
+    loginError: $('login-error'),
+    consoleView: $('console-view'),
+    agentName: $('agent-name'),
+    agentAvatar: $('agent-avatar'),
+    logout: $('logout-button'),
+    conn: $('conn-state'),
+    list: $('conversation-list'),
+    listEmpty: $('list-empty'),
+    unreadTotal: $('unread-total'),
+    back: $('back-button'),
+    threadAvatar: $('thread-avatar'),
+    threadTitle: $('thread-title'),
+    threadSub: $('thread-sub'),
+    statusButton: $('status-button'),
+    thread: $('thread'),
+    threadEmpty: $('thread-empty'),
+    threadEmptyTitle: $('thread-empty-title'),
+    threadEmptyText: $('thread-empty-text'),
+    jump: $('jump-new'),
+    replyForm: $('reply-form'),
+    replyInput: $('reply-input'),
+    replySend: $('reply-send'),
+    replyError: $('reply-error'),
+  };
+
+  const transport = window.KefuPush.transportFromURL('longpoll');
+
+  let me = null;              // {agent, csrf}
+  let sessionGen = 0;         // bumps on every login and logout
+  let push = null;
+  let pushState = null;
+  const convs = new Map();    // id -> conversation
+  const items = new Map();    // id -> .conv-item element
+  const fetching = new Set(); // conversation ids being fetched (unknown ids seen in events)
+  let selectedId = null;
+  let threadGen = 0;          // bumps on every selection, so a slow load cannot fill another thread
+  let threadLoading = false;
+  const readPosted = new Map();   // conversation id -> highest up_to sent
+  const visitorRead = new Map();  // conversation id -> visitor's read mark (from live read events)
+  const readTimers = new Map();
+  const drafts = new Map();       // conversation id -> unsent reply text
+
+  const thread = new MessageList(ui.thread, {
+    me: 'agent',
+    otherName(msg) {
+      const c = convs.get(msg.conversation_id);
+      return c ? visitorName(c.visitor) : 'Visitor #' + msg.visitor_id;
+    },
+    otherInitials(msg) {
+      const c = convs.get(msg.conversation_id);
+      return visitorInitials(c ? c.visitor : null);
+    },
+    onChange: () => updateThreadEmpty(),
+    onUnseenBelow() {
+      ui.jump.hidden = false;
+    },
+  });
+
+  const fitReply = autoGrow(ui.replyInput);
+  enterToSend(ui.replyInput, ui.replyForm);
+
+  /* ---- API with the session's CSRF token; a 401 anywhere means the session is over ---- */
+
+  async function agentApi(method, path, body) {
+    const opts = {body, csrf: me && me.csrf};
+    try {
+      return await api(method, path, opts);
+    } catch (e) {
+      if (e.status === 401) {
+        sessionEnded('Your session has ended. Please sign in again.');
+        throw e;
+      }
+      if (e.status === 403 && e.code === 'csrf' && method !== 'GET') {
+        // The token may have been rotated (e.g. a login in another tab): fetch it and retry once.
+        const fresh = await api('GET', '/api/agent/me');
+        if (me) me.csrf = fresh.csrf;
+        return api(method, path, {body, csrf: fresh.csrf});
+      }
+      throw e;
+    }
+  }
+
+  /* ---- login / logout ---- */
+
+  function showLogin(message) {
+    ui.boot.hidden = true;
+    ui.consoleView.hidden = true;
+    ui.loginView.hidden = false;
+    document.body.classList.remove('show-thread');
+    document.title = BASE_TITLE;
+    if (message) {
+      ui.loginError.textContent = message;
+      ui.loginError.hidden = false;
+    }
+    (ui.loginEmail.value ? ui.loginPassword : ui.loginEmail).focus();
+  }
+
+  ui.loginForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    ui.loginError.hidden = true;
+    const email = ui.loginEmail.value.trim();
+    const password = ui.loginPassword.value;
+    if (!email || !password) {
+      ui.loginError.textContent = 'Please enter your email and password.';
+      ui.loginError.hidden = false;
+      (email ? ui.loginPassword : ui.loginEmail).focus();
+      return;
+    }
+    ui.loginSubmit.disabled = true;
+    ui.loginSubmit.textContent = 'Signing in…';
+    try {
+      const data = await api('POST', '/api/agent/login', {body: {email, password}});
+      ui.loginPassword.value = '';
+      await enterConsole(data);
+    } catch (err) {
+      ui.loginError.textContent = err.message;
+      ui.loginError.hidden = false;
+      ui.loginPassword.select();
+    } finally {
+      ui.loginSubmit.disabled = false;
+      ui.loginSubmit.textContent = 'Sign in';
+    }
+  });
+
+  ui.logout.addEventListener('click', async () => {
+    ui.logout.disabled = true;
+    try {
+      await api('POST', '/api/agent/logout', {body: {}, csrf: me && me.csrf});
+    } catch (e) { /* the session is dropped locally either way */ }
+    ui.logout.disabled = false;
+    resetConsole();
+    showLogin();
+  });
+
+  function sessionEnded(message) {
+    if (!me) return;
+    resetConsole();
+    showLogin(message);
+  }
+
+  function resetConsole() {
+    if (push) push.stop();
+    push = null;
+    pushState = null;
+    me = null;
+    sessionGen++;
+    convs.clear();
+    items.clear();
+    fetching.clear();
+    readPosted.clear();
+    visitorRead.clear();
+    for (const t of readTimers.values()) clearTimeout(t);
+    readTimers.clear();
+    ui.list.replaceChildren();
+    deselect();
+    drafts.clear();
+  }
+
+  async function enterConsole(session) {
+    me = session;
+    const gen = ++sessionGen;
+    ui.agentName.textContent = me.agent.name || me.agent.email;
+    ui.agentAvatar.textContent = initials(me.agent.name || me.agent.email);
+    ui.loginView.hidden = true;
+    ui.boot.hidden = true;
+    ui.consoleView.hidden = false;
+    showConnState(ui.conn, 'connecting');
+    updateThreadEmpty();
+    // The list gives the cursor push starts from, so keep trying until it loads (or the session
+    // ends, or another login replaces this one).
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const cursor = await loadConversations();
+        if (gen === sessionGen) startPush(cursor);
+        return;
+      } catch (e) {
+        if (e.status === 401 || gen !== sessionGen) return;
+        showConnState(ui.conn, navigator.onLine === false ? 'offline' : 'reconnecting');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(15000, 1000 * Math.pow(2, attempt))));
+        if (gen !== sessionGen) return;
+      }
+    }
+  }
+
+  /* ---- conversation list ---- */
+
+  /* GET /api/conversations; replaces our objects with the server's. Returns the push cursor. */
+  async function loadConversations() {
+    const gen = sessionGen;
+    const data = await agentApi('GET', '/api/conversations');
+    if (gen !== sessionGen) throw new Error('session changed');
+    const fresh = new Set();
+    for (const c of data.conversations || []) {
+      fresh.add(c.id);
+      convs.set(c.id, merge(c));
+    }
+    // Drop conversations the server no longer lists.
+    for (const id of Array.from(convs.keys())) {
+      if (!fresh.has(id)) {
+        convs.delete(id);
+        const node = items.get(id);
+        if (node) node.remove();
+        items.delete(id);
+        if (selectedId === id) deselect();
+      }
+    }
+    for (const c of convs.values()) renderItem(c);
+    sortList();
+    refreshSelectedHeader();
+    updateTotals();
+    if (selectedId !== null && viewing(selectedId)) scheduleRead(selectedId);
+    return data.cursor || '0';
+  }
+
+  function activity(c) {
+    return c.last_message ? c.last_message.created_at : (c.updated_at || c.created_at || 0);
+  }
+
+  /* Most recently active first (by the newest message; ids break ties, being monotonic). */
+  function compareConvs(a, b) {
+    return activity(b) - activity(a) ||
+      (b.last_message ? b.last_message.id : 0) - (a.last_message ? a.last_message.id : 0) ||
+      b.id - a.id;
+  }
+
+  function sortList() {
+    const ordered = Array.from(convs.values()).sort(compareConvs);
+    // Move nodes only when the order changed, so focus and hover are not disturbed needlessly.
+    let node = ui.list.firstElementChild;
+    for (const c of ordered) {
+      const item = items.get(c.id);
+      if (item !== node) ui.list.insertBefore(item, node);
+      else node = node.nextElementSibling;
+    }
+    ui.listEmpty.hidden = convs.size > 0;
+  }
+
+  function renderItem(c) {
+    let item = items.get(c.id);
+    if (!item) {
+      item = el('li', 'conv-item');
+      item.dataset.id = String(c.id);
+      item.tabIndex = 0;
+      item.setAttribute('role', 'option');
+      const av = el('span', 'avatar');
+      av.setAttribute('aria-hidden', 'true');
+      const main = el('div', 'conv-main');
+      const top = el('div', 'conv-top');
+      top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
+      const bottom = el('div', 'conv-bottom');
+      bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'), el('span', 'conv-unread'));
+      main.append(top, bottom);
+      item.append(av, main);
+      items.set(c.id, item);
+      ui.list.appendChild(item);
+    }
+    const name = visitorName(c.visitor);
+    const av = item.querySelector('.avatar');
+    av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
+    av.textContent = visitorInitials(c.visitor);
+    item.querySelector('.conv-name').textContent = name;
+    item.querySelector('.conv-tag').hidden = c.status !== 'closed';
+    item.classList.toggle('closed', c.status === 'closed');
+
+    const last = c.last_message;
+    const who = item.querySelector('.conv-preview-who');
+    if (last && last.sender === 'agent') {
+      who.textContent = (me && last.agent_name === me.agent.name ? 'You' : (last.agent_name || 'Agent')) + ':';
+      who.hidden = false;
+    } else {
+      who.textContent = '';
+      who.hidden = true;
+    }
+    // The raw text: CSS (white-space: nowrap) shows it as one line.
+    item.querySelector('.conv-preview').textContent = last ? last.body : 'No messages yet';
+    const time = item.querySelector('.conv-time');
+    const at = activity(c);
+    time.textContent = at ? formatRelative(at) : '';
+    time.title = at ? formatFull(at) : '';
+    if (at) time.dateTime = new Date(at).toISOString();
+
+    const unread = Math.max(0, c.unread | 0);
+    item.dataset.unread = String(unread);
+    item.classList.toggle('unread', unread > 0);
+    const badge = item.querySelector('.conv-unread');
+    badge.textContent = unread > 99 ? '99+' : String(unread);
+    badge.hidden = unread === 0;
+    item.classList.toggle('selected', c.id === selectedId);
+    item.setAttribute('aria-selected', c.id === selectedId ? 'true' : 'false');
+    item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
+      (c.status === 'closed' ? ', closed' : '') + (last ? ': ' + last.body.slice(0, 120) : ''));
+  }
+
+  function updateTotals() {
+    let total = 0;
+    for (const c of convs.values()) total += Math.max(0, c.unread | 0);
+    document.title = total > 0 ? '(' + total + ') ' + BASE_TITLE : BASE_TITLE;
+    ui.unreadTotal.hidden = total === 0;
+    ui.unreadTotal.textContent = total + ' unread';
+  }
+
+  /* Replace our copy with the server's. A snapshot may lag behind message events we already
+   * applied (e.g. taken before a reconnect gap); then keep our newer last message. */
+  function merge(c) {
+    const old = convs.get(c.id);
+    if (old && old.last_message && (!c.last_message || c.last_message.id < old.last_message.id)) {
+      return Object.assign({}, c, {last_message: old.last_message, unread: Math.max(c.unread | 0, old.unread | 0)});
+    }
+    return c;
+  }
+
+  function applyConversation(c) {
+    if (!c || c.id == null) return;
+    c = merge(c);
+    convs.set(c.id, c);
+    renderItem(c);
+    sortList();
+    updateTotals();
+    if (c.id === selectedId) {
+      refreshSelectedHeader();
+      showVisitorRead(c.id);
+      if (c.unread > 0 && viewing(c.id)) scheduleRead(c.id);
+    }
+  }
+
+  /* "Seen" under our newest message the visitor has read. Live `read` events give the mark; a
+   * conversation object may also carry it as visitor_read_up_to (optional: API.md does not list
+   * it, but with it the mark survives a reload). */
+  function showVisitorRead(id) {
+    const c = convs.get(id);
+    const mark = Math.max(visitorRead.get(id) || 0, (c && Number(c.visitor_read_up_to)) || 0);
+    if (mark && id === selectedId) thread.markSeen(mark);
+  }
+
+  /* An event named a conversation we do not have (new, or missed while disconnected). */
+  async function fetchConversation(id) {
+    if (fetching.has(id)) return;
+    fetching.add(id);
+    try {
+      const data = await agentApi('GET', '/api/conversations/' + id);
+      if (me) applyConversation(data.conversation);
+    } catch (e) { /* the next list refresh will catch up */ } finally {
+      fetching.delete(id);
+    }
+  }
+
+  ui.list.addEventListener('click', (e) => {
+    const item = e.target.closest('.conv-item');
+    if (item) select(Number(item.dataset.id));
+  });
+  ui.list.addEventListener('keydown', (e) => {
+    const item = e.target.closest('.conv-item');
+    if (!item) return;
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      select(Number(item.dataset.id));
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      const next = e.key === 'ArrowDown' ? item.nextElementSibling : item.previousElementSibling;
+      if (next) next.focus();
+    }
+  });
+
+  /* Relative times ("5m") age; refresh them. */
+  setInterval(() => {
+    for (const c of convs.values()) {
+      const item = items.get(c.id);
+      const at = activity(c);
+      if (item && at) item.querySelector('.conv-time').textContent = formatRelative(at);
+    }
+  }, 30000);
+
+  /* ---- the selected thread ---- */
+
+  function isPhone() {
+    return window.matchMedia('(max-width: 760px)').matches;
+  }
+
+  /* Is the agent looking at this conversation right now? */
+  function viewing(id) {
+    return id === selectedId && document.visibilityState === 'visible';
+  }
+
+  async function select(id) {
+    const c = convs.get(id);
+    if (!c) return;
+    document.body.classList.add('show-thread');
+    if (id === selectedId) {
+      if (!isPhone()) ui.replyInput.focus();
+      return;
+    }
+    const previous = selectedId;
+    saveDraft();
+    selectedId = id;
+    if (previous !== null && convs.has(previous)) renderItem(convs.get(previous));
+    renderItem(c);
+    thread.clear();
+    ui.jump.hidden = true;
+    ui.replyError.hidden = true;
+    ui.replyInput.disabled = false;
+    ui.replySend.disabled = false;
+    // Each conversation keeps its own unsent draft, so a reply never lands in the wrong one.
+    ui.replyInput.value = drafts.get(id) || '';
+    fitReply();
+    refreshSelectedHeader();
+    if (!isPhone()) ui.replyInput.focus();
+
+    const gen = ++threadGen;
+    threadLoading = true;
+    updateThreadEmpty();
+    try {
+      let after = 0;
+      for (;;) {
+        const data = await agentApi('GET', '/api/conversations/' + id + '/messages?after=' + after);
+        if (gen !== threadGen) return;
+        const batch = data.messages || [];
+        thread.addAll(batch, {initial: true});
+        if (!data.more || batch.length === 0) break;
+        after = batch[batch.length - 1].id;
+      }
+      showVisitorRead(id);
+    } catch (e) {
+      if (gen === threadGen) showReplyError('Could not load this conversation. ' + sentence(e.message));
+      return;
+    } finally {
+      if (gen === threadGen) {
+        threadLoading = false;
+        updateThreadEmpty();
+      }
+    }
+    if (viewing(id)) scheduleRead(id, 0);
+  }
+
+  function saveDraft() {
+    if (selectedId === null) return;
+    if (ui.replyInput.value.trim()) drafts.set(selectedId, ui.replyInput.value);
+    else drafts.delete(selectedId);
+  }
+
+  function deselect() {
+    saveDraft();
+    selectedId = null;
+    ui.replyInput.value = '';
+    fitReply();
+    threadGen++;
+    threadLoading = false;
+    thread.clear();
+    ui.jump.hidden = true;
+    ui.replyInput.disabled = true;
+    ui.replySend.disabled = true;
+    ui.replyInput.placeholder = 'Select a conversation to reply';
+    ui.replyError.hidden = true;
+    for (const item of ui.list.querySelectorAll('.conv-item.selected')) {
+      item.classList.remove('selected');
+      item.setAttribute('aria-selected', 'false');
+    }
+    refreshSelectedHeader();
+    updateThreadEmpty();
+  }
+
+  function refreshSelectedHeader() {
+    const c = selectedId !== null ? convs.get(selectedId) : null;
+    ui.statusButton.hidden = !c;
+    ui.threadAvatar.hidden = !c;
+    document.body.classList.toggle('has-selection', !!c);
+    if (!c) {
+      ui.threadTitle.textContent = 'No conversation selected';
+      ui.threadSub.textContent = '';
+      return;
+    }
+    ui.threadTitle.textContent = visitorName(c.visitor);
+    ui.threadAvatar.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
+    ui.threadAvatar.textContent = visitorInitials(c.visitor);
+    const parts = [];
+    if (c.visitor && c.visitor.name) parts.push('Visitor #' + c.visitor.id);
+    parts.push(c.status === 'closed' ? 'Closed' : 'Open');
+    if (c.created_at) {
+      const day = formatDay(c.created_at);
+      parts.push('started ' + (day === 'Today' ? formatTime(c.created_at) : day.toLowerCase() === 'yesterday' ? 'yesterday' : day));
+    }
+    ui.threadSub.textContent = parts.join(' · ');
+    ui.threadSub.title = c.created_at ? 'Started ' + formatFull(c.created_at) : '';
+    ui.threadSub.classList.toggle('is-closed', c.status === 'closed');
+    ui.replyInput.placeholder = c.status === 'closed' ? 'This conversation is closed. Reopen it, or reply anyway…'
+      : 'Write a reply…';
+    ui.statusButton.textContent = c.status === 'closed' ? 'Reopen' : 'Close conversation';
+    ui.statusButton.classList.toggle('btn-primary', c.status === 'closed');
+    ui.statusButton.classList.toggle('btn-secondary', c.status !== 'closed');
+  }
+
+  function updateThreadEmpty() {
+    const c = selectedId !== null ? convs.get(selectedId) : null;
+    if (!c) {
+      ui.threadEmptyTitle.textContent = 'Pick a conversation';
+      ui.threadEmptyText.textContent = convs.size ? 'Choose a conversation on the left to read it and reply.'
+        : 'Nothing to answer yet. New conversations will show up on the left.';
+      ui.threadEmpty.hidden = false;
+    } else if (thread.size === 0) {
+      ui.threadEmptyTitle.textContent = threadLoading ? 'Loading…' : 'No messages yet';
+      ui.threadEmptyText.textContent = threadLoading ? '' : 'Write the first message below.';
+      ui.threadEmpty.hidden = false;
+    } else {
+      ui.threadEmpty.hidden = true;
+    }
+  }
+
+  ui.back.addEventListener('click', () => {
+    document.body.classList.remove('show-thread');
+    // On a phone the list is now all there is: nothing is being looked at, so new messages in
+    // the conversation just left must count as unread again.
+    const id = selectedId;
+    deselect();
+    if (id !== null && items.has(id)) items.get(id).focus();
+  });
+
+  ui.jump.addEventListener('click', () => {
+    thread.scrollToBottom(true);
+    ui.jump.hidden = true;
+  });
+  ui.thread.addEventListener('scroll', () => {
+    if (!ui.jump.hidden && thread.nearBottom()) ui.jump.hidden = true;
+  }, {passive: true});
+
+  /* ---- read marks ---- */
+
+  /* Mark the conversation read up to its newest message, soon (a burst of messages makes one
+   * request). The badge drops at once; the server's answer then confirms the count. */
+  function scheduleRead(id, delay) {
+    if (readTimers.has(id)) return;
+    readTimers.set(id, setTimeout(() => {
+      readTimers.delete(id);
+      markRead(id);
+    }, delay === undefined ? 300 : delay));
+  }
+
+  async function markRead(id) {
+    const c = convs.get(id);
+    if (!c || !viewing(id)) return;
+    const upTo = Math.max(c.last_message ? c.last_message.id : 0, id === selectedId ? thread.lastId() : 0);
+    if (upTo === 0) return;
+    if ((readPosted.get(id) || 0) >= upTo && !(c.unread > 0)) return;
+    readPosted.set(id, upTo);
+    if (c.unread) {
+      c.unread = 0;
+      renderItem(c);
+      updateTotals();
+    }
+    try {
+      const data = await agentApi('POST', '/api/conversations/' + id + '/read', {up_to: upTo});
+      if (data.conversation) applyConversation(data.conversation);
+    } catch (e) {
+      readPosted.delete(id);
+    }
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && selectedId !== null) scheduleRead(selectedId, 0);
+  });
+
+  /* ---- status ---- */
+
+  ui.statusButton.addEventListener('click', async () => {
+    const id = selectedId;
+    const c = convs.get(id);
+    if (!c) return;
+    ui.statusButton.disabled = true;
+    try {
+      const next = c.status === 'closed' ? 'open' : 'closed';
+      const data = await agentApi('POST', '/api/conversations/' + id + '/status', {status: next});
+      applyConversation(data.conversation);
+    } catch (e) {
+      if (e.status !== 401) showReplyError('Could not change the status. ' + sentence(e.message));
+    } finally {
+      ui.statusButton.disabled = false;
+    }
+  });
+
+  /* ---- replies ---- */
+
+  let replying = false;
+
+  function showReplyError(text) {
+    ui.replyError.textContent = text;
+    ui.replyError.hidden = false;
+  }
+
+  ui.replyInput.addEventListener('input', () => {
+    if (!ui.replyError.hidden && ui.replyInput.value.trim() === '') ui.replyError.hidden = true;
+  });
+
+  ui.replyForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const id = selectedId;
+    if (id === null || replying) return;
+    const text = ui.replyInput.value;
+    const body = text.trim();
+    if (!body) return;
+    if (Array.from(body).length > MAX_CHARS) {
+      showReplyError('That reply is too long: please keep it under ' + MAX_CHARS + ' characters.');
+      return;
+    }
+    replying = true;
+    ui.replySend.disabled = true;
+    ui.replyForm.classList.add('busy');
+    try {
+      const data = await agentApi('POST', '/api/conversations/' + id + '/messages', {body});
+      handleMessage(data.message);
+      ui.replyError.hidden = true;
+      if (ui.replyInput.value === text) {
+        ui.replyInput.value = '';
+        fitReply();
+      }
+    } catch (err) {
+      if (err.status !== 401) showReplyError('Your reply was not sent. ' + sentence(err.message));
+    } finally {
+      replying = false;
+      ui.replyForm.classList.remove('busy');
+      ui.replySend.disabled = selectedId === null;
+      if (selectedId !== null) ui.replyInput.focus();
+    }
+  });
+
+  /* ---- push ---- */
+
+  function startPush(cursor) {
+    if (push) push.stop();
+    push = new window.KefuPush({
+      transport,
+      cursor,
+      auth: {cookie: true},
+      onEvent: handleEvent,
+      onState(state) {
+        const wasDown = pushState === 'reconnecting' || pushState === 'offline';
+        pushState = state;
+        showConnState(ui.conn, state);
+        // Conversation events are not replayed after a drop (only messages are), so after one
+        // re-read the list to pick up status changes and read marks we missed.
+        if (state === 'connected' && wasDown && me) loadConversations().catch(() => {});
+      },
+      onAuthError: () => sessionEnded('Your session has ended. Please sign in again.'),
+    });
+  }
+
+  function handleEvent(ev) {
+    if (!me) return;
+    if (ev.type === 'message' && ev.message) handleMessage(ev.message);
+    else if (ev.type === 'conversation') applyConversation(ev.conversation);
+    else if (ev.type === 'read') handleRead(ev);
+  }
+
+  /* A message from push or from our own reply (the same message may come both ways). */
+  function handleMessage(m) {
+    const c = convs.get(m.conversation_id);
+    if (!c) {
+      fetchConversation(m.conversation_id);
+      return;
+    }
+    if (!c.last_message || m.id > c.last_message.id) {
+      c.last_message = m;
+      c.updated_at = Math.max(c.updated_at || 0, m.created_at);
+      if (m.sender === 'visitor') {
+        if (viewing(c.id)) scheduleRead(c.id);
+        else c.unread = (c.unread | 0) + 1;
+      }
+      renderItem(c);
+      sortList();
+      updateTotals();
+    }
+    if (c.id === selectedId) thread.add(m);
+    if (c.id === selectedId) updateThreadEmpty();
+  }
+
+  function handleRead(ev) {
+    const id = Number(ev.conversation_id);
+    const upTo = Number(ev.up_to);
+    if (ev.reader === 'visitor') {
+      visitorRead.set(id, Math.max(visitorRead.get(id) || 0, upTo));
+      if (id === selectedId) thread.markSeen(upTo);
+      return;
+    }
+    // Another agent (or this one, in another tab) read it.
+    const c = convs.get(id);
+    if (c && c.unread && c.last_message && upTo >= c.last_message.id) {
+      c.unread = 0;
+      renderItem(c);
+      updateTotals();
+    }
+  }
+
+  /* ---- start ---- */
+
+  window.addEventListener('resize', () => {
+    // Leaving the phone layout with the list showing: nothing else to do, both panes show.
+    if (!isPhone() && selectedId === null) document.body.classList.remove('show-thread');
+  });
+
+  (async function boot() {
+    try {
+      const data = await api('GET', '/api/agent/me');
+      await enterConsole(data);
+    } catch (e) {
+      if (!me) showLogin(e.status === 401 ? '' : e.message);
+    }
+  })();
+})();

@@ -1,0 +1,271 @@
+/* chat.js: the visitor's chat page (/chat).
+ *
+ * Start-up: reuse the token in localStorage (checked with GET /api/visitor/session; a 401 means
+ * the server no longer knows it, so make a new session), load the whole history, then start
+ * push from the newest message id. The push cursor lives only in memory: after a reload it is
+ * recomputed from the history, which is the same thing. */
+(function () {
+  'use strict';
+
+  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend} = window.KefuUI;
+
+  const TOKEN_KEY = 'kefu.visitor.token';
+  const MAX_CHARS = 4000;
+  const BASE_TITLE = document.title;
+
+  const $ = (id) => document.getElementById(id);
+  const messagesEl = $('messages');
+  const emptyEl = $('empty-state');
+  const jumpEl = $('jump-new');
+  const form = $('composer');
+  const input = $('message-input');
+  const sendButton = $('send-button');
+  const errorEl = $('chat-error');
+  const countEl = $('char-count');
+  const connEl = $('conn-state');
+
+  const transport = window.KefuPush.transportFromURL('longpoll');
+
+  let token = null;
+  let push = null;
+  let sending = false;
+  let readSent = 0;      // the highest up_to we have told the server
+  let unseenWhileHidden = 0;
+
+  const list = new MessageList(messagesEl, {
+    me: 'visitor',
+    onChange(count) {
+      emptyEl.hidden = count > 0;
+    },
+    onUnseenBelow() {
+      jumpEl.hidden = false;
+    },
+  });
+
+  /* ---- storage (localStorage can throw: private mode, disabled storage) ---- */
+
+  function loadToken() {
+    try {
+      return localStorage.getItem(TOKEN_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function saveToken(t) {
+    try {
+      if (t) localStorage.setItem(TOKEN_KEY, t);
+      else localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* the session then lasts as long as the page */ }
+  }
+
+  /* ---- session and history ---- */
+
+  async function createSession() {
+    const data = await api('POST', '/api/visitor/session', {body: {}});
+    token = data.token;
+    saveToken(token);
+  }
+
+  /* Makes sure `token` names a session the server knows. */
+  async function ensureSession() {
+    if (!token) token = loadToken();
+    if (token) {
+      try {
+        await api('GET', '/api/visitor/session', {bearer: token});
+        return;
+      } catch (e) {
+        if (e.status !== 401) throw e;
+        token = null; // forgotten by the server (expired, or its data was reset)
+      }
+    }
+    await createSession();
+  }
+
+  /* The whole history, 500 messages a page. */
+  async function loadHistory() {
+    let after = 0;
+    for (;;) {
+      const data = await api('GET', '/api/visitor/messages?after=' + after, {bearer: token});
+      const batch = data.messages || [];
+      list.addAll(batch, {initial: true});
+      if (!data.more || batch.length === 0) break;
+      after = batch[batch.length - 1].id;
+    }
+  }
+
+  function startPush() {
+    if (push) push.stop();
+    push = new window.KefuPush({
+      transport,
+      cursor: String(list.lastId()),
+      auth: {bearer: token},
+      onEvent: handleEvent,
+      onState: (state) => showConnState(connEl, state),
+      onAuthError: () => { restart(true); },
+    });
+  }
+
+  /* Start-up, retried with a growing pause while the server cannot be reached. */
+  async function start(attempt) {
+    try {
+      await ensureSession();
+      await loadHistory();
+      startPush();
+      sendReadReceipt();
+    } catch (e) {
+      showConnState(connEl, navigator.onLine === false ? 'offline' : 'reconnecting');
+      const delay = Math.min(15000, 1000 * Math.pow(2, attempt || 0));
+      setTimeout(() => start((attempt || 0) + 1), delay);
+    }
+  }
+
+  /* The server rejected our token mid-session: its visitor is gone, and so is that history. */
+  async function restart(forget) {
+    if (push) push.stop();
+    push = null;
+    if (forget) {
+      token = null;
+      saveToken(null);
+    }
+    list.clear();
+    readSent = 0;
+    showConnState(connEl, 'connecting');
+    await start(0);
+  }
+
+  /* ---- push events ---- */
+
+  function handleEvent(ev) {
+    if (ev.type === 'message' && ev.message) {
+      const isNew = list.add(ev.message);
+      if (isNew && ev.message.sender === 'agent') {
+        if (document.visibilityState === 'visible') sendReadReceipt();
+        else {
+          unseenWhileHidden++;
+          document.title = '(' + unseenWhileHidden + ') ' + BASE_TITLE;
+        }
+      }
+    } else if (ev.type === 'read' && ev.reader === 'agent') {
+      list.markSeen(Number(ev.up_to));
+    }
+  }
+
+  /* Tell the server which agent messages the visitor has had in front of them. */
+  function sendReadReceipt() {
+    if (!token || document.visibilityState !== 'visible') return;
+    const upTo = list.lastIdFrom('agent');
+    if (upTo <= readSent) return;
+    const previous = readSent;
+    readSent = upTo;
+    api('POST', '/api/visitor/read', {bearer: token, body: {up_to: upTo}}).catch(() => {
+      if (readSent === upTo) readSent = previous; // try again next time
+    });
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState !== 'visible') return;
+    unseenWhileHidden = 0;
+    document.title = BASE_TITLE;
+    sendReadReceipt();
+  });
+
+  /* ---- composer ---- */
+
+  const fit = autoGrow(input);
+  enterToSend(input, form);
+
+  function codePoints(s) {
+    let n = 0;
+    for (const _ of s) n++; // eslint-disable-line no-unused-vars
+    return n;
+  }
+
+  function showError(text) {
+    errorEl.textContent = text;
+    errorEl.hidden = false;
+  }
+
+  function clearError() {
+    errorEl.hidden = true;
+    errorEl.textContent = '';
+  }
+
+  function updateCount() {
+    const n = codePoints(input.value.trim());
+    const left = MAX_CHARS - n;
+    countEl.hidden = left > 300;
+    countEl.textContent = left >= 0 ? left + ' characters left' : -left + ' characters too many';
+    countEl.classList.toggle('over', left < 0);
+  }
+
+  input.addEventListener('input', () => {
+    updateCount();
+    if (!errorEl.hidden && input.value.trim() === '') clearError();
+  });
+
+  async function postMessage(body) {
+    return api('POST', '/api/visitor/messages', {bearer: token, body: {body}});
+  }
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (sending) return;
+    const text = input.value;
+    const body = text.trim();
+    if (body === '') {
+      input.focus();
+      return;
+    }
+    if (codePoints(body) > MAX_CHARS) {
+      showError('That message is too long: please keep it under ' + MAX_CHARS + ' characters.');
+      return;
+    }
+    sending = true;
+    form.classList.add('busy');
+    sendButton.disabled = true;
+    try {
+      if (!token) await ensureSession();
+      let data;
+      try {
+        data = await postMessage(body);
+      } catch (err) {
+        if (err.status !== 401) throw err;
+        // Our session vanished on the server: start a fresh one and send there.
+        await restart(true);
+        data = await postMessage(body);
+      }
+      list.add(data.message, {scroll: true});
+      clearError();
+      // The text stays in the box until the server has it; clear it only if the visitor has not
+      // started typing something else meanwhile.
+      if (input.value === text) {
+        input.value = '';
+        fit();
+        updateCount();
+      }
+    } catch (err) {
+      showError('Your message was not sent. ' + sentence(err.message));
+    } finally {
+      sending = false;
+      form.classList.remove('busy');
+      sendButton.disabled = false;
+      input.focus();
+    }
+  });
+
+  /* ---- scrolling ---- */
+
+  jumpEl.addEventListener('click', () => {
+    list.scrollToBottom(true);
+    jumpEl.hidden = true;
+  });
+  messagesEl.addEventListener('scroll', () => {
+    if (!jumpEl.hidden && list.nearBottom()) jumpEl.hidden = true;
+  }, {passive: true});
+
+  showConnState(connEl, 'connecting');
+  start(0);
+  // Do not pop up the phone keyboard over the page on load; on a desktop, be ready to type.
+  if (window.matchMedia('(hover: hover) and (pointer: fine)').matches) input.focus();
+})();

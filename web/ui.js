@@ -1,0 +1,394 @@
+/* ui.js: small helpers shared by the visitor page and the agent console: the JSON API call, time
+ * formatting, avatars, the connection-state pill, and MessageList (a thread of message bubbles).
+ *
+ * Rule for everything here: user data goes into the DOM with textContent only, never innerHTML. */
+(function () {
+  'use strict';
+
+  /* ---- API ---- */
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status; // 0: the request never got an answer
+      this.code = code;
+    }
+  }
+
+  /* fetch + JSON. opts: {body, bearer, csrf, signal}. Resolves with the parsed answer; rejects
+   * with an ApiError carrying the server's message (or a human one for network trouble). */
+  async function api(method, path, opts) {
+    const o = opts || {};
+    const headers = {Accept: 'application/json'};
+    if (o.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (o.bearer) headers.Authorization = 'Bearer ' + o.bearer;
+    if (o.csrf) headers['X-CSRF-Token'] = o.csrf;
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers,
+        body: o.body !== undefined ? JSON.stringify(o.body) : undefined,
+        credentials: 'same-origin',
+        cache: 'no-store',
+        signal: o.signal,
+      });
+    } catch (e) {
+      if (e && e.name === 'AbortError') throw e;
+      throw new ApiError(0, 'network', 'Can\u2019t reach the server. Check your connection and try again.');
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (e) { /* not JSON (e.g. a proxy's error page) */ }
+    if (!res.ok) {
+      const err = data && data.error ? data.error : {};
+      throw new ApiError(res.status, err.code || 'http_' + res.status, err.message || defaultMessage(res.status));
+    }
+    return data || {};
+  }
+
+  function defaultMessage(status) {
+    if (status === 429) return 'Too many requests. Please wait a moment and try again.';
+    if (status >= 500) return 'The server had a problem. Please try again.';
+    return 'Request failed (HTTP ' + status + ').';
+  }
+
+  /* A server message ("no such conversation") as a sentence to follow one of ours. */
+  function sentence(text) {
+    const t = String(text || '').trim();
+    if (!t) return '';
+    const first = t.charAt(0).toUpperCase() + t.slice(1);
+    return /[.!?…]$/.test(first) ? first : first + '.';
+  }
+
+  /* ---- time ---- */
+
+  const timeFmt = new Intl.DateTimeFormat(undefined, {hour: 'numeric', minute: '2-digit'});
+  const fullFmt = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'});
+  const weekdayFmt = new Intl.DateTimeFormat(undefined, {weekday: 'long'});
+  const shortWeekdayFmt = new Intl.DateTimeFormat(undefined, {weekday: 'short'});
+  const dayMonthFmt = new Intl.DateTimeFormat(undefined, {day: 'numeric', month: 'short'});
+  const fullDayFmt = new Intl.DateTimeFormat(undefined, {day: 'numeric', month: 'long', year: 'numeric'});
+
+  function startOfDay(ms) {
+    const d = new Date(ms);
+    d.setHours(0, 0, 0, 0);
+    return d.getTime();
+  }
+
+  function daysAgo(ms) {
+    return Math.round((startOfDay(Date.now()) - startOfDay(ms)) / 86400000);
+  }
+
+  function formatTime(ms) {
+    return timeFmt.format(new Date(ms));
+  }
+
+  function formatFull(ms) {
+    return fullFmt.format(new Date(ms));
+  }
+
+  /* "Today", "Yesterday", "Monday", "3 March 2025": the label of a day separator. */
+  function formatDay(ms) {
+    const n = daysAgo(ms);
+    if (n <= 0) return 'Today';
+    if (n === 1) return 'Yesterday';
+    if (n < 7) return weekdayFmt.format(new Date(ms));
+    return fullDayFmt.format(new Date(ms));
+  }
+
+  /* Compact relative time for lists: "now", "5m", "3h", "Yesterday", "Mon", "12 Mar". */
+  function formatRelative(ms) {
+    const diff = Date.now() - ms;
+    if (diff < 60000) return 'now';
+    if (diff < 3600000) return Math.floor(diff / 60000) + 'm';
+    const n = daysAgo(ms);
+    if (n <= 0) return Math.floor(diff / 3600000) + 'h';
+    if (n === 1) return 'Yesterday';
+    if (n < 7) return shortWeekdayFmt.format(new Date(ms));
+    return dayMonthFmt.format(new Date(ms));
+  }
+
+  /* ---- small DOM helpers ---- */
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  const AVATAR_COLOURS = 8;
+
+  function avatarClass(id) {
+    const n = Math.abs(Number(id) || 0) % AVATAR_COLOURS;
+    return 'av-' + n;
+  }
+
+  function initials(name) {
+    const words = String(name || '').trim().split(/\s+/).filter(Boolean);
+    if (words.length === 0) return '?';
+    const chars = Array.from(words[0]);
+    if (words.length === 1) return chars[0].toUpperCase();
+    return (chars[0] + Array.from(words[words.length - 1])[0]).toUpperCase();
+  }
+
+  /* Avatar text: initials of a named visitor, "#" for an anonymous one. */
+  function visitorInitials(visitor) {
+    return visitor && (visitor.name || '').trim() ? initials(visitor.name) : '#';
+  }
+
+  function visitorName(visitor) {
+    if (!visitor) return 'Visitor';
+    const name = (visitor.name || '').trim();
+    return name || 'Visitor #' + visitor.id;
+  }
+
+  const STATE_LABELS = {
+    connecting: 'Connecting\u2026',
+    connected: 'Connected',
+    reconnecting: 'Reconnecting\u2026',
+    offline: 'Offline',
+  };
+
+  /* Updates a #conn-state element: data-state for tests and CSS, a short label for people. */
+  function showConnState(node, state) {
+    if (!node) return;
+    node.dataset.state = state;
+    const label = node.querySelector('.conn-label') || node;
+    label.textContent = STATE_LABELS[state] || state;
+    node.title = state === 'connected' ? 'Live updates are on' :
+      state === 'offline' ? 'You are offline; messages will sync when you are back' :
+        'Connecting to the live update channel';
+  }
+
+  /* ---- MessageList ---- */
+
+  /* Messages that follow each other from the same sender within this time are drawn as one group:
+   * the author's name above the first bubble, the time below the last. */
+  const GROUP_GAP_MS = 3 * 60 * 1000;
+
+  /* A thread of message bubbles inside `container` (which is also the scrolling element).
+   * `me` is 'visitor' or 'agent': whose messages sit on the right in the brand colour.
+   * Messages are kept sorted by id; adding one that is already there does nothing, which is how a
+   * sent message and its pushed copy become one bubble. */
+  class MessageList {
+    constructor(container, opts) {
+      const o = opts || {};
+      this.container = container;
+      this.me = o.me || 'visitor';
+      this.otherName = o.otherName || null;     // function(msg) -> name for the left-hand side
+      this.otherInitials = o.otherInitials || null; // function(msg) -> avatar text for it
+      this.onChange = o.onChange || function () {};
+      this.onUnseenBelow = o.onUnseenBelow || function () {};
+      this.messages = [];       // sorted by id
+      this.nodes = new Map();   // id -> element
+      this.seenUpTo = 0;        // the other side has read my messages up to this id
+      this.seenNode = null;
+    }
+
+    has(id) {
+      return this.nodes.has(Number(id));
+    }
+
+    get size() {
+      return this.messages.length;
+    }
+
+    lastId() {
+      return this.messages.length ? this.messages[this.messages.length - 1].id : 0;
+    }
+
+    /* The newest id of a message from `sender`, or 0. */
+    lastIdFrom(sender) {
+      for (let i = this.messages.length - 1; i >= 0; i--) {
+        if (this.messages[i].sender === sender) return this.messages[i].id;
+      }
+      return 0;
+    }
+
+    clear() {
+      this.messages = [];
+      this.nodes.clear();
+      this.seenUpTo = 0;
+      this.seenNode = null;
+      this.container.replaceChildren();
+      this.onChange(0);
+    }
+
+    /* Adds messages (any order). Returns how many were new. */
+    addAll(list, opts) {
+      const wasNearBottom = this.nearBottom();
+      let added = 0;
+      for (const m of list) if (this._insert(m)) added++;
+      if (added) this._after(wasNearBottom, opts || {});
+      return added;
+    }
+
+    add(msg, opts) {
+      return this.addAll([msg], opts) === 1;
+    }
+
+    /* The other side has read my messages up to `upTo`: show "Seen" under the newest of them. */
+    markSeen(upTo) {
+      if (!(upTo > this.seenUpTo)) return;
+      this.seenUpTo = upTo;
+      this._renderSeen();
+    }
+
+    nearBottom() {
+      const c = this.container;
+      return c.scrollHeight - c.scrollTop - c.clientHeight < 80;
+    }
+
+    scrollToBottom(smooth) {
+      const c = this.container;
+      if (smooth && c.scrollTo) c.scrollTo({top: c.scrollHeight, behavior: 'smooth'});
+      else c.scrollTop = c.scrollHeight;
+    }
+
+    /* ---- internals ---- */
+
+    _insert(raw) {
+      if (!raw || raw.id == null) return false;
+      const msg = Object.assign({}, raw, {id: Number(raw.id)});
+      if (this.nodes.has(msg.id)) return false;
+      const list = this.messages;
+      if (list.length === 0 || msg.id > list[list.length - 1].id) {
+        const prev = list[list.length - 1] || null;
+        list.push(msg);
+        this._append(msg, prev);
+      } else {
+        // Out of order (rare: a push event overtaking a history page). Re-render everything so
+        // day separators and groups stay right.
+        let i = list.length;
+        while (i > 0 && list[i - 1].id > msg.id) i--;
+        list.splice(i, 0, msg);
+        this._rerender();
+      }
+      return true;
+    }
+
+    /* Keep the view pinned to the bottom if it was there (or the newest message is my own);
+     * otherwise the reader is looking at history, so leave the scroll position alone. */
+    _after(wasNearBottom, opts) {
+      const last = this.messages[this.messages.length - 1];
+      if (opts.initial || wasNearBottom || opts.scroll || (last && last.sender === this.me)) {
+        this.scrollToBottom(!opts.initial);
+      } else {
+        this.onUnseenBelow();
+      }
+      this._renderSeen();
+      this.onChange(this.messages.length);
+    }
+
+    _rerender() {
+      this.nodes.clear();
+      this.container.replaceChildren();
+      let prev = null;
+      for (const m of this.messages) {
+        this._append(m, prev);
+        prev = m;
+      }
+      this.seenNode = null;
+    }
+
+    _append(msg, prev) {
+      const c = this.container;
+      if (!prev || startOfDay(prev.created_at) !== startOfDay(msg.created_at)) {
+        const sep = el('div', 'day-sep');
+        sep.setAttribute('role', 'separator');
+        sep.appendChild(el('span', null, formatDay(msg.created_at)));
+        c.appendChild(sep);
+        prev = null;
+      }
+      const node = this._render(msg);
+      if (prev && prev.sender === msg.sender && (prev.agent_name || '') === (msg.agent_name || '') &&
+        msg.created_at - prev.created_at < GROUP_GAP_MS) {
+        node.classList.add('grouped');
+      }
+      c.appendChild(node);
+      this.nodes.set(msg.id, node);
+    }
+
+    _render(msg) {
+      const mine = msg.sender === this.me;
+      const node = el('div', 'msg ' + (mine ? 'mine' : 'theirs'));
+      node.dataset.id = String(msg.id);
+      node.dataset.sender = msg.sender;
+
+      let author = null;
+      if (msg.sender === 'agent') author = msg.agent_name || 'Support';
+      else if (!mine && this.otherName) author = this.otherName(msg);
+
+      if (!mine) {
+        const text = msg.sender !== 'agent' && this.otherInitials ? this.otherInitials(msg) : initials(author || '?');
+        const av = el('div', 'msg-avatar ' + (msg.sender === 'agent' ? 'av-agent' : avatarClass(msg.visitor_id)), text);
+        av.setAttribute('aria-hidden', 'true');
+        node.appendChild(av);
+      }
+      const stack = el('div', 'msg-stack');
+      if (author !== null) stack.appendChild(el('div', 'msg-author', author));
+      const body = el('div', 'msg-body', msg.body);
+      body.title = formatFull(msg.created_at);
+      stack.appendChild(body);
+      const meta = el('div', 'msg-meta');
+      const time = el('time', 'msg-time', formatTime(msg.created_at));
+      time.dateTime = new Date(msg.created_at).toISOString();
+      meta.appendChild(time);
+      stack.appendChild(meta);
+      node.appendChild(stack);
+      return node;
+    }
+
+    _renderSeen() {
+      let target = null;
+      for (let i = this.messages.length - 1; i >= 0; i--) {
+        const m = this.messages[i];
+        if (m.sender === this.me && m.id <= this.seenUpTo) {
+          target = this.nodes.get(m.id);
+          break;
+        }
+      }
+      if (target === this.seenNode) return;
+      if (this.seenNode) {
+        const old = this.seenNode.querySelector('.msg-status');
+        if (old) old.remove();
+        this.seenNode.classList.remove('seen');
+      }
+      this.seenNode = target;
+      if (target) {
+        target.querySelector('.msg-meta').appendChild(el('span', 'msg-status', 'Seen'));
+        target.classList.add('seen');
+      }
+    }
+  }
+
+  /* Makes a textarea grow with its content up to its CSS max-height. (Setting element.style from
+   * script is allowed by the CSP; only style="" attributes in markup are not.) */
+  function autoGrow(textarea) {
+    const fit = () => {
+      textarea.style.height = 'auto';
+      textarea.style.height = textarea.scrollHeight + 'px';
+    };
+    textarea.addEventListener('input', fit);
+    return fit;
+  }
+
+  /* Enter submits the form, Shift+Enter inserts a newline; IME composition (e.g. typing Chinese)
+   * is left alone, since its Enter confirms a candidate. */
+  function enterToSend(textarea, form) {
+    textarea.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter' || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (e.isComposing || e.keyCode === 229) return;
+      e.preventDefault();
+      form.requestSubmit();
+    });
+  }
+
+  window.KefuUI = {
+    ApiError, api, sentence, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
+    visitorName, visitorInitials, showConnState, MessageList, autoGrow, enterToSend,
+  };
+})();
