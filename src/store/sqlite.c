@@ -656,6 +656,12 @@ static int sqlite_conversation_open_for_visitor(kf_store_t *store, int64_t visit
     return rc;
 }
 
+static int sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id,
+                                         int64_t *conversation_id_out)
+{
+    return find_open_conversation(from_base(store), visitor_id, conversation_id_out);
+}
+
 static int sqlite_conversation_get(kf_store_t *store, int64_t conversation_id,
                                    kf_store_conversation_cb cb, void *ctx)
 {
@@ -928,6 +934,7 @@ static const kf_store_ops_t sqlite_ops = {
     .messages_in_conversation = sqlite_messages_in_conversation,
     .messages_of_visitor = sqlite_messages_of_visitor,
     .messages_all = sqlite_messages_all,
+    .conversation_find_open = sqlite_conversation_find_open,
 };
 
 /* Runs constant SQL (no user data) that needs no binding: pragmas and DDL. */

@@ -129,6 +129,9 @@ typedef struct kf_store_ops {
                                kf_store_message_cb cb, void *ctx);
     int (*messages_all)(kf_store_t *store, int64_t after_id, size_t limit, kf_store_message_cb cb,
                         void *ctx);
+    /* The visitor's newest open conversation, without creating one; KF_ENOTFOUND when none. */
+    int (*conversation_find_open)(kf_store_t *store, int64_t visitor_id,
+                                  int64_t *conversation_id_out);
 } kf_store_ops_t;
 
 /* Every backend's handle starts with this. */

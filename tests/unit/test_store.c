@@ -433,8 +433,12 @@ static void test_conversation_open_for_visitor(void **state)
     const kf_store_ops_t *ops = f->store->ops;
     int64_t visitor = add_visitor(f, "token-a", "Zoë");
     int64_t other = add_visitor(f, "token-b", "");
+    int64_t found = 0;
+    assert_int_equal(ops->conversation_find_open(f->store, visitor, &found), KF_ENOTFOUND);
 
     int64_t first = open_conversation(f, visitor);
+    assert_int_equal(ops->conversation_find_open(f->store, visitor, &found), 0);
+    assert_int_equal(found, first);
     assert_int_equal(open_conversation(f, visitor), first);
     int64_t others = open_conversation(f, other);
     assert_true(others != first);
@@ -450,6 +454,7 @@ static void test_conversation_open_for_visitor(void **state)
     seen_free(seen);
 
     assert_int_equal(ops->conversation_set_status(f->store, first, "closed", NOW), 0);
+    assert_int_equal(ops->conversation_find_open(f->store, visitor, &found), KF_ENOTFOUND);
     int64_t second = open_conversation(f, visitor);
     assert_true(second != first);
     assert_int_equal(open_conversation(f, visitor), second);
