@@ -1,0 +1,499 @@
+'use strict';
+// chat.test.js: the visitor page and the agent console in a real browser, for each push transport.
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { TRANSPORTS, scenario, closeBrowser, DEFAULT_AGENTS, api, eventually } = require('./harness');
+
+after(closeBrowser);
+
+const T = 10000; // the usual wait for something live
+const T_RESTART = 30000; // after a server restart (client backoff up to 15 s + jitter)
+const ANA = DEFAULT_AGENTS[0];
+
+// ---------------------------------------------------------------------------------------------
+// Page helpers
+
+// Dialogs (must never fire), uncaught page errors and CSP violations (the pages must run under
+// `default-src 'self'`), collected per page and asserted empty at the end of each test.
+function trackDialogs(page) {
+  const dialogs = [];
+  page.on('dialog', (d) => {
+    dialogs.push(`${d.type()}: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.kefuProblems = [];
+  page.on('pageerror', (e) => page.kefuProblems.push(`uncaught: ${e.message}`));
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to (execute|load|apply)/i.test(m.text())) page.kefuProblems.push(`console: ${m.text()}`);
+  });
+  return dialogs;
+}
+
+function assertNoPageProblems(...wrappers) {
+  for (const w of wrappers) assert.deepEqual(w.page.kefuProblems, [], `${w.label}: page errors / CSP violations`);
+}
+
+// Waits for #conn-state[data-state] to be one of the accepted states.
+async function waitState(page, states, timeout = T) {
+  try {
+    await page.waitForFunction((states) => {
+      const el = document.querySelector('#conn-state');
+      return !!el && states.includes(el.getAttribute('data-state'));
+    }, states, { timeout, polling: 100 });
+  } catch (e) {
+    const st = await page.$eval('#conn-state', (el) => el.getAttribute('data-state')).catch(() => '(no #conn-state)');
+    throw new Error(`${page.url()}: #conn-state not ${states.join('|')} within ${timeout} ms (data-state=${st})`);
+  }
+}
+
+// The push channel is open: the page has heard from the server on it.
+function waitConnected(page, timeout = T) {
+  return waitState(page, ['connected'], timeout);
+}
+
+async function assertConnected(...wrappers) {
+  for (const w of wrappers) await waitState(w.page, ['connected'], T);
+}
+
+async function openVisitor(env, srv, transport, label = 'visitor') {
+  const page = await env.page(label);
+  const dialogs = trackDialogs(page);
+  await page.goto(`${srv.base}/chat?transport=${transport}`);
+  await waitConnected(page);
+  return { page, dialogs, label };
+}
+
+async function openAgent(env, srv, transport, agent = ANA) {
+  const page = await env.page('agent');
+  const dialogs = trackDialogs(page);
+  await page.goto(`${srv.base}/agent?transport=${transport}`);
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+  await page.fill('#login-email', agent.email);
+  await page.fill('#login-password', agent.password);
+  await page.click('#login-submit');
+  await page.waitForFunction((name) => {
+    const el = document.querySelector('#agent-name');
+    return el && el.offsetParent !== null && el.textContent.includes(name);
+  }, agent.name, { timeout: T });
+  await waitConnected(page);
+  return { page, dialogs, label: 'agent' };
+}
+
+// Messages currently shown in a container (#messages or #thread), in DOM order.
+function readMsgs(page, container) {
+  return page.$$eval(`${container} .msg`, (els) =>
+    els.map((e) => ({
+      id: e.getAttribute('data-id'),
+      sender: e.getAttribute('data-sender'),
+      body: e.querySelector('.msg-body') ? e.querySelector('.msg-body').textContent : null,
+      author: e.querySelector('.msg-author') ? e.querySelector('.msg-author').textContent : null,
+      htmlChildren: e.querySelector('.msg-body') ? e.querySelector('.msg-body').children.length : -1,
+    })),
+  );
+}
+
+// Waits until the message with this text (from this sender) is shown, with its data-id.
+async function waitMsg(page, container, body, sender, timeout = T) {
+  try {
+    await page.waitForFunction(
+      ({ container, body, sender }) =>
+        [...document.querySelectorAll(`${container} .msg[data-id]`)].some(
+          (m) => m.getAttribute('data-sender') === sender && m.querySelector('.msg-body') && m.querySelector('.msg-body').textContent === body,
+        ),
+      { container, body, sender },
+      { timeout, polling: 100 },
+    );
+  } catch (e) {
+    const got = await readMsgs(page, container).catch(() => []);
+    throw new Error(`${page.url()}: message ${JSON.stringify(body)} from ${sender} not shown in ${container} within ${timeout} ms; shown: ${JSON.stringify(got)}`);
+  }
+}
+
+// Expect-style: polls until the container shows exactly `expected` bodies in order, then checks
+// every .msg has a numeric data-id, ids are unique and ascending, senders as expected.
+async function expectThread(page, container, expected, timeout = T) {
+  const deadline = Date.now() + timeout;
+  let got;
+  for (;;) {
+    got = await readMsgs(page, container);
+    const bodies = got.map((m) => m.body);
+    if (JSON.stringify(bodies) === JSON.stringify(expected.map((e) => e.body))) break;
+    if (Date.now() > deadline) {
+      assert.deepEqual(bodies, expected.map((e) => e.body), `${page.url()} ${container}: messages shown (full: ${JSON.stringify(got)})`);
+    }
+    await page.waitForTimeout(100); // polling interval of an expect-style wait
+  }
+  const ids = got.map((m) => m.id);
+  for (const id of ids) assert.match(String(id), /^\d+$/, `${container}: every .msg has a numeric data-id: ${JSON.stringify(got)}`);
+  assert.equal(new Set(ids).size, ids.length, `${container}: duplicate data-id in ${JSON.stringify(got)}`);
+  const nums = ids.map(Number);
+  assert.deepEqual(nums, [...nums].sort((a, b) => a - b), `${container}: messages ordered by id: ${JSON.stringify(got)}`);
+  assert.deepEqual(got.map((m) => m.sender), expected.map((e) => e.sender), `${container}: senders`);
+  for (const m of got) {
+    assert.equal(m.htmlChildren, 0, `${container}: .msg-body of ${m.id} has element children (innerHTML?)`);
+    if (m.sender === 'agent') assert.ok(m.author && m.author.length > 0, `${container}: agent message ${m.id} shows .msg-author`);
+  }
+  return got;
+}
+
+async function visitorSay(v, body) {
+  await v.page.fill('#message-input', body);
+  await v.page.press('#message-input', 'Enter');
+  await waitMsg(v.page, '#messages', body, 'visitor');
+}
+
+async function agentSay(a, body, { click = false } = {}) {
+  await a.page.waitForSelector('#reply-input:not([disabled])', { timeout: T });
+  await a.page.fill('#reply-input', body);
+  if (click) await a.page.click('#reply-send');
+  else await a.page.press('#reply-input', 'Enter');
+  await waitMsg(a.page, '#thread', body, 'agent');
+}
+
+async function visitorToken(v) {
+  const tok = await v.page.evaluate(() => localStorage.getItem('kefu.visitor.token'));
+  assert.ok(tok, 'visitor token in localStorage["kefu.visitor.token"]');
+  return tok;
+}
+
+async function conversationOf(srv, token) {
+  const r = await api(srv.base, 'GET', '/api/visitor/messages?after=0', { token });
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.json.messages.length > 0, 'visitor has messages');
+  return r.json.messages[0].conversation_id;
+}
+
+const convSel = (id) => `#conversation-list .conv-item[data-id="${id}"]`;
+
+async function conv(a, id) {
+  return a.page.$eval(convSel(id), (el) => {
+    const badge = el.querySelector('.conv-unread');
+    const visible = (x) => !!x && !!(x.offsetWidth || x.offsetHeight || x.getClientRects().length) && getComputedStyle(x).visibility !== 'hidden';
+    return {
+      unread: el.getAttribute('data-unread'),
+      badgeText: badge ? badge.textContent.trim() : null,
+      badgeVisible: visible(badge),
+      selected: el.classList.contains('selected'),
+      name: el.querySelector('.conv-name') ? el.querySelector('.conv-name').textContent : null,
+      preview: el.querySelector('.conv-preview') ? el.querySelector('.conv-preview').textContent : null,
+      previewChildren: el.querySelector('.conv-preview') ? el.querySelector('.conv-preview').children.length : -1,
+      hasTime: !!el.querySelector('.conv-time'),
+    };
+  });
+}
+
+// Waits until the conversation item exists and pred(state) holds; returns the state.
+async function waitConv(a, id, pred, what, timeout = T) {
+  const deadline = Date.now() + timeout;
+  let st = null;
+  for (;;) {
+    st = (await a.page.$(convSel(id))) ? await conv(a, id) : null;
+    if (st && pred(st)) return st;
+    if (Date.now() > deadline) {
+      const list = await a.page.$$eval('#conversation-list .conv-item', (els) => els.map((e) => e.outerHTML)).catch(() => []);
+      throw new Error(`agent: conversation ${id}: ${what} not reached within ${timeout} ms; state ${JSON.stringify(st)}; list: ${list.join('\n')}`);
+    }
+    await a.page.waitForTimeout(100);
+  }
+}
+
+async function selectConv(a, id) {
+  await a.page.click(`${convSel(id)}`);
+  await waitConv(a, id, (s) => s.selected, 'selected class');
+}
+
+function assertNoXss(pages) {
+  return Promise.all(
+    pages.map(async (p) => {
+      assert.deepEqual(p.dialogs, [], `${p.label}: no dialog fired`);
+      for (const f of p.page.frames()) {
+        const x = await f.evaluate(() => [window.__xss, window.parent && window.parent.__xss]).catch(() => [undefined, undefined]);
+        assert.deepEqual(x, [undefined, undefined], `${p.label}: window.__xss set in frame ${f.url()}`);
+      }
+      const bad = await p.page.$$eval('.msg-body img, .msg-body script, .msg-body svg, .conv-preview *', (els) => els.map((e) => e.outerHTML));
+      assert.deepEqual(bad, [], `${p.label}: elements injected inside message bodies/previews`);
+    }),
+  );
+}
+
+const V = (body) => ({ body, sender: 'visitor' });
+const A = (body) => ({ body, sender: 'agent' });
+
+// ---------------------------------------------------------------------------------------------
+
+for (const transport of TRANSPORTS) {
+  test(`chat over ${transport}: live exchange, unread badge, visitor reload, server restart`, { timeout: 240000 }, (t) =>
+    scenario(t, async (env) => {
+      const srv = await env.server();
+      const agent = await openAgent(env, srv, transport);
+      assert.equal(await agent.page.$$eval('#conversation-list .conv-item', (e) => e.length), 0, 'no conversations yet');
+      assert.ok(await agent.page.isDisabled('#reply-input'), '#reply-input disabled until a conversation is selected');
+
+      const visitor = await openVisitor(env, srv, transport);
+      const tag = `${transport}-${Date.now() % 100000}`;
+      const q1 = `Hello, is anyone there? (${tag} q1)`;
+      await visitorSay(visitor, q1);
+      const token = await visitorToken(visitor);
+      const convId = await conversationOf(srv, token);
+
+      // The conversation appears live in the console with badge 1.
+      const st = await waitConv(agent, convId, (s) => s.unread === '1', 'data-unread="1"');
+      assert.equal(st.badgeText, '1', 'badge shows 1');
+      assert.ok(st.badgeVisible, 'badge visible when unread > 0');
+      assert.ok(st.preview && st.preview.includes(q1), `preview shows the last message: ${st.preview}`);
+      assert.equal(st.previewChildren, 0, 'preview is text only');
+      assert.ok(st.hasTime, '.conv-time present');
+      assert.ok(st.name !== null, '.conv-name present');
+
+      // Selecting it marks it read.
+      await selectConv(agent, convId);
+      await waitMsg(agent.page, '#thread', q1, 'visitor');
+      const st0 = await waitConv(agent, convId, (s) => s.unread === '0', 'data-unread="0" after selecting');
+      assert.ok(!st0.badgeVisible, 'badge hidden when 0');
+      await agent.page.waitForSelector('#thread-title', { state: 'attached', timeout: T });
+      // The read mark reached the server (asked with the console's own cookie).
+      const cookie = await agentCookie(agent);
+      await eventually(async () => {
+        const rc = await srv.api('GET', `/api/conversations/${convId}`, { cookie });
+        assert.equal(rc.status, 200, rc.text);
+        assert.equal(rc.json.conversation.unread, 0, `server unread after selecting: ${rc.text}`);
+        return true;
+      }, { what: 'GET /api/conversations/{id} unread 0' });
+
+      const r1 = `We are here, how can I help? (${tag} r1)`;
+      await agentSay(agent, r1, { click: true });
+      await waitMsg(visitor.page, '#messages', r1, 'agent');
+
+      const q2 = `My order has not arrived (${tag} q2)`;
+      await visitorSay(visitor, q2);
+      await waitMsg(agent.page, '#thread', q2, 'visitor');
+      await waitConv(agent, convId, (s) => s.unread === '0' && s.preview.includes(q2), 'selected conversation stays read, preview updated');
+      const r2 = `Let me check that for you (${tag} r2)`;
+      await agentSay(agent, r2);
+      await waitMsg(visitor.page, '#messages', r2, 'agent');
+
+      let expected = [V(q1), A(r1), V(q2), A(r2)];
+      await expectThread(visitor.page, '#messages', expected);
+      await expectThread(agent.page, '#thread', expected);
+      const author = await visitor.page.$eval('#messages .msg[data-sender="agent"] .msg-author', (e) => e.textContent);
+      assert.ok(author.includes(ANA.name), `.msg-author shows the agent's name: ${author}`);
+
+      // A reload of the visitor page in the middle: every message exactly once, same identity.
+      await visitor.page.reload();
+      await waitConnected(visitor.page);
+      await expectThread(visitor.page, '#messages', expected);
+      assert.equal(await visitorToken(visitor), token, 'same visitor token after reload');
+      const q3 = `Order number 12345 (${tag} q3)`;
+      await visitorSay(visitor, q3);
+      await waitMsg(agent.page, '#thread', q3, 'visitor');
+      const r3 = `Found it, it ships tomorrow (${tag} r3)`;
+      await agentSay(agent, r3);
+      await waitMsg(visitor.page, '#messages', r3, 'agent');
+      expected = [...expected, V(q3), A(r3)];
+      await expectThread(visitor.page, '#messages', expected);
+      await expectThread(agent.page, '#thread', expected);
+
+      // A server restart in the middle: both pages reconnect by themselves.
+      // While it is down, both pages say so; once it is back they reconnect by themselves.
+      await srv.stop();
+      await waitState(visitor.page, ['reconnecting', 'offline'], 15000);
+      await waitState(agent.page, ['reconnecting', 'offline'], 15000);
+      await srv.start();
+      await waitConnected(visitor.page, T_RESTART);
+      await waitConnected(agent.page, T_RESTART);
+      const q4 = `Thanks! One more thing (${tag} q4)`;
+      await visitorSay(visitor, q4);
+      await waitMsg(agent.page, '#thread', q4, 'visitor', T_RESTART);
+      const r4 = `Sure, go ahead (${tag} r4)`;
+      await agentSay(agent, r4);
+      await waitMsg(visitor.page, '#messages', r4, 'agent', T_RESTART);
+      const q5 = `Can I change the address? (${tag} q5)`;
+      await visitorSay(visitor, q5);
+      await waitMsg(agent.page, '#thread', q5, 'visitor');
+      const r5 = `Yes, done (${tag} r5)`;
+      await agentSay(agent, r5);
+      await waitMsg(visitor.page, '#messages', r5, 'agent');
+      expected = [...expected, V(q4), A(r4), V(q5), A(r5)];
+      const vis = await expectThread(visitor.page, '#messages', expected);
+      const ag = await expectThread(agent.page, '#thread', expected);
+      assert.deepEqual(vis.map((m) => m.id), ag.map((m) => m.id), 'same message ids on both pages');
+
+      // The server's record agrees with both pages.
+      const all = await srv.api('GET', '/api/visitor/messages?after=0', { token });
+      assert.equal(all.status, 200);
+      assert.deepEqual(all.json.messages.map((m) => String(m.id)), vis.map((m) => m.id), 'server messages = page messages');
+      assert.deepEqual(all.json.messages.map((m) => m.body), expected.map((e) => e.body));
+
+      // New messages in the selected, visible conversation were marked read on the server.
+      await eventually(async () => {
+        const rc = await srv.api('GET', `/api/conversations/${convId}`, { cookie });
+        assert.equal(rc.status, 200, rc.text);
+        assert.equal(rc.json.conversation.unread, 0, `server unread after q5 arrived in the selected thread: ${rc.text}`);
+        return true;
+      }, { what: 'unread 0 on the server' });
+
+      // The console survives a reload (GET /api/agent/me), still logged in, conversation read.
+      await agent.page.reload();
+      await agent.page.waitForFunction((name) => {
+        const el = document.querySelector('#agent-name');
+        return el && el.offsetParent !== null && el.textContent.includes(name);
+      }, ANA.name, { timeout: T });
+      await waitConnected(agent.page);
+      await waitConv(agent, convId, (s) => s.unread === '0' && s.preview.includes(r5), 'after console reload: read, preview = last message');
+      await assertConnected(visitor, agent);
+      assert.deepEqual(visitor.dialogs.concat(agent.dialogs), [], 'no dialogs');
+      assertNoPageProblems(visitor, agent);
+    }),
+  );
+
+  test(`chat over ${transport}: two visitors never see each other's messages`, { timeout: 180000 }, (t) =>
+    scenario(t, async (env) => {
+      const srv = await env.server();
+      const agent = await openAgent(env, srv, transport);
+      const va = await openVisitor(env, srv, transport, 'visitor A');
+      const vb = await openVisitor(env, srv, transport, 'visitor B');
+      const a1 = `A: my password reset mail never came (${transport})`;
+      const b1 = `B: I want a refund (${transport})`;
+      await visitorSay(va, a1);
+      await visitorSay(vb, b1);
+      const ta = await visitorToken(va);
+      const tb = await visitorToken(vb);
+      assert.notEqual(ta, tb, 'two contexts, two visitor tokens');
+      const ca = await conversationOf(srv, ta);
+      const cb = await conversationOf(srv, tb);
+      assert.notEqual(ca, cb, 'two conversations');
+
+      await waitConv(agent, ca, (s) => s.unread === '1', 'A unread 1');
+      await waitConv(agent, cb, (s) => s.unread === '1', 'B unread 1');
+      const order = await agent.page.$$eval('#conversation-list .conv-item', (els) => els.map((e) => e.getAttribute('data-id')));
+      assert.deepEqual(order.slice(0, 2), [String(cb), String(ca)], 'most recently active first');
+
+      await selectConv(agent, ca);
+      await expectThread(agent.page, '#thread', [V(a1)]);
+      const toA = `Reply for A only (${transport})`;
+      await agentSay(agent, toA);
+      await selectConv(agent, cb);
+      await expectThread(agent.page, '#thread', [V(b1)]);
+      const toB = `Reply for B only (${transport})`;
+      await agentSay(agent, toB);
+      await waitMsg(va.page, '#messages', toA, 'agent');
+      await waitMsg(vb.page, '#messages', toB, 'agent');
+
+      // A writes again while B's conversation is selected: A's badge goes to 1, B's thread unchanged.
+      const a2 = `A again (${transport})`;
+      await visitorSay(va, a2);
+      await waitConv(agent, ca, (s) => s.unread === '1', 'A unread 1 while B selected');
+      await expectThread(agent.page, '#thread', [V(b1), A(toB)]);
+      // B writes; once the agent has it, everything has been pushed: check both DOMs.
+      const b2 = `B again (${transport})`;
+      await visitorSay(vb, b2);
+      await waitMsg(agent.page, '#thread', b2, 'visitor');
+
+      await expectThread(va.page, '#messages', [V(a1), A(toA), V(a2)]);
+      await expectThread(vb.page, '#messages', [V(b1), A(toB), V(b2)]);
+
+      // And through the API: B's token cannot read A's messages.
+      const mb = await srv.api('GET', '/api/visitor/messages?after=0', { token: tb });
+      assert.equal(mb.status, 200);
+      assert.deepEqual(mb.json.messages.map((m) => m.body), [b1, toB, b2]);
+      assert.ok(mb.json.messages.every((m) => m.conversation_id === cb));
+      const pb = await srv.api('GET', '/push/poll?after=0', { token: tb });
+      assert.equal(pb.status, 200, pb.text);
+      const leaked = pb.json.events.filter((e) => e.type === 'message' && e.message.conversation_id !== cb);
+      assert.deepEqual(leaked, [], "B's poll has no message of another conversation");
+      for (const p of [`/api/conversations/${ca}/messages?after=0`, `/api/conversations/${ca}`]) {
+        const r = await srv.api('GET', p, { token: tb });
+        assert.ok(r.status === 401 || r.status === 403, `GET ${p} with visitor B's bearer: expected 401/403, got ${r.status} ${r.text}`);
+      }
+      await assertNoXss([va, vb, agent]);
+      await assertConnected(va, vb, agent);
+      assertNoPageProblems(va, vb, agent);
+    }),
+  );
+
+  test(`chat over ${transport}: HTML in messages shows as literal text`, { timeout: 180000 }, (t) =>
+    scenario(t, async (env) => {
+      const srv = await env.server();
+      const agent = await openAgent(env, srv, transport);
+      const visitor = await openVisitor(env, srv, transport);
+      const p1 = '<img src=x onerror=alert(1)>';
+      const p2 = '<script>window.__xss=1</script>';
+      const p3 = '</script><script>parent.__xss=2;alert(3)</script>';
+      const p4 = '"><svg onload=alert(4)> &amp; &lt;b&gt;';
+      await visitorSay(visitor, p1);
+      const token = await visitorToken(visitor);
+      const convId = await conversationOf(srv, token);
+      await visitorSay(visitor, p2);
+      await waitConv(agent, convId, (s) => s.unread === '2' && s.preview.includes(p2), 'unread 2, preview = script payload as text');
+      await selectConv(agent, convId);
+      await waitMsg(agent.page, '#thread', p2, 'visitor');
+      await agentSay(agent, p3);
+      await agentSay(agent, p4);
+      await visitorSay(visitor, p3);
+      await waitMsg(visitor.page, '#messages', p4, 'agent');
+      await waitMsg(agent.page, '#thread', p3, 'visitor');
+      // Shift+Enter is a newline, the send button sends.
+      await visitor.page.fill('#message-input', '');
+      await visitor.page.type('#message-input', 'line one');
+      await visitor.page.keyboard.press('Shift+Enter');
+      await visitor.page.type('#message-input', 'line two');
+      assert.equal(await visitor.page.inputValue('#message-input'), 'line one\nline two', 'Shift+Enter inserts a newline, does not send');
+      await visitor.page.click('#send-button');
+      const p5 = 'line one\nline two';
+      await waitMsg(visitor.page, '#messages', p5, 'visitor');
+      await waitMsg(agent.page, '#thread', p5, 'visitor');
+      assert.equal(await visitor.page.inputValue('#message-input'), '', 'the composer is cleared after sending');
+      const expected = [V(p1), V(p2), A(p3), A(p4), V(p3), V(p5)];
+      await expectThread(visitor.page, '#messages', expected);
+      await expectThread(agent.page, '#thread', expected);
+      await assertNoXss([visitor, agent]);
+      await assertConnected(visitor, agent);
+
+      // From history too (reload both).
+      await visitor.page.reload();
+      await agent.page.reload();
+      await waitConnected(visitor.page);
+      await waitConnected(agent.page);
+      await expectThread(visitor.page, '#messages', expected);
+      await waitConv(agent, convId, (s) => s.preview.includes('line two'), 'preview after reload');
+      await selectConv(agent, convId);
+      await expectThread(agent.page, '#thread', expected);
+      await assertNoXss([visitor, agent]);
+      assertNoPageProblems(visitor, agent);
+    }),
+  );
+}
+
+test('agent console: wrong password shows #login-error', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const page = await env.page('agent');
+    await page.goto(`${srv.base}/agent`);
+    await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+    await page.fill('#login-email', ANA.email);
+    await page.fill('#login-password', 'wrong password');
+    await page.click('#login-submit');
+    await page.waitForSelector('#login-error', { state: 'visible', timeout: T });
+    const msg = (await page.textContent('#login-error')).trim();
+    assert.ok(msg.length > 0, '#login-error shows a message');
+    assert.ok(!(await page.isVisible('#agent-name')) || !(await page.textContent('#agent-name')).includes(ANA.name), 'not logged in');
+    await page.fill('#login-password', ANA.password);
+    await page.click('#login-submit');
+    await page.waitForFunction((name) => {
+      const el = document.querySelector('#agent-name');
+      return el && el.offsetParent !== null && el.textContent.includes(name);
+    }, ANA.name, { timeout: T });
+    // Logout returns to the login form; a reload stays logged out.
+    await page.click('#logout-button');
+    await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+    await page.reload();
+    await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+  }),
+);
+
+// The console's session cookie (HttpOnly: read through the context, not document.cookie).
+async function agentCookie(a) {
+  const cookies = await a.page.context().cookies();
+  const c = cookies.find((x) => x.name === 'kefu_session');
+  return c ? `kefu_session=${c.value}` : undefined;
+}
