@@ -22,6 +22,8 @@ typedef struct options {
     const char *synchronous;
     const char *public_url;
     bool secure_cookies;
+    const char *allowed_origins[16]; /* --allow-origin, repeatable */
+    size_t allowed_origin_count;
 } options_t;
 
 typedef struct runtime {
@@ -46,6 +48,8 @@ static void usage(FILE *out)
           "                        survives a crash or power loss), NORMAL (survives a process crash)\n"
           "  --public-url URL      the address people use, for the start-up message\n"
           "  --secure-cookies      mark cookies Secure (when kefu is behind TLS)\n"
+          "  --allow-origin URL    another origin (scheme://host[:port]) whose pages may open a\n"
+          "                        WebSocket here; repeatable (default: same origin only)\n"
           "  --log-level LEVEL     debug, info (default), warn, error or off\n"
           "  -h, --help            this text\n",
           out);
@@ -227,6 +231,8 @@ static int serve(const options_t *opts)
     kf_app_config_t app_config;
     kf_app_config_default(&app_config);
     app_config.secure_cookies = opts->secure_cookies;
+    app_config.allowed_origins = opts->allowed_origins;
+    app_config.allowed_origin_count = opts->allowed_origin_count;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
@@ -283,6 +289,7 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},   {"data", required_argument, NULL, 'd'},
         {"synchronous", required_argument, NULL, 's'}, {"public-url", required_argument, NULL, 'u'},
         {"secure-cookies", no_argument, NULL, 'S'}, {"log-level", required_argument, NULL, 'L'},
+        {"allow-origin", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int c;
@@ -310,6 +317,13 @@ int main(int argc, char **argv)
             break;
         case 'S':
             opts.secure_cookies = true;
+            break;
+        case 'o':
+            if (opts.allowed_origin_count == sizeof opts.allowed_origins / sizeof opts.allowed_origins[0]) {
+                fprintf(stderr, "kefu: too many --allow-origin flags\n");
+                return 2;
+            }
+            opts.allowed_origins[opts.allowed_origin_count++] = optarg;
             break;
         case 'L':
             if (kf_log_parse_level(optarg, &level) != 0) {

@@ -18,6 +18,8 @@ typedef struct kf_app_config {
     int64_t session_ttl_ms;      /* agent session lifetime (7 days) */
     int64_t ticket_ttl_ms;       /* push ticket lifetime (60 s) */
     bool secure_cookies;         /* add Secure to cookies (when served behind TLS) */
+    const char *const *allowed_origins; /* origins besides our own that may open a WebSocket */
+    size_t allowed_origin_count;
 } kf_app_config_t;
 
 typedef struct kf_app {

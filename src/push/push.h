@@ -1,6 +1,7 @@
-/* push.h: serves push requests (poll, long poll, forever iframe) from a replay source and the hub.
- * The caller (the chat layer) authorises the request and says which topic to follow and how to
- * replay stored events after a cursor; this module knows nothing of chat. */
+/* push.h: serves push requests over five transports (poll, long poll, forever iframe, Server-Sent
+ * Events, WebSocket) from a replay source and the hub. The caller (the chat layer) authorises the
+ * request and says which topic to follow and how to replay stored events after a cursor; this
+ * module knows nothing of chat. */
 #ifndef KF_PUSH_H
 #define KF_PUSH_H
 
@@ -12,10 +13,18 @@
 #include "http/server.h"
 #include "push/hub.h"
 
-typedef enum { KF_PUSH_POLL, KF_PUSH_LONGPOLL, KF_PUSH_IFRAME } kf_push_transport_t;
+typedef enum {
+    KF_PUSH_POLL,
+    KF_PUSH_LONGPOLL,
+    KF_PUSH_IFRAME,
+    KF_PUSH_SSE,
+    KF_PUSH_WS,
+} kf_push_transport_t;
 
 /* Receives one replayed event (borrowed: take a reference to keep it). Non-zero stops replay. */
 typedef int (*kf_push_emit_fn)(void *emit_ctx, kf_event_t *event);
+
+typedef struct kf_push_client kf_push_client_t;
 
 typedef struct kf_push_source {
     const char *topic; /* hub topic to follow after the replay */
@@ -24,29 +33,46 @@ typedef struct kf_push_source {
     int (*replay)(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
                   bool *more);
     void *ctx;
+    char kind;         /* who is listening, kept with a WebSocket client: 'v' visitor, 'a' agent */
+    int64_t subject;   /* their id */
 } kf_push_source_t;
+
+/* WebSocket only: called with each complete text message a client sends (valid UTF-8, not yet
+ * parsed). The callee may answer with kf_push_client_send. */
+typedef void (*kf_push_receive_fn)(void *ctx, kf_push_client_t *client, char kind, int64_t subject,
+                                   const char *text, size_t len);
 
 typedef struct kf_push_config {
     uint64_t longpoll_hold_ms;   /* default hold of a long poll (25 s) */
-    uint64_t heartbeat_ms;       /* streaming heartbeat interval (20 s) */
+    uint64_t heartbeat_ms;       /* streaming heartbeat / WebSocket ping interval (20 s) */
+    uint64_t ws_dead_ms;         /* a WebSocket silent this long after a ping is dropped (45 s) */
     size_t iframe_max_bytes;     /* an iframe stream ends (reconnect event) after this (1 MiB) */
     size_t replay_batch;         /* events per replay call (500) */
+    uint64_t ws_max_message;     /* largest message a WebSocket client may send (64 KiB) */
+    uint64_t sse_retry_ms;       /* the retry: an SSE client waits before reconnecting (2 s) */
+    kf_push_receive_fn receive;  /* WebSocket messages from clients (NULL: ignored) */
+    void *receive_ctx;
 } kf_push_config_t;
 
 typedef struct kf_push kf_push_t;
 
 void kf_push_config_default(kf_push_config_t *config);
 kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *config);
-/* Answers (or holds, or streams) req over transport, starting after the cursor. hold_ms is the
- * long poll's hold (0 for the default). On a replay failure it answers 500. */
+/* Answers (or holds, or streams, or upgrades) req over transport, starting after the cursor.
+ * hold_ms is the long poll's hold (0 for the default). For KF_PUSH_WS the request must be a valid
+ * WebSocket handshake (checked here: 400 or 426 otherwise); Origin is the caller's to check. */
 void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport,
                    const kf_push_source_t *source, uint64_t after, uint64_t hold_ms);
-/* For shutdown: answers every held long poll (with no events) and ends every stream with a
- * reconnect event, so that clients come back to the restarted server with their cursors. */
+/* Sends one JSON text to one WebSocket client (a reply to what it sent). Returns 0 or KF_ELIMIT
+ * (the client was dropped; do not use it again). */
+int kf_push_client_send(kf_push_client_t *client, const char *json, size_t len);
+/* For shutdown: answers every held long poll (with no events), ends every iframe and SSE stream
+ * with a reconnect hint and closes every WebSocket with 1001, so that clients come back to the
+ * restarted server with their cursors. */
 void kf_push_drain(kf_push_t *push);
-/* Clients held or streaming now. */
+/* Clients held, streaming or connected now. */
 size_t kf_push_client_count(const kf_push_t *push);
-/* Frees the module after kf_push_drain; done_cb runs when its timer handle is closed. */
+/* Drains and frees the module (its timer handle closes asynchronously). */
 void kf_push_free(kf_push_t *push);
 
 #endif

@@ -28,6 +28,9 @@ typedef struct fixture {
     kf_server_t *server;
     kf_hub_t *hub;
     kf_push_t *push;
+    int received;                   /* WebSocket messages seen by receive_cb */
+    bool stopped;
+    char last_received[256];
     pthread_t thread;
     int port;
     pthread_mutex_t lock;
@@ -62,6 +65,20 @@ static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit,
     return 0;
 }
 
+/* Echoes what a WebSocket client sends, as the chat layer would answer an action. */
+static void receive_cb(void *ctx, kf_push_client_t *client, char kind, int64_t subject,
+                       const char *text, size_t len)
+{
+    (void)ctx;
+    assert_int_equal(kind, 'v');
+    assert_int_equal(subject, 7);
+    fx->received++;
+    snprintf(fx->last_received, sizeof fx->last_received, "%.*s", (int)len, text);
+    char reply[300];
+    int n = snprintf(reply, sizeof reply, "{\"echo\":%.*s}", (int)len, text);
+    kf_push_client_send(client, reply, (size_t)n);
+}
+
 static void handler(kf_req_t *req)
 {
     char value[32];
@@ -70,11 +87,17 @@ static void handler(kf_req_t *req)
     if (n >= 0)
         kf_parse_u64((kf_str_t){value, (size_t)n}, &after);
     kf_push_source_t source = {.topic = "t", .replay = replay, .ctx = NULL};
+    source.kind = 'v';
+    source.subject = 7;
     kf_push_transport_t transport = KF_PUSH_POLL;
     if (kf_str_eq(req->head.path, "/longpoll"))
         transport = KF_PUSH_LONGPOLL;
     else if (kf_str_eq(req->head.path, "/iframe"))
         transport = KF_PUSH_IFRAME;
+    else if (kf_str_eq(req->head.path, "/sse"))
+        transport = KF_PUSH_SSE;
+    else if (kf_str_eq(req->head.path, "/ws"))
+        transport = KF_PUSH_WS;
     kf_push_serve(fx->push, req, transport, &source, after, kf_str_eq(req->head.path, "/short") ? 1000 : 0);
 }
 
@@ -109,6 +132,9 @@ static void closed_cb(uv_handle_t *handle) { (void)handle; }
 static void stop_cb(uv_async_t *async)
 {
     (void)async;
+    if (fx->stopped)
+        return;
+    fx->stopped = true;
     kf_push_free(fx->push);
     kf_server_stop(fx->server, NULL, NULL);
     uv_close((uv_handle_t *)&fx->stop_async, closed_cb);
@@ -136,6 +162,8 @@ static int setup(void **state)
     push_config.iframe_max_bytes = 8192;
     push_config.heartbeat_ms = 1000;
     push_config.replay_batch = 3;
+    push_config.ws_max_message = 1000;
+    push_config.receive = receive_cb;
     fx->push = kf_push_new(&fx->loop, fx->hub, &push_config);
     kf_server_config_t config;
     kf_server_config_default(&config);
@@ -149,7 +177,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    uv_async_send(&fx->stop_async);
+    if (!fx->stopped)
+        uv_async_send(&fx->stop_async);
     pthread_join(fx->thread, NULL);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     kf_hub_free(fx->hub);
@@ -311,6 +340,211 @@ static void test_iframe_ends_after_max_bytes(void **state)
     close(fd);
 }
 
+static char *read_some(int fd, const char *until)
+{
+    size_t cap = 1 << 17, len = 0;
+    char *out = calloc(1, cap + 1); /* zeroed: callers search the whole buffer for binary frames */
+    while ((until == NULL || memmem(out, len, until, strlen(until)) == NULL) && len < cap) {
+        ssize_t r = read(fd, out + len, cap - len);
+        if (r <= 0)
+            break;
+        /* Frame headers hold zero bytes; keep the text searchable with strstr. */
+        for (size_t i = len; i < len + (size_t)r; i++)
+            out[i] = out[i] == '\0' ? '\x01' : out[i];
+        len += (size_t)r;
+        out[len] = '\0';
+        if (until == NULL)
+            break;
+    }
+    return out;
+}
+
+static void test_sse_stream(void **state)
+{
+    (void)state;
+    int fd = client();
+    char *r = request(fd, "/sse?after=0", "\"body\":\"x\"");
+    assert_non_null(strstr(r, "Content-Type: text/event-stream"));
+    assert_non_null(strstr(r, "X-Accel-Buffering: no"));
+    assert_non_null(strstr(r, "retry: 2000\n"));
+    assert_non_null(strstr(r, "event: heartbeat\ndata: {\"type\":\"heartbeat\"}\n\n"));
+    assert_non_null(strstr(r, "id: 1\nevent: message\ndata: {\"type\":\"message\",\"id\":\"1\""));
+    free(r);
+    add_event("live");
+    r = read_some(fd, "\"live\"");
+    assert_non_null(strstr(r, "event: message\ndata: "));
+    free(r);
+    close(fd);
+    /* Last-Event-ID beats the URL's cursor. */
+    fd = client();
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET /sse?after=0 HTTP/1.1\r\nLast-Event-ID: %zu\r\n\r\n", fx->count - 1);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    r = read_some(fd, "\"live\"");
+    assert_null(strstr(r, "\"body\":\"a\""));
+    assert_non_null(strstr(r, "\"live\""));
+    free(r);
+    close(fd);
+}
+
+static const char ws_handshake[] = "GET /ws?after=0 HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+                                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                   "Sec-WebSocket-Version: 13\r\n\r\n";
+
+/* Writes one masked client frame. */
+static void ws_send(int fd, unsigned first_byte, const char *payload, size_t len, bool masked)
+{
+    unsigned char frame[2048];
+    size_t n = 0;
+    frame[n++] = (unsigned char)first_byte;
+    if (len < 126) {
+        frame[n++] = (unsigned char)((masked ? 0x80 : 0) | len);
+    } else {
+        frame[n++] = (unsigned char)((masked ? 0x80 : 0) | 126);
+        frame[n++] = (unsigned char)(len >> 8);
+        frame[n++] = (unsigned char)len;
+    }
+    unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    if (masked) {
+        memcpy(frame + n, mask, 4);
+        n += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        frame[n++] = (unsigned char)(masked ? payload[i] ^ mask[i % 4] : payload[i]);
+    assert_int_equal(write(fd, frame, n), (ssize_t)n);
+}
+
+/* Opens a WebSocket and reads until the server's first heartbeat (which may come in the same
+ * read as the 101 head); returns everything read so far in *seen (free it) when seen != NULL. */
+static int ws_open_seen(char **seen)
+{
+    int fd = client();
+    assert_int_equal(write(fd, ws_handshake, sizeof ws_handshake - 1), (ssize_t)(sizeof ws_handshake - 1));
+    char *r = read_some(fd, "{\"type\":\"heartbeat\"}");
+    assert_non_null(strstr(r, "HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_non_null(strstr(r, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert_null(strstr(r, "Content-Length"));
+    assert_non_null(strstr(r, "{\"type\":\"heartbeat\"}"));
+    if (seen != NULL)
+        *seen = r;
+    else
+        free(r);
+    return fd;
+}
+
+static int ws_open(void) { return ws_open_seen(NULL); }
+
+/* Reads until a close frame arrives; returns its code (or -1 on EOF without one). */
+static int ws_close_code(int fd)
+{
+    char *r = read_some(fd, "\x88\x02");
+    int code = -1;
+    char *p = memmem(r, 1 << 17, "\x88\x02", 2);
+    if (p != NULL)
+        code = ((unsigned char)p[2] << 8) | (unsigned char)p[3];
+    free(r);
+    return code;
+}
+
+static void test_ws_events_and_echo(void **state)
+{
+    (void)state;
+    char *r;
+    int fd = ws_open_seen(&r);
+    if (strstr(r, "\"live\"") == NULL) {
+        char *more = read_some(fd, "\"live\""); /* the replay reaches the live event */
+        assert_non_null(strstr(more, "\"live\""));
+        free(more);
+    }
+    free(r);
+    ws_send(fd, 0x81, "{\"hi\":1}", 8, true);
+    r = read_some(fd, "{\"echo\":{\"hi\":1}}");
+    assert_non_null(strstr(r, "{\"echo\":{\"hi\":1}}"));
+    free(r);
+    /* A fragmented message with a ping in between. */
+    ws_send(fd, 0x01, "{\"part", 6, true);
+    ws_send(fd, 0x89, "pp", 2, true);
+    ws_send(fd, 0x80, "\":2}", 4, true);
+    r = read_some(fd, "{\"echo\":{\"part\":2}}");
+    assert_non_null(memmem(r, 1 << 17, "\x8a\x02pp", 4)); /* the pong */
+    assert_non_null(strstr(r, "{\"echo\":{\"part\":2}}"));
+    free(r);
+    ws_send(fd, 0x88, "\x03\xe8", 2, true);
+    assert_int_equal(ws_close_code(fd), 1000);
+    close(fd);
+}
+
+static void test_ws_protocol_errors(void **state)
+{
+    (void)state;
+    int fd = ws_open();
+    ws_send(fd, 0x81, "x", 1, false); /* unmasked */
+    assert_int_equal(ws_close_code(fd), 1002);
+    close(fd);
+    fd = ws_open();
+    ws_send(fd, 0x81, "\xc3\x28", 2, true); /* invalid UTF-8 */
+    assert_int_equal(ws_close_code(fd), 1007);
+    close(fd);
+    fd = ws_open();
+    char big[1500];
+    memset(big, 'a', sizeof big);
+    ws_send(fd, 0x81, big, sizeof big, true); /* over ws_max_message */
+    assert_int_equal(ws_close_code(fd), 1009);
+    close(fd);
+    fd = ws_open();
+    ws_send(fd, 0x82, "\x01", 1, true); /* binary */
+    assert_int_equal(ws_close_code(fd), 1003);
+    close(fd);
+    fd = ws_open();
+    ws_send(fd, 0x80, "x", 1, true); /* continuation without a start */
+    assert_int_equal(ws_close_code(fd), 1002);
+    close(fd);
+}
+
+static void test_ws_bad_handshakes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *request, *status;
+    } cases[] = {
+        {"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n", "426"},
+        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", "426"},
+        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         "400"},
+        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+         "Sec-WebSocket-Key: short\r\n\r\n", "400"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = client();
+        assert_int_equal(write(fd, cases[i].request, strlen(cases[i].request)), (ssize_t)strlen(cases[i].request));
+        char *r = read_some(fd, "}");
+        if (strstr(r, cases[i].status) == NULL)
+            fail_msg("case %zu: want %s, got %.100s", i, cases[i].status, r);
+        if (strcmp(cases[i].status, "426") == 0 && strstr(cases[i].request, "Version: 8") != NULL)
+            assert_non_null(strstr(r, "Sec-WebSocket-Version: 13"));
+        free(r);
+        close(fd);
+    }
+}
+
+static void test_drain_tells_clients(void **state)
+{
+    (void)state;
+    /* Covered by shutdown: a WebSocket gets 1001 and a stream ends. Run last. */
+    int ws = ws_open();
+    int sse = client();
+    char *r = request(sse, "/sse?after=0", "heartbeat");
+    free(r);
+    uv_async_send(&fx->stop_async);
+    assert_int_equal(ws_close_code(ws), 1001);
+    r = read_some(sse, "0\r\n\r\n");
+    assert_non_null(strstr(r, "0\r\n\r\n"));
+    free(r);
+    close(ws);
+    close(sse);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +554,11 @@ int main(void)
         cmocka_unit_test(test_longpoll_answers_backlog_at_once),
         cmocka_unit_test(test_iframe_stream),
         cmocka_unit_test(test_iframe_ends_after_max_bytes),
+        cmocka_unit_test(test_sse_stream),
+        cmocka_unit_test(test_ws_events_and_echo),
+        cmocka_unit_test(test_ws_protocol_errors),
+        cmocka_unit_test(test_ws_bad_handshakes),
+        cmocka_unit_test(test_drain_tells_clients),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

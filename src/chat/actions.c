@@ -1,0 +1,180 @@
+/* actions.c: what visitors and agents do — send a message, mark messages read, show typing —
+ * checked, stored and published the same way whether the request came over HTTP or WebSocket. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "chat/chat.h"
+
+static int fail(kf_chat_error_t *err, int status, const char *code, const char *message)
+{
+    err->status = status;
+    err->code = code;
+    snprintf(err->message, sizeof err->message, "%s", message);
+    return -1;
+}
+
+static int store_fail(kf_chat_error_t *err, int rc)
+{
+    if (rc == KF_ENOTFOUND)
+        return fail(err, 404, "not_found", "no such conversation");
+    kf_error("store failure: %s", kf_strerror(rc));
+    return fail(err, 500, "internal", "the server could not complete the request");
+}
+
+typedef struct stored {
+    json_t *json;
+    kf_event_t *event;
+    int64_t visitor_id;
+} stored_t;
+
+static int stored_message_cb(void *ctx, const kf_message_t *m)
+{
+    stored_t *stored = ctx;
+    stored->json = kf_chat_message_json(m);
+    stored->event = kf_chat_message_event(m);
+    stored->visitor_id = m->visitor_id;
+    return 0;
+}
+
+int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
+                 json_t **message_out, kf_chat_error_t *err)
+{
+    if (!json_is_string(body))
+        return fail(err, 422, "invalid", "body must be a string");
+    char *text = kf_trim_copy(json_string_value(body));
+    size_t chars = kf_utf8_length(text);
+    if (chars == 0 || chars > app->config.max_message_chars) {
+        free(text);
+        char message[96];
+        snprintf(message, sizeof message, "a message has 1 to %zu characters",
+                 app->config.max_message_chars);
+        return fail(err, 422, "invalid", message);
+    }
+    kf_store_t *store = app->store;
+    int rc = 0;
+    bool opened = false;
+    if (who.kind == 'v') {
+        rc = store->ops->conversation_find_open(store, who.id, &conversation_id);
+        opened = rc == KF_ENOTFOUND;
+        if (opened)
+            rc = store->ops->conversation_open_for_visitor(store, who.id, kf_now_ms(),
+                                                           &conversation_id);
+    } else if (conversation_id <= 0) {
+        rc = KF_ENOTFOUND;
+    }
+    stored_t stored = {0};
+    if (rc == 0)
+        rc = store->ops->message_add(store, conversation_id,
+                                     who.kind == 'v' ? KF_SENDER_VISITOR : KF_SENDER_AGENT,
+                                     who.kind == 'v' ? 0 : who.id, text, kf_now_ms(),
+                                     stored_message_cb, &stored);
+    free(text);
+    if (rc != 0)
+        return store_fail(err, rc);
+    /* Stored before it is published or acknowledged: nothing a client was told about is lost. */
+    kf_chat_publish(app, stored.visitor_id, true, stored.event);
+    if (opened) /* the agents' lists learn of the new conversation with its state */
+        kf_chat_publish_conversation(app, conversation_id);
+    if (message_out != NULL)
+        *message_out = stored.json;
+    else
+        json_decref(stored.json);
+    return 0;
+}
+
+static int found_conversation_cb(void *ctx, const kf_message_t *m)
+{
+    int64_t *found = ctx;
+    found[0] = m->id;
+    found[1] = m->conversation_id;
+    return 0;
+}
+
+static int conversation_visitor_cb(void *ctx, const kf_conversation_t *c)
+{
+    *(int64_t *)ctx = c->visitor_id;
+    return 0;
+}
+
+static kf_event_t *read_event(int64_t conversation_id, const char *reader, int64_t up_to)
+{
+    return kf_chat_event(0, json_pack("{s:s,s:I,s:s,s:I}", "type", "read", "conversation_id",
+                                      (json_int_t)conversation_id, "reader", reader, "up_to",
+                                      (json_int_t)up_to));
+}
+
+int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *up_to,
+                 int64_t *conversation_out, kf_chat_error_t *err)
+{
+    if (!json_is_integer(up_to) || json_integer_value(up_to) < 1)
+        return fail(err, 422, "invalid", "up_to must be a message id");
+    int64_t mark = json_integer_value(up_to);
+    kf_store_t *store = app->store;
+    int64_t visitor_id = 0;
+    int rc;
+    if (who.kind == 'v') {
+        /* The visitor names a message, not a conversation: looking it up among their own
+         * messages finds its conversation and keeps them out of everyone else's. */
+        int64_t found[2] = {0, 0};
+        rc = store->ops->messages_of_visitor(store, who.id, mark - 1, 1, found_conversation_cb, found);
+        if (rc == 0 && found[0] != mark)
+            return fail(err, 404, "not_found", "no such message");
+        conversation_id = found[1];
+        visitor_id = who.id;
+    } else {
+        rc = store->ops->conversation_get(store, conversation_id, conversation_visitor_cb, &visitor_id);
+    }
+    if (rc == 0)
+        rc = store->ops->conversation_mark_read(store, conversation_id,
+                                                who.kind == 'v' ? KF_SENDER_VISITOR : KF_SENDER_AGENT,
+                                                mark);
+    if (rc != 0)
+        return store_fail(err, rc);
+    kf_chat_publish(app, visitor_id, true,
+                    read_event(conversation_id, who.kind == 'v' ? "visitor" : "agent", mark));
+    if (who.kind == 'a')
+        kf_chat_publish_conversation(app, conversation_id);
+    if (conversation_out != NULL)
+        *conversation_out = conversation_id;
+    return 0;
+}
+
+static int agent_name_cb(void *ctx, const kf_agent_t *a)
+{
+    snprintf(ctx, 4 * KF_MAX_NAME_CHARS + 1, "%s", a->name);
+    return 0;
+}
+
+int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
+                   kf_chat_error_t *err)
+{
+    if (!json_is_boolean(typing))
+        return fail(err, 422, "invalid", "typing must be true or false");
+    kf_store_t *store = app->store;
+    char agent_name[4 * KF_MAX_NAME_CHARS + 1] = "";
+    int64_t visitor_id = 0;
+    int rc;
+    if (who.kind == 'v') {
+        /* Typing before the first message opens nothing: there is no one to tell yet. */
+        rc = store->ops->conversation_find_open(store, who.id, &conversation_id);
+        if (rc == KF_ENOTFOUND)
+            return 0;
+    } else {
+        rc = store->ops->conversation_get(store, conversation_id, conversation_visitor_cb, &visitor_id);
+        if (rc == 0)
+            rc = store->ops->agent_by_id(store, who.id, agent_name_cb, agent_name);
+    }
+    if (rc != 0)
+        return store_fail(err, rc);
+    json_t *event = json_pack("{s:s,s:I,s:s,s:b}", "type", "typing", "conversation_id",
+                              (json_int_t)conversation_id, "sender",
+                              who.kind == 'v' ? "visitor" : "agent", "typing", json_is_true(typing));
+    if (who.kind == 'a')
+        json_object_set_new(event, "agent_name", json_string(agent_name));
+    /* A visitor's typing goes to the agents; an agent's to the visitor (and the other agents). */
+    kf_chat_publish(app, visitor_id, true, kf_chat_event(0, event));
+    return 0;
+}

@@ -1,0 +1,127 @@
+/* chat.h: what the chat layer's files share (not a public interface): JSON shapes, events and
+ * publishing, the actions both HTTP and WebSocket clients take, and authentication of requests. */
+#ifndef KF_CHAT_CHAT_H
+#define KF_CHAT_CHAT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "chat/app.h"
+
+#define KF_AGENTS_TOPIC "agents"
+#define KF_SESSION_COOKIE "kefu_session"
+#define KF_MAX_NAME_CHARS 80
+#define KF_MAX_EMAIL_BYTES 254
+#define KF_PAGE_SIZE 500
+
+/* ---- events.c: JSON shapes (docs/API.md) and publishing ---- */
+
+json_t *kf_chat_message_json(const kf_message_t *m);
+json_t *kf_chat_conversation_json(const kf_conversation_t *c);
+json_t *kf_chat_agent_json(const kf_agent_t *a);
+/* Encodes an event once (its bytes are shared by every subscriber). Takes the reference to body.
+ * id is the cursor of a message event, 0 for an ephemeral one. */
+kf_event_t *kf_chat_event(uint64_t id, json_t *body);
+kf_event_t *kf_chat_message_event(const kf_message_t *m);
+/* The hub topic of one visitor's stream. */
+void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size);
+/* Publishes event to the visitor's topic (when visitor_id != 0) and to the agents' (when
+ * to_agents), then drops the caller's reference. NULL is ignored. */
+void kf_chat_publish(kf_app_t *app, int64_t visitor_id, bool to_agents, kf_event_t *event);
+/* Pushes a conversation's current state to the agents. */
+void kf_chat_publish_conversation(kf_app_t *app, int64_t conversation_id);
+/* Copies a conversation row as JSON into *(json_t **)ctx; for conversation_get. */
+int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c);
+
+/* ---- actions.c: what visitors and agents do, over HTTP or WebSocket ---- */
+
+/* Who acts: a visitor or an agent. */
+typedef struct kf_actor {
+    char kind;          /* 'v' visitor or 'a' agent */
+    int64_t id;
+} kf_actor_t;
+
+/* Why an action failed, as an HTTP status and an API error code. */
+typedef struct kf_chat_error {
+    int status;
+    const char *code;
+    char message[128];
+} kf_chat_error_t;
+
+/* Each returns 0, or -1 with *err filled. */
+
+/* Stores body as a message (in the visitor's open conversation, or conversation_id for agents)
+ * and publishes it; *message_out gets its JSON (the caller owns it; may be NULL). */
+int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
+                 json_t **message_out, kf_chat_error_t *err);
+/* Raises the read mark of the actor's side in the conversation holding message up_to (visitors)
+ * or in conversation_id (agents), and publishes a read receipt. */
+int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *up_to,
+                 int64_t *conversation_out, kf_chat_error_t *err);
+/* Publishes a typing indicator to the other side. */
+int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
+                   kf_chat_error_t *err);
+
+/* ---- api.c: HTTP handlers and request authentication ---- */
+
+typedef struct kf_visitor_auth {
+    int64_t id;
+    char name[4 * KF_MAX_NAME_CHARS + 1];
+} kf_visitor_auth_t;
+
+typedef struct kf_agent_auth {
+    int64_t id;
+    char email[KF_MAX_EMAIL_BYTES + 1];
+    char name[4 * KF_MAX_NAME_CHARS + 1];
+    char role[16];
+    char csrf[KF_TOKEN_SIZE];
+} kf_agent_auth_t;
+
+/* The visitor of a Bearer token / the agent of the session cookie; false when there is none. */
+bool kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor);
+bool kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent);
+/* Reads the "after" cursor from the query (absent means 0). On a bad value answers 400. */
+bool kf_chat_read_after(kf_req_t *req, uint64_t *after);
+/* Logs one line about a refused request. */
+void kf_chat_log_request(kf_req_t *req, const char *what);
+
+void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids);
+void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids);
+void kf_api_visitor_message_post(kf_req_t *req, const int64_t *ids);
+void kf_api_visitor_messages_get(kf_req_t *req, const int64_t *ids);
+void kf_api_visitor_read_post(kf_req_t *req, const int64_t *ids);
+void kf_api_visitor_typing_post(kf_req_t *req, const int64_t *ids);
+void kf_api_visitor_ticket_post(kf_req_t *req, const int64_t *ids);
+void kf_api_agent_login(kf_req_t *req, const int64_t *ids);
+void kf_api_agent_me(kf_req_t *req, const int64_t *ids);
+void kf_api_agent_logout(kf_req_t *req, const int64_t *ids);
+void kf_api_agent_ticket_post(kf_req_t *req, const int64_t *ids);
+void kf_api_conversations_get(kf_req_t *req, const int64_t *ids);
+void kf_api_conversation_get(kf_req_t *req, const int64_t *ids);
+void kf_api_conversation_messages_get(kf_req_t *req, const int64_t *ids);
+void kf_api_conversation_message_post(kf_req_t *req, const int64_t *ids);
+void kf_api_conversation_read_post(kf_req_t *req, const int64_t *ids);
+void kf_api_conversation_typing_post(kf_req_t *req, const int64_t *ids);
+void kf_api_conversation_status_post(kf_req_t *req, const int64_t *ids);
+
+/* ---- live.c: push endpoints and WebSocket actions ---- */
+
+void kf_live_poll(kf_req_t *req, const int64_t *ids);
+void kf_live_longpoll(kf_req_t *req, const int64_t *ids);
+void kf_live_iframe(kf_req_t *req, const int64_t *ids);
+void kf_live_sse(kf_req_t *req, const int64_t *ids);
+void kf_live_ws(kf_req_t *req, const int64_t *ids);
+/* The push module's receiver of WebSocket messages (ctx is the app). */
+void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject, const char *text,
+                     size_t len);
+
+/* ---- helpers (app.c) ---- */
+
+/* Code points in valid UTF-8. */
+size_t kf_utf8_length(const char *s);
+/* A copy of s without surrounding ASCII whitespace (free it). */
+char *kf_trim_copy(const char *s);
+
+#endif

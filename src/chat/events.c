@@ -1,0 +1,95 @@
+/* events.c: the JSON shapes of messages, conversations and agents (docs/API.md), and publishing
+ * events to the hub: each event is encoded once and its bytes shared by every subscriber. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/chat.h"
+
+json_t *kf_chat_message_json(const kf_message_t *m)
+{
+    json_t *o = json_pack("{s:I,s:I,s:I,s:s,s:s,s:I}", "id", (json_int_t)m->id, "conversation_id",
+                          (json_int_t)m->conversation_id, "visitor_id", (json_int_t)m->visitor_id,
+                          "sender", m->sender == KF_SENDER_AGENT ? "agent" : "visitor", "body",
+                          m->body, "created_at", (json_int_t)m->created_at);
+    if (m->sender == KF_SENDER_AGENT) {
+        json_object_set_new(o, "agent_id", json_integer((json_int_t)m->agent_id));
+        json_object_set_new(o, "agent_name", json_string(m->agent_name != NULL ? m->agent_name : ""));
+    }
+    return o;
+}
+
+json_t *kf_chat_conversation_json(const kf_conversation_t *c)
+{
+    return json_pack("{s:I,s:{s:I,s:s},s:s,s:I,s:o,s:I,s:I,s:I,s:I}", "id", (json_int_t)c->id,
+                     "visitor", "id", (json_int_t)c->visitor_id, "name",
+                     c->visitor_name != NULL ? c->visitor_name : "", "status", c->status, "unread",
+                     (json_int_t)c->unread_for_agents, "last_message",
+                     c->has_last_message ? kf_chat_message_json(&c->last_message) : json_null(),
+                     "created_at", (json_int_t)c->created_at, "updated_at",
+                     (json_int_t)c->updated_at, "agent_read_up_to", (json_int_t)c->agent_read_up_to,
+                     "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
+}
+
+json_t *kf_chat_agent_json(const kf_agent_t *a)
+{
+    return json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)a->id, "email", a->email, "name",
+                     a->name, "role", a->role);
+}
+
+kf_event_t *kf_chat_event(uint64_t id, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL)
+        return NULL;
+    kf_event_t *event = kf_event_new(id, text, strlen(text));
+    free(text);
+    return event;
+}
+
+kf_event_t *kf_chat_message_event(const kf_message_t *m)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)m->id);
+    /* "type" first: the SSE encoder reads it from the front of the bytes. */
+    return kf_chat_event((uint64_t)m->id, json_pack("{s:s,s:s,s:o}", "type", "message", "id", id,
+                                                    "message", kf_chat_message_json(m)));
+}
+
+void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size)
+{
+    snprintf(out, size, "visitor:%lld", (long long)visitor_id);
+}
+
+void kf_chat_publish(kf_app_t *app, int64_t visitor_id, bool to_agents, kf_event_t *event)
+{
+    if (event == NULL)
+        return;
+    if (visitor_id != 0) {
+        char topic[40];
+        kf_chat_visitor_topic(visitor_id, topic, sizeof topic);
+        kf_hub_publish(app->hub, topic, event);
+    }
+    if (to_agents)
+        kf_hub_publish(app->hub, KF_AGENTS_TOPIC, event);
+    kf_event_unref(event);
+}
+
+int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c)
+{
+    json_t **out = ctx;
+    *out = kf_chat_conversation_json(c);
+    return 0;
+}
+
+void kf_chat_publish_conversation(kf_app_t *app, int64_t conversation_id)
+{
+    json_t *conversation = NULL;
+    if (app->store->ops->conversation_get(app->store, conversation_id,
+                                          kf_chat_copy_conversation_cb, &conversation) != 0)
+        return;
+    kf_chat_publish(app, 0, true,
+                    kf_chat_event(0, json_pack("{s:s,s:o}", "type", "conversation", "conversation",
+                                               conversation)));
+}
