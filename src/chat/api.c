@@ -214,6 +214,17 @@ static void send_ticket(kf_req_t *req, char kind, int64_t subject)
 
 /* ---- visitor endpoints ---- */
 
+/* Reads the JSON body of a visitor's POST; NULL after answering. */
+static json_t *visitor_post(kf_req_t *req, kf_actor_t *who)
+{
+    kf_visitor_auth_t visitor;
+    if (!require_visitor(req, &visitor))
+        return NULL;
+    who->kind = 'v';
+    who->id = visitor.id;
+    return read_json(req);
+}
+
 void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
@@ -267,15 +278,12 @@ void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids)
 void kf_api_visitor_message_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_visitor_auth_t visitor;
-    if (!require_visitor(req, &visitor))
-        return;
-    json_t *root = read_json(req);
+    kf_actor_t who;
+    json_t *root = visitor_post(req, &who);
     if (root == NULL)
         return;
     json_t *message = NULL;
     kf_chat_error_t err;
-    kf_actor_t who = {'v', visitor.id};
     int rc = kf_chat_send(req->app, who, 0, json_object_get(root, "body"), &message, &err);
     json_decref(root);
     if (rc != 0)
@@ -301,14 +309,11 @@ void kf_api_visitor_messages_get(kf_req_t *req, const int64_t *ids)
 void kf_api_visitor_read_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_visitor_auth_t visitor;
-    if (!require_visitor(req, &visitor))
-        return;
-    json_t *root = read_json(req);
+    kf_actor_t who;
+    json_t *root = visitor_post(req, &who);
     if (root == NULL)
         return;
     kf_chat_error_t err;
-    kf_actor_t who = {'v', visitor.id};
     int rc = kf_chat_read(req->app, who, 0, json_object_get(root, "up_to"), NULL, &err);
     json_decref(root);
     if (rc != 0)
@@ -320,14 +325,11 @@ void kf_api_visitor_read_post(kf_req_t *req, const int64_t *ids)
 void kf_api_visitor_typing_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_visitor_auth_t visitor;
-    if (!require_visitor(req, &visitor))
-        return;
-    json_t *root = read_json(req);
+    kf_actor_t who;
+    json_t *root = visitor_post(req, &who);
     if (root == NULL)
         return;
     kf_chat_error_t err;
-    kf_actor_t who = {'v', visitor.id};
     int rc = kf_chat_typing(req->app, who, 0, json_object_get(root, "typing"), &err);
     json_decref(root);
     if (rc != 0)
