@@ -10,7 +10,8 @@
   'use strict';
 
   const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, el, avatarClass, initials,
-    visitorName, visitorInitials, formatRelative, formatFull, formatTime, formatDay} = window.KefuUI;
+    visitorName, setVisitorAvatar, formatRelative, formatFull, formatTime, formatDay, perform, TypingSender,
+    TypingState} = window.KefuUI;
 
   const MAX_CHARS = 4000;
   const BASE_TITLE = 'kefu';
@@ -36,6 +37,7 @@
     threadAvatar: $('thread-avatar'),
     threadTitle: $('thread-title'),
     threadSub: $('thread-sub'),
+    threadTyping: $('thread-typing'),
     statusButton: $('status-button'),
     thread: $('thread'),
     threadEmpty: $('thread-empty'),
@@ -48,12 +50,12 @@
     replyError: $('reply-error'),
   };
 
-  const transport = window.KefuPush.transportFromURL('longpoll');
+  // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
+  const transport = window.KefuPush.transportFromURL();
 
   let me = null;              // {agent, csrf}
   let sessionGen = 0;         // bumps on every login and logout
   let push = null;
-  let pushState = null;
   const convs = new Map();    // id -> conversation
   const items = new Map();    // id -> .conv-item element
   const fetching = new Set(); // conversation ids being fetched (unknown ids seen in events)
@@ -71,9 +73,9 @@
       const c = convs.get(msg.conversation_id);
       return c ? visitorName(c.visitor) : 'Visitor #' + msg.visitor_id;
     },
-    otherInitials(msg) {
+    otherAvatar(node, msg) {
       const c = convs.get(msg.conversation_id);
-      return visitorInitials(c ? c.visitor : null);
+      setVisitorAvatar(node, c ? c.visitor : {id: msg.visitor_id, name: ''});
     },
     onChange: () => updateThreadEmpty(),
     onUnseenBelow() {
@@ -164,10 +166,11 @@
   }
 
   function resetConsole() {
+    typing.stop();
     if (push) push.stop();
     push = null;
-    pushState = null;
     me = null;
+    visitorTyping.clear();
     sessionGen++;
     convs.clear();
     items.clear();
@@ -273,7 +276,8 @@
       const top = el('div', 'conv-top');
       top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
       const bottom = el('div', 'conv-bottom');
-      bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'), el('span', 'conv-unread'));
+      bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
+        el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-unread'));
       main.append(top, bottom);
       item.append(av, main);
       items.set(c.id, item);
@@ -282,7 +286,7 @@
     const name = visitorName(c.visitor);
     const av = item.querySelector('.avatar');
     av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
-    av.textContent = visitorInitials(c.visitor);
+    setVisitorAvatar(av, c.visitor);
     item.querySelector('.conv-name').textContent = name;
     item.querySelector('.conv-tag').hidden = c.status !== 'closed';
     item.classList.toggle('closed', c.status === 'closed');
@@ -311,6 +315,7 @@
     badge.textContent = unread > 99 ? '99+' : String(unread);
     badge.hidden = unread === 0;
     item.classList.toggle('selected', c.id === selectedId);
+    item.classList.toggle('typing', visitorTyping.has(c.id));
     item.setAttribute('aria-selected', c.id === selectedId ? 'true' : 'false');
     item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
       (c.status === 'closed' ? ', closed' : '') + (last ? ': ' + last.body.slice(0, 120) : ''));
@@ -416,6 +421,7 @@
     }
     const previous = selectedId;
     saveDraft();
+    typing.stop();
     selectedId = id;
     if (previous !== null && convs.has(previous)) renderItem(convs.get(previous));
     renderItem(c);
@@ -464,6 +470,7 @@
 
   function deselect() {
     saveDraft();
+    typing.stop();
     selectedId = null;
     ui.replyInput.value = '';
     fitReply();
@@ -487,6 +494,7 @@
     const c = selectedId !== null ? convs.get(selectedId) : null;
     ui.statusButton.hidden = !c;
     ui.threadAvatar.hidden = !c;
+    showThreadTyping();
     document.body.classList.toggle('has-selection', !!c);
     if (!c) {
       ui.threadTitle.textContent = 'No conversation selected';
@@ -495,7 +503,7 @@
     }
     ui.threadTitle.textContent = visitorName(c.visitor);
     ui.threadAvatar.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
-    ui.threadAvatar.textContent = visitorInitials(c.visitor);
+    setVisitorAvatar(ui.threadAvatar, c.visitor);
     const parts = [];
     if (c.visitor && c.visitor.name) parts.push('Visitor #' + c.visitor.id);
     parts.push(c.status === 'closed' ? 'Closed' : 'Open');
@@ -571,7 +579,11 @@
       updateTotals();
     }
     try {
-      const data = await agentApi('POST', '/api/conversations/' + id + '/read', {up_to: upTo});
+      // Over the WebSocket the ack carries no conversation: the `conversation` event that follows
+      // on the stream brings the server's counts.
+      const data = await perform(push, {type: 'read', up_to: upTo, conversation_id: id}, {
+        http: () => agentApi('POST', '/api/conversations/' + id + '/read', {up_to: upTo}),
+      });
       if (data.conversation) applyConversation(data.conversation);
     } catch (e) {
       readPosted.delete(id);
@@ -609,9 +621,32 @@
     ui.replyError.hidden = false;
   }
 
+  /* Typing notices for the selected conversation (typing:false goes to the one typing:true went
+   * to, even if the agent has moved on). */
+  const typing = new TypingSender((isTyping, id) => perform(push, {type: 'typing', typing: isTyping, conversation_id: id}, {
+    http: () => agentApi('POST', '/api/conversations/' + id + '/typing', {typing: isTyping}),
+  }));
+
   ui.replyInput.addEventListener('input', () => {
     if (!ui.replyError.hidden && ui.replyInput.value.trim() === '') ui.replyError.hidden = true;
+    if (selectedId !== null && me) typing.input(ui.replyInput.value, selectedId);
   });
+  window.addEventListener('pagehide', () => typing.stop());
+
+  /* Over the WebSocket when it is open, else over HTTP. */
+  function postReply(id, body) {
+    const before = Math.max(thread.lastId(), (convs.get(id) && convs.get(id).last_message ? convs.get(id).last_message.id : 0));
+    const name = me && me.agent.name;
+    return perform(push, {type: 'send', body, conversation_id: id}, {
+      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body}),
+      // The socket died after the reply left: did the server store it?
+      reconcile: async () => {
+        const data = await agentApi('GET', '/api/conversations/' + id + '/messages?after=' + before);
+        return (data.messages || []).find((m) => m.sender === 'agent' && m.body === body &&
+          (!name || !m.agent_name || m.agent_name === name)) || null;
+      },
+    });
+  }
 
   ui.replyForm.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -625,10 +660,11 @@
       return;
     }
     replying = true;
+    typing.stop();
     ui.replySend.disabled = true;
     ui.replyForm.classList.add('busy');
     try {
-      const data = await agentApi('POST', '/api/conversations/' + id + '/messages', {body});
+      const data = await postReply(id, body);
       handleMessage(data.message);
       ui.replyError.hidden = true;
       if (ui.replyInput.value === text) {
@@ -654,13 +690,13 @@
       cursor,
       auth: {cookie: true},
       onEvent: handleEvent,
-      onState(state) {
-        const wasDown = pushState === 'reconnecting' || pushState === 'offline';
-        pushState = state;
-        showConnState(ui.conn, state);
-        // Conversation events are not replayed after a drop (only messages are), so after one
-        // re-read the list to pick up status changes and read marks we missed.
-        if (state === 'connected' && wasDown && me) loadConversations().catch(() => {});
+      onState: (state) => showConnState(ui.conn, state),
+      onTransport: (name) => showConnState(ui.conn, ui.conn.dataset.state, name),
+      // Conversation, read and typing events are not replayed after a drop (only messages are),
+      // so after one (however short) re-read the list for status changes and read marks we missed.
+      onResync() {
+        visitorTyping.clear();
+        if (me) loadConversations().catch(() => {});
       },
       onAuthError: () => sessionEnded('Your session has ended. Please sign in again.'),
     });
@@ -671,10 +707,25 @@
     if (ev.type === 'message' && ev.message) handleMessage(ev.message);
     else if (ev.type === 'conversation') applyConversation(ev.conversation);
     else if (ev.type === 'read') handleRead(ev);
+    else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
+  }
+
+  /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */
+  const visitorTyping = new TypingState((id) => {
+    const c = convs.get(id);
+    if (c) renderItem(c);
+    if (id === selectedId) showThreadTyping();
+  });
+
+  function showThreadTyping() {
+    const on = selectedId !== null && visitorTyping.has(selectedId);
+    ui.threadTyping.hidden = !on;
+    ui.threadSub.hidden = on;
   }
 
   /* A message from push or from our own reply (the same message may come both ways). */
   function handleMessage(m) {
+    if (m.sender === 'visitor') visitorTyping.set(m.conversation_id, false); // the message is here
     const c = convs.get(m.conversation_id);
     if (!c) {
       fetchConversation(m.conversation_id);

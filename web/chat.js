@@ -7,7 +7,8 @@
 (function () {
   'use strict';
 
-  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend} = window.KefuUI;
+  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, perform, TypingSender,
+    TypingState} = window.KefuUI;
 
   const TOKEN_KEY = 'kefu.visitor.token';
   const MAX_CHARS = 4000;
@@ -23,8 +24,10 @@
   const errorEl = $('chat-error');
   const countEl = $('char-count');
   const connEl = $('conn-state');
+  const typingEl = $('typing-indicator');
 
-  const transport = window.KefuPush.transportFromURL('longpoll');
+  // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
+  const transport = window.KefuPush.transportFromURL();
 
   let token = null;
   let push = null;
@@ -102,6 +105,7 @@
       auth: {bearer: token},
       onEvent: handleEvent,
       onState: (state) => showConnState(connEl, state),
+      onTransport: (name) => showConnState(connEl, connEl.dataset.state, name),
       onAuthError: () => { restart(true); },
     });
   }
@@ -124,6 +128,7 @@
   async function restart(forget) {
     if (push) push.stop();
     push = null;
+    agentTyping.clear();
     if (forget) {
       token = null;
       saveToken(null);
@@ -139,6 +144,7 @@
   function handleEvent(ev) {
     if (ev.type === 'message' && ev.message) {
       const isNew = list.add(ev.message);
+      if (ev.message.sender === 'agent') agentTyping.set('agent', false); // the reply is here
       if (isNew && ev.message.sender === 'agent') {
         if (document.visibilityState === 'visible') sendReadReceipt();
         else {
@@ -148,8 +154,17 @@
       }
     } else if (ev.type === 'read' && ev.reader === 'agent') {
       list.markSeen(Number(ev.up_to));
+    } else if (ev.type === 'typing' && ev.sender === 'agent') {
+      agentTyping.set('agent', ev.typing === true);
     }
   }
+
+  /* "Agent is typing…" under the conversation, while typing events keep coming. */
+  const agentTyping = new TypingState((key, typing) => {
+    const stick = typing && list.nearBottom();
+    typingEl.hidden = !typing;
+    if (stick) list.scrollToBottom(false);
+  });
 
   /* Tell the server which agent messages the visitor has had in front of them. */
   function sendReadReceipt() {
@@ -158,7 +173,9 @@
     if (upTo <= readSent) return;
     const previous = readSent;
     readSent = upTo;
-    api('POST', '/api/visitor/read', {bearer: token, body: {up_to: upTo}}).catch(() => {
+    perform(push, {type: 'read', up_to: upTo}, {
+      http: () => api('POST', '/api/visitor/read', {bearer: token, body: {up_to: upTo}}),
+    }).catch(() => {
       if (readSent === upTo) readSent = previous; // try again next time
     });
   }
@@ -199,13 +216,30 @@
     countEl.classList.toggle('over', left < 0);
   }
 
+  /* Typing notices go to the visitor's conversation, so there is nothing to tell before the
+   * first message has opened one. */
+  const typing = new TypingSender((isTyping) => perform(push, {type: 'typing', typing: isTyping}, {
+    http: () => api('POST', '/api/visitor/typing', {bearer: token, body: {typing: isTyping}}),
+  }));
+
   input.addEventListener('input', () => {
     updateCount();
     if (!errorEl.hidden && input.value.trim() === '') clearError();
+    if (token && list.size > 0) typing.input(input.value);
   });
+  window.addEventListener('pagehide', () => typing.stop());
 
+  /* Over the WebSocket when it is open, else over HTTP. */
   async function postMessage(body) {
-    return api('POST', '/api/visitor/messages', {bearer: token, body: {body}});
+    const before = list.lastId();
+    return perform(push, {type: 'send', body}, {
+      http: () => api('POST', '/api/visitor/messages', {bearer: token, body: {body}}),
+      // The socket died after the message left: did the server store it?
+      reconcile: async () => {
+        const data = await api('GET', '/api/visitor/messages?after=' + before, {bearer: token});
+        return (data.messages || []).find((m) => m.sender === 'visitor' && m.body === body) || null;
+      },
+    });
   }
 
   form.addEventListener('submit', async (e) => {
@@ -222,6 +256,7 @@
       return;
     }
     sending = true;
+    typing.stop();
     form.classList.add('busy');
     sendButton.disabled = true;
     try {

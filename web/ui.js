@@ -134,9 +134,40 @@
     return (chars[0] + Array.from(words[words.length - 1])[0]).toUpperCase();
   }
 
-  /* Avatar text: initials of a named visitor, "#" for an anonymous one. */
+  /* Avatar text: initials of a named visitor; for an anonymous one ("Visitor #12") the number
+   * while it fits in the circle (up to 3 digits), otherwise '' (setVisitorAvatar draws a person). */
   function visitorInitials(visitor) {
-    return visitor && (visitor.name || '').trim() ? initials(visitor.name) : '#';
+    if (visitor && (visitor.name || '').trim()) return initials(visitor.name);
+    const id = visitor && visitor.id != null ? String(visitor.id) : '';
+    return /^\d{1,3}$/.test(id) ? id : '';
+  }
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  /* A small "person" glyph (built with DOM calls: no markup strings, nothing for the CSP). */
+  function personIcon() {
+    const svg = document.createElementNS(SVG_NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', 'av-icon');
+    svg.setAttribute('aria-hidden', 'true');
+    const head = document.createElementNS(SVG_NS, 'circle');
+    head.setAttribute('cx', '12');
+    head.setAttribute('cy', '8.5');
+    head.setAttribute('r', '4');
+    const body = document.createElementNS(SVG_NS, 'path');
+    body.setAttribute('d', 'M4.5 20.5c.8-4 3.9-6.5 7.5-6.5s6.7 2.5 7.5 6.5');
+    svg.append(head, body);
+    return svg;
+  }
+
+  /* Fills an avatar element for a visitor: initials, the visitor number, or a person icon. */
+  function setVisitorAvatar(node, visitor) {
+    const text = visitorInitials(visitor);
+    const anonymous = !(visitor && (visitor.name || '').trim());
+    node.classList.toggle('av-number', anonymous && text !== '');
+    node.classList.toggle('av-long', anonymous && text.length === 3);
+    if (text) node.textContent = text;
+    else node.replaceChildren(personIcon());
   }
 
   function visitorName(visitor) {
@@ -152,15 +183,129 @@
     offline: 'Offline',
   };
 
-  /* Updates a #conn-state element: data-state for tests and CSS, a short label for people. */
-  function showConnState(node, state) {
+  const TRANSPORT_LABELS = {
+    ws: 'WebSocket',
+    sse: 'Server-Sent Events',
+    longpoll: 'long polling',
+    poll: 'polling',
+    iframe: 'a streaming frame',
+  };
+
+  /* Updates a #conn-state element: data-state for tests and CSS, a short label for people, and
+   * (when known) data-transport with the push transport in use. */
+  function showConnState(node, state, transport) {
     if (!node) return;
     node.dataset.state = state;
+    if (transport) node.dataset.transport = transport;
     const label = node.querySelector('.conn-label') || node;
     label.textContent = STATE_LABELS[state] || state;
-    node.title = state === 'connected' ? 'Live updates are on' :
+    const via = node.dataset.transport && TRANSPORT_LABELS[node.dataset.transport];
+    node.title = state === 'connected' ? 'Live updates are on' + (via ? ' (' + via + ')' : '') :
       state === 'offline' ? 'You are offline; messages will sync when you are back' :
         'Connecting to the live update channel';
+  }
+
+  /* ---- actions over the push socket, or over HTTP ---- */
+
+  /* Performs an action over the WebSocket when the push client has one open, else with `http()`
+   * (the page's fetch call). For `send`, when the socket died after the frame left (the server
+   * may or may not have stored the message), `reconcile()` looks for the message over HTTP and
+   * returns it, or null; only then is it sent again over HTTP, so a message is never doubled.
+   * Resolves with the ack ({message} for send) or the HTTP answer; rejects like api() does. */
+  async function perform(push, action, o) {
+    if (push && push.canSend()) {
+      try {
+        return await push.send(action);
+      } catch (e) {
+        if (e.status) throw new ApiError(e.status, e.code, e.message); // the server refused it
+        if (e.sent && action.type === 'send') {
+          let found = null;
+          if (o.reconcile) found = await o.reconcile();
+          if (found) return {message: found};
+        }
+        // Not sent, or sent and not done: HTTP it is.
+      }
+    }
+    return o.http();
+  }
+
+  /* ---- typing ---- */
+
+  const TYPING_REFRESH_MS = 3000; // send typing:true at most this often while typing goes on
+  const TYPING_IDLE_MS = 4000;    // typing:false after this long without a keystroke
+  const TYPING_SHOW_MS = 6000;    // a typing indicator not refreshed within this goes away
+
+  /* Tells the other side when this person types. input() on every keystroke (or call with the
+   * current text); stop() on send, on clearing the box, on leaving. `send(typing, key)` does the
+   * talking; `key` is whatever input() was given (the agent console passes the conversation id,
+   * so typing:false goes to the conversation typing:true went to). */
+  class TypingSender {
+    constructor(send) {
+      this.send = send;
+      this.active = false;
+      this.key = null;
+      this.lastSent = 0;
+      this.idle = null;
+    }
+
+    input(text, key) {
+      if (!String(text || '').trim()) {
+        this.stop();
+        return;
+      }
+      if (this.active && key !== this.key) this.stop();
+      const now = Date.now();
+      if (!this.active || now - this.lastSent >= TYPING_REFRESH_MS) {
+        this.active = true;
+        this.key = key;
+        this.lastSent = now;
+        this._send(true, key);
+      }
+      if (this.idle) clearTimeout(this.idle);
+      this.idle = setTimeout(() => this.stop(), TYPING_IDLE_MS);
+    }
+
+    stop() {
+      if (this.idle) clearTimeout(this.idle);
+      this.idle = null;
+      if (!this.active) return;
+      this.active = false;
+      this._send(false, this.key);
+    }
+
+    _send(typing, key) {
+      try {
+        Promise.resolve(this.send(typing, key)).catch(() => { /* best effort */ });
+      } catch (e) { /* best effort */ }
+    }
+  }
+
+  /* Who is typing, per key (a conversation id): set(key, bool) from typing events; an entry not
+   * refreshed within 6 s expires. onChange(key, typing) on every change. */
+  class TypingState {
+    constructor(onChange) {
+      this.onChange = onChange;
+      this.timers = new Map();
+    }
+
+    has(key) {
+      return this.timers.has(key);
+    }
+
+    set(key, typing) {
+      const had = this.timers.has(key);
+      if (had) clearTimeout(this.timers.get(key));
+      if (typing) {
+        this.timers.set(key, setTimeout(() => this.set(key, false), TYPING_SHOW_MS));
+      } else {
+        this.timers.delete(key);
+      }
+      if (had !== !!typing) this.onChange(key, !!typing);
+    }
+
+    clear() {
+      for (const key of Array.from(this.timers.keys())) this.set(key, false);
+    }
   }
 
   /* ---- MessageList ---- */
@@ -179,7 +324,7 @@
       this.container = container;
       this.me = o.me || 'visitor';
       this.otherName = o.otherName || null;     // function(msg) -> name for the left-hand side
-      this.otherInitials = o.otherInitials || null; // function(msg) -> avatar text for it
+      this.otherAvatar = o.otherAvatar || null;   // function(node, msg): fills its avatar
       this.onChange = o.onChange || function () {};
       this.onUnseenBelow = o.onUnseenBelow || function () {};
       this.messages = [];       // sorted by id
@@ -323,8 +468,9 @@
       else if (!mine && this.otherName) author = this.otherName(msg);
 
       if (!mine) {
-        const text = msg.sender !== 'agent' && this.otherInitials ? this.otherInitials(msg) : initials(author || '?');
-        const av = el('div', 'msg-avatar ' + (msg.sender === 'agent' ? 'av-agent' : avatarClass(msg.visitor_id)), text);
+        const av = el('div', 'msg-avatar ' + (msg.sender === 'agent' ? 'av-agent' : avatarClass(msg.visitor_id)));
+        if (msg.sender !== 'agent' && this.otherAvatar) this.otherAvatar(av, msg);
+        else av.textContent = initials(author || '?');
         av.setAttribute('aria-hidden', 'true');
         node.appendChild(av);
       }
@@ -389,6 +535,7 @@
 
   window.KefuUI = {
     ApiError, api, sentence, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
-    visitorName, visitorInitials, showConnState, MessageList, autoGrow, enterToSend,
+    visitorName, visitorInitials, setVisitorAvatar, showConnState, MessageList, autoGrow, enterToSend,
+    perform, TypingSender, TypingState,
   };
 })();

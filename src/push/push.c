@@ -594,7 +594,7 @@ static void heartbeat(kf_push_client_t *client, uint64_t now)
     if (client->transport == KF_PUSH_IFRAME)
         encode_iframe(&out, HEARTBEAT_JSON, sizeof HEARTBEAT_JSON - 1);
     else if (client->transport == KF_PUSH_SSE)
-        kf_buf_append_str(&out, ": heartbeat\n\n");
+        kf_buf_append_str(&out, ": heartbeat\n\nevent: heartbeat\ndata: " HEARTBEAT_JSON "\n\n");
     else
         encode_ws(&out, KF_WS_PING, "", 0);
     int rc = client_write(client, out.data, out.len);
