@@ -16,14 +16,14 @@
 
 void kf_chat_log_request(kf_req_t *req, const char *what)
 {
-    kf_info("%.*s %.*s from %s: %s", (int)req->head.method.len,
-            req->head.method.ptr != NULL ? req->head.method.ptr : "", (int)req->head.path.len,
-            req->head.path.ptr != NULL ? req->head.path.ptr : "", kf_req_peer(req), what);
+    kf_info("%.*s %.*s from %s: %s", (int)req->head->method.len,
+            req->head->method.ptr != NULL ? req->head->method.ptr : "", (int)req->head->path.len,
+            req->head->path.ptr != NULL ? req->head->path.ptr : "", kf_req_peer(req), what);
 }
 
 static void store_failed(kf_req_t *req, int rc)
 {
-    kf_error("store failure on %.*s: %s", (int)req->head.path.len, req->head.path.ptr,
+    kf_error("store failure on %.*s: %s", (int)req->head->path.len, req->head->path.ptr,
              kf_strerror(rc));
     kf_resp_error(req, 500, "internal", "the server could not complete the request");
 }
@@ -39,7 +39,7 @@ static void answer_error(kf_req_t *req, const kf_chat_error_t *err)
  * application/json also keeps plain cross-site form posts out (they cannot send it). */
 static json_t *read_json(kf_req_t *req)
 {
-    const kf_str_t *type = kf_http_header_get(&req->head, "Content-Type");
+    const kf_str_t *type = kf_http_header_get(req->head, "Content-Type");
     bool is_json = type != NULL && type->len >= 16 &&
                    strncasecmp(type->ptr, "application/json", 16) == 0 &&
                    (type->len == 16 || type->ptr[16] == ';' || type->ptr[16] == ' ');
@@ -62,7 +62,7 @@ static json_t *read_json(kf_req_t *req)
 bool kf_chat_read_after(kf_req_t *req, uint64_t *after)
 {
     char value[32];
-    int rc = kf_http_query_get(req->head.query, "after", value, sizeof value);
+    int rc = kf_http_query_get(req->head->query, "after", value, sizeof value);
     *after = 0;
     if (rc == KF_ENOTFOUND)
         return true;
@@ -77,7 +77,7 @@ bool kf_chat_read_after(kf_req_t *req, uint64_t *after)
 bool kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
 {
     kf_app_t *app = req->app;
-    const kf_str_t *header = kf_http_header_get(&req->head, "Authorization");
+    const kf_str_t *header = kf_http_header_get(req->head, "Authorization");
     if (header == NULL || header->len < 8 || strncasecmp(header->ptr, "Bearer ", 7) != 0)
         return false;
     char hash[KF_HASH_HEX_SIZE];
@@ -115,7 +115,7 @@ static json_t *agent_auth_json(const kf_agent_auth_t *agent)
 /* The session token from the cookie; false when there is none. */
 static bool session_token(kf_req_t *req, kf_str_t *token)
 {
-    const kf_str_t *cookies = kf_http_header_get(&req->head, "Cookie");
+    const kf_str_t *cookies = kf_http_header_get(req->head, "Cookie");
     return cookies != NULL && kf_http_cookie_get(*cookies, KF_SESSION_COOKIE, token) == 0 &&
            token->len > 0;
 }
@@ -143,7 +143,7 @@ static bool require_agent(kf_req_t *req, kf_agent_auth_t *agent, bool state_chan
         return false;
     }
     if (state_changing) {
-        const kf_str_t *token = kf_http_header_get(&req->head, "X-CSRF-Token");
+        const kf_str_t *token = kf_http_header_get(req->head, "X-CSRF-Token");
         if (token == NULL ||
             !kf_auth_equal(token->ptr, token->len, agent->csrf, strlen(agent->csrf))) {
             kf_chat_log_request(req, "missing or wrong CSRF token");

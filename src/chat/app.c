@@ -130,11 +130,11 @@ static const kf_route_t routes[] = {
 
 void kf_app_handle(kf_req_t *req)
 {
-    kf_str_t path = req->head.path;
+    kf_str_t path = req->head->path;
     static const char static_prefix[] = "/static/";
     size_t prefix_len = sizeof static_prefix - 1;
     if (path.len > prefix_len && memcmp(path.ptr, static_prefix, prefix_len) == 0) {
-        if (!kf_str_eq(req->head.method, "GET") && !kf_str_eq(req->head.method, "HEAD")) {
+        if (!kf_str_eq(req->head->method, "GET") && !kf_str_eq(req->head->method, "HEAD")) {
             kf_resp_error(req, 405, "method_not_allowed", "static files are read-only");
             return;
         }
@@ -143,7 +143,7 @@ void kf_app_handle(kf_req_t *req)
         return;
     }
     kf_route_match_t match;
-    int rc = kf_router_match(routes, sizeof routes / sizeof routes[0], req->head.method, path,
+    int rc = kf_router_match(routes, sizeof routes / sizeof routes[0], req->head->method, path,
                              &match);
     if (rc == KF_ENOTFOUND) {
         kf_resp_error(req, 404, "not_found", "no such endpoint");

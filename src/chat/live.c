@@ -55,10 +55,10 @@ static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit,
 static bool origin_allowed(kf_req_t *req)
 {
     kf_app_t *app = req->app;
-    const kf_str_t *origin = kf_http_header_get(&req->head, "Origin");
+    const kf_str_t *origin = kf_http_header_get(req->head, "Origin");
     if (origin == NULL)
         return true;
-    const kf_str_t *host = kf_http_header_get(&req->head, "Host");
+    const kf_str_t *host = kf_http_header_get(req->head, "Host");
     if (host != NULL) {
         for (int secure = 0; secure < 2; secure++) {
             const char *scheme = secure ? "https://" : "http://";
@@ -84,7 +84,7 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
         return;
     uint64_t hold_ms = 0;
     char value[KF_TICKET_SIZE];
-    int n = kf_http_query_get(req->head.query, "timeout", value, sizeof value);
+    int n = kf_http_query_get(req->head->query, "timeout", value, sizeof value);
     if (n != KF_ENOTFOUND) {
         uint64_t seconds;
         if (n < 0 || kf_parse_u64((kf_str_t){value, (size_t)n}, &seconds) != 0 || seconds < 1 ||
@@ -101,7 +101,7 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
     }
     replay_ctx_t ctx = {.app = app};
     kf_push_source_t source = {.replay = replay, .ctx = &ctx};
-    n = kf_http_query_get(req->head.query, "ticket", value, sizeof value);
+    n = kf_http_query_get(req->head->query, "ticket", value, sizeof value);
     if (n != KF_ENOTFOUND) {
         int rc = n < 0 ? KF_EAUTH
                        : kf_auth_ticket_verify(app->ticket_key, sizeof app->ticket_key, value,

@@ -243,10 +243,10 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
     bool chunked = mode == BODY_CHUNKED;
     if (chunked)
-        kf_buf_append_str(&head, req->head.minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
+        kf_buf_append_str(&head, req->minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
     else if (mode == BODY_LENGTH)
         kf_buf_printf(&head, "Content-Length: %zu\r\n", len);
-    if (conn->close_after || conn->server->stopping || (chunked && req->head.minor_version == 0))
+    if (conn->close_after || conn->server->stopping || (chunked && req->minor_version == 0))
         conn->close_after = true;
     if (mode != BODY_NONE)
         kf_buf_append_str(&head, conn->close_after ? "Connection: close\r\n" : "");
@@ -283,7 +283,7 @@ void kf_resp_send(kf_req_t *req, int status, const char *content_type, const voi
     if (req->finished || req->streaming)
         return;
     write_head(req, status, content_type, len, BODY_LENGTH);
-    if (!kf_str_eq(req->head.method, "HEAD") || req->head.method.ptr == NULL)
+    if (!req->head_only)
         conn_write(req->conn, body, len);
     request_done(req->conn);
 }
@@ -341,7 +341,7 @@ int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len)
         conn_close(conn);
         return KF_ELIMIT;
     }
-    if (req->head.minor_version >= 1) {
+    if (req->minor_version >= 1) {
         char size_line[24];
         int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
         /* One write per chunk: size line, data and CRLF together. */
@@ -369,7 +369,7 @@ void kf_resp_stream_end(kf_req_t *req)
 {
     if (req->finished)
         return;
-    if (req->head.minor_version >= 1)
+    if (req->minor_version >= 1)
         conn_write(req->conn, "0\r\n\r\n", 5);
     else
         req->conn->close_after = true;
@@ -438,9 +438,11 @@ static void feed_raw(kf_conn_t *conn)
 /* Answers a framing error and closes: the rest of the stream cannot be trusted. */
 static void reject(kf_conn_t *conn, int status, const char *code, const char *message)
 {
+    static const kf_http_request_t no_head = {.minor_version = 1, .content_length = -1};
     kf_req_t *req = &conn->req;
-    memset(&req->head, 0, sizeof req->head);
-    req->head.minor_version = 1;
+    req->head = &no_head;
+    req->minor_version = 1;
+    req->head_only = false;
     req->finished = false;
     req->streaming = false;
     conn->in_request = true;
@@ -478,9 +480,9 @@ static void process(kf_conn_t *conn)
     kf_server_t *server = conn->server;
     while (!conn->closing && !conn->in_request && conn->rbuf.len > 0) {
         kf_req_t *req = &conn->req;
-        memset(&req->head, 0, sizeof req->head);
+        kf_http_request_t head;
         int rc = kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &server->config.limits,
-                                       &req->head);
+                                       &head);
         if (rc == KF_HTTP_INCOMPLETE)
             break;
         if (rc < 0) {
@@ -488,13 +490,16 @@ static void process(kf_conn_t *conn)
             return;
         }
         size_t head_len = (size_t)rc;
-        size_t body_len = req->head.content_length > 0 ? (size_t)req->head.content_length : 0;
-        if (req->head.content_length > 0 && (uint64_t)req->head.content_length > server->config.max_body) {
+        size_t body_len = head.content_length > 0 ? (size_t)head.content_length : 0;
+        if (head.content_length > 0 && (uint64_t)head.content_length > server->config.max_body) {
             reject(conn, 413, "too_large", "the request body is too large");
             return;
         }
         if (conn->rbuf.len < head_len + body_len)
             break; /* the body is still coming */
+        req->head = &head;
+        req->minor_version = head.minor_version;
+        req->head_only = kf_str_eq(head.method, "HEAD");
         req->body = body_len > 0 ? conn->rbuf.data + head_len : NULL;
         req->body_len = body_len;
         req->started_ms = uv_now(server->loop);
@@ -507,11 +512,12 @@ static void process(kf_conn_t *conn)
         kf_buf_reset(&req->resp_headers);
         conn->req_bytes = head_len + body_len;
         conn->in_request = true;
-        conn->close_after = !req->head.keep_alive;
+        conn->close_after = !head.keep_alive;
         conn->request_started_ms = 0;
         conn->dispatching = true;
         server->handler(req);
         conn->dispatching = false;
+        req->head = NULL; /* its stack frame ends here */
         if (conn->closing)
             return;
         if (conn->upgraded) {

@@ -40,10 +40,13 @@ struct kf_req {
     kf_conn_t *conn;          /* the connection this request came on */
     kf_server_t *server;      /* its server */
     void *app;                /* the application pointer given to kf_server_start */
-    /* head and body point into the connection's buffer and are valid only while the handler
-     * runs: a handler that holds or streams copies what it needs first. */
-    kf_http_request_t head;
+    /* head (and the views in it) and body are valid only while the handler runs: a handler that
+     * holds or streams copies what it needs first. The parsed head lives on the stack of the
+     * dispatch, so an idle or held connection does not carry its 3 KiB. */
+    const kf_http_request_t *head;
     const char *body;         /* Content-Length bytes (NULL when there is no body) */
+    int minor_version;        /* of the request, kept for responses sent after the handler */
+    bool head_only;           /* a HEAD request: the response has no body */
     size_t body_len;
     uint64_t started_ms;      /* loop time when the head was complete */
     /* Response state (the server's): */

@@ -391,7 +391,7 @@ static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *so
 {
     /* A browser reconnecting on its own sends the last id it saw; that beats the URL's cursor,
      * which is as old as the EventSource. */
-    const kf_str_t *last_id = kf_http_header_get(&req->head, "Last-Event-ID");
+    const kf_str_t *last_id = kf_http_header_get(req->head, "Last-Event-ID");
     uint64_t from_header;
     if (last_id != NULL && kf_parse_u64(*last_id, &from_header) == 0 && from_header < (1ULL << 53))
         after = from_header;
@@ -524,12 +524,12 @@ static size_t ws_read_cb(void *data, char *buf, size_t len)
 
 static void serve_ws(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source, uint64_t after)
 {
-    const kf_str_t *upgrade = kf_http_header_get(&req->head, "Upgrade");
-    const kf_str_t *version = kf_http_header_get(&req->head, "Sec-WebSocket-Version");
-    const kf_str_t *key = kf_http_header_get(&req->head, "Sec-WebSocket-Key");
+    const kf_str_t *upgrade = kf_http_header_get(req->head, "Upgrade");
+    const kf_str_t *version = kf_http_header_get(req->head, "Sec-WebSocket-Version");
+    const kf_str_t *key = kf_http_header_get(req->head, "Sec-WebSocket-Key");
     char accept[29];
-    if (!kf_str_eq(req->head.method, "GET") || upgrade == NULL || !kf_str_ieq(*upgrade, "websocket") ||
-        !req->head.upgrade) {
+    if (!kf_str_eq(req->head->method, "GET") || upgrade == NULL || !kf_str_ieq(*upgrade, "websocket") ||
+        !req->head->upgrade) {
         kf_resp_header(req, "Upgrade", "websocket");
         kf_resp_error(req, 426, "upgrade_required", "this endpoint speaks WebSocket only");
         return;

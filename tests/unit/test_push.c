@@ -83,22 +83,22 @@ static void handler(kf_req_t *req)
 {
     char value[32];
     uint64_t after = 0;
-    int n = kf_http_query_get(req->head.query, "after", value, sizeof value);
+    int n = kf_http_query_get(req->head->query, "after", value, sizeof value);
     if (n >= 0)
         kf_parse_u64((kf_str_t){value, (size_t)n}, &after);
     kf_push_source_t source = {.topic = "t", .replay = replay, .ctx = NULL};
     source.kind = 'v';
     source.subject = 7;
     kf_push_transport_t transport = KF_PUSH_POLL;
-    if (kf_str_eq(req->head.path, "/longpoll"))
+    if (kf_str_eq(req->head->path, "/longpoll"))
         transport = KF_PUSH_LONGPOLL;
-    else if (kf_str_eq(req->head.path, "/iframe"))
+    else if (kf_str_eq(req->head->path, "/iframe"))
         transport = KF_PUSH_IFRAME;
-    else if (kf_str_eq(req->head.path, "/sse"))
+    else if (kf_str_eq(req->head->path, "/sse"))
         transport = KF_PUSH_SSE;
-    else if (kf_str_eq(req->head.path, "/ws"))
+    else if (kf_str_eq(req->head->path, "/ws"))
         transport = KF_PUSH_WS;
-    kf_push_serve(fx->push, req, transport, &source, after, kf_str_eq(req->head.path, "/short") ? 1000 : 0);
+    kf_push_serve(fx->push, req, transport, &source, after, kf_str_eq(req->head->path, "/short") ? 1000 : 0);
 }
 
 /* Publishes, on the loop thread, every stored event not yet published. */

@@ -48,29 +48,29 @@ static void abort_cb(kf_req_t *req, void *data)
 static void handler(kf_req_t *req)
 {
     fx->handled++;
-    if (kf_str_eq(req->head.path, "/hold")) {
+    if (kf_str_eq(req->head->path, "/hold")) {
         fx->held = req;
         kf_req_hold(req, abort_cb, NULL);
         return;
     }
-    if (kf_str_eq(req->head.path, "/stream")) {
+    if (kf_str_eq(req->head->path, "/stream")) {
         fx->stream = req;
         kf_resp_stream_start(req, 200, "text/plain", abort_cb, NULL);
         kf_resp_stream_write(req, "one", 3);
         kf_resp_stream_write(req, "two", 3);
         return;
     }
-    if (kf_str_eq(req->head.path, "/echo")) {
+    if (kf_str_eq(req->head->path, "/echo")) {
         kf_resp_send(req, 200, "text/plain", req->body, req->body_len);
         return;
     }
-    if (kf_str_eq(req->head.path, "/badheader")) {
+    if (kf_str_eq(req->head->path, "/badheader")) {
         assert_int_equal(kf_resp_header(req, "X-Test", "a\r\nSet-Cookie: evil=1"), KF_EINVAL);
         kf_resp_send(req, 200, "text/plain", "ok", 2);
         return;
     }
     char body[256];
-    int n = snprintf(body, sizeof body, "path=%.*s", (int)req->head.path.len, req->head.path.ptr);
+    int n = snprintf(body, sizeof body, "path=%.*s", (int)req->head->path.len, req->head->path.ptr);
     kf_resp_send(req, 200, "text/plain", body, (size_t)n);
 }
 
