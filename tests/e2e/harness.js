@@ -24,6 +24,8 @@ const STOP_TIMEOUT_MS = 10000;
 const TRANSPORTS = ['poll', 'longpoll', 'iframe'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Resolves null after ms without keeping the process alive once everything else is done.
+const expire = (ms) => new Promise((r) => setTimeout(() => r(null), ms).unref());
 
 // Expect-style wait: retries fn (which throws or returns falsy) until it passes or timeout.
 async function eventually(fn, { timeout = 10000, interval = 100, what = 'condition' } = {}) {
@@ -133,7 +135,7 @@ class Kefu {
     if (!proc) return;
     const t0 = Date.now();
     proc.kill(signal);
-    const res = await Promise.race([proc.exitPromise, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+    const res = await Promise.race([proc.exitPromise, expire(STOP_TIMEOUT_MS)]);
     if (!res) {
       proc.kill('SIGKILL');
       await proc.exitPromise;
@@ -154,7 +156,7 @@ class Kefu {
     this.proc = null;
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
-    const res = await Promise.race([proc.exitPromise, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+    const res = await Promise.race([proc.exitPromise, expire(STOP_TIMEOUT_MS)]);
     if (!res) {
       proc.kill('SIGKILL');
       await proc.exitPromise;
