@@ -55,18 +55,21 @@ async function assertConnected(...wrappers) {
   for (const w of wrappers) await waitState(w.page, ['connected'], T);
 }
 
+// transport null: no ?transport=, the push client chooses.
+const pageUrl = (srv, path, transport) => `${srv.base}${path}${transport ? `?transport=${transport}` : ''}`;
+
 async function openVisitor(env, srv, transport, label = 'visitor') {
   const page = await env.page(label);
   const dialogs = trackDialogs(page);
-  await page.goto(`${srv.base}/chat?transport=${transport}`);
+  await page.goto(pageUrl(srv, '/chat', transport));
   await waitConnected(page);
   return { page, dialogs, label };
 }
 
 async function openAgent(env, srv, transport, agent = ANA) {
-  const page = await env.page('agent');
+  const page = await env.page(`agent ${agent.name}`);
   const dialogs = trackDialogs(page);
-  await page.goto(`${srv.base}/agent?transport=${transport}`);
+  await page.goto(pageUrl(srv, '/agent', transport));
   await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
   await page.fill('#login-email', agent.email);
   await page.fill('#login-password', agent.password);
@@ -76,7 +79,7 @@ async function openAgent(env, srv, transport, agent = ANA) {
     return el && el.offsetParent !== null && el.textContent.includes(name);
   }, agent.name, { timeout: T });
   await waitConnected(page);
-  return { page, dialogs, label: 'agent' };
+  return { page, dialogs, label: `agent ${agent.name}` };
 }
 
 // Messages currently shown in a container (#messages or #thread), in DOM order.
@@ -221,7 +224,8 @@ const A = (body) => ({ body, sender: 'agent' });
 
 // ---------------------------------------------------------------------------------------------
 
-for (const transport of TRANSPORTS) {
+// Every transport a browser can be forced to (the curl-based protocol tests cover the first three).
+for (const transport of [...TRANSPORTS, 'sse', 'ws']) {
   test(`chat over ${transport}: live exchange, unread badge, visitor reload, server restart`, { timeout: 240000 }, (t) =>
     scenario(t, async (env) => {
       const srv = await env.server();
@@ -488,6 +492,46 @@ test('agent console: wrong password shows #login-error', { timeout: 60000 }, (t)
     await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
     await page.reload();
     await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+  }),
+);
+
+test('two agents at once, transport chosen by the page: both see new questions and each other\'s replies live', { timeout: 180000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const ana = await openAgent(env, srv, null, DEFAULT_AGENTS[0]);
+    const bo = await openAgent(env, srv, null, DEFAULT_AGENTS[1]);
+    for (const a of [ana, bo]) {
+      const chosen = await a.page.$eval('#conn-state', (el) => el.getAttribute('data-transport'));
+      assert.equal(chosen, 'ws', `${a.label}: the best transport that works here is WebSocket`);
+    }
+    const v1 = await openVisitor(env, srv, null, 'visitor 1');
+    const v2 = await openVisitor(env, srv, null, 'visitor 2');
+    await visitorSay(v1, 'Question one');
+    await visitorSay(v2, 'Question two');
+    const c1 = await conversationOf(srv, await visitorToken(v1));
+    const c2 = await conversationOf(srv, await visitorToken(v2));
+    for (const a of [ana, bo]) {
+      await waitConv(a, c1, (st) => st.unread === '1', 'unread 1 (conversation 1)');
+      await waitConv(a, c2, (st) => st.unread === '1', 'unread 1 (conversation 2)');
+    }
+    // Ana answers the first visitor; Bo sees the reply in that thread without a reload.
+    await selectConv(ana, c1);
+    await agentSay(ana, 'Ana here, on it');
+    await waitMsg(v1.page, '#messages', 'Ana here, on it', 'agent');
+    await selectConv(bo, c1);
+    await expectThread(bo.page, '#thread', [V('Question one'), A('Ana here, on it')]);
+    // Ana read conversation 1, so it is read for the team; conversation 2 is still unread for both.
+    await waitConv(bo, c1, (st) => st.unread === '0', 'unread 0 after Ana read it');
+    await waitConv(ana, c2, (st) => st.unread === '1', 'still unread 1');
+    // Bo answers the second visitor while Ana watches the list.
+    await selectConv(bo, c2);
+    await agentSay(bo, 'Bo here, hello');
+    await waitMsg(v2.page, '#messages', 'Bo here, hello', 'agent');
+    await waitConv(ana, c2, (st) => st.preview !== null && st.preview.includes('Bo here, hello'), 'preview of Bo\'s reply');
+    // Neither visitor sees the other's conversation.
+    await expectThread(v1.page, '#messages', [V('Question one'), A('Ana here, on it')]);
+    await expectThread(v2.page, '#messages', [V('Question two'), A('Bo here, hello')]);
+    assertNoPageProblems(ana, bo, v1, v2);
   }),
 );
 
