@@ -1,0 +1,31 @@
+/* limit.h: in-memory rate limits keyed by a string (an address, an e-mail, a visitor id): a token
+ * bucket per key, in a hash table whose idle entries are swept. Single-threaded; no I/O. */
+#ifndef KF_AUTH_LIMIT_H
+#define KF_AUTH_LIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kf_limit kf_limit_t;
+
+/* A bucket holds at most burst tokens and refills at `per_minute` tokens a minute (fractions
+ * count). Each key starts full. max_keys bounds memory: when the table is full, the stalest key is
+ * dropped to make room (never refusing a new key). */
+kf_limit_t *kf_limit_new(double per_minute, double burst, size_t max_keys);
+void kf_limit_free(kf_limit_t *limit);
+
+/* Takes one token for key at time now_ms. Returns true when one was available. When not, and
+ * retry_after_ms != NULL, sets it to the wait until the next token (>= 1). */
+bool kf_limit_take(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms);
+/* Like take, but does not consume: true when a token is available now. */
+bool kf_limit_check(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms);
+/* Forgets key (e.g. after a successful login). */
+void kf_limit_reset(kf_limit_t *limit, const char *key);
+/* Drops keys whose bucket has been full again for a while (idle); returns how many. Call from a
+ * coarse timer. */
+size_t kf_limit_sweep(kf_limit_t *limit, int64_t now_ms);
+/* Keys held now. */
+size_t kf_limit_count(const kf_limit_t *limit);
+
+#endif
