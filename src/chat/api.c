@@ -389,6 +389,23 @@ void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
     snprintf(lower, sizeof lower, "%s", json_string_value(email));
     for (char *p = lower; *p != '\0'; p++)
         *p = (char)tolower((unsigned char)*p);
+    /* Failed logins are limited per account and per address (password guessing); a refused
+     * attempt costs no scrypt either. */
+    int64_t now = kf_now_ms(), wait_account = 0, wait_address = 0;
+    bool allowed = kf_limit_check(app->login_by_account, lower, now, &wait_account);
+    allowed = kf_limit_check(app->login_by_address, kf_req_peer(req), now, &wait_address) && allowed;
+    if (!allowed) {
+        json_decref(root);
+        int64_t wait_s = ((wait_account > wait_address ? wait_account : wait_address) + 999) / 1000;
+        char retry[24], message[96];
+        snprintf(retry, sizeof retry, "%lld", (long long)wait_s);
+        snprintf(message, sizeof message, "too many failed logins; try again in %lld s",
+                 (long long)wait_s);
+        kf_info("login for %s from %s refused: too many failures", lower, kf_req_peer(req));
+        kf_resp_header(req, "Retry-After", retry);
+        kf_resp_error(req, 429, "rate_limited", message);
+        return;
+    }
     login_agent_t login = {0};
     int rc = app->store->ops->agent_by_email(app->store, lower, login_agent_cb, &login);
     /* An unknown e-mail costs one hash too, so timing does not tell which accounts exist. */
@@ -403,6 +420,8 @@ void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
         return;
     }
     if (!ok) {
+        kf_limit_take(app->login_by_account, lower, now, NULL);
+        kf_limit_take(app->login_by_address, kf_req_peer(req), now, NULL);
         kf_info("failed login for %s from %s", lower, kf_req_peer(req));
         kf_resp_error(req, 401, "unauthorized", "wrong e-mail or password");
         return;
@@ -412,8 +431,8 @@ void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
         kf_resp_error(req, 500, "internal", "no randomness available");
         return;
     }
+    kf_limit_reset(app->login_by_account, lower);
     kf_auth_sha256_hex(token, strlen(token), hash);
-    int64_t now = kf_now_ms();
     /* A fresh token at every login: a session id planted before login is never adopted. */
     rc = app->store->ops->session_create(app->store, hash, login.agent.id, csrf, now,
                                          now + app->config.session_ttl_ms);

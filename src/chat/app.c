@@ -14,6 +14,9 @@
 #include "http/assets.h"
 #include "http/router.h"
 
+/* Keys each rate limit remembers at most (the stalest go first): bounds their memory. */
+#define LIMIT_KEYS 10000
+
 /* ---- small helpers ---- */
 
 int64_t kf_now_ms(void)
@@ -30,6 +33,8 @@ void kf_app_config_default(kf_app_config_t *config)
     config->session_ttl_ms = 7LL * 24 * 3600 * 1000;
     config->ticket_ttl_ms = 60 * 1000;
     config->secure_cookies = false;
+    config->login_failures_per_account = 5;
+    config->login_failures_per_address = 20;
 }
 
 size_t kf_utf8_length(const char *s)
@@ -197,6 +202,18 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         *err = rc;
         return NULL;
     }
+    /* A bucket of N failures refills over 15 minutes; past it, one more try every 15/N min. */
+    app->login_by_account = kf_limit_new(config->login_failures_per_account / 15.0,
+                                         config->login_failures_per_account, LIMIT_KEYS);
+    app->login_by_address = kf_limit_new(config->login_failures_per_address / 15.0,
+                                         config->login_failures_per_address, LIMIT_KEYS);
+    if (app->login_by_account == NULL || app->login_by_address == NULL) {
+        kf_limit_free(app->login_by_account);
+        kf_limit_free(app->login_by_address);
+        free(app);
+        *err = KF_EINVAL;
+        return NULL;
+    }
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
     push.receive = kf_live_receive;
@@ -213,6 +230,8 @@ void kf_app_free(kf_app_t *app)
         return;
     kf_push_free(app->push);
     kf_hub_free(app->hub);
+    kf_limit_free(app->login_by_account);
+    kf_limit_free(app->login_by_address);
     free(app);
 }
 

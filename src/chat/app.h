@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth/limit.h"
 #include "http/server.h"
 #include "push/hub.h"
 #include "push/push.h"
@@ -20,6 +21,8 @@ typedef struct kf_app_config {
     bool secure_cookies;         /* add Secure to cookies (when served behind TLS) */
     const char *const *allowed_origins; /* origins besides our own that may open a WebSocket */
     size_t allowed_origin_count;
+    double login_failures_per_account;  /* failed logins allowed per account per 15 min (5) */
+    double login_failures_per_address;  /* ... and per client address (20) */
 } kf_app_config_t;
 
 typedef struct kf_app {
@@ -29,6 +32,8 @@ typedef struct kf_app {
     kf_push_t *push;             /* owned */
     kf_app_config_t config;
     unsigned char ticket_key[32]; /* HMAC key for push tickets, kept in the store's settings */
+    kf_limit_t *login_by_account; /* failed logins per e-mail */
+    kf_limit_t *login_by_address; /* failed logins per client address */
 } kf_app_t;
 
 void kf_app_config_default(kf_app_config_t *config);

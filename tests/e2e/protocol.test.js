@@ -914,3 +914,25 @@ test('iframe stream: a replay of more than 1 MiB of history also ends with a rec
     assert.ok(r.reconnects >= 1, `API.md: "a reconnect event after 1 MiB, after which the response ends" — stream sizes ${r.sizes} bytes, no reconnect`);
   }),
 );
+
+test('failed logins are limited per account (429 with Retry-After); other accounts are unaffected', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+
+    for (let i = 0; i < 5; i++) {
+      const r = await srv.api('POST', '/api/agent/login', { body: { email: ANA.email, password: `guess ${i}` } });
+      assertError(r, 401, 'unauthorized', `failed login ${i + 1} of 5`);
+    }
+    // The sixth try is refused before the password is even checked: the right one too.
+    for (const password of ['guess 6', ANA.password]) {
+      const r = await srv.api('POST', '/api/agent/login', { body: { email: ANA.email.toUpperCase(), password } });
+      assertError(r, 429, 'rate_limited', 'login past the limit');
+      const retry = Number(r.headers['retry-after']);
+      assert.ok(retry >= 1 && retry <= 15 * 60, `Retry-After in seconds: ${r.headers['retry-after']}`);
+    }
+    // Another account from the same address still logs in, and a success resets its own count.
+    await agentLogin(srv, BO.email, BO.password);
+    const r = await srv.api('POST', '/api/agent/login', { body: { email: BO.email, password: 'wrong' } });
+    assertError(r, 401, 'unauthorized', 'a wrong password for another account is still just 401');
+  }),
+);
