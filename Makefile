@@ -4,7 +4,7 @@ LISTEN ?= 127.0.0.1:8080
 DATA ?= ./data
 FUZZ_SECONDS ?= 60
 
-.PHONY: run build test unit unit-asan fuzz e2e clean
+.PHONY: run build test unit unit-asan fuzz e2e bench clean
 
 run: build
 	./build/kefu --listen $(LISTEN) --data $(DATA)
@@ -44,6 +44,10 @@ fuzz: unit-asan
 e2e: unit-asan
 	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=8 KEFU_BIN=$(CURDIR)/build-asan/kefu \
 	  node --test --test-concurrency=1 tests/e2e/
+
+# The short standard load suite (bench/README.md): kefu, and Nchan when installed, side by side.
+bench: build
+	bench/run.sh
 
 clean:
 	rm -rf build build-test build-asan

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# run.sh: the short standard benchmark (`make bench`): builds kefu and kf_load, measures kefu's
+# idle connections and chat load over WebSocket and SSE, the same against Nchan when nginx with
+# the Nchan module is installed, and prints one table with both side by side.
+#
+#   bench/run.sh [--install] [--no-nchan] [--quick] [--keep]
+#
+#   --install   install nginx and libnginx-mod-nchan when missing (needs root and apt)
+#   --no-nchan  measure kefu only
+#   --quick     a smoke test: 1,000 connections, 500 visitors, 3-second runs
+#   --keep      keep the directory with every run's full output (printed at the end)
+#
+# Environment: BUILD_DIR (default ./build), CONNECT_N (10000), CHAT_N (2000), RATE (1000),
+# SECONDS_RUN (10), HOLD (10), NCHAN_PORT (8081). Load stays on 127.0.0.0/8 and every run is
+# bounded in connections and time; the suite takes about 2 minutes after the build.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+connect_n=${CONNECT_N:-10000}
+chat_n=${CHAT_N:-2000}
+rate=${RATE:-1000}
+seconds=${SECONDS_RUN:-10}
+hold=${HOLD:-10}
+nchan_port=${NCHAN_PORT:-8081}
+install=0
+nchan=1
+keep=0
+
+for arg in "$@"; do
+    case "$arg" in
+    --install) install=1 ;;
+    --no-nchan) nchan=0 ;;
+    --quick) connect_n=1000 chat_n=500 rate=500 seconds=3 hold=3 ;;
+    --keep) keep=1 ;;
+    -h | --help)
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "run.sh: unknown option $arg (see --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+out=$(mktemp -d /tmp/kf-bench.XXXXXX)
+kefu_pid=""
+kefu_dir=""
+nchan_pid=""
+nchan_dir=""
+
+# Stops what this script started, by PID.
+cleanup() {
+    stop_kefu
+    if [ -n "$nchan_pid" ]; then
+        "$root/bench/nchan/run.sh" stop "$nchan_pid" "$nchan_dir" || true
+        nchan_pid=""
+    fi
+    if [ "$keep" = 0 ]; then
+        rm -rf "$out"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "bench: $*" >&2; }
+
+# ---- build ----
+
+log "building into $build"
+cmake -S "$root" -B "$build" -DKF_TESTS=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)" --target kefu kf_load >/dev/null
+kefu_bin=$build/kefu
+load_bin=$build/kf_load
+
+# ---- kefu ----
+
+kefu_port=""
+kefu_password=""
+
+# Starts kefu on a fresh data directory and a free port; sets kefu_pid, kefu_port, kefu_password.
+start_kefu() {
+    local sync=$1 log_file
+    kefu_dir=$(mktemp -d /tmp/kf-bench-data.XXXXXX)
+    log_file=$kefu_dir/kefu.log
+    "$kefu_bin" --listen 127.0.0.1:0 --data "$kefu_dir" --synchronous "$sync" --log-level warn \
+        >"$log_file" 2>&1 </dev/null &
+    kefu_pid=$!
+    for _ in $(seq 100); do
+        if grep -q 'agent console:' "$log_file" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    kefu_port=$(sed -n 's|.*agent console: http://127\.0\.0\.1:\([0-9]*\)/agent.*|\1|p' "$log_file")
+    kefu_password=$(sed -n 's/.*password: *//p' "$log_file")
+    if [ -z "$kefu_port" ] || [ -z "$kefu_password" ]; then
+        log "kefu did not start:"
+        cat "$log_file" >&2
+        exit 1
+    fi
+}
+
+stop_kefu() {
+    if [ -n "$kefu_pid" ]; then
+        kill -TERM "$kefu_pid" 2>/dev/null || true
+        for _ in $(seq 150); do
+            kill -0 "$kefu_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$kefu_pid" 2>/dev/null || true
+        wait "$kefu_pid" 2>/dev/null || true
+        kefu_pid=""
+    fi
+    case "$kefu_dir" in
+    /tmp/kf-bench-data.*) rm -rf "$kefu_dir" ;;
+    esac
+    kefu_dir=""
+}
+
+# Runs kf_load; its output goes to $out/NAME.txt and its JSON line to $out/NAME.json.
+run_load() {
+    local name=$1
+    shift
+    log "$name: kf_load $*"
+    if ! "$load_bin" "$@" --label "$name" >"$out/$name.txt" 2>"$out/$name.err"; then
+        log "$name: kf_load failed:"
+        cat "$out/$name.txt" "$out/$name.err" >&2 || true
+    fi
+    tail -n 1 "$out/$name.txt" >"$out/$name.json"
+}
+
+# One kefu run on a fresh server: NAME SYNC kf_load-arguments...
+kefu_run() {
+    local name=$1 sync=$2
+    shift 2
+    start_kefu "$sync"
+    run_load "$name" --url "http://127.0.0.1:$kefu_port" --server-pid "$kefu_pid" \
+        --agent-email admin@localhost --agent-password "$kefu_password" "$@"
+    stop_kefu
+}
+
+# The two loads: N idle connections held for a while; a chat load at a fixed rate.
+idle=(--visitors "$connect_n" --connect-only --duration "$hold")
+chat=(--visitors "$chat_n" --rate "$rate" --duration "$seconds")
+
+started_at=$(date +%s)
+log "results in $out"
+kefu_run kefu-connect-ws FULL --transport ws "${idle[@]}"
+kefu_run kefu-connect-sse FULL --transport sse "${idle[@]}"
+kefu_run kefu-chat-ws FULL --transport ws "${chat[@]}"
+kefu_run kefu-chat-sse FULL --transport sse "${chat[@]}"
+kefu_run kefu-chat-ws-normal NORMAL --transport ws "${chat[@]}"
+
+# ---- Nchan ----
+
+have_nchan() {
+    command -v nginx >/dev/null 2>&1 && [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ]
+}
+
+if [ "$nchan" = 1 ] && ! have_nchan && [ "$install" = 1 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing nginx and libnginx-mod-nchan"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            nginx libnginx-mod-nchan >/dev/null
+    else
+        log "--install needs root and apt-get; skipping Nchan"
+    fi
+fi
+
+# One Nchan run on a fresh nginx: NAME kf_load-arguments...
+nchan_run() {
+    local name=$1 started
+    shift
+    started=$("$root/bench/nchan/run.sh" start "$nchan_port")
+    nchan_pid=${started%% *}
+    nchan_dir=${started#* }
+    run_load "$name" --pubsub --publish-url "http://127.0.0.1:$nchan_port/pub?id={channel}" \
+        --subscribe-url "http://127.0.0.1:$nchan_port/sub/{channel}" --server-pid "$nchan_pid" "$@"
+    "$root/bench/nchan/run.sh" stop "$nchan_pid" "$nchan_dir"
+    nchan_pid=""
+}
+
+if [ "$nchan" = 1 ] && have_nchan; then
+    nchan_run nchan-connect-ws --transport ws "${idle[@]}"
+    nchan_run nchan-connect-sse --transport sse "${idle[@]}"
+    nchan_run nchan-chat-ws --transport ws "${chat[@]}"
+    nchan_run nchan-chat-sse --transport sse "${chat[@]}"
+elif [ "$nchan" = 1 ]; then
+    log "nginx with the Nchan module is not installed (run.sh --install, as root): kefu only"
+fi
+
+# ---- the table ----
+
+# field FILE KEY: a value from a run's JSON line ("-" when missing or null).
+field() {
+    local value=""
+    if [ -s "$1" ]; then
+        value=$(sed -n 's/.*"'"$2"'":\("[^"]*"\|[^,}]*\).*/\1/p' "$1" | tr -d '"')
+    fi
+    if [ -z "$value" ] || [ "$value" = null ]; then
+        value=-
+    fi
+    echo "$value"
+}
+
+# row TEST METRIC KEY KEFU_RUN NCHAN_RUN: one line of the table, with kefu/Nchan when both exist.
+row() {
+    local test=$1 metric=$2 key=$3 k n ratio=-
+    k=$(field "$out/$4.json" "$key")
+    n=-
+    if [ -n "$5" ]; then
+        n=$(field "$out/$5.json" "$key")
+    fi
+    if [ "$k" != - ] && [ "$n" != - ]; then
+        ratio=$(awk -v a="$k" -v b="$n" \
+            'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }')
+    fi
+    printf '%-28s %-26s %14s %14s %12s\n' "$test" "$metric" "$k" "$n" "$ratio"
+}
+
+nchan_name() { if [ -s "$out/$1.json" ]; then echo "$1"; fi; }
+
+echo
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+took=$(($(date +%s) - started_at))
+echo "kefu vs Nchan, $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), suite ${took} s"
+printf '%-28s %-26s %14s %14s %12s\n' test metric kefu Nchan kefu/Nchan
+for transport in ws sse; do
+    c=connect-$transport
+    k=kefu-$c
+    n=$(nchan_name nchan-$c)
+    row "idle $connect_n $transport" "established" established "$k" "$n"
+    row "" "connect time s" connect_s "$k" "$n"
+    row "" "server CPU s to connect" server_connect_cpu_s "$k" "$n"
+    row "" "server bytes/connection" server_bytes_per_conn "$k" "$n"
+    row "" "server RSS connected KiB" server_rss_connected_kb "$k" "$n"
+    row "" "idle server CPU %" server_cpu_pct "$k" "$n"
+done
+for transport in ws sse; do
+    c=chat-$transport
+    k=kefu-$c
+    n=$(nchan_name nchan-$c)
+    row "chat $chat_n $transport ${rate}/s ${seconds}s" "achieved msg/s" rate_achieved "$k" "$n"
+    row "" "received" received "$k" "$n"
+    row "" "lost" lost "$k" "$n"
+    row "" "duplicates" duplicates "$k" "$n"
+    row "" "latency p50 ms" lat_p50_ms "$k" "$n"
+    row "" "latency p90 ms" lat_p90_ms "$k" "$n"
+    row "" "latency p99 ms" lat_p99_ms "$k" "$n"
+    row "" "latency p99.9 ms" lat_p999_ms "$k" "$n"
+    row "" "latency max ms" lat_max_ms "$k" "$n"
+    row "" "send->2xx p50 ms" ack_p50_ms "$k" "$n"
+    row "" "server CPU %" server_cpu_pct "$k" "$n"
+    row "" "kf_load CPU %" self_cpu_pct "$k" "$n"
+done
+k=kefu-chat-ws-normal
+row "chat ws, kefu NORMAL sync" "achieved msg/s" rate_achieved "$k" ""
+row "" "latency p50 ms" lat_p50_ms "$k" ""
+row "" "latency p99 ms" lat_p99_ms "$k" ""
+row "" "send->2xx p50 ms" ack_p50_ms "$k" ""
+row "" "server CPU %" server_cpu_pct "$k" ""
+echo
+echo "kefu: one loop thread, --synchronous FULL unless marked (every message committed with fsync"
+echo "before it is acknowledged and pushed). Nchan: nginx with 2 workers, in-memory storage."
+if [ "$keep" = 1 ]; then
+    echo "every run's full output: $out"
+fi
