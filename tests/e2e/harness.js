@@ -64,8 +64,10 @@ function addAgent(dataDir, { email, name, password, role = 'agent' }) {
 // The server process
 
 class Kefu {
-  constructor({ dataDir, logLevel = 'debug', name = 'kefu' } = {}) {
+  // args: extra command-line flags for every start (limits, origins, ...).
+  constructor({ dataDir, logLevel = 'debug', name = 'kefu', args = [] } = {}) {
     this.dataDir = dataDir || tmpDir();
+    this.extraArgs = args;
     this.logLevel = logLevel;
     this.name = name;
     this.port = 0;
@@ -89,7 +91,7 @@ class Kefu {
     if (this.proc) throw new Error('kefu already running');
     this.runs += 1;
     this.log += `\n===== ${this.name} run ${this.runs}: ${KEFU_BIN} --listen 127.0.0.1:${this.port} --data ${this.dataDir} =====\n`;
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', this.logLevel];
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', this.logLevel, ...this.extraArgs];
     const proc = spawn(KEFU_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     const exited = new Promise((resolve) => {
