@@ -32,7 +32,7 @@
 #define MAX_DURATION_S 600
 #define MAX_RATE 50000
 #define MAX_MESSAGES 10000000 /* rate × duration */
-#define MAX_HTTP_CONNS 64
+#define MAX_HTTP_CONNS 512
 #define DRAIN_MS 5000           /* after the last send: how long to wait for deliveries */
 #define SETUP_TIMEOUT_MS 300000 /* sessions, first messages and login */
 #define CLOSE_TIMEOUT_MS 10000

@@ -24,6 +24,13 @@ typedef struct options {
     bool secure_cookies;
     const char *allowed_origins[16]; /* --allow-origin, repeatable */
     size_t allowed_origin_count;
+    /* Abuse limits (docs/SECURITY.md), defaults from kf_server_config_default and
+     * kf_app_config_default; 0 turns one off. */
+    size_t max_connections_per_address;
+    uint64_t header_timeout_ms;
+    size_t max_push_per_visitor, max_push_per_agent;
+    double visitor_requests_per_minute, visitor_request_burst;
+    double visitor_messages_per_minute, visitor_message_burst;
 } options_t;
 
 typedef struct runtime {
@@ -34,6 +41,18 @@ typedef struct runtime {
     uv_timer_t deadline;
     bool stopping;
 } runtime_t;
+
+/* getopt values of the flags that have no letter. */
+enum {
+    OPT_PER_ADDRESS = 256,
+    OPT_HEADER_TIMEOUT,
+    OPT_PUSH_VISITOR,
+    OPT_PUSH_AGENT,
+    OPT_REQUEST_RATE,
+    OPT_REQUEST_BURST,
+    OPT_MESSAGE_RATE,
+    OPT_MESSAGE_BURST,
+};
 
 static void usage(FILE *out)
 {
@@ -51,6 +70,23 @@ static void usage(FILE *out)
           "  --allow-origin URL    another origin (scheme://host[:port]) whose pages may open a\n"
           "                        WebSocket here; repeatable (default: same origin only)\n"
           "  --log-level LEVEL     debug, info (default), warn, error or off\n"
+          "\n"
+          "abuse limits (0 turns a count or rate off; load benchmarks raise them):\n"
+          "  --max-connections-per-address N\n"
+          "                        connections open at once from one client address (an IPv6\n"
+          "                        /64); further ones are closed at accept (default 256)\n"
+          "  --header-timeout SECONDS\n"
+          "                        a request head and body must arrive within this, and a new\n"
+          "                        connection must start its first request (default 10; 408)\n"
+          "  --max-push-per-visitor N, --max-push-per-agent N\n"
+          "                        long polls, streams and WebSockets one visitor or agent may\n"
+          "                        hold open (default 8 and 32; 429 past it)\n"
+          "  --visitor-requests-per-minute N, --visitor-request-burst N\n"
+          "                        API and push requests per visitor: a bucket of BURST refilled\n"
+          "                        at N a minute (default 120 and 60; 429 with Retry-After)\n"
+          "  --visitor-messages-per-minute N, --visitor-message-burst N\n"
+          "                        messages per visitor, over HTTP and WebSocket alike\n"
+          "                        (default 30 and 20)\n"
           "  -h, --help            this text\n",
           out);
 }
@@ -74,6 +110,21 @@ static int parse_listen(const char *value, options_t *opts)
     opts->host[host_len] = '\0';
     opts->port = (int)port;
     return 0;
+}
+
+/* Parses a count flag: a whole number from 0 to max. */
+static bool parse_count(const char *flag, const char *value, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(value, &end, 10);
+    if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || n > max) {
+        fprintf(stderr, "kefu: --%s takes a whole number from 0 to %llu, not %s\n", flag,
+                (unsigned long long)max, value);
+        return false;
+    }
+    *out = n;
+    return true;
 }
 
 static int ensure_dir(const char *dir)
@@ -233,6 +284,12 @@ static int serve(const options_t *opts)
     app_config.secure_cookies = opts->secure_cookies;
     app_config.allowed_origins = opts->allowed_origins;
     app_config.allowed_origin_count = opts->allowed_origin_count;
+    app_config.max_push_per_visitor = opts->max_push_per_visitor;
+    app_config.max_push_per_agent = opts->max_push_per_agent;
+    app_config.visitor_requests_per_minute = opts->visitor_requests_per_minute;
+    app_config.visitor_requests_burst = opts->visitor_request_burst;
+    app_config.visitor_messages_per_minute = opts->visitor_messages_per_minute;
+    app_config.visitor_messages_burst = opts->visitor_message_burst;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
@@ -245,6 +302,8 @@ static int serve(const options_t *opts)
     kf_server_config_default(&config);
     config.host = opts->host;
     config.port = opts->port;
+    config.max_connections_per_address = opts->max_connections_per_address;
+    config.header_timeout_ms = opts->header_timeout_ms;
     rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
     if (rc != 0) {
         fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", opts->host, opts->port, uv_strerror(rc));
@@ -279,6 +338,18 @@ static int serve(const options_t *opts)
 int main(int argc, char **argv)
 {
     options_t opts = {.host = "127.0.0.1", .port = 8080, .data_dir = "./data"};
+    kf_server_config_t server_defaults;
+    kf_server_config_default(&server_defaults);
+    kf_app_config_t app_defaults;
+    kf_app_config_default(&app_defaults);
+    opts.max_connections_per_address = server_defaults.max_connections_per_address;
+    opts.header_timeout_ms = server_defaults.header_timeout_ms;
+    opts.max_push_per_visitor = app_defaults.max_push_per_visitor;
+    opts.max_push_per_agent = app_defaults.max_push_per_agent;
+    opts.visitor_requests_per_minute = app_defaults.visitor_requests_per_minute;
+    opts.visitor_request_burst = app_defaults.visitor_requests_burst;
+    opts.visitor_messages_per_minute = app_defaults.visitor_messages_per_minute;
+    opts.visitor_message_burst = app_defaults.visitor_messages_burst;
     if (argc >= 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0)
         return user_add(argc - 3, argv + 3, &opts);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
@@ -290,12 +361,54 @@ int main(int argc, char **argv)
         {"synchronous", required_argument, NULL, 's'}, {"public-url", required_argument, NULL, 'u'},
         {"secure-cookies", no_argument, NULL, 'S'}, {"log-level", required_argument, NULL, 'L'},
         {"allow-origin", required_argument, NULL, 'o'},
+        {"max-connections-per-address", required_argument, NULL, OPT_PER_ADDRESS},
+        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"max-push-per-visitor", required_argument, NULL, OPT_PUSH_VISITOR},
+        {"max-push-per-agent", required_argument, NULL, OPT_PUSH_AGENT},
+        {"visitor-requests-per-minute", required_argument, NULL, OPT_REQUEST_RATE},
+        {"visitor-request-burst", required_argument, NULL, OPT_REQUEST_BURST},
+        {"visitor-messages-per-minute", required_argument, NULL, OPT_MESSAGE_RATE},
+        {"visitor-message-burst", required_argument, NULL, OPT_MESSAGE_BURST},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    int c;
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    int c, option_index = 0;
+    while ((c = getopt_long(argc, argv, "h", long_options, &option_index)) != -1) {
         kf_log_level_t level;
+        uint64_t n = 0;
+        /* The limits' flags all take a count. */
+        if (c >= OPT_PER_ADDRESS &&
+            !parse_count(long_options[option_index].name, optarg,
+                         c == OPT_HEADER_TIMEOUT ? 3600 : 1000000000, &n))
+            return 2;
         switch (c) {
+        case OPT_PER_ADDRESS:
+            opts.max_connections_per_address = (size_t)n;
+            break;
+        case OPT_HEADER_TIMEOUT:
+            if (n == 0) {
+                fprintf(stderr, "kefu: --header-timeout is 1 to 3600 seconds\n");
+                return 2;
+            }
+            opts.header_timeout_ms = n * 1000;
+            break;
+        case OPT_PUSH_VISITOR:
+            opts.max_push_per_visitor = (size_t)n;
+            break;
+        case OPT_PUSH_AGENT:
+            opts.max_push_per_agent = (size_t)n;
+            break;
+        case OPT_REQUEST_RATE:
+            opts.visitor_requests_per_minute = (double)n;
+            break;
+        case OPT_REQUEST_BURST:
+            opts.visitor_request_burst = (double)n;
+            break;
+        case OPT_MESSAGE_RATE:
+            opts.visitor_messages_per_minute = (double)n;
+            break;
+        case OPT_MESSAGE_BURST:
+            opts.visitor_message_burst = (double)n;
+            break;
         case 'l':
             if (parse_listen(optarg, &opts) != 0) {
                 fprintf(stderr, "kefu: --listen takes HOST:PORT, not %s\n", optarg);
@@ -339,6 +452,11 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if ((opts.visitor_requests_per_minute > 0 && opts.visitor_request_burst < 1) ||
+        (opts.visitor_messages_per_minute > 0 && opts.visitor_message_burst < 1)) {
+        fprintf(stderr, "kefu: a burst must be at least 1 while its limit is on\n");
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "kefu: unexpected argument %s\n", argv[optind]);

@@ -24,9 +24,20 @@ static void out_of_memory(void)
     abort();
 }
 
+/* Allocations left before the injected failure (kf_alloc_fail_nth); 0 when none is armed. */
+static unsigned long fail_countdown;
+
+void kf_alloc_fail_nth(unsigned long nth) { fail_countdown = nth; }
+
+/* True when this allocation is the one a test asked to fail. */
+static bool injected_failure(void)
+{
+    return fail_countdown > 0 && --fail_countdown == 0;
+}
+
 void *kf_xmalloc(size_t n)
 {
-    void *p = malloc(n == 0 ? 1 : n);
+    void *p = injected_failure() ? NULL : malloc(n == 0 ? 1 : n);
     if (p == NULL)
         out_of_memory();
     return p;
@@ -34,7 +45,7 @@ void *kf_xmalloc(size_t n)
 
 void *kf_xcalloc(size_t count, size_t n)
 {
-    void *p = calloc(count == 0 ? 1 : count, n == 0 ? 1 : n);
+    void *p = injected_failure() ? NULL : calloc(count == 0 ? 1 : count, n == 0 ? 1 : n);
     if (p == NULL)
         out_of_memory();
     return p;
@@ -42,7 +53,7 @@ void *kf_xcalloc(size_t count, size_t n)
 
 void *kf_xrealloc(void *p, size_t n)
 {
-    void *q = realloc(p, n == 0 ? 1 : n);
+    void *q = injected_failure() ? NULL : realloc(p, n == 0 ? 1 : n);
     if (q == NULL)
         out_of_memory();
     return q;

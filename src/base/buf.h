@@ -46,4 +46,11 @@ void *kf_xrealloc(void *p, size_t n);
 char *kf_xstrdup(const char *s);
 char *kf_xstrndup(const char *s, size_t n);
 
+/* Fault injection, for tests only: the nth allocation made through the kf_x* helpers (kf_buf
+ * included) from now on (1 = the next one) fails as if memory had run out, which aborts as
+ * promised above; 0 turns it off. It counts, then stays off once it has fired. The server never
+ * calls it. (jansson's allocations, which callers do handle, are failed through
+ * json_set_alloc_funcs: tests/unit/fault.h.) */
+void kf_alloc_fail_nth(unsigned long nth);
+
 #endif

@@ -24,23 +24,57 @@ static int store_fail(kf_chat_error_t *err, int rc)
     return fail(err, 500, "internal", "the server could not complete the request");
 }
 
-typedef struct stored {
-    json_t *json;
-    kf_event_t *event;
-    int64_t visitor_id;
-} stored_t;
+/* A write waiting for its commit: what to publish and whom to answer once it is durable. */
+typedef struct pending {
+    kf_chat_done_cb done;
+    void *done_data;
+    json_t *result;             /* handed to done on success (the stored message), or NULL */
+    kf_event_t *event;          /* published on success */
+    int64_t visitor_id;         /* the conversation's visitor: whose topic gets event */
+    int64_t conversation_id;
+    bool publish_conversation;  /* the agents' lists learn of the conversation's new state */
+} pending_t;
+
+static void committed_cb(kf_app_t *app, int rc, void *data)
+{
+    pending_t *pending = data;
+    if (rc != 0) {
+        kf_error("store commit failed: %s", kf_strerror(rc));
+        kf_event_unref(pending->event);
+        json_decref(pending->result);
+        kf_chat_error_t err;
+        fail(&err, 500, "internal", "the server could not store that; please try again");
+        pending->done(app, pending->done_data, NULL, &err);
+        free(pending);
+        return;
+    }
+    /* Durable now: the other side may see it, and the sender may be told. */
+    kf_chat_publish(app, pending->visitor_id, true, pending->event);
+    if (pending->publish_conversation)
+        kf_chat_publish_conversation(app, pending->conversation_id);
+    pending->done(app, pending->done_data, pending->result, NULL);
+    free(pending);
+}
+
+static pending_t *pending_new(kf_chat_done_cb done, void *done_data)
+{
+    pending_t *pending = kf_xcalloc(1, sizeof *pending);
+    pending->done = done;
+    pending->done_data = done_data;
+    return pending;
+}
 
 static int stored_message_cb(void *ctx, const kf_message_t *m)
 {
-    stored_t *stored = ctx;
-    stored->json = kf_chat_message_json(m);
-    stored->event = kf_chat_message_event(m);
-    stored->visitor_id = m->visitor_id;
+    pending_t *pending = ctx;
+    pending->result = kf_chat_message_json(m);
+    pending->event = kf_chat_message_event_of(m->id, pending->result);
+    pending->visitor_id = m->visitor_id;
     return 0;
 }
 
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
-                 json_t **message_out, kf_chat_error_t *err)
+                 kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
 {
     if (!json_is_string(body))
         return fail(err, 422, "invalid", "body must be a string");
@@ -65,23 +99,22 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     } else if (conversation_id <= 0) {
         rc = KF_ENOTFOUND;
     }
-    stored_t stored = {0};
+    pending_t *pending = pending_new(done, done_data);
     if (rc == 0)
         rc = store->ops->message_add(store, conversation_id,
                                      who.kind == 'v' ? KF_SENDER_VISITOR : KF_SENDER_AGENT,
                                      who.kind == 'v' ? 0 : who.id, text, kf_now_ms(),
-                                     stored_message_cb, &stored);
+                                     stored_message_cb, pending);
     free(text);
-    if (rc != 0)
+    if (rc != 0) {
+        free(pending);
         return store_fail(err, rc);
-    /* Stored before it is published or acknowledged: nothing a client was told about is lost. */
-    kf_chat_publish(app, stored.visitor_id, true, stored.event);
-    if (opened) /* the agents' lists learn of the new conversation with its state */
-        kf_chat_publish_conversation(app, conversation_id);
-    if (message_out != NULL)
-        *message_out = stored.json;
-    else
-        json_decref(stored.json);
+    }
+    /* Published and acknowledged only once durable: nothing a client was told of is lost. A
+     * new conversation goes to the agents' lists with its state. */
+    pending->conversation_id = conversation_id;
+    pending->publish_conversation = opened;
+    kf_app_after_commit(app, committed_cb, pending);
     return 0;
 }
 
@@ -99,6 +132,15 @@ static int conversation_visitor_cb(void *ctx, const kf_conversation_t *c)
     return 0;
 }
 
+/* The conversation's visitor and newest message id (0 when it has none). */
+static int conversation_newest_cb(void *ctx, const kf_conversation_t *c)
+{
+    int64_t *out = ctx;
+    out[0] = c->visitor_id;
+    out[1] = c->has_last_message ? c->last_message.id : 0;
+    return 0;
+}
+
 static kf_event_t *read_event(int64_t conversation_id, const char *reader, int64_t up_to)
 {
     return kf_chat_event(0, json_pack("{s:s,s:I,s:s,s:I}", "type", "read", "conversation_id",
@@ -107,7 +149,7 @@ static kf_event_t *read_event(int64_t conversation_id, const char *reader, int64
 }
 
 int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *up_to,
-                 int64_t *conversation_out, kf_chat_error_t *err)
+                 kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
 {
     if (!json_is_integer(up_to) || json_integer_value(up_to) < 1)
         return fail(err, 422, "invalid", "up_to must be a message id");
@@ -125,7 +167,13 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
         conversation_id = found[1];
         visitor_id = who.id;
     } else {
-        rc = store->ops->conversation_get(store, conversation_id, conversation_visitor_cb, &visitor_id);
+        /* An agent names a message of the conversation too: a mark past its newest message would
+         * announce messages that do not exist. */
+        int64_t found[2] = {0, 0};
+        rc = store->ops->conversation_get(store, conversation_id, conversation_newest_cb, found);
+        if (rc == 0 && mark > found[1])
+            return fail(err, 404, "not_found", "no such message");
+        visitor_id = found[0];
     }
     if (rc == 0)
         rc = store->ops->conversation_mark_read(store, conversation_id,
@@ -133,12 +181,12 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
                                                 mark);
     if (rc != 0)
         return store_fail(err, rc);
-    kf_chat_publish(app, visitor_id, true,
-                    read_event(conversation_id, who.kind == 'v' ? "visitor" : "agent", mark));
-    if (who.kind == 'a')
-        kf_chat_publish_conversation(app, conversation_id);
-    if (conversation_out != NULL)
-        *conversation_out = conversation_id;
+    pending_t *pending = pending_new(done, done_data);
+    pending->event = read_event(conversation_id, who.kind == 'v' ? "visitor" : "agent", mark);
+    pending->visitor_id = visitor_id;
+    pending->conversation_id = conversation_id;
+    pending->publish_conversation = who.kind == 'a';
+    kf_app_after_commit(app, committed_cb, pending);
     return 0;
 }
 

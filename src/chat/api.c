@@ -16,6 +16,10 @@
 
 void kf_chat_log_request(kf_req_t *req, const char *what)
 {
+    if (req->head == NULL) { /* answered after its handler returned (group commit) */
+        kf_info("request from %s: %s", kf_req_peer(req), what);
+        return;
+    }
     kf_info("%.*s %.*s from %s: %s", (int)req->head->method.len,
             req->head->method.ptr != NULL ? req->head->method.ptr : "", (int)req->head->path.len,
             req->head->path.ptr != NULL ? req->head->path.ptr : "", kf_req_peer(req), what);
@@ -23,10 +27,15 @@ void kf_chat_log_request(kf_req_t *req, const char *what)
 
 static void store_failed(kf_req_t *req, int rc)
 {
-    kf_error("store failure on %.*s: %s", (int)req->head->path.len, req->head->path.ptr,
-             kf_strerror(rc));
+    if (req->head != NULL)
+        kf_error("store failure on %.*s: %s", (int)req->head->path.len, req->head->path.ptr,
+                 kf_strerror(rc));
+    else
+        kf_error("store failure: %s", kf_strerror(rc));
     kf_resp_error(req, 500, "internal", "the server could not complete the request");
 }
+
+void kf_chat_store_failed(kf_req_t *req, int rc) { store_failed(req, rc); }
 
 static void answer_error(kf_req_t *req, const kf_chat_error_t *err)
 {
@@ -74,26 +83,69 @@ bool kf_chat_read_after(kf_req_t *req, uint64_t *after)
 
 /* ---- authentication ---- */
 
-bool kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
+int kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
 {
     kf_app_t *app = req->app;
     const kf_str_t *header = kf_http_header_get(req->head, "Authorization");
     if (header == NULL || header->len < 8 || strncasecmp(header->ptr, "Bearer ", 7) != 0)
-        return false;
+        return KF_EAUTH;
     char hash[KF_HASH_HEX_SIZE];
     kf_auth_sha256_hex(header->ptr + 7, header->len - 7, hash);
-    return app->store->ops->visitor_by_token(app->store, hash, &visitor->id, visitor->name,
-                                             sizeof visitor->name) == 0;
+    int rc = app->store->ops->visitor_by_token(app->store, hash, &visitor->id, visitor->name,
+                                               sizeof visitor->name);
+    return rc == KF_ENOTFOUND ? KF_EAUTH : rc;
 }
 
-/* Answers 401 unless the request carries a known visitor token. */
+/* ---- per-visitor rate limits ---- */
+
+bool kf_chat_visitor_take(kf_limit_t *limit, int64_t visitor_id, int64_t *retry_after_ms)
+{
+    if (limit == NULL)
+        return true;
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)visitor_id);
+    return kf_limit_take(limit, key, kf_now_ms(), retry_after_ms);
+}
+
+int64_t kf_chat_retry_after_s(int64_t retry_after_ms) { return (retry_after_ms + 999) / 1000; }
+
+void kf_chat_rate_limited(kf_req_t *req, int64_t retry_after_ms, const char *what)
+{
+    int64_t wait_s = kf_chat_retry_after_s(retry_after_ms);
+    char retry[24], message[128];
+    snprintf(retry, sizeof retry, "%lld", (long long)wait_s);
+    snprintf(message, sizeof message, "too many %s; try again in %lld s", what, (long long)wait_s);
+    /* At debug level only: a script past its limit would otherwise write a line per request. */
+    kf_debug("request from %s refused: too many %s", kf_req_peer(req), what);
+    kf_resp_header(req, "Retry-After", retry);
+    kf_resp_error(req, 429, "rate_limited", message);
+}
+
+bool kf_chat_visitor_request_allowed(kf_req_t *req, int64_t visitor_id)
+{
+    kf_app_t *app = req->app;
+    int64_t wait_ms = 0;
+    if (kf_chat_visitor_take(app->visitor_requests, visitor_id, &wait_ms))
+        return true;
+    kf_chat_rate_limited(req, wait_ms, "requests");
+    return false;
+}
+
+/* Answers 401 unless the request carries a known visitor token, 429 when that visitor is past
+ * their request limit. */
 static bool require_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
 {
-    if (kf_chat_bearer_visitor(req, visitor))
-        return true;
-    kf_resp_error(req, 401, "unauthorized",
-                  "a valid visitor token is required (Authorization: Bearer)");
-    return false;
+    int rc = kf_chat_bearer_visitor(req, visitor);
+    if (rc == KF_EAUTH) {
+        kf_resp_error(req, 401, "unauthorized",
+                      "a valid visitor token is required (Authorization: Bearer)");
+        return false;
+    }
+    if (rc != 0) {
+        store_failed(req, rc);
+        return false;
+    }
+    return kf_chat_visitor_request_allowed(req, visitor->id);
 }
 
 static int copy_agent_cb(void *ctx, const kf_agent_t *a)
@@ -120,26 +172,32 @@ static bool session_token(kf_req_t *req, kf_str_t *token)
            token->len > 0;
 }
 
-bool kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent)
+int kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent)
 {
     kf_app_t *app = req->app;
     kf_str_t token;
     if (!session_token(req, &token))
-        return false;
+        return KF_EAUTH;
     char hash[KF_HASH_HEX_SIZE];
     kf_auth_sha256_hex(token.ptr, token.len, hash);
     int64_t agent_id;
-    if (app->store->ops->session_get(app->store, hash, kf_now_ms(), &agent_id, agent->csrf,
-                                     sizeof agent->csrf) != 0)
-        return false;
-    return app->store->ops->agent_by_id(app->store, agent_id, copy_agent_cb, agent) == 0;
+    int rc = app->store->ops->session_get(app->store, hash, kf_now_ms(), &agent_id, agent->csrf,
+                                          sizeof agent->csrf);
+    if (rc == 0)
+        rc = app->store->ops->agent_by_id(app->store, agent_id, copy_agent_cb, agent);
+    return rc == KF_ENOTFOUND ? KF_EAUTH : rc;
 }
 
 /* Answers 401 without a session, 403 when a state-changing request lacks the CSRF token. */
 static bool require_agent(kf_req_t *req, kf_agent_auth_t *agent, bool state_changing)
 {
-    if (!kf_chat_cookie_agent(req, agent)) {
+    int rc = kf_chat_cookie_agent(req, agent);
+    if (rc == KF_EAUTH) {
         kf_resp_error(req, 401, "unauthorized", "log in as an agent first");
+        return false;
+    }
+    if (rc != 0) {
+        store_failed(req, rc);
         return false;
     }
     if (state_changing) {
@@ -275,6 +333,64 @@ void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids)
                                      "name", visitor.name));
 }
 
+/* ---- answers after the group commit ----
+ * A request whose action writes is held until the loop turn's commit; then it is answered (or,
+ * when its client went away meanwhile, just forgotten: the write stands). */
+
+typedef enum { ANSWER_MESSAGE, ANSWER_OK, ANSWER_CONVERSATION } answer_kind_t;
+
+typedef struct waiting {
+    kf_req_t *req;           /* NULL once the client is gone */
+    answer_kind_t kind;
+    int64_t conversation_id; /* ANSWER_CONVERSATION */
+} waiting_t;
+
+static void waiting_abort_cb(kf_req_t *req, void *data)
+{
+    (void)req;
+    ((waiting_t *)data)->req = NULL;
+}
+
+static void committed_answer_cb(kf_app_t *app, void *data, json_t *result,
+                                const kf_chat_error_t *err)
+{
+    (void)app;
+    waiting_t *waiting = data;
+    kf_req_t *req = waiting->req;
+    if (req == NULL)
+        json_decref(result);
+    else if (err != NULL)
+        kf_resp_error(req, err->status, err->code, err->message);
+    else if (waiting->kind == ANSWER_MESSAGE)
+        kf_resp_json(req, 201, json_pack("{s:o}", "message", result));
+    else if (waiting->kind == ANSWER_CONVERSATION)
+        answer_conversation(req, waiting->conversation_id, 200);
+    else
+        kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+    free(waiting);
+}
+
+/* Runs a writing action (kf_chat_send or kf_chat_read, the rest of the arguments bound by the
+ * caller through act) and holds req for its answer; answers an error at once when it fails. */
+typedef int (*action_fn)(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *value,
+                         kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
+
+static void act_then_answer(kf_req_t *req, action_fn act, kf_actor_t who, int64_t conversation_id,
+                            json_t *value, answer_kind_t kind)
+{
+    waiting_t *waiting = kf_xcalloc(1, sizeof *waiting);
+    waiting->req = req;
+    waiting->kind = kind;
+    waiting->conversation_id = conversation_id;
+    kf_chat_error_t err;
+    if (act(req->app, who, conversation_id, value, committed_answer_cb, waiting, &err) != 0) {
+        free(waiting);
+        answer_error(req, &err);
+        return;
+    }
+    kf_req_hold(req, waiting_abort_cb, waiting);
+}
+
 void kf_api_visitor_message_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
@@ -282,14 +398,14 @@ void kf_api_visitor_message_post(kf_req_t *req, const int64_t *ids)
     json_t *root = visitor_post(req, &who);
     if (root == NULL)
         return;
-    json_t *message = NULL;
-    kf_chat_error_t err;
-    int rc = kf_chat_send(req->app, who, 0, json_object_get(root, "body"), &message, &err);
+    int64_t wait_ms = 0;
+    if (!kf_chat_visitor_take(((kf_app_t *)req->app)->visitor_messages, who.id, &wait_ms)) {
+        json_decref(root);
+        kf_chat_rate_limited(req, wait_ms, "messages");
+        return;
+    }
+    act_then_answer(req, kf_chat_send, who, 0, json_object_get(root, "body"), ANSWER_MESSAGE);
     json_decref(root);
-    if (rc != 0)
-        answer_error(req, &err);
-    else
-        kf_resp_json(req, 201, json_pack("{s:o}", "message", message));
 }
 
 void kf_api_visitor_messages_get(kf_req_t *req, const int64_t *ids)
@@ -313,13 +429,8 @@ void kf_api_visitor_read_post(kf_req_t *req, const int64_t *ids)
     json_t *root = visitor_post(req, &who);
     if (root == NULL)
         return;
-    kf_chat_error_t err;
-    int rc = kf_chat_read(req->app, who, 0, json_object_get(root, "up_to"), NULL, &err);
+    act_then_answer(req, kf_chat_read, who, 0, json_object_get(root, "up_to"), ANSWER_OK);
     json_decref(root);
-    if (rc != 0)
-        answer_error(req, &err);
-    else
-        kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
 
 void kf_api_visitor_typing_post(kf_req_t *req, const int64_t *ids)
@@ -467,8 +578,16 @@ void kf_api_agent_logout(kf_req_t *req, const int64_t *ids)
     if (session_token(req, &token)) {
         char hash[KF_HASH_HEX_SIZE];
         kf_auth_sha256_hex(token.ptr, token.len, hash);
-        app->store->ops->session_delete(app->store, hash);
+        /* Told it is logged out, the agent must be: the session may not outlive a failure. */
+        int rc = app->store->ops->session_delete(app->store, hash);
+        if (rc != 0 && rc != KF_ENOTFOUND) {
+            store_failed(req, rc);
+            return;
+        }
     }
+    /* Its streams end too (a WebSocket could otherwise still send as the agent); the agent's
+     * other sessions, if any, reconnect with their own cookies. */
+    kf_push_end_subject(app->push, 'a', agent.id);
     set_session_cookie(req, "", 0);
     kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -565,14 +684,8 @@ void kf_api_conversation_message_post(kf_req_t *req, const int64_t *ids)
     json_t *root = agent_post(req, &who);
     if (root == NULL)
         return;
-    json_t *message = NULL;
-    kf_chat_error_t err;
-    int rc = kf_chat_send(req->app, who, ids[0], json_object_get(root, "body"), &message, &err);
+    act_then_answer(req, kf_chat_send, who, ids[0], json_object_get(root, "body"), ANSWER_MESSAGE);
     json_decref(root);
-    if (rc != 0)
-        answer_error(req, &err);
-    else
-        kf_resp_json(req, 201, json_pack("{s:o}", "message", message));
 }
 
 void kf_api_conversation_read_post(kf_req_t *req, const int64_t *ids)
@@ -581,13 +694,9 @@ void kf_api_conversation_read_post(kf_req_t *req, const int64_t *ids)
     json_t *root = agent_post(req, &who);
     if (root == NULL)
         return;
-    kf_chat_error_t err;
-    int rc = kf_chat_read(req->app, who, ids[0], json_object_get(root, "up_to"), NULL, &err);
+    act_then_answer(req, kf_chat_read, who, ids[0], json_object_get(root, "up_to"),
+                    ANSWER_CONVERSATION);
     json_decref(root);
-    if (rc != 0)
-        answer_error(req, &err);
-    else
-        answer_conversation(req, ids[0], 200);
 }
 
 void kf_api_conversation_typing_post(kf_req_t *req, const int64_t *ids)

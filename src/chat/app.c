@@ -16,6 +16,9 @@
 
 /* Keys each rate limit remembers at most (the stalest go first): bounds their memory. */
 #define LIMIT_KEYS 10000
+/* The same for the per-visitor limits: more, so that a busy server (the load benchmark holds
+ * 19,000 visitors) does not forget buckets that are still filling up. */
+#define VISITOR_LIMIT_KEYS 65536
 
 /* ---- small helpers ---- */
 
@@ -35,6 +38,13 @@ void kf_app_config_default(kf_app_config_t *config)
     config->secure_cookies = false;
     config->login_failures_per_account = 5;
     config->login_failures_per_address = 20;
+    /* A person polls every 2 s at most, types and reads; a script is what goes past these. */
+    config->visitor_requests_per_minute = 120;
+    config->visitor_requests_burst = 60;
+    config->visitor_messages_per_minute = 30;
+    config->visitor_messages_burst = 20;
+    config->max_push_per_visitor = 8;
+    config->max_push_per_agent = 32;
 }
 
 size_t kf_utf8_length(const char *s)
@@ -163,6 +173,16 @@ void kf_app_handle(kf_req_t *req)
 
 /* ---- life cycle ---- */
 
+/* Makes a limit that may be off (per_minute 0: *limit is NULL). False for a bad rate or burst. */
+static bool optional_limit(double per_minute, double burst, kf_limit_t **limit)
+{
+    *limit = NULL;
+    if (per_minute == 0)
+        return true;
+    *limit = kf_limit_new(per_minute, burst, VISITOR_LIMIT_KEYS);
+    return *limit != NULL;
+}
+
 /* The HMAC key of push tickets lives in the store, so tickets survive a restart. */
 static int load_ticket_key(kf_app_t *app)
 {
@@ -207,13 +227,24 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
                                          config->login_failures_per_account, LIMIT_KEYS);
     app->login_by_address = kf_limit_new(config->login_failures_per_address / 15.0,
                                          config->login_failures_per_address, LIMIT_KEYS);
-    if (app->login_by_account == NULL || app->login_by_address == NULL) {
+    bool limits_ok = optional_limit(config->visitor_requests_per_minute,
+                                    config->visitor_requests_burst, &app->visitor_requests);
+    limits_ok = optional_limit(config->visitor_messages_per_minute, config->visitor_messages_burst,
+                               &app->visitor_messages) && limits_ok;
+    if (app->login_by_account == NULL || app->login_by_address == NULL || !limits_ok) {
         kf_limit_free(app->login_by_account);
         kf_limit_free(app->login_by_address);
+        kf_limit_free(app->visitor_requests);
+        kf_limit_free(app->visitor_messages);
         free(app);
         *err = KF_EINVAL;
         return NULL;
     }
+    app->committer = kf_xcalloc(1, sizeof *app->committer);
+    app->committer_again = kf_xcalloc(1, sizeof *app->committer_again);
+    uv_check_init(loop, app->committer);
+    uv_idle_init(loop, app->committer_again);
+    app->committer->data = app->committer_again->data = app;
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
     push.receive = kf_live_receive;
@@ -222,16 +253,76 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     return app;
 }
 
-void kf_app_drain(kf_app_t *app) { kf_push_drain(app->push); }
+/* ---- group commit ---- */
+
+/* Commits once and runs the waits queued before it. Waits that those queue (a pipelined request
+ * parsed once its predecessor is answered) belong to the next commit. */
+static void commit_round(kf_app_t *app)
+{
+    kf_app_commit_wait_t *waits = app->waits;
+    size_t count = app->wait_count;
+    app->waits = NULL;
+    app->wait_count = app->wait_cap = 0;
+    int rc = app->store->ops->commit(app->store);
+    for (size_t i = 0; i < count; i++)
+        waits[i].cb(app, rc, waits[i].data);
+    free(waits);
+}
+
+/* Does nothing: an active idle handle is what keeps the loop from blocking in poll. */
+static void committer_again_cb(uv_idle_t *handle) { (void)handle; }
+
+static void committer_cb(uv_check_t *handle)
+{
+    kf_app_t *app = handle->data;
+    commit_round(app);
+    if (app->wait_count > 0) {
+        uv_idle_start(app->committer_again, committer_again_cb);
+    } else {
+        uv_check_stop(app->committer);
+        uv_idle_stop(app->committer_again);
+    }
+}
+
+void kf_app_after_commit(kf_app_t *app, kf_app_commit_cb cb, void *data)
+{
+    if (app->wait_count == app->wait_cap) {
+        app->wait_cap = app->wait_cap != 0 ? 2 * app->wait_cap : 64;
+        app->waits = kf_xrealloc(app->waits, app->wait_cap * sizeof *app->waits);
+    }
+    app->waits[app->wait_count++] = (kf_app_commit_wait_t){cb, data};
+    uv_check_start(app->committer, committer_cb);
+}
+
+void kf_app_commit(kf_app_t *app)
+{
+    while (app->wait_count > 0)
+        commit_round(app);
+    app->store->ops->commit(app->store);
+}
+
+void kf_app_drain(kf_app_t *app)
+{
+    kf_app_commit(app);
+    kf_push_drain(app->push);
+}
+
+static void free_handle_cb(uv_handle_t *handle) { free(handle); }
 
 void kf_app_free(kf_app_t *app)
 {
     if (app == NULL)
         return;
+    kf_app_commit(app);
+    uv_close((uv_handle_t *)app->committer, free_handle_cb);
+    uv_close((uv_handle_t *)app->committer_again, free_handle_cb);
     kf_push_free(app->push);
     kf_hub_free(app->hub);
     kf_limit_free(app->login_by_account);
     kf_limit_free(app->login_by_address);
+    kf_limit_free(app->visitor_requests);
+    kf_limit_free(app->visitor_messages);
+    kf_live_free(app);
     free(app);
 }
 

@@ -23,9 +23,28 @@ typedef struct kf_app_config {
     size_t allowed_origin_count;
     double login_failures_per_account;  /* failed logins allowed per account per 15 min (5) */
     double login_failures_per_address;  /* ... and per client address (20) */
+    /* Abuse limits (docs/SECURITY.md); 0 turns one off. */
+    double visitor_requests_per_minute; /* API and push requests per visitor: rate (120) */
+    double visitor_requests_burst;      /* ... and bucket size (60) */
+    double visitor_messages_per_minute; /* messages a visitor sends, HTTP or WebSocket (30) */
+    double visitor_messages_burst;      /* ... and bucket size (20) */
+    size_t max_push_per_visitor;        /* held, streaming or WebSocket push connections (8) */
+    size_t max_push_per_agent;          /* ... per agent (32) */
 } kf_app_config_t;
 
-typedef struct kf_app {
+typedef struct kf_push_holder kf_push_holder_t; /* live.c: one listener's open push connections */
+
+typedef struct kf_app kf_app_t;
+/* Runs once after the commit of the batched writes made before kf_app_after_commit was called:
+ * rc is 0 when they are durable, else the store's error (they are not all stored). */
+typedef void (*kf_app_commit_cb)(kf_app_t *app, int rc, void *data);
+
+typedef struct kf_app_commit_wait {
+    kf_app_commit_cb cb;
+    void *data;
+} kf_app_commit_wait_t;
+
+struct kf_app {
     uv_loop_t *loop;
     kf_store_t *store;           /* borrowed */
     kf_hub_t *hub;               /* owned */
@@ -34,7 +53,19 @@ typedef struct kf_app {
     unsigned char ticket_key[32]; /* HMAC key for push tickets, kept in the store's settings */
     kf_limit_t *login_by_account; /* failed logins per e-mail */
     kf_limit_t *login_by_address; /* failed logins per client address */
-} kf_app_t;
+    kf_limit_t *visitor_requests; /* requests per visitor id (NULL: no limit) */
+    kf_limit_t *visitor_messages; /* messages per visitor id (NULL: no limit) */
+    kf_push_holder_t **push_holders; /* live.c's hash table of listeners with push connections */
+    size_t push_holder_buckets;   /* a power of two, or 0 before the first */
+    size_t push_holder_count;     /* listeners in it */
+    /* Group commit: the writes of one loop turn are committed together, after the turn's I/O
+     * (a check handle), and only then acknowledged and published (the waits). */
+    uv_check_t *committer;        /* runs the commit after each turn's I/O while waits are queued */
+    uv_idle_t *committer_again;   /* keeps the loop from blocking while waits queued by a
+                                   * completion (a pipelined request) wait for the next turn */
+    kf_app_commit_wait_t *waits;  /* queued for the next commit, in order */
+    size_t wait_count, wait_cap;
+};
 
 void kf_app_config_default(kf_app_config_t *config);
 /* Creates the application over an open store (loads or creates the ticket key). Returns NULL and
@@ -43,7 +74,12 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
                      const kf_push_config_t *push_config, int *err);
 /* The server's request handler; req->app is the kf_app_t. */
 void kf_app_handle(kf_req_t *req);
-/* Answers held long polls and ends streams (before the server stops). */
+/* Queues cb to run after the next commit (at the end of this loop turn, or in kf_app_drain). */
+void kf_app_after_commit(kf_app_t *app, kf_app_commit_cb cb, void *data);
+/* Commits now and runs every queued wait (and those they queue). */
+void kf_app_commit(kf_app_t *app);
+/* Commits and answers what waits for it, answers held long polls and ends streams (before the
+ * server stops). */
 void kf_app_drain(kf_app_t *app);
 void kf_app_free(kf_app_t *app);
 

@@ -25,6 +25,8 @@ json_t *kf_chat_agent_json(const kf_agent_t *a);
  * id is the cursor of a message event, 0 for an ephemeral one. */
 kf_event_t *kf_chat_event(uint64_t id, json_t *body);
 kf_event_t *kf_chat_message_event(const kf_message_t *m);
+/* The same from the message's JSON (borrowed), when the caller has it already. */
+kf_event_t *kf_chat_message_event_of(int64_t message_id, json_t *message);
 /* The hub topic of one visitor's stream. */
 void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size);
 /* Publishes event to the visitor's topic (when visitor_id != 0) and to the agents' (when
@@ -52,14 +54,22 @@ typedef struct kf_chat_error {
 
 /* Each returns 0, or -1 with *err filled. */
 
-/* Stores body as a message (in the visitor's open conversation, or conversation_id for agents)
- * and publishes it; *message_out gets its JSON (the caller owns it; may be NULL). */
+/* The end of an action that writes: called once its writes are committed (and published), with
+ * result (the caller's to release; NULL when the action has none) and err NULL, or after a failed
+ * commit with result NULL and err set (nothing was published). */
+typedef void (*kf_chat_done_cb)(kf_app_t *app, void *data, json_t *result,
+                                const kf_chat_error_t *err);
+
+/* Stores body as a message (in the visitor's open conversation, or conversation_id for agents).
+ * When this returns 0, done runs later — after the loop turn's group commit — with the message's
+ * JSON, and the message is published then; on -1 done never runs. */
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
-                 json_t **message_out, kf_chat_error_t *err);
+                 kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
 /* Raises the read mark of the actor's side in the conversation holding message up_to (visitors)
- * or in conversation_id (agents), and publishes a read receipt. */
+ * or in conversation_id (agents); the read receipt is published and done runs (result NULL)
+ * after the commit, as for kf_chat_send. */
 int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *up_to,
-                 int64_t *conversation_out, kf_chat_error_t *err);
+                 kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
 /* Publishes a typing indicator to the other side. */
 int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
                    kf_chat_error_t *err);
@@ -79,13 +89,26 @@ typedef struct kf_agent_auth {
     char csrf[KF_TOKEN_SIZE];
 } kf_agent_auth_t;
 
-/* The visitor of a Bearer token / the agent of the session cookie; false when there is none. */
-bool kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor);
-bool kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent);
+/* The visitor of a Bearer token / the agent of the session cookie. Returns 0; KF_EAUTH when the
+ * request has no such credential, or an unknown or expired one; or the store's error, which is
+ * no answer about the credential (the client must not be told 401 and drop it). */
+int kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor);
+int kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent);
+/* Logs a store failure and answers 500. */
+void kf_chat_store_failed(kf_req_t *req, int rc);
 /* Reads the "after" cursor from the query (absent means 0). On a bad value answers 400. */
 bool kf_chat_read_after(kf_req_t *req, uint64_t *after);
 /* Logs one line about a refused request. */
 void kf_chat_log_request(kf_req_t *req, const char *what);
+/* Takes one token for visitor_id from limit (app->visitor_requests or visitor_messages; NULL means
+ * no limit). False when there was none: *retry_after_ms says how long until there is one. */
+bool kf_chat_visitor_take(kf_limit_t *limit, int64_t visitor_id, int64_t *retry_after_ms);
+/* A wait in whole seconds, rounded up (for Retry-After). */
+int64_t kf_chat_retry_after_s(int64_t retry_after_ms);
+/* Answers 429 rate_limited with Retry-After; what names what there were too many of. */
+void kf_chat_rate_limited(kf_req_t *req, int64_t retry_after_ms, const char *what);
+/* Takes a request token for the visitor; answers 429 and returns false when there is none. */
+bool kf_chat_visitor_request_allowed(kf_req_t *req, int64_t visitor_id);
 
 void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids);
 void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids);
@@ -113,6 +136,8 @@ void kf_live_longpoll(kf_req_t *req, const int64_t *ids);
 void kf_live_iframe(kf_req_t *req, const int64_t *ids);
 void kf_live_sse(kf_req_t *req, const int64_t *ids);
 void kf_live_ws(kf_req_t *req, const int64_t *ids);
+/* Frees the table of push connections per listener (every connection is closed by then). */
+void kf_live_free(kf_app_t *app);
 /* The push module's receiver of WebSocket messages (ctx is the app). */
 void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject, const char *text,
                      size_t len);

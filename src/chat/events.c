@@ -48,13 +48,21 @@ kf_event_t *kf_chat_event(uint64_t id, json_t *body)
     return event;
 }
 
-kf_event_t *kf_chat_message_event(const kf_message_t *m)
+kf_event_t *kf_chat_message_event_of(int64_t message_id, json_t *message)
 {
     char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)m->id);
+    snprintf(id, sizeof id, "%lld", (long long)message_id);
     /* "type" first: the SSE encoder reads it from the front of the bytes. */
-    return kf_chat_event((uint64_t)m->id, json_pack("{s:s,s:s,s:o}", "type", "message", "id", id,
-                                                    "message", kf_chat_message_json(m)));
+    return kf_chat_event((uint64_t)message_id, json_pack("{s:s,s:s,s:O}", "type", "message", "id",
+                                                         id, "message", message));
+}
+
+kf_event_t *kf_chat_message_event(const kf_message_t *m)
+{
+    json_t *message = kf_chat_message_json(m);
+    kf_event_t *event = kf_chat_message_event_of(m->id, message);
+    json_decref(message);
+    return event;
 }
 
 void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size)

@@ -17,17 +17,21 @@ typedef struct replay_ctx {
     kf_push_emit_fn emit;
     void *emit_ctx;
     size_t count;
+    int stopped_by;     /* what replay_message_cb returned to stop the query, or 0 */
 } replay_ctx_t;
 
 static int replay_message_cb(void *ctx, const kf_message_t *m)
 {
     replay_ctx_t *replay = ctx;
     kf_event_t *event = kf_chat_message_event(m);
-    if (event == NULL)
+    if (event == NULL) {
+        replay->stopped_by = KF_ENOMEM;
         return KF_ENOMEM;
+    }
     int rc = replay->emit(replay->emit_ctx, event);
     kf_event_unref(event);
     replay->count++;
+    replay->stopped_by = rc;
     return rc;
 }
 
@@ -39,12 +43,136 @@ static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit,
     replay->emit = emit;
     replay->emit_ctx = emit_ctx;
     replay->count = 0;
+    replay->stopped_by = 0;
     int rc = replay->visitor_id != 0
                  ? store->ops->messages_of_visitor(store, replay->visitor_id, (int64_t)after, limit,
                                                    replay_message_cb, replay)
                  : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, replay);
     *more = replay->count >= limit;
+    /* The transport decides what to answer; the failure of the store is ours to log. */
+    if (rc != 0 && rc != replay->stopped_by)
+        kf_error("store failure while replaying: %s", kf_strerror(rc));
     return rc;
+}
+
+/* ---- push connections per listener ---- */
+
+/* A listener (a visitor or an agent) with push connections open. Counted so that no one holds an
+ * unbounded share of the server's connections; an entry lives while connections > 0. */
+struct kf_push_holder {
+    kf_push_holder_t *chain; /* next entry in the same hash bucket */
+    kf_app_t *app;
+    char kind;               /* 'v' visitor, 'a' agent */
+    int64_t subject;         /* their id */
+    size_t connections;      /* held long polls, streams and WebSockets open now */
+};
+
+/* Buckets of the table when it is created; it doubles when it holds more listeners. */
+#define HOLDER_MIN_BUCKETS 64
+
+/* Ids are the database's, not chosen by clients: a multiplicative hash spreads them. */
+static size_t holder_bucket(size_t bucket_count, char kind, int64_t subject)
+{
+    uint64_t x = ((uint64_t)subject << 1 | (kind == 'a')) * 0x9e3779b97f4a7c15u;
+    return (size_t)(x >> 32) & (bucket_count - 1);
+}
+
+static void holder_resize(kf_app_t *app, size_t bucket_count)
+{
+    kf_push_holder_t **old = app->push_holders;
+    size_t old_count = app->push_holder_buckets;
+    app->push_holders = kf_xcalloc(bucket_count, sizeof *app->push_holders);
+    app->push_holder_buckets = bucket_count;
+    for (size_t i = 0; i < old_count; i++) {
+        kf_push_holder_t *next;
+        for (kf_push_holder_t *holder = old[i]; holder != NULL; holder = next) {
+            next = holder->chain;
+            size_t b = holder_bucket(bucket_count, holder->kind, holder->subject);
+            holder->chain = app->push_holders[b];
+            app->push_holders[b] = holder;
+        }
+    }
+    free(old);
+}
+
+static kf_push_holder_t *holder_find(const kf_app_t *app, char kind, int64_t subject)
+{
+    if (app->push_holder_buckets == 0)
+        return NULL;
+    size_t b = holder_bucket(app->push_holder_buckets, kind, subject);
+    kf_push_holder_t *holder = app->push_holders[b];
+    while (holder != NULL && (holder->kind != kind || holder->subject != subject))
+        holder = holder->chain;
+    return holder;
+}
+
+static kf_push_holder_t *holder_add(kf_app_t *app, char kind, int64_t subject)
+{
+    if (app->push_holder_buckets == 0)
+        holder_resize(app, HOLDER_MIN_BUCKETS);
+    else if (app->push_holder_count >= app->push_holder_buckets)
+        holder_resize(app, 2 * app->push_holder_buckets);
+    kf_push_holder_t *holder = kf_xcalloc(1, sizeof *holder);
+    holder->app = app;
+    holder->kind = kind;
+    holder->subject = subject;
+    size_t b = holder_bucket(app->push_holder_buckets, kind, subject);
+    holder->chain = app->push_holders[b];
+    app->push_holders[b] = holder;
+    app->push_holder_count++;
+    return holder;
+}
+
+static void holder_remove(kf_app_t *app, kf_push_holder_t *holder)
+{
+    kf_push_holder_t **link =
+        &app->push_holders[holder_bucket(app->push_holder_buckets, holder->kind, holder->subject)];
+    while (*link != holder)
+        link = &(*link)->chain;
+    *link = holder->chain;
+    app->push_holder_count--;
+    free(holder);
+}
+
+static void holder_end_cb(kf_req_t *req, void *data)
+{
+    (void)req;
+    kf_push_holder_t *holder = data;
+    if (--holder->connections == 0)
+        holder_remove(holder->app, holder);
+}
+
+/* The most push connections kind may hold open at once; 0 for no limit. */
+static size_t holder_max(const kf_app_t *app, char kind)
+{
+    return kind == 'v' ? app->config.max_push_per_visitor : app->config.max_push_per_agent;
+}
+
+/* Counts req among its listener's push connections until it ends, when the push module kept it
+ * open (held, streaming or upgraded); an answered request is not counted. */
+static void holder_count(kf_app_t *app, kf_req_t *req, char kind, int64_t subject)
+{
+    kf_push_holder_t *holder = holder_find(app, kind, subject);
+    if (holder == NULL)
+        holder = holder_add(app, kind, subject);
+    if (kf_req_on_end(req, holder_end_cb, holder) == 0)
+        holder->connections++;
+    else if (holder->connections == 0)
+        holder_remove(app, holder);
+}
+
+void kf_live_free(kf_app_t *app)
+{
+    for (size_t i = 0; i < app->push_holder_buckets; i++) {
+        kf_push_holder_t *next;
+        for (kf_push_holder_t *holder = app->push_holders[i]; holder != NULL; holder = next) {
+            next = holder->chain;
+            free(holder); /* none is left once the server has closed every connection */
+        }
+    }
+    free(app->push_holders);
+    app->push_holders = NULL;
+    app->push_holder_buckets = app->push_holder_count = 0;
 }
 
 /* ---- who listens ---- */
@@ -116,15 +244,22 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
     } else {
         kf_visitor_auth_t visitor;
         kf_agent_auth_t agent;
-        if (kf_chat_bearer_visitor(req, &visitor)) {
+        int rc = kf_chat_bearer_visitor(req, &visitor);
+        if (rc == 0) {
             source.kind = 'v';
             source.subject = visitor.id;
-        } else if (kf_chat_cookie_agent(req, &agent)) {
+        } else if (rc == KF_EAUTH) {
+            rc = kf_chat_cookie_agent(req, &agent);
             source.kind = 'a';
-            source.subject = agent.id;
-        } else {
+            source.subject = rc == 0 ? agent.id : 0;
+        }
+        if (rc == KF_EAUTH) {
             kf_resp_error(req, 401, "unauthorized",
                           "a visitor token, agent session or push ticket is required");
+            return;
+        }
+        if (rc != 0) {
+            kf_chat_store_failed(req, rc);
             return;
         }
     }
@@ -136,7 +271,26 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
         snprintf(topic, sizeof topic, "%s", KF_AGENTS_TOPIC);
     }
     source.topic = topic;
+    if (source.kind == 'v' && !kf_chat_visitor_request_allowed(req, source.subject))
+        return;
+    /* A short poll is answered at once; the rest may stay open, and are counted while they do.
+     * Past the limit the new one is refused (before the WebSocket upgrade), not an old one
+     * dropped: the old ones may be the person's other tabs. */
+    bool counted = transport != KF_PUSH_POLL && holder_max(app, source.kind) > 0;
+    if (counted) {
+        const kf_push_holder_t *holder = holder_find(app, source.kind, source.subject);
+        if (holder != NULL && holder->connections >= holder_max(app, source.kind)) {
+            kf_debug("push request from %s refused: %c%lld holds %zu connections", kf_req_peer(req),
+                     source.kind, (long long)source.subject, holder->connections);
+            kf_resp_error(req, 429, "too_many_connections",
+                          source.kind == 'v' ? "too many push connections open for this visitor"
+                                             : "too many push connections open for this agent");
+            return;
+        }
+    }
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
+    if (counted)
+        holder_count(app, req, source.kind, source.subject);
 }
 
 void kf_live_poll(kf_req_t *req, const int64_t *ids)
@@ -189,6 +343,53 @@ static void reply_error(kf_push_client_t *client, json_t *ref, int status, const
                             message));
 }
 
+/* A WebSocket action waiting for its commit: the ack (or error) goes out after it. */
+typedef struct waiting_ack {
+    kf_push_client_t *client; /* referenced until the answer */
+    json_t *ref;              /* the client's "ref", echoed (a reference, or NULL) */
+} waiting_ack_t;
+
+static void waiting_ack_free(waiting_ack_t *waiting)
+{
+    json_decref(waiting->ref);
+    kf_push_client_unref(waiting->client);
+    free(waiting);
+}
+
+static void committed_ack_cb(kf_app_t *app, void *data, json_t *result, const kf_chat_error_t *err)
+{
+    (void)app;
+    waiting_ack_t *waiting = data;
+    json_t *ref = waiting->ref != NULL ? waiting->ref : json_null();
+    if (err != NULL)
+        reply_error(waiting->client, ref, err->status, err->code, err->message);
+    else if (result != NULL)
+        reply(waiting->client, json_pack("{s:s,s:O,s:o}", "type", "ack", "ref", ref, "message", result));
+    else
+        reply(waiting->client, json_pack("{s:s,s:O}", "type", "ack", "ref", ref));
+    waiting_ack_free(waiting);
+}
+
+static waiting_ack_t *waiting_ack_new(kf_push_client_t *client, json_t *ref)
+{
+    waiting_ack_t *waiting = kf_xcalloc(1, sizeof *waiting);
+    waiting->client = client;
+    waiting->ref = json_incref(ref);
+    kf_push_client_ref(client);
+    return waiting;
+}
+
+/* Like reply_error for 429, with the wait in seconds as "retry_after" (no header to carry it). */
+static void reply_rate_limited(kf_push_client_t *client, json_t *ref, int64_t retry_after_ms)
+{
+    int64_t wait_s = kf_chat_retry_after_s(retry_after_ms);
+    char message[96];
+    snprintf(message, sizeof message, "too many messages; try again in %lld s", (long long)wait_s);
+    reply(client, json_pack("{s:s,s:O,s:{s:s,s:s,s:I}}", "type", "error", "ref",
+                            ref != NULL ? ref : json_null(), "error", "code", "rate_limited",
+                            "message", message, "retry_after", (json_int_t)wait_s));
+}
+
 void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject,
                      const char *text, size_t len)
 {
@@ -209,18 +410,24 @@ void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t sub
     kf_actor_t who = {kind, subject};
     kf_chat_error_t err;
     int rc = 0;
+    int64_t wait_ms = 0;
     if (type == NULL) {
         reply_error(client, ref, 400, "bad_request", "an action needs a \"type\"");
-    } else if (strcmp(type, "send") == 0) {
-        json_t *message = NULL;
-        rc = kf_chat_send(app, who, conversation_id, json_object_get(root, "body"), &message, &err);
-        if (rc == 0)
-            reply(client, json_pack("{s:s,s:O,s:o}", "type", "ack", "ref",
-                                    ref != NULL ? ref : json_null(), "message", message));
-    } else if (strcmp(type, "read") == 0) {
-        rc = kf_chat_read(app, who, conversation_id, json_object_get(root, "up_to"), NULL, &err);
-        if (rc == 0)
-            reply(client, json_pack("{s:s,s:O}", "type", "ack", "ref", ref != NULL ? ref : json_null()));
+    } else if (strcmp(type, "send") == 0 && kind == 'v' &&
+               !kf_chat_visitor_take(app->visitor_messages, subject, &wait_ms)) {
+        reply_rate_limited(client, ref, wait_ms);
+    } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0) {
+        /* Acknowledged once durable, after the loop turn's commit. */
+        bool send = strcmp(type, "send") == 0;
+        waiting_ack_t *waiting = waiting_ack_new(client, ref);
+        if (send)
+            rc = kf_chat_send(app, who, conversation_id, json_object_get(root, "body"),
+                              committed_ack_cb, waiting, &err);
+        else
+            rc = kf_chat_read(app, who, conversation_id, json_object_get(root, "up_to"),
+                              committed_ack_cb, waiting, &err);
+        if (rc != 0)
+            waiting_ack_free(waiting);
     } else if (strcmp(type, "typing") == 0) {
         rc = kf_chat_typing(app, who, conversation_id, json_object_get(root, "typing"), &err);
     } else if (strcmp(type, "ping") == 0) {

@@ -2,6 +2,7 @@
  * response writer (whole responses, held responses, chunked streams). */
 #include "http/server.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,18 @@
 /* Read buffer handed to libuv; shared by every connection because the loop reads one at a time,
  * and copied into the connection's own buffer only when a request is incomplete. */
 #define READ_CHUNK 65536
+/* Buckets of the per-address table when it is created; it doubles when it holds more addresses. */
+#define ADDRESS_MIN_BUCKETS 64
+
+/* Connections open from one client address: an IPv4 address (also when mapped into IPv6), or an
+ * IPv6 /64, since one host usually holds a whole /64 and could otherwise pick a fresh address for
+ * every connection. An entry lives while its address has a connection open. */
+typedef struct address_entry {
+    struct address_entry *chain; /* next entry in the same hash bucket */
+    uint64_t key;                /* the IPv4 address, or the IPv6 address's first 64 bits */
+    bool v6;                     /* key is an IPv6 prefix */
+    size_t connections;          /* connections open from it, >= 1 */
+} address_entry_t;
 
 struct kf_conn {
     uv_tcp_t tcp;               /* first member: the handle's address is the connection's */
@@ -28,10 +41,12 @@ struct kf_conn {
     bool close_after;           /* close once the current response has been written */
     bool reading;               /* uv_read_start is in effect */
     bool upgraded;              /* after a 101: bytes go to raw_read, not the HTTP parser */
+    bool served;                /* a request has been handed to the handler (or refused) */
     kf_raw_read_cb raw_read;    /* the new protocol's reader */
     uint64_t request_started_ms; /* loop time of the first byte of the pending request, or 0 */
     uint64_t idle_since_ms;     /* loop time the connection last finished a response */
     char peer[64];              /* the client's address, for logs and per-address limits */
+    address_entry_t *address;   /* its entry in the per-address table, or NULL when not counted */
 };
 
 struct kf_server {
@@ -48,6 +63,12 @@ struct kf_server {
     void (*done_cb)(void *data);
     void *done_data;
     int port;
+    /* Per-address connection counts (only when max_connections_per_address is set): a chained
+     * hash table of the addresses with connections open, so bounded by the connections. */
+    address_entry_t **addresses;
+    size_t address_buckets;     /* a power of two, or 0 before the first entry */
+    size_t address_count;       /* entries in the table */
+    uint64_t address_seed;      /* random: which addresses share a bucket is unforeseeable */
 };
 
 typedef struct write_req {
@@ -73,6 +94,7 @@ void kf_server_config_default(kf_server_config_t *config)
     config->idle_timeout_ms = 75000;
     config->max_output = 1024 * 1024;
     config->max_connections = 19500;
+    config->max_connections_per_address = 256;
 }
 
 static void server_handle_closed(kf_server_t *server)
@@ -81,10 +103,121 @@ static void server_handle_closed(kf_server_t *server)
     if (server->stopping && server->open_handles == 0) {
         void (*done_cb)(void *) = server->done_cb;
         void *done_data = server->done_data;
+        free(server->addresses); /* every connection is closed: the table is empty */
         free(server);
         if (done_cb != NULL)
             done_cb(done_data);
     }
+}
+
+/* ---- connections per client address ---- */
+
+/* The per-address key of a peer; false for a family without one (never counted). */
+static bool address_key(const struct sockaddr_storage *addr, uint64_t *key, bool *v6)
+{
+    const unsigned char *bytes;
+    if (addr->ss_family == AF_INET) {
+        bytes = (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+        *v6 = false;
+    } else if (addr->ss_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        bytes = (const unsigned char *)in6;
+        *v6 = !IN6_IS_ADDR_V4MAPPED(in6); /* ::ffff:a.b.c.d is the IPv4 client a.b.c.d */
+        if (!*v6)
+            bytes += 12;
+    } else {
+        return false;
+    }
+    uint64_t value = 0;
+    for (size_t i = 0; i < (*v6 ? 8u : 4u); i++)
+        value = value << 8 | bytes[i];
+    *key = value;
+    return true;
+}
+
+/* A seeded mix (MurmurHash3's finaliser), not a keyed PRF like the rate limits' SipHash: every key
+ * costs the client a routed address (an IPv4 address or a whole /64) and a connection, and the
+ * table holds at most max_connections entries. */
+static size_t address_bucket(const kf_server_t *server, uint64_t key, bool v6)
+{
+    uint64_t x = key ^ server->address_seed ^ (v6 ? 0x9e3779b97f4a7c15u : 0);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdu;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53u;
+    x ^= x >> 33;
+    return (size_t)x & (server->address_buckets - 1);
+}
+
+static void address_resize(kf_server_t *server, size_t bucket_count)
+{
+    address_entry_t **old = server->addresses;
+    size_t old_count = server->address_buckets;
+    server->addresses = kf_xcalloc(bucket_count, sizeof *server->addresses);
+    server->address_buckets = bucket_count;
+    for (size_t i = 0; i < old_count; i++) {
+        address_entry_t *next;
+        for (address_entry_t *entry = old[i]; entry != NULL; entry = next) {
+            next = entry->chain;
+            size_t b = address_bucket(server, entry->key, entry->v6);
+            entry->chain = server->addresses[b];
+            server->addresses[b] = entry;
+        }
+    }
+    free(old);
+}
+
+/* Counts conn against its peer's address; false when that address is at its limit (conn is then
+ * not counted and must be closed). O(1) expected. */
+static bool address_admit(kf_server_t *server, kf_conn_t *conn, const struct sockaddr_storage *addr)
+{
+    size_t limit = server->config.max_connections_per_address;
+    uint64_t key;
+    bool v6;
+    if (limit == 0 || !address_key(addr, &key, &v6))
+        return true;
+    if (server->address_buckets == 0) {
+        /* Synchronous (no loop, no callback); should it fail the seed stays 0, still spread. */
+        (void)uv_random(NULL, NULL, &server->address_seed, sizeof server->address_seed, 0, NULL);
+        address_resize(server, ADDRESS_MIN_BUCKETS);
+    }
+    size_t b = address_bucket(server, key, v6);
+    address_entry_t *entry = server->addresses[b];
+    while (entry != NULL && (entry->key != key || entry->v6 != v6))
+        entry = entry->chain;
+    if (entry != NULL && entry->connections >= limit)
+        return false;
+    if (entry == NULL) {
+        entry = kf_xcalloc(1, sizeof *entry);
+        entry->key = key;
+        entry->v6 = v6;
+        entry->chain = server->addresses[b];
+        server->addresses[b] = entry;
+        server->address_count++;
+        if (server->address_count > server->address_buckets)
+            address_resize(server, server->address_buckets * 2);
+    }
+    entry->connections++;
+    conn->address = entry;
+    return true;
+}
+
+/* The connection is gone: uncount it, and forget its address when it was the last one. */
+static void address_release(kf_server_t *server, kf_conn_t *conn)
+{
+    address_entry_t *entry = conn->address;
+    if (entry == NULL)
+        return;
+    conn->address = NULL;
+    assert(entry->connections > 0);
+    if (--entry->connections > 0)
+        return;
+    address_entry_t **link = &server->addresses[address_bucket(server, entry->key, entry->v6)];
+    while (*link != entry)
+        link = &(*link)->chain;
+    *link = entry->chain;
+    server->address_count--;
+    free(entry);
 }
 
 /* ---- writing ---- */
@@ -131,6 +264,7 @@ static void close_cb(uv_handle_t *handle)
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
     server->conn_count--;
+    address_release(server, conn);
     kf_buf_free(&conn->rbuf);
     kf_buf_free(&conn->req.resp_headers);
     free(conn);
@@ -157,12 +291,23 @@ static void abort_request(kf_conn_t *conn)
     cb(req, req->abort_data);
 }
 
+/* Runs the end callback of the current request, once. */
+static void end_request(kf_req_t *req)
+{
+    kf_req_end_cb cb = req->end_cb;
+    if (cb == NULL)
+        return;
+    req->end_cb = NULL;
+    cb(req, req->end_data);
+}
+
 static void conn_close(kf_conn_t *conn)
 {
     if (conn->closing)
         return;
     conn->closing = true;
     abort_request(conn);
+    end_request(&conn->req);
     if (conn->reading)
         uv_read_stop((uv_stream_t *)&conn->tcp);
     uv_close((uv_handle_t *)&conn->tcp, close_cb);
@@ -175,6 +320,7 @@ static void conn_close_gracefully(kf_conn_t *conn)
         return;
     conn->closing = true;
     abort_request(conn);
+    end_request(&conn->req);
     if (conn->reading)
         uv_read_stop((uv_stream_t *)&conn->tcp);
     uv_shutdown_t *sreq = kf_xmalloc(sizeof *sreq);
@@ -231,7 +377,10 @@ int kf_resp_header(kf_req_t *req, const char *name, const char *value)
 typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_NONE } body_mode_t;
 
 /* Writes the status line and headers; mode says how the body is framed. */
-static void write_head(kf_req_t *req, int status, const char *content_type, size_t len, body_mode_t mode)
+/* Writes the response head, and body (len bytes, may be NULL) behind it in the same write: one
+ * system call and one packet for a small response. */
+static void write_head(kf_req_t *req, int status, const char *content_type, size_t len,
+                       body_mode_t mode, const void *body)
 {
     kf_conn_t *conn = req->conn;
     kf_buf_t head;
@@ -241,6 +390,11 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
                   status, status_text(status));
     if (content_type != NULL)
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
+    /* Only HTML pages are documents to render or frame, and their handlers set their own policy;
+     * nothing else (JSON, event streams, scripts, redirects) may load, run or be framed. */
+    if (mode != BODY_NONE && (content_type == NULL || strncmp(content_type, "text/html", 9) != 0))
+        kf_buf_append_str(&head,
+                          "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n");
     bool chunked = mode == BODY_CHUNKED;
     if (chunked)
         kf_buf_append_str(&head, req->minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
@@ -253,6 +407,8 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
     if (req->resp_headers.len > 0)
         kf_buf_append(&head, req->resp_headers.data, req->resp_headers.len);
     kf_buf_append_str(&head, "\r\n");
+    if (body != NULL && !req->head_only)
+        kf_buf_append(&head, body, len);
     conn_write(conn, head.data, head.len);
     kf_buf_free(&head);
     req->status = status;
@@ -263,6 +419,7 @@ static void request_done(kf_conn_t *conn)
 {
     kf_req_t *req = &conn->req;
     req->finished = true;
+    end_request(req);
     if (conn->closing)
         return;
     if (conn->close_after) {
@@ -282,9 +439,7 @@ void kf_resp_send(kf_req_t *req, int status, const char *content_type, const voi
 {
     if (req->finished || req->streaming)
         return;
-    write_head(req, status, content_type, len, BODY_LENGTH);
-    if (!req->head_only)
-        conn_write(req->conn, body, len);
+    write_head(req, status, content_type, len, BODY_LENGTH, body);
     request_done(req->conn);
 }
 
@@ -311,6 +466,15 @@ void kf_resp_error(kf_req_t *req, int status, const char *code, const char *mess
     free(text);
 }
 
+int kf_req_on_end(kf_req_t *req, kf_req_end_cb end_cb, void *data)
+{
+    if (req->finished || req->conn->closing)
+        return KF_EINVAL;
+    req->end_cb = end_cb;
+    req->end_data = data;
+    return 0;
+}
+
 void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data)
 {
     req->held = true;
@@ -323,7 +487,7 @@ void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
 {
     kf_req_hold(req, abort_cb, data);
     req->streaming = true;
-    write_head(req, status, content_type, 0, BODY_CHUNKED);
+    write_head(req, status, content_type, 0, BODY_CHUNKED, NULL);
 }
 
 int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len)
@@ -383,7 +547,7 @@ int kf_req_upgrade(kf_req_t *req, kf_raw_read_cb read_cb, kf_req_abort_cb abort_
     if (req->finished || req->streaming || req->held || conn->close_after)
         return KF_EINVAL;
     kf_req_hold(req, abort_cb, data);
-    write_head(req, 101, NULL, 0, BODY_NONE);
+    write_head(req, 101, NULL, 0, BODY_NONE, NULL);
     conn->upgraded = true;
     conn->raw_read = read_cb;
     return 0;
@@ -445,7 +609,11 @@ static void reject(kf_conn_t *conn, int status, const char *code, const char *me
     req->head_only = false;
     req->finished = false;
     req->streaming = false;
+    req->held = false;
+    req->abort_cb = NULL;
+    req->end_cb = NULL;
     conn->in_request = true;
+    conn->served = true;
     conn->close_after = true;
     kf_resp_error(req, status, code, message);
 }
@@ -509,11 +677,14 @@ static void process(kf_conn_t *conn)
         req->finished = false;
         req->abort_cb = NULL;
         req->abort_data = NULL;
+        req->end_cb = NULL;
+        req->end_data = NULL;
         kf_buf_reset(&req->resp_headers);
         conn->req_bytes = head_len + body_len;
         conn->in_request = true;
         conn->close_after = !head.keep_alive;
         conn->request_started_ms = 0;
+        conn->served = true;
         conn->dispatching = true;
         server->handler(req);
         conn->dispatching = false;
@@ -614,6 +785,12 @@ static void accept_cb(uv_stream_t *listener, int status)
             uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
         else
             uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
+        /* Refused without an answer: an answer would have to wait for the request, and holding
+         * the connection that long is what the limit is against. */
+        if (!address_admit(server, conn, &addr)) {
+            conn_close(conn);
+            return;
+        }
     }
     conn->idle_since_ms = uv_now(server->loop);
     if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, read_cb) == 0)
@@ -622,7 +799,8 @@ static void accept_cb(uv_stream_t *listener, int status)
         conn_close(conn);
 }
 
-/* One pass over every connection: slow request heads, idle keep-alive connections. */
+/* One pass over every connection: slow request heads, idle keep-alive connections, and new
+ * connections that send nothing (they get the head's time, not the keep-alive idle time). */
 static void sweep_cb(uv_timer_t *timer)
 {
     kf_server_t *server = timer->data;
@@ -635,7 +813,9 @@ static void sweep_cb(uv_timer_t *timer)
         if (conn->rbuf.len > 0 && conn->request_started_ms != 0 &&
             now - conn->request_started_ms >= server->config.header_timeout_ms) {
             reject(conn, 408, "timeout", "the request took too long to arrive");
-        } else if (conn->rbuf.len == 0 && now - conn->idle_since_ms >= server->config.idle_timeout_ms) {
+        } else if (conn->rbuf.len == 0 &&
+                   now - conn->idle_since_ms >= (conn->served ? server->config.idle_timeout_ms
+                                                              : server->config.header_timeout_ms)) {
             conn_close(conn);
         }
     }

@@ -24,6 +24,11 @@ typedef void (*kf_handler_fn)(kf_req_t *req);
  * went away, its output buffer overflowed, or the server is shutting down. After it returns the
  * request must not be touched. */
 typedef void (*kf_req_abort_cb)(kf_req_t *req, void *data);
+/* Called once when a request ends, however it ends: its response is complete (answered, stream
+ * ended) or its connection is closing (client gone, dropped, upgraded connection closed, server
+ * stopping). For what an application holds for a request's life, such as a count of one user's
+ * open push connections. The request must not be answered from inside it. */
+typedef void (*kf_req_end_cb)(kf_req_t *req, void *data);
 
 typedef struct kf_server_config {
     const char *host;              /* address to listen on, e.g. "127.0.0.1" */
@@ -34,6 +39,9 @@ typedef struct kf_server_config {
     uint64_t idle_timeout_ms;      /* a keep-alive connection with no request is closed after */
     size_t max_output;             /* bytes queued for a slow reader before it is dropped */
     size_t max_connections;        /* accepted at once; further ones are closed at accept */
+    /* Open at once from one client address (an IPv4 address or an IPv6 /64); further ones are
+     * closed at accept, without an answer. 0: no limit. */
+    size_t max_connections_per_address;
 } kf_server_config_t;
 
 struct kf_req {
@@ -57,6 +65,8 @@ struct kf_req {
     bool finished;            /* the response is complete */
     kf_req_abort_cb abort_cb;
     void *abort_data;
+    kf_req_end_cb end_cb;     /* kf_req_on_end's callback; cleared when it has run */
+    void *end_data;
 };
 
 /* Starts listening. Returns 0, or a negative libuv error code (e.g. UV_EADDRINUSE). */
@@ -82,6 +92,10 @@ void kf_resp_json(kf_req_t *req, int status, json_t *body);
 /* Sends {"error": {"code": code, "message": message}} with status. */
 void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message);
 
+/* Asks for end_cb when the request ends (see kf_req_end_cb); one callback per request, a second
+ * call replaces the first. Returns 0, or KF_EINVAL when the request has already ended (answered,
+ * or its connection closing): end_cb then never runs. */
+int kf_req_on_end(kf_req_t *req, kf_req_end_cb end_cb, void *data);
 /* Marks the request as answered later: the handler returns without answering and calls
  * kf_resp_* from another callback. abort_cb runs if the request dies first. */
 void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data);

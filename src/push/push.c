@@ -4,6 +4,7 @@
  * hub, and drops an event it has already sent by its id. */
 #include "push/push.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,10 @@ struct kf_push_client {
     kf_ws_message_t ws_message; /* WebSocket: the message being reassembled */
     kf_buf_t ws_data;           /* WebSocket: its bytes so far (empty between messages) */
     bool ws_closing;            /* WebSocket: our close frame is sent; ignore what follows */
-    bool busy;                  /* inside the WebSocket reader: freeing must wait */
-    bool dead;                  /* its connection is gone; free when no longer busy */
+    unsigned refs;              /* answers waiting for a commit: freeing waits for them */
+    bool busy;                  /* inside the WebSocket reader: freeing waits for it */
+    bool dead;                  /* its connection is gone: off the list and the topic */
+    bool linked;                /* on the module's list */
     kf_push_client_t *prev, *next; /* the module's list of clients */
 };
 
@@ -83,12 +86,16 @@ static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_tran
     if (push->clients != NULL)
         push->clients->prev = client;
     push->clients = client;
+    client->linked = true;
     push->client_count++;
     return client;
 }
 
-static void client_free(kf_push_client_t *client)
+/* Takes the client off its topic and the module's list (once). */
+static void client_unlink(kf_push_client_t *client)
 {
+    if (!client->linked)
+        return;
     kf_push_t *push = client->push;
     kf_hub_unsubscribe(push->hub, &client->sub);
     if (client->prev != NULL)
@@ -98,19 +105,32 @@ static void client_free(kf_push_client_t *client)
     if (client->next != NULL)
         client->next->prev = client->prev;
     push->client_count--;
+    client->linked = false;
+}
+
+static void client_free(kf_push_client_t *client)
+{
+    client_unlink(client);
     kf_buf_free(&client->ws_data);
     free(client);
 }
 
-/* The client's connection is gone: free it now, or after the reader it is inside returns. */
+/* The client's connection is gone: free it now, or once its last holder lets go. */
 static void client_kill(kf_push_client_t *client)
 {
-    if (client->busy) {
-        client->dead = true;
-        kf_hub_unsubscribe(client->push->hub, &client->sub);
-        return;
-    }
-    client_free(client);
+    client->dead = true;
+    client_unlink(client);
+    if (client->refs == 0 && !client->busy)
+        client_free(client);
+}
+
+void kf_push_client_ref(kf_push_client_t *client) { client->refs++; }
+
+void kf_push_client_unref(kf_push_client_t *client)
+{
+    assert(client->refs > 0);
+    if (--client->refs == 0 && client->dead && !client->busy)
+        client_free(client);
 }
 
 static void client_abort_cb(kf_req_t *req, void *data)
@@ -516,7 +536,8 @@ static size_t ws_read_cb(void *data, char *buf, size_t len)
     }
     client->busy = false;
     if (client->dead) {
-        client_free(client);
+        if (client->refs == 0)
+            client_free(client);
         return 0;
     }
     return used;
@@ -640,6 +661,25 @@ void kf_push_drain(kf_push_t *push)
         else
             stream_end(client);
     }
+}
+
+size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject)
+{
+    size_t ended = 0;
+    kf_push_client_t *next;
+    for (kf_push_client_t *client = push->clients; client != NULL; client = next) {
+        next = client->next;
+        if (client->kind != kind || client->subject != subject)
+            continue;
+        ended++;
+        if (client->transport == KF_PUSH_LONGPOLL)
+            longpoll_answer(client, NULL);
+        else if (client->transport == KF_PUSH_WS)
+            ws_close(client, KF_WS_CLOSE_POLICY);
+        else
+            stream_end(client);
+    }
+    return ended;
 }
 
 size_t kf_push_client_count(const kf_push_t *push) { return push->client_count; }

@@ -66,10 +66,20 @@ void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport
 /* Sends one JSON text to one WebSocket client (a reply to what it sent). Returns 0 or KF_ELIMIT
  * (the client was dropped; do not use it again). */
 int kf_push_client_send(kf_push_client_t *client, const char *json, size_t len);
+/* Keeps the client's memory valid past the end of its connection, for an answer that comes later
+ * (after a commit); every ref needs one unref. kf_push_client_send to a client whose connection
+ * is gone returns KF_EINVAL and sends nothing. */
+void kf_push_client_ref(kf_push_client_t *client);
+void kf_push_client_unref(kf_push_client_t *client);
 /* For shutdown: answers every held long poll (with no events), ends every iframe and SSE stream
  * with a reconnect hint and closes every WebSocket with 1001, so that clients come back to the
  * restarted server with their cursors. */
 void kf_push_drain(kf_push_t *push);
+/* Ends every push connection of one listener (kind and subject as in kf_push_source_t): long
+ * polls are answered, streams end as at shutdown, WebSockets close with 1008. For a logout: the
+ * listener's streams must not outlive its session; its other sessions simply reconnect. Returns
+ * how many were ended. */
+size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject);
 /* Clients held, streaming or connected now. */
 size_t kf_push_client_count(const kf_push_t *push);
 /* Drains and frees the module (its timer handle closes asynchronously). */

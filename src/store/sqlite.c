@@ -6,7 +6,10 @@
 #include "base/err.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -176,7 +179,21 @@ typedef struct sqlite_store {
     kf_store_t base;                      /* first, so a kf_store_t * is a sqlite_store_t * */
     sqlite3 *db;                          /* the connection */
     sqlite3_stmt *statements[STMT_COUNT]; /* prepared at open, finalized at close */
+    int batch_failed; /* a batch that an operation had to commit early failed: the next
+                       * sqlite_commit reports it, since its writes' callers still wait */
+    /* The checkpointer: a thread with its own connection that copies the WAL back into the
+     * database, so that the writer (the event loop) never pays for it inside a commit. */
+    pthread_t checkpointer;
+    bool checkpointer_running;
+    sqlite3 *checkpoint_db;   /* the thread's connection */
+    pthread_mutex_t lock;     /* guards the two flags below */
+    pthread_cond_t wake;
+    bool checkpoint_wanted;   /* the WAL has grown past CHECKPOINT_PAGES */
+    bool stopping;
 } sqlite_store_t;
+
+/* WAL pages after which a checkpoint is asked for: SQLite's own automatic threshold. */
+#define CHECKPOINT_PAGES 1000
 
 static sqlite_store_t *from_base(kf_store_t *store) { return (sqlite_store_t *)store; }
 
@@ -284,6 +301,67 @@ static int commit(sqlite_store_t *s)
     return rc;
 }
 
+/* ---- the batch: group commit ----
+ *
+ * The batched writes (message_add, conversation_open_for_visitor, conversation_mark_read) join
+ * one open transaction instead of committing each on its own; sqlite_commit ends it with one
+ * fsync for all of them. Everything else settles the batch first — reads that show messages or
+ * conversations, and the other writes — so that nothing a client is shown or told is stored can
+ * be undone by a later failed commit. Lookups of accounts, sessions and visitors do not settle:
+ * what they read is not in a batch.
+ *
+ * A failed write must not take the rest of its batch with it, nor leave half of itself behind.
+ * Each batched write does its checks (reads) first, and SQLite undoes a failed statement by
+ * itself, so a failure before a write's first change, or in its only changing statement, leaves
+ * the batch as it was. Only a failure between two changing statements of one write (message_add's
+ * insert, then its conversation update: in practice an I/O error) would leave half a write: then
+ * the whole batch is rolled back and reported failed. That spares a savepoint per write. */
+
+/* Opens the batch's transaction when none is open. */
+static int batch_join(sqlite_store_t *s)
+{
+    return sqlite3_get_autocommit(s->db) ? begin(s) : 0;
+}
+
+/* Ends a batched write that failed with rc. changed: it had already changed the batch, which is
+ * then rolled back whole. Returns rc. */
+static int batch_fail(sqlite_store_t *s, int rc, bool changed)
+{
+    if (changed && !sqlite3_get_autocommit(s->db))
+        rollback(s);
+    /* Rolled back, by us or by SQLite itself on some errors (I/O, disk full): every write of the
+     * batch is gone, and their callers must hear it at the commit. */
+    if (sqlite3_get_autocommit(s->db) && s->batch_failed == 0)
+        s->batch_failed = KF_ESTORE;
+    return rc;
+}
+
+/* Commits the open batch, if any, before an operation that must not see or join it. A failure
+ * is kept for sqlite_commit, whose callers were told nothing yet. */
+static void settle(sqlite_store_t *s)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return;
+    int rc = commit(s);
+    if (rc != 0 && s->batch_failed == 0)
+        s->batch_failed = rc;
+}
+
+/* Makes every batched write since the last call durable. Returns 0, or the failure of this
+ * commit or of an earlier, forced one (settle): the writes since the last call are then not
+ * all stored, and their callers must be told so. */
+static int sqlite_commit(kf_store_t *store)
+{
+    sqlite_store_t *s = from_base(store);
+    int rc = 0;
+    settle(s);
+    if (s->batch_failed != 0) {
+        rc = s->batch_failed;
+        s->batch_failed = 0;
+    }
+    return rc;
+}
+
 /* Fills message from the MESSAGE_COLUMNS that start at column first. */
 static void read_message(sqlite3_stmt *st, int first, kf_message_t *message)
 {
@@ -376,9 +454,13 @@ static int each_conversation(sqlite3_stmt *st, kf_store_conversation_cb cb, void
     return rc;
 }
 
+static void checkpointer_stop(sqlite_store_t *s);
+
 static void sqlite_close(kf_store_t *store)
 {
     sqlite_store_t *s = from_base(store);
+    settle(s);
+    checkpointer_stop(s);
     for (int i = 0; i < STMT_COUNT; i++)
         sqlite3_finalize(s->statements[i]);
     sqlite3_close(s->db);
@@ -404,6 +486,7 @@ static int sqlite_setting_set(kf_store_t *store, const char *key, const char *va
      * open skip or repeat them. */
     if (key == NULL || strcmp(key, SCHEMA_VERSION_KEY) == 0)
         return KF_EINVAL;
+    settle(from_base(store));
     sqlite3_stmt *st = statement(from_base(store), STMT_SETTING_SET);
     int rc = bind_text(st, 1, key);
     if (rc == 0)
@@ -419,6 +502,7 @@ static int sqlite_agent_create(kf_store_t *store, const char *email, const char 
                                int64_t *id_out)
 {
     sqlite_store_t *s = from_base(store);
+    settle(s);
     sqlite3_stmt *st = statement(s, STMT_AGENT_CREATE);
     int rc = bind_text(st, 1, email);
     if (rc == 0)
@@ -491,6 +575,7 @@ static int sqlite_session_create(kf_store_t *store, const char *token_hash, int6
                                  const char *csrf, int64_t now, int64_t expires_at)
 {
     sqlite_store_t *s = from_base(store);
+    settle(s);
     sqlite3_stmt *purge = statement(s, STMT_SESSION_PURGE);
     int rc = bind_int64(purge, 1, now);
     if (rc == 0)
@@ -537,6 +622,7 @@ static int sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t
 static int sqlite_session_delete(kf_store_t *store, const char *token_hash)
 {
     sqlite_store_t *s = from_base(store);
+    settle(s);
     sqlite3_stmt *st = statement(s, STMT_SESSION_DELETE);
     int rc = bind_text(st, 1, token_hash);
     if (rc != 0) {
@@ -553,6 +639,7 @@ static int sqlite_visitor_create(kf_store_t *store, const char *token_hash, cons
                                  int64_t now, int64_t *id_out)
 {
     sqlite_store_t *s = from_base(store);
+    settle(s);
     sqlite3_stmt *st = statement(s, STMT_VISITOR_CREATE);
     int rc = bind_text(st, 1, token_hash);
     if (rc == 0)
@@ -622,22 +709,18 @@ static int create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t no
     return rc;
 }
 
-/* Under the write lock, looks for the visitor's open conversation again (another connection may
- * have made one since the unlocked look) and creates one when there is still none. */
+/* In the batch, under the write lock, looks for the visitor's open conversation again (another
+ * connection may have made one since the unlocked look) and creates one when there is still none. */
 static int find_or_create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t now,
                                        int64_t *id_out)
 {
-    int rc = begin(s);
+    int rc = batch_join(s);
     if (rc != 0)
         return rc;
     rc = find_open_conversation(s, visitor_id, id_out);
     if (rc == KF_ENOTFOUND)
         rc = create_conversation(s, visitor_id, now, id_out);
-    if (rc != 0) {
-        rollback(s);
-        return rc;
-    }
-    return commit(s);
+    return rc == 0 ? 0 : batch_fail(s, rc, false); /* one changing statement */
 }
 
 /* The common case (the visitor already has an open conversation) is a read without a
@@ -665,6 +748,7 @@ static int sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id,
 static int sqlite_conversation_get(kf_store_t *store, int64_t conversation_id,
                                    kf_store_conversation_cb cb, void *ctx)
 {
+    settle(from_base(store));
     sqlite3_stmt *st = statement(from_base(store), STMT_CONVERSATION_GET);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
@@ -681,6 +765,7 @@ static int sqlite_conversation_get(kf_store_t *store, int64_t conversation_id,
 static int sqlite_conversation_list(kf_store_t *store, size_t limit, kf_store_conversation_cb cb,
                                     void *ctx)
 {
+    settle(from_base(store));
     sqlite3_stmt *st = statement(from_base(store), STMT_CONVERSATION_LIST);
     int rc = bind_limit(st, 1, limit);
     if (rc != 0) {
@@ -700,6 +785,7 @@ static int sqlite_conversation_set_status(kf_store_t *store, int64_t conversatio
     if (status == NULL || (strcmp(status, "open") != 0 && strcmp(status, "closed") != 0))
         return KF_EINVAL;
     sqlite_store_t *s = from_base(store);
+    settle(s);
     sqlite3_stmt *st = statement(s, STMT_CONVERSATION_SET_STATUS);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
@@ -727,18 +813,20 @@ static int sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation
     else
         return KF_EINVAL;
     sqlite_store_t *s = from_base(store);
+    int rc = batch_join(s);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *st = statement(s, id);
-    int rc = bind_int64(st, 1, conversation_id);
+    rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
         rc = bind_int64(st, 2, up_to);
-    if (rc != 0) {
+    if (rc == 0)
+        rc = run(st);
+    else
         finish(st);
-        return rc;
-    }
-    rc = run(st);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = KF_ENOTFOUND;
-    return rc;
+    return rc == 0 ? 0 : batch_fail(s, rc, false); /* one changing statement */
 }
 
 /* Within the caller's transaction: the conversation's visitor into *visitor_id_out, or
@@ -773,9 +861,11 @@ static int agent_name_copy(sqlite_store_t *s, int64_t agent_id, char **name_out)
     return rc;
 }
 
-/* Inserts the message and moves the conversation's updated_at, within the caller's transaction. */
+/* Inserts the message and moves the conversation's updated_at, within the caller's transaction.
+ * *inserted tells whether the insert went in (when the update then fails). */
 static int insert_message(sqlite_store_t *s, int64_t conversation_id, kf_sender_t sender,
-                          int64_t agent_id, const char *body, int64_t now, int64_t *id_out)
+                          int64_t agent_id, const char *body, int64_t now, int64_t *id_out,
+                          bool *inserted)
 {
     sqlite3_stmt *st = statement(s, STMT_MESSAGE_INSERT);
     int rc = bind_int64(st, 1, conversation_id);
@@ -794,6 +884,7 @@ static int insert_message(sqlite_store_t *s, int64_t conversation_id, kf_sender_
     rc = run(st);
     if (rc != 0)
         return rc;
+    *inserted = true;
     *id_out = sqlite3_last_insert_rowid(s->db);
 
     sqlite3_stmt *touch = statement(s, STMT_CONVERSATION_TOUCH);
@@ -814,10 +905,10 @@ static bool valid_author(kf_sender_t sender, int64_t agent_id)
     return sender == KF_SENDER_VISITOR && agent_id == 0;
 }
 
-/* The row handed to cb is built from the arguments and what the transaction read, not read back
- * after the commit: once the message is durable nothing can fail, so a 0 from here always means
- * stored and an error always means not stored. BEGIN IMMEDIATE takes the write lock before the
- * id is assigned, so ids commit in order. KF_EINVAL for a bad sender, an agent message without a
+/* A batched write. The row handed to cb is built from the arguments and what the transaction
+ * read, so a 0 from here means stored in the batch (durable at the next sqlite_commit) and an
+ * error means not stored. BEGIN IMMEDIATE takes the write lock before the id is assigned, and
+ * batches commit one after another, so ids commit in order. KF_EINVAL for a bad sender, an agent message without a
  * known agent, or a visitor message that names one. cb may be NULL. */
 static int sqlite_message_add(kf_store_t *store, int64_t conversation_id, kf_sender_t sender,
                               int64_t agent_id, const char *body, int64_t now,
@@ -830,21 +921,19 @@ static int sqlite_message_add(kf_store_t *store, int64_t conversation_id, kf_sen
     int64_t visitor_id = 0;
     int64_t id = 0;
 
-    int rc = begin(s);
+    int rc = batch_join(s);
     if (rc != 0)
         return rc;
     rc = conversation_visitor(s, conversation_id, &visitor_id);
     if (rc == 0 && sender == KF_SENDER_AGENT)
         rc = agent_name_copy(s, agent_id, &agent_name);
+    bool inserted = false;
     if (rc == 0)
-        rc = insert_message(s, conversation_id, sender, agent_id, body, now, &id);
+        rc = insert_message(s, conversation_id, sender, agent_id, body, now, &id, &inserted);
     if (rc != 0) {
-        rollback(s);
+        batch_fail(s, rc, inserted);
         goto out_free_name;
     }
-    rc = commit(s);
-    if (rc != 0)
-        goto out_free_name;
 
     if (cb != NULL) {
         kf_message_t message = {
@@ -869,6 +958,7 @@ static int sqlite_messages_in_conversation(kf_store_t *store, int64_t conversati
                                            int64_t after_id, size_t limit, kf_store_message_cb cb,
                                            void *ctx)
 {
+    settle(from_base(store));
     sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_IN_CONVERSATION);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
@@ -885,6 +975,7 @@ static int sqlite_messages_in_conversation(kf_store_t *store, int64_t conversati
 static int sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
                                       size_t limit, kf_store_message_cb cb, void *ctx)
 {
+    settle(from_base(store));
     sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_OF_VISITOR);
     int rc = bind_int64(st, 1, visitor_id);
     if (rc == 0)
@@ -901,6 +992,7 @@ static int sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int
 static int sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
                                kf_store_message_cb cb, void *ctx)
 {
+    settle(from_base(store));
     sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_ALL);
     int rc = bind_int64(st, 1, after_id);
     if (rc == 0)
@@ -935,7 +1027,88 @@ static const kf_store_ops_t sqlite_ops = {
     .messages_of_visitor = sqlite_messages_of_visitor,
     .messages_all = sqlite_messages_all,
     .conversation_find_open = sqlite_conversation_find_open,
+    .commit = sqlite_commit,
 };
+
+/* ---- the checkpointer ---- */
+
+static void *checkpointer_main(void *data)
+{
+    sqlite_store_t *s = data;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->checkpoint_wanted && !s->stopping)
+            pthread_cond_wait(&s->wake, &s->lock);
+        if (s->stopping)
+            break;
+        s->checkpoint_wanted = false;
+        pthread_mutex_unlock(&s->lock);
+        /* PASSIVE never waits for the writer nor blocks it; what it cannot copy now, the next
+         * one will. A failure is left for the next: the WAL only grows meanwhile. */
+        sqlite3_wal_checkpoint_v2(s->checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Called by SQLite on the writer's thread after each commit, with the WAL's size in pages. */
+static int wal_hook_cb(void *data, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    sqlite_store_t *s = data;
+    if (pages < CHECKPOINT_PAGES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&s->lock);
+    if (!s->checkpoint_wanted) {
+        s->checkpoint_wanted = true;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return SQLITE_OK;
+}
+
+/* Starts the thread; without it (no WAL, or no thread) SQLite checkpoints on commit as usual. */
+static void checkpointer_start(sqlite_store_t *s, const char *path, const char *synchronous_sql)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(db, synchronous_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return;
+    }
+    s->checkpoint_db = db;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    if (pthread_create(&s->checkpointer, NULL, checkpointer_main, s) != 0) {
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->lock);
+        sqlite3_close(db);
+        s->checkpoint_db = NULL;
+        return;
+    }
+    s->checkpointer_running = true;
+    /* Our hook replaces SQLite's automatic checkpoint on commit. */
+    sqlite3_wal_hook(s->db, wal_hook_cb, s);
+}
+
+static void checkpointer_stop(sqlite_store_t *s)
+{
+    if (!s->checkpointer_running)
+        return;
+    sqlite3_wal_hook(s->db, NULL, NULL);
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->checkpointer, NULL);
+    sqlite3_close(s->checkpoint_db);
+    s->checkpointer_running = false;
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+}
 
 /* Runs constant SQL (no user data) that needs no binding: pragmas and DDL. */
 static int exec(sqlite3 *db, const char *sql)
@@ -1056,6 +1229,14 @@ int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t *
                                &s->statements[i], NULL) != SQLITE_OK)
             goto out_finalize;
     }
+    char journal_mode[16] = "";
+    sqlite3_stmt *mode = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &mode, NULL) == SQLITE_OK &&
+        sqlite3_step(mode) == SQLITE_ROW)
+        snprintf(journal_mode, sizeof journal_mode, "%s", (const char *)sqlite3_column_text(mode, 0));
+    sqlite3_finalize(mode);
+    if (strcasecmp(journal_mode, "wal") == 0)
+        checkpointer_start(s, path, synchronous_sql);
     *out = &s->base;
     return 0;
 

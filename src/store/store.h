@@ -10,7 +10,12 @@
  * - a callback returning non-zero stops the iteration, and the operation returns that value;
  * - times are milliseconds since the Unix epoch (int64_t);
  * - message ids are assigned in commit order, strictly increasing across the whole store, so a
- *   message id is a valid resume cursor for any reader. */
+ *   message id is a valid resume cursor for any reader;
+ * - group commit: the batched writes (message_add, conversation_open_for_visitor,
+ *   conversation_mark_read) are durable only after the next commit() returns 0. The caller
+ *   neither acknowledges nor publishes them before that. An operation that reads messages or
+ *   conversations, and every other write, commits the open batch first, so nothing shown to
+ *   anyone can be undone by a failed commit. */
 #ifndef KF_STORE_H
 #define KF_STORE_H
 
@@ -99,7 +104,8 @@ typedef struct kf_store_ops {
     int (*visitor_by_token)(kf_store_t *store, const char *token_hash, int64_t *id_out,
                             char *name_out, size_t name_size);
 
-    /* Returns the visitor's open conversation, creating one (status "open") when there is none. */
+    /* Returns the visitor's open conversation, creating one (status "open") when there is none.
+     * Batched. */
     int (*conversation_open_for_visitor)(kf_store_t *store, int64_t visitor_id, int64_t now,
                                          int64_t *conversation_id_out);
     /* Calls cb once with the conversation (unread counts and last message filled in). */
@@ -110,11 +116,11 @@ typedef struct kf_store_ops {
     /* Sets status to "open" or "closed"; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_set_status)(kf_store_t *store, int64_t conversation_id, const char *status,
                                    int64_t now);
-    /* Raises the agents' (or the visitor's) read mark to up_to; never lowers it. */
+    /* Raises the agents' (or the visitor's) read mark to up_to; never lowers it. Batched. */
     int (*conversation_mark_read)(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                   int64_t up_to);
 
-    /* Appends a message (durable when this returns 0) and calls cb once with the stored row
+    /* Appends a message (batched: durable at the next commit) and calls cb once with its row
      * (id assigned). Also updates the conversation's updated_at. KF_ENOTFOUND for an unknown
      * conversation. */
     int (*message_add)(kf_store_t *store, int64_t conversation_id, kf_sender_t sender,
@@ -132,6 +138,11 @@ typedef struct kf_store_ops {
     /* The visitor's newest open conversation, without creating one; KF_ENOTFOUND when none. */
     int (*conversation_find_open)(kf_store_t *store, int64_t visitor_id,
                                   int64_t *conversation_id_out);
+
+    /* Makes every batched write since the last call durable (one transaction, one sync).
+     * Returns 0, or an error when some of them are not stored: their callers must be told they
+     * failed. Cheap when nothing is pending. */
+    int (*commit)(kf_store_t *store);
 } kf_store_ops_t;
 
 /* Every backend's handle starts with this. */

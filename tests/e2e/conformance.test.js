@@ -16,6 +16,8 @@
 //  - WebSocket streams start with a heartbeat text frame, no extension is negotiated, no binary.
 // Delivery is then asserted exactly: the ids a client saw (dropping ids it already had, as the
 // protocol asks) equal the ids sent, in id order.
+// Servers run with RAISED_LIMITS: one visitor's burst of 1,000 messages, a crowd of streams and
+// fast reconnects are what the abuse limits stop (abuse.test.js tests those).
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -24,7 +26,7 @@ const net = require('node:net');
 const fs = require('node:fs');
 const { spawn } = require('node:child_process');
 const WebSocket = require('ws');
-const { scenario, raw, curl, CurlStream, newVisitor, visitorSend, agentLogin, agentSend, sleep, DEFAULT_AGENTS } = require('./harness');
+const { scenario, raw, curl, CurlStream, newVisitor, visitorSend, agentLogin, agentSend, sleep, DEFAULT_AGENTS, RAISED_LIMITS } = require('./harness');
 const { OP, frame, RawWs } = require('./wsraw');
 
 const ALL = ['poll', 'longpoll', 'iframe', 'sse', 'ws'];
@@ -641,7 +643,7 @@ async function alternate(srv, c, n, tag) {
 for (const t of ALL) {
   test(`order: 50 alternating visitor/agent messages arrive in id order at a visitor and an agent (${t})`, { timeout: 60000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server();
+      const srv = await env.server({ args: RAISED_LIMITS });
       const c = await conversation(srv);
       const vs = await open(env, srv, t, c.visitor, 0);
       const as = await open(env, srv, t, c.agent, 0);
@@ -671,7 +673,7 @@ for (const t of ALL) {
 for (const t of ALL) {
   test(`drop: a client killed mid-stream resumes from its cursor with nothing lost or doubled (${t})`, { timeout: 60000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server();
+      const srv = await env.server({ args: RAISED_LIMITS });
       const c = await conversation(srv);
       const vc = await open(env, srv, t, c.visitor, 0);
       // Messages flow while the client dies.
@@ -699,7 +701,7 @@ for (const t of ALL) {
 for (const t of ALL) {
   test(`restart: visitor and agent clients reconnect after a server restart, nothing lost or doubled (${t})`, { timeout: 90000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server();
+      const srv = await env.server({ args: RAISED_LIMITS });
       const c = await conversation(srv);
       const vc = await open(env, srv, t, c.visitor, 0, { reconnect: true, longpollTimeout: 20 });
       const ac = await open(env, srv, t, c.agent, 0, { reconnect: true, longpollTimeout: 20 });
@@ -786,7 +788,7 @@ async function switchTransports(env, srv, c, who, sequence, { abrupt }) {
 
 test('switch: a visitor resumes over every ordered pair of transports from the previous cursor', { timeout: 120000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     const seq = everyOrderedPair(ALL);
     const pairs = await switchTransports(env, srv, c, c.visitor, seq, { abrupt: false });
@@ -796,7 +798,7 @@ test('switch: a visitor resumes over every ordered pair of transports from the p
 
 test('switch: an agent cycles ws→sse→longpoll→iframe→poll→ws, each connection cut abruptly', { timeout: 120000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     await switchTransports(env, srv, c, c.agent, ['ws', 'sse', 'longpoll', 'iframe', 'poll', 'ws'], { abrupt: true });
   }),
@@ -808,7 +810,7 @@ test('switch: an agent cycles ws→sse→longpoll→iframe→poll→ws, each con
 for (const t of ALL) {
   test(`burst: 1,000 messages (500 WebSocket send actions + 500 keep-alive HTTP posts, concurrently) arrive complete and in order (${t})`, { timeout: 90000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server();
+      const srv = await env.server({ args: RAISED_LIMITS });
       const c = await conversation(srv);
       const vs = await open(env, srv, t, c.visitor, 0, { reconnect: true });
       const as = await open(env, srv, t, c.agent, 0, { reconnect: true });
@@ -907,7 +909,7 @@ function dechunk(buf) {
 
 test('slow reader: SSE and WebSocket clients that never read are dropped past 1 MiB; others keep receiving promptly; memory stays bounded; the slow ones resume from their cursor', { timeout: 180000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     // Enough that the unread output passes what the kernel buffers (the server's send buffer can
     // grow to tcp_wmem's maximum) plus the 1 MiB cap: at least 3,000 messages of 3,000 chars.
@@ -999,7 +1001,7 @@ test('slow reader: SSE and WebSocket clients that never read are dropped past 1 
 
 test('heartbeats: 62 s of silence on every transport; long polls re-poll, streams see heartbeats, all still deliver; a WebSocket that never answers pings is dropped after ~45 s', { timeout: 120000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     const clients = {};
     for (const t of ALL) clients[t] = await open(env, srv, t, c.visitor, c.ids.at(-1), { pollInterval: 2000 });
@@ -1066,7 +1068,7 @@ async function freshClientWorks(env, srv, who, what) {
 
 test('bad input: WebSocket handshakes (426 wrong/missing version, 400 bad key, 426 not an upgrade, 403 foreign Origin, 401 no credentials)', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     const key = 'dGhlIHNhbXBsZSBub25jZQ==';
     const req = (lines) => `GET /push/ws?after=0 HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\n${lines.filter(Boolean).join('\r\n')}${lines.length ? '\r\n' : ''}\r\n`;
@@ -1113,7 +1115,7 @@ test('bad input: WebSocket handshakes (426 wrong/missing version, 400 bad key, 4
 
 test('bad input: WebSocket frames (unmasked 1002, over 64 KiB 1009, bad UTF-8 1007, binary 1003), the server serves others after each', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     // A bystander stream stays up through all of it.
     const bystander = await open(env, srv, 'ws', c.agent, 0);
@@ -1144,7 +1146,7 @@ test('bad input: WebSocket frames (unmasked 1002, over 64 KiB 1009, bad UTF-8 10
 
 test('bad input: bad cursors are answered 400 with a JSON error on every transport', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     const bad = ['abc', '-1', '1.5', '12abc', '0x10', '1e3', '99999999999999999999999'];
     const failures = [];
@@ -1194,7 +1196,7 @@ test('bad input: bad cursors are answered 400 with a JSON error on every transpo
 
 test('WebSocket actions: send/read/typing/ping from a visitor and an agent; acks; the other side sees messages, typing and read receipts', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     const vw = await open(env, srv, 'ws', c.visitor, 0);
     const aw = await open(env, srv, 'ws', c.agent, 0);
@@ -1289,7 +1291,7 @@ test('WebSocket actions: send/read/typing/ping from a visitor and an agent; acks
 
 test('SSE wire format: headers, retry/connected/heartbeat preamble, Last-Event-ID takes precedence over after=', { timeout: 30000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server();
+    const srv = await env.server({ args: RAISED_LIMITS });
     const c = await conversation(srv);
     await alternate(srv, c, 3, 'sse');
     const tk = await getTicket(srv, c.visitor);

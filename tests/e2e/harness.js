@@ -364,6 +364,19 @@ function parseIframeEvents(text) {
   return events;
 }
 
+// Flags for tests that load one server like many people at once (bursts of messages from one
+// visitor, many streams, fast reconnects): the abuse limits (docs/SECURITY.md) raised far above
+// what they do, so that only abuse.test.js meets them.
+const RAISED_LIMITS = [
+  '--max-connections-per-address', '20000',
+  '--max-push-per-visitor', '10000',
+  '--max-push-per-agent', '10000',
+  '--visitor-requests-per-minute', '1000000',
+  '--visitor-request-burst', '100000',
+  '--visitor-messages-per-minute', '1000000',
+  '--visitor-message-burst', '100000',
+];
+
 // ---------------------------------------------------------------------------------------------
 // Domain helpers
 
@@ -457,9 +470,10 @@ class Env {
     this.agents = DEFAULT_AGENTS;
   }
 
-  // A fresh server with agents created by `kefu user add` before its first start.
-  async server({ agents = DEFAULT_AGENTS, start = true } = {}) {
-    const srv = new Kefu({ name: `kefu#${this.servers.length + 1}` });
+  // A fresh server with agents created by `kefu user add` before its first start; args are extra
+  // flags for every start (e.g. RAISED_LIMITS).
+  async server({ agents = DEFAULT_AGENTS, start = true, args = [] } = {}) {
+    const srv = new Kefu({ name: `kefu#${this.servers.length + 1}`, args });
     this.servers.push(srv);
     this.agents = agents;
     for (const a of agents) {
@@ -582,4 +596,5 @@ module.exports = {
   sleep,
   eventually,
   DEFAULT_AGENTS,
+  RAISED_LIMITS,
 };

@@ -606,6 +606,8 @@ test('validation: bad JSON 400, 64 KiB 413, length 422, 404, 405, 415', { timeou
     assertError(await srv.api('GET', '/api/conversations/999999/messages?after=0', { cookie: ag.cookie }), 404, 'not_found', 'unknown conversation messages');
     assertError(await srv.api('POST', '/api/conversations/999999/messages', { cookie: ag.cookie, csrf: ag.csrf, body: { body: 'x' } }), 404, 'not_found', 'post to unknown conversation');
     assertError(await srv.api('POST', '/api/conversations/999999/read', { cookie: ag.cookie, csrf: ag.csrf, body: { up_to: 1 } }), 404, 'not_found', 'read unknown conversation');
+    // A read mark names a message of the conversation: past its newest one it is refused (found by fuzz_ws_actions).
+    assertError(await srv.api('POST', `/api/conversations/${conv}/read`, { cookie: ag.cookie, csrf: ag.csrf, body: { up_to: 9007199254740991 } }), 404, 'not_found', 'agent read past the newest message');
     assertError(await srv.api('GET', '/api/no-such-thing'), 404, 'not_found', 'unknown API path');
     assertError(await srv.api('PUT', '/api/visitor/messages', { token: tok, body: { body: 'x' } }), 405, 'method_not_allowed', 'PUT on a GET/POST route');
     assertError(await srv.api('POST', '/api/visitor/messages', { token: tok, body: '{"body":"x"}', headers: { 'Content-Type': 'text/plain' } }), 415, 'unsupported_media_type', 'text/plain body');

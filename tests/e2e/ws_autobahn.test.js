@@ -16,7 +16,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const { Env, newVisitor } = require('./harness');
+const { Env, newVisitor, RAISED_LIMITS } = require('./harness');
 const { OP, frame, closePayload, RawWs } = require('./wsraw');
 
 const LIMIT = 64 * 1024;
@@ -38,7 +38,8 @@ const results = new Map(); // group -> {cases, passed, failed: [ids]}
 
 before(async () => {
   env = new Env({ name: 'autobahn' });
-  srv = await env.server();
+  // One visitor opens a WebSocket per case, hundreds in a row: past the per-visitor request limit.
+  srv = await env.server({ args: RAISED_LIMITS });
   token = (await newVisitor(srv, 'autobahn')).token;
 });
 

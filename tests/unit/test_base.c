@@ -4,8 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/err.h"
@@ -101,12 +105,142 @@ static void test_log_levels(void **state)
     kf_debug("below the level");
 }
 
+/* A record longer than a line is cut, still ends with a newline, and carries no control
+ * characters a client sent. */
+static void test_log_long_and_hostile_lines(void **state)
+{
+    (void)state;
+    char *long_text = malloc(5000);
+    memset(long_text, 'x', 4999);
+    long_text[4999] = '\0';
+    FILE *capture = tmpfile();
+    assert_non_null(capture);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(capture), 2);
+    kf_info("%s", long_text);
+    kf_warn("forged\r\n2026-01-01T00:00:00.000Z error line%c", '\x1b');
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    free(long_text);
+    rewind(capture);
+    char line[4096];
+    assert_non_null(fgets(line, sizeof line, capture));
+    assert_true(strlen(line) < 2048);
+    assert_int_equal(line[strlen(line) - 1], '\n');
+    assert_non_null(strstr(line, " info  xxxx"));
+    assert_non_null(fgets(line, sizeof line, capture));
+    assert_non_null(strstr(line, "forged??2026-01-01T00:00:00.000Z error line?\n"));
+    assert_null(fgets(line, sizeof line, capture)); /* two records, two lines */
+    fclose(capture);
+}
+
+/* ---- out of memory: a small allocation that fails aborts (kf_alloc_fail_nth injects it) ---- */
+
+/* Runs fn in a child process; true when the child died of SIGABRT after saying why. */
+static bool aborts_out_of_memory(void (*fn)(void))
+{
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipe_fds[1], 2);
+        close(pipe_fds[0]);
+        fn();
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    char said[256];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof said - 1 && (n = read(pipe_fds[0], said + len, sizeof said - 1 - len)) > 0)
+        len += (size_t)n;
+    said[len] = '\0';
+    close(pipe_fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT &&
+           strstr(said, "kefu: out of memory") != NULL;
+}
+
+static void first_malloc_fails(void)
+{
+    kf_alloc_fail_nth(1);
+    free(kf_xmalloc(16));
+}
+
+static void second_calloc_fails(void)
+{
+    kf_alloc_fail_nth(2);
+    free(kf_xcalloc(4, 4));
+    free(kf_xcalloc(4, 4));
+}
+
+static void strdup_fails(void)
+{
+    kf_alloc_fail_nth(1);
+    free(kf_xstrdup("copy"));
+}
+
+static void buf_growth_fails(void)
+{
+    kf_buf_t b;
+    kf_buf_init(&b);
+    kf_buf_append(&b, "x", 1); /* 64 bytes */
+    kf_alloc_fail_nth(1);
+    char big[200] = {0};
+    kf_buf_append(&b, big, sizeof big); /* grows: realloc fails */
+    kf_buf_free(&b);
+}
+
+static void buf_printf_fails(void)
+{
+    kf_buf_t b;
+    kf_buf_init(&b);
+    kf_alloc_fail_nth(1);
+    kf_buf_printf(&b, "%d", 42);
+    kf_buf_free(&b);
+}
+
+static void test_out_of_memory_aborts(void **state)
+{
+    (void)state;
+    assert_true(aborts_out_of_memory(first_malloc_fails));
+    assert_true(aborts_out_of_memory(second_calloc_fails));
+    assert_true(aborts_out_of_memory(strdup_fails));
+    assert_true(aborts_out_of_memory(buf_growth_fails));
+    assert_true(aborts_out_of_memory(buf_printf_fails));
+}
+
+static void test_alloc_fault_counts_and_disarms(void **state)
+{
+    (void)state;
+    /* Armed for the third allocation, two pass; disarmed, none fails. */
+    kf_alloc_fail_nth(3);
+    void *a = kf_xmalloc(8);
+    void *b = kf_xrealloc(NULL, 8);
+    kf_alloc_fail_nth(0);
+    void *c = kf_xmalloc(8);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    free(a);
+    free(b);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_and_consume), cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_binary),             cmocka_unit_test(test_str),
         cmocka_unit_test(test_strerror),               cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_log_long_and_hostile_lines),
+        cmocka_unit_test(test_out_of_memory_aborts),
+        cmocka_unit_test(test_alloc_fault_counts_and_disarms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -31,7 +32,12 @@ typedef struct fixture {
     int aborted;              /* abort callbacks seen */
     int handled;              /* requests seen by the handler */
     kf_req_t *stream;         /* the request streaming from /stream */
+    int ended;                /* end callbacks seen (every request asks for one) */
+    int late_on_end_rc;       /* kf_req_on_end after the answer, from /answered */
 } fixture_t;
+
+/* The server's configuration for the group being set up (setup() fills in the rest). */
+static size_t group_per_address_limit;
 
 static fixture_t *fx;
 
@@ -45,9 +51,22 @@ static void abort_cb(kf_req_t *req, void *data)
     fx->aborted++;
 }
 
+static void end_cb(kf_req_t *req, void *data)
+{
+    (void)req;
+    (void)data;
+    fx->ended++;
+}
+
 static void handler(kf_req_t *req)
 {
     fx->handled++;
+    kf_req_on_end(req, end_cb, NULL);
+    if (kf_str_eq(req->head->path, "/answered")) {
+        kf_resp_send(req, 200, "text/plain", "ok", 2);
+        fx->late_on_end_rc = kf_req_on_end(req, end_cb, NULL);
+        return;
+    }
     if (kf_str_eq(req->head->path, "/hold")) {
         fx->held = req;
         kf_req_hold(req, abort_cb, NULL);
@@ -120,6 +139,7 @@ static int setup(void **state)
     config.header_timeout_ms = 1500;
     config.limits.max_header_bytes = 2048;
     config.max_output = 64 * 1024;
+    config.max_connections_per_address = group_per_address_limit;
     assert_int_equal(kf_server_start(&fx->loop, &config, handler, NULL, &fx->server), 0);
     fx->port = kf_server_port(fx->server);
     assert_true(fx->port > 0);
@@ -136,6 +156,21 @@ static int teardown(void **state)
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     free(fx);
     return 0;
+}
+
+/* A client connected from source (an address on loopback, e.g. 127.0.0.2). */
+static int client_from(const char *source)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &local.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&local, sizeof local), 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port)};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
 }
 
 static int client(void)
@@ -360,6 +395,138 @@ static void test_http10_closes(void **state)
     close(fd);
 }
 
+/* Waits up to 2 s for a counter the loop thread raises to reach want. */
+static void wait_for(const int *counter, int want)
+{
+    for (int i = 0; i < 200 && *(const volatile int *)counter < want; i++)
+        usleep(10000);
+    assert_int_equal(*(const volatile int *)counter, want);
+}
+
+static void test_request_end(void **state)
+{
+    (void)state;
+    /* An answered request ends once... */
+    int before = fx->ended;
+    int fd = client();
+    send_all(fd, "GET /a HTTP/1.1\r\n\r\n", 19);
+    free(read_until(fd, "path=/a"));
+    wait_for(&fx->ended, before + 1);
+    /* ... and asking for the callback once it is answered is refused. */
+    send_all(fd, "GET /answered HTTP/1.1\r\n\r\n", 26);
+    free(read_until(fd, "\r\n\r\nok"));
+    wait_for(&fx->ended, before + 2);
+    assert_int_equal(fx->late_on_end_rc, KF_EINVAL);
+    /* A held request ends when its client goes away. */
+    send_all(fd, "GET /hold HTTP/1.1\r\n\r\n", 22);
+    usleep(100000);
+    close(fd);
+    wait_for(&fx->ended, before + 3);
+    /* A stream ends when it is ended, and the connection's close adds nothing. */
+    fd = client();
+    send_all(fd, "GET /stream HTTP/1.1\r\n\r\n", 24);
+    free(read_until(fd, "two\r\n"));
+    uv_async_send(&fx->answer_async);
+    free(read_until(fd, "0\r\n\r\n"));
+    wait_for(&fx->ended, before + 4);
+    close(fd);
+    usleep(100000);
+    assert_int_equal(fx->ended, before + 4);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A connection that never sends a request is closed after the head's timeout (1.5 s here), not
+ * after the 75 s that a keep-alive connection may idle between requests. */
+static void test_silent_connection_closed(void **state)
+{
+    (void)state;
+    int fd = client();
+    uint64_t start = now_ms();
+    char *r = read_to_eof(fd);
+    uint64_t took = now_ms() - start;
+    assert_string_equal(r, "");
+    assert_true(took >= 1400 && took < 4000);
+    free(r);
+    close(fd);
+}
+
+/* Sends a request that may meet a closed connection (no SIGPIPE) and says whether it was
+ * answered with want. */
+static bool try_request(int fd, const char *request, const char *want)
+{
+    if (send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t)strlen(request))
+        return false;
+    char *r = read_until(fd, want);
+    bool answered = strstr(r, want) != NULL;
+    free(r);
+    return answered;
+}
+
+/* The per-address group's server allows 3 connections per address. */
+static void test_per_address_limit(void **state)
+{
+    (void)state;
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = client();
+        assert_true(try_request(fds[i], "GET /a HTTP/1.1\r\n\r\n", "path=/a"));
+    }
+    /* A fourth from the same address is closed at once, without an answer. */
+    int extra = client();
+    uint64_t start = now_ms();
+    char *r = read_to_eof(extra);
+    assert_string_equal(r, "");
+    assert_true(now_ms() - start < 1000); /* not the head's timeout: refused at accept */
+    free(r);
+    close(extra);
+    /* Another address is not affected. */
+    int other = client_from("127.0.0.2");
+    assert_true(try_request(other, "GET /b HTTP/1.1\r\n\r\n", "path=/b"));
+    /* Once one closes, the address may connect again. */
+    close(fds[0]);
+    bool served = false;
+    for (int attempt = 0; attempt < 100 && !served; attempt++) {
+        int fd = client();
+        served = try_request(fd, "GET /c HTTP/1.1\r\n\r\n", "path=/c");
+        if (served)
+            fds[0] = fd;
+        else
+            close(fd);
+        if (!served)
+            usleep(20000);
+    }
+    assert_true(served);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    close(other);
+    /* And when all have closed, the address has its whole allowance again. */
+    usleep(200000);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = client();
+        assert_true(try_request(fds[i], "GET /d HTTP/1.1\r\n\r\n", "path=/d"));
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
+static int setup_default(void **state)
+{
+    group_per_address_limit = 256;
+    return setup(state);
+}
+
+static int setup_per_address(void **state)
+{
+    group_per_address_limit = 3;
+    return setup(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +535,11 @@ int main(void)
         cmocka_unit_test(test_header_injection),    cmocka_unit_test(test_slow_head_times_out),
         cmocka_unit_test(test_held_then_answered),  cmocka_unit_test(test_held_aborted_on_close),
         cmocka_unit_test(test_stream),              cmocka_unit_test(test_http10_closes),
+        cmocka_unit_test(test_request_end),         cmocka_unit_test(test_silent_connection_closed),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest per_address_tests[] = {
+        cmocka_unit_test(test_per_address_limit),
+    };
+    int failed = cmocka_run_group_tests(tests, setup_default, teardown);
+    return failed + cmocka_run_group_tests(per_address_tests, setup_per_address, teardown);
 }

@@ -1107,6 +1107,105 @@ static int64_t sqlite_query_int(const char *path, const char *sql)
     return value;
 }
 
+/* Group commit: batched writes stay in one open transaction, invisible to other connections,
+ * until commit(); a failed write leaves the rest of its batch alone; reads settle the batch. */
+static void test_sqlite_group_commit(void **state)
+{
+    fixture_t *f = *state;
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t agent = add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = add_visitor(f, "token-a", "A");
+    int64_t conversation = 0;
+    assert_int_equal(ops->conversation_open_for_visitor(f->store, visitor, NOW, &conversation), 0);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM conversations"), 0);
+    assert_int_equal(ops->commit(f->store), 0);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM conversations"), 1);
+    assert_int_equal(ops->commit(f->store), 0); /* nothing pending: still fine */
+
+    int64_t ids[3] = {0, 0, 0};
+    seen_t *seen = seen_new();
+    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, "one", NOW + 1,
+                                      on_message, seen),
+                     0);
+    /* A write that fails inside the batch takes nothing else with it. */
+    assert_int_equal(ops->message_add(f->store, conversation + 100, KF_SENDER_VISITOR, 0, "lost",
+                                      NOW + 2, on_message, seen),
+                     KF_ENOTFOUND);
+    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_AGENT, agent, "two",
+                                      NOW + 3, on_message, seen),
+                     0);
+    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, 1000), 0);
+    assert_int_equal(seen->message_count, 2);
+    ids[0] = seen->messages[0].id;
+    ids[1] = seen->messages[1].id;
+    assert_true(ids[1] > ids[0]);
+    /* Lookups of accounts run inside the batch and leave it open. */
+    int64_t found = 0;
+    char name[32];
+    assert_int_equal(ops->visitor_by_token(f->store, "token-a", &found, name, sizeof name), 0);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 0);
+    assert_int_equal(ops->commit(f->store), 0);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 2);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT agent_read_up_to FROM conversations"),
+                     ids[1]);
+
+    /* A read that shows messages commits the batch first: what it shows is durable. */
+    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, "three",
+                                      NOW + 4, on_message, seen),
+                     0);
+    ids[2] = seen->messages[2].id;
+    seen_t *read = seen_new();
+    assert_int_equal(ops->messages_in_conversation(f->store, conversation, 0, 10, on_message, read),
+                     0);
+    assert_int_equal(read->message_count, 3);
+    assert_int_equal(read->messages[2].id, ids[2]);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 3);
+    assert_int_equal(ops->commit(f->store), 0);
+    seen_free(read);
+
+    /* Closing commits what is pending. */
+    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, "four",
+                                      NOW + 5, NULL, NULL),
+                     0);
+    reopen(f);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 4);
+    seen_free(seen);
+}
+
+/* The checkpointer thread keeps the WAL from growing without bound while the writer commits. */
+static void test_sqlite_checkpointer_bounds_wal(void **state)
+{
+    fixture_t *f = *state;
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t visitor = add_visitor(f, "token-a", "A");
+    int64_t conversation = open_conversation(f, visitor);
+    char body[2049];
+    memset(body, 'x', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    char wal[192];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    long largest = 0;
+    /* About 40 MiB through the WAL, 1 MiB a commit, with pauses the thread can work in. */
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < 400; i++)
+            assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, body,
+                                              NOW + round, NULL, NULL),
+                             0);
+        assert_int_equal(ops->commit(f->store), 0);
+        usleep(50 * 1000);
+        FILE *file = fopen(wal, "rb");
+        assert_non_null(file);
+        fseek(file, 0, SEEK_END);
+        long size = ftell(file);
+        fclose(file);
+        if (size > largest)
+            largest = size;
+    }
+    /* Without checkpoints it would pass 40 MiB; with them it stays near the 4 MiB threshold. */
+    assert_true(largest < 16L * 1024 * 1024);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 40 * 400);
+}
+
 static void test_sqlite_open_arguments(void **state)
 {
     fixture_t *f = *state;
@@ -1216,6 +1315,8 @@ int main(void)
         STORE_TEST(test_durability),
         STORE_TEST(test_hostile_strings),
         STORE_TEST(test_long_utf8_body),
+        STORE_TEST(test_sqlite_group_commit),
+        STORE_TEST(test_sqlite_checkpointer_bounds_wal),
         STORE_TEST(test_sqlite_open_arguments),
         STORE_TEST(test_sqlite_pragmas_and_schema),
         STORE_TEST(test_sqlite_refuses_newer_schema),

@@ -1,0 +1,128 @@
+'use strict';
+// cli.test.js: the kefu command's refusals — bad flags, a data directory or database it cannot
+// use, a port already taken, `kefu user add` mistakes — each a message on stderr and exit status
+// 2 (usage) or 1 (could not do it), nothing else. Under ASan a leak on any of these exits would
+// change the status (LeakSanitizer exits 23), so the exact statuses also check the clean-up.
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { KEFU_BIN, tmpDir } = require('./harness');
+
+function kefu(args, { input = '', dataDir } = {}) {
+  const full = dataDir ? [...args, '--data', dataDir] : args;
+  const r = spawnSync(KEFU_BIN, full, { input, encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.error, undefined, `kefu ${full.join(' ')} ran`);
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectRefused(r, status, stderrPattern, what) {
+  assert.equal(r.signal, null, `${what}: not killed by a signal\n${r.stderr}`);
+  assert.equal(r.status, status, `${what}: exit status\n${r.stderr}`);
+  assert.match(r.stderr, stderrPattern, `${what}: says why`);
+}
+
+test('cli: --help prints the usage on standard output and exits 0', () => {
+  const r = kefu(['--help']);
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /usage: kefu \[options\]/);
+  assert.match(r.stdout, /kefu user add EMAIL/);
+});
+
+test('cli: bad flags and values are refused with status 2 before anything starts', () => {
+  const dataDir = tmpDir();
+  try {
+    const origins = [];
+    for (let i = 0; i < 17; i++) origins.push('--allow-origin', `https://site${i}.example`);
+    const cases = [
+      [['--no-such-flag'], /usage: kefu/],
+      [['--listen', 'nonsense'], /--listen takes HOST:PORT/],
+      [['--listen', '127.0.0.1:99999'], /--listen takes HOST:PORT/],
+      [['--listen', ':8080'], /--listen takes HOST:PORT/],
+      [['--listen', '127.0.0.1:'], /--listen takes HOST:PORT/],
+      [['--synchronous', 'OFF'], /--synchronous is FULL or NORMAL/],
+      [['--log-level', 'loud'], /unknown log level loud/],
+      [['--max-connections-per-address', 'many'], /--max-connections-per-address takes a whole number/],
+      [['--max-push-per-visitor', '-1'], /--max-push-per-visitor takes a whole number/],
+      [['--header-timeout', '0'], /--header-timeout is 1 to 3600 seconds/],
+      [['--header-timeout', '3601'], /--header-timeout takes a whole number from 0 to 3600/],
+      [['--visitor-request-burst', '0'], /a burst must be at least 1/],
+      [origins, /too many --allow-origin/],
+      [['serve-please'], /unexpected argument serve-please/],
+      [['user'], /usage: kefu user add/],
+    ];
+    for (const [args, pattern] of cases) {
+      expectRefused(kefu(args, { dataDir }), 2, pattern, args.slice(0, 2).join(' '));
+    }
+    // Nothing was created: the flags are checked before the database is opened.
+    assert.deepEqual(fs.readdirSync(dataDir), []);
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('cli: a data directory or database it cannot use, and a port already taken, exit 1', async () => {
+  const dataDir = tmpDir();
+  const blocker = net.createServer();
+  try {
+    // A file where the data directory should be: it cannot be created.
+    const file = path.join(dataDir, 'not-a-directory');
+    fs.writeFileSync(file, '');
+    expectRefused(kefu(['--listen', '127.0.0.1:0'], { dataDir: path.join(file, 'data') }), 1,
+      /cannot create/, 'data directory');
+    // A directory where the database file should be: SQLite cannot open it.
+    const odd = path.join(dataDir, 'odd');
+    fs.mkdirSync(path.join(odd, 'kefu.db'), { recursive: true });
+    expectRefused(kefu(['--listen', '127.0.0.1:0'], { dataDir: odd }), 1,
+      /cannot open the database/, 'database');
+    // A port someone else listens on.
+    await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = blocker.address().port;
+    const ok = path.join(dataDir, 'ok');
+    expectRefused(kefu(['--listen', `127.0.0.1:${port}`], { dataDir: ok }), 1,
+      /cannot listen on 127\.0\.0\.1:\d+/, 'port in use');
+    // It got as far as creating the first account, in a database only its user may read.
+    assert.equal(kefuMode(ok), '600');
+  } finally {
+    blocker.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+// The permission bits of the database file, as octal text.
+function kefuMode(dataDir) {
+  return (fs.statSync(path.join(dataDir, 'kefu.db')).mode & 0o777).toString(8);
+}
+
+test('cli: kefu user add refuses what it cannot do, and adds an agent once', () => {
+  const dataDir = tmpDir();
+  try {
+    const add = (args, input) => kefu(['user', 'add', ...args], { input, dataDir });
+    // Refused before the password is read: no input, or writing it could meet a closed pipe.
+    expectRefused(add(['--name', 'Ana'], ''), 2, /usage: kefu user add/, 'no e-mail');
+    expectRefused(add(['ana@example.com'], ''), 2, /usage: kefu user add/, 'no name');
+    expectRefused(add(['ana@example.com', '--name', 'Ana', '--colour', 'red'], ''), 2,
+      /unexpected argument --colour/, 'unknown flag');
+    expectRefused(add(['ana@example.com', '--name', 'Ana'], ''), 2,
+      /password on standard input/, 'no password');
+    expectRefused(add(['ana@example.com', '--name', 'Ana'], '\n'), 2,
+      /password on standard input/, 'empty password');
+    expectRefused(add(['not-an-address', '--name', 'Ana'], 'pw\n'), 1,
+      /invalid argument/, 'bad e-mail');
+    expectRefused(add(['ana@example.com', '--name', 'Ana', '--role', 'owner'], 'pw\n'), 1,
+      /invalid argument/, 'bad role');
+
+    const first = add(['Ana@Example.com', '--name', 'Ana', '--role', 'admin',
+      '--synchronous', 'NORMAL'], 'correct horse\r\n');
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr, /created admin Ana@Example\.com/);
+    // E-mail addresses are compared without case.
+    expectRefused(add(['ana@example.com', '--name', 'Ana again'], 'pw\n'), 1,
+      /already exists/, 'the same e-mail');
+    assert.equal(kefuMode(dataDir), '600');
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
