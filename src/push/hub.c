@@ -36,6 +36,10 @@ kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
     event->refs = 1;
     event->id = id;
     event->len = len;
+    for (int i = 0; i < KF_EVENT_ENCODINGS; i++) {
+        event->encoded[i] = NULL;
+        event->encoded_len[i] = 0;
+    }
     if (len > 0)
         memcpy(event->json, json, len);
     event->json[len] = '\0';
@@ -55,8 +59,11 @@ void kf_event_unref(kf_event_t *event)
         return;
     assert(event->refs > 0);
     event->refs--;
-    if (event->refs == 0)
+    if (event->refs == 0) {
+        for (int i = 0; i < KF_EVENT_ENCODINGS; i++)
+            free(event->encoded[i]);
         free(event);
+    }
 }
 
 void kf_sub_init(kf_sub_t *sub, kf_sub_cb cb, void *data)

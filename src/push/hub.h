@@ -8,10 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Slots for encodings of an event that its subscribers share (a transport's framing, built once
+ * by the first subscriber that needs it); the hub only frees them with the event. */
+#define KF_EVENT_ENCODINGS 3
+
 /* One event, shared by every subscriber that receives it. */
 typedef struct kf_event {
     int refs;      /* reference count; the event is freed when it drops to 0 */
     uint64_t id;   /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
+    char *encoded[KF_EVENT_ENCODINGS];        /* malloc'd, or NULL until first needed */
+    size_t encoded_len[KF_EVENT_ENCODINGS];
     size_t len;    /* bytes of json */
     char json[];   /* the event as a JSON object, e.g. {"type":"message","message":{...}}, NUL-terminated */
 } kf_event_t;

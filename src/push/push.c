@@ -207,22 +207,37 @@ static void encode_ws(kf_buf_t *out, unsigned opcode, const void *payload, size_
     kf_buf_append(out, payload, len);
 }
 
+/* The event framed for a streaming transport, built by the first subscriber that needs it and
+ * kept with the event for the others (the agents' topic has one subscriber per open console). */
+static void event_encoding(kf_event_t *event, kf_push_transport_t transport, const char **data,
+                           size_t *len)
+{
+    int slot = transport == KF_PUSH_IFRAME ? 0 : transport == KF_PUSH_SSE ? 1 : 2;
+    if (event->encoded[slot] == NULL) {
+        kf_buf_t out;
+        kf_buf_init(&out);
+        if (transport == KF_PUSH_IFRAME)
+            encode_iframe(&out, event->json, event->len);
+        else if (transport == KF_PUSH_SSE)
+            encode_sse(&out, event);
+        else
+            encode_ws(&out, KF_WS_TEXT, event->json, event->len);
+        event->encoded[slot] = kf_buf_steal(&out, &event->encoded_len[slot]);
+    }
+    *data = event->encoded[slot];
+    *len = event->encoded_len[slot];
+}
+
 /* Sends one event to a streaming client, unless its cursor shows it has it. Non-zero: the client
  * is gone (its connection was closed). */
-static int stream_send(kf_push_client_t *client, const kf_event_t *event)
+static int stream_send(kf_push_client_t *client, kf_event_t *event)
 {
     if (event->id != 0 && event->id <= client->cursor)
         return 0;
-    kf_buf_t out;
-    kf_buf_init(&out);
-    if (client->transport == KF_PUSH_IFRAME)
-        encode_iframe(&out, event->json, event->len);
-    else if (client->transport == KF_PUSH_SSE)
-        encode_sse(&out, event);
-    else
-        encode_ws(&out, KF_WS_TEXT, event->json, event->len);
-    int rc = client_write(client, out.data, out.len);
-    kf_buf_free(&out);
+    const char *data;
+    size_t len;
+    event_encoding(event, client->transport, &data, &len);
+    int rc = client_write(client, data, len);
     if (rc != 0)
         return rc;
     if (event->id > client->cursor)

@@ -387,6 +387,38 @@ static void test_sse_stream(void **state)
     close(fd);
 }
 
+static int ws_open(void);
+
+/* One live event reaches subscribers of three framings at once: each gets its own framing,
+ * although each framing is built once and shared through the event. */
+static void test_shared_encodings(void **state)
+{
+    (void)state;
+    int sse_a = client(), sse_b = client();
+    char *r = request(sse_a, "/sse?after=0", "event: heartbeat");
+    free(r);
+    r = request(sse_b, "/sse?after=0", "event: heartbeat");
+    free(r);
+    int ws = ws_open();
+    add_event("shared");
+    char expect[128];
+    snprintf(expect, sizeof expect, "id: %zu\nevent: message\ndata: {\"type\":\"message\"", fx->count);
+    char *a = read_some(sse_a, "\"shared\"}\n\n");
+    char *b = read_some(sse_b, "\"shared\"}\n\n");
+    assert_non_null(strstr(a, expect));
+    assert_non_null(strstr(b, expect));
+    char *w = read_some(ws, "\"shared\"}");
+    /* A WebSocket text frame, not SSE lines. */
+    assert_null(strstr(w, "event: message"));
+    assert_non_null(strstr(w, "\x81"));
+    free(a);
+    free(b);
+    free(w);
+    close(sse_a);
+    close(sse_b);
+    close(ws);
+}
+
 static const char ws_handshake[] = "GET /ws?after=0 HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
                                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                                    "Sec-WebSocket-Version: 13\r\n\r\n";
@@ -555,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_iframe_stream),
         cmocka_unit_test(test_iframe_ends_after_max_bytes),
         cmocka_unit_test(test_sse_stream),
+        cmocka_unit_test(test_shared_encodings),
         cmocka_unit_test(test_ws_events_and_echo),
         cmocka_unit_test(test_ws_protocol_errors),
         cmocka_unit_test(test_ws_bad_handshakes),
