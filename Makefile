@@ -37,14 +37,9 @@ unit-asan:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure
 
+# Each fuzzer for FUZZ_SECONDS, as many at once as there are cores (scripts/fuzz.sh).
 fuzz: unit-asan
-	@for f in build-asan/fuzz_*; do \
-	  name=$$(basename $$f); corpus=fuzz/corpus/$${name#fuzz_}; mkdir -p build-asan/corpus-$$name; \
-	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-asan/corpus-$$name $$corpus >build-asan/$$name.log 2>&1 \
-	    || { tail -50 build-asan/$$name.log; exit 1; }; \
-	  grep -E 'stat::number_of_executed_units' build-asan/$$name.log; \
-	done
+	scripts/fuzz.sh build-asan $(FUZZ_SECONDS) $(JOBS)
 
 # ASan keeps freed memory in a quarantine (256 MiB by default) that would read as growth in the
 # tests that bound the server's memory; a small one still catches use-after-free.

@@ -20,7 +20,6 @@
 
 json_t *kf_chat_message_json(const kf_message_t *m);
 json_t *kf_chat_conversation_json(const kf_conversation_t *c);
-json_t *kf_chat_agent_json(const kf_agent_t *a);
 /* Encodes an event once (its bytes are shared by every subscriber). Takes the reference to body.
  * id is the cursor of a message event, 0 for an ephemeral one. */
 kf_event_t *kf_chat_event(uint64_t id, json_t *body);

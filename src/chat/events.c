@@ -31,12 +31,6 @@ json_t *kf_chat_conversation_json(const kf_conversation_t *c)
                      "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
 }
 
-json_t *kf_chat_agent_json(const kf_agent_t *a)
-{
-    return json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)a->id, "email", a->email, "name",
-                     a->name, "role", a->role);
-}
-
 kf_event_t *kf_chat_event(uint64_t id, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
