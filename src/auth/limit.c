@@ -18,8 +18,10 @@ struct entry {
     struct entry *newer; /* neighbour towards limit->newest, or NULL when this is the newest */
     struct entry *older; /* neighbour towards limit->oldest, or NULL when this is the oldest */
     uint64_t hash;       /* keyed hash of key, kept so that resizing never rehashes strings */
-    double tokens;       /* tokens at updated_ms, in [0, burst] */
+    double tokens;       /* tokens at updated_ms, at most burst; below 0 only as the debt of
+                          * kf_limit_charge */
     int64_t updated_ms;  /* latest time seen for this key; never moves backwards */
+    unsigned strikes;    /* kf_limit_charge: times the bucket was emptied since it was last full */
     char key[];          /* a copy of the key, NUL-terminated */
 };
 
@@ -243,6 +245,7 @@ static struct entry *add(kf_limit_t *limit, const char *key, size_t len, uint64_
     entry->hash = hash;
     entry->tokens = limit->burst;
     entry->updated_ms = now_ms;
+    entry->strikes = 0;
     size_t b = (size_t)(hash & (limit->bucket_count - 1));
     entry->chain = limit->buckets[b];
     limit->buckets[b] = entry;
@@ -291,22 +294,27 @@ static uint64_t hash_of(const kf_limit_t *limit, const char *key, size_t *len)
     return siphash24(limit->hash_key, key, *len);
 }
 
-bool kf_limit_take(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms)
+/* The key's entry, added or refilled to now_ms and made the newest. */
+static struct entry *touch(kf_limit_t *limit, const char *key, int64_t now_ms)
 {
-    assert(limit != NULL && key != NULL);
     size_t len;
     uint64_t hash = hash_of(limit, key, &len);
     struct entry *entry = find(limit, key, hash);
-    if (entry == NULL) {
-        entry = add(limit, key, len, hash, now_ms);
-    } else {
-        /* Refused attempts count as use too: a key being hammered stays held (and empty). */
-        entry->tokens = tokens_at(limit, entry, now_ms);
-        if (now_ms > entry->updated_ms)
-            entry->updated_ms = now_ms;
-        lru_unlink(limit, entry);
-        lru_push_newest(limit, entry);
-    }
+    if (entry == NULL)
+        return add(limit, key, len, hash, now_ms);
+    /* Refused attempts count as use too: a key being hammered stays held (and empty). */
+    entry->tokens = tokens_at(limit, entry, now_ms);
+    if (now_ms > entry->updated_ms)
+        entry->updated_ms = now_ms;
+    lru_unlink(limit, entry);
+    lru_push_newest(limit, entry);
+    return entry;
+}
+
+bool kf_limit_take(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms)
+{
+    assert(limit != NULL && key != NULL);
+    struct entry *entry = touch(limit, key, now_ms);
     if (has_token(entry->tokens)) {
         entry->tokens = entry->tokens > 1 ? entry->tokens - 1 : 0;
         return true;
@@ -314,6 +322,28 @@ bool kf_limit_take(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *
     if (retry_after_ms != NULL)
         *retry_after_ms = retry_after(limit, entry->tokens);
     return false;
+}
+
+/* Doublings of the wait at most: 2^8 refill periods (for 5 logins per 15 minutes, 12.8 hours). */
+#define MAX_STRIKES 8
+
+void kf_limit_charge(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms)
+{
+    assert(limit != NULL && key != NULL);
+    struct entry *entry = touch(limit, key, now_ms);
+    if (entry->tokens >= limit->burst - TOKEN_EPSILON)
+        entry->strikes = 0; /* full again: earlier failures are forgiven */
+    entry->tokens -= 1;
+    if (has_token(entry->tokens))
+        return;
+    /* Empty: the next try waits one refill period the first time, then 2, 4, 8 ... — the bucket
+     * goes into debt by 2^strikes - 1 tokens. */
+    if (entry->strikes > 0)
+        entry->tokens -= (double)((1u << entry->strikes) - 1);
+    if (entry->strikes < MAX_STRIKES)
+        entry->strikes++;
+    if (retry_after_ms != NULL)
+        *retry_after_ms = retry_after(limit, entry->tokens);
 }
 
 bool kf_limit_check(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms)

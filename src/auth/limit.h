@@ -18,6 +18,12 @@ void kf_limit_free(kf_limit_t *limit);
 /* Takes one token for key at time now_ms. Returns true when one was available. When not, and
  * retry_after_ms != NULL, sets it to the wait until the next token (>= 1). */
 bool kf_limit_take(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms);
+/* Charges key one token for a failure, even when it has none, with a growing delay: once the
+ * bucket is empty, each further charge before it has refilled doubles the wait (1, 2, 4 ... refill
+ * periods, up to 256) by putting the bucket into debt. A bucket that refills to full forgets the
+ * past failures. Sets *retry_after_ms (when not NULL) to the wait when the bucket is now empty
+ * (untouched otherwise). For failed logins, checked before each try with kf_limit_check. */
+void kf_limit_charge(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms);
 /* Like take, but does not consume: true when a token is available now. */
 bool kf_limit_check(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms);
 /* Forgets key (e.g. after a successful login). */

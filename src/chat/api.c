@@ -531,8 +531,9 @@ void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
         return;
     }
     if (!ok) {
-        kf_limit_take(app->login_by_account, lower, now, NULL);
-        kf_limit_take(app->login_by_address, kf_req_peer(req), now, NULL);
+        /* Charged with a growing delay: each lock-out after the first lasts twice as long. */
+        kf_limit_charge(app->login_by_account, lower, now, NULL);
+        kf_limit_charge(app->login_by_address, kf_req_peer(req), now, NULL);
         kf_info("failed login for %s from %s", lower, kf_req_peer(req));
         kf_resp_error(req, 401, "unauthorized", "wrong e-mail or password");
         return;

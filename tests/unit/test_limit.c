@@ -352,6 +352,48 @@ static void test_long_and_empty_keys(void **state)
     kf_limit_free(limit);
 }
 
+/* Failed logins: 5 per 15 minutes (one refill every 3 minutes), then lock-outs that double. */
+static void test_charge_grows_the_delay(void **state)
+{
+    (void)state;
+    const int64_t period = 3 * 60000;
+    kf_limit_t *limit = kf_limit_new(5.0 / 15.0, 5, 16);
+    int64_t now = 1000000, wait = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_true(kf_limit_check(limit, "ana", now, NULL));
+        wait = -1;
+        kf_limit_charge(limit, "ana", now, &wait);
+        assert_int_equal(wait, -1); /* not empty yet: untouched */
+    }
+    assert_true(kf_limit_check(limit, "ana", now, NULL));
+    kf_limit_charge(limit, "ana", now, &wait);
+    /* The fifth failure empties it: one period, then two, four, eight. */
+    for (int64_t periods = 1; periods <= 8; periods *= 2) {
+        assert_int_equal(wait, periods * period);
+        assert_false(kf_limit_check(limit, "ana", now + wait - 1, NULL));
+        now += wait;
+        assert_true(kf_limit_check(limit, "ana", now, NULL));
+        kf_limit_charge(limit, "ana", now, &wait);
+    }
+    assert_int_equal(wait, 16 * period);
+    /* Once the debt is paid and the bucket full again, the past is forgiven. */
+    now += wait + 5 * period;
+    for (int i = 0; i < 5; i++)
+        kf_limit_charge(limit, "ana", now, &wait);
+    assert_int_equal(wait, period);
+    /* The growth stops at 256 periods. */
+    for (int i = 0; i < 20; i++) {
+        now += wait;
+        kf_limit_charge(limit, "ana", now, &wait);
+    }
+    assert_int_equal(wait, 256 * period);
+    /* Other keys are unaffected, and a success (reset) forgets at once. */
+    assert_true(kf_limit_check(limit, "bob", now, NULL));
+    kf_limit_reset(limit, "ana");
+    assert_true(kf_limit_check(limit, "ana", now, NULL));
+    kf_limit_free(limit);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -382,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_flood_of_keys),
         cmocka_unit_test(test_time_backwards),
         cmocka_unit_test(test_long_and_empty_keys),
+        cmocka_unit_test(test_charge_grows_the_delay),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
