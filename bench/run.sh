@@ -87,7 +87,8 @@ kefu_password=""
 # values rather than 0, so that the limits' bookkeeping is measured too.
 limits=(--max-connections-per-address 20000 --max-push-per-visitor 1000 --max-push-per-agent 1000
     --visitor-requests-per-minute 1000000 --visitor-request-burst 100000
-    --visitor-messages-per-minute 1000000 --visitor-message-burst 100000)
+    --visitor-messages-per-minute 1000000 --visitor-message-burst 100000
+    --visitor-sessions-per-minute 1000000 --visitor-session-burst 100000)
 
 # Starts kefu on a fresh data directory and a free port; sets kefu_pid, kefu_port, kefu_password.
 start_kefu() {

@@ -171,6 +171,7 @@ static inline void harness_start(void)
      * do the push connection limits (each input's held connection is gone before the next). */
     app_config.visitor_requests_per_minute = 0;
     app_config.visitor_messages_per_minute = 0;
+    app_config.visitor_sessions_per_minute = 0;
     kf_push_config_default(&push_config);
     harness.app = kf_app_new(&harness.loop, store, &app_config, &push_config, &rc);
     harness_check(harness.app != NULL, "app");

@@ -31,6 +31,7 @@ typedef struct options {
     size_t max_push_per_visitor, max_push_per_agent;
     double visitor_requests_per_minute, visitor_request_burst;
     double visitor_messages_per_minute, visitor_message_burst;
+    double visitor_sessions_per_minute, visitor_session_burst;
 } options_t;
 
 typedef struct runtime {
@@ -52,6 +53,8 @@ enum {
     OPT_REQUEST_BURST,
     OPT_MESSAGE_RATE,
     OPT_MESSAGE_BURST,
+    OPT_SESSION_RATE,
+    OPT_SESSION_BURST,
 };
 
 static void usage(FILE *out)
@@ -87,6 +90,8 @@ static void usage(FILE *out)
           "  --visitor-messages-per-minute N, --visitor-message-burst N\n"
           "                        messages per visitor, over HTTP and WebSocket alike\n"
           "                        (default 30 and 20)\n"
+          "  --visitor-sessions-per-minute N, --visitor-session-burst N\n"
+          "                        new visitor sessions per client address (default 60 and 60)\n"
           "  -h, --help            this text\n",
           out);
 }
@@ -290,6 +295,8 @@ static int serve(const options_t *opts)
     app_config.visitor_requests_burst = opts->visitor_request_burst;
     app_config.visitor_messages_per_minute = opts->visitor_messages_per_minute;
     app_config.visitor_messages_burst = opts->visitor_message_burst;
+    app_config.visitor_sessions_per_minute = opts->visitor_sessions_per_minute;
+    app_config.visitor_sessions_burst = opts->visitor_session_burst;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
@@ -350,6 +357,8 @@ int main(int argc, char **argv)
     opts.visitor_request_burst = app_defaults.visitor_requests_burst;
     opts.visitor_messages_per_minute = app_defaults.visitor_messages_per_minute;
     opts.visitor_message_burst = app_defaults.visitor_messages_burst;
+    opts.visitor_sessions_per_minute = app_defaults.visitor_sessions_per_minute;
+    opts.visitor_session_burst = app_defaults.visitor_sessions_burst;
     if (argc >= 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0)
         return user_add(argc - 3, argv + 3, &opts);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
@@ -369,6 +378,8 @@ int main(int argc, char **argv)
         {"visitor-request-burst", required_argument, NULL, OPT_REQUEST_BURST},
         {"visitor-messages-per-minute", required_argument, NULL, OPT_MESSAGE_RATE},
         {"visitor-message-burst", required_argument, NULL, OPT_MESSAGE_BURST},
+        {"visitor-sessions-per-minute", required_argument, NULL, OPT_SESSION_RATE},
+        {"visitor-session-burst", required_argument, NULL, OPT_SESSION_BURST},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int c, option_index = 0;
@@ -408,6 +419,12 @@ int main(int argc, char **argv)
             break;
         case OPT_MESSAGE_BURST:
             opts.visitor_message_burst = (double)n;
+            break;
+        case OPT_SESSION_RATE:
+            opts.visitor_sessions_per_minute = (double)n;
+            break;
+        case OPT_SESSION_BURST:
+            opts.visitor_session_burst = (double)n;
             break;
         case 'l':
             if (parse_listen(optarg, &opts) != 0) {
@@ -454,7 +471,8 @@ int main(int argc, char **argv)
         }
     }
     if ((opts.visitor_requests_per_minute > 0 && opts.visitor_request_burst < 1) ||
-        (opts.visitor_messages_per_minute > 0 && opts.visitor_message_burst < 1)) {
+        (opts.visitor_messages_per_minute > 0 && opts.visitor_message_burst < 1) ||
+        (opts.visitor_sessions_per_minute > 0 && opts.visitor_session_burst < 1)) {
         fprintf(stderr, "kefu: a burst must be at least 1 while its limit is on\n");
         return 2;
     }

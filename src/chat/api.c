@@ -287,6 +287,14 @@ void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
     kf_app_t *app = req->app;
+    /* New visitors per address: each comes with fresh request and message buckets, so without
+     * this a script would start a new visitor for each burst. */
+    int64_t wait_ms = 0;
+    if (app->visitor_sessions != NULL &&
+        !kf_limit_take(app->visitor_sessions, kf_req_peer(req), kf_now_ms(), &wait_ms)) {
+        kf_chat_rate_limited(req, wait_ms, "new visitors from this address");
+        return;
+    }
     json_t *root = read_json(req);
     if (root == NULL)
         return;

@@ -43,6 +43,8 @@ void kf_app_config_default(kf_app_config_t *config)
     config->visitor_requests_burst = 60;
     config->visitor_messages_per_minute = 30;
     config->visitor_messages_burst = 20;
+    config->visitor_sessions_per_minute = 60;
+    config->visitor_sessions_burst = 60;
     config->max_push_per_visitor = 8;
     config->max_push_per_agent = 32;
 }
@@ -231,11 +233,14 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
                                     config->visitor_requests_burst, &app->visitor_requests);
     limits_ok = optional_limit(config->visitor_messages_per_minute, config->visitor_messages_burst,
                                &app->visitor_messages) && limits_ok;
+    limits_ok = optional_limit(config->visitor_sessions_per_minute, config->visitor_sessions_burst,
+                               &app->visitor_sessions) && limits_ok;
     if (app->login_by_account == NULL || app->login_by_address == NULL || !limits_ok) {
         kf_limit_free(app->login_by_account);
         kf_limit_free(app->login_by_address);
         kf_limit_free(app->visitor_requests);
         kf_limit_free(app->visitor_messages);
+        kf_limit_free(app->visitor_sessions);
         free(app);
         *err = KF_EINVAL;
         return NULL;
@@ -322,6 +327,7 @@ void kf_app_free(kf_app_t *app)
     kf_limit_free(app->login_by_address);
     kf_limit_free(app->visitor_requests);
     kf_limit_free(app->visitor_messages);
+    kf_limit_free(app->visitor_sessions);
     kf_live_free(app);
     free(app);
 }

@@ -28,6 +28,8 @@ typedef struct kf_app_config {
     double visitor_requests_burst;      /* ... and bucket size (60) */
     double visitor_messages_per_minute; /* messages a visitor sends, HTTP or WebSocket (30) */
     double visitor_messages_burst;      /* ... and bucket size (20) */
+    double visitor_sessions_per_minute; /* new visitor sessions per client address (60) */
+    double visitor_sessions_burst;      /* ... and bucket size (60) */
     size_t max_push_per_visitor;        /* held, streaming or WebSocket push connections (8) */
     size_t max_push_per_agent;          /* ... per agent (32) */
 } kf_app_config_t;
@@ -55,6 +57,7 @@ struct kf_app {
     kf_limit_t *login_by_address; /* failed logins per client address */
     kf_limit_t *visitor_requests; /* requests per visitor id (NULL: no limit) */
     kf_limit_t *visitor_messages; /* messages per visitor id (NULL: no limit) */
+    kf_limit_t *visitor_sessions; /* new visitor sessions per client address (NULL: no limit) */
     kf_push_holder_t **push_holders; /* live.c's hash table of listeners with push connections */
     size_t push_holder_buckets;   /* a power of two, or 0 before the first */
     size_t push_holder_count;     /* listeners in it */

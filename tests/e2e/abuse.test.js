@@ -6,7 +6,7 @@
 //  - push connections per visitor and per agent (429 JSON, before a WebSocket upgrade), over SSE,
 //    long poll, iframe and WebSocket;
 //  - requests and messages per visitor per minute (429, Retry-After, JSON error; over WebSocket
-//    an error reply with retry_after);
+//    an error reply with retry_after); new visitor sessions per address;
 //  - slowloris: 5,000 connections from 20 addresses trickling a header byte a second (and some
 //    sending nothing) are cut off within the header timeout while a visitor and an agent chat at
 //    normal latency.
@@ -328,6 +328,33 @@ test('requests and messages per visitor: 429 with Retry-After and a JSON error o
     await sleep(Number(over.headers['retry-after']) * 1000 + 100);
     const after = await srv.api('GET', '/api/visitor/session', { token: y.token });
     assert.equal(after.status, 200, 'allowed again after Retry-After');
+  }));
+
+test('new visitor sessions per address: past the burst 429 with Retry-After and a JSON error; another address is unaffected; the visitors already made keep working', { timeout: 30000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ args: ['--visitor-sessions-per-minute', '60', '--visitor-session-burst', '3'] });
+    const post = (extra = {}) => `POST /api/visitor/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n${Object.entries(extra).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n{}`;
+    const made = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await exchange(srv.port, post());
+      r.sock.destroy();
+      assert.equal(r.status, 201, `visitor ${i + 1}: ${r.head.split('\r\n')[0]}`);
+      made.push(JSON.parse(r.body).token);
+    }
+    const fourth = await exchange(srv.port, post());
+    fourth.sock.destroy();
+    const json = assertJsonError(fourth, 429, 'rate_limited', 'a fourth new visitor from the same address');
+    assert.match(json.error.message, /new visitors/);
+    assert.match(fourth.head, /\r\nretry-after: 1\r\n/i, 'Retry-After: one new visitor a second');
+    // Another address starts its own bucket; existing visitors are not affected.
+    const other = await exchange(srv.port, post(), { localAddress: '127.0.0.2' });
+    other.sock.destroy();
+    assert.equal(other.status, 201, 'from 127.0.0.2');
+    await visitorSend(srv, made[0], 'an existing visitor still chats');
+    await sleep(1100);
+    const again = await exchange(srv.port, post());
+    again.sock.destroy();
+    assert.equal(again.status, 201, 'allowed again after Retry-After');
   }));
 
 test('slowloris: 5,000 connections from 20 addresses trickling a header byte a second (and silent ones) are cut off within the header timeout, over and over; a visitor and an agent chat meanwhile at normal latency', { timeout: 90000 }, (t) =>

@@ -375,6 +375,8 @@ const RAISED_LIMITS = [
   '--visitor-request-burst', '100000',
   '--visitor-messages-per-minute', '1000000',
   '--visitor-message-burst', '100000',
+  '--visitor-sessions-per-minute', '1000000',
+  '--visitor-session-burst', '100000',
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -263,6 +263,7 @@ static int group_setup(void **state)
     /* The tests send far more than a person would: no abuse limits. */
     config.visitor_requests_per_minute = 0;
     config.visitor_messages_per_minute = 0;
+    config.visitor_sessions_per_minute = 0;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     int err = 0;
