@@ -413,6 +413,10 @@ void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t sub
     int64_t wait_ms = 0;
     if (type == NULL) {
         reply_error(client, ref, 400, "bad_request", "an action needs a \"type\"");
+    } else if (kind == 'v' && !kf_chat_visitor_take(app->visitor_requests, subject, &wait_ms)) {
+        /* Each action costs a visitor what the same over HTTP would: one request (and a send,
+         * one message too), so that a socket is no way around the limits (typing floods). */
+        reply_rate_limited(client, ref, wait_ms);
     } else if (strcmp(type, "send") == 0 && kind == 'v' &&
                !kf_chat_visitor_take(app->visitor_messages, subject, &wait_ms)) {
         reply_rate_limited(client, ref, wait_ms);

@@ -305,6 +305,26 @@ test('requests and messages per visitor: 429 with Retry-After and a JSON error o
       opened.ws.send(JSON.stringify({ type: 'ping', ref: 'p' }));
     });
     assert.equal(ping.type, 'pong', 'the WebSocket stays open');
+    // Every action costs a request too (as over HTTP): typing and pings cannot flood the agents.
+    let limited = null;
+    for (let i = 0; i < 20 && !limited; i++) {
+      const answer = await new Promise((resolve) => {
+        const onMessage = (d) => {
+          const msg = JSON.parse(d.toString());
+          if (msg.ref !== `t${i}`) return;
+          opened.ws.off('message', onMessage);
+          resolve(msg);
+        };
+        opened.ws.on('message', onMessage);
+        opened.ws.send(JSON.stringify({ type: 'typing', typing: true, ref: `t${i}` }));
+        opened.ws.send(JSON.stringify({ type: 'ping', ref: `t${i}` }));
+      });
+      if (answer.type === 'error') limited = answer;
+      else assert.equal(answer.type, 'pong', `action ${i}: ${JSON.stringify(answer)}`);
+    }
+    assert.ok(limited, 'actions past the request burst are refused');
+    assert.equal(limited.error.code, 'rate_limited');
+    assert.ok(Number.isInteger(limited.error.retry_after) && limited.error.retry_after >= 1, JSON.stringify(limited));
 
     // Requests: a burst of 10 (any visitor endpoint or push request), then one every 3 s.
     const y = await newVisitor(srv, 'Yuri');
