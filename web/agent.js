@@ -151,6 +151,10 @@
 
   ui.logout.addEventListener('click', async () => {
     ui.logout.disabled = true;
+    // The push client stops first: the server ends this session's streams at logout, and a
+    // client still running would take that for a dropped connection and try to reconnect.
+    if (push) push.stop();
+    push = null;
     try {
       await api('POST', '/api/agent/logout', {body: {}, csrf: me && me.csrf});
     } catch (e) { /* the session is dropped locally either way */ }
