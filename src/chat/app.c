@@ -211,6 +211,20 @@ static int load_ticket_key(kf_app_t *app)
     return 0;
 }
 
+#define LIMIT_SWEEP_MS 60000
+
+static void limit_sweep_cb(uv_timer_t *timer)
+{
+    kf_app_t *app = timer->data;
+    int64_t now = kf_now_ms();
+    kf_limit_t *limits[] = {app->login_by_account, app->login_by_address, app->visitor_requests,
+                            app->visitor_messages, app->visitor_sessions};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        if (limits[i] != NULL)
+            kf_limit_sweep(limits[i], now);
+    }
+}
+
 kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *config,
                      const kf_push_config_t *push_config, int *err)
 {
@@ -250,6 +264,13 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     uv_check_init(loop, app->committer);
     uv_idle_init(loop, app->committer_again);
     app->committer->data = app->committer_again->data = app;
+    /* Idle buckets go once a minute, so that the tables hold the keys in use rather than the
+     * last 65,536 ever seen. Unreferenced: it must not keep the loop alive at shutdown. */
+    app->limit_sweeper = kf_xcalloc(1, sizeof *app->limit_sweeper);
+    uv_timer_init(loop, app->limit_sweeper);
+    app->limit_sweeper->data = app;
+    uv_timer_start(app->limit_sweeper, limit_sweep_cb, LIMIT_SWEEP_MS, LIMIT_SWEEP_MS);
+    uv_unref((uv_handle_t *)app->limit_sweeper);
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
     push.receive = kf_live_receive;
@@ -321,6 +342,7 @@ void kf_app_free(kf_app_t *app)
     kf_app_commit(app);
     uv_close((uv_handle_t *)app->committer, free_handle_cb);
     uv_close((uv_handle_t *)app->committer_again, free_handle_cb);
+    uv_close((uv_handle_t *)app->limit_sweeper, free_handle_cb);
     kf_push_free(app->push);
     kf_hub_free(app->hub);
     kf_limit_free(app->login_by_account);

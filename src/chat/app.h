@@ -64,6 +64,7 @@ struct kf_app {
     /* Group commit: the writes of one loop turn are committed together, after the turn's I/O
      * (a check handle), and only then acknowledged and published (the waits). */
     uv_check_t *committer;        /* runs the commit after each turn's I/O while waits are queued */
+    uv_timer_t *limit_sweeper;    /* drops idle rate-limit buckets once a minute */
     uv_idle_t *committer_again;   /* keeps the loop from blocking while waits queued by a
                                    * completion (a pipelined request) wait for the next turn */
     kf_app_commit_wait_t *waits;  /* queued for the next commit, in order */
