@@ -38,6 +38,15 @@ struct kf_conn {
     bool in_request;            /* a request was handed to the handler and is not finished */
     bool dispatching;           /* inside process(): finishing a request must not re-enter it */
     bool closing;               /* uv_close or uv_shutdown was started */
+    bool lingering;             /* closing gracefully: our FIN goes after the queued writes, and
+                                 * what the peer still sends is read and dropped until its EOF or
+                                 * linger_until_ms, so that closing with unread input does not
+                                 * reset the connection and destroy our last bytes in flight
+                                 * (a WebSocket close frame, a Connection: close answer) */
+    bool shut_down;             /* lingering: our FIN is out */
+    bool peer_done;             /* lingering: the peer's EOF (or an error) came */
+    bool handle_closing;        /* uv_close was called on tcp */
+    uint64_t linger_until_ms;   /* lingering: close at this loop time at the latest */
     bool close_after;           /* close once the current response has been written */
     bool reading;               /* uv_read_start is in effect */
     bool upgraded;              /* after a 101: bytes go to raw_read, not the HTTP parser */
@@ -309,12 +318,26 @@ static void close_cb(uv_handle_t *handle)
     server_handle_closed(server);
 }
 
+/* How long a gracefully closed connection drains the peer's input before it is closed anyway. */
+#define LINGER_MS 2000
+
+static void close_handle(kf_conn_t *conn)
+{
+    if (conn->handle_closing)
+        return;
+    conn->handle_closing = true;
+    uv_close((uv_handle_t *)&conn->tcp, close_cb);
+}
+
 static void shutdown_cb(uv_shutdown_t *req, int status)
 {
-    (void)status;
     kf_conn_t *conn = req->data;
     free(req);
-    uv_close((uv_handle_t *)&conn->tcp, close_cb);
+    if (status == 0 && conn->lingering && !conn->peer_done && !conn->server->stopping) {
+        conn->shut_down = true; /* the peer's EOF, or the sweep, closes it */
+        return;
+    }
+    close_handle(conn);
 }
 
 /* Runs the abort callback of a request that dies unanswered. */
@@ -348,7 +371,7 @@ static void conn_close(kf_conn_t *conn)
     end_request(&conn->req);
     if (conn->reading)
         uv_read_stop((uv_stream_t *)&conn->tcp);
-    uv_close((uv_handle_t *)&conn->tcp, close_cb);
+    close_handle(conn);
 }
 
 /* Closes after everything queued has been written (a response that says Connection: close). */
@@ -359,13 +382,17 @@ static void conn_close_gracefully(kf_conn_t *conn)
     conn->closing = true;
     abort_request(conn);
     end_request(&conn->req);
-    if (conn->reading)
+    if (conn->reading && !conn->server->stopping) {
+        conn->lingering = true;
+        conn->linger_until_ms = uv_now(conn->server->loop) + LINGER_MS;
+    } else if (conn->reading) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
+    }
     uv_shutdown_t *sreq = kf_xmalloc(sizeof *sreq);
     sreq->data = conn;
     if (uv_shutdown(sreq, (uv_stream_t *)&conn->tcp, shutdown_cb) != 0) {
         free(sreq);
-        uv_close((uv_handle_t *)&conn->tcp, close_cb);
+        close_handle(conn);
     }
 }
 
@@ -758,6 +785,14 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     kf_conn_t *conn = (kf_conn_t *)stream;
     kf_server_t *server = conn->server;
+    if (conn->lingering) { /* closing: what comes now is dropped */
+        if (nread < 0) {
+            conn->peer_done = true;
+            if (conn->shut_down)
+                close_handle(conn);
+        }
+        return;
+    }
     if (nread < 0) {
         conn_close(conn);
         return;
@@ -806,7 +841,7 @@ static void accept_cb(uv_stream_t *listener, int status)
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0 || server->stopping ||
         server->conn_count > server->config.max_connections) {
         conn->closing = true;
-        uv_close((uv_handle_t *)&conn->tcp, close_cb);
+        close_handle(conn);
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
@@ -840,6 +875,8 @@ static void sweep_cb(uv_timer_t *timer)
     kf_conn_t *next;
     for (kf_conn_t *conn = server->conns; conn != NULL; conn = next) {
         next = conn->next;
+        if (conn->lingering && now >= conn->linger_until_ms)
+            close_handle(conn); /* also when our FIN still waits behind unread output */
         if (conn->closing || conn->in_request)
             continue;
         if (conn->rbuf.len > 0 && conn->request_started_ms != 0 &&
@@ -913,6 +950,10 @@ void kf_server_stop(kf_server_t *server, void (*done_cb)(void *data), void *data
     kf_conn_t *next;
     for (kf_conn_t *conn = server->conns; conn != NULL; conn = next) {
         next = conn->next;
+        if (conn->lingering) {
+            close_handle(conn);
+            continue;
+        }
         if (conn->in_request && !conn->req.finished && (conn->req.held || conn->req.streaming)) {
             /* The push layer answers its long polls and ends its streams before the server
              * stops; whatever is still held is released through its abort callback. */
