@@ -558,7 +558,7 @@ test('session fixation: a planted session id is never adopted; every login issue
 
 // At logout the push module ends every stream of that agent (its other sessions reconnect).
 test('logout ends what the session had open: its WebSocket is closed and can no longer send', { timeout: 30000 }, async (t) => {
-  // Observed inside the scenario, asserted after it (a todo failure need not dump server logs).
+  // Observed inside the scenario, asserted after it, once its resources are cleaned up.
   let seen;
   await scenario(t, async (env) => {
     const srv = await env.server();
