@@ -151,16 +151,15 @@ static inline void harness_start(void)
     kf_auth_sha256_hex(HARNESS_VISITOR_TOKEN, strlen(HARNESS_VISITOR_TOKEN), hash);
     harness_check(store->ops->visitor_create(store, hash, "Visitor", now, &harness.visitor_id) == 0,
                   "visitor");
-    harness_check(store->ops->conversation_open_for_visitor(store, harness.visitor_id, now,
-                                                            &harness.conversation_id) == 0,
+    kf_store_sync_t first;
+    harness_check(kf_store_message_add_sync(store, 0, harness.visitor_id, KF_SENDER_VISITOR, 0,
+                                            "hello", now, &first) == 0,
                   "conversation");
-    harness_check(store->ops->message_add(store, harness.conversation_id, KF_SENDER_VISITOR, 0,
-                                          "hello", now, NULL, NULL) == 0 &&
-                      store->ops->message_add(store, harness.conversation_id, KF_SENDER_AGENT,
-                                              harness.agent_id, "hi, how can I help?", now, NULL,
-                                              NULL) == 0,
+    harness.conversation_id = first.conversation_id;
+    harness_check(kf_store_message_add_sync(store, harness.conversation_id, 0, KF_SENDER_AGENT,
+                                            harness.agent_id, "hi, how can I help?", now,
+                                            NULL) == 0,
                   "messages");
-    harness_check(store->ops->commit(store) == 0, "commit");
 
     harness_check(uv_loop_init(&harness.loop) == 0, "loop");
     kf_app_config_t app_config;

@@ -4,6 +4,7 @@
 #include "base/err.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,19 @@ int kf_auth_random_token(char out[KF_TOKEN_SIZE])
     return 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes every EVP_Digest look the algorithm up again. Kept
+ * for the life of the process. */
+static EVP_MD *sha256_fetched;
+
+static void sha256_fetch(void) { sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+static const EVP_MD *sha256_md(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sha256_fetch);
+    return sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
+}
+
 void kf_auth_sha256_hex(const void *data, size_t len, char out[KF_HASH_HEX_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
@@ -149,7 +163,7 @@ void kf_auth_sha256_hex(const void *data, size_t len, char out[KF_HASH_HEX_SIZE]
     unsigned int md_len = 0;
     /* No way to report failure here, and a wrong hash would silently lock users out or let
      * them in: treat a libcrypto failure like running out of memory. */
-    if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != sizeof md) {
+    if (EVP_Digest(data, len, md, &md_len, sha256_md(), NULL) != 1 || md_len != sizeof md) {
         fputs("kefu: SHA-256 failed in libcrypto\n", stderr);
         abort();
     }

@@ -26,51 +26,57 @@ static int store_fail(kf_chat_error_t *err, int rc)
 
 /* A write waiting for its commit: what to publish and whom to answer once it is durable. */
 typedef struct pending {
+    kf_app_t *app;
     kf_chat_done_cb done;
     void *done_data;
-    json_t *result;             /* handed to done on success (the stored message), or NULL */
-    kf_event_t *event;          /* published on success */
+    kf_event_t *event;          /* a read mark's event; a message's is made from the stored row */
     int64_t visitor_id;         /* the conversation's visitor: whose topic gets event */
     int64_t conversation_id;
     bool publish_conversation;  /* the agents' lists learn of the conversation's new state */
 } pending_t;
 
-static void committed_cb(kf_app_t *app, int rc, void *data)
+/* The store's done callback, on the loop once the writer thread has committed (or failed). */
+static void committed_cb(void *ctx, const kf_store_result_t *r)
 {
-    pending_t *pending = data;
-    if (rc != 0) {
-        kf_error("store commit failed: %s", kf_strerror(rc));
+    pending_t *pending = ctx;
+    kf_app_t *app = pending->app;
+    if (r->rc != 0) {
         kf_event_unref(pending->event);
-        json_decref(pending->result);
         kf_chat_error_t err;
-        fail(&err, 500, "internal", "the server could not store that; please try again");
+        if (r->rc == KF_ENOTFOUND) {
+            fail(&err, 404, "not_found", "no such conversation");
+        } else {
+            kf_error("store write failed: %s", kf_strerror(r->rc));
+            fail(&err, 500, "internal", "the server could not store that; please try again");
+        }
         pending->done(app, pending->done_data, NULL, &err);
         free(pending);
         return;
     }
     /* Durable now: the other side may see it, and the sender may be told. */
+    json_t *result = NULL;
+    if (pending->event == NULL) {
+        const kf_message_t *m = &r->message;
+        result = kf_chat_message_json(m);
+        pending->event = kf_chat_message_event_of(m->id, result);
+        pending->visitor_id = m->visitor_id;
+        pending->conversation_id = m->conversation_id;
+        pending->publish_conversation = r->conversation_opened;
+    }
     kf_chat_publish(app, pending->visitor_id, true, pending->event);
     if (pending->publish_conversation)
         kf_chat_publish_conversation(app, pending->conversation_id);
-    pending->done(app, pending->done_data, pending->result, NULL);
+    pending->done(app, pending->done_data, result, NULL);
     free(pending);
 }
 
-static pending_t *pending_new(kf_chat_done_cb done, void *done_data)
+static pending_t *pending_new(kf_app_t *app, kf_chat_done_cb done, void *done_data)
 {
     pending_t *pending = kf_xcalloc(1, sizeof *pending);
+    pending->app = app;
     pending->done = done;
     pending->done_data = done_data;
     return pending;
-}
-
-static int stored_message_cb(void *ctx, const kf_message_t *m)
-{
-    pending_t *pending = ctx;
-    pending->result = kf_chat_message_json(m);
-    pending->event = kf_chat_message_event_of(m->id, pending->result);
-    pending->visitor_id = m->visitor_id;
-    return 0;
 }
 
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
@@ -78,6 +84,8 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
 {
     if (!json_is_string(body))
         return fail(err, 422, "invalid", "body must be a string");
+    if (who.kind != 'v' && conversation_id <= 0)
+        return fail(err, 404, "not_found", "no such conversation");
     char *text = kf_trim_copy(json_string_value(body));
     size_t chars = kf_utf8_length(text);
     if (chars == 0 || chars > app->config.max_message_chars) {
@@ -87,34 +95,21 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
                  app->config.max_message_chars);
         return fail(err, 422, "invalid", message);
     }
+    /* A visitor writes to their open conversation, opened by their first message (the store
+     * tells, and the agents' lists then learn of it). Published and acknowledged only once
+     * durable: nothing a client was told of is lost. */
     kf_store_t *store = app->store;
-    int rc = 0;
-    bool opened = false;
-    if (who.kind == 'v') {
-        rc = store->ops->conversation_find_open(store, who.id, &conversation_id);
-        opened = rc == KF_ENOTFOUND;
-        if (opened)
-            rc = store->ops->conversation_open_for_visitor(store, who.id, kf_now_ms(),
-                                                           &conversation_id);
-    } else if (conversation_id <= 0) {
-        rc = KF_ENOTFOUND;
-    }
-    pending_t *pending = pending_new(done, done_data);
-    if (rc == 0)
-        rc = store->ops->message_add(store, conversation_id,
-                                     who.kind == 'v' ? KF_SENDER_VISITOR : KF_SENDER_AGENT,
-                                     who.kind == 'v' ? 0 : who.id, text, kf_now_ms(),
-                                     stored_message_cb, pending);
+    pending_t *pending = pending_new(app, done, done_data);
+    int rc = who.kind == 'v'
+                 ? store->ops->message_add(store, 0, who.id, KF_SENDER_VISITOR, 0, text,
+                                           kf_now_ms(), committed_cb, pending)
+                 : store->ops->message_add(store, conversation_id, 0, KF_SENDER_AGENT, who.id,
+                                           text, kf_now_ms(), committed_cb, pending);
     free(text);
     if (rc != 0) {
         free(pending);
         return store_fail(err, rc);
     }
-    /* Published and acknowledged only once durable: nothing a client was told of is lost. A
-     * new conversation goes to the agents' lists with its state. */
-    pending->conversation_id = conversation_id;
-    pending->publish_conversation = opened;
-    kf_app_after_commit(app, committed_cb, pending);
     return 0;
 }
 
@@ -161,7 +156,8 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
         /* The visitor names a message, not a conversation: looking it up among their own
          * messages finds its conversation and keeps them out of everyone else's. */
         int64_t found[2] = {0, 0};
-        rc = store->ops->messages_of_visitor(store, who.id, mark - 1, 1, found_conversation_cb, found);
+        rc = store->ops->messages_of_visitor(store, who.id, mark - 1, 1, found_conversation_cb,
+                                             found);
         if (rc == 0 && found[0] != mark)
             return fail(err, 404, "not_found", "no such message");
         conversation_id = found[1];
@@ -175,18 +171,21 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
             return fail(err, 404, "not_found", "no such message");
         visitor_id = found[0];
     }
-    if (rc == 0)
-        rc = store->ops->conversation_mark_read(store, conversation_id,
-                                                who.kind == 'v' ? KF_SENDER_VISITOR : KF_SENDER_AGENT,
-                                                mark);
     if (rc != 0)
         return store_fail(err, rc);
-    pending_t *pending = pending_new(done, done_data);
+    pending_t *pending = pending_new(app, done, done_data);
     pending->event = read_event(conversation_id, who.kind == 'v' ? "visitor" : "agent", mark);
     pending->visitor_id = visitor_id;
     pending->conversation_id = conversation_id;
     pending->publish_conversation = who.kind == 'a';
-    kf_app_after_commit(app, committed_cb, pending);
+    rc = store->ops->conversation_mark_read(store, conversation_id,
+                                            who.kind == 'v' ? KF_SENDER_VISITOR : KF_SENDER_AGENT,
+                                            mark, committed_cb, pending);
+    if (rc != 0) {
+        kf_event_unref(pending->event);
+        free(pending);
+        return store_fail(err, rc);
+    }
     return 0;
 }
 
@@ -211,15 +210,16 @@ int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_
         if (rc == KF_ENOTFOUND)
             return 0;
     } else {
-        rc = store->ops->conversation_get(store, conversation_id, conversation_visitor_cb, &visitor_id);
+        rc = store->ops->conversation_get(store, conversation_id, conversation_visitor_cb,
+                                          &visitor_id);
         if (rc == 0)
             rc = store->ops->agent_by_id(store, who.id, agent_name_cb, agent_name);
     }
     if (rc != 0)
         return store_fail(err, rc);
-    json_t *event = json_pack("{s:s,s:I,s:s,s:b}", "type", "typing", "conversation_id",
-                              (json_int_t)conversation_id, "sender",
-                              who.kind == 'v' ? "visitor" : "agent", "typing", json_is_true(typing));
+    json_t *event = json_pack(
+        "{s:s,s:I,s:s,s:b}", "type", "typing", "conversation_id", (json_int_t)conversation_id,
+        "sender", who.kind == 'v' ? "visitor" : "agent", "typing", json_is_true(typing));
     if (who.kind == 'a')
         json_object_set_new(event, "agent_name", json_string(agent_name));
     /* A visitor's typing goes to the agents; an agent's to the visitor (and the other agents). */

@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "auth/cache.h"
 #include "chat/chat.h"
 
 #define LIST_LIMIT 200
@@ -91,9 +92,20 @@ int kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
         return KF_EAUTH;
     char hash[KF_HASH_HEX_SIZE];
     kf_auth_sha256_hex(header->ptr + 7, header->len - 7, hash);
+    if (kf_auth_cache_get(app->visitor_tokens, hash, kf_now_ms(), visitor) > 0)
+        return 0;
     int rc = app->store->ops->visitor_by_token(app->store, hash, &visitor->id, visitor->name,
                                                sizeof visitor->name);
+    if (rc == 0)
+        kf_chat_cache_visitor(app, hash, visitor);
     return rc == KF_ENOTFOUND ? KF_EAUTH : rc;
+}
+
+/* Visitor tokens do not expire; only the name's bytes are kept. */
+void kf_chat_cache_visitor(kf_app_t *app, const char *hash, const kf_visitor_auth_t *visitor)
+{
+    kf_auth_cache_put(app->visitor_tokens, hash, INT64_MAX, visitor,
+                      offsetof(kf_visitor_auth_t, name) + strlen(visitor->name) + 1);
 }
 
 /* ---- per-visitor rate limits ---- */
@@ -180,11 +192,18 @@ int kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent)
         return KF_EAUTH;
     char hash[KF_HASH_HEX_SIZE];
     kf_auth_sha256_hex(token.ptr, token.len, hash);
+    int64_t now = kf_now_ms();
+    if (kf_auth_cache_get(app->agent_sessions, hash, now, agent) > 0)
+        return 0;
     int64_t agent_id;
-    int rc = app->store->ops->session_get(app->store, hash, kf_now_ms(), &agent_id, agent->csrf,
-                                          sizeof agent->csrf);
+    int64_t expires_at = 0;
+    int rc = app->store->ops->session_get(app->store, hash, now, &agent_id, agent->csrf,
+                                          sizeof agent->csrf, &expires_at);
     if (rc == 0)
         rc = app->store->ops->agent_by_id(app->store, agent_id, copy_agent_cb, agent);
+    /* Kept until the session expires or its agent logs out (kf_api_agent_logout). */
+    if (rc == 0)
+        kf_auth_cache_put(app->agent_sessions, hash, expires_at, agent, sizeof *agent);
     return rc == KF_ENOTFOUND ? KF_EAUTH : rc;
 }
 
@@ -326,6 +345,9 @@ void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
         store_failed(req, rc);
         return;
     }
+    kf_visitor_auth_t visitor = {.id = id};
+    snprintf(visitor.name, sizeof visitor.name, "%s", trimmed);
+    kf_chat_cache_visitor(app, hash, &visitor);
     kf_resp_json(req, 201, json_pack("{s:s,s:{s:I,s:s}}", "token", token, "visitor", "id",
                                      (json_int_t)id, "name", trimmed));
     free(trimmed);
@@ -588,6 +610,7 @@ void kf_api_agent_logout(kf_req_t *req, const int64_t *ids)
         char hash[KF_HASH_HEX_SIZE];
         kf_auth_sha256_hex(token.ptr, token.len, hash);
         /* Told it is logged out, the agent must be: the session may not outlive a failure. */
+        kf_auth_cache_remove(app->agent_sessions, hash);
         int rc = app->store->ops->session_delete(app->store, hash);
         if (rc != 0 && rc != KF_ENOTFOUND) {
             store_failed(req, rc);

@@ -225,6 +225,21 @@ static void limit_sweep_cb(uv_timer_t *timer)
     }
 }
 
+/* Credential cache sizes: agents are few; visitors' tokens are looked up on every request and
+ * push connection, so their table holds about as many as one process holds connections. */
+#define AGENT_SESSION_SLOTS 1024
+#define VISITOR_TOKEN_SLOTS 32768
+
+/* The store's writer thread has finished writes: answer and publish them on the loop. */
+static void store_wakeup_cb(uv_async_t *handle)
+{
+    kf_app_t *app = handle->data;
+    app->store->ops->complete(app->store);
+}
+
+/* Called on the writer's thread: uv_async_send is the one libuv call that is safe there. */
+static void store_notify(void *data) { uv_async_send(data); }
+
 kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *config,
                      const kf_push_config_t *push_config, int *err)
 {
@@ -259,11 +274,12 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         *err = KF_EINVAL;
         return NULL;
     }
-    app->committer = kf_xcalloc(1, sizeof *app->committer);
-    app->committer_again = kf_xcalloc(1, sizeof *app->committer_again);
-    uv_check_init(loop, app->committer);
-    uv_idle_init(loop, app->committer_again);
-    app->committer->data = app->committer_again->data = app;
+    /* Unreferenced: waiting writes are answered by their requests, which keep the loop alive. */
+    app->store_wakeup = kf_xcalloc(1, sizeof *app->store_wakeup);
+    uv_async_init(loop, app->store_wakeup, store_wakeup_cb);
+    app->store_wakeup->data = app;
+    uv_unref((uv_handle_t *)app->store_wakeup);
+    store->ops->set_notify(store, store_notify, app->store_wakeup);
     /* Idle buckets go once a minute, so that the tables hold the keys in use rather than the
      * last 65,536 ever seen. Unreferenced: it must not keep the loop alive at shutdown. */
     app->limit_sweeper = kf_xcalloc(1, sizeof *app->limit_sweeper);
@@ -271,6 +287,10 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->limit_sweeper->data = app;
     uv_timer_start(app->limit_sweeper, limit_sweep_cb, LIMIT_SWEEP_MS, LIMIT_SWEEP_MS);
     uv_unref((uv_handle_t *)app->limit_sweeper);
+    /* A slot costs 64 bytes, allocated on first use; a visitor's entry about as much again. */
+    app->newest_overall = -1;
+    app->agent_sessions = kf_auth_cache_new(AGENT_SESSION_SLOTS, sizeof(kf_agent_auth_t));
+    app->visitor_tokens = kf_auth_cache_new(VISITOR_TOKEN_SLOTS, sizeof(kf_visitor_auth_t));
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
     push.receive = kf_live_receive;
@@ -279,53 +299,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     return app;
 }
 
-/* ---- group commit ---- */
-
-/* Commits once and runs the waits queued before it. Waits that those queue (a pipelined request
- * parsed once its predecessor is answered) belong to the next commit. */
-static void commit_round(kf_app_t *app)
-{
-    kf_app_commit_wait_t *waits = app->waits;
-    size_t count = app->wait_count;
-    app->waits = NULL;
-    app->wait_count = app->wait_cap = 0;
-    int rc = app->store->ops->commit(app->store);
-    for (size_t i = 0; i < count; i++)
-        waits[i].cb(app, rc, waits[i].data);
-    free(waits);
-}
-
-/* Does nothing: an active idle handle is what keeps the loop from blocking in poll. */
-static void committer_again_cb(uv_idle_t *handle) { (void)handle; }
-
-static void committer_cb(uv_check_t *handle)
-{
-    kf_app_t *app = handle->data;
-    commit_round(app);
-    if (app->wait_count > 0) {
-        uv_idle_start(app->committer_again, committer_again_cb);
-    } else {
-        uv_check_stop(app->committer);
-        uv_idle_stop(app->committer_again);
-    }
-}
-
-void kf_app_after_commit(kf_app_t *app, kf_app_commit_cb cb, void *data)
-{
-    if (app->wait_count == app->wait_cap) {
-        app->wait_cap = app->wait_cap != 0 ? 2 * app->wait_cap : 64;
-        app->waits = kf_xrealloc(app->waits, app->wait_cap * sizeof *app->waits);
-    }
-    app->waits[app->wait_count++] = (kf_app_commit_wait_t){cb, data};
-    uv_check_start(app->committer, committer_cb);
-}
-
-void kf_app_commit(kf_app_t *app)
-{
-    while (app->wait_count > 0)
-        commit_round(app);
-    app->store->ops->commit(app->store);
-}
+void kf_app_commit(kf_app_t *app) { app->store->ops->flush(app->store); }
 
 void kf_app_drain(kf_app_t *app)
 {
@@ -340,8 +314,8 @@ void kf_app_free(kf_app_t *app)
     if (app == NULL)
         return;
     kf_app_commit(app);
-    uv_close((uv_handle_t *)app->committer, free_handle_cb);
-    uv_close((uv_handle_t *)app->committer_again, free_handle_cb);
+    app->store->ops->set_notify(app->store, NULL, NULL);
+    uv_close((uv_handle_t *)app->store_wakeup, free_handle_cb);
     uv_close((uv_handle_t *)app->limit_sweeper, free_handle_cb);
     kf_push_free(app->push);
     kf_hub_free(app->hub);
@@ -351,6 +325,9 @@ void kf_app_free(kf_app_t *app)
     kf_limit_free(app->visitor_messages);
     kf_limit_free(app->visitor_sessions);
     kf_live_free(app);
+    free(app->newest_by_visitor);
+    kf_auth_cache_free(app->agent_sessions);
+    kf_auth_cache_free(app->visitor_tokens);
     free(app);
 }
 

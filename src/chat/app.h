@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth/cache.h"
 #include "auth/limit.h"
 #include "http/server.h"
 #include "push/hub.h"
@@ -37,14 +38,11 @@ typedef struct kf_app_config {
 typedef struct kf_push_holder kf_push_holder_t; /* live.c: one listener's open push connections */
 
 typedef struct kf_app kf_app_t;
-/* Runs once after the commit of the batched writes made before kf_app_after_commit was called:
- * rc is 0 when they are durable, else the store's error (they are not all stored). */
-typedef void (*kf_app_commit_cb)(kf_app_t *app, int rc, void *data);
 
-typedef struct kf_app_commit_wait {
-    kf_app_commit_cb cb;
-    void *data;
-} kf_app_commit_wait_t;
+typedef struct kf_chat_newest {
+    int64_t visitor_id; /* 0: an empty slot */
+    int64_t message_id;
+} kf_chat_newest_t;
 
 struct kf_app {
     uv_loop_t *loop;
@@ -58,17 +56,21 @@ struct kf_app {
     kf_limit_t *visitor_requests; /* requests per visitor id (NULL: no limit) */
     kf_limit_t *visitor_messages; /* messages per visitor id (NULL: no limit) */
     kf_limit_t *visitor_sessions; /* new visitor sessions per client address (NULL: no limit) */
+    /* What replays can skip: for each visitor (direct-mapped by id, so a slot may have lost them
+     * to another), an id that none of their messages is above, and the same over all messages
+     * (-1 until known). A push connection whose cursor is there has nothing stored to replay:
+     * whatever is newer is still to be published (live.c). */
+    kf_chat_newest_t *newest_by_visitor; /* NEWEST_SLOTS of them, allocated on first use */
+    int64_t newest_overall;
+    kf_auth_cache_t *agent_sessions; /* session token hash -> kf_agent_auth_t */
+    kf_auth_cache_t *visitor_tokens; /* visitor token hash -> kf_visitor_auth_t (name cut short) */
     kf_push_holder_t **push_holders; /* live.c's hash table of listeners with push connections */
     size_t push_holder_buckets;   /* a power of two, or 0 before the first */
     size_t push_holder_count;     /* listeners in it */
-    /* Group commit: the writes of one loop turn are committed together, after the turn's I/O
-     * (a check handle), and only then acknowledged and published (the waits). */
-    uv_check_t *committer;        /* runs the commit after each turn's I/O while waits are queued */
+    /* Group commit: the store's writer thread commits the batched writes and wakes the loop,
+     * which then acknowledges and publishes them (the store's complete()). */
+    uv_async_t *store_wakeup;
     uv_timer_t *limit_sweeper;    /* drops idle rate-limit buckets once a minute */
-    uv_idle_t *committer_again;   /* keeps the loop from blocking while waits queued by a
-                                   * completion (a pipelined request) wait for the next turn */
-    kf_app_commit_wait_t *waits;  /* queued for the next commit, in order */
-    size_t wait_count, wait_cap;
 };
 
 void kf_app_config_default(kf_app_config_t *config);
@@ -78,9 +80,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
                      const kf_push_config_t *push_config, int *err);
 /* The server's request handler; req->app is the kf_app_t. */
 void kf_app_handle(kf_req_t *req);
-/* Queues cb to run after the next commit (at the end of this loop turn, or in kf_app_drain). */
-void kf_app_after_commit(kf_app_t *app, kf_app_commit_cb cb, void *data);
-/* Commits now and runs every queued wait (and those they queue). */
+/* Waits until every queued write is committed (or failed) and runs what waits for it. */
 void kf_app_commit(kf_app_t *app);
 /* Commits and answers what waits for it, answers held long polls and ends streams (before the
  * server stops). */

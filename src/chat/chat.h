@@ -60,8 +60,9 @@ typedef void (*kf_chat_done_cb)(kf_app_t *app, void *data, json_t *result,
                                 const kf_chat_error_t *err);
 
 /* Stores body as a message (in the visitor's open conversation, or conversation_id for agents).
- * When this returns 0, done runs later — after the loop turn's group commit — with the message's
- * JSON, and the message is published then; on -1 done never runs. */
+ * When this returns 0, done runs later — once the store's writer thread has committed it — with
+ * the message's JSON (or an error: 404 for an unknown conversation, 500 when it could not be
+ * stored), and the message is published then; on -1 done never runs. */
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
                  kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
 /* Raises the read mark of the actor's side in the conversation holding message up_to (visitors)
@@ -93,6 +94,8 @@ typedef struct kf_agent_auth {
  * no answer about the credential (the client must not be told 401 and drop it). */
 int kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor);
 int kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent);
+/* Remembers a visitor's token (its SHA-256 hex) so that their next requests need no lookup. */
+void kf_chat_cache_visitor(kf_app_t *app, const char *hash, const kf_visitor_auth_t *visitor);
 /* Logs a store failure and answers 500. */
 void kf_chat_store_failed(kf_req_t *req, int rc);
 /* Reads the "after" cursor from the query (absent means 0). On a bad value answers 400. */
@@ -137,6 +140,8 @@ void kf_live_sse(kf_req_t *req, const int64_t *ids);
 void kf_live_ws(kf_req_t *req, const int64_t *ids);
 /* Frees the table of push connections per listener (every connection is closed by then). */
 void kf_live_free(kf_app_t *app);
+/* Tells the replays of a published message (kf_chat_publish calls it). */
+void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id);
 /* The push module's receiver of WebSocket messages (ctx is the app). */
 void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject, const char *text,
                      size_t len);

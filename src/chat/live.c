@@ -35,6 +35,55 @@ static int replay_message_cb(void *ctx, const kf_message_t *m)
     return rc;
 }
 
+/* Slots of app->newest_by_visitor: 16 bytes each. */
+#define NEWEST_SLOTS 16384
+
+static kf_chat_newest_t *newest_slot(kf_app_t *app, int64_t visitor_id)
+{
+    if (app->newest_by_visitor == NULL)
+        app->newest_by_visitor = kf_xcalloc(NEWEST_SLOTS, sizeof *app->newest_by_visitor);
+    return &app->newest_by_visitor[(uint64_t)visitor_id % NEWEST_SLOTS];
+}
+
+void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id)
+{
+    /* Messages are published in id order and ids only grow, so this one is the visitor's newest
+     * published, and above every message stored before; one stored since but not yet published
+     * will be published after any stream that skips its replay now has subscribed. */
+    kf_chat_newest_t *slot = newest_slot(app, visitor_id);
+    slot->visitor_id = visitor_id;
+    slot->message_id = message_id;
+    if (message_id > app->newest_overall)
+        app->newest_overall = message_id;
+}
+
+/* True when nothing stored is above after for this stream, as far as we know without a query. */
+static bool nothing_to_replay(kf_app_t *app, int64_t visitor_id, uint64_t after)
+{
+    if (after > INT64_MAX)
+        return false;
+    if (visitor_id == 0)
+        return app->newest_overall >= 0 && (int64_t)after >= app->newest_overall;
+    kf_chat_newest_t *slot = newest_slot(app, visitor_id);
+    return slot->visitor_id == visitor_id && (int64_t)after >= slot->message_id;
+}
+
+/* A query found nothing above after: no stored message of the stream is. (A message committed
+ * since is published later, and noted then.) */
+static void note_nothing_above(kf_app_t *app, int64_t visitor_id, uint64_t after)
+{
+    if (after > INT64_MAX)
+        return;
+    if (visitor_id == 0) {
+        if (app->newest_overall < (int64_t)after)
+            app->newest_overall = (int64_t)after;
+        return;
+    }
+    kf_chat_newest_t *slot = newest_slot(app, visitor_id);
+    slot->visitor_id = visitor_id;
+    slot->message_id = (int64_t)after;
+}
+
 static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
                   bool *more)
 {
@@ -44,11 +93,18 @@ static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit,
     replay->emit_ctx = emit_ctx;
     replay->count = 0;
     replay->stopped_by = 0;
+    /* Most streams open with a current cursor (a page load, a reconnect): no query for them. */
+    if (nothing_to_replay(replay->app, replay->visitor_id, after)) {
+        *more = false;
+        return 0;
+    }
     int rc = replay->visitor_id != 0
                  ? store->ops->messages_of_visitor(store, replay->visitor_id, (int64_t)after, limit,
                                                    replay_message_cb, replay)
                  : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, replay);
     *more = replay->count >= limit;
+    if (rc == 0 && replay->count == 0)
+        note_nothing_above(replay->app, replay->visitor_id, after);
     /* The transport decides what to answer; the failure of the store is ours to log. */
     if (rc != 0 && rc != replay->stopped_by)
         kf_error("store failure while replaying: %s", kf_strerror(rc));

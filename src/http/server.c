@@ -844,7 +844,7 @@ static void accept_cb(uv_stream_t *listener, int status)
         close_handle(conn);
         return;
     }
-    uv_tcp_nodelay(&conn->tcp, 1);
+    /* TCP_NODELAY comes from the listener: Linux copies it to every accepted socket. */
     struct sockaddr_storage addr;
     int addr_len = sizeof addr;
     if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&addr, &addr_len) == 0) {
@@ -912,6 +912,10 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     server->listener.data = server;
     server->open_handles = 1;
     rc = uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
+    /* Answers and pushes are whole messages written at once: never hold one back (Nagle). Set
+     * here, it is inherited by each accepted socket, one system call fewer per connection. */
+    if (rc == 0)
+        rc = uv_tcp_nodelay(&server->listener, 1);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&server->listener, 4096, accept_cb);
     if (rc != 0) {

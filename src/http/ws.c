@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,18 @@ static bool is_valid_key(const char *key, size_t key_len)
     return key[KEY_LEN - 2] == '=' && key[KEY_LEN - 1] == '=';
 }
 
+/* SHA-1 fetched once (see auth.c's sha256_md). */
+static EVP_MD *sha1_fetched;
+
+static void sha1_fetch(void) { sha1_fetched = EVP_MD_fetch(NULL, "SHA1", NULL); }
+
+static const EVP_MD *sha1_md(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sha1_fetch);
+    return sha1_fetched != NULL ? sha1_fetched : EVP_sha1();
+}
+
 int kf_ws_accept_key(const char *key, size_t key_len, char out[29])
 {
     unsigned char input[KEY_LEN + sizeof(ws_guid) - 1];
@@ -58,7 +71,7 @@ int kf_ws_accept_key(const char *key, size_t key_len, char out[29])
     memcpy(input + KEY_LEN, ws_guid, sizeof(ws_guid) - 1);
     /* SHA-1 of 60 bytes can only fail when libcrypto cannot allocate its context: out of memory
      * on a small allocation, which aborts here as everywhere else. */
-    if (EVP_Digest(input, sizeof(input), digest, &digest_len, EVP_sha1(), NULL) != 1 ||
+    if (EVP_Digest(input, sizeof(input), digest, &digest_len, sha1_md(), NULL) != 1 ||
         digest_len != 20)
         abort();
     /* 20 bytes encode to 28 characters; EVP_EncodeBlock adds the NUL. */

@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +126,7 @@ static const char *const migrations[] = {
     X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
     X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
-    X(SESSION_GET, "SELECT agent_id, csrf FROM sessions "                                         \
+    X(SESSION_GET, "SELECT agent_id, csrf, expires_at FROM sessions "                             \
                    "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
@@ -174,15 +176,62 @@ static const char *const statement_sql[STMT_COUNT] = {
 #undef KF_SQLITE_STMT_SQL
 };
 
-/* The SQLite store handle. Not thread-safe: its statements are shared, so one thread at a time. */
-typedef struct sqlite_store {
-    kf_store_t base;                      /* first, so a kf_store_t * is a sqlite_store_t * */
-    sqlite3 *db;                          /* the connection */
+/* One connection and its statements. A connection is used by one thread only. */
+typedef struct conn {
+    sqlite3 *db;
     sqlite3_stmt *statements[STMT_COUNT]; /* prepared at open, finalized at close */
-    int batch_failed; /* a batch that an operation had to commit early failed: the next
-                       * sqlite_commit reports it, since its writes' callers still wait */
+} conn_t;
+
+typedef enum { WRITE_MESSAGE, WRITE_MARK_READ } write_kind_t;
+
+/* A batched write, queued by the caller's thread, applied by the writer's, handed back to the
+ * caller's by complete(). */
+typedef struct write {
+    struct write *next;
+    write_kind_t kind;
+    int64_t conversation_id; /* 0: the visitor's open conversation (WRITE_MESSAGE) */
+    int64_t visitor_id;      /* with conversation_id 0 */
+    kf_sender_t sender;      /* the author; the reader for WRITE_MARK_READ */
+    int64_t agent_id;
+    int64_t up_to;
+    int64_t now;
+    char *body;              /* a copy, freed with the write */
+    kf_store_done_cb done;
+    void *ctx;
+    kf_store_result_t result; /* filled by the writer */
+    char *agent_name;         /* result.message.agent_name's storage */
+} write_t;
+
+typedef struct write_list {
+    write_t *head;
+    write_t *tail;
+} write_list_t;
+
+/* The SQLite store handle. The caller's thread (the event loop) owns main: reads and the rare
+ * unbatched writes. The writer thread owns writer: it applies the batched writes, a batch per
+ * transaction, so that the loop never waits for a commit's sync. */
+typedef struct sqlite_store {
+    kf_store_t base; /* first, so a kf_store_t * is a sqlite_store_t * */
+    conn_t main;
+    conn_t writer;
+    pthread_t writer_thread;
+    bool writer_running;
+    pthread_mutex_t queue_lock;  /* guards the lists, the flags and notify below */
+    pthread_cond_t queue_wake;   /* the writer waits here for writes */
+    pthread_cond_t queue_idle;   /* flush waits here for the writer */
+    write_list_t queued;         /* waiting for the writer, in order */
+    write_list_t finished;       /* applied (or failed), waiting for complete() */
+    bool writing;                /* the writer is applying a batch it took off queued */
+    bool writer_stopping;
+    void (*notify)(void *data);
+    void *notify_data;
+    /* The write lock between the two connections: the loop's unbatched writes take it rather
+     * than spin in SQLite's busy handler while the writer holds the database's. gate_waiting
+     * lets the loop in between two batches. */
+    pthread_mutex_t gate;
+    atomic_int gate_waiting;
     /* The checkpointer: a thread with its own connection that copies the WAL back into the
-     * database, so that the writer (the event loop) never pays for it inside a commit. */
+     * database, so that no writer pays for it inside a commit. */
     pthread_t checkpointer;
     bool checkpointer_running;
     sqlite3 *checkpoint_db;   /* the thread's connection */
@@ -199,9 +248,9 @@ static sqlite_store_t *from_base(kf_store_t *store) { return (sqlite_store_t *)s
 
 /* Returns a kept statement, ready for binding. A callback may call other operations on the
  * store, but not the operation it is called from: that would reset the statement under it. */
-static sqlite3_stmt *statement(sqlite_store_t *s, stmt_id_t id)
+static sqlite3_stmt *statement(conn_t *c, stmt_id_t id)
 {
-    sqlite3_stmt *st = s->statements[id];
+    sqlite3_stmt *st = c->statements[id];
     assert(!sqlite3_stmt_busy(st));
     return st;
 }
@@ -283,82 +332,40 @@ static int copy_column(sqlite3_stmt *st, int column, char *out, size_t size)
     return 0;
 }
 
-static int begin(sqlite_store_t *s) { return run(statement(s, STMT_BEGIN)); }
+static int begin(conn_t *c) { return run(statement(c, STMT_BEGIN)); }
 
 /* Rolls back the open transaction, if SQLite has not already done so after an error. */
-static void rollback(sqlite_store_t *s)
+static void rollback(conn_t *c)
 {
-    if (!sqlite3_get_autocommit(s->db))
-        run(statement(s, STMT_ROLLBACK));
+    if (!sqlite3_get_autocommit(c->db))
+        run(statement(c, STMT_ROLLBACK));
 }
 
 /* Commits, or rolls back when the commit fails. */
-static int commit(sqlite_store_t *s)
+static int commit(conn_t *c)
 {
-    int rc = run(statement(s, STMT_COMMIT));
+    int rc = run(statement(c, STMT_COMMIT));
     if (rc != 0)
-        rollback(s);
+        rollback(c);
     return rc;
 }
 
-/* ---- the batch: group commit ----
- *
- * The batched writes (message_add, conversation_open_for_visitor, conversation_mark_read) join
- * one open transaction instead of committing each on its own; sqlite_commit ends it with one
- * fsync for all of them. Everything else settles the batch first — reads that show messages or
- * conversations, and the other writes — so that nothing a client is shown or told is stored can
- * be undone by a later failed commit. Lookups of accounts, sessions and visitors do not settle:
- * what they read is not in a batch.
- *
- * A failed write must not take the rest of its batch with it, nor leave half of itself behind.
- * Each batched write does its checks (reads) first, and SQLite undoes a failed statement by
- * itself, so a failure before a write's first change, or in its only changing statement, leaves
- * the batch as it was. Only a failure between two changing statements of one write (message_add's
- * insert, then its conversation update: in practice an I/O error) would leave half a write: then
- * the whole batch is rolled back and reported failed. That spares a savepoint per write. */
-
-/* Opens the batch's transaction when none is open. */
-static int batch_join(sqlite_store_t *s)
+/* The loop's side of the write lock, around each of its unbatched writes. */
+static void gate_enter(sqlite_store_t *s)
 {
-    return sqlite3_get_autocommit(s->db) ? begin(s) : 0;
+    atomic_fetch_add(&s->gate_waiting, 1);
+    pthread_mutex_lock(&s->gate);
+    atomic_fetch_sub(&s->gate_waiting, 1);
 }
 
-/* Ends a batched write that failed with rc. changed: it had already changed the batch, which is
- * then rolled back whole. Returns rc. */
-static int batch_fail(sqlite_store_t *s, int rc, bool changed)
-{
-    if (changed && !sqlite3_get_autocommit(s->db))
-        rollback(s);
-    /* Rolled back, by us or by SQLite itself on some errors (I/O, disk full): every write of the
-     * batch is gone, and their callers must hear it at the commit. */
-    if (sqlite3_get_autocommit(s->db) && s->batch_failed == 0)
-        s->batch_failed = KF_ESTORE;
-    return rc;
-}
+static void gate_leave(sqlite_store_t *s) { pthread_mutex_unlock(&s->gate); }
 
-/* Commits the open batch, if any, before an operation that must not see or join it. A failure
- * is kept for sqlite_commit, whose callers were told nothing yet. */
-static void settle(sqlite_store_t *s)
+/* run() for one of the loop's unbatched writes (each its own transaction). */
+static int run_gated(sqlite_store_t *s, sqlite3_stmt *st)
 {
-    if (sqlite3_get_autocommit(s->db))
-        return;
-    int rc = commit(s);
-    if (rc != 0 && s->batch_failed == 0)
-        s->batch_failed = rc;
-}
-
-/* Makes every batched write since the last call durable. Returns 0, or the failure of this
- * commit or of an earlier, forced one (settle): the writes since the last call are then not
- * all stored, and their callers must be told so. */
-static int sqlite_commit(kf_store_t *store)
-{
-    sqlite_store_t *s = from_base(store);
-    int rc = 0;
-    settle(s);
-    if (s->batch_failed != 0) {
-        rc = s->batch_failed;
-        s->batch_failed = 0;
-    }
+    gate_enter(s);
+    int rc = run(st);
+    gate_leave(s);
     return rc;
 }
 
@@ -456,21 +463,25 @@ static int each_conversation(sqlite3_stmt *st, kf_store_conversation_cb cb, void
 
 static void checkpointer_stop(sqlite_store_t *s);
 
+static void writer_stop(sqlite_store_t *s);
+static void conn_close(conn_t *c);
+
+/* Whatever is queued is committed and its callbacks run before the store goes. */
 static void sqlite_close(kf_store_t *store)
 {
     sqlite_store_t *s = from_base(store);
-    settle(s);
+    writer_stop(s);
     checkpointer_stop(s);
-    for (int i = 0; i < STMT_COUNT; i++)
-        sqlite3_finalize(s->statements[i]);
-    sqlite3_close(s->db);
+    conn_close(&s->writer);
+    conn_close(&s->main);
+    pthread_mutex_destroy(&s->gate);
     free(s);
 }
 
 static int sqlite_setting_get(kf_store_t *store, const char *key, char *value_out,
                               size_t value_size)
 {
-    sqlite3_stmt *st = statement(from_base(store), STMT_SETTING_GET);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_SETTING_GET);
     int rc = bind_text(st, 1, key);
     if (rc == 0)
         rc = step_row(st);
@@ -486,13 +497,12 @@ static int sqlite_setting_set(kf_store_t *store, const char *key, const char *va
      * open skip or repeat them. */
     if (key == NULL || strcmp(key, SCHEMA_VERSION_KEY) == 0)
         return KF_EINVAL;
-    settle(from_base(store));
-    sqlite3_stmt *st = statement(from_base(store), STMT_SETTING_SET);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_SETTING_SET);
     int rc = bind_text(st, 1, key);
     if (rc == 0)
         rc = bind_text(st, 2, value);
     if (rc == 0)
-        return run(st);
+        return run_gated(from_base(store), st);
     finish(st);
     return rc;
 }
@@ -502,8 +512,7 @@ static int sqlite_agent_create(kf_store_t *store, const char *email, const char 
                                int64_t *id_out)
 {
     sqlite_store_t *s = from_base(store);
-    settle(s);
-    sqlite3_stmt *st = statement(s, STMT_AGENT_CREATE);
+    sqlite3_stmt *st = statement(&s->main, STMT_AGENT_CREATE);
     int rc = bind_text(st, 1, email);
     if (rc == 0)
         rc = bind_text(st, 2, name);
@@ -517,15 +526,15 @@ static int sqlite_agent_create(kf_store_t *store, const char *email, const char 
         finish(st);
         return rc;
     }
-    rc = run(st);
+    rc = run_gated(s, st);
     if (rc == 0 && id_out != NULL)
-        *id_out = sqlite3_last_insert_rowid(s->db);
+        *id_out = sqlite3_last_insert_rowid(s->main.db);
     return rc;
 }
 
 static int sqlite_agent_count(kf_store_t *store, int64_t *count_out)
 {
-    sqlite3_stmt *st = statement(from_base(store), STMT_AGENT_COUNT);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_AGENT_COUNT);
     int rc = step_row(st);
     if (rc == 0)
         *count_out = sqlite3_column_int64(st, 0);
@@ -549,7 +558,7 @@ static int one_agent(sqlite3_stmt *st, kf_store_agent_cb cb, void *ctx)
 static int sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_agent_cb cb,
                                  void *ctx)
 {
-    sqlite3_stmt *st = statement(from_base(store), STMT_AGENT_BY_EMAIL);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_AGENT_BY_EMAIL);
     int rc = bind_text(st, 1, email);
     if (rc != 0) {
         finish(st);
@@ -560,7 +569,7 @@ static int sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_
 
 static int sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_agent_cb cb, void *ctx)
 {
-    sqlite3_stmt *st = statement(from_base(store), STMT_AGENT_BY_ID);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_AGENT_BY_ID);
     int rc = bind_int64(st, 1, id);
     if (rc != 0) {
         finish(st);
@@ -575,17 +584,16 @@ static int sqlite_session_create(kf_store_t *store, const char *token_hash, int6
                                  const char *csrf, int64_t now, int64_t expires_at)
 {
     sqlite_store_t *s = from_base(store);
-    settle(s);
-    sqlite3_stmt *purge = statement(s, STMT_SESSION_PURGE);
+    sqlite3_stmt *purge = statement(&s->main, STMT_SESSION_PURGE);
     int rc = bind_int64(purge, 1, now);
     if (rc == 0)
-        rc = run(purge);
+        rc = run_gated(s, purge);
     else
         finish(purge);
     if (rc != 0)
         return rc;
 
-    sqlite3_stmt *st = statement(s, STMT_SESSION_CREATE);
+    sqlite3_stmt *st = statement(&s->main, STMT_SESSION_CREATE);
     rc = bind_text(st, 1, token_hash);
     if (rc == 0)
         rc = bind_int64(st, 2, agent_id);
@@ -596,15 +604,16 @@ static int sqlite_session_create(kf_store_t *store, const char *token_hash, int6
     if (rc == 0)
         rc = bind_int64(st, 5, expires_at);
     if (rc == 0)
-        return run(st);
+        return run_gated(s, st);
     finish(st);
     return rc;
 }
 
 static int sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t now,
-                              int64_t *agent_id_out, char *csrf_out, size_t csrf_size)
+                              int64_t *agent_id_out, char *csrf_out, size_t csrf_size,
+                              int64_t *expires_at_out)
 {
-    sqlite3_stmt *st = statement(from_base(store), STMT_SESSION_GET);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_SESSION_GET);
     int rc = bind_text(st, 1, token_hash);
     if (rc == 0)
         rc = bind_int64(st, 2, now);
@@ -614,6 +623,8 @@ static int sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t
         rc = copy_column(st, 1, csrf_out, csrf_size);
     if (rc == 0)
         *agent_id_out = sqlite3_column_int64(st, 0);
+    if (rc == 0 && expires_at_out != NULL)
+        *expires_at_out = sqlite3_column_int64(st, 2);
     finish(st);
     return rc;
 }
@@ -622,15 +633,14 @@ static int sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t
 static int sqlite_session_delete(kf_store_t *store, const char *token_hash)
 {
     sqlite_store_t *s = from_base(store);
-    settle(s);
-    sqlite3_stmt *st = statement(s, STMT_SESSION_DELETE);
+    sqlite3_stmt *st = statement(&s->main, STMT_SESSION_DELETE);
     int rc = bind_text(st, 1, token_hash);
     if (rc != 0) {
         finish(st);
         return rc;
     }
-    rc = run(st);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
+    rc = run_gated(s, st);
+    if (rc == 0 && sqlite3_changes(s->main.db) == 0)
         rc = KF_ENOTFOUND;
     return rc;
 }
@@ -639,8 +649,7 @@ static int sqlite_visitor_create(kf_store_t *store, const char *token_hash, cons
                                  int64_t now, int64_t *id_out)
 {
     sqlite_store_t *s = from_base(store);
-    settle(s);
-    sqlite3_stmt *st = statement(s, STMT_VISITOR_CREATE);
+    sqlite3_stmt *st = statement(&s->main, STMT_VISITOR_CREATE);
     int rc = bind_text(st, 1, token_hash);
     if (rc == 0)
         rc = bind_text(st, 2, name);
@@ -650,16 +659,16 @@ static int sqlite_visitor_create(kf_store_t *store, const char *token_hash, cons
         finish(st);
         return rc;
     }
-    rc = run(st);
+    rc = run_gated(s, st);
     if (rc == 0 && id_out != NULL)
-        *id_out = sqlite3_last_insert_rowid(s->db);
+        *id_out = sqlite3_last_insert_rowid(s->main.db);
     return rc;
 }
 
 static int sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, int64_t *id_out,
                                    char *name_out, size_t name_size)
 {
-    sqlite3_stmt *st = statement(from_base(store), STMT_VISITOR_BY_TOKEN);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_VISITOR_BY_TOKEN);
     int rc = bind_text(st, 1, token_hash);
     if (rc == 0)
         rc = step_row(st);
@@ -672,9 +681,9 @@ static int sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, in
 }
 
 /* Looks up the visitor's newest open conversation into *id_out; KF_ENOTFOUND when none. */
-static int find_open_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t *id_out)
+static int find_open_conversation(conn_t *c, int64_t visitor_id, int64_t *id_out)
 {
-    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_FIND_OPEN);
+    sqlite3_stmt *st = statement(c, STMT_CONVERSATION_FIND_OPEN);
     int rc = bind_int64(st, 1, visitor_id);
     if (rc == 0)
         rc = step_row(st);
@@ -685,9 +694,9 @@ static int find_open_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t
 }
 
 /* Creates a conversation inside the caller's transaction; KF_ENOTFOUND for an unknown visitor. */
-static int create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t now, int64_t *id_out)
+static int create_conversation(conn_t *c, int64_t visitor_id, int64_t now, int64_t *id_out)
 {
-    sqlite3_stmt *exists = statement(s, STMT_VISITOR_EXISTS);
+    sqlite3_stmt *exists = statement(c, STMT_VISITOR_EXISTS);
     int rc = bind_int64(exists, 1, visitor_id);
     if (rc == 0)
         rc = step_row(exists);
@@ -695,7 +704,7 @@ static int create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t no
     if (rc != 0)
         return rc;
 
-    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_CREATE);
+    sqlite3_stmt *st = statement(c, STMT_CONVERSATION_CREATE);
     rc = bind_int64(st, 1, visitor_id);
     if (rc == 0)
         rc = bind_int64(st, 2, now);
@@ -705,35 +714,33 @@ static int create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t no
     }
     rc = run(st);
     if (rc == 0)
-        *id_out = sqlite3_last_insert_rowid(s->db);
+        *id_out = sqlite3_last_insert_rowid(c->db);
     return rc;
 }
 
-/* In the batch, under the write lock, looks for the visitor's open conversation again (another
- * connection may have made one since the unlocked look) and creates one when there is still none. */
-static int find_or_create_conversation(sqlite_store_t *s, int64_t visitor_id, int64_t now,
-                                       int64_t *id_out)
-{
-    int rc = batch_join(s);
-    if (rc != 0)
-        return rc;
-    rc = find_open_conversation(s, visitor_id, id_out);
-    if (rc == KF_ENOTFOUND)
-        rc = create_conversation(s, visitor_id, now, id_out);
-    return rc == 0 ? 0 : batch_fail(s, rc, false); /* one changing statement */
-}
-
 /* The common case (the visitor already has an open conversation) is a read without a
- * transaction; only creating one takes the write lock. Should a reopened old conversation sit
- * beside a newer open one, the newer wins. KF_ENOTFOUND for an unknown visitor. */
+ * transaction; only creating one takes the write lock, and looks again under it (the writer may
+ * have made one since). */
 static int sqlite_conversation_open_for_visitor(kf_store_t *store, int64_t visitor_id, int64_t now,
                                                 int64_t *conversation_id_out)
 {
     sqlite_store_t *s = from_base(store);
     int64_t id = 0;
-    int rc = find_open_conversation(s, visitor_id, &id);
-    if (rc == KF_ENOTFOUND)
-        rc = find_or_create_conversation(s, visitor_id, now, &id);
+    int rc = find_open_conversation(&s->main, visitor_id, &id);
+    if (rc == KF_ENOTFOUND) {
+        gate_enter(s);
+        rc = begin(&s->main);
+        if (rc == 0) {
+            rc = find_open_conversation(&s->main, visitor_id, &id);
+            if (rc == KF_ENOTFOUND)
+                rc = create_conversation(&s->main, visitor_id, now, &id);
+            if (rc == 0)
+                rc = commit(&s->main);
+            else
+                rollback(&s->main);
+        }
+        gate_leave(s);
+    }
     if (rc == 0)
         *conversation_id_out = id;
     return rc;
@@ -742,14 +749,13 @@ static int sqlite_conversation_open_for_visitor(kf_store_t *store, int64_t visit
 static int sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id,
                                          int64_t *conversation_id_out)
 {
-    return find_open_conversation(from_base(store), visitor_id, conversation_id_out);
+    return find_open_conversation(&from_base(store)->main, visitor_id, conversation_id_out);
 }
 
 static int sqlite_conversation_get(kf_store_t *store, int64_t conversation_id,
                                    kf_store_conversation_cb cb, void *ctx)
 {
-    settle(from_base(store));
-    sqlite3_stmt *st = statement(from_base(store), STMT_CONVERSATION_GET);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_CONVERSATION_GET);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
         rc = step_row(st);
@@ -765,8 +771,7 @@ static int sqlite_conversation_get(kf_store_t *store, int64_t conversation_id,
 static int sqlite_conversation_list(kf_store_t *store, size_t limit, kf_store_conversation_cb cb,
                                     void *ctx)
 {
-    settle(from_base(store));
-    sqlite3_stmt *st = statement(from_base(store), STMT_CONVERSATION_LIST);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_CONVERSATION_LIST);
     int rc = bind_limit(st, 1, limit);
     if (rc != 0) {
         finish(st);
@@ -785,8 +790,7 @@ static int sqlite_conversation_set_status(kf_store_t *store, int64_t conversatio
     if (status == NULL || (strcmp(status, "open") != 0 && strcmp(status, "closed") != 0))
         return KF_EINVAL;
     sqlite_store_t *s = from_base(store);
-    settle(s);
-    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_SET_STATUS);
+    sqlite3_stmt *st = statement(&s->main, STMT_CONVERSATION_SET_STATUS);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
         rc = bind_text(st, 2, status);
@@ -794,47 +798,17 @@ static int sqlite_conversation_set_status(kf_store_t *store, int64_t conversatio
         finish(st);
         return rc;
     }
-    rc = run(st);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
+    rc = run_gated(s, st);
+    if (rc == 0 && sqlite3_changes(s->main.db) == 0)
         rc = KF_ENOTFOUND;
     return rc;
 }
 
-/* Raises the mark to up_to, but never past the conversation's newest message (see MARK_READ).
- * KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown reader. */
-static int sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
-                                         kf_sender_t reader, int64_t up_to)
-{
-    stmt_id_t id;
-    if (reader == KF_SENDER_AGENT)
-        id = STMT_CONVERSATION_MARK_READ_AGENTS;
-    else if (reader == KF_SENDER_VISITOR)
-        id = STMT_CONVERSATION_MARK_READ_VISITOR;
-    else
-        return KF_EINVAL;
-    sqlite_store_t *s = from_base(store);
-    int rc = batch_join(s);
-    if (rc != 0)
-        return rc;
-    sqlite3_stmt *st = statement(s, id);
-    rc = bind_int64(st, 1, conversation_id);
-    if (rc == 0)
-        rc = bind_int64(st, 2, up_to);
-    if (rc == 0)
-        rc = run(st);
-    else
-        finish(st);
-    if (rc == 0 && sqlite3_changes(s->db) == 0)
-        rc = KF_ENOTFOUND;
-    return rc == 0 ? 0 : batch_fail(s, rc, false); /* one changing statement */
-}
-
 /* Within the caller's transaction: the conversation's visitor into *visitor_id_out, or
  * KF_ENOTFOUND. */
-static int conversation_visitor(sqlite_store_t *s, int64_t conversation_id,
-                                int64_t *visitor_id_out)
+static int conversation_visitor(conn_t *c, int64_t conversation_id, int64_t *visitor_id_out)
 {
-    sqlite3_stmt *st = statement(s, STMT_CONVERSATION_VISITOR);
+    sqlite3_stmt *st = statement(c, STMT_CONVERSATION_VISITOR);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
         rc = step_row(st);
@@ -847,9 +821,9 @@ static int conversation_visitor(sqlite_store_t *s, int64_t conversation_id,
 /* Within the caller's transaction: a copy of the agent's name (the caller frees it) into
  * *name_out, or KF_EINVAL for an unknown agent (a caller's bug, not a missing row it asked
  * about). */
-static int agent_name_copy(sqlite_store_t *s, int64_t agent_id, char **name_out)
+static int agent_name_copy(conn_t *c, int64_t agent_id, char **name_out)
 {
-    sqlite3_stmt *st = statement(s, STMT_AGENT_NAME);
+    sqlite3_stmt *st = statement(c, STMT_AGENT_NAME);
     int rc = bind_int64(st, 1, agent_id);
     if (rc == 0)
         rc = step_row(st);
@@ -863,11 +837,10 @@ static int agent_name_copy(sqlite_store_t *s, int64_t agent_id, char **name_out)
 
 /* Inserts the message and moves the conversation's updated_at, within the caller's transaction.
  * *inserted tells whether the insert went in (when the update then fails). */
-static int insert_message(sqlite_store_t *s, int64_t conversation_id, kf_sender_t sender,
-                          int64_t agent_id, const char *body, int64_t now, int64_t *id_out,
-                          bool *inserted)
+static int insert_message(conn_t *c, int64_t conversation_id, kf_sender_t sender, int64_t agent_id,
+                          const char *body, int64_t now, int64_t *id_out, bool *inserted)
 {
-    sqlite3_stmt *st = statement(s, STMT_MESSAGE_INSERT);
+    sqlite3_stmt *st = statement(c, STMT_MESSAGE_INSERT);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
         rc = bind_int64(st, 2, sender);
@@ -885,9 +858,9 @@ static int insert_message(sqlite_store_t *s, int64_t conversation_id, kf_sender_
     if (rc != 0)
         return rc;
     *inserted = true;
-    *id_out = sqlite3_last_insert_rowid(s->db);
+    *id_out = sqlite3_last_insert_rowid(c->db);
 
-    sqlite3_stmt *touch = statement(s, STMT_CONVERSATION_TOUCH);
+    sqlite3_stmt *touch = statement(c, STMT_CONVERSATION_TOUCH);
     rc = bind_int64(touch, 1, conversation_id);
     if (rc == 0)
         rc = bind_int64(touch, 2, now);
@@ -897,69 +870,11 @@ static int insert_message(sqlite_store_t *s, int64_t conversation_id, kf_sender_
     return rc;
 }
 
-/* True when sender is known and agent_id matches it: an agent id for an agent, 0 for a visitor. */
-static bool valid_author(kf_sender_t sender, int64_t agent_id)
-{
-    if (sender == KF_SENDER_AGENT)
-        return agent_id > 0;
-    return sender == KF_SENDER_VISITOR && agent_id == 0;
-}
-
-/* A batched write. The row handed to cb is built from the arguments and what the transaction
- * read, so a 0 from here means stored in the batch (durable at the next sqlite_commit) and an
- * error means not stored. BEGIN IMMEDIATE takes the write lock before the id is assigned, and
- * batches commit one after another, so ids commit in order. KF_EINVAL for a bad sender, an agent message without a
- * known agent, or a visitor message that names one. cb may be NULL. */
-static int sqlite_message_add(kf_store_t *store, int64_t conversation_id, kf_sender_t sender,
-                              int64_t agent_id, const char *body, int64_t now,
-                              kf_store_message_cb cb, void *ctx)
-{
-    if (!valid_author(sender, agent_id))
-        return KF_EINVAL;
-    sqlite_store_t *s = from_base(store);
-    char *agent_name = NULL;
-    int64_t visitor_id = 0;
-    int64_t id = 0;
-
-    int rc = batch_join(s);
-    if (rc != 0)
-        return rc;
-    rc = conversation_visitor(s, conversation_id, &visitor_id);
-    if (rc == 0 && sender == KF_SENDER_AGENT)
-        rc = agent_name_copy(s, agent_id, &agent_name);
-    bool inserted = false;
-    if (rc == 0)
-        rc = insert_message(s, conversation_id, sender, agent_id, body, now, &id, &inserted);
-    if (rc != 0) {
-        batch_fail(s, rc, inserted);
-        goto out_free_name;
-    }
-
-    if (cb != NULL) {
-        kf_message_t message = {
-            .id = id,
-            .conversation_id = conversation_id,
-            .visitor_id = visitor_id,
-            .sender = sender,
-            .agent_id = agent_id,
-            .agent_name = agent_name != NULL ? agent_name : "",
-            .body = body != NULL ? body : "",
-            .created_at = now,
-        };
-        rc = cb(ctx, &message);
-    }
-
-out_free_name:
-    free(agent_name);
-    return rc;
-}
-
 static int sqlite_messages_in_conversation(kf_store_t *store, int64_t conversation_id,
                                            int64_t after_id, size_t limit, kf_store_message_cb cb,
                                            void *ctx)
 {
-    settle(from_base(store));
-    sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_IN_CONVERSATION);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_MESSAGES_IN_CONVERSATION);
     int rc = bind_int64(st, 1, conversation_id);
     if (rc == 0)
         rc = bind_int64(st, 2, after_id);
@@ -975,8 +890,7 @@ static int sqlite_messages_in_conversation(kf_store_t *store, int64_t conversati
 static int sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
                                       size_t limit, kf_store_message_cb cb, void *ctx)
 {
-    settle(from_base(store));
-    sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_OF_VISITOR);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_MESSAGES_OF_VISITOR);
     int rc = bind_int64(st, 1, visitor_id);
     if (rc == 0)
         rc = bind_int64(st, 2, after_id);
@@ -992,8 +906,7 @@ static int sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int
 static int sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
                                kf_store_message_cb cb, void *ctx)
 {
-    settle(from_base(store));
-    sqlite3_stmt *st = statement(from_base(store), STMT_MESSAGES_ALL);
+    sqlite3_stmt *st = statement(&from_base(store)->main, STMT_MESSAGES_ALL);
     int rc = bind_int64(st, 1, after_id);
     if (rc == 0)
         rc = bind_limit(st, 2, limit);
@@ -1002,6 +915,246 @@ static int sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit
         return rc;
     }
     return each_message(st, cb, ctx);
+}
+
+/* ---- the writer: group commit on its own thread ----
+ *
+ * The batched writes are queued by the loop and applied by the writer thread, which takes
+ * everything queued so far as one batch: one transaction, one sync. While it commits, the next
+ * batch queues, so the sync rate bounds the batch size, not the message rate. Finished writes go
+ * back to the loop, in order, through complete(); ids are assigned under the write lock and
+ * batches commit one after another, so ids commit in order.
+ *
+ * A failed write must not take the rest of its batch with it, nor leave half of itself behind.
+ * Each write does its checks (reads) first, and SQLite undoes a failed statement by itself, so a
+ * failure before a write's first change, or in its only changing statement, leaves the batch as
+ * it was. Only a failure between two changing statements of one write (in practice an I/O error)
+ * would leave half a write: then the whole batch is rolled back and every write in it fails.
+ * That spares a savepoint per write. */
+
+/* Applies a WRITE_MESSAGE in the writer's transaction. *half: it failed after changing something.
+ */
+static int apply_message(conn_t *c, write_t *w, bool *half)
+{
+    int64_t conversation_id = w->conversation_id;
+    int rc = 0;
+    if (conversation_id == 0) {
+        rc = find_open_conversation(c, w->visitor_id, &conversation_id);
+        if (rc == KF_ENOTFOUND) {
+            rc = create_conversation(c, w->visitor_id, w->now, &conversation_id);
+            w->result.conversation_opened = rc == 0;
+        }
+    }
+    int64_t visitor_id = 0;
+    if (rc == 0)
+        rc = conversation_visitor(c, conversation_id, &visitor_id);
+    if (rc == 0 && w->sender == KF_SENDER_AGENT)
+        rc = agent_name_copy(c, w->agent_id, &w->agent_name);
+    bool inserted = false;
+    int64_t id = 0;
+    if (rc == 0)
+        rc = insert_message(c, conversation_id, w->sender, w->agent_id, w->body, w->now, &id,
+                            &inserted);
+    if (rc != 0) {
+        *half = inserted || w->result.conversation_opened;
+        return rc;
+    }
+    w->result.message = (kf_message_t){
+        .id = id,
+        .conversation_id = conversation_id,
+        .visitor_id = visitor_id,
+        .sender = w->sender,
+        .agent_id = w->agent_id,
+        .agent_name = w->agent_name != NULL ? w->agent_name : "",
+        .body = w->body,
+        .created_at = w->now,
+    };
+    return 0;
+}
+
+/* Applies a WRITE_MARK_READ (see MARK_READ): one changing statement. */
+static int apply_mark_read(conn_t *c, write_t *w)
+{
+    sqlite3_stmt *st = statement(c, w->sender == KF_SENDER_AGENT
+                                        ? STMT_CONVERSATION_MARK_READ_AGENTS
+                                        : STMT_CONVERSATION_MARK_READ_VISITOR);
+    int rc = bind_int64(st, 1, w->conversation_id);
+    if (rc == 0)
+        rc = bind_int64(st, 2, w->up_to);
+    if (rc == 0)
+        rc = run(st);
+    else
+        finish(st);
+    if (rc == 0 && sqlite3_changes(c->db) == 0)
+        rc = KF_ENOTFOUND;
+    return rc;
+}
+
+/* Applies a batch in one transaction and sets every write's result.rc. */
+static void apply_batch(sqlite_store_t *s, write_t *batch)
+{
+    conn_t *c = &s->writer;
+    /* Between two batches the loop's unbatched writes go first. */
+    while (atomic_load(&s->gate_waiting) > 0)
+        sched_yield();
+    pthread_mutex_lock(&s->gate);
+    int rc = begin(c);
+    for (write_t *w = batch; rc == 0 && w != NULL; w = w->next) {
+        bool half = false;
+        w->result.rc =
+            w->kind == WRITE_MESSAGE ? apply_message(c, w, &half) : apply_mark_read(c, w);
+        if (half)
+            rollback(c);
+        /* Rolled back, by us or by SQLite itself on some errors (I/O, disk full): every write
+         * of the batch is gone. */
+        if (sqlite3_get_autocommit(c->db))
+            rc = KF_ESTORE;
+    }
+    if (rc == 0)
+        rc = commit(c);
+    pthread_mutex_unlock(&s->gate);
+    if (rc != 0) {
+        for (write_t *w = batch; w != NULL; w = w->next) {
+            if (w->result.rc == 0)
+                w->result.rc = rc;
+        }
+    }
+}
+
+static void list_append(write_list_t *list, write_t *head, write_t *tail)
+{
+    if (list->tail != NULL)
+        list->tail->next = head;
+    else
+        list->head = head;
+    list->tail = tail;
+}
+
+static void *writer_main(void *data)
+{
+    sqlite_store_t *s = data;
+    /* Named for top -H and perf, and for the allocation-failure test that fails this thread's. */
+    pthread_setname_np(pthread_self(), "kefu-writer");
+    pthread_mutex_lock(&s->queue_lock);
+    for (;;) {
+        while (s->queued.head == NULL && !s->writer_stopping)
+            pthread_cond_wait(&s->queue_wake, &s->queue_lock);
+        if (s->queued.head == NULL)
+            break; /* stopping, and nothing is left */
+        write_list_t batch = s->queued;
+        s->queued = (write_list_t){NULL, NULL};
+        s->writing = true;
+        pthread_mutex_unlock(&s->queue_lock);
+
+        apply_batch(s, batch.head);
+
+        pthread_mutex_lock(&s->queue_lock);
+        list_append(&s->finished, batch.head, batch.tail);
+        s->writing = false;
+        pthread_cond_broadcast(&s->queue_idle);
+        /* Under the lock, so that once set_notify(NULL) returns it is never called again. */
+        if (s->notify != NULL)
+            s->notify(s->notify_data);
+    }
+    pthread_mutex_unlock(&s->queue_lock);
+    return NULL;
+}
+
+static void write_free(write_t *w)
+{
+    free(w->body);
+    free(w->agent_name);
+    free(w);
+}
+
+static int enqueue(sqlite_store_t *s, write_t *w)
+{
+    pthread_mutex_lock(&s->queue_lock);
+    list_append(&s->queued, w, w);
+    pthread_cond_signal(&s->queue_wake);
+    pthread_mutex_unlock(&s->queue_lock);
+    return 0;
+}
+
+/* True when sender is known and agent_id matches it: an agent id for an agent, 0 for a visitor. */
+static bool valid_author(kf_sender_t sender, int64_t agent_id)
+{
+    if (sender == KF_SENDER_AGENT)
+        return agent_id > 0;
+    return sender == KF_SENDER_VISITOR && agent_id == 0;
+}
+
+/* A write of kind for the writer; the caller fills in the rest and enqueues it. */
+static write_t *write_new(write_kind_t kind, int64_t conversation_id, kf_sender_t sender,
+                          kf_store_done_cb done, void *ctx)
+{
+    write_t *w = kf_xcalloc(1, sizeof *w);
+    w->kind = kind;
+    w->conversation_id = conversation_id;
+    w->sender = sender;
+    w->done = done;
+    w->ctx = ctx;
+    return w;
+}
+
+static int sqlite_message_add(kf_store_t *store, int64_t conversation_id, int64_t visitor_id,
+                              kf_sender_t sender, int64_t agent_id, const char *body, int64_t now,
+                              kf_store_done_cb done, void *ctx)
+{
+    if (!valid_author(sender, agent_id) || done == NULL ||
+        (conversation_id == 0 && (sender != KF_SENDER_VISITOR || visitor_id <= 0)))
+        return KF_EINVAL;
+    write_t *w = write_new(WRITE_MESSAGE, conversation_id, sender, done, ctx);
+    w->visitor_id = visitor_id;
+    w->agent_id = agent_id;
+    w->body = kf_xstrdup(body != NULL ? body : "");
+    w->now = now;
+    return enqueue(from_base(store), w);
+}
+
+static int sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
+                                         kf_sender_t reader, int64_t up_to, kf_store_done_cb done,
+                                         void *ctx)
+{
+    if ((reader != KF_SENDER_AGENT && reader != KF_SENDER_VISITOR) || done == NULL)
+        return KF_EINVAL;
+    write_t *w = write_new(WRITE_MARK_READ, conversation_id, reader, done, ctx);
+    w->up_to = up_to;
+    return enqueue(from_base(store), w);
+}
+
+static void sqlite_complete(kf_store_t *store)
+{
+    sqlite_store_t *s = from_base(store);
+    pthread_mutex_lock(&s->queue_lock);
+    write_t *w = s->finished.head;
+    s->finished = (write_list_t){NULL, NULL};
+    pthread_mutex_unlock(&s->queue_lock);
+    while (w != NULL) {
+        write_t *next = w->next;
+        w->done(w->ctx, &w->result);
+        write_free(w);
+        w = next;
+    }
+}
+
+static void sqlite_flush(kf_store_t *store)
+{
+    sqlite_store_t *s = from_base(store);
+    pthread_mutex_lock(&s->queue_lock);
+    while (s->queued.head != NULL || s->writing)
+        pthread_cond_wait(&s->queue_idle, &s->queue_lock);
+    pthread_mutex_unlock(&s->queue_lock);
+    sqlite_complete(store);
+}
+
+static void sqlite_set_notify(kf_store_t *store, void (*notify)(void *data), void *data)
+{
+    sqlite_store_t *s = from_base(store);
+    pthread_mutex_lock(&s->queue_lock);
+    s->notify = notify;
+    s->notify_data = data;
+    pthread_mutex_unlock(&s->queue_lock);
 }
 
 static const kf_store_ops_t sqlite_ops = {
@@ -1027,7 +1180,9 @@ static const kf_store_ops_t sqlite_ops = {
     .messages_of_visitor = sqlite_messages_of_visitor,
     .messages_all = sqlite_messages_all,
     .conversation_find_open = sqlite_conversation_find_open,
-    .commit = sqlite_commit,
+    .complete = sqlite_complete,
+    .flush = sqlite_flush,
+    .set_notify = sqlite_set_notify,
 };
 
 /* ---- the checkpointer ---- */
@@ -1035,6 +1190,7 @@ static const kf_store_ops_t sqlite_ops = {
 static void *checkpointer_main(void *data)
 {
     sqlite_store_t *s = data;
+    pthread_setname_np(pthread_self(), "kefu-checkpoint");
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (!s->checkpoint_wanted && !s->stopping)
@@ -1090,15 +1246,17 @@ static void checkpointer_start(sqlite_store_t *s, const char *path, const char *
         return;
     }
     s->checkpointer_running = true;
-    /* Our hook replaces SQLite's automatic checkpoint on commit. */
-    sqlite3_wal_hook(s->db, wal_hook_cb, s);
+    /* Our hook replaces SQLite's automatic checkpoint on commit, on both writing connections. */
+    sqlite3_wal_hook(s->main.db, wal_hook_cb, s);
+    sqlite3_wal_hook(s->writer.db, wal_hook_cb, s);
 }
 
 static void checkpointer_stop(sqlite_store_t *s)
 {
     if (!s->checkpointer_running)
         return;
-    sqlite3_wal_hook(s->db, NULL, NULL);
+    sqlite3_wal_hook(s->main.db, NULL, NULL);
+    sqlite3_wal_hook(s->writer.db, NULL, NULL);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     pthread_cond_signal(&s->wake);
@@ -1201,6 +1359,73 @@ static const char *synchronous_pragma(const char *synchronous)
     return NULL;
 }
 
+/* Opens a connection to path and prepares every statement. The main connection (create) also
+ * sets WAL mode and migrates the schema first. */
+static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create)
+{
+    /* sqlite3_open_v2 may hand back a connection even when it fails; conn_close closes it. */
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK)
+        return KF_ESTORE;
+    sqlite3_extended_result_codes(c->db, 1);
+    if (sqlite3_busy_timeout(c->db, 5000) != SQLITE_OK)
+        return KF_ESTORE;
+    /* journal_mode answers with the mode it got; a file system without WAL support keeps a
+     * rollback journal, which is slower but just as safe, so it is not an error. */
+    if ((create && exec(c->db, "PRAGMA journal_mode = WAL") != 0) ||
+        exec(c->db, synchronous_sql) != 0 || exec(c->db, "PRAGMA foreign_keys = ON") != 0)
+        return KF_ESTORE;
+    if (create && migrate(c->db) != 0)
+        return KF_ESTORE;
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (sqlite3_prepare_v3(c->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &c->statements[i], NULL) != SQLITE_OK)
+            return KF_ESTORE;
+    }
+    return 0;
+}
+
+static void conn_close(conn_t *c)
+{
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(c->statements[i]);
+    sqlite3_close(c->db);
+}
+
+static int writer_start(sqlite_store_t *s)
+{
+    pthread_mutex_init(&s->queue_lock, NULL);
+    pthread_cond_init(&s->queue_wake, NULL);
+    pthread_cond_init(&s->queue_idle, NULL);
+    if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
+        pthread_cond_destroy(&s->queue_idle);
+        pthread_cond_destroy(&s->queue_wake);
+        pthread_mutex_destroy(&s->queue_lock);
+        return KF_ESTORE;
+    }
+    s->writer_running = true;
+    return 0;
+}
+
+/* Lets the writer finish what is queued, runs the callbacks, and joins it. */
+static void writer_stop(sqlite_store_t *s)
+{
+    if (!s->writer_running)
+        return;
+    sqlite_flush(&s->base);
+    pthread_mutex_lock(&s->queue_lock);
+    s->writer_stopping = true;
+    s->notify = NULL;
+    pthread_cond_signal(&s->queue_wake);
+    pthread_mutex_unlock(&s->queue_lock);
+    pthread_join(s->writer_thread, NULL);
+    s->writer_running = false;
+    sqlite_complete(&s->base);
+    pthread_cond_destroy(&s->queue_idle);
+    pthread_cond_destroy(&s->queue_wake);
+    pthread_mutex_destroy(&s->queue_lock);
+}
+
 int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out)
 {
     const char *synchronous_sql = synchronous_pragma(synchronous);
@@ -1210,41 +1435,27 @@ int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t *
 
     sqlite_store_t *s = kf_xcalloc(1, sizeof(*s));
     s->base.ops = &sqlite_ops;
-    /* sqlite3_open_v2 may hand back a connection even when it fails; it is closed below. */
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK)
-        goto out_close_db;
-    sqlite3_extended_result_codes(s->db, 1);
-    if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK)
-        goto out_close_db;
-    /* journal_mode answers with the mode it got; a file system without WAL support keeps a
-     * rollback journal, which is slower but just as safe, so it is not an error. */
-    if (exec(s->db, "PRAGMA journal_mode = WAL") != 0 || exec(s->db, synchronous_sql) != 0 ||
-        exec(s->db, "PRAGMA foreign_keys = ON") != 0)
-        goto out_close_db;
-    if (migrate(s->db) != 0)
-        goto out_close_db;
-    for (int i = 0; i < STMT_COUNT; i++) {
-        if (sqlite3_prepare_v3(s->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &s->statements[i], NULL) != SQLITE_OK)
-            goto out_finalize;
-    }
+    pthread_mutex_init(&s->gate, NULL);
+    atomic_init(&s->gate_waiting, 0);
+    if (conn_open(&s->main, path, synchronous_sql, true) != 0 ||
+        conn_open(&s->writer, path, synchronous_sql, false) != 0 || writer_start(s) != 0)
+        goto out_close;
     char journal_mode[16] = "";
     sqlite3_stmt *mode = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &mode, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(s->main.db, "PRAGMA journal_mode", -1, &mode, NULL) == SQLITE_OK &&
         sqlite3_step(mode) == SQLITE_ROW)
-        snprintf(journal_mode, sizeof journal_mode, "%s", (const char *)sqlite3_column_text(mode, 0));
+        snprintf(journal_mode, sizeof journal_mode, "%s",
+                 (const char *)sqlite3_column_text(mode, 0));
     sqlite3_finalize(mode);
     if (strcasecmp(journal_mode, "wal") == 0)
         checkpointer_start(s, path, synchronous_sql);
     *out = &s->base;
     return 0;
 
-out_finalize:
-    for (int i = 0; i < STMT_COUNT; i++)
-        sqlite3_finalize(s->statements[i]);
-out_close_db:
-    sqlite3_close(s->db);
+out_close:
+    conn_close(&s->writer);
+    conn_close(&s->main);
+    pthread_mutex_destroy(&s->gate);
     free(s);
     return KF_ESTORE;
 }

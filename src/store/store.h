@@ -11,11 +11,12 @@
  * - times are milliseconds since the Unix epoch (int64_t);
  * - message ids are assigned in commit order, strictly increasing across the whole store, so a
  *   message id is a valid resume cursor for any reader;
- * - group commit: the batched writes (message_add, conversation_open_for_visitor,
- *   conversation_mark_read) are durable only after the next commit() returns 0. The caller
- *   neither acknowledges nor publishes them before that. An operation that reads messages or
- *   conversations, and every other write, commits the open batch first, so nothing shown to
- *   anyone can be undone by a failed commit. */
+ * - group commit: the batched writes (message_add, conversation_mark_read) are queued and return
+ *   at once; a writer thread applies whatever is queued in one transaction with one sync, while
+ *   the next batch queues. Their done callbacks run later, on the caller's thread, from
+ *   complete(), once the write is durable or has failed. The caller neither acknowledges nor
+ *   publishes a write before its done callback says it is durable, and every read sees only
+ *   committed rows: nothing shown to anyone can be undone by a failed commit. */
 #ifndef KF_STORE_H
 #define KF_STORE_H
 
@@ -67,6 +68,15 @@ typedef struct kf_conversation {
 } kf_conversation_t;
 
 typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
+
+/* What a batched write came to, handed to its done callback. */
+typedef struct kf_store_result {
+    int rc;                   /* 0: durable; else why it is not stored */
+    kf_message_t message;     /* message_add: the stored row (valid during the callback) */
+    bool conversation_opened; /* message_add: it opened the visitor's conversation */
+} kf_store_result_t;
+
+typedef void (*kf_store_done_cb)(void *ctx, const kf_store_result_t *result);
 typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conversation);
 typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 
@@ -90,11 +100,12 @@ typedef struct kf_store_ops {
 
     /* Agent sessions, keyed by the SHA-256 (hex) of the session token; the store never sees the
      * token. session_get returns KF_ENOTFOUND for an unknown or expired (expires_at <= now)
-     * session, else fills agent_id_out and copies the CSRF token (NUL-terminated) into csrf_out. */
+     * session, else fills agent_id_out, copies the CSRF token (NUL-terminated) into csrf_out, and
+     * fills expires_at_out unless it is NULL. */
     int (*session_create)(kf_store_t *store, const char *token_hash, int64_t agent_id,
                           const char *csrf, int64_t now, int64_t expires_at);
     int (*session_get)(kf_store_t *store, const char *token_hash, int64_t now, int64_t *agent_id_out,
-                       char *csrf_out, size_t csrf_size);
+                       char *csrf_out, size_t csrf_size, int64_t *expires_at_out);
     int (*session_delete)(kf_store_t *store, const char *token_hash);
 
     /* Visitors, keyed by the SHA-256 (hex) of their bearer token. visitor_by_token fills id and
@@ -105,7 +116,8 @@ typedef struct kf_store_ops {
                             char *name_out, size_t name_size);
 
     /* Returns the visitor's open conversation, creating one (status "open") when there is none.
-     * Batched. */
+     * Not batched (its own transaction); the chat layer opens conversations with a visitor's
+     * first message_add instead. KF_ENOTFOUND for an unknown visitor. */
     int (*conversation_open_for_visitor)(kf_store_t *store, int64_t visitor_id, int64_t now,
                                          int64_t *conversation_id_out);
     /* Calls cb once with the conversation (unread counts and last message filled in). */
@@ -116,16 +128,30 @@ typedef struct kf_store_ops {
     /* Sets status to "open" or "closed"; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_set_status)(kf_store_t *store, int64_t conversation_id, const char *status,
                                    int64_t now);
-    /* Raises the agents' (or the visitor's) read mark to up_to; never lowers it. Batched. */
+    /* Batched writes (see group commit above). Each copies its arguments and returns 0, or
+     * KF_EINVAL for arguments refused at once (then done is never called); later, done runs
+     * exactly once from complete() or flush().
+     * conversation_mark_read raises the agents' (or the visitor's) read mark to up_to, never
+     * lowering it and never past the conversation's newest message; KF_ENOTFOUND (in the result)
+     * for an unknown conversation. */
     int (*conversation_mark_read)(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
-                                  int64_t up_to);
-
-    /* Appends a message (batched: durable at the next commit) and calls cb once with its row
-     * (id assigned). Also updates the conversation's updated_at. KF_ENOTFOUND for an unknown
-     * conversation. */
-    int (*message_add)(kf_store_t *store, int64_t conversation_id, kf_sender_t sender,
-                       int64_t agent_id, const char *body, int64_t now, kf_store_message_cb cb,
-                       void *ctx);
+                                  int64_t up_to, kf_store_done_cb done, void *ctx);
+    /* Appends a message and moves the conversation's updated_at. conversation_id 0 with a visitor
+     * message means the visitor's open conversation (the newest), opened when there is none:
+     * result->conversation_opened tells. KF_ENOTFOUND for an unknown conversation or visitor;
+     * KF_EINVAL at once for a bad sender, an agent message without an agent, or a visitor
+     * message that names one, and in the result for an unknown agent. */
+    int (*message_add)(kf_store_t *store, int64_t conversation_id, int64_t visitor_id,
+                       kf_sender_t sender, int64_t agent_id, const char *body, int64_t now,
+                       kf_store_done_cb done, void *ctx);
+    /* Runs the done callbacks of the batched writes that have finished, in the order they were
+     * queued. Cheap when none has. */
+    void (*complete)(kf_store_t *store);
+    /* Waits until every write queued so far has finished, then runs complete(). */
+    void (*flush)(kf_store_t *store);
+    /* notify(data) is called, from the writer's thread, whenever complete() has work: an event
+     * loop wakes itself (uv_async_send) and calls complete(). NULL: nobody is told; call flush. */
+    void (*set_notify)(kf_store_t *store, void (*notify)(void *data), void *data);
     /* Messages with id > after_id, oldest first, at most limit, of: one conversation
      * (messages_in_conversation), every conversation of one visitor (messages_of_visitor),
      * or every conversation (messages_all). */
@@ -139,10 +165,6 @@ typedef struct kf_store_ops {
     int (*conversation_find_open)(kf_store_t *store, int64_t visitor_id,
                                   int64_t *conversation_id_out);
 
-    /* Makes every batched write since the last call durable (one transaction, one sync).
-     * Returns 0, or an error when some of them are not stored: their callers must be told they
-     * failed. Cheap when nothing is pending. */
-    int (*commit)(kf_store_t *store);
 } kf_store_ops_t;
 
 /* Every backend's handle starts with this. */
@@ -154,6 +176,57 @@ struct kf_store {
  * synchronous=FULL unless synchronous is "NORMAL" or "OFF" (NULL means FULL), schema created or
  * migrated (a schema_version setting). Returns 0 and *out, or KF_ESTORE / KF_EINVAL. */
 int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out);
+
+/* What a synchronous batched write came to (kf_store_*_sync). */
+typedef struct kf_store_sync {
+    int rc;
+    int64_t message_id;
+    int64_t conversation_id;
+    bool conversation_opened;
+} kf_store_sync_t;
+
+static inline void kf_store_sync_cb(void *ctx, const kf_store_result_t *result)
+{
+    kf_store_sync_t *sync = (kf_store_sync_t *)ctx;
+    sync->rc = result->rc;
+    sync->message_id = result->rc == 0 ? result->message.id : 0;
+    sync->conversation_id = result->rc == 0 ? result->message.conversation_id : 0;
+    sync->conversation_opened = result->conversation_opened;
+}
+
+/* message_add, waiting for its commit: for start-up, tools and tests, never on the event loop
+ * (flush also runs every other finished write's callback). Returns the write's result code;
+ * *out (may be NULL) gets the rest. */
+static inline int kf_store_message_add_sync(kf_store_t *store, int64_t conversation_id,
+                                            int64_t visitor_id, kf_sender_t sender,
+                                            int64_t agent_id, const char *body, int64_t now,
+                                            kf_store_sync_t *out)
+{
+    kf_store_sync_t sync = {0, 0, 0, false};
+    int rc = store->ops->message_add(store, conversation_id, visitor_id, sender, agent_id, body,
+                                     now, kf_store_sync_cb, &sync);
+    if (rc == 0) {
+        store->ops->flush(store);
+        rc = sync.rc;
+    }
+    if (out != NULL)
+        *out = sync;
+    return rc;
+}
+
+/* conversation_mark_read, waiting for its commit (as kf_store_message_add_sync). */
+static inline int kf_store_mark_read_sync(kf_store_t *store, int64_t conversation_id,
+                                          kf_sender_t reader, int64_t up_to)
+{
+    kf_store_sync_t sync = {0, 0, 0, false};
+    int rc = store->ops->conversation_mark_read(store, conversation_id, reader, up_to,
+                                                kf_store_sync_cb, &sync);
+    if (rc == 0) {
+        store->ops->flush(store);
+        rc = sync.rc;
+    }
+    return rc;
+}
 
 static inline void kf_store_close(kf_store_t *store)
 {

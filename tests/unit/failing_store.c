@@ -94,12 +94,13 @@ static int fs_session_create(kf_store_t *store, const char *token_hash, int64_t 
 }
 
 static int fs_session_get(kf_store_t *store, const char *token_hash, int64_t now,
-                          int64_t *agent_id_out, char *csrf_out, size_t csrf_size)
+                          int64_t *agent_id_out, char *csrf_out, size_t csrf_size,
+                          int64_t *expires_at_out)
 {
     int rc = intercept(store, FS_OP(session_get));
     return rc != 0 ? rc
                    : state(store)->real->session_get(store, token_hash, now, agent_id_out, csrf_out,
-                                                     csrf_size);
+                                                     csrf_size, expires_at_out);
 }
 
 static int fs_session_delete(kf_store_t *store, const char *token_hash)
@@ -156,23 +157,64 @@ static int fs_conversation_set_status(kf_store_t *store, int64_t conversation_id
                : state(store)->real->conversation_set_status(store, conversation_id, status, now);
 }
 
-static int fs_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
-                                     int64_t up_to)
+/* Carries a batched write's callback, so that its completion can be failed too. */
+typedef struct fs_pending {
+    kf_store_t *store;
+    kf_store_done_cb done;
+    void *ctx;
+} fs_pending_t;
+
+static fs_pending_t *fs_pending_new(kf_store_t *store, kf_store_done_cb done, void *ctx)
 {
-    int rc = intercept(store, FS_OP(conversation_mark_read));
-    return rc != 0
-               ? rc
-               : state(store)->real->conversation_mark_read(store, conversation_id, reader, up_to);
+    fs_pending_t *p = calloc(1, sizeof *p);
+    if (p != NULL)
+        *p = (fs_pending_t){store, done, ctx};
+    return p;
 }
 
-static int fs_message_add(kf_store_t *store, int64_t conversation_id, kf_sender_t sender,
-                          int64_t agent_id, const char *body, int64_t now, kf_store_message_cb cb,
-                          void *ctx)
+/* A completion counts as a call of complete(); a failed one reports the error instead. */
+static void fs_done(void *data, const kf_store_result_t *result)
+{
+    fs_pending_t *p = data;
+    kf_store_result_t r = *result;
+    int rc = intercept(p->store, FS_OP(complete));
+    if (rc != 0)
+        r.rc = rc;
+    p->done(p->ctx, &r);
+    free(p);
+}
+
+static int fs_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
+                                     int64_t up_to, kf_store_done_cb done, void *ctx)
+{
+    int rc = intercept(store, FS_OP(conversation_mark_read));
+    if (rc != 0)
+        return rc;
+    fs_pending_t *p = fs_pending_new(store, done, ctx);
+    if (p == NULL)
+        return -1;
+    rc = state(store)->real->conversation_mark_read(store, conversation_id, reader, up_to, fs_done,
+                                                    p);
+    if (rc != 0)
+        free(p);
+    return rc;
+}
+
+static int fs_message_add(kf_store_t *store, int64_t conversation_id, int64_t visitor_id,
+                          kf_sender_t sender, int64_t agent_id, const char *body, int64_t now,
+                          kf_store_done_cb done, void *ctx)
 {
     int rc = intercept(store, FS_OP(message_add));
-    return rc != 0 ? rc
-                   : state(store)->real->message_add(store, conversation_id, sender, agent_id, body,
-                                                     now, cb, ctx);
+    if (rc != 0)
+        return rc;
+    fs_pending_t *p = fs_pending_new(store, done, ctx);
+    if (p == NULL)
+        return -1;
+    rc = state(store)->real->message_add(store, conversation_id, visitor_id, sender, agent_id, body,
+                                         now, fs_done, p);
+    if (rc != 0)
+        free(p);
+    return rc;
 }
 
 static int fs_messages_in_conversation(kf_store_t *store, int64_t conversation_id, int64_t after_id,
@@ -207,12 +249,6 @@ static int fs_conversation_find_open(kf_store_t *store, int64_t visitor_id,
     return rc != 0
                ? rc
                : state(store)->real->conversation_find_open(store, visitor_id, conversation_id_out);
-}
-
-static int fs_commit(kf_store_t *store)
-{
-    int rc = intercept(store, FS_OP(commit));
-    return rc != 0 ? rc : state(store)->real->commit(store);
 }
 
 int failing_store_open(const char *path, kf_store_t **out)
@@ -250,7 +286,6 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.messages_of_visitor = fs_messages_of_visitor;
     fs->ops.messages_all = fs_messages_all;
     fs->ops.conversation_find_open = fs_conversation_find_open;
-    fs->ops.commit = fs_commit;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;

@@ -7,9 +7,11 @@
  * the test's failure plan first and then calls SQLite's operation. Operations it does not know
  * (added to kf_store_ops_t after it was written) pass straight through, unfailable.
  *
- * A failed commit does not reach SQLite, so the batch it would have ended stays open and the next
- * commit stores it (a real failed commit rolls it back): tests look at what clients are answered
- * and what is published, not at the rows. */
+ * The batched writes (message_add, conversation_mark_read) can fail twice: when queued (the call
+ * returns the error) and when they complete (FS_OP(complete) counts completions, one per write,
+ * not calls of complete()): a failed completion reports the error to its caller, as a failed
+ * commit would, though SQLite did store the write. Tests look at what clients are answered and
+ * what is published, not at the rows. */
 #ifndef KF_TEST_FAILING_STORE_H
 #define KF_TEST_FAILING_STORE_H
 

@@ -370,14 +370,12 @@ typedef struct store_case {
 static const store_case_t store_cases[] = {
     {"visitor session", AS_NOBODY, "POST", "/api/visitor/session", "{\"name\":\"Bo\"}",
      FS_OP(visitor_create), 1, 500},
-    {"visitor send: open conversation lookup", AS_VISITOR, "POST", "/api/visitor/messages",
-     "{\"body\":\"lost\"}", FS_OP(conversation_find_open), 1, 500},
     {"visitor send: new conversation", AS_NEW_VISITOR, "POST", "/api/visitor/messages",
-     "{\"body\":\"lost\"}", FS_OP(conversation_open_for_visitor), 1, 500},
+     "{\"body\":\"lost\"}", FS_OP(complete), 1, 500},
     {"visitor send: message insert", AS_VISITOR, "POST", "/api/visitor/messages",
      "{\"body\":\"lost\"}", FS_OP(message_add), 1, 500},
     {"visitor send: commit", AS_VISITOR, "POST", "/api/visitor/messages", "{\"body\":\"lost\"}",
-     FS_OP(commit), 1, 500},
+     FS_OP(complete), 1, 500},
     {"visitor history", AS_VISITOR, "GET", "/api/visitor/messages", NULL,
      FS_OP(messages_of_visitor), 1, 500},
     {"visitor read: message lookup", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
@@ -385,7 +383,7 @@ static const store_case_t store_cases[] = {
     {"visitor read: mark", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
      FS_OP(conversation_mark_read), 1, 500},
     {"visitor read: commit", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
-     FS_OP(commit), 1, 500},
+     FS_OP(complete), 1, 500},
     {"visitor typing", AS_VISITOR, "POST", "/api/visitor/typing", "{\"typing\":true}",
      FS_OP(conversation_find_open), 1, 500},
     {"visitor poll replay", AS_VISITOR, "GET", "/push/poll", NULL, FS_OP(messages_of_visitor), 1,
@@ -406,13 +404,13 @@ static const store_case_t store_cases[] = {
     {"agent send: message insert", AS_AGENT, "POST", "/api/conversations/{c}/messages",
      "{\"body\":\"lost\"}", FS_OP(message_add), 1, 500},
     {"agent send: commit", AS_AGENT, "POST", "/api/conversations/{c}/messages",
-     "{\"body\":\"lost\"}", FS_OP(commit), 1, 500},
+     "{\"body\":\"lost\"}", FS_OP(complete), 1, 500},
     {"agent read: conversation lookup", AS_AGENT, "POST", "/api/conversations/{c}/read",
      "{\"up_to\":{m}}", FS_OP(conversation_get), 1, 500},
     {"agent read: mark", AS_AGENT, "POST", "/api/conversations/{c}/read", "{\"up_to\":{m}}",
      FS_OP(conversation_mark_read), 1, 500},
     {"agent read: commit", AS_AGENT, "POST", "/api/conversations/{c}/read", "{\"up_to\":{m}}",
-     FS_OP(commit), 1, 500},
+     FS_OP(complete), 1, 500},
     {"agent typing: conversation lookup", AS_AGENT, "POST", "/api/conversations/{c}/typing",
      "{\"typing\":true}", FS_OP(conversation_get), 1, 500},
     /* The first agent_by_id authenticates the agent; the second finds the name to show. */
@@ -421,6 +419,13 @@ static const store_case_t store_cases[] = {
     {"conversation status", AS_AGENT, "POST", "/api/conversations/{c}/status",
      "{\"status\":\"open\"}", FS_OP(conversation_set_status), 1, 500},
 };
+
+/* Empties the app's credential caches, so that the next request looks its caller up. */
+static void forget_credentials(void)
+{
+    kf_auth_cache_clear(fx->app->agent_sessions);
+    kf_auth_cache_clear(fx->app->visitor_tokens);
+}
 
 static void test_store_failures(void **state)
 {
@@ -433,6 +438,7 @@ static void test_store_failures(void **state)
         if (c->body != NULL)
             expand(c->body, body, sizeof body);
         fx->agent_events = fx->visitor_events = 0;
+        forget_credentials(); /* each case authenticates through the store */
         failing_store_fail_nth(fx->store, c->op, c->nth, KF_ESTORE);
         response_t *r = request(c->who, c->method, path, c->body != NULL ? body : NULL);
         assert_int_equal(failing_store_failures(fx->store), 1); /* the path was taken */
@@ -497,6 +503,7 @@ static void test_store_failure_while_authenticating(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         print_message("store failure while authenticating: %s %s\n", cases[i].method,
                       cases[i].path);
+        forget_credentials();
         failing_store_fail_nth(fx->store, cases[i].op, 1, KF_ESTORE);
         response_t *r = request(cases[i].who, cases[i].method, cases[i].path, cases[i].body);
         assert_int_equal(failing_store_failures(fx->store), 1);
@@ -696,7 +703,7 @@ static void test_websocket_store_failures(void **state)
         const char *action;
     } cases[] = {
         {FS_OP(message_add), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
-        {FS_OP(commit), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
+        {FS_OP(complete), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
         {FS_OP(messages_of_visitor), "{\"type\":\"read\",\"ref\":\"s1\",\"up_to\":1}"},
         {FS_OP(conversation_find_open), "{\"type\":\"typing\",\"ref\":\"s1\",\"typing\":true}"},
     };
@@ -775,6 +782,72 @@ static void test_websocket_bad_actions(void **state)
 }
 
 /* ---- answers after the commit ---- */
+
+/* Events in a poll answer. */
+static size_t poll_events(const response_t *r)
+{
+    return json_array_size(json_object_get(r->json, "events"));
+}
+
+/* A stream that opens with a current cursor (a page load, a reconnect) is not replayed from the
+ * store: the server knows nothing is stored above it. An older cursor, or a stream it knows
+ * nothing about, is replayed as ever. */
+static void test_replay_skipped_for_current_cursor(void **state)
+{
+    (void)state;
+    char path[64];
+    response_t *r = request(AS_VISITOR, "POST", "/api/visitor/messages", "{\"body\":\"two\"}");
+    assert_int_equal(r->status, 201);
+    int64_t second = json_integer_value(json_object_get(json_object_get(r->json, "message"), "id"));
+    response_free(r);
+
+    static const struct {
+        who_t who;
+        size_t op;
+    } streams[] = {{AS_VISITOR, FS_OP(messages_of_visitor)}, {AS_AGENT, FS_OP(messages_all)}};
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        failing_store_reset(fx->store);
+        snprintf(path, sizeof path, "/push/poll?after=%lld", (long long)second);
+        r = request(streams[i].who, "GET", path, NULL);
+        assert_int_equal(r->status, 200);
+        assert_int_equal(poll_events(r), 0);
+        response_free(r);
+        /* Known from the messages published since the start: no query. */
+        unsigned long asked = failing_store_calls(fx->store, streams[i].op);
+        assert_int_equal(asked, 0);
+        r = request(streams[i].who, "GET", path, NULL);
+        assert_int_equal(poll_events(r), 0);
+        response_free(r);
+        assert_int_equal(failing_store_calls(fx->store, streams[i].op), asked);
+
+        snprintf(path, sizeof path, "/push/poll?after=%lld", (long long)second - 1);
+        r = request(streams[i].who, "GET", path, NULL);
+        assert_int_equal(poll_events(r), 1); /* the second message, from the store */
+        response_free(r);
+        assert_int_equal(failing_store_calls(fx->store, streams[i].op), asked + 1);
+    }
+    /* A newer message moves the mark: the old current cursor is replayed again. */
+    snprintf(path, sizeof path, "/api/conversations/%lld/messages", (long long)fx->conversation_id);
+    r = request(AS_AGENT, "POST", path, "{\"body\":\"three\"}");
+    assert_int_equal(r->status, 201);
+    response_free(r);
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        snprintf(path, sizeof path, "/push/poll?after=%lld", (long long)second);
+        r = request(streams[i].who, "GET", path, NULL);
+        assert_int_equal(poll_events(r), 1);
+        response_free(r);
+    }
+    /* Forgotten (a new app knows nothing): replayed from the store. */
+    forget_credentials();
+    kf_chat_newest_t *table = fx->app->newest_by_visitor;
+    memset(table, 0, 16384 * sizeof *table);
+    failing_store_reset(fx->store);
+    snprintf(path, sizeof path, "/push/poll?after=%lld", (long long)second + 1);
+    r = request(AS_VISITOR, "GET", path, NULL);
+    assert_int_equal(poll_events(r), 0);
+    response_free(r);
+    assert_int_equal(failing_store_calls(fx->store, FS_OP(messages_of_visitor)), 1);
+}
 
 /* A client that goes away while its message waits for the commit: the message stands (stored and
  * published), only the answer is dropped. */
@@ -977,6 +1050,7 @@ int main(void)
         cmocka_unit_test_setup(test_websocket_store_failures, test_setup),
         cmocka_unit_test_setup(test_websocket_bad_actions, test_setup),
         cmocka_unit_test_setup(test_client_gone_before_commit, test_setup),
+        cmocka_unit_test_setup(test_replay_skipped_for_current_cursor, test_setup),
         cmocka_unit_test_setup(test_pipelined_writes, test_setup),
         cmocka_unit_test_setup(test_pages, test_setup),
         cmocka_unit_test(test_app_start_failures),

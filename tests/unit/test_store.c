@@ -12,6 +12,7 @@
 #include "store/store.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,9 @@ typedef struct seen {
     kf_conversation_t conversations[MAX_ROWS]; /* copies; strings point into strings[] */
     size_t agent_count;                        /* rows in agents */
     kf_agent_t agents[MAX_ROWS];               /* copies; strings point into strings[] */
+    size_t result_count;                       /* batched writes' completions */
+    int results[MAX_ROWS];                     /* their result codes, in order */
+    bool opened[MAX_ROWS];                     /* their conversation_opened */
     size_t string_count;                       /* entries in strings */
     char *strings[MAX_STRINGS];                /* owned copies, freed by seen_free */
 } seen_t;
@@ -178,6 +182,20 @@ static int on_message(void *ctx, const kf_message_t *message)
     assert_true(seen->message_count < MAX_ROWS);
     keep_message(seen, message, &seen->messages[seen->message_count++]);
     return count_call(seen);
+}
+
+/* A batched write's done callback: records the result (and the row, when stored). */
+static void on_done(void *ctx, const kf_store_result_t *result)
+{
+    seen_t *seen = ctx;
+    assert_true(seen->result_count < MAX_ROWS);
+    seen->opened[seen->result_count] = result->conversation_opened;
+    seen->results[seen->result_count++] = result->rc;
+    if (result->rc == 0 && result->message.id != 0) {
+        assert_true(seen->message_count < MAX_ROWS);
+        keep_message(seen, &result->message, &seen->messages[seen->message_count++]);
+    }
+    seen->calls++;
 }
 
 static int on_conversation(void *ctx, const kf_conversation_t *conversation)
@@ -240,9 +258,12 @@ static int64_t add_message_at(fixture_t *f, int64_t conversation_id, int64_t age
 {
     seen_t *seen = seen_new();
     kf_sender_t sender = agent_id != 0 ? KF_SENDER_AGENT : KF_SENDER_VISITOR;
-    assert_int_equal(f->store->ops->message_add(f->store, conversation_id, sender, agent_id, body,
-                                                now, on_message, seen),
+    assert_int_equal(f->store->ops->message_add(f->store, conversation_id, 0, sender, agent_id,
+                                                body, now, on_done, seen),
                      0);
+    f->store->ops->flush(f->store);
+    assert_int_equal(seen->result_count, 1);
+    assert_int_equal(seen->results[0], 0);
     assert_int_equal(seen->message_count, 1);
     int64_t id = seen->messages[0].id;
     assert_true(id > 0);
@@ -353,25 +374,30 @@ static void test_sessions(void **state)
     char csrf[64];
 
     assert_int_equal(ops->session_create(f->store, "hash-1", agent, "csrf-1", NOW, NOW + HOUR), 0);
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, sizeof(csrf)), 0);
+    int64_t expires_at = 0;
+    assert_int_equal(
+        ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, sizeof(csrf), &expires_at), 0);
     assert_int_equal(agent_id, agent);
     assert_string_equal(csrf, "csrf-1");
+    assert_int_equal(expires_at, NOW + HOUR);
 
     /* Valid up to the last millisecond before expires_at, not at it. */
     assert_int_equal(ops->session_get(f->store, "hash-1", NOW + HOUR - 1, &agent_id, csrf,
-                                      sizeof(csrf)),
+                                      sizeof(csrf), NULL),
                      0);
     assert_int_equal(ops->session_get(f->store, "hash-1", NOW + HOUR, &agent_id, csrf,
-                                      sizeof(csrf)),
+                                      sizeof(csrf), NULL),
                      KF_ENOTFOUND);
     assert_int_equal(ops->session_get(f->store, "hash-1", NOW + 2 * HOUR, &agent_id, csrf,
-                                      sizeof(csrf)),
+                                      sizeof(csrf), NULL),
                      KF_ENOTFOUND);
 
-    assert_int_equal(ops->session_get(f->store, "unknown", NOW, &agent_id, csrf, sizeof(csrf)),
-                     KF_ENOTFOUND);
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, 6), KF_ETOOBIG);
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, 7), 0);
+    assert_int_equal(
+        ops->session_get(f->store, "unknown", NOW, &agent_id, csrf, sizeof(csrf), NULL),
+        KF_ENOTFOUND);
+    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, 6, NULL),
+                     KF_ETOOBIG);
+    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, 7, NULL), 0);
     assert_string_equal(csrf, "csrf-1");
 
     assert_int_equal(ops->session_create(f->store, "hash-1", agent, "again", NOW, NOW + HOUR),
@@ -379,13 +405,14 @@ static void test_sessions(void **state)
     assert_int_equal(ops->session_create(f->store, "hash-2", agent, "csrf-2", NOW, NOW + HOUR), 0);
 
     assert_int_equal(ops->session_delete(f->store, "hash-1"), 0);
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, sizeof(csrf)),
+    assert_int_equal(ops->session_get(f->store, "hash-1", NOW, &agent_id, csrf, sizeof(csrf), NULL),
                      KF_ENOTFOUND);
     assert_int_equal(ops->session_delete(f->store, "hash-1"), KF_ENOTFOUND);
     assert_int_equal(ops->session_delete(f->store, "unknown"), KF_ENOTFOUND);
 
     /* The other session is untouched. */
-    assert_int_equal(ops->session_get(f->store, "hash-2", NOW, &agent_id, csrf, sizeof(csrf)), 0);
+    assert_int_equal(ops->session_get(f->store, "hash-2", NOW, &agent_id, csrf, sizeof(csrf), NULL),
+                     0);
     assert_string_equal(csrf, "csrf-2");
 
     /* A later login still works when older sessions have expired by then. */
@@ -393,11 +420,11 @@ static void test_sessions(void **state)
                                          NOW + 4 * HOUR),
                      0);
     assert_int_equal(ops->session_get(f->store, "hash-3", NOW + 3 * HOUR, &agent_id, csrf,
-                                      sizeof(csrf)),
+                                      sizeof(csrf), NULL),
                      0);
     assert_string_equal(csrf, "csrf-3");
     assert_int_equal(ops->session_get(f->store, "hash-2", NOW + 3 * HOUR, &agent_id, csrf,
-                                      sizeof(csrf)),
+                                      sizeof(csrf), NULL),
                      KF_ENOTFOUND);
 }
 
@@ -484,14 +511,18 @@ static void test_message_add(void **state)
         last = id;
     }
 
-    /* The row handed to the callback is the stored row. */
+    /* The row handed to the callback is the stored row; nothing is visible before the commit
+     * that the callback reports, and callbacks run only from complete() or flush(). */
     seen_t *seen = seen_new();
-    assert_int_equal(ops->message_add(f->store, conversation_a, KF_SENDER_AGENT, agent, "Hi there",
-                                      NOW + 5, on_message, seen),
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, KF_SENDER_AGENT, agent,
+                                      "Hi there", NOW + 5, on_done, seen),
                      0);
-    assert_int_equal(ops->message_add(f->store, conversation_b, KF_SENDER_VISITOR, 0, "Hello?",
-                                      NOW + 6, on_message, seen),
+    assert_int_equal(ops->message_add(f->store, conversation_b, 0, KF_SENDER_VISITOR, 0, "Hello?",
+                                      NOW + 6, on_done, seen),
                      0);
+    assert_int_equal(seen->result_count, 0);
+    ops->flush(f->store);
+    assert_int_equal(seen->result_count, 2);
     assert_int_equal(seen->message_count, 2);
     const kf_message_t *by_agent = &seen->messages[0];
     assert_true(by_agent->id > last);
@@ -502,6 +533,7 @@ static void test_message_add(void **state)
     assert_string_equal(by_agent->agent_name, "Ana");
     assert_string_equal(by_agent->body, "Hi there");
     assert_int_equal(by_agent->created_at, NOW + 5);
+    assert_false(seen->opened[0]);
     const kf_message_t *by_visitor = &seen->messages[1];
     assert_true(by_visitor->id > by_agent->id);
     assert_int_equal(by_visitor->visitor_id, visitor_b);
@@ -529,35 +561,48 @@ static void test_message_add(void **state)
     assert_int_equal(conversation->conversations[0].updated_at, NOW + 5);
     seen_free(conversation);
 
-    /* Refusals call no callback and store nothing. */
-    int calls = seen->calls;
-    assert_int_equal(ops->message_add(f->store, conversation_b + 100, KF_SENDER_VISITOR, 0, "lost",
-                                      NOW, on_message, seen),
-                     KF_ENOTFOUND);
-    assert_int_equal(ops->message_add(f->store, conversation_a, KF_SENDER_AGENT, 0, "no agent",
-                                      NOW, on_message, seen),
+    /* Refusals: bad arguments at once, without a callback; rows that are not there in the
+     * result. Either way nothing is stored. */
+    size_t results = seen->result_count;
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, KF_SENDER_AGENT, 0, "no agent",
+                                      NOW, on_done, seen),
                      KF_EINVAL);
-    assert_int_equal(ops->message_add(f->store, conversation_a, KF_SENDER_AGENT, agent + 100,
-                                      "unknown agent", NOW, on_message, seen),
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, KF_SENDER_VISITOR, agent,
+                                      "visitor naming an agent", NOW, on_done, seen),
                      KF_EINVAL);
-    assert_int_equal(ops->message_add(f->store, conversation_a, KF_SENDER_VISITOR, agent,
-                                      "visitor naming an agent", NOW, on_message, seen),
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, (kf_sender_t)7, 0, "bad sender",
+                                      NOW, on_done, seen),
                      KF_EINVAL);
-    assert_int_equal(ops->message_add(f->store, conversation_a, (kf_sender_t)7, 0, "bad sender",
-                                      NOW, on_message, seen),
+    assert_int_equal(ops->message_add(f->store, 0, 0, KF_SENDER_VISITOR, 0, "whose?", NOW, on_done,
+                                      seen),
                      KF_EINVAL);
-    assert_int_equal(seen->calls, calls);
-    seen_t *after = seen_new();
-    assert_int_equal(ops->messages_all(f->store, by_visitor->id, 10, on_message, after), 0);
-    assert_int_equal(after->message_count, 0);
-    seen_free(after);
-
-    /* A callback's non-zero answer is the operation's answer; the message is stored anyway. */
-    seen->stop_at = seen->calls + 1;
-    seen->stop_value = 42;
-    assert_int_equal(ops->message_add(f->store, conversation_a, KF_SENDER_VISITOR, 0, "stored",
-                                      NOW, on_message, seen),
-                     42);
+    assert_int_equal(ops->message_add(f->store, 0, visitor_a, KF_SENDER_AGENT, agent,
+                                      "agents name the conversation", NOW, on_done, seen),
+                     KF_EINVAL);
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, KF_SENDER_VISITOR, 0, "no done",
+                                      NOW, NULL, NULL),
+                     KF_EINVAL);
+    ops->flush(f->store);
+    assert_int_equal(seen->result_count, results);
+    assert_int_equal(ops->message_add(f->store, conversation_b + 100, 0, KF_SENDER_VISITOR, 0,
+                                      "lost", NOW, on_done, seen),
+                     0);
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, KF_SENDER_AGENT, agent + 100,
+                                      "unknown agent", NOW, on_done, seen),
+                     0);
+    assert_int_equal(ops->message_add(f->store, 0, visitor_b + 100, KF_SENDER_VISITOR, 0,
+                                      "unknown visitor", NOW, on_done, seen),
+                     0);
+    /* A good write among them is stored: one write's failure is its own. */
+    assert_int_equal(ops->message_add(f->store, conversation_a, 0, KF_SENDER_VISITOR, 0, "stored",
+                                      NOW, on_done, seen),
+                     0);
+    ops->flush(f->store);
+    assert_int_equal(seen->result_count, results + 4);
+    assert_int_equal(seen->results[results], KF_ENOTFOUND);
+    assert_int_equal(seen->results[results + 1], KF_EINVAL);
+    assert_int_equal(seen->results[results + 2], KF_ENOTFOUND);
+    assert_int_equal(seen->results[results + 3], 0);
     int64_t stopped_id = seen->messages[seen->message_count - 1].id;
     seen_t *check = seen_new();
     assert_int_equal(ops->messages_all(f->store, by_visitor->id, 10, on_message, check), 0);
@@ -772,7 +817,6 @@ static void test_callbacks_stop_early(void **state)
 static void test_unread_and_mark_read(void **state)
 {
     fixture_t *f = *state;
-    const kf_store_ops_t *ops = f->store->ops;
     int64_t agent = add_agent(f, "ana@example.com", "Ana");
     int64_t visitor = add_visitor(f, "token-a", "A");
     int64_t conversation = open_conversation(f, visitor);
@@ -789,7 +833,7 @@ static void test_unread_and_mark_read(void **state)
     assert_int_equal(seen->conversations[0].visitor_read_up_to, 0);
     seen_free(seen);
 
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, v2), 0);
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, v2), 0);
     seen = get_conversation(f, conversation);
     assert_int_equal(seen->conversations[0].agent_read_up_to, v2);
     assert_int_equal(seen->conversations[0].unread_for_agents, 1);
@@ -797,15 +841,14 @@ static void test_unread_and_mark_read(void **state)
     seen_free(seen);
 
     /* Never lowered. */
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, v1), 0);
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, v1), 0);
     seen = get_conversation(f, conversation);
     assert_int_equal(seen->conversations[0].agent_read_up_to, v2);
     assert_int_equal(seen->conversations[0].unread_for_agents, 1);
     seen_free(seen);
 
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_VISITOR, g1),
-                     0);
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, v3), 0);
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_VISITOR, g1), 0);
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, v3), 0);
     seen = get_conversation(f, conversation);
     assert_int_equal(seen->conversations[0].visitor_read_up_to, g1);
     assert_int_equal(seen->conversations[0].unread_for_visitor, 0);
@@ -814,8 +857,7 @@ static void test_unread_and_mark_read(void **state)
     seen_free(seen);
 
     /* A mark past the newest message stops at it, so later messages still count as unread. */
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT,
-                                                 v3 + 1000),
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, v3 + 1000),
                      0);
     int64_t v4 = add_message(f, conversation, 0, "v4");
     assert_true(v4 <= v3 + 1000);
@@ -824,9 +866,9 @@ static void test_unread_and_mark_read(void **state)
     assert_int_equal(seen->conversations[0].unread_for_agents, 1);
     seen_free(seen);
 
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation + 100, KF_SENDER_AGENT, 1),
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation + 100, KF_SENDER_AGENT, 1),
                      KF_ENOTFOUND);
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, (kf_sender_t)5, v4),
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, (kf_sender_t)5, v4),
                      KF_EINVAL);
 }
 
@@ -947,7 +989,7 @@ static void test_durability(void **state)
     int64_t conversation = open_conversation(f, visitor);
     int64_t first = add_message(f, conversation, 0, "before restart");
     int64_t second = add_message(f, conversation, agent, "answer");
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, first),
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, first),
                      0);
 
     reopen(f);
@@ -960,7 +1002,8 @@ static void test_durability(void **state)
     assert_int_equal(ops->agent_count(f->store, &count), 0);
     assert_int_equal(count, 1);
     int64_t id = 0;
-    assert_int_equal(ops->session_get(f->store, "session", NOW, &id, value, sizeof(value)), 0);
+    assert_int_equal(ops->session_get(f->store, "session", NOW, &id, value, sizeof(value), NULL),
+                     0);
     assert_int_equal(id, agent);
     assert_int_equal(ops->visitor_by_token(f->store, "token-a", &id, value, sizeof(value)), 0);
     assert_int_equal(id, visitor);
@@ -1038,8 +1081,9 @@ static void test_hostile_strings(void **state)
         /* Hostile lookup keys find nothing rather than everything. */
         assert_int_equal(ops->visitor_by_token(f->store, hostile[i], &id, value, sizeof(value)),
                          KF_ENOTFOUND);
-        assert_int_equal(ops->session_get(f->store, hostile[i], NOW, &id, value, sizeof(value)),
-                         KF_ENOTFOUND);
+        assert_int_equal(
+            ops->session_get(f->store, hostile[i], NOW, &id, value, sizeof(value), NULL),
+            KF_ENOTFOUND);
     }
 
     /* Every table is still there and whole. */
@@ -1107,69 +1151,117 @@ static int64_t sqlite_query_int(const char *path, const char *sql)
     return value;
 }
 
-/* Group commit: batched writes stay in one open transaction, invisible to other connections,
- * until commit(); a failed write leaves the rest of its batch alone; reads settle the batch. */
+/* Counts the store's notify calls (from the writer's thread). */
+typedef struct notified {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int count;
+} notified_t;
+
+static void on_notify(void *data)
+{
+    notified_t *n = data;
+    pthread_mutex_lock(&n->lock);
+    n->count++;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Group commit on the writer thread: writes return at once, even while another connection holds
+ * the write lock; the caller's reads go on meanwhile; callbacks run only on the caller's thread
+ * (complete or flush), in order, after the commit; a failed write leaves the rest of its batch
+ * alone; closing commits what is queued. */
 static void test_sqlite_group_commit(void **state)
 {
     fixture_t *f = *state;
     const kf_store_ops_t *ops = f->store->ops;
     int64_t agent = add_agent(f, "ana@example.com", "Ana");
     int64_t visitor = add_visitor(f, "token-a", "A");
-    int64_t conversation = 0;
-    assert_int_equal(ops->conversation_open_for_visitor(f->store, visitor, NOW, &conversation), 0);
-    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM conversations"), 0);
-    assert_int_equal(ops->commit(f->store), 0);
-    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM conversations"), 1);
-    assert_int_equal(ops->commit(f->store), 0); /* nothing pending: still fine */
+    notified_t n = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    ops->set_notify(f->store, on_notify, &n);
 
-    int64_t ids[3] = {0, 0, 0};
+    /* Another connection holds the write lock: the writer waits, the caller does not. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     seen_t *seen = seen_new();
-    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, "one", NOW + 1,
-                                      on_message, seen),
+    assert_int_equal(ops->message_add(f->store, 0, visitor, KF_SENDER_VISITOR, 0, "one", NOW + 1,
+                                      on_done, seen),
                      0);
-    /* A write that fails inside the batch takes nothing else with it. */
-    assert_int_equal(ops->message_add(f->store, conversation + 100, KF_SENDER_VISITOR, 0, "lost",
-                                      NOW + 2, on_message, seen),
-                     KF_ENOTFOUND);
-    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_AGENT, agent, "two",
-                                      NOW + 3, on_message, seen),
+    assert_int_equal(ops->message_add(f->store, 0, visitor, KF_SENDER_VISITOR, 0, "two", NOW + 2,
+                                      on_done, seen),
                      0);
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, 1000), 0);
-    assert_int_equal(seen->message_count, 2);
-    ids[0] = seen->messages[0].id;
-    ids[1] = seen->messages[1].id;
-    assert_true(ids[1] > ids[0]);
-    /* Lookups of accounts run inside the batch and leave it open. */
     int64_t found = 0;
-    char name[32];
-    assert_int_equal(ops->visitor_by_token(f->store, "token-a", &found, name, sizeof name), 0);
-    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 0);
-    assert_int_equal(ops->commit(f->store), 0);
+    assert_int_equal(ops->conversation_find_open(f->store, visitor, &found), KF_ENOTFOUND);
+    usleep(20 * 1000);
+    ops->complete(f->store);
+    assert_int_equal(seen->result_count, 0);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    /* The writer tells when there is something to complete; complete runs the callbacks. */
+    pthread_mutex_lock(&n.lock);
+    while (n.count == 0)
+        pthread_cond_wait(&n.cond, &n.lock);
+    pthread_mutex_unlock(&n.lock);
+    ops->flush(f->store);
+    assert_int_equal(seen->result_count, 2);
+    assert_int_equal(seen->results[0], 0);
+    assert_int_equal(seen->results[1], 0);
+    /* The first message opened the visitor's conversation; the second went into it. */
+    assert_true(seen->opened[0]);
+    assert_false(seen->opened[1]);
+    int64_t conversation = seen->messages[0].conversation_id;
+    assert_int_equal(seen->messages[1].conversation_id, conversation);
+    assert_true(seen->messages[1].id > seen->messages[0].id);
     assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 2);
+    assert_int_equal(ops->conversation_find_open(f->store, visitor, &found), 0);
+    assert_int_equal(found, conversation);
+
+    /* A write that fails inside a batch takes nothing else with it. */
+    assert_int_equal(ops->message_add(f->store, conversation, 0, KF_SENDER_VISITOR, 0, "three",
+                                      NOW + 3, on_done, seen),
+                     0);
+    assert_int_equal(ops->message_add(f->store, conversation + 100, 0, KF_SENDER_VISITOR, 0, "lost",
+                                      NOW + 4, on_done, seen),
+                     0);
+    assert_int_equal(ops->message_add(f->store, conversation, 0, KF_SENDER_AGENT, agent, "four",
+                                      NOW + 5, on_done, seen),
+                     0);
+    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, 1000,
+                                                 on_done, seen),
+                     0);
+    ops->flush(f->store);
+    assert_int_equal(seen->result_count, 6);
+    assert_int_equal(seen->results[2], 0);
+    assert_int_equal(seen->results[3], KF_ENOTFOUND);
+    assert_int_equal(seen->results[4], 0);
+    assert_int_equal(seen->results[5], 0);
+    assert_int_equal(seen->message_count, 4);
+    assert_true(seen->messages[3].id > seen->messages[2].id);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 4);
     assert_int_equal(sqlite_query_int(f->path, "SELECT agent_read_up_to FROM conversations"),
-                     ids[1]);
+                     seen->messages[3].id);
+    ops->flush(f->store); /* nothing queued: returns at once */
+    assert_int_equal(seen->result_count, 6);
 
-    /* A read that shows messages commits the batch first: what it shows is durable. */
-    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, "three",
-                                      NOW + 4, on_message, seen),
-                     0);
-    ids[2] = seen->messages[2].id;
-    seen_t *read = seen_new();
-    assert_int_equal(ops->messages_in_conversation(f->store, conversation, 0, 10, on_message, read),
-                     0);
-    assert_int_equal(read->message_count, 3);
-    assert_int_equal(read->messages[2].id, ids[2]);
-    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 3);
-    assert_int_equal(ops->commit(f->store), 0);
-    seen_free(read);
-
-    /* Closing commits what is pending. */
-    assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, "four",
-                                      NOW + 5, NULL, NULL),
+    /* Closing commits what is queued and runs its callbacks. */
+    ops->set_notify(f->store, NULL, NULL);
+    assert_int_equal(ops->message_add(f->store, conversation, 0, KF_SENDER_VISITOR, 0, "five",
+                                      NOW + 6, on_done, seen),
                      0);
     reopen(f);
-    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 4);
+    assert_int_equal(seen->result_count, 7);
+    assert_int_equal(seen->results[6], 0);
+    assert_int_equal(sqlite_query_int(f->path, "SELECT count(*) FROM messages"), 5);
     seen_free(seen);
+}
+
+/* A batched write's done callback that only counts successes. */
+static void on_stored(void *ctx, const kf_store_result_t *result)
+{
+    assert_int_equal(result->rc, 0);
+    (*(int *)ctx)++;
 }
 
 /* The checkpointer thread keeps the WAL from growing without bound while the writer commits. */
@@ -1187,11 +1279,13 @@ static void test_sqlite_checkpointer_bounds_wal(void **state)
     long largest = 0;
     /* About 40 MiB through the WAL, 1 MiB a commit, with pauses the thread can work in. */
     for (int round = 0; round < 40; round++) {
+        int stored = 0;
         for (int i = 0; i < 400; i++)
-            assert_int_equal(ops->message_add(f->store, conversation, KF_SENDER_VISITOR, 0, body,
-                                              NOW + round, NULL, NULL),
+            assert_int_equal(ops->message_add(f->store, conversation, 0, KF_SENDER_VISITOR, 0, body,
+                                              NOW + round, on_stored, &stored),
                              0);
-        assert_int_equal(ops->commit(f->store), 0);
+        ops->flush(f->store);
+        assert_int_equal(stored, 400);
         usleep(50 * 1000);
         FILE *file = fopen(wal, "rb");
         assert_non_null(file);
