@@ -215,6 +215,14 @@ static inline void harness_turn(void)
     uv_run(&harness.loop, UV_RUN_NOWAIT);
 }
 
+/* Waits until the store's writer thread has committed what is queued, and runs what waits for
+ * it (the answers to sends and read marks), as the loop does once the writer wakes it: without
+ * this, how many turns an answer takes would depend on the writer's timing. */
+static inline void harness_commit(void)
+{
+    kf_app_commit(harness.app);
+}
+
 /* Sends all of data, turning the loop while the socket is full or not yet connected. Returns 0,
  * or -1 when the server closed the connection. */
 static inline int harness_send(int fd, const void *data, size_t len)

@@ -260,8 +260,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pump(&sockets[0]);
         pump(&sockets[1]);
     }
-    /* Answers that wait for the group commit go out at the end of the same loop turn; a few more
-     * turns make sure nothing comes late. */
+    /* Answers that wait for the group commit go out once the writer thread has committed: wait
+     * for it, then a few more turns make sure nothing comes late. */
+    harness_commit();
     for (int i = 0; i < 2; i++) {
         pump(&sockets[0]);
         pump(&sockets[1]);
