@@ -364,8 +364,8 @@ void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids)
 }
 
 /* ---- answers after the group commit ----
- * A request whose action writes is held until the loop turn's commit; then it is answered (or,
- * when its client went away meanwhile, just forgotten: the write stands). */
+ * A request whose action writes is held until the writer thread has committed it; then it is
+ * answered (or, when its client went away meanwhile, just forgotten: the write stands). */
 
 typedef enum { ANSWER_MESSAGE, ANSWER_OK, ANSWER_CONVERSATION } answer_kind_t;
 

@@ -477,7 +477,7 @@ void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t sub
                !kf_chat_visitor_take(app->visitor_messages, subject, &wait_ms)) {
         reply_rate_limited(client, ref, wait_ms);
     } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0) {
-        /* Acknowledged once durable, after the loop turn's commit. */
+        /* Acknowledged once durable: when the writer thread has committed it. */
         bool send = strcmp(type, "send") == 0;
         waiting_ack_t *waiting = waiting_ack_new(client, ref);
         if (send)

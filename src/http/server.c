@@ -33,6 +33,9 @@ struct kf_conn {
     kf_server_t *server;
     kf_conn_t *prev, *next;     /* the server's list of connections */
     kf_buf_t rbuf;              /* bytes read and not yet consumed; freed whenever empty */
+    kf_buf_t deferred;          /* the head of a stream or upgrade that a handler started: it goes
+                                 * out with the first bytes that follow, in one write, or when
+                                 * the handler returns */
     kf_req_t req;               /* the request being answered (valid while in_request) */
     size_t req_bytes;           /* head + body bytes of that request, consumed when it ends */
     bool in_request;            /* a request was handed to the handler and is not finished */
@@ -242,7 +245,33 @@ static void write_cb(uv_write_t *req, int status)
  * request, no copy, and no epoll_ctl, which each completed uv_write costs libuv); what it does not
  * take is copied into a write request that libuv sends when the socket is writable. Returns 0, or
  * KF_EIO when the connection is closing or libuv refused the request (the caller closes it). */
+#define MAX_WRITE_BUFS 8
+
+static int conn_writev_now(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs);
+
 static int conn_writev(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (conn->closing || conn->deferred.len == 0)
+        return conn_writev_now(conn, bufs, nbufs);
+    /* A deferred head goes first, in the same write. */
+    uv_buf_t all[MAX_WRITE_BUFS];
+    assert(nbufs < MAX_WRITE_BUFS);
+    all[0] = uv_buf_init(conn->deferred.data, (unsigned)conn->deferred.len);
+    for (unsigned i = 0; i < nbufs; i++)
+        all[i + 1] = bufs[i];
+    int rc = conn_writev_now(conn, all, nbufs + 1);
+    kf_buf_free(&conn->deferred);
+    return rc;
+}
+
+/* Writes what a handler deferred, if anything: it has returned and nothing followed the head. */
+static void flush_deferred(kf_conn_t *conn)
+{
+    if (conn->deferred.len > 0 && conn_writev(conn, NULL, 0) != 0)
+        conn_close(conn);
+}
+
+static int conn_writev_now(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs)
 {
     if (conn->closing)
         return KF_EIO;
@@ -313,6 +342,7 @@ static void close_cb(uv_handle_t *handle)
     server->conn_count--;
     address_release(server, conn);
     kf_buf_free(&conn->rbuf);
+    kf_buf_free(&conn->deferred);
     kf_buf_free(&conn->req.resp_headers);
     free(conn);
     server_handle_closed(server);
@@ -377,6 +407,9 @@ static void conn_close(kf_conn_t *conn)
 /* Closes after everything queued has been written (a response that says Connection: close). */
 static void conn_close_gracefully(kf_conn_t *conn)
 {
+    if (conn->closing)
+        return;
+    flush_deferred(conn);
     if (conn->closing)
         return;
     conn->closing = true;
@@ -474,6 +507,14 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
     kf_buf_append_str(&head, "\r\n");
     if (body != NULL && !req->head_only)
         kf_buf_append(&head, body, len);
+    /* A stream's or an upgrade's first bytes follow at once (a heartbeat, a replay): inside the
+     * handler, the head waits for them, to leave in one write (process() writes it alone if
+     * nothing follows). */
+    if (mode != BODY_LENGTH && conn->dispatching && conn->deferred.len == 0) {
+        conn->deferred = head;
+        req->status = status;
+        return;
+    }
     conn_write(conn, head.data, head.len);
     kf_buf_free(&head);
     req->status = status;
@@ -747,6 +788,7 @@ static void process(kf_conn_t *conn)
         conn->dispatching = true;
         server->handler(req);
         conn->dispatching = false;
+        flush_deferred(conn);
         req->head = NULL; /* its stack frame ends here */
         if (conn->closing)
             return;
