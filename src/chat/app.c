@@ -287,8 +287,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->limit_sweeper->data = app;
     uv_timer_start(app->limit_sweeper, limit_sweep_cb, LIMIT_SWEEP_MS, LIMIT_SWEEP_MS);
     uv_unref((uv_handle_t *)app->limit_sweeper);
-    /* A slot costs 64 bytes, allocated on first use; a visitor's entry about as much again. */
     app->newest_overall = -1;
+    /* A slot costs 64 bytes, allocated on first use; a visitor's entry about as much again. */
     app->agent_sessions = kf_auth_cache_new(AGENT_SESSION_SLOTS, sizeof(kf_agent_auth_t));
     app->visitor_tokens = kf_auth_cache_new(VISITOR_TOKEN_SLOTS, sizeof(kf_visitor_auth_t));
     app->hub = kf_hub_new();
@@ -325,7 +325,6 @@ void kf_app_free(kf_app_t *app)
     kf_limit_free(app->visitor_messages);
     kf_limit_free(app->visitor_sessions);
     kf_live_free(app);
-    free(app->newest_by_visitor);
     kf_auth_cache_free(app->agent_sessions);
     kf_auth_cache_free(app->visitor_tokens);
     free(app);

@@ -45,16 +45,28 @@ static kf_chat_newest_t *newest_slot(kf_app_t *app, int64_t visitor_id)
     return &app->newest_by_visitor[(uint64_t)visitor_id % NEWEST_SLOTS];
 }
 
+/* No stored message of the visitor is above message_id. */
+static void remember_visitor(kf_app_t *app, int64_t visitor_id, int64_t message_id)
+{
+    kf_chat_newest_t *slot = newest_slot(app, visitor_id);
+    slot->visitor_id = visitor_id;
+    slot->message_id = message_id;
+}
+
+/* No stored message is above message_id. */
+static void remember_overall(kf_app_t *app, int64_t message_id)
+{
+    if (message_id > app->newest_overall)
+        app->newest_overall = message_id;
+}
+
 void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id)
 {
     /* Messages are published in id order and ids only grow, so this one is the visitor's newest
      * published, and above every message stored before; one stored since but not yet published
      * will be published after any stream that skips its replay now has subscribed. */
-    kf_chat_newest_t *slot = newest_slot(app, visitor_id);
-    slot->visitor_id = visitor_id;
-    slot->message_id = message_id;
-    if (message_id > app->newest_overall)
-        app->newest_overall = message_id;
+    remember_visitor(app, visitor_id, message_id);
+    remember_overall(app, message_id);
 }
 
 /* True when nothing stored is above after for this stream, as far as we know without a query. */
@@ -74,14 +86,10 @@ static void note_nothing_above(kf_app_t *app, int64_t visitor_id, uint64_t after
 {
     if (after > INT64_MAX)
         return;
-    if (visitor_id == 0) {
-        if (app->newest_overall < (int64_t)after)
-            app->newest_overall = (int64_t)after;
-        return;
-    }
-    kf_chat_newest_t *slot = newest_slot(app, visitor_id);
-    slot->visitor_id = visitor_id;
-    slot->message_id = (int64_t)after;
+    if (visitor_id == 0)
+        remember_overall(app, (int64_t)after);
+    else
+        remember_visitor(app, visitor_id, (int64_t)after);
 }
 
 static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
@@ -229,6 +237,8 @@ void kf_live_free(kf_app_t *app)
     free(app->push_holders);
     app->push_holders = NULL;
     app->push_holder_buckets = app->push_holder_count = 0;
+    free(app->newest_by_visitor);
+    app->newest_by_visitor = NULL;
 }
 
 /* ---- who listens ---- */

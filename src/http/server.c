@@ -245,32 +245,6 @@ static void write_cb(uv_write_t *req, int status)
  * request, no copy, and no epoll_ctl, which each completed uv_write costs libuv); what it does not
  * take is copied into a write request that libuv sends when the socket is writable. Returns 0, or
  * KF_EIO when the connection is closing or libuv refused the request (the caller closes it). */
-#define MAX_WRITE_BUFS 8
-
-static int conn_writev_now(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs);
-
-static int conn_writev(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs)
-{
-    if (conn->closing || conn->deferred.len == 0)
-        return conn_writev_now(conn, bufs, nbufs);
-    /* A deferred head goes first, in the same write. */
-    uv_buf_t all[MAX_WRITE_BUFS];
-    assert(nbufs < MAX_WRITE_BUFS);
-    all[0] = uv_buf_init(conn->deferred.data, (unsigned)conn->deferred.len);
-    for (unsigned i = 0; i < nbufs; i++)
-        all[i + 1] = bufs[i];
-    int rc = conn_writev_now(conn, all, nbufs + 1);
-    kf_buf_free(&conn->deferred);
-    return rc;
-}
-
-/* Writes what a handler deferred, if anything: it has returned and nothing followed the head. */
-static void flush_deferred(kf_conn_t *conn)
-{
-    if (conn->deferred.len > 0 && conn_writev(conn, NULL, 0) != 0)
-        conn_close(conn);
-}
-
 static int conn_writev_now(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs)
 {
     if (conn->closing)
@@ -311,6 +285,30 @@ static int conn_writev_now(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs
         return KF_EIO; /* the caller closes the connection */
     }
     return 0;
+}
+
+#define MAX_WRITE_BUFS 8
+
+/* conn_writev_now, with a head the handler deferred (write_head) going first, in the same write. */
+static int conn_writev(kf_conn_t *conn, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (conn->closing || conn->deferred.len == 0)
+        return conn_writev_now(conn, bufs, nbufs);
+    uv_buf_t all[MAX_WRITE_BUFS];
+    assert(nbufs < MAX_WRITE_BUFS);
+    all[0] = uv_buf_init(conn->deferred.data, (unsigned)conn->deferred.len);
+    for (unsigned i = 0; i < nbufs; i++)
+        all[i + 1] = bufs[i];
+    int rc = conn_writev_now(conn, all, nbufs + 1);
+    kf_buf_free(&conn->deferred);
+    return rc;
+}
+
+/* Writes what a handler deferred, if anything: it has returned and nothing followed the head. */
+static void flush_deferred(kf_conn_t *conn)
+{
+    if (conn->deferred.len > 0 && conn_writev(conn, NULL, 0) != 0)
+        conn_close(conn);
 }
 
 static void conn_write(kf_conn_t *conn, const void *data, size_t len)

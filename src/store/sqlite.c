@@ -718,6 +718,20 @@ static int create_conversation(conn_t *c, int64_t visitor_id, int64_t now, int64
     return rc;
 }
 
+/* Within the caller's transaction: the visitor's open conversation, created when there is none
+ * (*created says so). KF_ENOTFOUND for an unknown visitor. */
+static int open_conversation(conn_t *c, int64_t visitor_id, int64_t now, int64_t *id_out,
+                             bool *created)
+{
+    *created = false;
+    int rc = find_open_conversation(c, visitor_id, id_out);
+    if (rc == KF_ENOTFOUND) {
+        rc = create_conversation(c, visitor_id, now, id_out);
+        *created = rc == 0;
+    }
+    return rc;
+}
+
 /* The common case (the visitor already has an open conversation) is a read without a
  * transaction; only creating one takes the write lock, and looks again under it (the writer may
  * have made one since). */
@@ -731,9 +745,8 @@ static int sqlite_conversation_open_for_visitor(kf_store_t *store, int64_t visit
         gate_enter(s);
         rc = begin(&s->main);
         if (rc == 0) {
-            rc = find_open_conversation(&s->main, visitor_id, &id);
-            if (rc == KF_ENOTFOUND)
-                rc = create_conversation(&s->main, visitor_id, now, &id);
+            bool created;
+            rc = open_conversation(&s->main, visitor_id, now, &id, &created);
             if (rc == 0)
                 rc = commit(&s->main);
             else
@@ -937,17 +950,11 @@ static int sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit
 static int apply_message(conn_t *c, write_t *w, bool *half)
 {
     int64_t conversation_id = w->conversation_id;
-    int rc = 0;
-    if (conversation_id == 0) {
-        rc = find_open_conversation(c, w->visitor_id, &conversation_id);
-        if (rc == KF_ENOTFOUND) {
-            rc = create_conversation(c, w->visitor_id, w->now, &conversation_id);
-            w->result.conversation_opened = rc == 0;
-        }
-    }
-    int64_t visitor_id = 0;
-    if (rc == 0)
-        rc = conversation_visitor(c, conversation_id, &visitor_id);
+    int64_t visitor_id = w->visitor_id;
+    int rc = conversation_id == 0
+                 ? open_conversation(c, visitor_id, w->now, &conversation_id,
+                                     &w->result.conversation_opened)
+                 : conversation_visitor(c, conversation_id, &visitor_id);
     if (rc == 0 && w->sender == KF_SENDER_AGENT)
         rc = agent_name_copy(c, w->agent_id, &w->agent_name);
     bool inserted = false;
