@@ -107,12 +107,21 @@ void kf_buf_append_str(kf_buf_t *b, const char *s) { kf_buf_append(b, s, strlen(
 
 void kf_buf_printf(kf_buf_t *b, const char *fmt, ...)
 {
+    /* Formats straight into the spare room when it fits, as it mostly does: one pass, not two. */
+    size_t room = b->cap - b->len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->cap > 0 ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        if (b->cap > 0)
+            b->data[b->len] = '\0';
         return;
+    }
+    if ((size_t)n < room) {
+        b->len += (size_t)n;
+        return;
+    }
     kf_buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

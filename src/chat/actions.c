@@ -54,11 +54,11 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         return;
     }
     /* Durable now: the other side may see it, and the sender may be told. */
-    json_t *result = NULL;
+    char *result = NULL;
     if (pending->event == NULL) {
         const kf_message_t *m = &r->message;
-        result = kf_chat_message_json(m);
-        pending->event = kf_chat_message_event_of(m->id, result);
+        result = kf_chat_message_text(m);
+        pending->event = result != NULL ? kf_chat_message_event_of(m->id, result) : NULL;
         pending->visitor_id = m->visitor_id;
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened;
@@ -67,6 +67,7 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
     if (pending->publish_conversation)
         kf_chat_publish_conversation(app, pending->conversation_id);
     pending->done(app, pending->done_data, result, NULL);
+    free(result);
     free(pending);
 }
 

@@ -369,6 +369,18 @@ void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids)
 
 typedef enum { ANSWER_MESSAGE, ANSWER_OK, ANSWER_CONVERSATION } answer_kind_t;
 
+/* 201 {"message": ...} around the stored message's JSON text. */
+static void answer_message(kf_req_t *req, const char *message_text)
+{
+    kf_buf_t body;
+    kf_buf_init(&body);
+    kf_buf_append_str(&body, "{\"message\":");
+    kf_buf_append_str(&body, message_text);
+    kf_buf_append_str(&body, "}");
+    kf_resp_json_text(req, 201, body.data, body.len);
+    kf_buf_free(&body);
+}
+
 typedef struct waiting {
     kf_req_t *req;           /* NULL once the client is gone */
     answer_kind_t kind;
@@ -381,18 +393,22 @@ static void waiting_abort_cb(kf_req_t *req, void *data)
     ((waiting_t *)data)->req = NULL;
 }
 
-static void committed_answer_cb(kf_app_t *app, void *data, json_t *result,
+static void committed_answer_cb(kf_app_t *app, void *data, const char *result,
                                 const kf_chat_error_t *err)
 {
     (void)app;
     waiting_t *waiting = data;
     kf_req_t *req = waiting->req;
-    if (req == NULL)
-        json_decref(result);
-    else if (err != NULL)
+    if (req == NULL) {
+        free(waiting); /* the client left: nothing to answer */
+        return;
+    }
+    if (err != NULL)
         kf_resp_error(req, err->status, err->code, err->message);
+    else if (waiting->kind == ANSWER_MESSAGE && result == NULL)
+        kf_resp_error(req, 500, "internal", "could not encode the response");
     else if (waiting->kind == ANSWER_MESSAGE)
-        kf_resp_json(req, 201, json_pack("{s:o}", "message", result));
+        answer_message(req, result);
     else if (waiting->kind == ANSWER_CONVERSATION)
         answer_conversation(req, waiting->conversation_id, 200);
     else

@@ -24,8 +24,11 @@ json_t *kf_chat_conversation_json(const kf_conversation_t *c);
  * id is the cursor of a message event, 0 for an ephemeral one. */
 kf_event_t *kf_chat_event(uint64_t id, json_t *body);
 kf_event_t *kf_chat_message_event(const kf_message_t *m);
-/* The same from the message's JSON (borrowed), when the caller has it already. */
-kf_event_t *kf_chat_message_event_of(int64_t message_id, json_t *message);
+/* The message's JSON text (the caller frees it), or NULL when out of memory. */
+char *kf_chat_message_text(const kf_message_t *m);
+/* kf_chat_message_event from the message's JSON text (borrowed), when the caller has it already:
+ * the message is encoded once for its event and its sender's answer. */
+kf_event_t *kf_chat_message_event_of(int64_t message_id, const char *message_text);
 /* The hub topic of one visitor's stream. */
 void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size);
 /* Publishes event to the visitor's topic (when visitor_id != 0) and to the agents' (when
@@ -54,9 +57,9 @@ typedef struct kf_chat_error {
 /* Each returns 0, or -1 with *err filled. */
 
 /* The end of an action that writes: called once its writes are committed (and published), with
- * result (the caller's to release; NULL when the action has none) and err NULL, or after a failed
- * commit with result NULL and err set (nothing was published). */
-typedef void (*kf_chat_done_cb)(kf_app_t *app, void *data, json_t *result,
+ * result (the stored message's JSON text, borrowed for the call; NULL when the action has none)
+ * and err NULL, or after a failed commit with result NULL and err set (nothing was published). */
+typedef void (*kf_chat_done_cb)(kf_app_t *app, void *data, const char *result,
                                 const kf_chat_error_t *err);
 
 /* Stores body as a message (in the visitor's open conversation, or conversation_id for agents).

@@ -42,20 +42,36 @@ kf_event_t *kf_chat_event(uint64_t id, json_t *body)
     return event;
 }
 
-kf_event_t *kf_chat_message_event_of(int64_t message_id, json_t *message)
+char *kf_chat_message_text(const kf_message_t *m)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)message_id);
-    /* "type" first: the SSE encoder reads it from the front of the bytes. */
-    return kf_chat_event((uint64_t)message_id, json_pack("{s:s,s:s,s:O}", "type", "message", "id",
-                                                         id, "message", message));
+    json_t *message = kf_chat_message_json(m);
+    char *text = json_dumps(message, JSON_COMPACT);
+    json_decref(message);
+    return text;
+}
+
+kf_event_t *kf_chat_message_event_of(int64_t message_id, const char *message_text)
+{
+    /* "type" first: the SSE encoder reads it from the front of the bytes. The id is a string
+     * (docs/API.md): cursors may outgrow a JavaScript number. */
+    char head[64];
+    int n = snprintf(head, sizeof head, "{\"type\":\"message\",\"id\":\"%lld\",\"message\":",
+                     (long long)message_id);
+    size_t text_len = strlen(message_text);
+    kf_event_t *event = kf_event_new((uint64_t)message_id, NULL, (size_t)n + text_len + 1);
+    memcpy(event->json, head, (size_t)n);
+    memcpy(event->json + n, message_text, text_len);
+    event->json[(size_t)n + text_len] = '}';
+    return event;
 }
 
 kf_event_t *kf_chat_message_event(const kf_message_t *m)
 {
-    json_t *message = kf_chat_message_json(m);
-    kf_event_t *event = kf_chat_message_event_of(m->id, message);
-    json_decref(message);
+    char *text = kf_chat_message_text(m);
+    if (text == NULL)
+        return NULL;
+    kf_event_t *event = kf_chat_message_event_of(m->id, text);
+    free(text);
     return event;
 }
 

@@ -422,7 +422,26 @@ static void waiting_ack_free(waiting_ack_t *waiting)
     free(waiting);
 }
 
-static void committed_ack_cb(kf_app_t *app, void *data, json_t *result, const kf_chat_error_t *err)
+/* {"type":"ack","ref":...,"message":...} around the stored message's JSON text. */
+static void reply_ack_message(kf_push_client_t *client, json_t *ref, const char *message_text)
+{
+    char *ref_text = json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (ref_text == NULL)
+        return;
+    kf_buf_t text;
+    kf_buf_init(&text);
+    kf_buf_append_str(&text, "{\"type\":\"ack\",\"ref\":");
+    kf_buf_append_str(&text, ref_text);
+    kf_buf_append_str(&text, ",\"message\":");
+    kf_buf_append_str(&text, message_text);
+    kf_buf_append_str(&text, "}");
+    kf_push_client_send(client, text.data, text.len);
+    kf_buf_free(&text);
+    free(ref_text);
+}
+
+static void committed_ack_cb(kf_app_t *app, void *data, const char *result,
+                             const kf_chat_error_t *err)
 {
     (void)app;
     waiting_ack_t *waiting = data;
@@ -430,7 +449,7 @@ static void committed_ack_cb(kf_app_t *app, void *data, json_t *result, const kf
     if (err != NULL)
         reply_error(waiting->client, ref, err->status, err->code, err->message);
     else if (result != NULL)
-        reply(waiting->client, json_pack("{s:s,s:O,s:o}", "type", "ack", "ref", ref, "message", result));
+        reply_ack_message(waiting->client, ref, result);
     else
         reply(waiting->client, json_pack("{s:s,s:O}", "type", "ack", "ref", ref));
     waiting_ack_free(waiting);

@@ -466,7 +466,11 @@ int kf_resp_header(kf_req_t *req, const char *name, const char *value)
 {
     if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
         return KF_EINVAL;
-    kf_buf_printf(&req->resp_headers, "%s: %s\r\n", name, value);
+    kf_buf_t *h = &req->resp_headers;
+    kf_buf_append_str(h, name);
+    kf_buf_append(h, ": ", 2);
+    kf_buf_append_str(h, value);
+    kf_buf_append(h, "\r\n", 2);
     return 0;
 }
 
@@ -481,6 +485,8 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
     kf_conn_t *conn = req->conn;
     kf_buf_t head;
     kf_buf_init(&head);
+    /* Room for the usual head and the body: one allocation. */
+    kf_buf_reserve(&head, 384 + req->resp_headers.len + (body != NULL ? len : 0));
     kf_buf_printf(&head, "HTTP/1.1 %d %s\r\nServer: kefu\r\nX-Content-Type-Options: nosniff\r\n"
                          "Referrer-Policy: no-referrer\r\n",
                   status, status_text(status));
@@ -555,9 +561,14 @@ void kf_resp_json(kf_req_t *req, int status, json_t *body)
         kf_resp_error(req, 500, "internal", "could not encode the response");
         return;
     }
-    kf_resp_header(req, "Cache-Control", "no-store");
-    kf_resp_send(req, status, "application/json", text, strlen(text));
+    kf_resp_json_text(req, status, text, strlen(text));
     free(text);
+}
+
+void kf_resp_json_text(kf_req_t *req, int status, const char *text, size_t len)
+{
+    kf_resp_header(req, "Cache-Control", "no-store");
+    kf_resp_send(req, status, "application/json", text, len);
 }
 
 void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message)

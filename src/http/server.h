@@ -89,6 +89,8 @@ int kf_resp_header(kf_req_t *req, const char *name, const char *value);
 void kf_resp_send(kf_req_t *req, int status, const char *content_type, const void *body, size_t len);
 /* Sends body (takes the reference, also on error) as JSON with Cache-Control: no-store. */
 void kf_resp_json(kf_req_t *req, int status, json_t *body);
+/* The same for a body already encoded as JSON (len bytes). */
+void kf_resp_json_text(kf_req_t *req, int status, const char *text, size_t len);
 /* Sends {"error": {"code": code, "message": message}} with status. */
 void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message);
 

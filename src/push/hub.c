@@ -40,7 +40,7 @@ kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
         event->encoded[i] = NULL;
         event->encoded_len[i] = 0;
     }
-    if (len > 0)
+    if (json != NULL && len > 0)
         memcpy(event->json, json, len);
     event->json[len] = '\0';
     return event;

@@ -22,7 +22,8 @@ typedef struct kf_event {
     char json[];   /* the event as a JSON object, e.g. {"type":"message","message":{...}}, NUL-terminated */
 } kf_event_t;
 
-/* Makes an event with one reference, copying len bytes of json. Out of memory aborts. */
+/* Makes an event with one reference, copying len bytes of json; with json NULL, the caller fills
+ * the len bytes of event->json itself. Out of memory aborts. */
 kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len);
 kf_event_t *kf_event_ref(kf_event_t *event);
 void kf_event_unref(kf_event_t *event);

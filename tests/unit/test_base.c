@@ -53,6 +53,29 @@ static void test_buf_growth(void **state)
     free(stolen);
 }
 
+/* printf into the spare room when the text fits, and growing first when it does not: at every
+ * length around the room left, including the one that leaves no byte for the terminator. */
+static void test_buf_printf_room(void **state)
+{
+    (void)state;
+    for (size_t fill = 0; fill < 70; fill++) {
+        kf_buf_t b;
+        kf_buf_init(&b);
+        char expect[256];
+        memset(expect, 'a', fill);
+        kf_buf_append(&b, expect, fill); /* capacity 64 or 128: room around the text below */
+        size_t cap = b.cap;
+        kf_buf_printf(&b, "%s-%d", "0123456789012345678901234567890123456789", 7);
+        snprintf(expect + fill, sizeof expect - fill, "%s-%d",
+                 "0123456789012345678901234567890123456789", 7);
+        assert_string_equal(b.data, expect);
+        assert_int_equal(b.len, strlen(expect));
+        assert_true(b.cap > b.len);
+        assert_true(b.cap >= cap);
+        kf_buf_free(&b);
+    }
+}
+
 static void test_buf_binary(void **state)
 {
     (void)state;
@@ -236,7 +259,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_and_consume), cmocka_unit_test(test_buf_growth),
-        cmocka_unit_test(test_buf_binary),             cmocka_unit_test(test_str),
+        cmocka_unit_test(test_buf_binary),             cmocka_unit_test(test_buf_printf_room),
+        cmocka_unit_test(test_str),
         cmocka_unit_test(test_strerror),               cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_long_and_hostile_lines),
         cmocka_unit_test(test_out_of_memory_aborts),
