@@ -597,6 +597,45 @@ static void test_jansson_failures(void **state)
 }
 
 /* The encoders return NULL when jansson cannot allocate, and publishing NULL does nothing. */
+/* A message event is the message's JSON text inside a few bytes: it must still be one valid JSON
+ * object of the documented shape, "type" first (the SSE encoder reads it there), with hostile
+ * text in the body kept intact. */
+static void test_message_event_shape(void **state)
+{
+    (void)state;
+    kf_message_t m = {.id = 9007199254740993, /* past a JavaScript number's exact integers */
+                      .conversation_id = 3,
+                      .visitor_id = 2,
+                      .sender = KF_SENDER_AGENT,
+                      .agent_id = 1,
+                      .agent_name = "Agnes \"A\"",
+                      .body = "}\"],{\\</script>\n\xc3\xa9",
+                      .created_at = 1};
+    kf_event_t *event = kf_chat_message_event(&m);
+    assert_non_null(event);
+    assert_int_equal(event->id, 9007199254740993u);
+    assert_int_equal(event->len, strlen(event->json));
+    assert_int_equal(strncmp(event->json, "{\"type\":\"message\",", 17), 0);
+    json_error_t error;
+    json_t *parsed = json_loadb(event->json, event->len, 0, &error);
+    assert_non_null(parsed);
+    assert_int_equal(json_object_size(parsed), 3);
+    assert_string_equal(json_string_value(json_object_get(parsed, "id")), "9007199254740993");
+    json_t *message = json_object_get(parsed, "message");
+    assert_int_equal(json_integer_value(json_object_get(message, "id")), m.id);
+    assert_string_equal(json_string_value(json_object_get(message, "body")), m.body);
+    assert_string_equal(json_string_value(json_object_get(message, "agent_name")), m.agent_name);
+    assert_string_equal(json_string_value(json_object_get(message, "sender")), "agent");
+    /* The text alone is the same message. */
+    char *text = kf_chat_message_text(&m);
+    json_t *alone = json_loads(text, 0, &error);
+    assert_true(json_equal(alone, message));
+    json_decref(alone);
+    free(text);
+    json_decref(parsed);
+    kf_event_unref(event);
+}
+
 static void test_event_encoding_failures(void **state)
 {
     (void)state;
@@ -1046,6 +1085,7 @@ int main(void)
         cmocka_unit_test_setup(test_store_failure_while_authenticating, test_setup),
         cmocka_unit_test_setup(test_store_failure_on_logout, test_setup),
         cmocka_unit_test_setup(test_jansson_failures, test_setup),
+        cmocka_unit_test(test_message_event_shape),
         cmocka_unit_test_setup(test_event_encoding_failures, test_setup),
         cmocka_unit_test_setup(test_websocket_store_failures, test_setup),
         cmocka_unit_test_setup(test_websocket_bad_actions, test_setup),
