@@ -176,6 +176,10 @@ struct kf_store {
  * synchronous=FULL unless synchronous is "NORMAL" or "OFF" (NULL means FULL), schema created or
  * migrated (a schema_version setting). Returns 0 and *out, or KF_ESTORE / KF_EINVAL. */
 int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out);
+/* The SQLite store's WAL pages after which it checkpoints (16,000 unless set). The log file
+ * grows to about 4 KiB a page, and to two to four times as many pages while the writer outruns
+ * the checkpoints; tests set a small one. KF_EINVAL for another backend or pages outside 1 to 2^24. */
+int kf_store_sqlite_set_checkpoint_pages(kf_store_t *store, int pages);
 
 /* What a synchronous batched write came to (kf_store_*_sync). */
 typedef struct kf_store_sync {
