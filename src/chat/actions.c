@@ -59,6 +59,10 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         const kf_message_t *m = &r->message;
         result = kf_chat_message_text(m);
         pending->event = result != NULL ? kf_chat_message_event_of(m->id, result) : NULL;
+        /* Stored but not to be published (jansson could not encode it): the replays must still
+         * look for it, rather than take the cursor just below it for current. */
+        if (pending->event == NULL)
+            kf_live_note_message(app, m->visitor_id, m->id);
         pending->visitor_id = m->visitor_id;
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened;

@@ -596,7 +596,6 @@ static void test_jansson_failures(void **state)
     response_free(r);
 }
 
-/* The encoders return NULL when jansson cannot allocate, and publishing NULL does nothing. */
 /* A message event is the message's JSON text inside a few bytes: it must still be one valid JSON
  * object of the documented shape, "type" first (the SSE encoder reads it there), with hostile
  * text in the body kept intact. */
@@ -636,6 +635,7 @@ static void test_message_event_shape(void **state)
     kf_event_unref(event);
 }
 
+/* The encoders return NULL when jansson cannot allocate, and publishing NULL does nothing. */
 static void test_event_encoding_failures(void **state)
 {
     (void)state;
@@ -888,6 +888,55 @@ static void test_replay_skipped_for_current_cursor(void **state)
     assert_int_equal(failing_store_calls(fx->store, FS_OP(messages_of_visitor)), 1);
 }
 
+/* Keeps the newest message id seen (a store query's callback). */
+static int newest_id_cb(void *ctx, const kf_message_t *m)
+{
+    int64_t *newest = ctx;
+    if (m->id > *newest)
+        *newest = m->id;
+    return 0;
+}
+
+/* A message stored but not published (jansson could not encode it once committed) is still
+ * replayed: a cursor just below it must not pass for current and skip the store. Every jansson
+ * allocation of a visitor's send fails in turn; after each, a poll from the cursor before it
+ * returns exactly what the store holds past that cursor. */
+static void test_unpublished_message_is_replayed(void **state)
+{
+    (void)state;
+    const kf_store_ops_t *ops = fx->store->ops;
+    int64_t cursor = 0;
+    assert_int_equal(ops->messages_of_visitor(fx->store, fx->visitor_id, 0, 1000, newest_id_cb,
+                                              &cursor),
+                     0);
+    char path[64];
+    unsigned long nth;
+    size_t unpublished = 0;
+    for (nth = 1;; nth++) {
+        bool fired = false;
+        response_t *r = request_ex(AS_VISITOR, "POST", "/api/visitor/messages",
+                                   "{\"body\":\"maybe\"}", nth, &fired);
+        int status = r->status;
+        response_free(r);
+        int64_t newest = cursor;
+        assert_int_equal(ops->messages_of_visitor(fx->store, fx->visitor_id, cursor, 1000,
+                                                  newest_id_cb, &newest),
+                         0);
+        snprintf(path, sizeof path, "/push/poll?after=%lld", (long long)cursor);
+        r = request(AS_VISITOR, "GET", path, NULL);
+        assert_int_equal(r->status, 200);
+        assert_int_equal(poll_events(r), newest > cursor ? 1 : 0);
+        response_free(r);
+        if (newest > cursor && status == 500)
+            unpublished++;
+        cursor = newest;
+        if (!fired)
+            break;
+        assert_true(nth < 1000);
+    }
+    assert_true(unpublished > 0); /* the case under test did happen */
+}
+
 /* A client that goes away while its message waits for the commit: the message stands (stored and
  * published), only the answer is dropped. */
 static void test_client_gone_before_commit(void **state)
@@ -1091,6 +1140,7 @@ int main(void)
         cmocka_unit_test_setup(test_websocket_bad_actions, test_setup),
         cmocka_unit_test_setup(test_client_gone_before_commit, test_setup),
         cmocka_unit_test_setup(test_replay_skipped_for_current_cursor, test_setup),
+        cmocka_unit_test_setup(test_unpublished_message_is_replayed, test_setup),
         cmocka_unit_test_setup(test_pipelined_writes, test_setup),
         cmocka_unit_test_setup(test_pages, test_setup),
         cmocka_unit_test(test_app_start_failures),
