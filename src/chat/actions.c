@@ -57,12 +57,11 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
     char *result = NULL;
     if (pending->event == NULL) {
         const kf_message_t *m = &r->message;
+        /* News for the replays (live.c), published or not: a message jansson could not encode
+         * is stored all the same, and the cursor just below it must not pass for current. */
+        kf_live_note_message(app, m->visitor_id, m->id);
         result = kf_chat_message_text(m);
         pending->event = result != NULL ? kf_chat_message_event_of(m->id, result) : NULL;
-        /* Stored but not to be published (jansson could not encode it): the replays must still
-         * look for it, rather than take the cursor just below it for current. */
-        if (pending->event == NULL)
-            kf_live_note_message(app, m->visitor_id, m->id);
         pending->visitor_id = m->visitor_id;
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened;

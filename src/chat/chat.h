@@ -143,7 +143,8 @@ void kf_live_sse(kf_req_t *req, const int64_t *ids);
 void kf_live_ws(kf_req_t *req, const int64_t *ids);
 /* Frees the table of push connections per listener (every connection is closed by then). */
 void kf_live_free(kf_app_t *app);
-/* Tells the replays of a published message (kf_chat_publish calls it). */
+/* Tells the replays of a stored message, before it is published (or not, should encoding it
+ * fail); the writes' commit callback calls it. */
 void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id);
 /* The push module's receiver of WebSocket messages (ctx is the app). */
 void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject, const char *text,

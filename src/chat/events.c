@@ -84,9 +84,6 @@ void kf_chat_publish(kf_app_t *app, int64_t visitor_id, bool to_agents, kf_event
 {
     if (event == NULL)
         return;
-    /* A message (an event with an id) is news for the replays (live.c). */
-    if (event->id != 0 && visitor_id != 0)
-        kf_live_note_message(app, visitor_id, (int64_t)event->id);
     if (visitor_id != 0) {
         char topic[40];
         kf_chat_visitor_topic(visitor_id, topic, sizeof topic);

@@ -62,9 +62,9 @@ static void remember_overall(kf_app_t *app, int64_t message_id)
 
 void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id)
 {
-    /* Messages are published in id order and ids only grow, so this one is the visitor's newest
-     * published, and above every message stored before; one stored since but not yet published
-     * will be published after any stream that skips its replay now has subscribed. */
+    /* Commits come back in id order and ids only grow, so this one is the visitor's newest, and
+     * above every message stored before; one stored since but not yet come back will be
+     * published after any stream that skips its replay now has subscribed. */
     remember_visitor(app, visitor_id, message_id);
     remember_overall(app, message_id);
 }

@@ -576,8 +576,7 @@ void kf_resp_error(kf_req_t *req, int status, const char *code, const char *mess
     json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    kf_resp_header(req, "Cache-Control", "no-store");
-    kf_resp_send(req, status, "application/json", text, text != NULL ? strlen(text) : 0);
+    kf_resp_json_text(req, status, text, text != NULL ? strlen(text) : 0);
     free(text);
 }
 

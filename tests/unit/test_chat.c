@@ -596,20 +596,27 @@ static void test_jansson_failures(void **state)
     response_free(r);
 }
 
+/* Agnes's message in conversation 3, visitor 2's. */
+static kf_message_t agent_message(int64_t id, const char *agent_name, const char *body)
+{
+    return (kf_message_t){.id = id,
+                          .conversation_id = 3,
+                          .visitor_id = 2,
+                          .sender = KF_SENDER_AGENT,
+                          .agent_id = 1,
+                          .agent_name = agent_name,
+                          .body = body,
+                          .created_at = 1};
+}
+
 /* A message event is the message's JSON text inside a few bytes: it must still be one valid JSON
  * object of the documented shape, "type" first (the SSE encoder reads it there), with hostile
  * text in the body kept intact. */
 static void test_message_event_shape(void **state)
 {
     (void)state;
-    kf_message_t m = {.id = 9007199254740993, /* past a JavaScript number's exact integers */
-                      .conversation_id = 3,
-                      .visitor_id = 2,
-                      .sender = KF_SENDER_AGENT,
-                      .agent_id = 1,
-                      .agent_name = "Agnes \"A\"",
-                      .body = "}\"],{\\</script>\n\xc3\xa9",
-                      .created_at = 1};
+    /* The id is past a JavaScript number's exact integers. */
+    kf_message_t m = agent_message(9007199254740993, "Agnes \"A\"", "}\"],{\\</script>\n\xc3\xa9");
     kf_event_t *event = kf_chat_message_event(&m);
     assert_non_null(event);
     assert_int_equal(event->id, 9007199254740993u);
@@ -639,14 +646,7 @@ static void test_message_event_shape(void **state)
 static void test_event_encoding_failures(void **state)
 {
     (void)state;
-    kf_message_t m = {.id = 7,
-                      .conversation_id = 3,
-                      .visitor_id = 2,
-                      .sender = KF_SENDER_AGENT,
-                      .agent_id = 1,
-                      .agent_name = "Agnes",
-                      .body = "hi",
-                      .created_at = 1};
+    kf_message_t m = agent_message(7, "Agnes", "hi");
     kf_conversation_t c = {.id = 3,
                            .visitor_id = 2,
                            .visitor_name = "Vera",
