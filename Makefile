@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 COVERAGE_MIN_LINES ?= 93
 COVERAGE_MIN_BRANCHES ?= 82
 
-.PHONY: run build test unit unit-asan unit-tsan fuzz e2e coverage bench clean
+.PHONY: run build test lint unit unit-asan unit-tsan fuzz e2e coverage bench clean
 
 run: build
 	./build/kefu --listen $(LISTEN) --data $(DATA)
@@ -20,13 +20,18 @@ build:
 	cmake -S . -B build -DKF_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 
-# The whole suite: gcc build + unit tests, clang ASan/UBSan build + unit tests, the unit tests
+# The whole suite: the lint checks, gcc build + unit tests, clang ASan/UBSan build + unit tests, the unit tests
 # under ThreadSanitizer (the store's writer thread works beside the loop), fuzzers, the
 # browser end-to-end tests against the sanitized server, then the unit and end-to-end tests once
 # more against an instrumented build for the coverage figures.
 test:
 	@scripts/deps.sh test
-	$(MAKE) unit unit-asan unit-tsan fuzz e2e coverage
+	$(MAKE) lint unit unit-asan unit-tsan fuzz e2e coverage
+
+# Style is the tool's: every C file as .clang-format writes it, and every file a comment names
+# exists (scripts/lint.js). Fails on the first difference, before anything is built.
+lint:
+	node scripts/lint.js
 
 unit:
 	CC=gcc cmake -S . -B build-test -DKF_TESTS=ON >/dev/null

@@ -59,41 +59,43 @@ enum {
 
 static void usage(FILE *out)
 {
-    fputs("usage: kefu [options]                      serve the chat\n"
-          "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n"
-          "                                           create an agent (password on standard input)\n"
-          "\n"
-          "options:\n"
-          "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0 picks one)\n"
-          "  --data DIR            where the database lives (default ./data; created if missing)\n"
-          "  --synchronous MODE    SQLite durability: FULL (default: every acknowledged message\n"
-          "                        survives a crash or power loss), NORMAL (survives a process crash)\n"
-          "  --public-url URL      the address people use, for the start-up message\n"
-          "  --secure-cookies      mark cookies Secure (when kefu is behind TLS)\n"
-          "  --allow-origin URL    another origin (scheme://host[:port]) whose pages may open a\n"
-          "                        WebSocket here; repeatable (default: same origin only)\n"
-          "  --log-level LEVEL     debug, info (default), warn, error or off\n"
-          "\n"
-          "abuse limits (0 turns a count or rate off; load benchmarks raise them):\n"
-          "  --max-connections-per-address N\n"
-          "                        connections open at once from one client address (an IPv6\n"
-          "                        /64); further ones are closed at accept (default 256)\n"
-          "  --header-timeout SECONDS\n"
-          "                        a request head and body must arrive within this, and a new\n"
-          "                        connection must start its first request (default 10; 408)\n"
-          "  --max-push-per-visitor N, --max-push-per-agent N\n"
-          "                        long polls, streams and WebSockets one visitor or agent may\n"
-          "                        hold open (default 8 and 32; 429 past it)\n"
-          "  --visitor-requests-per-minute N, --visitor-request-burst N\n"
-          "                        API and push requests per visitor: a bucket of BURST refilled\n"
-          "                        at N a minute (default 120 and 60; 429 with Retry-After)\n"
-          "  --visitor-messages-per-minute N, --visitor-message-burst N\n"
-          "                        messages per visitor, over HTTP and WebSocket alike\n"
-          "                        (default 30 and 20)\n"
-          "  --visitor-sessions-per-minute N, --visitor-session-burst N\n"
-          "                        new visitor sessions per client address (default 60 and 60)\n"
-          "  -h, --help            this text\n",
-          out);
+    fputs(
+        "usage: kefu [options]                      serve the chat\n"
+        "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n"
+        "                                           create an agent (password on standard input)\n"
+        "\n"
+        "options:\n"
+        "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0 picks one)\n"
+        "  --data DIR            where the database lives (default ./data; created if missing)\n"
+        "  --synchronous MODE    SQLite durability: FULL (default: every acknowledged message\n"
+        "                        survives a crash or power loss), NORMAL (survives a process "
+        "crash)\n"
+        "  --public-url URL      the address people use, for the start-up message\n"
+        "  --secure-cookies      mark cookies Secure (when kefu is behind TLS)\n"
+        "  --allow-origin URL    another origin (scheme://host[:port]) whose pages may open a\n"
+        "                        WebSocket here; repeatable (default: same origin only)\n"
+        "  --log-level LEVEL     debug, info (default), warn, error or off\n"
+        "\n"
+        "abuse limits (0 turns a count or rate off; load benchmarks raise them):\n"
+        "  --max-connections-per-address N\n"
+        "                        connections open at once from one client address (an IPv6\n"
+        "                        /64); further ones are closed at accept (default 256)\n"
+        "  --header-timeout SECONDS\n"
+        "                        a request head and body must arrive within this, and a new\n"
+        "                        connection must start its first request (default 10; 408)\n"
+        "  --max-push-per-visitor N, --max-push-per-agent N\n"
+        "                        long polls, streams and WebSockets one visitor or agent may\n"
+        "                        hold open (default 8 and 32; 429 past it)\n"
+        "  --visitor-requests-per-minute N, --visitor-request-burst N\n"
+        "                        API and push requests per visitor: a bucket of BURST refilled\n"
+        "                        at N a minute (default 120 and 60; 429 with Retry-After)\n"
+        "  --visitor-messages-per-minute N, --visitor-message-burst N\n"
+        "                        messages per visitor, over HTTP and WebSocket alike\n"
+        "                        (default 30 and 20)\n"
+        "  --visitor-sessions-per-minute N, --visitor-session-burst N\n"
+        "                        new visitor sessions per client address (default 60 and 60)\n"
+        "  -h, --help            this text\n",
+        out);
 }
 
 static int parse_listen(const char *value, options_t *opts)
@@ -206,7 +208,8 @@ static int user_add(int argc, char **argv, options_t *opts)
         return 1;
     }
     if (rc != 0) {
-        fprintf(stderr, "kefu user add: %s (e-mail must look like name@host, role admin or agent)\n",
+        fprintf(stderr,
+                "kefu user add: %s (e-mail must look like name@host, role admin or agent)\n",
                 kf_strerror(rc));
         return 1;
     }
@@ -237,7 +240,10 @@ static int ensure_admin(kf_store_t *store)
     return 0;
 }
 
-static void handle_closed_noop(uv_handle_t *handle) { (void)handle; }
+static void handle_closed_noop(uv_handle_t *handle)
+{
+    (void)handle;
+}
 
 static void server_stopped_cb(void *data)
 {
@@ -313,7 +319,8 @@ static int serve(const options_t *opts)
     config.header_timeout_ms = opts->header_timeout_ms;
     rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
     if (rc != 0) {
-        fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", opts->host, opts->port, uv_strerror(rc));
+        fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", opts->host, opts->port,
+                uv_strerror(rc));
         kf_app_free(rt.app);
         uv_run(rt.loop, UV_RUN_DEFAULT);
         kf_store_close(store);
@@ -333,7 +340,8 @@ static int serve(const options_t *opts)
              kf_server_port(rt.server));
     const char *public_url = opts->public_url != NULL ? opts->public_url : base;
     kf_info("listening on %s", base);
-    fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url, public_url);
+    fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url,
+            public_url);
 
     uv_run(rt.loop, UV_RUN_DEFAULT);
     kf_store_close(store);
@@ -366,9 +374,12 @@ int main(int argc, char **argv)
         return 2;
     }
     static const struct option long_options[] = {
-        {"listen", required_argument, NULL, 'l'},   {"data", required_argument, NULL, 'd'},
-        {"synchronous", required_argument, NULL, 's'}, {"public-url", required_argument, NULL, 'u'},
-        {"secure-cookies", no_argument, NULL, 'S'}, {"log-level", required_argument, NULL, 'L'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'd'},
+        {"synchronous", required_argument, NULL, 's'},
+        {"public-url", required_argument, NULL, 'u'},
+        {"secure-cookies", no_argument, NULL, 'S'},
+        {"log-level", required_argument, NULL, 'L'},
         {"allow-origin", required_argument, NULL, 'o'},
         {"max-connections-per-address", required_argument, NULL, OPT_PER_ADDRESS},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
@@ -380,21 +391,19 @@ int main(int argc, char **argv)
         {"visitor-message-burst", required_argument, NULL, OPT_MESSAGE_BURST},
         {"visitor-sessions-per-minute", required_argument, NULL, OPT_SESSION_RATE},
         {"visitor-session-burst", required_argument, NULL, OPT_SESSION_BURST},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c, option_index = 0;
     while ((c = getopt_long(argc, argv, "h", long_options, &option_index)) != -1) {
         kf_log_level_t level;
         uint64_t n = 0;
         /* The limits' flags all take a count. */
-        if (c >= OPT_PER_ADDRESS &&
-            !parse_count(long_options[option_index].name, optarg,
-                         c == OPT_HEADER_TIMEOUT ? 3600 : 1000000000, &n))
+        if (c >= OPT_PER_ADDRESS && !parse_count(long_options[option_index].name, optarg,
+                                                 c == OPT_HEADER_TIMEOUT ? 3600 : 1000000000, &n))
             return 2;
         switch (c) {
-        case OPT_PER_ADDRESS:
-            opts.max_connections_per_address = (size_t)n;
-            break;
+        case OPT_PER_ADDRESS: opts.max_connections_per_address = (size_t)n; break;
         case OPT_HEADER_TIMEOUT:
             if (n == 0) {
                 fprintf(stderr, "kefu: --header-timeout is 1 to 3600 seconds\n");
@@ -402,39 +411,21 @@ int main(int argc, char **argv)
             }
             opts.header_timeout_ms = n * 1000;
             break;
-        case OPT_PUSH_VISITOR:
-            opts.max_push_per_visitor = (size_t)n;
-            break;
-        case OPT_PUSH_AGENT:
-            opts.max_push_per_agent = (size_t)n;
-            break;
-        case OPT_REQUEST_RATE:
-            opts.visitor_requests_per_minute = (double)n;
-            break;
-        case OPT_REQUEST_BURST:
-            opts.visitor_request_burst = (double)n;
-            break;
-        case OPT_MESSAGE_RATE:
-            opts.visitor_messages_per_minute = (double)n;
-            break;
-        case OPT_MESSAGE_BURST:
-            opts.visitor_message_burst = (double)n;
-            break;
-        case OPT_SESSION_RATE:
-            opts.visitor_sessions_per_minute = (double)n;
-            break;
-        case OPT_SESSION_BURST:
-            opts.visitor_session_burst = (double)n;
-            break;
+        case OPT_PUSH_VISITOR: opts.max_push_per_visitor = (size_t)n; break;
+        case OPT_PUSH_AGENT: opts.max_push_per_agent = (size_t)n; break;
+        case OPT_REQUEST_RATE: opts.visitor_requests_per_minute = (double)n; break;
+        case OPT_REQUEST_BURST: opts.visitor_request_burst = (double)n; break;
+        case OPT_MESSAGE_RATE: opts.visitor_messages_per_minute = (double)n; break;
+        case OPT_MESSAGE_BURST: opts.visitor_message_burst = (double)n; break;
+        case OPT_SESSION_RATE: opts.visitor_sessions_per_minute = (double)n; break;
+        case OPT_SESSION_BURST: opts.visitor_session_burst = (double)n; break;
         case 'l':
             if (parse_listen(optarg, &opts) != 0) {
                 fprintf(stderr, "kefu: --listen takes HOST:PORT, not %s\n", optarg);
                 return 2;
             }
             break;
-        case 'd':
-            opts.data_dir = optarg;
-            break;
+        case 'd': opts.data_dir = optarg; break;
         case 's':
             if (strcmp(optarg, "FULL") != 0 && strcmp(optarg, "NORMAL") != 0) {
                 fprintf(stderr, "kefu: --synchronous is FULL or NORMAL\n");
@@ -442,14 +433,11 @@ int main(int argc, char **argv)
             }
             opts.synchronous = optarg;
             break;
-        case 'u':
-            opts.public_url = optarg;
-            break;
-        case 'S':
-            opts.secure_cookies = true;
-            break;
+        case 'u': opts.public_url = optarg; break;
+        case 'S': opts.secure_cookies = true; break;
         case 'o':
-            if (opts.allowed_origin_count == sizeof opts.allowed_origins / sizeof opts.allowed_origins[0]) {
+            if (opts.allowed_origin_count ==
+                sizeof opts.allowed_origins / sizeof opts.allowed_origins[0]) {
                 fprintf(stderr, "kefu: too many --allow-origin flags\n");
                 return 2;
             }
@@ -462,12 +450,8 @@ int main(int argc, char **argv)
             }
             kf_log_set_level(level);
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if ((opts.visitor_requests_per_minute > 0 && opts.visitor_request_burst < 1) ||

@@ -1,5 +1,6 @@
-/* embed.c: a build tool that turns web/ files into a C array table (assets_data.c), so that the
- * server binary carries its own pages. Usage: kf_embed OUT.c FILE... */
+/* embed.c: a build tool that turns web/ files into a C source file of arrays (the build's
+ * assets_data source), so that the server binary carries its own pages.
+ * Usage: kf_embed OUTPUT FILE... */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

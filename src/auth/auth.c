@@ -147,7 +147,10 @@ int kf_auth_random_token(char out[KF_TOKEN_SIZE])
  * for the life of the process. */
 static EVP_MD *sha256_fetched;
 
-static void sha256_fetch(void) { sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL); }
+static void sha256_fetch(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
 
 static const EVP_MD *sha256_md(void)
 {

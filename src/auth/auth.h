@@ -17,7 +17,8 @@
 /* A push ticket fits in this many bytes (NUL included). */
 #define KF_TICKET_SIZE 128
 
-/* Fills out (KF_TOKEN_SIZE bytes) with a fresh random token from RAND_bytes. Returns 0 or KF_EIO. */
+/* Fills out (KF_TOKEN_SIZE bytes) with a fresh random token from RAND_bytes. Returns 0 or KF_EIO.
+ */
 int kf_auth_random_token(char out[KF_TOKEN_SIZE]);
 
 /* SHA-256 of data as lower-case hex into out (KF_HASH_HEX_SIZE bytes). */

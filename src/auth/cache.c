@@ -11,8 +11,8 @@
 typedef struct entry {
     unsigned char key[HASH_BYTES]; /* the token hash, binary; all zero when the slot is empty */
     int64_t expires_at;
-    size_t len;                    /* of value */
-    unsigned char *value;          /* owned; NULL when empty */
+    size_t len;           /* of value */
+    unsigned char *value; /* owned; NULL when empty */
 } entry_t;
 
 struct kf_auth_cache {
@@ -136,4 +136,7 @@ void kf_auth_cache_clear(kf_auth_cache_t *cache)
         clear(cache, &cache->slots[i]);
 }
 
-size_t kf_auth_cache_count(const kf_auth_cache_t *cache) { return cache->count; }
+size_t kf_auth_cache_count(const kf_auth_cache_t *cache)
+{
+    return cache->count;
+}

@@ -27,7 +27,10 @@ static void out_of_memory(void)
 /* Allocations left before the injected failure (kf_alloc_fail_nth); 0 when none is armed. */
 static unsigned long fail_countdown;
 
-void kf_alloc_fail_nth(unsigned long nth) { fail_countdown = nth; }
+void kf_alloc_fail_nth(unsigned long nth)
+{
+    fail_countdown = nth;
+}
 
 /* True when this allocation is the one a test asked to fail. */
 static bool injected_failure(void)
@@ -59,7 +62,10 @@ void *kf_xrealloc(void *p, size_t n)
     return q;
 }
 
-char *kf_xstrdup(const char *s) { return kf_xstrndup(s, strlen(s)); }
+char *kf_xstrdup(const char *s)
+{
+    return kf_xstrndup(s, strlen(s));
+}
 
 char *kf_xstrndup(const char *s, size_t n)
 {
@@ -103,7 +109,10 @@ void kf_buf_append(kf_buf_t *b, const void *data, size_t len)
     b->data[b->len] = '\0';
 }
 
-void kf_buf_append_str(kf_buf_t *b, const char *s) { kf_buf_append(b, s, strlen(s)); }
+void kf_buf_append_str(kf_buf_t *b, const char *s)
+{
+    kf_buf_append(b, s, strlen(s));
+}
 
 void kf_buf_printf(kf_buf_t *b, const char *fmt, ...)
 {

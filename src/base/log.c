@@ -11,8 +11,14 @@
 static kf_log_level_t current_level = KF_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
-void kf_log_set_level(kf_log_level_t level) { current_level = level; }
-kf_log_level_t kf_log_get_level(void) { return current_level; }
+void kf_log_set_level(kf_log_level_t level)
+{
+    current_level = level;
+}
+kf_log_level_t kf_log_get_level(void)
+{
+    return current_level;
+}
 
 int kf_log_parse_level(const char *name, kf_log_level_t *out)
 {
@@ -34,9 +40,9 @@ void kf_log(kf_log_level_t level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&now.tv_sec, &tm);
     char line[2048];
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
-                     level_names[level]);
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     now.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

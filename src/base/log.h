@@ -1,8 +1,15 @@
-/* log.h: levelled logging to stderr. Only the edge (handlers, main) logs; lower layers return codes. */
+/* log.h: levelled logging to stderr. Only the edge (handlers, main) logs; lower layers return
+ * codes. */
 #ifndef KF_LOG_H
 #define KF_LOG_H
 
-typedef enum { KF_LOG_DEBUG = 0, KF_LOG_INFO, KF_LOG_WARN, KF_LOG_ERROR, KF_LOG_OFF } kf_log_level_t;
+typedef enum {
+    KF_LOG_DEBUG = 0,
+    KF_LOG_INFO,
+    KF_LOG_WARN,
+    KF_LOG_ERROR,
+    KF_LOG_OFF
+} kf_log_level_t;
 
 /* Messages below this level are dropped. Default KF_LOG_INFO. */
 void kf_log_set_level(kf_log_level_t level);

@@ -29,10 +29,10 @@ typedef struct pending {
     kf_app_t *app;
     kf_chat_done_cb done;
     void *done_data;
-    kf_event_t *event;          /* a read mark's event; a message's is made from the stored row */
-    int64_t visitor_id;         /* the conversation's visitor: whose topic gets event */
+    kf_event_t *event;  /* a read mark's event; a message's is made from the stored row */
+    int64_t visitor_id; /* the conversation's visitor: whose topic gets event */
     int64_t conversation_id;
-    bool publish_conversation;  /* the agents' lists learn of the conversation's new state */
+    bool publish_conversation; /* the agents' lists learn of the conversation's new state */
 } pending_t;
 
 /* The store's done callback, on the loop once the writer thread has committed (or failed). */
@@ -107,8 +107,8 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     int rc = who.kind == 'v'
                  ? store->ops->message_add(store, 0, who.id, KF_SENDER_VISITOR, 0, text,
                                            kf_now_ms(), committed_cb, pending)
-                 : store->ops->message_add(store, conversation_id, 0, KF_SENDER_AGENT, who.id,
-                                           text, kf_now_ms(), committed_cb, pending);
+                 : store->ops->message_add(store, conversation_id, 0, KF_SENDER_AGENT, who.id, text,
+                                           kf_now_ms(), committed_cb, pending);
     free(text);
     if (rc != 0) {
         free(pending);

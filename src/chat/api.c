@@ -36,7 +36,10 @@ static void store_failed(kf_req_t *req, int rc)
     kf_resp_error(req, 500, "internal", "the server could not complete the request");
 }
 
-void kf_chat_store_failed(kf_req_t *req, int rc) { store_failed(req, rc); }
+void kf_chat_store_failed(kf_req_t *req, int rc)
+{
+    store_failed(req, rc);
+}
 
 static void answer_error(kf_req_t *req, const kf_chat_error_t *err)
 {
@@ -119,7 +122,10 @@ bool kf_chat_visitor_take(kf_limit_t *limit, int64_t visitor_id, int64_t *retry_
     return kf_limit_take(limit, key, kf_now_ms(), retry_after_ms);
 }
 
-int64_t kf_chat_retry_after_s(int64_t retry_after_ms) { return (retry_after_ms + 999) / 1000; }
+int64_t kf_chat_retry_after_s(int64_t retry_after_ms)
+{
+    return (retry_after_ms + 999) / 1000;
+}
 
 void kf_chat_rate_limited(kf_req_t *req, int64_t retry_after_ms, const char *what)
 {
@@ -254,8 +260,9 @@ static void answer_messages(kf_req_t *req, int rc, messages_out_t *out)
         store_failed(req, rc);
         return;
     }
-    kf_resp_json(req, 200, json_pack("{s:o,s:b}", "messages", out->array, "more",
-                                     out->count >= KF_PAGE_SIZE));
+    kf_resp_json(
+        req, 200,
+        json_pack("{s:o,s:b}", "messages", out->array, "more", out->count >= KF_PAGE_SIZE));
 }
 
 /* Answers {"conversation": ...} for id with status, or 404. */
@@ -285,8 +292,9 @@ static void send_ticket(kf_req_t *req, char kind, int64_t subject)
         kf_resp_error(req, 500, "internal", "could not sign a push ticket");
         return;
     }
-    kf_resp_json(req, 201, json_pack("{s:s,s:I}", "ticket", ticket, "expires_in",
-                                     (json_int_t)(app->config.ticket_ttl_ms / 1000)));
+    kf_resp_json(req, 201,
+                 json_pack("{s:s,s:I}", "ticket", ticket, "expires_in",
+                           (json_int_t)(app->config.ticket_ttl_ms / 1000)));
 }
 
 /* ---- visitor endpoints ---- */
@@ -348,8 +356,9 @@ void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
     kf_visitor_auth_t visitor = {.id = id};
     snprintf(visitor.name, sizeof visitor.name, "%s", trimmed);
     kf_chat_cache_visitor(app, hash, &visitor);
-    kf_resp_json(req, 201, json_pack("{s:s,s:{s:I,s:s}}", "token", token, "visitor", "id",
-                                     (json_int_t)id, "name", trimmed));
+    kf_resp_json(req, 201,
+                 json_pack("{s:s,s:{s:I,s:s}}", "token", token, "visitor", "id", (json_int_t)id,
+                           "name", trimmed));
     free(trimmed);
 }
 
@@ -359,8 +368,9 @@ void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids)
     kf_visitor_auth_t visitor;
     if (!require_visitor(req, &visitor))
         return;
-    kf_resp_json(req, 200, json_pack("{s:{s:I,s:s}}", "visitor", "id", (json_int_t)visitor.id,
-                                     "name", visitor.name));
+    kf_resp_json(
+        req, 200,
+        json_pack("{s:{s:I,s:s}}", "visitor", "id", (json_int_t)visitor.id, "name", visitor.name));
 }
 
 /* ---- answers after the group commit ----
@@ -382,7 +392,7 @@ static void answer_message(kf_req_t *req, const char *message_text)
 }
 
 typedef struct waiting {
-    kf_req_t *req;           /* NULL once the client is gone */
+    kf_req_t *req; /* NULL once the client is gone */
     answer_kind_t kind;
     int64_t conversation_id; /* ANSWER_CONVERSATION */
 } waiting_t;
@@ -550,7 +560,8 @@ void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
      * attempt costs no scrypt either. */
     int64_t now = kf_now_ms(), wait_account = 0, wait_address = 0;
     bool allowed = kf_limit_check(app->login_by_account, lower, now, &wait_account);
-    allowed = kf_limit_check(app->login_by_address, kf_req_peer(req), now, &wait_address) && allowed;
+    allowed =
+        kf_limit_check(app->login_by_address, kf_req_peer(req), now, &wait_address) && allowed;
     if (!allowed) {
         json_decref(root);
         int64_t wait_s = ((wait_account > wait_address ? wait_account : wait_address) + 999) / 1000;
@@ -670,7 +681,8 @@ void kf_api_conversations_get(kf_req_t *req, const int64_t *ids)
     if (!require_agent(req, &agent, false))
         return;
     conversation_list_t list = {json_array(), 0};
-    int rc = app->store->ops->conversation_list(app->store, LIST_LIMIT, list_conversation_cb, &list);
+    int rc =
+        app->store->ops->conversation_list(app->store, LIST_LIMIT, list_conversation_cb, &list);
     if (rc != 0) {
         json_decref(list.array);
         store_failed(req, rc);
@@ -678,8 +690,7 @@ void kf_api_conversations_get(kf_req_t *req, const int64_t *ids)
     }
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", (long long)list.newest);
-    kf_resp_json(req, 200,
-                 json_pack("{s:o,s:s}", "conversations", list.array, "cursor", cursor));
+    kf_resp_json(req, 200, json_pack("{s:o,s:s}", "conversations", list.array, "cursor", cursor));
 }
 
 void kf_api_conversation_get(kf_req_t *req, const int64_t *ids)

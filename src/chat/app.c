@@ -160,8 +160,8 @@ void kf_app_handle(kf_req_t *req)
         return;
     }
     kf_route_match_t match;
-    int rc = kf_router_match(routes, sizeof routes / sizeof routes[0], req->head->method, path,
-                             &match);
+    int rc =
+        kf_router_match(routes, sizeof routes / sizeof routes[0], req->head->method, path, &match);
     if (rc == KF_ENOTFOUND) {
         kf_resp_error(req, 404, "not_found", "no such endpoint");
         return;
@@ -238,7 +238,10 @@ static void store_wakeup_cb(uv_async_t *handle)
 }
 
 /* Called on the writer's thread: uv_async_send is the one libuv call that is safe there. */
-static void store_notify(void *data) { uv_async_send(data); }
+static void store_notify(void *data)
+{
+    uv_async_send(data);
+}
 
 kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *config,
                      const kf_push_config_t *push_config, int *err)
@@ -261,9 +264,11 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     bool limits_ok = optional_limit(config->visitor_requests_per_minute,
                                     config->visitor_requests_burst, &app->visitor_requests);
     limits_ok = optional_limit(config->visitor_messages_per_minute, config->visitor_messages_burst,
-                               &app->visitor_messages) && limits_ok;
+                               &app->visitor_messages) &&
+                limits_ok;
     limits_ok = optional_limit(config->visitor_sessions_per_minute, config->visitor_sessions_burst,
-                               &app->visitor_sessions) && limits_ok;
+                               &app->visitor_sessions) &&
+                limits_ok;
     if (app->login_by_account == NULL || app->login_by_address == NULL || !limits_ok) {
         kf_limit_free(app->login_by_account);
         kf_limit_free(app->login_by_address);
@@ -299,7 +304,10 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     return app;
 }
 
-void kf_app_commit(kf_app_t *app) { app->store->ops->flush(app->store); }
+void kf_app_commit(kf_app_t *app)
+{
+    app->store->ops->flush(app->store);
+}
 
 void kf_app_drain(kf_app_t *app)
 {
@@ -307,7 +315,10 @@ void kf_app_drain(kf_app_t *app)
     kf_push_drain(app->push);
 }
 
-static void free_handle_cb(uv_handle_t *handle) { free(handle); }
+static void free_handle_cb(uv_handle_t *handle)
+{
+    free(handle);
+}
 
 void kf_app_free(kf_app_t *app)
 {

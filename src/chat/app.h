@@ -16,14 +16,14 @@
 #include "store/store.h"
 
 typedef struct kf_app_config {
-    size_t max_message_chars;    /* longest message body in code points (4000) */
-    int64_t session_ttl_ms;      /* agent session lifetime (7 days) */
-    int64_t ticket_ttl_ms;       /* push ticket lifetime (60 s) */
-    bool secure_cookies;         /* add Secure to cookies (when served behind TLS) */
+    size_t max_message_chars;           /* longest message body in code points (4000) */
+    int64_t session_ttl_ms;             /* agent session lifetime (7 days) */
+    int64_t ticket_ttl_ms;              /* push ticket lifetime (60 s) */
+    bool secure_cookies;                /* add Secure to cookies (when served behind TLS) */
     const char *const *allowed_origins; /* origins besides our own that may open a WebSocket */
     size_t allowed_origin_count;
-    double login_failures_per_account;  /* failed logins allowed per account per 15 min (5) */
-    double login_failures_per_address;  /* ... and per client address (20) */
+    double login_failures_per_account; /* failed logins allowed per account per 15 min (5) */
+    double login_failures_per_address; /* ... and per client address (20) */
     /* Abuse limits (docs/SECURITY.md); 0 turns one off. */
     double visitor_requests_per_minute; /* API and push requests per visitor: rate (120) */
     double visitor_requests_burst;      /* ... and bucket size (60) */
@@ -46,9 +46,9 @@ typedef struct kf_chat_newest {
 
 struct kf_app {
     uv_loop_t *loop;
-    kf_store_t *store;           /* borrowed */
-    kf_hub_t *hub;               /* owned */
-    kf_push_t *push;             /* owned */
+    kf_store_t *store; /* borrowed */
+    kf_hub_t *hub;     /* owned */
+    kf_push_t *push;   /* owned */
     kf_app_config_t config;
     unsigned char ticket_key[32]; /* HMAC key for push tickets, kept in the store's settings */
     kf_limit_t *login_by_account; /* failed logins per e-mail */
@@ -65,12 +65,12 @@ struct kf_app {
     kf_auth_cache_t *agent_sessions; /* session token hash -> kf_agent_auth_t */
     kf_auth_cache_t *visitor_tokens; /* visitor token hash -> kf_visitor_auth_t (name cut short) */
     kf_push_holder_t **push_holders; /* live.c's hash table of listeners with push connections */
-    size_t push_holder_buckets;   /* a power of two, or 0 before the first */
-    size_t push_holder_count;     /* listeners in it */
+    size_t push_holder_buckets;      /* a power of two, or 0 before the first */
+    size_t push_holder_count;        /* listeners in it */
     /* Group commit: the store's writer thread commits the batched writes and wakes the loop,
      * which then acknowledges and publishes them (the store's complete()). */
     uv_async_t *store_wakeup;
-    uv_timer_t *limit_sweeper;    /* drops idle rate-limit buckets once a minute */
+    uv_timer_t *limit_sweeper; /* drops idle rate-limit buckets once a minute */
 };
 
 void kf_app_config_default(kf_app_config_t *config);

@@ -43,7 +43,7 @@ int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c);
 
 /* Who acts: a visitor or an agent. */
 typedef struct kf_actor {
-    char kind;          /* 'v' visitor or 'a' agent */
+    char kind; /* 'v' visitor or 'a' agent */
     int64_t id;
 } kf_actor_t;
 
@@ -147,8 +147,8 @@ void kf_live_free(kf_app_t *app);
  * fail); the writes' commit callback calls it. */
 void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id);
 /* The push module's receiver of WebSocket messages (ctx is the app). */
-void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject, const char *text,
-                     size_t len);
+void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject,
+                     const char *text, size_t len);
 
 /* ---- helpers (app.c) ---- */
 

@@ -14,21 +14,21 @@ json_t *kf_chat_message_json(const kf_message_t *m)
                           m->body, "created_at", (json_int_t)m->created_at);
     if (m->sender == KF_SENDER_AGENT) {
         json_object_set_new(o, "agent_id", json_integer((json_int_t)m->agent_id));
-        json_object_set_new(o, "agent_name", json_string(m->agent_name != NULL ? m->agent_name : ""));
+        json_object_set_new(o, "agent_name",
+                            json_string(m->agent_name != NULL ? m->agent_name : ""));
     }
     return o;
 }
 
 json_t *kf_chat_conversation_json(const kf_conversation_t *c)
 {
-    return json_pack("{s:I,s:{s:I,s:s},s:s,s:I,s:o,s:I,s:I,s:I,s:I}", "id", (json_int_t)c->id,
-                     "visitor", "id", (json_int_t)c->visitor_id, "name",
-                     c->visitor_name != NULL ? c->visitor_name : "", "status", c->status, "unread",
-                     (json_int_t)c->unread_for_agents, "last_message",
-                     c->has_last_message ? kf_chat_message_json(&c->last_message) : json_null(),
-                     "created_at", (json_int_t)c->created_at, "updated_at",
-                     (json_int_t)c->updated_at, "agent_read_up_to", (json_int_t)c->agent_read_up_to,
-                     "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
+    return json_pack(
+        "{s:I,s:{s:I,s:s},s:s,s:I,s:o,s:I,s:I,s:I,s:I}", "id", (json_int_t)c->id, "visitor", "id",
+        (json_int_t)c->visitor_id, "name", c->visitor_name != NULL ? c->visitor_name : "", "status",
+        c->status, "unread", (json_int_t)c->unread_for_agents, "last_message",
+        c->has_last_message ? kf_chat_message_json(&c->last_message) : json_null(), "created_at",
+        (json_int_t)c->created_at, "updated_at", (json_int_t)c->updated_at, "agent_read_up_to",
+        (json_int_t)c->agent_read_up_to, "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
 }
 
 kf_event_t *kf_chat_event(uint64_t id, json_t *body)
@@ -55,8 +55,8 @@ kf_event_t *kf_chat_message_event_of(int64_t message_id, const char *message_tex
     /* "type" first: the SSE encoder reads it from the front of the bytes. The id is a string
      * (docs/API.md): cursors may outgrow a JavaScript number. */
     char head[64];
-    int n = snprintf(head, sizeof head, "{\"type\":\"message\",\"id\":\"%lld\",\"message\":",
-                     (long long)message_id);
+    int n = snprintf(head, sizeof head,
+                     "{\"type\":\"message\",\"id\":\"%lld\",\"message\":", (long long)message_id);
     size_t text_len = strlen(message_text);
     kf_event_t *event = kf_event_new((uint64_t)message_id, NULL, (size_t)n + text_len + 1);
     memcpy(event->json, head, (size_t)n);
@@ -104,8 +104,8 @@ int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c)
 void kf_chat_publish_conversation(kf_app_t *app, int64_t conversation_id)
 {
     json_t *conversation = NULL;
-    if (app->store->ops->conversation_get(app->store, conversation_id,
-                                          kf_chat_copy_conversation_cb, &conversation) != 0)
+    if (app->store->ops->conversation_get(app->store, conversation_id, kf_chat_copy_conversation_cb,
+                                          &conversation) != 0)
         return;
     kf_chat_publish(app, 0, true,
                     kf_chat_event(0, json_pack("{s:s,s:o}", "type", "conversation", "conversation",

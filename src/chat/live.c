@@ -17,7 +17,7 @@ typedef struct replay_ctx {
     kf_push_emit_fn emit;
     void *emit_ctx;
     size_t count;
-    int stopped_by;     /* what replay_message_cb returned to stop the query, or 0 */
+    int stopped_by; /* what replay_message_cb returned to stop the query, or 0 */
 } replay_ctx_t;
 
 static int replay_message_cb(void *ctx, const kf_message_t *m)
@@ -106,10 +106,11 @@ static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit,
         *more = false;
         return 0;
     }
-    int rc = replay->visitor_id != 0
-                 ? store->ops->messages_of_visitor(store, replay->visitor_id, (int64_t)after, limit,
-                                                   replay_message_cb, replay)
-                 : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, replay);
+    int rc =
+        replay->visitor_id != 0
+            ? store->ops->messages_of_visitor(store, replay->visitor_id, (int64_t)after, limit,
+                                              replay_message_cb, replay)
+            : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, replay);
     *more = replay->count >= limit;
     if (rc == 0 && replay->count == 0)
         note_nothing_above(replay->app, replay->visitor_id, after);
@@ -126,9 +127,9 @@ static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit,
 struct kf_push_holder {
     kf_push_holder_t *chain; /* next entry in the same hash bucket */
     kf_app_t *app;
-    char kind;               /* 'v' visitor, 'a' agent */
-    int64_t subject;         /* their id */
-    size_t connections;      /* held long polls, streams and WebSockets open now */
+    char kind;          /* 'v' visitor, 'a' agent */
+    int64_t subject;    /* their id */
+    size_t connections; /* held long polls, streams and WebSockets open now */
 };
 
 /* Buckets of the table when it is created; it doubles when it holds more listeners. */
@@ -297,14 +298,15 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
     kf_push_source_t source = {.replay = replay, .ctx = &ctx};
     n = kf_http_query_get(req->head->query, "ticket", value, sizeof value);
     if (n != KF_ENOTFOUND) {
-        int rc = n < 0 ? KF_EAUTH
-                       : kf_auth_ticket_verify(app->ticket_key, sizeof app->ticket_key, value,
-                                               (size_t)n, kf_now_ms(), &source.kind,
-                                               &source.subject);
+        int rc = n < 0
+                     ? KF_EAUTH
+                     : kf_auth_ticket_verify(app->ticket_key, sizeof app->ticket_key, value,
+                                             (size_t)n, kf_now_ms(), &source.kind, &source.subject);
         if (rc != 0) {
             kf_chat_log_request(req, "bad push ticket");
             kf_resp_error(req, 401, "unauthorized",
-                          rc == KF_EEXPIRED ? "the push ticket has expired" : "invalid push ticket");
+                          rc == KF_EEXPIRED ? "the push ticket has expired"
+                                            : "invalid push ticket");
             return;
         }
     } else {
@@ -404,9 +406,9 @@ static void reply_error(kf_push_client_t *client, json_t *ref, int status, const
                         const char *message)
 {
     (void)status;
-    reply(client, json_pack("{s:s,s:O,s:{s:s,s:s}}", "type", "error", "ref",
-                            ref != NULL ? ref : json_null(), "error", "code", code, "message",
-                            message));
+    reply(client,
+          json_pack("{s:s,s:O,s:{s:s,s:s}}", "type", "error", "ref",
+                    ref != NULL ? ref : json_null(), "error", "code", code, "message", message));
 }
 
 /* A WebSocket action waiting for its commit: the ack (or error) goes out after it. */
@@ -520,7 +522,8 @@ void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t sub
     } else if (strcmp(type, "typing") == 0) {
         rc = kf_chat_typing(app, who, conversation_id, json_object_get(root, "typing"), &err);
     } else if (strcmp(type, "ping") == 0) {
-        reply(client, json_pack("{s:s,s:O}", "type", "pong", "ref", ref != NULL ? ref : json_null()));
+        reply(client,
+              json_pack("{s:s,s:O}", "type", "pong", "ref", ref != NULL ? ref : json_null()));
     } else {
         reply_error(client, ref, 400, "bad_request", "unknown action type");
     }

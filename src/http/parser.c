@@ -29,12 +29,21 @@ static bool is_tchar(unsigned char c)
 
 /* A target is visible ASCII only: clients percent-encode everything else, so a raw byte >= 0x80
  * or a control byte there is a broken or hostile client. */
-static bool is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
+static bool is_target_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f;
+}
 
 /* Header values may carry obs-text (>= 0x80), e.g. UTF-8 in a User-Agent, but no controls. */
-static bool is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+static bool is_value_char(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
-static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 static kf_str_t trim_ows(kf_str_t s)
 {
@@ -344,8 +353,8 @@ int kf_http_parse_request(const char *buf, size_t len, const kf_http_limits_t *l
         .limit = limits->max_header_bytes < INT_MAX ? limits->max_header_bytes : INT_MAX,
         .pos = 0,
     };
-    size_t max_headers = limits->max_headers < KF_HTTP_MAX_HEADERS ? limits->max_headers
-                                                                    : KF_HTTP_MAX_HEADERS;
+    size_t max_headers =
+        limits->max_headers < KF_HTTP_MAX_HEADERS ? limits->max_headers : KF_HTTP_MAX_HEADERS;
     int rc = parse_request_line(&s, limits->max_request_line, req);
     if (rc != 0)
         return rc;

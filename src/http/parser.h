@@ -34,11 +34,11 @@ typedef struct kf_http_header {
 } kf_http_header_t;
 
 typedef struct kf_http_request {
-    kf_str_t method;       /* "GET", "POST", ... (a token; case-sensitive) */
-    kf_str_t target;       /* the request-target as sent, e.g. "/a/b?x=1" */
-    kf_str_t path;         /* target up to '?' (not decoded) */
-    kf_str_t query;        /* after '?', without it; len 0 (ptr may be NULL) when absent */
-    int minor_version;     /* 0 or 1 */
+    kf_str_t method;   /* "GET", "POST", ... (a token; case-sensitive) */
+    kf_str_t target;   /* the request-target as sent, e.g. "/a/b?x=1" */
+    kf_str_t path;     /* target up to '?' (not decoded) */
+    kf_str_t query;    /* after '?', without it; len 0 (ptr may be NULL) when absent */
+    int minor_version; /* 0 or 1 */
     kf_http_header_t headers[KF_HTTP_MAX_HEADERS];
     size_t num_headers;
     /* Derived from the headers: */

@@ -24,7 +24,8 @@ static bool match_pattern(const char *pattern, kf_str_t path, kf_route_match_t *
                 pi++;
                 digits++;
             }
-            if (digits == 0 || value < 1 || value > MAX_ROUTE_ID || match->id_count == KF_ROUTE_MAX_IDS)
+            if (digits == 0 || value < 1 || value > MAX_ROUTE_ID ||
+                match->id_count == KF_ROUTE_MAX_IDS)
                 return false;
             match->ids[match->id_count++] = value;
             p += 4;

@@ -20,8 +20,8 @@ typedef struct kf_route {
 } kf_route_t;
 
 typedef struct kf_route_match {
-    const kf_route_t *route;          /* the matched route */
-    int64_t ids[KF_ROUTE_MAX_IDS];    /* the {id} values, in order */
+    const kf_route_t *route;       /* the matched route */
+    int64_t ids[KF_ROUTE_MAX_IDS]; /* the {id} values, in order */
     size_t id_count;
 } kf_route_match_t;
 

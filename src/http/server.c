@@ -29,36 +29,36 @@ typedef struct address_entry {
 } address_entry_t;
 
 struct kf_conn {
-    uv_tcp_t tcp;               /* first member: the handle's address is the connection's */
+    uv_tcp_t tcp; /* first member: the handle's address is the connection's */
     kf_server_t *server;
-    kf_conn_t *prev, *next;     /* the server's list of connections */
-    kf_buf_t rbuf;              /* bytes read and not yet consumed; freed whenever empty */
-    kf_buf_t deferred;          /* the head of a stream or upgrade that a handler started: it goes
-                                 * out with the first bytes that follow, in one write, or when
-                                 * the handler returns */
-    kf_req_t req;               /* the request being answered (valid while in_request) */
-    size_t req_bytes;           /* head + body bytes of that request, consumed when it ends */
-    bool in_request;            /* a request was handed to the handler and is not finished */
-    bool dispatching;           /* inside process(): finishing a request must not re-enter it */
-    bool closing;               /* uv_close or uv_shutdown was started */
-    bool lingering;             /* closing gracefully: our FIN goes after the queued writes, and
-                                 * what the peer still sends is read and dropped until its EOF or
-                                 * linger_until_ms, so that closing with unread input does not
-                                 * reset the connection and destroy our last bytes in flight
-                                 * (a WebSocket close frame, a Connection: close answer) */
-    bool shut_down;             /* lingering: our FIN is out */
-    bool peer_done;             /* lingering: the peer's EOF (or an error) came */
-    bool handle_closing;        /* uv_close was called on tcp */
-    uint64_t linger_until_ms;   /* lingering: close at this loop time at the latest */
-    bool close_after;           /* close once the current response has been written */
-    bool reading;               /* uv_read_start is in effect */
-    bool upgraded;              /* after a 101: bytes go to raw_read, not the HTTP parser */
-    bool served;                /* a request has been handed to the handler (or refused) */
-    kf_raw_read_cb raw_read;    /* the new protocol's reader */
+    kf_conn_t *prev, *next;      /* the server's list of connections */
+    kf_buf_t rbuf;               /* bytes read and not yet consumed; freed whenever empty */
+    kf_buf_t deferred;           /* the head of a stream or upgrade that a handler started: it goes
+                                  * out with the first bytes that follow, in one write, or when
+                                  * the handler returns */
+    kf_req_t req;                /* the request being answered (valid while in_request) */
+    size_t req_bytes;            /* head + body bytes of that request, consumed when it ends */
+    bool in_request;             /* a request was handed to the handler and is not finished */
+    bool dispatching;            /* inside process(): finishing a request must not re-enter it */
+    bool closing;                /* uv_close or uv_shutdown was started */
+    bool lingering;              /* closing gracefully: our FIN goes after the queued writes, and
+                                  * what the peer still sends is read and dropped until its EOF or
+                                  * linger_until_ms, so that closing with unread input does not
+                                  * reset the connection and destroy our last bytes in flight
+                                  * (a WebSocket close frame, a Connection: close answer) */
+    bool shut_down;              /* lingering: our FIN is out */
+    bool peer_done;              /* lingering: the peer's EOF (or an error) came */
+    bool handle_closing;         /* uv_close was called on tcp */
+    uint64_t linger_until_ms;    /* lingering: close at this loop time at the latest */
+    bool close_after;            /* close once the current response has been written */
+    bool reading;                /* uv_read_start is in effect */
+    bool upgraded;               /* after a 101: bytes go to raw_read, not the HTTP parser */
+    bool served;                 /* a request has been handed to the handler (or refused) */
+    kf_raw_read_cb raw_read;     /* the new protocol's reader */
     uint64_t request_started_ms; /* loop time of the first byte of the pending request, or 0 */
-    uint64_t idle_since_ms;     /* loop time the connection last finished a response */
-    char peer[64];              /* the client's address, for logs and per-address limits */
-    address_entry_t *address;   /* its entry in the per-address table, or NULL when not counted */
+    uint64_t idle_since_ms;      /* loop time the connection last finished a response */
+    char peer[64];               /* the client's address, for logs and per-address limits */
+    address_entry_t *address;    /* its entry in the per-address table, or NULL when not counted */
 };
 
 struct kf_server {
@@ -68,9 +68,9 @@ struct kf_server {
     kf_server_config_t config;
     kf_handler_fn handler;
     void *app;
-    kf_conn_t *conns;           /* every open connection */
+    kf_conn_t *conns; /* every open connection */
     size_t conn_count;
-    int open_handles;           /* listener, sweep timer and connections not yet closed */
+    int open_handles; /* listener, sweep timer and connections not yet closed */
     bool stopping;
     void (*done_cb)(void *data);
     void *done_data;
@@ -78,9 +78,9 @@ struct kf_server {
     /* Per-address connection counts (only when max_connections_per_address is set): a chained
      * hash table of the addresses with connections open, so bounded by the connections. */
     address_entry_t **addresses;
-    size_t address_buckets;     /* a power of two, or 0 before the first entry */
-    size_t address_count;       /* entries in the table */
-    uint64_t address_seed;      /* random: which addresses share a bucket is unforeseeable */
+    size_t address_buckets; /* a power of two, or 0 before the first entry */
+    size_t address_count;   /* entries in the table */
+    uint64_t address_seed;  /* random: which addresses share a bucket is unforeseeable */
 };
 
 typedef struct write_req {
@@ -323,7 +323,10 @@ size_t kf_req_output_queued(const kf_req_t *req)
     return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp);
 }
 
-const char *kf_req_peer(const kf_req_t *req) { return req->conn->peer; }
+const char *kf_req_peer(const kf_req_t *req)
+{
+    return req->conn->peer;
+}
 
 /* ---- closing ---- */
 
@@ -487,16 +490,17 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
     kf_buf_init(&head);
     /* Room for the usual head and the body: one allocation. */
     kf_buf_reserve(&head, 384 + req->resp_headers.len + (body != NULL ? len : 0));
-    kf_buf_printf(&head, "HTTP/1.1 %d %s\r\nServer: kefu\r\nX-Content-Type-Options: nosniff\r\n"
-                         "Referrer-Policy: no-referrer\r\n",
+    kf_buf_printf(&head,
+                  "HTTP/1.1 %d %s\r\nServer: kefu\r\nX-Content-Type-Options: nosniff\r\n"
+                  "Referrer-Policy: no-referrer\r\n",
                   status, status_text(status));
     if (content_type != NULL)
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
     /* Only HTML pages are documents to render or frame, and their handlers set their own policy;
      * nothing else (JSON, event streams, scripts, redirects) may load, run or be framed. */
     if (mode != BODY_NONE && (content_type == NULL || strncmp(content_type, "text/html", 9) != 0))
-        kf_buf_append_str(&head,
-                          "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n");
+        kf_buf_append_str(
+            &head, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n");
     bool chunked = mode == BODY_CHUNKED;
     if (chunked)
         kf_buf_append_str(&head, req->minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
@@ -623,8 +627,8 @@ int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len)
         char size_line[24];
         int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
         /* One write per chunk: size line, data and CRLF together. */
-        uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
-                            uv_buf_init("\r\n", 2)};
+        uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n),
+                            uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\r\n", 2)};
         if (conn_writev(conn, bufs, 3) != 0) {
             req->abort_cb = NULL;
             req->finished = true;
@@ -661,13 +665,17 @@ int kf_req_upgrade(kf_req_t *req, kf_raw_read_cb read_cb, kf_req_abort_cb abort_
     return 0;
 }
 
-kf_conn_t *kf_req_conn(kf_req_t *req) { return req->conn; }
+kf_conn_t *kf_req_conn(kf_req_t *req)
+{
+    return req->conn;
+}
 
 int kf_conn_write(kf_conn_t *conn, const void *data, size_t len)
 {
     if (conn->closing)
         return KF_EINVAL;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) > conn->server->config.max_output) {
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) >
+        conn->server->config.max_output) {
         conn->req.abort_cb = NULL;
         conn->req.finished = true;
         conn_close(conn);
@@ -730,7 +738,8 @@ static void parse_error(kf_conn_t *conn, int rc)
 {
     switch (rc) {
     case KF_HTTP_ELENGTH:
-        reject(conn, 411, "length_required", "chunked request bodies are not accepted; send Content-Length");
+        reject(conn, 411, "length_required",
+               "chunked request bodies are not accepted; send Content-Length");
         break;
     case KF_HTTP_EURI_TOO_LONG:
         reject(conn, 414, "uri_too_long", "the request line is too long");
@@ -744,9 +753,7 @@ static void parse_error(kf_conn_t *conn, int rc)
     case KF_HTTP_EVERSION:
         reject(conn, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
         break;
-    default:
-        reject(conn, 400, "bad_request", "malformed HTTP request");
-        break;
+    default: reject(conn, 400, "bad_request", "malformed HTTP request"); break;
     }
 }
 
@@ -757,8 +764,8 @@ static void process(kf_conn_t *conn)
     while (!conn->closing && !conn->in_request && conn->rbuf.len > 0) {
         kf_req_t *req = &conn->req;
         kf_http_request_t head;
-        int rc = kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &server->config.limits,
-                                       &head);
+        int rc =
+            kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &server->config.limits, &head);
         if (rc == KF_HTTP_INCOMPLETE)
             break;
         if (rc < 0) {
@@ -940,7 +947,10 @@ static void sweep_cb(uv_timer_t *timer)
     }
 }
 
-static void listener_closed_cb(uv_handle_t *handle) { server_handle_closed(handle->data); }
+static void listener_closed_cb(uv_handle_t *handle)
+{
+    server_handle_closed(handle->data);
+}
 
 int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handler_fn handler,
                     void *app, kf_server_t **out)
@@ -987,9 +997,15 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     return 0;
 }
 
-int kf_server_port(const kf_server_t *server) { return server->port; }
+int kf_server_port(const kf_server_t *server)
+{
+    return server->port;
+}
 
-size_t kf_server_connection_count(const kf_server_t *server) { return server->conn_count; }
+size_t kf_server_connection_count(const kf_server_t *server)
+{
+    return server->conn_count;
+}
 
 void kf_server_stop(kf_server_t *server, void (*done_cb)(void *data), void *data)
 {

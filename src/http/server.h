@@ -31,41 +31,41 @@ typedef void (*kf_req_abort_cb)(kf_req_t *req, void *data);
 typedef void (*kf_req_end_cb)(kf_req_t *req, void *data);
 
 typedef struct kf_server_config {
-    const char *host;              /* address to listen on, e.g. "127.0.0.1" */
-    int port;                      /* 0 picks a free port (see kf_server_port) */
-    kf_http_limits_t limits;       /* request-line and header limits */
-    size_t max_body;               /* largest request body accepted (413 past it) */
-    uint64_t header_timeout_ms;    /* a request head (and its body) must arrive within this */
-    uint64_t idle_timeout_ms;      /* a keep-alive connection with no request is closed after */
-    size_t max_output;             /* bytes queued for a slow reader before it is dropped */
-    size_t max_connections;        /* accepted at once; further ones are closed at accept */
+    const char *host;           /* address to listen on, e.g. "127.0.0.1" */
+    int port;                   /* 0 picks a free port (see kf_server_port) */
+    kf_http_limits_t limits;    /* request-line and header limits */
+    size_t max_body;            /* largest request body accepted (413 past it) */
+    uint64_t header_timeout_ms; /* a request head (and its body) must arrive within this */
+    uint64_t idle_timeout_ms;   /* a keep-alive connection with no request is closed after */
+    size_t max_output;          /* bytes queued for a slow reader before it is dropped */
+    size_t max_connections;     /* accepted at once; further ones are closed at accept */
     /* Open at once from one client address (an IPv4 address or an IPv6 /64); further ones are
      * closed at accept, without an answer. 0: no limit. */
     size_t max_connections_per_address;
 } kf_server_config_t;
 
 struct kf_req {
-    kf_conn_t *conn;          /* the connection this request came on */
-    kf_server_t *server;      /* its server */
-    void *app;                /* the application pointer given to kf_server_start */
+    kf_conn_t *conn;     /* the connection this request came on */
+    kf_server_t *server; /* its server */
+    void *app;           /* the application pointer given to kf_server_start */
     /* head (and the views in it) and body are valid only while the handler runs: a handler that
      * holds or streams copies what it needs first. The parsed head lives on the stack of the
      * dispatch, so an idle or held connection does not carry its 3 KiB. */
     const kf_http_request_t *head;
-    const char *body;         /* Content-Length bytes (NULL when there is no body) */
-    int minor_version;        /* of the request, kept for responses sent after the handler */
-    bool head_only;           /* a HEAD request: the response has no body */
+    const char *body;  /* Content-Length bytes (NULL when there is no body) */
+    int minor_version; /* of the request, kept for responses sent after the handler */
+    bool head_only;    /* a HEAD request: the response has no body */
     size_t body_len;
-    uint64_t started_ms;      /* loop time when the head was complete */
+    uint64_t started_ms; /* loop time when the head was complete */
     /* Response state (the server's): */
-    kf_buf_t resp_headers;    /* extra header lines added with kf_resp_header */
-    int status;               /* status sent, 0 before */
-    bool held;                /* kf_req_hold was called */
-    bool streaming;           /* kf_resp_stream_start was called */
-    bool finished;            /* the response is complete */
+    kf_buf_t resp_headers; /* extra header lines added with kf_resp_header */
+    int status;            /* status sent, 0 before */
+    bool held;             /* kf_req_hold was called */
+    bool streaming;        /* kf_resp_stream_start was called */
+    bool finished;         /* the response is complete */
     kf_req_abort_cb abort_cb;
     void *abort_data;
-    kf_req_end_cb end_cb;     /* kf_req_on_end's callback; cleared when it has run */
+    kf_req_end_cb end_cb; /* kf_req_on_end's callback; cleared when it has run */
     void *end_data;
 };
 
@@ -86,7 +86,8 @@ void kf_server_config_default(kf_server_config_t *config);
  * header is dropped and KF_EINVAL returned). */
 int kf_resp_header(kf_req_t *req, const char *name, const char *value);
 /* Sends a complete response. content_type may be NULL when len is 0. */
-void kf_resp_send(kf_req_t *req, int status, const char *content_type, const void *body, size_t len);
+void kf_resp_send(kf_req_t *req, int status, const char *content_type, const void *body,
+                  size_t len);
 /* Sends body (takes the reference, also on error) as JSON with Cache-Control: no-store. */
 void kf_resp_json(kf_req_t *req, int status, json_t *body);
 /* The same for a body already encoded as JSON (len bytes). */

@@ -49,7 +49,10 @@ static bool is_valid_key(const char *key, size_t key_len)
 /* SHA-1 fetched once (see auth.c's sha256_md). */
 static EVP_MD *sha1_fetched;
 
-static void sha1_fetch(void) { sha1_fetched = EVP_MD_fetch(NULL, "SHA1", NULL); }
+static void sha1_fetch(void)
+{
+    sha1_fetched = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
 
 static const EVP_MD *sha1_md(void)
 {

@@ -39,20 +39,20 @@ int kf_ws_accept_key(const char *key, size_t key_len, char out[29]);
 /* One parsed frame header; the payload follows in the buffer. */
 typedef struct kf_ws_frame {
     bool fin;
-    unsigned opcode;        /* KF_WS_* */
-    uint64_t payload_len;   /* bytes of payload */
-    size_t header_len;      /* bytes of header (2..14) */
-    char *payload;          /* into the caller's buffer, unmasked in place */
+    unsigned opcode;      /* KF_WS_* */
+    uint64_t payload_len; /* bytes of payload */
+    size_t header_len;    /* bytes of header (2..14) */
+    char *payload;        /* into the caller's buffer, unmasked in place */
 } kf_ws_frame_t;
 
 /* Results of kf_ws_parse_frame other than "bytes consumed" (> 0). Each error maps to the close
  * code the server must send. */
 enum {
-    KF_WS_INCOMPLETE = -2,     /* need more bytes */
-    KF_WS_EPROTO = -1002,      /* RSV bits set, unknown opcode, unmasked frame, a control frame
-                                * fragmented or longer than 125 bytes, a non-minimal length
-                                * encoding, or a 64-bit length with the top bit set */
-    KF_WS_ETOO_BIG = -1009,    /* payload_len over max_payload */
+    KF_WS_INCOMPLETE = -2,  /* need more bytes */
+    KF_WS_EPROTO = -1002,   /* RSV bits set, unknown opcode, unmasked frame, a control frame
+                             * fragmented or longer than 125 bytes, a non-minimal length
+                             * encoding, or a 64-bit length with the top bit set */
+    KF_WS_ETOO_BIG = -1009, /* payload_len over max_payload */
 };
 
 /* Parses one complete client frame at the start of buf (len bytes). On success returns the frame's
@@ -72,12 +72,13 @@ typedef struct kf_utf8 {
     uint32_t state;  /* 0 = at a character boundary */
     uint32_t needed; /* internal */
     uint32_t codepoint;
-    uint32_t lower;  /* internal: lowest allowed next continuation byte */
+    uint32_t lower; /* internal: lowest allowed next continuation byte */
     uint32_t upper;
 } kf_utf8_t;
 
 void kf_utf8_init(kf_utf8_t *v);
-/* Feeds bytes; returns false as soon as they cannot be valid UTF-8 (fail fast, even mid-character). */
+/* Feeds bytes; returns false as soon as they cannot be valid UTF-8 (fail fast, even mid-character).
+ */
 bool kf_utf8_feed(kf_utf8_t *v, const void *data, size_t len);
 /* True when the bytes fed so far end on a character boundary (a complete message). */
 bool kf_utf8_complete(const kf_utf8_t *v);
@@ -86,10 +87,10 @@ bool kf_utf8_complete(const kf_utf8_t *v);
  * non-final data frame, no new data frame while one is unfinished, control frames allowed between
  * fragments, a message size cap, and UTF-8 validity of text (checked per fragment, fail fast). */
 typedef struct kf_ws_message {
-    bool in_message;      /* a fragmented message is under way */
-    unsigned opcode;      /* its opcode (TEXT or BINARY) */
-    uint64_t size;        /* bytes so far */
-    uint64_t max_size;    /* cap on a whole message */
+    bool in_message;   /* a fragmented message is under way */
+    unsigned opcode;   /* its opcode (TEXT or BINARY) */
+    uint64_t size;     /* bytes so far */
+    uint64_t max_size; /* cap on a whole message */
     kf_utf8_t utf8;
 } kf_ws_message_t;
 
@@ -97,8 +98,8 @@ void kf_ws_message_init(kf_ws_message_t *m, uint64_t max_size);
 
 /* What to do with a frame. */
 enum {
-    KF_WS_FRAME_DATA = 1,     /* a data fragment: append payload; if *complete, the message ends */
-    KF_WS_FRAME_CONTROL = 2,  /* a ping, pong or close: handle it now */
+    KF_WS_FRAME_DATA = 1,    /* a data fragment: append payload; if *complete, the message ends */
+    KF_WS_FRAME_CONTROL = 2, /* a ping, pong or close: handle it now */
 };
 
 /* Checks frame against the message state. Returns KF_WS_FRAME_DATA (and sets *complete),

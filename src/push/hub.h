@@ -14,12 +14,13 @@
 
 /* One event, shared by every subscriber that receives it. */
 typedef struct kf_event {
-    int refs;      /* reference count; the event is freed when it drops to 0 */
-    uint64_t id;   /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
-    char *encoded[KF_EVENT_ENCODINGS];        /* malloc'd, or NULL until first needed */
+    int refs;    /* reference count; the event is freed when it drops to 0 */
+    uint64_t id; /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
+    char *encoded[KF_EVENT_ENCODINGS]; /* malloc'd, or NULL until first needed */
     size_t encoded_len[KF_EVENT_ENCODINGS];
-    size_t len;    /* bytes of json */
-    char json[];   /* the event as a JSON object, e.g. {"type":"message","message":{...}}, NUL-terminated */
+    size_t len;  /* bytes of json */
+    char json[]; /* the event as a JSON object, e.g. {"type":"message","message":{...}},
+                    NUL-terminated */
 } kf_event_t;
 
 /* Makes an event with one reference, copying len bytes of json; with json NULL, the caller fills
@@ -38,8 +39,8 @@ typedef void (*kf_sub_cb)(kf_sub_t *sub, kf_event_t *event);
 /* A subscriber is embedded in its owner's struct (no allocation per subscription).
  * Fields after data are the hub's; zero them (or use kf_sub_init) before the first subscribe. */
 struct kf_sub {
-    kf_sub_cb cb;        /* set by the owner */
-    void *data;          /* the owner's pointer */
+    kf_sub_cb cb;           /* set by the owner */
+    void *data;             /* the owner's pointer */
     struct kf_topic *topic; /* the hub's: NULL when not subscribed */
     kf_sub_t *prev, *next;  /* the hub's: links in the topic's list */
 };

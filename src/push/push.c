@@ -20,24 +20,24 @@
 #define HEARTBEAT_JSON "{\"type\":\"heartbeat\"}"
 
 struct kf_push_client {
-    kf_sub_t sub;               /* on the source's topic */
+    kf_sub_t sub; /* on the source's topic */
     kf_push_t *push;
-    kf_req_t *req;              /* the held, streaming or upgraded request */
+    kf_req_t *req; /* the held, streaming or upgraded request */
     kf_push_transport_t transport;
-    uint64_t cursor;            /* id of the last message event sent */
-    uint64_t deadline_ms;       /* long poll: answer empty at this loop time */
-    uint64_t last_write_ms;     /* streams: time of the last write, for heartbeats and pings */
-    uint64_t last_read_ms;      /* WebSocket: time of the last frame from the client */
-    size_t bytes_written;       /* iframe: bytes so far, for the forced reconnect */
-    char kind;                  /* who listens ('v' or 'a'), for WebSocket messages */
+    uint64_t cursor;        /* id of the last message event sent */
+    uint64_t deadline_ms;   /* long poll: answer empty at this loop time */
+    uint64_t last_write_ms; /* streams: time of the last write, for heartbeats and pings */
+    uint64_t last_read_ms;  /* WebSocket: time of the last frame from the client */
+    size_t bytes_written;   /* iframe: bytes so far, for the forced reconnect */
+    char kind;              /* who listens ('v' or 'a'), for WebSocket messages */
     int64_t subject;
-    kf_ws_message_t ws_message; /* WebSocket: the message being reassembled */
-    kf_buf_t ws_data;           /* WebSocket: its bytes so far (empty between messages) */
-    bool ws_closing;            /* WebSocket: our close frame is sent; ignore what follows */
-    unsigned refs;              /* answers waiting for a commit: freeing waits for them */
-    bool busy;                  /* inside the WebSocket reader: freeing waits for it */
-    bool dead;                  /* its connection is gone: off the list and the topic */
-    bool linked;                /* on the module's list */
+    kf_ws_message_t ws_message;    /* WebSocket: the message being reassembled */
+    kf_buf_t ws_data;              /* WebSocket: its bytes so far (empty between messages) */
+    bool ws_closing;               /* WebSocket: our close frame is sent; ignore what follows */
+    unsigned refs;                 /* answers waiting for a commit: freeing waits for them */
+    bool busy;                     /* inside the WebSocket reader: freeing waits for it */
+    bool dead;                     /* its connection is gone: off the list and the topic */
+    bool linked;                   /* on the module's list */
     kf_push_client_t *prev, *next; /* the module's list of clients */
 };
 
@@ -45,7 +45,7 @@ struct kf_push {
     uv_loop_t *loop;
     kf_hub_t *hub;
     kf_push_config_t config;
-    uv_timer_t tick;            /* one coarse timer for every client's timeout and heartbeat */
+    uv_timer_t tick; /* one coarse timer for every client's timeout and heartbeat */
     kf_push_client_t *clients;
     size_t client_count;
 };
@@ -64,7 +64,10 @@ void kf_push_config_default(kf_push_config_t *config)
 
 /* Milliseconds on the monotonic clock. Time stamps and deadlines read the clock itself rather
  * than the loop's cached time, which can lag behind when a callback runs long. */
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
 
 /* ---- clients ---- */
 
@@ -124,7 +127,10 @@ static void client_kill(kf_push_client_t *client)
         client_free(client);
 }
 
-void kf_push_client_ref(kf_push_client_t *client) { client->refs++; }
+void kf_push_client_ref(kf_push_client_t *client)
+{
+    client->refs++;
+}
 
 void kf_push_client_unref(kf_push_client_t *client)
 {
@@ -286,7 +292,10 @@ static void stream_event_cb(kf_sub_t *sub, kf_event_t *event)
         stream_end(client);
 }
 
-static int stream_replay_cb(void *ctx, kf_event_t *event) { return stream_send(ctx, event); }
+static int stream_replay_cb(void *ctx, kf_event_t *event)
+{
+    return stream_send(ctx, event);
+}
 
 /* Replays everything after the client's cursor, batch by batch, then follows the topic. */
 static void stream_follow(kf_push_client_t *client, const kf_push_source_t *source)
@@ -318,7 +327,7 @@ static void stream_follow(kf_push_client_t *client, const kf_push_source_t *sour
 /* ---- poll and long poll: {"events": [...], "cursor": "N"} ---- */
 
 typedef struct batch {
-    kf_buf_t json;   /* the events array being built */
+    kf_buf_t json; /* the events array being built */
     size_t count;
     uint64_t cursor;
 } batch_t;
@@ -375,7 +384,8 @@ static void serve_poll(kf_push_t *push, kf_req_t *req, kf_push_transport_t trans
     batch_t batch = {.count = 0, .cursor = after};
     kf_buf_init(&batch.json);
     bool more = false;
-    int rc = source->replay(source->ctx, after, push->config.replay_batch, batch_add_cb, &batch, &more);
+    int rc =
+        source->replay(source->ctx, after, push->config.replay_batch, batch_add_cb, &batch, &more);
     if (rc != 0) {
         kf_buf_free(&batch.json);
         kf_resp_error(req, 500, "internal", "could not read stored events");
@@ -395,7 +405,8 @@ static void serve_poll(kf_push_t *push, kf_req_t *req, kf_push_transport_t trans
 
 /* ---- forever iframe and SSE ---- */
 
-static void serve_iframe(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source, uint64_t after)
+static void serve_iframe(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source,
+                         uint64_t after)
 {
     kf_push_client_t *client = client_new(push, req, KF_PUSH_IFRAME, source, after);
     kf_resp_header(req, "Cache-Control", "no-store");
@@ -407,10 +418,12 @@ static void serve_iframe(kf_push_t *push, kf_req_t *req, const kf_push_source_t 
      * script run at once. */
     kf_buf_t head;
     kf_buf_init(&head);
-    kf_buf_append_str(&head, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>kefu push</title>"
-                             "</head><body><!--");
+    kf_buf_append_str(&head,
+                      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>kefu push</title>"
+                      "</head><body><!--");
     while (head.len < IFRAME_PADDING)
-        kf_buf_append_str(&head, "                                                                ");
+        kf_buf_append_str(&head,
+                          "                                                                ");
     kf_buf_append_str(&head, "-->\n");
     encode_iframe(&head, HEARTBEAT_JSON, sizeof HEARTBEAT_JSON - 1);
     int rc = kf_resp_stream_write(req, head.data, head.len);
@@ -422,7 +435,8 @@ static void serve_iframe(kf_push_t *push, kf_req_t *req, const kf_push_source_t 
     stream_follow(client, source);
 }
 
-static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source, uint64_t after)
+static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source,
+                      uint64_t after)
 {
     /* A browser reconnecting on its own sends the last id it saw; that beats the URL's cursor,
      * which is as old as the EventSource. */
@@ -436,8 +450,9 @@ static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *so
     kf_resp_stream_start(req, 200, "text/event-stream; charset=utf-8", client_abort_cb, client);
     /* Bytes at once, so that proxies and the browser see a live stream before the first event. */
     char hello[128];
-    int n = snprintf(hello, sizeof hello, "retry: %llu\n: connected\n\nevent: heartbeat\ndata: %s\n\n",
-                     (unsigned long long)push->config.sse_retry_ms, HEARTBEAT_JSON);
+    int n =
+        snprintf(hello, sizeof hello, "retry: %llu\n: connected\n\nevent: heartbeat\ndata: %s\n\n",
+                 (unsigned long long)push->config.sse_retry_ms, HEARTBEAT_JSON);
     if (client_write(client, hello, (size_t)n) != 0) {
         client_kill(client);
         return;
@@ -499,8 +514,11 @@ static bool ws_frame(kf_push_client_t *client, const kf_ws_frame_t *frame)
             }
         } else if (frame->opcode == KF_WS_CLOSE) {
             unsigned code;
-            bool valid = kf_ws_close_payload_valid(frame->payload, (size_t)frame->payload_len, &code);
-            ws_close(client, !valid ? KF_WS_CLOSE_PROTOCOL : code == 1005 ? KF_WS_CLOSE_NORMAL : code);
+            bool valid =
+                kf_ws_close_payload_valid(frame->payload, (size_t)frame->payload_len, &code);
+            ws_close(client, !valid         ? KF_WS_CLOSE_PROTOCOL
+                             : code == 1005 ? KF_WS_CLOSE_NORMAL
+                                            : code);
             return false;
         }
         return true; /* a pong: last_read_ms is enough */
@@ -564,8 +582,8 @@ static void serve_ws(kf_push_t *push, kf_req_t *req, const kf_push_source_t *sou
     const kf_str_t *version = kf_http_header_get(req->head, "Sec-WebSocket-Version");
     const kf_str_t *key = kf_http_header_get(req->head, "Sec-WebSocket-Key");
     char accept[29];
-    if (!kf_str_eq(req->head->method, "GET") || upgrade == NULL || !kf_str_ieq(*upgrade, "websocket") ||
-        !req->head->upgrade) {
+    if (!kf_str_eq(req->head->method, "GET") || upgrade == NULL ||
+        !kf_str_ieq(*upgrade, "websocket") || !req->head->upgrade) {
         kf_resp_header(req, "Upgrade", "websocket");
         kf_resp_error(req, 426, "upgrade_required", "this endpoint speaks WebSocket only");
         return;
@@ -599,18 +617,10 @@ void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport
                    const kf_push_source_t *source, uint64_t after, uint64_t hold_ms)
 {
     switch (transport) {
-    case KF_PUSH_IFRAME:
-        serve_iframe(push, req, source, after);
-        break;
-    case KF_PUSH_SSE:
-        serve_sse(push, req, source, after);
-        break;
-    case KF_PUSH_WS:
-        serve_ws(push, req, source, after);
-        break;
-    default:
-        serve_poll(push, req, transport, source, after, hold_ms);
-        break;
+    case KF_PUSH_IFRAME: serve_iframe(push, req, source, after); break;
+    case KF_PUSH_SSE: serve_sse(push, req, source, after); break;
+    case KF_PUSH_WS: serve_ws(push, req, source, after); break;
+    default: serve_poll(push, req, transport, source, after, hold_ms); break;
     }
 }
 
@@ -697,9 +707,15 @@ size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject)
     return ended;
 }
 
-size_t kf_push_client_count(const kf_push_t *push) { return push->client_count; }
+size_t kf_push_client_count(const kf_push_t *push)
+{
+    return push->client_count;
+}
 
-static void tick_closed_cb(uv_handle_t *handle) { free(handle->data); }
+static void tick_closed_cb(uv_handle_t *handle)
+{
+    free(handle->data);
+}
 
 void kf_push_free(kf_push_t *push)
 {

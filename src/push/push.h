@@ -33,8 +33,8 @@ typedef struct kf_push_source {
     int (*replay)(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
                   bool *more);
     void *ctx;
-    char kind;         /* who is listening, kept with a WebSocket client: 'v' visitor, 'a' agent */
-    int64_t subject;   /* their id */
+    char kind;       /* who is listening, kept with a WebSocket client: 'v' visitor, 'a' agent */
+    int64_t subject; /* their id */
 } kf_push_source_t;
 
 /* WebSocket only: called with each complete text message a client sends (valid UTF-8, not yet
@@ -43,14 +43,14 @@ typedef void (*kf_push_receive_fn)(void *ctx, kf_push_client_t *client, char kin
                                    const char *text, size_t len);
 
 typedef struct kf_push_config {
-    uint64_t longpoll_hold_ms;   /* default hold of a long poll (25 s) */
-    uint64_t heartbeat_ms;       /* streaming heartbeat / WebSocket ping interval (20 s) */
-    uint64_t ws_dead_ms;         /* a WebSocket silent this long after a ping is dropped (45 s) */
-    size_t iframe_max_bytes;     /* an iframe stream ends (reconnect event) after this (1 MiB) */
-    size_t replay_batch;         /* events per replay call (500) */
-    uint64_t ws_max_message;     /* largest message a WebSocket client may send (64 KiB) */
-    uint64_t sse_retry_ms;       /* the retry: an SSE client waits before reconnecting (2 s) */
-    kf_push_receive_fn receive;  /* WebSocket messages from clients (NULL: ignored) */
+    uint64_t longpoll_hold_ms;  /* default hold of a long poll (25 s) */
+    uint64_t heartbeat_ms;      /* streaming heartbeat / WebSocket ping interval (20 s) */
+    uint64_t ws_dead_ms;        /* a WebSocket silent this long after a ping is dropped (45 s) */
+    size_t iframe_max_bytes;    /* an iframe stream ends (reconnect event) after this (1 MiB) */
+    size_t replay_batch;        /* events per replay call (500) */
+    uint64_t ws_max_message;    /* largest message a WebSocket client may send (64 KiB) */
+    uint64_t sse_retry_ms;      /* the retry: an SSE client waits before reconnecting (2 s) */
+    kf_push_receive_fn receive; /* WebSocket messages from clients (NULL: ignored) */
     void *receive_ctx;
 } kf_push_config_t;
 

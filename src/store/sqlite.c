@@ -126,7 +126,7 @@ static const char *const migrations[] = {
     X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
     X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
-    X(SESSION_GET, "SELECT agent_id, csrf, expires_at FROM sessions "                             \
+    X(SESSION_GET, "SELECT agent_id, csrf, expires_at FROM sessions "                              \
                    "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
@@ -151,9 +151,9 @@ static const char *const migrations[] = {
       "SELECT " MESSAGE_COLUMNS " FROM messages m "                                                \
       "JOIN conversations c ON c.id = m.conversation_id LEFT JOIN agents a ON a.id = m.agent_id "  \
       "WHERE m.conversation_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3")                         \
-    /* CROSS JOIN pins the loop order: the visitor's few conversations outside, then a range of   \
-     * messages_by_conversation in each, then a sort of just those rows. Left to itself the       \
-     * planner may walk every message in id order to avoid the sort. */                          \
+    /* CROSS JOIN pins the loop order: the visitor's few conversations outside, then a range of    \
+     * messages_by_conversation in each, then a sort of just those rows. Left to itself the        \
+     * planner may walk every message in id order to avoid the sort. */                            \
     X(MESSAGES_OF_VISITOR,                                                                         \
       "SELECT " MESSAGE_COLUMNS " FROM conversations c "                                           \
       "CROSS JOIN messages m ON m.conversation_id = c.id LEFT JOIN agents a ON a.id = m.agent_id " \
@@ -167,7 +167,7 @@ typedef enum {
 #define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
     KF_SQLITE_STATEMENTS(KF_SQLITE_STMT_ENUM)
 #undef KF_SQLITE_STMT_ENUM
-    STMT_COUNT
+        STMT_COUNT
 } stmt_id_t;
 
 static const char *const statement_sql[STMT_COUNT] = {
@@ -195,7 +195,7 @@ typedef struct write {
     int64_t agent_id;
     int64_t up_to;
     int64_t now;
-    char *body;              /* a copy, freed with the write */
+    char *body; /* a copy, freed with the write */
     kf_store_done_cb done;
     void *ctx;
     kf_store_result_t result; /* filled by the writer */
@@ -216,12 +216,12 @@ typedef struct sqlite_store {
     conn_t writer;
     pthread_t writer_thread;
     bool writer_running;
-    pthread_mutex_t queue_lock;  /* guards the lists, the flags and notify below */
-    pthread_cond_t queue_wake;   /* the writer waits here for writes */
-    pthread_cond_t queue_idle;   /* flush waits here for the writer */
-    write_list_t queued;         /* waiting for the writer, in order */
-    write_list_t finished;       /* applied (or failed), waiting for complete() */
-    bool writing;                /* the writer is applying a batch it took off queued */
+    pthread_mutex_t queue_lock; /* guards the lists, the flags and notify below */
+    pthread_cond_t queue_wake;  /* the writer waits here for writes */
+    pthread_cond_t queue_idle;  /* flush waits here for the writer */
+    write_list_t queued;        /* waiting for the writer, in order */
+    write_list_t finished;      /* applied (or failed), waiting for complete() */
+    bool writing;               /* the writer is applying a batch it took off queued */
     bool writer_stopping;
     void (*notify)(void *data);
     void *notify_data;
@@ -234,10 +234,10 @@ typedef struct sqlite_store {
      * database, so that no writer pays for it inside a commit. */
     pthread_t checkpointer;
     bool checkpointer_running;
-    sqlite3 *checkpoint_db;   /* the thread's connection */
-    pthread_mutex_t lock;     /* guards the two flags below */
+    sqlite3 *checkpoint_db; /* the thread's connection */
+    pthread_mutex_t lock;   /* guards the two flags below */
     pthread_cond_t wake;
-    bool checkpoint_wanted;   /* the WAL has grown past checkpoint_pages */
+    bool checkpoint_wanted; /* the WAL has grown past checkpoint_pages */
     bool stopping;
     atomic_int checkpoint_pages; /* see CHECKPOINT_PAGES */
 } sqlite_store_t;
@@ -259,7 +259,10 @@ typedef struct sqlite_store {
 /* Passive checkpoints tried, chasing the writer, before giving up on a restart for this round. */
 #define CHASE_ROUNDS 8
 
-static sqlite_store_t *from_base(kf_store_t *store) { return (sqlite_store_t *)store; }
+static sqlite_store_t *from_base(kf_store_t *store)
+{
+    return (sqlite_store_t *)store;
+}
 
 /* Returns a kept statement, ready for binding. A callback may call other operations on the
  * store, but not the operation it is called from: that would reset the statement under it. */
@@ -347,7 +350,10 @@ static int copy_column(sqlite3_stmt *st, int column, char *out, size_t size)
     return 0;
 }
 
-static int begin(conn_t *c) { return run(statement(c, STMT_BEGIN)); }
+static int begin(conn_t *c)
+{
+    return run(statement(c, STMT_BEGIN));
+}
 
 /* Rolls back the open transaction, if SQLite has not already done so after an error. */
 static void rollback(conn_t *c)
@@ -374,7 +380,10 @@ static void gate_enter(sqlite_store_t *s)
     atomic_fetch_sub(&s->gate_waiting, 1);
 }
 
-static void gate_leave(sqlite_store_t *s) { pthread_mutex_unlock(&s->gate); }
+static void gate_leave(sqlite_store_t *s)
+{
+    pthread_mutex_unlock(&s->gate);
+}
 
 /* run() for one of the loop's unbatched writes (each its own transaction). */
 static int run_gated(sqlite_store_t *s, sqlite3_stmt *st)
@@ -967,10 +976,9 @@ static int apply_message(conn_t *c, write_t *w, bool *half)
 {
     int64_t conversation_id = w->conversation_id;
     int64_t visitor_id = w->visitor_id;
-    int rc = conversation_id == 0
-                 ? open_conversation(c, visitor_id, w->now, &conversation_id,
-                                     &w->result.conversation_opened)
-                 : conversation_visitor(c, conversation_id, &visitor_id);
+    int rc = conversation_id == 0 ? open_conversation(c, visitor_id, w->now, &conversation_id,
+                                                      &w->result.conversation_opened)
+                                  : conversation_visitor(c, conversation_id, &visitor_id);
     if (rc == 0 && w->sender == KF_SENDER_AGENT)
         rc = agent_name_copy(c, w->agent_id, &w->agent_name);
     bool inserted = false;
@@ -998,9 +1006,9 @@ static int apply_message(conn_t *c, write_t *w, bool *half)
 /* Applies a WRITE_MARK_READ (see MARK_READ): one changing statement. */
 static int apply_mark_read(conn_t *c, write_t *w)
 {
-    sqlite3_stmt *st = statement(c, w->sender == KF_SENDER_AGENT
-                                        ? STMT_CONVERSATION_MARK_READ_AGENTS
-                                        : STMT_CONVERSATION_MARK_READ_VISITOR);
+    sqlite3_stmt *st =
+        statement(c, w->sender == KF_SENDER_AGENT ? STMT_CONVERSATION_MARK_READ_AGENTS
+                                                  : STMT_CONVERSATION_MARK_READ_VISITOR);
     int rc = bind_int64(st, 1, w->conversation_id);
     if (rc == 0)
         rc = bind_int64(st, 2, w->up_to);

@@ -1,5 +1,5 @@
 /* store.h: the storage interface. The chat layer talks to kf_store_t only; a backend (sqlite.c
- * now, pg.c later) fills in kf_store_ops_t. The store knows rows, not HTTP or JSON.
+ * now, PostgreSQL later) fills in kf_store_ops_t. The store knows rows, not HTTP or JSON.
  *
  * Conventions for every operation:
  * - returns 0 or a negative KF_E* code (KF_ENOTFOUND when a looked-up row is absent,
@@ -31,7 +31,7 @@ typedef struct kf_agent {
     const char *email;         /* unique, stored lower-case by the caller */
     const char *name;          /* display name */
     const char *role;          /* "admin" or "agent" */
-    const char *password_hash; /* encoded scrypt hash (auth/password.h) */
+    const char *password_hash; /* encoded scrypt hash (auth/auth.h) */
     int64_t created_at;
 } kf_agent_t;
 
@@ -44,10 +44,10 @@ typedef struct kf_visitor {
 typedef struct kf_message {
     int64_t id;
     int64_t conversation_id;
-    int64_t visitor_id;       /* the conversation's visitor */
+    int64_t visitor_id; /* the conversation's visitor */
     kf_sender_t sender;
-    int64_t agent_id;         /* the agent who wrote it; 0 when sender is the visitor */
-    const char *agent_name;   /* that agent's display name, "" for visitor messages */
+    int64_t agent_id;       /* the agent who wrote it; 0 when sender is the visitor */
+    const char *agent_name; /* that agent's display name, "" for visitor messages */
     const char *body;
     int64_t created_at;
 } kf_message_t;
@@ -55,8 +55,8 @@ typedef struct kf_message {
 typedef struct kf_conversation {
     int64_t id;
     int64_t visitor_id;
-    const char *visitor_name;   /* "" when the visitor gave none */
-    const char *status;         /* "open" or "closed" */
+    const char *visitor_name; /* "" when the visitor gave none */
+    const char *status;       /* "open" or "closed" */
     int64_t created_at;
     int64_t updated_at;         /* time of the last message, or created_at */
     int64_t agent_read_up_to;   /* highest message id the agents have marked read */
@@ -64,7 +64,7 @@ typedef struct kf_conversation {
     int64_t unread_for_agents;  /* visitor messages with id > agent_read_up_to */
     int64_t unread_for_visitor; /* agent messages with id > visitor_read_up_to */
     bool has_last_message;
-    kf_message_t last_message;  /* valid when has_last_message */
+    kf_message_t last_message; /* valid when has_last_message */
 } kf_conversation_t;
 
 typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
@@ -86,7 +86,8 @@ typedef struct kf_store_ops {
     void (*close)(kf_store_t *store);
 
     /* Key-value settings (server secrets and the like). value_out gets a NUL-terminated copy of
-     * at most value_size - 1 bytes; KF_ENOTFOUND when the key is absent, KF_ETOOBIG if too small. */
+     * at most value_size - 1 bytes; KF_ENOTFOUND when the key is absent, KF_ETOOBIG if too small.
+     */
     int (*setting_get)(kf_store_t *store, const char *key, char *value_out, size_t value_size);
     int (*setting_set)(kf_store_t *store, const char *key, const char *value);
 
@@ -104,8 +105,9 @@ typedef struct kf_store_ops {
      * fills expires_at_out unless it is NULL. */
     int (*session_create)(kf_store_t *store, const char *token_hash, int64_t agent_id,
                           const char *csrf, int64_t now, int64_t expires_at);
-    int (*session_get)(kf_store_t *store, const char *token_hash, int64_t now, int64_t *agent_id_out,
-                       char *csrf_out, size_t csrf_size, int64_t *expires_at_out);
+    int (*session_get)(kf_store_t *store, const char *token_hash, int64_t now,
+                       int64_t *agent_id_out, char *csrf_out, size_t csrf_size,
+                       int64_t *expires_at_out);
     int (*session_delete)(kf_store_t *store, const char *token_hash);
 
     /* Visitors, keyed by the SHA-256 (hex) of their bearer token. visitor_by_token fills id and
@@ -124,7 +126,8 @@ typedef struct kf_store_ops {
     int (*conversation_get)(kf_store_t *store, int64_t conversation_id, kf_store_conversation_cb cb,
                             void *ctx);
     /* Conversations ordered by updated_at descending (then id descending), at most limit. */
-    int (*conversation_list)(kf_store_t *store, size_t limit, kf_store_conversation_cb cb, void *ctx);
+    int (*conversation_list)(kf_store_t *store, size_t limit, kf_store_conversation_cb cb,
+                             void *ctx);
     /* Sets status to "open" or "closed"; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_set_status)(kf_store_t *store, int64_t conversation_id, const char *status,
                                    int64_t now);
@@ -157,8 +160,8 @@ typedef struct kf_store_ops {
      * or every conversation (messages_all). */
     int (*messages_in_conversation)(kf_store_t *store, int64_t conversation_id, int64_t after_id,
                                     size_t limit, kf_store_message_cb cb, void *ctx);
-    int (*messages_of_visitor)(kf_store_t *store, int64_t visitor_id, int64_t after_id, size_t limit,
-                               kf_store_message_cb cb, void *ctx);
+    int (*messages_of_visitor)(kf_store_t *store, int64_t visitor_id, int64_t after_id,
+                               size_t limit, kf_store_message_cb cb, void *ctx);
     int (*messages_all)(kf_store_t *store, int64_t after_id, size_t limit, kf_store_message_cb cb,
                         void *ctx);
     /* The visitor's newest open conversation, without creating one; KF_ENOTFOUND when none. */
@@ -178,7 +181,8 @@ struct kf_store {
 int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out);
 /* The SQLite store's WAL pages after which it checkpoints (16,000 unless set). The log file
  * grows to about 4 KiB a page, and to two to four times as many pages while the writer outruns
- * the checkpoints; tests set a small one. KF_EINVAL for another backend or pages outside 1 to 2^24. */
+ * the checkpoints; tests set a small one. KF_EINVAL for another backend or pages outside 1 to 2^24.
+ */
 int kf_store_sqlite_set_checkpoint_pages(kf_store_t *store, int pages);
 
 /* What a synchronous batched write came to (kf_store_*_sync). */

@@ -28,7 +28,10 @@ static const char ticket_key[] = "a server secret of reasonable length";
 
 /* ---- tokens, SHA-256, compare ---- */
 
-static int compare_tokens(const void *a, const void *b) { return strcmp(a, b); }
+static int compare_tokens(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
 
 static void test_token_shape_and_uniqueness(void **state)
 {

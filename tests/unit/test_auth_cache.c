@@ -141,7 +141,7 @@ static void test_refusals(void **state)
         assert_int_equal(kf_auth_cache_get(cache, bad[i], 0, out), 0);
         kf_auth_cache_remove(cache, bad[i]);
     }
-    kf_auth_cache_put(cache, good, 100, "", 0);       /* empty */
+    kf_auth_cache_put(cache, good, 100, "", 0);      /* empty */
     kf_auth_cache_put(cache, good, 100, "12345", 5); /* over value_max */
     assert_int_equal(kf_auth_cache_count(cache), 0);
     kf_auth_cache_put(cache, good, 100, "1234", 4);

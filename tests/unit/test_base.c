@@ -258,10 +258,13 @@ static void test_alloc_fault_counts_and_disarms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_and_consume), cmocka_unit_test(test_buf_growth),
-        cmocka_unit_test(test_buf_binary),             cmocka_unit_test(test_buf_printf_room),
+        cmocka_unit_test(test_buf_append_and_consume),
+        cmocka_unit_test(test_buf_growth),
+        cmocka_unit_test(test_buf_binary),
+        cmocka_unit_test(test_buf_printf_room),
         cmocka_unit_test(test_str),
-        cmocka_unit_test(test_strerror),               cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_long_and_hostile_lines),
         cmocka_unit_test(test_out_of_memory_aborts),
         cmocka_unit_test(test_alloc_fault_counts_and_disarms),

@@ -906,9 +906,8 @@ static void test_unpublished_message_is_replayed(void **state)
     (void)state;
     const kf_store_ops_t *ops = fx->store->ops;
     int64_t cursor = 0;
-    assert_int_equal(ops->messages_of_visitor(fx->store, fx->visitor_id, 0, 1000, newest_id_cb,
-                                              &cursor),
-                     0);
+    assert_int_equal(
+        ops->messages_of_visitor(fx->store, fx->visitor_id, 0, 1000, newest_id_cb, &cursor), 0);
     char path[64];
     unsigned long nth;
     size_t unpublished = 0;

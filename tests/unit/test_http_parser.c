@@ -83,13 +83,13 @@ typedef struct header_pair {
 
 typedef struct valid_case {
     const char *name;
-    const char *input;      /* the head, then body_len bytes of body */
-    size_t body_len;        /* bytes after the head, which the parser must not count */
+    const char *input; /* the head, then body_len bytes of body */
+    size_t body_len;   /* bytes after the head, which the parser must not count */
     const char *method;
     const char *target;
     const char *path;
-    const char *query;      /* NULL when the target has no '?' */
-    bool http10;            /* HTTP/1.0 rather than HTTP/1.1 */
+    const char *query; /* NULL when the target has no '?' */
+    bool http10;       /* HTTP/1.0 rather than HTTP/1.1 */
     size_t num_headers;
     bool has_content_length;
     int64_t content_length; /* when has_content_length */
@@ -102,165 +102,271 @@ static const valid_case_t valid_cases[] = {
     {
         .name = "valid: simple GET",
         .input = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/",
-        .num_headers = 1, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
         .headers = {{"Host", "example.com"}},
     },
     {
         .name = "valid: GET with a query",
         .input = "GET /push/poll?after=12&ticket=abc HTTP/1.1\r\nHost: x\r\n\r\n",
-        .method = "GET", .target = "/push/poll?after=12&ticket=abc", .path = "/push/poll",
-        .query = "after=12&ticket=abc", .num_headers = 1, .keep_alive = true,
+        .method = "GET",
+        .target = "/push/poll?after=12&ticket=abc",
+        .path = "/push/poll",
+        .query = "after=12&ticket=abc",
+        .num_headers = 1,
+        .keep_alive = true,
     },
     {
         .name = "valid: empty query is present but empty",
         .input = "GET /a? HTTP/1.1\r\n\r\n",
-        .method = "GET", .target = "/a?", .path = "/a", .query = "", .keep_alive = true,
+        .method = "GET",
+        .target = "/a?",
+        .path = "/a",
+        .query = "",
+        .keep_alive = true,
     },
     {
         .name = "valid: only the first '?' splits the target",
         .input = "GET /a?b?c=d HTTP/1.1\r\n\r\n",
-        .method = "GET", .target = "/a?b?c=d", .path = "/a", .query = "b?c=d",
+        .method = "GET",
+        .target = "/a?b?c=d",
+        .path = "/a",
+        .query = "b?c=d",
         .keep_alive = true,
     },
     {
         .name = "valid: escapes and sub-delims in the target",
         .input = "GET /a%20b/c;d=e?x=%41+b&y=!$'()*,~ HTTP/1.1\r\n\r\n",
-        .method = "GET", .target = "/a%20b/c;d=e?x=%41+b&y=!$'()*,~", .path = "/a%20b/c;d=e",
-        .query = "x=%41+b&y=!$'()*,~", .keep_alive = true,
+        .method = "GET",
+        .target = "/a%20b/c;d=e?x=%41+b&y=!$'()*,~",
+        .path = "/a%20b/c;d=e",
+        .query = "x=%41+b&y=!$'()*,~",
+        .keep_alive = true,
     },
     {
         .name = "valid: POST with Content-Length and a body",
         .input = "POST /api/visitor/messages HTTP/1.1\r\nHost: x\r\n"
                  "Content-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"body\":\"hi\"}",
         .body_len = 13,
-        .method = "POST", .target = "/api/visitor/messages", .path = "/api/visitor/messages",
-        .num_headers = 3, .has_content_length = true, .content_length = 13, .keep_alive = true,
+        .method = "POST",
+        .target = "/api/visitor/messages",
+        .path = "/api/visitor/messages",
+        .num_headers = 3,
+        .has_content_length = true,
+        .content_length = 13,
+        .keep_alive = true,
         .headers = {{"Host", "x"}, {"Content-Type", "application/json"}, {"Content-Length", "13"}},
     },
     {
         .name = "valid: Content-Length name is case-insensitive",
         .input = "PUT /x HTTP/1.1\r\ncontent-LENGTH: 5\r\n\r\nhello",
         .body_len = 5,
-        .method = "PUT", .target = "/x", .path = "/x",
-        .num_headers = 1, .has_content_length = true, .content_length = 5, .keep_alive = true,
+        .method = "PUT",
+        .target = "/x",
+        .path = "/x",
+        .num_headers = 1,
+        .has_content_length = true,
+        .content_length = 5,
+        .keep_alive = true,
         .headers = {{"content-LENGTH", "5"}},
     },
     {
         .name = "valid: Content-Length zero",
         .input = "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-        .method = "POST", .target = "/x", .path = "/x",
-        .num_headers = 1, .has_content_length = true, .content_length = 0, .keep_alive = true,
+        .method = "POST",
+        .target = "/x",
+        .path = "/x",
+        .num_headers = 1,
+        .has_content_length = true,
+        .content_length = 0,
+        .keep_alive = true,
     },
     {
         .name = "valid: Content-Length with leading zeros and spaces",
         .input = "POST /x HTTP/1.1\r\nContent-Length:  007 \t\r\n\r\n",
-        .method = "POST", .target = "/x", .path = "/x",
-        .num_headers = 1, .has_content_length = true, .content_length = 7, .keep_alive = true,
+        .method = "POST",
+        .target = "/x",
+        .path = "/x",
+        .num_headers = 1,
+        .has_content_length = true,
+        .content_length = 7,
+        .keep_alive = true,
     },
     {
         .name = "valid: Content-Length of exactly 2^53",
         .input = "POST /x HTTP/1.1\r\nContent-Length: 9007199254740992\r\n\r\n",
-        .method = "POST", .target = "/x", .path = "/x",
-        .num_headers = 1, .has_content_length = true, .content_length = 9007199254740992LL,
+        .method = "POST",
+        .target = "/x",
+        .path = "/x",
+        .num_headers = 1,
+        .has_content_length = true,
+        .content_length = 9007199254740992LL,
         .keep_alive = true,
     },
     {
         .name = "valid: HTTP/1.0 closes by default",
         .input = "GET / HTTP/1.0\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .http10 = true, .keep_alive = false,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .http10 = true,
+        .keep_alive = false,
     },
     {
         .name = "valid: HTTP/1.0 with Connection: Keep-Alive",
         .input = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .http10 = true,
-        .num_headers = 1, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .http10 = true,
+        .num_headers = 1,
+        .keep_alive = true,
     },
     {
         .name = "valid: HTTP/1.0 close wins over keep-alive",
         .input = "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .http10 = true,
-        .num_headers = 1, .keep_alive = false,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .http10 = true,
+        .num_headers = 1,
+        .keep_alive = false,
     },
     {
         .name = "valid: HTTP/1.1 with Connection: close",
         .input = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 1, .keep_alive = false,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = false,
     },
     {
         .name = "valid: 'closed' is not the close token",
         .input = "GET / HTTP/1.1\r\nConnection: closed, xclose\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 1, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
     },
     {
         .name = "valid: close in a second Connection header",
         .input = "GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: ,, CLOSE ,\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 2, .keep_alive = false,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 2,
+        .keep_alive = false,
     },
     {
         .name = "valid: WebSocket handshake sets upgrade",
         .input = "GET /push/ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n"
                  "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                  "Sec-WebSocket-Version: 13\r\n\r\n",
-        .method = "GET", .target = "/push/ws", .path = "/push/ws",
-        .num_headers = 5, .keep_alive = true, .upgrade = true,
+        .method = "GET",
+        .target = "/push/ws",
+        .path = "/push/ws",
+        .num_headers = 5,
+        .keep_alive = true,
+        .upgrade = true,
         .headers = {{"Host", "x"}, {"Connection", "keep-alive, Upgrade"}, {"Upgrade", "websocket"}},
     },
     {
         .name = "valid: an Upgrade header alone does not set upgrade",
         .input = "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 1, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
     },
     {
         .name = "valid: bare LF line ends",
         .input = "GET / HTTP/1.1\nHost: x\nAccept: */*\n\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 2, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 2,
+        .keep_alive = true,
         .headers = {{"Host", "x"}, {"Accept", "*/*"}},
     },
     {
         .name = "valid: mixed CRLF and LF",
         .input = "GET / HTTP/1.1\r\nHost: x\nAccept: */*\r\n\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 2, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 2,
+        .keep_alive = true,
         .headers = {{"Host", "x"}, {"Accept", "*/*"}},
     },
     {
         .name = "valid: header values are trimmed",
         .input = "GET / HTTP/1.1\r\nX-A:   a b  \t\r\nX-B:\r\nX-C: \t \r\nX-D:\tv\r\n"
                  "X-E: a\tb\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 5, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 5,
+        .keep_alive = true,
         .headers = {{"X-A", "a b"}, {"X-B", ""}, {"X-C", ""}, {"X-D", "v"}, {"X-E", "a\tb"}},
     },
     {
         .name = "valid: colons and obs-text in values",
         .input = "GET / HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: caf\xc3\xa9 \xff\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 2, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 2,
+        .keep_alive = true,
         .headers = {{"Host", "example.com:8080"}, {"User-Agent", "caf\xc3\xa9 \xff"}},
     },
     {
         .name = "valid: token specials in header names",
         .input = "GET / HTTP/1.1\r\nX!#$%&'*+-.^_`|~9: v\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .num_headers = 1, .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
         .headers = {{"X!#$%&'*+-.^_`|~9", "v"}},
     },
     {
         .name = "valid: OPTIONS *",
         .input = "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
-        .method = "OPTIONS", .target = "*", .path = "*", .num_headers = 1, .keep_alive = true,
+        .method = "OPTIONS",
+        .target = "*",
+        .path = "*",
+        .num_headers = 1,
+        .keep_alive = true,
     },
     {
         .name = "valid: any token is a method",
         .input = "get / HTTP/1.1\r\n\r\n",
-        .method = "get", .target = "/", .path = "/", .keep_alive = true,
+        .method = "get",
+        .target = "/",
+        .path = "/",
+        .keep_alive = true,
     },
     {
         .name = "valid: one empty line before the request line is skipped",
         .input = "\r\nGET / HTTP/1.1\r\n\r\n",
-        .method = "GET", .target = "/", .path = "/", .keep_alive = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .keep_alive = true,
     },
     {
         .name = "valid: one bare LF before the request line is skipped",
         .input = "\nGET / HTTP/1.0\n\n",
-        .method = "GET", .target = "/", .path = "/", .http10 = true,
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .http10 = true,
     },
 };
 
@@ -315,8 +421,8 @@ static const bad_case_t bad_cases[] = {
     /* Request line. */
     {"bad: empty method", RAW(" / HTTP/1.1\r\n\r\n"), KF_HTTP_EBAD, NULL},
     {"bad: only line ends", RAW("\r\n\r\n"), KF_HTTP_EBAD, NULL},
-    {"bad: two empty lines before the request", RAW("\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
-     KF_HTTP_EBAD, NULL},
+    {"bad: two empty lines before the request", RAW("\r\n\r\nGET / HTTP/1.1\r\n\r\n"), KF_HTTP_EBAD,
+     NULL},
     {"bad: CR alone before the request", RAW("\rGET / HTTP/1.1\r\n\r\n"), KF_HTTP_EBAD, NULL},
     {"bad: '(' in method", RAW("GE(T / HTTP/1.1\r\n\r\n"), KF_HTTP_EBAD, NULL},
     {"bad: 0x80 in method", RAW("G\x80T / HTTP/1.1\r\n\r\n"), KF_HTTP_EBAD, NULL},
@@ -410,8 +516,8 @@ static const bad_case_t bad_cases[] = {
      KF_HTTP_ENOT_IMPL, NULL},
     {"bad: gzip then chunked", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
      KF_HTTP_ENOT_IMPL, NULL},
-    {"bad: identity transfer coding",
-     RAW("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n"), KF_HTTP_ENOT_IMPL, NULL},
+    {"bad: identity transfer coding", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n"),
+     KF_HTTP_ENOT_IMPL, NULL},
     {"bad: chunked with Content-Length",
      RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
      KF_HTTP_EBAD, NULL},
@@ -474,11 +580,20 @@ static bool accepts_in_token(unsigned char c)
 }
 
 /* Inside a header name, a ':' just ends the name early, which is fine. */
-static bool accepts_in_header_name(unsigned char c) { return accepts_in_token(c) || c == ':'; }
+static bool accepts_in_header_name(unsigned char c)
+{
+    return accepts_in_token(c) || c == ':';
+}
 
-static bool accepts_in_target(unsigned char c) { return c > 0x20 && c < 0x7f; }
+static bool accepts_in_target(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f;
+}
 
-static bool accepts_in_value(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+static bool accepts_in_value(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 static const byte_case_t byte_cases[] = {
     {"bytes: method", "G", "T / HTTP/1.1\r\n\r\n", accepts_in_token},
@@ -780,8 +895,8 @@ typedef struct decode_case {
     const char *input;
     size_t len;
     size_t out_size;
-    int expected;        /* decoded length or error */
-    const char *output;  /* what out holds afterwards ("" after an error) */
+    int expected;       /* decoded length or error */
+    const char *output; /* what out holds afterwards ("" after an error) */
 } decode_case_t;
 
 static const decode_case_t decode_cases[] = {
@@ -916,8 +1031,8 @@ static const cookie_case_t cookie_cases[] = {
     {"cookie: empty header", "", "a", KF_ENOTFOUND, NULL},
     {"cookie: only separators", ";;; ;", "a", KF_ENOTFOUND, NULL},
     {"cookie: value is not a name", "x=a", "a", KF_ENOTFOUND, NULL},
-    {"cookie: the session cookie", "theme=dark; kefu_session=abc.def-_; lang=fr", "kefu_session",
-     0, "abc.def-_"},
+    {"cookie: the session cookie", "theme=dark; kefu_session=abc.def-_; lang=fr", "kefu_session", 0,
+     "abc.def-_"},
 };
 
 static void run_cookie_case(void **state)
@@ -1004,10 +1119,10 @@ int main(void)
         cmocka_unit_test(test_parse_u64_absent),
     };
     /* One cmocka test per table row, named after the row, so a failure names its case. */
-    struct CMUnitTest tests[ARRAY_LEN(fixed_tests) + ARRAY_LEN(valid_cases) +
-                            ARRAY_LEN(bad_cases) + ARRAY_LEN(byte_cases) +
-                            ARRAY_LEN(decode_cases) + ARRAY_LEN(query_cases) +
-                            ARRAY_LEN(cookie_cases) + ARRAY_LEN(u64_cases)];
+    struct CMUnitTest tests[ARRAY_LEN(fixed_tests) + ARRAY_LEN(valid_cases) + ARRAY_LEN(bad_cases) +
+                            ARRAY_LEN(byte_cases) + ARRAY_LEN(decode_cases) +
+                            ARRAY_LEN(query_cases) + ARRAY_LEN(cookie_cases) +
+                            ARRAY_LEN(u64_cases)];
     size_t n = 0;
 
     for (size_t i = 0; i < ARRAY_LEN(fixed_tests); i++)
@@ -1016,8 +1131,8 @@ int main(void)
         tests[n++] = (struct CMUnitTest){valid_cases[i].name, run_valid_case, NULL, NULL,
                                          (void *)&valid_cases[i]};
     for (size_t i = 0; i < ARRAY_LEN(bad_cases); i++)
-        tests[n++] = (struct CMUnitTest){bad_cases[i].name, run_bad_case, NULL, NULL,
-                                         (void *)&bad_cases[i]};
+        tests[n++] =
+            (struct CMUnitTest){bad_cases[i].name, run_bad_case, NULL, NULL, (void *)&bad_cases[i]};
     for (size_t i = 0; i < ARRAY_LEN(byte_cases); i++)
         tests[n++] = (struct CMUnitTest){byte_cases[i].name, run_byte_case, NULL, NULL,
                                          (void *)&byte_cases[i]};
@@ -1031,8 +1146,8 @@ int main(void)
         tests[n++] = (struct CMUnitTest){cookie_cases[i].name, run_cookie_case, NULL, NULL,
                                          (void *)&cookie_cases[i]};
     for (size_t i = 0; i < ARRAY_LEN(u64_cases); i++)
-        tests[n++] = (struct CMUnitTest){u64_cases[i].name, run_u64_case, NULL, NULL,
-                                         (void *)&u64_cases[i]};
+        tests[n++] =
+            (struct CMUnitTest){u64_cases[i].name, run_u64_case, NULL, NULL, (void *)&u64_cases[i]};
     assert_int_equal(n, ARRAY_LEN(tests));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

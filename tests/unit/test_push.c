@@ -28,7 +28,7 @@ typedef struct fixture {
     kf_server_t *server;
     kf_hub_t *hub;
     kf_push_t *push;
-    int received;                   /* WebSocket messages seen by receive_cb */
+    int received; /* WebSocket messages seen by receive_cb */
     bool stopped;
     char last_received[256];
     pthread_t thread;
@@ -36,12 +36,13 @@ typedef struct fixture {
     pthread_mutex_t lock;
     kf_event_t *stored[MAX_EVENTS]; /* the "store": events 1..count */
     size_t count;
-    size_t published;               /* stored events already published */
+    size_t published; /* stored events already published */
 } fixture_t;
 
 static fixture_t *fx;
 
-static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx, bool *more)
+static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
+                  bool *more)
 {
     (void)ctx;
     size_t sent = 0;
@@ -98,7 +99,8 @@ static void handler(kf_req_t *req)
         transport = KF_PUSH_SSE;
     else if (kf_str_eq(req->head->path, "/ws"))
         transport = KF_PUSH_WS;
-    kf_push_serve(fx->push, req, transport, &source, after, kf_str_eq(req->head->path, "/short") ? 1000 : 0);
+    kf_push_serve(fx->push, req, transport, &source, after,
+                  kf_str_eq(req->head->path, "/short") ? 1000 : 0);
 }
 
 /* Publishes, on the loop thread, every stored event not yet published. */
@@ -127,7 +129,10 @@ static void add_event(const char *body)
     uv_async_send(&fx->publish_async);
 }
 
-static void closed_cb(uv_handle_t *handle) { (void)handle; }
+static void closed_cb(uv_handle_t *handle)
+{
+    (void)handle;
+}
 
 static void stop_cb(uv_async_t *async)
 {
@@ -378,7 +383,8 @@ static void test_sse_stream(void **state)
     /* Last-Event-ID beats the URL's cursor. */
     fd = client();
     char req[256];
-    int n = snprintf(req, sizeof req, "GET /sse?after=0 HTTP/1.1\r\nLast-Event-ID: %zu\r\n\r\n", fx->count - 1);
+    int n = snprintf(req, sizeof req, "GET /sse?after=0 HTTP/1.1\r\nLast-Event-ID: %zu\r\n\r\n",
+                     fx->count - 1);
     assert_int_equal(write(fd, req, (size_t)n), n);
     r = read_some(fd, "\"live\"");
     assert_null(strstr(r, "\"body\":\"a\""));
@@ -402,7 +408,8 @@ static void test_shared_encodings(void **state)
     int ws = ws_open();
     add_event("shared");
     char expect[128];
-    snprintf(expect, sizeof expect, "id: %zu\nevent: message\ndata: {\"type\":\"message\"", fx->count);
+    snprintf(expect, sizeof expect, "id: %zu\nevent: message\ndata: {\"type\":\"message\"",
+             fx->count);
     char *a = read_some(sse_a, "\"shared\"}\n\n");
     char *b = read_some(sse_b, "\"shared\"}\n\n");
     assert_non_null(strstr(a, expect));
@@ -419,9 +426,10 @@ static void test_shared_encodings(void **state)
     close(ws);
 }
 
-static const char ws_handshake[] = "GET /ws?after=0 HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
-                                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                   "Sec-WebSocket-Version: 13\r\n\r\n";
+static const char ws_handshake[] =
+    "GET /ws?after=0 HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
 
 /* Writes one masked client frame. */
 static void ws_send(int fd, unsigned first_byte, const char *payload, size_t len, bool masked)
@@ -451,7 +459,8 @@ static void ws_send(int fd, unsigned first_byte, const char *payload, size_t len
 static int ws_open_seen(char **seen)
 {
     int fd = client();
-    assert_int_equal(write(fd, ws_handshake, sizeof ws_handshake - 1), (ssize_t)(sizeof ws_handshake - 1));
+    assert_int_equal(write(fd, ws_handshake, sizeof ws_handshake - 1),
+                     (ssize_t)(sizeof ws_handshake - 1));
     char *r = read_some(fd, "{\"type\":\"heartbeat\"}");
     assert_non_null(strstr(r, "HTTP/1.1 101 Switching Protocols\r\n"));
     assert_non_null(strstr(r, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
@@ -464,7 +473,10 @@ static int ws_open_seen(char **seen)
     return fd;
 }
 
-static int ws_open(void) { return ws_open_seen(NULL); }
+static int ws_open(void)
+{
+    return ws_open_seen(NULL);
+}
 
 /* Reads until a close frame arrives; returns its code (or -1 on EOF without one). */
 static int ws_close_code(int fd)
@@ -540,16 +552,22 @@ static void test_ws_bad_handshakes(void **state)
         const char *request, *status;
     } cases[] = {
         {"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n", "426"},
-        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", "426"},
-        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+         "8\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+         "426"},
+        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+         "13\r\n\r\n",
          "400"},
-        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-         "Sec-WebSocket-Key: short\r\n\r\n", "400"},
+        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+         "13\r\n"
+         "Sec-WebSocket-Key: short\r\n\r\n",
+         "400"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int fd = client();
-        assert_int_equal(write(fd, cases[i].request, strlen(cases[i].request)), (ssize_t)strlen(cases[i].request));
+        assert_int_equal(write(fd, cases[i].request, strlen(cases[i].request)),
+                         (ssize_t)strlen(cases[i].request));
         char *r = read_some(fd, "}");
         if (strstr(r, cases[i].status) == NULL)
             fail_msg("case %zu: want %s, got %.100s", i, cases[i].status, r);

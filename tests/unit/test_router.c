@@ -9,10 +9,26 @@
 #include "base/err.h"
 #include "http/router.h"
 
-static void h_a(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
-static void h_b(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
-static void h_c(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
-static void h_d(struct kf_req *req, const int64_t *ids) { (void)req; (void)ids; }
+static void h_a(struct kf_req *req, const int64_t *ids)
+{
+    (void)req;
+    (void)ids;
+}
+static void h_b(struct kf_req *req, const int64_t *ids)
+{
+    (void)req;
+    (void)ids;
+}
+static void h_c(struct kf_req *req, const int64_t *ids)
+{
+    (void)req;
+    (void)ids;
+}
+static void h_d(struct kf_req *req, const int64_t *ids)
+{
+    (void)req;
+    (void)ids;
+}
 
 static const kf_route_t routes[] = {
     {"GET", "/api/conversations", h_a},
@@ -23,8 +39,8 @@ static const kf_route_t routes[] = {
 
 static int match(const char *method, const char *path, kf_route_match_t *m)
 {
-    return kf_router_match(routes, sizeof routes / sizeof routes[0], (kf_str_t){method, strlen(method)},
-                           (kf_str_t){path, strlen(path)}, m);
+    return kf_router_match(routes, sizeof routes / sizeof routes[0],
+                           (kf_str_t){method, strlen(method)}, (kf_str_t){path, strlen(path)}, m);
 }
 
 static void test_table(void **state)

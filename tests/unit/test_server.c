@@ -23,17 +23,17 @@
 typedef struct fixture {
     uv_loop_t loop;
     uv_async_t stop_async;
-    uv_async_t answer_async;  /* answers the held request from the loop thread */
+    uv_async_t answer_async; /* answers the held request from the loop thread */
     uv_timer_t later;
     kf_server_t *server;
     pthread_t thread;
     int port;
-    kf_req_t *held;           /* the request held by /hold, or NULL */
-    int aborted;              /* abort callbacks seen */
-    int handled;              /* requests seen by the handler */
-    kf_req_t *stream;         /* the request streaming from /stream */
-    int ended;                /* end callbacks seen (every request asks for one) */
-    int late_on_end_rc;       /* kf_req_on_end after the answer, from /answered */
+    kf_req_t *held;     /* the request held by /hold, or NULL */
+    int aborted;        /* abort callbacks seen */
+    int handled;        /* requests seen by the handler */
+    kf_req_t *stream;   /* the request streaming from /stream */
+    int ended;          /* end callbacks seen (every request asks for one) */
+    int late_on_end_rc; /* kf_req_on_end after the answer, from /answered */
 } fixture_t;
 
 /* The server's configuration for the group being set up (setup() fills in the rest). */
@@ -109,7 +109,10 @@ static void answer_cb(uv_async_t *async)
     }
 }
 
-static void closed_cb(uv_handle_t *handle) { (void)handle; }
+static void closed_cb(uv_handle_t *handle)
+{
+    (void)handle;
+}
 
 static void stop_cb(uv_async_t *async)
 {
@@ -245,7 +248,8 @@ static void test_pipelined(void **state)
 {
     (void)state;
     int fd = client();
-    const char *reqs = "GET /1 HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /3 HTTP/1.1\r\n"
+    const char *reqs = "GET /1 HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: "
+                       "5\r\n\r\nhelloGET /3 HTTP/1.1\r\n"
                        "Connection: close\r\n\r\n";
     send_all(fd, reqs, strlen(reqs));
     char *r = read_to_eof(fd);
@@ -293,7 +297,8 @@ static void test_errors(void **state)
     (void)state;
     const char *big_body = "POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
     expect_status(big_body, strlen(big_body), "413", "\"too_large\"");
-    const char *chunked = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    const char *chunked =
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     expect_status(chunked, strlen(chunked), "411", "length_required");
     const char *bad = "GARBAGE\r\n\r\n";
     expect_status(bad, strlen(bad), "400", "bad_request");
@@ -530,12 +535,18 @@ static int setup_per_address(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keep_alive),          cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_split_every_byte),    cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_header_injection),    cmocka_unit_test(test_slow_head_times_out),
-        cmocka_unit_test(test_held_then_answered),  cmocka_unit_test(test_held_aborted_on_close),
-        cmocka_unit_test(test_stream),              cmocka_unit_test(test_http10_closes),
-        cmocka_unit_test(test_request_end),         cmocka_unit_test(test_silent_connection_closed),
+        cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_split_every_byte),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_header_injection),
+        cmocka_unit_test(test_slow_head_times_out),
+        cmocka_unit_test(test_held_then_answered),
+        cmocka_unit_test(test_held_aborted_on_close),
+        cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_http10_closes),
+        cmocka_unit_test(test_request_end),
+        cmocka_unit_test(test_silent_connection_closed),
     };
     const struct CMUnitTest per_address_tests[] = {
         cmocka_unit_test(test_per_address_limit),

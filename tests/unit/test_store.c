@@ -228,9 +228,8 @@ static int on_agent(void *ctx, const kf_agent_t *agent)
 static int64_t add_agent(fixture_t *f, const char *email, const char *name)
 {
     int64_t id = 0;
-    assert_int_equal(f->store->ops->agent_create(f->store, email, name, "agent", "scrypt$hash",
-                                                 NOW, &id),
-                     0);
+    assert_int_equal(
+        f->store->ops->agent_create(f->store, email, name, "agent", "scrypt$hash", NOW, &id), 0);
     assert_true(id > 0);
     return id;
 }
@@ -281,9 +280,8 @@ static int64_t add_message(fixture_t *f, int64_t conversation_id, int64_t agent_
 static seen_t *get_conversation(fixture_t *f, int64_t conversation_id)
 {
     seen_t *seen = seen_new();
-    assert_int_equal(f->store->ops->conversation_get(f->store, conversation_id, on_conversation,
-                                                     seen),
-                     0);
+    assert_int_equal(
+        f->store->ops->conversation_get(f->store, conversation_id, on_conversation, seen), 0);
     assert_int_equal(seen->conversation_count, 1);
     return seen;
 }
@@ -328,16 +326,15 @@ static void test_agents(void **state)
     assert_int_equal(count, 0);
 
     int64_t ana = 0;
-    assert_int_equal(ops->agent_create(f->store, "ana@example.com", "Ana", "admin", "hash-ana",
-                                       NOW, &ana),
-                     0);
+    assert_int_equal(
+        ops->agent_create(f->store, "ana@example.com", "Ana", "admin", "hash-ana", NOW, &ana), 0);
     int64_t bo = add_agent(f, "bo@example.com", "Bo");
     assert_true(bo != ana);
 
     int64_t unused = 0;
-    assert_int_equal(ops->agent_create(f->store, "ana@example.com", "Other", "agent", "h", NOW,
-                                       &unused),
-                     KF_EEXISTS);
+    assert_int_equal(
+        ops->agent_create(f->store, "ana@example.com", "Other", "agent", "h", NOW, &unused),
+        KF_EEXISTS);
     assert_int_equal(ops->agent_count(f->store, &count), 0);
     assert_int_equal(count, 2);
 
@@ -382,15 +379,15 @@ static void test_sessions(void **state)
     assert_int_equal(expires_at, NOW + HOUR);
 
     /* Valid up to the last millisecond before expires_at, not at it. */
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW + HOUR - 1, &agent_id, csrf,
-                                      sizeof(csrf), NULL),
-                     0);
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW + HOUR, &agent_id, csrf,
-                                      sizeof(csrf), NULL),
-                     KF_ENOTFOUND);
-    assert_int_equal(ops->session_get(f->store, "hash-1", NOW + 2 * HOUR, &agent_id, csrf,
-                                      sizeof(csrf), NULL),
-                     KF_ENOTFOUND);
+    assert_int_equal(
+        ops->session_get(f->store, "hash-1", NOW + HOUR - 1, &agent_id, csrf, sizeof(csrf), NULL),
+        0);
+    assert_int_equal(
+        ops->session_get(f->store, "hash-1", NOW + HOUR, &agent_id, csrf, sizeof(csrf), NULL),
+        KF_ENOTFOUND);
+    assert_int_equal(
+        ops->session_get(f->store, "hash-1", NOW + 2 * HOUR, &agent_id, csrf, sizeof(csrf), NULL),
+        KF_ENOTFOUND);
 
     assert_int_equal(
         ops->session_get(f->store, "unknown", NOW, &agent_id, csrf, sizeof(csrf), NULL),
@@ -416,16 +413,16 @@ static void test_sessions(void **state)
     assert_string_equal(csrf, "csrf-2");
 
     /* A later login still works when older sessions have expired by then. */
-    assert_int_equal(ops->session_create(f->store, "hash-3", agent, "csrf-3", NOW + 3 * HOUR,
-                                         NOW + 4 * HOUR),
-                     0);
-    assert_int_equal(ops->session_get(f->store, "hash-3", NOW + 3 * HOUR, &agent_id, csrf,
-                                      sizeof(csrf), NULL),
-                     0);
+    assert_int_equal(
+        ops->session_create(f->store, "hash-3", agent, "csrf-3", NOW + 3 * HOUR, NOW + 4 * HOUR),
+        0);
+    assert_int_equal(
+        ops->session_get(f->store, "hash-3", NOW + 3 * HOUR, &agent_id, csrf, sizeof(csrf), NULL),
+        0);
     assert_string_equal(csrf, "csrf-3");
-    assert_int_equal(ops->session_get(f->store, "hash-2", NOW + 3 * HOUR, &agent_id, csrf,
-                                      sizeof(csrf), NULL),
-                     KF_ENOTFOUND);
+    assert_int_equal(
+        ops->session_get(f->store, "hash-2", NOW + 3 * HOUR, &agent_id, csrf, sizeof(csrf), NULL),
+        KF_ENOTFOUND);
 }
 
 static void test_visitors(void **state)
@@ -573,9 +570,9 @@ static void test_message_add(void **state)
     assert_int_equal(ops->message_add(f->store, conversation_a, 0, (kf_sender_t)7, 0, "bad sender",
                                       NOW, on_done, seen),
                      KF_EINVAL);
-    assert_int_equal(ops->message_add(f->store, 0, 0, KF_SENDER_VISITOR, 0, "whose?", NOW, on_done,
-                                      seen),
-                     KF_EINVAL);
+    assert_int_equal(
+        ops->message_add(f->store, 0, 0, KF_SENDER_VISITOR, 0, "whose?", NOW, on_done, seen),
+        KF_EINVAL);
     assert_int_equal(ops->message_add(f->store, 0, visitor_a, KF_SENDER_AGENT, agent,
                                       "agents name the conversation", NOW, on_done, seen),
                      KF_EINVAL);
@@ -941,8 +938,7 @@ static void test_conversation_list(void **state)
     seen = seen_new();
     assert_int_equal(ops->conversation_list(f->store, 0, on_conversation, seen), 0);
     assert_int_equal(seen->calls, 0);
-    assert_int_equal(ops->conversation_get(f->store, d + 100, on_conversation, seen),
-                     KF_ENOTFOUND);
+    assert_int_equal(ops->conversation_get(f->store, d + 100, on_conversation, seen), KF_ENOTFOUND);
     assert_int_equal(seen->calls, 0);
     seen_free(seen);
 }
@@ -989,8 +985,7 @@ static void test_durability(void **state)
     int64_t conversation = open_conversation(f, visitor);
     int64_t first = add_message(f, conversation, 0, "before restart");
     int64_t second = add_message(f, conversation, agent, "answer");
-    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, first),
-                     0);
+    assert_int_equal(kf_store_mark_read_sync(f->store, conversation, KF_SENDER_AGENT, first), 0);
 
     reopen(f);
     ops = f->store->ops;
@@ -1065,9 +1060,8 @@ static void test_hostile_strings(void **state)
         add_message(f, conversation, agent, hostile[i]);
 
         seen_t *seen = seen_new();
-        assert_int_equal(ops->messages_in_conversation(f->store, conversation, 0, 10, on_message,
-                                                       seen),
-                         0);
+        assert_int_equal(
+            ops->messages_in_conversation(f->store, conversation, 0, 10, on_message, seen), 0);
         assert_int_equal(seen->message_count, 2);
         assert_string_equal(seen->messages[0].body, hostile[i]);
         assert_string_equal(seen->messages[1].body, hostile[i]);
@@ -1185,12 +1179,12 @@ static void test_sqlite_group_commit(void **state)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     seen_t *seen = seen_new();
-    assert_int_equal(ops->message_add(f->store, 0, visitor, KF_SENDER_VISITOR, 0, "one", NOW + 1,
-                                      on_done, seen),
-                     0);
-    assert_int_equal(ops->message_add(f->store, 0, visitor, KF_SENDER_VISITOR, 0, "two", NOW + 2,
-                                      on_done, seen),
-                     0);
+    assert_int_equal(
+        ops->message_add(f->store, 0, visitor, KF_SENDER_VISITOR, 0, "one", NOW + 1, on_done, seen),
+        0);
+    assert_int_equal(
+        ops->message_add(f->store, 0, visitor, KF_SENDER_VISITOR, 0, "two", NOW + 2, on_done, seen),
+        0);
     int64_t found = 0;
     assert_int_equal(ops->conversation_find_open(f->store, visitor, &found), KF_ENOTFOUND);
     usleep(20 * 1000);
@@ -1228,9 +1222,9 @@ static void test_sqlite_group_commit(void **state)
     assert_int_equal(ops->message_add(f->store, conversation, 0, KF_SENDER_AGENT, agent, "four",
                                       NOW + 5, on_done, seen),
                      0);
-    assert_int_equal(ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, 1000,
-                                                 on_done, seen),
-                     0);
+    assert_int_equal(
+        ops->conversation_mark_read(f->store, conversation, KF_SENDER_AGENT, 1000, on_done, seen),
+        0);
     ops->flush(f->store);
     assert_int_equal(seen->result_count, 6);
     assert_int_equal(seen->results[2], 0);
@@ -1388,9 +1382,9 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_string_equal(value, "1");
 
     /* Foreign keys are enforced: a session for an agent that does not exist is refused. */
-    assert_int_equal(f->store->ops->session_create(f->store, "orphan", 12345, "csrf", NOW,
-                                                   NOW + HOUR),
-                     KF_ESTORE);
+    assert_int_equal(
+        f->store->ops->session_create(f->store, "orphan", 12345, "csrf", NOW, NOW + HOUR),
+        KF_ESTORE);
 }
 
 static void test_sqlite_refuses_newer_schema(void **state)
