@@ -49,7 +49,7 @@ unit-asan:
 unit-tsan:
 	CC=clang cmake -S . -B build-tsan -DKF_TESTS=ON -DKF_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-tsan -j$(JOBS)
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -E '^test_(server|push)$$'
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -E '^(http_server|push_push)$$'
 
 # Each fuzzer for FUZZ_SECONDS, as many at once as there are cores (scripts/fuzz.sh).
 fuzz: unit-asan

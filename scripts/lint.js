@@ -10,7 +10,7 @@ const path = require('node:path');
 const { execFileSync, spawnSync } = require('node:child_process');
 
 const root = path.resolve(__dirname, '..');
-const files = execFileSync('git', ['ls-files', '*.c', '*.h'], { cwd: root, encoding: 'utf8' })
+const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.c', '*.h'], { cwd: root, encoding: 'utf8' })
   .split('\n').filter((f) => f && fs.existsSync(path.join(root, f)));
 const problems = [];
 
@@ -26,7 +26,7 @@ if (format.error) {
 
 // 2. File names in comments. A name resolves against the repository root, src/, the file's own
 // folder, or (for a bare name) any tracked file of that name.
-const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean);
+const tracked = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean);
 const basenames = new Set(tracked.map((f) => path.basename(f)));
 const named = /(?<![\w./-])((?:[\w-]+\/)*[\w-]+\.(?:c|h|md|js|sh|html|css))(?![\w/])/g;
 for (const file of files) {

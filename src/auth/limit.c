@@ -1,44 +1,36 @@
-/* limit.c: token buckets keyed by strings, in a chained hash table keyed with SipHash, with an LRU
- * list that bounds the keys held and a sweep that drops idle ones. */
+/* limit.c: token buckets keyed by strings, in the one hash table (base/map.h, SipHash with a
+ * secret key: keys come from clients), with an LRU list that bounds the keys held and a sweep that
+ * drops idle ones. */
 #include "auth/limit.h"
 
 #include "base/buf.h"
+#include "base/list.h"
+#include "base/map.h"
 
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-
 /* One key's bucket. Its memory never moves while it is in the table. */
 struct entry {
-    struct entry *chain; /* next entry in the same hash bucket */
-    struct entry *newer; /* neighbour towards limit->newest, or NULL when this is the newest */
-    struct entry *older; /* neighbour towards limit->oldest, or NULL when this is the oldest */
-    uint64_t hash;       /* keyed hash of key, kept so that resizing never rehashes strings */
-    double tokens;       /* tokens at updated_ms, at most burst; below 0 only as the debt of
-                          * kf_limit_charge */
-    int64_t updated_ms;  /* latest time seen for this key; never moves backwards */
-    unsigned strikes;    /* kf_limit_charge: times the bucket was emptied since it was last full */
-    char key[];          /* a copy of the key, NUL-terminated */
+    kf_map_node_t node; /* in limit->table */
+    kf_list_t lru;      /* in limit->lru: the front is the most recently used */
+    size_t key_len;     /* bytes of key */
+    double tokens;      /* tokens at updated_ms, at most burst; below 0 only as the debt of
+                         * kf_limit_charge */
+    int64_t updated_ms; /* latest time seen for this key; never moves backwards */
+    unsigned strikes;   /* kf_limit_charge: times the bucket was emptied since it was last full */
+    char key[];         /* a copy of the key, NUL-terminated */
 };
 
 struct kf_limit {
-    double per_minute;      /* refill rate, > 0 and finite */
-    double burst;           /* bucket size, >= 1 and finite */
-    size_t max_keys;        /* most entries held at once, >= 1 */
-    uint64_t hash_key[2];   /* SipHash key from RAND_bytes, secret from clients */
-    struct entry **buckets; /* bucket_count chains */
-    size_t bucket_count;    /* a power of two, at least MIN_BUCKETS */
-    size_t count;           /* entries in the table (and in the LRU list) */
-    struct entry *newest;   /* most recently taken from; head of the LRU list */
-    struct entry *oldest;   /* least recently taken from; the next one evicted */
+    double per_minute; /* refill rate, > 0 and finite */
+    double burst;      /* bucket size, >= 1 and finite */
+    size_t max_keys;   /* most entries held at once, >= 1 */
+    kf_map_t table;    /* key -> entry */
+    kf_list_t lru;     /* every entry, most recently taken from first; the last goes first */
 };
-
-/* Smallest table; also the size below which it never shrinks. */
-#define MIN_BUCKETS 16
 
 /* Token amounts within this of a whole token count as reaching it, so that rounding in the refill
  * arithmetic never makes a caller who waited exactly retry_after_ms wait one more millisecond. */
@@ -46,74 +38,23 @@ struct kf_limit {
 
 #define MS_PER_MINUTE 60000.0
 
-/* ---- SipHash-2-4 ----
- * Keys come from clients (addresses, e-mails), so the hash is a keyed PRF with a secret 128-bit
- * random key, the usual defence against hash flooding (Redis, Python and Rust use SipHash for it).
- * A seeded FNV-1a is not built to keep its seed secret from chosen inputs, and the low bits that
- * pick a bucket depend only on the seed's low bits. Verified against the reference test vectors. */
-
-static uint64_t rotl(uint64_t x, int bits)
-{
-    return (x << bits) | (x >> (64 - bits));
-}
-
-static uint64_t load_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void sip_round(uint64_t v[4])
-{
-    v[0] += v[1];
-    v[1] = rotl(v[1], 13);
-    v[1] ^= v[0];
-    v[0] = rotl(v[0], 32);
-    v[2] += v[3];
-    v[3] = rotl(v[3], 16);
-    v[3] ^= v[2];
-    v[0] += v[3];
-    v[3] = rotl(v[3], 21);
-    v[3] ^= v[0];
-    v[2] += v[1];
-    v[1] = rotl(v[1], 17);
-    v[1] ^= v[2];
-    v[2] = rotl(v[2], 32);
-}
-
-static uint64_t siphash24(const uint64_t key[2], const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t v[4] = {
-        key[0] ^ 0x736f6d6570736575u,
-        key[1] ^ 0x646f72616e646f6du,
-        key[0] ^ 0x6c7967656e657261u,
-        key[1] ^ 0x7465646279746573u,
-    };
-    size_t whole = len - len % 8;
-    for (size_t i = 0; i < whole; i += 8) {
-        uint64_t m = load_le64(p + i);
-        v[3] ^= m;
-        sip_round(v);
-        sip_round(v);
-        v[0] ^= m;
-    }
-    uint64_t last = (uint64_t)len << 56;
-    for (size_t i = 0; i < len % 8; i++)
-        last |= (uint64_t)p[whole + i] << (8 * i);
-    v[3] ^= last;
-    sip_round(v);
-    sip_round(v);
-    v[0] ^= last;
-    v[2] ^= 0xff;
-    for (int i = 0; i < 4; i++)
-        sip_round(v);
-    return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
 /* ---- the table ---- */
+
+static struct entry *entry_of_node(kf_map_node_t *node)
+{
+    return KF_CONTAINER_OF(node, struct entry, node);
+}
+
+static struct entry *entry_of_lru(kf_list_t *link)
+{
+    return KF_CONTAINER_OF(link, struct entry, lru);
+}
+
+static bool entry_eq(const kf_map_node_t *node, const void *key, size_t len)
+{
+    const struct entry *entry = KF_CONTAINER_OF(node, struct entry, node);
+    return entry->key_len == len && memcmp(entry->key, key, len) == 0;
+}
 
 kf_limit_t *kf_limit_new(double per_minute, double burst, size_t max_keys)
 {
@@ -121,21 +62,12 @@ kf_limit_t *kf_limit_new(double per_minute, double burst, size_t max_keys)
     if (!(per_minute > 0) || !isfinite(per_minute) || !(burst >= 1) || !isfinite(burst) ||
         max_keys == 0)
         return NULL;
-    unsigned char seed[16];
-    if (RAND_bytes(seed, sizeof seed) != 1)
-        return NULL;
     kf_limit_t *limit = kf_xmalloc(sizeof *limit);
     limit->per_minute = per_minute;
     limit->burst = burst;
     limit->max_keys = max_keys;
-    limit->hash_key[0] = load_le64(seed);
-    limit->hash_key[1] = load_le64(seed + 8);
-    OPENSSL_cleanse(seed, sizeof seed);
-    limit->bucket_count = MIN_BUCKETS;
-    limit->buckets = kf_xcalloc(limit->bucket_count, sizeof *limit->buckets);
-    limit->count = 0;
-    limit->newest = NULL;
-    limit->oldest = NULL;
+    kf_map_init(&limit->table);
+    kf_list_init(&limit->lru);
     return limit;
 }
 
@@ -143,114 +75,44 @@ void kf_limit_free(kf_limit_t *limit)
 {
     if (limit == NULL)
         return;
-    struct entry *entry = limit->newest;
-    while (entry != NULL) {
-        struct entry *older = entry->older;
-        free(entry);
-        entry = older;
+    KF_LIST_FOREACH(it, next, &limit->lru) {
+        free(entry_of_lru(it));
     }
-    free(limit->buckets);
-    OPENSSL_cleanse(limit->hash_key, sizeof limit->hash_key);
+    kf_map_free(&limit->table);
     free(limit);
 }
 
-/* Moves every entry into a table of bucket_count buckets (a power of two). */
-static void resize(kf_limit_t *limit, size_t bucket_count)
+static struct entry *find(const kf_limit_t *limit, const char *key, size_t len)
 {
-    struct entry **buckets = kf_xcalloc(bucket_count, sizeof *buckets);
-    for (struct entry *entry = limit->newest; entry != NULL; entry = entry->older) {
-        size_t b = (size_t)(entry->hash & (bucket_count - 1));
-        entry->chain = buckets[b];
-        buckets[b] = entry;
-    }
-    free(limit->buckets);
-    limit->buckets = buckets;
-    limit->bucket_count = bucket_count;
+    kf_map_node_t *node =
+        kf_map_find(&limit->table, kf_map_hash(&limit->table, key, len), key, len, entry_eq);
+    return node != NULL ? entry_of_node(node) : NULL;
 }
 
-/* Halves a mostly empty table until it is at least 1/8 full, so that a burst of keys does not pin
- * its memory forever. */
-static void maybe_shrink(kf_limit_t *limit)
-{
-    size_t bucket_count = limit->bucket_count;
-    while (bucket_count > MIN_BUCKETS && limit->count < bucket_count / 8)
-        bucket_count /= 2;
-    if (bucket_count != limit->bucket_count)
-        resize(limit, bucket_count);
-}
-
-static struct entry *find(const kf_limit_t *limit, const char *key, uint64_t hash)
-{
-    struct entry *entry = limit->buckets[hash & (limit->bucket_count - 1)];
-    while (entry != NULL) {
-        if (entry->hash == hash && strcmp(entry->key, key) == 0)
-            return entry;
-        entry = entry->chain;
-    }
-    return NULL;
-}
-
-static void lru_unlink(kf_limit_t *limit, struct entry *entry)
-{
-    if (entry->newer != NULL)
-        entry->newer->older = entry->older;
-    else
-        limit->newest = entry->older;
-    if (entry->older != NULL)
-        entry->older->newer = entry->newer;
-    else
-        limit->oldest = entry->newer;
-    entry->newer = NULL;
-    entry->older = NULL;
-}
-
-static void lru_push_newest(kf_limit_t *limit, struct entry *entry)
-{
-    entry->newer = NULL;
-    entry->older = limit->newest;
-    if (limit->newest != NULL)
-        limit->newest->newer = entry;
-    else
-        limit->oldest = entry;
-    limit->newest = entry;
-}
-
-/* Unlinks entry from its chain and the LRU list and frees it. O(chain length). Does not shrink. */
+/* Takes entry out of the table and the LRU list and frees it. */
 static void remove_entry(kf_limit_t *limit, struct entry *entry)
 {
-    struct entry **link = &limit->buckets[entry->hash & (limit->bucket_count - 1)];
-    while (*link != entry)
-        link = &(*link)->chain;
-    *link = entry->chain;
-    lru_unlink(limit, entry);
+    kf_map_remove(&limit->table, &entry->node);
+    kf_list_remove(&entry->lru);
     free(entry);
-    assert(limit->count > 0);
-    limit->count--;
 }
 
 /* Adds key (len bytes, not yet in the table) with a full bucket as the newest entry, first evicting
  * the oldest entry when the table holds max_keys. */
-static struct entry *add(kf_limit_t *limit, const char *key, size_t len, uint64_t hash,
-                         int64_t now_ms)
+static struct entry *add(kf_limit_t *limit, const char *key, size_t len, int64_t now_ms)
 {
-    if (limit->count >= limit->max_keys)
-        remove_entry(limit, limit->oldest);
-    /* Load factor at most 1: chains stay about one entry long. */
-    if (limit->count + 1 > limit->bucket_count)
-        resize(limit, limit->bucket_count * 2);
+    if (kf_map_count(&limit->table) >= limit->max_keys)
+        remove_entry(limit, entry_of_lru(kf_list_last(&limit->lru)));
     if (len > SIZE_MAX - sizeof(struct entry) - 1)
         abort();
     struct entry *entry = kf_xmalloc(sizeof *entry + len + 1);
     memcpy(entry->key, key, len + 1);
-    entry->hash = hash;
+    entry->key_len = len;
     entry->tokens = limit->burst;
     entry->updated_ms = now_ms;
     entry->strikes = 0;
-    size_t b = (size_t)(hash & (limit->bucket_count - 1));
-    entry->chain = limit->buckets[b];
-    limit->buckets[b] = entry;
-    lru_push_newest(limit, entry);
-    limit->count++;
+    kf_map_insert(&limit->table, &entry->node, kf_map_hash(&limit->table, key, len));
+    kf_list_push_front(&limit->lru, &entry->lru);
     return entry;
 }
 
@@ -288,26 +150,19 @@ static int64_t retry_after(const kf_limit_t *limit, double tokens)
     return (double)whole < wait_ms ? whole + 1 : whole;
 }
 
-static uint64_t hash_of(const kf_limit_t *limit, const char *key, size_t *len)
-{
-    *len = strlen(key);
-    return siphash24(limit->hash_key, key, *len);
-}
-
 /* The key's entry, added or refilled to now_ms and made the newest. */
 static struct entry *touch(kf_limit_t *limit, const char *key, int64_t now_ms)
 {
-    size_t len;
-    uint64_t hash = hash_of(limit, key, &len);
-    struct entry *entry = find(limit, key, hash);
+    size_t len = strlen(key);
+    struct entry *entry = find(limit, key, len);
     if (entry == NULL)
-        return add(limit, key, len, hash, now_ms);
+        return add(limit, key, len, now_ms);
     /* Refused attempts count as use too: a key being hammered stays held (and empty). */
     entry->tokens = tokens_at(limit, entry, now_ms);
     if (now_ms > entry->updated_ms)
         entry->updated_ms = now_ms;
-    lru_unlink(limit, entry);
-    lru_push_newest(limit, entry);
+    kf_list_remove(&entry->lru);
+    kf_list_push_front(&limit->lru, &entry->lru);
     return entry;
 }
 
@@ -349,9 +204,7 @@ void kf_limit_charge(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t
 bool kf_limit_check(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms)
 {
     assert(limit != NULL && key != NULL);
-    size_t len;
-    uint64_t hash = hash_of(limit, key, &len);
-    const struct entry *entry = find(limit, key, hash);
+    const struct entry *entry = find(limit, key, strlen(key));
     /* A pure look: an unknown key is not added (its bucket would be full, and burst >= 1), and a
      * known one is neither refilled in place nor moved in the LRU order. */
     if (entry == NULL)
@@ -367,13 +220,9 @@ bool kf_limit_check(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t 
 void kf_limit_reset(kf_limit_t *limit, const char *key)
 {
     assert(limit != NULL && key != NULL);
-    size_t len;
-    uint64_t hash = hash_of(limit, key, &len);
-    struct entry *entry = find(limit, key, hash);
-    if (entry == NULL)
-        return;
-    remove_entry(limit, entry);
-    maybe_shrink(limit);
+    struct entry *entry = find(limit, key, strlen(key));
+    if (entry != NULL)
+        remove_entry(limit, entry);
 }
 
 size_t kf_limit_sweep(kf_limit_t *limit, int64_t now_ms)
@@ -382,20 +231,17 @@ size_t kf_limit_sweep(kf_limit_t *limit, int64_t now_ms)
     /* O(keys held): when a bucket refills is not ordered by last use, so every entry is looked at.
      * Meant for a coarse timer, and max_keys bounds the walk. */
     size_t removed = 0;
-    struct entry *entry = limit->oldest;
-    while (entry != NULL) {
-        struct entry *newer = entry->newer;
+    KF_LIST_FOREACH(it, next, &limit->lru) {
+        struct entry *entry = entry_of_lru(it);
         if (tokens_at(limit, entry, now_ms) >= limit->burst - TOKEN_EPSILON) {
             remove_entry(limit, entry);
             removed++;
         }
-        entry = newer;
     }
-    maybe_shrink(limit);
     return removed;
 }
 
 size_t kf_limit_count(const kf_limit_t *limit)
 {
-    return limit->count;
+    return kf_map_count(&limit->table);
 }

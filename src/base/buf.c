@@ -4,19 +4,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
-
-bool kf_str_eq(kf_str_t a, const char *b)
-{
-    size_t n = strlen(b);
-    return a.ptr != NULL && a.len == n && memcmp(a.ptr, b, n) == 0;
-}
-
-bool kf_str_ieq(kf_str_t a, const char *b)
-{
-    size_t n = strlen(b);
-    return a.ptr != NULL && a.len == n && strncasecmp(a.ptr, b, n) == 0;
-}
 
 static void out_of_memory(void)
 {

@@ -6,18 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 
-/* A view into memory someone else owns; not NUL-terminated. */
-typedef struct kf_str {
-    const char *ptr; /* first byte, or NULL for "absent" */
-    size_t len;      /* number of bytes */
-} kf_str_t;
-
-#define KF_STR_LIT(s) ((kf_str_t){(s), sizeof(s) - 1})
-
-/* True when the view equals the NUL-terminated string exactly (case-sensitive). */
-bool kf_str_eq(kf_str_t a, const char *b);
-/* True when the view equals b ignoring ASCII case. */
-bool kf_str_ieq(kf_str_t a, const char *b);
+#include "base/str.h"
 
 /* A heap buffer; data is always NUL-terminated after len when cap > 0. Out of memory aborts. */
 typedef struct kf_buf {
@@ -50,7 +39,7 @@ char *kf_xstrndup(const char *s, size_t n);
  * included) from now on (1 = the next one) fails as if memory had run out, which aborts as
  * promised above; 0 turns it off. It counts, then stays off once it has fired. The server never
  * calls it. (jansson's allocations, which callers do handle, are failed through
- * json_set_alloc_funcs: tests/unit/fault.h.) */
+ * json_set_alloc_funcs: tests/unit/support/fault.h.) */
 void kf_alloc_fail_nth(unsigned long nth);
 
 #endif

@@ -49,26 +49,6 @@ void kf_app_config_default(kf_app_config_t *config)
     config->max_push_per_agent = 32;
 }
 
-size_t kf_utf8_length(const char *s)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    }
-    return n;
-}
-
-char *kf_trim_copy(const char *s)
-{
-    while (*s != '\0' && isspace((unsigned char)*s))
-        s++;
-    size_t len = strlen(s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        len--;
-    return kf_xstrndup(s, len);
-}
-
 /* ---- pages ---- */
 
 static void send_asset(kf_req_t *req, const char *name, size_t name_len)

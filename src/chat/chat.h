@@ -150,11 +150,4 @@ void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id)
 void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject,
                      const char *text, size_t len);
 
-/* ---- helpers (app.c) ---- */
-
-/* Code points in valid UTF-8. */
-size_t kf_utf8_length(const char *s);
-/* A copy of s without surrounding ASCII whitespace (free it). */
-char *kf_trim_copy(const char *s);
-
 #endif

@@ -498,21 +498,3 @@ int kf_http_cookie_get(kf_str_t header_value, const char *name, kf_str_t *value)
     }
     return KF_ENOTFOUND;
 }
-
-int kf_parse_u64(kf_str_t s, uint64_t *out)
-{
-    if (s.len == 0)
-        return KF_EINVAL;
-    uint64_t result = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (c < '0' || c > '9')
-            return KF_EINVAL;
-        uint64_t digit = (uint64_t)(c - '0');
-        if (result > (UINT64_MAX - digit) / 10)
-            return KF_EINVAL;
-        result = result * 10 + digit;
-    }
-    *out = result;
-    return 0;
-}

@@ -79,8 +79,4 @@ int kf_http_query_get(kf_str_t query, const char *name, char *out, size_t out_si
  * Returns 0 and fills value, or KF_ENOTFOUND. Surrounding double quotes are removed. */
 int kf_http_cookie_get(kf_str_t header_value, const char *name, kf_str_t *value);
 
-/* Parses a decimal unsigned 64-bit integer that fills the whole view ("0", "123"; no sign, no
- * spaces, no leading '+'). Returns 0, or KF_EINVAL (empty, other characters, overflow). */
-int kf_parse_u64(kf_str_t s, uint64_t *out);
-
 #endif

@@ -2,6 +2,7 @@
 #include "push/hub.h"
 
 #include "base/buf.h"
+#include "base/map.h"
 
 #include <assert.h>
 #include <stdbool.h>
@@ -11,22 +12,17 @@
 
 /* A topic exists while it has subscribers; it is freed with its last one. */
 struct kf_topic {
-    struct kf_topic *chain; /* next topic in the same hash bucket */
-    uint64_t hash;          /* FNV-1a of name, kept so that growing never rehashes strings */
-    size_t count;           /* subscribers in the list */
-    kf_sub_t *head, *tail;  /* subscribers in subscription order */
-    char name[];            /* the topic, NUL-terminated */
+    kf_map_node_t
+        node;        /* in hub->topics; a topic's memory never moves, so subscribers point at it */
+    kf_list_t subs;  /* subscribers in subscription order */
+    size_t count;    /* subscribers in the list */
+    size_t name_len; /* bytes of name */
+    char name[];     /* the topic, NUL-terminated */
 };
 
-/* A chained hash table: a topic's memory never moves, so subscribers can point at it. */
 struct kf_hub {
-    struct kf_topic **buckets; /* bucket_count chains */
-    size_t bucket_count;       /* a power of two */
-    size_t topic_count;        /* topics in the table */
+    kf_map_t topics; /* name -> topic */
 };
-
-/* Smallest table; also the size below which it never shrinks. */
-#define MIN_BUCKETS 16
 
 kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
 {
@@ -71,141 +67,83 @@ void kf_sub_init(kf_sub_t *sub, kf_sub_cb cb, void *data)
     sub->cb = cb;
     sub->data = data;
     sub->topic = NULL;
-    sub->prev = NULL;
-    sub->next = NULL;
+    kf_list_init(&sub->link);
 }
 
-/* FNV-1a, 64-bit: short topic names, no adversary able to choose many colliding ones cheaply
- * (topic names are made by the server from ids). */
-static uint64_t hash_name(const char *name)
+static bool topic_eq(const kf_map_node_t *node, const void *key, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 0x100000001b3u;
-    }
-    return h;
+    const struct kf_topic *topic = KF_CONTAINER_OF(node, struct kf_topic, node);
+    return topic->name_len == len && memcmp(topic->name, key, len) == 0;
 }
 
 kf_hub_t *kf_hub_new(void)
 {
     kf_hub_t *hub = kf_xmalloc(sizeof *hub);
-    hub->bucket_count = MIN_BUCKETS;
-    hub->buckets = kf_xcalloc(hub->bucket_count, sizeof *hub->buckets);
-    hub->topic_count = 0;
+    kf_map_init(&hub->topics);
     return hub;
+}
+
+/* Detaches every subscriber of a topic and frees it (kf_hub_free). */
+static void drop_topic_cb(kf_map_node_t *node, void *ctx)
+{
+    kf_hub_t *hub = ctx;
+    struct kf_topic *topic = KF_CONTAINER_OF(node, struct kf_topic, node);
+    /* The contract says every subscriber has left; should one remain, detach it so that its
+     * owner's later unsubscribe is a harmless no-op rather than a use after free. */
+    KF_LIST_FOREACH(it, next, &topic->subs) {
+        kf_sub_t *sub = KF_CONTAINER_OF(it, kf_sub_t, link);
+        kf_list_remove(&sub->link);
+        sub->topic = NULL;
+    }
+    kf_map_remove(&hub->topics, node);
+    free(topic);
 }
 
 void kf_hub_free(kf_hub_t *hub)
 {
     if (hub == NULL)
         return;
-    /* The contract says every subscriber has left; should one remain, detach it so that its
-     * owner's later unsubscribe is a harmless no-op rather than a use after free. */
-    for (size_t i = 0; i < hub->bucket_count; i++) {
-        struct kf_topic *topic = hub->buckets[i];
-        while (topic != NULL) {
-            struct kf_topic *chain = topic->chain;
-            kf_sub_t *sub = topic->head;
-            while (sub != NULL) {
-                kf_sub_t *next = sub->next;
-                sub->topic = NULL;
-                sub->prev = NULL;
-                sub->next = NULL;
-                sub = next;
-            }
-            free(topic);
-            topic = chain;
-        }
-    }
-    free(hub->buckets);
+    kf_map_each(&hub->topics, drop_topic_cb, hub);
+    kf_map_free(&hub->topics);
     free(hub);
 }
 
-/* Moves every topic into a table of bucket_count buckets (a power of two). */
-static void resize(kf_hub_t *hub, size_t bucket_count)
+static struct kf_topic *find_topic(const kf_hub_t *hub, const char *name, size_t len)
 {
-    struct kf_topic **buckets = kf_xcalloc(bucket_count, sizeof *buckets);
-    for (size_t i = 0; i < hub->bucket_count; i++) {
-        struct kf_topic *topic = hub->buckets[i];
-        while (topic != NULL) {
-            struct kf_topic *chain = topic->chain;
-            size_t b = (size_t)(topic->hash & (bucket_count - 1));
-            topic->chain = buckets[b];
-            buckets[b] = topic;
-            topic = chain;
-        }
-    }
-    free(hub->buckets);
-    hub->buckets = buckets;
-    hub->bucket_count = bucket_count;
-}
-
-static struct kf_topic *find_topic(const kf_hub_t *hub, const char *name, uint64_t hash)
-{
-    struct kf_topic *topic = hub->buckets[hash & (hub->bucket_count - 1)];
-    while (topic != NULL) {
-        if (topic->hash == hash && strcmp(topic->name, name) == 0)
-            return topic;
-        topic = topic->chain;
-    }
-    return NULL;
+    kf_map_node_t *node =
+        kf_map_find(&hub->topics, kf_map_hash(&hub->topics, name, len), name, len, topic_eq);
+    return node != NULL ? KF_CONTAINER_OF(node, struct kf_topic, node) : NULL;
 }
 
 static struct kf_topic *find_or_add_topic(kf_hub_t *hub, const char *name)
 {
-    uint64_t hash = hash_name(name);
-    struct kf_topic *topic = find_topic(hub, name, hash);
+    size_t len = strlen(name);
+    struct kf_topic *topic = find_topic(hub, name, len);
     if (topic != NULL)
         return topic;
-    /* Load factor at most 1: chains stay about one topic long. */
-    if (hub->topic_count + 1 > hub->bucket_count)
-        resize(hub, hub->bucket_count * 2);
-    size_t name_len = strlen(name);
-    topic = kf_xmalloc(sizeof *topic + name_len + 1);
-    memcpy(topic->name, name, name_len + 1);
-    topic->hash = hash;
+    topic = kf_xmalloc(sizeof *topic + len + 1);
+    memcpy(topic->name, name, len + 1);
+    topic->name_len = len;
     topic->count = 0;
-    topic->head = NULL;
-    topic->tail = NULL;
-    size_t b = (size_t)(hash & (hub->bucket_count - 1));
-    topic->chain = hub->buckets[b];
-    hub->buckets[b] = topic;
-    hub->topic_count++;
+    kf_list_init(&topic->subs);
+    kf_map_insert(&hub->topics, &topic->node, kf_map_hash(&hub->topics, name, len));
     return topic;
 }
 
-/* Unlinks an empty topic from its chain and frees it; shrinks a mostly empty table so that a
- * burst of topics does not pin its memory forever. */
+/* Takes an empty topic out of the table and frees it. */
 static void remove_topic(kf_hub_t *hub, struct kf_topic *topic)
 {
     assert(topic->count == 0);
-    struct kf_topic **link = &hub->buckets[topic->hash & (hub->bucket_count - 1)];
-    while (*link != topic)
-        link = &(*link)->chain;
-    *link = topic->chain;
+    kf_map_remove(&hub->topics, &topic->node);
     free(topic);
-    hub->topic_count--;
-    if (hub->bucket_count > MIN_BUCKETS && hub->topic_count < hub->bucket_count / 8)
-        resize(hub, hub->bucket_count / 2);
 }
 
 /* Takes sub out of its topic's list, leaving the topic in the table even when empty. */
 static void unlink_sub(kf_sub_t *sub)
 {
-    struct kf_topic *topic = sub->topic;
-    if (sub->prev != NULL)
-        sub->prev->next = sub->next;
-    else
-        topic->head = sub->next;
-    if (sub->next != NULL)
-        sub->next->prev = sub->prev;
-    else
-        topic->tail = sub->prev;
-    topic->count--;
+    kf_list_remove(&sub->link);
+    sub->topic->count--;
     sub->topic = NULL;
-    sub->prev = NULL;
-    sub->next = NULL;
 }
 
 void kf_hub_subscribe(kf_hub_t *hub, const char *topic_name, kf_sub_t *sub)
@@ -220,13 +158,7 @@ void kf_hub_subscribe(kf_hub_t *hub, const char *topic_name, kf_sub_t *sub)
             remove_topic(hub, old);
     }
     sub->topic = topic;
-    sub->prev = topic->tail;
-    sub->next = NULL;
-    if (topic->tail != NULL)
-        topic->tail->next = sub;
-    else
-        topic->head = sub;
-    topic->tail = sub;
+    kf_list_push_back(&topic->subs, &sub->link);
     topic->count++;
 }
 
@@ -242,24 +174,25 @@ void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub)
 
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
-    struct kf_topic *topic = find_topic(hub, topic_name, hash_name(topic_name));
+    struct kf_topic *topic = find_topic(hub, topic_name, strlen(topic_name));
     if (topic == NULL)
         return 0;
     size_t called = 0;
     /* Subscribers present now are called once each: a callback may unsubscribe itself (which
      * can free the topic, so the topic is not touched again) or resubscribe itself (which moves
      * it behind last), and subscribers added meanwhile wait for the next event. */
-    kf_sub_t *sub = topic->head;
-    kf_sub_t *last = topic->tail;
+    kf_list_t *link = kf_list_first(&topic->subs);
+    kf_list_t *last = kf_list_last(&topic->subs);
     kf_event_ref(event);
-    while (sub != NULL) {
-        kf_sub_t *next = sub->next;
-        bool was_last = sub == last;
+    while (link != NULL) {
+        kf_list_t *next = link->next;
+        bool was_last = link == last;
+        kf_sub_t *sub = KF_CONTAINER_OF(link, kf_sub_t, link);
         sub->cb(sub, event);
         called++;
         if (was_last)
             break;
-        sub = next;
+        link = next;
     }
     kf_event_unref(event);
     return called;
@@ -267,6 +200,6 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 
 size_t kf_hub_count(const kf_hub_t *hub, const char *topic_name)
 {
-    const struct kf_topic *topic = find_topic(hub, topic_name, hash_name(topic_name));
+    const struct kf_topic *topic = find_topic(hub, topic_name, strlen(topic_name));
     return topic != NULL ? topic->count : 0;
 }

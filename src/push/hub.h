@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/list.h"
+
 /* Slots for encodings of an event that its subscribers share (a transport's framing, built once
  * by the first subscriber that needs it); the hub only frees them with the event. */
 #define KF_EVENT_ENCODINGS 3
@@ -42,7 +44,7 @@ struct kf_sub {
     kf_sub_cb cb;           /* set by the owner */
     void *data;             /* the owner's pointer */
     struct kf_topic *topic; /* the hub's: NULL when not subscribed */
-    kf_sub_t *prev, *next;  /* the hub's: links in the topic's list */
+    kf_list_t link;         /* the hub's: in the topic's list of subscribers */
 };
 
 void kf_sub_init(kf_sub_t *sub, kf_sub_cb cb, void *data);

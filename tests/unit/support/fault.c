@@ -1,5 +1,5 @@
 /* fault.c: a counting allocator for jansson that can fail its nth allocation (fault.h). */
-#include "fault.h"
+#include "support/fault.h"
 
 #include <jansson.h>
 #include <stdlib.h>

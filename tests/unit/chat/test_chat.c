@@ -25,8 +25,8 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "chat/chat.h"
-#include "failing_store.h"
-#include "fault.h"
+#include "support/failing_store.h"
+#include "support/fault.h"
 
 #define AGENT_EMAIL "agent@example.com"
 #define AGENT_PASSWORD "correct horse battery"

@@ -550,8 +550,7 @@ static void test_free_detaches_leftovers(void **state)
     kf_hub_subscribe(hub, "topic", &l.sub);
     kf_hub_free(hub);
     assert_null(l.sub.topic);
-    assert_null(l.sub.next);
-    assert_null(l.sub.prev);
+    assert_false(kf_list_linked(&l.sub.link));
     kf_hub_unsubscribe(NULL, &l.sub);
 }
 

@@ -1,4 +1,4 @@
-/* test_base.c: buffers, string views, error messages and log levels. */
+/* test_buf.c: growable buffers, and the allocation helpers that abort when memory runs out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,6 @@
 
 #include "base/buf.h"
 #include "base/err.h"
-#include "base/log.h"
 
 static void test_buf_append_and_consume(void **state)
 {
@@ -87,76 +86,6 @@ static void test_buf_binary(void **state)
     kf_buf_reset(&b);
     assert_int_equal(b.len, 0);
     kf_buf_free(&b);
-}
-
-static void test_str(void **state)
-{
-    (void)state;
-    kf_str_t s = KF_STR_LIT("Content-Type");
-    assert_true(kf_str_eq(s, "Content-Type"));
-    assert_false(kf_str_eq(s, "content-type"));
-    assert_true(kf_str_ieq(s, "content-type"));
-    assert_false(kf_str_ieq(s, "content-typ"));
-    kf_str_t absent = {NULL, 0};
-    assert_false(kf_str_eq(absent, ""));
-}
-
-static void test_strerror(void **state)
-{
-    (void)state;
-    assert_string_equal(kf_strerror(0), "success");
-    assert_string_equal(kf_strerror(KF_ENOMEM), "out of memory");
-    assert_string_equal(kf_strerror(KF_ENOTFOUND), "not found");
-    assert_string_equal(kf_strerror(KF_ELIMIT), "limit reached");
-    assert_string_equal(kf_strerror(-1000), "unknown error");
-    assert_string_equal(kf_strerror(5), "unknown error");
-    /* Codes are distinct and negative. */
-    assert_true(KF_ENOMEM < 0 && KF_EINVAL < 0 && KF_ENOMEM != KF_EINVAL);
-}
-
-static void test_log_levels(void **state)
-{
-    (void)state;
-    kf_log_level_t level;
-    assert_int_equal(kf_log_parse_level("warn", &level), 0);
-    assert_int_equal(level, KF_LOG_WARN);
-    assert_int_equal(kf_log_parse_level("loud", &level), KF_EINVAL);
-    kf_log_set_level(KF_LOG_OFF);
-    kf_error("not printed %d", 1);
-    kf_log_set_level(KF_LOG_INFO);
-    assert_int_equal(kf_log_get_level(), KF_LOG_INFO);
-    kf_debug("below the level");
-}
-
-/* A record longer than a line is cut, still ends with a newline, and carries no control
- * characters a client sent. */
-static void test_log_long_and_hostile_lines(void **state)
-{
-    (void)state;
-    char *long_text = malloc(5000);
-    memset(long_text, 'x', 4999);
-    long_text[4999] = '\0';
-    FILE *capture = tmpfile();
-    assert_non_null(capture);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fileno(capture), 2);
-    kf_info("%s", long_text);
-    kf_warn("forged\r\n2026-01-01T00:00:00.000Z error line%c", '\x1b');
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    free(long_text);
-    rewind(capture);
-    char line[4096];
-    assert_non_null(fgets(line, sizeof line, capture));
-    assert_true(strlen(line) < 2048);
-    assert_int_equal(line[strlen(line) - 1], '\n');
-    assert_non_null(strstr(line, " info  xxxx"));
-    assert_non_null(fgets(line, sizeof line, capture));
-    assert_non_null(strstr(line, "forged??2026-01-01T00:00:00.000Z error line?\n"));
-    assert_null(fgets(line, sizeof line, capture)); /* two records, two lines */
-    fclose(capture);
 }
 
 /* ---- out of memory: a small allocation that fails aborts (kf_alloc_fail_nth injects it) ---- */
@@ -262,10 +191,6 @@ int main(void)
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_binary),
         cmocka_unit_test(test_buf_printf_room),
-        cmocka_unit_test(test_str),
-        cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_log_levels),
-        cmocka_unit_test(test_log_long_and_hostile_lines),
         cmocka_unit_test(test_out_of_memory_aborts),
         cmocka_unit_test(test_alloc_fault_counts_and_disarms),
     };

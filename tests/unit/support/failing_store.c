@@ -1,5 +1,5 @@
 /* failing_store.c: the SQLite store behind a table of operations that fail on demand. */
-#include "failing_store.h"
+#include "support/failing_store.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_store.c: the store suite, written against kf_store_t alone so that every backend runs it
+/* test_sqlite.c: the store suite, written against kf_store_t alone so that every backend runs it
  * (the backend section at the top says how to open the store under test), then SQLite-only
  * checks (integrity after every test, pragmas, migrations). */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* test_store_faults.c: the SQLite store when SQLite cannot allocate. SQLite's allocator is
+/* test_faults.c: the SQLite store when SQLite cannot allocate. SQLite's allocator is
  * replaced by one that fails its nth allocation; each operation is run with every allocation in
  * turn failing. The store must answer 0 or KF_ESTORE (never crash), leave the database whole (the
  * integrity check passes, what was written before is still there, the store works again once

@@ -1,4 +1,4 @@
-/* test_auth_cache.c: the credential cache: hits and misses, expiry, removal, a slot shared by two
+/* test_cache.c: the credential cache: hits and misses, expiry, removal, a slot shared by two
  * keys (the newer wins), values of different lengths, malformed keys and the size bound. */
 #include <setjmp.h>
 #include <stdarg.h>

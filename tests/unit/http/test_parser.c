@@ -1,4 +1,4 @@
-/* test_http_parser.c: table-driven tests of the HTTP request parser and its helpers, every
+/* test_parser.c: table-driven tests of the HTTP request parser and its helpers, every
  * request fed whole, in every prefix and with hostile bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
