@@ -600,12 +600,15 @@ void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data)
     req->abort_data = data;
 }
 
-void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
-                          kf_req_abort_cb abort_cb, void *data)
+int kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
+                         kf_req_abort_cb abort_cb, void *data)
 {
+    if (req->finished || req->conn->closing)
+        return KF_EINVAL;
     kf_req_hold(req, abort_cb, data);
     req->streaming = true;
     write_head(req, status, content_type, 0, BODY_CHUNKED, NULL);
+    return 0;
 }
 
 int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len)
@@ -757,6 +760,66 @@ static void parse_error(kf_conn_t *conn, int rc)
     }
 }
 
+/* After a handler (or a resumed handler) returns: writes what it deferred, and moves on to the
+ * next pipelined request when it answered. True when process() may go on parsing. */
+static bool after_dispatch(kf_conn_t *conn)
+{
+    kf_req_t *req = &conn->req;
+    conn->dispatching = false;
+    flush_deferred(conn);
+    req->head = NULL; /* its stack frame ends here */
+    req->body = NULL;
+    if (conn->closing)
+        return false;
+    if (conn->upgraded) {
+        kf_buf_consume(&conn->rbuf, conn->req_bytes);
+        conn->req_bytes = 0;
+        feed_raw(conn);
+        return false;
+    }
+    if (!req->finished) {
+        /* Held or streaming: the views into rbuf are no longer used, so reading on (to see
+         * the client go away) may grow the buffer freely. */
+        return false;
+    }
+    if (conn->close_after) {
+        conn_close_gracefully(conn);
+        return false;
+    }
+    conn->in_request = false;
+    kf_buf_consume(&conn->rbuf, conn->req_bytes);
+    conn->req_bytes = 0;
+    conn->idle_since_ms = uv_now(conn->server->loop);
+    return true;
+}
+
+void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *data)
+{
+    kf_conn_t *conn = req->conn;
+    assert(conn->in_request && req->held && !req->streaming && !req->finished && !conn->upgraded &&
+           !conn->dispatching);
+    /* The request's bytes stay at the front of the buffer until it is answered (reading on only
+     * appends), so its head parses again to the same views: nothing was kept meanwhile. */
+    kf_http_request_t head;
+    int rc =
+        kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &conn->server->config.limits, &head);
+    assert(rc > 0);
+    size_t head_len = (size_t)rc;
+    req->head = &head;
+    req->body = req->body_len > 0 ? conn->rbuf.data + head_len : NULL;
+    conn->dispatching = true;
+    fn(req, data);
+    if (after_dispatch(conn))
+        process(conn);
+    else if (!conn->closing && conn->rbuf.len == 0 && !conn->in_request)
+        kf_buf_free(&conn->rbuf);
+}
+
+void kf_req_detach(kf_req_t *req)
+{
+    req->abort_cb = NULL;
+}
+
 /* Parses and dispatches every complete request in the buffer, one at a time. */
 static void process(kf_conn_t *conn)
 {
@@ -802,30 +865,8 @@ static void process(kf_conn_t *conn)
         conn->served = true;
         conn->dispatching = true;
         server->handler(req);
-        conn->dispatching = false;
-        flush_deferred(conn);
-        req->head = NULL; /* its stack frame ends here */
-        if (conn->closing)
+        if (!after_dispatch(conn))
             return;
-        if (conn->upgraded) {
-            kf_buf_consume(&conn->rbuf, conn->req_bytes);
-            conn->req_bytes = 0;
-            feed_raw(conn);
-            return;
-        }
-        if (!req->finished) {
-            /* Held or streaming: the views into rbuf are no longer used, so reading on (to see
-             * the client go away) may grow the buffer freely. */
-            return;
-        }
-        if (conn->close_after) {
-            conn_close_gracefully(conn);
-            return;
-        }
-        conn->in_request = false;
-        kf_buf_consume(&conn->rbuf, conn->req_bytes);
-        conn->req_bytes = 0;
-        conn->idle_since_ms = uv_now(server->loop);
     }
     if (!conn->closing && conn->rbuf.len == 0 && !conn->in_request)
         kf_buf_free(&conn->rbuf); /* idle connections hold no buffer */

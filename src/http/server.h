@@ -102,9 +102,22 @@ int kf_req_on_end(kf_req_t *req, kf_req_end_cb end_cb, void *data);
 /* Marks the request as answered later: the handler returns without answering and calls
  * kf_resp_* from another callback. abort_cb runs if the request dies first. */
 void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data);
-/* Starts a chunked response (HTTP/1.1; for HTTP/1.0 the body is raw until close). Implies hold. */
-void kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
-                          kf_req_abort_cb abort_cb, void *data);
+/* Hands a held request back to a handler, for one that waited for something (a store read)
+ * between two steps: fn(req, data) runs at once with head, body and body_len valid again, as
+ * during dispatch (the request's bytes are still in the connection's buffer and are parsed
+ * again: nothing is kept while it waits), and answers, holds again, streams or upgrades as a
+ * handler does. Only for a held request that has not answered, streamed or upgraded, and not
+ * from inside a handler; the abort callback stays set until fn replaces or detaches it. */
+void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *data);
+/* The caller takes the request back from the server: its abort callback will not run. For an
+ * owner about to answer or end the request itself, which frees what it held for it first
+ * (answering moves on to the next pipelined request at once). */
+void kf_req_detach(kf_req_t *req);
+/* Starts a chunked response (HTTP/1.1; for HTTP/1.0 the body is raw until close). Implies hold.
+ * Returns 0 while the stream is open; otherwise (KF_EINVAL) the request is over already (answered,
+ * or its connection closing): abort_cb never runs, and the caller drops what it made for it. */
+int kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
+                         kf_req_abort_cb abort_cb, void *data);
 /* Writes one chunk. Returns 0, or KF_ELIMIT when the client's queued output went past
  * max_output: the connection is then closed and the abort callback runs (after this returns). */
 int kf_resp_stream_write(kf_req_t *req, const void *data, size_t len);
