@@ -4,7 +4,7 @@
 #   deps.sh test    - also cmocka, clang (fuzzing, sanitizers), Chromium, gcovr, Node.js packages
 set -euo pipefail
 mode=${1:-build}
-pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev)
+pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev)
 if [ "$mode" = test ]; then
   pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev chromium curl sqlite3 gcovr)
   # Node.js may come from elsewhere than Debian (the machine's own install): take any that works.

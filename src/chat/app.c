@@ -66,8 +66,7 @@ static void send_asset(kf_req_t *req, const char *name, size_t name_len)
                        "object-src 'none'");
         kf_resp_header(req, "X-Frame-Options", "SAMEORIGIN");
     }
-    kf_resp_header(req, "Cache-Control", "no-cache");
-    kf_resp_send(req, 200, type, asset->data, asset->len);
+    kf_asset_serve(req, asset);
 }
 
 static void page_root(kf_req_t *req, const int64_t *ids)

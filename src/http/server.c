@@ -497,15 +497,21 @@ static void write_head(kf_req_t *req, int status, const char *content_type, size
     if (content_type != NULL)
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
     /* Only HTML pages are documents to render or frame, and their handlers set their own policy;
-     * nothing else (JSON, event streams, scripts, redirects) may load, run or be framed. */
-    if (mode != BODY_NONE && (content_type == NULL || strncmp(content_type, "text/html", 9) != 0))
+     * nothing else (JSON, event streams, scripts, redirects) may load, run or be framed. A 304
+     * carries no policy of its own: a cache merges its headers into the copy it revalidates, and
+     * this one would then forbid a page everything. */
+    bool no_content = status == 204 || status == 304;
+    if (mode != BODY_NONE && !no_content &&
+        (content_type == NULL || strncmp(content_type, "text/html", 9) != 0))
         kf_buf_append_str(
             &head, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n");
     bool chunked = mode == BODY_CHUNKED;
     if (chunked)
         kf_buf_append_str(&head, req->minor_version >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
-    else if (mode == BODY_LENGTH)
+    else if (mode == BODY_LENGTH && !no_content)
         kf_buf_printf(&head, "Content-Length: %zu\r\n", len);
+    /* 204 and 304 have no content and no Content-Length (RFC 9110 §8.6): a 304's length would
+     * replace the length of the copy a cache revalidates, and Chromium then fails the load. */
     if (conn->close_after || conn->server->stopping || (chunked && req->minor_version == 0))
         conn->close_after = true;
     if (mode != BODY_NONE)
