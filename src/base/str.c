@@ -20,6 +20,17 @@ bool kf_str_ieq(kf_str_t a, const char *b)
     return a.ptr != NULL && a.len == n && strncasecmp(a.ptr, b, n) == 0;
 }
 
+kf_str_t kf_str_trim_ows(kf_str_t s)
+{
+    while (s.len > 0 && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) {
+        s.ptr++;
+        s.len--;
+    }
+    while (s.len > 0 && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+        s.len--;
+    return s;
+}
+
 int kf_parse_u64(kf_str_t s, uint64_t *out)
 {
     if (s.len == 0)

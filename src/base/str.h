@@ -20,6 +20,9 @@ bool kf_str_eq(kf_str_t a, const char *b);
 /* True when the view equals b ignoring ASCII case. */
 bool kf_str_ieq(kf_str_t a, const char *b);
 
+/* The view without optional white space (spaces and tabs, HTTP's OWS) at either end. */
+kf_str_t kf_str_trim_ows(kf_str_t s);
+
 /* Parses a decimal unsigned 64-bit integer that fills the whole view ("0", "123"; no sign, no
  * spaces, no leading '+'). Returns 0, or KF_EINVAL (empty, other characters, overflow). */
 int kf_parse_u64(kf_str_t s, uint64_t *out);

@@ -42,18 +42,6 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* The view without optional white space at either end. */
-static kf_str_t trim(kf_str_t s)
-{
-    while (s.len > 0 && is_ows(s.ptr[0])) {
-        s.ptr++;
-        s.len--;
-    }
-    while (s.len > 0 && is_ows(s.ptr[s.len - 1]))
-        s.len--;
-    return s;
-}
-
 /* Splits off the next comma-separated element of *rest (quoted strings are not split, so a comma
  * inside an entity tag stays in it); false when none is left. */
 static bool next_element(kf_str_t *rest, kf_str_t *element)
@@ -71,7 +59,7 @@ static bool next_element(kf_str_t *rest, kf_str_t *element)
             quoted = !quoted;
         i++;
     }
-    *element = trim((kf_str_t){rest->ptr, i});
+    *element = kf_str_trim_ows((kf_str_t){rest->ptr, i});
     rest->ptr += i;
     rest->len -= i;
     return true;
@@ -82,12 +70,12 @@ static bool next_element(kf_str_t *rest, kf_str_t *element)
  * is then ignored). */
 static int weight_of(kf_str_t params)
 {
-    params = trim(params);
+    params = kf_str_trim_ows(params);
     if (params.len == 0)
         return 1;
     if (params.ptr[0] != ';')
         return -1;
-    kf_str_t q = trim((kf_str_t){params.ptr + 1, params.len - 1});
+    kf_str_t q = kf_str_trim_ows((kf_str_t){params.ptr + 1, params.len - 1});
     if (q.len < 3 || (q.ptr[0] != 'q' && q.ptr[0] != 'Q') || q.ptr[1] != '=')
         return -1;
     /* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
@@ -142,7 +130,7 @@ bool kf_http_etag_matches(kf_str_t if_none_match, const char *etag)
     kf_str_t ours;
     if (!opaque_tag((kf_str_t){etag, strlen(etag)}, &ours))
         return false;
-    kf_str_t value = trim(if_none_match);
+    kf_str_t value = kf_str_trim_ows(if_none_match);
     if (value.len == 1 && value.ptr[0] == '*')
         return true;
     kf_str_t rest = value, element, theirs;

@@ -20,6 +20,10 @@ static void test_views(void **state)
     assert_false(kf_str_eq(KF_STR_LIT("abc"), "ABC"));
     assert_true(kf_str_ieq(KF_STR_LIT("Keep-Alive"), "keep-alive"));
     assert_false(kf_str_eq((kf_str_t){NULL, 0}, ""));
+    kf_str_t t = kf_str_trim_ows(KF_STR_LIT(" \t gzip ;q=1\t "));
+    assert_int_equal(t.len, 9);
+    assert_memory_equal(t.ptr, "gzip ;q=1", 9);
+    assert_int_equal(kf_str_trim_ows(KF_STR_LIT(" \t ")).len, 0);
 }
 
 static void test_parse_u64(void **state)
