@@ -31,6 +31,17 @@ test('cli: --help prints the usage on standard output and exits 0', () => {
   assert.match(r.stdout, /kefu user add EMAIL/);
 });
 
+test('cli: the README\'s table of flags is exactly `kefu --help-markdown`, and --help lists every flag in it', () => {
+  const md = kefu(['--help-markdown']);
+  assert.equal(md.status, 0);
+  const readme = fs.readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+  assert.ok(readme.includes(md.stdout), `README.md's configuration table differs from kefu --help-markdown; paste this:\n${md.stdout}`);
+  const help = kefu(['--help']).stdout;
+  const names = [...md.stdout.matchAll(/^\| `(--[a-z-]+)/gm)].map((m) => m[1]);
+  assert.ok(names.length >= 17, names.join(' '));
+  for (const name of names) assert.match(help, new RegExp(`^  ${name}\\b`, 'm'), `--help lists ${name}`);
+});
+
 test('cli: bad flags and values are refused with status 2 before anything starts', () => {
   const dataDir = tmpDir();
   try {
@@ -46,8 +57,8 @@ test('cli: bad flags and values are refused with status 2 before anything starts
       [['--log-level', 'loud'], /unknown log level loud/],
       [['--max-connections-per-address', 'many'], /--max-connections-per-address takes a whole number/],
       [['--max-push-per-visitor', '-1'], /--max-push-per-visitor takes a whole number/],
-      [['--header-timeout', '0'], /--header-timeout is 1 to 3600 seconds/],
-      [['--header-timeout', '3601'], /--header-timeout takes a whole number from 0 to 3600/],
+      [['--header-timeout', '0'], /--header-timeout takes a whole number from 1 to 3600, not 0/],
+      [['--header-timeout', '3601'], /--header-timeout takes a whole number from 1 to 3600, not 3601/],
       [['--visitor-request-burst', '0'], /a burst must be at least 1/],
       [origins, /too many --allow-origin/],
       [['serve-please'], /unexpected argument serve-please/],
