@@ -348,7 +348,14 @@
       }
       // With the server gone, EventSource would retry every 2 s for ever: after a few attempts
       // take over, with our backoff.
-      if (++this.nativeRetries >= SSE_NATIVE_RETRIES) this.down(new Error('the event stream does not come back'));
+      if (++this.nativeRetries >= SSE_NATIVE_RETRIES) {
+        this.down(new Error('the event stream does not come back'));
+        return;
+      }
+      // The browser's own reconnect is an open like ours: it must deliver within the open
+      // timeout too, or a proxy that starts buffering mid-session would leave it stuck for ever.
+      this.cycleUp = false;
+      this._armOpenTimer();
     }
 
     /* Ask for an immediate reopen with the current cursor (e.g. the server sent `reconnect`). */
@@ -394,19 +401,11 @@
 
     _open() {
       if (this.stopped) return;
-      const cycle = ++this.cycle;
+      ++this.cycle;
       this.cycleUp = false;
       this.nativeRetries = 0;
-      this._clearOpenTimer();
-      const limit = this.forced ? timing.openTimeoutForcedMs : timing.openTimeoutMs;
-      this.openTimer = setTimeout(() => {
-        this.openTimer = null;
-        if (cycle !== this.cycle || this.cycleUp) return;
-        // Opened (perhaps) but silent: e.g. a proxy that buffers the response.
-        const err = new Error('no event within ' + limit + ' ms');
-        err.silent = true;
-        this.down(err);
-      }, limit);
+      this._armOpenTimer();
+      const cycle = this.cycle;
       try {
         const p = this.transport.open();
         if (p && typeof p.catch === 'function') {
@@ -417,6 +416,21 @@
       } catch (e) {
         this.down(e);
       }
+    }
+
+    /* The stream now opening must deliver its first event within the open timeout, or it counts
+     * as silent: opened, perhaps, but held back (a proxy that buffers the response). */
+    _armOpenTimer() {
+      const cycle = this.cycle;
+      this._clearOpenTimer();
+      const limit = this.forced ? timing.openTimeoutForcedMs : timing.openTimeoutMs;
+      this.openTimer = setTimeout(() => {
+        this.openTimer = null;
+        if (cycle !== this.cycle || this.cycleUp) return;
+        const err = new Error('no event within ' + limit + ' ms');
+        err.silent = true;
+        this.down(err);
+      }, limit);
     }
 
     /* A connection that was up is gone. Counts early drops (flapping) and keeps the backoff
