@@ -1,5 +1,5 @@
-/* main.c: the kefu command: flags, start-up, the first admin account, `kefu user add`, signals
- * and graceful shutdown. */
+/* main.c: the kefu command: start-up, the first admin account, `kefu user add`, `kefu backup`,
+ * signals and graceful shutdown (the flags are cli/flags.h's). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "chat/app.h"
 #include "cli/flags.h"
 #include "http/server.h"
+#include "store/backup.h"
 #include "store/store.h"
 
 typedef struct runtime {
@@ -108,6 +109,43 @@ static int user_add(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "kefu: created %s %s\n", role, email);
+    return 0;
+}
+
+/* `kefu backup FILE [--data DIR]`: an online backup of the running server's database. */
+static int backup(int argc, char **argv)
+{
+    kf_flags_t defaults;
+    kf_flags_init(&defaults);
+    const char *data_dir = defaults.v[KF_FLAG_DATA].text;
+    const char *dest = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            data_dir = argv[++i];
+        } else if (argv[i][0] != '-' && dest == NULL) {
+            dest = argv[i];
+        } else {
+            fprintf(stderr, "kefu backup: unexpected argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (dest == NULL) {
+        fputs("usage: kefu backup FILE [--data DIR]\n", stderr);
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/kefu.db", data_dir);
+    int pages = 0;
+    int rc = kf_store_sqlite_backup(path, dest, &pages);
+    if (rc == KF_EEXISTS) {
+        fprintf(stderr, "kefu backup: %s exists; choose a new file\n", dest);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kefu backup: cannot back up %s to %s: %s\n", path, dest, kf_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "kefu: backed up %s (%d pages) to %s\n", path, pages, dest);
     return 0;
 }
 
@@ -249,6 +287,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0)
         return user_add(argc - 3, argv + 3);
+    if (argc >= 2 && strcmp(argv[1], "backup") == 0)
+        return backup(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
         fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
         return 2;

@@ -223,6 +223,8 @@ void kf_flags_help(FILE *out)
           "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n"
           "                                           create an agent (password on standard "
           "input)\n"
+          "       kefu backup FILE [--data DIR]        copy the database, while it serves, to "
+          "a new FILE\n"
           "\noptions:\n",
           out);
     bool in_limits = false;
