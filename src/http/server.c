@@ -737,25 +737,17 @@ static void reject(kf_conn_t *conn, int status, const char *code, const char *me
     kf_resp_error(req, status, code, message);
 }
 
-static void parse_error(kf_conn_t *conn, int rc)
+static void parse_error(kf_conn_t *conn, int status)
 {
-    switch (rc) {
-    case KF_HTTP_ELENGTH:
+    switch (status) {
+    case 411:
         reject(conn, 411, "length_required",
                "chunked request bodies are not accepted; send Content-Length");
         break;
-    case KF_HTTP_EURI_TOO_LONG:
-        reject(conn, 414, "uri_too_long", "the request line is too long");
-        break;
-    case KF_HTTP_EHEADERS:
-        reject(conn, 431, "headers_too_large", "the request headers are too large");
-        break;
-    case KF_HTTP_ENOT_IMPL:
-        reject(conn, 501, "not_implemented", "unsupported Transfer-Encoding");
-        break;
-    case KF_HTTP_EVERSION:
-        reject(conn, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
-        break;
+    case 414: reject(conn, 414, "uri_too_long", "the request line is too long"); break;
+    case 431: reject(conn, 431, "headers_too_large", "the request headers are too large"); break;
+    case 501: reject(conn, 501, "not_implemented", "unsupported Transfer-Encoding"); break;
+    case 505: reject(conn, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported"); break;
     default: reject(conn, 400, "bad_request", "malformed HTTP request"); break;
     }
 }
@@ -801,8 +793,8 @@ void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *d
     /* The request's bytes stay at the front of the buffer until it is answered (reading on only
      * appends), so its head parses again to the same views: nothing was kept meanwhile. */
     kf_http_request_t head;
-    int rc =
-        kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &conn->server->config.limits, &head);
+    int rc = kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &conn->server->config.limits,
+                                   &head, NULL);
     assert(rc > 0);
     size_t head_len = (size_t)rc;
     req->head = &head;
@@ -827,12 +819,13 @@ static void process(kf_conn_t *conn)
     while (!conn->closing && !conn->in_request && conn->rbuf.len > 0) {
         kf_req_t *req = &conn->req;
         kf_http_request_t head;
-        int rc =
-            kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &server->config.limits, &head);
-        if (rc == KF_HTTP_INCOMPLETE)
+        int status = 0;
+        int rc = kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &server->config.limits,
+                                       &head, &status);
+        if (rc == KF_EAGAIN)
             break;
         if (rc < 0) {
-            parse_error(conn, rc);
+            parse_error(conn, status);
             return;
         }
         size_t head_len = (size_t)rc;
