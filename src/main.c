@@ -320,7 +320,7 @@ static int serve(const options_t *opts)
     rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
     if (rc != 0) {
         fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", opts->host, opts->port,
-                uv_strerror(rc));
+                kf_strerror(rc));
         kf_app_free(rt.app);
         uv_run(rt.loop, UV_RUN_DEFAULT);
         kf_store_close(store);

@@ -273,7 +273,7 @@ static void stream_end(kf_push_client_t *client)
             return;
         }
     }
-    req->abort_cb = NULL;
+    kf_req_detach(req);
     client_kill(client);
     kf_resp_stream_end(req);
 }
@@ -365,7 +365,7 @@ static void longpoll_answer(kf_push_client_t *client, const kf_event_t *event)
     if (event != NULL)
         batch_add_cb(&batch, (kf_event_t *)event);
     kf_req_t *req = client->req;
-    req->abort_cb = NULL;
+    kf_req_detach(req);
     client_free(client);
     batch_send(req, &batch);
 }
