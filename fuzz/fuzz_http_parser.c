@@ -24,11 +24,20 @@ static bool inside(kf_str_t view, const char *data, size_t size)
     return view.ptr != NULL && at >= start && view.len <= size && at - start <= size - view.len;
 }
 
-static bool is_result(int rc)
+/* The parser's answer as one int: the head's length, KF_EAGAIN, or minus the HTTP status of a
+ * refusal, checking that the refusal's code and status go together. */
+static int verdict(int rc, int status)
 {
-    return rc > 0 || rc == KF_HTTP_INCOMPLETE || rc == KF_HTTP_EBAD || rc == KF_HTTP_ELENGTH ||
-           rc == KF_HTTP_EURI_TOO_LONG || rc == KF_HTTP_EHEADERS || rc == KF_HTTP_ENOT_IMPL ||
-           rc == KF_HTTP_EVERSION;
+    if (rc > 0 || rc == KF_EAGAIN) {
+        check(status == 0);
+        return rc;
+    }
+    if (rc == KF_ETOOBIG)
+        check(status == 414 || status == 431);
+    else
+        check(rc == KF_EPROTO &&
+              (status == 400 || status == 411 || status == 501 || status == 505));
+    return -status;
 }
 
 /* A decoded value is a C string of exactly the returned length (NULs are refused). */
@@ -71,27 +80,28 @@ static int parse_prefix(const char *data, size_t len, const kf_http_limits_t *li
     check(copy != NULL);
     if (len > 0)
         memcpy(copy, data, len);
-    int rc = kf_http_parse_request(copy, len, limits, &req);
+    int status = -1;
+    int rc = kf_http_parse_request(copy, len, limits, &req, &status);
     free(copy);
-    return rc;
+    return verdict(rc, status);
 }
 
 static void parse_and_check(const char *data, size_t size, const kf_http_limits_t *limits)
 {
     kf_http_request_t req;
-    int rc = kf_http_parse_request(data, size, limits, &req);
-    check(is_result(rc));
+    int status = -1;
+    int rc = verdict(kf_http_parse_request(data, size, limits, &req, &status), status);
 
     /* More bytes never change a verdict already reached; a prefix is only ever "not yet". */
     int half = parse_prefix(data, size / 2, limits);
-    check(half == KF_HTTP_INCOMPLETE || half == rc);
+    check(half == KF_EAGAIN || half == rc);
     check(rc <= 0 || (size_t)rc > size / 2 || half == rc);
 
     if (rc <= 0)
         return;
     check((size_t)rc <= size && (size_t)rc <= limits->max_header_bytes);
     check(parse_prefix(data, (size_t)rc, limits) == rc);
-    check(parse_prefix(data, (size_t)rc - 1, limits) == KF_HTTP_INCOMPLETE);
+    check(parse_prefix(data, (size_t)rc - 1, limits) == KF_EAGAIN);
 
     check(inside(req.method, data, size) && req.method.len > 0);
     check(inside(req.target, data, size) && req.target.len > 0);

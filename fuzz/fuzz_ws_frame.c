@@ -17,9 +17,34 @@ static void check(bool ok)
         abort();
 }
 
-static bool is_parse_result(int rc)
+/* The parser's answer as one int: the frame's size, KF_EAGAIN, or minus the close code of a
+ * refusal, checking that the refusal's code and close code go together. */
+static int parse_verdict(int rc, unsigned close_code)
 {
-    return rc > 0 || rc == KF_WS_INCOMPLETE || rc == KF_WS_EPROTO || rc == KF_WS_ETOO_BIG;
+    if (rc > 0 || rc == KF_EAGAIN) {
+        check(close_code == 0);
+        return rc;
+    }
+    check((rc == KF_EPROTO && close_code == KF_WS_CLOSE_PROTOCOL) ||
+          (rc == KF_ETOOBIG && close_code == KF_WS_CLOSE_TOO_BIG));
+    return -(int)close_code;
+}
+
+/* kf_ws_message_accept's answer as one int: the frame's kind, or the close code to send. */
+static int accept_verdict(kf_ws_message_t *message, const kf_ws_frame_t *frame, bool *complete)
+{
+    int kind = -1;
+    unsigned close_code = 1;
+    int rc = kf_ws_message_accept(message, frame, &kind, complete, &close_code);
+    if (rc == 0) {
+        check(close_code == 0 && (kind == KF_WS_FRAME_DATA || kind == KF_WS_FRAME_CONTROL));
+        return kind;
+    }
+    check(kind == 0 && !*complete);
+    check((rc == KF_EPROTO &&
+           (close_code == KF_WS_CLOSE_PROTOCOL || close_code == KF_WS_CLOSE_BAD_DATA)) ||
+          (rc == KF_ETOOBIG && close_code == KF_WS_CLOSE_TOO_BIG));
+    return (int)close_code;
 }
 
 static bool is_valid_close_code(unsigned code)
@@ -37,7 +62,9 @@ static int parse_copy(const char *data, size_t len, uint64_t max_payload)
     check(copy != NULL);
     if (len > 0)
         memcpy(copy, data, len);
-    int rc = kf_ws_parse_frame(copy, len, max_payload, &frame);
+    unsigned close_code = 1;
+    int rc =
+        parse_verdict(kf_ws_parse_frame(copy, len, max_payload, &frame, &close_code), close_code);
     check(rc > 0 || memcmp(copy, data, len) == 0);
     free(copy);
     return rc;
@@ -81,7 +108,7 @@ static void check_frame(const kf_ws_frame_t *frame, int rc, const char *original
     check(memcmp(header + 2, original + 2, header_len - 2) == 0);
 
     /* Any prefix of a complete frame is only "not yet". */
-    check(parse_copy(original, consumed - 1, max_payload) == KF_WS_INCOMPLETE);
+    check(parse_copy(original, consumed - 1, max_payload) == KF_EAGAIN);
 }
 
 /* A server's read loop over data (size bytes, writable): frames are parsed and consumed until
@@ -102,11 +129,12 @@ static void serve(char *data, size_t size, uint64_t max_payload, uint64_t max_me
         check(original != NULL);
         memcpy(original, buf, remaining);
 
-        int rc = kf_ws_parse_frame(buf, remaining, max_payload, &frame);
-        check(is_parse_result(rc));
+        unsigned close_code = 1;
+        int rc = parse_verdict(kf_ws_parse_frame(buf, remaining, max_payload, &frame, &close_code),
+                               close_code);
         /* A verdict never depends on later bytes: half the input says "not yet" or the same. */
         int half = parse_copy(original, remaining / 2, max_payload);
-        check(half == KF_WS_INCOMPLETE || half == rc);
+        check(half == KF_EAGAIN || half == rc);
         if (rc <= 0) {
             check(memcmp(buf, original, remaining) == 0);
             check(frame.payload == NULL);
@@ -117,10 +145,7 @@ static void serve(char *data, size_t size, uint64_t max_payload, uint64_t max_me
         free(original);
 
         bool complete = false;
-        int action = kf_ws_message_accept(&message, &frame, &complete);
-        check(action == KF_WS_FRAME_DATA || action == KF_WS_FRAME_CONTROL ||
-              action == KF_WS_CLOSE_PROTOCOL || action == KF_WS_CLOSE_BAD_DATA ||
-              action == KF_WS_CLOSE_TOO_BIG);
+        int action = accept_verdict(&message, &frame, &complete);
         check(action == KF_WS_FRAME_DATA || !complete);
         check(message.size <= max_message);
         if (action == KF_WS_FRAME_DATA && message.opcode == KF_WS_TEXT) {

@@ -253,7 +253,7 @@ static int serve(const kf_flags_t *flags)
     rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
     if (rc != 0) {
         fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", flags->host, flags->port,
-                uv_strerror(rc));
+                kf_strerror(rc));
         kf_app_free(rt.app);
         uv_run(rt.loop, UV_RUN_DEFAULT);
         kf_store_close(store);

@@ -45,34 +45,32 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-static kf_str_t trim_ows(kf_str_t s)
-{
-    while (s.len > 0 && is_ows(s.ptr[0])) {
-        s.ptr++;
-        s.len--;
-    }
-    while (s.len > 0 && is_ows(s.ptr[s.len - 1]))
-        s.len--;
-    return s;
-}
-
 /* The head is scanned strictly left to right and every verdict depends only on the bytes before
- * it, so a prefix of any input yields either INCOMPLETE or the same result as the whole. */
+ * it, so a prefix of any input yields either KF_EAGAIN or the same result as the whole. */
 typedef struct scan {
     const char *buf; /* the caller's bytes */
     size_t len;      /* how many of them have arrived */
     size_t limit;    /* the head must end at or before this offset (max_header_bytes) */
     size_t pos;      /* offset of the next byte to examine */
+    int status;      /* the HTTP status of the fault found, once one is */
 } scan_t;
 
-/* Returns 0 when the byte at offset at may be read, else the code to hand back: EHEADERS as soon
+/* Records the HTTP status a fault maps to and returns its code: KF_ETOOBIG for what is over a
+ * limit (414, 431), KF_EPROTO for the rest. */
+static int fault(int *status, int http_status)
+{
+    *status = http_status;
+    return http_status == 414 || http_status == 431 ? KF_ETOOBIG : KF_EPROTO;
+}
+
+/* Returns 0 when the byte at offset at may be read, else the code to hand back: 431 as soon
  * as the head can no longer fit, even before that byte arrives, since no later byte can help. */
-static int need(const scan_t *s, size_t at)
+static int need(scan_t *s, size_t at)
 {
     if (at >= s->limit)
-        return KF_HTTP_EHEADERS;
+        return fault(&s->status, 431);
     if (at >= s->len)
-        return KF_HTTP_INCOMPLETE;
+        return KF_EAGAIN;
     return 0;
 }
 
@@ -88,26 +86,26 @@ static int eat_line_end(scan_t *s)
         return 0;
     }
     if (s->buf[s->pos] != '\r')
-        return KF_HTTP_EBAD;
+        return fault(&s->status, 400);
     rc = need(s, s->pos + 1);
     if (rc != 0)
         return rc;
     if (s->buf[s->pos + 1] != '\n')
-        return KF_HTTP_EBAD;
+        return fault(&s->status, 400);
     s->pos += 2;
     return 0;
 }
 
 /* Reads the request-line byte at s->pos into *c without consuming it. Only the line's content
  * counts towards max_request_line, so a line of exactly that many bytes may still end in CR LF. */
-static int peek_line_byte(const scan_t *s, size_t line_start, size_t max_line, unsigned char *c)
+static int peek_line_byte(scan_t *s, size_t line_start, size_t max_line, unsigned char *c)
 {
     int rc = need(s, s->pos);
     if (rc != 0)
         return rc;
     *c = (unsigned char)s->buf[s->pos];
     if (s->pos - line_start >= max_line && *c != '\r' && *c != '\n')
-        return KF_HTTP_EURI_TOO_LONG;
+        return fault(&s->status, 414);
     return 0;
 }
 
@@ -135,12 +133,12 @@ static int parse_request_line(scan_t *s, size_t max_line, kf_http_request_t *req
         if (c == ' ')
             break;
         if (!is_tchar(c))
-            return KF_HTTP_EBAD;
+            return fault(&s->status, 400);
         s->pos++;
     }
     req->method = (kf_str_t){s->buf + line_start, s->pos - line_start};
     if (req->method.len == 0)
-        return KF_HTTP_EBAD;
+        return fault(&s->status, 400);
     s->pos++;
 
     size_t target_start = s->pos;
@@ -152,19 +150,19 @@ static int parse_request_line(scan_t *s, size_t max_line, kf_http_request_t *req
         if (c == ' ')
             break;
         if (!is_target_char(c))
-            return KF_HTTP_EBAD;
+            return fault(&s->status, 400);
         if (c == '?' && query_mark == 0)
             query_mark = s->pos;
         s->pos++;
     }
     req->target = (kf_str_t){s->buf + target_start, s->pos - target_start};
     if (req->target.len == 0)
-        return KF_HTTP_EBAD;
+        return fault(&s->status, 400);
     /* Origin-form only: we are never a proxy, so absolute-form is not for us, and "*" only
      * means something to OPTIONS. */
     bool asterisk_form = kf_str_eq(req->target, "*") && kf_str_eq(req->method, "OPTIONS");
     if (req->target.ptr[0] != '/' && !asterisk_form)
-        return KF_HTTP_EBAD;
+        return fault(&s->status, 400);
     if (query_mark != 0) {
         req->path = (kf_str_t){s->buf + target_start, query_mark - target_start};
         req->query = (kf_str_t){s->buf + query_mark + 1, s->pos - query_mark - 1};
@@ -183,18 +181,18 @@ static int parse_request_line(scan_t *s, size_t max_line, kf_http_request_t *req
             return rc;
         if (version[i] == 'd') {
             if (c < '0' || c > '9')
-                return KF_HTTP_EBAD;
+                return fault(&s->status, 400);
             if (i == 5)
                 major = c - '0';
             else
                 minor = c - '0';
         } else if (c != (unsigned char)version[i]) {
-            return KF_HTTP_EBAD;
+            return fault(&s->status, 400);
         }
         s->pos++;
     }
     if (major != 1 || minor > 1)
-        return KF_HTTP_EVERSION;
+        return fault(&s->status, 505);
     req->minor_version = minor;
 
     rc = peek_line_byte(s, line_start, max_line, &c);
@@ -215,9 +213,9 @@ static int parse_headers(scan_t *s, size_t max_headers, kf_http_request_t *req)
         /* Leading whitespace is obsolete line folding (or a smuggling attempt): RFC 9112 5.2
          * lets a server reject it, and unfolding would break zero-copy views. */
         if (is_ows(first))
-            return KF_HTTP_EBAD;
+            return fault(&s->status, 400);
         if (req->num_headers >= max_headers)
-            return KF_HTTP_EHEADERS;
+            return fault(&s->status, 431);
 
         size_t name_start = s->pos;
         for (;;) {
@@ -229,11 +227,11 @@ static int parse_headers(scan_t *s, size_t max_headers, kf_http_request_t *req)
                 break;
             /* This also refuses whitespace before the colon (RFC 9112 5.1). */
             if (!is_tchar(c))
-                return KF_HTTP_EBAD;
+                return fault(&s->status, 400);
             s->pos++;
         }
         if (s->pos == name_start)
-            return KF_HTTP_EBAD;
+            return fault(&s->status, 400);
         kf_http_header_t *header = &req->headers[req->num_headers];
         header->name = (kf_str_t){s->buf + name_start, s->pos - name_start};
         s->pos++;
@@ -249,7 +247,7 @@ static int parse_headers(scan_t *s, size_t max_headers, kf_http_request_t *req)
             if (c == '\r' || c == '\n')
                 break;
             if (!is_value_char(c))
-                return KF_HTTP_EBAD;
+                return fault(&s->status, 400);
             s->pos++;
             if (!is_ows((char)c)) {
                 if (!in_value) {
@@ -279,7 +277,7 @@ static void scan_connection(kf_str_t value, bool *close, bool *keep_alive, bool 
         size_t end = start;
         while (end < value.len && value.ptr[end] != ',')
             end++;
-        kf_str_t token = trim_ows((kf_str_t){value.ptr + start, end - start});
+        kf_str_t token = kf_str_trim_ows((kf_str_t){value.ptr + start, end - start});
         if (kf_str_ieq(token, "close"))
             *close = true;
         else if (kf_str_ieq(token, "keep-alive"))
@@ -292,7 +290,7 @@ static void scan_connection(kf_str_t value, bool *close, bool *keep_alive, bool 
 
 /* Fills the derived fields and refuses the framings we do not serve. Any ambiguity about where
  * the body ends is a 400, because two parsers disagreeing on it is request smuggling. */
-static int derive(kf_http_request_t *req)
+static int derive(kf_http_request_t *req, int *status)
 {
     bool has_transfer_encoding = false;
     bool only_chunked = true;
@@ -304,9 +302,9 @@ static int derive(kf_http_request_t *req)
         if (kf_str_ieq(header->name, "Content-Length")) {
             uint64_t length = 0;
             if (req->content_length >= 0)
-                return KF_HTTP_EBAD;
+                return fault(status, 400);
             if (kf_parse_u64(header->value, &length) != 0 || length > MAX_CONTENT_LENGTH)
-                return KF_HTTP_EBAD;
+                return fault(status, 400);
             req->content_length = (int64_t)length;
         } else if (kf_str_ieq(header->name, "Transfer-Encoding")) {
             has_transfer_encoding = true;
@@ -317,9 +315,9 @@ static int derive(kf_http_request_t *req)
         }
     }
     if (has_transfer_encoding && req->content_length >= 0)
-        return KF_HTTP_EBAD;
+        return fault(status, 400);
     if (has_transfer_encoding)
-        return only_chunked ? KF_HTTP_ELENGTH : KF_HTTP_ENOT_IMPL;
+        return fault(status, only_chunked ? 411 : 501);
     req->keep_alive = !close && (req->minor_version == 1 || keep_alive);
     return 0;
 }
@@ -327,7 +325,7 @@ static int derive(kf_http_request_t *req)
 /* Re-scans from the start on every call, O(head) each time; heads are at most max_header_bytes,
  * and statelessness is worth it (no per-connection parser state, trivially fuzzable). */
 int kf_http_parse_request(const char *buf, size_t len, const kf_http_limits_t *limits,
-                          kf_http_request_t *req)
+                          kf_http_request_t *req, int *status)
 {
     kf_http_limits_t defaults;
     if (limits == NULL) {
@@ -352,19 +350,18 @@ int kf_http_parse_request(const char *buf, size_t len, const kf_http_limits_t *l
         .len = len,
         .limit = limits->max_header_bytes < INT_MAX ? limits->max_header_bytes : INT_MAX,
         .pos = 0,
+        .status = 0,
     };
     size_t max_headers =
         limits->max_headers < KF_HTTP_MAX_HEADERS ? limits->max_headers : KF_HTTP_MAX_HEADERS;
     int rc = parse_request_line(&s, limits->max_request_line, req);
-    if (rc != 0)
-        return rc;
-    rc = parse_headers(&s, max_headers, req);
-    if (rc != 0)
-        return rc;
-    rc = derive(req);
-    if (rc != 0)
-        return rc;
-    return (int)s.pos;
+    if (rc == 0)
+        rc = parse_headers(&s, max_headers, req);
+    if (rc == 0)
+        rc = derive(req, &s.status);
+    if (status != NULL)
+        *status = s.status;
+    return rc == 0 ? (int)s.pos : rc;
 }
 
 const kf_str_t *kf_http_header_get(const kf_http_request_t *req, const char *name)
@@ -483,9 +480,9 @@ int kf_http_cookie_get(kf_str_t header_value, const char *name, kf_str_t *value)
         /* A pair without '=' has no name we could be asked for; skip it. */
         if (equals != NULL) {
             size_t name_len = (size_t)(equals - pair.ptr);
-            kf_str_t key = trim_ows((kf_str_t){pair.ptr, name_len});
+            kf_str_t key = kf_str_trim_ows((kf_str_t){pair.ptr, name_len});
             if (kf_str_eq(key, name)) {
-                kf_str_t found = trim_ows((kf_str_t){equals + 1, pair.len - name_len - 1});
+                kf_str_t found = kf_str_trim_ows((kf_str_t){equals + 1, pair.len - name_len - 1});
                 if (found.len >= 2 && found.ptr[0] == '"' && found.ptr[found.len - 1] == '"') {
                     found.ptr++;
                     found.len -= 2;

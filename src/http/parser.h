@@ -11,17 +11,6 @@
 
 #define KF_HTTP_MAX_HEADERS 100
 
-/* Results of kf_http_parse_request other than "bytes consumed" (> 0). */
-enum {
-    KF_HTTP_INCOMPLETE = -2,      /* need more bytes; call again with the longer buffer */
-    KF_HTTP_EBAD = -400,          /* malformed request: 400 */
-    KF_HTTP_ELENGTH = -411,       /* chunked request body (we take Content-Length only): 411 */
-    KF_HTTP_EURI_TOO_LONG = -414, /* request line longer than limits->max_request_line: 414 */
-    KF_HTTP_EHEADERS = -431,      /* header bytes or count over the limit: 431 */
-    KF_HTTP_ENOT_IMPL = -501,     /* a Transfer-Encoding other than chunked: 501 */
-    KF_HTTP_EVERSION = -505,      /* not HTTP/1.0 or HTTP/1.1: 505 */
-};
-
 typedef struct kf_http_limits {
     size_t max_request_line; /* bytes in "METHOD target HTTP/1.1" (default 8192) */
     size_t max_header_bytes; /* bytes of the whole head, request line included (default 16384) */
@@ -52,16 +41,18 @@ void kf_http_limits_default(kf_http_limits_t *limits);
 
 /* Parses the head of one request at the start of buf (len bytes).
  * Returns the number of bytes of the head (request line, headers and the blank line) when it is
- * complete, KF_HTTP_INCOMPLETE when more bytes are needed (and the limits are not yet exceeded),
- * or one of the negative KF_HTTP_E* codes above. Accepts CRLF and bare LF line ends. Rejects:
- * control characters in the request line or header values (other than HTAB), an empty or
- * non-token method or header name, whitespace before a header's colon, obsolete line folding,
- * a target not starting with '/' (except "*" for OPTIONS), duplicate or invalid Content-Length
- * (non-digits, overflow past 2^53), Transfer-Encoding together with Content-Length (EBAD),
- * "Transfer-Encoding: chunked" (ELENGTH), any other Transfer-Encoding (ENOT_IMPL).
- * The body, if any, follows the head in buf and is not examined. */
+ * complete; KF_EAGAIN when more bytes are needed (and the limits are not yet exceeded); or, for a
+ * request to refuse, KF_ETOOBIG (a limit: 414 request line longer than max_request_line, 431
+ * header bytes or count over the limit) or KF_EPROTO (400 malformed, 411 a chunked body, as we
+ * take Content-Length only, 501 any other Transfer-Encoding, 505 not HTTP/1.0 or 1.1), with the
+ * HTTP status to answer in *status (may be NULL; 0 unless the request is refused). Accepts CRLF
+ * and bare LF line ends. 400 for: control characters in the request line or header values (other
+ * than HTAB), an empty or non-token method or header name, whitespace before a header's colon,
+ * obsolete line folding, a target not starting with '/' (except "*" for OPTIONS), duplicate or
+ * invalid Content-Length (non-digits, overflow past 2^53), Transfer-Encoding together with
+ * Content-Length. The body, if any, follows the head in buf and is not examined. */
 int kf_http_parse_request(const char *buf, size_t len, const kf_http_limits_t *limits,
-                          kf_http_request_t *req);
+                          kf_http_request_t *req, int *status);
 
 /* Returns the first header with that name (case-insensitive), or NULL. */
 const kf_str_t *kf_http_header_get(const kf_http_request_t *req, const char *name);

@@ -1,9 +1,11 @@
 /* server.h: the HTTP/1.1 server on libuv: accepts connections, parses requests (keep-alive and
- * pipelining, Content-Length bodies), enforces limits and timeouts, and hands each complete
- * request to one handler. A handler answers at once, holds the request to answer later (long
- * polling), or turns the response into a chunked stream (the forever iframe). Requests on one
- * connection are answered strictly in order: the next pipelined request is parsed only when the
- * current one has been answered. */
+ * pipelining, Content-Length bodies, Expect: 100-continue), enforces limits and timeouts, and
+ * hands each complete request to one handler. A handler answers at once, holds the request to
+ * answer later (long polling), turns the response into a chunked stream (the forever iframe) or
+ * upgrades the connection (WebSocket). Requests on one connection are answered strictly in order:
+ * the next pipelined request is parsed only when the current one has been answered, and only
+ * while the connection's unread output is small, so that what a peer makes the server hold stays
+ * bounded whatever it does (http/server_int.h has the connection's states). */
 #ifndef KF_HTTP_SERVER_H
 #define KF_HTTP_SERVER_H
 
@@ -37,39 +39,31 @@ typedef struct kf_server_config {
     size_t max_body;            /* largest request body accepted (413 past it) */
     uint64_t header_timeout_ms; /* a request head (and its body) must arrive within this */
     uint64_t idle_timeout_ms;   /* a keep-alive connection with no request is closed after */
-    size_t max_output;          /* bytes queued for a slow reader before it is dropped */
-    size_t max_connections;     /* accepted at once; further ones are closed at accept */
+    /* Bytes queued for a slow reader: a stream or an upgraded connection past it is dropped, and
+     * no further pipelined request is parsed while a connection has more than this (or 64 KiB,
+     * whichever is less) queued. */
+    size_t max_output;
+    size_t max_connections; /* accepted at once; further ones are closed at accept */
     /* Open at once from one client address (an IPv4 address or an IPv6 /64); further ones are
      * closed at accept, without an answer. 0: no limit. */
     size_t max_connections_per_address;
 } kf_server_config_t;
 
+/* A request, as a handler sees it. Its response state is the server's own (http/server_int.h). */
 struct kf_req {
-    kf_conn_t *conn;     /* the connection this request came on */
-    kf_server_t *server; /* its server */
-    void *app;           /* the application pointer given to kf_server_start */
+    void *app; /* the application pointer given to kf_server_start */
     /* head (and the views in it) and body are valid only while the handler runs: a handler that
-     * holds or streams copies what it needs first. The parsed head lives on the stack of the
-     * dispatch, so an idle or held connection does not carry its 3 KiB. */
+     * holds or streams copies what it needs first (kf_req_resume makes them valid again). The
+     * parsed head lives on the stack of the dispatch, so an idle or held connection does not
+     * carry its 3 KiB. */
     const kf_http_request_t *head;
-    const char *body;  /* Content-Length bytes (NULL when there is no body) */
-    int minor_version; /* of the request, kept for responses sent after the handler */
-    bool head_only;    /* a HEAD request: the response has no body */
+    const char *body; /* Content-Length bytes (NULL when there is no body) */
     size_t body_len;
-    uint64_t started_ms; /* loop time when the head was complete */
-    /* Response state (the server's): */
-    kf_buf_t resp_headers; /* extra header lines added with kf_resp_header */
-    int status;            /* status sent, 0 before */
-    bool held;             /* kf_req_hold was called */
-    bool streaming;        /* kf_resp_stream_start was called */
-    bool finished;         /* the response is complete */
-    kf_req_abort_cb abort_cb;
-    void *abort_data;
-    kf_req_end_cb end_cb; /* kf_req_on_end's callback; cleared when it has run */
-    void *end_data;
+    uint64_t started_ms; /* kf_clock_mono_ms when the request was complete */
 };
 
-/* Starts listening. Returns 0, or a negative libuv error code (e.g. UV_EADDRINUSE). */
+/* Starts listening. Returns 0, or KF_EADDRINUSE, KF_EACCESS (e.g. a privileged port) or KF_EIO
+ * (any other failure: host not an IP address, an address not on this machine). */
 int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handler_fn handler,
                     void *app, kf_server_t **out);
 /* The port actually bound. */
@@ -114,8 +108,10 @@ void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *d
  * (answering moves on to the next pipelined request at once). */
 void kf_req_detach(kf_req_t *req);
 /* Starts a chunked response (HTTP/1.1; for HTTP/1.0 the body is raw until close). Implies hold.
- * Returns 0 while the stream is open; otherwise (KF_EINVAL) the request is over already (answered,
- * or its connection closing): abort_cb never runs, and the caller drops what it made for it. */
+ * Returns 0 while the stream is open; otherwise (KF_EINVAL) the request is over: it was answered
+ * or its connection is closing, or it is a HEAD request, whose head is then sent alone and which
+ * ends there (no HEAD response carries a body). abort_cb then never runs, and the caller drops
+ * what it made for it. */
 int kf_resp_stream_start(kf_req_t *req, int status, const char *content_type,
                          kf_req_abort_cb abort_cb, void *data);
 /* Writes one chunk. Returns 0, or KF_ELIMIT when the client's queued output went past

@@ -122,12 +122,26 @@ static void unmask(unsigned char *payload, size_t len, const unsigned char key[4
         payload[i] ^= key[i & 3];
 }
 
-/* Each field is judged as soon as its bytes are there and the verdict depends only on bytes
- * before it, so a prefix of any input yields INCOMPLETE or the same result as the whole: a hostile
- * header is refused after at most 10 bytes, before any payload is buffered. The buffer is only
- * written (unmasked) on success, so a caller may retry with more bytes after INCOMPLETE. */
-int kf_ws_parse_frame(char *buf, size_t len, uint64_t max_payload, kf_ws_frame_t *frame)
+/* Records the close code a fault calls for and returns its error: KF_ETOOBIG for a frame or
+ * message over its cap (1009), KF_EPROTO for the rest (1002 bad framing or sequencing, 1007
+ * invalid UTF-8). */
+static int refuse(unsigned *close_code, unsigned code)
 {
+    *close_code = code;
+    return code == KF_WS_CLOSE_TOO_BIG ? KF_ETOOBIG : KF_EPROTO;
+}
+
+/* Each field is judged as soon as its bytes are there and the verdict depends only on bytes
+ * before it, so a prefix of any input yields KF_EAGAIN or the same result as the whole: a hostile
+ * header is refused after at most 10 bytes, before any payload is buffered. The buffer is only
+ * written (unmasked) on success, so a caller may retry with more bytes after KF_EAGAIN. */
+int kf_ws_parse_frame(char *buf, size_t len, uint64_t max_payload, kf_ws_frame_t *frame,
+                      unsigned *close_code)
+{
+    unsigned ignored;
+    if (close_code == NULL)
+        close_code = &ignored;
+    *close_code = 0;
     const unsigned char *bytes = (const unsigned char *)buf;
     uint64_t payload_len;
     size_t header_len;
@@ -135,51 +149,51 @@ int kf_ws_parse_frame(char *buf, size_t len, uint64_t max_payload, kf_ws_frame_t
     assert(buf != NULL || len == 0);
     *frame = (kf_ws_frame_t){.fin = false};
     if (len < 1)
-        return KF_WS_INCOMPLETE;
+        return KF_EAGAIN;
     bool fin = (bytes[0] & 0x80) != 0;
     unsigned opcode = bytes[0] & 0x0F;
     /* No extension is ever negotiated, so any RSV bit is an error (§5.2). */
     if ((bytes[0] & 0x70) != 0 || !is_known_opcode(opcode))
-        return KF_WS_EPROTO;
+        return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
     if (is_control(opcode) && !fin)
-        return KF_WS_EPROTO;
+        return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
 
     if (len < 2)
-        return KF_WS_INCOMPLETE;
+        return KF_EAGAIN;
     /* §5.1: a server must close on an unmasked client frame. */
     if ((bytes[1] & 0x80) == 0)
-        return KF_WS_EPROTO;
+        return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
     unsigned short_len = bytes[1] & 0x7F;
     if (short_len < 126) {
         payload_len = short_len;
         header_len = 2 + 4;
     } else if (is_control(opcode)) {
         /* Control payloads are at most 125 bytes (§5.5), so any extended length is too long. */
-        return KF_WS_EPROTO;
+        return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
     } else if (short_len == 126) {
         if (len < 4)
-            return KF_WS_INCOMPLETE;
+            return KF_EAGAIN;
         payload_len = read_be(bytes + 2, 2);
         /* §5.2: "the minimal number of bytes MUST be used to encode the length". */
         if (payload_len < 126)
-            return KF_WS_EPROTO;
+            return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
         header_len = 4 + 4;
     } else {
         if (len < 3)
-            return KF_WS_INCOMPLETE;
+            return KF_EAGAIN;
         if ((bytes[2] & 0x80) != 0)
-            return KF_WS_EPROTO;
+            return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
         if (len < 10)
-            return KF_WS_INCOMPLETE;
+            return KF_EAGAIN;
         payload_len = read_be(bytes + 2, 8);
         if (payload_len < 65536)
-            return KF_WS_EPROTO;
+            return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
         header_len = 10 + 4;
     }
     if (payload_len > max_payload || payload_len > MAX_PAYLOAD_LEN)
-        return KF_WS_ETOO_BIG;
+        return refuse(close_code, KF_WS_CLOSE_TOO_BIG);
     if (len < header_len || len - header_len < payload_len)
-        return KF_WS_INCOMPLETE;
+        return KF_EAGAIN;
 
     unmask((unsigned char *)buf + header_len, (size_t)payload_len, bytes + header_len - 4);
     frame->fin = fin;
@@ -298,41 +312,46 @@ void kf_ws_message_init(kf_ws_message_t *m, uint64_t max_size)
 /* The checks run in the order a server must answer them: sequencing first (the frame may not
  * belong here at all), then the size cap (cheap, and spares scanning a payload that is refused
  * anyway), then UTF-8. After an error the connection closes, so m is left as it is. */
-int kf_ws_message_accept(kf_ws_message_t *m, const kf_ws_frame_t *frame, bool *complete)
+int kf_ws_message_accept(kf_ws_message_t *m, const kf_ws_frame_t *frame, int *kind, bool *complete,
+                         unsigned *close_code)
 {
+    *kind = 0;
     *complete = false;
+    *close_code = 0;
     if (is_control(frame->opcode)) {
         /* The parser already refused fragmented or long control frames; this is for callers
          * that build frames by other means. */
         if (!is_known_opcode(frame->opcode) || !frame->fin || frame->payload_len > 125)
-            return KF_WS_CLOSE_PROTOCOL;
-        return KF_WS_FRAME_CONTROL;
+            return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
+        *kind = KF_WS_FRAME_CONTROL;
+        return 0;
     }
     if (frame->opcode == KF_WS_CONT) {
         if (!m->in_message)
-            return KF_WS_CLOSE_PROTOCOL;
+            return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
     } else if (frame->opcode == KF_WS_TEXT || frame->opcode == KF_WS_BINARY) {
         if (m->in_message)
-            return KF_WS_CLOSE_PROTOCOL;
+            return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
         m->opcode = frame->opcode;
         m->size = 0;
         kf_utf8_init(&m->utf8);
     } else {
-        return KF_WS_CLOSE_PROTOCOL;
+        return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
     }
 
     if (frame->payload_len > m->max_size - m->size)
-        return KF_WS_CLOSE_TOO_BIG;
+        return refuse(close_code, KF_WS_CLOSE_TOO_BIG);
     m->size += frame->payload_len;
     if (m->opcode == KF_WS_TEXT) {
         if (!kf_utf8_feed(&m->utf8, frame->payload, (size_t)frame->payload_len))
-            return KF_WS_CLOSE_BAD_DATA;
+            return refuse(close_code, KF_WS_CLOSE_BAD_DATA);
         if (frame->fin && !kf_utf8_complete(&m->utf8))
-            return KF_WS_CLOSE_BAD_DATA;
+            return refuse(close_code, KF_WS_CLOSE_BAD_DATA);
     }
     m->in_message = !frame->fin;
+    *kind = KF_WS_FRAME_DATA;
     *complete = frame->fin;
-    return KF_WS_FRAME_DATA;
+    return 0;
 }
 
 /* The codes a peer may send (§7.4.1, §7.4.2), as the Autobahn suite reads them: the defined

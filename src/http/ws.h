@@ -45,23 +45,17 @@ typedef struct kf_ws_frame {
     char *payload;        /* into the caller's buffer, unmasked in place */
 } kf_ws_frame_t;
 
-/* Results of kf_ws_parse_frame other than "bytes consumed" (> 0). Each error maps to the close
- * code the server must send. */
-enum {
-    KF_WS_INCOMPLETE = -2,  /* need more bytes */
-    KF_WS_EPROTO = -1002,   /* RSV bits set, unknown opcode, unmasked frame, a control frame
-                             * fragmented or longer than 125 bytes, a non-minimal length
-                             * encoding, or a 64-bit length with the top bit set */
-    KF_WS_ETOO_BIG = -1009, /* payload_len over max_payload */
-};
-
 /* Parses one complete client frame at the start of buf (len bytes). On success returns the frame's
  * total size (header + payload), fills frame and unmasks the payload in place (so buf must be
- * writable). Returns KF_WS_INCOMPLETE when the frame is not all there yet (the header has been
- * checked as far as it goes: a too-big length is reported as soon as the header is complete, so a
- * caller never waits for a huge payload), or one of the errors above. Does not check fragmentation
+ * writable). Returns KF_EAGAIN when the frame is not all there yet (the header has been checked as
+ * far as it goes: a too-big length is reported as soon as the header is complete, so a caller
+ * never waits for a huge payload). Fails with the close code to send in *close_code (may be NULL):
+ * KF_EPROTO, 1002, for RSV bits set, an unknown opcode, an unmasked frame, a control frame
+ * fragmented or longer than 125 bytes, a non-minimal length encoding, or a 64-bit length with the
+ * top bit set; KF_ETOOBIG, 1009, for payload_len over max_payload. Does not check fragmentation
  * sequencing or UTF-8: see kf_ws_message_t. */
-int kf_ws_parse_frame(char *buf, size_t len, uint64_t max_payload, kf_ws_frame_t *frame);
+int kf_ws_parse_frame(char *buf, size_t len, uint64_t max_payload, kf_ws_frame_t *frame,
+                      unsigned *close_code);
 
 /* Writes a server frame header (FIN set, never masked) for opcode and payload_len into out (at
  * most 10 bytes); returns the header length. The payload follows it unchanged. */
@@ -96,17 +90,19 @@ typedef struct kf_ws_message {
 
 void kf_ws_message_init(kf_ws_message_t *m, uint64_t max_size);
 
-/* What to do with a frame. */
+/* What kind of frame kf_ws_message_accept saw. */
 enum {
     KF_WS_FRAME_DATA = 1,    /* a data fragment: append payload; if *complete, the message ends */
     KF_WS_FRAME_CONTROL = 2, /* a ping, pong or close: handle it now */
 };
 
-/* Checks frame against the message state. Returns KF_WS_FRAME_DATA (and sets *complete),
- * KF_WS_FRAME_CONTROL, or a close code to send and then close: KF_WS_CLOSE_PROTOCOL (bad
- * sequencing), KF_WS_CLOSE_BAD_DATA (invalid UTF-8, also a text message that ends mid-character),
- * KF_WS_CLOSE_TOO_BIG (message over max_size). */
-int kf_ws_message_accept(kf_ws_message_t *m, const kf_ws_frame_t *frame, bool *complete);
+/* Checks frame against the message state. Returns 0 with *kind KF_WS_FRAME_DATA (and *complete
+ * set when the message ends with it) or KF_WS_FRAME_CONTROL; or fails, with the close code to
+ * send (and then close) in *close_code: KF_EPROTO with KF_WS_CLOSE_PROTOCOL (bad sequencing) or
+ * KF_WS_CLOSE_BAD_DATA (invalid UTF-8, also a text message that ends mid-character), KF_ETOOBIG
+ * with KF_WS_CLOSE_TOO_BIG (message over max_size). */
+int kf_ws_message_accept(kf_ws_message_t *m, const kf_ws_frame_t *frame, int *kind, bool *complete,
+                         unsigned *close_code);
 
 /* Validates a close frame's payload: empty, or a 2-byte code (1000-1003, 1007-1011, 3000-4999)
  * followed by valid UTF-8 reason. Returns true when valid; fills *code (1005 when empty). */

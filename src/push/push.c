@@ -273,7 +273,7 @@ static void stream_end(kf_push_client_t *client)
             return;
         }
     }
-    req->abort_cb = NULL;
+    kf_req_detach(req);
     client_kill(client);
     kf_resp_stream_end(req);
 }
@@ -365,7 +365,7 @@ static void longpoll_answer(kf_push_client_t *client, const kf_event_t *event)
     if (event != NULL)
         batch_add_cb(&batch, (kf_event_t *)event);
     kf_req_t *req = client->req;
-    req->abort_cb = NULL;
+    kf_req_detach(req);
     client_free(client);
     batch_send(req, &batch);
 }
@@ -500,8 +500,13 @@ static bool ws_frame(kf_push_client_t *client, const kf_ws_frame_t *frame)
 {
     kf_push_t *push = client->push;
     bool complete = false;
-    int verdict = kf_ws_message_accept(&client->ws_message, frame, &complete);
-    if (verdict == KF_WS_FRAME_CONTROL) {
+    int kind = 0;
+    unsigned close_code = 0;
+    if (kf_ws_message_accept(&client->ws_message, frame, &kind, &complete, &close_code) != 0) {
+        ws_close(client, close_code);
+        return false;
+    }
+    if (kind == KF_WS_FRAME_CONTROL) {
         if (frame->opcode == KF_WS_PING) {
             kf_buf_t out;
             kf_buf_init(&out);
@@ -522,10 +527,6 @@ static bool ws_frame(kf_push_client_t *client, const kf_ws_frame_t *frame)
             return false;
         }
         return true; /* a pong: last_read_ms is enough */
-    }
-    if (verdict != KF_WS_FRAME_DATA) {
-        ws_close(client, (unsigned)verdict);
-        return false;
     }
     if (client->ws_message.opcode == KF_WS_BINARY && complete) {
         ws_close(client, KF_WS_CLOSE_UNSUPPORTED); /* the protocol is JSON text */
@@ -556,11 +557,13 @@ static size_t ws_read_cb(void *data, char *buf, size_t len)
     client->busy = true;
     while (!client->ws_closing && !client->dead && used < len) {
         kf_ws_frame_t frame;
-        int rc = kf_ws_parse_frame(buf + used, len - used, push->config.ws_max_message, &frame);
-        if (rc == KF_WS_INCOMPLETE)
+        unsigned close_code = 0;
+        int rc = kf_ws_parse_frame(buf + used, len - used, push->config.ws_max_message, &frame,
+                                   &close_code);
+        if (rc == KF_EAGAIN)
             break;
         if (rc < 0) {
-            ws_close(client, rc == KF_WS_ETOO_BIG ? KF_WS_CLOSE_TOO_BIG : KF_WS_CLOSE_PROTOCOL);
+            ws_close(client, close_code);
             break;
         }
         used += (size_t)rc;

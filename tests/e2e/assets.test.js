@@ -80,7 +80,8 @@ test('assets: a browser revalidates instead of downloading again on its second v
     }
     await page.goto(`${srv.base}/chat`);
     await page.waitForLoadState('load');
-    const second = statuses.splice(0);
+    // The icon is left out: Chromium's favicon loader fetches it on its own terms.
+    const second = statuses.splice(0).filter((r) => !r.url.endsWith('.svg'));
     assert.ok(second.length >= 3, JSON.stringify(second));
     for (const r of second) assert.equal(r.status, 304, `${r.url}: revalidated, not downloaded`);
   }));

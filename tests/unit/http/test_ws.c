@@ -33,6 +33,37 @@ static char *copy_exact(const void *data, size_t len)
     return copy;
 }
 
+/* The codec's answers as one int for the tables: a frame's size, INCOMPLETE, or minus the close
+ * code of a refused frame; and a frame's kind, or the close code of a refused one. Each checks
+ * that the returned code goes with its close code. */
+enum { INCOMPLETE = KF_EAGAIN, EPROTO = -KF_WS_CLOSE_PROTOCOL, ETOO_BIG = -KF_WS_CLOSE_TOO_BIG };
+
+static int ws_parse(char *buf, size_t len, uint64_t max_payload, kf_ws_frame_t *frame)
+{
+    unsigned close_code = 1;
+    int rc = kf_ws_parse_frame(buf, len, max_payload, frame, &close_code);
+    if (rc > 0 || rc == KF_EAGAIN) {
+        assert_int_equal(close_code, 0);
+        return rc;
+    }
+    assert_int_equal(rc, close_code == KF_WS_CLOSE_TOO_BIG ? KF_ETOOBIG : KF_EPROTO);
+    return -(int)close_code;
+}
+
+static int ws_accept(kf_ws_message_t *m, const kf_ws_frame_t *frame, bool *complete)
+{
+    int kind = -1;
+    unsigned close_code = 1;
+    int rc = kf_ws_message_accept(m, frame, &kind, complete, &close_code);
+    if (rc == 0) {
+        assert_int_equal(close_code, 0);
+        return kind;
+    }
+    assert_int_equal(kind, 0);
+    assert_int_equal(rc, close_code == KF_WS_CLOSE_TOO_BIG ? KF_ETOOBIG : KF_EPROTO);
+    return (int)close_code;
+}
+
 static void expect_rc(int got, int want, const char *what, size_t len)
 {
     if (got != want) {
@@ -173,69 +204,61 @@ static const frame_case_t frame_cases[] = {
      KF_WS_TEXT},
 
     /* Byte 0: RSV bits, opcode, a fragmented control frame. */
-    {"frame: RSV1 set", HEAD("\xc1\x85\x37\xfa\x21\x3d"), 5, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: RSV2 set", HEAD("\xa1\x85\x37\xfa\x21\x3d"), 5, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: RSV3 set", HEAD("\x91\x85\x37\xfa\x21\x3d"), 5, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: all RSV bits set", HEAD("\xf1\x85\x37\xfa\x21\x3d"), 5, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: RSV1 on a continuation", HEAD("\x40\x80\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: reserved data opcode 3", HEAD("\x83\x80\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: reserved data opcode 7", HEAD("\x87\x80\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: reserved control opcode 0xB", HEAD("\x8b\x80\x01\x02\x03\x04"), 0, NO_CAP,
-     KF_WS_EPROTO, 1},
-    {"frame: reserved control opcode 0xF", HEAD("\x8f\x80\x01\x02\x03\x04"), 0, NO_CAP,
-     KF_WS_EPROTO, 1},
-    {"frame: non-final ping", HEAD("\x09\x80\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: non-final pong", HEAD("\x0a\x80\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: non-final close", HEAD("\x08\x82\x01\x02\x03\x04"), 2, NO_CAP, KF_WS_EPROTO, 1},
-    {"frame: RSV bit and unmasked: the first fault wins", HEAD("\xc1\x05"), 5, NO_CAP, KF_WS_EPROTO,
-     1},
+    {"frame: RSV1 set", HEAD("\xc1\x85\x37\xfa\x21\x3d"), 5, NO_CAP, EPROTO, 1},
+    {"frame: RSV2 set", HEAD("\xa1\x85\x37\xfa\x21\x3d"), 5, NO_CAP, EPROTO, 1},
+    {"frame: RSV3 set", HEAD("\x91\x85\x37\xfa\x21\x3d"), 5, NO_CAP, EPROTO, 1},
+    {"frame: all RSV bits set", HEAD("\xf1\x85\x37\xfa\x21\x3d"), 5, NO_CAP, EPROTO, 1},
+    {"frame: RSV1 on a continuation", HEAD("\x40\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: reserved data opcode 3", HEAD("\x83\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: reserved data opcode 7", HEAD("\x87\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: reserved control opcode 0xB", HEAD("\x8b\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: reserved control opcode 0xF", HEAD("\x8f\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: non-final ping", HEAD("\x09\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: non-final pong", HEAD("\x0a\x80\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 1},
+    {"frame: non-final close", HEAD("\x08\x82\x01\x02\x03\x04"), 2, NO_CAP, EPROTO, 1},
+    {"frame: RSV bit and unmasked: the first fault wins", HEAD("\xc1\x05"), 5, NO_CAP, EPROTO, 1},
 
     /* Byte 1: the mask bit and a control frame's length. */
-    {"frame: unmasked text", HEAD("\x81\x05"), 5, NO_CAP, KF_WS_EPROTO, 2},
-    {"frame: unmasked empty text", HEAD("\x81\x00"), 0, NO_CAP, KF_WS_EPROTO, 2},
-    {"frame: unmasked close", HEAD("\x88\x02"), 2, NO_CAP, KF_WS_EPROTO, 2},
-    {"frame: unmasked 126 form", HEAD("\x82\x7e\x01\x00"), 256, NO_CAP, KF_WS_EPROTO, 2},
-    {"frame: unmasked and too big: the mask is checked first", HEAD("\x82\x64"), 0, 10,
-     KF_WS_EPROTO, 2},
-    {"frame: ping in the 126 form", HEAD("\x89\xfe\x00\x7e\x01\x02\x03\x04"), 126, NO_CAP,
-     KF_WS_EPROTO, 2},
+    {"frame: unmasked text", HEAD("\x81\x05"), 5, NO_CAP, EPROTO, 2},
+    {"frame: unmasked empty text", HEAD("\x81\x00"), 0, NO_CAP, EPROTO, 2},
+    {"frame: unmasked close", HEAD("\x88\x02"), 2, NO_CAP, EPROTO, 2},
+    {"frame: unmasked 126 form", HEAD("\x82\x7e\x01\x00"), 256, NO_CAP, EPROTO, 2},
+    {"frame: unmasked and too big: the mask is checked first", HEAD("\x82\x64"), 0, 10, EPROTO, 2},
+    {"frame: ping in the 126 form", HEAD("\x89\xfe\x00\x7e\x01\x02\x03\x04"), 126, NO_CAP, EPROTO,
+     2},
     {"frame: close in the 127 form",
-     HEAD("\x88\xff\x00\x00\x00\x00\x00\x01\x00\x00\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 2},
+     HEAD("\x88\xff\x00\x00\x00\x00\x00\x01\x00\x00\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 2},
     {"frame: pong in the 126 form, under 126 bytes", HEAD("\x8a\xfe\x00\x05\x01\x02\x03\x04"), 5,
-     NO_CAP, KF_WS_EPROTO, 2},
+     NO_CAP, EPROTO, 2},
 
     /* The extended length: minimal encoding, the top bit. */
-    {"frame: 126 form for 125 bytes", HEAD("\x82\xfe\x00\x7d\x01\x02\x03\x04"), 125, NO_CAP,
-     KF_WS_EPROTO, 4},
-    {"frame: 126 form for 0 bytes", HEAD("\x82\xfe\x00\x00\x01\x02\x03\x04"), 0, NO_CAP,
-     KF_WS_EPROTO, 4},
+    {"frame: 126 form for 125 bytes", HEAD("\x82\xfe\x00\x7d\x01\x02\x03\x04"), 125, NO_CAP, EPROTO,
+     4},
+    {"frame: 126 form for 0 bytes", HEAD("\x82\xfe\x00\x00\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 4},
     {"frame: 127 form for 65535 bytes",
-     HEAD("\x82\xff\x00\x00\x00\x00\x00\x00\xff\xff\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 10},
+     HEAD("\x82\xff\x00\x00\x00\x00\x00\x00\xff\xff\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 10},
     {"frame: 127 form for 126 bytes",
-     HEAD("\x82\xff\x00\x00\x00\x00\x00\x00\x00\x7e\x01\x02\x03\x04"), 126, NO_CAP, KF_WS_EPROTO,
-     10},
+     HEAD("\x82\xff\x00\x00\x00\x00\x00\x00\x00\x7e\x01\x02\x03\x04"), 126, NO_CAP, EPROTO, 10},
     {"frame: 127 form for 0 bytes",
-     HEAD("\x82\xff\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04"), 0, NO_CAP, KF_WS_EPROTO, 10},
+     HEAD("\x82\xff\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04"), 0, NO_CAP, EPROTO, 10},
     {"frame: 64-bit length with the top bit set", HEAD("\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00"),
-     0, NO_CAP, KF_WS_EPROTO, 3},
+     0, NO_CAP, EPROTO, 3},
     {"frame: 64-bit length of all ones", HEAD("\x82\xff\xff\xff\xff\xff\xff\xff\xff\xff"), 0,
-     NO_CAP, KF_WS_EPROTO, 3},
+     NO_CAP, EPROTO, 3},
 
     /* max_payload, judged as soon as the length is known, before any payload arrives. */
-    {"frame: 7-bit length over max_payload", HEAD("\x82\x8b\x01\x02\x03\x04"), 11, 10,
-     KF_WS_ETOO_BIG, 2},
-    {"frame: one byte under max_payload 0", HEAD("\x81\x81\x01\x02\x03\x04"), 1, 0, KF_WS_ETOO_BIG,
-     2},
+    {"frame: 7-bit length over max_payload", HEAD("\x82\x8b\x01\x02\x03\x04"), 11, 10, ETOO_BIG, 2},
+    {"frame: one byte under max_payload 0", HEAD("\x81\x81\x01\x02\x03\x04"), 1, 0, ETOO_BIG, 2},
     {"frame: 126 form over max_payload, no payload sent", HEAD("\x82\xfe\x10\x00"), 0, 4095,
-     KF_WS_ETOO_BIG, 4},
+     ETOO_BIG, 4},
     {"frame: 127 form over max_payload, no payload sent",
-     HEAD("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01"), 0, 65536, KF_WS_ETOO_BIG, 10},
+     HEAD("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01"), 0, 65536, ETOO_BIG, 10},
     {"frame: 127 form of 2^62 bytes, no cap", HEAD("\x82\xff\x40\x00\x00\x00\x00\x00\x00\x00"), 0,
-     NO_CAP, KF_WS_ETOO_BIG, 10},
+     NO_CAP, ETOO_BIG, 10},
     {"frame: 127 form of 2^63 - 1 bytes, no cap", HEAD("\x82\xff\x7f\xff\xff\xff\xff\xff\xff\xff"),
-     0, NO_CAP, KF_WS_ETOO_BIG, 10},
+     0, NO_CAP, ETOO_BIG, 10},
     {"frame: non-minimal and too big: minimal encoding first", HEAD("\x82\xfe\x00\x10"), 0, 8,
-     KF_WS_EPROTO, 4},
+     EPROTO, 4},
 };
 
 /* Builds the case's bytes: the header, then body_len payload bytes masked with the header's key,
@@ -263,7 +286,7 @@ static size_t build_frame(const frame_case_t *c, size_t extra, char **out)
 static int parse_prefix(const char *data, size_t len, uint64_t max_payload, kf_ws_frame_t *frame)
 {
     char *copy = copy_exact(data, len);
-    int rc = kf_ws_parse_frame(copy, len, max_payload, frame);
+    int rc = ws_parse(copy, len, max_payload, frame);
     if (rc <= 0) {
         assert_memory_equal(copy, data, len);
         assert_null(frame->payload);
@@ -302,13 +325,13 @@ static void run_valid_frame(const frame_case_t *c)
     char *pristine = copy_exact(buf, size + 3);
 
     /* Whole, followed by the start of the next frame, which is not consumed. */
-    int rc = kf_ws_parse_frame(buf, size + 3, c->max_payload, &frame);
+    int rc = ws_parse(buf, size + 3, c->max_payload, &frame);
     check_valid_frame(c, buf, size + 3, rc, &frame);
     assert_memory_equal(buf + size, pristine + size, 3);
 
     /* Exactly the frame, in a buffer that ends with it. */
     char *exact = copy_exact(pristine, size);
-    rc = kf_ws_parse_frame(exact, size, c->max_payload, &frame);
+    rc = ws_parse(exact, size, c->max_payload, &frame);
     check_valid_frame(c, exact, size, rc, &frame);
     free(exact);
 
@@ -317,10 +340,10 @@ static void run_valid_frame(const frame_case_t *c)
         if (len <= EXACT_PREFIXES) {
             rc = parse_prefix(pristine, len, c->max_payload, &frame);
         } else {
-            rc = kf_ws_parse_frame(pristine, len, c->max_payload, &frame);
+            rc = ws_parse(pristine, len, c->max_payload, &frame);
             assert_null(frame.payload);
         }
-        expect_rc(rc, KF_WS_INCOMPLETE, "prefix", len);
+        expect_rc(rc, INCOMPLETE, "prefix", len);
     }
     free(pristine);
     free(buf);
@@ -336,7 +359,7 @@ static void run_bad_frame(const frame_case_t *c)
     /* Fail fast: every prefix shorter than fail_at is "not yet", every longer one the error. */
     for (size_t len = 0; len <= size; len++) {
         int rc = parse_prefix(buf, len, c->max_payload, &frame);
-        expect_rc(rc, len < c->fail_at ? KF_WS_INCOMPLETE : c->error, "prefix", len);
+        expect_rc(rc, len < c->fail_at ? INCOMPLETE : c->error, "prefix", len);
     }
     free(buf);
 }
@@ -363,7 +386,7 @@ static void test_rfc_examples(void **state)
     kf_ws_frame_t frame;
 
     char *buf = copy_exact(masked_hello, 11);
-    assert_int_equal(kf_ws_parse_frame(buf, 11, NO_CAP, &frame), 11);
+    assert_int_equal(ws_parse(buf, 11, NO_CAP, &frame), 11);
     assert_true(frame.fin);
     assert_int_equal(frame.opcode, KF_WS_TEXT);
     assert_true(frame.payload_len == 5);
@@ -372,16 +395,16 @@ static void test_rfc_examples(void **state)
     free(buf);
 
     buf = copy_exact(masked_pong, 11);
-    assert_int_equal(kf_ws_parse_frame(buf, 11, 5, &frame), 11);
+    assert_int_equal(ws_parse(buf, 11, 5, &frame), 11);
     assert_int_equal(frame.opcode, KF_WS_PONG);
     assert_memory_equal(frame.payload, "Hello", 5);
     free(buf);
 
     kf_ws_frame_t ignored;
-    assert_int_equal(parse_prefix(unmasked_hello, 7, NO_CAP, &ignored), KF_WS_EPROTO);
-    assert_int_equal(parse_prefix(unmasked_fragment, 5, NO_CAP, &ignored), KF_WS_EPROTO);
-    assert_int_equal(parse_prefix(unmasked_ping, 7, NO_CAP, &ignored), KF_WS_EPROTO);
-    assert_int_equal(parse_prefix(unmasked_256, 4, NO_CAP, &ignored), KF_WS_EPROTO);
+    assert_int_equal(parse_prefix(unmasked_hello, 7, NO_CAP, &ignored), EPROTO);
+    assert_int_equal(parse_prefix(unmasked_fragment, 5, NO_CAP, &ignored), EPROTO);
+    assert_int_equal(parse_prefix(unmasked_ping, 7, NO_CAP, &ignored), EPROTO);
+    assert_int_equal(parse_prefix(unmasked_256, 4, NO_CAP, &ignored), EPROTO);
 }
 
 /* Every first byte, with a masked empty payload: the RSV bits, opcode and FIN rules in full. */
@@ -396,7 +419,7 @@ static void test_every_first_byte(void **state)
         kf_ws_frame_t frame;
 
         int rc = parse_prefix(bytes, sizeof(bytes), NO_CAP, &frame);
-        if (rc != (valid ? 6 : KF_WS_EPROTO)) {
+        if (rc != (valid ? 6 : EPROTO)) {
             print_error("first byte 0x%02x: got %d\n", value, rc);
             fail();
         }
@@ -406,7 +429,7 @@ static void test_every_first_byte(void **state)
         }
         /* The verdict on byte 0 needs no more bytes. */
         rc = parse_prefix(bytes, 1, NO_CAP, &frame);
-        assert_int_equal(rc, valid ? KF_WS_INCOMPLETE : KF_WS_EPROTO);
+        assert_int_equal(rc, valid ? INCOMPLETE : EPROTO);
     }
 }
 
@@ -427,7 +450,7 @@ static void test_unmask_lengths_and_offsets(void **state)
             memcpy(bytes + offset, header, sizeof(header));
             for (size_t i = 0; i < len; i++)
                 bytes[offset + sizeof(header) + i] = plain_byte(i) ^ key[i % 4];
-            int rc = kf_ws_parse_frame((char *)bytes + offset, total - offset, NO_CAP, &frame);
+            int rc = ws_parse((char *)bytes + offset, total - offset, NO_CAP, &frame);
             assert_int_equal(rc, (int)(sizeof(header) + len));
             for (size_t i = 0; i < len; i++)
                 assert_int_equal((unsigned char)frame.payload[i], plain_byte(i));
@@ -450,12 +473,12 @@ static void test_int_limit(void **state)
     memcpy(bytes, header, n);
     bytes[1] = (char)(0x80 | 127);
     memset(bytes + n, 0, 4);
-    assert_int_equal(parse_prefix(bytes, 14, NO_CAP, &frame), KF_WS_INCOMPLETE);
+    assert_int_equal(parse_prefix(bytes, 14, NO_CAP, &frame), INCOMPLETE);
 
     n = kf_ws_frame_header(KF_WS_BINARY, largest + 1, header);
     memcpy(bytes, header, n);
     bytes[1] = (char)(0x80 | 127);
-    assert_int_equal(parse_prefix(bytes, 10, NO_CAP, &frame), KF_WS_ETOO_BIG);
+    assert_int_equal(parse_prefix(bytes, 10, NO_CAP, &frame), ETOO_BIG);
 }
 
 /* A server's read loop: bytes arrive one at a time into a buffer, every complete frame is
@@ -485,11 +508,11 @@ static void test_stream_byte_by_byte(void **state)
         for (;;) {
             kf_ws_frame_t frame;
             bool complete = false;
-            int rc = kf_ws_parse_frame(in.data, in.len, 1024, &frame);
-            if (rc == KF_WS_INCOMPLETE)
+            int rc = ws_parse(in.data, in.len, 1024, &frame);
+            if (rc == INCOMPLETE)
                 break;
             assert_true(rc > 0);
-            int action = kf_ws_message_accept(&message, &frame, &complete);
+            int action = ws_accept(&message, &frame, &complete);
             if (action == KF_WS_FRAME_DATA) {
                 kf_buf_append(&text, frame.payload, (size_t)frame.payload_len);
                 messages += complete ? 1 : 0;
@@ -579,7 +602,7 @@ static void test_header_round_trip(void **state)
         memcpy(bytes + n, key, 4);
         for (size_t j = 0; j < len; j++)
             bytes[n + 4 + j] = plain_byte(j) ^ key[j % 4];
-        assert_int_equal(kf_ws_parse_frame((char *)bytes, total, NO_CAP, &frame), (int)total);
+        assert_int_equal(ws_parse((char *)bytes, total, NO_CAP, &frame), (int)total);
         assert_true(frame.payload_len == len);
         assert_int_equal(frame.header_len, n + 4);
         for (size_t j = 0; j < len; j++)
@@ -1165,7 +1188,7 @@ static void run_message_case(void **state)
         };
         bool complete = !step->complete;
 
-        int rc = kf_ws_message_accept(&m, &frame, &complete);
+        int rc = ws_accept(&m, &frame, &complete);
         free(payload);
         if (rc != step->expected || complete != step->complete) {
             print_error("step %zu: got %d (complete %d), want %d (complete %d)\n", i, rc, complete,

@@ -383,7 +383,8 @@ static void test_sse_stream(void **state)
     /* Last-Event-ID beats the URL's cursor. */
     fd = client();
     char req[256];
-    int n = snprintf(req, sizeof req, "GET /sse?after=0 HTTP/1.1\r\nLast-Event-ID: %zu\r\n\r\n",
+    int n = snprintf(req, sizeof req,
+                     "GET /sse?after=0 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: %zu\r\n\r\n",
                      fx->count - 1);
     assert_int_equal(write(fd, req, (size_t)n), n);
     r = read_some(fd, "\"live\"");
@@ -552,14 +553,17 @@ static void test_ws_bad_handshakes(void **state)
         const char *request, *status;
     } cases[] = {
         {"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n", "426"},
-        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+        {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: "
+         "Upgrade\r\nSec-WebSocket-Version: "
          "8\r\n"
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
          "426"},
-        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+        {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: "
+         "Upgrade\r\nSec-WebSocket-Version: "
          "13\r\n\r\n",
          "400"},
-        {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: "
+        {"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: "
+         "Upgrade\r\nSec-WebSocket-Version: "
          "13\r\n"
          "Sec-WebSocket-Key: short\r\n\r\n",
          "400"},

@@ -1,0 +1,97 @@
+/* admit.c: which accepted connections may stay: at most max_connections in all, and at most
+ * max_connections_per_address from one client address, counted in a table of the addresses with
+ * connections open. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/server_int.h"
+
+/* Connections open from one client address: an IPv4 address (also when mapped into IPv6), or an
+ * IPv6 /64, since one host usually holds a whole /64 and could otherwise pick a fresh address for
+ * every connection. An entry lives while its address has a connection open, so the table is
+ * bounded by the connections. */
+struct address_entry {
+    kf_map_node_t node;
+    unsigned char key[9]; /* the IPv4 address or the IPv6 address's first 64 bits, then 4 or 6 */
+    size_t connections;   /* connections open from it, >= 1 */
+};
+
+/* The per-address key of a peer; false for a family without one (never counted). */
+static bool address_key(const struct sockaddr_storage *addr, unsigned char key[9])
+{
+    const unsigned char *bytes;
+    bool v6;
+    if (addr->ss_family == AF_INET) {
+        bytes = (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+        v6 = false;
+    } else if (addr->ss_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        bytes = (const unsigned char *)in6;
+        v6 = !IN6_IS_ADDR_V4MAPPED(in6); /* ::ffff:a.b.c.d is the IPv4 client a.b.c.d */
+        if (!v6)
+            bytes += 12;
+    } else {
+        return false;
+    }
+    memset(key, 0, 9);
+    memcpy(key, bytes, v6 ? 8 : 4);
+    key[8] = v6 ? 6 : 4;
+    return true;
+}
+
+static bool entry_eq(const kf_map_node_t *node, const void *key, size_t len)
+{
+    const address_entry_t *entry = KF_CONTAINER_OF(node, address_entry_t, node);
+    return len == sizeof entry->key && memcmp(entry->key, key, len) == 0;
+}
+
+/* Counts conn against its address; false when the address is at limit. */
+static bool admit_address(kf_server_t *server, kf_conn_t *conn, const struct sockaddr_storage *addr)
+{
+    size_t limit = server->config.max_connections_per_address;
+    unsigned char key[9];
+    if (limit == 0 || !address_key(addr, key))
+        return true;
+    uint64_t hash = kf_map_hash(&server->addresses, key, sizeof key);
+    kf_map_node_t *node = kf_map_find(&server->addresses, hash, key, sizeof key, entry_eq);
+    address_entry_t *entry = node != NULL ? KF_CONTAINER_OF(node, address_entry_t, node) : NULL;
+    if (entry != NULL && entry->connections >= limit)
+        return false;
+    if (entry == NULL) {
+        entry = kf_xcalloc(1, sizeof *entry);
+        memcpy(entry->key, key, sizeof key);
+        kf_map_insert(&server->addresses, &entry->node, hash);
+    }
+    entry->connections++;
+    conn->address = entry;
+    return true;
+}
+
+bool admit_connection(kf_server_t *server, kf_conn_t *conn)
+{
+    if (server->conn_count > server->config.max_connections)
+        return false;
+    struct sockaddr_storage addr;
+    int addr_len = sizeof addr;
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&addr, &addr_len) != 0)
+        return true; /* gone already: the first read says so */
+    if (addr.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
+    else
+        uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
+    return admit_address(server, conn, &addr);
+}
+
+void admit_release(kf_server_t *server, kf_conn_t *conn)
+{
+    address_entry_t *entry = conn->address;
+    if (entry == NULL)
+        return;
+    conn->address = NULL;
+    assert(entry->connections > 0);
+    if (--entry->connections > 0)
+        return;
+    kf_map_remove(&server->addresses, &entry->node);
+    free(entry);
+}
