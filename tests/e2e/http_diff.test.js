@@ -150,43 +150,18 @@ const KNOWN = [
   },
   {
     cases: ['expect-unknown'],
-    // Today the request is served; the HTTP server's rework (branch wip-http) answers 417 and
-    // closes, where node keeps the connection. Either is allowed.
-    kefu: ['healthz, session:follow | closed', 'reject 417 | closed'],
+    // kefu answers 417 and closes, where node keeps the connection. Either is allowed.
+    kefu: 'reject 417 | closed',
     label: 'deliberate',
-    why: 'RFC 9110 §10.1.1: a server MAY answer 417 to an expectation other than 100-continue; kefu ignores it and serves the request (or, once 417 is in, refuses it and closes the connection, which a server that has not read the request may do).',
+    why: 'RFC 9110 §10.1.1: a server MAY answer 417 to an expectation other than 100-continue; kefu answers 417 and closes the connection, which a server that has not read the request's body may do; node serves it.',
   },
 
   // ---- defects ----
-  {
-    cases: ['host-missing'],
-    kefu: 'healthz, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9112 §3.2: an HTTP/1.1 request without Host MUST get 400; kefu serves it.',
-  },
-  {
-    cases: ['host-twice-same', 'host-twice-different', 'host-twice-http10'],
-    kefu: 'healthz, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9112 §3.2: a request (of any version) with more than one Host field line MUST get 400; kefu serves it (and node too, which is why these cases follow the RFC).',
-  },
   {
     cases: ['host-userinfo', 'host-with-path', 'host-bad-port', 'host-space', 'host-list'],
     kefu: 'healthz, session:follow | closed',
     label: 'defect',
     why: 'RFC 9112 §3.2: a Host whose value is not uri-host [ ":" port ] (RFC 9110 §7.2) MUST get 400; kefu does not look at the value, and the WebSocket Origin check compares Origin with it.',
-  },
-  {
-    cases: ['expect-100-wait', 'expect-100-case'],
-    kefu: 'session:first, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9110 §10.1.1: on a request with Expect: 100-continue whose body has not come, the server MUST send 100 (Continue) or a final status at once; kefu sends neither, so a client that waits for it stalls until its own timeout.',
-  },
-  {
-    cases: ['head-sse', 'head-iframe'],
-    kefu: { 'head-sse': 'sse, garbage | open', 'head-iframe': 'iframe, garbage | open' },
-    label: 'defect',
-    why: 'RFC 9110 §9.3.2: the server MUST NOT send content in a response to HEAD; kefu starts the push stream and sends its chunks, which the client reads as the next answer, and the request never ends.',
   },
   {
     cases: ['target-absolute', 'target-absolute-host-mismatch', 'target-absolute-https'],
@@ -522,7 +497,7 @@ function observe({ bytes, end }, c, classify) {
 }
 
 // kefu's answers. A refusal of the server layer (src/http/server.c: parse errors, limits, and the
-// 417 of the rework on wip-http) is told from the application's errors by its code; the only
+// 417) is told from the application's errors by its code; the only
 // "bad_request" the application sends on the endpoints used here is the WebSocket handshake's.
 const SERVER_CODES = new Set(['length_required', 'uri_too_long', 'headers_too_large', 'not_implemented', 'http_version', 'too_large', 'timeout', 'expectation_failed']);
 
