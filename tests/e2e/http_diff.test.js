@@ -153,7 +153,7 @@ const KNOWN = [
     // kefu answers 417 and closes, where node keeps the connection. Either is allowed.
     kefu: 'reject 417 | closed',
     label: 'deliberate',
-    why: 'RFC 9110 §10.1.1: a server MAY answer 417 to an expectation other than 100-continue; kefu answers 417 and closes the connection, which a server that has not read the request's body may do; node serves it.',
+    why: 'RFC 9110 §10.1.1: a server MAY answer 417 to an expectation other than 100-continue; kefu answers 417 and closes the connection, which a server that has not read the body of the request may do; node serves it.',
   },
 
   // ---- defects ----
