@@ -1,7 +1,8 @@
-/* push.c: the five push transports over one hub: poll (answer at once), long poll (hold until an
- * event or a timeout), the forever iframe (a chunked HTML page of <script> calls), Server-Sent
- * Events and WebSocket. Each replays stored events after the client's cursor, then follows the
- * hub, and drops an event it has already sent by its id. */
+/* push.c: the five push transports over one hub: poll (answer once replayed), long poll (hold
+ * until an event or a timeout), the forever iframe (a chunked HTML page of <script> calls),
+ * Server-Sent Events and WebSocket. Each subscribes to its topic, replays stored events after the
+ * client's cursor (asynchronously, holding back live events meanwhile), then follows the hub, and
+ * drops an event it has already sent by its id. */
 #include "push/push.h"
 
 #include <assert.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "http/ws.h"
 
@@ -20,24 +22,38 @@
 #define HEARTBEAT_JSON "{\"type\":\"heartbeat\"}"
 
 struct kf_push_client {
-    kf_sub_t sub; /* on the source's topic */
+    kf_sub_t sub; /* on the source's topic (not for a short poll) */
     kf_push_t *push;
     kf_req_t *req; /* the held, streaming or upgraded request */
     kf_push_transport_t transport;
-    uint64_t cursor;        /* id of the last message event sent */
-    uint64_t deadline_ms;   /* long poll: answer empty at this loop time */
+    uint64_t cursor;        /* id of the last message event sent (or put in the answer) */
+    uint64_t deadline_ms;   /* long poll: answer empty at this time */
     uint64_t last_write_ms; /* streams: time of the last write, for heartbeats and pings */
     uint64_t last_read_ms;  /* WebSocket: time of the last frame from the client */
     size_t bytes_written;   /* iframe: bytes so far, for the forced reconnect */
-    char kind;              /* who listens ('v' or 'a'), for WebSocket messages */
+    char kind;              /* who listens ('v' or 'a') */
     int64_t subject;
-    kf_ws_message_t ws_message;    /* WebSocket: the message being reassembled */
-    kf_buf_t ws_data;              /* WebSocket: its bytes so far (empty between messages) */
-    bool ws_closing;               /* WebSocket: our close frame is sent; ignore what follows */
-    unsigned refs;                 /* answers waiting for a commit: freeing waits for them */
-    bool busy;                     /* inside the WebSocket reader: freeing waits for it */
-    bool dead;                     /* its connection is gone: off the list and the topic */
-    bool linked;                   /* on the module's list */
+    /* The replay (kf_push_source_t, less the topic, which the hub has copied). */
+    int (*replay)(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
+                  kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx);
+    void *replay_ctx;
+    bool replaying;       /* a replay is under way: live events are held back in held[] */
+    bool replay_in_call;  /* inside the source's replay call */
+    bool replay_returned; /* replayed ran inside that call: its result waits in replay_rc/more */
+    bool replay_again;    /* held[] overflowed: one more replay from the cursor once this ends */
+    bool replay_more;
+    int replay_rc;
+    uint64_t replay_from;       /* the cursor when the current replay call began */
+    kf_event_t **held;          /* live events held back during a replay (referenced, in order) */
+    size_t held_count;          /* at most config.replay_batch */
+    kf_buf_t batch;             /* poll and long poll: the answer's events, comma-separated */
+    size_t batch_count;         /* events in batch */
+    kf_ws_message_t ws_message; /* WebSocket: the message being reassembled */
+    kf_buf_t ws_data;           /* WebSocket: its bytes so far (empty between messages) */
+    bool ws_closing;            /* WebSocket: our close frame is sent; ignore what follows */
+    unsigned refs;              /* holders besides the connection: freeing waits for them */
+    bool dead;                  /* its connection is gone: off the list and the topic */
+    bool linked;                /* on the module's list */
     kf_push_client_t *prev, *next; /* the module's list of clients */
 };
 
@@ -62,13 +78,6 @@ void kf_push_config_default(kf_push_config_t *config)
     config->sse_retry_ms = 2000;
 }
 
-/* Milliseconds on the monotonic clock. Time stamps and deadlines read the clock itself rather
- * than the loop's cached time, which can lag behind when a callback runs long. */
-static uint64_t now_ms(void)
-{
-    return uv_hrtime() / 1000000;
-}
-
 /* ---- clients ---- */
 
 static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport,
@@ -81,8 +90,11 @@ static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_tran
     client->cursor = cursor;
     client->kind = source->kind;
     client->subject = source->subject;
-    client->last_write_ms = now_ms();
+    client->replay = source->replay;
+    client->replay_ctx = source->ctx;
+    client->last_write_ms = kf_clock_mono_ms();
     client->last_read_ms = client->last_write_ms;
+    kf_buf_init(&client->batch);
     kf_buf_init(&client->ws_data);
     kf_ws_message_init(&client->ws_message, push->config.ws_max_message);
     client->next = push->clients;
@@ -94,7 +106,16 @@ static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_tran
     return client;
 }
 
-/* Takes the client off its topic and the module's list (once). */
+/* Lets go of the live events held back during a replay. */
+static void held_drop(kf_push_client_t *client)
+{
+    for (size_t i = 0; i < client->held_count; i++)
+        kf_event_unref(client->held[i]);
+    client->held_count = 0;
+}
+
+/* Takes the client off its topic and the module's list (once). After this the client no longer
+ * touches the module, which may be gone by the time the client's last holder lets go. */
 static void client_unlink(kf_push_client_t *client)
 {
     if (!client->linked)
@@ -114,16 +135,20 @@ static void client_unlink(kf_push_client_t *client)
 static void client_free(kf_push_client_t *client)
 {
     client_unlink(client);
+    held_drop(client);
+    free(client->held);
+    kf_buf_free(&client->batch);
     kf_buf_free(&client->ws_data);
     free(client);
 }
 
-/* The client's connection is gone: free it now, or once its last holder lets go. */
+/* The client's connection is gone (or answered): free it now, or once its last holder lets go. */
 static void client_kill(kf_push_client_t *client)
 {
     client->dead = true;
     client_unlink(client);
-    if (client->refs == 0 && !client->busy)
+    held_drop(client);
+    if (client->refs == 0)
         client_free(client);
 }
 
@@ -135,7 +160,7 @@ void kf_push_client_ref(kf_push_client_t *client)
 void kf_push_client_unref(kf_push_client_t *client)
 {
     assert(client->refs > 0);
-    if (--client->refs == 0 && client->dead && !client->busy)
+    if (--client->refs == 0 && client->dead)
         client_free(client);
 }
 
@@ -151,7 +176,7 @@ static int client_write(kf_push_client_t *client, const void *data, size_t len)
     int rc = client->transport == KF_PUSH_WS ? kf_conn_write(kf_req_conn(client->req), data, len)
                                              : kf_resp_stream_write(client->req, data, len);
     client->bytes_written += len;
-    client->last_write_ms = now_ms();
+    client->last_write_ms = kf_clock_mono_ms();
     return rc;
 }
 
@@ -234,24 +259,207 @@ static void event_encoding(kf_event_t *event, kf_push_transport_t transport, con
     *len = event->encoded_len[slot];
 }
 
-/* Sends one event to a streaming client, unless its cursor shows it has it. Non-zero: the client
- * is gone (its connection was closed). */
-static int stream_send(kf_push_client_t *client, kf_event_t *event)
+static int ws_close(kf_push_client_t *client, unsigned code);
+static void stream_end(kf_push_client_t *client);
+
+/* ---- poll and long poll: {"events": [...], "cursor": "N"} ---- */
+
+/* Answers a poll or a held long poll with the events gathered so far (perhaps none), and lets the
+ * client go. */
+static void batch_answer(kf_push_client_t *client)
+{
+    kf_buf_t body;
+    kf_buf_init(&body);
+    kf_buf_append_str(&body, "{\"events\":[");
+    if (client->batch.len > 0)
+        kf_buf_append(&body, client->batch.data, client->batch.len);
+    kf_buf_printf(&body, "],\"cursor\":\"%llu\"}", (unsigned long long)client->cursor);
+    kf_req_t *req = client->req;
+    kf_req_detach(req);
+    client_kill(client);
+    kf_resp_json_text(req, 200, body.data, body.len);
+    kf_buf_free(&body);
+}
+
+/* ---- delivery ---- */
+
+/* Delivers one event, replayed or live, unless the cursor shows the client has it: into the
+ * answer of a poll, onto a stream. Non-zero: the client is dead (its connection was closed). */
+static int client_deliver(kf_push_client_t *client, kf_event_t *event)
 {
     if (event->id != 0 && event->id <= client->cursor)
         return 0;
-    const char *data;
-    size_t len;
-    event_encoding(event, client->transport, &data, &len);
-    int rc = client_write(client, data, len);
-    if (rc != 0)
-        return rc;
+    if (client->transport == KF_PUSH_POLL || client->transport == KF_PUSH_LONGPOLL) {
+        kf_buf_append_str(&client->batch, client->batch_count == 0 ? "" : ",");
+        kf_buf_append(&client->batch, event->json, event->len);
+        client->batch_count++;
+    } else {
+        const char *data;
+        size_t len;
+        event_encoding(event, client->transport, &data, &len);
+        if (client_write(client, data, len) != 0) {
+            client_kill(client);
+            return KF_EIO;
+        }
+    }
     if (event->id > client->cursor)
         client->cursor = event->id;
     return 0;
 }
 
-static int ws_close(kf_push_client_t *client, unsigned code);
+/* After live events were delivered (or the replay caught up): a long poll with events is
+ * answered, an iframe past its byte limit ends. */
+static void client_followed(kf_push_client_t *client)
+{
+    if (client->transport == KF_PUSH_LONGPOLL && client->batch_count > 0)
+        batch_answer(client);
+    else if (client->transport == KF_PUSH_IFRAME &&
+             client->bytes_written >= client->push->config.iframe_max_bytes)
+        stream_end(client); /* a long history goes over several iframe documents */
+}
+
+static void live_event_cb(kf_sub_t *sub, kf_event_t *event)
+{
+    kf_push_client_t *client = sub->data;
+    if (client->replaying) {
+        /* Held back until the replay is done; past a batch's worth, one more replay call is
+         * cheaper than holding them: it finds every message among them in the store. */
+        size_t max = client->push->config.replay_batch;
+        if (client->held_count == max) {
+            held_drop(client);
+            client->replay_again = true;
+            return;
+        }
+        if (client->held == NULL)
+            client->held = kf_xcalloc(max, sizeof *client->held);
+        client->held[client->held_count++] = kf_event_ref(event);
+        return;
+    }
+    if (client_deliver(client, event) == 0)
+        client_followed(client);
+}
+
+/* ---- the replay ---- */
+
+static int replay_emit_cb(void *ctx, kf_event_t *event)
+{
+    kf_push_client_t *client = ctx;
+    if (client->dead)
+        return KF_EINVAL; /* nobody wants the rest */
+    return client_deliver(client, event);
+}
+
+/* The replay failed: a poll answers 500, a stream ends (its client comes back with its cursor). */
+static void replay_failed(kf_push_client_t *client)
+{
+    kf_req_t *req = client->req;
+    switch (client->transport) {
+    case KF_PUSH_POLL:
+    case KF_PUSH_LONGPOLL:
+        kf_req_detach(req);
+        client_kill(client);
+        kf_resp_error(req, 500, "internal", "could not read stored events");
+        break;
+    case KF_PUSH_WS: ws_close(client, KF_WS_CLOSE_INTERNAL); break;
+    default: stream_end(client); break;
+    }
+}
+
+/* Delivers the live events held back during the replay, in order (each dropped when the replay
+ * already sent it), and lets live events through from now on. */
+static void replay_caught_up(kf_push_client_t *client)
+{
+    kf_push_client_ref(client); /* delivering may kill it, which drops held[] */
+    for (size_t i = 0; i < client->held_count && !client->dead; i++)
+        client_deliver(client, client->held[i]);
+    held_drop(client);
+    client->replaying = false;
+    bool dead = client->dead;
+    kf_push_client_unref(client);
+    if (!dead)
+        client_followed(client);
+}
+
+/* One replay call has ended (rc, more as in kf_push_replayed_fn); its reference on the client is
+ * let go here. Returns true when another call should start. */
+static bool replay_ended(kf_push_client_t *client, int rc, bool more)
+{
+    bool dead = client->dead;
+    kf_push_client_unref(client); /* frees it only when dead */
+    if (dead)
+        return false;
+    if (rc != 0) {
+        held_drop(client);
+        client->replaying = false;
+        replay_failed(client);
+        return false;
+    }
+    if (client->transport == KF_PUSH_POLL ||
+        (client->transport == KF_PUSH_LONGPOLL && client->batch_count > 0)) {
+        batch_answer(client); /* one batch per answer: the cursor says where the next starts */
+        return false;
+    }
+    if (client->replay_again) {
+        client->replay_again = false;
+        return true;
+    }
+    if (more && client->cursor > client->replay_from) {
+        if (client->transport != KF_PUSH_IFRAME ||
+            client->bytes_written < client->push->config.iframe_max_bytes)
+            return true;
+        stream_end(client);
+        return false;
+    }
+    replay_caught_up(client);
+    return false;
+}
+
+static void replayed_cb(void *ctx, int rc, bool more);
+
+/* Runs replay calls from the client's cursor until one is in flight or the replay is done. A
+ * source that calls replayed before returning is looped here rather than recursed into. */
+static void replay_run(kf_push_client_t *client)
+{
+    bool again = true;
+    while (again) {
+        client->replaying = true;
+        client->replay_in_call = true;
+        client->replay_returned = false;
+        client->replay_from = client->cursor;
+        kf_push_client_ref(client); /* until replayed: the connection may die meanwhile */
+        int rc =
+            client->replay(client->replay_ctx, client->kind, client->subject, client->cursor,
+                           client->push->config.replay_batch, replay_emit_cb, replayed_cb, client);
+        client->replay_in_call = false;
+        if (rc != 0)
+            again = replay_ended(client, rc, false); /* replayed will not run */
+        else if (client->replay_returned)
+            again = replay_ended(client, client->replay_rc, client->replay_more);
+        else
+            return;
+    }
+}
+
+static void replayed_cb(void *ctx, int rc, bool more)
+{
+    kf_push_client_t *client = ctx;
+    if (client->replay_in_call) {
+        client->replay_returned = true;
+        client->replay_rc = rc;
+        client->replay_more = more;
+        return;
+    }
+    if (replay_ended(client, rc, more))
+        replay_run(client);
+}
+
+/* Subscribes the client to its topic (before its replay: every transport but the short poll,
+ * which only replays). */
+static void client_follow(kf_push_client_t *client, const char *topic)
+{
+    kf_sub_init(&client->sub, live_event_cb, client);
+    kf_hub_subscribe(client->push->hub, topic, &client->sub);
+}
 
 /* Ends a stream so that the client reconnects with its cursor (max bytes reached, or shutdown). */
 static void stream_end(kf_push_client_t *client)
@@ -273,134 +481,22 @@ static void stream_end(kf_push_client_t *client)
             return;
         }
     }
-    req->abort_cb = NULL;
+    kf_req_detach(req);
     client_kill(client);
     kf_resp_stream_end(req);
-}
-
-static void stream_event_cb(kf_sub_t *sub, kf_event_t *event)
-{
-    kf_push_client_t *client = sub->data;
-    if (client->dead)
-        return;
-    if (stream_send(client, event) != 0) {
-        client_kill(client);
-        return;
-    }
-    if (client->transport == KF_PUSH_IFRAME &&
-        client->bytes_written >= client->push->config.iframe_max_bytes)
-        stream_end(client);
-}
-
-static int stream_replay_cb(void *ctx, kf_event_t *event)
-{
-    return stream_send(ctx, event);
-}
-
-/* Replays everything after the client's cursor, batch by batch, then follows the topic. */
-static void stream_follow(kf_push_client_t *client, const kf_push_source_t *source)
-{
-    kf_push_t *push = client->push;
-    bool more = true;
-    while (more) {
-        uint64_t before = client->cursor;
-        more = false;
-        int rc = source->replay(source->ctx, client->cursor, push->config.replay_batch,
-                                stream_replay_cb, client, &more);
-        if (rc == KF_ELIMIT || rc == KF_EIO || rc == KF_EINVAL) {
-            client_kill(client);
-            return;
-        }
-        if (rc != 0 || client->cursor == before)
-            break;
-        if (client->transport == KF_PUSH_IFRAME &&
-            client->bytes_written >= push->config.iframe_max_bytes) {
-            /* A long history is sent over several iframe documents, not buffered as one. */
-            stream_end(client);
-            return;
-        }
-    }
-    kf_sub_init(&client->sub, stream_event_cb, client);
-    kf_hub_subscribe(push->hub, source->topic, &client->sub);
-}
-
-/* ---- poll and long poll: {"events": [...], "cursor": "N"} ---- */
-
-typedef struct batch {
-    kf_buf_t json; /* the events array being built */
-    size_t count;
-    uint64_t cursor;
-} batch_t;
-
-static int batch_add_cb(void *ctx, kf_event_t *event)
-{
-    batch_t *batch = ctx;
-    kf_buf_append_str(&batch->json, batch->count == 0 ? "" : ",");
-    kf_buf_append(&batch->json, event->json, event->len);
-    batch->count++;
-    if (event->id > batch->cursor)
-        batch->cursor = event->id;
-    return 0;
-}
-
-static void batch_send(kf_req_t *req, batch_t *batch)
-{
-    kf_buf_t body;
-    kf_buf_init(&body);
-    kf_buf_append_str(&body, "{\"events\":[");
-    if (batch->json.len > 0)
-        kf_buf_append(&body, batch->json.data, batch->json.len);
-    kf_buf_printf(&body, "],\"cursor\":\"%llu\"}", (unsigned long long)batch->cursor);
-    kf_resp_header(req, "Cache-Control", "no-store");
-    kf_resp_send(req, 200, "application/json", body.data, body.len);
-    kf_buf_free(&body);
-    kf_buf_free(&batch->json);
-}
-
-/* Answers a held long poll with event (or with nothing when event is NULL). */
-static void longpoll_answer(kf_push_client_t *client, const kf_event_t *event)
-{
-    batch_t batch = {.count = 0, .cursor = client->cursor};
-    kf_buf_init(&batch.json);
-    if (event != NULL)
-        batch_add_cb(&batch, (kf_event_t *)event);
-    kf_req_t *req = client->req;
-    req->abort_cb = NULL;
-    client_free(client);
-    batch_send(req, &batch);
-}
-
-static void longpoll_event_cb(kf_sub_t *sub, kf_event_t *event)
-{
-    kf_push_client_t *client = sub->data;
-    if (event->id != 0 && event->id <= client->cursor)
-        return; /* already replayed */
-    longpoll_answer(client, event);
 }
 
 static void serve_poll(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport,
                        const kf_push_source_t *source, uint64_t after, uint64_t hold_ms)
 {
-    batch_t batch = {.count = 0, .cursor = after};
-    kf_buf_init(&batch.json);
-    bool more = false;
-    int rc =
-        source->replay(source->ctx, after, push->config.replay_batch, batch_add_cb, &batch, &more);
-    if (rc != 0) {
-        kf_buf_free(&batch.json);
-        kf_resp_error(req, 500, "internal", "could not read stored events");
-        return;
-    }
-    if (batch.count > 0 || transport == KF_PUSH_POLL) {
-        batch_send(req, &batch);
-        return;
-    }
-    kf_buf_free(&batch.json);
-    kf_push_client_t *client = client_new(push, req, KF_PUSH_LONGPOLL, source, after);
-    client->deadline_ms = now_ms() + (hold_ms != 0 ? hold_ms : push->config.longpoll_hold_ms);
+    kf_push_client_t *client = client_new(push, req, transport, source, after);
     kf_req_hold(req, client_abort_cb, client);
-    kf_sub_init(&client->sub, longpoll_event_cb, client);
-    kf_hub_subscribe(push->hub, source->topic, &client->sub);
+    if (transport == KF_PUSH_LONGPOLL) {
+        client->deadline_ms =
+            kf_clock_mono_ms() + (hold_ms != 0 ? hold_ms : push->config.longpoll_hold_ms);
+        client_follow(client, source->topic);
+    }
+    replay_run(client);
 }
 
 /* ---- forever iframe and SSE ---- */
@@ -408,12 +504,16 @@ static void serve_poll(kf_push_t *push, kf_req_t *req, kf_push_transport_t trans
 static void serve_iframe(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source,
                          uint64_t after)
 {
-    kf_push_client_t *client = client_new(push, req, KF_PUSH_IFRAME, source, after);
     kf_resp_header(req, "Cache-Control", "no-store");
     kf_resp_header(req, "X-Frame-Options", "SAMEORIGIN");
     kf_resp_header(req, "Content-Security-Policy",
                    "default-src 'none'; script-src 'unsafe-inline'; frame-ancestors 'self'");
-    kf_resp_stream_start(req, 200, "text/html; charset=utf-8", client_abort_cb, client);
+    kf_push_client_t *client = client_new(push, req, KF_PUSH_IFRAME, source, after);
+    if (kf_resp_stream_start(req, 200, "text/html; charset=utf-8", client_abort_cb, client) != 0) {
+        client_free(client); /* over already (a HEAD request has its head) */
+        return;
+    }
+    client_follow(client, source->topic);
     /* Browsers render a streamed document only after some bytes; the padding gets the first
      * script run at once. */
     kf_buf_t head;
@@ -426,13 +526,13 @@ static void serve_iframe(kf_push_t *push, kf_req_t *req, const kf_push_source_t 
                           "                                                                ");
     kf_buf_append_str(&head, "-->\n");
     encode_iframe(&head, HEARTBEAT_JSON, sizeof HEARTBEAT_JSON - 1);
-    int rc = kf_resp_stream_write(req, head.data, head.len);
+    int rc = client_write(client, head.data, head.len);
     kf_buf_free(&head);
     if (rc != 0) {
         client_kill(client);
         return;
     }
-    stream_follow(client, source);
+    replay_run(client);
 }
 
 static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source,
@@ -444,10 +544,15 @@ static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *so
     uint64_t from_header;
     if (last_id != NULL && kf_parse_u64(*last_id, &from_header) == 0 && from_header < (1ULL << 53))
         after = from_header;
-    kf_push_client_t *client = client_new(push, req, KF_PUSH_SSE, source, after);
     kf_resp_header(req, "Cache-Control", "no-cache, no-store");
     kf_resp_header(req, "X-Accel-Buffering", "no");
-    kf_resp_stream_start(req, 200, "text/event-stream; charset=utf-8", client_abort_cb, client);
+    kf_push_client_t *client = client_new(push, req, KF_PUSH_SSE, source, after);
+    if (kf_resp_stream_start(req, 200, "text/event-stream; charset=utf-8", client_abort_cb,
+                             client) != 0) {
+        client_free(client); /* over already (a HEAD request has its head) */
+        return;
+    }
+    client_follow(client, source->topic);
     /* Bytes at once, so that proxies and the browser see a live stream before the first event. */
     char hello[128];
     int n =
@@ -457,7 +562,7 @@ static void serve_sse(kf_push_t *push, kf_req_t *req, const kf_push_source_t *so
         client_kill(client);
         return;
     }
-    stream_follow(client, source);
+    replay_run(client);
 }
 
 /* ---- WebSocket ---- */
@@ -551,9 +656,9 @@ static size_t ws_read_cb(void *data, char *buf, size_t len)
 {
     kf_push_client_t *client = data;
     kf_push_t *push = client->push;
-    client->last_read_ms = now_ms();
+    client->last_read_ms = kf_clock_mono_ms();
     size_t used = 0;
-    client->busy = true;
+    kf_push_client_ref(client); /* an action may end the connection: the client outlives it */
     while (!client->ws_closing && !client->dead && used < len) {
         kf_ws_frame_t frame;
         int rc = kf_ws_parse_frame(buf + used, len - used, push->config.ws_max_message, &frame);
@@ -567,13 +672,9 @@ static size_t ws_read_cb(void *data, char *buf, size_t len)
         if (!ws_frame(client, &frame))
             break;
     }
-    client->busy = false;
-    if (client->dead) {
-        if (client->refs == 0)
-            client_free(client);
-        return 0;
-    }
-    return used;
+    bool dead = client->dead;
+    kf_push_client_unref(client);
+    return dead ? 0 : used;
 }
 
 static void serve_ws(kf_push_t *push, kf_req_t *req, const kf_push_source_t *source, uint64_t after)
@@ -606,9 +707,10 @@ static void serve_ws(kf_push_t *push, kf_req_t *req, const kf_push_source_t *sou
         kf_resp_error(req, 400, "bad_request", "this connection cannot be upgraded");
         return;
     }
+    client_follow(client, source->topic);
     if (kf_push_client_send(client, HEARTBEAT_JSON, sizeof HEARTBEAT_JSON - 1) != 0)
         return;
-    stream_follow(client, source);
+    replay_run(client);
 }
 
 /* ---- entry points ---- */
@@ -652,13 +754,15 @@ static void heartbeat(kf_push_client_t *client, uint64_t now)
 static void tick_cb(uv_timer_t *timer)
 {
     kf_push_t *push = timer->data;
-    uint64_t now = now_ms();
+    uint64_t now = kf_clock_mono_ms();
     kf_push_client_t *next;
     for (kf_push_client_t *client = push->clients; client != NULL; client = next) {
         next = client->next;
-        if (client->transport == KF_PUSH_LONGPOLL) {
-            if (now >= client->deadline_ms)
-                longpoll_answer(client, NULL);
+        if (client->transport == KF_PUSH_POLL) {
+            continue; /* answered when its replay is done */
+        } else if (client->transport == KF_PUSH_LONGPOLL) {
+            if (now >= client->deadline_ms && !client->replaying)
+                batch_answer(client);
         } else {
             heartbeat(client, now);
         }
@@ -667,6 +771,7 @@ static void tick_cb(uv_timer_t *timer)
 
 kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *config)
 {
+    assert(config->replay_batch > 0);
     kf_push_t *push = kf_xcalloc(1, sizeof *push);
     push->loop = loop;
     push->hub = hub;
@@ -681,8 +786,8 @@ void kf_push_drain(kf_push_t *push)
 {
     while (push->clients != NULL) {
         kf_push_client_t *client = push->clients;
-        if (client->transport == KF_PUSH_LONGPOLL)
-            longpoll_answer(client, NULL);
+        if (client->transport == KF_PUSH_POLL || client->transport == KF_PUSH_LONGPOLL)
+            batch_answer(client);
         else
             stream_end(client);
     }
@@ -697,8 +802,8 @@ size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject)
         if (client->kind != kind || client->subject != subject)
             continue;
         ended++;
-        if (client->transport == KF_PUSH_LONGPOLL)
-            longpoll_answer(client, NULL);
+        if (client->transport == KF_PUSH_POLL || client->transport == KF_PUSH_LONGPOLL)
+            batch_answer(client);
         else if (client->transport == KF_PUSH_WS)
             ws_close(client, KF_WS_CLOSE_POLICY);
         else
