@@ -1,4 +1,4 @@
-/* test_ws.c: the WebSocket transport: frames both ways, fragments with control
+/* test_ws.c: the WebSocket transport (push/ws.c): frames both ways, fragments with control
  * frames between them, pings and pongs, close codes, bad handshakes and dead peers. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,47 +17,47 @@
 static void expect_close(unsigned first_byte, const char *payload, size_t len, bool masked,
                          int code)
 {
-    lc_client_t c;
-    pf_ws_open(&c, "after=0");
-    lc_ws_send(&c, first_byte, payload, len, masked);
-    LC_RUN_UNTIL(lc_ws_close_code(&c) != -1 && c.eof);
-    assert_int_equal(lc_ws_close_code(&c), code);
-    lc_close(&c);
+    lc_client_t *c;
+    c = pf_ws_open("after=0");
+    lc_ws_send(c, first_byte, payload, len, masked);
+    LC_RUN_UNTIL(lc_ws_close_code(c) != -1 && c->eof);
+    assert_int_equal(lc_ws_close_code(c), code);
+    lc_close(c);
 }
 
 static void test_ws_frames_both_ways(void **state)
 {
     (void)state;
-    lc_client_t c;
+    lc_client_t *c;
     pf_store("old");
-    pf_ws_open(&c, "after=0");
-    LC_RUN_UNTIL(lc_seen(&c, "\"id\":\"1\"}"));
+    c = pf_ws_open("after=0");
+    LC_RUN_UNTIL(lc_seen(c, "\"id\":\"1\"}"));
     pf_store_publish("live");
-    LC_RUN_UNTIL(lc_seen(&c, "\"id\":\"2\"}"));
-    lc_ws_send(&c, 0x81, "{\"hi\":1}", 8, true);
-    LC_RUN_UNTIL(lc_seen(&c, "{\"echo\":{\"hi\":1}}"));
+    LC_RUN_UNTIL(lc_seen(c, "\"id\":\"2\"}"));
+    lc_ws_send(c, 0x81, "{\"hi\":1}", 8, true);
+    LC_RUN_UNTIL(lc_seen(c, "{\"echo\":{\"hi\":1}}"));
     /* A fragmented message with a ping between its fragments: the pong comes at once. */
-    lc_ws_send(&c, 0x01, "{\"part", 6, true);
-    lc_ws_send(&c, 0x89, "pp", 2, true);
-    lc_ws_send(&c, 0x80, "\":2}", 4, true);
-    LC_RUN_UNTIL(lc_seen(&c, "{\"echo\":{\"part\":2}}"));
-    assert_true(lc_seen(&c, "\x8a\x02pp"));
-    assert_true(lc_find(&c, "\x8a\x02pp") < lc_find(&c, "{\"echo\":{\"part\":2}}"));
+    lc_ws_send(c, 0x01, "{\"part", 6, true);
+    lc_ws_send(c, 0x89, "pp", 2, true);
+    lc_ws_send(c, 0x80, "\":2}", 4, true);
+    LC_RUN_UNTIL(lc_seen(c, "{\"echo\":{\"part\":2}}"));
+    assert_true(lc_seen(c, "\x8a\x02pp"));
+    assert_true(lc_find(c, "\x8a\x02pp") < lc_find(c, "{\"echo\":{\"part\":2}}"));
     /* A 200-byte message (16-bit length both ways). */
     char big[201];
     memset(big, 'x', sizeof big);
     big[0] = '"';
     big[199] = '"';
     big[200] = '\0';
-    lc_ws_send(&c, 0x81, big, 200, true);
-    LC_RUN_UNTIL(pf->received == 3 && lc_seen(&c, "xx\"}"));
+    lc_ws_send(c, 0x81, big, 200, true);
+    LC_RUN_UNTIL(pf->received == 3 && lc_seen(c, "xx\"}"));
     /* The server pings a quiet connection every heartbeat_ms. */
-    LC_RUN_UNTIL(lc_ws_count(&c, KF_WS_PING) >= 1);
-    lc_ws_send(&c, 0x8a, "", 0, true); /* our pong */
-    lc_ws_send(&c, 0x88, "\x03\xe8", 2, true);
-    LC_RUN_UNTIL(lc_ws_close_code(&c) != -1 && c.eof);
-    assert_int_equal(lc_ws_close_code(&c), 1000);
-    lc_close(&c);
+    LC_RUN_UNTIL(lc_ws_count(c, KF_WS_PING) >= 1);
+    lc_ws_send(c, 0x8a, "", 0, true); /* our pong */
+    lc_ws_send(c, 0x88, "\x03\xe8", 2, true);
+    LC_RUN_UNTIL(lc_ws_close_code(c) != -1 && c->eof);
+    assert_int_equal(lc_ws_close_code(c), 1000);
+    lc_close(c);
     assert_int_equal(kf_push_client_count(pf->push), 0);
 }
 
@@ -93,14 +93,14 @@ static void test_ws_bad_handshakes(void **state)
          "400"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        lc_client_t c;
-        lc_get(&c, "/ws", cases[i].headers);
-        LC_RUN_UNTIL(lc_seen(&c, "}"));
+        lc_client_t *c;
+        c = lc_get("/ws", cases[i].headers);
+        LC_RUN_UNTIL(lc_seen(c, "}"));
         char status[16];
         snprintf(status, sizeof status, "HTTP/1.1 %s", cases[i].status);
-        if (!lc_seen(&c, status))
-            fail_msg("case %zu: want %s, got %.*s", i, status, (int)c.in.len, c.in.data);
-        lc_close(&c);
+        if (!lc_seen(c, status))
+            fail_msg("case %zu: want %s, got %.*s", i, status, (int)c->in.len, c->in.data);
+        lc_close(c);
     }
     assert_int_equal(pf->replay_calls, 0);
 }
@@ -110,21 +110,21 @@ static void test_ws_dead_peer(void **state)
     (void)state;
     pf->config.ws_dead_ms = 2500;
     pf_restart();
-    lc_client_t quiet, alive;
-    pf_ws_open(&quiet, "after=0");
-    pf_ws_open(&alive, "after=0");
+    lc_client_t *quiet, *alive;
+    quiet = pf_ws_open("after=0");
+    alive = pf_ws_open("after=0");
     size_t pongs = 0;
-    while (!quiet.eof) {
-        LC_RUN_UNTIL(lc_ws_count(&alive, KF_WS_PING) > pongs || quiet.eof);
-        for (; pongs < lc_ws_count(&alive, KF_WS_PING); pongs++)
-            lc_ws_send(&alive, 0x8a, "", 0, true);
+    while (!quiet->eof) {
+        LC_RUN_UNTIL(lc_ws_count(alive, KF_WS_PING) > pongs || quiet->eof);
+        for (; pongs < lc_ws_count(alive, KF_WS_PING); pongs++)
+            lc_ws_send(alive, 0x8a, "", 0, true);
     }
-    assert_int_equal(lc_ws_close_code(&quiet), -1); /* no close frame for a dead peer */
-    assert_true(lc_ws_count(&quiet, KF_WS_PING) >= 2);
-    assert_false(alive.eof);
+    assert_int_equal(lc_ws_close_code(quiet), -1); /* no close frame for a dead peer */
+    assert_true(lc_ws_count(quiet, KF_WS_PING) >= 2);
+    assert_false(alive->eof);
     assert_int_equal(kf_push_client_count(pf->push), 1);
-    lc_close(&quiet);
-    lc_close(&alive);
+    lc_close(quiet);
+    lc_close(alive);
 }
 
 int main(void)

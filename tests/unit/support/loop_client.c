@@ -9,6 +9,9 @@ static uv_loop_t *client_loop;
 static int server_port;
 static uv_timer_t guard;
 static bool guard_fired_flag;
+static lc_client_t *open_clients; /* opened and not yet closed */
+
+static void closed_free_cb(uv_handle_t *handle);
 
 void lc_init(uv_loop_t *loop, int port)
 {
@@ -17,9 +20,18 @@ void lc_init(uv_loop_t *loop, int port)
     uv_timer_init(loop, &guard);
 }
 
-void lc_done(void)
+size_t lc_done(void)
 {
     uv_close((uv_handle_t *)&guard, NULL);
+    size_t left = 0;
+    lc_client_t *next;
+    for (lc_client_t *c = open_clients; c != NULL; c = next) {
+        next = c->next;
+        uv_close((uv_handle_t *)&c->tcp, closed_free_cb);
+        left++;
+    }
+    open_clients = NULL;
+    return left;
 }
 
 static void guard_cb(uv_timer_t *timer)
@@ -74,18 +86,21 @@ static void connect_cb(uv_connect_t *req, int status)
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-void lc_open(lc_client_t *c)
+lc_client_t *lc_open(void)
 {
-    memset(c, 0, sizeof *c);
+    lc_client_t *c = kf_xcalloc(1, sizeof *c);
     kf_buf_init(&c->in);
     uv_tcp_init(client_loop, &c->tcp);
     c->tcp.data = c;
+    c->next = open_clients;
+    open_clients = c;
     c->connect.data = c;
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", server_port, &addr);
     assert_int_equal(
         uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, connect_cb), 0);
     LC_RUN_UNTIL(c->connected);
+    return c;
 }
 
 typedef struct write_req {
@@ -107,13 +122,14 @@ void lc_write(lc_client_t *c, const void *data, size_t len)
     assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb), 0);
 }
 
-void lc_get(lc_client_t *c, const char *path, const char *headers)
+lc_client_t *lc_get(const char *path, const char *headers)
 {
-    lc_open(c);
+    lc_client_t *c = lc_open();
     char req[1024];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, headers);
     assert_true(n > 0 && (size_t)n < sizeof req);
     lc_write(c, req, (size_t)n);
+    return c;
 }
 
 static void closed_cb(uv_handle_t *handle)
@@ -121,11 +137,23 @@ static void closed_cb(uv_handle_t *handle)
     ((lc_client_t *)handle->data)->closed = true;
 }
 
+static void closed_free_cb(uv_handle_t *handle)
+{
+    lc_client_t *c = handle->data;
+    kf_buf_free(&c->in);
+    free(c);
+}
+
 void lc_close(lc_client_t *c)
 {
+    lc_client_t **link = &open_clients;
+    while (*link != c)
+        link = &(*link)->next;
+    *link = c->next;
     uv_close((uv_handle_t *)&c->tcp, closed_cb);
     LC_RUN_UNTIL(c->closed);
     kf_buf_free(&c->in);
+    free(c);
 }
 
 size_t lc_count(const lc_client_t *c, const char *text)

@@ -21,6 +21,7 @@
 
 typedef struct lc_client {
     uv_tcp_t tcp;
+    struct lc_client *next; /* in the list of clients not yet closed (lc_done) */
     uv_connect_t connect;
     kf_buf_t in;    /* every byte received */
     bool connected; /* the connection is up */
@@ -31,7 +32,9 @@ typedef struct lc_client {
 /* Clients connect to 127.0.0.1:port over loop; starts the guard timer's handle (lc_done closes
  * it). */
 void lc_init(uv_loop_t *loop, int port);
-void lc_done(void);
+/* Closes the guard timer, and every client the test left open (a test that failed half-way: they
+ * are freed once closed), so that the loop can close; returns how many were left open. */
+size_t lc_done(void);
 
 /* For LC_RUN_UNTIL: arms the guard timer / says whether it fired / disarms it. */
 void lc_guard_start(void);
@@ -50,13 +53,14 @@ uv_loop_t *lc_loop(void);
             fail_msg("%s:%d: waited in vain for %s", __FILE__, __LINE__, #cond);                   \
     } while (0)
 
-/* Connects (running the loop until the connection is up) and starts reading. */
-void lc_open(lc_client_t *c);
+/* Connects (running the loop until the connection is up) and starts reading. The client is the
+ * caller's to close (lc_close, which frees it). */
+lc_client_t *lc_open(void);
 /* Queues bytes (copied) for the server. */
 void lc_write(lc_client_t *c, const void *data, size_t len);
 /* Connects and sends GET path with extra header lines (each ending in CRLF; "" for none). */
-void lc_get(lc_client_t *c, const char *path, const char *headers);
-/* Closes the handle (running the loop until it is) and frees what the client received. */
+lc_client_t *lc_get(const char *path, const char *headers);
+/* Closes the handle (running the loop until it is) and frees the client. */
 void lc_close(lc_client_t *c);
 
 /* How many times text occurs in what the client received. */

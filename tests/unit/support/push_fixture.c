@@ -191,8 +191,9 @@ int push_fixture_teardown(void **state)
     bool server_done = false;
     kf_server_stop(pf->server, server_done_cb, &server_done);
     uv_close((uv_handle_t *)&pf->idle, NULL);
-    lc_done();
+    size_t left_open = lc_done();
     uv_run(&pf->loop, UV_RUN_DEFAULT);
+    assert_int_equal(left_open, 0); /* the test closed its clients */
     assert_true(server_done);
     assert_int_equal(uv_loop_close(&pf->loop), 0); /* every handle, the clients' too, closed */
     assert_int_equal(kf_hub_count(pf->hub, "t"), 0);
@@ -206,21 +207,23 @@ int push_fixture_teardown(void **state)
 
 /* ---- what the tests ask of clients ---- */
 
-void pf_answer(lc_client_t *c, const char *path)
+lc_client_t *pf_answer(const char *path)
 {
-    lc_get(c, path, "Connection: close\r\n");
+    lc_client_t *c = lc_get(path, "Connection: close\r\n");
     LC_RUN_UNTIL(c->eof);
+    return c;
 }
 
-void pf_ws_open(lc_client_t *c, const char *query)
+lc_client_t *pf_ws_open(const char *query)
 {
     char path[128];
     snprintf(path, sizeof path, "/ws?%s", query);
-    lc_get(c, path, lc_ws_upgrade);
+    lc_client_t *c = lc_get(path, lc_ws_upgrade);
     LC_RUN_UNTIL(lc_seen(c, "{\"type\":\"heartbeat\"}") || c->eof);
     assert_true(lc_seen(c, "HTTP/1.1 101 Switching Protocols\r\n"));
     assert_true(lc_seen(c, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     assert_false(lc_seen(c, "Content-Length"));
+    return c;
 }
 
 void pf_check_events(const lc_client_t *c, uint64_t first, uint64_t last)

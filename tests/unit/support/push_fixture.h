@@ -73,9 +73,9 @@ void pf_store_publish(const char *body);
 void pf_publish_typing(void);
 
 /* A one-shot request: GET path with Connection: close, run until the server has closed. */
-void pf_answer(lc_client_t *c, const char *path);
+lc_client_t *pf_answer(const char *path);
 /* Opens /ws?query and waits for its 101 head and first heartbeat. */
-void pf_ws_open(lc_client_t *c, const char *query);
+lc_client_t *pf_ws_open(const char *query);
 /* Checks that events first..last reached c exactly once each, in order. */
 void pf_check_events(const lc_client_t *c, uint64_t first, uint64_t last);
 
