@@ -25,7 +25,9 @@
  * Try WebSocket, then Server-Sent Events, then long polling, then polling. A transport has failed
  * when it does not deliver its first event within 5 s, or cannot open twice in a row, or keeps
  * dropping (3 connections in a row that lived under 15 s) — but only while the server answers a
- * plain GET /push/poll, so that a server restart or a dead network never demotes a transport. The
+ * plain GET /push/poll, so that a server restart or a dead network never demotes a transport; nor
+ * does a 429 (too many requests, or too many push connections open in other tabs): the client waits
+ * at least its Retry-After and tries the same transport again. The
  * transport that works is remembered for the tab (sessionStorage), and the better ones are tried
  * again in the background after 5 minutes (then 10, 20, 30). */
 (function () {
@@ -45,6 +47,7 @@
   const MAX_FLAPS = 3;                      // early drops in a row before a transport has failed
   const GRACE_MS = 1000;                    // a reconnect quicker than this is not shown
   const PROBE_TIMEOUT_MS = 5000;            // for GET /push/poll and for a background upgrade probe
+  const TOO_MANY_MIN_MS = 1000;             // after a 429 without Retry-After, wait at least this
   const SEEN_LIMIT = 5000;                  // message ids remembered for de-duplication
   const STORE_KEY = 'kefu.push.transport';  // sessionStorage: the transport that worked in this tab
 
@@ -80,10 +83,19 @@
     return typeof v === 'string' ? /^\d+$/.test(v) : Number.isSafeInteger(v) && v >= 0;
   }
 
+  /* A Retry-After header (delta-seconds or an HTTP date) in milliseconds; 0 when there is none. */
+  function retryAfterMs(res) {
+    const v = (res.headers.get('Retry-After') || '').trim();
+    if (/^\d+$/.test(v)) return Number(v) * 1000;
+    const at = v ? Date.parse(v) : NaN;
+    return Number.isNaN(at) ? 0 : Math.max(0, at - Date.now());
+  }
+
   class HttpError extends Error {
-    constructor(status) {
-      super('HTTP ' + status);
-      this.status = status;
+    constructor(res) {
+      super('HTTP ' + res.status);
+      this.status = res.status;
+      this.retryAfterMs = retryAfterMs(res); // with a 429: wait at least this before trying again
     }
   }
 
@@ -261,7 +273,7 @@
     /* GET path?after=cursor, parsed as JSON; throws HttpError on a non-2xx answer. */
     async getJSON(path, extra, signal) {
       const res = await fetch(this.url(path, extra), this.fetchInit({signal}));
-      if (!res.ok) throw new HttpError(res.status);
+      if (!res.ok) throw new HttpError(res);
       return res.json();
     }
 
@@ -275,7 +287,7 @@
         headers: {'Content-Type': 'application/json'},
         body: '{}',
       }));
-      if (!res.ok) throw new HttpError(res.status);
+      if (!res.ok) throw new HttpError(res);
       const data = await res.json();
       return data.ticket;
     }
@@ -306,12 +318,14 @@
     }
 
     /* The stream failed; the transport is closed by this call. Retry after a backoff, fall back to
-     * another transport, or stop on an authentication failure, which retrying cannot fix. */
+     * another transport, or stop on an authentication failure, which retrying cannot fix. A 429
+     * (err.status, with err.retryAfterMs) says nothing against the transport: wait, and retry it. */
     down(err) {
       if (this.stopped) return;
       err = err || new Error('push stream failed');
       const wasUp = this.cycleUp;
-      this._lost(!!err.immediate);
+      const tooMany = err.status === 429;
+      this._lost(!!err.immediate || tooMany);
       this.cycle++;
       this._clearTimers();
       this.transport.close();
@@ -324,7 +338,9 @@
         return; // the 'online' event reopens
       }
       this._showTrouble();
-      if (!wasUp) {
+      if (tooMany) {
+        this._tooMany(err.retryAfterMs);
+      } else if (!wasUp) {
         this._openFailed(err, false);
       } else if (!this.forced && this.flaps >= MAX_FLAPS) {
         this._openFailed(err, true);
@@ -449,15 +465,21 @@
     }
 
     /* The transport could not open (or keeps dropping). Is the server there at all? A plain
-     * GET /push/poll tells: 401 ends the session; an answer means this transport does not work
-     * here (a proxy strips Upgrade, buffers the stream, ...); no answer means the server or the
-     * network is down, which no other transport would fix. */
+     * GET /push/poll tells: 401 ends the session; 429 means we were refused, not the transport
+     * (see _probeServer); an answer means this transport does not work here (a proxy strips
+     * Upgrade, buffers the stream, ...); no answer means the server or the network is down, which
+     * no other transport would fix. */
     async _openFailed(err, flapping) {
       const cycle = this.cycle;
-      const status = err.status === 401 ? 401 : await this._probeServer();
+      const probe = err.status === 401 ? {status: 401} : await this._probeServer();
       if (this.stopped || cycle !== this.cycle) return; // reopened meanwhile (e.g. back online)
+      const status = probe.status;
       if (status === 401) {
         this._authFailed();
+        return;
+      }
+      if (status === 429) {
+        this._tooMany(probe.retryAfterMs);
         return;
       }
       if (!this.forced && status >= 200 && status < 300) {
@@ -469,18 +491,42 @@
       this._retry();
     }
 
+    /* {status, retryAfterMs} of GET /push/poll (status 0: no answer). A poll is answered at once
+     * and never counted among the listener's open push connections, so when it is answered 2xx
+     * and the transport that failed holds a connection open, GET /push/ws (without Upgrade) asks
+     * what that connection was asked: the server checks the listener's limit before the
+     * handshake, so it answers 429 when other tabs hold every allowed connection (the browser
+     * shows no status of a refused WebSocket or EventSource), and 426 otherwise, holding
+     * nothing. Only its 429 is taken: anything else leaves the poll's answer standing. */
     async _probeServer() {
+      let probe = await this._probe('/push/poll');
+      if (probe.status >= 200 && probe.status < 300 && this.transportName !== 'poll') {
+        const held = await this._probe('/push/ws');
+        if (held.status === 429) probe = held;
+      }
+      return probe;
+    }
+
+    async _probe(path) {
       const ctrl = new AbortController();
       const timer = setTimeout(() => ctrl.abort(), PROBE_TIMEOUT_MS);
       try {
-        const res = await fetch(this.url('/push/poll'), this.fetchInit({signal: ctrl.signal}));
+        const res = await fetch(this.url(path), this.fetchInit({signal: ctrl.signal}));
         res.arrayBuffer().catch(() => {});
-        return res.status;
+        return {status: res.status, retryAfterMs: retryAfterMs(res)};
       } catch (e) {
-        return 0;
+        return {status: 0, retryAfterMs: 0};
       } finally {
         clearTimeout(timer);
       }
+    }
+
+    /* A 429: the server refused us for now (too many requests, or too many push connections open
+     * in other tabs), which is no fault of the transport. Wait at least retryAfterMs (at least
+     * TOO_MANY_MIN_MS without one), or the backoff when it is longer, and try the same one. */
+    _tooMany(retryAfter) {
+      console.info('kefu: push refused for now (429); trying again in ' + Math.round((retryAfter || TOO_MANY_MIN_MS) / 1000) + ' s or more');
+      this._retry(Math.max(retryAfter || 0, TOO_MANY_MIN_MS));
     }
 
     /* Move to the next transport in AUTO_ORDER; false when there is none. */
@@ -581,13 +627,13 @@
     }
 
     /* Exponential backoff with full jitter: a random delay in [0, min(15 s, 0.5 s × 2^attempt)),
-     * so that many clients dropped at once do not come back at once. */
-    _retry() {
+     * so that many clients dropped at once do not come back at once; at least minMs. */
+    _retry(minMs) {
       if (this.stopped) return;
       this._clearRetry();
       const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, this.attempt));
       this.attempt++;
-      const delay = Math.floor(Math.random() * cap);
+      const delay = Math.max(minMs || 0, Math.floor(Math.random() * cap));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this._open();
@@ -748,11 +794,14 @@
   }
 
   /* An iframe that ended on a JSON error answer (same origin, so readable): 401 for
-   * "unauthorized", so the client stops instead of retrying with a dead session. */
+   * "unauthorized", so the client stops instead of retrying with a dead session; 429 for a limit
+   * (its Retry-After is not readable here: the client waits its minimum). */
   function errorStatus(frame) {
     try {
       const data = JSON.parse(frame.contentDocument.body.textContent);
-      if (data && data.error && data.error.code === 'unauthorized') return 401;
+      const code = data && data.error && data.error.code;
+      if (code === 'unauthorized') return 401;
+      if (code === 'rate_limited' || code === 'too_many_connections') return 429;
     } catch (e) { /* not JSON, or not readable */ }
     return 0;
   }

@@ -17,7 +17,8 @@ typedef struct replay_ctx {
     kf_push_emit_fn emit;
     void *emit_ctx;
     size_t count;
-    int stopped_by; /* what replay_message_cb returned to stop the query, or 0 */
+    int stopped_by;   /* what replay_message_cb returned to stop the query, or 0 */
+    int emit_stopped; /* what emit returned to stop it, or 0 */
 } replay_ctx_t;
 
 static int replay_message_cb(void *ctx, const kf_message_t *m)
@@ -32,6 +33,7 @@ static int replay_message_cb(void *ctx, const kf_message_t *m)
     kf_event_unref(event);
     replay->count++;
     replay->stopped_by = rc;
+    replay->emit_stopped = rc;
     return rc;
 }
 
@@ -92,32 +94,34 @@ static void note_nothing_above(kf_app_t *app, int64_t visitor_id, uint64_t after
         remember_visitor(app, visitor_id, (int64_t)after);
 }
 
-static int replay(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
-                  bool *more)
+/* The push module's replay source (kf_push_source_t). The store is still synchronous, so this
+ * runs the query and calls replayed before it returns, which the source's contract forbids; the
+ * push module copes with it (push/push.h) until the store answers from a callback. */
+static int replay(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
+                  kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx)
 {
-    replay_ctx_t *replay = ctx;
-    kf_store_t *store = replay->app->store;
-    replay->emit = emit;
-    replay->emit_ctx = emit_ctx;
-    replay->count = 0;
-    replay->stopped_by = 0;
+    replay_ctx_t replay = {.app = ctx, .visitor_id = kind == 'v' ? subject : 0};
+    kf_store_t *store = replay.app->store;
+    replay.emit = emit;
+    replay.emit_ctx = emit_ctx;
     /* Most streams open with a current cursor (a page load, a reconnect): no query for them. */
-    if (nothing_to_replay(replay->app, replay->visitor_id, after)) {
-        *more = false;
+    if (nothing_to_replay(replay.app, replay.visitor_id, after)) {
+        replayed(emit_ctx, 0, false);
         return 0;
     }
     int rc =
-        replay->visitor_id != 0
-            ? store->ops->messages_of_visitor(store, replay->visitor_id, (int64_t)after, limit,
-                                              replay_message_cb, replay)
-            : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, replay);
-    *more = replay->count >= limit;
-    if (rc == 0 && replay->count == 0)
-        note_nothing_above(replay->app, replay->visitor_id, after);
-    /* The transport decides what to answer; the failure of the store is ours to log. */
-    if (rc != 0 && rc != replay->stopped_by)
+        replay.visitor_id != 0
+            ? store->ops->messages_of_visitor(store, replay.visitor_id, (int64_t)after, limit,
+                                              replay_message_cb, &replay)
+            : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, &replay);
+    if (rc == 0 && replay.count == 0)
+        note_nothing_above(replay.app, replay.visitor_id, after);
+    /* The transport decides what to answer; the failure of the store is ours to log. A stop
+     * asked for by emit (its client is gone) is no failure. */
+    if (rc != 0 && rc != replay.stopped_by)
         kf_error("store failure while replaying: %s", kf_strerror(rc));
-    return rc;
+    replayed(emit_ctx, rc == replay.emit_stopped ? 0 : rc, replay.count >= limit);
+    return 0;
 }
 
 /* ---- push connections per listener ---- */
@@ -294,8 +298,7 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
         kf_resp_error(req, 403, "forbidden", "this origin may not open a WebSocket here");
         return;
     }
-    replay_ctx_t ctx = {.app = app};
-    kf_push_source_t source = {.replay = replay, .ctx = &ctx};
+    kf_push_source_t source = {.replay = replay, .ctx = app};
     n = kf_http_query_get(req->head->query, "ticket", value, sizeof value);
     if (n != KF_ENOTFOUND) {
         int rc = n < 0
@@ -333,7 +336,6 @@ static void serve(kf_req_t *req, kf_push_transport_t transport)
     }
     char topic[40];
     if (source.kind == 'v') {
-        ctx.visitor_id = source.subject;
         kf_chat_visitor_topic(source.subject, topic, sizeof topic);
     } else {
         snprintf(topic, sizeof topic, "%s", KF_AGENTS_TOPIC);

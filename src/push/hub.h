@@ -11,8 +11,9 @@
 #include "base/list.h"
 
 /* Slots for encodings of an event that its subscribers share (a transport's framing, built once
- * by the first subscriber that needs it); the hub only frees them with the event. */
-#define KF_EVENT_ENCODINGS 3
+ * by the first subscriber that needs it), one per push transport with room to spare (push.c
+ * checks that there are enough); the hub only frees them with the event. */
+#define KF_EVENT_ENCODINGS 8
 
 /* One event, shared by every subscriber that receives it. */
 typedef struct kf_event {

@@ -21,19 +21,32 @@ typedef enum {
     KF_PUSH_WS,
 } kf_push_transport_t;
 
-/* Receives one replayed event (borrowed: take a reference to keep it). Non-zero stops replay. */
+/* Receives one replayed event (borrowed: take a reference to keep it). Non-zero stops the
+ * replay. */
 typedef int (*kf_push_emit_fn)(void *emit_ctx, kf_event_t *event);
+/* The end of one replay call: rc is 0 or a KF_E* code (the replay failed: the transport ends or
+ * answers 500); more says that stored events remain after the last one emitted. */
+typedef void (*kf_push_replayed_fn)(void *emit_ctx, int rc, bool more);
 
 typedef struct kf_push_client kf_push_client_t;
 
+/* Where a push connection's events come from: stored ones after its cursor (the replay), then
+ * live ones from a hub topic. A client subscribes to the topic first, then replays; live events
+ * that arrive while a replay is in flight are held back (referenced, in order, at most
+ * replay_batch of them) and delivered after it, each dropped when its id is not above the cursor
+ * the replay reached; when more arrive, those held are dropped and one more replay runs from the
+ * cursor (every message event is stored before it is published; an ephemeral one may be lost). */
 typedef struct kf_push_source {
-    const char *topic; /* hub topic to follow after the replay */
-    /* Calls emit for each stored event with id > after, oldest first, at most limit; sets *more
-     * when there are further ones. Returns 0 or a KF_E* code. Only called during kf_push_serve. */
-    int (*replay)(void *ctx, uint64_t after, size_t limit, kf_push_emit_fn emit, void *emit_ctx,
-                  bool *more);
+    const char *topic; /* hub topic to follow (copied by the push module) */
+    /* Replays the listener's stored events with id > after, oldest first, at most limit: emit
+     * for each, then replayed once. Asynchronous: returns 0 and calls emit and replayed later,
+     * never from inside the call; or returns a KF_E* code at once, and neither runs. (The push
+     * module also copes with a source that calls them before returning.) ctx outlives every
+     * client (it is the application). */
+    int (*replay)(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
+                  kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx);
     void *ctx;
-    char kind;       /* who is listening, kept with a WebSocket client: 'v' visitor, 'a' agent */
+    char kind;       /* who is listening: 'v' visitor, 'a' agent */
     int64_t subject; /* their id */
 } kf_push_source_t;
 
@@ -47,7 +60,7 @@ typedef struct kf_push_config {
     uint64_t heartbeat_ms;      /* streaming heartbeat / WebSocket ping interval (20 s) */
     uint64_t ws_dead_ms;        /* a WebSocket silent this long after a ping is dropped (45 s) */
     size_t iframe_max_bytes;    /* an iframe stream ends (reconnect event) after this (1 MiB) */
-    size_t replay_batch;        /* events per replay call (500) */
+    size_t replay_batch;        /* events per replay call, and live events held during one (500) */
     uint64_t ws_max_message;    /* largest message a WebSocket client may send (64 KiB) */
     uint64_t sse_retry_ms;      /* the retry: an SSE client waits before reconnecting (2 s) */
     kf_push_receive_fn receive; /* WebSocket messages from clients (NULL: ignored) */
@@ -59,6 +72,8 @@ typedef struct kf_push kf_push_t;
 void kf_push_config_default(kf_push_config_t *config);
 kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *config);
 /* Answers (or holds, or streams, or upgrades) req over transport, starting after the cursor.
+ * source is copied (its topic too); the request is answered once its replay is done, which may
+ * be after this returns.
  * hold_ms is the long poll's hold (0 for the default). For KF_PUSH_WS the request must be a valid
  * WebSocket handshake (checked here: 400 or 426 otherwise); Origin is the caller's to check. */
 void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport,
@@ -82,7 +97,9 @@ void kf_push_drain(kf_push_t *push);
 size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject);
 /* Clients held, streaming or connected now. */
 size_t kf_push_client_count(const kf_push_t *push);
-/* Drains and frees the module (its timer handle closes asynchronously). */
+/* Drains and frees the module (its timer handle closes asynchronously). A client whose replay is
+ * still in flight is freed when its replayed runs, which the source still owes (the module itself
+ * is not touched then). */
 void kf_push_free(kf_push_t *push);
 
 #endif

@@ -9,13 +9,17 @@
 //    an error reply with retry_after); new visitor sessions per address;
 //  - slowloris: 5,000 connections from 20 addresses trickling a header byte a second (and some
 //    sending nothing) are cut off within the header timeout while a visitor and an agent chat at
-//    normal latency.
+//    normal latency;
+//  - the browser client (web/kefu.js) meeting them: after a 429 on a push request it waits at
+//    least Retry-After, and a 429 never demotes its transport.
 
-const { test } = require('node:test');
+const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const WebSocket = require('ws');
-const { scenario, newVisitor, visitorSend, agentLogin, agentSend, assertError, eventually, sleep, DEFAULT_AGENTS } = require('./harness');
+const { scenario, newVisitor, visitorSend, agentLogin, agentSend, assertError, eventually, sleep, closeBrowser, DEFAULT_AGENTS } = require('./harness');
+
+after(closeBrowser);
 
 const ANA = DEFAULT_AGENTS[0];
 
@@ -517,4 +521,96 @@ test('slowloris: 5,000 connections from 20 addresses trickling a header byte a s
       assert.equal(r.status, 200, `127.0.0.${2 + i} is served after the attack`);
       r.sock.destroy();
     }
+  }));
+
+// ---------------------------------------------------------------------------------------------
+// The browser client and the limits
+
+// Requests of the push client: the push endpoints and the visitor's push ticket.
+const PUSH_REQUEST = /\/push\/|\/api\/visitor\/push-ticket/;
+
+// Records a page's push requests ({at, url}) and the 429s they were answered ({at, url,
+// retryAfterMs}), and its WebSocket attempts.
+function watchPush(page) {
+  const seen = { requests: [], refusals: [], sockets: [] };
+  page.on('request', (r) => {
+    if (PUSH_REQUEST.test(r.url())) seen.requests.push({ at: Date.now(), url: r.url() });
+  });
+  page.on('response', (r) => {
+    if (!PUSH_REQUEST.test(r.url()) || r.status() !== 429) return;
+    const retryAfter = r.headers()['retry-after'];
+    seen.refusals.push({ at: Date.now(), url: r.url(), retryAfterMs: retryAfter ? Number(retryAfter) * 1000 : 0 });
+  });
+  page.on('websocket', (ws) => seen.sockets.push({ at: Date.now(), url: ws.url() }));
+  return seen;
+}
+
+async function connState(page) {
+  return page.$eval('#conn-state', (el) => ({ state: el.getAttribute('data-state'), transport: el.getAttribute('data-transport') }));
+}
+
+function waitConnected(page, timeout = 10000) {
+  return page.waitForSelector('#conn-state[data-state="connected"]', { timeout });
+}
+
+test('browser client: after a 429 with Retry-After on a push request, the next push request waits at least that long; then it connects', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    // One request every 3 s once the burst is spent: Retry-After 1 to 3 s.
+    const srv = await env.server({ args: ['--visitor-requests-per-minute', '20', '--visitor-request-burst', '8'] });
+    const page = await env.page('visitor');
+    await page.goto(`${srv.base}/chat?transport=longpoll`);
+    await waitConnected(page);
+    const seen = watchPush(page);
+    const token = await page.evaluate(() => localStorage.getItem('kefu.visitor.token'));
+    assert.ok(token, 'the page holds a visitor token');
+    // Spend what is left of the visitor's requests, then cut the page's connection: it comes back
+    // to a server that refuses it for a while.
+    let spent = false;
+    for (let i = 0; i < 30 && !spent; i++) spent = (await srv.api('GET', '/api/visitor/session', { token })).status === 429;
+    assert.ok(spent, 'the visitor ran out of requests');
+    await page.context().setOffline(true);
+    await sleep(300);
+    await page.context().setOffline(false);
+    await eventually(() => seen.refusals.length > 0, { timeout: 10000, what: 'a push request refused with 429' });
+    await waitConnected(page, 40000);
+    for (const r of seen.refusals) {
+      assert.ok(r.retryAfterMs >= 1000, `Retry-After on ${r.url}`);
+      const next = seen.requests.find((q) => q.at > r.at);
+      if (!next) continue;
+      assert.ok(next.at - r.at >= r.retryAfterMs - 250,
+        `the push request after a 429 (Retry-After ${r.retryAfterMs} ms) came ${next.at - r.at} ms later: ${next.url}`);
+    }
+    assert.equal((await connState(page)).transport, 'longpoll');
+  }));
+
+test('browser client: a 429 for too many push connections (other tabs) does not demote the transport: it keeps trying WebSocket, and connects over it once a tab closes', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({
+      args: ['--max-push-per-visitor', '1', '--visitor-requests-per-minute', '100000', '--visitor-request-burst', '10000'],
+    });
+    const ctx = await env.context('visitor');
+    const first = await ctx.newPage();
+    await first.goto(`${srv.base}/chat`);
+    await waitConnected(first);
+    assert.equal((await connState(first)).transport, 'ws', 'the first tab is on WebSocket');
+    // A second tab of the same visitor: its WebSocket is refused (429 instead of the 101).
+    const second = await ctx.newPage();
+    const seen = watchPush(second);
+    await second.goto(`${srv.base}/chat`);
+    await eventually(() => seen.sockets.length >= 3, { timeout: 20000, what: 'three WebSocket attempts from the second tab' });
+    const st = await connState(second);
+    assert.notEqual(st.state, 'connected');
+    assert.equal(st.transport, 'ws', 'still on WebSocket');
+    const lesser = seen.requests.filter((q) => /\/push\/(sse|longpoll|iframe)/.test(q.url));
+    assert.deepEqual(lesser, [], 'no fallback to a lesser transport');
+    assert.ok(seen.refusals.some((r) => /\/push\/ws/.test(r.url)), 'the probe saw the 429');
+    for (let i = 1; i < seen.sockets.length; i++) {
+      const gap = seen.sockets[i].at - seen.sockets[i - 1].at;
+      assert.ok(gap >= 900, `WebSocket attempts ${gap} ms apart: the client waits at least 1 s after a 429`);
+    }
+    // Once the first tab lets go of the connection, the second gets it, over WebSocket.
+    await first.close();
+    await waitConnected(second, 30000);
+    assert.equal((await connState(second)).transport, 'ws');
+    assert.equal(await second.evaluate(() => sessionStorage.getItem('kefu.push.transport')), 'ws');
   }));
