@@ -10,14 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A topic exists while it has subscribers; it is freed with its last one. */
+/* A publish walking a topic's subscribers. Unsubscribing moves next past the one that leaves,
+ * so that any subscriber may leave during any callback. */
+typedef struct walk {
+    kf_list_t *next;    /* the next subscriber to look at, or the list head at the end */
+    struct walk *outer; /* a publish on the same topic that this one runs inside, or NULL */
+} walk_t;
+
+/* A topic exists while it has subscribers; it is freed with its last one (or, when that one
+ * leaves during a publish on it, when the publish ends). Its memory never moves, so subscribers
+ * point at it. */
 struct kf_topic {
-    kf_map_node_t
-        node;        /* in hub->topics; a topic's memory never moves, so subscribers point at it */
-    kf_list_t subs;  /* subscribers in subscription order */
-    size_t count;    /* subscribers in the list */
-    size_t name_len; /* bytes of name */
-    char name[];     /* the topic, NUL-terminated */
+    kf_map_node_t node; /* in hub->topics */
+    kf_list_t subs;     /* subscribers in subscription order */
+    size_t count;       /* subscribers in the list */
+    uint64_t joins;     /* subscriptions so far: a subscriber's stamp */
+    walk_t *walks;      /* publishes under way on this topic, innermost first */
+    size_t name_len;    /* bytes of name */
+    char name[];        /* the topic, NUL-terminated */
 };
 
 struct kf_hub {
@@ -125,15 +135,20 @@ static struct kf_topic *find_or_add_topic(kf_hub_t *hub, const char *name)
     memcpy(topic->name, name, len + 1);
     topic->name_len = len;
     topic->count = 0;
+    topic->joins = 0;
+    topic->walks = NULL;
     kf_list_init(&topic->subs);
     kf_map_insert(&hub->topics, &topic->node, kf_map_hash(&hub->topics, name, len));
     return topic;
 }
 
-/* Takes an empty topic out of the table and frees it. */
+/* Takes an empty topic out of the table and frees it, unless a publish is walking it (that
+ * publish does it when it ends). */
 static void remove_topic(kf_hub_t *hub, struct kf_topic *topic)
 {
     assert(topic->count == 0);
+    if (topic->walks != NULL)
+        return;
     kf_map_remove(&hub->topics, &topic->node);
     free(topic);
 }
@@ -141,6 +156,10 @@ static void remove_topic(kf_hub_t *hub, struct kf_topic *topic)
 /* Takes sub out of its topic's list, leaving the topic in the table even when empty. */
 static void unlink_sub(kf_sub_t *sub)
 {
+    for (walk_t *walk = sub->topic->walks; walk != NULL; walk = walk->outer) {
+        if (walk->next == &sub->link)
+            walk->next = sub->link.next;
+    }
     kf_list_remove(&sub->link);
     sub->topic->count--;
     sub->topic = NULL;
@@ -158,6 +177,7 @@ void kf_hub_subscribe(kf_hub_t *hub, const char *topic_name, kf_sub_t *sub)
             remove_topic(hub, old);
     }
     sub->topic = topic;
+    sub->stamp = ++topic->joins;
     kf_list_push_back(&topic->subs, &sub->link);
     topic->count++;
 }
@@ -178,23 +198,28 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
     if (topic == NULL)
         return 0;
     size_t called = 0;
-    /* Subscribers present now are called once each: a callback may unsubscribe itself (which
-     * can free the topic, so the topic is not touched again) or resubscribe itself (which moves
-     * it behind last), and subscribers added meanwhile wait for the next event. */
-    kf_list_t *link = kf_list_first(&topic->subs);
-    kf_list_t *last = kf_list_last(&topic->subs);
+    /* Subscribers present now are called once each: those that join meanwhile (and one that
+     * leaves and joins again, which moves it behind the last) have a later stamp and wait for
+     * the next event, and one that leaves before its turn is passed over (unlink_sub moves the
+     * walk on). */
+    uint64_t present = topic->joins;
+    walk_t walk = {kf_list_first(&topic->subs), topic->walks};
+    if (walk.next == NULL)
+        return 0;
+    topic->walks = &walk;
     kf_event_ref(event);
-    while (link != NULL) {
-        kf_list_t *next = link->next;
-        bool was_last = link == last;
-        kf_sub_t *sub = KF_CONTAINER_OF(link, kf_sub_t, link);
+    while (walk.next != &topic->subs) {
+        kf_sub_t *sub = KF_CONTAINER_OF(walk.next, kf_sub_t, link);
+        walk.next = walk.next->next;
+        if (sub->stamp > present)
+            continue;
         sub->cb(sub, event);
         called++;
-        if (was_last)
-            break;
-        link = next;
     }
+    topic->walks = walk.outer;
     kf_event_unref(event);
+    if (topic->count == 0)
+        remove_topic(hub, topic);
     return called;
 }
 

@@ -36,7 +36,10 @@ typedef struct kf_sub kf_sub_t;
 typedef struct kf_hub kf_hub_t;
 
 /* Called for each event published on the subscriber's topic. The callee may take a reference.
- * It may unsubscribe itself (and only itself) from inside the callback. */
+ * It may subscribe and unsubscribe anyone, itself included, from inside the callback (answering a
+ * request can run the next pipelined one on the same connection, which may end other
+ * subscriptions): the publish still calls each subscriber present when it began and still
+ * subscribed when its turn comes, once. */
 typedef void (*kf_sub_cb)(kf_sub_t *sub, kf_event_t *event);
 
 /* A subscriber is embedded in its owner's struct (no allocation per subscription).
@@ -46,6 +49,7 @@ struct kf_sub {
     void *data;             /* the owner's pointer */
     struct kf_topic *topic; /* the hub's: NULL when not subscribed */
     kf_list_t link;         /* the hub's: in the topic's list of subscribers */
+    uint64_t stamp;         /* the hub's: when it joined its topic (the topic's count of joins) */
 };
 
 void kf_sub_init(kf_sub_t *sub, kf_sub_cb cb, void *data);

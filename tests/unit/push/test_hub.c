@@ -26,8 +26,18 @@ typedef struct listener {
     kf_event_t *kept;      /* a reference the listener took, or NULL */
     const char *move_to;   /* topic to resubscribe to from the callback, or NULL */
     bool unsubscribe_self; /* leave the topic from the callback */
+    kf_sub_t *drop[4];     /* other subscribers to unsubscribe from the callback */
+    const char *republish; /* a topic to publish on from the callback (once), or NULL */
     bool keep;             /* take a reference to the event */
 } listener_t;
+
+static size_t publish_text(kf_hub_t *hub, const char *topic, uint64_t id, const char *json)
+{
+    kf_event_t *event = kf_event_new(id, json, strlen(json));
+    size_t called = kf_hub_publish(hub, topic, event);
+    kf_event_unref(event);
+    return called;
+}
 
 static void listener_cb(kf_sub_t *sub, kf_event_t *event)
 {
@@ -43,6 +53,15 @@ static void listener_cb(kf_sub_t *sub, kf_event_t *event)
         kf_event_unref(l->kept);
         l->kept = kf_event_ref(event);
     }
+    for (size_t i = 0; i < sizeof l->drop / sizeof l->drop[0]; i++) {
+        if (l->drop[i] != NULL)
+            kf_hub_unsubscribe(l->hub, l->drop[i]);
+    }
+    if (l->republish != NULL) {
+        const char *topic = l->republish;
+        l->republish = NULL;
+        publish_text(l->hub, topic, 0, "{\"type\":\"inner\"}");
+    }
     if (l->unsubscribe_self)
         kf_hub_unsubscribe(l->hub, sub);
     if (l->move_to != NULL)
@@ -55,14 +74,6 @@ static void listener_init(listener_t *l, kf_hub_t *hub, int *clock)
     l->hub = hub;
     l->clock = clock;
     kf_sub_init(&l->sub, listener_cb, l);
-}
-
-static size_t publish_text(kf_hub_t *hub, const char *topic, uint64_t id, const char *json)
-{
-    kf_event_t *event = kf_event_new(id, json, strlen(json));
-    size_t called = kf_hub_publish(hub, topic, event);
-    kf_event_unref(event);
-    return called;
 }
 
 static void test_event_new_copies(void **state)
@@ -554,10 +565,75 @@ static void test_free_detaches_leftovers(void **state)
     kf_hub_unsubscribe(NULL, &l.sub);
 }
 
+/* A callback may end other subscriptions (answering a request can run the next pipelined one,
+ * which may be a logout ending the listener's other streams): those not yet called are passed
+ * over, nobody is called twice, and nothing freed is touched (ASan). */
+static void test_callback_unsubscribes_others(void **state)
+{
+    (void)state;
+    kf_hub_t *hub = kf_hub_new();
+    int clock = 0;
+    listener_t a, b, c, d;
+    listener_init(&a, hub, &clock);
+    listener_init(&b, hub, &clock);
+    listener_init(&c, hub, &clock);
+    listener_init(&d, hub, &clock);
+    kf_hub_subscribe(hub, "t", &a.sub);
+    kf_hub_subscribe(hub, "t", &b.sub);
+    kf_hub_subscribe(hub, "t", &c.sub);
+    kf_hub_subscribe(hub, "t", &d.sub);
+    a.drop[0] = &b.sub; /* the very next one */
+    a.drop[1] = &d.sub; /* and the last */
+    assert_int_equal(publish_text(hub, "t", 1, "{}"), 2);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 0);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(kf_hub_count(hub, "t"), 2);
+    /* Everyone leaves from the first callback, itself included: the topic goes once the
+     * publish is over, not under it. */
+    memset(a.drop, 0, sizeof a.drop);
+    a.drop[0] = &c.sub;
+    a.unsubscribe_self = true;
+    assert_int_equal(publish_text(hub, "t", 2, "{}"), 1);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(kf_hub_count(hub, "t"), 0);
+    assert_int_equal(publish_text(hub, "t", 3, "{}"), 0);
+    kf_hub_free(hub);
+}
+
+/* A callback that publishes on its own topic: the inner publish reaches everyone present, the
+ * outer one goes on where it was, and a subscriber that leaves inside the inner one is passed
+ * over by both. */
+static void test_nested_publish_on_one_topic(void **state)
+{
+    (void)state;
+    kf_hub_t *hub = kf_hub_new();
+    listener_t a, b, c;
+    listener_init(&a, hub, NULL);
+    listener_init(&b, hub, NULL);
+    listener_init(&c, hub, NULL);
+    kf_hub_subscribe(hub, "t", &a.sub);
+    kf_hub_subscribe(hub, "t", &b.sub);
+    kf_hub_subscribe(hub, "t", &c.sub);
+    a.republish = "t"; /* a's first call publishes again; b then drops c */
+    b.drop[0] = &c.sub;
+    assert_int_equal(publish_text(hub, "t", 1, "{}"), 2);
+    /* inner: a, b (which drops c); outer: a (before), b; c never */
+    assert_int_equal(a.calls, 2);
+    assert_int_equal(b.calls, 2);
+    assert_int_equal(c.calls, 0);
+    kf_hub_unsubscribe(hub, &a.sub);
+    kf_hub_unsubscribe(hub, &b.sub);
+    kf_hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_new_copies),
+        cmocka_unit_test(test_callback_unsubscribes_others),
+        cmocka_unit_test(test_nested_publish_on_one_topic),
         cmocka_unit_test(test_publish_calls_each_in_order),
         cmocka_unit_test(test_topic_isolation),
         cmocka_unit_test(test_topic_name_is_copied),
