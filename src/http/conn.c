@@ -320,15 +320,6 @@ void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *d
     process(conn);
 }
 
-/* The number of Host headers, up to 2. */
-static int host_count(const kf_http_request_t *head)
-{
-    int count = 0;
-    for (size_t i = 0; i < head->num_headers && count < 2; i++)
-        count += kf_str_ieq(head->headers[i].name, "Host") ? 1 : 0;
-    return count;
-}
-
 /* How a request's Expect header is to be met. */
 typedef enum { EXPECT_NOTHING, EXPECT_CONTINUE, EXPECT_UNKNOWN } expect_t;
 
@@ -347,13 +338,6 @@ static expect_t expectation(const kf_http_request_t *head)
  * connection then closes after the answer). */
 static bool head_acceptable(kf_conn_t *conn, const kf_http_request_t *head)
 {
-    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1 (HTTP/1.0 may leave it out); two would let
-     * one part of the server read another host than the next. */
-    int hosts = host_count(head);
-    if (hosts > 1 || (hosts == 0 && head->minor_version == 1)) {
-        conn_reject(conn, 400, "bad_request", "an HTTP/1.1 request needs exactly one Host header");
-        return false;
-    }
     if (head->content_length > 0 &&
         (uint64_t)head->content_length > conn->server->config.max_body) {
         conn_reject(conn, 413, "too_large", "the request body is too large");
@@ -366,23 +350,19 @@ static bool head_acceptable(kf_conn_t *conn, const kf_http_request_t *head)
     return true;
 }
 
-static void reject_parse_error(kf_conn_t *conn, int status)
+/* Refuses a request the parser would not take, with the error code its status calls for. */
+static void reject_parse_error(kf_conn_t *conn, const kf_http_fault_t *fault)
 {
-    switch (status) {
-    case 411:
-        conn_reject(conn, 411, "length_required",
-                    "chunked request bodies are not accepted; send Content-Length");
-        break;
-    case 414: conn_reject(conn, 414, "uri_too_long", "the request line is too long"); break;
-    case 431:
-        conn_reject(conn, 431, "headers_too_large", "the request headers are too large");
-        break;
-    case 501: conn_reject(conn, 501, "not_implemented", "unsupported Transfer-Encoding"); break;
-    case 505:
-        conn_reject(conn, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
-        break;
-    default: conn_reject(conn, 400, "bad_request", "malformed HTTP request"); break;
+    const char *code = "bad_request";
+    switch (fault->status) {
+    case 411: code = "length_required"; break;
+    case 414: code = "uri_too_long"; break;
+    case 431: code = "headers_too_large"; break;
+    case 501: code = "not_implemented"; break;
+    case 505: code = "http_version"; break;
+    default: break;
     }
+    conn_reject(conn, fault->status, code, fault->reason);
 }
 
 /* Hands a complete request to the handler. */
@@ -417,13 +397,13 @@ static void process(kf_conn_t *conn)
             return;
         }
         kf_http_request_t head;
-        int status = 0;
+        kf_http_fault_t fault;
         int rc =
-            kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &config->limits, &head, &status);
+            kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &config->limits, &head, &fault);
         if (rc == KF_EAGAIN)
             break;
         if (rc < 0) {
-            reject_parse_error(conn, status);
+            reject_parse_error(conn, &fault);
             return;
         }
         if (!head_acceptable(conn, &head))

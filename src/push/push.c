@@ -586,7 +586,7 @@ static void serve_ws(kf_push_t *push, kf_req_t *req, const kf_push_source_t *sou
     const kf_str_t *key = kf_http_header_get(req->head, "Sec-WebSocket-Key");
     char accept[29];
     if (!kf_str_eq(req->head->method, "GET") || upgrade == NULL ||
-        !kf_str_ieq(*upgrade, "websocket") || !req->head->upgrade) {
+        !kf_http_list_has(*upgrade, "websocket") || !req->head->upgrade) {
         kf_resp_header(req, "Upgrade", "websocket");
         kf_resp_error(req, 426, "upgrade_required", "this endpoint speaks WebSocket only");
         return;

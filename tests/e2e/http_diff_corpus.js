@@ -15,8 +15,9 @@
 //   interim true: 1xx answers count (only the Expect cases ask for them)
 //   halfClose true: after the last write the client ends its side of the connection (a TCP
 //           half-close) and goes on reading
-//   rfc     {obs, why}: where the reference breaks a MUST of the RFCs, the observation the RFC
-//           requires, which kefu is then held to instead of the reference's
+//   rfc     {obs, why}: where the reference breaks a MUST of the RFCs (or refuses what a SHOULD
+//           asks a server to serve or answer otherwise), the observation the RFC requires, which
+//           kefu is then held to instead of the reference's
 // Observations are written `answer, answer | end` (see the test for the vocabulary).
 
 const HOST = 'Host: kefu.test';
@@ -156,7 +157,12 @@ const cases = [
   { name: 'double-space-before-version', why: 'RFC 9112 §3: single SP', send: 'GET /healthz  HTTP/1.1\r\n' + HOST + '\r\n\r\n' },
   { name: 'space-after-version', why: 'RFC 9112 §3: the request line ends right after the version', send: 'GET /healthz HTTP/1.1 \r\n' + HOST + '\r\n\r\n' },
   { name: 'tab-separators', why: 'RFC 9112 §3: HTAB is not a request-line separator', send: 'GET\t/healthz\tHTTP/1.1\r\n' + HOST + '\r\n\r\n' },
-  { name: 'version-1.2', why: 'RFC 9110 §2.5: a higher minor version SHOULD be processed as the highest one implemented', send: get('/healthz', { version: '1.2' }) },
+  {
+    name: 'version-1.2',
+    why: 'RFC 9110 §2.5: a higher minor version SHOULD be processed as the highest one implemented',
+    send: get('/healthz', { version: '1.2' }),
+    rfc: { obs: 'healthz, session:follow | closed', why: 'llhttp refuses HTTP/1.2 with 400 where RFC 9110 §2.5 (SHOULD) serves it as HTTP/1.1' },
+  },
   { name: 'version-2.0', why: 'RFC 9110 §15.6.6: 505 for a major version the server does not support', send: get('/healthz', { version: '2.0' }) },
   { name: 'version-3.0', why: 'RFC 9110 §15.6.6: as version-2.0', send: get('/healthz', { version: '3.0' }) },
   { name: 'version-0.9', why: 'RFC 9112 Appendix C.1: HTTP/0.9 is not spoken', send: get('/healthz', { version: '0.9' }) },

@@ -540,13 +540,17 @@ static void test_errors(void **state)
     expect_refusal(line, (size_t)n, "431", "headers_too_large"); /* over the whole head's limit */
     const char *version = "GET / HTTP/2.0\r\nHost: x\r\n\r\n";
     expect_refusal(version, strlen(version), "505", "http_version");
-    const char *te = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
+    const char *te = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     expect_refusal(te, strlen(te), "501", "not_implemented");
+    const char *not_last = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
+    expect_refusal(not_last, strlen(not_last), "400", "the last transfer coding is not chunked");
     /* RFC 9112 §3.2: one Host, in HTTP/1.1. */
     const char *no_host = "GET /a HTTP/1.1\r\n\r\n";
     expect_refusal(no_host, strlen(no_host), "400", "Host");
     const char *two_hosts = "GET /a HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n";
     expect_refusal(two_hosts, strlen(two_hosts), "400", "Host");
+    const char *bad_host = "GET /a HTTP/1.1\r\nHost: user@a\r\n\r\n";
+    expect_refusal(bad_host, strlen(bad_host), "400", "Host");
     const char *unknown = "GET /a HTTP/1.1\r\nHost: x\r\nExpect: coffee\r\n\r\n";
     expect_refusal(unknown, strlen(unknown), "417 Expectation Failed", "expectation_failed");
 }
