@@ -93,11 +93,13 @@ static bool output_backed_up(const kf_conn_t *conn)
 static bool should_read(const kf_conn_t *conn)
 {
     const kf_server_config_t *config = &conn->server->config;
+    if (conn->peer_eof)
+        return false; /* nothing more will come */
     switch (conn->state) {
     case CONN_HEAD: return true;
     case CONN_PAUSED: return false;
     case CONN_UPGRADED: return true; /* the reader's framing bounds what it leaves unconsumed */
-    case CONN_LINGERING: return !conn->peer_eof;
+    case CONN_LINGERING: return true;
     case CONN_CLOSING: return false;
     default:
         /* A request in hand: read on to see the peer go away, and keep what it pipelines. */
@@ -207,7 +209,8 @@ void conn_close_gracefully(kf_conn_t *conn)
         return;
     bool in_hand = conn_has_request(conn);
     conn->fin_sent = false;
-    conn->peer_eof = conn->server->stopping; /* a stopping server does not wait for peers */
+    /* A peer that has sent its EOF, or one of a stopping server, is not waited for. */
+    conn->peer_eof = conn->peer_eof || conn->server->stopping;
     conn->linger_until_ms = kf_clock_mono_ms() + LINGER_MS;
     conn_set_state(conn, CONN_LINGERING);
     request_callbacks(conn, in_hand);
@@ -275,6 +278,19 @@ static void feed_raw(kf_conn_t *conn)
         kf_buf_free(&conn->rbuf);
 }
 
+/* Whether the request in hand ends, rather than being finished, once the peer has sent its EOF:
+ * a stream, an upgraded connection and a held request that only waits for news
+ * (kf_req_end_on_eof) have nobody to finish for. */
+static bool ends_at_eof(const kf_conn_t *conn)
+{
+    switch (conn->state) {
+    case CONN_HELD: return conn->resp.end_on_eof;
+    case CONN_STREAMING:
+    case CONN_UPGRADED: return true;
+    default: return false;
+    }
+}
+
 /* After a handler (or a resumed handler) returns: writes what it deferred, and settles the state
  * it left. The caller goes on parsing when the connection is back in HEAD. */
 static void after_handler(kf_conn_t *conn)
@@ -297,6 +313,10 @@ static void after_handler(kf_conn_t *conn)
         break;
     default: break; /* held, streaming or closing: the views into rbuf are no longer used */
     }
+    /* A request dispatched after the peer's EOF (pipelined behind a held one) and kept open
+     * ends here, now that its handler has returned. */
+    if (conn->peer_eof && ends_at_eof(conn))
+        conn_close(conn);
 }
 
 void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *data)
@@ -418,6 +438,11 @@ static void process(kf_conn_t *conn)
         }
         dispatch(conn, &head, head_len, body_len);
     }
+    if (conn->state == CONN_HEAD && !conn->in_handler && conn->peer_eof) {
+        /* Every complete request is answered: what is left cannot complete, and is dropped. */
+        conn_close_gracefully(conn);
+        return;
+    }
     if (conn->state == CONN_HEAD && !conn->in_handler && conn->rbuf.len == 0)
         kf_buf_free(&conn->rbuf); /* idle connections hold no buffer */
     conn_update_reading(conn);
@@ -432,22 +457,50 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(read_chunk, sizeof read_chunk);
 }
 
+/* The peer will send nothing more: its EOF (eof), after which it may still read (a TCP
+ * half-close, RFC 9293 §3.6), or an error, after which it cannot. After an EOF, what it sent is
+ * finished (RFC 9112 §9.6 closes in stages so that the last answers can be read): the complete
+ * requests already read are answered in order, a held one included (its effect, a stored
+ * message, happens anyway: a client left without the answer would repeat it), and then the
+ * connection closes; an incomplete request is dropped. What has nobody to finish for
+ * (ends_at_eof) ends at once, as everything does after an error. */
+static void peer_done(kf_conn_t *conn, bool eof)
+{
+    conn->peer_eof = true;
+    conn_update_reading(conn);
+    switch (conn->state) {
+    case CONN_LINGERING:
+        if (conn->fin_sent)
+            close_handle(conn);
+        return;
+    case CONN_CLOSING: return;
+    case CONN_HEAD:
+        if (eof) {
+            process(conn); /* nothing complete is left unanswered: it closes */
+            return;
+        }
+        break;
+    case CONN_PAUSED: /* the rest is answered as the peer reads, then it closes */
+        if (eof)
+            return;
+        break;
+    default:
+        if (eof && !ends_at_eof(conn))
+            return; /* answered in time; then the connection closes (process) */
+        break;
+    }
+    conn_close(conn);
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     kf_conn_t *conn = (kf_conn_t *)stream;
-    if (conn->state == CONN_LINGERING) { /* closing: what comes now is dropped */
-        if (nread < 0) {
-            conn->peer_eof = true;
-            conn_update_reading(conn);
-            if (conn->fin_sent)
-                close_handle(conn);
-        }
-        return;
-    }
     if (nread < 0) {
-        conn_close(conn);
+        peer_done(conn, nread == UV_EOF);
         return;
     }
+    if (conn->state == CONN_LINGERING) /* closing: what comes now is dropped */
+        return;
     if (nread == 0 || conn->state == CONN_CLOSING)
         return;
     if (conn->state == CONN_HEAD && conn->rbuf.len == 0)

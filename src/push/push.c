@@ -399,6 +399,7 @@ static void serve_poll(kf_push_t *push, kf_req_t *req, kf_push_transport_t trans
     kf_push_client_t *client = client_new(push, req, KF_PUSH_LONGPOLL, source, after);
     client->deadline_ms = now_ms() + (hold_ms != 0 ? hold_ms : push->config.longpoll_hold_ms);
     kf_req_hold(req, client_abort_cb, client);
+    kf_req_end_on_eof(req);
     kf_sub_init(&client->sub, longpoll_event_cb, client);
     kf_hub_subscribe(push->hub, source->topic, &client->sub);
 }

@@ -164,15 +164,6 @@ const KNOWN = [
 
   // ---- defects ----
   {
-    cases: ['half-close-message'],
-    kefu: '- | closed',
-    // The answer is lost only when kefu reads the end of input before the commit is done, which
-    // is most runs but not all: an agreement here does not mean it is fixed.
-    racy: true,
-    label: 'defect',
-    why: 'a client that ends its side of the connection (a TCP half-close, RFC 9293 §3.6: the other direction stays open) after sending a request that kefu holds until its commit (a message) gets no answer: kefu closes at the end of input and drops the answer, although the message is stored. RFC 9112 §9.6 closes in stages precisely so that the last answer can be read; here a client that retries stores the message twice. Requests answered at once are not affected (half-close).',
-  },
-  {
     cases: ['method-lowercase', 'method-extension', 'method-long'],
     kefu: '405 method_not_allowed, session:follow | closed',
     label: 'defect',
