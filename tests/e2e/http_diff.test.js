@@ -163,12 +163,7 @@ const KNOWN = [
   },
 
   // ---- defects ----
-  {
-    cases: ['method-lowercase', 'method-extension', 'method-long'],
-    kefu: '405 method_not_allowed, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9110 §9.1 (SHOULD): a method the server does not recognise gets 501, and §15.5.6 keeps 405 for a method the server knows but the resource does not allow (RFC 9112 §3: a method longer than any implemented, SHOULD 501); kefu answers 405 to any token. llhttp refuses methods outside its list with 400. Low severity.',
-  },
+  // None: issue 12 fixed the last ones (docs/SECURITY.md lists what they were).
 ];
 // What KNOWN says kefu may give on a case: its `kefu` as a list (an object maps case names to
 // their observation).
