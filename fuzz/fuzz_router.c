@@ -1,7 +1,8 @@
 /* fuzz_router.c: libFuzzer target for the router (http/router.c): a method and a raw path
  * against the application's route patterns (a copy of the table in chat/app.c) and a few more
  * that test the limits, compared with a reference that splits path and pattern into segments.
- * The path params it hands on must be the ids the path spells: decimal, 1 to 2^53.
+ * The path params it hands on must be the ids the path spells: decimal, 1 to 2^53; a method it
+ * does not know is refused whatever the path (501), and a 405's Allow lists the path's methods.
  *
  * Input: byte 0 picks the method (low 3 bits) and the table (bit 3: the extra patterns); the
  * rest is the path, as it comes after the parser (not decoded, any bytes). */
@@ -62,6 +63,9 @@ static const kf_route_t extra_routes[] = {
 };
 
 static const char *const methods[8] = {"GET", "HEAD", "POST", "PUT", "OPTIONS", "get", "", "GETS"};
+/* What the router must know besides its routes' methods (RFC 9110 §9, RFC 5789). */
+static const char *const standard_methods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                               "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 
 #define MAX_ID ((uint64_t)1 << 53)
 
@@ -126,6 +130,32 @@ static bool ref_match(const char *pattern, const char *path, size_t path_len, in
     }
 }
 
+static bool ref_known(const kf_route_t *routes, size_t count, const char *method)
+{
+    for (size_t i = 0; i < sizeof standard_methods / sizeof standard_methods[0]; i++) {
+        if (strcmp(method, standard_methods[i]) == 0)
+            return true;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(method, routes[i].method) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Appends method to the reference Allow value unless it is in it. */
+static void ref_allow_add(char *allow, size_t size, const char *method)
+{
+    char item[64];
+    snprintf(item, sizeof item, ", %s,", method);
+    char listed[256];
+    snprintf(listed, sizeof listed, ", %s,", allow);
+    if (strstr(listed, item) != NULL)
+        return;
+    size_t used = strlen(allow);
+    snprintf(allow + used, size - used, "%s%s", used > 0 ? ", " : "", method);
+}
+
 static void compare(const kf_route_t *routes, size_t count, const char *method, const char *path,
                     size_t path_len)
 {
@@ -138,6 +168,7 @@ static void compare(const kf_route_t *routes, size_t count, const char *method, 
     const kf_route_t *want_route = NULL;
     int64_t ids[KF_ROUTE_MAX_IDS];
     size_t id_count = 0;
+    char allow[256] = "";
     for (size_t i = 0; i < count && want_route == NULL; i++) {
         if (!ref_match(routes[i].pattern, path, path_len, ids, &id_count))
             continue;
@@ -146,9 +177,17 @@ static void compare(const kf_route_t *routes, size_t count, const char *method, 
             (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
             want = 0;
             want_route = &routes[i];
+        } else {
+            ref_allow_add(allow, sizeof allow, routes[i].method);
+            if (strcmp(routes[i].method, "GET") == 0)
+                ref_allow_add(allow, sizeof allow, "HEAD");
         }
     }
+    if (!ref_known(routes, count, method))
+        want = KF_EPROTO;
     check(rc == want, "kf_router_match result");
+    if (rc == KF_EINVAL)
+        check(strcmp(match.allow, allow) == 0, "the Allow value");
     if (rc != 0)
         return;
     check(match.route == want_route, "the first route that matches");

@@ -127,10 +127,18 @@ static const kf_route_t routes[] = {
 void kf_app_handle(kf_req_t *req)
 {
     kf_str_t path = req->head->path;
+    kf_route_match_t match;
+    int rc =
+        kf_router_match(routes, sizeof routes / sizeof routes[0], req->head->method, path, &match);
+    if (rc == KF_EPROTO) {
+        kf_resp_error(req, 501, "method_not_implemented", "unknown method");
+        return;
+    }
     static const char static_prefix[] = "/static/";
     size_t prefix_len = sizeof static_prefix - 1;
     if (path.len > prefix_len && memcmp(path.ptr, static_prefix, prefix_len) == 0) {
         if (!kf_str_eq(req->head->method, "GET") && !kf_str_eq(req->head->method, "HEAD")) {
+            kf_resp_header(req, "Allow", "GET, HEAD");
             kf_resp_error(req, 405, "method_not_allowed", "static files are read-only");
             return;
         }
@@ -138,14 +146,12 @@ void kf_app_handle(kf_req_t *req)
         send_asset(req, path.ptr + prefix_len, path.len - prefix_len);
         return;
     }
-    kf_route_match_t match;
-    int rc =
-        kf_router_match(routes, sizeof routes / sizeof routes[0], req->head->method, path, &match);
     if (rc == KF_ENOTFOUND) {
         kf_resp_error(req, 404, "not_found", "no such endpoint");
         return;
     }
     if (rc != 0) {
+        kf_resp_header(req, "Allow", match.allow);
         kf_resp_error(req, 405, "method_not_allowed", "method not allowed on this endpoint");
         return;
     }

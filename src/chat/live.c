@@ -257,8 +257,8 @@ static bool origin_allowed(kf_req_t *req)
     const kf_str_t *origin = kf_http_header_get(req->head, "Origin");
     if (origin == NULL)
         return true;
-    const kf_str_t *host = kf_http_header_get(req->head, "Host");
-    if (host != NULL) {
+    const kf_str_t *host = &req->head->host; /* validated by the parser */
+    if (host->len > 0) {
         for (int secure = 0; secure < 2; secure++) {
             const char *scheme = secure ? "https://" : "http://";
             size_t scheme_len = strlen(scheme);

@@ -93,11 +93,13 @@ static bool output_backed_up(const kf_conn_t *conn)
 static bool should_read(const kf_conn_t *conn)
 {
     const kf_server_config_t *config = &conn->server->config;
+    if (conn->peer_eof)
+        return false; /* nothing more will come */
     switch (conn->state) {
     case CONN_HEAD: return true;
     case CONN_PAUSED: return false;
     case CONN_UPGRADED: return true; /* the reader's framing bounds what it leaves unconsumed */
-    case CONN_LINGERING: return !conn->peer_eof;
+    case CONN_LINGERING: return true;
     case CONN_CLOSING: return false;
     default:
         /* A request in hand: read on to see the peer go away, and keep what it pipelines. */
@@ -207,7 +209,8 @@ void conn_close_gracefully(kf_conn_t *conn)
         return;
     bool in_hand = conn_has_request(conn);
     conn->fin_sent = false;
-    conn->peer_eof = conn->server->stopping; /* a stopping server does not wait for peers */
+    /* A peer that has sent its EOF, or one of a stopping server, is not waited for. */
+    conn->peer_eof = conn->peer_eof || conn->server->stopping;
     conn->linger_until_ms = kf_clock_mono_ms() + LINGER_MS;
     conn_set_state(conn, CONN_LINGERING);
     request_callbacks(conn, in_hand);
@@ -275,6 +278,19 @@ static void feed_raw(kf_conn_t *conn)
         kf_buf_free(&conn->rbuf);
 }
 
+/* Whether the request in hand ends, rather than being finished, once the peer has sent its EOF:
+ * a stream, an upgraded connection and a held request that only waits for news
+ * (kf_req_end_on_eof) have nobody to finish for. */
+static bool ends_at_eof(const kf_conn_t *conn)
+{
+    switch (conn->state) {
+    case CONN_HELD: return conn->resp.end_on_eof;
+    case CONN_STREAMING:
+    case CONN_UPGRADED: return true;
+    default: return false;
+    }
+}
+
 /* After a handler (or a resumed handler) returns: writes what it deferred, and settles the state
  * it left. The caller goes on parsing when the connection is back in HEAD. */
 static void after_handler(kf_conn_t *conn)
@@ -297,6 +313,10 @@ static void after_handler(kf_conn_t *conn)
         break;
     default: break; /* held, streaming or closing: the views into rbuf are no longer used */
     }
+    /* A request dispatched after the peer's EOF (pipelined behind a held one) and kept open
+     * ends here, now that its handler has returned. */
+    if (conn->peer_eof && ends_at_eof(conn))
+        conn_close(conn);
 }
 
 void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *data)
@@ -320,15 +340,6 @@ void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *d
     process(conn);
 }
 
-/* The number of Host headers, up to 2. */
-static int host_count(const kf_http_request_t *head)
-{
-    int count = 0;
-    for (size_t i = 0; i < head->num_headers && count < 2; i++)
-        count += kf_str_ieq(head->headers[i].name, "Host") ? 1 : 0;
-    return count;
-}
-
 /* How a request's Expect header is to be met. */
 typedef enum { EXPECT_NOTHING, EXPECT_CONTINUE, EXPECT_UNKNOWN } expect_t;
 
@@ -347,13 +358,6 @@ static expect_t expectation(const kf_http_request_t *head)
  * connection then closes after the answer). */
 static bool head_acceptable(kf_conn_t *conn, const kf_http_request_t *head)
 {
-    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1 (HTTP/1.0 may leave it out); two would let
-     * one part of the server read another host than the next. */
-    int hosts = host_count(head);
-    if (hosts > 1 || (hosts == 0 && head->minor_version == 1)) {
-        conn_reject(conn, 400, "bad_request", "an HTTP/1.1 request needs exactly one Host header");
-        return false;
-    }
     if (head->content_length > 0 &&
         (uint64_t)head->content_length > conn->server->config.max_body) {
         conn_reject(conn, 413, "too_large", "the request body is too large");
@@ -366,23 +370,19 @@ static bool head_acceptable(kf_conn_t *conn, const kf_http_request_t *head)
     return true;
 }
 
-static void reject_parse_error(kf_conn_t *conn, int status)
+/* Refuses a request the parser would not take, with the error code its status calls for. */
+static void reject_parse_error(kf_conn_t *conn, const kf_http_fault_t *fault)
 {
-    switch (status) {
-    case 411:
-        conn_reject(conn, 411, "length_required",
-                    "chunked request bodies are not accepted; send Content-Length");
-        break;
-    case 414: conn_reject(conn, 414, "uri_too_long", "the request line is too long"); break;
-    case 431:
-        conn_reject(conn, 431, "headers_too_large", "the request headers are too large");
-        break;
-    case 501: conn_reject(conn, 501, "not_implemented", "unsupported Transfer-Encoding"); break;
-    case 505:
-        conn_reject(conn, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
-        break;
-    default: conn_reject(conn, 400, "bad_request", "malformed HTTP request"); break;
+    const char *code = "bad_request";
+    switch (fault->status) {
+    case 411: code = "length_required"; break;
+    case 414: code = "uri_too_long"; break;
+    case 431: code = "headers_too_large"; break;
+    case 501: code = "not_implemented"; break;
+    case 505: code = "http_version"; break;
+    default: break;
     }
+    conn_reject(conn, fault->status, code, fault->reason);
 }
 
 /* Hands a complete request to the handler. */
@@ -417,13 +417,13 @@ static void process(kf_conn_t *conn)
             return;
         }
         kf_http_request_t head;
-        int status = 0;
+        kf_http_fault_t fault;
         int rc =
-            kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &config->limits, &head, &status);
+            kf_http_parse_request(conn->rbuf.data, conn->rbuf.len, &config->limits, &head, &fault);
         if (rc == KF_EAGAIN)
             break;
         if (rc < 0) {
-            reject_parse_error(conn, status);
+            reject_parse_error(conn, &fault);
             return;
         }
         if (!head_acceptable(conn, &head))
@@ -437,6 +437,11 @@ static void process(kf_conn_t *conn)
             break;
         }
         dispatch(conn, &head, head_len, body_len);
+    }
+    if (conn->state == CONN_HEAD && !conn->in_handler && conn->peer_eof) {
+        /* Every complete request is answered: what is left cannot complete, and is dropped. */
+        conn_close_gracefully(conn);
+        return;
     }
     if (conn->state == CONN_HEAD && !conn->in_handler && conn->rbuf.len == 0)
         kf_buf_free(&conn->rbuf); /* idle connections hold no buffer */
@@ -452,22 +457,50 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(read_chunk, sizeof read_chunk);
 }
 
+/* The peer will send nothing more: its EOF (eof), after which it may still read (a TCP
+ * half-close, RFC 9293 §3.6), or an error, after which it cannot. After an EOF, what it sent is
+ * finished (RFC 9112 §9.6 closes in stages so that the last answers can be read): the complete
+ * requests already read are answered in order, a held one included (its effect, a stored
+ * message, happens anyway: a client left without the answer would repeat it), and then the
+ * connection closes; an incomplete request is dropped. What has nobody to finish for
+ * (ends_at_eof) ends at once, as everything does after an error. */
+static void peer_done(kf_conn_t *conn, bool eof)
+{
+    conn->peer_eof = true;
+    conn_update_reading(conn);
+    switch (conn->state) {
+    case CONN_LINGERING:
+        if (conn->fin_sent)
+            close_handle(conn);
+        return;
+    case CONN_CLOSING: return;
+    case CONN_HEAD:
+        if (eof) {
+            process(conn); /* nothing complete is left unanswered: it closes */
+            return;
+        }
+        break;
+    case CONN_PAUSED: /* the rest is answered as the peer reads, then it closes */
+        if (eof)
+            return;
+        break;
+    default:
+        if (eof && !ends_at_eof(conn))
+            return; /* answered in time; then the connection closes (process) */
+        break;
+    }
+    conn_close(conn);
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     kf_conn_t *conn = (kf_conn_t *)stream;
-    if (conn->state == CONN_LINGERING) { /* closing: what comes now is dropped */
-        if (nread < 0) {
-            conn->peer_eof = true;
-            conn_update_reading(conn);
-            if (conn->fin_sent)
-                close_handle(conn);
-        }
-        return;
-    }
     if (nread < 0) {
-        conn_close(conn);
+        peer_done(conn, nread == UV_EOF);
         return;
     }
+    if (conn->state == CONN_LINGERING) /* closing: what comes now is dropped */
+        return;
     if (nread == 0 || conn->state == CONN_CLOSING)
         return;
     if (conn->state == CONN_HEAD && conn->rbuf.len == 0)

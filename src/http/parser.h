@@ -23,18 +23,33 @@ typedef struct kf_http_header {
 } kf_http_header_t;
 
 typedef struct kf_http_request {
-    kf_str_t method;   /* "GET", "POST", ... (a token; case-sensitive) */
-    kf_str_t target;   /* the request-target as sent, e.g. "/a/b?x=1" */
-    kf_str_t path;     /* target up to '?' (not decoded) */
+    kf_str_t method; /* "GET", "POST", ... (a token; case-sensitive) */
+    kf_str_t target; /* the request-target as sent, e.g. "/a/b?x=1" or "http://h/a/b?x=1" */
+    /* The target's path (not decoded): up to '?' in the origin-form, "*" in the asterisk-form;
+     * in the absolute-form the part after the authority, or "/" (a static string, the one view
+     * outside the caller's buffer) when that part is empty (RFC 9112 §3.3). */
+    kf_str_t path;
     kf_str_t query;    /* after '?', without it; len 0 (ptr may be NULL) when absent */
-    int minor_version; /* 0 or 1 */
+    int minor_version; /* 0 or 1 (a higher HTTP/1.x is served as HTTP/1.1, RFC 9110 §2.5) */
     kf_http_header_t headers[KF_HTTP_MAX_HEADERS];
     size_t num_headers;
-    /* Derived from the headers: */
+    /* Derived from the request line and the headers: */
+    /* The authority the request is for, uri-host [":" port] (RFC 9110 §7.2), validated: the
+     * absolute-form target's (RFC 9112 §3.3: Host is then ignored), else the Host field's value.
+     * Empty (ptr NULL) for an HTTP/1.0 request without Host, empty (ptr set) for "Host:". */
+    kf_str_t host;
     int64_t content_length; /* -1 when there is no Content-Length */
     bool keep_alive;        /* HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive */
-    bool upgrade;           /* a Connection header lists "upgrade" (case-insensitive token) */
+    /* An HTTP/1.1 request whose Connection lists "upgrade" (case-insensitive token); never for
+     * HTTP/1.0, whose Upgrade field MUST be ignored (RFC 9110 §7.8). */
+    bool upgrade;
 } kf_http_request_t;
+
+/* Why a request is refused: the HTTP status to answer and a sentence for the error body. */
+typedef struct kf_http_fault {
+    int status;         /* 400, 411, 414, 431, 501 or 505; 0 when nothing is refused */
+    const char *reason; /* a static English sentence; NULL when nothing is refused */
+} kf_http_fault_t;
 
 /* Fills limits with the defaults documented above. */
 void kf_http_limits_default(kf_http_limits_t *limits);
@@ -44,15 +59,24 @@ void kf_http_limits_default(kf_http_limits_t *limits);
  * complete; KF_EAGAIN when more bytes are needed (and the limits are not yet exceeded); or, for a
  * request to refuse, KF_ETOOBIG (a limit: 414 request line longer than max_request_line, 431
  * header bytes or count over the limit) or KF_EPROTO (400 malformed, 411 a chunked body, as we
- * take Content-Length only, 501 any other Transfer-Encoding, 505 not HTTP/1.0 or 1.1), with the
- * HTTP status to answer in *status (may be NULL; 0 unless the request is refused). Accepts CRLF
- * and bare LF line ends. 400 for: control characters in the request line or header values (other
- * than HTAB), an empty or non-token method or header name, whitespace before a header's colon,
- * obsolete line folding, a target not starting with '/' (except "*" for OPTIONS), duplicate or
- * invalid Content-Length (non-digits, overflow past 2^53), Transfer-Encoding together with
- * Content-Length. The body, if any, follows the head in buf and is not examined. */
+ * take Content-Length only, 501 a transfer coding we do not know before the final chunked, 505
+ * not HTTP/1.x), with the status and its reason in *fault (may be NULL; zeroed unless the request
+ * is refused). Accepts CRLF and bare LF line ends. 400 for: control characters in the request
+ * line or header values (other than HTAB), an empty or non-token method or header name,
+ * whitespace before a header's colon, obsolete line folding, a target that is neither
+ * origin-form ("/..."), absolute-form with the http or https scheme and a host without userinfo
+ * (RFC 9112 §3.2.2), nor "*" for OPTIONS; duplicate or invalid Content-Length (non-digits,
+ * overflow past 2^53); Transfer-Encoding together with Content-Length, or whose last coding is
+ * not chunked, or with chunked twice (RFC 9112 §6.1, §6.3); no Host in an HTTP/1.1 request, more
+ * than one Host, or a Host that is not uri-host [":" port] (RFC 9112 §3.2). The body, if any,
+ * follows the head in buf and is not examined. */
 int kf_http_parse_request(const char *buf, size_t len, const kf_http_limits_t *limits,
-                          kf_http_request_t *req, int *status);
+                          kf_http_request_t *req, kf_http_fault_t *fault);
+
+/* True when the comma-separated list value (RFC 9110 §5.6.1: OWS around elements, empty
+ * elements ignored) has an element equal to token, ignoring ASCII case; e.g. "websocket" in an
+ * Upgrade field "websocket, h2c". */
+bool kf_http_list_has(kf_str_t value, const char *token);
 
 /* Returns the first header with that name (case-insensitive), or NULL. */
 const kf_str_t *kf_http_header_get(const kf_http_request_t *req, const char *name);

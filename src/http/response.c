@@ -167,6 +167,7 @@ void resp_reset(resp_t *resp, int minor_version, bool head_only)
     resp->abort_data = NULL;
     resp->end_cb = NULL;
     resp->end_data = NULL;
+    resp->end_on_eof = false;
 }
 
 int kf_resp_header(kf_req_t *req, const char *name, const char *value)
@@ -324,6 +325,13 @@ void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data)
     conn->resp.abort_data = data;
     if (conn->state == CONN_DISPATCH)
         conn_set_state(conn, CONN_HELD);
+}
+
+void kf_req_end_on_eof(kf_req_t *req)
+{
+    kf_conn_t *conn = req_conn(req);
+    if (answerable(conn))
+        conn->resp.end_on_eof = true;
 }
 
 void kf_req_detach(kf_req_t *req)

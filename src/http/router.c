@@ -39,9 +39,49 @@ static bool match_pattern(const char *pattern, kf_str_t path, kf_route_match_t *
     return pi == path.len;
 }
 
+/* Whether method is one the server recognises: RFC 9110's (§9), PATCH (RFC 5789), or one a
+ * route takes. Anything else is a method it cannot serve on any resource (501, not 405). */
+static bool method_known(const kf_route_t *routes, size_t count, kf_str_t method)
+{
+    static const char *const standard[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                           "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    for (size_t i = 0; i < sizeof standard / sizeof standard[0]; i++) {
+        if (kf_str_eq(method, standard[i]))
+            return true;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (kf_str_eq(method, routes[i].method))
+            return true;
+    }
+    return false;
+}
+
+/* Adds method to the Allow value in allow (of KF_ROUTE_ALLOW_SIZE bytes) unless it is there. */
+static void allow_add(char *allow, const char *method)
+{
+    size_t method_len = strlen(method);
+    for (const char *at = allow; *at != '\0';) {
+        const char *end = strchr(at, ',');
+        size_t len = end != NULL ? (size_t)(end - at) : strlen(at);
+        if (len == method_len && memcmp(at, method, len) == 0)
+            return;
+        at = end != NULL ? end + 2 : at + len;
+    }
+    size_t used = strlen(allow);
+    size_t need = (used > 0 ? 2 : 0) + method_len + 1;
+    if (used + need > KF_ROUTE_ALLOW_SIZE)
+        return; /* no route table here comes near; a longer one gets a shorter list */
+    if (used > 0)
+        memcpy(allow + used, ", ", 2);
+    memcpy(allow + used + (used > 0 ? 2 : 0), method, method_len + 1);
+}
+
 int kf_router_match(const kf_route_t *routes, size_t count, kf_str_t method, kf_str_t path,
                     kf_route_match_t *match)
 {
+    match->allow[0] = '\0';
+    if (!method_known(routes, count, method))
+        return KF_EPROTO;
     bool path_known = false;
     for (size_t i = 0; i < count; i++) {
         if (!match_pattern(routes[i].pattern, path, match))
@@ -52,6 +92,9 @@ int kf_router_match(const kf_route_t *routes, size_t count, kf_str_t method, kf_
             match->route = &routes[i];
             return 0;
         }
+        allow_add(match->allow, routes[i].method);
+        if (strcmp(routes[i].method, "GET") == 0)
+            allow_add(match->allow, "HEAD");
     }
     return path_known ? KF_EINVAL : KF_ENOTFOUND;
 }

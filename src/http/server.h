@@ -5,7 +5,8 @@
  * upgrades the connection (WebSocket). Requests on one connection are answered strictly in order:
  * the next pipelined request is parsed only when the current one has been answered, and only
  * while the connection's unread output is small, so that what a peer makes the server hold stays
- * bounded whatever it does (http/server_int.h has the connection's states). */
+ * bounded whatever it does. A peer's EOF (a half-close) loses no answer: the requests already
+ * read are answered, then the connection closes (http/server_int.h has the connection's states). */
 #ifndef KF_HTTP_SERVER_H
 #define KF_HTTP_SERVER_H
 
@@ -94,8 +95,15 @@ void kf_resp_error(kf_req_t *req, int status, const char *code, const char *mess
  * or its connection closing): end_cb then never runs. */
 int kf_req_on_end(kf_req_t *req, kf_req_end_cb end_cb, void *data);
 /* Marks the request as answered later: the handler returns without answering and calls
- * kf_resp_* from another callback. abort_cb runs if the request dies first. */
+ * kf_resp_* from another callback. abort_cb runs if the request dies first. A peer that ends
+ * its side of the connection (EOF: it may still read, RFC 9293 §3.6) does not end a held
+ * request: its answer still goes out (and then the answers to the requests read after it),
+ * unless kf_req_end_on_eof says otherwise. */
 void kf_req_hold(kf_req_t *req, kf_req_abort_cb abort_cb, void *data);
+/* Marks the request (held, or about to be) as one that only waits for news, such as a long poll:
+ * the peer's EOF then ends it (abort_cb runs and the connection closes), as it ends streams and
+ * upgraded connections, since nothing is in progress that the peer must be told about. */
+void kf_req_end_on_eof(kf_req_t *req);
 /* Hands a held request back to a handler, for one that waited for something (a store read)
  * between two steps: fn(req, data) runs at once with head, body and body_len valid again, as
  * during dispatch (the request's bytes are still in the connection's buffer and are parsed

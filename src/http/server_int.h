@@ -15,6 +15,11 @@
  *   any state --peer gone, error, timeout, dropped--> CLOSING;  LINGERING --FIN out and peer's
  *   EOF, or 2 s--> CLOSING --uv_close done--> freed
  *
+ * The peer's EOF (peer_eof) is no state of its own: reading stops, the requests already read are
+ * answered in order as usual, and in HEAD with nothing complete left the connection closes
+ * gracefully (LINGERING); STREAMING, UPGRADED and a HELD request marked kf_req_end_on_eof go to
+ * CLOSING at once, as on an error.
+ *
  * DISPATCH, HELD, STREAMING and UPGRADED have a request in hand (conn->req); HEAD has none.
  * Whether a handler's frame is on the stack is in_handler, across states: a handler that answers
  * at once leaves the connection in HEAD while it still runs. */
@@ -56,6 +61,7 @@ typedef struct resp {
     void *abort_data;
     kf_req_end_cb end_cb; /* kf_req_on_end's callback; cleared when it has run */
     void *end_data;
+    bool end_on_eof; /* kf_req_end_on_eof: held for news only, ended by the peer's EOF */
 } resp_t;
 
 /* Per-address connection counts (admit.c's): one entry per client address with connections
@@ -73,7 +79,8 @@ struct kf_conn {
     bool close_after;   /* close once the current response has been written */
     bool reading;       /* uv_read_start is in effect (what conn_update_reading last decided) */
     bool fin_sent;      /* LINGERING: our FIN is out */
-    bool peer_eof;      /* LINGERING: the peer's EOF (or an error) came, or is not waited for */
+    bool peer_eof;      /* the peer's EOF (or an error) came: nothing more is read; LINGERING:
+                         * also set when the peer's EOF is not waited for */
     bool continue_sent; /* HEAD: 100 Continue went out for the request being read */
     bool served;        /* a request has been handed to the handler (or refused) */
     kf_buf_t rbuf;      /* bytes read and not yet consumed; freed whenever empty */

@@ -15,6 +15,9 @@ static int longpoll_start(kf_push_client_t *client, kf_req_t *req, uint64_t hold
     state->deadline_ms =
         kf_clock_mono_ms() + (hold_ms != 0 ? hold_ms : client->config->longpoll_hold_ms);
     kf_req_hold(req, kf__push_client_abort_cb, client);
+    /* It only waits for news: a peer that closes its side is gone for it, and must not keep a
+     * place among its listener's push connections until the deadline. */
+    kf_req_end_on_eof(req);
     return 0;
 }
 

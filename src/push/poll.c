@@ -52,6 +52,9 @@ static int poll_start(kf_push_client_t *client, kf_req_t *req, uint64_t hold_ms)
 {
     (void)hold_ms;
     kf_req_hold(req, kf__push_client_abort_cb, client); /* until its replay is done */
+    /* Nothing is in progress that a peer who closed its side must be told: the next poll asks
+     * again from the same cursor. */
+    kf_req_end_on_eof(req);
     return 0;
 }
 

@@ -159,7 +159,7 @@ static int ws_start(kf_push_client_t *client, kf_req_t *req, uint64_t hold_ms)
     const kf_str_t *key = kf_http_header_get(req->head, "Sec-WebSocket-Key");
     char accept[29];
     if (!kf_str_eq(req->head->method, "GET") || upgrade == NULL ||
-        !kf_str_ieq(*upgrade, "websocket") || !req->head->upgrade) {
+        !kf_http_list_has(*upgrade, "websocket") || !req->head->upgrade) {
         kf_resp_header(req, "Upgrade", "websocket");
         kf_resp_error(req, 426, "upgrade_required", "this endpoint speaks WebSocket only");
         return KF_EINVAL;

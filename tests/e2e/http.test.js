@@ -2,7 +2,9 @@
 // http.test.js: the HTTP server as an attacker and a strict client see it, over raw sockets:
 // a partial request behind an answered one still times out; a held request does not stop a
 // connection from reading; unread responses do not pile up in the server; HEAD never carries a
-// body; Expect: 100-continue is answered; Host is required once in HTTP/1.1.
+// body; Expect: 100-continue is answered; Host is required once in HTTP/1.1, and must be a host;
+// an absolute-form target names the host; a client that half-closes still gets its answers;
+// 405 carries Allow, and an unknown method gets 501.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -152,5 +154,137 @@ test('HTTP/1.1 needs exactly one Host; HTTP/1.0 may leave it out', async (t) => 
     assert.equal(old.status, 200, old.text);
     const one = await raw(srv.port, 'GET /static/favicon.svg HTTP/1.1\r\nHost: a\r\n\r\n');
     assert.equal(one.status, 200, one.text);
+  });
+});
+
+// Sends data, ends the client's side (a TCP half-close) and resolves with everything received
+// once the server closes.
+function halfClosed(port, data) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no close within 5 s; got ${Buffer.concat(chunks).toString('latin1').slice(0, 300)}`));
+    }, 5000);
+    sock.on('connect', () => sock.end(data));
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}
+
+// Sends data and resolves with the first answer's head (for answers that do not end, a 101).
+function firstHead(port, data) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer within 3 s; got ${text.slice(0, 300)}`));
+    }, 3000);
+    sock.on('connect', () => sock.write(data));
+    sock.on('data', (c) => {
+      text += c.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)[1]), head: text.slice(0, end) });
+    });
+    sock.on('error', reject);
+  });
+}
+
+test('a client that half-closes after its requests gets every answer, in order; its message is stored once', async (t) => {
+  await scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await newVisitor(srv);
+    const auth = `Authorization: Bearer ${v.token}\r\n`;
+    const N = 15;
+    // Each sends a message (held until its commit) and a request behind it, then ends its side.
+    const texts = await Promise.all(
+      Array.from({ length: N }, (_, i) => {
+        const body = JSON.stringify({ body: `half-closed ${i}` });
+        return halfClosed(
+          srv.port,
+          `POST /api/visitor/messages HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+            `GET /api/visitor/session HTTP/1.1\r\nHost: x\r\n${auth}\r\n`,
+        );
+      }),
+    );
+    texts.forEach((text, i) => {
+      const stored = text.indexOf('HTTP/1.1 201 ');
+      const next = text.indexOf('HTTP/1.1 200 ');
+      assert.ok(stored === 0, `connection ${i}: the message's answer first: ${text.slice(0, 300)}`);
+      assert.ok(next > stored, `connection ${i}: then the request behind it: ${text.slice(0, 600)}`);
+      assert.match(text, new RegExp(`"half-closed ${i}"`));
+      assert.equal(count(text, 'HTTP/1.1 '), 2, `connection ${i}: two answers`);
+    });
+    const all = await srv.api('GET', '/api/visitor/messages?after=0', { token: v.token });
+    assert.equal(all.status, 200);
+    const bodies = all.json.messages.map((m) => m.body).sort();
+    assert.deepEqual(bodies, Array.from({ length: N }, (_, i) => `half-closed ${i}`).sort(), 'each message stored once');
+    // An incomplete request behind a complete one is dropped at the half-close, without a 400.
+    const text = await halfClosed(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo');
+    assert.equal(count(text, 'HTTP/1.1 '), 1, text);
+    assert.match(text, /^HTTP\/1\.1 200 /);
+  });
+});
+
+test('Host must be uri-host [":" port]; an absolute-form target names the host, and the WebSocket Origin check uses it', async (t) => {
+  await scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await newVisitor(srv);
+    for (const host of ['user@kefu.test', 'kefu.test/healthz', 'kefu.test:http', 'kefu test', 'kefu.test, other.test']) {
+      const r = await raw(srv.port, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\n\r\n`, { untilClose: true, timeout: 3000 });
+      assert.equal(r.status, 400, `Host: ${host}: ${r.head}`);
+      assert.match(r.body, /"bad_request"/);
+      assert.match(r.body, /Host/);
+    }
+    // The absolute-form: served, its authority winning over Host (RFC 9112 §3.2.2, §3.3).
+    for (const target of ['http://kefu.test/healthz', 'https://kefu.test/healthz?x=1', 'HTTP://other.test:8080/healthz']) {
+      const r = await raw(srv.port, `GET ${target} HTTP/1.1\r\nHost: kefu.test\r\n\r\n`);
+      assert.equal(r.status, 200, `${target}: ${r.head}`);
+      assert.match(r.body, /"ok"/);
+    }
+    const userinfo = await raw(srv.port, 'GET http://u:p@kefu.test/healthz HTTP/1.1\r\nHost: kefu.test\r\n\r\n', { untilClose: true, timeout: 3000 });
+    assert.equal(userinfo.status, 400, userinfo.head);
+    const handshake = (target, host, origin, { version = '1.1', upgrade = 'websocket' } = {}) =>
+      firstHead(
+        srv.port,
+        `GET ${target} HTTP/${version}\r\nHost: ${host}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: ${upgrade}\r\n` +
+          `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${v.token}\r\nOrigin: ${origin}\r\n\r\n`,
+      );
+    assert.equal((await handshake('/push/ws?after=0', 'kefu.test', 'http://kefu.test')).status, 101, 'the Origin of the Host');
+    assert.equal((await handshake('http://kefu.test/push/ws?after=0', 'other.test', 'http://kefu.test')).status, 101, 'the Origin of the target');
+    assert.equal((await handshake('http://other.test/push/ws?after=0', 'kefu.test', 'http://kefu.test')).status, 403, 'Host does not count beside an absolute-form target');
+    assert.equal((await handshake('/push/ws?after=0', 'kefu.test', 'http://kefu.test', { upgrade: 'websocket, h2c' })).status, 101, 'Upgrade is a list');
+    assert.equal((await handshake('/push/ws?after=0', 'kefu.test', 'http://kefu.test', { version: '1.0' })).status, 426, 'HTTP/1.0 Upgrade is ignored');
+  });
+});
+
+test('405 says what the resource allows; a method the server does not know gets 501', async (t) => {
+  await scenario(t, async (env) => {
+    const srv = await env.server();
+    for (const [request, allow] of [
+      ['DELETE /healthz', 'GET, HEAD'],
+      ['PUT /api/visitor/messages', 'POST, GET, HEAD'],
+      ['OPTIONS /api/agent/login', 'POST'],
+      ['POST /static/kefu.css', 'GET, HEAD'],
+    ]) {
+      const r = await raw(srv.port, `${request} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+      assert.equal(r.status, 405, `${request}: ${r.head}`);
+      assert.match(r.head, new RegExp(`\r\nAllow: ${allow}\r\n`), `${request}: ${r.head}`);
+    }
+    for (const request of ['FOO /healthz', 'get /healthz', 'FOO /nowhere', 'FOO /static/kefu.css']) {
+      const r = await raw(srv.port, `${request} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.equal(r.status, 501, `${request}: ${r.head}`);
+      assert.match(r.body, /"method_not_implemented"/);
+      assert.doesNotMatch(r.head, /Connection: close/i, 'the connection goes on');
+    }
   });
 });

@@ -54,10 +54,10 @@ const AWAIT_MS = 2000;
 const KNOWN = [
   // ---- deliberate ----
   {
-    cases: ['te-chunked', 'te-chunked-uppercase', 'te-chunked-trailing-space', 'te-chunked-tab', 'te-chunked-twice-fields', 'te-chunk-extension', 'te-chunk-size-hex-prefix', 'te-chunk-lf', 'te-chunk-no-last', 'te-chunk-trailer'],
+    cases: ['te-chunked', 'te-chunked-uppercase', 'te-chunked-trailing-space', 'te-chunked-tab', 'te-leading-comma', 'te-chunk-extension', 'te-chunk-size-hex-prefix', 'te-chunk-lf', 'te-chunk-no-last', 'te-chunk-trailer'],
     kefu: 'reject 411 | closed',
     label: 'deliberate',
-    why: 'kefu takes Content-Length bodies only: a request with Transfer-Encoding: chunked is refused with 411 (RFC 9110 §15.5.12) before any body byte is read, and the connection closed. There is no chunked decoder to disagree with a front end\'s; browsers never send chunked requests.',
+    why: 'kefu takes Content-Length bodies only: a request with Transfer-Encoding: chunked (", chunked" too: RFC 9110 §5.6.1 ignores empty list elements) is refused with 411 (RFC 9110 §15.5.12) before any body byte is read, and the connection closed. There is no chunked decoder to disagree with a front end\'s; browsers never send chunked requests.',
   },
   {
     cases: ['te-http10'],
@@ -66,10 +66,16 @@ const KNOWN = [
     why: 'as for chunked in HTTP/1.1; RFC 9112 §6.1 wants Transfer-Encoding in HTTP/1.0 treated as faulty framing and the connection closed, which kefu does (the reference decodes the body and keeps the connection).',
   },
   {
-    cases: ['te-gzip-chunked', 'te-other-then-chunked', 'te-chunked-twice-list', 'te-empty'],
+    cases: ['te-gzip-chunked', 'te-other-then-chunked'],
     kefu: 'reject 501 | closed',
     label: 'deliberate',
-    why: 'a Transfer-Encoding other than exactly "chunked" gets 501 and a close. RFC 9112 §6.1: a coding the server does not understand SHOULD get 501 (the reference hands gzip-coded bytes on undecoded, or ignores an empty field); "chunked, chunked" is forbidden to senders (§6.1), so any refusal will do.',
+    why: 'codings before the final chunked get 501 and a close: RFC 9112 §6.1, a coding the server does not understand SHOULD get 501; the reference hands the gzip-coded (or x-coded) bytes on undecoded.',
+  },
+  {
+    cases: ['te-empty'],
+    kefu: 'reject 400 | closed',
+    label: 'deliberate',
+    why: 'an empty Transfer-Encoding lists no coding, so its last coding is not chunked: RFC 9112 §6.3 (4) MUST 400 and close, as for "gzip" (the field is 1#transfer-coding, RFC 9112 §6.1, so an empty one is invalid too); the reference ignores the field and frames the request as having no body.',
   },
   {
     cases: ['lf-only', 'lf-request-line', 'lf-blank-line', 'lf-post'],
@@ -157,57 +163,7 @@ const KNOWN = [
   },
 
   // ---- defects ----
-  {
-    cases: ['host-userinfo', 'host-with-path', 'host-bad-port', 'host-space', 'host-list'],
-    kefu: 'healthz, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9112 §3.2: a Host whose value is not uri-host [ ":" port ] (RFC 9110 §7.2) MUST get 400; kefu does not look at the value, and the WebSocket Origin check compares Origin with it.',
-  },
-  {
-    cases: ['target-absolute', 'target-absolute-host-mismatch', 'target-absolute-https'],
-    kefu: 'reject 400 | closed',
-    label: 'defect',
-    why: 'RFC 9112 §3.2.2: a server MUST accept the absolute-form, and then (§3.3) take the host from it and ignore Host; kefu refuses every target that does not start with "/".',
-  },
-  {
-    cases: ['ws-http10'],
-    kefu: '101 | upgraded',
-    label: 'defect',
-    why: 'RFC 9110 §7.8: an Upgrade field in an HTTP/1.0 request MUST be ignored; kefu switches an HTTP/1.0 connection that says "keep-alive, Upgrade" to WebSocket.',
-  },
-  {
-    cases: ['te-chunked-gzip', 'te-gzip', 'te-identity', 'te-xchunked', 'te-chunked-then-other', 'te-leading-comma'],
-    kefu: 'reject 501 | closed',
-    label: 'defect',
-    why: 'the status only (every one is refused and the connection closed, so framing is safe): RFC 9112 §6.3 (4) says a request whose codings do not end in chunked MUST get 400, and RFC 9110 §5.6.1 makes ", chunked" the list "chunked" (empty elements are ignored), which kefu refuses as it refuses chunked (411). kefu compares the whole field value with "chunked" and answers 501 to anything else.',
-  },
-  {
-    cases: ['version-1.2'],
-    kefu: 'reject 505 | closed',
-    label: 'defect',
-    why: 'RFC 9110 §2.5 (SHOULD): a request with a higher minor version of a major version the server speaks is processed as the highest it implements, HTTP/1.1 here; kefu answers 505, which RFC 9110 §15.6.6 keeps for major versions (llhttp refuses it too, with 400).',
-  },
-  {
-    cases: ['half-close-message'],
-    kefu: '- | closed',
-    // The answer is lost only when kefu reads the end of input before the commit is done, which
-    // is most runs but not all: an agreement here does not mean it is fixed.
-    racy: true,
-    label: 'defect',
-    why: 'a client that ends its side of the connection (a TCP half-close, RFC 9293 §3.6: the other direction stays open) after sending a request that kefu holds until its commit (a message) gets no answer: kefu closes at the end of input and drops the answer, although the message is stored. RFC 9112 §9.6 closes in stages precisely so that the last answer can be read; here a client that retries stores the message twice. Requests answered at once are not affected (half-close).',
-  },
-  {
-    cases: ['ws-upgrade-list'],
-    kefu: '426 upgrade_required, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9110 §7.8: Upgrade is a list of protocols, and RFC 6455 §4.2.1 asks for one "containing" websocket; kefu compares the whole value with "websocket" and answers 426 to "websocket, h2c". Browsers send the bare value, so low severity.',
-  },
-  {
-    cases: ['method-lowercase', 'method-extension', 'method-long'],
-    kefu: '405 method_not_allowed, session:follow | closed',
-    label: 'defect',
-    why: 'RFC 9110 §9.1 (SHOULD): a method the server does not recognise gets 501, and §15.5.6 keeps 405 for a method the server knows but the resource does not allow (RFC 9112 §3: a method longer than any implemented, SHOULD 501); kefu answers 405 to any token. llhttp refuses methods outside its list with 400. Low severity.',
-  },
+  // None: issue 12 fixed the last ones (docs/SECURITY.md lists what they were).
 ];
 // What KNOWN says kefu may give on a case: its `kefu` as a list (an object maps case names to
 // their observation).

@@ -46,25 +46,28 @@ enum {
     EVERSION = -505,
 };
 
-/* Folds rc and status into a verdict, checking that a refusal's code goes with its status. */
-static int verdict(int rc, int status)
+/* Folds rc and the fault into a verdict, checking that a refusal's code goes with its status
+ * and that it says why. */
+static int verdict(int rc, const kf_http_fault_t *fault)
 {
     if (rc >= 0 || rc == KF_EAGAIN) {
-        assert_int_equal(status, 0);
+        assert_int_equal(fault->status, 0);
+        assert_null(fault->reason);
         return rc;
     }
-    assert_int_equal(rc, status == 414 || status == 431 ? KF_ETOOBIG : KF_EPROTO);
-    return -status;
+    assert_int_equal(rc, fault->status == 414 || fault->status == 431 ? KF_ETOOBIG : KF_EPROTO);
+    assert_non_null(fault->reason);
+    return -fault->status;
 }
 
 static int parse_exact(const char *data, size_t len, const kf_http_limits_t *limits,
                        kf_http_request_t *req)
 {
     char *copy = copy_exact(data, len);
-    int status = -1;
-    int rc = kf_http_parse_request(copy, len, limits, req, &status);
+    kf_http_fault_t fault = {-1, "unset"};
+    int rc = kf_http_parse_request(copy, len, limits, req, &fault);
     free(copy);
-    return verdict(rc, status);
+    return verdict(rc, &fault);
 }
 
 static void expect_rc(int got, int want, const char *what, size_t len)
@@ -120,6 +123,7 @@ typedef struct valid_case {
     bool keep_alive;
     bool upgrade;
     header_pair_t headers[5]; /* the first headers in order; name NULL ends the list */
+    const char *host;         /* the request's host, when not the Host field's value */
 } valid_case_t;
 
 static const valid_case_t valid_cases[] = {
@@ -145,29 +149,32 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: empty query is present but empty",
-        .input = "GET /a? HTTP/1.1\r\n\r\n",
+        .input = "GET /a? HTTP/1.1\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/a?",
         .path = "/a",
         .query = "",
+        .num_headers = 1,
         .keep_alive = true,
     },
     {
         .name = "valid: only the first '?' splits the target",
-        .input = "GET /a?b?c=d HTTP/1.1\r\n\r\n",
+        .input = "GET /a?b?c=d HTTP/1.1\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/a?b?c=d",
         .path = "/a",
         .query = "b?c=d",
+        .num_headers = 1,
         .keep_alive = true,
     },
     {
         .name = "valid: escapes and sub-delims in the target",
-        .input = "GET /a%20b/c;d=e?x=%41+b&y=!$'()*,~ HTTP/1.1\r\n\r\n",
+        .input = "GET /a%20b/c;d=e?x=%41+b&y=!$'()*,~ HTTP/1.1\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/a%20b/c;d=e?x=%41+b&y=!$'()*,~",
         .path = "/a%20b/c;d=e",
         .query = "x=%41+b&y=!$'()*,~",
+        .num_headers = 1,
         .keep_alive = true,
     },
     {
@@ -186,12 +193,12 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: Content-Length name is case-insensitive",
-        .input = "PUT /x HTTP/1.1\r\ncontent-LENGTH: 5\r\n\r\nhello",
+        .input = "PUT /x HTTP/1.1\r\ncontent-LENGTH: 5\r\nHost: x\r\n\r\nhello",
         .body_len = 5,
         .method = "PUT",
         .target = "/x",
         .path = "/x",
-        .num_headers = 1,
+        .num_headers = 2,
         .has_content_length = true,
         .content_length = 5,
         .keep_alive = true,
@@ -199,33 +206,33 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: Content-Length zero",
-        .input = "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        .input = "POST /x HTTP/1.1\r\nContent-Length: 0\r\nHost: x\r\n\r\n",
         .method = "POST",
         .target = "/x",
         .path = "/x",
-        .num_headers = 1,
+        .num_headers = 2,
         .has_content_length = true,
         .content_length = 0,
         .keep_alive = true,
     },
     {
         .name = "valid: Content-Length with leading zeros and spaces",
-        .input = "POST /x HTTP/1.1\r\nContent-Length:  007 \t\r\n\r\n",
+        .input = "POST /x HTTP/1.1\r\nContent-Length:  007 \t\r\nHost: x\r\n\r\n",
         .method = "POST",
         .target = "/x",
         .path = "/x",
-        .num_headers = 1,
+        .num_headers = 2,
         .has_content_length = true,
         .content_length = 7,
         .keep_alive = true,
     },
     {
         .name = "valid: Content-Length of exactly 2^53",
-        .input = "POST /x HTTP/1.1\r\nContent-Length: 9007199254740992\r\n\r\n",
+        .input = "POST /x HTTP/1.1\r\nContent-Length: 9007199254740992\r\nHost: x\r\n\r\n",
         .method = "POST",
         .target = "/x",
         .path = "/x",
-        .num_headers = 1,
+        .num_headers = 2,
         .has_content_length = true,
         .content_length = 9007199254740992LL,
         .keep_alive = true,
@@ -261,29 +268,30 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: HTTP/1.1 with Connection: close",
-        .input = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
-        .method = "GET",
-        .target = "/",
-        .path = "/",
-        .num_headers = 1,
-        .keep_alive = false,
-    },
-    {
-        .name = "valid: 'closed' is not the close token",
-        .input = "GET / HTTP/1.1\r\nConnection: closed, xclose\r\n\r\n",
-        .method = "GET",
-        .target = "/",
-        .path = "/",
-        .num_headers = 1,
-        .keep_alive = true,
-    },
-    {
-        .name = "valid: close in a second Connection header",
-        .input = "GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: ,, CLOSE ,\r\n\r\n",
+        .input = "GET / HTTP/1.1\r\nConnection: close\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/",
         .path = "/",
         .num_headers = 2,
+        .keep_alive = false,
+    },
+    {
+        .name = "valid: 'closed' is not the close token",
+        .input = "GET / HTTP/1.1\r\nConnection: closed, xclose\r\nHost: x\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 2,
+        .keep_alive = true,
+    },
+    {
+        .name = "valid: close in a second Connection header",
+        .input =
+            "GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: ,, CLOSE ,\r\nHost: x\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 3,
         .keep_alive = false,
     },
     {
@@ -301,11 +309,11 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: an Upgrade header alone does not set upgrade",
-        .input = "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+        .input = "GET / HTTP/1.1\r\nUpgrade: websocket\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/",
         .path = "/",
-        .num_headers = 1,
+        .num_headers = 2,
         .keep_alive = true,
     },
     {
@@ -331,11 +339,11 @@ static const valid_case_t valid_cases[] = {
     {
         .name = "valid: header values are trimmed",
         .input = "GET / HTTP/1.1\r\nX-A:   a b  \t\r\nX-B:\r\nX-C: \t \r\nX-D:\tv\r\n"
-                 "X-E: a\tb\r\n\r\n",
+                 "X-E: a\tb\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/",
         .path = "/",
-        .num_headers = 5,
+        .num_headers = 6,
         .keep_alive = true,
         .headers = {{"X-A", "a b"}, {"X-B", ""}, {"X-C", ""}, {"X-D", "v"}, {"X-E", "a\tb"}},
     },
@@ -351,11 +359,11 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: token specials in header names",
-        .input = "GET / HTTP/1.1\r\nX!#$%&'*+-.^_`|~9: v\r\n\r\n",
+        .input = "GET / HTTP/1.1\r\nX!#$%&'*+-.^_`|~9: v\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/",
         .path = "/",
-        .num_headers = 1,
+        .num_headers = 2,
         .keep_alive = true,
         .headers = {{"X!#$%&'*+-.^_`|~9", "v"}},
     },
@@ -370,19 +378,138 @@ static const valid_case_t valid_cases[] = {
     },
     {
         .name = "valid: any token is a method",
-        .input = "get / HTTP/1.1\r\n\r\n",
+        .input = "get / HTTP/1.1\r\nHost: x\r\n\r\n",
         .method = "get",
         .target = "/",
         .path = "/",
+        .num_headers = 1,
         .keep_alive = true,
     },
     {
         .name = "valid: one empty line before the request line is skipped",
-        .input = "\r\nGET / HTTP/1.1\r\n\r\n",
+        .input = "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
         .method = "GET",
         .target = "/",
         .path = "/",
+        .num_headers = 1,
         .keep_alive = true,
+    },
+    {
+        .name = "valid: absolute-form: the authority is the host, Host is ignored",
+        .input = "GET http://kefu.test:8080/a/b?c=d HTTP/1.1\r\nHost: other.test\r\n\r\n",
+        .method = "GET",
+        .target = "http://kefu.test:8080/a/b?c=d",
+        .path = "/a/b",
+        .query = "c=d",
+        .num_headers = 1,
+        .keep_alive = true,
+        .host = "kefu.test:8080",
+    },
+    {
+        .name = "valid: absolute-form with https, the scheme in any case",
+        .input = "GET HTTPS://[::1]/healthz HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+        .method = "GET",
+        .target = "HTTPS://[::1]/healthz",
+        .path = "/healthz",
+        .num_headers = 1,
+        .keep_alive = true,
+        .host = "[::1]",
+    },
+    {
+        .name = "valid: absolute-form without a path has the path /",
+        .input = "GET http://h?x=1 HTTP/1.0\r\n\r\n",
+        .method = "GET",
+        .target = "http://h?x=1",
+        .path = "/",
+        .query = "x=1",
+        .http10 = true,
+        .host = "h",
+    },
+    {
+        .name = "valid: absolute-form, nothing after the authority",
+        .input = "OPTIONS http://h:80 HTTP/1.1\r\nHost: h:80\r\n\r\n",
+        .method = "OPTIONS",
+        .target = "http://h:80",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
+        .host = "h:80",
+    },
+    {
+        .name = "valid: Host forms: IPv4 and a port",
+        .input = "GET / HTTP/1.1\r\nHost: 127.0.0.1:65535\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
+    },
+    {
+        .name = "valid: Host forms: sub-delims, escapes, an empty port",
+        .input = "GET / HTTP/1.1\r\nHost: a-b_c~d!$&'()*+,;=%41%6f.e:\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
+    },
+    {
+        .name = "valid: Host forms: an IP-literal",
+        .input = "GET / HTTP/1.1\r\nHost: [fe80::1:2]:8443\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
+    },
+    {
+        .name = "valid: an empty Host (RFC 9110 §7.2)",
+        .input = "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
+        .host = "",
+    },
+    {
+        .name = "valid: HTTP/1.0 needs no Host",
+        .input = "GET / HTTP/1.0\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .http10 = true,
+    },
+    {
+        .name = "valid: HTTP/1.2 is served as HTTP/1.1 (RFC 9110 §2.5)",
+        .input = "GET / HTTP/1.2\r\nHost: x\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 1,
+        .keep_alive = true,
+    },
+    {
+        .name = "valid: HTTP/1.9 needs Host as HTTP/1.1 does",
+        .input = "GET / HTTP/1.9\r\nHost: x\r\nConnection: upgrade\r\n\r\n",
+        .method = "GET",
+        .target = "/",
+        .path = "/",
+        .num_headers = 2,
+        .keep_alive = true,
+        .upgrade = true,
+    },
+    {
+        .name = "valid: HTTP/1.0's Connection: upgrade is ignored (RFC 9110 §7.8)",
+        .input = "GET /push/ws HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\n"
+                 "Upgrade: websocket\r\n\r\n",
+        .method = "GET",
+        .target = "/push/ws",
+        .path = "/push/ws",
+        .http10 = true,
+        .num_headers = 2,
+        .keep_alive = true,
+        .upgrade = false,
     },
     {
         .name = "valid: one bare LF before the request line is skipped",
@@ -413,6 +540,14 @@ static void run_valid_case(void **state)
     assert_int_equal(req.content_length, c->has_content_length ? c->content_length : -1);
     assert_int_equal(req.keep_alive, c->keep_alive);
     assert_int_equal(req.upgrade, c->upgrade);
+    /* The host: the absolute-form's authority, else Host's value (absent in HTTP/1.0). */
+    const kf_str_t *host_field = kf_http_header_get(&req, "Host");
+    if (c->host != NULL)
+        expect_view(req.host, c->host);
+    else if (host_field != NULL)
+        assert_true(req.host.ptr == host_field->ptr && req.host.len == host_field->len);
+    else
+        expect_view(req.host, NULL);
     for (size_t i = 0; i < ARRAY_LEN(c->headers) && c->headers[i].name != NULL; i++) {
         expect_view(req.headers[i].name, c->headers[i].name);
         expect_view(req.headers[i].value, c->headers[i].value);
@@ -455,7 +590,24 @@ static const bad_case_t bad_cases[] = {
     {"bad: tab after method", RAW("GET\t/ HTTP/1.1\r\n\r\n"), EBAD, NULL},
     {"bad: request line ends after method", RAW("GET\r\n\r\n"), EBAD, NULL},
     {"bad: relative target", RAW("GET index.html HTTP/1.1\r\n\r\n"), EBAD, NULL},
-    {"bad: absolute-form target", RAW("GET http://example.com/ HTTP/1.1\r\n\r\n"), EBAD, NULL},
+    {"bad: absolute-form, another scheme", RAW("GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: absolute-form, no authority", RAW("GET http:/a HTTP/1.1\r\nHost: h\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: absolute-form, empty host", RAW("GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: absolute-form, a port alone", RAW("GET http://:80/ HTTP/1.1\r\nHost: h\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: absolute-form, userinfo (RFC 9110 §4.2.4)",
+     RAW("GET http://u:p@h/ HTTP/1.1\r\nHost: h\r\n\r\n"), EBAD, NULL},
+    {"bad: absolute-form, a port not digits", RAW("GET http://h:x/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+     EBAD, NULL},
+    {"bad: absolute-form still needs Host in HTTP/1.1", RAW("GET http://h/ HTTP/1.1\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: absolute-form with an invalid Host", RAW("GET http://h/ HTTP/1.1\r\nHost: a b\r\n\r\n"),
+     EBAD, NULL},
+    {"bad: authority-form (CONNECT's)", RAW("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"), EBAD,
+     NULL},
     {"bad: '*' for GET", RAW("GET * HTTP/1.1\r\n\r\n"), EBAD, NULL},
     {"bad: '*x' for OPTIONS", RAW("OPTIONS *x HTTP/1.1\r\n\r\n"), EBAD, NULL},
     {"bad: NUL in target", RAW("GET /a\0b HTTP/1.1\r\n\r\n"), EBAD, NULL},
@@ -471,7 +623,7 @@ static const bad_case_t bad_cases[] = {
     {"bad: two-digit minor", RAW("GET / HTTP/1.10\r\n\r\n"), EBAD, NULL},
     {"bad: version without minor", RAW("GET / HTTP/2\r\n\r\n"), EBAD, NULL},
     {"bad: HTTP/2.0", RAW("GET / HTTP/2.0\r\n\r\n"), EVERSION, NULL},
-    {"bad: HTTP/1.2", RAW("GET / HTTP/1.2\r\n\r\n"), EVERSION, NULL},
+    {"bad: HTTP/3.0", RAW("GET / HTTP/3.0\r\nHost: x\r\n\r\n"), EVERSION, NULL},
     {"bad: HTTP/0.9", RAW("GET / HTTP/0.9\r\n\r\n"), EVERSION, NULL},
     {"bad: CR alone ends the request line", RAW("GET / HTTP/1.1\rHost: x\r\n\r\n"), EBAD, NULL},
     /* Header lines. */
@@ -524,19 +676,57 @@ static const bad_case_t bad_cases[] = {
      ELENGTH, NULL},
     {"bad: chunked in HTTP/1.0", RAW("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
      ELENGTH, NULL},
-    {"bad: chunked twice",
+    {"bad: chunked after an empty list element",
+     RAW("POST / HTTP/1.1\r\nTransfer-Encoding: , chunked,\r\n\r\n"), ELENGTH, NULL},
+    {"bad: chunked twice, two fields",
      RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
-     ELENGTH, NULL},
-    {"bad: gzip transfer coding", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
-     ENOT_IMPL, NULL},
+     EBAD, NULL},
+    {"bad: chunked twice, one list",
+     RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked,chunked\r\n\r\n"), EBAD, NULL},
+    {"bad: gzip transfer coding", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"), EBAD,
+     NULL},
     {"bad: gzip then chunked", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
      ENOT_IMPL, NULL},
-    {"bad: identity transfer coding", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n"),
+    {"bad: another coding, then chunked in a second field",
+     RAW("POST / HTTP/1.1\r\nTransfer-Encoding: x\r\nTransfer-Encoding: Chunked\r\n\r\n"),
      ENOT_IMPL, NULL},
+    {"bad: chunked then gzip", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+     EBAD, NULL},
+    {"bad: chunked, then another coding in a second field",
+     RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: identity transfer coding", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n"),
+     EBAD, NULL},
+    {"bad: xchunked", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n"), EBAD, NULL},
+    {"bad: chunked with a parameter",
+     RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked;x=1\r\n\r\n"), EBAD, NULL},
+    {"bad: an empty Transfer-Encoding", RAW("POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: a Transfer-Encoding of commas", RAW("POST / HTTP/1.1\r\nTransfer-Encoding: , ,\r\n\r\n"),
+     EBAD, NULL},
     {"bad: chunked with Content-Length",
      RAW("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), EBAD, NULL},
     {"bad: Content-Length with gzip",
      RAW("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n"), EBAD, NULL},
+    /* Host (RFC 9112 §3.2, RFC 9110 §7.2). */
+    {"bad: HTTP/1.1 without Host", RAW("GET / HTTP/1.1\r\nX: y\r\n\r\n"), EBAD, NULL},
+    {"bad: two Hosts", RAW("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), EBAD, NULL},
+    {"bad: two Hosts in HTTP/1.0", RAW("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with userinfo", RAW("GET / HTTP/1.1\r\nHost: user@h\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with a path", RAW("GET / HTTP/1.1\r\nHost: h/a\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with a port not digits", RAW("GET / HTTP/1.1\r\nHost: h:http\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with two ports", RAW("GET / HTTP/1.1\r\nHost: h:1:2\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with a space", RAW("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), EBAD, NULL},
+    {"bad: Host as a list", RAW("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with a scheme", RAW("GET / HTTP/1.1\r\nHost: http://h\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with a bad escape", RAW("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n"), EBAD, NULL},
+    {"bad: Host with UTF-8", RAW("GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n"), EBAD, NULL},
+    {"bad: Host, an unclosed IP-literal", RAW("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), EBAD, NULL},
+    {"bad: Host, an empty IP-literal", RAW("GET / HTTP/1.1\r\nHost: []\r\n\r\n"), EBAD, NULL},
+    {"bad: Host, text after an IP-literal", RAW("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n"), EBAD,
+     NULL},
+    {"bad: Host, a space in an IP-literal", RAW("GET / HTTP/1.1\r\nHost: [::1 ]\r\n\r\n"), EBAD,
+     NULL},
     /* Limits (tiny: request line 32, head 64, 3 headers). */
     {"bad: request line over the limit", RAW("GET /aaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n"),
      EURI_TOO_LONG, &tiny_limits},
@@ -608,11 +798,34 @@ static bool accepts_in_value(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+/* RFC 3986 unreserved and sub-delims. */
+static bool is_host_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* In "a?1": a reg-name byte, or ':' before a port of digits. */
+static bool accepts_in_host(unsigned char c)
+{
+    return is_host_char(c) || c == ':';
+}
+
+/* In "http://a?b/": a reg-name byte, or a '/' or '?' that ends the authority early. */
+static bool accepts_in_authority(unsigned char c)
+{
+    return is_host_char(c) || c == '/' || c == '?';
+}
+
 static const byte_case_t byte_cases[] = {
-    {"bytes: method", "G", "T / HTTP/1.1\r\n\r\n", accepts_in_token},
-    {"bytes: target", "GET /a", "b HTTP/1.1\r\n\r\n", accepts_in_target},
-    {"bytes: header name", "GET / HTTP/1.1\r\nX", "Y: v\r\n\r\n", accepts_in_header_name},
-    {"bytes: header value", "GET / HTTP/1.1\r\nX: a", "b\r\n\r\n", accepts_in_value},
+    {"bytes: method", "G", "T / HTTP/1.1\r\nHost: x\r\n\r\n", accepts_in_token},
+    {"bytes: target", "GET /a", "b HTTP/1.1\r\nHost: x\r\n\r\n", accepts_in_target},
+    {"bytes: header name", "GET / HTTP/1.1\r\nHost: x\r\nX", "Y: v\r\n\r\n",
+     accepts_in_header_name},
+    {"bytes: header value", "GET / HTTP/1.1\r\nHost: x\r\nX: a", "b\r\n\r\n", accepts_in_value},
+    {"bytes: Host", "GET / HTTP/1.1\r\nHost: a", "1\r\n\r\n", accepts_in_host},
+    {"bytes: absolute-form authority", "GET http://a", "b/ HTTP/1.1\r\nHost: x\r\n\r\n",
+     accepts_in_authority},
 };
 
 static void run_byte_case(void **state)
@@ -651,13 +864,14 @@ static void test_limits_default(void **state)
     assert_true(limits.max_headers <= KF_HTTP_MAX_HEADERS);
 }
 
-/* Builds "GET /aaa... HTTP/1.1" of exactly line_len bytes (line_len >= 15) into b. */
+/* Builds "GET /aaa... HTTP/1.0" of exactly line_len bytes (line_len >= 15) into b: HTTP/1.0,
+ * which needs no Host, so that the request line is all there is. */
 static void build_request_line(kf_buf_t *b, size_t line_len)
 {
     kf_buf_append_str(b, "GET /");
     for (size_t i = 0; i < line_len - 14; i++)
         kf_buf_append(b, "a", 1);
-    kf_buf_append_str(b, " HTTP/1.1");
+    kf_buf_append_str(b, " HTTP/1.0");
     assert_int_equal(b->len, line_len);
 }
 
@@ -712,10 +926,11 @@ static void test_request_line_limit_default(void **state)
     kf_buf_free(&b);
 }
 
-/* Builds a head of exactly head_len bytes (>= 40) with one big header into b. */
+/* Builds a head of exactly head_len bytes (>= 40) with one big header into b (HTTP/1.0: no
+ * Host needed). */
 static void build_head(kf_buf_t *b, size_t head_len)
 {
-    kf_buf_append_str(b, "GET / HTTP/1.1\r\nX-Pad: ");
+    kf_buf_append_str(b, "GET / HTTP/1.0\r\nX-Pad: ");
     while (b->len < head_len - 4)
         kf_buf_append(b, "p", 1);
     kf_buf_append_str(b, "\r\n\r\n");
@@ -767,10 +982,10 @@ static void test_header_bytes_limit_default(void **state)
     kf_buf_free(&b);
 }
 
-/* Builds a request with count headers "H<i>: v<i>". */
+/* Builds a request with count headers "H<i>: v<i>" (HTTP/1.0: Host is not one of them). */
 static void build_many_headers(kf_buf_t *b, size_t count)
 {
-    kf_buf_append_str(b, "GET / HTTP/1.1\r\n");
+    kf_buf_append_str(b, "GET / HTTP/1.0\r\n");
     for (size_t i = 0; i < count; i++)
         kf_buf_printf(b, "H%zu: v%zu\r\n", i, i);
     kf_buf_append_str(b, "\r\n");
@@ -823,7 +1038,7 @@ static void test_pipelined(void **state)
 {
     (void)state;
     static const char first[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
-    static const char second[] = "POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\n";
+    static const char second[] = "POST /b HTTP/1.1\r\nContent-Length: 3\r\nHost: x\r\n\r\n";
     static const char third[] = "GET /c?d HTTP/1.0\n\n";
     kf_http_request_t req;
     kf_buf_t b;
@@ -892,11 +1107,40 @@ static void test_header_get(void **state)
 static void test_null_limits(void **state)
 {
     (void)state;
-    static const char input[] = "GET / HTTP/1.1\r\n\r\n";
+    static const char input[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     kf_http_request_t req;
     assert_int_equal(kf_http_parse_request(input, sizeof(input) - 1, NULL, &req, NULL),
                      sizeof(input) - 1);
     assert_int_equal(kf_http_parse_request(NULL, 0, NULL, &req, NULL), INCOMPLETE);
+}
+
+/* ---- kf_http_list_has ---- */
+
+static void test_list_has(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *list, *token;
+        bool found;
+    } cases[] = {
+        {"websocket", "websocket", true},
+        {"websocket, h2c", "websocket", true},
+        {"h2c,WebSocket", "websocket", true},
+        {" ,\t, websocket\t, ,", "websocket", true},
+        {"h2c, websocket", "h2c", true},
+        {"websockets", "websocket", false},
+        {"xwebsocket, h2c", "websocket", false},
+        {"web socket", "websocket", false},
+        {"websocket/13", "websocket", false},
+        {"", "websocket", false},
+        {", ,", "", false}, /* empty elements are no elements */
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        kf_str_t list = {cases[i].list, strlen(cases[i].list)};
+        if (kf_http_list_has(list, cases[i].token) != cases[i].found)
+            fail_msg("\"%s\" has \"%s\": want %d", cases[i].list, cases[i].token, cases[i].found);
+    }
+    assert_false(kf_http_list_has((kf_str_t){NULL, 0}, "x"));
 }
 
 /* ---- kf_http_url_decode ---- */
@@ -1128,6 +1372,7 @@ int main(void)
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_header_get),
         cmocka_unit_test(test_null_limits),
+        cmocka_unit_test(test_list_has),
         cmocka_unit_test(test_url_decode_zero_size),
         cmocka_unit_test(test_parse_u64_absent),
     };

@@ -1,4 +1,4 @@
-/* test_router.c: route matching, ids, 404 against 405. */
+/* test_router.c: route matching, ids, 404 against 405 (with its Allow) against 501. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +35,7 @@ static const kf_route_t routes[] = {
     {"GET", "/api/conversations/{id}/messages", h_b},
     {"POST", "/api/conversations/{id}/messages", h_c},
     {"GET", "/a/{id}/b/{id}", h_d},
+    {"PURGE", "/cache", h_a},
 };
 
 static int match(const char *method, const char *path, kf_route_match_t *m)
@@ -51,33 +52,48 @@ static void test_table(void **state)
         int rc;
         kf_route_fn handler;
         int64_t id0, id1;
+        const char *allow; /* KF_EINVAL: the Allow value */
     } cases[] = {
-        {"GET", "/api/conversations", 0, h_a, 0, 0},
-        {"HEAD", "/api/conversations", 0, h_a, 0, 0},
-        {"POST", "/api/conversations", KF_EINVAL, NULL, 0, 0},
-        {"GET", "/api/conversations/", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/12/messages", 0, h_b, 12, 0},
-        {"POST", "/api/conversations/12/messages", 0, h_c, 12, 0},
-        {"DELETE", "/api/conversations/12/messages", KF_EINVAL, NULL, 0, 0},
-        {"GET", "/api/conversations/0/messages", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/-1/messages", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/1x/messages", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations//messages", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/99999999999999999999/messages", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/9007199254740992/messages", 0, h_b, 9007199254740992LL, 0},
-        {"GET", "/api/conversations/9007199254740993/messages", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/12/messages/", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/api/conversations/12/messagesX", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "/a/3/b/4", 0, h_d, 3, 4},
-        {"GET", "/a/3/b/", KF_ENOTFOUND, NULL, 0, 0},
-        {"GET", "", KF_ENOTFOUND, NULL, 0, 0},
-        {"get", "/api/conversations", KF_EINVAL, NULL, 0, 0},
+        {"GET", "/api/conversations", 0, h_a, 0, 0, NULL},
+        {"HEAD", "/api/conversations", 0, h_a, 0, 0, NULL},
+        {"POST", "/api/conversations", KF_EINVAL, NULL, 0, 0, "GET, HEAD"},
+        {"GET", "/api/conversations/", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/12/messages", 0, h_b, 12, 0, NULL},
+        {"POST", "/api/conversations/12/messages", 0, h_c, 12, 0, NULL},
+        {"DELETE", "/api/conversations/12/messages", KF_EINVAL, NULL, 0, 0, "GET, HEAD, POST"},
+        {"OPTIONS", "/api/conversations/12/messages", KF_EINVAL, NULL, 0, 0, "GET, HEAD, POST"},
+        {"PATCH", "/a/3/b/4", KF_EINVAL, NULL, 0, 0, "GET, HEAD"},
+        {"TRACE", "/cache", KF_EINVAL, NULL, 0, 0, "PURGE"},
+        {"PURGE", "/cache", 0, h_a, 0, 0, NULL},
+        {"PURGE", "/a/3/b/4", KF_EINVAL, NULL, 0, 0, "GET, HEAD"},
+        {"PUT", "/nowhere", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/0/messages", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/-1/messages", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/1x/messages", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations//messages", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/99999999999999999999/messages", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/9007199254740992/messages", 0, h_b, 9007199254740992LL, 0,
+         NULL},
+        {"GET", "/api/conversations/9007199254740993/messages", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/12/messages/", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/api/conversations/12/messagesX", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "/a/3/b/4", 0, h_d, 3, 4, NULL},
+        {"GET", "/a/3/b/", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        {"GET", "", KF_ENOTFOUND, NULL, 0, 0, NULL},
+        /* Methods the server does not know: 501 whatever the path (RFC 9110 §9.1). */
+        {"get", "/api/conversations", KF_EPROTO, NULL, 0, 0, NULL},
+        {"FOO", "/api/conversations", KF_EPROTO, NULL, 0, 0, NULL},
+        {"FOO", "/nowhere", KF_EPROTO, NULL, 0, 0, NULL},
+        {"GETS", "/api/conversations", KF_EPROTO, NULL, 0, 0, NULL},
+        {"", "/api/conversations", KF_EPROTO, NULL, 0, 0, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kf_route_match_t m;
         int rc = match(cases[i].method, cases[i].path, &m);
         if (rc != cases[i].rc)
             fail_msg("%s %s: got %d, want %d", cases[i].method, cases[i].path, rc, cases[i].rc);
+        if (rc == KF_EINVAL)
+            assert_string_equal(m.allow, cases[i].allow);
         if (rc != 0)
             continue;
         assert_ptr_equal(m.route->handler, cases[i].handler);
@@ -88,8 +104,31 @@ static void test_table(void **state)
     }
 }
 
+/* Many methods on one path: the Allow value holds each once, and as many as fit. */
+static void test_allow_bounded(void **state)
+{
+    (void)state;
+    static const kf_route_t many[] = {
+        {"GET", "/x", h_a},
+        {"GET", "/x", h_b},
+        {"POST", "/x", h_a},
+        {"METHOD-ONE", "/x", h_a},
+        {"METHOD-TWO", "/x", h_a},
+        {"METHOD-THREE", "/x", h_a},
+        {"METHOD-FOUR-TOO", "/x", h_a},
+        {"PUT", "/x", h_a},
+    };
+    kf_route_match_t m;
+    assert_int_equal(kf_router_match(many, sizeof many / sizeof many[0], KF_STR_LIT("DELETE"),
+                                     KF_STR_LIT("/x"), &m),
+                     KF_EINVAL);
+    assert_string_equal(m.allow, "GET, HEAD, POST, METHOD-ONE, METHOD-TWO, METHOD-THREE, PUT");
+    assert_true(strlen(m.allow) < KF_ROUTE_ALLOW_SIZE);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table),
+                                       cmocka_unit_test(test_allow_bounded)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
  * libuv TCP handles on the server's own loop, each test runs the loop until the callbacks it
  * waits for have come (never sleeping), and every handle is closed at the end. Covers keep-alive,
  * pipelining, split reads, limits, timeouts, held, resumed, detached, streamed and upgraded
- * responses, graceful closes, paused parsing and shutdown. It looks inside the server
- * (http/server_int.h) only to know when the server has done what the test waits for. */
+ * responses, graceful closes, paused parsing, a peer's half-close or reset, and shutdown. It looks
+ * inside the server (http/server_int.h) only to know when the server has done what the test waits
+ * for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,11 +21,12 @@
 typedef struct client {
     uv_tcp_t tcp;
     uv_connect_t connect;
-    kf_buf_t in;    /* everything received */
-    bool connected; /* the connect callback came (status 0) */
-    bool eof;       /* the server closed its side (or the connection failed) */
-    bool reset;     /* ...with an error other than EOF */
-    bool closed;    /* the handle's close callback came */
+    uv_shutdown_t shutdown; /* client_shutdown's */
+    kf_buf_t in;            /* everything received */
+    bool connected;         /* the connect callback came (status 0) */
+    bool eof;               /* the server closed its side (or the connection failed) */
+    bool reset;             /* ...with an error other than EOF */
+    bool closed;            /* the handle's close callback came */
 } client_t;
 
 typedef struct fixture {
@@ -34,7 +36,7 @@ typedef struct fixture {
     kf_server_t *server;
     bool server_done; /* kf_server_stop's callback ran */
     int port;
-    kf_req_t *held;   /* the request held by /hold or /resume, or NULL */
+    kf_req_t *held;   /* the request held by /hold, /poll or /resume, or NULL */
     kf_req_t *stream; /* the request streaming from /stream */
     kf_conn_t *upgraded;
     int handled;        /* requests seen by the handler */
@@ -106,6 +108,12 @@ static void handler(kf_req_t *req)
     if (kf_str_eq(path, "/hold") || kf_str_eq(path, "/resume")) {
         fx->held = req;
         kf_req_hold(req, abort_cb, NULL);
+        return;
+    }
+    if (kf_str_eq(path, "/poll")) { /* held for news only, as a long poll */
+        fx->held = req;
+        kf_req_hold(req, abort_cb, NULL);
+        kf_req_end_on_eof(req);
         return;
     }
     if (kf_str_eq(path, "/stream")) {
@@ -273,6 +281,22 @@ static void client_send(client_t *c, const char *data, size_t len)
 static void client_send_str(client_t *c, const char *text)
 {
     client_send(c, text, strlen(text));
+}
+
+/* Ends c's side of the connection (a TCP half-close: FIN after what was sent); c still reads. */
+static void client_shutdown(client_t *c)
+{
+    assert_int_equal(uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, NULL), 0);
+}
+
+/* Closes c with a reset rather than a FIN (SO_LINGER 0): a peer that is gone, not one that
+ * has only finished sending. */
+static void client_reset(client_t *c)
+{
+    uv_os_fd_t fd;
+    assert_int_equal(uv_fileno((uv_handle_t *)&c->tcp, &fd), 0);
+    struct linger linger = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger), 0);
 }
 
 static void client_pause(client_t *c)
@@ -540,13 +564,17 @@ static void test_errors(void **state)
     expect_refusal(line, (size_t)n, "431", "headers_too_large"); /* over the whole head's limit */
     const char *version = "GET / HTTP/2.0\r\nHost: x\r\n\r\n";
     expect_refusal(version, strlen(version), "505", "http_version");
-    const char *te = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
+    const char *te = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     expect_refusal(te, strlen(te), "501", "not_implemented");
+    const char *not_last = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
+    expect_refusal(not_last, strlen(not_last), "400", "the last transfer coding is not chunked");
     /* RFC 9112 §3.2: one Host, in HTTP/1.1. */
     const char *no_host = "GET /a HTTP/1.1\r\n\r\n";
     expect_refusal(no_host, strlen(no_host), "400", "Host");
     const char *two_hosts = "GET /a HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n";
     expect_refusal(two_hosts, strlen(two_hosts), "400", "Host");
+    const char *bad_host = "GET /a HTTP/1.1\r\nHost: user@a\r\n\r\n";
+    expect_refusal(bad_host, strlen(bad_host), "400", "Host");
     const char *unknown = "GET /a HTTP/1.1\r\nHost: x\r\nExpect: coffee\r\n\r\n";
     expect_refusal(unknown, strlen(unknown), "417 Expectation Failed", "expectation_failed");
 }
@@ -694,16 +722,126 @@ static void test_held_pipelining_resumes_reading(void **state)
     client_close(c);
 }
 
+/* A request held for news only ends when its client closes; any held request ends when its
+ * client is gone (a reset). */
 static void test_held_aborted_on_close(void **state)
 {
     (void)state;
     int aborted = fx->aborted;
     client_t *c = client();
-    client_send_str(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_send_str(c, "GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     wait_conn(CONN_HELD, 0);
     client_close(c);
     wait_count(&fx->aborted, aborted + 1);
     assert_null(fx->held);
+    assert_true(run_until(no_connections, NULL, 1000));
+
+    c = client();
+    client_send_str(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_conn(CONN_HELD, 0);
+    client_reset(c);
+    client_close(c);
+    wait_count(&fx->aborted, aborted + 2);
+    assert_null(fx->held);
+    assert_true(run_until(no_connections, NULL, 1000));
+}
+
+/* Issue 12: a client that half-closes after a request the server holds (a message waiting for
+ * its commit) gets its answer, and the answers to what it pipelined behind it, in order; then
+ * the connection closes. It used to be closed at the EOF, the answer lost. */
+static void test_half_close_answers_held(void **state)
+{
+    (void)state;
+    int aborted = fx->aborted, handled = fx->handled;
+    client_t *c = client();
+    client_send_str(c, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+                       "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_shutdown(c);
+    wait_conn(CONN_HELD, 0);
+    kf_conn_t *conn = only_conn();
+    while (!conn->peer_eof)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(fx->aborted, aborted);
+    assert_non_null(fx->held);
+    kf_req_t *req = fx->held;
+    fx->held = NULL;
+    kf_resp_send(req, 201, "text/plain", "stored", 6);
+    const char *r = wait_eof(c, 2000);
+    const char *answer = strstr(r, "stored"), *next = strstr(r, "path=/next");
+    assert_non_null(answer);
+    assert_non_null(next);
+    assert_true(answer < next);
+    assert_false(c->reset);
+    assert_int_equal(fx->handled - handled, 2);
+    assert_int_equal(fx->aborted, aborted);
+    client_close(c);
+    assert_true(run_until(no_connections, NULL, 1000));
+}
+
+/* After a half-close the complete requests are answered and an incomplete one is dropped: no
+ * 400, no 408, and the connection closes at once. */
+static void test_half_close_drops_incomplete(void **state)
+{
+    (void)state;
+    int handled = fx->handled;
+    client_t *c = client();
+    client_send_str(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo");
+    client_shutdown(c);
+    uint64_t start = kf_clock_mono_ms();
+    const char *r = wait_eof(c, 2000);
+    assert_true(kf_clock_mono_ms() - start < 1000); /* not the head's timeout */
+    assert_non_null(strstr(r, "path=/a"));
+    assert_int_equal(count(r, "HTTP/1.1 "), 1);
+    assert_false(c->reset);
+    assert_int_equal(fx->handled - handled, 1);
+    client_close(c);
+    /* Half-closed with nothing sent: closed as well. */
+    c = client();
+    client_shutdown(c);
+    assert_string_equal(wait_eof(c, 1000), "");
+    client_close(c);
+}
+
+/* What has nobody to finish for ends at the half-close: a long poll, a stream, and a long poll
+ * that was pipelined behind an answer owed and reached after the EOF. */
+static void test_half_close_ends_polls_and_streams(void **state)
+{
+    (void)state;
+    int aborted = fx->aborted;
+    client_t *c = client();
+    client_send_str(c, "GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_conn(CONN_HELD, 0);
+    client_shutdown(c);
+    wait_count(&fx->aborted, aborted + 1);
+    wait_eof(c, 1000);
+    client_close(c);
+
+    c = client();
+    client_send_str(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_text(c, "two\r\n");
+    client_shutdown(c);
+    wait_count(&fx->aborted, aborted + 2);
+    assert_null(fx->stream);
+    wait_eof(c, 1000);
+    client_close(c);
+
+    c = client();
+    client_send_str(c,
+                    "GET /hold HTTP/1.1\r\nHost: x\r\n\r\nGET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_shutdown(c);
+    wait_conn(CONN_HELD, 0);
+    kf_conn_t *conn = only_conn();
+    while (!conn->peer_eof)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    kf_req_t *req = fx->held;
+    fx->held = NULL;
+    kf_resp_send(req, 200, "text/plain", "owed", 4); /* /poll is dispatched, then ends */
+    assert_int_equal(fx->aborted, aborted + 3);
+    assert_null(fx->held);
+    const char *r = wait_eof(c, 1000);
+    assert_non_null(strstr(r, "owed"));
+    client_close(c);
+    assert_true(run_until(no_connections, NULL, 1000));
 }
 
 static void resume_cb(kf_req_t *req, void *data)
@@ -771,7 +909,7 @@ static void test_detach(void **state)
     kf_req_detach(req);
     kf_resp_send(req, 200, "text/plain", "mine", 4);
     wait_text(c, "mine");
-    client_send_str(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    client_send_str(c, "GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     wait_conn(CONN_HELD, 0);
     kf_req_detach(fx->held);
     fx->held = NULL;
@@ -916,10 +1054,10 @@ static void test_graceful_close_lingers(void **state)
 }
 
 /* Pipelined requests whose answers are not read: parsing pauses once 64 KiB wait unread (here
- * max_output), and goes on as the peer reads: every answer comes, in order. */
-static void test_unread_output_pauses_parsing(void **state)
+ * max_output), and goes on as the peer reads: every answer comes, in order; also when the peer
+ * half-closed after sending them (half_close), and then the connection closes. */
+static void check_unread_output_pauses_parsing(bool half_close)
 {
-    (void)state;
     int handled = fx->handled;
     client_t *c = client_from("127.0.0.1", true);
     client_pause(c);
@@ -930,6 +1068,8 @@ static void test_unread_output_pauses_parsing(void **state)
         kf_buf_append_str(&many, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
     client_send(c, many.data, many.len);
     kf_buf_free(&many);
+    if (half_close)
+        client_shutdown(c);
     wait_conn(CONN_PAUSED, 1);
     kf_conn_t *conn = only_conn();
     assert_false(conn->reading);
@@ -945,7 +1085,24 @@ static void test_unread_output_pauses_parsing(void **state)
     assert_int_equal(c->in.len, all);
     assert_int_equal(count(c->in.data, "HTTP/1.1 200 OK"), N);
     assert_int_equal(fx->handled - handled, N);
+    if (half_close) {
+        wait_eof(c, 2000);
+        assert_false(c->reset);
+        assert_int_equal(c->in.len, all);
+    }
     client_close(c);
+}
+
+static void test_unread_output_pauses_parsing(void **state)
+{
+    (void)state;
+    check_unread_output_pauses_parsing(false);
+}
+
+static void test_unread_output_half_closed(void **state)
+{
+    (void)state;
+    check_unread_output_pauses_parsing(true);
 }
 
 static void test_request_end(void **state)
@@ -962,8 +1119,8 @@ static void test_request_end(void **state)
     wait_text(c, "\r\n\r\nok");
     assert_int_equal(fx->ended, ended + 2);
     assert_int_equal(fx->late_on_end_rc, KF_EINVAL);
-    /* A held request ends when its client goes away. */
-    client_send_str(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* A request held for news ends when its client goes away. */
+    client_send_str(c, "GET /poll HTTP/1.1\r\nHost: x\r\n\r\n");
     wait_conn(CONN_HELD, 0);
     client_close(c);
     wait_count(&fx->ended, ended + 3);
@@ -1096,6 +1253,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_pipelining_resumes_reading, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_held_aborted_on_close, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close_answers_held, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close_drops_incomplete, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close_ends_polls_and_streams, setup_default,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_detach, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_stream, setup_default, teardown),
@@ -1105,6 +1266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_close_lingers, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_unread_output_pauses_parsing, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_output_half_closed, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_request_end, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup_default, teardown),
