@@ -14,6 +14,7 @@
 #include "chat/app.h"
 #include "http/server.h"
 #include "store/store.h"
+#include "store/sync.h"
 
 typedef struct options {
     char host[256];
@@ -221,7 +222,7 @@ static int user_add(int argc, char **argv, options_t *opts)
 static int ensure_admin(kf_store_t *store)
 {
     int64_t count = 0;
-    int rc = store->ops->agent_count(store, &count);
+    int rc = kf_store_sync_agent_count(store, &count);
     if (rc != 0 || count > 0)
         return rc;
     char password[KF_TOKEN_SIZE];

@@ -807,6 +807,9 @@ void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *d
     size_t head_len = (size_t)rc;
     req->head = &head;
     req->body = req->body_len > 0 ? conn->rbuf.data + head_len : NULL;
+    /* fn decides afresh, as a handler does: it may hold again, stream, or upgrade (which a held
+     * request may not). */
+    req->held = false;
     conn->dispatching = true;
     fn(req, data);
     if (after_dispatch(conn))

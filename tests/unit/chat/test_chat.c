@@ -25,6 +25,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "chat/chat.h"
+#include "store/sync.h"
 #include "support/failing_store.h"
 #include "support/fault.h"
 
@@ -367,15 +368,18 @@ typedef struct store_case {
 
 #define LOGIN_BODY "{\"email\":\"" AGENT_EMAIL "\",\"password\":\"" AGENT_PASSWORD "\"}"
 
+/* Every case authenticates through the store (the caches are emptied first), so the
+ * completions (FS_OP(complete)) a request waits for are: its credential's (one for a visitor, two
+ * for an agent: session, then account), then its own lookups and writes, in order. */
 static const store_case_t store_cases[] = {
     {"visitor session", AS_NOBODY, "POST", "/api/visitor/session", "{\"name\":\"Bo\"}",
      FS_OP(visitor_create), 1, 500},
     {"visitor send: new conversation", AS_NEW_VISITOR, "POST", "/api/visitor/messages",
-     "{\"body\":\"lost\"}", FS_OP(complete), 1, 500},
+     "{\"body\":\"lost\"}", FS_OP(complete), 2, 500},
     {"visitor send: message insert", AS_VISITOR, "POST", "/api/visitor/messages",
      "{\"body\":\"lost\"}", FS_OP(message_add), 1, 500},
     {"visitor send: commit", AS_VISITOR, "POST", "/api/visitor/messages", "{\"body\":\"lost\"}",
-     FS_OP(complete), 1, 500},
+     FS_OP(complete), 2, 500},
     {"visitor history", AS_VISITOR, "GET", "/api/visitor/messages", NULL,
      FS_OP(messages_of_visitor), 1, 500},
     {"visitor read: message lookup", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
@@ -383,7 +387,7 @@ static const store_case_t store_cases[] = {
     {"visitor read: mark", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
      FS_OP(conversation_mark_read), 1, 500},
     {"visitor read: commit", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
-     FS_OP(complete), 1, 500},
+     FS_OP(complete), 3, 500},
     {"visitor typing", AS_VISITOR, "POST", "/api/visitor/typing", "{\"typing\":true}",
      FS_OP(conversation_find_open), 1, 500},
     {"visitor poll replay", AS_VISITOR, "GET", "/push/poll", NULL, FS_OP(messages_of_visitor), 1,
@@ -398,24 +402,23 @@ static const store_case_t store_cases[] = {
     {"one conversation", AS_AGENT, "GET", "/api/conversations/{c}", NULL, FS_OP(conversation_get),
      1, 500},
     {"conversation messages: lookup", AS_AGENT, "GET", "/api/conversations/{c}/messages", NULL,
-     FS_OP(conversation_get), 1, 500},
+     FS_OP(conversation_visitor), 1, 500},
     {"conversation messages: query", AS_AGENT, "GET", "/api/conversations/{c}/messages", NULL,
      FS_OP(messages_in_conversation), 1, 500},
     {"agent send: message insert", AS_AGENT, "POST", "/api/conversations/{c}/messages",
      "{\"body\":\"lost\"}", FS_OP(message_add), 1, 500},
     {"agent send: commit", AS_AGENT, "POST", "/api/conversations/{c}/messages",
-     "{\"body\":\"lost\"}", FS_OP(complete), 1, 500},
-    {"agent read: conversation lookup", AS_AGENT, "POST", "/api/conversations/{c}/read",
-     "{\"up_to\":{m}}", FS_OP(conversation_get), 1, 500},
+     "{\"body\":\"lost\"}", FS_OP(complete), 3, 500},
+    {"agent read: message lookup", AS_AGENT, "POST", "/api/conversations/{c}/read",
+     "{\"up_to\":{m}}", FS_OP(messages_in_conversation), 1, 500},
     {"agent read: mark", AS_AGENT, "POST", "/api/conversations/{c}/read", "{\"up_to\":{m}}",
      FS_OP(conversation_mark_read), 1, 500},
     {"agent read: commit", AS_AGENT, "POST", "/api/conversations/{c}/read", "{\"up_to\":{m}}",
-     FS_OP(complete), 1, 500},
+     FS_OP(complete), 4, 500},
+    {"agent read: unknown conversation", AS_AGENT, "POST", "/api/conversations/999999/read",
+     "{\"up_to\":1}", FS_OP(conversation_visitor), 1, 500},
     {"agent typing: conversation lookup", AS_AGENT, "POST", "/api/conversations/{c}/typing",
-     "{\"typing\":true}", FS_OP(conversation_get), 1, 500},
-    /* The first agent_by_id authenticates the agent; the second finds the name to show. */
-    {"agent typing: agent name", AS_AGENT, "POST", "/api/conversations/{c}/typing",
-     "{\"typing\":true}", FS_OP(agent_by_id), 2, 500},
+     "{\"typing\":true}", FS_OP(conversation_visitor), 1, 500},
     {"conversation status", AS_AGENT, "POST", "/api/conversations/{c}/status",
      "{\"status\":\"open\"}", FS_OP(conversation_set_status), 1, 500},
 };
@@ -427,19 +430,25 @@ static void forget_credentials(void)
     kf_auth_cache_clear(fx->app->visitor_tokens);
 }
 
+/* Each case twice: the store's call failing in its result (as a failed query or commit does),
+ * and refused at once. */
 static void test_store_failures(void **state)
 {
     (void)state;
     char path[256], body[256];
-    for (size_t i = 0; i < sizeof store_cases / sizeof store_cases[0]; i++) {
-        const store_case_t *c = &store_cases[i];
-        print_message("store failure: %s\n", c->name);
+    for (size_t i = 0; i < 2 * (sizeof store_cases / sizeof store_cases[0]); i++) {
+        const store_case_t *c = &store_cases[i / 2];
+        bool at_once = i % 2 == 1;
+        print_message("store failure%s: %s\n", at_once ? " at once" : "", c->name);
         expand(c->path, path, sizeof path);
         if (c->body != NULL)
             expand(c->body, body, sizeof body);
         fx->agent_events = fx->visitor_events = 0;
         forget_credentials(); /* each case authenticates through the store */
-        failing_store_fail_nth(fx->store, c->op, c->nth, KF_ESTORE);
+        if (at_once)
+            failing_store_refuse_nth(fx->store, c->op, c->nth, KF_ESTORE);
+        else
+            failing_store_fail_nth(fx->store, c->op, c->nth, KF_ESTORE);
         response_t *r = request(c->who, c->method, path, c->body != NULL ? body : NULL);
         assert_int_equal(failing_store_failures(fx->store), 1); /* the path was taken */
         failing_store_reset(fx->store);
@@ -677,16 +686,21 @@ static void test_event_encoding_failures(void **state)
 
 /* ---- WebSocket actions ---- */
 
-/* Opens a WebSocket as the visitor (a non-browser client: no Origin, a Bearer token). */
-static int ws_open(kf_buf_t *in)
+/* Opens a WebSocket as the visitor (a non-browser client: no Origin, a Bearer token), or as the
+ * agent (their session cookie). */
+static int ws_open_as(who_t who, kf_buf_t *in)
 {
     int fd = connect_client();
-    char head[512];
+    char head[640], credential[320];
+    if (who == AS_AGENT)
+        snprintf(credential, sizeof credential, "Cookie: %s", fx->session_cookie);
+    else
+        snprintf(credential, sizeof credential, "Authorization: Bearer %s", fx->visitor_token);
     int n = snprintf(head, sizeof head,
                      "GET /push/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-                     fx->visitor_token);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n\r\n",
+                     credential);
     send_all(fd, head, (size_t)n);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     while (strstr(in->data != NULL ? in->data : "", "\r\n\r\n") == NULL)
@@ -694,6 +708,11 @@ static int ws_open(kf_buf_t *in)
     assert_non_null(strstr(in->data, "101 Switching Protocols"));
     kf_buf_consume(in, (size_t)(strstr(in->data, "\r\n\r\n") + 4 - in->data));
     return fd;
+}
+
+static int ws_open(kf_buf_t *in)
+{
+    return ws_open_as(AS_VISITOR, in);
 }
 
 /* Sends text as one masked text frame. */
@@ -731,29 +750,45 @@ static char *ws_read_until(int fd, kf_buf_t *in, const char *want)
     }
 }
 
+/* A store failure in an action over a WebSocket is an error reply to it (logged, nothing
+ * published), and the connection goes on. An agent's socket opened with a cookie knows the agent
+ * but not their name, which typing looks up. */
 static void test_websocket_store_failures(void **state)
 {
     (void)state;
-    kf_buf_t in;
-    kf_buf_init(&in);
-    int fd = ws_open(&in);
+    kf_buf_t in[2];
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        kf_buf_init(&in[i]);
+        fds[i] = ws_open_as(i == 0 ? AS_VISITOR : AS_AGENT, &in[i]);
+    }
     static const struct {
+        int socket; /* 0: the visitor's, 1: the agent's */
         size_t op;
-        const char *action;
+        const char *action; /* {c}: the conversation */
     } cases[] = {
-        {FS_OP(message_add), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
-        {FS_OP(complete), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
-        {FS_OP(messages_of_visitor), "{\"type\":\"read\",\"ref\":\"s1\",\"up_to\":1}"},
-        {FS_OP(conversation_find_open), "{\"type\":\"typing\",\"ref\":\"s1\",\"typing\":true}"},
+        {0, FS_OP(message_add), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
+        {0, FS_OP(complete), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
+        {0, FS_OP(messages_of_visitor), "{\"type\":\"read\",\"ref\":\"s1\",\"up_to\":1}"},
+        {0, FS_OP(conversation_find_open), "{\"type\":\"typing\",\"ref\":\"s1\",\"typing\":true}"},
+        {1, FS_OP(agent_by_id),
+         "{\"type\":\"typing\",\"ref\":\"s1\",\"conversation_id\":{c},\"typing\":true}"},
+        {1, FS_OP(conversation_visitor),
+         "{\"type\":\"typing\",\"ref\":\"s1\",\"conversation_id\":{c},\"typing\":true}"},
+        {1, FS_OP(messages_in_conversation),
+         "{\"type\":\"read\",\"ref\":\"s1\",\"conversation_id\":{c},\"up_to\":1}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = fds[cases[i].socket];
+        char action[160];
+        expand(cases[i].action, action, sizeof action);
         fx->agent_events = fx->visitor_events = 0;
         failing_store_fail_nth(fx->store, cases[i].op, 1, KF_ESTORE);
         capture_t capture;
         char log[4096];
         capture_begin(&capture);
-        ws_send(fd, cases[i].action);
-        char *reply = ws_read_until(fd, &in, "\"s1\"");
+        ws_send(fd, action);
+        char *reply = ws_read_until(fd, &in[cases[i].socket], "\"s1\"");
         capture_end(&capture, log, sizeof log);
         assert_int_equal(failing_store_failures(fx->store), 1);
         failing_store_reset(fx->store);
@@ -766,14 +801,22 @@ static void test_websocket_store_failures(void **state)
         json_decref(json);
         free(reply);
     }
-    /* The connection survives: the next action works. */
-    ws_send(fd, "{\"type\":\"send\",\"ref\":\"ok\",\"body\":\"kept\"}");
-    char *ack = ws_read_until(fd, &in, "\"ack\"");
+    /* The connections survive: the next action works (and the agent's typing shows their name). */
+    ws_send(fds[0], "{\"type\":\"send\",\"ref\":\"ok\",\"body\":\"kept\"}");
+    char *ack = ws_read_until(fds[0], &in[0], "\"ack\"");
     assert_non_null(strstr(ack, "\"ok\""));
     free(ack);
-    close(fd);
-    kf_buf_free(&in);
-    /* Let the server see the close. */
+    char action[160];
+    expand("{\"type\":\"typing\",\"conversation_id\":{c},\"typing\":true}", action, sizeof action);
+    ws_send(fds[1], action);
+    char *typing = ws_read_until(fds[1], &in[1], "\"agent_name\"");
+    assert_non_null(strstr(typing, "\"agent_name\":\"Agnes\""));
+    free(typing);
+    for (int i = 0; i < 2; i++) {
+        close(fds[i]);
+        kf_buf_free(&in[i]);
+    }
+    /* Let the server see the closes. */
     for (int i = 0; i < 50; i++) {
         uv_run(&fx->loop, UV_RUN_NOWAIT);
         usleep(1000);
@@ -897,6 +940,24 @@ static int newest_id_cb(void *ctx, const kf_message_t *m)
     return 0;
 }
 
+static void query_done_cb(void *ctx, const kf_store_result_t *result)
+{
+    (void)ctx;
+    assert_int_equal(result->rc, 0);
+}
+
+/* The newest id of the fixture visitor's messages above after (after when there is none), read
+ * straight from the store (the test's thread is the loop's: the store's callbacks run here). */
+static int64_t newest_message(int64_t after)
+{
+    int64_t newest = after;
+    assert_int_equal(fx->store->ops->messages_of_visitor(fx->store, fx->visitor_id, after, 1000,
+                                                         newest_id_cb, query_done_cb, &newest),
+                     0);
+    kf_app_commit(fx->app);
+    return newest;
+}
+
 /* A message stored but not published (jansson could not encode it once committed) is still
  * replayed: a cursor just below it must not pass for current and skip the store. Every jansson
  * allocation of a visitor's send fails in turn; after each, a poll from the cursor before it
@@ -904,10 +965,7 @@ static int newest_id_cb(void *ctx, const kf_message_t *m)
 static void test_unpublished_message_is_replayed(void **state)
 {
     (void)state;
-    const kf_store_ops_t *ops = fx->store->ops;
-    int64_t cursor = 0;
-    assert_int_equal(
-        ops->messages_of_visitor(fx->store, fx->visitor_id, 0, 1000, newest_id_cb, &cursor), 0);
+    int64_t cursor = newest_message(0);
     char path[64];
     unsigned long nth;
     size_t unpublished = 0;
@@ -917,10 +975,7 @@ static void test_unpublished_message_is_replayed(void **state)
                                    "{\"body\":\"maybe\"}", nth, &fired);
         int status = r->status;
         response_free(r);
-        int64_t newest = cursor;
-        assert_int_equal(ops->messages_of_visitor(fx->store, fx->visitor_id, cursor, 1000,
-                                                  newest_id_cb, &newest),
-                         0);
+        int64_t newest = newest_message(cursor);
         snprintf(path, sizeof path, "/push/poll?after=%lld", (long long)cursor);
         r = request(AS_VISITOR, "GET", path, NULL);
         assert_int_equal(r->status, 200);
@@ -1082,14 +1137,14 @@ static void test_app_start_failures(void **state)
     static const char *const damaged[] = {
         "abc", "zz00000000000000000000000000000000000000000000000000000000000000"};
     for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
-        assert_int_equal(store->ops->setting_set(store, "ticket_key", damaged[i]), 0);
+        assert_int_equal(kf_store_sync_setting_set(store, "ticket_key", damaged[i]), 0);
         assert_null(start_app(&loop, store, &config, &err));
         assert_int_equal(err, KF_ESTORE);
     }
-    assert_int_equal(
-        store->ops->setting_set(store, "ticket_key",
-                                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
-        0);
+    assert_int_equal(kf_store_sync_setting_set(
+                         store, "ticket_key",
+                         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+                     0);
 
     kf_app_config_t bad = config;
     bad.login_failures_per_account = 0;
