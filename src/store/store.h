@@ -223,7 +223,8 @@ typedef struct kf_store_ops {
 
     /* Appends a message and moves its conversation's updated_at: message (the stored row) and
      * conversation_opened. KF_EINVAL at once for a bad sender, an agent message without an
-     * agent, a visitor message that names one, or a key longer than 255 bytes; in the result,
+     * agent or a conversation, a visitor message that names an agent, or a key that is empty or
+     * longer than 255 bytes; in the result,
      * KF_ENOTFOUND for an unknown conversation or visitor, KF_EINVAL for an unknown agent. With
      * an idempotency key the sender has used before (per visitor, or per agent): the same body
      * gives the message stored then, with duplicate set, and writes nothing; another body (or,

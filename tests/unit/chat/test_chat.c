@@ -468,10 +468,9 @@ static void stop_app(uv_loop_t *loop, kf_app_t *app)
 static void test_app_start_failures(void **state)
 {
     (void)state;
-    char dir[64], path[128];
-    snprintf(dir, sizeof dir, "/tmp/kefu-test-chat-start-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/kefu.db", dir);
+    sqlite_db_t *db = sqlite_db_create();
+    assert_non_null(db);
+    const char *path = db->path;
     kf_store_t *store;
     assert_int_equal(failing_store_open(path, &store), 0);
     uv_loop_t loop;
@@ -525,13 +524,7 @@ static void test_app_start_failures(void **state)
 
     assert_int_equal(uv_loop_close(&loop), 0);
     kf_store_close(store);
-    static const char *const files[] = {"kefu.db", "kefu.db-wal", "kefu.db-shm"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char file[160];
-        snprintf(file, sizeof file, "%s/%s", dir, files[i]);
-        unlink(file);
-    }
-    rmdir(dir);
+    sqlite_db_destroy(db);
 }
 
 int main(void)

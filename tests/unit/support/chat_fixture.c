@@ -190,10 +190,9 @@ int cf_group_setup(void **state)
 {
     cf = calloc(1, sizeof *cf);
     assert_int_equal(uv_loop_init(&cf->loop), 0);
-    snprintf(cf->dir, sizeof cf->dir, "/tmp/kefu-test-chat-XXXXXX");
-    assert_non_null(mkdtemp(cf->dir));
-    snprintf(cf->path, sizeof cf->path, "%s/kefu.db", cf->dir);
-    assert_int_equal(failing_store_open(cf->path, &cf->store), 0);
+    cf->db = sqlite_db_create();
+    assert_non_null(cf->db);
+    assert_int_equal(failing_store_open(cf->db->path, &cf->store), 0);
     fault_jansson_install();
     assert_int_equal(kf_app_create_agent(cf->store, AGENT_EMAIL, "Agnes", "agent", AGENT_PASSWORD),
                      0);
@@ -257,13 +256,7 @@ int cf_group_teardown(void **state)
     assert_null(cf->app);
     kf_store_close(cf->store);
     assert_int_equal(uv_loop_close(&cf->loop), 0);
-    static const char *const files[] = {"kefu.db", "kefu.db-wal", "kefu.db-shm"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char path[160];
-        snprintf(path, sizeof path, "%s/%s", cf->dir, files[i]);
-        unlink(path);
-    }
-    rmdir(cf->dir);
+    sqlite_db_destroy(cf->db);
     free(cf);
     return 0;
 }

@@ -19,6 +19,7 @@
 
 #include "base/buf.h"
 #include "chat/chat.h"
+#include "support/sqlite_db.h"
 
 #define AGENT_EMAIL "agent@example.com"
 #define AGENT_PASSWORD "correct horse battery"
@@ -27,8 +28,7 @@
 /* The server, the app over a failing store, and the rows every test starts with. */
 typedef struct chat_fixture {
     uv_loop_t loop;
-    char dir[64]; /* temporary directory holding the database */
-    char path[128];
+    sqlite_db_t *db;   /* the temporary database */
     kf_store_t *store; /* a failing store over SQLite */
     kf_app_t *app;
     kf_server_t *server;
