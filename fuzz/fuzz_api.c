@@ -382,10 +382,10 @@ static void restore_session(void)
 {
     char hash[KF_HASH_HEX_SIZE];
     kf_auth_sha256_hex(HARNESS_SESSION_TOKEN, strlen(HARNESS_SESSION_TOKEN), hash);
-    harness.store->ops->session_delete(harness.store, hash);
-    harness_check(harness.store->ops->session_create(harness.store, hash, harness.agent_id,
-                                                     HARNESS_CSRF_TOKEN, kf_now_ms(),
-                                                     HARNESS_FAR_FUTURE_MS) == 0,
+    kf_store_sync_session_delete(harness.store, hash);
+    harness_check(kf_store_sync_session_create(harness.store, hash, harness.agent_id,
+                                               HARNESS_CSRF_TOKEN, kf_now_ms(),
+                                               HARNESS_FAR_FUTURE_MS) == 0,
                   "session restored");
 }
 
@@ -414,7 +414,7 @@ static bool exchange(const request_t *req, kf_buf_t *in, response_t *r)
             if (got < 0)
                 break;
             if (got == 0)
-                harness_commit(); /* a write's answer waits for the writer thread */
+                harness_commit(); /* an answer waits for the store (reads and the writer) */
             idle = got > 0 ? 0 : idle + 1;
             if (idle >= HARNESS_IDLE_TURNS) {
                 drop_client();

@@ -28,6 +28,10 @@ run_one() {
 export -f run_one
 export build seconds root
 
-targets=("$build"/fuzz_*)
+# The targets are the executables: each leaves a fuzz_<name>.log beside it.
+targets=()
+for f in "$build"/fuzz_*; do
+    [[ -f $f && -x $f ]] && targets+=("$f")
+done
 echo "fuzz: ${#targets[@]} targets, $seconds s each, $jobs at a time"
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$@"' _ {}

@@ -15,6 +15,7 @@
 #include "http/server.h"
 #include "store/backup.h"
 #include "store/store.h"
+#include "store/sync.h"
 
 typedef struct runtime {
     uv_loop_t *loop;
@@ -153,7 +154,7 @@ static int backup(int argc, char **argv)
 static int ensure_admin(kf_store_t *store)
 {
     int64_t count = 0;
-    int rc = store->ops->agent_count(store, &count);
+    int rc = kf_store_sync_agent_count(store, &count);
     if (rc != 0 || count > 0)
         return rc;
     char password[KF_TOKEN_SIZE];

@@ -1,5 +1,6 @@
-/* api.c: the JSON API over HTTP (docs/API.md): request authentication (visitor bearer tokens,
- * agent session cookies with CSRF tokens), body parsing, and one handler per endpoint. */
+/* api.c: the JSON API over HTTP (docs/API.md): one handler per endpoint, each first learning who
+ * asks (requests.c), then holding its request while the store works and answering it from the
+ * store's callback. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,167 +14,11 @@
 
 #define LIST_LIMIT 200
 
-/* ---- request helpers ---- */
-
-void kf_chat_log_request(kf_req_t *req, const char *what)
-{
-    if (req->head == NULL) { /* answered after its handler returned (group commit) */
-        kf_info("request from %s: %s", kf_req_peer(req), what);
-        return;
-    }
-    kf_info("%.*s %.*s from %s: %s", (int)req->head->method.len,
-            req->head->method.ptr != NULL ? req->head->method.ptr : "", (int)req->head->path.len,
-            req->head->path.ptr != NULL ? req->head->path.ptr : "", kf_req_peer(req), what);
-}
-
-static void store_failed(kf_req_t *req, int rc)
-{
-    if (req->head != NULL)
-        kf_error("store failure on %.*s: %s", (int)req->head->path.len, req->head->path.ptr,
-                 kf_strerror(rc));
-    else
-        kf_error("store failure: %s", kf_strerror(rc));
-    kf_resp_error(req, 500, "internal", "the server could not complete the request");
-}
-
-void kf_chat_store_failed(kf_req_t *req, int rc)
-{
-    store_failed(req, rc);
-}
-
 static void answer_error(kf_req_t *req, const kf_chat_error_t *err)
 {
     if (err->status >= 500)
         kf_chat_log_request(req, err->message);
     kf_resp_error(req, err->status, err->code, err->message);
-}
-
-/* Parses the body as a JSON object. On failure answers the request and returns NULL. Requiring
- * application/json also keeps plain cross-site form posts out (they cannot send it). */
-static json_t *read_json(kf_req_t *req)
-{
-    const kf_str_t *type = kf_http_header_get(req->head, "Content-Type");
-    bool is_json = type != NULL && type->len >= 16 &&
-                   strncasecmp(type->ptr, "application/json", 16) == 0 &&
-                   (type->len == 16 || type->ptr[16] == ';' || type->ptr[16] == ' ');
-    if (!is_json) {
-        kf_resp_error(req, 415, "unsupported_media_type", "send the body as application/json");
-        return NULL;
-    }
-    json_error_t error;
-    json_t *root = json_loadb(req->body != NULL ? req->body : "", req->body_len,
-                              JSON_REJECT_DUPLICATES, &error);
-    if (root == NULL || !json_is_object(root)) {
-        json_decref(root);
-        kf_chat_log_request(req, "bad JSON body");
-        kf_resp_error(req, 400, "bad_json", "the body must be a JSON object");
-        return NULL;
-    }
-    return root;
-}
-
-bool kf_chat_read_after(kf_req_t *req, uint64_t *after)
-{
-    char value[32];
-    int rc = kf_http_query_get(req->head->query, "after", value, sizeof value);
-    *after = 0;
-    if (rc == KF_ENOTFOUND)
-        return true;
-    if (rc >= 0 && kf_parse_u64((kf_str_t){value, (size_t)rc}, after) == 0 && *after < (1ULL << 53))
-        return true;
-    kf_resp_error(req, 400, "bad_request", "after must be a message id");
-    return false;
-}
-
-/* ---- authentication ---- */
-
-int kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
-{
-    kf_app_t *app = req->app;
-    const kf_str_t *header = kf_http_header_get(req->head, "Authorization");
-    if (header == NULL || header->len < 8 || strncasecmp(header->ptr, "Bearer ", 7) != 0)
-        return KF_EAUTH;
-    char hash[KF_HASH_HEX_SIZE];
-    kf_auth_sha256_hex(header->ptr + 7, header->len - 7, hash);
-    if (kf_auth_cache_get(app->visitor_tokens, hash, kf_now_ms(), visitor) > 0)
-        return 0;
-    int rc = app->store->ops->visitor_by_token(app->store, hash, &visitor->id, visitor->name,
-                                               sizeof visitor->name);
-    if (rc == 0)
-        kf_chat_cache_visitor(app, hash, visitor);
-    return rc == KF_ENOTFOUND ? KF_EAUTH : rc;
-}
-
-/* Visitor tokens do not expire; only the name's bytes are kept. */
-void kf_chat_cache_visitor(kf_app_t *app, const char *hash, const kf_visitor_auth_t *visitor)
-{
-    kf_auth_cache_put(app->visitor_tokens, hash, INT64_MAX, visitor,
-                      offsetof(kf_visitor_auth_t, name) + strlen(visitor->name) + 1);
-}
-
-/* ---- per-visitor rate limits ---- */
-
-bool kf_chat_visitor_take(kf_limit_t *limit, int64_t visitor_id, int64_t *retry_after_ms)
-{
-    if (limit == NULL)
-        return true;
-    char key[24];
-    snprintf(key, sizeof key, "%lld", (long long)visitor_id);
-    return kf_limit_take(limit, key, kf_now_ms(), retry_after_ms);
-}
-
-int64_t kf_chat_retry_after_s(int64_t retry_after_ms)
-{
-    return (retry_after_ms + 999) / 1000;
-}
-
-void kf_chat_rate_limited(kf_req_t *req, int64_t retry_after_ms, const char *what)
-{
-    int64_t wait_s = kf_chat_retry_after_s(retry_after_ms);
-    char retry[24], message[128];
-    snprintf(retry, sizeof retry, "%lld", (long long)wait_s);
-    snprintf(message, sizeof message, "too many %s; try again in %lld s", what, (long long)wait_s);
-    /* At debug level only: a script past its limit would otherwise write a line per request. */
-    kf_debug("request from %s refused: too many %s", kf_req_peer(req), what);
-    kf_resp_header(req, "Retry-After", retry);
-    kf_resp_error(req, 429, "rate_limited", message);
-}
-
-bool kf_chat_visitor_request_allowed(kf_req_t *req, int64_t visitor_id)
-{
-    kf_app_t *app = req->app;
-    int64_t wait_ms = 0;
-    if (kf_chat_visitor_take(app->visitor_requests, visitor_id, &wait_ms))
-        return true;
-    kf_chat_rate_limited(req, wait_ms, "requests");
-    return false;
-}
-
-/* Answers 401 unless the request carries a known visitor token, 429 when that visitor is past
- * their request limit. */
-static bool require_visitor(kf_req_t *req, kf_visitor_auth_t *visitor)
-{
-    int rc = kf_chat_bearer_visitor(req, visitor);
-    if (rc == KF_EAUTH) {
-        kf_resp_error(req, 401, "unauthorized",
-                      "a valid visitor token is required (Authorization: Bearer)");
-        return false;
-    }
-    if (rc != 0) {
-        store_failed(req, rc);
-        return false;
-    }
-    return kf_chat_visitor_request_allowed(req, visitor->id);
-}
-
-static int copy_agent_cb(void *ctx, const kf_agent_t *a)
-{
-    kf_agent_auth_t *agent = ctx;
-    agent->id = a->id;
-    snprintf(agent->email, sizeof agent->email, "%s", a->email);
-    snprintf(agent->name, sizeof agent->name, "%s", a->name);
-    snprintf(agent->role, sizeof agent->role, "%s", a->role);
-    return 0;
 }
 
 static json_t *agent_auth_json(const kf_agent_auth_t *agent)
@@ -182,105 +27,94 @@ static json_t *agent_auth_json(const kf_agent_auth_t *agent)
                      "name", agent->name, "role", agent->role);
 }
 
-/* The session token from the cookie; false when there is none. */
-static bool session_token(kf_req_t *req, kf_str_t *token)
-{
-    const kf_str_t *cookies = kf_http_header_get(req->head, "Cookie");
-    return cookies != NULL && kf_http_cookie_get(*cookies, KF_SESSION_COOKIE, token) == 0 &&
-           token->len > 0;
-}
-
-int kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent)
-{
-    kf_app_t *app = req->app;
-    kf_str_t token;
-    if (!session_token(req, &token))
-        return KF_EAUTH;
-    char hash[KF_HASH_HEX_SIZE];
-    kf_auth_sha256_hex(token.ptr, token.len, hash);
-    int64_t now = kf_now_ms();
-    if (kf_auth_cache_get(app->agent_sessions, hash, now, agent) > 0)
-        return 0;
-    int64_t agent_id;
-    int64_t expires_at = 0;
-    int rc = app->store->ops->session_get(app->store, hash, now, &agent_id, agent->csrf,
-                                          sizeof agent->csrf, &expires_at);
-    if (rc == 0)
-        rc = app->store->ops->agent_by_id(app->store, agent_id, copy_agent_cb, agent);
-    /* Kept until the session expires or its agent logs out (kf_api_agent_logout). */
-    if (rc == 0)
-        kf_auth_cache_put(app->agent_sessions, hash, expires_at, agent, sizeof *agent);
-    return rc == KF_ENOTFOUND ? KF_EAUTH : rc;
-}
-
-/* Answers 401 without a session, 403 when a state-changing request lacks the CSRF token. */
-static bool require_agent(kf_req_t *req, kf_agent_auth_t *agent, bool state_changing)
-{
-    int rc = kf_chat_cookie_agent(req, agent);
-    if (rc == KF_EAUTH) {
-        kf_resp_error(req, 401, "unauthorized", "log in as an agent first");
-        return false;
-    }
-    if (rc != 0) {
-        store_failed(req, rc);
-        return false;
-    }
-    if (state_changing) {
-        const kf_str_t *token = kf_http_header_get(req->head, "X-CSRF-Token");
-        if (token == NULL ||
-            !kf_auth_equal(token->ptr, token->len, agent->csrf, strlen(agent->csrf))) {
-            kf_chat_log_request(req, "missing or wrong CSRF token");
-            kf_resp_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- answers ---- */
 
-typedef struct messages_out {
+/* A list of rows on its way into a JSON answer. */
+typedef struct list_wait {
+    kf_chat_wait_t base;
     json_t *array;
-    size_t count;
-} messages_out_t;
+    int64_t newest;          /* conversations: the newest last message's id */
+    int64_t conversation_id; /* messages of a conversation */
+    int64_t after;
+} list_wait_t;
 
+static list_wait_t *list_wait_new(void)
+{
+    list_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->array = json_array();
+    return w;
+}
+
+static void list_wait_free(list_wait_t *w)
+{
+    json_decref(w->array);
+    free(w);
+}
+
+/* Queues list_wait's query (queued_rc) and holds the request, or answers the failure. */
+static void hold_for_list(kf_req_t *req, list_wait_t *w, int queued_rc)
+{
+    if (queued_rc != 0)
+        json_decref(w->array);
+    kf_chat_hold(req, w, queued_rc);
+}
+
+/* Collects a message row; stops the query when the client has gone. */
 static int collect_message_cb(void *ctx, const kf_message_t *m)
 {
-    messages_out_t *out = ctx;
-    json_array_append_new(out->array, kf_chat_message_json(m));
-    out->count++;
+    list_wait_t *w = ctx;
+    if (w->base.req == NULL)
+        return KF_EINVAL;
+    json_array_append_new(w->array, kf_chat_message_json(m));
     return 0;
 }
 
 /* Answers {"messages": [...], "more": bool} from one of the store's message queries. */
-static void answer_messages(kf_req_t *req, int rc, messages_out_t *out)
+static void messages_answer_cb(void *ctx, const kf_store_result_t *r)
 {
-    if (rc != 0) {
-        json_decref(out->array);
-        store_failed(req, rc);
-        return;
-    }
-    kf_resp_json(
-        req, 200,
-        json_pack("{s:o,s:b}", "messages", out->array, "more", out->count >= KF_PAGE_SIZE));
+    list_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0)
+        kf_chat_store_failed(req, r->rc);
+    else if (req != NULL)
+        kf_resp_json(
+            req, 200,
+            json_pack("{s:O,s:b}", "messages", w->array, "more", r->count >= KF_PAGE_SIZE));
+    list_wait_free(w);
 }
 
-/* Answers {"conversation": ...} for id with status, or 404. */
+/* A conversation on its way to an answer, with this status. */
+typedef struct conversation_wait {
+    kf_chat_wait_t base;
+    int status;
+} conversation_wait_t;
+
+static void conversation_answer_cb(void *ctx, const kf_store_result_t *r)
+{
+    conversation_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    int status = w->status;
+    free(w);
+    if (req == NULL)
+        return;
+    if (r->rc == KF_ENOTFOUND)
+        kf_resp_error(req, 404, "not_found", "no such conversation");
+    else if (r->rc != 0)
+        kf_chat_store_failed(req, r->rc);
+    else
+        kf_resp_json(
+            req, status,
+            json_pack("{s:o}", "conversation", kf_chat_conversation_json(r->conversation)));
+}
+
+/* Answers {"conversation": ...} for id with status, or 404, once the store has read it. */
 static void answer_conversation(kf_req_t *req, int64_t id, int status)
 {
     kf_app_t *app = req->app;
-    json_t *conversation = NULL;
-    int rc = app->store->ops->conversation_get(app->store, id, kf_chat_copy_conversation_cb,
-                                               &conversation);
-    if (rc == KF_ENOTFOUND) {
-        kf_resp_error(req, 404, "not_found", "no such conversation");
-        return;
-    }
-    if (rc != 0) {
-        store_failed(req, rc);
-        return;
-    }
-    kf_resp_json(req, status, json_pack("{s:o}", "conversation", conversation));
+    conversation_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->status = status;
+    kf_chat_hold(req, w,
+                 app->store->ops->conversation_get(app->store, id, conversation_answer_cb, w));
 }
 
 static void send_ticket(kf_req_t *req, char kind, int64_t subject)
@@ -297,17 +131,124 @@ static void send_ticket(kf_req_t *req, char kind, int64_t subject)
                            (json_int_t)(app->config.ticket_ttl_ms / 1000)));
 }
 
+/* ---- actions: answers once their writes are committed ----
+ * A request whose action writes is held until the writer thread has committed it; then it is
+ * answered (or, when its client went away meanwhile, just forgotten: the write stands). */
+
+typedef enum { ANSWER_MESSAGE, ANSWER_OK, ANSWER_CONVERSATION } answer_kind_t;
+
+typedef struct act_wait {
+    kf_chat_wait_t base;
+    answer_kind_t kind;
+    int64_t conversation_id; /* ANSWER_CONVERSATION */
+} act_wait_t;
+
+/* 201 {"message": ...} around the stored message's JSON text. */
+static void answer_message(kf_req_t *req, const char *message_text)
+{
+    kf_buf_t body;
+    kf_buf_init(&body);
+    kf_buf_append_str(&body, "{\"message\":");
+    kf_buf_append_str(&body, message_text);
+    kf_buf_append_str(&body, "}");
+    kf_resp_json_text(req, 201, body.data, body.len);
+    kf_buf_free(&body);
+}
+
+static void acted_cb(kf_app_t *app, void *data, const char *result, const kf_chat_error_t *err)
+{
+    (void)app;
+    act_wait_t *w = data;
+    kf_req_t *req = w->base.req;
+    answer_kind_t kind = w->kind;
+    int64_t conversation_id = w->conversation_id;
+    free(w);
+    if (req == NULL)
+        return; /* the client left: nothing to answer */
+    if (err != NULL)
+        answer_error(req, err);
+    else if (kind == ANSWER_MESSAGE && result == NULL)
+        kf_resp_error(req, 500, "internal", "could not encode the response");
+    else if (kind == ANSWER_MESSAGE)
+        answer_message(req, result);
+    else if (kind == ANSWER_CONVERSATION)
+        answer_conversation(req, conversation_id, 200);
+    else
+        kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* Runs an action (kf_chat_send, kf_chat_read or kf_chat_typing, the rest of the arguments bound
+ * by the caller through act) and holds req for its answer; answers an error at once when it
+ * fails. */
+typedef int (*action_fn)(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *value,
+                         kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
+
+static void act_then_answer(kf_req_t *req, action_fn act, kf_actor_t who, int64_t conversation_id,
+                            json_t *value, answer_kind_t kind)
+{
+    act_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->kind = kind;
+    w->conversation_id = conversation_id;
+    kf_chat_error_t err;
+    if (act(req->app, who, conversation_id, value, acted_cb, w, &err) != 0) {
+        free(w);
+        answer_error(req, &err);
+        return;
+    }
+    kf_chat_hold(req, w, 0);
+}
+
+/* A POST that runs an action on one field of its JSON body, and what it answers. */
+typedef struct body_action {
+    action_fn act;
+    const char *field;
+    answer_kind_t kind;
+} body_action_t;
+
+static const body_action_t send_action = {kf_chat_send, "body", ANSWER_MESSAGE};
+static const body_action_t visitor_read_action = {kf_chat_read, "up_to", ANSWER_OK};
+static const body_action_t agent_read_action = {kf_chat_read, "up_to", ANSWER_CONVERSATION};
+static const body_action_t typing_action = {kf_chat_typing, "typing", ANSWER_OK};
+
+/* Reads the JSON body of a POST whose caller is allowed (kf_chat_visitor_allowed or _agent_) and
+ * runs its action. */
+static void act_on_body(kf_req_t *req, const body_action_t *action, kf_actor_t who,
+                        int64_t conversation_id)
+{
+    json_t *root = kf_chat_read_json(req);
+    if (root == NULL)
+        return;
+    act_then_answer(req, action->act, who, conversation_id, json_object_get(root, action->field),
+                    action->kind);
+    json_decref(root);
+}
+
 /* ---- visitor endpoints ---- */
 
-/* Reads the JSON body of a visitor's POST; NULL after answering. */
-static json_t *visitor_post(kf_req_t *req, kf_actor_t *who)
-{
+/* A new visitor waiting for their row. */
+typedef struct visitor_wait {
+    kf_chat_wait_t base;
+    kf_app_t *app;
+    char token[KF_TOKEN_SIZE];
+    char hash[KF_HASH_HEX_SIZE];
     kf_visitor_auth_t visitor;
-    if (!require_visitor(req, &visitor))
-        return NULL;
-    who->kind = 'v';
-    who->id = visitor.id;
-    return read_json(req);
+} visitor_wait_t;
+
+static void visitor_created_cb(void *ctx, const kf_store_result_t *r)
+{
+    visitor_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (r->rc == 0) {
+        w->visitor.id = r->id;
+        kf_chat_cache_visitor(w->app, w->hash, &w->visitor);
+    }
+    if (req != NULL && r->rc != 0)
+        kf_chat_store_failed(req, r->rc);
+    else if (req != NULL)
+        kf_resp_json(req, 201,
+                     json_pack("{s:s,s:{s:I,s:s}}", "token", w->token, "visitor", "id",
+                               (json_int_t)r->id, "name", w->visitor.name));
+    free(w);
 }
 
 void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
@@ -322,7 +263,7 @@ void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
         kf_chat_rate_limited(req, wait_ms, "new visitors from this address");
         return;
     }
-    json_t *root = read_json(req);
+    json_t *root = kf_chat_read_json(req);
     if (root == NULL)
         return;
     const char *name = "";
@@ -336,181 +277,110 @@ void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids)
         }
         name = json_string_value(name_json);
     }
+    visitor_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = app;
     char *trimmed = kf_trim_copy(name);
+    snprintf(w->visitor.name, sizeof w->visitor.name, "%s", trimmed);
+    free(trimmed);
     json_decref(root);
-    char token[KF_TOKEN_SIZE];
-    char hash[KF_HASH_HEX_SIZE];
-    if (kf_auth_random_token(token) != 0) {
-        free(trimmed);
+    if (kf_auth_random_token(w->token) != 0) {
+        free(w);
         kf_resp_error(req, 500, "internal", "no randomness available");
         return;
     }
-    kf_auth_sha256_hex(token, strlen(token), hash);
-    int64_t id;
-    int rc = app->store->ops->visitor_create(app->store, hash, trimmed, kf_now_ms(), &id);
-    if (rc != 0) {
-        free(trimmed);
-        store_failed(req, rc);
-        return;
-    }
-    kf_visitor_auth_t visitor = {.id = id};
-    snprintf(visitor.name, sizeof visitor.name, "%s", trimmed);
-    kf_chat_cache_visitor(app, hash, &visitor);
-    kf_resp_json(req, 201,
-                 json_pack("{s:s,s:{s:I,s:s}}", "token", token, "visitor", "id", (json_int_t)id,
-                           "name", trimmed));
-    free(trimmed);
+    kf_auth_sha256_hex(w->token, strlen(w->token), w->hash);
+    kf_chat_hold(req, w,
+                 app->store->ops->visitor_create(app->store, w->hash, w->visitor.name, kf_now_ms(),
+                                                 visitor_created_cb, w));
+}
+
+static void visitor_session_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                   int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    if (kf_chat_visitor_allowed(req, auth))
+        kf_resp_json(req, 200,
+                     json_pack("{s:{s:I,s:s}}", "visitor", "id", (json_int_t)auth->visitor.id,
+                               "name", auth->visitor.name));
 }
 
 void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_visitor_auth_t visitor;
-    if (!require_visitor(req, &visitor))
+    kf_chat_bearer_visitor(req, visitor_session_authed, NULL, 0);
+}
+
+/* A visitor's POST of data (a body_action_t): a send costs one of their messages too. */
+static void visitor_act_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                               int64_t arg)
+{
+    (void)arg;
+    const body_action_t *action = data;
+    if (!kf_chat_visitor_allowed(req, auth))
         return;
-    kf_resp_json(
-        req, 200,
-        json_pack("{s:{s:I,s:s}}", "visitor", "id", (json_int_t)visitor.id, "name", visitor.name));
-}
-
-/* ---- answers after the group commit ----
- * A request whose action writes is held until the writer thread has committed it; then it is
- * answered (or, when its client went away meanwhile, just forgotten: the write stands). */
-
-typedef enum { ANSWER_MESSAGE, ANSWER_OK, ANSWER_CONVERSATION } answer_kind_t;
-
-/* 201 {"message": ...} around the stored message's JSON text. */
-static void answer_message(kf_req_t *req, const char *message_text)
-{
-    kf_buf_t body;
-    kf_buf_init(&body);
-    kf_buf_append_str(&body, "{\"message\":");
-    kf_buf_append_str(&body, message_text);
-    kf_buf_append_str(&body, "}");
-    kf_resp_json_text(req, 201, body.data, body.len);
-    kf_buf_free(&body);
-}
-
-typedef struct waiting {
-    kf_req_t *req; /* NULL once the client is gone */
-    answer_kind_t kind;
-    int64_t conversation_id; /* ANSWER_CONVERSATION */
-} waiting_t;
-
-static void waiting_abort_cb(kf_req_t *req, void *data)
-{
-    (void)req;
-    ((waiting_t *)data)->req = NULL;
-}
-
-static void committed_answer_cb(kf_app_t *app, void *data, const char *result,
-                                const kf_chat_error_t *err)
-{
-    (void)app;
-    waiting_t *waiting = data;
-    kf_req_t *req = waiting->req;
-    if (req == NULL) {
-        free(waiting); /* the client left: nothing to answer */
+    int64_t wait_ms = 0;
+    if (action == &send_action && !kf_chat_visitor_take(((kf_app_t *)req->app)->visitor_messages,
+                                                        auth->visitor.id, &wait_ms)) {
+        kf_chat_rate_limited(req, wait_ms, "messages");
         return;
     }
-    if (err != NULL)
-        kf_resp_error(req, err->status, err->code, err->message);
-    else if (waiting->kind == ANSWER_MESSAGE && result == NULL)
-        kf_resp_error(req, 500, "internal", "could not encode the response");
-    else if (waiting->kind == ANSWER_MESSAGE)
-        answer_message(req, result);
-    else if (waiting->kind == ANSWER_CONVERSATION)
-        answer_conversation(req, waiting->conversation_id, 200);
-    else
-        kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
-    free(waiting);
-}
-
-/* Runs a writing action (kf_chat_send or kf_chat_read, the rest of the arguments bound by the
- * caller through act) and holds req for its answer; answers an error at once when it fails. */
-typedef int (*action_fn)(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *value,
-                         kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
-
-static void act_then_answer(kf_req_t *req, action_fn act, kf_actor_t who, int64_t conversation_id,
-                            json_t *value, answer_kind_t kind)
-{
-    waiting_t *waiting = kf_xcalloc(1, sizeof *waiting);
-    waiting->req = req;
-    waiting->kind = kind;
-    waiting->conversation_id = conversation_id;
-    kf_chat_error_t err;
-    if (act(req->app, who, conversation_id, value, committed_answer_cb, waiting, &err) != 0) {
-        free(waiting);
-        answer_error(req, &err);
-        return;
-    }
-    kf_req_hold(req, waiting_abort_cb, waiting);
+    act_on_body(req, action, (kf_actor_t){'v', auth->visitor.id, NULL}, 0);
 }
 
 void kf_api_visitor_message_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_actor_t who;
-    json_t *root = visitor_post(req, &who);
-    if (root == NULL)
+    kf_chat_bearer_visitor(req, visitor_act_authed, &send_action, 0);
+}
+
+static void visitor_messages_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                    int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    kf_app_t *app = req->app;
+    uint64_t after;
+    if (!kf_chat_visitor_allowed(req, auth) || !kf_chat_read_after(req, &after))
         return;
-    int64_t wait_ms = 0;
-    if (!kf_chat_visitor_take(((kf_app_t *)req->app)->visitor_messages, who.id, &wait_ms)) {
-        json_decref(root);
-        kf_chat_rate_limited(req, wait_ms, "messages");
-        return;
-    }
-    act_then_answer(req, kf_chat_send, who, 0, json_object_get(root, "body"), ANSWER_MESSAGE);
-    json_decref(root);
+    list_wait_t *w = list_wait_new();
+    hold_for_list(req, w,
+                  app->store->ops->messages_of_visitor(app->store, auth->visitor.id, (int64_t)after,
+                                                       KF_PAGE_SIZE, collect_message_cb,
+                                                       messages_answer_cb, w));
 }
 
 void kf_api_visitor_messages_get(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_app_t *app = req->app;
-    kf_visitor_auth_t visitor;
-    uint64_t after;
-    if (!require_visitor(req, &visitor) || !kf_chat_read_after(req, &after))
-        return;
-    messages_out_t out = {json_array(), 0};
-    int rc = app->store->ops->messages_of_visitor(app->store, visitor.id, (int64_t)after,
-                                                  KF_PAGE_SIZE, collect_message_cb, &out);
-    answer_messages(req, rc, &out);
+    kf_chat_bearer_visitor(req, visitor_messages_authed, NULL, 0);
 }
 
 void kf_api_visitor_read_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_actor_t who;
-    json_t *root = visitor_post(req, &who);
-    if (root == NULL)
-        return;
-    act_then_answer(req, kf_chat_read, who, 0, json_object_get(root, "up_to"), ANSWER_OK);
-    json_decref(root);
+    kf_chat_bearer_visitor(req, visitor_act_authed, &visitor_read_action, 0);
 }
 
 void kf_api_visitor_typing_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_actor_t who;
-    json_t *root = visitor_post(req, &who);
-    if (root == NULL)
-        return;
-    kf_chat_error_t err;
-    int rc = kf_chat_typing(req->app, who, 0, json_object_get(root, "typing"), &err);
-    json_decref(root);
-    if (rc != 0)
-        answer_error(req, &err);
-    else
-        kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+    kf_chat_bearer_visitor(req, visitor_act_authed, &typing_action, 0);
+}
+
+static void visitor_ticket_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                  int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    if (kf_chat_visitor_allowed(req, auth))
+        send_ticket(req, 'v', auth->visitor.id);
 }
 
 void kf_api_visitor_ticket_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_visitor_auth_t visitor;
-    if (require_visitor(req, &visitor))
-        send_ticket(req, 'v', visitor.id);
+    kf_chat_bearer_visitor(req, visitor_ticket_authed, NULL, 0);
 }
 
 /* ---- agent endpoints ---- */
@@ -525,23 +395,97 @@ static void set_session_cookie(kf_req_t *req, const char *token, int64_t max_age
     kf_resp_header(req, "Set-Cookie", cookie);
 }
 
-typedef struct login_agent {
+/* A login on its way through the store: the account's row, then the new session's. */
+typedef struct login_wait {
+    kf_chat_wait_t base;
+    kf_app_t *app;
+    char email[KF_MAX_EMAIL_BYTES + 1]; /* lower-cased */
+    char *password;                     /* a copy, wiped when freed */
+    int64_t now;
     kf_agent_auth_t agent;
-    char password_hash[KF_PASSWORD_HASH_SIZE];
-} login_agent_t;
+    char token[KF_TOKEN_SIZE];
+} login_wait_t;
 
-static int login_agent_cb(void *ctx, const kf_agent_t *a)
+static void login_wait_free(login_wait_t *w)
 {
-    login_agent_t *login = ctx;
-    snprintf(login->password_hash, sizeof login->password_hash, "%s", a->password_hash);
-    return copy_agent_cb(&login->agent, a);
+    explicit_bzero(w->password, strlen(w->password));
+    free(w->password);
+    free(w);
+}
+
+static void session_created_cb(void *ctx, const kf_store_result_t *r)
+{
+    login_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0) {
+        kf_chat_store_failed(req, r->rc);
+    } else if (req != NULL) {
+        kf_info("agent %s logged in from %s", w->email, kf_req_peer(req));
+        set_session_cookie(req, w->token, w->app->config.session_ttl_ms / 1000);
+        kf_resp_json(
+            req, 200,
+            json_pack("{s:o,s:s}", "agent", agent_auth_json(&w->agent), "csrf", w->agent.csrf));
+    }
+    login_wait_free(w);
+}
+
+static void login_agent_cb(void *ctx, const kf_store_result_t *r)
+{
+    login_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    kf_app_t *app = w->app;
+    if (req == NULL) {
+        login_wait_free(w);
+        return;
+    }
+    /* An unknown e-mail costs one hash too, so timing does not tell which accounts exist. */
+    static const char dummy[] =
+        "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    bool ok = kf_auth_password_verify(w->password, r->rc == 0 ? r->agent->password_hash : dummy) &&
+              r->rc == 0;
+    if (r->rc != 0 && r->rc != KF_ENOTFOUND) {
+        kf_chat_store_failed(req, r->rc);
+        login_wait_free(w);
+        return;
+    }
+    const char *peer = kf_req_peer(req);
+    if (!ok) {
+        /* Charged with a growing delay: each lock-out after the first lasts twice as long. */
+        kf_limit_charge(app->login_by_account, w->email, w->now, NULL);
+        kf_limit_charge(app->login_by_address, peer, w->now, NULL);
+        kf_info("failed login for %s from %s", w->email, peer);
+        kf_resp_error(req, 401, "unauthorized", "wrong e-mail or password");
+        login_wait_free(w);
+        return;
+    }
+    kf_agent_auth_t *agent = &w->agent;
+    agent->id = r->agent->id;
+    snprintf(agent->email, sizeof agent->email, "%s", r->agent->email);
+    snprintf(agent->name, sizeof agent->name, "%s", r->agent->name);
+    snprintf(agent->role, sizeof agent->role, "%s", r->agent->role);
+    char hash[KF_HASH_HEX_SIZE];
+    if (kf_auth_random_token(w->token) != 0 || kf_auth_random_token(agent->csrf) != 0) {
+        kf_resp_error(req, 500, "internal", "no randomness available");
+        login_wait_free(w);
+        return;
+    }
+    kf_limit_reset(app->login_by_account, w->email);
+    kf_auth_sha256_hex(w->token, strlen(w->token), hash);
+    /* A fresh token at every login: a session id planted before login is never adopted. */
+    int rc =
+        app->store->ops->session_create(app->store, hash, agent->id, agent->csrf, w->now,
+                                        w->now + app->config.session_ttl_ms, session_created_cb, w);
+    if (rc != 0) {
+        kf_chat_store_failed(req, rc);
+        login_wait_free(w);
+    }
 }
 
 void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
     kf_app_t *app = req->app;
-    json_t *root = read_json(req);
+    json_t *root = kf_chat_read_json(req);
     if (root == NULL)
         return;
     json_t *email = json_object_get(root, "email");
@@ -552,232 +496,287 @@ void kf_api_agent_login(kf_req_t *req, const int64_t *ids)
         kf_resp_error(req, 422, "invalid", "email and password are required");
         return;
     }
-    char lower[KF_MAX_EMAIL_BYTES + 1];
-    snprintf(lower, sizeof lower, "%s", json_string_value(email));
-    for (char *p = lower; *p != '\0'; p++)
+    login_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = app;
+    snprintf(w->email, sizeof w->email, "%s", json_string_value(email));
+    for (char *p = w->email; *p != '\0'; p++)
         *p = (char)tolower((unsigned char)*p);
+    w->password = kf_xstrdup(json_string_value(password));
+    json_decref(root);
     /* Failed logins are limited per account and per address (password guessing); a refused
      * attempt costs no scrypt either. */
-    int64_t now = kf_now_ms(), wait_account = 0, wait_address = 0;
-    bool allowed = kf_limit_check(app->login_by_account, lower, now, &wait_account);
+    int64_t wait_account = 0, wait_address = 0;
+    w->now = kf_now_ms();
+    bool allowed = kf_limit_check(app->login_by_account, w->email, w->now, &wait_account);
     allowed =
-        kf_limit_check(app->login_by_address, kf_req_peer(req), now, &wait_address) && allowed;
+        kf_limit_check(app->login_by_address, kf_req_peer(req), w->now, &wait_address) && allowed;
     if (!allowed) {
-        json_decref(root);
         int64_t wait_s = ((wait_account > wait_address ? wait_account : wait_address) + 999) / 1000;
         char retry[24], message[96];
         snprintf(retry, sizeof retry, "%lld", (long long)wait_s);
         snprintf(message, sizeof message, "too many failed logins; try again in %lld s",
                  (long long)wait_s);
-        kf_info("login for %s from %s refused: too many failures", lower, kf_req_peer(req));
+        kf_info("login for %s from %s refused: too many failures", w->email, kf_req_peer(req));
+        login_wait_free(w);
         kf_resp_header(req, "Retry-After", retry);
         kf_resp_error(req, 429, "rate_limited", message);
         return;
     }
-    login_agent_t login = {0};
-    int rc = app->store->ops->agent_by_email(app->store, lower, login_agent_cb, &login);
-    /* An unknown e-mail costs one hash too, so timing does not tell which accounts exist. */
-    static const char dummy[] =
-        "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    bool ok = kf_auth_password_verify(json_string_value(password),
-                                      rc == 0 ? login.password_hash : dummy) &&
-              rc == 0;
-    json_decref(root);
-    if (rc != 0 && rc != KF_ENOTFOUND) {
-        store_failed(req, rc);
-        return;
-    }
-    if (!ok) {
-        /* Charged with a growing delay: each lock-out after the first lasts twice as long. */
-        kf_limit_charge(app->login_by_account, lower, now, NULL);
-        kf_limit_charge(app->login_by_address, kf_req_peer(req), now, NULL);
-        kf_info("failed login for %s from %s", lower, kf_req_peer(req));
-        kf_resp_error(req, 401, "unauthorized", "wrong e-mail or password");
-        return;
-    }
-    char token[KF_TOKEN_SIZE], csrf[KF_TOKEN_SIZE], hash[KF_HASH_HEX_SIZE];
-    if (kf_auth_random_token(token) != 0 || kf_auth_random_token(csrf) != 0) {
-        kf_resp_error(req, 500, "internal", "no randomness available");
-        return;
-    }
-    kf_limit_reset(app->login_by_account, lower);
-    kf_auth_sha256_hex(token, strlen(token), hash);
-    /* A fresh token at every login: a session id planted before login is never adopted. */
-    rc = app->store->ops->session_create(app->store, hash, login.agent.id, csrf, now,
-                                         now + app->config.session_ttl_ms);
+    int rc = app->store->ops->agent_by_email(app->store, w->email, login_agent_cb, w);
     if (rc != 0) {
-        store_failed(req, rc);
+        login_wait_free(w);
+        kf_chat_store_failed(req, rc);
         return;
     }
-    kf_info("agent %s logged in from %s", lower, kf_req_peer(req));
-    set_session_cookie(req, token, app->config.session_ttl_ms / 1000);
-    kf_resp_json(req, 200,
-                 json_pack("{s:o,s:s}", "agent", agent_auth_json(&login.agent), "csrf", csrf));
+    kf_chat_hold(req, w, 0);
+}
+
+static void agent_me_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                            int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    if (kf_chat_agent_allowed(req, auth, false))
+        kf_resp_json(req, 200,
+                     json_pack("{s:o,s:s}", "agent", agent_auth_json(&auth->agent), "csrf",
+                               auth->agent.csrf));
 }
 
 void kf_api_agent_me(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_agent_auth_t agent;
-    if (!require_agent(req, &agent, false))
+    kf_chat_cookie_agent(req, agent_me_authed, NULL, 0);
+}
+
+/* A logout waiting for its session's delete. */
+typedef struct logout_wait {
+    kf_chat_wait_t base;
+    kf_app_t *app;
+    int64_t agent_id;
+} logout_wait_t;
+
+static void logged_out(kf_req_t *req, kf_app_t *app, int64_t agent_id)
+{
+    /* Its streams end too (a WebSocket could otherwise still send as the agent); the agent's
+     * other sessions, if any, reconnect with their own cookies. */
+    kf_push_end_subject(app->push, 'a', agent_id);
+    set_session_cookie(req, "", 0);
+    kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void session_deleted_cb(void *ctx, const kf_store_result_t *r)
+{
+    logout_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    kf_app_t *app = w->app;
+    int64_t agent_id = w->agent_id;
+    free(w);
+    /* Told it is logged out, the agent must be: the session may not outlive a failure. */
+    if (req != NULL && r->rc != 0 && r->rc != KF_ENOTFOUND)
+        kf_chat_store_failed(req, r->rc);
+    else if (req != NULL)
+        logged_out(req, app, agent_id);
+}
+
+static void agent_logout_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    kf_app_t *app = req->app;
+    if (!kf_chat_agent_allowed(req, auth, true))
         return;
-    kf_resp_json(req, 200,
-                 json_pack("{s:o,s:s}", "agent", agent_auth_json(&agent), "csrf", agent.csrf));
+    kf_str_t token;
+    if (!kf_chat_session_token(req, &token)) {
+        logged_out(req, app, auth->agent.id);
+        return;
+    }
+    char hash[KF_HASH_HEX_SIZE];
+    kf_auth_sha256_hex(token.ptr, token.len, hash);
+    kf_auth_cache_remove(app->agent_sessions, hash);
+    logout_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = app;
+    w->agent_id = auth->agent.id;
+    kf_chat_hold(req, w, app->store->ops->session_delete(app->store, hash, session_deleted_cb, w));
 }
 
 void kf_api_agent_logout(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_app_t *app = req->app;
-    kf_agent_auth_t agent;
-    if (!require_agent(req, &agent, true))
-        return;
-    kf_str_t token;
-    if (session_token(req, &token)) {
-        char hash[KF_HASH_HEX_SIZE];
-        kf_auth_sha256_hex(token.ptr, token.len, hash);
-        /* Told it is logged out, the agent must be: the session may not outlive a failure. */
-        kf_auth_cache_remove(app->agent_sessions, hash);
-        int rc = app->store->ops->session_delete(app->store, hash);
-        if (rc != 0 && rc != KF_ENOTFOUND) {
-            store_failed(req, rc);
-            return;
-        }
-    }
-    /* Its streams end too (a WebSocket could otherwise still send as the agent); the agent's
-     * other sessions, if any, reconnect with their own cookies. */
-    kf_push_end_subject(app->push, 'a', agent.id);
-    set_session_cookie(req, "", 0);
-    kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+    kf_chat_cookie_agent(req, agent_logout_authed, NULL, 0);
+}
+
+static void agent_ticket_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    if (kf_chat_agent_allowed(req, auth, true))
+        send_ticket(req, 'a', auth->agent.id);
 }
 
 void kf_api_agent_ticket_post(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_agent_auth_t agent;
-    if (require_agent(req, &agent, true))
-        send_ticket(req, 'a', agent.id);
+    kf_chat_cookie_agent(req, agent_ticket_authed, NULL, 0);
 }
-
-typedef struct conversation_list {
-    json_t *array;
-    int64_t newest;
-} conversation_list_t;
 
 static int list_conversation_cb(void *ctx, const kf_conversation_t *c)
 {
-    conversation_list_t *list = ctx;
-    json_array_append_new(list->array, kf_chat_conversation_json(c));
-    if (c->has_last_message && c->last_message.id > list->newest)
-        list->newest = c->last_message.id;
+    list_wait_t *w = ctx;
+    if (w->base.req == NULL)
+        return KF_EINVAL; /* the client has gone: stop the query */
+    json_array_append_new(w->array, kf_chat_conversation_json(c));
+    if (c->has_last_message && c->last_message.id > w->newest)
+        w->newest = c->last_message.id;
     return 0;
+}
+
+static void conversations_answer_cb(void *ctx, const kf_store_result_t *r)
+{
+    list_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0) {
+        kf_chat_store_failed(req, r->rc);
+    } else if (req != NULL) {
+        char cursor[24];
+        snprintf(cursor, sizeof cursor, "%lld", (long long)w->newest);
+        kf_resp_json(req, 200, json_pack("{s:O,s:s}", "conversations", w->array, "cursor", cursor));
+    }
+    list_wait_free(w);
+}
+
+static void conversations_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                 int64_t arg)
+{
+    (void)data;
+    (void)arg;
+    kf_app_t *app = req->app;
+    if (!kf_chat_agent_allowed(req, auth, false))
+        return;
+    list_wait_t *w = list_wait_new();
+    kf_conversation_page_t first_page = {.limit = LIST_LIMIT};
+    hold_for_list(req, w,
+                  app->store->ops->conversation_list(app->store, &first_page, list_conversation_cb,
+                                                     conversations_answer_cb, w));
 }
 
 void kf_api_conversations_get(kf_req_t *req, const int64_t *ids)
 {
     (void)ids;
-    kf_app_t *app = req->app;
-    kf_agent_auth_t agent;
-    if (!require_agent(req, &agent, false))
-        return;
-    conversation_list_t list = {json_array(), 0};
-    int rc =
-        app->store->ops->conversation_list(app->store, LIST_LIMIT, list_conversation_cb, &list);
-    if (rc != 0) {
-        json_decref(list.array);
-        store_failed(req, rc);
-        return;
-    }
-    char cursor[24];
-    snprintf(cursor, sizeof cursor, "%lld", (long long)list.newest);
-    kf_resp_json(req, 200, json_pack("{s:o,s:s}", "conversations", list.array, "cursor", cursor));
+    kf_chat_cookie_agent(req, conversations_authed, NULL, 0);
+}
+
+static void conversation_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                int64_t id)
+{
+    (void)data;
+    if (kf_chat_agent_allowed(req, auth, false))
+        answer_conversation(req, id, 200);
 }
 
 void kf_api_conversation_get(kf_req_t *req, const int64_t *ids)
 {
-    kf_agent_auth_t agent;
-    if (require_agent(req, &agent, false))
-        answer_conversation(req, ids[0], 200);
+    kf_chat_cookie_agent(req, conversation_authed, NULL, ids[0]);
 }
 
-static int exists_cb(void *ctx, const kf_conversation_t *c)
+/* The conversation exists (or not): on to its messages. */
+static void conversation_exists_cb(void *ctx, const kf_store_result_t *r)
 {
-    (void)ctx;
-    (void)c;
-    return 0;
+    list_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    int rc = r->rc;
+    if (req != NULL && rc == 0) {
+        kf_store_t *store = ((kf_app_t *)req->app)->store;
+        rc = store->ops->messages_in_conversation(store, w->conversation_id, w->after, KF_PAGE_SIZE,
+                                                  collect_message_cb, messages_answer_cb, w);
+        if (rc == 0)
+            return;
+    }
+    if (req != NULL && rc == KF_ENOTFOUND)
+        kf_resp_error(req, 404, "not_found", "no such conversation");
+    else if (req != NULL)
+        kf_chat_store_failed(req, rc);
+    list_wait_free(w);
+}
+
+static void conversation_messages_authed(kf_req_t *req, const kf_chat_auth_t *auth,
+                                         const void *data, int64_t id)
+{
+    (void)data;
+    kf_app_t *app = req->app;
+    uint64_t after;
+    if (!kf_chat_agent_allowed(req, auth, false) || !kf_chat_read_after(req, &after))
+        return;
+    list_wait_t *w = list_wait_new();
+    w->conversation_id = id;
+    w->after = (int64_t)after;
+    hold_for_list(req, w,
+                  app->store->ops->conversation_visitor(app->store, id, conversation_exists_cb, w));
 }
 
 void kf_api_conversation_messages_get(kf_req_t *req, const int64_t *ids)
 {
-    kf_app_t *app = req->app;
-    kf_agent_auth_t agent;
-    uint64_t after;
-    if (!require_agent(req, &agent, false) || !kf_chat_read_after(req, &after))
-        return;
-    int rc = app->store->ops->conversation_get(app->store, ids[0], exists_cb, NULL);
-    if (rc == KF_ENOTFOUND) {
-        kf_resp_error(req, 404, "not_found", "no such conversation");
-        return;
-    }
-    messages_out_t out = {json_array(), 0};
-    if (rc == 0)
-        rc = app->store->ops->messages_in_conversation(app->store, ids[0], (int64_t)after,
-                                                       KF_PAGE_SIZE, collect_message_cb, &out);
-    answer_messages(req, rc, &out);
+    kf_chat_cookie_agent(req, conversation_messages_authed, NULL, ids[0]);
 }
 
-/* Reads the JSON body of an agent's POST on one conversation; NULL after answering. */
-static json_t *agent_post(kf_req_t *req, kf_actor_t *who)
+/* An agent's POST of data (a body_action_t) on conversation id. */
+static void agent_act_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                             int64_t id)
 {
-    kf_agent_auth_t agent;
-    if (!require_agent(req, &agent, true))
-        return NULL;
-    who->kind = 'a';
-    who->id = agent.id;
-    return read_json(req);
+    if (kf_chat_agent_allowed(req, auth, true))
+        act_on_body(req, data, (kf_actor_t){'a', auth->agent.id, auth->agent.name}, id);
 }
 
 void kf_api_conversation_message_post(kf_req_t *req, const int64_t *ids)
 {
-    kf_actor_t who;
-    json_t *root = agent_post(req, &who);
-    if (root == NULL)
-        return;
-    act_then_answer(req, kf_chat_send, who, ids[0], json_object_get(root, "body"), ANSWER_MESSAGE);
-    json_decref(root);
+    kf_chat_cookie_agent(req, agent_act_authed, &send_action, ids[0]);
 }
 
 void kf_api_conversation_read_post(kf_req_t *req, const int64_t *ids)
 {
-    kf_actor_t who;
-    json_t *root = agent_post(req, &who);
-    if (root == NULL)
-        return;
-    act_then_answer(req, kf_chat_read, who, ids[0], json_object_get(root, "up_to"),
-                    ANSWER_CONVERSATION);
-    json_decref(root);
+    kf_chat_cookie_agent(req, agent_act_authed, &agent_read_action, ids[0]);
 }
 
 void kf_api_conversation_typing_post(kf_req_t *req, const int64_t *ids)
 {
-    kf_actor_t who;
-    json_t *root = agent_post(req, &who);
-    if (root == NULL)
-        return;
-    kf_chat_error_t err;
-    int rc = kf_chat_typing(req->app, who, ids[0], json_object_get(root, "typing"), &err);
-    json_decref(root);
-    if (rc != 0)
-        answer_error(req, &err);
-    else
-        kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+    kf_chat_cookie_agent(req, agent_act_authed, &typing_action, ids[0]);
 }
 
-void kf_api_conversation_status_post(kf_req_t *req, const int64_t *ids)
+/* A status change waiting for its commit. */
+typedef struct status_wait {
+    kf_chat_wait_t base;
+    kf_app_t *app;
+    int64_t conversation_id;
+} status_wait_t;
+
+static void status_set_cb(void *ctx, const kf_store_result_t *r)
 {
+    status_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    kf_app_t *app = w->app;
+    int64_t id = w->conversation_id;
+    free(w);
+    if (r->rc == 0)
+        kf_chat_publish_conversation(app, id);
+    if (req == NULL)
+        return;
+    if (r->rc == KF_ENOTFOUND)
+        kf_resp_error(req, 404, "not_found", "no such conversation");
+    else if (r->rc != 0)
+        kf_chat_store_failed(req, r->rc);
+    else
+        answer_conversation(req, id, 200);
+}
+
+static void conversation_status_authed(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                       int64_t id)
+{
+    (void)data;
     kf_app_t *app = req->app;
-    kf_actor_t who;
-    json_t *root = agent_post(req, &who);
+    if (!kf_chat_agent_allowed(req, auth, true))
+        return;
+    json_t *root = kf_chat_read_json(req);
     if (root == NULL)
         return;
     const char *status = json_string_value(json_object_get(root, "status"));
@@ -786,16 +785,16 @@ void kf_api_conversation_status_post(kf_req_t *req, const int64_t *ids)
         kf_resp_error(req, 422, "invalid", "status must be \"open\" or \"closed\"");
         return;
     }
-    int rc = app->store->ops->conversation_set_status(app->store, ids[0], status, kf_now_ms());
+    status_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = app;
+    w->conversation_id = id;
+    int rc = app->store->ops->conversation_set_status(app->store, id, status, kf_now_ms(),
+                                                      status_set_cb, w);
     json_decref(root);
-    if (rc == KF_ENOTFOUND) {
-        kf_resp_error(req, 404, "not_found", "no such conversation");
-        return;
-    }
-    if (rc != 0) {
-        store_failed(req, rc);
-        return;
-    }
-    kf_chat_publish_conversation(app, ids[0]);
-    answer_conversation(req, ids[0], 200);
+    kf_chat_hold(req, w, rc);
+}
+
+void kf_api_conversation_status_post(kf_req_t *req, const int64_t *ids)
+{
+    kf_chat_cookie_agent(req, conversation_status_authed, NULL, ids[0]);
 }

@@ -13,6 +13,7 @@
 #include "chat/chat.h"
 #include "http/assets.h"
 #include "http/router.h"
+#include "store/sync.h"
 
 /* Keys each rate limit remembers at most (the stalest go first): bounds their memory. */
 #define LIMIT_KEYS 10000
@@ -174,15 +175,17 @@ static bool optional_limit(double per_minute, double burst, kf_limit_t **limit)
 static int load_ticket_key(kf_app_t *app)
 {
     char hex[65];
-    int rc = app->store->ops->setting_get(app->store, "ticket_key", hex, sizeof hex);
+    int rc = kf_store_sync_setting_get(app->store, "ticket_key", hex, sizeof hex);
     if (rc == KF_ENOTFOUND) {
         char token[KF_TOKEN_SIZE];
         rc = kf_auth_random_token(token);
         if (rc != 0)
             return rc;
         kf_auth_sha256_hex(token, strlen(token), hex);
-        rc = app->store->ops->setting_set(app->store, "ticket_key", hex);
+        rc = kf_store_sync_setting_set(app->store, "ticket_key", hex);
     }
+    if (rc == KF_ETOOBIG)
+        return KF_ESTORE; /* not a key we wrote */
     if (rc != 0)
         return rc;
     if (strlen(hex) != 64)
@@ -215,14 +218,16 @@ static void limit_sweep_cb(uv_timer_t *timer)
 #define AGENT_SESSION_SLOTS 1024
 #define VISITOR_TOKEN_SLOTS 32768
 
-/* The store's writer thread has finished writes: answer and publish them on the loop. */
+/* The store has work for the loop (finished writes, queued reads): answer and publish. */
 static void store_wakeup_cb(uv_async_t *handle)
 {
     kf_app_t *app = handle->data;
     app->store->ops->complete(app->store);
+    kf_live_run_deferred(app);
 }
 
-/* Called on the writer's thread: uv_async_send is the one libuv call that is safe there. */
+/* Called on the writer's thread, or the loop's: uv_async_send is the one libuv call that is safe
+ * on any thread. */
 static void store_notify(void *data)
 {
     uv_async_send(data);
@@ -264,7 +269,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         *err = KF_EINVAL;
         return NULL;
     }
-    /* Unreferenced: waiting writes are answered by their requests, which keep the loop alive. */
+    /* Unreferenced: what waits for the store is answered to requests, which keep the loop
+     * alive. */
     app->store_wakeup = kf_xcalloc(1, sizeof *app->store_wakeup);
     uv_async_init(loop, app->store_wakeup, store_wakeup_cb);
     app->store_wakeup->data = app;
@@ -291,7 +297,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
 
 void kf_app_commit(kf_app_t *app)
 {
-    app->store->ops->flush(app->store);
+    do
+        app->store->ops->flush(app->store);
+    while (kf_live_run_deferred(app) > 0);
 }
 
 void kf_app_drain(kf_app_t *app)
@@ -343,6 +351,5 @@ int kf_app_create_agent(kf_store_t *store, const char *email, const char *name, 
     int rc = kf_auth_password_hash(password, hash);
     if (rc != 0)
         return rc;
-    int64_t id;
-    return store->ops->agent_create(store, lower, name, role, hash, kf_now_ms(), &id);
+    return kf_store_sync_agent_create(store, lower, name, role, hash, kf_now_ms(), NULL);
 }

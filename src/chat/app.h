@@ -36,6 +36,7 @@ typedef struct kf_app_config {
 } kf_app_config_t;
 
 typedef struct kf_push_holder kf_push_holder_t; /* live.c: one listener's open push connections */
+typedef struct kf_live_replay kf_live_replay_t; /* live.c: one replay on its way */
 
 typedef struct kf_app kf_app_t;
 
@@ -67,28 +68,33 @@ struct kf_app {
     kf_push_holder_t **push_holders; /* live.c's hash table of listeners with push connections */
     size_t push_holder_buckets;      /* a power of two, or 0 before the first */
     size_t push_holder_count;        /* listeners in it */
-    /* Group commit: the store's writer thread commits the batched writes and wakes the loop,
-     * which then acknowledges and publishes them (the store's complete()). */
+    /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads;
+     * the loop then runs its complete() (answers, publishes), and the replays that needed no
+     * query (below). */
     uv_async_t *store_wakeup;
+    kf_live_replay_t *deferred_replays; /* live.c: replays to end at the next wake-up, in order */
+    kf_live_replay_t *deferred_replays_tail;
     uv_timer_t *limit_sweeper; /* drops idle rate-limit buckets once a minute */
 };
 
 void kf_app_config_default(kf_app_config_t *config);
-/* Creates the application over an open store (loads or creates the ticket key). Returns NULL and
- * sets *err on failure. */
+/* Creates the application over an open store (loads or creates the ticket key, waiting for the
+ * store: at start-up, before the loop serves). Returns NULL and sets *err on failure. */
 kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *config,
                      const kf_push_config_t *push_config, int *err);
 /* The server's request handler; req->app is the kf_app_t. */
 void kf_app_handle(kf_req_t *req);
-/* Waits until every queued write is committed (or failed) and runs what waits for it. */
+/* Waits until everything queued in the store has run and runs what waits for it (the answers and
+ * publishes, and what they queue in turn). Blocks: for shutdown and tests, not while serving. */
 void kf_app_commit(kf_app_t *app);
 /* Commits and answers what waits for it, answers held long polls and ends streams (before the
  * server stops). */
 void kf_app_drain(kf_app_t *app);
 void kf_app_free(kf_app_t *app);
 
-/* Creates an agent account (e-mail lower-cased, password hashed). Returns 0, KF_EEXISTS,
- * KF_EINVAL (bad e-mail, role or empty password) or a store error. */
+/* Creates an agent account (e-mail lower-cased, password hashed), waiting for the store: for
+ * start-up and `kefu user add`, never on a serving loop. Returns 0, KF_EEXISTS, KF_EINVAL (bad
+ * e-mail, role or empty password) or a store error. */
 int kf_app_create_agent(kf_store_t *store, const char *email, const char *name, const char *role,
                         const char *password);
 

@@ -34,10 +34,9 @@ void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size);
 /* Publishes event to the visitor's topic (when visitor_id != 0) and to the agents' (when
  * to_agents), then drops the caller's reference. NULL is ignored. */
 void kf_chat_publish(kf_app_t *app, int64_t visitor_id, bool to_agents, kf_event_t *event);
-/* Pushes a conversation's current state to the agents. */
+/* Pushes a conversation's current state to the agents, once the store has read it (nothing when
+ * that fails: the agents' view waits for the next change). */
 void kf_chat_publish_conversation(kf_app_t *app, int64_t conversation_id);
-/* Copies a conversation row as JSON into *(json_t **)ctx; for conversation_get. */
-int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c);
 
 /* ---- actions.c: what visitors and agents do, over HTTP or WebSocket ---- */
 
@@ -45,6 +44,8 @@ int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c);
 typedef struct kf_actor {
     char kind; /* 'v' visitor or 'a' agent */
     int64_t id;
+    const char *name; /* an agent's display name when the caller knows it (borrowed for the
+                       * call), else NULL: typing looks it up */
 } kf_actor_t;
 
 /* Why an action failed, as an HTTP status and an API error code. */
@@ -54,18 +55,20 @@ typedef struct kf_chat_error {
     char message[128];
 } kf_chat_error_t;
 
-/* Each returns 0, or -1 with *err filled. */
+/* Each action checks its arguments at once: it returns -1 with *err filled (and done never runs),
+ * or 0, and then done runs exactly once, later, from the store's callbacks on the loop. */
 
-/* The end of an action that writes: called once its writes are committed (and published), with
- * result (the stored message's JSON text, borrowed for the call; NULL when the action has none)
- * and err NULL, or after a failed commit with result NULL and err set (nothing was published). */
+/* The end of an action: called once its writes are committed (and published), with result (the
+ * stored message's JSON text, borrowed for the call; NULL when the action has none) and err NULL;
+ * or when it failed (a missing row, a failed commit) with result NULL and err set (nothing was
+ * published). */
 typedef void (*kf_chat_done_cb)(kf_app_t *app, void *data, const char *result,
                                 const kf_chat_error_t *err);
 
-/* Stores body as a message (in the visitor's open conversation, or conversation_id for agents).
- * When this returns 0, done runs later — once the store's writer thread has committed it — with
- * the message's JSON (or an error: 404 for an unknown conversation, 500 when it could not be
- * stored), and the message is published then; on -1 done never runs. */
+/* Stores body as a message (in the visitor's open conversation, or conversation_id for agents);
+ * done gets the message's JSON once the store's writer thread has committed it (or an error:
+ * 404 for an unknown conversation, 503 when the store cannot write now, 500 when it could not be
+ * stored), and the message is published then. */
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
                  kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
 /* Raises the read mark of the actor's side in the conversation holding message up_to (visitors)
@@ -73,11 +76,12 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
  * after the commit, as for kf_chat_send. */
 int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *up_to,
                  kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
-/* Publishes a typing indicator to the other side. */
+/* Publishes a typing indicator to the other side, then done (result NULL). A visitor without an
+ * open conversation has no one to tell: done, and nothing published. */
 int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
-                   kf_chat_error_t *err);
+                   kf_chat_done_cb done, void *done_data, kf_chat_error_t *err);
 
-/* ---- api.c: HTTP handlers and request authentication ---- */
+/* ---- requests.c: who asks, whether they may, what they sent; holding a request ---- */
 
 typedef struct kf_visitor_auth {
     int64_t id;
@@ -92,15 +96,57 @@ typedef struct kf_agent_auth {
     char csrf[KF_TOKEN_SIZE];
 } kf_agent_auth_t;
 
-/* The visitor of a Bearer token / the agent of the session cookie. Returns 0; KF_EAUTH when the
- * request has no such credential, or an unknown or expired one; or the store's error, which is
- * no answer about the credential (the client must not be told 401 and drop it). */
-int kf_chat_bearer_visitor(kf_req_t *req, kf_visitor_auth_t *visitor);
-int kf_chat_cookie_agent(kf_req_t *req, kf_agent_auth_t *agent);
+/* Who a request's credential names. */
+typedef struct kf_chat_auth {
+    /* 0; KF_EAUTH when the request has no such credential, or an unknown or expired one; or the
+     * store's error, which is no answer about the credential (the client must not be told 401
+     * and drop it). */
+    int rc;
+    kf_visitor_auth_t visitor; /* with rc 0, from kf_chat_bearer_visitor */
+    kf_agent_auth_t agent;     /* with rc 0, from kf_chat_cookie_agent */
+} kf_chat_auth_t;
+
+/* A handler's step once its request's credential is known, with the request's head and body
+ * valid: called at once (from inside the handler) when the credential is absent or cached, else
+ * once the store has answered (the request held meanwhile, and resumed: kf_req_resume). Never
+ * called when the client goes away first. data (which must outlive the wait: static) and arg
+ * are the handler's own: what to do, and its path's id. */
+typedef void (*kf_chat_auth_fn)(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                                int64_t arg);
+
+/* The visitor of a Bearer token / the agent of the session cookie, handed to then. */
+void kf_chat_bearer_visitor(kf_req_t *req, kf_chat_auth_fn then, const void *data, int64_t arg);
+void kf_chat_cookie_agent(kf_req_t *req, kf_chat_auth_fn then, const void *data, int64_t arg);
 /* Remembers a visitor's token (its SHA-256 hex) so that their next requests need no lookup. */
 void kf_chat_cache_visitor(kf_app_t *app, const char *hash, const kf_visitor_auth_t *visitor);
-/* Logs a store failure and answers 500. */
+/* The session token from the cookie; false when there is none. */
+bool kf_chat_session_token(kf_req_t *req, kf_str_t *token);
+/* Answers 401 unless auth found a visitor, 500 (503) when the store failed, 429 when that
+ * visitor is past their request limit; true when none of that happened. */
+bool kf_chat_visitor_allowed(kf_req_t *req, const kf_chat_auth_t *auth);
+/* Answers 401 unless auth found an agent, 500 (503) when the store failed, 403 when a
+ * state-changing request lacks the session's CSRF token; true when none of that happened. */
+bool kf_chat_agent_allowed(kf_req_t *req, const kf_chat_auth_t *auth, bool state_changing);
+
+/* A request held while the store works for it: the first member of what a handler waits with.
+ * If the client goes away meanwhile, req becomes NULL (the abort callback), and the store's
+ * callback frees the wait without answering (a write stands all the same). */
+typedef struct kf_chat_wait {
+    kf_req_t *req;
+} kf_chat_wait_t;
+/* Holds req for w (allocated, a kf_chat_wait_t first), setting w's req, once the operation w
+ * waits for is queued (queued_rc 0); otherwise answers the failure and frees w. Returns whether
+ * it holds. A request already held (by an earlier wait) is handed over to w. */
+bool kf_chat_hold(kf_req_t *req, void *w, int queued_rc);
+
+/* Logs a store failure and answers it: 503 unavailable for KF_EUNAVAIL (the store cannot write
+ * now; the client may retry), else 500. */
 void kf_chat_store_failed(kf_req_t *req, int rc);
+/* The error an action answers for a store failure: 404 for KF_ENOTFOUND (what names the missing
+ * row: "conversation", "message"), 503 for KF_EUNAVAIL, else 500 (logged). Returns -1. */
+int kf_chat_store_error(kf_chat_error_t *err, int rc, const char *what);
+/* Parses the body as a JSON object. On failure answers the request and returns NULL. */
+json_t *kf_chat_read_json(kf_req_t *req);
 /* Reads the "after" cursor from the query (absent means 0). On a bad value answers 400. */
 bool kf_chat_read_after(kf_req_t *req, uint64_t *after);
 /* Logs one line about a refused request. */
@@ -114,6 +160,8 @@ int64_t kf_chat_retry_after_s(int64_t retry_after_ms);
 void kf_chat_rate_limited(kf_req_t *req, int64_t retry_after_ms, const char *what);
 /* Takes a request token for the visitor; answers 429 and returns false when there is none. */
 bool kf_chat_visitor_request_allowed(kf_req_t *req, int64_t visitor_id);
+
+/* ---- api.c: the JSON API's handlers ---- */
 
 void kf_api_visitor_session_create(kf_req_t *req, const int64_t *ids);
 void kf_api_visitor_session_get(kf_req_t *req, const int64_t *ids);
@@ -143,6 +191,9 @@ void kf_live_sse(kf_req_t *req, const int64_t *ids);
 void kf_live_ws(kf_req_t *req, const int64_t *ids);
 /* Frees the table of push connections per listener (every connection is closed by then). */
 void kf_live_free(kf_app_t *app);
+/* Ends the replays that needed no query (their replayed is never called from inside the replay
+ * call): on the loop, after the store's wake-up. Returns how many it ended. */
+size_t kf_live_run_deferred(kf_app_t *app);
 /* Tells the replays of a stored message, before it is published (or not, should encoding it
  * fail); the writes' commit callback calls it. */
 void kf_live_note_message(kf_app_t *app, int64_t visitor_id, int64_t message_id);

@@ -94,20 +94,17 @@ void kf_chat_publish(kf_app_t *app, int64_t visitor_id, bool to_agents, kf_event
     kf_event_unref(event);
 }
 
-int kf_chat_copy_conversation_cb(void *ctx, const kf_conversation_t *c)
+static void publish_conversation_cb(void *ctx, const kf_store_result_t *result)
 {
-    json_t **out = ctx;
-    *out = kf_chat_conversation_json(c);
-    return 0;
+    if (result->rc != 0)
+        return;
+    json_t *conversation = kf_chat_conversation_json(result->conversation);
+    kf_chat_publish(ctx, 0, true,
+                    kf_chat_event(0, json_pack("{s:s,s:o}", "type", "conversation", "conversation",
+                                               conversation)));
 }
 
 void kf_chat_publish_conversation(kf_app_t *app, int64_t conversation_id)
 {
-    json_t *conversation = NULL;
-    if (app->store->ops->conversation_get(app->store, conversation_id, kf_chat_copy_conversation_cb,
-                                          &conversation) != 0)
-        return;
-    kf_chat_publish(app, 0, true,
-                    kf_chat_event(0, json_pack("{s:s,s:o}", "type", "conversation", "conversation",
-                                               conversation)));
+    app->store->ops->conversation_get(app->store, conversation_id, publish_conversation_cb, app);
 }

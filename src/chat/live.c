@@ -11,19 +11,23 @@
 
 /* ---- replay ---- */
 
-typedef struct replay_ctx {
+/* One replay call of the push module's (kf_push_source_t), on its way through the store. */
+struct kf_live_replay {
+    kf_live_replay_t *next; /* in app->deferred_replays */
     kf_app_t *app;
     int64_t visitor_id; /* 0 for agents: every conversation */
+    uint64_t after;
+    size_t limit;
     kf_push_emit_fn emit;
+    kf_push_replayed_fn replayed;
     void *emit_ctx;
-    size_t count;
     int stopped_by;   /* what replay_message_cb returned to stop the query, or 0 */
     int emit_stopped; /* what emit returned to stop it, or 0 */
-} replay_ctx_t;
+};
 
 static int replay_message_cb(void *ctx, const kf_message_t *m)
 {
-    replay_ctx_t *replay = ctx;
+    kf_live_replay_t *replay = ctx;
     kf_event_t *event = kf_chat_message_event(m);
     if (event == NULL) {
         replay->stopped_by = KF_ENOMEM;
@@ -31,7 +35,6 @@ static int replay_message_cb(void *ctx, const kf_message_t *m)
     }
     int rc = replay->emit(replay->emit_ctx, event);
     kf_event_unref(event);
-    replay->count++;
     replay->stopped_by = rc;
     replay->emit_stopped = rc;
     return rc;
@@ -94,34 +97,72 @@ static void note_nothing_above(kf_app_t *app, int64_t visitor_id, uint64_t after
         remember_visitor(app, visitor_id, (int64_t)after);
 }
 
-/* The push module's replay source (kf_push_source_t). The store is still synchronous, so this
- * runs the query and calls replayed before it returns, which the source's contract forbids; the
- * push module copes with it (push/push.h) until the store answers from a callback. */
+static void replayed_cb(void *ctx, const kf_store_result_t *r)
+{
+    kf_live_replay_t *replay = ctx;
+    if (r->rc == 0 && r->count == 0)
+        note_nothing_above(replay->app, replay->visitor_id, replay->after);
+    /* The transport decides what to answer; the failure of the store is ours to log. A stop
+     * asked for by emit (its client is gone) is no failure. */
+    if (r->rc != 0 && r->rc != replay->stopped_by)
+        kf_error("store failure while replaying: %s", kf_strerror(r->rc));
+    replay->replayed(replay->emit_ctx, r->rc == replay->emit_stopped ? 0 : r->rc,
+                     r->count >= (int64_t)replay->limit);
+    free(replay);
+}
+
+/* The push module's replay source (kf_push_source_t): a query of the store, whose callbacks
+ * emit. A stream whose cursor is current needs no query; its replayed still comes later, from
+ * the loop's next store wake-up (kf_live_run_deferred), never from inside this call. */
 static int replay(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
                   kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx)
 {
-    replay_ctx_t replay = {.app = ctx, .visitor_id = kind == 'v' ? subject : 0};
-    kf_store_t *store = replay.app->store;
-    replay.emit = emit;
-    replay.emit_ctx = emit_ctx;
+    kf_app_t *app = ctx;
+    kf_live_replay_t *replay = kf_xcalloc(1, sizeof *replay);
+    *replay = (kf_live_replay_t){.app = app,
+                                 .visitor_id = kind == 'v' ? subject : 0,
+                                 .after = after,
+                                 .limit = limit,
+                                 .emit = emit,
+                                 .replayed = replayed,
+                                 .emit_ctx = emit_ctx};
     /* Most streams open with a current cursor (a page load, a reconnect): no query for them. */
-    if (nothing_to_replay(replay.app, replay.visitor_id, after)) {
-        replayed(emit_ctx, 0, false);
+    if (nothing_to_replay(app, replay->visitor_id, after)) {
+        if (app->deferred_replays == NULL)
+            app->deferred_replays = replay;
+        else
+            app->deferred_replays_tail->next = replay;
+        app->deferred_replays_tail = replay;
+        uv_async_send(app->store_wakeup);
         return 0;
     }
+    kf_store_t *store = app->store;
+    int64_t from = after > INT64_MAX ? INT64_MAX : (int64_t)after;
     int rc =
-        replay.visitor_id != 0
-            ? store->ops->messages_of_visitor(store, replay.visitor_id, (int64_t)after, limit,
-                                              replay_message_cb, &replay)
-            : store->ops->messages_all(store, (int64_t)after, limit, replay_message_cb, &replay);
-    if (rc == 0 && replay.count == 0)
-        note_nothing_above(replay.app, replay.visitor_id, after);
-    /* The transport decides what to answer; the failure of the store is ours to log. A stop
-     * asked for by emit (its client is gone) is no failure. */
-    if (rc != 0 && rc != replay.stopped_by)
+        replay->visitor_id != 0
+            ? store->ops->messages_of_visitor(store, replay->visitor_id, from, limit,
+                                              replay_message_cb, replayed_cb, replay)
+            : store->ops->messages_all(store, from, limit, replay_message_cb, replayed_cb, replay);
+    if (rc != 0) {
         kf_error("store failure while replaying: %s", kf_strerror(rc));
-    replayed(emit_ctx, rc == replay.emit_stopped ? 0 : rc, replay.count >= limit);
-    return 0;
+        free(replay);
+    }
+    return rc;
+}
+
+size_t kf_live_run_deferred(kf_app_t *app)
+{
+    kf_live_replay_t *replay = app->deferred_replays;
+    app->deferred_replays = app->deferred_replays_tail = NULL;
+    size_t count = 0;
+    while (replay != NULL) {
+        kf_live_replay_t *next = replay->next;
+        replay->replayed(replay->emit_ctx, 0, false);
+        free(replay);
+        replay = next;
+        count++;
+    }
+    return count;
 }
 
 /* ---- push connections per listener ---- */
@@ -275,92 +316,120 @@ static bool origin_allowed(kf_req_t *req)
     return false;
 }
 
-static void serve(kf_req_t *req, kf_push_transport_t transport)
+/* Reads a push request's cursor and long-poll hold; answers 400 for bad ones (and 403 for a
+ * WebSocket from a foreign origin) and returns false. */
+static bool read_push_query(kf_req_t *req, kf_push_transport_t transport, uint64_t *after,
+                            uint64_t *hold_ms)
 {
-    kf_app_t *app = req->app;
-    uint64_t after;
-    if (!kf_chat_read_after(req, &after))
-        return;
-    uint64_t hold_ms = 0;
-    char value[KF_TICKET_SIZE];
+    if (!kf_chat_read_after(req, after))
+        return false;
+    *hold_ms = 0;
+    char value[24];
     int n = kf_http_query_get(req->head->query, "timeout", value, sizeof value);
     if (n != KF_ENOTFOUND) {
         uint64_t seconds;
         if (n < 0 || kf_parse_u64((kf_str_t){value, (size_t)n}, &seconds) != 0 || seconds < 1 ||
             seconds > 55) {
             kf_resp_error(req, 400, "bad_request", "timeout must be 1 to 55 seconds");
-            return;
+            return false;
         }
-        hold_ms = seconds * 1000;
+        *hold_ms = seconds * 1000;
     }
     if (transport == KF_PUSH_WS && !origin_allowed(req)) {
         kf_chat_log_request(req, "WebSocket from a foreign origin refused");
         kf_resp_error(req, 403, "forbidden", "this origin may not open a WebSocket here");
-        return;
+        return false;
     }
-    kf_push_source_t source = {.replay = replay, .ctx = app};
-    n = kf_http_query_get(req->head->query, "ticket", value, sizeof value);
-    if (n != KF_ENOTFOUND) {
-        int rc = n < 0
-                     ? KF_EAUTH
-                     : kf_auth_ticket_verify(app->ticket_key, sizeof app->ticket_key, value,
-                                             (size_t)n, kf_now_ms(), &source.kind, &source.subject);
-        if (rc != 0) {
-            kf_chat_log_request(req, "bad push ticket");
-            kf_resp_error(req, 401, "unauthorized",
-                          rc == KF_EEXPIRED ? "the push ticket has expired"
-                                            : "invalid push ticket");
-            return;
-        }
-    } else {
-        kf_visitor_auth_t visitor;
-        kf_agent_auth_t agent;
-        int rc = kf_chat_bearer_visitor(req, &visitor);
-        if (rc == 0) {
-            source.kind = 'v';
-            source.subject = visitor.id;
-        } else if (rc == KF_EAUTH) {
-            rc = kf_chat_cookie_agent(req, &agent);
-            source.kind = 'a';
-            source.subject = rc == 0 ? agent.id : 0;
-        }
-        if (rc == KF_EAUTH) {
-            kf_resp_error(req, 401, "unauthorized",
-                          "a visitor token, agent session or push ticket is required");
-            return;
-        }
-        if (rc != 0) {
-            kf_chat_store_failed(req, rc);
-            return;
-        }
-    }
+    return true;
+}
+
+/* Serves the push request of a listener whose credentials are known. */
+static void serve_as(kf_req_t *req, kf_push_transport_t transport, char kind, int64_t subject)
+{
+    kf_app_t *app = req->app;
+    uint64_t after, hold_ms;
+    if (!read_push_query(req, transport, &after, &hold_ms))
+        return; /* checked before the credentials, so never */
+    kf_push_source_t source = {.replay = replay, .ctx = app, .kind = kind, .subject = subject};
     char topic[40];
-    if (source.kind == 'v') {
-        kf_chat_visitor_topic(source.subject, topic, sizeof topic);
-    } else {
+    if (kind == 'v')
+        kf_chat_visitor_topic(subject, topic, sizeof topic);
+    else
         snprintf(topic, sizeof topic, "%s", KF_AGENTS_TOPIC);
-    }
     source.topic = topic;
-    if (source.kind == 'v' && !kf_chat_visitor_request_allowed(req, source.subject))
+    if (kind == 'v' && !kf_chat_visitor_request_allowed(req, subject))
         return;
     /* A short poll is answered at once; the rest may stay open, and are counted while they do.
      * Past the limit the new one is refused (before the WebSocket upgrade), not an old one
      * dropped: the old ones may be the person's other tabs. */
-    bool counted = transport != KF_PUSH_POLL && holder_max(app, source.kind) > 0;
+    bool counted = transport != KF_PUSH_POLL && holder_max(app, kind) > 0;
     if (counted) {
-        const kf_push_holder_t *holder = holder_find(app, source.kind, source.subject);
-        if (holder != NULL && holder->connections >= holder_max(app, source.kind)) {
+        const kf_push_holder_t *holder = holder_find(app, kind, subject);
+        if (holder != NULL && holder->connections >= holder_max(app, kind)) {
             kf_debug("push request from %s refused: %c%lld holds %zu connections", kf_req_peer(req),
-                     source.kind, (long long)source.subject, holder->connections);
+                     kind, (long long)subject, holder->connections);
             kf_resp_error(req, 429, "too_many_connections",
-                          source.kind == 'v' ? "too many push connections open for this visitor"
-                                             : "too many push connections open for this agent");
+                          kind == 'v' ? "too many push connections open for this visitor"
+                                      : "too many push connections open for this agent");
             return;
         }
     }
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
     if (counted)
-        holder_count(app, req, source.kind, source.subject);
+        holder_count(app, req, kind, subject);
+}
+
+/* Neither a ticket nor a visitor token: the agent's session cookie, or nobody. */
+static void serve_agent_cb(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                           int64_t transport)
+{
+    (void)data;
+    if (auth->rc == KF_EAUTH)
+        kf_resp_error(req, 401, "unauthorized",
+                      "a visitor token, agent session or push ticket is required");
+    else if (auth->rc != 0)
+        kf_chat_store_failed(req, auth->rc);
+    else
+        serve_as(req, (kf_push_transport_t)transport, 'a', auth->agent.id);
+}
+
+static void serve_visitor_cb(kf_req_t *req, const kf_chat_auth_t *auth, const void *data,
+                             int64_t transport)
+{
+    (void)data;
+    if (auth->rc == KF_EAUTH)
+        kf_chat_cookie_agent(req, serve_agent_cb, NULL, transport);
+    else if (auth->rc != 0)
+        kf_chat_store_failed(req, auth->rc);
+    else
+        serve_as(req, (kf_push_transport_t)transport, 'v', auth->visitor.id);
+}
+
+/* Credentials, in order: a push ticket, a visitor token, an agent session (docs/API.md). */
+static void serve(kf_req_t *req, kf_push_transport_t transport)
+{
+    kf_app_t *app = req->app;
+    uint64_t after, hold_ms;
+    if (!read_push_query(req, transport, &after, &hold_ms))
+        return;
+    char value[KF_TICKET_SIZE];
+    int n = kf_http_query_get(req->head->query, "ticket", value, sizeof value);
+    if (n == KF_ENOTFOUND) {
+        kf_chat_bearer_visitor(req, serve_visitor_cb, NULL, transport);
+        return;
+    }
+    char kind;
+    int64_t subject;
+    int rc = n < 0 ? KF_EAUTH
+                   : kf_auth_ticket_verify(app->ticket_key, sizeof app->ticket_key, value,
+                                           (size_t)n, kf_now_ms(), &kind, &subject);
+    if (rc != 0) {
+        kf_chat_log_request(req, "bad push ticket");
+        kf_resp_error(req, 401, "unauthorized",
+                      rc == KF_EEXPIRED ? "the push ticket has expired" : "invalid push ticket");
+        return;
+    }
+    serve_as(req, transport, kind, subject);
 }
 
 void kf_live_poll(kf_req_t *req, const int64_t *ids)
@@ -459,6 +528,18 @@ static void committed_ack_cb(kf_app_t *app, void *data, const char *result,
     waiting_ack_free(waiting);
 }
 
+/* Typing is not acknowledged: only an error is answered. */
+static void typed_cb(kf_app_t *app, void *data, const char *result, const kf_chat_error_t *err)
+{
+    (void)app;
+    (void)result;
+    waiting_ack_t *waiting = data;
+    if (err != NULL)
+        reply_error(waiting->client, waiting->ref != NULL ? waiting->ref : json_null(), err->status,
+                    err->code, err->message);
+    waiting_ack_free(waiting);
+}
+
 static waiting_ack_t *waiting_ack_new(kf_push_client_t *client, json_t *ref)
 {
     waiting_ack_t *waiting = kf_xcalloc(1, sizeof *waiting);
@@ -496,7 +577,7 @@ void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t sub
     const char *type = json_string_value(json_object_get(root, "type"));
     json_t *conversation = json_object_get(root, "conversation_id");
     int64_t conversation_id = json_is_integer(conversation) ? json_integer_value(conversation) : 0;
-    kf_actor_t who = {kind, subject};
+    kf_actor_t who = {kind, subject, NULL};
     kf_chat_error_t err;
     int rc = 0;
     int64_t wait_ms = 0;
@@ -509,20 +590,22 @@ void kf_live_receive(void *ctx, kf_push_client_t *client, char kind, int64_t sub
     } else if (strcmp(type, "send") == 0 && kind == 'v' &&
                !kf_chat_visitor_take(app->visitor_messages, subject, &wait_ms)) {
         reply_rate_limited(client, ref, wait_ms);
-    } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0) {
-        /* Acknowledged once durable: when the writer thread has committed it. */
-        bool send = strcmp(type, "send") == 0;
+    } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0 ||
+               strcmp(type, "typing") == 0) {
+        /* Answered from the store's callbacks (the client kept referenced until then): a send or
+         * a read once durable, when the writer thread has committed it; typing only on error. */
         waiting_ack_t *waiting = waiting_ack_new(client, ref);
-        if (send)
+        if (strcmp(type, "send") == 0)
             rc = kf_chat_send(app, who, conversation_id, json_object_get(root, "body"),
                               committed_ack_cb, waiting, &err);
-        else
+        else if (strcmp(type, "read") == 0)
             rc = kf_chat_read(app, who, conversation_id, json_object_get(root, "up_to"),
                               committed_ack_cb, waiting, &err);
+        else
+            rc = kf_chat_typing(app, who, conversation_id, json_object_get(root, "typing"),
+                                typed_cb, waiting, &err);
         if (rc != 0)
             waiting_ack_free(waiting);
-    } else if (strcmp(type, "typing") == 0) {
-        rc = kf_chat_typing(app, who, conversation_id, json_object_get(root, "typing"), &err);
     } else if (strcmp(type, "ping") == 0) {
         reply(client,
               json_pack("{s:s,s:O}", "type", "pong", "ref", ref != NULL ? ref : json_null()));

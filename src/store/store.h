@@ -1,22 +1,66 @@
 /* store.h: the storage interface. The chat layer talks to kf_store_t only; a backend (sqlite.c
- * now, PostgreSQL later) fills in kf_store_ops_t. The store knows rows, not HTTP or JSON.
+ * now, PostgreSQL next) fills in kf_store_ops_t. The store knows rows, not HTTP or JSON.
+ * store/sync.h wraps the operations in blocking calls for start-up, tools and tests.
  *
- * Conventions for every operation:
- * - returns 0 or a negative KF_E* code (KF_ENOTFOUND when a looked-up row is absent,
- *   KF_EEXISTS on a unique violation, KF_ESTORE on any other database failure);
- * - strings passed in are NUL-terminated UTF-8 and are only borrowed;
- * - rows handed to a callback (or filled into a struct with const char * fields) stay valid only
- *   until the callback returns (or until the next call on the same store); copy what you keep;
- * - a callback returning non-zero stops the iteration, and the operation returns that value;
- * - times are milliseconds since the Unix epoch (int64_t);
+ * Every operation is asynchronous, with one shape for every backend, so that a backend whose
+ * database is across a network (libpq's asynchronous API on the loop, or a pool of connections
+ * on threads) changes no caller:
+ * - an operation copies its arguments, queues the work and returns 0; its done callback then
+ *   runs exactly once, later, on the loop thread, from complete() (never from inside the call);
+ * - or it returns a negative KF_E* code at once for arguments it refuses (KF_EINVAL), and done
+ *   never runs;
+ * - a query that yields many rows also takes an `each` callback, called once per row, in order,
+ *   before done; a non-zero return from each stops the query, and done then gets that value as
+ *   its result's rc (and count includes the row that stopped it);
+ * - a callback may queue further operations (their callbacks run later, as always), but never
+ *   calls flush() or close();
+ * - rows and strings in a result or a row (kf_message_t, kf_conversation_t, ...) are borrowed:
+ *   valid only during the callback they are handed to; copy what you keep;
+ * - result->rc is 0, or KF_ENOTFOUND (a looked-up row is absent), KF_EEXISTS (a unique value is
+ *   taken), KF_ECONFLICT (an idempotency key reused with another body), KF_EUNAVAIL (the
+ *   database cannot take writes now: disk full, read-only, connection lost; the caller answers
+ *   503 and may retry), or KF_ESTORE (any other failure);
+ * - strings passed in are NUL-terminated UTF-8; times are milliseconds since the Unix epoch;
  * - message ids are assigned in commit order, strictly increasing across the whole store, so a
  *   message id is a valid resume cursor for any reader;
- * - group commit: the batched writes (message_add, conversation_mark_read) are queued and return
- *   at once; a writer thread applies whatever is queued in one transaction with one sync, while
- *   the next batch queues. Their done callbacks run later, on the caller's thread, from
- *   complete(), once the write is durable or has failed. The caller neither acknowledges nor
- *   publishes a write before its done callback says it is durable, and every read sees only
- *   committed rows: nothing shown to anyone can be undone by a failed commit. */
+ * - a write's done runs once it is durable (or has failed); the caller neither acknowledges nor
+ *   publishes a write before that, and every read sees only committed rows, so nothing shown to
+ *   anyone can be undone by a failed commit.
+ *
+ * ## Threads
+ * The store has one owner thread: the thread that calls complete() (the event loop). Every
+ * operation, complete(), flush(), set_notify() and close() are called from that thread only;
+ * set_notify's callback is the one thing called from elsewhere (the SQLite backend calls it from
+ * the writer thread after each batch, and from the owner thread when it queues a read). No
+ * operation blocks the caller: each queues its work and returns. What runs where, in the SQLite
+ * backend:
+ *
+ * | operation      | runs on                                      | can block its thread        |
+ * | -------------- | -------------------------------------------- | --------------------------- |
+ * | reads (1)      | the loop thread, inside complete(), on the   | no: WAL readers never wait  |
+ * |                | loop's own connection                        | for the writer              |
+ * | writes (2)     | the writer thread, in batches: one           | yes, the writer thread, for |
+ * |                | transaction and one sync per batch (group    | the sync; never the loop    |
+ * |                | commit)                                      |                             |
+ * | checkpoints    | the checkpointer thread (copying the WAL     | yes, the checkpointer; it   |
+ * |                | back into the database)                      | holds the writer back for a |
+ * |                |                                              | few ms now and then         |
+ * | complete()     | the loop thread: the callbacks of finished   | no longer than the reads it |
+ * |                | writes, then the reads queued before it      | runs                        |
+ * | set_notify()   | the loop thread                              | no                          |
+ * | flush(),       | the calling thread                           | yes: for start-up, tools,   |
+ * | close()        |                                              | tests and shutdown, never   |
+ * |                |                                              | while serving               |
+ *
+ * (1) setting_get, agent_count, agent_by_email, agent_by_id, session_get, visitor_by_token,
+ *     conversation_get, conversation_visitor, conversation_list, conversation_find_open,
+ *     messages_in_conversation, messages_of_visitor, messages_all.
+ * (2) setting_set, agent_create, session_create, session_delete, visitor_create,
+ *     conversation_set_status, conversation_mark_read, message_add.
+ *
+ * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
+ * every write queued before it. A read never waits for a write: one queued after a write may
+ * complete before it, so a caller that must read its own write reads from the write's done. */
 #ifndef KF_STORE_H
 #define KF_STORE_H
 
@@ -40,6 +84,12 @@ typedef struct kf_visitor {
     const char *name; /* display name chosen by the visitor, or "" */
     int64_t created_at;
 } kf_visitor_t;
+
+typedef struct kf_session {
+    int64_t agent_id;
+    const char *csrf; /* the session's CSRF token */
+    int64_t expires_at;
+} kf_session_t;
 
 typedef struct kf_message {
     int64_t id;
@@ -67,107 +117,145 @@ typedef struct kf_conversation {
     kf_message_t last_message; /* valid when has_last_message */
 } kf_conversation_t;
 
-typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
+/* A new message for message_add. */
+typedef struct kf_message_new {
+    int64_t conversation_id; /* 0 with a visitor message: the visitor's open conversation, opened
+                              * when there is none */
+    int64_t visitor_id;      /* the visitor who writes (with conversation_id 0) */
+    kf_sender_t sender;
+    int64_t agent_id;            /* the agent who writes; 0 for a visitor */
+    const char *body;            /* the text */
+    int64_t now;                 /* created_at */
+    const char *idempotency_key; /* the sender's key for this message (1 to 255 bytes), or NULL */
+} kf_message_new_t;
 
-/* What a batched write came to, handed to its done callback. */
+/* Where a page of conversations starts: after the conversation (updated_at, id) in the list's
+ * order (updated_at descending, then id descending); both 0 for the first page. */
+typedef struct kf_conversation_page {
+    size_t limit;              /* at most this many */
+    int64_t before_updated_at; /* 0: from the newest */
+    int64_t before_id;
+} kf_conversation_page_t;
+
+/* What an operation came to, handed to its done callback; the fields its operation fills are
+ * named beside each, the others are 0 or NULL. */
 typedef struct kf_store_result {
-    int rc;                   /* 0: durable; else why it is not stored */
-    kf_message_t message;     /* message_add: the stored row (valid during the callback) */
-    bool conversation_opened; /* message_add: it opened the visitor's conversation */
+    int rc;                      /* 0, or why it failed (see above) */
+    int64_t id;                  /* agent_create, visitor_create: the new row's id;
+                                  * conversation_visitor: the visitor's id;
+                                  * conversation_find_open: the conversation's id */
+    int64_t count;               /* agent_count: agents; list queries: rows handed to each */
+    bool conversation_opened;    /* message_add: it opened the visitor's conversation */
+    bool duplicate;              /* message_add: the key was seen before with this body: message is
+                                  * the message stored then, and nothing new was written */
+    const kf_message_t *message; /* message_add */
+    const kf_agent_t *agent;     /* agent_by_email, agent_by_id */
+    const kf_visitor_t *visitor; /* visitor_by_token */
+    const kf_session_t *session; /* session_get */
+    const kf_conversation_t *conversation; /* conversation_get */
+    const char *value;                     /* setting_get */
 } kf_store_result_t;
 
 typedef void (*kf_store_done_cb)(void *ctx, const kf_store_result_t *result);
+typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
 typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conversation);
-typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 
 typedef struct kf_store kf_store_t;
 
 typedef struct kf_store_ops {
+    /* Finishes what is queued (its callbacks run), stops the store's threads and frees it. */
     void (*close)(kf_store_t *store);
 
-    /* Key-value settings (server secrets and the like). value_out gets a NUL-terminated copy of
-     * at most value_size - 1 bytes; KF_ENOTFOUND when the key is absent, KF_ETOOBIG if too small.
-     */
-    int (*setting_get)(kf_store_t *store, const char *key, char *value_out, size_t value_size);
-    int (*setting_set)(kf_store_t *store, const char *key, const char *value);
+    /* Key-value settings (server secrets and the like). setting_get: value, or KF_ENOTFOUND.
+     * setting_set refuses (KF_EINVAL at once) the reserved key "schema_version". */
+    int (*setting_get)(kf_store_t *store, const char *key, kf_store_done_cb done, void *ctx);
+    int (*setting_set)(kf_store_t *store, const char *key, const char *value, kf_store_done_cb done,
+                       void *ctx);
 
-    /* Agents. agent_create gives KF_EEXISTS when the e-mail is taken. */
+    /* Agents. agent_create: id, or KF_EEXISTS when the e-mail is taken. agent_by_*: agent, or
+     * KF_ENOTFOUND. */
     int (*agent_create)(kf_store_t *store, const char *email, const char *name, const char *role,
-                        const char *password_hash, int64_t now, int64_t *id_out);
-    int (*agent_count)(kf_store_t *store, int64_t *count_out);
-    /* Calls cb once with the agent, or returns KF_ENOTFOUND without calling it. */
-    int (*agent_by_email)(kf_store_t *store, const char *email, kf_store_agent_cb cb, void *ctx);
-    int (*agent_by_id)(kf_store_t *store, int64_t id, kf_store_agent_cb cb, void *ctx);
+                        const char *password_hash, int64_t now, kf_store_done_cb done, void *ctx);
+    int (*agent_count)(kf_store_t *store, kf_store_done_cb done, void *ctx);
+    int (*agent_by_email)(kf_store_t *store, const char *email, kf_store_done_cb done, void *ctx);
+    int (*agent_by_id)(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
 
     /* Agent sessions, keyed by the SHA-256 (hex) of the session token; the store never sees the
-     * token. session_get returns KF_ENOTFOUND for an unknown or expired (expires_at <= now)
-     * session, else fills agent_id_out, copies the CSRF token (NUL-terminated) into csrf_out, and
-     * fills expires_at_out unless it is NULL. */
+     * token. session_create also deletes expired sessions. session_get: session, or KF_ENOTFOUND
+     * for an unknown or expired (expires_at <= now) one. session_delete: KF_ENOTFOUND when there
+     * was none. */
     int (*session_create)(kf_store_t *store, const char *token_hash, int64_t agent_id,
-                          const char *csrf, int64_t now, int64_t expires_at);
+                          const char *csrf, int64_t now, int64_t expires_at, kf_store_done_cb done,
+                          void *ctx);
     int (*session_get)(kf_store_t *store, const char *token_hash, int64_t now,
-                       int64_t *agent_id_out, char *csrf_out, size_t csrf_size,
-                       int64_t *expires_at_out);
-    int (*session_delete)(kf_store_t *store, const char *token_hash);
+                       kf_store_done_cb done, void *ctx);
+    int (*session_delete)(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                          void *ctx);
 
-    /* Visitors, keyed by the SHA-256 (hex) of their bearer token. visitor_by_token fills id and
-     * copies the name (NUL-terminated) into name_out; KF_ENOTFOUND for an unknown token. */
+    /* Visitors, keyed by the SHA-256 (hex) of their bearer token. visitor_create: id.
+     * visitor_by_token: visitor, or KF_ENOTFOUND. */
     int (*visitor_create)(kf_store_t *store, const char *token_hash, const char *name, int64_t now,
-                          int64_t *id_out);
-    int (*visitor_by_token)(kf_store_t *store, const char *token_hash, int64_t *id_out,
-                            char *name_out, size_t name_size);
-
-    /* Returns the visitor's open conversation, creating one (status "open") when there is none.
-     * Not batched (its own transaction); the chat layer opens conversations with a visitor's
-     * first message_add instead. KF_ENOTFOUND for an unknown visitor. */
-    int (*conversation_open_for_visitor)(kf_store_t *store, int64_t visitor_id, int64_t now,
-                                         int64_t *conversation_id_out);
-    /* Calls cb once with the conversation (unread counts and last message filled in). */
-    int (*conversation_get)(kf_store_t *store, int64_t conversation_id, kf_store_conversation_cb cb,
+                          kf_store_done_cb done, void *ctx);
+    int (*visitor_by_token)(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
                             void *ctx);
-    /* Conversations ordered by updated_at descending (then id descending), at most limit. */
-    int (*conversation_list)(kf_store_t *store, size_t limit, kf_store_conversation_cb cb,
-                             void *ctx);
-    /* Sets status to "open" or "closed"; KF_ENOTFOUND for an unknown conversation. */
+
+    /* Conversations. conversation_get: conversation (unread counts and last message filled in),
+     * or KF_ENOTFOUND. conversation_visitor: the conversation's visitor id as id (a narrow read,
+     * for when that is all the caller needs), or KF_ENOTFOUND. conversation_list: each
+     * conversation of one page, newest activity first. conversation_find_open: the visitor's
+     * newest open conversation's id, or KF_ENOTFOUND; it opens none. */
+    int (*conversation_get)(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
+                            void *ctx);
+    int (*conversation_visitor)(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
+                                void *ctx);
+    int (*conversation_list)(kf_store_t *store, const kf_conversation_page_t *page,
+                             kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
+    int (*conversation_find_open)(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                  void *ctx);
+    /* Sets status to "open" or "closed" (KF_EINVAL at once for another); KF_ENOTFOUND for an
+     * unknown conversation. updated_at stays: it is the time of the last message. */
     int (*conversation_set_status)(kf_store_t *store, int64_t conversation_id, const char *status,
-                                   int64_t now);
-    /* Batched writes (see group commit above). Each copies its arguments and returns 0, or
-     * KF_EINVAL for arguments refused at once (then done is never called); later, done runs
-     * exactly once from complete() or flush().
-     * conversation_mark_read raises the agents' (or the visitor's) read mark to up_to, never
-     * lowering it and never past the conversation's newest message; KF_ENOTFOUND (in the result)
-     * for an unknown conversation. */
+                                   int64_t now, kf_store_done_cb done, void *ctx);
+    /* Raises the agents' (or the visitor's) read mark to up_to, never lowering it and never past
+     * the conversation's newest message; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_mark_read)(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                   int64_t up_to, kf_store_done_cb done, void *ctx);
-    /* Appends a message and moves the conversation's updated_at. conversation_id 0 with a visitor
-     * message means the visitor's open conversation (the newest), opened when there is none:
-     * result->conversation_opened tells. KF_ENOTFOUND for an unknown conversation or visitor;
-     * KF_EINVAL at once for a bad sender, an agent message without an agent, or a visitor
-     * message that names one, and in the result for an unknown agent. */
-    int (*message_add)(kf_store_t *store, int64_t conversation_id, int64_t visitor_id,
-                       kf_sender_t sender, int64_t agent_id, const char *body, int64_t now,
-                       kf_store_done_cb done, void *ctx);
-    /* Runs the done callbacks of the batched writes that have finished, in the order they were
-     * queued. Cheap when none has. */
-    void (*complete)(kf_store_t *store);
-    /* Waits until every write queued so far has finished, then runs complete(). */
-    void (*flush)(kf_store_t *store);
-    /* notify(data) is called, from the writer's thread, whenever complete() has work: an event
-     * loop wakes itself (uv_async_send) and calls complete(). NULL: nobody is told; call flush. */
-    void (*set_notify)(kf_store_t *store, void (*notify)(void *data), void *data);
+
+    /* Appends a message and moves its conversation's updated_at: message (the stored row) and
+     * conversation_opened. KF_EINVAL at once for a bad sender, an agent message without an
+     * agent or a conversation, a visitor message that names an agent, or a key that is empty or
+     * longer than 255 bytes; in the result,
+     * KF_ENOTFOUND for an unknown conversation or visitor, KF_EINVAL for an unknown agent. With
+     * an idempotency key the sender has used before (per visitor, or per agent): the same body
+     * gives the message stored then, with duplicate set, and writes nothing; another body (or,
+     * for an agent's message, another conversation) gives KF_ECONFLICT. */
+    int (*message_add)(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
+                       void *ctx);
     /* Messages with id > after_id, oldest first, at most limit, of: one conversation
      * (messages_in_conversation), every conversation of one visitor (messages_of_visitor),
-     * or every conversation (messages_all). */
+     * or every conversation (messages_all). count is how many went to each. */
     int (*messages_in_conversation)(kf_store_t *store, int64_t conversation_id, int64_t after_id,
-                                    size_t limit, kf_store_message_cb cb, void *ctx);
+                                    size_t limit, kf_store_message_cb each, kf_store_done_cb done,
+                                    void *ctx);
     int (*messages_of_visitor)(kf_store_t *store, int64_t visitor_id, int64_t after_id,
-                               size_t limit, kf_store_message_cb cb, void *ctx);
-    int (*messages_all)(kf_store_t *store, int64_t after_id, size_t limit, kf_store_message_cb cb,
-                        void *ctx);
-    /* The visitor's newest open conversation, without creating one; KF_ENOTFOUND when none. */
-    int (*conversation_find_open)(kf_store_t *store, int64_t visitor_id,
-                                  int64_t *conversation_id_out);
+                               size_t limit, kf_store_message_cb each, kf_store_done_cb done,
+                               void *ctx);
+    int (*messages_all)(kf_store_t *store, int64_t after_id, size_t limit, kf_store_message_cb each,
+                        kf_store_done_cb done, void *ctx);
 
+    /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
+     * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call
+     * (notify says when); called from inside a callback it returns at once. Cheap when nothing
+     * is ready. */
+    void (*complete)(kf_store_t *store);
+    /* Waits until everything queued so far has run and its callbacks have been called (also
+     * what they queue in turn). Blocks: never on a serving loop. */
+    void (*flush)(kf_store_t *store);
+    /* notify(data) is called, from any thread (the loop's too, from inside an operation),
+     * whenever complete() has work: an event loop wakes itself (uv_async_send) and calls
+     * complete() from its own callback, never from notify. Once set_notify(NULL) returns it is
+     * not called again. NULL: nobody is told; call flush. */
+    void (*set_notify)(kf_store_t *store, void (*notify)(void *data), void *data);
 } kf_store_ops_t;
 
 /* Every backend's handle starts with this. */
@@ -181,60 +269,9 @@ struct kf_store {
 int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out);
 /* The SQLite store's WAL pages after which it checkpoints (16,000 unless set). The log file
  * grows to about 4 KiB a page, and to two to four times as many pages while the writer outruns
- * the checkpoints; tests set a small one. KF_EINVAL for another backend or pages outside 1 to 2^24.
- */
+ * the checkpoints; tests set a small one. KF_EINVAL for another backend or pages outside 1 to
+ * 2^24. */
 int kf_store_sqlite_set_checkpoint_pages(kf_store_t *store, int pages);
-
-/* What a synchronous batched write came to (kf_store_*_sync). */
-typedef struct kf_store_sync {
-    int rc;
-    int64_t message_id;
-    int64_t conversation_id;
-    bool conversation_opened;
-} kf_store_sync_t;
-
-static inline void kf_store_sync_cb(void *ctx, const kf_store_result_t *result)
-{
-    kf_store_sync_t *sync = (kf_store_sync_t *)ctx;
-    sync->rc = result->rc;
-    sync->message_id = result->rc == 0 ? result->message.id : 0;
-    sync->conversation_id = result->rc == 0 ? result->message.conversation_id : 0;
-    sync->conversation_opened = result->conversation_opened;
-}
-
-/* message_add, waiting for its commit: for start-up, tools and tests, never on the event loop
- * (flush also runs every other finished write's callback). Returns the write's result code;
- * *out (may be NULL) gets the rest. */
-static inline int kf_store_message_add_sync(kf_store_t *store, int64_t conversation_id,
-                                            int64_t visitor_id, kf_sender_t sender,
-                                            int64_t agent_id, const char *body, int64_t now,
-                                            kf_store_sync_t *out)
-{
-    kf_store_sync_t sync = {0, 0, 0, false};
-    int rc = store->ops->message_add(store, conversation_id, visitor_id, sender, agent_id, body,
-                                     now, kf_store_sync_cb, &sync);
-    if (rc == 0) {
-        store->ops->flush(store);
-        rc = sync.rc;
-    }
-    if (out != NULL)
-        *out = sync;
-    return rc;
-}
-
-/* conversation_mark_read, waiting for its commit (as kf_store_message_add_sync). */
-static inline int kf_store_mark_read_sync(kf_store_t *store, int64_t conversation_id,
-                                          kf_sender_t reader, int64_t up_to)
-{
-    kf_store_sync_t sync = {0, 0, 0, false};
-    int rc = store->ops->conversation_mark_read(store, conversation_id, reader, up_to,
-                                                kf_store_sync_cb, &sync);
-    if (rc == 0) {
-        store->ops->flush(store);
-        rc = sync.rc;
-    }
-    return rc;
-}
 
 static inline void kf_store_close(kf_store_t *store)
 {

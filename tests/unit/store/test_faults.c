@@ -22,6 +22,8 @@
 
 #include "base/err.h"
 #include "store/store.h"
+#include "store/sync.h"
+#include "support/sqlite_db.h"
 
 #define NOW INT64_C(1764100000000)
 #define MAX_ALLOCATIONS 20000
@@ -74,43 +76,18 @@ static void arm(unsigned long nth)
 /* ---- fixture ---- */
 
 typedef struct fixture {
-    char dir[64];
-    char path[128];
+    sqlite_db_t *db;
     kf_store_t *store;
     int64_t visitor_id;
     int64_t conversation_id;
 } fixture_t;
 
-static void remove_dir(const fixture_t *f)
-{
-    static const char *const files[] = {"kefu.db", "kefu.db-wal", "kefu.db-shm", "kefu.db-journal"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char path[160];
-        snprintf(path, sizeof path, "%s/%s", f->dir, files[i]);
-        unlink(path);
-    }
-    rmdir(f->dir);
-}
-
-/* SQLite's own checks on the closed database, on a connection of its own. */
-static void check_integrity(const fixture_t *f)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/kefu-test-faults-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/kefu.db", f->dir);
+    assert_non_null(f);
+    f->db = sqlite_db_create();
+    assert_non_null(f->db);
     *state = f;
     return 0;
 }
@@ -120,43 +97,56 @@ static int teardown(void **state)
     fixture_t *f = *state;
     arm(0);
     kf_store_close(f->store);
-    check_integrity(f);
-    remove_dir(f);
+    sqlite_db_check(f->db);
+    sqlite_db_destroy(f->db);
     free(f);
     return 0;
 }
 
-/* Counts rows. */
-static int count_cb(void *ctx, const void *row)
+/* What one operation came to: its result code and the rows handed to each. */
+typedef struct query {
+    int rc;
+    int rows;
+} query_t;
+
+static void rc_cb(void *ctx, const kf_store_result_t *result)
 {
-    (void)row;
-    (*(int *)ctx)++;
-    return 0;
+    ((query_t *)ctx)->rc = result->rc;
 }
 
 static int count_message_cb(void *ctx, const kf_message_t *m)
 {
-    return count_cb(ctx, m);
+    (void)m;
+    ((query_t *)ctx)->rows++;
+    return 0;
 }
+
 static int count_conversation_cb(void *ctx, const kf_conversation_t *c)
 {
-    return count_cb(ctx, c);
+    (void)c;
+    ((query_t *)ctx)->rows++;
+    return 0;
 }
-static int count_agent_cb(void *ctx, const kf_agent_t *a)
+
+/* Waits for an operation whose done is rc_cb(q): its result code, or the code it was refused
+ * with. */
+static int wait_for(fixture_t *f, int queued, const query_t *q)
 {
-    return count_cb(ctx, a);
+    if (queued != 0)
+        return queued;
+    f->store->ops->flush(f->store);
+    return q->rc;
 }
 
 /* Opens the store with memory to spare and gives it a visitor with a conversation and a message. */
 static void open_with_data(fixture_t *f)
 {
-    assert_int_equal(kf_store_open_sqlite(f->path, "OFF", &f->store), 0);
-    const kf_store_ops_t *ops = f->store->ops;
-    assert_int_equal(ops->visitor_create(f->store, "hash-v", "Vera", NOW, &f->visitor_id), 0);
-    kf_store_sync_t first;
-    assert_int_equal(kf_store_message_add_sync(f->store, 0, f->visitor_id, KF_SENDER_VISITOR, 0,
-                                               "first", NOW, &first),
+    assert_int_equal(kf_store_open_sqlite(f->db->path, "OFF", &f->store), 0);
+    assert_int_equal(kf_store_sync_visitor_create(f->store, "hash-v", "Vera", NOW, &f->visitor_id),
                      0);
+    kf_message_new_t m = {.visitor_id = f->visitor_id, .body = "first", .now = NOW};
+    kf_store_sync_message_t first;
+    assert_int_equal(kf_store_sync_message_add(f->store, &m, &first), 0);
     f->conversation_id = first.conversation_id;
 }
 
@@ -171,7 +161,7 @@ static void test_open(void **state)
     for (nth = 1; nth < MAX_ALLOCATIONS; nth++) {
         kf_store_t *store = NULL;
         arm(nth);
-        int rc = kf_store_open_sqlite(f->path, "OFF", &store);
+        int rc = kf_store_open_sqlite(f->db->path, "OFF", &store);
         bool failed_allocation = fired;
         arm(0);
         if (rc == 0) {
@@ -197,21 +187,24 @@ typedef int (*operation_fn)(fixture_t *f, unsigned long round);
 
 static int op_send(fixture_t *f, unsigned long round)
 {
-    char body[32];
+    char body[32], key[32];
     snprintf(body, sizeof body, "message %lu", round);
-    return kf_store_message_add_sync(f->store, f->conversation_id, 0, KF_SENDER_VISITOR, 0, body,
-                                     NOW + (int64_t)round, NULL);
+    snprintf(key, sizeof key, "key %lu", round);
+    kf_message_new_t m = {.conversation_id = f->conversation_id,
+                          .body = body,
+                          .now = NOW + (int64_t)round,
+                          .idempotency_key = round % 2 ? key : NULL};
+    return kf_store_sync_message_add(f->store, &m, NULL);
 }
 
 static int op_visitor(fixture_t *f, unsigned long round)
 {
     char hash[32];
     snprintf(hash, sizeof hash, "hash-%lu", round);
-    int64_t id;
-    int rc = f->store->ops->visitor_create(f->store, hash, "Round", NOW, &id);
-    char name[64];
+    int rc = kf_store_sync_visitor_create(f->store, hash, "Round", NOW, NULL);
+    query_t q = {0, 0};
     if (rc == 0)
-        rc = f->store->ops->visitor_by_token(f->store, hash, &id, name, sizeof name);
+        rc = wait_for(f, f->store->ops->visitor_by_token(f->store, hash, rc_cb, &q), &q);
     return rc;
 }
 
@@ -219,17 +212,15 @@ static int op_agent(fixture_t *f, unsigned long round)
 {
     char email[48];
     snprintf(email, sizeof email, "agent%lu@example.com", round);
-    int64_t id;
-    int rc =
-        f->store->ops->agent_create(f->store, email, "Agnes", "agent", "scrypt$hash", NOW, &id);
-    int seen = 0;
+    int64_t id = 0;
+    int rc = kf_store_sync_agent_create(f->store, email, "Agnes", "agent", "scrypt$hash", NOW, &id);
     if (rc == 0)
-        rc = f->store->ops->agent_by_email(f->store, email, count_agent_cb, &seen);
+        rc = kf_store_sync_agent_by_email(f->store, email, &id);
+    query_t q = {0, 0};
     if (rc == 0)
-        rc = f->store->ops->agent_by_id(f->store, id, count_agent_cb, &seen);
-    int64_t count;
+        rc = wait_for(f, f->store->ops->agent_by_id(f->store, id, rc_cb, &q), &q);
     if (rc == 0)
-        rc = f->store->ops->agent_count(f->store, &count);
+        rc = kf_store_sync_agent_count(f->store, NULL);
     return rc;
 }
 
@@ -237,46 +228,52 @@ static int op_session(fixture_t *f, unsigned long round)
 {
     char hash[32];
     snprintf(hash, sizeof hash, "session-%lu", round);
-    int rc = f->store->ops->session_create(f->store, hash, 1, "csrf", NOW, NOW + 1000);
-    int64_t agent_id;
+    int rc = kf_store_sync_session_create(f->store, hash, 1, "csrf", NOW, NOW + 1000);
     char csrf[64];
     if (rc == 0)
-        rc = f->store->ops->session_get(f->store, hash, NOW, &agent_id, csrf, sizeof csrf, NULL);
+        rc = kf_store_sync_session_get(f->store, hash, NOW, NULL, csrf, sizeof csrf);
     if (rc == 0)
-        rc = f->store->ops->session_delete(f->store, hash);
+        rc = kf_store_sync_session_delete(f->store, hash);
     return rc;
 }
 
 static int op_read_and_status(fixture_t *f, unsigned long round)
 {
-    int rc = kf_store_mark_read_sync(f->store, f->conversation_id, KF_SENDER_AGENT, (int64_t)round);
+    int rc = kf_store_sync_mark_read(f->store, f->conversation_id, KF_SENDER_AGENT, (int64_t)round);
     if (rc == 0)
-        rc = f->store->ops->conversation_set_status(f->store, f->conversation_id,
-                                                    round % 2 ? "closed" : "open", NOW);
+        rc = kf_store_sync_set_status(f->store, f->conversation_id, round % 2 ? "closed" : "open",
+                                      NOW);
     if (rc == 0)
-        rc = f->store->ops->conversation_set_status(f->store, f->conversation_id, "open", NOW);
+        rc = kf_store_sync_set_status(f->store, f->conversation_id, "open", NOW);
     return rc;
 }
 
 static int op_queries(fixture_t *f, unsigned long round)
 {
     (void)round;
-    int seen = 0;
-    int rc = f->store->ops->conversation_list(f->store, 50, count_conversation_cb, &seen);
+    const kf_store_ops_t *ops = f->store->ops;
+    query_t q = {0, 0};
+    kf_conversation_page_t page = {.limit = 50};
+    int rc =
+        wait_for(f, ops->conversation_list(f->store, &page, count_conversation_cb, rc_cb, &q), &q);
     if (rc == 0)
-        rc = f->store->ops->conversation_get(f->store, f->conversation_id, count_conversation_cb,
-                                             &seen);
+        rc = wait_for(f, ops->conversation_get(f->store, f->conversation_id, rc_cb, &q), &q);
     if (rc == 0)
-        rc = f->store->ops->messages_in_conversation(f->store, f->conversation_id, 0, 100,
-                                                     count_message_cb, &seen);
-    if (rc == 0)
-        rc = f->store->ops->messages_of_visitor(f->store, f->visitor_id, 0, 100, count_message_cb,
-                                                &seen);
-    if (rc == 0)
-        rc = f->store->ops->messages_all(f->store, 0, 100, count_message_cb, &seen);
-    int64_t conversation_id;
-    if (rc == 0)
-        rc = f->store->ops->conversation_find_open(f->store, f->visitor_id, &conversation_id);
+        rc = wait_for(f, ops->conversation_visitor(f->store, f->conversation_id, rc_cb, &q), &q);
+    /* Several queries at once: one complete() runs them all. */
+    query_t queries[4];
+    memset(queries, 0, sizeof queries);
+    assert_int_equal(ops->messages_in_conversation(f->store, f->conversation_id, 0, 100,
+                                                   count_message_cb, rc_cb, &queries[0]),
+                     0);
+    assert_int_equal(ops->messages_of_visitor(f->store, f->visitor_id, 0, 100, count_message_cb,
+                                              rc_cb, &queries[1]),
+                     0);
+    assert_int_equal(ops->messages_all(f->store, 0, 100, count_message_cb, rc_cb, &queries[2]), 0);
+    assert_int_equal(ops->conversation_find_open(f->store, f->visitor_id, rc_cb, &queries[3]), 0);
+    ops->flush(f->store);
+    for (int i = 0; rc == 0 && i < 4; i++)
+        rc = queries[i].rc;
     return rc;
 }
 
@@ -284,10 +281,10 @@ static int op_settings(fixture_t *f, unsigned long round)
 {
     char value[32];
     snprintf(value, sizeof value, "value-%lu", round);
-    int rc = f->store->ops->setting_set(f->store, "fault-test", value);
+    int rc = kf_store_sync_setting_set(f->store, "fault-test", value);
     char got[32];
     if (rc == 0)
-        rc = f->store->ops->setting_get(f->store, "fault-test", got, sizeof got);
+        rc = kf_store_sync_setting_get(f->store, "fault-test", got, sizeof got);
     return rc;
 }
 
@@ -327,11 +324,13 @@ static void test_operations(void **state)
         assert_true(nth > 1);
     }
     /* What was there before is still there, and the store works. */
-    int seen = 0;
-    assert_int_equal(f->store->ops->messages_in_conversation(f->store, f->conversation_id, 0, 1,
-                                                             count_message_cb, &seen),
+    query_t q = {-1, 0};
+    assert_int_equal(wait_for(f,
+                              f->store->ops->messages_in_conversation(
+                                  f->store, f->conversation_id, 0, 1, count_message_cb, rc_cb, &q),
+                              &q),
                      0);
-    assert_int_equal(seen, 1);
+    assert_int_equal(q.rows, 1);
     assert_int_equal(op_send(f, ++round), 0);
 }
 

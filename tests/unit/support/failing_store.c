@@ -4,7 +4,22 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "base/buf.h"
+#include "base/err.h"
+
 #define OP_COUNT (sizeof(kf_store_ops_t) / sizeof(void (*)(void)))
+
+/* One operation's callbacks, wrapped so that its completion can be counted and failed; or a call
+ * failed in its result, waiting for complete(). */
+typedef struct fs_pending {
+    struct fs_pending *next; /* in failing_t's failed list */
+    kf_store_t *store;
+    kf_store_done_cb done;
+    kf_store_message_cb each_message;
+    kf_store_conversation_cb each_conversation;
+    void *ctx;
+    int rc; /* a failed call's error */
+} fs_pending_t;
 
 typedef struct failing {
     kf_store_ops_t ops;            /* first: the store's ops pointer points here, and so at us */
@@ -12,10 +27,15 @@ typedef struct failing {
     size_t fail_op;                /* the operation to fail (an offset, or FS_ANY) */
     unsigned long countdown;       /* calls of fail_op before the failure; 0 when none is armed */
     bool always;                   /* fail every call of fail_op */
-    int error;                     /* what a failed call returns */
+    bool at_once;                  /* the call returns the error (else: in its result) */
+    int error;                     /* what a failed call gives */
     unsigned long calls[OP_COUNT]; /* calls of each operation since arming */
     unsigned long total_calls;     /* calls of every operation since arming */
     unsigned long failures;        /* failures injected since arming */
+    fs_pending_t *failed;          /* calls failed in their result, for the next complete() */
+    fs_pending_t *failed_tail;
+    void (*notify)(void *data); /* the caller's, also told of failed calls */
+    void *notify_data;
 } failing_t;
 
 static failing_t *state(kf_store_t *store)
@@ -37,141 +57,6 @@ static int intercept(kf_store_t *store, size_t op)
     return fs->error;
 }
 
-static void fs_close(kf_store_t *store)
-{
-    failing_t *fs = state(store);
-    store->ops = fs->real;
-    free(fs);
-    store->ops->close(store);
-}
-
-static int fs_setting_get(kf_store_t *store, const char *key, char *value_out, size_t value_size)
-{
-    int rc = intercept(store, FS_OP(setting_get));
-    return rc != 0 ? rc : state(store)->real->setting_get(store, key, value_out, value_size);
-}
-
-static int fs_setting_set(kf_store_t *store, const char *key, const char *value)
-{
-    int rc = intercept(store, FS_OP(setting_set));
-    return rc != 0 ? rc : state(store)->real->setting_set(store, key, value);
-}
-
-static int fs_agent_create(kf_store_t *store, const char *email, const char *name, const char *role,
-                           const char *password_hash, int64_t now, int64_t *id_out)
-{
-    int rc = intercept(store, FS_OP(agent_create));
-    return rc != 0 ? rc
-                   : state(store)->real->agent_create(store, email, name, role, password_hash, now,
-                                                      id_out);
-}
-
-static int fs_agent_count(kf_store_t *store, int64_t *count_out)
-{
-    int rc = intercept(store, FS_OP(agent_count));
-    return rc != 0 ? rc : state(store)->real->agent_count(store, count_out);
-}
-
-static int fs_agent_by_email(kf_store_t *store, const char *email, kf_store_agent_cb cb, void *ctx)
-{
-    int rc = intercept(store, FS_OP(agent_by_email));
-    return rc != 0 ? rc : state(store)->real->agent_by_email(store, email, cb, ctx);
-}
-
-static int fs_agent_by_id(kf_store_t *store, int64_t id, kf_store_agent_cb cb, void *ctx)
-{
-    int rc = intercept(store, FS_OP(agent_by_id));
-    return rc != 0 ? rc : state(store)->real->agent_by_id(store, id, cb, ctx);
-}
-
-static int fs_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
-                             const char *csrf, int64_t now, int64_t expires_at)
-{
-    int rc = intercept(store, FS_OP(session_create));
-    return rc != 0 ? rc
-                   : state(store)->real->session_create(store, token_hash, agent_id, csrf, now,
-                                                        expires_at);
-}
-
-static int fs_session_get(kf_store_t *store, const char *token_hash, int64_t now,
-                          int64_t *agent_id_out, char *csrf_out, size_t csrf_size,
-                          int64_t *expires_at_out)
-{
-    int rc = intercept(store, FS_OP(session_get));
-    return rc != 0 ? rc
-                   : state(store)->real->session_get(store, token_hash, now, agent_id_out, csrf_out,
-                                                     csrf_size, expires_at_out);
-}
-
-static int fs_session_delete(kf_store_t *store, const char *token_hash)
-{
-    int rc = intercept(store, FS_OP(session_delete));
-    return rc != 0 ? rc : state(store)->real->session_delete(store, token_hash);
-}
-
-static int fs_visitor_create(kf_store_t *store, const char *token_hash, const char *name,
-                             int64_t now, int64_t *id_out)
-{
-    int rc = intercept(store, FS_OP(visitor_create));
-    return rc != 0 ? rc : state(store)->real->visitor_create(store, token_hash, name, now, id_out);
-}
-
-static int fs_visitor_by_token(kf_store_t *store, const char *token_hash, int64_t *id_out,
-                               char *name_out, size_t name_size)
-{
-    int rc = intercept(store, FS_OP(visitor_by_token));
-    return rc != 0 ? rc
-                   : state(store)->real->visitor_by_token(store, token_hash, id_out, name_out,
-                                                          name_size);
-}
-
-static int fs_conversation_open_for_visitor(kf_store_t *store, int64_t visitor_id, int64_t now,
-                                            int64_t *conversation_id_out)
-{
-    int rc = intercept(store, FS_OP(conversation_open_for_visitor));
-    return rc != 0 ? rc
-                   : state(store)->real->conversation_open_for_visitor(store, visitor_id, now,
-                                                                       conversation_id_out);
-}
-
-static int fs_conversation_get(kf_store_t *store, int64_t conversation_id,
-                               kf_store_conversation_cb cb, void *ctx)
-{
-    int rc = intercept(store, FS_OP(conversation_get));
-    return rc != 0 ? rc : state(store)->real->conversation_get(store, conversation_id, cb, ctx);
-}
-
-static int fs_conversation_list(kf_store_t *store, size_t limit, kf_store_conversation_cb cb,
-                                void *ctx)
-{
-    int rc = intercept(store, FS_OP(conversation_list));
-    return rc != 0 ? rc : state(store)->real->conversation_list(store, limit, cb, ctx);
-}
-
-static int fs_conversation_set_status(kf_store_t *store, int64_t conversation_id,
-                                      const char *status, int64_t now)
-{
-    int rc = intercept(store, FS_OP(conversation_set_status));
-    return rc != 0
-               ? rc
-               : state(store)->real->conversation_set_status(store, conversation_id, status, now);
-}
-
-/* Carries a batched write's callback, so that its completion can be failed too. */
-typedef struct fs_pending {
-    kf_store_t *store;
-    kf_store_done_cb done;
-    void *ctx;
-} fs_pending_t;
-
-static fs_pending_t *fs_pending_new(kf_store_t *store, kf_store_done_cb done, void *ctx)
-{
-    fs_pending_t *p = calloc(1, sizeof *p);
-    if (p != NULL)
-        *p = (fs_pending_t){store, done, ctx};
-    return p;
-}
-
 /* A completion counts as a call of complete(); a failed one reports the error instead. */
 static void fs_done(void *data, const kf_store_result_t *result)
 {
@@ -179,76 +64,311 @@ static void fs_done(void *data, const kf_store_result_t *result)
     kf_store_result_t r = *result;
     int rc = intercept(p->store, FS_OP(complete));
     if (rc != 0)
-        r.rc = rc;
+        r = (kf_store_result_t){.rc = rc};
     p->done(p->ctx, &r);
     free(p);
+}
+
+static int fs_each_message(void *data, const kf_message_t *message)
+{
+    fs_pending_t *p = data;
+    return p->each_message(p->ctx, message);
+}
+
+static int fs_each_conversation(void *data, const kf_conversation_t *conversation)
+{
+    fs_pending_t *p = data;
+    return p->each_conversation(p->ctx, conversation);
+}
+
+/* Counts a call of op. Returns the error to refuse it with at once, or 0 with *out the wrapper
+ * to hand the real operation: NULL when the call fails in its result (its done then runs from a
+ * later complete()). */
+static int begin(kf_store_t *store, size_t op, kf_store_done_cb done, void *ctx, fs_pending_t **out)
+{
+    failing_t *fs = state(store);
+    *out = NULL;
+    if (done == NULL)
+        return KF_EINVAL;
+    int error = intercept(store, op);
+    if (error != 0 && fs->at_once)
+        return error;
+    fs_pending_t *p = kf_xcalloc(1, sizeof *p);
+    *p = (fs_pending_t){.store = store, .done = done, .ctx = ctx, .rc = error};
+    if (error == 0) {
+        *out = p;
+        return 0;
+    }
+    if (fs->failed_tail != NULL)
+        fs->failed_tail->next = p;
+    else
+        fs->failed = p;
+    fs->failed_tail = p;
+    if (fs->notify != NULL)
+        fs->notify(fs->notify_data);
+    return 0;
+}
+
+/* The real operation's return (queued_rc) for the wrapper p. */
+static int end(fs_pending_t *p, int queued_rc)
+{
+    if (queued_rc != 0)
+        free(p);
+    return queued_rc;
+}
+
+/* Hands the calls failed in their result their error. */
+static bool deliver_failed(failing_t *fs)
+{
+    fs_pending_t *p = fs->failed;
+    fs->failed = fs->failed_tail = NULL;
+    bool any = p != NULL;
+    while (p != NULL) {
+        fs_pending_t *next = p->next;
+        kf_store_result_t r = {.rc = p->rc};
+        p->done(p->ctx, &r);
+        free(p);
+        p = next;
+    }
+    return any;
+}
+
+static void fs_complete(kf_store_t *store)
+{
+    failing_t *fs = state(store);
+    fs->real->complete(store);
+    deliver_failed(fs);
+}
+
+static void fs_flush(kf_store_t *store)
+{
+    failing_t *fs = state(store);
+    do
+        fs->real->flush(store);
+    while (deliver_failed(fs));
+}
+
+static void fs_set_notify(kf_store_t *store, void (*notify)(void *data), void *data)
+{
+    failing_t *fs = state(store);
+    fs->notify = notify;
+    fs->notify_data = data;
+    fs->real->set_notify(store, notify, data);
+}
+
+static void fs_close(kf_store_t *store)
+{
+    failing_t *fs = state(store);
+    fs_flush(store);
+    store->ops = fs->real;
+    free(fs);
+    store->ops->close(store);
+}
+
+/* ---- the operations: each counts, perhaps fails, else runs SQLite's ---- */
+
+#define REAL(store) (state(store)->real)
+
+static int fs_setting_get(kf_store_t *store, const char *key, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(setting_get), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->setting_get(store, key, fs_done, p));
+}
+
+static int fs_setting_set(kf_store_t *store, const char *key, const char *value,
+                          kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(setting_set), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->setting_set(store, key, value, fs_done, p));
+}
+
+static int fs_agent_create(kf_store_t *store, const char *email, const char *name, const char *role,
+                           const char *password_hash, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(agent_create), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->agent_create(store, email, name, role,
+                                                                   password_hash, now, fs_done, p));
+}
+
+static int fs_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(agent_count), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->agent_count(store, fs_done, p));
+}
+
+static int fs_agent_by_email(kf_store_t *store, const char *email, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(agent_by_email), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->agent_by_email(store, email, fs_done, p));
+}
+
+static int fs_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(agent_by_id), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->agent_by_id(store, id, fs_done, p));
+}
+
+static int fs_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
+                             const char *csrf, int64_t now, int64_t expires_at,
+                             kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(session_create), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->session_create(store, token_hash, agent_id, csrf, now,
+                                                    expires_at, fs_done, p));
+}
+
+static int fs_session_get(kf_store_t *store, const char *token_hash, int64_t now,
+                          kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(session_get), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->session_get(store, token_hash, now, fs_done, p));
+}
+
+static int fs_session_delete(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                             void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(session_delete), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->session_delete(store, token_hash, fs_done, p));
+}
+
+static int fs_visitor_create(kf_store_t *store, const char *token_hash, const char *name,
+                             int64_t now, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_create), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->visitor_create(store, token_hash, name, now, fs_done, p));
+}
+
+static int fs_visitor_by_token(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                               void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_by_token), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->visitor_by_token(store, token_hash, fs_done, p));
+}
+
+static int fs_conversation_get(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_get), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->conversation_get(store, id, fs_done, p));
+}
+
+static int fs_conversation_visitor(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_visitor), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->conversation_visitor(store, id, fs_done, p));
+}
+
+static int fs_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
+                                kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_list), done, ctx, &p);
+    if (rc != 0 || p == NULL)
+        return rc;
+    p->each_conversation = each;
+    return end(p, REAL(store)->conversation_list(store, page, fs_each_conversation, fs_done, p));
+}
+
+static int fs_conversation_find_open(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                     void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_find_open), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_find_open(store, visitor_id, fs_done, p));
+}
+
+static int fs_conversation_set_status(kf_store_t *store, int64_t conversation_id,
+                                      const char *status, int64_t now, kf_store_done_cb done,
+                                      void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_set_status), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->conversation_set_status(
+                                             store, conversation_id, status, now, fs_done, p));
 }
 
 static int fs_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                      int64_t up_to, kf_store_done_cb done, void *ctx)
 {
-    int rc = intercept(store, FS_OP(conversation_mark_read));
-    if (rc != 0)
-        return rc;
-    fs_pending_t *p = fs_pending_new(store, done, ctx);
-    if (p == NULL)
-        return -1;
-    rc = state(store)->real->conversation_mark_read(store, conversation_id, reader, up_to, fs_done,
-                                                    p);
-    if (rc != 0)
-        free(p);
-    return rc;
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_mark_read), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->conversation_mark_read(
+                                             store, conversation_id, reader, up_to, fs_done, p));
 }
 
-static int fs_message_add(kf_store_t *store, int64_t conversation_id, int64_t visitor_id,
-                          kf_sender_t sender, int64_t agent_id, const char *body, int64_t now,
-                          kf_store_done_cb done, void *ctx)
+static int fs_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
+                          void *ctx)
 {
-    int rc = intercept(store, FS_OP(message_add));
-    if (rc != 0)
-        return rc;
-    fs_pending_t *p = fs_pending_new(store, done, ctx);
-    if (p == NULL)
-        return -1;
-    rc = state(store)->real->message_add(store, conversation_id, visitor_id, sender, agent_id, body,
-                                         now, fs_done, p);
-    if (rc != 0)
-        free(p);
-    return rc;
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(message_add), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->message_add(store, message, fs_done, p));
 }
 
 static int fs_messages_in_conversation(kf_store_t *store, int64_t conversation_id, int64_t after_id,
-                                       size_t limit, kf_store_message_cb cb, void *ctx)
+                                       size_t limit, kf_store_message_cb each,
+                                       kf_store_done_cb done, void *ctx)
 {
-    int rc = intercept(store, FS_OP(messages_in_conversation));
-    return rc != 0 ? rc
-                   : state(store)->real->messages_in_conversation(store, conversation_id, after_id,
-                                                                  limit, cb, ctx);
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(messages_in_conversation), done, ctx, &p);
+    if (rc != 0 || p == NULL)
+        return rc;
+    p->each_message = each;
+    return end(p, REAL(store)->messages_in_conversation(store, conversation_id, after_id, limit,
+                                                        fs_each_message, fs_done, p));
 }
 
 static int fs_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
-                                  size_t limit, kf_store_message_cb cb, void *ctx)
+                                  size_t limit, kf_store_message_cb each, kf_store_done_cb done,
+                                  void *ctx)
 {
-    int rc = intercept(store, FS_OP(messages_of_visitor));
-    return rc != 0 ? rc
-                   : state(store)->real->messages_of_visitor(store, visitor_id, after_id, limit, cb,
-                                                             ctx);
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(messages_of_visitor), done, ctx, &p);
+    if (rc != 0 || p == NULL)
+        return rc;
+    p->each_message = each;
+    return end(p, REAL(store)->messages_of_visitor(store, visitor_id, after_id, limit,
+                                                   fs_each_message, fs_done, p));
 }
 
 static int fs_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
-                           kf_store_message_cb cb, void *ctx)
+                           kf_store_message_cb each, kf_store_done_cb done, void *ctx)
 {
-    int rc = intercept(store, FS_OP(messages_all));
-    return rc != 0 ? rc : state(store)->real->messages_all(store, after_id, limit, cb, ctx);
-}
-
-static int fs_conversation_find_open(kf_store_t *store, int64_t visitor_id,
-                                     int64_t *conversation_id_out)
-{
-    int rc = intercept(store, FS_OP(conversation_find_open));
-    return rc != 0
-               ? rc
-               : state(store)->real->conversation_find_open(store, visitor_id, conversation_id_out);
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(messages_all), done, ctx, &p);
+    if (rc != 0 || p == NULL)
+        return rc;
+    p->each_message = each;
+    return end(p, REAL(store)->messages_all(store, after_id, limit, fs_each_message, fs_done, p));
 }
 
 int failing_store_open(const char *path, kf_store_t **out)
@@ -257,14 +377,13 @@ int failing_store_open(const char *path, kf_store_t **out)
     int rc = kf_store_open_sqlite(path, "OFF", &store);
     if (rc != 0)
         return rc;
-    failing_t *fs = calloc(1, sizeof *fs);
-    if (fs == NULL) {
-        kf_store_close(store);
-        return -1;
-    }
+    failing_t *fs = kf_xcalloc(1, sizeof *fs);
     fs->real = store->ops;
     fs->ops = *store->ops; /* operations added later pass through */
     fs->ops.close = fs_close;
+    fs->ops.complete = fs_complete;
+    fs->ops.flush = fs_flush;
+    fs->ops.set_notify = fs_set_notify;
     fs->ops.setting_get = fs_setting_get;
     fs->ops.setting_set = fs_setting_set;
     fs->ops.agent_create = fs_agent_create;
@@ -276,28 +395,30 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.session_delete = fs_session_delete;
     fs->ops.visitor_create = fs_visitor_create;
     fs->ops.visitor_by_token = fs_visitor_by_token;
-    fs->ops.conversation_open_for_visitor = fs_conversation_open_for_visitor;
     fs->ops.conversation_get = fs_conversation_get;
+    fs->ops.conversation_visitor = fs_conversation_visitor;
     fs->ops.conversation_list = fs_conversation_list;
+    fs->ops.conversation_find_open = fs_conversation_find_open;
     fs->ops.conversation_set_status = fs_conversation_set_status;
     fs->ops.conversation_mark_read = fs_conversation_mark_read;
     fs->ops.message_add = fs_message_add;
     fs->ops.messages_in_conversation = fs_messages_in_conversation;
     fs->ops.messages_of_visitor = fs_messages_of_visitor;
     fs->ops.messages_all = fs_messages_all;
-    fs->ops.conversation_find_open = fs_conversation_find_open;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;
     return 0;
 }
 
-static void arm(kf_store_t *store, size_t op, unsigned long nth, bool always, int error)
+static void arm(kf_store_t *store, size_t op, unsigned long nth, bool always, bool at_once,
+                int error)
 {
     failing_t *fs = state(store);
     fs->fail_op = op;
     fs->countdown = nth;
     fs->always = always;
+    fs->at_once = at_once;
     fs->error = error;
     for (size_t i = 0; i < OP_COUNT; i++)
         fs->calls[i] = 0;
@@ -307,17 +428,22 @@ static void arm(kf_store_t *store, size_t op, unsigned long nth, bool always, in
 
 void failing_store_fail_nth(kf_store_t *store, size_t op, unsigned long nth, int error)
 {
-    arm(store, op, nth, false, error);
+    arm(store, op, nth, false, false, error);
+}
+
+void failing_store_refuse_nth(kf_store_t *store, size_t op, unsigned long nth, int error)
+{
+    arm(store, op, nth, false, true, error);
 }
 
 void failing_store_fail_always(kf_store_t *store, size_t op, int error)
 {
-    arm(store, op, 0, true, error);
+    arm(store, op, 0, true, false, error);
 }
 
 void failing_store_reset(kf_store_t *store)
 {
-    arm(store, FS_ANY, 0, false, 0);
+    arm(store, FS_ANY, 0, false, false, 0);
 }
 
 unsigned long failing_store_calls(kf_store_t *store, size_t op)

@@ -1,17 +1,19 @@
 /* failing_store.h: a test store that forwards every operation to a real SQLite store, except the
- * calls a test tells to fail: those return an error (KF_ESTORE, say) without reaching SQLite. It
- * drives the error paths of the layers above the store: the chat layer's 500s, its logging and
- * its clean-up.
+ * calls a test tells to fail. It drives the error paths of the layers above the store: the chat
+ * layer's 500s and 503s, its logging and its clean-up.
  *
  * The handle is the SQLite store itself with its table of operations replaced by one that checks
  * the test's failure plan first and then calls SQLite's operation. Operations it does not know
  * (added to kf_store_ops_t after it was written) pass straight through, unfailable.
  *
- * The batched writes (message_add, conversation_mark_read) can fail twice: when queued (the call
- * returns the error) and when they complete (FS_OP(complete) counts completions, one per write,
- * not calls of complete()): a failed completion reports the error to its caller, as a failed
- * commit would, though SQLite did store the write. Tests look at what clients are answered and
- * what is published, not at the rows. */
+ * A call can fail three ways, as with a real database:
+ * - in its result (failing_store_fail_nth/_always): the operation is not run, and its done gets
+ *   the error from a later complete() (notify says when), as a failed query or commit would;
+ * - at once (failing_store_refuse_nth): the call returns the error and done never runs;
+ * - at its completion (FS_OP(complete) counts completions, one per operation, not calls of
+ *   complete()): the operation ran (a write is stored), but its done gets the error instead, as
+ *   after a commit whose outcome was lost.
+ * Tests look at what clients are answered and what is published, not at the rows. */
 #ifndef KF_TEST_FAILING_STORE_H
 #define KF_TEST_FAILING_STORE_H
 
@@ -26,10 +28,13 @@
 /* Opens (creating) the SQLite database at path and wraps it. Returns 0 or the open error. Close
  * it with kf_store_close as any store. */
 int failing_store_open(const char *path, kf_store_t **out);
-/* The nth call (1 = the next) of op (or of any operation: FS_ANY) from now on fails with error;
- * one failure only. Resets the counters. */
+/* The nth call (1 = the next) of op (or of any operation: FS_ANY) from now on fails with error,
+ * in its result; one failure only. Resets the counters. */
 void failing_store_fail_nth(kf_store_t *store, size_t op, unsigned long nth, int error);
-/* Every call of op (or of any operation) from now on fails with error. Resets the counters. */
+/* The same, but the call returns error at once. */
+void failing_store_refuse_nth(kf_store_t *store, size_t op, unsigned long nth, int error);
+/* Every call of op (or of any operation) from now on fails with error, in its result. Resets the
+ * counters. */
 void failing_store_fail_always(kf_store_t *store, size_t op, int error);
 /* Stops failing and resets the counters. */
 void failing_store_reset(kf_store_t *store);

@@ -1,0 +1,389 @@
+/* sqlite_internal.h: what the SQLite backend's files share, not an interface: the handle and its
+ * connections, the statements prepared on each, queued operations, and the row helpers.
+ * sqlite.c opens and closes the store and runs what is ready (complete, flush); sqlite_reads.c
+ * queues the reads and runs them on the loop's connection; sqlite_writer.c queues the writes and
+ * applies them in batches on the writer thread; sqlite_checkpointer.c copies the log back. */
+#ifndef KF_STORE_SQLITE_INTERNAL_H
+#define KF_STORE_SQLITE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* The settings key that holds the schema version; reserved, setting_set refuses it. */
+#define KF_SQLITE_SCHEMA_VERSION_KEY "schema_version"
+
+/* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
+ * and agents a (LEFT JOINed: NULL for visitor messages). */
+#define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
+    "m.id, m.conversation_id, c.visitor_id, m.sender, COALESCE(m.agent_id, 0), "                   \
+    "COALESCE(a.name, ''), m.body, m.created_at"
+
+/* A conversation row (read by kf_sqlite_read_conversation): the conversation, its visitor's name,
+ * the two unread counts and the newest message (all NULL when it has none).
+ * Trade-off: unread counts are counted on every read, by a range scan of the covering index
+ * messages_by_conversation (conversation_id, id, sender) past the read mark. That costs
+ * O(unread messages) per conversation, which is small while people read their chats; keep
+ * counters in the conversations row if lists of long-unread conversations get slow. */
+#define KF_SQLITE_CONVERSATION_SELECT                                                              \
+    "SELECT c.id, c.visitor_id, v.name, c.status, c.created_at, c.updated_at, "                    \
+    "c.agent_read_up_to, c.visitor_read_up_to, "                                                   \
+    "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
+    "  AND u.id > c.agent_read_up_to AND u.sender = 0), "                                          \
+    "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
+    "  AND u.id > c.visitor_read_up_to AND u.sender = 1), " KF_SQLITE_MESSAGE_COLUMNS " "          \
+    "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
+    "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
+    "  ORDER BY l.id DESC LIMIT 1) "                                                               \
+    "LEFT JOIN agents a ON a.id = m.agent_id "
+#define KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN 10
+
+/* Raises a read mark, never lowering it and never past the conversation's newest message (so a
+ * mark sent too high cannot pre-read messages that do not exist yet). */
+#define KF_SQLITE_MARK_READ(column)                                                                \
+    "UPDATE conversations SET " column " = MAX(" column ", MIN(?2, COALESCE("                      \
+    "(SELECT id FROM messages WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1), 0))) "         \
+    "WHERE id = ?1"
+
+/* The messages of one query, joined as KF_SQLITE_MESSAGE_COLUMNS wants. */
+#define KF_SQLITE_MESSAGES_FROM                                                                    \
+    " FROM messages m JOIN conversations c ON c.id = m.conversation_id "                           \
+    "LEFT JOIN agents a ON a.id = m.agent_id "
+
+/* X(name, sql): every statement the store runs, prepared once on each connection at open. */
+#define KF_SQLITE_STATEMENTS(X)                                                                    \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
+    X(COMMIT, "COMMIT")                                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SETTING_GET, "SELECT value FROM settings WHERE key = ?1")                                    \
+    X(SETTING_SET, "INSERT INTO settings (key, value) VALUES (?1, ?2) "                            \
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value")                       \
+    X(AGENT_CREATE, "INSERT INTO agents (email, name, role, password_hash, created_at) "           \
+                    "VALUES (?1, ?2, ?3, ?4, ?5)")                                                 \
+    X(AGENT_COUNT, "SELECT count(*) FROM agents")                                                  \
+    X(AGENT_BY_EMAIL, "SELECT id, email, name, role, password_hash, created_at FROM agents "       \
+                      "WHERE email = ?1")                                                          \
+    X(AGENT_BY_ID, "SELECT id, email, name, role, password_hash, created_at FROM agents "          \
+                   "WHERE id = ?1")                                                                \
+    X(AGENT_NAME, "SELECT name FROM agents WHERE id = ?1")                                         \
+    X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
+    X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
+                      "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
+    X(SESSION_GET, "SELECT agent_id, csrf, expires_at FROM sessions "                              \
+                   "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
+    X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
+    X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
+    X(VISITOR_BY_TOKEN, "SELECT id, name, created_at FROM visitors WHERE token_hash = ?1")         \
+    X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
+    X(CONVERSATION_FIND_OPEN, "SELECT id FROM conversations WHERE visitor_id = ?1 "                \
+                              "AND status = 'open' ORDER BY id DESC LIMIT 1")                      \
+    X(CONVERSATION_CREATE, "INSERT INTO conversations (visitor_id, status, created_at, "           \
+                           "updated_at, agent_read_up_to, visitor_read_up_to) "                    \
+                           "VALUES (?1, 'open', ?2, ?2, 0, 0)")                                    \
+    X(CONVERSATION_GET, KF_SQLITE_CONVERSATION_SELECT "WHERE c.id = ?1")                           \
+    /* Keyset paging: the row value comparison is a range of conversations_by_activity. */         \
+    X(CONVERSATION_LIST, KF_SQLITE_CONVERSATION_SELECT "WHERE (c.updated_at, c.id) < (?2, ?3) "    \
+                                                       "ORDER BY c.updated_at DESC, c.id DESC "    \
+                                                       "LIMIT ?1")                                 \
+    X(CONVERSATION_SET_STATUS, "UPDATE conversations SET status = ?2 WHERE id = ?1")               \
+    X(CONVERSATION_MARK_READ_AGENTS, KF_SQLITE_MARK_READ("agent_read_up_to"))                      \
+    X(CONVERSATION_MARK_READ_VISITOR, KF_SQLITE_MARK_READ("visitor_read_up_to"))                   \
+    X(CONVERSATION_VISITOR, "SELECT visitor_id FROM conversations WHERE id = ?1")                  \
+    X(CONVERSATION_TOUCH, "UPDATE conversations SET updated_at = ?2 WHERE id = ?1")                \
+    X(MESSAGE_INSERT,                                                                              \
+      "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "                \
+      "idempotency_key, idempotency_owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                   \
+    /* A sender's earlier message with the same idempotency key (messages_by_idempotency_key). */  \
+    X(MESSAGE_BY_KEY, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                  \
+                      "WHERE m.sender = ?1 AND m.idempotency_owner = ?2 "                          \
+                      "AND m.idempotency_key = ?3")                                                \
+    X(MESSAGES_IN_CONVERSATION, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM        \
+                                "WHERE m.conversation_id = ?1 AND m.id > ?2 ORDER BY m.id "        \
+                                "LIMIT ?3")                                                        \
+    /* CROSS JOIN pins the loop order: the visitor's few conversations outside, then a range of    \
+     * messages_by_conversation in each, then a sort of just those rows. Left to itself the        \
+     * planner may walk every message in id order to avoid the sort. */                            \
+    X(MESSAGES_OF_VISITOR,                                                                         \
+      "SELECT " KF_SQLITE_MESSAGE_COLUMNS " FROM conversations c "                                 \
+      "CROSS JOIN messages m ON m.conversation_id = c.id LEFT JOIN agents a ON a.id = m.agent_id " \
+      "WHERE c.visitor_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3")                              \
+    X(MESSAGES_ALL, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                    \
+                    "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")
+
+typedef enum {
+#define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
+    KF_SQLITE_STATEMENTS(KF_SQLITE_STMT_ENUM)
+#undef KF_SQLITE_STMT_ENUM
+        STMT_COUNT
+} stmt_id_t;
+
+/* One connection and its statements. A connection is used by one thread only. */
+typedef struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *statements[STMT_COUNT]; /* prepared at open, finalized at close */
+} conn_t;
+
+/* What an operation does. The reads run on the loop's connection inside complete(); the writes
+ * on the writer's, in batches. */
+typedef enum {
+    OP_SETTING_GET,
+    OP_AGENT_COUNT,
+    OP_AGENT_BY_EMAIL,
+    OP_AGENT_BY_ID,
+    OP_SESSION_GET,
+    OP_VISITOR_BY_TOKEN,
+    OP_CONVERSATION_GET,
+    OP_CONVERSATION_VISITOR,
+    OP_CONVERSATION_LIST,
+    OP_CONVERSATION_FIND_OPEN,
+    OP_MESSAGES_IN_CONVERSATION,
+    OP_MESSAGES_OF_VISITOR,
+    OP_MESSAGES_ALL,
+    OP_READ_COUNT, /* the reads come before it, the writes after */
+    OP_SETTING_SET = OP_READ_COUNT,
+    OP_AGENT_CREATE,
+    OP_SESSION_CREATE,
+    OP_SESSION_DELETE,
+    OP_VISITOR_CREATE,
+    OP_SET_STATUS,
+    OP_MARK_READ,
+    OP_MESSAGE_ADD,
+} op_kind_t;
+
+/* At most this many strings an operation copies (agent_create's four). */
+#define OP_MAX_STRINGS 5
+
+/* A queued operation: its arguments (strings are copies it owns), its callbacks, and for a write
+ * the result the writer fills in. Queued and completed on the loop thread; a write is applied on
+ * the writer's in between (the queue lock hands it over both ways). */
+typedef struct op {
+    struct op *next;
+    op_kind_t kind;
+    kf_store_done_cb done;
+    void *ctx;
+    kf_store_message_cb each_message;           /* the messages_* queries */
+    kf_store_conversation_cb each_conversation; /* conversation_list */
+    union {
+        const char *key;             /* setting_get */
+        const char *email;           /* agent_by_email */
+        const char *token_hash;      /* session_get, session_delete, visitor_by_token */
+        int64_t id;                  /* agent_by_id, conversation_get/_visitor */
+        int64_t visitor_id;          /* conversation_find_open */
+        kf_conversation_page_t page; /* conversation_list */
+        struct {
+            int64_t subject; /* the conversation or the visitor; unused for messages_all */
+            int64_t after_id;
+            size_t limit;
+        } messages;
+        struct {
+            const char *key;
+            const char *value;
+        } setting;
+        struct {
+            const char *email;
+            const char *name;
+            const char *role;
+            const char *password_hash;
+            int64_t now;
+        } agent;
+        struct {
+            const char *token_hash;
+            const char *csrf;
+            int64_t agent_id;
+            int64_t now;
+            int64_t expires_at;
+        } session;
+        struct {
+            const char *token_hash;
+            const char *name;
+            int64_t now;
+        } visitor;
+        struct {
+            int64_t conversation_id;
+            const char *status;
+        } status;
+        struct {
+            int64_t conversation_id;
+            kf_sender_t reader;
+            int64_t up_to;
+        } mark;
+        kf_message_new_t message; /* message_add */
+    } args;
+    kf_store_result_t result;      /* a write's, filled by the writer */
+    kf_message_t message;          /* message_add: result.message points here */
+    char *strings[OP_MAX_STRINGS]; /* the copies the arguments and message point into */
+    int string_count;
+} op_t;
+
+typedef struct op_list {
+    op_t *head;
+    op_t *tail;
+} op_list_t;
+
+/* The checkpointer's side of the gate (see kf_sqlite_gate_enter). */
+typedef enum { GATE_OPEN, GATE_WANTED, GATE_HELD } gate_state_t;
+
+/* The SQLite store handle. The owner thread (the event loop) queues every operation; it runs the
+ * reads on main inside complete(), and the writer thread applies the writes on writer, a batch
+ * per transaction, so that the loop never waits for a commit's sync or for the write lock. */
+typedef struct sqlite_store {
+    kf_store_t base; /* first, so a kf_store_t * is a sqlite_store_t * */
+    conn_t main;     /* the owner thread's: reads only */
+    conn_t writer;   /* the writer thread's: every write */
+    /* Reads: queued and run on the owner thread only, so without a lock. */
+    op_list_t reads;
+    bool completing; /* complete() is running callbacks; a nested call returns at once */
+    /* Writes: handed to the writer thread and back. */
+    pthread_t writer_thread;
+    bool writer_running;
+    pthread_mutex_t queue_lock; /* guards queued, finished, writing, writer_stopping, notify */
+    pthread_cond_t queue_wake;  /* the writer waits here for writes */
+    pthread_cond_t queue_idle;  /* flush waits here for the writer */
+    op_list_t queued;           /* waiting for the writer, in order */
+    op_list_t finished;         /* applied (or failed), waiting for complete() */
+    bool writing;               /* the writer is applying a batch it took off queued */
+    bool writer_stopping;
+    /* Written on the owner thread under queue_lock; read there without it, and by the writer
+     * under it. */
+    void (*notify)(void *data);
+    void *notify_data;
+    /* The write gate between the writer (a batch) and the checkpointer (the log's tail). */
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate_changed;
+    bool gate_writer;               /* the writer is in a batch */
+    gate_state_t gate_checkpointer; /* the checkpointer wants or holds the gate */
+    /* The checkpointer: a thread with its own connection that copies the WAL back into the
+     * database, so that no writer pays for it inside a commit. */
+    pthread_t checkpointer;
+    bool checkpointer_running;
+    sqlite3 *checkpoint_db; /* the thread's connection */
+    pthread_mutex_t lock;   /* guards the two flags below */
+    pthread_cond_t wake;
+    bool checkpoint_wanted; /* the WAL has grown past checkpoint_pages */
+    bool stopping;
+    atomic_int checkpoint_pages; /* see KF_SQLITE_CHECKPOINT_PAGES */
+} sqlite_store_t;
+
+static inline sqlite_store_t *kf_sqlite_from_base(kf_store_t *store)
+{
+    return (sqlite_store_t *)store;
+}
+
+/* ---- sqlite.c: statements, rows and operations ---- */
+
+/* A kept statement, ready for binding. */
+sqlite3_stmt *kf_sqlite_statement(conn_t *c, stmt_id_t id);
+/* Resets a statement after use and drops its bindings, which may point at borrowed strings. */
+void kf_sqlite_finish(sqlite3_stmt *st);
+/* Maps a failed SQLite result code (extended codes are on) to a KF_E* code. */
+int kf_sqlite_map_error(int code);
+/* Binds the arguments to st's parameters 1, 2, ... in order, as types says: 't' a string (const
+ * char *, not copied: it must outlive the step; NULL binds ""), 'T' a string or SQL NULL for
+ * NULL, 'i' an int64_t, 'I' an int64_t or SQL NULL for 0, 'n' a row limit (size_t). Returns 0 or
+ * the first failure's KF_E* code. */
+int kf_sqlite_bind(sqlite3_stmt *st, const char *types, ...);
+/* Steps a statement that returns no rows and resets it. Returns 0 or a KF_E* code. */
+int kf_sqlite_run(sqlite3_stmt *st);
+/* Steps a statement to its first row: 0 on a row (the statement stays on it; the caller finishes
+ * it), KF_ENOTFOUND when there is none, else a KF_E* code. */
+int kf_sqlite_step_row(sqlite3_stmt *st);
+/* A text column, "" for NULL; valid until the statement steps or resets. */
+const char *kf_sqlite_column_text(sqlite3_stmt *st, int column);
+/* Fills message from the KF_SQLITE_MESSAGE_COLUMNS that start at column first. */
+void kf_sqlite_read_message(sqlite3_stmt *st, int first, kf_message_t *message);
+void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversation);
+void kf_sqlite_read_agent(sqlite3_stmt *st, kf_agent_t *agent);
+
+/* A new operation of kind for done(ctx). */
+op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx);
+/* Copies text (NULL as "") into op, which owns the copy until it is freed. */
+const char *kf_sqlite_op_keep(op_t *op, const char *text);
+void kf_sqlite_op_free(op_t *op);
+void kf_sqlite_list_append(op_list_t *list, op_t *head, op_t *tail);
+
+/* ---- sqlite_reads.c ---- */
+
+/* Queues a read to run in the next complete(); asks notify for one when the queue was empty. */
+int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op);
+/* Runs a read on the loop's connection and calls its callbacks. */
+void kf_sqlite_run_read(sqlite_store_t *s, op_t *op);
+
+int kf_sqlite_setting_get(kf_store_t *store, const char *key, kf_store_done_cb done, void *ctx);
+int kf_sqlite_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx);
+int kf_sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_done_cb done,
+                             void *ctx);
+int kf_sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+int kf_sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t now,
+                          kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                               void *ctx);
+int kf_sqlite_conversation_get(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
+                               void *ctx);
+int kf_sqlite_conversation_visitor(kf_store_t *store, int64_t conversation_id,
+                                   kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
+                                kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                     void *ctx);
+int kf_sqlite_messages_in_conversation(kf_store_t *store, int64_t conversation_id, int64_t after_id,
+                                       size_t limit, kf_store_message_cb each,
+                                       kf_store_done_cb done, void *ctx);
+int kf_sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
+                                  size_t limit, kf_store_message_cb each, kf_store_done_cb done,
+                                  void *ctx);
+int kf_sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
+                           kf_store_message_cb each, kf_store_done_cb done, void *ctx);
+
+/* ---- sqlite_writer.c ---- */
+
+int kf_sqlite_writer_start(sqlite_store_t *s);
+/* Lets the writer finish what is queued and joins it (the caller has flushed). */
+void kf_sqlite_writer_stop(sqlite_store_t *s);
+/* Waits until the writer has nothing queued and is not applying a batch; true when finished
+ * writes wait for complete(). */
+bool kf_sqlite_writer_wait_idle(sqlite_store_t *s);
+/* Takes the finished writes, in queue order. */
+op_t *kf_sqlite_writer_take_finished(sqlite_store_t *s);
+
+int kf_sqlite_setting_set(kf_store_t *store, const char *key, const char *value,
+                          kf_store_done_cb done, void *ctx);
+int kf_sqlite_agent_create(kf_store_t *store, const char *email, const char *name, const char *role,
+                           const char *password_hash, int64_t now, kf_store_done_cb done,
+                           void *ctx);
+int kf_sqlite_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
+                             const char *csrf, int64_t now, int64_t expires_at,
+                             kf_store_done_cb done, void *ctx);
+int kf_sqlite_session_delete(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                             void *ctx);
+int kf_sqlite_visitor_create(kf_store_t *store, const char *token_hash, const char *name,
+                             int64_t now, kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id,
+                                      const char *status, int64_t now, kf_store_done_cb done,
+                                      void *ctx);
+int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
+                                     int64_t up_to, kf_store_done_cb done, void *ctx);
+int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
+                          void *ctx);
+
+/* ---- sqlite_checkpointer.c ---- */
+
+/* WAL pages after which a checkpoint is asked for, unless set otherwise (see the file). */
+#define KF_SQLITE_CHECKPOINT_PAGES 16000
+#define KF_SQLITE_MAX_CHECKPOINT_PAGES                                                             \
+    (1 << 24) /* a 64 GiB log: past any sense, short of overflow */
+
+/* The write gate. The writer holds it around each batch (BEGIN to COMMIT, sync included); the
+ * checkpointer holds it while it copies the log's tail, so that the writer's next transaction
+ * can start the log over. A checkpointer that wants it goes before the writer's next batch. */
+void kf_sqlite_gate_writer_enter(sqlite_store_t *s);
+void kf_sqlite_gate_writer_leave(sqlite_store_t *s);
+/* Starts the thread on its own connection to path; without it (no thread) SQLite checkpoints on
+ * commit as usual. */
+void kf_sqlite_checkpointer_start(sqlite_store_t *s, const char *path, const char *synchronous_sql);
+void kf_sqlite_checkpointer_stop(sqlite_store_t *s);
+
+#endif

@@ -1,0 +1,280 @@
+/* sqlite_reads.c: the SQLite backend's reads: each is queued by the owner thread and run on its
+ * own connection inside complete(), where its rows are handed to the callbacks straight from
+ * the statement (borrowed, no copy). WAL readers see committed rows only and never wait for the
+ * writer. */
+#include "store/sqlite_internal.h"
+
+#include "base/err.h"
+
+#include <string.h>
+
+int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op)
+{
+    bool was_empty = s->reads.head == NULL;
+    kf_sqlite_list_append(&s->reads, op, op);
+    /* Once per batch of reads: a complete() that is running took the ones before, and the ones
+     * queued meanwhile wait for the call this asks for. */
+    if (was_empty && s->notify != NULL)
+        s->notify(s->notify_data);
+    return 0;
+}
+
+int kf_sqlite_setting_get(kf_store_t *store, const char *key, kf_store_done_cb done, void *ctx)
+{
+    if (key == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SETTING_GET, done, ctx);
+    op->args.key = kf_sqlite_op_keep(op, key);
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL)
+        return KF_EINVAL;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store),
+                                kf_sqlite_op_new(OP_AGENT_COUNT, done, ctx));
+}
+
+int kf_sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_done_cb done, void *ctx)
+{
+    if (email == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_AGENT_BY_EMAIL, done, ctx);
+    op->args.email = kf_sqlite_op_keep(op, email);
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+/* The reads that look up one row by its id. */
+static int queue_by_id(kf_store_t *store, op_kind_t kind, int64_t id, kf_store_done_cb done,
+                       void *ctx)
+{
+    if (done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(kind, done, ctx);
+    op->args.id = id;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    return queue_by_id(store, OP_AGENT_BY_ID, id, done, ctx);
+}
+
+int kf_sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t now,
+                          kf_store_done_cb done, void *ctx)
+{
+    if (token_hash == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SESSION_GET, done, ctx);
+    op->args.session.token_hash = kf_sqlite_op_keep(op, token_hash);
+    op->args.session.now = now;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                               void *ctx)
+{
+    if (token_hash == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_BY_TOKEN, done, ctx);
+    op->args.token_hash = kf_sqlite_op_keep(op, token_hash);
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_conversation_get(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
+                               void *ctx)
+{
+    return queue_by_id(store, OP_CONVERSATION_GET, conversation_id, done, ctx);
+}
+
+int kf_sqlite_conversation_visitor(kf_store_t *store, int64_t conversation_id,
+                                   kf_store_done_cb done, void *ctx)
+{
+    return queue_by_id(store, OP_CONVERSATION_VISITOR, conversation_id, done, ctx);
+}
+
+int kf_sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                     void *ctx)
+{
+    return queue_by_id(store, OP_CONVERSATION_FIND_OPEN, visitor_id, done, ctx);
+}
+
+int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
+                                kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
+{
+    if (page == NULL || each == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_CONVERSATION_LIST, done, ctx);
+    op->each_conversation = each;
+    op->args.page = *page;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+/* The three message queries. */
+static int queue_messages(kf_store_t *store, op_kind_t kind, int64_t subject, int64_t after_id,
+                          size_t limit, kf_store_message_cb each, kf_store_done_cb done, void *ctx)
+{
+    if (each == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(kind, done, ctx);
+    op->each_message = each;
+    op->args.messages.subject = subject;
+    op->args.messages.after_id = after_id;
+    op->args.messages.limit = limit;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_messages_in_conversation(kf_store_t *store, int64_t conversation_id, int64_t after_id,
+                                       size_t limit, kf_store_message_cb each,
+                                       kf_store_done_cb done, void *ctx)
+{
+    return queue_messages(store, OP_MESSAGES_IN_CONVERSATION, conversation_id, after_id, limit,
+                          each, done, ctx);
+}
+
+int kf_sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
+                                  size_t limit, kf_store_message_cb each, kf_store_done_cb done,
+                                  void *ctx)
+{
+    return queue_messages(store, OP_MESSAGES_OF_VISITOR, visitor_id, after_id, limit, each, done,
+                          ctx);
+}
+
+int kf_sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
+                           kf_store_message_cb each, kf_store_done_cb done, void *ctx)
+{
+    return queue_messages(store, OP_MESSAGES_ALL, 0, after_id, limit, each, done, ctx);
+}
+
+/* ---- running them ---- */
+
+/* Binds a read's arguments to st (its statement). */
+static int bind_read(const op_t *op, sqlite3_stmt *st)
+{
+    const kf_conversation_page_t *page = &op->args.page;
+    bool first_page = page->before_updated_at == 0 && page->before_id == 0;
+    switch (op->kind) {
+    case OP_SETTING_GET: return kf_sqlite_bind(st, "t", op->args.key);
+    case OP_AGENT_COUNT: return 0;
+    case OP_AGENT_BY_EMAIL: return kf_sqlite_bind(st, "t", op->args.email);
+    case OP_VISITOR_BY_TOKEN: return kf_sqlite_bind(st, "t", op->args.token_hash);
+    case OP_SESSION_GET:
+        return kf_sqlite_bind(st, "ti", op->args.session.token_hash, op->args.session.now);
+    case OP_CONVERSATION_LIST:
+        /* The first page starts above every row: (0, 0) means "from the newest". */
+        return kf_sqlite_bind(st, "nii", page->limit,
+                              first_page ? INT64_MAX : page->before_updated_at,
+                              first_page ? INT64_MAX : page->before_id);
+    case OP_MESSAGES_IN_CONVERSATION:
+    case OP_MESSAGES_OF_VISITOR:
+        return kf_sqlite_bind(st, "iin", op->args.messages.subject, op->args.messages.after_id,
+                              op->args.messages.limit);
+    case OP_MESSAGES_ALL:
+        return kf_sqlite_bind(st, "in", op->args.messages.after_id, op->args.messages.limit);
+    default: return kf_sqlite_bind(st, "i", op->args.id); /* the lookups by id */
+    }
+}
+
+/* The statement of each read. */
+static const stmt_id_t read_statements[OP_READ_COUNT] = {
+    [OP_SETTING_GET] = STMT_SETTING_GET,
+    [OP_AGENT_COUNT] = STMT_AGENT_COUNT,
+    [OP_AGENT_BY_EMAIL] = STMT_AGENT_BY_EMAIL,
+    [OP_AGENT_BY_ID] = STMT_AGENT_BY_ID,
+    [OP_SESSION_GET] = STMT_SESSION_GET,
+    [OP_VISITOR_BY_TOKEN] = STMT_VISITOR_BY_TOKEN,
+    [OP_CONVERSATION_GET] = STMT_CONVERSATION_GET,
+    [OP_CONVERSATION_VISITOR] = STMT_CONVERSATION_VISITOR,
+    [OP_CONVERSATION_LIST] = STMT_CONVERSATION_LIST,
+    [OP_CONVERSATION_FIND_OPEN] = STMT_CONVERSATION_FIND_OPEN,
+    [OP_MESSAGES_IN_CONVERSATION] = STMT_MESSAGES_IN_CONVERSATION,
+    [OP_MESSAGES_OF_VISITOR] = STMT_MESSAGES_OF_VISITOR,
+    [OP_MESSAGES_ALL] = STMT_MESSAGES_ALL,
+};
+
+/* Hands every row of a list query to its each callback, stopping early when it returns
+ * non-zero (which becomes result->rc); result->count is how many rows it was handed. */
+static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result)
+{
+    for (;;) {
+        int code = sqlite3_step(st);
+        if (code == SQLITE_DONE)
+            return;
+        if (code != SQLITE_ROW) {
+            result->rc = kf_sqlite_map_error(code);
+            return;
+        }
+        result->count++;
+        if (op->kind == OP_CONVERSATION_LIST) {
+            kf_conversation_t conversation;
+            kf_sqlite_read_conversation(st, &conversation);
+            result->rc = op->each_conversation(op->ctx, &conversation);
+        } else {
+            kf_message_t message;
+            kf_sqlite_read_message(st, 0, &message);
+            result->rc = op->each_message(op->ctx, &message);
+        }
+        if (result->rc != 0)
+            return;
+    }
+}
+
+/* Steps a lookup to its one row and points result at it (the row lives in the statement until
+ * it is finished, after done). */
+static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result, kf_agent_t *agent,
+                    kf_visitor_t *visitor, kf_session_t *session, kf_conversation_t *conversation)
+{
+    result->rc = kf_sqlite_step_row(st);
+    if (result->rc != 0)
+        return;
+    switch (op->kind) {
+    case OP_SETTING_GET: result->value = kf_sqlite_column_text(st, 0); break;
+    case OP_AGENT_COUNT: result->count = sqlite3_column_int64(st, 0); break;
+    case OP_AGENT_BY_EMAIL:
+    case OP_AGENT_BY_ID:
+        kf_sqlite_read_agent(st, agent);
+        result->agent = agent;
+        break;
+    case OP_SESSION_GET:
+        session->agent_id = sqlite3_column_int64(st, 0);
+        session->csrf = kf_sqlite_column_text(st, 1);
+        session->expires_at = sqlite3_column_int64(st, 2);
+        result->session = session;
+        break;
+    case OP_VISITOR_BY_TOKEN:
+        visitor->id = sqlite3_column_int64(st, 0);
+        visitor->name = kf_sqlite_column_text(st, 1);
+        visitor->created_at = sqlite3_column_int64(st, 2);
+        result->visitor = visitor;
+        break;
+    case OP_CONVERSATION_GET:
+        kf_sqlite_read_conversation(st, conversation);
+        result->conversation = conversation;
+        break;
+    default: result->id = sqlite3_column_int64(st, 0); break; /* visitor, or open conversation */
+    }
+}
+
+void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(&s->main, read_statements[op->kind]);
+    kf_store_result_t result;
+    memset(&result, 0, sizeof result);
+    kf_agent_t agent;
+    kf_visitor_t visitor;
+    kf_session_t session;
+    kf_conversation_t conversation;
+    result.rc = bind_read(op, st);
+    if (result.rc == 0) {
+        bool list = op->kind == OP_CONVERSATION_LIST || op->kind == OP_MESSAGES_IN_CONVERSATION ||
+                    op->kind == OP_MESSAGES_OF_VISITOR || op->kind == OP_MESSAGES_ALL;
+        if (list)
+            each_row(op, st, &result);
+        else
+            one_row(op, st, &result, &agent, &visitor, &session, &conversation);
+    }
+    /* The row stays valid during done: the statement is reset only after it. */
+    op->done(op->ctx, &result);
+    kf_sqlite_finish(st);
+}

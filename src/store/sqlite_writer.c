@@ -1,0 +1,510 @@
+/* sqlite_writer.c: the SQLite backend's writes: every one is queued by the owner thread and
+ * applied by the writer thread, which takes everything queued so far as one batch: one
+ * transaction, one sync (group commit). While it commits the next batch queues, so the sync rate
+ * bounds the batches, not the writes. Finished writes go back to the owner thread, in order,
+ * through complete(); batches commit one after another, so message ids commit in order. */
+#include "store/sqlite_internal.h"
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest idempotency key, in bytes. */
+#define MAX_KEY_BYTES 255
+
+/* ---- queueing (the owner thread) ---- */
+
+static int queue_write(sqlite_store_t *s, op_t *op)
+{
+    pthread_mutex_lock(&s->queue_lock);
+    kf_sqlite_list_append(&s->queued, op, op);
+    pthread_cond_signal(&s->queue_wake);
+    pthread_mutex_unlock(&s->queue_lock);
+    return 0;
+}
+
+int kf_sqlite_setting_set(kf_store_t *store, const char *key, const char *value,
+                          kf_store_done_cb done, void *ctx)
+{
+    /* The schema version belongs to the migrations; a caller overwriting it would make the next
+     * open skip or repeat them. */
+    if (key == NULL || strcmp(key, KF_SQLITE_SCHEMA_VERSION_KEY) == 0 || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SETTING_SET, done, ctx);
+    op->args.setting.key = kf_sqlite_op_keep(op, key);
+    op->args.setting.value = kf_sqlite_op_keep(op, value);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_agent_create(kf_store_t *store, const char *email, const char *name, const char *role,
+                           const char *password_hash, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    if (email == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_AGENT_CREATE, done, ctx);
+    op->args.agent.email = kf_sqlite_op_keep(op, email);
+    op->args.agent.name = kf_sqlite_op_keep(op, name);
+    op->args.agent.role = kf_sqlite_op_keep(op, role);
+    op->args.agent.password_hash = kf_sqlite_op_keep(op, password_hash);
+    op->args.agent.now = now;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
+                             const char *csrf, int64_t now, int64_t expires_at,
+                             kf_store_done_cb done, void *ctx)
+{
+    if (token_hash == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SESSION_CREATE, done, ctx);
+    op->args.session.token_hash = kf_sqlite_op_keep(op, token_hash);
+    op->args.session.csrf = kf_sqlite_op_keep(op, csrf);
+    op->args.session.agent_id = agent_id;
+    op->args.session.now = now;
+    op->args.session.expires_at = expires_at;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_session_delete(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                             void *ctx)
+{
+    if (token_hash == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SESSION_DELETE, done, ctx);
+    op->args.token_hash = kf_sqlite_op_keep(op, token_hash);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_visitor_create(kf_store_t *store, const char *token_hash, const char *name,
+                             int64_t now, kf_store_done_cb done, void *ctx)
+{
+    if (token_hash == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_CREATE, done, ctx);
+    op->args.visitor.token_hash = kf_sqlite_op_keep(op, token_hash);
+    op->args.visitor.name = kf_sqlite_op_keep(op, name);
+    op->args.visitor.now = now;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+/* updated_at is left alone: it is the time of the last message, so that closing or reopening
+ * does not reorder the agents' list; now is unused for that reason. */
+int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id,
+                                      const char *status, int64_t now, kf_store_done_cb done,
+                                      void *ctx)
+{
+    (void)now;
+    if (status == NULL || (strcmp(status, "open") != 0 && strcmp(status, "closed") != 0) ||
+        done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SET_STATUS, done, ctx);
+    op->args.status.conversation_id = conversation_id;
+    op->args.status.status = kf_sqlite_op_keep(op, status);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
+                                     int64_t up_to, kf_store_done_cb done, void *ctx)
+{
+    if ((reader != KF_SENDER_AGENT && reader != KF_SENDER_VISITOR) || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_MARK_READ, done, ctx);
+    op->args.mark.conversation_id = conversation_id;
+    op->args.mark.reader = reader;
+    op->args.mark.up_to = up_to;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+/* True when the message's author is consistent: an agent's names the agent and its
+ * conversation, a visitor's names no agent, and one for the visitor's open conversation names
+ * the visitor; its key, if any, is 1 to MAX_KEY_BYTES bytes. */
+static bool valid_message(const kf_message_new_t *m)
+{
+    bool author_ok = m->sender == KF_SENDER_AGENT
+                         ? m->agent_id > 0 && m->conversation_id != 0
+                         : m->sender == KF_SENDER_VISITOR && m->agent_id == 0 &&
+                               (m->conversation_id != 0 || m->visitor_id > 0);
+    size_t key_len = m->idempotency_key != NULL ? strlen(m->idempotency_key) : 1;
+    return author_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
+}
+
+int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
+                          void *ctx)
+{
+    if (message == NULL || !valid_message(message) || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_MESSAGE_ADD, done, ctx);
+    op->args.message = *message;
+    op->args.message.body = kf_sqlite_op_keep(op, message->body);
+    if (message->idempotency_key != NULL)
+        op->args.message.idempotency_key = kf_sqlite_op_keep(op, message->idempotency_key);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+/* ---- applying (the writer thread) ----
+ *
+ * A failed write must not take the rest of its batch with it, nor leave half of itself behind.
+ * Each write does its checks (reads) first, and SQLite undoes a failed statement by itself, so a
+ * failure before a write's first change, or in its only changing statement, leaves the batch as
+ * it was. Only a failure after a write's first change (in practice an I/O error or a full disk)
+ * would leave half a write: then the whole batch is rolled back and every write in it fails.
+ * That spares a savepoint per write. Each apply_ function says in *half that it failed after a
+ * change. */
+
+/* Runs st once binding it went well (bind_rc 0); else resets it and returns bind_rc. */
+static int run_bound(sqlite3_stmt *st, int bind_rc)
+{
+    if (bind_rc != 0) {
+        kf_sqlite_finish(st);
+        return bind_rc;
+    }
+    return kf_sqlite_run(st);
+}
+
+/* run_bound for a statement that changes one row: KF_ENOTFOUND when it matched none. */
+static int change_one(conn_t *c, sqlite3_stmt *st, int bind_rc)
+{
+    int rc = run_bound(st, bind_rc);
+    if (rc == 0 && sqlite3_changes(c->db) == 0)
+        rc = KF_ENOTFOUND;
+    return rc;
+}
+
+/* run_bound for an insert of one row; *id_out gets its rowid. */
+static int insert_one(conn_t *c, sqlite3_stmt *st, int bind_rc, int64_t *id_out)
+{
+    int rc = run_bound(st, bind_rc);
+    if (rc == 0)
+        *id_out = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+/* Looks up one int64 column of a bound statement's first row into *out (KF_ENOTFOUND when
+ * there is none). */
+static int lookup_int64(sqlite3_stmt *st, int bind_rc, int64_t *out)
+{
+    int rc = bind_rc != 0 ? bind_rc : kf_sqlite_step_row(st);
+    if (rc == 0)
+        *out = sqlite3_column_int64(st, 0);
+    kf_sqlite_finish(st);
+    return rc;
+}
+
+/* The simple writes: one changing statement, bound from the op's arguments. */
+static int apply_simple(conn_t *c, op_t *op)
+{
+    sqlite3_stmt *st;
+    switch (op->kind) {
+    case OP_SETTING_SET:
+        st = kf_sqlite_statement(c, STMT_SETTING_SET);
+        return run_bound(st,
+                         kf_sqlite_bind(st, "tt", op->args.setting.key, op->args.setting.value));
+    case OP_AGENT_CREATE:
+        st = kf_sqlite_statement(c, STMT_AGENT_CREATE);
+        return insert_one(c, st,
+                          kf_sqlite_bind(st, "tttti", op->args.agent.email, op->args.agent.name,
+                                         op->args.agent.role, op->args.agent.password_hash,
+                                         op->args.agent.now),
+                          &op->result.id);
+    case OP_SESSION_DELETE:
+        st = kf_sqlite_statement(c, STMT_SESSION_DELETE);
+        return change_one(c, st, kf_sqlite_bind(st, "t", op->args.token_hash));
+    case OP_VISITOR_CREATE:
+        st = kf_sqlite_statement(c, STMT_VISITOR_CREATE);
+        return insert_one(c, st,
+                          kf_sqlite_bind(st, "tti", op->args.visitor.token_hash,
+                                         op->args.visitor.name, op->args.visitor.now),
+                          &op->result.id);
+    case OP_SET_STATUS:
+        st = kf_sqlite_statement(c, STMT_CONVERSATION_SET_STATUS);
+        return change_one(
+            c, st,
+            kf_sqlite_bind(st, "it", op->args.status.conversation_id, op->args.status.status));
+    default: /* OP_MARK_READ (see KF_SQLITE_MARK_READ) */
+        st = kf_sqlite_statement(c, op->args.mark.reader == KF_SENDER_AGENT
+                                        ? STMT_CONVERSATION_MARK_READ_AGENTS
+                                        : STMT_CONVERSATION_MARK_READ_VISITOR);
+        return change_one(
+            c, st, kf_sqlite_bind(st, "ii", op->args.mark.conversation_id, op->args.mark.up_to));
+    }
+}
+
+/* The insert first, then the purge of expired sessions: nothing else ever deletes them, logins
+ * are rare, and the expiry index makes it a short range delete. */
+static int apply_session_create(conn_t *c, op_t *op, bool *half)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_SESSION_CREATE);
+    int rc = run_bound(st, kf_sqlite_bind(st, "titii", op->args.session.token_hash,
+                                          op->args.session.agent_id, op->args.session.csrf,
+                                          op->args.session.now, op->args.session.expires_at));
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *purge = kf_sqlite_statement(c, STMT_SESSION_PURGE);
+    rc = run_bound(purge, kf_sqlite_bind(purge, "i", op->args.session.now));
+    *half = rc != 0;
+    return rc;
+}
+
+/* The visitor's open conversation, created when there is none (*created says so).
+ * KF_ENOTFOUND for an unknown visitor. */
+static int open_conversation(conn_t *c, int64_t visitor_id, int64_t now, int64_t *id_out,
+                             bool *created)
+{
+    sqlite3_stmt *find = kf_sqlite_statement(c, STMT_CONVERSATION_FIND_OPEN);
+    int rc = lookup_int64(find, kf_sqlite_bind(find, "i", visitor_id), id_out);
+    if (rc != KF_ENOTFOUND)
+        return rc;
+    int64_t exists = 0;
+    sqlite3_stmt *visitor = kf_sqlite_statement(c, STMT_VISITOR_EXISTS);
+    rc = lookup_int64(visitor, kf_sqlite_bind(visitor, "i", visitor_id), &exists);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_CREATE);
+    rc = insert_one(c, st, kf_sqlite_bind(st, "ii", visitor_id, now), id_out);
+    *created = rc == 0;
+    return rc;
+}
+
+/* lookup_int64 for a text column, copied into the op. */
+static int lookup_text(op_t *op, sqlite3_stmt *st, int bind_rc, const char **out)
+{
+    int rc = bind_rc != 0 ? bind_rc : kf_sqlite_step_row(st);
+    if (rc == 0)
+        *out = kf_sqlite_op_keep(op, kf_sqlite_column_text(st, 0));
+    kf_sqlite_finish(st);
+    return rc;
+}
+
+/* The sender's earlier message with this message's key: 0 with *found and the stored message in
+ * the op's result (duplicate), KF_ECONFLICT when the key went with another message (another body,
+ * or for an agent another conversation), 0 without *found when the key is new. owner is the
+ * sender's id. */
+static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
+{
+    const kf_message_new_t *m = &op->args.message;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_MESSAGE_BY_KEY);
+    int rc = kf_sqlite_bind(st, "iit", (int64_t)m->sender, owner, m->idempotency_key);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    *found = rc == 0;
+    if (rc == 0) {
+        kf_message_t stored;
+        kf_sqlite_read_message(st, 0, &stored);
+        if (strcmp(stored.body, m->body) != 0 ||
+            (m->conversation_id != 0 && stored.conversation_id != m->conversation_id)) {
+            rc = KF_ECONFLICT;
+        } else {
+            op->message = stored;
+            op->message.agent_name = kf_sqlite_op_keep(op, stored.agent_name);
+            op->message.body = m->body; /* the same text, in memory the op owns */
+            op->result.duplicate = true;
+            op->result.message = &op->message;
+        }
+    }
+    kf_sqlite_finish(st);
+    return rc == KF_ENOTFOUND ? 0 : rc;
+}
+
+/* Inserts the message and moves its conversation's updated_at: the first of the two changes
+ * fails alone; *half when the second fails. owner is the key's owner (unused without a key). */
+static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t owner,
+                          int64_t *id_out, bool *half)
+{
+    const kf_message_new_t *m = &op->args.message;
+    bool keyed = m->idempotency_key != NULL;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_MESSAGE_INSERT);
+    int rc =
+        insert_one(c, st,
+                   kf_sqlite_bind(st, "iiItiTI", conversation_id, (int64_t)m->sender, m->agent_id,
+                                  m->body, m->now, m->idempotency_key, keyed ? owner : 0),
+                   id_out);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *touch = kf_sqlite_statement(c, STMT_CONVERSATION_TOUCH);
+    rc = run_bound(touch, kf_sqlite_bind(touch, "ii", conversation_id, m->now));
+    *half = rc != 0;
+    return rc;
+}
+
+/* The checks first (the conversation's visitor, or the visitor's open conversation; the key; the
+ * agent), then at most three changes: the conversation opened, the message, updated_at. */
+static int apply_message(conn_t *c, op_t *op, bool *half)
+{
+    const kf_message_new_t *m = &op->args.message;
+    int64_t conversation_id = m->conversation_id;
+    int64_t visitor_id = m->visitor_id;
+    int rc = 0;
+    if (conversation_id != 0) {
+        sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_VISITOR);
+        rc = lookup_int64(st, kf_sqlite_bind(st, "i", conversation_id), &visitor_id);
+    }
+    int64_t owner = m->sender == KF_SENDER_AGENT ? m->agent_id : visitor_id;
+    if (rc == 0 && m->idempotency_key != NULL) {
+        bool found = false;
+        rc = find_keyed(c, op, owner, &found);
+        if (rc != 0 || found)
+            return rc;
+    }
+    const char *agent_name = "";
+    if (rc == 0 && m->sender == KF_SENDER_AGENT) {
+        sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_NAME);
+        rc = lookup_text(op, st, kf_sqlite_bind(st, "i", m->agent_id), &agent_name);
+        if (rc == KF_ENOTFOUND)
+            rc = KF_EINVAL; /* a caller's bug, not a missing row it asked about */
+    }
+    if (rc == 0 && conversation_id == 0)
+        rc = open_conversation(c, visitor_id, m->now, &conversation_id,
+                               &op->result.conversation_opened);
+    int64_t id = 0;
+    if (rc == 0)
+        rc = insert_message(c, op, conversation_id, owner, &id, half);
+    if (rc != 0) {
+        *half = *half || op->result.conversation_opened;
+        return rc;
+    }
+    op->message = (kf_message_t){
+        .id = id,
+        .conversation_id = conversation_id,
+        .visitor_id = visitor_id,
+        .sender = m->sender,
+        .agent_id = m->agent_id,
+        .agent_name = agent_name,
+        .body = m->body,
+        .created_at = m->now,
+    };
+    op->result.message = &op->message;
+    return 0;
+}
+
+static int apply(conn_t *c, op_t *op, bool *half)
+{
+    switch (op->kind) {
+    case OP_MESSAGE_ADD: return apply_message(c, op, half);
+    case OP_SESSION_CREATE: return apply_session_create(c, op, half);
+    default: return apply_simple(c, op);
+    }
+}
+
+/* Rolls back the open transaction, if SQLite has not already done so after an error. */
+static void rollback(conn_t *c)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        kf_sqlite_run(kf_sqlite_statement(c, STMT_ROLLBACK));
+}
+
+/* Applies a batch in one transaction and sets every write's result.rc: its own failure, or the
+ * batch's (a failed BEGIN or COMMIT, or a rollback) for those that had none. */
+static void apply_batch(sqlite_store_t *s, op_t *batch)
+{
+    conn_t *c = &s->writer;
+    kf_sqlite_gate_writer_enter(s);
+    int rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_BEGIN));
+    for (op_t *op = batch; rc == 0 && op != NULL; op = op->next) {
+        bool half = false;
+        op->result.rc = apply(c, op, &half);
+        if (half)
+            rollback(c);
+        /* Rolled back, by us or by SQLite itself on some errors (I/O, disk full): every write
+         * of the batch is gone. */
+        if (sqlite3_get_autocommit(c->db))
+            rc = op->result.rc != 0 ? op->result.rc : KF_ESTORE;
+    }
+    if (rc == 0) {
+        rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_COMMIT));
+        if (rc != 0)
+            rollback(c);
+    }
+    kf_sqlite_gate_writer_leave(s);
+    if (rc != 0) {
+        for (op_t *op = batch; op != NULL; op = op->next) {
+            if (op->result.rc == 0) {
+                op->result.rc = rc;
+                op->result.message = NULL;
+                op->result.duplicate = false;
+                op->result.conversation_opened = false;
+            }
+        }
+    }
+}
+
+static void *writer_main(void *data)
+{
+    sqlite_store_t *s = data;
+    /* Named for top -H and perf, and for the allocation-failure test that fails this thread's. */
+    pthread_setname_np(pthread_self(), "kefu-writer");
+    pthread_mutex_lock(&s->queue_lock);
+    for (;;) {
+        while (s->queued.head == NULL && !s->writer_stopping)
+            pthread_cond_wait(&s->queue_wake, &s->queue_lock);
+        if (s->queued.head == NULL)
+            break; /* stopping, and nothing is left */
+        op_list_t batch = s->queued;
+        s->queued = (op_list_t){NULL, NULL};
+        s->writing = true;
+        pthread_mutex_unlock(&s->queue_lock);
+
+        apply_batch(s, batch.head);
+
+        pthread_mutex_lock(&s->queue_lock);
+        kf_sqlite_list_append(&s->finished, batch.head, batch.tail);
+        s->writing = false;
+        pthread_cond_broadcast(&s->queue_idle);
+        /* Under the lock, so that once set_notify(NULL) returns it is never called again. */
+        if (s->notify != NULL)
+            s->notify(s->notify_data);
+    }
+    pthread_mutex_unlock(&s->queue_lock);
+    return NULL;
+}
+
+bool kf_sqlite_writer_wait_idle(sqlite_store_t *s)
+{
+    pthread_mutex_lock(&s->queue_lock);
+    while (s->queued.head != NULL || s->writing)
+        pthread_cond_wait(&s->queue_idle, &s->queue_lock);
+    bool finished = s->finished.head != NULL;
+    pthread_mutex_unlock(&s->queue_lock);
+    return finished;
+}
+
+op_t *kf_sqlite_writer_take_finished(sqlite_store_t *s)
+{
+    pthread_mutex_lock(&s->queue_lock);
+    op_t *finished = s->finished.head;
+    s->finished = (op_list_t){NULL, NULL};
+    pthread_mutex_unlock(&s->queue_lock);
+    return finished;
+}
+
+int kf_sqlite_writer_start(sqlite_store_t *s)
+{
+    pthread_mutex_init(&s->queue_lock, NULL);
+    pthread_cond_init(&s->queue_wake, NULL);
+    pthread_cond_init(&s->queue_idle, NULL);
+    if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
+        pthread_cond_destroy(&s->queue_idle);
+        pthread_cond_destroy(&s->queue_wake);
+        pthread_mutex_destroy(&s->queue_lock);
+        return KF_ESTORE;
+    }
+    s->writer_running = true;
+    return 0;
+}
+
+void kf_sqlite_writer_stop(sqlite_store_t *s)
+{
+    if (!s->writer_running)
+        return;
+    pthread_mutex_lock(&s->queue_lock);
+    s->writer_stopping = true;
+    s->notify = NULL;
+    pthread_cond_signal(&s->queue_wake);
+    pthread_mutex_unlock(&s->queue_lock);
+    pthread_join(s->writer_thread, NULL);
+    s->writer_running = false;
+    pthread_cond_destroy(&s->queue_idle);
+    pthread_cond_destroy(&s->queue_wake);
+    pthread_mutex_destroy(&s->queue_lock);
+}
