@@ -28,9 +28,11 @@
 
 #include "auth/auth.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/app.h"
+#include "chat/internal.h"
 #include "http/server.h"
 #include "store/store.h"
 #include "store/sync.h"
@@ -135,7 +137,7 @@ static inline void harness_start(void)
     harness_check(kf_store_sync_setting_set(store, "ticket_key", HARNESS_TICKET_KEY) == 0,
                   "ticket key");
 
-    int64_t now = kf_now_ms();
+    int64_t now = kf_clock_wall_ms();
     char hash[KF_HASH_HEX_SIZE];
     harness_check(kf_app_create_agent(store, HARNESS_AGENT_EMAIL, "Agent", "agent",
                                       HARNESS_AGENT_PASSWORD) == 0,
@@ -171,16 +173,15 @@ static inline void harness_start(void)
     app_config.visitor_requests_per_minute = 0;
     app_config.visitor_messages_per_minute = 0;
     app_config.visitor_sessions_per_minute = 0;
+    /* Tickets made once at start must outlive any fuzzing run. */
+    app_config.ticket_ttl_ms = HARNESS_FAR_FUTURE_MS;
     kf_push_config_default(&push_config);
     harness.app = kf_app_new(&harness.loop, store, &app_config, &push_config, &rc);
     harness_check(harness.app != NULL, "app");
-    harness_check(kf_auth_ticket_sign(harness.app->ticket_key, sizeof harness.app->ticket_key, 'v',
-                                      harness.visitor_id, HARNESS_FAR_FUTURE_MS,
-                                      harness.visitor_ticket) == 0 &&
-                      kf_auth_ticket_sign(harness.app->ticket_key, sizeof harness.app->ticket_key,
-                                          'a', harness.agent_id, HARNESS_FAR_FUTURE_MS,
-                                          harness.agent_ticket) == 0,
-                  "tickets");
+    harness_check(
+        kf_authn_ticket(harness.app->authn, 'v', harness.visitor_id, harness.visitor_ticket) == 0 &&
+            kf_authn_ticket(harness.app->authn, 'a', harness.agent_id, harness.agent_ticket) == 0,
+        "tickets");
 
     kf_server_config_t config;
     kf_server_config_default(&config);

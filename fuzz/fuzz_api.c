@@ -21,6 +21,7 @@ typedef enum {
     NEEDS_AGENT,      /* the session cookie */
     NEEDS_AGENT_CSRF, /* the session cookie and the CSRF token */
     NEEDS_LISTENER,   /* any of: visitor token, session cookie, a push ticket */
+    NEEDS_ADMIN,      /* an admin's session and the CSRF token: the harness's agent is none */
 } needs_t;
 
 typedef struct endpoint {
@@ -29,35 +30,12 @@ typedef struct endpoint {
     needs_t needs;
 } endpoint_t;
 
-/* Every route of src/chat/app.c, in its order, then static files and paths that match nothing. */
-static const endpoint_t endpoints[] = {
-    {"GET", "/", NEEDS_NOTHING},
-    {"GET", "/chat", NEEDS_NOTHING},
-    {"GET", "/agent", NEEDS_NOTHING},
-    {"GET", "/healthz", NEEDS_NOTHING},
-    {"POST", "/api/visitor/session", NEEDS_NOTHING},
-    {"GET", "/api/visitor/session", NEEDS_VISITOR},
-    {"POST", "/api/visitor/messages", NEEDS_VISITOR},
-    {"GET", "/api/visitor/messages", NEEDS_VISITOR},
-    {"POST", "/api/visitor/read", NEEDS_VISITOR},
-    {"POST", "/api/visitor/typing", NEEDS_VISITOR},
-    {"POST", "/api/visitor/push-ticket", NEEDS_VISITOR},
-    {"POST", "/api/agent/login", NEEDS_NOTHING},
-    {"GET", "/api/agent/me", NEEDS_AGENT},
-    {"POST", "/api/agent/logout", NEEDS_AGENT_CSRF},
-    {"POST", "/api/agent/push-ticket", NEEDS_AGENT_CSRF},
-    {"GET", "/api/conversations", NEEDS_AGENT},
-    {"GET", "/api/conversations/{id}", NEEDS_AGENT},
-    {"GET", "/api/conversations/{id}/messages", NEEDS_AGENT},
-    {"POST", "/api/conversations/{id}/messages", NEEDS_AGENT_CSRF},
-    {"POST", "/api/conversations/{id}/read", NEEDS_AGENT_CSRF},
-    {"POST", "/api/conversations/{id}/typing", NEEDS_AGENT_CSRF},
-    {"POST", "/api/conversations/{id}/status", NEEDS_AGENT_CSRF},
-    {"GET", "/push/poll", NEEDS_LISTENER},
-    {"GET", "/push/longpoll", NEEDS_LISTENER},
-    {"GET", "/push/iframe", NEEDS_LISTENER},
-    {"GET", "/push/sse", NEEDS_LISTENER},
-    {"GET", "/push/ws", NEEDS_LISTENER},
+/* Every route of the application's table (chat/app.h), in its order, then static files and paths
+ * that match nothing; filled at the first input. */
+static endpoint_t endpoints[64];
+static size_t endpoint_count;
+
+static const endpoint_t extra_endpoints[] = {
     {"GET", "/static/chat.js", NEEDS_NOTHING},
     {"GET", "/static/kefu.css", NEEDS_NOTHING},
     {"GET", "/static/", NEEDS_NOTHING},
@@ -65,7 +43,32 @@ static const endpoint_t endpoints[] = {
     {"GET", "/api/conversations/{id}/nope", NEEDS_NOTHING},
 };
 
-#define ENDPOINT_COUNT (sizeof endpoints / sizeof endpoints[0])
+/* What a route needs, by the access its table declares. */
+static needs_t needs_of(kf_access_t access, bool csrf)
+{
+    switch (access) {
+    case KF_ACCESS_VISITOR: return NEEDS_VISITOR;
+    case KF_ACCESS_AGENT: return csrf ? NEEDS_AGENT_CSRF : NEEDS_AGENT;
+    case KF_ACCESS_ADMIN: return NEEDS_ADMIN;
+    case KF_ACCESS_LISTENER: return NEEDS_LISTENER;
+    case KF_ACCESS_PUBLIC: break;
+    }
+    return NEEDS_NOTHING;
+}
+
+static void load_endpoints(void)
+{
+    const kf_route_t *route;
+    kf_access_t access;
+    bool csrf;
+    for (size_t i = 0; (route = kf_app_route(i, &access, &csrf)) != NULL; i++)
+        endpoints[endpoint_count++] =
+            (endpoint_t){route->method, route->pattern, needs_of(access, csrf)};
+    for (size_t i = 0; i < sizeof extra_endpoints / sizeof extra_endpoints[0]; i++)
+        endpoints[endpoint_count++] = extra_endpoints[i];
+}
+
+#define ENDPOINT_COUNT endpoint_count
 
 /* Byte 1: credentials, then the Content-Type in the top two bits. */
 #define CRED_VISITOR 0x01        /* Authorization: Bearer <visitor token> */
@@ -172,6 +175,8 @@ static const endpoint_t *find_endpoint(const char *method, const char *pattern)
 /* Builds the request of one input (at least 3 bytes). */
 static void build_request(const uint8_t *data, size_t size, request_t *req)
 {
+    if (endpoint_count == 0)
+        load_endpoints();
     const endpoint_t *endpoint = &endpoints[data[0] % ENDPOINT_COUNT];
     unsigned cred = data[1];
     unsigned opts = data[2];
@@ -361,6 +366,7 @@ static void check_response(const request_t *req, const kf_buf_t *in, const respo
         harness_check(needs != NEEDS_AGENT_CSRF || (session && csrf), "agent POST without CSRF");
         harness_check(needs != NEEDS_LISTENER || visitor || session || ticket,
                       "push stream without credentials");
+        harness_check(needs != NEEDS_ADMIN, "an admin route for an agent who is none");
     }
     if (r->json && !req->head_only && r->status != 101 && !r->chunked) {
         json_error_t error;
@@ -384,7 +390,7 @@ static void restore_session(void)
     kf_auth_sha256_hex(HARNESS_SESSION_TOKEN, strlen(HARNESS_SESSION_TOKEN), hash);
     kf_store_sync_session_delete(harness.store, hash);
     harness_check(kf_store_sync_session_create(harness.store, hash, harness.agent_id,
-                                               HARNESS_CSRF_TOKEN, kf_now_ms(),
+                                               HARNESS_CSRF_TOKEN, kf_clock_wall_ms(),
                                                HARNESS_FAR_FUTURE_MS) == 0,
                   "session restored");
 }

@@ -157,8 +157,8 @@ static void compare_query_get(const char *query, size_t len, const char *name, s
     free(want);
 }
 
-/* The API's cursor rule (chat/api.c): after= is absent (0) or a decimal id below 2^53; whatever
- * it accepts must print back as the digits that were sent, less leading zeros. */
+/* The API's cursor rule (chat/call.c, kf_call_after): after= is absent (0) or a decimal id below
+ * 2^53; whatever it accepts must print back as the digits that were sent, less leading zeros. */
 static void check_cursor(const char *query, size_t len)
 {
     char value[32];

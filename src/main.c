@@ -1,5 +1,5 @@
 /* main.c: the kefu command: start-up, the first admin account, `kefu user add`, `kefu backup`,
- * signals and graceful shutdown (the flags are cli/flags.h's). */
+ * `kefu routes`, signals and graceful shutdown (the flags are cli/flags.h's). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +111,20 @@ static int user_add(int argc, char **argv)
     }
     fprintf(stderr, "kefu: created %s %s\n", role, email);
     return 0;
+}
+
+/* `kefu routes`: the route table, one JSON object a line: method, pattern, who may call it
+ * (docs/API.md, "Access") and whether it needs the CSRF token. For operators and the security
+ * tests, which read the table from here rather than from the source. */
+static int routes(void)
+{
+    kf_access_t access;
+    bool csrf;
+    const kf_route_t *route;
+    for (size_t i = 0; (route = kf_app_route(i, &access, &csrf)) != NULL; i++)
+        printf("{\"method\":\"%s\",\"pattern\":\"%s\",\"access\":\"%s\",\"csrf\":%s}\n",
+               route->method, route->pattern, kf_access_name(access), csrf ? "true" : "false");
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* `kefu backup FILE [--data DIR]`: an online backup of the running server's database. */
@@ -288,6 +302,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0)
         return user_add(argc - 3, argv + 3);
+    if (argc == 2 && strcmp(argv[1], "routes") == 0)
+        return routes();
     if (argc >= 2 && strcmp(argv[1], "backup") == 0)
         return backup(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {

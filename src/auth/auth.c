@@ -376,3 +376,22 @@ int kf_auth_ticket_verify(const void *key, size_t key_len, const char *ticket, s
         *subject_id_out = subject_id;
     return 0;
 }
+
+int64_t kf_auth_ticket_expiry(const char *ticket, size_t ticket_len)
+{
+    const char *second = NULL, *third = NULL;
+    size_t dots = 0;
+    for (size_t i = 0; i < ticket_len && dots < 3; i++) {
+        if (ticket[i] != '.')
+            continue;
+        dots++;
+        if (dots == 2)
+            second = ticket + i;
+        else if (dots == 3)
+            third = ticket + i;
+    }
+    int64_t expires_at;
+    if (third == NULL || parse_u63(second + 1, (size_t)(third - second - 1), &expires_at) != 0)
+        return 0;
+    return expires_at;
+}

@@ -47,5 +47,8 @@ int kf_auth_ticket_sign(const void *key, size_t key_len, char kind, int64_t subj
  * subject_id, KF_EEXPIRED when now >= expires_at, or KF_EAUTH for anything malformed or forged. */
 int kf_auth_ticket_verify(const void *key, size_t key_len, const char *ticket, size_t ticket_len,
                           int64_t now, char *kind_out, int64_t *subject_id_out);
+/* The expiry a ticket carries (milliseconds since the Unix epoch), read without checking it: for
+ * a ticket kf_auth_ticket_verify accepted. 0 for one without a readable expiry. */
+int64_t kf_auth_ticket_expiry(const char *ticket, size_t ticket_len);
 
 #endif

@@ -93,6 +93,20 @@ void kf_map_remove(kf_map_t *map, kf_map_node_t *node)
         resize(map, map->bucket_count / 2);
 }
 
+void kf_map_clear(kf_map_t *map, void (*free_node)(kf_map_node_t *node))
+{
+    for (size_t i = 0; i < map->bucket_count; i++) {
+        kf_map_node_t *next;
+        for (kf_map_node_t *node = map->buckets[i]; node != NULL; node = next) {
+            next = node->chain;
+            node->chain = NULL;
+            if (free_node != NULL)
+                free_node(node);
+        }
+    }
+    kf_map_free(map);
+}
+
 void kf_map_each(kf_map_t *map, void (*fn)(kf_map_node_t *node, void *ctx), void *ctx)
 {
     map->iterating++;

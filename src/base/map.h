@@ -57,6 +57,9 @@ static inline size_t kf_map_count(const kf_map_t *map)
 {
     return map->count;
 }
+/* Takes every node out, calling free_node (may be NULL) on each after it is out, then frees the
+ * bucket array: the table is empty, and usable after. */
+void kf_map_clear(kf_map_t *map, void (*free_node)(kf_map_node_t *node));
 /* Calls fn for every node, in no set order; fn may remove the node it is given (and only that
  * one), not insert. */
 void kf_map_each(kf_map_t *map, void (*fn)(kf_map_node_t *node, void *ctx), void *ctx);

@@ -1,34 +1,36 @@
-/* actions.c: what visitors and agents do — send a message, mark messages read, show typing —
- * checked, stored and published the same way whether the request came over HTTP or WebSocket.
- * Each action is a chain of store callbacks: a lookup where it needs one, then the write, then
- * the publish and the caller's done. */
+/* actions.c: sending, read marks and typing, as chains of store callbacks. */
+#include "chat/actions.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
-#include "chat/chat.h"
+#include "chat/authn.h"
+#include "chat/events.h"
+#include "chat/internal.h"
 
-static int fail(kf_chat_error_t *err, int status, const char *code, const char *message)
+/* Fills err and returns rc. */
+static int fail(kf_chat_error_t *err, int rc, const char *message)
 {
-    err->status = status;
-    err->code = code;
     snprintf(err->message, sizeof err->message, "%s", message);
-    return -1;
+    return rc;
 }
 
-int kf_chat_store_error(kf_chat_error_t *err, int rc, const char *what)
+/* The code and message of a store failure: what names the missing row ("conversation",
+ * "message") for KF_ENOTFOUND. The caller's edge logs what is the server's fault. */
+static int store_error(kf_chat_error_t *err, int rc, const char *what)
 {
     char message[64];
     if (rc == KF_ENOTFOUND) {
         snprintf(message, sizeof message, "no such %s", what);
-        return fail(err, 404, "not_found", message);
+        return fail(err, rc, message);
     }
     if (rc == KF_EUNAVAIL)
-        return fail(err, 503, "unavailable", "the server cannot store that now; please try again");
-    kf_error("store failure: %s", kf_strerror(rc));
-    return fail(err, 500, "internal", "the server could not complete the request");
+        return fail(err, rc, "the server cannot store that now; please try again");
+    return fail(err, rc, "the server could not complete the request");
 }
 
 /* An action on its way through the store: what it looks up, what to publish and whom to answer
@@ -59,28 +61,28 @@ static pending_t *pending_new(kf_app_t *app, kf_actor_t who, kf_chat_done_cb don
     return pending;
 }
 
-/* Ends an action that failed: err goes to done, nothing is published. */
-static void pending_fail(pending_t *pending, const kf_chat_error_t *err)
+/* Ends an action: outcome to done, and the pending freed. */
+static void pending_end(pending_t *pending, const kf_chat_outcome_t *outcome)
 {
     kf_event_unref(pending->event);
-    pending->done(pending->app, pending->done_data, NULL, err);
+    pending->event = NULL;
+    pending->done(pending->done_data, outcome);
     free(pending);
 }
 
-/* pending_fail for a store failure (what: see kf_chat_store_error). */
+/* Ends an action that failed with rc: nothing is published. */
+static void pending_fail(pending_t *pending, int rc, const char *why)
+{
+    kf_chat_outcome_t outcome = {.rc = rc, .why = why};
+    pending_end(pending, &outcome);
+}
+
+/* pending_fail for a store failure (what: see store_error). */
 static void pending_store_failed(pending_t *pending, int rc, const char *what)
 {
     kf_chat_error_t err;
-    kf_chat_store_error(&err, rc, what);
-    pending_fail(pending, &err);
-}
-
-/* pending_fail with a 404. */
-static void pending_not_found(pending_t *pending, const char *message)
-{
-    kf_chat_error_t err;
-    fail(&err, 404, "not_found", message);
-    pending_fail(pending, &err);
+    rc = store_error(&err, rc, what);
+    pending_fail(pending, rc, err.message);
 }
 
 /* The store's done callback of the write, on the loop once the writer thread has committed (or
@@ -89,45 +91,52 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
 {
     pending_t *pending = ctx;
     kf_app_t *app = pending->app;
+    if (r->rc == KF_ECONFLICT) {
+        pending_fail(pending, KF_EINVAL, "this Idempotency-Key was used for another message");
+        return;
+    }
     if (r->rc != 0) {
-        if (r->rc != KF_ENOTFOUND && r->rc != KF_EUNAVAIL)
-            kf_error("store write failed: %s", kf_strerror(r->rc));
-        kf_chat_error_t err;
-        if (r->rc == KF_ENOTFOUND || r->rc == KF_EUNAVAIL)
-            kf_chat_store_error(&err, r->rc, "conversation");
-        else
-            fail(&err, 500, "internal", "the server could not store that; please try again");
-        pending_fail(pending, &err);
+        pending_store_failed(pending, r->rc, "conversation");
         return;
     }
     /* Durable now: the other side may see it, and the sender may be told. */
-    char *result = NULL;
+    char *text = NULL;
+    kf_chat_outcome_t outcome = {.rc = 0, .duplicate = r->duplicate};
     if (r->message != NULL) {
         const kf_message_t *m = r->message;
-        /* News for the replays (live.c), published or not: a message jansson could not encode
-         * is stored all the same, and the cursor just below it must not pass for current. */
-        kf_live_note_message(app, m->visitor_id, m->id);
-        result = kf_chat_message_text(m);
-        pending->event = result != NULL ? kf_chat_message_event_of(m->id, result) : NULL;
+        text = kf_chat_message_text(m);
+        outcome.message = text;
+        if (r->duplicate) {
+            /* Stored and published when the key was first seen: only its sender hears again. */
+            pending_end(pending, &outcome);
+            free(text);
+            return;
+        }
+        /* News for the replays, published or not: a message jansson could not encode is stored
+         * all the same, and the cursor just below it must not pass for current. */
+        kf_replay_note_message(app->replay, m->visitor_id, m->id);
+        pending->event = text != NULL ? kf_chat_message_event_of(m->id, text) : NULL;
         pending->visitor_id = m->visitor_id;
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened;
     }
-    kf_chat_publish(app, pending->visitor_id, true, pending->event);
+    kf_chat_publish(app->hub, pending->visitor_id, true, pending->event);
+    pending->event = NULL;
     if (pending->publish_conversation)
-        kf_chat_publish_conversation(app, pending->conversation_id);
-    pending->done(app, pending->done_data, result, NULL);
-    free(result);
-    free(pending);
+        kf_chat_publish_conversation(app->store, app->hub, pending->conversation_id);
+    pending_end(pending, &outcome);
+    free(text);
 }
 
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
-                 kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
+                 const char *key, kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
 {
     if (!json_is_string(body))
-        return fail(err, 422, "invalid", "body must be a string");
+        return fail(err, KF_EINVAL, "body must be a string");
     if (who.kind != 'v' && conversation_id <= 0)
-        return fail(err, 404, "not_found", "no such conversation");
+        return fail(err, KF_ENOTFOUND, "no such conversation");
+    if (key != NULL && (key[0] == '\0' || strlen(key) > 255))
+        return fail(err, KF_EINVAL, "an idempotency key has 1 to 255 characters");
     char *text = kf_trim_copy(json_string_value(body));
     size_t chars = kf_utf8_length(text);
     if (chars == 0 || chars > app->config.max_message_chars) {
@@ -135,12 +144,12 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
         char message[96];
         snprintf(message, sizeof message, "a message has 1 to %zu characters",
                  app->config.max_message_chars);
-        return fail(err, 422, "invalid", message);
+        return fail(err, KF_EINVAL, message);
     }
     /* A visitor writes to their open conversation, opened by their first message (the store
      * tells, and the agents' lists then learn of it). Published and acknowledged only once
      * durable: nothing a client was told of is lost. */
-    kf_message_new_t m = {.body = text, .now = kf_now_ms()};
+    kf_message_new_t m = {.body = text, .now = kf_clock_wall_ms(), .idempotency_key = key};
     if (who.kind == 'v') {
         m.visitor_id = who.id;
         m.sender = KF_SENDER_VISITOR;
@@ -154,7 +163,7 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     free(text);
     if (rc != 0) {
         free(pending);
-        return kf_chat_store_error(err, rc, "conversation");
+        return store_error(err, rc, "conversation");
     }
     return 0;
 }
@@ -201,7 +210,7 @@ static void read_conversation_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc != 0)
         pending_store_failed(pending, r->rc, "conversation");
     else
-        pending_not_found(pending, "no such message");
+        pending_fail(pending, KF_ENOTFOUND, "no such message");
 }
 
 static void read_looked_up_cb(void *ctx, const kf_store_result_t *r)
@@ -213,7 +222,7 @@ static void read_looked_up_cb(void *ctx, const kf_store_result_t *r)
         /* The visitor names a message, not a conversation: found among their own messages, it
          * names its conversation and keeps them out of everyone else's. */
         if (!pending->found || pending->found_id != pending->mark)
-            pending_not_found(pending, "no such message");
+            pending_fail(pending, KF_ENOTFOUND, "no such message");
         else
             mark_read(pending);
     } else if (!pending->found) {
@@ -231,7 +240,7 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
                  kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
 {
     if (!json_is_integer(up_to) || json_integer_value(up_to) < 1)
-        return fail(err, 422, "invalid", "up_to must be a message id");
+        return fail(err, KF_EINVAL, "up_to must be a message id");
     pending_t *pending = pending_new(app, who, done, done_data);
     pending->mark = json_integer_value(up_to);
     pending->conversation_id = conversation_id;
@@ -247,7 +256,7 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
                                                    read_found_cb, read_looked_up_cb, pending);
     if (rc != 0) {
         free(pending);
-        return kf_chat_store_error(err, rc, "conversation");
+        return store_error(err, rc, "conversation");
     }
     return 0;
 }
@@ -261,8 +270,8 @@ static void typing_found_cb(void *ctx, const kf_store_result_t *r)
     bool visitor = pending->who.kind == 'v';
     if (visitor && r->rc == KF_ENOTFOUND) {
         /* Typing before the first message opens nothing: there is no one to tell yet. */
-        pending->done(pending->app, pending->done_data, NULL, NULL);
-        free(pending);
+        kf_chat_outcome_t nothing = {.rc = 0};
+        pending_end(pending, &nothing);
         return;
     }
     if (r->rc != 0) {
@@ -279,9 +288,9 @@ static void typing_found_cb(void *ctx, const kf_store_result_t *r)
                               visitor ? "visitor" : "agent", "typing", pending->typing);
     if (!visitor)
         json_object_set_new(event, "agent_name", json_string(pending->agent_name));
-    kf_chat_publish(pending->app, pending->visitor_id, true, kf_chat_event(0, event));
-    pending->done(pending->app, pending->done_data, NULL, NULL);
-    free(pending);
+    kf_chat_publish(pending->app->hub, pending->visitor_id, true, kf_chat_event(0, event));
+    kf_chat_outcome_t published = {.rc = 0};
+    pending_end(pending, &published);
 }
 
 /* Looks up the conversation (a visitor's open one, or an agent's conversation's visitor). */
@@ -312,7 +321,7 @@ int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_
                    kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
 {
     if (!json_is_boolean(typing))
-        return fail(err, 422, "invalid", "typing must be true or false");
+        return fail(err, KF_EINVAL, "typing must be true or false");
     pending_t *pending = pending_new(app, who, done, done_data);
     pending->typing = json_is_true(typing);
     pending->conversation_id = conversation_id;
@@ -326,7 +335,7 @@ int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_
     }
     if (rc != 0) {
         free(pending);
-        return kf_chat_store_error(err, rc, "conversation");
+        return store_error(err, rc, "conversation");
     }
     return 0;
 }

@@ -1,5 +1,6 @@
-/* app.h: the chat application: routes every HTTP request (pages, JSON API, push), authorises it,
- * talks to the store and publishes events to the hub. */
+/* app.h: the chat application, as the rest of kefu sees it: a request handler for the HTTP
+ * server (pages, the JSON API, push), its configuration and life cycle, agent accounts for the
+ * command line, and the route table with who may call each route. */
 #ifndef KF_CHAT_APP_H
 #define KF_CHAT_APP_H
 
@@ -8,10 +9,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "auth/cache.h"
-#include "auth/limit.h"
+#include "http/router.h"
 #include "http/server.h"
-#include "push/hub.h"
 #include "push/push.h"
 #include "store/store.h"
 
@@ -35,47 +34,21 @@ typedef struct kf_app_config {
     size_t max_push_per_agent;          /* ... per agent (32) */
 } kf_app_config_t;
 
-typedef struct kf_push_holder kf_push_holder_t; /* live.c: one listener's open push connections */
-typedef struct kf_live_replay kf_live_replay_t; /* live.c: one replay on its way */
-
+/* The application: opaque outside src/chat (chat/internal.h holds it). */
 typedef struct kf_app kf_app_t;
 
-typedef struct kf_chat_newest {
-    int64_t visitor_id; /* 0: an empty slot */
-    int64_t message_id;
-} kf_chat_newest_t;
+/* Who may call a route; the route table declares one for each (chat/routes.c), and the
+ * dispatcher checks it before the handler runs, so that no handler can forget to. */
+typedef enum {
+    KF_ACCESS_PUBLIC,   /* anyone: pages, the health check, starting a visitor session, login */
+    KF_ACCESS_VISITOR,  /* a visitor's bearer token (and within the visitor's request limit) */
+    KF_ACCESS_AGENT,    /* an agent's session cookie */
+    KF_ACCESS_ADMIN,    /* an agent's session cookie, of an agent whose role is admin */
+    KF_ACCESS_LISTENER, /* a push ticket, a visitor's bearer token or an agent's session cookie */
+} kf_access_t;
 
-struct kf_app {
-    uv_loop_t *loop;
-    kf_store_t *store; /* borrowed */
-    kf_hub_t *hub;     /* owned */
-    kf_push_t *push;   /* owned */
-    kf_app_config_t config;
-    unsigned char ticket_key[32]; /* HMAC key for push tickets, kept in the store's settings */
-    kf_limit_t *login_by_account; /* failed logins per e-mail */
-    kf_limit_t *login_by_address; /* failed logins per client address */
-    kf_limit_t *visitor_requests; /* requests per visitor id (NULL: no limit) */
-    kf_limit_t *visitor_messages; /* messages per visitor id (NULL: no limit) */
-    kf_limit_t *visitor_sessions; /* new visitor sessions per client address (NULL: no limit) */
-    /* What replays can skip: for each visitor (direct-mapped by id, so a slot may have lost them
-     * to another), an id that none of their messages is above, and the same over all messages
-     * (-1 until known). A push connection whose cursor is there has nothing stored to replay:
-     * whatever is newer is still to be published (live.c). */
-    kf_chat_newest_t *newest_by_visitor; /* NEWEST_SLOTS of them, allocated on first use */
-    int64_t newest_overall;
-    kf_auth_cache_t *agent_sessions; /* session token hash -> kf_agent_auth_t */
-    kf_auth_cache_t *visitor_tokens; /* visitor token hash -> kf_visitor_auth_t (name cut short) */
-    kf_push_holder_t **push_holders; /* live.c's hash table of listeners with push connections */
-    size_t push_holder_buckets;      /* a power of two, or 0 before the first */
-    size_t push_holder_count;        /* listeners in it */
-    /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads;
-     * the loop then runs its complete() (answers, publishes), and the replays that needed no
-     * query (below). */
-    uv_async_t *store_wakeup;
-    kf_live_replay_t *deferred_replays; /* live.c: replays to end at the next wake-up, in order */
-    kf_live_replay_t *deferred_replays_tail;
-    uv_timer_t *limit_sweeper; /* drops idle rate-limit buckets once a minute */
-};
+/* The name of an access level, as `kefu routes` and docs/API.md write it. */
+const char *kf_access_name(kf_access_t access);
 
 void kf_app_config_default(kf_app_config_t *config);
 /* Creates the application over an open store (loads or creates the ticket key, waiting for the
@@ -84,6 +57,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
                      const kf_push_config_t *push_config, int *err);
 /* The server's request handler; req->app is the kf_app_t. */
 void kf_app_handle(kf_req_t *req);
+/* Entry i of the route table: its method and pattern, who may call it and whether it needs the
+ * session's CSRF token; NULL past the last. For `kefu routes`, tests and fuzzers. */
+const kf_route_t *kf_app_route(size_t i, kf_access_t *access, bool *csrf);
 /* Waits until everything queued in the store has run and runs what waits for it (the answers and
  * publishes, and what they queue in turn). Blocks: for shutdown and tests, not while serving. */
 void kf_app_commit(kf_app_t *app);
@@ -97,8 +73,5 @@ void kf_app_free(kf_app_t *app);
  * e-mail, role or empty password) or a store error. */
 int kf_app_create_agent(kf_store_t *store, const char *email, const char *name, const char *role,
                         const char *password);
-
-/* Milliseconds since the Unix epoch. */
-int64_t kf_now_ms(void);
 
 #endif

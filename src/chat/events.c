@@ -1,10 +1,9 @@
-/* events.c: the JSON shapes of messages, conversations and agents (docs/API.md), and publishing
- * events to the hub: each event is encoded once and its bytes shared by every subscriber. */
+/* events.c: JSON shapes and publishing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat/chat.h"
+#include "chat/events.h"
 
 json_t *kf_chat_message_json(const kf_message_t *m)
 {
@@ -80,17 +79,17 @@ void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size)
     snprintf(out, size, "visitor:%lld", (long long)visitor_id);
 }
 
-void kf_chat_publish(kf_app_t *app, int64_t visitor_id, bool to_agents, kf_event_t *event)
+void kf_chat_publish(kf_hub_t *hub, int64_t visitor_id, bool to_agents, kf_event_t *event)
 {
     if (event == NULL)
         return;
     if (visitor_id != 0) {
         char topic[40];
         kf_chat_visitor_topic(visitor_id, topic, sizeof topic);
-        kf_hub_publish(app->hub, topic, event);
+        kf_hub_publish(hub, topic, event);
     }
     if (to_agents)
-        kf_hub_publish(app->hub, KF_AGENTS_TOPIC, event);
+        kf_hub_publish(hub, KF_AGENTS_TOPIC, event);
     kf_event_unref(event);
 }
 
@@ -104,7 +103,7 @@ static void publish_conversation_cb(void *ctx, const kf_store_result_t *result)
                                                conversation)));
 }
 
-void kf_chat_publish_conversation(kf_app_t *app, int64_t conversation_id)
+void kf_chat_publish_conversation(kf_store_t *store, kf_hub_t *hub, int64_t conversation_id)
 {
-    app->store->ops->conversation_get(app->store, conversation_id, publish_conversation_cb, app);
+    store->ops->conversation_get(store, conversation_id, publish_conversation_cb, hub);
 }

@@ -225,6 +225,7 @@ void kf_flags_help(FILE *out)
           "input)\n"
           "       kefu backup FILE [--data DIR]        copy the database, while it serves, to "
           "a new FILE\n"
+          "       kefu routes                          list the routes and who may call each\n"
           "\noptions:\n",
           out);
     bool in_limits = false;

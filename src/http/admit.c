@@ -2,6 +2,7 @@
  * max_connections_per_address from one client address, counted in a table of the addresses with
  * connections open. */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,17 @@ static bool address_key(const struct sockaddr_storage *addr, unsigned char key[9
     memcpy(key, bytes, v6 ? 8 : 4);
     key[8] = v6 ? 6 : 4;
     return true;
+}
+
+/* A key as text: "192.0.2.1", or "2001:db8:0:1::/64" for an IPv6 /64. */
+static void key_text(const unsigned char key[9], char *out, size_t size)
+{
+    if (key[8] == 4) {
+        snprintf(out, size, "%u.%u.%u.%u", key[0], key[1], key[2], key[3]);
+        return;
+    }
+    snprintf(out, size, "%x:%x:%x:%x::/64", key[0] << 8 | key[1], key[2] << 8 | key[3],
+             key[4] << 8 | key[5], key[6] << 8 | key[7]);
 }
 
 static bool entry_eq(const kf_map_node_t *node, const void *key, size_t len)
@@ -80,6 +92,11 @@ bool admit_connection(kf_server_t *server, kf_conn_t *conn)
         uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
     else
         uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
+    unsigned char key[9];
+    if (address_key(&addr, key))
+        key_text(key, conn->peer_key, sizeof conn->peer_key);
+    else
+        snprintf(conn->peer_key, sizeof conn->peer_key, "%s", conn->peer);
     return admit_address(server, conn, &addr);
 }
 

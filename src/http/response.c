@@ -120,6 +120,11 @@ const char *kf_req_peer(const kf_req_t *req)
     return req_conn(req)->peer;
 }
 
+const char *kf_req_peer_key(const kf_req_t *req)
+{
+    return req_conn(req)->peer_key;
+}
+
 /* ---- the head ---- */
 
 static const char *status_text(int status)

@@ -41,7 +41,13 @@ static bool match_pattern(const char *pattern, kf_str_t path, kf_route_match_t *
 
 /* Whether method is one the server recognises: RFC 9110's (§9), PATCH (RFC 5789), or one a
  * route takes. Anything else is a method it cannot serve on any resource (501, not 405). */
-static bool method_known(const kf_route_t *routes, size_t count, kf_str_t method)
+/* The route of entry i of a table of stride-byte entries. */
+static const kf_route_t *route_at(const void *table, size_t stride, size_t i)
+{
+    return (const kf_route_t *)(const void *)((const char *)table + i * stride);
+}
+
+static bool method_known(const void *table, size_t count, size_t stride, kf_str_t method)
 {
     static const char *const standard[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
                                            "CONNECT", "OPTIONS", "TRACE", "PATCH"};
@@ -50,7 +56,7 @@ static bool method_known(const kf_route_t *routes, size_t count, kf_str_t method
             return true;
     }
     for (size_t i = 0; i < count; i++) {
-        if (kf_str_eq(method, routes[i].method))
+        if (kf_str_eq(method, route_at(table, stride, i)->method))
             return true;
     }
     return false;
@@ -76,24 +82,25 @@ static void allow_add(char *allow, const char *method)
     memcpy(allow + used + (used > 0 ? 2 : 0), method, method_len + 1);
 }
 
-int kf_router_match(const kf_route_t *routes, size_t count, kf_str_t method, kf_str_t path,
+int kf_router_match(const void *table, size_t count, size_t stride, kf_str_t method, kf_str_t path,
                     kf_route_match_t *match)
 {
     match->allow[0] = '\0';
-    if (!method_known(routes, count, method))
+    if (!method_known(table, count, stride, method))
         return KF_EPROTO;
     bool path_known = false;
     for (size_t i = 0; i < count; i++) {
-        if (!match_pattern(routes[i].pattern, path, match))
+        const kf_route_t *route = route_at(table, stride, i);
+        if (!match_pattern(route->pattern, path, match))
             continue;
         path_known = true;
-        bool head_as_get = kf_str_eq(method, "HEAD") && strcmp(routes[i].method, "GET") == 0;
-        if (kf_str_eq(method, routes[i].method) || head_as_get) {
-            match->route = &routes[i];
+        bool head_as_get = kf_str_eq(method, "HEAD") && strcmp(route->method, "GET") == 0;
+        if (kf_str_eq(method, route->method) || head_as_get) {
+            match->index = i;
             return 0;
         }
-        allow_add(match->allow, routes[i].method);
-        if (strcmp(routes[i].method, "GET") == 0)
+        allow_add(match->allow, route->method);
+        if (strcmp(route->method, "GET") == 0)
             allow_add(match->allow, "HEAD");
     }
     return path_known ? KF_EINVAL : KF_ENOTFOUND;

@@ -147,7 +147,11 @@ void kf_conn_close(kf_conn_t *conn, bool flush);
 
 /* Bytes queued on the request's connection and not yet taken by the kernel. */
 size_t kf_req_output_queued(const kf_req_t *req);
-/* The peer's address as text (for logs and per-address limits). */
+/* The peer's address as text (for logs). */
 const char *kf_req_peer(const kf_req_t *req);
+/* The peer's address as the per-address limits count it: an IPv4 address ("192.0.2.1", also
+ * for an IPv4-mapped IPv6 peer), or an IPv6 /64 ("2001:db8:0:1::/64"), since one host usually
+ * holds a whole /64 and could otherwise pick a fresh address for every try. */
+const char *kf_req_peer_key(const kf_req_t *req);
 
 #endif

@@ -398,7 +398,7 @@ async function visitorSend(srv, token, body) {
 function sessionCookie(headers) {
   const sc = headers['set-cookie'] || [];
   for (const c of sc) {
-    const m = /^(kefu_session=[^;]*)/.exec(c);
+    const m = /^((?:__Host-)?kefu_session=[^;]*)/.exec(c);
     if (m) return { cookie: m[1], raw: c };
   }
   return null;

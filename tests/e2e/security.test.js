@@ -14,7 +14,7 @@ const http = require('node:http');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
-  Kefu, scenario, addAgent, raw, newVisitor, visitorSend, agentLogin, agentSend, assertError, sessionCookie,
+  KEFU_BIN, Kefu, scenario, addAgent, raw, newVisitor, visitorSend, agentLogin, agentSend, assertError, sessionCookie,
   closeBrowser, eventually, sleep, DEFAULT_AGENTS, RAISED_LIMITS = [],
 } = require('./harness');
 const { RawWs } = require('./wsraw');
@@ -30,12 +30,14 @@ const DB_FILE = 'kefu.db'; // src/main.c: <data dir>/kefu.db
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-// The route table of src/chat/app.c, so that a route added later is covered (or fails the test
-// that enumerates it) without anyone remembering this file.
+// The route table as the server declares it (`kefu routes`: method, pattern, access, csrf), so
+// that a route added later is covered (or fails the test that enumerates it) without anyone
+// remembering this file.
 function routeTable() {
-  const text = fs.readFileSync(path.resolve(__dirname, '../../src/chat/app.c'), 'utf8');
-  const routes = [...text.matchAll(/\{"(GET|POST|PUT|PATCH|DELETE)",\s*"([^"]+)",\s*(\w+)\}/g)].map((m) => ({ method: m[1], pattern: m[2], handler: m[3] }));
-  assert.ok(routes.length >= 20, `the route table of src/chat/app.c parsed: ${JSON.stringify(routes)}`);
+  const r = spawnSync(KEFU_BIN, ['routes'], { encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.status, 0, `kefu routes: ${r.stderr}`);
+  const routes = r.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  assert.ok(routes.length >= 20, `the route table: ${r.stdout}`);
   return routes;
 }
 
@@ -374,6 +376,7 @@ document.getElementById('form').submit();
 // Cross-site pages vs agents: CSRF on every state-changing endpoint, through the API
 
 const AGENT_POST_BODIES = {
+  '/api/agents': { email: 'new.agent@example.com', name: 'New Agent', role: 'agent', password: 'a long enough password' },
   '/api/agent/logout': undefined,
   '/api/agent/push-ticket': undefined,
   '/api/conversations/{id}/messages': { body: 'forged reply' },
@@ -386,8 +389,9 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
   scenario(t, async (env) => {
     const srv = await env.server();
     const routes = routeTable();
-    const agentPosts = routes.filter((r) => r.method !== 'GET' && r.pattern !== '/api/agent/login' && !r.pattern.startsWith('/api/visitor/'));
-    assert.deepEqual(agentPosts.map((r) => r.pattern).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of app.c is in AGENT_POST_BODIES');
+    const agentPosts = routes.filter((r) => r.method !== 'GET' && (r.access === 'agent' || r.access === 'admin'));
+    assert.deepEqual(agentPosts.map((r) => r.pattern).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
+    for (const r of agentPosts) assert.equal(r.csrf, true, `${r.method} ${r.pattern} declares the CSRF token`);
 
     const v = await newVisitor(srv);
     const m = await visitorSend(srv, v.token, 'hello');
@@ -454,7 +458,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: ana.cookie })).status, 200, 'still logged in');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { messages: 201, read: 200, typing: 200, status: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, messages: 201, read: 200, typing: 200, status: 200, 'push-ticket': 201, logout: 200 };
     for (const route of [...agentPosts].sort((a) => (a.pattern.endsWith('logout') ? 1 : -1))) {
       const p = route.pattern.replace('{id}', conv);
       let body = AGENT_POST_BODIES[route.pattern];
@@ -489,7 +493,10 @@ test('cookies: HttpOnly, SameSite=Strict, Path=/, host-only, bounded Max-Age; Se
       const set = r.headers['set-cookie'];
       assert.equal(set.length, 1, `one cookie: ${JSON.stringify(set)}`);
       const { pair, attrs } = cookieAttributes(set[0]);
-      assert.match(pair, /^kefu_session=[A-Za-z0-9_-]{43,}$/, `a 256-bit random value: ${pair}`);
+      // With Secure cookies the name carries the __Host- prefix: the browser then takes it only
+      // from this host over HTTPS, Secure, Path=/, without Domain (no sibling can plant one).
+      const name = isSecure ? '__Host-kefu_session' : 'kefu_session';
+      assert.match(pair, new RegExp(`^${name}=[A-Za-z0-9_-]{43,}$`), `a 256-bit random value named ${name}: ${pair}`);
       assert.equal(attrs.httponly, true, `HttpOnly ${what}: ${set[0]}`);
       assert.equal(attrs.samesite, 'Strict', `SameSite=Strict ${what}: ${set[0]}`);
       assert.equal(attrs.path, '/', `Path=/ ${what}: ${set[0]}`);
@@ -500,7 +507,7 @@ test('cookies: HttpOnly, SameSite=Strict, Path=/, host-only, bounded Max-Age; Se
       const lo = await srv.api('POST', '/api/agent/logout', { cookie: pair, csrf: r.json.csrf });
       assert.equal(lo.status, 200, lo.text);
       const cleared = cookieAttributes(lo.headers['set-cookie'][0]);
-      assert.equal(cleared.pair, 'kefu_session=', `logout empties the cookie ${what}`);
+      assert.equal(cleared.pair, `${name}=`, `logout empties the cookie ${what}`);
       assert.equal(cleared.attrs['max-age'], '0');
       assert.equal(cleared.attrs.httponly, true);
       assert.equal(cleared.attrs.samesite, 'Strict');
@@ -931,9 +938,9 @@ test('visitor vs visitor: agent routes answer a visitor token 401 alike for exis
     const MISSING_CONV = 987654;
     const MISSING_MSG = 987654321;
 
-    // Every agent route of app.c, with Bob's bearer token: 401, and byte-identical for Alice's
-    // conversation and for one that does not exist.
-    const routes = routeTable().filter((r) => r.pattern.startsWith('/api/conversations') || (r.pattern.startsWith('/api/agent/') && r.pattern !== '/api/agent/login'));
+    // Every agent route of the table, with Bob's bearer token: 401, and byte-identical for
+    // Alice's conversation and for one that does not exist.
+    const routes = routeTable().filter((r) => r.access === 'agent' || r.access === 'admin');
     assert.ok(routes.length >= 10, JSON.stringify(routes));
     for (const r of routes) {
       const body = r.method === 'POST' ? { body: 'x', up_to: ma.id, typing: true, status: 'closed' } : undefined;

@@ -530,9 +530,21 @@ static void test_ticket_signed_but_malformed(void **state)
     assert_int_equal(subject_id, 77);
 }
 
+static void test_ticket_expiry(void **state)
+{
+    (void)state;
+    char ticket[KF_TICKET_SIZE];
+    assert_int_equal(kf_auth_ticket_sign("k", 1, 'a', 42, 1700000000123, ticket), 0);
+    assert_true(kf_auth_ticket_expiry(ticket, strlen(ticket)) == 1700000000123);
+    assert_int_equal(kf_auth_ticket_expiry("a.42", 4), 0);
+    assert_int_equal(kf_auth_ticket_expiry("a.42.x.mac", 10), 0);
+    assert_int_equal(kf_auth_ticket_expiry("", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ticket_expiry),
         cmocka_unit_test(test_token_shape_and_uniqueness),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_equal),

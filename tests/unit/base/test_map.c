@@ -159,6 +159,34 @@ static void test_tables_have_their_own_keys(void **state)
     kf_map_free(&b);
 }
 
+static int freed;
+
+static void count_free(kf_map_node_t *node)
+{
+    freed++;
+    free(KF_CONTAINER_OF(node, item_t, node));
+}
+
+static void test_clear_frees_every_node(void **state)
+{
+    (void)state;
+    kf_map_t map;
+    kf_map_init(&map);
+    char name[24];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "k%d", i);
+        add(&map, name, i);
+    }
+    freed = 0;
+    kf_map_clear(&map, count_free);
+    assert_int_equal(freed, 100);
+    assert_int_equal(kf_map_count(&map), 0);
+    assert_null(find(&map, "k1"));
+    add(&map, "again", 1); /* usable after */
+    kf_map_clear(&map, count_free);
+    assert_int_equal(freed, 101);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_each_visits_every_node_once),
         cmocka_unit_test(test_same_hash_different_keys),
         cmocka_unit_test(test_tables_have_their_own_keys),
+        cmocka_unit_test(test_clear_frees_every_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -333,7 +333,7 @@ static void test_event_encoding_failures(void **state)
             assert_non_null(event);
             assert_non_null(conversation_event);
         }
-        kf_chat_publish(cf->app, 2, true, event); /* takes the reference; NULL is ignored */
+        kf_chat_publish(cf->app->hub, 2, true, event); /* takes the reference; NULL is ignored */
         kf_event_unref(conversation_event);
         if (!fired)
             break;
@@ -510,7 +510,15 @@ static void test_app_start_failures(void **state)
 
     kf_app_t *app = start_app(&loop, store, &config, &err);
     assert_non_null(app);
-    assert_int_equal(app->ticket_key[1], 0x11);
+    /* The key it loaded signs its tickets. */
+    static const unsigned char key[32] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                          0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+                                          0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                          0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+    char ticket[KF_TICKET_SIZE];
+    assert_int_equal(kf_authn_ticket(app->authn, 'v', 7, ticket), 0);
+    assert_int_equal(kf_auth_ticket_verify(key, sizeof key, ticket, strlen(ticket), 0, NULL, NULL),
+                     0);
     stop_app(&loop, app);
 
     /* Accounts: checked before anything is hashed or stored; a store failure is passed on. */

@@ -287,8 +287,7 @@ void cf_expand(const char *template, char *out, size_t size)
 
 void cf_forget_credentials(void)
 {
-    kf_auth_cache_clear(cf->app->agent_sessions);
-    kf_auth_cache_clear(cf->app->visitor_tokens);
+    kf_authn_forget_all(cf->app->authn);
 }
 
 int cf_ws_open_as(cf_who_t who, kf_buf_t *in)

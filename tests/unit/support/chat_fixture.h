@@ -18,7 +18,8 @@
 #include <stdio.h>
 
 #include "base/buf.h"
-#include "chat/chat.h"
+#include "chat/events.h"
+#include "chat/internal.h"
 #include "support/sqlite_db.h"
 
 #define AGENT_EMAIL "agent@example.com"

@@ -1,0 +1,331 @@
+/* agent_api.c: agents' sessions (login, the current agent, logout, push tickets) and accounts
+ * (an admin creates agents). Password hashing runs on the hasher's worker threads
+ * (auth/hasher.h), never on the loop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "chat/handlers.h"
+
+static json_t *agent_json(int64_t id, const char *email, const char *name, const char *role)
+{
+    return json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "email", email, "name", name,
+                     "role", role);
+}
+
+static void set_session_cookie(kf_req_t *req, kf_app_t *app, const char *token, int64_t max_age_s)
+{
+    char cookie[256];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s",
+             kf_authn_cookie_name(app->authn), token, (long long)max_age_s,
+             app->config.secure_cookies ? "; Secure" : "");
+    kf_resp_header(req, "Set-Cookie", cookie);
+}
+
+/* An e-mail from a JSON string, lower-cased, into out; false when it is not one that fits. */
+static bool read_email(json_t *value, char out[KF_MAX_EMAIL_BYTES + 1])
+{
+    if (!json_is_string(value) || json_string_length(value) > KF_MAX_EMAIL_BYTES)
+        return false;
+    snprintf(out, KF_MAX_EMAIL_BYTES + 1, "%s", json_string_value(value));
+    kf_ascii_lower(out);
+    return true;
+}
+
+/* ---- login ---- */
+
+/* A login on its way: the account's row, the password's check on the hasher, the new session. */
+typedef struct login_wait {
+    kf_wait_t base;
+    kf_app_t *app;
+    char email[KF_MAX_EMAIL_BYTES + 1]; /* lower-cased */
+    char address[64];                   /* the client's, for the failure limit */
+    char *password;                     /* a copy, wiped when freed */
+    bool known;                         /* the e-mail is an account's */
+    kf_agent_auth_t agent;
+    char token[KF_TOKEN_SIZE];
+} login_wait_t;
+
+static void login_wait_free(login_wait_t *w)
+{
+    explicit_bzero(w->password, strlen(w->password));
+    free(w->password);
+    free(w);
+}
+
+static void session_created_cb(void *ctx, const kf_store_result_t *r)
+{
+    login_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0) {
+        kf_call_fail(req, r->rc, NULL);
+    } else if (req != NULL) {
+        kf_info("agent %s logged in from %s", w->email, kf_req_peer(req));
+        set_session_cookie(req, w->app, w->token, w->app->config.session_ttl_ms / 1000);
+        const kf_agent_auth_t *a = &w->agent;
+        kf_resp_json(req, 200,
+                     json_pack("{s:o,s:s}", "agent", agent_json(a->id, a->email, a->name, a->role),
+                               "csrf", a->csrf));
+    }
+    login_wait_free(w);
+}
+
+/* The password was checked (on a worker thread). */
+static void verified_cb(void *data, bool match)
+{
+    login_wait_t *w = data;
+    kf_req_t *req = w->base.req;
+    kf_app_t *app = w->app;
+    bool ok = match && w->known;
+    if (!ok) {
+        /* Charged with a growing delay: each lock-out after the first lasts twice as long. And
+         * charged whether the client waited or not, so that leaving does not save a try. */
+        kf_limits_login_failed(app->limits, w->email, w->address);
+        kf_info("failed login for %s from %s", w->email, w->address);
+        if (req != NULL)
+            kf_call_fail(req, KF_EAUTH, "wrong e-mail or password");
+        login_wait_free(w);
+        return;
+    }
+    kf_limits_login_succeeded(app->limits, w->email);
+    if (req == NULL) {
+        login_wait_free(w);
+        return;
+    }
+    char hash[KF_HASH_HEX_SIZE];
+    if (kf_auth_random_token(w->token) != 0 || kf_auth_random_token(w->agent.csrf) != 0) {
+        kf_call_fail(req, KF_EIO, NULL);
+        login_wait_free(w);
+        return;
+    }
+    kf_auth_sha256_hex(w->token, strlen(w->token), hash);
+    /* A fresh token at every login: a session id planted before login is never adopted. */
+    int64_t now = kf_clock_wall_ms();
+    int rc =
+        app->store->ops->session_create(app->store, hash, w->agent.id, w->agent.csrf, now,
+                                        now + app->config.session_ttl_ms, session_created_cb, w);
+    if (rc != 0) {
+        kf_call_fail(req, rc, NULL);
+        login_wait_free(w);
+    }
+}
+
+/* An unknown e-mail costs one hash too, so timing does not tell which accounts exist. */
+static const char dummy_hash[] =
+    "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+static void login_agent_cb(void *ctx, const kf_store_result_t *r)
+{
+    login_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (r->rc != 0 && r->rc != KF_ENOTFOUND) {
+        if (req != NULL)
+            kf_call_fail(req, r->rc, NULL);
+        login_wait_free(w);
+        return;
+    }
+    w->known = r->rc == 0;
+    if (w->known) {
+        kf_agent_auth_t *agent = &w->agent;
+        agent->id = r->agent->id;
+        snprintf(agent->email, sizeof agent->email, "%s", r->agent->email);
+        snprintf(agent->name, sizeof agent->name, "%s", r->agent->name);
+        snprintf(agent->role, sizeof agent->role, "%s", r->agent->role);
+    }
+    int rc = kf_hasher_verify(w->app->hasher, w->password,
+                              w->known ? r->agent->password_hash : dummy_hash, verified_cb, w);
+    if (rc != 0) {
+        /* Too many logins are being checked at once: refused before any hash, and not counted
+         * as a failure (the client may retry). */
+        if (req != NULL)
+            kf_call_fail(req, KF_EUNAVAIL, "too many logins at once; try again shortly");
+        login_wait_free(w);
+    }
+}
+
+void kf_agent_login(const kf_call_t *call)
+{
+    kf_req_t *req = call->req;
+    kf_app_t *app = call->app;
+    json_t *root = kf_call_json(req);
+    if (root == NULL)
+        return;
+    login_wait_t *w = kf_xcalloc(1, sizeof *w);
+    json_t *password = json_object_get(root, "password");
+    if (!read_email(json_object_get(root, "email"), w->email) || !json_is_string(password)) {
+        json_decref(root);
+        free(w);
+        kf_call_fail(req, KF_EINVAL, "email and password are required");
+        return;
+    }
+    w->app = app;
+    w->password = kf_xstrdup(json_string_value(password));
+    snprintf(w->address, sizeof w->address, "%s", kf_req_peer_key(req));
+    json_decref(root);
+    /* Failed logins are limited per account and per address (password guessing); a refused
+     * attempt costs no hash either. */
+    int64_t wait_ms = 0;
+    if (!kf_limits_login_allowed(app->limits, w->email, w->address, &wait_ms)) {
+        kf_info("login for %s from %s refused: too many failures", w->email, kf_req_peer(req));
+        login_wait_free(w);
+        kf_call_rate_limited(req, wait_ms, "failed logins");
+        return;
+    }
+    int rc = app->store->ops->agent_by_email(app->store, w->email, login_agent_cb, w);
+    if (rc != 0) {
+        login_wait_free(w);
+        kf_call_fail(req, rc, NULL);
+        return;
+    }
+    kf_call_hold(req, w, 0);
+}
+
+/* ---- the session ---- */
+
+void kf_agent_me(const kf_call_t *call)
+{
+    const kf_agent_auth_t *a = &call->who->agent;
+    kf_resp_json(call->req, 200,
+                 json_pack("{s:o,s:s}", "agent", agent_json(a->id, a->email, a->name, a->role),
+                           "csrf", a->csrf));
+}
+
+/* A logout waiting for its session's delete. */
+typedef struct logout_wait {
+    kf_wait_t base;
+    kf_app_t *app;
+    int64_t agent_id;
+} logout_wait_t;
+
+static void logged_out(kf_req_t *req, kf_app_t *app, int64_t agent_id)
+{
+    /* Its streams end too (a WebSocket could otherwise still send as the agent), and a ticket
+     * fetched before may open none any more; the agent's other sessions, if any, reconnect with
+     * their own cookies. */
+    kf_authn_revoke_tickets(app->authn, 'a', agent_id);
+    kf_push_end_subject(app->push, 'a', agent_id);
+    set_session_cookie(req, app, "", 0);
+    kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void session_deleted_cb(void *ctx, const kf_store_result_t *r)
+{
+    logout_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    kf_app_t *app = w->app;
+    int64_t agent_id = w->agent_id;
+    free(w);
+    /* Told it is logged out, the agent must be: the session may not outlive a failure. */
+    if (req != NULL && r->rc != 0 && r->rc != KF_ENOTFOUND)
+        kf_call_fail(req, r->rc, NULL);
+    else if (req != NULL)
+        logged_out(req, app, agent_id);
+}
+
+void kf_agent_logout(const kf_call_t *call)
+{
+    kf_app_t *app = call->app;
+    char hash[KF_HASH_HEX_SIZE];
+    if (kf_authn_session_hash(app->authn, call->req, hash) != 0) {
+        logged_out(call->req, app, call->who->agent.id);
+        return;
+    }
+    kf_authn_forget_session(app->authn, hash);
+    logout_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = app;
+    w->agent_id = call->who->agent.id;
+    kf_call_hold(call->req, w,
+                 app->store->ops->session_delete(app->store, hash, session_deleted_cb, w));
+}
+
+void kf_agent_ticket_post(const kf_call_t *call)
+{
+    kf_call_ticket(call);
+}
+
+/* ---- accounts (admins) ---- */
+
+/* A new agent on its way: the password's hash on the hasher, then the row. */
+typedef struct create_wait {
+    kf_wait_t base;
+    kf_app_t *app;
+    char email[KF_MAX_EMAIL_BYTES + 1];
+    char name[4 * KF_MAX_NAME_CHARS + 1];
+    char role[16];
+} create_wait_t;
+
+static void agent_created_cb(void *ctx, const kf_store_result_t *r)
+{
+    create_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (r->rc == 0)
+        kf_info("agent %s (%s) created", w->email, w->role);
+    if (req != NULL && r->rc == KF_EEXISTS)
+        kf_call_fail(req, KF_EEXISTS, "an agent with this e-mail exists");
+    else if (req != NULL && r->rc != 0)
+        kf_call_fail(req, r->rc, NULL);
+    else if (req != NULL)
+        kf_resp_json(req, 201,
+                     json_pack("{s:o}", "agent", agent_json(r->id, w->email, w->name, w->role)));
+    free(w);
+}
+
+/* The password is hashed: the account is created, whether its creator still waits or not (as
+ * any write a client asked for). */
+static void hashed_cb(void *data, int rc, const char *encoded)
+{
+    create_wait_t *w = data;
+    kf_app_t *app = w->app;
+    if (rc == 0)
+        rc = app->store->ops->agent_create(app->store, w->email, w->name, w->role, encoded,
+                                           kf_clock_wall_ms(), agent_created_cb, w);
+    if (rc == 0)
+        return;
+    if (w->base.req != NULL)
+        kf_call_fail(w->base.req, rc, NULL);
+    free(w);
+}
+
+void kf_agents_create(const kf_call_t *call)
+{
+    kf_req_t *req = call->req;
+    json_t *root = kf_call_json(req);
+    if (root == NULL)
+        return;
+    create_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = call->app;
+    json_t *name = json_object_get(root, "name");
+    json_t *role = json_object_get(root, "role");
+    json_t *password = json_object_get(root, "password");
+    const char *why = NULL;
+    if (!read_email(json_object_get(root, "email"), w->email) || strchr(w->email, '@') == NULL ||
+        w->email[0] == '@' || w->email[strlen(w->email) - 1] == '@')
+        why = "email must be an address (name@host)";
+    else if (!json_is_string(name) || kf_utf8_length(json_string_value(name)) > KF_MAX_NAME_CHARS)
+        why = "name must be a string of at most 80 characters";
+    else if (role != NULL && !json_is_null(role) &&
+             (!json_is_string(role) || (strcmp(json_string_value(role), "admin") != 0 &&
+                                        strcmp(json_string_value(role), "agent") != 0)))
+        why = "role must be \"admin\" or \"agent\"";
+    else if (!json_is_string(password) || json_string_length(password) < 8)
+        why = "password must be a string of at least 8 characters";
+    if (why != NULL) {
+        json_decref(root);
+        free(w);
+        kf_call_fail(req, KF_EINVAL, why);
+        return;
+    }
+    char *trimmed = kf_trim_copy(json_string_value(name));
+    snprintf(w->name, sizeof w->name, "%s", trimmed);
+    free(trimmed);
+    snprintf(w->role, sizeof w->role, "%s",
+             json_is_string(role) ? json_string_value(role) : "agent");
+    int rc = kf_hasher_hash(call->app->hasher, json_string_value(password), hashed_cb, w);
+    json_decref(root);
+    if (rc == KF_ELIMIT)
+        rc = KF_EUNAVAIL;
+    kf_call_hold(req, w, rc);
+}

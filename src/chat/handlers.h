@@ -1,0 +1,57 @@
+/* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
+ * visitor_api.c, agent_api.c, conversation_api.c and live.c. Each runs once the dispatcher has
+ * checked the route's access (chat/call.h). */
+#ifndef KF_CHAT_HANDLERS_H
+#define KF_CHAT_HANDLERS_H
+
+#include <stdbool.h>
+
+#include "chat/call.h"
+
+/* pages.c */
+void kf_page_root(const kf_call_t *call);
+void kf_page_chat(const kf_call_t *call);
+void kf_page_agent(const kf_call_t *call);
+void kf_page_health(const kf_call_t *call);
+/* A file under /static/ (not a route: a prefix): exact lookup in the embedded table. */
+void kf_page_static(kf_req_t *req, const char *name, size_t name_len);
+
+/* visitor_api.c */
+void kf_visitor_session_create(const kf_call_t *call);
+void kf_visitor_session_get(const kf_call_t *call);
+void kf_visitor_message_post(const kf_call_t *call);
+void kf_visitor_messages_get(const kf_call_t *call);
+void kf_visitor_read_post(const kf_call_t *call);
+void kf_visitor_typing_post(const kf_call_t *call);
+void kf_visitor_ticket_post(const kf_call_t *call);
+
+/* agent_api.c */
+void kf_agent_login(const kf_call_t *call);
+void kf_agent_me(const kf_call_t *call);
+void kf_agent_logout(const kf_call_t *call);
+void kf_agent_ticket_post(const kf_call_t *call);
+void kf_agents_create(const kf_call_t *call);
+
+/* conversation_api.c */
+void kf_conversations_get(const kf_call_t *call);
+void kf_conversation_get(const kf_call_t *call);
+void kf_conversation_messages_get(const kf_call_t *call);
+void kf_conversation_message_post(const kf_call_t *call);
+void kf_conversation_read_post(const kf_call_t *call);
+void kf_conversation_typing_post(const kf_call_t *call);
+void kf_conversation_status_post(const kf_call_t *call);
+
+/* live.c: the push endpoints. Their request's cursor, hold and origin are checked before who
+ * sends it is looked up (kf_live_check), so a malformed one costs no store read. */
+bool kf_live_check(kf_req_t *req);
+void kf_live_poll(const kf_call_t *call);
+void kf_live_longpoll(const kf_call_t *call);
+void kf_live_iframe(const kf_call_t *call);
+void kf_live_sse(const kf_call_t *call);
+void kf_live_ws(const kf_call_t *call);
+
+/* ws_actions.c: what WebSocket clients send (kf_push_config_t's receive; ctx is the app). */
+void kf_ws_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subject,
+                   const char *text, size_t len);
+
+#endif

@@ -1,0 +1,40 @@
+/* internal.h: the application's parts, for the files of src/chat only (and their tests): outside
+ * the chat layer kf_app_t is opaque (chat/app.h). Each part is a module of its own; the app holds
+ * them and the handles that drive them. */
+#ifndef KF_CHAT_INTERNAL_H
+#define KF_CHAT_INTERNAL_H
+
+#include <uv.h>
+
+#include "auth/hasher.h"
+#include "chat/app.h"
+#include "chat/authn.h"
+#include "chat/limits.h"
+#include "chat/quota.h"
+#include "chat/replay.h"
+#include "push/hub.h"
+#include "push/push.h"
+#include "store/store.h"
+
+/* Messages a page of the API holds at most. */
+#define KF_PAGE_SIZE 500
+
+struct kf_app {
+    uv_loop_t *loop;
+    kf_store_t *store; /* borrowed */
+    kf_hub_t *hub;
+    kf_push_t *push;
+    kf_app_config_t config;
+    kf_authn_t *authn;   /* who requests come from */
+    kf_limits_t *limits; /* the abuse limits */
+    kf_replay_t *replay; /* stored messages for push connections */
+    kf_quota_t *quota;   /* push connections per listener */
+    kf_hasher_t *hasher; /* password hashes, off the loop */
+    /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads
+     * or deferred a replay; the loop then runs the store's complete() (answers, publishes) and
+     * the deferred replays. */
+    uv_async_t *store_wakeup;
+    uv_timer_t *sweeper; /* once a minute: idle rate-limit buckets, old ticket revocations */
+};
+
+#endif

@@ -1,0 +1,46 @@
+/* pages.c: the pages (the visitor's chat, the agent console), the embedded static files and the
+ * health check. */
+#include <string.h>
+
+#include "chat/handlers.h"
+#include "http/assets.h"
+
+/* Pages may load only from kefu itself, and be framed only by it (the push iframe). */
+#define PAGE_POLICY                                                                                \
+    "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; "         \
+    "base-uri 'none'; form-action 'self'; object-src 'none'"
+
+void kf_page_static(kf_req_t *req, const char *name, size_t name_len)
+{
+    const kf_asset_t *asset = kf_asset_find(name, name_len);
+    if (asset == NULL) {
+        kf_resp_error(req, 404, "not_found", "no such file");
+        return;
+    }
+    if (strncmp(kf_asset_content_type(asset->name), "text/html", 9) == 0) {
+        kf_resp_header(req, "Content-Security-Policy", PAGE_POLICY);
+        kf_resp_header(req, "X-Frame-Options", "SAMEORIGIN");
+    }
+    kf_asset_serve(req, asset);
+}
+
+void kf_page_root(const kf_call_t *call)
+{
+    kf_resp_header(call->req, "Location", "/chat");
+    kf_resp_send(call->req, 302, NULL, NULL, 0);
+}
+
+void kf_page_chat(const kf_call_t *call)
+{
+    kf_page_static(call->req, "chat.html", 9);
+}
+
+void kf_page_agent(const kf_call_t *call)
+{
+    kf_page_static(call->req, "agent.html", 10);
+}
+
+void kf_page_health(const kf_call_t *call)
+{
+    kf_resp_json(call->req, 200, json_pack("{s:s}", "status", "ok"));
+}

@@ -1,0 +1,236 @@
+/* routes.c: the route table, and the dispatcher that enforces it. Each route declares who may call
+ * it and whether it needs the session's CSRF token; the dispatcher finds the caller
+ * (chat/authn.h), refuses who may not (401, 403, 429), and only then runs the handler, with the
+ * caller in a typed context (chat/call.h): a handler cannot forget a check. The top of the chat
+ * layer: routes -> handlers -> actions -> events. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "chat/handlers.h"
+
+/* One route: its method and pattern, who may call it, and what runs. */
+typedef struct endpoint {
+    kf_route_t route;             /* first: the router matches on it */
+    kf_access_t access;           /* who may call it */
+    bool csrf;                    /* the agent session's X-CSRF-Token is required (state changes) */
+    bool (*check)(kf_req_t *req); /* the request's shape, checked before the caller is looked
+                                   * up (answers and returns false when it is wrong), or NULL */
+    kf_call_fn handler;
+} endpoint_t;
+
+/* Every route. A GET route also answers HEAD. Agent routes that change state carry csrf. */
+static const endpoint_t endpoints[] = {
+    {{"GET", "/"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_root},
+    {{"GET", "/chat"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_chat},
+    {{"GET", "/agent"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_agent},
+    {{"GET", "/healthz"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_health},
+    {{"POST", "/api/visitor/session"}, KF_ACCESS_PUBLIC, false, NULL, kf_visitor_session_create},
+    {{"GET", "/api/visitor/session"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_session_get},
+    {{"POST", "/api/visitor/messages"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_message_post},
+    {{"GET", "/api/visitor/messages"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_messages_get},
+    {{"POST", "/api/visitor/read"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_read_post},
+    {{"POST", "/api/visitor/typing"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_typing_post},
+    {{"POST", "/api/visitor/push-ticket"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_ticket_post},
+    {{"POST", "/api/agent/login"}, KF_ACCESS_PUBLIC, false, NULL, kf_agent_login},
+    {{"GET", "/api/agent/me"}, KF_ACCESS_AGENT, false, NULL, kf_agent_me},
+    {{"POST", "/api/agent/logout"}, KF_ACCESS_AGENT, true, NULL, kf_agent_logout},
+    {{"POST", "/api/agent/push-ticket"}, KF_ACCESS_AGENT, true, NULL, kf_agent_ticket_post},
+    {{"POST", "/api/agents"}, KF_ACCESS_ADMIN, true, NULL, kf_agents_create},
+    {{"GET", "/api/conversations"}, KF_ACCESS_AGENT, false, NULL, kf_conversations_get},
+    {{"GET", "/api/conversations/{id}"}, KF_ACCESS_AGENT, false, NULL, kf_conversation_get},
+    {{"GET", "/api/conversations/{id}/messages"},
+     KF_ACCESS_AGENT,
+     false,
+     NULL,
+     kf_conversation_messages_get},
+    {{"POST", "/api/conversations/{id}/messages"},
+     KF_ACCESS_AGENT,
+     true,
+     NULL,
+     kf_conversation_message_post},
+    {{"POST", "/api/conversations/{id}/read"},
+     KF_ACCESS_AGENT,
+     true,
+     NULL,
+     kf_conversation_read_post},
+    {{"POST", "/api/conversations/{id}/typing"},
+     KF_ACCESS_AGENT,
+     true,
+     NULL,
+     kf_conversation_typing_post},
+    {{"POST", "/api/conversations/{id}/status"},
+     KF_ACCESS_AGENT,
+     true,
+     NULL,
+     kf_conversation_status_post},
+    {{"GET", "/push/poll"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_poll},
+    {{"GET", "/push/longpoll"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_longpoll},
+    {{"GET", "/push/iframe"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_iframe},
+    {{"GET", "/push/sse"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_sse},
+    {{"GET", "/push/ws"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_ws},
+};
+
+#define ENDPOINT_COUNT (sizeof endpoints / sizeof endpoints[0])
+
+const char *kf_access_name(kf_access_t access)
+{
+    switch (access) {
+    case KF_ACCESS_PUBLIC: return "public";
+    case KF_ACCESS_VISITOR: return "visitor";
+    case KF_ACCESS_AGENT: return "agent";
+    case KF_ACCESS_ADMIN: return "admin";
+    case KF_ACCESS_LISTENER: return "listener";
+    }
+    return "?";
+}
+
+const kf_route_t *kf_app_route(size_t i, kf_access_t *access, bool *csrf)
+{
+    if (i >= ENDPOINT_COUNT)
+        return NULL;
+    if (access != NULL)
+        *access = endpoints[i].access;
+    if (csrf != NULL)
+        *csrf = endpoints[i].csrf;
+    return &endpoints[i].route;
+}
+
+/* The credentials an access level takes (chat/authn.h). */
+static unsigned credentials(kf_access_t access)
+{
+    switch (access) {
+    case KF_ACCESS_VISITOR: return KF_CRED_BEARER;
+    case KF_ACCESS_AGENT:
+    case KF_ACCESS_ADMIN: return KF_CRED_COOKIE;
+    case KF_ACCESS_LISTENER: return KF_CRED_TICKET | KF_CRED_BEARER | KF_CRED_COOKIE;
+    case KF_ACCESS_PUBLIC: break;
+    }
+    return 0;
+}
+
+/* What a 401 says, by what the route takes. */
+static const char *unauthorized_message(kf_req_t *req, kf_access_t access, int rc)
+{
+    if (access == KF_ACCESS_VISITOR)
+        return "a valid visitor token is required (Authorization: Bearer)";
+    if (access == KF_ACCESS_AGENT || access == KF_ACCESS_ADMIN)
+        return "log in as an agent first";
+    char ticket[8];
+    if (kf_http_query_get(req->head->query, "ticket", ticket, sizeof ticket) != KF_ENOTFOUND)
+        return rc == KF_EEXPIRED ? "the push ticket has expired" : "invalid push ticket";
+    return "a visitor token, agent session or push ticket is required";
+}
+
+/* Whether who may call e (answering the request when not), once who is known. */
+static bool allowed(kf_req_t *req, const endpoint_t *e, int rc, const kf_principal_t *who)
+{
+    kf_app_t *app = req->app;
+    if (rc == KF_EAUTH || rc == KF_EEXPIRED) {
+        const char *message = unauthorized_message(req, e->access, rc);
+        if (strstr(message, "ticket") != NULL && strstr(message, "required") == NULL)
+            kf_call_log(req, "bad push ticket");
+        kf_call_fail(req, KF_EAUTH, message);
+        return false;
+    }
+    if (rc != 0) {
+        kf_call_fail(req, rc, NULL);
+        return false;
+    }
+    if (e->access == KF_ACCESS_ADMIN && strcmp(who->agent.role, "admin") != 0) {
+        kf_call_log(req, "an agent on an admin route");
+        kf_call_fail(req, KF_EFORBIDDEN, "this needs an admin");
+        return false;
+    }
+    if (e->csrf) {
+        const char *csrf = who->agent.csrf;
+        const kf_str_t *token = kf_http_header_get(req->head, "X-CSRF-Token");
+        if (token == NULL || !kf_auth_equal(token->ptr, token->len, csrf, strlen(csrf))) {
+            kf_call_log(req, "missing or wrong CSRF token");
+            kf_resp_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
+            return false;
+        }
+    }
+    int64_t wait_ms = 0;
+    if (who->kind == 'v' && !kf_limits_visitor_request(app->limits, who->visitor.id, &wait_ms)) {
+        kf_call_rate_limited(req, wait_ms, "requests");
+        return false;
+    }
+    return true;
+}
+
+/* Finds the route of req, answering 501, 404 or 405 (and serving /static/) when there is none.
+ * Returns it, with the path's ids in match, or NULL when it answered. */
+static const endpoint_t *route_of(kf_req_t *req, kf_route_match_t *match)
+{
+    kf_str_t path = req->head->path;
+    int rc = kf_router_match(endpoints, ENDPOINT_COUNT, sizeof endpoints[0], req->head->method,
+                             path, match);
+    if (rc == KF_EPROTO) {
+        kf_resp_error(req, 501, "method_not_implemented", "unknown method");
+        return NULL;
+    }
+    static const char static_prefix[] = "/static/";
+    size_t prefix_len = sizeof static_prefix - 1;
+    if (path.len > prefix_len && memcmp(path.ptr, static_prefix, prefix_len) == 0) {
+        if (!kf_str_eq(req->head->method, "GET") && !kf_str_eq(req->head->method, "HEAD")) {
+            kf_resp_header(req, "Allow", "GET, HEAD");
+            kf_resp_error(req, 405, "method_not_allowed", "static files are read-only");
+            return NULL;
+        }
+        /* Exact lookup in the embedded table: no path ever reaches the file system. */
+        kf_page_static(req, path.ptr + prefix_len, path.len - prefix_len);
+        return NULL;
+    }
+    if (rc == KF_ENOTFOUND) {
+        kf_resp_error(req, 404, "not_found", "no such endpoint");
+        return NULL;
+    }
+    if (rc != 0) {
+        kf_resp_header(req, "Allow", match->allow);
+        kf_resp_error(req, 405, "method_not_allowed", "method not allowed on this endpoint");
+        return NULL;
+    }
+    return &endpoints[match->index];
+}
+
+/* The caller is known (rc 0) or refused: run the handler if they may. */
+static void admitted(kf_req_t *req, const endpoint_t *e, const int64_t *ids, int rc,
+                     const kf_principal_t *who)
+{
+    if (!allowed(req, e, rc, who))
+        return;
+    kf_call_t call = {.req = req, .app = req->app, .ids = ids, .who = who};
+    e->handler(&call);
+}
+
+/* A caller the store had to look up: the request is back, its head valid again. */
+static void identified(kf_req_t *req, int rc, const kf_principal_t *who)
+{
+    kf_route_match_t match;
+    const endpoint_t *e = route_of(req, &match);
+    if (e != NULL) /* the same request, the same route */
+        admitted(req, e, match.ids, rc, who);
+}
+
+void kf_app_handle(kf_req_t *req)
+{
+    kf_app_t *app = req->app;
+    kf_route_match_t match;
+    const endpoint_t *e = route_of(req, &match);
+    if (e == NULL)
+        return;
+    if (e->check != NULL && !e->check(req))
+        return;
+    if (e->access == KF_ACCESS_PUBLIC) {
+        kf_call_t call = {.req = req, .app = app, .ids = match.ids, .who = NULL};
+        e->handler(&call);
+        return;
+    }
+    kf_principal_t who;
+    int rc = kf_authn_identify(app->authn, req, credentials(e->access), &who, identified);
+    if (rc == KF_EAGAIN)
+        return; /* the store looks the credential up; identified() goes on */
+    admitted(req, e, match.ids, rc, &who);
+}
