@@ -52,6 +52,15 @@ static void key_text(const unsigned char key[9], char *out, size_t size)
              key[4] << 8 | key[5], key[6] << 8 | key[7]);
 }
 
+bool admit_peer_key(const struct sockaddr_storage *addr, char *out, size_t size)
+{
+    unsigned char key[9];
+    if (!address_key(addr, key))
+        return false;
+    key_text(key, out, size);
+    return true;
+}
+
 static bool entry_eq(const kf_map_node_t *node, const void *key, size_t len)
 {
     const address_entry_t *entry = KF_CONTAINER_OF(node, address_entry_t, node);
@@ -92,10 +101,7 @@ bool admit_connection(kf_server_t *server, kf_conn_t *conn)
         uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
     else
         uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
-    unsigned char key[9];
-    if (address_key(&addr, key))
-        key_text(key, conn->peer_key, sizeof conn->peer_key);
-    else
+    if (!admit_peer_key(&addr, conn->peer_key, sizeof conn->peer_key))
         snprintf(conn->peer_key, sizeof conn->peer_key, "%s", conn->peer);
     return admit_address(server, conn, &addr);
 }

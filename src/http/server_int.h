@@ -166,6 +166,9 @@ void resp_reset(resp_t *resp, int minor_version, bool head_only);
 
 /* admit.c: connection limits. */
 
+/* The per-address key of a peer as text (kf_req_peer_key): an IPv4 address, also for an
+ * IPv4-mapped IPv6 one, or an IPv6 /64 ("2001:db8:0:1::/64"). False for another family. */
+bool admit_peer_key(const struct sockaddr_storage *addr, char *out, size_t size);
 /* Decides whether an accepted connection may stay: false when the server is at max_connections
  * (conn_count includes conn) or conn's client address at max_connections_per_address; true
  * counts it against its address (admit_release uncounts it). Fills conn->peer. O(1) expected. */

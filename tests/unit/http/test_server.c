@@ -142,6 +142,12 @@ static void handler(kf_req_t *req)
         kf_resp_send(req, 200, "text/plain", big, sizeof big);
         return;
     }
+    if (kf_str_eq(path, "/peer")) {
+        char body[96];
+        int n = snprintf(body, sizeof body, "key=%s", kf_req_peer_key(req));
+        kf_resp_send(req, 200, "text/plain", body, (size_t)n);
+        return;
+    }
     if (kf_str_eq(path, "/badheader")) {
         assert_int_equal(kf_resp_header(req, "X-Test", "a\r\nSet-Cookie: evil=1"), KF_EINVAL);
         kf_resp_send(req, 200, "text/plain", "ok", 2);
@@ -1223,6 +1229,41 @@ static void test_per_address_limit(void **state)
         client_close(cs[i]);
 }
 
+/* The per-address key of a peer (what the login and connection limits count): an IPv4 address,
+ * an IPv4-mapped IPv6 one as IPv4, an IPv6 address's /64, so that a client rotating within its
+ * /64 counts as one. */
+static void test_peer_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *address;
+        const char *key;
+    } cases[] = {
+        {"192.0.2.7", "192.0.2.7"},
+        {"::ffff:192.0.2.7", "192.0.2.7"},
+        {"2001:db8:0:1:aaaa:bbbb:cccc:dddd", "2001:db8:0:1::/64"},
+        {"2001:db8:0:1::42", "2001:db8:0:1::/64"},
+        {"2001:db8:0:2::42", "2001:db8:0:2::/64"},
+        {"::1", "0:0:0:0::/64"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sockaddr_storage addr;
+        memset(&addr, 0, sizeof addr);
+        if (strchr(cases[i].address, ':') != NULL)
+            assert_int_equal(uv_ip6_addr(cases[i].address, 80, (struct sockaddr_in6 *)&addr), 0);
+        else
+            assert_int_equal(uv_ip4_addr(cases[i].address, 80, (struct sockaddr_in *)&addr), 0);
+        char key[64];
+        assert_true(admit_peer_key(&addr, key, sizeof key));
+        assert_string_equal(key, cases[i].key);
+    }
+    /* And the server hands it to its handler. */
+    client_t *c = client_from("127.0.0.3", false);
+    client_send_str(c, "GET /peer HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_text(c, "key=127.0.0.3");
+    client_close(c);
+}
+
 static int setup_default(void **state)
 {
     group_per_address_limit = 256;
@@ -1271,6 +1312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_per_address_limit, setup_per_address, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_keys, setup_default, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
