@@ -2,6 +2,7 @@
 #include "auth/cache.h"
 
 #include "base/buf.h"
+#include "base/str.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,24 +46,18 @@ void kf_auth_cache_free(kf_auth_cache_t *cache)
     free(cache);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* The binary form of a lower-case hex SHA-256; false for anything else. */
 static bool parse_key(const char *token_hash, unsigned char key[HASH_BYTES])
 {
     if (token_hash == NULL)
         return false;
     for (size_t i = 0; i < HASH_BYTES; i++) {
-        int high = hex_value(token_hash[2 * i]);
-        int low = high < 0 ? -1 : hex_value(token_hash[2 * i + 1]);
-        if (low < 0)
+        char h = token_hash[2 * i];
+        char l = h == '\0' ? '\0' : token_hash[2 * i + 1];
+        int high = kf_hex_digit(h);
+        int low = kf_hex_digit(l);
+        /* Lower case only: one hash has one spelling, so it has one slot. */
+        if (high < 0 || low < 0 || (h >= 'A' && h <= 'F') || (l >= 'A' && l <= 'F'))
             return false;
         key[i] = (unsigned char)(high << 4 | low);
     }

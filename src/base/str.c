@@ -49,6 +49,17 @@ int kf_parse_u64(kf_str_t s, uint64_t *out)
     return 0;
 }
 
+int kf_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 size_t kf_utf8_length(const char *s)
 {
     size_t n = 0;

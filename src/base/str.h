@@ -27,6 +27,9 @@ kf_str_t kf_str_trim_ows(kf_str_t s);
  * spaces, no leading '+'). Returns 0, or KF_EINVAL (empty, other characters, overflow). */
 int kf_parse_u64(kf_str_t s, uint64_t *out);
 
+/* The value of a hexadecimal digit (either case), or -1. */
+int kf_hex_digit(char c);
+
 /* Code points in s, which is valid UTF-8 (continuation bytes are not counted). */
 size_t kf_utf8_length(const char *s);
 /* A copy of s without surrounding ASCII whitespace; the caller frees it. */

@@ -51,17 +51,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* RFC 3986 unreserved and sub-delims: what a reg-name holds besides percent-escapes, and (with
  * ':') what an IP-literal holds. */
 static bool is_host_char(unsigned char c)
@@ -90,8 +79,8 @@ static bool is_authority(kf_str_t text)
     } else {
         while (i < text.len && text.ptr[i] != ':') {
             if (text.ptr[i] == '%') {
-                if (text.len - i < 3 || hex_value(text.ptr[i + 1]) < 0 ||
-                    hex_value(text.ptr[i + 2]) < 0)
+                if (text.len - i < 3 || kf_hex_digit(text.ptr[i + 1]) < 0 ||
+                    kf_hex_digit(text.ptr[i + 2]) < 0)
                     return false;
                 i += 3;
                 continue;
@@ -562,8 +551,8 @@ static int decode_byte(kf_str_t s, size_t *i)
         return (unsigned char)c;
     if (s.len - *i < 3)
         return -1;
-    int high = hex_value(s.ptr[*i + 1]);
-    int low = hex_value(s.ptr[*i + 2]);
+    int high = kf_hex_digit(s.ptr[*i + 1]);
+    int low = kf_hex_digit(s.ptr[*i + 2]);
     if (high < 0 || low < 0)
         return -1;
     *i += 2;

@@ -39,6 +39,18 @@ static void test_parse_u64(void **state)
         assert_int_equal(kf_parse_u64((kf_str_t){bad[i], __builtin_strlen(bad[i])}, &v), KF_EINVAL);
 }
 
+static void test_hex_digit(void **state)
+{
+    (void)state;
+    assert_int_equal(kf_hex_digit('0'), 0);
+    assert_int_equal(kf_hex_digit('9'), 9);
+    assert_int_equal(kf_hex_digit('a'), 10);
+    assert_int_equal(kf_hex_digit('F'), 15);
+    assert_int_equal(kf_hex_digit('g'), -1);
+    assert_int_equal(kf_hex_digit('/'), -1);
+    assert_int_equal(kf_hex_digit('\0'), -1);
+}
+
 static void test_utf8_trim_lower(void **state)
 {
     (void)state;
@@ -60,6 +72,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_views),
         cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_hex_digit),
         cmocka_unit_test(test_utf8_trim_lower),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
