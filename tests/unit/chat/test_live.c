@@ -245,9 +245,61 @@ static void test_unpublished_message_is_replayed(void **state)
     assert_true(unpublished > 0); /* the case under test did happen */
 }
 
+/* Turns the loop until the visitor holds want push connections (by the quota's count). */
+static bool wait_open(size_t want)
+{
+    uint64_t deadline = uv_hrtime() / 1000000 + REQUEST_TIMEOUT_MS;
+    size_t open = 0;
+    while (uv_hrtime() / 1000000 < deadline) {
+        uv_run(&cf->loop, UV_RUN_NOWAIT);
+        kf_quota_allows(cf->app->quota, 'v', cf->visitor_id, &open);
+        if (open == want)
+            return true;
+    }
+    return false;
+}
+
+/* A visitor holds at most 8 push connections (the default): the ninth is refused with 429
+ * too_many_connections before anything is held, a short poll is never counted, and one that ends
+ * frees its place. */
+static void test_push_quota(void **state)
+{
+    (void)state;
+    char request[512];
+    snprintf(request, sizeof request,
+             "GET /push/longpoll?after=%lld&timeout=30 HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer %s\r\n\r\n",
+             (long long)cf->message_id, cf->visitor_token);
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = cf_connect();
+        cf_send_all(fds[i], request, strlen(request));
+        assert_true(wait_open((size_t)i + 1));
+    }
+    assert_int_equal(kf_quota_listeners(cf->app->quota), 1);
+    cf_response_t *r = cf_request(AS_VISITOR, "GET", "/push/sse?after=0", NULL);
+    assert_int_equal(r->status, 429);
+    assert_string_equal(cf_error_code(r), "too_many_connections");
+    cf_response_free(r);
+    r = cf_request(AS_VISITOR, "GET", "/push/poll?after=0", NULL);
+    assert_int_equal(r->status, 200); /* a short poll holds nothing */
+    cf_response_free(r);
+    close(fds[0]);
+    assert_true(wait_open(7));
+    int again = cf_connect();
+    cf_send_all(again, request, strlen(request));
+    assert_true(wait_open(8));
+    close(again);
+    for (int i = 1; i < 8; i++)
+        close(fds[i]);
+    assert_true(wait_open(0));
+    assert_int_equal(kf_quota_listeners(cf->app->quota), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_push_quota, cf_test_setup),
         cmocka_unit_test_setup(test_websocket_store_failures, cf_test_setup),
         cmocka_unit_test_setup(test_websocket_bad_actions, cf_test_setup),
         cmocka_unit_test_setup(test_replay_skipped_for_current_cursor, cf_test_setup),

@@ -1,6 +1,7 @@
-/* test_app_limits.c: the default per-visitor rate limits (kf_app_config_default) against traces
- * of what a person does on the chat page and of what a script does: the person is never refused,
- * the script soon is. Time is simulated; the buckets are kf_limit_t as the app makes them. */
+/* test_limits.c: the chat layer's abuse limits (src/chat/limits.c): the default per-visitor rates
+ * (kf_app_config_default) against traces of what a person does on the chat page and of what a
+ * script does — the person is never refused, the script soon is (time simulated, on kf_limit_t as
+ * the module makes them) — and the module itself: limits that are off, logins, new visitors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "auth/limit.h"
 #include "chat/app.h"
+#include "chat/limits.h"
 
 #define MINUTE_MS (60 * 1000)
 
@@ -149,9 +151,64 @@ static void test_defaults_are_on(void **state)
     assert_true(config.max_push_per_agent >= config.max_push_per_visitor);
 }
 
+static void test_module(void **state)
+{
+    (void)state;
+    kf_app_config_t config;
+    kf_app_config_default(&config);
+    config.visitor_messages_burst = 2;
+    config.visitor_sessions_burst = 1;
+    config.login_failures_per_account = 2;
+    kf_limits_t *limits = kf_limits_new(&config);
+    assert_non_null(limits);
+    int64_t wait = 0;
+    /* Messages: the burst, then a refusal with a wait; another visitor has a bucket of their own.
+     */
+    assert_true(kf_limits_visitor_message(limits, 7, &wait));
+    assert_true(kf_limits_visitor_message(limits, 7, &wait));
+    assert_false(kf_limits_visitor_message(limits, 7, &wait));
+    assert_true(wait >= 1 && wait <= 2000);
+    assert_int_equal(kf_limits_seconds(wait), (wait + 999) / 1000);
+    assert_true(kf_limits_visitor_message(limits, 8, &wait));
+    /* New visitors per address. */
+    assert_true(kf_limits_new_visitor(limits, "192.0.2.1", &wait));
+    assert_false(kf_limits_new_visitor(limits, "192.0.2.1", &wait));
+    assert_true(kf_limits_new_visitor(limits, "2001:db8::/64", &wait));
+    /* Logins: a look takes nothing; two failures lock the account, not another; a success
+     * forgives the account. */
+    assert_true(kf_limits_login_allowed(limits, "a@x", "192.0.2.9", &wait));
+    kf_limits_login_failed(limits, "a@x", "192.0.2.9");
+    assert_true(kf_limits_login_allowed(limits, "a@x", "192.0.2.9", &wait));
+    kf_limits_login_failed(limits, "a@x", "192.0.2.9");
+    assert_false(kf_limits_login_allowed(limits, "a@x", "192.0.2.10", &wait));
+    assert_true(wait > 60000);
+    assert_true(kf_limits_login_allowed(limits, "b@x", "192.0.2.9", &wait));
+    kf_limits_login_succeeded(limits, "a@x");
+    assert_true(kf_limits_login_allowed(limits, "a@x", "192.0.2.10", &wait));
+    kf_limits_sweep(limits);
+    kf_limits_free(limits);
+
+    /* Limits set to 0 are off: never refused. */
+    config.visitor_requests_per_minute = 0;
+    config.visitor_messages_per_minute = 0;
+    config.visitor_sessions_per_minute = 0;
+    limits = kf_limits_new(&config);
+    for (int i = 0; i < 1000; i++) {
+        assert_true(kf_limits_visitor_request(limits, 1, &wait));
+        assert_true(kf_limits_visitor_message(limits, 1, &wait));
+        assert_true(kf_limits_new_visitor(limits, "192.0.2.1", &wait));
+    }
+    kf_limits_free(limits);
+    /* A limit that is on needs a bucket of at least one. */
+    config.visitor_messages_per_minute = 30;
+    config.visitor_messages_burst = 0.5;
+    assert_null(kf_limits_new(&config));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_module),
         cmocka_unit_test(test_person_is_never_refused),
         cmocka_unit_test(test_message_script_is_refused),
         cmocka_unit_test(test_request_script_is_refused),
