@@ -83,22 +83,22 @@ static int b64_value(const char *alphabet, char c)
 /* Decodes unpadded base64 strictly: only alphabet characters, no '=', no length that leaves a lone
  * character, and unused trailing bits zero, so every byte string has exactly one accepted text
  * (a lenient decoder would let a flipped last character of a MAC through). Writes at most cap
- * bytes. Returns the decoded length or -1. */
+ * bytes. Returns the decoded length or KF_EINVAL. */
 static long b64_decode(const char *alphabet, const char *in, size_t len, unsigned char *out,
                        size_t cap)
 {
     if (len % 4 == 1)
-        return -1;
+        return KF_EINVAL;
     size_t need = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
     if (need > cap)
-        return -1;
+        return KF_EINVAL;
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < len; i++) {
         int v = b64_value(alphabet, in[i]);
         if (v < 0)
-            return -1;
+            return KF_EINVAL;
         acc = acc << 6 | (uint32_t)v;
         bits += 6;
         if (bits >= 8) {
@@ -108,23 +108,23 @@ static long b64_decode(const char *alphabet, const char *in, size_t len, unsigne
         acc &= (1u << bits) - 1;
     }
     if (acc != 0)
-        return -1;
+        return KF_EINVAL;
     return (long)o;
 }
 
 /* Parses a canonical non-negative decimal (no sign, no leading zero, no overflow) from
- * s[0..len). Returns 0 or -1. */
+ * s[0..len). Returns 0 or KF_EINVAL. */
 static int parse_u63(const char *s, size_t len, int64_t *out)
 {
     if (len == 0 || len > 19 || (s[0] == '0' && len > 1))
-        return -1;
+        return KF_EINVAL;
     int64_t v = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -1;
+            return KF_EINVAL;
         int digit = s[i] - '0';
         if (v > (INT64_MAX - digit) / 10)
-            return -1;
+            return KF_EINVAL;
         v = v * 10 + digit;
     }
     *out = v;
@@ -236,12 +236,12 @@ static size_t next_field(const char **s, const char **field)
     return len;
 }
 
-/* Parses a small decimal field into [min, max]. Returns 0 or -1. */
+/* Parses a small decimal field into [min, max]. Returns 0 or KF_EINVAL. */
 static int parse_param(const char *s, size_t len, int min, int max, int *out)
 {
     int64_t v;
     if (parse_u63(s, len, &v) != 0 || v < min || v > max)
-        return -1;
+        return KF_EINVAL;
     *out = (int)v;
     return 0;
 }

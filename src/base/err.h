@@ -2,8 +2,10 @@
  *
  * - A function that can fail returns 0 on success (or a count or length >= 0 where its header
  *   says so) and a negative KF_E* code from this list on failure. Nothing else is negative:
- *   no -1, no libuv or errno codes, no HTTP statuses; a layer that calls libuv, SQLite or
- *   OpenSSL maps their codes to these at its edge.
+ *   no -1 for an error, no libuv or errno codes, no HTTP statuses; a layer that calls libuv,
+ *   SQLite or OpenSSL maps their codes to these at its edge. (A lookup of a small value, such as
+ *   kf_hex_digit, may answer -1 for "none": that is a value, not a failure, and its comment says
+ *   so.)
  * - Where a failure must carry more than its code for the caller to answer it (the HTTP status a
  *   malformed request maps to, the WebSocket close code a bad frame calls for, a message for a
  *   person), the function fills an out-parameter its header names, and still returns a KF_E*
