@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 
 static kf_log_level_t current_level = KF_LOG_INFO;
@@ -35,14 +36,14 @@ void kf_log(kf_log_level_t level, const char *fmt, ...)
 {
     if (level < current_level || level >= KF_LOG_OFF)
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = kf_clock_wall_ms();
+    time_t seconds = (time_t)(now_ms / 1000);
     struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
+    gmtime_r(&seconds, &tm);
     char line[2048];
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     now.tv_nsec / 1000000, level_names[level]);
+                     (long)(now_ms % 1000), level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
