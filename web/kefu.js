@@ -696,6 +696,18 @@
    * everything and be safe to call twice. A generation counter makes late callbacks of an earlier
    * open() harmless. A transport that can carry actions has send(action) and canSend(). */
 
+  /* Poll and long-poll answers carry `eseq`, the number of the newest ephemeral event (typing,
+   * read, conversation) the client has; sent back, it brings those published between two requests
+   * (PROTOCOL.md). Kept across reopens: after a short drop they still come. */
+  function eseqQuery(eseq) {
+    return eseq !== null ? {eseq} : null;
+  }
+
+  /* The eseq to send next: the answer's, or the one we had when it has none. */
+  function answerEseq(data, eseq) {
+    return data && typeof data.eseq === 'string' && isCursor(data.eseq) ? data.eseq : eseq;
+  }
+
   /* Plain polling: one request every 2 s. The costliest way to push; kept for restrictive
    * networks and for comparison. */
   class PollTransport {
@@ -704,6 +716,7 @@
       this.gen = 0;
       this.timer = null;
       this.ctrl = null;
+      this.eseq = null;
     }
 
     open() {
@@ -714,8 +727,9 @@
     async _tick(gen) {
       this.ctrl = new AbortController();
       try {
-        const data = await this.host.getJSON('/push/poll', null, this.ctrl.signal);
+        const data = await this.host.getJSON('/push/poll', eseqQuery(this.eseq), this.ctrl.signal);
         if (gen !== this.gen) return;
+        this.eseq = answerEseq(data, this.eseq);
         this.host.up();
         for (const ev of data.events || []) this.host.receive(ev);
         if (gen !== this.gen) return;
@@ -742,6 +756,7 @@
       this.gen = 0;
       this.ctrl = null;
       this.timer = null;
+      this.eseq = null;
     }
 
     open() {
@@ -763,7 +778,7 @@
           // we cannot tell a held request from a lost one. So the first request after opening
           // is a plain poll, answered at once: "connected" then means the server has answered us
           // (and the replay after the cursor is in).
-          data = await this.host.getJSON(first ? '/push/poll' : '/push/longpoll', null, ctrl.signal);
+          data = await this.host.getJSON(first ? '/push/poll' : '/push/longpoll', eseqQuery(this.eseq), ctrl.signal);
         } catch (e) {
           clearTimeout(guard);
           if (gen === this.gen) this.host.down(e);
@@ -772,6 +787,7 @@
           clearTimeout(guard);
         }
         if (gen !== this.gen) return;
+        this.eseq = answerEseq(data, this.eseq);
         this.host.up();
         const events = data.events || [];
         for (const ev of events) this.host.receive(ev);

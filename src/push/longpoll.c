@@ -1,6 +1,6 @@
-/* longpoll.c: the long poll: answered (poll.c's {"events":[...],"cursor":"N"}) with the events
- * its replay found, else with those that arrived meanwhile, else held until the first live event
- * or its deadline (empty). */
+/* longpoll.c: the long poll: answered (poll.c's {"events":[...],"cursor":"N","eseq":"S"}) with
+ * the events its replay and its topic's ephemeral window found, else with those that arrived
+ * meanwhile, else held until the first live event or its deadline (empty). */
 #include "base/clock.h"
 #include "push/transport.h"
 
@@ -14,11 +14,7 @@ static int longpoll_start(kf_push_client_t *client, kf_req_t *req, uint64_t hold
     longpoll_t *state = KF_PUSH_STATE(client, longpoll_t);
     state->deadline_ms =
         kf_clock_mono_ms() + (hold_ms != 0 ? hold_ms : client->config->longpoll_hold_ms);
-    kf_req_hold(req, kf__push_client_abort_cb, client);
-    /* It only waits for news: a peer that closes its side is gone for it, and must not keep a
-     * place among its listener's push connections until the deadline. */
-    kf_req_end_on_eof(req);
-    return 0;
+    return kf__push_batch_open(client, req);
 }
 
 static bool longpoll_delivered(kf_push_client_t *client)
@@ -38,6 +34,7 @@ static void longpoll_heartbeat(kf_push_client_t *client, uint64_t now)
 
 const kf_push_transport_ops_t kf__push_longpoll_ops = {
     .follows = true,
+    .windowed = true,
     .state_size = sizeof(longpoll_t),
     .start = longpoll_start,
     .deliver = kf__push_batch_deliver,

@@ -1,7 +1,8 @@
 /* push.c: what the five push transports share: the list of clients, the cursor that drops an
  * event a client already has, the subscription and the asynchronous replay that opens every
- * connection (live events held back while it runs), client references, the one coarse tick, and
- * drain and end-by-subject. Each transport's own code is in its file, behind the table in
+ * connection (live events held back while it runs), the catching up of poll and long-poll
+ * clients on their topic's ephemeral window, client references, the one coarse tick, and drain
+ * and end-by-subject. Each transport's own code is in its file, behind the table in
  * transport.h. */
 #include <assert.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ struct kf_push {
     uv_timer_t tick;   /* one coarse timer for every client's timeout and heartbeat */
     kf_list_t clients; /* every client not dead, newest last */
     size_t client_count;
+    kf_push_windows_t *windows; /* of the topics windowed clients follow */
 };
 
 void kf_push_config_default(kf_push_config_t *config)
@@ -42,6 +44,9 @@ void kf_push_config_default(kf_push_config_t *config)
     config->replay_batch = 500;
     config->ws_max_message = 64 * 1024;
     config->sse_retry_ms = 2000;
+    config->ephemeral_window_ms = 30000;
+    config->ephemeral_window_events = 64;
+    config->ephemeral_window_bytes = 64 * 1024;
 }
 
 /* ---- clients ---- */
@@ -58,6 +63,7 @@ static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_tran
     client->config = &push->config;
     client->req = req;
     client->cursor = cursor;
+    client->eseq = kf__push_windows_seq(push->windows); /* until start reads the client's */
     client->last_write_ms = kf_clock_mono_ms();
     client->kind = source->kind;
     client->subject = source->subject;
@@ -95,6 +101,10 @@ void kf__push_client_kill(kf_push_client_t *client)
     client->dead = true;
     kf_push_t *push = client->push;
     kf_hub_unsubscribe(push->hub, &client->sub);
+    if (client->window != NULL) {
+        kf__push_window_detach(client->window);
+        client->window = NULL;
+    }
     kf_list_remove(&client->link);
     push->client_count--;
     held_drop(client);
@@ -181,9 +191,45 @@ static bool client_delivered(kf_push_client_t *client)
     return client->ops->delivered == NULL || client->ops->delivered(client);
 }
 
+/* The client has every ephemeral event its window has seen. */
+static void window_noted(kf_push_client_t *client)
+{
+    uint64_t newest = kf__push_window_newest(client->window);
+    if (newest > client->eseq)
+        client->eseq = newest;
+}
+
+static int window_emit_cb(void *ctx, kf_event_t *event, uint64_t seq)
+{
+    kf_push_client_t *client = ctx;
+    int rc = client->ops->deliver(client, event);
+    if (rc == 0)
+        client->eseq = seq;
+    return rc;
+}
+
+/* Delivers the ephemeral events of the client's window that it does not have (numbered above its
+ * eseq), after the messages its replay delivered. Non-zero: the client has ended. */
+static int window_catch_up(kf_push_client_t *client)
+{
+    int rc = kf__push_window_each(client->window, client->eseq, window_emit_cb, client);
+    if (rc == 0)
+        window_noted(client);
+    return rc;
+}
+
 static void live_event_cb(kf_sub_t *sub, kf_event_t *event)
 {
     kf_push_client_t *client = sub->data;
+    if (event->id == 0 && client->window != NULL) {
+        /* During the replay the window keeps it, and the catching up at the replay's end
+         * delivers it; after, the window (ahead of the client on the topic) has numbered it. */
+        if (client->replaying || client_deliver(client, event) != 0)
+            return;
+        window_noted(client);
+        client_delivered(client);
+        return;
+    }
     if (client->replaying) {
         /* Held back until the replay is done. Past a batch's worth, one more replay call is
          * cheaper than holding more: it finds every message among them in the store. */
@@ -240,6 +286,8 @@ static bool replay_ended(kf_push_client_t *client, int rc, bool more)
         client->ops->end(client, KF_PUSH_END_FAILED);
         return false;
     }
+    if (client->window != NULL && window_catch_up(client) != 0)
+        return false;
     if (!client_delivered(client))
         return false; /* a poll answered, an iframe full */
     if (client->replay_again) {
@@ -304,6 +352,8 @@ void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport
     kf_push_client_unref(client);
     if (rc != 0 || dead)
         return;
+    if (client->ops->windowed) /* first: see kf__push_window_attach */
+        client->window = kf__push_window_attach(push->windows, source->topic);
     if (client->ops->follows)
         kf_hub_subscribe(push->hub, source->topic, &client->sub);
     replay_run(client);
@@ -318,6 +368,7 @@ static void tick_cb(uv_timer_t *timer)
         if (client->ops->heartbeat != NULL)
             client->ops->heartbeat(client, now);
     }
+    kf__push_windows_sweep(push->windows, now);
 }
 
 kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *config)
@@ -327,6 +378,7 @@ kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *c
     push->loop = loop;
     push->hub = hub;
     push->config = *config;
+    push->windows = kf__push_windows_new(hub, &push->config);
     kf_list_init(&push->clients);
     uv_timer_init(loop, &push->tick);
     push->tick.data = push;
@@ -362,6 +414,11 @@ size_t kf_push_client_count(const kf_push_t *push)
     return push->client_count;
 }
 
+size_t kf_push_window_count(kf_push_t *push, size_t *bytes)
+{
+    return kf__push_windows_count(push->windows, bytes);
+}
+
 static void tick_closed_cb(uv_handle_t *handle)
 {
     free(handle->data);
@@ -370,6 +427,8 @@ static void tick_closed_cb(uv_handle_t *handle)
 void kf_push_free(kf_push_t *push)
 {
     kf_push_drain(push);
+    kf__push_windows_free(push->windows);
+    push->windows = NULL;
     uv_timer_stop(&push->tick);
     uv_close((uv_handle_t *)&push->tick, tick_closed_cb);
 }

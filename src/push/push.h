@@ -56,13 +56,22 @@ typedef void (*kf_push_receive_fn)(void *ctx, kf_push_client_t *client, char kin
                                    const char *text, size_t len);
 
 typedef struct kf_push_config {
-    uint64_t longpoll_hold_ms;  /* default hold of a long poll (25 s) */
-    uint64_t heartbeat_ms;      /* streaming heartbeat / WebSocket ping interval (20 s) */
-    uint64_t ws_dead_ms;        /* a WebSocket silent this long after a ping is dropped (45 s) */
-    size_t iframe_max_bytes;    /* an iframe stream ends (reconnect event) after this (1 MiB) */
-    size_t replay_batch;        /* events per replay call, and live events held during one (500) */
-    uint64_t ws_max_message;    /* largest message a WebSocket client may send (64 KiB) */
-    uint64_t sse_retry_ms;      /* the retry: an SSE client waits before reconnecting (2 s) */
+    uint64_t longpoll_hold_ms; /* default hold of a long poll (25 s) */
+    uint64_t heartbeat_ms;     /* streaming heartbeat / WebSocket ping interval (20 s) */
+    uint64_t ws_dead_ms;       /* a WebSocket silent this long after a ping is dropped (45 s) */
+    size_t iframe_max_bytes;   /* an iframe stream ends (reconnect event) after this (1 MiB) */
+    size_t replay_batch;       /* events per replay call, and live events held during one (500) */
+    uint64_t ws_max_message;   /* largest message a WebSocket client may send (64 KiB) */
+    uint64_t sse_retry_ms;     /* the retry: an SSE client waits before reconnecting (2 s) */
+    /* The recent ephemeral events (typing, read marks: no id) kept for each topic that poll and
+     * long-poll clients follow, for them to catch up on those published between two requests
+     * (the answer's "eseq"): the last ephemeral_window_events (64) and at most
+     * ephemeral_window_bytes of them (64 KiB, counted as allocated), none older than
+     * ephemeral_window_ms (30 s); a topic's window goes ephemeral_window_ms after its last such
+     * client. docs/PROTOCOL.md says why these. */
+    uint64_t ephemeral_window_ms;
+    size_t ephemeral_window_events;
+    size_t ephemeral_window_bytes;
     kf_push_receive_fn receive; /* WebSocket messages from clients (NULL: ignored) */
     void *receive_ctx;
 } kf_push_config_t;
@@ -74,7 +83,9 @@ kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *c
 /* Answers (or holds, or streams, or upgrades) req over transport, starting after the cursor.
  * source is copied (its topic too); the request is answered once its replay is done, which may
  * be after this returns.
- * hold_ms is the long poll's hold (0 for the default). For KF_PUSH_WS the request must be a valid
+ * hold_ms is the long poll's hold (0 for the default). A poll or long poll reads the request's
+ * eseq= itself (the newest ephemeral event the client has; 400 for a bad one), as SSE reads
+ * Last-Event-ID. For KF_PUSH_WS the request must be a valid
  * WebSocket handshake (checked here: 400 or 426 otherwise); Origin is the caller's to check. */
 void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport,
                    const kf_push_source_t *source, uint64_t after, uint64_t hold_ms);
@@ -97,6 +108,9 @@ void kf_push_drain(kf_push_t *push);
 size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject);
 /* Clients held, streaming or connected now. */
 size_t kf_push_client_count(const kf_push_t *push);
+/* Topics with an ephemeral window now (those poll and long-poll clients followed in the last
+ * ephemeral_window_ms), and in *bytes (unless NULL) the memory the windows hold. O(windows). */
+size_t kf_push_window_count(kf_push_t *push, size_t *bytes);
 /* Drains and frees the module (its timer handle closes asynchronously). A client whose replay is
  * still in flight is freed when its replayed runs, which the source still owes (the module itself
  * is not touched then). */

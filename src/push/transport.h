@@ -3,14 +3,16 @@
  * transport makes back into push.c. push.c keeps what is common to all (the client list, the
  * cursor and de-duplication, subscription, the replay and the live events held back during it,
  * the tick, drain and end-by-subject, references); each transport's file keeps its own wire
- * format, framing, heartbeat and ending: poll.c, longpoll.c, iframe.c, sse.c, ws.c.
+ * format, framing, heartbeat and ending: poll.c, longpoll.c, iframe.c, sse.c, ws.c; window.c keeps
+ * the recent ephemeral events that poll and long-poll clients catch up on.
  *
  * How to add a transport: write push/<name>.c defining `const kf_push_transport_ops_t
  * kf__push_<name>_ops` (start, deliver, heartbeat, end; delivered and release where it needs
- * them; state_size for its own per-client state, reached with KF_PUSH_STATE), add one line to
- * KF_PUSH_TRANSPORTS below, and give it its public name in push.h's kf_push_transport_t (the one
- * the caller asks for). Nothing else changes: push.c reaches it only through the table, and its
- * encoded event bytes go to the kf_event_t.encoded slot of its own index. */
+ * them; state_size for its own per-client state, reached with KF_PUSH_STATE; windowed when it is
+ * connected only now and then), add one line to KF_PUSH_TRANSPORTS below, and give it its public
+ * name in push.h's kf_push_transport_t (the one the caller asks for). Nothing else changes: push.c
+ * reaches it only through the table, and its encoded event bytes go to the kf_event_t.encoded slot
+ * of its own index. */
 #ifndef KF_PUSH_TRANSPORT_H
 #define KF_PUSH_TRANSPORT_H
 
@@ -59,6 +61,10 @@ typedef struct kf_push_transport_ops {
     void (*end)(kf_push_client_t *client, kf_push_end_t why);
     /* Frees what the transport's state holds, once, when the client is freed. NULL: nothing. */
     void (*release)(kf_push_client_t *client);
+    /* Catches up on its topic's recent ephemeral events (window.c) after the messages its replay
+     * found, and counts them with client->eseq: the transports connected only now and then, which
+     * would otherwise miss those published between two requests (poll, long poll). */
+    bool windowed;
 } kf_push_transport_ops_t;
 
 /* The table: one line per transport, its public name (push.h) and its operations (its file).
@@ -85,6 +91,7 @@ struct kf_push_client {
     const kf_push_config_t *config; /* the module's; read it only while the client is not dead */
     kf_req_t *req;                  /* the held, streaming or upgraded request */
     uint64_t cursor;                /* id of the last message event delivered */
+    uint64_t eseq;                  /* windowed: number of the newest ephemeral event it has */
     uint64_t last_write_ms;         /* streams: the last write, for heartbeats */
     char kind;                      /* who listens ('v' or 'a') */
     int64_t subject;
@@ -106,6 +113,8 @@ struct kf_push_client {
     uint64_t replay_from; /* the cursor when the current replay call began */
     kf_event_t **held;    /* live events held back during a replay (referenced, in order) */
     size_t held_count;    /* at most config->replay_batch */
+    /* Its topic's window (when ops->windowed), until it is killed. */
+    struct kf_push_window *window;
     /* The transport's own state: ops->state_size bytes. */
     alignas(max_align_t) unsigned char state[];
 };
@@ -136,7 +145,50 @@ int kf__push_stream_write(kf_push_client_t *client, const void *data, size_t len
 /* Ends the response (the client's connection goes on with its next request) and the client. */
 void kf__push_stream_end(kf_push_client_t *client);
 
-/* ---- poll.c: the answer of a poll or long poll, {"events":[...],"cursor":"N"} ---- */
+/* ---- window.c: the recent ephemeral events of the topics windowed clients follow ----
+ *
+ * Ephemeral events (id 0: typing, read marks, conversation updates) are not stored, so a client
+ * that is not connected when one is published never sees it. For windowed transports, each topic
+ * they follow gets a window: a subscriber of its own that keeps copies of the topic's latest
+ * ephemeral events, each with a sequence number (from one counter per module, never mixed with
+ * message ids), at most ephemeral_window_events of them, ephemeral_window_bytes of their
+ * allocations, none older than ephemeral_window_ms. A client comes back with the newest number it
+ * has (eseq) and gets the kept ones above it. A window lives while clients are attached and
+ * ephemeral_window_ms after the last one leaves, so there are at most as many as the topics
+ * windowed clients followed in that time, each holding at most its bounds' bytes plus a ring of
+ * ephemeral_window_events slots (freed while it keeps nothing). */
+
+typedef struct kf_push_windows kf_push_windows_t;
+typedef struct kf_push_window kf_push_window_t;
+
+/* The windows of a module over hub; config (the module's) outlives them. */
+kf_push_windows_t *kf__push_windows_new(kf_hub_t *hub, const kf_push_config_t *config);
+/* Frees every window (unsubscribing them) and the set; every client has detached. */
+void kf__push_windows_free(kf_push_windows_t *windows);
+/* The newest sequence number given to an ephemeral event, on any topic: where a client that
+ * brings none starts (it has seen nothing before it connected, like a stream). */
+uint64_t kf__push_windows_seq(const kf_push_windows_t *windows);
+/* The window of topic with one more client; a new one subscribes to the topic now. Attach before
+ * the client subscribes: the window, earlier in the topic's list, has then numbered an event by
+ * the time the client gets it (kf__push_window_newest). */
+kf_push_window_t *kf__push_window_attach(kf_push_windows_t *windows, const char *topic);
+/* One client fewer (it is being killed); the last one starts the window's age. */
+void kf__push_window_detach(kf_push_window_t *window);
+/* The sequence number of the newest ephemeral event published on the topic while the window
+ * followed it (kept or not), or 0. */
+uint64_t kf__push_window_newest(const kf_push_window_t *window);
+/* Calls emit with each kept event numbered above after, oldest first, until one returns
+ * non-zero, which is returned (0 otherwise). The event is the window's: take a reference to keep
+ * it. emit must not publish. */
+int kf__push_window_each(kf_push_window_t *window, uint64_t after,
+                         int (*emit)(void *ctx, kf_event_t *event, uint64_t seq), void *ctx);
+/* The 1-second tick: drops events past their age, and windows ephemeral_window_ms after their
+ * last client. */
+void kf__push_windows_sweep(kf_push_windows_t *windows, uint64_t now);
+/* Windows now, and in *bytes (unless NULL) what they hold. O(windows). */
+size_t kf__push_windows_count(kf_push_windows_t *windows, size_t *bytes);
+
+/* ---- poll.c: the answer of a poll or long poll, {"events":[...],"cursor":"N","eseq":"S"} ---- */
 
 /* The events gathered for the answer. The state of a transport that answers so (poll, long
  * poll) begins with one, which the calls below use. */
@@ -145,12 +197,15 @@ typedef struct kf_push_batch {
     size_t count;
 } kf_push_batch_t;
 
+/* Opens a poll or long poll: reads its eseq (400 for a bad one: returns KF_EINVAL) and holds the
+ * request until it is answered. Returns 0 or KF_EINVAL, as start does. */
+int kf__push_batch_open(kf_push_client_t *client, kf_req_t *req);
 /* Operations such transports share: deliver appends to the batch; end answers with what the
  * batch holds (KF_PUSH_END_FAILED: 500); release frees it. */
 int kf__push_batch_deliver(kf_push_client_t *client, kf_event_t *event);
 void kf__push_batch_end(kf_push_client_t *client, kf_push_end_t why);
 void kf__push_batch_release(kf_push_client_t *client);
-/* Answers the client's request with the batch and the client's cursor, and kills the client. */
+/* Answers the client's request with the batch, the client's cursor and eseq, and kills it. */
 void kf__push_batch_answer(kf_push_client_t *client);
 
 #endif

@@ -541,3 +541,54 @@ async function agentCookie(a) {
   const c = cookies.find((x) => x.name === 'kefu_session');
   return c ? `kefu_session=${c.value}` : undefined;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Typing indicators and the "Seen" mark are ephemeral events (no id, never replayed). A page on
+// poll or long poll is between two requests most of the time (poll) or now and then (long poll):
+// it gets the ones sent meanwhile from the server's window of recent ones, with its next request
+// (PROTOCOL.md, "Ephemeral events between requests").
+
+// Waits until selector is shown and its text matches re.
+async function waitShown(page, selector, re, timeout = T) {
+  try {
+    await page.waitForSelector(selector, { state: 'visible', timeout });
+    await page.waitForFunction(({ selector, source }) => new RegExp(source).test(document.querySelector(selector).textContent), { selector, source: re.source }, { timeout, polling: 100 });
+  } catch (e) {
+    throw new Error(`${page.url()}: ${selector} not shown with ${re} within ${timeout} ms`);
+  }
+}
+
+for (const transport of ['poll', 'longpoll']) {
+  test(`chat over ${transport}: typing indicators and the "Seen" mark reach both pages`, { timeout: 120000 }, (t) =>
+    scenario(t, async (env) => {
+      const srv = await env.server();
+      const agent = await openAgent(env, srv, transport);
+      const visitor = await openVisitor(env, srv, transport);
+      const q1 = `Is anyone there? (${transport})`;
+      await visitorSay(visitor, q1);
+      const convId = await conversationOf(srv, await visitorToken(visitor));
+      await waitConv(agent, convId, (s) => s.unread === '1', 'data-unread="1"');
+      await selectConv(agent, convId);
+      await waitMsg(agent.page, '#thread', q1, 'visitor');
+
+      // The agent types: the visitor sees "Agent is typing…".
+      assert.ok(await visitor.page.isHidden('#typing-indicator'), '#typing-indicator hidden at first');
+      await agent.page.type('#reply-input', 'Let me check', { delay: 20 });
+      await waitShown(visitor.page, '#typing-indicator', /Agent is typing/);
+      // The visitor types: the console shows "Visitor is typing…" in the thread and in the list.
+      await visitor.page.type('#message-input', 'And also', { delay: 20 });
+      await waitShown(agent.page, '#thread-typing', /Visitor is typing/);
+      await waitShown(agent.page, `${convSel(convId)}.typing .conv-typing`, /Visitor is typing/);
+
+      // The agent answers; the visitor's page (visible) reads it; the console marks it "Seen".
+      await agent.page.fill('#reply-input', '');
+      const r1 = `Here I am (${transport})`;
+      await agentSay(agent, r1);
+      await waitMsg(visitor.page, '#messages', r1, 'agent');
+      const reply = (await readMsgs(agent.page, '#thread')).find((m) => m.body === r1);
+      await waitShown(agent.page, `#thread .msg[data-id="${reply.id}"] .msg-status`, /^Seen$/);
+      await assertConnected(visitor, agent);
+      assertNoPageProblems(visitor, agent);
+    }),
+  );
+}

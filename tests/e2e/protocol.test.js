@@ -302,7 +302,8 @@ test('poll answers at once with {events, cursor} (curl)', { timeout: 60000 }, (t
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.ms < 1500, `poll answered in ${r.ms} ms`);
     let j = JSON.parse(r.stdout);
-    assert.deepEqual(j, { events: [], cursor: '0' });
+    assert.match(j.eseq, /^\d+$/, `eseq, the newest ephemeral event's number: ${r.stdout}`);
+    assert.deepEqual(j, { events: [], cursor: '0', eseq: j.eseq });
     const m = await visitorSend(srv, v.token, 'hello poll');
     r = await curl(['-s', '--max-time', '10', '-H', `Authorization: Bearer ${v.token}`, `${srv.base}/push/poll?after=0`]);
     assert.ok(r.ms < 1500, `poll answered in ${r.ms} ms`);
@@ -344,6 +345,56 @@ test('longpoll holds until an agent replies (curl)', { timeout: 60000 }, (t) =>
     assert.equal(ms.length, 1, lp.out);
     assert.equal(ms[0].id, String(reply.id));
     assert.deepEqual(ms[0].message, reply);
+  }),
+);
+
+// PROTOCOL.md, "Ephemeral events between requests".
+test('poll and longpoll bring the typing and read events sent between two requests (eseq, curl)', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await newVisitor(srv);
+    const m = await visitorSend(srv, v.token, 'anyone typing?');
+    const ag = await agentLogin(srv, ANA.email, ANA.password);
+    const get = async (transport, query) => {
+      const r = await curl(['-s', '--max-time', '20', '-w', '\n%{http_code}', '-H', `Authorization: Bearer ${v.token}`, `${srv.base}/push/${transport}?${query}`]);
+      const nl = r.stdout.lastIndexOf('\n');
+      const status = Number(r.stdout.slice(nl + 1));
+      const body = r.stdout.slice(0, nl);
+      return { status, body, ms: r.ms, json: status === 200 ? JSON.parse(body) : null };
+    };
+    const ephemeral = (events) => events.filter((e) => e.type !== 'message').map((e) => `${e.type}:${e.typing ?? e.up_to}`);
+    let r = await get('poll', `after=${m.id}`);
+    assert.equal(r.status, 200, r.body);
+    const e0 = r.json.eseq;
+    // Sent while the visitor is between two requests.
+    const typing = (on) => srv.api('POST', `/api/conversations/${m.conversation_id}/typing`, { cookie: ag.cookie, csrf: ag.csrf, body: { typing: on } });
+    assert.equal((await typing(true)).status, 200);
+    const reply = await agentSend(srv, ag, m.conversation_id, 'yes, me');
+    assert.equal((await srv.api('POST', '/api/visitor/read', { token: v.token, body: { up_to: reply.id } })).status, 200);
+    // The next poll has the message first, then the ephemeral events in the order they were sent.
+    r = await get('poll', `after=${m.id}&eseq=${e0}`);
+    assert.deepEqual(r.json.events.map((e) => e.type), ['message', 'typing', 'read'], r.body);
+    assert.deepEqual(ephemeral(r.json.events), ['typing:true', `read:${reply.id}`]);
+    assert.equal(r.json.cursor, String(reply.id));
+    const e1 = r.json.eseq;
+    assert.ok(BigInt(e1) > BigInt(e0), `eseq moved on: ${e0} -> ${e1}`);
+    // Coming back with it: nothing twice. Without eseq: from now on only.
+    r = await get('poll', `after=${reply.id}&eseq=${e1}`);
+    assert.deepEqual(r.json.events, []);
+    assert.equal(r.json.eseq, e1);
+    r = await get('poll', `after=${reply.id}`);
+    assert.deepEqual(r.json.events, []);
+    // A long poll after a typing event sent between two requests answers at once.
+    assert.equal((await typing(false)).status, 200);
+    r = await get('longpoll', `after=${reply.id}&eseq=${e1}`);
+    assert.ok(r.ms < 1500, `answered in ${r.ms} ms`);
+    assert.deepEqual(ephemeral(r.json.events), ['typing:false'], r.body);
+    // An eseq older than the window gets what it still holds; a bad one is a 400.
+    r = await get('poll', `after=${reply.id}&eseq=0`);
+    assert.deepEqual(ephemeral(r.json.events), ['typing:true', `read:${reply.id}`, 'typing:false'], r.body);
+    r = await get('poll', `after=${reply.id}&eseq=x`);
+    assert.equal(r.status, 400, r.body);
+    assert.equal(JSON.parse(r.body).error.code, 'bad_request');
   }),
 );
 

@@ -20,14 +20,14 @@ static void test_poll(void **state)
     pf->mode = PF_REPLAY_SYNC; /* answered from inside kf_push_serve */
     c = pf_answer("/poll?after=0");
     assert_true(lc_seen(c, "HTTP/1.1 200 OK"));
-    assert_true(lc_seen(c, "{\"events\":[],\"cursor\":\"0\"}"));
+    assert_true(lc_seen(c, "{\"events\":[],\"cursor\":\"0\",\"eseq\":\""));
     lc_close(c);
     pf_store_publish("a"); /* a poll is not subscribed: only the replay finds it */
     pf_store_publish("b");
     pf->mode = PF_REPLAY_IDLE;
     c = pf_answer("/poll?after=0");
     pf_check_events(c, 1, 2);
-    assert_true(lc_seen(c, "\"cursor\":\"2\"}"));
+    assert_true(lc_seen(c, "\"cursor\":\"2\","));
     lc_close(c);
     c = pf_answer("/poll?after=1");
     assert_false(lc_seen(c, "\"body\":\"a\""));
@@ -39,7 +39,7 @@ static void test_poll(void **state)
     c = pf_answer("/poll?after=0");
     pf_check_events(c, 1, 3);
     assert_false(lc_seen(c, "\"id\":\"4\"}"));
-    assert_true(lc_seen(c, "\"cursor\":\"3\"}"));
+    assert_true(lc_seen(c, "\"cursor\":\"3\","));
     lc_close(c);
     assert_int_equal(kf_push_client_count(pf->push), 0);
 }
@@ -59,7 +59,7 @@ static void test_poll_replay_failure(void **state)
     assert_true(lc_seen(c, "HTTP/1.1 500"));
     lc_close(c);
     assert_int_equal(kf_push_client_count(pf->push), 0);
-    assert_int_equal(kf_hub_count(pf->hub, "t"), 0);
+    assert_int_equal(pf_listeners(), 0);
 }
 
 int main(void)

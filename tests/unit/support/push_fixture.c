@@ -100,6 +100,43 @@ void pf_publish_typing(void)
     kf_event_unref(event);
 }
 
+size_t pf_publish_ephemeral(unsigned n, size_t pad)
+{
+    kf_buf_t json;
+    kf_buf_init(&json);
+    kf_buf_printf(&json, "{\"type\":\"typing\",\"n\":\"%u\"", n);
+    if (pad > 0) {
+        kf_buf_append_str(&json, ",\"p\":\"");
+        for (size_t i = 0; i < pad; i++)
+            kf_buf_append(&json, "x", 1);
+        kf_buf_append_str(&json, "\"");
+    }
+    kf_buf_append_str(&json, "}");
+    kf_event_t *event = kf_event_new(0, json.data, json.len);
+    pf_publish(event);
+    kf_event_unref(event);
+    size_t len = json.len;
+    kf_buf_free(&json);
+    return len;
+}
+
+size_t pf_listeners(void)
+{
+    return kf_hub_count(pf->hub, "t") - kf_push_window_count(pf->push, NULL);
+}
+
+uint64_t pf_eseq(const lc_client_t *c)
+{
+    static const char key[] = "\"eseq\":\"";
+    long at = lc_find(c, key);
+    if (at < 0)
+        fail_msg("no eseq in the answer");
+    uint64_t eseq = 0;
+    for (const char *p = c->in.data + at + sizeof key - 1; *p >= '0' && *p <= '9'; p++)
+        eseq = eseq * 10 + (uint64_t)(*p - '0');
+    return eseq;
+}
+
 /* ---- the server side ---- */
 
 static void receive_cb(void *ctx, kf_push_client_t *client, char kind, int64_t subject,

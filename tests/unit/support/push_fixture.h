@@ -71,6 +71,13 @@ void pf_publish(kf_event_t *event);
 void pf_store_publish(const char *body);
 /* Publishes an ephemeral event (no id): {"type":"typing"}. */
 void pf_publish_typing(void);
+/* Publishes an ephemeral event named by n, {"type":"typing","n":"<n>"}, with pad bytes of
+ * padding in it ("p":"xxx...", left out when 0); returns its JSON's length. */
+size_t pf_publish_ephemeral(unsigned n, size_t pad);
+/* Subscribers of "t" other than its ephemeral window: the push connections that follow it. */
+size_t pf_listeners(void);
+/* The "eseq" of a poll's answer in c (fails the test when there is none). */
+uint64_t pf_eseq(const lc_client_t *c);
 
 /* A one-shot request: GET path with Connection: close, run until the server has closed. */
 lc_client_t *pf_answer(const char *path);
