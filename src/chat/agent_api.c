@@ -42,7 +42,7 @@ typedef struct login_wait {
     kf_wait_t base;
     kf_app_t *app;
     char email[KF_MAX_EMAIL_BYTES + 1]; /* lower-cased */
-    char address[64];                   /* the client's, for the failure limit */
+    char address[KF_PEER_SIZE];         /* the client's, for the failure limit */
     char *password;                     /* a copy, wiped when freed */
     bool known;                         /* the e-mail is an account's */
     kf_agent_auth_t agent;
@@ -163,7 +163,7 @@ void kf_agent_login(const kf_call_t *call)
     }
     w->app = app;
     w->password = kf_xstrdup(json_string_value(password));
-    snprintf(w->address, sizeof w->address, "%s", kf_req_peer_key(req));
+    kf_req_peer_key(req, w->address);
     json_decref(root);
     /* Failed logins are limited per account and per address (password guessing); a refused
      * attempt costs no hash either. */

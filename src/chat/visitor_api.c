@@ -48,7 +48,9 @@ void kf_visitor_session_create(const kf_call_t *call)
     /* New visitors per address: each comes with fresh request and message buckets, so without
      * this a script would start a new visitor for each burst. */
     int64_t wait_ms = 0;
-    if (!kf_limits_new_visitor(app->limits, kf_req_peer_key(req), &wait_ms)) {
+    char address[KF_PEER_SIZE];
+    kf_req_peer_key(req, address);
+    if (!kf_limits_new_visitor(app->limits, address, &wait_ms)) {
         kf_call_rate_limited(req, wait_ms, "new visitors from this address");
         return;
     }

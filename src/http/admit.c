@@ -101,8 +101,6 @@ bool admit_connection(kf_server_t *server, kf_conn_t *conn)
         uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
     else
         uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
-    if (!admit_peer_key(&addr, conn->peer_key, sizeof conn->peer_key))
-        snprintf(conn->peer_key, sizeof conn->peer_key, "%s", conn->peer);
     return admit_address(server, conn, &addr);
 }
 

@@ -120,9 +120,14 @@ const char *kf_req_peer(const kf_req_t *req)
     return req_conn(req)->peer;
 }
 
-const char *kf_req_peer_key(const kf_req_t *req)
+void kf_req_peer_key(const kf_req_t *req, char out[KF_PEER_SIZE])
 {
-    return req_conn(req)->peer_key;
+    kf_conn_t *conn = req_conn(req);
+    struct sockaddr_storage addr;
+    int addr_len = sizeof addr;
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&addr, &addr_len) != 0 ||
+        !admit_peer_key(&addr, out, KF_PEER_SIZE))
+        snprintf(out, KF_PEER_SIZE, "%s", conn->peer); /* gone: its address as it came */
 }
 
 /* ---- the head ---- */

@@ -149,9 +149,12 @@ void kf_conn_close(kf_conn_t *conn, bool flush);
 size_t kf_req_output_queued(const kf_req_t *req);
 /* The peer's address as text (for logs). */
 const char *kf_req_peer(const kf_req_t *req);
-/* The peer's address as the per-address limits count it: an IPv4 address ("192.0.2.1", also
- * for an IPv4-mapped IPv6 peer), or an IPv6 /64 ("2001:db8:0:1::/64"), since one host usually
- * holds a whole /64 and could otherwise pick a fresh address for every try. */
-const char *kf_req_peer_key(const kf_req_t *req);
+/* Room for kf_req_peer and kf_req_peer_key's text. */
+#define KF_PEER_SIZE 46 /* INET6_ADDRSTRLEN */
+/* Writes the peer's address as the per-address limits count it into out: an IPv4 address
+ * ("192.0.2.1", also for an IPv4-mapped IPv6 peer), or an IPv6 /64 ("2001:db8:0:1::/64"), since
+ * one host usually holds a whole /64 and could otherwise pick a fresh address for every try.
+ * Formatted on demand rather than kept: a connection carries no bytes for it. */
+void kf_req_peer_key(const kf_req_t *req, char out[KF_PEER_SIZE]);
 
 #endif

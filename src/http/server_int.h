@@ -97,8 +97,7 @@ struct kf_conn {
      * request before it when the two came together). PAUSED: when the pause began. */
     uint64_t since_ms;
     uint64_t linger_until_ms; /* LINGERING: closed at this time at the latest */
-    char peer[64];            /* the client's address, for logs */
-    char peer_key[64];        /* its per-address key as text (kf_req_peer_key) */
+    char peer[KF_PEER_SIZE];  /* the client's address, for logs */
     address_entry_t *address; /* its entry in the per-address table, or NULL when not counted */
 };
 

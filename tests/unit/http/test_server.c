@@ -144,7 +144,9 @@ static void handler(kf_req_t *req)
     }
     if (kf_str_eq(path, "/peer")) {
         char body[96];
-        int n = snprintf(body, sizeof body, "key=%s", kf_req_peer_key(req));
+        char key[KF_PEER_SIZE];
+        kf_req_peer_key(req, key);
+        int n = snprintf(body, sizeof body, "key=%s", key);
         kf_resp_send(req, 200, "text/plain", body, (size_t)n);
         return;
     }
