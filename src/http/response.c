@@ -233,6 +233,9 @@ static void write_head(kf_conn_t *conn, int status, const char *content_type, si
         kf_buf_append_str(&head, conn->close_after ? "Connection: close\r\n" : "");
     if (resp->headers.len > 0)
         kf_buf_append(&head, resp->headers.data, resp->headers.len);
+    /* A connection lives on after its head (a stream, a WebSocket, keep-alive): it keeps no
+     * bytes for headers it has sent. */
+    kf_buf_free(&resp->headers);
     kf_buf_append_str(&head, "\r\n");
     if (body != NULL && !resp->head_only)
         kf_buf_append(&head, body, len);

@@ -24,7 +24,7 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /* The validator's sticky verdict after invalid input: every later feed fails too, and the bytes
  * never end on a boundary, so a caller that ignores one false still cannot accept the message. */
-#define UTF8_REJECT UINT32_MAX
+#define UTF8_REJECT UINT8_MAX
 
 static bool is_base64_char(char c)
 {
@@ -262,34 +262,31 @@ bool kf_utf8_feed(kf_utf8_t *v, const void *data, size_t len)
                 v->state = UTF8_REJECT;
                 return false;
             }
+            unsigned needed;
             v->lower = 0x80;
             v->upper = 0xBF;
             if (lead < 0xE0) {
-                v->needed = 2;
-                v->codepoint = lead & 0x1F;
+                needed = 2;
             } else if (lead < 0xF0) {
-                v->needed = 3;
-                v->codepoint = lead & 0x0F;
+                needed = 3;
                 if (lead == 0xE0)
                     v->lower = 0xA0;
                 else if (lead == 0xED)
                     v->upper = 0x9F;
             } else {
-                v->needed = 4;
-                v->codepoint = lead & 0x07;
+                needed = 4;
                 if (lead == 0xF0)
                     v->lower = 0x90;
                 else if (lead == 0xF4)
                     v->upper = 0x8F;
             }
-            v->state = v->needed - 1;
+            v->state = (uint8_t)(needed - 1);
         } else {
             unsigned next = bytes[i++];
             if (next < v->lower || next > v->upper) {
                 v->state = UTF8_REJECT;
                 return false;
             }
-            v->codepoint = (v->codepoint << 6) | (next & 0x3F);
             v->lower = 0x80;
             v->upper = 0xBF;
             v->state--;
@@ -332,7 +329,7 @@ int kf_ws_message_accept(kf_ws_message_t *m, const kf_ws_frame_t *frame, int *ki
     } else if (frame->opcode == KF_WS_TEXT || frame->opcode == KF_WS_BINARY) {
         if (m->in_message)
             return refuse(close_code, KF_WS_CLOSE_PROTOCOL);
-        m->opcode = frame->opcode;
+        m->opcode = (uint8_t)frame->opcode;
         m->size = 0;
         kf_utf8_init(&m->utf8);
     } else {

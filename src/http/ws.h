@@ -63,11 +63,9 @@ size_t kf_ws_frame_header(unsigned opcode, uint64_t payload_len, unsigned char o
 
 /* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
 typedef struct kf_utf8 {
-    uint32_t state;  /* 0 = at a character boundary */
-    uint32_t needed; /* internal */
-    uint32_t codepoint;
-    uint32_t lower; /* internal: lowest allowed next continuation byte */
-    uint32_t upper;
+    uint8_t state; /* continuation bytes still due: 0 = at a character boundary */
+    uint8_t lower; /* internal: lowest allowed next continuation byte */
+    uint8_t upper;
 } kf_utf8_t;
 
 void kf_utf8_init(kf_utf8_t *v);
@@ -81,11 +79,11 @@ bool kf_utf8_complete(const kf_utf8_t *v);
  * non-final data frame, no new data frame while one is unfinished, control frames allowed between
  * fragments, a message size cap, and UTF-8 validity of text (checked per fragment, fail fast). */
 typedef struct kf_ws_message {
-    bool in_message;   /* a fragmented message is under way */
-    unsigned opcode;   /* its opcode (TEXT or BINARY) */
     uint64_t size;     /* bytes so far */
     uint64_t max_size; /* cap on a whole message */
     kf_utf8_t utf8;
+    uint8_t opcode;  /* its opcode (TEXT or BINARY) */
+    bool in_message; /* a fragmented message is under way */
 } kf_ws_message_t;
 
 void kf_ws_message_init(kf_ws_message_t *m, uint64_t max_size);

@@ -87,29 +87,29 @@ KF_PUSH_TRANSPORTS(KF__PUSH_DECLARE_OPS)
  * WebSocket one its message reassembly) and a new transport touches no shared type. */
 struct kf_push_client {
     const kf_push_transport_ops_t *ops;
-    kf_push_transport_t transport;  /* the index of ops in the table */
     const kf_push_config_t *config; /* the module's; read it only while the client is not dead */
     kf_req_t *req;                  /* the held, streaming or upgraded request */
     uint64_t cursor;                /* id of the last message event delivered */
     uint64_t eseq;                  /* windowed: number of the newest ephemeral event it has */
     uint64_t last_write_ms;         /* streams: the last write, for heartbeats */
-    char kind;                      /* who listens ('v' or 'a') */
     int64_t subject;
-    bool replaying; /* a replay is under way (live events are held back meanwhile) */
-    bool dead;      /* ended: its connection is gone or answered; off the topic and the list */
-    /* ---- push.c's ---- */
-    kf_push_t *push;
-    kf_sub_t sub;     /* on the source's topic (when ops->follows) */
-    kf_list_t link;   /* in the module's list of clients (unlinked once dead) */
-    unsigned refs;    /* holders besides the connection: freeing waits for them */
-    void *replay_ctx; /* the source's replay and ctx (its topic is the hub's copy) */
-    int (*replay)(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
-                  kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx);
+    kf_push_transport_t transport; /* the index of ops in the table */
+    char kind;                     /* who listens ('v' or 'a') */
+    bool replaying;                /* a replay is under way (live events are held back meanwhile) */
+    bool dead; /* ended: its connection is gone or answered; off the topic and the list */
+    /* ---- push.c's (ordered to pack: a client's bytes are multiplied by every connection) ---- */
     bool replay_in_call;  /* inside the source's replay call */
     bool replay_returned; /* replayed ran inside that call: its result waits in replay_rc/more */
     bool replay_again;    /* held[] overflowed: one more replay from the cursor after this one */
     bool replay_more;
+    unsigned refs; /* holders besides the connection: freeing waits for them */
     int replay_rc;
+    kf_push_t *push;
+    kf_sub_t sub;     /* on the source's topic (when ops->follows) */
+    kf_list_t link;   /* in the module's list of clients (unlinked once dead) */
+    void *replay_ctx; /* the source's replay and ctx (its topic is the hub's copy) */
+    int (*replay)(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
+                  kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx);
     uint64_t replay_from; /* the cursor when the current replay call began */
     kf_event_t **held;    /* live events held back during a replay (referenced, in order) */
     size_t held_count;    /* at most config->replay_batch */
