@@ -103,12 +103,14 @@ void kf_sqlite_finish(sqlite3_stmt *st)
 
 /* A full disk or a read-only database is a state the database leaves by itself (space is freed,
  * the file system is remounted): the caller is told to come back (KF_EUNAVAIL); anything else is
- * a failure (KF_ESTORE). */
+ * a failure (KF_ESTORE). A WAL index that cannot grow is the disk filling just as the log needs
+ * the index's next 32 KiB: the unix VFS reports it as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL. */
 int kf_sqlite_map_error(int code)
 {
     if (code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY)
         return KF_EEXISTS;
-    if ((code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_READONLY)
+    if ((code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_READONLY ||
+        code == SQLITE_IOERR_SHMSIZE)
         return KF_EUNAVAIL;
     return KF_ESTORE;
 }

@@ -21,11 +21,15 @@
 
 /* When set, every write to a database or WAL file fails with SQLITE_FULL, as on a full disk. */
 static atomic_bool disk_full;
+/* When set, the WAL index (shared memory, mapped 32 KiB at a time) cannot grow: the unix VFS then
+ * answers SQLITE_IOERR_SHMSIZE, as it does when the disk is full just as the index must grow. */
+static atomic_bool shm_full;
 
 typedef struct full_file {
     sqlite3_file base;
     sqlite3_file *real; /* the unix VFS's file, right after this struct */
     bool counted;       /* a database or its log: its writes fail when the disk is full */
+    int shm_regions;    /* regions of the WAL index mapped so far */
 } full_file_t;
 
 static sqlite3_vfs *real_vfs;
@@ -87,7 +91,13 @@ static int full_device_characteristics(sqlite3_file *f)
 }
 static int full_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
 {
-    return real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
+    full_file_t *file = (full_file_t *)f;
+    if (extend && page >= file->shm_regions && atomic_load(&shm_full))
+        return SQLITE_IOERR_SHMSIZE;
+    int rc = real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
+    if (rc == SQLITE_OK && *out != NULL && page >= file->shm_regions)
+        file->shm_regions = page + 1;
+    return rc;
 }
 static int full_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
@@ -726,6 +736,42 @@ static void test_sqlite_disk_full(void **state)
     /* The teardown checks the database's integrity. */
 }
 
+/* The disk fills just as the WAL index must grow (its first region indexes 4,062 frames): the
+ * commit that needs the next region is refused with KF_EUNAVAIL like any write on a full disk,
+ * not as a failure of the store, and once there is space the next one commits. */
+static void test_sqlite_wal_index_full(void **state)
+{
+    suite_fixture_t *f = *state;
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "before", SUITE_NOW, NULL);
+    static char body[64 * 1024]; /* 17 frames a message: a few hundred reach the edge */
+    memset(body, 'y', sizeof body - 1);
+    kf_message_new_t m = {.conversation_id = conversation, .body = body, .now = SUITE_NOW};
+
+    atomic_store(&shm_full, true);
+    int rc = 0;
+    int stored = 0;
+    while (rc == 0) {
+        assert_true(stored < 1000); /* the log must have reached the index's edge by now */
+        seen_t *one = seen_new();
+        rc = suite_wait(f, ops->message_add(f->store, &m, on_done, one), one);
+        seen_free(one);
+        if (rc == 0)
+            stored++;
+    }
+    assert_int_equal(rc, KF_EUNAVAIL);
+    seen_t *seen = seen_new();
+    assert_true(stored > 100);
+    assert_int_equal(suite_wait(f, ops->message_add(f->store, &m, on_done, seen), seen),
+                     KF_EUNAVAIL);
+
+    atomic_store(&shm_full, false);
+    assert_int_equal(suite_wait(f, ops->message_add(f->store, &m, on_done, seen), seen), 0);
+    seen_free(seen);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM messages"), stored + 2);
+}
+
 #define SQLITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 int main(void)
@@ -742,6 +788,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_refuses_newer_schema),
         SQLITE_TEST(test_sqlite_migrates_version_1),
         SQLITE_TEST(test_sqlite_disk_full),
+        SQLITE_TEST(test_sqlite_wal_index_full),
     };
     return store_suite_run(&sqlite_backend, sqlite_tests,
                            sizeof sqlite_tests / sizeof sqlite_tests[0]);
