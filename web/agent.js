@@ -5,7 +5,16 @@
  * counts: a conversation object (from GET /api/conversations, a `conversation` event, or the
  * answer to a read/status call) replaces ours. Between those, message events keep counts live:
  * a visitor message that is newer than the conversation's last_message, in a conversation the
- * agent is not looking at, adds one. */
+ * agent is not looking at, adds one.
+ *
+ * The list comes in pages (GET /api/conversations, then ?before=<next> when the agent scrolls to
+ * its end or presses "Load older conversations"); live events add and move conversations
+ * whatever page they are on, one item per id.
+ *
+ * Replies go through the agent's outbox (web/outbox.js, in localStorage under
+ * kefu.outbox.agent.<agent id>, each entry with its conversation): shown at once as pending in
+ * their conversation, sent in order with their idempotency keys, retried until the server has
+ * them. */
 (function () {
   'use strict';
 
@@ -31,7 +40,9 @@
     logout: $('logout-button'),
     conn: $('conn-state'),
     list: $('conversation-list'),
+    listScroll: $('list-scroll'),
     listEmpty: $('list-empty'),
+    loadOlder: $('load-older'),
     unreadTotal: $('unread-total'),
     back: $('back-button'),
     threadAvatar: $('thread-avatar'),
@@ -66,9 +77,24 @@
   const visitorRead = new Map();  // conversation id -> visitor's read mark (from live read events)
   const readTimers = new Map();
   const drafts = new Map();       // conversation id -> unsent reply text
+  let outbox = null;              // this agent's unsent replies (a KefuOutbox)
+  let nextPage = null;            // the list's "next": older conversations are still to load
+  let pagesLoaded = 0;
+  let loadingOlder = null;        // the request for them, while it runs
+
+  /* Conversations per page: the server's default (200); ?page_size= is for tests only, so that
+   * paging can be tried without hundreds of conversations. */
+  const PAGE_SIZE = (() => {
+    const n = Number(new URLSearchParams(location.search).get('page_size'));
+    return Number.isInteger(n) && n >= 1 && n <= 500 ? n : 0;
+  })();
 
   const thread = new MessageList(ui.thread, {
     me: 'agent',
+    own: (msg) => msg.sender === 'agent' && !!me && Number(msg.agent_id) === Number(me.agent.id),
+    pendingAuthor: () => (me ? me.agent.name || me.agent.email : null),
+    onRetry: (key) => { if (outbox) outbox.retry(key); },
+    onDiscard: (key) => { if (outbox) outbox.discard(key); },
     otherName(msg) {
       const c = convs.get(msg.conversation_id);
       return c ? visitorName(c.visitor) : 'Visitor #' + msg.visitor_id;
@@ -88,8 +114,10 @@
 
   /* ---- API with the session's CSRF token; a 401 anywhere means the session is over ---- */
 
-  async function agentApi(method, path, body) {
-    const opts = {body, csrf: me && me.csrf};
+  /* extra: {headers, signal} for api(). */
+  async function agentApi(method, path, body, extra) {
+    const x = extra || {};
+    const opts = {body, csrf: me && me.csrf, headers: x.headers, signal: x.signal};
     try {
       return await api(method, path, opts);
     } catch (e) {
@@ -99,9 +127,9 @@
       }
       if (e.status === 403 && e.code === 'csrf' && method !== 'GET') {
         // The token may have been rotated (e.g. a login in another tab): fetch it and retry once.
-        const fresh = await api('GET', '/api/agent/me');
+        const fresh = await api('GET', '/api/agent/me', {signal: x.signal});
         if (me) me.csrf = fresh.csrf;
-        return api(method, path, {body, csrf: fresh.csrf});
+        return api(method, path, Object.assign({}, opts, {csrf: fresh.csrf}));
       }
       throw e;
     }
@@ -173,6 +201,12 @@
     typing.stop();
     if (push) push.stop();
     push = null;
+    // Unsent replies stay stored for this agent's next login; nothing more goes out now.
+    if (outbox) outbox.stop();
+    outbox = null;
+    nextPage = null;
+    pagesLoaded = 0;
+    loadingOlder = null;
     me = null;
     visitorTyping.clear();
     sessionGen++;
@@ -184,6 +218,7 @@
     for (const t of readTimers.values()) clearTimeout(t);
     readTimers.clear();
     ui.list.replaceChildren();
+    showLoadOlder();
     deselect();
     drafts.clear();
   }
@@ -198,12 +233,27 @@
     ui.consoleView.hidden = false;
     showConnState(ui.conn, 'connecting');
     updateThreadEmpty();
+    outbox = new window.KefuOutbox({
+      storageKey: 'kefu.outbox.agent.' + me.agent.id,
+      paused: true, // until push has its cursor: the thread and list are then in place
+      send: sendReply,
+      onChange: renderOutbox,
+      onDelivered: (entry, message) => {
+        handleMessage(message);
+        if (push) push.nudge(); // the server is back: so may the stream be
+      },
+      // agentApi has ended the session: the replies wait, stored, for the next login.
+    });
+    renderOutbox();
     // The list gives the cursor push starts from, so keep trying until it loads (or the session
     // ends, or another login replaces this one).
     for (let attempt = 0; ; attempt++) {
       try {
         const cursor = await loadConversations();
-        if (gen === sessionGen) startPush(cursor);
+        if (gen === sessionGen) {
+          startPush(cursor);
+          outbox.resume();
+        }
         return;
       } catch (e) {
         if (e.status === 401 || gen !== sessionGen) return;
@@ -216,32 +266,109 @@
 
   /* ---- conversation list ---- */
 
-  /* GET /api/conversations; replaces our objects with the server's. Returns the push cursor. */
+  function listPath(before) {
+    const params = new URLSearchParams();
+    if (PAGE_SIZE) params.set('limit', String(PAGE_SIZE));
+    if (before) params.set('before', before);
+    const q = params.toString();
+    return '/api/conversations' + (q ? '?' + q : '');
+  }
+
+  /* The newest page of the list (GET /api/conversations); replaces our objects with the
+   * server's. Returns the push cursor. Pages further down, loaded before, stay: what changed
+   * there since has moved up into this page (activity only grows) or came as live events. Only
+   * a list that fits in one page says which conversations are gone. */
   async function loadConversations() {
     const gen = sessionGen;
-    const data = await agentApi('GET', '/api/conversations');
+    const data = await agentApi('GET', listPath(null));
     if (gen !== sessionGen) throw new Error('session changed');
     const fresh = new Set();
     for (const c of data.conversations || []) {
       fresh.add(c.id);
       convs.set(c.id, merge(c));
     }
-    // Drop conversations the server no longer lists.
-    for (const id of Array.from(convs.keys())) {
-      if (!fresh.has(id)) {
-        convs.delete(id);
-        const node = items.get(id);
-        if (node) node.remove();
-        items.delete(id);
-        if (selectedId === id) deselect();
+    if (!data.next) {
+      for (const id of Array.from(convs.keys())) {
+        if (!fresh.has(id)) {
+          convs.delete(id);
+          const node = items.get(id);
+          if (node) node.remove();
+          items.delete(id);
+          if (selectedId === id) deselect();
+        }
       }
+      nextPage = null;
+      pagesLoaded = 1;
+    } else if (pagesLoaded <= 1) {
+      nextPage = data.next;
+      pagesLoaded = 1;
     }
     for (const c of convs.values()) renderItem(c);
     sortList();
     refreshSelectedHeader();
     updateTotals();
+    showLoadOlder();
     if (selectedId !== null && viewing(selectedId)) scheduleRead(selectedId);
     return data.cursor || '0';
+  }
+
+  /* The next page down (?before=<next>), merged with what the list has: one item per id. */
+  function loadOlder() {
+    if (!nextPage || !me) return Promise.resolve();
+    if (loadingOlder) return loadingOlder;
+    const gen = sessionGen;
+    const before = nextPage;
+    showLoadOlder('loading');
+    loadingOlder = (async () => {
+      try {
+        const data = await agentApi('GET', listPath(before));
+        if (gen !== sessionGen) return;
+        for (const c of data.conversations || []) {
+          convs.set(c.id, merge(c));
+          renderItem(c);
+        }
+        if (nextPage === before) {
+          nextPage = data.next || null;
+          pagesLoaded++;
+        }
+        sortList();
+        updateTotals();
+        showLoadOlder();
+      } catch (e) {
+        if (gen === sessionGen) showLoadOlder('error');
+      } finally {
+        if (gen === sessionGen) loadingOlder = null;
+      }
+    })();
+    return loadingOlder;
+  }
+
+  /* The "Load older conversations" button at the end of the list: there while pages remain. */
+  function showLoadOlder(state) {
+    // Not disabled while loading: a disabled button would drop the keyboard focus.
+    ui.loadOlder.hidden = !nextPage || !me;
+    ui.loadOlder.setAttribute('aria-busy', state === 'loading' ? 'true' : 'false');
+    ui.loadOlder.dataset.state = state || 'idle';
+    ui.loadOlder.textContent = state === 'loading' ? 'Loading older conversations\u2026'
+      : state === 'error' ? 'Could not load older conversations. Try again' : 'Load older conversations';
+  }
+
+  ui.loadOlder.addEventListener('click', () => {
+    const last = ui.list.lastElementChild;
+    loadOlder().then(() => {
+      // From the keyboard: go on with the first of the conversations just loaded.
+      const focusLost = document.activeElement === ui.loadOlder || document.activeElement === document.body;
+      const first = last && last.parentNode === ui.list ? last.nextElementSibling : null;
+      if (focusLost && first) first.focus();
+    });
+  });
+
+  /* Scrolled to the end of the list (the button comes into view): load the next page. A failed
+   * load waits for a press on the button, so a server that is down is not asked in a loop. */
+  if ('IntersectionObserver' in window) {
+    new IntersectionObserver((seen) => {
+      if (seen.some((e) => e.isIntersecting) && ui.loadOlder.dataset.state !== 'error') loadOlder();
+    }, {root: ui.listScroll, rootMargin: '0px 0px 300px 0px'}).observe(ui.loadOlder);
   }
 
   function activity(c) {
@@ -281,7 +408,7 @@
       top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
       const bottom = el('div', 'conv-bottom');
       bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
-        el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-unread'));
+        el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-unread'));
       main.append(top, bottom);
       item.append(av, main);
       items.set(c.id, item);
@@ -320,6 +447,13 @@
     badge.hidden = unread === 0;
     item.classList.toggle('selected', c.id === selectedId);
     item.classList.toggle('typing', visitorTyping.has(c.id));
+    // Replies of ours not yet stored: "Sending…", or "Not sent" when the server refused one.
+    const waiting = outbox ? outbox.entries().filter((e) => e.conversation_id === c.id) : [];
+    const failed = waiting.some((e) => e.state === 'failed');
+    const mark = item.querySelector('.conv-outbox');
+    mark.hidden = waiting.length === 0;
+    mark.textContent = failed ? 'Not sent' : 'Sending\u2026';
+    mark.classList.toggle('failed', failed);
     item.setAttribute('aria-selected', c.id === selectedId ? 'true' : 'false');
     item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
       (c.status === 'closed' ? ', closed' : '') + (last ? ': ' + last.body.slice(0, 120) : ''));
@@ -430,6 +564,7 @@
     if (previous !== null && convs.has(previous)) renderItem(convs.get(previous));
     renderItem(c);
     thread.clear();
+    thread.setPending(pendingFor(id));
     ui.jump.hidden = true;
     ui.replyError.hidden = true;
     ui.replyInput.disabled = false;
@@ -481,6 +616,7 @@
     threadGen++;
     threadLoading = false;
     thread.clear();
+    thread.setPending([]);
     ui.jump.hidden = true;
     ui.replyInput.disabled = true;
     ui.replySend.disabled = true;
@@ -532,7 +668,7 @@
       ui.threadEmptyText.textContent = convs.size ? 'Choose a conversation on the left to read it and reply.'
         : 'Nothing to answer yet. New conversations will show up on the left.';
       ui.threadEmpty.hidden = false;
-    } else if (thread.size === 0) {
+    } else if (thread.count === 0) {
       ui.threadEmptyTitle.textContent = threadLoading ? 'Loading…' : 'No messages yet';
       ui.threadEmptyText.textContent = threadLoading ? '' : 'Write the first message below.';
       ui.threadEmpty.hidden = false;
@@ -618,8 +754,6 @@
 
   /* ---- replies ---- */
 
-  let replying = false;
-
   function showReplyError(text) {
     ui.replyError.textContent = text;
     ui.replyError.hidden = false;
@@ -637,52 +771,54 @@
   });
   window.addEventListener('pagehide', () => typing.stop());
 
-  /* Over the WebSocket when it is open, else over HTTP. */
-  function postReply(id, body) {
-    const before = Math.max(thread.lastId(), (convs.get(id) && convs.get(id).last_message ? convs.get(id).last_message.id : 0));
-    const name = me && me.agent.name;
-    return perform(push, {type: 'send', body, conversation_id: id}, {
-      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body}),
-      // The socket died after the reply left: did the server store it?
-      reconcile: async () => {
-        const data = await agentApi('GET', '/api/conversations/' + id + '/messages?after=' + before);
-        return (data.messages || []).find((m) => m.sender === 'agent' && m.body === body &&
-          (!name || !m.agent_name || m.agent_name === name)) || null;
-      },
+  /* The outbox's way of sending one reply: over the WebSocket when it is open, else over HTTP,
+   * with its idempotency key either way. */
+  async function sendReply(entry, signal) {
+    const id = entry.conversation_id;
+    const data = await perform(push, {type: 'send', body: entry.body, key: entry.key, conversation_id: id}, {
+      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body: entry.body},
+        {headers: {'Idempotency-Key': entry.key}, signal}),
     });
+    return data.message;
   }
 
-  ui.replyForm.addEventListener('submit', async (e) => {
+  function pendingFor(id) {
+    return outbox ? outbox.entries().filter((e) => e.conversation_id === id) : [];
+  }
+
+  /* The outbox changed: the selected thread's unsent replies, and the list's marks. */
+  function renderOutbox() {
+    const entries = outbox ? outbox.entries() : [];
+    thread.setPending(selectedId === null ? [] : pendingFor(selectedId));
+    const marked = new Set(entries.map((e) => e.conversation_id));
+    for (const item of ui.list.querySelectorAll('.conv-item')) {
+      const id = Number(item.dataset.id);
+      const shown = !item.querySelector('.conv-outbox').hidden;
+      if ((shown || marked.has(id)) && convs.has(id)) renderItem(convs.get(id));
+    }
+    updateThreadEmpty();
+  }
+
+  ui.replyForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const id = selectedId;
-    if (id === null || replying) return;
-    const text = ui.replyInput.value;
-    const body = text.trim();
+    if (id === null || !outbox) return;
+    const body = ui.replyInput.value.trim();
     if (!body) return;
     if (Array.from(body).length > MAX_CHARS) {
       showReplyError('That reply is too long: please keep it under ' + MAX_CHARS + ' characters.');
       return;
     }
-    replying = true;
     typing.stop();
-    ui.replySend.disabled = true;
-    ui.replyForm.classList.add('busy');
-    try {
-      const data = await postReply(id, body);
-      handleMessage(data.message);
-      ui.replyError.hidden = true;
-      if (ui.replyInput.value === text) {
-        ui.replyInput.value = '';
-        fitReply();
-      }
-    } catch (err) {
-      if (err.status !== 401) showReplyError('Your reply was not sent. ' + sentence(err.message));
-    } finally {
-      replying = false;
-      ui.replyForm.classList.remove('busy');
-      ui.replySend.disabled = selectedId === null;
-      if (selectedId !== null) ui.replyInput.focus();
-    }
+    ui.replyError.hidden = true;
+    const c = convs.get(id);
+    const after = Math.max(thread.lastId(), c && c.last_message ? c.last_message.id : 0);
+    // In the thread at once, pending, and kept until the server has it: the box is free again.
+    outbox.add({body, conversation_id: id, after});
+    ui.replyInput.value = '';
+    drafts.delete(id);
+    fitReply();
+    if (selectedId !== null) ui.replyInput.focus();
   });
 
   /* ---- push ---- */
@@ -694,7 +830,10 @@
       cursor,
       auth: {cookie: true},
       onEvent: handleEvent,
-      onState: (state) => showConnState(ui.conn, state),
+      onState: (state) => {
+        showConnState(ui.conn, state);
+        if (state === 'connected' && outbox) outbox.kick(); // the way is clear: send what waits now
+      },
       onTransport: (name) => showConnState(ui.conn, ui.conn.dataset.state, name),
       // Conversation, read and typing events are not replayed after a drop (only messages are),
       // so after one (however short) re-read the list for status changes and read marks we missed.
