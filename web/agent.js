@@ -324,8 +324,9 @@
         const data = await agentApi('GET', listPath(before));
         if (gen !== sessionGen) return;
         for (const c of data.conversations || []) {
-          convs.set(c.id, merge(c));
-          renderItem(c);
+          const merged = merge(c);
+          convs.set(c.id, merged);
+          renderItem(merged);
         }
         if (nextPage === before) {
           nextPage = data.next || null;
