@@ -306,6 +306,7 @@
     for (const c of convs.values()) renderItem(c);
     sortList();
     refreshSelectedHeader();
+    updateThreadEmpty();
     updateTotals();
     showLoadOlder();
     if (selectedId !== null && viewing(selectedId)) scheduleRead(selectedId);
