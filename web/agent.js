@@ -18,8 +18,8 @@
 (function () {
   'use strict';
 
-  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, el, avatarClass, initials,
-    visitorName, setVisitorAvatar, formatRelative, formatFull, formatTime, formatDay, perform, TypingSender,
+  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, avatarClass, initials,
+    visitorName, setVisitorAvatar, formatFull, formatTime, formatDay, perform, TypingSender,
     TypingState} = window.KefuUI;
 
   const MAX_CHARS = 4000;
@@ -68,7 +68,6 @@
   let sessionGen = 0;         // bumps on every login and logout
   let push = null;
   const convs = new Map();    // id -> conversation
-  const items = new Map();    // id -> .conv-item element
   const fetching = new Set(); // conversation ids being fetched (unknown ids seen in events)
   let selectedId = null;
   let threadGen = 0;          // bumps on every selection, so a slow load cannot fill another thread
@@ -107,6 +106,24 @@
     onUnseenBelow() {
       ui.jump.hidden = false;
     },
+  });
+
+  /* The list as drawn (web/conversation_list.js); convs holds what it shows. */
+  const convList = new window.KefuConversationList({
+    list: ui.list, scroll: ui.listScroll, empty: ui.listEmpty, loadOlder: ui.loadOlder,
+  }, {
+    conversations: () => convs.values(),
+    stateOf(c) {
+      const unsent = pendingFor(c.id);
+      return {
+        selected: c.id === selectedId,
+        typing: visitorTyping.has(c.id),
+        unsent: unsent.length === 0 ? null : unsent.some((e) => e.state === 'failed') ? 'failed' : 'sending',
+        myName: me ? me.agent.name : null,
+      };
+    },
+    onSelect: (id) => select(id),
+    onLoadOlder: () => loadOlder(),
   });
 
   const fitReply = autoGrow(ui.replyInput);
@@ -211,13 +228,12 @@
     visitorTyping.clear();
     sessionGen++;
     convs.clear();
-    items.clear();
     fetching.clear();
     readPosted.clear();
     visitorRead.clear();
     for (const t of readTimers.values()) clearTimeout(t);
     readTimers.clear();
-    ui.list.replaceChildren();
+    convList.clear();
     showLoadOlder();
     deselect();
     drafts.clear();
@@ -291,9 +307,7 @@
       for (const id of Array.from(convs.keys())) {
         if (!fresh.has(id)) {
           convs.delete(id);
-          const node = items.get(id);
-          if (node) node.remove();
-          items.delete(id);
+          convList.remove(id);
           if (selectedId === id) deselect();
         }
       }
@@ -303,8 +317,8 @@
       nextPage = data.next;
       pagesLoaded = 1;
     }
-    for (const c of convs.values()) renderItem(c);
-    sortList();
+    for (const c of convs.values()) convList.render(c);
+    convList.order();
     refreshSelectedHeader();
     updateThreadEmpty();
     updateTotals();
@@ -327,13 +341,13 @@
         for (const c of data.conversations || []) {
           const merged = merge(c);
           convs.set(c.id, merged);
-          renderItem(merged);
+          convList.render(merged);
         }
         if (nextPage === before) {
           nextPage = data.next || null;
           pagesLoaded++;
         }
-        sortList();
+        convList.order();
         updateTotals();
         showLoadOlder();
       } catch (e) {
@@ -345,120 +359,8 @@
     return loadingOlder;
   }
 
-  /* The "Load older conversations" button at the end of the list: there while pages remain. */
   function showLoadOlder(state) {
-    // Not disabled while loading: a disabled button would drop the keyboard focus.
-    ui.loadOlder.hidden = !nextPage || !me;
-    ui.loadOlder.setAttribute('aria-busy', state === 'loading' ? 'true' : 'false');
-    ui.loadOlder.dataset.state = state || 'idle';
-    ui.loadOlder.textContent = state === 'loading' ? 'Loading older conversations\u2026'
-      : state === 'error' ? 'Could not load older conversations. Try again' : 'Load older conversations';
-  }
-
-  ui.loadOlder.addEventListener('click', () => {
-    const last = ui.list.lastElementChild;
-    loadOlder().then(() => {
-      // From the keyboard: go on with the first of the conversations just loaded.
-      const focusLost = document.activeElement === ui.loadOlder || document.activeElement === document.body;
-      const first = last && last.parentNode === ui.list ? last.nextElementSibling : null;
-      if (focusLost && first) first.focus();
-    });
-  });
-
-  /* Scrolled to the end of the list (the button comes into view): load the next page. A failed
-   * load waits for a press on the button, so a server that is down is not asked in a loop. */
-  if ('IntersectionObserver' in window) {
-    new IntersectionObserver((seen) => {
-      if (seen.some((e) => e.isIntersecting) && ui.loadOlder.dataset.state !== 'error') loadOlder();
-    }, {root: ui.listScroll, rootMargin: '0px 0px 300px 0px'}).observe(ui.loadOlder);
-  }
-
-  function activity(c) {
-    return c.last_message ? c.last_message.created_at : (c.updated_at || c.created_at || 0);
-  }
-
-  /* Most recently active first (by the newest message; ids break ties, being monotonic). */
-  function compareConvs(a, b) {
-    return activity(b) - activity(a) ||
-      (b.last_message ? b.last_message.id : 0) - (a.last_message ? a.last_message.id : 0) ||
-      b.id - a.id;
-  }
-
-  function sortList() {
-    const ordered = Array.from(convs.values()).sort(compareConvs);
-    // Move nodes only when the order changed, so focus and hover are not disturbed needlessly.
-    let node = ui.list.firstElementChild;
-    for (const c of ordered) {
-      const item = items.get(c.id);
-      if (item !== node) ui.list.insertBefore(item, node);
-      else node = node.nextElementSibling;
-    }
-    ui.listEmpty.hidden = convs.size > 0;
-  }
-
-  function renderItem(c) {
-    let item = items.get(c.id);
-    if (!item) {
-      item = el('li', 'conv-item');
-      item.dataset.id = String(c.id);
-      item.tabIndex = 0;
-      item.setAttribute('role', 'option');
-      const av = el('span', 'avatar');
-      av.setAttribute('aria-hidden', 'true');
-      const main = el('div', 'conv-main');
-      const top = el('div', 'conv-top');
-      top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
-      const bottom = el('div', 'conv-bottom');
-      bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
-        el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-unread'));
-      main.append(top, bottom);
-      item.append(av, main);
-      items.set(c.id, item);
-      ui.list.appendChild(item);
-    }
-    const name = visitorName(c.visitor);
-    const av = item.querySelector('.avatar');
-    av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
-    setVisitorAvatar(av, c.visitor);
-    item.querySelector('.conv-name').textContent = name;
-    item.querySelector('.conv-tag').hidden = c.status !== 'closed';
-    item.classList.toggle('closed', c.status === 'closed');
-
-    const last = c.last_message;
-    const who = item.querySelector('.conv-preview-who');
-    if (last && last.sender === 'agent') {
-      who.textContent = (me && last.agent_name === me.agent.name ? 'You' : (last.agent_name || 'Agent')) + ':';
-      who.hidden = false;
-    } else {
-      who.textContent = '';
-      who.hidden = true;
-    }
-    // The raw text: CSS (white-space: nowrap) shows it as one line.
-    item.querySelector('.conv-preview').textContent = last ? last.body : 'No messages yet';
-    const time = item.querySelector('.conv-time');
-    const at = activity(c);
-    time.textContent = at ? formatRelative(at) : '';
-    time.title = at ? formatFull(at) : '';
-    if (at) time.dateTime = new Date(at).toISOString();
-
-    const unread = Math.max(0, c.unread | 0);
-    item.dataset.unread = String(unread);
-    item.classList.toggle('unread', unread > 0);
-    const badge = item.querySelector('.conv-unread');
-    badge.textContent = unread > 99 ? '99+' : String(unread);
-    badge.hidden = unread === 0;
-    item.classList.toggle('selected', c.id === selectedId);
-    item.classList.toggle('typing', visitorTyping.has(c.id));
-    // Replies of ours not yet stored: "Sending…", or "Not sent" when the server refused one.
-    const waiting = outbox ? outbox.entries().filter((e) => e.conversation_id === c.id) : [];
-    const failed = waiting.some((e) => e.state === 'failed');
-    const mark = item.querySelector('.conv-outbox');
-    mark.hidden = waiting.length === 0;
-    mark.textContent = failed ? 'Not sent' : 'Sending\u2026';
-    mark.classList.toggle('failed', failed);
-    item.setAttribute('aria-selected', c.id === selectedId ? 'true' : 'false');
-    item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
-      (c.status === 'closed' ? ', closed' : '') + (last ? ': ' + last.body.slice(0, 120) : ''));
+    convList.showLoadOlder(!!nextPage && !!me, state);
   }
 
   function updateTotals() {
@@ -483,8 +385,8 @@
     if (!c || c.id == null) return;
     c = merge(c);
     convs.set(c.id, c);
-    renderItem(c);
-    sortList();
+    convList.render(c);
+    convList.order();
     updateTotals();
     if (c.id === selectedId) {
       refreshSelectedHeader();
@@ -514,32 +416,6 @@
     }
   }
 
-  ui.list.addEventListener('click', (e) => {
-    const item = e.target.closest('.conv-item');
-    if (item) select(Number(item.dataset.id));
-  });
-  ui.list.addEventListener('keydown', (e) => {
-    const item = e.target.closest('.conv-item');
-    if (!item) return;
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault();
-      select(Number(item.dataset.id));
-    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      const next = e.key === 'ArrowDown' ? item.nextElementSibling : item.previousElementSibling;
-      if (next) next.focus();
-    }
-  });
-
-  /* Relative times ("5m") age; refresh them. */
-  setInterval(() => {
-    for (const c of convs.values()) {
-      const item = items.get(c.id);
-      const at = activity(c);
-      if (item && at) item.querySelector('.conv-time').textContent = formatRelative(at);
-    }
-  }, 30000);
-
   /* ---- the selected thread ---- */
 
   function isPhone() {
@@ -563,8 +439,8 @@
     saveDraft();
     typing.stop();
     selectedId = id;
-    if (previous !== null && convs.has(previous)) renderItem(convs.get(previous));
-    renderItem(c);
+    if (previous !== null && convs.has(previous)) convList.render(convs.get(previous));
+    convList.render(c);
     thread.clear();
     thread.setPending(pendingFor(id));
     ui.jump.hidden = true;
@@ -685,7 +561,7 @@
     // the conversation just left must count as unread again.
     const id = selectedId;
     deselect();
-    if (id !== null && items.has(id)) items.get(id).focus();
+    if (id !== null && convList.item(id)) convList.item(id).focus();
   });
 
   ui.jump.addEventListener('click', () => {
@@ -717,7 +593,7 @@
     readPosted.set(id, upTo);
     if (c.unread) {
       c.unread = 0;
-      renderItem(c);
+      convList.render(c);
       updateTotals();
     }
     try {
@@ -796,7 +672,7 @@
     for (const item of ui.list.querySelectorAll('.conv-item')) {
       const id = Number(item.dataset.id);
       const shown = !item.querySelector('.conv-outbox').hidden;
-      if ((shown || marked.has(id)) && convs.has(id)) renderItem(convs.get(id));
+      if ((shown || marked.has(id)) && convs.has(id)) convList.render(convs.get(id));
     }
     updateThreadEmpty();
   }
@@ -858,7 +734,7 @@
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */
   const visitorTyping = new TypingState((id) => {
     const c = convs.get(id);
-    if (c) renderItem(c);
+    if (c) convList.render(c);
     if (id === selectedId) showThreadTyping();
   });
 
@@ -883,8 +759,8 @@
         if (viewing(c.id)) scheduleRead(c.id);
         else c.unread = (c.unread | 0) + 1;
       }
-      renderItem(c);
-      sortList();
+      convList.render(c);
+      convList.order();
       updateTotals();
     }
     if (c.id === selectedId) thread.add(m);
@@ -903,7 +779,7 @@
     const c = convs.get(id);
     if (c && c.unread && c.last_message && upTo >= c.last_message.id) {
       c.unread = 0;
-      renderItem(c);
+      convList.render(c);
       updateTotals();
     }
   }
