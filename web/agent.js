@@ -5,12 +5,21 @@
  * counts: a conversation object (from GET /api/conversations, a `conversation` event, or the
  * answer to a read/status call) replaces ours. Between those, message events keep counts live:
  * a visitor message that is newer than the conversation's last_message, in a conversation the
- * agent is not looking at, adds one. */
+ * agent is not looking at, adds one.
+ *
+ * The list comes in pages (GET /api/conversations, then ?before=<next> when the agent scrolls to
+ * its end or presses "Load older conversations"); live events add and move conversations
+ * whatever page they are on, one item per id.
+ *
+ * Replies go through the agent's outbox (web/outbox.js, in localStorage under
+ * kefu.outbox.agent.<agent id>, each entry with its conversation): shown at once as pending in
+ * their conversation, sent in order with their idempotency keys, retried until the server has
+ * them. */
 (function () {
   'use strict';
 
-  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, el, avatarClass, initials,
-    visitorName, setVisitorAvatar, formatRelative, formatFull, formatTime, formatDay, perform, TypingSender,
+  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, avatarClass, initials,
+    visitorName, setVisitorAvatar, formatFull, formatTime, formatDay, perform, TypingSender,
     TypingState} = window.KefuUI;
 
   const MAX_CHARS = 4000;
@@ -31,7 +40,9 @@
     logout: $('logout-button'),
     conn: $('conn-state'),
     list: $('conversation-list'),
+    listScroll: $('list-scroll'),
     listEmpty: $('list-empty'),
+    loadOlder: $('load-older'),
     unreadTotal: $('unread-total'),
     back: $('back-button'),
     threadAvatar: $('thread-avatar'),
@@ -57,7 +68,6 @@
   let sessionGen = 0;         // bumps on every login and logout
   let push = null;
   const convs = new Map();    // id -> conversation
-  const items = new Map();    // id -> .conv-item element
   const fetching = new Set(); // conversation ids being fetched (unknown ids seen in events)
   let selectedId = null;
   let threadGen = 0;          // bumps on every selection, so a slow load cannot fill another thread
@@ -66,9 +76,24 @@
   const visitorRead = new Map();  // conversation id -> visitor's read mark (from live read events)
   const readTimers = new Map();
   const drafts = new Map();       // conversation id -> unsent reply text
+  let outbox = null;              // this agent's unsent replies (a KefuOutbox)
+  let nextPage = null;            // the list's "next": older conversations are still to load
+  let pagesLoaded = 0;
+  let loadingOlder = null;        // the request for them, while it runs
+
+  /* Conversations per page: the server's default (200); ?page_size= is for tests only, so that
+   * paging can be tried without hundreds of conversations. */
+  const PAGE_SIZE = (() => {
+    const n = Number(new URLSearchParams(location.search).get('page_size'));
+    return Number.isInteger(n) && n >= 1 && n <= 500 ? n : 0;
+  })();
 
   const thread = new MessageList(ui.thread, {
     me: 'agent',
+    own: (msg) => msg.sender === 'agent' && !!me && Number(msg.agent_id) === Number(me.agent.id),
+    pendingAuthor: () => (me ? me.agent.name || me.agent.email : null),
+    onRetry: (key) => { if (outbox) outbox.retry(key); },
+    onDiscard: (key) => { if (outbox) outbox.discard(key); },
     otherName(msg) {
       const c = convs.get(msg.conversation_id);
       return c ? visitorName(c.visitor) : 'Visitor #' + msg.visitor_id;
@@ -83,13 +108,33 @@
     },
   });
 
+  /* The list as drawn (web/conversation_list.js); convs holds what it shows. */
+  const convList = new window.KefuConversationList({
+    list: ui.list, scroll: ui.listScroll, empty: ui.listEmpty, loadOlder: ui.loadOlder,
+  }, {
+    conversations: () => convs.values(),
+    stateOf(c) {
+      const unsent = pendingFor(c.id);
+      return {
+        selected: c.id === selectedId,
+        typing: visitorTyping.has(c.id),
+        unsent: unsent.length === 0 ? null : unsent.some((e) => e.state === 'failed') ? 'failed' : 'sending',
+        myName: me ? me.agent.name : null,
+      };
+    },
+    onSelect: (id) => select(id),
+    onLoadOlder: () => loadOlder(),
+  });
+
   const fitReply = autoGrow(ui.replyInput);
   enterToSend(ui.replyInput, ui.replyForm);
 
   /* ---- API with the session's CSRF token; a 401 anywhere means the session is over ---- */
 
-  async function agentApi(method, path, body) {
-    const opts = {body, csrf: me && me.csrf};
+  /* extra: {headers, signal} for api(). */
+  async function agentApi(method, path, body, extra) {
+    const x = extra || {};
+    const opts = {body, csrf: me && me.csrf, headers: x.headers, signal: x.signal};
     try {
       return await api(method, path, opts);
     } catch (e) {
@@ -99,9 +144,9 @@
       }
       if (e.status === 403 && e.code === 'csrf' && method !== 'GET') {
         // The token may have been rotated (e.g. a login in another tab): fetch it and retry once.
-        const fresh = await api('GET', '/api/agent/me');
+        const fresh = await api('GET', '/api/agent/me', {signal: x.signal});
         if (me) me.csrf = fresh.csrf;
-        return api(method, path, {body, csrf: fresh.csrf});
+        return api(method, path, Object.assign({}, opts, {csrf: fresh.csrf}));
       }
       throw e;
     }
@@ -173,17 +218,23 @@
     typing.stop();
     if (push) push.stop();
     push = null;
+    // Unsent replies stay stored for this agent's next login; nothing more goes out now.
+    if (outbox) outbox.stop();
+    outbox = null;
+    nextPage = null;
+    pagesLoaded = 0;
+    loadingOlder = null;
     me = null;
     visitorTyping.clear();
     sessionGen++;
     convs.clear();
-    items.clear();
     fetching.clear();
     readPosted.clear();
     visitorRead.clear();
     for (const t of readTimers.values()) clearTimeout(t);
     readTimers.clear();
-    ui.list.replaceChildren();
+    convList.clear();
+    showLoadOlder();
     deselect();
     drafts.clear();
   }
@@ -198,12 +249,27 @@
     ui.consoleView.hidden = false;
     showConnState(ui.conn, 'connecting');
     updateThreadEmpty();
+    outbox = new window.KefuOutbox({
+      storageKey: 'kefu.outbox.agent.' + me.agent.id,
+      paused: true, // until push has its cursor: the thread and list are then in place
+      send: sendReply,
+      onChange: renderOutbox,
+      onDelivered: (entry, message) => {
+        handleMessage(message);
+        if (push) push.nudge(); // the server is back: so may the stream be
+      },
+      // agentApi has ended the session: the replies wait, stored, for the next login.
+    });
+    renderOutbox();
     // The list gives the cursor push starts from, so keep trying until it loads (or the session
     // ends, or another login replaces this one).
     for (let attempt = 0; ; attempt++) {
       try {
         const cursor = await loadConversations();
-        if (gen === sessionGen) startPush(cursor);
+        if (gen === sessionGen) {
+          startPush(cursor);
+          outbox.resume();
+        }
         return;
       } catch (e) {
         if (e.status === 401 || gen !== sessionGen) return;
@@ -216,113 +282,85 @@
 
   /* ---- conversation list ---- */
 
-  /* GET /api/conversations; replaces our objects with the server's. Returns the push cursor. */
+  function listPath(before) {
+    const params = new URLSearchParams();
+    if (PAGE_SIZE) params.set('limit', String(PAGE_SIZE));
+    if (before) params.set('before', before);
+    const q = params.toString();
+    return '/api/conversations' + (q ? '?' + q : '');
+  }
+
+  /* The newest page of the list (GET /api/conversations); replaces our objects with the
+   * server's. Returns the push cursor. Pages further down, loaded before, stay: what changed
+   * there since has moved up into this page (activity only grows) or came as live events. Only
+   * a list that fits in one page says which conversations are gone. */
   async function loadConversations() {
     const gen = sessionGen;
-    const data = await agentApi('GET', '/api/conversations');
+    const data = await agentApi('GET', listPath(null));
     if (gen !== sessionGen) throw new Error('session changed');
     const fresh = new Set();
     for (const c of data.conversations || []) {
       fresh.add(c.id);
       convs.set(c.id, merge(c));
     }
-    // Drop conversations the server no longer lists.
-    for (const id of Array.from(convs.keys())) {
-      if (!fresh.has(id)) {
-        convs.delete(id);
-        const node = items.get(id);
-        if (node) node.remove();
-        items.delete(id);
-        if (selectedId === id) deselect();
+    if (!data.next) {
+      for (const id of Array.from(convs.keys())) {
+        if (!fresh.has(id)) {
+          convs.delete(id);
+          convList.remove(id);
+          if (selectedId === id) deselect();
+        }
       }
+      nextPage = null;
+      pagesLoaded = 1;
+    } else if (pagesLoaded <= 1) {
+      nextPage = data.next;
+      pagesLoaded = 1;
     }
-    for (const c of convs.values()) renderItem(c);
-    sortList();
+    for (const c of convs.values()) convList.render(c);
+    convList.order();
     refreshSelectedHeader();
+    updateThreadEmpty();
     updateTotals();
+    showLoadOlder();
     if (selectedId !== null && viewing(selectedId)) scheduleRead(selectedId);
     return data.cursor || '0';
   }
 
-  function activity(c) {
-    return c.last_message ? c.last_message.created_at : (c.updated_at || c.created_at || 0);
+  /* The next page down (?before=<next>), merged with what the list has: one item per id. */
+  function loadOlder() {
+    if (!nextPage || !me) return Promise.resolve();
+    if (loadingOlder) return loadingOlder;
+    const gen = sessionGen;
+    const before = nextPage;
+    showLoadOlder('loading');
+    loadingOlder = (async () => {
+      try {
+        const data = await agentApi('GET', listPath(before));
+        if (gen !== sessionGen) return;
+        for (const c of data.conversations || []) {
+          const merged = merge(c);
+          convs.set(c.id, merged);
+          convList.render(merged);
+        }
+        if (nextPage === before) {
+          nextPage = data.next || null;
+          pagesLoaded++;
+        }
+        convList.order();
+        updateTotals();
+        showLoadOlder();
+      } catch (e) {
+        if (gen === sessionGen) showLoadOlder('error');
+      } finally {
+        if (gen === sessionGen) loadingOlder = null;
+      }
+    })();
+    return loadingOlder;
   }
 
-  /* Most recently active first (by the newest message; ids break ties, being monotonic). */
-  function compareConvs(a, b) {
-    return activity(b) - activity(a) ||
-      (b.last_message ? b.last_message.id : 0) - (a.last_message ? a.last_message.id : 0) ||
-      b.id - a.id;
-  }
-
-  function sortList() {
-    const ordered = Array.from(convs.values()).sort(compareConvs);
-    // Move nodes only when the order changed, so focus and hover are not disturbed needlessly.
-    let node = ui.list.firstElementChild;
-    for (const c of ordered) {
-      const item = items.get(c.id);
-      if (item !== node) ui.list.insertBefore(item, node);
-      else node = node.nextElementSibling;
-    }
-    ui.listEmpty.hidden = convs.size > 0;
-  }
-
-  function renderItem(c) {
-    let item = items.get(c.id);
-    if (!item) {
-      item = el('li', 'conv-item');
-      item.dataset.id = String(c.id);
-      item.tabIndex = 0;
-      item.setAttribute('role', 'option');
-      const av = el('span', 'avatar');
-      av.setAttribute('aria-hidden', 'true');
-      const main = el('div', 'conv-main');
-      const top = el('div', 'conv-top');
-      top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
-      const bottom = el('div', 'conv-bottom');
-      bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
-        el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-unread'));
-      main.append(top, bottom);
-      item.append(av, main);
-      items.set(c.id, item);
-      ui.list.appendChild(item);
-    }
-    const name = visitorName(c.visitor);
-    const av = item.querySelector('.avatar');
-    av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
-    setVisitorAvatar(av, c.visitor);
-    item.querySelector('.conv-name').textContent = name;
-    item.querySelector('.conv-tag').hidden = c.status !== 'closed';
-    item.classList.toggle('closed', c.status === 'closed');
-
-    const last = c.last_message;
-    const who = item.querySelector('.conv-preview-who');
-    if (last && last.sender === 'agent') {
-      who.textContent = (me && last.agent_name === me.agent.name ? 'You' : (last.agent_name || 'Agent')) + ':';
-      who.hidden = false;
-    } else {
-      who.textContent = '';
-      who.hidden = true;
-    }
-    // The raw text: CSS (white-space: nowrap) shows it as one line.
-    item.querySelector('.conv-preview').textContent = last ? last.body : 'No messages yet';
-    const time = item.querySelector('.conv-time');
-    const at = activity(c);
-    time.textContent = at ? formatRelative(at) : '';
-    time.title = at ? formatFull(at) : '';
-    if (at) time.dateTime = new Date(at).toISOString();
-
-    const unread = Math.max(0, c.unread | 0);
-    item.dataset.unread = String(unread);
-    item.classList.toggle('unread', unread > 0);
-    const badge = item.querySelector('.conv-unread');
-    badge.textContent = unread > 99 ? '99+' : String(unread);
-    badge.hidden = unread === 0;
-    item.classList.toggle('selected', c.id === selectedId);
-    item.classList.toggle('typing', visitorTyping.has(c.id));
-    item.setAttribute('aria-selected', c.id === selectedId ? 'true' : 'false');
-    item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
-      (c.status === 'closed' ? ', closed' : '') + (last ? ': ' + last.body.slice(0, 120) : ''));
+  function showLoadOlder(state) {
+    convList.showLoadOlder(!!nextPage && !!me, state);
   }
 
   function updateTotals() {
@@ -347,8 +385,8 @@
     if (!c || c.id == null) return;
     c = merge(c);
     convs.set(c.id, c);
-    renderItem(c);
-    sortList();
+    convList.render(c);
+    convList.order();
     updateTotals();
     if (c.id === selectedId) {
       refreshSelectedHeader();
@@ -378,32 +416,6 @@
     }
   }
 
-  ui.list.addEventListener('click', (e) => {
-    const item = e.target.closest('.conv-item');
-    if (item) select(Number(item.dataset.id));
-  });
-  ui.list.addEventListener('keydown', (e) => {
-    const item = e.target.closest('.conv-item');
-    if (!item) return;
-    if (e.key === 'Enter' || e.key === ' ') {
-      e.preventDefault();
-      select(Number(item.dataset.id));
-    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      const next = e.key === 'ArrowDown' ? item.nextElementSibling : item.previousElementSibling;
-      if (next) next.focus();
-    }
-  });
-
-  /* Relative times ("5m") age; refresh them. */
-  setInterval(() => {
-    for (const c of convs.values()) {
-      const item = items.get(c.id);
-      const at = activity(c);
-      if (item && at) item.querySelector('.conv-time').textContent = formatRelative(at);
-    }
-  }, 30000);
-
   /* ---- the selected thread ---- */
 
   function isPhone() {
@@ -427,9 +439,10 @@
     saveDraft();
     typing.stop();
     selectedId = id;
-    if (previous !== null && convs.has(previous)) renderItem(convs.get(previous));
-    renderItem(c);
+    if (previous !== null && convs.has(previous)) convList.render(convs.get(previous));
+    convList.render(c);
     thread.clear();
+    thread.setPending(pendingFor(id));
     ui.jump.hidden = true;
     ui.replyError.hidden = true;
     ui.replyInput.disabled = false;
@@ -481,6 +494,7 @@
     threadGen++;
     threadLoading = false;
     thread.clear();
+    thread.setPending([]);
     ui.jump.hidden = true;
     ui.replyInput.disabled = true;
     ui.replySend.disabled = true;
@@ -532,7 +546,7 @@
       ui.threadEmptyText.textContent = convs.size ? 'Choose a conversation on the left to read it and reply.'
         : 'Nothing to answer yet. New conversations will show up on the left.';
       ui.threadEmpty.hidden = false;
-    } else if (thread.size === 0) {
+    } else if (thread.count === 0) {
       ui.threadEmptyTitle.textContent = threadLoading ? 'Loading…' : 'No messages yet';
       ui.threadEmptyText.textContent = threadLoading ? '' : 'Write the first message below.';
       ui.threadEmpty.hidden = false;
@@ -547,7 +561,7 @@
     // the conversation just left must count as unread again.
     const id = selectedId;
     deselect();
-    if (id !== null && items.has(id)) items.get(id).focus();
+    if (id !== null && convList.item(id)) convList.item(id).focus();
   });
 
   ui.jump.addEventListener('click', () => {
@@ -579,7 +593,7 @@
     readPosted.set(id, upTo);
     if (c.unread) {
       c.unread = 0;
-      renderItem(c);
+      convList.render(c);
       updateTotals();
     }
     try {
@@ -618,8 +632,6 @@
 
   /* ---- replies ---- */
 
-  let replying = false;
-
   function showReplyError(text) {
     ui.replyError.textContent = text;
     ui.replyError.hidden = false;
@@ -637,52 +649,54 @@
   });
   window.addEventListener('pagehide', () => typing.stop());
 
-  /* Over the WebSocket when it is open, else over HTTP. */
-  function postReply(id, body) {
-    const before = Math.max(thread.lastId(), (convs.get(id) && convs.get(id).last_message ? convs.get(id).last_message.id : 0));
-    const name = me && me.agent.name;
-    return perform(push, {type: 'send', body, conversation_id: id}, {
-      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body}),
-      // The socket died after the reply left: did the server store it?
-      reconcile: async () => {
-        const data = await agentApi('GET', '/api/conversations/' + id + '/messages?after=' + before);
-        return (data.messages || []).find((m) => m.sender === 'agent' && m.body === body &&
-          (!name || !m.agent_name || m.agent_name === name)) || null;
-      },
+  /* The outbox's way of sending one reply: over the WebSocket when it is open, else over HTTP,
+   * with its idempotency key either way. */
+  async function sendReply(entry, signal) {
+    const id = entry.conversation_id;
+    const data = await perform(push, {type: 'send', body: entry.body, key: entry.key, conversation_id: id}, {
+      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body: entry.body},
+        {headers: {'Idempotency-Key': entry.key}, signal}),
     });
+    return data.message;
   }
 
-  ui.replyForm.addEventListener('submit', async (e) => {
+  function pendingFor(id) {
+    return outbox ? outbox.entries().filter((e) => e.conversation_id === id) : [];
+  }
+
+  /* The outbox changed: the selected thread's unsent replies, and the list's marks. */
+  function renderOutbox() {
+    const entries = outbox ? outbox.entries() : [];
+    thread.setPending(selectedId === null ? [] : pendingFor(selectedId));
+    const marked = new Set(entries.map((e) => e.conversation_id));
+    for (const item of ui.list.querySelectorAll('.conv-item')) {
+      const id = Number(item.dataset.id);
+      const shown = !item.querySelector('.conv-outbox').hidden;
+      if ((shown || marked.has(id)) && convs.has(id)) convList.render(convs.get(id));
+    }
+    updateThreadEmpty();
+  }
+
+  ui.replyForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const id = selectedId;
-    if (id === null || replying) return;
-    const text = ui.replyInput.value;
-    const body = text.trim();
+    if (id === null || !outbox) return;
+    const body = ui.replyInput.value.trim();
     if (!body) return;
     if (Array.from(body).length > MAX_CHARS) {
       showReplyError('That reply is too long: please keep it under ' + MAX_CHARS + ' characters.');
       return;
     }
-    replying = true;
     typing.stop();
-    ui.replySend.disabled = true;
-    ui.replyForm.classList.add('busy');
-    try {
-      const data = await postReply(id, body);
-      handleMessage(data.message);
-      ui.replyError.hidden = true;
-      if (ui.replyInput.value === text) {
-        ui.replyInput.value = '';
-        fitReply();
-      }
-    } catch (err) {
-      if (err.status !== 401) showReplyError('Your reply was not sent. ' + sentence(err.message));
-    } finally {
-      replying = false;
-      ui.replyForm.classList.remove('busy');
-      ui.replySend.disabled = selectedId === null;
-      if (selectedId !== null) ui.replyInput.focus();
-    }
+    ui.replyError.hidden = true;
+    const c = convs.get(id);
+    const after = Math.max(thread.lastId(), c && c.last_message ? c.last_message.id : 0);
+    // In the thread at once, pending, and kept until the server has it: the box is free again.
+    outbox.add({body, conversation_id: id, after});
+    ui.replyInput.value = '';
+    drafts.delete(id);
+    fitReply();
+    if (selectedId !== null) ui.replyInput.focus();
   });
 
   /* ---- push ---- */
@@ -694,7 +708,10 @@
       cursor,
       auth: {cookie: true},
       onEvent: handleEvent,
-      onState: (state) => showConnState(ui.conn, state),
+      onState: (state) => {
+        showConnState(ui.conn, state);
+        if (state === 'connected' && outbox) outbox.kick(); // the way is clear: send what waits now
+      },
       onTransport: (name) => showConnState(ui.conn, ui.conn.dataset.state, name),
       // Conversation, read and typing events are not replayed after a drop (only messages are),
       // so after one (however short) re-read the list for status changes and read marks we missed.
@@ -717,7 +734,7 @@
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */
   const visitorTyping = new TypingState((id) => {
     const c = convs.get(id);
-    if (c) renderItem(c);
+    if (c) convList.render(c);
     if (id === selectedId) showThreadTyping();
   });
 
@@ -742,8 +759,8 @@
         if (viewing(c.id)) scheduleRead(c.id);
         else c.unread = (c.unread | 0) + 1;
       }
-      renderItem(c);
-      sortList();
+      convList.render(c);
+      convList.order();
       updateTotals();
     }
     if (c.id === selectedId) thread.add(m);
@@ -762,7 +779,7 @@
     const c = convs.get(id);
     if (c && c.unread && c.last_message && upTo >= c.last_message.id) {
       c.unread = 0;
-      renderItem(c);
+      convList.render(c);
       updateTotals();
     }
   }

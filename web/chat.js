@@ -3,14 +3,21 @@
  * Start-up: reuse the token in localStorage (checked with GET /api/visitor/session; a 401 means
  * the server no longer knows it, so make a new session), load the whole history, then start
  * push from the newest message id. The push cursor lives only in memory: after a reload it is
- * recomputed from the history, which is the same thing. */
+ * recomputed from the history, which is the same thing.
+ *
+ * Sending: a message goes into the outbox (web/outbox.js, kept in localStorage under
+ * kefu.outbox.visitor) and shows at once as pending; the outbox sends it with its idempotency key
+ * when it can, retries while the failure passes, and the bubble becomes the stored message. */
 (function () {
   'use strict';
 
-  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, perform, TypingSender,
+  const {api, MessageList, showConnState, autoGrow, enterToSend, perform, TypingSender,
     TypingState} = window.KefuUI;
 
   const TOKEN_KEY = 'kefu.visitor.token';
+  // One visitor per browser (the one of TOKEN_KEY): when the server has forgotten that visitor,
+  // their unsent messages go to the new session, as the page's whole conversation does.
+  const OUTBOX_KEY = 'kefu.outbox.visitor';
   const MAX_CHARS = 4000;
   const BASE_TITLE = document.title;
 
@@ -20,7 +27,6 @@
   const jumpEl = $('jump-new');
   const form = $('composer');
   const input = $('message-input');
-  const sendButton = $('send-button');
   const errorEl = $('chat-error');
   const countEl = $('char-count');
   const connEl = $('conn-state');
@@ -31,7 +37,7 @@
 
   let token = null;
   let push = null;
-  let sending = false;
+  let ready = false;     // a session and its history: the outbox may send
   let readSent = 0;      // the highest up_to we have told the server
   let unseenWhileHidden = 0;
 
@@ -43,7 +49,23 @@
     onUnseenBelow() {
       jumpEl.hidden = false;
     },
+    onRetry: (key) => outbox.retry(key),
+    onDiscard: (key) => outbox.discard(key),
   });
+
+  const outbox = new window.KefuOutbox({
+    storageKey: OUTBOX_KEY,
+    paused: true, // until start() has a session and its history
+    send: sendMessage,
+    onChange: () => list.setPending(outbox.entries()),
+    onDelivered: (entry, message) => {
+      list.add(message, {scroll: true});
+      if (push) push.nudge(); // the server is back: so may the stream be
+    },
+    // Our session vanished on the server: start a fresh one, where the messages then go.
+    onAuthError: () => { restart(true); },
+  });
+  list.setPending(outbox.entries());
 
   /* ---- storage (localStorage can throw: private mode, disabled storage) ---- */
 
@@ -104,7 +126,10 @@
       cursor: String(list.lastId()),
       auth: {bearer: token},
       onEvent: handleEvent,
-      onState: (state) => showConnState(connEl, state),
+      onState: (state) => {
+        showConnState(connEl, state);
+        if (state === 'connected') outbox.kick(); // the way is clear: send what waits now
+      },
       onTransport: (name) => showConnState(connEl, connEl.dataset.state, name),
       onAuthError: () => { restart(true); },
     });
@@ -116,6 +141,8 @@
       await ensureSession();
       await loadHistory();
       startPush();
+      ready = true;
+      outbox.resume();
       sendReadReceipt();
     } catch (e) {
       showConnState(connEl, navigator.onLine === false ? 'offline' : 'reconnecting');
@@ -128,6 +155,8 @@
   async function restart(forget) {
     if (push) push.stop();
     push = null;
+    ready = false;
+    outbox.pause();
     agentTyping.clear();
     if (forget) {
       token = null;
@@ -229,24 +258,25 @@
   });
   window.addEventListener('pagehide', () => typing.stop());
 
-  /* Over the WebSocket when it is open, else over HTTP. */
-  async function postMessage(body) {
-    const before = list.lastId();
-    return perform(push, {type: 'send', body}, {
-      http: () => api('POST', '/api/visitor/messages', {bearer: token, body: {body}}),
-      // The socket died after the message left: did the server store it?
-      reconcile: async () => {
-        const data = await api('GET', '/api/visitor/messages?after=' + before, {bearer: token});
-        return (data.messages || []).find((m) => m.sender === 'visitor' && m.body === body) || null;
-      },
+  /* The outbox's way of sending one: over the WebSocket when it is open, else over HTTP, with
+   * its idempotency key either way. */
+  async function sendMessage(entry, signal) {
+    if (!ready) {
+      // No session yet (the server could not be reached at start-up): start() resumes the outbox.
+      outbox.pause();
+      throw Object.assign(new Error('not connected yet'), {status: 0});
+    }
+    const data = await perform(push, {type: 'send', body: entry.body, key: entry.key}, {
+      http: () => api('POST', '/api/visitor/messages', {
+        bearer: token, body: {body: entry.body}, headers: {'Idempotency-Key': entry.key}, signal,
+      }),
     });
+    return data.message;
   }
 
-  form.addEventListener('submit', async (e) => {
+  form.addEventListener('submit', (e) => {
     e.preventDefault();
-    if (sending) return;
-    const text = input.value;
-    const body = text.trim();
+    const body = input.value.trim();
     if (body === '') {
       input.focus();
       return;
@@ -255,38 +285,14 @@
       showError('That message is too long: please keep it under ' + MAX_CHARS + ' characters.');
       return;
     }
-    sending = true;
     typing.stop();
-    form.classList.add('busy');
-    sendButton.disabled = true;
-    try {
-      if (!token) await ensureSession();
-      let data;
-      try {
-        data = await postMessage(body);
-      } catch (err) {
-        if (err.status !== 401) throw err;
-        // Our session vanished on the server: start a fresh one and send there.
-        await restart(true);
-        data = await postMessage(body);
-      }
-      list.add(data.message, {scroll: true});
-      clearError();
-      // The text stays in the box until the server has it; clear it only if the visitor has not
-      // started typing something else meanwhile.
-      if (input.value === text) {
-        input.value = '';
-        fit();
-        updateCount();
-      }
-    } catch (err) {
-      showError('Your message was not sent. ' + sentence(err.message));
-    } finally {
-      sending = false;
-      form.classList.remove('busy');
-      sendButton.disabled = false;
-      input.focus();
-    }
+    clearError();
+    // In the thread at once, pending, and kept until the server has it: the box is free again.
+    outbox.add({body, after: list.lastId()});
+    input.value = '';
+    fit();
+    updateCount();
+    input.focus();
   });
 
   /* ---- scrolling ---- */

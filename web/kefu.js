@@ -13,7 +13,11 @@
  *     onAuthError() {},                // optional: the server answered 401; the client has stopped
  *   });
  *   push.canSend();                    // true while a WebSocket is open and has heard the server
- *   push.send({type: 'send', body});   // a Promise of the server's ack (WebSocket only)
+ *   push.send({type: 'send', body, key}); // a Promise of the server's ack (WebSocket only); `key`:
+ *                                      // the message's idempotency key (API.md), so that sending
+ *                                      // it again after a lost ack cannot store it twice
+ *   push.nudge();                      // the server just answered the page: if the stream waits
+ *                                      // out a backoff, reconnect now
  *   push.stop();
  *
  * The client owns everything the transports have in common: the cursor, de-duplication, the
@@ -100,15 +104,17 @@
   }
 
   /* A WebSocket action that did not succeed. `status`/`code`: the server refused it (an error
-   * reply, with the codes of API.md). `sent`: false when it never left the browser (safe to do
-   * again over HTTP); true without a status when its fate is unknown (the socket died, or no
-   * answer came in time: the server may or may not have done it). */
+   * reply, with the codes of API.md; `retryAfterMs` with a rate limit's `retry_after`). `sent`:
+   * false when it never left the browser; true without a status when its fate is unknown (the
+   * socket died, or no answer came in time: the server may or may not have done it; a `send` with
+   * its `key` can then be done again, over HTTP or a new socket, and is stored once). */
   class ActionError extends Error {
     constructor(message, o) {
       super(message);
       this.code = o.code || 'error';
       this.status = o.status || 0;
       this.sent = !!o.sent;
+      this.retryAfterMs = o.retryAfterMs || 0;
     }
   }
 
@@ -179,6 +185,7 @@
       this.strikes = 0;        // failed opens of this transport while the server was reachable
       this.nativeRetries = 0;  // EventSource reconnecting by itself without success
       this.retryTimer = null;
+      this.retryHeld = false;  // the retry waits for a 429's Retry-After
       this.openTimer = null;
       this.graceTimer = null;
       this.upgradeTimer = null;
@@ -236,13 +243,22 @@
       window.removeEventListener('pageshow', this._onPageShow);
     }
 
+    /* The page has just heard from the server another way (an HTTP call of its own went through):
+     * if the stream is waiting out its backoff, it comes back now. Not after a 429: that wait is
+     * the server's. */
+    nudge() {
+      if (this.stopped || !this.retryTimer || this.retryHeld) return;
+      this._clearRetry();
+      this._open();
+    }
+
     /* Can actions go over the push connection right now (an open WebSocket)? Otherwise the page
      * uses its HTTP endpoints. */
     canSend() {
       return !this.stopped && this.isUp && typeof this.transport.send === 'function' && this.transport.canSend();
     }
 
-    /* One action over the WebSocket: {type: 'send', body, conversation_id?}, {type: 'read',
+    /* One action over the WebSocket: {type: 'send', body, key?, conversation_id?}, {type: 'read',
      * up_to, conversation_id?}, {type: 'typing', typing, conversation_id?}, {type: 'ping'} (the
      * client adds the `ref`). Resolves with the server's ack ({type: 'ack', ref, message?}), at
      * once for typing (which has no reply); rejects with a KefuPush.ActionError. */
@@ -634,6 +650,7 @@
       const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, this.attempt));
       this.attempt++;
       const delay = Math.max(minMs || 0, Math.floor(Math.random() * cap));
+      this.retryHeld = !!minMs; // a wait the server asked for: nudge() leaves it alone
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this._open();
@@ -1086,6 +1103,7 @@
         const e = ev.error || {};
         p.reject(new ActionError(e.message || 'the server refused the request', {
           code: e.code, status: CODE_STATUS[e.code] || 400, sent: true,
+          retryAfterMs: Number(e.retry_after) > 0 ? Number(e.retry_after) * 1000 : 0,
         }));
       } else {
         p.resolve(ev);
@@ -1171,6 +1189,7 @@
   KefuPush.HttpError = HttpError;
   KefuPush.ActionError = ActionError;
   KefuPush.cursorGreater = cursorGreater;
+  KefuPush.retryAfterMs = retryAfterMs;
 
   /* The transport forced by ?transport= in the page's URL (when it names a known one), else
    * `fallback` (default null: choose automatically). */

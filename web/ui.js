@@ -1,5 +1,6 @@
 /* ui.js: small helpers shared by the visitor page and the agent console: the JSON API call, time
- * formatting, avatars, the connection-state pill, and MessageList (a thread of message bubbles).
+ * formatting, avatars, the connection-state pill, and MessageList (a thread of message bubbles,
+ * with the page's unsent messages from its outbox, web/outbox.js, below them).
  *
  * Rule for everything here: user data goes into the DOM with textContent only, never innerHTML. */
 (function () {
@@ -8,18 +9,20 @@
   /* ---- API ---- */
 
   class ApiError extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, retryAfterMs) {
       super(message);
       this.status = status; // 0: the request never got an answer
       this.code = code;
+      this.retryAfterMs = retryAfterMs || 0; // a 429's Retry-After
     }
   }
 
-  /* fetch + JSON. opts: {body, bearer, csrf, signal}. Resolves with the parsed answer; rejects
-   * with an ApiError carrying the server's message (or a human one for network trouble). */
+  /* fetch + JSON. opts: {body, bearer, csrf, headers, signal}. Resolves with the parsed answer;
+   * rejects with an ApiError carrying the server's message (or a human one for network trouble),
+   * or with the AbortError when `signal` aborted it. */
   async function api(method, path, opts) {
     const o = opts || {};
-    const headers = {Accept: 'application/json'};
+    const headers = Object.assign({Accept: 'application/json'}, o.headers || {});
     if (o.body !== undefined) headers['Content-Type'] = 'application/json';
     if (o.bearer) headers.Authorization = 'Bearer ' + o.bearer;
     if (o.csrf) headers['X-CSRF-Token'] = o.csrf;
@@ -43,7 +46,8 @@
     } catch (e) { /* not JSON (e.g. a proxy's error page) */ }
     if (!res.ok) {
       const err = data && data.error ? data.error : {};
-      throw new ApiError(res.status, err.code || 'http_' + res.status, err.message || defaultMessage(res.status));
+      throw new ApiError(res.status, err.code || 'http_' + res.status, err.message || defaultMessage(res.status),
+        window.KefuPush.retryAfterMs(res));
     }
     return data || {};
   }
@@ -144,20 +148,35 @@
 
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
-  /* A small "person" glyph (built with DOM calls: no markup strings, nothing for the CSP). */
-  function personIcon() {
+  /* An inline SVG icon built with DOM calls (no markup strings, nothing for the CSP): `shapes`
+   * are [tag, {attribute: value}] pairs. */
+  function icon(viewBox, className, shapes) {
     const svg = document.createElementNS(SVG_NS, 'svg');
-    svg.setAttribute('viewBox', '0 0 24 24');
-    svg.setAttribute('class', 'av-icon');
+    svg.setAttribute('viewBox', viewBox);
+    svg.setAttribute('class', className);
     svg.setAttribute('aria-hidden', 'true');
-    const head = document.createElementNS(SVG_NS, 'circle');
-    head.setAttribute('cx', '12');
-    head.setAttribute('cy', '8.5');
-    head.setAttribute('r', '4');
-    const body = document.createElementNS(SVG_NS, 'path');
-    body.setAttribute('d', 'M4.5 20.5c.8-4 3.9-6.5 7.5-6.5s6.7 2.5 7.5 6.5');
-    svg.append(head, body);
+    for (const [tag, attrs] of shapes) {
+      const shape = document.createElementNS(SVG_NS, tag);
+      for (const k of Object.keys(attrs)) shape.setAttribute(k, attrs[k]);
+      svg.appendChild(shape);
+    }
     return svg;
+  }
+
+  /* A small "person" glyph. */
+  function personIcon() {
+    return icon('0 0 24 24', 'av-icon', [
+      ['circle', {cx: '12', cy: '8.5', r: '4'}],
+      ['path', {d: 'M4.5 20.5c.8-4 3.9-6.5 7.5-6.5s6.7 2.5 7.5 6.5'}],
+    ]);
+  }
+
+  /* A small clock, for messages on their way. */
+  function clockIcon() {
+    return icon('0 0 16 16', 'msg-clock', [
+      ['circle', {cx: '8', cy: '8', r: '6.25'}],
+      ['path', {d: 'M8 4.5V8l2.5 1.5'}],
+    ]);
   }
 
   /* Fills an avatar element for a visitor: initials, the visitor number, or a person icon. */
@@ -208,22 +227,17 @@
   /* ---- actions over the push socket, or over HTTP ---- */
 
   /* Performs an action over the WebSocket when the push client has one open, else with `http()`
-   * (the page's fetch call). For `send`, when the socket died after the frame left (the server
-   * may or may not have stored the message), `reconcile()` looks for the message over HTTP and
-   * returns it, or null; only then is it sent again over HTTP, so a message is never doubled.
-   * Resolves with the ack ({message} for send) or the HTTP answer; rejects like api() does. */
+   * (the page's fetch call). When the socket cannot take it, or dies before the answer, the action
+   * goes over HTTP: reads and typing notices may be repeated, and a `send` carries its idempotency
+   * key (`key`, the same as the HTTP call's Idempotency-Key), so the server stores it once however
+   * often it arrives. Resolves with the ack ({message} for send) or the HTTP answer; rejects like
+   * api() does (a refusal over the socket too, with the status its code stands for). */
   async function perform(push, action, o) {
     if (push && push.canSend()) {
       try {
         return await push.send(action);
       } catch (e) {
-        if (e.status) throw new ApiError(e.status, e.code, e.message); // the server refused it
-        if (e.sent && action.type === 'send') {
-          let found = null;
-          if (o.reconcile) found = await o.reconcile();
-          if (found) return {message: found};
-        }
-        // Not sent, or sent and not done: HTTP it is.
+        if (e.status) throw new ApiError(e.status, e.code, e.message, e.retryAfterMs);
       }
     }
     return o.http();
@@ -317,7 +331,11 @@
   /* A thread of message bubbles inside `container` (which is also the scrolling element).
    * `me` is 'visitor' or 'agent': whose messages sit on the right in the brand colour.
    * Messages are kept sorted by id; adding one that is already there does nothing, which is how a
-   * sent message and its pushed copy become one bubble. */
+   * sent message and its pushed copy become one bubble.
+   *
+   * Below the messages: the page's own unsent ones (setPending, with its outbox's entries), as
+   * `.msg.mine.pending[data-key]` bubbles that say how they are doing, with Retry and Delete
+   * buttons (opts.onRetry(key), opts.onDiscard(key)) on one the server refused. */
   class MessageList {
     constructor(container, opts) {
       const o = opts || {};
@@ -325,12 +343,25 @@
       this.me = o.me || 'visitor';
       this.otherName = o.otherName || null;     // function(msg) -> name for the left-hand side
       this.otherAvatar = o.otherAvatar || null;   // function(node, msg): fills its avatar
+      this.own = o.own || ((msg) => msg.sender === this.me); // written by this page's user?
+      this.pendingAuthor = o.pendingAuthor || null; // function() -> the name over unsent ones
       this.onChange = o.onChange || function () {};
       this.onUnseenBelow = o.onUnseenBelow || function () {};
+      this.onRetry = o.onRetry || function () {};
+      this.onDiscard = o.onDiscard || function () {};
       this.messages = [];       // sorted by id
       this.nodes = new Map();   // id -> element
       this.seenUpTo = 0;        // the other side has read my messages up to this id
       this.seenNode = null;
+      this.pending = [];        // outbox entries, oldest first
+      this.pendingNodes = new Map(); // entry key -> element (only the entries drawn)
+      container.addEventListener('click', (e) => {
+        const button = e.target.closest('.msg-retry, .msg-discard');
+        const node = button && button.closest('.msg.pending');
+        if (!node || !container.contains(node)) return;
+        if (button.classList.contains('msg-retry')) this.onRetry(node.dataset.key);
+        else this.onDiscard(node.dataset.key);
+      });
     }
 
     has(id) {
@@ -339,6 +370,11 @@
 
     get size() {
       return this.messages.length;
+    }
+
+    /* Messages and unsent ones drawn. */
+    get count() {
+      return this.messages.length + this.pendingNodes.size;
     }
 
     lastId() {
@@ -353,13 +389,31 @@
       return 0;
     }
 
+    /* Forgets the messages; the unsent ones stay (the page sets them: setPending). */
     clear() {
       this.messages = [];
       this.nodes.clear();
       this.seenUpTo = 0;
       this.seenNode = null;
       this.container.replaceChildren();
-      this.onChange(0);
+      this.pendingNodes.clear();
+      this._drawPending();
+      this.onChange(this.count);
+    }
+
+    /* The unsent messages to show below the thread: outbox entries (web/outbox.js), oldest
+     * first. One that has been sent at least once and whose message is already in the thread is
+     * not drawn: the server has it, and its answer is on the way (over a WebSocket the pushed
+     * message comes before the ack; after a reload, the history may hold a message whose answer
+     * was lost). "Its message" is the first of the page user's own messages newer than the entry's
+     * `after`, with the same text, that no older entry has taken. */
+    setPending(entries) {
+      const before = new Set(this.pendingNodes.keys());
+      this.pending = (entries || []).slice();
+      this._drawPending();
+      const added = Array.from(this.pendingNodes.keys()).some((k) => !before.has(k));
+      if (added) this.scrollToBottom(true);
+      this.onChange(this.count);
     }
 
     /* Adds messages (any order). Returns how many were new. */
@@ -425,11 +479,13 @@
         this.onUnseenBelow();
       }
       this._renderSeen();
-      this.onChange(this.messages.length);
+      this._drawPending();
+      this.onChange(this.count);
     }
 
     _rerender() {
       this.nodes.clear();
+      this.pendingNodes.clear();
       this.container.replaceChildren();
       let prev = null;
       for (const m of this.messages) {
@@ -437,15 +493,18 @@
         prev = m;
       }
       this.seenNode = null;
+      this._drawPending();
     }
 
+    /* Messages go above the unsent ones, which always end the thread. */
     _append(msg, prev) {
       const c = this.container;
+      const end = c.querySelector(':scope > .msg.pending');
       if (!prev || startOfDay(prev.created_at) !== startOfDay(msg.created_at)) {
         const sep = el('div', 'day-sep');
         sep.setAttribute('role', 'separator');
         sep.appendChild(el('span', null, formatDay(msg.created_at)));
-        c.appendChild(sep);
+        c.insertBefore(sep, end);
         prev = null;
       }
       const node = this._render(msg);
@@ -453,8 +512,111 @@
         msg.created_at - prev.created_at < GROUP_GAP_MS) {
         node.classList.add('grouped');
       }
-      c.appendChild(node);
+      c.insertBefore(node, end);
       this.nodes.set(msg.id, node);
+    }
+
+    /* Draws this.pending at the end of the thread, moving a bubble only when it is out of place
+     * (a move would replay its entrance animation and lose a button's focus). */
+    _drawPending() {
+      const taken = new Set();
+      const shown = [];
+      for (const e of this.pending) {
+        if (e.state !== 'failed' && e.attempts > 0 && this._taken(e, taken)) continue;
+        shown.push(e);
+      }
+      const keep = new Set(shown.map((e) => e.key));
+      for (const [key, node] of this.pendingNodes) {
+        if (keep.has(key)) continue;
+        node.remove();
+        this.pendingNodes.delete(key);
+      }
+      let prev = this.messages.length ? this.messages[this.messages.length - 1] : null;
+      let prevOwn = !!prev && this.own(prev);
+      let prevFailed = false;
+      // The ones queued behind the oldest say what it says (it is what they wait for).
+      const head = this.pending.find((e) => e.state !== 'failed');
+      const nodes = [];
+      for (const e of shown) {
+        let node = this.pendingNodes.get(e.key);
+        if (!node) {
+          node = this._renderPending(e);
+          this.pendingNodes.set(e.key, node);
+        }
+        const queued = e !== head && e.state === 'sending' && head && head.state === 'waiting';
+        this._updatePending(node, queued ? Object.assign({}, e, {state: 'waiting', error: head.error}) : e);
+        const grouped = prevOwn && !prevFailed && e.state !== 'failed' && prev &&
+          e.created_at - prev.created_at < GROUP_GAP_MS && startOfDay(prev.created_at) === startOfDay(e.created_at);
+        node.classList.toggle('grouped', !!grouped);
+        nodes.push(node);
+        prev = e;
+        prevOwn = true;
+        prevFailed = e.state === 'failed';
+      }
+      let anchor = null;
+      for (let i = nodes.length - 1; i >= 0; i--) {
+        if (nodes[i].parentNode !== this.container || nodes[i].nextSibling !== anchor) {
+          this.container.insertBefore(nodes[i], anchor);
+        }
+        anchor = nodes[i];
+      }
+    }
+
+    /* Is the entry's message already in the thread (see setPending)? Marks it taken. */
+    _taken(entry, taken) {
+      for (const m of this.messages) {
+        if (m.id <= entry.after || taken.has(m.id) || m.body !== entry.body || !this.own(m)) continue;
+        taken.add(m.id);
+        return true;
+      }
+      return false;
+    }
+
+    _renderPending(entry) {
+      const node = el('div', 'msg mine pending');
+      node.dataset.key = entry.key;
+      node.dataset.sender = this.me;
+      node.setAttribute('role', 'group');
+      const stack = el('div', 'msg-stack');
+      const author = this.pendingAuthor ? this.pendingAuthor() : null;
+      if (author) stack.appendChild(el('div', 'msg-author', author));
+      stack.appendChild(el('div', 'msg-body', entry.body));
+      stack.appendChild(el('div', 'msg-meta'));
+      node.appendChild(stack);
+      return node;
+    }
+
+    /* The bubble's state: data-state, its line under the text, and its label for screen readers. */
+    _updatePending(node, entry) {
+      const state = entry.state === 'failed' ? 'failed' : entry.state === 'waiting' ? 'waiting' : 'sending';
+      const why = state === 'failed' ? sentence(entry.error) : entry.error || '';
+      if (node.dataset.state === state && node.dataset.why === why) return;
+      node.dataset.state = state;
+      node.dataset.why = why;
+      node.classList.toggle('failed', state === 'failed');
+      const meta = node.querySelector('.msg-meta');
+      if (state === 'failed') {
+        const status = el('span', 'msg-failed', 'Not sent');
+        status.title = why;
+        const retry = el('button', 'msg-retry', 'Retry');
+        retry.type = 'button';
+        const discard = el('button', 'msg-discard', 'Delete');
+        discard.type = 'button';
+        meta.replaceChildren(status, retry, discard);
+        node.setAttribute('aria-label', 'Your message was not sent' + (why ? ': ' + why : '.'));
+        const reason = why ? el('div', 'msg-failed-why', why) : null;
+        const old = node.querySelector('.msg-failed-why');
+        if (old) old.remove();
+        if (reason) meta.before(reason);
+        return;
+      }
+      const old = node.querySelector('.msg-failed-why');
+      if (old) old.remove();
+      const label = state === 'sending' ? 'Sending\u2026' : why === 'offline' ? 'Waiting for connection\u2026' : 'Retrying\u2026';
+      const status = el('span', 'msg-sending');
+      status.append(clockIcon(), el('span', null, label));
+      meta.replaceChildren(status);
+      node.setAttribute('aria-label', 'Your message, not sent yet: ' + label.replace('\u2026', ''));
     }
 
     _render(msg) {

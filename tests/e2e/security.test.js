@@ -219,7 +219,7 @@ test('stored XSS: visitor names, agent names and message text (HTML, javascript:
     for (const text of VISITOR_TEXTS) {
       await visitor.fill('#message-input', text);
       await visitor.press('#message-input', 'Enter');
-      await waitText(visitor, '#messages .msg-body', text);
+      await waitText(visitor, '#messages .msg[data-id] .msg-body', text); // stored, not only pending
     }
     const r = await srv.api('GET', '/api/visitor/messages?after=0', { token: v.token });
     assert.deepEqual(r.json.messages.map((m) => m.body), VISITOR_TEXTS, 'the page sent the texts as they are');
@@ -238,7 +238,7 @@ test('stored XSS: visitor names, agent names and message text (HTML, javascript:
     await waitText(agent, '#thread .msg-body', VISITOR_TEXTS.at(-1));
     await agent.fill('#reply-input', AGENT_TEXT);
     await agent.press('#reply-input', 'Enter');
-    await waitText(agent, '#thread .msg-body', AGENT_TEXT);
+    await waitText(agent, '#thread .msg[data-id] .msg-body', AGENT_TEXT);
     // The visitor sees the agent's reply and the agent's hostile name as text.
     await waitText(visitor, '#messages .msg-body', AGENT_TEXT);
     await waitText(visitor, '#messages .msg-author', EVE.name);

@@ -1,0 +1,192 @@
+/* conversation_list.js: the agent console's list of conversations, as drawn: one item per
+ * conversation (avatar, name, closed tag, time, last message, "Visitor is typing…", unsent
+ * replies, unread badge), most recently active first, arrow keys between items, and the "Load
+ * older conversations" button at its end, which loads the next page when pressed or scrolled into
+ * view. The console (agent.js) owns the conversations and the paging; this draws them.
+ *
+ *   const list = new KefuConversationList({list, scroll, empty, loadOlder}, {
+ *     conversations() {},   // the conversation objects (API.md) to show, any order
+ *     stateOf(c) {},        // {selected, typing, unsent: null | 'sending' | 'failed', myName}
+ *     onSelect(id) {},      // an item was clicked, or Enter / Space pressed on it
+ *     onLoadOlder() {},     // the button was pressed or came into view: a Promise of the load
+ *   });
+ *   list.render(c); list.order(); list.remove(id); list.clear(); list.item(id);
+ *   list.showLoadOlder(visible, state);  // state: 'idle' | 'loading' | 'error' */
+(function () {
+  'use strict';
+
+  const {el, avatarClass, visitorName, setVisitorAvatar, formatRelative, formatFull} = window.KefuUI;
+
+  function activity(c) {
+    return c.last_message ? c.last_message.created_at : (c.updated_at || c.created_at || 0);
+  }
+
+  /* Most recently active first (by the newest message; ids break ties, being monotonic). */
+  function compareConvs(a, b) {
+    return activity(b) - activity(a) ||
+      (b.last_message ? b.last_message.id : 0) - (a.last_message ? a.last_message.id : 0) ||
+      b.id - a.id;
+  }
+
+  class ConversationList {
+    constructor(els, o) {
+      this.ui = els;
+      this.conversations = o.conversations;
+      this.stateOf = o.stateOf;
+      this.onSelect = o.onSelect;
+      this.onLoadOlder = o.onLoadOlder;
+      this.items = new Map(); // conversation id -> .conv-item element
+
+      els.list.addEventListener('click', (e) => {
+        const item = e.target.closest('.conv-item');
+        if (item) this.onSelect(Number(item.dataset.id));
+      });
+      els.list.addEventListener('keydown', (e) => {
+        const item = e.target.closest('.conv-item');
+        if (!item) return;
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          this.onSelect(Number(item.dataset.id));
+        } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+          e.preventDefault();
+          const next = e.key === 'ArrowDown' ? item.nextElementSibling : item.previousElementSibling;
+          if (next) next.focus();
+        }
+      });
+
+      els.loadOlder.addEventListener('click', () => {
+        const last = els.list.lastElementChild;
+        Promise.resolve(this.onLoadOlder()).then(() => {
+          // From the keyboard: go on with the first of the conversations just loaded.
+          const focusLost = document.activeElement === els.loadOlder || document.activeElement === document.body;
+          const first = last && last.parentNode === els.list ? last.nextElementSibling : null;
+          if (focusLost && first) first.focus();
+        });
+      });
+      /* Scrolled to the end of the list (the button comes into view): the next page. A failed
+       * load waits for a press on the button, so a server that is down is not asked in a loop. */
+      if ('IntersectionObserver' in window) {
+        new IntersectionObserver((seen) => {
+          if (seen.some((e) => e.isIntersecting) && els.loadOlder.dataset.state !== 'error') this.onLoadOlder();
+        }, {root: els.scroll, rootMargin: '0px 0px 300px 0px'}).observe(els.loadOlder);
+      }
+
+      /* Relative times ("5m") age; refresh them. */
+      setInterval(() => {
+        for (const c of this.conversations()) {
+          const item = this.items.get(c.id);
+          const at = activity(c);
+          if (item && at) item.querySelector('.conv-time').textContent = formatRelative(at);
+        }
+      }, 30000);
+    }
+
+    item(id) {
+      return this.items.get(id) || null;
+    }
+
+    remove(id) {
+      const node = this.items.get(id);
+      if (node) node.remove();
+      this.items.delete(id);
+    }
+
+    clear() {
+      this.items.clear();
+      this.ui.list.replaceChildren();
+    }
+
+    /* Puts the items in order, moving one only when the order changed, so that focus and hover
+     * are not disturbed needlessly. */
+    order() {
+      const ordered = Array.from(this.conversations()).sort(compareConvs);
+      let node = this.ui.list.firstElementChild;
+      for (const c of ordered) {
+        const item = this.items.get(c.id);
+        if (!item) continue;
+        if (item !== node) this.ui.list.insertBefore(item, node);
+        else node = node.nextElementSibling;
+      }
+      this.ui.empty.hidden = ordered.length > 0;
+    }
+
+    /* The "Load older conversations" button. Not disabled while loading: a disabled button
+     * would drop the keyboard focus. */
+    showLoadOlder(visible, state) {
+      const b = this.ui.loadOlder;
+      b.hidden = !visible;
+      b.setAttribute('aria-busy', state === 'loading' ? 'true' : 'false');
+      b.dataset.state = state || 'idle';
+      b.textContent = state === 'loading' ? 'Loading older conversations\u2026'
+        : state === 'error' ? 'Could not load older conversations. Try again' : 'Load older conversations';
+    }
+
+    /* Creates or updates the item of conversation c. */
+    render(c) {
+      let item = this.items.get(c.id);
+      if (!item) {
+        item = el('li', 'conv-item');
+        item.dataset.id = String(c.id);
+        item.tabIndex = 0;
+        item.setAttribute('role', 'option');
+        const av = el('span', 'avatar');
+        av.setAttribute('aria-hidden', 'true');
+        const main = el('div', 'conv-main');
+        const top = el('div', 'conv-top');
+        top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
+        const bottom = el('div', 'conv-bottom');
+        bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
+          el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-unread'));
+        main.append(top, bottom);
+        item.append(av, main);
+        this.items.set(c.id, item);
+        this.ui.list.appendChild(item);
+      }
+      const state = this.stateOf(c);
+      const name = visitorName(c.visitor);
+      const av = item.querySelector('.avatar');
+      av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
+      setVisitorAvatar(av, c.visitor);
+      item.querySelector('.conv-name').textContent = name;
+      item.querySelector('.conv-tag').hidden = c.status !== 'closed';
+      item.classList.toggle('closed', c.status === 'closed');
+
+      const last = c.last_message;
+      const who = item.querySelector('.conv-preview-who');
+      if (last && last.sender === 'agent') {
+        who.textContent = (state.myName && last.agent_name === state.myName ? 'You' : (last.agent_name || 'Agent')) + ':';
+        who.hidden = false;
+      } else {
+        who.textContent = '';
+        who.hidden = true;
+      }
+      // The raw text: CSS (white-space: nowrap) shows it as one line.
+      item.querySelector('.conv-preview').textContent = last ? last.body : 'No messages yet';
+      const time = item.querySelector('.conv-time');
+      const at = activity(c);
+      time.textContent = at ? formatRelative(at) : '';
+      time.title = at ? formatFull(at) : '';
+      if (at) time.dateTime = new Date(at).toISOString();
+
+      const unread = Math.max(0, c.unread | 0);
+      item.dataset.unread = String(unread);
+      item.classList.toggle('unread', unread > 0);
+      const badge = item.querySelector('.conv-unread');
+      badge.textContent = unread > 99 ? '99+' : String(unread);
+      badge.hidden = unread === 0;
+      item.classList.toggle('selected', !!state.selected);
+      item.classList.toggle('typing', !!state.typing);
+      // Replies of ours not yet stored: "Sending…", or "Not sent" when the server refused one.
+      const mark = item.querySelector('.conv-outbox');
+      mark.hidden = !state.unsent;
+      mark.textContent = state.unsent === 'failed' ? 'Not sent' : 'Sending\u2026';
+      mark.classList.toggle('failed', state.unsent === 'failed');
+      item.setAttribute('aria-selected', state.selected ? 'true' : 'false');
+      item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
+        (c.status === 'closed' ? ', closed' : '') + (state.unsent === 'failed' ? ', a reply not sent' : '') +
+        (last ? ': ' + last.body.slice(0, 120) : ''));
+    }
+  }
+
+  window.KefuConversationList = ConversationList;
+})();
