@@ -118,7 +118,7 @@
       return {
         selected: c.id === selectedId,
         typing: visitorTyping.has(c.id),
-        unsent: unsent.length === 0 ? null : unsent.some((e) => e.state === 'failed') ? 'failed' : 'sending',
+        unsent: unsentMark(unsent),
         myName: me ? me.agent.name : null,
       };
     },
@@ -658,6 +658,14 @@
         {headers: {'Idempotency-Key': entry.key}, signal}),
     });
     return data.message;
+  }
+
+  /* The list's mark for a conversation's unsent replies: 'failed' when the server refused one,
+   * else what the oldest is doing (the rest wait for it), as its bubble says; null: none. */
+  function unsentMark(unsent) {
+    if (unsent.length === 0) return null;
+    if (unsent.some((e) => e.state === 'failed')) return 'failed';
+    return window.KefuUI.pendingLabel(unsent.find((e) => e.state !== 'failed'));
   }
 
   function pendingFor(id) {

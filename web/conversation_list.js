@@ -6,7 +6,7 @@
  *
  *   const list = new KefuConversationList({list, scroll, empty, loadOlder}, {
  *     conversations() {},   // the conversation objects (API.md) to show, any order
- *     stateOf(c) {},        // {selected, typing, unsent: null | 'sending' | 'failed', myName}
+ *     stateOf(c) {},        // {selected, typing, unsent: null | 'failed' | a label, myName}
  *     onSelect(id) {},      // an item was clicked, or Enter / Space pressed on it
  *     onLoadOlder() {},     // the button was pressed or came into view: a Promise of the load
  *   });
@@ -176,10 +176,11 @@
       badge.hidden = unread === 0;
       item.classList.toggle('selected', !!state.selected);
       item.classList.toggle('typing', !!state.typing);
-      // Replies of ours not yet stored: "Sending…", or "Not sent" when the server refused one.
+      // Replies of ours not yet stored: what they are doing ("Sending…", "Waiting for
+      // connection…"), or "Not sent" when the server refused one.
       const mark = item.querySelector('.conv-outbox');
       mark.hidden = !state.unsent;
-      mark.textContent = state.unsent === 'failed' ? 'Not sent' : 'Sending\u2026';
+      mark.textContent = state.unsent === 'failed' ? 'Not sent' : state.unsent || '';
       mark.classList.toggle('failed', state.unsent === 'failed');
       item.setAttribute('aria-selected', state.selected ? 'true' : 'false');
       item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +

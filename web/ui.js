@@ -336,6 +336,13 @@
    * Below the messages: the page's own unsent ones (setPending, with its outbox's entries), as
    * `.msg.mine.pending[data-key]` bubbles that say how they are doing, with Retry and Delete
    * buttons (opts.onRetry(key), opts.onDiscard(key)) on one the server refused. */
+  /* What an unsent message not refused is doing, in words: the bubble's line and the console
+   * list's mark say the same. */
+  function pendingLabel(entry) {
+    if (entry.state !== 'waiting') return 'Sending\u2026';
+    return entry.error === 'offline' ? 'Waiting for connection\u2026' : 'Retrying\u2026';
+  }
+
   class MessageList {
     constructor(container, opts) {
       const o = opts || {};
@@ -612,7 +619,7 @@
       }
       const old = node.querySelector('.msg-failed-why');
       if (old) old.remove();
-      const label = state === 'sending' ? 'Sending\u2026' : why === 'offline' ? 'Waiting for connection\u2026' : 'Retrying\u2026';
+      const label = pendingLabel({state, error: why});
       const status = el('span', 'msg-sending');
       status.append(clockIcon(), el('span', null, label));
       meta.replaceChildren(status);
@@ -698,6 +705,6 @@
   window.KefuUI = {
     ApiError, api, sentence, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
     visitorName, visitorInitials, setVisitorAvatar, showConnState, MessageList, autoGrow, enterToSend,
-    perform, TypingSender, TypingState,
+    perform, TypingSender, TypingState, pendingLabel,
   };
 })();
