@@ -2,6 +2,7 @@
 #include "base/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -9,7 +10,8 @@
 #include "base/clock.h"
 #include "base/err.h"
 
-static kf_log_level_t current_level = KF_LOG_INFO;
+/* Atomic: the store's threads log too, and a test may change the level while they run. */
+static _Atomic kf_log_level_t current_level = KF_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
 void kf_log_set_level(kf_log_level_t level)

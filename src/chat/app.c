@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
 #include "store/sync.h"
@@ -46,6 +47,18 @@ static void sweep_cb(uv_timer_t *timer)
     kf_app_t *app = timer->data;
     kf_limits_sweep(app->limits);
     kf_authn_sweep(app->authn);
+}
+
+/* The database stopped or started taking writes: said once each way, since every refused write
+ * is answered 503 without a line of its own. */
+static void store_health_cb(void *data, bool writable, uint64_t refused)
+{
+    (void)data;
+    if (!writable)
+        kf_warn("the database refuses writes (a full disk or a read-only file system): sends, "
+                "new visitors and logins are answered 503 until it takes them again");
+    else
+        kf_warn("the database takes writes again, after %llu refused", (unsigned long long)refused);
 }
 
 /* The store has work for the loop (finished writes, queued reads), or a replay was deferred:
@@ -94,6 +107,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->store_wakeup->data = app;
     uv_unref((uv_handle_t *)app->store_wakeup);
     store->ops->set_notify(store, wake, app->store_wakeup);
+    kf_store_set_health(store, store_health_cb, app);
     kf_replay_set_notify(app->replay, wake, app->store_wakeup);
     /* Unreferenced too: it must not keep the loop alive at shutdown. */
     app->sweeper = kf_xcalloc(1, sizeof *app->sweeper);
@@ -134,6 +148,7 @@ void kf_app_free(kf_app_t *app)
         return;
     kf_app_commit(app);
     app->store->ops->set_notify(app->store, NULL, NULL);
+    kf_store_set_health(app->store, NULL, NULL);
     uv_close((uv_handle_t *)app->store_wakeup, free_handle_cb);
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
     kf_push_free(app->push);

@@ -40,7 +40,12 @@ void kf_page_agent(const kf_call_t *call)
     kf_page_static(call->req, "agent.html", 10);
 }
 
+/* Alive and answering: 200 either way, since reads, streams and replays go on while the database
+ * refuses writes and a restart would not free the disk; "degraded" tells a monitor to look. */
 void kf_page_health(const kf_call_t *call)
 {
-    kf_resp_json(call->req, 200, json_pack("{s:s}", "status", "ok"));
+    bool writable = kf_store_writable(call->app->store);
+    kf_resp_json(
+        call->req, 200,
+        json_pack("{s:s,s:b}", "status", writable ? "ok" : "degraded", "writable", writable));
 }

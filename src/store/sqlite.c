@@ -283,6 +283,7 @@ static void sqlite_complete(kf_store_t *store)
     op_t *write = kf_sqlite_writer_take_finished(s);
     while (write != NULL) {
         op_t *next = write->next;
+        kf_store_note_write(store, write->result.rc);
         write->done(write->ctx, &write->result);
         kf_sqlite_op_free(write);
         write = next;

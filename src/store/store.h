@@ -68,6 +68,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+
 typedef enum { KF_SENDER_VISITOR = 0, KF_SENDER_AGENT = 1 } kf_sender_t;
 
 typedef struct kf_agent {
@@ -258,10 +260,49 @@ typedef struct kf_store_ops {
     void (*set_notify)(kf_store_t *store, void (*notify)(void *data), void *data);
 } kf_store_ops_t;
 
-/* Every backend's handle starts with this. */
+/* Told on the owner thread when the database starts refusing writes (writable false: the first
+ * write answered KF_EUNAVAIL after one that went) and when it takes them again (writable true,
+ * refused: how many were refused meanwhile). The edge logs the change once, where a log line per
+ * refused write would bury it. */
+typedef void (*kf_store_health_fn)(void *data, bool writable, uint64_t refused);
+
+/* Every backend's handle starts with this. The health fields are the store's account of whether
+ * it takes writes, kept by kf_store_note_write; zeroed with the handle. */
 struct kf_store {
     const kf_store_ops_t *ops;
+    uint64_t refused_writes; /* writes answered KF_EUNAVAIL since the last that went */
+    kf_store_health_fn health_fn;
+    void *health_data;
 };
+
+/* Whether the last completed write went (or none was refused since): the health check's answer. */
+static inline bool kf_store_writable(const kf_store_t *store)
+{
+    return store->refused_writes == 0;
+}
+
+/* Who is told when the database stops or starts taking writes (NULL: nobody). Owner thread. */
+static inline void kf_store_set_health(kf_store_t *store, kf_store_health_fn fn, void *data)
+{
+    store->health_fn = fn;
+    store->health_data = data;
+}
+
+/* For backends: every completed write's result code, on the owner thread, before its done runs.
+ * Only KF_EUNAVAIL and success move the account: a write refused for its own reasons (a taken
+ * e-mail, an unknown conversation) says nothing about the database. */
+static inline void kf_store_note_write(kf_store_t *store, int rc)
+{
+    if (rc == KF_EUNAVAIL) {
+        if (store->refused_writes++ == 0 && store->health_fn != NULL)
+            store->health_fn(store->health_data, false, 0);
+    } else if (rc == 0 && store->refused_writes > 0) {
+        uint64_t refused = store->refused_writes;
+        store->refused_writes = 0;
+        if (store->health_fn != NULL)
+            store->health_fn(store->health_data, true, refused);
+    }
+}
 
 /* Opens (creating if needed) the SQLite database at path: WAL mode, foreign keys on,
  * synchronous=FULL unless synchronous is "NORMAL" or "OFF" (NULL means FULL), schema created or

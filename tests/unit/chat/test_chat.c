@@ -430,7 +430,7 @@ static void test_pages(void **state)
         {"POST", "/static/kefu.js", 405, "method_not_allowed"},
         {"GET", "/no/such/page", 404, "not_found"},
         {"DELETE", "/healthz", 405, "method_not_allowed"},
-        {"GET", "/healthz", 200, "\"status\":\"ok\""},
+        {"GET", "/healthz", 200, "\"status\":\"ok\",\"writable\":true"},
     };
     /* An agent naming a conversation that does not exist. */
     cf_response_t *missing =

@@ -700,8 +700,24 @@ static void test_sqlite_migrates_version_1(void **state)
 
 /* ---- a full disk ---- */
 
+/* What the store's health account told (kf_store_set_health). */
+typedef struct health_log {
+    int calls;
+    bool writable;
+    uint64_t refused;
+} health_log_t;
+
+static void health_cb(void *data, bool writable, uint64_t refused)
+{
+    health_log_t *log = data;
+    log->calls++;
+    log->writable = writable;
+    log->refused = refused;
+}
+
 /* With no space left every write fails with KF_EUNAVAIL (a 503 for the client, who may retry),
- * reads go on, and once space is back the store writes again by itself, its database whole. */
+ * reads go on, and once space is back the store writes again by itself, its database whole. The
+ * store's account says so once each way, not once per refused write. */
 static void test_sqlite_disk_full(void **state)
 {
     suite_fixture_t *f = *state;
@@ -710,6 +726,9 @@ static void test_sqlite_disk_full(void **state)
     int64_t conversation = suite_open_conversation(f, visitor, "before", SUITE_NOW, NULL);
     static char body[64 * 1024]; /* several pages: the log must grow */
     memset(body, 'x', sizeof body - 1);
+    health_log_t health = {0};
+    kf_store_set_health(f->store, health_cb, &health);
+    assert_true(kf_store_writable(f->store));
 
     atomic_store(&disk_full, true);
     seen_t *seen = seen_new();
@@ -724,9 +743,16 @@ static void test_sqlite_disk_full(void **state)
     assert_int_equal(
         suite_wait(f, ops->messages_all(f->store, 0, 10, on_message, on_done, seen), seen), 0);
     assert_int_equal(seen->message_count, 1);
+    assert_int_equal(health.calls, 1);
+    assert_false(health.writable);
+    assert_false(kf_store_writable(f->store));
 
     atomic_store(&disk_full, false);
     assert_int_equal(suite_wait(f, ops->message_add(f->store, &m, on_done, seen), seen), 0);
+    assert_int_equal(health.calls, 2);
+    assert_true(health.writable);
+    assert_int_equal(health.refused, 3);
+    assert_true(kf_store_writable(f->store));
     assert_int_equal(
         suite_wait(f, ops->visitor_create(f->store, "token-b", "B", SUITE_NOW, on_done, seen),
                    seen),
