@@ -24,6 +24,8 @@
 
   const MAX_CHARS = 4000;
   const BASE_TITLE = 'kefu';
+  const SESSION_ENDED = 'Your session has ended. Please sign in again.';
+  const ACCOUNT_DISABLED = 'Your account has been disabled. Ask an admin of your team to enable it again.';
   const $ = (id) => document.getElementById(id);
 
   const ui = {
@@ -139,7 +141,7 @@
       return await api(method, path, opts);
     } catch (e) {
       if (e.status === 401) {
-        sessionEnded('Your session has ended. Please sign in again.');
+        sessionEnded(e.code === 'disabled' ? ACCOUNT_DISABLED : SESSION_ENDED);
         throw e;
       }
       if (e.status === 403 && e.code === 'csrf' && method !== 'GET') {
@@ -185,7 +187,7 @@
       ui.loginPassword.value = '';
       await enterConsole(data);
     } catch (err) {
-      ui.loginError.textContent = err.message;
+      ui.loginError.textContent = err.code === 'disabled' ? ACCOUNT_DISABLED : err.message;
       ui.loginError.hidden = false;
       ui.loginPassword.select();
     } finally {
@@ -212,6 +214,13 @@
     if (!me) return;
     resetConsole();
     showLogin(message);
+  }
+
+  /* A refused push stream (401) does not say why; the session's answer does (code `disabled`). */
+  async function pushRefused() {
+    const gen = sessionGen;
+    const e = await api('GET', '/api/agent/me').then(() => null, (err) => err);
+    if (gen === sessionGen) sessionEnded(e && e.code === 'disabled' ? ACCOUNT_DISABLED : SESSION_ENDED);
   }
 
   function resetConsole() {
@@ -727,7 +736,7 @@
         visitorTyping.clear();
         if (me) loadConversations().catch(() => {});
       },
-      onAuthError: () => sessionEnded('Your session has ended. Please sign in again.'),
+      onAuthError: pushRefused,
     });
   }
 
@@ -804,7 +813,7 @@
       const data = await api('GET', '/api/agent/me');
       await enterConsole(data);
     } catch (e) {
-      if (!me) showLogin(e.status === 401 ? '' : e.message);
+      if (!me) showLogin(e.code === 'disabled' ? ACCOUNT_DISABLED : e.status === 401 ? '' : e.message);
     }
   })();
 })();

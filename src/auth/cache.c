@@ -125,6 +125,16 @@ void kf_auth_cache_remove(kf_auth_cache_t *cache, const char *token_hash)
         clear(cache, e);
 }
 
+void kf_auth_cache_each(kf_auth_cache_t *cache, bool (*visit)(void *value, size_t len, void *ctx),
+                        void *ctx)
+{
+    for (size_t i = 0; cache->slots != NULL && i <= cache->mask; i++) {
+        entry_t *e = &cache->slots[i];
+        if (e->value != NULL && visit(e->value, e->len, ctx))
+            clear(cache, e);
+    }
+}
+
 void kf_auth_cache_clear(kf_auth_cache_t *cache)
 {
     for (size_t i = 0; cache->slots != NULL && i <= cache->mask; i++)

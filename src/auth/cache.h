@@ -30,6 +30,11 @@ void kf_auth_cache_put(kf_auth_cache_t *cache, const char *token_hash, int64_t e
                        const void *value, size_t len);
 /* Forgets token_hash (nothing happens when it is not there). */
 void kf_auth_cache_remove(kf_auth_cache_t *cache, const char *token_hash);
+/* Calls visit with the value of every entry held (expired ones too), which it may change in
+ * place (not its length); an entry it returns true for is removed. O(slots): for what touches
+ * entries whose keys the caller does not know (every session of one agent). */
+void kf_auth_cache_each(kf_auth_cache_t *cache, bool (*visit)(void *value, size_t len, void *ctx),
+                        void *ctx);
 /* Forgets every entry. */
 void kf_auth_cache_clear(kf_auth_cache_t *cache);
 /* Entries held now (expired ones included until replaced). */

@@ -30,6 +30,8 @@ static int store_error(kf_chat_error_t *err, int rc, const char *what)
     }
     if (rc == KF_EUNAVAIL)
         return fail(err, rc, "the server cannot store that now; please try again");
+    if (rc == KF_EFORBIDDEN) /* the store refuses a disabled agent's writes */
+        return fail(err, rc, "this account is disabled");
     return fail(err, rc, "the server could not complete the request");
 }
 
@@ -309,6 +311,8 @@ static void typing_agent_cb(void *ctx, const kf_store_result_t *r)
 {
     pending_t *pending = ctx;
     int rc = r->rc;
+    if (rc == 0 && r->agent->disabled_at != 0)
+        rc = KF_EFORBIDDEN; /* its socket is being closed: nothing more in its name */
     if (rc == 0) {
         snprintf(pending->agent_name, sizeof pending->agent_name, "%s", r->agent->name);
         rc = typing_look_up(pending);

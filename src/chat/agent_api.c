@@ -1,6 +1,6 @@
 /* agent_api.c: agents' sessions (login, the current agent, logout, push tickets) and accounts
- * (an admin creates agents). Password hashing runs on the hasher's worker threads
- * (auth/hasher.h), never on the loop. */
+ * (an admin lists, creates, changes, disables and enables agents). Password hashing runs on the
+ * hasher's worker threads (auth/hasher.h), never on the loop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,22 @@ static json_t *agent_json(int64_t id, const char *email, const char *name, const
                      "role", role);
 }
 
+/* An agent as admins see it: the agent, when it was created and whether it is disabled. */
+static json_t *account_json(const kf_agent_t *agent)
+{
+    json_t *json = agent_json(agent->id, agent->email, agent->name, agent->role);
+    json_object_set_new(json, "created_at", json_integer((json_int_t)agent->created_at));
+    json_object_set_new(json, "disabled", json_boolean(agent->disabled_at != 0));
+    return json;
+}
+
+/* A login with the right password for a disabled account: told why (the password is right, so
+ * this tells nobody anything they could not know), but no session. */
+static void refuse_disabled(kf_req_t *req)
+{
+    kf_resp_error(req, 403, "disabled", "this account is disabled");
+}
+
 static void set_session_cookie(kf_req_t *req, kf_app_t *app, const char *token, int64_t max_age_s)
 {
     char cookie[256];
@@ -23,6 +39,18 @@ static void set_session_cookie(kf_req_t *req, kf_app_t *app, const char *token, 
              kf_authn_cookie_name(app->authn), token, (long long)max_age_s,
              app->config.secure_cookies ? "; Secure" : "");
     kf_resp_header(req, "Set-Cookie", cookie);
+}
+
+/* Whether value is a display name that fits: a string of at most KF_MAX_NAME_CHARS characters. */
+static bool is_name(json_t *value)
+{
+    return json_is_string(value) && kf_utf8_length(json_string_value(value)) <= KF_MAX_NAME_CHARS;
+}
+
+static bool is_role(json_t *value)
+{
+    const char *role = json_string_value(value);
+    return role != NULL && (strcmp(role, "admin") == 0 || strcmp(role, "agent") == 0);
 }
 
 /* An e-mail from a JSON string, lower-cased, into out; false when it is not one that fits. */
@@ -60,7 +88,9 @@ static void session_created_cb(void *ctx, const kf_store_result_t *r)
 {
     login_wait_t *w = ctx;
     kf_req_t *req = w->base.req;
-    if (req != NULL && r->rc != 0) {
+    if (req != NULL && r->rc == KF_EFORBIDDEN) {
+        refuse_disabled(req); /* disabled while its password was checked */
+    } else if (req != NULL && r->rc != 0) {
         kf_call_fail(req, r->rc, NULL);
     } else if (req != NULL) {
         kf_info("agent %s logged in from %s", w->email, kf_req_peer(req));
@@ -91,7 +121,11 @@ static void verified_cb(void *data, bool match)
         return;
     }
     kf_limits_login_succeeded(app->limits, w->email);
-    if (req == NULL) {
+    if (w->agent.disabled)
+        kf_info("login for %s from %s refused: the account is disabled", w->email, w->address);
+    if (req == NULL || w->agent.disabled) {
+        if (req != NULL)
+            refuse_disabled(req);
         login_wait_free(w);
         return;
     }
@@ -134,6 +168,7 @@ static void login_agent_cb(void *ctx, const kf_store_result_t *r)
         snprintf(agent->email, sizeof agent->email, "%s", r->agent->email);
         snprintf(agent->name, sizeof agent->name, "%s", r->agent->name);
         snprintf(agent->role, sizeof agent->role, "%s", r->agent->role);
+        agent->disabled = r->agent->disabled_at != 0;
     }
     int rc = kf_hasher_verify(w->app->hasher, w->password,
                               w->known ? r->agent->password_hash : dummy_hash, verified_cb, w);
@@ -248,6 +283,45 @@ void kf_agent_ticket_post(const kf_call_t *call)
 
 /* ---- accounts (admins) ---- */
 
+#define NAME_RULE "name must be a string of at most 80 characters"
+#define ROLE_RULE "role must be \"admin\" or \"agent\""
+
+/* The account list on its way: agents are few, so all of them in one answer. */
+typedef struct list_wait {
+    kf_wait_t base;
+    json_t *agents;
+} list_wait_t;
+
+static int listed_agent_cb(void *ctx, const kf_agent_t *agent)
+{
+    list_wait_t *w = ctx;
+    json_array_append_new(w->agents, account_json(agent));
+    return 0;
+}
+
+static void agents_listed_cb(void *ctx, const kf_store_result_t *r)
+{
+    list_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0)
+        kf_call_fail(req, r->rc, NULL);
+    else if (req != NULL)
+        kf_resp_json(req, 200, json_pack("{s:O}", "agents", w->agents));
+    json_decref(w->agents);
+    free(w);
+}
+
+void kf_agents_get(const kf_call_t *call)
+{
+    kf_store_t *store = call->app->store;
+    list_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->agents = json_array();
+    int rc = store->ops->agent_list(store, listed_agent_cb, agents_listed_cb, w);
+    if (rc != 0)
+        json_decref(w->agents);
+    kf_call_hold(call->req, w, rc);
+}
+
 /* A new agent on its way: the password's hash on the hasher, then the row. */
 typedef struct create_wait {
     kf_wait_t base;
@@ -255,6 +329,7 @@ typedef struct create_wait {
     char email[KF_MAX_EMAIL_BYTES + 1];
     char name[4 * KF_MAX_NAME_CHARS + 1];
     char role[16];
+    int64_t created_at;
 } create_wait_t;
 
 static void agent_created_cb(void *ctx, const kf_store_result_t *r)
@@ -269,7 +344,12 @@ static void agent_created_cb(void *ctx, const kf_store_result_t *r)
         kf_call_fail(req, r->rc, NULL);
     else if (req != NULL)
         kf_resp_json(req, 201,
-                     json_pack("{s:o}", "agent", agent_json(r->id, w->email, w->name, w->role)));
+                     json_pack("{s:o}", "agent",
+                               account_json(&(kf_agent_t){.id = r->id,
+                                                          .email = w->email,
+                                                          .name = w->name,
+                                                          .role = w->role,
+                                                          .created_at = w->created_at})));
     free(w);
 }
 
@@ -281,7 +361,7 @@ static void hashed_cb(void *data, int rc, const char *encoded)
     kf_app_t *app = w->app;
     if (rc == 0)
         rc = app->store->ops->agent_create(app->store, w->email, w->name, w->role, encoded,
-                                           kf_clock_wall_ms(), agent_created_cb, w);
+                                           w->created_at, agent_created_cb, w);
     if (rc == 0)
         return;
     if (w->base.req != NULL)
@@ -304,12 +384,10 @@ void kf_agents_create(const kf_call_t *call)
     if (!read_email(json_object_get(root, "email"), w->email) || strchr(w->email, '@') == NULL ||
         w->email[0] == '@' || w->email[strlen(w->email) - 1] == '@')
         why = "email must be an address (name@host)";
-    else if (!json_is_string(name) || kf_utf8_length(json_string_value(name)) > KF_MAX_NAME_CHARS)
-        why = "name must be a string of at most 80 characters";
-    else if (role != NULL && !json_is_null(role) &&
-             (!json_is_string(role) || (strcmp(json_string_value(role), "admin") != 0 &&
-                                        strcmp(json_string_value(role), "agent") != 0)))
-        why = "role must be \"admin\" or \"agent\"";
+    else if (!is_name(name))
+        why = NAME_RULE;
+    else if (role != NULL && !json_is_null(role) && !is_role(role))
+        why = ROLE_RULE;
     else if (!json_is_string(password) || json_string_length(password) < 8)
         why = "password must be a string of at least 8 characters";
     if (why != NULL) {
@@ -323,9 +401,128 @@ void kf_agents_create(const kf_call_t *call)
     free(trimmed);
     snprintf(w->role, sizeof w->role, "%s",
              json_is_string(role) ? json_string_value(role) : "agent");
+    w->created_at = kf_clock_wall_ms();
     int rc = kf_hasher_hash(call->app->hasher, json_string_value(password), hashed_cb, w);
     json_decref(root);
     if (rc == KF_ELIMIT)
         rc = KF_EUNAVAIL;
+    kf_call_hold(req, w, rc);
+}
+
+/* A change to an account on its way to the store. */
+typedef struct change_wait {
+    kf_wait_t base;
+    kf_app_t *app;
+    char by[KF_MAX_EMAIL_BYTES + 1]; /* the admin who asked, for the log */
+    kf_agent_state_t state;          /* what it does to the agent's access, for the log */
+} change_wait_t;
+
+/* The change is stored. Whether its admin still waits or not, it holds everywhere from now on:
+ * a disabled agent's cached sessions answer 401, its tickets open nothing, its push connections
+ * (a WebSocket that could still send) end; any other change is read again by its sessions. */
+static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
+{
+    change_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    kf_app_t *app = w->app;
+    if (r->rc == 0) {
+        const kf_agent_t *a = r->agent;
+        bool disabled = a->disabled_at != 0;
+        kf_authn_agent_changed(app->authn, a->id, disabled);
+        if (disabled) {
+            kf_authn_revoke_tickets(app->authn, 'a', a->id);
+            size_t ended = kf_push_end_subject(app->push, 'a', a->id);
+            kf_info("agent %s disabled by %s (sessions ended: %lld, push connections ended: %zu)",
+                    a->email, w->by, (long long)r->count, ended);
+        } else if (w->state == KF_AGENT_STATE_ENABLE) {
+            kf_info("agent %s enabled by %s", a->email, w->by);
+        } else {
+            kf_info("agent %s changed by %s (role %s)", a->email, w->by, a->role);
+        }
+    }
+    if (req != NULL && r->rc == KF_ENOTFOUND)
+        kf_call_fail(req, KF_ENOTFOUND, "no such agent");
+    else if (req != NULL && r->rc == KF_ECONFLICT)
+        kf_call_fail(req, KF_ECONFLICT,
+                     "the desk needs an enabled admin: make another agent an admin first");
+    else if (req != NULL && r->rc != 0)
+        kf_call_fail(req, r->rc, NULL);
+    else if (req != NULL)
+        kf_resp_json(req, 200, json_pack("{s:o}", "agent", account_json(r->agent)));
+    free(w);
+}
+
+/* What is wrong with a change's fields, or NULL; the first field it does not know in *unknown. */
+static const char *check_change(json_t *root, json_t *disabled, json_t *name, json_t *role,
+                                const char **unknown)
+{
+    const char *key;
+    json_t *value;
+    *unknown = NULL;
+    json_object_foreach(root, key, value)
+    {
+        if (strcmp(key, "disabled") != 0 && strcmp(key, "name") != 0 && strcmp(key, "role") != 0) {
+            *unknown = key;
+            return "unknown field";
+        }
+    }
+    if (disabled == NULL && name == NULL && role == NULL)
+        return "nothing to change: give disabled, name or role";
+    if (disabled != NULL && !json_is_boolean(disabled))
+        return "disabled must be true or false";
+    if (name != NULL && !is_name(name))
+        return NAME_RULE;
+    if (role != NULL && !is_role(role))
+        return ROLE_RULE;
+    return NULL;
+}
+
+void kf_agents_patch(const kf_call_t *call)
+{
+    kf_req_t *req = call->req;
+    kf_app_t *app = call->app;
+    int64_t id = call->ids[0];
+    json_t *root = kf_call_json(req);
+    if (root == NULL)
+        return;
+    json_t *disabled = json_object_get(root, "disabled");
+    json_t *name = json_object_get(root, "name");
+    json_t *role = json_object_get(root, "role");
+    const char *unknown;
+    const char *why = check_change(root, disabled, name, role, &unknown);
+    /* An unknown field is a malformed request: a typo ("disable") must not pass for a change
+     * that did nothing. */
+    int rc = why == NULL ? 0 : unknown != NULL ? KF_EPROTO : KF_EINVAL;
+    if (rc == 0 && json_is_true(disabled) && id == call->who->agent.id) {
+        rc = KF_ECONFLICT; /* the desk must not lock itself out, nor an admin out of it by a slip */
+        why = "you cannot disable your own account";
+    }
+    if (rc != 0) {
+        char message[96];
+        if (unknown != NULL) {
+            snprintf(message, sizeof message,
+                     "unknown field \"%.32s\": a change takes disabled, name and role", unknown);
+            why = message;
+        }
+        json_decref(root);
+        kf_call_fail(req, rc, why);
+        return;
+    }
+    char *trimmed = name != NULL ? kf_trim_copy(json_string_value(name)) : NULL;
+    kf_agent_change_t change = {
+        .name = trimmed,
+        .role = json_string_value(role),
+        .state = disabled == NULL         ? KF_AGENT_STATE_KEEP
+                 : json_is_true(disabled) ? KF_AGENT_STATE_DISABLE
+                                          : KF_AGENT_STATE_ENABLE,
+        .now = kf_clock_wall_ms(),
+    };
+    change_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = app;
+    snprintf(w->by, sizeof w->by, "%s", call->who->agent.email);
+    w->state = change.state;
+    rc = app->store->ops->agent_update(app->store, id, &change, agent_changed_cb, w);
+    free(trimmed);
+    json_decref(root);
     kf_call_hold(req, w, rc);
 }

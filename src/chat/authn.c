@@ -231,6 +231,31 @@ void kf_authn_forget_session(kf_authn_t *authn, const char *token_hash)
     kf_auth_cache_remove(authn->agent_sessions, token_hash);
 }
 
+/* An agent's change, for a visit of the cached sessions. */
+typedef struct agent_change {
+    int64_t agent_id;
+    bool disabled;
+} agent_change_t;
+
+static bool changed_session_cb(void *value, size_t len, void *ctx)
+{
+    kf_agent_auth_t *agent = value;
+    const agent_change_t *change = ctx;
+    (void)len; /* sessions are cached whole */
+    if (agent->id != change->agent_id)
+        return false;
+    if (!change->disabled)
+        return true; /* read again, with the change */
+    agent->disabled = true;
+    return false;
+}
+
+void kf_authn_agent_changed(kf_authn_t *authn, int64_t agent_id, bool disabled)
+{
+    agent_change_t change = {agent_id, disabled};
+    kf_auth_cache_each(authn->agent_sessions, changed_session_cb, &change);
+}
+
 /* ---- lookups that wait for the store ---- */
 
 /* A credential the caches did not know, waiting for the store. */
@@ -300,6 +325,12 @@ static void visitor_found_cb(void *ctx, const kf_store_result_t *r)
 static void agent_found_cb(void *ctx, const kf_store_result_t *r)
 {
     lookup_t *lookup = ctx;
+    /* Its sessions go with a disabled agent; one read just before that commit may still name it
+     * (not cached: the disabling's own callback may already have run). */
+    if (r->rc == 0 && r->agent->disabled_at != 0) {
+        answered(lookup, KF_EFORBIDDEN);
+        return;
+    }
     if (r->rc == 0) {
         kf_agent_auth_t *agent = &lookup->who.agent;
         lookup->who.kind = 'a';
@@ -307,7 +338,8 @@ static void agent_found_cb(void *ctx, const kf_store_result_t *r)
         snprintf(agent->email, sizeof agent->email, "%s", r->agent->email);
         snprintf(agent->name, sizeof agent->name, "%s", r->agent->name);
         snprintf(agent->role, sizeof agent->role, "%s", r->agent->role);
-        /* Kept until the session expires or its agent logs out (kf_authn_forget_session). */
+        /* Kept until the session expires, its agent logs out (kf_authn_forget_session) or an
+         * admin changes the account (kf_authn_agent_changed). */
         kf_auth_cache_put(lookup->authn->agent_sessions, lookup->hash, lookup->expires_at, agent,
                           sizeof *agent);
     }
@@ -376,7 +408,7 @@ static int try_credentials(kf_authn_t *authn, kf_req_t *req, unsigned creds, kf_
         int64_t now = kf_clock_wall_ms();
         if (kf_auth_cache_get(authn->agent_sessions, hash, now, &who->agent) > 0) {
             who->kind = 'a';
-            return 0;
+            return who->agent.disabled ? KF_EFORBIDDEN : 0;
         }
         lookup_t *lookup = lookup_new(authn, req, hash, 0, resume);
         return wait_for(

@@ -3,7 +3,7 @@
  * send headers); each credential is stored only as its SHA-256. Known credentials are answered
  * from two caches without the store; the rest wait for the store, holding their request, and
  * resume it when it answers. Push tickets are checked here too, and revoked when their agent logs
- * out. Loop thread only. */
+ * out or is disabled. Loop thread only. */
 #ifndef KF_CHAT_AUTHN_H
 #define KF_CHAT_AUTHN_H
 
@@ -28,6 +28,7 @@ typedef struct kf_agent_auth {
     char name[4 * KF_MAX_NAME_CHARS + 1];
     char role[16];
     char csrf[KF_TOKEN_SIZE];
+    bool disabled; /* the account is disabled (a session ended by it, kept to say so) */
 } kf_agent_auth_t;
 
 /* Who a request's credential names. From a push ticket, only kind and id are known (the rest is
@@ -62,10 +63,11 @@ void kf_authn_sweep(kf_authn_t *authn);
 
 /* Who req's credentials among creds name. Returns 0 with *who filled when no store read was
  * needed (a cached credential, a ticket); KF_EAUTH when none of them is there or the first one
- * there is unknown (a bad ticket: KF_EEXPIRED when it is genuine but expired); KF_EAGAIN when it
- * asked the store: req is held, and resume runs later; or the store's error (no answer about the
- * credential: the client must not be told 401 and drop it). A bearer token the store does not
- * know makes way for the cookie, when creds has both. */
+ * there is unknown (a bad ticket: KF_EEXPIRED when it is genuine but expired); KF_EFORBIDDEN
+ * when it is a session of an agent who is disabled (the client is told 401 all the same, and
+ * why); KF_EAGAIN when it asked the store: req is held, and resume runs later; or the store's
+ * error (no answer about the credential: the client must not be told 401 and drop it). A bearer
+ * token the store does not know makes way for the cookie, when creds has both. */
 int kf_authn_identify(kf_authn_t *authn, kf_req_t *req, unsigned creds, kf_principal_t *who,
                       kf_authn_resume_fn resume);
 
@@ -81,11 +83,16 @@ void kf_authn_remember_visitor(kf_authn_t *authn, const char *token_hash,
 void kf_authn_forget_all(kf_authn_t *authn);
 /* Forgets a session (by its token's hash): its agent logged out. */
 void kf_authn_forget_session(kf_authn_t *authn, const char *token_hash);
+/* An admin changed agent_id's account (its store write is done): the agent's cached sessions
+ * are forgotten, so that their next request reads the change; or, when the account is now
+ * disabled (its sessions deleted with it), kept, marked, to answer that they were ended by it
+ * until they would have expired. O(cached sessions); agents are few. */
+void kf_authn_agent_changed(kf_authn_t *authn, int64_t agent_id, bool disabled);
 
 /* Signs a push ticket for kind and subject, valid for the configured ticket lifetime. */
 int kf_authn_ticket(kf_authn_t *authn, char kind, int64_t subject, char out[KF_TICKET_SIZE]);
-/* Refuses from now on every ticket signed for kind and subject until now (a logout: a ticket
- * fetched before it must not open a stream after it). */
+/* Refuses from now on every ticket signed for kind and subject until now (a logout, a disabled
+ * agent: a ticket fetched before must not open a stream after). */
 void kf_authn_revoke_tickets(kf_authn_t *authn, char kind, int64_t subject);
 /* The tickets' lifetime in seconds, as the API tells clients. */
 int64_t kf_authn_ticket_seconds(const kf_authn_t *authn);

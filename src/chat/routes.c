@@ -20,7 +20,8 @@ typedef struct endpoint {
     kf_call_fn handler;
 } endpoint_t;
 
-/* Every route. A GET route also answers HEAD. Agent routes that change state carry csrf. */
+/* Every route. A GET route also answers HEAD. Agent routes that change state (any method but
+ * GET) carry csrf. */
 static const endpoint_t endpoints[] = {
     {{"GET", "/"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_root},
     {{"GET", "/chat"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_chat},
@@ -37,7 +38,9 @@ static const endpoint_t endpoints[] = {
     {{"GET", "/api/agent/me"}, KF_ACCESS_AGENT, false, NULL, kf_agent_me},
     {{"POST", "/api/agent/logout"}, KF_ACCESS_AGENT, true, NULL, kf_agent_logout},
     {{"POST", "/api/agent/push-ticket"}, KF_ACCESS_AGENT, true, NULL, kf_agent_ticket_post},
+    {{"GET", "/api/agents"}, KF_ACCESS_ADMIN, false, NULL, kf_agents_get},
     {{"POST", "/api/agents"}, KF_ACCESS_ADMIN, true, NULL, kf_agents_create},
+    {{"PATCH", "/api/agents/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_agents_patch},
     {{"GET", "/api/conversations"}, KF_ACCESS_AGENT, false, NULL, kf_conversations_get},
     {{"GET", "/api/conversations/{id}"}, KF_ACCESS_AGENT, false, NULL, kf_conversation_get},
     {{"GET", "/api/conversations/{id}/messages"},
@@ -132,6 +135,13 @@ static bool allowed(kf_req_t *req, const endpoint_t *e, int rc, const kf_princip
         if (strstr(message, "ticket") != NULL && strstr(message, "required") == NULL)
             kf_call_log(req, "bad push ticket");
         kf_call_fail(req, KF_EAUTH, message);
+        return false;
+    }
+    if (rc == KF_EFORBIDDEN) {
+        /* A 401 still (the session is over: log in again), saying why, so that the console can
+         * tell its agent rather than show them the login form as if nothing had happened. */
+        kf_call_log(req, "a session of a disabled agent");
+        kf_resp_error(req, 401, "disabled", "this account is disabled");
         return false;
     }
     if (rc != 0) {

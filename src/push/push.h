@@ -102,9 +102,9 @@ void kf_push_client_unref(kf_push_client_t *client);
  * restarted server with their cursors. */
 void kf_push_drain(kf_push_t *push);
 /* Ends every push connection of one listener (kind and subject as in kf_push_source_t): long
- * polls are answered, streams end as at shutdown, WebSockets close with 1008. For a logout: the
- * listener's streams must not outlive its session; its other sessions simply reconnect. Returns
- * how many were ended. */
+ * polls are answered, streams end as at shutdown, WebSockets close with 1008. For a logout (the
+ * listener's streams must not outlive its session; its other sessions simply reconnect) or a
+ * disabled agent (none of its streams may go on). Returns how many were ended. */
 size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject);
 /* Clients held, streaming or connected now. */
 size_t kf_push_client_count(const kf_push_t *push);

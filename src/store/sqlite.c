@@ -74,6 +74,12 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX messages_by_idempotency_key "
     "  ON messages (sender, idempotency_owner, idempotency_key) "
     "  WHERE idempotency_key IS NOT NULL;",
+    /* 3: disabled agents. An admin takes an agent's access away (disabled_at, NULL while enabled)
+     * without deleting the row, so that the agent's messages keep their author. Disabling deletes
+     * the agent's sessions, hence their index by agent. (Parenthesised: clang takes two literals
+     * side by side in an array for a missing comma.) */
+    ("ALTER TABLE agents ADD COLUMN disabled_at INTEGER;"
+     "CREATE INDEX sessions_by_agent ON sessions (agent_id);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -231,6 +237,7 @@ void kf_sqlite_read_agent(sqlite3_stmt *st, kf_agent_t *agent)
     agent->role = kf_sqlite_column_text(st, 3);
     agent->password_hash = kf_sqlite_column_text(st, 4);
     agent->created_at = sqlite3_column_int64(st, 5);
+    agent->disabled_at = sqlite3_column_int64(st, 6);
 }
 
 /* ---- operations ---- */
@@ -342,6 +349,8 @@ static const kf_store_ops_t sqlite_ops = {
     .agent_count = kf_sqlite_agent_count,
     .agent_by_email = kf_sqlite_agent_by_email,
     .agent_by_id = kf_sqlite_agent_by_id,
+    .agent_list = kf_sqlite_agent_list,
+    .agent_update = kf_sqlite_agent_update,
     .session_create = kf_sqlite_session_create,
     .session_get = kf_sqlite_session_get,
     .session_delete = kf_sqlite_session_delete,

@@ -17,6 +17,10 @@
 /* The settings key that holds the schema version; reserved, setting_set refuses it. */
 #define KF_SQLITE_SCHEMA_VERSION_KEY "schema_version"
 
+/* The columns of an agent row (read by kf_sqlite_read_agent). */
+#define KF_SQLITE_AGENT_COLUMNS                                                                    \
+    "id, email, name, role, password_hash, created_at, COALESCE(disabled_at, 0)"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages). */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
@@ -65,17 +69,25 @@
     X(AGENT_CREATE, "INSERT INTO agents (email, name, role, password_hash, created_at) "           \
                     "VALUES (?1, ?2, ?3, ?4, ?5)")                                                 \
     X(AGENT_COUNT, "SELECT count(*) FROM agents")                                                  \
-    X(AGENT_BY_EMAIL, "SELECT id, email, name, role, password_hash, created_at FROM agents "       \
-                      "WHERE email = ?1")                                                          \
-    X(AGENT_BY_ID, "SELECT id, email, name, role, password_hash, created_at FROM agents "          \
-                   "WHERE id = ?1")                                                                \
-    X(AGENT_NAME, "SELECT name FROM agents WHERE id = ?1")                                         \
+    X(AGENT_BY_EMAIL, "SELECT " KF_SQLITE_AGENT_COLUMNS " FROM agents WHERE email = ?1")           \
+    X(AGENT_BY_ID, "SELECT " KF_SQLITE_AGENT_COLUMNS " FROM agents WHERE id = ?1")                 \
+    X(AGENT_LIST, "SELECT " KF_SQLITE_AGENT_COLUMNS " FROM agents ORDER BY id")                    \
+    /* What a write in an agent's name needs: the name, and whether the agent may still write. */  \
+    X(AGENT_STANDING, "SELECT name, disabled_at IS NOT NULL FROM agents WHERE id = ?1")            \
+    X(AGENT_OTHER_ADMINS, "SELECT count(*) FROM agents WHERE role = 'admin' "                      \
+                          "AND disabled_at IS NULL AND id != ?1")                                  \
+    /* ?4 is the kf_agent_state_t: 1 enables, 2 disables (keeping the first disabled_at). */       \
+    X(AGENT_UPDATE,                                                                                \
+      "UPDATE agents SET name = COALESCE(?2, name), role = COALESCE(?3, role), "                   \
+      "disabled_at = CASE ?4 WHEN 1 THEN NULL WHEN 2 THEN COALESCE(disabled_at, ?5) "              \
+      "ELSE disabled_at END WHERE id = ?1")                                                        \
     X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
     X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
     X(SESSION_GET, "SELECT agent_id, csrf, expires_at FROM sessions "                              \
                    "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
+    X(SESSION_DELETE_OF_AGENT, "DELETE FROM sessions WHERE agent_id = ?1")                         \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
     X(VISITOR_BY_TOKEN, "SELECT id, name, created_at FROM visitors WHERE token_hash = ?1")         \
     X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
@@ -134,6 +146,7 @@ typedef enum {
     OP_AGENT_COUNT,
     OP_AGENT_BY_EMAIL,
     OP_AGENT_BY_ID,
+    OP_AGENT_LIST,
     OP_SESSION_GET,
     OP_VISITOR_BY_TOKEN,
     OP_CONVERSATION_GET,
@@ -146,6 +159,7 @@ typedef enum {
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
+    OP_AGENT_UPDATE,
     OP_SESSION_CREATE,
     OP_SESSION_DELETE,
     OP_VISITOR_CREATE,
@@ -154,8 +168,9 @@ typedef enum {
     OP_MESSAGE_ADD,
 } op_kind_t;
 
-/* At most this many strings an operation copies (agent_create's four). */
-#define OP_MAX_STRINGS 5
+/* At most this many strings an operation copies (agent_update's two, and the four of the row it
+ * answers). */
+#define OP_MAX_STRINGS 6
 
 /* A queued operation: its arguments (strings are copies it owns), its callbacks, and for a write
  * the result the writer fills in. Queued and completed on the loop thread; a write is applied on
@@ -167,6 +182,7 @@ typedef struct op {
     void *ctx;
     kf_store_message_cb each_message;           /* the messages_* queries */
     kf_store_conversation_cb each_conversation; /* conversation_list */
+    kf_store_agent_cb each_agent;               /* agent_list */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -190,6 +206,10 @@ typedef struct op {
             const char *password_hash;
             int64_t now;
         } agent;
+        struct {
+            int64_t id;
+            kf_agent_change_t change;
+        } update; /* agent_update */
         struct {
             const char *token_hash;
             const char *csrf;
@@ -215,6 +235,7 @@ typedef struct op {
     } args;
     kf_store_result_t result;      /* a write's, filled by the writer */
     kf_message_t message;          /* message_add: result.message points here */
+    kf_agent_t agent;              /* agent_update: result.agent points here */
     char *strings[OP_MAX_STRINGS]; /* the copies the arguments and message point into */
     int string_count;
 } op_t;
@@ -317,6 +338,8 @@ int kf_sqlite_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx);
 int kf_sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_done_cb done,
                              void *ctx);
 int kf_sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+int kf_sqlite_agent_list(kf_store_t *store, kf_store_agent_cb each, kf_store_done_cb done,
+                         void *ctx);
 int kf_sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t now,
                           kf_store_done_cb done, void *ctx);
 int kf_sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
@@ -354,6 +377,8 @@ int kf_sqlite_setting_set(kf_store_t *store, const char *key, const char *value,
 int kf_sqlite_agent_create(kf_store_t *store, const char *email, const char *name, const char *role,
                            const char *password_hash, int64_t now, kf_store_done_cb done,
                            void *ctx);
+int kf_sqlite_agent_update(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
+                           kf_store_done_cb done, void *ctx);
 int kf_sqlite_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
                              const char *csrf, int64_t now, int64_t expires_at,
                              kf_store_done_cb done, void *ctx);

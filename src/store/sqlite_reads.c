@@ -61,6 +61,16 @@ int kf_sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, 
     return queue_by_id(store, OP_AGENT_BY_ID, id, done, ctx);
 }
 
+int kf_sqlite_agent_list(kf_store_t *store, kf_store_agent_cb each, kf_store_done_cb done,
+                         void *ctx)
+{
+    if (each == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_AGENT_LIST, done, ctx);
+    op->each_agent = each;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
 int kf_sqlite_session_get(kf_store_t *store, const char *token_hash, int64_t now,
                           kf_store_done_cb done, void *ctx)
 {
@@ -156,7 +166,8 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
     bool first_page = page->before_updated_at == 0 && page->before_id == 0;
     switch (op->kind) {
     case OP_SETTING_GET: return kf_sqlite_bind(st, "t", op->args.key);
-    case OP_AGENT_COUNT: return 0;
+    case OP_AGENT_COUNT:
+    case OP_AGENT_LIST: return 0;
     case OP_AGENT_BY_EMAIL: return kf_sqlite_bind(st, "t", op->args.email);
     case OP_VISITOR_BY_TOKEN: return kf_sqlite_bind(st, "t", op->args.token_hash);
     case OP_SESSION_GET:
@@ -182,6 +193,7 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_AGENT_COUNT] = STMT_AGENT_COUNT,
     [OP_AGENT_BY_EMAIL] = STMT_AGENT_BY_EMAIL,
     [OP_AGENT_BY_ID] = STMT_AGENT_BY_ID,
+    [OP_AGENT_LIST] = STMT_AGENT_LIST,
     [OP_SESSION_GET] = STMT_SESSION_GET,
     [OP_VISITOR_BY_TOKEN] = STMT_VISITOR_BY_TOKEN,
     [OP_CONVERSATION_GET] = STMT_CONVERSATION_GET,
@@ -210,6 +222,10 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             kf_conversation_t conversation;
             kf_sqlite_read_conversation(st, &conversation);
             result->rc = op->each_conversation(op->ctx, &conversation);
+        } else if (op->kind == OP_AGENT_LIST) {
+            kf_agent_t agent;
+            kf_sqlite_read_agent(st, &agent);
+            result->rc = op->each_agent(op->ctx, &agent);
         } else {
             kf_message_t message;
             kf_sqlite_read_message(st, 0, &message);
@@ -267,8 +283,9 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     kf_conversation_t conversation;
     result.rc = bind_read(op, st);
     if (result.rc == 0) {
-        bool list = op->kind == OP_CONVERSATION_LIST || op->kind == OP_MESSAGES_IN_CONVERSATION ||
-                    op->kind == OP_MESSAGES_OF_VISITOR || op->kind == OP_MESSAGES_ALL;
+        bool list = op->kind == OP_AGENT_LIST || op->kind == OP_CONVERSATION_LIST ||
+                    op->kind == OP_MESSAGES_IN_CONVERSATION || op->kind == OP_MESSAGES_OF_VISITOR ||
+                    op->kind == OP_MESSAGES_ALL;
         if (list)
             each_row(op, st, &result);
         else

@@ -52,6 +52,34 @@ int kf_sqlite_agent_create(kf_store_t *store, const char *email, const char *nam
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
+/* True when change changes something, and only as agent_update allows: a known role, a state
+ * of the enum, a time to disable at. */
+static bool valid_change(const kf_agent_change_t *change)
+{
+    const char *role = change->role;
+    bool role_ok = role == NULL || strcmp(role, "admin") == 0 || strcmp(role, "agent") == 0;
+    bool state_ok = change->state == KF_AGENT_STATE_KEEP ||
+                    change->state == KF_AGENT_STATE_ENABLE ||
+                    (change->state == KF_AGENT_STATE_DISABLE && change->now > 0);
+    bool something = change->name != NULL || role != NULL || change->state != KF_AGENT_STATE_KEEP;
+    return role_ok && state_ok && something;
+}
+
+int kf_sqlite_agent_update(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
+                           kf_store_done_cb done, void *ctx)
+{
+    if (change == NULL || !valid_change(change) || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_AGENT_UPDATE, done, ctx);
+    op->args.update.id = id;
+    op->args.update.change = *change;
+    if (change->name != NULL)
+        op->args.update.change.name = kf_sqlite_op_keep(op, change->name);
+    if (change->role != NULL)
+        op->args.update.change.role = kf_sqlite_op_keep(op, change->role);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
 int kf_sqlite_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
                              const char *csrf, int64_t now, int64_t expires_at,
                              kf_store_done_cb done, void *ctx)
@@ -231,14 +259,36 @@ static int apply_simple(conn_t *c, op_t *op)
     }
 }
 
-/* The insert first, then the purge of expired sessions: nothing else ever deletes them, logins
- * are rare, and the expiry index makes it a short range delete. */
+/* Whether agent_id may still write: 0, KF_EFORBIDDEN for a disabled agent, KF_EINVAL for none
+ * (a caller's bug, not a missing row it asked about). Its name goes into *name (kept in op) unless
+ * name is NULL. Checked inside the write's transaction, so a write queued after the agent's
+ * disabling is refused, however long ago its request was let in. */
+static int check_agent(conn_t *c, op_t *op, int64_t agent_id, const char **name)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_STANDING);
+    int rc = kf_sqlite_bind(st, "i", agent_id);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    if (rc == 0 && sqlite3_column_int64(st, 1) != 0)
+        rc = KF_EFORBIDDEN;
+    else if (rc == 0 && name != NULL)
+        *name = kf_sqlite_op_keep(op, kf_sqlite_column_text(st, 0));
+    kf_sqlite_finish(st);
+    return rc == KF_ENOTFOUND ? KF_EINVAL : rc;
+}
+
+/* The agent's check, the insert, then the purge of expired sessions: nothing else ever deletes
+ * them, logins are rare, and the expiry index makes it a short range delete. A login whose
+ * password was checked while its agent was being disabled gets no session. */
 static int apply_session_create(conn_t *c, op_t *op, bool *half)
 {
+    int rc = check_agent(c, op, op->args.session.agent_id, NULL);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_SESSION_CREATE);
-    int rc = run_bound(st, kf_sqlite_bind(st, "titii", op->args.session.token_hash,
-                                          op->args.session.agent_id, op->args.session.csrf,
-                                          op->args.session.now, op->args.session.expires_at));
+    rc = run_bound(st, kf_sqlite_bind(st, "titii", op->args.session.token_hash,
+                                      op->args.session.agent_id, op->args.session.csrf,
+                                      op->args.session.now, op->args.session.expires_at));
     if (rc != 0)
         return rc;
     sqlite3_stmt *purge = kf_sqlite_statement(c, STMT_SESSION_PURGE);
@@ -264,16 +314,6 @@ static int open_conversation(conn_t *c, int64_t visitor_id, int64_t now, int64_t
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_CREATE);
     rc = insert_one(c, st, kf_sqlite_bind(st, "ii", visitor_id, now), id_out);
     *created = rc == 0;
-    return rc;
-}
-
-/* lookup_int64 for a text column, copied into the op. */
-static int lookup_text(op_t *op, sqlite3_stmt *st, int bind_rc, const char **out)
-{
-    int rc = bind_rc != 0 ? bind_rc : kf_sqlite_step_row(st);
-    if (rc == 0)
-        *out = kf_sqlite_op_keep(op, kf_sqlite_column_text(st, 0));
-    kf_sqlite_finish(st);
     return rc;
 }
 
@@ -348,12 +388,8 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
             return rc;
     }
     const char *agent_name = "";
-    if (rc == 0 && m->sender == KF_SENDER_AGENT) {
-        sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_NAME);
-        rc = lookup_text(op, st, kf_sqlite_bind(st, "i", m->agent_id), &agent_name);
-        if (rc == KF_ENOTFOUND)
-            rc = KF_EINVAL; /* a caller's bug, not a missing row it asked about */
-    }
+    if (rc == 0 && m->sender == KF_SENDER_AGENT)
+        rc = check_agent(c, op, m->agent_id, &agent_name);
     if (rc == 0 && conversation_id == 0)
         rc = open_conversation(c, visitor_id, m->now, &conversation_id,
                                &op->result.conversation_opened);
@@ -378,10 +414,85 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
     return 0;
 }
 
+/* The agent's row as it is now, into the op's result (its strings kept in the op). */
+static int read_back_agent(conn_t *c, op_t *op, int64_t id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_BY_ID);
+    int rc = kf_sqlite_bind(st, "i", id);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    if (rc == 0) {
+        kf_agent_t *agent = &op->agent;
+        kf_sqlite_read_agent(st, agent);
+        agent->email = kf_sqlite_op_keep(op, agent->email);
+        agent->name = kf_sqlite_op_keep(op, agent->name);
+        agent->role = kf_sqlite_op_keep(op, agent->role);
+        agent->password_hash = kf_sqlite_op_keep(op, agent->password_hash);
+        op->result.agent = agent;
+    }
+    kf_sqlite_finish(st);
+    return rc;
+}
+
+/* Whether applying change to agent id would leave the desk without an enabled admin: 0, or
+ * KF_ECONFLICT, or KF_ENOTFOUND for an unknown agent. */
+static int check_admins_left(conn_t *c, int64_t id, const kf_agent_change_t *change)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_BY_ID);
+    int rc = kf_sqlite_bind(st, "i", id);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    bool enabled_admin = false;
+    if (rc == 0) {
+        kf_agent_t agent;
+        kf_sqlite_read_agent(st, &agent);
+        enabled_admin = strcmp(agent.role, "admin") == 0 && agent.disabled_at == 0;
+    }
+    kf_sqlite_finish(st);
+    bool demoted = change->role != NULL && strcmp(change->role, "admin") != 0;
+    if (rc != 0 || !enabled_admin || (change->state != KF_AGENT_STATE_DISABLE && !demoted))
+        return rc;
+    int64_t others = 0;
+    st = kf_sqlite_statement(c, STMT_AGENT_OTHER_ADMINS);
+    rc = lookup_int64(st, kf_sqlite_bind(st, "i", id), &others);
+    return rc == 0 && others == 0 ? KF_ECONFLICT : rc;
+}
+
+/* The statement's CASE reads the state as a number. */
+_Static_assert(KF_AGENT_STATE_ENABLE == 1 && KF_AGENT_STATE_DISABLE == 2,
+               "STMT_AGENT_UPDATE's numbering of kf_agent_state_t");
+
+/* The checks first (the agent exists; an admin stays), then the change, the sessions of an agent
+ * it disables, and the row as it is after. */
+static int apply_agent_update(conn_t *c, op_t *op, bool *half)
+{
+    int64_t id = op->args.update.id;
+    const kf_agent_change_t *change = &op->args.update.change;
+    int rc = check_admins_left(c, id, change);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_UPDATE);
+    rc = run_bound(st, kf_sqlite_bind(st, "iTTii", id, change->name, change->role,
+                                      (int64_t)change->state, change->now));
+    if (rc != 0)
+        return rc;
+    if (change->state == KF_AGENT_STATE_DISABLE) {
+        st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OF_AGENT);
+        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+        if (rc == 0)
+            op->result.count = sqlite3_changes(c->db);
+    }
+    if (rc == 0)
+        rc = read_back_agent(c, op, id);
+    *half = rc != 0;
+    return rc;
+}
+
 static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
     case OP_MESSAGE_ADD: return apply_message(c, op, half);
+    case OP_AGENT_UPDATE: return apply_agent_update(c, op, half);
     case OP_SESSION_CREATE: return apply_session_create(c, op, half);
     default: return apply_simple(c, op);
     }
@@ -422,6 +533,8 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
             if (op->result.rc == 0) {
                 op->result.rc = rc;
                 op->result.message = NULL;
+                op->result.agent = NULL;
+                op->result.count = 0;
                 op->result.duplicate = false;
                 op->result.conversation_opened = false;
             }

@@ -17,9 +17,10 @@
  * - rows and strings in a result or a row (kf_message_t, kf_conversation_t, ...) are borrowed:
  *   valid only during the callback they are handed to; copy what you keep;
  * - result->rc is 0, or KF_ENOTFOUND (a looked-up row is absent), KF_EEXISTS (a unique value is
- *   taken), KF_ECONFLICT (an idempotency key reused with another body), KF_EUNAVAIL (the
- *   database cannot take writes now: disk full, read-only, connection lost; the caller answers
- *   503 and may retry), or KF_ESTORE (any other failure);
+ *   taken), KF_ECONFLICT (an idempotency key reused with another body; a change that would leave
+ *   no enabled admin), KF_EFORBIDDEN (a session or a message for a disabled agent), KF_EUNAVAIL
+ *   (the database cannot take writes now: disk full, read-only, connection lost; the caller
+ *   answers 503 and may retry), or KF_ESTORE (any other failure);
  * - strings passed in are NUL-terminated UTF-8; times are milliseconds since the Unix epoch;
  * - message ids are assigned in commit order, strictly increasing across the whole store, so a
  *   message id is a valid resume cursor for any reader;
@@ -52,10 +53,11 @@
  * | close()        |                                              | tests and shutdown, never   |
  * |                |                                              | while serving               |
  *
- * (1) setting_get, agent_count, agent_by_email, agent_by_id, session_get, visitor_by_token,
+ * (1) setting_get, agent_count, agent_list, agent_by_email, agent_by_id, session_get,
+ *     visitor_by_token,
  *     conversation_get, conversation_visitor, conversation_list, conversation_find_open,
  *     messages_in_conversation, messages_of_visitor, messages_all.
- * (2) setting_set, agent_create, session_create, session_delete, visitor_create,
+ * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_mark_read, message_add.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
@@ -79,7 +81,23 @@ typedef struct kf_agent {
     const char *role;          /* "admin" or "agent" */
     const char *password_hash; /* encoded scrypt hash (auth/auth.h) */
     int64_t created_at;
+    int64_t disabled_at; /* when an admin disabled the account; 0 while it is enabled */
 } kf_agent_t;
+
+/* What agent_update does to an agent's access. */
+typedef enum {
+    KF_AGENT_STATE_KEEP = 0, /* leaves it as it is */
+    KF_AGENT_STATE_ENABLE,
+    KF_AGENT_STATE_DISABLE,
+} kf_agent_state_t;
+
+/* A change to an agent's account for agent_update; what is NULL (or KEEP) stays as it is. */
+typedef struct kf_agent_change {
+    const char *name;       /* a new display name, or NULL */
+    const char *role;       /* "admin" or "agent", or NULL */
+    kf_agent_state_t state; /* enable or disable the account, or keep */
+    int64_t now;            /* disabled_at, when it disables an enabled account */
+} kf_agent_change_t;
 
 typedef struct kf_visitor {
     int64_t id;
@@ -146,12 +164,13 @@ typedef struct kf_store_result {
     int64_t id;                  /* agent_create, visitor_create: the new row's id;
                                   * conversation_visitor: the visitor's id;
                                   * conversation_find_open: the conversation's id */
-    int64_t count;               /* agent_count: agents; list queries: rows handed to each */
+    int64_t count;               /* agent_count: agents; list queries: rows handed to each;
+                                  * agent_update: the sessions it deleted */
     bool conversation_opened;    /* message_add: it opened the visitor's conversation */
     bool duplicate;              /* message_add: the key was seen before with this body: message is
                                   * the message stored then, and nothing new was written */
     const kf_message_t *message; /* message_add */
-    const kf_agent_t *agent;     /* agent_by_email, agent_by_id */
+    const kf_agent_t *agent;     /* agent_by_email, agent_by_id, agent_update (as it is after) */
     const kf_visitor_t *visitor; /* visitor_by_token */
     const kf_session_t *session; /* session_get */
     const kf_conversation_t *conversation; /* conversation_get */
@@ -161,6 +180,7 @@ typedef struct kf_store_result {
 typedef void (*kf_store_done_cb)(void *ctx, const kf_store_result_t *result);
 typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
 typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conversation);
+typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 
 typedef struct kf_store kf_store_t;
 
@@ -174,18 +194,30 @@ typedef struct kf_store_ops {
     int (*setting_set)(kf_store_t *store, const char *key, const char *value, kf_store_done_cb done,
                        void *ctx);
 
-    /* Agents. agent_create: id, or KF_EEXISTS when the e-mail is taken. agent_by_*: agent, or
-     * KF_ENOTFOUND. */
+    /* Agents. agent_create: id, or KF_EEXISTS when the e-mail is taken. agent_by_*: agent
+     * (disabled ones too: disabled_at says so), or KF_ENOTFOUND. agent_list: each agent, by id,
+     * all of them (agents are a team, not a crowd: no paging). */
     int (*agent_create)(kf_store_t *store, const char *email, const char *name, const char *role,
                         const char *password_hash, int64_t now, kf_store_done_cb done, void *ctx);
     int (*agent_count)(kf_store_t *store, kf_store_done_cb done, void *ctx);
     int (*agent_by_email)(kf_store_t *store, const char *email, kf_store_done_cb done, void *ctx);
     int (*agent_by_id)(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+    int (*agent_list)(kf_store_t *store, kf_store_agent_cb each, kf_store_done_cb done, void *ctx);
+    /* Applies change to agent id: agent (the row as it is after) and count. Disabling sets
+     * disabled_at (kept from the first time when it is disabled already) and deletes every
+     * session of the agent in the same transaction, so that none outlives it (count: how many);
+     * enabling clears it. KF_EINVAL at once for a role other than "admin" or "agent", or a change
+     * of nothing; in the result, KF_ENOTFOUND for an unknown agent, KF_ECONFLICT when the change
+     * would leave no enabled admin (the last one disabled or made an agent): checked in the
+     * write's own turn, so two admins cannot each remove the other. */
+    int (*agent_update)(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
+                        kf_store_done_cb done, void *ctx);
 
     /* Agent sessions, keyed by the SHA-256 (hex) of the session token; the store never sees the
-     * token. session_create also deletes expired sessions. session_get: session, or KF_ENOTFOUND
-     * for an unknown or expired (expires_at <= now) one. session_delete: KF_ENOTFOUND when there
-     * was none. */
+     * token. session_create also deletes expired sessions; KF_EFORBIDDEN when the agent is
+     * disabled (disabled while its password was checked), KF_EINVAL for an unknown agent.
+     * session_get: session, or KF_ENOTFOUND for an unknown or expired (expires_at <= now) one.
+     * session_delete: KF_ENOTFOUND when there was none. */
     int (*session_create)(kf_store_t *store, const char *token_hash, int64_t agent_id,
                           const char *csrf, int64_t now, int64_t expires_at, kf_store_done_cb done,
                           void *ctx);
@@ -227,7 +259,8 @@ typedef struct kf_store_ops {
      * conversation_opened. KF_EINVAL at once for a bad sender, an agent message without an
      * agent or a conversation, a visitor message that names an agent, or a key that is empty or
      * longer than 255 bytes; in the result,
-     * KF_ENOTFOUND for an unknown conversation or visitor, KF_EINVAL for an unknown agent. With
+     * KF_ENOTFOUND for an unknown conversation or visitor, KF_EINVAL for an unknown agent,
+     * KF_EFORBIDDEN for a disabled one (a send queued after the disable is refused). With
      * an idempotency key the sender has used before (per visitor, or per agent): the same body
      * gives the message stored then, with duplicate set, and writes nothing; another body (or,
      * for an agent's message, another conversation) gives KF_ECONFLICT. */

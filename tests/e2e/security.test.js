@@ -377,6 +377,7 @@ document.getElementById('form').submit();
 
 const AGENT_POST_BODIES = {
   '/api/agents': { email: 'new.agent@example.com', name: 'New Agent', role: 'agent', password: 'a long enough password' },
+  '/api/agents/{id}': { disabled: true }, // {id}: Bo's
   '/api/agent/logout': undefined,
   '/api/agent/push-ticket': undefined,
   '/api/conversations/{id}/messages': { body: 'forged reply' },
@@ -391,6 +392,11 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const routes = routeTable();
     const agentPosts = routes.filter((r) => r.method !== 'GET' && (r.access === 'agent' || r.access === 'admin'));
     assert.deepEqual(agentPosts.map((r) => r.pattern).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
+    assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['PATCH', 'POST'], 'the methods that change state');
+    // The accounts' routes are an admin's, and a change needs the token.
+    const declared = (method, pattern) => routes.find((r) => r.method === method && r.pattern === pattern);
+    assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'admin', csrf: false });
+    assert.deepEqual(declared('PATCH', '/api/agents/{id}'), { method: 'PATCH', pattern: '/api/agents/{id}', access: 'admin', csrf: true });
     for (const r of agentPosts) assert.equal(r.csrf, true, `${r.method} ${r.pattern} declares the CSRF token`);
 
     const v = await newVisitor(srv);
@@ -417,14 +423,16 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
       ['the token in a cookie', { cookie: `${ana.cookie}; csrf=${ana.csrf}; X-CSRF-Token=${ana.csrf}` }],
       ['a cross-site Origin and Referer without the token (what a forged form or fetch sends)', { headers: { Origin: EVIL, Referer: `${EVIL}/page` } }],
     ];
+    // A route's {id}: the conversation, or for an agent's account, Bo's.
+    const pathOf = (route) => route.pattern.replace('{id}', route.pattern.startsWith('/api/agents/') ? bo.agent.id : conv);
     for (const route of agentPosts) {
-      const p = route.pattern.replace('{id}', conv);
+      const p = pathOf(route);
       let body = AGENT_POST_BODIES[route.pattern];
       if (body === 'UP_TO') body = { up_to: m.id };
       for (const [what, o] of variants) {
         const b = o.extra ? { ...(body || {}), ...o.extra } : body;
-        const r = await srv.api('POST', p + (o.query || ''), { cookie: o.cookie || ana.cookie, csrf: o.csrf, headers: o.headers, body: b });
-        assertError(r, 403, 'csrf', `POST ${p} with ${what}`);
+        const r = await srv.api(route.method, p + (o.query || ''), { cookie: o.cookie || ana.cookie, csrf: o.csrf, headers: o.headers, body: b });
+        assertError(r, 403, 'csrf', `${route.method} ${p} with ${what}`);
       }
       // A GET never does what the POST does (where there is no GET route of the same path).
       if (!routes.some((r) => r.method === 'GET' && r.pattern === route.pattern)) {
@@ -433,8 +441,8 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
       // With the right token but a body a cross-site form can send (text/plain, urlencoded): 415.
       if (body !== undefined) {
         for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
-          const r = await srv.api('POST', p, { cookie: ana.cookie, csrf: ana.csrf, body: JSON.stringify(body), headers: { 'Content-Type': type } });
-          assertError(r, 415, 'unsupported_media_type', `POST ${p} as ${type}`);
+          const r = await srv.api(route.method, p, { cookie: ana.cookie, csrf: ana.csrf, body: JSON.stringify(body), headers: { 'Content-Type': type } });
+          assertError(r, 415, 'unsupported_media_type', `${route.method} ${p} as ${type}`);
         }
       }
     }
@@ -456,15 +464,16 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal(r.json.conversation.agent_read_up_to, 0);
     assert.deepEqual(r.json.conversation.last_message, m);
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: ana.cookie })).status, 200, 'still logged in');
+    assert.equal((await srv.api('GET', '/api/agent/me', { cookie: bo.cookie })).status, 200, 'Bo is not disabled');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, messages: 201, read: 200, typing: 200, status: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, 'push-ticket': 201, logout: 200 };
     for (const route of [...agentPosts].sort((a) => (a.pattern.endsWith('logout') ? 1 : -1))) {
-      const p = route.pattern.replace('{id}', conv);
+      const p = pathOf(route);
       let body = AGENT_POST_BODIES[route.pattern];
       if (body === 'UP_TO') body = { up_to: m.id };
-      r = await srv.api('POST', p, { cookie: ana.cookie, csrf: ana.csrf, body });
-      assert.equal(r.status, expect[p.split('/').at(-1)], `POST ${p} with the token: ${r.status} ${r.text}`);
+      r = await srv.api(route.method, p, { cookie: ana.cookie, csrf: ana.csrf, body });
+      assert.equal(r.status, expect[route.pattern.split('/').at(-1)], `${route.method} ${p} with the token: ${r.status} ${r.text}`);
     }
   }),
 );

@@ -1,5 +1,6 @@
 /* test_cache.c: the credential cache: hits and misses, expiry, removal, a slot shared by two
- * keys (the newer wins), values of different lengths, malformed keys and the size bound. */
+ * keys (the newer wins), values of different lengths, malformed keys, the size bound, and a visit
+ * of every entry that changes some and removes others. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,12 +151,54 @@ static void test_refusals(void **state)
     kf_auth_cache_free(NULL);
 }
 
+/* Marks the entries whose first byte is ctx's, removes those whose first byte is '-'. */
+static bool mark_or_drop(void *value, size_t len, void *ctx)
+{
+    char *text = value;
+    assert_true(len >= 2);
+    if (text[0] == '-')
+        return true;
+    if (text[0] == *(const char *)ctx)
+        text[1] = '!';
+    return false;
+}
+
+static void test_each(void **state)
+{
+    (void)state;
+    kf_auth_cache_t *cache = kf_auth_cache_new(64, 8);
+    char target = 'a';
+    kf_auth_cache_each(cache, mark_or_drop, &target); /* nothing allocated yet: nothing to visit */
+    char keys[4][KF_HASH_HEX_SIZE];
+    static const char *const values[] = {"a.", "b.", "-.", "a."};
+    for (int i = 0; i < 4; i++) {
+        char token[16];
+        snprintf(token, sizeof token, "token-%d", i);
+        hash_of(token, keys[i]);
+        kf_auth_cache_put(cache, keys[i], 1000, values[i], 3);
+    }
+    assert_int_equal(kf_auth_cache_count(cache), 4);
+    kf_auth_cache_each(cache, mark_or_drop, &target);
+    assert_int_equal(kf_auth_cache_count(cache), 3);
+    char out[8];
+    static const char *const after[] = {"a!", "b.", NULL, "a!"};
+    for (int i = 0; i < 4; i++) {
+        if (after[i] == NULL) {
+            assert_int_equal(kf_auth_cache_get(cache, keys[i], 0, out), 0);
+        } else {
+            assert_int_equal(kf_auth_cache_get(cache, keys[i], 0, out), 3);
+            assert_string_equal(out, after[i]);
+        }
+    }
+    kf_auth_cache_free(cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_put_remove), cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_shared_slot),    cmocka_unit_test(test_bounded),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusals),       cmocka_unit_test(test_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

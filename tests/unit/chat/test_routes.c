@@ -31,7 +31,9 @@ static const struct {
     {"GET", "/api/agent/me", KF_ACCESS_AGENT, false},
     {"POST", "/api/agent/logout", KF_ACCESS_AGENT, true},
     {"POST", "/api/agent/push-ticket", KF_ACCESS_AGENT, true},
+    {"GET", "/api/agents", KF_ACCESS_ADMIN, false},
     {"POST", "/api/agents", KF_ACCESS_ADMIN, true},
+    {"PATCH", "/api/agents/{id}", KF_ACCESS_ADMIN, true},
     {"GET", "/api/conversations", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}/messages", KF_ACCESS_AGENT, false},
@@ -101,6 +103,10 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
         {AS_AGENT, "POST", "/api/agents",
          "{\"email\":\"x@example.com\",\"name\":\"X\",\"password\":\"long enough\"}", 403,
          "forbidden"},
+        {AS_AGENT, "GET", "/api/agents", NULL, 403, "forbidden"},
+        {AS_AGENT, "PATCH", "/api/agents/1", "{\"disabled\":true}", 403, "forbidden"},
+        {AS_NOBODY, "PATCH", "/api/agents/1", "{\"disabled\":true}", 401, "unauthorized"},
+        {AS_VISITOR, "GET", "/api/agents", NULL, 401, "unauthorized"},
         /* A push route: a ticket, a token or a cookie; a bad ticket is 401 with no fallback. */
         {AS_NOBODY, "GET", "/push/poll?after=0", NULL, 401, "unauthorized"},
         {AS_VISITOR, "GET", "/push/poll?after=0&ticket=v.1.1.AAAA", NULL, 401, "unauthorized"},
@@ -112,14 +118,16 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
         cf_expand(cases[i].path, path, sizeof path);
         failing_store_reset(cf->store);
         size_t writes = failing_store_calls(cf->store, FS_OP(message_add)) +
-                        failing_store_calls(cf->store, FS_OP(agent_create));
+                        failing_store_calls(cf->store, FS_OP(agent_create)) +
+                        failing_store_calls(cf->store, FS_OP(agent_update));
         cf_response_t *r = cf_request(cases[i].who, cases[i].method, path, cases[i].body);
         if (r->status != cases[i].status || strcmp(cf_error_code(r), cases[i].code) != 0)
             fail_msg("%s %s as %d: %d %s", cases[i].method, path, (int)cases[i].who, r->status,
                      cf_error_code(r));
         cf_response_free(r);
         assert_int_equal(failing_store_calls(cf->store, FS_OP(message_add)) +
-                             failing_store_calls(cf->store, FS_OP(agent_create)),
+                             failing_store_calls(cf->store, FS_OP(agent_create)) +
+                             failing_store_calls(cf->store, FS_OP(agent_update)),
                          writes);
     }
 }

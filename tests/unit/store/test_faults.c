@@ -128,6 +128,13 @@ static int count_conversation_cb(void *ctx, const kf_conversation_t *c)
     return 0;
 }
 
+static int count_agent_cb(void *ctx, const kf_agent_t *a)
+{
+    (void)a;
+    ((query_t *)ctx)->rows++;
+    return 0;
+}
+
 /* Waits for an operation whose done is rc_cb(q): its result code, or the code it was refused
  * with. */
 static int wait_for(fixture_t *f, int queued, const query_t *q)
@@ -221,6 +228,17 @@ static int op_agent(fixture_t *f, unsigned long round)
         rc = wait_for(f, f->store->ops->agent_by_id(f->store, id, rc_cb, &q), &q);
     if (rc == 0)
         rc = kf_store_sync_agent_count(f->store, NULL);
+    if (rc == 0)
+        rc = wait_for(f, f->store->ops->agent_list(f->store, count_agent_cb, rc_cb, &q), &q);
+    /* Disabled with a session (deleted with it), then enabled again. */
+    if (rc == 0)
+        rc = kf_store_sync_session_create(f->store, email, id, "csrf", NOW, NOW + 1000);
+    kf_agent_change_t change = {.name = "Agnes A.", .state = KF_AGENT_STATE_DISABLE, .now = NOW};
+    if (rc == 0)
+        rc = wait_for(f, f->store->ops->agent_update(f->store, id, &change, rc_cb, &q), &q);
+    change.state = KF_AGENT_STATE_ENABLE;
+    if (rc == 0)
+        rc = wait_for(f, f->store->ops->agent_update(f->store, id, &change, rc_cb, &q), &q);
     return rc;
 }
 

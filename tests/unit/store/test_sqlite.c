@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "2");
+    assert_string_equal(last_result(seen)->value, "3");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -615,26 +615,27 @@ static void test_sqlite_pragmas_and_schema(void **state)
                              "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
                              "('messages_by_conversation', 'conversations_by_visitor', "
                              "'conversations_by_activity', 'sessions_by_expiry', "
-                             "'messages_by_idempotency_key')"),
-                     5);
+                             "'messages_by_idempotency_key', 'sessions_by_agent')"),
+                     6);
     /* The list's keyset paging and the key lookup use their indexes. */
     assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_activity"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
     assert_false(plan_uses(f, "CONVERSATION_LIST", "TEMP B-TREE")); /* no sort */
+    assert_true(plan_uses(f, "SESSION_DELETE_OF_AGENT", "sessions_by_agent"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "2");
-    /* Foreign keys are enforced: a session for an agent that does not exist is refused. */
+    assert_string_equal(last_result(seen)->value, "3");
+    /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
                    f->store->ops->session_create(f->store, "orphan", 12345, "csrf", SUITE_NOW,
                                                  SUITE_NOW + 1, on_done, seen),
                    seen),
-        KF_ESTORE);
+        KF_EINVAL);
     seen_free(seen);
 }
 
@@ -649,52 +650,74 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '2' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '3' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
-/* A database as version 1 left it (no idempotency keys) is brought to version 2 with its rows
- * kept, and its messages go on from where they were. */
-static void test_sqlite_migrates_version_1(void **state)
+/* A database as version 1 (no idempotency keys) or 2 (no disabled agents) left it is brought to
+ * the newest version with its rows kept: its messages go on from where they were, its agents are
+ * enabled and their sessions live on. */
+static void test_sqlite_migrates_older_versions(void **state)
 {
     suite_fixture_t *f = *state;
     int64_t agent = suite_add_agent(f, "ana@example.com", "Ana");
     int64_t visitor = suite_add_visitor(f, "token-a", "A");
     int64_t first = 0;
     int64_t conversation = suite_open_conversation(f, visitor, "from v1", SUITE_NOW, &first);
-    int64_t second = suite_add_message(f, conversation, agent, "answer");
-    kf_store_close(f->store);
-    f->store = NULL;
-    /* What migration 2 added, taken away again: the schema migration 1 made. */
-    sql_int(f, "DROP INDEX messages_by_idempotency_key");
-    sql_int(f, "ALTER TABLE messages DROP COLUMN idempotency_owner");
-    sql_int(f, "ALTER TABLE messages DROP COLUMN idempotency_key");
-    sql_int(f, "UPDATE settings SET value = '1' WHERE key = 'schema_version'");
-    assert_int_equal(sql_int(f, "SELECT count(*) FROM pragma_table_info('messages') "
-                                "WHERE name LIKE 'idempotency%'"),
-                     0);
-
-    assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 2);
+    int64_t last = suite_add_message(f, conversation, agent, "answer");
     seen_t *seen = seen_new();
+    assert_int_equal(
+        suite_wait(f,
+                   f->store->ops->session_create(f->store, "s", agent, "c", SUITE_NOW,
+                                                 SUITE_NOW + SUITE_HOUR, on_done, seen),
+                   seen),
+        0);
+    for (int from = 2; from >= 1; from--) {
+        kf_store_close(f->store);
+        f->store = NULL;
+        /* What the migrations after from added, taken away again. */
+        sql_int(f, "DROP INDEX sessions_by_agent");
+        sql_int(f, "ALTER TABLE agents DROP COLUMN disabled_at");
+        if (from == 1) {
+            sql_int(f, "DROP INDEX messages_by_idempotency_key");
+            sql_int(f, "ALTER TABLE messages DROP COLUMN idempotency_owner");
+            sql_int(f, "ALTER TABLE messages DROP COLUMN idempotency_key");
+        }
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE settings SET value = '%d' WHERE key = 'schema_version'",
+                 from);
+        sql_int(f, sql);
+
+        assert_int_equal(sqlite_open(f->db, &f->store), 0);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 3);
+        assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
+        char key[8];
+        snprintf(key, sizeof key, "k%d", from);
+        kf_message_new_t m = {
+            .visitor_id = visitor, .body = "keyed", .now = SUITE_NOW, .idempotency_key = key};
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(
+                suite_wait(f, f->store->ops->message_add(f->store, &m, on_done, seen), seen), 0);
+            assert_int_equal(last_result(seen)->duplicate, i == 1);
+            assert_true(last_result(seen)->message.id > last);
+            assert_int_equal(last_result(seen)->message.conversation_id, conversation);
+        }
+        last = last_result(seen)->message.id;
+    }
     assert_int_equal(suite_wait(f,
                                 f->store->ops->messages_of_visitor(f->store, visitor, 0, 10,
                                                                    on_message, on_done, seen),
                                 seen),
                      0);
-    assert_int_equal(seen->message_count, 2);
+    assert_int_equal(seen->message_count, 4);
     assert_int_equal(seen->messages[0].id, first);
     assert_string_equal(seen->messages[0].body, "from v1");
     assert_string_equal(seen->messages[1].agent_name, "Ana");
-    kf_message_new_t m = {
-        .visitor_id = visitor, .body = "keyed", .now = SUITE_NOW, .idempotency_key = "k"};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(
-            suite_wait(f, f->store->ops->message_add(f->store, &m, on_done, seen), seen), 0);
-        assert_int_equal(last_result(seen)->duplicate, i == 1);
-        assert_true(last_result(seen)->message.id > second);
-        assert_int_equal(last_result(seen)->message.conversation_id, conversation);
-    }
+    /* The new column works on the migrated rows: disabling ends the session kept across. */
+    kf_agent_change_t off = {.state = KF_AGENT_STATE_DISABLE, .now = SUITE_NOW};
+    assert_int_equal(
+        suite_wait(f, f->store->ops->agent_update(f->store, agent, &off, on_done, seen), seen), 0);
+    assert_int_equal(last_result(seen)->count, 1);
     seen_free(seen);
 }
 
@@ -812,7 +835,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_open_arguments),
         SQLITE_TEST(test_sqlite_pragmas_and_schema),
         SQLITE_TEST(test_sqlite_refuses_newer_schema),
-        SQLITE_TEST(test_sqlite_migrates_version_1),
+        SQLITE_TEST(test_sqlite_migrates_older_versions),
         SQLITE_TEST(test_sqlite_disk_full),
         SQLITE_TEST(test_sqlite_wal_index_full),
     };

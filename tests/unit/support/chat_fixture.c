@@ -101,6 +101,8 @@ cf_response_t *cf_request_ex(cf_who_t who, const char *method, const char *path,
         kf_buf_printf(&out, "Authorization: Bearer %s\r\n", cf->new_visitor_token);
     else if (who == AS_AGENT)
         kf_buf_printf(&out, "Cookie: %s\r\nX-CSRF-Token: %s\r\n", cf->session_cookie, cf->csrf);
+    else if (who == AS_ADMIN)
+        kf_buf_printf(&out, "Cookie: %s\r\nX-CSRF-Token: %s\r\n", cf->admin_cookie, cf->admin_csrf);
     if (body != NULL)
         kf_buf_printf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                       strlen(body), body);
@@ -171,19 +173,32 @@ static int64_t create_visitor(char *token, size_t size)
     return id;
 }
 
-static void log_in(void)
+/* Logs email in; its cookie and CSRF token go to cookie_out and csrf_out (of the fixture's
+ * sizes). */
+static void log_in(const char *email, char *cookie_out, char *csrf_out)
 {
-    cf_response_t *r =
-        cf_request(AS_NOBODY, "POST", "/api/agent/login",
-                   "{\"email\":\"" AGENT_EMAIL "\",\"password\":\"" AGENT_PASSWORD "\"}");
+    char body[160];
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"" AGENT_PASSWORD "\"}", email);
+    cf_response_t *r = cf_request(AS_NOBODY, "POST", "/api/agent/login", body);
     assert_int_equal(r->status, 200);
     const char *cookie = strstr(r->raw, "Set-Cookie: kefu_session=");
     assert_non_null(cookie);
     cookie += strlen("Set-Cookie: ");
-    snprintf(cf->session_cookie, sizeof cf->session_cookie, "%.*s", (int)strcspn(cookie, ";\r"),
-             cookie);
-    snprintf(cf->csrf, sizeof cf->csrf, "%s", json_string_value(json_object_get(r->json, "csrf")));
+    snprintf(cookie_out, sizeof cf->session_cookie, "%.*s", (int)strcspn(cookie, ";\r"), cookie);
+    snprintf(csrf_out, sizeof cf->csrf, "%s", json_string_value(json_object_get(r->json, "csrf")));
     cf_response_free(r);
+}
+
+void cf_log_in_agent(void)
+{
+    log_in(AGENT_EMAIL, cf->session_cookie, cf->csrf);
+}
+
+void cf_log_in_admin(void)
+{
+    assert_int_equal(kf_app_create_agent(cf->store, ADMIN_EMAIL, "Ada", "admin", AGENT_PASSWORD),
+                     0);
+    log_in(ADMIN_EMAIL, cf->admin_cookie, cf->admin_csrf);
 }
 
 int cf_group_setup(void **state)
@@ -233,7 +248,7 @@ int cf_group_setup(void **state)
     cf->conversation_id = json_integer_value(json_object_get(message, "conversation_id"));
     cf_response_free(r);
     assert_true(cf->message_id > 0 && cf->conversation_id > 0);
-    log_in();
+    cf_log_in_agent();
     *state = cf;
     return 0;
 }

@@ -24,6 +24,7 @@
 
 #define AGENT_EMAIL "agent@example.com"
 #define AGENT_PASSWORD "correct horse battery"
+#define ADMIN_EMAIL "admin@example.com"
 #define REQUEST_TIMEOUT_MS 10000
 
 /* The server, the app over a failing store, and the rows every test starts with. */
@@ -45,6 +46,8 @@ typedef struct chat_fixture {
     char new_visitor_token[128]; /* a visitor who has no conversation yet */
     char session_cookie[160];    /* the agent's "kefu_session=..." */
     char csrf[128];
+    char admin_cookie[160]; /* an admin's, once cf_log_in_admin has made one */
+    char admin_csrf[128];
 } chat_fixture_t;
 
 /* What a client saw of one request, and what the server logged meanwhile. */
@@ -57,7 +60,7 @@ typedef struct cf_response {
 } cf_response_t;
 
 /* Whose credentials a request carries. */
-typedef enum { AS_NOBODY, AS_VISITOR, AS_NEW_VISITOR, AS_AGENT } cf_who_t;
+typedef enum { AS_NOBODY, AS_VISITOR, AS_NEW_VISITOR, AS_AGENT, AS_ADMIN } cf_who_t;
 
 /* stderr goes to a temporary file while the server works, so that a test can read the log. */
 typedef struct cf_capture {
@@ -89,6 +92,10 @@ size_t cf_poll_events(const cf_response_t *r);
 void cf_expand(const char *template, char *out, size_t size);
 /* Empties the app's credential caches, so that the next request looks its caller up. */
 void cf_forget_credentials(void);
+/* Logs the agent in again (a new session: after the last one was ended). */
+void cf_log_in_agent(void);
+/* Creates an admin (ADMIN_EMAIL, AGENT_PASSWORD) and logs them in, for AS_ADMIN. Once a group. */
+void cf_log_in_admin(void);
 
 /* A connected client socket (blocking), and all of data written to it. */
 int cf_connect(void);

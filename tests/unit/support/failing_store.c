@@ -17,6 +17,7 @@ typedef struct fs_pending {
     kf_store_done_cb done;
     kf_store_message_cb each_message;
     kf_store_conversation_cb each_conversation;
+    kf_store_agent_cb each_agent;
     void *ctx;
     int rc; /* a failed call's error */
 } fs_pending_t;
@@ -79,6 +80,12 @@ static int fs_each_conversation(void *data, const kf_conversation_t *conversatio
 {
     fs_pending_t *p = data;
     return p->each_conversation(p->ctx, conversation);
+}
+
+static int fs_each_agent(void *data, const kf_agent_t *agent)
+{
+    fs_pending_t *p = data;
+    return p->each_agent(p->ctx, agent);
 }
 
 /* Counts a call of op. Returns the error to refuse it with at once, or 0 with *out the wrapper
@@ -215,6 +222,26 @@ static int fs_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, 
     fs_pending_t *p;
     int rc = begin(store, FS_OP(agent_by_id), done, ctx, &p);
     return rc != 0 || p == NULL ? rc : end(p, REAL(store)->agent_by_id(store, id, fs_done, p));
+}
+
+static int fs_agent_list(kf_store_t *store, kf_store_agent_cb each, kf_store_done_cb done,
+                         void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(agent_list), done, ctx, &p);
+    if (rc != 0 || p == NULL)
+        return rc;
+    p->each_agent = each;
+    return end(p, REAL(store)->agent_list(store, fs_each_agent, fs_done, p));
+}
+
+static int fs_agent_update(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
+                           kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(agent_update), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->agent_update(store, id, change, fs_done, p));
 }
 
 static int fs_session_create(kf_store_t *store, const char *token_hash, int64_t agent_id,
@@ -390,6 +417,8 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.agent_count = fs_agent_count;
     fs->ops.agent_by_email = fs_agent_by_email;
     fs->ops.agent_by_id = fs_agent_by_id;
+    fs->ops.agent_list = fs_agent_list;
+    fs->ops.agent_update = fs_agent_update;
     fs->ops.session_create = fs_session_create;
     fs->ops.session_get = fs_session_get;
     fs->ops.session_delete = fs_session_delete;

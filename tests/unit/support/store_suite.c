@@ -103,6 +103,15 @@ static void keep_conversation(seen_t *seen, const kf_conversation_t *conversatio
     keep_message(seen, &conversation->last_message, &copy->last_message);
 }
 
+static void keep_agent(seen_t *seen, const kf_agent_t *agent, kf_agent_t *copy)
+{
+    *copy = *agent;
+    copy->email = keep(seen, agent->email);
+    copy->name = keep(seen, agent->name);
+    copy->role = keep(seen, agent->role);
+    copy->password_hash = keep(seen, agent->password_hash);
+}
+
 /* Counts a call of each and says what it returns. */
 static int count_each(seen_t *seen)
 {
@@ -126,6 +135,14 @@ int on_conversation(void *ctx, const kf_conversation_t *conversation)
     return count_each(seen);
 }
 
+int on_agent(void *ctx, const kf_agent_t *agent)
+{
+    seen_t *seen = ctx;
+    assert_true(seen->agent_count < SUITE_MAX_AGENTS);
+    keep_agent(seen, agent, &seen->agents[seen->agent_count++]);
+    return count_each(seen);
+}
+
 void on_done(void *ctx, const kf_store_result_t *result)
 {
     seen_t *seen = ctx;
@@ -141,13 +158,8 @@ void on_done(void *ctx, const kf_store_result_t *result)
     if (copy->has_message)
         keep_message(seen, result->message, &copy->message);
     copy->has_agent = result->agent != NULL;
-    if (copy->has_agent) {
-        copy->agent = *result->agent;
-        copy->agent.email = keep(seen, result->agent->email);
-        copy->agent.name = keep(seen, result->agent->name);
-        copy->agent.role = keep(seen, result->agent->role);
-        copy->agent.password_hash = keep(seen, result->agent->password_hash);
-    }
+    if (copy->has_agent)
+        keep_agent(seen, result->agent, &copy->agent);
     copy->has_visitor = result->visitor != NULL;
     if (copy->has_visitor) {
         copy->visitor = *result->visitor;
@@ -183,10 +195,16 @@ int suite_wait(suite_fixture_t *f, int queued_rc, seen_t *seen)
 
 int64_t suite_add_agent(suite_fixture_t *f, const char *email, const char *name)
 {
+    return suite_add_agent_as(f, email, name, "agent");
+}
+
+int64_t suite_add_agent_as(suite_fixture_t *f, const char *email, const char *name,
+                           const char *role)
+{
     seen_t *seen = seen_new();
     assert_int_equal(
         suite_wait(f,
-                   f->store->ops->agent_create(f->store, email, name, "agent", "scrypt$hash",
+                   f->store->ops->agent_create(f->store, email, name, role, "scrypt$hash",
                                                SUITE_NOW, on_done, seen),
                    seen),
         0);
@@ -683,6 +701,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store messages (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_message_tests,
                                       store_suite_message_test_count, NULL, NULL);
+    snprintf(name, sizeof name, "store agents (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_agent_tests, store_suite_agent_test_count,
+                                      NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);
         failed += _cmocka_run_group_tests(name, extra, count, NULL, NULL);

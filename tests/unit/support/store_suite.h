@@ -2,7 +2,8 @@
  * it: a backend's test program (tests/unit/store/test_sqlite.c) hands store_suite_run a factory
  * that makes, opens, checks and removes a database, and adds its own tests beside it.
  *
- * The rest of this header is what the suite's files (store_suite.c, store_suite_messages.c) and
+ * The rest of this header is what the suite's files (store_suite.c, store_suite_messages.c,
+ * store_suite_agents.c) and
  * a backend's own tests share: a fixture, callbacks that copy what they are handed (rows are
  * borrowed), and helpers that build rows. */
 #ifndef KF_TEST_STORE_SUITE_H
@@ -58,6 +59,7 @@ void suite_flush(suite_fixture_t *f);
 
 #define SUITE_MAX_ROWS 300
 #define SUITE_MAX_RESULTS 64
+#define SUITE_MAX_AGENTS 16
 
 /* A done callback's result, copied (strings point into the owning seen_t). */
 typedef struct result_copy {
@@ -88,6 +90,8 @@ typedef struct seen {
     kf_message_t messages[SUITE_MAX_ROWS]; /* rows handed to each */
     size_t conversation_count;
     kf_conversation_t conversations[SUITE_MAX_ROWS];
+    size_t agent_count;
+    kf_agent_t agents[SUITE_MAX_AGENTS]; /* rows handed to agent_list's each */
     size_t result_count;
     result_copy_t results[SUITE_MAX_RESULTS]; /* done callbacks, in the order they ran */
     char **strings;                           /* owned copies, freed by seen_free */
@@ -101,12 +105,16 @@ void seen_free(seen_t *seen);
 void on_done(void *ctx, const kf_store_result_t *result);
 int on_message(void *ctx, const kf_message_t *message);
 int on_conversation(void *ctx, const kf_conversation_t *conversation);
+int on_agent(void *ctx, const kf_agent_t *agent);
 /* The only (or the last) result seen; fails the test when there is none. */
 const result_copy_t *last_result(const seen_t *seen);
 
 /* ---- helpers that build and fetch rows (each asserts it worked) ---- */
 
 int64_t suite_add_agent(suite_fixture_t *f, const char *email, const char *name);
+/* The same with a role ("admin" or "agent"). */
+int64_t suite_add_agent_as(suite_fixture_t *f, const char *email, const char *name,
+                           const char *role);
 int64_t suite_add_visitor(suite_fixture_t *f, const char *token_hash, const char *name);
 /* A message at time now (agent_id 0: a visitor's); returns its id. */
 int64_t suite_add_message_at(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id,
@@ -133,5 +141,10 @@ int suite_set_status(suite_fixture_t *f, int64_t conversation_id, const char *st
 
 extern const struct CMUnitTest store_suite_message_tests[];
 extern const size_t store_suite_message_test_count;
+
+/* ---- ... and of agents' accounts: the list, changes, disabling (store_suite_agents.c) ---- */
+
+extern const struct CMUnitTest store_suite_agent_tests[];
+extern const size_t store_suite_agent_test_count;
 
 #endif
