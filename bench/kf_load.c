@@ -20,6 +20,7 @@
 
 #include "base/buf.h"
 #include "load/http.h"
+#include "load/kefu.h"
 #include "load/proc.h"
 #include "load/push.h"
 #include "load/stats.h"
@@ -33,9 +34,7 @@
 #define DRAIN_MS 5000           /* after the last send: how long to wait for deliveries */
 #define SETUP_TIMEOUT_MS 300000 /* sessions, first messages and login */
 #define CLOSE_TIMEOUT_MS 10000
-#define TICK_MS 20     /* phase checks and short-poll scheduling */
-#define MAX_ATTEMPTS 3 /* requests per setup step */
-#define TOKEN_MAX 64
+#define TICK_MS 20 /* phase checks and short-poll scheduling */
 
 /* ---- options ---- */
 
@@ -113,15 +112,6 @@ static void usage(FILE *out)
 
 typedef enum { PH_SETUP, PH_CONNECT, PH_RUN, PH_DRAIN, PH_CLOSE } phase_t;
 
-/* A kefu visitor made through the API. */
-typedef struct visitor {
-    char token[TOKEN_MAX];     /* bearer token; empty until the session exists */
-    int64_t conversation_id;   /* 0 until the first message is stored */
-    uint64_t first_message_id; /* the cursor its push connection starts after */
-    uint8_t tries;             /* requests made for the current setup step */
-    bool failed;
-} visitor_t;
-
 /* One message sent. */
 typedef struct msg_rec {
     uint32_t channel;  /* the visitor (kefu) or channel (pubsub) it went to */
@@ -147,14 +137,11 @@ typedef struct load {
     load_pool_t api; /* kefu's API, or the publish target */
     uint64_t phase_start_ns;
     /* kefu set-up */
-    visitor_t *visitors;
-    unsigned setup_ready, setup_failed;
-    bool need_login, logged_in;
-    char cookie[256]; /* "kefu_session=..." */
-    char csrf[128];
+    load_kefu_t setup;        /* visitors and the agent's login */
+    load_visitor_t *visitors; /* setup's */
+    load_agent_t agent;       /* who replies */
     /* push connections: visitors (kefu) or subscribers (pubsub); their figures are push's */
     load_push_t push;
-    int last_bad_status; /* the last unexpected HTTP status of the set-up, for the report */
     uint64_t connect_start_ns;
     /* messages */
     uint32_t *targets; /* channels (or visitors) that may be sent to */
@@ -280,155 +267,23 @@ static const load_push_ops_t push_ops = {
 
 /* ---- kefu set-up: sessions, first messages, login ---- */
 
-static void session_submit(uint32_t index);
-static void first_message_submit(uint32_t index);
-
-static void setup_step_done(uint32_t index, bool ok)
+static void setup_check(void)
 {
-    visitor_t *v = &load.visitors[index];
-    if (ok) {
-        load.setup_ready++;
-    } else {
-        v->failed = true;
-        load.setup_failed++;
-    }
-}
-
-static json_t *parse_json(const char *body, size_t len)
-{
-    json_error_t error;
-    return json_loadb(body, len, 0, &error);
-}
-
-static void session_done_cb(uint64_t tag, int status, const char *head, size_t head_len,
-                            const char *body, size_t body_len)
-{
-    (void)head;
-    (void)head_len;
-    uint32_t index = (uint32_t)tag;
-    visitor_t *v = &load.visitors[index];
-    json_t *root = status == 201 ? parse_json(body, body_len) : NULL;
-    const char *token = json_string_value(json_object_get(root, "token"));
-    if (token != NULL && strlen(token) < sizeof v->token) {
-        snprintf(v->token, sizeof v->token, "%s", token);
-        v->tries = 0;
-        if (load.opts.connect_only)
-            setup_step_done(index, true);
-        else
-            first_message_submit(index);
-    } else {
-        if (status != 0)
-            load.last_bad_status = status;
-        if (++v->tries < MAX_ATTEMPTS && load.phase == PH_SETUP)
-            session_submit(index);
-        else
-            setup_step_done(index, false);
-    }
-    json_decref(root);
-}
-
-static void session_submit(uint32_t index)
-{
-    kf_buf_t req;
-    kf_buf_init(&req);
-    load_build_post(&req, &load.opts.server, "/api/visitor/session", "", "application/json", "{}");
-    size_t len;
-    char *text = kf_buf_steal(&req, &len);
-    load_pool_submit(&load.api, text, len, session_done_cb, index);
-}
-
-static void first_message_done_cb(uint64_t tag, int status, const char *head, size_t head_len,
-                                  const char *body, size_t body_len)
-{
-    (void)head;
-    (void)head_len;
-    uint32_t index = (uint32_t)tag;
-    visitor_t *v = &load.visitors[index];
-    json_t *root = status == 201 ? parse_json(body, body_len) : NULL;
-    json_t *message = json_object_get(root, "message");
-    json_t *id = json_object_get(message, "id");
-    json_t *conversation = json_object_get(message, "conversation_id");
-    if (json_is_integer(id) && json_is_integer(conversation)) {
-        v->first_message_id = (uint64_t)json_integer_value(id);
-        v->conversation_id = json_integer_value(conversation);
-        setup_step_done(index, true);
-    } else {
-        if (status != 0)
-            load.last_bad_status = status;
-        if (++v->tries < MAX_ATTEMPTS && load.phase == PH_SETUP)
-            first_message_submit(index);
-        else
-            setup_step_done(index, false);
-    }
-    json_decref(root);
-}
-
-static void first_message_submit(uint32_t index)
-{
-    visitor_t *v = &load.visitors[index];
-    char auth[TOKEN_MAX + 32];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", v->token);
-    char body[96];
-    snprintf(body, sizeof body, "{\"body\":\"Hello, I am load visitor %u\"}", (unsigned)index);
-    kf_buf_t req;
-    kf_buf_init(&req);
-    load_build_post(&req, &load.opts.server, "/api/visitor/messages", auth, "application/json",
-                    body);
-    size_t len;
-    char *text = kf_buf_steal(&req, &len);
-    load_pool_submit(&load.api, text, len, first_message_done_cb, index);
-}
-
-static void login_done_cb(uint64_t tag, int status, const char *head, size_t head_len,
-                          const char *body, size_t body_len)
-{
-    (void)tag;
-    kf_str_t cookie;
-    json_t *root = status == 200 ? parse_json(body, body_len) : NULL;
-    const char *csrf = json_string_value(json_object_get(root, "csrf"));
-    if (csrf != NULL && load_head_find(head, head_len, "Set-Cookie", &cookie)) {
-        const char *semi = memchr(cookie.ptr, ';', cookie.len);
-        size_t len = semi != NULL ? (size_t)(semi - cookie.ptr) : cookie.len;
-        if (len < sizeof load.cookie) {
-            memcpy(load.cookie, cookie.ptr, len);
-            load.cookie[len] = '\0';
-            snprintf(load.csrf, sizeof load.csrf, "%s", csrf);
-            load.logged_in = true;
-        }
-    }
-    json_decref(root);
-    if (!load.logged_in && load.phase == PH_SETUP) {
-        progress("agent login failed (HTTP %d): check --agent-email and --agent-password", status);
+    const load_kefu_t *setup = &load.setup;
+    if (setup->agents_failed > 0) {
+        progress("agent login failed (HTTP %d): check --agent-email and --agent-password",
+                 setup->last_bad_status);
         load.abort_reason = "agent login failed";
         load.exit_code = 1;
         finish();
+        return;
     }
-}
-
-static void login_submit(void)
-{
-    json_t *credentials = json_pack("{s:s,s:s}", "email", load.opts.agent_email, "password",
-                                    load.opts.agent_password);
-    char *body = json_dumps(credentials, JSON_COMPACT);
-    json_decref(credentials);
-    kf_buf_t req;
-    kf_buf_init(&req);
-    load_build_post(&req, &load.opts.server, "/api/agent/login", "", "application/json", body);
-    free(body);
-    size_t len;
-    char *text = kf_buf_steal(&req, &len);
-    load_pool_submit(&load.api, text, len, login_done_cb, 0);
-}
-
-static void setup_check(void)
-{
-    unsigned n = load.opts.visitors;
-    if (load.setup_ready + load.setup_failed < n || (load.need_login && !load.logged_in))
+    if (!load_kefu_done(setup))
         return;
     double seconds = (double)(now_ns() - load.phase_start_ns) / 1e9;
-    progress("set-up: %u visitors ready, %u failed, in %.1f s", load.setup_ready, load.setup_failed,
-             seconds);
-    if (load.setup_ready == 0) {
+    progress("set-up: %u visitors ready, %u failed, in %.1f s", setup->visitors_ready,
+             setup->visitors_failed, seconds);
+    if (setup->visitors_ready == 0) {
         load.abort_reason = "no visitor could be set up";
         load.exit_code = 1;
         finish();
@@ -439,9 +294,10 @@ static void setup_check(void)
 
 /* ---- sending ---- */
 
-static void message_done_cb(uint64_t tag, int status, const char *head, size_t head_len,
+static void message_done_cb(void *ctx, uint64_t tag, int status, const char *head, size_t head_len,
                             const char *body, size_t body_len)
 {
+    (void)ctx;
     (void)head;
     (void)head_len;
     (void)body;
@@ -457,7 +313,7 @@ static void message_done_cb(uint64_t tag, int status, const char *head, size_t h
         m->state = MSG_FAILED;
         load.send_failed++;
         if (status != 0)
-            load.last_bad_status = status;
+            load.setup.last_bad_status = status;
     }
 }
 
@@ -480,7 +336,8 @@ static void send_one(void)
         char path[64], extra[512], body[96];
         snprintf(path, sizeof path, "/api/conversations/%lld/messages",
                  (long long)load.visitors[target].conversation_id);
-        snprintf(extra, sizeof extra, "Cookie: %s\r\nX-CSRF-Token: %s\r\n", load.cookie, load.csrf);
+        snprintf(extra, sizeof extra, "Cookie: %s\r\nX-CSRF-Token: %s\r\n", load.agent.cookie,
+                 load.agent.csrf);
         snprintf(body, sizeof body, "{\"body\":\"%s\"}", marker);
         load_build_post(&req, &load.opts.server, path, extra, "application/json", body);
     } else {
@@ -492,7 +349,7 @@ static void send_one(void)
     }
     size_t len;
     char *text = kf_buf_steal(&req, &len);
-    load_pool_submit(&load.api, text, len, message_done_cb, seq);
+    load_pool_submit(&load.api, text, len, message_done_cb, NULL, seq);
 }
 
 /* Sends what the rate says is due by time now, unless the server is too far behind: requests in
@@ -524,6 +381,7 @@ static void enter_connect(void)
 {
     const options_t *o = &load.opts;
     load.phase = PH_CONNECT;
+    load.setup.retrying = false;
     load.phase_start_ns = now_ns();
     load.server_before = load_proc_sample(o->server_pid);
     load.server_connect_start = load.server_before;
@@ -861,7 +719,7 @@ static void report(void)
     load_json_num(&j, "self_cpu_pct", self_cpu, 1);
     kf_buf_printf(&j, ",\"last_bad_status\":%d}",
                   load.push.last_bad_status != 0 ? load.push.last_bad_status
-                                                 : load.last_bad_status);
+                                                 : load.setup.last_bad_status);
     printf("%s\n", j.data);
     kf_buf_free(&j);
     fflush(stdout);
@@ -885,6 +743,7 @@ static void finish(void)
         load.self_run_end = load_self_sample();
     report();
     load.phase = PH_CLOSE;
+    load.setup.retrying = false;
     load_push_close(&load.push);
     load_pool_stop(&load.api);
     uv_timer_stop(&load.tick);
@@ -1162,13 +1021,22 @@ int main(int argc, char **argv)
     load.phase_start_ns = now_ns();
     if (load.kefu) {
         load.visitors = kf_xcalloc(o->visitors, sizeof *load.visitors);
+        load.setup = (load_kefu_t){.pool = &load.api,
+                                   .target = &o->server,
+                                   .visitors = load.visitors,
+                                   .visitor_count = o->visitors,
+                                   .first_messages = !o->connect_only,
+                                   .agents = &load.agent,
+                                   .retrying = true};
         progress("creating %u visitor sessions%s", o->visitors,
                  o->connect_only ? "" : " with a first message each");
-        load.need_login = !o->connect_only;
-        if (load.need_login)
-            login_submit();
-        for (uint32_t i = 0; i < o->visitors; i++)
-            session_submit(i);
+        if (!o->connect_only) {
+            snprintf(load.agent.email, sizeof load.agent.email, "%s", o->agent_email);
+            snprintf(load.agent.password, sizeof load.agent.password, "%s", o->agent_password);
+            load.setup.agent_count = 1;
+            load_kefu_login(&load.setup, 0);
+        }
+        load_kefu_visitors_start(&load.setup);
     } else {
         enter_connect();
     }

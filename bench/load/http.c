@@ -285,6 +285,7 @@ struct load_req {
     char *text; /* the request bytes until written (owned) */
     size_t len;
     load_done_fn done;
+    void *ctx;
     uint64_t tag;
 };
 
@@ -306,7 +307,8 @@ void load_pool_init(load_pool_t *pool, uv_loop_t *loop, const load_target_t *tar
     }
 }
 
-void load_pool_submit(load_pool_t *pool, char *text, size_t len, load_done_fn done, uint64_t tag)
+void load_pool_submit(load_pool_t *pool, char *text, size_t len, load_done_fn done, void *ctx,
+                      uint64_t tag)
 {
     if (pool->stopped) {
         /* Only callbacks run by load_pool_stop get here; what they resubmit is dropped. */
@@ -317,6 +319,7 @@ void load_pool_submit(load_pool_t *pool, char *text, size_t len, load_done_fn do
     req->text = text;
     req->len = len;
     req->done = done;
+    req->ctx = ctx;
     req->tag = tag;
     if (pool->queue_tail != NULL)
         pool->queue_tail->next = req;
@@ -329,7 +332,7 @@ void load_pool_submit(load_pool_t *pool, char *text, size_t len, load_done_fn do
 
 static void req_fail(load_req_t *req)
 {
-    req->done(req->tag, 0, "", 0, "", 0);
+    req->done(req->ctx, req->tag, 0, "", 0, "", 0);
     free(req->text);
     free(req);
 }
@@ -404,7 +407,7 @@ static void conn_parse(load_conn_t *conn)
             conn->tail = NULL;
         conn->inflight--;
         pool->inflight--;
-        req->done(req->tag, head.status, conn->rbuf.data, head_len, body, body_len);
+        req->done(req->ctx, req->tag, head.status, conn->rbuf.data, head_len, body, body_len);
         free(req);
         if (conn->state != LOAD_CONN_OPEN)
             return;

@@ -71,9 +71,10 @@ void load_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 
 /* ---- the request pool ---- */
 
-/* Called exactly once per request, never from load_pool_submit itself: status 0 when no answer
- * came (the connection failed or the pool stopped). head and body are valid during the call. */
-typedef void (*load_done_fn)(uint64_t tag, int status, const char *head, size_t head_len,
+/* Called exactly once per request, never from load_pool_submit itself, with the ctx and tag it
+ * was submitted with: status 0 when no answer came (the connection failed or the pool stopped).
+ * head and body are valid during the call. */
+typedef void (*load_done_fn)(void *ctx, uint64_t tag, int status, const char *head, size_t head_len,
                              const char *body, size_t body_len);
 
 typedef struct load_req load_req_t;
@@ -114,9 +115,10 @@ struct load_pool {
 /* count connections (opened when work comes), depth requests in flight on each. */
 void load_pool_init(load_pool_t *pool, uv_loop_t *loop, const load_target_t *target, size_t count,
                     size_t depth);
-/* Queues a request of len bytes (takes ownership of text). done gets tag back. After
+/* Queues a request of len bytes (takes ownership of text). done gets ctx and tag back. After
  * load_pool_stop the request is dropped without a call. */
-void load_pool_submit(load_pool_t *pool, char *text, size_t len, load_done_fn done, uint64_t tag);
+void load_pool_submit(load_pool_t *pool, char *text, size_t len, load_done_fn done, void *ctx,
+                      uint64_t tag);
 /* Fails everything queued or in flight (status 0) and closes every connection. */
 void load_pool_stop(load_pool_t *pool);
 /* Frees the connections' memory, once the loop has closed their handles. */
