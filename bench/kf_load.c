@@ -7,8 +7,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +22,7 @@
 #include "load/proc.h"
 #include "load/push.h"
 #include "load/stats.h"
+#include "load/tool.h"
 
 /* Bounds: one process never holds more connections than this, nor runs longer. */
 #define MAX_CONNECTIONS 19000
@@ -33,8 +32,7 @@
 #define MAX_HTTP_CONNS 512
 #define DRAIN_MS 5000           /* after the last send: how long to wait for deliveries */
 #define SETUP_TIMEOUT_MS 300000 /* sessions, first messages and login */
-#define CLOSE_TIMEOUT_MS 10000
-#define TICK_MS 20 /* phase checks and short-poll scheduling */
+#define TICK_MS 20              /* phase checks and short-poll scheduling */
 
 /* ---- options ---- */
 
@@ -130,11 +128,9 @@ typedef struct load {
     int exit_code;
     bool interrupted;
     const char *abort_reason;
-    uv_timer_t tick;     /* phase checks, short-poll scheduling */
-    uv_timer_t sender;   /* 1 ms: sends what the rate says is due */
-    uv_timer_t watchdog; /* the whole run's deadline */
-    uv_signal_t sigint, sigterm;
-    load_pool_t api; /* kefu's API, or the publish target */
+    load_tool_t tool;  /* the tick (phase checks, short polls), the deadline, signals */
+    uv_timer_t sender; /* 1 ms: sends what the rate says is due */
+    load_pool_t api;   /* kefu's API, or the publish target */
     uint64_t phase_start_ns;
     /* kefu set-up */
     load_kefu_t setup;        /* visitors and the agent's login */
@@ -172,24 +168,7 @@ static uint64_t now_ns(void)
 
 static uint32_t random_u32(void)
 {
-    /* xorshift32: good enough to pick targets and masks. */
-    uint32_t x = load.rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    load.rng = x;
-    return x;
-}
-
-static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("kf_load: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
+    return load_random(&load.rng);
 }
 
 static void finish(void);
@@ -271,8 +250,8 @@ static void setup_check(void)
 {
     const load_kefu_t *setup = &load.setup;
     if (setup->agents_failed > 0) {
-        progress("agent login failed (HTTP %d): check --agent-email and --agent-password",
-                 setup->last_bad_status);
+        load_progress("agent login failed (HTTP %d): check --agent-email and --agent-password",
+                      setup->last_bad_status);
         load.abort_reason = "agent login failed";
         load.exit_code = 1;
         finish();
@@ -281,8 +260,8 @@ static void setup_check(void)
     if (!load_kefu_done(setup))
         return;
     double seconds = (double)(now_ns() - load.phase_start_ns) / 1e9;
-    progress("set-up: %u visitors ready, %u failed, in %.1f s", setup->visitors_ready,
-             setup->visitors_failed, seconds);
+    load_progress("set-up: %u visitors ready, %u failed, in %.1f s", setup->visitors_ready,
+                  setup->visitors_failed, seconds);
     if (setup->visitors_ready == 0) {
         load.abort_reason = "no visitor could be set up";
         load.exit_code = 1;
@@ -386,8 +365,8 @@ static void enter_connect(void)
     load.server_before = load_proc_sample(o->server_pid);
     load.server_connect_start = load.server_before;
     load.self_before = load_self_sample();
-    progress("connecting %u %s subscribers (%u at a time)", o->visitors,
-             load_transport_names[o->transport], o->connect_concurrency);
+    load_progress("connecting %u %s subscribers (%u at a time)", o->visitors,
+                  load_transport_names[o->transport], o->connect_concurrency);
     load.connect_start_ns = now_ns();
     for (uint32_t i = 0; i < o->visitors; i++) {
         load_sub_t *s = &load.push.subs[i];
@@ -416,8 +395,8 @@ static void connect_check(void)
     load.connect_s = load.push.established_total > 0
                          ? (double)(load.push.connect_last_ns - load.connect_start_ns) / 1e9
                          : 0;
-    progress("%u of %u established in %.2f s%s", load.push.established_total, o->visitors,
-             load.connect_s, timed_out && !all ? " (timed out)" : "");
+    load_progress("%u of %u established in %.2f s%s", load.push.established_total, o->visitors,
+                  load.connect_s, timed_out && !all ? " (timed out)" : "");
     enter_run();
 }
 
@@ -452,7 +431,7 @@ static void enter_run(void)
     load.server_run_start = load_proc_sample(o->server_pid);
     load.self_run_start = load_self_sample();
     if (o->connect_only) {
-        progress("holding %u connections for %u s", load.push.live, o->duration_s);
+        load_progress("holding %u connections for %u s", load.push.live, o->duration_s);
         return;
     }
     if (load.target_count == 0) {
@@ -461,8 +440,8 @@ static void enter_run(void)
         finish();
         return;
     }
-    progress("sending %.0f msg/s for %u s to %u %s", o->rate, o->duration_s, load.target_count,
-             load.kefu ? "conversations" : "channels");
+    load_progress("sending %.0f msg/s for %u s to %u %s", o->rate, o->duration_s, load.target_count,
+                  load.kefu ? "conversations" : "channels");
     uv_timer_start(&load.sender, sender_cb, 1, 1);
 }
 
@@ -473,9 +452,8 @@ static bool delivered_all(void)
            load.good_receptions >= load.expected_acked;
 }
 
-static void tick_cb(uv_timer_t *timer)
+static void tick(void)
 {
-    (void)timer;
     uint64_t now = now_ns();
     switch (load.phase) {
     case PH_SETUP:
@@ -519,28 +497,15 @@ static void tick_cb(uv_timer_t *timer)
         load_push_tick(&load.push);
 }
 
-static void watchdog_cb(uv_timer_t *timer)
+/* The deadline passed, or a signal came. */
+static void stopped(const char *why, int exit_code)
 {
-    (void)timer;
-    if (load.phase >= PH_CLOSE) {
-        progress("closing took too long; exiting");
-        exit(3);
-    }
-    load.abort_reason = "the run's deadline passed";
-    load.exit_code = 1;
-    finish();
-}
-
-static void signal_cb(uv_signal_t *handle, int signum)
-{
-    (void)handle;
-    (void)signum;
     if (load.phase >= PH_CLOSE)
         return;
-    load.interrupted = true;
-    load.abort_reason = "interrupted";
-    load.exit_code = 130;
-    if (load.phase == PH_RUN) {
+    load.interrupted = exit_code == 130;
+    load.abort_reason = why;
+    load.exit_code = exit_code;
+    if (load.interrupted && load.phase == PH_RUN) {
         load.server_run_end = load_proc_sample(load.opts.server_pid);
         load.self_run_end = load_self_sample();
     }
@@ -727,7 +692,7 @@ static void report(void)
 
 /* ---- the end ---- */
 
-static void handle_closed_noop(uv_handle_t *handle)
+static void closed_cb(uv_handle_t *handle)
 {
     (void)handle;
 }
@@ -746,14 +711,8 @@ static void finish(void)
     load.setup.retrying = false;
     load_push_close(&load.push);
     load_pool_stop(&load.api);
-    uv_timer_stop(&load.tick);
-    uv_close((uv_handle_t *)&load.tick, handle_closed_noop);
-    uv_close((uv_handle_t *)&load.sender, handle_closed_noop);
-    uv_close((uv_handle_t *)&load.sigint, handle_closed_noop);
-    uv_close((uv_handle_t *)&load.sigterm, handle_closed_noop);
-    /* The watchdog stays: it ends a close that hangs. */
-    uv_timer_start(&load.watchdog, watchdog_cb, CLOSE_TIMEOUT_MS, 0);
-    uv_unref((uv_handle_t *)&load.watchdog);
+    uv_close((uv_handle_t *)&load.sender, closed_cb);
+    load_tool_close(&load.tool);
 }
 
 /* ---- main ---- */
@@ -892,8 +851,6 @@ static int parse_options(int argc, char **argv, options_t *o)
         fprintf(stderr, "kf_load: --transport and --visitors are required (see --help)\n");
         return 2;
     }
-    const char *which = NULL;
-    int rc = 0;
     if (o->pubsub) {
         if (publish_url == NULL || subscribe_url == NULL) {
             fprintf(stderr, "kf_load: --pubsub needs --publish-url and --subscribe-url\n");
@@ -903,10 +860,9 @@ static int parse_options(int argc, char **argv, options_t *o)
             fprintf(stderr, "kf_load: --pubsub subscribes over ws or sse\n");
             return 2;
         }
-        if ((rc = load_target_parse(publish_url, &o->publish)) != 0)
-            which = publish_url;
-        else if ((rc = load_target_parse(subscribe_url, &o->subscribe)) != 0)
-            which = subscribe_url;
+        if (load_url_option(publish_url, &o->publish) != 0 ||
+            load_url_option(subscribe_url, &o->subscribe) != 0)
+            return 2;
         if (o->channels == 0)
             o->channels = o->visitors;
         if (o->channels > o->visitors) {
@@ -918,19 +874,12 @@ static int parse_options(int argc, char **argv, options_t *o)
             fprintf(stderr, "kf_load: --url is required (see --help)\n");
             return 2;
         }
-        if ((rc = load_target_parse(url, &o->server)) != 0)
-            which = url;
+        if (load_url_option(url, &o->server) != 0)
+            return 2;
         if (!o->connect_only && (o->agent_email == NULL || o->agent_password == NULL)) {
             fprintf(stderr, "kf_load: the chat load needs --agent-email and --agent-password\n");
             return 2;
         }
-    }
-    if (which != NULL) {
-        fprintf(stderr,
-                rc == -2 ? "kf_load: %s is not on loopback (127.0.0.0/8): refused\n"
-                         : "kf_load: cannot use %s (http://HOST:PORT/...)\n",
-                which);
-        return 2;
     }
     if (!o->connect_only && o->rate * o->duration_s > MAX_MESSAGES) {
         fprintf(stderr, "kf_load: --rate × --duration is at most %d messages\n", MAX_MESSAGES);
@@ -948,28 +897,9 @@ static int parse_options(int argc, char **argv, options_t *o)
     return 0;
 }
 
-/* Raises the open-file limit to the hard limit and checks that the run fits. */
-static int check_files(const options_t *o)
-{
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
-        return 0;
-    if (limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &limit);
-        getrlimit(RLIMIT_NOFILE, &limit);
-    }
-    rlim_t needed = (rlim_t)o->visitors + o->http_conns + 32;
-    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
-        fprintf(stderr, "kf_load: %u connections need %llu open files; the limit is %llu\n",
-                o->visitors, (unsigned long long)needed, (unsigned long long)limit.rlim_cur);
-        return 2;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
+    load_tool_name("kf_load");
     options_t *o = &load.opts;
     o->rate = 100;
     o->duration_s = 10;
@@ -981,12 +911,13 @@ int main(int argc, char **argv)
     int rc = parse_options(argc, argv, o);
     if (rc != 0)
         return rc;
-    rc = check_files(o);
+    char what[64];
+    snprintf(what, sizeof what, "%u connections", o->visitors);
+    rc = load_check_files((rlim_t)o->visitors + o->http_conns + 32, what);
     if (rc != 0)
         return rc;
-    signal(SIGPIPE, SIG_IGN);
     load.kefu = !o->pubsub;
-    load.rng = (uint32_t)(uv_hrtime() ^ ((uint64_t)getpid() << 16)) | 1u;
+    load.rng = load_random_seed();
     char run_id[9];
     snprintf(run_id, sizeof run_id, "%08x", (unsigned)random_u32());
     load.loop = uv_default_loop();
@@ -1004,18 +935,11 @@ int main(int argc, char **argv)
     }
     load_pool_init(&load.api, load.loop, load.kefu ? &o->server : &o->publish, o->http_conns,
                    o->pipeline);
-    uv_timer_init(load.loop, &load.tick);
     uv_timer_init(load.loop, &load.sender);
-    uv_timer_init(load.loop, &load.watchdog);
-    uv_signal_init(load.loop, &load.sigint);
-    uv_signal_init(load.loop, &load.sigterm);
-    uv_signal_start(&load.sigint, signal_cb, SIGINT);
-    uv_signal_start(&load.sigterm, signal_cb, SIGTERM);
     /* Every phase has its own bound; this one catches anything else. */
     uint64_t deadline_ms = SETUP_TIMEOUT_MS + (uint64_t)o->connect_timeout_s * 1000 +
                            (uint64_t)o->duration_s * 1000 + DRAIN_MS + 30000;
-    uv_timer_start(&load.watchdog, watchdog_cb, deadline_ms, 0);
-    uv_timer_start(&load.tick, tick_cb, TICK_MS, TICK_MS);
+    load_tool_start(&load.tool, load.loop, TICK_MS, deadline_ms, tick, stopped);
 
     load.phase = PH_SETUP;
     load.phase_start_ns = now_ns();
@@ -1028,8 +952,8 @@ int main(int argc, char **argv)
                                    .first_messages = !o->connect_only,
                                    .agents = &load.agent,
                                    .retrying = true};
-        progress("creating %u visitor sessions%s", o->visitors,
-                 o->connect_only ? "" : " with a first message each");
+        load_progress("creating %u visitor sessions%s", o->visitors,
+                      o->connect_only ? "" : " with a first message each");
         if (!o->connect_only) {
             snprintf(load.agent.email, sizeof load.agent.email, "%s", o->agent_email);
             snprintf(load.agent.password, sizeof load.agent.password, "%s", o->agent_password);
