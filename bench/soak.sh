@@ -99,7 +99,7 @@ cmake --build "$build" -j"$(nproc)" --target kefu kf_soak >/dev/null
     echo "cpu: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "busiest processes at start:"
-    ps -eo pcpu,rss,comm --sort=-pcpu | head -n 8
+    ps -eo pcpu,rss,comm --sort=-pcpu 2>/dev/null | head -n 8 || true
 } >"$out/machine.txt"
 
 start_kefu "$build/kefu" FULL

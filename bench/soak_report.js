@@ -77,9 +77,10 @@ function judge(rows, summary, args) {
     flat.rss = { middle: rss[0], last: rss[1], growthPct: growth(...rss), limitPct: args.rssGrowth };
     flat.fds = { middle: fds[0], last: fds[1], growthPct: growth(...fds), limitPct: args.fdsGrowth };
     flat.p99 = { middle: p99[0], last: p99[1], limitMs: p99[0] === null ? null : p99[0] * args.p99Factor + args.p99SlackMs };
-    // What the memory check would catch: the leak per reconnection that grows the last third's
-    // median past the limit. The median sits about half a third into it: half its reconnections.
-    flat.leakBytes = reconnects > 0 ? Math.round((rss[0] * 1024 * args.rssGrowth) / 100 / (reconnects / 2)) : null;
+    // What the checks would catch: the two medians sit about a third of the run apart, so a leak
+    // per reconnection grows the last third's by the reconnections of one third times the leak.
+    flat.leakBytes = reconnects > 0 ? Math.round((rss[0] * 1024 * args.rssGrowth) / 100 / reconnects) : null;
+    flat.fdLeakEvery = reconnects > 0 ? Math.floor(reconnects / ((fds[0] * args.fdsGrowth) / 100)) : null;
     check(flat.rss.growthPct <= args.rssGrowth, `resident memory: median ${(rss[0] / 1024).toFixed(1)} MiB in the middle third, ${(rss[1] / 1024).toFixed(1)} MiB in the last (${flat.rss.growthPct.toFixed(1)} %, at most +${args.rssGrowth} %)`);
     check(flat.fds.growthPct <= args.fdsGrowth, `open files: median ${fds[0]} in the middle third, ${fds[1]} in the last (${flat.fds.growthPct.toFixed(1)} %, at most +${args.fdsGrowth} %)`);
     check(p99[0] === null || p99[1] <= flat.p99.limitMs, `p99 latency: median ${ms(p99[0])} ms in the middle third, ${ms(p99[1])} ms in the last (at most ${ms(flat.p99.limitMs)} ms)`);
@@ -202,7 +203,7 @@ function main() {
   const verdict = judge(rows, summary, args);
   for (const c of verdict.checks) console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.what}`);
   if (verdict.flat.leakBytes !== null && verdict.flat.leakBytes !== undefined)
-    console.log(`     (${verdict.flat.reconnectsLastThird} reconnections in the last third: the memory check fails a leak of ${verdict.flat.leakBytes} bytes or more per reconnection)`);
+    console.log(`     (${verdict.flat.reconnectsLastThird} reconnections in the last third: the checks fail a leak of ${verdict.flat.leakBytes} bytes or more per reconnection, or of one open file every ${verdict.flat.fdLeakEvery} reconnections or more often)`);
   if (args.svg) {
     fs.writeFileSync(args.svg, svg(rows, summary, verdict, args));
     console.log(`plot: ${args.svg}`);
