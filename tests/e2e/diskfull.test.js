@@ -172,9 +172,6 @@ async function socket(srv, headers, after = 0) {
   });
   return {
     seen,
-    get open() {
-      return ws.readyState === WebSocket.OPEN;
-    },
     act(action) {
       const ref = `r${++refs}`;
       return new Promise((resolve, reject) => {
