@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 COVERAGE_MIN_LINES ?= 94
 COVERAGE_MIN_BRANCHES ?= 85
 
-.PHONY: run build test lint unit unit-asan unit-tsan fuzz e2e coverage bench clean
+.PHONY: run build test lint unit unit-asan unit-tsan fuzz e2e soak-short coverage bench soak clean
 
 run: build
 	./build/kefu --listen $(LISTEN) --data $(DATA)
@@ -22,11 +22,11 @@ build:
 
 # The whole suite: the lint checks, gcc build + unit tests, clang ASan/UBSan build + unit tests, the unit tests
 # under ThreadSanitizer (the store's writer thread works beside the loop), fuzzers, the
-# browser end-to-end tests against the sanitized server, then the unit and end-to-end tests once
-# more against an instrumented build for the coverage figures.
+# browser end-to-end tests against the sanitized server, the 2-minute soak, then the unit and
+# end-to-end tests once more against an instrumented build for the coverage figures.
 test:
 	@scripts/deps.sh test
-	$(MAKE) lint unit unit-asan unit-tsan fuzz e2e coverage
+	$(MAKE) lint unit unit-asan unit-tsan fuzz e2e soak-short coverage
 
 # Style is the tool's: every C file as .clang-format writes it, and every file a comment names
 # exists (scripts/lint.js). Fails on the first difference, before anything is built.
@@ -58,6 +58,12 @@ e2e: unit-asan
 	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=8 KEFU_BIN=$(CURDIR)/build-asan/kefu \
 	  node --test --test-concurrency=1 tests/e2e/
 
+# The soak's 2-minute version (bench/soak.sh --short): 1,000 visitors over the five transports
+# dropping every 10 s on average, agents answering, on the unit tests' gcc build; fails when a
+# message is lost or doubled, or memory, open files or p99 latency grow at the end.
+soak-short:
+	BUILD_DIR=$(CURDIR)/build-test bench/soak.sh --short --out $(CURDIR)/build-test/soak
+
 # Line and branch coverage of src/ over the whole suite: a gcc --coverage build runs the unit tests
 # and the end-to-end suite, then gcovr prints the per-file table and the totals (an HTML report
 # goes to build-cov/coverage/). kefu writes its counters when it exits normally, which it does on
@@ -78,6 +84,11 @@ coverage:
 # The short standard load suite (bench/README.md): kefu, and Nchan when installed, side by side.
 bench: build
 	bench/run.sh
+
+# The soak (bench/README.md): 30 minutes, 5,000 visitors; the plot and samples go to
+# docs/soak.svg and docs/soak.csv (docs/PERFORMANCE.md, "Soak").
+soak: build
+	bench/soak.sh
 
 clean:
 	rm -rf build build-test build-asan build-tsan build-cov

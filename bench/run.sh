@@ -17,6 +17,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# start_kefu, stop_kefu and the raised limits.
+source "$root/bench/kefu.sh"
 build=${BUILD_DIR:-$root/build}
 connect_n=${CONNECT_N:-10000}
 chat_n=${CHAT_N:-10000}
@@ -47,8 +49,6 @@ for arg in "$@"; do
 done
 
 out=$(mktemp -d /tmp/kf-bench.XXXXXX)
-kefu_pid=""
-kefu_dir=""
 nchan_pid=""
 nchan_dir=""
 
@@ -78,58 +78,6 @@ load_bin=$build/kf_load
 
 # ---- kefu ----
 
-kefu_port=""
-kefu_password=""
-
-# The abuse limits (docs/SECURITY.md) raised far above the load: kf_load opens up to 19,000
-# connections over 100 loopback addresses (190 each, near the default 256 per address), and its
-# chat loads send each visitor's messages faster than a person (the default is 30 a minute). High
-# values rather than 0, so that the limits' bookkeeping is measured too.
-limits=(--max-connections-per-address 20000 --max-push-per-visitor 1000 --max-push-per-agent 1000
-    --visitor-requests-per-minute 1000000 --visitor-request-burst 100000
-    --visitor-messages-per-minute 1000000 --visitor-message-burst 100000
-    --visitor-sessions-per-minute 1000000 --visitor-session-burst 100000)
-
-# Starts kefu on a fresh data directory and a free port; sets kefu_pid, kefu_port, kefu_password.
-start_kefu() {
-    local sync=$1 log_file
-    kefu_dir=$(mktemp -d /tmp/kf-bench-data.XXXXXX)
-    log_file=$kefu_dir/kefu.log
-    "$kefu_bin" --listen 127.0.0.1:0 --data "$kefu_dir" --synchronous "$sync" --log-level warn \
-        "${limits[@]}" >"$log_file" 2>&1 </dev/null &
-    kefu_pid=$!
-    for _ in $(seq 100); do
-        if grep -q 'agent console:' "$log_file" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
-    kefu_port=$(sed -n 's|.*agent console: http://127\.0\.0\.1:\([0-9]*\)/agent.*|\1|p' "$log_file")
-    kefu_password=$(sed -n 's/.*password: *//p' "$log_file")
-    if [ -z "$kefu_port" ] || [ -z "$kefu_password" ]; then
-        log "kefu did not start:"
-        cat "$log_file" >&2
-        exit 1
-    fi
-}
-
-stop_kefu() {
-    if [ -n "$kefu_pid" ]; then
-        kill -TERM "$kefu_pid" 2>/dev/null || true
-        for _ in $(seq 150); do
-            kill -0 "$kefu_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$kefu_pid" 2>/dev/null || true
-        wait "$kefu_pid" 2>/dev/null || true
-        kefu_pid=""
-    fi
-    case "$kefu_dir" in
-    /tmp/kf-bench-data.*) rm -rf "$kefu_dir" ;;
-    esac
-    kefu_dir=""
-}
-
 # Runs kf_load; its output goes to $out/NAME.txt and its JSON line to $out/NAME.json.
 run_load() {
     local name=$1
@@ -146,7 +94,7 @@ run_load() {
 kefu_run() {
     local name=$1 sync=$2
     shift 2
-    start_kefu "$sync"
+    start_kefu "$kefu_bin" "$sync" || exit 1
     run_load "$name" --url "http://127.0.0.1:$kefu_port" --server-pid "$kefu_pid" \
         --agent-email admin@localhost --agent-password "$kefu_password" "$@"
     stop_kefu
