@@ -61,6 +61,7 @@
     replyInput: $('reply-input'),
     replySend: $('reply-send'),
     replyError: $('reply-error'),
+    teamError: $('team-error'),
   };
 
   // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
@@ -126,6 +127,20 @@
     },
     onSelect: (id) => select(id),
     onLoadOlder: () => loadOlder(),
+  });
+
+  /* The team's presence, and this agent's own Online / Away. */
+  const team = new window.KefuTeam({
+    list: $('team-list'),
+    count: $('team-count'),
+    status: $('agent-status'),
+    dot: $('agent-presence'),
+    api: (method, path, body) => agentApi(method, path, body),
+    onError: (text) => {
+      ui.teamError.textContent = text;
+      ui.teamError.hidden = false;
+      setTimeout(() => { ui.teamError.hidden = true; }, 6000);
+    },
   });
 
   const fitReply = autoGrow(ui.replyInput);
@@ -227,6 +242,7 @@
     typing.stop();
     if (push) push.stop();
     push = null;
+    team.stop();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;
@@ -278,6 +294,7 @@
         if (gen === sessionGen) {
           startPush(cursor);
           outbox.resume();
+          team.start(me.agent.id);
         }
         return;
       } catch (e) {
@@ -728,6 +745,9 @@
       onState: (state) => {
         showConnState(ui.conn, state);
         if (state === 'connected' && outbox) outbox.kick(); // the way is clear: send what waits now
+        // Connected, this console is online to the team (its own presence event may have gone
+        // out before it listened): read everyone's as the server has them now.
+        if (state === 'connected' && me) team.reload();
       },
       onTransport: (name) => showConnState(ui.conn, ui.conn.dataset.state, name),
       // Conversation, read and typing events are not replayed after a drop (only messages are),
@@ -735,6 +755,7 @@
       onResync() {
         visitorTyping.clear();
         if (me) loadConversations().catch(() => {});
+        if (me) team.reload();
       },
       onAuthError: pushRefused,
     });
@@ -746,6 +767,7 @@
     else if (ev.type === 'conversation') applyConversation(ev.conversation);
     else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
+    else if (ev.type === 'presence') team.apply(ev);
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */

@@ -1,6 +1,6 @@
-/* agent_api.c: agents' sessions (login, the current agent, logout, push tickets) and accounts
- * (an admin lists, creates, changes, disables and enables agents). Password hashing runs on the
- * hasher's worker threads (auth/hasher.h), never on the loop. */
+/* agent_api.c: agents' sessions (login, the current agent, logout, push tickets), presence, and
+ * accounts (every agent lists them; an admin creates, changes, disables and enables agents).
+ * Password hashing runs on the hasher's worker threads (auth/hasher.h), never on the loop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +242,7 @@ static void logged_out(kf_req_t *req, kf_app_t *app, int64_t agent_id)
      * their own cookies. */
     kf_authn_revoke_tickets(app->authn, 'a', agent_id);
     kf_push_end_subject(app->push, 'a', agent_id);
+    kf_presence_left(app->presence, agent_id);
     set_session_cookie(req, app, "", 0);
     kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -289,13 +290,17 @@ void kf_agent_ticket_post(const kf_call_t *call)
 /* The account list on its way: agents are few, so all of them in one answer. */
 typedef struct list_wait {
     kf_wait_t base;
+    kf_presence_t *presence;
     json_t *agents;
 } list_wait_t;
 
 static int listed_agent_cb(void *ctx, const kf_agent_t *agent)
 {
     list_wait_t *w = ctx;
-    json_array_append_new(w->agents, account_json(agent));
+    json_t *json = account_json(agent);
+    json_object_set_new(json, "status",
+                        json_string(kf_presence_name(kf_presence_status(w->presence, agent->id))));
+    json_array_append_new(w->agents, json);
     return 0;
 }
 
@@ -315,6 +320,7 @@ void kf_agents_get(const kf_call_t *call)
 {
     kf_store_t *store = call->app->store;
     list_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->presence = call->app->presence;
     w->agents = json_array();
     int rc = store->ops->agent_list(store, listed_agent_cb, agents_listed_cb, w);
     if (rc != 0)
@@ -432,6 +438,7 @@ static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
         if (disabled) {
             kf_authn_revoke_tickets(app->authn, 'a', a->id);
             size_t ended = kf_push_end_subject(app->push, 'a', a->id);
+            kf_presence_drop(app->presence, a->id);
             kf_info("agent %s disabled by %s (sessions ended: %lld, push connections ended: %zu)",
                     a->email, w->by, (long long)r->count, ended);
         } else if (w->state == KF_AGENT_STATE_ENABLE) {
@@ -525,4 +532,40 @@ void kf_agents_patch(const kf_call_t *call)
     free(trimmed);
     json_decref(root);
     kf_call_hold(req, w, rc);
+}
+
+/* ---- presence ---- */
+
+void kf_agent_status_post(const kf_call_t *call)
+{
+    kf_req_t *req = call->req;
+    json_t *root = kf_call_json(req);
+    if (root == NULL)
+        return;
+    kf_presence_status_t status;
+    const char *unknown = NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        if (strcmp(key, "status") != 0)
+            unknown = key;
+    }
+    int rc = kf_presence_parse(json_string_value(json_object_get(root, "status")), &status);
+    json_decref(root);
+    if (unknown != NULL || rc != 0) {
+        /* A typo must not pass for a change, and the answer names what is allowed. */
+        kf_call_fail(req, KF_EPROTO, "status must be \"online\" or \"away\" (the only field)");
+        return;
+    }
+    const kf_agent_auth_t *a = &call->who->agent;
+    /* Choosing is activity, as a push request is: the answer shows the choice, and without a
+     * console the agent goes offline a minute later like any other. */
+    kf_presence_choose(call->app->presence, a->id, status);
+    kf_presence_seen(call->app->presence, a->id, kf_clock_mono_ms());
+    json_t *agent = agent_json(a->id, a->email, a->name, a->role);
+    json_object_set_new(
+        agent, "status",
+        json_string(kf_presence_name(kf_presence_status(call->app->presence, a->id))));
+    kf_resp_json(req, 200, json_pack("{s:o}", "agent", agent));
 }

@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/handlers.h"
+#include "chat/events.h"
 #include "chat/internal.h"
 #include "store/sync.h"
 
@@ -21,6 +22,10 @@
 
 /* How often idle rate-limit buckets and stale ticket revocations go. */
 #define SWEEP_MS 60000
+/* An agent with no console open this long is offline (the issue's minute); checked this often, so
+ * a closed console shows offline within a minute and five seconds. */
+#define PRESENCE_OFFLINE_MS 60000
+#define PRESENCE_SWEEP_MS 5000
 
 void kf_app_config_default(kf_app_config_t *config)
 {
@@ -47,6 +52,28 @@ static void sweep_cb(uv_timer_t *timer)
     kf_app_t *app = timer->data;
     kf_limits_sweep(app->limits);
     kf_authn_sweep(app->authn);
+}
+
+/* An agent's presence changed: every console hears it (an ephemeral event: a console that
+ * reconnects reads everyone's from GET /api/agents). */
+static void presence_changed_cb(void *ctx, int64_t agent_id, kf_presence_status_t status)
+{
+    kf_app_t *app = ctx;
+    json_t *event = json_pack("{s:s,s:I,s:s}", "type", "presence", "agent_id", (json_int_t)agent_id,
+                              "status", kf_presence_name(status));
+    kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
+}
+
+static size_t agent_connections(void *ctx, int64_t agent_id)
+{
+    kf_app_t *app = ctx;
+    return kf_quota_open(app->quota, 'a', agent_id);
+}
+
+static void presence_sweep_cb(uv_timer_t *timer)
+{
+    kf_app_t *app = timer->data;
+    kf_presence_sweep(app->presence, kf_clock_mono_ms(), agent_connections, app);
 }
 
 /* The database stopped or started taking writes: said once each way, since every refused write
@@ -115,6 +142,12 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->sweeper->data = app;
     uv_timer_start(app->sweeper, sweep_cb, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)app->sweeper);
+    app->presence = kf_presence_new(PRESENCE_OFFLINE_MS, presence_changed_cb, app);
+    app->presence_sweeper = kf_xcalloc(1, sizeof *app->presence_sweeper);
+    uv_timer_init(loop, app->presence_sweeper);
+    app->presence_sweeper->data = app;
+    uv_timer_start(app->presence_sweeper, presence_sweep_cb, PRESENCE_SWEEP_MS, PRESENCE_SWEEP_MS);
+    uv_unref((uv_handle_t *)app->presence_sweeper);
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
     push.receive = kf_ws_receive;
@@ -151,10 +184,12 @@ void kf_app_free(kf_app_t *app)
     kf_store_set_health(app->store, NULL, NULL);
     uv_close((uv_handle_t *)app->store_wakeup, free_handle_cb);
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
+    uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
     kf_push_free(app->push);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);
+    kf_presence_free(app->presence);
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);

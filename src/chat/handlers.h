@@ -30,6 +30,7 @@ void kf_agent_login(const kf_call_t *call);
 void kf_agent_me(const kf_call_t *call);
 void kf_agent_logout(const kf_call_t *call);
 void kf_agent_ticket_post(const kf_call_t *call);
+void kf_agent_status_post(const kf_call_t *call);
 void kf_agents_get(const kf_call_t *call);
 void kf_agents_create(const kf_call_t *call);
 void kf_agents_patch(const kf_call_t *call);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/events.h"
@@ -98,6 +99,9 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
     }
     kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
+    /* After the serve, which subscribes a stream: the console hears its own coming online. */
+    if (kind == 'a')
+        kf_presence_seen(app->presence, subject, kf_clock_mono_ms());
     if (stays)
         kf_quota_count(app->quota, req, kind, subject);
 }

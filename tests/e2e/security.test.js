@@ -379,6 +379,7 @@ const AGENT_POST_BODIES = {
   '/api/agents': { email: 'new.agent@example.com', name: 'New Agent', role: 'agent', password: 'a long enough password' },
   '/api/agents/{id}': { disabled: true }, // {id}: Bo's
   '/api/agent/logout': undefined,
+  '/api/agent/status': { status: 'away' },
   '/api/agent/push-ticket': undefined,
   '/api/conversations/{id}/messages': { body: 'forged reply' },
   '/api/conversations/{id}/read': 'UP_TO',
@@ -393,9 +394,9 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const agentPosts = routes.filter((r) => r.method !== 'GET' && (r.access === 'agent' || r.access === 'admin'));
     assert.deepEqual(agentPosts.map((r) => r.pattern).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
     assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['PATCH', 'POST'], 'the methods that change state');
-    // The accounts' routes are an admin's, and a change needs the token.
+    // Every agent reads the team; changing an account is an admin's, and needs the token.
     const declared = (method, pattern) => routes.find((r) => r.method === method && r.pattern === pattern);
-    assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'admin', csrf: false });
+    assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'agent', csrf: false });
     assert.deepEqual(declared('PATCH', '/api/agents/{id}'), { method: 'PATCH', pattern: '/api/agents/{id}', access: 'admin', csrf: true });
     for (const r of agentPosts) assert.equal(r.csrf, true, `${r.method} ${r.pattern} declares the CSRF token`);
 
