@@ -97,11 +97,12 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
                                   : "too many push connections open for this agent");
         return;
     }
-    kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
-    kf_push_serve(app->push, req, transport, &source, after, hold_ms);
-    /* After the serve, which subscribes a stream: the console hears its own coming online. */
+    /* Before the serve subscribes the stream: the other consoles hear that this one came online;
+     * this one reads everyone's, its own too, from GET /api/agents once connected. */
     if (kind == 'a')
         kf_presence_seen(app->presence, subject, kf_clock_mono_ms());
+    kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
+    kf_push_serve(app->push, req, transport, &source, after, hold_ms);
     if (stays)
         kf_quota_count(app->quota, req, kind, subject);
 }

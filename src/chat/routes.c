@@ -41,7 +41,7 @@ static const endpoint_t endpoints[] = {
     {{"POST", "/api/agent/status"}, KF_ACCESS_AGENT, true, NULL, kf_agent_status_post},
     {{"GET", "/api/agents"}, KF_ACCESS_AGENT, false, NULL, kf_agents_get},
     {{"POST", "/api/agents"}, KF_ACCESS_ADMIN, true, NULL, kf_agents_create},
-    {{"PATCH", "/api/agents/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_agents_patch},
+    {{"PATCH", "/api/agents/{id}"}, KF_ACCESS_AGENT, true, NULL, kf_agents_patch},
     {{"GET", "/api/conversations"}, KF_ACCESS_AGENT, false, NULL, kf_conversations_get},
     {{"GET", "/api/conversations/{id}"}, KF_ACCESS_AGENT, false, NULL, kf_conversation_get},
     {{"GET", "/api/conversations/{id}/messages"},

@@ -80,7 +80,7 @@
     X(AGENT_UPDATE,                                                                                \
       "UPDATE agents SET name = COALESCE(?2, name), role = COALESCE(?3, role), "                   \
       "disabled_at = CASE ?4 WHEN 1 THEN NULL WHEN 2 THEN COALESCE(disabled_at, ?5) "              \
-      "ELSE disabled_at END WHERE id = ?1")                                                        \
+      "ELSE disabled_at END, password_hash = COALESCE(?6, password_hash) WHERE id = ?1")           \
     X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
     X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
@@ -88,6 +88,8 @@
                    "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
     X(SESSION_DELETE_OF_AGENT, "DELETE FROM sessions WHERE agent_id = ?1")                         \
+    X(SESSION_DELETE_OTHERS_OF_AGENT,                                                              \
+      "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2")                         \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
     X(VISITOR_BY_TOKEN, "SELECT id, name, created_at FROM visitors WHERE token_hash = ?1")         \
     X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
@@ -168,9 +170,9 @@ typedef enum {
     OP_MESSAGE_ADD,
 } op_kind_t;
 
-/* At most this many strings an operation copies (agent_update's two, and the four of the row it
+/* At most this many strings an operation copies (agent_update's four, and the four of the row it
  * answers). */
-#define OP_MAX_STRINGS 6
+#define OP_MAX_STRINGS 8
 
 /* A queued operation: its arguments (strings are copies it owns), its callbacks, and for a write
  * the result the writer fills in. Queued and completed on the loop thread; a write is applied on

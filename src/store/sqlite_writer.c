@@ -61,7 +61,8 @@ static bool valid_change(const kf_agent_change_t *change)
     bool state_ok = change->state == KF_AGENT_STATE_KEEP ||
                     change->state == KF_AGENT_STATE_ENABLE ||
                     (change->state == KF_AGENT_STATE_DISABLE && change->now > 0);
-    bool something = change->name != NULL || role != NULL || change->state != KF_AGENT_STATE_KEEP;
+    bool something = change->name != NULL || role != NULL || change->state != KF_AGENT_STATE_KEEP ||
+                     change->password_hash != NULL;
     return role_ok && state_ok && something;
 }
 
@@ -77,6 +78,10 @@ int kf_sqlite_agent_update(kf_store_t *store, int64_t id, const kf_agent_change_
         op->args.update.change.name = kf_sqlite_op_keep(op, change->name);
     if (change->role != NULL)
         op->args.update.change.role = kf_sqlite_op_keep(op, change->role);
+    if (change->password_hash != NULL)
+        op->args.update.change.password_hash = kf_sqlite_op_keep(op, change->password_hash);
+    if (change->keep_session != NULL)
+        op->args.update.change.keep_session = kf_sqlite_op_keep(op, change->keep_session);
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
@@ -472,16 +477,20 @@ static int apply_agent_update(conn_t *c, op_t *op, bool *half)
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_UPDATE);
-    rc = run_bound(st, kf_sqlite_bind(st, "iTTii", id, change->name, change->role,
-                                      (int64_t)change->state, change->now));
+    rc = run_bound(st, kf_sqlite_bind(st, "iTTiiT", id, change->name, change->role,
+                                      (int64_t)change->state, change->now, change->password_hash));
     if (rc != 0)
         return rc;
     if (change->state == KF_AGENT_STATE_DISABLE) {
         st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OF_AGENT);
         rc = run_bound(st, kf_sqlite_bind(st, "i", id));
-        if (rc == 0)
-            op->result.count = sqlite3_changes(c->db);
+    } else if (change->password_hash != NULL) {
+        /* Whoever held a session on the old password holds nothing now, but the one who set it. */
+        st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OTHERS_OF_AGENT);
+        rc = run_bound(st, kf_sqlite_bind(st, "iT", id, change->keep_session));
     }
+    if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))
+        op->result.count = sqlite3_changes(c->db);
     if (rc == 0)
         rc = read_back_agent(c, op, id);
     *half = rc != 0;

@@ -93,10 +93,13 @@ typedef enum {
 
 /* A change to an agent's account for agent_update; what is NULL (or KEEP) stays as it is. */
 typedef struct kf_agent_change {
-    const char *name;       /* a new display name, or NULL */
-    const char *role;       /* "admin" or "agent", or NULL */
-    kf_agent_state_t state; /* enable or disable the account, or keep */
-    int64_t now;            /* disabled_at, when it disables an enabled account */
+    const char *name;          /* a new display name, or NULL */
+    const char *role;          /* "admin" or "agent", or NULL */
+    kf_agent_state_t state;    /* enable or disable the account, or keep */
+    int64_t now;               /* disabled_at, when it disables an enabled account */
+    const char *password_hash; /* a new password's encoded hash, or NULL */
+    const char *keep_session;  /* with a new password: the session (token hash) that stays, or
+                                * NULL; every other session of the agent is deleted */
 } kf_agent_change_t;
 
 typedef struct kf_visitor {
@@ -206,10 +209,11 @@ typedef struct kf_store_ops {
     /* Applies change to agent id: agent (the row as it is after) and count. Disabling sets
      * disabled_at (kept from the first time when it is disabled already) and deletes every
      * session of the agent in the same transaction, so that none outlives it (count: how many);
-     * enabling clears it. KF_EINVAL at once for a role other than "admin" or "agent", or a change
-     * of nothing; in the result, KF_ENOTFOUND for an unknown agent, KF_ECONFLICT when the change
-     * would leave no enabled admin (the last one disabled or made an agent): checked in the
-     * write's own turn, so two admins cannot each remove the other. */
+     * enabling clears it. A new password hash deletes every session but keep_session, in the
+     * same transaction (count: how many). KF_EINVAL at once for a role other than "admin" or
+     * "agent", or a change of nothing; in the result, KF_ENOTFOUND for an unknown agent,
+     * KF_ECONFLICT when the change would leave no enabled admin (the last one disabled or made an
+     * agent): checked in the write's own turn, so two admins cannot each remove the other. */
     int (*agent_update)(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
                         kf_store_done_cb done, void *ctx);
 

@@ -34,7 +34,7 @@ static const struct {
     {"POST", "/api/agent/status", KF_ACCESS_AGENT, true},
     {"GET", "/api/agents", KF_ACCESS_AGENT, false},
     {"POST", "/api/agents", KF_ACCESS_ADMIN, true},
-    {"PATCH", "/api/agents/{id}", KF_ACCESS_ADMIN, true},
+    {"PATCH", "/api/agents/{id}", KF_ACCESS_AGENT, true},
     {"GET", "/api/conversations", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}/messages", KF_ACCESS_AGENT, false},
