@@ -259,7 +259,7 @@ static int op_read_and_status(fixture_t *f, unsigned long round)
 {
     int rc = kf_store_sync_mark_read(f->store, f->conversation_id, KF_SENDER_AGENT, (int64_t)round);
     if (rc == 0)
-        rc = kf_store_sync_set_status(f->store, f->conversation_id, round % 2 ? "closed" : "open",
+        rc = kf_store_sync_set_status(f->store, f->conversation_id, round % 2 ? "resolved" : "open",
                                       NOW);
     if (rc == 0)
         rc = kf_store_sync_set_status(f->store, f->conversation_id, "open", NOW);
@@ -288,7 +288,7 @@ static int op_queries(fixture_t *f, unsigned long round)
                                               rc_cb, &queries[1]),
                      0);
     assert_int_equal(ops->messages_all(f->store, 0, 100, count_message_cb, rc_cb, &queries[2]), 0);
-    assert_int_equal(ops->conversation_find_open(f->store, f->visitor_id, rc_cb, &queries[3]), 0);
+    assert_int_equal(ops->conversation_of_visitor(f->store, f->visitor_id, rc_cb, &queries[3]), 0);
     ops->flush(f->store);
     for (int i = 0; rc == 0 && i < 4; i++)
         rc = queries[i].rc;

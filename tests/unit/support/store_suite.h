@@ -67,6 +67,7 @@ typedef struct result_copy {
     int64_t id;
     int64_t count;
     bool conversation_opened;
+    bool conversation_reopened;
     bool duplicate;
     bool has_message;
     kf_message_t message;
@@ -79,6 +80,8 @@ typedef struct result_copy {
     bool has_conversation;
     kf_conversation_t conversation;
     const char *value; /* NULL when none */
+    bool has_counts;
+    int64_t counts[KF_VIEW_COUNT];
 } result_copy_t;
 
 /* What callbacks were handed, copied out (rows are only borrowed during the callback). */
