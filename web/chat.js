@@ -31,6 +31,7 @@
   const countEl = $('char-count');
   const connEl = $('conn-state');
   const typingEl = $('typing-indicator');
+  const resolvedEl = $('resolved-notice');
 
   // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
   const transport = window.KefuPush.transportFromURL();
@@ -185,7 +186,17 @@
       list.markSeen(Number(ev.up_to));
     } else if (ev.type === 'typing' && ev.sender === 'agent') {
       agentTyping.set('agent', ev.typing === true);
+    } else if (ev.type === 'conversation' && ev.conversation) {
+      // The visitor's shape: {id, status}. Resolved says so until they write again (which
+      // reopens it: the "open" that follows hides the notice in their other tabs too).
+      showResolved(ev.conversation.status === 'resolved');
     }
+  }
+
+  function showResolved(on) {
+    const stick = on && list.nearBottom();
+    resolvedEl.hidden = !on;
+    if (stick) list.scrollToBottom(false);
   }
 
   /* "Agent is typing…" under the conversation, while typing events keep coming. */
@@ -287,6 +298,7 @@
     }
     typing.stop();
     clearError();
+    showResolved(false); // writing again reopens it
     // In the thread at once, pending, and kept until the server has it: the box is free again.
     outbox.add({body, after: list.lastId()});
     input.value = '';

@@ -383,7 +383,9 @@ const AGENT_POST_BODIES = {
   '/api/conversations/{id}/messages': { body: 'forged reply' },
   '/api/conversations/{id}/read': 'UP_TO',
   '/api/conversations/{id}/typing': { typing: true },
-  '/api/conversations/{id}/status': { status: 'closed' },
+  '/api/conversations/{id}/status': { status: 'pending' },
+  '/api/conversations/{id}/claim': undefined,
+  '/api/conversations/{id}/assign': { agent_id: null },
 };
 
 test('CSRF: every state-changing agent endpoint (from the route table) refuses a missing, wrong, foreign or misplaced token with 403, and nothing changes', { timeout: 60000 }, (t) =>
@@ -467,7 +469,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: bo.cookie })).status, 200, 'Bo is not disabled');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
     for (const route of [...agentPosts].sort((a) => (a.pattern.endsWith('logout') ? 1 : -1))) {
       const p = pathOf(route);
       let body = AGENT_POST_BODIES[route.pattern];
@@ -784,7 +786,7 @@ test('SQL injection through path ids, cursors, query parameters, JSON fields, lo
       assert.ok([400, 404, 422].includes(r.status), `visitor read ${raw}: ${r.status} ${r.text}`);
     }
     for (const status of ["closed' --", 'closed; DROP TABLE conversations', 'CLOSED', "open' OR '1'='1", 1, null]) {
-      assertError(await srv.api('POST', `/api/conversations/${conv}/status`, { ...A, body: { status } }), 422, 'invalid', `status ${JSON.stringify(status)}`);
+      assertError(await srv.api('POST', `/api/conversations/${conv}/status`, { ...A, body: { status } }), 400, 'bad_request', `status ${JSON.stringify(status)}`);
     }
     for (const typing of ['true', 1, "1' OR '1'='1"]) {
       assertError(await srv.api('POST', `/api/conversations/${conv}/typing`, { ...A, body: { typing } }), 422, 'invalid', `typing ${JSON.stringify(typing)}`);
