@@ -703,8 +703,7 @@
     ui.threadSub.title = c.created_at ? 'Started ' + formatFull(c.created_at) : '';
     const resolved = c.status === 'resolved';
     ui.threadSub.classList.toggle('is-resolved', resolved);
-    ui.replyInput.placeholder = resolved ? 'This conversation is resolved. Reopen it, or reply anyway…'
-      : 'Write a reply…';
+    ui.replyInput.placeholder = resolved ? 'Resolved: reply anyway…' : 'Write a reply…';
     ui.statusButton.textContent = resolved ? 'Reopen' : 'Resolve';
     ui.statusButton.classList.toggle('btn-primary', resolved);
     ui.statusButton.classList.toggle('btn-secondary', !resolved);
