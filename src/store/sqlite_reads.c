@@ -308,7 +308,7 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
             counts[view] = sqlite3_column_int64(st, view);
         result->counts = counts;
         break;
-    default: result->id = sqlite3_column_int64(st, 0); break; /* visitor, or open conversation */
+    default: result->id = sqlite3_column_int64(st, 0); break; /* a visitor, a conversation */
     }
 }
 

@@ -181,7 +181,7 @@ int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
 }
 
 /* True when the message's author is consistent: an agent's names the agent and its
- * conversation, a visitor's names no agent, and one for the visitor's open conversation names
+ * conversation, a visitor's names no agent, and one for the visitor's own conversation names
  * the visitor; its key, if any, is 1 to MAX_KEY_BYTES bytes. */
 static bool valid_message(const kf_message_new_t *m)
 {
@@ -404,8 +404,9 @@ static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t 
     return rc;
 }
 
-/* The checks first (the conversation's visitor, or the visitor's open conversation; the key; the
- * agent), then at most three changes: the conversation opened, the message, updated_at. */
+/* The checks first (the conversation's visitor, or the visitor's conversation; the key; the
+ * agent), then at most three changes: the conversation opened or reopened, the message,
+ * updated_at. */
 static int apply_message(conn_t *c, op_t *op, bool *half)
 {
     const kf_message_new_t *m = &op->args.message;

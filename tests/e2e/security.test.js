@@ -328,7 +328,7 @@ test('cross-site page in the agent\'s browser: cannot frame the console or the p
 window.results = {};
 const done = (k, v) => { window.results[k] = v; };
 fetch('${K}/api/conversations', { credentials: 'include' }).then((r) => r.text()).then((t) => done('read', 'read: ' + t), (e) => done('read', 'error'));
-fetch('${K}/api/conversations/${conv}/status', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: '{"status":"closed"}' })
+fetch('${K}/api/conversations/${conv}/status', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: '{"status":"resolved"}' })
   .then((r) => done('json', 'status ' + r.status), () => done('json', 'error'));
 fetch('${K}/api/conversations/${conv}/messages', { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'Content-Type': 'text/plain' }, body: '{"body":"forged by fetch"}' })
   .then((r) => done('nocors', r.type), () => done('nocors', 'error'));
@@ -364,7 +364,7 @@ document.getElementById('form').submit();
     const me = await srv.api('GET', '/api/agent/me', { cookie: c });
     assert.equal(me.status, 200, `the session lives: ${me.text}`);
     const cv = await srv.api('GET', `/api/conversations/${conv}`, { cookie: c });
-    assert.equal(cv.json.conversation.status, 'open', 'not closed');
+    assert.equal(cv.json.conversation.status, 'open', 'not resolved');
     const ms = await srv.api('GET', `/api/conversations/${conv}/messages?after=0`, { cookie: c });
     assert.deepEqual(ms.json.messages.map((x) => x.body), [m.body], 'nothing posted');
     assert.match(srv.log, /WebSocket from a foreign origin refused/, 'the server refused the WebSocket');
@@ -753,7 +753,7 @@ test('SQL injection through path ids, cursors, query parameters, JSON fields, lo
     // Path ids: never a match, never a server error.
     const ids = [`${conv}'`, `${conv}%27%20OR%20%271%27=%271`, `${conv}%20OR%201=1`, `${conv};DROP%20TABLE%20messages`, `${conv}--`, '-1', '0', '0x1', '1e3', `${conv}.0`, '99999999999999999999', '9007199254740993', '%31', `${conv}%00`, 'null', '*', `(SELECT%20${conv})`];
     for (const id of ids) {
-      for (const [method, suffix, body] of [['GET', ''], ['GET', '/messages?after=0'], ['POST', '/messages', { body: 'x' }], ['POST', '/read', { up_to: m.id }], ['POST', '/typing', { typing: true }], ['POST', '/status', { status: 'closed' }]]) {
+      for (const [method, suffix, body] of [['GET', ''], ['GET', '/messages?after=0'], ['POST', '/messages', { body: 'x' }], ['POST', '/read', { up_to: m.id }], ['POST', '/typing', { typing: true }], ['POST', '/status', { status: 'resolved' }]]) {
         const p = `/api/conversations/${id}${suffix}`;
         const r = await srv.api(method, p, { ...A, body });
         assert.ok([400, 404].includes(r.status), `${method} ${p}: 400/404, got ${r.status} ${r.text}`);
@@ -954,7 +954,7 @@ test('visitor vs visitor: agent routes answer a visitor token 401 alike for exis
     const routes = routeTable().filter((r) => r.access === 'agent' || r.access === 'admin');
     assert.ok(routes.length >= 10, JSON.stringify(routes));
     for (const r of routes) {
-      const body = r.method === 'POST' ? { body: 'x', up_to: ma.id, typing: true, status: 'closed' } : undefined;
+      const body = r.method === 'POST' ? { body: 'x', up_to: ma.id, typing: true, status: 'resolved' } : undefined;
       const answers = [];
       for (const id of [ma.conversation_id, MISSING_CONV]) {
         const p = r.pattern.replace('{id}', id) + (r.pattern.endsWith('/messages') && r.method === 'GET' ? '?after=0' : '');

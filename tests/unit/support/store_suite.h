@@ -124,7 +124,7 @@ int64_t suite_add_message_at(suite_fixture_t *f, int64_t conversation_id, int64_
                              const char *body, int64_t now);
 int64_t suite_add_message(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id,
                           const char *body);
-/* A visitor's message in their open conversation, opening one when there is none; returns the
+/* A visitor's message in their conversation, opening one when there is none; returns the
  * conversation, and the message's id in *message_id (may be NULL). */
 int64_t suite_open_conversation(suite_fixture_t *f, int64_t visitor_id, const char *body,
                                 int64_t now, int64_t *message_id);
