@@ -98,7 +98,7 @@
     if (!token) token = loadToken();
     if (token) {
       try {
-        await api('GET', '/api/visitor/session', {bearer: token});
+        showSession(await api('GET', '/api/visitor/session', {bearer: token}));
         return;
       } catch (e) {
         if (e.status !== 401) throw e;
@@ -106,6 +106,11 @@
       }
     }
     await createSession();
+  }
+
+  /* What the session says of the visitor's conversation: whether it is resolved. */
+  function showSession(data) {
+    showResolved(!!data.conversation && data.conversation.status === 'resolved');
   }
 
   /* The whole history, 500 messages a page. */
@@ -132,6 +137,10 @@
         if (state === 'connected') outbox.kick(); // the way is clear: send what waits now
       },
       onTransport: (name) => showConnState(connEl, connEl.dataset.state, name),
+      // A conversation event may have been missed in the gap: ask whether it is resolved.
+      onResync() {
+        if (token) api('GET', '/api/visitor/session', {bearer: token}).then(showSession, () => {});
+      },
       onAuthError: () => { restart(true); },
     });
   }

@@ -86,8 +86,14 @@ test('desk: the views over the API list what they say, page after page with no c
     const srv = await env.server();
     const ana = await agentLogin(srv, ANA.email, ANA.password);
     const bo = await agentLogin(srv, BO.email, BO.password);
-    const ids = [];
-    for (let i = 0; i < 12; i++) {
+    // A visitor's session names their conversation once they have written, as they see it.
+    const first = await newVisitor(srv, 'V');
+    let session = await srv.api('GET', '/api/visitor/session', { token: first.token });
+    assert.deepEqual(session.json, { visitor: first.visitor, conversation: null });
+    const ids = [(await visitorSend(srv, first.token, 'question 0')).conversation_id];
+    session = await srv.api('GET', '/api/visitor/session', { token: first.token });
+    assert.deepEqual(session.json.conversation, { id: ids[0], status: 'open' });
+    for (let i = 1; i < 12; i++) {
       const v = await newVisitor(srv, `V${i}`);
       ids.push((await visitorSend(srv, v.token, `question ${i}`)).conversation_id);
     }
@@ -208,6 +214,9 @@ test('desk in the browser: a visitor writes; Ana claims it from Unassigned and B
     await ana.page.click('#status-button');
     await v.page.waitForSelector('#resolved-notice', { state: 'visible', timeout: T });
     assert.match(await v.page.$eval('#resolved-notice', (el) => el.textContent), /This conversation has been resolved/);
+    // Opened again later, the page still says so.
+    await v.page.reload();
+    await v.page.waitForSelector('#resolved-notice', { state: 'visible', timeout: T });
     await bo.page.waitForFunction(() => document.querySelector('#status-select').value === 'resolved', null, { timeout: T });
     assert.deepEqual(await deskOf(bo.page), { status: 'resolved', assignee: 'Assigned to Ana', claim: 'Assign to me', resolveButton: 'Reopen' });
     await bo.page.waitForFunction((sel) => document.querySelector(`${sel} .conv-tag`).textContent === 'Resolved', convSel(id), { timeout: T });

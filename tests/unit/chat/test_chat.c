@@ -84,6 +84,10 @@ static const store_case_t store_cases[] = {
      "{\"typing\":true}", FS_OP(conversation_visitor), 1, 500},
     {"conversation status", AS_AGENT, "POST", "/api/conversations/{c}/status",
      "{\"status\":\"open\"}", FS_OP(conversation_set_status), 1, 500},
+    {"visitor session: the thread", AS_VISITOR, "GET", "/api/visitor/session", NULL,
+     FS_OP(conversation_of_visitor), 1, 500},
+    {"visitor session: the conversation", AS_VISITOR, "GET", "/api/visitor/session", NULL,
+     FS_OP(conversation_get), 1, 500},
     {"conversation counts", AS_AGENT, "GET", "/api/conversations/counts", NULL,
      FS_OP(conversation_counts), 1, 500},
     {"claim", AS_AGENT, "POST", "/api/conversations/{c}/claim", NULL, FS_OP(conversation_claim), 1,
@@ -620,6 +624,12 @@ static void test_desk(void **state)
     assert_int_equal(cf->agent_events, 1);
     assert_int_equal(cf->visitor_events, 1); /* the visitor's page says it is resolved */
     cf_response_free(expect(AS_AGENT, "POST", claim, NULL, 409, "conflict", "resolved"));
+    /* A visitor's page opened now learns it from the session. */
+    r = expect(AS_VISITOR, "GET", "/api/visitor/session", NULL, 200, NULL, NULL);
+    assert_int_equal(json_integer_value(conversation_field(r, "id")), cf->conversation_id);
+    assert_string_equal(json_string_value(conversation_field(r, "status")), "resolved");
+    assert_int_equal(json_object_size(json_object_get(r->json, "conversation")), 2);
+    cf_response_free(r);
     r = expect(AS_AGENT, "GET", "/api/conversations?view=resolved", NULL, 200, NULL, NULL);
     assert_non_null(listed(r, cf->conversation_id));
     cf_response_free(r);
