@@ -85,7 +85,8 @@ static bool read_view(const kf_call_t *call, kf_conversation_page_t *page)
     if (n == KF_ENOTFOUND)
         return true;
     for (int view = 0; n >= 0 && view < KF_VIEW_COUNT; view++) {
-        if (strcmp(value, view_names[view]) == 0) {
+        /* By length too: a NUL decoded from %00 must not end the name early. */
+        if ((size_t)n == strlen(view_names[view]) && strcmp(value, view_names[view]) == 0) {
             page->view = (kf_conversation_view_t)view;
             page->agent_id = call->who->agent.id;
             return true;

@@ -127,7 +127,7 @@ test('desk: the views over the API list what they say, page after page with no c
     assert.deepEqual(plain.json.conversations.map((c) => c.id), expected.all);
 
     const A = (p) => `/api/conversations/${ids[11]}${p}`;
-    for (const q of ['view=closed', 'view=', 'view=ALL', 'view=mine,open']) {
+    for (const q of ['view=closed', 'view=', 'view=ALL', 'view=mine,open', 'view=open%00', 'view=unassigned-and-more']) {
       const e = await srv.api('GET', `/api/conversations?${q}`, { cookie: ana.cookie });
       assertError(e, 400, 'bad_request', q);
       assert.match(e.json.error.message, /unassigned, mine, open, pending, resolved, snoozed, all/);
