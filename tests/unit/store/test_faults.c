@@ -266,6 +266,32 @@ static int op_read_and_status(fixture_t *f, unsigned long round)
     return rc;
 }
 
+/* The desk: a claim (agent 1, as op_session's), a snooze, the assignment undone, and the reads
+ * of a view and of the counts. */
+static int op_desk(fixture_t *f, unsigned long round)
+{
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t id = f->conversation_id;
+    query_t q = {0, 0};
+    int rc = wait_for(f, ops->conversation_claim(f->store, id, 1, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = wait_for(f,
+                      ops->conversation_set_status(f->store, id, "snoozed",
+                                                   NOW + 1000 + (int64_t)round, NOW, rc_cb, &q),
+                      &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_assign(f->store, id, 0, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = kf_store_sync_set_status(f->store, id, "open", NOW);
+    kf_conversation_page_t page = {.limit = 10, .view = KF_VIEW_UNASSIGNED};
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_list(f->store, &page, count_conversation_cb, rc_cb, &q),
+                      &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_counts(f->store, 1, rc_cb, &q), &q);
+    return rc;
+}
+
 static int op_queries(fixture_t *f, unsigned long round)
 {
     (void)round;
@@ -315,6 +341,7 @@ static const struct {
     {"agents", op_agent},
     {"sessions", op_session},
     {"read marks and status", op_read_and_status},
+    {"claims, assignments, views and counts", op_desk},
     {"queries", op_queries},
     {"settings", op_settings},
 };
