@@ -87,7 +87,8 @@ static const char *const migrations[] = {
      * list (docs/API.md), each in the list's order so that a page is a range of it: by status
      * (open, pending, resolved, snoozed), by status and assignee (the unassigned: open and NULL;
      * a partial index of those alone loses to the status index in the planner's eyes), an
-     * agent's unresolved ones. */
+     * agent's unresolved ones. And the snoozed by the end of their snooze, for the loop that
+     * wakes them. */
     ("CREATE TABLE conversations_v4 ("
      "  id INTEGER PRIMARY KEY,"
      "  visitor_id INTEGER NOT NULL REFERENCES visitors (id),"
@@ -112,7 +113,9 @@ static const char *const migrations[] = {
      "CREATE INDEX conversations_by_status_assignee ON conversations "
      "  (status, assignee_id, updated_at DESC, id DESC);"
      "CREATE INDEX conversations_by_assignee ON conversations "
-     "  (assignee_id, updated_at DESC, id DESC) WHERE status != 'resolved';"),
+     "  (assignee_id, updated_at DESC, id DESC) WHERE status != 'resolved';"
+     "CREATE INDEX conversations_snoozed ON conversations (snoozed_until) "
+     "  WHERE status = 'snoozed';"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -406,6 +409,8 @@ static const kf_store_ops_t sqlite_ops = {
     .conversation_set_status = kf_sqlite_conversation_set_status,
     .conversation_claim = kf_sqlite_conversation_claim,
     .conversation_assign = kf_sqlite_conversation_assign,
+    .conversation_snooze_due = kf_sqlite_conversation_snooze_due,
+    .conversation_wake = kf_sqlite_conversation_wake,
     .conversation_mark_read = kf_sqlite_conversation_mark_read,
     .message_add = kf_sqlite_message_add,
     .messages_in_conversation = kf_sqlite_messages_in_conversation,

@@ -140,6 +140,12 @@
       "AND status != 'resolved' AND (assignee_id IS NULL OR assignee_id = ?2)")                    \
     X(CONVERSATION_HOLDER, "SELECT COALESCE(assignee_id, 0) FROM conversations WHERE id = ?1")     \
     X(CONVERSATION_ASSIGN, "UPDATE conversations SET assignee_id = ?2 WHERE id = ?1")              \
+    X(CONVERSATION_SNOOZE_DUE, "SELECT id FROM conversations INDEXED BY conversations_snoozed "    \
+                               "WHERE status = 'snoozed' AND snoozed_until <= ?1 "                 \
+                               "ORDER BY snoozed_until LIMIT 1")                                   \
+    X(CONVERSATION_WAKE, "UPDATE conversations SET status = 'open', snoozed_until = NULL "         \
+                         "WHERE id = ?1 AND status = 'snoozed' AND snoozed_until <= ?2")           \
+    X(CONVERSATION_EXISTS, "SELECT 1 FROM conversations WHERE id = ?1")                            \
     X(CONVERSATION_MARK_READ_AGENTS, KF_SQLITE_MARK_READ("agent_read_up_to"))                      \
     X(CONVERSATION_MARK_READ_VISITOR, KF_SQLITE_MARK_READ("visitor_read_up_to"))                   \
     X(CONVERSATION_VISITOR, "SELECT visitor_id FROM conversations WHERE id = ?1")                  \
@@ -192,6 +198,7 @@ typedef enum {
     OP_CONVERSATION_LIST,
     OP_CONVERSATION_COUNTS,
     OP_CONVERSATION_OF_VISITOR,
+    OP_CONVERSATION_SNOOZE_DUE,
     OP_MESSAGES_IN_CONVERSATION,
     OP_MESSAGES_OF_VISITOR,
     OP_MESSAGES_ALL,
@@ -205,6 +212,7 @@ typedef enum {
     OP_SET_STATUS,
     OP_CLAIM,
     OP_ASSIGN,
+    OP_WAKE,
     OP_MARK_READ,
     OP_MESSAGE_ADD,
 } op_kind_t;
@@ -272,6 +280,10 @@ typedef struct op {
             int64_t conversation_id;
             int64_t agent_id; /* 0: nobody (assign only) */
         } assign;             /* conversation_claim, conversation_assign */
+        struct {
+            int64_t conversation_id;
+            int64_t now;
+        } wake; /* conversation_wake */
         struct {
             int64_t conversation_id;
             kf_sender_t reader;
@@ -401,6 +413,8 @@ int kf_sqlite_conversation_counts(kf_store_t *store, int64_t agent_id, kf_store_
                                   void *ctx);
 int kf_sqlite_conversation_of_visitor(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
                                       void *ctx);
+int kf_sqlite_conversation_snooze_due(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                      void *ctx);
 int kf_sqlite_messages_in_conversation(kf_store_t *store, int64_t conversation_id, int64_t after_id,
                                        size_t limit, kf_store_message_cb each,
                                        kf_store_done_cb done, void *ctx);
@@ -442,6 +456,8 @@ int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int
                                  kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                   kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
+                                kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                      int64_t up_to, kf_store_done_cb done, void *ctx);
 int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,

@@ -116,6 +116,12 @@ int kf_sqlite_conversation_counts(kf_store_t *store, int64_t agent_id, kf_store_
     return queue_by_id(store, OP_CONVERSATION_COUNTS, agent_id, done, ctx);
 }
 
+int kf_sqlite_conversation_snooze_due(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                      void *ctx)
+{
+    return queue_by_id(store, OP_CONVERSATION_SNOOZE_DUE, now, done, ctx);
+}
+
 int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
 {
@@ -234,6 +240,7 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_CONVERSATION_LIST] = STMT_CONVERSATION_LIST,
     [OP_CONVERSATION_COUNTS] = STMT_CONVERSATION_COUNTS,
     [OP_CONVERSATION_OF_VISITOR] = STMT_CONVERSATION_OF_VISITOR,
+    [OP_CONVERSATION_SNOOZE_DUE] = STMT_CONVERSATION_SNOOZE_DUE,
     [OP_MESSAGES_IN_CONVERSATION] = STMT_MESSAGES_IN_CONVERSATION,
     [OP_MESSAGES_OF_VISITOR] = STMT_MESSAGES_OF_VISITOR,
     [OP_MESSAGES_ALL] = STMT_MESSAGES_ALL,

@@ -168,6 +168,17 @@ int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, in
     return queue_assign(store, OP_ASSIGN, conversation_id, agent_id, done, ctx);
 }
 
+int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
+                                kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_WAKE, done, ctx);
+    op->args.wake.conversation_id = conversation_id;
+    op->args.wake.now = now;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
 int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                      int64_t up_to, kf_store_done_cb done, void *ctx)
 {
@@ -560,9 +571,25 @@ static int apply_assign(conn_t *c, op_t *op)
     return change_one(c, st, kf_sqlite_bind(st, "iI", op->args.assign.conversation_id, agent_id));
 }
 
+/* A wake: the conditional change; when it changed nothing, KF_ECONFLICT for a conversation that
+ * is no longer snoozed and due, KF_ENOTFOUND for an unknown one. */
+static int apply_wake(conn_t *c, op_t *op)
+{
+    int64_t conversation_id = op->args.wake.conversation_id;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_WAKE);
+    int rc = run_bound(st, kf_sqlite_bind(st, "ii", conversation_id, op->args.wake.now));
+    if (rc != 0 || sqlite3_changes(c->db) > 0)
+        return rc;
+    int64_t exists = 0;
+    st = kf_sqlite_statement(c, STMT_CONVERSATION_EXISTS);
+    rc = lookup_int64(st, kf_sqlite_bind(st, "i", conversation_id), &exists);
+    return rc == 0 ? KF_ECONFLICT : rc;
+}
+
 static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
+    case OP_WAKE: return apply_wake(c, op);
     case OP_CLAIM: return apply_claim(c, op);
     case OP_ASSIGN: return apply_assign(c, op);
     case OP_MESSAGE_ADD: return apply_message(c, op, half);

@@ -56,10 +56,11 @@
  * (1) setting_get, agent_count, agent_list, agent_by_email, agent_by_id, session_get,
  *     visitor_by_token,
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
- *     conversation_of_visitor, messages_in_conversation, messages_of_visitor, messages_all.
+ *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
+ *     messages_of_visitor, messages_all.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
- *     conversation_set_status, conversation_claim, conversation_assign, conversation_mark_read,
- *     message_add.
+ *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
+ *     conversation_mark_read, message_add.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -181,7 +182,8 @@ typedef struct kf_store_result {
     int rc;                      /* 0, or why it failed (see above) */
     int64_t id;                  /* agent_create, visitor_create: the new row's id;
                                   * conversation_visitor: the visitor's id;
-                                  * conversation_of_visitor: the conversation's id;
+                                  * conversation_of_visitor, conversation_snooze_due: the
+                                  * conversation's id;
                                   * conversation_claim's KF_ECONFLICT: who holds it (0: nobody,
                                   * the conversation is resolved) */
     int64_t count;               /* agent_count: agents; list queries: rows handed to each;
@@ -293,6 +295,14 @@ typedef struct kf_store_ops {
      * for a disabled one. */
     int (*conversation_assign)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                kf_store_done_cb done, void *ctx);
+    /* Snoozes that end. conversation_snooze_due: the id of a snoozed conversation whose
+     * snoozed_until is at or before now (the earliest), or KF_ENOTFOUND. conversation_wake: opens
+     * it, if it is still snoozed and due (an agent may have changed it since the read), else
+     * KF_ECONFLICT; KF_ENOTFOUND for an unknown conversation. */
+    int (*conversation_snooze_due)(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                   void *ctx);
+    int (*conversation_wake)(kf_store_t *store, int64_t conversation_id, int64_t now,
+                             kf_store_done_cb done, void *ctx);
     /* Raises the agents' (or the visitor's) read mark to up_to, never lowering it and never past
      * the conversation's newest message; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_mark_read)(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,

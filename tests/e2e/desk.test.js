@@ -275,3 +275,28 @@ test('desk: every console, over every push transport, sees a claim and a status 
     assertNoPageProblems(...consoles.map(([, c]) => c));
   }),
 );
+
+test('desk: a snooze ends by itself: the conversation is open again, and the agents and the visitor hear it', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    const v = await newVisitor(srv, 'Sleepy');
+    const m = await visitorSend(srv, v.token, 'call me back in a moment');
+    const id = m.conversation_id;
+    const r = await post(srv, ana, `/api/conversations/${id}/status`, { status: 'snoozed', snooze_until: Date.now() + 1500 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await counts(srv, ana)).snoozed, 1);
+    // Both sides wait for news; the server looks for ended snoozes every few seconds.
+    const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=20`, { token: v.token, timeout: 25000 });
+    const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=20`, { cookie: ana.cookie, timeout: 25000 });
+    const heard = (await visitorHeld).json.events;
+    assert.deepEqual(heard.map((e) => e.conversation), [{ id, status: 'open' }], `the visitor heard: ${JSON.stringify(heard)}`);
+    const agents = (await agentHeld).json.events.filter((e) => e.type === 'conversation');
+    assert.ok(agents.some((e) => e.conversation.id === id && e.conversation.status === 'open' && e.conversation.snoozed_until === null),
+      `the agents heard: ${JSON.stringify(agents)}`);
+    const c = await srv.api('GET', `/api/conversations/${id}`, { cookie: ana.cookie });
+    assert.equal(c.json.conversation.status, 'open');
+    assert.deepEqual(await counts(srv, ana), { unassigned: 1, mine: 0, open: 1, pending: 0, resolved: 0, snoozed: 0, all: 1 });
+    assert.match(srv.log, /its snooze has ended/);
+  }),
+);

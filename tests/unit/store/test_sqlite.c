@@ -617,8 +617,8 @@ static void test_sqlite_pragmas_and_schema(void **state)
                              "'conversations_by_activity', 'sessions_by_expiry', "
                              "'messages_by_idempotency_key', 'sessions_by_agent', "
                              "'conversations_by_status', 'conversations_by_status_assignee', "
-                             "'conversations_by_assignee')"),
-                     9);
+                             "'conversations_by_assignee', 'conversations_snoozed')"),
+                     10);
     /* The list's keyset paging and the key lookup use their indexes. */
     assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_activity"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
@@ -643,6 +643,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_status_assignee (status=?)"));
     assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_assignee (assignee_id=?)"));
     assert_true(plan_uses(f, "CONVERSATION_OF_VISITOR", "conversations_by_visitor"));
+    assert_false(plan_uses(f, "CONVERSATION_SNOOZE_DUE", "TEMP B-TREE"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);

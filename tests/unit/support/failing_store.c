@@ -354,6 +354,26 @@ static int fs_conversation_set_status(kf_store_t *store, int64_t conversation_id
                                                              snoozed_until, now, fs_done, p));
 }
 
+static int fs_conversation_snooze_due(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                      void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_snooze_due), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_snooze_due(store, now, fs_done, p));
+}
+
+static int fs_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
+                                kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_wake), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_wake(store, conversation_id, now, fs_done, p));
+}
+
 static int fs_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                  kf_store_done_cb done, void *ctx)
 {
@@ -463,6 +483,8 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.conversation_set_status = fs_conversation_set_status;
     fs->ops.conversation_claim = fs_conversation_claim;
     fs->ops.conversation_assign = fs_conversation_assign;
+    fs->ops.conversation_snooze_due = fs_conversation_snooze_due;
+    fs->ops.conversation_wake = fs_conversation_wake;
     fs->ops.conversation_mark_read = fs_conversation_mark_read;
     fs->ops.message_add = fs_message_add;
     fs->ops.messages_in_conversation = fs_messages_in_conversation;

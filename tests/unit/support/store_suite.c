@@ -570,6 +570,8 @@ static void test_callbacks_later_and_in_order(void **state)
     assert_int_equal(ops->conversation_claim(f->store, 1, agent, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->conversation_assign(f->store, 1, -1, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->conversation_counts(f->store, agent, NULL, NULL), KF_EINVAL);
+    assert_int_equal(ops->conversation_snooze_due(f->store, SUITE_NOW, NULL, NULL), KF_EINVAL);
+    assert_int_equal(ops->conversation_wake(f->store, 1, SUITE_NOW, NULL, NULL), KF_EINVAL);
     kf_conversation_page_t bad_view = {.limit = 10, .view = KF_VIEW_COUNT};
     assert_int_equal(ops->conversation_list(f->store, &bad_view, on_conversation, on_done, seen),
                      KF_EINVAL);

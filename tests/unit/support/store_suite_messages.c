@@ -773,6 +773,63 @@ static void test_assign(void **state)
     assert_int_equal(assignee_of(f, conversation), 0);
 }
 
+/* snooze_due: the id of the conversation whose snooze ends first, if it has ended by now. */
+static int snooze_due(suite_fixture_t *f, int64_t now, int64_t *id)
+{
+    seen_t *seen = seen_new();
+    int rc =
+        suite_wait(f, f->store->ops->conversation_snooze_due(f->store, now, on_done, seen), seen);
+    *id = last_result(seen)->id;
+    seen_free(seen);
+    return rc;
+}
+
+static int wake(suite_fixture_t *f, int64_t conversation_id, int64_t now)
+{
+    seen_t *seen = seen_new();
+    int rc = suite_wait(
+        f, f->store->ops->conversation_wake(f->store, conversation_id, now, on_done, seen), seen);
+    seen_free(seen);
+    return rc;
+}
+
+/* Snoozes end: the earliest due one is found, and woken only while it is still snoozed and
+ * due. */
+static void test_snooze_wake(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t later =
+        suite_open_conversation(f, suite_add_visitor(f, "t1", ""), "a", SUITE_NOW, NULL);
+    int64_t sooner =
+        suite_open_conversation(f, suite_add_visitor(f, "t2", ""), "b", SUITE_NOW, NULL);
+    int64_t other =
+        suite_open_conversation(f, suite_add_visitor(f, "t3", ""), "c", SUITE_NOW, NULL);
+    assert_int_equal(snooze(f, later, SUITE_NOW + 10), 0);
+    assert_int_equal(snooze(f, sooner, SUITE_NOW + 5), 0);
+    assert_int_equal(suite_set_status(f, other, "resolved"), 0);
+    int64_t id = 0;
+    assert_int_equal(snooze_due(f, SUITE_NOW + 4, &id), KF_ENOTFOUND);
+    assert_int_equal(snooze_due(f, SUITE_NOW + 5, &id), 0);
+    assert_int_equal(id, sooner);
+    assert_int_equal(snooze_due(f, SUITE_NOW + 20, &id), 0);
+    assert_int_equal(id, sooner);                                   /* the earliest first */
+    assert_int_equal(wake(f, sooner, SUITE_NOW + 4), KF_ECONFLICT); /* not yet */
+    assert_int_equal(wake(f, sooner, SUITE_NOW + 5), 0);
+    seen_t *seen = suite_get_conversation(f, sooner);
+    assert_string_equal(last_result(seen)->conversation.status, "open");
+    assert_int_equal(last_result(seen)->conversation.snoozed_until, 0);
+    seen_free(seen);
+    assert_int_equal(wake(f, sooner, SUITE_NOW + 20), KF_ECONFLICT); /* woken already */
+    assert_int_equal(snooze_due(f, SUITE_NOW + 20, &id), 0);
+    assert_int_equal(id, later);
+    /* Changed by an agent since: no longer snoozed, not woken. */
+    assert_int_equal(suite_set_status(f, later, "pending"), 0);
+    assert_int_equal(wake(f, later, SUITE_NOW + 20), KF_ECONFLICT);
+    assert_int_equal(snooze_due(f, SUITE_NOW + 20, &id), KF_ENOTFOUND);
+    assert_int_equal(wake(f, other, SUITE_NOW + 20), KF_ECONFLICT);
+    assert_int_equal(wake(f, other + 100, SUITE_NOW + 20), KF_ENOTFOUND);
+}
+
 /* Every view lists what it says, in the list's order, in pages; and the counts agree. */
 static void test_views(void **state)
 {
@@ -992,6 +1049,7 @@ const struct CMUnitTest store_suite_message_tests[] = {
     SUITE_TEST(test_claim_race),
     SUITE_TEST(test_assign),
     SUITE_TEST(test_views),
+    SUITE_TEST(test_snooze_wake),
     SUITE_TEST(test_durability),
     SUITE_TEST(test_hostile_strings),
     SUITE_TEST(test_long_utf8_body),
