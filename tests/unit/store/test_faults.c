@@ -266,8 +266,8 @@ static int op_read_and_status(fixture_t *f, unsigned long round)
     return rc;
 }
 
-/* The desk: a claim (agent 1, as op_session's), a snooze, the assignment undone, and the reads
- * of a view and of the counts. */
+/* The desk: a claim (agent 1, as op_session's), a snooze and its end, the assignment undone, and
+ * the reads of a view and of the counts. */
 static int op_desk(fixture_t *f, unsigned long round)
 {
     const kf_store_ops_t *ops = f->store->ops;
@@ -279,6 +279,10 @@ static int op_desk(fixture_t *f, unsigned long round)
                       ops->conversation_set_status(f->store, id, "snoozed",
                                                    NOW + 1000 + (int64_t)round, NOW, rc_cb, &q),
                       &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_snooze_due(f->store, NOW + 2000000, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_wake(f->store, id, NOW + 2000000, rc_cb, &q), &q);
     if (rc == 0)
         rc = wait_for(f, ops->conversation_assign(f->store, id, 0, rc_cb, &q), &q);
     if (rc == 0)
