@@ -8,18 +8,13 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "chat/events.h"
 #include "chat/handlers.h"
-
-static json_t *agent_json(int64_t id, const char *email, const char *name, const char *role)
-{
-    return json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "email", email, "name", name,
-                     "role", role);
-}
 
 /* An agent as admins see it: the agent, when it was created and whether it is disabled. */
 static json_t *account_json(const kf_agent_t *agent)
 {
-    json_t *json = agent_json(agent->id, agent->email, agent->name, agent->role);
+    json_t *json = kf_chat_agent_json(agent->id, agent->email, agent->name, agent->role);
     json_object_set_new(json, "created_at", json_integer((json_int_t)agent->created_at));
     json_object_set_new(json, "disabled", json_boolean(agent->disabled_at != 0));
     return json;
@@ -97,8 +92,9 @@ static void session_created_cb(void *ctx, const kf_store_result_t *r)
         set_session_cookie(req, w->app, w->token, w->app->config.session_ttl_ms / 1000);
         const kf_agent_auth_t *a = &w->agent;
         kf_resp_json(req, 200,
-                     json_pack("{s:o,s:s}", "agent", agent_json(a->id, a->email, a->name, a->role),
-                               "csrf", a->csrf));
+                     json_pack("{s:o,s:s}", "agent",
+                               kf_chat_agent_json(a->id, a->email, a->name, a->role), "csrf",
+                               a->csrf));
     }
     login_wait_free(w);
 }
@@ -224,8 +220,8 @@ void kf_agent_me(const kf_call_t *call)
 {
     const kf_agent_auth_t *a = &call->who->agent;
     kf_resp_json(call->req, 200,
-                 json_pack("{s:o,s:s}", "agent", agent_json(a->id, a->email, a->name, a->role),
-                           "csrf", a->csrf));
+                 json_pack("{s:o,s:s}", "agent",
+                           kf_chat_agent_json(a->id, a->email, a->name, a->role), "csrf", a->csrf));
 }
 
 /* A logout waiting for its session's delete. */

@@ -37,12 +37,15 @@ void kf_agents_patch(const kf_call_t *call);
 
 /* conversation_api.c */
 void kf_conversations_get(const kf_call_t *call);
+void kf_conversation_counts_get(const kf_call_t *call);
 void kf_conversation_get(const kf_call_t *call);
 void kf_conversation_messages_get(const kf_call_t *call);
 void kf_conversation_message_post(const kf_call_t *call);
 void kf_conversation_read_post(const kf_call_t *call);
 void kf_conversation_typing_post(const kf_call_t *call);
 void kf_conversation_status_post(const kf_call_t *call);
+void kf_conversation_claim_post(const kf_call_t *call);
+void kf_conversation_assign_post(const kf_call_t *call);
 
 /* live.c: the push endpoints. Their request's cursor, hold and origin are checked before who
  * sends it is looked up (kf_live_check), so a malformed one costs no store read. */

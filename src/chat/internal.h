@@ -38,6 +38,9 @@ struct kf_app {
     uv_async_t *store_wakeup;
     uv_timer_t *sweeper; /* once a minute: idle rate-limit buckets, old ticket revocations */
     uv_timer_t *presence_sweeper; /* every few seconds: agents whose console went go offline */
+    uv_timer_t *snoozes; /* every few seconds: snoozed conversations whose snooze has ended */
+    bool waking;         /* a look for them (and the wakes it led to) is under way */
+    int64_t waking_id;   /* the conversation being woken */
 };
 
 #endif
