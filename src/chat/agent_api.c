@@ -727,7 +727,7 @@ void kf_agent_status_post(const kf_call_t *call)
      * console the agent goes offline a minute later like any other. */
     kf_presence_choose(call->app->presence, a->id, status);
     kf_presence_seen(call->app->presence, a->id, kf_clock_mono_ms());
-    json_t *agent = agent_json(a->id, a->email, a->name, a->role);
+    json_t *agent = kf_chat_agent_json(a->id, a->email, a->name, a->role);
     json_object_set_new(
         agent, "status",
         json_string(kf_presence_name(kf_presence_status(call->app->presence, a->id))));
