@@ -55,6 +55,7 @@
     statusSelect: $('status-select'),
     assigneeLabel: $('assignee-label'),
     claimButton: $('claim-button'),
+    assignSelect: $('assign-select'),
     loadOlder: $('load-older'),
     unreadTotal: $('unread-total'),
     back: $('back-button'),
@@ -158,6 +159,7 @@
       ui.teamError.hidden = false;
       setTimeout(() => { ui.teamError.hidden = true; }, 6000);
     },
+    onChange: () => fillAssignSelect(),
   });
 
   const fitReply = autoGrow(ui.replyInput);
@@ -733,6 +735,23 @@
     // Claim what nobody holds; take over what someone else holds (an assignment to oneself).
     ui.claimButton.hidden = mine || (!c.assignee && resolved);
     ui.claimButton.textContent = c.assignee ? 'Assign to me' : 'Claim';
+    fillAssignSelect();
+  }
+
+  /* "Transfer to…": every enabled agent but the one who holds the selected conversation, with
+   * their presence, and "Nobody" when someone holds it. */
+  function fillAssignSelect() {
+    const c = selectedId !== null ? convs.get(selectedId) : null;
+    const held = c && c.assignee ? Number(c.assignee.id) : null;
+    const options = [new Option('Transfer to…', '')];
+    for (const a of team.members()) {
+      if (a.id === held) continue;
+      const who = me && a.id === Number(me.agent.id) ? a.name + ' (you)' : a.name;
+      options.push(new Option(who + ' · ' + window.KefuTeam.LABELS[a.status], String(a.id)));
+    }
+    if (held !== null) options.push(new Option('Nobody (unassign)', 'none'));
+    ui.assignSelect.replaceChildren(...options);
+    ui.assignSelect.value = '';
   }
 
   function updateThreadEmpty() {
@@ -844,6 +863,13 @@
     const next = ui.statusSelect.value;
     if (!c || next === c.status) return;
     deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+  });
+
+  ui.assignSelect.addEventListener('change', () => {
+    const value = ui.assignSelect.value;
+    if (!value || selectedId === null) return;
+    const agentId = value === 'none' ? null : Number(value);
+    deskChange(ui.assignSelect, '/assign', {agent_id: agentId}, agentId === null ? 'unassign it' : 'transfer it');
   });
 
   ui.claimButton.addEventListener('click', () => {
