@@ -162,6 +162,21 @@
     onChange: () => fillAssignSelect(),
   });
 
+  /* Team settings: one's own name and password; an admin's agents. */
+  const teamSettings = new window.KefuTeamAdmin({
+    dialog: $('team-dialog'),
+    api: (method, path, body) => agentApi(method, path, body),
+    team,
+    me: () => me,
+    onSelfChanged: (agent) => {
+      if (!me) return;
+      me.agent.name = agent.name;
+      ui.agentName.textContent = agent.name || agent.email;
+      ui.agentAvatar.textContent = initials(agent.name || agent.email);
+    },
+  });
+  $('team-settings-button').addEventListener('click', () => teamSettings.open());
+
   const fitReply = autoGrow(ui.replyInput);
   enterToSend(ui.replyInput, ui.replyForm);
 
@@ -262,6 +277,7 @@
     if (push) push.stop();
     push = null;
     team.stop();
+    if ($('team-dialog').open) $('team-dialog').close();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;
@@ -738,6 +754,18 @@
     fillAssignSelect();
   }
 
+  /* An account was added or changed (by an admin, or an agent's own rename): the team list and,
+   * for one's own, the top bar follow. */
+  function accountChanged(agent) {
+    if (me && Number(agent.id) === Number(me.agent.id)) {
+      me.agent.name = agent.name;
+      me.agent.role = agent.role;
+      ui.agentName.textContent = agent.name || agent.email;
+      ui.agentAvatar.textContent = initials(agent.name || agent.email);
+    }
+    team.reload();
+  }
+
   /* "Transfer to…": every enabled agent but the one who holds the selected conversation, with
    * their presence, and "Nobody" when someone holds it. */
   function fillAssignSelect() {
@@ -992,6 +1020,7 @@
     else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
     else if (ev.type === 'presence') team.apply(ev);
+    else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */
