@@ -751,6 +751,7 @@
     // Claim what nobody holds; take over what someone else holds (an assignment to oneself).
     ui.claimButton.hidden = mine || (!c.assignee && resolved);
     ui.claimButton.textContent = c.assignee ? 'Assign to me' : 'Claim';
+    $('transcript-link').href = '/api/conversations/' + c.id + '/transcript?format=txt';
     fillAssignSelect();
   }
 

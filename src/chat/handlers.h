@@ -40,6 +40,7 @@ void kf_conversations_get(const kf_call_t *call);
 void kf_conversation_counts_get(const kf_call_t *call);
 void kf_conversation_get(const kf_call_t *call);
 void kf_conversation_messages_get(const kf_call_t *call);
+void kf_conversation_transcript_get(const kf_call_t *call);
 void kf_conversation_message_post(const kf_call_t *call);
 void kf_conversation_read_post(const kf_call_t *call);
 void kf_conversation_typing_post(const kf_call_t *call);

@@ -39,6 +39,7 @@ static const struct {
     {"GET", "/api/conversations/counts", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}/messages", KF_ACCESS_AGENT, false},
+    {"GET", "/api/conversations/{id}/transcript", KF_ACCESS_AGENT, false},
     {"POST", "/api/conversations/{id}/messages", KF_ACCESS_AGENT, true},
     {"POST", "/api/conversations/{id}/read", KF_ACCESS_AGENT, true},
     {"POST", "/api/conversations/{id}/typing", KF_ACCESS_AGENT, true},
