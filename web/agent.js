@@ -177,6 +177,34 @@
   });
   $('team-settings-button').addEventListener('click', () => teamSettings.open());
 
+  /* Keyboard: j/k move through the list, r replies, e resolves, c claims, ? lists them. */
+  function stepConversation(delta) {
+    const items = [...ui.list.querySelectorAll('.conv-item')];
+    if (!items.length) return;
+    const at = items.findIndex((el) => Number(el.dataset.id) === selectedId);
+    const next = at < 0 ? items[delta > 0 ? 0 : items.length - 1] : items[at + delta];
+    if (!next) return;
+    select(Number(next.dataset.id), {focusReply: false});
+    next.focus();
+    next.scrollIntoView({block: 'nearest'});
+  }
+  new window.KefuShortcuts({
+    dialog: $('shortcuts-dialog'),
+    button: $('shortcuts-button'),
+    actions: {
+      next: () => me && stepConversation(1),
+      previous: () => me && stepConversation(-1),
+      reply: () => { if (me && selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus(); },
+      resolve: () => { if (me && !ui.statusButton.hidden && !ui.statusButton.disabled) ui.statusButton.click(); },
+      claim: () => { if (me && !ui.claimButton.hidden && !ui.claimButton.disabled) ui.claimButton.click(); },
+      leave: () => {
+        ui.replyInput.blur();
+        const item = selectedId !== null ? convList.item(selectedId) : null;
+        if (item) item.focus();
+      },
+    },
+  });
+
   const fitReply = autoGrow(ui.replyInput);
   enterToSend(ui.replyInput, ui.replyForm);
 
@@ -613,12 +641,13 @@
     return id === selectedId && document.visibilityState === 'visible';
   }
 
-  async function select(id) {
+  /* focusReply false: from the keyboard's j and k, which go on from the list. */
+  async function select(id, {focusReply = true} = {}) {
     const c = convs.get(id);
     if (!c) return;
     document.body.classList.add('show-thread');
     if (id === selectedId) {
-      if (!isPhone()) ui.replyInput.focus();
+      if (focusReply && !isPhone()) ui.replyInput.focus();
       return;
     }
     const previous = selectedId;
@@ -637,7 +666,7 @@
     ui.replyInput.value = drafts.get(id) || '';
     fitReply();
     refreshSelectedHeader();
-    if (!isPhone()) ui.replyInput.focus();
+    if (focusReply && !isPhone()) ui.replyInput.focus();
 
     const gen = ++threadGen;
     threadLoading = true;
