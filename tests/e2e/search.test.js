@@ -4,7 +4,8 @@
 // pages, a message found as soon as it is acknowledged and after a restart, the bad queries (400)
 // and who may search (agents only). Then in a real browser: an agent types 退款 in the console's
 // search box, sees the hit with its mark, opens it, and the conversation shows the message in
-// view (scrolled to, far above the thread's end) and marked for a moment; on a phone as well.
+// view (scrolled to, far above the thread's end) and marked for a moment, also when the list has
+// not loaded that conversation yet; on a phone as well.
 // Message text shows as text in the results, never as markup.
 
 const { test, after } = require('node:test');
@@ -148,8 +149,18 @@ for (const [label, viewport] of [['desktop', { width: 1280, height: 800 }], ['ph
         await visitorSend(srv, v.token, `物流 question ${i}: where is my parcel?`);
       }
 
-      const a = await openAgent(env, srv, undefined, ANA);
+      // On the desktop the list loads two conversations a page, and newer ones fill the screen
+      // before the hit's is reached: opening it must fetch it first.
+      if (label === 'desktop') {
+        for (let i = 0; i < 24; i++) await visitorSend(srv, (await newVisitor(srv, `Newer ${i}`)).token, 'hello');
+      }
+      const a = await openAgent(env, srv, undefined, ANA, label === 'desktop' ? { page_size: '2' } : {});
       await a.page.setViewportSize(viewport);
+      if (label === 'desktop') {
+        await a.page.waitForSelector('.conv-item', { timeout: T });
+        await a.page.waitForTimeout(500); // the pages that fill the screen
+        assert.equal(await a.page.$$eval(`.conv-item[data-id="${asked.conversation_id}"]`, (els) => els.length), 0, 'not loaded yet');
+      }
       const box = a.page.getByRole('searchbox', { name: 'Search conversations' });
       await box.fill('退款');
       await a.page.waitForFunction(() => document.querySelectorAll('#search-list .search-hit').length === 2, null, { timeout: T });
