@@ -7,9 +7,13 @@
  * a visitor message that is newer than the conversation's last_message, in a conversation the
  * agent is not looking at, adds one.
  *
- * The list comes in pages (GET /api/conversations, then ?before=<next> when the agent scrolls to
- * its end or presses "Load older conversations"); live events add and move conversations
- * whatever page they are on, one item per id.
+ * The list shows one view of the desk (Unassigned, Mine, Open, Pending, Resolved, All: ?view= of
+ * GET /api/conversations, chosen in #view-tabs and remembered per agent), with every view's
+ * count from GET /api/conversations/counts, fetched again (debounced) after conversation and
+ * message events. It comes in pages (then ?before=<next> when the agent scrolls to its end or
+ * presses "Load older conversations"); live events add and move conversations whatever page they
+ * are on, one item per id, and take out those that leave the view (but the selected one, which
+ * stays until the agent moves on).
  *
  * Replies go through the agent's outbox (web/outbox.js, in localStorage under
  * kefu.outbox.agent.<agent id>, each entry with its conversation): shown at once as pending in
@@ -44,6 +48,13 @@
     list: $('conversation-list'),
     listScroll: $('list-scroll'),
     listEmpty: $('list-empty'),
+    listEmptyTitle: $('list-empty-title'),
+    listEmptyText: $('list-empty-text'),
+    viewTabs: $('view-tabs'),
+    deskBar: $('desk-bar'),
+    statusSelect: $('status-select'),
+    assigneeLabel: $('assignee-label'),
+    claimButton: $('claim-button'),
     loadOlder: $('load-older'),
     unreadTotal: $('unread-total'),
     back: $('back-button'),
@@ -61,6 +72,7 @@
     replyInput: $('reply-input'),
     replySend: $('reply-send'),
     replyError: $('reply-error'),
+    teamError: $('team-error'),
   };
 
   // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
@@ -83,6 +95,11 @@
   let nextPage = null;            // the list's "next": older conversations are still to load
   let pagesLoaded = 0;
   let loadingOlder = null;        // the request for them, while it runs
+  const VIEWS = ['unassigned', 'mine', 'open', 'pending', 'resolved', 'all'];
+  let view = 'all';               // the view the list shows
+  let listGen = 0;                // bumps on every change of view, so a slow page cannot fill another
+  let countsTimer = null;
+  let countsGen = 0;
 
   /* Conversations per page: the server's default (200); ?page_size= is for tests only, so that
    * paging can be tried without hundreds of conversations. */
@@ -123,16 +140,32 @@
         typing: visitorTyping.has(c.id),
         unsent: unsentMark(unsent),
         myName: me ? me.agent.name : null,
+        myId: me ? me.agent.id : null,
       };
     },
     onSelect: (id) => select(id),
     onLoadOlder: () => loadOlder(),
   });
 
+  /* The team's presence, and this agent's own Online / Away. */
+  const team = new window.KefuTeam({
+    list: $('team-list'),
+    count: $('team-count'),
+    status: $('agent-status'),
+    dot: $('agent-presence'),
+    api: (method, path, body) => agentApi(method, path, body),
+    onError: (text) => {
+      ui.teamError.textContent = text;
+      ui.teamError.hidden = false;
+      setTimeout(() => { ui.teamError.hidden = true; }, 6000);
+    },
+  });
+
   /* The search box: its hits replace the list while it holds a query (web/search.js). */
   const search = new window.KefuSearch({
     form: $('search-form'), input: $('search-input'), panel: $('search-results'),
-    status: $('search-status'), list: $('search-list'), more: $('search-more'), hide: ui.listScroll,
+    status: $('search-status'), list: $('search-list'), more: $('search-more'),
+    hide: [ui.listScroll, ui.viewTabs],
   }, {
     api: (method, path, body, extra) => agentApi(method, path, body, extra),
     onOpen: (hit) => openHit(hit),
@@ -237,12 +270,18 @@
     typing.stop();
     if (push) push.stop();
     push = null;
+    team.stop();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;
     nextPage = null;
     pagesLoaded = 0;
     loadingOlder = null;
+    listGen++;
+    clearTimeout(countsTimer);
+    countsTimer = null;
+    countsGen++;
+    showCounts(null);
     me = null;
     visitorTyping.clear();
     sessionGen++;
@@ -264,6 +303,8 @@
     const gen = ++sessionGen;
     ui.agentName.textContent = me.agent.name || me.agent.email;
     ui.agentAvatar.textContent = initials(me.agent.name || me.agent.email);
+    view = savedView();
+    showView();
     ui.loginView.hidden = true;
     ui.boot.hidden = true;
     ui.consoleView.hidden = false;
@@ -289,6 +330,8 @@
         if (gen === sessionGen) {
           startPush(cursor);
           outbox.resume();
+          team.start(me.agent.id);
+          scheduleCounts(0);
         }
         return;
       } catch (e) {
@@ -304,6 +347,7 @@
 
   function listPath(before) {
     const params = new URLSearchParams();
+    if (view !== 'all') params.set('view', view);
     if (PAGE_SIZE) params.set('limit', String(PAGE_SIZE));
     if (before) params.set('before', before);
     const q = params.toString();
@@ -316,8 +360,10 @@
    * a list that fits in one page says which conversations are gone. */
   async function loadConversations() {
     const gen = sessionGen;
+    const lgen = listGen;
     const data = await agentApi('GET', listPath(null));
     if (gen !== sessionGen) throw new Error('session changed');
+    if (lgen !== listGen) return data.cursor || '0'; // another view's: that view loads its own
     const fresh = new Set();
     for (const c of data.conversations || []) {
       fresh.add(c.id);
@@ -325,7 +371,7 @@
     }
     if (!data.next) {
       for (const id of Array.from(convs.keys())) {
-        if (!fresh.has(id)) {
+        if (!fresh.has(id) && id !== selectedId) {
           convs.delete(id);
           convList.remove(id);
           if (selectedId === id) deselect();
@@ -352,12 +398,13 @@
     if (!nextPage || !me) return Promise.resolve();
     if (loadingOlder) return loadingOlder;
     const gen = sessionGen;
+    const lgen = listGen;
     const before = nextPage;
     showLoadOlder('loading');
     loadingOlder = (async () => {
       try {
         const data = await agentApi('GET', listPath(before));
-        if (gen !== sessionGen) return;
+        if (gen !== sessionGen || lgen !== listGen) return;
         for (const c of data.conversations || []) {
           const merged = merge(c);
           convs.set(c.id, merged);
@@ -371,9 +418,9 @@
         updateTotals();
         showLoadOlder();
       } catch (e) {
-        if (gen === sessionGen) showLoadOlder('error');
+        if (gen === sessionGen && lgen === listGen) showLoadOlder('error');
       } finally {
-        if (gen === sessionGen) loadingOlder = null;
+        if (gen === sessionGen && lgen === listGen) loadingOlder = null;
       }
     })();
     return loadingOlder;
@@ -403,7 +450,17 @@
 
   function applyConversation(c) {
     if (!c || c.id == null) return;
+    scheduleCounts();
     c = merge(c);
+    if (!inView(c) && c.id !== selectedId) {
+      // It left the view (claimed, resolved…), or was never in it.
+      if (convs.delete(c.id)) {
+        convList.remove(c.id);
+        convList.order();
+        updateTotals();
+      }
+      return;
+    }
     convs.set(c.id, c);
     convList.render(c);
     convList.order();
@@ -436,6 +493,109 @@
     }
   }
 
+  /* ---- views and their counts ---- */
+
+  /* Whether the view shows conversation c (what the server's ?view= selects). */
+  function inView(c) {
+    const mine = !!me && !!c.assignee && Number(c.assignee.id) === Number(me.agent.id);
+    switch (view) {
+      case 'unassigned': return c.status === 'open' && !c.assignee;
+      case 'mine': return mine && c.status !== 'resolved';
+      case 'all': return true;
+      default: return c.status === view;
+    }
+  }
+
+  function viewKey() {
+    return 'kefu.view.' + (me ? me.agent.id : '');
+  }
+
+  function savedView() {
+    let v = null;
+    try {
+      v = localStorage.getItem(viewKey());
+    } catch (e) { /* private mode: the default */ }
+    return VIEWS.includes(v) ? v : 'all';
+  }
+
+  const EMPTY = {
+    unassigned: ['Nothing waiting', 'Every open conversation has someone on it.'],
+    mine: ['Nothing on your plate', 'Conversations you claim or are given show up here.'],
+    open: ['No open conversations', 'When a visitor writes in, the conversation appears here right away.'],
+    pending: ['Nothing pending', 'Conversations set to pending wait here.'],
+    resolved: ['Nothing resolved yet', 'Resolved conversations are kept here.'],
+    all: ['No conversations yet', 'When a visitor writes in, the conversation appears here right away.'],
+  };
+
+  function showView() {
+    for (const tab of ui.viewTabs.querySelectorAll('.view-tab')) {
+      const on = tab.dataset.view === view;
+      tab.classList.toggle('active', on);
+      tab.setAttribute('aria-pressed', on ? 'true' : 'false');
+    }
+    ui.listEmptyTitle.textContent = EMPTY[view][0];
+    ui.listEmptyText.textContent = EMPTY[view][1];
+  }
+
+  /* Another view: the list starts over from its first page (the selected conversation stays
+   * open, and in the list until the agent moves on). */
+  async function setView(v) {
+    if (!VIEWS.includes(v) || v === view || !me) return;
+    view = v;
+    try {
+      localStorage.setItem(viewKey(), v);
+    } catch (e) { /* not remembered */ }
+    showView();
+    listGen++;
+    nextPage = null;
+    pagesLoaded = 0;
+    loadingOlder = null;
+    const kept = selectedId !== null ? convs.get(selectedId) : null;
+    convs.clear();
+    convList.clear();
+    if (kept) {
+      convs.set(kept.id, kept);
+      convList.render(kept);
+    }
+    convList.order();
+    showLoadOlder();
+    scheduleCounts(0);
+    try {
+      await loadConversations();
+    } catch (e) {
+      if (e.status !== 401 && me) showLoadOlder('error');
+    }
+  }
+
+  ui.viewTabs.addEventListener('click', (e) => {
+    const tab = e.target.closest('.view-tab');
+    if (tab) setView(tab.dataset.view);
+  });
+
+  /* The counts, soon: a burst of events makes one request. */
+  function scheduleCounts(delay) {
+    if (!me || countsTimer) return;
+    countsTimer = setTimeout(loadCounts, delay === undefined ? 400 : delay);
+  }
+
+  async function loadCounts() {
+    countsTimer = null;
+    const gen = ++countsGen;
+    try {
+      const data = await agentApi('GET', '/api/conversations/counts');
+      if (gen === countsGen && me) showCounts(data.counts);
+    } catch (e) { /* the next event asks again */ }
+  }
+
+  function showCounts(counts) {
+    for (const tab of ui.viewTabs.querySelectorAll('.view-tab')) {
+      const n = counts ? counts[tab.dataset.view] : undefined;
+      const badge = tab.querySelector('.view-count');
+      badge.textContent = typeof n === 'number' ? (n > 999 ? '999+' : String(n)) : '';
+      tab.dataset.count = typeof n === 'number' ? String(n) : '';
+    }
+  }
+
   /* ---- the selected thread ---- */
 
   function isPhone() {
@@ -459,7 +619,7 @@
     saveDraft();
     typing.stop();
     selectedId = id;
-    if (previous !== null && convs.has(previous)) convList.render(convs.get(previous));
+    if (previous !== null && convs.has(previous)) leaveSelected(previous);
     convList.render(c);
     thread.clear();
     thread.setPending(pendingFor(id));
@@ -528,10 +688,26 @@
     else drafts.delete(selectedId);
   }
 
+  /* The conversation the agent moved away from: out of the list if it left the view meanwhile. */
+  function leaveSelected(id) {
+    const c = convs.get(id);
+    if (!c) return;
+    if (inView(c)) {
+      convList.render(c);
+      return;
+    }
+    convs.delete(id);
+    convList.remove(id);
+    convList.order();
+    updateTotals();
+  }
+
   function deselect() {
     saveDraft();
     typing.stop();
+    const previous = selectedId;
     selectedId = null;
+    if (previous !== null) leaveSelected(previous);
     ui.replyInput.value = '';
     fitReply();
     threadGen++;
@@ -551,9 +727,12 @@
     updateThreadEmpty();
   }
 
+  const STATUS_LABEL = {open: 'Open', pending: 'Pending', resolved: 'Resolved', snoozed: 'Snoozed'};
+
   function refreshSelectedHeader() {
     const c = selectedId !== null ? convs.get(selectedId) : null;
     ui.statusButton.hidden = !c;
+    ui.deskBar.hidden = !c;
     ui.threadAvatar.hidden = !c;
     showThreadTyping();
     document.body.classList.toggle('has-selection', !!c);
@@ -567,19 +746,28 @@
     setVisitorAvatar(ui.threadAvatar, c.visitor);
     const parts = [];
     if (c.visitor && c.visitor.name) parts.push('Visitor #' + c.visitor.id);
-    parts.push(c.status === 'closed' ? 'Closed' : 'Open');
+    parts.push(STATUS_LABEL[c.status] || c.status);
     if (c.created_at) {
       const day = formatDay(c.created_at);
       parts.push('started ' + (day === 'Today' ? formatTime(c.created_at) : day.toLowerCase() === 'yesterday' ? 'yesterday' : day));
     }
     ui.threadSub.textContent = parts.join(' · ');
     ui.threadSub.title = c.created_at ? 'Started ' + formatFull(c.created_at) : '';
-    ui.threadSub.classList.toggle('is-closed', c.status === 'closed');
-    ui.replyInput.placeholder = c.status === 'closed' ? 'This conversation is closed. Reopen it, or reply anyway…'
-      : 'Write a reply…';
-    ui.statusButton.textContent = c.status === 'closed' ? 'Reopen' : 'Close conversation';
-    ui.statusButton.classList.toggle('btn-primary', c.status === 'closed');
-    ui.statusButton.classList.toggle('btn-secondary', c.status !== 'closed');
+    const resolved = c.status === 'resolved';
+    ui.threadSub.classList.toggle('is-resolved', resolved);
+    ui.replyInput.placeholder = resolved ? 'Resolved: reply anyway…' : 'Write a reply…';
+    ui.statusButton.textContent = resolved ? 'Reopen' : 'Resolve';
+    ui.statusButton.classList.toggle('btn-primary', resolved);
+    ui.statusButton.classList.toggle('btn-secondary', !resolved);
+    ui.statusSelect.value = c.status;
+    ui.deskBar.dataset.status = c.status;
+    const mine = !!c.assignee && !!me && Number(c.assignee.id) === Number(me.agent.id);
+    ui.assigneeLabel.textContent = !c.assignee ? 'Unassigned'
+      : 'Assigned to ' + (mine ? 'you' : c.assignee.name || c.assignee.email);
+    ui.assigneeLabel.classList.toggle('unassigned', !c.assignee);
+    // Claim what nobody holds; take over what someone else holds (an assignment to oneself).
+    ui.claimButton.hidden = mine || (!c.assignee && resolved);
+    ui.claimButton.textContent = c.assignee ? 'Assign to me' : 'Claim';
   }
 
   function updateThreadEmpty() {
@@ -657,20 +845,47 @@
 
   /* ---- status ---- */
 
-  ui.statusButton.addEventListener('click', async () => {
+  /* A change of the selected conversation's desk state (POST path with body); the answer is the
+   * conversation as it is after. A refusal (someone claimed it first) says why, and the
+   * conversation is read again. */
+  async function deskChange(control, path, body, what) {
     const id = selectedId;
-    const c = convs.get(id);
-    if (!c) return;
-    ui.statusButton.disabled = true;
+    if (id === null || !convs.get(id)) return;
+    control.disabled = true;
+    ui.replyError.hidden = true;
     try {
-      const next = c.status === 'closed' ? 'open' : 'closed';
-      const data = await agentApi('POST', '/api/conversations/' + id + '/status', {status: next});
+      const data = await agentApi('POST', '/api/conversations/' + id + path, body);
       applyConversation(data.conversation);
     } catch (e) {
-      if (e.status !== 401) showReplyError('Could not change the status. ' + sentence(e.message));
+      if (e.status !== 401) {
+        showReplyError('Could not ' + what + '. ' + sentence(e.message));
+        fetchConversation(id);
+      }
     } finally {
-      ui.statusButton.disabled = false;
+      control.disabled = false;
+      if (id === selectedId) refreshSelectedHeader();
     }
+  }
+
+  ui.statusButton.addEventListener('click', () => {
+    const c = convs.get(selectedId);
+    if (!c) return;
+    const next = c.status === 'resolved' ? 'open' : 'resolved';
+    deskChange(ui.statusButton, '/status', {status: next}, next === 'open' ? 'reopen it' : 'resolve it');
+  });
+
+  ui.statusSelect.addEventListener('change', () => {
+    const c = convs.get(selectedId);
+    const next = ui.statusSelect.value;
+    if (!c || next === c.status) return;
+    deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+  });
+
+  ui.claimButton.addEventListener('click', () => {
+    const c = convs.get(selectedId);
+    if (!c || !me) return;
+    if (c.assignee) deskChange(ui.claimButton, '/assign', {agent_id: me.agent.id}, 'assign it to you');
+    else deskChange(ui.claimButton, '/claim', undefined, 'claim it');
   });
 
   /* ---- replies ---- */
@@ -762,6 +977,9 @@
       onState: (state) => {
         showConnState(ui.conn, state);
         if (state === 'connected' && outbox) outbox.kick(); // the way is clear: send what waits now
+        // Connected, this console is online to the team (its own presence event may have gone
+        // out before it listened): read everyone's as the server has them now.
+        if (state === 'connected' && me) team.reload();
       },
       onTransport: (name) => showConnState(ui.conn, ui.conn.dataset.state, name),
       // Conversation, read and typing events are not replayed after a drop (only messages are),
@@ -769,6 +987,8 @@
       onResync() {
         visitorTyping.clear();
         if (me) loadConversations().catch(() => {});
+        if (me) team.reload();
+        scheduleCounts(0);
       },
       onAuthError: pushRefused,
     });
@@ -780,6 +1000,7 @@
     else if (ev.type === 'conversation') applyConversation(ev.conversation);
     else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
+    else if (ev.type === 'presence') team.apply(ev);
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */
@@ -798,6 +1019,7 @@
   /* A message from push or from our own reply (the same message may come both ways). */
   function handleMessage(m) {
     if (m.sender === 'visitor') visitorTyping.set(m.conversation_id, false); // the message is here
+    scheduleCounts();
     const c = convs.get(m.conversation_id);
     if (!c) {
       fetchConversation(m.conversation_id);

@@ -31,6 +31,7 @@
   const countEl = $('char-count');
   const connEl = $('conn-state');
   const typingEl = $('typing-indicator');
+  const resolvedEl = $('resolved-notice');
 
   // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
   const transport = window.KefuPush.transportFromURL();
@@ -97,7 +98,7 @@
     if (!token) token = loadToken();
     if (token) {
       try {
-        await api('GET', '/api/visitor/session', {bearer: token});
+        showSession(await api('GET', '/api/visitor/session', {bearer: token}));
         return;
       } catch (e) {
         if (e.status !== 401) throw e;
@@ -105,6 +106,11 @@
       }
     }
     await createSession();
+  }
+
+  /* What the session says of the visitor's conversation: whether it is resolved. */
+  function showSession(data) {
+    showResolved(!!data.conversation && data.conversation.status === 'resolved');
   }
 
   /* The whole history, 500 messages a page. */
@@ -131,6 +137,10 @@
         if (state === 'connected') outbox.kick(); // the way is clear: send what waits now
       },
       onTransport: (name) => showConnState(connEl, connEl.dataset.state, name),
+      // A conversation event may have been missed in the gap: ask whether it is resolved.
+      onResync() {
+        if (token) api('GET', '/api/visitor/session', {bearer: token}).then(showSession, () => {});
+      },
       onAuthError: () => { restart(true); },
     });
   }
@@ -185,7 +195,17 @@
       list.markSeen(Number(ev.up_to));
     } else if (ev.type === 'typing' && ev.sender === 'agent') {
       agentTyping.set('agent', ev.typing === true);
+    } else if (ev.type === 'conversation' && ev.conversation) {
+      // The visitor's shape: {id, status}. Resolved says so until they write again (which
+      // reopens it: the "open" that follows hides the notice in their other tabs too).
+      showResolved(ev.conversation.status === 'resolved');
     }
+  }
+
+  function showResolved(on) {
+    const stick = on && list.nearBottom();
+    resolvedEl.hidden = !on;
+    if (stick) list.scrollToBottom(false);
   }
 
   /* "Agent is typing…" under the conversation, while typing events keep coming. */
@@ -287,6 +307,7 @@
     }
     typing.stop();
     clearError();
+    showResolved(false); // writing again reopens it
     // In the thread at once, pending, and kept until the server has it: the box is free again.
     outbox.add({body, after: list.lastId()});
     input.value = '';

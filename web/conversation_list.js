@@ -1,12 +1,12 @@
 /* conversation_list.js: the agent console's list of conversations, as drawn: one item per
- * conversation (avatar, name, closed tag, time, last message, "Visitor is typing…", unsent
- * replies, unread badge), most recently active first, arrow keys between items, and the "Load
+ * conversation (avatar, name, status tag unless open, assignee, time, last message, "Visitor is
+ * typing…", unsent replies, unread badge), most recently active first, arrow keys between items, and the "Load
  * older conversations" button at its end, which loads the next page when pressed or scrolled into
  * view. The console (agent.js) owns the conversations and the paging; this draws them.
  *
  *   const list = new KefuConversationList({list, scroll, empty, loadOlder}, {
  *     conversations() {},   // the conversation objects (API.md) to show, any order
- *     stateOf(c) {},        // {selected, typing, unsent: null | 'failed' | a label, myName}
+ *     stateOf(c) {},        // {selected, typing, unsent: null | 'failed' | a label, myName, myId}
  *     onSelect(id) {},      // an item was clicked, or Enter / Space pressed on it
  *     onLoadOlder() {},     // the button was pressed or came into view: a Promise of the load
  *   });
@@ -16,6 +16,8 @@
   'use strict';
 
   const {el, avatarClass, visitorName, setVisitorAvatar, formatRelative, formatFull} = window.KefuUI;
+
+  const STATUS_TAG = {pending: 'Pending', resolved: 'Resolved', snoozed: 'Snoozed'};
 
   function activity(c) {
     return c.last_message ? c.last_message.created_at : (c.updated_at || c.created_at || 0);
@@ -133,7 +135,7 @@
         av.setAttribute('aria-hidden', 'true');
         const main = el('div', 'conv-main');
         const top = el('div', 'conv-top');
-        top.append(el('span', 'conv-name'), el('span', 'conv-tag', 'Closed'), el('time', 'conv-time'));
+        top.append(el('span', 'conv-name'), el('span', 'conv-tag'), el('span', 'conv-assignee'), el('time', 'conv-time'));
         const bottom = el('div', 'conv-bottom');
         bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
           el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-unread'));
@@ -148,8 +150,20 @@
       av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
       setVisitorAvatar(av, c.visitor);
       item.querySelector('.conv-name').textContent = name;
-      item.querySelector('.conv-tag').hidden = c.status !== 'closed';
-      item.classList.toggle('closed', c.status === 'closed');
+      const tag = item.querySelector('.conv-tag');
+      tag.textContent = STATUS_TAG[c.status] || '';
+      tag.hidden = !STATUS_TAG[c.status];
+      item.dataset.status = c.status;
+      item.classList.toggle('resolved', c.status === 'resolved');
+      // Who holds it: "You", another agent's name, or nothing while nobody does.
+      const mine = !!c.assignee && state.myId != null && Number(c.assignee.id) === Number(state.myId);
+      const holder = !c.assignee ? '' : mine ? 'You' : (c.assignee.name || c.assignee.email);
+      const assignee = item.querySelector('.conv-assignee');
+      assignee.textContent = holder;
+      assignee.title = holder ? 'Assigned to ' + (mine ? 'you' : holder) : '';
+      assignee.hidden = !holder;
+      assignee.classList.toggle('mine', mine);
+      item.dataset.assignee = c.assignee ? String(c.assignee.id) : '';
 
       const last = c.last_message;
       const who = item.querySelector('.conv-preview-who');
@@ -184,7 +198,9 @@
       mark.classList.toggle('failed', state.unsent === 'failed');
       item.setAttribute('aria-selected', state.selected ? 'true' : 'false');
       item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
-        (c.status === 'closed' ? ', closed' : '') + (state.unsent === 'failed' ? ', a reply not sent' : '') +
+        (STATUS_TAG[c.status] ? ', ' + STATUS_TAG[c.status].toLowerCase() : '') +
+        (holder ? ', assigned to ' + (mine ? 'you' : holder) : ', unassigned') +
+        (state.unsent === 'failed' ? ', a reply not sent' : '') +
         (last ? ': ' + last.body.slice(0, 120) : ''));
     }
   }

@@ -31,7 +31,7 @@
   }
 
   class KefuSearch {
-    /* nodes: {form, input, panel, status, list, more, hide (what the results replace)};
+    /* nodes: {form, input, panel, status, list, more, hide (the nodes the results replace)};
      * options: {api(method, path, body, extra) (the console's, with its session), onOpen(hit)}. */
     constructor(nodes, options) {
       this.n = nodes;
@@ -83,7 +83,7 @@
 
     show(on) {
       this.n.panel.hidden = !on;
-      this.n.hide.hidden = on;
+      for (const node of this.n.hide) node.hidden = on;
     }
 
     schedule() {

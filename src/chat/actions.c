@@ -50,6 +50,7 @@ typedef struct pending {
     int64_t visitor_id; /* the conversation's visitor: whose topic gets event */
     int64_t conversation_id;
     bool publish_conversation; /* the agents' lists learn of the conversation's new state */
+    bool status_changed;       /* ... and its visitor too: a message reopened it */
     char agent_name[4 * KF_MAX_NAME_CHARS + 1]; /* typing: the agent's name */
 } pending_t;
 
@@ -120,12 +121,14 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         pending->event = text != NULL ? kf_chat_message_event_of(m->id, text) : NULL;
         pending->visitor_id = m->visitor_id;
         pending->conversation_id = m->conversation_id;
-        pending->publish_conversation = r->conversation_opened;
+        pending->publish_conversation = r->conversation_opened || r->conversation_reopened;
+        pending->status_changed = r->conversation_reopened;
     }
     kf_chat_publish(app->hub, pending->visitor_id, true, pending->event);
     pending->event = NULL;
     if (pending->publish_conversation)
-        kf_chat_publish_conversation(app->store, app->hub, pending->conversation_id);
+        kf_chat_publish_conversation(app->store, app->hub, pending->conversation_id,
+                                     pending->status_changed);
     pending_end(pending, &outcome);
     free(text);
 }
@@ -148,9 +151,9 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
                  app->config.max_message_chars);
         return fail(err, KF_EINVAL, message);
     }
-    /* A visitor writes to their open conversation, opened by their first message (the store
-     * tells, and the agents' lists then learn of it). Published and acknowledged only once
-     * durable: nothing a client was told of is lost. */
+    /* A visitor writes to their conversation, opened by their first message and reopened by
+     * one after it was resolved or snoozed (the store tells, and the agents' lists then learn of
+     * it). Published and acknowledged only once durable: nothing a client was told of is lost. */
     kf_message_new_t m = {.body = text, .now = kf_clock_wall_ms(), .idempotency_key = key};
     if (who.kind == 'v') {
         m.visitor_id = who.id;
@@ -300,8 +303,8 @@ static int typing_look_up(pending_t *pending)
 {
     kf_store_t *store = pending->app->store;
     return pending->who.kind == 'v'
-               ? store->ops->conversation_find_open(store, pending->who.id, typing_found_cb,
-                                                    pending)
+               ? store->ops->conversation_of_visitor(store, pending->who.id, typing_found_cb,
+                                                     pending)
                : store->ops->conversation_visitor(store, pending->conversation_id, typing_found_cb,
                                                   pending);
 }

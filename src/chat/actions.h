@@ -42,7 +42,7 @@ typedef void (*kf_chat_done_cb)(void *data, const kf_chat_outcome_t *outcome);
 /* Each action checks its arguments at once: it returns a KF_E* code with err filled (and done
  * never runs), or 0, and then done runs exactly once, later, from the store's callbacks. */
 
-/* Stores body as a message (in the visitor's open conversation, or conversation_id for agents),
+/* Stores body as a message (in the visitor's conversation, or conversation_id for agents),
  * under the sender's idempotency key when key is not NULL (1 to 255 bytes: the same key again
  * with the same body gives the message stored then; with another body, KF_EINVAL). The message
  * is published once durable, then done gets it. */

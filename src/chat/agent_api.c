@@ -1,6 +1,6 @@
-/* agent_api.c: agents' sessions (login, the current agent, logout, push tickets) and accounts
- * (an admin lists, creates, changes, disables and enables agents). Password hashing runs on the
- * hasher's worker threads (auth/hasher.h), never on the loop. */
+/* agent_api.c: agents' sessions (login, the current agent, logout, push tickets), presence, and
+ * accounts (every agent lists them; an admin creates, changes, disables and enables agents).
+ * Password hashing runs on the hasher's worker threads (auth/hasher.h), never on the loop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,18 +8,13 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "chat/events.h"
 #include "chat/handlers.h"
-
-static json_t *agent_json(int64_t id, const char *email, const char *name, const char *role)
-{
-    return json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "email", email, "name", name,
-                     "role", role);
-}
 
 /* An agent as admins see it: the agent, when it was created and whether it is disabled. */
 static json_t *account_json(const kf_agent_t *agent)
 {
-    json_t *json = agent_json(agent->id, agent->email, agent->name, agent->role);
+    json_t *json = kf_chat_agent_json(agent->id, agent->email, agent->name, agent->role);
     json_object_set_new(json, "created_at", json_integer((json_int_t)agent->created_at));
     json_object_set_new(json, "disabled", json_boolean(agent->disabled_at != 0));
     return json;
@@ -97,8 +92,9 @@ static void session_created_cb(void *ctx, const kf_store_result_t *r)
         set_session_cookie(req, w->app, w->token, w->app->config.session_ttl_ms / 1000);
         const kf_agent_auth_t *a = &w->agent;
         kf_resp_json(req, 200,
-                     json_pack("{s:o,s:s}", "agent", agent_json(a->id, a->email, a->name, a->role),
-                               "csrf", a->csrf));
+                     json_pack("{s:o,s:s}", "agent",
+                               kf_chat_agent_json(a->id, a->email, a->name, a->role), "csrf",
+                               a->csrf));
     }
     login_wait_free(w);
 }
@@ -224,8 +220,8 @@ void kf_agent_me(const kf_call_t *call)
 {
     const kf_agent_auth_t *a = &call->who->agent;
     kf_resp_json(call->req, 200,
-                 json_pack("{s:o,s:s}", "agent", agent_json(a->id, a->email, a->name, a->role),
-                           "csrf", a->csrf));
+                 json_pack("{s:o,s:s}", "agent",
+                           kf_chat_agent_json(a->id, a->email, a->name, a->role), "csrf", a->csrf));
 }
 
 /* A logout waiting for its session's delete. */
@@ -242,6 +238,7 @@ static void logged_out(kf_req_t *req, kf_app_t *app, int64_t agent_id)
      * their own cookies. */
     kf_authn_revoke_tickets(app->authn, 'a', agent_id);
     kf_push_end_subject(app->push, 'a', agent_id);
+    kf_presence_left(app->presence, agent_id);
     set_session_cookie(req, app, "", 0);
     kf_resp_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -289,13 +286,17 @@ void kf_agent_ticket_post(const kf_call_t *call)
 /* The account list on its way: agents are few, so all of them in one answer. */
 typedef struct list_wait {
     kf_wait_t base;
+    kf_presence_t *presence;
     json_t *agents;
 } list_wait_t;
 
 static int listed_agent_cb(void *ctx, const kf_agent_t *agent)
 {
     list_wait_t *w = ctx;
-    json_array_append_new(w->agents, account_json(agent));
+    json_t *json = account_json(agent);
+    json_object_set_new(json, "status",
+                        json_string(kf_presence_name(kf_presence_status(w->presence, agent->id))));
+    json_array_append_new(w->agents, json);
     return 0;
 }
 
@@ -315,6 +316,7 @@ void kf_agents_get(const kf_call_t *call)
 {
     kf_store_t *store = call->app->store;
     list_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->presence = call->app->presence;
     w->agents = json_array();
     int rc = store->ops->agent_list(store, listed_agent_cb, agents_listed_cb, w);
     if (rc != 0)
@@ -409,17 +411,47 @@ void kf_agents_create(const kf_call_t *call)
     kf_call_hold(req, w, rc);
 }
 
-/* A change to an account on its way to the store. */
+/* A change to an account on its way: for a password, the current one's check and the new one's
+ * hash on the hasher first; then the store. */
 typedef struct change_wait {
     kf_wait_t base;
     kf_app_t *app;
-    char by[KF_MAX_EMAIL_BYTES + 1]; /* the admin who asked, for the log */
-    kf_agent_state_t state;          /* what it does to the agent's access, for the log */
+    int64_t id;
+    char by[KF_MAX_EMAIL_BYTES + 1];    /* who asked, for the log */
+    char address[KF_PEER_SIZE];         /* theirs, for the failure limit */
+    kf_agent_state_t state;             /* what it does to the agent's access, for the log */
+    char *name;                         /* the new name, trimmed, or NULL */
+    char role[16];                      /* the new role, or "" */
+    char *password;                     /* the new password, until it is hashed, or NULL */
+    char *current;                      /* the agent's current one, when it changes its own */
+    char email[KF_MAX_EMAIL_BYTES + 1]; /* the agent's, for the failure limit */
+    bool own;                           /* the agent changes its own password */
+    bool keep_session;                  /* the caller's session survives a password change */
+    char session[KF_HASH_HEX_SIZE];     /* which one that is */
 } change_wait_t;
 
-/* The change is stored. Whether its admin still waits or not, it holds everywhere from now on:
+/* A password's copy goes with its bytes wiped, as the login's does. */
+static void free_secret(char *secret)
+{
+    if (secret == NULL)
+        return;
+    explicit_bzero(secret, strlen(secret));
+    free(secret);
+}
+
+static void change_wait_free(change_wait_t *w)
+{
+    free(w->name);
+    free_secret(w->password);
+    free_secret(w->current);
+    free(w);
+}
+
+/* The change is stored. Whether its caller still waits or not, it holds everywhere from now on:
  * a disabled agent's cached sessions answer 401, its tickets open nothing, its push connections
- * (a WebSocket that could still send) end; any other change is read again by its sessions. */
+ * (a WebSocket that could still send) end; a new password ends every other session and every
+ * push connection (the caller's console reconnects with its own cookie); any other change is
+ * read again by the agent's sessions. */
 static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
 {
     change_wait_t *w = ctx;
@@ -429,11 +461,14 @@ static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
         const kf_agent_t *a = r->agent;
         bool disabled = a->disabled_at != 0;
         kf_authn_agent_changed(app->authn, a->id, disabled);
-        if (disabled) {
+        if (disabled || w->password != NULL) {
             kf_authn_revoke_tickets(app->authn, 'a', a->id);
             size_t ended = kf_push_end_subject(app->push, 'a', a->id);
-            kf_info("agent %s disabled by %s (sessions ended: %lld, push connections ended: %zu)",
-                    a->email, w->by, (long long)r->count, ended);
+            if (disabled)
+                kf_presence_drop(app->presence, a->id);
+            kf_info("agent %s %s by %s (sessions ended: %lld, push connections ended: %zu)",
+                    a->email, disabled ? "disabled" : "given a new password", w->by,
+                    (long long)r->count, ended);
         } else if (w->state == KF_AGENT_STATE_ENABLE) {
             kf_info("agent %s enabled by %s", a->email, w->by);
         } else {
@@ -449,32 +484,147 @@ static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
         kf_call_fail(req, r->rc, NULL);
     else if (req != NULL)
         kf_resp_json(req, 200, json_pack("{s:o}", "agent", account_json(r->agent)));
-    free(w);
+    change_wait_free(w);
 }
 
+/* Hands the change to the store, with the new password's hash (or NULL). */
+static void store_change(change_wait_t *w, const char *password_hash)
+{
+    kf_store_t *store = w->app->store;
+    kf_agent_change_t change = {
+        .name = w->name,
+        .role = w->role[0] != '\0' ? w->role : NULL,
+        .state = w->state,
+        .now = kf_clock_wall_ms(),
+        .password_hash = password_hash,
+        .keep_session = w->keep_session ? w->session : NULL,
+    };
+    int rc = store->ops->agent_update(store, w->id, &change, agent_changed_cb, w);
+    if (rc == 0)
+        return;
+    if (w->base.req != NULL)
+        kf_call_fail(w->base.req, rc, NULL);
+    change_wait_free(w);
+}
+
+/* The new password's hash is made (on a worker thread). */
+static void new_password_hashed_cb(void *data, int rc, const char *encoded)
+{
+    change_wait_t *w = data;
+    if (rc == 0) {
+        store_change(w, encoded);
+        return;
+    }
+    if (w->base.req != NULL)
+        kf_call_fail(w->base.req, rc == KF_ELIMIT ? KF_EUNAVAIL : rc, NULL);
+    change_wait_free(w);
+}
+
+static void hash_new_password(change_wait_t *w)
+{
+    int rc = kf_hasher_hash(w->app->hasher, w->password, new_password_hashed_cb, w);
+    if (rc == 0)
+        return;
+    if (w->base.req != NULL)
+        kf_call_fail(w->base.req, KF_EUNAVAIL, "too many passwords are being checked; try again");
+    change_wait_free(w);
+}
+
+/* The agent's current password was checked (on a worker thread). A wrong one is a failed login:
+ * a stolen session must not be a way to guess the password behind it. */
+static void current_checked_cb(void *data, bool match)
+{
+    change_wait_t *w = data;
+    kf_app_t *app = w->app;
+    if (!match) {
+        kf_limits_login_failed(app->limits, w->email, w->address);
+        kf_info("password change for %s from %s refused: wrong current password", w->email,
+                w->address);
+        if (w->base.req != NULL)
+            kf_call_fail(w->base.req, KF_EFORBIDDEN, "the current password is wrong");
+        change_wait_free(w);
+        return;
+    }
+    kf_limits_login_succeeded(app->limits, w->email);
+    hash_new_password(w);
+}
+
+static void own_account_cb(void *ctx, const kf_store_result_t *r)
+{
+    change_wait_t *w = ctx;
+    int rc = r->rc;
+    if (rc == 0)
+        rc = kf_hasher_verify(w->app->hasher, w->current, r->agent->password_hash,
+                              current_checked_cb, w);
+    if (rc == 0)
+        return;
+    if (w->base.req != NULL)
+        kf_call_fail(w->base.req, rc == KF_ELIMIT ? KF_EUNAVAIL : rc, NULL);
+    change_wait_free(w);
+}
+
+/* The fields a change may hold. */
+static const char *const change_fields[] = {"disabled", "name", "role", "password",
+                                            "current_password"};
+
 /* What is wrong with a change's fields, or NULL; the first field it does not know in *unknown. */
-static const char *check_change(json_t *root, json_t *disabled, json_t *name, json_t *role,
-                                const char **unknown)
+static const char *check_change(json_t *root, const char **unknown)
 {
     const char *key;
     json_t *value;
     *unknown = NULL;
     json_object_foreach(root, key, value)
     {
-        if (strcmp(key, "disabled") != 0 && strcmp(key, "name") != 0 && strcmp(key, "role") != 0) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof change_fields / sizeof change_fields[0]; i++)
+            known = known || strcmp(key, change_fields[i]) == 0;
+        if (!known) {
             *unknown = key;
             return "unknown field";
         }
     }
-    if (disabled == NULL && name == NULL && role == NULL)
-        return "nothing to change: give disabled, name or role";
+    json_t *disabled = json_object_get(root, "disabled");
+    json_t *name = json_object_get(root, "name");
+    json_t *role = json_object_get(root, "role");
+    json_t *password = json_object_get(root, "password");
+    json_t *current = json_object_get(root, "current_password");
+    if (disabled == NULL && name == NULL && role == NULL && password == NULL)
+        return "nothing to change: give disabled, name, role or password";
     if (disabled != NULL && !json_is_boolean(disabled))
         return "disabled must be true or false";
     if (name != NULL && !is_name(name))
         return NAME_RULE;
     if (role != NULL && !is_role(role))
         return ROLE_RULE;
+    if (password != NULL && (!json_is_string(password) || json_string_length(password) < 8))
+        return "password must be a string of at least 8 characters";
+    if (current != NULL && (password == NULL || !json_is_string(current)))
+        return "current_password goes with a new password, as a string";
     return NULL;
+}
+
+/* Who may change what: an admin anything of anyone (but not disable themselves); an agent its own
+ * name and password. Changing one's own password takes the current one. 0, or the error and why. */
+static int allowed_change(const kf_call_t *call, int64_t id, json_t *root, const char **why)
+{
+    const kf_agent_auth_t *me = &call->who->agent;
+    bool admin = strcmp(me->role, "admin") == 0;
+    bool own = id == me->id;
+    if (!admin && (!own || json_object_get(root, "disabled") != NULL ||
+                   json_object_get(root, "role") != NULL)) {
+        *why = "an agent may change only its own name and password; the rest is an admin's";
+        return KF_EFORBIDDEN;
+    }
+    if (own && json_is_true(json_object_get(root, "disabled"))) {
+        *why = "you cannot disable your own account"; /* nor lock the desk out by a slip */
+        return KF_ECONFLICT;
+    }
+    if (own && json_object_get(root, "password") != NULL &&
+        json_object_get(root, "current_password") == NULL) {
+        *why = "current_password is required to change your own password";
+        return KF_EINVAL;
+    }
+    return 0;
 }
 
 void kf_agents_patch(const kf_call_t *call)
@@ -485,44 +635,101 @@ void kf_agents_patch(const kf_call_t *call)
     json_t *root = kf_call_json(req);
     if (root == NULL)
         return;
-    json_t *disabled = json_object_get(root, "disabled");
-    json_t *name = json_object_get(root, "name");
-    json_t *role = json_object_get(root, "role");
     const char *unknown;
-    const char *why = check_change(root, disabled, name, role, &unknown);
+    const char *why = check_change(root, &unknown);
     /* An unknown field is a malformed request: a typo ("disable") must not pass for a change
      * that did nothing. */
     int rc = why == NULL ? 0 : unknown != NULL ? KF_EPROTO : KF_EINVAL;
-    if (rc == 0 && json_is_true(disabled) && id == call->who->agent.id) {
-        rc = KF_ECONFLICT; /* the desk must not lock itself out, nor an admin out of it by a slip */
-        why = "you cannot disable your own account";
-    }
+    if (rc == 0)
+        rc = allowed_change(call, id, root, &why);
     if (rc != 0) {
-        char message[96];
+        char message[128];
         if (unknown != NULL) {
             snprintf(message, sizeof message,
-                     "unknown field \"%.32s\": a change takes disabled, name and role", unknown);
+                     "unknown field \"%.32s\": a change takes disabled, name, role, password and "
+                     "current_password",
+                     unknown);
             why = message;
         }
         json_decref(root);
         kf_call_fail(req, rc, why);
         return;
     }
-    char *trimmed = name != NULL ? kf_trim_copy(json_string_value(name)) : NULL;
-    kf_agent_change_t change = {
-        .name = trimmed,
-        .role = json_string_value(role),
-        .state = disabled == NULL         ? KF_AGENT_STATE_KEEP
-                 : json_is_true(disabled) ? KF_AGENT_STATE_DISABLE
-                                          : KF_AGENT_STATE_ENABLE,
-        .now = kf_clock_wall_ms(),
-    };
+    json_t *disabled = json_object_get(root, "disabled");
+    json_t *name = json_object_get(root, "name");
+    json_t *password = json_object_get(root, "password");
+    json_t *current = json_object_get(root, "current_password");
     change_wait_t *w = kf_xcalloc(1, sizeof *w);
     w->app = app;
+    w->id = id;
     snprintf(w->by, sizeof w->by, "%s", call->who->agent.email);
-    w->state = change.state;
-    rc = app->store->ops->agent_update(app->store, id, &change, agent_changed_cb, w);
-    free(trimmed);
+    kf_req_peer_key(req, w->address);
+    w->state = disabled == NULL         ? KF_AGENT_STATE_KEEP
+               : json_is_true(disabled) ? KF_AGENT_STATE_DISABLE
+                                        : KF_AGENT_STATE_ENABLE;
+    w->name = name != NULL ? kf_trim_copy(json_string_value(name)) : NULL;
+    snprintf(w->role, sizeof w->role, "%s",
+             json_is_string(json_object_get(root, "role"))
+                 ? json_string_value(json_object_get(root, "role"))
+                 : "");
+    w->password = password != NULL ? kf_xstrdup(json_string_value(password)) : NULL;
+    w->current = current != NULL ? kf_xstrdup(json_string_value(current)) : NULL;
+    w->own = id == call->who->agent.id;
+    w->keep_session = w->own && kf_authn_session_hash(app->authn, req, w->session) == 0;
+    snprintf(w->email, sizeof w->email, "%s", call->who->agent.email);
     json_decref(root);
-    kf_call_hold(req, w, rc);
+    kf_call_hold(req, w, 0);
+    if (w->password == NULL) {
+        store_change(w, NULL);
+    } else if (w->current == NULL) {
+        hash_new_password(w); /* an admin sets another agent's password */
+    } else {
+        int64_t wait_ms = 0;
+        if (!kf_limits_login_allowed(app->limits, w->email, w->address, &wait_ms)) {
+            kf_call_rate_limited(req, wait_ms, "failed password checks");
+            change_wait_free(w);
+            return;
+        }
+        rc = app->store->ops->agent_by_id(app->store, id, own_account_cb, w);
+        if (rc != 0) {
+            kf_call_fail(req, rc, NULL);
+            change_wait_free(w);
+        }
+    }
+}
+
+/* ---- presence ---- */
+
+void kf_agent_status_post(const kf_call_t *call)
+{
+    kf_req_t *req = call->req;
+    json_t *root = kf_call_json(req);
+    if (root == NULL)
+        return;
+    kf_presence_status_t status;
+    const char *unknown = NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        if (strcmp(key, "status") != 0)
+            unknown = key;
+    }
+    int rc = kf_presence_parse(json_string_value(json_object_get(root, "status")), &status);
+    json_decref(root);
+    if (unknown != NULL || rc != 0) {
+        /* A typo must not pass for a change, and the answer names what is allowed. */
+        kf_call_fail(req, KF_EPROTO, "status must be \"online\" or \"away\" (the only field)");
+        return;
+    }
+    const kf_agent_auth_t *a = &call->who->agent;
+    /* Choosing is activity, as a push request is: the answer shows the choice, and without a
+     * console the agent goes offline a minute later like any other. */
+    kf_presence_choose(call->app->presence, a->id, status);
+    kf_presence_seen(call->app->presence, a->id, kf_clock_mono_ms());
+    json_t *agent = kf_chat_agent_json(a->id, a->email, a->name, a->role);
+    json_object_set_new(
+        agent, "status",
+        json_string(kf_presence_name(kf_presence_status(call->app->presence, a->id))));
+    kf_resp_json(req, 200, json_pack("{s:o}", "agent", agent));
 }

@@ -1,5 +1,6 @@
 /* app.c: the chat application's life cycle: its parts made and freed in order, the store's
- * wake-up on the loop, the minute's sweep, and agent accounts for the command line. Requests come
+ * wake-up on the loop, the minute's sweep, the snoozes that end, and agent accounts for the
+ * command line. Requests come
  * in through the route table (chat/routes.c). */
 #include "chat/app.h"
 
@@ -9,6 +10,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
 #include "store/sync.h"
@@ -21,6 +23,16 @@
 
 /* How often idle rate-limit buckets and stale ticket revocations go. */
 #define SWEEP_MS 60000
+/* An agent with no console open this long is offline (the issue's minute); checked this often, so
+ * a closed console shows offline within a minute and five seconds. */
+#define PRESENCE_OFFLINE_MS 60000
+#define PRESENCE_SWEEP_MS 5000
+
+/* How often snoozes that have ended are looked for. A snooze is "until tomorrow morning": a few
+ * seconds late is on time, and a look is one read of an index of the snoozed conversations
+ * alone (a write only when one is due, so a full disk is not retried every few seconds for
+ * nothing, nor does an idle server write). */
+#define SNOOZE_CHECK_MS 5000
 
 void kf_app_config_default(kf_app_config_t *config)
 {
@@ -47,6 +59,72 @@ static void sweep_cb(uv_timer_t *timer)
     kf_app_t *app = timer->data;
     kf_limits_sweep(app->limits);
     kf_authn_sweep(app->authn);
+}
+
+/* An agent's presence changed: every console hears it (an ephemeral event: a console that
+ * reconnects reads everyone's from GET /api/agents). */
+static void presence_changed_cb(void *ctx, int64_t agent_id, kf_presence_status_t status)
+{
+    kf_app_t *app = ctx;
+    json_t *event = json_pack("{s:s,s:I,s:s}", "type", "presence", "agent_id", (json_int_t)agent_id,
+                              "status", kf_presence_name(status));
+    kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
+}
+
+static size_t agent_connections(void *ctx, int64_t agent_id)
+{
+    kf_app_t *app = ctx;
+    return kf_quota_open(app->quota, 'a', agent_id);
+}
+
+static void presence_sweep_cb(uv_timer_t *timer)
+{
+    kf_app_t *app = timer->data;
+    kf_presence_sweep(app->presence, kf_clock_mono_ms(), agent_connections, app);
+}
+
+/* ---- snoozes that end: one due conversation at a time is opened and published, until none is
+ * due; a failure waits for the next tick ---- */
+
+static void look_for_snoozes(kf_app_t *app);
+
+static void woken_cb(void *ctx, const kf_store_result_t *r)
+{
+    kf_app_t *app = ctx;
+    if (r->rc != 0) {
+        /* KF_ECONFLICT: an agent changed it since the look; else the store failed. */
+        app->waking = false;
+        return;
+    }
+    kf_info("conversation %lld: its snooze has ended", (long long)app->waking_id);
+    kf_chat_publish_conversation(app->store, app->hub, app->waking_id, true);
+    look_for_snoozes(app);
+}
+
+static void snooze_due_cb(void *ctx, const kf_store_result_t *r)
+{
+    kf_app_t *app = ctx;
+    kf_store_t *store = app->store;
+    app->waking = r->rc == 0;
+    if (r->rc != 0)
+        return; /* none is due (or the read failed: the next tick looks again) */
+    app->waking_id = r->id;
+    if (store->ops->conversation_wake(store, r->id, kf_clock_wall_ms(), woken_cb, app) != 0)
+        app->waking = false;
+}
+
+static void look_for_snoozes(kf_app_t *app)
+{
+    kf_store_t *store = app->store;
+    app->waking =
+        store->ops->conversation_snooze_due(store, kf_clock_wall_ms(), snooze_due_cb, app) == 0;
+}
+
+static void snoozes_cb(uv_timer_t *timer)
+{
+    kf_app_t *app = timer->data;
+    if (!app->waking)
+        look_for_snoozes(app);
 }
 
 /* The database stopped or started taking writes: said once each way, since every refused write
@@ -115,6 +193,17 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->sweeper->data = app;
     uv_timer_start(app->sweeper, sweep_cb, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)app->sweeper);
+    app->presence = kf_presence_new(PRESENCE_OFFLINE_MS, presence_changed_cb, app);
+    app->presence_sweeper = kf_xcalloc(1, sizeof *app->presence_sweeper);
+    uv_timer_init(loop, app->presence_sweeper);
+    app->presence_sweeper->data = app;
+    uv_timer_start(app->presence_sweeper, presence_sweep_cb, PRESENCE_SWEEP_MS, PRESENCE_SWEEP_MS);
+    uv_unref((uv_handle_t *)app->presence_sweeper);
+    app->snoozes = kf_xcalloc(1, sizeof *app->snoozes);
+    uv_timer_init(loop, app->snoozes);
+    app->snoozes->data = app;
+    uv_timer_start(app->snoozes, snoozes_cb, SNOOZE_CHECK_MS, SNOOZE_CHECK_MS);
+    uv_unref((uv_handle_t *)app->snoozes);
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
     push.receive = kf_ws_receive;
@@ -151,10 +240,13 @@ void kf_app_free(kf_app_t *app)
     kf_store_set_health(app->store, NULL, NULL);
     uv_close((uv_handle_t *)app->store_wakeup, free_handle_cb);
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
+    uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
+    uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
     kf_push_free(app->push);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);
+    kf_presence_free(app->presence);
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);

@@ -1,6 +1,7 @@
-/* conversation_api.c: the agents' side of the JSON API on conversations (docs/API.md): the list
- * (newest activity first, in pages), one conversation, its messages, replies, read marks, typing
- * and status. Every route takes an agent's session, checked by the dispatcher. */
+/* conversation_api.c: the agents' side of the JSON API on conversations (docs/API.md): the views
+ * (newest activity first, in pages) and their counts, one conversation, its messages, replies,
+ * read marks, typing, status, claims and assignments. Every route takes an agent's session,
+ * checked by the dispatcher. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,41 @@ static void list_done_cb(void *ctx, const kf_store_result_t *r)
     free(w);
 }
 
-/* Reads ?limit= and ?before= into page; answers 400 and returns false for bad ones. before is
- * the "next" of the page before: "<updated_at>.<id>". */
-static bool read_page(kf_req_t *req, kf_conversation_page_t *page)
+/* The views by name, in kf_conversation_view_t's order. */
+static const char *const view_names[KF_VIEW_COUNT] = {
+    "all", "unassigned", "mine", "open", "pending", "resolved", "snoozed",
+};
+
+/* Reads ?view= into page (all when absent, as before views existed, so that an older console
+ * keeps working); answers 400 and returns false for an unknown one. */
+static bool read_view(const kf_call_t *call, kf_conversation_page_t *page)
 {
+    char value[16];
+    int n = kf_http_query_get(call->req->head->query, "view", value, sizeof value);
+    if (n == KF_ENOTFOUND)
+        return true;
+    for (int view = 0; n >= 0 && view < KF_VIEW_COUNT; view++) {
+        /* By length too: a NUL decoded from %00 must not end the name early. */
+        if ((size_t)n == strlen(view_names[view]) && strcmp(value, view_names[view]) == 0) {
+            page->view = (kf_conversation_view_t)view;
+            page->agent_id = call->who->agent.id;
+            return true;
+        }
+    }
+    kf_call_fail(call->req, KF_EPROTO,
+                 "view must be one of unassigned, mine, open, pending, resolved, snoozed, all");
+    return false;
+}
+
+/* Reads ?view=, ?limit= and ?before= into page; answers 400 and returns false for bad ones.
+ * before is the "next" of the page before: "<updated_at>.<id>". */
+static bool read_page(const kf_call_t *call, kf_conversation_page_t *page)
+{
+    kf_req_t *req = call->req;
     char value[48];
     *page = (kf_conversation_page_t){.limit = LIST_DEFAULT};
+    if (!read_view(call, page))
+        return false;
     int n = kf_http_query_get(req->head->query, "limit", value, sizeof value);
     if (n != KF_ENOTFOUND) {
         uint64_t limit;
@@ -106,7 +136,7 @@ void kf_conversations_get(const kf_call_t *call)
 {
     kf_app_t *app = call->app;
     kf_conversation_page_t page;
-    if (!read_page(call->req, &page))
+    if (!read_page(call, &page))
         return;
     list_wait_t *w = kf_xcalloc(1, sizeof *w);
     w->array = json_array();
@@ -115,6 +145,33 @@ void kf_conversations_get(const kf_call_t *call)
     if (rc != 0)
         json_decref(w->array);
     kf_call_hold(call->req, w, rc);
+}
+
+/* ---- the counts ---- */
+
+static void counts_done_cb(void *ctx, const kf_store_result_t *r)
+{
+    kf_wait_t *w = ctx;
+    kf_req_t *req = w->req;
+    free(w);
+    if (req == NULL)
+        return;
+    if (r->rc != 0) {
+        kf_call_fail(req, r->rc, NULL);
+        return;
+    }
+    json_t *counts = json_object();
+    for (int view = 0; view < KF_VIEW_COUNT; view++)
+        json_object_set_new(counts, view_names[view], json_integer((json_int_t)r->counts[view]));
+    kf_resp_json(req, 200, json_pack("{s:o}", "counts", counts));
+}
+
+void kf_conversation_counts_get(const kf_call_t *call)
+{
+    kf_store_t *store = call->app->store;
+    kf_wait_t *w = kf_xcalloc(1, sizeof *w);
+    kf_call_hold(call->req, w,
+                 store->ops->conversation_counts(store, call->who->agent.id, counts_done_cb, w));
 }
 
 /* ---- one conversation ---- */
@@ -174,47 +231,173 @@ void kf_conversation_typing_post(const kf_call_t *call)
     kf_call_act(call, kf_chat_typing, "typing", agent(call), call->ids[0], KF_ANSWER_OK);
 }
 
-/* A status change waiting for its commit. */
-typedef struct status_wait {
+/* ---- the desk: status, claims, assignments ---- */
+
+/* What changed a conversation's status or holder, waiting for its commit. */
+typedef enum { CHANGE_STATUS, CHANGE_CLAIM, CHANGE_ASSIGN } change_kind_t;
+
+typedef struct change_wait {
     kf_wait_t base;
     kf_app_t *app;
+    change_kind_t kind;
     int64_t conversation_id;
-} status_wait_t;
+    int64_t caller; /* the agent who asked */
+} change_wait_t;
 
-static void status_set_cb(void *ctx, const kf_store_result_t *r)
+/* Answers a change the store refused. */
+static void change_refused(kf_req_t *req, const change_wait_t *w, const kf_store_result_t *r)
 {
-    status_wait_t *w = ctx;
+    if (r->rc == KF_ENOTFOUND) {
+        kf_call_fail(req, KF_ENOTFOUND, "no such conversation");
+    } else if (r->rc == KF_ECONFLICT) {
+        /* A claim lost to another agent's, or a resolved conversation (reopen it first). */
+        kf_call_fail(req, KF_ECONFLICT,
+                     r->id != 0 && r->id != w->caller
+                         ? "another agent holds this conversation"
+                         : "this conversation is resolved: reopen it before claiming it");
+    } else if (r->rc == KF_EFORBIDDEN && w->kind == CHANGE_CLAIM) {
+        kf_call_fail(req, KF_EFORBIDDEN, "this account is disabled");
+    } else if (r->rc == KF_EFORBIDDEN) {
+        kf_call_fail(req, KF_EINVAL, "that agent is disabled");
+    } else if (r->rc == KF_EINVAL && w->kind == CHANGE_ASSIGN) {
+        kf_call_fail(req, KF_EINVAL, "no such agent");
+    } else {
+        kf_call_fail(req, r->rc, NULL);
+    }
+}
+
+/* The change is stored, or refused. Stored, it is news for every console (and for the visitor
+ * when the status changed), whether the caller still waits or not. */
+static void changed_cb(void *ctx, const kf_store_result_t *r)
+{
+    change_wait_t *w = ctx;
     kf_req_t *req = w->base.req;
     kf_app_t *app = w->app;
-    int64_t id = w->conversation_id;
-    free(w);
     if (r->rc == 0)
-        kf_chat_publish_conversation(app->store, app->hub, id);
-    if (req == NULL)
-        return;
-    if (r->rc != 0)
-        kf_call_fail(req, r->rc, r->rc == KF_ENOTFOUND ? "no such conversation" : NULL);
-    else
-        kf_call_answer_conversation(req, app, id, 200);
+        kf_chat_publish_conversation(app->store, app->hub, w->conversation_id,
+                                     w->kind == CHANGE_STATUS);
+    if (req != NULL && r->rc != 0)
+        change_refused(req, w, r);
+    else if (req != NULL)
+        kf_call_answer_conversation(req, app, w->conversation_id, 200);
+    free(w);
 }
+
+static change_wait_t *change_new(const kf_call_t *call, change_kind_t kind)
+{
+    change_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = call->app;
+    w->kind = kind;
+    w->conversation_id = call->ids[0];
+    w->caller = call->who->agent.id;
+    return w;
+}
+
+/* The first field of root that is not one of allowed (NULL-terminated), or NULL. */
+static const char *unknown_field(json_t *root, const char *const *allowed)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        bool known = false;
+        for (size_t i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known)
+            return key;
+    }
+    return NULL;
+}
+
+/* Answers 400 for an unknown field (a misspelt one must not pass for a change that did
+ * nothing), naming what the request takes; false then. */
+static bool known_fields(kf_req_t *req, json_t *root, const char *const *allowed, const char *takes)
+{
+    const char *unknown = unknown_field(root, allowed);
+    if (unknown == NULL)
+        return true;
+    char message[128];
+    snprintf(message, sizeof message, "unknown field \"%.32s\": %s", unknown, takes);
+    kf_call_fail(req, KF_EPROTO, message);
+    return false;
+}
+
+#define STATUS_RULE "status must be one of open, pending, resolved, snoozed"
 
 void kf_conversation_status_post(const kf_call_t *call)
 {
+    kf_req_t *req = call->req;
     kf_app_t *app = call->app;
-    json_t *root = kf_call_json(call->req);
+    json_t *root = kf_call_json(req);
     if (root == NULL)
         return;
-    const char *status = json_string_value(json_object_get(root, "status"));
-    if (status == NULL || (strcmp(status, "open") != 0 && strcmp(status, "closed") != 0)) {
+    static const char *const allowed[] = {"status", "snooze_until", NULL};
+    if (!known_fields(req, root, allowed, "a status change takes status and snooze_until")) {
         json_decref(root);
-        kf_call_fail(call->req, KF_EINVAL, "status must be \"open\" or \"closed\"");
         return;
     }
-    status_wait_t *w = kf_xcalloc(1, sizeof *w);
-    w->app = app;
-    w->conversation_id = call->ids[0];
-    int rc = app->store->ops->conversation_set_status(app->store, call->ids[0], status,
-                                                      kf_clock_wall_ms(), status_set_cb, w);
+    const char *status = json_string_value(json_object_get(root, "status"));
+    json_t *until = json_object_get(root, "snooze_until");
+    bool snoozed = status != NULL && strcmp(status, "snoozed") == 0;
+    int64_t now = kf_clock_wall_ms();
+    int rc = 0;
+    const char *why = NULL;
+    if (status == NULL || (!snoozed && strcmp(status, "open") != 0 &&
+                           strcmp(status, "pending") != 0 && strcmp(status, "resolved") != 0)) {
+        rc = KF_EPROTO; /* "closed" too: it is "resolved" now */
+        why = STATUS_RULE;
+    } else if (snoozed && (!json_is_integer(until) || json_integer_value(until) <= now)) {
+        rc = KF_EINVAL;
+        why = "a snooze needs snooze_until: a time in the future (ms since the epoch)";
+    } else if (!snoozed && until != NULL && !json_is_null(until)) {
+        rc = KF_EINVAL;
+        why = "snooze_until goes with the status snoozed only";
+    }
+    if (rc != 0) {
+        json_decref(root);
+        kf_call_fail(req, rc, why);
+        return;
+    }
+    change_wait_t *w = change_new(call, CHANGE_STATUS);
+    rc = app->store->ops->conversation_set_status(app->store, w->conversation_id, status,
+                                                  snoozed ? json_integer_value(until) : 0, now,
+                                                  changed_cb, w);
     json_decref(root);
-    kf_call_hold(call->req, w, rc);
+    kf_call_hold(req, w, rc);
+}
+
+void kf_conversation_claim_post(const kf_call_t *call)
+{
+    kf_app_t *app = call->app;
+    change_wait_t *w = change_new(call, CHANGE_CLAIM);
+    kf_call_hold(call->req, w,
+                 app->store->ops->conversation_claim(app->store, w->conversation_id, w->caller,
+                                                     changed_cb, w));
+}
+
+void kf_conversation_assign_post(const kf_call_t *call)
+{
+    kf_req_t *req = call->req;
+    kf_app_t *app = call->app;
+    json_t *root = kf_call_json(req);
+    if (root == NULL)
+        return;
+    static const char *const allowed[] = {"agent_id", NULL};
+    if (!known_fields(req, root, allowed, "an assignment takes agent_id")) {
+        json_decref(root);
+        return;
+    }
+    json_t *agent_id = json_object_get(root, "agent_id");
+    bool valid =
+        json_is_null(agent_id) || (json_is_integer(agent_id) && json_integer_value(agent_id) > 0);
+    int64_t to = json_is_integer(agent_id) ? json_integer_value(agent_id) : 0;
+    json_decref(root);
+    if (!valid) {
+        kf_call_fail(req, KF_EINVAL, "agent_id must be an agent's id, or null for nobody");
+        return;
+    }
+    change_wait_t *w = change_new(call, CHANGE_ASSIGN);
+    kf_call_hold(
+        req, w,
+        app->store->ops->conversation_assign(app->store, w->conversation_id, to, changed_cb, w));
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "chat/events.h"
 
 json_t *kf_chat_message_json(const kf_message_t *m)
@@ -19,15 +20,31 @@ json_t *kf_chat_message_json(const kf_message_t *m)
     return o;
 }
 
+json_t *kf_chat_agent_json(int64_t id, const char *email, const char *name, const char *role)
+{
+    return json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "email", email, "name", name,
+                     "role", role);
+}
+
 json_t *kf_chat_conversation_json(const kf_conversation_t *c)
 {
+    const kf_agent_t *a = &c->assignee;
     return json_pack(
-        "{s:I,s:{s:I,s:s},s:s,s:I,s:o,s:I,s:I,s:I,s:I}", "id", (json_int_t)c->id, "visitor", "id",
-        (json_int_t)c->visitor_id, "name", c->visitor_name != NULL ? c->visitor_name : "", "status",
-        c->status, "unread", (json_int_t)c->unread_for_agents, "last_message",
+        "{s:I,s:{s:I,s:s},s:s,s:o,s:o,s:I,s:o,s:I,s:I,s:I,s:I}", "id", (json_int_t)c->id, "visitor",
+        "id", (json_int_t)c->visitor_id, "name", c->visitor_name != NULL ? c->visitor_name : "",
+        "status", c->status, "assignee",
+        a->id != 0 ? kf_chat_agent_json(a->id, a->email, a->name, a->role) : json_null(),
+        "snoozed_until",
+        c->snoozed_until != 0 ? json_integer((json_int_t)c->snoozed_until) : json_null(), "unread",
+        (json_int_t)c->unread_for_agents, "last_message",
         c->has_last_message ? kf_chat_message_json(&c->last_message) : json_null(), "created_at",
         (json_int_t)c->created_at, "updated_at", (json_int_t)c->updated_at, "agent_read_up_to",
         (json_int_t)c->agent_read_up_to, "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
+}
+
+json_t *kf_chat_visitor_conversation_json(const kf_conversation_t *c)
+{
+    return json_pack("{s:I,s:s}", "id", (json_int_t)c->id, "status", c->status);
 }
 
 kf_event_t *kf_chat_event(uint64_t id, json_t *body)
@@ -93,17 +110,39 @@ void kf_chat_publish(kf_hub_t *hub, int64_t visitor_id, bool to_agents, kf_event
     kf_event_unref(event);
 }
 
-static void publish_conversation_cb(void *ctx, const kf_store_result_t *result)
+/* A conversation's state on its way to be published. */
+typedef struct publishing {
+    kf_hub_t *hub;
+    bool to_visitor;
+} publishing_t;
+
+static kf_event_t *conversation_event(json_t *conversation)
 {
-    if (result->rc != 0)
-        return;
-    json_t *conversation = kf_chat_conversation_json(result->conversation);
-    kf_chat_publish(ctx, 0, true,
-                    kf_chat_event(0, json_pack("{s:s,s:o}", "type", "conversation", "conversation",
-                                               conversation)));
+    return kf_chat_event(
+        0, json_pack("{s:s,s:o}", "type", "conversation", "conversation", conversation));
 }
 
-void kf_chat_publish_conversation(kf_store_t *store, kf_hub_t *hub, int64_t conversation_id)
+static void publish_conversation_cb(void *ctx, const kf_store_result_t *result)
 {
-    store->ops->conversation_get(store, conversation_id, publish_conversation_cb, hub);
+    publishing_t *p = ctx;
+    if (result->rc == 0) {
+        const kf_conversation_t *c = result->conversation;
+        kf_chat_publish(p->hub, 0, true, conversation_event(kf_chat_conversation_json(c)));
+        /* The visitor's own shape: what the agents see of the desk (who holds it, their e-mail)
+         * is not the visitor's business. */
+        if (p->to_visitor)
+            kf_chat_publish(p->hub, c->visitor_id, false,
+                            conversation_event(kf_chat_visitor_conversation_json(c)));
+    }
+    free(p);
+}
+
+void kf_chat_publish_conversation(kf_store_t *store, kf_hub_t *hub, int64_t conversation_id,
+                                  bool to_visitor)
+{
+    publishing_t *p = kf_xcalloc(1, sizeof *p);
+    p->hub = hub;
+    p->to_visitor = to_visitor;
+    if (store->ops->conversation_get(store, conversation_id, publish_conversation_cb, p) != 0)
+        free(p);
 }

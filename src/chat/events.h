@@ -17,7 +17,12 @@
 #define KF_AGENTS_TOPIC "agents"
 
 json_t *kf_chat_message_json(const kf_message_t *m);
+/* An agent as every agent sees it: id, email, name, role. */
+json_t *kf_chat_agent_json(int64_t id, const char *email, const char *name, const char *role);
+/* A conversation as agents see it (its assignee as an agent, or null). */
 json_t *kf_chat_conversation_json(const kf_conversation_t *c);
+/* A conversation as its visitor sees it: id and status. */
+json_t *kf_chat_visitor_conversation_json(const kf_conversation_t *c);
 /* Encodes an event once (its bytes are shared by every subscriber). Takes the reference to body.
  * id is the cursor of a message event, 0 for an ephemeral one. NULL when jansson cannot encode
  * it. */
@@ -33,8 +38,10 @@ void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size);
 /* Publishes event to the visitor's topic (when visitor_id != 0) and to the agents' (when
  * to_agents), then drops the caller's reference. NULL is ignored. */
 void kf_chat_publish(kf_hub_t *hub, int64_t visitor_id, bool to_agents, kf_event_t *event);
-/* Pushes a conversation's current state to the agents, once the store has read it (nothing when
- * that fails: the agents' view waits for the next change). hub must outlive the read. */
-void kf_chat_publish_conversation(kf_store_t *store, kf_hub_t *hub, int64_t conversation_id);
+/* Pushes a conversation's current state to the agents, and when to_visitor (its status changed)
+ * its visitor's shape of it to its visitor, once the store has read it (nothing when that fails:
+ * the views wait for the next change). hub must outlive the read. */
+void kf_chat_publish_conversation(kf_store_t *store, kf_hub_t *hub, int64_t conversation_id,
+                                  bool to_visitor);
 
 #endif

@@ -30,18 +30,22 @@ void kf_agent_login(const kf_call_t *call);
 void kf_agent_me(const kf_call_t *call);
 void kf_agent_logout(const kf_call_t *call);
 void kf_agent_ticket_post(const kf_call_t *call);
+void kf_agent_status_post(const kf_call_t *call);
 void kf_agents_get(const kf_call_t *call);
 void kf_agents_create(const kf_call_t *call);
 void kf_agents_patch(const kf_call_t *call);
 
 /* conversation_api.c */
 void kf_conversations_get(const kf_call_t *call);
+void kf_conversation_counts_get(const kf_call_t *call);
 void kf_conversation_get(const kf_call_t *call);
 void kf_conversation_messages_get(const kf_call_t *call);
 void kf_conversation_message_post(const kf_call_t *call);
 void kf_conversation_read_post(const kf_call_t *call);
 void kf_conversation_typing_post(const kf_call_t *call);
 void kf_conversation_status_post(const kf_call_t *call);
+void kf_conversation_claim_post(const kf_call_t *call);
+void kf_conversation_assign_post(const kf_call_t *call);
 
 /* search_api.c */
 void kf_search_get(const kf_call_t *call);

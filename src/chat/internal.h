@@ -10,6 +10,7 @@
 #include "chat/app.h"
 #include "chat/authn.h"
 #include "chat/limits.h"
+#include "chat/presence.h"
 #include "chat/quota.h"
 #include "chat/replay.h"
 #include "push/hub.h"
@@ -25,16 +26,21 @@ struct kf_app {
     kf_hub_t *hub;
     kf_push_t *push;
     kf_app_config_t config;
-    kf_authn_t *authn;   /* who requests come from */
-    kf_limits_t *limits; /* the abuse limits */
-    kf_replay_t *replay; /* stored messages for push connections */
-    kf_quota_t *quota;   /* push connections per listener */
-    kf_hasher_t *hasher; /* password hashes, off the loop */
+    kf_authn_t *authn;       /* who requests come from */
+    kf_limits_t *limits;     /* the abuse limits */
+    kf_replay_t *replay;     /* stored messages for push connections */
+    kf_quota_t *quota;       /* push connections per listener */
+    kf_hasher_t *hasher;     /* password hashes, off the loop */
+    kf_presence_t *presence; /* the agents' online, away or offline */
     /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads
      * or deferred a replay; the loop then runs the store's complete() (answers, publishes) and
      * the deferred replays. */
     uv_async_t *store_wakeup;
     uv_timer_t *sweeper; /* once a minute: idle rate-limit buckets, old ticket revocations */
+    uv_timer_t *presence_sweeper; /* every few seconds: agents whose console went go offline */
+    uv_timer_t *snoozes; /* every few seconds: snoozed conversations whose snooze has ended */
+    bool waking;         /* a look for them (and the wakes it led to) is under way */
+    int64_t waking_id;   /* the conversation being woken */
 };
 
 #endif

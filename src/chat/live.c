@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/events.h"
@@ -96,6 +97,10 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
                                   : "too many push connections open for this agent");
         return;
     }
+    /* Before the serve subscribes the stream: the other consoles hear that this one came online;
+     * this one reads everyone's, its own too, from GET /api/agents once connected. */
+    if (kind == 'a')
+        kf_presence_seen(app->presence, subject, kf_clock_mono_ms());
     kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
     if (stays)

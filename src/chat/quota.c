@@ -91,8 +91,7 @@ static void holder_end_cb(kf_req_t *req, void *data)
 
 void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject)
 {
-    if ((kind == 'v' ? quota->per_visitor : quota->per_agent) == 0)
-        return; /* no limit: nothing to count */
+    /* Counted with no limit too: an agent's open connections are its presence (chat/presence.h). */
     unsigned char key[9];
     holder_key(kind, subject, key);
     uint64_t hash;
@@ -108,6 +107,14 @@ void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject
         holder->connections++;
     else if (added)
         remove_holder(quota, holder);
+}
+
+size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject)
+{
+    unsigned char key[9];
+    holder_key(kind, subject, key);
+    const holder_t *holder = find(quota, key, NULL);
+    return holder != NULL ? holder->connections : 0;
 }
 
 size_t kf_quota_listeners(const kf_quota_t *quota)

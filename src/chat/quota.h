@@ -21,8 +21,10 @@ void kf_quota_free(kf_quota_t *quota);
 /* Whether the listener (kind 'v' or 'a', and id) may open one more; *open gets how many are. */
 bool kf_quota_allows(const kf_quota_t *quota, char kind, int64_t subject, size_t *open);
 /* Counts req against its listener until it ends, if it stays open (held, streaming, upgraded);
- * a request already answered is not counted. */
+ * a request already answered is not counted. Counted with no limit too. */
 void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject);
+/* How many the listener holds open now (counted whatever the limit). */
+size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject);
 /* Listeners with connections open now. */
 size_t kf_quota_listeners(const kf_quota_t *quota);
 

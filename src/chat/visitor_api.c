@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "chat/events.h"
 #include "chat/handlers.h"
 
 /* The caller as an actor. */
@@ -85,11 +86,56 @@ void kf_visitor_session_create(const kf_call_t *call)
                                                  kf_clock_wall_ms(), visitor_created_cb, w));
 }
 
+/* The visitor's session on its way to an answer: their conversation's status is read, so that
+ * a page opened after it was resolved says so (the event that told it was for an earlier page). */
+typedef struct session_wait {
+    kf_wait_t base;
+    kf_app_t *app;
+    kf_visitor_auth_t visitor;
+} session_wait_t;
+
+static void session_answer(session_wait_t *w, json_t *conversation)
+{
+    kf_resp_json(w->base.req, 200,
+                 json_pack("{s:{s:I,s:s},s:o}", "visitor", "id", (json_int_t)w->visitor.id, "name",
+                           w->visitor.name, "conversation", conversation));
+}
+
+static void session_conversation_cb(void *ctx, const kf_store_result_t *r)
+{
+    session_wait_t *w = ctx;
+    if (w->base.req != NULL && r->rc != 0)
+        kf_call_fail(w->base.req, r->rc, NULL);
+    else if (w->base.req != NULL)
+        session_answer(w, kf_chat_visitor_conversation_json(r->conversation));
+    free(w);
+}
+
+static void session_thread_cb(void *ctx, const kf_store_result_t *r)
+{
+    session_wait_t *w = ctx;
+    int rc = r->rc;
+    if (w->base.req != NULL && rc == 0) {
+        kf_store_t *store = w->app->store;
+        rc = store->ops->conversation_get(store, r->id, session_conversation_cb, w);
+        if (rc == 0)
+            return;
+    }
+    if (w->base.req != NULL && rc == KF_ENOTFOUND) /* nothing written yet */
+        session_answer(w, json_null());
+    else if (w->base.req != NULL)
+        kf_call_fail(w->base.req, rc, NULL);
+    free(w);
+}
+
 void kf_visitor_session_get(const kf_call_t *call)
 {
-    const kf_visitor_auth_t *v = &call->who->visitor;
-    kf_resp_json(call->req, 200,
-                 json_pack("{s:{s:I,s:s}}", "visitor", "id", (json_int_t)v->id, "name", v->name));
+    kf_store_t *store = call->app->store;
+    session_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->app = call->app;
+    w->visitor = call->who->visitor;
+    kf_call_hold(call->req, w,
+                 store->ops->conversation_of_visitor(store, w->visitor.id, session_thread_cb, w));
 }
 
 void kf_visitor_message_post(const kf_call_t *call)

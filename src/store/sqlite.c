@@ -81,7 +81,43 @@ static const char *const migrations[] = {
      * side by side in an array for a missing comma.) */
     ("ALTER TABLE agents ADD COLUMN disabled_at INTEGER;"
      "CREATE INDEX sessions_by_agent ON sessions (agent_id);"),
-    /* The full-text search (store/search_text.h), filled from what is there already. Two
+    /* 4: the team desk. A conversation is open, pending, resolved (what "closed" was) or snoozed
+     * (until snoozed_until, set exactly then), and may be held by an agent (assignee_id). SQLite
+     * cannot change a CHECK in place, so the table is built again (migrate runs with foreign keys
+     * off and checks them after), keeping ids: messages refer to them. One index per view of the
+     * list (docs/API.md), each in the list's order so that a page is a range of it: by status
+     * (open, pending, resolved, snoozed), by status and assignee (the unassigned: open and NULL;
+     * a partial index of those alone loses to the status index in the planner's eyes), an
+     * agent's unresolved ones. And the snoozed by the end of their snooze, for the loop that
+     * wakes them. */
+    ("CREATE TABLE conversations_v4 ("
+     "  id INTEGER PRIMARY KEY,"
+     "  visitor_id INTEGER NOT NULL REFERENCES visitors (id),"
+     "  status TEXT NOT NULL CHECK (status IN ('open', 'pending', 'resolved', 'snoozed')),"
+     "  assignee_id INTEGER REFERENCES agents (id),"
+     "  snoozed_until INTEGER,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  agent_read_up_to INTEGER NOT NULL DEFAULT 0,"
+     "  visitor_read_up_to INTEGER NOT NULL DEFAULT 0,"
+     "  CHECK ((status = 'snoozed') = (snoozed_until IS NOT NULL))"
+     ");"
+     "INSERT INTO conversations_v4 (id, visitor_id, status, created_at, updated_at,"
+     "  agent_read_up_to, visitor_read_up_to) "
+     "SELECT id, visitor_id, CASE status WHEN 'closed' THEN 'resolved' ELSE status END,"
+     "  created_at, updated_at, agent_read_up_to, visitor_read_up_to FROM conversations;"
+     "DROP TABLE conversations;"
+     "ALTER TABLE conversations_v4 RENAME TO conversations;"
+     "CREATE INDEX conversations_by_visitor ON conversations (visitor_id);"
+     "CREATE INDEX conversations_by_activity ON conversations (updated_at DESC, id DESC);"
+     "CREATE INDEX conversations_by_status ON conversations (status, updated_at DESC, id DESC);"
+     "CREATE INDEX conversations_by_status_assignee ON conversations "
+     "  (status, assignee_id, updated_at DESC, id DESC);"
+     "CREATE INDEX conversations_by_assignee ON conversations "
+     "  (assignee_id, updated_at DESC, id DESC) WHERE status != 'resolved';"
+     "CREATE INDEX conversations_snoozed ON conversations (snoozed_until) "
+     "  WHERE status = 'snoozed';"),
+    /* 5: the full-text search (store/search_text.h), filled from what is there already. Two
      * contentless FTS5 tables, keyed by rowid: a message's id, a visitor's id. Contentless, since
      * the text is in messages and visitors already (and the index holds a rewritten text that
      * nobody reads back); columnsize=0, since hits are ordered by id, not ranked. The text goes
@@ -232,6 +268,15 @@ void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversati
     conversation->visitor_read_up_to = sqlite3_column_int64(st, 7);
     conversation->unread_for_agents = sqlite3_column_int64(st, 8);
     conversation->unread_for_visitor = sqlite3_column_int64(st, 9);
+    int assignee = KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN;
+    conversation->snoozed_until = sqlite3_column_int64(st, assignee - 1);
+    conversation->assignee = (kf_agent_t){
+        .id = sqlite3_column_int64(st, assignee),
+        .email = kf_sqlite_column_text(st, assignee + 1),
+        .name = kf_sqlite_column_text(st, assignee + 2),
+        .role = kf_sqlite_column_text(st, assignee + 3),
+        .password_hash = "",
+    };
     int last = KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN;
     conversation->has_last_message = sqlite3_column_type(st, last) != SQLITE_NULL;
     if (conversation->has_last_message) {
@@ -373,8 +418,13 @@ static const kf_store_ops_t sqlite_ops = {
     .conversation_get = kf_sqlite_conversation_get,
     .conversation_visitor = kf_sqlite_conversation_visitor,
     .conversation_list = kf_sqlite_conversation_list,
-    .conversation_find_open = kf_sqlite_conversation_find_open,
+    .conversation_counts = kf_sqlite_conversation_counts,
+    .conversation_of_visitor = kf_sqlite_conversation_of_visitor,
     .conversation_set_status = kf_sqlite_conversation_set_status,
+    .conversation_claim = kf_sqlite_conversation_claim,
+    .conversation_assign = kf_sqlite_conversation_assign,
+    .conversation_snooze_due = kf_sqlite_conversation_snooze_due,
+    .conversation_wake = kf_sqlite_conversation_wake,
     .conversation_mark_read = kf_sqlite_conversation_mark_read,
     .message_add = kf_sqlite_message_add,
     .messages_in_conversation = kf_sqlite_messages_in_conversation,
@@ -436,6 +486,19 @@ static int write_schema_version(sqlite3 *db, int64_t version)
     return rc;
 }
 
+/* The migrations run with foreign keys off (a table built again would otherwise take its
+ * referrers' rows with it when the old one is dropped): KF_ESTORE when a row refers to nothing
+ * after them. */
+static int check_foreign_keys(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
+        return KF_ESTORE;
+    int code = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return code == SQLITE_DONE ? 0 : KF_ESTORE;
+}
+
 /* Brings the schema to the newest version in one transaction, so a failed migration leaves the
  * database as it was. KF_ESTORE for a database written by a newer kefu (its schema_version is
  * above ours): better to refuse than to run on a schema we do not know. */
@@ -453,6 +516,8 @@ static int migrate(sqlite3 *db)
         rc = KF_ESTORE;
     for (int64_t next = version; rc == 0 && next < MIGRATION_COUNT; next++)
         rc = exec(db, migrations[next]);
+    if (rc == 0 && version < MIGRATION_COUNT)
+        rc = check_foreign_keys(db);
     if (rc == 0 && version < MIGRATION_COUNT)
         rc = write_schema_version(db, MIGRATION_COUNT);
     if (rc == 0)
@@ -507,9 +572,13 @@ static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, b
     /* journal_mode answers with the mode it got; a file system without WAL support keeps a
      * rollback journal, which is slower but just as safe, so it is not an error. */
     if ((create && exec(c->db, "PRAGMA journal_mode = WAL") != 0) ||
-        exec(c->db, synchronous_sql) != 0 || exec(c->db, "PRAGMA foreign_keys = ON") != 0)
+        exec(c->db, synchronous_sql) != 0)
         return KF_ESTORE;
-    if (create && migrate(c->db) != 0)
+    /* Foreign keys go on after the migrations (see check_foreign_keys); the pragma is a no-op
+     * inside a transaction, so it is set outside migrate's. */
+    if (create && (exec(c->db, "PRAGMA foreign_keys = OFF") != 0 || migrate(c->db) != 0))
+        return KF_ESTORE;
+    if (exec(c->db, "PRAGMA foreign_keys = ON") != 0)
         return KF_ESTORE;
     for (int i = 0; i < STMT_COUNT; i++) {
         if (sqlite3_prepare_v3(c->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,

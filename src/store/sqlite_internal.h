@@ -39,12 +39,16 @@
     "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
     "  AND u.id > c.agent_read_up_to AND u.sender = 0), "                                          \
     "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
-    "  AND u.id > c.visitor_read_up_to AND u.sender = 1), " KF_SQLITE_MESSAGE_COLUMNS " "          \
+    "  AND u.id > c.visitor_read_up_to AND u.sender = 1), " KF_SQLITE_MESSAGE_COLUMNS ", "         \
+    "COALESCE(c.snoozed_until, 0), COALESCE(c.assignee_id, 0), ag.email, ag.name, ag.role "        \
     "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
     "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
     "  ORDER BY l.id DESC LIMIT 1) "                                                               \
-    "LEFT JOIN agents a ON a.id = m.agent_id "
+    "LEFT JOIN agents a ON a.id = m.agent_id "                                                     \
+    "LEFT JOIN agents ag ON ag.id = c.assignee_id "
 #define KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN 10
+/* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned). */
+#define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 19
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */
@@ -57,6 +61,9 @@
 #define KF_SQLITE_MESSAGES_FROM                                                                    \
     " FROM messages m JOIN conversations c ON c.id = m.conversation_id "                           \
     "LEFT JOIN agents a ON a.id = m.agent_id "
+
+/* The conversation lists' order and page size. */
+#define KF_SQLITE_LIST_ORDER "ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
 
 /* A search (?1 the FTS5 expression, ?2 the message id to stay below, ?3 the limit): the newest
  * limit message hits, walked backwards in the index's rowid (message id) order and stopped at the
@@ -102,7 +109,7 @@
     X(AGENT_UPDATE,                                                                                \
       "UPDATE agents SET name = COALESCE(?2, name), role = COALESCE(?3, role), "                   \
       "disabled_at = CASE ?4 WHEN 1 THEN NULL WHEN 2 THEN COALESCE(disabled_at, ?5) "              \
-      "ELSE disabled_at END WHERE id = ?1")                                                        \
+      "ELSE disabled_at END, password_hash = COALESCE(?6, password_hash) WHERE id = ?1")           \
     X(SESSION_PURGE, "DELETE FROM sessions WHERE expires_at <= ?1")                                \
     X(SESSION_CREATE, "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at) " \
                       "VALUES (?1, ?2, ?3, ?4, ?5)")                                               \
@@ -110,20 +117,59 @@
                    "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
     X(SESSION_DELETE_OF_AGENT, "DELETE FROM sessions WHERE agent_id = ?1")                         \
+    X(SESSION_DELETE_OTHERS_OF_AGENT,                                                              \
+      "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2")                         \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
     X(VISITOR_BY_TOKEN, "SELECT id, name, created_at FROM visitors WHERE token_hash = ?1")         \
     X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
-    X(CONVERSATION_FIND_OPEN, "SELECT id FROM conversations WHERE visitor_id = ?1 "                \
-                              "AND status = 'open' ORDER BY id DESC LIMIT 1")                      \
+    /* A visitor's thread is their newest conversation (older ones are from before schema 4). */   \
+    X(CONVERSATION_OF_VISITOR, "SELECT id FROM conversations WHERE visitor_id = ?1 "               \
+                               "ORDER BY id DESC LIMIT 1")                                         \
+    X(CONVERSATION_REOPEN, "UPDATE conversations SET status = 'open', snoozed_until = NULL "       \
+                           "WHERE id = ?1 AND status IN ('resolved', 'snoozed')")                  \
     X(CONVERSATION_CREATE, "INSERT INTO conversations (visitor_id, status, created_at, "           \
                            "updated_at, agent_read_up_to, visitor_read_up_to) "                    \
                            "VALUES (?1, 'open', ?2, ?2, 0, 0)")                                    \
     X(CONVERSATION_GET, KF_SQLITE_CONVERSATION_SELECT "WHERE c.id = ?1")                           \
     /* Keyset paging: the row value comparison is a range of conversations_by_activity. */         \
-    X(CONVERSATION_LIST, KF_SQLITE_CONVERSATION_SELECT "WHERE (c.updated_at, c.id) < (?2, ?3) "    \
-                                                       "ORDER BY c.updated_at DESC, c.id DESC "    \
-                                                       "LIMIT ?1")                                 \
-    X(CONVERSATION_SET_STATUS, "UPDATE conversations SET status = ?2 WHERE id = ?1")               \
+    X(CONVERSATION_LIST,                                                                           \
+      KF_SQLITE_CONVERSATION_SELECT "WHERE (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER) \
+    /* The views: each WHERE is written as its index's (migration 4) so that the planner takes     \
+     * it, and each is a range of that index in the list's order, without a sort. */               \
+    X(CONVERSATION_LIST_STATUS, KF_SQLITE_CONVERSATION_SELECT                                      \
+      "WHERE c.status = ?4 AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)             \
+    X(CONVERSATION_LIST_UNASSIGNED,                                                                \
+      KF_SQLITE_CONVERSATION_SELECT "WHERE c.status = 'open' AND c.assignee_id IS NULL "           \
+                                    "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)   \
+    X(CONVERSATION_LIST_MINE,                                                                      \
+      KF_SQLITE_CONVERSATION_SELECT "WHERE c.assignee_id = ?4 AND c.status != 'resolved' "         \
+                                    "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)   \
+    /* Every view's count, in kf_conversation_view_t's order: each a count over a range of an      \
+     * index (all of the smallest one for "all"). O(conversations in the view): fine for the       \
+     * thousands a desk keeps open; resolved grows forever, and would want a counter row. */       \
+    X(CONVERSATION_COUNTS,                                                                         \
+      "SELECT (SELECT count(*) FROM conversations), "                                              \
+      "(SELECT count(*) FROM conversations WHERE status = 'open' AND assignee_id IS NULL), "       \
+      "(SELECT count(*) FROM conversations WHERE assignee_id = ?1 AND status != 'resolved'), "     \
+      "(SELECT count(*) FROM conversations WHERE status = 'open'), "                               \
+      "(SELECT count(*) FROM conversations WHERE status = 'pending'), "                            \
+      "(SELECT count(*) FROM conversations WHERE status = 'resolved'), "                           \
+      "(SELECT count(*) FROM conversations WHERE status = 'snoozed')")                             \
+    X(CONVERSATION_SET_STATUS, "UPDATE conversations SET status = ?2, snoozed_until = ?3 "         \
+                               "WHERE id = ?1")                                                    \
+    /* A claim is one conditional write: of claims racing for one conversation, the first to       \
+     * commit changes the row and the others find it held (changes() == 0). */                     \
+    X(CONVERSATION_CLAIM,                                                                          \
+      "UPDATE conversations SET assignee_id = ?2 WHERE id = ?1 "                                   \
+      "AND status != 'resolved' AND (assignee_id IS NULL OR assignee_id = ?2)")                    \
+    X(CONVERSATION_HOLDER, "SELECT COALESCE(assignee_id, 0) FROM conversations WHERE id = ?1")     \
+    X(CONVERSATION_ASSIGN, "UPDATE conversations SET assignee_id = ?2 WHERE id = ?1")              \
+    X(CONVERSATION_SNOOZE_DUE, "SELECT id FROM conversations INDEXED BY conversations_snoozed "    \
+                               "WHERE status = 'snoozed' AND snoozed_until <= ?1 "                 \
+                               "ORDER BY snoozed_until LIMIT 1")                                   \
+    X(CONVERSATION_WAKE, "UPDATE conversations SET status = 'open', snoozed_until = NULL "         \
+                         "WHERE id = ?1 AND status = 'snoozed' AND snoozed_until <= ?2")           \
+    X(CONVERSATION_EXISTS, "SELECT 1 FROM conversations WHERE id = ?1")                            \
     X(CONVERSATION_MARK_READ_AGENTS, KF_SQLITE_MARK_READ("agent_read_up_to"))                      \
     X(CONVERSATION_MARK_READ_VISITOR, KF_SQLITE_MARK_READ("visitor_read_up_to"))                   \
     X(CONVERSATION_VISITOR, "SELECT visitor_id FROM conversations WHERE id = ?1")                  \
@@ -181,7 +227,9 @@ typedef enum {
     OP_CONVERSATION_GET,
     OP_CONVERSATION_VISITOR,
     OP_CONVERSATION_LIST,
-    OP_CONVERSATION_FIND_OPEN,
+    OP_CONVERSATION_COUNTS,
+    OP_CONVERSATION_OF_VISITOR,
+    OP_CONVERSATION_SNOOZE_DUE,
     OP_MESSAGES_IN_CONVERSATION,
     OP_MESSAGES_OF_VISITOR,
     OP_MESSAGES_ALL,
@@ -194,13 +242,16 @@ typedef enum {
     OP_SESSION_DELETE,
     OP_VISITOR_CREATE,
     OP_SET_STATUS,
+    OP_CLAIM,
+    OP_ASSIGN,
+    OP_WAKE,
     OP_MARK_READ,
     OP_MESSAGE_ADD,
 } op_kind_t;
 
-/* At most this many strings an operation copies (agent_update's two, and the four of the row it
+/* At most this many strings an operation copies (agent_update's four, and the four of the row it
  * answers). */
-#define OP_MAX_STRINGS 6
+#define OP_MAX_STRINGS 8
 
 /* A queued operation: its arguments (strings are copies it owns), its callbacks, and for a write
  * the result the writer fills in. Queued and completed on the loop thread; a write is applied on
@@ -219,7 +270,7 @@ typedef struct op {
         const char *email;           /* agent_by_email */
         const char *token_hash;      /* session_get, session_delete, visitor_by_token */
         int64_t id;                  /* agent_by_id, conversation_get/_visitor */
-        int64_t visitor_id;          /* conversation_find_open */
+        int64_t visitor_id;          /* conversation_of_visitor */
         kf_conversation_page_t page; /* conversation_list */
         struct {
             const char *match; /* the FTS5 expression (store/search_text.h) */
@@ -261,7 +312,16 @@ typedef struct op {
         struct {
             int64_t conversation_id;
             const char *status;
+            int64_t snoozed_until; /* 0 unless status is "snoozed" */
         } status;
+        struct {
+            int64_t conversation_id;
+            int64_t agent_id; /* 0: nobody (assign only) */
+        } assign;             /* conversation_claim, conversation_assign */
+        struct {
+            int64_t conversation_id;
+            int64_t now;
+        } wake; /* conversation_wake */
         struct {
             int64_t conversation_id;
             kf_sender_t reader;
@@ -272,6 +332,7 @@ typedef struct op {
     kf_store_result_t result;      /* a write's, filled by the writer */
     kf_message_t message;          /* message_add: result.message points here */
     kf_agent_t agent;              /* agent_update: result.agent points here */
+    int64_t counts[KF_VIEW_COUNT]; /* conversation_counts: result.counts points here */
     char *strings[OP_MAX_STRINGS]; /* the copies the arguments and message point into */
     int string_count;
 } op_t;
@@ -389,8 +450,12 @@ int kf_sqlite_conversation_visitor(kf_store_t *store, int64_t conversation_id,
                                    kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
-int kf_sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
-                                     void *ctx);
+int kf_sqlite_conversation_counts(kf_store_t *store, int64_t agent_id, kf_store_done_cb done,
+                                  void *ctx);
+int kf_sqlite_conversation_of_visitor(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                      void *ctx);
+int kf_sqlite_conversation_snooze_due(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                      void *ctx);
 int kf_sqlite_messages_in_conversation(kf_store_t *store, int64_t conversation_id, int64_t after_id,
                                        size_t limit, kf_store_message_cb each,
                                        kf_store_done_cb done, void *ctx);
@@ -428,8 +493,14 @@ int kf_sqlite_session_delete(kf_store_t *store, const char *token_hash, kf_store
 int kf_sqlite_visitor_create(kf_store_t *store, const char *token_hash, const char *name,
                              int64_t now, kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id,
-                                      const char *status, int64_t now, kf_store_done_cb done,
-                                      void *ctx);
+                                      const char *status, int64_t snoozed_until, int64_t now,
+                                      kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                 kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                  kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
+                                kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                      int64_t up_to, kf_store_done_cb done, void *ctx);
 int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,

@@ -106,16 +106,29 @@ int kf_sqlite_conversation_visitor(kf_store_t *store, int64_t conversation_id,
     return queue_by_id(store, OP_CONVERSATION_VISITOR, conversation_id, done, ctx);
 }
 
-int kf_sqlite_conversation_find_open(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
-                                     void *ctx)
+int kf_sqlite_conversation_of_visitor(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                      void *ctx)
 {
-    return queue_by_id(store, OP_CONVERSATION_FIND_OPEN, visitor_id, done, ctx);
+    return queue_by_id(store, OP_CONVERSATION_OF_VISITOR, visitor_id, done, ctx);
+}
+
+int kf_sqlite_conversation_counts(kf_store_t *store, int64_t agent_id, kf_store_done_cb done,
+                                  void *ctx)
+{
+    return queue_by_id(store, OP_CONVERSATION_COUNTS, agent_id, done, ctx);
+}
+
+int kf_sqlite_conversation_snooze_due(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                      void *ctx)
+{
+    return queue_by_id(store, OP_CONVERSATION_SNOOZE_DUE, now, done, ctx);
 }
 
 int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
 {
-    if (page == NULL || each == NULL || done == NULL)
+    if (page == NULL || each == NULL || done == NULL || page->view < KF_VIEW_ALL ||
+        page->view >= KF_VIEW_COUNT || (page->view == KF_VIEW_MINE && page->agent_id <= 0))
         return KF_EINVAL;
     op_t *op = kf_sqlite_op_new(OP_CONVERSATION_LIST, done, ctx);
     op->each_conversation = each;
@@ -178,6 +191,24 @@ int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, si
 
 /* ---- running them ---- */
 
+/* The status a view of one status lists (CONVERSATION_LIST_STATUS), else NULL. */
+static const char *const view_status[KF_VIEW_COUNT] = {
+    [KF_VIEW_OPEN] = "open",
+    [KF_VIEW_PENDING] = "pending",
+    [KF_VIEW_RESOLVED] = "resolved",
+    [KF_VIEW_SNOOZED] = "snoozed",
+};
+
+/* The statement of a page of a view. */
+static stmt_id_t list_statement(kf_conversation_view_t view)
+{
+    if (view == KF_VIEW_UNASSIGNED)
+        return STMT_CONVERSATION_LIST_UNASSIGNED;
+    if (view == KF_VIEW_MINE)
+        return STMT_CONVERSATION_LIST_MINE;
+    return view_status[view] != NULL ? STMT_CONVERSATION_LIST_STATUS : STMT_CONVERSATION_LIST;
+}
+
 /* Binds a read's arguments to st (its statement). */
 static int bind_read(const op_t *op, sqlite3_stmt *st)
 {
@@ -191,11 +222,19 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
     case OP_VISITOR_BY_TOKEN: return kf_sqlite_bind(st, "t", op->args.token_hash);
     case OP_SESSION_GET:
         return kf_sqlite_bind(st, "ti", op->args.session.token_hash, op->args.session.now);
-    case OP_CONVERSATION_LIST:
+    case OP_CONVERSATION_LIST: {
         /* The first page starts above every row: (0, 0) means "from the newest". */
-        return kf_sqlite_bind(st, "nii", page->limit,
-                              first_page ? INT64_MAX : page->before_updated_at,
-                              first_page ? INT64_MAX : page->before_id);
+        int rc =
+            kf_sqlite_bind(st, "nii", page->limit, first_page ? INT64_MAX : page->before_updated_at,
+                           first_page ? INT64_MAX : page->before_id);
+        if (rc == 0 && page->view == KF_VIEW_MINE)
+            rc = sqlite3_bind_int64(st, 4, page->agent_id) == SQLITE_OK ? 0 : KF_ESTORE;
+        else if (rc == 0 && view_status[page->view] != NULL)
+            rc = sqlite3_bind_text(st, 4, view_status[page->view], -1, SQLITE_STATIC) == SQLITE_OK
+                     ? 0
+                     : KF_ESTORE;
+        return rc;
+    }
     case OP_MESSAGES_IN_CONVERSATION:
     case OP_MESSAGES_OF_VISITOR:
         return kf_sqlite_bind(st, "iin", op->args.messages.subject, op->args.messages.after_id,
@@ -222,7 +261,9 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_CONVERSATION_GET] = STMT_CONVERSATION_GET,
     [OP_CONVERSATION_VISITOR] = STMT_CONVERSATION_VISITOR,
     [OP_CONVERSATION_LIST] = STMT_CONVERSATION_LIST,
-    [OP_CONVERSATION_FIND_OPEN] = STMT_CONVERSATION_FIND_OPEN,
+    [OP_CONVERSATION_COUNTS] = STMT_CONVERSATION_COUNTS,
+    [OP_CONVERSATION_OF_VISITOR] = STMT_CONVERSATION_OF_VISITOR,
+    [OP_CONVERSATION_SNOOZE_DUE] = STMT_CONVERSATION_SNOOZE_DUE,
     [OP_MESSAGES_IN_CONVERSATION] = STMT_MESSAGES_IN_CONVERSATION,
     [OP_MESSAGES_OF_VISITOR] = STMT_MESSAGES_OF_VISITOR,
     [OP_MESSAGES_ALL] = STMT_MESSAGES_ALL,
@@ -270,7 +311,8 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
 /* Steps a lookup to its one row and points result at it (the row lives in the statement until
  * it is finished, after done). */
 static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result, kf_agent_t *agent,
-                    kf_visitor_t *visitor, kf_session_t *session, kf_conversation_t *conversation)
+                    kf_visitor_t *visitor, kf_session_t *session, kf_conversation_t *conversation,
+                    int64_t *counts)
 {
     result->rc = kf_sqlite_step_row(st);
     if (result->rc != 0)
@@ -299,13 +341,21 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
         kf_sqlite_read_conversation(st, conversation);
         result->conversation = conversation;
         break;
-    default: result->id = sqlite3_column_int64(st, 0); break; /* visitor, or open conversation */
+    case OP_CONVERSATION_COUNTS:
+        for (int view = 0; view < KF_VIEW_COUNT; view++)
+            counts[view] = sqlite3_column_int64(st, view);
+        result->counts = counts;
+        break;
+    default: result->id = sqlite3_column_int64(st, 0); break; /* a visitor, a conversation */
     }
 }
 
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
-    sqlite3_stmt *st = kf_sqlite_statement(&s->main, read_statements[op->kind]);
+    stmt_id_t id = op->kind == OP_CONVERSATION_LIST ? list_statement(op->args.page.view)
+                                                    : read_statements[op->kind];
+    sqlite3_stmt *st = kf_sqlite_statement(&s->main, id);
+    int64_t counts[KF_VIEW_COUNT];
     kf_store_result_t result;
     memset(&result, 0, sizeof result);
     kf_agent_t agent;
@@ -322,7 +372,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
         if (list)
             each_row(op, st, &result);
         else
-            one_row(op, st, &result, &agent, &visitor, &session, &conversation);
+            one_row(op, st, &result, &agent, &visitor, &session, &conversation, counts);
     }
     /* The row stays valid during done: the statement is reset only after it. */
     op->done(op->ctx, &result);

@@ -61,7 +61,8 @@ static bool valid_change(const kf_agent_change_t *change)
     bool state_ok = change->state == KF_AGENT_STATE_KEEP ||
                     change->state == KF_AGENT_STATE_ENABLE ||
                     (change->state == KF_AGENT_STATE_DISABLE && change->now > 0);
-    bool something = change->name != NULL || role != NULL || change->state != KF_AGENT_STATE_KEEP;
+    bool something = change->name != NULL || role != NULL || change->state != KF_AGENT_STATE_KEEP ||
+                     change->password_hash != NULL;
     return role_ok && state_ok && something;
 }
 
@@ -77,6 +78,10 @@ int kf_sqlite_agent_update(kf_store_t *store, int64_t id, const kf_agent_change_
         op->args.update.change.name = kf_sqlite_op_keep(op, change->name);
     if (change->role != NULL)
         op->args.update.change.role = kf_sqlite_op_keep(op, change->role);
+    if (change->password_hash != NULL)
+        op->args.update.change.password_hash = kf_sqlite_op_keep(op, change->password_hash);
+    if (change->keep_session != NULL)
+        op->args.update.change.keep_session = kf_sqlite_op_keep(op, change->keep_session);
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
@@ -117,19 +122,65 @@ int kf_sqlite_visitor_create(kf_store_t *store, const char *token_hash, const ch
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
-/* updated_at is left alone: it is the time of the last message, so that closing or reopening
- * does not reorder the agents' list; now is unused for that reason. */
-int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id,
-                                      const char *status, int64_t now, kf_store_done_cb done,
-                                      void *ctx)
+/* True for a status and snooze time conversation_set_status takes: a snooze ends after now, and
+ * only a snooze has an end. */
+static bool valid_status(const char *status, int64_t snoozed_until, int64_t now)
 {
-    (void)now;
-    if (status == NULL || (strcmp(status, "open") != 0 && strcmp(status, "closed") != 0) ||
-        done == NULL)
+    if (status == NULL)
+        return false;
+    if (strcmp(status, "snoozed") == 0)
+        return snoozed_until > now;
+    return snoozed_until == 0 && (strcmp(status, "open") == 0 || strcmp(status, "pending") == 0 ||
+                                  strcmp(status, "resolved") == 0);
+}
+
+/* updated_at is left alone: it is the time of the last message, so that resolving or reopening
+ * does not reorder the agents' list. */
+int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id,
+                                      const char *status, int64_t snoozed_until, int64_t now,
+                                      kf_store_done_cb done, void *ctx)
+{
+    if (!valid_status(status, snoozed_until, now) || done == NULL)
         return KF_EINVAL;
     op_t *op = kf_sqlite_op_new(OP_SET_STATUS, done, ctx);
     op->args.status.conversation_id = conversation_id;
     op->args.status.status = kf_sqlite_op_keep(op, status);
+    op->args.status.snoozed_until = snoozed_until;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+/* Claims and assignments: the same arguments. */
+static int queue_assign(kf_store_t *store, op_kind_t kind, int64_t conversation_id,
+                        int64_t agent_id, kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL || agent_id < 0 || (kind == OP_CLAIM && agent_id == 0))
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(kind, done, ctx);
+    op->args.assign.conversation_id = conversation_id;
+    op->args.assign.agent_id = agent_id;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                 kf_store_done_cb done, void *ctx)
+{
+    return queue_assign(store, OP_CLAIM, conversation_id, agent_id, done, ctx);
+}
+
+int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                  kf_store_done_cb done, void *ctx)
+{
+    return queue_assign(store, OP_ASSIGN, conversation_id, agent_id, done, ctx);
+}
+
+int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
+                                kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_WAKE, done, ctx);
+    op->args.wake.conversation_id = conversation_id;
+    op->args.wake.now = now;
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
@@ -146,7 +197,7 @@ int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
 }
 
 /* True when the message's author is consistent: an agent's names the agent and its
- * conversation, a visitor's names no agent, and one for the visitor's open conversation names
+ * conversation, a visitor's names no agent, and one for the visitor's own conversation names
  * the visitor; its key, if any, is 1 to MAX_KEY_BYTES bytes. */
 static bool valid_message(const kf_message_new_t *m)
 {
@@ -241,9 +292,9 @@ static int apply_simple(conn_t *c, op_t *op)
         return change_one(c, st, kf_sqlite_bind(st, "t", op->args.token_hash));
     case OP_SET_STATUS:
         st = kf_sqlite_statement(c, STMT_CONVERSATION_SET_STATUS);
-        return change_one(
-            c, st,
-            kf_sqlite_bind(st, "it", op->args.status.conversation_id, op->args.status.status));
+        return change_one(c, st,
+                          kf_sqlite_bind(st, "itI", op->args.status.conversation_id,
+                                         op->args.status.status, op->args.status.snoozed_until));
     default: /* OP_MARK_READ (see KF_SQLITE_MARK_READ) */
         st = kf_sqlite_statement(c, op->args.mark.reader == KF_SENDER_AGENT
                                         ? STMT_CONVERSATION_MARK_READ_AGENTS
@@ -307,12 +358,13 @@ static int apply_session_create(conn_t *c, op_t *op, bool *half)
     return rc;
 }
 
-/* The visitor's open conversation, created when there is none (*created says so).
+/* The visitor's conversation, created when there is none (*created says so): a visitor has one
+ * thread, whatever its status (a resolved one is reopened by their next message).
  * KF_ENOTFOUND for an unknown visitor. */
 static int open_conversation(conn_t *c, int64_t visitor_id, int64_t now, int64_t *id_out,
                              bool *created)
 {
-    sqlite3_stmt *find = kf_sqlite_statement(c, STMT_CONVERSATION_FIND_OPEN);
+    sqlite3_stmt *find = kf_sqlite_statement(c, STMT_CONVERSATION_OF_VISITOR);
     int rc = lookup_int64(find, kf_sqlite_bind(find, "i", visitor_id), id_out);
     if (rc != KF_ENOTFOUND)
         return rc;
@@ -383,8 +435,9 @@ static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t 
     return rc;
 }
 
-/* The checks first (the conversation's visitor, or the visitor's open conversation; the key; the
- * agent), then at most three changes: the conversation opened, the message, updated_at. */
+/* The checks first (the conversation's visitor, or the visitor's conversation; the key; the
+ * agent), then at most three changes: the conversation opened or reopened, the message,
+ * updated_at. */
 static int apply_message(conn_t *c, op_t *op, bool *half)
 {
     const kf_message_new_t *m = &op->args.message;
@@ -408,11 +461,17 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
     if (rc == 0 && conversation_id == 0)
         rc = open_conversation(c, visitor_id, m->now, &conversation_id,
                                &op->result.conversation_opened);
+    /* The visitor writes again: a resolved or snoozed conversation is open once more. */
+    if (rc == 0 && m->sender == KF_SENDER_VISITOR && !op->result.conversation_opened) {
+        sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_REOPEN);
+        rc = run_bound(st, kf_sqlite_bind(st, "i", conversation_id));
+        op->result.conversation_reopened = rc == 0 && sqlite3_changes(c->db) > 0;
+    }
     int64_t id = 0;
     if (rc == 0)
         rc = insert_message(c, op, conversation_id, owner, &id, half);
     if (rc != 0) {
-        *half = *half || op->result.conversation_opened;
+        *half = *half || op->result.conversation_opened || op->result.conversation_reopened;
         return rc;
     }
     op->message = (kf_message_t){
@@ -487,25 +546,76 @@ static int apply_agent_update(conn_t *c, op_t *op, bool *half)
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_UPDATE);
-    rc = run_bound(st, kf_sqlite_bind(st, "iTTii", id, change->name, change->role,
-                                      (int64_t)change->state, change->now));
+    rc = run_bound(st, kf_sqlite_bind(st, "iTTiiT", id, change->name, change->role,
+                                      (int64_t)change->state, change->now, change->password_hash));
     if (rc != 0)
         return rc;
     if (change->state == KF_AGENT_STATE_DISABLE) {
         st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OF_AGENT);
         rc = run_bound(st, kf_sqlite_bind(st, "i", id));
-        if (rc == 0)
-            op->result.count = sqlite3_changes(c->db);
+    } else if (change->password_hash != NULL) {
+        /* Whoever held a session on the old password holds nothing now, but the one who set it. */
+        st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OTHERS_OF_AGENT);
+        rc = run_bound(st, kf_sqlite_bind(st, "iT", id, change->keep_session));
     }
+    if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))
+        op->result.count = sqlite3_changes(c->db);
     if (rc == 0)
         rc = read_back_agent(c, op, id);
     *half = rc != 0;
     return rc;
 }
 
+/* A claim: the claimer may still write, then the conditional change; when it changed nothing,
+ * why (KF_ENOTFOUND, or KF_ECONFLICT with the holder in the result's id). */
+static int apply_claim(conn_t *c, op_t *op)
+{
+    int64_t conversation_id = op->args.assign.conversation_id;
+    int64_t agent_id = op->args.assign.agent_id;
+    int rc = check_agent(c, op, agent_id, NULL);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_CLAIM);
+    rc = run_bound(st, kf_sqlite_bind(st, "ii", conversation_id, agent_id));
+    if (rc != 0 || sqlite3_changes(c->db) > 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_CONVERSATION_HOLDER);
+    rc = lookup_int64(st, kf_sqlite_bind(st, "i", conversation_id), &op->result.id);
+    return rc == 0 ? KF_ECONFLICT : rc;
+}
+
+/* An assignment: to an agent who may still write (or to nobody), then the change. */
+static int apply_assign(conn_t *c, op_t *op)
+{
+    int64_t agent_id = op->args.assign.agent_id;
+    int rc = agent_id != 0 ? check_agent(c, op, agent_id, NULL) : 0;
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_ASSIGN);
+    return change_one(c, st, kf_sqlite_bind(st, "iI", op->args.assign.conversation_id, agent_id));
+}
+
+/* A wake: the conditional change; when it changed nothing, KF_ECONFLICT for a conversation that
+ * is no longer snoozed and due, KF_ENOTFOUND for an unknown one. */
+static int apply_wake(conn_t *c, op_t *op)
+{
+    int64_t conversation_id = op->args.wake.conversation_id;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_WAKE);
+    int rc = run_bound(st, kf_sqlite_bind(st, "ii", conversation_id, op->args.wake.now));
+    if (rc != 0 || sqlite3_changes(c->db) > 0)
+        return rc;
+    int64_t exists = 0;
+    st = kf_sqlite_statement(c, STMT_CONVERSATION_EXISTS);
+    rc = lookup_int64(st, kf_sqlite_bind(st, "i", conversation_id), &exists);
+    return rc == 0 ? KF_ECONFLICT : rc;
+}
+
 static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
+    case OP_WAKE: return apply_wake(c, op);
+    case OP_CLAIM: return apply_claim(c, op);
+    case OP_ASSIGN: return apply_assign(c, op);
     case OP_MESSAGE_ADD: return apply_message(c, op, half);
     case OP_AGENT_UPDATE: return apply_agent_update(c, op, half);
     case OP_SESSION_CREATE: return apply_session_create(c, op, half);
@@ -553,6 +663,7 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
                 op->result.count = 0;
                 op->result.duplicate = false;
                 op->result.conversation_opened = false;
+                op->result.conversation_reopened = false;
             }
         }
     }

@@ -55,10 +55,12 @@
  *
  * (1) setting_get, agent_count, agent_list, agent_by_email, agent_by_id, session_get,
  *     visitor_by_token,
- *     conversation_get, conversation_visitor, conversation_list, conversation_find_open,
- *     messages_in_conversation, messages_of_visitor, messages_all, search.
+ *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
+ *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
+ *     messages_of_visitor, messages_all, search.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
- *     conversation_set_status, conversation_mark_read, message_add.
+ *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
+ *     conversation_mark_read, message_add.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -93,10 +95,13 @@ typedef enum {
 
 /* A change to an agent's account for agent_update; what is NULL (or KEEP) stays as it is. */
 typedef struct kf_agent_change {
-    const char *name;       /* a new display name, or NULL */
-    const char *role;       /* "admin" or "agent", or NULL */
-    kf_agent_state_t state; /* enable or disable the account, or keep */
-    int64_t now;            /* disabled_at, when it disables an enabled account */
+    const char *name;          /* a new display name, or NULL */
+    const char *role;          /* "admin" or "agent", or NULL */
+    kf_agent_state_t state;    /* enable or disable the account, or keep */
+    int64_t now;               /* disabled_at, when it disables an enabled account */
+    const char *password_hash; /* a new password's encoded hash, or NULL */
+    const char *keep_session;  /* with a new password: the session (token hash) that stays, or
+                                * NULL; every other session of the agent is deleted */
 } kf_agent_change_t;
 
 typedef struct kf_visitor {
@@ -126,7 +131,10 @@ typedef struct kf_conversation {
     int64_t id;
     int64_t visitor_id;
     const char *visitor_name; /* "" when the visitor gave none */
-    const char *status;       /* "open" or "closed" */
+    const char *status;       /* "open", "pending", "resolved" or "snoozed" */
+    int64_t snoozed_until;    /* when status is "snoozed": until when; else 0 */
+    kf_agent_t assignee;      /* the agent who holds it (id, email, name, role; password_hash
+                               * ""); id 0 while it is unassigned */
     int64_t created_at;
     int64_t updated_at;         /* time of the last message, or created_at */
     int64_t agent_read_up_to;   /* highest message id the agents have marked read */
@@ -150,8 +158,8 @@ typedef struct kf_search_hit {
 
 /* A new message for message_add. */
 typedef struct kf_message_new {
-    int64_t conversation_id; /* 0 with a visitor message: the visitor's open conversation, opened
-                              * when there is none */
+    int64_t conversation_id; /* 0 with a visitor message: the visitor's conversation (opened when
+                              * there is none, reopened when resolved or snoozed) */
     int64_t visitor_id;      /* the visitor who writes (with conversation_id 0) */
     kf_sender_t sender;
     int64_t agent_id;            /* the agent who writes; 0 for a visitor */
@@ -160,12 +168,26 @@ typedef struct kf_message_new {
     const char *idempotency_key; /* the sender's key for this message (1 to 255 bytes), or NULL */
 } kf_message_new_t;
 
+/* The conversation lists an agent works from (docs/API.md, "Views"). */
+typedef enum {
+    KF_VIEW_ALL = 0,    /* every conversation */
+    KF_VIEW_UNASSIGNED, /* open and held by nobody */
+    KF_VIEW_MINE,       /* held by the page's agent and not resolved */
+    KF_VIEW_OPEN,       /* the four statuses, whoever holds them */
+    KF_VIEW_PENDING,
+    KF_VIEW_RESOLVED,
+    KF_VIEW_SNOOZED,
+    KF_VIEW_COUNT
+} kf_conversation_view_t;
+
 /* Where a page of conversations starts: after the conversation (updated_at, id) in the list's
  * order (updated_at descending, then id descending); both 0 for the first page. */
 typedef struct kf_conversation_page {
     size_t limit;              /* at most this many */
     int64_t before_updated_at; /* 0: from the newest */
     int64_t before_id;
+    kf_conversation_view_t view; /* which conversations */
+    int64_t agent_id;            /* KF_VIEW_MINE: whose */
 } kf_conversation_page_t;
 
 /* What an operation came to, handed to its done callback; the fields its operation fills are
@@ -174,10 +196,16 @@ typedef struct kf_store_result {
     int rc;                      /* 0, or why it failed (see above) */
     int64_t id;                  /* agent_create, visitor_create: the new row's id;
                                   * conversation_visitor: the visitor's id;
-                                  * conversation_find_open: the conversation's id */
+                                  * conversation_of_visitor, conversation_snooze_due: the
+                                  * conversation's id;
+                                  * conversation_claim's KF_ECONFLICT: who holds it (0: nobody,
+                                  * the conversation is resolved) */
     int64_t count;               /* agent_count: agents; list queries: rows handed to each;
                                   * agent_update: the sessions it deleted */
     bool conversation_opened;    /* message_add: it opened the visitor's conversation */
+    bool conversation_reopened;  /* message_add: it reopened the visitor's resolved or snoozed
+                                  * conversation */
+    const int64_t *counts;       /* conversation_counts: KF_VIEW_COUNT numbers, by view */
     bool duplicate;              /* message_add: the key was seen before with this body: message is
                                   * the message stored then, and nothing new was written */
     const kf_message_t *message; /* message_add */
@@ -221,10 +249,11 @@ typedef struct kf_store_ops {
     /* Applies change to agent id: agent (the row as it is after) and count. Disabling sets
      * disabled_at (kept from the first time when it is disabled already) and deletes every
      * session of the agent in the same transaction, so that none outlives it (count: how many);
-     * enabling clears it. KF_EINVAL at once for a role other than "admin" or "agent", or a change
-     * of nothing; in the result, KF_ENOTFOUND for an unknown agent, KF_ECONFLICT when the change
-     * would leave no enabled admin (the last one disabled or made an agent): checked in the
-     * write's own turn, so two admins cannot each remove the other. */
+     * enabling clears it. A new password hash deletes every session but keep_session, in the
+     * same transaction (count: how many). KF_EINVAL at once for a role other than "admin" or
+     * "agent", or a change of nothing; in the result, KF_ENOTFOUND for an unknown agent,
+     * KF_ECONFLICT when the change would leave no enabled admin (the last one disabled or made an
+     * agent): checked in the write's own turn, so two admins cannot each remove the other. */
     int (*agent_update)(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
                         kf_store_done_cb done, void *ctx);
 
@@ -248,37 +277,66 @@ typedef struct kf_store_ops {
     int (*visitor_by_token)(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
                             void *ctx);
 
-    /* Conversations. conversation_get: conversation (unread counts and last message filled in),
-     * or KF_ENOTFOUND. conversation_visitor: the conversation's visitor id as id (a narrow read,
-     * for when that is all the caller needs), or KF_ENOTFOUND. conversation_list: each
-     * conversation of one page, newest activity first. conversation_find_open: the visitor's
-     * newest open conversation's id, or KF_ENOTFOUND; it opens none. */
+    /* Conversations. conversation_get: conversation (unread counts, last message and assignee
+     * filled in), or KF_ENOTFOUND. conversation_visitor: the conversation's visitor id as id (a
+     * narrow read, for when that is all the caller needs), or KF_ENOTFOUND. conversation_list:
+     * each conversation of one page of one view, newest activity first (KF_EINVAL at once for a
+     * view out of the enum, or KF_VIEW_MINE without an agent). conversation_counts: counts, how
+     * many conversations each view holds (mine: agent_id's). conversation_of_visitor: the
+     * visitor's conversation's id (their newest, whatever its status: a visitor has one thread),
+     * or KF_ENOTFOUND; it opens none. */
     int (*conversation_get)(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
                             void *ctx);
     int (*conversation_visitor)(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
                                 void *ctx);
     int (*conversation_list)(kf_store_t *store, const kf_conversation_page_t *page,
                              kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
-    int (*conversation_find_open)(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
-                                  void *ctx);
-    /* Sets status to "open" or "closed" (KF_EINVAL at once for another); KF_ENOTFOUND for an
-     * unknown conversation. updated_at stays: it is the time of the last message. */
+    int (*conversation_counts)(kf_store_t *store, int64_t agent_id, kf_store_done_cb done,
+                               void *ctx);
+    int (*conversation_of_visitor)(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
+                                   void *ctx);
+    /* Sets status to "open", "pending", "resolved" or "snoozed"; snoozed_until goes with
+     * "snoozed" only, and must be after now (KF_EINVAL at once otherwise, or for another
+     * status). KF_ENOTFOUND for an unknown conversation. updated_at stays: it is the time of the
+     * last message. */
     int (*conversation_set_status)(kf_store_t *store, int64_t conversation_id, const char *status,
-                                   int64_t now, kf_store_done_cb done, void *ctx);
+                                   int64_t snoozed_until, int64_t now, kf_store_done_cb done,
+                                   void *ctx);
+    /* Makes agent_id the conversation's assignee if nobody holds it (or agent_id does already)
+     * and it is not resolved, in one conditional write: of many claims at once, one wins. In the
+     * result, KF_ECONFLICT when another agent holds it or it is resolved (id says who holds it),
+     * KF_ENOTFOUND for an unknown conversation, KF_EFORBIDDEN for a disabled agent, KF_EINVAL for
+     * an unknown one. */
+    int (*conversation_claim)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                              kf_store_done_cb done, void *ctx);
+    /* Hands the conversation to agent_id (0: to nobody), whoever held it, whatever its status.
+     * KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent, KF_EFORBIDDEN
+     * for a disabled one. */
+    int (*conversation_assign)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                               kf_store_done_cb done, void *ctx);
+    /* Snoozes that end. conversation_snooze_due: the id of a snoozed conversation whose
+     * snoozed_until is at or before now (the earliest), or KF_ENOTFOUND. conversation_wake: opens
+     * it, if it is still snoozed and due (an agent may have changed it since the read), else
+     * KF_ECONFLICT; KF_ENOTFOUND for an unknown conversation. */
+    int (*conversation_snooze_due)(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                   void *ctx);
+    int (*conversation_wake)(kf_store_t *store, int64_t conversation_id, int64_t now,
+                             kf_store_done_cb done, void *ctx);
     /* Raises the agents' (or the visitor's) read mark to up_to, never lowering it and never past
      * the conversation's newest message; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_mark_read)(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                   int64_t up_to, kf_store_done_cb done, void *ctx);
 
-    /* Appends a message and moves its conversation's updated_at: message (the stored row) and
-     * conversation_opened. KF_EINVAL at once for a bad sender, an agent message without an
-     * agent or a conversation, a visitor message that names an agent, or a key that is empty or
-     * longer than 255 bytes; in the result,
-     * KF_ENOTFOUND for an unknown conversation or visitor, KF_EINVAL for an unknown agent,
-     * KF_EFORBIDDEN for a disabled one (a send queued after the disable is refused). With
-     * an idempotency key the sender has used before (per visitor, or per agent): the same body
-     * gives the message stored then, with duplicate set, and writes nothing; another body (or,
-     * for an agent's message, another conversation) gives KF_ECONFLICT. */
+    /* Appends a message and moves its conversation's updated_at: message (the stored row),
+     * conversation_opened and conversation_reopened (a visitor's message in their resolved or
+     * snoozed conversation makes it open again). KF_EINVAL at once for a bad sender, an agent
+     * message without an agent or a conversation, a visitor message that names an agent, or a key
+     * that is empty or longer than 255 bytes; in the result, KF_ENOTFOUND for an unknown
+     * conversation or visitor, KF_EINVAL for an unknown agent, KF_EFORBIDDEN for a disabled one (a
+     * send queued after the disable is refused). With an idempotency key the sender has used before
+     * (per visitor, or per agent): the same body gives the message stored then, with duplicate set,
+     * and writes nothing; another body (or, for an agent's message, another conversation) gives
+     * KF_ECONFLICT. */
     int (*message_add)(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
                        void *ctx);
     /* Messages with id > after_id, oldest first, at most limit, of: one conversation

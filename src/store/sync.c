@@ -172,7 +172,7 @@ int kf_store_sync_set_status(kf_store_t *store, int64_t conversation_id, const c
                              int64_t now)
 {
     call_t call = {0};
-    int rc = store->ops->conversation_set_status(store, conversation_id, status, now, call_done_cb,
-                                                 &call);
+    int rc = store->ops->conversation_set_status(store, conversation_id, status, 0, now,
+                                                 call_done_cb, &call);
     return wait_for(store, rc, &call);
 }

@@ -48,6 +48,7 @@ int kf_store_sync_message_add(kf_store_t *store, const kf_message_new_t *message
                               kf_store_sync_message_t *out);
 int kf_store_sync_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                             int64_t up_to);
+/* A status other than "snoozed" (which needs its end: use the operation). */
 int kf_store_sync_set_status(kf_store_t *store, int64_t conversation_id, const char *status,
                              int64_t now);
 

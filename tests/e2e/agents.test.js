@@ -32,23 +32,24 @@ async function listAgents(srv, who) {
   return r.json.agents;
 }
 
-test('agents: an admin lists every agent and renames them or changes their role; an agent gets 403 on both routes, nobody 401; a change is checked (400, 422, 404); disabling oneself or the last enabled admin is 409', { timeout: 60000 }, (t) =>
+test('agents: every agent lists the team; an admin renames agents or changes their role, an agent gets 403 for that, nobody 401; a change is checked (400, 422, 404); disabling oneself or the last enabled admin is 409', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
     const ana = await agentLogin(srv, ANA.email, ANA.password);
     const bo = await agentLogin(srv, BO.email, BO.password);
 
     const agents = await listAgents(srv, ana);
+    // Logged in through the API, with no console open: offline to the team.
     assert.deepEqual(agents.map((a) => ({ ...a, id: 0, created_at: 0 })), [
-      { id: 0, email: ANA.email, name: 'Ana', role: 'admin', created_at: 0, disabled: false },
-      { id: 0, email: BO.email, name: 'Bo', role: 'agent', created_at: 0, disabled: false },
+      { id: 0, email: ANA.email, name: 'Ana', role: 'admin', created_at: 0, disabled: false, status: 'offline' },
+      { id: 0, email: BO.email, name: 'Bo', role: 'agent', created_at: 0, disabled: false, status: 'offline' },
     ]);
     for (const a of agents) assert.ok(a.created_at > 1700000000000 && a.created_at <= Date.now(), `created_at ${a.created_at}`);
     const [anaId, boId] = agents.map((a) => a.id);
 
     // Who may: an admin, with the CSRF token for a change.
-    assertError(await srv.api('GET', '/api/agents', { cookie: bo.cookie }), 403, 'forbidden', 'an agent lists');
-    assertError(await change(srv, bo, boId, { name: 'Bo the Great' }), 403, 'forbidden', 'an agent renames themselves');
+    assert.deepEqual(await listAgents(srv, bo), agents, 'any agent lists the team (to see who is there, and to transfer)');
+    assertError(await change(srv, bo, anaId, { name: 'Ana the Great' }), 403, 'forbidden', 'an agent renames another');
     assertError(await change(srv, bo, anaId, { disabled: true }), 403, 'forbidden', 'an agent disables an admin');
     assertError(await srv.api('GET', '/api/agents'), 401, 'unauthorized', 'nobody lists');
     assertError(await srv.api('PATCH', `/api/agents/${boId}`, { body: { disabled: true } }), 401, 'unauthorized', 'nobody changes');
@@ -86,7 +87,7 @@ test('agents: an admin lists every agent and renames them or changes their role;
     assert.match(r.json.error.message, /enabled admin/);
     assert.equal((await change(srv, ana, boId, { disabled: false })).status, 200, 'Bo enabled again');
     assert.equal((await change(srv, ana, anaId, { role: 'agent' })).status, 200, 'with Bo an admin, Ana may step down');
-    assertError(await srv.api('GET', '/api/agents', { cookie: ana.cookie }), 403, 'forbidden', 'Ana is an agent now, in her session too');
+    assertError(await change(srv, ana, boId, { name: 'Bo again' }), 403, 'forbidden', 'Ana is an agent now, in her session too');
     const bo2 = await agentLogin(srv, BO.email, BO.password);
     assertError(await change(srv, bo2, boId, { role: 'agent' }), 409, 'conflict', 'Bo, the last admin, steps down');
     assert.match(srv.log, new RegExp(`agent ${BO.email} disabled by ${ANA.email}`), 'the log says who disabled whom');
@@ -165,4 +166,57 @@ test('agents: disabling ends at once the agent\'s console in a browser (it lands
     const fresh = await agentLogin(srv, BO.email, BO.password);
     assert.equal((await srv.api('GET', `/push/poll?after=0&ticket=${encodeURIComponent((await srv.api('POST', '/api/agent/push-ticket', { cookie: fresh.cookie, csrf: fresh.csrf })).json.ticket)}`)).status, 200, 'a new ticket works');
     assertNoPageProblems(consolePage);
+  }));
+
+test('agents: an agent renames itself and changes its password with the current one (its other sessions end, this one stays); an admin sets a new password for another agent (all of theirs end); wrong current passwords are limited like failed logins', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    const bo = await agentLogin(srv, BO.email, BO.password);
+    const boPhone = await agentLogin(srv, BO.email, BO.password); // a second session of Bo's
+    const agents = await listAgents(srv, ana);
+    const [anaId, boId] = agents.map((a) => a.id);
+
+    // Bo's own name: his to change; nothing else of his, nothing of Ana's.
+    let r = await change(srv, bo, boId, { name: '  Bo Li  ' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.agent.name, 'Bo Li');
+    assert.equal((await srv.api('GET', '/api/agent/me', { cookie: boPhone.cookie })).json.agent.name, 'Bo Li', 'his other session sees the new name');
+    assertError(await change(srv, bo, boId, { role: 'admin' }), 403, 'forbidden', 'Bo makes himself an admin');
+    assertError(await change(srv, bo, boId, { disabled: false }), 403, 'forbidden', 'Bo enables himself');
+    assertError(await change(srv, bo, anaId, { name: 'Not Ana' }), 403, 'forbidden', "Bo renames Ana");
+    assertError(await change(srv, bo, anaId, { password: 'a new long password' }), 403, 'forbidden', "Bo sets Ana's password");
+
+    // His password: with the current one only.
+    assertError(await change(srv, bo, boId, { password: 'bo has a new password' }), 422, 'invalid', 'without the current one');
+    assertError(await change(srv, bo, boId, { password: 'short', current_password: BO.password }), 422, 'invalid', 'a short new one');
+    assertError(await change(srv, bo, boId, { current_password: BO.password }), 422, 'invalid', 'the current one alone');
+    assertError(await change(srv, bo, boId, { password: 'bo has a new password', current_password: 'not his password' }), 403, 'forbidden', 'a wrong current one');
+    r = await change(srv, bo, boId, { password: 'bo has a new password', current_password: BO.password });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.agent.password, undefined, 'no password (nor its hash) in the answer');
+    assert.equal((await srv.api('GET', '/api/agent/me', { cookie: bo.cookie })).status, 200, 'the session that changed it stays');
+    assertError(await srv.api('GET', '/api/agent/me', { cookie: boPhone.cookie }), 401, 'unauthorized', 'his other session ends');
+    assertError(await srv.api('POST', '/api/agent/login', { body: { email: BO.email, password: BO.password } }), 401, 'unauthorized', 'the old password');
+    const boAgain = await agentLogin(srv, BO.email, 'bo has a new password');
+    assert.match(srv.log, /agent bo@example.com given a new password by bo@example.com \(sessions ended: 1/);
+
+    // An admin sets it for him (he forgot it): every session of his ends, and no current one is asked.
+    r = await change(srv, ana, boId, { password: 'set by the admin for bo' });
+    assert.equal(r.status, 200, r.text);
+    for (const s of [bo, boAgain]) assertError(await srv.api('GET', '/api/agent/me', { cookie: s.cookie }), 401, 'unauthorized', "Bo's sessions after the admin's reset");
+    await agentLogin(srv, BO.email, 'set by the admin for bo');
+    // Her own, though, takes her current one.
+    assertError(await change(srv, ana, anaId, { password: 'ana has a new password' }), 422, 'invalid', "Ana's own without the current one");
+
+    // A stolen session is no way to guess the password behind it: failures count as failed logins.
+    const boNow = await agentLogin(srv, BO.email, 'set by the admin for bo');
+    let limited = null;
+    for (let i = 0; i < 8 && !limited; i++) {
+      r = await change(srv, boNow, boId, { password: 'guessing goes on', current_password: `guess ${i}` });
+      if (r.status === 429) limited = i;
+      else assertError(r, 403, 'forbidden', `guess ${i}`);
+    }
+    assert.equal(limited, 5, 'the sixth guess is refused, as a sixth failed login would be');
+    assert.ok(Number(r.headers['retry-after']) > 0, 'with Retry-After');
   }));

@@ -236,12 +236,14 @@ test('visitor session and message round trip (node fetch)', { timeout: 60000 }, 
     assert.equal(m2.conversation_id, c.id);
     r = await srv.api('GET', `/api/conversations/${c.id}`, { cookie: ag.cookie });
     assert.equal(r.json.conversation.unread, 1);
-    // Closing it: the next visitor message opens a new conversation.
-    r = await srv.api('POST', `/api/conversations/${c.id}/status`, { cookie: ag.cookie, csrf: ag.csrf, body: { status: 'closed' } });
+    // Resolved, it stays the visitor's one thread: their next message opens it again.
+    r = await srv.api('POST', `/api/conversations/${c.id}/status`, { cookie: ag.cookie, csrf: ag.csrf, body: { status: 'resolved' } });
     assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.conversation.status, 'closed');
+    assert.equal(r.json.conversation.status, 'resolved');
     const m3 = await visitorSend(srv, s.token, 'one more question');
-    assert.notEqual(m3.conversation_id, c.id, 'a new conversation after the old one was closed');
+    assert.equal(m3.conversation_id, c.id, 'the same conversation after it was resolved');
+    r = await srv.api('GET', `/api/conversations/${c.id}`, { cookie: ag.cookie });
+    assert.equal(r.json.conversation.status, 'open');
   }),
 );
 
@@ -539,7 +541,7 @@ test('agent login, cookie attributes, CSRF, logout', { timeout: 60000 }, (t) =>
     const v = await newVisitor(srv);
     const m = await visitorSend(srv, v.token, 'hi');
     const conv = m.conversation_id;
-    for (const [p, body] of [[`/api/conversations/${conv}/messages`, { body: 'x' }], [`/api/conversations/${conv}/read`, { up_to: m.id }], [`/api/conversations/${conv}/status`, { status: 'closed' }], ['/api/agent/push-ticket', undefined], ['/api/agent/logout', undefined]]) {
+    for (const [p, body] of [[`/api/conversations/${conv}/messages`, { body: 'x' }], [`/api/conversations/${conv}/read`, { up_to: m.id }], [`/api/conversations/${conv}/status`, { status: 'resolved' }], ['/api/agent/push-ticket', undefined], ['/api/agent/logout', undefined]]) {
       assertError(await srv.api('POST', p, { cookie: ag.cookie, body }), 403, 'csrf', `POST ${p} without X-CSRF-Token`);
       assertError(await srv.api('POST', p, { cookie: ag.cookie, csrf: ag.csrf.slice(0, -1) + (ag.csrf.endsWith('a') ? 'b' : 'a'), body }), 403, 'csrf', `POST ${p} with a wrong X-CSRF-Token`);
       assertError(await srv.api('POST', p, { body, csrf: ag.csrf }), 401, 'unauthorized', `POST ${p} with a CSRF token but no cookie`);
@@ -587,7 +589,7 @@ test("a visitor's bearer is not an agent credential; visitors cannot read each o
       ['GET', `/api/conversations/${ma.conversation_id}`],
       ['GET', `/api/conversations/${ma.conversation_id}/messages?after=0`],
       ['POST', `/api/conversations/${ma.conversation_id}/messages`, { body: 'I am the agent now' }],
-      ['POST', `/api/conversations/${mb.conversation_id}/status`, { status: 'closed' }],
+      ['POST', `/api/conversations/${mb.conversation_id}/status`, { status: 'resolved' }],
       ['POST', '/api/agent/push-ticket'],
     ]) {
       const r = await srv.api(m, p, { token: b.token, body });
@@ -650,7 +652,7 @@ test('validation: bad JSON 400, 64 KiB 413, length 422, 404, 405, 415', { timeou
     const conv = r.json.message.conversation_id;
     assertError(await srv.api('POST', `/api/conversations/${conv}/messages`, { cookie: ag.cookie, csrf: ag.csrf, body: { body: 'b'.repeat(4001) } }), 422, 'invalid', 'agent 4001 chars');
     assertError(await srv.api('POST', `/api/conversations/${conv}/messages`, { cookie: ag.cookie, csrf: ag.csrf, body: { body: '   ' } }), 422, 'invalid', 'agent empty');
-    assertError(await srv.api('POST', `/api/conversations/${conv}/status`, { cookie: ag.cookie, csrf: ag.csrf, body: { status: 'deleted' } }), 422, 'invalid', 'bad status');
+    assertError(await srv.api('POST', `/api/conversations/${conv}/status`, { cookie: ag.cookie, csrf: ag.csrf, body: { status: 'deleted' } }), 400, 'bad_request', 'bad status');
     assertError(await srv.api('POST', '/api/visitor/session', { body: { name: 'n'.repeat(81) } }), 422, 'invalid', 'name of 81 chars');
 
     assertError(await srv.api('GET', '/api/conversations/999999', { cookie: ag.cookie }), 404, 'not_found', 'unknown conversation');
@@ -828,7 +830,7 @@ test('SIGTERM with open longpoll and iframe streams: exit 0 within 10 s, resume 
 // ---------------------------------------------------------------------------------------------
 // Live-only events and the iframe's 1 MiB limit
 
-test('live events: conversation events for agents only, read receipts both ways (iframe streams)', { timeout: 60000 }, (t) =>
+test('live events: conversation events for agents (to the visitor only its own status), read receipts both ways (iframe streams)', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
     const ag = await agentLogin(srv, ANA.email, ANA.password);
@@ -866,17 +868,19 @@ test('live events: conversation events for agents only, read receipts both ways 
     assert.equal(r.status, 200, r.text);
     await as.until(() => aev().some((e) => e.type === 'read' && e.reader === 'visitor' && Number(e.up_to) === reply.id), 5000, 'visitor read receipt on the agent stream');
 
-    // Closing: agents see a conversation event with status closed.
-    r = await srv.api('POST', `/api/conversations/${conv}/status`, { cookie: ag.cookie, csrf: ag.csrf, body: { status: 'closed' } });
+    // Resolving: agents see the whole conversation, the visitor its id and status only.
+    r = await srv.api('POST', `/api/conversations/${conv}/status`, { cookie: ag.cookie, csrf: ag.csrf, body: { status: 'resolved' } });
     assert.equal(r.status, 200, r.text);
-    await as.until(() => aev().some((e) => e.type === 'conversation' && e.conversation.status === 'closed'), 5000, 'closed conversation event');
+    await as.until(() => aev().some((e) => e.type === 'conversation' && e.conversation.status === 'resolved'), 5000, 'resolved conversation event');
+    await vs.until(() => vev().some((e) => e.type === 'conversation'), 5000, 'the visitor told it is resolved');
+    assert.deepEqual(vev().filter((e) => e.type === 'conversation').map((e) => e.conversation), [{ id: conv, status: 'resolved' }]);
 
-    // Another visitor's activity never reaches this visitor's stream; conversation events are agents' only.
+    // Another visitor's activity never reaches this visitor's stream; nor do the agents' conversation events.
     const other = await newVisitor(srv);
     const om = await visitorSend(srv, other.token, 'someone else');
     await as.until(() => aev().some((e) => e.type === 'message' && e.message.id === om.id), 5000, 'other visitor message on the agent stream');
-    const bad = vev().filter((e) => e.type === 'conversation' || (e.type === 'message' && e.message.conversation_id !== conv) || (e.type === 'read' && Number(e.conversation_id) !== conv));
-    assert.deepEqual(bad, [], 'visitor stream: only its own conversation, no conversation events');
+    const bad = vev().filter((e) => (e.type === 'conversation' && (e.conversation.id !== conv || Object.keys(e.conversation).length !== 2)) || (e.type === 'message' && e.message.conversation_id !== conv) || (e.type === 'read' && Number(e.conversation_id) !== conv));
+    assert.deepEqual(bad, [], 'visitor stream: only its own conversation, and of conversation events only its status');
   }),
 );
 

@@ -328,7 +328,7 @@ test('cross-site page in the agent\'s browser: cannot frame the console or the p
 window.results = {};
 const done = (k, v) => { window.results[k] = v; };
 fetch('${K}/api/conversations', { credentials: 'include' }).then((r) => r.text()).then((t) => done('read', 'read: ' + t), (e) => done('read', 'error'));
-fetch('${K}/api/conversations/${conv}/status', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: '{"status":"closed"}' })
+fetch('${K}/api/conversations/${conv}/status', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: '{"status":"resolved"}' })
   .then((r) => done('json', 'status ' + r.status), () => done('json', 'error'));
 fetch('${K}/api/conversations/${conv}/messages', { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'Content-Type': 'text/plain' }, body: '{"body":"forged by fetch"}' })
   .then((r) => done('nocors', r.type), () => done('nocors', 'error'));
@@ -364,7 +364,7 @@ document.getElementById('form').submit();
     const me = await srv.api('GET', '/api/agent/me', { cookie: c });
     assert.equal(me.status, 200, `the session lives: ${me.text}`);
     const cv = await srv.api('GET', `/api/conversations/${conv}`, { cookie: c });
-    assert.equal(cv.json.conversation.status, 'open', 'not closed');
+    assert.equal(cv.json.conversation.status, 'open', 'not resolved');
     const ms = await srv.api('GET', `/api/conversations/${conv}/messages?after=0`, { cookie: c });
     assert.deepEqual(ms.json.messages.map((x) => x.body), [m.body], 'nothing posted');
     assert.match(srv.log, /WebSocket from a foreign origin refused/, 'the server refused the WebSocket');
@@ -379,11 +379,14 @@ const AGENT_POST_BODIES = {
   '/api/agents': { email: 'new.agent@example.com', name: 'New Agent', role: 'agent', password: 'a long enough password' },
   '/api/agents/{id}': { disabled: true }, // {id}: Bo's
   '/api/agent/logout': undefined,
+  '/api/agent/status': { status: 'away' },
   '/api/agent/push-ticket': undefined,
   '/api/conversations/{id}/messages': { body: 'forged reply' },
   '/api/conversations/{id}/read': 'UP_TO',
   '/api/conversations/{id}/typing': { typing: true },
-  '/api/conversations/{id}/status': { status: 'closed' },
+  '/api/conversations/{id}/status': { status: 'pending' },
+  '/api/conversations/{id}/claim': undefined,
+  '/api/conversations/{id}/assign': { agent_id: null },
 };
 
 test('CSRF: every state-changing agent endpoint (from the route table) refuses a missing, wrong, foreign or misplaced token with 403, and nothing changes', { timeout: 60000 }, (t) =>
@@ -393,10 +396,10 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const agentPosts = routes.filter((r) => r.method !== 'GET' && (r.access === 'agent' || r.access === 'admin'));
     assert.deepEqual(agentPosts.map((r) => r.pattern).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
     assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['PATCH', 'POST'], 'the methods that change state');
-    // The accounts' routes are an admin's, and a change needs the token.
+    // Every agent reads the team; changing an account is an admin's, and needs the token.
     const declared = (method, pattern) => routes.find((r) => r.method === method && r.pattern === pattern);
-    assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'admin', csrf: false });
-    assert.deepEqual(declared('PATCH', '/api/agents/{id}'), { method: 'PATCH', pattern: '/api/agents/{id}', access: 'admin', csrf: true });
+    assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'agent', csrf: false });
+    assert.deepEqual(declared('PATCH', '/api/agents/{id}'), { method: 'PATCH', pattern: '/api/agents/{id}', access: 'agent', csrf: true }); // an agent changes its own name and password; the handler checks the rest
     for (const r of agentPosts) assert.equal(r.csrf, true, `${r.method} ${r.pattern} declares the CSRF token`);
 
     const v = await newVisitor(srv);
@@ -467,7 +470,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: bo.cookie })).status, 200, 'Bo is not disabled');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
     for (const route of [...agentPosts].sort((a) => (a.pattern.endsWith('logout') ? 1 : -1))) {
       const p = pathOf(route);
       let body = AGENT_POST_BODIES[route.pattern];
@@ -751,7 +754,7 @@ test('SQL injection through path ids, cursors, query parameters, JSON fields, lo
     // Path ids: never a match, never a server error.
     const ids = [`${conv}'`, `${conv}%27%20OR%20%271%27=%271`, `${conv}%20OR%201=1`, `${conv};DROP%20TABLE%20messages`, `${conv}--`, '-1', '0', '0x1', '1e3', `${conv}.0`, '99999999999999999999', '9007199254740993', '%31', `${conv}%00`, 'null', '*', `(SELECT%20${conv})`];
     for (const id of ids) {
-      for (const [method, suffix, body] of [['GET', ''], ['GET', '/messages?after=0'], ['POST', '/messages', { body: 'x' }], ['POST', '/read', { up_to: m.id }], ['POST', '/typing', { typing: true }], ['POST', '/status', { status: 'closed' }]]) {
+      for (const [method, suffix, body] of [['GET', ''], ['GET', '/messages?after=0'], ['POST', '/messages', { body: 'x' }], ['POST', '/read', { up_to: m.id }], ['POST', '/typing', { typing: true }], ['POST', '/status', { status: 'resolved' }]]) {
         const p = `/api/conversations/${id}${suffix}`;
         const r = await srv.api(method, p, { ...A, body });
         assert.ok([400, 404].includes(r.status), `${method} ${p}: 400/404, got ${r.status} ${r.text}`);
@@ -784,7 +787,7 @@ test('SQL injection through path ids, cursors, query parameters, JSON fields, lo
       assert.ok([400, 404, 422].includes(r.status), `visitor read ${raw}: ${r.status} ${r.text}`);
     }
     for (const status of ["closed' --", 'closed; DROP TABLE conversations', 'CLOSED', "open' OR '1'='1", 1, null]) {
-      assertError(await srv.api('POST', `/api/conversations/${conv}/status`, { ...A, body: { status } }), 422, 'invalid', `status ${JSON.stringify(status)}`);
+      assertError(await srv.api('POST', `/api/conversations/${conv}/status`, { ...A, body: { status } }), 400, 'bad_request', `status ${JSON.stringify(status)}`);
     }
     for (const typing of ['true', 1, "1' OR '1'='1"]) {
       assertError(await srv.api('POST', `/api/conversations/${conv}/typing`, { ...A, body: { typing } }), 422, 'invalid', `typing ${JSON.stringify(typing)}`);
@@ -952,7 +955,7 @@ test('visitor vs visitor: agent routes answer a visitor token 401 alike for exis
     const routes = routeTable().filter((r) => r.access === 'agent' || r.access === 'admin');
     assert.ok(routes.length >= 10, JSON.stringify(routes));
     for (const r of routes) {
-      const body = r.method === 'POST' ? { body: 'x', up_to: ma.id, typing: true, status: 'closed' } : undefined;
+      const body = r.method === 'POST' ? { body: 'x', up_to: ma.id, typing: true, status: 'resolved' } : undefined;
       const answers = [];
       for (const id of [ma.conversation_id, MISSING_CONV]) {
         const p = r.pattern.replace('{id}', id) + (r.pattern.endsWith('/messages') && r.method === 'GET' ? '?after=0' : '');

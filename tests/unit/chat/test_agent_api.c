@@ -5,7 +5,9 @@
  * disabling, which holds everywhere at once: the agent's WebSocket closes (1008), its cached
  * session answers 401 `disabled` without a store read and its session is gone from the store, its
  * push ticket opens nothing, its login is 403 with the right password and 401 with a wrong one;
- * enabling lets it log in again. A store that fails the change: 503, and nothing changed. */
+ * enabling lets it log in again. Presence: online with a console, away by choice, offline when
+ * disabled, each change heard by the other consoles. A store that fails the change: 503, and
+ * nothing changed. */
 #include "support/chat_fixture.h"
 
 #include <stdlib.h>
@@ -172,6 +174,77 @@ static void test_disable_holds_everywhere(void **state)
     expect(cf_request(AS_AGENT, "GET", "/api/agent/me", NULL), 200, "", "a new session");
 }
 
+/* The status agent id shows in the list, as any agent reads it. */
+static char *listed_status(int64_t id)
+{
+    cf_response_t *r = cf_request(AS_AGENT, "GET", "/api/agents", NULL);
+    assert_int_equal(r->status, 200);
+    char *status = NULL;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(r->json, "agents"), i, a)
+    {
+        if (json_integer_value(json_object_get(a, "id")) == id)
+            status = strdup(json_string_value(json_object_get(a, "status")));
+    }
+    cf_response_free(r);
+    assert_non_null(status);
+    return status;
+}
+
+static void expect_status(int64_t id, const char *want)
+{
+    char *status = listed_status(id);
+    assert_string_equal(status, want);
+    free(status);
+}
+
+/* Presence: the agent's console (a WebSocket) makes it online, as every console hears; its
+ * choice of away is shown to all; a bad choice is 400; disabling makes it offline at once. */
+static void test_presence(void **state)
+{
+    (void)state;
+    kf_buf_t admin_in, agent_in;
+    kf_buf_init(&admin_in);
+    kf_buf_init(&agent_in);
+    int admin_ws = cf_ws_open_as(AS_ADMIN, &admin_in);
+    expect_status(admin_id, "online");
+    int agent_ws = cf_ws_open_as(AS_AGENT, &agent_in);
+    char want[96];
+    snprintf(want, sizeof want, "\"agent_id\":%lld,\"status\":\"online\"", (long long)agent_id);
+    free(cf_ws_read_until(admin_ws, &admin_in, want));
+    expect_status(agent_id, "online");
+
+    cf_response_t *r = cf_request(AS_AGENT, "POST", "/api/agent/status", "{\"status\":\"away\"}");
+    assert_int_equal(r->status, 200);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r->json, "agent"), "status")), "away");
+    cf_response_free(r);
+    snprintf(want, sizeof want, "\"agent_id\":%lld,\"status\":\"away\"", (long long)agent_id);
+    free(cf_ws_read_until(admin_ws, &admin_in, want));
+    expect_status(agent_id, "away");
+
+    const char *bad[] = {"{\"status\":\"offline\"}", "{\"status\":\"busy\"}", "{}",
+                         "{\"status\":\"away\",\"until\":1}", "{\"status\":1}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = cf_request(AS_AGENT, "POST", "/api/agent/status", bad[i]);
+        assert_non_null(strstr(r->body, "online"));
+        expect(r, 400, "bad_request", bad[i]);
+    }
+    expect_status(agent_id, "away");
+
+    expect(patch(agent_id, "{\"disabled\":true}"), 200, "", "disabling");
+    snprintf(want, sizeof want, "\"agent_id\":%lld,\"status\":\"offline\"", (long long)agent_id);
+    free(cf_ws_read_until(admin_ws, &admin_in, want));
+    assert_closed_with(agent_ws, &agent_in, 1008);
+    close(agent_ws);
+    close(admin_ws);
+    kf_buf_free(&admin_in);
+    kf_buf_free(&agent_in);
+    expect(patch(agent_id, "{\"disabled\":false}"), 200, "", "enabling");
+    cf_log_in_agent();
+}
+
 /* A change the store fails, in its result or at once: 503, and the agent works on as before; a
  * list it fails: 500, logged. */
 static void test_store_failures(void **state)
@@ -194,6 +267,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_list_and_checks, cf_test_setup),
         cmocka_unit_test_setup(test_disable_holds_everywhere, cf_test_setup),
+        cmocka_unit_test_setup(test_presence, cf_test_setup),
         cmocka_unit_test_setup(test_store_failures, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);

@@ -52,7 +52,7 @@ static const store_case_t store_cases[] = {
     {"visitor read: commit", AS_VISITOR, "POST", "/api/visitor/read", "{\"up_to\":{m}}",
      FS_OP(complete), 3, 500},
     {"visitor typing", AS_VISITOR, "POST", "/api/visitor/typing", "{\"typing\":true}",
-     FS_OP(conversation_find_open), 1, 500},
+     FS_OP(conversation_of_visitor), 1, 500},
     {"visitor poll replay", AS_VISITOR, "GET", "/push/poll", NULL, FS_OP(messages_of_visitor), 1,
      500},
     {"agent poll replay", AS_AGENT, "GET", "/push/poll", NULL, FS_OP(messages_all), 1, 500},
@@ -84,6 +84,16 @@ static const store_case_t store_cases[] = {
      "{\"typing\":true}", FS_OP(conversation_visitor), 1, 500},
     {"conversation status", AS_AGENT, "POST", "/api/conversations/{c}/status",
      "{\"status\":\"open\"}", FS_OP(conversation_set_status), 1, 500},
+    {"visitor session: the thread", AS_VISITOR, "GET", "/api/visitor/session", NULL,
+     FS_OP(conversation_of_visitor), 1, 500},
+    {"visitor session: the conversation", AS_VISITOR, "GET", "/api/visitor/session", NULL,
+     FS_OP(conversation_get), 1, 500},
+    {"conversation counts", AS_AGENT, "GET", "/api/conversations/counts", NULL,
+     FS_OP(conversation_counts), 1, 500},
+    {"claim", AS_AGENT, "POST", "/api/conversations/{c}/claim", NULL, FS_OP(conversation_claim), 1,
+     500},
+    {"assign", AS_AGENT, "POST", "/api/conversations/{c}/assign", "{\"agent_id\":null}",
+     FS_OP(conversation_assign), 1, 500},
 };
 
 /* Each case twice: the store's call failing in its result (as a failed query or commit does),
@@ -433,8 +443,8 @@ static void test_pages(void **state)
         {"GET", "/healthz", 200, "\"status\":\"ok\",\"writable\":true"},
     };
     /* An agent naming a conversation that does not exist. */
-    cf_response_t *missing =
-        cf_request(AS_AGENT, "POST", "/api/conversations/999999/status", "{\"status\":\"closed\"}");
+    cf_response_t *missing = cf_request(AS_AGENT, "POST", "/api/conversations/999999/status",
+                                        "{\"status\":\"resolved\"}");
     assert_int_equal(missing->status, 404);
     assert_string_equal(cf_error_code(missing), "not_found");
     cf_response_free(missing);
@@ -461,6 +471,183 @@ static void stop_app(uv_loop_t *loop, kf_app_t *app)
 {
     kf_app_free(app);
     uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* The field of the answer's "conversation" object. */
+static json_t *conversation_field(const cf_response_t *r, const char *field)
+{
+    return json_object_get(json_object_get(r->json, "conversation"), field);
+}
+
+/* Sends one request and checks its status (and, for an error, its code and that the message
+ * has hint); returns the answer (free it). */
+static cf_response_t *expect(cf_who_t who, const char *method, const char *path, const char *body,
+                             int status, const char *code, const char *hint)
+{
+    cf_response_t *r = cf_request(who, method, path, body);
+    if (r->status != status)
+        fail_msg("%s %s %s: %d\n%.400s", method, path, body != NULL ? body : "", r->status, r->raw);
+    if (code != NULL) {
+        assert_string_equal(cf_error_code(r), code);
+        const char *message =
+            json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
+        assert_non_null(message);
+        if (hint != NULL && strstr(message, hint) == NULL)
+            fail_msg("%s %s: \"%s\" does not say \"%s\"", method, path, message, hint);
+    }
+    return r;
+}
+
+/* The conversation id in a list answer, or NULL. */
+static json_t *listed(const cf_response_t *r, int64_t id)
+{
+    json_t *list = json_object_get(r->json, "conversations");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        if (json_integer_value(json_object_get(json_array_get(list, i), "id")) == id)
+            return json_array_get(list, i);
+    }
+    return NULL;
+}
+
+/* The agent's count of one view. */
+static int64_t count_of(const char *view)
+{
+    cf_response_t *r = expect(AS_AGENT, "GET", "/api/conversations/counts", NULL, 200, NULL, NULL);
+    json_t *counts = json_object_get(r->json, "counts");
+    assert_int_equal(json_object_size(counts), 7);
+    json_t *count = json_object_get(counts, view);
+    assert_true(json_is_integer(count));
+    int64_t n = json_integer_value(count);
+    cf_response_free(r);
+    return n;
+}
+
+/* The desk over HTTP: views, counts, claims, assignments and statuses, what each refuses, and
+ * what each publishes (the agents' topic for every change; the visitor's for a status). */
+static void test_desk(void **state)
+{
+    (void)state;
+    cf_log_in_admin();
+    char path[96], claim[96], assign[96], status[96];
+    cf_expand("/api/conversations/{c}/claim", claim, sizeof claim);
+    cf_expand("/api/conversations/{c}/assign", assign, sizeof assign);
+    cf_expand("/api/conversations/{c}/status", status, sizeof status);
+    cf_response_t *r = expect(AS_ADMIN, "GET", "/api/agent/me", NULL, 200, NULL, NULL);
+    int64_t admin = json_integer_value(json_object_get(json_object_get(r->json, "agent"), "id"));
+    cf_response_free(r);
+
+    /* Unassigned and open, as every conversation starts. */
+    cf_response_free(expect(AS_AGENT, "GET", "/api/conversations?view=closed", NULL, 400,
+                            "bad_request", "unassigned, mine, open, pending, resolved, snoozed"));
+    r = expect(AS_AGENT, "GET", "/api/conversations?view=unassigned", NULL, 200, NULL, NULL);
+    json_t *ours = listed(r, cf->conversation_id);
+    assert_non_null(ours);
+    assert_string_equal(json_string_value(json_object_get(ours, "status")), "open");
+    assert_true(json_is_null(json_object_get(ours, "assignee")));
+    assert_true(json_is_null(json_object_get(ours, "snoozed_until")));
+    assert_true(json_is_null(json_object_get(r->json, "next")));
+    cf_response_free(r);
+    int64_t unassigned = count_of("unassigned");
+    assert_true(unassigned >= 1);
+    assert_int_equal(count_of("mine"), 0);
+    assert_true(count_of("all") >= unassigned);
+
+    /* A claim: the agent holds it, every console hears, the visitor does not. */
+    cf->agent_events = cf->visitor_events = 0;
+    r = expect(AS_AGENT, "POST", claim, NULL, 200, NULL, NULL);
+    json_t *assignee = conversation_field(r, "assignee");
+    assert_string_equal(json_string_value(json_object_get(assignee, "email")), AGENT_EMAIL);
+    assert_string_equal(json_string_value(json_object_get(assignee, "name")), "Agnes");
+    assert_string_equal(json_string_value(json_object_get(assignee, "role")), "agent");
+    assert_null(json_object_get(assignee, "password_hash"));
+    cf_response_free(r);
+    assert_int_equal(cf->agent_events, 1);
+    assert_int_equal(cf->visitor_events, 0);
+    cf_response_free(expect(AS_ADMIN, "POST", claim, NULL, 409, "conflict", "another agent"));
+    cf_response_free(expect(AS_AGENT, "POST", claim, NULL, 200, NULL, NULL));
+    r = expect(AS_AGENT, "GET", "/api/conversations?view=mine", NULL, 200, NULL, NULL);
+    assert_int_equal(json_array_size(json_object_get(r->json, "conversations")), 1);
+    cf_response_free(r);
+    r = expect(AS_AGENT, "GET", "/api/conversations?view=unassigned", NULL, 200, NULL, NULL);
+    assert_null(listed(r, cf->conversation_id));
+    cf_response_free(r);
+    assert_int_equal(count_of("mine"), 1);
+    assert_int_equal(count_of("unassigned"), unassigned - 1);
+    r = expect(AS_ADMIN, "GET", "/api/conversations?view=mine", NULL, 200, NULL, NULL);
+    assert_int_equal(json_array_size(json_object_get(r->json, "conversations")), 0);
+    cf_response_free(r);
+
+    /* Assignments: to someone, to nobody; nothing else. */
+    cf_response_free(expect(AS_AGENT, "POST", assign, "{\"agent_id\":1,\"note\":\"x\"}", 400,
+                            "bad_request", "\"note\""));
+    cf_response_free(expect(AS_AGENT, "POST", assign, "{}", 422, "invalid", "agent_id"));
+    cf_response_free(
+        expect(AS_AGENT, "POST", assign, "{\"agent_id\":\"1\"}", 422, "invalid", NULL));
+    cf_response_free(
+        expect(AS_AGENT, "POST", assign, "{\"agent_id\":999}", 422, "invalid", "no such agent"));
+    cf_response_free(expect(AS_AGENT, "POST", "/api/conversations/999999/assign",
+                            "{\"agent_id\":null}", 404, "not_found", NULL));
+    char body[64];
+    snprintf(body, sizeof body, "{\"agent_id\":%lld}", (long long)admin);
+    r = expect(AS_AGENT, "POST", assign, body, 200, NULL, NULL);
+    assert_int_equal(json_integer_value(json_object_get(conversation_field(r, "assignee"), "id")),
+                     admin);
+    cf_response_free(r);
+    r = expect(AS_AGENT, "POST", assign, "{\"agent_id\":null}", 200, NULL, NULL);
+    assert_true(json_is_null(conversation_field(r, "assignee")));
+    cf_response_free(r);
+
+    /* Statuses: the four; "closed" no more; a snooze with its end in the future. */
+    cf_response_free(expect(AS_AGENT, "POST", status, "{\"status\":\"closed\"}", 400, "bad_request",
+                            "open, pending, resolved, snoozed"));
+    cf_response_free(expect(AS_AGENT, "POST", status, "{\"status\":7}", 400, "bad_request", NULL));
+    cf_response_free(expect(AS_AGENT, "POST", status, "{\"status\":\"snoozed\"}", 422, "invalid",
+                            "snooze_until"));
+    cf_response_free(expect(AS_AGENT, "POST", status,
+                            "{\"status\":\"snoozed\",\"snooze_until\":1000}", 422, "invalid",
+                            "future"));
+    cf_response_free(expect(AS_AGENT, "POST", status,
+                            "{\"status\":\"open\",\"snooze_until\":99999999999999}", 422, "invalid",
+                            "snoozed only"));
+    cf_response_free(expect(AS_AGENT, "POST", status, "{\"status\":\"open\",\"until\":1}", 400,
+                            "bad_request", "\"until\""));
+    r = expect(AS_AGENT, "POST", status, "{\"status\":\"snoozed\",\"snooze_until\":99999999999999}",
+               200, NULL, NULL);
+    assert_string_equal(json_string_value(conversation_field(r, "status")), "snoozed");
+    assert_int_equal(json_integer_value(conversation_field(r, "snoozed_until")), 99999999999999);
+    cf_response_free(r);
+    cf->agent_events = cf->visitor_events = 0;
+    r = expect(AS_AGENT, "POST", status, "{\"status\":\"resolved\"}", 200, NULL, NULL);
+    assert_string_equal(json_string_value(conversation_field(r, "status")), "resolved");
+    assert_true(json_is_null(conversation_field(r, "snoozed_until")));
+    cf_response_free(r);
+    assert_int_equal(cf->agent_events, 1);
+    assert_int_equal(cf->visitor_events, 1); /* the visitor's page says it is resolved */
+    cf_response_free(expect(AS_AGENT, "POST", claim, NULL, 409, "conflict", "resolved"));
+    /* A visitor's page opened now learns it from the session. */
+    r = expect(AS_VISITOR, "GET", "/api/visitor/session", NULL, 200, NULL, NULL);
+    assert_int_equal(json_integer_value(conversation_field(r, "id")), cf->conversation_id);
+    assert_string_equal(json_string_value(conversation_field(r, "status")), "resolved");
+    assert_int_equal(json_object_size(json_object_get(r->json, "conversation")), 2);
+    cf_response_free(r);
+    r = expect(AS_AGENT, "GET", "/api/conversations?view=resolved", NULL, 200, NULL, NULL);
+    assert_non_null(listed(r, cf->conversation_id));
+    cf_response_free(r);
+
+    /* The visitor writes again: the same conversation, open again, and everyone hears. */
+    cf->agent_events = cf->visitor_events = 0;
+    r = expect(AS_VISITOR, "POST", "/api/visitor/messages", "{\"body\":\"one more thing\"}", 201,
+               NULL, NULL);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r->json, "message"), "conversation_id")),
+        cf->conversation_id);
+    cf_response_free(r);
+    assert_int_equal(cf->agent_events, 2);   /* the message, the conversation */
+    assert_int_equal(cf->visitor_events, 2); /* the same, in the visitor's shape */
+    cf_expand("/api/conversations/{c}", path, sizeof path);
+    r = expect(AS_AGENT, "GET", path, NULL, 200, NULL, NULL);
+    assert_string_equal(json_string_value(conversation_field(r, "status")), "open");
+    cf_response_free(r);
 }
 
 /* The app does not start without its ticket key (unreadable, unstorable or damaged) or with
@@ -548,6 +735,7 @@ int main(void)
         cmocka_unit_test_setup(test_client_gone_before_commit, cf_test_setup),
         cmocka_unit_test_setup(test_pipelined_writes, cf_test_setup),
         cmocka_unit_test_setup(test_pages, cf_test_setup),
+        cmocka_unit_test_setup(test_desk, cf_test_setup),
         cmocka_unit_test(test_app_start_failures),
     };
     return cmocka_run_group_tests(tests, cf_group_setup, cf_group_teardown);

@@ -31,7 +31,7 @@ static void test_websocket_store_failures(void **state)
         {0, FS_OP(message_add), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
         {0, FS_OP(complete), "{\"type\":\"send\",\"ref\":\"s1\",\"body\":\"lost\"}"},
         {0, FS_OP(messages_of_visitor), "{\"type\":\"read\",\"ref\":\"s1\",\"up_to\":1}"},
-        {0, FS_OP(conversation_find_open), "{\"type\":\"typing\",\"ref\":\"s1\",\"typing\":true}"},
+        {0, FS_OP(conversation_of_visitor), "{\"type\":\"typing\",\"ref\":\"s1\",\"typing\":true}"},
         {1, FS_OP(agent_by_id),
          "{\"type\":\"typing\",\"ref\":\"s1\",\"conversation_id\":{c},\"typing\":true}"},
         {1, FS_OP(conversation_visitor),

@@ -259,10 +259,40 @@ static int op_read_and_status(fixture_t *f, unsigned long round)
 {
     int rc = kf_store_sync_mark_read(f->store, f->conversation_id, KF_SENDER_AGENT, (int64_t)round);
     if (rc == 0)
-        rc = kf_store_sync_set_status(f->store, f->conversation_id, round % 2 ? "closed" : "open",
+        rc = kf_store_sync_set_status(f->store, f->conversation_id, round % 2 ? "resolved" : "open",
                                       NOW);
     if (rc == 0)
         rc = kf_store_sync_set_status(f->store, f->conversation_id, "open", NOW);
+    return rc;
+}
+
+/* The desk: a claim (agent 1, as op_session's), a snooze and its end, the assignment undone, and
+ * the reads of a view and of the counts. */
+static int op_desk(fixture_t *f, unsigned long round)
+{
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t id = f->conversation_id;
+    query_t q = {0, 0};
+    int rc = wait_for(f, ops->conversation_claim(f->store, id, 1, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = wait_for(f,
+                      ops->conversation_set_status(f->store, id, "snoozed",
+                                                   NOW + 1000 + (int64_t)round, NOW, rc_cb, &q),
+                      &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_snooze_due(f->store, NOW + 2000000, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_wake(f->store, id, NOW + 2000000, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_assign(f->store, id, 0, rc_cb, &q), &q);
+    if (rc == 0)
+        rc = kf_store_sync_set_status(f->store, id, "open", NOW);
+    kf_conversation_page_t page = {.limit = 10, .view = KF_VIEW_UNASSIGNED};
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_list(f->store, &page, count_conversation_cb, rc_cb, &q),
+                      &q);
+    if (rc == 0)
+        rc = wait_for(f, ops->conversation_counts(f->store, 1, rc_cb, &q), &q);
     return rc;
 }
 
@@ -288,7 +318,7 @@ static int op_queries(fixture_t *f, unsigned long round)
                                               rc_cb, &queries[1]),
                      0);
     assert_int_equal(ops->messages_all(f->store, 0, 100, count_message_cb, rc_cb, &queries[2]), 0);
-    assert_int_equal(ops->conversation_find_open(f->store, f->visitor_id, rc_cb, &queries[3]), 0);
+    assert_int_equal(ops->conversation_of_visitor(f->store, f->visitor_id, rc_cb, &queries[3]), 0);
     ops->flush(f->store);
     for (int i = 0; rc == 0 && i < 4; i++)
         rc = queries[i].rc;
@@ -315,6 +345,7 @@ static const struct {
     {"agents", op_agent},
     {"sessions", op_session},
     {"read marks and status", op_read_and_status},
+    {"claims, assignments, views and counts", op_desk},
     {"queries", op_queries},
     {"settings", op_settings},
 };

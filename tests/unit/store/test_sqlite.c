@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "4");
+    assert_string_equal(last_result(seen)->value, "5");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -615,20 +615,42 @@ static void test_sqlite_pragmas_and_schema(void **state)
                              "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
                              "('messages_by_conversation', 'conversations_by_visitor', "
                              "'conversations_by_activity', 'sessions_by_expiry', "
-                             "'messages_by_idempotency_key', 'sessions_by_agent')"),
-                     6);
+                             "'messages_by_idempotency_key', 'sessions_by_agent', "
+                             "'conversations_by_status', 'conversations_by_status_assignee', "
+                             "'conversations_by_assignee', 'conversations_snoozed')"),
+                     10);
     /* The list's keyset paging and the key lookup use their indexes. */
     assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_activity"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
     assert_false(plan_uses(f, "CONVERSATION_LIST", "TEMP B-TREE")); /* no sort */
     assert_true(plan_uses(f, "SESSION_DELETE_OF_AGENT", "sessions_by_agent"));
+    /* Every view's page is a range of its own index, in order (no sort); its count too. */
+    static const struct {
+        const char *statement;
+        const char *index;
+    } views[] = {
+        {"CONVERSATION_LIST_STATUS", "conversations_by_status"},
+        {"CONVERSATION_LIST_UNASSIGNED", "conversations_by_status_assignee"},
+        {"CONVERSATION_LIST_MINE", "conversations_by_assignee"},
+    };
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
+        assert_true(plan_uses(f, views[i].statement, views[i].index));
+        assert_false(plan_uses(f, views[i].statement, "TEMP B-TREE"));
+    }
+    /* The counts: the statuses' and the unassigned from one index, mine from its own. */
+    assert_true(plan_uses(f, "CONVERSATION_COUNTS",
+                          "conversations_by_status_assignee (status=? AND assignee_id=?)"));
+    assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_status_assignee (status=?)"));
+    assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_assignee (assignee_id=?)"));
+    assert_true(plan_uses(f, "CONVERSATION_OF_VISITOR", "conversations_by_visitor"));
+    assert_false(plan_uses(f, "CONVERSATION_SNOOZE_DUE", "TEMP B-TREE"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "4");
+    assert_string_equal(last_result(seen)->value, "5");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -650,7 +672,114 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '4' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+}
+
+/* Runs SQL (several statements) on the database file directly, foreign keys off. */
+static void sql_exec(const suite_fixture_t *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path(f), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* What migrations 4 and 5 did, undone: the conversations table as version 3 had it ("open" or
+ * "closed", nobody assigned), with the given status for every conversation that is not open, and
+ * no search index. */
+static void rewind_to_3(const suite_fixture_t *f)
+{
+    sql_exec(f,
+             "DROP TABLE message_search;"
+             "DROP TABLE visitor_search;"
+             "CREATE TABLE conversations_v3 ("
+             "  id INTEGER PRIMARY KEY,"
+             "  visitor_id INTEGER NOT NULL REFERENCES visitors (id),"
+             "  status TEXT NOT NULL CHECK (status IN ('open', 'closed')),"
+             "  created_at INTEGER NOT NULL,"
+             "  updated_at INTEGER NOT NULL,"
+             "  agent_read_up_to INTEGER NOT NULL DEFAULT 0,"
+             "  visitor_read_up_to INTEGER NOT NULL DEFAULT 0"
+             ");"
+             "INSERT INTO conversations_v3 SELECT id, visitor_id,"
+             "  CASE status WHEN 'open' THEN 'open' ELSE 'closed' END, created_at, updated_at,"
+             "  agent_read_up_to, visitor_read_up_to FROM conversations;"
+             "DROP TABLE conversations;"
+             "ALTER TABLE conversations_v3 RENAME TO conversations;"
+             "CREATE INDEX conversations_by_visitor ON conversations (visitor_id);"
+             "CREATE INDEX conversations_by_activity ON conversations (updated_at DESC, id DESC);"
+             "UPDATE settings SET value = '3' WHERE key = 'schema_version';");
+}
+
+/* A version 3 database comes to the desk: "closed" is "resolved", nobody holds anything, ids and
+ * messages stay. A visitor who had several conversations (version 3 opened a new one after a
+ * close) keeps them all; their newest is their thread from now on, reopened when resolved. */
+static void test_sqlite_migrates_to_the_desk(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t agent = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t other = suite_add_visitor(f, "token-b", "B");
+    int64_t first = suite_open_conversation(f, visitor, "one", SUITE_NOW, NULL);
+    suite_add_message(f, first, agent, "answer");
+    int64_t lone = suite_open_conversation(f, other, "b", SUITE_NOW, NULL);
+    assert_int_equal(suite_set_status(f, first, "resolved"), 0);
+    assert_int_equal(suite_set_status(f, lone, "resolved"), 0);
+    kf_store_close(f->store);
+    f->store = NULL;
+    rewind_to_3(f);
+    /* As version 3 did it: the visitor's message after the close opened a second conversation. */
+    sql_exec(f, "INSERT INTO conversations (id, visitor_id, status, created_at, updated_at) "
+                "VALUES (100, (SELECT id FROM visitors WHERE token_hash = 'token-a'), 'open', "
+                "1764100000001, 1764100000001);"
+                "INSERT INTO messages (conversation_id, sender, body, created_at) "
+                "VALUES (100, 0, 'two', 1764100000001);");
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
+
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 5);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
+    seen_t *seen = suite_get_conversation(f, first);
+    assert_string_equal(last_result(seen)->conversation.status, "resolved");
+    assert_int_equal(last_result(seen)->conversation.assignee.id, 0);
+    assert_string_equal(last_result(seen)->conversation.last_message.body, "answer");
+    seen_free(seen);
+    seen = seen_new();
+    assert_int_equal(suite_wait(f,
+                                f->store->ops->messages_of_visitor(f->store, visitor, 0, 10,
+                                                                   on_message, on_done, seen),
+                                seen),
+                     0);
+    assert_int_equal(seen->message_count, 3); /* both conversations' */
+    seen_free(seen);
+    /* The newest is the thread; resolved, it is reopened, not the older one. */
+    assert_int_equal(suite_open_conversation(f, visitor, "three", SUITE_NOW + 2, NULL), 100);
+    assert_int_equal(suite_set_status(f, 100, "resolved"), 0);
+    assert_int_equal(suite_open_conversation(f, visitor, "four", SUITE_NOW + 3, NULL), 100);
+    assert_int_equal(suite_open_conversation(f, other, "again", SUITE_NOW + 3, NULL), lone);
+    seen = suite_get_conversation(f, lone);
+    assert_string_equal(last_result(seen)->conversation.status, "open");
+    seen_free(seen);
+    /* The constraints hold on the rebuilt table: a snooze has its end. */
+    seen = seen_new();
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_claim(f->store, first, agent, on_done, seen),
+                   seen),
+        KF_ECONFLICT);
+    seen_free(seen);
+    kf_store_close(f->store);
+    f->store = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path(f), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_not_equal(
+        sqlite3_exec(db, "UPDATE conversations SET status = 'snoozed'", NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_int_not_equal(
+        sqlite3_exec(db, "UPDATE conversations SET status = 'closed'", NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -675,9 +804,8 @@ static void test_sqlite_migrates_older_versions(void **state)
     for (int from = 2; from >= 1; from--) {
         kf_store_close(f->store);
         f->store = NULL;
+        rewind_to_3(f);
         /* What the migrations after from added, taken away again. */
-        sql_int(f, "DROP TABLE message_search");
-        sql_int(f, "DROP TABLE visitor_search");
         sql_int(f, "DROP INDEX sessions_by_agent");
         sql_int(f, "ALTER TABLE agents DROP COLUMN disabled_at");
         if (from == 1) {
@@ -691,7 +819,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 4);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 5);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -919,6 +1047,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_pragmas_and_schema),
         SQLITE_TEST(test_sqlite_refuses_newer_schema),
         SQLITE_TEST(test_sqlite_migrates_older_versions),
+        SQLITE_TEST(test_sqlite_migrates_to_the_desk),
         SQLITE_TEST(test_sqlite_disk_full),
         SQLITE_TEST(test_sqlite_wal_index_full),
     };

@@ -109,7 +109,7 @@ void cf_capture_begin(cf_capture_t *c);
 void cf_capture_end(cf_capture_t *c, char *out, size_t size);
 
 /* Opens a WebSocket as the visitor (a non-browser client: no Origin, a Bearer token), or as the
- * agent (their session cookie); in gets what follows the handshake. */
+ * agent or the admin (their session cookie); in gets what follows the handshake. */
 int cf_ws_open_as(cf_who_t who, kf_buf_t *in);
 int cf_ws_open(kf_buf_t *in);
 /* Sends text (under 126 bytes) as one masked text frame. */

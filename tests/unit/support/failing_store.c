@@ -322,25 +322,76 @@ static int fs_conversation_list(kf_store_t *store, const kf_conversation_page_t 
     return end(p, REAL(store)->conversation_list(store, page, fs_each_conversation, fs_done, p));
 }
 
-static int fs_conversation_find_open(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
-                                     void *ctx)
-{
-    fs_pending_t *p;
-    int rc = begin(store, FS_OP(conversation_find_open), done, ctx, &p);
-    return rc != 0 || p == NULL
-               ? rc
-               : end(p, REAL(store)->conversation_find_open(store, visitor_id, fs_done, p));
-}
-
-static int fs_conversation_set_status(kf_store_t *store, int64_t conversation_id,
-                                      const char *status, int64_t now, kf_store_done_cb done,
+static int fs_conversation_of_visitor(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
                                       void *ctx)
 {
     fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_of_visitor), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_of_visitor(store, visitor_id, fs_done, p));
+}
+
+static int fs_conversation_counts(kf_store_t *store, int64_t agent_id, kf_store_done_cb done,
+                                  void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_counts), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_counts(store, agent_id, fs_done, p));
+}
+
+static int fs_conversation_set_status(kf_store_t *store, int64_t conversation_id,
+                                      const char *status, int64_t snoozed_until, int64_t now,
+                                      kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
     int rc = begin(store, FS_OP(conversation_set_status), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_set_status(store, conversation_id, status,
+                                                             snoozed_until, now, fs_done, p));
+}
+
+static int fs_conversation_snooze_due(kf_store_t *store, int64_t now, kf_store_done_cb done,
+                                      void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_snooze_due), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_snooze_due(store, now, fs_done, p));
+}
+
+static int fs_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
+                                kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_wake), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_wake(store, conversation_id, now, fs_done, p));
+}
+
+static int fs_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                 kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_claim), done, ctx, &p);
     return rc != 0 || p == NULL ? rc
-                                : end(p, REAL(store)->conversation_set_status(
-                                             store, conversation_id, status, now, fs_done, p));
+                                : end(p, REAL(store)->conversation_claim(store, conversation_id,
+                                                                         agent_id, fs_done, p));
+}
+
+static int fs_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                  kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_assign), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->conversation_assign(store, conversation_id,
+                                                                          agent_id, fs_done, p));
 }
 
 static int fs_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
@@ -427,8 +478,13 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.conversation_get = fs_conversation_get;
     fs->ops.conversation_visitor = fs_conversation_visitor;
     fs->ops.conversation_list = fs_conversation_list;
-    fs->ops.conversation_find_open = fs_conversation_find_open;
+    fs->ops.conversation_of_visitor = fs_conversation_of_visitor;
+    fs->ops.conversation_counts = fs_conversation_counts;
     fs->ops.conversation_set_status = fs_conversation_set_status;
+    fs->ops.conversation_claim = fs_conversation_claim;
+    fs->ops.conversation_assign = fs_conversation_assign;
+    fs->ops.conversation_snooze_due = fs_conversation_snooze_due;
+    fs->ops.conversation_wake = fs_conversation_wake;
     fs->ops.conversation_mark_read = fs_conversation_mark_read;
     fs->ops.message_add = fs_message_add;
     fs->ops.messages_in_conversation = fs_messages_in_conversation;

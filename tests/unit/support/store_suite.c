@@ -100,6 +100,10 @@ static void keep_conversation(seen_t *seen, const kf_conversation_t *conversatio
     *copy = *conversation;
     copy->visitor_name = keep(seen, conversation->visitor_name);
     copy->status = keep(seen, conversation->status);
+    copy->assignee.email = keep(seen, conversation->assignee.email);
+    copy->assignee.name = keep(seen, conversation->assignee.name);
+    copy->assignee.role = keep(seen, conversation->assignee.role);
+    copy->assignee.password_hash = keep(seen, conversation->assignee.password_hash);
     keep_message(seen, &conversation->last_message, &copy->last_message);
 }
 
@@ -170,6 +174,10 @@ void on_done(void *ctx, const kf_store_result_t *result)
         copy->session = *result->session;
         copy->session.csrf = keep(seen, result->session->csrf);
     }
+    copy->has_counts = result->counts != NULL;
+    if (copy->has_counts)
+        memcpy(copy->counts, result->counts, sizeof copy->counts);
+    copy->conversation_reopened = result->conversation_reopened;
     copy->has_conversation = result->conversation != NULL;
     if (copy->has_conversation)
         keep_conversation(seen, result->conversation, &copy->conversation);
@@ -312,7 +320,7 @@ int suite_set_status(suite_fixture_t *f, int64_t conversation_id, const char *st
 {
     seen_t *seen = seen_new();
     int rc = suite_wait(f,
-                        f->store->ops->conversation_set_status(f->store, conversation_id, status,
+                        f->store->ops->conversation_set_status(f->store, conversation_id, status, 0,
                                                                SUITE_NOW, on_done, seen),
                         seen);
     seen_free(seen);
@@ -545,9 +553,30 @@ static void test_callbacks_later_and_in_order(void **state)
     assert_int_equal(ops->visitor_create(f->store, NULL, "x", SUITE_NOW, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->session_create(f->store, "h", agent, "c", 0, 0, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->session_delete(f->store, "h", NULL, NULL), KF_EINVAL);
-    assert_int_equal(
-        ops->conversation_set_status(f->store, 1, "archived", SUITE_NOW, on_done, seen), KF_EINVAL);
-    assert_int_equal(ops->conversation_set_status(f->store, 1, "Open", SUITE_NOW, on_done, seen),
+    /* Statuses: the four, "closed" no more; a snooze ends later than now, and only a snooze. */
+    static const struct {
+        const char *status;
+        int64_t until;
+    } bad_statuses[] = {{"archived", 0},         {"Open", 0},
+                        {"closed", 0},           {NULL, 0},
+                        {"snoozed", 0},          {"snoozed", SUITE_NOW},
+                        {"open", SUITE_NOW + 1}, {"resolved", SUITE_NOW + 1}};
+    for (size_t i = 0; i < sizeof bad_statuses / sizeof bad_statuses[0]; i++)
+        assert_int_equal(ops->conversation_set_status(f->store, 1, bad_statuses[i].status,
+                                                      bad_statuses[i].until, SUITE_NOW, on_done,
+                                                      seen),
+                         KF_EINVAL);
+    assert_int_equal(ops->conversation_claim(f->store, 1, 0, on_done, seen), KF_EINVAL);
+    assert_int_equal(ops->conversation_claim(f->store, 1, agent, NULL, NULL), KF_EINVAL);
+    assert_int_equal(ops->conversation_assign(f->store, 1, -1, on_done, seen), KF_EINVAL);
+    assert_int_equal(ops->conversation_counts(f->store, agent, NULL, NULL), KF_EINVAL);
+    assert_int_equal(ops->conversation_snooze_due(f->store, SUITE_NOW, NULL, NULL), KF_EINVAL);
+    assert_int_equal(ops->conversation_wake(f->store, 1, SUITE_NOW, NULL, NULL), KF_EINVAL);
+    kf_conversation_page_t bad_view = {.limit = 10, .view = KF_VIEW_COUNT};
+    assert_int_equal(ops->conversation_list(f->store, &bad_view, on_conversation, on_done, seen),
+                     KF_EINVAL);
+    bad_view.view = KF_VIEW_MINE; /* whose? */
+    assert_int_equal(ops->conversation_list(f->store, &bad_view, on_conversation, on_done, seen),
                      KF_EINVAL);
     assert_int_equal(ops->conversation_mark_read(f->store, 1, (kf_sender_t)5, 1, on_done, seen),
                      KF_EINVAL);
@@ -657,7 +686,7 @@ static void test_idempotency_keys(void **state)
     assert_false(r[-1].duplicate);
 
     /* Kept across a restart and after the conversation closed; 255 bytes is a key. */
-    assert_int_equal(suite_set_status(f, first.conversation_id, "closed"), 0);
+    assert_int_equal(suite_set_status(f, first.conversation_id, "resolved"), 0);
     suite_reopen(f);
     m = (kf_message_new_t){
         .visitor_id = vera, .body = "hello", .now = SUITE_NOW, .idempotency_key = "k1"};

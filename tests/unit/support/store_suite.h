@@ -67,6 +67,7 @@ typedef struct result_copy {
     int64_t id;
     int64_t count;
     bool conversation_opened;
+    bool conversation_reopened;
     bool duplicate;
     bool has_message;
     kf_message_t message;
@@ -79,6 +80,8 @@ typedef struct result_copy {
     bool has_conversation;
     kf_conversation_t conversation;
     const char *value; /* NULL when none */
+    bool has_counts;
+    int64_t counts[KF_VIEW_COUNT];
 } result_copy_t;
 
 /* What callbacks were handed, copied out (rows are only borrowed during the callback). */
@@ -121,7 +124,7 @@ int64_t suite_add_message_at(suite_fixture_t *f, int64_t conversation_id, int64_
                              const char *body, int64_t now);
 int64_t suite_add_message(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id,
                           const char *body);
-/* A visitor's message in their open conversation, opening one when there is none; returns the
+/* A visitor's message in their conversation, opening one when there is none; returns the
  * conversation, and the message's id in *message_id (may be NULL). */
 int64_t suite_open_conversation(suite_fixture_t *f, int64_t visitor_id, const char *body,
                                 int64_t now, int64_t *message_id);

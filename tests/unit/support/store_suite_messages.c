@@ -69,7 +69,7 @@ static void test_conversations(void **state)
     int64_t visitor = suite_add_visitor(f, "token-a", "Zoë");
     seen_t *seen = seen_new();
     assert_int_equal(
-        suite_wait(f, ops->conversation_find_open(f->store, visitor, on_done, seen), seen),
+        suite_wait(f, ops->conversation_of_visitor(f->store, visitor, on_done, seen), seen),
         KF_ENOTFOUND);
 
     /* The first message opens the conversation; the next goes into it. */
@@ -84,7 +84,7 @@ static void test_conversations(void **state)
     assert_false(last_result(seen)->conversation_opened);
     assert_int_equal(last_result(seen)->message.conversation_id, first);
     assert_int_equal(
-        suite_wait(f, ops->conversation_find_open(f->store, visitor, on_done, seen), seen), 0);
+        suite_wait(f, ops->conversation_of_visitor(f->store, visitor, on_done, seen), seen), 0);
     assert_int_equal(last_result(seen)->id, first);
     assert_int_equal(suite_wait(f, ops->conversation_visitor(f->store, first, on_done, seen), seen),
                      0);
@@ -103,15 +103,50 @@ static void test_conversations(void **state)
     assert_int_equal(c->unread_for_agents, 2);
     seen_free(seen);
 
-    /* Closed, it is no longer the open one: the next message opens another. */
-    assert_int_equal(suite_set_status(f, first, "closed"), 0);
+    /* A visitor has one thread: resolved or snoozed, it is still theirs, and their next message
+     * reopens it rather than starting another. An agent's message reopens nothing. */
+    for (int round = 0; round < 2; round++) {
+        seen = seen_new();
+        if (round == 0)
+            assert_int_equal(suite_set_status(f, first, "resolved"), 0);
+        else
+            assert_int_equal(suite_wait(f,
+                                        ops->conversation_set_status(f->store, first, "snoozed",
+                                                                     SUITE_NOW + SUITE_HOUR,
+                                                                     SUITE_NOW, on_done, seen),
+                                        seen),
+                             0);
+        assert_int_equal(
+            suite_wait(f, ops->conversation_of_visitor(f->store, visitor, on_done, seen), seen), 0);
+        assert_int_equal(last_result(seen)->id, first);
+        int64_t agent = suite_add_agent(f, round == 0 ? "a0@example.com" : "a1@example.com", "A");
+        suite_add_message(f, first, agent, "still resolved");
+        seen_free(seen);
+        seen = suite_get_conversation(f, first);
+        assert_string_equal(last_result(seen)->conversation.status,
+                            round == 0 ? "resolved" : "snoozed");
+        assert_int_equal(last_result(seen)->conversation.snoozed_until,
+                         round == 0 ? 0 : SUITE_NOW + SUITE_HOUR);
+        assert_int_equal(suite_send(f, seen, &m), 0);
+        assert_false(last_result(seen)->conversation_opened);
+        assert_true(last_result(seen)->conversation_reopened);
+        assert_int_equal(last_result(seen)->message.conversation_id, first);
+        seen_free(seen);
+        seen = suite_get_conversation(f, first);
+        assert_string_equal(last_result(seen)->conversation.status, "open");
+        assert_int_equal(last_result(seen)->conversation.snoozed_until, 0);
+        seen_free(seen);
+    }
+    /* An open one is not reopened; nor is a pending one, which an agent set and moves on. */
     seen = seen_new();
-    assert_int_equal(
-        suite_wait(f, ops->conversation_find_open(f->store, visitor, on_done, seen), seen),
-        KF_ENOTFOUND);
     assert_int_equal(suite_send(f, seen, &m), 0);
-    assert_true(last_result(seen)->conversation_opened);
-    assert_true(last_result(seen)->message.conversation_id > first);
+    assert_false(last_result(seen)->conversation_reopened);
+    assert_int_equal(suite_set_status(f, first, "pending"), 0);
+    assert_int_equal(suite_send(f, seen, &m), 0);
+    assert_false(last_result(seen)->conversation_reopened);
+    seen_free(seen);
+    seen = suite_get_conversation(f, first);
+    assert_string_equal(last_result(seen)->conversation.status, "pending");
 
     /* Unknown rows. */
     assert_int_equal(
@@ -260,9 +295,9 @@ static void build_two_visitors(suite_fixture_t *f, int64_t *visitor_a, int64_t *
     a_ids[1] = suite_add_message(f, a1, agent, "a: two");
     a_ids[2] = suite_add_message(f, a1, 0, "a: three");
     b_ids[1] = suite_add_message(f, b1, agent, "b: two");
-    assert_int_equal(suite_set_status(f, a1, "closed"), 0);
+    assert_int_equal(suite_set_status(f, a1, "resolved"), 0);
     int64_t a2 = suite_open_conversation(f, *visitor_a, "a: four", SUITE_NOW, &a_ids[3]);
-    assert_true(a2 != a1);
+    assert_int_equal(a2, a1); /* reopened: one thread per visitor */
     b_ids[2] = suite_add_message(f, b1, 0, "b: three");
     a_ids[4] = suite_add_message(f, a2, agent, "a: five");
     b_ids[3] = suite_add_message(f, b1, 0, "b: four");
@@ -278,8 +313,8 @@ static void test_message_queries(void **state)
     /* One conversation. */
     seen_t *seen = seen_new();
     assert_int_equal(query_conversation(f, seen, a1, 0, 100), 0);
-    assert_ids(seen, a_ids, 3);
-    assert_int_equal(last_result(seen)->count, 3);
+    assert_ids(seen, a_ids, 6);
+    assert_int_equal(last_result(seen)->count, 6);
     assert_string_equal(seen->messages[0].body, "a: one");
     assert_string_equal(seen->messages[1].agent_name, "Ana");
     assert_int_equal(seen->messages[1].sender, KF_SENDER_AGENT);
@@ -293,14 +328,15 @@ static void test_message_queries(void **state)
     assert_ids(seen, &a_ids[1], 2);
     seen_free(seen);
     seen = seen_new();
-    assert_int_equal(query_conversation(f, seen, a1, a_ids[2], 100), 0);
+    assert_int_equal(query_conversation(f, seen, a1, a_ids[5], 100), 0);
     assert_int_equal(query_conversation(f, seen, a1 + 100, 0, 100), 0);
     assert_int_equal(query_conversation(f, seen, a1, 0, 0), 0);
     assert_int_equal(seen->message_count, 0);
     assert_int_equal(last_result(seen)->count, 0);
     seen_free(seen);
 
-    /* One visitor: across both of A's conversations, oldest first, and none of B's. */
+    /* One visitor: all of A's, oldest first, and none of B's. (A visitor with several
+     * conversations, from before schema 4, is test_sqlite_migrates_to_the_desk's.) */
     seen = seen_new();
     assert_int_equal(query_visitor(f, seen, visitor_a, 0, 100), 0);
     assert_ids(seen, a_ids, 6);
@@ -547,24 +583,330 @@ static void test_conversation_pages(void **state)
     seen_free(seen);
 }
 
+/* conversation_set_status, snoozed until until, waited for: its result code. */
+static int snooze(suite_fixture_t *f, int64_t conversation_id, int64_t until)
+{
+    seen_t *seen = seen_new();
+    int rc = suite_wait(f,
+                        f->store->ops->conversation_set_status(f->store, conversation_id, "snoozed",
+                                                               until, SUITE_NOW, on_done, seen),
+                        seen);
+    seen_free(seen);
+    return rc;
+}
+
 static void test_set_status(void **state)
 {
     suite_fixture_t *f = *state;
     int64_t visitor = suite_add_visitor(f, "token-a", "A");
     int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW + 10, NULL);
 
-    assert_int_equal(suite_set_status(f, conversation, "closed"), 0);
+    static const char *const statuses[] = {"resolved", "resolved", "pending", "open"};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        assert_int_equal(suite_set_status(f, conversation, statuses[i]), 0);
+        seen_t *seen = suite_get_conversation(f, conversation);
+        assert_string_equal(last_result(seen)->conversation.status, statuses[i]);
+        assert_int_equal(last_result(seen)->conversation.snoozed_until, 0);
+        assert_int_equal(last_result(seen)->conversation.updated_at, SUITE_NOW + 10);
+        seen_free(seen);
+    }
+    /* A snooze has its end; another status clears it. */
+    assert_int_equal(snooze(f, conversation, SUITE_NOW + SUITE_HOUR), 0);
     seen_t *seen = suite_get_conversation(f, conversation);
-    assert_string_equal(last_result(seen)->conversation.status, "closed");
-    assert_int_equal(last_result(seen)->conversation.updated_at, SUITE_NOW + 10);
+    assert_string_equal(last_result(seen)->conversation.status, "snoozed");
+    assert_int_equal(last_result(seen)->conversation.snoozed_until, SUITE_NOW + SUITE_HOUR);
     seen_free(seen);
-    assert_int_equal(suite_set_status(f, conversation, "closed"), 0);
-    assert_int_equal(suite_set_status(f, conversation, "open"), 0);
+    assert_int_equal(suite_set_status(f, conversation, "pending"), 0);
     seen = suite_get_conversation(f, conversation);
-    assert_string_equal(last_result(seen)->conversation.status, "open");
+    assert_int_equal(last_result(seen)->conversation.snoozed_until, 0);
     seen_free(seen);
-    assert_int_equal(suite_open_conversation(f, visitor, "again", SUITE_NOW, NULL), conversation);
-    assert_int_equal(suite_set_status(f, conversation + 100, "closed"), KF_ENOTFOUND);
+    assert_int_equal(suite_set_status(f, conversation + 100, "resolved"), KF_ENOTFOUND);
+}
+
+/* A claim with its result's id (who holds it, on a conflict) in *holder. */
+static int claim(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id, int64_t *holder)
+{
+    seen_t *seen = seen_new();
+    int rc = suite_wait(
+        f, f->store->ops->conversation_claim(f->store, conversation_id, agent_id, on_done, seen),
+        seen);
+    if (holder != NULL)
+        *holder = last_result(seen)->id;
+    seen_free(seen);
+    return rc;
+}
+
+static int assign(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id)
+{
+    seen_t *seen = seen_new();
+    int rc = suite_wait(
+        f, f->store->ops->conversation_assign(f->store, conversation_id, agent_id, on_done, seen),
+        seen);
+    seen_free(seen);
+    return rc;
+}
+
+/* The conversation's assignee's id, 0 for none. */
+static int64_t assignee_of(suite_fixture_t *f, int64_t conversation_id)
+{
+    seen_t *seen = suite_get_conversation(f, conversation_id);
+    int64_t id = last_result(seen)->conversation.assignee.id;
+    seen_free(seen);
+    return id;
+}
+
+/* A claim takes an unassigned conversation that is not resolved, and only that; the one who
+ * holds it may claim it again. */
+static void test_claim(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t bo = suite_add_agent_as(f, "bo@example.com", "Bo", "admin");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
+    assert_int_equal(assignee_of(f, conversation), 0);
+
+    int64_t holder = -1;
+    assert_int_equal(claim(f, conversation, ana, &holder), 0);
+    seen_t *seen = suite_get_conversation(f, conversation);
+    const kf_agent_t *assignee = &last_result(seen)->conversation.assignee;
+    assert_int_equal(assignee->id, ana);
+    assert_string_equal(assignee->email, "ana@example.com");
+    assert_string_equal(assignee->name, "Ana");
+    assert_string_equal(assignee->role, "agent");
+    assert_string_equal(assignee->password_hash, "");
+    seen_free(seen);
+    assert_int_equal(claim(f, conversation, ana, NULL), 0);
+    assert_int_equal(claim(f, conversation, bo, &holder), KF_ECONFLICT);
+    assert_int_equal(holder, ana);
+    assert_int_equal(assignee_of(f, conversation), ana);
+
+    /* Resolved: nobody claims it, its holder neither; unassigned, still nobody. */
+    assert_int_equal(suite_set_status(f, conversation, "resolved"), 0);
+    assert_int_equal(claim(f, conversation, ana, &holder), KF_ECONFLICT);
+    assert_int_equal(holder, ana);
+    assert_int_equal(assign(f, conversation, 0), 0);
+    assert_int_equal(claim(f, conversation, bo, &holder), KF_ECONFLICT);
+    assert_int_equal(holder, 0);
+    /* Pending or snoozed may be claimed, and the status stays. */
+    assert_int_equal(snooze(f, conversation, SUITE_NOW + SUITE_HOUR), 0);
+    assert_int_equal(claim(f, conversation, bo, NULL), 0);
+    seen = suite_get_conversation(f, conversation);
+    assert_string_equal(last_result(seen)->conversation.status, "snoozed");
+    assert_int_equal(last_result(seen)->conversation.assignee.id, bo);
+    seen_free(seen);
+
+    assert_int_equal(claim(f, conversation + 100, ana, NULL), KF_ENOTFOUND);
+    assert_int_equal(claim(f, conversation, ana + bo + 100, NULL), KF_EINVAL);
+    kf_agent_change_t off = {.state = KF_AGENT_STATE_DISABLE, .now = SUITE_NOW};
+    seen = seen_new();
+    assert_int_equal(
+        suite_wait(f, f->store->ops->agent_update(f->store, ana, &off, on_done, seen), seen), 0);
+    seen_free(seen);
+    assert_int_equal(assign(f, conversation, 0), 0);
+    assert_int_equal(claim(f, conversation, ana, NULL), KF_EFORBIDDEN);
+    assert_int_equal(assignee_of(f, conversation), 0);
+}
+
+/* Many claims queued at once, as many agents' requests would be: one wins, in whatever batches
+ * the writer makes of them. */
+static void test_claim_race(void **state)
+{
+    suite_fixture_t *f = *state;
+    enum { AGENTS = 12 };
+    int64_t agents[AGENTS];
+    for (int i = 0; i < AGENTS; i++) {
+        char email[32];
+        snprintf(email, sizeof email, "a%d@example.com", i);
+        agents[i] = suite_add_agent(f, email, "A");
+    }
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
+    seen_t *seen = seen_new();
+    for (int i = 0; i < AGENTS; i++)
+        assert_int_equal(
+            f->store->ops->conversation_claim(f->store, conversation, agents[i], on_done, seen), 0);
+    suite_flush(f);
+    assert_int_equal(seen->result_count, AGENTS);
+    int won = 0;
+    int64_t winner = 0;
+    for (size_t i = 0; i < seen->result_count; i++) {
+        if (seen->results[i].rc == 0) {
+            won++;
+            winner = agents[i];
+        } else {
+            assert_int_equal(seen->results[i].rc, KF_ECONFLICT);
+        }
+    }
+    assert_int_equal(won, 1);
+    for (size_t i = 0; i < seen->result_count; i++) {
+        if (seen->results[i].rc != 0)
+            assert_int_equal(seen->results[i].id, winner);
+    }
+    seen_free(seen);
+    assert_int_equal(assignee_of(f, conversation), winner);
+}
+
+static void test_assign(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t bo = suite_add_agent_as(f, "bo@example.com", "Bo", "admin");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
+    assert_int_equal(assign(f, conversation, ana), 0);
+    assert_int_equal(assignee_of(f, conversation), ana);
+    assert_int_equal(assign(f, conversation, bo), 0); /* a transfer */
+    assert_int_equal(assignee_of(f, conversation), bo);
+    assert_int_equal(suite_set_status(f, conversation, "resolved"), 0);
+    assert_int_equal(assign(f, conversation, ana), 0); /* whatever its status */
+    assert_int_equal(assign(f, conversation, 0), 0);
+    assert_int_equal(assignee_of(f, conversation), 0);
+    assert_int_equal(assign(f, conversation + 100, ana), KF_ENOTFOUND);
+    assert_int_equal(assign(f, conversation, ana + bo + 100), KF_EINVAL);
+    kf_agent_change_t off = {.state = KF_AGENT_STATE_DISABLE, .now = SUITE_NOW};
+    seen_t *seen = seen_new();
+    assert_int_equal(
+        suite_wait(f, f->store->ops->agent_update(f->store, ana, &off, on_done, seen), seen), 0);
+    seen_free(seen);
+    assert_int_equal(assign(f, conversation, ana), KF_EFORBIDDEN);
+    assert_int_equal(assignee_of(f, conversation), 0);
+}
+
+/* snooze_due: the id of the conversation whose snooze ends first, if it has ended by now. */
+static int snooze_due(suite_fixture_t *f, int64_t now, int64_t *id)
+{
+    seen_t *seen = seen_new();
+    int rc =
+        suite_wait(f, f->store->ops->conversation_snooze_due(f->store, now, on_done, seen), seen);
+    *id = last_result(seen)->id;
+    seen_free(seen);
+    return rc;
+}
+
+static int wake(suite_fixture_t *f, int64_t conversation_id, int64_t now)
+{
+    seen_t *seen = seen_new();
+    int rc = suite_wait(
+        f, f->store->ops->conversation_wake(f->store, conversation_id, now, on_done, seen), seen);
+    seen_free(seen);
+    return rc;
+}
+
+/* Snoozes end: the earliest due one is found, and woken only while it is still snoozed and
+ * due. */
+static void test_snooze_wake(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t later =
+        suite_open_conversation(f, suite_add_visitor(f, "t1", ""), "a", SUITE_NOW, NULL);
+    int64_t sooner =
+        suite_open_conversation(f, suite_add_visitor(f, "t2", ""), "b", SUITE_NOW, NULL);
+    int64_t other =
+        suite_open_conversation(f, suite_add_visitor(f, "t3", ""), "c", SUITE_NOW, NULL);
+    assert_int_equal(snooze(f, later, SUITE_NOW + 10), 0);
+    assert_int_equal(snooze(f, sooner, SUITE_NOW + 5), 0);
+    assert_int_equal(suite_set_status(f, other, "resolved"), 0);
+    int64_t id = 0;
+    assert_int_equal(snooze_due(f, SUITE_NOW + 4, &id), KF_ENOTFOUND);
+    assert_int_equal(snooze_due(f, SUITE_NOW + 5, &id), 0);
+    assert_int_equal(id, sooner);
+    assert_int_equal(snooze_due(f, SUITE_NOW + 20, &id), 0);
+    assert_int_equal(id, sooner);                                   /* the earliest first */
+    assert_int_equal(wake(f, sooner, SUITE_NOW + 4), KF_ECONFLICT); /* not yet */
+    assert_int_equal(wake(f, sooner, SUITE_NOW + 5), 0);
+    seen_t *seen = suite_get_conversation(f, sooner);
+    assert_string_equal(last_result(seen)->conversation.status, "open");
+    assert_int_equal(last_result(seen)->conversation.snoozed_until, 0);
+    seen_free(seen);
+    assert_int_equal(wake(f, sooner, SUITE_NOW + 20), KF_ECONFLICT); /* woken already */
+    assert_int_equal(snooze_due(f, SUITE_NOW + 20, &id), 0);
+    assert_int_equal(id, later);
+    /* Changed by an agent since: no longer snoozed, not woken. */
+    assert_int_equal(suite_set_status(f, later, "pending"), 0);
+    assert_int_equal(wake(f, later, SUITE_NOW + 20), KF_ECONFLICT);
+    assert_int_equal(snooze_due(f, SUITE_NOW + 20, &id), KF_ENOTFOUND);
+    assert_int_equal(wake(f, other, SUITE_NOW + 20), KF_ECONFLICT);
+    assert_int_equal(wake(f, other + 100, SUITE_NOW + 20), KF_ENOTFOUND);
+}
+
+/* Every view lists what it says, in the list's order, in pages; and the counts agree. */
+static void test_views(void **state)
+{
+    suite_fixture_t *f = *state;
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t bo = suite_add_agent(f, "bo@example.com", "Bo");
+    /* Ten conversations, the later the newer; their status and holder by index. */
+    enum { N = 10 };
+    static const char *const status[N] = {"open",    "open",     "open",     "pending", "pending",
+                                          "snoozed", "resolved", "resolved", "open",    "open"};
+    static const int holder[N] = {0, 1, 2, 1, 0, 1, 1, 0, 0, 1}; /* 0 nobody, 1 Ana, 2 Bo */
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        char token[16];
+        snprintf(token, sizeof token, "t%d", i);
+        int64_t visitor = suite_add_visitor(f, token, "");
+        ids[i] = suite_open_conversation(f, visitor, "hi", SUITE_NOW + i, NULL);
+        if (holder[i] != 0)
+            assert_int_equal(assign(f, ids[i], holder[i] == 1 ? ana : bo), 0);
+        if (strcmp(status[i], "snoozed") == 0)
+            assert_int_equal(snooze(f, ids[i], SUITE_NOW + SUITE_HOUR), 0);
+        else if (strcmp(status[i], "open") != 0)
+            assert_int_equal(suite_set_status(f, ids[i], status[i]), 0);
+    }
+    static const struct {
+        kf_conversation_view_t view;
+        int64_t agent;     /* 1 Ana, 2 Bo */
+        int expect[N + 1]; /* indexes into ids, newest first, -1 ends */
+    } cases[] = {
+        {KF_VIEW_ALL, 1, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, -1}},
+        {KF_VIEW_UNASSIGNED, 1, {8, 0, -1}},
+        {KF_VIEW_MINE, 1, {9, 5, 3, 1, -1}},
+        {KF_VIEW_MINE, 2, {2, -1}},
+        {KF_VIEW_OPEN, 1, {9, 8, 2, 1, 0, -1}},
+        {KF_VIEW_PENDING, 1, {4, 3, -1}},
+        {KF_VIEW_RESOLVED, 1, {7, 6, -1}},
+        {KF_VIEW_SNOOZED, 1, {5, -1}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        /* In pages of two, to cross page boundaries in every view. */
+        seen_t *seen = seen_new();
+        kf_conversation_page_t page = {
+            .limit = 2, .view = cases[k].view, .agent_id = cases[k].agent == 1 ? ana : bo};
+        for (;;) {
+            size_t before = seen->conversation_count;
+            assert_int_equal(list_page(f, seen, &page), 0);
+            if (seen->conversation_count == before)
+                break;
+            const kf_conversation_t *last = &seen->conversations[seen->conversation_count - 1];
+            page.before_updated_at = last->updated_at;
+            page.before_id = last->id;
+        }
+        size_t expected = 0;
+        while (cases[k].expect[expected] >= 0)
+            expected++;
+        assert_int_equal(seen->conversation_count, expected);
+        for (size_t i = 0; i < expected; i++)
+            assert_int_equal(seen->conversations[i].id, ids[cases[k].expect[i]]);
+        seen_free(seen);
+    }
+    /* The counts: every view's at once, mine for the agent asked about. */
+    int64_t counts[KF_VIEW_COUNT];
+    seen_t *seen = seen_new();
+    assert_int_equal(suite_wait(f, ops->conversation_counts(f->store, ana, on_done, seen), seen),
+                     0);
+    memcpy(counts, last_result(seen)->counts, sizeof counts);
+    seen_free(seen);
+    static const int64_t expected_counts[KF_VIEW_COUNT] = {
+        [KF_VIEW_ALL] = 10,    [KF_VIEW_UNASSIGNED] = 2, [KF_VIEW_MINE] = 4,    [KF_VIEW_OPEN] = 5,
+        [KF_VIEW_PENDING] = 2, [KF_VIEW_RESOLVED] = 2,   [KF_VIEW_SNOOZED] = 1,
+    };
+    assert_memory_equal(counts, expected_counts, sizeof counts);
+    seen = seen_new();
+    assert_int_equal(suite_wait(f, ops->conversation_counts(f->store, bo, on_done, seen), seen), 0);
+    assert_int_equal(last_result(seen)->counts[KF_VIEW_MINE], 1);
+    seen_free(seen);
 }
 
 static void test_durability(void **state)
@@ -695,11 +1037,21 @@ static void test_long_utf8_body(void **state)
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_message_tests[] = {
-    SUITE_TEST(test_conversations),        SUITE_TEST(test_message_add),
-    SUITE_TEST(test_message_queries),      SUITE_TEST(test_each_stops_early),
-    SUITE_TEST(test_unread_and_mark_read), SUITE_TEST(test_conversation_list),
-    SUITE_TEST(test_conversation_pages),   SUITE_TEST(test_set_status),
-    SUITE_TEST(test_durability),           SUITE_TEST(test_hostile_strings),
+    SUITE_TEST(test_conversations),
+    SUITE_TEST(test_message_add),
+    SUITE_TEST(test_message_queries),
+    SUITE_TEST(test_each_stops_early),
+    SUITE_TEST(test_unread_and_mark_read),
+    SUITE_TEST(test_conversation_list),
+    SUITE_TEST(test_conversation_pages),
+    SUITE_TEST(test_set_status),
+    SUITE_TEST(test_claim),
+    SUITE_TEST(test_claim_race),
+    SUITE_TEST(test_assign),
+    SUITE_TEST(test_views),
+    SUITE_TEST(test_snooze_wake),
+    SUITE_TEST(test_durability),
+    SUITE_TEST(test_hostile_strings),
     SUITE_TEST(test_long_utf8_body),
 };
 

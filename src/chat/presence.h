@@ -1,0 +1,51 @@
+/* presence.h: whether each agent is online, away or offline, as the team sees it. An agent
+ * chooses online or away (POST /api/agent/status); the choice shows while the agent has a
+ * console open — a push connection open now, or a push request within the last offline_after_ms
+ * (a short poll comes every few seconds) — and offline otherwise, so that a closed tab or a lost
+ * laptop goes offline by itself. Kept in memory: after a restart every agent starts offline and
+ * online again at its console's first push request (its choice of away is not kept). Loop thread
+ * only. */
+#ifndef KF_CHAT_PRESENCE_H
+#define KF_CHAT_PRESENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    KF_PRESENCE_OFFLINE,
+    KF_PRESENCE_ONLINE,
+    KF_PRESENCE_AWAY,
+} kf_presence_status_t;
+
+typedef struct kf_presence kf_presence_t;
+
+/* Told each change of an agent's shown status, once. */
+typedef void (*kf_presence_changed_fn)(void *ctx, int64_t agent_id, kf_presence_status_t status);
+/* How many push connections the agent holds open now. */
+typedef size_t (*kf_presence_open_fn)(void *ctx, int64_t agent_id);
+
+kf_presence_t *kf_presence_new(uint64_t offline_after_ms, kf_presence_changed_fn changed,
+                               void *ctx);
+void kf_presence_free(kf_presence_t *presence);
+/* The agent's console made a push request at now (monotonic ms): an offline agent shows its
+ * choice again. */
+void kf_presence_seen(kf_presence_t *presence, int64_t agent_id, uint64_t now);
+/* The agent chooses online or away (KF_EINVAL for offline: that is not a choice). Shown at once
+ * when the agent is not offline. */
+int kf_presence_choose(kf_presence_t *presence, int64_t agent_id, kf_presence_status_t status);
+/* The agent logged out of one session: from now its open connections alone keep it on. */
+void kf_presence_left(kf_presence_t *presence, int64_t agent_id);
+/* The agent was disabled: offline at once, and its choice forgotten. */
+void kf_presence_drop(kf_presence_t *presence, int64_t agent_id);
+/* Every few seconds: agents with a connection open count as seen now; those seen last
+ * offline_after_ms ago or more go offline. */
+void kf_presence_sweep(kf_presence_t *presence, uint64_t now, kf_presence_open_fn open, void *ctx);
+/* What the team sees of the agent now. */
+kf_presence_status_t kf_presence_status(const kf_presence_t *presence, int64_t agent_id);
+/* "online", "away" or "offline". */
+const char *kf_presence_name(kf_presence_status_t status);
+/* The status named name (online or away: what an agent may choose), or KF_EINVAL. */
+int kf_presence_parse(const char *name, kf_presence_status_t *out);
+
+#endif

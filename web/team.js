@@ -1,0 +1,121 @@
+/* team.js: the team's presence in the agent console (docs/UI-CONTRACT.md, "Team").
+ *
+ *   const team = new KefuTeam({list, count, status, dot, api, onError});
+ *   team.start(me.agent.id);   // reads GET /api/agents, shows everyone and the agent's own status
+ *   team.apply(event);         // a pushed {"type":"presence"} event: that agent's dot changes
+ *   team.reload();             // after a push reconnect: presence events are not replayed
+ *   team.stop();
+ *
+ * The agent chooses Online or Away in `status` (a <select>); POST /api/agent/status tells the
+ * server, which tells every console. Offline is not a choice: the server says it when an
+ * agent's console has been gone for a minute. */
+(function () {
+  'use strict';
+
+  const LABELS = {online: 'Online', away: 'Away', offline: 'Offline'};
+  const ORDER = {online: 0, away: 1, offline: 2};
+
+  class KefuTeam {
+    constructor(opts) {
+      this.el = opts.list;
+      this.countEl = opts.count;
+      this.statusEl = opts.status;
+      this.dotEl = opts.dot;
+      this.api = opts.api;
+      this.onError = opts.onError || (() => {});
+      this.agents = new Map(); // id -> {id, name, email, status}
+      this.myId = null;
+      this.gen = 0;
+      this.statusEl.addEventListener('change', () => this.choose(this.statusEl.value));
+    }
+
+    start(myId) {
+      this.myId = myId;
+      this.gen++;
+      return this.reload();
+    }
+
+    stop() {
+      this.gen++;
+      this.myId = null;
+      this.agents.clear();
+      this.render();
+    }
+
+    async reload() {
+      const gen = this.gen;
+      let data;
+      try {
+        data = await this.api('GET', '/api/agents');
+      } catch (e) {
+        return; // the list stays as it was; the next reconnect reads it again
+      }
+      if (gen !== this.gen) return;
+      this.agents.clear();
+      for (const a of data.agents || []) {
+        if (a.disabled) continue;
+        this.agents.set(a.id, {id: a.id, name: a.name || a.email, status: a.status || 'offline'});
+      }
+      this.render();
+    }
+
+    apply(ev) {
+      const a = this.agents.get(Number(ev.agent_id));
+      if (a) {
+        a.status = ev.status;
+        this.render();
+      } else if (ev.status !== 'offline') {
+        this.reload(); // someone new (created or enabled since the list was read)
+      }
+    }
+
+    async choose(status) {
+      const gen = this.gen;
+      this.statusEl.disabled = true;
+      try {
+        const data = await this.api('POST', '/api/agent/status', {status});
+        if (gen !== this.gen) return;
+        const a = this.agents.get(this.myId);
+        if (a) a.status = data.agent.status;
+      } catch (e) {
+        if (gen === this.gen) this.onError('Your status could not be changed: ' + (e.message || 'try again'));
+      } finally {
+        if (gen === this.gen) this.statusEl.disabled = false;
+        this.render();
+      }
+    }
+
+    render() {
+      const me = this.agents.get(this.myId);
+      const mine = me ? me.status : 'offline';
+      this.dotEl.dataset.status = mine;
+      this.dotEl.title = LABELS[mine];
+      if (mine !== 'offline' && document.activeElement !== this.statusEl) this.statusEl.value = mine;
+      const sorted = [...this.agents.values()].sort((a, b) =>
+        (ORDER[a.status] - ORDER[b.status]) || a.name.localeCompare(b.name));
+      const items = sorted.map((a) => {
+        const li = document.createElement('li');
+        li.className = 'team-member';
+        li.dataset.agentId = String(a.id);
+        li.dataset.status = a.status;
+        const dot = document.createElement('span');
+        dot.className = 'presence-dot';
+        dot.dataset.status = a.status;
+        dot.setAttribute('aria-hidden', 'true');
+        const name = document.createElement('span');
+        name.className = 'team-name';
+        name.textContent = a.name + (a.id === this.myId ? ' (you)' : '');
+        const label = document.createElement('span');
+        label.className = 'team-status';
+        label.textContent = LABELS[a.status] || a.status;
+        li.append(dot, name, label);
+        return li;
+      });
+      this.el.replaceChildren(...items);
+      const online = sorted.filter((a) => a.status === 'online').length;
+      this.countEl.textContent = online + ' online';
+    }
+  }
+
+  window.KefuTeam = KefuTeam;
+})();
