@@ -6,9 +6,11 @@
  * flush: what the loop does, without the HTTP around it), by kind of query: p50, p99, max.
  * Optionally it also times the migration that fills the index of an existing database.
  *
- *   build/kf_search_bench [--messages N] [--runs R] [--migration] [--keep] [DIR]
+ *   build/kf_search_bench [--messages N] [--runs R] [--migration] [--prefix-index] [--keep] [DIR]
  *     N messages (default 1,000,000; at most 5,000,000), R searches per kind (default 200);
  *     --migration: drop the index and time the start-up that rebuilds it (the last migration);
+ *     --prefix-index: also build the index again with FTS5 prefix indexes of 2 and 3 characters
+ *     (not what the store does) and compare its size and its prefix queries with the store's;
  *     DIR: where the database goes (default: a temporary directory under /tmp, removed after,
  *     unless --keep). Bounded: the fill stops after 8 minutes, the searches after 2. */
 #include <inttypes.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "store/search_text.h"
+#include "store/sqlite_internal.h" /* kf_sqlite_define_functions, for the comparison */
 #include "store/store.h"
 
 #define MAX_MESSAGES 5000000L
@@ -289,11 +292,74 @@ static void time_kind(kf_store_t *store, const kind_t *k, int runs, int64_t befo
     free(ms);
 }
 
+/* Milliseconds of one raw query of the newest 20 hits of match in table (db has it). */
+static double raw_search_ms(sqlite3 *db, const char *table, const char *match)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT rowid FROM %s WHERE %s MATCH ?1 ORDER BY rowid DESC LIMIT 20",
+             table, table);
+    double t0 = now_s();
+    sqlite3_stmt *st = prepare(db, sql);
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        ;
+    sqlite3_finalize(st);
+    return (now_s() - t0) * 1000.0;
+}
+
+/* The index again with prefix indexes ('2 3'): its size, and prefix queries on both. */
+static void compare_prefix_index(const char *path, int runs)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK || kf_sqlite_define_functions(db) != 0)
+        die("open", db);
+    exec(db, "PRAGMA synchronous = OFF");
+    double t0 = now_s();
+    exec(db, "CREATE VIRTUAL TABLE prefixed USING fts5(text, content='', columnsize=0, "
+             "prefix='2 3', tokenize=\"" KF_SEARCH_TOKENIZE "\");"
+             "INSERT INTO prefixed (rowid, text) SELECT id, kefu_search_text(body) FROM messages;");
+    printf(
+        "\nthe same index with prefix='2 3': built in %.1f s\n\n| table | size |\n| --- | --- |\n",
+        now_s() - t0);
+    sqlite3_stmt *st =
+        prepare(db, "SELECT sum(d.pgsize) FROM dbstat d "
+                    "JOIN sqlite_schema s ON s.name = d.name WHERE s.tbl_name LIKE ?1");
+    static const char *const tables[][2] = {{"message_search (the store's)", "message_search%"},
+                                            {"with prefix='2 3'", "prefixed%"}};
+    for (size_t i = 0; i < COUNT(tables); i++) {
+        sqlite3_bind_text(st, 1, tables[i][1], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            die("dbstat", db);
+        printf("| %s | %.1f MiB |\n", tables[i][0], sqlite3_column_double(st, 0) / 1048576.0);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    static const char *const queries[] = {"\"ref\"*", "\"wa\"*",     "\"tra\"*",
+                                          "\"sh\"*",  "\"refund\"*", "\"delivery\"*"};
+    printf(
+        "\n| prefix query (raw SQL, newest 20, %d runs) | p50 ms | p99 ms |\n| --- | --- | --- |\n",
+        runs);
+    double *a = calloc((size_t)runs, sizeof *a), *b = calloc((size_t)runs, sizeof *b);
+    for (int i = 0; i < runs; i++) {
+        const char *q = queries[(size_t)i % COUNT(queries)];
+        a[i] = raw_search_ms(db, "message_search", q);
+        b[i] = raw_search_ms(db, "prefixed", q);
+    }
+    qsort(a, (size_t)runs, sizeof *a, cmp_double);
+    qsort(b, (size_t)runs, sizeof *b, cmp_double);
+    printf("| the store's index | %.2f | %.2f |\n", a[runs / 2], a[(runs * 99) / 100]);
+    printf("| with prefix='2 3' | %.2f | %.2f |\n", b[runs / 2], b[(runs * 99) / 100]);
+    free(a);
+    free(b);
+    exec(db, "DROP TABLE prefixed");
+    sqlite3_close(db);
+}
+
 int main(int argc, char **argv)
 {
     long n = 1000000;
     int runs = 200;
-    bool keep = false, migration = false;
+    bool keep = false, migration = false, prefix_index = false;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc)
@@ -304,10 +370,13 @@ int main(int argc, char **argv)
             keep = true;
         else if (strcmp(argv[i], "--migration") == 0)
             migration = true;
+        else if (strcmp(argv[i], "--prefix-index") == 0)
+            prefix_index = true;
         else if (argv[i][0] != '-')
             dir = argv[i];
         else
-            die("usage: kf_search_bench [--messages N] [--runs R] [--migration] [--keep] [DIR]",
+            die("usage: kf_search_bench [--messages N] [--runs R] [--migration] [--prefix-index] "
+                "[--keep] [DIR]",
                 NULL);
     }
     if (n < 1000 || n > MAX_MESSAGES || runs < 1 || runs > 100000)
@@ -382,6 +451,8 @@ int main(int argc, char **argv)
         time_kind(store, &kinds[i], runs, 0, deadline);
     time_kind(store, &kinds[0], runs, filled / 2, deadline);
     kf_store_close(store);
+    if (prefix_index)
+        compare_prefix_index(path, runs);
     if (!keep) {
         char file[600];
         static const char *const suffixes[] = {"", "-wal", "-shm"};
