@@ -211,6 +211,18 @@ for (const [label, viewport] of [['desktop', { width: 1280, height: 800 }], ['ph
       await box.fill('物流');
       await a.page.waitForFunction(() => document.querySelectorAll('#search-list .search-hit').length === 3, null, { timeout: T });
       await screenshot(a.page, `search-${label}-logistics`);
+      if (label === 'desktop') {
+        // Twenty a page: "More results" brings the rest, after them, and then goes.
+        await box.fill('hello');
+        await a.page.waitForFunction(() => document.querySelectorAll('#search-list .search-hit').length === 20, null, { timeout: T });
+        assert.match(await a.page.textContent('#search-status'), /20\+ results/);
+        await a.page.click('#search-more');
+        await a.page.waitForFunction(() => document.querySelectorAll('#search-list .search-hit').length === 24, null, { timeout: T });
+        await a.page.waitForSelector('#search-more', { state: 'hidden', timeout: T });
+        const ids = await a.page.$$eval('#search-list .search-hit', (els) => els.map((e) => Number(e.dataset.messageId)));
+        assert.deepEqual(ids, [...ids].sort((x, y) => y - x), 'newest first across the two pages');
+        assert.equal(new Set(ids).size, 24);
+      }
       await box.fill('');
       await a.page.waitForSelector('#list-scroll', { state: 'visible', timeout: T });
       assert.equal(await a.page.isVisible('#search-results'), false);
