@@ -55,6 +55,7 @@
     statusSelect: $('status-select'),
     assigneeLabel: $('assignee-label'),
     claimButton: $('claim-button'),
+    assignSelect: $('assign-select'),
     loadOlder: $('load-older'),
     unreadTotal: $('unread-total'),
     back: $('back-button'),
@@ -159,7 +160,23 @@
       ui.teamError.hidden = false;
       setTimeout(() => { ui.teamError.hidden = true; }, 6000);
     },
+    onChange: () => fillAssignSelect(),
   });
+
+  /* Team settings: one's own name and password; an admin's agents. */
+  const teamSettings = new window.KefuTeamAdmin({
+    dialog: $('team-dialog'),
+    api: (method, path, body) => agentApi(method, path, body),
+    team,
+    me: () => me,
+    onSelfChanged: (agent) => {
+      if (!me) return;
+      me.agent.name = agent.name;
+      ui.agentName.textContent = agent.name || agent.email;
+      ui.agentAvatar.textContent = initials(agent.name || agent.email);
+    },
+  });
+  $('team-settings-button').addEventListener('click', () => teamSettings.open());
 
   /* The search box: its hits replace the list while it holds a query (web/search.js). */
   const search = new window.KefuSearch({
@@ -271,6 +288,7 @@
     if (push) push.stop();
     push = null;
     team.stop();
+    if ($('team-dialog').open) $('team-dialog').close();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;
@@ -768,6 +786,35 @@
     // Claim what nobody holds; take over what someone else holds (an assignment to oneself).
     ui.claimButton.hidden = mine || (!c.assignee && resolved);
     ui.claimButton.textContent = c.assignee ? 'Assign to me' : 'Claim';
+    fillAssignSelect();
+  }
+
+  /* An account was added or changed (by an admin, or an agent's own rename): the team list and,
+   * for one's own, the top bar follow. */
+  function accountChanged(agent) {
+    if (me && Number(agent.id) === Number(me.agent.id)) {
+      me.agent.name = agent.name;
+      me.agent.role = agent.role;
+      ui.agentName.textContent = agent.name || agent.email;
+      ui.agentAvatar.textContent = initials(agent.name || agent.email);
+    }
+    team.reload();
+  }
+
+  /* "Transfer to…": every enabled agent but the one who holds the selected conversation, with
+   * their presence, and "Nobody" when someone holds it. */
+  function fillAssignSelect() {
+    const c = selectedId !== null ? convs.get(selectedId) : null;
+    const held = c && c.assignee ? Number(c.assignee.id) : null;
+    const options = [new Option('Transfer to…', '')];
+    for (const a of team.members()) {
+      if (a.id === held) continue;
+      const who = me && a.id === Number(me.agent.id) ? a.name + ' (you)' : a.name;
+      options.push(new Option(who + ' · ' + window.KefuTeam.LABELS[a.status], String(a.id)));
+    }
+    if (held !== null) options.push(new Option('Nobody (unassign)', 'none'));
+    ui.assignSelect.replaceChildren(...options);
+    ui.assignSelect.value = '';
   }
 
   function updateThreadEmpty() {
@@ -879,6 +926,13 @@
     const next = ui.statusSelect.value;
     if (!c || next === c.status) return;
     deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+  });
+
+  ui.assignSelect.addEventListener('change', () => {
+    const value = ui.assignSelect.value;
+    if (!value || selectedId === null) return;
+    const agentId = value === 'none' ? null : Number(value);
+    deskChange(ui.assignSelect, '/assign', {agent_id: agentId}, agentId === null ? 'unassign it' : 'transfer it');
   });
 
   ui.claimButton.addEventListener('click', () => {
@@ -1001,6 +1055,7 @@
     else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
     else if (ev.type === 'presence') team.apply(ev);
+    else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */

@@ -5,6 +5,7 @@
  *   team.apply(event);         // a pushed {"type":"presence"} event: that agent's dot changes
  *   team.reload();             // after a push reconnect: presence events are not replayed
  *   team.stop();
+ *   team.members();            // the enabled agents, online first: [{id, name, status}]
  *
  * The agent chooses Online or Away in `status` (a <select>); POST /api/agent/status tells the
  * server, which tells every console. Offline is not a choice: the server says it when an
@@ -23,6 +24,7 @@
       this.dotEl = opts.dot;
       this.api = opts.api;
       this.onError = opts.onError || (() => {});
+      this.onChange = opts.onChange || (() => {});
       this.agents = new Map(); // id -> {id, name, email, status}
       this.myId = null;
       this.gen = 0;
@@ -85,14 +87,18 @@
       }
     }
 
+    members() {
+      return [...this.agents.values()].sort((a, b) =>
+        (ORDER[a.status] - ORDER[b.status]) || a.name.localeCompare(b.name));
+    }
+
     render() {
       const me = this.agents.get(this.myId);
       const mine = me ? me.status : 'offline';
       this.dotEl.dataset.status = mine;
       this.dotEl.title = LABELS[mine];
       if (mine !== 'offline' && document.activeElement !== this.statusEl) this.statusEl.value = mine;
-      const sorted = [...this.agents.values()].sort((a, b) =>
-        (ORDER[a.status] - ORDER[b.status]) || a.name.localeCompare(b.name));
+      const sorted = this.members();
       const items = sorted.map((a) => {
         const li = document.createElement('li');
         li.className = 'team-member';
@@ -114,8 +120,10 @@
       this.el.replaceChildren(...items);
       const online = sorted.filter((a) => a.status === 'online').length;
       this.countEl.textContent = online + ' online';
+      this.onChange();
     }
   }
 
+  KefuTeam.LABELS = LABELS;
   window.KefuTeam = KefuTeam;
 })();

@@ -20,6 +20,14 @@ static json_t *account_json(const kf_agent_t *agent)
     return json;
 }
 
+/* Tells every console that an account was added or changed (its name, role, or whether it may
+ * sign in), so that their team lists follow without a reload. */
+static void publish_account(kf_app_t *app, const kf_agent_t *agent)
+{
+    json_t *event = json_pack("{s:s,s:o}", "type", "agent", "agent", account_json(agent));
+    kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
+}
+
 /* A login with the right password for a disabled account: told why (the password is right, so
  * this tells nobody anything they could not know), but no session. */
 static void refuse_disabled(kf_req_t *req)
@@ -338,20 +346,21 @@ static void agent_created_cb(void *ctx, const kf_store_result_t *r)
 {
     create_wait_t *w = ctx;
     kf_req_t *req = w->base.req;
-    if (r->rc == 0)
+    kf_agent_t created = {.id = r->id,
+                          .email = w->email,
+                          .name = w->name,
+                          .role = w->role,
+                          .created_at = w->created_at};
+    if (r->rc == 0) {
         kf_info("agent %s (%s) created", w->email, w->role);
+        publish_account(w->app, &created);
+    }
     if (req != NULL && r->rc == KF_EEXISTS)
         kf_call_fail(req, KF_EEXISTS, "an agent with this e-mail exists");
     else if (req != NULL && r->rc != 0)
         kf_call_fail(req, r->rc, NULL);
     else if (req != NULL)
-        kf_resp_json(req, 201,
-                     json_pack("{s:o}", "agent",
-                               account_json(&(kf_agent_t){.id = r->id,
-                                                          .email = w->email,
-                                                          .name = w->name,
-                                                          .role = w->role,
-                                                          .created_at = w->created_at})));
+        kf_resp_json(req, 201, json_pack("{s:o}", "agent", account_json(&created)));
     free(w);
 }
 
@@ -461,6 +470,7 @@ static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
         const kf_agent_t *a = r->agent;
         bool disabled = a->disabled_at != 0;
         kf_authn_agent_changed(app->authn, a->id, disabled);
+        publish_account(app, a);
         if (disabled || w->password != NULL) {
             kf_authn_revoke_tickets(app->authn, 'a', a->id);
             size_t ended = kf_push_end_subject(app->push, 'a', a->id);

@@ -240,6 +240,18 @@ test('desk in the browser: a visitor writes; Ana claims it from Unassigned and B
     await bo.page.selectOption('#status-select', 'pending');
     await ana.page.waitForFunction(() => document.querySelector('#status-select').value === 'pending', null, { timeout: T });
     await waitTabCount(ana.page, 'pending', 1, 'Ana');
+    // "Transfer to…" lists the team (not the one who holds it) with their presence: Bo hands it to
+    // Ana, then to nobody, then takes it again.
+    const transfer = bo.page.getByLabel('Transfer to');
+    assert.deepEqual(await bo.page.$$eval('#assign-select option', (os) => os.map((o) => o.textContent)), ['Transfer to…', 'Ana · Online', 'Nobody (unassign)']);
+    await transfer.selectOption({ label: 'Ana · Online' });
+    await ana.page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Assigned to you', null, { timeout: T });
+    await bo.page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Assigned to Ana', null, { timeout: T });
+    assert.equal(await bo.page.inputValue('#assign-select'), '', 'the control is ready for the next transfer');
+    await transfer.selectOption({ label: 'Nobody (unassign)' });
+    await ana.page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Unassigned', null, { timeout: T });
+    await bo.page.click('#claim-button');
+    await ana.page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Assigned to Bo', null, { timeout: T });
     // Ana's Mine, remembered across a reload: Bo holds it now, so it is not there.
     await ana.page.click('#view-tabs .view-tab[data-view="mine"]');
     await ana.page.reload();

@@ -1,0 +1,190 @@
+/* team_admin.js: the "Team settings" dialog of the agent console (docs/UI-CONTRACT.md, "Team
+ * settings"). Every agent changes its own name and password there; an admin also adds agents,
+ * makes them admins or agents, and disables or enables them (docs/API.md, /api/agents).
+ *
+ *   const settings = new KefuTeamAdmin({dialog, api, team, me: () => me, onSelfChanged});
+ *   settings.open();
+ */
+(function () {
+  'use strict';
+
+  const $ = (root, sel) => root.querySelector(sel);
+
+  function sentence(text) {
+    const t = String(text || '').trim();
+    if (!t) return 'Something went wrong.';
+    const s = t[0].toUpperCase() + t.slice(1);
+    return /[.!?…]$/.test(s) ? s : s + '.';
+  }
+
+  class KefuTeamAdmin {
+    constructor(opts) {
+      this.dialog = opts.dialog;
+      this.api = opts.api;
+      this.team = opts.team;
+      this.me = opts.me;
+      this.onSelfChanged = opts.onSelfChanged || (() => {});
+      this.rows = $(this.dialog, '#team-admin-rows');
+      this.adminPart = $(this.dialog, '#team-admin-part');
+      this.addForm = $(this.dialog, '#add-agent-form');
+      this.nameForm = $(this.dialog, '#own-name-form');
+      this.passwordForm = $(this.dialog, '#own-password-form');
+      this.status = $(this.dialog, '#team-admin-status');
+      this.error = $(this.dialog, '#team-admin-error');
+      $(this.dialog, '#team-admin-close').addEventListener('click', () => this.dialog.close());
+      this.addForm.addEventListener('submit', (e) => { e.preventDefault(); this.addAgent(); });
+      this.nameForm.addEventListener('submit', (e) => { e.preventDefault(); this.renameSelf(); });
+      this.passwordForm.addEventListener('submit', (e) => { e.preventDefault(); this.changePassword(); });
+    }
+
+    isAdmin() {
+      const me = this.me();
+      return !!me && me.agent.role === 'admin';
+    }
+
+    async open() {
+      const me = this.me();
+      if (!me) return;
+      this.say('');
+      this.adminPart.hidden = !this.isAdmin();
+      $(this.nameForm, '#own-name').value = me.agent.name || '';
+      this.passwordForm.reset();
+      this.addForm.reset();
+      if (!this.dialog.open) this.dialog.showModal();
+      if (this.isAdmin()) await this.load();
+    }
+
+    /* A line under the dialog's title: what just happened, or (error) what went wrong. */
+    say(text, error) {
+      this.status.textContent = error ? '' : text;
+      this.error.textContent = error ? text : '';
+      this.error.hidden = !error;
+    }
+
+    async run(what, fn) {
+      try {
+        await fn();
+      } catch (e) {
+        if (e.status !== 401) this.say('Could not ' + what + '. ' + sentence(e.message), true);
+        return false;
+      }
+      return true;
+    }
+
+    async load() {
+      await this.run('load the team', async () => {
+        const data = await this.api('GET', '/api/agents');
+        this.render(data.agents || []);
+      });
+    }
+
+    render(agents) {
+      const me = this.me();
+      const rows = agents.map((a) => {
+        const tr = document.createElement('tr');
+        tr.dataset.agentId = String(a.id);
+        tr.dataset.disabled = String(!!a.disabled);
+        const name = document.createElement('td');
+        name.className = 'ta-name';
+        const label = document.createElement('span');
+        label.className = 'ta-label';
+        label.textContent = (a.name || a.email) + (me && a.id === me.agent.id ? ' (you)' : '');
+        const sub = document.createElement('span');
+        sub.className = 'ta-sub'; // the e-mail under the name, where the e-mail column is hidden
+        sub.textContent = a.email;
+        name.append(label, sub);
+        const email = document.createElement('td');
+        email.className = 'ta-email';
+        email.textContent = a.email;
+        const roleCell = document.createElement('td');
+        const role = document.createElement('select');
+        role.className = 'ta-role';
+        role.setAttribute('aria-label', 'Role of ' + (a.name || a.email));
+        role.append(new Option('Agent', 'agent'), new Option('Admin', 'admin'));
+        role.value = a.role;
+        role.addEventListener('change', () => this.change(a, {role: role.value}, 'change the role'));
+        roleCell.append(role);
+        const stateCell = document.createElement('td');
+        const state = document.createElement('button');
+        state.type = 'button';
+        state.className = 'btn btn-sm ' + (a.disabled ? 'btn-secondary' : 'btn-ghost ta-disable');
+        state.textContent = a.disabled ? 'Enable' : 'Disable';
+        state.setAttribute('aria-label', (a.disabled ? 'Enable ' : 'Disable ') + (a.name || a.email));
+        state.hidden = !!me && a.id === me.agent.id; // one's own account is not one's to disable
+        state.addEventListener('click', () => this.change(a, {disabled: !a.disabled}, a.disabled ? 'enable the account' : 'disable the account'));
+        const note = document.createElement('span');
+        note.className = 'ta-state';
+        note.textContent = a.disabled ? 'Disabled' : '';
+        stateCell.append(note, state);
+        tr.append(name, email, roleCell, stateCell);
+        return tr;
+      });
+      this.rows.replaceChildren(...rows);
+    }
+
+    async change(agent, body, what) {
+      const ok = await this.run(what, async () => {
+        const data = await this.api('PATCH', '/api/agents/' + agent.id, body);
+        const a = data.agent;
+        this.say(body.disabled === true ? (a.name || a.email) + ' is disabled: their sessions have ended.'
+          : body.disabled === false ? (a.name || a.email) + ' can sign in again.'
+          : (a.name || a.email) + ' is ' + (a.role === 'admin' ? 'an admin' : 'an agent') + ' now.');
+      });
+      await this.load(); // as it is now, whether the change went or not
+      if (ok) this.team.reload();
+    }
+
+    async addAgent() {
+      const f = this.addForm;
+      const body = {
+        name: $(f, '#add-name').value.trim(),
+        email: $(f, '#add-email').value.trim(),
+        password: $(f, '#add-password').value,
+        role: $(f, '#add-role').value,
+      };
+      const ok = await this.run('add the agent', async () => {
+        const data = await this.api('POST', '/api/agents', body);
+        this.say((data.agent.name || data.agent.email) + ' can sign in now with that e-mail and password.');
+      });
+      if (ok) {
+        f.reset();
+        await this.load();
+        this.team.reload();
+      }
+    }
+
+    async renameSelf() {
+      const me = this.me();
+      const name = $(this.nameForm, '#own-name').value.trim();
+      const ok = await this.run('change your name', async () => {
+        const data = await this.api('PATCH', '/api/agents/' + me.agent.id, {name});
+        this.onSelfChanged(data.agent);
+        this.say('Your name is ' + (data.agent.name || data.agent.email) + ' now.');
+      });
+      if (ok) {
+        this.team.reload();
+        if (this.isAdmin()) this.load();
+      }
+    }
+
+    async changePassword() {
+      const me = this.me();
+      const f = this.passwordForm;
+      const current = $(f, '#own-current-password').value;
+      const next = $(f, '#own-new-password').value;
+      if (next !== $(f, '#own-new-password-again').value) {
+        this.say('Could not change your password. The two new passwords differ.', true);
+        return;
+      }
+      const ok = await this.run('change your password', async () => {
+        await this.api('PATCH', '/api/agents/' + me.agent.id, {password: next, current_password: current});
+      });
+      if (ok) {
+        f.reset();
+        this.say('Your password is changed. Your other sessions have ended.');
+      }
+    }
+  }
+
+  window.KefuTeamAdmin = KefuTeamAdmin;
+})();
