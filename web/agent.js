@@ -87,6 +87,7 @@
   let selectedId = null;
   let threadGen = 0;          // bumps on every selection, so a slow load cannot fill another thread
   let threadLoading = false;
+  let threadReady = Promise.resolve(); // settles when the selected thread has loaded
   const readPosted = new Map();   // conversation id -> highest up_to sent
   const visitorRead = new Map();  // conversation id -> visitor's read mark (from live read events)
   const readTimers = new Map();
@@ -203,6 +204,16 @@
         if (item) item.focus();
       },
     },
+  });
+
+  /* The search box: its hits replace the list while it holds a query (web/search.js). */
+  const search = new window.KefuSearch({
+    form: $('search-form'), input: $('search-input'), panel: $('search-results'),
+    status: $('search-status'), list: $('search-list'), more: $('search-more'),
+    hide: [ui.listScroll, ui.viewTabs],
+  }, {
+    api: (method, path, body, extra) => agentApi(method, path, body, extra),
+    onOpen: (hit) => openHit(hit),
   });
 
   const fitReply = autoGrow(ui.replyInput);
@@ -330,6 +341,7 @@
     showLoadOlder();
     deselect();
     drafts.clear();
+    search.reset();
   }
 
   async function enterConsole(session) {
@@ -671,6 +683,8 @@
     const gen = ++threadGen;
     threadLoading = true;
     updateThreadEmpty();
+    let loaded;
+    threadReady = new Promise((resolve) => { loaded = resolve; });
     try {
       let after = 0;
       for (;;) {
@@ -686,12 +700,33 @@
       if (gen === threadGen) showReplyError('Could not load this conversation. ' + sentence(e.message));
       return;
     } finally {
+      loaded();
       if (gen === threadGen) {
         threadLoading = false;
         updateThreadEmpty();
       }
     }
     if (viewing(id)) scheduleRead(id, 0);
+  }
+
+  /* A search hit: its conversation opens (fetched first when the list has not loaded it), and
+   * the thread (loaded whole) scrolls to the hit's message and marks it for a moment. */
+  async function openHit(hit) {
+    const id = Number(hit.conversation_id);
+    const gen = sessionGen;
+    if (!convs.has(id)) await fetchConversation(id);
+    if (gen !== sessionGen || !convs.has(id)) return;
+    if (id !== selectedId) select(id);
+    else document.body.classList.add('show-thread');
+    const before = threadGen;
+    await threadReady;
+    if (before !== threadGen || id !== selectedId) return; // another conversation was chosen
+    const node = ui.thread.querySelector('.msg[data-id="' + Number(hit.message_id) + '"]');
+    if (!node) return;
+    for (const old of ui.thread.querySelectorAll('.msg.search-target')) old.classList.remove('search-target');
+    node.scrollIntoView({block: 'center'});
+    node.classList.add('search-target');
+    setTimeout(() => node.classList.remove('search-target'), 2400);
   }
 
   function saveDraft() {

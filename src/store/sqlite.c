@@ -5,6 +5,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "store/search_text.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -116,6 +117,19 @@ static const char *const migrations[] = {
      "  (assignee_id, updated_at DESC, id DESC) WHERE status != 'resolved';"
      "CREATE INDEX conversations_snoozed ON conversations (snoozed_until) "
      "  WHERE status = 'snoozed';"),
+    /* 5: the full-text search (store/search_text.h), filled from what is there already. Two
+     * contentless FTS5 tables, keyed by rowid: a message's id, a visitor's id. Contentless, since
+     * the text is in messages and visitors already (and the index holds a rewritten text that
+     * nobody reads back); columnsize=0, since hits are ordered by id, not ranked. The text goes
+     * through kefu_search_text, which every connection of the store defines. Visitors without a
+     * name have no row. */
+    ("CREATE VIRTUAL TABLE message_search USING fts5(text, content='', columnsize=0, "
+     "tokenize=\"" KF_SEARCH_TOKENIZE "\");"
+     "INSERT INTO message_search (rowid, text) SELECT id, kefu_search_text(body) FROM messages;"
+     "CREATE VIRTUAL TABLE visitor_search USING fts5(text, content='', columnsize=0, "
+     "tokenize=\"" KF_SEARCH_TOKENIZE "\");"
+     "INSERT INTO visitor_search (rowid, text) "
+     "SELECT id, kefu_search_text(name) FROM visitors WHERE name != '';"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -416,6 +430,7 @@ static const kf_store_ops_t sqlite_ops = {
     .messages_in_conversation = kf_sqlite_messages_in_conversation,
     .messages_of_visitor = kf_sqlite_messages_of_visitor,
     .messages_all = kf_sqlite_messages_all,
+    .search = kf_sqlite_search,
     .complete = sqlite_complete,
     .flush = sqlite_flush,
     .set_notify = sqlite_set_notify,
@@ -525,6 +540,24 @@ static const char *synchronous_pragma(const char *synchronous)
     return NULL;
 }
 
+/* kefu_search_text(text): what the search index holds for text (store/search_text.h). */
+static void search_text_fn(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *text = (const char *)sqlite3_value_text(argv[0]);
+    char *indexed = kf_search_index_text(text != NULL ? text : "");
+    sqlite3_result_text(context, indexed, -1, free);
+}
+
+/* Defines kefu_search_text on db, for the statements and the migration that feed the index. */
+int kf_sqlite_define_functions(sqlite3 *db)
+{
+    int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    int code =
+        sqlite3_create_function(db, "kefu_search_text", 1, flags, NULL, search_text_fn, NULL, NULL);
+    return code == SQLITE_OK ? 0 : KF_ESTORE;
+}
+
 /* Opens a connection to path and prepares every statement. The main connection (create) also
  * sets WAL mode and migrates the schema first. */
 static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create)
@@ -534,7 +567,7 @@ static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, b
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK)
         return KF_ESTORE;
     sqlite3_extended_result_codes(c->db, 1);
-    if (sqlite3_busy_timeout(c->db, 5000) != SQLITE_OK)
+    if (sqlite3_busy_timeout(c->db, 5000) != SQLITE_OK || kf_sqlite_define_functions(c->db) != 0)
         return KF_ESTORE;
     /* journal_mode answers with the mode it got; a file system without WAL support keeps a
      * rollback journal, which is slower but just as safe, so it is not an error. */

@@ -65,6 +65,28 @@
 /* The conversation lists' order and page size. */
 #define KF_SQLITE_LIST_ORDER "ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
 
+/* A search (?1 the FTS5 expression, ?2 the message id to stay below, ?3 the limit): the newest
+ * limit message hits, walked backwards in the index's rowid (message id) order and stopped at the
+ * limit, and one hit per conversation of each visitor whose name matches, at the conversation's
+ * newest message; one row per message (a text hit before a name hit), newest first. The name
+ * hits are all counted before the limit cuts them: a name shared by very many visitors costs
+ * that many lookups (names are few beside messages). Private notes, when they come, are filtered
+ * here by a join on the message's flag, for a caller that may not see them. */
+#define KF_SQLITE_SEARCH                                                                           \
+    "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name FROM ("                                 \
+    "  SELECT id, min(field) AS field FROM ("                                                      \
+    "    SELECT * FROM (SELECT rowid AS id, 0 AS field FROM message_search "                       \
+    "      WHERE message_search MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) "            \
+    "    UNION ALL "                                                                               \
+    "    SELECT (SELECT l.id FROM messages l WHERE l.conversation_id = n.id "                      \
+    "        ORDER BY l.id DESC LIMIT 1) AS id, 1 AS field "                                       \
+    "      FROM visitor_search JOIN conversations n ON n.visitor_id = visitor_search.rowid "       \
+    "      WHERE visitor_search MATCH ?1"                                                          \
+    "  ) WHERE id < ?2 GROUP BY id ORDER BY id DESC LIMIT ?3"                                      \
+    ") h JOIN messages m ON m.id = h.id JOIN conversations c ON c.id = m.conversation_id "         \
+    "JOIN visitors v ON v.id = c.visitor_id LEFT JOIN agents a ON a.id = m.agent_id "              \
+    "ORDER BY m.id DESC"
+
 /* X(name, sql): every statement the store runs, prepared once on each connection at open. */
 #define KF_SQLITE_STATEMENTS(X)                                                                    \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -170,7 +192,14 @@
       "CROSS JOIN messages m ON m.conversation_id = c.id LEFT JOIN agents a ON a.id = m.agent_id " \
       "WHERE c.visitor_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3")                              \
     X(MESSAGES_ALL, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                    \
-                    "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")
+                    "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")                                      \
+    /* The search index is fed in the same transaction as the row it indexes (KF_SQLITE_SEARCH).   \
+     */                                                                                            \
+    X(MESSAGE_SEARCH_INSERT, "INSERT INTO message_search (rowid, text) "                           \
+                             "VALUES (?1, kefu_search_text(?2))")                                  \
+    X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
+                             "VALUES (?1, kefu_search_text(?2))")                                  \
+    X(SEARCH, KF_SQLITE_SEARCH)
 
 typedef enum {
 #define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
@@ -204,6 +233,7 @@ typedef enum {
     OP_MESSAGES_IN_CONVERSATION,
     OP_MESSAGES_OF_VISITOR,
     OP_MESSAGES_ALL,
+    OP_SEARCH,
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
@@ -234,6 +264,7 @@ typedef struct op {
     kf_store_message_cb each_message;           /* the messages_* queries */
     kf_store_conversation_cb each_conversation; /* conversation_list */
     kf_store_agent_cb each_agent;               /* agent_list */
+    kf_store_search_cb each_hit;                /* search */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -241,6 +272,11 @@ typedef struct op {
         int64_t id;                  /* agent_by_id, conversation_get/_visitor */
         int64_t visitor_id;          /* conversation_of_visitor */
         kf_conversation_page_t page; /* conversation_list */
+        struct {
+            const char *match; /* the FTS5 expression (store/search_text.h) */
+            int64_t before_id;
+            size_t limit;
+        } search;
         struct {
             int64_t subject; /* the conversation or the visitor; unused for messages_all */
             int64_t after_id;
@@ -357,6 +393,9 @@ static inline sqlite_store_t *kf_sqlite_from_base(kf_store_t *store)
 
 /* ---- sqlite.c: statements, rows and operations ---- */
 
+/* Defines the store's SQL functions (kefu_search_text) on a connection: every connection that
+ * runs the store's statements or migrations needs them. */
+int kf_sqlite_define_functions(sqlite3 *db);
 /* A kept statement, ready for binding. */
 sqlite3_stmt *kf_sqlite_statement(conn_t *c, stmt_id_t id);
 /* Resets a statement after use and drops its bindings, which may point at borrowed strings. */
@@ -425,6 +464,8 @@ int kf_sqlite_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t
                                   void *ctx);
 int kf_sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
                            kf_store_message_cb each, kf_store_done_cb done, void *ctx);
+int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
+                     kf_store_search_cb each, kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_writer.c ---- */
 

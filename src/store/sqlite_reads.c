@@ -5,7 +5,9 @@
 #include "store/sqlite_internal.h"
 
 #include "base/err.h"
+#include "store/search_text.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op)
@@ -170,6 +172,23 @@ int kf_sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
     return queue_messages(store, OP_MESSAGES_ALL, 0, after_id, limit, each, done, ctx);
 }
 
+int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
+                     kf_store_search_cb each, kf_store_done_cb done, void *ctx)
+{
+    if (each == NULL || done == NULL || limit < 1 || limit > KF_STORE_SEARCH_MAX || before_id < 0)
+        return KF_EINVAL;
+    char *match = NULL;
+    if (kf_search_match(query, &match) != 0)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_SEARCH, done, ctx);
+    op->each_hit = each;
+    op->args.search.match = kf_sqlite_op_keep(op, match);
+    free(match);
+    op->args.search.before_id = before_id;
+    op->args.search.limit = limit;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
 /* ---- running them ---- */
 
 /* The status a view of one status lists (CONVERSATION_LIST_STATUS), else NULL. */
@@ -222,6 +241,10 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
                               op->args.messages.limit);
     case OP_MESSAGES_ALL:
         return kf_sqlite_bind(st, "in", op->args.messages.after_id, op->args.messages.limit);
+    case OP_SEARCH:
+        return kf_sqlite_bind(st, "tin", op->args.search.match,
+                              op->args.search.before_id > 0 ? op->args.search.before_id : INT64_MAX,
+                              op->args.search.limit);
     default: return kf_sqlite_bind(st, "i", op->args.id); /* the lookups by id */
     }
 }
@@ -244,6 +267,7 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_MESSAGES_IN_CONVERSATION] = STMT_MESSAGES_IN_CONVERSATION,
     [OP_MESSAGES_OF_VISITOR] = STMT_MESSAGES_OF_VISITOR,
     [OP_MESSAGES_ALL] = STMT_MESSAGES_ALL,
+    [OP_SEARCH] = STMT_SEARCH,
 };
 
 /* Hands every row of a list query to its each callback, stopping early when it returns
@@ -263,6 +287,13 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             kf_conversation_t conversation;
             kf_sqlite_read_conversation(st, &conversation);
             result->rc = op->each_conversation(op->ctx, &conversation);
+        } else if (op->kind == OP_SEARCH) {
+            kf_search_hit_t hit;
+            hit.field = sqlite3_column_int64(st, 0) == KF_SEARCH_VISITOR ? KF_SEARCH_VISITOR
+                                                                         : KF_SEARCH_MESSAGE;
+            kf_sqlite_read_message(st, 1, &hit.message);
+            hit.visitor_name = kf_sqlite_column_text(st, 9);
+            result->rc = op->each_hit(op->ctx, &hit);
         } else if (op->kind == OP_AGENT_LIST) {
             kf_agent_t agent;
             kf_sqlite_read_agent(st, &agent);
@@ -332,10 +363,12 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     kf_session_t session;
     kf_conversation_t conversation;
     result.rc = bind_read(op, st);
-    if (result.rc == 0) {
+    /* A query of punctuation alone has no term (an empty FTS5 expression): it finds nothing. */
+    bool nothing = op->kind == OP_SEARCH && op->args.search.match[0] == '\0';
+    if (result.rc == 0 && !nothing) {
         bool list = op->kind == OP_AGENT_LIST || op->kind == OP_CONVERSATION_LIST ||
                     op->kind == OP_MESSAGES_IN_CONVERSATION || op->kind == OP_MESSAGES_OF_VISITOR ||
-                    op->kind == OP_MESSAGES_ALL;
+                    op->kind == OP_MESSAGES_ALL || op->kind == OP_SEARCH;
         if (list)
             each_row(op, st, &result);
         else

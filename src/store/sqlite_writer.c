@@ -290,12 +290,6 @@ static int apply_simple(conn_t *c, op_t *op)
     case OP_SESSION_DELETE:
         st = kf_sqlite_statement(c, STMT_SESSION_DELETE);
         return change_one(c, st, kf_sqlite_bind(st, "t", op->args.token_hash));
-    case OP_VISITOR_CREATE:
-        st = kf_sqlite_statement(c, STMT_VISITOR_CREATE);
-        return insert_one(c, st,
-                          kf_sqlite_bind(st, "tti", op->args.visitor.token_hash,
-                                         op->args.visitor.name, op->args.visitor.now),
-                          &op->result.id);
     case OP_SET_STATUS:
         st = kf_sqlite_statement(c, STMT_CONVERSATION_SET_STATUS);
         return change_one(c, st,
@@ -326,6 +320,22 @@ static int check_agent(conn_t *c, op_t *op, int64_t agent_id, const char **name)
         *name = kf_sqlite_op_keep(op, kf_sqlite_column_text(st, 0));
     kf_sqlite_finish(st);
     return rc == KF_ENOTFOUND ? KF_EINVAL : rc;
+}
+
+/* The visitor, and their name in the search index (a nameless visitor has no row there). */
+static int apply_visitor_create(conn_t *c, op_t *op, bool *half)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_VISITOR_CREATE);
+    int rc = insert_one(c, st,
+                        kf_sqlite_bind(st, "tti", op->args.visitor.token_hash,
+                                       op->args.visitor.name, op->args.visitor.now),
+                        &op->result.id);
+    if (rc != 0 || op->args.visitor.name[0] == '\0')
+        return rc;
+    sqlite3_stmt *index = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_INSERT);
+    rc = run_bound(index, kf_sqlite_bind(index, "it", op->result.id, op->args.visitor.name));
+    *half = rc != 0;
+    return rc;
 }
 
 /* The agent's check, the insert, then the purge of expired sessions: nothing else ever deletes
@@ -399,8 +409,9 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
     return rc == KF_ENOTFOUND ? 0 : rc;
 }
 
-/* Inserts the message and moves its conversation's updated_at: the first of the two changes
- * fails alone; *half when the second fails. owner is the key's owner (unused without a key). */
+/* Inserts the message, indexes it for search and moves its conversation's updated_at: the first
+ * of the three changes fails alone; *half when a later one fails. owner is the key's owner (unused
+ * without a key). */
 static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t owner,
                           int64_t *id_out, bool *half)
 {
@@ -414,8 +425,12 @@ static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t 
                    id_out);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *touch = kf_sqlite_statement(c, STMT_CONVERSATION_TOUCH);
-    rc = run_bound(touch, kf_sqlite_bind(touch, "ii", conversation_id, m->now));
+    sqlite3_stmt *index = kf_sqlite_statement(c, STMT_MESSAGE_SEARCH_INSERT);
+    rc = run_bound(index, kf_sqlite_bind(index, "it", *id_out, m->body));
+    if (rc == 0) {
+        sqlite3_stmt *touch = kf_sqlite_statement(c, STMT_CONVERSATION_TOUCH);
+        rc = run_bound(touch, kf_sqlite_bind(touch, "ii", conversation_id, m->now));
+    }
     *half = rc != 0;
     return rc;
 }
@@ -604,6 +619,7 @@ static int apply(conn_t *c, op_t *op, bool *half)
     case OP_MESSAGE_ADD: return apply_message(c, op, half);
     case OP_AGENT_UPDATE: return apply_agent_update(c, op, half);
     case OP_SESSION_CREATE: return apply_session_create(c, op, half);
+    case OP_VISITOR_CREATE: return apply_visitor_create(c, op, half);
     default: return apply_simple(c, op);
     }
 }

@@ -57,7 +57,7 @@
  *     visitor_by_token,
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
- *     messages_of_visitor, messages_all.
+ *     messages_of_visitor, messages_all, search.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
  *     conversation_mark_read, message_add.
@@ -145,6 +145,17 @@ typedef struct kf_conversation {
     kf_message_t last_message; /* valid when has_last_message */
 } kf_conversation_t;
 
+/* What a search hit matched: the message's text, or its conversation's visitor's name (and the
+ * message is then the conversation's newest). */
+typedef enum { KF_SEARCH_MESSAGE = 0, KF_SEARCH_VISITOR = 1 } kf_search_field_t;
+
+/* One hit of search. */
+typedef struct kf_search_hit {
+    kf_search_field_t field;
+    kf_message_t message;     /* the message the hit opens its conversation at */
+    const char *visitor_name; /* the conversation's visitor's name, "" when they gave none */
+} kf_search_hit_t;
+
 /* A new message for message_add. */
 typedef struct kf_message_new {
     int64_t conversation_id; /* 0 with a visitor message: the visitor's conversation (opened when
@@ -205,10 +216,14 @@ typedef struct kf_store_result {
     const char *value;                     /* setting_get */
 } kf_store_result_t;
 
+/* The most hits one search hands over. */
+#define KF_STORE_SEARCH_MAX 100
+
 typedef void (*kf_store_done_cb)(void *ctx, const kf_store_result_t *result);
 typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
 typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conversation);
 typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
+typedef int (*kf_store_search_cb)(void *ctx, const kf_search_hit_t *hit);
 
 typedef struct kf_store kf_store_t;
 
@@ -335,6 +350,16 @@ typedef struct kf_store_ops {
                                void *ctx);
     int (*messages_all)(kf_store_t *store, int64_t after_id, size_t limit, kf_store_message_cb each,
                         kf_store_done_cb done, void *ctx);
+    /* Full-text search over every message's text and every visitor's name (store/search_text.h
+     * says how a query matches): each hit whose message id is below before_id (0: from the
+     * newest), newest message first, at most limit (1 to KF_STORE_SEARCH_MAX), one per message
+     * (a message whose text matches is a KF_SEARCH_MESSAGE hit even when its visitor's name
+     * matches too). A visitor's name gives one hit per conversation of theirs, at its newest
+     * message, so that paging by message id reaches each once. A message is found as soon as
+     * message_add has called done. KF_EINVAL at once for a query kf_search_query_valid refuses
+     * (under 2 or over 200 characters), a bad limit or a negative before_id. */
+    int (*search)(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
+                  kf_store_search_cb each, kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call

@@ -733,6 +733,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store agents (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_agent_tests, store_suite_agent_test_count,
                                       NULL, NULL);
+    snprintf(name, sizeof name, "store search (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_search_tests, store_suite_search_test_count,
+                                      NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);
         failed += _cmocka_run_group_tests(name, extra, count, NULL, NULL);

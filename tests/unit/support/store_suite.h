@@ -150,4 +150,9 @@ extern const size_t store_suite_message_test_count;
 extern const struct CMUnitTest store_suite_agent_tests[];
 extern const size_t store_suite_agent_test_count;
 
+/* ---- ... and of the full-text search (store_suite_search.c) ---- */
+
+extern const struct CMUnitTest store_suite_search_tests[];
+extern const size_t store_suite_search_test_count;
+
 #endif

@@ -1,0 +1,116 @@
+/* fuzz_search_query.c: libFuzzer target for the search's text handling (store/search_text.h),
+ * which reads a client's query: whatever the bytes, a query is refused or becomes an FTS5
+ * expression that SQLite runs without a syntax error (nothing in a query is FTS5 syntax); the
+ * index's text and a snippet are valid UTF-8, a snippet is at most KF_SEARCH_SNIPPET_MAX
+ * characters, and its marks lie inside it, in order, apart.
+ *
+ * Input: up to the first NUL, the query; after it, the text searched (a message). */
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "store/search_text.h"
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz invariant failed: %s\n", what);
+        abort();
+    }
+}
+
+/* Characters in s, or -1 when it is not UTF-8 (RFC 3629). */
+static long utf8_chars(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    long n = 0;
+    while (*p != '\0') {
+        size_t len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : 4;
+        if (*p >= 0x80 && (*p < 0xC2 || *p > 0xF4))
+            return -1;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return -1;
+        }
+        p += len;
+        n++;
+    }
+    return n;
+}
+
+/* An in-memory table made as the store makes its own, and the statement that queries it. */
+static sqlite3_stmt *match_statement(void)
+{
+    static sqlite3 *db;
+    static sqlite3_stmt *st;
+    if (st != NULL)
+        return st;
+    check(sqlite3_open(":memory:", &db) == SQLITE_OK, "open");
+    check(sqlite3_exec(db,
+                       "CREATE VIRTUAL TABLE t USING fts5(text, content='', columnsize=0, "
+                       "tokenize=\"" KF_SEARCH_TOKENIZE "\");"
+                       "INSERT INTO t (rowid, text) VALUES (1, 'refund 我要 要退 退款 款了 了');",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "create");
+    check(sqlite3_prepare_v2(db, "SELECT rowid FROM t WHERE t MATCH ?1", -1, &st, NULL) ==
+              SQLITE_OK,
+          "prepare");
+    return st;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *copy = malloc(size + 2);
+    check(copy != NULL, "malloc");
+    memcpy(copy, data, size);
+    copy[size] = '\0';
+    copy[size + 1] = '\0';
+    const char *query = copy;
+    const char *text = copy + strlen(copy) + 1;
+
+    char *match = NULL;
+    int rc = kf_search_match(query, &match);
+    check(rc == 0 || rc == KF_EINVAL, "kf_search_match result");
+    check((rc == 0) == kf_search_query_valid(query), "kf_search_match agrees with _valid");
+    check((rc == 0) == (match != NULL), "an expression exactly when taken");
+    if (match != NULL && match[0] != '\0') {
+        sqlite3_stmt *st = match_statement();
+        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+        int code;
+        do
+            code = sqlite3_step(st);
+        while (code == SQLITE_ROW);
+        if (code != SQLITE_DONE)
+            fprintf(stderr, "%s: %s\n", match, sqlite3_errmsg(sqlite3_db_handle(st)));
+        check(code == SQLITE_DONE, "the expression runs");
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    free(match);
+
+    char *indexed = kf_search_index_text(text);
+    check(utf8_chars(indexed) >= 0, "the index's text is UTF-8");
+    free(indexed);
+
+    kf_search_snippet_t snippet;
+    kf_search_snippet(text, query, &snippet);
+    long chars = utf8_chars(snippet.text);
+    check(chars >= 0 && chars <= KF_SEARCH_SNIPPET_MAX, "a snippet is short UTF-8");
+    check(snippet.count <= KF_SEARCH_HIGHLIGHTS_MAX, "marks");
+    uint32_t end = 0;
+    for (size_t i = 0; i < snippet.count; i++) {
+        check(snippet.highlights[i][1] > 0, "a mark is not empty");
+        check(i == 0 || snippet.highlights[i][0] > end, "marks in order, apart");
+        end = snippet.highlights[i][0] + snippet.highlights[i][1];
+        check(end <= (uint32_t)chars, "a mark inside the snippet");
+    }
+    kf_search_snippet_free(&snippet);
+    free(copy);
+    return 0;
+}
