@@ -180,6 +180,7 @@
 
   /* Keyboard: j/k move through the list, r replies, e resolves, c claims, ? lists them. */
   function stepConversation(delta) {
+    if (ui.listScroll.hidden) return; // search results stand in the list's place
     const items = [...ui.list.querySelectorAll('.conv-item')];
     if (!items.length) return;
     const at = items.findIndex((el) => Number(el.dataset.id) === selectedId);
