@@ -107,8 +107,8 @@ const allocated = (file) => (fs.existsSync(file) ? fs.statSync(file).blocks * 51
 const walFrames = (dataDir) => Math.max(0, Math.floor((fileSize(path.join(dataDir, `${DB_FILE}-wal`)) - 32) / WAL_FRAME));
 
 // Writes a file until the disk has `leave` bytes free (0: until ENOSPC). Returns its path.
-function fill(dir, leave = 0) {
-  const file = path.join(dir, 'filler');
+function fill(dir, leave = 0, name = 'filler') {
+  const file = path.join(dir, name);
   const fd = fs.openSync(file, 'w');
   try {
     for (const chunk of [1 << 20, 4096]) {
@@ -389,14 +389,15 @@ async function sendUntilRefused(srv, token, acked, { parallel = 8, tag }) {
 }
 
 test('a full disk while the WAL is past the checkpoint threshold: the checkpoint waits for space, then catches up', { timeout: 240000 }, (t) =>
-  onSmallDisk(t, 80, async (env, dir) => {
+  onSmallDisk(t, 100, async (env, dir) => {
     const srv = await serverOn(env, dir);
     const v = await newVisitor(srv);
     const acked = new Map(); // id -> body
-    // 8 MiB of filler leaves about 72 MiB: room for the WAL to pass the threshold (66 MB), not for
-    // the checkpoint to copy it into the database as well.
+    // 24 MiB of filler leaves about 76 MiB: room for the WAL to pass the threshold (66 MB) beside
+    // the database and its search index, not for the checkpoint to copy it in as well; once the
+    // filler goes, room for the checkpoint to grow the database.
     const filler = path.join(dir, 'filler');
-    fs.writeFileSync(filler, Buffer.alloc(8 << 20, 0x55));
+    fs.writeFileSync(filler, Buffer.alloc(24 << 20, 0x55));
     const db = path.join(srv.dataDir, DB_FILE);
     const refusal = await sendUntilRefused(srv, v.token, acked, { tag: 'toward the threshold' });
     assertError(refusal, 503, 'unavailable', 'a send on the full disk');
@@ -404,13 +405,25 @@ test('a full disk while the WAL is past the checkpoint threshold: the checkpoint
     const dbFull = allocated(db);
     t.diagnostic(`full after ${acked.size} messages: WAL ${frames} frames, database ${fileSize(db)} bytes (${dbFull} on the disk), ${freeBytes(dir)} bytes free`);
     assert.ok(frames >= CHECKPOINT_PAGES, `the WAL passed the checkpoint threshold (${frames} frames)`);
-    assertError(await srv.api('POST', '/api/visitor/messages', { body: { body: 'still full' }, token: v.token }), 503, 'unavailable', 'another send');
+    // The refused batch held eight 4 KB messages, and the log's file keeps the room its frames
+    // took: a single send may still fit there. Take what is left of the disk; within a few sends
+    // the log's spare room is gone too, and the disk refuses them.
+    const rest = fill(dir, 0, 'filler-rest');
+    let still = null;
+    for (let i = 0; i < 50 && !still; i++) {
+      const r = await srv.api('POST', '/api/visitor/messages', { body: { body: `still full ${i} ${'z'.repeat(3900)}` }, token: v.token });
+      if (r.status === 201) acked.set(r.json.message.id, r.json.message.body);
+      else still = r;
+    }
+    assert.ok(still, 'the disk refuses sends again once its last room is taken');
+    assertError(still, 503, 'unavailable', 'another send');
     const read = await srv.api('GET', `/api/visitor/messages?after=${Math.max(...acked.keys()) - 10}`, { token: v.token });
     assert.equal(read.status, 200, read.text);
     assert.equal(read.json.messages.length, 10, 'the newest messages read back while full');
 
     // Space comes back: the next commits wake the checkpointer, which now copies the log in.
     fs.unlinkSync(filler);
+    fs.unlinkSync(rest);
     await eventually(
       async () => {
         const r = await srv.api('POST', '/api/visitor/messages', { body: { body: `after the space came back ${acked.size}` }, token: v.token });
