@@ -130,6 +130,20 @@ static const char *const migrations[] = {
      "tokenize=\"" KF_SEARCH_TOKENIZE "\");"
      "INSERT INTO visitor_search (rowid, text) "
      "SELECT id, kefu_search_text(name) FROM visitors WHERE name != '';"),
+    /* 6: canned replies. owner_id is the agent of a personal one, NULL for a team one (shared by
+     * every agent until teams exist; then a team_id joins it). The shortcut ignores ASCII case
+     * (COLLATE NOCASE) in comparisons and the order. The unique index holds within one owner
+     * (the team, or one agent); that a personal one also differs from the team's is the
+     * writer's check, in the write's own turn. */
+    ("CREATE TABLE canned_replies ("
+     "  id INTEGER PRIMARY KEY,"
+     "  owner_id INTEGER REFERENCES agents (id),"
+     "  shortcut TEXT NOT NULL COLLATE NOCASE,"
+     "  body TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL"
+     ");"
+     "CREATE UNIQUE INDEX canned_by_owner ON canned_replies (COALESCE(owner_id, 0), shortcut);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -299,6 +313,16 @@ void kf_sqlite_read_agent(sqlite3_stmt *st, kf_agent_t *agent)
     agent->disabled_at = sqlite3_column_int64(st, 6);
 }
 
+void kf_sqlite_read_canned(sqlite3_stmt *st, kf_canned_t *canned)
+{
+    canned->id = sqlite3_column_int64(st, 0);
+    canned->owner_id = sqlite3_column_int64(st, 1);
+    canned->shortcut = kf_sqlite_column_text(st, 2);
+    canned->body = kf_sqlite_column_text(st, 3);
+    canned->created_at = sqlite3_column_int64(st, 4);
+    canned->updated_at = sqlite3_column_int64(st, 5);
+}
+
 /* ---- operations ---- */
 
 op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx)
@@ -431,6 +455,10 @@ static const kf_store_ops_t sqlite_ops = {
     .messages_of_visitor = kf_sqlite_messages_of_visitor,
     .messages_all = kf_sqlite_messages_all,
     .search = kf_sqlite_search,
+    .canned_list = kf_sqlite_canned_list,
+    .canned_create = kf_sqlite_canned_create,
+    .canned_update = kf_sqlite_canned_update,
+    .canned_delete = kf_sqlite_canned_delete,
     .complete = sqlite_complete,
     .flush = sqlite_flush,
     .set_notify = sqlite_set_notify,

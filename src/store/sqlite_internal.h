@@ -21,6 +21,9 @@
 #define KF_SQLITE_AGENT_COLUMNS                                                                    \
     "id, email, name, role, password_hash, created_at, COALESCE(disabled_at, 0)"
 
+/* The columns of a canned reply's row (read by kf_sqlite_read_canned). */
+#define KF_SQLITE_CANNED_COLUMNS "id, COALESCE(owner_id, 0), shortcut, body, created_at, updated_at"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages). */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
@@ -199,7 +202,19 @@
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
                              "VALUES (?1, kefu_search_text(?2))")                                  \
-    X(SEARCH, KF_SQLITE_SEARCH)
+    X(SEARCH, KF_SQLITE_SEARCH)                                                                    \
+    /* Canned replies (migration 6): what one agent sees is the team's (owner_id NULL) and their   \
+     * own; shortcut is COLLATE NOCASE, so = and ORDER BY ignore ASCII case. */                    \
+    X(CANNED_LIST, "SELECT " KF_SQLITE_CANNED_COLUMNS " FROM canned_replies "                      \
+                   "WHERE owner_id IS NULL OR owner_id = ?1 ORDER BY shortcut, id")                \
+    X(CANNED_BY_ID, "SELECT " KF_SQLITE_CANNED_COLUMNS " FROM canned_replies WHERE id = ?1")       \
+    X(CANNED_TAKEN, "SELECT 1 FROM canned_replies WHERE shortcut = ?1 "                            \
+                    "AND (owner_id IS NULL OR owner_id = ?2) AND id != ?3")                        \
+    X(CANNED_CREATE, "INSERT INTO canned_replies (owner_id, shortcut, body, created_at, "          \
+                     "updated_at) VALUES (?1, ?2, ?3, ?4, ?4)")                                    \
+    X(CANNED_UPDATE, "UPDATE canned_replies SET shortcut = COALESCE(?2, shortcut), "               \
+                     "body = COALESCE(?3, body), updated_at = ?4 WHERE id = ?1")                   \
+    X(CANNED_DELETE, "DELETE FROM canned_replies WHERE id = ?1")
 
 typedef enum {
 #define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
@@ -234,6 +249,7 @@ typedef enum {
     OP_MESSAGES_OF_VISITOR,
     OP_MESSAGES_ALL,
     OP_SEARCH,
+    OP_CANNED_LIST,
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
@@ -247,6 +263,9 @@ typedef enum {
     OP_WAKE,
     OP_MARK_READ,
     OP_MESSAGE_ADD,
+    OP_CANNED_CREATE,
+    OP_CANNED_UPDATE,
+    OP_CANNED_DELETE,
 } op_kind_t;
 
 /* At most this many strings an operation copies (agent_update's four, and the four of the row it
@@ -265,6 +284,7 @@ typedef struct op {
     kf_store_conversation_cb each_conversation; /* conversation_list */
     kf_store_agent_cb each_agent;               /* agent_list */
     kf_store_search_cb each_hit;                /* search */
+    kf_store_canned_cb each_canned;             /* canned_list */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -328,10 +348,20 @@ typedef struct op {
             int64_t up_to;
         } mark;
         kf_message_new_t message; /* message_add */
+        struct {
+            int64_t id;           /* update, delete: the reply */
+            int64_t agent_id;     /* who acts: the owner of a new personal one */
+            bool team;            /* create: a team one */
+            bool admin;           /* update, delete: agent_id may change team ones */
+            const char *shortcut; /* create, update (NULL: as it is) */
+            const char *body;     /* create, update (NULL: as it is) */
+            int64_t now;
+        } canned; /* canned_create, canned_update, canned_delete; canned_list's agent_id */
     } args;
     kf_store_result_t result;      /* a write's, filled by the writer */
     kf_message_t message;          /* message_add: result.message points here */
     kf_agent_t agent;              /* agent_update: result.agent points here */
+    kf_canned_t canned;            /* canned_create, canned_update: result.canned points here */
     int64_t counts[KF_VIEW_COUNT]; /* conversation_counts: result.counts points here */
     char *strings[OP_MAX_STRINGS]; /* the copies the arguments and message point into */
     int string_count;
@@ -418,6 +448,7 @@ const char *kf_sqlite_column_text(sqlite3_stmt *st, int column);
 void kf_sqlite_read_message(sqlite3_stmt *st, int first, kf_message_t *message);
 void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversation);
 void kf_sqlite_read_agent(sqlite3_stmt *st, kf_agent_t *agent);
+void kf_sqlite_read_canned(sqlite3_stmt *st, kf_canned_t *canned);
 
 /* A new operation of kind for done(ctx). */
 op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx);
@@ -466,6 +497,8 @@ int kf_sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
                            kf_store_message_cb each, kf_store_done_cb done, void *ctx);
 int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
                      kf_store_search_cb each, kf_store_done_cb done, void *ctx);
+int kf_sqlite_canned_list(kf_store_t *store, int64_t agent_id, kf_store_canned_cb each,
+                          kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_writer.c ---- */
 
@@ -505,6 +538,13 @@ int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
                                      int64_t up_to, kf_store_done_cb done, void *ctx);
 int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
                           void *ctx);
+int kf_sqlite_canned_create(kf_store_t *store, int64_t agent_id, bool team, const char *shortcut,
+                            const char *body, int64_t now, kf_store_done_cb done, void *ctx);
+int kf_sqlite_canned_update(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                            const char *shortcut, const char *body, int64_t now,
+                            kf_store_done_cb done, void *ctx);
+int kf_sqlite_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                            kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_checkpointer.c ---- */
 

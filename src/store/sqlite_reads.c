@@ -199,6 +199,17 @@ static const char *const view_status[KF_VIEW_COUNT] = {
     [KF_VIEW_SNOOZED] = "snoozed",
 };
 
+int kf_sqlite_canned_list(kf_store_t *store, int64_t agent_id, kf_store_canned_cb each,
+                          kf_store_done_cb done, void *ctx)
+{
+    if (each == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_CANNED_LIST, done, ctx);
+    op->each_canned = each;
+    op->args.canned.agent_id = agent_id;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
 /* The statement of a page of a view. */
 static stmt_id_t list_statement(kf_conversation_view_t view)
 {
@@ -241,6 +252,7 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
                               op->args.messages.limit);
     case OP_MESSAGES_ALL:
         return kf_sqlite_bind(st, "in", op->args.messages.after_id, op->args.messages.limit);
+    case OP_CANNED_LIST: return kf_sqlite_bind(st, "i", op->args.canned.agent_id);
     case OP_SEARCH:
         return kf_sqlite_bind(st, "tin", op->args.search.match,
                               op->args.search.before_id > 0 ? op->args.search.before_id : INT64_MAX,
@@ -268,6 +280,7 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_MESSAGES_OF_VISITOR] = STMT_MESSAGES_OF_VISITOR,
     [OP_MESSAGES_ALL] = STMT_MESSAGES_ALL,
     [OP_SEARCH] = STMT_SEARCH,
+    [OP_CANNED_LIST] = STMT_CANNED_LIST,
 };
 
 /* Hands every row of a list query to its each callback, stopping early when it returns
@@ -294,6 +307,10 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             kf_sqlite_read_message(st, 1, &hit.message);
             hit.visitor_name = kf_sqlite_column_text(st, 9);
             result->rc = op->each_hit(op->ctx, &hit);
+        } else if (op->kind == OP_CANNED_LIST) {
+            kf_canned_t canned;
+            kf_sqlite_read_canned(st, &canned);
+            result->rc = op->each_canned(op->ctx, &canned);
         } else if (op->kind == OP_AGENT_LIST) {
             kf_agent_t agent;
             kf_sqlite_read_agent(st, &agent);
@@ -368,7 +385,8 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     if (result.rc == 0 && !nothing) {
         bool list = op->kind == OP_AGENT_LIST || op->kind == OP_CONVERSATION_LIST ||
                     op->kind == OP_MESSAGES_IN_CONVERSATION || op->kind == OP_MESSAGES_OF_VISITOR ||
-                    op->kind == OP_MESSAGES_ALL || op->kind == OP_SEARCH;
+                    op->kind == OP_MESSAGES_ALL || op->kind == OP_SEARCH ||
+                    op->kind == OP_CANNED_LIST;
         if (list)
             each_row(op, st, &result);
         else

@@ -222,6 +222,51 @@ int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
+int kf_sqlite_canned_create(kf_store_t *store, int64_t agent_id, bool team, const char *shortcut,
+                            const char *body, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    if (shortcut == NULL || shortcut[0] == '\0' || body == NULL || body[0] == '\0' || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_CANNED_CREATE, done, ctx);
+    op->args.canned.agent_id = agent_id;
+    op->args.canned.team = team;
+    op->args.canned.shortcut = kf_sqlite_op_keep(op, shortcut);
+    op->args.canned.body = kf_sqlite_op_keep(op, body);
+    op->args.canned.now = now;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_canned_update(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                            const char *shortcut, const char *body, int64_t now,
+                            kf_store_done_cb done, void *ctx)
+{
+    if ((shortcut == NULL && body == NULL) || (shortcut != NULL && shortcut[0] == '\0') ||
+        (body != NULL && body[0] == '\0') || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_CANNED_UPDATE, done, ctx);
+    op->args.canned.id = id;
+    op->args.canned.agent_id = agent_id;
+    op->args.canned.admin = admin;
+    if (shortcut != NULL)
+        op->args.canned.shortcut = kf_sqlite_op_keep(op, shortcut);
+    if (body != NULL)
+        op->args.canned.body = kf_sqlite_op_keep(op, body);
+    op->args.canned.now = now;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                            kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_CANNED_DELETE, done, ctx);
+    op->args.canned.id = id;
+    op->args.canned.agent_id = agent_id;
+    op->args.canned.admin = admin;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
 /* ---- applying (the writer thread) ----
  *
  * A failed write must not take the rest of its batch with it, nor leave half of itself behind.
@@ -610,6 +655,102 @@ static int apply_wake(conn_t *c, op_t *op)
     return rc == 0 ? KF_ECONFLICT : rc;
 }
 
+/* Whether shortcut is free for agent_id: different from every team reply's and agent_id's own
+ * (ASCII case ignored), but the reply except_id's. 0 or KF_EEXISTS. */
+static int check_shortcut_free(conn_t *c, const char *shortcut, int64_t agent_id, int64_t except_id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CANNED_TAKEN);
+    int64_t taken = 0;
+    int rc = lookup_int64(st, kf_sqlite_bind(st, "tii", shortcut, agent_id, except_id), &taken);
+    return rc == 0 ? KF_EEXISTS : rc == KF_ENOTFOUND ? 0 : rc;
+}
+
+/* The reply's row as it is now, into the op's result (its strings kept in the op). */
+static int read_back_canned(conn_t *c, op_t *op, int64_t id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CANNED_BY_ID);
+    int rc = kf_sqlite_bind(st, "i", id);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    if (rc == 0) {
+        kf_canned_t *canned = &op->canned;
+        kf_sqlite_read_canned(st, canned);
+        canned->shortcut = kf_sqlite_op_keep(op, canned->shortcut);
+        canned->body = kf_sqlite_op_keep(op, canned->body);
+        op->result.canned = canned;
+    }
+    kf_sqlite_finish(st);
+    return rc;
+}
+
+/* Whether the op's agent may change reply id: 0, KF_ENOTFOUND for an unknown one or another
+ * agent's personal one (which must look absent), KF_EFORBIDDEN for a team one without admin. */
+static int check_canned_access(conn_t *c, op_t *op)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CANNED_BY_ID);
+    int rc = kf_sqlite_bind(st, "i", op->args.canned.id);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    if (rc == 0) {
+        int64_t owner_id = sqlite3_column_int64(st, 1);
+        if (owner_id != 0 && owner_id != op->args.canned.agent_id)
+            rc = KF_ENOTFOUND;
+        else if (owner_id == 0 && !op->args.canned.admin)
+            rc = KF_EFORBIDDEN;
+    }
+    kf_sqlite_finish(st);
+    return rc;
+}
+
+/* A new reply: its shortcut free, then the row, read back. */
+static int apply_canned_create(conn_t *c, op_t *op, bool *half)
+{
+    int64_t agent_id = op->args.canned.agent_id;
+    int rc = check_shortcut_free(c, op->args.canned.shortcut, agent_id, 0);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CANNED_CREATE);
+    int64_t id = 0;
+    rc = insert_one(c, st,
+                    kf_sqlite_bind(st, "Itti", op->args.canned.team ? 0 : agent_id,
+                                   op->args.canned.shortcut, op->args.canned.body,
+                                   op->args.canned.now),
+                    &id);
+    if (rc != 0)
+        return rc;
+    rc = read_back_canned(c, op, id);
+    *half = rc != 0;
+    return rc;
+}
+
+/* A change: who may make it, a new shortcut free, then the change, read back. */
+static int apply_canned_update(conn_t *c, op_t *op, bool *half)
+{
+    int64_t id = op->args.canned.id;
+    int rc = check_canned_access(c, op);
+    if (rc == 0 && op->args.canned.shortcut != NULL)
+        rc = check_shortcut_free(c, op->args.canned.shortcut, op->args.canned.agent_id, id);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CANNED_UPDATE);
+    rc = run_bound(st, kf_sqlite_bind(st, "iTTi", id, op->args.canned.shortcut,
+                                      op->args.canned.body, op->args.canned.now));
+    if (rc != 0)
+        return rc;
+    rc = read_back_canned(c, op, id);
+    *half = rc != 0;
+    return rc;
+}
+
+static int apply_canned_delete(conn_t *c, op_t *op)
+{
+    int rc = check_canned_access(c, op);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CANNED_DELETE);
+    return change_one(c, st, kf_sqlite_bind(st, "i", op->args.canned.id));
+}
+
 static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
@@ -620,6 +761,9 @@ static int apply(conn_t *c, op_t *op, bool *half)
     case OP_AGENT_UPDATE: return apply_agent_update(c, op, half);
     case OP_SESSION_CREATE: return apply_session_create(c, op, half);
     case OP_VISITOR_CREATE: return apply_visitor_create(c, op, half);
+    case OP_CANNED_CREATE: return apply_canned_create(c, op, half);
+    case OP_CANNED_UPDATE: return apply_canned_update(c, op, half);
+    case OP_CANNED_DELETE: return apply_canned_delete(c, op);
     default: return apply_simple(c, op);
     }
 }
@@ -660,6 +804,7 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
                 op->result.rc = rc;
                 op->result.message = NULL;
                 op->result.agent = NULL;
+                op->result.canned = NULL;
                 op->result.count = 0;
                 op->result.duplicate = false;
                 op->result.conversation_opened = false;

@@ -17,8 +17,9 @@
  * - rows and strings in a result or a row (kf_message_t, kf_conversation_t, ...) are borrowed:
  *   valid only during the callback they are handed to; copy what you keep;
  * - result->rc is 0, or KF_ENOTFOUND (a looked-up row is absent), KF_EEXISTS (a unique value is
- *   taken), KF_ECONFLICT (an idempotency key reused with another body; a change that would leave
- *   no enabled admin), KF_EFORBIDDEN (a session or a message for a disabled agent), KF_EUNAVAIL
+ *   taken: an e-mail, a canned shortcut), KF_ECONFLICT (an idempotency key reused with another
+ *   body; a change that would leave no enabled admin), KF_EFORBIDDEN (a session or a message for
+ *   a disabled agent; a team canned reply changed by an agent who is not an admin), KF_EUNAVAIL
  *   (the database cannot take writes now: disk full, read-only, connection lost; the caller
  *   answers 503 and may retry), or KF_ESTORE (any other failure);
  * - strings passed in are NUL-terminated UTF-8; times are milliseconds since the Unix epoch;
@@ -57,10 +58,10 @@
  *     visitor_by_token,
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
- *     messages_of_visitor, messages_all, search.
+ *     messages_of_visitor, messages_all, search, canned_list.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
- *     conversation_mark_read, message_add.
+ *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -145,6 +146,17 @@ typedef struct kf_conversation {
     kf_message_t last_message; /* valid when has_last_message */
 } kf_conversation_t;
 
+/* A canned reply: text an agent inserts into a reply by its shortcut (docs/API.md). */
+typedef struct kf_canned {
+    int64_t id;
+    int64_t owner_id;     /* the agent whose personal reply it is; 0 for a team one */
+    const char *shortcut; /* without the slash; unique, ignoring ASCII case, among the team ones
+                           * and each agent's own personal ones */
+    const char *body;     /* may hold placeholders ({visitor.name}); the store does not read them */
+    int64_t created_at;
+    int64_t updated_at;
+} kf_canned_t;
+
 /* What a search hit matched: the message's text, or its conversation's visitor's name (and the
  * message is then the conversation's newest). */
 typedef enum { KF_SEARCH_MESSAGE = 0, KF_SEARCH_VISITOR = 1 } kf_search_field_t;
@@ -214,6 +226,7 @@ typedef struct kf_store_result {
     const kf_session_t *session; /* session_get */
     const kf_conversation_t *conversation; /* conversation_get */
     const char *value;                     /* setting_get */
+    const kf_canned_t *canned;             /* canned_create, canned_update (as it is after) */
 } kf_store_result_t;
 
 /* The most hits one search hands over. */
@@ -224,6 +237,7 @@ typedef int (*kf_store_message_cb)(void *ctx, const kf_message_t *message);
 typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conversation);
 typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 typedef int (*kf_store_search_cb)(void *ctx, const kf_search_hit_t *hit);
+typedef int (*kf_store_canned_cb)(void *ctx, const kf_canned_t *canned);
 
 typedef struct kf_store kf_store_t;
 
@@ -360,6 +374,26 @@ typedef struct kf_store_ops {
      * (under 2 or over 200 characters), a bad limit or a negative before_id. */
     int (*search)(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
                   kf_store_search_cb each, kf_store_done_cb done, void *ctx);
+
+    /* Canned replies. Those agent_id sees are the team ones (owner_id 0: every agent's, until
+     * teams exist) and agent_id's own personal ones. canned_list: each of those, by shortcut
+     * (ASCII case ignored), then id. canned_create: a team one (team) or agent_id's personal one;
+     * canned (the row). canned_update changes shortcut and/or body (NULL: as it is) and
+     * updated_at; canned (the row as it is after). canned_delete removes it. The shortcut must
+     * differ, ASCII case ignored, from every other one agent_id sees (KF_EEXISTS otherwise),
+     * checked in the write's own turn, so of two creates of one shortcut at once one fails.
+     * Another agent's personal one is KF_ENOTFOUND, as an unknown id is; a team one changed or
+     * deleted without admin is KF_EFORBIDDEN. KF_EINVAL at once for an empty shortcut or body,
+     * or a change of nothing. The caller checks the text's form (length, white space). */
+    int (*canned_list)(kf_store_t *store, int64_t agent_id, kf_store_canned_cb each,
+                       kf_store_done_cb done, void *ctx);
+    int (*canned_create)(kf_store_t *store, int64_t agent_id, bool team, const char *shortcut,
+                         const char *body, int64_t now, kf_store_done_cb done, void *ctx);
+    int (*canned_update)(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                         const char *shortcut, const char *body, int64_t now, kf_store_done_cb done,
+                         void *ctx);
+    int (*canned_delete)(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                         kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call

@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "5");
+    assert_string_equal(last_result(seen)->value, "6");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -617,8 +617,9 @@ static void test_sqlite_pragmas_and_schema(void **state)
                              "'conversations_by_activity', 'sessions_by_expiry', "
                              "'messages_by_idempotency_key', 'sessions_by_agent', "
                              "'conversations_by_status', 'conversations_by_status_assignee', "
-                             "'conversations_by_assignee', 'conversations_snoozed')"),
-                     10);
+                             "'conversations_by_assignee', 'conversations_snoozed', "
+                             "'canned_by_owner')"),
+                     11);
     /* The list's keyset paging and the key lookup use their indexes. */
     assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_activity"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
@@ -644,13 +645,15 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_assignee (assignee_id=?)"));
     assert_true(plan_uses(f, "CONVERSATION_OF_VISITOR", "conversations_by_visitor"));
     assert_false(plan_uses(f, "CONVERSATION_SNOOZE_DUE", "TEMP B-TREE"));
+    assert_true(plan_uses(f, "CANNED_TAKEN", "canned_by_owner") ||
+                plan_uses(f, "CANNED_TAKEN", "SCAN canned_replies"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "5");
+    assert_string_equal(last_result(seen)->value, "6");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -672,7 +675,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '6' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -685,12 +688,13 @@ static void sql_exec(const suite_fixture_t *f, const char *sql)
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
-/* What migrations 4 and 5 did, undone: the conversations table as version 3 had it ("open" or
- * "closed", nobody assigned), with the given status for every conversation that is not open, and
- * no search index. */
+/* What migrations 4 to 6 did, undone: the conversations table as version 3 had it ("open" or
+ * "closed", nobody assigned), with the given status for every conversation that is not open, no
+ * search index and no canned replies. */
 static void rewind_to_3(const suite_fixture_t *f)
 {
     sql_exec(f,
+             "DROP TABLE canned_replies;"
              "DROP TABLE message_search;"
              "DROP TABLE visitor_search;"
              "CREATE TABLE conversations_v3 ("
@@ -738,7 +742,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 5);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -819,7 +823,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 5);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -881,9 +885,9 @@ static search_count_t search_count(suite_fixture_t *f, const char *query)
     return c;
 }
 
-/* A database from before the search (the version before the last migration) gets its index at
- * the next start, filled with the messages and visitors' names it holds, and goes on indexing
- * what comes after. */
+/* A database from before the search (version 5 is its migration's) gets its index at the next
+ * start, filled with the messages and visitors' names it holds, and goes on indexing what comes
+ * after. */
 static void test_sqlite_migration_fills_search(void **state)
 {
     suite_fixture_t *f = *state;
@@ -896,12 +900,10 @@ static void test_sqlite_migration_fills_search(void **state)
     int64_t answer = suite_add_message(f, conversation, agent, "Your refund is on its way");
     kf_store_close(f->store);
     f->store = NULL;
+    sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "DROP TABLE message_search");
     sql_int(f, "DROP TABLE visitor_search");
-    char sql[96];
-    snprintf(sql, sizeof sql, "UPDATE settings SET value = '%lld' WHERE key = 'schema_version'",
-             (long long)latest - 1);
-    sql_int(f, sql);
+    sql_int(f, "UPDATE settings SET value = '4' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), latest);
@@ -918,6 +920,51 @@ static void test_sqlite_migration_fills_search(void **state)
     c = search_count(f, "退款");
     assert_int_equal(c.count, 2);
     assert_int_equal(c.newest, later);
+}
+
+/* A database from before canned replies (version 5) gets their table at the next start, with its
+ * rules: each agent's shortcuts unique whatever their case, kept across restarts. */
+static void test_sqlite_migrates_to_canned(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent_as(f, "ana@example.com", "Ana", "admin");
+    kf_store_close(f->store);
+    f->store = NULL;
+    sql_int(f, "DROP TABLE canned_replies");
+    sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
+
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+    seen_t *seen = seen_new();
+    const kf_store_ops_t *ops = f->store->ops;
+    assert_int_equal(
+        suite_wait(f,
+                   ops->canned_create(f->store, ana, true, "hi", "Hi!", SUITE_NOW, on_done, seen),
+                   seen),
+        0);
+    assert_int_equal(
+        suite_wait(f, ops->canned_create(f->store, ana, false, "HI", "x", SUITE_NOW, on_done, seen),
+                   seen),
+        KF_EEXISTS);
+    suite_reopen(f);
+    seen->canned_count = 0;
+    assert_int_equal(suite_wait(f, ops->canned_list(f->store, ana, on_canned, on_done, seen), seen),
+                     0);
+    assert_int_equal(seen->canned_count, 1);
+    assert_string_equal(seen->canned[0].body, "Hi!");
+    seen_free(seen);
+    /* The index holds within the team even for a writer that skips the store's check. */
+    kf_store_close(f->store);
+    f->store = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path(f), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db,
+                                      "INSERT INTO canned_replies (shortcut, body, created_at, "
+                                      "updated_at) VALUES ('hI', 'again', 1, 1)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
 /* The search walks the index in message id order and stops at the limit: no sort of every hit. */
@@ -1048,6 +1095,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_refuses_newer_schema),
         SQLITE_TEST(test_sqlite_migrates_older_versions),
         SQLITE_TEST(test_sqlite_migrates_to_the_desk),
+        SQLITE_TEST(test_sqlite_migrates_to_canned),
         SQLITE_TEST(test_sqlite_disk_full),
         SQLITE_TEST(test_sqlite_wal_index_full),
     };

@@ -18,6 +18,7 @@ typedef struct fs_pending {
     kf_store_message_cb each_message;
     kf_store_conversation_cb each_conversation;
     kf_store_agent_cb each_agent;
+    kf_store_canned_cb each_canned;
     void *ctx;
     int rc; /* a failed call's error */
 } fs_pending_t;
@@ -86,6 +87,12 @@ static int fs_each_agent(void *data, const kf_agent_t *agent)
 {
     fs_pending_t *p = data;
     return p->each_agent(p->ctx, agent);
+}
+
+static int fs_each_canned(void *data, const kf_canned_t *canned)
+{
+    fs_pending_t *p = data;
+    return p->each_canned(p->ctx, canned);
 }
 
 /* Counts a call of op. Returns the error to refuse it with at once, or 0 with *out the wrapper
@@ -449,6 +456,49 @@ static int fs_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
     return end(p, REAL(store)->messages_all(store, after_id, limit, fs_each_message, fs_done, p));
 }
 
+static int fs_canned_list(kf_store_t *store, int64_t agent_id, kf_store_canned_cb each,
+                          kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(canned_list), done, ctx, &p);
+    if (rc != 0 || p == NULL)
+        return rc;
+    p->each_canned = each;
+    return end(p, REAL(store)->canned_list(store, agent_id, fs_each_canned, fs_done, p));
+}
+
+static int fs_canned_create(kf_store_t *store, int64_t agent_id, bool team, const char *shortcut,
+                            const char *body, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(canned_create), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->canned_create(store, agent_id, team, shortcut,
+                                                                    body, now, fs_done, p));
+}
+
+static int fs_canned_update(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                            const char *shortcut, const char *body, int64_t now,
+                            kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(canned_update), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->canned_update(store, agent_id, admin, id, shortcut, body, now,
+                                                   fs_done, p));
+}
+
+static int fs_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
+                            kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(canned_delete), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->canned_delete(store, agent_id, admin, id, fs_done, p));
+}
+
 int failing_store_open(const char *path, kf_store_t **out)
 {
     kf_store_t *store;
@@ -490,6 +540,10 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.messages_in_conversation = fs_messages_in_conversation;
     fs->ops.messages_of_visitor = fs_messages_of_visitor;
     fs->ops.messages_all = fs_messages_all;
+    fs->ops.canned_list = fs_canned_list;
+    fs->ops.canned_create = fs_canned_create;
+    fs->ops.canned_update = fs_canned_update;
+    fs->ops.canned_delete = fs_canned_delete;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;

@@ -147,6 +147,21 @@ int on_agent(void *ctx, const kf_agent_t *agent)
     return count_each(seen);
 }
 
+static void keep_canned(seen_t *seen, const kf_canned_t *canned, kf_canned_t *copy)
+{
+    *copy = *canned;
+    copy->shortcut = keep(seen, canned->shortcut);
+    copy->body = keep(seen, canned->body);
+}
+
+int on_canned(void *ctx, const kf_canned_t *canned)
+{
+    seen_t *seen = ctx;
+    assert_true(seen->canned_count < SUITE_MAX_AGENTS);
+    keep_canned(seen, canned, &seen->canned[seen->canned_count++]);
+    return count_each(seen);
+}
+
 void on_done(void *ctx, const kf_store_result_t *result)
 {
     seen_t *seen = ctx;
@@ -182,6 +197,9 @@ void on_done(void *ctx, const kf_store_result_t *result)
     if (copy->has_conversation)
         keep_conversation(seen, result->conversation, &copy->conversation);
     copy->value = result->value != NULL ? keep(seen, result->value) : NULL;
+    copy->has_canned = result->canned != NULL;
+    if (copy->has_canned)
+        keep_canned(seen, result->canned, &copy->canned);
 }
 
 const result_copy_t *last_result(const seen_t *seen)
@@ -735,6 +753,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
                                       NULL, NULL);
     snprintf(name, sizeof name, "store search (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_search_tests, store_suite_search_test_count,
+                                      NULL, NULL);
+    snprintf(name, sizeof name, "store canned replies (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_canned_tests, store_suite_canned_test_count,
                                       NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);

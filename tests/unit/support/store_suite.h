@@ -82,6 +82,8 @@ typedef struct result_copy {
     const char *value; /* NULL when none */
     bool has_counts;
     int64_t counts[KF_VIEW_COUNT];
+    bool has_canned;
+    kf_canned_t canned;
 } result_copy_t;
 
 /* What callbacks were handed, copied out (rows are only borrowed during the callback). */
@@ -95,6 +97,8 @@ typedef struct seen {
     kf_conversation_t conversations[SUITE_MAX_ROWS];
     size_t agent_count;
     kf_agent_t agents[SUITE_MAX_AGENTS]; /* rows handed to agent_list's each */
+    size_t canned_count;
+    kf_canned_t canned[SUITE_MAX_AGENTS]; /* rows handed to canned_list's each */
     size_t result_count;
     result_copy_t results[SUITE_MAX_RESULTS]; /* done callbacks, in the order they ran */
     char **strings;                           /* owned copies, freed by seen_free */
@@ -109,6 +113,7 @@ void on_done(void *ctx, const kf_store_result_t *result);
 int on_message(void *ctx, const kf_message_t *message);
 int on_conversation(void *ctx, const kf_conversation_t *conversation);
 int on_agent(void *ctx, const kf_agent_t *agent);
+int on_canned(void *ctx, const kf_canned_t *canned);
 /* The only (or the last) result seen; fails the test when there is none. */
 const result_copy_t *last_result(const seen_t *seen);
 
@@ -154,5 +159,10 @@ extern const size_t store_suite_agent_test_count;
 
 extern const struct CMUnitTest store_suite_search_tests[];
 extern const size_t store_suite_search_test_count;
+
+/* ---- ... and of canned replies (store_suite_canned.c) ---- */
+
+extern const struct CMUnitTest store_suite_canned_tests[];
+extern const size_t store_suite_canned_test_count;
 
 #endif
