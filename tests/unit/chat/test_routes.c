@@ -35,6 +35,10 @@ static const struct {
     {"GET", "/api/agents", KF_ACCESS_AGENT, false},
     {"POST", "/api/agents", KF_ACCESS_ADMIN, true},
     {"PATCH", "/api/agents/{id}", KF_ACCESS_AGENT, true},
+    {"GET", "/api/canned", KF_ACCESS_AGENT, false},
+    {"POST", "/api/canned", KF_ACCESS_AGENT, true},
+    {"PATCH", "/api/canned/{id}", KF_ACCESS_AGENT, true},
+    {"DELETE", "/api/canned/{id}", KF_ACCESS_AGENT, true},
     {"GET", "/api/conversations", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/counts", KF_ACCESS_AGENT, false},
     {"GET", "/api/conversations/{id}", KF_ACCESS_AGENT, false},
@@ -116,6 +120,11 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
         {AS_AGENT, "PATCH", "/api/agents/1", "{\"disabled\":true}", 403, "forbidden"},
         {AS_NOBODY, "PATCH", "/api/agents/1", "{\"disabled\":true}", 401, "unauthorized"},
         {AS_VISITOR, "GET", "/api/agents", NULL, 401, "unauthorized"},
+        {AS_NOBODY, "GET", "/api/canned", NULL, 401, "unauthorized"},
+        {AS_VISITOR, "POST", "/api/canned", "{\"shortcut\":\"hi\",\"body\":\"Hi\"}", 401,
+         "unauthorized"},
+        {AS_VISITOR, "PATCH", "/api/canned/1", "{\"body\":\"Hi\"}", 401, "unauthorized"},
+        {AS_NOBODY, "DELETE", "/api/canned/1", NULL, 401, "unauthorized"},
         /* A push route: a ticket, a token or a cookie; a bad ticket is 401 with no fallback. */
         {AS_NOBODY, "GET", "/push/poll?after=0", NULL, 401, "unauthorized"},
         {AS_VISITOR, "GET", "/push/poll?after=0&ticket=v.1.1.AAAA", NULL, 401, "unauthorized"},
@@ -128,7 +137,10 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
         failing_store_reset(cf->store);
         size_t writes = failing_store_calls(cf->store, FS_OP(message_add)) +
                         failing_store_calls(cf->store, FS_OP(agent_create)) +
-                        failing_store_calls(cf->store, FS_OP(agent_update));
+                        failing_store_calls(cf->store, FS_OP(agent_update)) +
+                        failing_store_calls(cf->store, FS_OP(canned_create)) +
+                        failing_store_calls(cf->store, FS_OP(canned_update)) +
+                        failing_store_calls(cf->store, FS_OP(canned_delete));
         cf_response_t *r = cf_request(cases[i].who, cases[i].method, path, cases[i].body);
         if (r->status != cases[i].status || strcmp(cf_error_code(r), cases[i].code) != 0)
             fail_msg("%s %s as %d: %d %s", cases[i].method, path, (int)cases[i].who, r->status,
@@ -136,7 +148,10 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
         cf_response_free(r);
         assert_int_equal(failing_store_calls(cf->store, FS_OP(message_add)) +
                              failing_store_calls(cf->store, FS_OP(agent_create)) +
-                             failing_store_calls(cf->store, FS_OP(agent_update)),
+                             failing_store_calls(cf->store, FS_OP(agent_update)) +
+                             failing_store_calls(cf->store, FS_OP(canned_create)) +
+                             failing_store_calls(cf->store, FS_OP(canned_update)) +
+                             failing_store_calls(cf->store, FS_OP(canned_delete)),
                          writes);
     }
 }
