@@ -217,6 +217,20 @@
     onOpen: (hit) => openHit(hit),
   });
 
+  /* Canned replies: "/" + a shortcut in the reply box (its keys before the box's own Enter),
+   * and the dialog that keeps them (web/canned.js). */
+  const canned = new window.KefuCanned({api: (method, path, body) => agentApi(method, path, body)});
+  new window.KefuCannedPicker({
+    input: ui.replyInput,
+    canned,
+    fill: () => {
+      const c = selectedId !== null ? convs.get(selectedId) : null;
+      return {visitor: c && c.visitor ? c.visitor.name : '', agent: me ? me.agent.name || '' : ''};
+    },
+  });
+  const cannedDialog = new window.KefuCannedDialog({dialog: $('canned-dialog'), canned, me: () => me});
+  $('canned-button').addEventListener('click', () => cannedDialog.open());
+
   const fitReply = autoGrow(ui.replyInput);
   enterToSend(ui.replyInput, ui.replyForm);
 
@@ -318,6 +332,8 @@
     push = null;
     team.stop();
     if ($('team-dialog').open) $('team-dialog').close();
+    if ($('canned-dialog').open) $('canned-dialog').close();
+    canned.changed(); // the next agent's are others
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;

@@ -375,27 +375,32 @@ document.getElementById('form').submit();
 // ---------------------------------------------------------------------------------------------
 // Cross-site pages vs agents: CSRF on every state-changing endpoint, through the API
 
+// By method and pattern: a pattern may take several methods (PATCH and DELETE /api/canned/{id}).
 const AGENT_POST_BODIES = {
-  '/api/agents': { email: 'new.agent@example.com', name: 'New Agent', role: 'agent', password: 'a long enough password' },
-  '/api/agents/{id}': { disabled: true }, // {id}: Bo's
-  '/api/agent/logout': undefined,
-  '/api/agent/status': { status: 'away' },
-  '/api/agent/push-ticket': undefined,
-  '/api/conversations/{id}/messages': { body: 'forged reply' },
-  '/api/conversations/{id}/read': 'UP_TO',
-  '/api/conversations/{id}/typing': { typing: true },
-  '/api/conversations/{id}/status': { status: 'pending' },
-  '/api/conversations/{id}/claim': undefined,
-  '/api/conversations/{id}/assign': { agent_id: null },
+  'POST /api/agents': { email: 'new.agent@example.com', name: 'New Agent', role: 'agent', password: 'a long enough password' },
+  'PATCH /api/agents/{id}': { disabled: true }, // {id}: Bo's
+  'POST /api/agent/logout': undefined,
+  'POST /api/agent/status': { status: 'away' },
+  'POST /api/agent/push-ticket': undefined,
+  'POST /api/canned': { shortcut: 'forged', body: 'forged reply' },
+  'PATCH /api/canned/{id}': { body: 'forged change' }, // {id}: one of Ana's own
+  'DELETE /api/canned/{id}': undefined,
+  'POST /api/conversations/{id}/messages': { body: 'forged reply' },
+  'POST /api/conversations/{id}/read': 'UP_TO',
+  'POST /api/conversations/{id}/typing': { typing: true },
+  'POST /api/conversations/{id}/status': { status: 'pending' },
+  'POST /api/conversations/{id}/claim': undefined,
+  'POST /api/conversations/{id}/assign': { agent_id: null },
 };
+const routeKey = (r) => `${r.method} ${r.pattern}`;
 
 test('CSRF: every state-changing agent endpoint (from the route table) refuses a missing, wrong, foreign or misplaced token with 403, and nothing changes', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
     const routes = routeTable();
     const agentPosts = routes.filter((r) => r.method !== 'GET' && (r.access === 'agent' || r.access === 'admin'));
-    assert.deepEqual(agentPosts.map((r) => r.pattern).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
-    assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['PATCH', 'POST'], 'the methods that change state');
+    assert.deepEqual(agentPosts.map(routeKey).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
+    assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['DELETE', 'PATCH', 'POST'], 'the methods that change state');
     // Every agent reads the team; changing an account is an admin's, and needs the token.
     const declared = (method, pattern) => routes.find((r) => r.method === method && r.pattern === pattern);
     assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'agent', csrf: false });
@@ -407,6 +412,8 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const conv = m.conversation_id;
     const ana = await agentLogin(srv, ANA.email, ANA.password);
     const bo = await agentLogin(srv, BO.email, BO.password);
+    const canned = await srv.api('POST', '/api/canned', { cookie: ana.cookie, csrf: ana.csrf, body: { shortcut: 'mine', body: 'as it was' } });
+    assert.equal(canned.status, 201, canned.text);
     // Both sides listen: nothing may reach them (no message, read receipt, typing, status).
     const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { token: v.token });
     const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { cookie: bo.cookie });
@@ -426,11 +433,12 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
       ['the token in a cookie', { cookie: `${ana.cookie}; csrf=${ana.csrf}; X-CSRF-Token=${ana.csrf}` }],
       ['a cross-site Origin and Referer without the token (what a forged form or fetch sends)', { headers: { Origin: EVIL, Referer: `${EVIL}/page` } }],
     ];
-    // A route's {id}: the conversation, or for an agent's account, Bo's.
-    const pathOf = (route) => route.pattern.replace('{id}', route.pattern.startsWith('/api/agents/') ? bo.agent.id : conv);
+    // A route's {id}: the conversation, or for an agent's account, Bo's, or Ana's canned reply.
+    const idOf = (pattern) => (pattern.startsWith('/api/agents/') ? bo.agent.id : pattern.startsWith('/api/canned/') ? canned.json.canned.id : conv);
+    const pathOf = (route) => route.pattern.replace('{id}', idOf(route.pattern));
     for (const route of agentPosts) {
       const p = pathOf(route);
-      let body = AGENT_POST_BODIES[route.pattern];
+      let body = AGENT_POST_BODIES[routeKey(route)];
       if (body === 'UP_TO') body = { up_to: m.id };
       for (const [what, o] of variants) {
         const b = o.extra ? { ...(body || {}), ...o.extra } : body;
@@ -468,12 +476,16 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.deepEqual(r.json.conversation.last_message, m);
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: ana.cookie })).status, 200, 'still logged in');
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: bo.cookie })).status, 200, 'Bo is not disabled');
+    r = await srv.api('GET', '/api/canned', { cookie: ana.cookie });
+    assert.deepEqual(r.json.canned, [canned.json.canned], 'no canned reply added, changed or deleted');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
-    for (const route of [...agentPosts].sort((a) => (a.pattern.endsWith('logout') ? 1 : -1))) {
+    const expect = { agents: 201, canned: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
+    // A delete after the change of the same reply, and the logout last of all.
+    const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
+    for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {
       const p = pathOf(route);
-      let body = AGENT_POST_BODIES[route.pattern];
+      let body = AGENT_POST_BODIES[routeKey(route)];
       if (body === 'UP_TO') body = { up_to: m.id };
       r = await srv.api(route.method, p, { cookie: ana.cookie, csrf: ana.csrf, body });
       assert.equal(r.status, expect[route.pattern.split('/').at(-1)], `${route.method} ${p} with the token: ${r.status} ${r.text}`);
