@@ -132,6 +132,7 @@
     }
 
     render() {
+      const names = this.fill();
       const options = this.matches.map((c, i) => {
         const li = document.createElement('li');
         li.id = 'canned-option-' + c.id;
@@ -144,7 +145,7 @@
         shortcut.textContent = '/' + c.shortcut;
         const body = document.createElement('span');
         body.className = 'canned-option-body';
-        body.textContent = preview(c.body);
+        body.textContent = preview(fillPlaceholders(c.body, names)); // as it will read
         li.append(shortcut, body);
         return li;
       });

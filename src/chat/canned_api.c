@@ -16,6 +16,8 @@
 
 #define SHORTCUT_RULE "shortcut must be 1 to 32 characters without white space, not starting with /"
 #define SCOPE_RULE "scope must be \"team\" or \"personal\""
+/* A body may be as long as a message (config.max_message_chars: 4000). */
+#define BODY_RULE "body must be 1 to 4000 characters, as a message"
 
 /* A reply as the API shows it. */
 static json_t *canned_json(const kf_canned_t *canned)
@@ -208,7 +210,7 @@ void kf_canned_post(const kf_call_t *call)
     } else if ((body = read_body(json_object_get(root, "body"), app->config.max_message_chars)) ==
                NULL) {
         rc = KF_EINVAL;
-        why = "body must be 1 to 4000 characters";
+        why = BODY_RULE;
     } else if (team && !is_admin(call)) {
         rc = KF_EFORBIDDEN;
         why = "only an admin may add to the team's canned replies";
@@ -252,7 +254,7 @@ void kf_canned_patch(const kf_call_t *call)
         why = SHORTCUT_RULE;
     else if (body_value != NULL &&
              (body = read_body(body_value, app->config.max_message_chars)) == NULL)
-        why = "body must be 1 to 4000 characters";
+        why = BODY_RULE;
     if (why != NULL) {
         json_decref(root);
         kf_call_fail(req, KF_EINVAL, why);

@@ -204,12 +204,13 @@
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(SEARCH, KF_SQLITE_SEARCH)                                                                    \
     /* Canned replies (migration 6): what one agent sees is the team's (owner_id NULL) and their   \
-     * own; shortcut is COLLATE NOCASE, so = and ORDER BY ignore ASCII case. */                    \
+     * own, written as canned_by_owner's expression so that both are ranges of it; shortcut is     \
+     * COLLATE NOCASE, so = and ORDER BY ignore ASCII case. */                                     \
     X(CANNED_LIST, "SELECT " KF_SQLITE_CANNED_COLUMNS " FROM canned_replies "                      \
-                   "WHERE owner_id IS NULL OR owner_id = ?1 ORDER BY shortcut, id")                \
+                   "WHERE COALESCE(owner_id, 0) IN (0, ?1) ORDER BY shortcut, id")                 \
     X(CANNED_BY_ID, "SELECT " KF_SQLITE_CANNED_COLUMNS " FROM canned_replies WHERE id = ?1")       \
-    X(CANNED_TAKEN, "SELECT 1 FROM canned_replies WHERE shortcut = ?1 "                            \
-                    "AND (owner_id IS NULL OR owner_id = ?2) AND id != ?3")                        \
+    X(CANNED_TAKEN, "SELECT 1 FROM canned_replies WHERE COALESCE(owner_id, 0) IN (0, ?2) "         \
+                    "AND shortcut = ?1 AND id != ?3")                                              \
     X(CANNED_CREATE, "INSERT INTO canned_replies (owner_id, shortcut, body, created_at, "          \
                      "updated_at) VALUES (?1, ?2, ?3, ?4, ?4)")                                    \
     X(CANNED_UPDATE, "UPDATE canned_replies SET shortcut = COALESCE(?2, shortcut), "               \
