@@ -4,7 +4,8 @@
 // owner's alone: 404 to anyone else), the answers to bad input (400, 403, 404, 409, 422), and two
 // creates of one shortcut at once (one 201, one 409). In the console: Ana adds a team reply with
 // placeholders in the Canned replies dialog; Bo types "/ref" in the reply box, picks it with the
-// keyboard, finds the visitor's name and his own in it, sends it, and the visitor sees it.
+// keyboard, finds the visitor's name and his own in it, sends it, and the visitor sees it; Ana
+// picks it with the mouse.
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -155,5 +156,13 @@ test('canned replies in the console: Ana adds a team reply; Bo inserts it with "
     await bo.page.keyboard.press('Enter');
     await waitMsg(bo.page, '#thread', text, 'agent');
     await waitMsg(visitorPage, '#messages', text, 'agent');
+
+    // Ana picks it with the mouse, its shortcut typed in capitals: her own name goes in.
+    await selectConv(ana, first.conversation_id);
+    await ana.page.locator('#reply-input').click();
+    await ana.page.keyboard.type('/REF');
+    await ana.page.locator('#canned-picker [role="option"][data-shortcut="refund"]').click();
+    assert.equal(await ana.page.locator('#reply-input').inputValue(), 'Hi Wang Lei, your refund left today. Ana');
+    assert.ok(await ana.page.locator('#canned-picker').isHidden());
     assertNoPageProblems(ana, bo);
   }));
