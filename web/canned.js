@@ -7,13 +7,15 @@
  *
  * fill() answers {visitor, agent}: the names the placeholders {visitor.name} and {agent.name}
  * stand for ("there" for a visitor without one). The list is read when the picker first opens,
- * and again after any change made in the dialog.
+ * again after any change made in the dialog, and when the picker opens on a list read more than
+ * STALE_MS before (changes made in other consoles are not pushed).
  */
 (function () {
   'use strict';
 
   const MAX_OPTIONS = 8;
   const PREVIEW_CHARS = 80;
+  const STALE_MS = 30000;
 
   function sentence(text) {
     const t = String(text || '').trim();
@@ -39,15 +41,18 @@
     constructor(opts) {
       this.api = opts.api;
       this.items = null;   // as the server last listed them, or null: read it again
+      this.readAt = 0;     // when (Date.now())
       this.loading = null; // the read under way
     }
 
-    /* The replies, read from the server the first time and after a change. */
-    async list() {
-      if (this.items) return this.items;
+    /* The replies, read from the server the first time, after a change, and when the last read
+     * is older than maxAge ms (if given). */
+    async list(maxAge) {
+      if (this.items && !(maxAge !== undefined && Date.now() - this.readAt > maxAge)) return this.items;
       if (!this.loading) {
         this.loading = this.api('GET', '/api/canned').then((data) => {
           this.items = data.canned || [];
+          this.readAt = Date.now();
           return this.items;
         }).finally(() => { this.loading = null; });
       }
@@ -115,7 +120,7 @@
       }
       let items;
       try {
-        items = await this.canned.list();
+        items = await this.canned.list(this.isOpen() ? undefined : STALE_MS);
       } catch (e) {
         return; // the list could not be read: the box stays a plain box
       }
