@@ -17,12 +17,6 @@
   const PREVIEW_CHARS = 80;
   const STALE_MS = 30000;
 
-  function sentence(text) {
-    const t = String(text || '').trim();
-    if (!t) return 'Something went wrong.';
-    const s = t[0].toUpperCase() + t.slice(1);
-    return /[.!?…]$/.test(s) ? s : s + '.';
-  }
 
   /* body with its placeholders filled in; unknown ones stay as they are. */
   function fillPlaceholders(body, names) {
@@ -229,8 +223,7 @@
       this.body = $('#canned-body');
       this.save = $('#canned-save');
       this.cancel = $('#canned-cancel');
-      this.status = $('#canned-status');
-      this.error = $('#canned-error');
+      this.lines = window.KefuUI.statusLines($('#canned-status'), $('#canned-error'));
       this.editing = null; // the reply the form changes, or null: it adds one
       $('#canned-close').addEventListener('click', () => this.dialog.close());
       this.cancel.addEventListener('click', () => this.edit(null));
@@ -250,19 +243,11 @@
     }
 
     say(text, error) {
-      this.status.textContent = error ? '' : text;
-      this.error.textContent = error ? text : '';
-      this.error.hidden = !error;
+      this.lines.say(text, error);
     }
 
-    async run(what, fn) {
-      try {
-        await fn();
-      } catch (e) {
-        if (e.status !== 401) this.say('Could not ' + what + '. ' + sentence(e.message), true);
-        return false;
-      }
-      return true;
+    run(what, fn) {
+      return this.lines.run(what, fn);
     }
 
     async load() {

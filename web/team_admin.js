@@ -10,12 +10,6 @@
 
   const $ = (root, sel) => root.querySelector(sel);
 
-  function sentence(text) {
-    const t = String(text || '').trim();
-    if (!t) return 'Something went wrong.';
-    const s = t[0].toUpperCase() + t.slice(1);
-    return /[.!?…]$/.test(s) ? s : s + '.';
-  }
 
   class KefuTeamAdmin {
     constructor(opts) {
@@ -29,8 +23,7 @@
       this.addForm = $(this.dialog, '#add-agent-form');
       this.nameForm = $(this.dialog, '#own-name-form');
       this.passwordForm = $(this.dialog, '#own-password-form');
-      this.status = $(this.dialog, '#team-admin-status');
-      this.error = $(this.dialog, '#team-admin-error');
+      this.lines = window.KefuUI.statusLines($(this.dialog, '#team-admin-status'), $(this.dialog, '#team-admin-error'));
       $(this.dialog, '#team-admin-close').addEventListener('click', () => this.dialog.close());
       this.addForm.addEventListener('submit', (e) => { e.preventDefault(); this.addAgent(); });
       this.nameForm.addEventListener('submit', (e) => { e.preventDefault(); this.renameSelf(); });
@@ -56,19 +49,11 @@
 
     /* A line under the dialog's title: what just happened, or (error) what went wrong. */
     say(text, error) {
-      this.status.textContent = error ? '' : text;
-      this.error.textContent = error ? text : '';
-      this.error.hidden = !error;
+      this.lines.say(text, error);
     }
 
-    async run(what, fn) {
-      try {
-        await fn();
-      } catch (e) {
-        if (e.status !== 401) this.say('Could not ' + what + '. ' + sentence(e.message), true);
-        return false;
-      }
-      return true;
+    run(what, fn) {
+      return this.lines.run(what, fn);
     }
 
     async load() {

@@ -66,6 +66,27 @@
     return /[.!?…]$/.test(first) ? first : first + '.';
   }
 
+  /* A dialog's two lines: what a change did (statusEl) and what went wrong (errorEl). run(what, fn)
+   * runs fn and, when it fails, says "Could not <what>. <the server's reason>" (a 401 has ended
+   * the session: nothing to say here); it resolves to whether fn went. */
+  function statusLines(statusEl, errorEl) {
+    const say = (text, error) => {
+      statusEl.textContent = error ? '' : text;
+      errorEl.textContent = error ? text : '';
+      errorEl.hidden = !error;
+    };
+    const run = async (what, fn) => {
+      try {
+        await fn();
+      } catch (e) {
+        if (e.status !== 401) say('Could not ' + what + '. ' + (sentence(e.message) || 'Something went wrong.'), true);
+        return false;
+      }
+      return true;
+    };
+    return {say, run};
+  }
+
   /* ---- time ---- */
 
   const timeFmt = new Intl.DateTimeFormat(undefined, {hour: 'numeric', minute: '2-digit'});
@@ -703,7 +724,7 @@
   }
 
   window.KefuUI = {
-    ApiError, api, sentence, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
+    ApiError, api, sentence, statusLines, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
     visitorName, visitorInitials, setVisitorAvatar, showConnState, MessageList, autoGrow, enterToSend,
     perform, TypingSender, TypingState, pendingLabel,
   };
