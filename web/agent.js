@@ -96,7 +96,7 @@
   let nextPage = null;            // the list's "next": older conversations are still to load
   let pagesLoaded = 0;
   let loadingOlder = null;        // the request for them, while it runs
-  const VIEWS = ['unassigned', 'mine', 'open', 'pending', 'resolved', 'all'];
+  const VIEWS = ['unassigned', 'mine', 'open', 'pending', 'resolved', 'snoozed', 'all'];
   let view = 'all';               // the view the list shows
   let listGen = 0;                // bumps on every change of view, so a slow page cannot fill another
   let countsTimer = null;
@@ -199,6 +199,12 @@
       reply: () => { if (me && selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus(); },
       resolve: () => { if (me && !ui.statusButton.hidden && !ui.statusButton.disabled) ui.statusButton.click(); },
       claim: () => { if (me && !ui.claimButton.hidden && !ui.claimButton.disabled) ui.claimButton.click(); },
+      snooze: () => {
+        const c = me && selectedId !== null ? convs.get(selectedId) : null;
+        if (!c || c.status === 'snoozed' || ui.statusSelect.disabled) return;
+        ui.statusSelect.value = 'snoozed';
+        ui.statusSelect.dispatchEvent(new Event('change'));
+      },
       leave: () => {
         ui.replyInput.blur();
         const item = selectedId !== null ? convList.item(selectedId) : null;
@@ -587,6 +593,7 @@
     open: ['No open conversations', 'When a visitor writes in, the conversation appears here right away.'],
     pending: ['Nothing pending', 'Conversations set to pending wait here.'],
     resolved: ['Nothing resolved yet', 'Resolved conversations are kept here.'],
+    snoozed: ['Nothing snoozed', 'A snoozed conversation waits here until its time, or until the visitor writes.'],
     all: ['No conversations yet', 'When a visitor writes in, the conversation appears here right away.'],
   };
 
@@ -810,7 +817,8 @@
     setVisitorAvatar(ui.threadAvatar, c.visitor);
     const parts = [];
     if (c.visitor && c.visitor.name) parts.push('Visitor #' + c.visitor.id);
-    parts.push(STATUS_LABEL[c.status] || c.status);
+    parts.push(c.status === 'snoozed' && c.snoozed_until
+      ? 'Snoozed until ' + window.KefuSnooze.format(c.snoozed_until) : STATUS_LABEL[c.status] || c.status);
     if (c.created_at) {
       const day = formatDay(c.created_at);
       parts.push('started ' + (day === 'Today' ? formatTime(c.created_at) : day.toLowerCase() === 'yesterday' ? 'yesterday' : day));
@@ -968,12 +976,25 @@
     deskChange(ui.statusButton, '/status', {status: next}, next === 'open' ? 'reopen it' : 'resolve it');
   });
 
-  ui.statusSelect.addEventListener('change', () => {
+  ui.statusSelect.addEventListener('change', async () => {
     const c = convs.get(selectedId);
     const next = ui.statusSelect.value;
     if (!c || next === c.status) return;
-    deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+    if (next !== 'snoozed') {
+      deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+      return;
+    }
+    ui.statusSelect.value = c.status; // until a time is picked: nothing has changed
+    const id = c.id;
+    const until = await window.KefuSnooze.ask($('snooze-dialog'));
+    if (until === null || id !== selectedId) {
+      ui.statusSelect.focus();
+      return;
+    }
+    await deskChange(ui.statusSelect, '/status', {status: 'snoozed', snooze_until: until}, 'snooze it');
+    ui.statusSelect.focus();
   });
+  $('snooze-dialog').querySelector('.snooze-close').addEventListener('click', () => $('snooze-dialog').close());
 
   ui.assignSelect.addEventListener('change', () => {
     const value = ui.assignSelect.value;

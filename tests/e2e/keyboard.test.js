@@ -12,7 +12,7 @@ after(closeBrowser);
 
 const T = 10000;
 
-test('keyboard: j/k, r and Escape, c, e, and ? with its list; keys typed into the reply are text', { timeout: 90000 }, (t) =>
+test('keyboard: j/k, r and Escape, c, e, s, and ? with its list; keys typed into the reply are text', { timeout: 90000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
     const older = await newVisitor(srv, 'Older');
@@ -59,7 +59,7 @@ test('keyboard: j/k, r and Escape, c, e, and ? with its list; keys typed into th
     await p.keyboard.press('?');
     await p.waitForSelector('#shortcuts-dialog[open]', { timeout: T });
     const keys = await p.$$eval('#shortcuts-dialog kbd', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(keys, ['j', 'k', 'r', 'e', 'c', '?', 'Esc']);
+    assert.deepEqual(keys, ['j', 'k', 'r', 'e', 'c', 's', '?', 'Esc']);
     await p.keyboard.press('j'); // the dialog has the keys
     assert.equal(await selected(), 'Newer');
     await p.keyboard.press('Escape');
