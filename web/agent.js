@@ -505,6 +505,8 @@
     document.title = total > 0 ? '(' + total + ') ' + BASE_TITLE : BASE_TITLE;
     ui.unreadTotal.hidden = total === 0;
     ui.unreadTotal.textContent = total + ' unread';
+    // The list changed: the empty thread pane's advice follows what is on screen.
+    if (selectedId === null) updateThreadEmpty();
   }
 
   /* Replace our copy with the server's. A snapshot may lag behind message events we already
@@ -877,7 +879,8 @@
     if (!c) {
       ui.threadEmptyTitle.textContent = 'Pick a conversation';
       ui.threadEmptyText.textContent = convs.size ? 'Choose a conversation on the left to read it and reply.'
-        : 'Nothing to answer yet. New conversations will show up on the left.';
+        : view === 'all' ? 'Nothing to answer yet. New conversations will show up on the left.'
+          : 'Nothing in this view. The other views on the left may hold some.';
       ui.threadEmpty.hidden = false;
     } else if (thread.count === 0) {
       ui.threadEmptyTitle.textContent = threadLoading ? 'Loading…' : 'No messages yet';

@@ -95,3 +95,18 @@ test('snooze in the console: cancel changes nothing; "For 1 hour" snoozes it for
     assertNoPageProblems(v, ana, bo);
   }),
 );
+
+test('console: the empty thread pane\'s advice follows the list: "Nothing to answer yet" while the list is empty, "Choose a conversation" once one arrives live', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const ana = await openAgent(env, srv, null);
+    const text = () => ana.page.$eval('#thread-empty-text', (el) => el.textContent);
+    await eventually(async () => /Nothing to answer yet/.test(await text()), { timeout: T, what: 'empty advice' });
+    const v = await openVisitor(env, srv, null);
+    await visitorSay(v, 'Hello?');
+    await eventually(async () => /Choose a conversation on the left/.test(await text()), { timeout: T, what: 'advice after a conversation arrived' });
+    await ana.page.click('#view-tabs .view-tab[data-view="resolved"]');
+    await eventually(async () => /Nothing in this view/.test(await text()), { timeout: T, what: 'advice in an empty view' });
+    assertNoPageProblems(v, ana);
+  }),
+);
