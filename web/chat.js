@@ -108,9 +108,11 @@
     await createSession();
   }
 
-  /* What the session says of the visitor's conversation: whether it is resolved. */
+  /* What the session says of the visitor's conversation: whether it is resolved, what was seen. */
   function showSession(data) {
     showResolved(!!data.conversation && data.conversation.status === 'resolved');
+    // Where the agents had read to, so that "Seen" is where it was before a reload.
+    if (data.conversation && data.conversation.seen_up_to) list.markSeen(Number(data.conversation.seen_up_to));
   }
 
   /* The whole history, 500 messages a page. */

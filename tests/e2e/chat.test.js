@@ -386,6 +386,11 @@ for (const transport of ['poll', 'longpoll']) {
       await waitMsg(visitor.page, '#messages', r1, 'agent');
       const reply = (await readMsgs(agent.page, '#thread')).find((m) => m.body === r1);
       await waitShown(agent.page, `#thread .msg[data-id="${reply.id}"] .msg-status`, /^Seen$/);
+      // The agent read the visitor's question: "Seen" under it, and still there after a reload.
+      const question = (await readMsgs(agent.page, '#thread')).find((m) => m.body === q1);
+      await waitShown(visitor.page, `#messages .msg[data-id="${question.id}"] .msg-status`, /^Seen$/);
+      await visitor.page.reload();
+      await waitShown(visitor.page, `#messages .msg[data-id="${question.id}"] .msg-status`, /^Seen$/);
       await assertConnected(visitor, agent);
       assertNoPageProblems(visitor, agent);
     }),
