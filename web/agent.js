@@ -278,6 +278,19 @@
     (ui.loginEmail.value ? ui.loginPassword : ui.loginEmail).focus();
   }
 
+  /* Our own words for why a sign-in failed; the server's text only for what we do not expect. */
+  function loginErrorText(err) {
+    if (err.code === 'disabled') return ACCOUNT_DISABLED;
+    if (err.status === 401) return 'Wrong e-mail or password. Check both and try again.';
+    if (err.status === 429) {
+      const minutes = Math.ceil((err.retryAfterMs || 0) / 60000);
+      return minutes > 1 ? 'Too many attempts. Try again in ' + minutes + ' minutes.'
+        : 'Too many attempts. Try again in a minute.';
+    }
+    if (err.status === 503) return 'The server is busy. Try again in a moment.';
+    return err.status === 0 ? err.message : 'Could not sign in. ' + sentence(err.message);
+  }
+
   ui.loginForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     ui.loginError.hidden = true;
@@ -296,7 +309,7 @@
       ui.loginPassword.value = '';
       await enterConsole(data);
     } catch (err) {
-      ui.loginError.textContent = err.code === 'disabled' ? ACCOUNT_DISABLED : err.message;
+      ui.loginError.textContent = loginErrorText(err);
       ui.loginError.hidden = false;
       ui.loginPassword.select();
     } finally {
