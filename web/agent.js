@@ -382,6 +382,7 @@
 
   async function enterConsole(session) {
     me = session;
+    enteredAt = Date.now() - 5000; // the server's clock may be a little behind ours
     const gen = ++sessionGen;
     ui.agentName.textContent = me.agent.name || me.agent.email;
     ui.agentAvatar.textContent = initials(me.agent.name || me.agent.email);
@@ -563,6 +564,20 @@
     const c = convs.get(id);
     const mark = Math.max(visitorRead.get(id) || 0, (c && Number(c.visitor_read_up_to)) || 0);
     if (mark && id === selectedId) thread.markSeen(mark);
+  }
+
+  /* Says a conversation that opened while the console is open to screen readers (the list's
+   * items are not a live region: a reload or a view change would read them all out). */
+  const announced = new Set();
+  let enteredAt = 0;
+  function announceNew(c) {
+    if (!c || convs.has(c.id) || announced.has(c.id) || c.status !== 'open' || c.assignee) return;
+    if (!(Number(c.created_at) >= enteredAt)) return;
+    announced.add(c.id);
+    const region = $('list-announcer');
+    region.textContent = '';
+    // A new text in a later task: read out even when it is the same words as the last one.
+    setTimeout(() => { region.textContent = 'New conversation from ' + visitorName(c.visitor); }, 50);
   }
 
   /* An event named a conversation we do not have (new, or missed while disconnected). */
@@ -1135,8 +1150,10 @@
   function handleEvent(ev) {
     if (!me) return;
     if (ev.type === 'message' && ev.message) handleMessage(ev.message);
-    else if (ev.type === 'conversation') applyConversation(ev.conversation);
-    else if (ev.type === 'read') handleRead(ev);
+    else if (ev.type === 'conversation') {
+      announceNew(ev.conversation);
+      applyConversation(ev.conversation);
+    } else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
     else if (ev.type === 'presence') team.apply(ev);
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
