@@ -213,6 +213,21 @@
     },
   });
 
+  /* Sounds, desktop notifications and the tab icon's count (web/alerts.js). */
+  const alerts = new window.KefuAlerts({
+    button: $('notify-button'), dialog: $('notify-dialog'), banner: $('sound-banner'),
+    bannerButton: $('sound-enable'), testButton: $('notify-test'),
+    desktopState: $('notify-desktop-state'), desktopButton: $('notify-desktop-button'),
+    boxes: {
+      soundConversation: $('notify-sound-conversation'), soundMessage: $('notify-sound-message'),
+      whileFocused: $('notify-while-focused'), desktop: $('notify-desktop'),
+    },
+  }, {
+    onOpen: (id) => {
+      if (convs.has(id)) select(id);
+    },
+  });
+
   /* The search box: its hits replace the list while it holds a query (web/search.js). */
   const search = new window.KefuSearch({
     form: $('search-form'), input: $('search-input'), panel: $('search-results'),
@@ -353,6 +368,7 @@
     if ($('team-dialog').open) $('team-dialog').close();
     if ($('canned-dialog').open) $('canned-dialog').close();
     canned.changed(); // the next agent's are others
+    alerts.stop();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;
@@ -383,6 +399,7 @@
   async function enterConsole(session) {
     me = session;
     enteredAt = Date.now() - 5000; // the server's clock may be a little behind ours
+    alerts.start(me.agent.id);
     const gen = ++sessionGen;
     ui.agentName.textContent = me.agent.name || me.agent.email;
     ui.agentAvatar.textContent = initials(me.agent.name || me.agent.email);
@@ -519,6 +536,7 @@
     document.title = total > 0 ? '(' + total + ') ' + BASE_TITLE : BASE_TITLE;
     ui.unreadTotal.hidden = total === 0;
     ui.unreadTotal.textContent = total + ' unread';
+    alerts.unread(total);
     // The list changed: the empty thread pane's advice follows what is on screen.
     if (selectedId === null) updateThreadEmpty();
   }
@@ -578,6 +596,7 @@
     region.textContent = '';
     // A new text in a later task: read out even when it is the same words as the last one.
     setTimeout(() => { region.textContent = 'New conversation from ' + visitorName(c.visitor); }, 50);
+    alerts.conversation(c, visitorName(c.visitor));
   }
 
   /* An event named a conversation we do not have (new, or missed while disconnected). */
@@ -1187,6 +1206,10 @@
       if (m.sender === 'visitor') {
         if (viewing(c.id)) scheduleRead(c.id);
         else c.unread = (c.unread | 0) + 1;
+        // News (not a replay of what a reconnect gap missed) in a conversation that is this
+        // agent's or nobody's: another agent's visitors are theirs to hear.
+        const mineOrNobodys = !c.assignee || (me && Number(c.assignee.id) === Number(me.agent.id));
+        if (mineOrNobodys && Number(m.created_at) >= Date.now() - 60000) alerts.message(m, visitorName(c.visitor));
       }
       convList.render(c);
       convList.order();

@@ -41,6 +41,9 @@
   let ready = false;     // a session and its history: the outbox may send
   let readSent = 0;      // the highest up_to we have told the server
   let unseenWhileHidden = 0;
+  // A reply's sound while the tab is hidden (web/notify.js); the visitor has clicked or typed on
+  // the page by then, which lets the browser play it.
+  const sound = new window.KefuNotify.Sound({});
 
   const list = new MessageList(messagesEl, {
     me: 'visitor',
@@ -191,6 +194,9 @@
         else {
           unseenWhileHidden++;
           document.title = '(' + unseenWhileHidden + ') ' + BASE_TITLE;
+          window.KefuNotify.badge(unseenWhileHidden);
+          // Sound only after a reply that is news, not history a reconnect brought back.
+          if (Number(ev.message.created_at) >= Date.now() - 60000) sound.play('message');
         }
       }
     } else if (ev.type === 'read' && ev.reader === 'agent') {
@@ -235,6 +241,7 @@
     if (document.visibilityState !== 'visible') return;
     unseenWhileHidden = 0;
     document.title = BASE_TITLE;
+    window.KefuNotify.badge(0);
     sendReadReceipt();
   });
 
