@@ -206,7 +206,8 @@ static bool valid_message(const kf_message_new_t *m)
                          : m->sender == KF_SENDER_VISITOR && m->agent_id == 0 &&
                                (m->conversation_id != 0 || m->visitor_id > 0);
     size_t key_len = m->idempotency_key != NULL ? strlen(m->idempotency_key) : 1;
-    return author_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
+    bool audience_ok = !m->is_private || m->sender == KF_SENDER_AGENT;
+    return author_ok && audience_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
 }
 
 int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
@@ -439,7 +440,7 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
     if (rc == 0) {
         kf_message_t stored;
         kf_sqlite_read_message(st, 0, &stored);
-        if (strcmp(stored.body, m->body) != 0 ||
+        if (strcmp(stored.body, m->body) != 0 || stored.is_private != m->is_private ||
             (m->conversation_id != 0 && stored.conversation_id != m->conversation_id)) {
             rc = KF_ECONFLICT;
         } else {
@@ -463,11 +464,11 @@ static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t 
     const kf_message_new_t *m = &op->args.message;
     bool keyed = m->idempotency_key != NULL;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_MESSAGE_INSERT);
-    int rc =
-        insert_one(c, st,
-                   kf_sqlite_bind(st, "iiItiTI", conversation_id, (int64_t)m->sender, m->agent_id,
-                                  m->body, m->now, m->idempotency_key, keyed ? owner : 0),
-                   id_out);
+    int rc = insert_one(c, st,
+                        kf_sqlite_bind(st, "iiItiTIi", conversation_id, (int64_t)m->sender,
+                                       m->agent_id, m->body, m->now, m->idempotency_key,
+                                       keyed ? owner : 0, (int64_t)m->is_private),
+                        id_out);
     if (rc != 0)
         return rc;
     sqlite3_stmt *index = kf_sqlite_statement(c, STMT_MESSAGE_SEARCH_INSERT);
@@ -528,6 +529,7 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
         .agent_name = agent_name,
         .body = m->body,
         .created_at = m->now,
+        .is_private = m->is_private,
     };
     op->result.message = &op->message;
     return 0;

@@ -126,6 +126,8 @@ typedef struct kf_message {
     const char *agent_name; /* that agent's display name, "" for visitor messages */
     const char *body;
     int64_t created_at;
+    bool is_private; /* a private note: agents only; no read a visitor's answer comes from
+                      * (messages_of_visitor) yields it */
 } kf_message_t;
 
 typedef struct kf_conversation {
@@ -141,7 +143,8 @@ typedef struct kf_conversation {
     int64_t agent_read_up_to;   /* highest message id the agents have marked read */
     int64_t visitor_read_up_to; /* highest message id the visitor has marked read */
     int64_t unread_for_agents;  /* visitor messages with id > agent_read_up_to */
-    int64_t unread_for_visitor; /* agent messages with id > visitor_read_up_to */
+    int64_t unread_for_visitor; /* agent messages with id > visitor_read_up_to, notes not
+                                 * counted */
     bool has_last_message;
     kf_message_t last_message; /* valid when has_last_message */
 } kf_conversation_t;
@@ -178,6 +181,7 @@ typedef struct kf_message_new {
     const char *body;            /* the text */
     int64_t now;                 /* created_at */
     const char *idempotency_key; /* the sender's key for this message (1 to 255 bytes), or NULL */
+    bool is_private;             /* a private note (an agent's only) */
 } kf_message_new_t;
 
 /* The conversation lists an agent works from (docs/API.md, "Views"). */
@@ -350,12 +354,16 @@ typedef struct kf_store_ops {
      * send queued after the disable is refused). With an idempotency key the sender has used before
      * (per visitor, or per agent): the same body gives the message stored then, with duplicate set,
      * and writes nothing; another body (or, for an agent's message, another conversation) gives
-     * KF_ECONFLICT. */
+     * KF_ECONFLICT (also when one is a private note and the other not). KF_EINVAL at once for a
+     * private note from a visitor. A note moves updated_at (the agents' lists) but reopens
+     * nothing. */
     int (*message_add)(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
                        void *ctx);
     /* Messages with id > after_id, oldest first, at most limit, of: one conversation
      * (messages_in_conversation), every conversation of one visitor (messages_of_visitor),
-     * or every conversation (messages_all). count is how many went to each. */
+     * or every conversation (messages_all). count is how many went to each. messages_of_visitor
+     * is the visitor's read: it skips private notes (so its rows' ids may jump over a note's, and
+     * a cursor there resumes past it); the other two are the agents' and yield them. */
     int (*messages_in_conversation)(kf_store_t *store, int64_t conversation_id, int64_t after_id,
                                     size_t limit, kf_store_message_cb each, kf_store_done_cb done,
                                     void *ctx);
@@ -370,7 +378,8 @@ typedef struct kf_store_ops {
      * (a message whose text matches is a KF_SEARCH_MESSAGE hit even when its visitor's name
      * matches too). A visitor's name gives one hit per conversation of theirs, at its newest
      * message, so that paging by message id reaches each once. A message is found as soon as
-     * message_add has called done. KF_EINVAL at once for a query kf_search_query_valid refuses
+     * message_add has called done. Private notes are found too (search is the agents').
+     * KF_EINVAL at once for a query kf_search_query_valid refuses
      * (under 2 or over 200 characters), a bad limit or a negative before_id. */
     int (*search)(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
                   kf_store_search_cb each, kf_store_done_cb done, void *ctx);
