@@ -140,10 +140,10 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     if (!json_is_string(body))
         return fail(err, KF_EINVAL, "body must be a string");
     if (private_note != NULL && !json_is_boolean(private_note))
-        return fail(err, KF_EINVAL, "private must be true or false");
+        return fail(err, KF_EPROTO, "private must be true or false");
     bool is_private = json_is_true(private_note);
     if (is_private && who.kind == 'v')
-        return fail(err, KF_EINVAL, "only agents write private notes");
+        return fail(err, KF_EPROTO, "only agents write private notes");
     if (who.kind != 'v' && conversation_id <= 0)
         return fail(err, KF_ENOTFOUND, "no such conversation");
     if (key != NULL && (key[0] == '\0' || strlen(key) > 255))
