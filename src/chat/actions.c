@@ -11,6 +11,7 @@
 #include "chat/authn.h"
 #include "chat/events.h"
 #include "chat/internal.h"
+#include "chat/mentions.h"
 
 /* Fills err and returns rc. */
 static int fail(kf_chat_error_t *err, int rc, const char *message)
@@ -123,6 +124,7 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened || r->conversation_reopened;
         pending->status_changed = r->conversation_reopened;
+        kf_chat_publish_mentions(app, m);
     }
     kf_chat_publish(app->hub, pending->visitor_id, true, pending->event);
     pending->event = NULL;

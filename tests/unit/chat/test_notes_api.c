@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "chat/events.h"
+#include "chat/internal.h"
 
 static void expect(cf_response_t *r, int status, const char *code, const char *what)
 {
@@ -143,11 +145,71 @@ static void test_bad_private(void **state)
     cf_response_free(r);
 }
 
+/* The mention events seen on the agents' topic, parsed. */
+typedef struct mentions_seen {
+    kf_sub_t sub;
+    size_t count;
+    json_t *last;
+} mentions_seen_t;
+
+static void mention_cb(kf_sub_t *sub, kf_event_t *event)
+{
+    mentions_seen_t *seen = sub->data;
+    json_t *o = json_loads(event->json, 0, NULL);
+    assert_non_null(o);
+    if (strcmp(json_string_value(json_object_get(o, "type")), "mention") != 0) {
+        json_decref(o);
+        return;
+    }
+    seen->count++;
+    json_decref(seen->last);
+    seen->last = o;
+}
+
+/* A note naming an agent tells that agent (by agent_id, on the agents' topic); one naming its
+ * author, nobody; a reply naming an agent is no note and tells nobody. */
+static void test_mention_event(void **state)
+{
+    (void)state;
+    cf_log_in_admin(); /* "Ada" */
+    mentions_seen_t seen = {0};
+    kf_sub_init(&seen.sub, mention_cb, &seen);
+    kf_hub_subscribe(cf->app->hub, KF_AGENTS_TOPIC, &seen.sub);
+    int64_t note =
+        agent_sends("{\"body\":\"@ada can you refund this one?\",\"private\":true}", true);
+    cf_response_free(cf_request(AS_AGENT, "GET", "/api/agents", NULL)); /* after the agents' read */
+    assert_int_equal(seen.count, 1);
+    json_t *m = seen.last;
+    assert_int_equal(json_integer_value(json_object_get(m, "message_id")), note);
+    assert_int_equal(json_integer_value(json_object_get(m, "conversation_id")),
+                     cf->conversation_id);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "author"), "name")),
+                        "Agnes");
+    assert_string_equal(json_string_value(json_object_get(m, "snippet")),
+                        "@ada can you refund this one?");
+    cf_response_t *r = cf_request(AS_ADMIN, "GET", "/api/agent/me", NULL);
+    assert_int_equal(r->status, 200);
+    json_t *me = json_object_get(r->json, "agent");
+    if (me == NULL)
+        me = r->json;
+    assert_int_equal(json_integer_value(json_object_get(m, "agent_id")),
+                     json_integer_value(json_object_get(me, "id")));
+    cf_response_free(r);
+
+    agent_sends("{\"body\":\"@Agnes note to self\",\"private\":true}", true);
+    agent_sends("{\"body\":\"@Ada is our admin\"}", false);
+    cf_response_free(cf_request(AS_AGENT, "GET", "/api/agents", NULL));
+    assert_int_equal(seen.count, 1);
+    kf_hub_unsubscribe(cf->app->hub, &seen.sub);
+    json_decref(seen.last);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_note_stays_with_agents, cf_test_setup),
         cmocka_unit_test_setup(test_bad_private, cf_test_setup),
+        cmocka_unit_test_setup(test_mention_event, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, cf_group_setup, cf_group_teardown);
 }
