@@ -182,6 +182,14 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     return 0;
 }
 
+void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m)
+{
+    int64_t visitor_id = kf_chat_audience_visitor(m);
+    kf_replay_note_message(app->replay, visitor_id, m->id);
+    kf_chat_publish(app->hub, visitor_id, true, kf_chat_message_event(m));
+    kf_chat_publish_mentions(app, m);
+}
+
 /* ---- read marks ---- */
 
 static kf_event_t *read_event(int64_t conversation_id, const char *reader, int64_t up_to)

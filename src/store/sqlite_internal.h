@@ -340,8 +340,11 @@ typedef struct op {
         } status;
         struct {
             int64_t conversation_id;
-            int64_t agent_id; /* 0: nobody (assign only) */
-        } assign;             /* conversation_claim, conversation_assign */
+            int64_t agent_id;    /* 0: nobody (assign only) */
+            int64_t by_agent_id; /* assign with a note: its author */
+            const char *note;    /* assign: a private note with the transfer, or NULL */
+            int64_t now;         /* assign with a note: its created_at */
+        } assign;                /* conversation_claim, conversation_assign */
         struct {
             int64_t conversation_id;
             int64_t now;
@@ -534,7 +537,7 @@ int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id
                                       kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                  kf_store_done_cb done, void *ctx);
-int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+int kf_sqlite_conversation_assign(kf_store_t *store, const kf_assign_t *assign,
                                   kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
                                 kf_store_done_cb done, void *ctx);

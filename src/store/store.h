@@ -184,6 +184,16 @@ typedef struct kf_message_new {
     bool is_private;             /* a private note (an agent's only) */
 } kf_message_new_t;
 
+/* A transfer for conversation_assign: a struct, so that what an assignment carries can grow
+ * (fields left zero keep their meaning). */
+typedef struct kf_assign {
+    int64_t conversation_id;
+    int64_t agent_id;    /* the new assignee; 0: nobody */
+    int64_t by_agent_id; /* who transfers it: the note's author (needed with a note) */
+    const char *note;    /* a private note written with the transfer, or NULL */
+    int64_t now;         /* the note's created_at */
+} kf_assign_t;
+
 /* The conversation lists an agent works from (docs/API.md, "Views"). */
 typedef enum {
     KF_VIEW_ALL = 0,    /* every conversation */
@@ -327,11 +337,14 @@ typedef struct kf_store_ops {
      * an unknown one. */
     int (*conversation_claim)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                               kf_store_done_cb done, void *ctx);
-    /* Hands the conversation to agent_id (0: to nobody), whoever held it, whatever its status.
-     * KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent, KF_EFORBIDDEN
-     * for a disabled one. */
-    int (*conversation_assign)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
-                               kf_store_done_cb done, void *ctx);
+    /* Hands the conversation to assign->agent_id (0: to nobody), whoever held it, whatever its
+     * status. With a note, writes it too, as a private note by by_agent_id, in the same
+     * transaction: the conversation moves and the note is stored, or neither (message: the
+     * note). KF_EINVAL at once for a negative agent, a note that is empty or has no author; in
+     * the result, KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent
+     * (assignee or author), KF_EFORBIDDEN for a disabled one. */
+    int (*conversation_assign)(kf_store_t *store, const kf_assign_t *assign, kf_store_done_cb done,
+                               void *ctx);
     /* Snoozes that end. conversation_snooze_due: the id of a snoozed conversation whose
      * snoozed_until is at or before now (the earliest), or KF_ENOTFOUND. conversation_wake: opens
      * it, if it is still snoozed and due (an agent may have changed it since the read), else

@@ -204,12 +204,73 @@ static void test_mention_event(void **state)
     json_decref(seen.last);
 }
 
+/* The messages the agents' list of the conversation holds. */
+static size_t agent_message_count(void)
+{
+    char path[96];
+    cf_expand("/api/conversations/{c}/messages", path, sizeof path);
+    cf_response_t *r = cf_request(AS_AGENT, "GET", path, NULL);
+    assert_int_equal(r->status, 200);
+    size_t n = json_array_size(json_object_get(r->json, "messages"));
+    cf_response_free(r);
+    return n;
+}
+
+/* A transfer's note: stored with the transfer as a private note, pushed to the agents only, its
+ * mention told; a refused transfer stores no note. */
+static void test_assign_note(void **state)
+{
+    (void)state;
+    mentions_seen_t seen = {0};
+    kf_sub_init(&seen.sub, mention_cb, &seen);
+    kf_hub_subscribe(cf->app->hub, KF_AGENTS_TOPIC, &seen.sub);
+    cf_response_t *r = cf_request(AS_AGENT, "GET", "/api/agents", NULL);
+    int64_t ada = 0;
+    json_t *agents = json_object_get(r->json, "agents");
+    for (size_t i = 0; i < json_array_size(agents); i++) {
+        json_t *a = json_array_get(agents, i);
+        if (strcmp(json_string_value(json_object_get(a, "name")), "Ada") == 0)
+            ada = json_integer_value(json_object_get(a, "id"));
+    }
+    cf_response_free(r);
+    assert_true(ada > 0);
+    size_t before = agent_message_count();
+    char path[96], body[128];
+    cf_expand("/api/conversations/{c}/assign", path, sizeof path);
+
+    snprintf(body, sizeof body, "{\"agent_id\":999,\"note\":\"SECRET lost\"}");
+    expect(cf_request(AS_AGENT, "POST", path, body), 422, "invalid", "unknown agent");
+    assert_int_equal(agent_message_count(), before);
+
+    cf->agent_events = cf->visitor_events = 0;
+    snprintf(body, sizeof body,
+             "{\"agent_id\":%lld,\"note\":\"  SECRET handover, @Ada: refund pending  \"}",
+             (long long)ada);
+    r = cf_request(AS_AGENT, "POST", path, body);
+    assert_int_equal(r->status, 200);
+    cf_response_free(r);
+    cf_response_free(cf_request(AS_AGENT, "GET", "/api/agents", NULL));
+    assert_int_equal(cf->visitor_events, 0);
+    assert_true(cf->agent_events >= 2); /* the note, the conversation's new state */
+    assert_int_equal(agent_message_count(), before + 1);
+    int64_t ids[64];
+    size_t n = visitor_ids(0, ids, 64); /* asserts no SECRET */
+    assert_true(n > 0);
+    assert_int_equal(seen.count, 1);
+    assert_int_equal(json_integer_value(json_object_get(seen.last, "agent_id")), ada);
+    assert_string_equal(json_string_value(json_object_get(seen.last, "snippet")),
+                        "SECRET handover, @Ada: refund pending");
+    kf_hub_unsubscribe(cf->app->hub, &seen.sub);
+    json_decref(seen.last);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_note_stays_with_agents, cf_test_setup),
         cmocka_unit_test_setup(test_bad_private, cf_test_setup),
         cmocka_unit_test_setup(test_mention_event, cf_test_setup),
+        cmocka_unit_test_setup(test_assign_note, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, cf_group_setup, cf_group_teardown);
 }

@@ -639,9 +639,8 @@ static int claim(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id, 
 static int assign(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id)
 {
     seen_t *seen = seen_new();
-    int rc = suite_wait(
-        f, f->store->ops->conversation_assign(f->store, conversation_id, agent_id, on_done, seen),
-        seen);
+    kf_assign_t a = {.conversation_id = conversation_id, .agent_id = agent_id};
+    int rc = suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen);
     seen_free(seen);
     return rc;
 }
@@ -771,6 +770,74 @@ static void test_assign(void **state)
     seen_free(seen);
     assert_int_equal(assign(f, conversation, ana), KF_EFORBIDDEN);
     assert_int_equal(assignee_of(f, conversation), 0);
+}
+
+/* A transfer with a note: one write. Done, the conversation has moved and the note is a private
+ * message by the transferring agent; refused, neither happened. */
+static void test_assign_with_note(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t bo = suite_add_agent_as(f, "bo@example.com", "Bo", "admin");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
+    size_t before = suite_message_count(f);
+    seen_t *seen = seen_new();
+    kf_assign_t a = {.conversation_id = conversation,
+                     .agent_id = bo,
+                     .by_agent_id = ana,
+                     .note = "refund over 100: yours",
+                     .now = SUITE_NOW + 5};
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen), 0);
+    const result_copy_t *r = last_result(seen);
+    assert_true(r->has_message);
+    assert_true(r->message.is_private);
+    assert_int_equal(r->message.agent_id, ana);
+    assert_string_equal(r->message.agent_name, "Ana");
+    assert_int_equal(r->message.visitor_id, visitor);
+    assert_int_equal(r->message.created_at, SUITE_NOW + 5);
+    int64_t note = r->message.id;
+    seen_free(seen);
+    assert_int_equal(assignee_of(f, conversation), bo);
+    assert_int_equal(suite_message_count(f), before + 1);
+    seen = suite_get_conversation(f, conversation);
+    assert_int_equal(last_result(seen)->conversation.last_message.id, note);
+    assert_true(last_result(seen)->conversation.last_message.is_private);
+    seen_free(seen);
+    seen = seen_new();
+    assert_int_equal(suite_wait(f,
+                                f->store->ops->messages_of_visitor(f->store, visitor, 0, 100,
+                                                                   on_message, on_done, seen),
+                                seen),
+                     0);
+    assert_int_equal(seen->message_count, 1); /* the visitor's hello only */
+    seen_free(seen);
+
+    /* Refused: to a disabled agent, by an unknown one, in an unknown conversation. Nothing
+     * moved, no note. */
+    kf_agent_change_t off = {.state = KF_AGENT_STATE_DISABLE, .now = SUITE_NOW};
+    seen = seen_new();
+    assert_int_equal(
+        suite_wait(f, f->store->ops->agent_update(f->store, ana, &off, on_done, seen), seen), 0);
+    a = (kf_assign_t){
+        .conversation_id = conversation, .agent_id = ana, .by_agent_id = bo, .note = "back"};
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
+        KF_EFORBIDDEN);
+    a.agent_id = 0;
+    a.by_agent_id = ana + bo + 100;
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
+        KF_EINVAL);
+    a.by_agent_id = bo;
+    a.conversation_id = conversation + 100;
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
+        KF_ENOTFOUND);
+    seen_free(seen);
+    assert_int_equal(assignee_of(f, conversation), bo);
+    assert_int_equal(suite_message_count(f), before + 1);
 }
 
 /* snooze_due: the id of the conversation whose snooze ends first, if it has ended by now. */
@@ -1175,6 +1242,7 @@ const struct CMUnitTest store_suite_message_tests[] = {
     SUITE_TEST(test_hostile_strings),
     SUITE_TEST(test_long_utf8_body),
     SUITE_TEST(test_private_notes),
+    SUITE_TEST(test_assign_with_note),
 };
 
 const size_t store_suite_message_test_count =
