@@ -264,7 +264,7 @@ test('the console: a transfer with a note in the "Transfer to…" dialog reaches
     await ana.page.waitForFunction(() => [...document.querySelectorAll('#assign-select option')].some((o) => o.textContent.startsWith('Bo')), null, { timeout: T });
     const value = await ana.page.$eval('#assign-select', (s) => [...s.options].find((o) => o.textContent.startsWith('Bo')).value);
     await ana.page.selectOption('#assign-select', value);
-    const dialog = ana.page.getByRole('dialog', { name: /Transfer to Bo/ });
+    const dialog = ana.page.getByRole('dialog', { name: 'Transfer this conversation to Bo' });
     await dialog.waitFor({ timeout: T });
     await ana.page.getByLabel(/Note for the team/).fill('Courier claim is open, ask @Bo for the tracking id');
     await ana.page.setViewportSize({ width: 390, height: 844 });
