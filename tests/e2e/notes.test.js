@@ -9,12 +9,13 @@
 //    from the visitor's message (before the note), from the note's own id and live, carry the
 //    reply and never the note; GET /api/visitor/messages likewise. A transfer with a note moves
 //    the conversation and stores the note, or (to an unknown agent) does neither.
+//  - A note queued in the outbox while the server is down stays a note across a reload.
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, curl, CurlStream, sleep, assertError, DEFAULT_AGENTS, RAISED_LIMITS } = require('./harness');
-const { openAgent, openVisitor, selectConv, waitMsg, visitorSay, visitorToken, conversationOf, waitConv, assertNoPageProblems } = require('./pages');
+const { openAgent, openVisitor, selectConv, waitMsg, visitorSay, visitorToken, conversationOf, waitConv, waitState, waitConnected, assertNoPageProblems } = require('./pages');
 
 after(closeBrowser);
 
@@ -281,5 +282,43 @@ test('the console: a transfer with a note in the "Transfer to…" dialog reaches
     const msgs = await srv.api('GET', '/api/visitor/messages?after=0', { token: v.token });
     assert.deepEqual(msgs.json.messages.map((m) => m.body), ['my parcel is late']);
     assertNoPageProblems(ana, bo);
+  }),
+);
+
+test('the outbox keeps a queued note a note: written while the server is down, reloaded, sent once it is back, never to the visitor', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await openVisitor(env, srv, 'sse');
+    await visitorSay(v, 'is anyone there?');
+    const conv = await conversationOf(srv, await visitorToken(v));
+    const ana = await openAgent(env, srv, 'ws', ANA);
+    await waitConv(ana, conv, () => true, 'listed');
+    await selectConv(ana, conv);
+    const key = `kefu.outbox.agent.${await ana.page.evaluate(() => fetch('/api/agent/me').then((r) => r.json()).then((j) => j.agent.id))}`;
+
+    await srv.stop();
+    await waitState(ana.page, ['reconnecting', 'offline'], T);
+    await ana.page.getByRole('button', { name: 'Private note' }).click();
+    await ana.page.fill('#reply-input', `${SECRET} queued while down`);
+    await ana.page.press('#reply-input', 'Enter');
+    await ana.page.waitForSelector('#thread .msg.pending.note[data-private="true"]', { timeout: T });
+    const stored = await ana.page.evaluate((k) => JSON.parse(localStorage.getItem(k) || '[]'), key);
+    assert.equal(stored.length, 1, JSON.stringify(stored));
+    assert.equal(stored[0].private, true, 'the stored entry is a note');
+    await ana.page.getByRole('button', { name: 'Reply', exact: true }).click();
+    await ana.page.fill('#reply-input', 'a reply queued after it');
+    await ana.page.press('#reply-input', 'Enter');
+
+    await srv.start();
+    await ana.page.reload();
+    await waitConnected(ana.page);
+    await selectConv(ana, conv);
+    await waitMsg(ana.page, '#thread', 'a reply queued after it', 'agent');
+    await ana.page.waitForSelector('#thread .msg.note[data-private="true"][data-id]', { timeout: T });
+    await waitMsg(v.page, '#messages', 'a reply queued after it', 'agent', 30000);
+    await assertNoNote(v, 'after the queued note went');
+    const r = await srv.api('GET', '/api/visitor/messages?after=0', { token: await visitorToken(v) });
+    assert.deepEqual(r.json.messages.map((m) => m.body), ['is anyone there?', 'a reply queued after it']);
+    assertNoPageProblems(ana, v);
   }),
 );
