@@ -196,7 +196,16 @@
     actions: {
       next: () => me && stepConversation(1),
       previous: () => me && stepConversation(-1),
-      reply: () => { if (me && selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus(); },
+      reply: () => {
+        if (!me || selectedId === null || ui.replyInput.disabled) return;
+        replyMode.set(false);
+        ui.replyInput.focus();
+      },
+      note: () => {
+        if (!me || selectedId === null || ui.replyInput.disabled) return;
+        replyMode.set(true);
+        ui.replyInput.focus();
+      },
       resolve: () => { if (me && !ui.statusButton.hidden && !ui.statusButton.disabled) ui.statusButton.click(); },
       claim: () => { if (me && !ui.claimButton.hidden && !ui.claimButton.disabled) ui.claimButton.click(); },
       leave: () => {

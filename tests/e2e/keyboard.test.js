@@ -59,7 +59,7 @@ test('keyboard: j/k, r and Escape, c, e, and ? with its list; keys typed into th
     await p.keyboard.press('?');
     await p.waitForSelector('#shortcuts-dialog[open]', { timeout: T });
     const keys = await p.$$eval('#shortcuts-dialog kbd', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(keys, ['j', 'k', 'r', 'e', 'c', '?', 'Esc']);
+    assert.deepEqual(keys, ['j', 'k', 'r', 'n', 'e', 'c', '?', 'Esc']);
     await p.keyboard.press('j'); // the dialog has the keys
     assert.equal(await selected(), 'Newer');
     await p.keyboard.press('Escape');

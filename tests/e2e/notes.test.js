@@ -75,6 +75,15 @@ test('a note and a reply in the console: every visitor, over each transport, see
       await ana.page.focus('#reply-mode-reply');
       await ana.page.keyboard.press('Enter');
       assert.equal(await ana.page.getAttribute('#reply-mode-reply', 'aria-pressed'), 'true');
+      // The shortcuts: n for a note, r for a reply, each into the box.
+      await ana.page.focus('#reply-mode-reply');
+      await ana.page.keyboard.press('n');
+      assert.equal(await ana.page.getAttribute('#reply-mode-note', 'aria-pressed'), 'true');
+      assert.equal(await ana.page.evaluate(() => document.activeElement.id), 'reply-input');
+      await ana.page.evaluate(() => document.activeElement.blur());
+      await ana.page.keyboard.press('r');
+      assert.equal(await ana.page.getAttribute('#reply-mode-reply', 'aria-pressed'), 'true');
+      assert.equal(await ana.page.evaluate(() => document.activeElement.id), 'reply-input');
       await ana.page.fill('#reply-input', `reply over ${v.transport}`);
       await ana.page.press('#reply-input', 'Enter');
       await waitMsg(ana.page, '#thread', `reply over ${v.transport}`, 'agent');
