@@ -196,7 +196,16 @@
     actions: {
       next: () => me && stepConversation(1),
       previous: () => me && stepConversation(-1),
-      reply: () => { if (me && selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus(); },
+      reply: () => {
+        if (!me || selectedId === null || ui.replyInput.disabled) return;
+        replyMode.set(false);
+        ui.replyInput.focus();
+      },
+      note: () => {
+        if (!me || selectedId === null || ui.replyInput.disabled) return;
+        replyMode.set(true);
+        ui.replyInput.focus();
+      },
       resolve: () => { if (me && !ui.statusButton.hidden && !ui.statusButton.disabled) ui.statusButton.click(); },
       claim: () => { if (me && !ui.claimButton.hidden && !ui.claimButton.disabled) ui.claimButton.click(); },
       snooze: () => {
@@ -876,7 +885,8 @@
     ui.threadSub.title = c.created_at ? 'Started ' + formatFull(c.created_at) : '';
     const resolved = c.status === 'resolved';
     ui.threadSub.classList.toggle('is-resolved', resolved);
-    ui.replyInput.placeholder = resolved ? 'Resolved: reply anyway…' : 'Write a reply…';
+    ui.replyInput.placeholder = replyMode.note ? 'Private note: only agents see it, the visitor will not'
+      : resolved ? 'Resolved: reply anyway…' : 'Write a reply…';
     ui.statusButton.textContent = resolved ? 'Reopen' : 'Resolve';
     ui.statusButton.classList.toggle('btn-primary', resolved);
     ui.statusButton.classList.toggle('btn-secondary', !resolved);
@@ -1049,8 +1059,50 @@
   ui.assignSelect.addEventListener('change', () => {
     const value = ui.assignSelect.value;
     if (!value || selectedId === null) return;
-    const agentId = value === 'none' ? null : Number(value);
-    deskChange(ui.assignSelect, '/assign', {agent_id: agentId}, agentId === null ? 'unassign it' : 'transfer it');
+    if (value === 'none') {
+      deskChange(ui.assignSelect, '/assign', {agent_id: null}, 'unassign it');
+      return;
+    }
+    // A transfer asks for an optional note first; it goes with the transfer, in one write.
+    const agent = team.members().find((a) => a.id === Number(value));
+    ui.assignSelect.value = '';
+    transferDialog.open(agent ? agent.name : 'agent #' + value, Number(value));
+  });
+
+  const transferDialog = new window.KefuTransferDialog({
+    dialog: $('transfer-dialog'),
+    async onTransfer(agentId, note) {
+      const id = selectedId;
+      if (id === null) return;
+      const body = {agent_id: agentId};
+      if (note) body.note = note;
+      const data = await agentApi('POST', '/api/conversations/' + id + '/assign', body);
+      applyConversation(data.conversation);
+      if (id === selectedId) refreshSelectedHeader();
+    },
+  });
+
+  /* Reply or private note: the box's colour, placeholder and label follow, and no typing notice
+   * goes to the visitor while a note is written. */
+  const replyMode = new window.KefuReplyMode({
+    replyTab: $('reply-mode-reply'),
+    noteTab: $('reply-mode-note'),
+    hint: $('reply-mode-hint'),
+    form: ui.replyForm,
+    onChange(note) {
+      if (note) typing.stop();
+      document.querySelector('label[for="reply-input"]').textContent = note ? 'Private note' : 'Reply';
+      ui.replySend.setAttribute('aria-label', note ? 'Add private note' : 'Send reply');
+      if (selectedId !== null && convs.get(selectedId)) refreshSelectedHeader();
+      else ui.replyInput.placeholder = 'Select a conversation to reply';
+      if (selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus();
+    },
+  });
+
+  const mentions = new window.KefuMentions({
+    section: $('mentions'),
+    list: $('mention-list'),
+    onOpen: (hit) => openHit(hit),
   });
 
   ui.claimButton.addEventListener('click', () => {
@@ -1075,7 +1127,7 @@
 
   ui.replyInput.addEventListener('input', () => {
     if (!ui.replyError.hidden && ui.replyInput.value.trim() === '') ui.replyError.hidden = true;
-    if (selectedId !== null && me) typing.input(ui.replyInput.value, selectedId);
+    if (selectedId !== null && me && !replyMode.note) typing.input(ui.replyInput.value, selectedId);
   });
   window.addEventListener('pagehide', () => typing.stop());
 
@@ -1083,8 +1135,8 @@
    * with its idempotency key either way. */
   async function sendReply(entry, signal) {
     const id = entry.conversation_id;
-    const data = await perform(push, {type: 'send', body: entry.body, key: entry.key, conversation_id: id}, {
-      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body: entry.body},
+    const data = await perform(push, {type: 'send', body: entry.body, key: entry.key, conversation_id: id, private: !!entry.private}, {
+      http: () => agentApi('POST', '/api/conversations/' + id + '/messages', {body: entry.body, private: !!entry.private},
         {headers: {'Idempotency-Key': entry.key}, signal}),
     });
     return data.message;
@@ -1130,7 +1182,7 @@
     const c = convs.get(id);
     const after = Math.max(thread.lastId(), c && c.last_message ? c.last_message.id : 0);
     // In the thread at once, pending, and kept until the server has it: the box is free again.
-    outbox.add({body, conversation_id: id, after});
+    outbox.add({body, conversation_id: id, after, private: replyMode.note});
     ui.replyInput.value = '';
     drafts.delete(id);
     fitReply();
@@ -1176,6 +1228,7 @@
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
     else if (ev.type === 'presence') team.apply(ev);
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
+    else if (ev.type === 'mention' && Number(ev.agent_id) === Number(me.agent.id)) mentions.add(ev);
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */

@@ -191,8 +191,11 @@
       const last = c.last_message;
       const who = item.querySelector('.conv-preview-who');
       if (last && last.sender === 'agent') {
-        who.textContent = (state.myName && last.agent_name === state.myName ? 'You' : (last.agent_name || 'Agent')) + ':';
+        const name = state.myName && last.agent_name === state.myName ? 'You' : (last.agent_name || 'Agent');
+        // A private note is marked as one: the list must not pass it off as what the visitor read.
+        who.textContent = last.private ? 'Note · ' + name + ':' : name + ':';
         who.hidden = false;
+        who.classList.toggle('is-note', !!last.private);
       } else {
         who.textContent = '';
         who.hidden = true;

@@ -60,6 +60,7 @@
   /* What is kept of an entry (the rest is this page's business). */
   function stored(e) {
     const o = {key: e.key, body: e.body, created_at: e.created_at, after: e.after, attempts: e.attempts};
+    if (e.private) o.private = true; // a private note (agents only) stays one across reloads
     if (e.conversation_id != null) o.conversation_id = e.conversation_id;
     if (e.state === 'failed') {
       o.failed = true;
@@ -77,6 +78,7 @@
       created_at: Number(o.created_at) || Date.now(),
       after: Number(o.after) || 0,
       attempts: Number(o.attempts) || 0,
+      private: o.private === true,
       state: o.failed ? 'failed' : 'sending',
       error: o.failed ? String(o.error || '') : null,
     };
@@ -120,7 +122,7 @@
       return this.list.length;
     }
 
-    /* A new message to send: {body, conversation_id?, after?}. Returns its entry. */
+    /* A new message to send: {body, conversation_id?, after?, private?}. Returns its entry. */
     add(m) {
       const entry = {
         key: newKey(),
@@ -128,6 +130,7 @@
         conversation_id: m.conversation_id != null ? Number(m.conversation_id) : null,
         created_at: Date.now(),
         after: Number(m.after) || 0,
+        private: m.private === true,
         attempts: 0,
         state: 'sending',
         error: null,

@@ -2,7 +2,7 @@
  * "Keyboard"). Single keys, as in mail clients, and only while no text field has the focus (so
  * typing a reply never triggers one); Escape leaves the reply box.
  *
- *   new KefuShortcuts({dialog, button, actions: {next, previous, reply, resolve, claim, snooze, leave}});
+ *   new KefuShortcuts({dialog, button, actions: {next, previous, reply, note, resolve, claim, snooze, leave}});
  */
 (function () {
   'use strict';
@@ -12,6 +12,7 @@
     ['j', 'next', 'Next conversation'],
     ['k', 'previous', 'Previous conversation'],
     ['r', 'reply', 'Write a reply'],
+    ['n', 'note', 'Write a private note'],
     ['e', 'resolve', 'Resolve (or reopen) the conversation'],
     ['c', 'claim', 'Claim the conversation (or take it over)'],
     ['s', 'snooze', 'Snooze the conversation'],

@@ -601,13 +601,14 @@
     }
 
     _renderPending(entry) {
-      const node = el('div', 'msg mine pending');
+      const node = el('div', 'msg mine pending' + (entry.private ? ' note' : ''));
+      if (entry.private) node.dataset.private = 'true';
       node.dataset.key = entry.key;
       node.dataset.sender = this.me;
       node.setAttribute('role', 'group');
       const stack = el('div', 'msg-stack');
       const author = this.pendingAuthor ? this.pendingAuthor() : null;
-      if (author) stack.appendChild(el('div', 'msg-author', author));
+      if (author || entry.private) stack.appendChild(noteAuthor(author, entry.private));
       stack.appendChild(el('div', 'msg-body', entry.body));
       stack.appendChild(el('div', 'msg-meta'));
       node.appendChild(stack);
@@ -649,9 +650,10 @@
 
     _render(msg) {
       const mine = msg.sender === this.me;
-      const node = el('div', 'msg ' + (mine ? 'mine' : 'theirs'));
+      const node = el('div', 'msg ' + (mine ? 'mine' : 'theirs') + (msg.private ? ' note' : ''));
       node.dataset.id = String(msg.id);
       node.dataset.sender = msg.sender;
+      if (msg.private) node.dataset.private = 'true';
 
       let author = null;
       if (msg.sender === 'agent') author = msg.agent_name || 'Support';
@@ -665,7 +667,7 @@
         node.appendChild(av);
       }
       const stack = el('div', 'msg-stack');
-      if (author !== null) stack.appendChild(el('div', 'msg-author', author));
+      if (author !== null || msg.private) stack.appendChild(noteAuthor(author, msg.private));
       const body = el('div', 'msg-body', msg.body);
       body.title = formatFull(msg.created_at);
       stack.appendChild(body);
@@ -699,6 +701,19 @@
         target.classList.add('seen');
       }
     }
+  }
+
+  /* A bubble's author line; a private note's says so, with a lock (agents only see notes). */
+  function noteAuthor(author, isNote) {
+    const line = el('div', 'msg-author', isNote ? null : author);
+    if (!isNote) return line;
+    line.appendChild(icon('0 0 16 16', 'lock-icon', [
+      ['rect', {x: '3', y: '7', width: '10', height: '7', rx: '1.5', fill: 'currentColor'}],
+      ['path', {d: 'M5 7V5a3 3 0 0 1 6 0v2', fill: 'none', stroke: 'currentColor', 'stroke-width': '1.6'}],
+    ]));
+    line.appendChild(el('span', 'note-label', 'Private note'));
+    if (author) line.appendChild(el('span', 'note-author', ' · ' + author));
+    return line;
   }
 
   /* Makes a textarea grow with its content up to its CSS max-height. (Setting element.style from

@@ -11,6 +11,7 @@
 #include "chat/authn.h"
 #include "chat/events.h"
 #include "chat/internal.h"
+#include "chat/mentions.h"
 
 /* Fills err and returns rc. */
 static int fail(kf_chat_error_t *err, int rc, const char *message)
@@ -117,12 +118,13 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         }
         /* News for the replays, published or not: a message jansson could not encode is stored
          * all the same, and the cursor just below it must not pass for current. */
-        kf_replay_note_message(app->replay, m->visitor_id, m->id);
+        kf_replay_note_message(app->replay, kf_chat_audience_visitor(m), m->id);
         pending->event = text != NULL ? kf_chat_message_event_of(m->id, text) : NULL;
-        pending->visitor_id = m->visitor_id;
+        pending->visitor_id = kf_chat_audience_visitor(m);
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened || r->conversation_reopened;
         pending->status_changed = r->conversation_reopened;
+        kf_chat_publish_mentions(app, m);
     }
     kf_chat_publish(app->hub, pending->visitor_id, true, pending->event);
     pending->event = NULL;
@@ -134,10 +136,16 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
 }
 
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
-                 const char *key, kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
+                 json_t *private_note, const char *key, kf_chat_done_cb done, void *done_data,
+                 kf_chat_error_t *err)
 {
     if (!json_is_string(body))
         return fail(err, KF_EINVAL, "body must be a string");
+    if (private_note != NULL && !json_is_boolean(private_note))
+        return fail(err, KF_EPROTO, "private must be true or false");
+    bool is_private = json_is_true(private_note);
+    if (is_private && who.kind == 'v')
+        return fail(err, KF_EPROTO, "only agents write private notes");
     if (who.kind != 'v' && conversation_id <= 0)
         return fail(err, KF_ENOTFOUND, "no such conversation");
     if (key != NULL && (key[0] == '\0' || strlen(key) > 255))
@@ -154,7 +162,8 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     /* A visitor writes to their conversation, opened by their first message and reopened by
      * one after it was resolved or snoozed (the store tells, and the agents' lists then learn of
      * it). Published and acknowledged only once durable: nothing a client was told of is lost. */
-    kf_message_new_t m = {.body = text, .now = kf_clock_wall_ms(), .idempotency_key = key};
+    kf_message_new_t m = {
+        .body = text, .now = kf_clock_wall_ms(), .idempotency_key = key, .is_private = is_private};
     if (who.kind == 'v') {
         m.visitor_id = who.id;
         m.sender = KF_SENDER_VISITOR;
@@ -171,6 +180,14 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
         return store_error(err, rc, "conversation");
     }
     return 0;
+}
+
+void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m)
+{
+    int64_t visitor_id = kf_chat_audience_visitor(m);
+    kf_replay_note_message(app->replay, visitor_id, m->id);
+    kf_chat_publish(app->hub, visitor_id, true, kf_chat_message_event(m));
+    kf_chat_publish_mentions(app, m);
 }
 
 /* ---- read marks ---- */

@@ -45,9 +45,15 @@ typedef void (*kf_chat_done_cb)(void *data, const kf_chat_outcome_t *outcome);
 /* Stores body as a message (in the visitor's conversation, or conversation_id for agents),
  * under the sender's idempotency key when key is not NULL (1 to 255 bytes: the same key again
  * with the same body gives the message stored then; with another body, KF_EINVAL). The message
- * is published once durable, then done gets it. */
+ * is published once durable, then done gets it. private_note (NULL, or a JSON boolean; an
+ * agent's only) makes it a private note, published on the agents' topic and never the
+ * visitor's. */
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
-                 const char *key, kf_chat_done_cb done, void *data, kf_chat_error_t *err);
+                 json_t *private_note, const char *key, kf_chat_done_cb done, void *data,
+                 kf_chat_error_t *err);
+/* Publishes a stored message to whom it is for (a note: the agents only) and tells the replays;
+ * a note's mentions too. For messages written by other actions (a transfer's note). */
+void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m);
 /* Raises the read mark of the actor's side in the conversation holding message up_to (visitors)
  * or in conversation_id (agents); the read receipt is published and done runs after the
  * commit. */

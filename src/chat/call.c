@@ -338,8 +338,8 @@ void kf_call_send(const kf_call_t *call, kf_actor_t who, int64_t conversation_id
         return;
     act_wait_t *w = act_wait_new(call, conversation_id, KF_ANSWER_MESSAGE);
     kf_chat_error_t err;
-    int rc = kf_chat_send(call->app, who, conversation_id, json_object_get(root, "body"), key,
-                          acted_cb, w, &err);
+    int rc = kf_chat_send(call->app, who, conversation_id, json_object_get(root, "body"),
+                          json_object_get(root, "private"), key, acted_cb, w, &err);
     json_decref(root);
     act_queued(call, w, rc, &err);
 }

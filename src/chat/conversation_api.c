@@ -276,6 +276,8 @@ static void changed_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc == 0)
         kf_chat_publish_conversation(app->store, app->hub, w->conversation_id,
                                      w->kind == CHANGE_STATUS);
+    if (r->rc == 0 && r->message != NULL) /* a transfer's note */
+        kf_chat_publish_message(app, r->message);
     if (req != NULL && r->rc != 0)
         change_refused(req, w, r);
     else if (req != NULL)
@@ -375,6 +377,22 @@ void kf_conversation_claim_post(const kf_call_t *call)
                                                      changed_cb, w));
 }
 
+/* An assignment's "note": absent or null (none), or a string of 1 to max_message_chars
+ * characters once trimmed (*note, the caller frees it). NULL, or why it is refused. */
+static const char *assign_note(kf_app_t *app, json_t *value, char **note)
+{
+    *note = NULL;
+    if (value == NULL || json_is_null(value))
+        return NULL;
+    if (!json_is_string(value))
+        return "note must be a string";
+    *note = kf_trim_copy(json_string_value(value));
+    size_t chars = kf_utf8_length(*note);
+    if (chars == 0 || chars > app->config.max_message_chars)
+        return "a note has 1 character or more, as many as a message";
+    return NULL;
+}
+
 void kf_conversation_assign_post(const kf_call_t *call)
 {
     kf_req_t *req = call->req;
@@ -382,8 +400,8 @@ void kf_conversation_assign_post(const kf_call_t *call)
     json_t *root = kf_call_json(req);
     if (root == NULL)
         return;
-    static const char *const allowed[] = {"agent_id", NULL};
-    if (!known_fields(req, root, allowed, "an assignment takes agent_id")) {
+    static const char *const allowed[] = {"agent_id", "note", NULL};
+    if (!known_fields(req, root, allowed, "an assignment takes agent_id and note")) {
         json_decref(root);
         return;
     }
@@ -391,13 +409,23 @@ void kf_conversation_assign_post(const kf_call_t *call)
     bool valid =
         json_is_null(agent_id) || (json_is_integer(agent_id) && json_integer_value(agent_id) > 0);
     int64_t to = json_is_integer(agent_id) ? json_integer_value(agent_id) : 0;
+    char *note = NULL;
+    const char *why = assign_note(app, json_object_get(root, "note"), &note);
     json_decref(root);
-    if (!valid) {
-        kf_call_fail(req, KF_EINVAL, "agent_id must be an agent's id, or null for nobody");
+    if (!valid || why != NULL) {
+        free(note);
+        kf_call_fail(req, KF_EINVAL,
+                     why != NULL ? why : "agent_id must be an agent's id, or null for nobody");
         return;
     }
     change_wait_t *w = change_new(call, CHANGE_ASSIGN);
-    kf_call_hold(
-        req, w,
-        app->store->ops->conversation_assign(app->store, w->conversation_id, to, changed_cb, w));
+    /* The note goes in the assignment's own write: a transfer moves the conversation and stores
+     * its note, or does neither. */
+    kf_assign_t assign = {.conversation_id = w->conversation_id,
+                          .agent_id = to,
+                          .by_agent_id = w->caller,
+                          .note = note,
+                          .now = kf_clock_wall_ms()};
+    kf_call_hold(req, w, app->store->ops->conversation_assign(app->store, &assign, changed_cb, w));
+    free(note);
 }

@@ -12,6 +12,8 @@ json_t *kf_chat_message_json(const kf_message_t *m)
                           (json_int_t)m->conversation_id, "visitor_id", (json_int_t)m->visitor_id,
                           "sender", m->sender == KF_SENDER_AGENT ? "agent" : "visitor", "body",
                           m->body, "created_at", (json_int_t)m->created_at);
+    /* Visitors are never sent a note, so "private" is false wherever they read it. */
+    json_object_set_new(o, "private", json_boolean(m->is_private));
     if (m->sender == KF_SENDER_AGENT) {
         json_object_set_new(o, "agent_id", json_integer((json_int_t)m->agent_id));
         json_object_set_new(o, "agent_name",
@@ -92,6 +94,11 @@ kf_event_t *kf_chat_message_event(const kf_message_t *m)
     kf_event_t *event = kf_chat_message_event_of(m->id, text);
     free(text);
     return event;
+}
+
+int64_t kf_chat_audience_visitor(const kf_message_t *m)
+{
+    return m->is_private ? 0 : m->visitor_id;
 }
 
 void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size)

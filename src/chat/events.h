@@ -33,6 +33,9 @@ char *kf_chat_message_text(const kf_message_t *m);
 /* kf_chat_message_event from the message's JSON text (borrowed), when the caller has it already:
  * the message is encoded once for its event and its sender's answer. */
 kf_event_t *kf_chat_message_event_of(int64_t message_id, const char *message_text);
+/* Whose visitor topic a stored message goes to: its conversation's visitor, or 0 (nobody's) for
+ * a private note. Every push of a message to a visitor, live or noted for replay, asks this. */
+int64_t kf_chat_audience_visitor(const kf_message_t *m);
 /* The hub topic of one visitor's stream. */
 void kf_chat_visitor_topic(int64_t visitor_id, char *out, size_t size);
 /* Publishes event to the visitor's topic (when visitor_id != 0) and to the agents' (when

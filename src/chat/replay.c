@@ -94,7 +94,8 @@ void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t mes
     /* Commits come back in id order and ids only grow, so this one is the visitor's newest, and
      * above every message stored before; one stored since but not yet come back will be
      * published after any stream that skips its replay now has subscribed. */
-    remember_visitor(replay, visitor_id, message_id);
+    if (visitor_id != 0)
+        remember_visitor(replay, visitor_id, message_id);
     remember_overall(replay, message_id);
 }
 
@@ -124,6 +125,10 @@ static void note_nothing_above(kf_replay_t *replay, int64_t visitor_id, uint64_t
 static int emit_cb(void *ctx, const kf_message_t *m)
 {
     call_t *call = ctx;
+    /* The visitor's read skips notes already; this is the second lock on that door, so that a
+     * store backend that forgot it still leaks nothing to a visitor's stream. */
+    if (call->visitor_id != 0 && kf_chat_audience_visitor(m) == 0)
+        return 0;
     kf_event_t *event = kf_chat_message_event(m);
     if (event == NULL) {
         call->stopped_by = KF_ENOMEM;

@@ -24,7 +24,8 @@ void kf_replay_free(kf_replay_t *replay);
 kf_push_source_t kf_replay_source(kf_replay_t *replay, char kind, int64_t subject,
                                   const char *topic);
 /* A message is stored (in commit order): the visitor has nothing stored above it, and nobody
- * anything older. Called before it is published, or when it cannot be. */
+ * anything older. Called before it is published, or when it cannot be. visitor_id 0 (a private
+ * note: kf_chat_audience_visitor) tells the agents' streams only. */
 void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t message_id);
 /* Forgets what it knows of stored messages, as a restarted server would (tests). */
 void kf_replay_forget(kf_replay_t *replay);

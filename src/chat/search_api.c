@@ -46,6 +46,9 @@ static int hit_cb(void *ctx, const kf_search_hit_t *hit)
     kf_search_snippet_free(&snippet);
     if (result == NULL)
         return KF_ENOMEM;
+    /* Search is for agents only (routes.c); the mark tells them a hit is not the visitor's to
+     * see. */
+    json_object_set_new(result, "private", json_boolean(m->is_private));
     json_array_append_new(w->results, result);
     w->last_id = m->id;
     return 0;

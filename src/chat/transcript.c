@@ -55,7 +55,12 @@ static void append_text(kf_buf_t *b, const kf_message_t *m, const char *visitor_
     char when[32];
     format_utc(m->created_at, when);
     const char *who = m->sender == KF_SENDER_AGENT ? m->agent_name : visitor_name;
-    kf_buf_printf(b, "[%s] %s%s: ", when, who, m->sender == KF_SENDER_AGENT ? " (agent)" : "");
+    /* The transcript is the agents' (its route is agent-only): notes stay in it, marked so that
+     * nobody pastes one to the visitor by mistake. */
+    kf_buf_printf(b, "[%s] %s%s: ", when, who,
+                  m->is_private                  ? " (agent, private note)"
+                  : m->sender == KF_SENDER_AGENT ? " (agent)"
+                                                 : "");
     for (const char *p = m->body; *p != '\0'; p++) {
         kf_buf_append(b, p, 1);
         if (*p == '\n')

@@ -132,8 +132,8 @@ static void act(kf_app_t *app, kf_push_client_t *client, kf_actor_t who, const c
         rc = KF_EINVAL;
         snprintf(err.message, sizeof err.message, "key must be 1 to 255 visible ASCII characters");
     } else if (strcmp(type, "send") == 0) {
-        rc = kf_chat_send(app, who, conversation_id, json_object_get(root, "body"), key, done_cb,
-                          waiting, &err);
+        rc = kf_chat_send(app, who, conversation_id, json_object_get(root, "body"),
+                          json_object_get(root, "private"), key, done_cb, waiting, &err);
     } else if (strcmp(type, "read") == 0) {
         rc = kf_chat_read(app, who, conversation_id, json_object_get(root, "up_to"), done_cb,
                           waiting, &err);

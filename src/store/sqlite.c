@@ -144,6 +144,13 @@ static const char *const migrations[] = {
      "  updated_at INTEGER NOT NULL"
      ");"
      "CREATE UNIQUE INDEX canned_by_owner ON canned_replies (COALESCE(owner_id, 0), shortcut);"),
+    /* 7: private notes: agents' messages the visitor never sees (docs/SECURITY.md). The index
+     * replaces messages_by_conversation with private added, so that the visitor's unread count
+     * and their reads still come from the index alone. */
+    ("ALTER TABLE messages ADD COLUMN private INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX messages_by_conversation_audience ON messages "
+     "(conversation_id, id, sender, private);"
+     "DROP INDEX messages_by_conversation;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -268,6 +275,7 @@ void kf_sqlite_read_message(sqlite3_stmt *st, int first, kf_message_t *message)
     message->agent_name = kf_sqlite_column_text(st, first + 5);
     message->body = kf_sqlite_column_text(st, first + 6);
     message->created_at = sqlite3_column_int64(st, first + 7);
+    message->is_private = sqlite3_column_int64(st, first + 8) != 0;
 }
 
 void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversation)

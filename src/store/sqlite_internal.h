@@ -28,7 +28,7 @@
  * and agents a (LEFT JOINed: NULL for visitor messages). */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
     "m.id, m.conversation_id, c.visitor_id, m.sender, COALESCE(m.agent_id, 0), "                   \
-    "COALESCE(a.name, ''), m.body, m.created_at"
+    "COALESCE(a.name, ''), m.body, m.created_at, m.private"
 
 /* A conversation row (read by kf_sqlite_read_conversation): the conversation, its visitor's name,
  * the two unread counts and the newest message (all NULL when it has none).
@@ -42,7 +42,8 @@
     "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
     "  AND u.id > c.agent_read_up_to AND u.sender = 0), "                                          \
     "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
-    "  AND u.id > c.visitor_read_up_to AND u.sender = 1), " KF_SQLITE_MESSAGE_COLUMNS ", "         \
+    "  AND u.id > c.visitor_read_up_to AND u.sender = 1 AND u.private = "                          \
+    "0), " KF_SQLITE_MESSAGE_COLUMNS ", "                                                          \
     "COALESCE(c.snoozed_until, 0), COALESCE(c.assignee_id, 0), ag.email, ag.name, ag.role "        \
     "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
     "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
@@ -51,7 +52,7 @@
     "LEFT JOIN agents ag ON ag.id = c.assignee_id "
 #define KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN 10
 /* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned). */
-#define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 19
+#define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 20
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */
@@ -73,8 +74,8 @@
  * limit, and one hit per conversation of each visitor whose name matches, at the conversation's
  * newest message; one row per message (a text hit before a name hit), newest first. The name
  * hits are all counted before the limit cuts them: a name shared by very many visitors costs
- * that many lookups (names are few beside messages). Private notes, when they come, are filtered
- * here by a join on the message's flag, for a caller that may not see them. */
+ * that many lookups (names are few beside messages). Private notes are found too: search is for
+ * agents only, and each hit's message says whether it is one. */
 #define KF_SQLITE_SEARCH                                                                           \
     "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name FROM ("                                 \
     "  SELECT id, min(field) AS field FROM ("                                                      \
@@ -179,7 +180,8 @@
     X(CONVERSATION_TOUCH, "UPDATE conversations SET updated_at = ?2 WHERE id = ?1")                \
     X(MESSAGE_INSERT,                                                                              \
       "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "                \
-      "idempotency_key, idempotency_owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                   \
+      "idempotency_key, idempotency_owner, private) "                                              \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                                                   \
     /* A sender's earlier message with the same idempotency key (messages_by_idempotency_key). */  \
     X(MESSAGE_BY_KEY, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                  \
                       "WHERE m.sender = ?1 AND m.idempotency_owner = ?2 "                          \
@@ -189,11 +191,12 @@
                                 "LIMIT ?3")                                                        \
     /* CROSS JOIN pins the loop order: the visitor's few conversations outside, then a range of    \
      * messages_by_conversation in each, then a sort of just those rows. Left to itself the        \
-     * planner may walk every message in id order to avoid the sort. */                            \
+     * planner may walk every message in id order to avoid the sort. This is the visitor's read:   \
+     * private notes never leave it (docs/SECURITY.md), whoever asks, from any cursor. */          \
     X(MESSAGES_OF_VISITOR,                                                                         \
       "SELECT " KF_SQLITE_MESSAGE_COLUMNS " FROM conversations c "                                 \
       "CROSS JOIN messages m ON m.conversation_id = c.id LEFT JOIN agents a ON a.id = m.agent_id " \
-      "WHERE c.visitor_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3")                              \
+      "WHERE c.visitor_id = ?1 AND m.id > ?2 AND m.private = 0 ORDER BY m.id LIMIT ?3")            \
     X(MESSAGES_ALL, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                    \
                     "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")                                      \
     /* The search index is fed in the same transaction as the row it indexes (KF_SQLITE_SEARCH).   \
@@ -337,8 +340,11 @@ typedef struct op {
         } status;
         struct {
             int64_t conversation_id;
-            int64_t agent_id; /* 0: nobody (assign only) */
-        } assign;             /* conversation_claim, conversation_assign */
+            int64_t agent_id;    /* 0: nobody (assign only) */
+            int64_t by_agent_id; /* assign with a note: its author */
+            const char *note;    /* assign: a private note with the transfer, or NULL */
+            int64_t now;         /* assign with a note: its created_at */
+        } assign;                /* conversation_claim, conversation_assign */
         struct {
             int64_t conversation_id;
             int64_t now;
@@ -531,7 +537,7 @@ int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id
                                       kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                  kf_store_done_cb done, void *ctx);
-int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+int kf_sqlite_conversation_assign(kf_store_t *store, const kf_assign_t *assign,
                                   kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
                                 kf_store_done_cb done, void *ctx);

@@ -305,7 +305,7 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             hit.field = sqlite3_column_int64(st, 0) == KF_SEARCH_VISITOR ? KF_SEARCH_VISITOR
                                                                          : KF_SEARCH_MESSAGE;
             kf_sqlite_read_message(st, 1, &hit.message);
-            hit.visitor_name = kf_sqlite_column_text(st, 9);
+            hit.visitor_name = kf_sqlite_column_text(st, 10);
             result->rc = op->each_hit(op->ctx, &hit);
         } else if (op->kind == OP_CANNED_LIST) {
             kf_canned_t canned;

@@ -149,7 +149,7 @@ int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
-/* Claims and assignments: the same arguments. */
+/* A claim (an assignment has more to carry: kf_sqlite_conversation_assign). */
 static int queue_assign(kf_store_t *store, op_kind_t kind, int64_t conversation_id,
                         int64_t agent_id, kf_store_done_cb done, void *ctx)
 {
@@ -167,10 +167,20 @@ int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int
     return queue_assign(store, OP_CLAIM, conversation_id, agent_id, done, ctx);
 }
 
-int kf_sqlite_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+int kf_sqlite_conversation_assign(kf_store_t *store, const kf_assign_t *assign,
                                   kf_store_done_cb done, void *ctx)
 {
-    return queue_assign(store, OP_ASSIGN, conversation_id, agent_id, done, ctx);
+    if (assign == NULL || done == NULL || assign->agent_id < 0 ||
+        (assign->note != NULL && (assign->note[0] == '\0' || assign->by_agent_id <= 0)))
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_ASSIGN, done, ctx);
+    op->args.assign.conversation_id = assign->conversation_id;
+    op->args.assign.agent_id = assign->agent_id;
+    op->args.assign.by_agent_id = assign->by_agent_id;
+    op->args.assign.now = assign->now;
+    if (assign->note != NULL)
+        op->args.assign.note = kf_sqlite_op_keep(op, assign->note);
+    return queue_write(kf_sqlite_from_base(store), op);
 }
 
 int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
@@ -206,7 +216,8 @@ static bool valid_message(const kf_message_new_t *m)
                          : m->sender == KF_SENDER_VISITOR && m->agent_id == 0 &&
                                (m->conversation_id != 0 || m->visitor_id > 0);
     size_t key_len = m->idempotency_key != NULL ? strlen(m->idempotency_key) : 1;
-    return author_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
+    bool audience_ok = !m->is_private || m->sender == KF_SENDER_AGENT;
+    return author_ok && audience_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
 }
 
 int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
@@ -439,7 +450,7 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
     if (rc == 0) {
         kf_message_t stored;
         kf_sqlite_read_message(st, 0, &stored);
-        if (strcmp(stored.body, m->body) != 0 ||
+        if (strcmp(stored.body, m->body) != 0 || stored.is_private != m->is_private ||
             (m->conversation_id != 0 && stored.conversation_id != m->conversation_id)) {
             rc = KF_ECONFLICT;
         } else {
@@ -457,17 +468,16 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
 /* Inserts the message, indexes it for search and moves its conversation's updated_at: the first
  * of the three changes fails alone; *half when a later one fails. owner is the key's owner (unused
  * without a key). */
-static int insert_message(conn_t *c, op_t *op, int64_t conversation_id, int64_t owner,
-                          int64_t *id_out, bool *half)
+static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversation_id,
+                          int64_t owner, int64_t *id_out, bool *half)
 {
-    const kf_message_new_t *m = &op->args.message;
     bool keyed = m->idempotency_key != NULL;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_MESSAGE_INSERT);
-    int rc =
-        insert_one(c, st,
-                   kf_sqlite_bind(st, "iiItiTI", conversation_id, (int64_t)m->sender, m->agent_id,
-                                  m->body, m->now, m->idempotency_key, keyed ? owner : 0),
-                   id_out);
+    int rc = insert_one(c, st,
+                        kf_sqlite_bind(st, "iiItiTIi", conversation_id, (int64_t)m->sender,
+                                       m->agent_id, m->body, m->now, m->idempotency_key,
+                                       keyed ? owner : 0, (int64_t)m->is_private),
+                        id_out);
     if (rc != 0)
         return rc;
     sqlite3_stmt *index = kf_sqlite_statement(c, STMT_MESSAGE_SEARCH_INSERT);
@@ -514,7 +524,7 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
     }
     int64_t id = 0;
     if (rc == 0)
-        rc = insert_message(c, op, conversation_id, owner, &id, half);
+        rc = insert_message(c, m, conversation_id, owner, &id, half);
     if (rc != 0) {
         *half = *half || op->result.conversation_opened || op->result.conversation_reopened;
         return rc;
@@ -528,6 +538,7 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
         .agent_name = agent_name,
         .body = m->body,
         .created_at = m->now,
+        .is_private = m->is_private,
     };
     op->result.message = &op->message;
     return 0;
@@ -629,15 +640,53 @@ static int apply_claim(conn_t *c, op_t *op)
     return rc == 0 ? KF_ECONFLICT : rc;
 }
 
-/* An assignment: to an agent who may still write (or to nobody), then the change. */
-static int apply_assign(conn_t *c, op_t *op)
+/* An assignment: to an agent who may still write (or to nobody), then the change; with a note,
+ * every check first (its author, the conversation's visitor), then the note after the change,
+ * whose failure takes the change with it (*half). */
+static int apply_assign(conn_t *c, op_t *op, bool *half)
 {
+    int64_t conversation_id = op->args.assign.conversation_id;
     int64_t agent_id = op->args.assign.agent_id;
+    const char *note = op->args.assign.note;
     int rc = agent_id != 0 ? check_agent(c, op, agent_id, NULL) : 0;
+    const char *author_name = "";
+    int64_t visitor_id = 0;
+    if (rc == 0 && note != NULL)
+        rc = check_agent(c, op, op->args.assign.by_agent_id, &author_name);
+    if (rc == 0 && note != NULL) {
+        sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_VISITOR);
+        rc = lookup_int64(st, kf_sqlite_bind(st, "i", conversation_id), &visitor_id);
+    }
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_ASSIGN);
-    return change_one(c, st, kf_sqlite_bind(st, "iI", op->args.assign.conversation_id, agent_id));
+    rc = change_one(c, st, kf_sqlite_bind(st, "iI", conversation_id, agent_id));
+    if (rc != 0 || note == NULL)
+        return rc;
+    kf_message_new_t m = {.conversation_id = conversation_id,
+                          .sender = KF_SENDER_AGENT,
+                          .agent_id = op->args.assign.by_agent_id,
+                          .body = note,
+                          .now = op->args.assign.now,
+                          .is_private = true};
+    int64_t id = 0;
+    rc = insert_message(c, &m, conversation_id, 0, &id, half);
+    *half = *half || rc != 0; /* the conversation has moved already */
+    if (rc != 0)
+        return rc;
+    op->message = (kf_message_t){
+        .id = id,
+        .conversation_id = conversation_id,
+        .visitor_id = visitor_id,
+        .sender = KF_SENDER_AGENT,
+        .agent_id = m.agent_id,
+        .agent_name = author_name,
+        .body = note,
+        .created_at = m.now,
+        .is_private = true,
+    };
+    op->result.message = &op->message;
+    return 0;
 }
 
 /* A wake: the conditional change; when it changed nothing, KF_ECONFLICT for a conversation that
@@ -756,7 +805,7 @@ static int apply(conn_t *c, op_t *op, bool *half)
     switch (op->kind) {
     case OP_WAKE: return apply_wake(c, op);
     case OP_CLAIM: return apply_claim(c, op);
-    case OP_ASSIGN: return apply_assign(c, op);
+    case OP_ASSIGN: return apply_assign(c, op, half);
     case OP_MESSAGE_ADD: return apply_message(c, op, half);
     case OP_AGENT_UPDATE: return apply_agent_update(c, op, half);
     case OP_SESSION_CREATE: return apply_session_create(c, op, half);

@@ -126,6 +126,8 @@ typedef struct kf_message {
     const char *agent_name; /* that agent's display name, "" for visitor messages */
     const char *body;
     int64_t created_at;
+    bool is_private; /* a private note: agents only; no read a visitor's answer comes from
+                      * (messages_of_visitor) yields it */
 } kf_message_t;
 
 typedef struct kf_conversation {
@@ -141,7 +143,8 @@ typedef struct kf_conversation {
     int64_t agent_read_up_to;   /* highest message id the agents have marked read */
     int64_t visitor_read_up_to; /* highest message id the visitor has marked read */
     int64_t unread_for_agents;  /* visitor messages with id > agent_read_up_to */
-    int64_t unread_for_visitor; /* agent messages with id > visitor_read_up_to */
+    int64_t unread_for_visitor; /* agent messages with id > visitor_read_up_to, notes not
+                                 * counted */
     bool has_last_message;
     kf_message_t last_message; /* valid when has_last_message */
 } kf_conversation_t;
@@ -178,7 +181,18 @@ typedef struct kf_message_new {
     const char *body;            /* the text */
     int64_t now;                 /* created_at */
     const char *idempotency_key; /* the sender's key for this message (1 to 255 bytes), or NULL */
+    bool is_private;             /* a private note (an agent's only) */
 } kf_message_new_t;
+
+/* A transfer for conversation_assign: a struct, so that what an assignment carries can grow
+ * (fields left zero keep their meaning). */
+typedef struct kf_assign {
+    int64_t conversation_id;
+    int64_t agent_id;    /* the new assignee; 0: nobody */
+    int64_t by_agent_id; /* who transfers it: the note's author (needed with a note) */
+    const char *note;    /* a private note written with the transfer, or NULL */
+    int64_t now;         /* the note's created_at */
+} kf_assign_t;
 
 /* The conversation lists an agent works from (docs/API.md, "Views"). */
 typedef enum {
@@ -323,11 +337,14 @@ typedef struct kf_store_ops {
      * an unknown one. */
     int (*conversation_claim)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                               kf_store_done_cb done, void *ctx);
-    /* Hands the conversation to agent_id (0: to nobody), whoever held it, whatever its status.
-     * KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent, KF_EFORBIDDEN
-     * for a disabled one. */
-    int (*conversation_assign)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
-                               kf_store_done_cb done, void *ctx);
+    /* Hands the conversation to assign->agent_id (0: to nobody), whoever held it, whatever its
+     * status. With a note, writes it too, as a private note by by_agent_id, in the same
+     * transaction: the conversation moves and the note is stored, or neither (message: the
+     * note). KF_EINVAL at once for a negative agent, a note that is empty or has no author; in
+     * the result, KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent
+     * (assignee or author), KF_EFORBIDDEN for a disabled one. */
+    int (*conversation_assign)(kf_store_t *store, const kf_assign_t *assign, kf_store_done_cb done,
+                               void *ctx);
     /* Snoozes that end. conversation_snooze_due: the id of a snoozed conversation whose
      * snoozed_until is at or before now (the earliest), or KF_ENOTFOUND. conversation_wake: opens
      * it, if it is still snoozed and due (an agent may have changed it since the read), else
@@ -350,12 +367,16 @@ typedef struct kf_store_ops {
      * send queued after the disable is refused). With an idempotency key the sender has used before
      * (per visitor, or per agent): the same body gives the message stored then, with duplicate set,
      * and writes nothing; another body (or, for an agent's message, another conversation) gives
-     * KF_ECONFLICT. */
+     * KF_ECONFLICT (also when one is a private note and the other not). KF_EINVAL at once for a
+     * private note from a visitor. A note moves updated_at (the agents' lists) but reopens
+     * nothing. */
     int (*message_add)(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
                        void *ctx);
     /* Messages with id > after_id, oldest first, at most limit, of: one conversation
      * (messages_in_conversation), every conversation of one visitor (messages_of_visitor),
-     * or every conversation (messages_all). count is how many went to each. */
+     * or every conversation (messages_all). count is how many went to each. messages_of_visitor
+     * is the visitor's read: it skips private notes (so its rows' ids may jump over a note's, and
+     * a cursor there resumes past it); the other two are the agents' and yield them. */
     int (*messages_in_conversation)(kf_store_t *store, int64_t conversation_id, int64_t after_id,
                                     size_t limit, kf_store_message_cb each, kf_store_done_cb done,
                                     void *ctx);
@@ -370,7 +391,8 @@ typedef struct kf_store_ops {
      * (a message whose text matches is a KF_SEARCH_MESSAGE hit even when its visitor's name
      * matches too). A visitor's name gives one hit per conversation of theirs, at its newest
      * message, so that paging by message id reaches each once. A message is found as soon as
-     * message_add has called done. KF_EINVAL at once for a query kf_search_query_valid refuses
+     * message_add has called done. Private notes are found too (search is the agents').
+     * KF_EINVAL at once for a query kf_search_query_valid refuses
      * (under 2 or over 200 characters), a bad limit or a negative before_id. */
     int (*search)(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
                   kf_store_search_cb each, kf_store_done_cb done, void *ctx);

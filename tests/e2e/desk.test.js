@@ -140,7 +140,8 @@ test('desk: the views over the API list what they say, page after page with no c
     assertError(await post(srv, ana, A('/status'), { status: 'snoozed' }), 422, 'invalid', 'a snooze without its end');
     assertError(await post(srv, ana, A('/status'), { status: 'snoozed', snooze_until: Date.now() - 1000 }), 422, 'invalid', 'a snooze in the past');
     assertError(await post(srv, ana, A('/status'), { status: 'open', snooze_until: Date.now() + 1000 }), 422, 'invalid', 'an end without a snooze');
-    assertError(await post(srv, ana, A('/assign'), { agent_id: bo.agent.id, note: 'over to you' }), 400, 'bad_request', 'a note (not yet)');
+    assertError(await post(srv, ana, A('/assign'), { agent_id: bo.agent.id, colour: 'red' }), 400, 'bad_request', 'an unknown field');
+    assertError(await post(srv, ana, A('/assign'), { agent_id: bo.agent.id, note: 42 }), 422, 'invalid', 'a note that is no text');
     assertError(await post(srv, ana, A('/assign'), { agent_id: 9999 }), 422, 'invalid', 'an unknown agent');
     assertError(await post(srv, ana, '/api/conversations/9999/claim'), 404, 'not_found', 'an unknown conversation');
     // A disabled agent cannot be given anything.
@@ -245,6 +246,7 @@ test('desk in the browser: a visitor writes; Ana claims it from Unassigned and B
     const transfer = bo.page.getByLabel('Transfer to');
     assert.deepEqual(await bo.page.$$eval('#assign-select option', (os) => os.map((o) => o.textContent)), ['Transfer to…', 'Ana · Online', 'Nobody (unassign)']);
     await transfer.selectOption({ label: 'Ana · Online' });
+    await bo.page.getByRole('dialog', { name: 'Transfer this conversation to Ana' }).getByRole('button', { name: 'Transfer' }).click();
     await ana.page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Assigned to you', null, { timeout: T });
     await bo.page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Assigned to Ana', null, { timeout: T });
     assert.equal(await bo.page.inputValue('#assign-select'), '', 'the control is ready for the next transfer');

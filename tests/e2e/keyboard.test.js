@@ -59,7 +59,7 @@ test('keyboard: j/k, r and Escape, c, e, s, and ? with its list; keys typed into
     await p.keyboard.press('?');
     await p.waitForSelector('#shortcuts-dialog[open]', { timeout: T });
     const keys = await p.$$eval('#shortcuts-dialog kbd', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(keys, ['j', 'k', 'r', 'e', 'c', 's', '?', 'Esc']);
+    assert.deepEqual(keys, ['j', 'k', 'r', 'n', 'e', 'c', 's', '?', 'Esc']);
     await p.keyboard.press('j'); // the dialog has the keys
     assert.equal(await selected(), 'Newer');
     await p.keyboard.press('Escape');

@@ -582,8 +582,12 @@ static void test_desk(void **state)
     cf_response_free(r);
 
     /* Assignments: to someone, to nobody; nothing else. */
-    cf_response_free(expect(AS_AGENT, "POST", assign, "{\"agent_id\":1,\"note\":\"x\"}", 400,
-                            "bad_request", "\"note\""));
+    cf_response_free(expect(AS_AGENT, "POST", assign, "{\"agent_id\":1,\"colour\":\"x\"}", 400,
+                            "bad_request", "\"colour\""));
+    cf_response_free(expect(AS_AGENT, "POST", assign, "{\"agent_id\":1,\"note\":5}", 422, "invalid",
+                            "note must be a string"));
+    cf_response_free(expect(AS_AGENT, "POST", assign, "{\"agent_id\":1,\"note\":\"  \"}", 422,
+                            "invalid", "a note has"));
     cf_response_free(expect(AS_AGENT, "POST", assign, "{}", 422, "invalid", "agent_id"));
     cf_response_free(
         expect(AS_AGENT, "POST", assign, "{\"agent_id\":\"1\"}", 422, "invalid", NULL));

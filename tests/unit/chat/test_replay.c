@@ -135,10 +135,119 @@ static void test_replays(void **state)
     sqlite_db_destroy(w.db);
 }
 
+/* A store whose visitor read forgot to skip private notes (it answers with the agents' read of
+ * everything), to show that the replay keeps them from a visitor's stream all the same. */
+typedef struct leaky_store {
+    kf_store_t base;
+    kf_store_t *real;
+    kf_store_ops_t ops;
+} leaky_store_t;
+
+static leaky_store_t *leaky_of(kf_store_t *store)
+{
+    return (leaky_store_t *)store;
+}
+
+static int leaky_messages_of_visitor(kf_store_t *store, int64_t visitor_id, int64_t after_id,
+                                     size_t limit, kf_store_message_cb each, kf_store_done_cb done,
+                                     void *ctx)
+{
+    (void)visitor_id;
+    kf_store_t *real = leaky_of(store)->real;
+    return real->ops->messages_all(real, after_id, limit, each, done, ctx);
+}
+
+static int leaky_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
+                              kf_store_message_cb each, kf_store_done_cb done, void *ctx)
+{
+    kf_store_t *real = leaky_of(store)->real;
+    return real->ops->messages_all(real, after_id, limit, each, done, ctx);
+}
+
+/* A visitor's replay never carries a private note, from any cursor, and a note does not move the
+ * visitor's "nothing above" mark; the agents' replay carries every note. */
+static void test_replays_skip_notes(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    w.db = sqlite_db_create();
+    assert_int_equal(kf_store_open_sqlite(w.db->path, "OFF", &w.store), 0);
+    w.replay = kf_replay_new(w.store);
+    int64_t agent = 0;
+    assert_int_equal(
+        kf_store_sync_agent_create(w.store, "ana@example.com", "Ana", "agent", "x", 1, &agent), 0);
+    char hash[65];
+    snprintf(hash, sizeof hash, "%064d", 7);
+    assert_int_equal(kf_store_sync_visitor_create(w.store, hash, "", 1, &w.visitors[0]), 0);
+    kf_message_new_t m = {.visitor_id = w.visitors[0],
+                          .sender = KF_SENDER_VISITOR,
+                          .body = "hello",
+                          .now = kf_clock_wall_ms()};
+    kf_store_sync_message_t out;
+    assert_int_equal(kf_store_sync_message_add(w.store, &m, &out), 0);
+    /* reply, note, note, reply, note: ids[0..4] */
+    static const bool notes[] = {false, true, true, false, true};
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        m = (kf_message_new_t){.conversation_id = out.conversation_id,
+                               .sender = KF_SENDER_AGENT,
+                               .agent_id = agent,
+                               .body = notes[i] ? "a note" : "a reply",
+                               .now = kf_clock_wall_ms(),
+                               .is_private = notes[i]};
+        kf_store_sync_message_t added;
+        assert_int_equal(kf_store_sync_message_add(w.store, &m, &added), 0);
+        ids[i] = added.id;
+    }
+    replayed_t r = replay(&w, 'v', w.visitors[0], 0, 100);
+    assert_int_equal(r.emitted, 3); /* hello and the two replies */
+    assert_true(r.last_id == (uint64_t)ids[3]);
+    for (int i = 0; i < 5; i++) { /* resuming from any cursor: only the replies after it */
+        r = replay(&w, 'v', w.visitors[0], (uint64_t)ids[i], 100);
+        assert_int_equal(r.emitted, i < 3 ? 1 : 0);
+    }
+    r = replay(&w, 'a', agent, 0, 100);
+    assert_int_equal(r.emitted, 6);
+    assert_true(r.last_id == (uint64_t)ids[4]);
+
+    /* The live path notes a note for the agents only: a visitor whose cursor is their newest
+     * message still needs no query, and finds nothing. */
+    kf_replay_note_message(w.replay, w.visitors[0], ids[3]);
+    kf_replay_note_message(w.replay, 0, ids[4]);
+    kf_push_source_t source = kf_replay_source(w.replay, 'v', w.visitors[0], "t");
+    replayed_t quick = {0};
+    assert_int_equal(source.replay(source.ctx, 'v', w.visitors[0], (uint64_t)ids[3], 10, emit_cb,
+                                   replayed_cb, &quick),
+                     0);
+    assert_int_equal(kf_replay_run_deferred(w.replay), 1);
+    assert_int_equal(quick.emitted, 0);
+
+    /* A backend whose visitor read leaks notes still leaks nothing to the visitor's stream. */
+    leaky_store_t leaky = {.real = w.store, .ops = *w.store->ops};
+    leaky.ops.messages_of_visitor = leaky_messages_of_visitor;
+    leaky.ops.messages_all = leaky_messages_all;
+    leaky.base.ops = &leaky.ops;
+    kf_replay_t *second = kf_replay_new(&leaky.base);
+    kf_replay_t *kept = w.replay;
+    w.replay = second;
+    r = replay(&w, 'v', w.visitors[0], 0, 100);
+    assert_int_equal(r.emitted, 3);
+    r = replay(&w, 'v', w.visitors[0], (uint64_t)ids[3], 100);
+    assert_int_equal(r.emitted, 0);
+    w.replay = kept;
+    kf_replay_free(second);
+
+    kf_replay_free(w.replay);
+    kf_store_close(w.store);
+    sqlite_db_check(w.db);
+    sqlite_db_destroy(w.db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replays),
+        cmocka_unit_test(test_replays_skip_notes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "6");
+    assert_string_equal(last_result(seen)->value, "7");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -613,7 +613,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     assert_int_equal(sql_int(f,
                              "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
-                             "('messages_by_conversation', 'conversations_by_visitor', "
+                             "('messages_by_conversation_audience', 'conversations_by_visitor', "
                              "'conversations_by_activity', 'sessions_by_expiry', "
                              "'messages_by_idempotency_key', 'sessions_by_agent', "
                              "'conversations_by_status', 'conversations_by_status_assignee', "
@@ -654,7 +654,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "6");
+    assert_string_equal(last_result(seen)->value, "7");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -676,7 +676,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '6' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '7' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -692,8 +692,17 @@ static void sql_exec(const suite_fixture_t *f, const char *sql)
 /* What migrations 4 to 6 did, undone: the conversations table as version 3 had it ("open" or
  * "closed", nobody assigned), with the given status for every conversation that is not open, no
  * search index and no canned replies. */
+/* What migration 7 (private notes) added, taken away again (foreign keys off). */
+static void rewind_notes(const suite_fixture_t *f)
+{
+    sql_exec(f, "DROP INDEX messages_by_conversation_audience;"
+                "ALTER TABLE messages DROP COLUMN private;"
+                "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);");
+}
+
 static void rewind_to_3(const suite_fixture_t *f)
 {
+    rewind_notes(f);
     sql_exec(f,
              "DROP TABLE canned_replies;"
              "DROP TABLE message_search;"
@@ -743,7 +752,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -824,7 +833,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -901,6 +910,7 @@ static void test_sqlite_migration_fills_search(void **state)
     int64_t answer = suite_add_message(f, conversation, agent, "Your refund is on its way");
     kf_store_close(f->store);
     f->store = NULL;
+    rewind_notes(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "DROP TABLE message_search");
     sql_int(f, "DROP TABLE visitor_search");
@@ -931,11 +941,12 @@ static void test_sqlite_migrates_to_canned(void **state)
     int64_t ana = suite_add_agent_as(f, "ana@example.com", "Ana", "admin");
     kf_store_close(f->store);
     f->store = NULL;
+    rewind_notes(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(

@@ -586,7 +586,13 @@ static void test_callbacks_later_and_in_order(void **state)
                          KF_EINVAL);
     assert_int_equal(ops->conversation_claim(f->store, 1, 0, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->conversation_claim(f->store, 1, agent, NULL, NULL), KF_EINVAL);
-    assert_int_equal(ops->conversation_assign(f->store, 1, -1, on_done, seen), KF_EINVAL);
+    kf_assign_t to_nobody = {.conversation_id = 1, .agent_id = -1};
+    assert_int_equal(ops->conversation_assign(f->store, &to_nobody, on_done, seen), KF_EINVAL);
+    kf_assign_t empty_note = {.conversation_id = 1, .by_agent_id = agent, .note = ""};
+    assert_int_equal(ops->conversation_assign(f->store, &empty_note, on_done, seen), KF_EINVAL);
+    kf_assign_t no_author = {.conversation_id = 1, .note = "n"};
+    assert_int_equal(ops->conversation_assign(f->store, &no_author, on_done, seen), KF_EINVAL);
+    assert_int_equal(ops->conversation_assign(f->store, NULL, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->conversation_counts(f->store, agent, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->conversation_snooze_due(f->store, SUITE_NOW, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->conversation_wake(f->store, 1, SUITE_NOW, NULL, NULL), KF_EINVAL);

@@ -639,9 +639,8 @@ static int claim(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id, 
 static int assign(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id)
 {
     seen_t *seen = seen_new();
-    int rc = suite_wait(
-        f, f->store->ops->conversation_assign(f->store, conversation_id, agent_id, on_done, seen),
-        seen);
+    kf_assign_t a = {.conversation_id = conversation_id, .agent_id = agent_id};
+    int rc = suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen);
     seen_free(seen);
     return rc;
 }
@@ -771,6 +770,74 @@ static void test_assign(void **state)
     seen_free(seen);
     assert_int_equal(assign(f, conversation, ana), KF_EFORBIDDEN);
     assert_int_equal(assignee_of(f, conversation), 0);
+}
+
+/* A transfer with a note: one write. Done, the conversation has moved and the note is a private
+ * message by the transferring agent; refused, neither happened. */
+static void test_assign_with_note(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t bo = suite_add_agent_as(f, "bo@example.com", "Bo", "admin");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
+    size_t before = suite_message_count(f);
+    seen_t *seen = seen_new();
+    kf_assign_t a = {.conversation_id = conversation,
+                     .agent_id = bo,
+                     .by_agent_id = ana,
+                     .note = "refund over 100: yours",
+                     .now = SUITE_NOW + 5};
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen), 0);
+    const result_copy_t *r = last_result(seen);
+    assert_true(r->has_message);
+    assert_true(r->message.is_private);
+    assert_int_equal(r->message.agent_id, ana);
+    assert_string_equal(r->message.agent_name, "Ana");
+    assert_int_equal(r->message.visitor_id, visitor);
+    assert_int_equal(r->message.created_at, SUITE_NOW + 5);
+    int64_t note = r->message.id;
+    seen_free(seen);
+    assert_int_equal(assignee_of(f, conversation), bo);
+    assert_int_equal(suite_message_count(f), before + 1);
+    seen = suite_get_conversation(f, conversation);
+    assert_int_equal(last_result(seen)->conversation.last_message.id, note);
+    assert_true(last_result(seen)->conversation.last_message.is_private);
+    seen_free(seen);
+    seen = seen_new();
+    assert_int_equal(suite_wait(f,
+                                f->store->ops->messages_of_visitor(f->store, visitor, 0, 100,
+                                                                   on_message, on_done, seen),
+                                seen),
+                     0);
+    assert_int_equal(seen->message_count, 1); /* the visitor's hello only */
+    seen_free(seen);
+
+    /* Refused: to a disabled agent, by an unknown one, in an unknown conversation. Nothing
+     * moved, no note. */
+    kf_agent_change_t off = {.state = KF_AGENT_STATE_DISABLE, .now = SUITE_NOW};
+    seen = seen_new();
+    assert_int_equal(
+        suite_wait(f, f->store->ops->agent_update(f->store, ana, &off, on_done, seen), seen), 0);
+    a = (kf_assign_t){
+        .conversation_id = conversation, .agent_id = ana, .by_agent_id = bo, .note = "back"};
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
+        KF_EFORBIDDEN);
+    a.agent_id = 0;
+    a.by_agent_id = ana + bo + 100;
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
+        KF_EINVAL);
+    a.by_agent_id = bo;
+    a.conversation_id = conversation + 100;
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
+        KF_ENOTFOUND);
+    seen_free(seen);
+    assert_int_equal(assignee_of(f, conversation), bo);
+    assert_int_equal(suite_message_count(f), before + 1);
 }
 
 /* snooze_due: the id of the conversation whose snooze ends first, if it has ended by now. */
@@ -1034,6 +1101,127 @@ static void test_long_utf8_body(void **state)
     free(body);
 }
 
+/* Adds a private note by agent_id to the conversation; its id. */
+static int64_t add_note(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id,
+                        const char *body)
+{
+    kf_message_new_t m = {.conversation_id = conversation_id,
+                          .sender = KF_SENDER_AGENT,
+                          .agent_id = agent_id,
+                          .body = body,
+                          .now = SUITE_NOW,
+                          .is_private = true};
+    seen_t *seen = seen_new();
+    assert_int_equal(suite_send(f, seen, &m), 0);
+    const result_copy_t *r = last_result(seen);
+    assert_true(r->message.is_private);
+    assert_false(r->conversation_reopened);
+    int64_t id = r->message.id;
+    seen_free(seen);
+    return id;
+}
+
+/* Private notes: the agents' reads yield them, flagged; the visitor's read never does, from any
+ * cursor (one on a note's id included); the visitor's unread count does not count them, and a
+ * note reopens nothing. */
+static void test_private_notes(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t first = 0;
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, &first);
+    int64_t reply = suite_add_message(f, conversation, ana, "hi there");
+    int64_t note = add_note(f, conversation, ana, "VIP customer, be nice");
+    int64_t second = suite_add_message(f, conversation, ana, "how can I help?");
+    int64_t last_note = add_note(f, conversation, ana, "@Bo can you take this?");
+
+    /* The visitor's read, whole and a row at a time from every cursor. */
+    int64_t public_ids[] = {first, reply, second};
+    seen_t *seen = seen_new();
+    assert_int_equal(query_visitor(f, seen, visitor, 0, 100), 0);
+    assert_ids(seen, public_ids, 3);
+    for (size_t i = 0; i < seen->message_count; i++)
+        assert_false(seen->messages[i].is_private);
+    seen_free(seen);
+    for (int64_t cursor = 0; cursor <= last_note; cursor++) {
+        seen = seen_new();
+        assert_int_equal(query_visitor(f, seen, visitor, cursor, 1), 0);
+        int64_t expected = cursor < first    ? first
+                           : cursor < reply  ? reply
+                           : cursor < second ? second
+                                             : 0;
+        if (expected == 0) {
+            assert_int_equal(seen->message_count, 0);
+        } else {
+            assert_int_equal(seen->message_count, 1);
+            assert_int_equal(seen->messages[0].id, expected);
+        }
+        seen_free(seen);
+    }
+
+    /* The agents' reads: every message, the notes flagged. */
+    int64_t all_ids[] = {first, reply, note, second, last_note};
+    seen = seen_new();
+    assert_int_equal(query_conversation(f, seen, conversation, 0, 100), 0);
+    assert_ids(seen, all_ids, 5);
+    assert_false(seen->messages[1].is_private);
+    assert_true(seen->messages[2].is_private);
+    assert_string_equal(seen->messages[2].agent_name, "Ana");
+    assert_true(seen->messages[4].is_private);
+    seen_free(seen);
+    seen = seen_new();
+    assert_int_equal(query_all(f, seen, 0, 100), 0);
+    assert_ids(seen, all_ids, 5);
+    assert_true(seen->messages[2].is_private);
+    seen_free(seen);
+
+    /* The agents' newest message is the note; the visitor has two replies unread, not four. */
+    seen = suite_get_conversation(f, conversation);
+    const kf_conversation_t *c = &last_result(seen)->conversation;
+    assert_true(c->has_last_message);
+    assert_int_equal(c->last_message.id, last_note);
+    assert_true(c->last_message.is_private);
+    assert_int_equal(c->unread_for_visitor, 2);
+    assert_int_equal(c->unread_for_agents, 1);
+    seen_free(seen);
+
+    /* A note in a resolved conversation leaves it resolved. */
+    assert_int_equal(suite_set_status(f, conversation, "resolved"), 0);
+    add_note(f, conversation, ana, "closing note");
+    seen = suite_get_conversation(f, conversation);
+    assert_string_equal(last_result(seen)->conversation.status, "resolved");
+    seen_free(seen);
+
+    /* Visitors write no notes; a key used for a reply is not a note's. */
+    kf_message_new_t m = {.visitor_id = visitor,
+                          .sender = KF_SENDER_VISITOR,
+                          .body = "x",
+                          .now = SUITE_NOW,
+                          .is_private = true};
+    seen = seen_new();
+    assert_int_equal(f->store->ops->message_add(f->store, &m, on_done, seen), KF_EINVAL);
+    m = (kf_message_new_t){.conversation_id = conversation,
+                           .sender = KF_SENDER_AGENT,
+                           .agent_id = ana,
+                           .body = "same",
+                           .now = SUITE_NOW,
+                           .idempotency_key = "k-note"};
+    assert_int_equal(suite_send(f, seen, &m), 0);
+    m.is_private = true;
+    assert_int_equal(suite_send(f, seen, &m), KF_ECONFLICT);
+    seen_free(seen);
+
+    /* Kept across a restart. */
+    suite_reopen(f);
+    seen = seen_new();
+    assert_int_equal(query_visitor(f, seen, visitor, 0, 100), 0);
+    assert_int_equal(seen->message_count, 4); /* the three, and the keyed reply */
+    for (size_t i = 0; i < seen->message_count; i++)
+        assert_false(seen->messages[i].is_private);
+    seen_free(seen);
+}
+
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_message_tests[] = {
@@ -1053,6 +1241,8 @@ const struct CMUnitTest store_suite_message_tests[] = {
     SUITE_TEST(test_durability),
     SUITE_TEST(test_hostile_strings),
     SUITE_TEST(test_long_utf8_body),
+    SUITE_TEST(test_private_notes),
+    SUITE_TEST(test_assign_with_note),
 };
 
 const size_t store_suite_message_test_count =
