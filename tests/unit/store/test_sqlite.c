@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "6");
+    assert_string_equal(last_result(seen)->value, "7");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -654,7 +654,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "6");
+    assert_string_equal(last_result(seen)->value, "7");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -676,7 +676,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '6' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '7' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -692,8 +692,22 @@ static void sql_exec(const suite_fixture_t *f, const char *sql)
 /* What migrations 4 to 6 did, undone: the conversations table as version 3 had it ("open" or
  * "closed", nobody assigned), with the given status for every conversation that is not open, no
  * search index and no canned replies. */
+/* Takes migration 7 (teams) away again. */
+static void undo_teams(const suite_fixture_t *f)
+{
+    sql_exec(f, "DROP INDEX conversations_by_team;"
+                "DROP INDEX conversations_by_team_status;"
+                "DROP INDEX conversations_by_team_status_assignee;"
+                "DROP INDEX conversations_by_team_assignee;"
+                "ALTER TABLE conversations DROP COLUMN team_id;"
+                "ALTER TABLE agents DROP COLUMN capacity;"
+                "DROP TABLE team_members;"
+                "DROP TABLE teams;");
+}
+
 static void rewind_to_3(const suite_fixture_t *f)
 {
+    undo_teams(f);
     sql_exec(f,
              "DROP TABLE canned_replies;"
              "DROP TABLE message_search;"
@@ -743,7 +757,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -824,7 +838,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -901,6 +915,7 @@ static void test_sqlite_migration_fills_search(void **state)
     int64_t answer = suite_add_message(f, conversation, agent, "Your refund is on its way");
     kf_store_close(f->store);
     f->store = NULL;
+    undo_teams(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "DROP TABLE message_search");
     sql_int(f, "DROP TABLE visitor_search");
@@ -931,11 +946,12 @@ static void test_sqlite_migrates_to_canned(void **state)
     int64_t ana = suite_add_agent_as(f, "ana@example.com", "Ana", "admin");
     kf_store_close(f->store);
     f->store = NULL;
+    undo_teams(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 6);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(

@@ -391,14 +391,14 @@ static int fs_conversation_claim(kf_store_t *store, int64_t conversation_id, int
                                                                          agent_id, fs_done, p));
 }
 
-static int fs_conversation_assign(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+static int fs_conversation_assign(kf_store_t *store, const kf_conversation_assign_t *assign,
                                   kf_store_done_cb done, void *ctx)
 {
     fs_pending_t *p;
     int rc = begin(store, FS_OP(conversation_assign), done, ctx, &p);
-    return rc != 0 || p == NULL ? rc
-                                : end(p, REAL(store)->conversation_assign(store, conversation_id,
-                                                                          agent_id, fs_done, p));
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->conversation_assign(store, assign, fs_done, p));
 }
 
 static int fs_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,

@@ -586,7 +586,14 @@ static void test_callbacks_later_and_in_order(void **state)
                          KF_EINVAL);
     assert_int_equal(ops->conversation_claim(f->store, 1, 0, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->conversation_claim(f->store, 1, agent, NULL, NULL), KF_EINVAL);
-    assert_int_equal(ops->conversation_assign(f->store, 1, -1, on_done, seen), KF_EINVAL);
+    kf_conversation_assign_t bad_transfers[] = {
+        {.conversation_id = 1, .set_agent = true, .agent_id = -1},
+        {.conversation_id = 1, .set_team = true, .team_id = -1},
+        {.conversation_id = 1}, /* a change of nothing */
+    };
+    for (size_t i = 0; i < sizeof bad_transfers / sizeof bad_transfers[0]; i++)
+        assert_int_equal(ops->conversation_assign(f->store, &bad_transfers[i], on_done, seen),
+                         KF_EINVAL);
     assert_int_equal(ops->conversation_counts(f->store, agent, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->conversation_snooze_due(f->store, SUITE_NOW, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->conversation_wake(f->store, 1, SUITE_NOW, NULL, NULL), KF_EINVAL);

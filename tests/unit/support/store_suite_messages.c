@@ -639,9 +639,10 @@ static int claim(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id, 
 static int assign(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id)
 {
     seen_t *seen = seen_new();
-    int rc = suite_wait(
-        f, f->store->ops->conversation_assign(f->store, conversation_id, agent_id, on_done, seen),
-        seen);
+    kf_conversation_assign_t transfer = {
+        .conversation_id = conversation_id, .set_agent = true, .agent_id = agent_id};
+    int rc =
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &transfer, on_done, seen), seen);
     seen_free(seen);
     return rc;
 }
