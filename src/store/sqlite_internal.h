@@ -63,7 +63,7 @@
 /* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned), then
  * the team's id and name. */
 #define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 19
-#define KF_SQLITE_CONVERSATION_TEAM_COLUMN 24
+#define KF_SQLITE_CONVERSATION_TEAM_COLUMN 23
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */
