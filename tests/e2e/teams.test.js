@@ -8,6 +8,8 @@
 // visitors' conversations to it with the Team select; they go to Ana and Bo in turn, and Bo's
 // console, open beside hers, shows his team, its count and his assignments live.
 
+const fs = require('node:fs');
+const path = require('node:path');
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, assertError, eventually, DEFAULT_AGENTS } = require('./harness');
@@ -174,3 +176,105 @@ test('an assignee who does not answer in time loses the conversation to the next
     assert.equal(await holder(m.conversation_id), second, 'an assignee who answered keeps it');
   }),
 );
+
+// A screenshot for a person to look at, when KEFU_SCREENSHOTS names a directory.
+async function screenshot(page, name) {
+  const dir = process.env.KEFU_SCREENSHOTS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+}
+
+for (const [label, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`teams in the console (${label}): Ana makes a team with round-robin, moves conversations to it, they go to Ana and Bo in turn, an away Bo gets none, capacity holds, and Bo's console follows live`, { timeout: 120000 }, (t) =>
+    scenario(t, async (env) => {
+      const srv = await env.server();
+      const api = await agentLogin(srv, ANA.email, ANA.password);
+      const A = (method, p, body) => srv.api(method, p, { cookie: api.cookie, csrf: api.csrf, body });
+      const holder = async (id) => {
+        const x = await A('GET', `/api/conversations/${id}`);
+        return x.json.conversation.assignee ? x.json.conversation.assignee.name : null;
+      };
+      const convs = [];
+      for (let i = 1; i <= 5; i++) {
+        const v = await newVisitor(srv, `Visitor ${i}`);
+        convs.push((await visitorSend(srv, v.token, `question ${i}`)).conversation_id);
+      }
+      const ana = await openAgent(env, srv, null, ANA);
+      const bo = await openAgent(env, srv, 'sse', BO); // the team event over SSE too
+      await ana.page.setViewportSize(viewport);
+      await bo.page.setViewportSize(viewport);
+      const phone = label === 'phone';
+      const back = async (a) => {
+        if (phone) await a.page.getByRole('button', { name: 'Back to conversations' }).click();
+      };
+
+      // Bo is no admin: no Teams button.
+      assert.equal(await bo.page.getByRole('button', { name: 'Teams', exact: true }).isVisible(), false);
+      // Ana makes the team in the Teams dialog.
+      await ana.page.getByRole('button', { name: 'Teams', exact: true }).click();
+      const dlg = ana.page.locator('#teams-dialog');
+      await dlg.getByLabel('Team name').fill('Billing');
+      await dlg.getByRole('button', { name: 'Add team' }).click();
+      await dlg.getByText('Billing is added').waitFor({ timeout: T });
+      await dlg.getByRole('checkbox', { name: 'Ana (you) in Billing' }).check();
+      await dlg.getByRole('checkbox', { name: 'Bo in Billing' }).check();
+      await dlg.getByLabel('Automatic assignment of Billing').selectOption('round_robin');
+      await screenshot(ana.page, `teams-dialog-${label}`);
+      await dlg.getByRole('button', { name: 'Save Billing' }).click();
+      await dlg.getByText('Billing is saved: 2 members, automatic assignment round-robin.').waitFor({ timeout: T });
+      await dlg.getByRole('button', { name: 'Close' }).click();
+
+      // Bo's console shows the team under the views at once.
+      const boFilter = bo.page.locator('#team-filters').getByRole('button', { name: /Billing/ });
+      await boFilter.waitFor({ timeout: T });
+
+      // Ana moves three conversations to Billing with the Team select: Ana, Bo, Ana in turn.
+      const moveToBilling = async (id) => {
+        await selectConv(ana, id);
+        await ana.page.getByRole('combobox', { name: 'Team', exact: true }).selectOption({ label: 'Billing' });
+        await eventually(async () => (await holder(id)) !== null, { timeout: T, what: `conversation ${id} assigned` });
+        await back(ana);
+      };
+      for (const id of convs.slice(0, 3)) await moveToBilling(id);
+      assert.deepEqual([await holder(convs[0]), await holder(convs[1]), await holder(convs[2])], ['Ana', 'Bo', 'Ana'], 'round-robin');
+      // Bo's console: the team's count, and its filter narrows his list to it.
+      await eventually(async () => (await boFilter.locator('.view-count').textContent()) === '3', { timeout: T, what: "Billing's count in Bo's console" });
+      await boFilter.click();
+      await eventually(async () => (await bo.page.locator('#conversation-list .conv-item').count()) === 3, { timeout: T, what: "Bo's list narrowed to Billing" });
+      assert.equal(await boFilter.getAttribute('aria-pressed'), 'true');
+      // The team panel says what each holds.
+      await eventually(async () => /2 open/.test(await bo.page.locator('#team-list .team-member', { hasText: 'Ana' }).textContent()), { timeout: T, what: "Ana's load in Bo's team panel" });
+
+      // Bo goes away: the next goes to Ana.
+      await bo.page.getByLabel('Your status').selectOption('away');
+      await eventually(async () => (await A('GET', '/api/agents')).json.agents.find((a) => a.name === 'Bo').status === 'away', { timeout: T, what: 'Bo away' });
+      await moveToBilling(convs[3]);
+      assert.equal(await holder(convs[3]), 'Ana', 'an away agent gets none');
+
+      // Ana's capacity is 3, as many as she holds: the next waits, for Bo.
+      await ana.page.getByRole('button', { name: 'Team settings' }).click();
+      const capacity = ana.page.getByLabel('Capacity of Ana');
+      await capacity.fill('3');
+      await capacity.press('Tab');
+      await ana.page.locator('#team-dialog').getByText('Ana takes up to 3 conversations now.').waitFor({ timeout: T });
+      await screenshot(ana.page, `teams-capacity-${label}`);
+      await ana.page.locator('#team-admin-close').click();
+      await selectConv(ana, convs[4]);
+      await ana.page.getByRole('combobox', { name: 'Team', exact: true }).selectOption({ label: 'Billing' });
+      await ana.page.waitForTimeout(1500);
+      assert.equal(await holder(convs[4]), null, 'never over capacity, never to an away agent');
+      await eventually(async () => /3 \/ 3 open/.test(await bo.page.locator('#team-list .team-member', { hasText: 'Ana' }).textContent()), { timeout: T, what: '3 / 3 in the team panel' });
+      await bo.page.getByLabel('Your status').selectOption('online');
+      await eventually(async () => (await holder(convs[4])) === 'Bo', { timeout: T, what: 'Bo gets it once online' });
+      // Bo's console shows it his, live.
+      await eventually(async () => /Bo|you/i.test(await bo.page.locator(`#conversation-list .conv-item[data-id="${convs[4]}"]`).textContent()), { timeout: T, what: "Bo's list shows him holding it" });
+      // The counts and the team panel follow too.
+      await eventually(async () => (await bo.page.locator('#view-tabs [data-view="unassigned"]').getAttribute('data-count')) === '0', { timeout: T, what: "Bo's Unassigned count" });
+      await eventually(async () => /2 open/.test(await bo.page.locator('#team-list .team-member', { hasText: 'Bo' }).textContent()), { timeout: T, what: "Bo's load in his team panel" });
+      await screenshot(ana.page, `teams-console-ana-${label}`);
+      await screenshot(bo.page, `teams-console-bo-${label}`);
+      assertNoPageProblems(ana, bo);
+    }),
+  );
+}
