@@ -128,19 +128,19 @@ static const char *unknown_field(json_t *root, const char *const *fields)
     return NULL;
 }
 
-/* Reads a team's fields from root into change (name trimmed into name_out): NULL, or what is
- in *rc and the message. */
-static const char *read_team(json_t *root, kf_team_change_t *change, char **name_out, int *rc)
+/* Reads a team's fields from root into change (the name trimmed into *name_out, which the caller
+ * frees): NULL, or why not (the code in *rc; an unknown field's message is written in message). */
+static const char *read_team(json_t *root, kf_team_change_t *change, char **name_out, int *rc,
+                             char message[128])
 {
     static const char *const fields[] = {"name", "auto_assign", "reassign_after", NULL};
-    static char unknown_message[128];
     const char *unknown = unknown_field(root, fields);
     *rc = KF_EPROTO;
     if (unknown != NULL) {
-        snprintf(unknown_message, sizeof unknown_message,
+        snprintf(message, 128,
                  "unknown field \"%.32s\": a team takes name, auto_assign and reassign_after",
                  unknown);
-        return unknown_message;
+        return message;
     }
     json_t *name = json_object_get(root, "name");
     json_t *mode = json_object_get(root, "auto_assign");
@@ -178,7 +178,8 @@ static void team_write(const kf_call_t *call, bool create)
     kf_team_change_t change = {.reassign_after = -1};
     char *name = NULL;
     int rc = 0;
-    const char *why = read_team(root, &change, &name, &rc);
+    char message[128];
+    const char *why = read_team(root, &change, &name, &rc, message);
     if (why == NULL && create && change.name == NULL) {
         rc = KF_EINVAL;
         why = NAME_RULE;
