@@ -633,6 +633,12 @@ static void test_sqlite_pragmas_and_schema(void **state)
         {"CONVERSATION_LIST_STATUS", "conversations_by_status"},
         {"CONVERSATION_LIST_UNASSIGNED", "conversations_by_status_assignee"},
         {"CONVERSATION_LIST_MINE", "conversations_by_assignee"},
+        /* One team's: migration 7's indexes, team_id first. */
+        {"CONVERSATION_LIST_TEAM", "conversations_by_team "},
+        {"CONVERSATION_LIST_TEAM_STATUS", "conversations_by_team_status "},
+        {"CONVERSATION_LIST_TEAM_UNASSIGNED", "conversations_by_team_status_assignee "},
+        {"CONVERSATION_LIST_TEAM_MINE", "conversations_by_team_assignee "},
+        {"CONVERSATION_TEAM_COUNTS", "conversations_by_team "},
     };
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         assert_true(plan_uses(f, views[i].statement, views[i].index));
