@@ -109,6 +109,7 @@ struct kf_autoassign {
     bool looking;  /* a look is under way */
     bool again;    /* a kick came during it */
     bool watching; /* the last look saw an automatic team: look every LOOK_MS */
+    bool kicked;   /* a look is due in a moment (a kick's) */
     /* The look under way. */
     agent_row_t *agents;
     size_t agent_count, agent_cap;
@@ -369,6 +370,7 @@ static void look(kf_autoassign_t *e)
 static void timer_cb(uv_timer_t *timer)
 {
     kf_autoassign_t *e = timer->data;
+    e->kicked = false;
     if (e->watching || e->awaited_count > 0)
         look(e);
 }
@@ -406,13 +408,31 @@ void kf_autoassign_free(kf_autoassign_t *e)
     free(e);
 }
 
+/* A look in a moment: a burst of kicks (a team's members set, then its mode) is one look, and
+ * a steady stream of them (visitors writing) cannot put it off, since a kick already due stays
+ * due. */
+static void look_soon(kf_autoassign_t *e)
+{
+    if (e->kicked)
+        return;
+    e->kicked = true;
+    uv_timer_start(e->timer, timer_cb, 10, LOOK_MS);
+}
+
 void kf_autoassign_kick(kf_autoassign_t *e)
+{
+    /* Without an automatic team nothing but a team's change can make a look useful: a desk
+     * without them pays nothing per message. */
+    if (e != NULL && (e->watching || e->awaited_count > 0))
+        look_soon(e);
+}
+
+void kf_autoassign_teams_changed(kf_autoassign_t *e)
 {
     if (e == NULL)
         return;
-    /* Soon rather than now: a burst of kicks (a team's members set, then its mode) is one look. */
     e->watching = true;
-    uv_timer_start(e->timer, timer_cb, 10, LOOK_MS);
+    look_soon(e);
 }
 
 void kf_autoassign_replied(kf_autoassign_t *e, int64_t conversation_id, int64_t agent_id)

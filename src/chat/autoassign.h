@@ -50,6 +50,8 @@ void kf_autoassign_free(kf_autoassign_t *engine);
 /* Something that may let a conversation be assigned has happened (a conversation got a team or
  * a visitor's message, an agent came online or freed capacity, a team changed): look soon. */
 void kf_autoassign_kick(kf_autoassign_t *engine);
+/* A team was made or changed: look soon, even if no team assigned automatically before. */
+void kf_autoassign_teams_changed(kf_autoassign_t *engine);
 /* agent_id wrote in conversation_id: an automatic assignee who answers keeps the conversation. */
 void kf_autoassign_replied(kf_autoassign_t *engine, int64_t conversation_id, int64_t agent_id);
 

@@ -94,7 +94,7 @@ static void changed_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc == 0 && r->team != NULL) {
         json_t *event = json_pack("{s:s,s:o}", "type", "team", "team", team_json(r->team));
         kf_chat_publish(w->app->hub, 0, true, kf_chat_event(0, event));
-        kf_autoassign_kick(w->app->autoassign);
+        kf_autoassign_teams_changed(w->app->autoassign);
     }
     if (req != NULL && r->rc == KF_EEXISTS) {
         char message[400];
