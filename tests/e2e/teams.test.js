@@ -6,7 +6,8 @@
 // agent's conversations let go, and a silent assignee's conversation passed on. In the console:
 // Ana makes a team in the Teams dialog, adds Bo and herself, turns round-robin on, moves
 // visitors' conversations to it with the Team select; they go to Ana and Bo in turn, and Bo's
-// console, open beside hers, shows his team, its count and his assignments live.
+// console, open beside hers, shows his team, its count and his assignments live; and a console on
+// each of the five push transports sees a team made, renamed and given a conversation.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -278,3 +279,31 @@ for (const [label, viewport] of [['desktop', { width: 1280, height: 800 }], ['ph
     }),
   );
 }
+
+test('teams: every console, over every push transport, sees a new team, its rename and a conversation moved to it, without a reload', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await newVisitor(srv, 'Lin');
+    const id = (await visitorSend(srv, v.token, 'hello')).conversation_id;
+    const consoles = [];
+    for (const transport of ['ws', 'sse', 'longpoll', 'iframe', 'poll']) consoles.push([transport, await openAgent(env, srv, transport, BO)]);
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    const A = (method, p, body) => srv.api(method, p, { cookie: ana.cookie, csrf: ana.csrf, body });
+    const team = (await A('POST', '/api/teams', { name: 'Returns' })).json.team;
+    const filter = (c) => c.page.locator(`#team-filters .team-filter[data-team="${team.id}"]`);
+    for (const [transport, c] of consoles) {
+      await filter(c).waitFor({ timeout: T }).catch((e) => {
+        throw new Error(`${transport}: the new team did not show: ${e.message}`);
+      });
+    }
+    assert.equal((await A('PATCH', `/api/teams/${team.id}`, { name: 'Returns EU' })).status, 200);
+    assert.equal((await A('POST', `/api/conversations/${id}/assign`, { team_id: team.id })).status, 200);
+    for (const [transport, c] of consoles) {
+      await eventually(async () => (await filter(c).locator('.team-filter-name').textContent()) === 'Returns EU' && (await filter(c).getAttribute('data-count')) === '1', {
+        timeout: T,
+        what: `${transport}: the rename and the team's count`,
+      });
+    }
+    assertNoPageProblems(...consoles.map(([, c]) => c));
+  }),
+);
