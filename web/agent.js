@@ -101,6 +101,8 @@
   let listGen = 0;                // bumps on every change of view, so a slow page cannot fill another
   let countsTimer = null;
   let countsGen = 0;
+  let teamFilter = null;          // the team the list is filtered to (web/teams.js), or null
+  let teamPanelTimer = null;      // the team panel's open counts, read again after changes
 
   /* Conversations per page: the server's default (200); ?page_size= is for tests only, so that
    * paging can be tried without hundreds of conversations. */
@@ -178,6 +180,22 @@
   });
   $('team-settings-button').addEventListener('click', () => teamSettings.open());
 
+  /* Teams: the rail's filters, the desk bar's Team select, an admin's Teams dialog. */
+  const teams = new window.KefuTeams({
+    filters: $('team-filters'),
+    select: $('team-select'),
+    dialog: $('teams-dialog'),
+    button: $('teams-button'),
+    api: (method, path, body) => agentApi(method, path, body),
+    team,
+    me: () => me,
+    onFilter: (id) => {
+      teamFilter = id;
+      restartList();
+    },
+    onMove: (id) => deskChange($('team-select'), '/assign', {team_id: id}, id === null ? 'take it out of its team' : 'move it to the team'),
+  });
+
   /* Keyboard: j/k move through the list, r replies, e resolves, c claims, ? lists them. */
   function stepConversation(delta) {
     if (ui.listScroll.hidden) return; // search results stand in the list's place
@@ -241,7 +259,7 @@
   const search = new window.KefuSearch({
     form: $('search-form'), input: $('search-input'), panel: $('search-results'),
     status: $('search-status'), list: $('search-list'), more: $('search-more'),
-    hide: [ui.listScroll, ui.viewTabs],
+    hide: [ui.listScroll, ui.viewTabs, $('team-filters')],
   }, {
     api: (method, path, body, extra) => agentApi(method, path, body, extra),
     onOpen: (hit) => openHit(hit),
@@ -374,6 +392,9 @@
     if (push) push.stop();
     push = null;
     team.stop();
+    teams.stop();
+    teamFilter = null;
+    clearTimeout(teamPanelTimer);
     if ($('team-dialog').open) $('team-dialog').close();
     if ($('canned-dialog').open) $('canned-dialog').close();
     canned.changed(); // the next agent's are others
@@ -440,6 +461,7 @@
           startPush(cursor);
           outbox.resume();
           team.start(me.agent.id);
+          teams.start();
           scheduleCounts(0);
         }
         return;
@@ -457,6 +479,7 @@
   function listPath(before) {
     const params = new URLSearchParams();
     if (view !== 'all') params.set('view', view);
+    if (teamFilter !== null) params.set('team', String(teamFilter));
     if (PAGE_SIZE) params.set('limit', String(PAGE_SIZE));
     if (before) params.set('before', before);
     const q = params.toString();
@@ -624,6 +647,7 @@
 
   /* Whether the view shows conversation c (what the server's ?view= selects). */
   function inView(c) {
+    if (teamFilter !== null && !(c.team && Number(c.team.id) === teamFilter)) return false;
     const mine = !!me && !!c.assignee && Number(c.assignee.id) === Number(me.agent.id);
     switch (view) {
       case 'unassigned': return c.status === 'open' && !c.assignee;
@@ -674,6 +698,12 @@
       localStorage.setItem(viewKey(), v);
     } catch (e) { /* not remembered */ }
     showView();
+    await restartList();
+  }
+
+  /* The list from its first page again, for another view or team. */
+  async function restartList() {
+    if (!me) return;
     listGen++;
     nextPage = null;
     pagesLoaded = 0;
@@ -711,7 +741,10 @@
     const gen = ++countsGen;
     try {
       const data = await agentApi('GET', '/api/conversations/counts');
-      if (gen === countsGen && me) showCounts(data.counts);
+      if (gen === countsGen && me) {
+        showCounts(data.counts);
+        teams.showCounts(data.teams, view);
+      }
     } catch (e) { /* the next event asks again */ }
   }
 
@@ -901,6 +934,7 @@
     ui.claimButton.textContent = c.assignee ? 'Assign to me' : 'Claim';
     $('transcript-link').href = '/api/conversations/' + c.id + '/transcript?format=txt';
     fillAssignSelect();
+    teams.fillSelect(c);
   }
 
   /* An account was added or changed (by an admin, or an agent's own rename): the team list and,
@@ -911,6 +945,7 @@
       me.agent.role = agent.role;
       ui.agentName.textContent = agent.name || agent.email;
       ui.agentAvatar.textContent = initials(agent.name || agent.email);
+      teams.showRole();
     }
     team.reload();
   }
@@ -1203,7 +1238,10 @@
         if (state === 'connected' && outbox) outbox.kick(); // the way is clear: send what waits now
         // Connected, this console is online to the team (its own presence event may have gone
         // out before it listened): read everyone's as the server has them now.
-        if (state === 'connected' && me) team.reload();
+        if (state === 'connected' && me) {
+          team.reload();
+          teams.reload();
+        }
       },
       onTransport: (name) => showConnState(ui.conn, ui.conn.dataset.state, name),
       // Conversation, read and typing events are not replayed after a drop (only messages are),
@@ -1211,7 +1249,10 @@
       onResync() {
         visitorTyping.clear();
         if (me) loadConversations().catch(() => {});
-        if (me) team.reload();
+        if (me) {
+          team.reload();
+          teams.reload();
+        }
         scheduleCounts(0);
       },
       onAuthError: pushRefused,
@@ -1224,11 +1265,22 @@
     else if (ev.type === 'conversation') {
       announceNew(ev.conversation);
       applyConversation(ev.conversation);
-    } else if (ev.type === 'read') handleRead(ev);
+      scheduleTeamPanel();
+    } else if (ev.type === 'team' && ev.team) teams.apply(ev.team);
+    else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
     else if (ev.type === 'presence') team.apply(ev);
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
     else if (ev.type === 'mention' && Number(ev.agent_id) === Number(me.agent.id)) mentions.add(ev);
+  }
+
+  /* The team panel's "3 / 5 open" follows assignments: read again, once per burst. */
+  function scheduleTeamPanel() {
+    if (teamPanelTimer) return;
+    teamPanelTimer = setTimeout(() => {
+      teamPanelTimer = null;
+      if (me) team.reload();
+    }, 500);
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */

@@ -5,7 +5,10 @@
  *   team.apply(event);         // a pushed {"type":"presence"} event: that agent's dot changes
  *   team.reload();             // after a push reconnect: presence events are not replayed
  *   team.stop();
- *   team.members();            // the enabled agents, online first: [{id, name, status}]
+ *   team.members();            // the enabled agents, online first: [{id, name, status, open, capacity}]
+ *
+ * Each member shows how many unresolved conversations they hold, against their capacity when
+ * they have one ("3 / 5 open"); the console reads the list again after conversation changes.
  *
  * The agent chooses Online or Away in `status` (a <select>); POST /api/agent/status tells the
  * server, which tells every console. Offline is not a choice: the server says it when an
@@ -56,7 +59,8 @@
       this.agents.clear();
       for (const a of data.agents || []) {
         if (a.disabled) continue;
-        this.agents.set(a.id, {id: a.id, name: a.name || a.email, status: a.status || 'offline'});
+        this.agents.set(a.id, {id: a.id, name: a.name || a.email, status: a.status || 'offline',
+          open: a.open_conversations || 0, capacity: a.capacity || 0});
       }
       this.render();
     }
@@ -114,7 +118,11 @@
         const label = document.createElement('span');
         label.className = 'team-status';
         label.textContent = LABELS[a.status] || a.status;
-        li.append(dot, name, label);
+        const load = document.createElement('span');
+        load.className = 'team-load';
+        load.textContent = a.capacity > 0 ? a.open + ' / ' + a.capacity + ' open' : a.open + ' open';
+        load.title = a.capacity > 0 ? 'Unresolved conversations held, of at most ' + a.capacity : 'Unresolved conversations held (no limit)';
+        li.append(dot, name, load, label);
         return li;
       });
       this.el.replaceChildren(...items);

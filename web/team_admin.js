@@ -89,6 +89,21 @@
         role.value = a.role;
         role.addEventListener('change', () => this.change(a, {role: role.value}, 'change the role'));
         roleCell.append(role);
+        const capacityCell = document.createElement('td');
+        const capacity = document.createElement('input');
+        capacity.type = 'number';
+        capacity.min = '0';
+        capacity.max = '10000';
+        capacity.step = '1';
+        capacity.className = 'ta-capacity';
+        capacity.value = String(a.capacity || 0);
+        capacity.title = 'Most unresolved conversations automatic assignment gives; 0: no limit';
+        capacity.setAttribute('aria-label', 'Capacity of ' + (a.name || a.email));
+        capacity.addEventListener('change', () => this.change(a, {capacity: Number(capacity.value)}, 'change the capacity'));
+        const load = document.createElement('span');
+        load.className = 'ta-load';
+        load.textContent = (a.open_conversations || 0) + ' open';
+        capacityCell.append(capacity, load);
         const stateCell = document.createElement('td');
         const state = document.createElement('button');
         state.type = 'button';
@@ -101,7 +116,7 @@
         note.className = 'ta-state';
         note.textContent = a.disabled ? 'Disabled' : '';
         stateCell.append(note, state);
-        tr.append(name, email, roleCell, stateCell);
+        tr.append(name, email, roleCell, capacityCell, stateCell);
         return tr;
       });
       this.rows.replaceChildren(...rows);
@@ -113,6 +128,7 @@
         const a = data.agent;
         this.say(body.disabled === true ? (a.name || a.email) + ' is disabled: their sessions have ended.'
           : body.disabled === false ? (a.name || a.email) + ' can sign in again.'
+          : body.capacity !== undefined ? (a.name || a.email) + (a.capacity > 0 ? ' takes up to ' + a.capacity + ' conversations now.' : ' has no limit now.')
           : (a.name || a.email) + ' is ' + (a.role === 'admin' ? 'an admin' : 'an agent') + ' now.');
       });
       await this.load(); // as it is now, whether the change went or not

@@ -119,6 +119,12 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         /* News for the replays, published or not: a message jansson could not encode is stored
          * all the same, and the cursor just below it must not pass for current. */
         kf_replay_note_message(app->replay, kf_chat_audience_visitor(m), m->id);
+        /* An automatic assignee who answers keeps it (a private note is no answer); a visitor
+         * who writes may need someone. */
+        if (m->sender == KF_SENDER_AGENT && !m->is_private)
+            kf_autoassign_replied(app->autoassign, m->conversation_id, m->agent_id);
+        else if (m->sender == KF_SENDER_VISITOR)
+            kf_autoassign_kick(app->autoassign);
         pending->event = text != NULL ? kf_chat_message_event_of(m->id, text) : NULL;
         pending->visitor_id = kf_chat_audience_visitor(m);
         pending->conversation_id = m->conversation_id;

@@ -10,6 +10,11 @@
 #include "base/log.h"
 #include "chat/events.h"
 #include "chat/handlers.h"
+#include "chat/internal.h"
+
+/* The highest capacity an agent may be given: past any person's desk, short of overflow. */
+#define MAX_CAPACITY 10000
+#define CAPACITY_RULE "capacity must be a whole number from 0 (no limit) to 10000"
 
 /* An agent as admins see it: the agent, when it was created and whether it is disabled. */
 static json_t *account_json(const kf_agent_t *agent)
@@ -17,6 +22,9 @@ static json_t *account_json(const kf_agent_t *agent)
     json_t *json = kf_chat_agent_json(agent->id, agent->email, agent->name, agent->role);
     json_object_set_new(json, "created_at", json_integer((json_int_t)agent->created_at));
     json_object_set_new(json, "disabled", json_boolean(agent->disabled_at != 0));
+    json_object_set_new(json, "capacity", json_integer((json_int_t)agent->capacity));
+    json_object_set_new(json, "open_conversations",
+                        json_integer((json_int_t)agent->open_conversations));
     return json;
 }
 
@@ -437,6 +445,8 @@ typedef struct change_wait {
     bool own;                           /* the agent changes its own password */
     bool keep_session;                  /* the caller's session survives a password change */
     char session[KF_HASH_HEX_SIZE];     /* which one that is */
+    bool set_capacity;                  /* capacity changes */
+    int64_t capacity;                   /* to this */
 } change_wait_t;
 
 /* A password's copy goes with its bytes wiped, as the login's does. */
@@ -479,11 +489,17 @@ static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
             kf_info("agent %s %s by %s (sessions ended: %lld, push connections ended: %zu)",
                     a->email, disabled ? "disabled" : "given a new password", w->by,
                     (long long)r->count, ended);
+            /* What it held is unassigned now: every console's lists follow. */
+            for (size_t i = 0; i < r->released_count; i++)
+                kf_chat_publish_conversation(app->store, app->hub, r->released[i], false);
         } else if (w->state == KF_AGENT_STATE_ENABLE) {
             kf_info("agent %s enabled by %s", a->email, w->by);
         } else {
             kf_info("agent %s changed by %s (role %s)", a->email, w->by, a->role);
         }
+        /* Released conversations, or room under a new capacity: automatic assignment may act. */
+        if (disabled || w->set_capacity)
+            kf_autoassign_kick(app->autoassign);
     }
     if (req != NULL && r->rc == KF_ENOTFOUND)
         kf_call_fail(req, KF_ENOTFOUND, "no such agent");
@@ -508,6 +524,8 @@ static void store_change(change_wait_t *w, const char *password_hash)
         .now = kf_clock_wall_ms(),
         .password_hash = password_hash,
         .keep_session = w->keep_session ? w->session : NULL,
+        .set_capacity = w->set_capacity,
+        .capacity = w->capacity,
     };
     int rc = store->ops->agent_update(store, w->id, &change, agent_changed_cb, w);
     if (rc == 0)
@@ -574,8 +592,8 @@ static void own_account_cb(void *ctx, const kf_store_result_t *r)
 }
 
 /* The fields a change may hold. */
-static const char *const change_fields[] = {"disabled", "name", "role", "password",
-                                            "current_password"};
+static const char *const change_fields[] = {"disabled",         "name",    "role", "password",
+                                            "current_password", "capacity"};
 
 /* What is wrong with a change's fields, or NULL; the first field it does not know in *unknown. */
 static const char *check_change(json_t *root, const char **unknown)
@@ -598,8 +616,9 @@ static const char *check_change(json_t *root, const char **unknown)
     json_t *role = json_object_get(root, "role");
     json_t *password = json_object_get(root, "password");
     json_t *current = json_object_get(root, "current_password");
-    if (disabled == NULL && name == NULL && role == NULL && password == NULL)
-        return "nothing to change: give disabled, name, role or password";
+    if (disabled == NULL && name == NULL && role == NULL && password == NULL &&
+        json_object_get(root, "capacity") == NULL)
+        return "nothing to change: give disabled, name, role, password or capacity";
     if (disabled != NULL && !json_is_boolean(disabled))
         return "disabled must be true or false";
     if (name != NULL && !is_name(name))
@@ -620,8 +639,9 @@ static int allowed_change(const kf_call_t *call, int64_t id, json_t *root, const
     const kf_agent_auth_t *me = &call->who->agent;
     bool admin = strcmp(me->role, "admin") == 0;
     bool own = id == me->id;
-    if (!admin && (!own || json_object_get(root, "disabled") != NULL ||
-                   json_object_get(root, "role") != NULL)) {
+    if (!admin &&
+        (!own || json_object_get(root, "disabled") != NULL ||
+         json_object_get(root, "role") != NULL || json_object_get(root, "capacity") != NULL)) {
         *why = "an agent may change only its own name and password; the rest is an admin's";
         return KF_EFORBIDDEN;
     }
@@ -650,14 +670,21 @@ void kf_agents_patch(const kf_call_t *call)
     /* An unknown field is a malformed request: a typo ("disable") must not pass for a change
      * that did nothing. */
     int rc = why == NULL ? 0 : unknown != NULL ? KF_EPROTO : KF_EINVAL;
+    json_t *capacity = json_object_get(root, "capacity");
+    if (rc == 0 && capacity != NULL &&
+        (!json_is_integer(capacity) || json_integer_value(capacity) < 0 ||
+         json_integer_value(capacity) > MAX_CAPACITY)) {
+        rc = KF_EPROTO;
+        why = CAPACITY_RULE;
+    }
     if (rc == 0)
         rc = allowed_change(call, id, root, &why);
     if (rc != 0) {
         char message[128];
         if (unknown != NULL) {
             snprintf(message, sizeof message,
-                     "unknown field \"%.32s\": a change takes disabled, name, role, password and "
-                     "current_password",
+                     "unknown field \"%.32s\": a change takes disabled, name, role, password, "
+                     "current_password and capacity",
                      unknown);
             why = message;
         }
@@ -685,6 +712,8 @@ void kf_agents_patch(const kf_call_t *call)
     w->password = password != NULL ? kf_xstrdup(json_string_value(password)) : NULL;
     w->current = current != NULL ? kf_xstrdup(json_string_value(current)) : NULL;
     w->own = id == call->who->agent.id;
+    w->set_capacity = capacity != NULL;
+    w->capacity = capacity != NULL ? json_integer_value(capacity) : 0;
     w->keep_session = w->own && kf_authn_session_hash(app->authn, req, w->session) == 0;
     snprintf(w->email, sizeof w->email, "%s", call->who->agent.email);
     json_decref(root);

@@ -69,6 +69,8 @@ static void presence_changed_cb(void *ctx, int64_t agent_id, kf_presence_status_
     json_t *event = json_pack("{s:s,s:I,s:s}", "type", "presence", "agent_id", (json_int_t)agent_id,
                               "status", kf_presence_name(status));
     kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
+    if (status == KF_PRESENCE_ONLINE)
+        kf_autoassign_kick(app->autoassign);
 }
 
 static size_t agent_connections(void *ctx, int64_t agent_id)
@@ -209,6 +211,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     push.receive = kf_ws_receive;
     push.receive_ctx = app;
     app->push = kf_push_new(loop, app->hub, &push);
+    app->autoassign = kf_autoassign_new(app);
     return app;
 
 out_free_authn:
@@ -242,6 +245,7 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
+    kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);

@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "chat/handlers.h"
 #include "chat/events.h"
+#include "chat/internal.h"
 
 /* A page of the list holds at most this many, and by default this many. */
 #define LIST_MAX 500
@@ -132,11 +133,29 @@ static bool read_page(const kf_call_t *call, kf_conversation_page_t *page)
     return true;
 }
 
+/* Reads ?team= (one team's conversations) into page; answers 400 and returns false for a bad
+ * one. An unknown team's list is empty, as a view with nothing in it. */
+static bool read_team(const kf_call_t *call, kf_conversation_page_t *page)
+{
+    char value[24];
+    int n = kf_http_query_get(call->req->head->query, "team", value, sizeof value);
+    if (n == KF_ENOTFOUND)
+        return true;
+    uint64_t team_id;
+    if (n < 1 || kf_parse_u64((kf_str_t){value, (size_t)n}, &team_id) != 0 || team_id < 1 ||
+        team_id > INT64_MAX) {
+        kf_call_fail(call->req, KF_EPROTO, "team must be a team's id");
+        return false;
+    }
+    page->team_id = (int64_t)team_id;
+    return true;
+}
+
 void kf_conversations_get(const kf_call_t *call)
 {
     kf_app_t *app = call->app;
     kf_conversation_page_t page;
-    if (!read_page(call, &page))
+    if (!read_page(call, &page) || !read_team(call, &page))
         return;
     list_wait_t *w = kf_xcalloc(1, sizeof *w);
     w->array = json_array();
@@ -149,27 +168,75 @@ void kf_conversations_get(const kf_call_t *call)
 
 /* ---- the counts ---- */
 
+/* The desk's counts, then each team's: two reads. */
+typedef struct counts_wait {
+    kf_wait_t base;
+    kf_store_t *store;
+    int64_t agent_id;
+    json_t *counts; /* the desk's, by view name */
+    json_t *teams;  /* each team's, by its id */
+} counts_wait_t;
+
+/* One count per view, by view name. */
+static json_t *view_counts_json(const int64_t *counts)
+{
+    json_t *json = json_object();
+    for (int view = 0; view < KF_VIEW_COUNT; view++)
+        json_object_set_new(json, view_names[view], json_integer((json_int_t)counts[view]));
+    return json;
+}
+
+static void counts_wait_free(counts_wait_t *w)
+{
+    json_decref(w->counts);
+    json_decref(w->teams);
+    free(w);
+}
+
+static int team_counts_cb(void *ctx, int64_t team_id, const int64_t *counts)
+{
+    counts_wait_t *w = ctx;
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)team_id);
+    json_object_set_new(w->teams, key, view_counts_json(counts));
+    return 0;
+}
+
+static void team_counts_done_cb(void *ctx, const kf_store_result_t *r)
+{
+    counts_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0)
+        kf_call_fail(req, r->rc, NULL);
+    else if (req != NULL)
+        kf_resp_json(req, 200, json_pack("{s:O,s:O}", "counts", w->counts, "teams", w->teams));
+    counts_wait_free(w);
+}
+
 static void counts_done_cb(void *ctx, const kf_store_result_t *r)
 {
-    kf_wait_t *w = ctx;
-    kf_req_t *req = w->req;
-    free(w);
-    if (req == NULL)
-        return;
-    if (r->rc != 0) {
-        kf_call_fail(req, r->rc, NULL);
-        return;
+    counts_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    int rc = r->rc;
+    if (req != NULL && rc == 0) {
+        w->counts = view_counts_json(r->counts);
+        w->teams = json_object();
+        rc = w->store->ops->conversation_team_counts(w->store, w->agent_id, team_counts_cb,
+                                                     team_counts_done_cb, w);
+        if (rc == 0)
+            return;
     }
-    json_t *counts = json_object();
-    for (int view = 0; view < KF_VIEW_COUNT; view++)
-        json_object_set_new(counts, view_names[view], json_integer((json_int_t)r->counts[view]));
-    kf_resp_json(req, 200, json_pack("{s:o}", "counts", counts));
+    if (req != NULL)
+        kf_call_fail(req, rc, NULL);
+    counts_wait_free(w);
 }
 
 void kf_conversation_counts_get(const kf_call_t *call)
 {
     kf_store_t *store = call->app->store;
-    kf_wait_t *w = kf_xcalloc(1, sizeof *w);
+    counts_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->store = store;
+    w->agent_id = call->who->agent.id;
     kf_call_hold(call->req, w,
                  store->ops->conversation_counts(store, call->who->agent.id, counts_done_cb, w));
 }
@@ -260,7 +327,7 @@ static void change_refused(kf_req_t *req, const change_wait_t *w, const kf_store
     } else if (r->rc == KF_EFORBIDDEN) {
         kf_call_fail(req, KF_EINVAL, "that agent is disabled");
     } else if (r->rc == KF_EINVAL && w->kind == CHANGE_ASSIGN) {
-        kf_call_fail(req, KF_EINVAL, "no such agent");
+        kf_call_fail(req, KF_EINVAL, r->team_missing ? "no such team" : "no such agent");
     } else {
         kf_call_fail(req, r->rc, NULL);
     }
@@ -273,9 +340,12 @@ static void changed_cb(void *ctx, const kf_store_result_t *r)
     change_wait_t *w = ctx;
     kf_req_t *req = w->base.req;
     kf_app_t *app = w->app;
-    if (r->rc == 0)
+    if (r->rc == 0) {
         kf_chat_publish_conversation(app->store, app->hub, w->conversation_id,
                                      w->kind == CHANGE_STATUS);
+        /* A new team, an agent's freed capacity or a reopened one: automatic assignment may act. */
+        kf_autoassign_kick(app->autoassign);
+    }
     if (r->rc == 0 && r->message != NULL) /* a transfer's note */
         kf_chat_publish_message(app, r->message);
     if (req != NULL && r->rc != 0)
@@ -400,32 +470,43 @@ void kf_conversation_assign_post(const kf_call_t *call)
     json_t *root = kf_call_json(req);
     if (root == NULL)
         return;
-    static const char *const allowed[] = {"agent_id", "note", NULL};
-    if (!known_fields(req, root, allowed, "an assignment takes agent_id and note")) {
+    static const char *const allowed[] = {"agent_id", "team_id", "note", NULL};
+    if (!known_fields(req, root, allowed, "an assignment takes agent_id, team_id and note")) {
         json_decref(root);
         return;
     }
     json_t *agent_id = json_object_get(root, "agent_id");
-    bool valid =
-        json_is_null(agent_id) || (json_is_integer(agent_id) && json_integer_value(agent_id) > 0);
-    int64_t to = json_is_integer(agent_id) ? json_integer_value(agent_id) : 0;
+    json_t *team_id = json_object_get(root, "team_id");
+    kf_conversation_assign_t transfer = {
+        .conversation_id = call->ids[0],
+        .set_agent = agent_id != NULL,
+        .agent_id = json_is_integer(agent_id) ? json_integer_value(agent_id) : 0,
+        .set_team = team_id != NULL,
+        .team_id = json_is_integer(team_id) ? json_integer_value(team_id) : 0,
+    };
     char *note = NULL;
-    const char *why = assign_note(app, json_object_get(root, "note"), &note);
+    const char *why = NULL;
+    if (agent_id == NULL && team_id == NULL)
+        why = "an assignment takes agent_id, team_id or both";
+    else if (agent_id != NULL && !json_is_null(agent_id) && transfer.agent_id <= 0)
+        why = "agent_id must be an agent's id, or null for nobody";
+    else if (team_id != NULL && !json_is_null(team_id) && transfer.team_id <= 0)
+        why = "team_id must be a team's id, or null for none";
+    else
+        why = assign_note(app, json_object_get(root, "note"), &note);
     json_decref(root);
-    if (!valid || why != NULL) {
+    if (why != NULL) {
         free(note);
-        kf_call_fail(req, KF_EINVAL,
-                     why != NULL ? why : "agent_id must be an agent's id, or null for nobody");
+        kf_call_fail(req, KF_EINVAL, why);
         return;
     }
     change_wait_t *w = change_new(call, CHANGE_ASSIGN);
     /* The note goes in the assignment's own write: a transfer moves the conversation and stores
      * its note, or does neither. */
-    kf_assign_t assign = {.conversation_id = w->conversation_id,
-                          .agent_id = to,
-                          .by_agent_id = w->caller,
-                          .note = note,
-                          .now = kf_clock_wall_ms()};
-    kf_call_hold(req, w, app->store->ops->conversation_assign(app->store, &assign, changed_cb, w));
+    transfer.by_agent_id = w->caller;
+    transfer.note = note;
+    transfer.now = kf_clock_wall_ms();
+    kf_call_hold(req, w,
+                 app->store->ops->conversation_assign(app->store, &transfer, changed_cb, w));
     free(note);
 }

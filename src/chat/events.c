@@ -28,7 +28,8 @@ json_t *kf_chat_agent_json(int64_t id, const char *email, const char *name, cons
                      "role", role);
 }
 
-json_t *kf_chat_conversation_json(const kf_conversation_t *c)
+/* The conversation's fields before teams. */
+static json_t *conversation_json(const kf_conversation_t *c)
 {
     const kf_agent_t *a = &c->assignee;
     return json_pack(
@@ -42,6 +43,17 @@ json_t *kf_chat_conversation_json(const kf_conversation_t *c)
         c->has_last_message ? kf_chat_message_json(&c->last_message) : json_null(), "created_at",
         (json_int_t)c->created_at, "updated_at", (json_int_t)c->updated_at, "agent_read_up_to",
         (json_int_t)c->agent_read_up_to, "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
+}
+
+json_t *kf_chat_conversation_json(const kf_conversation_t *c)
+{
+    json_t *json = conversation_json(c);
+    json_object_set_new(json, "team",
+                        c->team_id != 0
+                            ? json_pack("{s:I,s:s}", "id", (json_int_t)c->team_id, "name",
+                                        c->team_name != NULL ? c->team_name : "")
+                            : json_null());
+    return json;
 }
 
 /* What a visitor sees of their conversation. seen_up_to (the agents' read mark) lets a page

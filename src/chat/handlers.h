@@ -1,5 +1,6 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
- * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, search_api.c and live.c. Each runs
+ * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c, search_api.c and
+ * live.c. Each runs
  * once the dispatcher has checked the route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
@@ -53,6 +54,12 @@ void kf_canned_get(const kf_call_t *call);
 void kf_canned_post(const kf_call_t *call);
 void kf_canned_patch(const kf_call_t *call);
 void kf_canned_delete(const kf_call_t *call);
+
+/* teams_api.c */
+void kf_teams_get(const kf_call_t *call);
+void kf_teams_post(const kf_call_t *call);
+void kf_teams_patch(const kf_call_t *call);
+void kf_team_members_put(const kf_call_t *call);
 
 /* search_api.c */
 void kf_search_get(const kf_call_t *call);

@@ -9,6 +9,7 @@
 #include "auth/hasher.h"
 #include "chat/app.h"
 #include "chat/authn.h"
+#include "chat/autoassign.h"
 #include "chat/limits.h"
 #include "chat/presence.h"
 #include "chat/quota.h"
@@ -26,12 +27,13 @@ struct kf_app {
     kf_hub_t *hub;
     kf_push_t *push;
     kf_app_config_t config;
-    kf_authn_t *authn;       /* who requests come from */
-    kf_limits_t *limits;     /* the abuse limits */
-    kf_replay_t *replay;     /* stored messages for push connections */
-    kf_quota_t *quota;       /* push connections per listener */
-    kf_hasher_t *hasher;     /* password hashes, off the loop */
-    kf_presence_t *presence; /* the agents' online, away or offline */
+    kf_authn_t *authn;           /* who requests come from */
+    kf_limits_t *limits;         /* the abuse limits */
+    kf_replay_t *replay;         /* stored messages for push connections */
+    kf_quota_t *quota;           /* push connections per listener */
+    kf_hasher_t *hasher;         /* password hashes, off the loop */
+    kf_presence_t *presence;     /* the agents' online, away or offline */
+    kf_autoassign_t *autoassign; /* the teams' automatic assignment */
     /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads
      * or deferred a replay; the loop then runs the store's complete() (answers, publishes) and
      * the deferred replays. */

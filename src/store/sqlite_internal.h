@@ -19,7 +19,16 @@
 
 /* The columns of an agent row (read by kf_sqlite_read_agent). */
 #define KF_SQLITE_AGENT_COLUMNS                                                                    \
-    "id, email, name, role, password_hash, created_at, COALESCE(disabled_at, 0)"
+    "id, email, name, role, password_hash, created_at, COALESCE(disabled_at, 0), capacity, "       \
+    "(SELECT count(*) FROM conversations x WHERE x.assignee_id = agents.id "                       \
+    "  AND x.status != 'resolved')"
+
+/* The columns of a team's row (read by kf_sqlite_read_team) over teams t: its members' ids are
+ * one text of comma-separated numbers, ascending. */
+#define KF_SQLITE_TEAM_COLUMNS                                                                     \
+    "t.id, t.name, t.auto_assign, t.reassign_after, t.created_at, "                                \
+    "(SELECT group_concat(agent_id) FROM (SELECT agent_id FROM team_members "                      \
+    "  WHERE team_id = t.id ORDER BY agent_id))"
 
 /* The columns of a canned reply's row (read by kf_sqlite_read_canned). */
 #define KF_SQLITE_CANNED_COLUMNS "id, COALESCE(owner_id, 0), shortcut, body, created_at, updated_at"
@@ -44,15 +53,18 @@
     "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
     "  AND u.id > c.visitor_read_up_to AND u.sender = 1 AND u.private = "                          \
     "0), " KF_SQLITE_MESSAGE_COLUMNS ", "                                                          \
-    "COALESCE(c.snoozed_until, 0), COALESCE(c.assignee_id, 0), ag.email, ag.name, ag.role "        \
+    "COALESCE(c.snoozed_until, 0), COALESCE(c.assignee_id, 0), ag.email, ag.name, ag.role, "       \
+    "COALESCE(c.team_id, 0), tm.name "                                                             \
     "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
     "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
     "  ORDER BY l.id DESC LIMIT 1) "                                                               \
     "LEFT JOIN agents a ON a.id = m.agent_id "                                                     \
-    "LEFT JOIN agents ag ON ag.id = c.assignee_id "
+    "LEFT JOIN agents ag ON ag.id = c.assignee_id LEFT JOIN teams tm ON tm.id = c.team_id "
 #define KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN 10
-/* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned). */
+/* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned), then
+ * the team's id and name. */
 #define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 20
+#define KF_SQLITE_CONVERSATION_TEAM_COLUMN 24
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */
@@ -159,6 +171,27 @@
       "(SELECT count(*) FROM conversations WHERE status = 'pending'), "                            \
       "(SELECT count(*) FROM conversations WHERE status = 'resolved'), "                           \
       "(SELECT count(*) FROM conversations WHERE status = 'snoozed')")                             \
+    /* One team's views (migration 7's indexes, team_id first), ?5 the team. */                    \
+    X(CONVERSATION_LIST_TEAM, KF_SQLITE_CONVERSATION_SELECT                                        \
+      "WHERE c.team_id = ?5 AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)            \
+    X(CONVERSATION_LIST_TEAM_STATUS,                                                               \
+      KF_SQLITE_CONVERSATION_SELECT "WHERE c.team_id = ?5 AND c.status = ?4 AND (c.updated_at, "   \
+                                    "c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                      \
+    X(CONVERSATION_LIST_TEAM_UNASSIGNED, KF_SQLITE_CONVERSATION_SELECT                             \
+      "WHERE c.team_id = ?5 AND c.status = 'open' AND c.assignee_id IS NULL "                      \
+      "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                 \
+    X(CONVERSATION_LIST_TEAM_MINE, KF_SQLITE_CONVERSATION_SELECT                                   \
+      "WHERE c.team_id = ?5 AND c.assignee_id = ?4 AND c.status != 'resolved' "                    \
+      "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                 \
+    /* Every team's counts, in kf_conversation_view_t's order: one pass over the team index.       \
+     * O(conversations with a team), resolved ones too, like CONVERSATION_COUNTS' "all". */        \
+    X(CONVERSATION_TEAM_COUNTS,                                                                    \
+      "SELECT team_id, count(*), "                                                                 \
+      "sum(status = 'open' AND assignee_id IS NULL), "                                             \
+      "sum(assignee_id IS ?1 AND status != 'resolved'), "                                          \
+      "sum(status = 'open'), sum(status = 'pending'), sum(status = 'resolved'), "                  \
+      "sum(status = 'snoozed') FROM conversations INDEXED BY conversations_by_team "               \
+      "WHERE team_id IS NOT NULL GROUP BY team_id ORDER BY team_id")                               \
     X(CONVERSATION_SET_STATUS, "UPDATE conversations SET status = ?2, snoozed_until = ?3 "         \
                                "WHERE id = ?1")                                                    \
     /* A claim is one conditional write: of claims racing for one conversation, the first to       \
@@ -167,7 +200,36 @@
       "UPDATE conversations SET assignee_id = ?2 WHERE id = ?1 "                                   \
       "AND status != 'resolved' AND (assignee_id IS NULL OR assignee_id = ?2)")                    \
     X(CONVERSATION_HOLDER, "SELECT COALESCE(assignee_id, 0) FROM conversations WHERE id = ?1")     \
-    X(CONVERSATION_ASSIGN, "UPDATE conversations SET assignee_id = ?2 WHERE id = ?1")              \
+    /* ?3 and ?5 say whether the holder (?2) and the team (?4) change. */                          \
+    X(CONVERSATION_ASSIGN, "UPDATE conversations SET "                                             \
+                           "assignee_id = CASE WHEN ?3 THEN ?2 ELSE assignee_id END, "             \
+                           "team_id = CASE WHEN ?5 THEN ?4 ELSE team_id END WHERE id = ?1")        \
+    /* Automatic assignment (store.h: conversation_autoassign): one conditional write, the         \
+     * capacity counted in it. */                                                                  \
+    X(CONVERSATION_AUTOASSIGN,                                                                     \
+      "UPDATE conversations SET assignee_id = ?4 WHERE id = ?1 AND status = 'open' "               \
+      "AND team_id = ?2 AND assignee_id IS ?3 "                                                    \
+      "AND EXISTS (SELECT 1 FROM team_members WHERE team_id = ?2 AND agent_id = ?4) "              \
+      "AND EXISTS (SELECT 1 FROM agents a WHERE a.id = ?4 AND a.disabled_at IS NULL "              \
+      "  AND (a.capacity = 0 OR (SELECT count(*) FROM conversations x "                            \
+      "    WHERE x.assignee_id = ?4 AND x.status != 'resolved') < a.capacity))")                   \
+    /* Disabling an agent: what it held, then letting go of it. */                                 \
+    X(CONVERSATION_HELD_BY, "SELECT id FROM conversations WHERE assignee_id = ?1 "                 \
+                            "AND status != 'resolved'")                                            \
+    X(CONVERSATION_RELEASE_ALL, "UPDATE conversations SET assignee_id = NULL "                     \
+                                "WHERE assignee_id = ?1 AND status != 'resolved'")                 \
+    X(AGENT_SET_CAPACITY, "UPDATE agents SET capacity = ?2 WHERE id = ?1")                         \
+    X(TEAM_LIST, "SELECT " KF_SQLITE_TEAM_COLUMNS " FROM teams t ORDER BY t.name, t.id")           \
+    X(TEAM_BY_ID, "SELECT " KF_SQLITE_TEAM_COLUMNS " FROM teams t WHERE t.id = ?1")                \
+    X(TEAM_EXISTS, "SELECT 1 FROM teams WHERE id = ?1")                                            \
+    X(TEAM_CREATE, "INSERT INTO teams (name, auto_assign, reassign_after, created_at) "            \
+                   "VALUES (?1, COALESCE(?2, 'off'), MAX(?3, 0), ?4)")                             \
+    X(TEAM_UPDATE, "UPDATE teams SET name = COALESCE(?2, name), "                                  \
+                   "auto_assign = COALESCE(?3, auto_assign), "                                     \
+                   "reassign_after = CASE WHEN ?4 >= 0 THEN ?4 ELSE reassign_after END "           \
+                   "WHERE id = ?1")                                                                \
+    X(TEAM_MEMBERS_CLEAR, "DELETE FROM team_members WHERE team_id = ?1")                           \
+    X(TEAM_MEMBER_ADD, "INSERT OR IGNORE INTO team_members (team_id, agent_id) VALUES (?1, ?2)")   \
     X(CONVERSATION_SNOOZE_DUE, "SELECT id FROM conversations INDEXED BY conversations_snoozed "    \
                                "WHERE status = 'snoozed' AND snoozed_until <= ?1 "                 \
                                "ORDER BY snoozed_until LIMIT 1")                                   \
@@ -254,6 +316,8 @@ typedef enum {
     OP_MESSAGES_ALL,
     OP_SEARCH,
     OP_CANNED_LIST,
+    OP_TEAM_COUNTS,
+    OP_TEAM_LIST,
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
@@ -270,6 +334,10 @@ typedef enum {
     OP_CANNED_CREATE,
     OP_CANNED_UPDATE,
     OP_CANNED_DELETE,
+    OP_AUTOASSIGN,
+    OP_TEAM_CREATE,
+    OP_TEAM_UPDATE,
+    OP_TEAM_SET_MEMBERS,
 } op_kind_t;
 
 /* At most this many strings an operation copies (agent_update's four, and the four of the row it
@@ -289,6 +357,8 @@ typedef struct op {
     kf_store_agent_cb each_agent;               /* agent_list */
     kf_store_search_cb each_hit;                /* search */
     kf_store_canned_cb each_canned;             /* canned_list */
+    kf_store_team_cb each_team;                 /* team_list */
+    kf_store_team_counts_cb each_team_counts;   /* conversation_team_counts */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -340,11 +410,20 @@ typedef struct op {
         } status;
         struct {
             int64_t conversation_id;
-            int64_t agent_id;    /* 0: nobody (assign only) */
-            int64_t by_agent_id; /* assign with a note: its author */
-            const char *note;    /* assign: a private note with the transfer, or NULL */
-            int64_t now;         /* assign with a note: its created_at */
-        } assign;                /* conversation_claim, conversation_assign */
+            int64_t agent_id;              /* 0: nobody (assign only) */
+        } assign;                          /* conversation_claim */
+        kf_conversation_assign_t transfer; /* conversation_assign */
+        struct {
+            int64_t conversation_id;
+            int64_t team_id;
+            int64_t from_agent_id;
+            int64_t agent_id;
+        } autoassign; /* conversation_autoassign */
+        struct {
+            int64_t id;              /* update, set_members */
+            kf_team_change_t change; /* create, update */
+            int64_t now;             /* create */
+        } team;                      /* team_create, team_update, team_set_members (ids below) */
         struct {
             int64_t conversation_id;
             int64_t now;
@@ -365,10 +444,14 @@ typedef struct op {
             int64_t now;
         } canned; /* canned_create, canned_update, canned_delete; canned_list's agent_id */
     } args;
-    kf_store_result_t result;      /* a write's, filled by the writer */
-    kf_message_t message;          /* message_add: result.message points here */
-    kf_agent_t agent;              /* agent_update: result.agent points here */
-    kf_canned_t canned;            /* canned_create, canned_update: result.canned points here */
+    kf_store_result_t result; /* a write's, filled by the writer */
+    kf_message_t message;     /* message_add: result.message points here */
+    kf_agent_t agent;         /* agent_update: result.agent points here */
+    kf_canned_t canned;       /* canned_create, canned_update: result.canned points here */
+    kf_team_t team;           /* the team writes: result.team points here */
+    int64_t *ids;             /* owned: team_set_members' agent ids, then the read-back
+                               * team's members; agent_update's released conversations */
+    size_t id_count;
     int64_t counts[KF_VIEW_COUNT]; /* conversation_counts: result.counts points here */
     char *strings[OP_MAX_STRINGS]; /* the copies the arguments and message point into */
     int string_count;
@@ -456,6 +539,9 @@ void kf_sqlite_read_message(sqlite3_stmt *st, int first, kf_message_t *message);
 void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversation);
 void kf_sqlite_read_agent(sqlite3_stmt *st, kf_agent_t *agent);
 void kf_sqlite_read_canned(sqlite3_stmt *st, kf_canned_t *canned);
+/* Fills team from the KF_SQLITE_TEAM_COLUMNS; its member ids go into *ids (reallocated, the
+ * caller frees it). */
+void kf_sqlite_read_team(sqlite3_stmt *st, kf_team_t *team, int64_t **ids);
 
 /* A new operation of kind for done(ctx). */
 op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx);
@@ -506,6 +592,10 @@ int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, si
                      kf_store_search_cb each, kf_store_done_cb done, void *ctx);
 int kf_sqlite_canned_list(kf_store_t *store, int64_t agent_id, kf_store_canned_cb each,
                           kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_team_counts(kf_store_t *store, int64_t agent_id,
+                                       kf_store_team_counts_cb each, kf_store_done_cb done,
+                                       void *ctx);
+int kf_sqlite_team_list(kf_store_t *store, kf_store_team_cb each, kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_writer.c ---- */
 
@@ -537,8 +627,17 @@ int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id
                                       kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                  kf_store_done_cb done, void *ctx);
-int kf_sqlite_conversation_assign(kf_store_t *store, const kf_assign_t *assign,
+int kf_sqlite_conversation_assign(kf_store_t *store, const kf_conversation_assign_t *assign,
                                   kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_autoassign(kf_store_t *store, int64_t conversation_id, int64_t team_id,
+                                      int64_t from_agent_id, int64_t agent_id,
+                                      kf_store_done_cb done, void *ctx);
+int kf_sqlite_team_create(kf_store_t *store, const kf_team_change_t *team, int64_t now,
+                          kf_store_done_cb done, void *ctx);
+int kf_sqlite_team_update(kf_store_t *store, int64_t id, const kf_team_change_t *change,
+                          kf_store_done_cb done, void *ctx);
+int kf_sqlite_team_set_members(kf_store_t *store, int64_t id, const int64_t *agent_ids,
+                               size_t count, kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
                                 kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,

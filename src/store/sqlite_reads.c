@@ -128,7 +128,8 @@ int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t 
                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
 {
     if (page == NULL || each == NULL || done == NULL || page->view < KF_VIEW_ALL ||
-        page->view >= KF_VIEW_COUNT || (page->view == KF_VIEW_MINE && page->agent_id <= 0))
+        page->view >= KF_VIEW_COUNT || (page->view == KF_VIEW_MINE && page->agent_id <= 0) ||
+        page->team_id < 0)
         return KF_EINVAL;
     op_t *op = kf_sqlite_op_new(OP_CONVERSATION_LIST, done, ctx);
     op->each_conversation = each;
@@ -210,9 +211,43 @@ int kf_sqlite_canned_list(kf_store_t *store, int64_t agent_id, kf_store_canned_c
     return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
 }
 
-/* The statement of a page of a view. */
-static stmt_id_t list_statement(kf_conversation_view_t view)
+int kf_sqlite_conversation_team_counts(kf_store_t *store, int64_t agent_id,
+                                       kf_store_team_counts_cb each, kf_store_done_cb done,
+                                       void *ctx)
 {
+    if (each == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_TEAM_COUNTS, done, ctx);
+    op->each_team_counts = each;
+    op->args.id = agent_id;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_team_list(kf_store_t *store, kf_store_team_cb each, kf_store_done_cb done, void *ctx)
+{
+    if (each == NULL || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_TEAM_LIST, done, ctx);
+    op->each_team = each;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+/* The statement of a page of one team's view. */
+static stmt_id_t team_list_statement(kf_conversation_view_t view)
+{
+    if (view == KF_VIEW_UNASSIGNED)
+        return STMT_CONVERSATION_LIST_TEAM_UNASSIGNED;
+    if (view == KF_VIEW_MINE)
+        return STMT_CONVERSATION_LIST_TEAM_MINE;
+    return view_status[view] != NULL ? STMT_CONVERSATION_LIST_TEAM_STATUS
+                                     : STMT_CONVERSATION_LIST_TEAM;
+}
+
+/* The statement of a page of a view. */
+static stmt_id_t list_statement(kf_conversation_view_t view, int64_t team_id)
+{
+    if (team_id != 0)
+        return team_list_statement(view);
     if (view == KF_VIEW_UNASSIGNED)
         return STMT_CONVERSATION_LIST_UNASSIGNED;
     if (view == KF_VIEW_MINE)
@@ -228,7 +263,9 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
     switch (op->kind) {
     case OP_SETTING_GET: return kf_sqlite_bind(st, "t", op->args.key);
     case OP_AGENT_COUNT:
-    case OP_AGENT_LIST: return 0;
+    case OP_AGENT_LIST:
+    case OP_TEAM_LIST: return 0;
+    case OP_TEAM_COUNTS: return kf_sqlite_bind(st, "I", op->args.id);
     case OP_AGENT_BY_EMAIL: return kf_sqlite_bind(st, "t", op->args.email);
     case OP_VISITOR_BY_TOKEN: return kf_sqlite_bind(st, "t", op->args.token_hash);
     case OP_SESSION_GET:
@@ -244,6 +281,8 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
             rc = sqlite3_bind_text(st, 4, view_status[page->view], -1, SQLITE_STATIC) == SQLITE_OK
                      ? 0
                      : KF_ESTORE;
+        if (rc == 0 && page->team_id != 0)
+            rc = sqlite3_bind_int64(st, 5, page->team_id) == SQLITE_OK ? 0 : KF_ESTORE;
         return rc;
     }
     case OP_MESSAGES_IN_CONVERSATION:
@@ -281,22 +320,34 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_MESSAGES_ALL] = STMT_MESSAGES_ALL,
     [OP_SEARCH] = STMT_SEARCH,
     [OP_CANNED_LIST] = STMT_CANNED_LIST,
+    [OP_TEAM_COUNTS] = STMT_CONVERSATION_TEAM_COUNTS,
+    [OP_TEAM_LIST] = STMT_TEAM_LIST,
 };
 
 /* Hands every row of a list query to its each callback, stopping early when it returns
  * non-zero (which becomes result->rc); result->count is how many rows it was handed. */
 static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result)
 {
+    int64_t *member_ids = NULL;
     for (;;) {
         int code = sqlite3_step(st);
         if (code == SQLITE_DONE)
-            return;
+            break;
         if (code != SQLITE_ROW) {
             result->rc = kf_sqlite_map_error(code);
-            return;
+            break;
         }
         result->count++;
-        if (op->kind == OP_CONVERSATION_LIST) {
+        if (op->kind == OP_TEAM_LIST) {
+            kf_team_t team;
+            kf_sqlite_read_team(st, &team, &member_ids);
+            result->rc = op->each_team(op->ctx, &team);
+        } else if (op->kind == OP_TEAM_COUNTS) {
+            int64_t counts[KF_VIEW_COUNT];
+            for (int view = 0; view < KF_VIEW_COUNT; view++)
+                counts[view] = sqlite3_column_int64(st, view + 1);
+            result->rc = op->each_team_counts(op->ctx, sqlite3_column_int64(st, 0), counts);
+        } else if (op->kind == OP_CONVERSATION_LIST) {
             kf_conversation_t conversation;
             kf_sqlite_read_conversation(st, &conversation);
             result->rc = op->each_conversation(op->ctx, &conversation);
@@ -321,8 +372,9 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             result->rc = op->each_message(op->ctx, &message);
         }
         if (result->rc != 0)
-            return;
+            break;
     }
+    free(member_ids);
 }
 
 /* Steps a lookup to its one row and points result at it (the row lives in the statement until
@@ -369,8 +421,9 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
 
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
-    stmt_id_t id = op->kind == OP_CONVERSATION_LIST ? list_statement(op->args.page.view)
-                                                    : read_statements[op->kind];
+    stmt_id_t id = op->kind == OP_CONVERSATION_LIST
+                       ? list_statement(op->args.page.view, op->args.page.team_id)
+                       : read_statements[op->kind];
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, id);
     int64_t counts[KF_VIEW_COUNT];
     kf_store_result_t result;
@@ -386,7 +439,8 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
         bool list = op->kind == OP_AGENT_LIST || op->kind == OP_CONVERSATION_LIST ||
                     op->kind == OP_MESSAGES_IN_CONVERSATION || op->kind == OP_MESSAGES_OF_VISITOR ||
                     op->kind == OP_MESSAGES_ALL || op->kind == OP_SEARCH ||
-                    op->kind == OP_CANNED_LIST;
+                    op->kind == OP_CANNED_LIST || op->kind == OP_TEAM_LIST ||
+                    op->kind == OP_TEAM_COUNTS;
         if (list)
             each_row(op, st, &result);
         else

@@ -62,8 +62,9 @@ static bool valid_change(const kf_agent_change_t *change)
                     change->state == KF_AGENT_STATE_ENABLE ||
                     (change->state == KF_AGENT_STATE_DISABLE && change->now > 0);
     bool something = change->name != NULL || role != NULL || change->state != KF_AGENT_STATE_KEEP ||
-                     change->password_hash != NULL;
-    return role_ok && state_ok && something;
+                     change->password_hash != NULL || change->set_capacity;
+    bool capacity_ok = !change->set_capacity || change->capacity >= 0;
+    return role_ok && state_ok && something && capacity_ok;
 }
 
 int kf_sqlite_agent_update(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
@@ -149,37 +150,103 @@ int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
-/* A claim (an assignment has more to carry: kf_sqlite_conversation_assign). */
-static int queue_assign(kf_store_t *store, op_kind_t kind, int64_t conversation_id,
-                        int64_t agent_id, kf_store_done_cb done, void *ctx)
+int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
+                                 kf_store_done_cb done, void *ctx)
 {
-    if (done == NULL || agent_id < 0 || (kind == OP_CLAIM && agent_id == 0))
+    if (done == NULL || agent_id <= 0)
         return KF_EINVAL;
-    op_t *op = kf_sqlite_op_new(kind, done, ctx);
+    op_t *op = kf_sqlite_op_new(OP_CLAIM, done, ctx);
     op->args.assign.conversation_id = conversation_id;
     op->args.assign.agent_id = agent_id;
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
-int kf_sqlite_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
-                                 kf_store_done_cb done, void *ctx)
-{
-    return queue_assign(store, OP_CLAIM, conversation_id, agent_id, done, ctx);
-}
-
-int kf_sqlite_conversation_assign(kf_store_t *store, const kf_assign_t *assign,
+int kf_sqlite_conversation_assign(kf_store_t *store, const kf_conversation_assign_t *assign,
                                   kf_store_done_cb done, void *ctx)
 {
-    if (assign == NULL || done == NULL || assign->agent_id < 0 ||
-        (assign->note != NULL && (assign->note[0] == '\0' || assign->by_agent_id <= 0)))
+    if (done == NULL || assign == NULL || (!assign->set_agent && !assign->set_team) ||
+        assign->agent_id < 0 || assign->team_id < 0)
+        return KF_EINVAL;
+    if (assign->note != NULL && (assign->note[0] == '\0' || assign->by_agent_id <= 0))
         return KF_EINVAL;
     op_t *op = kf_sqlite_op_new(OP_ASSIGN, done, ctx);
-    op->args.assign.conversation_id = assign->conversation_id;
-    op->args.assign.agent_id = assign->agent_id;
-    op->args.assign.by_agent_id = assign->by_agent_id;
-    op->args.assign.now = assign->now;
+    op->args.transfer = *assign;
     if (assign->note != NULL)
-        op->args.assign.note = kf_sqlite_op_keep(op, assign->note);
+        op->args.transfer.note = kf_sqlite_op_keep(op, assign->note);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_conversation_autoassign(kf_store_t *store, int64_t conversation_id, int64_t team_id,
+                                      int64_t from_agent_id, int64_t agent_id,
+                                      kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL || conversation_id <= 0 || team_id <= 0 || from_agent_id < 0 ||
+        agent_id <= 0 || agent_id == from_agent_id)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_AUTOASSIGN, done, ctx);
+    op->args.autoassign.conversation_id = conversation_id;
+    op->args.autoassign.team_id = team_id;
+    op->args.autoassign.from_agent_id = from_agent_id;
+    op->args.autoassign.agent_id = agent_id;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+/* An automatic assignment mode team_create and team_update take (NULL: as it is). */
+static bool valid_auto_assign(const char *mode)
+{
+    return mode == NULL || strcmp(mode, "off") == 0 || strcmp(mode, "round_robin") == 0 ||
+           strcmp(mode, "least_busy") == 0;
+}
+
+/* Queues a team write, its strings copied. */
+static int queue_team(kf_store_t *store, op_kind_t kind, int64_t id, const kf_team_change_t *team,
+                      int64_t now, kf_store_done_cb done, void *ctx)
+{
+    op_t *op = kf_sqlite_op_new(kind, done, ctx);
+    op->args.team.id = id;
+    op->args.team.change = *team;
+    op->args.team.now = now;
+    if (team->name != NULL)
+        op->args.team.change.name = kf_sqlite_op_keep(op, team->name);
+    if (team->auto_assign != NULL)
+        op->args.team.change.auto_assign = kf_sqlite_op_keep(op, team->auto_assign);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_team_create(kf_store_t *store, const kf_team_change_t *team, int64_t now,
+                          kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL || team == NULL || team->name == NULL || team->name[0] == '\0' ||
+        !valid_auto_assign(team->auto_assign) || team->reassign_after < -1)
+        return KF_EINVAL;
+    return queue_team(store, OP_TEAM_CREATE, 0, team, now, done, ctx);
+}
+
+int kf_sqlite_team_update(kf_store_t *store, int64_t id, const kf_team_change_t *change,
+                          kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL || change == NULL || id < 1 ||
+        (change->name != NULL && change->name[0] == '\0') ||
+        !valid_auto_assign(change->auto_assign) || change->reassign_after < -1 ||
+        (change->name == NULL && change->auto_assign == NULL && change->reassign_after == -1))
+        return KF_EINVAL;
+    return queue_team(store, OP_TEAM_UPDATE, id, change, 0, done, ctx);
+}
+
+int kf_sqlite_team_set_members(kf_store_t *store, int64_t id, const int64_t *agent_ids,
+                               size_t count, kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL || id < 1 || (count > 0 && agent_ids == NULL))
+        return KF_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (agent_ids[i] < 1)
+            return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_TEAM_SET_MEMBERS, done, ctx);
+    op->args.team.id = id;
+    op->ids = kf_xcalloc(count > 0 ? count : 1, sizeof *op->ids);
+    if (count > 0)
+        memcpy(op->ids, agent_ids, count * sizeof *op->ids);
+    op->id_count = count;
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
@@ -588,6 +655,40 @@ static int check_admins_left(conn_t *c, int64_t id, const kf_agent_change_t *cha
     return rc == 0 && others == 0 ? KF_ECONFLICT : rc;
 }
 
+/* Unassigns every unresolved conversation agent id holds, their ids into the op's result. */
+static int release_conversations(conn_t *c, op_t *op, int64_t id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_HELD_BY);
+    int rc = kf_sqlite_bind(st, "i", id);
+    size_t capacity = 0;
+    while (rc == 0) {
+        int code = sqlite3_step(st);
+        if (code == SQLITE_DONE)
+            break;
+        if (code != SQLITE_ROW) {
+            rc = kf_sqlite_map_error(code);
+            break;
+        }
+        if (op->id_count == capacity) {
+            capacity = capacity > 0 ? capacity * 2 : 8;
+            op->ids = realloc(op->ids, capacity * sizeof *op->ids);
+            if (op->ids == NULL)
+                abort();
+        }
+        op->ids[op->id_count++] = sqlite3_column_int64(st, 0);
+    }
+    kf_sqlite_finish(st);
+    if (rc != 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_CONVERSATION_RELEASE_ALL);
+    rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    if (rc == 0) {
+        op->result.released = op->ids;
+        op->result.released_count = op->id_count;
+    }
+    return rc;
+}
+
 /* The statement's CASE reads the state as a number. */
 _Static_assert(KF_AGENT_STATE_ENABLE == 1 && KF_AGENT_STATE_DISABLE == 2,
                "STMT_AGENT_UPDATE's numbering of kf_agent_state_t");
@@ -616,6 +717,12 @@ static int apply_agent_update(conn_t *c, op_t *op, bool *half)
     }
     if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))
         op->result.count = sqlite3_changes(c->db);
+    if (rc == 0 && change->set_capacity) {
+        st = kf_sqlite_statement(c, STMT_AGENT_SET_CAPACITY);
+        rc = run_bound(st, kf_sqlite_bind(st, "ii", id, change->capacity));
+    }
+    if (rc == 0 && change->state == KF_AGENT_STATE_DISABLE)
+        rc = release_conversations(c, op, id);
     if (rc == 0)
         rc = read_back_agent(c, op, id);
     *half = rc != 0;
@@ -640,53 +747,151 @@ static int apply_claim(conn_t *c, op_t *op)
     return rc == 0 ? KF_ECONFLICT : rc;
 }
 
-/* An assignment: to an agent who may still write (or to nobody), then the change; with a note,
- * every check first (its author, the conversation's visitor), then the note after the change,
- * whose failure takes the change with it (*half). */
+/* A transfer: to an agent who may still write (or to nobody) and/or a team that exists (or
+ * none); with a note, every check first (its author, the conversation's visitor); then the
+ * change, in one statement, and the note after it, whose failure takes the change with it
+ * (*half). */
 static int apply_assign(conn_t *c, op_t *op, bool *half)
 {
-    int64_t conversation_id = op->args.assign.conversation_id;
-    int64_t agent_id = op->args.assign.agent_id;
-    const char *note = op->args.assign.note;
-    int rc = agent_id != 0 ? check_agent(c, op, agent_id, NULL) : 0;
+    const kf_conversation_assign_t *t = &op->args.transfer;
+    int rc = t->set_agent && t->agent_id != 0 ? check_agent(c, op, t->agent_id, NULL) : 0;
+    if (rc == 0 && t->set_team && t->team_id != 0) {
+        int64_t exists = 0;
+        sqlite3_stmt *st = kf_sqlite_statement(c, STMT_TEAM_EXISTS);
+        rc = lookup_int64(st, kf_sqlite_bind(st, "i", t->team_id), &exists);
+        if (rc == KF_ENOTFOUND) {
+            op->result.team_missing = true;
+            rc = KF_EINVAL;
+        }
+    }
     const char *author_name = "";
     int64_t visitor_id = 0;
-    if (rc == 0 && note != NULL)
-        rc = check_agent(c, op, op->args.assign.by_agent_id, &author_name);
-    if (rc == 0 && note != NULL) {
+    if (rc == 0 && t->note != NULL)
+        rc = check_agent(c, op, t->by_agent_id, &author_name);
+    if (rc == 0 && t->note != NULL) {
         sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_VISITOR);
-        rc = lookup_int64(st, kf_sqlite_bind(st, "i", conversation_id), &visitor_id);
+        rc = lookup_int64(st, kf_sqlite_bind(st, "i", t->conversation_id), &visitor_id);
     }
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_ASSIGN);
-    rc = change_one(c, st, kf_sqlite_bind(st, "iI", conversation_id, agent_id));
-    if (rc != 0 || note == NULL)
+    rc = change_one(c, st,
+                    kf_sqlite_bind(st, "iIiIi", t->conversation_id, t->agent_id,
+                                   (int64_t)t->set_agent, t->team_id, (int64_t)t->set_team));
+    if (rc != 0 || t->note == NULL)
         return rc;
-    kf_message_new_t m = {.conversation_id = conversation_id,
+    kf_message_new_t m = {.conversation_id = t->conversation_id,
                           .sender = KF_SENDER_AGENT,
-                          .agent_id = op->args.assign.by_agent_id,
-                          .body = note,
-                          .now = op->args.assign.now,
+                          .agent_id = t->by_agent_id,
+                          .body = t->note,
+                          .now = t->now,
                           .is_private = true};
     int64_t id = 0;
-    rc = insert_message(c, &m, conversation_id, 0, &id, half);
+    rc = insert_message(c, &m, t->conversation_id, 0, &id, half);
     *half = *half || rc != 0; /* the conversation has moved already */
     if (rc != 0)
         return rc;
     op->message = (kf_message_t){
         .id = id,
-        .conversation_id = conversation_id,
+        .conversation_id = t->conversation_id,
         .visitor_id = visitor_id,
         .sender = KF_SENDER_AGENT,
         .agent_id = m.agent_id,
         .agent_name = author_name,
-        .body = note,
+        .body = t->note,
         .created_at = m.now,
         .is_private = true,
     };
     op->result.message = &op->message;
     return 0;
+}
+
+/* Automatic assignment's conditional write: KF_ECONFLICT when it changed nothing (the
+ * conversation is gone too: the engine just looks again). */
+static int apply_autoassign(conn_t *c, op_t *op)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_AUTOASSIGN);
+    int rc =
+        run_bound(st, kf_sqlite_bind(st, "iiIi", op->args.autoassign.conversation_id,
+                                     op->args.autoassign.team_id, op->args.autoassign.from_agent_id,
+                                     op->args.autoassign.agent_id));
+    if (rc == 0 && sqlite3_changes(c->db) == 0)
+        rc = KF_ECONFLICT;
+    return rc;
+}
+
+/* The team's row as it is now, into the op's result (its strings kept in the op, its members
+ * in op->ids). */
+static int read_back_team(conn_t *c, op_t *op, int64_t id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_TEAM_BY_ID);
+    int rc = kf_sqlite_bind(st, "i", id);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
+    if (rc == 0) {
+        kf_team_t *team = &op->team;
+        kf_sqlite_read_team(st, team, &op->ids);
+        team->name = kf_sqlite_op_keep(op, team->name);
+        team->auto_assign = kf_sqlite_op_keep(op, team->auto_assign);
+        op->id_count = team->member_count;
+        op->result.team = team;
+    }
+    kf_sqlite_finish(st);
+    return rc;
+}
+
+/* A new team (the name's uniqueness is the index's: KF_EEXISTS), read back. */
+static int apply_team_create(conn_t *c, op_t *op, bool *half)
+{
+    const kf_team_change_t *t = &op->args.team.change;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_TEAM_CREATE);
+    int64_t id = 0;
+    int rc = insert_one(
+        c, st,
+        kf_sqlite_bind(st, "tTii", t->name, t->auto_assign, t->reassign_after, op->args.team.now),
+        &id);
+    if (rc != 0)
+        return rc;
+    rc = read_back_team(c, op, id);
+    *half = rc != 0;
+    return rc;
+}
+
+static int apply_team_update(conn_t *c, op_t *op, bool *half)
+{
+    const kf_team_change_t *t = &op->args.team.change;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_TEAM_UPDATE);
+    int rc = change_one(
+        c, st,
+        kf_sqlite_bind(st, "iTTi", op->args.team.id, t->name, t->auto_assign, t->reassign_after));
+    if (rc != 0)
+        return rc;
+    rc = read_back_team(c, op, op->args.team.id);
+    *half = rc != 0;
+    return rc;
+}
+
+/* The checks first (the team, each agent enabled), then the members replaced, read back. */
+static int apply_team_set_members(conn_t *c, op_t *op, bool *half)
+{
+    int64_t id = op->args.team.id;
+    int64_t exists = 0;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_TEAM_EXISTS);
+    int rc = lookup_int64(st, kf_sqlite_bind(st, "i", id), &exists);
+    for (size_t i = 0; rc == 0 && i < op->id_count; i++)
+        rc = check_agent(c, op, op->ids[i], NULL) != 0 ? KF_EINVAL : 0;
+    if (rc != 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_TEAM_MEMBERS_CLEAR);
+    rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    for (size_t i = 0; rc == 0 && i < op->id_count; i++) {
+        st = kf_sqlite_statement(c, STMT_TEAM_MEMBER_ADD);
+        rc = run_bound(st, kf_sqlite_bind(st, "ii", id, op->ids[i]));
+    }
+    if (rc == 0)
+        rc = read_back_team(c, op, id);
+    *half = rc != 0;
+    return rc;
 }
 
 /* A wake: the conditional change; when it changed nothing, KF_ECONFLICT for a conversation that
@@ -813,6 +1018,10 @@ static int apply(conn_t *c, op_t *op, bool *half)
     case OP_CANNED_CREATE: return apply_canned_create(c, op, half);
     case OP_CANNED_UPDATE: return apply_canned_update(c, op, half);
     case OP_CANNED_DELETE: return apply_canned_delete(c, op);
+    case OP_AUTOASSIGN: return apply_autoassign(c, op);
+    case OP_TEAM_CREATE: return apply_team_create(c, op, half);
+    case OP_TEAM_UPDATE: return apply_team_update(c, op, half);
+    case OP_TEAM_SET_MEMBERS: return apply_team_set_members(c, op, half);
     default: return apply_simple(c, op);
     }
 }
@@ -854,6 +1063,9 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
                 op->result.message = NULL;
                 op->result.agent = NULL;
                 op->result.canned = NULL;
+                op->result.team = NULL;
+                op->result.released = NULL;
+                op->result.released_count = 0;
                 op->result.count = 0;
                 op->result.duplicate = false;
                 op->result.conversation_opened = false;

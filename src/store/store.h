@@ -58,10 +58,12 @@
  *     visitor_by_token,
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
- *     messages_of_visitor, messages_all, search, canned_list.
+ *     messages_of_visitor, messages_all, search, canned_list, conversation_team_counts,
+ *     team_list.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
- *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete.
+ *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete,
+ *     conversation_autoassign, team_create, team_update, team_set_members.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -85,6 +87,10 @@ typedef struct kf_agent {
     const char *password_hash; /* encoded scrypt hash (auth/auth.h) */
     int64_t created_at;
     int64_t disabled_at; /* when an admin disabled the account; 0 while it is enabled */
+    int64_t capacity;    /* most unresolved conversations automatic assignment gives the agent;
+                          * 0: no cap */
+    int64_t open_conversations; /* unresolved conversations the agent holds now (agent_by_*,
+                                 * agent_list, agent_update; 0 in a conversation's assignee) */
 } kf_agent_t;
 
 /* What agent_update does to an agent's access. */
@@ -103,7 +109,28 @@ typedef struct kf_agent_change {
     const char *password_hash; /* a new password's encoded hash, or NULL */
     const char *keep_session;  /* with a new password: the session (token hash) that stays, or
                                 * NULL; every other session of the agent is deleted */
+    bool set_capacity;         /* capacity changes */
+    int64_t capacity;          /* with set_capacity: the new one, >= 0 (0: no cap) */
 } kf_agent_change_t;
+
+/* A team of agents (docs/API.md, "Teams"). */
+typedef struct kf_team {
+    int64_t id;
+    const char *name;        /* unique, ignoring ASCII case */
+    const char *auto_assign; /* "off", "round_robin" or "least_busy" */
+    int64_t reassign_after;  /* seconds an automatic assignee has to answer; 0: forever */
+    int64_t created_at;
+    const int64_t *member_ids; /* the members' agent ids, ascending */
+    size_t member_count;
+} kf_team_t;
+
+/* A new team for team_create, or a change for team_update: what is NULL (or -1) stays as it is
+ * (team_create: auto_assign "off", reassign_after 0). */
+typedef struct kf_team_change {
+    const char *name;
+    const char *auto_assign;
+    int64_t reassign_after; /* seconds, or -1 */
+} kf_team_change_t;
 
 typedef struct kf_visitor {
     int64_t id;
@@ -138,6 +165,8 @@ typedef struct kf_conversation {
     int64_t snoozed_until;    /* when status is "snoozed": until when; else 0 */
     kf_agent_t assignee;      /* the agent who holds it (id, email, name, role; password_hash
                                * ""); id 0 while it is unassigned */
+    int64_t team_id;          /* the team it belongs to; 0 for none */
+    const char *team_name;    /* that team's name, "" for none */
     int64_t created_at;
     int64_t updated_at;         /* time of the last message, or created_at */
     int64_t agent_read_up_to;   /* highest message id the agents have marked read */
@@ -184,16 +213,6 @@ typedef struct kf_message_new {
     bool is_private;             /* a private note (an agent's only) */
 } kf_message_new_t;
 
-/* A transfer for conversation_assign: a struct, so that what an assignment carries can grow
- * (fields left zero keep their meaning). */
-typedef struct kf_assign {
-    int64_t conversation_id;
-    int64_t agent_id;    /* the new assignee; 0: nobody */
-    int64_t by_agent_id; /* who transfers it: the note's author (needed with a note) */
-    const char *note;    /* a private note written with the transfer, or NULL */
-    int64_t now;         /* the note's created_at */
-} kf_assign_t;
-
 /* The conversation lists an agent works from (docs/API.md, "Views"). */
 typedef enum {
     KF_VIEW_ALL = 0,    /* every conversation */
@@ -214,7 +233,21 @@ typedef struct kf_conversation_page {
     int64_t before_id;
     kf_conversation_view_t view; /* which conversations */
     int64_t agent_id;            /* KF_VIEW_MINE: whose */
+    int64_t team_id;             /* only this team's; 0: any team or none */
 } kf_conversation_page_t;
+
+/* A transfer for conversation_assign: its holder, its team, or both, and a note with it. A
+ * struct, so that what an assignment carries can grow (fields left zero keep their meaning). */
+typedef struct kf_conversation_assign {
+    int64_t conversation_id;
+    bool set_agent;      /* the holder changes */
+    int64_t agent_id;    /* with set_agent: the new holder; 0: nobody */
+    bool set_team;       /* the team changes */
+    int64_t team_id;     /* with set_team: the new team; 0: none */
+    int64_t by_agent_id; /* who transfers it: the note's author (needed with a note) */
+    const char *note;    /* a private note written with the transfer, or NULL */
+    int64_t now;         /* the note's created_at */
+} kf_conversation_assign_t;
 
 /* What an operation came to, handed to its done callback; the fields its operation fills are
  * named beside each, the others are 0 or NULL. */
@@ -241,6 +274,12 @@ typedef struct kf_store_result {
     const kf_conversation_t *conversation; /* conversation_get */
     const char *value;                     /* setting_get */
     const kf_canned_t *canned;             /* canned_create, canned_update (as it is after) */
+    const kf_team_t *team;   /* team_create, team_update, team_set_members (as it is after) */
+    bool team_missing;       /* conversation_assign's KF_EINVAL: the team is unknown (else the
+                              * agent is) */
+    const int64_t *released; /* agent_update that disables: the unresolved conversations it
+                              * took from the agent (now unassigned) */
+    size_t released_count;
 } kf_store_result_t;
 
 /* The most hits one search hands over. */
@@ -252,6 +291,9 @@ typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conv
 typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 typedef int (*kf_store_search_cb)(void *ctx, const kf_search_hit_t *hit);
 typedef int (*kf_store_canned_cb)(void *ctx, const kf_canned_t *canned);
+typedef int (*kf_store_team_cb)(void *ctx, const kf_team_t *team);
+/* One team's counts: KF_VIEW_COUNT numbers, by view. */
+typedef int (*kf_store_team_counts_cb)(void *ctx, int64_t team_id, const int64_t *counts);
 
 typedef struct kf_store kf_store_t;
 
@@ -281,7 +323,10 @@ typedef struct kf_store_ops {
      * same transaction (count: how many). KF_EINVAL at once for a role other than "admin" or
      * "agent", or a change of nothing; in the result, KF_ENOTFOUND for an unknown agent,
      * KF_ECONFLICT when the change would leave no enabled admin (the last one disabled or made an
-     * agent): checked in the write's own turn, so two admins cannot each remove the other. */
+     * agent): checked in the write's own turn, so two admins cannot each remove the other.
+     * Disabling also unassigns the agent's unresolved conversations in the same transaction, so
+     * that none waits on someone who is gone (released: which). KF_EINVAL at once for a
+     * capacity below 0. */
     int (*agent_update)(kf_store_t *store, int64_t id, const kf_agent_change_t *change,
                         kf_store_done_cb done, void *ctx);
 
@@ -312,7 +357,9 @@ typedef struct kf_store_ops {
      * view out of the enum, or KF_VIEW_MINE without an agent). conversation_counts: counts, how
      * many conversations each view holds (mine: agent_id's). conversation_of_visitor: the
      * visitor's conversation's id (their newest, whatever its status: a visitor has one thread),
-     * or KF_ENOTFOUND; it opens none. */
+     * or KF_ENOTFOUND; it opens none. conversation_team_counts: each team's counts (as
+     * conversation_counts', of its conversations alone), by team id, teams without
+     * conversations left out. */
     int (*conversation_get)(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
                             void *ctx);
     int (*conversation_visitor)(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
@@ -323,6 +370,8 @@ typedef struct kf_store_ops {
                                void *ctx);
     int (*conversation_of_visitor)(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
                                    void *ctx);
+    int (*conversation_team_counts)(kf_store_t *store, int64_t agent_id,
+                                    kf_store_team_counts_cb each, kf_store_done_cb done, void *ctx);
     /* Sets status to "open", "pending", "resolved" or "snoozed"; snoozed_until goes with
      * "snoozed" only, and must be after now (KF_EINVAL at once otherwise, or for another
      * status). KF_ENOTFOUND for an unknown conversation. updated_at stays: it is the time of the
@@ -338,13 +387,24 @@ typedef struct kf_store_ops {
     int (*conversation_claim)(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                               kf_store_done_cb done, void *ctx);
     /* Hands the conversation to assign->agent_id (0: to nobody), whoever held it, whatever its
-     * status. With a note, writes it too, as a private note by by_agent_id, in the same
-     * transaction: the conversation moves and the note is stored, or neither (message: the
-     * note). KF_EINVAL at once for a negative agent, a note that is empty or has no author; in
-     * the result, KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent
-     * (assignee or author), KF_EFORBIDDEN for a disabled one. */
-    int (*conversation_assign)(kf_store_t *store, const kf_assign_t *assign, kf_store_done_cb done,
-                               void *ctx);
+     * status, and/or moves it to assign->team_id (0: to no team), in one write. With a note,
+     * writes it too, as a private note by by_agent_id, in the same transaction: the conversation
+     * moves and the note is stored, or neither (message: the note). KF_EINVAL at once for a
+     * change of nothing, a negative id, a note that is empty or has no author; in the result,
+     * KF_ENOTFOUND for an unknown conversation, KF_EINVAL for an unknown agent (assignee or
+     * author) or team (team_missing says which), KF_EFORBIDDEN for a disabled agent; nothing
+     * changes then. */
+    int (*conversation_assign)(kf_store_t *store, const kf_conversation_assign_t *assign,
+                               kf_store_done_cb done, void *ctx);
+    /* Automatic assignment's conditional write: makes agent_id the holder only if the
+     * conversation is still open, in team_id, held by from_agent_id (0: by nobody), agent_id is
+     * an enabled member of the team and holds fewer unresolved conversations than its capacity
+     * (or has none), all checked in the write's own turn, so that two engines or a racing claim
+     * can neither assign it twice nor push an agent over capacity. KF_ECONFLICT when any of that
+     * no longer holds, KF_EINVAL at once for a bad id. */
+    int (*conversation_autoassign)(kf_store_t *store, int64_t conversation_id, int64_t team_id,
+                                   int64_t from_agent_id, int64_t agent_id, kf_store_done_cb done,
+                                   void *ctx);
     /* Snoozes that end. conversation_snooze_due: the id of a snoozed conversation whose
      * snoozed_until is at or before now (the earliest), or KF_ENOTFOUND. conversation_wake: opens
      * it, if it is still snoozed and due (an agent may have changed it since the read), else
@@ -416,6 +476,22 @@ typedef struct kf_store_ops {
                          void *ctx);
     int (*canned_delete)(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
                          kf_store_done_cb done, void *ctx);
+
+    /* Teams. team_list: each team, by name (ASCII case ignored), with its members. team_create:
+     * team (the row), KF_EEXISTS when the name is taken (ignoring ASCII case). team_update:
+     * team (as it is after), KF_EEXISTS likewise, KF_ENOTFOUND for an unknown team.
+     * team_set_members: makes agent_ids (count of them, duplicates ignored) the team's members,
+     * team (as it is after); KF_EINVAL for an unknown or disabled agent, KF_ENOTFOUND for an
+     * unknown team; nothing changes then. KF_EINVAL at once for an empty name, an auto_assign
+     * other than "off", "round_robin", "least_busy", a reassign_after below 0 (but team_update's
+     * -1), a change of nothing, or an id below 1. The caller checks the name's form. */
+    int (*team_list)(kf_store_t *store, kf_store_team_cb each, kf_store_done_cb done, void *ctx);
+    int (*team_create)(kf_store_t *store, const kf_team_change_t *team, int64_t now,
+                       kf_store_done_cb done, void *ctx);
+    int (*team_update)(kf_store_t *store, int64_t id, const kf_team_change_t *change,
+                       kf_store_done_cb done, void *ctx);
+    int (*team_set_members)(kf_store_t *store, int64_t id, const int64_t *agent_ids, size_t count,
+                            kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call

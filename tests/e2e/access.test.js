@@ -33,7 +33,7 @@ test('access: an admin creates agents (201, who can then log in); an agent gets 
 
     const r = await srv.api('POST', '/api/agents', { cookie: ana.cookie, csrf: ana.csrf, body });
     assert.equal(r.status, 201, r.text);
-    assert.deepEqual({ ...r.json.agent, id: 0, created_at: 0 }, { id: 0, email: 'cy@example.com', name: 'Cy', role: 'agent', created_at: 0, disabled: false });
+    assert.deepEqual({ ...r.json.agent, id: 0, created_at: 0 }, { id: 0, email: 'cy@example.com', name: 'Cy', role: 'agent', created_at: 0, disabled: false, capacity: 0, open_conversations: 0 });
     assert.ok(Math.abs(r.json.agent.created_at - Date.now()) < 60000, `created_at ${r.json.agent.created_at}`);
     const cy = await agentLogin(srv, 'cy@example.com', body.password);
     assert.equal(cy.agent.id, r.json.agent.id, 'the new agent logs in');

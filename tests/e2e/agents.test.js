@@ -41,8 +41,8 @@ test('agents: every agent lists the team; an admin renames agents or changes the
     const agents = await listAgents(srv, ana);
     // Logged in through the API, with no console open: offline to the team.
     assert.deepEqual(agents.map((a) => ({ ...a, id: 0, created_at: 0 })), [
-      { id: 0, email: ANA.email, name: 'Ana', role: 'admin', created_at: 0, disabled: false, status: 'offline' },
-      { id: 0, email: BO.email, name: 'Bo', role: 'agent', created_at: 0, disabled: false, status: 'offline' },
+      { id: 0, email: ANA.email, name: 'Ana', role: 'admin', created_at: 0, disabled: false, capacity: 0, open_conversations: 0, status: 'offline' },
+      { id: 0, email: BO.email, name: 'Bo', role: 'agent', created_at: 0, disabled: false, capacity: 0, open_conversations: 0, status: 'offline' },
     ]);
     for (const a of agents) assert.ok(a.created_at > 1700000000000 && a.created_at <= Date.now(), `created_at ${a.created_at}`);
     const [anaId, boId] = agents.map((a) => a.id);
@@ -71,7 +71,7 @@ test('agents: every agent lists the team; an admin renames agents or changes the
     // A rename and a role: the agent's own session sees them at once.
     let r = await change(srv, ana, boId, { name: '  Bo Brandt  ', role: 'admin' });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual({ ...r.json.agent, created_at: 0 }, { id: boId, email: BO.email, name: 'Bo Brandt', role: 'admin', created_at: 0, disabled: false });
+    assert.deepEqual({ ...r.json.agent, created_at: 0 }, { id: boId, email: BO.email, name: 'Bo Brandt', role: 'admin', created_at: 0, disabled: false, capacity: 0, open_conversations: 0 });
     const me = await srv.api('GET', '/api/agent/me', { cookie: bo.cookie });
     assert.deepEqual([me.json.agent.name, me.json.agent.role], ['Bo Brandt', 'admin']);
     assert.equal((await listAgents(srv, bo)).length, 2, 'Bo is an admin now');

@@ -144,7 +144,8 @@ test('desk: the views over the API list what they say, page after page with no c
     assertError(await post(srv, ana, A('/assign'), { agent_id: bo.agent.id, note: 42 }), 422, 'invalid', 'a note that is no text');
     assertError(await post(srv, ana, A('/assign'), { agent_id: 9999 }), 422, 'invalid', 'an unknown agent');
     assertError(await post(srv, ana, '/api/conversations/9999/claim'), 404, 'not_found', 'an unknown conversation');
-    // A disabled agent cannot be given anything.
+    assert.equal((await counts(srv, ana)).unassigned, 1, 'nothing changed');
+    // A disabled agent cannot be given anything (and what Bo held is nobody's now: teams.test.js).
     assert.equal((await srv.api('PATCH', `/api/agents/${bo.agent.id}`, { cookie: ana.cookie, csrf: ana.csrf, body: { disabled: true } })).status, 200);
     const disabled = await post(srv, ana, A('/assign'), { agent_id: bo.agent.id });
     assertError(disabled, 422, 'invalid', 'a disabled agent');
@@ -153,7 +154,6 @@ test('desk: the views over the API list what they say, page after page with no c
     const resolved = await post(srv, ana, `/api/conversations/${ids[8]}/claim`);
     assertError(resolved, 409, 'conflict', 'claiming a resolved conversation');
     assert.match(resolved.json.error.message, /resolved/);
-    assert.equal((await counts(srv, ana)).unassigned, 1, 'nothing changed');
   }),
 );
 

@@ -385,6 +385,9 @@ const AGENT_POST_BODIES = {
   'POST /api/canned': { shortcut: 'forged', body: 'forged reply' },
   'PATCH /api/canned/{id}': { body: 'forged change' }, // {id}: one of Ana's own
   'DELETE /api/canned/{id}': undefined,
+  'POST /api/teams': { name: 'Forged' },
+  'PATCH /api/teams/{id}': { name: 'Forged change' }, // {id}: Ana's team
+  'PUT /api/teams/{id}/members': { agent_ids: [] },
   'POST /api/conversations/{id}/messages': { body: 'forged reply' },
   'POST /api/conversations/{id}/read': 'UP_TO',
   'POST /api/conversations/{id}/typing': { typing: true },
@@ -400,7 +403,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const routes = routeTable();
     const agentPosts = routes.filter((r) => r.method !== 'GET' && (r.access === 'agent' || r.access === 'admin'));
     assert.deepEqual(agentPosts.map(routeKey).sort(), Object.keys(AGENT_POST_BODIES).sort(), 'every state-changing agent route of the table is in AGENT_POST_BODIES');
-    assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['DELETE', 'PATCH', 'POST'], 'the methods that change state');
+    assert.deepEqual([...new Set(agentPosts.map((r) => r.method))].sort(), ['DELETE', 'PATCH', 'POST', 'PUT'], 'the methods that change state');
     // Every agent reads the team; changing an account is an admin's, and needs the token.
     const declared = (method, pattern) => routes.find((r) => r.method === method && r.pattern === pattern);
     assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'agent', csrf: false });
@@ -414,6 +417,8 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const bo = await agentLogin(srv, BO.email, BO.password);
     const canned = await srv.api('POST', '/api/canned', { cookie: ana.cookie, csrf: ana.csrf, body: { shortcut: 'mine', body: 'as it was' } });
     assert.equal(canned.status, 201, canned.text);
+    const team = await srv.api('POST', '/api/teams', { cookie: ana.cookie, csrf: ana.csrf, body: { name: 'Billing' } });
+    assert.equal(team.status, 201, team.text);
     // Both sides listen: nothing may reach them (no message, read receipt, typing, status).
     const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { token: v.token });
     const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { cookie: bo.cookie });
@@ -433,8 +438,10 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
       ['the token in a cookie', { cookie: `${ana.cookie}; csrf=${ana.csrf}; X-CSRF-Token=${ana.csrf}` }],
       ['a cross-site Origin and Referer without the token (what a forged form or fetch sends)', { headers: { Origin: EVIL, Referer: `${EVIL}/page` } }],
     ];
-    // A route's {id}: the conversation, or for an agent's account, Bo's, or Ana's canned reply.
-    const idOf = (pattern) => (pattern.startsWith('/api/agents/') ? bo.agent.id : pattern.startsWith('/api/canned/') ? canned.json.canned.id : conv);
+    // A route's {id}: the conversation, or for an agent's account, Bo's, or Ana's canned reply,
+    // or her team.
+    const idOf = (pattern) =>
+      pattern.startsWith('/api/agents/') ? bo.agent.id : pattern.startsWith('/api/canned/') ? canned.json.canned.id : pattern.startsWith('/api/teams/') ? team.json.team.id : conv;
     const pathOf = (route) => route.pattern.replace('{id}', idOf(route.pattern));
     for (const route of agentPosts) {
       const p = pathOf(route);
@@ -478,9 +485,11 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal((await srv.api('GET', '/api/agent/me', { cookie: bo.cookie })).status, 200, 'Bo is not disabled');
     r = await srv.api('GET', '/api/canned', { cookie: ana.cookie });
     assert.deepEqual(r.json.canned, [canned.json.canned], 'no canned reply added, changed or deleted');
+    r = await srv.api('GET', '/api/teams', { cookie: ana.cookie });
+    assert.deepEqual(r.json.teams, [team.json.team], 'no team added or changed');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, canned: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, canned: 201, teams: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
     // A delete after the change of the same reply, and the logout last of all.
     const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
     for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {

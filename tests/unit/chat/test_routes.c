@@ -35,6 +35,10 @@ static const struct {
     {"GET", "/api/agents", KF_ACCESS_AGENT, false},
     {"POST", "/api/agents", KF_ACCESS_ADMIN, true},
     {"PATCH", "/api/agents/{id}", KF_ACCESS_AGENT, true},
+    {"GET", "/api/teams", KF_ACCESS_AGENT, false},
+    {"POST", "/api/teams", KF_ACCESS_ADMIN, true},
+    {"PATCH", "/api/teams/{id}", KF_ACCESS_ADMIN, true},
+    {"PUT", "/api/teams/{id}/members", KF_ACCESS_ADMIN, true},
     {"GET", "/api/canned", KF_ACCESS_AGENT, false},
     {"POST", "/api/canned", KF_ACCESS_AGENT, true},
     {"PATCH", "/api/canned/{id}", KF_ACCESS_AGENT, true},
@@ -125,6 +129,12 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
          "unauthorized"},
         {AS_VISITOR, "PATCH", "/api/canned/1", "{\"body\":\"Hi\"}", 401, "unauthorized"},
         {AS_NOBODY, "DELETE", "/api/canned/1", NULL, 401, "unauthorized"},
+        {AS_NOBODY, "GET", "/api/teams", NULL, 401, "unauthorized"},
+        {AS_VISITOR, "GET", "/api/teams", NULL, 401, "unauthorized"},
+        {AS_AGENT, "POST", "/api/teams", "{\"name\":\"Billing\"}", 403, "forbidden"},
+        {AS_AGENT, "PATCH", "/api/teams/1", "{\"name\":\"Billing\"}", 403, "forbidden"},
+        {AS_AGENT, "PUT", "/api/teams/1/members", "{\"agent_ids\":[]}", 403, "forbidden"},
+        {AS_VISITOR, "PUT", "/api/teams/1/members", "{\"agent_ids\":[]}", 401, "unauthorized"},
         /* A push route: a ticket, a token or a cookie; a bad ticket is 401 with no fallback. */
         {AS_NOBODY, "GET", "/push/poll?after=0", NULL, 401, "unauthorized"},
         {AS_VISITOR, "GET", "/push/poll?after=0&ticket=v.1.1.AAAA", NULL, 401, "unauthorized"},
@@ -140,7 +150,10 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
                         failing_store_calls(cf->store, FS_OP(agent_update)) +
                         failing_store_calls(cf->store, FS_OP(canned_create)) +
                         failing_store_calls(cf->store, FS_OP(canned_update)) +
-                        failing_store_calls(cf->store, FS_OP(canned_delete));
+                        failing_store_calls(cf->store, FS_OP(canned_delete)) +
+                        failing_store_calls(cf->store, FS_OP(team_create)) +
+                        failing_store_calls(cf->store, FS_OP(team_update)) +
+                        failing_store_calls(cf->store, FS_OP(team_set_members));
         cf_response_t *r = cf_request(cases[i].who, cases[i].method, path, cases[i].body);
         if (r->status != cases[i].status || strcmp(cf_error_code(r), cases[i].code) != 0)
             fail_msg("%s %s as %d: %d %s", cases[i].method, path, (int)cases[i].who, r->status,
@@ -151,7 +164,10 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
                              failing_store_calls(cf->store, FS_OP(agent_update)) +
                              failing_store_calls(cf->store, FS_OP(canned_create)) +
                              failing_store_calls(cf->store, FS_OP(canned_update)) +
-                             failing_store_calls(cf->store, FS_OP(canned_delete)),
+                             failing_store_calls(cf->store, FS_OP(canned_delete)) +
+                             failing_store_calls(cf->store, FS_OP(team_create)) +
+                             failing_store_calls(cf->store, FS_OP(team_update)) +
+                             failing_store_calls(cf->store, FS_OP(team_set_members)),
                          writes);
     }
 }

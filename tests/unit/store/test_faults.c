@@ -284,9 +284,13 @@ static int op_desk(fixture_t *f, unsigned long round)
     if (rc == 0)
         rc = wait_for(f, ops->conversation_wake(f->store, id, NOW + 2000000, rc_cb, &q), &q);
     if (rc == 0)
-        rc = wait_for(
-            f, ops->conversation_assign(f->store, &(kf_assign_t){.conversation_id = id}, rc_cb, &q),
-            &q);
+        rc = wait_for(f,
+                      ops->conversation_assign(f->store,
+                                               &(kf_conversation_assign_t){.conversation_id = id,
+                                                                           .set_agent = true,
+                                                                           .agent_id = 0},
+                                               rc_cb, &q),
+                      &q);
     if (rc == 0)
         rc = kf_store_sync_set_status(f->store, id, "open", NOW);
     kf_conversation_page_t page = {.limit = 10, .view = KF_VIEW_UNASSIGNED};

@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "7");
+    assert_string_equal(last_result(seen)->value, "8");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -633,6 +633,12 @@ static void test_sqlite_pragmas_and_schema(void **state)
         {"CONVERSATION_LIST_STATUS", "conversations_by_status"},
         {"CONVERSATION_LIST_UNASSIGNED", "conversations_by_status_assignee"},
         {"CONVERSATION_LIST_MINE", "conversations_by_assignee"},
+        /* One team's: migration 7's indexes, team_id first. */
+        {"CONVERSATION_LIST_TEAM", "conversations_by_team "},
+        {"CONVERSATION_LIST_TEAM_STATUS", "conversations_by_team_status "},
+        {"CONVERSATION_LIST_TEAM_UNASSIGNED", "conversations_by_team_status_assignee "},
+        {"CONVERSATION_LIST_TEAM_MINE", "conversations_by_team_assignee "},
+        {"CONVERSATION_TEAM_COUNTS", "conversations_by_team "},
     };
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         assert_true(plan_uses(f, views[i].statement, views[i].index));
@@ -654,7 +660,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "7");
+    assert_string_equal(last_result(seen)->value, "8");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -676,7 +682,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '7' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '8' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -689,9 +695,6 @@ static void sql_exec(const suite_fixture_t *f, const char *sql)
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
-/* What migrations 4 to 6 did, undone: the conversations table as version 3 had it ("open" or
- * "closed", nobody assigned), with the given status for every conversation that is not open, no
- * search index and no canned replies. */
 /* What migration 7 (private notes) added, taken away again (foreign keys off). */
 static void rewind_notes(const suite_fixture_t *f)
 {
@@ -700,8 +703,25 @@ static void rewind_notes(const suite_fixture_t *f)
                 "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);");
 }
 
+/* Takes migration 8 (teams) away again. */
+static void undo_teams(const suite_fixture_t *f)
+{
+    sql_exec(f, "DROP INDEX conversations_by_team;"
+                "DROP INDEX conversations_by_team_status;"
+                "DROP INDEX conversations_by_team_status_assignee;"
+                "DROP INDEX conversations_by_team_assignee;"
+                "ALTER TABLE conversations DROP COLUMN team_id;"
+                "ALTER TABLE agents DROP COLUMN capacity;"
+                "DROP TABLE team_members;"
+                "DROP TABLE teams;");
+}
+
+/* What migrations 4 to 8 did, undone: the conversations table as version 3 had it ("open" or
+ * "closed", nobody assigned), with the given status for every conversation that is not open, no
+ * search index, no canned replies, notes or teams. */
 static void rewind_to_3(const suite_fixture_t *f)
 {
+    undo_teams(f);
     rewind_notes(f);
     sql_exec(f,
              "DROP TABLE canned_replies;"
@@ -752,7 +772,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 8);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -833,7 +853,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 8);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -910,6 +930,7 @@ static void test_sqlite_migration_fills_search(void **state)
     int64_t answer = suite_add_message(f, conversation, agent, "Your refund is on its way");
     kf_store_close(f->store);
     f->store = NULL;
+    undo_teams(f);
     rewind_notes(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "DROP TABLE message_search");
@@ -941,12 +962,13 @@ static void test_sqlite_migrates_to_canned(void **state)
     int64_t ana = suite_add_agent_as(f, "ana@example.com", "Ana", "admin");
     kf_store_close(f->store);
     f->store = NULL;
+    undo_teams(f);
     rewind_notes(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 7);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 8);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(

@@ -391,7 +391,7 @@ static int fs_conversation_claim(kf_store_t *store, int64_t conversation_id, int
                                                                          agent_id, fs_done, p));
 }
 
-static int fs_conversation_assign(kf_store_t *store, const kf_assign_t *assign,
+static int fs_conversation_assign(kf_store_t *store, const kf_conversation_assign_t *assign,
                                   kf_store_done_cb done, void *ctx)
 {
     fs_pending_t *p;
@@ -499,6 +499,34 @@ static int fs_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int
                : end(p, REAL(store)->canned_delete(store, agent_id, admin, id, fs_done, p));
 }
 
+static int fs_team_create(kf_store_t *store, const kf_team_change_t *team, int64_t now,
+                          kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(team_create), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->team_create(store, team, now, fs_done, p));
+}
+
+static int fs_team_update(kf_store_t *store, int64_t id, const kf_team_change_t *change,
+                          kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(team_update), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->team_update(store, id, change, fs_done, p));
+}
+
+static int fs_team_set_members(kf_store_t *store, int64_t id, const int64_t *agent_ids,
+                               size_t count, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(team_set_members), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->team_set_members(store, id, agent_ids, count, fs_done, p));
+}
+
 int failing_store_open(const char *path, kf_store_t **out)
 {
     kf_store_t *store;
@@ -544,6 +572,9 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.canned_create = fs_canned_create;
     fs->ops.canned_update = fs_canned_update;
     fs->ops.canned_delete = fs_canned_delete;
+    fs->ops.team_create = fs_team_create;
+    fs->ops.team_update = fs_team_update;
+    fs->ops.team_set_members = fs_team_set_members;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;

@@ -104,6 +104,7 @@ static void keep_conversation(seen_t *seen, const kf_conversation_t *conversatio
     copy->assignee.name = keep(seen, conversation->assignee.name);
     copy->assignee.role = keep(seen, conversation->assignee.role);
     copy->assignee.password_hash = keep(seen, conversation->assignee.password_hash);
+    copy->team_name = keep(seen, conversation->team_name);
     keep_message(seen, &conversation->last_message, &copy->last_message);
 }
 
@@ -200,6 +201,21 @@ void on_done(void *ctx, const kf_store_result_t *result)
     copy->has_canned = result->canned != NULL;
     if (copy->has_canned)
         keep_canned(seen, result->canned, &copy->canned);
+    copy->has_team = result->team != NULL;
+    if (copy->has_team) {
+        copy->team = *result->team;
+        copy->team.name = keep(seen, result->team->name);
+        copy->team.auto_assign = keep(seen, result->team->auto_assign);
+        assert_true(result->team->member_count <= SUITE_MAX_AGENTS);
+        for (size_t i = 0; i < result->team->member_count; i++)
+            copy->team_members[i] = result->team->member_ids[i];
+        copy->team.member_ids = copy->team_members;
+    }
+    copy->team_missing = result->team_missing;
+    assert_true(result->released_count <= SUITE_MAX_AGENTS);
+    copy->released_count = result->released_count;
+    for (size_t i = 0; i < result->released_count; i++)
+        copy->released[i] = result->released[i];
 }
 
 const result_copy_t *last_result(const seen_t *seen)
@@ -586,12 +602,16 @@ static void test_callbacks_later_and_in_order(void **state)
                          KF_EINVAL);
     assert_int_equal(ops->conversation_claim(f->store, 1, 0, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->conversation_claim(f->store, 1, agent, NULL, NULL), KF_EINVAL);
-    kf_assign_t to_nobody = {.conversation_id = 1, .agent_id = -1};
-    assert_int_equal(ops->conversation_assign(f->store, &to_nobody, on_done, seen), KF_EINVAL);
-    kf_assign_t empty_note = {.conversation_id = 1, .by_agent_id = agent, .note = ""};
-    assert_int_equal(ops->conversation_assign(f->store, &empty_note, on_done, seen), KF_EINVAL);
-    kf_assign_t no_author = {.conversation_id = 1, .note = "n"};
-    assert_int_equal(ops->conversation_assign(f->store, &no_author, on_done, seen), KF_EINVAL);
+    kf_conversation_assign_t bad_transfers[] = {
+        {.conversation_id = 1, .set_agent = true, .agent_id = -1},
+        {.conversation_id = 1, .set_team = true, .team_id = -1},
+        {.conversation_id = 1}, /* a change of nothing */
+        {.conversation_id = 1, .set_agent = true, .by_agent_id = agent, .note = ""},
+        {.conversation_id = 1, .set_agent = true, .note = "n"}, /* a note without its author */
+    };
+    for (size_t i = 0; i < sizeof bad_transfers / sizeof bad_transfers[0]; i++)
+        assert_int_equal(ops->conversation_assign(f->store, &bad_transfers[i], on_done, seen),
+                         KF_EINVAL);
     assert_int_equal(ops->conversation_assign(f->store, NULL, on_done, seen), KF_EINVAL);
     assert_int_equal(ops->conversation_counts(f->store, agent, NULL, NULL), KF_EINVAL);
     assert_int_equal(ops->conversation_snooze_due(f->store, SUITE_NOW, NULL, NULL), KF_EINVAL);
@@ -762,6 +782,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
                                       NULL, NULL);
     snprintf(name, sizeof name, "store canned replies (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_canned_tests, store_suite_canned_test_count,
+                                      NULL, NULL);
+    snprintf(name, sizeof name, "store teams (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_team_tests, store_suite_team_test_count,
                                       NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);

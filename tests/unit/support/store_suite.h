@@ -84,6 +84,12 @@ typedef struct result_copy {
     int64_t counts[KF_VIEW_COUNT];
     bool has_canned;
     kf_canned_t canned;
+    bool has_team;
+    kf_team_t team; /* member_ids points at team_members */
+    int64_t team_members[SUITE_MAX_AGENTS];
+    bool team_missing;
+    size_t released_count;
+    int64_t released[SUITE_MAX_AGENTS];
 } result_copy_t;
 
 /* What callbacks were handed, copied out (rows are only borrowed during the callback). */
@@ -164,5 +170,10 @@ extern const size_t store_suite_search_test_count;
 
 extern const struct CMUnitTest store_suite_canned_tests[];
 extern const size_t store_suite_canned_test_count;
+
+/* ---- ... and of teams, capacity and automatic assignment's write (store_suite_teams.c) ---- */
+
+extern const struct CMUnitTest store_suite_team_tests[];
+extern const size_t store_suite_team_test_count;
 
 #endif

@@ -639,8 +639,10 @@ static int claim(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id, 
 static int assign(suite_fixture_t *f, int64_t conversation_id, int64_t agent_id)
 {
     seen_t *seen = seen_new();
-    kf_assign_t a = {.conversation_id = conversation_id, .agent_id = agent_id};
-    int rc = suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen);
+    kf_conversation_assign_t transfer = {
+        .conversation_id = conversation_id, .set_agent = true, .agent_id = agent_id};
+    int rc =
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &transfer, on_done, seen), seen);
     seen_free(seen);
     return rc;
 }
@@ -783,11 +785,12 @@ static void test_assign_with_note(void **state)
     int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
     size_t before = suite_message_count(f);
     seen_t *seen = seen_new();
-    kf_assign_t a = {.conversation_id = conversation,
-                     .agent_id = bo,
-                     .by_agent_id = ana,
-                     .note = "refund over 100: yours",
-                     .now = SUITE_NOW + 5};
+    kf_conversation_assign_t a = {.conversation_id = conversation,
+                                  .set_agent = true,
+                                  .agent_id = bo,
+                                  .by_agent_id = ana,
+                                  .note = "refund over 100: yours",
+                                  .now = SUITE_NOW + 5};
     assert_int_equal(
         suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen), 0);
     const result_copy_t *r = last_result(seen);
@@ -820,8 +823,11 @@ static void test_assign_with_note(void **state)
     seen = seen_new();
     assert_int_equal(
         suite_wait(f, f->store->ops->agent_update(f->store, ana, &off, on_done, seen), seen), 0);
-    a = (kf_assign_t){
-        .conversation_id = conversation, .agent_id = ana, .by_agent_id = bo, .note = "back"};
+    a = (kf_conversation_assign_t){.conversation_id = conversation,
+                                   .set_agent = true,
+                                   .agent_id = ana,
+                                   .by_agent_id = bo,
+                                   .note = "back"};
     assert_int_equal(
         suite_wait(f, f->store->ops->conversation_assign(f->store, &a, on_done, seen), seen),
         KF_EFORBIDDEN);
