@@ -136,6 +136,7 @@
     list: ui.list, scroll: ui.listScroll, empty: ui.listEmpty, loadOlder: ui.loadOlder,
   }, {
     conversations: () => convs.values(),
+    waitLimit: () => alerts.waitLimit(),
     stateOf(c) {
       const unsent = pendingFor(c.id);
       return {
@@ -196,6 +197,22 @@
     onMove: (id) => deskChange($('team-select'), '/assign', {team_id: id}, id === null ? 'take it out of its team' : 'move it to the team'),
   });
 
+  /* Waiting times move on in the list, and waits past the reminder escalate (web/alerts.js). */
+  setInterval(() => {
+    if (!me) return;
+    convList.tickWaits();
+    const myId = Number(me.agent.id);
+    alerts.remind(convs.values(), {
+      id: myId,
+      admin: me.agent.role === 'admin',
+      online: $('agent-status').value === 'online',
+      inTeam: (teamId) => {
+        const t = teams.teams.get(Number(teamId));
+        return !!t && (t.members || []).map(Number).includes(myId);
+      },
+    });
+  }, 5000);
+
   /* Keyboard: j/k move through the list, r replies, e resolves, c claims, ? lists them. */
   function stepConversation(delta) {
     if (ui.listScroll.hidden) return; // search results stand in the list's place
@@ -244,7 +261,7 @@
   const alerts = new window.KefuAlerts({
     button: $('notify-button'), dialog: $('notify-dialog'), banner: $('sound-banner'),
     bannerButton: $('sound-enable'), testButton: $('notify-test'),
-    desktopState: $('notify-desktop-state'), desktopButton: $('notify-desktop-button'),
+    desktopState: $('notify-desktop-state'), desktopButton: $('notify-desktop-button'), remind: $('notify-remind'),
     boxes: {
       soundConversation: $('notify-sound-conversation'), soundMessage: $('notify-sound-message'),
       whileFocused: $('notify-while-focused'), desktop: $('notify-desktop'),
@@ -1308,6 +1325,9 @@
     if (!c.last_message || m.id > c.last_message.id) {
       c.last_message = m;
       c.updated_at = Math.max(c.updated_at || 0, m.created_at);
+      // The wait as the server counts it (API.md, waiting_since): a reply ends it, a note does not.
+      if (m.sender === 'agent' && !m.private) c.waiting_since = null;
+      else if (m.sender === 'visitor' && c.status === 'open' && !c.waiting_since) c.waiting_since = m.created_at;
       if (m.sender === 'visitor') {
         if (viewing(c.id)) scheduleRead(c.id);
         else c.unread = (c.unread | 0) + 1;

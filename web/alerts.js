@@ -9,12 +9,21 @@
  *   alerts.conversation(c)         a conversation opened
  *   alerts.message(m, c)           a visitor wrote in conversation c
  *   alerts.unread(total)           the unread count, for the tab's icon
+ *   alerts.remind(conversations, who)   every few seconds: the escalation of visitors who wait
+ *
+ * Escalation, for a visitor waiting without a reply (waiting_since) past N seconds (the agent's
+ * "Remind me" setting): at N the sound plays again for the agents it concerns (the assignee, or
+ * while unassigned every member of its team, or everyone when it has none), and again at each
+ * further N; at 2N a desktop notification goes to every online agent of its team (everyone when
+ * it has none); at 3N to the admins too. Each console decides for its own agent, from the same
+ * data, so nothing has to be sent for it.
  */
 (function () {
   'use strict';
 
   const {Sound, badge, desktop} = window.KefuNotify;
-  const DEFAULTS = {soundConversation: true, soundMessage: true, whileFocused: false, desktop: true};
+  const DEFAULTS = {soundConversation: true, soundMessage: true, whileFocused: false, desktop: true,
+    remindAfter: 120};
 
   const DESKTOP_TEXT = {
     on: 'Desktop notifications are allowed in this browser.',
@@ -32,6 +41,10 @@
       this.sound = new Sound({onBlocked: () => this.showBanner()});
       els.button.addEventListener('click', () => this.open());
       els.dialog.querySelector('.notify-close').addEventListener('click', () => els.dialog.close());
+      els.remind.addEventListener('change', () => {
+        this.settings.remindAfter = Number(els.remind.value);
+        this.save();
+      });
       for (const [name, box] of Object.entries(els.boxes)) {
         box.addEventListener('change', () => {
           this.settings[name] = box.checked;
@@ -97,6 +110,8 @@
 
     open() {
       for (const [name, box] of Object.entries(this.els.boxes)) box.checked = !!this.settings[name];
+      this.els.remind.value = String(this.settings.remindAfter);
+      if (this.els.remind.value === '') this.els.remind.value = String(DEFAULTS.remindAfter);
       this.showDesktop();
       this.els.dialog.showModal();
     }
@@ -132,6 +147,45 @@
 
     unread(total) {
       if (this.key) badge(total);
+    }
+
+    /* Seconds past which a wait is long (0: never): the list marks those. */
+    waitLimit() {
+      return Number(this.settings.remindAfter) > 0 ? Number(this.settings.remindAfter) : Infinity;
+    }
+
+    /* who: {id, admin, online, inTeam(teamId)}. */
+    remind(conversations, who) {
+      const n = this.waitLimit();
+      if (!this.key || !isFinite(n)) return;
+      const stages = this.stages || (this.stages = new Map()); // id -> [waiting_since, reminders done]
+      const now = Date.now();
+      const seen = new Set();
+      for (const c of conversations) {
+        if (!c.waiting_since || c.status !== 'open') continue;
+        seen.add(c.id);
+        let s = stages.get(c.id);
+        if (!s || s[0] !== c.waiting_since) stages.set(c.id, s = [c.waiting_since, 0]);
+        const due = Math.floor((now - c.waiting_since) / (n * 1000)); // reminders due so far
+        if (due <= s[1]) continue;
+        s[1] = due;
+        const inTeam = !c.team || who.inTeam(c.team.id);
+        const concerned = c.assignee ? Number(c.assignee.id) === Number(who.id) : inTeam;
+        const waited = Math.round((now - c.waiting_since) / 60000);
+        const name = (c.visitor && c.visitor.name) || 'Visitor #' + (c.visitor && c.visitor.id);
+        if (concerned && this.wantsSound()) {
+          this.sound.play('conversation');
+          this.showBanner();
+        }
+        const told = (due >= 2 && who.online && inTeam) || (due >= 3 && who.admin) || (concerned && due >= 2);
+        if (told && this.settings.desktop) {
+          desktop.show(name + ' has waited ' + (waited < 1 ? 'a minute' : waited + ' min'),
+            'No reply yet' + (c.team ? ' (' + c.team.name + ')' : ''), {tag: 'kefu-wait-' + c.id, onClick: () => this.onOpen(c.id)});
+          this.reminded = (this.reminded || 0) + 1;
+          this.els.button.dataset.reminded = String(this.reminded);
+        }
+      }
+      for (const id of stages.keys()) if (!seen.has(id)) stages.delete(id);
     }
   }
 

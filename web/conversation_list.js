@@ -37,6 +37,7 @@
       this.stateOf = o.stateOf;
       this.onSelect = o.onSelect;
       this.onLoadOlder = o.onLoadOlder;
+      this.waitLimit = o.waitLimit || (() => 120); // seconds: past it a wait shows as long
       this.items = new Map(); // conversation id -> .conv-item element
 
       els.list.addEventListener('click', (e) => {
@@ -110,6 +111,30 @@
       this.rover = null;
     }
 
+    /* How long the visitor has waited for a reply ("Waiting 4 min"), marked `long` past the
+     * agent's reminder limit; hidden when nobody waits. */
+    _showWait(item, c) {
+      const wait = item.querySelector('.conv-wait');
+      const since = Number(c.waiting_since) || 0;
+      const ms = since ? Math.max(0, Date.now() - since) : 0;
+      wait.hidden = !since;
+      item.dataset.waiting = since ? String(Math.floor(ms / 1000)) : '';
+      if (!since) return;
+      const min = Math.floor(ms / 60000);
+      wait.textContent = 'Waiting ' + (min < 1 ? '<1 min' : min < 60 ? min + ' min'
+        : Math.floor(min / 60) + ' h' + (min % 60 ? ' ' + (min % 60) + ' min' : ''));
+      wait.title = 'The visitor has waited for a reply since ' + formatFull(since);
+      wait.classList.toggle('long', ms >= this.waitLimit() * 1000);
+    }
+
+    /* The waiting times move on by themselves: called every few seconds. */
+    tickWaits() {
+      for (const c of this.conversations()) {
+        const item = this.items.get(c.id);
+        if (item && c.waiting_since) this._showWait(item, c);
+      }
+    }
+
     /* Makes item (or, for null, the selected item or the first) the list's one Tab stop. */
     _rove(item) {
       const list = this.ui.list;
@@ -161,7 +186,8 @@
         top.append(el('span', 'conv-name'), el('span', 'conv-tag'), el('span', 'conv-assignee'), el('time', 'conv-time'));
         const bottom = el('div', 'conv-bottom');
         bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
-          el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-unread'));
+          el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-wait'),
+          el('span', 'conv-unread'));
         main.append(top, bottom);
         item.append(av, main);
         this.items.set(c.id, item);
@@ -207,6 +233,8 @@
       time.textContent = at ? formatRelative(at) : '';
       time.title = at ? formatFull(at) : '';
       if (at) time.dateTime = new Date(at).toISOString();
+
+      this._showWait(item, c);
 
       const unread = Math.max(0, c.unread | 0);
       item.dataset.unread = String(unread);

@@ -53,6 +53,9 @@ json_t *kf_chat_conversation_json(const kf_conversation_t *c)
                             ? json_pack("{s:I,s:s}", "id", (json_int_t)c->team_id, "name",
                                         c->team_name != NULL ? c->team_name : "")
                             : json_null());
+    json_object_set_new(json, "waiting_since",
+                        c->waiting_since != 0 ? json_integer((json_int_t)c->waiting_since)
+                                              : json_null());
     return json;
 }
 

@@ -334,6 +334,7 @@ void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversati
     };
     conversation->team_id = sqlite3_column_int64(st, KF_SQLITE_CONVERSATION_TEAM_COLUMN);
     conversation->team_name = kf_sqlite_column_text(st, KF_SQLITE_CONVERSATION_TEAM_COLUMN + 1);
+    conversation->waiting_since = sqlite3_column_int64(st, KF_SQLITE_CONVERSATION_WAITING_COLUMN);
     int last = KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN;
     conversation->has_last_message = sqlite3_column_type(st, last) != SQLITE_NULL;
     if (conversation->has_last_message) {

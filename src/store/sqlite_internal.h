@@ -54,7 +54,11 @@
     "  AND u.id > c.visitor_read_up_to AND u.sender = 1 AND u.private = "                          \
     "0), " KF_SQLITE_MESSAGE_COLUMNS ", "                                                          \
     "COALESCE(c.snoozed_until, 0), COALESCE(c.assignee_id, 0), ag.email, ag.name, ag.role, "       \
-    "COALESCE(c.team_id, 0), tm.name "                                                             \
+    "COALESCE(c.team_id, 0), tm.name, "                                                            \
+    "CASE c.status WHEN 'open' THEN (SELECT min(w.created_at) FROM messages w "                    \
+    "  WHERE w.conversation_id = c.id AND w.sender = 0 AND w.id > COALESCE((SELECT max(r.id) "     \
+    "  FROM messages r WHERE r.conversation_id = c.id AND r.sender = 1 AND r.private = 0), 0)) "   \
+    "END "                                                                                         \
     "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
     "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
     "  ORDER BY l.id DESC LIMIT 1) "                                                               \
@@ -62,9 +66,12 @@
     "LEFT JOIN agents ag ON ag.id = c.assignee_id LEFT JOIN teams tm ON tm.id = c.team_id "
 #define KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN 10
 /* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned), then
- * the team's id and name. */
+ * the team's id and name, then since when the visitor waits: the first of their messages after
+ * the last reply (a note is none), while it is open (NULL when nobody waits). Two range scans of
+ * the conversation's end in messages_by_conversation_audience, like the unread counts. */
 #define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 20
 #define KF_SQLITE_CONVERSATION_TEAM_COLUMN 24
+#define KF_SQLITE_CONVERSATION_WAITING_COLUMN 26
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */

@@ -167,6 +167,8 @@ typedef struct kf_conversation {
                                * ""); id 0 while it is unassigned */
     int64_t team_id;          /* the team it belongs to; 0 for none */
     const char *team_name;    /* that team's name, "" for none */
+    int64_t waiting_since;    /* while open: when the visitor's first message after the last
+                               * reply (a private note is none) was written; 0 when nobody waits */
     int64_t created_at;
     int64_t updated_at;         /* time of the last message, or created_at */
     int64_t agent_read_up_to;   /* highest message id the agents have marked read */

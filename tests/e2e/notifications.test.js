@@ -149,3 +149,43 @@ test('notifications on the visitor page: an agent\'s reply while the tab is hidd
     assertNoPageProblems(v);
   }),
 );
+
+test('notifications: a visitor waiting for a reply: the list counts the wait live; past the reminder it turns red, the sound plays again, then a desktop notification; a reply ends it', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const ctx = await env.context('agent Ana');
+    await ctx.grantPermissions(['notifications'], { origin: srv.base });
+    await ctx.addInitScript(spyOnNotifications);
+    const page = await ctx.newPage();
+    // The page's clock, so that minutes pass in a moment (the server's stays real).
+    await page.clock.install();
+    await page.goto(`${srv.base}/agent`);
+    await page.fill('#login-email', ANA.email);
+    await page.fill('#login-password', ANA.password);
+    await page.click('#login-submit');
+    await page.waitForSelector('#conn-state[data-state="connected"]', { timeout: T });
+    await page.getByRole('button', { name: 'Notifications' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Notifications' });
+    await dialog.getByLabel('Remind me when a visitor waits for a reply longer than').selectOption({ label: '1 minute' });
+    await dialog.getByRole('button', { name: 'Close' }).click();
+
+    const v = await newVisitor(srv, 'Lin');
+    const m = await visitorSend(srv, v.token, 'Is my refund through?');
+    const item = page.locator(`#conversation-list .conv-item[data-id="${m.conversation_id}"]`);
+    await item.locator('.conv-wait').waitFor({ timeout: T });
+    assert.equal(await item.locator('.conv-wait').textContent(), 'Waiting <1 min');
+    const sounds = await played(page);
+    await page.clock.fastForward('01:05');
+    await eventually(async () => (await item.locator('.conv-wait').textContent()) === 'Waiting 1 min', { timeout: T, what: 'the wait counts on' });
+    assert.equal(await item.locator('.conv-wait.long').count(), 1, 'past the reminder: marked');
+    await eventually(async () => (await played(page)) === sounds + 1, { timeout: T, what: 'the sound again at the reminder' });
+    assert.equal((await shown(page)).filter((n) => /has waited/.test(n.title)).length, 0, 'no desktop notification yet');
+    await page.clock.fastForward('01:05');
+    await eventually(async () => (await shown(page)).some((n) => n.title === 'Lin has waited 2 min'), { timeout: T, what: 'the desktop notification at twice the limit' });
+
+    // A reply ends the wait.
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    await agentSend(srv, ana, m.conversation_id, 'Yes, it went out today.');
+    await eventually(async () => (await item.locator('.conv-wait').isHidden()), { timeout: T, what: 'no wait after the reply' });
+  }),
+);

@@ -1130,6 +1130,40 @@ static int64_t add_note(suite_fixture_t *f, int64_t conversation_id, int64_t age
 /* Private notes: the agents' reads yield them, flagged; the visitor's read never does, from any
  * cursor (one on a note's id included); the visitor's unread count does not count them, and a
  * note reopens nothing. */
+/* Since when the visitor waits: their first message after the last reply; a note is no reply;
+ * a reply ends the wait; a resolved conversation has nobody waiting. */
+static int64_t waiting_since(suite_fixture_t *f, int64_t conversation_id)
+{
+    seen_t *seen = suite_get_conversation(f, conversation_id);
+    int64_t since = last_result(seen)->conversation.waiting_since;
+    seen_free(seen);
+    return since;
+}
+
+static void test_waiting_since(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW + 10, NULL);
+    assert_int_equal(waiting_since(f, conversation), SUITE_NOW + 10);
+    suite_add_message_at(f, conversation, 0, "anyone?", SUITE_NOW + 20);
+    assert_int_equal(waiting_since(f, conversation), SUITE_NOW + 10);
+    add_note(f, conversation, ana, "who takes this one?");
+    assert_int_equal(waiting_since(f, conversation), SUITE_NOW + 10);
+    suite_add_message_at(f, conversation, ana, "hi, I'm here", SUITE_NOW + 30);
+    assert_int_equal(waiting_since(f, conversation), 0);
+    suite_add_message_at(f, conversation, 0, "my order is late", SUITE_NOW + 40);
+    suite_add_message_at(f, conversation, 0, "order 1234", SUITE_NOW + 50);
+    assert_int_equal(waiting_since(f, conversation), SUITE_NOW + 40);
+    assert_int_equal(suite_set_status(f, conversation, "pending"), 0);
+    assert_int_equal(waiting_since(f, conversation), 0);
+    assert_int_equal(suite_set_status(f, conversation, "open"), 0);
+    assert_int_equal(waiting_since(f, conversation), SUITE_NOW + 40);
+    assert_int_equal(suite_set_status(f, conversation, "resolved"), 0);
+    assert_int_equal(waiting_since(f, conversation), 0);
+}
+
 static void test_private_notes(void **state)
 {
     suite_fixture_t *f = *state;
@@ -1249,6 +1283,7 @@ const struct CMUnitTest store_suite_message_tests[] = {
     SUITE_TEST(test_long_utf8_body),
     SUITE_TEST(test_private_notes),
     SUITE_TEST(test_assign_with_note),
+    SUITE_TEST(test_waiting_since),
 };
 
 const size_t store_suite_message_test_count =
