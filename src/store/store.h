@@ -58,10 +58,12 @@
  *     visitor_by_token,
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
- *     messages_of_visitor, messages_all, search, canned_list.
+ *     messages_of_visitor, messages_all, search, canned_list, visitor_get, visitor_pages,
+ *     visitor_conversations.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
- *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete.
+ *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete,
+ *     visitor_update, visitor_page_add.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -109,7 +111,26 @@ typedef struct kf_visitor {
     int64_t id;
     const char *name; /* display name chosen by the visitor, or "" */
     int64_t created_at;
+    const char *email; /* given by the visitor or an agent, or ""; the caller checks its form */
 } kf_visitor_t;
+
+/* One page a visitor's browser reported of itself (visitor_page_add), with what it said of the
+ * browser then. The newest of a visitor's is their current page and latest details. */
+typedef struct kf_visitor_page {
+    int64_t id;
+    int64_t visitor_id;
+    const char *url;        /* the page's address (an embedding widget's host page's, later) */
+    const char *title;      /* document.title, or "" */
+    const char *referrer;   /* document.referrer, or "" */
+    const char *user_agent; /* navigator.userAgent, as the page gave it */
+    const char *language;   /* navigator.language, or "" */
+    const char *timezone;   /* the IANA time zone, or "" */
+    int64_t utc_offset;     /* minutes east of UTC (UTC+02:00 is 120) */
+    int64_t seen_at;
+} kf_visitor_page_t;
+
+/* The most pages visitor_page_add keeps of one visitor (older ones are deleted). */
+#define KF_STORE_VISITOR_PAGES_MAX 50
 
 typedef struct kf_session {
     int64_t agent_id;
@@ -222,7 +243,7 @@ typedef struct kf_store_result {
                                   * the message stored then, and nothing new was written */
     const kf_message_t *message; /* message_add */
     const kf_agent_t *agent;     /* agent_by_email, agent_by_id, agent_update (as it is after) */
-    const kf_visitor_t *visitor; /* visitor_by_token */
+    const kf_visitor_t *visitor; /* visitor_by_token, visitor_get, visitor_update */
     const kf_session_t *session; /* session_get */
     const kf_conversation_t *conversation; /* conversation_get */
     const char *value;                     /* setting_get */
@@ -238,6 +259,7 @@ typedef int (*kf_store_conversation_cb)(void *ctx, const kf_conversation_t *conv
 typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 typedef int (*kf_store_search_cb)(void *ctx, const kf_search_hit_t *hit);
 typedef int (*kf_store_canned_cb)(void *ctx, const kf_canned_t *canned);
+typedef int (*kf_store_visitor_page_cb)(void *ctx, const kf_visitor_page_t *page);
 
 typedef struct kf_store kf_store_t;
 
@@ -394,6 +416,26 @@ typedef struct kf_store_ops {
                          void *ctx);
     int (*canned_delete)(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
                          kf_store_done_cb done, void *ctx);
+
+    /* Visitor details. visitor_get: visitor, or KF_ENOTFOUND. visitor_update changes name and/or
+     * email (NULL: as it is; "" clears) and keeps the search's index of them current; visitor
+     * (the row as it is after), KF_ENOTFOUND for an unknown visitor, KF_EINVAL at once for a
+     * change of nothing. visitor_page_add stores one reported page (its id and visitor_id are
+     * ignored; seen_at is its time) and deletes that visitor's pages past the newest
+     * KF_STORE_VISITOR_PAGES_MAX, in one write; KF_ENOTFOUND for an unknown visitor, KF_EINVAL
+     * at once for a NULL string. visitor_pages: each of the visitor's pages, newest first, at
+     * most limit (1 to KF_STORE_VISITOR_PAGES_MAX, else KF_EINVAL at once).
+     * visitor_conversations: each conversation of the visitor and of every visitor with the same
+     * (non-empty) e-mail, newest activity first, at most limit (at least 1). */
+    int (*visitor_get)(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done, void *ctx);
+    int (*visitor_update)(kf_store_t *store, int64_t visitor_id, const char *name,
+                          const char *email, kf_store_done_cb done, void *ctx);
+    int (*visitor_page_add)(kf_store_t *store, const kf_visitor_page_t *page, kf_store_done_cb done,
+                            void *ctx);
+    int (*visitor_pages)(kf_store_t *store, int64_t visitor_id, size_t limit,
+                         kf_store_visitor_page_cb each, kf_store_done_cb done, void *ctx);
+    int (*visitor_conversations)(kf_store_t *store, int64_t visitor_id, size_t limit,
+                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call
