@@ -1,6 +1,7 @@
 /* ws_actions.c: the actions WebSocket clients send (docs/PROTOCOL.md, "WebSocket actions"):
- * send, read, typing and ping, answered with an ack, an error or a pong that echoes the action's
- * ref. The same actions as over HTTP (chat/actions.h), under the same limits. */
+ * send, read, typing, page (a visitor's page report) and ping, answered with an ack, an error or a
+ * pong that echoes the action's ref. The same actions as over HTTP (chat/actions.h), under the same
+ * limits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,9 +138,10 @@ static void act(kf_app_t *app, kf_push_client_t *client, kf_actor_t who, const c
     } else if (strcmp(type, "read") == 0) {
         rc = kf_chat_read(app, who, conversation_id, json_object_get(root, "up_to"), done_cb,
                           waiting, &err);
+    } else if (strcmp(type, "page") == 0) {
+        rc = kf_visitor_page_report(app, who.id, root, done_cb, waiting, &err);
     } else {
-        rc = kf_chat_typing(app, who, conversation_id, json_object_get(root, "typing"), done_cb,
-                            waiting, &err);
+        rc = kf_chat_typing_draft(app, who, conversation_id, root, done_cb, waiting, &err);
     }
     if (rc != 0) {
         waiting_ack_free(waiting);
@@ -175,7 +177,7 @@ void kf_ws_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subje
                !kf_limits_visitor_message(app->limits, subject, &wait_ms)) {
         reply_rate_limited(client, ref, wait_ms);
     } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0 ||
-               strcmp(type, "typing") == 0) {
+               strcmp(type, "typing") == 0 || (strcmp(type, "page") == 0 && kind == 'v')) {
         act(app, client, (kf_actor_t){kind, subject, NULL}, type, root, ref);
     } else if (strcmp(type, "ping") == 0) {
         reply(client,
