@@ -391,6 +391,8 @@ const AGENT_POST_BODIES = {
   'POST /api/conversations/{id}/status': { status: 'pending' },
   'POST /api/conversations/{id}/claim': undefined,
   'POST /api/conversations/{id}/assign': { agent_id: null },
+  'PATCH /api/conversations/{id}/visitor': { email: 'forged@example.com' },
+  'PATCH /api/settings': { typing_preview: true },
 };
 const routeKey = (r) => `${r.method} ${r.pattern}`;
 
@@ -480,7 +482,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.deepEqual(r.json.canned, [canned.json.canned], 'no canned reply added, changed or deleted');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, canned: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, canned: 201, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200 };
     // A delete after the change of the same reply, and the logout last of all.
     const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
     for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {
