@@ -126,6 +126,15 @@ test('the visitor panel: pages live in every console, details given by the visit
       await a.page.waitForFunction(() => document.querySelectorAll('#visitor-pages li').length >= 2, null, { timeout: T });
     }
     assert.match(await ana.page.locator('#visitor-pages li').first().textContent(), /\d:\d\d.*Blue sneakers/);
+    // A title of markup is text in the panel.
+    await visitorPage.evaluate(() => {
+      document.title = '<img src=x onerror=window.__xss=1>Sale';
+      history.pushState({}, '', '/chat?sale=1');
+    });
+    await ana.page.waitForFunction(() => /sale=1/.test(document.querySelector('#visitor-page a')?.href || ''), null, { timeout: T });
+    assert.equal(await ana.page.locator('#visitor-page a').textContent(), '<img src=x onerror=window.__xss=1>Sale');
+    assert.equal(await ana.page.locator('#visitor-panel img').count(), 0);
+    assert.equal(await ana.page.evaluate(() => window.__xss), undefined);
     // A hash change is a page too.
     await visitorPage.evaluate(() => { location.hash = 'size-guide'; });
     await ana.page.waitForFunction(() => /#size-guide/.test(document.querySelector('#visitor-page a')?.href || ''), null, { timeout: T });
