@@ -265,6 +265,11 @@ static void page_reported_cb(void *data, const kf_chat_outcome_t *outcome)
 
 void kf_visitor_page_post(const kf_call_t *call)
 {
+    int64_t wait_ms = 0;
+    if (!kf_limits_visitor_page(call->app->limits, call->who->visitor.id, &wait_ms)) {
+        kf_call_rate_limited(call->req, wait_ms, "page reports");
+        return;
+    }
     json_t *root = kf_call_json(call->req);
     if (root == NULL)
         return;

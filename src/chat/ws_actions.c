@@ -31,11 +31,12 @@ static void reply_error(kf_push_client_t *client, json_t *ref, int rc, const cha
 
 /* Like reply_error for a rate limit, with the wait in seconds as "retry_after" (no header to
  * carry it). */
-static void reply_rate_limited(kf_push_client_t *client, json_t *ref, int64_t retry_after_ms)
+static void reply_rate_limited(kf_push_client_t *client, json_t *ref, int64_t retry_after_ms,
+                               const char *what)
 {
     int64_t wait_s = kf_limits_seconds(retry_after_ms);
     char message[96];
-    snprintf(message, sizeof message, "too many messages; try again in %lld s", (long long)wait_s);
+    snprintf(message, sizeof message, "too many %s; try again in %lld s", what, (long long)wait_s);
     reply(client, json_pack("{s:s,s:O,s:{s:s,s:s,s:I}}", "type", "error", "ref",
                             ref != NULL ? ref : json_null(), "error", "code", "rate_limited",
                             "message", message, "retry_after", (json_int_t)wait_s));
@@ -172,10 +173,13 @@ void kf_ws_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subje
     } else if (kind == 'v' && !kf_limits_visitor_request(app->limits, subject, &wait_ms)) {
         /* Each action costs a visitor what the same over HTTP would: one request (and a send,
          * one message too), so that a socket is no way around the limits (typing floods). */
-        reply_rate_limited(client, ref, wait_ms);
+        reply_rate_limited(client, ref, wait_ms, "messages");
     } else if (strcmp(type, "send") == 0 && kind == 'v' &&
                !kf_limits_visitor_message(app->limits, subject, &wait_ms)) {
-        reply_rate_limited(client, ref, wait_ms);
+        reply_rate_limited(client, ref, wait_ms, "messages");
+    } else if (strcmp(type, "page") == 0 && kind == 'v' &&
+               !kf_limits_visitor_page(app->limits, subject, &wait_ms)) {
+        reply_rate_limited(client, ref, wait_ms, "page reports");
     } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0 ||
                strcmp(type, "typing") == 0 || (strcmp(type, "page") == 0 && kind == 'v')) {
         act(app, client, (kf_actor_t){kind, subject, NULL}, type, root, ref);

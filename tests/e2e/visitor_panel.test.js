@@ -80,6 +80,17 @@ test('visitor details over the API: page reports, name and e-mail, the panel', {
     r = await A('PATCH', `/api/conversations/${message.conversation_id}/visitor`, { email: 'lea.martin@shop.example' });
     assert.equal(r.status, 200, r.text);
     assert.equal((await A('GET', '/api/search?q=lea.martin')).json.results.length, 1);
+
+    // Page reports have a bucket of their own: 20 at once, then one every 2 s.
+    const w = await newVisitor(srv);
+    const statuses = [];
+    for (let i = 0; i < 21; i++) {
+      statuses.push((await srv.api('POST', '/api/visitor/page', { token: w.token, body: { url: `https://shop.example/${i}` } })).status);
+    }
+    assert.deepEqual(statuses, [...Array(20).fill(200), 429]);
+    const refused = await srv.api('POST', '/api/visitor/page', { token: w.token, body: { url: 'https://shop.example/' } });
+    assertError(refused, 429, 'rate_limited', 'past the burst');
+    assert.ok(Number(refused.headers['retry-after']) >= 1);
   }));
 
 test('the visitor panel: pages live in every console, details given by the visitor, earlier conversations', { timeout: 120000 }, (t) =>

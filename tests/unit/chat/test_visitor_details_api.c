@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "support/failing_store.h"
@@ -77,6 +78,38 @@ static void test_page_checks(void **state)
     free(body);
     expect(cf_request(AS_AGENT, "POST", "/api/visitor/page", "{\"url\":\"https://x.example/\"}"),
            401, "unauthorized", "an agent");
+}
+
+/* A page report over the WebSocket is acked, and reaches the consoles as over HTTP; an agent
+ * has no such action. (Its rate limit is test_limits' and abuse-free here: the fixture turns the
+ * visitor limits off.) */
+static void test_page_over_websocket(void **state)
+{
+    (void)state;
+    kf_buf_t in;
+    kf_buf_init(&in);
+    int fd = cf_ws_open_as(AS_VISITOR, &in);
+    int events = cf->agent_events;
+    cf_ws_send(fd, "{\"type\":\"page\",\"ref\":\"p1\",\"url\":\"https://x.example/ws\"}");
+    char *reply = cf_ws_read_until(fd, &in, "\"ref\":\"p1\"");
+    assert_non_null(strstr(reply, "\"type\":\"ack\""));
+    free(reply);
+    assert_int_equal(cf->agent_events, events + 1);
+    cf_ws_send(fd, "{\"type\":\"page\",\"ref\":\"p2\",\"url\":\"javascript:x\"}");
+    reply = cf_ws_read_until(fd, &in, "\"ref\":\"p2\"");
+    assert_non_null(strstr(reply, "bad_request"));
+    free(reply);
+    close(fd);
+    kf_buf_free(&in);
+
+    kf_buf_init(&in);
+    fd = cf_ws_open_as(AS_AGENT, &in);
+    cf_ws_send(fd, "{\"type\":\"page\",\"ref\":\"p3\",\"url\":\"https://x.example/\"}");
+    reply = cf_ws_read_until(fd, &in, "\"ref\":\"p3\"");
+    assert_non_null(strstr(reply, "unknown action type"));
+    free(reply);
+    close(fd);
+    kf_buf_free(&in);
 }
 
 static void test_page_shows_in_panel(void **state)
@@ -232,6 +265,7 @@ int main(void)
         cmocka_unit_test_setup(test_page_shows_in_panel, cf_test_setup),
         cmocka_unit_test_setup(test_name_and_email, cf_test_setup),
         cmocka_unit_test_setup(test_settings, cf_test_setup),
+        cmocka_unit_test_setup(test_page_over_websocket, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);
 }
