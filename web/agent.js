@@ -884,6 +884,8 @@
       me.agent.role = agent.role;
       ui.agentName.textContent = agent.name || agent.email;
       ui.agentAvatar.textContent = initials(agent.name || agent.email);
+      $('settings-button').hidden = agent.role !== 'admin'; // made an admin, or no longer one
+      if (agent.role !== 'admin' && $('settings-dialog').open) $('settings-dialog').close();
     }
     team.reload();
   }
