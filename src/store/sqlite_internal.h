@@ -87,7 +87,7 @@
  * that many lookups (names are few beside messages). Private notes, when they come, are filtered
  * here by a join on the message's flag, for a caller that may not see them. */
 #define KF_SQLITE_SEARCH                                                                           \
-    "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name FROM ("                                 \
+    "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name, v.email FROM ("                        \
     "  SELECT id, min(field) AS field FROM ("                                                      \
     "    SELECT * FROM (SELECT rowid AS id, 0 AS field FROM message_search "                       \
     "      WHERE message_search MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) "            \

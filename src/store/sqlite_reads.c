@@ -341,6 +341,7 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
                                                                          : KF_SEARCH_MESSAGE;
             kf_sqlite_read_message(st, 1, &hit.message);
             hit.visitor_name = kf_sqlite_column_text(st, 9);
+            hit.visitor_email = kf_sqlite_column_text(st, 10);
             result->rc = op->each_hit(op->ctx, &hit);
         } else if (op->kind == OP_VISITOR_PAGES) {
             kf_visitor_page_t page;

@@ -178,15 +178,16 @@ typedef struct kf_canned {
     int64_t updated_at;
 } kf_canned_t;
 
-/* What a search hit matched: the message's text, or its conversation's visitor's name (and the
- * message is then the conversation's newest). */
+/* What a search hit matched: the message's text, or its conversation's visitor's name or e-mail
+ * (and the message is then the conversation's newest). */
 typedef enum { KF_SEARCH_MESSAGE = 0, KF_SEARCH_VISITOR = 1 } kf_search_field_t;
 
 /* One hit of search. */
 typedef struct kf_search_hit {
     kf_search_field_t field;
-    kf_message_t message;     /* the message the hit opens its conversation at */
-    const char *visitor_name; /* the conversation's visitor's name, "" when they gave none */
+    kf_message_t message;      /* the message the hit opens its conversation at */
+    const char *visitor_name;  /* the conversation's visitor's name, "" when they gave none */
+    const char *visitor_email; /* ... and e-mail, "" when none was given */
 } kf_search_hit_t;
 
 /* A new message for message_add. */

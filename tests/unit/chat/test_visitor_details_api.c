@@ -197,7 +197,11 @@ static void test_name_and_email(void **state)
 
     r = cf_request(AS_AGENT, "GET", "/api/search?q=shop.example", NULL);
     assert_int_equal(r->status, 200);
-    assert_true(json_array_size(json_object_get(r->json, "results")) >= 1);
+    json_t *hit = json_array_get(json_object_get(r->json, "results"), 0);
+    assert_string_equal(field(hit, "field"), "visitor");
+    /* The snippet shows what matched: the e-mail beside the name, marked. */
+    assert_string_equal(field(hit, "snippet"), "Mia Wong · mia@shop.example");
+    assert_true(json_array_size(json_object_get(hit, "highlights")) >= 1);
     cf_response_free(r);
 
     char path[96];
