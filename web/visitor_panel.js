@@ -141,6 +141,11 @@
         li.append(time, link(p.url, p.title || p.url));
         this.el.pages.append(li);
       }
+      if (!(v.pages || []).length) {
+        const li = document.createElement('li');
+        li.append(unknown('Not reported yet'));
+        this.el.pages.append(li);
+      }
       setText(this.el.referrer, v.referrer, 'None (came straight in)');
       this.el.browser.textContent = v.browser || (v.user_agent ? 'Unknown browser' : '');
       if (!v.browser && !v.user_agent) this.el.browser.append(unknown('Not reported yet'));
@@ -173,7 +178,9 @@
     startClock(v) {
       this.stopClock();
       const show = () => {
-        this.el.localTime.textContent = localTime(v);
+        const text = localTime(v);
+        if (text) this.el.localTime.textContent = text;
+        else setText(this.el.localTime, '', 'Not reported yet');
       };
       show();
       if (v.timezone || typeof v.utc_offset === 'number') this.clock = setInterval(show, 15000);
@@ -257,7 +264,7 @@
       const mm = String(there.getUTCMinutes()).padStart(2, '0');
       return hh + ':' + mm + ' (' + offsetLabel(v.utc_offset) + ')';
     }
-    return 'Not reported yet';
+    return '';
   }
 
   /* The admin's Settings dialog: the typing preview, on or off for the whole desk. */

@@ -187,6 +187,11 @@ test('the visitor panel: pages live in every console, details given by the visit
     await bo.page.getByRole('button', { name: 'Save', exact: true }).click();
     await bo.page.waitForFunction(() => document.querySelector('#visitor-email')?.textContent === 'mia.wong@shop.example', null, { timeout: T });
 
+    // On a laptop it sits below the thread, folded to its heading until opened.
+    await ana.page.setViewportSize({ width: 1024, height: 768 });
+    await ana.page.locator('#visitor-panel-toggle').click();
+    await ana.page.locator('#visitor-email').waitFor({ state: 'visible', timeout: T });
+    await screenshot(ana.page, 'visitor-panel-laptop');
     // On a phone the panel sits below the thread, folded until opened.
     await bo.page.setViewportSize({ width: 390, height: 844 });
     const toggle = bo.page.locator('#visitor-panel-toggle');
