@@ -96,7 +96,7 @@
   let nextPage = null;            // the list's "next": older conversations are still to load
   let pagesLoaded = 0;
   let loadingOlder = null;        // the request for them, while it runs
-  const VIEWS = ['unassigned', 'mine', 'open', 'pending', 'resolved', 'all'];
+  const VIEWS = ['unassigned', 'mine', 'open', 'pending', 'resolved', 'snoozed', 'all'];
   let view = 'all';               // the view the list shows
   let listGen = 0;                // bumps on every change of view, so a slow page cannot fill another
   let countsTimer = null;
@@ -233,11 +233,32 @@
       reply: () => { if (me && selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus(); },
       resolve: () => { if (me && !ui.statusButton.hidden && !ui.statusButton.disabled) ui.statusButton.click(); },
       claim: () => { if (me && !ui.claimButton.hidden && !ui.claimButton.disabled) ui.claimButton.click(); },
+      snooze: () => {
+        const c = me && selectedId !== null ? convs.get(selectedId) : null;
+        if (!c || c.status === 'snoozed' || ui.statusSelect.disabled) return;
+        ui.statusSelect.value = 'snoozed';
+        ui.statusSelect.dispatchEvent(new Event('change'));
+      },
       leave: () => {
         ui.replyInput.blur();
         const item = selectedId !== null ? convList.item(selectedId) : null;
         if (item) item.focus();
       },
+    },
+  });
+
+  /* Sounds, desktop notifications and the tab icon's count (web/alerts.js). */
+  const alerts = new window.KefuAlerts({
+    button: $('notify-button'), dialog: $('notify-dialog'), banner: $('sound-banner'),
+    bannerButton: $('sound-enable'), testButton: $('notify-test'),
+    desktopState: $('notify-desktop-state'), desktopButton: $('notify-desktop-button'),
+    boxes: {
+      soundConversation: $('notify-sound-conversation'), soundMessage: $('notify-sound-message'),
+      whileFocused: $('notify-while-focused'), desktop: $('notify-desktop'),
+    },
+  }, {
+    onOpen: (id) => {
+      if (convs.has(id)) select(id);
     },
   });
 
@@ -306,6 +327,19 @@
     (ui.loginEmail.value ? ui.loginPassword : ui.loginEmail).focus();
   }
 
+  /* Our own words for why a sign-in failed; the server's text only for what we do not expect. */
+  function loginErrorText(err) {
+    if (err.code === 'disabled') return ACCOUNT_DISABLED;
+    if (err.status === 401) return 'Wrong e-mail or password. Check both and try again.';
+    if (err.status === 429) {
+      const minutes = Math.ceil((err.retryAfterMs || 0) / 60000);
+      return minutes > 1 ? 'Too many attempts. Try again in ' + minutes + ' minutes.'
+        : 'Too many attempts. Try again in a minute.';
+    }
+    if (err.status === 503) return 'The server is busy. Try again in a moment.';
+    return err.status === 0 ? err.message : 'Could not sign in. ' + sentence(err.message);
+  }
+
   ui.loginForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     ui.loginError.hidden = true;
@@ -324,7 +358,7 @@
       ui.loginPassword.value = '';
       await enterConsole(data);
     } catch (err) {
-      ui.loginError.textContent = err.code === 'disabled' ? ACCOUNT_DISABLED : err.message;
+      ui.loginError.textContent = loginErrorText(err);
       ui.loginError.hidden = false;
       ui.loginPassword.select();
     } finally {
@@ -371,6 +405,7 @@
     visitorPanel.reset();
     typingPreviews.clear();
     canned.changed(); // the next agent's are others
+    alerts.stop();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
     if (outbox) outbox.stop();
     outbox = null;
@@ -400,6 +435,8 @@
 
   async function enterConsole(session) {
     me = session;
+    enteredAt = Date.now() - 5000; // the server's clock may be a little behind ours
+    alerts.start(me.agent.id);
     const gen = ++sessionGen;
     ui.agentName.textContent = me.agent.name || me.agent.email;
     ui.agentAvatar.textContent = initials(me.agent.name || me.agent.email);
@@ -537,6 +574,9 @@
     document.title = total > 0 ? '(' + total + ') ' + BASE_TITLE : BASE_TITLE;
     ui.unreadTotal.hidden = total === 0;
     ui.unreadTotal.textContent = total + ' unread';
+    alerts.unread(total);
+    // The list changed: the empty thread pane's advice follows what is on screen.
+    if (selectedId === null) updateThreadEmpty();
   }
 
   /* Replace our copy with the server's. A snapshot may lag behind message events we already
@@ -582,6 +622,21 @@
     if (mark && id === selectedId) thread.markSeen(mark);
   }
 
+  /* Says a conversation that opened while the console is open to screen readers (the list's
+   * items are not a live region: a reload or a view change would read them all out). */
+  const announced = new Set();
+  let enteredAt = 0;
+  function announceNew(c) {
+    if (!c || convs.has(c.id) || announced.has(c.id) || c.status !== 'open' || c.assignee) return;
+    if (!(Number(c.created_at) >= enteredAt)) return;
+    announced.add(c.id);
+    const region = $('list-announcer');
+    region.textContent = '';
+    // A new text in a later task: read out even when it is the same words as the last one.
+    setTimeout(() => { region.textContent = 'New conversation from ' + visitorName(c.visitor); }, 50);
+    alerts.conversation(c, visitorName(c.visitor));
+  }
+
   /* An event named a conversation we do not have (new, or missed while disconnected). */
   async function fetchConversation(id) {
     if (fetching.has(id)) return;
@@ -625,6 +680,7 @@
     open: ['No open conversations', 'When a visitor writes in, the conversation appears here right away.'],
     pending: ['Nothing pending', 'Conversations set to pending wait here.'],
     resolved: ['Nothing resolved yet', 'Resolved conversations are kept here.'],
+    snoozed: ['Nothing snoozed', 'A snoozed conversation waits here until its time, or until the visitor writes.'],
     all: ['No conversations yet', 'When a visitor writes in, the conversation appears here right away.'],
   };
 
@@ -850,7 +906,8 @@
     setVisitorAvatar(ui.threadAvatar, c.visitor);
     const parts = [];
     if (c.visitor && c.visitor.name) parts.push('Visitor #' + c.visitor.id);
-    parts.push(STATUS_LABEL[c.status] || c.status);
+    parts.push(c.status === 'snoozed' && c.snoozed_until
+      ? 'Snoozed until ' + window.KefuSnooze.format(c.snoozed_until) : STATUS_LABEL[c.status] || c.status);
     if (c.created_at) {
       const day = formatDay(c.created_at);
       parts.push('started ' + (day === 'Today' ? formatTime(c.created_at) : day.toLowerCase() === 'yesterday' ? 'yesterday' : day));
@@ -911,7 +968,8 @@
     if (!c) {
       ui.threadEmptyTitle.textContent = 'Pick a conversation';
       ui.threadEmptyText.textContent = convs.size ? 'Choose a conversation on the left to read it and reply.'
-        : 'Nothing to answer yet. New conversations will show up on the left.';
+        : view === 'all' ? 'Nothing to answer yet. New conversations will show up on the left.'
+          : 'Nothing in this view. The other views on the left may hold some.';
       ui.threadEmpty.hidden = false;
     } else if (thread.count === 0) {
       ui.threadEmptyTitle.textContent = threadLoading ? 'Loading…' : 'No messages yet';
@@ -1010,12 +1068,25 @@
     deskChange(ui.statusButton, '/status', {status: next}, next === 'open' ? 'reopen it' : 'resolve it');
   });
 
-  ui.statusSelect.addEventListener('change', () => {
+  ui.statusSelect.addEventListener('change', async () => {
     const c = convs.get(selectedId);
     const next = ui.statusSelect.value;
     if (!c || next === c.status) return;
-    deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+    if (next !== 'snoozed') {
+      deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+      return;
+    }
+    ui.statusSelect.value = c.status; // until a time is picked: nothing has changed
+    const id = c.id;
+    const until = await window.KefuSnooze.ask($('snooze-dialog'));
+    if (until === null || id !== selectedId) {
+      ui.statusSelect.focus();
+      return;
+    }
+    await deskChange(ui.statusSelect, '/status', {status: 'snoozed', snooze_until: until}, 'snooze it');
+    ui.statusSelect.focus();
   });
+  $('snooze-dialog').querySelector('.snooze-close').addEventListener('click', () => $('snooze-dialog').close());
 
   ui.assignSelect.addEventListener('change', () => {
     const value = ui.assignSelect.value;
@@ -1143,8 +1214,10 @@
   function handleEvent(ev) {
     if (!me) return;
     if (ev.type === 'message' && ev.message) handleMessage(ev.message);
-    else if (ev.type === 'conversation') applyConversation(ev.conversation);
-    else if (ev.type === 'read') handleRead(ev);
+    else if (ev.type === 'conversation') {
+      announceNew(ev.conversation);
+      applyConversation(ev.conversation);
+    } else if (ev.type === 'read') handleRead(ev);
     else if (ev.type === 'typing' && ev.sender === 'visitor') handleTyping(ev);
     else if (ev.type === 'visitor') visitorPanel.apply(ev);
     else if (ev.type === 'settings') deskSettings.apply(ev.settings);
@@ -1181,6 +1254,10 @@
       if (m.sender === 'visitor') {
         if (viewing(c.id)) scheduleRead(c.id);
         else c.unread = (c.unread | 0) + 1;
+        // News (not a replay of what a reconnect gap missed) in a conversation that is this
+        // agent's or nobody's: another agent's visitors are theirs to hear.
+        const mineOrNobodys = !c.assignee || (me && Number(c.assignee.id) === Number(me.agent.id));
+        if (mineOrNobodys && Number(m.created_at) >= Date.now() - 60000) alerts.message(m, visitorName(c.visitor));
       }
       convList.render(c);
       convList.order();

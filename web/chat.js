@@ -41,6 +41,9 @@
   let ready = false;     // a session and its history: the outbox may send
   let readSent = 0;      // the highest up_to we have told the server
   let unseenWhileHidden = 0;
+  // A reply's sound while the tab is hidden (web/notify.js); the visitor has clicked or typed on
+  // the page by then, which lets the browser play it.
+  const sound = new window.KefuNotify.Sound({});
 
   const list = new MessageList(messagesEl, {
     me: 'visitor',
@@ -233,9 +236,11 @@
     }
   });
 
-  /* What the session says of the visitor's conversation: whether it is resolved. */
+  /* What the session says of the visitor's conversation: whether it is resolved, what was seen. */
   function showSession(data) {
     showResolved(!!data.conversation && data.conversation.status === 'resolved');
+    // Where the agents had read to, so that "Seen" is where it was before a reload.
+    if (data.conversation && data.conversation.seen_up_to) list.markSeen(Number(data.conversation.seen_up_to));
   }
 
   /* The whole history, 500 messages a page. */
@@ -316,6 +321,9 @@
         else {
           unseenWhileHidden++;
           document.title = '(' + unseenWhileHidden + ') ' + BASE_TITLE;
+          window.KefuNotify.badge(unseenWhileHidden);
+          // Sound only after a reply that is news, not history a reconnect brought back.
+          if (Number(ev.message.created_at) >= Date.now() - 60000) sound.play('message');
         }
       }
     } else if (ev.type === 'read' && ev.reader === 'agent') {
@@ -363,6 +371,7 @@
     reportPage(true); // back on the page: the agents see them there again
     unseenWhileHidden = 0;
     document.title = BASE_TITLE;
+    window.KefuNotify.badge(0);
     sendReadReceipt();
   });
 

@@ -49,11 +49,21 @@
         if (e.key === 'Enter' || e.key === ' ') {
           e.preventDefault();
           this.onSelect(Number(item.dataset.id));
-        } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        } else if (['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(e.key)) {
           e.preventDefault();
-          const next = e.key === 'ArrowDown' ? item.nextElementSibling : item.previousElementSibling;
+          const list = this.ui.list;
+          const next = e.key === 'ArrowDown' ? item.nextElementSibling
+            : e.key === 'ArrowUp' ? item.previousElementSibling
+              : e.key === 'Home' ? list.firstElementChild : list.lastElementChild;
           if (next) next.focus();
         }
+      });
+      /* The list is one Tab stop (a roving tabindex): the item last focused, else the selected
+       * one, else the first, is the one Tab reaches; the arrows move within. */
+      this.rover = null;
+      els.list.addEventListener('focusin', (e) => {
+        const item = e.target.closest('.conv-item');
+        if (item) this._rove(item);
       });
 
       els.loadOlder.addEventListener('click', () => {
@@ -91,11 +101,23 @@
       const node = this.items.get(id);
       if (node) node.remove();
       this.items.delete(id);
+      if (node === this.rover) this._rove(null);
     }
 
     clear() {
       this.items.clear();
       this.ui.list.replaceChildren();
+      this.rover = null;
+    }
+
+    /* Makes item (or, for null, the selected item or the first) the list's one Tab stop. */
+    _rove(item) {
+      const list = this.ui.list;
+      const next = item || list.querySelector('.conv-item.selected') || list.firstElementChild;
+      if (next === this.rover) return;
+      if (this.rover && this.rover.parentNode === list) this.rover.tabIndex = -1;
+      this.rover = next;
+      if (next) next.tabIndex = 0;
     }
 
     /* Puts the items in order, moving one only when the order changed, so that focus and hover
@@ -110,6 +132,7 @@
         else node = node.nextElementSibling;
       }
       this.ui.empty.hidden = ordered.length > 0;
+      if (!this.rover || this.rover.parentNode !== this.ui.list) this._rove(null);
     }
 
     /* The "Load older conversations" button. Not disabled while loading: a disabled button
@@ -129,7 +152,7 @@
       if (!item) {
         item = el('li', 'conv-item');
         item.dataset.id = String(c.id);
-        item.tabIndex = 0;
+        item.tabIndex = -1;
         item.setAttribute('role', 'option');
         const av = el('span', 'avatar');
         av.setAttribute('aria-hidden', 'true');

@@ -2,7 +2,7 @@
  * "Keyboard"). Single keys, as in mail clients, and only while no text field has the focus (so
  * typing a reply never triggers one); Escape leaves the reply box.
  *
- *   new KefuShortcuts({dialog, button, actions: {next, previous, reply, resolve, claim, leave}});
+ *   new KefuShortcuts({dialog, button, actions: {next, previous, reply, resolve, claim, snooze, leave}});
  */
 (function () {
   'use strict';
@@ -14,6 +14,7 @@
     ['r', 'reply', 'Write a reply'],
     ['e', 'resolve', 'Resolve (or reopen) the conversation'],
     ['c', 'claim', 'Claim the conversation (or take it over)'],
+    ['s', 'snooze', 'Snooze the conversation'],
     ['?', 'help', 'Show these shortcuts'],
     ['Escape', 'leave', 'Leave the reply box; close this list'],
   ];

@@ -42,9 +42,12 @@ json_t *kf_chat_conversation_json(const kf_conversation_t *c)
         (json_int_t)c->agent_read_up_to, "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
 }
 
+/* What a visitor sees of their conversation. seen_up_to (the agents' read mark) lets a page
+ * opened again show "Seen" where it was. */
 json_t *kf_chat_visitor_conversation_json(const kf_conversation_t *c)
 {
-    return json_pack("{s:I,s:s}", "id", (json_int_t)c->id, "status", c->status);
+    return json_pack("{s:I,s:s,s:I}", "id", (json_int_t)c->id, "status", c->status, "seen_up_to",
+                     (json_int_t)c->agent_read_up_to);
 }
 
 kf_event_t *kf_chat_event(uint64_t id, json_t *body)

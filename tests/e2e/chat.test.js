@@ -282,10 +282,13 @@ test('agent console: wrong password shows #login-error', { timeout: 60000 }, (t)
     await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
     await page.fill('#login-email', ANA.email);
     await page.fill('#login-password', 'wrong password');
+    const fieldAt = async () => (await page.getByRole('textbox', { name: 'Password' }).boundingBox()).y;
+    const before = await fieldAt();
     await page.click('#login-submit');
     await page.waitForSelector('#login-error', { state: 'visible', timeout: T });
     const msg = (await page.textContent('#login-error')).trim();
-    assert.ok(msg.length > 0, '#login-error shows a message');
+    assert.equal(msg, 'Wrong e-mail or password. Check both and try again.', 'our words, not the server\'s');
+    assert.equal(await fieldAt(), before, 'the fields do not move when the error appears');
     assert.ok(!(await page.isVisible('#agent-name')) || !(await page.textContent('#agent-name')).includes(ANA.name), 'not logged in');
     await page.fill('#login-password', ANA.password);
     await page.click('#login-submit');
@@ -386,6 +389,11 @@ for (const transport of ['poll', 'longpoll']) {
       await waitMsg(visitor.page, '#messages', r1, 'agent');
       const reply = (await readMsgs(agent.page, '#thread')).find((m) => m.body === r1);
       await waitShown(agent.page, `#thread .msg[data-id="${reply.id}"] .msg-status`, /^Seen$/);
+      // The agent read the visitor's question: "Seen" under it, and still there after a reload.
+      const question = (await readMsgs(agent.page, '#thread')).find((m) => m.body === q1);
+      await waitShown(visitor.page, `#messages .msg[data-id="${question.id}"] .msg-status`, /^Seen$/);
+      await visitor.page.reload();
+      await waitShown(visitor.page, `#messages .msg[data-id="${question.id}"] .msg-status`, /^Seen$/);
       await assertConnected(visitor, agent);
       assertNoPageProblems(visitor, agent);
     }),

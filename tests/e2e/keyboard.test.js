@@ -12,7 +12,7 @@ after(closeBrowser);
 
 const T = 10000;
 
-test('keyboard: j/k, r and Escape, c, e, and ? with its list; keys typed into the reply are text', { timeout: 90000 }, (t) =>
+test('keyboard: j/k, r and Escape, c, e, s, and ? with its list; keys typed into the reply are text', { timeout: 90000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
     const older = await newVisitor(srv, 'Older');
@@ -59,7 +59,7 @@ test('keyboard: j/k, r and Escape, c, e, and ? with its list; keys typed into th
     await p.keyboard.press('?');
     await p.waitForSelector('#shortcuts-dialog[open]', { timeout: T });
     const keys = await p.$$eval('#shortcuts-dialog kbd', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(keys, ['j', 'k', 'r', 'e', 'c', '?', 'Esc']);
+    assert.deepEqual(keys, ['j', 'k', 'r', 'e', 'c', 's', '?', 'Esc']);
     await p.keyboard.press('j'); // the dialog has the keys
     assert.equal(await selected(), 'Newer');
     await p.keyboard.press('Escape');
@@ -70,3 +70,39 @@ test('keyboard: j/k, r and Escape, c, e, and ? with its list; keys typed into th
     await p.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
     assertNoPageProblems(a);
   }));
+
+test('keyboard: the conversation list is one Tab stop, arrows and Home/End move within it; a conversation that opens is announced', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    for (const name of ['Ann', 'Ben', 'Cai']) await visitorSend(srv, (await newVisitor(srv, name)).token, `hello from ${name}`);
+    const a = await openAgent(env, srv, null);
+    const p = a.page;
+    await p.waitForFunction(() => document.querySelectorAll('#conversation-list .conv-item').length === 3, null, { timeout: T });
+    const stops = await p.$$eval('#conversation-list .conv-item', (els) => els.map((e) => e.tabIndex));
+    assert.deepEqual(stops.sort(), [-1, -1, 0], 'one item is tabbable');
+    const focusedName = () => p.evaluate(() => document.activeElement.closest('.conv-item')?.querySelector('.conv-name').textContent || null);
+    await p.focus('#search-input');
+    // Tab from the search box reaches the list (through the view tabs) exactly once.
+    let reached = 0;
+    for (let i = 0; i < 20; i++) {
+      await p.keyboard.press('Tab');
+      if (await focusedName()) reached++;
+    }
+    assert.equal(reached, 1, 'twenty Tabs pass through the list once');
+    await p.focus('#conversation-list .conv-item[tabindex="0"]');
+    assert.equal(await focusedName(), 'Cai', 'the newest first');
+    await p.keyboard.press('End');
+    assert.equal(await focusedName(), 'Ann');
+    await p.keyboard.press('ArrowUp');
+    assert.equal(await focusedName(), 'Ben');
+    await p.keyboard.press('Home');
+    assert.equal(await focusedName(), 'Cai');
+    await p.keyboard.press('ArrowDown');
+    assert.equal(await p.$eval('#conversation-list .conv-item[tabindex="0"] .conv-name', (e) => e.textContent), 'Ben', 'the last focused is the Tab stop');
+
+    const v = await newVisitor(srv, 'Dana');
+    await visitorSend(srv, v.token, 'a new question');
+    await p.waitForFunction(() => document.querySelector('#list-announcer').textContent === 'New conversation from Dana', null, { timeout: T });
+    assert.equal(await p.$eval('#list-announcer', (e) => e.getAttribute('role')), 'status');
+  }),
+);

@@ -1,0 +1,95 @@
+/* snooze.js: the console's "Snooze" dialog (docs/UI-CONTRACT.md, "Snoozing"). An agent puts a
+ * conversation aside until a time: in an hour, tomorrow morning, next Monday morning, or a time
+ * they pick. The choice is the agent's local time; the server takes milliseconds since the epoch
+ * and wakes the conversation (status open) exactly then, or earlier when the visitor writes.
+ *
+ *   KefuSnooze.ask(dialog) -> Promise<ms | null>   (null: the agent cancelled)
+ */
+(function () {
+  'use strict';
+
+  const MORNING = 9; // o'clock: when "tomorrow" and "next week" start, in the agent's time zone
+
+  function atMorning(date) {
+    const d = new Date(date);
+    d.setHours(MORNING, 0, 0, 0);
+    return d.getTime();
+  }
+
+  /* The quick choices as [label, ms], from now. */
+  function choices(now) {
+    const tomorrow = new Date(now);
+    tomorrow.setDate(tomorrow.getDate() + 1);
+    const monday = new Date(now);
+    // Next Monday, never today: a snooze on a Monday morning is for a week.
+    monday.setDate(monday.getDate() + (((8 - monday.getDay()) % 7) || 7));
+    return [
+      ['For 1 hour', now + 3600 * 1000],
+      ['For 4 hours', now + 4 * 3600 * 1000],
+      ['Until tomorrow', atMorning(tomorrow)],
+      ['Until next week', atMorning(monday)],
+    ];
+  }
+
+  const when = new Intl.DateTimeFormat(undefined,
+    {weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit'});
+
+  /* The value a datetime-local input takes for ms, in local time. */
+  function localInput(ms) {
+    const d = new Date(ms);
+    const pad = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' +
+      pad(d.getHours()) + ':' + pad(d.getMinutes());
+  }
+
+  function ask(dialog) {
+    const list = dialog.querySelector('.snooze-choices');
+    const form = dialog.querySelector('form');
+    const input = dialog.querySelector('input[type="datetime-local"]');
+    const error = dialog.querySelector('.inline-error');
+    const now = Date.now();
+    error.hidden = true;
+    input.min = localInput(now + 60 * 1000);
+    input.value = localInput(now + 24 * 3600 * 1000);
+    return new Promise((resolve) => {
+      let answer = null;
+      const buttons = choices(now).map(([label, ms]) => {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'btn btn-secondary snooze-choice';
+        const name = document.createElement('span');
+        name.textContent = label;
+        const time = document.createElement('span');
+        time.className = 'snooze-when';
+        time.textContent = when.format(ms);
+        b.append(name, time);
+        b.addEventListener('click', () => { answer = ms; dialog.close(); });
+        const li = document.createElement('li');
+        li.append(b);
+        return li;
+      });
+      list.replaceChildren(...buttons);
+      const onSubmit = (e) => {
+        e.preventDefault();
+        const ms = input.value ? new Date(input.value).getTime() : NaN;
+        if (!(ms > Date.now())) {
+          error.textContent = 'Pick a time in the future.';
+          error.hidden = false;
+          input.focus();
+          return;
+        }
+        answer = ms;
+        dialog.close();
+      };
+      form.addEventListener('submit', onSubmit);
+      dialog.addEventListener('close', () => {
+        form.removeEventListener('submit', onSubmit);
+        resolve(answer);
+      }, {once: true});
+      dialog.showModal();
+      list.querySelector('button').focus();
+    });
+  }
+
+  window.KefuSnooze = {ask, format: (ms) => when.format(ms)};
+})();
