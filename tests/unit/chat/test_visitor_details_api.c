@@ -262,6 +262,29 @@ static void test_settings(void **state)
     assert_false(cf->app->typing_preview);
 }
 
+/* A store that fails: 503 while the database refuses writes, 500 for another failure, and
+ * nothing published. */
+static void test_store_failures(void **state)
+{
+    (void)state;
+    int events = cf->agent_events;
+    failing_store_fail_nth(cf->store, FS_OP(visitor_page_add), 1, KF_EUNAVAIL);
+    expect(cf_request(AS_VISITOR, "POST", "/api/visitor/page", "{\"url\":\"https://x.example/\"}"),
+           503, "unavailable", "a page report not stored");
+    failing_store_fail_nth(cf->store, FS_OP(visitor_update), 1, KF_EUNAVAIL);
+    expect(cf_request(AS_VISITOR, "PATCH", "/api/visitor", "{\"name\":\"X\"}"), 503, "unavailable",
+           "a name not stored");
+    assert_int_equal(cf->agent_events, events);
+    failing_store_fail_nth(cf->store, FS_OP(visitor_get), 1, KF_ESTORE);
+    char path[96];
+    snprintf(path, sizeof path, "/api/conversations/%lld/visitor", (long long)cf->conversation_id);
+    expect(cf_request(AS_AGENT, "GET", path, NULL), 500, "internal", "a failed read");
+    failing_store_refuse_nth(cf->store, FS_OP(visitor_get), 1, KF_EUNAVAIL);
+    expect(cf_request(AS_VISITOR, "GET", "/api/visitor", NULL), 503, "unavailable",
+           "a read refused at once");
+    expect(cf_request(AS_AGENT, "GET", path, NULL), 200, "", "the panel again");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +293,7 @@ int main(void)
         cmocka_unit_test_setup(test_name_and_email, cf_test_setup),
         cmocka_unit_test_setup(test_settings, cf_test_setup),
         cmocka_unit_test_setup(test_page_over_websocket, cf_test_setup),
+        cmocka_unit_test_setup(test_store_failures, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);
 }

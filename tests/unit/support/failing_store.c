@@ -499,6 +499,33 @@ static int fs_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int
                : end(p, REAL(store)->canned_delete(store, agent_id, admin, id, fs_done, p));
 }
 
+static int fs_visitor_get(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_get), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->visitor_get(store, visitor_id, fs_done, p));
+}
+
+static int fs_visitor_update(kf_store_t *store, int64_t visitor_id, const char *name,
+                             const char *email, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_update), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->visitor_update(store, visitor_id, name, email, fs_done, p));
+}
+
+static int fs_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
+                               kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_page_add), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->visitor_page_add(store, page, fs_done, p));
+}
+
 int failing_store_open(const char *path, kf_store_t **out)
 {
     kf_store_t *store;
@@ -544,6 +571,9 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.canned_create = fs_canned_create;
     fs->ops.canned_update = fs_canned_update;
     fs->ops.canned_delete = fs_canned_delete;
+    fs->ops.visitor_get = fs_visitor_get;
+    fs->ops.visitor_update = fs_visitor_update;
+    fs->ops.visitor_page_add = fs_visitor_page_add;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;
