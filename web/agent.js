@@ -213,6 +213,40 @@
     });
   }, 5000);
 
+  /* The visitor panel beside the thread, and the admin's Settings (web/visitor_panel.js). */
+  const visitorPanel = new window.KefuVisitorPanel({
+    root: $('visitor-panel'),
+    api: (method, path, body) => agentApi(method, path, body),
+    onOpen: (id) => openHit({conversation_id: id}),
+  });
+  let typingPreviewOn = false;
+  const typingPreviews = new Map(); // conversation id -> the visitor's draft, while it is shown
+  const deskSettings = new window.KefuDeskSettings({
+    dialog: $('settings-dialog'),
+    button: $('settings-button'),
+    api: (method, path, body) => agentApi(method, path, body),
+    onChange: (settings) => {
+      typingPreviewOn = settings.typing_preview === true;
+      if (!typingPreviewOn) typingPreviews.clear();
+      showTypingPreview();
+    },
+  });
+
+  /* "Visitor is typing: …" under the selected thread, while the preview is on and they type. */
+  function showTypingPreview() {
+    const text = selectedId !== null && typingPreviewOn ? typingPreviews.get(selectedId) : undefined;
+    $('typing-preview').hidden = !text;
+    $('typing-preview-text').textContent = text || '';
+  }
+
+  function handleTyping(ev) {
+    const id = Number(ev.conversation_id);
+    if (ev.typing === true && typeof ev.text === 'string' && ev.text) typingPreviews.set(id, ev.text);
+    else if (ev.typing !== true) typingPreviews.delete(id);
+    visitorTyping.set(id, ev.typing === true);
+    showTypingPreview();
+  }
+
   /* Keyboard: j/k move through the list, r replies, e resolves, c claims, ? lists them. */
   function stepConversation(delta) {
     if (ui.listScroll.hidden) return; // search results stand in the list's place
@@ -414,6 +448,9 @@
     clearTimeout(teamPanelTimer);
     if ($('team-dialog').open) $('team-dialog').close();
     if ($('canned-dialog').open) $('canned-dialog').close();
+    deskSettings.stop();
+    visitorPanel.reset();
+    typingPreviews.clear();
     canned.changed(); // the next agent's are others
     alerts.stop();
     // Unsent replies stay stored for this agent's next login; nothing more goes out now.
@@ -479,6 +516,7 @@
           outbox.resume();
           team.start(me.agent.id);
           teams.start();
+          deskSettings.start(me.agent.role === 'admin');
           scheduleCounts(0);
         }
         return;
@@ -910,6 +948,8 @@
 
   function refreshSelectedHeader() {
     const c = selectedId !== null ? convs.get(selectedId) : null;
+    visitorPanel.show(c);
+    showTypingPreview();
     ui.statusButton.hidden = !c;
     ui.deskBar.hidden = !c;
     ui.threadAvatar.hidden = !c;
@@ -963,6 +1003,8 @@
       ui.agentName.textContent = agent.name || agent.email;
       ui.agentAvatar.textContent = initials(agent.name || agent.email);
       teams.showRole();
+      $('settings-button').hidden = agent.role !== 'admin'; // made an admin, or no longer one
+      if (agent.role !== 'admin' && $('settings-dialog').open) $('settings-dialog').close();
     }
     team.reload();
   }
@@ -1265,6 +1307,9 @@
       // so after one (however short) re-read the list for status changes and read marks we missed.
       onResync() {
         visitorTyping.clear();
+        typingPreviews.clear();
+        showTypingPreview();
+        if (me) deskSettings.load(); // a settings event may have gone by in the gap
         if (me) loadConversations().catch(() => {});
         if (me) {
           team.reload();
@@ -1285,7 +1330,9 @@
       scheduleTeamPanel();
     } else if (ev.type === 'team' && ev.team) teams.apply(ev.team);
     else if (ev.type === 'read') handleRead(ev);
-    else if (ev.type === 'typing' && ev.sender === 'visitor') visitorTyping.set(Number(ev.conversation_id), ev.typing === true);
+    else if (ev.type === 'typing' && ev.sender === 'visitor') handleTyping(ev);
+    else if (ev.type === 'visitor') visitorPanel.apply(ev);
+    else if (ev.type === 'settings') deskSettings.apply(ev.settings);
     else if (ev.type === 'presence') team.apply(ev);
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
     else if (ev.type === 'mention' && Number(ev.agent_id) === Number(me.agent.id)) mentions.add(ev);
@@ -1301,7 +1348,8 @@
   }
 
   /* "Visitor is typing…" in the list item and, for the selected conversation, the thread header. */
-  const visitorTyping = new TypingState((id) => {
+  const visitorTyping = new TypingState((id, typing) => {
+    if (!typing && typingPreviews.delete(id)) showTypingPreview();
     const c = convs.get(id);
     if (c) convList.render(c);
     if (id === selectedId) showThreadTyping();

@@ -111,6 +111,131 @@
     await createSession();
   }
 
+  /* ---- what the page reports of itself, and the visitor's details ---- */
+
+  /* The page the visitor is on, as the page itself knows it (docs/API.md, "Visitor details").
+   * Embedded as a widget (issue 15), url and title will be the host page's, handed in by its
+   * script: the report's shape stays the same. */
+  function pageReport() {
+    let timezone = '';
+    try {
+      timezone = Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+    } catch (e) { /* an old browser: no zone */ }
+    const referrer = /^https?:/i.test(document.referrer) ? document.referrer.slice(0, 2048) : '';
+    return {
+      url: location.href.slice(0, 2048),
+      title: String(document.title || '').slice(0, 300),
+      referrer,
+      user_agent: String(navigator.userAgent || '').slice(0, 512),
+      language: /^[A-Za-z0-9-]{1,35}$/.test(navigator.language || '') ? navigator.language : '',
+      timezone: /^[A-Za-z0-9_/+-]{1,64}$/.test(timezone) ? timezone : '',
+      utc_offset: -new Date().getTimezoneOffset(),
+    };
+  }
+
+  // At most one report a second; the last change in a burst (a router's several pushStates)
+  // is the one that goes.
+  const REPORT_GAP_MS = 1000;
+  let lastReportAt = 0;
+  let lastReportedUrl = null;
+  let reportTimer = null;
+
+  function reportPage(force) {
+    if (!token || !ready) return;
+    if (!force && location.href === lastReportedUrl) return;
+    const wait = lastReportAt + REPORT_GAP_MS - Date.now();
+    if (wait > 0) {
+      clearTimeout(reportTimer);
+      reportTimer = setTimeout(() => reportPage(force), wait);
+      return;
+    }
+    lastReportAt = Date.now();
+    lastReportedUrl = location.href;
+    const report = pageReport();
+    perform(push, Object.assign({type: 'page'}, report), {
+      http: () => api('POST', '/api/visitor/page', {bearer: token, body: report}),
+    }).catch(() => { lastReportedUrl = null; /* told again at the next change */ });
+  }
+
+  // A single-page site moves with the History API: pushState and replaceState fire no event, so
+  // they are wrapped to say so.
+  for (const name of ['pushState', 'replaceState']) {
+    const original = history[name];
+    history[name] = function () {
+      const result = original.apply(this, arguments);
+      setTimeout(() => reportPage(false), 0);
+      return result;
+    };
+  }
+  window.addEventListener('popstate', () => reportPage(false));
+  window.addEventListener('hashchange', () => reportPage(false));
+
+  /* The desk's settings, as the visitor's page follows them: the typing preview is said plainly. */
+  let typingPreview = false;
+  const previewNoticeEl = $('typing-preview-notice');
+
+  function applySettings(settings) {
+    typingPreview = !!(settings && settings.typing_preview === true);
+    previewNoticeEl.hidden = !typingPreview;
+    if (!typingPreview) draft.cancel();
+  }
+
+  async function loadVisitor() {
+    const data = await api('GET', '/api/visitor', {bearer: token});
+    applySettings(data.settings);
+    return data.visitor;
+  }
+
+  /* "Your details": a small form for a name and an e-mail, never required. */
+  const detailsToggle = $('details-toggle');
+  const detailsForm = $('details-form');
+  const detailsError = $('details-error');
+  const detailsStatus = $('details-status');
+
+  function showDetails(open) {
+    detailsForm.hidden = !open;
+    detailsToggle.setAttribute('aria-expanded', String(open));
+    detailsError.hidden = true;
+    detailsStatus.textContent = '';
+    if (!open) return;
+    $('details-name').focus();
+    if (!token) return;
+    loadVisitor().then((visitor) => {
+      if (!visitor) return;
+      if (!$('details-name').value) $('details-name').value = visitor.name || '';
+      if (!$('details-email').value) $('details-email').value = visitor.email || '';
+    }, () => {});
+  }
+
+  detailsToggle.addEventListener('click', () => showDetails(detailsForm.hidden));
+  $('details-cancel').addEventListener('click', () => {
+    showDetails(false);
+    detailsToggle.focus();
+  });
+  detailsForm.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      showDetails(false);
+      detailsToggle.focus();
+    }
+  });
+  detailsForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    detailsError.hidden = true;
+    if (!token) return;
+    const body = {name: $('details-name').value.trim(), email: $('details-email').value.trim()};
+    try {
+      const data = await api('PATCH', '/api/visitor', {bearer: token, body});
+      $('details-name').value = data.visitor.name;
+      $('details-email').value = data.visitor.email;
+      detailsStatus.textContent = 'Saved. Thank you!';
+    } catch (err) {
+      detailsError.textContent = err.status === 400 && /email/.test(err.message || '')
+        ? 'That e-mail address does not look right: please check it (like ana@example.com).'
+        : (err.message || 'Your details could not be saved. Please try again.');
+      detailsError.hidden = false;
+    }
+  });
+
   /* What the session says of the visitor's conversation: whether it is resolved, what was seen. */
   function showSession(data) {
     showResolved(!!data.conversation && data.conversation.status === 'resolved');
@@ -159,6 +284,8 @@
       ready = true;
       outbox.resume();
       sendReadReceipt();
+      reportPage(true);
+      loadVisitor().catch(() => {});
     } catch (e) {
       showConnState(connEl, navigator.onLine === false ? 'offline' : 'reconnecting');
       const delay = Math.min(15000, 1000 * Math.pow(2, attempt || 0));
@@ -203,6 +330,8 @@
       list.markSeen(Number(ev.up_to));
     } else if (ev.type === 'typing' && ev.sender === 'agent') {
       agentTyping.set('agent', ev.typing === true);
+    } else if (ev.type === 'settings') {
+      applySettings(ev.settings);
     } else if (ev.type === 'conversation' && ev.conversation) {
       // The visitor's shape: {id, status}. Resolved says so until they write again (which
       // reopens it: the "open" that follows hides the notice in their other tabs too).
@@ -239,6 +368,7 @@
 
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState !== 'visible') return;
+    reportPage(true); // back on the page: the agents see them there again
     unseenWhileHidden = 0;
     document.title = BASE_TITLE;
     window.KefuNotify.badge(0);
@@ -280,10 +410,43 @@
     http: () => api('POST', '/api/visitor/typing', {bearer: token, body: {typing: isTyping}}),
   }));
 
+  /* The draft itself, only while the typing preview is on (the notice above the box says so):
+   * at most every 300 ms, the latest text each time, nothing once it is sent or cleared. */
+  const DRAFT_GAP_MS = 300;
+  const draft = {
+    timer: null,
+    lastAt: 0,
+    input(text) {
+      if (!typingPreview || !text.trim()) {
+        this.cancel();
+        return;
+      }
+      if (this.timer) return; // the pending send takes the latest text when it goes
+      const wait = Math.max(0, this.lastAt + DRAFT_GAP_MS - Date.now());
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        const now = input.value;
+        if (!typingPreview || !now.trim() || !token) return;
+        this.lastAt = Date.now();
+        const body = {typing: true, text: now.slice(0, MAX_CHARS)};
+        perform(push, Object.assign({type: 'typing'}, body), {
+          http: () => api('POST', '/api/visitor/typing', {bearer: token, body}),
+        }).catch(() => { /* best effort */ });
+      }, wait);
+    },
+    cancel() {
+      clearTimeout(this.timer);
+      this.timer = null;
+    },
+  };
+
   input.addEventListener('input', () => {
     updateCount();
     if (!errorEl.hidden && input.value.trim() === '') clearError();
-    if (token && list.size > 0) typing.input(input.value);
+    if (token && list.size > 0) {
+      typing.input(input.value);
+      draft.input(input.value);
+    }
   });
   window.addEventListener('pagehide', () => typing.stop());
 
@@ -314,6 +477,7 @@
       showError('That message is too long: please keep it under ' + MAX_CHARS + ' characters.');
       return;
     }
+    draft.cancel();
     typing.stop();
     clearError();
     showResolved(false); // writing again reopens it

@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "chat/authn.h"
 #include "chat/events.h"
 #include "chat/internal.h"
@@ -53,6 +54,7 @@ typedef struct pending {
     bool publish_conversation; /* the agents' lists learn of the conversation's new state */
     bool status_changed;       /* ... and its visitor too: a message reopened it */
     char agent_name[4 * KF_MAX_NAME_CHARS + 1]; /* typing: the agent's name */
+    char *draft; /* typing: the visitor's unsent text for the typing preview (owned), or NULL */
 } pending_t;
 
 static pending_t *pending_new(kf_app_t *app, kf_actor_t who, kf_chat_done_cb done, void *done_data)
@@ -71,6 +73,7 @@ static void pending_end(pending_t *pending, const kf_chat_outcome_t *outcome)
     kf_event_unref(pending->event);
     pending->event = NULL;
     pending->done(pending->done_data, outcome);
+    free(pending->draft);
     free(pending);
 }
 
@@ -316,6 +319,10 @@ static void typing_found_cb(void *ctx, const kf_store_result_t *r)
                               visitor ? "visitor" : "agent", "typing", pending->typing);
     if (!visitor)
         json_object_set_new(event, "agent_name", json_string(pending->agent_name));
+    /* Checked again here, not only when the draft was read: the setting may have been turned off
+     * while the lookup ran, and from then on no draft leaves the server. */
+    if (visitor && pending->draft != NULL && pending->typing && pending->app->typing_preview)
+        json_object_set_new(event, "text", json_string(pending->draft));
     kf_chat_publish(pending->app->hub, pending->visitor_id, true, kf_chat_event(0, event));
     kf_chat_outcome_t published = {.rc = 0};
     pending_end(pending, &published);
@@ -347,13 +354,17 @@ static void typing_agent_cb(void *ctx, const kf_store_result_t *r)
         pending_store_failed(pending, rc, "agent");
 }
 
-int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
-                   kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
+/* kf_chat_typing with the visitor's draft (NULL: none). */
+static int typing_start(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
+                        const char *draft, kf_chat_done_cb done, void *done_data,
+                        kf_chat_error_t *err)
 {
     if (!json_is_boolean(typing))
         return fail(err, KF_EINVAL, "typing must be true or false");
     pending_t *pending = pending_new(app, who, done, done_data);
     pending->typing = json_is_true(typing);
+    if (draft != NULL && draft[0] != '\0')
+        pending->draft = kf_xstrdup(draft);
     pending->conversation_id = conversation_id;
     int rc;
     if (who.kind == 'a' && who.name == NULL) {
@@ -364,8 +375,32 @@ int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_
         rc = typing_look_up(pending);
     }
     if (rc != 0) {
+        free(pending->draft);
         free(pending);
         return store_error(err, rc, "conversation");
     }
     return 0;
+}
+
+int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
+                   kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
+{
+    return typing_start(app, who, conversation_id, typing, NULL, done, done_data, err);
+}
+
+int kf_chat_typing_draft(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
+                         kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
+{
+    json_t *text = json_object_get(body, "text");
+    const char *draft = NULL;
+    if (text != NULL && !json_is_null(text)) {
+        if (!json_is_string(text) ||
+            kf_utf8_length(json_string_value(text)) > app->config.max_message_chars)
+            return fail(err, KF_EPROTO, "text must be a string no longer than a message");
+        /* Off, or from an agent (whose drafts are never shown): dropped here, never stored. */
+        if (who.kind == 'v' && app->typing_preview)
+            draft = json_string_value(text);
+    }
+    return typing_start(app, who, conversation_id, json_object_get(body, "typing"), draft, done,
+                        done_data, err);
 }

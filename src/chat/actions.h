@@ -63,5 +63,11 @@ int kf_chat_read(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
  * conversation has no one to tell: done, and nothing published. */
 int kf_chat_typing(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *typing,
                    kf_chat_done_cb done, void *data, kf_chat_error_t *err);
+/* kf_chat_typing from a whole typing body ({"typing", "text"?}): a visitor's "text" (their unsent
+ * draft, no longer than a message: else KF_EPROTO) goes with the event when the typing preview
+ * setting is on and they are typing; it is dropped when the setting is off, and always from an
+ * agent. */
+int kf_chat_typing_draft(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
+                         kf_chat_done_cb done, void *data, kf_chat_error_t *err);
 
 #endif

@@ -172,6 +172,11 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->authn = kf_authn_new(store, config, err);
     if (app->authn == NULL)
         goto out_free_app;
+    /* Read once here, while waiting is allowed; PATCH /api/settings keeps it in step after. */
+    char preview[8] = "";
+    app->typing_preview =
+        kf_store_sync_setting_get(store, "typing_preview", preview, sizeof preview) == 0 &&
+        strcmp(preview, "true") == 0;
     app->limits = kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;

@@ -293,7 +293,8 @@ void kf_call_act(const kf_call_t *call, kf_action_fn act, const char *field, kf_
         return;
     act_wait_t *w = act_wait_new(call, conversation_id, answer);
     kf_chat_error_t err;
-    int rc = act(call->app, who, conversation_id, json_object_get(root, field), acted_cb, w, &err);
+    int rc = act(call->app, who, conversation_id,
+                 field != NULL ? json_object_get(root, field) : root, acted_cb, w, &err);
     json_decref(root);
     act_queued(call, w, rc, &err);
 }

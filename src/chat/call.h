@@ -59,7 +59,8 @@ typedef enum {
     KF_ANSWER_OK,           /* 200 {"ok": true} */
     KF_ANSWER_CONVERSATION, /* 200 {"conversation"} as it is after the action */
 } kf_answer_t;
-/* An action (kf_chat_send, _read or _typing) on the given field of the request's JSON body, by
+/* An action (kf_chat_send, _read or _typing) on the given field of the request's JSON body (NULL:
+ * the whole body), by
  * who on conversation_id; holds the request until the action is done and answers it then. key:
  * the send's idempotency key, or NULL. */
 typedef int (*kf_action_fn)(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *value,

@@ -1,6 +1,6 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
- * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c, search_api.c and
- * live.c. Each runs
+ * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c,
+ * visitor_details_api.c, search_api.c and live.c. Each runs
  * once the dispatcher has checked the route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
@@ -61,6 +61,19 @@ void kf_teams_post(const kf_call_t *call);
 void kf_teams_patch(const kf_call_t *call);
 void kf_team_members_put(const kf_call_t *call);
 
+/* visitor_details_api.c */
+void kf_visitor_page_post(const kf_call_t *call);
+void kf_visitor_get(const kf_call_t *call);
+void kf_visitor_patch(const kf_call_t *call);
+void kf_conversation_visitor_get(const kf_call_t *call);
+void kf_conversation_visitor_patch(const kf_call_t *call);
+void kf_settings_get(const kf_call_t *call);
+void kf_settings_patch(const kf_call_t *call);
+/* A page report (docs/API.md, "Visitor details") from visitor_id, over HTTP or WebSocket: checked
+ * at once (KF_EPROTO with err filled; done never runs), else stored, pushed to the consoles as a
+ * "visitor" event, then done. */
+int kf_visitor_page_report(kf_app_t *app, int64_t visitor_id, json_t *body, kf_chat_done_cb done,
+                           void *done_data, kf_chat_error_t *err);
 /* search_api.c */
 void kf_search_get(const kf_call_t *call);
 

@@ -43,6 +43,8 @@ struct kf_app {
     uv_timer_t *snoozes; /* every few seconds: snoozed conversations whose snooze has ended */
     bool waking;         /* a look for them (and the wakes it led to) is under way */
     int64_t waking_id;   /* the conversation being woken */
+    bool typing_preview; /* the setting: agents see a visitor's draft (the store's copy, read at
+                          * start and kept in step by PATCH /api/settings) */
 };
 
 #endif

@@ -13,6 +13,12 @@
 /* The same for the per-visitor limits: more, so that a busy server (the load benchmark holds
  * 19,000 visitors) does not forget buckets that are still filling up. */
 #define VISITOR_KEYS 65536
+/* Page reports per visitor (POST /api/visitor/page, the WebSocket page action): each is a write
+ * and an event to every console. A person moves through a site at most a page every few seconds;
+ * the burst covers a single-page app's quick steps and a few tabs opening at once. Not a flag: on
+ * whenever the visitor request limit is. */
+#define PAGE_REPORTS_PER_MINUTE 30.0
+#define PAGE_REPORTS_BURST 20.0
 
 struct kf_limits {
     kf_limit_t *login_by_account; /* failed logins per e-mail */
@@ -20,6 +26,7 @@ struct kf_limits {
     kf_limit_t *visitor_requests; /* requests per visitor id (NULL: no limit) */
     kf_limit_t *visitor_messages; /* messages per visitor id (NULL: no limit) */
     kf_limit_t *visitor_sessions; /* new visitor sessions per client address (NULL: no limit) */
+    kf_limit_t *visitor_pages;    /* page reports per visitor id (NULL: no limit) */
 };
 
 /* Makes a limit that may be off (per_minute 0: *limit is NULL). False for a bad rate or burst. */
@@ -50,6 +57,9 @@ kf_limits_t *kf_limits_new(const kf_app_config_t *config)
     ok = optional_limit(config->visitor_sessions_per_minute, config->visitor_sessions_burst,
                         &limits->visitor_sessions) &&
          ok;
+    ok = optional_limit(config->visitor_requests_per_minute != 0 ? PAGE_REPORTS_PER_MINUTE : 0,
+                        PAGE_REPORTS_BURST, &limits->visitor_pages) &&
+         ok;
     if (!ok) {
         kf_limits_free(limits);
         return NULL;
@@ -66,6 +76,7 @@ void kf_limits_free(kf_limits_t *limits)
     kf_limit_free(limits->visitor_requests);
     kf_limit_free(limits->visitor_messages);
     kf_limit_free(limits->visitor_sessions);
+    kf_limit_free(limits->visitor_pages);
     free(limits);
 }
 
@@ -74,7 +85,7 @@ void kf_limits_sweep(kf_limits_t *limits)
     int64_t now = (int64_t)kf_clock_mono_ms();
     kf_limit_t *all[] = {limits->login_by_account, limits->login_by_address,
                          limits->visitor_requests, limits->visitor_messages,
-                         limits->visitor_sessions};
+                         limits->visitor_sessions, limits->visitor_pages};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (all[i] != NULL)
             kf_limit_sweep(all[i], now);
@@ -102,6 +113,11 @@ bool kf_limits_visitor_request(kf_limits_t *limits, int64_t visitor_id, int64_t 
 bool kf_limits_visitor_message(kf_limits_t *limits, int64_t visitor_id, int64_t *retry_after_ms)
 {
     return take_visitor(limits->visitor_messages, visitor_id, retry_after_ms);
+}
+
+bool kf_limits_visitor_page(kf_limits_t *limits, int64_t visitor_id, int64_t *retry_after_ms)
+{
+    return take_visitor(limits->visitor_pages, visitor_id, retry_after_ms);
 }
 
 bool kf_limits_new_visitor(kf_limits_t *limits, const char *address, int64_t *retry_after_ms)

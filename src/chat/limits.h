@@ -22,6 +22,8 @@ void kf_limits_sweep(kf_limits_t *limits);
  * says how long until there is. address is a client address key (kf_req_peer_key). */
 bool kf_limits_visitor_request(kf_limits_t *limits, int64_t visitor_id, int64_t *retry_after_ms);
 bool kf_limits_visitor_message(kf_limits_t *limits, int64_t visitor_id, int64_t *retry_after_ms);
+/* Page reports: 30 a minute, bursts of 20, while the visitor request limit is on. */
+bool kf_limits_visitor_page(kf_limits_t *limits, int64_t visitor_id, int64_t *retry_after_ms);
 bool kf_limits_new_visitor(kf_limits_t *limits, const char *address, int64_t *retry_after_ms);
 
 /* Whether a login for email from address may try (a refused one costs no password hash); false

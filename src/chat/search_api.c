@@ -31,7 +31,20 @@ static int hit_cb(void *ctx, const kf_search_hit_t *hit)
     const kf_message_t *m = &hit->message;
     bool by_name = hit->field == KF_SEARCH_VISITOR;
     kf_search_snippet_t snippet;
-    kf_search_snippet(by_name ? hit->visitor_name : m->body, w->query, &snippet);
+    /* A visitor hit may have matched the name or the e-mail: the snippet shows both. */
+    const char *email = hit->visitor_email != NULL ? hit->visitor_email : "";
+    char *who = NULL;
+    if (by_name && email[0] != '\0' && hit->visitor_name[0] != '\0') {
+        size_t size = strlen(hit->visitor_name) + strlen(email) + 8;
+        who = kf_xmalloc(size);
+        snprintf(who, size, "%s · %s", hit->visitor_name, email);
+    }
+    const char *text = !by_name                       ? m->body
+                       : who != NULL                  ? who
+                       : hit->visitor_name[0] != '\0' ? hit->visitor_name
+                                                      : email;
+    kf_search_snippet(text, w->query, &snippet);
+    free(who);
     json_t *highlights = json_array();
     for (size_t i = 0; i < snippet.count; i++)
         json_array_append_new(highlights, json_pack("[I,I]", (json_int_t)snippet.highlights[i][0],

@@ -170,7 +170,7 @@ void kf_visitor_read_post(const kf_call_t *call)
 
 void kf_visitor_typing_post(const kf_call_t *call)
 {
-    kf_call_act(call, kf_chat_typing, "typing", visitor(call), 0, KF_ANSWER_OK);
+    kf_call_act(call, kf_chat_typing_draft, NULL, visitor(call), 0, KF_ANSWER_OK);
 }
 
 void kf_visitor_ticket_post(const kf_call_t *call)

@@ -1,6 +1,7 @@
 /* ws_actions.c: the actions WebSocket clients send (docs/PROTOCOL.md, "WebSocket actions"):
- * send, read, typing and ping, answered with an ack, an error or a pong that echoes the action's
- * ref. The same actions as over HTTP (chat/actions.h), under the same limits. */
+ * send, read, typing, page (a visitor's page report) and ping, answered with an ack, an error or a
+ * pong that echoes the action's ref. The same actions as over HTTP (chat/actions.h), under the same
+ * limits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,12 @@ static void reply_error(kf_push_client_t *client, json_t *ref, int rc, const cha
 
 /* Like reply_error for a rate limit, with the wait in seconds as "retry_after" (no header to
  * carry it). */
-static void reply_rate_limited(kf_push_client_t *client, json_t *ref, int64_t retry_after_ms)
+static void reply_rate_limited(kf_push_client_t *client, json_t *ref, int64_t retry_after_ms,
+                               const char *what)
 {
     int64_t wait_s = kf_limits_seconds(retry_after_ms);
     char message[96];
-    snprintf(message, sizeof message, "too many messages; try again in %lld s", (long long)wait_s);
+    snprintf(message, sizeof message, "too many %s; try again in %lld s", what, (long long)wait_s);
     reply(client, json_pack("{s:s,s:O,s:{s:s,s:s,s:I}}", "type", "error", "ref",
                             ref != NULL ? ref : json_null(), "error", "code", "rate_limited",
                             "message", message, "retry_after", (json_int_t)wait_s));
@@ -137,9 +139,10 @@ static void act(kf_app_t *app, kf_push_client_t *client, kf_actor_t who, const c
     } else if (strcmp(type, "read") == 0) {
         rc = kf_chat_read(app, who, conversation_id, json_object_get(root, "up_to"), done_cb,
                           waiting, &err);
+    } else if (strcmp(type, "page") == 0) {
+        rc = kf_visitor_page_report(app, who.id, root, done_cb, waiting, &err);
     } else {
-        rc = kf_chat_typing(app, who, conversation_id, json_object_get(root, "typing"), done_cb,
-                            waiting, &err);
+        rc = kf_chat_typing_draft(app, who, conversation_id, root, done_cb, waiting, &err);
     }
     if (rc != 0) {
         waiting_ack_free(waiting);
@@ -170,12 +173,15 @@ void kf_ws_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subje
     } else if (kind == 'v' && !kf_limits_visitor_request(app->limits, subject, &wait_ms)) {
         /* Each action costs a visitor what the same over HTTP would: one request (and a send,
          * one message too), so that a socket is no way around the limits (typing floods). */
-        reply_rate_limited(client, ref, wait_ms);
+        reply_rate_limited(client, ref, wait_ms, "messages");
     } else if (strcmp(type, "send") == 0 && kind == 'v' &&
                !kf_limits_visitor_message(app->limits, subject, &wait_ms)) {
-        reply_rate_limited(client, ref, wait_ms);
+        reply_rate_limited(client, ref, wait_ms, "messages");
+    } else if (strcmp(type, "page") == 0 && kind == 'v' &&
+               !kf_limits_visitor_page(app->limits, subject, &wait_ms)) {
+        reply_rate_limited(client, ref, wait_ms, "page reports");
     } else if (strcmp(type, "send") == 0 || strcmp(type, "read") == 0 ||
-               strcmp(type, "typing") == 0) {
+               strcmp(type, "typing") == 0 || (strcmp(type, "page") == 0 && kind == 'v')) {
         act(app, client, (kf_actor_t){kind, subject, NULL}, type, root, ref);
     } else if (strcmp(type, "ping") == 0) {
         reply(client,

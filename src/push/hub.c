@@ -228,3 +228,39 @@ size_t kf_hub_count(const kf_hub_t *hub, const char *topic_name)
     const struct kf_topic *topic = find_topic(hub, topic_name, strlen(topic_name));
     return topic != NULL ? topic->count : 0;
 }
+
+/* The names of the topics kf_hub_publish_prefix is to publish on. */
+typedef struct prefix_walk {
+    const char *prefix;
+    size_t prefix_len;
+    char **names;
+    size_t count;
+    size_t capacity;
+} prefix_walk_t;
+
+static void collect_topic_cb(kf_map_node_t *node, void *ctx)
+{
+    prefix_walk_t *walk = ctx;
+    const struct kf_topic *topic = KF_CONTAINER_OF(node, struct kf_topic, node);
+    if (topic->name_len < walk->prefix_len ||
+        memcmp(topic->name, walk->prefix, walk->prefix_len) != 0)
+        return;
+    if (walk->count == walk->capacity) {
+        walk->capacity = walk->capacity == 0 ? 16 : walk->capacity * 2;
+        walk->names = kf_xrealloc(walk->names, walk->capacity * sizeof *walk->names);
+    }
+    walk->names[walk->count++] = kf_xstrdup(topic->name);
+}
+
+size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event)
+{
+    prefix_walk_t walk = {prefix, strlen(prefix), NULL, 0, 0};
+    kf_map_each(&hub->topics, collect_topic_cb, &walk);
+    size_t called = 0;
+    for (size_t i = 0; i < walk.count; i++) {
+        called += kf_hub_publish(hub, walk.names[i], event);
+        free(walk.names[i]);
+    }
+    free(walk.names);
+    return called;
+}

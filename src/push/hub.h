@@ -66,6 +66,12 @@ void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub);
 /* Calls every subscriber of topic with event; returns how many were called. O(subscribers of
  * that topic); a topic lookup is a hash-table probe. */
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
+/* kf_hub_publish to every topic whose name starts with prefix (each visitor's, for a change that
+ * concerns them all); returns how many subscribers were called. O(topics): for rare events. The
+ * topics' names are listed before the first is called, and each is then published as
+ * kf_hub_publish does: a topic emptied meanwhile is passed over, and a subscriber that moves to a
+ * later one of them meanwhile hears the event there again. */
+size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
 /* Subscribers on topic now (0 for an unknown topic). */
 size_t kf_hub_count(const kf_hub_t *hub, const char *topic);
 

@@ -184,6 +184,26 @@ static const char *const migrations[] = {
      "CREATE INDEX conversations_by_team_assignee ON conversations "
      "  (team_id, assignee_id, updated_at DESC, id DESC) "
      "  WHERE team_id IS NOT NULL AND status != 'resolved';"),
+    /* 9: visitor details. The e-mail a visitor (or an agent) gives, indexed where given for the
+     * earlier conversations of the same person. visitor_pages holds what the visitor's page
+     * reported of itself, one row per page seen, the newest last; the writer keeps each
+     * visitor's newest KF_STORE_VISITOR_PAGES_MAX, and the newest row is also the visitor's
+     * latest browser, language and time zone. */
+    ("ALTER TABLE visitors ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX visitors_by_email ON visitors (email) WHERE email != '';"
+     "CREATE TABLE visitor_pages ("
+     "  id INTEGER PRIMARY KEY,"
+     "  visitor_id INTEGER NOT NULL REFERENCES visitors (id),"
+     "  url TEXT NOT NULL,"
+     "  title TEXT NOT NULL,"
+     "  referrer TEXT NOT NULL,"
+     "  user_agent TEXT NOT NULL,"
+     "  language TEXT NOT NULL,"
+     "  timezone TEXT NOT NULL,"
+     "  utc_offset INTEGER NOT NULL,"
+     "  seen_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX visitor_pages_by_visitor ON visitor_pages (visitor_id, id);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -385,6 +405,28 @@ void kf_sqlite_read_team(sqlite3_stmt *st, kf_team_t *team, int64_t **ids)
     team->member_count = n;
 }
 
+void kf_sqlite_read_visitor(sqlite3_stmt *st, kf_visitor_t *visitor)
+{
+    visitor->id = sqlite3_column_int64(st, 0);
+    visitor->name = kf_sqlite_column_text(st, 1);
+    visitor->created_at = sqlite3_column_int64(st, 2);
+    visitor->email = kf_sqlite_column_text(st, 3);
+}
+
+void kf_sqlite_read_visitor_page(sqlite3_stmt *st, kf_visitor_page_t *page)
+{
+    page->id = sqlite3_column_int64(st, 0);
+    page->visitor_id = sqlite3_column_int64(st, 1);
+    page->url = kf_sqlite_column_text(st, 2);
+    page->title = kf_sqlite_column_text(st, 3);
+    page->referrer = kf_sqlite_column_text(st, 4);
+    page->user_agent = kf_sqlite_column_text(st, 5);
+    page->language = kf_sqlite_column_text(st, 6);
+    page->timezone = kf_sqlite_column_text(st, 7);
+    page->utc_offset = sqlite3_column_int64(st, 8);
+    page->seen_at = sqlite3_column_int64(st, 9);
+}
+
 void kf_sqlite_read_canned(sqlite3_stmt *st, kf_canned_t *canned)
 {
     canned->id = sqlite3_column_int64(st, 0);
@@ -538,6 +580,11 @@ static const kf_store_ops_t sqlite_ops = {
     .team_create = kf_sqlite_team_create,
     .team_update = kf_sqlite_team_update,
     .team_set_members = kf_sqlite_team_set_members,
+    .visitor_get = kf_sqlite_visitor_get,
+    .visitor_update = kf_sqlite_visitor_update,
+    .visitor_page_add = kf_sqlite_visitor_page_add,
+    .visitor_pages = kf_sqlite_visitor_pages,
+    .visitor_conversations = kf_sqlite_visitor_conversations,
     .complete = sqlite_complete,
     .flush = sqlite_flush,
     .set_notify = sqlite_set_notify,

@@ -33,6 +33,17 @@
 /* The columns of a canned reply's row (read by kf_sqlite_read_canned). */
 #define KF_SQLITE_CANNED_COLUMNS "id, COALESCE(owner_id, 0), shortcut, body, created_at, updated_at"
 
+/* The columns of a visitor's row (read by kf_sqlite_read_visitor). */
+#define KF_SQLITE_VISITOR_COLUMNS "id, name, created_at, email"
+/* The columns of a visitor's page (read by kf_sqlite_read_visitor_page). */
+#define KF_SQLITE_VISITOR_PAGE_COLUMNS                                                             \
+    "id, visitor_id, url, title, referrer, user_agent, language, timezone, utc_offset, seen_at"
+/* What visitor_search holds for a visitor (through kefu_search_text): their name and e-mail.
+ * With no e-mail it is the name alone, as migration 5 and visitor_create indexed it, so that the
+ * 'delete' a contentless FTS5 table needs is handed the very text it was given. */
+#define KF_SQLITE_VISITOR_SEARCH_TEXT                                                              \
+    "CASE WHEN email = '' THEN name WHEN name = '' THEN email ELSE name || ' ' || email END"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages). */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
@@ -96,7 +107,7 @@
  * that many lookups (names are few beside messages). Private notes are found too: search is for
  * agents only, and each hit's message says whether it is one. */
 #define KF_SQLITE_SEARCH                                                                           \
-    "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name FROM ("                                 \
+    "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name, v.email FROM ("                        \
     "  SELECT id, min(field) AS field FROM ("                                                      \
     "    SELECT * FROM (SELECT rowid AS id, 0 AS field FROM message_search "                       \
     "      WHERE message_search MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) "            \
@@ -143,7 +154,8 @@
     X(SESSION_DELETE_OTHERS_OF_AGENT,                                                              \
       "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2")                         \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
-    X(VISITOR_BY_TOKEN, "SELECT id, name, created_at FROM visitors WHERE token_hash = ?1")         \
+    X(VISITOR_BY_TOKEN,                                                                            \
+      "SELECT " KF_SQLITE_VISITOR_COLUMNS " FROM visitors WHERE token_hash = ?1")                  \
     X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
     /* A visitor's thread is their newest conversation (older ones are from before schema 4). */   \
     X(CONVERSATION_OF_VISITOR, "SELECT id FROM conversations WHERE visitor_id = ?1 "               \
@@ -287,7 +299,35 @@
                      "updated_at) VALUES (?1, ?2, ?3, ?4, ?4)")                                    \
     X(CANNED_UPDATE, "UPDATE canned_replies SET shortcut = COALESCE(?2, shortcut), "               \
                      "body = COALESCE(?3, body), updated_at = ?4 WHERE id = ?1")                   \
-    X(CANNED_DELETE, "DELETE FROM canned_replies WHERE id = ?1")
+    X(CANNED_DELETE, "DELETE FROM canned_replies WHERE id = ?1")                                   \
+    /* Visitor details (migration 7). */                                                           \
+    X(VISITOR_GET, "SELECT " KF_SQLITE_VISITOR_COLUMNS " FROM visitors WHERE id = ?1")             \
+    X(VISITOR_UPDATE, "UPDATE visitors SET name = COALESCE(?2, name), "                            \
+                      "email = COALESCE(?3, email) WHERE id = ?1")                                 \
+    /* Run before and after VISITOR_UPDATE: the old text out of the index, the new one in. */      \
+    X(VISITOR_SEARCH_DELETE,                                                                       \
+      "INSERT INTO visitor_search (visitor_search, rowid, text) "                                  \
+      "SELECT 'delete', id, kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT                       \
+      ") FROM visitors WHERE id = ?1 AND (name != '' OR email != '')")                             \
+    X(VISITOR_SEARCH_REINDEX, "INSERT INTO visitor_search (rowid, text) "                          \
+                              "SELECT id, kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT         \
+                              ") FROM visitors WHERE id = ?1 AND (name != '' OR email != '')")     \
+    X(VISITOR_PAGE_INSERT, "INSERT INTO visitor_pages (visitor_id, url, title, referrer, "         \
+                           "user_agent, language, timezone, utc_offset, seen_at) "                 \
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")                          \
+    /* Keeps the newest ?2 rows: deletes from the (?2 + 1)-th newest down, a range of the index.   \
+     */                                                                                            \
+    X(VISITOR_PAGES_TRIM, "DELETE FROM visitor_pages WHERE visitor_id = ?1 AND id <= "             \
+                          "(SELECT id FROM visitor_pages WHERE visitor_id = ?1 "                   \
+                          "ORDER BY id DESC LIMIT 1 OFFSET ?2)")                                   \
+    X(VISITOR_PAGES, "SELECT " KF_SQLITE_VISITOR_PAGE_COLUMNS " FROM visitor_pages "               \
+                     "WHERE visitor_id = ?1 ORDER BY id DESC LIMIT ?2")                            \
+    /* The visitor's conversations and those of every visitor with their e-mail (the partial       \
+     * index visitors_by_email), newest activity first. */                                         \
+    X(VISITOR_CONVERSATIONS, KF_SQLITE_CONVERSATION_SELECT                                         \
+      "WHERE c.visitor_id = ?1 OR c.visitor_id IN (SELECT o.id FROM visitors o "                   \
+      "  JOIN visitors me ON me.id = ?1 AND me.email != '' WHERE o.email = me.email "              \
+      "  AND o.email != '') ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2")
 
 typedef enum {
 #define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
@@ -325,6 +365,9 @@ typedef enum {
     OP_CANNED_LIST,
     OP_TEAM_COUNTS,
     OP_TEAM_LIST,
+    OP_VISITOR_GET,
+    OP_VISITOR_PAGES,
+    OP_VISITOR_CONVERSATIONS,
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
@@ -345,6 +388,8 @@ typedef enum {
     OP_TEAM_CREATE,
     OP_TEAM_UPDATE,
     OP_TEAM_SET_MEMBERS,
+    OP_VISITOR_UPDATE,
+    OP_VISITOR_PAGE_ADD,
 } op_kind_t;
 
 /* At most this many strings an operation copies (agent_update's four, and the four of the row it
@@ -366,6 +411,7 @@ typedef struct op {
     kf_store_canned_cb each_canned;             /* canned_list */
     kf_store_team_cb each_team;                 /* team_list */
     kf_store_team_counts_cb each_team_counts;   /* conversation_team_counts */
+    kf_store_visitor_page_cb each_page;         /* visitor_pages */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -450,12 +496,20 @@ typedef struct op {
             const char *body;     /* create, update (NULL: as it is) */
             int64_t now;
         } canned; /* canned_create, canned_update, canned_delete; canned_list's agent_id */
+        struct {
+            int64_t id;             /* the visitor */
+            const char *name;       /* NULL: as it is */
+            const char *email;      /* NULL: as it is */
+            size_t limit;           /* visitor_pages, visitor_conversations */
+        } visitor_change;           /* visitor_update, visitor_pages, visitor_conversations */
+        kf_visitor_page_t page_new; /* visitor_page_add */
     } args;
     kf_store_result_t result; /* a write's, filled by the writer */
     kf_message_t message;     /* message_add: result.message points here */
     kf_agent_t agent;         /* agent_update: result.agent points here */
     kf_canned_t canned;       /* canned_create, canned_update: result.canned points here */
     kf_team_t team;           /* the team writes: result.team points here */
+    kf_visitor_t visitor;     /* visitor_update: result.visitor points here */
     int64_t *ids;             /* owned: team_set_members' agent ids, then the read-back
                                * team's members; agent_update's released conversations */
     size_t id_count;
@@ -549,6 +603,8 @@ void kf_sqlite_read_canned(sqlite3_stmt *st, kf_canned_t *canned);
 /* Fills team from the KF_SQLITE_TEAM_COLUMNS; its member ids go into *ids (reallocated, the
  * caller frees it). */
 void kf_sqlite_read_team(sqlite3_stmt *st, kf_team_t *team, int64_t **ids);
+void kf_sqlite_read_visitor(sqlite3_stmt *st, kf_visitor_t *visitor);
+void kf_sqlite_read_visitor_page(sqlite3_stmt *st, kf_visitor_page_t *page);
 
 /* A new operation of kind for done(ctx). */
 op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx);
@@ -603,6 +659,12 @@ int kf_sqlite_conversation_team_counts(kf_store_t *store, int64_t agent_id,
                                        kf_store_team_counts_cb each, kf_store_done_cb done,
                                        void *ctx);
 int kf_sqlite_team_list(kf_store_t *store, kf_store_team_cb each, kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_get(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_pages(kf_store_t *store, int64_t visitor_id, size_t limit,
+                            kf_store_visitor_page_cb each, kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_conversations(kf_store_t *store, int64_t visitor_id, size_t limit,
+                                    kf_store_conversation_cb each, kf_store_done_cb done,
+                                    void *ctx);
 
 /* ---- sqlite_writer.c ---- */
 
@@ -658,6 +720,10 @@ int kf_sqlite_canned_update(kf_store_t *store, int64_t agent_id, bool admin, int
                             kf_store_done_cb done, void *ctx);
 int kf_sqlite_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int64_t id,
                             kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_update(kf_store_t *store, int64_t visitor_id, const char *name,
+                             const char *email, kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
+                               kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_checkpointer.c ---- */
 

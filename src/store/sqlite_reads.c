@@ -211,6 +211,35 @@ int kf_sqlite_canned_list(kf_store_t *store, int64_t agent_id, kf_store_canned_c
     return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
 }
 
+int kf_sqlite_visitor_get(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done, void *ctx)
+{
+    return queue_by_id(store, OP_VISITOR_GET, visitor_id, done, ctx);
+}
+
+int kf_sqlite_visitor_pages(kf_store_t *store, int64_t visitor_id, size_t limit,
+                            kf_store_visitor_page_cb each, kf_store_done_cb done, void *ctx)
+{
+    if (each == NULL || done == NULL || limit < 1 || limit > KF_STORE_VISITOR_PAGES_MAX)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_PAGES, done, ctx);
+    op->each_page = each;
+    op->args.visitor_change.id = visitor_id;
+    op->args.visitor_change.limit = limit;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_visitor_conversations(kf_store_t *store, int64_t visitor_id, size_t limit,
+                                    kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
+{
+    if (each == NULL || done == NULL || limit < 1)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_CONVERSATIONS, done, ctx);
+    op->each_conversation = each;
+    op->args.visitor_change.id = visitor_id;
+    op->args.visitor_change.limit = limit;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+}
+
 int kf_sqlite_conversation_team_counts(kf_store_t *store, int64_t agent_id,
                                        kf_store_team_counts_cb each, kf_store_done_cb done,
                                        void *ctx)
@@ -292,6 +321,9 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
     case OP_MESSAGES_ALL:
         return kf_sqlite_bind(st, "in", op->args.messages.after_id, op->args.messages.limit);
     case OP_CANNED_LIST: return kf_sqlite_bind(st, "i", op->args.canned.agent_id);
+    case OP_VISITOR_PAGES:
+    case OP_VISITOR_CONVERSATIONS:
+        return kf_sqlite_bind(st, "in", op->args.visitor_change.id, op->args.visitor_change.limit);
     case OP_SEARCH:
         return kf_sqlite_bind(st, "tin", op->args.search.match,
                               op->args.search.before_id > 0 ? op->args.search.before_id : INT64_MAX,
@@ -322,6 +354,9 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_CANNED_LIST] = STMT_CANNED_LIST,
     [OP_TEAM_COUNTS] = STMT_CONVERSATION_TEAM_COUNTS,
     [OP_TEAM_LIST] = STMT_TEAM_LIST,
+    [OP_VISITOR_GET] = STMT_VISITOR_GET,
+    [OP_VISITOR_PAGES] = STMT_VISITOR_PAGES,
+    [OP_VISITOR_CONVERSATIONS] = STMT_VISITOR_CONVERSATIONS,
 };
 
 /* Hands every row of a list query to its each callback, stopping early when it returns
@@ -347,7 +382,7 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             for (int view = 0; view < KF_VIEW_COUNT; view++)
                 counts[view] = sqlite3_column_int64(st, view + 1);
             result->rc = op->each_team_counts(op->ctx, sqlite3_column_int64(st, 0), counts);
-        } else if (op->kind == OP_CONVERSATION_LIST) {
+        } else if (op->kind == OP_CONVERSATION_LIST || op->kind == OP_VISITOR_CONVERSATIONS) {
             kf_conversation_t conversation;
             kf_sqlite_read_conversation(st, &conversation);
             result->rc = op->each_conversation(op->ctx, &conversation);
@@ -357,7 +392,12 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
                                                                          : KF_SEARCH_MESSAGE;
             kf_sqlite_read_message(st, 1, &hit.message);
             hit.visitor_name = kf_sqlite_column_text(st, 10);
+            hit.visitor_email = kf_sqlite_column_text(st, 11);
             result->rc = op->each_hit(op->ctx, &hit);
+        } else if (op->kind == OP_VISITOR_PAGES) {
+            kf_visitor_page_t page;
+            kf_sqlite_read_visitor_page(st, &page);
+            result->rc = op->each_page(op->ctx, &page);
         } else if (op->kind == OP_CANNED_LIST) {
             kf_canned_t canned;
             kf_sqlite_read_canned(st, &canned);
@@ -401,9 +441,8 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
         result->session = session;
         break;
     case OP_VISITOR_BY_TOKEN:
-        visitor->id = sqlite3_column_int64(st, 0);
-        visitor->name = kf_sqlite_column_text(st, 1);
-        visitor->created_at = sqlite3_column_int64(st, 2);
+    case OP_VISITOR_GET:
+        kf_sqlite_read_visitor(st, visitor);
         result->visitor = visitor;
         break;
     case OP_CONVERSATION_GET:
@@ -440,7 +479,8 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
                     op->kind == OP_MESSAGES_IN_CONVERSATION || op->kind == OP_MESSAGES_OF_VISITOR ||
                     op->kind == OP_MESSAGES_ALL || op->kind == OP_SEARCH ||
                     op->kind == OP_CANNED_LIST || op->kind == OP_TEAM_LIST ||
-                    op->kind == OP_TEAM_COUNTS;
+                    op->kind == OP_TEAM_COUNTS || op->kind == OP_VISITOR_PAGES ||
+                    op->kind == OP_VISITOR_CONVERSATIONS;
         if (list)
             each_row(op, st, &result);
         else

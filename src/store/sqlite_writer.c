@@ -345,6 +345,39 @@ int kf_sqlite_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
+int kf_sqlite_visitor_update(kf_store_t *store, int64_t visitor_id, const char *name,
+                             const char *email, kf_store_done_cb done, void *ctx)
+{
+    if ((name == NULL && email == NULL) || done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_UPDATE, done, ctx);
+    op->args.visitor_change.id = visitor_id;
+    if (name != NULL)
+        op->args.visitor_change.name = kf_sqlite_op_keep(op, name);
+    if (email != NULL)
+        op->args.visitor_change.email = kf_sqlite_op_keep(op, email);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
+int kf_sqlite_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
+                               kf_store_done_cb done, void *ctx)
+{
+    if (page == NULL || page->url == NULL || page->title == NULL || page->referrer == NULL ||
+        page->user_agent == NULL || page->language == NULL || page->timezone == NULL ||
+        done == NULL)
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_PAGE_ADD, done, ctx);
+    kf_visitor_page_t *copy = &op->args.page_new;
+    *copy = *page;
+    copy->url = kf_sqlite_op_keep(op, page->url);
+    copy->title = kf_sqlite_op_keep(op, page->title);
+    copy->referrer = kf_sqlite_op_keep(op, page->referrer);
+    copy->user_agent = kf_sqlite_op_keep(op, page->user_agent);
+    copy->language = kf_sqlite_op_keep(op, page->language);
+    copy->timezone = kf_sqlite_op_keep(op, page->timezone);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
 /* ---- applying (the writer thread) ----
  *
  * A failed write must not take the rest of its batch with it, nor leave half of itself behind.
@@ -1005,6 +1038,68 @@ static int apply_canned_delete(conn_t *c, op_t *op)
     return change_one(c, st, kf_sqlite_bind(st, "i", op->args.canned.id));
 }
 
+/* The old text out of the search's index, the change, the new text in, the row read back. */
+static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
+{
+    int64_t id = op->args.visitor_change.id;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_VISITOR_EXISTS);
+    int64_t exists = 0;
+    int rc = lookup_int64(st, kf_sqlite_bind(st, "i", id), &exists);
+    if (rc != 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_DELETE);
+    rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_UPDATE);
+        rc = change_one(c, st,
+                        kf_sqlite_bind(st, "iTT", id, op->args.visitor_change.name,
+                                       op->args.visitor_change.email));
+    }
+    if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
+        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    }
+    if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_GET);
+        rc = kf_sqlite_bind(st, "i", id);
+        if (rc == 0)
+            rc = kf_sqlite_step_row(st);
+        if (rc == 0) {
+            kf_sqlite_read_visitor(st, &op->visitor);
+            op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
+            op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
+            op->result.visitor = &op->visitor;
+        }
+        kf_sqlite_finish(st);
+    }
+    *half = rc != 0;
+    return rc;
+}
+
+/* The page, then the visitor's pages past the newest KF_STORE_VISITOR_PAGES_MAX deleted. */
+static int apply_visitor_page_add(conn_t *c, op_t *op, bool *half)
+{
+    const kf_visitor_page_t *page = &op->args.page_new;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_VISITOR_EXISTS);
+    int64_t exists = 0;
+    int rc = lookup_int64(st, kf_sqlite_bind(st, "i", page->visitor_id), &exists);
+    if (rc != 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_VISITOR_PAGE_INSERT);
+    rc = insert_one(c, st,
+                    kf_sqlite_bind(st, "ittttttii", page->visitor_id, page->url, page->title,
+                                   page->referrer, page->user_agent, page->language, page->timezone,
+                                   page->utc_offset, page->seen_at),
+                    &op->result.id);
+    if (rc != 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_VISITOR_PAGES_TRIM);
+    rc = run_bound(st,
+                   kf_sqlite_bind(st, "ii", page->visitor_id, (int64_t)KF_STORE_VISITOR_PAGES_MAX));
+    *half = rc != 0;
+    return rc;
+}
+
 static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
@@ -1022,6 +1117,8 @@ static int apply(conn_t *c, op_t *op, bool *half)
     case OP_TEAM_CREATE: return apply_team_create(c, op, half);
     case OP_TEAM_UPDATE: return apply_team_update(c, op, half);
     case OP_TEAM_SET_MEMBERS: return apply_team_set_members(c, op, half);
+    case OP_VISITOR_UPDATE: return apply_visitor_update(c, op, half);
+    case OP_VISITOR_PAGE_ADD: return apply_visitor_page_add(c, op, half);
     default: return apply_simple(c, op);
     }
 }
@@ -1066,6 +1163,7 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
                 op->result.team = NULL;
                 op->result.released = NULL;
                 op->result.released_count = 0;
+                op->result.visitor = NULL;
                 op->result.count = 0;
                 op->result.duplicate = false;
                 op->result.conversation_opened = false;

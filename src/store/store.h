@@ -59,11 +59,12 @@
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
  *     messages_of_visitor, messages_all, search, canned_list, conversation_team_counts,
- *     team_list.
+ *     team_list, visitor_get, visitor_pages, visitor_conversations.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
  *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete,
- *     conversation_autoassign, team_create, team_update, team_set_members.
+ *     conversation_autoassign, team_create, team_update, team_set_members, visitor_update,
+ *     visitor_page_add.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -136,7 +137,26 @@ typedef struct kf_visitor {
     int64_t id;
     const char *name; /* display name chosen by the visitor, or "" */
     int64_t created_at;
+    const char *email; /* given by the visitor or an agent, or ""; the caller checks its form */
 } kf_visitor_t;
+
+/* One page a visitor's browser reported of itself (visitor_page_add), with what it said of the
+ * browser then. The newest of a visitor's is their current page and latest details. */
+typedef struct kf_visitor_page {
+    int64_t id;
+    int64_t visitor_id;
+    const char *url;        /* the page's address (an embedding widget's host page's, later) */
+    const char *title;      /* document.title, or "" */
+    const char *referrer;   /* document.referrer, or "" */
+    const char *user_agent; /* navigator.userAgent, as the page gave it */
+    const char *language;   /* navigator.language, or "" */
+    const char *timezone;   /* the IANA time zone, or "" */
+    int64_t utc_offset;     /* minutes east of UTC (UTC+02:00 is 120) */
+    int64_t seen_at;
+} kf_visitor_page_t;
+
+/* The most pages visitor_page_add keeps of one visitor (older ones are deleted). */
+#define KF_STORE_VISITOR_PAGES_MAX 50
 
 typedef struct kf_session {
     int64_t agent_id;
@@ -191,15 +211,16 @@ typedef struct kf_canned {
     int64_t updated_at;
 } kf_canned_t;
 
-/* What a search hit matched: the message's text, or its conversation's visitor's name (and the
- * message is then the conversation's newest). */
+/* What a search hit matched: the message's text, or its conversation's visitor's name or e-mail
+ * (and the message is then the conversation's newest). */
 typedef enum { KF_SEARCH_MESSAGE = 0, KF_SEARCH_VISITOR = 1 } kf_search_field_t;
 
 /* One hit of search. */
 typedef struct kf_search_hit {
     kf_search_field_t field;
-    kf_message_t message;     /* the message the hit opens its conversation at */
-    const char *visitor_name; /* the conversation's visitor's name, "" when they gave none */
+    kf_message_t message;      /* the message the hit opens its conversation at */
+    const char *visitor_name;  /* the conversation's visitor's name, "" when they gave none */
+    const char *visitor_email; /* ... and e-mail, "" when none was given */
 } kf_search_hit_t;
 
 /* A new message for message_add. */
@@ -271,7 +292,7 @@ typedef struct kf_store_result {
                                   * the message stored then, and nothing new was written */
     const kf_message_t *message; /* message_add */
     const kf_agent_t *agent;     /* agent_by_email, agent_by_id, agent_update (as it is after) */
-    const kf_visitor_t *visitor; /* visitor_by_token */
+    const kf_visitor_t *visitor; /* visitor_by_token, visitor_get, visitor_update */
     const kf_session_t *session; /* session_get */
     const kf_conversation_t *conversation; /* conversation_get */
     const char *value;                     /* setting_get */
@@ -296,6 +317,7 @@ typedef int (*kf_store_canned_cb)(void *ctx, const kf_canned_t *canned);
 typedef int (*kf_store_team_cb)(void *ctx, const kf_team_t *team);
 /* One team's counts: KF_VIEW_COUNT numbers, by view. */
 typedef int (*kf_store_team_counts_cb)(void *ctx, int64_t team_id, const int64_t *counts);
+typedef int (*kf_store_visitor_page_cb)(void *ctx, const kf_visitor_page_t *page);
 
 typedef struct kf_store kf_store_t;
 
@@ -494,6 +516,25 @@ typedef struct kf_store_ops {
                        kf_store_done_cb done, void *ctx);
     int (*team_set_members)(kf_store_t *store, int64_t id, const int64_t *agent_ids, size_t count,
                             kf_store_done_cb done, void *ctx);
+    /* Visitor details. visitor_get: visitor, or KF_ENOTFOUND. visitor_update changes name and/or
+     * email (NULL: as it is; "" clears) and keeps the search's index of them current; visitor
+     * (the row as it is after), KF_ENOTFOUND for an unknown visitor, KF_EINVAL at once for a
+     * change of nothing. visitor_page_add stores one reported page (its id and visitor_id are
+     * ignored; seen_at is its time) and deletes that visitor's pages past the newest
+     * KF_STORE_VISITOR_PAGES_MAX, in one write; KF_ENOTFOUND for an unknown visitor, KF_EINVAL
+     * at once for a NULL string. visitor_pages: each of the visitor's pages, newest first, at
+     * most limit (1 to KF_STORE_VISITOR_PAGES_MAX, else KF_EINVAL at once).
+     * visitor_conversations: each conversation of the visitor and of every visitor with the same
+     * (non-empty) e-mail, newest activity first, at most limit (at least 1). */
+    int (*visitor_get)(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done, void *ctx);
+    int (*visitor_update)(kf_store_t *store, int64_t visitor_id, const char *name,
+                          const char *email, kf_store_done_cb done, void *ctx);
+    int (*visitor_page_add)(kf_store_t *store, const kf_visitor_page_t *page, kf_store_done_cb done,
+                            void *ctx);
+    int (*visitor_pages)(kf_store_t *store, int64_t visitor_id, size_t limit,
+                         kf_store_visitor_page_cb each, kf_store_done_cb done, void *ctx);
+    int (*visitor_conversations)(kf_store_t *store, int64_t visitor_id, size_t limit,
+                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call

@@ -182,8 +182,9 @@ async function clickAll(page, container) {
 // ---------------------------------------------------------------------------------------------
 // Visitor vs agent (and agent vs visitor): stored XSS through every field a page shows
 
-// Every user-controlled string the pages show. The product stores no page URL or referrer of a
-// visitor (see the enumeration test), so names and message text are all there is.
+// Every user-controlled string the pages show here: names and message text. The pages a
+// visitor's page reports (their URLs, titles, referrer) are the visitor panel's, tested as text
+// and http(s)-only links in visitor_panel.test.js.
 const EVE = { email: 'eve@example.com', name: '<img src=x onerror=window.__xss=11>Eve', password: 'eve has a long passphrase', role: 'agent' };
 const VISITOR_NAME = "<img src=x onerror=alert('name')><script>window.__xss=12</script>";
 const VISITOR_NAME_2 = 'javascript:alert(document.cookie)//';
@@ -394,6 +395,8 @@ const AGENT_POST_BODIES = {
   'POST /api/conversations/{id}/status': { status: 'pending' },
   'POST /api/conversations/{id}/claim': undefined,
   'POST /api/conversations/{id}/assign': { agent_id: null },
+  'PATCH /api/conversations/{id}/visitor': { email: 'forged@example.com' },
+  'PATCH /api/settings': { typing_preview: true },
 };
 const routeKey = (r) => `${r.method} ${r.pattern}`;
 
@@ -489,7 +492,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.deepEqual(r.json.teams, [team.json.team], 'no team added or changed');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, canned: 201, teams: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, canned: 201, teams: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200 };
     // A delete after the change of the same reply, and the logout last of all.
     const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
     for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {
@@ -1022,8 +1025,9 @@ test('visitor vs visitor: agent routes answer a visitor token 401 alike for exis
     const alice = await srv.api('GET', '/api/visitor/messages?after=0', { token: a.token });
     assert.deepEqual(alice.json.messages.map((m) => m.id), [ma.id, ra.id], "nothing of Bob's reached Alice");
 
-    // The visitor API stores no page URL or referrer: extra fields are ignored, the visitor is
-    // {id, name} everywhere, and the Referer a browser might send is not kept.
+    // A session's start stores no page URL or referrer: extra fields are ignored, the visitor is
+    // {id, name} everywhere, and the Referer a browser might send is not kept (only what the page
+    // reports with POST /api/visitor/page is: http(s) URLs, shown by the visitor panel).
     const s = await srv.api('POST', '/api/visitor/session', {
       body: { name: 'Carol', url: 'javascript:alert(1)', page_url: 'https://evil.example/', referrer: 'https://evil.example/' },
       headers: { Referer: 'https://evil.example/landing?q=<script>' },

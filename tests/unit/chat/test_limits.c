@@ -170,6 +170,12 @@ static void test_module(void **state)
     assert_true(wait >= 1 && wait <= 2000);
     assert_int_equal(kf_limits_seconds(wait), (wait + 999) / 1000);
     assert_true(kf_limits_visitor_message(limits, 8, &wait));
+    /* Page reports: a burst of 20 per visitor, then a wait of about 2 s (30 a minute). */
+    for (int i = 0; i < 20; i++)
+        assert_true(kf_limits_visitor_page(limits, 7, &wait));
+    assert_false(kf_limits_visitor_page(limits, 7, &wait));
+    assert_true(wait >= 1 && wait <= 2000);
+    assert_true(kf_limits_visitor_page(limits, 8, &wait));
     /* New visitors per address. */
     assert_true(kf_limits_new_visitor(limits, "192.0.2.1", &wait));
     assert_false(kf_limits_new_visitor(limits, "192.0.2.1", &wait));
@@ -197,6 +203,7 @@ static void test_module(void **state)
         assert_true(kf_limits_visitor_request(limits, 1, &wait));
         assert_true(kf_limits_visitor_message(limits, 1, &wait));
         assert_true(kf_limits_new_visitor(limits, "192.0.2.1", &wait));
+        assert_true(kf_limits_visitor_page(limits, 1, &wait)); /* off with the request limit */
     }
     kf_limits_free(limits);
     /* A limit that is on needs a bucket of at least one. */

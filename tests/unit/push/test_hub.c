@@ -628,6 +628,42 @@ static void test_nested_publish_on_one_topic(void **state)
     kf_hub_free(hub);
 }
 
+/* A publish to every topic of a prefix reaches those and no other, once each, also when a
+ * subscriber drops the only one of a later topic (freed before its turn: ASan watches). */
+static void test_publish_prefix(void **state)
+{
+    (void)state;
+    static const char *const topics[] = {"visitor:1", "visitor:22", "agents",
+                                         "visitor",   "visito:3",   "visitor:3"};
+    enum { TOPICS = sizeof topics / sizeof topics[0] };
+    kf_hub_t *hub = kf_hub_new();
+    listener_t l[TOPICS];
+    for (size_t i = 0; i < TOPICS; i++) {
+        listener_init(&l[i], hub, NULL);
+        kf_hub_subscribe(hub, topics[i], &l[i].sub);
+    }
+    kf_event_t *event = kf_event_new(0, "{\"type\":\"settings\"}", 21);
+    assert_int_equal(kf_hub_publish_prefix(hub, "visitor:", event), 3);
+    for (size_t i = 0; i < TOPICS; i++)
+        assert_int_equal(l[i].calls, strncmp(topics[i], "visitor:", 8) == 0 ? 1 : 0);
+    assert_string_equal(l[0].last_json, "{\"type\":\"settings\"}");
+    /* Each of the three drops the others: whichever is called first, it alone hears it. */
+    l[0].drop[0] = &l[1].sub;
+    l[0].drop[1] = &l[5].sub;
+    l[1].drop[0] = &l[0].sub;
+    l[1].drop[1] = &l[5].sub;
+    l[5].drop[0] = &l[0].sub;
+    l[5].drop[1] = &l[1].sub;
+    assert_int_equal(kf_hub_publish_prefix(hub, "visitor:", event), 1);
+    assert_int_equal(l[0].calls + l[1].calls + l[5].calls, 4);
+    assert_int_equal(kf_hub_publish_prefix(hub, "nobody:", event), 0);
+    assert_int_equal(event->refs, 1);
+    kf_event_unref(event);
+    for (size_t i = 0; i < TOPICS; i++)
+        kf_hub_unsubscribe(hub, &l[i].sub);
+    kf_hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_nested_publish),
         cmocka_unit_test(test_free_without_subscribers),
         cmocka_unit_test(test_free_detaches_leftovers),
+        cmocka_unit_test(test_publish_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -599,7 +599,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "8");
+    assert_string_equal(last_result(seen)->value, "9");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -618,8 +618,8 @@ static void test_sqlite_pragmas_and_schema(void **state)
                              "'messages_by_idempotency_key', 'sessions_by_agent', "
                              "'conversations_by_status', 'conversations_by_status_assignee', "
                              "'conversations_by_assignee', 'conversations_snoozed', "
-                             "'canned_by_owner')"),
-                     11);
+                             "'canned_by_owner', 'visitors_by_email', 'visitor_pages_by_visitor')"),
+                     13);
     /* The list's keyset paging and the key lookup use their indexes. */
     assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_activity"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
@@ -660,7 +660,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "8");
+    assert_string_equal(last_result(seen)->value, "9");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -682,7 +682,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '8' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '9' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -716,11 +716,18 @@ static void undo_teams(const suite_fixture_t *f)
                 "DROP TABLE teams;");
 }
 
-/* What migrations 4 to 8 did, undone: the conversations table as version 3 had it ("open" or
+/* What the visitor details' migration (9) did, undone. */
+#define UNDO_VISITOR_DETAILS                                                                       \
+    "DROP TABLE visitor_pages;"                                                                    \
+    "DROP INDEX visitors_by_email;"                                                                \
+    "ALTER TABLE visitors DROP COLUMN email;"
+
+/* What migrations 4 to 9 did, undone: the conversations table as version 3 had it ("open" or
  * "closed", nobody assigned), with the given status for every conversation that is not open, no
  * search index, no canned replies, notes or teams. */
 static void rewind_to_3(const suite_fixture_t *f)
 {
+    sql_exec(f, UNDO_VISITOR_DETAILS);
     undo_teams(f);
     rewind_notes(f);
     sql_exec(f,
@@ -772,7 +779,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 8);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 9);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -853,7 +860,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 8);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 9);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -930,6 +937,7 @@ static void test_sqlite_migration_fills_search(void **state)
     int64_t answer = suite_add_message(f, conversation, agent, "Your refund is on its way");
     kf_store_close(f->store);
     f->store = NULL;
+    sql_exec(f, UNDO_VISITOR_DETAILS);
     undo_teams(f);
     rewind_notes(f);
     sql_int(f, "DROP TABLE canned_replies");
@@ -962,13 +970,14 @@ static void test_sqlite_migrates_to_canned(void **state)
     int64_t ana = suite_add_agent_as(f, "ana@example.com", "Ana", "admin");
     kf_store_close(f->store);
     f->store = NULL;
+    sql_exec(f, UNDO_VISITOR_DETAILS);
     undo_teams(f);
     rewind_notes(f);
     sql_int(f, "DROP TABLE canned_replies");
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 8);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 9);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(

@@ -527,6 +527,33 @@ static int fs_team_set_members(kf_store_t *store, int64_t id, const int64_t *age
                : end(p, REAL(store)->team_set_members(store, id, agent_ids, count, fs_done, p));
 }
 
+static int fs_visitor_get(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_get), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->visitor_get(store, visitor_id, fs_done, p));
+}
+
+static int fs_visitor_update(kf_store_t *store, int64_t visitor_id, const char *name,
+                             const char *email, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_update), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->visitor_update(store, visitor_id, name, email, fs_done, p));
+}
+
+static int fs_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
+                               kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_page_add), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->visitor_page_add(store, page, fs_done, p));
+}
+
 int failing_store_open(const char *path, kf_store_t **out)
 {
     kf_store_t *store;
@@ -575,6 +602,9 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.team_create = fs_team_create;
     fs->ops.team_update = fs_team_update;
     fs->ops.team_set_members = fs_team_set_members;
+    fs->ops.visitor_get = fs_visitor_get;
+    fs->ops.visitor_update = fs_visitor_update;
+    fs->ops.visitor_page_add = fs_visitor_page_add;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;

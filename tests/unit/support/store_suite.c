@@ -184,6 +184,7 @@ void on_done(void *ctx, const kf_store_result_t *result)
     if (copy->has_visitor) {
         copy->visitor = *result->visitor;
         copy->visitor.name = keep(seen, result->visitor->name);
+        copy->visitor.email = keep(seen, result->visitor->email);
     }
     copy->has_session = result->session != NULL;
     if (copy->has_session) {
@@ -786,6 +787,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store teams (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_team_tests, store_suite_team_test_count,
                                       NULL, NULL);
+    snprintf(name, sizeof name, "store visitors (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_visitor_tests,
+                                      store_suite_visitor_test_count, NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);
         failed += _cmocka_run_group_tests(name, extra, count, NULL, NULL);

@@ -176,4 +176,9 @@ extern const size_t store_suite_canned_test_count;
 extern const struct CMUnitTest store_suite_team_tests[];
 extern const size_t store_suite_team_test_count;
 
+/* ---- ... and of visitor details (store_suite_visitors.c) ---- */
+
+extern const struct CMUnitTest store_suite_visitor_tests[];
+extern const size_t store_suite_visitor_test_count;
+
 #endif

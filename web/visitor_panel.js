@@ -1,0 +1,340 @@
+/* visitor_panel.js: the console's visitor panel (#visitor-panel) beside the selected thread, and
+ * the admin's Settings dialog (#settings-dialog: the typing preview).
+ *
+ * The panel shows GET /api/conversations/{id}/visitor: name and e-mail (an agent may edit them:
+ * PATCH the same path), the page the visitor is on and the pages of this visit, the referrer,
+ * browser, language and the visitor's local time (kept ticking from their time zone), and their
+ * earlier conversations (each opens in the console). A "visitor" event for the shown visitor
+ * reads it again, so a page change shows in every console at once. On narrow screens the panel
+ * sits below the thread, folded to its heading until the agent opens it. */
+(function () {
+  'use strict';
+
+  const {formatTime, formatDay, formatFull, sentence} = window.KefuUI;
+  const STATUS_LABEL = {open: 'Open', pending: 'Pending', resolved: 'Resolved', snoozed: 'Snoozed'};
+
+  class KefuVisitorPanel {
+    /* o: {root, api(method, path, body), onOpen(conversationId)} */
+    constructor(o) {
+      this.root = o.root;
+      this.api = o.api;
+      this.onOpen = o.onOpen;
+      this.conversationId = null;
+      this.visitor = null;
+      this.gen = 0;
+      this.clock = null;
+      const $ = (id) => document.getElementById(id);
+      this.el = {
+        toggle: $('visitor-panel-toggle'),
+        body: $('visitor-panel-body'),
+        status: $('visitor-panel-status'),
+        name: $('visitor-name'),
+        email: $('visitor-email'),
+        edit: $('visitor-edit'),
+        form: $('visitor-edit-form'),
+        formName: $('visitor-edit-name'),
+        formEmail: $('visitor-edit-email'),
+        formCancel: $('visitor-edit-cancel'),
+        formError: $('visitor-edit-error'),
+        page: $('visitor-page'),
+        pages: $('visitor-pages'),
+        referrer: $('visitor-referrer'),
+        browser: $('visitor-browser'),
+        language: $('visitor-language'),
+        localTime: $('visitor-local-time'),
+        earlier: $('visitor-conversations'),
+        earlierEmpty: $('visitor-conversations-empty'),
+      };
+      this.el.toggle.addEventListener('click', () => {
+        const open = this.el.toggle.getAttribute('aria-expanded') !== 'true';
+        this.el.toggle.setAttribute('aria-expanded', String(open));
+        this.root.classList.toggle('is-open', open);
+      });
+      this.el.edit.addEventListener('click', () => this.editing(true));
+      this.el.formCancel.addEventListener('click', () => this.editing(false));
+      this.el.form.addEventListener('keydown', (e) => {
+        if (e.key === 'Escape') {
+          e.stopPropagation();
+          this.editing(false);
+        }
+      });
+      this.el.form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        this.save();
+      });
+    }
+
+    /* The selected conversation (or null): read its visitor when it is another one. */
+    show(conversation) {
+      const id = conversation ? Number(conversation.id) : null;
+      if (id === this.conversationId) return;
+      this.conversationId = id;
+      this.visitor = null;
+      this.editing(false);
+      this.root.hidden = id === null;
+      this.stopClock();
+      if (id === null) return;
+      this.clear();
+      this.el.status.textContent = 'Loading…';
+      this.load();
+    }
+
+    /* A "visitor" event: the shown visitor changed (a page, a name, an e-mail). */
+    apply(ev) {
+      if (this.visitor && Number(ev.visitor_id) === Number(this.visitor.id)) this.load();
+    }
+
+    reset() {
+      this.conversationId = null;
+      this.visitor = null;
+      this.root.hidden = true;
+      this.stopClock();
+    }
+
+    async load() {
+      const gen = ++this.gen;
+      const id = this.conversationId;
+      try {
+        const data = await this.api('GET', '/api/conversations/' + id + '/visitor');
+        if (gen !== this.gen || id !== this.conversationId) return;
+        this.render(data.visitor, data.conversations || []);
+      } catch (e) {
+        if (gen !== this.gen) return;
+        this.el.status.textContent = sentence(e.message || 'The visitor could not be loaded');
+      }
+    }
+
+    clear() {
+      for (const key of ['name', 'email', 'page', 'referrer', 'browser', 'language', 'localTime']) {
+        this.el[key].textContent = '';
+      }
+      this.el.pages.replaceChildren();
+      this.el.earlier.replaceChildren();
+      this.el.earlierEmpty.hidden = true;
+    }
+
+    render(v, earlier) {
+      this.visitor = v;
+      this.el.status.textContent = '';
+      this.el.name.textContent = v.name || 'Not given';
+      this.el.name.classList.toggle('is-unknown', !v.name);
+      this.el.email.textContent = v.email || 'Not given';
+      this.el.email.classList.toggle('is-unknown', !v.email);
+      this.el.page.replaceChildren();
+      if (v.page && v.page.url) {
+        this.el.page.append(link(v.page.url, v.page.title || v.page.url));
+        const url = document.createElement('span');
+        url.className = 'vp-url';
+        url.textContent = v.page.url;
+        this.el.page.append(url);
+      } else {
+        this.el.page.append(unknown('Not reported yet'));
+      }
+      this.el.pages.replaceChildren();
+      for (const p of v.pages || []) {
+        const li = document.createElement('li');
+        const time = document.createElement('time');
+        time.className = 'vp-time';
+        time.dateTime = new Date(p.seen_at).toISOString();
+        time.textContent = formatTime(p.seen_at);
+        time.title = formatFull(p.seen_at);
+        li.append(time, link(p.url, p.title || p.url));
+        this.el.pages.append(li);
+      }
+      if (!(v.pages || []).length) {
+        const li = document.createElement('li');
+        li.append(unknown('Not reported yet'));
+        this.el.pages.append(li);
+      }
+      setText(this.el.referrer, v.referrer, 'None (came straight in)');
+      this.el.browser.textContent = v.browser || (v.user_agent ? 'Unknown browser' : '');
+      if (!v.browser && !v.user_agent) this.el.browser.append(unknown('Not reported yet'));
+      this.el.browser.title = v.user_agent || '';
+      setText(this.el.language, v.language, 'Not reported yet');
+      this.startClock(v);
+      this.el.earlier.replaceChildren();
+      for (const c of earlier) {
+        const li = document.createElement('li');
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'vp-earlier';
+        const when = c.updated_at ? formatDay(c.updated_at) : '';
+        const last = c.last_message ? c.last_message.body : '';
+        const title = document.createElement('span');
+        title.className = 'vp-earlier-title';
+        title.textContent = 'Conversation #' + c.id + ' · ' + (STATUS_LABEL[c.status] || c.status) + (when ? ' · ' + when : '');
+        const snippet = document.createElement('span');
+        snippet.className = 'vp-earlier-snippet';
+        snippet.textContent = last;
+        button.append(title, snippet);
+        button.addEventListener('click', () => this.onOpen(Number(c.id)));
+        li.append(button);
+        this.el.earlier.append(li);
+      }
+      this.el.earlierEmpty.hidden = earlier.length > 0;
+    }
+
+    /* The visitor's wall clock, from their time zone (else their offset), ticking. */
+    startClock(v) {
+      this.stopClock();
+      const show = () => {
+        const text = localTime(v);
+        if (text) this.el.localTime.textContent = text;
+        else setText(this.el.localTime, '', 'Not reported yet');
+      };
+      show();
+      if (v.timezone || typeof v.utc_offset === 'number') this.clock = setInterval(show, 15000);
+    }
+
+    stopClock() {
+      if (this.clock) clearInterval(this.clock);
+      this.clock = null;
+    }
+
+    editing(on) {
+      this.el.form.hidden = !on;
+      this.el.edit.hidden = on;
+      this.el.formError.hidden = true;
+      if (!on || !this.visitor) return;
+      this.el.formName.value = this.visitor.name || '';
+      this.el.formEmail.value = this.visitor.email || '';
+      this.el.formName.focus();
+    }
+
+    async save() {
+      if (this.conversationId === null) return;
+      const id = this.conversationId;
+      const body = {name: this.el.formName.value.trim(), email: this.el.formEmail.value.trim()};
+      try {
+        await this.api('PATCH', '/api/conversations/' + id + '/visitor', body);
+        if (id !== this.conversationId) return;
+        this.editing(false);
+        this.el.edit.focus();
+        this.load();
+      } catch (e) {
+        this.el.formError.textContent = sentence(e.message || 'The details could not be saved');
+        this.el.formError.hidden = false;
+      }
+    }
+  }
+
+  function link(url, text) {
+    const a = document.createElement('a');
+    // Only web addresses become links (the server takes no other scheme; this is the second lock).
+    if (/^https?:\/\//i.test(url)) {
+      a.href = url;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer';
+    }
+    a.className = 'vp-link';
+    a.textContent = text;
+    return a;
+  }
+
+  function unknown(text) {
+    const span = document.createElement('span');
+    span.className = 'is-unknown';
+    span.textContent = text;
+    return span;
+  }
+
+  function setText(el, value, missing) {
+    el.replaceChildren();
+    if (value) el.textContent = value;
+    else el.append(unknown(missing));
+  }
+
+  function offsetLabel(minutes) {
+    const sign = minutes < 0 ? '−' : '+';
+    const m = Math.abs(minutes);
+    return 'UTC' + sign + String(Math.floor(m / 60)).padStart(2, '0') + ':' + String(m % 60).padStart(2, '0');
+  }
+
+  function localTime(v) {
+    const now = new Date();
+    if (v.timezone) {
+      try {
+        const time = new Intl.DateTimeFormat(undefined, {hour: '2-digit', minute: '2-digit', timeZone: v.timezone}).format(now);
+        return time + ' (' + v.timezone.replace(/_/g, ' ') + ')';
+      } catch (e) { /* a zone this browser does not know: the offset below */ }
+    }
+    if (typeof v.utc_offset === 'number') {
+      const there = new Date(now.getTime() + v.utc_offset * 60000);
+      const hh = String(there.getUTCHours()).padStart(2, '0');
+      const mm = String(there.getUTCMinutes()).padStart(2, '0');
+      return hh + ':' + mm + ' (' + offsetLabel(v.utc_offset) + ')';
+    }
+    return '';
+  }
+
+  /* The admin's Settings dialog: the typing preview, on or off for the whole desk. */
+  class KefuDeskSettings {
+    /* o: {dialog, button, api(method, path, body), onChange(settings)} */
+    constructor(o) {
+      this.dialog = o.dialog;
+      this.button = o.button;
+      this.api = o.api;
+      this.onChange = o.onChange;
+      this.settings = {typing_preview: false};
+      const $ = (id) => document.getElementById(id);
+      this.checkbox = $('typing-preview-setting');
+      this.status = $('settings-status');
+      this.error = $('settings-error');
+      this.button.addEventListener('click', () => this.open());
+      $('settings-close').addEventListener('click', () => this.dialog.close());
+      this.checkbox.addEventListener('change', () => this.save(this.checkbox.checked));
+    }
+
+    /* Admins see the button; everyone follows the settings. */
+    start(admin) {
+      this.button.hidden = !admin;
+      this.load();
+    }
+
+    stop() {
+      this.button.hidden = true;
+      if (this.dialog.open) this.dialog.close();
+    }
+
+    async load() {
+      try {
+        const data = await this.api('GET', '/api/settings');
+        this.apply(data.settings);
+      } catch (e) { /* the next settings event brings them */ }
+    }
+
+    apply(settings) {
+      if (!settings) return;
+      this.settings = settings;
+      this.checkbox.checked = settings.typing_preview === true;
+      this.onChange(settings);
+    }
+
+    open() {
+      this.error.hidden = true;
+      this.status.textContent = '';
+      this.checkbox.checked = this.settings.typing_preview === true;
+      this.dialog.showModal();
+      this.checkbox.focus();
+    }
+
+    async save(on) {
+      this.error.hidden = true;
+      this.checkbox.disabled = true;
+      try {
+        const data = await this.api('PATCH', '/api/settings', {typing_preview: on});
+        this.apply(data.settings);
+        this.status.textContent = on ? 'Typing preview is on.' : 'Typing preview is off.';
+      } catch (e) {
+        this.checkbox.checked = !on;
+        this.error.textContent = sentence(e.message || 'The setting could not be saved');
+        this.error.hidden = false;
+      } finally {
+        this.checkbox.disabled = false;
+      }
+    }
+  }
+
+  window.KefuVisitorPanel = KefuVisitorPanel;
+  window.KefuDeskSettings = KefuDeskSettings;
+})();
