@@ -256,6 +256,18 @@ void kf_authn_agent_changed(kf_authn_t *authn, int64_t agent_id, bool disabled)
     kf_auth_cache_each(authn->agent_sessions, changed_session_cb, &change);
 }
 
+static bool changed_visitor_cb(void *value, size_t len, void *ctx)
+{
+    const kf_visitor_auth_t *visitor = value;
+    (void)len; /* only the id is read */
+    return visitor->id == *(const int64_t *)ctx;
+}
+
+void kf_authn_visitor_changed(kf_authn_t *authn, int64_t visitor_id)
+{
+    kf_auth_cache_each(authn->visitor_tokens, changed_visitor_cb, &visitor_id);
+}
+
 /* ---- lookups that wait for the store ---- */
 
 /* A credential the caches did not know, waiting for the store. */

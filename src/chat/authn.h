@@ -88,6 +88,9 @@ void kf_authn_forget_session(kf_authn_t *authn, const char *token_hash);
  * disabled (its sessions deleted with it), kept, marked, to answer that they were ended by it
  * until they would have expired. O(cached sessions); agents are few. */
 void kf_authn_agent_changed(kf_authn_t *authn, int64_t agent_id, bool disabled);
+/* A visitor's name changed (its store write is done): their cached tokens are forgotten, so
+ * that the next request reads it. O(cache slots); names change rarely. */
+void kf_authn_visitor_changed(kf_authn_t *authn, int64_t visitor_id);
 
 /* Signs a push ticket for kind and subject, valid for the configured ticket lifetime. */
 int kf_authn_ticket(kf_authn_t *authn, char kind, int64_t subject, char out[KF_TICKET_SIZE]);

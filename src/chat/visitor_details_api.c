@@ -316,6 +316,8 @@ static void identity_updated_cb(void *ctx, const kf_store_result_t *r)
     identity_wait_t *w = ctx;
     if (r->rc == 0) {
         kf_app_t *app = w->app;
+        /* The session's answer (GET /api/visitor/session) says the new name from now on. */
+        kf_authn_visitor_changed(app->authn, r->visitor->id);
         json_t *visitor = identity_json(r->visitor);
         publish_visitor(app, json_pack("{s:I,s:O}", "visitor_id", (json_int_t)r->visitor->id,
                                        "visitor", visitor));

@@ -189,6 +189,11 @@ static void test_name_and_email(void **state)
     expect(r, 200, "", "the visitor's details");
     assert_true(cf->agent_events > events);
 
+    /* The session's answer, whose visitor comes from the credential cache, has the new name. */
+    r = cf_request(AS_VISITOR, "GET", "/api/visitor/session", NULL);
+    assert_string_equal(field(json_object_get(r->json, "visitor"), "name"), "Mia Wong");
+    expect(r, 200, "", "the session after a new name");
+
     r = cf_request(AS_VISITOR, "GET", "/api/visitor", NULL);
     assert_string_equal(field(json_object_get(r->json, "visitor"), "email"), "mia@shop.example");
     assert_true(
