@@ -157,7 +157,9 @@
       button.dataset.field = hit.field;
       const top = el('span', 'search-hit-top');
       top.append(el('span', 'search-hit-name', visitorName(hit.visitor)));
-      if (hit.field === 'visitor') top.append(el('span', 'conv-tag', 'Name'));
+      // What matched, when it is not the visitor's own words: their name or e-mail, a reply, a note.
+      if (hit.field === 'visitor') top.append(el('span', 'conv-tag', 'Visitor'));
+      else if (hit.private) top.append(el('span', 'conv-tag', 'Note'));
       else if (hit.sender === 'agent') top.append(el('span', 'conv-tag', 'Reply'));
       const time = el('time', 'search-hit-time', formatRelative(hit.created_at));
       time.dateTime = new Date(hit.created_at).toISOString();
