@@ -188,7 +188,7 @@
         bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
           el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-wait'),
           el('span', 'conv-unread'));
-        main.append(top, bottom);
+        main.append(top, bottom, el('span', 'sr-only conv-sr'));
         item.append(av, main);
         this.items.set(c.id, item);
         this.ui.list.appendChild(item);
@@ -251,11 +251,11 @@
       mark.textContent = state.unsent === 'failed' ? 'Not sent' : state.unsent || '';
       mark.classList.toggle('failed', state.unsent === 'failed');
       item.setAttribute('aria-selected', state.selected ? 'true' : 'false');
-      item.setAttribute('aria-label', name + (unread ? ', ' + unread + ' unread' : '') +
-        (STATUS_TAG[c.status] ? ', ' + STATUS_TAG[c.status].toLowerCase() : '') +
+      // The option's name is its text (what is on screen, so that voice control can say it),
+      // with what the screen shows by colour and badges spelled out in a hidden part.
+      item.querySelector('.conv-sr').textContent = (unread ? ', ' + unread + ' unread' : '') +
         (holder ? ', assigned to ' + (mine ? 'you' : holder) : ', unassigned') +
-        (state.unsent === 'failed' ? ', a reply not sent' : '') +
-        (last ? ': ' + last.body.slice(0, 120) : ''));
+        (state.unsent === 'failed' ? ', a reply not sent' : '');
     }
   }
 
