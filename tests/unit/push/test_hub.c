@@ -642,7 +642,8 @@ static void test_publish_prefix(void **state)
         listener_init(&l[i], hub, NULL);
         kf_hub_subscribe(hub, topics[i], &l[i].sub);
     }
-    kf_event_t *event = kf_event_new(0, "{\"type\":\"settings\"}", 21);
+    const char *json = "{\"type\":\"settings\"}";
+    kf_event_t *event = kf_event_new(0, json, strlen(json));
     assert_int_equal(kf_hub_publish_prefix(hub, "visitor:", event), 3);
     for (size_t i = 0; i < TOPICS; i++)
         assert_int_equal(l[i].calls, strncmp(topics[i], "visitor:", 8) == 0 ? 1 : 0);
