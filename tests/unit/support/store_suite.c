@@ -786,6 +786,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store teams (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_team_tests, store_suite_team_test_count,
                                       NULL, NULL);
+    snprintf(name, sizeof name, "store reports (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_report_tests, store_suite_report_test_count,
+                                      NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);
         failed += _cmocka_run_group_tests(name, extra, count, NULL, NULL);
