@@ -10,6 +10,7 @@
 #include "base/err.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,14 +100,26 @@ static int64_t day_of(const kf_report_query_t *query, int64_t time)
     return day * DAY_MS - shift;
 }
 
-/* The group with key, added (zeroed) when absent. Days are all there from the start. */
+/* The day time falls in: the last whose start is at or before it (days are all there from the
+ * start, and the first starts at or before the period). */
+static group_t *day_at(report_t *r, int64_t time)
+{
+    size_t low = 0;
+    size_t high = r->group_count;
+    while (low < high) {
+        size_t middle = (low + high) / 2;
+        if (r->groups[middle].row.key <= time)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    assert(low > 0);
+    return &r->groups[low - 1];
+}
+
+/* The group with key, added (zeroed) when absent. */
 static group_t *group_at(report_t *r, int64_t key)
 {
-    if (r->query->group == KF_REPORT_DAY) {
-        size_t index = (size_t)((key - r->first_day) / DAY_MS);
-        assert(index < r->group_count);
-        return &r->groups[index];
-    }
     size_t low = 0;
     size_t high = r->group_count;
     while (low < high) {
@@ -159,7 +172,7 @@ static group_t *figure_group(report_t *r, int64_t agent_id, int64_t time, int64_
     if (!*counts)
         return NULL;
     switch (r->query->group) {
-    case KF_REPORT_DAY: return group_at(r, day_of(r->query, time));
+    case KF_REPORT_DAY: return day_at(r, time);
     case KF_REPORT_AGENT: return agent_id != 0 ? group_at(r, agent_id) : NULL;
     default: return group_at(r, team_id);
     }
@@ -305,6 +318,19 @@ static int name_groups(sqlite_store_t *s, report_t *r)
     return rc;
 }
 
+/* Whether a query's own days are ascending and cover its period. */
+static bool valid_days(const kf_report_query_t *query)
+{
+    size_t n = query->day_count;
+    if (n == 0 || n > KF_REPORT_MAX_DAYS + 1 || query->day_starts[0] > query->from ||
+        query->day_starts[n - 1] >= query->to)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (query->day_starts[i] <= query->day_starts[i - 1])
+            return false;
+    return true;
+}
+
 int kf_sqlite_report(kf_store_t *store, const kf_report_query_t *query, kf_store_report_cb each,
                      kf_store_done_cb done, void *ctx)
 {
@@ -314,9 +340,19 @@ int kf_sqlite_report(kf_store_t *store, const kf_report_query_t *query, kf_store
         query->group < KF_REPORT_DAY || query->group > KF_REPORT_TEAM || query->agent_id < 0 ||
         query->team_id < 0)
         return KF_EINVAL;
+    if (query->day_starts != NULL && !valid_days(query))
+        return KF_EINVAL;
     op_t *op = kf_sqlite_op_new(OP_REPORT, done, ctx);
     op->each_report = each;
     op->args.report = *query;
+    if (query->day_starts != NULL) {
+        op->ids = malloc(query->day_count * sizeof *op->ids);
+        if (op->ids == NULL)
+            abort();
+        memcpy(op->ids, query->day_starts, query->day_count * sizeof *op->ids);
+        op->id_count = query->day_count;
+        op->args.report.day_starts = op->ids;
+    }
     return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
 }
 
@@ -377,14 +413,17 @@ void kf_sqlite_run_report(sqlite_store_t *s, op_t *op)
     r.query = &op->args.report;
     r.totals.row.name = "";
     if (r.query->group == KF_REPORT_DAY) {
-        r.first_day = day_of(r.query, r.query->from);
-        int64_t last_day = day_of(r.query, r.query->to - 1);
-        r.group_count = r.group_capacity = (size_t)((last_day - r.first_day) / DAY_MS + 1);
+        const int64_t *starts = r.query->day_starts;
+        int64_t first_day = day_of(r.query, r.query->from);
+        r.group_count = starts != NULL
+                            ? r.query->day_count
+                            : (size_t)((day_of(r.query, r.query->to - 1) - first_day) / DAY_MS + 1);
+        r.group_capacity = r.group_count;
         r.groups = calloc(r.group_count, sizeof *r.groups);
         if (r.groups == NULL)
             abort();
         for (size_t i = 0; i < r.group_count; i++) {
-            r.groups[i].row.key = r.first_day + (int64_t)i * DAY_MS;
+            r.groups[i].row.key = starts != NULL ? starts[i] : first_day + (int64_t)i * DAY_MS;
             r.groups[i].row.name = "";
         }
     }

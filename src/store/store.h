@@ -268,7 +268,12 @@ typedef struct kf_report_query {
     int64_t from; /* the period [from, to), ms since the epoch; from < to, at most
                    * KF_REPORT_MAX_DAYS days apart */
     int64_t to;
-    int64_t utc_offset; /* minutes east of UTC that a day's midnight is at (KF_REPORT_DAY) */
+    int64_t utc_offset;        /* minutes east of UTC that a day's midnight is at (KF_REPORT_DAY) */
+    const int64_t *day_starts; /* or, for a zone whose offset changes (KF_REPORT_DAY): the UTC ms
+                                * each local day starts at (base/tz.h), ascending, the first at or
+                                * before from, the last before to, at most KF_REPORT_MAX_DAYS + 1
+                                * (copied); utc_offset is then unused. NULL: days at utc_offset */
+    size_t day_count;
     kf_report_group_t group;
     int64_t agent_id; /* > 0: only what is this agent's (an agent's own report); 0: all */
     int64_t team_id;  /* > 0: only conversations now in this team, and their messages */

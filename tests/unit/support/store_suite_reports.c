@@ -224,6 +224,22 @@ static void test_report_by_day(void **state)
     expect(&got.rows[2], 1, 1, 0, 0, 0, -1, -1, 0, -1, -1, 1);
     assert_int_equal(got.rows[3].key, D0 + 3 * DAY - H);
 
+    /* Days a zone gives (a 23-hour one first, as where clocks go forward): c6 (day 1, 23:30)
+     * falls in the third. */
+    const int64_t starts[] = {D0, D0 + 23 * H, D0 + 47 * H};
+    assert_int_equal(run(f, (kf_report_query_t){.from = D0,
+                                                .to = D0 + 3 * DAY,
+                                                .utc_offset = 600,
+                                                .day_starts = starts,
+                                                .day_count = 3}),
+                     0);
+    assert_int_equal(got.count, 3);
+    assert_int_equal(got.rows[1].key, D0 + 23 * H);
+    assert_int_equal(got.rows[0].conversations, 3);
+    assert_int_equal(got.rows[1].conversations, 2);
+    assert_int_equal(got.rows[2].conversations, 1);
+    assert_int_equal(got.rows[2].unanswered, 1);
+
     /* A period of part of day 0: the conversations created in it, with all their figures
      * whenever those came (c2's reply and resolutions are after the period), and the messages
      * written in it: c1's five (01:00 to 01:04) and c2's first (03:00). */
@@ -304,6 +320,19 @@ static void test_report_refuses_bad_queries(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(f->store->ops->report(f->store, &bad[i], on_row, on_report, NULL),
                          KF_EINVAL);
+    /* Days that start after the period, go backwards, or start at its end. */
+    const int64_t late[] = {D0 + 1, D0 + H};
+    const int64_t backwards[] = {D0, D0 + 2 * H, D0 + H};
+    const int64_t at_end[] = {D0, D0 + DAY};
+    const struct {
+        const int64_t *starts;
+        size_t count;
+    } days[] = {{late, 2}, {backwards, 3}, {at_end, 2}, {late, 0}};
+    for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
+        kf_report_query_t q = {
+            .from = D0, .to = D0 + DAY, .day_starts = days[i].starts, .day_count = days[i].count};
+        assert_int_equal(f->store->ops->report(f->store, &q, on_row, on_report, NULL), KF_EINVAL);
+    }
     /* A year, a leap one, is the most. */
     assert_int_equal(run(f, (kf_report_query_t){.from = D0, .to = D0 + 366 * DAY}), 0);
     assert_int_equal(got.count, 366);
