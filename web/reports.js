@@ -126,9 +126,9 @@
       return checked ? checked.value : 'day';
     }
 
-    /* The period as the API takes it: [from, to) in ms, at the offset of the period's start
-     * (a period across a change of daylight saving time keeps that one offset: the server
-     * counts days at a fixed offset). null with a reason when the dates do not make one. */
+    /* The period as the API takes it: [from, to) in ms, and the browser's time zone by name
+     * (the server cuts the days there, daylight saving time and all), or, on a server that does
+     * not know the zone, the offset at the period's start. {error} when the dates make none. */
     query() {
       let from;
       let to;
@@ -142,8 +142,9 @@
         to = addDays(Date.now(), 1);
         from = addDays(to, -Number(this.period.value));
       }
-      const offset = -new Date(from).getTimezoneOffset();
-      return {text: 'from=' + from + '&to=' + to + '&group=' + this.group() + '&utc_offset=' + offset};
+      const zone = this.zoneKnown !== false ? Intl.DateTimeFormat().resolvedOptions().timeZone : '';
+      const where = zone ? 'tz=' + encodeURIComponent(zone) : 'utc_offset=' + -new Date(from).getTimezoneOffset();
+      return {text: 'from=' + from + '&to=' + to + '&group=' + this.group() + '&' + where};
     }
 
     async load(opts) {
@@ -159,12 +160,24 @@
       this.csv.removeAttribute('aria-disabled');
       if (!(opts && opts.quiet)) this.lines.say('Loading…');
       this.dialog.setAttribute('aria-busy', 'true');
+      let retry = false;
       await this.lines.run('load the report', async () => {
-        const data = await this.api('GET', '/api/reports?' + q.text);
+        let data;
+        try {
+          data = await this.api('GET', '/api/reports?' + q.text);
+        } catch (e) {
+          if (e.status === 400 && /^tz /.test(e.message || '') && this.zoneKnown !== false) {
+            this.zoneKnown = false; // a server without that zone file: the offset will do
+            retry = true;
+            return;
+          }
+          throw e;
+        }
         if (seq !== this.sequence) return;
         this.render(data);
         this.lines.say('');
       });
+      if (retry) return this.load(opts);
       if (seq === this.sequence) this.dialog.removeAttribute('aria-busy');
     }
 

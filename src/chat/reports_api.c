@@ -10,6 +10,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/tz.h"
 #include "chat/handlers.h"
 
 #define DAY_MS 86400000LL
@@ -20,7 +21,18 @@ typedef struct report_wait {
     bool csv;
     bool own; /* an agent's own figures, not the whole desk's */
     json_t *rows;
+    kf_tz_t *tz;         /* owned: the zone ?tz= names, or NULL (days at utc_offset) */
+    char tz_name[72];    /* its name */
+    int64_t *day_starts; /* owned: with tz and per day, the days the store counts in */
 } report_wait_t;
+
+static void wait_free(report_wait_t *w)
+{
+    json_decref(w->rows);
+    kf_tz_free(w->tz);
+    free(w->day_starts);
+    free(w);
+}
 
 static const char *const group_names[] = {
     [KF_REPORT_DAY] = "day",
@@ -28,10 +40,12 @@ static const char *const group_names[] = {
     [KF_REPORT_TEAM] = "team",
 };
 
-/* The local date (YYYY-MM-DD) of a day that starts at start, UTC ms, at offset minutes. */
-static void day_text(int64_t start, int64_t utc_offset, char out[32])
+/* The local date (YYYY-MM-DD) of time, UTC ms, in the report's zone or at its offset. */
+static void day_text(const report_wait_t *w, int64_t time, char out[32])
 {
-    time_t seconds = (time_t)((start + utc_offset * 60000) / 1000);
+    int64_t offset = w->tz != NULL ? kf_tz_offset(w->tz, time) : w->query.utc_offset * 60000;
+    int64_t local = time + offset;
+    time_t seconds = (time_t)(local / 1000 - (local % 1000 < 0 ? 1 : 0));
     struct tm tm;
     gmtime_r(&seconds, &tm);
     snprintf(out, 32, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
@@ -67,7 +81,7 @@ static int row_cb(void *ctx, const kf_report_row_t *row)
         return KF_ENOMEM;
     if (w->query.group == KF_REPORT_DAY) {
         char day[32];
-        day_text(row->key, w->query.utc_offset, day);
+        day_text(w, row->key, day);
         json_object_set_new(o, "day", json_string(day));
         json_object_set_new(o, "start", json_integer((json_int_t)row->key));
     } else {
@@ -177,8 +191,8 @@ static void answer_csv(report_wait_t *w, const json_t *totals)
     csv_line(&b, totals);
     char from[32];
     char to[32];
-    day_text(w->query.from, w->query.utc_offset, from);
-    day_text(w->query.to - 1, w->query.utc_offset, to);
+    day_text(w, w->query.from, from);
+    day_text(w, w->query.to - 1, to);
     char disposition[160];
     snprintf(disposition, sizeof disposition,
              "attachment; filename=\"kefu-report-%s-%s-to-%s.csv\"", group_names[group], from, to);
@@ -202,16 +216,16 @@ static void report_done_cb(void *ctx, const kf_store_result_t *r)
             json_decref(totals);
         } else {
             json_t *body = json_pack(
-                "{s:I,s:I,s:s,s:I,s:o,s:s,s:o,s:O}", "from", (json_int_t)w->query.from, "to",
+                "{s:I,s:I,s:s,s:I,s:o,s:o,s:s,s:o,s:O}", "from", (json_int_t)w->query.from, "to",
                 (json_int_t)w->query.to, "group", group_names[w->query.group], "utc_offset",
-                (json_int_t)w->query.utc_offset, "team_id",
+                (json_int_t)w->query.utc_offset, "tz",
+                w->tz != NULL ? json_string(w->tz_name) : json_null(), "team_id",
                 w->query.team_id != 0 ? json_integer((json_int_t)w->query.team_id) : json_null(),
                 "scope", w->own ? "own" : "all", "totals", totals, "rows", w->rows);
             kf_resp_json(req, 200, body);
         }
     }
-    json_decref(w->rows);
-    free(w);
+    wait_free(w);
 }
 
 /* Reads an integer parameter (an optional minus sign and digits) into *out. Returns 1 when it
@@ -231,6 +245,37 @@ static int read_int(kf_req_t *req, const char *name, int64_t *out)
         return -1;
     *out = negative ? -(int64_t)parsed : (int64_t)parsed;
     return 1;
+}
+
+/* Reads ?tz=, an IANA zone's name, and the days of the period in it (per day); answers 400 and
+ * returns false for a bad one, or one beside utc_offset. The zone file is read on the loop: a
+ * few KB, from the page cache after the first time. */
+static bool read_zone(kf_req_t *req, report_wait_t *w, bool with_offset)
+{
+    int n = kf_http_query_get(req->head->query, "tz", w->tz_name, sizeof w->tz_name);
+    if (n == KF_ENOTFOUND)
+        return true;
+    if (with_offset) {
+        kf_call_fail(req, KF_EPROTO, "give tz or utc_offset, not both");
+        return false;
+    }
+    if (n <= 0 || kf_tz_load(NULL, w->tz_name, &w->tz) != 0) {
+        kf_call_fail(req, KF_EPROTO,
+                     "tz must be the IANA name of a time zone this server knows, such as "
+                     "Asia/Shanghai");
+        return false;
+    }
+    kf_report_query_t *q = &w->query;
+    if (q->group != KF_REPORT_DAY)
+        return true;
+    size_t count = 0;
+    if (kf_tz_day_starts(w->tz, q->from, q->to, KF_REPORT_MAX_DAYS, &w->day_starts, &count) != 0) {
+        kf_call_fail(req, KF_EPROTO, "the period may be at most 366 days");
+        return false;
+    }
+    q->day_starts = w->day_starts;
+    q->day_count = count;
+    return true;
 }
 
 /* Reads the query into w's; answers 400 naming what is allowed and returns false for a bad
@@ -268,11 +313,8 @@ static bool read_query(kf_req_t *req, report_wait_t *w)
         kf_call_fail(req, KF_EPROTO, "utc_offset must be minutes east of UTC, -840 to 840");
         return false;
     }
-    if (kf_http_query_get(req->head->query, "tz", value, sizeof value) != KF_ENOTFOUND) {
-        kf_call_fail(req, KF_EPROTO,
-                     "tz (a zone's name) is not taken: send utc_offset, minutes east of UTC");
+    if (!read_zone(req, w, rc == 1))
         return false;
-    }
     rc = read_int(req, "team", &q->team_id);
     if (rc < 0 || (rc == 1 && q->team_id < 1)) {
         kf_call_fail(req, KF_EPROTO, "team must be a team's id");
@@ -292,7 +334,7 @@ void kf_reports_get(const kf_call_t *call)
     kf_app_t *app = call->app;
     report_wait_t *w = kf_xcalloc(1, sizeof *w);
     if (!read_query(call->req, w)) {
-        free(w);
+        wait_free(w);
         return;
     }
     w->own = strcmp(call->who->agent.role, "admin") != 0;
@@ -300,7 +342,11 @@ void kf_reports_get(const kf_call_t *call)
         w->query.agent_id = call->who->agent.id;
     w->rows = json_array();
     int rc = app->store->ops->report(app->store, &w->query, row_cb, report_done_cb, w);
-    if (rc != 0)
+    if (rc != 0) {
+        /* kf_call_hold frees w itself; what w owns goes first. */
         json_decref(w->rows);
+        kf_tz_free(w->tz);
+        free(w->day_starts);
+    }
     kf_call_hold(call->req, w, rc);
 }

@@ -97,6 +97,8 @@ test('reports in the console: an admin sees the desk, groups by agent, downloads
     assert.match(await dlg.locator('#reports-chart svg').getAttribute('aria-label'), /^Median first response per agent: /);
     await A.page.screenshot({ path: path.join(SHOTS, 'reports-desktop-agent.png') });
 
+    // The browser's zone goes with the query, so days are cut where the browser's are.
+    assert.match(await dlg.getByRole('link', { name: 'Download CSV' }).getAttribute('href'), /[?&]tz=[^&]+.*&format=csv$/);
     // The CSV, as the link downloads it.
     const [download] = await Promise.all([A.page.waitForEvent('download'), dlg.getByRole('link', { name: 'Download CSV' }).click()]);
     assert.match(download.suggestedFilename(), /^kefu-report-agent-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);

@@ -134,6 +134,36 @@ static void test_agent_sees_own(void **state)
     }
 }
 
+/* Days in a zone: Berlin's 2025-03-30 has 23 hours (clocks forward at 01:00 UTC). */
+static void test_zone_days(void **state)
+{
+    (void)state;
+    /* 2025-03-29T12:00Z to 2025-03-31T12:00Z. */
+    cf_response_t *r =
+        cf_request(AS_ADMIN, "GET",
+                   "/api/reports?from=1743249600000&to=1743422400000&tz=Europe%2FBerlin", NULL);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(json_string_value(json_object_get(r->json, "tz")), "Europe/Berlin");
+    json_t *rows = json_object_get(r->json, "rows");
+    assert_int_equal(json_array_size(rows), 3);
+    const char *days[] = {"2025-03-29", "2025-03-30", "2025-03-31"};
+    const int64_t starts[] = {1743202800000, 1743289200000, 1743372000000};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *row = json_array_get(rows, i);
+        assert_string_equal(json_string_value(json_object_get(row, "day")), days[i]);
+        assert_int_equal(field(row, "start"), starts[i]);
+    }
+    cf_response_free(r);
+    /* Without a zone: the fixed offset, days of 24 hours. */
+    r = cf_request(AS_ADMIN, "GET",
+                   "/api/reports?from=1743249600000&to=1743422400000&utc_offset=60", NULL);
+    assert_int_equal(r->status, 200);
+    assert_true(json_is_null(json_object_get(r->json, "tz")));
+    assert_int_equal(field(json_array_get(json_object_get(r->json, "rows"), 2), "start"),
+                     1743375600000);
+    cf_response_free(r);
+}
+
 static void test_csv(void **state)
 {
     (void)state;
@@ -182,7 +212,10 @@ static void test_bad_requests(void **state)
         {"/api/reports?from=0&to=1000&utc_offset=841", "utc_offset must be"},
         {"/api/reports?from=0&to=1000&utc_offset=-841", "utc_offset must be"},
         {"/api/reports?from=0&to=1000&utc_offset=8h", "utc_offset must be"},
-        {"/api/reports?from=0&to=1000&tz=Asia%2FShanghai", "send utc_offset"},
+        {"/api/reports?from=0&to=1000&tz=Nowhere%2FAtlantis", "tz must be the IANA name"},
+        {"/api/reports?from=0&to=1000&tz=..%2F..%2Fetc%2Fpasswd", "tz must be the IANA name"},
+        {"/api/reports?from=0&to=1000&tz=", "tz must be the IANA name"},
+        {"/api/reports?from=0&to=1000&tz=Asia%2FShanghai&utc_offset=480", "not both"},
         {"/api/reports?from=0&to=1000&team=0", "team must be"},
         {"/api/reports?from=0&to=1000&team=x", "team must be"},
         {"/api/reports?from=0&to=1000&format=xml", "format must be json or csv"},
@@ -224,6 +257,7 @@ int main(void)
         cmocka_unit_test_setup(test_admin_sees_everyone, cf_test_setup),
         cmocka_unit_test_setup(test_agent_sees_own, cf_test_setup),
         cmocka_unit_test_setup(test_csv, cf_test_setup),
+        cmocka_unit_test_setup(test_zone_days, cf_test_setup),
         cmocka_unit_test_setup(test_bad_requests, cf_test_setup),
         cmocka_unit_test_setup(test_out_of_memory, cf_test_setup),
     };
