@@ -74,8 +74,10 @@ static int64_t percentile(const durations_t *d, int p)
 
 static void group_finish(group_t *g)
 {
-    qsort(g->first_response.values, g->first_response.count, sizeof(int64_t), compare_int64);
-    qsort(g->resolution.values, g->resolution.count, sizeof(int64_t), compare_int64);
+    if (g->first_response.count > 1)
+        qsort(g->first_response.values, g->first_response.count, sizeof(int64_t), compare_int64);
+    if (g->resolution.count > 1)
+        qsort(g->resolution.values, g->resolution.count, sizeof(int64_t), compare_int64);
     g->row.first_response_median = percentile(&g->first_response, 50);
     g->row.first_response_p90 = percentile(&g->first_response, 90);
     g->row.resolution_median = percentile(&g->resolution, 50);
