@@ -99,6 +99,14 @@ test('reports in the console: an admin sees the desk, groups by agent, downloads
 
     // The browser's zone goes with the query, so days are cut where the browser's are.
     assert.match(await dlg.getByRole('link', { name: 'Download CSV' }).getAttribute('href'), /[?&]tz=[^&]+.*&format=csv$/);
+    // Per team: nobody's conversation is in a team.
+    await dlg.getByRole('radio', { name: 'Team' }).check();
+    await A.page.waitForFunction(() => document.querySelector('#reports-table thead th').textContent === 'Team', null, { timeout: T });
+    assert.deepEqual(await dlg.locator('#reports-table tbody th').allTextContents(), ['No team']);
+    assert.match(await dlg.locator('#reports-chart svg').getAttribute('aria-label'), /^Conversations per team: No team 2\.$/);
+    await dlg.getByRole('radio', { name: 'Agent' }).check();
+    await A.page.waitForFunction(() => document.querySelector('#reports-table thead th').textContent === 'Agent', null, { timeout: T });
+
     // The CSV, as the link downloads it.
     const [download] = await Promise.all([A.page.waitForEvent('download'), dlg.getByRole('link', { name: 'Download CSV' }).click()]);
     assert.match(download.suggestedFilename(), /^kefu-report-agent-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
