@@ -121,7 +121,8 @@ test('reports in the console: an admin sees the desk, groups by agent, downloads
     await dlg.getByRole('radio', { name: 'Day' }).check();
     await A.page.waitForFunction(() => document.querySelector('#reports-table thead th').textContent === 'Day', null, { timeout: T });
     await A.page.screenshot({ path: path.join(SHOTS, 'reports-phone-day.png') });
-    await A.page.screenshot({ path: path.join(SHOTS, 'reports-phone-day-full.png'), fullPage: true });
+    await dlg.locator('#reports-chart').scrollIntoViewIfNeeded();
+    await A.page.screenshot({ path: path.join(SHOTS, 'reports-phone-chart.png') });
     await A.page.setViewportSize({ width: 1280, height: 800 });
 
     // A new visitor writes while it is open: it follows, no reload.
