@@ -247,6 +247,13 @@
     showTypingPreview();
   }
 
+  /* Reports: everyone's for an admin, one's own for an agent (the server decides). */
+  const reports = new window.KefuReports({
+    dialog: $('reports-dialog'),
+    button: $('reports-button'),
+    api: (method, path) => agentApi(method, path),
+  });
+
   /* Keyboard: j/k move through the list, r replies, e resolves, c claims, ? lists them. */
   function stepConversation(delta) {
     if (ui.listScroll.hidden) return; // search results stand in the list's place
@@ -1323,6 +1330,7 @@
 
   function handleEvent(ev) {
     if (!me) return;
+    if (ev.type === 'message' || ev.type === 'conversation') reports.changed();
     if (ev.type === 'message' && ev.message) handleMessage(ev.message);
     else if (ev.type === 'conversation') {
       announceNew(ev.conversation);

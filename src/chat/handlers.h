@@ -1,6 +1,6 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
  * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c,
- * visitor_details_api.c, search_api.c and live.c. Each runs
+ * visitor_details_api.c, search_api.c, reports_api.c and live.c. Each runs
  * once the dispatcher has checked the route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
@@ -76,6 +76,9 @@ int kf_visitor_page_report(kf_app_t *app, int64_t visitor_id, json_t *body, kf_c
                            void *done_data, kf_chat_error_t *err);
 /* search_api.c */
 void kf_search_get(const kf_call_t *call);
+
+/* reports_api.c */
+void kf_reports_get(const kf_call_t *call);
 
 /* live.c: the push endpoints. Their request's cursor, hold and origin are checked before who
  * sends it is looked up (kf_live_check), so a malformed one costs no store read. */

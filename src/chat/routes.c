@@ -113,6 +113,8 @@ static const endpoint_t endpoints[] = {
      NULL,
      kf_conversation_assign_post},
     {{"GET", "/api/search"}, KF_ACCESS_AGENT, false, NULL, kf_search_get},
+    /* Agents see their own figures only (reports_api.c), admins everyone's. */
+    {{"GET", "/api/reports"}, KF_ACCESS_AGENT, false, NULL, kf_reports_get},
     {{"GET", "/push/poll"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_poll},
     {{"GET", "/push/longpoll"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_longpoll},
     {{"GET", "/push/iframe"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_iframe},

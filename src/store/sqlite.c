@@ -204,6 +204,41 @@ static const char *const migrations[] = {
      "  seen_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX visitor_pages_by_visitor ON visitor_pages (visitor_id, id);"),
+    /* 10: reports (store/store.h, report). A report reads conversations and messages of a period
+     * without walking each conversation's messages: the conversation keeps when its visitor first
+     * wrote, when and by whom it was first answered (an agent's message that is not a private
+     * note, at or after that), and when and in whose hands it was resolved (cleared by a
+     * reopen). The first two are kept by a trigger, so that every write that adds a message
+     * (message_add, conversation_assign's note) keeps them in its own transaction; the resolution
+     * by the status writes themselves, which know the time. Existing rows are filled from their
+     * messages; a conversation resolved before this migration counts as resolved at its last
+     * message, by its assignee, the best the rows can tell. messages_by_time covers what the
+     * message counts read, so that they are a range of one index. */
+    ("ALTER TABLE conversations ADD COLUMN first_visitor_at INTEGER;"
+     "ALTER TABLE conversations ADD COLUMN first_reply_at INTEGER;"
+     "ALTER TABLE conversations ADD COLUMN first_reply_agent_id INTEGER;"
+     "ALTER TABLE conversations ADD COLUMN resolved_at INTEGER;"
+     "ALTER TABLE conversations ADD COLUMN resolved_by INTEGER;"
+     "UPDATE conversations SET first_visitor_at = (SELECT min(m.created_at) FROM messages m "
+     "  WHERE m.conversation_id = conversations.id AND m.sender = 0);"
+     "UPDATE conversations SET (first_reply_at, first_reply_agent_id) = (SELECT m.created_at, "
+     "  m.agent_id FROM messages m WHERE m.conversation_id = conversations.id AND m.sender = 1 "
+     "  AND m.private = 0 AND m.created_at >= conversations.first_visitor_at "
+     "  ORDER BY m.id LIMIT 1) WHERE first_visitor_at IS NOT NULL;"
+     "UPDATE conversations SET resolved_at = updated_at, resolved_by = assignee_id "
+     "  WHERE status = 'resolved';"
+     "CREATE INDEX conversations_by_created ON conversations (created_at);"
+     "CREATE INDEX messages_by_time ON messages "
+     "  (created_at, sender, private, agent_id, conversation_id);"
+     "CREATE TRIGGER messages_first_reply AFTER INSERT ON messages BEGIN "
+     "  UPDATE conversations SET first_visitor_at = NEW.created_at "
+     "    WHERE id = NEW.conversation_id AND NEW.sender = 0 AND first_visitor_at IS NULL;"
+     "  UPDATE conversations SET first_reply_at = NEW.created_at, "
+     "    first_reply_agent_id = NEW.agent_id "
+     "    WHERE id = NEW.conversation_id AND NEW.sender = 1 AND NEW.private = 0 "
+     "    AND first_visitor_at IS NOT NULL AND first_reply_at IS NULL "
+     "    AND NEW.created_at >= first_visitor_at;"
+     "END;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -570,6 +605,7 @@ static const kf_store_ops_t sqlite_ops = {
     .messages_of_visitor = kf_sqlite_messages_of_visitor,
     .messages_all = kf_sqlite_messages_all,
     .search = kf_sqlite_search,
+    .report = kf_sqlite_report,
     .canned_list = kf_sqlite_canned_list,
     .canned_create = kf_sqlite_canned_create,
     .canned_update = kf_sqlite_canned_update,

@@ -160,7 +160,8 @@
     /* A visitor's thread is their newest conversation (older ones are from before schema 4). */   \
     X(CONVERSATION_OF_VISITOR, "SELECT id FROM conversations WHERE visitor_id = ?1 "               \
                                "ORDER BY id DESC LIMIT 1")                                         \
-    X(CONVERSATION_REOPEN, "UPDATE conversations SET status = 'open', snoozed_until = NULL "       \
+    X(CONVERSATION_REOPEN, "UPDATE conversations SET status = 'open', snoozed_until = NULL, "      \
+                           "resolved_at = NULL, resolved_by = NULL "                               \
                            "WHERE id = ?1 AND status IN ('resolved', 'snoozed')")                  \
     X(CONVERSATION_CREATE, "INSERT INTO conversations (visitor_id, status, created_at, "           \
                            "updated_at, agent_read_up_to, visitor_read_up_to) "                    \
@@ -211,8 +212,14 @@
       "sum(status = 'open'), sum(status = 'pending'), sum(status = 'resolved'), "                  \
       "sum(status = 'snoozed') FROM conversations INDEXED BY conversations_by_team "               \
       "WHERE team_id IS NOT NULL GROUP BY team_id ORDER BY team_id")                               \
-    X(CONVERSATION_SET_STATUS, "UPDATE conversations SET status = ?2, snoozed_until = ?3 "         \
-                               "WHERE id = ?1")                                                    \
+    /* Resolving stamps when and in whose hands (a resolved one resolved again keeps its first     \
+     * stamp); any other status clears them (a report's resolution time, migration "reports"). */  \
+    X(CONVERSATION_SET_STATUS,                                                                     \
+      "UPDATE conversations SET status = ?2, snoozed_until = ?3, "                                 \
+      "resolved_at = CASE WHEN ?2 != 'resolved' THEN NULL WHEN status = 'resolved' "               \
+      "  THEN resolved_at ELSE ?4 END, "                                                           \
+      "resolved_by = CASE WHEN ?2 != 'resolved' THEN NULL WHEN status = 'resolved' "               \
+      "  THEN resolved_by ELSE assignee_id END WHERE id = ?1")                                     \
     /* A claim is one conditional write: of claims racing for one conversation, the first to       \
      * commit changes the row and the others find it held (changes() == 0). */                     \
     X(CONVERSATION_CLAIM,                                                                          \
@@ -368,6 +375,7 @@ typedef enum {
     OP_VISITOR_GET,
     OP_VISITOR_PAGES,
     OP_VISITOR_CONVERSATIONS,
+    OP_REPORT,     /* sqlite_reports.c runs it */
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
@@ -412,6 +420,7 @@ typedef struct op {
     kf_store_team_cb each_team;                 /* team_list */
     kf_store_team_counts_cb each_team_counts;   /* conversation_team_counts */
     kf_store_visitor_page_cb each_page;         /* visitor_pages */
+    kf_store_report_cb each_report;             /* report */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -460,6 +469,7 @@ typedef struct op {
             int64_t conversation_id;
             const char *status;
             int64_t snoozed_until; /* 0 unless status is "snoozed" */
+            int64_t now;           /* resolved_at, when it resolves */
         } status;
         struct {
             int64_t conversation_id;
@@ -487,6 +497,7 @@ typedef struct op {
             int64_t up_to;
         } mark;
         kf_message_new_t message; /* message_add */
+        kf_report_query_t report; /* report */
         struct {
             int64_t id;           /* update, delete: the reply */
             int64_t agent_id;     /* who acts: the owner of a new personal one */
@@ -619,6 +630,13 @@ void kf_sqlite_list_append(op_list_t *list, op_t *head, op_t *tail);
 int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op);
 /* Runs a read on the loop's connection and calls its callbacks. */
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op);
+
+/* ---- sqlite_reports.c ---- */
+
+int kf_sqlite_report(kf_store_t *store, const kf_report_query_t *query, kf_store_report_cb each,
+                     kf_store_done_cb done, void *ctx);
+/* Runs a report (OP_REPORT) on the loop's connection and calls its callbacks. */
+void kf_sqlite_run_report(sqlite_store_t *s, op_t *op);
 
 int kf_sqlite_setting_get(kf_store_t *store, const char *key, kf_store_done_cb done, void *ctx);
 int kf_sqlite_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx);

@@ -460,6 +460,10 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
 
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
+    if (op->kind == OP_REPORT) {
+        kf_sqlite_run_report(s, op);
+        return;
+    }
     stmt_id_t id = op->kind == OP_CONVERSATION_LIST
                        ? list_statement(op->args.page.view, op->args.page.team_id)
                        : read_statements[op->kind];

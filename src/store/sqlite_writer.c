@@ -147,6 +147,7 @@ int kf_sqlite_conversation_set_status(kf_store_t *store, int64_t conversation_id
     op->args.status.conversation_id = conversation_id;
     op->args.status.status = kf_sqlite_op_keep(op, status);
     op->args.status.snoozed_until = snoozed_until;
+    op->args.status.now = now;
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
@@ -449,8 +450,9 @@ static int apply_simple(conn_t *c, op_t *op)
     case OP_SET_STATUS:
         st = kf_sqlite_statement(c, STMT_CONVERSATION_SET_STATUS);
         return change_one(c, st,
-                          kf_sqlite_bind(st, "itI", op->args.status.conversation_id,
-                                         op->args.status.status, op->args.status.snoozed_until));
+                          kf_sqlite_bind(st, "itIi", op->args.status.conversation_id,
+                                         op->args.status.status, op->args.status.snoozed_until,
+                                         op->args.status.now));
     default: /* OP_MARK_READ (see KF_SQLITE_MARK_READ) */
         st = kf_sqlite_statement(c, op->args.mark.reader == KF_SENDER_AGENT
                                         ? STMT_CONVERSATION_MARK_READ_AGENTS

@@ -59,7 +59,8 @@
  *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
  *     messages_of_visitor, messages_all, search, canned_list, conversation_team_counts,
- *     team_list, visitor_get, visitor_pages, visitor_conversations.
+ *     team_list, visitor_get, visitor_pages, visitor_conversations, report (a scan of the
+ *     period's rows: tens of ms a month, docs/PERFORMANCE.md).
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
  *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete,
@@ -272,6 +273,61 @@ typedef struct kf_conversation_assign {
     int64_t now;         /* the note's created_at */
 } kf_conversation_assign_t;
 
+/* How a report groups its figures (docs/API.md, "Reports"). */
+typedef enum {
+    KF_REPORT_DAY = 0, /* per local day: midnight to midnight at utc_offset */
+    KF_REPORT_AGENT,   /* per agent (see kf_report_row_t for what is whose) */
+    KF_REPORT_TEAM,    /* per team the conversation is in now; key 0: in none */
+} kf_report_group_t;
+
+/* The longest period one report covers, in days: a year, a leap one too. */
+#define KF_REPORT_MAX_DAYS 366
+/* The widest utc_offset, in minutes (UTC-14:00 to UTC+14:00 are the zones there are). */
+#define KF_REPORT_MAX_OFFSET (14 * 60)
+
+/* What a report covers. A conversation belongs to the period it was created in, with all its
+ * figures (first response, resolution, unanswered), whenever those came; a message to the period
+ * it was written in. */
+typedef struct kf_report_query {
+    int64_t from; /* the period [from, to), ms since the epoch; from < to, at most
+                   * KF_REPORT_MAX_DAYS days apart */
+    int64_t to;
+    int64_t utc_offset;        /* minutes east of UTC that a day's midnight is at (KF_REPORT_DAY) */
+    const int64_t *day_starts; /* or, for a zone whose offset changes (KF_REPORT_DAY): the UTC ms
+                                * each local day starts at (base/tz.h), ascending, the first at or
+                                * before from, the last before to, at most KF_REPORT_MAX_DAYS + 1
+                                * (copied); utc_offset is then unused. NULL: days at utc_offset */
+    size_t day_count;
+    kf_report_group_t group;
+    int64_t agent_id; /* > 0: only what is this agent's (an agent's own report); 0: all */
+    int64_t team_id;  /* > 0: only conversations now in this team, and their messages */
+} kf_report_query_t;
+
+/* One group's figures (or the totals). Times are in ms; a median or p90 over no conversation is
+ * -1. Percentiles are nearest-rank: the value at rank ceil(p * n / 100) of the n values sorted
+ * ascending (the median is p = 50: the lower middle of an even count).
+ * Whose is what, per agent: a conversation is the agent's who first answered it, or while
+ * unanswered its assignee's; its first response counts for the one who gave it, its resolution
+ * for the agent who held it when it was resolved (resolved_by), its "unanswered" for its
+ * assignee; a message is its author's (visitor messages are nobody's: 0 in agent rows). The
+ * totals of a report restricted to one agent (agent_id) are those same figures. */
+typedef struct kf_report_row {
+    int64_t key;                   /* KF_REPORT_DAY: the UTC ms of the day's local midnight;
+                                    * AGENT: the agent's id; TEAM: the team's id (0: no team) */
+    const char *name;              /* the agent's or team's name; "" for a day or no team */
+    int64_t conversations;         /* created in the period */
+    int64_t visitor_messages;      /* written in the period */
+    int64_t agent_messages;        /* agents' replies the visitor sees, notes not counted */
+    int64_t notes;                 /* private notes */
+    int64_t answered;              /* of conversations: those whose first response counts here */
+    int64_t first_response_median; /* first visitor message to first agent reply */
+    int64_t first_response_p90;
+    int64_t resolved;          /* of conversations: those resolved now (and whose here) */
+    int64_t resolution_median; /* created to resolved */
+    int64_t resolution_p90;
+    int64_t unanswered; /* of conversations: the visitor wrote and no agent has replied yet */
+} kf_report_row_t;
+
 /* What an operation came to, handed to its done callback; the fields its operation fills are
  * named beside each, the others are 0 or NULL. */
 typedef struct kf_store_result {
@@ -303,6 +359,7 @@ typedef struct kf_store_result {
     const int64_t *released; /* agent_update that disables: the unresolved conversations it
                               * took from the agent (now unassigned) */
     size_t released_count;
+    const kf_report_row_t *report_totals; /* report: the whole period's figures */
 } kf_store_result_t;
 
 /* The most hits one search hands over. */
@@ -315,6 +372,7 @@ typedef int (*kf_store_agent_cb)(void *ctx, const kf_agent_t *agent);
 typedef int (*kf_store_search_cb)(void *ctx, const kf_search_hit_t *hit);
 typedef int (*kf_store_canned_cb)(void *ctx, const kf_canned_t *canned);
 typedef int (*kf_store_team_cb)(void *ctx, const kf_team_t *team);
+typedef int (*kf_store_report_cb)(void *ctx, const kf_report_row_t *row);
 /* One team's counts: KF_VIEW_COUNT numbers, by view. */
 typedef int (*kf_store_team_counts_cb)(void *ctx, int64_t team_id, const int64_t *counts);
 typedef int (*kf_store_visitor_page_cb)(void *ctx, const kf_visitor_page_t *page);
@@ -535,6 +593,15 @@ typedef struct kf_store_ops {
                          kf_store_visitor_page_cb each, kf_store_done_cb done, void *ctx);
     int (*visitor_conversations)(kf_store_t *store, int64_t visitor_id, size_t limit,
                                  kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
+
+    /* A report (kf_report_query_t): each group's row that has anything, in order (days and
+     * ids ascending; with agent_id, per agent only that agent's), then done with report_totals.
+     * Days are every day of the period that has a conversation or a message. KF_EINVAL at once
+     * for from >= to, a period over KF_REPORT_MAX_DAYS, an offset beyond KF_REPORT_MAX_OFFSET,
+     * a group out of the enum or a negative id. Cost: one range of an index over the period's
+     * messages and one over its conversations (migration "reports"), on the loop's connection. */
+    int (*report)(kf_store_t *store, const kf_report_query_t *query, kf_store_report_cb each,
+                  kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call

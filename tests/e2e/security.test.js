@@ -410,6 +410,8 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     // Every agent reads the team; changing an account is an admin's, and needs the token.
     const declared = (method, pattern) => routes.find((r) => r.method === method && r.pattern === pattern);
     assert.deepEqual(declared('GET', '/api/agents'), { method: 'GET', pattern: '/api/agents', access: 'agent', csrf: false });
+    // Reports are read by every agent; the handler narrows an agent's to their own figures.
+    assert.deepEqual(declared('GET', '/api/reports'), { method: 'GET', pattern: '/api/reports', access: 'agent', csrf: false });
     assert.deepEqual(declared('PATCH', '/api/agents/{id}'), { method: 'PATCH', pattern: '/api/agents/{id}', access: 'agent', csrf: true }); // an agent changes its own name and password; the handler checks the rest
     for (const r of agentPosts) assert.equal(r.csrf, true, `${r.method} ${r.pattern} declares the CSRF token`);
 

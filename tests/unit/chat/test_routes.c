@@ -62,6 +62,7 @@ static const struct {
     {"POST", "/api/conversations/{id}/claim", KF_ACCESS_AGENT, true},
     {"POST", "/api/conversations/{id}/assign", KF_ACCESS_AGENT, true},
     {"GET", "/api/search", KF_ACCESS_AGENT, false},
+    {"GET", "/api/reports", KF_ACCESS_AGENT, false},
     {"GET", "/push/poll", KF_ACCESS_LISTENER, false},
     {"GET", "/push/longpoll", KF_ACCESS_LISTENER, false},
     {"GET", "/push/iframe", KF_ACCESS_LISTENER, false},
@@ -119,6 +120,8 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
          "unauthorized"},
         {AS_VISITOR, "GET", "/api/search?q=refund", NULL, 401, "unauthorized"},
         {AS_NOBODY, "GET", "/api/search?q=refund", NULL, 401, "unauthorized"},
+        {AS_VISITOR, "GET", "/api/reports?from=0&to=1", NULL, 401, "unauthorized"},
+        {AS_NOBODY, "GET", "/api/reports?from=0&to=1", NULL, 401, "unauthorized"},
         /* An admin route: an agent who is not one gets 403 (the fixture's agent is an
          * agent). */
         {AS_NOBODY, "POST", "/api/agents", "{}", 401, "unauthorized"},

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,7 +600,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "9");
+    assert_string_equal(last_result(seen)->value, "10");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -660,7 +661,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "9");
+    assert_string_equal(last_result(seen)->value, "10");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -682,7 +683,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '9' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '10' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -703,9 +704,23 @@ static void rewind_notes(const suite_fixture_t *f)
                 "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);");
 }
 
-/* Takes migration 8 (teams) away again. */
+/* Takes the reports' migration (10) away again. */
+static void undo_reports(const suite_fixture_t *f)
+{
+    sql_exec(f, "DROP TRIGGER messages_first_reply;"
+                "DROP INDEX messages_by_time;"
+                "DROP INDEX conversations_by_created;"
+                "ALTER TABLE conversations DROP COLUMN first_visitor_at;"
+                "ALTER TABLE conversations DROP COLUMN first_reply_at;"
+                "ALTER TABLE conversations DROP COLUMN first_reply_agent_id;"
+                "ALTER TABLE conversations DROP COLUMN resolved_at;"
+                "ALTER TABLE conversations DROP COLUMN resolved_by;");
+}
+
+/* Takes migration 8 (teams) away again, and what came after it. */
 static void undo_teams(const suite_fixture_t *f)
 {
+    undo_reports(f);
     sql_exec(f, "DROP INDEX conversations_by_team;"
                 "DROP INDEX conversations_by_team_status;"
                 "DROP INDEX conversations_by_team_status_assignee;"
@@ -722,9 +737,9 @@ static void undo_teams(const suite_fixture_t *f)
     "DROP INDEX visitors_by_email;"                                                                \
     "ALTER TABLE visitors DROP COLUMN email;"
 
-/* What migrations 4 to 9 did, undone: the conversations table as version 3 had it ("open" or
+/* What migrations 4 to 10 did, undone: the conversations table as version 3 had it ("open" or
  * "closed", nobody assigned), with the given status for every conversation that is not open, no
- * search index, no canned replies, notes or teams. */
+ * search index, no canned replies, notes, teams, visitor details or reports. */
 static void rewind_to_3(const suite_fixture_t *f)
 {
     sql_exec(f, UNDO_VISITOR_DETAILS);
@@ -779,7 +794,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 9);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 10);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -860,7 +875,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 9);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 10);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -962,6 +977,64 @@ static void test_sqlite_migration_fills_search(void **state)
     assert_int_equal(c.newest, later);
 }
 
+/* A database from before reports (version 8) gets the conversations' report columns filled from
+ * their messages: the first visitor message, the first reply that is no note, and a resolved
+ * conversation stamped at its last message in its holder's name; the trigger keeps them after. */
+static void test_sqlite_migrates_to_reports(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = suite_add_visitor(f, "token-a", "");
+    int64_t other = suite_add_visitor(f, "token-b", "");
+    int64_t answered = suite_open_conversation(f, visitor, "hi", SUITE_NOW, NULL);
+    seen_t *seen = seen_new();
+    kf_message_new_t note = {.conversation_id = answered,
+                             .sender = KF_SENDER_AGENT,
+                             .agent_id = ana,
+                             .body = "note",
+                             .now = SUITE_NOW + 1000,
+                             .is_private = true};
+    assert_int_equal(suite_send(f, seen, &note), 0);
+    suite_add_message_at(f, answered, ana, "hello", SUITE_NOW + 5000);
+    suite_add_message_at(f, answered, ana, "more", SUITE_NOW + 9000);
+    kf_conversation_assign_t hold = {
+        .conversation_id = answered, .set_agent = true, .agent_id = ana};
+    assert_int_equal(
+        suite_wait(f, f->store->ops->conversation_assign(f->store, &hold, on_done, seen), seen), 0);
+    assert_int_equal(suite_set_status(f, answered, "resolved"), 0);
+    int64_t waiting = suite_open_conversation(f, other, "anyone?", SUITE_NOW + 2000, NULL);
+    kf_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, "DROP TRIGGER messages_first_reply;"
+                "DROP INDEX messages_by_time;"
+                "DROP INDEX conversations_by_created;"
+                "ALTER TABLE conversations DROP COLUMN first_visitor_at;"
+                "ALTER TABLE conversations DROP COLUMN first_reply_at;"
+                "ALTER TABLE conversations DROP COLUMN first_reply_agent_id;"
+                "ALTER TABLE conversations DROP COLUMN resolved_at;"
+                "ALTER TABLE conversations DROP COLUMN resolved_by;"
+                "UPDATE settings SET value = '9' WHERE key = 'schema_version';");
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT first_visitor_at = %" PRId64 " AND first_reply_at = %" PRId64
+             " AND first_reply_agent_id = %" PRId64 " AND resolved_at = %" PRId64
+             " AND resolved_by = %" PRId64 " FROM conversations WHERE id = %" PRId64,
+             SUITE_NOW, SUITE_NOW + 5000, ana, SUITE_NOW + 9000, ana, answered);
+    assert_int_equal(sql_int(f, sql), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT first_visitor_at = %" PRId64 " AND first_reply_at IS NULL AND resolved_at "
+             "IS NULL FROM conversations WHERE id = %" PRId64,
+             SUITE_NOW + 2000, waiting);
+    assert_int_equal(sql_int(f, sql), 1);
+    suite_add_message_at(f, waiting, ana, "here", SUITE_NOW + 7000);
+    snprintf(sql, sizeof sql,
+             "SELECT first_reply_at = %" PRId64 " FROM conversations WHERE id = %" PRId64,
+             SUITE_NOW + 7000, waiting);
+    assert_int_equal(sql_int(f, sql), 1);
+    seen_free(seen);
+}
+
 /* A database from before canned replies (version 5) gets their table at the next start, with its
  * rules: each agent's shortcuts unique whatever their case, kept across restarts. */
 static void test_sqlite_migrates_to_canned(void **state)
@@ -977,7 +1050,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 9);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 10);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1139,6 +1212,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_migrates_older_versions),
         SQLITE_TEST(test_sqlite_migrates_to_the_desk),
         SQLITE_TEST(test_sqlite_migrates_to_canned),
+        SQLITE_TEST(test_sqlite_migrates_to_reports),
         SQLITE_TEST(test_sqlite_disk_full),
         SQLITE_TEST(test_sqlite_wal_index_full),
     };

@@ -790,6 +790,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store visitors (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_visitor_tests,
                                       store_suite_visitor_test_count, NULL, NULL);
+    snprintf(name, sizeof name, "store reports (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_report_tests, store_suite_report_test_count,
+                                      NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);
         failed += _cmocka_run_group_tests(name, extra, count, NULL, NULL);

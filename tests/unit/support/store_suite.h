@@ -181,4 +181,9 @@ extern const size_t store_suite_team_test_count;
 extern const struct CMUnitTest store_suite_visitor_tests[];
 extern const size_t store_suite_visitor_test_count;
 
+/* ---- ... and of reports (store_suite_reports.c) ---- */
+
+extern const struct CMUnitTest store_suite_report_tests[];
+extern const size_t store_suite_report_test_count;
+
 #endif
