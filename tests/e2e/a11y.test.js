@@ -67,7 +67,7 @@ for (const [w, h, size] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
       found.push(...await violations(page, 'console, a conversation open'));
       // On a phone the list (with the team panel's buttons) is behind the open conversation.
       if (await page.isVisible('#back-button')) await page.click('#back-button');
-      for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#team-settings-button', '#team-dialog'], ['#canned-button', '#canned-dialog'], ['#teams-button', '#teams-dialog'], ['#settings-button', '#settings-dialog']]) {
+      for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#team-settings-button', '#team-dialog'], ['#canned-button', '#canned-dialog'], ['#teams-button', '#teams-dialog'], ['#settings-button', '#settings-dialog'], ['#reports-button', '#reports-dialog']]) {
         await page.click(button);
         await page.waitForSelector(`${dialog}[open]`, { timeout: T });
         found.push(...await violations(page, `console, ${dialog}`));

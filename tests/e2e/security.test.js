@@ -262,12 +262,13 @@ test('stored XSS: visitor names, agent names and message text (HTML, javascript:
         name: e.querySelector('.conv-name').textContent,
         nameChildren: e.querySelector('.conv-name').children.length,
         previewChildren: e.querySelector('.conv-preview').children.length,
-        label: e.getAttribute('aria-label'),
+        srChildren: e.querySelector('.conv-sr').children.length,
+        text: e.querySelector('.conv-main').textContent,
       })));
       assert.deepEqual(names.map((n) => n.name).sort(), [VISITOR_NAME, VISITOR_NAME_2].sort());
       for (const n of names) {
-        assert.equal(n.nameChildren + n.previewChildren, 0, `list item with markup: ${JSON.stringify(n)}`);
-        assert.ok(n.label.startsWith(n.name), `aria-label holds the name as text: ${n.label}`);
+        assert.equal(n.nameChildren + n.previewChildren + n.srChildren, 0, `list item with markup: ${JSON.stringify(n)}`);
+        assert.ok(n.text.startsWith(n.name), `the option's name (its text) starts with the visitor's name as text: ${n.text}`);
       }
       assert.equal(await agent.$eval('#thread-title', (e) => e.children.length), 0, 'thread title is text');
       assert.equal(await agent.textContent('#agent-name'), EVE.name);
