@@ -4,7 +4,9 @@
 //  1. every C file is as clang-format (the repository's .clang-format) would write it;
 //  2. every file a C comment names (foo.c, push/sse.c, docs/API.md, ...) exists, so that
 //     comments cannot point at files that were renamed or never written;
-//  3. the same for file names in the Markdown documentation's code spans.
+//  3. the same for file names in the Markdown documentation's code spans;
+//  4. the translated pages' languages (scripts/i18n_check.js): both tables have every key, and
+//     no text of their own is inline in the files translated so far.
 // Exits non-zero with one line per problem.
 const fs = require('node:fs');
 const path = require('node:path');
@@ -60,6 +62,9 @@ for (const file of docs) {
     }
   }
 }
+
+// 4. Languages.
+problems.push(...require('./i18n_check.js').check(root));
 
 for (const p of problems) console.error(`lint: ${p}`);
 if (problems.length > 0) process.exit(1);

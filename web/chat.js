@@ -13,13 +13,17 @@
 
   const {api, MessageList, showConnState, autoGrow, enterToSend, perform, TypingSender,
     TypingState} = window.KefuUI;
+  const I18n = window.KefuI18n;
+  const t = I18n.t;
+
+  // The page's language before anything is drawn: the static text of chat.html, then the rest.
+  I18n.init();
 
   const TOKEN_KEY = 'kefu.visitor.token';
   // One visitor per browser (the one of TOKEN_KEY): when the server has forgotten that visitor,
   // their unsent messages go to the new session, as the page's whole conversation does.
   const OUTBOX_KEY = 'kefu.outbox.visitor';
   const MAX_CHARS = 4000;
-  const BASE_TITLE = document.title;
 
   const $ = (id) => document.getElementById(id);
   const messagesEl = $('messages');
@@ -55,7 +59,14 @@
     },
     onRetry: (key) => outbox.retry(key),
     onDiscard: (key) => outbox.discard(key),
+    failureText: (entry) => I18n.errorText({code: entry.code, status: httpStatus(entry.code)}),
   });
+
+  /* The status an error code without the server's JSON stands for ("http_413"), else 400. */
+  function httpStatus(code) {
+    const m = /^http_(\d{3})$/.exec(code || '');
+    return m ? Number(m[1]) : 400;
+  }
 
   const outbox = new window.KefuOutbox({
     storageKey: OUTBOX_KEY,
@@ -227,11 +238,11 @@
       const data = await api('PATCH', '/api/visitor', {bearer: token, body});
       $('details-name').value = data.visitor.name;
       $('details-email').value = data.visitor.email;
-      detailsStatus.textContent = 'Saved. Thank you!';
+      detailsStatus.textContent = t('details.saved');
     } catch (err) {
+      // The server's 400 names the field in its (English) message; the page says it in its words.
       detailsError.textContent = err.status === 400 && /email/.test(err.message || '')
-        ? 'That e-mail address does not look right: please check it (like ana@example.com).'
-        : (err.message || 'Your details could not be saved. Please try again.');
+        ? t('details.emailInvalid') : I18n.errorText(err);
       detailsError.hidden = false;
     }
   });
@@ -320,7 +331,7 @@
         if (document.visibilityState === 'visible') sendReadReceipt();
         else {
           unseenWhileHidden++;
-          document.title = '(' + unseenWhileHidden + ') ' + BASE_TITLE;
+          showTitle();
           window.KefuNotify.badge(unseenWhileHidden);
           // Sound only after a reply that is news, not history a reconnect brought back.
           if (Number(ev.message.created_at) >= Date.now() - 60000) sound.play('message');
@@ -370,7 +381,7 @@
     if (document.visibilityState !== 'visible') return;
     reportPage(true); // back on the page: the agents see them there again
     unseenWhileHidden = 0;
-    document.title = BASE_TITLE;
+    showTitle();
     window.KefuNotify.badge(0);
     sendReadReceipt();
   });
@@ -400,7 +411,7 @@
     const n = codePoints(input.value.trim());
     const left = MAX_CHARS - n;
     countEl.hidden = left > 300;
-    countEl.textContent = left >= 0 ? left + ' characters left' : -left + ' characters too many';
+    countEl.textContent = left >= 0 ? t('chat.charsLeft', {count: left}) : t('chat.charsOver', {count: -left});
     countEl.classList.toggle('over', left < 0);
   }
 
@@ -474,7 +485,7 @@
       return;
     }
     if (codePoints(body) > MAX_CHARS) {
-      showError('That message is too long: please keep it under ' + MAX_CHARS + ' characters.');
+      showError(t('chat.tooLong', {max: MAX_CHARS}));
       return;
     }
     draft.cancel();
@@ -498,6 +509,23 @@
   messagesEl.addEventListener('scroll', () => {
     if (!jumpEl.hidden && list.nearBottom()) jumpEl.hidden = true;
   }, {passive: true});
+
+  /* ---- language ---- */
+
+  /* The tab's title: the page's name, after the count of replies not seen yet. */
+  function showTitle() {
+    const title = t('chat.pageTitle');
+    document.title = unseenWhileHidden > 0 ? t('chat.unreadTitle', {count: unseenWhileHidden, title}) : title;
+  }
+
+  // What the page drew itself follows a new choice at once: chat.html's text is done by I18n.
+  I18n.bindSwitcher($('lang-select'));
+  I18n.onChange(() => {
+    showTitle();
+    showConnState(connEl, connEl.dataset.state);
+    if (!countEl.hidden) updateCount();
+    list.redraw();
+  });
 
   showConnState(connEl, 'connecting');
   start(0);

@@ -878,7 +878,7 @@
       frame.className = 'kefu-push-frame';
       frame.hidden = true;
       frame.tabIndex = -1;
-      frame.title = 'push channel';
+      frame.title = window.KefuI18n.t('push.frameTitle'); // hidden, but a frame has a name
       frame.setAttribute('aria-hidden', 'true');
       // The response never ends while healthy, so `load` means it ended without a `reconnect`
       // (server shutdown, proxy timeout, an error answer): treat that as a failure. (A stream cut

@@ -24,7 +24,8 @@
  *
  * An entry: {key, body, conversation_id (agents), created_at (this browser's clock), after (the
  * newest message id the page had when it was written), attempts (sends begun, counted before each
- * leaves), state: 'sending' | 'waiting' | 'failed', error (why it failed or waits; for people)}.
+ * leaves), state: 'sending' | 'waiting' | 'failed', error (why it failed or waits; for people),
+ * code (a failed one's error code from the server, docs/API.md)}.
  * `state` is 'sending' while it is on its way or queued behind another, 'waiting' after a failure
  * that passes (it is retried by itself), 'failed' when the server refused it (422, 404, 403, ...):
  * it stays, unsent, until retry() or discard().
@@ -65,6 +66,7 @@
     if (e.state === 'failed') {
       o.failed = true;
       o.error = e.error || '';
+      if (e.code) o.code = e.code;
     }
     return o;
   }
@@ -81,6 +83,7 @@
       private: o.private === true,
       state: o.failed ? 'failed' : 'sending',
       error: o.failed ? String(o.error || '') : null,
+      code: o.failed && typeof o.code === 'string' ? o.code : null,
     };
   }
 
@@ -252,6 +255,7 @@
         if (e !== this.busy && (f.state === 'failed') !== (e.state === 'failed')) {
           e.state = f.state;
           e.error = f.error;
+          e.code = f.code;
           changed = true;
         }
         e.attempts = Math.max(e.attempts, f.attempts);
@@ -346,6 +350,8 @@
       if (refusedForGood(status)) {
         entry.state = 'failed';
         entry.error = err.message || 'The server refused this message.';
+        // The server's code too: a translated page says why in its own words (web/i18n.js).
+        entry.code = typeof err.code === 'string' ? err.code : 'http_' + status;
         this._write();
         this._changed();
         this._pump(); // the next ones go on

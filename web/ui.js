@@ -6,6 +6,10 @@
 (function () {
   'use strict';
 
+  // Every text here comes from the tables of web/i18n.js, in the page's language.
+  const I18n = window.KefuI18n;
+  const t = I18n.t;
+
   /* ---- API ---- */
 
   class ApiError extends Error {
@@ -38,7 +42,7 @@
       });
     } catch (e) {
       if (e && e.name === 'AbortError') throw e;
-      throw new ApiError(0, 'network', 'Can\u2019t reach the server. Check your connection and try again.');
+      throw new ApiError(0, 'network', t('error.network'));
     }
     let data = null;
     try {
@@ -53,9 +57,9 @@
   }
 
   function defaultMessage(status) {
-    if (status === 429) return 'Too many requests. Please wait a moment and try again.';
-    if (status >= 500) return 'The server had a problem. Please try again.';
-    return 'Request failed (HTTP ' + status + ').';
+    if (status === 429) return t('error.rate_limited');
+    if (status >= 500) return t('error.internal');
+    return t('error.generic', {status});
   }
 
   /* A server message ("no such conversation") as a sentence to follow one of ours. */
@@ -79,7 +83,9 @@
       try {
         await fn();
       } catch (e) {
-        if (e.status !== 401) say('Could not ' + what + '. ' + (sentence(e.message) || 'Something went wrong.'), true);
+        if (e.status !== 401) {
+          say(t('action.failed', {what, reason: sentence(e.message) || t('action.unknownReason')}), true);
+        }
         return false;
       }
       return true;
@@ -89,12 +95,37 @@
 
   /* ---- time ---- */
 
-  const timeFmt = new Intl.DateTimeFormat(undefined, {hour: 'numeric', minute: '2-digit'});
-  const fullFmt = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'});
-  const weekdayFmt = new Intl.DateTimeFormat(undefined, {weekday: 'long'});
-  const shortWeekdayFmt = new Intl.DateTimeFormat(undefined, {weekday: 'short'});
-  const dayMonthFmt = new Intl.DateTimeFormat(undefined, {day: 'numeric', month: 'short'});
-  const fullDayFmt = new Intl.DateTimeFormat(undefined, {day: 'numeric', month: 'long', year: 'numeric'});
+  /* Formatters in the page's locale (I18n.locale(): the browser's until a page chooses one),
+   * made again when the language changes. */
+  const FORMATS = {
+    time: {hour: 'numeric', minute: '2-digit'},
+    full: {dateStyle: 'medium', timeStyle: 'short'},
+    weekday: {weekday: 'long'},
+    shortWeekday: {weekday: 'short'},
+    dayMonth: {day: 'numeric', month: 'short'},
+    fullDay: {day: 'numeric', month: 'long', year: 'numeric'},
+  };
+  let formatters = null;
+  let formattersLocale = null;
+
+  function fmt(name) {
+    const locale = I18n.locale();
+    if (!formatters || formattersLocale !== locale) {
+      formatters = {};
+      formattersLocale = locale;
+    }
+    if (!formatters[name]) {
+      formatters[name] = name === 'relativeDay'
+        ? new Intl.RelativeTimeFormat(locale || 'en', {numeric: 'auto'})
+        : new Intl.DateTimeFormat(locale, FORMATS[name]);
+    }
+    return formatters[name];
+  }
+
+  /* "today" as a label: "Today" (a no-op for scripts without capitals). */
+  function capitalised(text) {
+    return text.charAt(0).toLocaleUpperCase(I18n.locale()) + text.slice(1);
+  }
 
   function startOfDay(ms) {
     const d = new Date(ms);
@@ -107,32 +138,31 @@
   }
 
   function formatTime(ms) {
-    return timeFmt.format(new Date(ms));
+    return fmt('time').format(new Date(ms));
   }
 
   function formatFull(ms) {
-    return fullFmt.format(new Date(ms));
+    return fmt('full').format(new Date(ms));
   }
 
   /* "Today", "Yesterday", "Monday", "3 March 2025": the label of a day separator. */
   function formatDay(ms) {
     const n = daysAgo(ms);
-    if (n <= 0) return 'Today';
-    if (n === 1) return 'Yesterday';
-    if (n < 7) return weekdayFmt.format(new Date(ms));
-    return fullDayFmt.format(new Date(ms));
+    if (n <= 1) return capitalised(fmt('relativeDay').format(-Math.max(n, 0), 'day'));
+    if (n < 7) return fmt('weekday').format(new Date(ms));
+    return fmt('fullDay').format(new Date(ms));
   }
 
   /* Compact relative time for lists: "now", "5m", "3h", "Yesterday", "Mon", "12 Mar". */
   function formatRelative(ms) {
     const diff = Date.now() - ms;
-    if (diff < 60000) return 'now';
-    if (diff < 3600000) return Math.floor(diff / 60000) + 'm';
+    if (diff < 60000) return t('time.now');
+    if (diff < 3600000) return t('time.minutesShort', {count: Math.floor(diff / 60000)});
     const n = daysAgo(ms);
-    if (n <= 0) return Math.floor(diff / 3600000) + 'h';
-    if (n === 1) return 'Yesterday';
-    if (n < 7) return shortWeekdayFmt.format(new Date(ms));
-    return dayMonthFmt.format(new Date(ms));
+    if (n <= 0) return t('time.hoursShort', {count: Math.floor(diff / 3600000)});
+    if (n === 1) return capitalised(fmt('relativeDay').format(-1, 'day'));
+    if (n < 7) return fmt('shortWeekday').format(new Date(ms));
+    return fmt('dayMonth').format(new Date(ms));
   }
 
   /* ---- small DOM helpers ---- */
@@ -211,25 +241,13 @@
   }
 
   function visitorName(visitor) {
-    if (!visitor) return 'Visitor';
+    if (!visitor) return t('visitor.anonymous');
     const name = (visitor.name || '').trim();
-    return name || 'Visitor #' + visitor.id;
+    return name || t('visitor.numbered', {id: visitor.id});
   }
 
-  const STATE_LABELS = {
-    connecting: 'Connecting\u2026',
-    connected: 'Connected',
-    reconnecting: 'Reconnecting\u2026',
-    offline: 'Offline',
-  };
-
-  const TRANSPORT_LABELS = {
-    ws: 'WebSocket',
-    sse: 'Server-Sent Events',
-    longpoll: 'long polling',
-    poll: 'polling',
-    iframe: 'a streaming frame',
-  };
+  const STATES = ['connecting', 'connected', 'reconnecting', 'offline'];
+  const TRANSPORTS = ['ws', 'sse', 'longpoll', 'poll', 'iframe'];
 
   /* Updates a #conn-state element: data-state for tests and CSS, a short label for people, and
    * (when known) data-transport with the push transport in use. */
@@ -238,11 +256,10 @@
     node.dataset.state = state;
     if (transport) node.dataset.transport = transport;
     const label = node.querySelector('.conn-label') || node;
-    label.textContent = STATE_LABELS[state] || state;
-    const via = node.dataset.transport && TRANSPORT_LABELS[node.dataset.transport];
-    node.title = state === 'connected' ? 'Live updates are on' + (via ? ' (' + via + ')' : '') :
-      state === 'offline' ? 'You are offline; messages will sync when you are back' :
-        'Connecting to the live update channel';
+    label.textContent = STATES.includes(state) ? t('conn.' + state) : state;
+    const via = TRANSPORTS.includes(node.dataset.transport) ? t('transport.' + node.dataset.transport) : '';
+    node.title = state === 'connected' ? (via ? t('conn.titleConnectedVia', {via}) : t('conn.titleConnected')) :
+      state === 'offline' ? t('conn.titleOffline') : t('conn.titleConnecting');
   }
 
   /* ---- actions over the push socket, or over HTTP ---- */
@@ -360,8 +377,8 @@
   /* What an unsent message not refused is doing, in words: the bubble's line and the console
    * list's mark say the same. */
   function pendingLabel(entry) {
-    if (entry.state !== 'waiting') return 'Sending\u2026';
-    return entry.error === 'offline' ? 'Waiting for connection\u2026' : 'Retrying\u2026';
+    if (entry.state !== 'waiting') return t('msg.sending');
+    return entry.error === 'offline' ? t('msg.waitingConnection') : t('msg.retrying');
   }
 
   class MessageList {
@@ -377,6 +394,8 @@
       this.onUnseenBelow = o.onUnseenBelow || function () {};
       this.onRetry = o.onRetry || function () {};
       this.onDiscard = o.onDiscard || function () {};
+      // function(entry) -> why a refused one was refused, for people (default: the server's words)
+      this.failureText = o.failureText || ((entry) => sentence(entry.error));
       this.messages = [];       // sorted by id
       this.nodes = new Map();   // id -> element
       this.seenUpTo = 0;        // the other side has read my messages up to this id
@@ -462,6 +481,14 @@
       if (!(upTo > this.seenUpTo)) return;
       this.seenUpTo = upTo;
       this._renderSeen();
+    }
+
+    /* Draws everything again (after a change of language: day labels, times, states). */
+    redraw() {
+      const stick = this.nearBottom();
+      this._rerender();
+      this._renderSeen();
+      if (stick) this.scrollToBottom(false);
     }
 
     nearBottom() {
@@ -618,21 +645,21 @@
     /* The bubble's state: data-state, its line under the text, and its label for screen readers. */
     _updatePending(node, entry) {
       const state = entry.state === 'failed' ? 'failed' : entry.state === 'waiting' ? 'waiting' : 'sending';
-      const why = state === 'failed' ? sentence(entry.error) : entry.error || '';
+      const why = state === 'failed' ? this.failureText(entry) : entry.error || '';
       if (node.dataset.state === state && node.dataset.why === why) return;
       node.dataset.state = state;
       node.dataset.why = why;
       node.classList.toggle('failed', state === 'failed');
       const meta = node.querySelector('.msg-meta');
       if (state === 'failed') {
-        const status = el('span', 'msg-failed', 'Not sent');
+        const status = el('span', 'msg-failed', t('msg.notSent'));
         status.title = why;
-        const retry = el('button', 'msg-retry', 'Retry');
+        const retry = el('button', 'msg-retry', t('msg.retry'));
         retry.type = 'button';
-        const discard = el('button', 'msg-discard', 'Delete');
+        const discard = el('button', 'msg-discard', t('msg.delete'));
         discard.type = 'button';
         meta.replaceChildren(status, retry, discard);
-        node.setAttribute('aria-label', 'Your message was not sent' + (why ? ': ' + why : '.'));
+        node.setAttribute('aria-label', why ? t('msg.notSentWhyLabel', {why}) : t('msg.notSentLabel'));
         const reason = why ? el('div', 'msg-failed-why', why) : null;
         const old = node.querySelector('.msg-failed-why');
         if (old) old.remove();
@@ -645,7 +672,7 @@
       const status = el('span', 'msg-sending');
       status.append(clockIcon(), el('span', null, label));
       meta.replaceChildren(status);
-      node.setAttribute('aria-label', 'Your message, not sent yet: ' + label.replace('\u2026', ''));
+      node.setAttribute('aria-label', t('msg.pendingLabel', {state: label.replace('\u2026', '')}));
     }
 
     _render(msg) {
@@ -656,7 +683,7 @@
       if (msg.private) node.dataset.private = 'true';
 
       let author = null;
-      if (msg.sender === 'agent') author = msg.agent_name || 'Support';
+      if (msg.sender === 'agent') author = msg.agent_name || t('msg.support');
       else if (!mine && this.otherName) author = this.otherName(msg);
 
       if (!mine) {
@@ -697,7 +724,7 @@
       }
       this.seenNode = target;
       if (target) {
-        target.querySelector('.msg-meta').appendChild(el('span', 'msg-status', 'Seen'));
+        target.querySelector('.msg-meta').appendChild(el('span', 'msg-status', t('msg.seen')));
         target.classList.add('seen');
       }
     }
@@ -711,7 +738,7 @@
       ['rect', {x: '3', y: '7', width: '10', height: '7', rx: '1.5', fill: 'currentColor'}],
       ['path', {d: 'M5 7V5a3 3 0 0 1 6 0v2', fill: 'none', stroke: 'currentColor', 'stroke-width': '1.6'}],
     ]));
-    line.appendChild(el('span', 'note-label', 'Private note'));
+    line.appendChild(el('span', 'note-label', t('msg.privateNote')));
     if (author) line.appendChild(el('span', 'note-author', ' · ' + author));
     return line;
   }
