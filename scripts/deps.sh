@@ -6,8 +6,10 @@ set -euo pipefail
 mode=${1:-build}
 pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev)
 if [ "$mode" = test ]; then
-  # fonts-noto-cjk: the browser tests and their screenshots show Chinese, Japanese and Korean text.
-  pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev chromium curl sqlite3 gcovr fonts-noto-cjk)
+  # fonts-noto-cjk: the browser tests and their screenshots show Chinese, Japanese and Korean text
+  # (the visitor page in zh-CN); fonts-noto-color-emoji: and the emoji people write.
+  pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev chromium curl sqlite3 gcovr fonts-noto-cjk
+    fonts-noto-color-emoji)
   # Node.js may come from elsewhere than Debian (the machine's own install): take any that works.
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
