@@ -4,7 +4,7 @@
 //  1. web/i18n_en.js and web/i18n_zh-CN.js have the same keys, each with the same {placeholders}
 //     and the plural forms its language needs (English: one and other; Chinese: other);
 //  2. every key the translated files name (t('key'), data-i18n="key", ...) is in the tables, and
-//     the English text inline in the HTML (the fallback a browser without scripts shows) is the
+//     the English text inline in the HTML (what the HTML says before the tables fill it) is the
 //     English table's;
 //  3. the translated files put no text of their own on the screen: in their JavaScript, no string
 //     that reads as words (see wordy()) is assigned to textContent, title, placeholder, a label

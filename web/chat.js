@@ -59,7 +59,9 @@
     },
     onRetry: (key) => outbox.retry(key),
     onDiscard: (key) => outbox.discard(key),
-    failureText: (entry) => I18n.errorText({code: entry.code, status: httpStatus(entry.code)}),
+    // A message the server finds invalid is empty or too long: the page can say which it takes.
+    failureText: (entry) => (entry.code === 'invalid' ? t('chat.refusedInvalid', {max: MAX_CHARS})
+      : I18n.errorText({code: entry.code, status: httpStatus(entry.code)})),
   });
 
   /* The status an error code without the server's JSON stands for ("http_413"), else 400. */
@@ -525,6 +527,10 @@
     showConnState(connEl, connEl.dataset.state);
     if (!countEl.hidden) updateCount();
     list.redraw();
+    // A line said in the other language goes; the next attempt says it again in this one.
+    clearError();
+    detailsError.hidden = true;
+    detailsStatus.textContent = '';
   });
 
   showConnState(connEl, 'connecting');

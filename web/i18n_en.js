@@ -22,6 +22,7 @@ window.KefuI18n.add('en', {
   'chat.charsLeft': {one: '{count} character left', other: '{count} characters left'},
   'chat.charsOver': {one: '{count} character too many', other: '{count} characters too many'},
   'chat.tooLong': 'That message is too long: please keep it under {max} characters.',
+  'chat.refusedInvalid': 'The server takes messages of 1 to {max} characters.',
   'chat.unreadTitle': '({count}) {title}',
 
   // "Your details"

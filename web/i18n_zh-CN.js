@@ -22,6 +22,7 @@ window.KefuI18n.add('zh-CN', {
   'chat.charsLeft': {other: '还可输入 {count} 个字'},
   'chat.charsOver': {other: '超出 {count} 个字'},
   'chat.tooLong': '消息太长了：请控制在 {max} 个字以内。',
+  'chat.refusedInvalid': '服务器只接受 1 到 {max} 个字的消息。',
   'chat.unreadTitle': '（{count}）{title}',
 
   // "Your details"
