@@ -402,6 +402,7 @@
       this.seenNode = null;
       this.pending = [];        // outbox entries, oldest first
       this.pendingNodes = new Map(); // entry key -> element (only the entries drawn)
+      this.quiet = false;       // drawing again what was there: no entrance animation
       container.addEventListener('click', (e) => {
         const button = e.target.closest('.msg-retry, .msg-discard');
         const node = button && button.closest('.msg.pending');
@@ -486,8 +487,10 @@
     /* Draws everything again (after a change of language: day labels, times, states). */
     redraw() {
       const stick = this.nearBottom();
+      this.quiet = true; // the same bubbles, in other words: no entrance to replay
       this._rerender();
       this._renderSeen();
+      this.quiet = false;
       if (stick) this.scrollToBottom(false);
     }
 
@@ -563,6 +566,7 @@
         prev = null;
       }
       const node = this._render(msg);
+      if (this.quiet) node.classList.add('quiet');
       if (prev && prev.sender === msg.sender && (prev.agent_name || '') === (msg.agent_name || '') &&
         msg.created_at - prev.created_at < GROUP_GAP_MS) {
         node.classList.add('grouped');
@@ -596,6 +600,7 @@
         let node = this.pendingNodes.get(e.key);
         if (!node) {
           node = this._renderPending(e);
+          if (this.quiet) node.classList.add('quiet');
           this.pendingNodes.set(e.key, node);
         }
         const queued = e !== head && e.state === 'sending' && head && head.state === 'waiting';

@@ -118,6 +118,7 @@ test('a visitor reading Chinese has the whole conversation in Chinese, switches 
     const switcher = page.getByLabel(ZH['chat.language']);
     assert.equal(await switcher.inputValue(), 'zh-CN');
     assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English on the Chinese page');
+    await screenshot(page, 'i18n-zh-empty-phone');
 
     // "Your details": the form in Chinese, and an e-mail the server refuses said in Chinese.
     await page.getByRole('button', { name: ZH['details.toggle'] }).click();
@@ -125,6 +126,7 @@ test('a visitor reading Chinese has the whole conversation in Chinese, switches 
     await page.getByLabel(ZH['details.email']).fill('not-an-address');
     await page.getByRole('button', { name: ZH['details.save'] }).click();
     await waitText(page, '#details-error', ZH['details.emailInvalid']);
+    await screenshot(page, 'i18n-zh-details-phone');
     await page.getByLabel(ZH['details.email']).fill('wang@example.com');
     await page.getByRole('button', { name: ZH['details.save'] }).click();
     await waitText(page, '#details-status', ZH['details.saved']);
