@@ -1,9 +1,9 @@
 'use strict';
 // a11y.test.js: an automated accessibility check with axe-core (issue 14, "Accessibility"): no
-// serious or critical violation of WCAG 2.1 A/AA rules on the visitor page, the login and the
-// console (a conversation open, with a note, the visitor panel, and each dialog), at desktop and
-// phone sizes. axe is read from node_modules and run in the page; the context bypasses the CSP
-// for that script only (the pages' own scripts are unchanged).
+// serious or critical violation of WCAG 2.1 A/AA rules on the visitor page (in English and in
+// Chinese), the login and the console (a conversation open, with a note, the visitor panel, and
+// each dialog), at desktop and phone sizes. axe is read from node_modules and run in the page; the
+// context bypasses the CSP for that script only (the pages' own scripts are unchanged).
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -48,6 +48,10 @@ for (const [w, h, size] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
       await visitor.waitForSelector('#conn-state[data-state="connected"]', { timeout: T });
       await visitorSay({ page: visitor }, 'Hello, is anyone there?');
       found.push(...await violations(visitor, 'visitor page'));
+      // And in Chinese (issue 14: both languages), chosen in the page's own switcher.
+      await visitor.selectOption('#lang-select', 'zh-CN');
+      await visitor.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+      found.push(...await violations(visitor, 'visitor page in Chinese'));
 
       const page = await ctx.newPage();
       await page.goto(`${srv.base}/agent`);
