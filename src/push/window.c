@@ -67,10 +67,17 @@ static void drop_oldest(kf_push_window_t *window)
 }
 
 /* Drops the events older than the age limit. */
+/* Whether a stamp is age_ms old by now. A stamp may be later than now: the tick reads the clock
+ * once, and a client its heartbeat answers detaches (stamping) after that read. */
+static bool aged(uint64_t stamp_ms, uint64_t now, uint64_t age_ms)
+{
+    return now >= stamp_ms && now - stamp_ms >= age_ms;
+}
+
 static void drop_aged(kf_push_window_t *window, uint64_t now)
 {
     uint64_t age_ms = window->windows->config->ephemeral_window_ms;
-    while (window->count > 0 && now - window->ring[window->first].at_ms >= age_ms)
+    while (window->count > 0 && aged(window->ring[window->first].at_ms, now, age_ms))
         drop_oldest(window);
 }
 
@@ -213,7 +220,7 @@ static void window_sweep_cb(kf_map_node_t *node, void *ctx)
     kf_push_window_t *window = KF_CONTAINER_OF(node, kf_push_window_t, node);
     uint64_t now = *(const uint64_t *)ctx;
     if (window->clients == 0 &&
-        now - window->idle_since_ms >= window->windows->config->ephemeral_window_ms) {
+        aged(window->idle_since_ms, now, window->windows->config->ephemeral_window_ms)) {
         window_free(window);
         return;
     }
