@@ -1,11 +1,11 @@
 /* test_faults.c: the SQLite store when SQLite cannot allocate. SQLite's allocator is
  * replaced by one that fails its nth allocation; each operation is run with every allocation in
- * turn failing. The store must answer 0 or KF_ESTORE (never crash), leave the database whole (the
- * integrity check passes, what was written before is still there, the store works again once
- * memory is back) and leak nothing (LeakSanitizer, in the ASan build). Only allocations made on
- * the test's thread and on the store's writer thread fail (the test waits while the writer
- * works): the background checkpointer keeps its memory, so that which allocation fails does not
- * depend on timing. */
+ * turn failing (opening, with a sample of them: see test_open). The store must answer 0 or
+ * KF_ESTORE (never crash), leave the database whole (the integrity check passes, what was written
+ * before is still there, the store works again once memory is back) and leak nothing
+ * (LeakSanitizer, in the ASan build). Only allocations made on the test's thread and on the store's
+ * writer thread fail (the test waits while the writer works): the background checkpointer keeps its
+ * memory, so that which allocation fails does not depend on timing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,17 +160,25 @@ static void open_with_data(fixture_t *f)
 /* ---- opening ---- */
 
 /* Opening (creating the schema, preparing every statement) fails cleanly at each allocation, and
- * whatever a failed open left behind, the next one completes. */
+ * whatever a failed open left behind, the next one completes. An open makes tens of thousands of
+ * allocations (every migration, every prepared statement), and failing each in turn would cost
+ * their square: every one of the first OPEN_EVERY fails in turn (finding the file, reading the
+ * schema's version), then one in OPEN_STRIDE (a prime, so that the failures fall at a different
+ * place in each statement's preparation), until an open completes with the failure still armed. */
+#define OPEN_EVERY 400
+#define OPEN_STRIDE 31
 static void test_open(void **state)
 {
     fixture_t *f = *state;
-    unsigned long nth;
-    for (nth = 1; nth < MAX_ALLOCATIONS; nth++) {
+    unsigned long nth, rounds = 0;
+    bool completed = false;
+    for (nth = 1; nth < 50 * MAX_ALLOCATIONS; nth += nth < OPEN_EVERY ? 1 : OPEN_STRIDE) {
         kf_store_t *store = NULL;
         arm(nth);
         int rc = kf_store_open_sqlite(f->db->path, "OFF", &store);
         bool failed_allocation = fired;
         arm(0);
+        rounds++;
         if (rc == 0) {
             kf_store_close(store);
         } else {
@@ -179,11 +187,14 @@ static void test_open(void **state)
         }
         if (!failed_allocation) {
             assert_int_equal(rc, 0);
+            completed = true;
             break;
         }
     }
-    print_message("open: %lu allocations failed in turn\n", nth - 1);
-    assert_true(nth > 10);
+    print_message("open: %lu rounds, one of its first %lu allocations failing in each\n", rounds,
+                  nth - 1);
+    assert_true(completed);
+    assert_true(nth > OPEN_EVERY);
     open_with_data(f);
 }
 
@@ -376,7 +387,7 @@ static void test_operations(void **state)
             }
         }
         print_message("%s: %lu allocations failed in turn\n", operations[i].name, nth - 1);
-        assert_true(nth > 1);
+        assert_true(nth > 1 && nth < MAX_ALLOCATIONS); /* it completed */
     }
     /* What was there before is still there, and the store works. */
     query_t q = {-1, 0};
