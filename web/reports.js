@@ -129,6 +129,14 @@
         if (this.data) this.render(this.data);
         if (this.dialog.open) this.load({quiet: true}); // the lines under the title too
       });
+      // The chart is drawn at its real width: again when that changes (a phone turned).
+      this.drawnWidth = 0;
+      window.addEventListener('resize', () => {
+        cancelAnimationFrame(this.resizeFrame);
+        this.resizeFrame = requestAnimationFrame(() => {
+          if (this.dialog.open && this.data && this.chartWidth() !== this.drawnWidth) this.renderChart(this.data);
+        });
+      });
       opts.button.addEventListener('click', () => this.open());
       $(this.dialog, '#reports-close').addEventListener('click', () => this.dialog.close());
       this.dialog.addEventListener('close', () => clearTimeout(this.followTimer));
@@ -260,6 +268,7 @@
     }
 
     renderChart(data) {
+      this.drawnWidth = this.chartWidth();
       const rows = data.rows || [];
       let figure;
       if (!rows.length) {
