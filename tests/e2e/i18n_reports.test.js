@@ -288,3 +288,56 @@ test('the console in zh-CN: reports, teams, team settings, snooze, notifications
     assert.deepEqual(A.dialogs, []);
     assertNoPageProblems(A);
   }));
+
+// The serious and critical axe violations (WCAG 2.1 A/AA) on the page as it is now, one line each
+// (as tests/e2e/a11y.test.js counts them).
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+async function violations(page, what) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    resultTypes: ['violations'],
+  }));
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${what}: ${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+for (const [w, h, size] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
+  test(`accessibility in zh-CN (${size}): the reports, teams, snooze and notifications dialogs and the visitor panel`, { timeout: 120000 }, (t) =>
+    scenario(t, async (env) => {
+      const srv = await env.server();
+      const v = await newVisitor(srv, '陈美');
+      const m = await visitorSend(srv, v.token, '我的退款什么时候到账？');
+      // The context bypasses the CSP for axe's script only (the pages' own scripts are unchanged).
+      const ctx = await (await browser()).newContext({ locale: 'zh-CN', viewport: { width: w, height: h }, bypassCSP: true, reducedMotion: 'reduce' });
+      env.contexts.push(ctx);
+      const page = await ctx.newPage();
+      await page.goto(`${srv.base}/agent`);
+      await page.waitForSelector('#login-form', { state: 'visible', timeout: T });
+      await page.fill('#login-email', ANA.email);
+      await page.fill('#login-password', ANA.password);
+      await page.click('#login-submit');
+      await page.waitForSelector('#conn-state[data-state="connected"]', { timeout: T });
+      const found = [];
+      await page.click(`#conversation-list .conv-item[data-id="${m.conversation_id}"]`);
+      await page.waitForSelector('#visitor-name:not(:empty)', { state: 'attached', timeout: T });
+      if (size === 'phone') await page.click('#visitor-panel-toggle');
+      found.push(...await violations(page, 'the visitor panel'));
+      await page.locator('#status-select').selectOption('snoozed');
+      await page.waitForSelector('#snooze-dialog[open]', { timeout: T });
+      found.push(...await violations(page, '#snooze-dialog'));
+      await page.keyboard.press('Escape');
+      await page.waitForSelector('#snooze-dialog:not([open])', { state: 'attached', timeout: T });
+      if (await page.isVisible('#back-button')) await page.click('#back-button');
+      for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#teams-button', '#teams-dialog'], ['#reports-button', '#reports-dialog']]) {
+        await page.click(button);
+        await page.waitForSelector(`${dialog}[open]`, { timeout: T });
+        if (dialog === '#reports-dialog') await page.waitForSelector('#reports-chart svg', { timeout: T });
+        found.push(...await violations(page, dialog));
+        await page.keyboard.press('Escape');
+        await page.waitForSelector(`${dialog}:not([open])`, { state: 'attached', timeout: T });
+      }
+      assert.deepEqual(found, [], found.join('\n'));
+    }),
+  );
+}
