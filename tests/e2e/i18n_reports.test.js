@@ -243,6 +243,13 @@ test('the console in zh-CN: reports, teams, team settings, snooze, notifications
     assert.equal(await page.getByLabel(ZH['vpanel.editName']).inputValue(), 'Vera');
     assert.equal(await page.locator('#visitor-edit-form button[type="submit"]').textContent(), ZH['vpanel.save']);
     await page.getByRole('button', { name: ZH['vpanel.cancel'] }).click();
+    // In English at once, the browser as the server labels it; and back.
+    await page.evaluate(() => window.KefuI18n.setLanguage('en'));
+    assert.equal(await page.locator('#visitor-email').textContent(), EN['vpanel.notGiven']);
+    assert.equal(await page.locator('#visitor-browser').textContent(), 'Safari 17 on macOS');
+    assert.equal((await texts(panel.locator('dt')))[3], EN['vpanel.localTime']);
+    await page.evaluate(() => window.KefuI18n.setLanguage('zh-CN'));
+    assert.equal(await page.locator('#visitor-email').textContent(), ZH['vpanel.notGiven']);
     await screenshot(page, 'zh-visitor-panel-desktop');
     await page.setViewportSize({ width: 390, height: 844 });
     await page.locator('#visitor-panel-toggle').click();
