@@ -31,6 +31,8 @@
   const SESSION_ENDED = 'Your session has ended. Please sign in again.';
   const ACCOUNT_DISABLED = 'Your account has been disabled. Ask an admin of your team to enable it again.';
   const $ = (id) => document.getElementById(id);
+  // The browser's language (or the one chosen before) for the translated parts of the console.
+  window.KefuI18n.init();
 
   const ui = {
     boot: $('boot'),
