@@ -97,9 +97,13 @@
 
   /* ---- storage (localStorage can throw: private mode, disabled storage) ---- */
 
+  // In the widget, where a browser may refuse a third-party frame its storage, the frame's own
+  // keeper (web/widget_frame.js): localStorage, or the loader's on the host page.
+  const storage = widget ? widget.storage : null;
+
   function loadToken() {
     try {
-      return localStorage.getItem(TOKEN_KEY);
+      return (storage || localStorage).getItem(TOKEN_KEY);
     } catch (e) {
       return null;
     }
@@ -107,8 +111,8 @@
 
   function saveToken(t) {
     try {
-      if (t) localStorage.setItem(TOKEN_KEY, t);
-      else localStorage.removeItem(TOKEN_KEY);
+      if (t) (storage || localStorage).setItem(TOKEN_KEY, t);
+      else (storage || localStorage).removeItem(TOKEN_KEY);
     } catch (e) { /* the session then lasts as long as the page */ }
   }
 
@@ -308,6 +312,7 @@
   /* Start-up, retried with a growing pause while the server cannot be reached. */
   async function start(attempt) {
     try {
+      if (widget) await widget.storageReady;
       await ensureSession();
       await loadHistory();
       startPush();

@@ -33,6 +33,16 @@
   }[lang];
   const STARTED = 'kefu.widget.started'; // the host's localStorage: this visitor has chatted
   const STATE = 'kefu.widget.state'; // the host's sessionStorage: 'open' or 'closed' by the visitor
+  // The host's localStorage: what the frame keeps (its visitor's token) where the browser refuses
+  // a third-party frame storage of its own. null: the host's storage is refused too.
+  const KEPT = 'kefu.widget.kept';
+  const kept = () => {
+    try {
+      return JSON.parse(localStorage.getItem(KEPT)) || {};
+    } catch (e) {
+      return null;
+    }
+  };
 
   const store = (area, key, value) => {
     try {
@@ -61,7 +71,7 @@
     '@media (prefers-reduced-motion:reduce){.l,.f{transition:none}}';
 
   const host = d.createElement('kefu-widget');
-  const root = host.attachShadow({mode: 'closed'});
+  const root = host.attachShadow({mode: 'open'});
   // A constructed sheet is not inline style: a host page's strict CSP does not refuse it.
   try {
     const sheet = new CSSStyleSheet();
@@ -153,7 +163,14 @@
     if (!frame || e.source !== frame.contentWindow || e.origin !== ORIGIN || !m || m.kefu !== 1) return;
     if (m.ev === 'ready') {
       ready = true;
-      post({cmd: open ? 'open' : 'close', page: page(), details: pending});
+      post({cmd: open ? 'open' : 'close', page: page(), details: pending, kept: m.keep ? kept() : undefined});
+    } else if (m.ev === 'keep') {
+      const all = kept();
+      if (all && typeof m.key === 'string') {
+        if (typeof m.value === 'string') all[m.key] = m.value;
+        else delete all[m.key];
+        store('localStorage', KEPT, JSON.stringify(all));
+      }
     } else if (m.ev === 'close') {
       show(false, true);
       button.focus();

@@ -6,9 +6,13 @@
  *    (#origin=...); it posts to that origin alone;
  *  - the chat counts as on screen only while the loader shows it (a hidden frame stays loaded
  *    so that replies arrive), so read receipts wait until the visitor opens it;
- *  - it counts the agent's messages the visitor has not had on screen (the mark is kept in
- *    localStorage, kefu.widget.seen, so it survives a reload) and tells the loader, which draws
- *    the count on the launcher; a new reply also goes to the loader, which may open the chat.
+ *  - it counts the agent's messages the visitor has not had on screen (the mark is kept as
+ *    kefu.widget.seen, so it survives a reload) and tells the loader, which draws the count on
+ *    the launcher; a new reply also goes to the loader, which may open the chat;
+ *  - where the browser refuses this third-party frame its storage, the loader keeps the
+ *    visitor's token and that mark in the host page's localStorage (kefu.widget.kept) and hands
+ *    them back when the frame loads (docs/API.md, "The website widget": why, and what it costs);
+ *    where that fails too, the chat lasts as long as the page, and says so.
  * chat.js hands over its part with KefuWidget.attach(). */
 (function () {
   'use strict';
@@ -34,19 +38,11 @@
   let details = null; // the host page's setName/setEmail, until the chat can save them
   let started = false;
   let maxAgentId = 0;
-  let seenUpTo = Number(load(SEEN_KEY)) || 0;
+  let seenUpTo = null; // read once the storage is ready
   const unread = new Set();
 
-  function load(key) {
-    try {
-      return localStorage.getItem(key);
-    } catch (e) {
-      return null;
-    }
-  }
-
-  /* Whether this frame may keep the visitor's token: a browser may block storage in third-party
-   * frames (docs/API.md, "The website widget"); the chat then lasts as long as the page. */
+  /* Whether this frame may use its own localStorage: a browser may refuse it to third-party
+   * frames. */
   function storageWorks() {
     try {
       localStorage.setItem('kefu.widget.probe', '1');
@@ -61,12 +57,52 @@
     if (framed) window.parent.postMessage(Object.assign({kefu: 1}, msg), parentOrigin);
   }
 
+  // What the frame keeps: its own localStorage, or a copy in memory that the loader stores.
+  const KEPT_KEYS = ['kefu.visitor.token', SEEN_KEY];
+  const own = !framed || storageWorks();
+  const memory = {};
+  let kept = own; // whether what is kept survives a reload
+  const storage = own ? window.localStorage : {
+    getItem: (key) => (Object.prototype.hasOwnProperty.call(memory, key) ? memory[key] : null),
+    setItem(key, value) {
+      memory[key] = String(value);
+      if (KEPT_KEYS.includes(key)) tell({ev: 'keep', key, value: String(value)});
+    },
+    removeItem(key) {
+      delete memory[key];
+      if (KEPT_KEYS.includes(key)) tell({ev: 'keep', key, value: null});
+    },
+  };
+  let storageLoaded = null;
+  // The loader answers "ready" at once; a page that frames /widget without it never does.
+  const storageReady = own ? Promise.resolve() : new Promise((resolve) => {
+    storageLoaded = resolve;
+    setTimeout(resolve, 3000);
+  });
+
+  function takeKept(copy) {
+    if (!storageLoaded) return;
+    if (copy && typeof copy === 'object') {
+      for (const key of KEPT_KEYS) if (typeof copy[key] === 'string') memory[key] = copy[key];
+      kept = true;
+    }
+    storageLoaded();
+    storageLoaded = null;
+    showNotice();
+  }
+
+  function showNotice() {
+    const notice = document.getElementById('widget-storage-notice');
+    if (notice) notice.hidden = kept;
+  }
+  storageReady.then(showNotice);
+
   function markSeen() {
     unread.clear();
     if (maxAgentId > seenUpTo) {
       seenUpTo = maxAgentId;
       try {
-        localStorage.setItem(SEEN_KEY, String(seenUpTo));
+        storage.setItem(SEEN_KEY, String(seenUpTo));
       } catch (e) { /* the count then starts again with the next page */ }
     }
     tell({ev: 'unread', count: 0});
@@ -105,6 +141,7 @@
     if (!framed || e.source !== window.parent || e.origin !== parentOrigin) return;
     const m = e.data;
     if (!m || m.kefu !== 1) return;
+    if ('kept' in m) takeKept(m.kept);
     if (m.page && typeof m.page === 'object') {
       hostPage = cleanPage(m.page);
       if (chat) chat.pageChanged();
@@ -121,7 +158,7 @@
     const close = document.getElementById('widget-close');
     close.hidden = !framed;
     close.addEventListener('click', () => tell({ev: 'close'}));
-    document.getElementById('widget-storage-notice').hidden = storageWorks();
+    showNotice();
   });
   document.addEventListener('visibilitychange', () => {
     if (open && document.visibilityState === 'visible') markSeen();
@@ -133,6 +170,9 @@
 
   window.KefuWidget = {
     framed,
+    storage,
+    /* Resolves once storage holds what the loader kept (at once where the frame's own works). */
+    storageReady,
     /* The chat is in front of the visitor: the tab is shown and so is the widget. */
     onScreen: () => open && document.visibilityState === 'visible',
     /* The host page's {url, title, referrer}, or null (then the frame's own). */
@@ -150,6 +190,7 @@
         tell({ev: 'started'});
       }
       if (message.sender !== 'agent') return;
+      if (seenUpTo === null) seenUpTo = Number(storage.getItem(SEEN_KEY)) || 0;
       maxAgentId = Math.max(maxAgentId, Number(message.id));
       if (open && document.visibilityState === 'visible') markSeen();
       else if (Number(message.id) > seenUpTo && !unread.has(message.id)) {
@@ -164,5 +205,5 @@
     },
   };
 
-  tell({ev: 'ready'});
+  tell({ev: 'ready', keep: !own});
 })();
