@@ -157,6 +157,11 @@
   function page() {
     return {url: location.href, title: d.title, referrer: d.referrer};
   }
+  // The host's own moves within the page (a single-page site's back and forward, anchors); its
+  // pushState is not wrapped: the next page load reports that.
+  const moved = () => post({page: page()});
+  w.addEventListener('popstate', moved);
+  w.addEventListener('hashchange', moved);
 
   w.addEventListener('message', (e) => {
     const m = e.data;
