@@ -170,6 +170,8 @@
 
   function reportPage(force) {
     if (!token || !ready) return;
+    // Framed by the loader, the page is the host's: it comes with the loader's first answer.
+    if (widget && widget.framed && !widget.hostPage()) return;
     if (!force && pageUrl() === lastReportedUrl) return;
     const wait = lastReportAt + REPORT_GAP_MS - Date.now();
     if (wait > 0) {

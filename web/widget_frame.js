@@ -165,7 +165,7 @@
   });
   document.addEventListener('keydown', (e) => {
     // Escape in the details form closes that form only (web/chat.js).
-    if (e.key === 'Escape' && framed && !e.target.closest('#details-form')) tell({ev: 'close'});
+    if (e.key === 'Escape' && framed && !(e.target.closest && e.target.closest('#details-form'))) tell({ev: 'close'});
   });
 
   window.KefuWidget = {

@@ -263,6 +263,42 @@ test('the host page\'s API: calls queued before the loader, setName and setEmail
     assertNoPageProblems(host, ana);
   }));
 
+test('where neither the frame nor the host page may keep the token: the chat works for the page\'s life and says so, with a link to the chat in its own tab', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    // The host page's storage refused, as a browser blocking all storage would.
+    const blocked = `<script>Object.defineProperty(window, 'localStorage', { get() { throw new DOMException('denied', 'SecurityError'); } });</script>`;
+    const site = await hostSite(env, { '/': page(srv, blocked) });
+    const host = await hostPage(env, `${site}/`, 'host', { viewport: { width: 1280, height: 800 } });
+    const p = host.page;
+    await launcher(p).click();
+    const frame = await widgetFrame(p);
+    await waitConnected(frame);
+    const own = await frame.evaluate(() => {
+      try {
+        localStorage.setItem('kefu.probe', '1');
+        return true;
+      } catch (e) {
+        return false;
+      }
+    });
+    await frame.fill('#message-input', 'Hello');
+    await frame.press('#message-input', 'Enter');
+    await waitMsg(frame, '#messages', 'Hello', 'visitor');
+    if (own) {
+      // This browser lets the frame keep it: nothing to warn about.
+      t.diagnostic('the frame has storage of its own here: no warning');
+      assert.equal(await frame.isVisible('#widget-storage-notice'), false);
+      return;
+    }
+    const notice = frame.getByRole('note').filter({ hasText: 'lasts until you leave the page' });
+    await notice.waitFor({ timeout: T });
+    const link = frame.getByRole('link', { name: 'Open the chat in its own tab' });
+    assert.equal(await link.getAttribute('href'), '/chat');
+    assert.equal(await link.getAttribute('target'), '_blank');
+    assertNoPageProblems(host);
+  }));
+
 test('the widget on a phone (390×844): full screen when open, the launcher gone under it, the input visible at 16 px, closed by its header button', { timeout: 90000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
@@ -330,6 +366,49 @@ test('headers: the loader is small, gzip, cached a while; the widget page may be
     await p.waitForTimeout(500);
     assert.equal(await rendered('chat'), false, '/chat must not render in another site\'s frame');
     assert.equal(await rendered('agent'), false, '/agent must not render in another site\'s frame');
+  }));
+
+test('accessibility: no serious or critical axe violation on a host page with the launcher (closed, with a count) and in the open widget, desktop and phone', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const AXE = require('node:fs').readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+    const violations = async (where, what) => {
+      await where.evaluate(AXE);
+      const result = await where.evaluate(() => window.axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+        resultTypes: ['violations'],
+      }));
+      return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${what}: ${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+    };
+    const srv = await env.server();
+    const agent = await agentLogin(srv, ANA.email, ANA.password);
+    const site = await hostSite(env, { '/': page(srv, '', '<main><h1>Shop</h1><p>Blue sneakers.</p></main>') });
+    const b = await require('./harness').browser();
+    const found = [];
+    for (const [width, height, size] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
+      const ctx = await b.newContext({ viewport: { width, height }, reducedMotion: 'reduce' });
+      env.defer(() => ctx.close());
+      const host = await hostPage(env, `${site}/`, `host ${size}`, { context: ctx });
+      const p = host.page;
+      await launcher(p).waitFor({ timeout: T });
+      found.push(...await violations(p, `${size}: the launcher`));
+      await launcher(p).click();
+      const frame = await widgetFrame(p);
+      await waitConnected(frame);
+      await frame.fill('#message-input', `Hello from a ${size}`);
+      await frame.press('#message-input', 'Enter');
+      await waitMsg(frame, '#messages', `Hello from a ${size}`, 'visitor');
+      const conv = (await agentConv(srv, agent)).id;
+      await srv.api('POST', `/api/conversations/${conv}/messages`, { cookie: agent.cookie, csrf: agent.csrf, body: { body: 'Hi there' } });
+      await waitMsg(frame, '#messages', 'Hi there', 'agent');
+      found.push(...await violations(frame, `${size}: the open widget`));
+      await frame.getByRole('button', { name: 'Close chat' }).click();
+      await srv.api('POST', `/api/conversations/${conv}/messages`, { cookie: agent.cookie, csrf: agent.csrf, body: { body: 'Anything else?' } });
+      await waitLauncher(p, (s) => s.badge === '1', 'a count');
+      found.push(...await violations(p, `${size}: the launcher with a count`));
+      await ctx.close();
+    }
+    assert.deepEqual(found, []);
   }));
 
 // A GET with the body as bytes (gzip is not inflated) and lower-case header names.
