@@ -28,9 +28,10 @@
   if (parentOrigin === 'null') parentOrigin = null;
   const framed = window.parent !== window && parentOrigin !== null;
 
-  // The site's language (data-lang), when the loader names one the tables have.
+  // The site's language (data-lang, else the browser's as the loader chose it), when the tables
+  // have it: set once chat.js has started the page's language (DOMContentLoaded comes after every
+  // deferred script), which would otherwise put the browser's back.
   const lang = new URLSearchParams(location.search).get('lang');
-  if (lang && I18n.tables[lang]) I18n.setLanguage(lang);
 
   let open = !framed; // /widget opened on its own is simply on screen
   let hostPage = null;
@@ -155,6 +156,7 @@
   });
 
   document.addEventListener('DOMContentLoaded', () => {
+    if (lang && I18n.tables[lang]) I18n.setLanguage(lang);
     const close = document.getElementById('widget-close');
     close.hidden = !framed;
     close.addEventListener('click', () => tell({ev: 'close'}));

@@ -37,8 +37,8 @@ async function hostSite(env, pages) {
   return `http://localhost:${server.address().port}`;
 }
 
-const page = (srv, head = '', body = '') =>
-  `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"><title>Blue sneakers – Shop</title>${head}</head><body>${body}<script src="${srv.base}/widget.js" async></script></body></html>`;
+const page = (srv, head = '', body = '', attrs = '') =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"><title>Blue sneakers – Shop</title>${head}</head><body>${body}<script src="${srv.base}/widget.js"${attrs} async></script></body></html>`;
 
 async function hostPage(env, url, label, options = {}) {
   const ctx = options.context || await env.context(label);
@@ -324,6 +324,15 @@ test('the widget on a phone (390×844): full screen when open, the launcher gone
     });
     assert.equal(input.fontSize, '16px', 'no zoom on focus');
     assert.ok(input.bottom <= input.inner && input.top > input.inner / 2, `the input visible at the bottom: ${JSON.stringify(input)}`);
+    // The keyboard takes the lower part of the screen (as a smaller viewport): the box follows,
+    // and the input stays above it.
+    await p.setViewportSize({ width: 390, height: 500 });
+    await eventually(async () => {
+      const r = await (await frame.$('#message-input')).boundingBox(); // in the host page's coordinates
+      const f = await (await p.$('kefu-widget >> iframe')).boundingBox();
+      return r && r.y + r.height <= 500 && r.y > 250 && Math.round(f.height) === 500;
+    }, { timeout: T, what: 'the input above the keyboard' });
+    await p.setViewportSize({ width: 390, height: 844 });
     await frame.fill('#message-input', 'On my phone');
     await frame.press('#message-input', 'Enter');
     await waitMsg(frame, '#messages', 'On my phone', 'visitor');
@@ -368,7 +377,7 @@ test('headers: the loader is small, gzip, cached a while; the widget page may be
     assert.equal(await rendered('agent'), false, '/agent must not render in another site\'s frame');
   }));
 
-test('accessibility: no serious or critical axe violation on a host page with the launcher (closed, with a count) and in the open widget, desktop and phone', { timeout: 120000 }, (t) =>
+test('accessibility: no serious or critical axe violation on a host page with the launcher (closed, with a count) and in the open widget, desktop and phone (in Chinese, on the left, as the tag asks)', { timeout: 120000 }, (t) =>
   scenario(t, async (env) => {
     const AXE = require('node:fs').readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
     const violations = async (where, what) => {
@@ -382,15 +391,21 @@ test('accessibility: no serious or critical axe violation on a host page with th
     };
     const srv = await env.server();
     const agent = await agentLogin(srv, ANA.email, ANA.password);
-    const site = await hostSite(env, { '/': page(srv, '', '<main><h1>Shop</h1><p>Blue sneakers.</p></main>') });
+    const main = '<main><h1>Shop</h1><p>Blue sneakers.</p></main>';
+    const site = await hostSite(env, { '/': page(srv, '', main), '/zh': page(srv, '', main, ' data-lang="zh-CN" data-position="left"') });
     const b = await require('./harness').browser();
     const found = [];
     for (const [width, height, size] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
       const ctx = await b.newContext({ viewport: { width, height }, reducedMotion: 'reduce' });
       env.defer(() => ctx.close());
-      const host = await hostPage(env, `${site}/`, `host ${size}`, { context: ctx });
+      const chinese = size === 'phone';
+      const host = await hostPage(env, `${site}/${chinese ? 'zh' : ''}`, `host ${size}`, { context: ctx });
       const p = host.page;
       await launcher(p).waitFor({ timeout: T });
+      if (chinese) {
+        assert.equal((await launcherState(p)).name, '打开聊天');
+        assert.ok((await launcher(p).boundingBox()).x < 40, 'data-position="left"');
+      }
       found.push(...await violations(p, `${size}: the launcher`));
       await launcher(p).click();
       const frame = await widgetFrame(p);
@@ -402,7 +417,8 @@ test('accessibility: no serious or critical axe violation on a host page with th
       await srv.api('POST', `/api/conversations/${conv}/messages`, { cookie: agent.cookie, csrf: agent.csrf, body: { body: 'Hi there' } });
       await waitMsg(frame, '#messages', 'Hi there', 'agent');
       found.push(...await violations(frame, `${size}: the open widget`));
-      await frame.getByRole('button', { name: 'Close chat' }).click();
+      if (chinese) assert.equal(await frame.evaluate(() => document.documentElement.lang), 'zh-CN', 'the frame in the language of the tag');
+      await frame.click('#widget-close');
       await srv.api('POST', `/api/conversations/${conv}/messages`, { cookie: agent.cookie, csrf: agent.csrf, body: { body: 'Anything else?' } });
       await waitLauncher(p, (s) => s.badge === '1', 'a count');
       found.push(...await violations(p, `${size}: the launcher with a count`));
