@@ -1,19 +1,8 @@
-/* widget.js: the website widget's loader (issue 15), the one tag a site pastes:
- *   <script src="https://CHAT-HOST/widget.js" data-lang="en" data-position="right" async></script>
- * It draws a launcher button in a shadow root (the host page's styles cannot reach it, nor ours
- * the page), and on the first click creates an iframe of CHAT-HOST/widget: the chat itself
- * (web/widget.html), same-origin with kefu, so the visitor's token stays in the frame's storage.
- * Once a visitor has chatted, later page views load the frame at once, hidden, so that a reply
- * arrives live: it shows as a count on the launcher, or opens the chat unless the visitor has
- * closed it in this tab.
- *
- * The host page's API (docs/API.md, "The website widget"): Kefu.open(), close(), setName(),
- * setEmail(), on('opened'|'closed'|'message'|'unread', fn); calls made before this file loads
- * wait in Kefu.q (an array of [method, ...args]).
- *
- * Frame and loader talk with postMessage, each checking the other's window and origin. Every
- * site's every page downloads this file: it must stay under 5 KiB gzip (tools/embed.c fails the
- * build above that). Its few texts are here, not in the i18n tables, for that reason. */
+/* widget.js: the website widget's loader, the one tag a site pastes (docs/API.md, "The website
+ * widget": attributes, the Kefu API, the postMessage protocol, where the token lives). A launcher in
+ * a shadow root; on demand, an iframe of CHAT-HOST/widget (web/widget.html, web/widget_frame.js).
+ * Every page of every site downloads it: at most 5 KiB gzip (tools/embed.c), hence its texts
+ * here rather than in the i18n tables, and terse comments. */
 (function (w, d) {
   'use strict';
   const K = w.Kefu = w.Kefu || {};
@@ -52,8 +41,18 @@
     return null;
   };
 
-  const CHAT = '<svg width="26" height="26" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z"/></svg>';
-  const CLOSE = '<svg width="24" height="24" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>';
+  // Built as elements, not markup: a page requiring Trusted Types refuses innerHTML.
+  const icon = (path, size, width) => {
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = d.createElementNS(NS, 'svg');
+    const attrs = {width: size, height: size, viewBox: '0 0 24 24', fill: 'none', stroke: 'currentColor',
+      'stroke-width': width, 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true'};
+    for (const k in attrs) svg.setAttribute(k, attrs[k]);
+    svg.appendChild(d.createElementNS(NS, 'path')).setAttribute('d', path);
+    return svg;
+  };
+  const CHAT = icon('M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z', 26, 2);
+  const CLOSE = icon('M6 6l12 12M18 6L6 18', 24, 2.4);
   const side = data.position === 'left' ? 'left' : 'right';
   const CSS = ':host{all:initial}' +
     '*{box-sizing:border-box}' +
@@ -111,7 +110,7 @@
   };
 
   function draw() {
-    button.innerHTML = open ? CLOSE : CHAT;
+    button.replaceChildren(open ? CLOSE : CHAT);
     button.setAttribute('aria-label', TEXT[open ? 1 : 0] + (unread && !open ? ', ' + TEXT[2](unread) : ''));
     button.setAttribute('aria-expanded', String(open));
     badge.textContent = unread > 9 ? '9+' : String(unread);
@@ -124,7 +123,6 @@
     if (frame) return;
     frame = d.createElement('iframe');
     frame.title = TEXT[3];
-    frame.allow = 'clipboard-write';
     frame.src = ORIGIN + '/widget?lang=' + lang + '#origin=' + encodeURIComponent(location.origin);
     box.appendChild(frame);
   }
