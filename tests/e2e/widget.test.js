@@ -377,7 +377,7 @@ test('headers: the loader is small, gzip, cached a while; the widget page may be
     assert.equal(await rendered('agent'), false, '/agent must not render in another site\'s frame');
   }));
 
-test('accessibility: no serious or critical axe violation on a host page with the launcher (closed, with a count) and in the open widget, desktop and phone (in Chinese, on the left, as the tag asks)', { timeout: 120000 }, (t) =>
+test('accessibility: no serious or critical axe violation on a host page with the launcher (closed, with a count) and in the open widget, desktop and phone (in Chinese, on the left, as the tag asks); opened from the keyboard, the focus in the box', { timeout: 120000 }, (t) =>
   scenario(t, async (env) => {
     const AXE = require('node:fs').readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
     const violations = async (where, what) => {
@@ -407,9 +407,15 @@ test('accessibility: no serious or critical axe violation on a host page with th
         assert.ok((await launcher(p).boundingBox()).x < 40, 'data-position="left"');
       }
       found.push(...await violations(p, `${size}: the launcher`));
-      await launcher(p).click();
+      // By keyboard: Tab reaches the launcher, Enter opens the chat with the focus in its box.
+      await p.keyboard.press('Tab');
+      assert.equal(await p.evaluate(() => document.activeElement.shadowRoot.activeElement.getAttribute('aria-expanded')), 'false', 'Tab reaches the launcher');
+      await p.keyboard.press('Enter');
       const frame = await widgetFrame(p);
       await waitConnected(frame);
+      if (!chinese) {
+        await frame.waitForFunction(() => document.activeElement && document.activeElement.id === 'message-input', null, { timeout: T });
+      }
       await frame.fill('#message-input', `Hello from a ${size}`);
       await frame.press('#message-input', 'Enter');
       await waitMsg(frame, '#messages', `Hello from a ${size}`, 'visitor');
