@@ -18,8 +18,8 @@ const vm = require('node:vm');
 const LANGUAGES = { en: 'web/i18n_en.js', 'zh-CN': 'web/i18n_zh-CN.js' };
 const PLURAL_FORMS = { en: ['one', 'other'], 'zh-CN': ['other'] };
 // The visitor page and what it uses; the console joins the list when it is translated.
-const SCRIPTS = ['web/chat.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js'];
-const PAGES = ['web/chat.html'];
+const SCRIPTS = ['web/chat.js', 'web/widget_frame.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js'];
+const PAGES = ['web/chat.html', 'web/widget.html'];
 // The console's reports, teams, snooze, notifications and visitor panel (web/reports.js and the
 // rest of its half B) are translated, the rest of web/agent.html not yet: only these elements of
 // it (each an element with that id, its whole subtree) are checked until the page joins PAGES.

@@ -25,6 +25,11 @@ window.KefuI18n.add('en', {
   'chat.refusedInvalid': 'The server takes messages of 1 to {max} characters.',
   'chat.unreadTitle': '({count}) {title}',
 
+  // The widget (web/widget.html, web/widget_frame.js)
+  'widget.close': 'Close chat',
+  'widget.storageNotice': 'Your browser does not let the chat keep anything on this site: the conversation lasts until you leave the page.',
+  'widget.openTab': 'Open the chat in its own tab',
+
   // "Your details"
   'details.toggle': 'Your details',
   'details.lead': 'So that we can tell who you are and write back. Both are optional.',

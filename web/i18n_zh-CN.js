@@ -25,6 +25,11 @@ window.KefuI18n.add('zh-CN', {
   'chat.refusedInvalid': '服务器只接受 1 到 {max} 个字的消息。',
   'chat.unreadTitle': '（{count}）{title}',
 
+  // The widget (web/widget.html, web/widget_frame.js)
+  'widget.close': '关闭聊天',
+  'widget.storageNotice': '您的浏览器不允许聊天窗口在此网站保存数据：离开此页面后，对话将不再保留。',
+  'widget.openTab': '在新标签页中打开聊天',
+
   // "Your details"
   'details.toggle': '您的信息',
   'details.lead': '方便我们知道您是谁并给您回信。两项都可以不填。',
