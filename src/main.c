@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "auth/auth.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/app.h"
+#include "cli/config.h"
 #include "cli/flags.h"
 #include "http/server.h"
 #include "store/backup.h"
@@ -311,12 +313,16 @@ int main(int argc, char **argv)
         return 2;
     }
     kf_flags_t flags;
-    kf_flags_init(&flags);
-    int rc = kf_flags_parse(&flags, argc, argv, stdout, stderr);
-    if (rc != 0)
+    kf_config_t config = {0};
+    int rc = kf_config_load(&flags, &config, argc, argv, environ, stdout, stderr);
+    if (rc != 0) {
+        kf_config_free(&config);
         return rc == 1 ? 0 : 2;
+    }
     kf_log_level_t level;
     if (kf_log_parse_level(flags.v[KF_FLAG_LOG_LEVEL].text, &level) == 0)
         kf_log_set_level(level);
-    return serve(&flags);
+    rc = serve(&flags);
+    kf_config_free(&config);
+    return rc;
 }

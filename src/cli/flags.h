@@ -1,7 +1,8 @@
-/* flags.h: kefu's command-line flags, from ONE table (KF_FLAGS): the parser, `kefu --help` and
- * the README's configuration table (`kefu --help-markdown`, which tests/e2e/cli.test.js compares
- * with README.md) are all made from it, so they cannot drift. A new flag is one line here and
- * the code that uses its value. */
+/* flags.h: kefu's settings, from ONE table (KF_FLAGS): the command-line parser, the config file's
+ * keys and the KEFU_* environment variables (cli/config.h), `kefu --help` and the table in
+ * docs/CONFIG.md (`kefu --help-markdown`, which tests/e2e/cli.test.js compares with it) are all
+ * made from it, so they cannot drift. A new setting is one line here and the code that uses its
+ * value. */
 #ifndef KF_FLAGS_H
 #define KF_FLAGS_H
 
@@ -94,18 +95,40 @@ typedef struct kf_flag_value {
 
 typedef struct kf_flags {
     kf_flag_value_t v[KF_FLAG__COUNT];
+    bool given[KF_FLAG__COUNT]; /* set by kf_flags_set (a flag, a key or a variable), not a default
+                                 */
+    const char *config_path;    /* --config FILE, or NULL */
     char host[256]; /* --listen, split: the host (brackets of an IPv6 address removed) */
     int port;       /* ... and the port */
 } kf_flags_t;
 
 /* Every flag at its default. */
 void kf_flags_init(kf_flags_t *flags);
-/* Parses argv[1..] (getopt_long; argv's strings must outlive flags). Returns 0 to go on; 1 when
- * --help or --help-markdown printed to out (exit 0); 2 after printing why to err (exit 2). */
+/* Parses argv[1..] (getopt_long; argv's strings must outlive flags), then kf_flags_check. Returns
+ * 0 to go on; 1 when --help or --help-markdown printed to out (exit 0); 2 after printing why to
+ * err (exit 2). */
 int kf_flags_parse(kf_flags_t *flags, int argc, char **argv, FILE *out, FILE *err);
+/* The same without kf_flags_check: for cli/config.c, which checks once every source is in. */
+int kf_flags_parse_args(kf_flags_t *flags, int argc, char **argv, FILE *out, FILE *err);
+/* What the settings say together (a rate limit that is on needs a burst of at least 1), and
+ * --listen split into host and port. 0, or 2 after printing why to err. */
+int kf_flags_check(kf_flags_t *flags, FILE *err);
+/* The setting called name (a flag's name without its dashes: "max-push-per-agent"), or -1. */
+int kf_flags_lookup(const char *name, size_t len);
+/* A setting's name ("listen") and kind. */
+const char *kf_flags_name(kf_flag_id_t id);
+kf_flag_kind_t kf_flags_kind(kf_flag_id_t id);
+/* A setting's environment variable: KEFU_ and its name in capitals, '-' as '_' (KEFU_LISTEN). */
+void kf_flags_env_name(kf_flag_id_t id, char *out, size_t size);
+/* Sets one setting from text (value must outlive flags) and marks it given. A switch takes true,
+ * false, yes, no, on, off, 1 or 0; a list takes one item a call. label names where the value came
+ * from in the message ("--listen", "KEFU_LISTEN", "/etc/kefu.conf:3: listen"). Returns 0, or 2
+ * after printing to err why the value is refused and what the setting takes. */
+int kf_flags_set(kf_flags_t *flags, kf_flag_id_t id, const char *value, const char *label,
+                 FILE *err);
 /* `kefu --help`: usage, then every flag with its default. */
 void kf_flags_help(FILE *out);
-/* The README's table: a header row, then one row per flag with its default. */
+/* docs/CONFIG.md's table: a header row, then one row per setting with its variable and default. */
 void kf_flags_markdown(FILE *out);
 
 #endif
