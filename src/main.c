@@ -25,7 +25,10 @@ typedef struct runtime {
     kf_app_t *app;
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline;
-    bool stopping;
+    uv_timer_t drain_delay; /* --drain-delay: between SIGTERM and the drain */
+    uint64_t drain_delay_ms;
+    bool stopping; /* a signal came: not ready */
+    bool draining; /* the server is stopping */
 } runtime_t;
 
 static int ensure_dir(const char *dir)
@@ -202,6 +205,7 @@ static void server_stopped_cb(void *data)
     uv_close((uv_handle_t *)&rt->sigint, handle_closed_noop);
     uv_timer_stop(&rt->deadline);
     uv_close((uv_handle_t *)&rt->deadline, handle_closed_noop);
+    uv_close((uv_handle_t *)&rt->drain_delay, handle_closed_noop);
     kf_app_free(rt->app);
     rt->app = NULL;
 }
@@ -213,17 +217,44 @@ static void deadline_cb(uv_timer_t *timer)
     exit(1);
 }
 
-static void signal_cb(uv_signal_t *handle, int signum)
+static void drain(runtime_t *rt)
 {
-    runtime_t *rt = handle->data;
-    if (rt->stopping)
+    if (rt->draining)
         return;
-    rt->stopping = true;
-    kf_info("received %s; shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    rt->draining = true;
+    uv_timer_stop(&rt->drain_delay);
     /* Long polls are answered and streams told to reconnect, so clients come back with cursors. */
     kf_app_drain(rt->app);
     uv_timer_start(&rt->deadline, deadline_cb, 10000, 0);
     kf_server_stop(rt->server, server_stopped_cb, rt);
+}
+
+static void drain_delay_cb(uv_timer_t *timer)
+{
+    drain(timer->data);
+}
+
+static void signal_cb(uv_signal_t *handle, int signum)
+{
+    runtime_t *rt = handle->data;
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (rt->stopping) {
+        if (!rt->draining)
+            kf_info("received %s again; shutting down now", name);
+        drain(rt);
+        return;
+    }
+    rt->stopping = true;
+    kf_app_set_shutting_down(rt->app);
+    if (rt->drain_delay_ms == 0) {
+        kf_info("received %s; shutting down", name);
+        drain(rt);
+        return;
+    }
+    /* The load balancer sees /readyz fail and sends new clients elsewhere meanwhile. */
+    kf_info("received %s; not ready, shutting down in %llu s", name,
+            (unsigned long long)(rt->drain_delay_ms / 1000));
+    uv_timer_start(&rt->drain_delay, drain_delay_cb, rt->drain_delay_ms, 0);
 }
 
 static int serve(const kf_flags_t *flags)
@@ -253,6 +284,9 @@ static int serve(const kf_flags_t *flags)
     app_config.visitor_messages_burst = (double)v[KF_FLAG_VISITOR_MESSAGE_BURST].count;
     app_config.visitor_sessions_per_minute = (double)v[KF_FLAG_VISITOR_SESSIONS_PER_MINUTE].count;
     app_config.visitor_sessions_burst = (double)v[KF_FLAG_VISITOR_SESSION_BURST].count;
+    app_config.metrics_allow = v[KF_FLAG_METRICS_ALLOW].items;
+    app_config.metrics_allow_count = v[KF_FLAG_METRICS_ALLOW].item_count;
+    app_config.metrics_token = v[KF_FLAG_METRICS_TOKEN].text;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
@@ -282,6 +316,9 @@ static int serve(const kf_flags_t *flags)
     uv_signal_start(&rt.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&rt.sigint, signal_cb, SIGINT);
     uv_timer_init(rt.loop, &rt.deadline);
+    uv_timer_init(rt.loop, &rt.drain_delay);
+    rt.drain_delay.data = &rt;
+    rt.drain_delay_ms = v[KF_FLAG_DRAIN_DELAY].count * 1000;
     signal(SIGPIPE, SIG_IGN);
 
     char base[512];

@@ -195,7 +195,10 @@ void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m)
 {
     int64_t visitor_id = kf_chat_audience_visitor(m);
     kf_replay_note_message(app->replay, visitor_id, m->id);
-    kf_chat_publish(app->hub, visitor_id, true, kf_chat_message_event(m));
+    kf_event_t *event = kf_chat_message_event(m);
+    if (event != NULL)
+        event->born_ms = m->created_at; /* the delivery latency runs from here (/metrics) */
+    kf_chat_publish(app->hub, visitor_id, true, event);
     kf_chat_publish_mentions(app, m);
 }
 

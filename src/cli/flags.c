@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/netaddr.h"
 #include "chat/app.h"
 #include "http/server.h"
 
@@ -41,6 +42,12 @@ void kf_flags_init(kf_flags_t *f)
     f->v[KF_FLAG_##id].text = text_default;
     KF_FLAGS(KF_FLAG_DEFAULT)
 #undef KF_FLAG_DEFAULT
+    /* The one list with a default: the table's text says the same for --help. */
+    static const char *const metrics_allow[] = {"127.0.0.0/8", "::1"};
+    f->v[KF_FLAG_METRICS_ALLOW].text = NULL;
+    for (size_t i = 0; i < sizeof metrics_allow / sizeof metrics_allow[0]; i++)
+        f->v[KF_FLAG_METRICS_ALLOW].items[f->v[KF_FLAG_METRICS_ALLOW].item_count++] =
+            metrics_allow[i];
     snprintf(f->host, sizeof f->host, "%s", server.host);
     f->port = server.port;
 }
@@ -121,7 +128,13 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
         }
         f->given[id] = true;
         return 0;
-    case KF_FLAG_LIST:
+    case KF_FLAG_LIST: {
+        kf_addr_prefix_t prefix;
+        if (id == KF_FLAG_METRICS_ALLOW && kf_addr_prefix_parse(value, &prefix) != 0) {
+            fprintf(err, "kefu: %s takes an IP address or ADDRESS/BITS (10.0.0.0/8), not %s\n",
+                    label, value);
+            return 2;
+        }
         if (v->item_count == KF_FLAG_MAX_ITEMS) {
             fprintf(err, "kefu: too many %s values (at most %d)\n", label, KF_FLAG_MAX_ITEMS);
             return 2;
@@ -129,6 +142,7 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
         v->items[v->item_count++] = value;
         f->given[id] = true;
         return 0;
+    }
     case KF_FLAG_COUNT: {
         char *end;
         errno = 0;
@@ -157,6 +171,10 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
     if (id == KF_FLAG_LOG_LEVEL && kf_log_parse_level(value, &level) != 0) {
         fprintf(err, "kefu: %s: unknown log level %s (debug, info, warn, error or off)\n", label,
                 value);
+        return 2;
+    }
+    if (id == KF_FLAG_METRICS_TOKEN && (strlen(value) < 16 || strpbrk(value, " \t") != NULL)) {
+        fprintf(err, "kefu: %s takes at least 16 characters and no spaces\n", label);
         return 2;
     }
     if (id != KF_FLAG_LISTEN && value[0] == '\0') {
@@ -257,7 +275,7 @@ static void default_text(kf_flag_id_t id, const kf_flags_t *defaults, char *out,
     out[0] = '\0';
     if (flag->kind == KF_FLAG_COUNT)
         snprintf(out, size, "%llu", (unsigned long long)defaults->v[id].count);
-    else if (flag->kind == KF_FLAG_TEXT && flag->text_default != NULL)
+    else if (flag->kind != KF_FLAG_COUNT && flag->text_default != NULL)
         snprintf(out, size, "%s", flag->text_default);
 }
 

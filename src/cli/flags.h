@@ -25,7 +25,8 @@ typedef enum {
  * - count_default is an expression over `server` (kf_server_config_t) and `app`
  *   (kf_app_config_t) filled with their defaults: the flag's default is the code's, never a copy;
  * - text_default is the default of a TEXT flag, or NULL when it has none (then its help says
- *   what happens without it);
+ *   what happens without it); for a LIST, its default items as --help shows them (the items
+ *   themselves are set in kf_flags_init);
  * - limit: the flag is one of the abuse limits (listed after the others);
  * - help is Markdown for the README (`code` in backquotes); --help prints it without them. */
 #define KF_FLAGS(X)                                                                                \
@@ -45,6 +46,17 @@ typedef enum {
       "(repeatable); by default only kefu's own origin may")                                       \
     X(LOG_LEVEL, "log-level", "LEVEL", KF_FLAG_TEXT, 0, 0, 0, "info", false,                       \
       "`debug`, `info`, `warn`, `error`, `off`; logs go to stderr")                                \
+    X(DRAIN_DELAY, "drain-delay", "SECONDS", KF_FLAG_COUNT, 0, 3600, 0, NULL, false,               \
+      "after SIGTERM, serve on this long while `/readyz` answers 503, so that a load balancer "    \
+      "stops sending new clients, then drain and stop (0 to 3600; a second signal stops at once)") \
+    X(METRICS_ALLOW, "metrics-allow", "ADDRESS[/BITS]", KF_FLAG_LIST, 0, 0, 0, "127.0.0.0/8, ::1", \
+      false,                                                                                       \
+      "addresses that may read `/metrics` (repeatable; an empty list in a file or variable: "      \
+      "none; "                                                                                     \
+      "others get 403)")                                                                           \
+    X(METRICS_TOKEN, "metrics-token", "TOKEN", KF_FLAG_TEXT, 0, 0, 0, NULL, false,                 \
+      "a scraper sending `Authorization: Bearer TOKEN` may read `/metrics` from any address "      \
+      "(set it in the file or the environment: flags show in `ps`)")                               \
     X(MAX_CONNECTIONS_PER_ADDRESS, "max-connections-per-address", "N", KF_FLAG_COUNT, 0,           \
       KF_FLAG_MAX_LIMIT, server.max_connections_per_address, NULL, true,                           \
       "connections open at once from one client address (an IPv6 /64), loopback included; "        \

@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "http/server_int.h"
 
 typedef struct write_req {
@@ -295,6 +296,7 @@ void kf_resp_json_text(kf_req_t *req, int status, const char *text, size_t len)
 
 void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message)
 {
+    kf_metrics_reject(status, code);
     json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
