@@ -129,6 +129,8 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         else if (m->sender == KF_SENDER_VISITOR)
             kf_autoassign_kick(app->autoassign);
         pending->event = text != NULL ? kf_chat_message_event_of(m->id, text) : NULL;
+        if (pending->event != NULL) /* the delivery latency runs from here (/metrics) */
+            pending->event->born_ms = m->created_at;
         pending->visitor_id = kf_chat_audience_visitor(m);
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened || r->conversation_reopened;

@@ -135,6 +135,8 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
                     label, value);
             return 2;
         }
+        if (!f->given[id]) /* the first value given replaces the default's */
+            v->item_count = 0;
         if (v->item_count == KF_FLAG_MAX_ITEMS) {
             fprintf(err, "kefu: too many %s values (at most %d)\n", label, KF_FLAG_MAX_ITEMS);
             return 2;

@@ -168,17 +168,24 @@ static void test_flags_over_environment_over_file(void **state)
     assert_string_equal(f.v[KF_FLAG_ALLOW_ORIGIN].items[1], "https://env2.example");
     assert_false(f.v[KF_FLAG_SECURE_COOKIES].on); /* the environment turned the file's off */
     assert_string_equal(f.config_path, path);
+    assert_int_equal(f.v[KF_FLAG_METRICS_ALLOW].item_count, 2); /* the default: loopback */
+    assert_string_equal(f.v[KF_FLAG_METRICS_ALLOW].items[1], "::1");
     kf_config_free(&c);
 
     /* --config wins over KEFU_CONFIG; a flag's list replaces the environment's. */
-    const char *args2[] = {"--config",         path, "--allow-origin", "https://flag.example",
-                           "--secure-cookies", NULL};
+    const char *args2[] = {"--config",         path,
+                           "--allow-origin",   "https://flag.example",
+                           "--secure-cookies", "--metrics-allow",
+                           "10.0.0.0/8",       NULL};
     char *envp2[] = {(char *)"KEFU_CONFIG=/no/such/file", NULL};
     assert_int_equal(load(&f, &c, args2, envp2, said, sizeof said), 0);
     assert_int_equal(f.port, 1001);
     assert_int_equal(f.v[KF_FLAG_ALLOW_ORIGIN].item_count, 1);
     assert_string_equal(f.v[KF_FLAG_ALLOW_ORIGIN].items[0], "https://flag.example");
     assert_true(f.v[KF_FLAG_SECURE_COOKIES].on);
+    /* A flag's list replaces the default's too. */
+    assert_int_equal(f.v[KF_FLAG_METRICS_ALLOW].item_count, 1);
+    assert_string_equal(f.v[KF_FLAG_METRICS_ALLOW].items[0], "10.0.0.0/8");
     kf_config_free(&c);
 
     /* The settings are checked together once every source is in: a burst of 0 from the
@@ -216,6 +223,10 @@ static void test_environment_refusals(void **state)
         {"KEFU_SYNCHRONOUS=OFF", "KEFU_SYNCHRONOUS is FULL or NORMAL"},
         {"KEFU_CONFIG=", "needs a file"},
         {"KEFU_ALLOW_ORIGIN=", NULL},
+        {"KEFU_METRICS_ALLOW=", NULL}, /* nobody by address: the token only */
+        {"KEFU_METRICS_ALLOW=localhost", "KEFU_METRICS_ALLOW takes an IP address or ADDRESS/BITS"},
+        {"KEFU_METRICS_TOKEN=short", "KEFU_METRICS_TOKEN takes at least 16 characters"},
+        {"KEFU_DRAIN_DELAY=3601", "KEFU_DRAIN_DELAY takes a whole number from 0 to 3600"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *envp[] = {(char *)cases[i].variable, NULL};
