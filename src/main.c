@@ -19,6 +19,10 @@
 #include "store/store.h"
 #include "store/sync.h"
 
+/* The logs are JSON lines (--log-format json): what serve() tells the person who started kefu
+ * goes through the log too, so that every line on stderr parses. */
+static bool json_logs;
+
 typedef struct runtime {
     uv_loop_t *loop;
     kf_server_t *server;
@@ -184,11 +188,16 @@ static int ensure_admin(kf_store_t *store)
     rc = kf_app_create_agent(store, "admin@localhost", "Admin", "admin", password);
     if (rc != 0)
         return rc;
-    fprintf(stderr,
-            "kefu: created the first agent account (add more with `kefu user add`):\n"
-            "kefu:   e-mail:   admin@localhost\n"
-            "kefu:   password: %s\n",
-            password);
+    if (json_logs)
+        kf_info("created the first agent account (add more with `kefu user add`): e-mail "
+                "admin@localhost, password %s",
+                password);
+    else
+        fprintf(stderr,
+                "kefu: created the first agent account (add more with `kefu user add`):\n"
+                "kefu:   e-mail:   admin@localhost\n"
+                "kefu:   password: %s\n",
+                password);
     return 0;
 }
 
@@ -327,8 +336,11 @@ static int serve(const kf_flags_t *flags)
              kf_server_port(rt.server));
     const char *public_url = v[KF_FLAG_PUBLIC_URL].text != NULL ? v[KF_FLAG_PUBLIC_URL].text : base;
     kf_info("listening on %s", base);
-    fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url,
-            public_url);
+    if (json_logs)
+        kf_info("agent console: %s/agent; visitor chat: %s/chat", public_url, public_url);
+    else
+        fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url,
+                public_url);
 
     uv_run(rt.loop, UV_RUN_DEFAULT);
     kf_store_close(store);
@@ -359,6 +371,10 @@ int main(int argc, char **argv)
     kf_log_level_t level;
     if (kf_log_parse_level(flags.v[KF_FLAG_LOG_LEVEL].text, &level) == 0)
         kf_log_set_level(level);
+    kf_log_format_t format = KF_LOG_PLAIN;
+    if (kf_log_parse_format(flags.v[KF_FLAG_LOG_FORMAT].text, &format) == 0)
+        kf_log_set_format(format);
+    json_logs = format == KF_LOG_JSON;
     rc = serve(&flags);
     kf_config_free(&config);
     return rc;

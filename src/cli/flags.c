@@ -170,6 +170,11 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
         fprintf(err, "kefu: %s is FULL or NORMAL, not %s\n", label, value);
         return 2;
     }
+    kf_log_format_t format;
+    if (id == KF_FLAG_LOG_FORMAT && kf_log_parse_format(value, &format) != 0) {
+        fprintf(err, "kefu: %s is plain or json, not %s\n", label, value);
+        return 2;
+    }
     if (id == KF_FLAG_LOG_LEVEL && kf_log_parse_level(value, &level) != 0) {
         fprintf(err, "kefu: %s: unknown log level %s (debug, info, warn, error or off)\n", label,
                 value);

@@ -46,6 +46,8 @@ typedef enum {
       "(repeatable); by default only kefu's own origin may")                                       \
     X(LOG_LEVEL, "log-level", "LEVEL", KF_FLAG_TEXT, 0, 0, 0, "info", false,                       \
       "`debug`, `info`, `warn`, `error`, `off`; logs go to stderr")                                \
+    X(LOG_FORMAT, "log-format", "plain|json", KF_FLAG_TEXT, 0, 0, 0, "plain", false,               \
+      "`plain` lines, or `json`: one object a line (`time`, `level`, `msg`, `request_id`)")        \
     X(DRAIN_DELAY, "drain-delay", "SECONDS", KF_FLAG_COUNT, 0, 3600, 0, NULL, false,               \
       "after SIGTERM, serve on this long while `/readyz` answers 503, so that a load balancer "    \
       "stops sending new clients, then drain and stop (0 to 3600; a second signal stops at once)") \

@@ -164,3 +164,48 @@ test('ops: /metrics is for allow-listed addresses or the bearer token; anyone el
     assert.ok(value(families, 'kefu_http_rejected_total', { status: '403', code: 'forbidden' }) >= 3);
   }),
 );
+
+test('ops: --log-format json writes one JSON object a line, and a request\'s lines and answer carry its X-Request-Id', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ args: ['--log-format', 'json', '--metrics-allow', '10.0.0.0/8'] });
+    // A sane id sent is the one used: in the answer and in the log line of the refusal.
+    const refused = await metricsFrom(srv, '127.0.0.1', { 'X-Request-Id': 'e2e-req-1' });
+    assert.equal(refused.status, 403);
+    const r = await srv.api('GET', '/metrics', { headers: { 'X-Request-Id': 'e2e-req-2' } });
+    assert.equal(r.headers['x-request-id'], 'e2e-req-2');
+    // None sent, or one that is not sane: one made here, 16 hex digits, different each time.
+    const made = [];
+    for (const headers of [{}, { 'X-Request-Id': 'has spaces and <angles>' }, { 'X-Request-Id': 'x'.repeat(65) }]) {
+      const a = await srv.api('GET', '/healthz', { headers });
+      assert.match(a.headers['x-request-id'], /^[0-9a-f]{16}$/, JSON.stringify(headers));
+      made.push(a.headers['x-request-id']);
+    }
+    assert.equal(new Set(made).size, 3);
+    // An error the parser answers has one too.
+    const bad = await new Promise((resolve, reject) => {
+      const sock = require('node:net').connect(srv.port, '127.0.0.1', () => sock.end('GARBAGE\r\n\r\n'));
+      let data = '';
+      sock.on('data', (c) => (data += c));
+      sock.on('end', () => resolve(data));
+      sock.on('error', reject);
+    });
+    assert.match(bad, /^HTTP\/1\.1 400 [^]*\r\nX-Request-Id: [0-9a-f]{16}\r\n/);
+
+    const lines = await eventually(() => {
+      const all = srv.log.split('\n').filter((l) => l.startsWith('{'));
+      return all.some((l) => l.includes('e2e-req-1')) && all;
+    }, { what: 'the refusal\'s log line' });
+    const records = lines.map((l) => JSON.parse(l));
+    for (const rec of records) {
+      assert.equal(typeof rec.time, 'string');
+      assert.match(rec.level, /^(debug|info|warn|error)$/);
+      assert.equal(typeof rec.msg, 'string');
+    }
+    const refusal = records.find((rec) => rec.request_id === 'e2e-req-1');
+    assert.match(refusal.msg, /GET \/metrics from 127\.0\.0\.1: metrics from an address not allowed/);
+    assert.ok(records.some((rec) => /^agent console: /.test(rec.msg)), 'the start-up words are records too');
+    // Every line kefu wrote on stderr is JSON (the harness's own banner aside).
+    const own = srv.log.split('\n').filter((l) => l !== '' && !l.startsWith('=====') && !l.startsWith('{'));
+    assert.deepEqual(own, [], 'no plain lines');
+  }),
+);
