@@ -69,12 +69,23 @@ static int read_password(char *out, size_t size)
     return len == 0 ? KF_EINVAL : 0;
 }
 
-static int user_add(int argc, char **argv)
+/* A subcommand's settings: the defaults, the config file (its argv's --config FILE, else
+ * KEFU_CONFIG's) and KEFU_* variables; its own flags then override the few it takes. Returns 0 or
+ * 2 (after saying why). */
+static int subcommand_settings(int argc, char **argv, kf_flags_t *settings, kf_config_t *config)
 {
-    kf_flags_t defaults;
-    kf_flags_init(&defaults);
-    const char *data_dir = defaults.v[KF_FLAG_DATA].text;
-    const char *synchronous = defaults.v[KF_FLAG_SYNCHRONOUS].text;
+    const char *path = NULL;
+    for (int i = 0; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0)
+            path = argv[i + 1];
+    }
+    return kf_config_load_base(settings, config, path, environ, stderr);
+}
+
+static int user_add_with(const kf_flags_t *settings, int argc, char **argv)
+{
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
+    const char *synchronous = settings->v[KF_FLAG_SYNCHRONOUS].text;
     const char *name = NULL;
     const char *role = "agent";
     const char *email = NULL;
@@ -87,6 +98,8 @@ static int user_add(int argc, char **argv)
             data_dir = argv[++i];
         } else if (strcmp(argv[i], "--synchronous") == 0 && i + 1 < argc) {
             synchronous = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
         } else if (argv[i][0] != '-' && email == NULL) {
             email = argv[i];
         } else {
@@ -95,7 +108,9 @@ static int user_add(int argc, char **argv)
         }
     }
     if (email == NULL || name == NULL) {
-        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
+        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
+              "FILE]\n",
+              stderr);
         return 2;
     }
     char password[1024];
@@ -122,6 +137,17 @@ static int user_add(int argc, char **argv)
     return 0;
 }
 
+static int user_add(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = user_add_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
 /* `kefu routes`: the route table, one JSON object a line: method, pattern, who may call it
  * (docs/API.md, "Access") and whether it needs the CSRF token. For operators and the security
  * tests, which read the table from here rather than from the source. */
@@ -136,16 +162,17 @@ static int routes(void)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* `kefu backup FILE [--data DIR]`: an online backup of the running server's database. */
-static int backup(int argc, char **argv)
+/* `kefu backup FILE [--data DIR] [--config FILE]`: an online backup of the running server's
+ * database. */
+static int backup_with(const kf_flags_t *settings, int argc, char **argv)
 {
-    kf_flags_t defaults;
-    kf_flags_init(&defaults);
-    const char *data_dir = defaults.v[KF_FLAG_DATA].text;
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
     const char *dest = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
         } else if (argv[i][0] != '-' && dest == NULL) {
             dest = argv[i];
         } else {
@@ -154,7 +181,7 @@ static int backup(int argc, char **argv)
         }
     }
     if (dest == NULL) {
-        fputs("usage: kefu backup FILE [--data DIR]\n", stderr);
+        fputs("usage: kefu backup FILE [--data DIR] [--config FILE]\n", stderr);
         return 2;
     }
     char path[4096];
@@ -171,6 +198,17 @@ static int backup(int argc, char **argv)
     }
     fprintf(stderr, "kefu: backed up %s (%d pages) to %s\n", path, pages, dest);
     return 0;
+}
+
+static int backup(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = backup_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
 }
 
 /* On a first start there is no account to log in with: make an admin with a random password. */
@@ -358,7 +396,9 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "backup") == 0)
         return backup(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
-        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
+        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
+              "FILE]\n",
+              stderr);
         return 2;
     }
     kf_flags_t flags;

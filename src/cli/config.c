@@ -250,16 +250,10 @@ static int apply_path(kf_flags_t *flags, kf_config_t *config, const char *path, 
     return rc;
 }
 
-int kf_config_load(kf_flags_t *flags, kf_config_t *config, int argc, char **argv, char *const *envp,
-                   FILE *out, FILE *err)
+int kf_config_load_base(kf_flags_t *flags, kf_config_t *config, const char *path, char *const *envp,
+                        FILE *err)
 {
-    kf_flags_t cli;
-    kf_flags_init(&cli);
-    int rc = kf_flags_parse_args(&cli, argc, argv, out, err);
-    if (rc != 0)
-        return rc;
     kf_flags_init(flags);
-    const char *path = cli.config_path;
     for (char *const *e = envp; path == NULL && e != NULL && *e != NULL; e++) {
         if (strncmp(*e, "KEFU_CONFIG=", 12) == 0)
             path = *e + 12;
@@ -270,7 +264,19 @@ int kf_config_load(kf_flags_t *flags, kf_config_t *config, int argc, char **argv
     }
     if (path != NULL && apply_path(flags, config, path, err) != 0)
         return 2;
-    rc = kf_config_apply_env(flags, config, envp, err);
+    flags->config_path = path;
+    return kf_config_apply_env(flags, config, envp, err);
+}
+
+int kf_config_load(kf_flags_t *flags, kf_config_t *config, int argc, char **argv, char *const *envp,
+                   FILE *out, FILE *err)
+{
+    kf_flags_t cli;
+    kf_flags_init(&cli);
+    int rc = kf_flags_parse_args(&cli, argc, argv, out, err);
+    if (rc != 0)
+        return rc;
+    rc = kf_config_load_base(flags, config, cli.config_path, envp, err);
     if (rc != 0)
         return rc;
     for (int i = 0; i < KF_FLAG__COUNT; i++) {
@@ -279,6 +285,5 @@ int kf_config_load(kf_flags_t *flags, kf_config_t *config, int argc, char **argv
             flags->given[i] = true;
         }
     }
-    flags->config_path = path;
     return kf_flags_check(flags, err);
 }

@@ -31,6 +31,12 @@ typedef struct kf_config {
  * to out, 2 after printing why to err. config must be freed with kf_config_free either way. */
 int kf_config_load(kf_flags_t *flags, kf_config_t *config, int argc, char **argv, char *const *envp,
                    FILE *out, FILE *err);
+/* The defaults, then the file at path (NULL: KEFU_CONFIG's, or none), then envp's KEFU_*
+ * variables, without the flags and unchecked together: for the subcommands (`kefu backup`, `kefu
+ * user add`), which parse their own few flags and take what they need from these. Returns 0, or
+ * 2 after printing why to err; config must be freed either way. */
+int kf_config_load_base(kf_flags_t *flags, kf_config_t *config, const char *path, char *const *envp,
+                        FILE *err);
 /* Applies one config file's text (len bytes, any bytes; copied) to flags; path is for messages.
  * Returns 0, or 2 after printing "kefu: PATH:LINE: why" to err. */
 int kf_config_apply_file(kf_flags_t *flags, kf_config_t *config, const char *path, const char *text,

@@ -319,20 +319,22 @@ void kf_flags_help(FILE *out)
 {
     kf_flags_t defaults;
     kf_flags_init(&defaults);
-    fputs("usage: kefu [options]                      serve the chat\n"
-          "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n"
-          "                                           create an agent (password on standard "
-          "input)\n"
-          "       kefu backup FILE [--data DIR]        copy the database, while it serves, to "
-          "a new FILE\n"
-          "       kefu routes                          list the routes and who may call each\n"
-          "\nEvery option is also a config file key (its name without --) and an environment\n"
-          "variable (KEFU_ and its name in capitals, - as _: KEFU_LISTEN). Flags win over the\n"
-          "environment, which wins over the file (docs/CONFIG.md).\n"
-          "\noptions:\n"
-          "  --config FILE         read settings from FILE (key = value lines, # comments); also\n"
-          "                        KEFU_CONFIG\n",
-          out);
+    fputs(
+        "usage: kefu [options]                      serve the chat\n"
+        "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config FILE]\n"
+        "                                           create an agent (password on standard "
+        "input)\n"
+        "       kefu backup FILE [--data DIR] [--config FILE]\n"
+        "                                           copy the database, while it serves, to a "
+        "new FILE\n"
+        "       kefu routes                          list the routes and who may call each\n"
+        "\nEvery option is also a config file key (its name without --) and an environment\n"
+        "variable (KEFU_ and its name in capitals, - as _: KEFU_LISTEN). Flags win over the\n"
+        "environment, which wins over the file (docs/CONFIG.md).\n"
+        "\noptions:\n"
+        "  --config FILE         read settings from FILE (key = value lines, # comments); also\n"
+        "                        KEFU_CONFIG\n",
+        out);
     bool in_limits = false;
     for (int i = 0; i < KF_FLAG__COUNT; i++) {
         const flag_t *flag = &flags[i];

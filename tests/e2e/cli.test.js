@@ -178,6 +178,17 @@ test('cli: a flag wins over KEFU_* variables, which win over the config file', a
     assert.equal(health.status, 200);
     proc.kill('SIGTERM');
     assert.equal(await exited, 0);
+    // The subcommands read the same file and variables: an agent goes into the file's database,
+    // and the backup copies it from there.
+    const add = kefu(['user', 'add', 'bo@example.com', '--name', 'Bo', '--config', conf], { input: 'pw for bo\n' });
+    assert.equal(add.status, 0, add.stderr);
+    const dest = path.join(dir, 'copy.db');
+    const backup = kefu(['backup', dest], { env: { KEFU_CONFIG: conf } });
+    assert.equal(backup.status, 0, backup.stderr);
+    assert.match(backup.stderr, new RegExp(`backed up ${fileData.replace(/[.]/g, '\\.')}/kefu\\.db`));
+    const refused = kefu(['backup', path.join(dir, 'other.db')], { env: { KEFU_CONFIG: conf, KEFU_DATA_DIR: '/x' } });
+    assert.equal(refused.status, 2, 'a misspelt variable stops the subcommands too');
+    assert.match(refused.stderr, /unknown setting in the environment: KEFU_DATA_DIR/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
