@@ -5,17 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "auth/auth.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/app.h"
+#include "cli/config.h"
 #include "cli/flags.h"
 #include "http/server.h"
 #include "store/backup.h"
 #include "store/store.h"
 #include "store/sync.h"
+
+/* The logs are JSON lines (--log-format json): what serve() tells the person who started kefu
+ * goes through the log too, so that every line on stderr parses. */
+static bool json_logs;
 
 typedef struct runtime {
     uv_loop_t *loop;
@@ -23,7 +29,10 @@ typedef struct runtime {
     kf_app_t *app;
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline;
-    bool stopping;
+    uv_timer_t drain_delay; /* --drain-delay: between SIGTERM and the drain */
+    uint64_t drain_delay_ms;
+    bool stopping; /* a signal came: not ready */
+    bool draining; /* the server is stopping */
 } runtime_t;
 
 static int ensure_dir(const char *dir)
@@ -60,12 +69,23 @@ static int read_password(char *out, size_t size)
     return len == 0 ? KF_EINVAL : 0;
 }
 
-static int user_add(int argc, char **argv)
+/* A subcommand's settings: the defaults, the config file (its argv's --config FILE, else
+ * KEFU_CONFIG's) and KEFU_* variables; its own flags then override the few it takes. Returns 0 or
+ * 2 (after saying why). */
+static int subcommand_settings(int argc, char **argv, kf_flags_t *settings, kf_config_t *config)
 {
-    kf_flags_t defaults;
-    kf_flags_init(&defaults);
-    const char *data_dir = defaults.v[KF_FLAG_DATA].text;
-    const char *synchronous = defaults.v[KF_FLAG_SYNCHRONOUS].text;
+    const char *path = NULL;
+    for (int i = 0; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0)
+            path = argv[i + 1];
+    }
+    return kf_config_load_base(settings, config, path, environ, stderr);
+}
+
+static int user_add_with(const kf_flags_t *settings, int argc, char **argv)
+{
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
+    const char *synchronous = settings->v[KF_FLAG_SYNCHRONOUS].text;
     const char *name = NULL;
     const char *role = "agent";
     const char *email = NULL;
@@ -78,6 +98,8 @@ static int user_add(int argc, char **argv)
             data_dir = argv[++i];
         } else if (strcmp(argv[i], "--synchronous") == 0 && i + 1 < argc) {
             synchronous = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
         } else if (argv[i][0] != '-' && email == NULL) {
             email = argv[i];
         } else {
@@ -86,7 +108,9 @@ static int user_add(int argc, char **argv)
         }
     }
     if (email == NULL || name == NULL) {
-        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
+        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
+              "FILE]\n",
+              stderr);
         return 2;
     }
     char password[1024];
@@ -113,6 +137,17 @@ static int user_add(int argc, char **argv)
     return 0;
 }
 
+static int user_add(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = user_add_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
 /* `kefu routes`: the route table, one JSON object a line: method, pattern, who may call it
  * (docs/API.md, "Access") and whether it needs the CSRF token. For operators and the security
  * tests, which read the table from here rather than from the source. */
@@ -127,16 +162,17 @@ static int routes(void)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* `kefu backup FILE [--data DIR]`: an online backup of the running server's database. */
-static int backup(int argc, char **argv)
+/* `kefu backup FILE [--data DIR] [--config FILE]`: an online backup of the running server's
+ * database. */
+static int backup_with(const kf_flags_t *settings, int argc, char **argv)
 {
-    kf_flags_t defaults;
-    kf_flags_init(&defaults);
-    const char *data_dir = defaults.v[KF_FLAG_DATA].text;
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
     const char *dest = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
         } else if (argv[i][0] != '-' && dest == NULL) {
             dest = argv[i];
         } else {
@@ -145,7 +181,7 @@ static int backup(int argc, char **argv)
         }
     }
     if (dest == NULL) {
-        fputs("usage: kefu backup FILE [--data DIR]\n", stderr);
+        fputs("usage: kefu backup FILE [--data DIR] [--config FILE]\n", stderr);
         return 2;
     }
     char path[4096];
@@ -164,6 +200,17 @@ static int backup(int argc, char **argv)
     return 0;
 }
 
+static int backup(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = backup_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
 /* On a first start there is no account to log in with: make an admin with a random password. */
 static int ensure_admin(kf_store_t *store)
 {
@@ -179,11 +226,16 @@ static int ensure_admin(kf_store_t *store)
     rc = kf_app_create_agent(store, "admin@localhost", "Admin", "admin", password);
     if (rc != 0)
         return rc;
-    fprintf(stderr,
-            "kefu: created the first agent account (add more with `kefu user add`):\n"
-            "kefu:   e-mail:   admin@localhost\n"
-            "kefu:   password: %s\n",
-            password);
+    if (json_logs)
+        kf_info("created the first agent account (add more with `kefu user add`): e-mail "
+                "admin@localhost, password %s",
+                password);
+    else
+        fprintf(stderr,
+                "kefu: created the first agent account (add more with `kefu user add`):\n"
+                "kefu:   e-mail:   admin@localhost\n"
+                "kefu:   password: %s\n",
+                password);
     return 0;
 }
 
@@ -200,6 +252,7 @@ static void server_stopped_cb(void *data)
     uv_close((uv_handle_t *)&rt->sigint, handle_closed_noop);
     uv_timer_stop(&rt->deadline);
     uv_close((uv_handle_t *)&rt->deadline, handle_closed_noop);
+    uv_close((uv_handle_t *)&rt->drain_delay, handle_closed_noop);
     kf_app_free(rt->app);
     rt->app = NULL;
 }
@@ -211,17 +264,44 @@ static void deadline_cb(uv_timer_t *timer)
     exit(1);
 }
 
-static void signal_cb(uv_signal_t *handle, int signum)
+static void drain(runtime_t *rt)
 {
-    runtime_t *rt = handle->data;
-    if (rt->stopping)
+    if (rt->draining)
         return;
-    rt->stopping = true;
-    kf_info("received %s; shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    rt->draining = true;
+    uv_timer_stop(&rt->drain_delay);
     /* Long polls are answered and streams told to reconnect, so clients come back with cursors. */
     kf_app_drain(rt->app);
     uv_timer_start(&rt->deadline, deadline_cb, 10000, 0);
     kf_server_stop(rt->server, server_stopped_cb, rt);
+}
+
+static void drain_delay_cb(uv_timer_t *timer)
+{
+    drain(timer->data);
+}
+
+static void signal_cb(uv_signal_t *handle, int signum)
+{
+    runtime_t *rt = handle->data;
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (rt->stopping) {
+        if (!rt->draining)
+            kf_info("received %s again; shutting down now", name);
+        drain(rt);
+        return;
+    }
+    rt->stopping = true;
+    kf_app_set_shutting_down(rt->app);
+    if (rt->drain_delay_ms == 0) {
+        kf_info("received %s; shutting down", name);
+        drain(rt);
+        return;
+    }
+    /* The load balancer sees /readyz fail and sends new clients elsewhere meanwhile. */
+    kf_info("received %s; not ready, shutting down in %llu s", name,
+            (unsigned long long)(rt->drain_delay_ms / 1000));
+    uv_timer_start(&rt->drain_delay, drain_delay_cb, rt->drain_delay_ms, 0);
 }
 
 static int serve(const kf_flags_t *flags)
@@ -251,6 +331,9 @@ static int serve(const kf_flags_t *flags)
     app_config.visitor_messages_burst = (double)v[KF_FLAG_VISITOR_MESSAGE_BURST].count;
     app_config.visitor_sessions_per_minute = (double)v[KF_FLAG_VISITOR_SESSIONS_PER_MINUTE].count;
     app_config.visitor_sessions_burst = (double)v[KF_FLAG_VISITOR_SESSION_BURST].count;
+    app_config.metrics_allow = v[KF_FLAG_METRICS_ALLOW].items;
+    app_config.metrics_allow_count = v[KF_FLAG_METRICS_ALLOW].item_count;
+    app_config.metrics_token = v[KF_FLAG_METRICS_TOKEN].text;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
@@ -280,6 +363,9 @@ static int serve(const kf_flags_t *flags)
     uv_signal_start(&rt.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&rt.sigint, signal_cb, SIGINT);
     uv_timer_init(rt.loop, &rt.deadline);
+    uv_timer_init(rt.loop, &rt.drain_delay);
+    rt.drain_delay.data = &rt;
+    rt.drain_delay_ms = v[KF_FLAG_DRAIN_DELAY].count * 1000;
     signal(SIGPIPE, SIG_IGN);
 
     char base[512];
@@ -288,8 +374,11 @@ static int serve(const kf_flags_t *flags)
              kf_server_port(rt.server));
     const char *public_url = v[KF_FLAG_PUBLIC_URL].text != NULL ? v[KF_FLAG_PUBLIC_URL].text : base;
     kf_info("listening on %s", base);
-    fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url,
-            public_url);
+    if (json_logs)
+        kf_info("agent console: %s/agent; visitor chat: %s/chat", public_url, public_url);
+    else
+        fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url,
+                public_url);
 
     uv_run(rt.loop, UV_RUN_DEFAULT);
     kf_store_close(store);
@@ -307,16 +396,26 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "backup") == 0)
         return backup(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
-        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n", stderr);
+        fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
+              "FILE]\n",
+              stderr);
         return 2;
     }
     kf_flags_t flags;
-    kf_flags_init(&flags);
-    int rc = kf_flags_parse(&flags, argc, argv, stdout, stderr);
-    if (rc != 0)
+    kf_config_t config = {0};
+    int rc = kf_config_load(&flags, &config, argc, argv, environ, stdout, stderr);
+    if (rc != 0) {
+        kf_config_free(&config);
         return rc == 1 ? 0 : 2;
+    }
     kf_log_level_t level;
     if (kf_log_parse_level(flags.v[KF_FLAG_LOG_LEVEL].text, &level) == 0)
         kf_log_set_level(level);
-    return serve(&flags);
+    kf_log_format_t format = KF_LOG_PLAIN;
+    if (kf_log_parse_format(flags.v[KF_FLAG_LOG_FORMAT].text, &format) == 0)
+        kf_log_set_format(format);
+    json_logs = format == KF_LOG_JSON;
+    rc = serve(&flags);
+    kf_config_free(&config);
+    return rc;
 }

@@ -12,5 +12,7 @@
 
 int64_t kf_clock_wall_ms(void);
 uint64_t kf_clock_mono_ms(void);
+/* The same in microseconds, for latencies (the histograms of base/metrics.h). */
+uint64_t kf_clock_mono_us(void);
 
 #endif

@@ -129,6 +129,8 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
         else if (m->sender == KF_SENDER_VISITOR)
             kf_autoassign_kick(app->autoassign);
         pending->event = text != NULL ? kf_chat_message_event_of(m->id, text) : NULL;
+        if (pending->event != NULL) /* the delivery latency runs from here (/metrics) */
+            pending->event->born_ms = m->created_at;
         pending->visitor_id = kf_chat_audience_visitor(m);
         pending->conversation_id = m->conversation_id;
         pending->publish_conversation = r->conversation_opened || r->conversation_reopened;
@@ -195,7 +197,10 @@ void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m)
 {
     int64_t visitor_id = kf_chat_audience_visitor(m);
     kf_replay_note_message(app->replay, visitor_id, m->id);
-    kf_chat_publish(app->hub, visitor_id, true, kf_chat_message_event(m));
+    kf_event_t *event = kf_chat_message_event(m);
+    if (event != NULL)
+        event->born_ms = m->created_at; /* the delivery latency runs from here (/metrics) */
+    kf_chat_publish(app->hub, visitor_id, true, event);
     kf_chat_publish_mentions(app, m);
 }
 

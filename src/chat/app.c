@@ -169,6 +169,10 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->loop = loop;
     app->store = store;
     app->config = *config;
+    if (kf_ops_configure(app) != 0) {
+        *err = KF_EINVAL;
+        goto out_free_app;
+    }
     app->authn = kf_authn_new(store, config, err);
     if (app->authn == NULL)
         goto out_free_app;
@@ -222,6 +226,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
 out_free_authn:
     kf_authn_free(app->authn);
 out_free_app:
+    free(app->metrics_allow);
     free(app);
     return NULL;
 }
@@ -233,8 +238,14 @@ void kf_app_commit(kf_app_t *app)
     while (kf_replay_run_deferred(app->replay) > 0);
 }
 
+void kf_app_set_shutting_down(kf_app_t *app)
+{
+    app->shutting_down = true;
+}
+
 void kf_app_drain(kf_app_t *app)
 {
+    app->shutting_down = true;
     kf_app_commit(app);
     kf_push_drain(app->push);
 }
@@ -259,6 +270,7 @@ void kf_app_free(kf_app_t *app)
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);
+    free(app->metrics_allow);
     free(app);
 }
 

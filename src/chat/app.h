@@ -32,6 +32,11 @@ typedef struct kf_app_config {
     double visitor_sessions_burst;      /* ... and bucket size (60) */
     size_t max_push_per_visitor;        /* held, streaming or WebSocket push connections (8) */
     size_t max_push_per_agent;          /* ... per agent (32) */
+    /* Who may read GET /metrics (chat/ops_api.c): addresses or ADDRESS/BITS prefixes
+     * (base/netaddr.h); NULL for loopback only (127.0.0.0/8 and ::1), an empty list for none. */
+    const char *const *metrics_allow;
+    size_t metrics_allow_count;
+    const char *metrics_token; /* a bearer token that may read it from anywhere, or NULL */
 } kf_app_config_t;
 
 /* The application: opaque outside src/chat (chat/internal.h holds it). */
@@ -66,6 +71,8 @@ void kf_app_commit(kf_app_t *app);
 /* Commits and answers what waits for it, answers held long polls and ends streams (before the
  * server stops). */
 void kf_app_drain(kf_app_t *app);
+/* From now on /readyz answers 503 shutting_down (the server goes on serving until drained). */
+void kf_app_set_shutting_down(kf_app_t *app);
 void kf_app_free(kf_app_t *app);
 
 /* Creates an agent account (e-mail lower-cased, password hashed), waiting for the store: for

@@ -34,13 +34,16 @@ static const struct {
 
 void kf_call_log(kf_req_t *req, const char *what)
 {
-    if (req->head == NULL) { /* answered after its handler returned (from a store callback) */
+    /* Also from a store callback, after the handler returned: the line still names its request. */
+    const char *outer = kf_log_set_request_id(req->request_id);
+    if (req->head == NULL) /* answered after its handler returned (from a store callback) */
         kf_info("request from %s: %s", kf_req_peer(req), what);
-        return;
-    }
-    kf_info("%.*s %.*s from %s: %s", (int)req->head->method.len,
-            req->head->method.ptr != NULL ? req->head->method.ptr : "", (int)req->head->path.len,
-            req->head->path.ptr != NULL ? req->head->path.ptr : "", kf_req_peer(req), what);
+    else
+        kf_info("%.*s %.*s from %s: %s", (int)req->head->method.len,
+                req->head->method.ptr != NULL ? req->head->method.ptr : "",
+                (int)req->head->path.len, req->head->path.ptr != NULL ? req->head->path.ptr : "",
+                kf_req_peer(req), what);
+    kf_log_set_request_id(outer);
 }
 
 const char *kf_call_error_code(int rc)
@@ -61,11 +64,13 @@ void kf_call_fail(kf_req_t *req, int rc, const char *message)
             return;
         }
     }
+    const char *outer = kf_log_set_request_id(req->request_id);
     if (req->head != NULL)
         kf_error("failure on %.*s: %s", (int)req->head->path.len, req->head->path.ptr,
                  kf_strerror(rc));
     else
         kf_error("failure answering %s: %s", kf_req_peer(req), kf_strerror(rc));
+    kf_log_set_request_id(outer);
     kf_resp_error(req, 500, "internal", "the server could not complete the request");
 }
 

@@ -1,6 +1,6 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
  * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c,
- * visitor_details_api.c, search_api.c, reports_api.c and live.c. Each runs
+ * visitor_details_api.c, search_api.c, reports_api.c, ops_api.c and live.c. Each runs
  * once the dispatcher has checked the route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
@@ -19,6 +19,13 @@ void kf_page_widget_loader(const kf_call_t *call);
 void kf_page_health(const kf_call_t *call);
 /* A file under /static/ (not a route: a prefix): exact lookup in the embedded table. */
 void kf_page_static(kf_req_t *req, const char *name, size_t name_len);
+
+/* ops_api.c: what operators and their load balancers and monitors call */
+void kf_ops_ready(const kf_call_t *call);
+/* GET /metrics's check (before anything else): the caller is on the allow-list or has the token,
+ * else 403 and false. */
+bool kf_ops_metrics_check(kf_req_t *req);
+void kf_ops_metrics(const kf_call_t *call);
 
 /* visitor_api.c */
 void kf_visitor_session_create(const kf_call_t *call);

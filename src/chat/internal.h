@@ -15,8 +15,13 @@
 #include "chat/quota.h"
 #include "chat/replay.h"
 #include "push/hub.h"
+#include "base/netaddr.h"
 #include "push/push.h"
 #include "store/store.h"
+
+/* Parses config.metrics_allow into app->metrics_allow (ops_api.c). KF_EINVAL for an entry that is
+ * no address or prefix. */
+int kf_ops_configure(kf_app_t *app);
 
 /* Messages a page of the API holds at most. */
 #define KF_PAGE_SIZE 500
@@ -45,6 +50,9 @@ struct kf_app {
     int64_t waking_id;   /* the conversation being woken */
     bool typing_preview; /* the setting: agents see a visitor's draft (the store's copy, read at
                           * start and kept in step by PATCH /api/settings) */
+    bool shutting_down;  /* a SIGTERM came: /readyz answers 503 (ops_api.c) */
+    kf_addr_prefix_t *metrics_allow; /* config.metrics_allow, parsed */
+    size_t metrics_allow_count;
 };
 
 #endif

@@ -1,4 +1,4 @@
-/* flags.c: the parser, the help text and the README table of the KF_FLAGS table. */
+/* flags.c: the parser, the help text and the docs/CONFIG.md table of the KF_FLAGS table. */
 #include "cli/flags.h"
 
 #include <errno.h>
@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/netaddr.h"
 #include "chat/app.h"
 #include "http/server.h"
 
@@ -41,6 +42,12 @@ void kf_flags_init(kf_flags_t *f)
     f->v[KF_FLAG_##id].text = text_default;
     KF_FLAGS(KF_FLAG_DEFAULT)
 #undef KF_FLAG_DEFAULT
+    /* The one list with a default: the table's text says the same for --help. */
+    static const char *const metrics_allow[] = {"127.0.0.0/8", "::1"};
+    f->v[KF_FLAG_METRICS_ALLOW].text = NULL;
+    for (size_t i = 0; i < sizeof metrics_allow / sizeof metrics_allow[0]; i++)
+        f->v[KF_FLAG_METRICS_ALLOW].items[f->v[KF_FLAG_METRICS_ALLOW].item_count++] =
+            metrics_allow[i];
     snprintf(f->host, sizeof f->host, "%s", server.host);
     f->port = server.port;
 }
@@ -67,55 +74,132 @@ static int parse_listen(const char *value, kf_flags_t *f)
     return 0;
 }
 
-/* Checks one flag's value where the flag has a form, and stores it. 0, or 2 after saying why. */
-static int take(kf_flags_t *f, kf_flag_id_t id, const char *value, FILE *err)
+int kf_flags_lookup(const char *name, size_t len)
+{
+    for (int i = 0; i < KF_FLAG__COUNT; i++) {
+        if (strlen(flags[i].name) == len && memcmp(flags[i].name, name, len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+const char *kf_flags_name(kf_flag_id_t id)
+{
+    return flags[id].name;
+}
+
+kf_flag_kind_t kf_flags_kind(kf_flag_id_t id)
+{
+    return flags[id].kind;
+}
+
+void kf_flags_env_name(kf_flag_id_t id, char *out, size_t size)
+{
+    int n = snprintf(out, size, "KEFU_%s", flags[id].name);
+    for (int i = 5; i < n && (size_t)i < size; i++)
+        out[i] =
+            out[i] == '-' ? '_' : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 32 : out[i]);
+}
+
+/* A switch's value in a file or the environment, where it can also be turned off. */
+static int parse_switch(const char *value, bool *on)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+            *on = strcmp(value, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return KF_EINVAL;
+}
+
+int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *label, FILE *err)
 {
     const flag_t *flag = &flags[id];
     kf_flag_value_t *v = &f->v[id];
     switch (flag->kind) {
-    case KF_FLAG_SWITCH: v->on = true; return 0;
-    case KF_FLAG_LIST:
+    case KF_FLAG_SWITCH:
+        if (parse_switch(value, &v->on) != 0) {
+            fprintf(err, "kefu: %s takes true or false (or yes/no, on/off, 1/0), not %s\n", label,
+                    value);
+            return 2;
+        }
+        f->given[id] = true;
+        return 0;
+    case KF_FLAG_LIST: {
+        kf_addr_prefix_t prefix;
+        if (id == KF_FLAG_METRICS_ALLOW && kf_addr_prefix_parse(value, &prefix) != 0) {
+            fprintf(err, "kefu: %s takes an IP address or ADDRESS/BITS (10.0.0.0/8), not %s\n",
+                    label, value);
+            return 2;
+        }
+        if (!f->given[id]) /* the first value given replaces the default's */
+            v->item_count = 0;
         if (v->item_count == KF_FLAG_MAX_ITEMS) {
-            fprintf(err, "kefu: too many --%s flags (at most %d)\n", flag->name, KF_FLAG_MAX_ITEMS);
+            fprintf(err, "kefu: too many %s values (at most %d)\n", label, KF_FLAG_MAX_ITEMS);
             return 2;
         }
         v->items[v->item_count++] = value;
+        f->given[id] = true;
         return 0;
+    }
     case KF_FLAG_COUNT: {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(value, &end, 10);
         if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || n < flag->min ||
             n > flag->max) {
-            fprintf(err, "kefu: --%s takes a whole number from %llu to %llu, not %s\n", flag->name,
+            fprintf(err, "kefu: %s takes a whole number from %llu to %llu, not %s\n", label,
                     (unsigned long long)flag->min, (unsigned long long)flag->max, value);
             return 2;
         }
         v->count = n;
+        f->given[id] = true;
         return 0;
     }
     case KF_FLAG_TEXT: break;
     }
     kf_log_level_t level;
     if (id == KF_FLAG_LISTEN && parse_listen(value, f) != 0) {
-        fprintf(err, "kefu: --listen takes HOST:PORT, not %s\n", value);
+        fprintf(err, "kefu: %s takes HOST:PORT, not %s\n", label, value);
         return 2;
     }
     if (id == KF_FLAG_SYNCHRONOUS && strcmp(value, "FULL") != 0 && strcmp(value, "NORMAL") != 0) {
-        fprintf(err, "kefu: --synchronous is FULL or NORMAL\n");
+        fprintf(err, "kefu: %s is FULL or NORMAL, not %s\n", label, value);
+        return 2;
+    }
+    kf_log_format_t format;
+    if (id == KF_FLAG_LOG_FORMAT && kf_log_parse_format(value, &format) != 0) {
+        fprintf(err, "kefu: %s is plain or json, not %s\n", label, value);
         return 2;
     }
     if (id == KF_FLAG_LOG_LEVEL && kf_log_parse_level(value, &level) != 0) {
-        fprintf(err, "kefu: unknown log level %s\n", value);
+        fprintf(err, "kefu: %s: unknown log level %s (debug, info, warn, error or off)\n", label,
+                value);
+        return 2;
+    }
+    if (id == KF_FLAG_METRICS_TOKEN && (strlen(value) < 16 || strpbrk(value, " \t") != NULL)) {
+        fprintf(err, "kefu: %s takes at least 16 characters and no spaces\n", label);
+        return 2;
+    }
+    if (id != KF_FLAG_LISTEN && value[0] == '\0') {
+        fprintf(err, "kefu: %s needs a value\n", label);
         return 2;
     }
     v->text = value;
+    f->given[id] = true;
     return 0;
 }
 
-/* What the flags say together: a rate limit that is on needs a bucket of at least one. */
-static int check_together(const kf_flags_t *f, FILE *err)
+int kf_flags_check(kf_flags_t *f, FILE *err)
 {
+    /* --listen may have come from several sources: the host and port are the last one's. */
+    if (parse_listen(f->v[KF_FLAG_LISTEN].text, f) != 0) {
+        fprintf(err, "kefu: listen takes HOST:PORT, not %s\n", f->v[KF_FLAG_LISTEN].text);
+        return 2;
+    }
     static const kf_flag_id_t pairs[][2] = {
         {KF_FLAG_VISITOR_REQUESTS_PER_MINUTE, KF_FLAG_VISITOR_REQUEST_BURST},
         {KF_FLAG_VISITOR_MESSAGES_PER_MINUTE, KF_FLAG_VISITOR_MESSAGE_BURST},
@@ -133,11 +217,17 @@ static int check_together(const kf_flags_t *f, FILE *err)
 
 /* getopt's value for a flag: past any character, so that none is mistaken for a short option. */
 #define OPTION_BASE 256
-enum { OPTION_HELP = OPTION_BASE + KF_FLAG__COUNT, OPTION_MARKDOWN };
+enum { OPTION_HELP = OPTION_BASE + KF_FLAG__COUNT, OPTION_MARKDOWN, OPTION_CONFIG };
 
 int kf_flags_parse(kf_flags_t *f, int argc, char **argv, FILE *out, FILE *err)
 {
-    struct option options[KF_FLAG__COUNT + 3];
+    int rc = kf_flags_parse_args(f, argc, argv, out, err);
+    return rc != 0 ? rc : kf_flags_check(f, err);
+}
+
+int kf_flags_parse_args(kf_flags_t *f, int argc, char **argv, FILE *out, FILE *err)
+{
+    struct option options[KF_FLAG__COUNT + 4];
     for (int i = 0; i < KF_FLAG__COUNT; i++)
         options[i] = (struct option){
             flags[i].name, flags[i].kind == KF_FLAG_SWITCH ? no_argument : required_argument, NULL,
@@ -145,7 +235,8 @@ int kf_flags_parse(kf_flags_t *f, int argc, char **argv, FILE *out, FILE *err)
     options[KF_FLAG__COUNT] = (struct option){"help", no_argument, NULL, OPTION_HELP};
     options[KF_FLAG__COUNT + 1] =
         (struct option){"help-markdown", no_argument, NULL, OPTION_MARKDOWN};
-    options[KF_FLAG__COUNT + 2] = (struct option){NULL, 0, NULL, 0};
+    options[KF_FLAG__COUNT + 2] = (struct option){"config", required_argument, NULL, OPTION_CONFIG};
+    options[KF_FLAG__COUNT + 3] = (struct option){NULL, 0, NULL, 0};
     optind = 1;
     opterr = 0;
     int c;
@@ -158,12 +249,21 @@ int kf_flags_parse(kf_flags_t *f, int argc, char **argv, FILE *out, FILE *err)
             kf_flags_markdown(out);
             return 1;
         }
+        if (c == OPTION_CONFIG) {
+            f->config_path = optarg;
+            continue;
+        }
         if (c < OPTION_BASE || c >= OPTION_BASE + KF_FLAG__COUNT) {
             fprintf(err, "kefu: unknown option or missing value: %s\n", argv[optind - 1]);
             kf_flags_help(err);
             return 2;
         }
-        int rc = take(f, (kf_flag_id_t)(c - OPTION_BASE), optarg, err);
+        kf_flag_id_t id = (kf_flag_id_t)(c - OPTION_BASE);
+        char label[64];
+        snprintf(label, sizeof label, "--%s", flags[id].name);
+        /* A switch on the command line is only ever turned on. */
+        int rc =
+            kf_flags_set(f, id, flags[id].kind == KF_FLAG_SWITCH ? "true" : optarg, label, err);
         if (rc != 0)
             return rc;
     }
@@ -172,7 +272,7 @@ int kf_flags_parse(kf_flags_t *f, int argc, char **argv, FILE *out, FILE *err)
         kf_flags_help(err);
         return 2;
     }
-    return check_together(f, err);
+    return 0;
 }
 
 /* A flag's default as text, for help: "" when it has none worth a word. */
@@ -182,7 +282,7 @@ static void default_text(kf_flag_id_t id, const kf_flags_t *defaults, char *out,
     out[0] = '\0';
     if (flag->kind == KF_FLAG_COUNT)
         snprintf(out, size, "%llu", (unsigned long long)defaults->v[id].count);
-    else if (flag->kind == KF_FLAG_TEXT && flag->text_default != NULL)
+    else if (flag->kind != KF_FLAG_COUNT && flag->text_default != NULL)
         snprintf(out, size, "%s", flag->text_default);
 }
 
@@ -219,15 +319,22 @@ void kf_flags_help(FILE *out)
 {
     kf_flags_t defaults;
     kf_flags_init(&defaults);
-    fputs("usage: kefu [options]                      serve the chat\n"
-          "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR]\n"
-          "                                           create an agent (password on standard "
-          "input)\n"
-          "       kefu backup FILE [--data DIR]        copy the database, while it serves, to "
-          "a new FILE\n"
-          "       kefu routes                          list the routes and who may call each\n"
-          "\noptions:\n",
-          out);
+    fputs(
+        "usage: kefu [options]                      serve the chat\n"
+        "       kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config FILE]\n"
+        "                                           create an agent (password on standard "
+        "input)\n"
+        "       kefu backup FILE [--data DIR] [--config FILE]\n"
+        "                                           copy the database, while it serves, to a "
+        "new FILE\n"
+        "       kefu routes                          list the routes and who may call each\n"
+        "\nEvery option is also a config file key (its name without --) and an environment\n"
+        "variable (KEFU_ and its name in capitals, - as _: KEFU_LISTEN). Flags win over the\n"
+        "environment, which wins over the file (docs/CONFIG.md).\n"
+        "\noptions:\n"
+        "  --config FILE         read settings from FILE (key = value lines, # comments); also\n"
+        "                        KEFU_CONFIG\n",
+        out);
     bool in_limits = false;
     for (int i = 0; i < KF_FLAG__COUNT; i++) {
         const flag_t *flag = &flags[i];
@@ -270,7 +377,8 @@ void kf_flags_markdown(FILE *out)
 {
     kf_flags_t defaults;
     kf_flags_init(&defaults);
-    fputs("| flag | default | meaning |\n| --- | --- | --- |\n", out);
+    fputs("| flag and file key | environment | default | meaning |\n| --- | --- | --- | --- |\n",
+          out);
     for (int i = 0; i < KF_FLAG__COUNT; i++) {
         const flag_t *flag = &flags[i];
         fputs("| `--", out);
@@ -279,7 +387,9 @@ void kf_flags_markdown(FILE *out)
             fputc(' ', out);
             cell(out, flag->metavar);
         }
-        fputs("` | ", out);
+        char env[96];
+        kf_flags_env_name((kf_flag_id_t)i, env, sizeof env);
+        fprintf(out, "` | `%s` | ", env);
         char dflt[64];
         default_text((kf_flag_id_t)i, &defaults, dflt, sizeof dflt);
         if (dflt[0] != '\0')

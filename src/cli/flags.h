@@ -1,7 +1,8 @@
-/* flags.h: kefu's command-line flags, from ONE table (KF_FLAGS): the parser, `kefu --help` and
- * the README's configuration table (`kefu --help-markdown`, which tests/e2e/cli.test.js compares
- * with README.md) are all made from it, so they cannot drift. A new flag is one line here and
- * the code that uses its value. */
+/* flags.h: kefu's settings, from ONE table (KF_FLAGS): the command-line parser, the config file's
+ * keys and the KEFU_* environment variables (cli/config.h), `kefu --help` and the table in
+ * docs/CONFIG.md (`kefu --help-markdown`, which tests/e2e/cli.test.js compares with it) are all
+ * made from it, so they cannot drift. A new setting is one line here and the code that uses its
+ * value. */
 #ifndef KF_FLAGS_H
 #define KF_FLAGS_H
 
@@ -24,7 +25,8 @@ typedef enum {
  * - count_default is an expression over `server` (kf_server_config_t) and `app`
  *   (kf_app_config_t) filled with their defaults: the flag's default is the code's, never a copy;
  * - text_default is the default of a TEXT flag, or NULL when it has none (then its help says
- *   what happens without it);
+ *   what happens without it); for a LIST, its default items as --help shows them (the items
+ *   themselves are set in kf_flags_init);
  * - limit: the flag is one of the abuse limits (listed after the others);
  * - help is Markdown for the README (`code` in backquotes); --help prints it without them. */
 #define KF_FLAGS(X)                                                                                \
@@ -44,6 +46,19 @@ typedef enum {
       "(repeatable); by default only kefu's own origin may")                                       \
     X(LOG_LEVEL, "log-level", "LEVEL", KF_FLAG_TEXT, 0, 0, 0, "info", false,                       \
       "`debug`, `info`, `warn`, `error`, `off`; logs go to stderr")                                \
+    X(LOG_FORMAT, "log-format", "plain|json", KF_FLAG_TEXT, 0, 0, 0, "plain", false,               \
+      "`plain` lines, or `json`: one object a line (`time`, `level`, `msg`, `request_id`)")        \
+    X(DRAIN_DELAY, "drain-delay", "SECONDS", KF_FLAG_COUNT, 0, 3600, 0, NULL, false,               \
+      "after SIGTERM, serve on this long while `/readyz` answers 503, so that a load balancer "    \
+      "stops sending new clients, then drain and stop (0 to 3600; a second signal stops at once)") \
+    X(METRICS_ALLOW, "metrics-allow", "ADDRESS[/BITS]", KF_FLAG_LIST, 0, 0, 0, "127.0.0.0/8, ::1", \
+      false,                                                                                       \
+      "addresses that may read `/metrics` (repeatable; an empty list in a file or variable: "      \
+      "none; "                                                                                     \
+      "others get 403)")                                                                           \
+    X(METRICS_TOKEN, "metrics-token", "TOKEN", KF_FLAG_TEXT, 0, 0, 0, NULL, false,                 \
+      "a scraper sending `Authorization: Bearer TOKEN` may read `/metrics` from any address "      \
+      "(set it in the file or the environment: flags show in `ps`)")                               \
     X(MAX_CONNECTIONS_PER_ADDRESS, "max-connections-per-address", "N", KF_FLAG_COUNT, 0,           \
       KF_FLAG_MAX_LIMIT, server.max_connections_per_address, NULL, true,                           \
       "connections open at once from one client address (an IPv6 /64), loopback included; "        \
@@ -94,18 +109,40 @@ typedef struct kf_flag_value {
 
 typedef struct kf_flags {
     kf_flag_value_t v[KF_FLAG__COUNT];
+    bool given[KF_FLAG__COUNT]; /* set by kf_flags_set (a flag, a key or a variable), not a default
+                                 */
+    const char *config_path;    /* --config FILE, or NULL */
     char host[256]; /* --listen, split: the host (brackets of an IPv6 address removed) */
     int port;       /* ... and the port */
 } kf_flags_t;
 
 /* Every flag at its default. */
 void kf_flags_init(kf_flags_t *flags);
-/* Parses argv[1..] (getopt_long; argv's strings must outlive flags). Returns 0 to go on; 1 when
- * --help or --help-markdown printed to out (exit 0); 2 after printing why to err (exit 2). */
+/* Parses argv[1..] (getopt_long; argv's strings must outlive flags), then kf_flags_check. Returns
+ * 0 to go on; 1 when --help or --help-markdown printed to out (exit 0); 2 after printing why to
+ * err (exit 2). */
 int kf_flags_parse(kf_flags_t *flags, int argc, char **argv, FILE *out, FILE *err);
+/* The same without kf_flags_check: for cli/config.c, which checks once every source is in. */
+int kf_flags_parse_args(kf_flags_t *flags, int argc, char **argv, FILE *out, FILE *err);
+/* What the settings say together (a rate limit that is on needs a burst of at least 1), and
+ * --listen split into host and port. 0, or 2 after printing why to err. */
+int kf_flags_check(kf_flags_t *flags, FILE *err);
+/* The setting called name (a flag's name without its dashes: "max-push-per-agent"), or -1. */
+int kf_flags_lookup(const char *name, size_t len);
+/* A setting's name ("listen") and kind. */
+const char *kf_flags_name(kf_flag_id_t id);
+kf_flag_kind_t kf_flags_kind(kf_flag_id_t id);
+/* A setting's environment variable: KEFU_ and its name in capitals, '-' as '_' (KEFU_LISTEN). */
+void kf_flags_env_name(kf_flag_id_t id, char *out, size_t size);
+/* Sets one setting from text (value must outlive flags) and marks it given. A switch takes true,
+ * false, yes, no, on, off, 1 or 0; a list takes one item a call. label names where the value came
+ * from in the message ("--listen", "KEFU_LISTEN", "/etc/kefu.conf:3: listen"). Returns 0, or 2
+ * after printing to err why the value is refused and what the setting takes. */
+int kf_flags_set(kf_flags_t *flags, kf_flag_id_t id, const char *value, const char *label,
+                 FILE *err);
 /* `kefu --help`: usage, then every flag with its default. */
 void kf_flags_help(FILE *out);
-/* The README's table: a header row, then one row per flag with its default. */
+/* docs/CONFIG.md's table: a header row, then one row per setting with its variable and default. */
 void kf_flags_markdown(FILE *out);
 
 #endif

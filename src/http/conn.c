@@ -2,11 +2,13 @@
  * machine (http/server_int.h draws it), dispatch to the handler, closing and lingering, and the
  * 1-second sweep of timeouts; and the server's start and stop. */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "http/server_int.h"
 
 /* Timeouts and idle checks run from one coarse sweep instead of a timer per connection: an idle
@@ -338,7 +340,9 @@ void kf_req_resume(kf_req_t *req, void (*fn)(kf_req_t *req, void *data), void *d
     req->body = req->body_len > 0 ? conn->rbuf.data + head_len : NULL;
     conn_set_state(conn, CONN_DISPATCH);
     conn->in_handler = true;
+    const char *outer = kf_log_set_request_id(req->request_id);
     fn(req, data);
+    kf_log_set_request_id(outer);
     after_handler(conn);
     process(conn);
 }
@@ -388,6 +392,34 @@ static void reject_parse_error(kf_conn_t *conn, const kf_http_fault_t *fault)
     conn_reject(conn, fault->status, code, fault->reason);
 }
 
+/* An id a client sent is taken when it could do no harm in a header or a log line. */
+static bool sane_request_id(const kf_str_t *id)
+{
+    if (id->len == 0 || id->len >= KF_REQUEST_ID_SIZE)
+        return false;
+    for (size_t i = 0; i < id->len; i++) {
+        char c = id->ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void conn_set_request_id(kf_conn_t *conn, const kf_http_request_t *head)
+{
+    kf_req_t *req = &conn->req;
+    const kf_str_t *given = head != NULL ? kf_http_header_get(head, "X-Request-Id") : NULL;
+    if (given != NULL && sane_request_id(given)) {
+        memcpy(req->request_id, given->ptr, given->len);
+        req->request_id[given->len] = '\0';
+        return;
+    }
+    kf_server_t *server = conn->server;
+    snprintf(req->request_id, sizeof req->request_id, "%08x%08x",
+             (unsigned)server->request_id_prefix, (unsigned)++server->request_id_count);
+}
+
 /* Hands a complete request to the handler. */
 static void dispatch(kf_conn_t *conn, const kf_http_request_t *head, size_t head_len,
                      size_t body_len)
@@ -403,8 +435,11 @@ static void dispatch(kf_conn_t *conn, const kf_http_request_t *head, size_t head
     conn->continue_sent = false;
     conn->served = true;
     conn_set_state(conn, CONN_DISPATCH);
+    conn_set_request_id(conn, head);
     conn->in_handler = true;
+    const char *outer = kf_log_set_request_id(req->request_id);
     conn->server->handler(req);
+    kf_log_set_request_id(outer);
     after_handler(conn);
 }
 
@@ -609,6 +644,10 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     server->config = *config;
     server->handler = handler;
     server->app = app;
+    /* A weak prefix (no entropy to be had) still makes ids: they are for logs, not secrets. */
+    if (uv_random(NULL, NULL, &server->request_id_prefix, sizeof server->request_id_prefix, 0,
+                  NULL) != 0)
+        server->request_id_prefix = (uint32_t)kf_clock_wall_ms();
     kf_list_init(&server->conns);
     kf_map_init(&server->addresses);
     uv_tcp_init(loop, &server->listener);

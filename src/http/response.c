@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "http/server_int.h"
 
 typedef struct write_req {
@@ -207,8 +208,8 @@ static void write_head(kf_conn_t *conn, int status, const char *content_type, si
     kf_buf_reserve(&head, 384 + resp->headers.len + (body != NULL ? len : 0));
     kf_buf_printf(&head,
                   "HTTP/1.1 %d %s\r\nServer: kefu\r\nX-Content-Type-Options: nosniff\r\n"
-                  "Referrer-Policy: no-referrer\r\n",
-                  status, status_text(status));
+                  "Referrer-Policy: no-referrer\r\nX-Request-Id: %s\r\n",
+                  status, status_text(status), conn->req.request_id);
     if (content_type != NULL)
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
     /* Only HTML pages are documents to render or frame, and their handlers set their own policy;
@@ -295,6 +296,7 @@ void kf_resp_json_text(kf_req_t *req, int status, const char *text, size_t len)
 
 void kf_resp_error(kf_req_t *req, int status, const char *code, const char *message)
 {
+    kf_metrics_reject(status, code);
     json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -314,6 +316,7 @@ void conn_reject(kf_conn_t *conn, int status, const char *code, const char *mess
     conn->served = true;
     conn->close_after = true;
     conn_set_state(conn, CONN_DISPATCH);
+    conn_set_request_id(conn, NULL);
     kf_resp_error(req, status, code, message);
 }
 

@@ -50,6 +50,9 @@ typedef struct kf_server_config {
     size_t max_connections_per_address;
 } kf_server_config_t;
 
+/* Room for a request id and its NUL. */
+#define KF_REQUEST_ID_SIZE 65
+
 /* A request, as a handler sees it. Its response state is the server's own (http/server_int.h). */
 struct kf_req {
     void *app; /* the application pointer given to kf_server_start */
@@ -61,6 +64,10 @@ struct kf_req {
     const char *body; /* Content-Length bytes (NULL when there is no body) */
     size_t body_len;
     uint64_t started_ms; /* kf_clock_mono_ms when the request was complete */
+    /* The client's X-Request-Id when it is sane (1 to 64 of A-Z a-z 0-9 and . _ : -), else one
+     * made here; sent back in the response's X-Request-Id, and in every log line the loop writes
+     * while a handler of the request runs (base/log.h). */
+    char request_id[KF_REQUEST_ID_SIZE];
 };
 
 /* Starts listening. Returns 0, or KF_EADDRINUSE, KF_EACCESS (e.g. a privileged port) or KF_EIO

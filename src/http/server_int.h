@@ -115,7 +115,9 @@ struct kf_server {
     void (*done_cb)(void *data);
     void *done_data;
     int port;
-    kf_map_t addresses; /* admit.c's per-address table */
+    kf_map_t addresses;         /* admit.c's per-address table */
+    uint32_t request_id_prefix; /* random, per server: ids made here differ across restarts */
+    uint32_t request_id_count;  /* ... and a count, for the ids made since */
 };
 
 /* The connection a request belongs to. */
@@ -125,6 +127,10 @@ static inline kf_conn_t *req_conn(const kf_req_t *req)
 }
 
 /* conn.c: the state machine, reading and closing. */
+
+/* Sets req's request_id: the client's X-Request-Id in head when it is sane, else a new one (head
+ * NULL: always new). */
+void conn_set_request_id(kf_conn_t *conn, const kf_http_request_t *head);
 
 /* Moves conn to state, asserting that the move is one of those drawn above. */
 void conn_set_state(kf_conn_t *conn, conn_state_t state);

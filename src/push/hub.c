@@ -41,6 +41,7 @@ kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
     kf_event_t *event = kf_xmalloc(sizeof(kf_event_t) + len + 1);
     event->refs = 1;
     event->id = id;
+    event->born_ms = 0;
     event->len = len;
     for (int i = 0; i < KF_EVENT_ENCODINGS; i++) {
         event->encoded[i] = NULL;

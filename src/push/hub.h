@@ -21,9 +21,11 @@ typedef struct kf_event {
     uint64_t id; /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
     char *encoded[KF_EVENT_ENCODINGS]; /* malloc'd, or NULL until first needed */
     size_t encoded_len[KF_EVENT_ENCODINGS];
-    size_t len;  /* bytes of json */
-    char json[]; /* the event as a JSON object, e.g. {"type":"message","message":{...}},
-                    NUL-terminated */
+    int64_t born_ms; /* wall-clock ms its news began (a new message's created_at), for the delivery
+                      * latency (base/metrics.h); 0 for one not measured (replayed, ephemeral) */
+    size_t len;      /* bytes of json */
+    char json[];     /* the event as a JSON object, e.g. {"type":"message","message":{...}},
+                        NUL-terminated */
 } kf_event_t;
 
 /* Makes an event with one reference, copying len bytes of json; with json NULL, the caller fills

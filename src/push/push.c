@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "push/transport.h"
 
 #define TICK_MS 1000
@@ -31,7 +32,8 @@ struct kf_push {
     uv_timer_t tick;   /* one coarse timer for every client's timeout and heartbeat */
     kf_list_t clients; /* every client not dead, newest last */
     size_t client_count;
-    kf_push_windows_t *windows; /* of the topics windowed clients follow */
+    size_t transport_count[KF_PUSH_TRANSPORT_COUNT]; /* of them, by transport */
+    kf_push_windows_t *windows;                      /* of the topics windowed clients follow */
 };
 
 void kf_push_config_default(kf_push_config_t *config)
@@ -74,6 +76,7 @@ static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_tran
     kf_sub_init(&client->sub, live_event_cb, client);
     kf_list_push_back(&push->clients, &client->link);
     push->client_count++;
+    push->transport_count[transport]++;
     return client;
 }
 
@@ -107,6 +110,7 @@ void kf__push_client_kill(kf_push_client_t *client)
     }
     kf_list_remove(&client->link);
     push->client_count--;
+    push->transport_count[client->transport]--;
     held_drop(client);
     if (client->refs == 0)
         client_free(client);
@@ -180,6 +184,11 @@ static int client_deliver(kf_push_client_t *client, kf_event_t *event)
     int rc = client->ops->deliver(client, event);
     if (rc != 0)
         return rc;
+    if (event->born_ms != 0) {
+        int64_t age_ms = kf_clock_wall_ms() - event->born_ms;
+        kf_histogram_observe_us(&kf_metrics.push_delivery,
+                                age_ms > 0 ? (uint64_t)age_ms * 1000 : 0);
+    }
     if (event->id > client->cursor)
         client->cursor = event->id;
     return 0;
@@ -407,6 +416,11 @@ size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject)
         client->ops->end(client, KF_PUSH_END_SUBJECT);
     }
     return ended;
+}
+
+size_t kf_push_transport_client_count(const kf_push_t *push, kf_push_transport_t transport)
+{
+    return push->transport_count[transport];
 }
 
 size_t kf_push_client_count(const kf_push_t *push)

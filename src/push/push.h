@@ -20,6 +20,7 @@ typedef enum {
     KF_PUSH_SSE,
     KF_PUSH_WS,
 } kf_push_transport_t;
+#define KF_PUSH_TRANSPORT_COUNT 5
 
 /* Receives one replayed event (borrowed: take a reference to keep it). Non-zero stops the
  * replay. */
@@ -108,6 +109,8 @@ void kf_push_drain(kf_push_t *push);
 size_t kf_push_end_subject(kf_push_t *push, char kind, int64_t subject);
 /* Clients held, streaming or connected now. */
 size_t kf_push_client_count(const kf_push_t *push);
+/* ... over one transport (a short poll's client lives while its answer is made). */
+size_t kf_push_transport_client_count(const kf_push_t *push, kf_push_transport_t transport);
 /* Topics with an ephemeral window now (those poll and long-poll clients followed in the last
  * ephemeral_window_ms), and in *bytes (unless NULL) the memory the windows hold. O(windows). */
 size_t kf_push_window_count(kf_push_t *push, size_t *bytes);

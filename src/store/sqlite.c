@@ -8,11 +8,13 @@
 #include "store/search_text.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* Migrations, in order: entry i moves the schema from version i to version i + 1. Append new
  * entries; never edit a released one, since databases in the field have already run it. The
@@ -804,6 +806,25 @@ int kf_store_sqlite_set_checkpoint_pages(kf_store_t *store, int pages)
         pages > KF_SQLITE_MAX_CHECKPOINT_PAGES)
         return KF_EINVAL;
     atomic_store(&kf_sqlite_from_base(store)->checkpoint_pages, pages);
+    return 0;
+}
+
+int kf_store_sqlite_wal_bytes(kf_store_t *store, uint64_t *bytes)
+{
+    if (store == NULL || store->ops != &sqlite_ops)
+        return KF_EINVAL;
+    const char *db_path = sqlite3_db_filename(kf_sqlite_from_base(store)->main.db, "main");
+    if (db_path == NULL || db_path[0] == '\0')
+        return KF_EINVAL; /* in memory */
+    char wal_path[4096];
+    if ((size_t)snprintf(wal_path, sizeof wal_path, "%s-wal", db_path) >= sizeof wal_path)
+        return KF_EIO;
+    struct stat st;
+    if (stat(wal_path, &st) != 0) {
+        *bytes = 0;
+        return errno == ENOENT ? 0 : KF_EIO;
+    }
+    *bytes = (uint64_t)st.st_size;
     return 0;
 }
 

@@ -19,6 +19,8 @@
  * commits overwrite it rather than grow it. */
 #include "store/sqlite_internal.h"
 
+#include "base/metrics.h"
+
 /* Pages copied by the last passive checkpoint of a chase under which the checkpointer holds the
  * writer back to copy the rest and let the log start over; see checkpoint_round. */
 #define RESTART_TAIL_PAGES 64
@@ -71,8 +73,11 @@ static void gate_checkpointer_leave(sqlite_store_t *s)
  * how many of them are in the database now. */
 static int checkpoint_passive(sqlite_store_t *s, int *log_out, int *copied_out)
 {
-    return sqlite3_wal_checkpoint_v2(s->checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE, log_out,
-                                     copied_out);
+    int rc = sqlite3_wal_checkpoint_v2(s->checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE, log_out,
+                                       copied_out);
+    if (rc == SQLITE_OK)
+        atomic_fetch_add_explicit(&kf_metrics.checkpoints, 1, memory_order_relaxed);
+    return rc;
 }
 
 /* A failure is left for the next round: the log only grows meanwhile. Each passive checkpoint

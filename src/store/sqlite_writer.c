@@ -6,7 +6,9 @@
 #include "store/sqlite_internal.h"
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
+#include "base/metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -1175,6 +1177,17 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
     }
 }
 
+/* Adds the batch's new messages (a send, a transfer's note; not a resend's duplicate) to the
+ * process's count, once they are committed. */
+static void count_messages(const op_t *batch)
+{
+    uint64_t stored = 0;
+    for (const op_t *op = batch; op != NULL; op = op->next)
+        stored += op->result.rc == 0 && op->result.message != NULL && !op->result.duplicate;
+    if (stored > 0)
+        atomic_fetch_add_explicit(&kf_metrics.messages_stored, stored, memory_order_relaxed);
+}
+
 static void *writer_main(void *data)
 {
     sqlite_store_t *s = data;
@@ -1191,7 +1204,10 @@ static void *writer_main(void *data)
         s->writing = true;
         pthread_mutex_unlock(&s->queue_lock);
 
+        uint64_t began_us = kf_clock_mono_us();
         apply_batch(s, batch.head);
+        kf_histogram_observe_us(&kf_metrics.store_write, kf_clock_mono_us() - began_us);
+        count_messages(batch.head);
 
         pthread_mutex_lock(&s->queue_lock);
         kf_sqlite_list_append(&s->finished, batch.head, batch.tail);

@@ -671,6 +671,10 @@ int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t *
  * the checkpoints; tests set a small one. KF_EINVAL for another backend or pages outside 1 to
  * 2^24. */
 int kf_store_sqlite_set_checkpoint_pages(kf_store_t *store, int pages);
+/* The SQLite store's WAL file's size in bytes now (0 when there is none), for /metrics. Threads:
+ * the owner's (a stat of the file). KF_EINVAL for another backend, KF_EIO when the file cannot
+ * be looked at. */
+int kf_store_sqlite_wal_bytes(kf_store_t *store, uint64_t *bytes);
 
 static inline void kf_store_close(kf_store_t *store)
 {

@@ -1,19 +1,20 @@
 'use strict';
 // cli.test.js: the kefu command's refusals — bad flags, a data directory or database it cannot
 // use, a port already taken, `kefu user add` mistakes — each a message on stderr and exit status
-// 2 (usage) or 1 (could not do it), nothing else. Under ASan a leak on any of these exits would
+// 2 (usage) or 1 (could not do it), nothing else; and where settings come from (a config file,
+// KEFU_* variables, flags: docs/CONFIG.md). Under ASan a leak on any of these exits would
 // change the status (LeakSanitizer exits 23), so the exact statuses also check the clean-up.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { KEFU_BIN, tmpDir } = require('./harness');
 
-function kefu(args, { input = '', dataDir } = {}) {
+function kefu(args, { input = '', dataDir, env } = {}) {
   const full = dataDir ? [...args, '--data', dataDir] : args;
-  const r = spawnSync(KEFU_BIN, full, { input, encoding: 'utf8', timeout: 30000 });
+  const r = spawnSync(KEFU_BIN, full, { input, encoding: 'utf8', timeout: 30000, env: env && { ...process.env, ...env } });
   assert.equal(r.error, undefined, `kefu ${full.join(' ')} ran`);
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
@@ -31,11 +32,11 @@ test('cli: --help prints the usage on standard output and exits 0', () => {
   assert.match(r.stdout, /kefu user add EMAIL/);
 });
 
-test('cli: the README\'s table of flags is exactly `kefu --help-markdown`, and --help lists every flag in it', () => {
+test('cli: docs/CONFIG.md\'s table of settings is exactly `kefu --help-markdown`, and --help lists every flag in it', () => {
   const md = kefu(['--help-markdown']);
   assert.equal(md.status, 0);
-  const readme = fs.readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
-  assert.ok(readme.includes(md.stdout), `README.md's configuration table differs from kefu --help-markdown; paste this:\n${md.stdout}`);
+  const doc = fs.readFileSync(path.resolve(__dirname, '../../docs/CONFIG.md'), 'utf8');
+  assert.ok(doc.includes(md.stdout), `docs/CONFIG.md's table differs from kefu --help-markdown; paste this:\n${md.stdout}`);
   const help = kefu(['--help']).stdout;
   const names = [...md.stdout.matchAll(/^\| `(--[a-z-]+)/gm)].map((m) => m[1]);
   assert.ok(names.length >= 17, names.join(' '));
@@ -135,5 +136,77 @@ test('cli: kefu user add refuses what it cannot do, and adds an agent once', () 
     assert.equal(kefuMode(dataDir), '600');
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+// Starts kefu with args and env, waits for its start-up message, and returns what it printed.
+function startUntilListening(args, env) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(KEFU_BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`no start-up message:\n${stderr}`)); }, 20000);
+    proc.stderr.on('data', (d) => {
+      stderr += d;
+      if (/visitor chat:/.test(stderr)) { clearTimeout(timer); resolve({ proc, stderr }); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`kefu exited ${code}:\n${stderr}`)); });
+  });
+}
+
+test('cli: a flag wins over KEFU_* variables, which win over the config file', async () => {
+  const dir = tmpDir();
+  try {
+    const fileData = path.join(dir, 'file-data');
+    const conf = path.join(dir, 'kefu.conf');
+    fs.writeFileSync(conf, [
+      '# kefu settings',
+      'listen = 127.0.0.1:1', // a port kefu could not take: the flag must win
+      `data = ${fileData}`,
+      'public-url = https://file.example',
+      'log-level = info',
+      '',
+    ].join('\n'));
+    const { proc, stderr } = await startUntilListening(['--config', conf, '--listen', '127.0.0.1:0'], {
+      KEFU_LISTEN: '127.0.0.1:2', KEFU_PUBLIC_URL: 'https://env.example',
+    });
+    const exited = new Promise((resolve) => proc.on('exit', resolve));
+    const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)[1]);
+    assert.ok(port > 2, stderr);                                    // the flag's port 0
+    assert.match(stderr, /agent console: https:\/\/env\.example\/agent/); // the environment
+    assert.ok(fs.existsSync(path.join(fileData, 'kefu.db')));        // the file's
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(health.status, 200);
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    // The subcommands read the same file and variables: an agent goes into the file's database,
+    // and the backup copies it from there.
+    const add = kefu(['user', 'add', 'bo@example.com', '--name', 'Bo', '--config', conf], { input: 'pw for bo\n' });
+    assert.equal(add.status, 0, add.stderr);
+    const dest = path.join(dir, 'copy.db');
+    const backup = kefu(['backup', dest], { env: { KEFU_CONFIG: conf } });
+    assert.equal(backup.status, 0, backup.stderr);
+    assert.match(backup.stderr, new RegExp(`backed up ${fileData.replace(/[.]/g, '\\.')}/kefu\\.db`));
+    const refused = kefu(['backup', path.join(dir, 'other.db')], { env: { KEFU_CONFIG: conf, KEFU_DATA_DIR: '/x' } });
+    assert.equal(refused.status, 2, 'a misspelt variable stops the subcommands too');
+    assert.match(refused.stderr, /unknown setting in the environment: KEFU_DATA_DIR/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cli: an unknown key in the config file, or a misspelt KEFU_ setting, is refused with status 2', () => {
+  const dir = tmpDir();
+  try {
+    const conf = path.join(dir, 'kefu.conf');
+    fs.writeFileSync(conf, 'data = /tmp/unused\nlisen = 127.0.0.1:0\n');
+    expectRefused(kefu(['--config', conf]), 2, new RegExp(`${conf.replace(/[.]/g, '\\.')}:2: unknown setting lisen`), 'unknown key');
+    fs.writeFileSync(conf, 'header-timeout = soon\n');
+    expectRefused(kefu([], { env: { KEFU_CONFIG: conf } }), 2, /kefu\.conf:1: header-timeout takes a whole number from 1 to 3600, not soon/, 'bad value');
+    expectRefused(kefu(['--config', path.join(dir, 'missing.conf')]), 2, /cannot read the config file .*missing\.conf/, 'no file');
+    expectRefused(kefu([], { env: { KEFU_LISTEN_PORT: '8080' } }), 2, /unknown setting in the environment: KEFU_LISTEN_PORT/, 'unknown variable');
+    expectRefused(kefu([], { env: { KEFU_MAX_PUSH_PER_AGENT: 'lots' } }), 2, /KEFU_MAX_PUSH_PER_AGENT takes a whole number/, 'bad variable');
+    assert.ok(!fs.existsSync('/tmp/unused/kefu.db'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

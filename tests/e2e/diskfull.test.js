@@ -12,7 +12,8 @@
 // A second case fills the disk while the write-ahead log is past the checkpoint threshold, so
 // that the checkpoint cannot grow the database either. A third fills it just as the WAL index must
 // grow (SQLite says SQLITE_IOERR_SHMSIZE there, not SQLITE_FULL), and checks what an operator sees:
-// /healthz degraded while writes are refused, and one log line as it starts and one as it ends.
+// /healthz degraded and /readyz 503 while writes are refused, and one log line as it starts and
+// one as it ends.
 // Mounting needs root (or CAP_SYS_ADMIN); where it is refused the tests skip with the reason, and
 // the unit test with the SQLite VFS shim (tests/unit/store/test_faults.c) still covers the store.
 // Every mount is unmounted, whatever happens.
@@ -496,6 +497,10 @@ test(
         const health = await srv.api('GET', '/healthz');
         assert.equal(health.status, 200, health.text);
         assert.deepEqual(health.json, { status: 'degraded', writable: false }, 'a monitor sees the refused writes');
+        // ... and a load balancer sends new clients elsewhere meanwhile.
+        const ready = await srv.api('GET', '/readyz');
+        assert.equal(ready.status, 503, ready.text);
+        assert.equal(ready.json.reason, 'store_not_writable');
       }
       fs.unlinkSync(filler);
       const r = await post('after the space came back');
@@ -503,6 +508,7 @@ test(
       acked.set(r.json.message.id, r.json.message.body);
       const health = await srv.api('GET', '/healthz');
       assert.deepEqual(health.json, { status: 'ok', writable: true }, 'healthy again once a write is stored');
+      assert.equal((await srv.api('GET', '/readyz')).status, 200, 'ready again');
       const count = (re) => (srv.log.match(re) || []).length;
       const refused = answers.filter((a) => a === 503).length;
       assert.equal(count(/the database refuses writes/g), 1, `one line as the refusals start, not one per refused send:\n${srv.log}`);

@@ -646,6 +646,8 @@ test('security headers on every page, asset, API answer, error and push response
       ['the widget loader', 'GET', '/widget.js', [], 'asset', 200],
       ['the root redirect', 'GET', '/', [], 'other', 302],
       ['the health check', 'GET', '/healthz', [], 'json', 200],
+      ['the readiness check', 'GET', '/readyz', [], 'json', 200],
+      ['the metrics (from loopback)', 'GET', '/metrics', [], 'other', 200],
       ['a script', 'GET', '/static/kefu.js', [], 'asset', 200],
       ['the style sheet', 'GET', '/static/kefu.css', [], 'asset', 200],
       ['the icon', 'GET', '/static/favicon.svg', [], 'asset', 200],

@@ -1,0 +1,150 @@
+/* ops_api.c: what operators' tools call: the readiness check a load balancer asks before it sends
+ * new clients, and the figures Prometheus scrapes (docs/API.md, "Operations"). /healthz, the
+ * liveness check, is pages.c's. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth.h"
+#include "base/err.h"
+#include "base/metrics.h"
+#include "chat/handlers.h"
+#include "chat/internal.h"
+
+int kf_ops_configure(kf_app_t *app)
+{
+    static const char *const loopback[] = {"127.0.0.0/8", "::1"};
+    const char *const *allow = app->config.metrics_allow;
+    size_t count = app->config.metrics_allow_count;
+    if (allow == NULL) {
+        allow = loopback;
+        count = sizeof loopback / sizeof loopback[0];
+    }
+    app->metrics_allow = kf_xcalloc(count > 0 ? count : 1, sizeof *app->metrics_allow);
+    for (size_t i = 0; i < count; i++) {
+        if (kf_addr_prefix_parse(allow[i], &app->metrics_allow[i]) != 0)
+            return KF_EINVAL;
+    }
+    app->metrics_allow_count = count;
+    return 0;
+}
+
+/* Ready for new clients: the store takes writes and no SIGTERM has come. Either reason alone
+ * answers 503, the first that applies named (shutting down before the store: it will not pass). */
+void kf_ops_ready(const kf_call_t *call)
+{
+    kf_app_t *app = call->app;
+    bool writable = kf_store_writable(app->store);
+    const char *reason = app->shutting_down ? "shutting_down"
+                         : !writable        ? "store_not_writable"
+                                            : NULL;
+    if (reason == NULL) {
+        kf_resp_json(call->req, 200, json_pack("{s:s}", "status", "ready"));
+        return;
+    }
+    kf_resp_header(call->req, "Retry-After", "5");
+    kf_resp_json(call->req, 503,
+                 json_pack("{s:s,s:s,s:b,s:b}", "status", "not_ready", "reason", reason, "writable",
+                           writable, "shutting_down", app->shutting_down));
+}
+
+/* Whether the request carries the metrics token as a bearer token (compared in constant time). */
+static bool has_token(kf_req_t *req, const char *token)
+{
+    static const char scheme[] = "Bearer ";
+    const kf_str_t *header = kf_http_header_get(req->head, "Authorization");
+    size_t prefix = sizeof scheme - 1;
+    if (token == NULL || header == NULL || header->len <= prefix ||
+        strncasecmp(header->ptr, scheme, prefix) != 0)
+        return false;
+    return kf_auth_equal(header->ptr + prefix, header->len - prefix, token, strlen(token));
+}
+
+bool kf_ops_metrics_check(kf_req_t *req)
+{
+    kf_app_t *app = req->app;
+    const char *peer = kf_req_peer(req);
+    for (size_t i = 0; i < app->metrics_allow_count; i++) {
+        if (kf_addr_prefix_match(&app->metrics_allow[i], peer))
+            return true;
+    }
+    if (has_token(req, app->config.metrics_token))
+        return true;
+    kf_call_log(req, "metrics from an address not allowed, without the token");
+    kf_resp_error(req, 403, "forbidden",
+                  "metrics are for allow-listed addresses or the metrics token (docs/CONFIG.md)");
+    return false;
+}
+
+/* The push transports' names in the metrics' labels, in kf_push_transport_t's order. */
+static const char *const transport_names[KF_PUSH_TRANSPORT_COUNT] = {"poll", "longpoll", "iframe",
+                                                                     "sse", "websocket"};
+
+static void write_rejections(kf_buf_t *out)
+{
+    kf_metrics_write_head(out, "kefu_http_rejected_total", "counter",
+                          "Error answers by HTTP status and error code (the JSON body's).");
+    for (size_t i = 0; i < kf_metrics.rejection_count; i++) {
+        const kf_rejection_t *r = &kf_metrics.rejections[i];
+        char status[16];
+        snprintf(status, sizeof status, "%d", r->status);
+        kf_buf_t labels;
+        kf_buf_init(&labels);
+        kf_metrics_label(&labels, "status", r->status != 0 ? status : "other");
+        kf_metrics_label(&labels, "code", r->code);
+        kf_metrics_write_sample(out, "kefu_http_rejected_total", labels.data, (double)r->count);
+        kf_buf_free(&labels);
+    }
+}
+
+void kf_ops_metrics(const kf_call_t *call)
+{
+    kf_app_t *app = call->app;
+    kf_buf_t out;
+    kf_buf_init(&out);
+    kf_metrics_write_head(&out, "kefu_ready", "gauge",
+                          "1 while /readyz answers 200: the store takes writes, no SIGTERM came.");
+    bool writable = kf_store_writable(app->store);
+    kf_metrics_write_sample(&out, "kefu_ready", NULL, writable && !app->shutting_down);
+    kf_metrics_write_head(&out, "kefu_store_writable", "gauge",
+                          "1 while the database takes writes (0: a full disk, a read-only file).");
+    kf_metrics_write_sample(&out, "kefu_store_writable", NULL, writable);
+    kf_metrics_write_head(&out, "kefu_push_connections", "gauge",
+                          "Push connections open now (held, streaming or upgraded), by transport.");
+    for (int t = 0; t < KF_PUSH_TRANSPORT_COUNT; t++) {
+        kf_buf_t labels;
+        kf_buf_init(&labels);
+        kf_metrics_label(&labels, "transport", transport_names[t]);
+        kf_metrics_write_sample(
+            &out, "kefu_push_connections", labels.data,
+            (double)kf_push_transport_client_count(app->push, (kf_push_transport_t)t));
+        kf_buf_free(&labels);
+    }
+    kf_metrics_write_head(&out, "kefu_messages_stored_total", "counter",
+                          "Messages committed to the store (rate() of it: messages per second).");
+    kf_metrics_write_sample(
+        &out, "kefu_messages_stored_total", NULL,
+        (double)atomic_load_explicit(&kf_metrics.messages_stored, memory_order_relaxed));
+    kf_metrics_write_histogram(&out, "kefu_push_delivery_seconds",
+                               "From a message's creation to its delivery to a live push "
+                               "connection (one observation per connection).",
+                               &kf_metrics.push_delivery);
+    kf_metrics_write_histogram(&out, "kefu_store_write_seconds",
+                               "One batch of store writes, BEGIN to COMMIT (its fsync included).",
+                               &kf_metrics.store_write);
+    uint64_t wal_bytes = 0;
+    if (kf_store_sqlite_wal_bytes(app->store, &wal_bytes) == 0) {
+        kf_metrics_write_head(&out, "kefu_sqlite_wal_bytes", "gauge",
+                              "The SQLite write-ahead log's file size.");
+        kf_metrics_write_sample(&out, "kefu_sqlite_wal_bytes", NULL, (double)wal_bytes);
+    }
+    kf_metrics_write_head(&out, "kefu_sqlite_checkpoints_total", "counter",
+                          "Checkpoints that copied the write-ahead log back into the database.");
+    kf_metrics_write_sample(
+        &out, "kefu_sqlite_checkpoints_total", NULL,
+        (double)atomic_load_explicit(&kf_metrics.checkpoints, memory_order_relaxed));
+    write_rejections(&out);
+    kf_resp_header(call->req, "Cache-Control", "no-store");
+    kf_resp_send(call->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    kf_buf_free(&out);
+}
