@@ -17,9 +17,12 @@ const vm = require('node:vm');
 
 const LANGUAGES = { en: 'web/i18n_en.js', 'zh-CN': 'web/i18n_zh-CN.js' };
 const PLURAL_FORMS = { en: ['one', 'other'], 'zh-CN': ['other'] };
-// The visitor page and what it uses; the console joins the list when it is translated.
-const SCRIPTS = ['web/chat.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js'];
-const PAGES = ['web/chat.html'];
+// The visitor page and what it uses, and the console (web/agent.html and its scripts; the files of
+// its reports, teams, snooze, notifications and visitor panel join when they are translated).
+const SCRIPTS = ['web/chat.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js',
+  'web/agent.js', 'web/conversation_list.js', 'web/notes.js', 'web/search.js', 'web/shortcuts.js', 'web/canned.js',
+  'web/alerts.js', 'web/team.js'];
+const PAGES = ['web/chat.html', 'web/agent.html'];
 
 function loadTable(root, file) {
   const tables = {};
