@@ -255,8 +255,16 @@
       this.lines.say(text, error);
     }
 
-    run(what, fn) {
-      return this.lines.run(what, fn);
+    /* Runs fn; when it fails, says "Could not <what>." with the text of the error's code (a 401
+     * has ended the session: nothing to say). Resolves to whether fn went. */
+    async run(what, fn) {
+      try {
+        await fn();
+      } catch (e) {
+        if (e.status !== 401) this.say(t('action.failed', {what, reason: window.KefuI18n.errorText(e)}), true);
+        return false;
+      }
+      return true;
     }
 
     async load() {

@@ -84,7 +84,7 @@
         await fn();
       } catch (e) {
         if (e.status !== 401) {
-          say(t('action.failed', {what, reason: I18n.errorText(e)}), true);
+          say(t('action.failed', {what, reason: sentence(e.message) || t('action.unknownReason')}), true);
         }
         return false;
       }
