@@ -79,7 +79,7 @@ window.KefuI18n.add('zh-CN', {
   'list.srUnassigned': '，未分配',
   'list.srNotSent': '，有回复未发送',
   'list.waiting': '已等待 {time}',
-  'list.waitUnderMinute': '不到 1 分钟',
+  'list.waitUnderMinute': '<1 分钟',
   'list.waitMinutes': '{count} 分钟',
   'list.waitHours': '{hours} 小时',
   'list.waitHoursMinutes': '{hours} 小时 {minutes} 分钟',

@@ -126,6 +126,13 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     assert.equal(await page.getByRole('combobox', { name: ZH['console.language'] }).count(), 1, 'the shown switcher is labelled');
     assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English on the Chinese login card');
     await screenshot(page, 'console-zh-login-desktop');
+    // The card's switcher: English at once, and back.
+    await page.locator('#login-lang-select').selectOption('en');
+    assert.equal(await text(page, '#login-form h1'), EN['login.title']);
+    assert.equal(await page.locator('#login-form').getByLabel(EN['login.password']).count(), 1);
+    await page.locator('#login-lang-select').selectOption('zh-CN');
+    assert.equal(await text(page, '#login-form h1'), ZH['login.title']);
+    assert.equal(await text(page, '#login-submit'), ZH['login.submit']);
 
     // A wrong password: the console's own words for it, in Chinese.
     await page.locator('#login-form').getByLabel(ZH['login.email']).fill(ANA.email);
