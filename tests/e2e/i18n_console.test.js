@@ -98,6 +98,19 @@ function englishWords(texts) {
   return texts.flatMap((s) => (s.match(/[A-Za-z]{2,}/g) || []).filter((w) => !ALLOWED_LATIN.test(w)).map((w) => `${w} (in ${JSON.stringify(s)})`));
 }
 
+// The serious and critical axe violations on the page as it is now (as tests/e2e/a11y.test.js
+// checks the English console): the Chinese one must pass the same check.
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+async function violations(page, what) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    resultTypes: ['violations'],
+  }));
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${what}: ${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
 const VIEWS = ['unassigned', 'mine', 'open', 'pending', 'resolved', 'snoozed', 'all'];
 const tabTexts = (page) => page.$$eval('#view-tabs .view-tab [data-i18n]', (els) => els.map((e) => e.textContent));
 
@@ -125,6 +138,7 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     assert.equal(await page.locator('#login-lang-select').inputValue(), 'zh-CN');
     assert.equal(await page.getByRole('combobox', { name: ZH['console.language'] }).count(), 1, 'the shown switcher is labelled');
     assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English on the Chinese login card');
+    assert.deepEqual(await violations(page, 'login zh-CN'), []);
     await screenshot(page, 'console-zh-login-desktop');
     // The card's switcher: English at once, and back.
     await page.locator('#login-lang-select').selectOption('en');
@@ -191,6 +205,8 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     await waitText(page, `${item} .conv-tag`, ZH['console.status.resolved']);
     await waitText(v.page, '#resolved-notice strong', ZH['chat.resolvedTitle']);
     assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English once resolved');
+    await page.emulateMedia({ reducedMotion: 'reduce' }); // axe reads colours at one instant
+    assert.deepEqual(await violations(page, 'console zh-CN'), []);
     await screenshot(page, 'console-zh-resolved-desktop');
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'console-zh-thread-phone');
