@@ -256,12 +256,14 @@
     }
 
     /* Runs fn; when it fails, says "Could not <what>." with the text of the error's code (a 401
-     * has ended the session: nothing to say). Resolves to whether fn went. */
+     * has ended the session: nothing to say; a conflict here is a shortcut already taken).
+     * Resolves to whether fn went. */
     async run(what, fn) {
       try {
         await fn();
       } catch (e) {
-        if (e.status !== 401) this.say(t('action.failed', {what, reason: window.KefuI18n.errorText(e)}), true);
+        const reason = e.code === 'conflict' ? t('canned.taken') : window.KefuI18n.errorText(e);
+        if (e.status !== 401) this.say(t('action.failed', {what, reason}), true);
         return false;
       }
       return true;

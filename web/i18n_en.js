@@ -165,6 +165,7 @@ window.KefuI18n.add('en', {
   'canned.added': '/{shortcut} is added: type it in a reply.',
   'canned.deleted': '/{shortcut} is deleted.',
   'canned.visitorFallback': 'there',
+  'canned.taken': 'That shortcut is taken: choose another.',
   'canned.whatLoad': 'load the canned replies',
   'canned.whatSave': 'save the reply',
   'canned.whatAdd': 'add the reply',

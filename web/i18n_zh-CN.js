@@ -165,6 +165,7 @@ window.KefuI18n.add('zh-CN', {
   'canned.added': '/{shortcut} 已添加：在回复中输入即可使用。',
   'canned.deleted': '/{shortcut} 已删除。',
   'canned.visitorFallback': '朋友',
+  'canned.taken': '该快捷词已被使用，请换一个。',
   'canned.whatLoad': '加载快捷回复',
   'canned.whatSave': '保存快捷回复',
   'canned.whatAdd': '添加快捷回复',

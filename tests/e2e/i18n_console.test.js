@@ -92,10 +92,12 @@ function pageTexts(page) {
   }, NOT_YET);
 }
 
-// Latin words a Chinese console may show: the agents' names, the product, key names, "SSE".
-const ALLOWED_LATIN = /^(Ana|Bo|kefu|Enter|Esc|English|SSE)$/;
+// Latin words a Chinese console may show: the agents' names, the product, key names, "SSE", and
+// the pinyin of the example shortcut (tuikuan, 退款).
+const ALLOWED_LATIN = /^(Ana|Bo|kefu|Enter|Esc|English|SSE|tuikuan)$/;
+// Nor are the canned replies' placeholders ({visitor.name}) and shortcuts (/dizhi) words to translate.
 function englishWords(texts) {
-  return texts.flatMap((s) => (s.match(/[A-Za-z]{2,}/g) || []).filter((w) => !ALLOWED_LATIN.test(w)).map((w) => `${w} (in ${JSON.stringify(s)})`));
+  return texts.flatMap((s) => (s.replace(/\{[\w.]+\}|\/\w+/g, '').match(/[A-Za-z]{2,}/g) || []).filter((w) => !ALLOWED_LATIN.test(w)).map((w) => `${w} (in ${JSON.stringify(s)})`));
 }
 
 // The serious and critical axe violations on the page as it is now (as tests/e2e/a11y.test.js
@@ -215,6 +217,30 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.click(item);
     await waitText(page, '#status-button', ZH['thread.reopen']);
+
+    // The shortcuts' help and the canned replies, in Chinese; a refusal said by its error code.
+    await page.getByRole('button', { name: ZH['console.shortcuts'] }).click();
+    const help = page.locator('#shortcuts-dialog');
+    await help.waitFor({ state: 'visible', timeout: T });
+    assert.equal(await help.locator('.shortcuts-list dd').first().textContent(), ZH['shortcuts.next']);
+    assert.equal(await help.locator('h2').textContent(), ZH['shortcuts.title']);
+    await help.getByRole('button', { name: ZH['console.close'] }).click();
+    await page.getByRole('button', { name: ZH['team.cannedButton'] }).click();
+    const canned = page.locator('#canned-dialog');
+    await canned.waitFor({ state: 'visible', timeout: T });
+    await canned.getByLabel(ZH['canned.shortcut']).fill('dizhi');
+    await canned.getByLabel(ZH['canned.body'], { exact: true }).fill('请告诉我您的新地址。');
+    await canned.getByRole('button', { name: ZH['canned.add'] }).click();
+    await waitText(page, '#canned-status', fill(ZH['canned.added'], { shortcut: 'dizhi' }));
+    assert.equal(await canned.getByRole('button', { name: fill(ZH['canned.editLabel'], { shortcut: 'dizhi' }) }).count(), 1);
+    assert.equal(await text(page, '#canned-rows .canned-row-scope'), ZH['canned.tagPersonal']);
+    await canned.getByLabel(ZH['canned.shortcut']).fill('dizhi');
+    await canned.getByLabel(ZH['canned.body'], { exact: true }).fill('又一个');
+    await canned.getByRole('button', { name: ZH['canned.add'] }).click();
+    await waitText(page, '#canned-error', fill(ZH['action.failed'], { what: ZH['canned.whatAdd'], reason: ZH['canned.taken'] }));
+    assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English in the canned replies');
+    await screenshot(page, 'console-zh-canned-desktop');
+    await canned.getByRole('button', { name: ZH['console.close'] }).click();
 
     // English, chosen in the top bar: every text at once, without a reload.
     const switcher = page.getByRole('combobox', { name: ZH['console.language'] });
