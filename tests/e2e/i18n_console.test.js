@@ -5,8 +5,10 @@
 // the language switcher) and so is the console (view tabs, the list's entry with its waiting time,
 // the composer's label, placeholder and buttons, Claim, Resolve, the status); the agent claims,
 // replies, resolves, and the visitor reads the reply and the resolved notice in Chinese. A wrong
-// password is said in the console's words. The agent then switches the console to English in its
-// switcher: every text changes at once, and the choice outlives a reload.
+// password is said in the console's words; a search, the transfer dialog, the shortcuts' help and
+// the canned replies (with a refusal said by its error code) are Chinese too, and axe finds no
+// serious violation in the Chinese login or console. The agent then switches the console to
+// English in its switcher: every text changes at once, and the choice outlives a reload.
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -217,6 +219,23 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.click(item);
     await waitText(page, '#status-button', ZH['thread.reopen']);
+
+    // A search, and the transfer dialog (cancelled), in Chinese.
+    await page.getByRole('searchbox', { name: ZH['search.label'] }).fill('收');
+    await waitText(page, '#search-status', fill(ZH['search.tooShort'], { min: 2 }));
+    await page.getByRole('searchbox', { name: ZH['search.label'] }).fill('收货地址');
+    await waitText(page, '#search-status', fill(ZH['search.count'].other, { count: 1 }));
+    assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English in the search results');
+    await page.getByRole('searchbox', { name: ZH['search.label'] }).press('Escape');
+    const bo = await page.$eval('#assign-select', (s) => [...s.options].find((o) => o.textContent.startsWith('Bo')).value);
+    assert.equal(await text(page, '#assign-select option:checked'), ZH['thread.transferToPick']);
+    await page.selectOption('#assign-select', bo);
+    const transfer = page.locator('#transfer-dialog');
+    await transfer.waitFor({ state: 'visible', timeout: T });
+    assert.equal(await text(page, '#transfer-title'), `${ZH['notes.transferTitle']} Bo`);
+    assert.equal(await transfer.getByLabel(ZH['notes.transferNote']).getAttribute('placeholder'), ZH['notes.transferPlaceholder']);
+    assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English in the transfer dialog');
+    await transfer.getByRole('button', { name: ZH['console.cancel'] }).click();
 
     // The shortcuts' help and the canned replies, in Chinese; a refusal said by its error code.
     await page.getByRole('button', { name: ZH['console.shortcuts'] }).click();
