@@ -261,7 +261,7 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     await screenshot(page, 'console-zh-canned-desktop');
     await canned.getByRole('button', { name: ZH['console.close'] }).click();
 
-    // English, chosen in the top bar: every text at once, without a reload.
+    // English, chosen in the list's head: every text at once, without a reload.
     const switcher = page.getByRole('combobox', { name: ZH['console.language'] });
     assert.equal(await switcher.inputValue(), 'zh-CN');
     await switcher.selectOption('en');
@@ -287,6 +287,10 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     assert.deepEqual(await tabTexts(page), VIEWS.map((view) => EN[`list.view.${view}`]));
     await waitText(page, '#conn-state .conn-label', EN['conn.connected']);
     assert.equal(await page.getByRole('combobox', { name: EN['console.language'] }).inputValue(), 'en');
+    await screenshot(page, 'console-en-desktop');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, 'console-en-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
     // And back to Chinese, at once.
     await page.getByRole('combobox', { name: EN['console.language'] }).selectOption('zh-CN');
     assert.deepEqual(await tabTexts(page), VIEWS.map((view) => ZH[`list.view.${view}`]));
