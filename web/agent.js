@@ -370,7 +370,7 @@
 
   /* ---- login / logout ---- */
 
-  /* message: a key of the tables, or an error to say by its code (see loginErrorText). */
+  /* message: what showLoginError() takes, or nothing. */
   function showLogin(message) {
     ui.boot.hidden = true;
     ui.consoleView.hidden = true;
@@ -394,12 +394,14 @@
     return err.status === 0 ? I18n.errorText(err) : t('login.failed', {reason: I18n.errorText(err)});
   }
 
-  /* The login card's error line; what it says (a key or an error) is kept, so that a change of
-   * language says it again in the other. */
+  /* The login card's error line: what: a key of the tables, a failed sign-in's error, or
+   * {opening: error} when the console could not even ask for its session. Kept, so that a change
+   * of language says it again in the other. */
   let loginError = null;
   function showLoginError(what) {
     loginError = what;
-    ui.loginError.textContent = typeof what === 'string' ? t(what) : loginErrorText(what);
+    ui.loginError.textContent = typeof what === 'string' ? t(what)
+      : what.opening ? I18n.errorText(what.opening) : loginErrorText(what);
     ui.loginError.hidden = false;
   }
 
@@ -1120,8 +1122,8 @@
   /* ---- status ---- */
 
   /* A change of the selected conversation's desk state (POST path with body; what: the key of
-   * the words for it in "Could not …"); the answer is the conversation as it is after. A refusal (someone claimed it first) says why, and the
-   * conversation is read again. */
+   * the words for it in "Could not …"); the answer is the conversation as it is after. A refusal
+   * (someone claimed it first) says why, and the conversation is read again. */
   async function deskChange(control, path, body, what) {
     const id = selectedId;
     if (id === null || !convs.get(id)) return;
@@ -1446,7 +1448,6 @@
     showConnState(ui.conn, ui.conn.dataset.state);
     if (!ui.loginError.hidden && loginError) showLoginError(loginError);
     showReplyMode(replyMode.note);
-    if (!ui.replyInput.disabled && selectedId === null) ui.replyInput.placeholder = t('composer.select');
     showView();
     for (const c of convs.values()) convList.render(c);
     const older = ui.loadOlder.dataset.state;
@@ -1480,7 +1481,7 @@
       const data = await api('GET', '/api/agent/me');
       await enterConsole(data);
     } catch (e) {
-      if (!me) showLogin(e.code === 'disabled' ? ACCOUNT_DISABLED : e.status === 401 ? '' : e);
+      if (!me) showLogin(e.code === 'disabled' ? ACCOUNT_DISABLED : e.status === 401 ? '' : {opening: e});
     }
   })();
 })();
