@@ -173,6 +173,8 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     assert.equal(await attr(page, '#reply-input', 'placeholder'), ZH['composer.select']);
     await waitText(page, '#thread-empty-title', ZH['thread.pick']);
     assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English in the Chinese console');
+    // The team filters' title is drawn by CSS from the nav's (translated) name.
+    assert.equal(await page.$eval('#team-filters', (el) => getComputedStyle(el, '::before').content), JSON.stringify(ZH['list.teams']));
 
     // The conversation: its header, the desk bar, the composer.
     await page.click(item);
@@ -243,6 +245,7 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     await help.waitFor({ state: 'visible', timeout: T });
     assert.equal(await help.locator('.shortcuts-list dd').first().textContent(), ZH['shortcuts.next']);
     assert.equal(await help.locator('h2').textContent(), ZH['shortcuts.title']);
+    await screenshot(page, 'console-zh-shortcuts-desktop');
     await help.getByRole('button', { name: ZH['console.close'] }).click();
     await page.getByRole('button', { name: ZH['team.cannedButton'] }).click();
     const canned = page.locator('#canned-dialog');
@@ -260,6 +263,14 @@ test('an agent reading Chinese answers a Chinese visitor in a Chinese console, s
     assert.deepEqual(englishWords(await pageTexts(page)), [], 'no English in the canned replies');
     await screenshot(page, 'console-zh-canned-desktop');
     await canned.getByRole('button', { name: ZH['console.close'] }).click();
+    await page.getByRole('button', { name: ZH['team.settingsButton'] }).click();
+    const settings = page.locator('#team-dialog');
+    await settings.waitFor({ state: 'visible', timeout: T });
+    assert.equal(await settings.locator('h2').textContent(), ZH['team.settingsTitle']);
+    assert.equal(await settings.getByLabel(ZH['team.yourName']).count(), 1);
+    assert.equal(await settings.getByRole('button', { name: ZH['team.changePassword'] }).count(), 1);
+    await screenshot(page, 'console-zh-team-settings-desktop');
+    await settings.getByRole('button', { name: ZH['console.close'] }).click();
 
     // English, chosen in the list's head: every text at once, without a reload.
     const switcher = page.getByRole('combobox', { name: ZH['console.language'] });
