@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load/fill.h"
+#include "load/tool.h"
 #include "store/store.h"
 
 #define MAX_MESSAGES 5000000L
@@ -29,51 +31,6 @@
 /* The bench's "now": a fixed time, so that every run fills the same store. */
 #define END_MS INT64_C(1764028800000)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, sqlite3 *db)
-{
-    fprintf(stderr, "kf_report_bench: %s%s%s\n", what, db != NULL ? ": " : "",
-            db != NULL ? sqlite3_errmsg(db) : "");
-    exit(1);
-}
-
-/* xorshift64*: the same history on every run. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15u;
-static uint32_t rnd(uint32_t n)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Du) >> 33) % n;
-}
-
-static void exec(sqlite3 *db, const char *sql)
-{
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        die(sql, db);
-}
-
-static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        die(sql, db);
-    return st;
-}
-
-static void step(sqlite3 *db, sqlite3_stmt *st)
-{
-    if (sqlite3_step(st) != SQLITE_DONE)
-        die("step", db);
-    sqlite3_reset(st);
-}
-
 /* Conversations of about 10 messages each, started evenly over the days: the visitor's first
  * message, then turns of visitor and agent a few minutes apart, a note now and then; one in
  * twenty never answered; most resolved an hour or so after they started. */
@@ -81,10 +38,10 @@ static void fill(const char *path, long n, int days)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK)
-        die("open", db);
-    exec(db, "PRAGMA synchronous = OFF; BEGIN");
-    sqlite3_stmt *agent = prepare(db, "INSERT INTO agents (email, name, role, password_hash, "
-                                      "created_at) VALUES (?1, ?2, 'agent', 'x', 0)");
+        fill_die("open", db);
+    fill_exec(db, "PRAGMA synchronous = OFF; BEGIN");
+    sqlite3_stmt *agent = fill_prepare(db, "INSERT INTO agents (email, name, role, password_hash, "
+                                           "created_at) VALUES (?1, ?2, 'agent', 'x', 0)");
     for (int i = 1; i <= AGENTS; i++) {
         char email[32];
         char name[32];
@@ -92,39 +49,39 @@ static void fill(const char *path, long n, int days)
         snprintf(name, sizeof name, "Agent %d", i);
         sqlite3_bind_text(agent, 1, email, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(agent, 2, name, -1, SQLITE_TRANSIENT);
-        step(db, agent);
+        fill_step(db, agent);
     }
     sqlite3_finalize(agent);
     for (int i = 1; i <= TEAMS; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "INSERT INTO teams (name, created_at) VALUES ('Team %d', 0)", i);
-        exec(db, sql);
+        fill_exec(db, sql);
     }
     sqlite3_stmt *visitor =
-        prepare(db, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, '', ?2)");
+        fill_prepare(db, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, '', ?2)");
     sqlite3_stmt *conversation =
-        prepare(db, "INSERT INTO conversations (visitor_id, status, assignee_id, team_id, "
-                    "created_at, updated_at) VALUES (?1, 'open', ?2, ?3, ?4, ?4)");
+        fill_prepare(db, "INSERT INTO conversations (visitor_id, status, assignee_id, team_id, "
+                         "created_at, updated_at) VALUES (?1, 'open', ?2, ?3, ?4, ?4)");
     sqlite3_stmt *message =
-        prepare(db, "INSERT INTO messages (conversation_id, sender, agent_id, "
-                    "body, created_at, private) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    sqlite3_stmt *resolve = prepare(db, "UPDATE conversations SET status = 'resolved', "
-                                        "resolved_at = ?2, resolved_by = assignee_id, "
-                                        "updated_at = ?2 WHERE id = ?1");
+        fill_prepare(db, "INSERT INTO messages (conversation_id, sender, agent_id, "
+                         "body, created_at, private) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    sqlite3_stmt *resolve = fill_prepare(db, "UPDATE conversations SET status = 'resolved', "
+                                             "resolved_at = ?2, resolved_by = assignee_id, "
+                                             "updated_at = ?2 WHERE id = ?1");
     long conversations = n / 10 > 0 ? n / 10 : 1;
     int64_t start = END_MS - (int64_t)days * DAY_MS;
     int64_t spacing = (int64_t)days * DAY_MS / conversations;
     long written = 0;
     for (long c = 0; c < conversations && written < n; c++) {
-        int64_t t = start + c * spacing + rnd((uint32_t)(spacing > 1 ? spacing : 1));
+        int64_t t = start + c * spacing + fill_random((uint32_t)(spacing > 1 ? spacing : 1));
         char token[32];
         snprintf(token, sizeof token, "v%ld", c);
         sqlite3_bind_text(visitor, 1, token, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(visitor, 2, t);
-        step(db, visitor);
+        fill_step(db, visitor);
         int64_t visitor_id = sqlite3_last_insert_rowid(db);
-        int64_t holder = 1 + rnd(AGENTS);
-        int64_t team = rnd(TEAMS + 1); /* 0: none */
+        int64_t holder = 1 + fill_random(AGENTS);
+        int64_t team = fill_random(TEAMS + 1); /* 0: none */
         sqlite3_bind_int64(conversation, 1, visitor_id);
         sqlite3_bind_int64(conversation, 2, holder);
         if (team != 0)
@@ -132,38 +89,39 @@ static void fill(const char *path, long n, int days)
         else
             sqlite3_bind_null(conversation, 3);
         sqlite3_bind_int64(conversation, 4, t);
-        step(db, conversation);
+        fill_step(db, conversation);
         int64_t id = sqlite3_last_insert_rowid(db);
-        bool silent = rnd(20) == 0;
+        bool silent = fill_random(20) == 0;
         long count = n - written < 10 ? n - written : 10;
         for (long m = 0; m < count; m++) {
             bool by_agent = !silent && m % 2 == 1;
-            bool note = by_agent && rnd(10) == 0;
+            bool note = by_agent && fill_random(10) == 0;
             sqlite3_bind_int64(message, 1, id);
             sqlite3_bind_int64(message, 2, by_agent ? 1 : 0);
             if (by_agent)
-                sqlite3_bind_int64(message, 3, rnd(4) == 0 ? 1 + rnd(AGENTS) : holder);
+                sqlite3_bind_int64(message, 3,
+                                   fill_random(4) == 0 ? 1 + fill_random(AGENTS) : holder);
             else
                 sqlite3_bind_null(message, 3);
             sqlite3_bind_text(message, 4, by_agent ? "Let me check that for you." : "Hello?", -1,
                               SQLITE_STATIC);
             sqlite3_bind_int64(message, 5, t);
             sqlite3_bind_int64(message, 6, note ? 1 : 0);
-            step(db, message);
-            t += 1000 * (int64_t)(10 + rnd(300));
+            fill_step(db, message);
+            t += 1000 * (int64_t)(10 + fill_random(300));
         }
         written += count;
-        if (!silent && rnd(10) < 8) {
+        if (!silent && fill_random(10) < 8) {
             sqlite3_bind_int64(resolve, 1, id);
-            sqlite3_bind_int64(resolve, 2, t + 1000 * (int64_t)rnd(7200));
-            step(db, resolve);
+            sqlite3_bind_int64(resolve, 2, t + 1000 * (int64_t)fill_random(7200));
+            fill_step(db, resolve);
         }
     }
     sqlite3_finalize(visitor);
     sqlite3_finalize(conversation);
     sqlite3_finalize(message);
     sqlite3_finalize(resolve);
-    exec(db, "COMMIT");
+    fill_exec(db, "COMMIT");
     sqlite3_close(db);
 }
 
@@ -202,13 +160,13 @@ static void time_report(kf_store_t *store, const char *what, kf_report_query_t q
     tally_t t = {0};
     for (int i = 0; i < runs; i++) {
         memset(&t, 0, sizeof t);
-        double began = now_s();
+        double began = fill_now_s();
         if (store->ops->report(store, &query, on_row, on_done, &t) != 0)
-            die("report refused", NULL);
+            fill_die("report refused", NULL);
         store->ops->flush(store);
-        times[i] = now_s() - began;
+        times[i] = fill_now_s() - began;
         if (t.rc != 0)
-            die("report failed", NULL);
+            fill_die("report failed", NULL);
     }
     qsort(times, (size_t)runs, sizeof times[0], compare_double);
     printf("%-34s %5d rows %9" PRId64 " messages  min %7.1f ms  median %7.1f ms  max %7.1f ms\n",
@@ -217,6 +175,7 @@ static void time_report(kf_store_t *store, const char *what, kf_report_query_t q
 
 int main(int argc, char **argv)
 {
+    load_tool_name("kf_report_bench");
     long n = 1000000;
     int days = 90;
     int runs = 5;
@@ -234,26 +193,27 @@ int main(int argc, char **argv)
         else if (argv[i][0] != '-')
             dir = argv[i];
         else
-            die("usage: kf_report_bench [--messages N] [--days D] [--runs R] [--keep] [DIR]", NULL);
+            fill_die("usage: kf_report_bench [--messages N] [--days D] [--runs R] [--keep] [DIR]",
+                     NULL);
     }
     if (n < 1 || n > MAX_MESSAGES || days < 1 || days > KF_REPORT_MAX_DAYS || runs < 1 || runs > 64)
-        die("--messages 1 to 5,000,000, --days 1 to 366, --runs 1 to 64", NULL);
+        fill_die("--messages 1 to 5,000,000, --days 1 to 366, --runs 1 to 64", NULL);
     char tmp[] = "/tmp/kf_report_bench.XXXXXX";
     if (dir == NULL && (dir = mkdtemp(tmp)) == NULL)
-        die("mkdtemp", NULL);
+        fill_die("mkdtemp", NULL);
     char path[512];
     snprintf(path, sizeof path, "%s/kefu.db", dir);
     kf_store_t *store = NULL;
     if (kf_store_open_sqlite(path, "OFF", &store) != 0)
-        die("kf_store_open_sqlite", NULL);
+        fill_die("kf_store_open_sqlite", NULL);
     kf_store_close(store);
 
-    double began = now_s();
+    double began = fill_now_s();
     fill(path, n, days);
-    printf("filled %ld messages over %d days in %.1f s\n", n, days, now_s() - began);
+    printf("filled %ld messages over %d days in %.1f s\n", n, days, fill_now_s() - began);
 
     if (kf_store_open_sqlite(path, "OFF", &store) != 0)
-        die("kf_store_open_sqlite", NULL);
+        fill_die("kf_store_open_sqlite", NULL);
     int64_t month = END_MS - 30 * DAY_MS;
     int64_t all = END_MS - (int64_t)days * DAY_MS;
     kf_report_query_t q = {.from = month, .to = END_MS, .utc_offset = 480};

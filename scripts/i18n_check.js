@@ -17,12 +17,16 @@ const vm = require('node:vm');
 
 const LANGUAGES = { en: 'web/i18n_en.js', 'zh-CN': 'web/i18n_zh-CN.js' };
 const PLURAL_FORMS = { en: ['one', 'other'], 'zh-CN': ['other'] };
-// The visitor page and what it uses, and the console (web/agent.html and its scripts; the files of
-// its reports, teams, snooze, notifications and visitor panel join when they are translated).
-const SCRIPTS = ['web/chat.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js',
+// The visitor page (and the widget's frame of it) and what they use, and the console: web/agent.html
+// and its scripts.
+const SCRIPTS = ['web/chat.js', 'web/widget_frame.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js',
   'web/agent.js', 'web/conversation_list.js', 'web/notes.js', 'web/search.js', 'web/shortcuts.js', 'web/canned.js',
-  'web/alerts.js', 'web/team.js'];
-const PAGES = ['web/chat.html', 'web/agent.html'];
+  'web/alerts.js', 'web/team.js',
+  'web/reports.js', 'web/teams.js', 'web/team_admin.js', 'web/visitor_panel.js', 'web/snooze.js'];
+const PAGES = ['web/chat.html', 'web/widget.html', 'web/agent.html'];
+// A page translated in part: only these elements of it (each an element with that id, its whole
+// subtree) are checked until the page joins PAGES. None now.
+const PAGE_PARTS = {};
 
 function loadTable(root, file) {
   const tables = {};
@@ -56,6 +60,11 @@ const SINKS = [
   /document\.title\s*=(?!=)/g,
   /setAttribute\(\s*['"](?:aria-label|aria-description|title|placeholder|alt)['"]\s*,/g,
   /\bel\(\s*[^,()]+,\s*[^,()]+,/g,
+  // Text in an element's properties (el(tag, {textContent: ...})), an option, a drawing's text.
+  /\b(?:textContent|title|placeholder|label)\s*:/g,
+  /['"](?:aria-label|title)['"]\s*:/g,
+  /new\s+Option\(/g,
+  /\bsvg\(\s*'(?:text|title)'/g,
   /\b(?:showError|alert|confirm|prompt)\(/g,
   /new\s+Notification\(/g,
 ];
@@ -74,6 +83,29 @@ function unescape(text) {
   return text.replace(/\\u([0-9a-fA-F]{4})/g, (m, h) => String.fromCharCode(parseInt(h, 16)));
 }
 
+/* Where the value of an object's property that starts at `start` ends: the first `,`, `}` or
+ * `;` outside brackets and string literals. */
+function valueEnd(source, start) {
+  let depth = 0;
+  for (let i = start; i < source.length; i++) {
+    const c = source[i];
+    if (c === "'" || c === '"' || c === '`') {
+      const literal = new RegExp(LITERAL.source, 'y'); // LITERAL's own lastIndex stays 0
+      literal.lastIndex = i;
+      const lit = literal.exec(source);
+      if (lit) i += lit[0].length - 1;
+    } else if ('([{'.includes(c)) {
+      depth++;
+    } else if (')]}'.includes(c)) {
+      if (depth === 0) return i;
+      depth--;
+    } else if ((c === ',' || c === ';') && depth === 0) {
+      return i;
+    }
+  }
+  return -1;
+}
+
 function checkScript(root, file, keys, problems) {
   const source = stripComments(fs.readFileSync(path.join(root, file), 'utf8'));
   // Keys built at run time ('conn.' + state) are not checked here: each part must be a key.
@@ -83,7 +115,8 @@ function checkScript(root, file, keys, problems) {
   for (const sink of SINKS) {
     for (const m of source.matchAll(sink)) {
       const start = m.index + m[0].length;
-      const end = source.indexOf(';', start);
+      // A property's value ends at its object's next comma; anything else at the statement's end.
+      const end = /:$/.test(m[0]) ? valueEnd(source, start) : source.indexOf(';', start);
       // t('key', ...) and its key are the way text is meant to go; what is left must be code.
       const statement = source.slice(start, end < 0 ? undefined : end).replace(/\bt\(\s*'[\w.-]+'/g, 't(');
       for (const lit of statement.matchAll(LITERAL)) {
@@ -101,8 +134,40 @@ function decode(text) {
     .replace(/&#39;/g, "'").replace(/\s+/g, ' ').trim();
 }
 
-function checkPage(root, file, keys, en, problems) {
-  const raw = fs.readFileSync(path.join(root, file), 'utf8');
+/* The page with all but the elements with these ids blanked out (newlines kept, so that the
+ * line numbers stay the page's). */
+function pageParts(raw, ids) {
+  const kept = [];
+  for (const id of ids) {
+    const open = new RegExp(`<([a-zA-Z][\\w-]*)\\b[^>]*\\sid="${id}"[^>]*>`).exec(raw);
+    if (!open) continue;
+    const tag = open[1];
+    let depth = 0;
+    let end = raw.length;
+    for (const m of raw.slice(open.index).matchAll(new RegExp(`<(/?)${tag}\\b[^>]*>`, 'gi'))) {
+      depth += m[1] ? -1 : 1;
+      if (depth === 0) {
+        end = open.index + m.index + m[0].length;
+        break;
+      }
+    }
+    kept.push([open.index, end]);
+  }
+  let out = '';
+  let at = 0;
+  for (const [start, end] of kept.sort((a, b) => a[0] - b[0])) {
+    out += raw.slice(at, start).replace(/[^\n]/g, ' ') + raw.slice(start, end);
+    at = end;
+  }
+  return out + raw.slice(at).replace(/[^\n]/g, ' ');
+}
+
+function checkPage(root, file, keys, en, problems, ids) {
+  let raw = fs.readFileSync(path.join(root, file), 'utf8');
+  if (ids) {
+    for (const id of ids) if (!raw.includes(`id="${id}"`)) problems.push(`${file}: no element with id="${id}" to check`);
+    raw = pageParts(raw, ids);
+  }
   // What a person never reads: comments, scripts, styles and drawings.
   const html = raw.replace(/<!--[\s\S]*?-->|<![^>]*>|<(script|style|svg)\b[\s\S]*?<\/\1>/gi, (m) => m.replace(/[^\n]/g, ' '));
   const LABELS = { placeholder: 'data-i18n-placeholder', title: 'data-i18n-title', 'aria-label': 'data-i18n-aria-label' };
@@ -174,6 +239,9 @@ function check(root) {
   const keys = new Set(codes.map((c) => Object.keys(tables[c])).reduce((a, b) => a.filter((k) => b.includes(k))));
   for (const file of SCRIPTS) checkScript(root, file, keys, problems);
   for (const file of PAGES) checkPage(root, file, keys, tables.en, problems);
+  for (const [file, ids] of Object.entries(PAGE_PARTS)) {
+    if (!PAGES.includes(file)) checkPage(root, file, keys, tables.en, problems, ids);
+  }
   return problems;
 }
 

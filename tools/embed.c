@@ -2,8 +2,12 @@
  * assets_data source), so that the server binary carries its own pages: each file as it is, its
  * gzip encoding (made once here, so the server never compresses), and an entity tag from the
  * SHA-256 of its bytes (so that a browser revalidates with If-None-Match and gets a 304).
- * Usage: kf_embed OUTPUT FILE... */
+ * Usage: kf_embed [--max-gzip NAME=BYTES]... OUTPUT FILE...
+ * A --max-gzip limit fails the build when that file's gzip encoding grows past it (the website
+ * widget's loader, web/widget.js, which every page of a customer's site downloads), and prints
+ * its size either way. */
 #include <openssl/sha.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +88,49 @@ static void write_array(FILE *out, const char *name, int index, const unsigned c
     fputs("0};\n", out);
 }
 
+/* A --max-gzip limit: a file's base name and the most bytes its gzip encoding may take. */
+typedef struct gzip_limit {
+    const char *name; /* points into argv; cut at the '=' */
+    long max_bytes;
+} gzip_limit_t;
+
+#define MAX_LIMITS 8
+
+/* Checks one file's gzip size against the limits; false (reported) when it is over its own. */
+static bool within_limit(const gzip_limit_t *limits, int limit_count, const char *name,
+                         size_t gz_len)
+{
+    for (int i = 0; i < limit_count; i++) {
+        if (strcmp(limits[i].name, name) != 0)
+            continue;
+        bool ok = gz_len <= (size_t)limits[i].max_bytes;
+        fprintf(ok ? stdout : stderr, "%s: %zu bytes gzip (at most %ld)%s\n", name, gz_len,
+                limits[i].max_bytes, ok ? "" : ": too large");
+        return ok;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
+    gzip_limit_t limits[MAX_LIMITS];
+    int limit_count = 0;
+    while (argc >= 3 && strcmp(argv[1], "--max-gzip") == 0) {
+        char *eq = strchr(argv[2], '=');
+        char *end = NULL;
+        long max_bytes = eq != NULL ? strtol(eq + 1, &end, 10) : 0;
+        if (eq == NULL || end == eq + 1 || *end != '\0' || max_bytes <= 0 ||
+            limit_count == MAX_LIMITS) {
+            fprintf(stderr, "%s: bad --max-gzip %s (NAME=BYTES)\n", argv[0], argv[2]);
+            return 2;
+        }
+        *eq = '\0';
+        limits[limit_count++] = (gzip_limit_t){argv[2], max_bytes};
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s OUTPUT FILE...\n", argv[0]);
+        fprintf(stderr, "usage: %s [--max-gzip NAME=BYTES]... OUTPUT FILE...\n", argv[0]);
         return 2;
     }
     FILE *out = fopen(argv[1], "w");
@@ -115,6 +158,11 @@ int main(int argc, char **argv)
         unsigned char *packed = gzip(data, len, &gz_len);
         if (packed == NULL) {
             fprintf(stderr, "%s: gzip failed\n", argv[i]);
+            return 1;
+        }
+        if (!within_limit(limits, limit_count, base_name(argv[i]), gz_len)) {
+            fclose(out);
+            remove(argv[1]); /* no half-written output for the next build to trust */
             return 1;
         }
         write_array(out, "asset", i, data, len);

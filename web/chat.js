@@ -1,4 +1,5 @@
-/* chat.js: the visitor's chat page (/chat).
+/* chat.js: the visitor's chat page (/chat), also the website widget's chat (/widget: web/widget.html,
+ * where web/widget_frame.js says when the chat is on screen and which page the visitor is on).
  *
  * Start-up: reuse the token in localStorage (checked with GET /api/visitor/session; a 401 means
  * the server no longer knows it, so make a new session), load the whole history, then start
@@ -36,6 +37,15 @@
   const connEl = $('conn-state');
   const typingEl = $('typing-indicator');
   const resolvedEl = $('resolved-notice');
+
+  // Inside the website widget (null on /chat).
+  const widget = window.KefuWidget || null;
+
+  /* The visitor has the conversation in front of them: the tab is shown and, in the widget, the
+   * chat is open rather than hidden behind its launcher. */
+  function onScreen() {
+    return widget ? widget.onScreen() : document.visibilityState === 'visible';
+  }
 
   // ?transport=ws|sse|longpoll|iframe|poll forces one; otherwise KefuPush chooses (and falls back).
   const transport = window.KefuPush.transportFromURL();
@@ -77,6 +87,7 @@
     onChange: () => list.setPending(outbox.entries()),
     onDelivered: (entry, message) => {
       list.add(message, {scroll: true});
+      if (widget) widget.message(message, false);
       if (push) push.nudge(); // the server is back: so may the stream be
     },
     // Our session vanished on the server: start a fresh one, where the messages then go.
@@ -86,9 +97,13 @@
 
   /* ---- storage (localStorage can throw: private mode, disabled storage) ---- */
 
+  // In the widget, where a browser may refuse a third-party frame its storage, the frame's own
+  // keeper (web/widget_frame.js): localStorage, or the loader's on the host page.
+  const storage = widget ? widget.storage : null;
+
   function loadToken() {
     try {
-      return localStorage.getItem(TOKEN_KEY);
+      return (storage || localStorage).getItem(TOKEN_KEY);
     } catch (e) {
       return null;
     }
@@ -96,8 +111,8 @@
 
   function saveToken(t) {
     try {
-      if (t) localStorage.setItem(TOKEN_KEY, t);
-      else localStorage.removeItem(TOKEN_KEY);
+      if (t) (storage || localStorage).setItem(TOKEN_KEY, t);
+      else (storage || localStorage).removeItem(TOKEN_KEY);
     } catch (e) { /* the session then lasts as long as the page */ }
   }
 
@@ -127,18 +142,18 @@
   /* ---- what the page reports of itself, and the visitor's details ---- */
 
   /* The page the visitor is on, as the page itself knows it (docs/API.md, "Visitor details").
-   * Embedded as a widget (issue 15), url and title will be the host page's, handed in by its
-   * script: the report's shape stays the same. */
+   * In the widget, url, title and referrer are the host page's, handed in by its loader. */
   function pageReport() {
+    const host = widget && widget.hostPage();
     let timezone = '';
     try {
       timezone = Intl.DateTimeFormat().resolvedOptions().timeZone || '';
     } catch (e) { /* an old browser: no zone */ }
     const referrer = /^https?:/i.test(document.referrer) ? document.referrer.slice(0, 2048) : '';
     return {
-      url: location.href.slice(0, 2048),
-      title: String(document.title || '').slice(0, 300),
-      referrer,
+      url: host ? host.url : location.href.slice(0, 2048),
+      title: host ? host.title : String(document.title || '').slice(0, 300),
+      referrer: host ? host.referrer : referrer,
       user_agent: String(navigator.userAgent || '').slice(0, 512),
       language: /^[A-Za-z0-9-]{1,35}$/.test(navigator.language || '') ? navigator.language : '',
       timezone: /^[A-Za-z0-9_/+-]{1,64}$/.test(timezone) ? timezone : '',
@@ -155,7 +170,9 @@
 
   function reportPage(force) {
     if (!token || !ready) return;
-    if (!force && location.href === lastReportedUrl) return;
+    // Framed by the loader, the page is the host's: it comes with the loader's first answer.
+    if (widget && widget.framed && !widget.hostPage()) return;
+    if (!force && pageUrl() === lastReportedUrl) return;
     const wait = lastReportAt + REPORT_GAP_MS - Date.now();
     if (wait > 0) {
       clearTimeout(reportTimer);
@@ -163,11 +180,16 @@
       return;
     }
     lastReportAt = Date.now();
-    lastReportedUrl = location.href;
+    lastReportedUrl = pageUrl();
     const report = pageReport();
     perform(push, Object.assign({type: 'page'}, report), {
       http: () => api('POST', '/api/visitor/page', {bearer: token, body: report}),
     }).catch(() => { lastReportedUrl = null; /* told again at the next change */ });
+  }
+
+  function pageUrl() {
+    const host = widget && widget.hostPage();
+    return host ? host.url : location.href;
   }
 
   // A single-page site moves with the History API: pushState and replaceState fire no event, so
@@ -263,6 +285,7 @@
       const data = await api('GET', '/api/visitor/messages?after=' + after, {bearer: token});
       const batch = data.messages || [];
       list.addAll(batch, {initial: true});
+      if (widget) for (const m of batch) widget.message(m, false);
       if (!data.more || batch.length === 0) break;
       after = batch[batch.length - 1].id;
     }
@@ -291,11 +314,13 @@
   /* Start-up, retried with a growing pause while the server cannot be reached. */
   async function start(attempt) {
     try {
+      if (widget) await widget.storageReady;
       await ensureSession();
       await loadHistory();
       startPush();
       ready = true;
       outbox.resume();
+      if (pendingDetails) saveDetails(pendingDetails);
       sendReadReceipt();
       reportPage(true);
       loadVisitor().catch(() => {});
@@ -329,14 +354,16 @@
     if (ev.type === 'message' && ev.message) {
       const isNew = list.add(ev.message);
       if (ev.message.sender === 'agent') agentTyping.set('agent', false); // the reply is here
+      // A reply that is news, not history a reconnect brought back.
+      const recent = Number(ev.message.created_at) >= Date.now() - 60000;
+      if (widget) widget.message(ev.message, isNew && recent);
       if (isNew && ev.message.sender === 'agent') {
-        if (document.visibilityState === 'visible') sendReadReceipt();
+        if (onScreen()) sendReadReceipt();
         else {
           unseenWhileHidden++;
           showTitle();
           window.KefuNotify.badge(unseenWhileHidden);
-          // Sound only after a reply that is news, not history a reconnect brought back.
-          if (Number(ev.message.created_at) >= Date.now() - 60000) sound.play('message');
+          if (recent) sound.play('message');
         }
       }
     } else if (ev.type === 'read' && ev.reader === 'agent') {
@@ -367,7 +394,7 @@
 
   /* Tell the server which agent messages the visitor has had in front of them. */
   function sendReadReceipt() {
-    if (!token || document.visibilityState !== 'visible') return;
+    if (!token || !onScreen()) return;
     const upTo = list.lastIdFrom('agent');
     if (upTo <= readSent) return;
     const previous = readSent;
@@ -521,7 +548,7 @@
   }
 
   // What the page drew itself follows a new choice at once: chat.html's text is done by I18n.
-  I18n.bindSwitcher($('lang-select'));
+  if ($('lang-select')) I18n.bindSwitcher($('lang-select')); // the widget has none: data-lang
   I18n.onChange(() => {
     showTitle();
     showConnState(connEl, connEl.dataset.state);
@@ -533,8 +560,37 @@
     detailsStatus.textContent = '';
   });
 
+  /* The host page's setName/setEmail (web/widget.js), saved once there is a session. */
+  let pendingDetails = null;
+
+  function saveDetails(body) {
+    if (!ready) {
+      pendingDetails = Object.assign(pendingDetails || {}, body);
+      return;
+    }
+    pendingDetails = null;
+    api('PATCH', '/api/visitor', {bearer: token, body}).catch((err) => {
+      console.warn('kefu: the page\'s visitor details were refused:', err.message);
+    });
+  }
+
+  if (widget) {
+    widget.attach({
+      // The visitor opened the widget: what came meanwhile is seen now, at the bottom.
+      shown() {
+        unseenWhileHidden = 0;
+        sendReadReceipt();
+        list.scrollToBottom(false);
+        if (window.matchMedia('(hover: hover) and (pointer: fine)').matches) input.focus();
+      },
+      saveDetails,
+      pageChanged: () => reportPage(false),
+    });
+  }
+
   showConnState(connEl, 'connecting');
   start(0);
   // Do not pop up the phone keyboard over the page on load; on a desktop, be ready to type.
-  if (window.matchMedia('(hover: hover) and (pointer: fine)').matches) input.focus();
+  // In the widget, only once it is opened (shown() above): a hidden frame takes no focus.
+  if (!widget && window.matchMedia('(hover: hover) and (pointer: fine)').matches) input.focus();
 })();

@@ -5,6 +5,9 @@
  * own; the server decides, the dialog says which. While it is open it follows the desk: a new
  * message or a status change reloads it a few seconds later.
  *
+ * Its words come from the tables (web/i18n.js; keys reports.*), numbers and the days of the
+ * axis from Intl in the page's language; a change of language draws the shown report again.
+ *
  *   const reports = new KefuReports({dialog, button, api});
  *   reports.changed(); // something happened on the desk
  */
@@ -14,32 +17,50 @@
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const $ = (root, sel) => root.querySelector(sel);
   const el = (tag, className, text) => window.KefuUI.el(tag, className, text);
+  const I18n = window.KefuI18n;
+  const t = I18n.t;
   const FOLLOW_MS = 3000; // how long a burst of desk events waits before one reload
 
-  /* "45 s", "2 min 5 s", "1 h 10 min", "3 d 4 h"; "—" for none. */
+  /* Formatters in the page's language (made again when it changes). */
+  let formats = null;
+  function fmt() {
+    const locale = I18n.locale();
+    if (!formats || formats.locale !== locale) {
+      formats = {
+        locale,
+        count: new Intl.NumberFormat(locale),
+        day: new Intl.DateTimeFormat(locale, {day: 'numeric', month: 'short'}),
+      };
+    }
+    return formats;
+  }
+
+  const count = (n) => fmt().count.format(n);
+
+  /* "45 s", "2 min 5 s", "1 h 10 min", "3 d 4 h" (in Chinese "1 小时 10 分钟"); "—" for none.
+   * The two largest units only: a report's durations are read at a glance. The units are the
+   * tables' rather than Intl's, whose English ("1 hr, 10 min") is not what the console says. */
   function formatDuration(ms) {
-    if (ms === null || ms === undefined) return '—';
+    if (ms === null || ms === undefined) return '\u2014';
     let s = Math.round(ms / 1000);
-    if (s < 60) return s + ' s';
+    const unit = (key, n) => t(key, {n: count(n)});
+    if (s < 60) return unit('reports.seconds', s);
     const d = Math.floor(s / 86400);
     s -= d * 86400;
     const h = Math.floor(s / 3600);
     s -= h * 3600;
     const m = Math.floor(s / 60);
     s -= m * 60;
-    if (d) return d + ' d' + (h ? ' ' + h + ' h' : '');
-    if (h) return h + ' h' + (m ? ' ' + m + ' min' : '');
-    return m + ' min' + (s ? ' ' + s + ' s' : '');
+    const parts = d ? [['reports.days', d], ['reports.hours', h]]
+      : h ? [['reports.hours', h], ['reports.minutes', m]]
+        : [['reports.minutes', m], ['reports.seconds', s]];
+    return parts.filter(([, n], i) => i === 0 || n).map(([key, n]) => unit(key, n)).join(' ');
   }
 
-  const countFmt = new Intl.NumberFormat();
-
-  /* "1 reply", "2 replies". */
-  function plural(n, one, many) {
-    return countFmt.format(n) + ' ' + (n === 1 ? one : many);
+  /* "1 reply", "2 replies" (a plural entry whose {n} is the number as the language writes it). */
+  function plural(key, n) {
+    return t(key, {count: n, n: count(n)});
   }
-
-  const dayFmt = new Intl.DateTimeFormat(undefined, {day: 'numeric', month: 'short'});
 
   /* A local date's midnight from "YYYY-MM-DD", or NaN. */
   function parseDate(text) {
@@ -68,6 +89,15 @@
     return node;
   }
 
+  /* About how wide text is in the chart's 12 px type: a full-width (Chinese) character twice a
+   * Latin one. Enough to keep labels apart and cut names; the SVG is built before it is shown,
+   * when nothing can be measured. */
+  function textWidth(text) {
+    let w = 0;
+    for (const c of String(text)) w += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(c) ? 12 : 7;
+    return w;
+  }
+
   /* A round top for an axis: 1, 2 or 5 times a power of ten, at or above max (at least 1). */
   function niceMax(max) {
     if (max <= 1) return 1;
@@ -94,6 +124,19 @@
       this.lines = window.KefuUI.statusLines(this.status, $(this.dialog, '#reports-error'));
       this.sequence = 0; // the newest load: an older answer arriving late is dropped
       this.followTimer = null;
+      this.data = null; // the report shown, drawn again in a new language
+      I18n.onChange(() => {
+        if (this.data) this.render(this.data);
+        if (this.dialog.open) this.load({quiet: true}); // the lines under the title too
+      });
+      // The chart is drawn at its real width: again when that changes (a phone turned).
+      this.drawnWidth = 0;
+      window.addEventListener('resize', () => {
+        cancelAnimationFrame(this.resizeFrame);
+        this.resizeFrame = requestAnimationFrame(() => {
+          if (this.dialog.open && this.data && this.chartWidth() !== this.drawnWidth) this.renderChart(this.data);
+        });
+      });
       opts.button.addEventListener('click', () => this.open());
       $(this.dialog, '#reports-close').addEventListener('click', () => this.dialog.close());
       this.dialog.addEventListener('close', () => clearTimeout(this.followTimer));
@@ -135,8 +178,8 @@
       if (this.period.value === 'custom') {
         from = parseDate(this.from.value);
         const last = parseDate(this.to.value);
-        if (Number.isNaN(from) || Number.isNaN(last)) return {error: 'Choose both dates.'};
-        if (last < from) return {error: 'The start date must be on or before the end date.'};
+        if (Number.isNaN(from) || Number.isNaN(last)) return {error: 'reports.chooseDates'};
+        if (last < from) return {error: 'reports.datesOrder'};
         to = addDays(last, 1);
       } else {
         to = addDays(Date.now(), 1);
@@ -151,17 +194,17 @@
       const q = this.query();
       const seq = ++this.sequence;
       if (q.error) {
-        this.lines.say(q.error, true);
+        this.lines.say(t(q.error), true);
         this.csv.removeAttribute('href');
         this.csv.setAttribute('aria-disabled', 'true');
         return;
       }
       this.csv.href = '/api/reports?' + q.text + '&format=csv';
       this.csv.removeAttribute('aria-disabled');
-      if (!(opts && opts.quiet)) this.lines.say('Loading…');
+      if (!(opts && opts.quiet)) this.lines.say(t('reports.loading'));
       this.dialog.setAttribute('aria-busy', 'true');
       let retry = false;
-      await this.lines.run('load the report', async () => {
+      await this.lines.run(t('reports.loadWhat'), async () => {
         let data;
         try {
           data = await this.api('GET', '/api/reports?' + q.text);
@@ -184,29 +227,32 @@
     label(row, group) {
       if (group === 'day') {
         const d = parseDate(row.day);
-        return Number.isNaN(d) ? row.day : dayFmt.format(d);
+        return Number.isNaN(d) ? row.day : fmt().day.format(d);
       }
-      if (group === 'team') return row.team_id === null ? 'No team' : row.name;
-      return row.name || 'Agent ' + row.agent_id;
+      if (group === 'team') return row.team_id === null ? t('reports.noTeam') : row.name;
+      return row.name || t('reports.agentNumbered', {id: row.agent_id});
     }
 
     render(data) {
-      this.scope.textContent = data.scope === 'own'
-        ? 'Your own figures: the conversations you answered first (or hold unanswered), your messages and notes, and what you resolved.'
-        : "Everyone's figures.";
+      this.data = data;
+      this.scope.textContent = t(data.scope === 'own' ? 'reports.scopeOwn' : 'reports.scopeAll');
       this.renderCards(data.totals);
       this.renderChart(data);
       this.renderTable(data);
     }
 
-    renderCards(t) {
-      const messages = t.visitor_messages + t.agent_messages;
+    renderCards(totals) {
+      const messages = totals.visitor_messages + totals.agent_messages;
       const cards = [
-        ['Conversations', countFmt.format(t.conversations), countFmt.format(t.answered) + ' answered, ' + countFmt.format(t.resolved) + ' resolved'],
-        ['Messages', countFmt.format(messages), countFmt.format(t.visitor_messages) + ' from visitors, ' + plural(t.agent_messages, 'reply', 'replies') + ', ' + plural(t.notes, 'note', 'notes')],
-        ['Median first response', formatDuration(t.first_response_median_ms), '90th percentile: ' + formatDuration(t.first_response_p90_ms)],
-        ['Median resolution', formatDuration(t.resolution_median_ms), '90th percentile: ' + formatDuration(t.resolution_p90_ms)],
-        ['Unanswered', countFmt.format(t.unanswered), 'no reply from an agent yet'],
+        [t('reports.conversations'), count(totals.conversations),
+          t('reports.answeredResolved', {answered: count(totals.answered), resolved: count(totals.resolved)})],
+        [t('reports.messages'), count(messages), t('reports.messagesSub', {visitors: count(totals.visitor_messages),
+          replies: plural('reports.replyCount', totals.agent_messages), notes: plural('reports.noteCount', totals.notes)})],
+        [t('reports.medianFirstResponse'), formatDuration(totals.first_response_median_ms),
+          t('reports.p90', {value: formatDuration(totals.first_response_p90_ms)})],
+        [t('reports.medianResolution'), formatDuration(totals.resolution_median_ms),
+          t('reports.p90', {value: formatDuration(totals.resolution_p90_ms)})],
+        [t('reports.unanswered'), count(totals.unanswered), t('reports.unansweredSub')],
       ];
       this.cards.replaceChildren(...cards.map(([name, value, sub]) => {
         const li = el('li', 'report-card');
@@ -222,18 +268,18 @@
     }
 
     renderChart(data) {
+      this.drawnWidth = this.chartWidth();
       const rows = data.rows || [];
       let figure;
       if (!rows.length) {
-        figure = el('p', 'reports-empty', 'Nothing in this period.');
+        figure = el('p', 'reports-empty', t('reports.empty'));
       } else if (data.group === 'day') {
         figure = this.dayChart(rows);
       } else if (data.group === 'agent') {
         figure = this.barChart(rows, 'agent', (r) => r.first_response_median_ms, formatDuration,
-          'Median first response per agent');
+          t('reports.chartAgents'));
       } else {
-        figure = this.barChart(rows, 'team', (r) => r.conversations, (v) => countFmt.format(v),
-          'Conversations per team');
+        figure = this.barChart(rows, 'team', (r) => r.conversations, count, t('reports.chartTeams'));
       }
       this.chart.replaceChildren(figure);
     }
@@ -254,24 +300,24 @@
       const total = rows.reduce((n, r) => n + r.conversations, 0);
       const unanswered = rows.reduce((n, r) => n + r.unanswered, 0);
       const busiest = rows.reduce((a, r) => (r.conversations > a.conversations ? r : a), rows[0]);
-      const summary = 'Conversations per day, ' + this.label(rows[0], 'day') + ' to ' +
-        this.label(rows[rows.length - 1], 'day') + ': ' + total + ' in all, ' + unanswered +
-        ' unanswered; the busiest day ' + this.label(busiest, 'day') + ' with ' + busiest.conversations + '.';
+      const summary = t('reports.chartDays', {from: this.label(rows[0], 'day'), to: this.label(rows[rows.length - 1], 'day'),
+        total: count(total), unanswered: count(unanswered), busiest: this.label(busiest, 'day'), most: count(busiest.conversations)});
       const root = svg('svg', {viewBox: '0 0 ' + W + ' ' + H, class: 'report-svg', role: 'img', 'aria-label': summary});
       root.append(svg('title', {}, summary));
       for (let i = 0; i <= 2; i++) {
         const value = (max * i) / 2;
         const y = top + plotH - (plotH * i) / 2;
         root.append(svg('line', {x1: left, x2: W - 8, y1: y, y2: y, class: 'rs-grid'}));
-        root.append(svg('text', {x: left - 6, y: y + 4, class: 'rs-axis', 'text-anchor': 'end'}, countFmt.format(value)));
+        root.append(svg('text', {x: left - 6, y: y + 4, class: 'rs-axis', 'text-anchor': 'end'}, count(value)));
       }
+      // A label every so many days, so that the widest (a month's name in some languages) fits.
       const every = Math.max(1, Math.ceil(rows.length / Math.max(1, Math.floor(plotW / 64))));
       rows.forEach((r, i) => {
         const x = left + i * slot;
         const barW = Math.max(2, slot * 0.7);
         const h = (plotH * r.conversations) / max;
         const bar = svg('rect', {x: x + (slot - barW) / 2, y: top + plotH - h, width: barW, height: h, class: 'rs-bar'});
-        bar.append(svg('title', {}, this.label(r, 'day') + ': ' + r.conversations + ' conversations, ' + r.unanswered + ' unanswered'));
+        bar.append(svg('title', {}, t('reports.dayBar', {day: this.label(r, 'day'), conversations: count(r.conversations), unanswered: count(r.unanswered)})));
         root.append(bar);
         if (r.unanswered) {
           const uh = (plotH * r.unanswered) / max;
@@ -285,9 +331,12 @@
       root.append(svg('line', {x1: left, x2: W - 8, y1: top + plotH, y2: top + plotH, class: 'rs-baseline'}));
       const legend = svg('g', {class: 'rs-legend'});
       legend.append(svg('rect', {x: left, y: 6, width: 10, height: 10, class: 'rs-bar'}));
-      legend.append(svg('text', {x: left + 14, y: 15, class: 'rs-axis'}, 'Conversations'));
-      legend.append(svg('rect', {x: left + 112, y: 6, width: 10, height: 10, class: 'rs-bar-alt'}));
-      legend.append(svg('text', {x: left + 126, y: 15, class: 'rs-axis'}, 'Unanswered'));
+      const first = t('reports.conversations');
+      legend.append(svg('text', {x: left + 14, y: 15, class: 'rs-axis'}, first));
+      // The second key after the first's text: about 7 px a Latin letter, 12 a Chinese one.
+      const second = left + 14 + Math.max(98, textWidth(first) + 14);
+      legend.append(svg('rect', {x: second, y: 6, width: 10, height: 10, class: 'rs-bar-alt'}));
+      legend.append(svg('text', {x: second + 14, y: 15, class: 'rs-axis'}, t('reports.unanswered')));
       root.append(legend);
       return root;
     }
@@ -298,23 +347,27 @@
       const W = this.chartWidth();
       const rowH = 30;
       const left = Math.min(180, Math.floor(W * 0.36));
-      const chars = Math.max(6, Math.floor(left / 8));
+      const room = left - 14; // pixels for a name, cut to fit (textWidth's estimate)
       const top = 8;
       const H = top + rows.length * rowH + 8;
       const values = rows.map(value).filter((v) => v !== null && v !== undefined);
       const max = Math.max(1, ...values);
-      const parts = rows.map((r) => this.label(r, group) + ' ' + (value(r) === null ? 'none' : format(value(r))));
-      const summary = title + ': ' + parts.join('; ') + '.';
+      const parts = rows.map((r) => t('reports.chartPart', {name: this.label(r, group),
+        value: value(r) === null || value(r) === undefined ? t('reports.none') : format(value(r))}));
+      const summary = t('reports.chartSummary', {title, parts: parts.join(t('reports.chartSeparator'))});
       const root = svg('svg', {viewBox: '0 0 ' + W + ' ' + H, class: 'report-svg', role: 'img', 'aria-label': summary});
       root.append(svg('title', {}, summary));
       rows.forEach((r, i) => {
         const y = top + i * rowH;
         let name = this.label(r, group);
-        if (name.length > chars) name = name.slice(0, chars - 1) + '…';
+        if (textWidth(name) > room) {
+          while (name.length > 1 && textWidth(name + '\u2026') > room) name = name.slice(0, -1);
+          name += '\u2026';
+        }
         root.append(svg('text', {x: left - 10, y: y + 18, class: 'rs-label', 'text-anchor': 'end'}, name));
         const v = value(r);
         if (v === null || v === undefined) {
-          root.append(svg('text', {x: left, y: y + 18, class: 'rs-axis'}, 'no answer yet'));
+          root.append(svg('text', {x: left, y: y + 18, class: 'rs-axis'}, t('reports.noAnswer')));
           return;
         }
         const w = Math.max(2, ((W - left - 90) * v) / max);
@@ -326,21 +379,22 @@
 
     renderTable(data) {
       const group = data.group;
-      const head = {day: 'Day', agent: 'Agent', team: 'Team'}[group];
+      const head = {day: 'reports.colDay', agent: 'reports.colAgent', team: 'reports.colTeam'}[group];
       const columns = [
-        [head, null],
-        ['Conversations', (r) => countFmt.format(r.conversations)],
-        ['Visitor messages', (r) => countFmt.format(r.visitor_messages)],
-        ['Replies', (r) => countFmt.format(r.agent_messages)],
-        ['Notes', (r) => countFmt.format(r.notes)],
-        ['First response, median', (r) => formatDuration(r.first_response_median_ms)],
-        ['First response, 90th pct.', (r) => formatDuration(r.first_response_p90_ms)],
-        ['Resolved', (r) => countFmt.format(r.resolved)],
-        ['Resolution, median', (r) => formatDuration(r.resolution_median_ms)],
-        ['Resolution, 90th pct.', (r) => formatDuration(r.resolution_p90_ms)],
-        ['Unanswered', (r) => countFmt.format(r.unanswered)],
+        [t(head), null],
+        [t('reports.conversations'), (r) => count(r.conversations)],
+        [t('reports.colVisitorMessages'), (r) => count(r.visitor_messages)],
+        [t('reports.colReplies'), (r) => count(r.agent_messages)],
+        [t('reports.colNotes'), (r) => count(r.notes)],
+        [t('reports.colFirstMedian'), (r) => formatDuration(r.first_response_median_ms)],
+        [t('reports.colFirstP90'), (r) => formatDuration(r.first_response_p90_ms)],
+        [t('reports.colResolved'), (r) => count(r.resolved)],
+        [t('reports.colResolutionMedian'), (r) => formatDuration(r.resolution_median_ms)],
+        [t('reports.colResolutionP90'), (r) => formatDuration(r.resolution_p90_ms)],
+        [t('reports.unanswered'), (r) => count(r.unanswered)],
       ];
-      const caption = el('caption', 'sr-only', 'Figures per ' + group);
+      const captions = {day: 'reports.captionDay', agent: 'reports.captionAgent', team: 'reports.captionTeam'};
+      const caption = el('caption', 'sr-only', t(captions[group]));
       const thead = el('thead');
       const tr = el('tr');
       for (const [name] of columns) {
@@ -360,7 +414,7 @@
       const tbody = el('tbody');
       for (const r of data.rows || []) tbody.append(line(r, this.label(r, group)));
       const tfoot = el('tfoot');
-      tfoot.append(line(data.totals, 'Total'));
+      tfoot.append(line(data.totals, t('reports.total')));
       this.table.replaceChildren(caption, thead, tbody, tfoot);
     }
   }

@@ -4,9 +4,15 @@
  * and wakes the conversation (status open) exactly then, or earlier when the visitor writes.
  *
  *   KefuSnooze.ask(dialog) -> Promise<ms | null>   (null: the agent cancelled)
+ *   KefuSnooze.format(ms)  -> "Mon, Dec 8, 09:00 AM" in the page's language
+ *
+ * The choices' names come from the tables (web/i18n.js; keys snooze.*), made each time the
+ * dialog opens (it is modal: the language cannot change while it is open).
  */
 (function () {
   'use strict';
+
+  const I18n = window.KefuI18n;
 
   const MORNING = 9; // o'clock: when "tomorrow" and "next week" start, in the agent's time zone
 
@@ -16,7 +22,7 @@
     return d.getTime();
   }
 
-  /* The quick choices as [label, ms], from now. */
+  /* The quick choices as [key of the label, ms], from now. */
   function choices(now) {
     const tomorrow = new Date(now);
     tomorrow.setDate(tomorrow.getDate() + 1);
@@ -24,15 +30,24 @@
     // Next Monday, never today: a snooze on a Monday morning is for a week.
     monday.setDate(monday.getDate() + (((8 - monday.getDay()) % 7) || 7));
     return [
-      ['For 1 hour', now + 3600 * 1000],
-      ['For 4 hours', now + 4 * 3600 * 1000],
-      ['Until tomorrow', atMorning(tomorrow)],
-      ['Until next week', atMorning(monday)],
+      ['snooze.hour', now + 3600 * 1000],
+      ['snooze.hours4', now + 4 * 3600 * 1000],
+      ['snooze.tomorrow', atMorning(tomorrow)],
+      ['snooze.nextWeek', atMorning(monday)],
     ];
   }
 
-  const when = new Intl.DateTimeFormat(undefined,
-    {weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit'});
+  let when = null;
+
+  /* "Mon, Dec 8, 09:00 AM" (in Chinese "12月8日周一 09:00"), in the page's language. */
+  function format(ms) {
+    const locale = I18n.locale();
+    if (!when || when.locale !== locale) {
+      when = {locale, format: new Intl.DateTimeFormat(locale,
+        {weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit'})};
+    }
+    return when.format.format(ms);
+  }
 
   /* The value a datetime-local input takes for ms, in local time. */
   function localInput(ms) {
@@ -53,15 +68,15 @@
     input.value = localInput(now + 24 * 3600 * 1000);
     return new Promise((resolve) => {
       let answer = null;
-      const buttons = choices(now).map(([label, ms]) => {
+      const buttons = choices(now).map(([key, ms]) => {
         const b = document.createElement('button');
         b.type = 'button';
         b.className = 'btn btn-secondary snooze-choice';
         const name = document.createElement('span');
-        name.textContent = label;
+        name.textContent = I18n.t(key);
         const time = document.createElement('span');
         time.className = 'snooze-when';
-        time.textContent = when.format(ms);
+        time.textContent = format(ms);
         b.append(name, time);
         b.addEventListener('click', () => { answer = ms; dialog.close(); });
         const li = document.createElement('li');
@@ -73,7 +88,7 @@
         e.preventDefault();
         const ms = input.value ? new Date(input.value).getTime() : NaN;
         if (!(ms > Date.now())) {
-          error.textContent = 'Pick a time in the future.';
+          error.textContent = I18n.t('snooze.future');
           error.hidden = false;
           input.focus();
           return;
@@ -91,5 +106,5 @@
     });
   }
 
-  window.KefuSnooze = {ask, format: (ms) => when.format(ms)};
+  window.KefuSnooze = {ask, format};
 })();

@@ -4,12 +4,15 @@
  *
  *   const settings = new KefuTeamAdmin({dialog, api, team, me: () => me, onSelfChanged});
  *   settings.open();
+ *
+ * Its words come from the tables (web/i18n.js; keys teamAdmin.*); a change of language draws
+ * the agents' rows again.
  */
 (function () {
   'use strict';
 
   const $ = (root, sel) => root.querySelector(sel);
-
+  const {t} = window.KefuI18n;
 
   class KefuTeamAdmin {
     constructor(opts) {
@@ -28,6 +31,10 @@
       this.addForm.addEventListener('submit', (e) => { e.preventDefault(); this.addAgent(); });
       this.nameForm.addEventListener('submit', (e) => { e.preventDefault(); this.renameSelf(); });
       this.passwordForm.addEventListener('submit', (e) => { e.preventDefault(); this.changePassword(); });
+      this.agents = null; // the rows shown, drawn again in a new language
+      window.KefuI18n.onChange(() => {
+        if (this.agents && this.dialog.open) this.render(this.agents);
+      });
     }
 
     isAdmin() {
@@ -57,13 +64,14 @@
     }
 
     async load() {
-      await this.run('load the team', async () => {
+      await this.run(t('teamAdmin.loadWhat'), async () => {
         const data = await this.api('GET', '/api/agents');
         this.render(data.agents || []);
       });
     }
 
     render(agents) {
+      this.agents = agents;
       const me = this.me();
       const rows = agents.map((a) => {
         const tr = document.createElement('tr');
@@ -73,7 +81,7 @@
         name.className = 'ta-name';
         const label = document.createElement('span');
         label.className = 'ta-label';
-        label.textContent = (a.name || a.email) + (me && a.id === me.agent.id ? ' (you)' : '');
+        label.textContent = me && a.id === me.agent.id ? t('teams.you', {name: a.name || a.email}) : a.name || a.email;
         const sub = document.createElement('span');
         sub.className = 'ta-sub'; // the e-mail under the name, where the e-mail column is hidden
         sub.textContent = a.email;
@@ -84,10 +92,10 @@
         const roleCell = document.createElement('td');
         const role = document.createElement('select');
         role.className = 'ta-role';
-        role.setAttribute('aria-label', 'Role of ' + (a.name || a.email));
-        role.append(new Option('Agent', 'agent'), new Option('Admin', 'admin'));
+        role.setAttribute('aria-label', t('teamAdmin.roleOf', {name: a.name || a.email}));
+        role.append(new Option(t('teamAdmin.agent'), 'agent'), new Option(t('teamAdmin.admin'), 'admin'));
         role.value = a.role;
-        role.addEventListener('change', () => this.change(a, {role: role.value}, 'change the role'));
+        role.addEventListener('change', () => this.change(a, {role: role.value}, t('teamAdmin.roleWhat')));
         roleCell.append(role);
         const capacityCell = document.createElement('td');
         const capacity = document.createElement('input');
@@ -97,24 +105,24 @@
         capacity.step = '1';
         capacity.className = 'ta-capacity';
         capacity.value = String(a.capacity || 0);
-        capacity.title = 'Most unresolved conversations automatic assignment gives; 0: no limit';
-        capacity.setAttribute('aria-label', 'Capacity of ' + (a.name || a.email));
-        capacity.addEventListener('change', () => this.change(a, {capacity: Number(capacity.value)}, 'change the capacity'));
+        capacity.title = t('teamAdmin.capacityHint');
+        capacity.setAttribute('aria-label', t('teamAdmin.capacityOf', {name: a.name || a.email}));
+        capacity.addEventListener('change', () => this.change(a, {capacity: Number(capacity.value)}, t('teamAdmin.capacityWhat')));
         const load = document.createElement('span');
         load.className = 'ta-load';
-        load.textContent = (a.open_conversations || 0) + ' open';
+        load.textContent = t('teamAdmin.openCount', {count: a.open_conversations || 0});
         capacityCell.append(capacity, load);
         const stateCell = document.createElement('td');
         const state = document.createElement('button');
         state.type = 'button';
         state.className = 'btn btn-sm ' + (a.disabled ? 'btn-secondary' : 'btn-ghost ta-disable');
-        state.textContent = a.disabled ? 'Enable' : 'Disable';
-        state.setAttribute('aria-label', (a.disabled ? 'Enable ' : 'Disable ') + (a.name || a.email));
+        state.textContent = t(a.disabled ? 'teamAdmin.enable' : 'teamAdmin.disable');
+        state.setAttribute('aria-label', t(a.disabled ? 'teamAdmin.enableOf' : 'teamAdmin.disableOf', {name: a.name || a.email}));
         state.hidden = !!me && a.id === me.agent.id; // one's own account is not one's to disable
-        state.addEventListener('click', () => this.change(a, {disabled: !a.disabled}, a.disabled ? 'enable the account' : 'disable the account'));
+        state.addEventListener('click', () => this.change(a, {disabled: !a.disabled}, t(a.disabled ? 'teamAdmin.enableWhat' : 'teamAdmin.disableWhat')));
         const note = document.createElement('span');
         note.className = 'ta-state';
-        note.textContent = a.disabled ? 'Disabled' : '';
+        note.textContent = a.disabled ? t('teamAdmin.disabled') : '';
         stateCell.append(note, state);
         tr.append(name, email, roleCell, capacityCell, stateCell);
         return tr;
@@ -126,10 +134,11 @@
       const ok = await this.run(what, async () => {
         const data = await this.api('PATCH', '/api/agents/' + agent.id, body);
         const a = data.agent;
-        this.say(body.disabled === true ? (a.name || a.email) + ' is disabled: their sessions have ended.'
-          : body.disabled === false ? (a.name || a.email) + ' can sign in again.'
-          : body.capacity !== undefined ? (a.name || a.email) + (a.capacity > 0 ? ' takes up to ' + a.capacity + ' conversations now.' : ' has no limit now.')
-          : (a.name || a.email) + ' is ' + (a.role === 'admin' ? 'an admin' : 'an agent') + ' now.');
+        const name = a.name || a.email;
+        this.say(body.disabled === true ? t('teamAdmin.disabledNow', {name})
+          : body.disabled === false ? t('teamAdmin.enabledNow', {name})
+            : body.capacity !== undefined ? (a.capacity > 0 ? t('teamAdmin.capacityNow', {name, count: a.capacity}) : t('teamAdmin.noLimitNow', {name}))
+              : t(a.role === 'admin' ? 'teamAdmin.adminNow' : 'teamAdmin.agentNow', {name}));
       });
       await this.load(); // as it is now, whether the change went or not
       if (ok) this.team.reload();
@@ -143,9 +152,9 @@
         password: $(f, '#add-password').value,
         role: $(f, '#add-role').value,
       };
-      const ok = await this.run('add the agent', async () => {
+      const ok = await this.run(t('teamAdmin.addWhat'), async () => {
         const data = await this.api('POST', '/api/agents', body);
-        this.say((data.agent.name || data.agent.email) + ' can sign in now with that e-mail and password.');
+        this.say(t('teamAdmin.added', {name: data.agent.name || data.agent.email}));
       });
       if (ok) {
         f.reset();
@@ -157,10 +166,10 @@
     async renameSelf() {
       const me = this.me();
       const name = $(this.nameForm, '#own-name').value.trim();
-      const ok = await this.run('change your name', async () => {
+      const ok = await this.run(t('teamAdmin.renameWhat'), async () => {
         const data = await this.api('PATCH', '/api/agents/' + me.agent.id, {name});
         this.onSelfChanged(data.agent);
-        this.say('Your name is ' + (data.agent.name || data.agent.email) + ' now.');
+        this.say(t('teamAdmin.renamed', {name: data.agent.name || data.agent.email}));
       });
       if (ok) {
         this.team.reload();
@@ -174,15 +183,15 @@
       const current = $(f, '#own-current-password').value;
       const next = $(f, '#own-new-password').value;
       if (next !== $(f, '#own-new-password-again').value) {
-        this.say('Could not change your password. The two new passwords differ.', true);
+        this.say(t('teamAdmin.passwordsDiffer'), true);
         return;
       }
-      const ok = await this.run('change your password', async () => {
+      const ok = await this.run(t('teamAdmin.passwordWhat'), async () => {
         await this.api('PATCH', '/api/agents/' + me.agent.id, {password: next, current_password: current});
       });
       if (ok) {
         f.reset();
-        this.say('Your password is changed. Your other sessions have ended.');
+        this.say(t('teamAdmin.passwordChanged'));
       }
     }
   }

@@ -10,13 +10,19 @@
  *   teams.fillSelect(c);        // the selected conversation (or null)
  *   teams.filter;               // the team the list is filtered to, or null
  *   teams.stop();
+ *
+ * Its words come from the tables (web/i18n.js; keys teams.*); a change of language draws the
+ * filters, the select and the dialog's rows again.
  */
 (function () {
   'use strict';
 
-  const MODES = [['off', 'Off'], ['round_robin', 'Round-robin'], ['least_busy', 'Least busy']];
+  const {t} = window.KefuI18n;
+  const MODES = [['off', 'teams.modeOff'], ['round_robin', 'teams.modeRoundRobin'], ['least_busy', 'teams.modeLeastBusy']];
 
-  const el = (tag, props, ...children) => {
+  // An element with properties and children (named h, as hyperscript, not el: the shared
+  // el(tag, className, text) of web/ui.js takes other arguments).
+  const h = (tag, props, ...children) => {
     const node = document.createElement(tag);
     Object.assign(node, props || {});
     node.append(...children);
@@ -53,6 +59,10 @@
         this.filter = this.filter === id ? null : id;
         this.renderFilters();
         this.onFilter(this.filter);
+      });
+      window.KefuI18n.onChange(() => {
+        this.fillSelect(this.current);
+        if (this.dialog.open) this.renderRows(); // a row being edited stays, in its language
       });
       this.selectEl.addEventListener('change', () => {
         const v = this.selectEl.value;
@@ -128,9 +138,9 @@
         const counts = this.counts[String(t.id)];
         const n = counts ? counts[this.view] || 0 : 0;
         const on = this.filter === t.id;
-        const b = el('button', {type: 'button', className: 'team-filter' + (on ? ' active' : '')},
-          el('span', {className: 'team-filter-name', textContent: t.name}),
-          el('span', {className: 'view-count', textContent: n > 999 ? '999+' : String(n)}));
+        const b = h('button', {type: 'button', className: 'team-filter' + (on ? ' active' : '')},
+          h('span', {className: 'team-filter-name', textContent: t.name}),
+          h('span', {className: 'view-count', textContent: n > 999 ? '999+' : String(n)}));
         b.dataset.team = String(t.id);
         b.dataset.count = String(n);
         b.setAttribute('aria-pressed', on ? 'true' : 'false');
@@ -143,8 +153,8 @@
     /* The "Team" select: "No team" and every team, the conversation's chosen. */
     fillSelect(c) {
       this.current = c || null;
-      const options = [new Option('No team', '')];
-      for (const t of this.sorted()) options.push(new Option(t.name, String(t.id)));
+      const options = [new Option(t('teams.noTeam'), '')];
+      for (const team of this.sorted()) options.push(new Option(team.name, String(team.id)));
       this.selectEl.replaceChildren(...options);
       this.selectEl.value = c && c.team ? String(c.team.id) : '';
     }
@@ -171,40 +181,40 @@
       this.empty.hidden = teams.length > 0;
     }
 
-    row(t) {
-      const li = el('li', {className: 'teams-row'});
-      li.dataset.teamId = String(t.id);
-      const form = el('form', {className: 'teams-form'});
-      const name = el('input', {className: 'teams-name', value: t.name, maxLength: 80, required: true});
-      name.setAttribute('aria-label', 'Name of ' + t.name);
-      const mode = el('select', {className: 'teams-mode'});
-      mode.setAttribute('aria-label', 'Automatic assignment of ' + t.name);
-      for (const [value, label] of MODES) mode.append(new Option(label, value));
-      mode.value = t.auto_assign;
-      const after = el('input', {className: 'teams-after', type: 'number', min: '0', max: '86400', step: '1', value: String(t.reassign_after)});
-      after.setAttribute('aria-label', 'Pass on unanswered after, in seconds, for ' + t.name);
-      const members = el('fieldset', {className: 'teams-members'}, el('legend', {textContent: 'Members'}));
-      const ids = new Set(t.members || []);
+    row(team) {
+      const li = h('li', {className: 'teams-row'});
+      li.dataset.teamId = String(team.id);
+      const form = h('form', {className: 'teams-form'});
+      const name = h('input', {className: 'teams-name', value: team.name, maxLength: 80, required: true});
+      name.setAttribute('aria-label', t('teams.nameOf', {team: team.name}));
+      const mode = h('select', {className: 'teams-mode'});
+      mode.setAttribute('aria-label', t('teams.modeOf', {team: team.name}));
+      for (const [value, key] of MODES) mode.append(new Option(t(key), value));
+      mode.value = team.auto_assign;
+      const after = h('input', {className: 'teams-after', type: 'number', min: '0', max: '86400', step: '1', value: String(team.reassign_after)});
+      after.setAttribute('aria-label', t('teams.afterOf', {team: team.name}));
+      const members = h('fieldset', {className: 'teams-members'}, h('legend', {textContent: t('teams.members')}));
+      const ids = new Set(team.members || []);
       const me = this.me();
       for (const a of this.team.members().slice().sort((x, y) => x.name.localeCompare(y.name))) {
-        const box = el('input', {type: 'checkbox', value: String(a.id), checked: ids.has(a.id)});
-        const who = a.name + (me && a.id === Number(me.agent.id) ? ' (you)' : '');
-        box.setAttribute('aria-label', who + ' in ' + t.name);
-        members.append(el('label', {className: 'teams-member'}, box, el('span', {textContent: who})));
+        const box = h('input', {type: 'checkbox', value: String(a.id), checked: ids.has(a.id)});
+        const who = me && a.id === Number(me.agent.id) ? t('teams.you', {name: a.name}) : a.name;
+        box.setAttribute('aria-label', t('teams.memberIn', {name: who, team: team.name}));
+        members.append(h('label', {className: 'teams-member'}, box, h('span', {textContent: who})));
       }
-      const save = el('button', {type: 'submit', className: 'btn btn-primary btn-sm', textContent: 'Save'});
-      save.setAttribute('aria-label', 'Save ' + t.name);
+      const save = h('button', {type: 'submit', className: 'btn btn-primary btn-sm', textContent: t('teams.save')});
+      save.setAttribute('aria-label', t('teams.saveOf', {team: team.name}));
       form.append(
-        el('div', {className: 'teams-fields'},
-          el('label', {className: 'field'}, el('span', {textContent: 'Name'}), name),
-          el('label', {className: 'field'}, el('span', {textContent: 'Automatic assignment'}), mode),
-          el('label', {className: 'field'}, el('span', {textContent: 'Pass on unanswered after (s, 0: never)'}), after)),
+        h('div', {className: 'teams-fields'},
+          h('label', {className: 'field'}, h('span', {textContent: t('teams.name')}), name),
+          h('label', {className: 'field'}, h('span', {textContent: t('teams.mode')}), mode),
+          h('label', {className: 'field'}, h('span', {textContent: t('teams.after')}), after)),
         members,
-        el('div', {className: 'teams-actions'}, save));
+        h('div', {className: 'teams-actions'}, save));
       form.addEventListener('input', () => { li.dataset.dirty = 'true'; });
       form.addEventListener('submit', (e) => {
         e.preventDefault();
-        this.save(t.id, {name: name.value.trim(), auto_assign: mode.value, reassign_after: Number(after.value),
+        this.save(team.id, {name: name.value.trim(), auto_assign: mode.value, reassign_after: Number(after.value),
           members: [...members.querySelectorAll('input:checked')].map((b) => Number(b.value))}, li);
       });
       li.append(form);
@@ -212,21 +222,20 @@
     }
 
     async save(id, next, li) {
-      const t = this.teams.get(id);
-      if (!t) return;
+      const team = this.teams.get(id);
+      if (!team) return;
       const change = {};
-      if (next.name !== t.name) change.name = next.name;
-      if (next.auto_assign !== t.auto_assign) change.auto_assign = next.auto_assign;
-      if (next.reassign_after !== t.reassign_after) change.reassign_after = next.reassign_after;
-      const before = [...(t.members || [])].sort((a, b) => a - b).join(',');
+      if (next.name !== team.name) change.name = next.name;
+      if (next.auto_assign !== team.auto_assign) change.auto_assign = next.auto_assign;
+      if (next.reassign_after !== team.reassign_after) change.reassign_after = next.reassign_after;
+      const before = [...(team.members || [])].sort((a, b) => a - b).join(',');
       const membersChanged = next.members.slice().sort((a, b) => a - b).join(',') !== before;
-      const ok = await this.lines.run('save the team', async () => {
+      const ok = await this.lines.run(t('teams.saveWhat'), async () => {
         if (Object.keys(change).length) this.apply((await this.api('PATCH', '/api/teams/' + id, change)).team);
         if (membersChanged) this.apply((await this.api('PUT', '/api/teams/' + id + '/members', {agent_ids: next.members})).team);
         const now = this.teams.get(id);
-        const mode = MODES.find((m) => m[0] === now.auto_assign)[1].toLowerCase();
-        this.lines.say(now.name + ' is saved: ' + now.members.length + (now.members.length === 1 ? ' member' : ' members') +
-          ', automatic assignment ' + mode + '.');
+        const mode = t(MODES.find((m) => m[0] === now.auto_assign)[1]).toLocaleLowerCase(window.KefuI18n.locale());
+        this.lines.say(t('teams.saved', {name: now.name, count: now.members.length, mode}));
       });
       if (ok) {
         delete li.dataset.dirty;
@@ -237,10 +246,10 @@
     async add() {
       const input = this.addForm.querySelector('#teams-add-name');
       const name = input.value.trim();
-      const ok = await this.lines.run('add the team', async () => {
+      const ok = await this.lines.run(t('teams.addWhat'), async () => {
         const data = await this.api('POST', '/api/teams', {name});
         this.apply(data.team);
-        this.lines.say(data.team.name + ' is added. Choose its members below.');
+        this.lines.say(t('teams.added', {name: data.team.name}));
       });
       if (ok) this.addForm.reset();
     }

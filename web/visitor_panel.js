@@ -6,12 +6,17 @@
  * browser, language and the visitor's local time (kept ticking from their time zone), and their
  * earlier conversations (each opens in the console). A "visitor" event for the shown visitor
  * reads it again, so a page change shows in every console at once. On narrow screens the panel
- * sits below the thread, folded to its heading until the agent opens it. */
+ * sits below the thread, folded to its heading until the agent opens it.
+ *
+ * Its words come from the tables (web/i18n.js; keys vpanel.*, deskSettings.*), times from Intl
+ * in the page's language; a change of language draws the shown visitor again. */
 (function () {
   'use strict';
 
   const {formatTime, formatDay, formatFull, sentence} = window.KefuUI;
-  const STATUS_LABEL = {open: 'Open', pending: 'Pending', resolved: 'Resolved', snoozed: 'Snoozed'};
+  const I18n = window.KefuI18n;
+  const {t} = I18n;
+  const STATUS_LABEL = {open: 'vpanel.open', pending: 'vpanel.pending', resolved: 'vpanel.resolved', snoozed: 'vpanel.snoozed'};
 
   class KefuVisitorPanel {
     /* o: {root, api(method, path, body), onOpen(conversationId)} */
@@ -62,6 +67,10 @@
         e.preventDefault();
         this.save();
       });
+      this.earlier = []; // the shown visitor's earlier conversations, for a redraw
+      I18n.onChange(() => {
+        if (this.visitor) this.render(this.visitor, this.earlier);
+      });
     }
 
     /* The selected conversation (or null): read its visitor when it is another one. */
@@ -75,7 +84,7 @@
       this.stopClock();
       if (id === null) return;
       this.clear();
-      this.el.status.textContent = 'Loading…';
+      this.el.status.textContent = t('vpanel.loading');
       this.load();
     }
 
@@ -100,7 +109,7 @@
         this.render(data.visitor, data.conversations || []);
       } catch (e) {
         if (gen !== this.gen) return;
-        this.el.status.textContent = sentence(e.message || 'The visitor could not be loaded');
+        this.el.status.textContent = sentence(e.message || t('vpanel.loadFailed'));
       }
     }
 
@@ -115,10 +124,11 @@
 
     render(v, earlier) {
       this.visitor = v;
+      this.earlier = earlier;
       this.el.status.textContent = '';
-      this.el.name.textContent = v.name || 'Not given';
+      this.el.name.textContent = v.name || t('vpanel.notGiven');
       this.el.name.classList.toggle('is-unknown', !v.name);
-      this.el.email.textContent = v.email || 'Not given';
+      this.el.email.textContent = v.email || t('vpanel.notGiven');
       this.el.email.classList.toggle('is-unknown', !v.email);
       this.el.page.replaceChildren();
       if (v.page && v.page.url) {
@@ -128,7 +138,7 @@
         url.textContent = v.page.url;
         this.el.page.append(url);
       } else {
-        this.el.page.append(unknown('Not reported yet'));
+        this.el.page.append(unknown(t('vpanel.notReported')));
       }
       this.el.pages.replaceChildren();
       for (const p of v.pages || []) {
@@ -143,14 +153,14 @@
       }
       if (!(v.pages || []).length) {
         const li = document.createElement('li');
-        li.append(unknown('Not reported yet'));
+        li.append(unknown(t('vpanel.notReported')));
         this.el.pages.append(li);
       }
-      setText(this.el.referrer, v.referrer, 'None (came straight in)');
-      this.el.browser.textContent = v.browser || (v.user_agent ? 'Unknown browser' : '');
-      if (!v.browser && !v.user_agent) this.el.browser.append(unknown('Not reported yet'));
+      setText(this.el.referrer, v.referrer, t('vpanel.noReferrer'));
+      this.el.browser.textContent = v.browser ? browserLabel(v.browser) : v.user_agent ? t('vpanel.unknownBrowser') : '';
+      if (!v.browser && !v.user_agent) this.el.browser.append(unknown(t('vpanel.notReported')));
       this.el.browser.title = v.user_agent || '';
-      setText(this.el.language, v.language, 'Not reported yet');
+      setText(this.el.language, v.language, t('vpanel.notReported'));
       this.startClock(v);
       this.el.earlier.replaceChildren();
       for (const c of earlier) {
@@ -162,7 +172,8 @@
         const last = c.last_message ? c.last_message.body : '';
         const title = document.createElement('span');
         title.className = 'vp-earlier-title';
-        title.textContent = 'Conversation #' + c.id + ' · ' + (STATUS_LABEL[c.status] || c.status) + (when ? ' · ' + when : '');
+        const status = STATUS_LABEL[c.status] ? t(STATUS_LABEL[c.status]) : c.status;
+        title.textContent = [t('vpanel.conversation', {id: c.id}), status, when].filter(Boolean).join(' \u00b7 ');
         const snippet = document.createElement('span');
         snippet.className = 'vp-earlier-snippet';
         snippet.textContent = last;
@@ -180,7 +191,7 @@
       const show = () => {
         const text = localTime(v);
         if (text) this.el.localTime.textContent = text;
-        else setText(this.el.localTime, '', 'Not reported yet');
+        else setText(this.el.localTime, '', t('vpanel.notReported'));
       };
       show();
       if (v.timezone || typeof v.utc_offset === 'number') this.clock = setInterval(show, 15000);
@@ -212,7 +223,7 @@
         this.el.edit.focus();
         this.load();
       } catch (e) {
-        this.el.formError.textContent = sentence(e.message || 'The details could not be saved');
+        this.el.formError.textContent = sentence(e.message || t('vpanel.saveFailed'));
         this.el.formError.hidden = false;
       }
     }
@@ -244,6 +255,16 @@
     else el.append(unknown(missing));
   }
 
+  /* The server's label of the browser (src/chat/user_agent.c: "Chrome 120 on Windows", "a
+   * browser on Linux", "Firefox 128") in the page's language; names of browsers and systems are
+   * the same in every language. */
+  function browserLabel(label) {
+    const some = /^a browser on (.+)$/.exec(label);
+    if (some) return t('vpanel.aBrowserOn', {os: some[1]});
+    const on = /^(.+) on (.+)$/.exec(label);
+    return on ? t('vpanel.browserOn', {browser: on[1], os: on[2]}) : label;
+  }
+
   function offsetLabel(minutes) {
     const sign = minutes < 0 ? '−' : '+';
     const m = Math.abs(minutes);
@@ -254,15 +275,15 @@
     const now = new Date();
     if (v.timezone) {
       try {
-        const time = new Intl.DateTimeFormat(undefined, {hour: '2-digit', minute: '2-digit', timeZone: v.timezone}).format(now);
-        return time + ' (' + v.timezone.replace(/_/g, ' ') + ')';
+        const time = new Intl.DateTimeFormat(I18n.locale(), {hour: '2-digit', minute: '2-digit', timeZone: v.timezone}).format(now);
+        return t('vpanel.timeIn', {time, zone: v.timezone.replace(/_/g, ' ')});
       } catch (e) { /* a zone this browser does not know: the offset below */ }
     }
     if (typeof v.utc_offset === 'number') {
       const there = new Date(now.getTime() + v.utc_offset * 60000);
       const hh = String(there.getUTCHours()).padStart(2, '0');
       const mm = String(there.getUTCMinutes()).padStart(2, '0');
-      return hh + ':' + mm + ' (' + offsetLabel(v.utc_offset) + ')';
+      return t('vpanel.timeIn', {time: hh + ':' + mm, zone: offsetLabel(v.utc_offset)});
     }
     return '';
   }
@@ -324,10 +345,10 @@
       try {
         const data = await this.api('PATCH', '/api/settings', {typing_preview: on});
         this.apply(data.settings);
-        this.status.textContent = on ? 'Typing preview is on.' : 'Typing preview is off.';
+        this.status.textContent = t(on ? 'deskSettings.previewOn' : 'deskSettings.previewOff');
       } catch (e) {
         this.checkbox.checked = !on;
-        this.error.textContent = sentence(e.message || 'The setting could not be saved');
+        this.error.textContent = sentence(e.message || t('deskSettings.saveFailed'));
         this.error.hidden = false;
       } finally {
         this.checkbox.disabled = false;

@@ -299,45 +299,23 @@ void kf_agent_ticket_post(const kf_call_t *call)
 #define NAME_RULE "name must be a string of at most 80 characters"
 #define ROLE_RULE "role must be \"admin\" or \"agent\""
 
-/* The account list on its way: agents are few, so all of them in one answer. */
-typedef struct list_wait {
-    kf_wait_t base;
-    kf_presence_t *presence;
-    json_t *agents;
-} list_wait_t;
-
+/* The account list: agents are few, so all of them in one answer, each with its presence. */
 static int listed_agent_cb(void *ctx, const kf_agent_t *agent)
 {
-    list_wait_t *w = ctx;
+    kf_list_wait_t *w = ctx;
     json_t *json = account_json(agent);
     json_object_set_new(json, "status",
-                        json_string(kf_presence_name(kf_presence_status(w->presence, agent->id))));
-    json_array_append_new(w->agents, json);
+                        json_string(kf_presence_name(kf_presence_status(w->ctx, agent->id))));
+    json_array_append_new(w->items, json);
     return 0;
-}
-
-static void agents_listed_cb(void *ctx, const kf_store_result_t *r)
-{
-    list_wait_t *w = ctx;
-    kf_req_t *req = w->base.req;
-    if (req != NULL && r->rc != 0)
-        kf_call_fail(req, r->rc, NULL);
-    else if (req != NULL)
-        kf_resp_json(req, 200, json_pack("{s:O}", "agents", w->agents));
-    json_decref(w->agents);
-    free(w);
 }
 
 void kf_agents_get(const kf_call_t *call)
 {
     kf_store_t *store = call->app->store;
-    list_wait_t *w = kf_xcalloc(1, sizeof *w);
-    w->presence = call->app->presence;
-    w->agents = json_array();
-    int rc = store->ops->agent_list(store, listed_agent_cb, agents_listed_cb, w);
-    if (rc != 0)
-        json_decref(w->agents);
-    kf_call_hold(call->req, w, rc);
+    kf_list_wait_t *w = kf_call_list_new("agents", call->app->presence);
+    kf_call_list_hold(call->req, w,
+                      store->ops->agent_list(store, listed_agent_cb, kf_call_list_done, w));
 }
 
 /* A new agent on its way: the password's hash on the hasher, then the row. */

@@ -136,6 +136,36 @@ bool kf_call_hold(kf_req_t *req, void *w, int queued_rc)
     return true;
 }
 
+/* ---- lists ---- */
+
+kf_list_wait_t *kf_call_list_new(const char *field, void *ctx)
+{
+    kf_list_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->field = field;
+    w->items = json_array();
+    w->ctx = ctx;
+    return w;
+}
+
+void kf_call_list_done(void *ctx, const kf_store_result_t *r)
+{
+    kf_list_wait_t *w = ctx;
+    kf_req_t *req = w->base.req;
+    if (req != NULL && r->rc != 0)
+        kf_call_fail(req, r->rc, NULL);
+    else if (req != NULL)
+        kf_resp_json(req, 200, json_pack("{s:O}", w->field, w->items));
+    json_decref(w->items);
+    free(w);
+}
+
+void kf_call_list_hold(kf_req_t *req, kf_list_wait_t *w, int queued_rc)
+{
+    if (queued_rc != 0)
+        json_decref(w->items);
+    kf_call_hold(req, w, queued_rc);
+}
+
 /* ---- pages of messages, tickets ---- */
 
 kf_messages_wait_t *kf_call_messages_new(kf_app_t *app)

@@ -53,6 +53,20 @@ typedef struct kf_wait {
  * request already held is handed over to w. */
 bool kf_call_hold(kf_req_t *req, void *w, int queued_rc);
 
+/* A list on its way into 200 {"<field>": [...]}: a handler makes one, hands its own row callback
+ * (appending to items) and kf_call_list_done to a store query with it, and holds the request with
+ * kf_call_list_hold. ctx is for the row callback (what a row's JSON needs beside the row). */
+typedef struct kf_list_wait {
+    kf_wait_t base;
+    const char *field; /* a static string */
+    json_t *items;
+    void *ctx;
+} kf_list_wait_t;
+kf_list_wait_t *kf_call_list_new(const char *field, void *ctx);
+void kf_call_list_done(void *ctx, const kf_store_result_t *r);
+/* kf_call_hold for a list: when the query was not queued, frees w and answers the failure. */
+void kf_call_list_hold(kf_req_t *req, kf_list_wait_t *w, int queued_rc);
+
 /* What an action's POST answers once it is done (kf_call_act). */
 typedef enum {
     KF_ANSWER_MESSAGE,      /* 201 {"message"} (200 for an idempotent repeat) */

@@ -99,39 +99,20 @@ static const char *unknown_field(json_t *root, const char *const *fields, size_t
 
 /* ---- the list ---- */
 
-typedef struct list_wait {
-    kf_wait_t base;
-    json_t *canned;
-} list_wait_t;
-
 static int listed_cb(void *ctx, const kf_canned_t *canned)
 {
-    list_wait_t *w = ctx;
-    json_array_append_new(w->canned, canned_json(canned));
+    kf_list_wait_t *w = ctx;
+    json_array_append_new(w->items, canned_json(canned));
     return 0;
-}
-
-static void list_done_cb(void *ctx, const kf_store_result_t *r)
-{
-    list_wait_t *w = ctx;
-    kf_req_t *req = w->base.req;
-    if (req != NULL && r->rc != 0)
-        kf_call_fail(req, r->rc, NULL);
-    else if (req != NULL)
-        kf_resp_json(req, 200, json_pack("{s:O}", "canned", w->canned));
-    json_decref(w->canned);
-    free(w);
 }
 
 void kf_canned_get(const kf_call_t *call)
 {
     kf_store_t *store = call->app->store;
-    list_wait_t *w = kf_xcalloc(1, sizeof *w);
-    w->canned = json_array();
-    int rc = store->ops->canned_list(store, call->who->agent.id, listed_cb, list_done_cb, w);
-    if (rc != 0)
-        json_decref(w->canned);
-    kf_call_hold(call->req, w, rc);
+    kf_list_wait_t *w = kf_call_list_new("canned", NULL);
+    kf_call_list_hold(
+        call->req, w,
+        store->ops->canned_list(store, call->who->agent.id, listed_cb, kf_call_list_done, w));
 }
 
 /* ---- changes ---- */

@@ -13,6 +13,9 @@
 void kf_page_root(const kf_call_t *call);
 void kf_page_chat(const kf_call_t *call);
 void kf_page_agent(const kf_call_t *call);
+/* The website widget: its chat page (framed by any site) and the loader a site pastes. */
+void kf_page_widget(const kf_call_t *call);
+void kf_page_widget_loader(const kf_call_t *call);
 void kf_page_health(const kf_call_t *call);
 /* A file under /static/ (not a route: a prefix): exact lookup in the embedded table. */
 void kf_page_static(kf_req_t *req, const char *name, size_t name_len);

@@ -1,5 +1,5 @@
-/* pages.c: the pages (the visitor's chat, the agent console), the embedded static files and the
- * health check. */
+/* pages.c: the pages (the visitor's chat, the agent console, the website widget and its loader),
+ * the embedded static files and the health check. */
 #include <string.h>
 
 #include "chat/handlers.h"
@@ -9,6 +9,17 @@
 #define PAGE_POLICY                                                                                \
     "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; "         \
     "base-uri 'none'; form-action 'self'; object-src 'none'"
+
+/* The website widget's chat, framed by customers' sites: any site may frame it (docs/SECURITY.md,
+ * "The website widget": it holds only the visitor's own chat, which a framing page cannot read,
+ * and asks the visitor for nothing a clickjacker could steal), so it has no X-Frame-Options. */
+#define WIDGET_POLICY                                                                              \
+    "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors *; "              \
+    "base-uri 'none'; form-action 'self'; object-src 'none'"
+
+/* How long a browser keeps the loader without asking again: each page view of a customer's site
+ * would otherwise cost a request (a 304); an upgrade reaches every visitor within it. */
+#define LOADER_CACHE "public, max-age=600"
 
 void kf_page_static(kf_req_t *req, const char *name, size_t name_len)
 {
@@ -42,6 +53,27 @@ void kf_page_agent(const kf_call_t *call)
 
 /* Alive and answering: 200 either way, since reads, streams and replays go on while the database
  * refuses writes and a restart would not free the disk; "degraded" tells a monitor to look. */
+void kf_page_widget(const kf_call_t *call)
+{
+    const kf_asset_t *asset = kf_asset_find("widget.html", 11);
+    if (asset == NULL) {
+        kf_resp_error(call->req, 404, "not_found", "no such file");
+        return;
+    }
+    kf_resp_header(call->req, "Content-Security-Policy", WIDGET_POLICY);
+    kf_asset_serve(call->req, asset);
+}
+
+void kf_page_widget_loader(const kf_call_t *call)
+{
+    const kf_asset_t *asset = kf_asset_find("widget.js", 9);
+    if (asset == NULL) {
+        kf_resp_error(call->req, 404, "not_found", "no such file");
+        return;
+    }
+    kf_asset_serve_cached(call->req, asset, LOADER_CACHE);
+}
+
 void kf_page_health(const kf_call_t *call)
 {
     bool writable = kf_store_writable(call->app->store);

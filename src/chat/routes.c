@@ -27,6 +27,8 @@ static const endpoint_t endpoints[] = {
     {{"GET", "/chat"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_chat},
     {{"GET", "/agent"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_agent},
     {{"GET", "/healthz"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_health},
+    {{"GET", "/widget"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget},
+    {{"GET", "/widget.js"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget_loader},
     {{"POST", "/api/visitor/session"}, KF_ACCESS_PUBLIC, false, NULL, kf_visitor_session_create},
     {{"GET", "/api/visitor/session"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_session_get},
     {{"POST", "/api/visitor/messages"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_message_post},

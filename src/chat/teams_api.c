@@ -40,39 +40,18 @@ static json_t *team_json(const kf_team_t *team)
 
 /* ---- the list ---- */
 
-typedef struct list_wait {
-    kf_wait_t base;
-    json_t *teams;
-} list_wait_t;
-
 static int listed_cb(void *ctx, const kf_team_t *team)
 {
-    list_wait_t *w = ctx;
-    json_array_append_new(w->teams, team_json(team));
+    kf_list_wait_t *w = ctx;
+    json_array_append_new(w->items, team_json(team));
     return 0;
-}
-
-static void list_done_cb(void *ctx, const kf_store_result_t *r)
-{
-    list_wait_t *w = ctx;
-    kf_req_t *req = w->base.req;
-    if (req != NULL && r->rc != 0)
-        kf_call_fail(req, r->rc, NULL);
-    else if (req != NULL)
-        kf_resp_json(req, 200, json_pack("{s:O}", "teams", w->teams));
-    json_decref(w->teams);
-    free(w);
 }
 
 void kf_teams_get(const kf_call_t *call)
 {
     kf_store_t *store = call->app->store;
-    list_wait_t *w = kf_xcalloc(1, sizeof *w);
-    w->teams = json_array();
-    int rc = store->ops->team_list(store, listed_cb, list_done_cb, w);
-    if (rc != 0)
-        json_decref(w->teams);
-    kf_call_hold(call->req, w, rc);
+    kf_list_wait_t *w = kf_call_list_new("teams", NULL);
+    kf_call_list_hold(call->req, w, store->ops->team_list(store, listed_cb, kf_call_list_done, w));
 }
 
 /* ---- changes ---- */

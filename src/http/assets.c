@@ -144,6 +144,11 @@ bool kf_http_etag_matches(kf_str_t if_none_match, const char *etag)
 
 void kf_asset_serve(struct kf_req *req, const kf_asset_t *asset)
 {
+    kf_asset_serve_cached(req, asset, "no-cache");
+}
+
+void kf_asset_serve_cached(struct kf_req *req, const kf_asset_t *asset, const char *cache_control)
+{
     const kf_str_t *accept = kf_http_header_get(req->head, "Accept-Encoding");
     bool gzip = asset->gz != NULL && accept != NULL && kf_http_accepts_gzip(*accept);
     /* Two encodings are two representations: each has its own strong tag. */
@@ -151,7 +156,7 @@ void kf_asset_serve(struct kf_req *req, const kf_asset_t *asset)
     snprintf(etag, sizeof etag, "\"%s%s\"", asset->tag, gzip ? "-gz" : "");
     kf_resp_header(req, "ETag", etag);
     kf_resp_header(req, "Vary", "Accept-Encoding");
-    kf_resp_header(req, "Cache-Control", "no-cache");
+    kf_resp_header(req, "Cache-Control", cache_control);
     const kf_str_t *if_none_match = kf_http_header_get(req->head, "If-None-Match");
     if (if_none_match != NULL && kf_http_etag_matches(*if_none_match, etag)) {
         kf_resp_send(req, 304, NULL, NULL, 0);

@@ -32,6 +32,9 @@ const char *kf_asset_content_type(const char *name);
  * (a browser keeps the copy and asks each time whether it is still good). Headers the caller
  * added before (a page's Content-Security-Policy) go out too. */
 void kf_asset_serve(struct kf_req *req, const kf_asset_t *asset);
+/* The same with another Cache-Control value (the widget's loader: every page of a customer's site
+ * loads it, so a browser keeps it a while without asking). */
+void kf_asset_serve_cached(struct kf_req *req, const kf_asset_t *asset, const char *cache_control);
 
 /* True when an Accept-Encoding value (RFC 9110 §12.5.3) accepts gzip: "gzip" or "x-gzip" with
  * a weight above 0, or "*" above 0 without gzip itself refused. */

@@ -11,7 +11,7 @@ const { scenario, api, closeBrowser } = require('./harness');
 
 after(closeBrowser);
 
-const FILES = ['/chat', '/agent', '/static/kefu.js', '/static/ui.js', '/static/outbox.js', '/static/i18n.js', '/static/i18n_zh-CN.js', '/static/conversation_list.js', '/static/search.js', '/static/chat.js', '/static/agent.js', '/static/kefu.css', '/static/favicon.svg'];
+const FILES = ['/chat', '/agent', '/widget', '/static/widget_frame.js', '/static/kefu.js', '/static/ui.js', '/static/outbox.js', '/static/i18n.js', '/static/i18n_zh-CN.js', '/static/conversation_list.js', '/static/search.js', '/static/chat.js', '/static/agent.js', '/static/kefu.css', '/static/favicon.svg'];
 
 test('assets: gzip when accepted, the same bytes inflated, an ETag per representation, 304 on If-None-Match, Vary: Accept-Encoding', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {

@@ -641,6 +641,9 @@ test('security headers on every page, asset, API answer, error and push response
     const cases = [
       ['the visitor page', 'GET', '/chat', [], 'page', 200],
       ['the agent console', 'GET', '/agent', [], 'page', 200],
+      ['the website widget', 'GET', '/widget', [], 'widget', 200],
+      ['the widget on its static path', 'GET', '/static/widget.html', [], 'page', 200],
+      ['the widget loader', 'GET', '/widget.js', [], 'asset', 200],
       ['the root redirect', 'GET', '/', [], 'other', 302],
       ['the health check', 'GET', '/healthz', [], 'json', 200],
       ['a script', 'GET', '/static/kefu.js', [], 'asset', 200],
@@ -702,6 +705,14 @@ test('security headers on every page, asset, API answer, error and push response
         assert.deepEqual(policy['frame-ancestors'], ["'self'"], `${w}: ${csp[0]}`);
         assert.deepEqual(h['x-frame-options'], ['SAMEORIGIN'], `${w}: X-Frame-Options`);
         assert.match(h['content-type'][0], /^text\/html/);
+      } else if (kind === 'widget') {
+        // Framed by customers' sites (docs/SECURITY.md, "The website widget"): any ancestor,
+        // and no X-Frame-Options, which would refuse them whatever the policy says.
+        assert.deepEqual(policy['default-src'], ["'self'"], `${w}: ${csp[0]}`);
+        assert.equal(policy['script-src'], undefined, `${w}: ${csp[0]}`);
+        assert.deepEqual(policy['object-src'], ["'none'"], `${w}: ${csp[0]}`);
+        assert.deepEqual(policy['frame-ancestors'], ['*'], `${w}: ${csp[0]}`);
+        assert.equal(h['x-frame-options'], undefined, `${w}: X-Frame-Options`);
       } else if (kind === 'iframe') {
         assert.deepEqual(policy['default-src'], ["'none'"], `${w}: ${csp[0]}`);
         assert.deepEqual(policy['frame-ancestors'], ["'self'"], `${w}: ${csp[0]}`);

@@ -445,6 +445,13 @@ static void test_pages(void **state)
         {"GET", "/no/such/page", 404, "not_found"},
         {"DELETE", "/healthz", 405, "method_not_allowed"},
         {"GET", "/healthz", 200, "\"status\":\"ok\",\"writable\":true"},
+        {"GET", "/chat", 200, "frame-ancestors 'self';"},
+        {"GET", "/chat", 200, "X-Frame-Options: SAMEORIGIN"},
+        {"GET", "/widget", 200, "frame-ancestors *;"},
+        {"GET", "/widget", 200, "widget_frame.js"},
+        {"GET", "/widget.js", 200, "Cache-Control: public, max-age=600"},
+        {"HEAD", "/widget.js", 200, "text/javascript"},
+        {"GET", "/static/widget.html", 200, "frame-ancestors 'self';"},
     };
     /* An agent naming a conversation that does not exist. */
     cf_response_t *missing = cf_request(AS_AGENT, "POST", "/api/conversations/999999/status",
@@ -458,6 +465,12 @@ static void test_pages(void **state)
             fail_msg("%s %s: %d\n%.400s", cases[i].method, cases[i].path, r->status, r->raw);
         cf_response_free(r);
     }
+    /* The widget's chat is framed by customers' sites: no X-Frame-Options, which would refuse
+     * them whatever the policy says. */
+    cf_response_t *widget = cf_request(AS_NOBODY, "GET", "/widget", NULL);
+    assert_int_equal(widget->status, 200);
+    assert_null(strstr(widget->raw, "X-Frame-Options"));
+    cf_response_free(widget);
 }
 
 /* ---- start-up ---- */

@@ -20,6 +20,8 @@ static const struct {
     {"GET", "/chat", KF_ACCESS_PUBLIC, false},
     {"GET", "/agent", KF_ACCESS_PUBLIC, false},
     {"GET", "/healthz", KF_ACCESS_PUBLIC, false},
+    {"GET", "/widget", KF_ACCESS_PUBLIC, false},
+    {"GET", "/widget.js", KF_ACCESS_PUBLIC, false},
     {"POST", "/api/visitor/session", KF_ACCESS_PUBLIC, false},
     {"GET", "/api/visitor/session", KF_ACCESS_VISITOR, false},
     {"POST", "/api/visitor/messages", KF_ACCESS_VISITOR, false},
