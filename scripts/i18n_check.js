@@ -17,16 +17,16 @@ const vm = require('node:vm');
 
 const LANGUAGES = { en: 'web/i18n_en.js', 'zh-CN': 'web/i18n_zh-CN.js' };
 const PLURAL_FORMS = { en: ['one', 'other'], 'zh-CN': ['other'] };
-// The visitor page and what it uses; the console joins the list when it is translated.
-const SCRIPTS = ['web/chat.js', 'web/widget_frame.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js'];
-const PAGES = ['web/chat.html', 'web/widget.html'];
-// The console's reports, teams, snooze, notifications and visitor panel (web/reports.js and the
-// rest of its half B) are translated, the rest of web/agent.html not yet: only these elements of
-// it (each an element with that id, its whole subtree) are checked until the page joins PAGES.
-SCRIPTS.push('web/reports.js', 'web/teams.js', 'web/team_admin.js', 'web/visitor_panel.js', 'web/snooze.js');
-const PAGE_PARTS = {
-  'web/agent.html': ['teams-dialog', 'reports-dialog', 'snooze-dialog', 'notify-dialog', 'visitor-panel'],
-};
+// The visitor page (and the widget's frame of it) and what they use, and the console: web/agent.html
+// and its scripts.
+const SCRIPTS = ['web/chat.js', 'web/widget_frame.js', 'web/ui.js', 'web/outbox.js', 'web/notify.js', 'web/kefu.js',
+  'web/agent.js', 'web/conversation_list.js', 'web/notes.js', 'web/search.js', 'web/shortcuts.js', 'web/canned.js',
+  'web/alerts.js', 'web/team.js',
+  'web/reports.js', 'web/teams.js', 'web/team_admin.js', 'web/visitor_panel.js', 'web/snooze.js'];
+const PAGES = ['web/chat.html', 'web/widget.html', 'web/agent.html'];
+// A page translated in part: only these elements of it (each an element with that id, its whole
+// subtree) are checked until the page joins PAGES. None now.
+const PAGE_PARTS = {};
 
 function loadTable(root, file) {
   const tables = {};

@@ -22,17 +22,20 @@
 (function () {
   'use strict';
 
-  const {api, sentence, MessageList, showConnState, autoGrow, enterToSend, avatarClass, initials,
+  const {api, MessageList, showConnState, autoGrow, enterToSend, avatarClass, initials,
     visitorName, setVisitorAvatar, formatFull, formatTime, formatDay, perform, TypingSender,
     TypingState} = window.KefuUI;
+  const I18n = window.KefuI18n;
+  const t = I18n.t;
+  // The console's language: the person's choice (remembered), else the browser's (web/i18n.js).
+  I18n.init();
 
   const MAX_CHARS = 4000;
   const BASE_TITLE = 'kefu';
-  const SESSION_ENDED = 'Your session has ended. Please sign in again.';
-  const ACCOUNT_DISABLED = 'Your account has been disabled. Ask an admin of your team to enable it again.';
+  // Keys of the tables: the text is looked up when it is shown, in the language of that moment.
+  const SESSION_ENDED = 'console.sessionEnded';
+  const ACCOUNT_DISABLED = 'console.accountDisabled';
   const $ = (id) => document.getElementById(id);
-  // The browser's language (or the one chosen before) for the translated parts of the console.
-  window.KefuI18n.init();
 
   const ui = {
     boot: $('boot'),
@@ -121,7 +124,7 @@
     onDiscard: (key) => { if (outbox) outbox.discard(key); },
     otherName(msg) {
       const c = convs.get(msg.conversation_id);
-      return c ? visitorName(c.visitor) : 'Visitor #' + msg.visitor_id;
+      return c ? visitorName(c.visitor) : t('visitor.numbered', {id: msg.visitor_id});
     },
     otherAvatar(node, msg) {
       const c = convs.get(msg.conversation_id);
@@ -196,7 +199,7 @@
       teamFilter = id;
       restartList();
     },
-    onMove: (id) => deskChange($('team-select'), '/assign', {team_id: id}, id === null ? 'take it out of its team' : 'move it to the team'),
+    onMove: (id) => deskChange($('team-select'), '/assign', {team_id: id}, id === null ? 'thread.what.leaveTeam' : 'thread.what.moveTeam'),
   });
 
   /* Waiting times move on in the list, and waits past the reminder escalate (web/alerts.js). */
@@ -268,7 +271,7 @@
     next.focus();
     next.scrollIntoView({block: 'nearest'});
   }
-  new window.KefuShortcuts({
+  const shortcuts = new window.KefuShortcuts({
     dialog: $('shortcuts-dialog'),
     button: $('shortcuts-button'),
     actions: {
@@ -367,56 +370,64 @@
 
   /* ---- login / logout ---- */
 
+  /* message: what showLoginError() takes, or nothing. */
   function showLogin(message) {
     ui.boot.hidden = true;
     ui.consoleView.hidden = true;
     ui.loginView.hidden = false;
     document.body.classList.remove('show-thread');
     document.title = BASE_TITLE;
-    if (message) {
-      ui.loginError.textContent = message;
-      ui.loginError.hidden = false;
-    }
+    if (message) showLoginError(message);
     (ui.loginEmail.value ? ui.loginPassword : ui.loginEmail).focus();
   }
 
-  /* Our own words for why a sign-in failed; the server's text only for what we do not expect. */
+  /* Our own words for why a sign-in failed; for what we do not expect, the text of the error's
+   * code (never the server's English). */
   function loginErrorText(err) {
-    if (err.code === 'disabled') return ACCOUNT_DISABLED;
-    if (err.status === 401) return 'Wrong e-mail or password. Check both and try again.';
+    if (err.code === 'disabled') return t(ACCOUNT_DISABLED);
+    if (err.status === 401) return t('login.wrong');
     if (err.status === 429) {
       const minutes = Math.ceil((err.retryAfterMs || 0) / 60000);
-      return minutes > 1 ? 'Too many attempts. Try again in ' + minutes + ' minutes.'
-        : 'Too many attempts. Try again in a minute.';
+      return minutes > 1 ? t('login.tooManyMinutes', {count: minutes}) : t('login.tooManyMinute');
     }
-    if (err.status === 503) return 'The server is busy. Try again in a moment.';
-    return err.status === 0 ? err.message : 'Could not sign in. ' + sentence(err.message);
+    if (err.status === 503) return t('login.busy');
+    return err.status === 0 ? I18n.errorText(err) : t('login.failed', {reason: I18n.errorText(err)});
+  }
+
+  /* The login card's error line: what: a key of the tables, a failed sign-in's error, or
+   * {opening: error} when the console could not even ask for its session. Kept, so that a change
+   * of language says it again in the other. */
+  let loginError = null;
+  function showLoginError(what) {
+    loginError = what;
+    ui.loginError.textContent = typeof what === 'string' ? t(what)
+      : what.opening ? I18n.errorText(what.opening) : loginErrorText(what);
+    ui.loginError.hidden = false;
   }
 
   ui.loginForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     ui.loginError.hidden = true;
+    loginError = null;
     const email = ui.loginEmail.value.trim();
     const password = ui.loginPassword.value;
     if (!email || !password) {
-      ui.loginError.textContent = 'Please enter your email and password.';
-      ui.loginError.hidden = false;
+      showLoginError('login.missing');
       (email ? ui.loginPassword : ui.loginEmail).focus();
       return;
     }
     ui.loginSubmit.disabled = true;
-    ui.loginSubmit.textContent = 'Signing in…';
+    ui.loginSubmit.textContent = t('login.signingIn');
     try {
       const data = await api('POST', '/api/agent/login', {body: {email, password}});
       ui.loginPassword.value = '';
       await enterConsole(data);
     } catch (err) {
-      ui.loginError.textContent = loginErrorText(err);
-      ui.loginError.hidden = false;
+      showLoginError(err);
       ui.loginPassword.select();
     } finally {
       ui.loginSubmit.disabled = false;
-      ui.loginSubmit.textContent = 'Sign in';
+      ui.loginSubmit.textContent = t('login.submit');
     }
   });
 
@@ -631,7 +642,7 @@
     for (const c of convs.values()) total += Math.max(0, c.unread | 0);
     document.title = total > 0 ? '(' + total + ') ' + BASE_TITLE : BASE_TITLE;
     ui.unreadTotal.hidden = total === 0;
-    ui.unreadTotal.textContent = total + ' unread';
+    ui.unreadTotal.textContent = t('list.unreadTotal', {count: total});
     alerts.unread(total);
     // The list changed: the empty thread pane's advice follows what is on screen.
     if (selectedId === null) updateThreadEmpty();
@@ -691,7 +702,7 @@
     const region = $('list-announcer');
     region.textContent = '';
     // A new text in a later task: read out even when it is the same words as the last one.
-    setTimeout(() => { region.textContent = 'New conversation from ' + visitorName(c.visitor); }, 50);
+    setTimeout(() => { region.textContent = t('console.newConversationFrom', {name: visitorName(c.visitor)}); }, 50);
     alerts.conversation(c, visitorName(c.visitor));
   }
 
@@ -733,24 +744,15 @@
     return VIEWS.includes(v) ? v : 'all';
   }
 
-  const EMPTY = {
-    unassigned: ['Nothing waiting', 'Every open conversation has someone on it.'],
-    mine: ['Nothing on your plate', 'Conversations you claim or are given show up here.'],
-    open: ['No open conversations', 'When a visitor writes in, the conversation appears here right away.'],
-    pending: ['Nothing pending', 'Conversations set to pending wait here.'],
-    resolved: ['Nothing resolved yet', 'Resolved conversations are kept here.'],
-    snoozed: ['Nothing snoozed', 'A snoozed conversation waits here until its time, or until the visitor writes.'],
-    all: ['No conversations yet', 'When a visitor writes in, the conversation appears here right away.'],
-  };
-
   function showView() {
     for (const tab of ui.viewTabs.querySelectorAll('.view-tab')) {
       const on = tab.dataset.view === view;
       tab.classList.toggle('active', on);
       tab.setAttribute('aria-pressed', on ? 'true' : 'false');
     }
-    ui.listEmptyTitle.textContent = EMPTY[view][0];
-    ui.listEmptyText.textContent = EMPTY[view][1];
+    // The empty list's words for each view: list.empty.<view> and list.emptyText.<view>.
+    ui.listEmptyTitle.textContent = t('list.empty.' + view);
+    ui.listEmptyText.textContent = t('list.emptyText.' + view);
   }
 
   /* Another view: the list starts over from its first page (the selected conversation stays
@@ -876,7 +878,7 @@
       }
       showVisitorRead(id);
     } catch (e) {
-      if (gen === threadGen) showReplyError('Could not load this conversation. ' + sentence(e.message));
+      if (gen === threadGen) showReplyError(t('thread.loadFailed', {reason: I18n.errorText(e)}));
       return;
     } finally {
       loaded();
@@ -943,7 +945,7 @@
     ui.jump.hidden = true;
     ui.replyInput.disabled = true;
     ui.replySend.disabled = true;
-    ui.replyInput.placeholder = 'Select a conversation to reply';
+    ui.replyInput.placeholder = t('composer.select');
     ui.replyError.hidden = true;
     for (const item of ui.list.querySelectorAll('.conv-item.selected')) {
       item.classList.remove('selected');
@@ -953,7 +955,13 @@
     updateThreadEmpty();
   }
 
-  const STATUS_LABEL = {open: 'Open', pending: 'Pending', resolved: 'Resolved', snoozed: 'Snoozed'};
+  const STATUSES = ['open', 'pending', 'resolved', 'snoozed'];
+
+  /* "Today" and "yesterday" by the calendar, whatever language formatDay() speaks. */
+  function daysBefore(ms) {
+    const day = (x) => new Date(x).setHours(0, 0, 0, 0);
+    return Math.round((day(Date.now()) - day(ms)) / 86400000);
+  }
 
   function refreshSelectedHeader() {
     const c = selectedId !== null ? convs.get(selectedId) : null;
@@ -965,7 +973,7 @@
     showThreadTyping();
     document.body.classList.toggle('has-selection', !!c);
     if (!c) {
-      ui.threadTitle.textContent = 'No conversation selected';
+      ui.threadTitle.textContent = t('thread.none');
       ui.threadSub.textContent = '';
       return;
     }
@@ -973,31 +981,35 @@
     ui.threadAvatar.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
     setVisitorAvatar(ui.threadAvatar, c.visitor);
     const parts = [];
-    if (c.visitor && c.visitor.name) parts.push('Visitor #' + c.visitor.id);
+    if (c.visitor && c.visitor.name) parts.push(t('visitor.numbered', {id: c.visitor.id}));
     parts.push(c.status === 'snoozed' && c.snoozed_until
-      ? 'Snoozed until ' + window.KefuSnooze.format(c.snoozed_until) : STATUS_LABEL[c.status] || c.status);
+      ? t('thread.snoozedUntil', {time: window.KefuSnooze.format(c.snoozed_until)})
+      : STATUSES.includes(c.status) ? t('console.status.' + c.status) : c.status);
     if (c.created_at) {
-      const day = formatDay(c.created_at);
-      parts.push('started ' + (day === 'Today' ? formatTime(c.created_at) : day.toLowerCase() === 'yesterday' ? 'yesterday' : day));
+      const days = daysBefore(c.created_at);
+      const when = days <= 0 ? formatTime(c.created_at)
+        : days === 1 ? new Intl.RelativeTimeFormat(I18n.locale() || 'en', {numeric: 'auto'}).format(-1, 'day')
+          : formatDay(c.created_at);
+      parts.push(t('thread.started', {when}));
     }
     ui.threadSub.textContent = parts.join(' · ');
-    ui.threadSub.title = c.created_at ? 'Started ' + formatFull(c.created_at) : '';
+    ui.threadSub.title = c.created_at ? t('thread.startedFull', {time: formatFull(c.created_at)}) : '';
     const resolved = c.status === 'resolved';
     ui.threadSub.classList.toggle('is-resolved', resolved);
-    ui.replyInput.placeholder = replyMode.note ? 'Private note: only agents see it, the visitor will not'
-      : resolved ? 'Resolved: reply anyway…' : 'Write a reply…';
-    ui.statusButton.textContent = resolved ? 'Reopen' : 'Resolve';
+    ui.replyInput.placeholder = replyMode.note ? t('composer.placeholderNote')
+      : resolved ? t('composer.placeholderResolved') : t('composer.placeholder');
+    ui.statusButton.textContent = resolved ? t('thread.reopen') : t('thread.resolve');
     ui.statusButton.classList.toggle('btn-primary', resolved);
     ui.statusButton.classList.toggle('btn-secondary', !resolved);
     ui.statusSelect.value = c.status;
     ui.deskBar.dataset.status = c.status;
     const mine = !!c.assignee && !!me && Number(c.assignee.id) === Number(me.agent.id);
-    ui.assigneeLabel.textContent = !c.assignee ? 'Unassigned'
-      : 'Assigned to ' + (mine ? 'you' : c.assignee.name || c.assignee.email);
+    ui.assigneeLabel.textContent = !c.assignee ? t('thread.unassigned')
+      : mine ? t('thread.assignedToYou') : t('thread.assignedTo', {name: c.assignee.name || c.assignee.email});
     ui.assigneeLabel.classList.toggle('unassigned', !c.assignee);
     // Claim what nobody holds; take over what someone else holds (an assignment to oneself).
     ui.claimButton.hidden = mine || (!c.assignee && resolved);
-    ui.claimButton.textContent = c.assignee ? 'Assign to me' : 'Claim';
+    ui.claimButton.textContent = c.assignee ? t('thread.assignToMe') : t('thread.claim');
     $('transcript-link').href = '/api/conversations/' + c.id + '/transcript?format=txt';
     fillAssignSelect();
     teams.fillSelect(c);
@@ -1023,13 +1035,13 @@
   function fillAssignSelect() {
     const c = selectedId !== null ? convs.get(selectedId) : null;
     const held = c && c.assignee ? Number(c.assignee.id) : null;
-    const options = [new Option('Transfer to…', '')];
+    const options = [new Option(t('thread.transferToPick'), '')];
     for (const a of team.members()) {
       if (a.id === held) continue;
-      const who = me && a.id === Number(me.agent.id) ? a.name + ' (you)' : a.name;
+      const who = me && a.id === Number(me.agent.id) ? t('team.you', {name: a.name}) : a.name;
       options.push(new Option(who + ' · ' + window.KefuTeam.LABELS[a.status], String(a.id)));
     }
-    if (held !== null) options.push(new Option('Nobody (unassign)', 'none'));
+    if (held !== null) options.push(new Option(t('thread.nobody'), 'none'));
     ui.assignSelect.replaceChildren(...options);
     ui.assignSelect.value = '';
   }
@@ -1037,14 +1049,13 @@
   function updateThreadEmpty() {
     const c = selectedId !== null ? convs.get(selectedId) : null;
     if (!c) {
-      ui.threadEmptyTitle.textContent = 'Pick a conversation';
-      ui.threadEmptyText.textContent = convs.size ? 'Choose a conversation on the left to read it and reply.'
-        : view === 'all' ? 'Nothing to answer yet. New conversations will show up on the left.'
-          : 'Nothing in this view. The other views on the left may hold some.';
+      ui.threadEmptyTitle.textContent = t('thread.pick');
+      ui.threadEmptyText.textContent = convs.size ? t('thread.pickText')
+        : view === 'all' ? t('thread.nothingYet') : t('thread.nothingInView');
       ui.threadEmpty.hidden = false;
     } else if (thread.count === 0) {
-      ui.threadEmptyTitle.textContent = threadLoading ? 'Loading…' : 'No messages yet';
-      ui.threadEmptyText.textContent = threadLoading ? '' : 'Write the first message below.';
+      ui.threadEmptyTitle.textContent = threadLoading ? t('thread.loading') : t('thread.noMessages');
+      ui.threadEmptyText.textContent = threadLoading ? '' : t('thread.writeFirst');
       ui.threadEmpty.hidden = false;
     } else {
       ui.threadEmpty.hidden = true;
@@ -1110,9 +1121,9 @@
 
   /* ---- status ---- */
 
-  /* A change of the selected conversation's desk state (POST path with body); the answer is the
-   * conversation as it is after. A refusal (someone claimed it first) says why, and the
-   * conversation is read again. */
+  /* A change of the selected conversation's desk state (POST path with body; what: the key of
+   * the words for it in "Could not …"); the answer is the conversation as it is after. A refusal
+   * (someone claimed it first) says why, and the conversation is read again. */
   async function deskChange(control, path, body, what) {
     const id = selectedId;
     if (id === null || !convs.get(id)) return;
@@ -1123,7 +1134,7 @@
       applyConversation(data.conversation);
     } catch (e) {
       if (e.status !== 401) {
-        showReplyError('Could not ' + what + '. ' + sentence(e.message));
+        showReplyError(t('action.failed', {what: t(what), reason: I18n.errorText(e)}));
         fetchConversation(id);
       }
     } finally {
@@ -1136,7 +1147,7 @@
     const c = convs.get(selectedId);
     if (!c) return;
     const next = c.status === 'resolved' ? 'open' : 'resolved';
-    deskChange(ui.statusButton, '/status', {status: next}, next === 'open' ? 'reopen it' : 'resolve it');
+    deskChange(ui.statusButton, '/status', {status: next}, next === 'open' ? 'thread.what.reopen' : 'thread.what.resolve');
   });
 
   ui.statusSelect.addEventListener('change', async () => {
@@ -1144,7 +1155,7 @@
     const next = ui.statusSelect.value;
     if (!c || next === c.status) return;
     if (next !== 'snoozed') {
-      deskChange(ui.statusSelect, '/status', {status: next}, 'change the status');
+      deskChange(ui.statusSelect, '/status', {status: next}, 'thread.what.status');
       return;
     }
     ui.statusSelect.value = c.status; // until a time is picked: nothing has changed
@@ -1154,7 +1165,7 @@
       ui.statusSelect.focus();
       return;
     }
-    await deskChange(ui.statusSelect, '/status', {status: 'snoozed', snooze_until: until}, 'snooze it');
+    await deskChange(ui.statusSelect, '/status', {status: 'snoozed', snooze_until: until}, 'thread.what.snooze');
     ui.statusSelect.focus();
   });
   $('snooze-dialog').querySelector('.snooze-close').addEventListener('click', () => $('snooze-dialog').close());
@@ -1163,13 +1174,13 @@
     const value = ui.assignSelect.value;
     if (!value || selectedId === null) return;
     if (value === 'none') {
-      deskChange(ui.assignSelect, '/assign', {agent_id: null}, 'unassign it');
+      deskChange(ui.assignSelect, '/assign', {agent_id: null}, 'thread.what.unassign');
       return;
     }
     // A transfer asks for an optional note first; it goes with the transfer, in one write.
     const agent = team.members().find((a) => a.id === Number(value));
     ui.assignSelect.value = '';
-    transferDialog.open(agent ? agent.name : 'agent #' + value, Number(value));
+    transferDialog.open(agent ? agent.name : t('thread.agentNumbered', {id: value}), Number(value));
   });
 
   const transferDialog = new window.KefuTransferDialog({
@@ -1194,10 +1205,9 @@
     form: ui.replyForm,
     onChange(note) {
       if (note) typing.stop();
-      document.querySelector('label[for="reply-input"]').textContent = note ? 'Private note' : 'Reply';
-      ui.replySend.setAttribute('aria-label', note ? 'Add private note' : 'Send reply');
+      showReplyMode(note);
       if (selectedId !== null && convs.get(selectedId)) refreshSelectedHeader();
-      else ui.replyInput.placeholder = 'Select a conversation to reply';
+      else ui.replyInput.placeholder = t('composer.select');
       if (selectedId !== null && !ui.replyInput.disabled) ui.replyInput.focus();
     },
   });
@@ -1211,8 +1221,8 @@
   ui.claimButton.addEventListener('click', () => {
     const c = convs.get(selectedId);
     if (!c || !me) return;
-    if (c.assignee) deskChange(ui.claimButton, '/assign', {agent_id: me.agent.id}, 'assign it to you');
-    else deskChange(ui.claimButton, '/claim', undefined, 'claim it');
+    if (c.assignee) deskChange(ui.claimButton, '/assign', {agent_id: me.agent.id}, 'thread.what.assignToMe');
+    else deskChange(ui.claimButton, '/claim', undefined, 'thread.what.claim');
   });
 
   /* ---- replies ---- */
@@ -1277,7 +1287,7 @@
     const body = ui.replyInput.value.trim();
     if (!body) return;
     if (Array.from(body).length > MAX_CHARS) {
-      showReplyError('That reply is too long: please keep it under ' + MAX_CHARS + ' characters.');
+      showReplyError(t('composer.tooLong', {max: MAX_CHARS}));
       return;
     }
     typing.stop();
@@ -1419,6 +1429,46 @@
     }
   }
 
+  /* The composer's label and send button say what it sends: a reply or a private note. */
+  function showReplyMode(note) {
+    document.querySelector('label[for="reply-input"]').textContent = note ? t('composer.note') : t('composer.reply');
+    ui.replySend.setAttribute('aria-label', note ? t('composer.sendNote') : t('composer.send'));
+  }
+
+  /* ---- language ---- */
+
+  // The switchers: one on the login card, one in the top bar (both follow either).
+  I18n.bindSwitcher($('login-lang-select'));
+  I18n.bindSwitcher($('console-lang-select'));
+
+  /* Another language: agent.html's own text is done by I18n (it fills the data-i18n elements
+   * with their first words again); what the console drew itself is drawn again here, at once. */
+  I18n.onChange(() => {
+    document.title = BASE_TITLE;
+    showConnState(ui.conn, ui.conn.dataset.state);
+    if (!ui.loginError.hidden && loginError) showLoginError(loginError);
+    showReplyMode(replyMode.note);
+    showView();
+    for (const c of convs.values()) convList.render(c);
+    const older = ui.loadOlder.dataset.state;
+    showLoadOlder(older === 'loading' || older === 'error' ? older : undefined);
+    updateTotals();
+    refreshSelectedHeader();
+    fillAssignSelect();
+    updateThreadEmpty();
+    thread.redraw();
+    team.render();
+    search.redraw();
+    cannedDialog.redraw();
+    shortcuts.render();
+    alerts.showDesktop();
+    mentions.redraw();
+    $('canned-picker').setAttribute('aria-label', t('canned.title'));
+    // A line said in the other language goes; the next attempt says it again in this one.
+    ui.replyError.hidden = true;
+    ui.teamError.hidden = true;
+  });
+
   /* ---- start ---- */
 
   window.addEventListener('resize', () => {
@@ -1431,7 +1481,7 @@
       const data = await api('GET', '/api/agent/me');
       await enterConsole(data);
     } catch (e) {
-      if (!me) showLogin(e.code === 'disabled' ? ACCOUNT_DISABLED : e.status === 401 ? '' : e.message);
+      if (!me) showLogin(e.code === 'disabled' ? ACCOUNT_DISABLED : e.status === 401 ? '' : {opening: e});
     }
   })();
 })();

@@ -25,11 +25,13 @@
   const DEFAULTS = {soundConversation: true, soundMessage: true, whileFocused: false, desktop: true,
     remindAfter: 120};
 
+  const t = window.KefuI18n.t;
+  // What #notify-desktop-state says for each state of the browser's permission (keys).
   const DESKTOP_TEXT = {
-    on: 'Desktop notifications are allowed in this browser.',
-    off: 'Desktop notifications are not turned on in this browser yet.',
-    blocked: 'This browser blocks notifications from kefu. Allow them in the site settings (the icon left of the address).',
-    unsupported: 'This browser cannot show desktop notifications.',
+    on: 'alerts.desktopOn',
+    off: 'alerts.desktopOff',
+    blocked: 'alerts.desktopBlocked',
+    unsupported: 'alerts.desktopUnsupported',
   };
 
   class KefuAlerts {
@@ -102,7 +104,7 @@
 
     showDesktop() {
       const state = desktop.state();
-      this.els.desktopState.textContent = DESKTOP_TEXT[state];
+      this.els.desktopState.textContent = t(DESKTOP_TEXT[state]);
       this.els.desktopState.dataset.state = state;
       this.els.desktopButton.hidden = state !== 'off';
       this.els.boxes.desktop.disabled = state !== 'on';
@@ -135,7 +137,7 @@
       if (!this.key) return;
       this.fresh = {id: c.id, at: Date.now()}; // its first message is this news, not another
       if (this.settings.soundConversation) this.play('conversation');
-      this.notify('New conversation: ' + who, (c.last_message && c.last_message.body) || '', c.id);
+      this.notify(t('alerts.newConversation', {name: who}), (c.last_message && c.last_message.body) || '', c.id);
     }
 
     message(m, who) {
@@ -172,15 +174,15 @@
         const inTeam = !c.team || who.inTeam(c.team.id);
         const concerned = c.assignee ? Number(c.assignee.id) === Number(who.id) : inTeam;
         const waited = Math.round((now - c.waiting_since) / 60000);
-        const name = (c.visitor && c.visitor.name) || 'Visitor #' + (c.visitor && c.visitor.id);
+        const name = window.KefuUI.visitorName(c.visitor);
         if (concerned && this.wantsSound()) {
           this.sound.play('conversation');
           this.showBanner();
         }
         const told = (due >= 2 && who.online && inTeam) || (due >= 3 && who.admin) || (concerned && due >= 2);
         if (told && this.settings.desktop) {
-          desktop.show(name + ' has waited ' + (waited < 1 ? 'a minute' : waited + ' min'),
-            'No reply yet' + (c.team ? ' (' + c.team.name + ')' : ''), {tag: 'kefu-wait-' + c.id, onClick: () => this.onOpen(c.id)});
+          desktop.show(t('alerts.waited', {name, time: waited < 1 ? t('alerts.aMinute') : t('alerts.minutes', {count: waited})}),
+            c.team ? t('alerts.noReplyTeam', {team: c.team.name}) : t('alerts.noReply'), {tag: 'kefu-wait-' + c.id, onClick: () => this.onOpen(c.id)});
           this.reminded = (this.reminded || 0) + 1;
           this.els.button.dataset.reminded = String(this.reminded);
         }

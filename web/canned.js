@@ -16,12 +16,13 @@
   const MAX_OPTIONS = 8;
   const PREVIEW_CHARS = 80;
   const STALE_MS = 30000;
+  const t = window.KefuI18n.t;
 
 
   /* body with its placeholders filled in; unknown ones stay as they are. */
   function fillPlaceholders(body, names) {
     return body.replace(/\{\s*(visitor|agent)\.name\s*\}/g, (whole, who) => {
-      if (who === 'visitor') return names.visitor || 'there';
+      if (who === 'visitor') return names.visitor || t('canned.visitorFallback');
       return names.agent || whole;
     });
   }
@@ -73,7 +74,7 @@
       this.box.id = 'canned-picker';
       this.box.className = 'canned-picker';
       this.box.setAttribute('role', 'listbox');
-      this.box.setAttribute('aria-label', 'Canned replies');
+      this.box.setAttribute('aria-label', t('canned.title'));
       this.box.hidden = true;
       this.input.insertAdjacentElement('beforebegin', this.box);
       this.input.setAttribute('aria-autocomplete', 'list');
@@ -225,9 +226,17 @@
       this.cancel = $('#canned-cancel');
       this.lines = window.KefuUI.statusLines($('#canned-status'), $('#canned-error'));
       this.editing = null; // the reply the form changes, or null: it adds one
+      this.items = null;   // the replies shown, to draw them again in another language
       $('#canned-close').addEventListener('click', () => this.dialog.close());
       this.cancel.addEventListener('click', () => this.edit(null));
       this.form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
+    }
+
+    /* The rows and the form's words again, in the language of the moment (what is typed stays). */
+    redraw() {
+      if (this.items) this.render(this.items);
+      this.showForm();
+      this.say('');
     }
 
     isAdmin() {
@@ -246,16 +255,27 @@
       this.lines.say(text, error);
     }
 
-    run(what, fn) {
-      return this.lines.run(what, fn);
+    /* Runs fn; when it fails, says "Could not <what>." with the text of the error's code (a 401
+     * has ended the session: nothing to say; a conflict here is a shortcut already taken).
+     * Resolves to whether fn went. */
+    async run(what, fn) {
+      try {
+        await fn();
+      } catch (e) {
+        const reason = e.code === 'conflict' ? t('canned.taken') : window.KefuI18n.errorText(e);
+        if (e.status !== 401) this.say(t('action.failed', {what, reason}), true);
+        return false;
+      }
+      return true;
     }
 
     async load() {
       this.canned.changed();
-      await this.run('load the canned replies', async () => this.render(await this.canned.list()));
+      await this.run(t('canned.whatLoad'), async () => this.render(await this.canned.list()));
     }
 
     render(items) {
+      this.items = items;
       const admin = this.isAdmin();
       const rows = items.map((c) => {
         const li = document.createElement('li');
@@ -269,20 +289,20 @@
         shortcut.textContent = '/' + c.shortcut;
         const scope = document.createElement('span');
         scope.className = 'canned-row-scope';
-        scope.textContent = c.scope === 'team' ? 'Team' : 'Personal';
+        scope.textContent = c.scope === 'team' ? t('canned.tagTeam') : t('canned.tagPersonal');
         head.append(shortcut, scope);
         if (c.scope !== 'team' || admin) {
           const edit = document.createElement('button');
           edit.type = 'button';
           edit.className = 'btn btn-ghost btn-sm';
-          edit.textContent = 'Edit';
-          edit.setAttribute('aria-label', 'Edit /' + c.shortcut);
+          edit.textContent = t('canned.edit');
+          edit.setAttribute('aria-label', t('canned.editLabel', {shortcut: c.shortcut}));
           edit.addEventListener('click', () => this.edit(c));
           const del = document.createElement('button');
           del.type = 'button';
           del.className = 'btn btn-ghost btn-sm canned-delete';
-          del.textContent = 'Delete';
-          del.setAttribute('aria-label', 'Delete /' + c.shortcut);
+          del.textContent = t('canned.delete');
+          del.setAttribute('aria-label', t('canned.deleteLabel', {shortcut: c.shortcut}));
           del.addEventListener('click', () => this.remove(c));
           head.append(edit, del);
         }
@@ -300,34 +320,40 @@
     edit(c) {
       this.editing = c;
       const admin = this.isAdmin();
-      this.formTitle.textContent = c ? 'Edit /' + c.shortcut : 'Add a canned reply';
+      this.showForm();
       this.shortcut.value = c ? c.shortcut : '';
       this.body.value = c ? c.body : '';
       this.scope.value = c ? c.scope : 'personal';
       // The scope is chosen when a reply is added; only admins add team ones.
       this.scopeField.hidden = !!c || !admin;
-      this.save.textContent = c ? 'Save changes' : 'Add reply';
       this.cancel.hidden = !c;
       if (c) this.shortcut.focus();
+    }
+
+    /* The form's title and button: adding a reply, or changing this.editing. */
+    showForm() {
+      const c = this.editing;
+      this.formTitle.textContent = c ? t('canned.formTitleEdit', {shortcut: c.shortcut}) : t('canned.formTitleAdd');
+      this.save.textContent = c ? t('canned.save') : t('canned.add');
     }
 
     async submit() {
       const shortcut = this.shortcut.value.trim().replace(/^\/+/, '');
       const body = this.body.value;
       const c = this.editing;
-      const ok = await this.run(c ? 'save the reply' : 'add the reply', async () => {
+      const ok = await this.run(c ? t('canned.whatSave') : t('canned.whatAdd'), async () => {
         if (c) await this.api('PATCH', '/api/canned/' + c.id, {shortcut, body});
         else await this.api('POST', '/api/canned', {shortcut, body, scope: this.scope.value});
-        this.say(c ? '/' + shortcut + ' is saved.' : '/' + shortcut + ' is added: type it in a reply.');
+        this.say(c ? t('canned.saved', {shortcut}) : t('canned.added', {shortcut}));
       });
       if (ok) this.edit(null);
       await this.load();
     }
 
     async remove(c) {
-      const ok = await this.run('delete the reply', async () => {
+      const ok = await this.run(t('canned.whatDelete'), async () => {
         await this.api('DELETE', '/api/canned/' + c.id);
-        this.say('/' + c.shortcut + ' is deleted.');
+        this.say(t('canned.deleted', {shortcut: c.shortcut}));
       });
       if (ok && this.editing && this.editing.id === c.id) this.edit(null);
       await this.load();

@@ -17,7 +17,18 @@
 
   const {el, avatarClass, visitorName, setVisitorAvatar, formatRelative, formatFull} = window.KefuUI;
 
-  const STATUS_TAG = {pending: 'Pending', resolved: 'Resolved', snoozed: 'Snoozed'};
+  const t = window.KefuI18n.t;
+
+  // The statuses the list marks with a tag (console.status.<status> of the tables); open is the norm.
+  const TAGGED = ['pending', 'resolved', 'snoozed'];
+
+  /* A wait as a short duration: "<1 min", "4 min", "2 h 5 min" ("不到 1 分钟", "4 分钟", …). */
+  function waitText(min) {
+    if (min < 1) return t('list.waitUnderMinute');
+    if (min < 60) return t('list.waitMinutes', {count: min});
+    const hours = Math.floor(min / 60);
+    return min % 60 ? t('list.waitHoursMinutes', {hours, minutes: min % 60}) : t('list.waitHours', {hours});
+  }
 
   function activity(c) {
     return c.last_message ? c.last_message.created_at : (c.updated_at || c.created_at || 0);
@@ -121,9 +132,8 @@
       item.dataset.waiting = since ? String(Math.floor(ms / 1000)) : '';
       if (!since) return;
       const min = Math.floor(ms / 60000);
-      wait.textContent = 'Waiting ' + (min < 1 ? '<1 min' : min < 60 ? min + ' min'
-        : Math.floor(min / 60) + ' h' + (min % 60 ? ' ' + (min % 60) + ' min' : ''));
-      wait.title = 'The visitor has waited for a reply since ' + formatFull(since);
+      wait.textContent = t('list.waiting', {time: waitText(min)});
+      wait.title = t('list.waitingSince', {time: formatFull(since)});
       wait.classList.toggle('long', ms >= this.waitLimit() * 1000);
     }
 
@@ -167,8 +177,8 @@
       b.hidden = !visible;
       b.setAttribute('aria-busy', state === 'loading' ? 'true' : 'false');
       b.dataset.state = state || 'idle';
-      b.textContent = state === 'loading' ? 'Loading older conversations\u2026'
-        : state === 'error' ? 'Could not load older conversations. Try again' : 'Load older conversations';
+      b.textContent = state === 'loading' ? t('list.loadingOlder')
+        : state === 'error' ? t('list.loadOlderFailed') : t('list.loadOlder');
     }
 
     /* Creates or updates the item of conversation c. */
@@ -186,7 +196,7 @@
         top.append(el('span', 'conv-name'), el('span', 'conv-tag'), el('span', 'conv-assignee'), el('time', 'conv-time'));
         const bottom = el('div', 'conv-bottom');
         bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
-          el('span', 'conv-typing', 'Visitor is typing\u2026'), el('span', 'conv-outbox'), el('span', 'conv-wait'),
+          el('span', 'conv-typing'), el('span', 'conv-outbox'), el('span', 'conv-wait'),
           el('span', 'conv-unread'));
         main.append(top, bottom, el('span', 'sr-only conv-sr'));
         item.append(av, main);
@@ -199,17 +209,19 @@
       av.className = 'avatar ' + avatarClass(c.visitor && c.visitor.id);
       setVisitorAvatar(av, c.visitor);
       item.querySelector('.conv-name').textContent = name;
+      item.querySelector('.conv-typing').textContent = t('list.typing');
       const tag = item.querySelector('.conv-tag');
-      tag.textContent = STATUS_TAG[c.status] || '';
-      tag.hidden = !STATUS_TAG[c.status];
+      const tagged = TAGGED.includes(c.status);
+      tag.textContent = tagged ? t('console.status.' + c.status) : '';
+      tag.hidden = !tagged;
       item.dataset.status = c.status;
       item.classList.toggle('resolved', c.status === 'resolved');
       // Who holds it: "You", another agent's name, or nothing while nobody does.
       const mine = !!c.assignee && state.myId != null && Number(c.assignee.id) === Number(state.myId);
-      const holder = !c.assignee ? '' : mine ? 'You' : (c.assignee.name || c.assignee.email);
+      const holder = !c.assignee ? '' : mine ? t('list.you') : (c.assignee.name || c.assignee.email);
       const assignee = item.querySelector('.conv-assignee');
       assignee.textContent = holder;
-      assignee.title = holder ? 'Assigned to ' + (mine ? 'you' : holder) : '';
+      assignee.title = !holder ? '' : mine ? t('list.assignedToYou') : t('list.assignedTo', {name: holder});
       assignee.hidden = !holder;
       assignee.classList.toggle('mine', mine);
       item.dataset.assignee = c.assignee ? String(c.assignee.id) : '';
@@ -217,9 +229,9 @@
       const last = c.last_message;
       const who = item.querySelector('.conv-preview-who');
       if (last && last.sender === 'agent') {
-        const name = state.myName && last.agent_name === state.myName ? 'You' : (last.agent_name || 'Agent');
+        const name = state.myName && last.agent_name === state.myName ? t('list.you') : (last.agent_name || t('list.agent'));
         // A private note is marked as one: the list must not pass it off as what the visitor read.
-        who.textContent = last.private ? 'Note · ' + name + ':' : name + ':';
+        who.textContent = last.private ? t('list.previewNote', {name}) : t('list.previewWho', {name});
         who.hidden = false;
         who.classList.toggle('is-note', !!last.private);
       } else {
@@ -227,7 +239,7 @@
         who.hidden = true;
       }
       // The raw text: CSS (white-space: nowrap) shows it as one line.
-      item.querySelector('.conv-preview').textContent = last ? last.body : 'No messages yet';
+      item.querySelector('.conv-preview').textContent = last ? last.body : t('list.noMessages');
       const time = item.querySelector('.conv-time');
       const at = activity(c);
       time.textContent = at ? formatRelative(at) : '';
@@ -248,14 +260,14 @@
       // connection…"), or "Not sent" when the server refused one.
       const mark = item.querySelector('.conv-outbox');
       mark.hidden = !state.unsent;
-      mark.textContent = state.unsent === 'failed' ? 'Not sent' : state.unsent || '';
+      mark.textContent = state.unsent === 'failed' ? t('msg.notSent') : state.unsent || '';
       mark.classList.toggle('failed', state.unsent === 'failed');
       item.setAttribute('aria-selected', state.selected ? 'true' : 'false');
       // The option's name is its text (what is on screen, so that voice control can say it),
       // with what the screen shows by colour and badges spelled out in a hidden part.
-      item.querySelector('.conv-sr').textContent = (unread ? ', ' + unread + ' unread' : '') +
-        (holder ? ', assigned to ' + (mine ? 'you' : holder) : ', unassigned') +
-        (state.unsent === 'failed' ? ', a reply not sent' : '');
+      item.querySelector('.conv-sr').textContent = (unread ? t('list.srUnread', {count: unread}) : '') +
+        (!holder ? t('list.srUnassigned') : mine ? t('list.srAssignedToYou') : t('list.srAssignedTo', {name: holder})) +
+        (state.unsent === 'failed' ? t('list.srNotSent') : '');
     }
   }
 

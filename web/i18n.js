@@ -6,8 +6,8 @@
  * its own scripts. A table maps a key to a string with {name} placeholders, or to plural forms
  * ({one, other}, chosen by Intl.PluralRules with the {count} parameter).
  *
- * Until a page calls init() the language is English and dates follow the browser (the console,
- * not translated yet, stays as it was). init() takes the language remembered in localStorage
+ * Until a page calls init() the language is English and dates follow the browser (both pages
+ * call it as they start). init() takes the language remembered in localStorage
  * (the person's choice in the page's switcher), else the first of navigator.languages that the
  * tables know (any Chinese written in simplified characters is zh-CN), else English; it sets
  * <html lang> and fills the page's static text (data-i18n attributes, see translate()).

@@ -12,6 +12,8 @@
   'use strict';
 
   const MAX_MENTIONS = 5;
+  const I18n = window.KefuI18n;
+  const t = I18n.t;
 
   /* The reply box's two modes: a reply to the visitor, or a private note for the team. */
   class KefuReplyMode {
@@ -79,7 +81,7 @@
         await this.onTransfer(this.agentId, note || null);
         this.close();
       } catch (e) {
-        this.error.textContent = 'Could not transfer it. ' + window.KefuUI.sentence(e.message || '');
+        this.error.textContent = t('notes.transferFailed', {reason: I18n.errorText(e)});
         this.error.hidden = false;
       } finally {
         this.confirm.disabled = false;
@@ -96,22 +98,34 @@
     }
 
     add(ev) {
+      this.list.prepend(this.item(ev));
+      while (this.list.children.length > MAX_MENTIONS) this.list.lastElementChild.remove();
+      this.section.hidden = false;
+    }
+
+    /* The mentions again in the language of the moment (each item keeps its event). */
+    redraw() {
+      for (const li of [...this.list.children]) li.replaceWith(this.item(li.kefuMention));
+    }
+
+    item(ev) {
       const li = document.createElement('li');
       li.className = 'mention-item';
       li.dataset.conversationId = String(ev.conversation_id);
       li.dataset.messageId = String(ev.message_id);
-      const who = (ev.author && ev.author.name) || 'A teammate';
+      li.kefuMention = ev;
+      const who = (ev.author && ev.author.name) || t('notes.teammate');
       const open = document.createElement('button');
       open.type = 'button';
       open.className = 'mention-open';
       const title = document.createElement('span');
       title.className = 'mention-who';
-      title.textContent = who + ' mentioned you';
+      title.textContent = t('notes.mentioned', {name: who});
       const snippet = document.createElement('span');
       snippet.className = 'mention-snippet';
       snippet.textContent = ev.snippet || '';
       open.append(title, snippet);
-      open.setAttribute('aria-label', who + ' mentioned you in a note: ' + (ev.snippet || '') + '. Open it');
+      open.setAttribute('aria-label', t('notes.mentionedLabel', {name: who, snippet: ev.snippet || ''}));
       open.addEventListener('click', () => {
         li.remove();
         this.section.hidden = this.list.children.length === 0;
@@ -120,16 +134,14 @@
       const dismiss = document.createElement('button');
       dismiss.type = 'button';
       dismiss.className = 'btn-icon mention-dismiss';
-      dismiss.setAttribute('aria-label', 'Dismiss the mention from ' + who);
+      dismiss.setAttribute('aria-label', t('notes.dismiss', {name: who}));
       dismiss.textContent = '×';
       dismiss.addEventListener('click', () => {
         li.remove();
         this.section.hidden = this.list.children.length === 0;
       });
       li.append(open, dismiss);
-      this.list.prepend(li);
-      while (this.list.children.length > MAX_MENTIONS) this.list.lastElementChild.remove();
-      this.section.hidden = false;
+      return li;
     }
 
     clear() {

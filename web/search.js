@@ -8,7 +8,9 @@
 (function () {
   'use strict';
 
-  const {el, sentence, visitorName, formatRelative, formatFull} = window.KefuUI;
+  const {el, visitorName, formatRelative, formatFull} = window.KefuUI;
+  const I18n = window.KefuI18n;
+  const t = I18n.t;
 
   const MIN_CHARS = 2;
   const MAX_CHARS = 200;
@@ -40,6 +42,8 @@
       this.next = null;
       this.timer = null;
       this.abort = null;
+      this.hits = [];       // the hits shown, to draw them again in another language
+      this.said = null;     // what the status line says: [key, params], or null
       nodes.form.addEventListener('submit', (e) => {
         e.preventDefault();
         this.run(true);
@@ -69,6 +73,18 @@
       });
     }
 
+    /* The status line: the text of key (with params), kept to be said again by redraw(). */
+    say(key, params) {
+      this.said = key ? [key, params] : null;
+      this.n.status.textContent = key ? t(key, params) : '';
+    }
+
+    /* The status line and the hits again, in the language of the moment. */
+    redraw() {
+      if (this.said) this.say(this.said[0], this.said[1]);
+      if (this.hits.length) this.n.list.replaceChildren(...this.hits.map((hit) => this.item(hit)));
+    }
+
     /* Empties the box and shows the conversations again. */
     reset() {
       clearTimeout(this.timer);
@@ -78,6 +94,7 @@
       this.next = null;
       this.n.input.value = '';
       this.n.list.replaceChildren();
+      this.hits = [];
       this.show(false);
     }
 
@@ -104,9 +121,10 @@
         if (this.abort) this.abort.abort();
         this.query = '';
         this.n.list.replaceChildren();
+        this.hits = [];
         this.n.more.hidden = true;
-        this.n.status.textContent = length < MIN_CHARS ? 'Type at least 2 characters to search.'
-          : 'A search can be at most 200 characters long.';
+        if (length < MIN_CHARS) this.say('search.tooShort', {min: MIN_CHARS});
+        else this.say('search.tooLong', {max: MAX_CHARS});
         this.show(true);
         return;
       }
@@ -121,7 +139,8 @@
       this.query = query;
       if (!before) {
         this.n.list.replaceChildren();
-        this.n.status.textContent = 'Searching\u2026';
+        this.hits = [];
+        this.say('search.searching');
       }
       this.n.more.disabled = true;
       this.show(true);
@@ -132,7 +151,7 @@
         data = await this.o.api('GET', '/api/search?' + params.toString(), undefined, {signal: abort.signal});
       } catch (e) {
         if (abort.signal.aborted) return;
-        this.n.status.textContent = 'Search failed. ' + sentence(e.message);
+        this.say('search.failed', {reason: I18n.errorText(e)});
         this.n.more.disabled = false;
         return;
       }
@@ -140,12 +159,13 @@
       this.abort = null;
       const results = data.results || [];
       for (const hit of results) this.n.list.append(this.item(hit));
+      this.hits.push(...results);
       this.next = data.next || null;
       this.n.more.hidden = !this.next;
       this.n.more.disabled = false;
       const count = this.n.list.children.length;
-      this.n.status.textContent = count === 0 ? 'No messages or visitors match \u201c' + query + '\u201d.'
-        : count + (this.next ? '+' : '') + (count === 1 ? ' result' : ' results');
+      if (count === 0) this.say('search.none', {query});
+      else this.say(this.next ? 'search.countMore' : 'search.count', {count});
     }
 
     item(hit) {
@@ -158,9 +178,9 @@
       const top = el('span', 'search-hit-top');
       top.append(el('span', 'search-hit-name', visitorName(hit.visitor)));
       // What matched, when it is not the visitor's own words: their name or e-mail, a reply, a note.
-      if (hit.field === 'visitor') top.append(el('span', 'conv-tag', 'Visitor'));
-      else if (hit.private) top.append(el('span', 'conv-tag', 'Note'));
-      else if (hit.sender === 'agent') top.append(el('span', 'conv-tag', 'Reply'));
+      if (hit.field === 'visitor') top.append(el('span', 'conv-tag', t('visitor.anonymous')));
+      else if (hit.private) top.append(el('span', 'conv-tag', t('search.tagNote')));
+      else if (hit.sender === 'agent') top.append(el('span', 'conv-tag', t('search.tagReply')));
       const time = el('time', 'search-hit-time', formatRelative(hit.created_at));
       time.dateTime = new Date(hit.created_at).toISOString();
       time.title = formatFull(hit.created_at);

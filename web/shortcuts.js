@@ -7,17 +7,19 @@
 (function () {
   'use strict';
 
-  /* key -> [action, what the help says] */
+  const t = window.KefuI18n.t;
+
+  /* key -> action; the help says shortcuts.<action> of the tables. */
   const KEYS = [
-    ['j', 'next', 'Next conversation'],
-    ['k', 'previous', 'Previous conversation'],
-    ['r', 'reply', 'Write a reply'],
-    ['n', 'note', 'Write a private note'],
-    ['e', 'resolve', 'Resolve (or reopen) the conversation'],
-    ['c', 'claim', 'Claim the conversation (or take it over)'],
-    ['s', 'snooze', 'Snooze the conversation'],
-    ['?', 'help', 'Show these shortcuts'],
-    ['Escape', 'leave', 'Leave the reply box; close this list'],
+    ['j', 'next'],
+    ['k', 'previous'],
+    ['r', 'reply'],
+    ['n', 'note'],
+    ['e', 'resolve'],
+    ['c', 'claim'],
+    ['s', 'snooze'],
+    ['?', 'help'],
+    ['Escape', 'leave'],
   ];
 
   function typingIn(el) {
@@ -37,15 +39,16 @@
       document.addEventListener('keydown', (e) => this.onKey(e));
     }
 
+    /* The help's rows, in the language of the moment (again after a change). */
     render() {
       const list = this.dialog.querySelector('.shortcuts-list');
-      const rows = KEYS.map(([key, , what]) => {
+      const rows = KEYS.map(([key, action]) => {
         const dt = document.createElement('dt');
         const kbd = document.createElement('kbd');
-        kbd.textContent = key === 'Escape' ? 'Esc' : key;
+        kbd.textContent = key.length > 1 ? t('shortcuts.esc') : key; // Escape, the one named key
         dt.append(kbd);
         const dd = document.createElement('dd');
-        dd.textContent = what;
+        dd.textContent = t('shortcuts.' + action);
         return [dt, dd];
       });
       list.replaceChildren(...rows.flat());

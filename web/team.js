@@ -16,7 +16,13 @@
 (function () {
   'use strict';
 
-  const LABELS = {online: 'Online', away: 'Away', offline: 'Offline'};
+  const t = window.KefuI18n.t;
+  // The words for each presence, in the language of the moment they are read.
+  const LABELS = {
+    get online() { return t('team.online'); },
+    get away() { return t('team.away'); },
+    get offline() { return t('team.offline'); },
+  };
   const ORDER = {online: 0, away: 1, offline: 2};
 
   class KefuTeam {
@@ -84,7 +90,7 @@
         const a = this.agents.get(this.myId);
         if (a) a.status = data.agent.status;
       } catch (e) {
-        if (gen === this.gen) this.onError('Your status could not be changed: ' + (e.message || 'try again'));
+        if (gen === this.gen) this.onError(t('team.statusFailed', {reason: window.KefuI18n.errorText(e)}));
       } finally {
         if (gen === this.gen) this.statusEl.disabled = false;
         this.render();
@@ -114,20 +120,20 @@
         dot.setAttribute('aria-hidden', 'true');
         const name = document.createElement('span');
         name.className = 'team-name';
-        name.textContent = a.name + (a.id === this.myId ? ' (you)' : '');
+        name.textContent = a.id === this.myId ? t('team.you', {name: a.name}) : a.name;
         const label = document.createElement('span');
         label.className = 'team-status';
         label.textContent = LABELS[a.status] || a.status;
         const load = document.createElement('span');
         load.className = 'team-load';
-        load.textContent = a.capacity > 0 ? a.open + ' / ' + a.capacity + ' open' : a.open + ' open';
-        load.title = a.capacity > 0 ? 'Unresolved conversations held, of at most ' + a.capacity : 'Unresolved conversations held (no limit)';
+        load.textContent = a.capacity > 0 ? t('team.loadCapacity', {open: a.open, capacity: a.capacity}) : t('team.load', {open: a.open});
+        load.title = a.capacity > 0 ? t('team.loadCapacityTitle', {capacity: a.capacity}) : t('team.loadTitle');
         li.append(dot, name, load, label);
         return li;
       });
       this.el.replaceChildren(...items);
       const online = sorted.filter((a) => a.status === 'online').length;
-      this.countEl.textContent = online + ' online';
+      this.countEl.textContent = t('team.onlineCount', {count: online});
       this.onChange();
     }
   }

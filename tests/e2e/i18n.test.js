@@ -4,9 +4,10 @@
 // title, placeholder, the send button's name, the connection state, the "Your details" form and
 // its error, a message waiting for the network and one the server refused (the page's words for
 // the server's error code, not the server's English), the agent's typing, the reply, "Seen", the
-// resolved notice. Ana answers from the console (English for now). The visitor switches to
-// English in the page's own switcher: every text changes at once, and the choice outlives a
-// reload. A browser that prefers Chinese of Taiwan, or English, gets English.
+// resolved notice. Ana answers from the console in an English browser (the console in Chinese:
+// tests/e2e/i18n_console.test.js). The visitor switches to English in the page's own switcher:
+// every text changes at once, and the choice outlives a reload. A browser that prefers Chinese of
+// Taiwan, or English, gets English.
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
