@@ -71,14 +71,8 @@
     onDiscard: (key) => outbox.discard(key),
     // A message the server finds invalid is empty or too long: the page can say which it takes.
     failureText: (entry) => (entry.code === 'invalid' ? t('chat.refusedInvalid', {max: MAX_CHARS})
-      : I18n.errorText({code: entry.code, status: httpStatus(entry.code)})),
+      : window.KefuUI.failureReason(entry)),
   });
-
-  /* The status an error code without the server's JSON stands for ("http_413"), else 400. */
-  function httpStatus(code) {
-    const m = /^http_(\d{3})$/.exec(code || '');
-    return m ? Number(m[1]) : 400;
-  }
 
   const outbox = new window.KefuOutbox({
     storageKey: OUTBOX_KEY,

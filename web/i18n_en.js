@@ -474,6 +474,9 @@ window.KefuI18n.add('en', {
   'teamAdmin.renameWhat': 'change your name',
   'teamAdmin.renamed': 'Your name is {name} now.',
   'teamAdmin.passwordsDiffer': 'Could not change your password. The two new passwords differ.',
+  'teamAdmin.emailTaken': 'An agent with this e-mail exists already.',
+  'teamAdmin.needAdmin': 'The desk needs an enabled admin: make another agent an admin first.',
+  'teamAdmin.wrongPassword': 'The current password is wrong.',
   'teamAdmin.passwordWhat': 'change your password',
   'teamAdmin.passwordChanged': 'Your password is changed. Your other sessions have ended.',
 
@@ -496,8 +499,8 @@ window.KefuI18n.add('en', {
   'vpanel.earlier': 'Earlier conversations',
   'vpanel.none': 'None.',
   'vpanel.loading': 'Loading\u2026',
-  'vpanel.loadFailed': 'The visitor could not be loaded',
-  'vpanel.saveFailed': 'The details could not be saved',
+  'vpanel.loadWhat': 'load the visitor',
+  'vpanel.saveWhat': 'save the details',
   'vpanel.notGiven': 'Not given',
   'vpanel.notReported': 'Not reported yet',
   'vpanel.noReferrer': 'None (came straight in)',
@@ -512,7 +515,7 @@ window.KefuI18n.add('en', {
   'vpanel.snoozed': 'Snoozed',
   'deskSettings.previewOn': 'Typing preview is on.',
   'deskSettings.previewOff': 'Typing preview is off.',
-  'deskSettings.saveFailed': 'The setting could not be saved',
+  'deskSettings.saveWhat': 'save the setting',
 
   // The Snooze dialog (web/snooze.js)
   'snooze.title': 'Snooze the conversation',

@@ -474,6 +474,9 @@ window.KefuI18n.add('zh-CN', {
   'teamAdmin.renameWhat': '修改您的名字',
   'teamAdmin.renamed': '您的名字已改为 {name}。',
   'teamAdmin.passwordsDiffer': '无法修改密码。两次输入的新密码不一致。',
+  'teamAdmin.emailTaken': '已有客服使用这个邮箱。',
+  'teamAdmin.needAdmin': '团队至少需要一位启用的管理员：请先把另一位客服设为管理员。',
+  'teamAdmin.wrongPassword': '当前密码不正确。',
   'teamAdmin.passwordWhat': '修改密码',
   'teamAdmin.passwordChanged': '密码已修改。您在其他设备上的登录已结束。',
 
@@ -496,8 +499,8 @@ window.KefuI18n.add('zh-CN', {
   'vpanel.earlier': '以往会话',
   'vpanel.none': '无。',
   'vpanel.loading': '正在加载…',
-  'vpanel.loadFailed': '无法加载访客信息',
-  'vpanel.saveFailed': '无法保存访客信息',
+  'vpanel.loadWhat': '加载访客信息',
+  'vpanel.saveWhat': '保存访客信息',
   'vpanel.notGiven': '未填写',
   'vpanel.notReported': '暂无',
   'vpanel.noReferrer': '无（直接访问）',
@@ -512,7 +515,7 @@ window.KefuI18n.add('zh-CN', {
   'vpanel.snoozed': '稍后处理',
   'deskSettings.previewOn': '输入预览已开启。',
   'deskSettings.previewOff': '输入预览已关闭。',
-  'deskSettings.saveFailed': '无法保存此设置',
+  'deskSettings.saveWhat': '保存此设置',
 
   // The Snooze dialog (web/snooze.js)
   'snooze.title': '稍后处理此会话',

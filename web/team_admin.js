@@ -59,8 +59,9 @@
       this.lines.say(text, error);
     }
 
-    run(what, fn) {
-      return this.lines.run(what, fn);
+    /* reasons: this dialog's own words for some error codes (ui.js statusLines). */
+    run(what, fn, reasons) {
+      return this.lines.run(what, fn, reasons);
     }
 
     async load() {
@@ -139,7 +140,7 @@
           : body.disabled === false ? t('teamAdmin.enabledNow', {name})
             : body.capacity !== undefined ? (a.capacity > 0 ? t('teamAdmin.capacityNow', {name, count: a.capacity}) : t('teamAdmin.noLimitNow', {name}))
               : t(a.role === 'admin' ? 'teamAdmin.adminNow' : 'teamAdmin.agentNow', {name}));
-      });
+      }, {conflict: t('teamAdmin.needAdmin')});
       await this.load(); // as it is now, whether the change went or not
       if (ok) this.team.reload();
     }
@@ -155,7 +156,7 @@
       const ok = await this.run(t('teamAdmin.addWhat'), async () => {
         const data = await this.api('POST', '/api/agents', body);
         this.say(t('teamAdmin.added', {name: data.agent.name || data.agent.email}));
-      });
+      }, {conflict: t('teamAdmin.emailTaken')});
       if (ok) {
         f.reset();
         await this.load();
@@ -188,7 +189,7 @@
       }
       const ok = await this.run(t('teamAdmin.passwordWhat'), async () => {
         await this.api('PATCH', '/api/agents/' + me.agent.id, {password: next, current_password: current});
-      });
+      }, {forbidden: t('teamAdmin.wrongPassword')});
       if (ok) {
         f.reset();
         this.say(t('teamAdmin.passwordChanged'));

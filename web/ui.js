@@ -62,29 +62,31 @@
     return t('error.generic', {status});
   }
 
-  /* A server message ("no such conversation") as a sentence to follow one of ours. */
-  function sentence(text) {
-    const t = String(text || '').trim();
-    if (!t) return '';
-    const first = t.charAt(0).toUpperCase() + t.slice(1);
-    return /[.!?…]$/.test(first) ? first : first + '.';
+  /* Why the server refused a message, in the page's language: from the code the outbox keeps
+   * ("http_413" when the answer had no JSON, whose status it carries). */
+  function failureReason(entry) {
+    const m = /^http_(\d{3})$/.exec(entry.code || '');
+    return window.KefuI18n.errorText({code: entry.code, status: m ? Number(m[1]) : 400});
   }
 
   /* A dialog's two lines: what a change did (statusEl) and what went wrong (errorEl). run(what, fn)
-   * runs fn and, when it fails, says "Could not <what>. <the server's reason>" (a 401 has ended
-   * the session: nothing to say here); it resolves to whether fn went. */
+   * runs fn and, when it fails, says "Could not <what>. <why, by the error's code>" (a 401 has
+   * ended the session: nothing to say here); it resolves to whether fn went. */
   function statusLines(statusEl, errorEl) {
     const say = (text, error) => {
       statusEl.textContent = error ? '' : text;
       errorEl.textContent = error ? text : '';
       errorEl.hidden = !error;
     };
-    const run = async (what, fn) => {
+    /* reasons: the caller's own words for some error codes ({forbidden: ...}); any other is
+     * said by its code (web/i18n.js), never with the server's English message. */
+    const run = async (what, fn, reasons) => {
       try {
         await fn();
       } catch (e) {
         if (e.status !== 401) {
-          say(t('action.failed', {what, reason: sentence(e.message) || t('action.unknownReason')}), true);
+          const reason = (reasons && e.code && reasons[e.code]) || window.KefuI18n.errorText(e);
+          say(t('action.failed', {what, reason}), true);
         }
         return false;
       }
@@ -395,7 +397,7 @@
       this.onRetry = o.onRetry || function () {};
       this.onDiscard = o.onDiscard || function () {};
       // function(entry) -> why a refused one was refused, for people (default: the server's words)
-      this.failureText = o.failureText || ((entry) => sentence(entry.error));
+      this.failureText = o.failureText || failureReason;
       this.messages = [];       // sorted by id
       this.nodes = new Map();   // id -> element
       this.seenUpTo = 0;        // the other side has read my messages up to this id
@@ -771,7 +773,7 @@
   }
 
   window.KefuUI = {
-    ApiError, api, sentence, statusLines, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
+    ApiError, api, statusLines, failureReason, formatTime, formatFull, formatDay, formatRelative, el, avatarClass, initials,
     visitorName, visitorInitials, setVisitorAvatar, showConnState, MessageList, autoGrow, enterToSend,
     perform, TypingSender, TypingState, pendingLabel,
   };

@@ -13,7 +13,7 @@
 (function () {
   'use strict';
 
-  const {formatTime, formatDay, formatFull, sentence} = window.KefuUI;
+  const {formatTime, formatDay, formatFull} = window.KefuUI;
   const I18n = window.KefuI18n;
   const {t} = I18n;
   const STATUS_LABEL = {open: 'vpanel.open', pending: 'vpanel.pending', resolved: 'vpanel.resolved', snoozed: 'vpanel.snoozed'};
@@ -109,7 +109,7 @@
         this.render(data.visitor, data.conversations || []);
       } catch (e) {
         if (gen !== this.gen) return;
-        this.el.status.textContent = sentence(e.message || t('vpanel.loadFailed'));
+        this.el.status.textContent = t('action.failed', {what: t('vpanel.loadWhat'), reason: window.KefuI18n.errorText(e)});
       }
     }
 
@@ -223,7 +223,7 @@
         this.el.edit.focus();
         this.load();
       } catch (e) {
-        this.el.formError.textContent = sentence(e.message || t('vpanel.saveFailed'));
+        this.el.formError.textContent = t('action.failed', {what: t('vpanel.saveWhat'), reason: window.KefuI18n.errorText(e)});
         this.el.formError.hidden = false;
       }
     }
@@ -348,7 +348,7 @@
         this.status.textContent = t(on ? 'deskSettings.previewOn' : 'deskSettings.previewOff');
       } catch (e) {
         this.checkbox.checked = !on;
-        this.error.textContent = sentence(e.message || t('deskSettings.saveFailed'));
+        this.error.textContent = t('action.failed', {what: t('deskSettings.saveWhat'), reason: window.KefuI18n.errorText(e)});
         this.error.hidden = false;
       } finally {
         this.checkbox.disabled = false;
