@@ -5,8 +5,9 @@
 //  2. every file a C comment names (foo.c, push/sse.c, docs/API.md, ...) exists, so that
 //     comments cannot point at files that were renamed or never written;
 //  3. the same for file names in the Markdown documentation's code spans;
-//  4. the translated pages' languages (scripts/i18n_check.js): both tables have every key, and
-//     no text of their own is inline in the files translated so far.
+//  4. the pages' languages (scripts/i18n_check.js): both tables have every key, and no text of
+//     their own is inline in the pages and scripts;
+//  5. no merge conflict's marker is left in a tracked file.
 // Exits non-zero with one line per problem.
 const fs = require('node:fs');
 const path = require('node:path');
@@ -65,6 +66,18 @@ for (const file of docs) {
 
 // 4. Languages.
 problems.push(...require('./i18n_check.js').check(root));
+
+// 5. What a merge left behind: a conflict's marker lines in any tracked text file (in CSS one
+// silently drops the rule after it).
+for (const file of tracked) {
+  if (file.startsWith('node_modules/') || !fs.existsSync(path.join(root, file))) continue;
+  const buf = fs.readFileSync(path.join(root, file));
+  if (buf.length > 4 << 20 || buf.includes(0)) continue; // binary or data
+  const lines = buf.toString('utf8').split('\n');
+  lines.forEach((line, i) => {
+    if (/^(<{7} |={7}$|>{7} )/.test(line)) problems.push(`${file}:${i + 1}: a merge conflict's marker`);
+  });
+}
 
 for (const p of problems) console.error(`lint: ${p}`);
 if (problems.length > 0) process.exit(1);

@@ -40,7 +40,13 @@
       this.onOpen = opts.onOpen;
       this.key = null;
       this.settings = Object.assign({}, DEFAULTS);
-      this.sound = new Sound({onBlocked: () => this.showBanner()});
+      this.sound = new Sound({onBlocked: () => this.bannerAfterGesture()});
+      /* The press that unlocks sound is the first half of a click: hiding the banner then would
+       * move the page up under the pointer, the release would land on another element, and the
+       * click (on the conversation the agent aimed at) would be lost. */
+      this.pressed = false;
+      document.addEventListener('pointerdown', () => { this.pressed = true; }, true);
+      for (const type of ['pointerup', 'pointercancel']) document.addEventListener(type, () => { this.pressed = false; }, true);
       els.button.addEventListener('click', () => this.open());
       els.dialog.querySelector('.notify-close').addEventListener('click', () => els.dialog.close());
       els.remind.addEventListener('change', () => {
@@ -94,6 +100,16 @@
 
     wantsSound() {
       return this.settings.soundConversation || this.settings.soundMessage;
+    }
+
+    /* showBanner, once a press under way has been released and its click dispatched. */
+    bannerAfterGesture() {
+      if (!this.pressed) {
+        this.showBanner();
+        return;
+      }
+      const later = () => setTimeout(() => this.showBanner(), 0); // after the release's click
+      document.addEventListener('pointerup', later, {capture: true, once: true});
     }
 
     showBanner() {

@@ -133,6 +133,39 @@ test('notifications: the browser holds sound back until a click (a console opene
   }),
 );
 
+test('notifications: the first click on a console that holds sound back lands where it was aimed (the banner goes after the click, not under the pointer)', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await newVisitor(srv, 'Lena');
+    const m = await visitorSend(srv, v.token, 'Is anyone there?');
+    // As above: a browser of its own, the console opened with no click, so sound is held back.
+    const { chromium } = require('playwright-core');
+    const own = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    t.after(() => own.close());
+    const ctx = await own.newContext({ viewport: { width: 1280, height: 800 } });
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    const [name, value] = ana.cookie.split('=');
+    await ctx.addCookies([{ name, value, url: srv.base }]);
+    const page = await ctx.newPage();
+    await page.goto(`${srv.base}/agent`);
+    await page.waitForSelector('#conn-state[data-state="connected"]', { timeout: T });
+    await page.waitForSelector('#sound-banner:not([hidden])', { timeout: T });
+    // A person's click: press, a moment (the press unlocks sound meanwhile), release.
+    const item = page.locator(`#conversation-list .conv-item[data-id="${m.conversation_id}"]`);
+    const box = await item.boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.waitForTimeout(300);
+    await page.mouse.up();
+    await page.waitForSelector(`#conversation-list .conv-item.selected[data-id="${m.conversation_id}"]`, { timeout: T });
+    await page.waitForSelector('#thread .msg', { timeout: T });
+    await page.waitForSelector('#sound-banner', { state: 'hidden', timeout: T });
+  }),
+);
+
 test('notifications on the visitor page: an agent\'s reply while the tab is hidden counts in the title and on the tab icon; back in front, both clear', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
