@@ -175,18 +175,10 @@ test('the shipped deploy/nginx.conf, TLS server and all, passes nginx -t', { ski
   }
 });
 
-// Which conformance cases run through the proxy, and why the others do not:
-//  - "slow reader" measures kefu's own memory and the 1 MiB cut against a reader that stops;
-//    behind nginx the reader that stops is nginx's upstream connection, with its own buffers
-//    and the kernel's twice over, which that case's sizes do not account for;
-//  - "bad input: WebSocket handshakes" checks kefu's answers to malformed upgrades, some of
-//    which nginx answers or rewrites itself (it hop-by-hop handles Upgrade and Connection);
-//  - "SSE wire format" checks kefu's response head, including the X-Accel-Buffering header
-//    that nginx consumes (as it should) rather than passing on.
-const NOT_THROUGH_NGINX = [/^slow reader:/, /^bad input: WebSocket handshakes/, /^SSE wire format:/];
-
 if (HAVE_NGINX) {
-  conformance({ start: behindNginx, only: (name) => !NOT_THROUGH_NGINX.some((re) => re.test(name)), label: ' [through nginx]' });
+  // Every case: the raw-socket ones too (a reader that stops, malformed handshakes and frames
+  // go through nginx to kefu and back as they would from a browser's network).
+  conformance({ start: behindNginx, label: ' [through nginx]' });
 } else {
   test('the transport conformance suite through nginx', { skip: SKIP }, () => {});
 }
