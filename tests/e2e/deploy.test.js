@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { scenario, eventually, KEFU_BIN } = require('./harness');
+const { scenario, KEFU_BIN } = require('./harness');
 
 const DEPLOY = path.join(__dirname, '..', '..', 'deploy');
 const EXAMPLE = path.join(DEPLOY, 'kefu.conf.example');
@@ -38,10 +38,6 @@ test('deploy: kefu serves with kefu.conf.example as its config file (flags for t
     const login = await srv.api('POST', '/api/agent/login', { body: { email: env.agents[0].email, password: env.agents[0].password } });
     assert.equal(login.status, 200, login.text);
     assert.match(String(login.headers['set-cookie']), /;\s*Secure/i);
-    // drain-delay = 10 from the file: SIGTERM starts the delay (and a second one ends it).
-    srv.proc.kill('SIGTERM');
-    await eventually(() => /received SIGTERM; not ready, shutting down in 10 s/.test(srv.log), { timeout: 5000, what: 'the drain delay from the file' });
-    assert.equal((await srv.api('GET', '/readyz')).status, 503);
     await srv.stop();
   }),
 );

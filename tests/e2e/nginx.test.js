@@ -17,7 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const net = require('node:net');
 const { spawn, spawnSync } = require('node:child_process');
-const { RAISED_LIMITS, sleep } = require('./harness');
+const { RAISED_LIMITS, scenario, sleep } = require('./harness');
 const { conformance } = require('./conformance.test.js');
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
@@ -174,6 +174,22 @@ test('the shipped deploy/nginx.conf, TLS server and all, passes nginx -t', { ski
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('through nginx: /metrics is not served (kefu would admit the proxy\'s loopback address), and kefu takes nginx\'s request id', { skip: SKIP, timeout: 30000 }, (tt) =>
+  scenario(tt, async (env) => {
+    const proxied = await behindNginx(env);
+    const direct = Object.getPrototypeOf(proxied);
+    assert.equal((await direct.api('GET', '/metrics')).status, 200, 'kefu answers loopback');
+    const m = await proxied.api('GET', '/metrics');
+    assert.equal(m.status, 404, `through nginx: ${m.status} ${m.text.slice(0, 200)}`);
+    assert.doesNotMatch(m.text, /kefu_/);
+    // nginx's $request_id is 32 hex digits; kefu makes 16 of its own when given none.
+    assert.match((await direct.api('GET', '/healthz')).headers['x-request-id'], /^[0-9a-f]{16}$/);
+    const h = await proxied.api('GET', '/healthz', { headers: { 'X-Request-Id': 'from-the-client' } });
+    assert.equal(h.status, 200);
+    assert.match(h.headers['x-request-id'], /^[0-9a-f]{32}$/, 'the id nginx made, not the client\'s');
+  }),
+);
 
 if (HAVE_NGINX) {
   // Every case: the raw-socket ones too (a reader that stops, malformed handshakes and frames
