@@ -17,7 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const net = require('node:net');
 const { spawn, spawnSync } = require('node:child_process');
-const { RAISED_LIMITS, scenario, sleep } = require('./harness');
+const { RAISED_LIMITS, scenario, sleep, api } = require('./harness');
 const { conformance } = require('./conformance.test.js');
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
@@ -188,6 +188,35 @@ test('through nginx: /metrics is not served (kefu would admit the proxy\'s loopb
     const h = await proxied.api('GET', '/healthz', { headers: { 'X-Request-Id': 'from-the-client' } });
     assert.equal(h.status, 200);
     assert.match(h.headers['x-request-id'], /^[0-9a-f]{32}$/, 'the id nginx made, not the client\'s');
+  }),
+);
+
+// The limits kefu.conf.example turns off in kefu (kefu would count every client as the proxy's
+// one address) are nginx's, per client address: new visitor sessions (60 at once, then one a
+// second) and logins (20 at once), answered 429 with kefu's JSON error.
+test('through nginx: new visitor sessions and logins are limited per client address, with kefu\'s 429', { skip: SKIP, timeout: 60000 }, (tt) =>
+  scenario(tt, async (env) => {
+    const srv = await env.server({ args: ['--config', path.join(__dirname, '..', '..', 'deploy', 'kefu.conf.example')] });
+    const proxy = await startNginx(srv.port);
+    env.defer(() => proxy.stop());
+    const through = (method, p, opts) => api(`http://127.0.0.1:${proxy.port}`, method, p, opts);
+    const sessions = [];
+    for (let i = 0; i < 62; i++) sessions.push((await through('POST', '/api/visitor/session', { body: {} })).status);
+    assert.deepEqual(sessions.slice(0, 61), Array(61).fill(201), `the first 61 at once are kefu's: ${sessions}`);
+    const limited = await through('POST', '/api/visitor/session', { body: {} });
+    assert.equal(limited.status, 429);
+    assert.equal(limited.json && limited.json.error.code, 'rate_limited', limited.text);
+    assert.equal(limited.headers['retry-after'], '10');
+    // kefu alone (its limit off in the example) still takes sessions from the same address.
+    assert.equal((await srv.api('POST', '/api/visitor/session', { body: {} })).status, 201);
+    // Logins: nginx lets 21 through at once and refuses the 22nd. (kefu refuses the 21st itself:
+    // its 20 failed logins per address, all of them the proxy's: docs/DEPLOY.md's limitation.)
+    const logins = [];
+    for (let i = 0; i < 22; i++) logins.push(await through('POST', '/api/agent/login', { body: { email: `nobody${i}@example.com`, password: 'wrong password' } }));
+    const fromNginx = (r) => r.status === 429 && /from this address/.test(r.text);
+    assert.deepEqual(logins.slice(0, 20).map((r) => r.status), Array(20).fill(401), 'wrong passwords: kefu\'s 401');
+    assert.ok(!fromNginx(logins[20]), `the 21st passes nginx: ${logins[20].status} ${logins[20].text}`);
+    assert.ok(fromNginx(logins[21]), `the 22nd is nginx's 429: ${logins[21].status} ${logins[21].text}`);
   }),
 );
 
