@@ -209,13 +209,14 @@ test('through nginx: new visitor sessions and logins are limited per client addr
     assert.equal(limited.headers['retry-after'], '10');
     // kefu alone (its limit off in the example) still takes sessions from the same address.
     assert.equal((await srv.api('POST', '/api/visitor/session', { body: {} })).status, 201);
-    // Logins: nginx lets 21 through at once and refuses the 22nd. (kefu refuses the 21st itself:
-    // its 20 failed logins per address, all of them the proxy's: docs/DEPLOY.md's limitation.)
+    // Logins: nginx lets 21 through at once and refuses the 22nd; kefu refuses the 21st itself,
+    // past its 20 failed logins per address, every one of them the proxy's (docs/DEPLOY.md's
+    // known limitation: this assertion fails, and is to be changed, once kefu trusts the proxy).
     const logins = [];
     for (let i = 0; i < 22; i++) logins.push(await through('POST', '/api/agent/login', { body: { email: `nobody${i}@example.com`, password: 'wrong password' } }));
     const fromNginx = (r) => r.status === 429 && /from this address/.test(r.text);
     assert.deepEqual(logins.slice(0, 20).map((r) => r.status), Array(20).fill(401), 'wrong passwords: kefu\'s 401');
-    assert.ok(!fromNginx(logins[20]), `the 21st passes nginx: ${logins[20].status} ${logins[20].text}`);
+    assert.ok(logins[20].status === 429 && !fromNginx(logins[20]), `the 21st passes nginx, and kefu refuses it: ${logins[20].status} ${logins[20].text}`);
     assert.ok(fromNginx(logins[21]), `the 22nd is nginx's 429: ${logins[21].status} ${logins[21].text}`);
   }),
 );
