@@ -6,7 +6,9 @@
 // upstream, map and zones, and the location rules between its "kefu locations" marks) inside an
 // http block with Debian's own settings (gzip on among them), listening on a free loopback port
 // in plain HTTP instead of the file's TLS server; so the test checks the file operators install.
-// The shipped file as a whole (TLS server included) must also pass `nginx -t`.
+// The shipped file as a whole (TLS server included) must also pass `nginx -t`; and through it
+// /metrics is not served, kefu takes nginx's request id, and nginx applies the per-address limits
+// that kefu cannot behind a proxy.
 //
 // Skipped, saying so, only when nginx is not installed (scripts/deps.sh installs it for the tests).
 
