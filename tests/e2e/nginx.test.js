@@ -202,24 +202,34 @@ test('through nginx: new visitor sessions and logins are limited per client addr
     const proxy = await startNginx(srv.port);
     env.defer(() => proxy.stop());
     const through = (method, p, opts) => api(`http://127.0.0.1:${proxy.port}`, method, p, opts);
-    const sessions = [];
-    for (let i = 0; i < 62; i++) sessions.push((await through('POST', '/api/visitor/session', { body: {} })).status);
-    assert.deepEqual(sessions.slice(0, 61), Array(61).fill(201), `the first 61 at once are kefu's: ${sessions}`);
-    const limited = await through('POST', '/api/visitor/session', { body: {} });
-    assert.equal(limited.status, 429);
-    assert.equal(limited.json && limited.json.error.code, 'rate_limited', limited.text);
-    assert.equal(limited.headers['retry-after'], '10');
+    const fromNginx = (r) => r.status === 429 && /from this address/.test(r.text);
+    // Sends until nginx refuses one; returns the answers that passed nginx and the time taken.
+    // nginx refills its bucket as time passes (a machine under load sends slowly), so what may
+    // pass is the burst plus one for each refill period.
+    const untilRefused = async (send, max) => {
+      const t0 = Date.now();
+      const passed = [];
+      for (let i = 0; i < max; i++) {
+        const r = await send(i);
+        if (fromNginx(r)) return { passed, refused: r, seconds: (Date.now() - t0) / 1000 };
+        passed.push(r);
+      }
+      assert.fail(`nginx refused none of ${max}: ${passed.map((r) => r.status)}`);
+    };
+    const s = await untilRefused(() => through('POST', '/api/visitor/session', { body: {} }), 200);
+    assert.ok(s.passed.length >= 61 && s.passed.length <= 61 + Math.ceil(s.seconds), `61 at once, then one a second: ${s.passed.length} passed in ${s.seconds} s`);
+    assert.deepEqual([...new Set(s.passed.map((r) => r.status))], [201], 'what passed is kefu\'s');
+    assert.equal(s.refused.json && s.refused.json.error.code, 'rate_limited', s.refused.text);
+    assert.equal(s.refused.headers['retry-after'], '10');
     // kefu alone (its limit off in the example) still takes sessions from the same address.
     assert.equal((await srv.api('POST', '/api/visitor/session', { body: {} })).status, 201);
-    // Logins: nginx lets 21 through at once and refuses the 22nd; kefu refuses the 21st itself,
+    // Logins: nginx lets 21 through at once, then one every 6 s; kefu refuses the 21st itself,
     // past its 20 failed logins per address, every one of them the proxy's (docs/DEPLOY.md's
     // known limitation: this assertion fails, and is to be changed, once kefu trusts the proxy).
-    const logins = [];
-    for (let i = 0; i < 22; i++) logins.push(await through('POST', '/api/agent/login', { body: { email: `nobody${i}@example.com`, password: 'wrong password' } }));
-    const fromNginx = (r) => r.status === 429 && /from this address/.test(r.text);
-    assert.deepEqual(logins.slice(0, 20).map((r) => r.status), Array(20).fill(401), 'wrong passwords: kefu\'s 401');
-    assert.ok(logins[20].status === 429 && !fromNginx(logins[20]), `the 21st passes nginx, and kefu refuses it: ${logins[20].status} ${logins[20].text}`);
-    assert.ok(fromNginx(logins[21]), `the 22nd is nginx's 429: ${logins[21].status} ${logins[21].text}`);
+    const l = await untilRefused((i) => through('POST', '/api/agent/login', { body: { email: `nobody${i}@example.com`, password: 'wrong password' } }), 100);
+    assert.ok(l.passed.length >= 21 && l.passed.length <= 21 + Math.ceil(l.seconds / 6), `21 at once, then one every 6 s: ${l.passed.length} passed in ${l.seconds} s`);
+    assert.deepEqual(l.passed.slice(0, 20).map((r) => r.status), Array(20).fill(401), 'wrong passwords: kefu\'s 401');
+    assert.equal(l.passed[20].status, 429, `the 21st passes nginx, and kefu refuses it: ${l.passed[20].text}`);
   }),
 );
 
