@@ -20,9 +20,9 @@
 // fast reconnects are what the abuse limits stop (abuse.test.js tests those).
 //
 // Run directly, the cases test kefu itself. nginx.test.js runs them again through a proxy:
-// conformance({ start, only, label }) registers them with `start(env)` giving the server to test
-// (an object whose base and port are the proxy's, for every client here), `only(name)` choosing
-// the cases, and `label` added to their names.
+// conformance({ start, label }) registers them with `start(env)` giving the server to test (an
+// object whose base and port are the proxy's, for every client here) and `label` added to their
+// names.
 
 const nodeTest = require('node:test');
 const assert = require('node:assert/strict');
@@ -41,10 +41,11 @@ const CASES = [];
 const test = (name, opts, fn) => CASES.push({ name, opts, fn });
 let start = (env) => env.server({ args: RAISED_LIMITS });
 
-function conformance({ start: startServer = start, only = () => true, label = '' } = {}) {
+function conformance({ start: startServer = start, label = '' } = {}) {
   start = startServer;
-  for (const c of CASES) if (only(c.name)) nodeTest.test(`${c.name}${label}`, c.opts, c.fn);
+  for (const c of CASES) nodeTest.test(`${c.name}${label}`, c.opts, c.fn);
 }
+
 const ANA = DEFAULT_AGENTS[0];
 
 // ---------------------------------------------------------------------------------------------
