@@ -8,8 +8,9 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev 
 if [ "$mode" = test ]; then
   # fonts-noto-cjk: the browser tests and their screenshots show Chinese, Japanese and Korean text
   # (the visitor page in zh-CN); fonts-noto-color-emoji: and the emoji people write.
+  # nginx: tests/e2e/nginx.test.js runs the transport conformance suite through deploy/nginx.conf.
   pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev chromium curl sqlite3 gcovr fonts-noto-cjk
-    fonts-noto-color-emoji)
+    fonts-noto-color-emoji nginx)
   # Node.js may come from elsewhere than Debian (the machine's own install): take any that works.
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -18,8 +18,13 @@
 // protocol asks) equal the ids sent, in id order.
 // Servers run with RAISED_LIMITS: one visitor's burst of 1,000 messages, a crowd of streams and
 // fast reconnects are what the abuse limits stop (abuse.test.js tests those).
+//
+// Run directly, the cases test kefu itself. nginx.test.js runs them again through a proxy:
+// conformance({ start, label }) registers them with `start(env)` giving the server to test (an
+// object whose base and port are the proxy's, for every client here) and `label` added to their
+// names.
 
-const { test } = require('node:test');
+const nodeTest = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const net = require('node:net');
@@ -30,6 +35,17 @@ const { scenario, raw, curl, CurlStream, newVisitor, visitorSend, agentLogin, ag
 const { OP, frame, RawWs } = require('./wsraw');
 
 const ALL = ['poll', 'longpoll', 'iframe', 'sse', 'ws'];
+
+// The cases, collected as they are declared and registered by conformance().
+const CASES = [];
+const test = (name, opts, fn) => CASES.push({ name, opts, fn });
+let start = (env) => env.server({ args: RAISED_LIMITS });
+
+function conformance({ start: startServer = start, label = '' } = {}) {
+  start = startServer;
+  for (const c of CASES) nodeTest.test(`${c.name}${label}`, c.opts, c.fn);
+}
+
 const ANA = DEFAULT_AGENTS[0];
 
 // ---------------------------------------------------------------------------------------------
@@ -643,7 +659,7 @@ async function alternate(srv, c, n, tag) {
 for (const t of ALL) {
   test(`order: 50 alternating visitor/agent messages arrive in id order at a visitor and an agent (${t})`, { timeout: 60000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server({ args: RAISED_LIMITS });
+      const srv = await start(env);
       const c = await conversation(srv);
       const vs = await open(env, srv, t, c.visitor, 0);
       const as = await open(env, srv, t, c.agent, 0);
@@ -668,12 +684,44 @@ for (const t of ALL) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1b. Live: a message is pushed when it is stored, not when a buffer fills or a hold times out
+// (what a buffering proxy in front would do).
+
+for (const t of ALL) {
+  test(`live: each of 10 messages reaches a waiting visitor and agent within a second (${t})`, { timeout: 60000 }, (tt) =>
+    scenario(tt, async (env) => {
+      const srv = await start(env);
+      const c = await conversation(srv);
+      const vs = await open(env, srv, t, c.visitor, c.ids.at(-1));
+      const as = await open(env, srv, t, c.agent, c.ids.at(-1));
+      const lags = [];
+      const sent = [];
+      for (let i = 0; i < 10; i++) {
+        // Some into a quiet connection (a held long poll, a stream idle since its last event),
+        // some right behind the one before.
+        await sleep(i % 3 === 0 ? 1500 : 50);
+        const m = await say(srv, i % 2 ? c.agent : c.visitor, c.conv, `live ${i}`);
+        const at = Date.now();
+        sent.push(m.id);
+        for (const cl of [vs, as]) {
+          await cl.waitIds([m.id], 1000, `message ${i} within a second of its send`);
+          lags.push(cl.arrivals.get(m.id) - at);
+        }
+      }
+      assertDelivered(vs, sent);
+      assertDelivered(as, sent);
+      tt.diagnostic(`${t}: ms from each send's answer to the message's arrival (negative: before it): max ${Math.max(...lags)}`);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // 2. Nothing lost, nothing doubled: a dropped connection.
 
 for (const t of ALL) {
   test(`drop: a client killed mid-stream resumes from its cursor with nothing lost or doubled (${t})`, { timeout: 60000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server({ args: RAISED_LIMITS });
+      const srv = await start(env);
       const c = await conversation(srv);
       const vc = await open(env, srv, t, c.visitor, 0);
       // Messages flow while the client dies.
@@ -701,7 +749,7 @@ for (const t of ALL) {
 for (const t of ALL) {
   test(`restart: visitor and agent clients reconnect after a server restart, nothing lost or doubled (${t})`, { timeout: 90000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server({ args: RAISED_LIMITS });
+      const srv = await start(env);
       const c = await conversation(srv);
       const vc = await open(env, srv, t, c.visitor, 0, { reconnect: true, longpollTimeout: 20 });
       const ac = await open(env, srv, t, c.agent, 0, { reconnect: true, longpollTimeout: 20 });
@@ -788,7 +836,7 @@ async function switchTransports(env, srv, c, who, sequence, { abrupt }) {
 
 test('switch: a visitor resumes over every ordered pair of transports from the previous cursor', { timeout: 120000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     const seq = everyOrderedPair(ALL);
     const pairs = await switchTransports(env, srv, c, c.visitor, seq, { abrupt: false });
@@ -798,7 +846,7 @@ test('switch: a visitor resumes over every ordered pair of transports from the p
 
 test('switch: an agent cycles ws→sse→longpoll→iframe→poll→ws, each connection cut abruptly', { timeout: 120000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     await switchTransports(env, srv, c, c.agent, ['ws', 'sse', 'longpoll', 'iframe', 'poll', 'ws'], { abrupt: true });
   }),
@@ -810,7 +858,7 @@ test('switch: an agent cycles ws→sse→longpoll→iframe→poll→ws, each con
 for (const t of ALL) {
   test(`burst: 1,000 messages (500 WebSocket send actions + 500 keep-alive HTTP posts, concurrently) arrive complete and in order (${t})`, { timeout: 90000 }, (tt) =>
     scenario(tt, async (env) => {
-      const srv = await env.server({ args: RAISED_LIMITS });
+      const srv = await start(env);
       const c = await conversation(srv);
       const vs = await open(env, srv, t, c.visitor, 0, { reconnect: true });
       const as = await open(env, srv, t, c.agent, 0, { reconnect: true });
@@ -909,7 +957,7 @@ function dechunk(buf) {
 
 test('slow reader: SSE and WebSocket clients that never read are dropped past 1 MiB; others keep receiving promptly; memory stays bounded; the slow ones resume from their cursor', { timeout: 180000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     // Enough that the unread output passes what the kernel buffers (the server's send buffer can
     // grow to tcp_wmem's maximum) plus the 1 MiB cap: at least 3,000 messages of 3,000 chars.
@@ -1001,7 +1049,7 @@ test('slow reader: SSE and WebSocket clients that never read are dropped past 1 
 
 test('heartbeats: 62 s of silence on every transport; long polls re-poll, streams see heartbeats, all still deliver; a WebSocket that never answers pings is dropped after ~45 s', { timeout: 120000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     const clients = {};
     for (const t of ALL) clients[t] = await open(env, srv, t, c.visitor, c.ids.at(-1), { pollInterval: 2000 });
@@ -1068,7 +1116,7 @@ async function freshClientWorks(env, srv, who, what) {
 
 test('bad input: WebSocket handshakes (426 wrong/missing version, 400 bad key, 426 not an upgrade, 403 foreign Origin, 401 no credentials)', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     const key = 'dGhlIHNhbXBsZSBub25jZQ==';
     const req = (lines) => `GET /push/ws?after=0 HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\n${lines.filter(Boolean).join('\r\n')}${lines.length ? '\r\n' : ''}\r\n`;
@@ -1115,7 +1163,7 @@ test('bad input: WebSocket handshakes (426 wrong/missing version, 400 bad key, 4
 
 test('bad input: WebSocket frames (unmasked 1002, over 64 KiB 1009, bad UTF-8 1007, binary 1003), the server serves others after each', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     // A bystander stream stays up through all of it.
     const bystander = await open(env, srv, 'ws', c.agent, 0);
@@ -1146,7 +1194,7 @@ test('bad input: WebSocket frames (unmasked 1002, over 64 KiB 1009, bad UTF-8 10
 
 test('bad input: bad cursors are answered 400 with a JSON error on every transport', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     const bad = ['abc', '-1', '1.5', '12abc', '0x10', '1e3', '99999999999999999999999'];
     const failures = [];
@@ -1196,7 +1244,7 @@ test('bad input: bad cursors are answered 400 with a JSON error on every transpo
 
 test('WebSocket actions: send/read/typing/ping from a visitor and an agent; acks; the other side sees messages, typing and read receipts', { timeout: 60000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     const vw = await open(env, srv, 'ws', c.visitor, 0);
     const aw = await open(env, srv, 'ws', c.agent, 0);
@@ -1291,7 +1339,7 @@ test('WebSocket actions: send/read/typing/ping from a visitor and an agent; acks
 
 test('SSE wire format: headers, retry/connected/heartbeat preamble, Last-Event-ID takes precedence over after=', { timeout: 30000 }, (tt) =>
   scenario(tt, async (env) => {
-    const srv = await env.server({ args: RAISED_LIMITS });
+    const srv = await start(env);
     const c = await conversation(srv);
     await alternate(srv, c, 3, 'sse');
     const tk = await getTicket(srv, c.visitor);
@@ -1324,3 +1372,6 @@ test('SSE wire format: headers, retry/connected/heartbeat preamble, Last-Event-I
     assertDelivered(cl, c.ids.slice(2), 'from Last-Event-ID, not after=0:');
   }),
 );
+
+if (require.main === module) conformance();
+module.exports = { conformance };
