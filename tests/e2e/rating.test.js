@@ -4,8 +4,9 @@
 // "How did we do?", she rates Bad with a comment; Ana (SSE) and Bo (long polling) see the 👎 in
 // the list and Ana the comment in the thread without a reload; Vera changes it to Good and both
 // follow; the Reports dialog counts one good rating, 100 %; Vera writes again and the question
-// goes while Ana still sees the last rating. A zh-CN visitor is asked in Chinese. Through the
-// API: 409 before the resolution, 422 for a bad rating or too long a comment, 401 for an agent.
+// goes while Ana still sees the last rating; consoles on the other three transports (WebSocket,
+// forever iframe, short polling) see it too. The widget on another site's page asks as well. A
+// zh-CN visitor is asked in Chinese. Through the API: 409 before the resolution, 422 for a bad rating or too long a comment, 401 for an agent.
 // Screenshots at 1280×800 and 390×844 go to $KEFU_SHOTS (default: a temporary directory).
 
 const { test, after } = require('node:test');
@@ -14,7 +15,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { scenario, closeBrowser, browser, newVisitor, visitorSend, agentLogin, assertError, DEFAULT_AGENTS } = require('./harness');
-const { openVisitor, openAgent, selectConv, visitorSay, visitorToken, conversationOf, waitMsg, pageUrl, assertNoPageProblems } = require('./pages');
+const http = require('node:http');
+const { openVisitor, openAgent, selectConv, visitorSay, visitorToken, conversationOf, waitMsg, waitConnected, pageUrl, assertNoPageProblems } = require('./pages');
 
 after(closeBrowser);
 
@@ -50,6 +52,9 @@ test('a visitor rates a resolved conversation, changes it; every console follows
     const A = await openAgent(env, srv, 'sse', ANA);
     await A.page.setViewportSize({ width: 1280, height: 800 });
     const B = await openAgent(env, srv, 'longpoll', BO);
+    // Ana's console on the other transports: every one carries the rating live.
+    const others = [];
+    for (const transport of ['ws', 'iframe', 'poll']) others.push(await openAgent(env, srv, transport, ANA));
     await selectConv(A, conv);
     await A.page.fill('#reply-input', 'A new one is on its way.');
     await A.page.press('#reply-input', 'Enter');
@@ -89,6 +94,7 @@ test('a visitor rates a resolved conversation, changes it; every console follows
     await v.page.screenshot({ path: path.join(SHOTS, 'rating-visitor-desktop-thanks.png') });
     await waitListBadge(A.page, conv, 'Rated good by the visitor 👍');
     await waitListBadge(B.page, conv, 'Rated good by the visitor 👍');
+    for (const o of others) await waitListBadge(o.page, conv, 'Rated good by the visitor 👍');
     await A.page.locator('#thread-rating-badge', { hasText: '👍 Good' }).waitFor({ timeout: T });
     assert.equal(await A.page.locator('#thread-rating-comment').textContent(), 'No comment');
 
@@ -113,7 +119,43 @@ test('a visitor rates a resolved conversation, changes it; every console follows
     assert.equal(await A.page.locator('#thread-rating-badge').textContent(), '👍 Good');
     const r = await srv.api('POST', '/api/visitor/rating', { token, body: { rating: 'bad' } });
     assertError(r, 409, 'conflict', 'a reopened conversation');
-    assertNoPageProblems(v, A, B);
+    assertNoPageProblems(v, A, B, ...others);
+  }),
+);
+
+test('the widget on another site asks too: a rating from the framed chat reaches the agents', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    // A customer's page on another origin (localhost, while kefu is 127.0.0.1), with the one tag.
+    const site = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head><body><p>Shop</p><script src="${srv.base}/widget.js" async></script></body></html>`);
+    });
+    await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+    env.defer(() => new Promise((resolve) => site.close(resolve)));
+    const ctx = await env.context('host');
+    const p = await ctx.newPage();
+    await p.setViewportSize({ width: 390, height: 844 });
+    await p.goto(`http://localhost:${site.address().port}/`);
+    await p.getByRole('button', { name: 'Open chat' }).click();
+    const frame = await (await p.waitForSelector('kefu-widget >> iframe', { state: 'attached', timeout: T })).contentFrame();
+    await waitConnected(frame);
+    await frame.fill('#message-input', 'Is the blue one in stock?');
+    await frame.press('#message-input', 'Enter');
+    await waitMsg(frame, '#messages', 'Is the blue one in stock?', 'visitor');
+    const list = await srv.api('GET', '/api/conversations', { cookie: ana.cookie });
+    const conv = list.json.conversations[0].id;
+    const r = await srv.api('POST', `/api/conversations/${conv}/status`, { cookie: ana.cookie, csrf: ana.csrf, body: { status: 'resolved' } });
+    assert.equal(r.status, 200, r.text);
+    await frame.locator('#rating').waitFor({ state: 'visible', timeout: T });
+    await frame.getByRole('button', { name: 'Good', exact: true }).click();
+    await frame.getByLabel('Anything you would like to add? (optional)').fill('Fast answer');
+    await frame.getByRole('button', { name: 'Send feedback' }).click();
+    await frame.locator('#rating-thanks', { hasText: 'you rated this conversation Good' }).waitFor({ timeout: T });
+    await p.screenshot({ path: path.join(SHOTS, 'rating-widget-phone.png') });
+    const got = await srv.api('GET', `/api/conversations/${conv}`, { cookie: ana.cookie });
+    assert.equal(got.json.conversation.rating.rating, 'good');
+    assert.equal(got.json.conversation.rating.comment, 'Fast answer');
   }),
 );
 
