@@ -388,7 +388,7 @@ window.KefuI18n.add('en', {
   'reports.csv': 'Download CSV',
   'reports.totals': 'Totals',
   'reports.tableRegion': 'Figures as a table',
-  'reports.note': 'A conversation counts in the period it started in, with its first response and resolution whenever they came. Medians and the 90th percentile are nearest-rank. Private notes are not replies.',
+  'reports.note': 'A conversation counts in the period it started in, with its first response and resolution whenever they came. Medians and the 90th percentile are nearest-rank. Private notes are not replies. Satisfaction is the share of good ratings among the rated conversations (each counts its visitor\u2019s latest rating).',
   'reports.chooseDates': 'Choose both dates.',
   'reports.datesOrder': 'The start date must be on or before the end date.',
   'reports.loading': 'Loading\u2026',

@@ -388,7 +388,7 @@ window.KefuI18n.add('zh-CN', {
   'reports.csv': '下载 CSV',
   'reports.totals': '合计',
   'reports.tableRegion': '数据表格',
-  'reports.note': '会话计入其开始时所在的时间段，无论首次响应和解决发生在何时。中位数和第90百分位按最近秩法计算。内部备注不算作回复。',
+  'reports.note': '会话计入其开始时所在的时间段，无论首次响应和解决发生在何时。中位数和第90百分位按最近秩法计算。内部备注不算作回复。满意度为已评价会话中“满意”所占的比例（每个会话计其访客最新的评价）。',
   'reports.chooseDates': '请选择开始日期和结束日期。',
   'reports.datesOrder': '开始日期不能晚于结束日期。',
   'reports.loading': '正在加载…',
