@@ -70,7 +70,7 @@ test('a visitor rates a resolved conversation, changes it; every console follows
     await bad.click();
     assert.equal(await bad.getAttribute('aria-pressed'), 'true');
     const comment = v.page.getByLabel('Anything you would like to add? (optional)');
-    await comment.fill('It took a week to hear back.');
+    await comment.fill('It took <b>a week</b> to hear back.');
     await v.page.screenshot({ path: path.join(SHOTS, 'rating-visitor-desktop-choosing.png') });
     await v.page.getByRole('button', { name: 'Send feedback' }).click();
     await v.page.locator('#rating-thanks', { hasText: 'Thanks for your feedback: you rated this conversation Bad.' }).waitFor({ timeout: T });
@@ -83,7 +83,9 @@ test('a visitor rates a resolved conversation, changes it; every console follows
     const header = A.page.locator('#thread-rating');
     await header.waitFor({ state: 'visible', timeout: T });
     assert.equal(await A.page.locator('#thread-rating-badge').textContent(), '👎 Bad');
-    assert.equal(await A.page.locator('#thread-rating-comment').textContent(), '\u201cIt took a week to hear back.\u201d');
+    // The visitor's text as text: no markup of theirs becomes an element.
+    assert.equal(await A.page.locator('#thread-rating-comment').textContent(), '\u201cIt took <b>a week</b> to hear back.\u201d');
+    assert.equal(await A.page.locator('#thread-rating-comment b').count(), 0);
     await A.page.screenshot({ path: path.join(SHOTS, 'rating-agent-desktop.png') });
 
     // Changed to Good, without a comment: the consoles follow.
