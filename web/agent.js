@@ -972,6 +972,7 @@
     ui.threadAvatar.hidden = !c;
     showThreadTyping();
     document.body.classList.toggle('has-selection', !!c);
+    showThreadRating(c);
     if (!c) {
       ui.threadTitle.textContent = t('thread.none');
       ui.threadSub.textContent = '';
@@ -1013,6 +1014,24 @@
     $('transcript-link').href = '/api/conversations/' + c.id + '/transcript?format=txt';
     fillAssignSelect();
     teams.fillSelect(c);
+  }
+
+  /* The visitor's latest rating under the desk bar: 👍/👎, their comment and when. A reopen
+   * keeps it (docs/API.md, "Ratings"): it says how the last resolution went. */
+  function showThreadRating(c) {
+    const rating = c && c.rating;
+    const box = $('thread-rating');
+    box.hidden = !rating;
+    if (!rating) return;
+    const good = rating.rating === 'good';
+    const badge = $('thread-rating-badge');
+    badge.className = 'rating-badge ' + (good ? 'good' : 'bad');
+    badge.textContent = (good ? '\u{1F44D} ' : '\u{1F44E} ') + t(good ? 'rating.good' : 'rating.bad');
+    $('thread-rating-comment').textContent = rating.comment
+      ? t('thread.ratingComment', {comment: rating.comment}) : t('thread.ratingNoComment');
+    const time = $('thread-rating-time');
+    time.textContent = rating.rated_at ? formatFull(rating.rated_at) : '';
+    if (rating.rated_at) time.dateTime = new Date(rating.rated_at).toISOString();
   }
 
   /* An account was added or changed (by an admin, or an agent's own rename): the team list and,
@@ -1342,7 +1361,7 @@
 
   function handleEvent(ev) {
     if (!me) return;
-    if (ev.type === 'message' || ev.type === 'conversation') reports.changed();
+    if (ev.type === 'message' || ev.type === 'conversation' || ev.type === 'rating') reports.changed();
     if (ev.type === 'message' && ev.message) handleMessage(ev.message);
     else if (ev.type === 'conversation') {
       announceNew(ev.conversation);
@@ -1356,6 +1375,14 @@
     else if (ev.type === 'presence') team.apply(ev);
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
     else if (ev.type === 'mention' && Number(ev.agent_id) === Number(me.agent.id)) mentions.add(ev);
+    else if (ev.type === 'rating') applyRating(ev);
+  }
+
+  /* A visitor rated: the conversation's badge and header follow at once (its conversation event,
+   * which comes next, says the same). */
+  function applyRating(ev) {
+    const c = convs.get(Number(ev.conversation_id));
+    if (c) applyConversation(Object.assign({}, c, {rating: ev.rating || null}));
   }
 
   /* The team panel's "3 / 5 open" follows assignments: read again, once per burst. */

@@ -268,6 +268,7 @@
   /* What the session says of the visitor's conversation: whether it is resolved, what was seen. */
   function showSession(data) {
     showResolved(!!data.conversation && data.conversation.status === 'resolved');
+    rating.show(data.conversation);
     // Where the agents had read to, so that "Seen" is where it was before a reload.
     if (data.conversation && data.conversation.seen_up_to) list.markSeen(Number(data.conversation.seen_up_to));
   }
@@ -370,6 +371,7 @@
       // The visitor's shape: {id, status}. Resolved says so until they write again (which
       // reopens it: the "open" that follows hides the notice in their other tabs too).
       showResolved(ev.conversation.status === 'resolved');
+      rating.show(ev.conversation);
     }
   }
 
@@ -533,6 +535,99 @@
     if (!jumpEl.hidden && list.nearBottom()) jumpEl.hidden = true;
   }, {passive: true});
 
+  /* ---- the rating of a resolved conversation ---- */
+
+  /* "How did we do?" while the conversation is resolved: a choice, an optional comment, Send
+   * (POST /api/visitor/rating); then thanks and the choice, which may be changed until the
+   * conversation reopens. What the server says (the session, a conversation event from this or
+   * another tab) is what shows: rating is the visitor's of the current resolution, or null. */
+  const rating = {
+    el: $('rating'),
+    form: $('rating-form'),
+    comment: $('rating-comment'),
+    thanks: $('rating-thanks'),
+    error: $('rating-error'),
+    buttons: [$('rating-good'), $('rating-bad')],
+    MAX: 1000,
+    saved: null, // the server's {rating, comment, rated_at}, or null
+    chosen: null, // the choice on screen, sent or not
+    sending: false,
+
+    show(conversation) {
+      const resolved = !!conversation && conversation.status === 'resolved';
+      const stick = resolved && this.el.hidden && list.nearBottom();
+      if (!resolved) {
+        this.el.hidden = true;
+        this.saved = null;
+        this.chosen = null;
+        this.form.hidden = true;
+        this.comment.value = '';
+        this.error.hidden = true;
+        this.draw();
+        return;
+      }
+      this.el.hidden = false;
+      const saved = conversation.rating || null;
+      if (saved && !this.sending) {
+        this.saved = saved;
+        // Another tab's send: this one shows the same choice, unless the visitor is mid-change.
+        if (this.form.hidden) {
+          this.chosen = saved.rating;
+          this.comment.value = saved.comment || '';
+        }
+      }
+      this.draw();
+      if (stick) list.scrollToBottom(false);
+    },
+
+    draw() {
+      for (const b of this.buttons) b.setAttribute('aria-pressed', String(b.dataset.rating === this.chosen));
+      const done = this.saved && this.form.hidden;
+      this.thanks.textContent = done ? t(this.saved.rating === 'good' ? 'rating.thanksGood' : 'rating.thanksBad') : '';
+      this.thanks.hidden = !done;
+      $('rating-send').textContent = t(this.sending ? 'rating.sending' : this.saved ? 'rating.change' : 'rating.send');
+    },
+
+    choose(value) {
+      this.chosen = value;
+      this.error.hidden = true;
+      this.form.hidden = false;
+      this.draw();
+      this.comment.focus();
+      if (list.nearBottom()) list.scrollToBottom(false);
+    },
+
+    async send() {
+      if (!token || !this.chosen || this.sending) return;
+      const comment = this.comment.value.trim();
+      if (comment.length > this.MAX) {
+        this.error.textContent = t('rating.tooLong', {max: this.MAX});
+        this.error.hidden = false;
+        return;
+      }
+      this.sending = true;
+      this.error.hidden = true;
+      this.draw();
+      try {
+        const data = await api('POST', '/api/visitor/rating', {bearer: token, body: {rating: this.chosen, comment}});
+        this.sending = false;
+        this.form.hidden = true;
+        this.show(data.conversation);
+      } catch (err) {
+        this.sending = false;
+        this.error.textContent = err.status === 409 ? t('rating.reopened') : I18n.errorText(err);
+        this.error.hidden = false;
+        this.draw();
+      }
+    },
+  };
+
+  for (const b of rating.buttons) b.addEventListener('click', () => rating.choose(b.dataset.rating));
+  rating.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    rating.send();
+  });
+
   /* ---- language ---- */
 
   /* The tab's title: the page's name, after the count of replies not seen yet. */
@@ -552,6 +647,8 @@
     clearError();
     detailsError.hidden = true;
     detailsStatus.textContent = '';
+    rating.error.hidden = true;
+    rating.draw();
   });
 
   /* The host page's setName/setEmail (web/widget.js), saved once there is a session. */

@@ -193,7 +193,9 @@
         av.setAttribute('aria-hidden', 'true');
         const main = el('div', 'conv-main');
         const top = el('div', 'conv-top');
-        top.append(el('span', 'conv-name'), el('span', 'conv-tag'), el('span', 'conv-assignee'), el('time', 'conv-time'));
+        const rated = el('span', 'rating-badge conv-rating');
+        rated.setAttribute('role', 'img');
+        top.append(el('span', 'conv-name'), el('span', 'conv-tag'), rated, el('span', 'conv-assignee'), el('time', 'conv-time'));
         const bottom = el('div', 'conv-bottom');
         bottom.append(el('span', 'conv-preview-who'), el('span', 'conv-preview'),
           el('span', 'conv-typing'), el('span', 'conv-outbox'), el('span', 'conv-wait'),
@@ -215,6 +217,16 @@
       tag.textContent = tagged ? t('console.status.' + c.status) : '';
       tag.hidden = !tagged;
       item.dataset.status = c.status;
+      // The visitor's latest rating, a thumb with its words for screen readers.
+      const rated = item.querySelector('.conv-rating');
+      const rating = c.rating ? c.rating.rating : '';
+      rated.hidden = !rating;
+      rated.classList.toggle('good', rating === 'good');
+      rated.classList.toggle('bad', rating === 'bad');
+      rated.textContent = rating === 'good' ? '\u{1F44D}' : rating === 'bad' ? '\u{1F44E}' : '';
+      if (rating) rated.setAttribute('aria-label', t(rating === 'good' ? 'list.ratedGood' : 'list.ratedBad'));
+      rated.title = rating ? rated.getAttribute('aria-label') : '';
+      item.dataset.rating = rating;
       item.classList.toggle('resolved', c.status === 'resolved');
       // Who holds it: "You", another agent's name, or nothing while nobody does.
       const mine = !!c.assignee && state.myId != null && Number(c.assignee.id) === Number(state.myId);

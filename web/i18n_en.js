@@ -256,6 +256,13 @@ window.KefuI18n.add('en', {
   'search.count': {one: '{count} result', other: '{count} results'},
   'search.countMore': {one: '{count}+ result', other: '{count}+ results'},
 
+  // Ratings in the console (web/agent.html, web/agent.js, web/conversation_list.js)
+  'thread.rating': "Visitor's rating",
+  'thread.ratingComment': '\u201c{comment}\u201d',
+  'thread.ratingNoComment': 'No comment',
+  'list.ratedGood': 'Rated good by the visitor',
+  'list.ratedBad': 'Rated bad by the visitor',
+
   // The visitor page (web/chat.html, web/chat.js)
   'chat.pageTitle': 'Support chat',
   'chat.title': 'Support',
@@ -279,6 +286,19 @@ window.KefuI18n.add('en', {
   'chat.tooLong': 'That message is too long: please keep it under {max} characters.',
   'chat.refusedInvalid': 'The server takes messages of 1 to {max} characters.',
   'chat.unreadTitle': '({count}) {title}',
+
+  // The rating of a resolved conversation (web/chat.html, web/chat.js)
+  'rating.question': 'How did we do?',
+  'rating.good': 'Good',
+  'rating.bad': 'Bad',
+  'rating.commentLabel': 'Anything you would like to add? (optional)',
+  'rating.send': 'Send feedback',
+  'rating.change': 'Send again',
+  'rating.sending': 'Sending\u2026',
+  'rating.thanksGood': 'Thanks for your feedback: you rated this conversation Good. You can change it while the conversation stays resolved.',
+  'rating.thanksBad': 'Thanks for your feedback: you rated this conversation Bad. You can change it while the conversation stays resolved.',
+  'rating.reopened': 'The conversation was opened again, so it cannot be rated now.',
+  'rating.tooLong': 'Please keep the comment under {max} characters.',
 
   // The widget (web/widget.html, web/widget_frame.js)
   'widget.close': 'Close chat',
@@ -368,7 +388,7 @@ window.KefuI18n.add('en', {
   'reports.csv': 'Download CSV',
   'reports.totals': 'Totals',
   'reports.tableRegion': 'Figures as a table',
-  'reports.note': 'A conversation counts in the period it started in, with its first response and resolution whenever they came. Medians and the 90th percentile are nearest-rank. Private notes are not replies.',
+  'reports.note': 'A conversation counts in the period it started in, with its first response and resolution whenever they came. Medians and the 90th percentile are nearest-rank. Private notes are not replies. Satisfaction is the share of good ratings among the rated conversations (each counts its visitor\u2019s latest rating).',
   'reports.chooseDates': 'Choose both dates.',
   'reports.datesOrder': 'The start date must be on or before the end date.',
   'reports.loading': 'Loading\u2026',
@@ -398,6 +418,10 @@ window.KefuI18n.add('en', {
   'reports.chartSeparator': '; ',
   'reports.none': 'none',
   'reports.noAnswer': 'no answer yet',
+  'reports.satisfaction': 'Satisfaction',
+  'reports.satisfactionSub': '{good} good, {bad} bad',
+  'reports.noRatings': 'no ratings yet',
+  'reports.colSatisfaction': 'Rated good',
   'reports.colDay': 'Day',
   'reports.colAgent': 'Agent',
   'reports.colTeam': 'Team',

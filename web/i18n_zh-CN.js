@@ -256,6 +256,13 @@ window.KefuI18n.add('zh-CN', {
   'search.count': {other: '{count} 条结果'},
   'search.countMore': {other: '{count}+ 条结果'},
 
+  // Ratings in the console (web/agent.html, web/agent.js, web/conversation_list.js)
+  'thread.rating': '访客评价',
+  'thread.ratingComment': '“{comment}”',
+  'thread.ratingNoComment': '没有评论',
+  'list.ratedGood': '访客评价：满意',
+  'list.ratedBad': '访客评价：不满意',
+
   // The visitor page (web/chat.html, web/chat.js)
   'chat.pageTitle': '在线客服',
   'chat.title': '客服',
@@ -279,6 +286,19 @@ window.KefuI18n.add('zh-CN', {
   'chat.tooLong': '消息太长了：请控制在 {max} 个字以内。',
   'chat.refusedInvalid': '服务器只接受 1 到 {max} 个字的消息。',
   'chat.unreadTitle': '（{count}）{title}',
+
+  // The rating of a resolved conversation (web/chat.html, web/chat.js)
+  'rating.question': '我们的服务怎么样？',
+  'rating.good': '满意',
+  'rating.bad': '不满意',
+  'rating.commentLabel': '还有什么想告诉我们的吗？（可选）',
+  'rating.send': '提交评价',
+  'rating.change': '重新提交',
+  'rating.sending': '正在提交\u2026',
+  'rating.thanksGood': '感谢您的评价：您给本次对话的评价是“满意”。对话保持已解决期间，您可以随时修改。',
+  'rating.thanksBad': '感谢您的评价：您给本次对话的评价是“不满意”。对话保持已解决期间，您可以随时修改。',
+  'rating.reopened': '对话已重新打开，现在无法评价。',
+  'rating.tooLong': '评论请不要超过 {max} 个字符。',
 
   // The widget (web/widget.html, web/widget_frame.js)
   'widget.close': '关闭聊天',
@@ -368,7 +388,7 @@ window.KefuI18n.add('zh-CN', {
   'reports.csv': '下载 CSV',
   'reports.totals': '合计',
   'reports.tableRegion': '数据表格',
-  'reports.note': '会话计入其开始时所在的时间段，无论首次响应和解决发生在何时。中位数和第90百分位按最近秩法计算。内部备注不算作回复。',
+  'reports.note': '会话计入其开始时所在的时间段，无论首次响应和解决发生在何时。中位数和第90百分位按最近秩法计算。内部备注不算作回复。满意度为已评价会话中“满意”所占的比例（每个会话计其访客最新的评价）。',
   'reports.chooseDates': '请选择开始日期和结束日期。',
   'reports.datesOrder': '开始日期不能晚于结束日期。',
   'reports.loading': '正在加载…',
@@ -398,6 +418,10 @@ window.KefuI18n.add('zh-CN', {
   'reports.chartSeparator': '；',
   'reports.none': '无',
   'reports.noAnswer': '尚无回复',
+  'reports.satisfaction': '满意度',
+  'reports.satisfactionSub': '{good} 个满意，{bad} 个不满意',
+  'reports.noRatings': '暂无评价',
+  'reports.colSatisfaction': '满意率',
   'reports.colDay': '日期',
   'reports.colAgent': '客服',
   'reports.colTeam': '团队',

@@ -62,6 +62,18 @@
     return t(key, {count: n, n: count(n)});
   }
 
+  /* The visitors' ratings (docs/API.md, "Reports": satisfaction {good, bad, share_good}): how
+   * many were rated, the share good as a percentage ("—" for none rated), and "2 👍, 1 👎". */
+  const rated = (s) => (s ? (s.good | 0) + (s.bad | 0) : 0);
+  function share(s) {
+    if (!rated(s) || s.share_good === null || s.share_good === undefined) return '\u2014';
+    return new Intl.NumberFormat(I18n.locale(), {style: 'percent', maximumFractionDigits: 0}).format(s.share_good);
+  }
+  function ratedText(s) {
+    return rated(s) ? t('reports.satisfactionSub', {good: count(s.good | 0), bad: count(s.bad | 0)})
+      : t('reports.noRatings');
+  }
+
   /* A local date's midnight from "YYYY-MM-DD", or NaN. */
   function parseDate(text) {
     const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || '');
@@ -253,6 +265,7 @@
         [t('reports.medianResolution'), formatDuration(totals.resolution_median_ms),
           t('reports.p90', {value: formatDuration(totals.resolution_p90_ms)})],
         [t('reports.unanswered'), count(totals.unanswered), t('reports.unansweredSub')],
+        [t('reports.satisfaction'), share(totals.satisfaction), ratedText(totals.satisfaction)],
       ];
       this.cards.replaceChildren(...cards.map(([name, value, sub]) => {
         const li = el('li', 'report-card');
@@ -392,6 +405,8 @@
         [t('reports.colResolutionMedian'), (r) => formatDuration(r.resolution_median_ms)],
         [t('reports.colResolutionP90'), (r) => formatDuration(r.resolution_p90_ms)],
         [t('reports.unanswered'), (r) => count(r.unanswered)],
+        [t('reports.colSatisfaction'), (r) => share(r.satisfaction) +
+          (rated(r.satisfaction) ? ' (' + ratedText(r.satisfaction) + ')' : '')],
       ];
       const captions = {day: 'reports.captionDay', agent: 'reports.captionAgent', team: 'reports.captionTeam'};
       const caption = el('caption', 'sr-only', t(captions[group]));

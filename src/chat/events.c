@@ -45,6 +45,15 @@ static json_t *conversation_json(const kf_conversation_t *c)
         (json_int_t)c->agent_read_up_to, "visitor_read_up_to", (json_int_t)c->visitor_read_up_to);
 }
 
+json_t *kf_chat_rating_json(const kf_conversation_t *c)
+{
+    if (c->rating == NULL || c->rating[0] == '\0')
+        return json_null();
+    return json_pack("{s:s,s:s,s:I}", "rating", c->rating, "comment",
+                     c->rating_comment != NULL ? c->rating_comment : "", "rated_at",
+                     (json_int_t)c->rated_at);
+}
+
 json_t *kf_chat_conversation_json(const kf_conversation_t *c)
 {
     json_t *json = conversation_json(c);
@@ -56,15 +65,19 @@ json_t *kf_chat_conversation_json(const kf_conversation_t *c)
     json_object_set_new(json, "waiting_since",
                         c->waiting_since != 0 ? json_integer((json_int_t)c->waiting_since)
                                               : json_null());
+    json_object_set_new(json, "rating", kf_chat_rating_json(c));
     return json;
 }
 
 /* What a visitor sees of their conversation. seen_up_to (the agents' read mark) lets a page
- * opened again show "Seen" where it was. */
+ * opened again show "Seen" where it was; rating is theirs of the resolution it is in now (an
+ * older one, from before a reopen, is for the agents), so that a page opened again shows the
+ * choice they made, and asks afresh after the next resolution. */
 json_t *kf_chat_visitor_conversation_json(const kf_conversation_t *c)
 {
-    return json_pack("{s:I,s:s,s:I}", "id", (json_int_t)c->id, "status", c->status, "seen_up_to",
-                     (json_int_t)c->agent_read_up_to);
+    return json_pack("{s:I,s:s,s:I,s:o}", "id", (json_int_t)c->id, "status", c->status,
+                     "seen_up_to", (json_int_t)c->agent_read_up_to, "rating",
+                     c->rating_current ? kf_chat_rating_json(c) : json_null());
 }
 
 kf_event_t *kf_chat_event(uint64_t id, json_t *body)

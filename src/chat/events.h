@@ -21,7 +21,10 @@ json_t *kf_chat_message_json(const kf_message_t *m);
 json_t *kf_chat_agent_json(int64_t id, const char *email, const char *name, const char *role);
 /* A conversation as agents see it (its assignee as an agent, or null). */
 json_t *kf_chat_conversation_json(const kf_conversation_t *c);
-/* A conversation as its visitor sees it: id and status. */
+/* The visitor's latest rating of a conversation, {rating, comment, rated_at}, or null. */
+json_t *kf_chat_rating_json(const kf_conversation_t *c);
+/* A conversation as its visitor sees it: id, status, seen_up_to and their rating of its current
+ * resolution (or null). */
 json_t *kf_chat_visitor_conversation_json(const kf_conversation_t *c);
 /* Encodes an event once (its bytes are shared by every subscriber). Takes the reference to body.
  * id is the cursor of a message event, 0 for an ephemeral one. NULL when jansson cannot encode

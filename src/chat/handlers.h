@@ -1,6 +1,6 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
  * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c,
- * visitor_details_api.c, search_api.c, reports_api.c, ops_api.c and live.c. Each runs
+ * visitor_details_api.c, rating_api.c, search_api.c, reports_api.c, ops_api.c and live.c. Each runs
  * once the dispatcher has checked the route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
@@ -70,6 +70,9 @@ void kf_teams_get(const kf_call_t *call);
 void kf_teams_post(const kf_call_t *call);
 void kf_teams_patch(const kf_call_t *call);
 void kf_team_members_put(const kf_call_t *call);
+
+/* rating_api.c */
+void kf_visitor_rating_post(const kf_call_t *call);
 
 /* visitor_details_api.c */
 void kf_visitor_page_post(const kf_call_t *call);

@@ -57,17 +57,30 @@ static json_t *duration(int64_t ms)
     return ms < 0 ? json_null() : json_integer((json_int_t)ms);
 }
 
+/* The visitors' ratings of a row's conversations: good, bad, and the share of good ones among
+ * the rated (0 to 1, four decimals; null when none is rated). */
+static json_t *satisfaction(const kf_report_row_t *row)
+{
+    int64_t rated = row->rated_good + row->rated_bad;
+    json_t *share = json_null();
+    if (rated > 0)
+        share = json_real((double)((row->rated_good * 10000 + rated / 2) / rated) / 10000.0);
+    return json_pack("{s:I,s:I,s:o}", "good", (json_int_t)row->rated_good, "bad",
+                     (json_int_t)row->rated_bad, "share_good", share);
+}
+
 static json_t *figures(const kf_report_row_t *row)
 {
-    json_t *o = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:I,s:o,s:o,s:I,s:n}", "conversations",
-        (json_int_t)row->conversations, "visitor_messages", (json_int_t)row->visitor_messages,
-        "agent_messages", (json_int_t)row->agent_messages, "notes", (json_int_t)row->notes,
-        "answered", (json_int_t)row->answered, "first_response_median_ms",
-        duration(row->first_response_median), "first_response_p90_ms",
-        duration(row->first_response_p90), "resolved", (json_int_t)row->resolved,
-        "resolution_median_ms", duration(row->resolution_median), "resolution_p90_ms",
-        duration(row->resolution_p90), "unanswered", (json_int_t)row->unanswered, "satisfaction");
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:I,s:o,s:o,s:I,s:o}", "conversations",
+                          (json_int_t)row->conversations, "visitor_messages",
+                          (json_int_t)row->visitor_messages, "agent_messages",
+                          (json_int_t)row->agent_messages, "notes", (json_int_t)row->notes,
+                          "answered", (json_int_t)row->answered, "first_response_median_ms",
+                          duration(row->first_response_median), "first_response_p90_ms",
+                          duration(row->first_response_p90), "resolved", (json_int_t)row->resolved,
+                          "resolution_median_ms", duration(row->resolution_median),
+                          "resolution_p90_ms", duration(row->resolution_p90), "unanswered",
+                          (json_int_t)row->unanswered, "satisfaction", satisfaction(row));
     return o;
 }
 
@@ -144,10 +157,22 @@ static const char *const csv_columns[] = {
 };
 #define CSV_COLUMN_COUNT (sizeof csv_columns / sizeof csv_columns[0])
 
+/* The satisfaction's columns, after csv_columns: good, bad, and the share good (four decimals,
+ * empty for none rated). */
+#define CSV_SATISFACTION_HEADER ",satisfaction_good,satisfaction_bad,satisfaction_share_good"
+
 static void csv_line(kf_buf_t *b, const json_t *o)
 {
     for (size_t i = 0; i < CSV_COLUMN_COUNT; i++)
         csv_value(b, json_object_get(o, csv_columns[i]), strstr(csv_columns[i], "_ms") != NULL);
+    const json_t *rated = json_object_get(o, "satisfaction");
+    csv_value(b, json_object_get(rated, "good"), false);
+    csv_value(b, json_object_get(rated, "bad"), false);
+    const json_t *share = json_object_get(rated, "share_good");
+    if (json_is_real(share))
+        kf_buf_printf(b, ",%.4f", json_real_value(share));
+    else
+        kf_buf_append_str(b, ",");
     kf_buf_append_str(b, "\r\n");
 }
 
@@ -170,7 +195,7 @@ static void answer_csv(report_wait_t *w, const json_t *totals)
         else
             kf_buf_append_str(&b, name);
     }
-    kf_buf_append_str(&b, "\r\n");
+    kf_buf_append_str(&b, CSV_SATISFACTION_HEADER "\r\n");
     size_t index;
     const json_t *o;
     json_array_foreach(w->rows, index, o)

@@ -40,6 +40,7 @@ static const endpoint_t endpoints[] = {
     {{"POST", "/api/visitor/typing"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_typing_post},
     {{"POST", "/api/visitor/push-ticket"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_ticket_post},
     {{"POST", "/api/visitor/page"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_page_post},
+    {{"POST", "/api/visitor/rating"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_rating_post},
     {{"GET", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_get},
     {{"PATCH", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_patch},
     {{"GET", "/api/conversations/{id}/visitor"},

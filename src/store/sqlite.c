@@ -241,6 +241,16 @@ static const char *const migrations[] = {
      "    AND first_visitor_at IS NOT NULL AND first_reply_at IS NULL "
      "    AND NEW.created_at >= first_visitor_at;"
      "END;"),
+    /* 11: ratings (store.h, conversation_rate). A conversation keeps its visitor's latest rating
+     * of a resolution: good or bad, a comment ('' for none) and when. A reopen keeps it, so the
+     * agents still see how the last resolution went and reports still count it; rating a later
+     * resolution replaces it (one rating per conversation, the newest). rating_agent_id is who
+     * held it when the rated resolution came (resolved_by then), whose it is in a report, since
+     * a reopen clears resolved_by. */
+    ("ALTER TABLE conversations ADD COLUMN rating TEXT CHECK (rating IN ('good', 'bad'));"
+     "ALTER TABLE conversations ADD COLUMN rating_comment TEXT;"
+     "ALTER TABLE conversations ADD COLUMN rated_at INTEGER;"
+     "ALTER TABLE conversations ADD COLUMN rating_agent_id INTEGER;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -392,6 +402,11 @@ void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversati
     conversation->team_id = sqlite3_column_int64(st, KF_SQLITE_CONVERSATION_TEAM_COLUMN);
     conversation->team_name = kf_sqlite_column_text(st, KF_SQLITE_CONVERSATION_TEAM_COLUMN + 1);
     conversation->waiting_since = sqlite3_column_int64(st, KF_SQLITE_CONVERSATION_WAITING_COLUMN);
+    int rating = KF_SQLITE_CONVERSATION_RATING_COLUMN;
+    conversation->rating = kf_sqlite_column_text(st, rating);
+    conversation->rating_comment = kf_sqlite_column_text(st, rating + 1);
+    conversation->rated_at = sqlite3_column_int64(st, rating + 2);
+    conversation->rating_current = sqlite3_column_int64(st, rating + 3) != 0;
     int last = KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN;
     conversation->has_last_message = sqlite3_column_type(st, last) != SQLITE_NULL;
     if (conversation->has_last_message) {
@@ -601,6 +616,7 @@ static const kf_store_ops_t sqlite_ops = {
     .conversation_assign = kf_sqlite_conversation_assign,
     .conversation_snooze_due = kf_sqlite_conversation_snooze_due,
     .conversation_wake = kf_sqlite_conversation_wake,
+    .conversation_rate = kf_sqlite_conversation_rate,
     .conversation_mark_read = kf_sqlite_conversation_mark_read,
     .message_add = kf_sqlite_message_add,
     .messages_in_conversation = kf_sqlite_messages_in_conversation,

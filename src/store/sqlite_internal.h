@@ -69,7 +69,9 @@
     "CASE c.status WHEN 'open' THEN (SELECT min(w.created_at) FROM messages w "                    \
     "  WHERE w.conversation_id = c.id AND w.sender = 0 AND w.id > COALESCE((SELECT max(r.id) "     \
     "  FROM messages r WHERE r.conversation_id = c.id AND r.sender = 1 AND r.private = 0), 0)) "   \
-    "END "                                                                                         \
+    "END, "                                                                                        \
+    "c.rating, c.rating_comment, COALESCE(c.rated_at, 0), "                                        \
+    "c.status = 'resolved' AND c.rated_at >= c.resolved_at "                                       \
     "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
     "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
     "  ORDER BY l.id DESC LIMIT 1) "                                                               \
@@ -83,6 +85,9 @@
 #define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 20
 #define KF_SQLITE_CONVERSATION_TEAM_COLUMN 24
 #define KF_SQLITE_CONVERSATION_WAITING_COLUMN 26
+/* Then the visitor's latest rating (migration "ratings": rating, comment, rated_at; NULLs when
+ * there is none) and whether it rates the resolution the conversation is in now. */
+#define KF_SQLITE_CONVERSATION_RATING_COLUMN 27
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */
@@ -262,6 +267,11 @@
     X(CONVERSATION_WAKE, "UPDATE conversations SET status = 'open', snoozed_until = NULL "         \
                          "WHERE id = ?1 AND status = 'snoozed' AND snoozed_until <= ?2")           \
     X(CONVERSATION_EXISTS, "SELECT 1 FROM conversations WHERE id = ?1")                            \
+    /* A rating is one conditional write: only a resolved conversation takes one (migration        \
+     * "ratings"), and it is the resolver's. */                                                    \
+    X(CONVERSATION_RATE, "UPDATE conversations SET rating = ?2, rating_comment = ?3, "             \
+                         "rated_at = ?4, rating_agent_id = resolved_by "                           \
+                         "WHERE id = ?1 AND status = 'resolved'")                                  \
     X(CONVERSATION_MARK_READ_AGENTS, KF_SQLITE_MARK_READ("agent_read_up_to"))                      \
     X(CONVERSATION_MARK_READ_VISITOR, KF_SQLITE_MARK_READ("visitor_read_up_to"))                   \
     X(CONVERSATION_VISITOR, "SELECT visitor_id FROM conversations WHERE id = ?1")                  \
@@ -398,6 +408,7 @@ typedef enum {
     OP_TEAM_SET_MEMBERS,
     OP_VISITOR_UPDATE,
     OP_VISITOR_PAGE_ADD,
+    OP_RATE,
 } op_kind_t;
 
 /* At most this many strings an operation copies (agent_update's four, and the four of the row it
@@ -491,6 +502,12 @@ typedef struct op {
             int64_t conversation_id;
             int64_t now;
         } wake; /* conversation_wake */
+        struct {
+            int64_t visitor_id;
+            const char *rating;  /* "good" or "bad" */
+            const char *comment; /* "" for none */
+            int64_t now;
+        } rate; /* conversation_rate */
         struct {
             int64_t conversation_id;
             kf_sender_t reader;
@@ -725,6 +742,8 @@ int kf_sqlite_team_update(kf_store_t *store, int64_t id, const kf_team_change_t 
                           kf_store_done_cb done, void *ctx);
 int kf_sqlite_team_set_members(kf_store_t *store, int64_t id, const int64_t *agent_ids,
                                size_t count, kf_store_done_cb done, void *ctx);
+int kf_sqlite_conversation_rate(kf_store_t *store, int64_t visitor_id, const char *rating,
+                                const char *comment, int64_t now, kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int64_t now,
                                 kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,

@@ -1,10 +1,10 @@
 /* sqlite_reports.c: the report read (store.h, report): a period's conversations and messages
  * summed per day, agent or team, with the medians and 90th percentiles of first response and
- * resolution. It reads one range of conversations_by_created and one of messages_by_time
- * (migration "reports"), never a conversation's messages one by one, and does the grouping here
- * in C, where a day at a UTC offset is arithmetic and the percentiles need the values sorted.
- * Trade-off: it runs on the loop's connection as every read does, so a report over a year of a
- * busy desk holds the loop for its duration (docs/PERFORMANCE.md has the figures). */
+ * resolution, and the visitors' ratings. It reads one range of conversations_by_created and one
+ * of messages_by_time (migration "reports"), never a conversation's messages one by one, and does
+ * the grouping here in C, where a day at a UTC offset is arithmetic and the percentiles need the
+ * values sorted. Trade-off: it runs on the loop's connection as every read does, so a report over a
+ * year of a busy desk holds the loop for its duration (docs/PERFORMANCE.md has the figures). */
 #include "store/sqlite_internal.h"
 
 #include "base/err.h"
@@ -180,7 +180,14 @@ static group_t *figure_group(report_t *r, int64_t agent_id, int64_t time, int64_
     }
 }
 
-typedef enum { FIGURE_CONVERSATION, FIGURE_FIRST, FIGURE_RESOLVED, FIGURE_UNANSWERED } figure_t;
+typedef enum {
+    FIGURE_CONVERSATION,
+    FIGURE_FIRST,
+    FIGURE_RESOLVED,
+    FIGURE_UNANSWERED,
+    FIGURE_GOOD,
+    FIGURE_BAD,
+} figure_t;
 
 static void add_figure(group_t *g, figure_t figure, int64_t duration)
 {
@@ -194,6 +201,8 @@ static void add_figure(group_t *g, figure_t figure, int64_t duration)
         g->row.resolved++;
         durations_add(&g->resolution, duration);
         break;
+    case FIGURE_GOOD: g->row.rated_good++; break;
+    case FIGURE_BAD: g->row.rated_bad++; break;
     default: g->row.unanswered++; break;
     }
 }
@@ -237,7 +246,8 @@ static void team_row(report_t *r, sqlite3_stmt *st)
 }
 
 /* A conversation of the period: created_at, first_visitor_at, first_reply_at,
- * first_reply_agent_id, resolved_at, resolved_by, assignee_id, team_id (NULLs as 0). */
+ * first_reply_agent_id, resolved_at, resolved_by, assignee_id, team_id, rating (NULL: none),
+ * rating_agent_id (NULLs as 0). */
 static void conversation_row(report_t *r, sqlite3_stmt *st)
 {
     int64_t created_at = sqlite3_column_int64(st, 0);
@@ -256,6 +266,10 @@ static void conversation_row(report_t *r, sqlite3_stmt *st)
         count(r, FIGURE_UNANSWERED, assignee, created_at, team_id, 0);
     if (sqlite3_column_type(st, 4) != SQLITE_NULL)
         count(r, FIGURE_RESOLVED, resolver, created_at, team_id, resolved_at - created_at);
+    const char *rating = kf_sqlite_column_text(st, 8);
+    if (rating[0] != '\0')
+        count(r, strcmp(rating, "good") == 0 ? FIGURE_GOOD : FIGURE_BAD,
+              sqlite3_column_int64(st, 9), created_at, team_id, 0);
 }
 
 static void add_message(kf_report_row_t *row, bool by_agent, bool is_private)
@@ -379,13 +393,14 @@ static int read_period(sqlite_store_t *s, report_t *r)
             abort();
     }
     if (rc == 0)
-        rc = prepare(s,
-                     "SELECT created_at, first_visitor_at, first_reply_at, "
-                     "COALESCE(first_reply_agent_id, 0), resolved_at, COALESCE(resolved_by, 0), "
-                     "COALESCE(assignee_id, 0), COALESCE(team_id, 0) "
-                     "FROM conversations INDEXED BY conversations_by_created "
-                     "WHERE created_at >= ?1 AND created_at < ?2 AND (?3 = 0 OR team_id = ?3)",
-                     &st);
+        rc = prepare(
+            s,
+            "SELECT created_at, first_visitor_at, first_reply_at, "
+            "COALESCE(first_reply_agent_id, 0), resolved_at, COALESCE(resolved_by, 0), "
+            "COALESCE(assignee_id, 0), COALESCE(team_id, 0), rating, "
+            "COALESCE(rating_agent_id, 0) FROM conversations INDEXED BY conversations_by_created "
+            "WHERE created_at >= ?1 AND created_at < ?2 AND (?3 = 0 OR team_id = ?3)",
+            &st);
     if (rc == 0) {
         rc = kf_sqlite_bind(st, "iii", query->from, query->to, query->team_id);
         if (rc == 0)

@@ -264,6 +264,20 @@ int kf_sqlite_conversation_wake(kf_store_t *store, int64_t conversation_id, int6
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
+int kf_sqlite_conversation_rate(kf_store_t *store, int64_t visitor_id, const char *rating,
+                                const char *comment, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL || visitor_id < 1 || rating == NULL || comment == NULL ||
+        (strcmp(rating, "good") != 0 && strcmp(rating, "bad") != 0))
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_RATE, done, ctx);
+    op->args.rate.visitor_id = visitor_id;
+    op->args.rate.rating = kf_sqlite_op_keep(op, rating);
+    op->args.rate.comment = kf_sqlite_op_keep(op, comment);
+    op->args.rate.now = now;
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
 int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,
                                      int64_t up_to, kf_store_done_cb done, void *ctx)
 {
@@ -946,6 +960,24 @@ static int apply_wake(conn_t *c, op_t *op)
     return rc == 0 ? KF_ECONFLICT : rc;
 }
 
+/* A rating: the visitor's thread, then the conditional change; when it changed nothing, the
+ * conversation is not resolved (KF_ECONFLICT). */
+static int apply_rate(conn_t *c, op_t *op)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_OF_VISITOR);
+    int64_t conversation_id = 0;
+    int rc = lookup_int64(st, kf_sqlite_bind(st, "i", op->args.rate.visitor_id), &conversation_id);
+    if (rc != 0)
+        return rc;
+    st = kf_sqlite_statement(c, STMT_CONVERSATION_RATE);
+    rc = run_bound(st, kf_sqlite_bind(st, "itti", conversation_id, op->args.rate.rating,
+                                      op->args.rate.comment, op->args.rate.now));
+    if (rc != 0)
+        return rc;
+    op->result.id = conversation_id;
+    return sqlite3_changes(c->db) > 0 ? 0 : KF_ECONFLICT;
+}
+
 /* Whether shortcut is free for agent_id: different from every team reply's and agent_id's own
  * (ASCII case ignored), but the reply except_id's. 0 or KF_EEXISTS. */
 static int check_shortcut_free(conn_t *c, const char *shortcut, int64_t agent_id, int64_t except_id)
@@ -1108,6 +1140,7 @@ static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
     case OP_WAKE: return apply_wake(c, op);
+    case OP_RATE: return apply_rate(c, op);
     case OP_CLAIM: return apply_claim(c, op);
     case OP_ASSIGN: return apply_assign(c, op, half);
     case OP_MESSAGE_ADD: return apply_message(c, op, half);

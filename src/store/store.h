@@ -63,9 +63,9 @@
  *     period's rows: tens of ms a month, docs/PERFORMANCE.md).
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
- *     conversation_mark_read, message_add, canned_create, canned_update, canned_delete,
- *     conversation_autoassign, team_create, team_update, team_set_members, visitor_update,
- *     visitor_page_add.
+ *     conversation_mark_read, conversation_rate, message_add, canned_create, canned_update,
+ * canned_delete, conversation_autoassign, team_create, team_update, team_set_members,
+ * visitor_update, visitor_page_add.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -198,7 +198,13 @@ typedef struct kf_conversation {
     int64_t unread_for_visitor; /* agent messages with id > visitor_read_up_to, notes not
                                  * counted */
     bool has_last_message;
-    kf_message_t last_message; /* valid when has_last_message */
+    kf_message_t last_message;  /* valid when has_last_message */
+    const char *rating;         /* the visitor's latest rating, "good" or "bad"; "" for none (a
+                                 * reopen keeps it: conversation_rate) */
+    const char *rating_comment; /* its comment, "" for none */
+    int64_t rated_at;           /* when it was given; 0 for none */
+    bool rating_current;        /* it rates the resolution the conversation is in now (false
+                                 * while it is not resolved, or was rated before a reopen) */
 } kf_conversation_t;
 
 /* A canned reply: text an agent inserts into a reply by its shortcut (docs/API.md). */
@@ -326,6 +332,9 @@ typedef struct kf_report_row {
     int64_t resolution_median; /* created to resolved */
     int64_t resolution_p90;
     int64_t unanswered; /* of conversations: the visitor wrote and no agent has replied yet */
+    int64_t rated_good; /* of conversations: those whose visitor's latest rating is good (and
+                         * whose here: the agent who held it when the rated resolution came) */
+    int64_t rated_bad;  /* ... is bad */
 } kf_report_row_t;
 
 /* What an operation came to, handed to its done callback; the fields its operation fills are
@@ -337,7 +346,8 @@ typedef struct kf_store_result {
                                   * conversation_of_visitor, conversation_snooze_due: the
                                   * conversation's id;
                                   * conversation_claim's KF_ECONFLICT: who holds it (0: nobody,
-                                  * the conversation is resolved) */
+                                  * the conversation is resolved);
+                                  * conversation_rate: the conversation's id */
     int64_t count;               /* agent_count: agents; list queries: rows handed to each;
                                   * agent_update: the sessions it deleted */
     bool conversation_opened;    /* message_add: it opened the visitor's conversation */
@@ -495,6 +505,16 @@ typedef struct kf_store_ops {
                                    void *ctx);
     int (*conversation_wake)(kf_store_t *store, int64_t conversation_id, int64_t now,
                              kf_store_done_cb done, void *ctx);
+    /* The visitor's rating of their conversation's resolution (their newest conversation: a
+     * visitor has one thread): rating is "good" or "bad", comment "" for none (the caller checks
+     * its form and length), now its rated_at. Only a resolved conversation takes one, checked in
+     * the write's own turn: KF_ECONFLICT when it is not resolved (a message may have reopened
+     * it), KF_ENOTFOUND when the visitor has none. While it stays resolved the visitor may change
+     * it (the newest replaces it); a reopen keeps it, and rating a later resolution replaces it.
+     * Result: id (the conversation). KF_EINVAL at once for another rating, a NULL comment or a
+     * visitor id below 1. */
+    int (*conversation_rate)(kf_store_t *store, int64_t visitor_id, const char *rating,
+                             const char *comment, int64_t now, kf_store_done_cb done, void *ctx);
     /* Raises the agents' (or the visitor's) read mark to up_to, never lowering it and never past
      * the conversation's newest message; KF_ENOTFOUND for an unknown conversation. */
     int (*conversation_mark_read)(kf_store_t *store, int64_t conversation_id, kf_sender_t reader,

@@ -92,7 +92,7 @@ test('desk: the views over the API list what they say, page after page with no c
     assert.deepEqual(session.json, { visitor: first.visitor, conversation: null });
     const ids = [(await visitorSend(srv, first.token, 'question 0')).conversation_id];
     session = await srv.api('GET', '/api/visitor/session', { token: first.token });
-    assert.deepEqual(session.json.conversation, { id: ids[0], status: 'open', seen_up_to: 0 });
+    assert.deepEqual(session.json.conversation, { id: ids[0], status: 'open', seen_up_to: 0, rating: null });
     for (let i = 1; i < 12; i++) {
       const v = await newVisitor(srv, `V${i}`);
       ids.push((await visitorSend(srv, v.token, `question ${i}`)).conversation_id);
@@ -304,7 +304,7 @@ test('desk: a snooze ends by itself: the conversation is open again, and the age
     const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=20`, { token: v.token, timeout: 25000 });
     const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=20`, { cookie: ana.cookie, timeout: 25000 });
     const heard = (await visitorHeld).json.events;
-    assert.deepEqual(heard.map((e) => e.conversation), [{ id, status: 'open', seen_up_to: 0 }], `the visitor heard: ${JSON.stringify(heard)}`);
+    assert.deepEqual(heard.map((e) => e.conversation), [{ id, status: 'open', seen_up_to: 0, rating: null }], `the visitor heard: ${JSON.stringify(heard)}`);
     const agents = (await agentHeld).json.events.filter((e) => e.type === 'conversation');
     assert.ok(agents.some((e) => e.conversation.id === id && e.conversation.status === 'open' && e.conversation.snoozed_until === null),
       `the agents heard: ${JSON.stringify(agents)}`);

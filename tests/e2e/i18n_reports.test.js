@@ -101,11 +101,12 @@ test('the console in zh-CN: reports, teams, team settings, snooze, notifications
     assert.equal((await dlg.locator('.reports-note').textContent()).trim(), ZH['reports.note']);
 
     assert.deepEqual(await texts(dlg.locator('.rc-label')), [ZH['reports.conversations'], ZH['reports.messages'],
-      ZH['reports.medianFirstResponse'], ZH['reports.medianResolution'], ZH['reports.unanswered']]);
+      ZH['reports.medianFirstResponse'], ZH['reports.medianResolution'], ZH['reports.unanswered'], ZH['reports.satisfaction']]);
     const subs = await texts(dlg.locator('.rc-sub'));
     assert.equal(subs[0], fill(ZH['reports.answeredResolved'], { answered: 1, resolved: 0 }));
     assert.equal(subs[1], fill(ZH['reports.messagesSub'], { visitors: 2, replies: fill(ZH['reports.replyCount'], { n: 1 }), notes: fill(ZH['reports.noteCount'], { n: 0 }) }));
     assert.equal(subs[4], ZH['reports.unansweredSub']);
+    assert.equal(subs[5], ZH['reports.noRatings']);
     const values = await texts(dlg.locator('.rc-value'));
     assert.deepEqual([values[0], values[4]], ['2', '1']);
     // A duration in Chinese units (Bo answered within seconds, or a minute on a slow machine).
@@ -128,7 +129,7 @@ test('the console in zh-CN: reports, teams, team settings, snooze, notifications
     // The table: every column header, the total row.
     const columns = [ZH['reports.colDay'], ZH['reports.conversations'], ZH['reports.colVisitorMessages'], ZH['reports.colReplies'],
       ZH['reports.colNotes'], ZH['reports.colFirstMedian'], ZH['reports.colFirstP90'], ZH['reports.colResolved'],
-      ZH['reports.colResolutionMedian'], ZH['reports.colResolutionP90'], ZH['reports.unanswered']];
+      ZH['reports.colResolutionMedian'], ZH['reports.colResolutionP90'], ZH['reports.unanswered'], ZH['reports.colSatisfaction']];
     assert.deepEqual(await texts(dlg.locator('#reports-table thead th')), columns);
     assert.equal(await dlg.locator('#reports-table tfoot th').textContent(), ZH['reports.total']);
     assert.equal(await dlg.locator('#reports-table caption').textContent(), ZH['reports.captionDay']);

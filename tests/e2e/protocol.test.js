@@ -875,15 +875,15 @@ test('live events: conversation events for agents (to the visitor only its own s
     await vs.until(() => vev().some((e) => e.type === 'conversation'), 5000, 'the visitor told it is resolved');
     const told = vev().filter((e) => e.type === 'conversation').map((e) => e.conversation);
     assert.equal(told.length, 1);
-    assert.deepEqual(Object.keys(told[0]).sort(), ['id', 'seen_up_to', 'status'], 'no assignee, no agents\' details');
+    assert.deepEqual(Object.keys(told[0]).sort(), ['id', 'rating', 'seen_up_to', 'status'], 'no assignee, no agents\' details (rating is the visitor\'s own)');
     assert.deepEqual([told[0].id, told[0].status, typeof told[0].seen_up_to], [conv, 'resolved', 'number']);
 
     // Another visitor's activity never reaches this visitor's stream; nor do the agents' conversation events.
     const other = await newVisitor(srv);
     const om = await visitorSend(srv, other.token, 'someone else');
     await as.until(() => aev().some((e) => e.type === 'message' && e.message.id === om.id), 5000, 'other visitor message on the agent stream');
-    const bad = vev().filter((e) => (e.type === 'conversation' && (e.conversation.id !== conv || Object.keys(e.conversation).length !== 3)) || (e.type === 'message' && e.message.conversation_id !== conv) || (e.type === 'read' && Number(e.conversation_id) !== conv));
-    assert.deepEqual(bad, [], 'visitor stream: only its own conversation, and of conversation events only its status and read mark');
+    const bad = vev().filter((e) => (e.type === 'conversation' && (e.conversation.id !== conv || Object.keys(e.conversation).length !== 4)) || (e.type === 'message' && e.message.conversation_id !== conv) || (e.type === 'read' && Number(e.conversation_id) !== conv));
+    assert.deepEqual(bad, [], 'visitor stream: only its own conversation, and of conversation events only its status, read mark and own rating');
   }),
 );
 

@@ -73,6 +73,9 @@ test('reports in the console: an admin sees the desk, groups by agent, downloads
     assert.equal(await card(A.page, 'Conversations'), '2');
     assert.equal(await card(A.page, 'Messages'), '3'); // two from visitors, one reply; the note is not one
     assert.equal(await card(A.page, 'Unanswered'), '1');
+    // Nobody has rated: no share of none (tests/e2e/rating.test.js rates).
+    assert.equal(await card(A.page, 'Satisfaction'), '\u2014');
+    assert.equal(await dlg.locator('.report-card', { hasText: 'Satisfaction' }).locator('.rc-sub').textContent(), 'no ratings yet');
     assert.match(await card(A.page, 'Median first response'), /^\d+ s$|^\d+ min/);
     assert.match(await dlg.locator('.report-card', { hasText: 'Messages' }).locator('.rc-sub').textContent(), /^2 from visitors, 1 reply, 1 note$/);
     const chart = dlg.locator('#reports-chart svg[role="img"]');
@@ -112,7 +115,7 @@ test('reports in the console: an admin sees the desk, groups by agent, downloads
     assert.match(download.suggestedFilename(), /^kefu-report-agent-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
     const csv = fs.readFileSync(await download.path(), 'utf8');
     const lines = csv.split('\r\n');
-    assert.equal(lines[0], 'agent_id,agent,conversations,visitor_messages,agent_messages,notes,answered,first_response_median_s,first_response_p90_s,resolved,resolution_median_s,resolution_p90_s,unanswered');
+    assert.equal(lines[0], 'agent_id,agent,conversations,visitor_messages,agent_messages,notes,answered,first_response_median_s,first_response_p90_s,resolved,resolution_median_s,resolution_p90_s,unanswered,satisfaction_good,satisfaction_bad,satisfaction_share_good');
     assert.ok(lines.some((l) => l.startsWith(`${bo.agent.id},"Bo, ""the second""",1,0,1,0,1,`)), csv);
     assert.ok(lines.some((l) => l.startsWith(',total,2,2,1,1,1,')), csv);
 

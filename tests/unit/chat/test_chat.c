@@ -649,9 +649,11 @@ static void test_desk(void **state)
     r = expect(AS_VISITOR, "GET", "/api/visitor/session", NULL, 200, NULL, NULL);
     assert_int_equal(json_integer_value(conversation_field(r, "id")), cf->conversation_id);
     assert_string_equal(json_string_value(conversation_field(r, "status")), "resolved");
-    /* id, status and the agents' read mark (seen_up_to): nothing of the desk. */
-    assert_int_equal(json_object_size(json_object_get(r->json, "conversation")), 3);
+    /* id, status, the agents' read mark (seen_up_to) and their own rating (none yet): nothing
+     * of the desk. */
+    assert_int_equal(json_object_size(json_object_get(r->json, "conversation")), 4);
     assert_true(json_is_integer(conversation_field(r, "seen_up_to")));
+    assert_true(json_is_null(conversation_field(r, "rating")));
     cf_response_free(r);
     r = expect(AS_AGENT, "GET", "/api/conversations?view=resolved", NULL, 200, NULL, NULL);
     assert_non_null(listed(r, cf->conversation_id));

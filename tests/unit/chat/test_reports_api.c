@@ -84,7 +84,11 @@ static void test_admin_sees_everyone(void **state)
     assert_int_equal(field(totals, "unanswered"), 0);
     assert_true(field(totals, "first_response_median_ms") >= 0);
     assert_true(json_is_null(json_object_get(totals, "resolution_median_ms")));
-    assert_true(json_is_null(json_object_get(totals, "satisfaction")));
+    /* Nobody has rated: zeros, and no share of none. */
+    json_t *rated = json_object_get(totals, "satisfaction");
+    assert_int_equal(field(rated, "good"), 0);
+    assert_int_equal(field(rated, "bad"), 0);
+    assert_true(json_is_null(json_object_get(rated, "share_good")));
     json_t *rows = json_object_get(r->json, "rows");
     assert_int_equal(json_array_size(rows), 2);
     for (size_t i = 0; i < 2; i++) {
@@ -174,7 +178,8 @@ static void test_csv(void **state)
         strstr(r->raw, "Content-Disposition: attachment; filename=\"kefu-report-agent-"));
     const char *header = "agent_id,agent,conversations,visitor_messages,agent_messages,notes,"
                          "answered,first_response_median_s,first_response_p90_s,resolved,"
-                         "resolution_median_s,resolution_p90_s,unanswered\r\n";
+                         "resolution_median_s,resolution_p90_s,unanswered,satisfaction_good,"
+                         "satisfaction_bad,satisfaction_share_good\r\n";
     assert_true(strncmp(r->body, header, strlen(header)) == 0);
     char line[96];
     /* Quoted (a comma, quotes doubled) and led by an apostrophe (it starts with =). */

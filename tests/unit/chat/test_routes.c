@@ -32,6 +32,7 @@ static const struct {
     {"POST", "/api/visitor/typing", KF_ACCESS_VISITOR, false},
     {"POST", "/api/visitor/push-ticket", KF_ACCESS_VISITOR, false},
     {"POST", "/api/visitor/page", KF_ACCESS_VISITOR, false},
+    {"POST", "/api/visitor/rating", KF_ACCESS_VISITOR, false},
     {"GET", "/api/visitor", KF_ACCESS_VISITOR, false},
     {"PATCH", "/api/visitor", KF_ACCESS_VISITOR, false},
     {"GET", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, false},

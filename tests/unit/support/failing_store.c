@@ -381,6 +381,16 @@ static int fs_conversation_wake(kf_store_t *store, int64_t conversation_id, int6
                : end(p, REAL(store)->conversation_wake(store, conversation_id, now, fs_done, p));
 }
 
+static int fs_conversation_rate(kf_store_t *store, int64_t visitor_id, const char *rating,
+                                const char *comment, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(conversation_rate), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc
+                                : end(p, REAL(store)->conversation_rate(store, visitor_id, rating,
+                                                                        comment, now, fs_done, p));
+}
+
 static int fs_conversation_claim(kf_store_t *store, int64_t conversation_id, int64_t agent_id,
                                  kf_store_done_cb done, void *ctx)
 {
@@ -590,6 +600,7 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.conversation_assign = fs_conversation_assign;
     fs->ops.conversation_snooze_due = fs_conversation_snooze_due;
     fs->ops.conversation_wake = fs_conversation_wake;
+    fs->ops.conversation_rate = fs_conversation_rate;
     fs->ops.conversation_mark_read = fs_conversation_mark_read;
     fs->ops.message_add = fs_message_add;
     fs->ops.messages_in_conversation = fs_messages_in_conversation;

@@ -105,6 +105,8 @@ static void keep_conversation(seen_t *seen, const kf_conversation_t *conversatio
     copy->assignee.role = keep(seen, conversation->assignee.role);
     copy->assignee.password_hash = keep(seen, conversation->assignee.password_hash);
     copy->team_name = keep(seen, conversation->team_name);
+    copy->rating = keep(seen, conversation->rating);
+    copy->rating_comment = keep(seen, conversation->rating_comment);
     keep_message(seen, &conversation->last_message, &copy->last_message);
 }
 
@@ -792,6 +794,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
                                       store_suite_visitor_test_count, NULL, NULL);
     snprintf(name, sizeof name, "store reports (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_report_tests, store_suite_report_test_count,
+                                      NULL, NULL);
+    snprintf(name, sizeof name, "store ratings (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_rating_tests, store_suite_rating_test_count,
                                       NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);

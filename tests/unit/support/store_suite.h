@@ -186,4 +186,9 @@ extern const size_t store_suite_visitor_test_count;
 extern const struct CMUnitTest store_suite_report_tests[];
 extern const size_t store_suite_report_test_count;
 
+/* ---- ... and of ratings (store_suite_ratings.c) ---- */
+
+extern const struct CMUnitTest store_suite_rating_tests[];
+extern const size_t store_suite_rating_test_count;
+
 #endif

@@ -1,7 +1,7 @@
 /* store_suite_reports.c: the store test suite's tests of reports: a hand-made history with
  * known times (conversations, visitor messages, agents' replies, private notes, resolutions, a
- * reopen, a team), and every figure of every grouping compared with numbers worked out by hand
- * in the comments (nearest-rank percentiles over even and odd counts). */
+ * reopen, a team, ratings), and every figure of every grouping compared with numbers worked out
+ * by hand in the comments (nearest-rank percentiles over even and odd counts). */
 #include "support/store_suite.h"
 
 #include <stdio.h>
@@ -134,6 +134,7 @@ static int64_t make_team(suite_fixture_t *f, const char *name)
 
 typedef struct history {
     int64_t ana, bo, team;
+    int64_t visitors[7]; /* v1 to v6 */
 } history_t;
 
 /* Day 0 (D0, UTC):
@@ -160,6 +161,7 @@ static history_t make_history(suite_fixture_t *f)
         char token[16];
         snprintf(token, sizeof token, "token-%d", i);
         v[i] = suite_add_visitor(f, token, "");
+        h.visitors[i] = v[i];
     }
     int64_t c1 = suite_open_conversation(f, v[1], "hi", D0 + 1 * H, NULL);
     assign(f, c1, h.ana, h.team);
@@ -304,6 +306,75 @@ static void test_report_by_team(void **state)
     expect(&got.rows[0], 1, 2, 2, 1, 1, 60 * S, 60 * S, 1, 1 * H, 1 * H, 0);
 }
 
+static void rate(suite_fixture_t *f, int64_t visitor_id, const char *rating, int64_t now)
+{
+    seen_t *seen = seen_new();
+    assert_int_equal(suite_wait(f,
+                                f->store->ops->conversation_rate(f->store, visitor_id, rating, "",
+                                                                 now, on_done, seen),
+                                seen),
+                     0);
+    seen_free(seen);
+}
+
+/* Ratings on the history: c1 (v1, Ana's resolution, Sales) good, then reopened by v1 (it stays
+ * counted, and Ana's, though resolved_by is cleared); c2 (v2, Bo's resolution, no team) bad;
+ * c4 (v4, Ana's, Sales) bad, changed to good. c3 is open: no rating. Each counts on the day its
+ * conversation was created, as every conversation figure does. */
+static void test_report_ratings(void **state)
+{
+    suite_fixture_t *f = *state;
+    history_t h = make_history(f);
+    rate(f, h.visitors[1], "good", D0 + DAY + 5 * H);
+    suite_open_conversation(f, h.visitors[1], "one more thing", D0 + DAY + 6 * H, NULL);
+    rate(f, h.visitors[2], "bad", D0 + DAY + 5 * H);
+    rate(f, h.visitors[4], "bad", D0 + DAY + 5 * H);
+    rate(f, h.visitors[4], "good", D0 + DAY + 6 * H);
+    seen_t *seen = seen_new();
+    assert_int_equal(suite_wait(f,
+                                f->store->ops->conversation_rate(f->store, h.visitors[3], "bad", "",
+                                                                 D0 + DAY + 5 * H, on_done, seen),
+                                seen),
+                     KF_ECONFLICT);
+    seen_free(seen);
+
+    assert_int_equal(run(f, (kf_report_query_t){.from = D0, .to = D0 + 3 * DAY}), 0);
+    assert_int_equal(got.totals.rated_good, 2);
+    assert_int_equal(got.totals.rated_bad, 1);
+    assert_int_equal(got.rows[0].rated_good, 1); /* c1 */
+    assert_int_equal(got.rows[0].rated_bad, 1);  /* c2 */
+    assert_int_equal(got.rows[1].rated_good, 1); /* c4 */
+    assert_int_equal(got.rows[1].rated_bad, 0);
+    assert_int_equal(got.rows[2].rated_good + got.rows[2].rated_bad, 0);
+
+    assert_int_equal(
+        run(f, (kf_report_query_t){.from = D0, .to = D0 + 3 * DAY, .group = KF_REPORT_AGENT}), 0);
+    assert_int_equal(got.rows[0].key, h.ana);
+    assert_int_equal(got.rows[0].rated_good, 2);
+    assert_int_equal(got.rows[0].rated_bad, 0);
+    assert_int_equal(got.rows[1].key, h.bo);
+    assert_int_equal(got.rows[1].rated_good, 0);
+    assert_int_equal(got.rows[1].rated_bad, 1);
+    /* Bo's own report: only his. */
+    assert_int_equal(run(f, (kf_report_query_t){.from = D0, .to = D0 + 3 * DAY, .agent_id = h.bo}),
+                     0);
+    assert_int_equal(got.totals.rated_good, 0);
+    assert_int_equal(got.totals.rated_bad, 1);
+
+    assert_int_equal(
+        run(f, (kf_report_query_t){.from = D0, .to = D0 + 3 * DAY, .group = KF_REPORT_TEAM}), 0);
+    assert_int_equal(got.rows[0].key, 0);
+    assert_int_equal(got.rows[0].rated_good, 0);
+    assert_int_equal(got.rows[0].rated_bad, 1);
+    assert_int_equal(got.rows[1].key, h.team);
+    assert_int_equal(got.rows[1].rated_good, 2);
+    assert_int_equal(got.rows[1].rated_bad, 0);
+    /* A period that holds day 1 only: c4. */
+    assert_int_equal(run(f, (kf_report_query_t){.from = D0 + DAY, .to = D0 + 2 * DAY}), 0);
+    assert_int_equal(got.totals.rated_good, 1);
+    assert_int_equal(got.totals.rated_bad, 0);
+}
+
 static void test_report_refuses_bad_queries(void **state)
 {
     suite_fixture_t *f = *state;
@@ -344,6 +415,7 @@ const struct CMUnitTest store_suite_report_tests[] = {
     SUITE_TEST(test_report_by_day),
     SUITE_TEST(test_report_by_agent),
     SUITE_TEST(test_report_by_team),
+    SUITE_TEST(test_report_ratings),
     SUITE_TEST(test_report_refuses_bad_queries),
 };
 
