@@ -178,11 +178,17 @@ static int read_identity(json_t *root, char **name, char **email, const char **w
 
 /* ---- events ---- */
 
-/* The visitor's name and e-mail as the API shows them. */
-static json_t *identity_json(const kf_visitor_t *visitor)
+/* The visitor's name and e-mail as the API shows them, and whether the site vouched for them
+ * (docs/IDENTITY.md: then with the site's user_id). */
+json_t *kf_visitor_identity_json(const kf_visitor_t *visitor)
 {
-    return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)visitor->id, "name", visitor->name, "email",
-                     visitor->email != NULL ? visitor->email : "");
+    bool verified = visitor->user_id != NULL && visitor->user_id[0] != '\0';
+    json_t *json =
+        json_pack("{s:I,s:s,s:s,s:b}", "id", (json_int_t)visitor->id, "name", visitor->name,
+                  "email", visitor->email != NULL ? visitor->email : "", "verified", verified);
+    if (verified)
+        json_object_set_new(json, "user_id", json_string(visitor->user_id));
+    return json;
 }
 
 /* Tells every console that a visitor's details changed; with_identity: their name and e-mail
@@ -318,7 +324,7 @@ static void identity_updated_cb(void *ctx, const kf_store_result_t *r)
         kf_app_t *app = w->app;
         /* The session's answer (GET /api/visitor/session) says the new name from now on. */
         kf_authn_visitor_changed(app->authn, r->visitor->id);
-        json_t *visitor = identity_json(r->visitor);
+        json_t *visitor = kf_visitor_identity_json(r->visitor);
         publish_visitor(app, json_pack("{s:I,s:O}", "visitor_id", (json_int_t)r->visitor->id,
                                        "visitor", visitor));
         app->store->ops->conversation_of_visitor(app->store, r->visitor->id,
@@ -380,8 +386,8 @@ static void visitor_read_cb(void *ctx, const kf_store_result_t *r)
         kf_call_fail(w->base.req, r->rc, NULL);
     else if (w->base.req != NULL)
         kf_resp_json(w->base.req, 200,
-                     json_pack("{s:o,s:{s:b}}", "visitor", identity_json(r->visitor), "settings",
-                               "typing_preview", w->app->typing_preview));
+                     json_pack("{s:o,s:{s:b}}", "visitor", kf_visitor_identity_json(r->visitor),
+                               "settings", "typing_preview", w->app->typing_preview));
     identity_wait_free(w);
 }
 
