@@ -532,6 +532,11 @@ static void panel_visitor_cb(void *ctx, const kf_store_result_t *r)
                       "name", v->name, "email", v->email, "page", "referrer", "", "browser", "",
                       "user_agent", "", "language", "", "timezone", "", "utc_offset", "created_at",
                       (json_int_t)v->created_at, "last_seen_at");
+        /* Whom the site vouched for (docs/IDENTITY.md), as the other visitor answers say it. */
+        bool verified = v->user_id != NULL && v->user_id[0] != '\0';
+        json_object_set_new(w->visitor, "verified", json_boolean(verified));
+        if (verified)
+            json_object_set_new(w->visitor, "user_id", json_string(v->user_id));
         kf_store_t *store = w->app->store;
         rc = store->ops->visitor_pages(store, v->id, KF_STORE_VISITOR_PAGES_MAX, panel_page,
                                        panel_pages_cb, w);
