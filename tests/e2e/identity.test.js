@@ -13,8 +13,10 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const http = require('node:http');
 const { spawnSync } = require('node:child_process');
-const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, agentSend, assertError, KEFU_BIN, DEFAULT_AGENTS, eventually } = require('./harness');
+const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, agentSend, assertError, KEFU_BIN, DEFAULT_AGENTS } = require('./harness');
+const { openAgent, selectConv, waitMsg, agentSay, waitConnected, trackDialogs } = require('./pages');
 
 after(closeBrowser);
 
@@ -55,6 +57,45 @@ function siteSecret(dataDir) {
 }
 
 const now = () => Math.floor(Date.now() / 1000);
+const T = 15000;
+
+// A screenshot for a person to look at, when KEFU_SCREENSHOTS names a directory.
+async function screenshot(page, name) {
+  const dir = process.env.KEFU_SCREENSHOTS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+}
+
+// A customer's site on another origin (http://localhost:PORT): each page load is signed in as
+// user, signed by its server with the docs' Node snippet, handed to the widget by Kefu.identify.
+async function signedSite(env, srv, secret, user) {
+  const server = http.createServer((req, res) => {
+    const identity = signWithNode(secret, user.user_id, user.email, user.name);
+    const html = '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+      '<meta name="viewport" content="width=device-width, initial-scale=1"><title>My account – Shop</title></head><body>' +
+      `<h1>Signed in as ${user.name}</h1><script>window.Kefu = {q: [['identify', ${JSON.stringify(identity)}]]};</script>` +
+      `<script src="${srv.base}/widget.js" async></script></body></html>`;
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(html);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  env.defer(() => new Promise((resolve) => server.close(resolve)));
+  return `http://localhost:${server.address().port}/`;
+}
+
+// One device: a browser context on the site, the chat opened from the launcher.
+async function device(env, url, label, viewport) {
+  const ctx = await env.context(label);
+  const p = await ctx.newPage();
+  await p.setViewportSize(viewport);
+  trackDialogs(p);
+  await p.goto(url);
+  await p.getByRole('button', { name: 'Open chat' }).click();
+  const handle = await p.waitForSelector('kefu-widget >> iframe', { state: 'attached', timeout: T });
+  const frame = await handle.contentFrame();
+  await waitConnected(frame);
+  return { page: p, frame };
+}
 
 test('verified identity over the API: the docs\' snippets, two devices, forged, stale, replayed and malformed', { timeout: 90000 }, (t) =>
   scenario(t, async (env) => {
@@ -166,5 +207,71 @@ test('--require-verified refuses unverified visitors, and tokens from before', {
     const ana = await agentLogin(srv, ANA.email, ANA.password);
     r = await srv.api('GET', '/api/settings/site-secret', { cookie: ana.cookie });
     assert.equal(r.json.require_verified, true);
+  }),
+);
+
+test('in the browser: the widget signs the site\'s user in on two devices with one history; the console shows Verified; the admin copies the secret', { timeout: 180000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const secret = siteSecret(srv.dataDir);
+    const site = await signedSite(env, srv, secret, { user_id: 'user-7', email: 'mia@example.com', name: 'Mia Chen' });
+
+    const laptop = await device(env, site, 'laptop', { width: 1280, height: 800 });
+    await laptop.frame.fill('#message-input', 'Where is my order 1234?');
+    await laptop.frame.press('#message-input', 'Enter');
+    await waitMsg(laptop.frame, '#messages', 'Where is my order 1234?', 'visitor');
+
+    // The phone is another browser: its first session is Mia's, with the laptop's history.
+    const phone = await device(env, site, 'phone', { width: 390, height: 844 });
+    await waitMsg(phone.frame, '#messages', 'Where is my order 1234?', 'visitor');
+
+    // The agent sees a verified visitor, and the reply reaches both devices live.
+    const ana = await openAgent(env, srv, 'sse', ANA);
+    await ana.page.setViewportSize({ width: 1280, height: 800 });
+    const agent = await agentLogin(srv, ANA.email, ANA.password);
+    const conv = (await srv.api('GET', '/api/conversations', { cookie: agent.cookie })).json.conversations[0];
+    assert.equal(conv.visitor.name, 'Mia Chen');
+    await selectConv(ana, conv.id);
+    const verified = ana.page.locator('#visitor-verified');
+    await verified.waitFor({ state: 'visible', timeout: T });
+    assert.equal(await verified.textContent(), 'Verified by your site · user user-7');
+    assert.equal(await ana.page.locator('#visitor-email').textContent(), 'mia@example.com');
+    await agentSay(ana, 'It ships tomorrow, Mia.');
+    await waitMsg(laptop.frame, '#messages', 'It ships tomorrow, Mia.', 'agent');
+    await waitMsg(phone.frame, '#messages', 'It ships tomorrow, Mia.', 'agent');
+    await screenshot(ana.page, 'identity-panel-desktop');
+    await screenshot(phone.page, 'identity-widget-phone');
+
+    // A reload signs in again with a fresh signature and keeps the same session and history.
+    await phone.page.reload(); // the chat was open: it opens again by itself
+    const again = await (await phone.page.waitForSelector('kefu-widget >> iframe', { state: 'attached', timeout: T })).contentFrame();
+    await waitMsg(again, '#messages', 'It ships tomorrow, Mia.', 'agent');
+    const list = (await srv.api('GET', '/api/conversations', { cookie: agent.cookie })).json.conversations;
+    assert.deepEqual(list.map((c) => c.id), [conv.id], 'one conversation for Mia, whatever the device');
+
+    // An anonymous visitor is not shown as verified.
+    const anon = await newVisitor(srv, 'Someone');
+    const m = await visitorSend(srv, anon.token, 'hello?');
+    await selectConv(ana, m.conversation_id);
+    await ana.page.waitForFunction(() => document.getElementById('visitor-name').textContent === 'Someone', null, { timeout: T });
+    assert.equal(await verified.isHidden(), true);
+
+    // The admin finds the secret in Settings and copies it.
+    await ana.page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.base });
+    await ana.page.getByRole('button', { name: 'Settings', exact: true }).click();
+    const field = ana.page.getByLabel('Site secret');
+    await ana.page.waitForFunction(() => document.getElementById('site-secret').value.length === 64, null, { timeout: T });
+    assert.equal(await field.inputValue(), secret);
+    assert.match(await ana.page.locator('#site-secret-mode').textContent(), /not signed in may chat too/);
+    await ana.page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await ana.page.waitForFunction(() => document.getElementById('settings-status').textContent === 'The site secret is copied.', null, { timeout: T });
+    assert.equal(await ana.page.evaluate(() => navigator.clipboard.readText()), secret);
+    await screenshot(ana.page, 'identity-settings-desktop');
+    await ana.page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(ana.page, 'identity-settings-phone');
+
+    // An agent who is not an admin has no Settings, and the API refuses them the secret.
+    const bo = await agentLogin(srv, BO.email, BO.password);
+    assertError(await srv.api('GET', '/api/settings/site-secret', { cookie: bo.cookie }), 403, 'forbidden', 'Bo');
   }),
 );
