@@ -82,6 +82,14 @@ typedef struct identify_wait {
     char hash[KF_HASH_HEX_SIZE];
 } identify_wait_t;
 
+/* The visitor's conversation read: the consoles' lists learn of a new name. */
+static void identified_conversation_cb(void *ctx, const kf_store_result_t *r)
+{
+    kf_app_t *app = ctx;
+    if (r->rc == 0)
+        kf_chat_publish_conversation(app->store, app->hub, r->id, false);
+}
+
 static void identified_cb(void *ctx, const kf_store_result_t *r)
 {
     identify_wait_t *w = ctx;
@@ -97,6 +105,8 @@ static void identified_cb(void *ctx, const kf_store_result_t *r)
         json_t *event = json_pack("{s:s,s:I,s:O}", "type", "visitor", "visitor_id",
                                   (json_int_t)visitor.id, "visitor", shown);
         kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
+        app->store->ops->conversation_of_visitor(app->store, visitor.id, identified_conversation_cb,
+                                                 app);
         if (req != NULL)
             kf_resp_json(req, 201, json_pack("{s:s,s:o}", "token", w->token, "visitor", shown));
         else
