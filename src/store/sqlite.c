@@ -241,7 +241,7 @@ static const char *const migrations[] = {
      "    AND first_visitor_at IS NOT NULL AND first_reply_at IS NULL "
      "    AND NEW.created_at >= first_visitor_at;"
      "END;"),
-    /* 7: verified visitors (docs/IDENTITY.md). One visitor row per site user_id, unique where
+    /* 11: verified visitors (docs/IDENTITY.md). One visitor row per site user_id, unique where
      * set; a device after the first gets its own token in visitor_tokens, so that every device
      * of one user reads and writes the same conversations. identity_nonces holds each accepted
      * signature's nonce until its window ends, so that neither a replay nor a restart within
