@@ -249,6 +249,14 @@ test('in the browser: the widget signs the site\'s user in on two devices with o
     const list = (await srv.api('GET', '/api/conversations', { cookie: agent.cookie })).json.conversations;
     assert.deepEqual(list.map((c) => c.id), [conv.id], 'one conversation for Mia, whatever the device');
 
+    // A sign-in with a new name (a third device) shows at once in the open console: the panel
+    // and the list.
+    const renamed = sign(secret, 'user-7', 'mia@example.com', now());
+    renamed.name = 'Mia Chen-Wu';
+    assert.equal((await srv.api('POST', '/api/visitor/session', { body: renamed })).status, 201);
+    await ana.page.waitForFunction(() => document.getElementById('visitor-name').textContent === 'Mia Chen-Wu', null, { timeout: T });
+    await ana.page.locator('#conversation-list', { hasText: 'Mia Chen-Wu' }).waitFor({ timeout: T });
+
     // An anonymous visitor is not shown as verified.
     const anon = await newVisitor(srv, 'Someone');
     const m = await visitorSend(srv, anon.token, 'hello?');
