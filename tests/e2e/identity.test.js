@@ -6,7 +6,8 @@
 // identities are refused with their codes and change nothing; with --require-verified an
 // unverified visitor is refused, old tokens too. In the browser: the admin copies the secret from
 // Settings, the agent sees "Verified" in the visitor panel, and a site's page identifies its
-// user through the widget.
+// user through the widget. `kefu site-secret` before the first start makes the secret the
+// server then uses.
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -183,6 +184,22 @@ test('verified identity over the API: the docs\' snippets, two devices, forged, 
     await srv.restart();
     assertError(await srv.api('POST', '/api/visitor/session', { body: once }), 401, 'replayed', 'the same body after a restart');
     assert.equal(siteSecret(srv.dataDir), secret, 'the secret survives the restart');
+  }),
+);
+
+test('kefu site-secret makes the secret before the first start, and the server signs with it', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ start: false });
+    const secret = siteSecret(srv.dataDir);
+    const bad = spawnSync(KEFU_BIN, ['site-secret', '--bogus'], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /usage: kefu site-secret/);
+    await srv.start();
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    const r = await srv.api('GET', '/api/settings/site-secret', { cookie: ana.cookie });
+    assert.equal(r.json.site_secret, secret);
+    const s = await srv.api('POST', '/api/visitor/session', { body: sign(secret, 'first', '', now()) });
+    assert.equal(s.status, 201, s.text);
   }),
 );
 
