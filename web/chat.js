@@ -266,6 +266,11 @@
       if (!visitor) return;
       if (!$('details-name').value) $('details-name').value = visitor.name || '';
       if (!$('details-email').value) $('details-email').value = visitor.email || '';
+      // The site signed this e-mail (docs/IDENTITY.md): the server keeps it; shown, not editable.
+      if (visitor.verified) {
+        $('details-email').value = visitor.email || '';
+        $('details-email').readOnly = true;
+      }
     }, () => {});
   }
 

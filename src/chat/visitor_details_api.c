@@ -364,11 +364,54 @@ static int update_identity(identity_wait_t *w, int64_t visitor_id)
     return store->ops->visitor_update(store, visitor_id, w->name, w->email, identity_updated_cb, w);
 }
 
+/* A verified visitor's e-mail is the one their site signed (docs/IDENTITY.md): their own change
+ * may repeat it (the page's form sends both fields) but not replace it, or the agents would trust
+ * an address the site never vouched for. */
+static void verified_email_cb(void *ctx, const kf_store_result_t *r)
+{
+    identity_wait_t *w = ctx;
+    int rc = r->rc;
+    if (rc == 0 && strcmp(r->visitor->email, w->email) != 0) {
+        if (w->base.req != NULL)
+            kf_resp_error(w->base.req, 403, "verified_email",
+                          "a verified visitor's e-mail is the one their site signed");
+        identity_wait_free(w);
+        return;
+    }
+    free(w->email);
+    w->email = NULL;
+    if (rc == 0 && w->name == NULL) {
+        if (w->base.req != NULL)
+            kf_resp_json(w->base.req, 200,
+                         json_pack("{s:o}", "visitor", kf_visitor_identity_json(r->visitor)));
+        identity_wait_free(w);
+        return;
+    }
+    if (rc == 0)
+        rc = update_identity(w, r->visitor->id);
+    if (rc != 0) {
+        if (w->base.req != NULL)
+            kf_call_fail(w->base.req, rc, NULL);
+        identity_wait_free(w);
+    }
+}
+
 void kf_visitor_patch(const kf_call_t *call)
 {
     identity_wait_t *w = identity_change(call);
     if (w == NULL)
         return;
+    if (w->email != NULL && call->who->visitor.verified) {
+        kf_store_t *store = call->app->store;
+        int rc = store->ops->visitor_get(store, call->who->visitor.id, verified_email_cb, w);
+        if (rc == 0) {
+            kf_call_hold(call->req, w, rc);
+        } else {
+            identity_wait_free(w);
+            kf_call_fail(call->req, rc, NULL);
+        }
+        return;
+    }
     int rc = update_identity(w, call->who->visitor.id);
     if (rc == 0) {
         kf_call_hold(call->req, w, rc);

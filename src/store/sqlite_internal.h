@@ -536,7 +536,7 @@ typedef struct op {
     kf_agent_t agent;         /* agent_update: result.agent points here */
     kf_canned_t canned;       /* canned_create, canned_update: result.canned points here */
     kf_team_t team;           /* the team writes: result.team points here */
-    kf_visitor_t visitor;     /* visitor_update: result.visitor points here */
+    kf_visitor_t visitor;     /* visitor_update, visitor_identify: result.visitor points here */
     int64_t *ids;             /* owned: team_set_members' agent ids, then the read-back
                                * team's members; agent_update's released conversations */
     size_t id_count;

@@ -1091,6 +1091,7 @@ static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
             kf_sqlite_read_visitor(st, &op->visitor);
             op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
             op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
+            op->visitor.user_id = kf_sqlite_op_keep(op, op->visitor.user_id);
             op->result.visitor = &op->visitor;
         }
         kf_sqlite_finish(st);

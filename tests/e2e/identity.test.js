@@ -148,6 +148,18 @@ test('verified identity over the API: the docs\' snippets, two devices, forged, 
     // An anonymous visitor is not verified.
     const anon = await newVisitor(srv, 'Anon');
     assert.equal(anon.visitor.verified, false);
+    // The signed e-mail stays: "Your details" may repeat it, not replace it.
+    assertError(await srv.api('PATCH', '/api/visitor', { token: phone.json.token, body: { email: 'someone.else@example.com' } }), 403, 'verified_email', 'another e-mail');
+    r = await srv.api('PATCH', '/api/visitor', { token: phone.json.token, body: { name: 'Li Na', email: 'li@example.com' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.visitor, { id: li.id, name: 'Li Na', email: 'li@example.com', verified: true, user_id: 'user-42' });
+    r = await srv.api('PATCH', '/api/visitor', { token: phone.json.token, body: { email: 'li@example.com' } });
+    assert.equal(r.status, 200, r.text);
+    r = await srv.api('PATCH', '/api/visitor', { token: anon.token, body: { email: 'anon@example.com' } });
+    assert.equal(r.status, 200, 'an unverified visitor changes theirs as before');
+    // An agent may still correct it (the panel's edit): agents are trusted.
+    r = await srv.api('GET', `/api/conversations/${m1.conversation_id}/visitor`, { cookie: ana.cookie });
+    assert.equal(r.json.visitor.email, 'li@example.com');
 
     // Refused: each with its code, and no new session.
     const fresh = () => sign(secret, 'user-42', 'li@example.com', now());

@@ -308,6 +308,9 @@ static void test_visitor_identify_shares_one_visitor(void **state)
         identify(f, seen, "user-42", "token-tablet", "nonce-0003", "Li Na", SUITE_NOW + 3), 0);
     assert_string_equal(last_result(seen)->visitor.name, "Li Na");
     assert_int_equal(suite_search_count(f, "Li Na"), 1);
+    /* A change of details keeps the user id. */
+    assert_int_equal(update(f, seen, li, "Li", NULL), 0);
+    assert_string_equal(last_result(seen)->visitor.user_id, "user-42");
     /* Another user is another visitor. */
     assert_int_equal(identify(f, seen, "user-43", "token-other", "nonce-0004", "", SUITE_NOW), 0);
     assert_true(last_result(seen)->id != li);
