@@ -286,6 +286,11 @@ test('in the browser: the widget signs the site\'s user in on two devices with o
     await ana.page.waitForFunction(() => document.getElementById('visitor-name').textContent === 'Mia Chen-Wu', null, { timeout: T });
     await ana.page.locator('#conversation-list', { hasText: 'Mia Chen-Wu' }).waitFor({ timeout: T });
 
+    // "Your details" in the widget shows the signed e-mail read-only.
+    await laptop.frame.click('#details-toggle');
+    await laptop.frame.waitForFunction(() => document.getElementById('details-email').readOnly === true, null, { timeout: T });
+    assert.equal(await laptop.frame.inputValue('#details-email'), 'mia@example.com');
+
     // An anonymous visitor is not shown as verified.
     const anon = await newVisitor(srv, 'Someone');
     const m = await visitorSend(srv, anon.token, 'hello?');
