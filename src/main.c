@@ -1,5 +1,6 @@
 /* main.c: the kefu command: start-up, the first admin account, `kefu user add`, `kefu backup`,
- * `kefu routes`, signals and graceful shutdown (the flags are cli/flags.h's). */
+ * `kefu site-secret`, `kefu routes`, signals and graceful shutdown (the flags are cli/flags.h's).
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,46 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
     return 0;
 }
 
+/* `kefu site-secret [--data DIR] [--config FILE]`: prints the site secret verified identities
+ * are signed with (docs/IDENTITY.md), making it when the store has none yet. */
+static int site_secret_with(const kf_flags_t *settings, int argc, char **argv)
+{
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
+        } else {
+            fputs("usage: kefu site-secret [--data DIR] [--config FILE]\n", stderr);
+            return 2;
+        }
+    }
+    kf_store_t *store;
+    if (open_store(data_dir, settings->v[KF_FLAG_SYNCHRONOUS].text, &store) != 0)
+        return 1;
+    char secret[KF_SITE_SECRET_SIZE];
+    int rc = kf_app_site_secret(store, secret);
+    kf_store_close(store);
+    if (rc != 0) {
+        fprintf(stderr, "kefu site-secret: %s\n", kf_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", secret);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int site_secret(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = site_secret_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
 static int backup(int argc, char **argv)
 {
     kf_flags_t settings;
@@ -321,6 +362,7 @@ static int serve(const kf_flags_t *flags)
     kf_app_config_t app_config;
     kf_app_config_default(&app_config);
     app_config.secure_cookies = v[KF_FLAG_SECURE_COOKIES].on;
+    app_config.require_verified = v[KF_FLAG_REQUIRE_VERIFIED].on;
     app_config.allowed_origins = v[KF_FLAG_ALLOW_ORIGIN].items;
     app_config.allowed_origin_count = v[KF_FLAG_ALLOW_ORIGIN].item_count;
     app_config.max_push_per_visitor = (size_t)v[KF_FLAG_MAX_PUSH_PER_VISITOR].count;
@@ -395,6 +437,8 @@ int main(int argc, char **argv)
         return routes();
     if (argc >= 2 && strcmp(argv[1], "backup") == 0)
         return backup(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "site-secret") == 0)
+        return site_secret(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
         fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
               "FILE]\n",

@@ -21,6 +21,8 @@
   I18n.init();
 
   const TOKEN_KEY = 'kefu.visitor.token';
+  // In the widget: the site's user_id the token was made for (docs/IDENTITY.md), '' for none.
+  const USER_KEY = 'kefu.visitor.user';
   // One visitor per browser (the one of TOKEN_KEY): when the server has forgotten that visitor,
   // their unsent messages go to the new session, as the page's whole conversation does.
   const OUTBOX_KEY = 'kefu.outbox.visitor';
@@ -112,15 +114,46 @@
 
   /* ---- session and history ---- */
 
-  async function createSession() {
-    const data = await api('POST', '/api/visitor/session', {body: {}});
-    token = data.token;
-    saveToken(token);
+  function signedUser() {
+    const identity = widget && widget.identity();
+    return identity ? identity.user_id : '';
   }
 
-  /* Makes sure `token` names a session the server knows. */
+  function keptUser() {
+    try {
+      return (storage || localStorage).getItem(USER_KEY) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  /* A session for the site's signed user when there is one (a refused signature is said in the
+   * console and the chat goes on without it), else an anonymous one. */
+  async function createSession() {
+    const identity = widget && widget.identity();
+    let data = null;
+    if (identity) {
+      try {
+        data = await api('POST', '/api/visitor/session', {body: identity});
+      } catch (e) {
+        if (e.status !== 400 && e.status !== 401 && e.status !== 422) throw e;
+        console.warn('kefu: the site\'s signed user was refused:', e.code, e.message);
+        widget.identityRefused();
+      }
+    }
+    if (!data) data = await api('POST', '/api/visitor/session', {body: {}});
+    token = data.token;
+    saveToken(token);
+    try {
+      (storage || localStorage).setItem(USER_KEY, data.visitor.verified ? data.visitor.user_id : '');
+    } catch (e) { /* as the token */ }
+  }
+
+  /* Makes sure `token` names a session the server knows, and the signed user's when the site
+   * names one. */
   async function ensureSession() {
     if (!token) token = loadToken();
+    if (token && signedUser() && signedUser() !== keptUser()) token = null; // another user signed in
     if (token) {
       try {
         showSession(await api('GET', '/api/visitor/session', {bearer: token}));
@@ -233,6 +266,11 @@
       if (!visitor) return;
       if (!$('details-name').value) $('details-name').value = visitor.name || '';
       if (!$('details-email').value) $('details-email').value = visitor.email || '';
+      // The site signed this e-mail (docs/IDENTITY.md): the server keeps it; shown, not editable.
+      if (visitor.verified) {
+        $('details-email').value = visitor.email || '';
+        $('details-email').readOnly = true;
+      }
     }, () => {});
   }
 
@@ -309,7 +347,7 @@
   /* Start-up, retried with a growing pause while the server cannot be reached. */
   async function start(attempt) {
     try {
-      if (widget) await widget.storageReady;
+      if (widget) await Promise.all([widget.storageReady, widget.loaderReady]);
       await ensureSession();
       await loadHistory();
       startPush();
@@ -675,6 +713,10 @@
         if (window.matchMedia('(hover: hover) and (pointer: fine)').matches) input.focus();
       },
       saveDetails,
+      // The host page signed in another user: their session, their history.
+      identify() {
+        if (ready && signedUser() !== keptUser()) restart(true);
+      },
       pageChanged: () => reportPage(false),
     });
   }

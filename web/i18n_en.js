@@ -135,6 +135,10 @@ window.KefuI18n.add('en', {
   'settings.typingTitle': 'Typing preview',
   'settings.typingCheck': 'Show agents what visitors type before they send it',
   'settings.typingHelp': 'Visitors are told on their chat page while this is on. Agents\' own drafts are never shown to visitors.',
+  'settings.identityTitle': 'Verified visitors',
+  'settings.identityHelp': 'Your site\'s server signs its logged-in users with this secret: agents then see them as verified, and they find their chat on every device. Keep it on your server, never in a page.',
+  'settings.siteSecret': 'Site secret',
+  'settings.copySecret': 'Copy',
   'canned.title': 'Canned replies',
   'canned.listTitle': 'Your replies and the team\'s',
   'canned.helpType': 'Type',
@@ -540,6 +544,12 @@ window.KefuI18n.add('en', {
   'deskSettings.previewOn': 'Typing preview is on.',
   'deskSettings.previewOff': 'Typing preview is off.',
   'deskSettings.saveWhat': 'save the setting',
+  'deskSettings.secretCopied': 'The site secret is copied.',
+  'deskSettings.copyFailed': 'Copying failed: select the secret and copy it yourself.',
+  'deskSettings.verifiedOnly': 'Only verified visitors may chat (kefu runs with --require-verified).',
+  'deskSettings.verifiedOptional': 'Visitors who are not signed in may chat too (start kefu with --require-verified to refuse them).',
+  'deskSettings.secretWhat': 'load the site secret',
+  'vpanel.verified': 'Verified by your site · user {id}',
 
   // The Snooze dialog (web/snooze.js)
   'snooze.title': 'Snooze the conversation',

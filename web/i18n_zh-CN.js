@@ -135,6 +135,10 @@ window.KefuI18n.add('zh-CN', {
   'settings.typingTitle': '输入预览',
   'settings.typingCheck': '访客发送之前，让客服看到其正在输入的内容',
   'settings.typingHelp': '开启后，访客的聊天页面上会有提示。客服自己的草稿绝不会显示给访客。',
+  'settings.identityTitle': '已验证访客',
+  'settings.identityHelp': '您网站的服务器用此密钥为已登录用户签名：客服会看到他们已验证，用户在任何设备上都能找到自己的对话。请只保存在服务器上，切勿放进网页。',
+  'settings.siteSecret': '站点密钥',
+  'settings.copySecret': '复制',
   'canned.title': '快捷回复',
   'canned.listTitle': '我的和团队的快捷回复',
   'canned.helpType': '在回复框中输入',
@@ -540,6 +544,12 @@ window.KefuI18n.add('zh-CN', {
   'deskSettings.previewOn': '输入预览已开启。',
   'deskSettings.previewOff': '输入预览已关闭。',
   'deskSettings.saveWhat': '保存此设置',
+  'deskSettings.secretCopied': '站点密钥已复制。',
+  'deskSettings.copyFailed': '复制失败：请选中密钥后自行复制。',
+  'deskSettings.verifiedOnly': '只有已验证的访客可以聊天（kefu 以 --require-verified 运行）。',
+  'deskSettings.verifiedOptional': '未登录的访客也可以聊天（以 --require-verified 启动 kefu 可拒绝他们）。',
+  'deskSettings.secretWhat': '加载站点密钥',
+  'vpanel.verified': '已由您的网站验证 · 用户 {id}',
 
   // The Snooze dialog (web/snooze.js)
   'snooze.title': '稍后处理此会话',

@@ -1,7 +1,9 @@
 /* visitor_panel.js: the console's visitor panel (#visitor-panel) beside the selected thread, and
- * the admin's Settings dialog (#settings-dialog: the typing preview).
+ * the admin's Settings dialog (#settings-dialog: the typing preview, the site secret verified
+ * visitors are signed with: docs/IDENTITY.md).
  *
- * The panel shows GET /api/conversations/{id}/visitor: name and e-mail (an agent may edit them:
+ * The panel shows GET /api/conversations/{id}/visitor: whether the site vouched for the visitor
+ * (#visitor-verified, with the site's user id), name and e-mail (an agent may edit them:
  * PATCH the same path), the page the visitor is on and the pages of this visit, the referrer,
  * browser, language and the visitor's local time (kept ticking from their time zone), and their
  * earlier conversations (each opens in the console). A "visitor" event for the shown visitor
@@ -33,6 +35,7 @@
         toggle: $('visitor-panel-toggle'),
         body: $('visitor-panel-body'),
         status: $('visitor-panel-status'),
+        verified: $('visitor-verified'),
         name: $('visitor-name'),
         email: $('visitor-email'),
         edit: $('visitor-edit'),
@@ -120,12 +123,15 @@
       this.el.pages.replaceChildren();
       this.el.earlier.replaceChildren();
       this.el.earlierEmpty.hidden = true;
+      this.el.verified.hidden = true;
     }
 
     render(v, earlier) {
       this.visitor = v;
       this.earlier = earlier;
       this.el.status.textContent = '';
+      this.el.verified.hidden = v.verified !== true;
+      this.el.verified.textContent = v.verified === true ? t('vpanel.verified', {id: v.user_id}) : '';
       this.el.name.textContent = v.name || t('vpanel.notGiven');
       this.el.name.classList.toggle('is-unknown', !v.name);
       this.el.email.textContent = v.email || t('vpanel.notGiven');
@@ -288,7 +294,8 @@
     return '';
   }
 
-  /* The admin's Settings dialog: the typing preview, on or off for the whole desk. */
+  /* The admin's Settings dialog: the typing preview, on or off for the whole desk; the site
+   * secret, read when the dialog opens (admins only), with a copy button. */
   class KefuDeskSettings {
     /* o: {dialog, button, api(method, path, body), onChange(settings)} */
     constructor(o) {
@@ -304,6 +311,33 @@
       this.button.addEventListener('click', () => this.open());
       $('settings-close').addEventListener('click', () => this.dialog.close());
       this.checkbox.addEventListener('change', () => this.save(this.checkbox.checked));
+      this.secret = $('site-secret');
+      this.secretMode = $('site-secret-mode');
+      $('site-secret-copy').addEventListener('click', () => this.copySecret());
+      this.secret.addEventListener('focus', () => this.secret.select());
+    }
+
+    async loadSecret() {
+      try {
+        const data = await this.api('GET', '/api/settings/site-secret');
+        this.secret.value = data.site_secret;
+        this.secretMode.textContent = t(data.require_verified ? 'deskSettings.verifiedOnly' : 'deskSettings.verifiedOptional');
+      } catch (e) {
+        this.error.textContent = t('action.failed', {what: t('deskSettings.secretWhat'), reason: window.KefuI18n.errorText(e)});
+        this.error.hidden = false;
+      }
+    }
+
+    async copySecret() {
+      this.error.hidden = true;
+      try {
+        await navigator.clipboard.writeText(this.secret.value);
+        this.status.textContent = t('deskSettings.secretCopied');
+      } catch (e) {
+        this.secret.focus();
+        this.secret.select();
+        this.status.textContent = t('deskSettings.copyFailed');
+      }
     }
 
     /* Admins see the button; everyone follows the settings. */
@@ -335,6 +369,7 @@
       this.error.hidden = true;
       this.status.textContent = '';
       this.checkbox.checked = this.settings.typing_preview === true;
+      this.loadSecret();
       this.dialog.showModal();
       this.checkbox.focus();
     }

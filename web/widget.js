@@ -95,6 +95,7 @@
   let open = false;
   let unread = 0;
   const pending = {}; // details set before the frame could take them
+  let identity = null; // Kefu.identify's signed user (docs/IDENTITY.md)
   const handlers = {};
 
   const emit = (name, arg) => (handlers[name] || []).forEach((fn) => {
@@ -166,7 +167,7 @@
     if (!frame || e.source !== frame.contentWindow || e.origin !== ORIGIN || !m || m.kefu !== 1) return;
     if (m.ev === 'ready') {
       ready = true;
-      post({cmd: open ? 'open' : 'close', page: page(), details: pending, kept: m.keep ? kept() : undefined});
+      post({cmd: open ? 'open' : 'close', page: page(), details: pending, identity, kept: m.keep ? kept() : undefined});
     } else if (m.ev === 'keep') {
       const all = kept();
       if (all && typeof m.key === 'string') {
@@ -208,6 +209,12 @@
     close: () => show(false, true),
     setName: (name) => details('name', name),
     setEmail: (email) => details('email', email),
+    // The user the site's server signed: the chat is theirs, on every device (docs/IDENTITY.md).
+    identify: (id) => {
+      if (!id || typeof id !== 'object') return;
+      identity = id;
+      post({identity});
+    },
     on: (name, fn) => {
       if (typeof fn === 'function') (handlers[name] = handlers[name] || []).push(fn);
     },

@@ -12,7 +12,10 @@
  *  - where the browser refuses this third-party frame its storage, the loader keeps the
  *    visitor's token and that mark in the host page's localStorage (kefu.widget.kept) and hands
  *    them back when the frame loads (docs/API.md, "The website widget": why, and what it costs);
- *    where that fails too, the chat lasts as long as the page, and says so.
+ *    where that fails too, the chat lasts as long as the page, and says so;
+ *  - the host page's Kefu.identify() hands in a signed user (docs/IDENTITY.md): the chat waits
+ *    for the loader's first word before it starts, so that a signed-in user's session is
+ *    created with the signature, and a later identify of another user starts their session.
  * chat.js hands over its part with KefuWidget.attach(). */
 (function () {
   'use strict';
@@ -37,6 +40,8 @@
   let hostPage = null;
   let chat = null;
   let details = null; // the host page's setName/setEmail, until the chat can save them
+  let identity = null; // the host page's Kefu.identify, until the server refuses it
+  let heard = null; // resolves loaderReady on the loader's first message
   let started = false;
   let maxAgentId = 0;
   let seenUpTo = null; // read once the storage is ready
@@ -59,7 +64,7 @@
   }
 
   // What the frame keeps: its own localStorage, or a copy in memory that the loader stores.
-  const KEPT_KEYS = ['kefu.visitor.token', SEEN_KEY];
+  const KEPT_KEYS = ['kefu.visitor.token', 'kefu.visitor.user', SEEN_KEY];
   const own = !framed || storageWorks();
   const memory = {};
   let kept = own; // whether what is kept survives a reload
@@ -143,6 +148,15 @@
     const m = e.data;
     if (!m || m.kefu !== 1) return;
     if ('kept' in m) takeKept(m.kept);
+    if (m.identity && typeof m.identity === 'object' && typeof m.identity.user_id === 'string') {
+      const another = !identity || identity.user_id !== m.identity.user_id;
+      identity = m.identity;
+      if (another && chat && !heard) chat.identify();
+    }
+    if (heard) {
+      heard();
+      heard = null;
+    }
     if (m.page && typeof m.page === 'object') {
       hostPage = cleanPage(m.page);
       if (chat) chat.pageChanged();
@@ -175,11 +189,22 @@
     storage,
     /* Resolves once storage holds what the loader kept (at once where the frame's own works). */
     storageReady,
+    /* Resolves once the loader has said what it has (a signed user), or at once unframed. */
+    loaderReady: framed ? new Promise((resolve) => {
+      heard = resolve;
+      setTimeout(resolve, 3000);
+    }) : Promise.resolve(),
+    /* The signed user to start a session with, or null. */
+    identity: () => identity,
+    /* The server refused it (forged, stale, replayed): the chat goes on without it. */
+    identityRefused() {
+      identity = null;
+    },
     /* The chat is in front of the visitor: the tab is shown and so is the widget. */
     onScreen: () => open && document.visibilityState === 'visible',
     /* The host page's {url, title, referrer}, or null (then the frame's own). */
     hostPage: () => hostPage,
-    /* chat.js's part: shown(), saveDetails(body), pageChanged(). */
+    /* chat.js's part: shown(), saveDetails(body), pageChanged(), identify(). */
     attach(part) {
       chat = part;
       saveDetails();

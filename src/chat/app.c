@@ -176,6 +176,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->authn = kf_authn_new(store, config, err);
     if (app->authn == NULL)
         goto out_free_app;
+    *err = kf_app_site_secret(store, app->site_secret);
+    if (*err != 0)
+        goto out_free_authn;
     /* Read once here, while waiting is allowed; PATCH /api/settings keeps it in step after. */
     char preview[8] = "";
     app->typing_preview =

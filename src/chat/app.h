@@ -37,6 +37,7 @@ typedef struct kf_app_config {
     const char *const *metrics_allow;
     size_t metrics_allow_count;
     const char *metrics_token; /* a bearer token that may read it from anywhere, or NULL */
+    bool require_verified;     /* refuse visitors the site has not vouched for (docs/IDENTITY.md) */
 } kf_app_config_t;
 
 /* The application: opaque outside src/chat (chat/internal.h holds it). */
@@ -74,6 +75,12 @@ void kf_app_drain(kf_app_t *app);
 /* From now on /readyz answers 503 shutting_down (the server goes on serving until drained). */
 void kf_app_set_shutting_down(kf_app_t *app);
 void kf_app_free(kf_app_t *app);
+
+/* The site secret as 64 hex characters (docs/IDENTITY.md), made on the first call and kept in
+ * the store's settings, waiting for the store: for start-up and `kefu site-secret`. Returns 0 or
+ * a store error. */
+#define KF_SITE_SECRET_SIZE 65
+int kf_app_site_secret(kf_store_t *store, char out[KF_SITE_SECRET_SIZE]);
 
 /* Creates an agent account (e-mail lower-cased, password hashed), waiting for the store: for
  * start-up and `kefu user add`, never on a serving loop. Returns 0, KF_EEXISTS, KF_EINVAL (bad

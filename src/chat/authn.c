@@ -328,6 +328,7 @@ static void visitor_found_cb(void *ctx, const kf_store_result_t *r)
         kf_visitor_auth_t *visitor = &lookup->who.visitor;
         lookup->who.kind = 'v';
         visitor->id = r->visitor->id;
+        visitor->verified = r->visitor->user_id != NULL && r->visitor->user_id[0] != '\0';
         snprintf(visitor->name, sizeof visitor->name, "%s", r->visitor->name);
         kf_authn_remember_visitor(lookup->authn, lookup->hash, visitor);
     }

@@ -19,7 +19,8 @@
 
 typedef struct kf_visitor_auth {
     int64_t id;
-    char name[4 * KF_MAX_NAME_CHARS + 1];
+    bool verified;                        /* the site vouched for them (docs/IDENTITY.md) */
+    char name[4 * KF_MAX_NAME_CHARS + 1]; /* last: the cache keeps only what the name uses */
 } kf_visitor_auth_t;
 
 typedef struct kf_agent_auth {

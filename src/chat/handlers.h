@@ -36,6 +36,13 @@ void kf_visitor_read_post(const kf_call_t *call);
 void kf_visitor_typing_post(const kf_call_t *call);
 void kf_visitor_ticket_post(const kf_call_t *call);
 
+/* identity_api.c: verified visitors (docs/IDENTITY.md). A session-creating body that carries
+ * a signature goes to kf_visitor_identify; admins read the site secret. */
+void kf_visitor_identify(const kf_call_t *call, json_t *root);
+void kf_site_secret_get(const kf_call_t *call);
+/* visitor_details_api.c: a visitor as the API shows them (id, name, e-mail, verified, user_id). */
+json_t *kf_visitor_identity_json(const kf_visitor_t *visitor);
+
 /* agent_api.c */
 void kf_agent_login(const kf_call_t *call);
 void kf_agent_me(const kf_call_t *call);

@@ -51,7 +51,8 @@ struct kf_app {
     bool typing_preview; /* the setting: agents see a visitor's draft (the store's copy, read at
                           * start and kept in step by PATCH /api/settings) */
     bool shutting_down;  /* a SIGTERM came: /readyz answers 503 (ops_api.c) */
-    kf_addr_prefix_t *metrics_allow; /* config.metrics_allow, parsed */
+    char site_secret[KF_SITE_SECRET_SIZE]; /* signs verified identities (identity_api.c) */
+    kf_addr_prefix_t *metrics_allow;       /* config.metrics_allow, parsed */
     size_t metrics_allow_count;
 };
 

@@ -55,6 +55,7 @@ static const endpoint_t endpoints[] = {
      kf_conversation_visitor_patch},
     {{"GET", "/api/settings"}, KF_ACCESS_AGENT, false, NULL, kf_settings_get},
     {{"PATCH", "/api/settings"}, KF_ACCESS_ADMIN, true, NULL, kf_settings_patch},
+    {{"GET", "/api/settings/site-secret"}, KF_ACCESS_ADMIN, false, NULL, kf_site_secret_get},
     {{"POST", "/api/agent/login"}, KF_ACCESS_PUBLIC, false, NULL, kf_agent_login},
     {{"GET", "/api/agent/me"}, KF_ACCESS_AGENT, false, NULL, kf_agent_me},
     {{"POST", "/api/agent/logout"}, KF_ACCESS_AGENT, true, NULL, kf_agent_logout},
@@ -214,6 +215,15 @@ static bool allowed(kf_req_t *req, const endpoint_t *e, int rc, const kf_princip
             kf_resp_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
             return false;
         }
+    }
+    /* A token from before the setting was turned on is refused too; a push ticket was only ever
+     * given to a visitor who passed here. */
+    if (who->kind == 'v' && !who->by_ticket && app->config.require_verified &&
+        !who->visitor.verified) {
+        kf_call_log(req, "an unverified visitor while verification is required");
+        kf_resp_error(req, 401, "verification_required",
+                      "this site accepts only visitors its own server has signed in");
+        return false;
     }
     int64_t wait_ms = 0;
     if (who->kind == 'v' && !kf_limits_visitor_request(app->limits, who->visitor.id, &wait_ms)) {

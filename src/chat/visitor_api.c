@@ -37,8 +37,8 @@ static void visitor_created_cb(void *ctx, const kf_store_result_t *r)
         kf_call_fail(req, r->rc, NULL);
     else if (req != NULL)
         kf_resp_json(req, 201,
-                     json_pack("{s:s,s:{s:I,s:s}}", "token", w->token, "visitor", "id",
-                               (json_int_t)r->id, "name", w->visitor.name));
+                     json_pack("{s:s,s:{s:I,s:s,s:b}}", "token", w->token, "visitor", "id",
+                               (json_int_t)r->id, "name", w->visitor.name, "verified", false));
     free(w);
 }
 
@@ -58,6 +58,19 @@ void kf_visitor_session_create(const kf_call_t *call)
     json_t *root = kf_call_json(req);
     if (root == NULL)
         return;
+    /* A body with a signature is the site vouching for its user; one without is anonymous. */
+    if (json_object_get(root, "sig") != NULL || json_object_get(root, "user_id") != NULL) {
+        kf_visitor_identify(call, root);
+        json_decref(root);
+        return;
+    }
+    if (app->config.require_verified) {
+        json_decref(root);
+        kf_call_log(req, "an unverified visitor while verification is required");
+        kf_resp_error(req, 401, "verification_required",
+                      "this site accepts only visitors its own server has signed in");
+        return;
+    }
     const char *name = "";
     json_t *name_json = json_object_get(root, "name");
     if (name_json != NULL && !json_is_null(name_json)) {
@@ -97,8 +110,9 @@ typedef struct session_wait {
 static void session_answer(session_wait_t *w, json_t *conversation)
 {
     kf_resp_json(w->base.req, 200,
-                 json_pack("{s:{s:I,s:s},s:o}", "visitor", "id", (json_int_t)w->visitor.id, "name",
-                           w->visitor.name, "conversation", conversation));
+                 json_pack("{s:{s:I,s:s,s:b},s:o}", "visitor", "id", (json_int_t)w->visitor.id,
+                           "name", w->visitor.name, "verified", w->visitor.verified, "conversation",
+                           conversation));
 }
 
 static void session_conversation_cb(void *ctx, const kf_store_result_t *r)

@@ -178,11 +178,17 @@ static int read_identity(json_t *root, char **name, char **email, const char **w
 
 /* ---- events ---- */
 
-/* The visitor's name and e-mail as the API shows them. */
-static json_t *identity_json(const kf_visitor_t *visitor)
+/* The visitor's name and e-mail as the API shows them, and whether the site vouched for them
+ * (docs/IDENTITY.md: then with the site's user_id). */
+json_t *kf_visitor_identity_json(const kf_visitor_t *visitor)
 {
-    return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)visitor->id, "name", visitor->name, "email",
-                     visitor->email != NULL ? visitor->email : "");
+    bool verified = visitor->user_id != NULL && visitor->user_id[0] != '\0';
+    json_t *json =
+        json_pack("{s:I,s:s,s:s,s:b}", "id", (json_int_t)visitor->id, "name", visitor->name,
+                  "email", visitor->email != NULL ? visitor->email : "", "verified", verified);
+    if (verified)
+        json_object_set_new(json, "user_id", json_string(visitor->user_id));
+    return json;
 }
 
 /* Tells every console that a visitor's details changed; with_identity: their name and e-mail
@@ -318,7 +324,7 @@ static void identity_updated_cb(void *ctx, const kf_store_result_t *r)
         kf_app_t *app = w->app;
         /* The session's answer (GET /api/visitor/session) says the new name from now on. */
         kf_authn_visitor_changed(app->authn, r->visitor->id);
-        json_t *visitor = identity_json(r->visitor);
+        json_t *visitor = kf_visitor_identity_json(r->visitor);
         publish_visitor(app, json_pack("{s:I,s:O}", "visitor_id", (json_int_t)r->visitor->id,
                                        "visitor", visitor));
         app->store->ops->conversation_of_visitor(app->store, r->visitor->id,
@@ -358,11 +364,54 @@ static int update_identity(identity_wait_t *w, int64_t visitor_id)
     return store->ops->visitor_update(store, visitor_id, w->name, w->email, identity_updated_cb, w);
 }
 
+/* A verified visitor's e-mail is the one their site signed (docs/IDENTITY.md): their own change
+ * may repeat it (the page's form sends both fields) but not replace it, or the agents would trust
+ * an address the site never vouched for. */
+static void verified_email_cb(void *ctx, const kf_store_result_t *r)
+{
+    identity_wait_t *w = ctx;
+    int rc = r->rc;
+    if (rc == 0 && strcmp(r->visitor->email, w->email) != 0) {
+        if (w->base.req != NULL)
+            kf_resp_error(w->base.req, 403, "verified_email",
+                          "a verified visitor's e-mail is the one their site signed");
+        identity_wait_free(w);
+        return;
+    }
+    free(w->email);
+    w->email = NULL;
+    if (rc == 0 && w->name == NULL) {
+        if (w->base.req != NULL)
+            kf_resp_json(w->base.req, 200,
+                         json_pack("{s:o}", "visitor", kf_visitor_identity_json(r->visitor)));
+        identity_wait_free(w);
+        return;
+    }
+    if (rc == 0)
+        rc = update_identity(w, r->visitor->id);
+    if (rc != 0) {
+        if (w->base.req != NULL)
+            kf_call_fail(w->base.req, rc, NULL);
+        identity_wait_free(w);
+    }
+}
+
 void kf_visitor_patch(const kf_call_t *call)
 {
     identity_wait_t *w = identity_change(call);
     if (w == NULL)
         return;
+    if (w->email != NULL && call->who->visitor.verified) {
+        kf_store_t *store = call->app->store;
+        int rc = store->ops->visitor_get(store, call->who->visitor.id, verified_email_cb, w);
+        if (rc == 0) {
+            kf_call_hold(call->req, w, rc);
+        } else {
+            identity_wait_free(w);
+            kf_call_fail(call->req, rc, NULL);
+        }
+        return;
+    }
     int rc = update_identity(w, call->who->visitor.id);
     if (rc == 0) {
         kf_call_hold(call->req, w, rc);
@@ -380,8 +429,8 @@ static void visitor_read_cb(void *ctx, const kf_store_result_t *r)
         kf_call_fail(w->base.req, r->rc, NULL);
     else if (w->base.req != NULL)
         kf_resp_json(w->base.req, 200,
-                     json_pack("{s:o,s:{s:b}}", "visitor", identity_json(r->visitor), "settings",
-                               "typing_preview", w->app->typing_preview));
+                     json_pack("{s:o,s:{s:b}}", "visitor", kf_visitor_identity_json(r->visitor),
+                               "settings", "typing_preview", w->app->typing_preview));
     identity_wait_free(w);
 }
 
@@ -526,6 +575,11 @@ static void panel_visitor_cb(void *ctx, const kf_store_result_t *r)
                       "name", v->name, "email", v->email, "page", "referrer", "", "browser", "",
                       "user_agent", "", "language", "", "timezone", "", "utc_offset", "created_at",
                       (json_int_t)v->created_at, "last_seen_at");
+        /* Whom the site vouched for (docs/IDENTITY.md), as the other visitor answers say it. */
+        bool verified = v->user_id != NULL && v->user_id[0] != '\0';
+        json_object_set_new(w->visitor, "verified", json_boolean(verified));
+        if (verified)
+            json_object_set_new(w->visitor, "user_id", json_string(v->user_id));
         kf_store_t *store = w->app->store;
         rc = store->ops->visitor_pages(store, v->id, KF_STORE_VISITOR_PAGES_MAX, panel_page,
                                        panel_pages_cb, w);

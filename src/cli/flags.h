@@ -41,6 +41,9 @@ typedef enum {
       "the address people use, for the start-up message (default: the listen address)")            \
     X(SECURE_COOKIES, "secure-cookies", NULL, KF_FLAG_SWITCH, 0, 0, 0, NULL, false,                \
       "mark the session cookie `Secure` (when served behind TLS)")                                 \
+    X(REQUIRE_VERIFIED, "require-verified", NULL, KF_FLAG_SWITCH, 0, 0, 0, NULL, false,            \
+      "refuse visitors the site's server has not signed in (401 `verification_required`; "         \
+      "docs/IDENTITY.md)")                                                                         \
     X(ALLOW_ORIGIN, "allow-origin", "URL", KF_FLAG_LIST, 0, 0, 0, NULL, false,                     \
       "another origin (scheme://host[:port]) whose pages may open a WebSocket here "               \
       "(repeatable); by default only kefu's own origin may")                                       \

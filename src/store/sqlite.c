@@ -251,6 +251,23 @@ static const char *const migrations[] = {
      "ALTER TABLE conversations ADD COLUMN rating_comment TEXT;"
      "ALTER TABLE conversations ADD COLUMN rated_at INTEGER;"
      "ALTER TABLE conversations ADD COLUMN rating_agent_id INTEGER;"),
+    /* 12: verified visitors (docs/IDENTITY.md). One visitor row per site user_id, unique where
+     * set; a device after the first gets its own token in visitor_tokens, so that every device
+     * of one user reads and writes the same conversations. identity_nonces holds each accepted
+     * signature's nonce until its window ends, so that neither a replay nor a restart within
+     * the window lets one be used twice. */
+    ("ALTER TABLE visitors ADD COLUMN user_id TEXT;"
+     "CREATE UNIQUE INDEX visitors_by_user ON visitors (user_id) WHERE user_id IS NOT NULL;"
+     "CREATE TABLE visitor_tokens ("
+     "  token_hash TEXT PRIMARY KEY,"
+     "  visitor_id INTEGER NOT NULL REFERENCES visitors (id),"
+     "  created_at INTEGER NOT NULL"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE identity_nonces ("
+     "  nonce TEXT PRIMARY KEY,"
+     "  expires_at INTEGER NOT NULL"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX identity_nonces_by_expiry ON identity_nonces (expires_at);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -463,6 +480,7 @@ void kf_sqlite_read_visitor(sqlite3_stmt *st, kf_visitor_t *visitor)
     visitor->name = kf_sqlite_column_text(st, 1);
     visitor->created_at = sqlite3_column_int64(st, 2);
     visitor->email = kf_sqlite_column_text(st, 3);
+    visitor->user_id = kf_sqlite_column_text(st, 4);
 }
 
 void kf_sqlite_read_visitor_page(sqlite3_stmt *st, kf_visitor_page_t *page)
@@ -637,6 +655,7 @@ static const kf_store_ops_t sqlite_ops = {
     .visitor_get = kf_sqlite_visitor_get,
     .visitor_update = kf_sqlite_visitor_update,
     .visitor_page_add = kf_sqlite_visitor_page_add,
+    .visitor_identify = kf_sqlite_visitor_identify,
     .visitor_pages = kf_sqlite_visitor_pages,
     .visitor_conversations = kf_sqlite_visitor_conversations,
     .complete = sqlite_complete,

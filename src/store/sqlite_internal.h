@@ -34,7 +34,7 @@
 #define KF_SQLITE_CANNED_COLUMNS "id, COALESCE(owner_id, 0), shortcut, body, created_at, updated_at"
 
 /* The columns of a visitor's row (read by kf_sqlite_read_visitor). */
-#define KF_SQLITE_VISITOR_COLUMNS "id, name, created_at, email"
+#define KF_SQLITE_VISITOR_COLUMNS "id, name, created_at, email, COALESCE(user_id, '')"
 /* The columns of a visitor's page (read by kf_sqlite_read_visitor_page). */
 #define KF_SQLITE_VISITOR_PAGE_COLUMNS                                                             \
     "id, visitor_id, url, title, referrer, user_agent, language, timezone, utc_offset, seen_at"
@@ -159,8 +159,12 @@
     X(SESSION_DELETE_OTHERS_OF_AGENT,                                                              \
       "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2")                         \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \
+    /* A visitor's first token is in their row; a verified visitor's later ones (another device)   \
+     * in visitor_tokens. */                                                                       \
     X(VISITOR_BY_TOKEN,                                                                            \
-      "SELECT " KF_SQLITE_VISITOR_COLUMNS " FROM visitors WHERE token_hash = ?1")                  \
+      "SELECT " KF_SQLITE_VISITOR_COLUMNS " FROM visitors WHERE token_hash = ?1 "                  \
+      "UNION ALL SELECT " KF_SQLITE_VISITOR_COLUMNS " FROM visitors WHERE id = "                   \
+      "(SELECT visitor_id FROM visitor_tokens WHERE token_hash = ?1) LIMIT 1")                     \
     X(VISITOR_EXISTS, "SELECT 1 FROM visitors WHERE id = ?1")                                      \
     /* A visitor's thread is their newest conversation (older ones are from before schema 4). */   \
     X(CONVERSATION_OF_VISITOR, "SELECT id FROM conversations WHERE visitor_id = ?1 "               \
@@ -329,6 +333,16 @@
     X(VISITOR_SEARCH_REINDEX, "INSERT INTO visitor_search (rowid, text) "                          \
                               "SELECT id, kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT         \
                               ") FROM visitors WHERE id = ?1 AND (name != '' OR email != '')")     \
+    /* Verified identities (docs/IDENTITY.md): a nonce is taken while it is unexpired. */          \
+    X(IDENTITY_NONCE_SEEN, "SELECT 1 FROM identity_nonces WHERE nonce = ?1 AND expires_at > ?2")   \
+    X(IDENTITY_NONCE_PURGE, "DELETE FROM identity_nonces WHERE expires_at <= ?1")                  \
+    X(IDENTITY_NONCE_INSERT, "INSERT OR REPLACE INTO identity_nonces (nonce, expires_at) "         \
+                             "VALUES (?1, ?2)")                                                    \
+    X(VISITOR_BY_USER, "SELECT id FROM visitors WHERE user_id = ?1")                               \
+    X(VISITOR_CREATE_USER, "INSERT INTO visitors (token_hash, name, created_at, email, user_id) "  \
+                           "VALUES (?1, ?2, ?3, ?4, ?5)")                                          \
+    X(VISITOR_TOKEN_ADD, "INSERT INTO visitor_tokens (token_hash, visitor_id, created_at) "        \
+                         "VALUES (?1, ?2, ?3)")                                                    \
     X(VISITOR_PAGE_INSERT, "INSERT INTO visitor_pages (visitor_id, url, title, referrer, "         \
                            "user_agent, language, timezone, utc_offset, seen_at) "                 \
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")                          \
@@ -409,6 +423,7 @@ typedef enum {
     OP_VISITOR_UPDATE,
     OP_VISITOR_PAGE_ADD,
     OP_RATE,
+    OP_VISITOR_IDENTIFY,
 } op_kind_t;
 
 /* At most this many strings an operation copies (agent_update's four, and the four of the row it
@@ -525,19 +540,20 @@ typedef struct op {
             int64_t now;
         } canned; /* canned_create, canned_update, canned_delete; canned_list's agent_id */
         struct {
-            int64_t id;             /* the visitor */
-            const char *name;       /* NULL: as it is */
-            const char *email;      /* NULL: as it is */
-            size_t limit;           /* visitor_pages, visitor_conversations */
-        } visitor_change;           /* visitor_update, visitor_pages, visitor_conversations */
-        kf_visitor_page_t page_new; /* visitor_page_add */
+            int64_t id;                 /* the visitor */
+            const char *name;           /* NULL: as it is */
+            const char *email;          /* NULL: as it is */
+            size_t limit;               /* visitor_pages, visitor_conversations */
+        } visitor_change;               /* visitor_update, visitor_pages, visitor_conversations */
+        kf_visitor_page_t page_new;     /* visitor_page_add */
+        kf_visitor_identity_t identity; /* visitor_identify */
     } args;
     kf_store_result_t result; /* a write's, filled by the writer */
     kf_message_t message;     /* message_add: result.message points here */
     kf_agent_t agent;         /* agent_update: result.agent points here */
     kf_canned_t canned;       /* canned_create, canned_update: result.canned points here */
     kf_team_t team;           /* the team writes: result.team points here */
-    kf_visitor_t visitor;     /* visitor_update: result.visitor points here */
+    kf_visitor_t visitor;     /* visitor_update, visitor_identify: result.visitor points here */
     int64_t *ids;             /* owned: team_set_members' agent ids, then the read-back
                                * team's members; agent_update's released conversations */
     size_t id_count;
@@ -760,6 +776,8 @@ int kf_sqlite_canned_delete(kf_store_t *store, int64_t agent_id, bool admin, int
 int kf_sqlite_visitor_update(kf_store_t *store, int64_t visitor_id, const char *name,
                              const char *email, kf_store_done_cb done, void *ctx);
 int kf_sqlite_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
+                               kf_store_done_cb done, void *ctx);
+int kf_sqlite_visitor_identify(kf_store_t *store, const kf_visitor_identity_t *identity,
                                kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_checkpointer.c ---- */

@@ -376,6 +376,25 @@ int kf_sqlite_visitor_update(kf_store_t *store, int64_t visitor_id, const char *
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
+int kf_sqlite_visitor_identify(kf_store_t *store, const kf_visitor_identity_t *identity,
+                               kf_store_done_cb done, void *ctx)
+{
+    if (identity == NULL || done == NULL || identity->user_id == NULL ||
+        identity->user_id[0] == '\0' || identity->email == NULL || identity->name == NULL ||
+        identity->token_hash == NULL || identity->token_hash[0] == '\0' ||
+        identity->nonce == NULL || identity->nonce[0] == '\0')
+        return KF_EINVAL;
+    op_t *op = kf_sqlite_op_new(OP_VISITOR_IDENTIFY, done, ctx);
+    kf_visitor_identity_t *copy = &op->args.identity;
+    *copy = *identity;
+    copy->user_id = kf_sqlite_op_keep(op, identity->user_id);
+    copy->email = kf_sqlite_op_keep(op, identity->email);
+    copy->name = kf_sqlite_op_keep(op, identity->name);
+    copy->token_hash = kf_sqlite_op_keep(op, identity->token_hash);
+    copy->nonce = kf_sqlite_op_keep(op, identity->nonce);
+    return queue_write(kf_sqlite_from_base(store), op);
+}
+
 int kf_sqlite_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
                                kf_store_done_cb done, void *ctx)
 {
@@ -1104,7 +1123,77 @@ static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
             kf_sqlite_read_visitor(st, &op->visitor);
             op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
             op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
+            op->visitor.user_id = kf_sqlite_op_keep(op, op->visitor.user_id);
             op->result.visitor = &op->visitor;
+        }
+        kf_sqlite_finish(st);
+    }
+    *half = rc != 0;
+    return rc;
+}
+
+/* The nonce checked before anything is written (a replay changes nothing), then taken; then the
+ * user's visitor found or created, the token added, the details set and indexed, the row read
+ * back. */
+static int apply_visitor_identify(conn_t *c, op_t *op, bool *half)
+{
+    const kf_visitor_identity_t *identity = &op->args.identity;
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_IDENTITY_NONCE_SEEN);
+    int64_t seen = 0;
+    int rc = lookup_int64(st, kf_sqlite_bind(st, "ti", identity->nonce, identity->now), &seen);
+    if (rc == 0)
+        return KF_EEXISTS;
+    if (rc != KF_ENOTFOUND)
+        return rc;
+    *half = true; /* from here on, a failure leaves a write behind */
+    st = kf_sqlite_statement(c, STMT_IDENTITY_NONCE_PURGE);
+    rc = run_bound(st, kf_sqlite_bind(st, "i", identity->now));
+    if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_IDENTITY_NONCE_INSERT);
+        rc = run_bound(st, kf_sqlite_bind(st, "ti", identity->nonce, identity->nonce_expires_at));
+    }
+    if (rc != 0)
+        return rc;
+    int64_t id = 0;
+    st = kf_sqlite_statement(c, STMT_VISITOR_BY_USER);
+    rc = lookup_int64(st, kf_sqlite_bind(st, "t", identity->user_id), &id);
+    if (rc == KF_ENOTFOUND) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_CREATE_USER);
+        rc = insert_one(c, st,
+                        kf_sqlite_bind(st, "ttitt", identity->token_hash, identity->name,
+                                       identity->now, identity->email, identity->user_id),
+                        &id);
+    } else if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_TOKEN_ADD);
+        rc = run_bound(st, kf_sqlite_bind(st, "tii", identity->token_hash, id, identity->now));
+        if (rc == 0) {
+            st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_DELETE);
+            rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+        }
+        if (rc == 0) {
+            st = kf_sqlite_statement(c, STMT_VISITOR_UPDATE);
+            rc = change_one(c, st,
+                            kf_sqlite_bind(st, "iTt", id,
+                                           identity->name[0] != '\0' ? identity->name : NULL,
+                                           identity->email));
+        }
+    }
+    if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
+        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    }
+    if (rc == 0) {
+        st = kf_sqlite_statement(c, STMT_VISITOR_GET);
+        rc = kf_sqlite_bind(st, "i", id);
+        if (rc == 0)
+            rc = kf_sqlite_step_row(st);
+        if (rc == 0) {
+            kf_sqlite_read_visitor(st, &op->visitor);
+            op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
+            op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
+            op->visitor.user_id = kf_sqlite_op_keep(op, op->visitor.user_id);
+            op->result.visitor = &op->visitor;
+            op->result.id = id;
         }
         kf_sqlite_finish(st);
     }
@@ -1156,6 +1245,7 @@ static int apply(conn_t *c, op_t *op, bool *half)
     case OP_TEAM_SET_MEMBERS: return apply_team_set_members(c, op, half);
     case OP_VISITOR_UPDATE: return apply_visitor_update(c, op, half);
     case OP_VISITOR_PAGE_ADD: return apply_visitor_page_add(c, op, half);
+    case OP_VISITOR_IDENTIFY: return apply_visitor_identify(c, op, half);
     default: return apply_simple(c, op);
     }
 }

@@ -64,8 +64,8 @@
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
  *     conversation_mark_read, conversation_rate, message_add, canned_create, canned_update,
- * canned_delete, conversation_autoassign, team_create, team_update, team_set_members,
- * visitor_update, visitor_page_add.
+ *     canned_delete, conversation_autoassign, team_create, team_update, team_set_members,
+ *     visitor_update, visitor_page_add, visitor_identify.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -138,8 +138,20 @@ typedef struct kf_visitor {
     int64_t id;
     const char *name; /* display name chosen by the visitor, or "" */
     int64_t created_at;
-    const char *email; /* given by the visitor or an agent, or ""; the caller checks its form */
+    const char *email;   /* given by the visitor or an agent, or ""; the caller checks its form */
+    const char *user_id; /* the site's id of a verified visitor (visitor_identify), or "" */
 } kf_visitor_t;
+
+/* A visitor the site vouched for (visitor_identify): its signature already checked. */
+typedef struct kf_visitor_identity {
+    const char *user_id;      /* the site's id of its user (not "") */
+    const char *email;        /* the signed e-mail, or "" */
+    const char *name;         /* a display name, or "" to keep the one there is */
+    const char *token_hash;   /* the new session's bearer token, as SHA-256 hex */
+    const char *nonce;        /* the signature's nonce (not "") */
+    int64_t nonce_expires_at; /* until when the nonce is taken */
+    int64_t now;
+} kf_visitor_identity_t;
 
 /* One page a visitor's browser reported of itself (visitor_page_add), with what it said of the
  * browser then. The newest of a visitor's is their current page and latest details. */
@@ -358,7 +370,8 @@ typedef struct kf_store_result {
                                   * the message stored then, and nothing new was written */
     const kf_message_t *message; /* message_add */
     const kf_agent_t *agent;     /* agent_by_email, agent_by_id, agent_update (as it is after) */
-    const kf_visitor_t *visitor; /* visitor_by_token, visitor_get, visitor_update */
+    const kf_visitor_t *visitor; /* visitor_by_token, visitor_get, visitor_update,
+                                  * visitor_identify */
     const kf_session_t *session; /* session_get */
     const kf_conversation_t *conversation; /* conversation_get */
     const char *value;                     /* setting_get */
@@ -613,6 +626,15 @@ typedef struct kf_store_ops {
                          kf_store_visitor_page_cb each, kf_store_done_cb done, void *ctx);
     int (*visitor_conversations)(kf_store_t *store, int64_t visitor_id, size_t limit,
                                  kf_store_conversation_cb each, kf_store_done_cb done, void *ctx);
+    /* A verified session, in one write: takes the nonce (KF_EEXISTS, and nothing written, when
+     * an unexpired one is there; expired ones are deleted), then finds the one visitor of
+     * user_id, or creates them, and gives them the token (a visitor has one row per user_id and
+     * any number of tokens: every device of one user shares their conversations). The e-mail
+     * is set to the signed one, the name when one is given, the search's index kept current.
+     * visitor (the row as it is after, user_id set) and id; KF_EINVAL at once for a NULL string
+     * or an empty user_id, nonce or token_hash. Threads: a write (the writer thread). */
+    int (*visitor_identify)(kf_store_t *store, const kf_visitor_identity_t *identity,
+                            kf_store_done_cb done, void *ctx);
 
     /* A report (kf_report_query_t): each group's row that has anything, in order (days and
      * ids ascending; with agent_id, per agent only that agent's), then done with report_totals.

@@ -1049,7 +1049,8 @@ test('visitor vs visitor: agent routes answer a visitor token 401 alike for exis
       headers: { Referer: 'https://evil.example/landing?q=<script>' },
     });
     assert.equal(s.status, 201, s.text);
-    assert.deepEqual(Object.keys(s.json.visitor).sort(), ['id', 'name']);
+    assert.deepEqual(Object.keys(s.json.visitor).sort(), ['id', 'name', 'verified']);
+    assert.equal(s.json.visitor.verified, false, 'only a site\'s signature verifies (docs/IDENTITY.md)');
     await visitorSend(srv, s.json.token, 'from Carol');
     const list = await srv.api('GET', '/api/conversations', { cookie: ag.cookie });
     for (const conv of list.json.conversations) assert.deepEqual(Object.keys(conv.visitor).sort(), ['id', 'name']);

@@ -54,7 +54,7 @@ test('visitor details over the API: page reports, name and e-mail, the panel', {
     assert.equal(r.status, 200, r.text);
     r = await V('PATCH', '/api/visitor', { name: 'Léa Martin', email: 'lea@shop.example' });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json.visitor, { id: v.visitor.id, name: 'Léa Martin', email: 'lea@shop.example' });
+    assert.deepEqual(r.json.visitor, { id: v.visitor.id, name: 'Léa Martin', email: 'lea@shop.example', verified: false });
 
     r = await A('GET', `/api/conversations/${message.conversation_id}/visitor`);
     assert.equal(r.status, 200, r.text);

@@ -39,6 +39,7 @@ static const struct {
     {"PATCH", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, true},
     {"GET", "/api/settings", KF_ACCESS_AGENT, false},
     {"PATCH", "/api/settings", KF_ACCESS_ADMIN, true},
+    {"GET", "/api/settings/site-secret", KF_ACCESS_ADMIN, false},
     {"POST", "/api/agent/login", KF_ACCESS_PUBLIC, false},
     {"GET", "/api/agent/me", KF_ACCESS_AGENT, false},
     {"POST", "/api/agent/logout", KF_ACCESS_AGENT, true},
@@ -158,6 +159,8 @@ static void test_dispatcher_refuses_before_the_handler(void **state)
          "unauthorized"},
         {AS_VISITOR, "GET", "/api/settings", NULL, 401, "unauthorized"},
         {AS_AGENT, "PATCH", "/api/settings", "{\"typing_preview\":true}", 403, "forbidden"},
+        {AS_AGENT, "GET", "/api/settings/site-secret", NULL, 403, "forbidden"},
+        {AS_VISITOR, "GET", "/api/settings/site-secret", NULL, 401, "unauthorized"},
         /* A push route: a ticket, a token or a cookie; a bad ticket is 401 with no fallback. */
         {AS_NOBODY, "GET", "/push/poll?after=0", NULL, 401, "unauthorized"},
         {AS_VISITOR, "GET", "/push/poll?after=0&ticket=v.1.1.AAAA", NULL, 401, "unauthorized"},

@@ -564,6 +564,16 @@ static int fs_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
                                 : end(p, REAL(store)->visitor_page_add(store, page, fs_done, p));
 }
 
+static int fs_visitor_identify(kf_store_t *store, const kf_visitor_identity_t *identity,
+                               kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(visitor_identify), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->visitor_identify(store, identity, fs_done, p));
+}
+
 int failing_store_open(const char *path, kf_store_t **out)
 {
     kf_store_t *store;
@@ -616,6 +626,7 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.visitor_get = fs_visitor_get;
     fs->ops.visitor_update = fs_visitor_update;
     fs->ops.visitor_page_add = fs_visitor_page_add;
+    fs->ops.visitor_identify = fs_visitor_identify;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;

@@ -187,6 +187,8 @@ void on_done(void *ctx, const kf_store_result_t *result)
         copy->visitor = *result->visitor;
         copy->visitor.name = keep(seen, result->visitor->name);
         copy->visitor.email = keep(seen, result->visitor->email);
+        copy->visitor.user_id =
+            result->visitor->user_id != NULL ? keep(seen, result->visitor->user_id) : NULL;
     }
     copy->has_session = result->session != NULL;
     if (copy->has_session) {

@@ -1,6 +1,7 @@
 /* store_suite_visitors.c: the store test suite's tests of visitor details: name and e-mail
  * changed and found by the search, the pages a visitor's page reports (newest first, the newest
- * KF_STORE_VISITOR_PAGES_MAX kept), and the earlier conversations of one person by e-mail. */
+ * KF_STORE_VISITOR_PAGES_MAX kept), the earlier conversations of one person by e-mail, and
+ * verified visitors (one row per user_id, a token per device, each nonce taken once). */
 #include "support/store_suite.h"
 
 #include <stdio.h>
@@ -248,12 +249,119 @@ static void test_visitor_conversations(void **state)
     seen_free(seen);
 }
 
+static int identify(suite_fixture_t *f, seen_t *seen, const char *user_id, const char *token,
+                    const char *nonce, const char *name, int64_t now)
+{
+    kf_visitor_identity_t identity = {
+        .user_id = user_id,
+        .email = "li@example.com",
+        .name = name,
+        .token_hash = token,
+        .nonce = nonce,
+        .nonce_expires_at = now + 300000,
+        .now = now,
+    };
+    return suite_wait(f, f->store->ops->visitor_identify(f->store, &identity, on_done, seen), seen);
+}
+
+/* The first sign-in of a user creates their visitor; another device's adds a token to the same
+ * row, so both tokens read the same visitor and write into one conversation. */
+static void test_visitor_identify_shares_one_visitor(void **state)
+{
+    suite_fixture_t *f = *state;
+    const kf_store_ops_t *ops = f->store->ops;
+    seen_t *seen = seen_new();
+    int64_t anonymous = suite_add_visitor(f, "token-anon", "Anon");
+    assert_int_equal(identify(f, seen, "user-42", "token-laptop", "nonce-0001", "Li", SUITE_NOW),
+                     0);
+    const result_copy_t *r = last_result(seen);
+    int64_t li = r->id;
+    assert_true(li > 0 && li != anonymous);
+    assert_true(r->has_visitor);
+    assert_int_equal(r->visitor.id, li);
+    assert_string_equal(r->visitor.name, "Li");
+    assert_string_equal(r->visitor.email, "li@example.com");
+    assert_string_equal(r->visitor.user_id, "user-42");
+    /* Another device, no name given: the same visitor, the name kept. */
+    assert_int_equal(identify(f, seen, "user-42", "token-phone", "nonce-0002", "", SUITE_NOW + 1),
+                     0);
+    assert_int_equal(last_result(seen)->id, li);
+    assert_string_equal(last_result(seen)->visitor.name, "Li");
+    for (int i = 0; i < 2; i++) {
+        const char *token = i == 0 ? "token-laptop" : "token-phone";
+        assert_int_equal(suite_wait(f, ops->visitor_by_token(f->store, token, on_done, seen), seen),
+                         0);
+        assert_int_equal(last_result(seen)->visitor.id, li);
+        assert_string_equal(last_result(seen)->visitor.user_id, "user-42");
+    }
+    assert_int_equal(
+        suite_wait(f, ops->visitor_by_token(f->store, "token-anon", on_done, seen), seen), 0);
+    assert_string_equal(last_result(seen)->visitor.user_id, "");
+    /* A message from the laptop is the phone's history: one conversation. */
+    int64_t first = 0;
+    int64_t conversation = suite_open_conversation(f, li, "from the laptop", SUITE_NOW + 2, &first);
+    assert_int_equal(suite_wait(f, ops->conversation_of_visitor(f->store, li, on_done, seen), seen),
+                     0);
+    assert_int_equal(last_result(seen)->id, conversation);
+    /* A new name from a later sign-in shows, and the search finds it. */
+    assert_int_equal(
+        identify(f, seen, "user-42", "token-tablet", "nonce-0003", "Li Na", SUITE_NOW + 3), 0);
+    assert_string_equal(last_result(seen)->visitor.name, "Li Na");
+    assert_int_equal(suite_search_count(f, "Li Na"), 1);
+    /* A change of details keeps the user id. */
+    assert_int_equal(update(f, seen, li, "Li", NULL), 0);
+    assert_string_equal(last_result(seen)->visitor.user_id, "user-42");
+    /* Another user is another visitor. */
+    assert_int_equal(identify(f, seen, "user-43", "token-other", "nonce-0004", "", SUITE_NOW), 0);
+    assert_true(last_result(seen)->id != li);
+    seen_free(seen);
+}
+
+/* A nonce is taken once while unexpired (a replay writes nothing: no token); once expired it is
+ * purged and may come again. Bad arguments are refused at once. */
+static void test_visitor_identify_nonces(void **state)
+{
+    suite_fixture_t *f = *state;
+    const kf_store_ops_t *ops = f->store->ops;
+    seen_t *seen = seen_new();
+    assert_int_equal(identify(f, seen, "user-42", "token-1", "nonce-0001", "Li", SUITE_NOW), 0);
+    assert_int_equal(
+        identify(f, seen, "user-42", "token-2", "nonce-0001", "Li", SUITE_NOW + 299999),
+        KF_EEXISTS);
+    assert_false(last_result(seen)->has_visitor);
+    assert_int_equal(suite_wait(f, ops->visitor_by_token(f->store, "token-2", on_done, seen), seen),
+                     KF_ENOTFOUND);
+    /* A replay by another user id is refused all the same: the nonce is the site's. */
+    assert_int_equal(identify(f, seen, "user-43", "token-3", "nonce-0001", "", SUITE_NOW + 1),
+                     KF_EEXISTS);
+    /* Expired (its expiry is now + 300 s): taken again. */
+    assert_int_equal(
+        identify(f, seen, "user-42", "token-4", "nonce-0001", "Li", SUITE_NOW + 300000), 0);
+    assert_int_equal(suite_wait(f, ops->visitor_by_token(f->store, "token-4", on_done, seen), seen),
+                     0);
+    kf_visitor_identity_t bad = {.user_id = "",
+                                 .email = "",
+                                 .name = "",
+                                 .token_hash = "t",
+                                 .nonce = "nonce-0009",
+                                 .now = SUITE_NOW};
+    assert_int_equal(ops->visitor_identify(f->store, &bad, on_done, seen), KF_EINVAL);
+    bad.user_id = "u";
+    bad.nonce = "";
+    assert_int_equal(ops->visitor_identify(f->store, &bad, on_done, seen), KF_EINVAL);
+    bad.nonce = "nonce-0009";
+    bad.email = NULL;
+    assert_int_equal(ops->visitor_identify(f->store, &bad, on_done, seen), KF_EINVAL);
+    assert_int_equal(ops->visitor_identify(f->store, NULL, on_done, seen), KF_EINVAL);
+    seen_free(seen);
+}
+
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_visitor_tests[] = {
-    SUITE_TEST(test_visitor_pages),
-    SUITE_TEST(test_visitor_update_and_search),
-    SUITE_TEST(test_visitor_conversations),
+    SUITE_TEST(test_visitor_pages),           SUITE_TEST(test_visitor_update_and_search),
+    SUITE_TEST(test_visitor_conversations),   SUITE_TEST(test_visitor_identify_shares_one_visitor),
+    SUITE_TEST(test_visitor_identify_nonces),
 };
 
 const size_t store_suite_visitor_test_count =
