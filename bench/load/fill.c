@@ -79,8 +79,11 @@ size_t fill_message_body(char *out, size_t size)
 
 void fill_visitor_name(char *out, size_t size)
 {
-    snprintf(out, size, "%s %s", names[fill_random(COUNT(names))],
-             fill_random(3) == 0 ? zh_names[fill_random(COUNT(zh_names))] : "");
+    const char *latin = names[fill_random(COUNT(names))];
+    if (fill_random(3) == 0)
+        snprintf(out, size, "%s %s", latin, zh_names[fill_random(COUNT(zh_names))]);
+    else
+        snprintf(out, size, "%s", latin);
 }
 
 void fill_exec(sqlite3 *db, const char *sql)
