@@ -81,7 +81,7 @@ typedef struct config {
 
 /* ---- the figures ---- */
 
-#define MAX_FIGURES 40
+#define MAX_FIGURES 64
 
 typedef struct figure {
     const char *name;
