@@ -715,16 +715,26 @@ static void measure(const config_t *cfg, const char *dir, const filler_t *f, fig
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     if (load_target_parse(url, &target) != 0)
         fill_die("target", NULL);
-    double t0 = fill_now_s();
-    pid_t pid = start_kefu(cfg, dir, port);
-    while (!healthy(port)) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            fill_die("kefu ended at start (see kefu.log in the store's directory)", NULL);
-        if (fill_now_s() - t0 > 120)
-            fill_die("kefu did not answer /healthz within 2 minutes", NULL);
-        usleep(2000);
+    /* Three starts (the median: a process's start on a shared machine waits for a core now and
+     * then); the third one stays up for the rest. */
+    double starts[3];
+    pid_t pid = 0;
+    for (int i = 0; i < 3; i++) {
+        if (pid != 0 && stop_kefu(pid) != 0)
+            load_progress("kefu did not exit 0 on SIGTERM");
+        double t0 = fill_now_s();
+        pid = start_kefu(cfg, dir, port);
+        while (!healthy(port)) {
+            if (waitpid(pid, NULL, WNOHANG) == pid)
+                fill_die("kefu ended at start (see kefu.log in the store's directory)", NULL);
+            if (fill_now_s() - t0 > 120)
+                fill_die("kefu did not answer /healthz within 2 minutes", NULL);
+            usleep(2000);
+        }
+        starts[i] = fill_now_s() - t0;
     }
-    figure(out, "start-up until /healthz answers, s", fill_now_s() - t0, 3, true);
+    qsort(starts, 3, sizeof starts[0], compare_double);
+    figure(out, "start-up until /healthz answers (median of 3), s", starts[1], 3, true);
     load_proc_stat_t idle = load_proc_sample(pid);
 
     uv_loop_init(&loop);
@@ -815,6 +825,36 @@ static void measure(const config_t *cfg, const char *dir, const filler_t *f, fig
     snprintf(path, sizeof path, "/api/visitor/messages?after=%" PRId64, f->replay_resume_after);
     time_get(out, cfg, "visitor resume (the last 10 messages), p50 ms", "visitor resume, p99 ms",
              path, auth);
+
+    /* An agent's replies into an open conversation, one after the other: the write path (the
+     * indexes and the search index a message goes into, a synced commit) on this history. */
+    answer_t open = get("/api/conversations?view=open&limit=1", cookie);
+    int64_t conversation = json_integer_value(
+        json_object_get(json_array_get(json_object_get(open.json, "conversations"), 0), "id"));
+    json_decref(open.json);
+    kf_buf_t headers;
+    kf_buf_init(&headers);
+    load_kefu_agent_headers(&agents[0], &headers);
+    snprintf(path, sizeof path, "/api/conversations/%" PRId64 "/messages", conversation);
+    ms = calloc((size_t)cfg->runs, sizeof *ms);
+    for (int i = 0; i < cfg->runs; i++) {
+        answer_t a = {.sent = fill_now_s()};
+        load_kefu_post(&kefu, path, headers.data,
+                       "{\"body\":\"Your refund is on its way, 退款已经处理了\"}", answer_cb, &a,
+                       0);
+        while (!a.done)
+            uv_run(&loop, UV_RUN_ONCE);
+        if (a.status != 201)
+            fill_die("an agent's reply was refused", NULL);
+        json_decref(a.json);
+        ms[i] = a.ms;
+    }
+    kf_buf_free(&headers);
+    qsort(ms, (size_t)cfg->runs, sizeof *ms, compare_double);
+    figure(out, "an agent's reply (POST, stored and synced), p50 ms",
+           percentile(ms, cfg->runs, 0.5), 2, true);
+    figure(out, "an agent's reply, p99 ms", percentile(ms, cfg->runs, 0.99), 2, true);
+    free(ms);
 
     /* Search and a month's report, as the admin. */
     static const char *const searches[][3] = {
