@@ -889,6 +889,56 @@ static void measure(const config_t *cfg, const char *dir, const filler_t *f, fig
         load_progress("kefu exited with %d", status);
 }
 
+/* ---- the two halves of the view counts, through the store's own read path ---- */
+
+static int team_counted(void *ctx, int64_t team_id, const int64_t *counts)
+{
+    (void)team_id;
+    (void)counts;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static void counted(void *ctx, const kf_store_result_t *result)
+{
+    if (result->rc != 0)
+        fill_die("a count failed", NULL);
+    (void)ctx;
+}
+
+/* GET /api/conversations/counts is two reads: the desk's seven counts and every team's. Each
+ * timed alone (queued, then flush: the loop's work without the HTTP around it), runs times. */
+static void time_counts(const config_t *cfg, const char *path, figures_t *out)
+{
+    kf_store_t *store = NULL;
+    if (kf_store_open_sqlite(path, "NORMAL", &store) != 0)
+        fill_die("kf_store_open_sqlite", NULL);
+    double *desk = calloc((size_t)cfg->runs, sizeof *desk);
+    double *teams = calloc((size_t)cfg->runs, sizeof *teams);
+    for (int i = 0; i < cfg->runs; i++) {
+        double t0 = fill_now_s();
+        if (store->ops->conversation_counts(store, 1, counted, NULL) != 0)
+            fill_die("conversation_counts refused", NULL);
+        store->ops->flush(store);
+        desk[i] = (fill_now_s() - t0) * 1000.0;
+        int seen = 0;
+        t0 = fill_now_s();
+        if (store->ops->conversation_team_counts(store, 1, team_counted, counted, &seen) != 0)
+            fill_die("conversation_team_counts refused", NULL);
+        store->ops->flush(store);
+        teams[i] = (fill_now_s() - t0) * 1000.0;
+    }
+    kf_store_close(store);
+    qsort(desk, (size_t)cfg->runs, sizeof *desk, compare_double);
+    qsort(teams, (size_t)cfg->runs, sizeof *teams, compare_double);
+    figure(out, "view counts' read, the desk's seven (store), p50 ms",
+           percentile(desk, cfg->runs, 0.5), 2, true);
+    figure(out, "view counts' read, every team's (store), p50 ms",
+           percentile(teams, cfg->runs, 0.5), 2, true);
+    free(desk);
+    free(teams);
+}
+
 /* What a fill leaves beside the store (history.txt), so that --reuse can measure it again. */
 static void save_fill(const char *dir, const config_t *cfg, const filler_t *f, double seconds)
 {
@@ -952,6 +1002,7 @@ static void run_size(const config_t *cfg, const char *root, bool keep, bool reus
     figure(out, "database on disk (after a checkpoint), MiB", bytes / 1048576.0, 1, false);
     figure(out, "bytes on disk per message", bytes / (double)cfg->messages, 0, true);
     measure(cfg, dir, &f, out);
+    time_counts(cfg, path, out);
     if (!keep) {
         static const char *const files[] = {"kefu.db", "kefu.db-wal", "kefu.db-shm", "kefu.log",
                                             "history.txt"};
