@@ -16,12 +16,12 @@
  *                          [--keep] [--reuse] [DIR]
  *     C conversations (default 10,000; 1,000 to 5,000,000), M messages (default 20 per
  *     conversation; 4 to 100 per conversation), D conversations started a day (default 350: the
- *     10,000 fill a month, a million nine years), A agents (200; the first 20 log in), T teams
- *     (20), S seconds of the 20 agents refreshing (10), R runs of each single request (20);
- *     PATH: the kefu binary (default $KEFU_BIN, else build/kefu); DIR: where the stores go
- *     (default a temporary directory under /tmp, removed after unless --keep; DIR/c<C> holds
- *     each size's store); --reuse: measure the stores a run with --keep left in DIR again
- *     instead of filling them (and keep them).
+ *     10,000 fill a month, a million almost eight years), A agents (200; the first 20 log in), T
+ * teams (20), S seconds of the 20 agents refreshing (10), R runs of each single request (20); PATH:
+ * the kefu binary (default $KEFU_BIN, else build/kefu); DIR: where the stores go (default a
+ * temporary directory under /tmp, removed after unless --keep; DIR/c<C> holds each size's store);
+ * --reuse: measure the stores a run with --keep left in DIR again instead of filling them (and keep
+ * them).
  *
  * Every visitor's bearer token is "v<visitor id>" (the store keeps its sha256), every agent's
  * password PASSWORD below; agent 1 is an admin. The history ends 12 hours before the fill. */
