@@ -35,50 +35,7 @@
 #define SEARCH_SECONDS 120
 #define VISITOR_EVERY 20 /* a visitor (and one conversation) per this many messages */
 
-/* Words of a shop's support chat. */
-static const char *const zh_words[] = {
-    "退款", "物流", "订单", "发货", "快递", "地址", "价格", "优惠",   "质量", "客服",
-    "退货", "换货", "尺码", "颜色", "库存", "付款", "发票", "包装",   "破损", "签收",
-    "取消", "修改", "查询", "等待", "耳机", "手机", "衣服", "鞋子",   "电脑", "充电器",
-    "今天", "明天", "昨天", "已经", "还没", "什么", "时候", "为什么", "可以", "不能",
-    "谢谢", "你好", "请问", "麻烦", "帮我", "一下", "我的", "我要",   "我们", "商品",
-    "信息", "问题", "申请", "审核", "通过", "单号", "运费", "保修",   "维修", "售后",
-};
-static const char *const zh_particles[] = {"了", "吗", "的", "呢", "，", "。", "？", "！", "吧"};
-static const char *const en_words[] = {
-    "refund",   "delivery", "order",   "invoice",  "parcel",    "tracking", "address",    "price",
-    "discount", "quality",  "return",  "exchange", "size",      "colour",   "stock",      "payment",
-    "package",  "damaged",  "signed",  "cancel",   "change",    "please",   "thanks",     "hello",
-    "when",     "why",      "can",     "you",      "help",      "my",       "the",        "is",
-    "not",      "yet",      "arrived", "week",     "yesterday", "today",    "headphones", "phone",
-    "shoes",    "laptop",   "charger", "warranty", "repair",    "number",   "shipping",   "status",
-    "still",    "waiting",  "broken",  "wrong",    "item",
-};
-static const char *const names[] = {"Wang", "Li",    "Zhang", "Liu",   "Chen", "Anna",
-                                    "Olga", "Maria", "John",  "Ahmed", "Yuki", "Min-jun"};
-static const char *const zh_names[] = {"王芳", "李娜", "张伟", "刘洋", "陈静", "杨磊"};
-
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-/* A message: Chinese (half), English (three in ten) or both (the rest), 3 to 14 words. */
-static void make_body(char *out, size_t size)
-{
-    size_t len = 0;
-    uint32_t kind = fill_random(10);
-    uint32_t words = 3 + fill_random(12);
-    out[0] = '\0';
-    for (uint32_t i = 0; i < words && len + 32 < size; i++) {
-        bool zh = kind < 5 || (kind >= 8 && fill_random(2) == 0);
-        const char *w =
-            zh ? zh_words[fill_random(COUNT(zh_words))] : en_words[fill_random(COUNT(en_words))];
-        len += (size_t)snprintf(out + len, size - len, "%s%s", !zh && len > 0 ? " " : "", w);
-        if (zh && fill_random(4) == 0)
-            len += (size_t)snprintf(out + len, size - len, "%s",
-                                    zh_particles[fill_random(COUNT(zh_particles))]);
-    }
-    if (fill_random(50) == 0) /* now and then a tracking number: a rare word */
-        snprintf(out + len, size - len, " SF%07" PRIu32, fill_random(10000000));
-}
 
 /* Fills the store's tables with n messages; returns how many went in before the time ran out. */
 static long fill(const char *path, long n, double *index_seconds)
@@ -108,8 +65,7 @@ static long fill(const char *path, long n, double *index_seconds)
         int64_t at = INT64_C(1700000000000) + i * 1000;
         if (i % VISITOR_EVERY == 0) {
             snprintf(token, sizeof token, "t%ld", i);
-            snprintf(name, sizeof name, "%s %s", names[fill_random(COUNT(names))],
-                     fill_random(3) == 0 ? zh_names[fill_random(COUNT(zh_names))] : "");
+            fill_visitor_name(name, sizeof name);
             sqlite3_bind_text(visitor, 1, token, -1, SQLITE_STATIC);
             sqlite3_bind_text(visitor, 2, name, -1, SQLITE_STATIC);
             sqlite3_bind_int64(visitor, 3, at);
@@ -124,7 +80,7 @@ static long fill(const char *path, long n, double *index_seconds)
             fill_step(db, conversation);
             conversations = sqlite3_last_insert_rowid(db);
         }
-        make_body(body, sizeof body);
+        fill_message_body(body, sizeof body);
         /* Mostly the newest conversations, as on a live desk. */
         int64_t c =
             conversations - (int64_t)fill_random(conversations < 50 ? (uint32_t)conversations : 50);

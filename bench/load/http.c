@@ -234,6 +234,11 @@ void load_build_post(kf_buf_t *out, const load_target_t *target, const char *pat
         path, target->host, content_type, strlen(body), extra, body);
 }
 
+void load_build_get(kf_buf_t *out, const load_target_t *target, const char *path, const char *extra)
+{
+    kf_buf_printf(out, "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path, target->host, extra);
+}
+
 /* ---- writes and reads ---- */
 
 typedef struct write_req {

@@ -60,6 +60,10 @@ int load_dechunk(char *buf, size_t len, size_t *consumed, size_t *decoded);
 void load_build_post(kf_buf_t *out, const load_target_t *target, const char *path,
                      const char *extra, const char *content_type, const char *body);
 
+/* Appends a whole GET request (no body) to out; extra as for load_build_post. */
+void load_build_get(kf_buf_t *out, const load_target_t *target, const char *path,
+                    const char *extra);
+
 /* Writes data on stream, taking ownership of it (also on error). Returns 0 or a libuv error; a
  * write that fails later shows up as a failed read. */
 int load_write_owned(uv_stream_t *stream, char *data, size_t len);
