@@ -70,8 +70,9 @@ problems.push(...require('./i18n_check.js').check(root));
 // 5. What a merge left behind: a conflict's marker lines in any tracked text file (in CSS one
 // silently drops the rule after it).
 for (const file of tracked) {
-  if (file.startsWith('node_modules/') || !fs.existsSync(path.join(root, file))) continue;
-  const buf = fs.readFileSync(path.join(root, file));
+  const full = path.join(root, file);
+  if (file.startsWith('node_modules') || !fs.existsSync(full) || !fs.statSync(full).isFile()) continue;
+  const buf = fs.readFileSync(full);
   if (buf.length > 4 << 20 || buf.includes(0)) continue; // binary or data
   const lines = buf.toString('utf8').split('\n');
   lines.forEach((line, i) => {
