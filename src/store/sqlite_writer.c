@@ -1093,6 +1093,15 @@ static int apply_canned_delete(conn_t *c, op_t *op)
     return change_one(c, st, kf_sqlite_bind(st, "i", op->args.canned.id));
 }
 
+/* The visitor row st has stepped to, as the op's result (its strings kept with the op). */
+static void answer_visitor(op_t *op, sqlite3_stmt *st)
+{
+    kf_sqlite_read_visitor(st, &op->visitor);
+    op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
+    op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
+    op->visitor.user_id = kf_sqlite_op_keep(op, op->visitor.user_id);
+    op->result.visitor = &op->visitor;
+}
 /* The old text out of the search's index, the change, the new text in, the row read back. */
 static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
 {
@@ -1120,11 +1129,7 @@ static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
         if (rc == 0)
             rc = kf_sqlite_step_row(st);
         if (rc == 0) {
-            kf_sqlite_read_visitor(st, &op->visitor);
-            op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
-            op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
-            op->visitor.user_id = kf_sqlite_op_keep(op, op->visitor.user_id);
-            op->result.visitor = &op->visitor;
+            answer_visitor(op, st);
         }
         kf_sqlite_finish(st);
     }
@@ -1188,11 +1193,7 @@ static int apply_visitor_identify(conn_t *c, op_t *op, bool *half)
         if (rc == 0)
             rc = kf_sqlite_step_row(st);
         if (rc == 0) {
-            kf_sqlite_read_visitor(st, &op->visitor);
-            op->visitor.name = kf_sqlite_op_keep(op, op->visitor.name);
-            op->visitor.email = kf_sqlite_op_keep(op, op->visitor.email);
-            op->visitor.user_id = kf_sqlite_op_keep(op, op->visitor.user_id);
-            op->result.visitor = &op->visitor;
+            answer_visitor(op, st);
             op->result.id = id;
         }
         kf_sqlite_finish(st);
