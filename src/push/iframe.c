@@ -79,13 +79,6 @@ static int iframe_start(kf_push_client_t *client, kf_req_t *req, uint64_t hold_m
     return rc;
 }
 
-static int iframe_deliver(kf_push_client_t *client, kf_event_t *event)
-{
-    size_t len;
-    const char *data = kf__push_event_encoding(client, event, encode_event, &len);
-    return iframe_write(client, data, len);
-}
-
 static void iframe_end(kf_push_client_t *client, kf_push_end_t why)
 {
     (void)why; /* whatever the reason, the page comes back with its cursor */
@@ -93,13 +86,19 @@ static void iframe_end(kf_push_client_t *client, kf_push_end_t why)
         kf__push_stream_end(client);
 }
 
-/* Past its byte limit the document ends: a long history goes over several documents. */
-static bool iframe_delivered(kf_push_client_t *client)
+/* Past its byte limit the document ends: a long history goes over several documents. Checked at
+ * every event, not after a batch, so that a replay of 500 long messages stops near the limit too
+ * (the event that crossed it is the document's last). */
+static int iframe_deliver(kf_push_client_t *client, kf_event_t *event)
 {
-    if (KF_PUSH_STATE(client, iframe_t)->bytes_written < client->config->iframe_max_bytes)
-        return true;
+    size_t len;
+    const char *data = kf__push_event_encoding(client, event, encode_event, &len);
+    int rc = iframe_write(client, data, len);
+    if (rc != 0 ||
+        KF_PUSH_STATE(client, iframe_t)->bytes_written < client->config->iframe_max_bytes)
+        return rc;
     iframe_end(client, KF_PUSH_END_LIMIT);
-    return false;
+    return KF_ELIMIT;
 }
 
 static void iframe_heartbeat(kf_push_client_t *client, uint64_t now)
@@ -113,7 +112,6 @@ const kf_push_transport_ops_t kf__push_iframe_ops = {
     .state_size = sizeof(iframe_t),
     .start = iframe_start,
     .deliver = iframe_deliver,
-    .delivered = iframe_delivered,
     .heartbeat = iframe_heartbeat,
     .end = iframe_end,
 };

@@ -48,10 +48,11 @@ typedef struct kf_push_transport_ops {
     int (*start)(kf_push_client_t *client, kf_req_t *req, uint64_t hold_ms);
     /* Delivers one event, replayed or live, that the client does not have yet (push.c has
      * checked the cursor, and moves it after). Returns 0, or a KF_E* code when the client has
-     * ended (its connection failed: killed). */
+     * ended (its connection failed: killed; or the transport's own limit ended it, as an iframe
+     * past its byte limit does after the event that crossed it). */
     int (*deliver)(kf_push_client_t *client, kf_event_t *event);
     /* After events were delivered (one replay call's, those held back during the replay, or a
-     * live one): a poll answers with them, an iframe past its byte limit ends. Returns false when
+     * live one): a poll answers with them. Returns false when
      * the client has ended. NULL: the client goes on. */
     bool (*delivered)(kf_push_client_t *client);
     /* The 1-second tick (now: kf_clock_mono_ms): keep-alives, dead-peer checks, deadlines. It
