@@ -398,6 +398,9 @@ const AGENT_POST_BODIES = {
   'POST /api/conversations/{id}/assign': { agent_id: null },
   'PATCH /api/conversations/{id}/visitor': { email: 'forged@example.com' },
   'PATCH /api/settings': { typing_preview: true },
+  'POST /api/visitors/{id}/invite': { body: 'forged invitation' },
+  'POST /api/invite-rules': { path: '/forged', seconds: 1, body: 'forged rule' },
+  'DELETE /api/invite-rules/{id}': undefined,
 };
 const routeKey = (r) => `${r.method} ${r.pattern}`;
 
@@ -647,6 +650,8 @@ test('security headers on every page, asset, API answer, error and push response
       ['the root redirect', 'GET', '/', [], 'other', 302],
       ['the health check', 'GET', '/healthz', [], 'json', 200],
       ['the readiness check', 'GET', '/readyz', [], 'json', 200],
+      ['the connection check', 'GET', '/diag', [], 'page', 200],
+      ['a connection check poll', 'GET', '/diag/push/poll?after=0', [], 'json', 200],
       ['the metrics (from loopback)', 'GET', '/metrics', [], 'other', 200],
       ['a script', 'GET', '/static/kefu.js', [], 'asset', 200],
       ['the style sheet', 'GET', '/static/kefu.css', [], 'asset', 200],
