@@ -165,7 +165,7 @@
       tr.appendChild(th);
       const state = !r ? 'waiting' : r.running ? 'running' : r.ok ? 'ok' : 'failed';
       cell(t('diag.state.' + state), 'diag-state diag-' + state);
-      cell(r && r.ok ? t('diag.ms', {ms: n.format(r.ms)}) : '\u2014', 'diag-latency');
+      cell(r && r.ok ? t('diag.ms', {ms: n.format(r.ms)}) : '\u2014', r && r.ok ? 'diag-latency' : 'diag-latency diag-none');
       cell(r && !r.running && !r.ok ? reasonText(r) : '', 'diag-reason');
       return tr;
     }));
