@@ -213,6 +213,12 @@ test('invitation rules: an admin adds one in the console, every console sees it,
     assert.equal(r.status, 403, r.text);
     r = await srv.api('GET', '/api/invite-rules', { cookie: boApi.cookie });
     assert.equal(r.json.rules.length, 1, 'only the good rule');
+    // Durable: a restart keeps it, and the consoles read it again when they reconnect.
+    await srv.restart();
+    r = await srv.api('GET', '/api/invite-rules', { cookie: boApi.cookie });
+    assert.deepEqual(r.json.rules.map((x) => [x.path, x.seconds, x.body]), [['/pricing', 3, 'Comparing plans? I can help.']], 'kept across a restart');
+    await waitConnected(ana.page, 30000);
+    await waitConnected(bo.page, 30000);
 
     // A visitor on a page the rule is not for: nothing.
     const host = await hostPage(env, `${site}/`, 'host');
