@@ -108,7 +108,7 @@
           } catch (err) { /* not an event */ }
           if (ev && ev.type === 'diag') resolve();
         });
-        ws.addEventListener('close', () => whyClosed('ws').then((f) => reject(f.reason === 'http' && f.status === 400 ? new Failure('closed') : f)));
+        ws.addEventListener('close', () => whyClosed('ws').then((f) => reject(f.reason === 'http' && (f.status === 400 || f.status === 426) ? new Failure('closed') : f)));
       });
       return {done, cleanup() {
         if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
