@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { scenario, closeBrowser, agentLogin, eventually, DEFAULT_AGENTS } = require('./harness');
-const { openAgent, selectConv, waitMsg, waitConnected, assertNoPageProblems, trackDialogs } = require('./pages');
+const { openAgent, openVisitor, selectConv, waitMsg, waitConnected, assertNoPageProblems, trackDialogs } = require('./pages');
 
 after(closeBrowser);
 
@@ -282,4 +282,20 @@ test('invitation rules: an admin adds one in the console, every console sees it,
     await ana.page.getByText('Rule for /pricing deleted.').waitFor({ timeout: T });
     await bo.page.getByText('No rules yet.').waitFor({ timeout: T });
     assertNoPageProblems(ana, bo, host);
+  }));
+
+test('a visitor on the chat page itself is online too, and an invitation shows there at once', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await openVisitor(env, srv, 'poll');
+    const agent = await agentLogin(srv, ANA.email, ANA.password);
+    const online = await eventually(async () => {
+      const r = await srv.api('GET', '/api/visitors/online', { cookie: agent.cookie });
+      return r.json.visitors.length === 1 && r.json.visitors[0];
+    }, { timeout: T, what: 'the /chat visitor online' });
+    assert.match(online.url, /\/chat\?transport=poll$/);
+    const r = await srv.api('POST', `/api/visitors/${online.visitor_id}/invite`, { cookie: agent.cookie, csrf: agent.csrf, body: { body: 'Welcome! Ask me anything.' } });
+    assert.equal(r.status, 201, r.text);
+    await waitMsg(v.page, '#messages', 'Welcome! Ask me anything.', 'agent');
+    assertNoPageProblems(v);
   }));
