@@ -268,6 +268,44 @@ static const char *const migrations[] = {
      "  expires_at INTEGER NOT NULL"
      ") WITHOUT ROWID;"
      "CREATE INDEX identity_nonces_by_expiry ON identity_nonces (expires_at);"),
+    /* 13: the view counts kept on write. Counting the views on read walked every conversation
+     * of a team, resolved ones included, so the counts' cost grew with the whole history (a
+     * second on a million conversations, docs/PERFORMANCE.md). conversation_counts holds how
+     * many conversations are in each (team, status, holder); every view's count is a sum over
+     * its few rows. team_id is 0 for none; assignee_id is 0 for nobody, and for every resolved
+     * conversation, since no view counts the resolved by holder: the table stays at teams x
+     * statuses x agents holding work, whatever the history. Triggers keep it, so that every
+     * write of a status, a holder, a team or a new conversation (the writer's statements today,
+     * any added later) changes it in its own transaction; rows that fall to 0 stay (there are
+     * few). A migration that builds conversations again must create the triggers again. */
+    ("CREATE TABLE conversation_counts ("
+     "  team_id INTEGER NOT NULL,"
+     "  status TEXT NOT NULL,"
+     "  assignee_id INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  PRIMARY KEY (team_id, status, assignee_id)"
+     ") WITHOUT ROWID;"
+     "INSERT INTO conversation_counts (team_id, status, assignee_id, n) "
+     "SELECT " KF_SQLITE_COUNTS_KEY(
+         "") ", count(*) FROM conversations "
+             "GROUP BY 1, 2, 3;"
+             "CREATE TRIGGER conversation_counts_insert AFTER INSERT ON conversations BEGIN "
+             "  " KF_SQLITE_COUNTS_ADD(
+                 "NEW.") " "
+                         "END;"
+                         "CREATE TRIGGER conversation_counts_update "
+                         "  AFTER UPDATE OF status, assignee_id, team_id ON conversations "
+                         "  WHEN COALESCE(OLD.team_id, 0) != COALESCE(NEW.team_id, 0) OR "
+                         "OLD.status != NEW.status "
+                         "    OR " KF_SQLITE_COUNTS_HOLDER("OLD.") " != " KF_SQLITE_COUNTS_HOLDER(
+                             "NEW.") " BEGIN "
+                                     "  " KF_SQLITE_COUNTS_SUBTRACT("OLD.") " " KF_SQLITE_COUNTS_ADD(
+                                         "NEW.") " "
+                                                 "END;"
+                                                 "CREATE TRIGGER conversation_counts_delete AFTER "
+                                                 "DELETE ON conversations BEGIN "
+                                                 "  " KF_SQLITE_COUNTS_SUBTRACT("OLD.") " "
+                                                                                        "END;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

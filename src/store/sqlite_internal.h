@@ -44,6 +44,22 @@
 #define KF_SQLITE_VISITOR_SEARCH_TEXT                                                              \
     "CASE WHEN email = '' THEN name WHEN name = '' THEN email ELSE name || ' ' || email END"
 
+/* conversation_counts' key (its migration) of a conversation's row, the columns prefixed with
+ * row ("NEW.", "OLD." in a trigger): its team (0 for none), status and holder. */
+#define KF_SQLITE_COUNTS_HOLDER(row)                                                               \
+    "CASE WHEN " row "status = 'resolved' THEN 0 ELSE COALESCE(" row "assignee_id, 0) END"
+#define KF_SQLITE_COUNTS_KEY(row)                                                                  \
+    "COALESCE(" row "team_id, 0), " row "status, " KF_SQLITE_COUNTS_HOLDER(row)
+/* A trigger's statement: one more, one fewer conversation under row's key. */
+#define KF_SQLITE_COUNTS_ADD(row)                                                                  \
+    "INSERT INTO conversation_counts (team_id, status, assignee_id, n) "                           \
+    "VALUES (" KF_SQLITE_COUNTS_KEY(                                                               \
+        row) ", 1) "                                                                               \
+             "ON CONFLICT (team_id, status, assignee_id) DO UPDATE SET n = n + 1;"
+#define KF_SQLITE_COUNTS_SUBTRACT(row)                                                             \
+    "UPDATE conversation_counts SET n = n - 1 WHERE team_id = COALESCE(" row "team_id, 0) "        \
+    "AND status = " row "status AND assignee_id = " KF_SQLITE_COUNTS_HOLDER(row) ";"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages). */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
@@ -189,17 +205,17 @@
     X(CONVERSATION_LIST_MINE,                                                                      \
       KF_SQLITE_CONVERSATION_SELECT "WHERE c.assignee_id = ?4 AND c.status != 'resolved' "         \
                                     "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)   \
-    /* Every view's count, in kf_conversation_view_t's order: each a count over a range of an      \
-     * index (all of the smallest one for "all"). O(conversations in the view): fine for the       \
-     * thousands a desk keeps open; resolved grows forever, and would want a counter row. */       \
+    /* Every view's count, in kf_conversation_view_t's order: sums over conversation_counts (its   \
+     * migration), a table of teams x statuses x agents holding work, not of conversations. ?1 0   \
+     * is no agent: nothing is its. */                                                             \
     X(CONVERSATION_COUNTS,                                                                         \
-      "SELECT (SELECT count(*) FROM conversations), "                                              \
-      "(SELECT count(*) FROM conversations WHERE status = 'open' AND assignee_id IS NULL), "       \
-      "(SELECT count(*) FROM conversations WHERE assignee_id = ?1 AND status != 'resolved'), "     \
-      "(SELECT count(*) FROM conversations WHERE status = 'open'), "                               \
-      "(SELECT count(*) FROM conversations WHERE status = 'pending'), "                            \
-      "(SELECT count(*) FROM conversations WHERE status = 'resolved'), "                           \
-      "(SELECT count(*) FROM conversations WHERE status = 'snoozed')")                             \
+      "SELECT ifnull(sum(n), 0), "                                                                 \
+      "ifnull(sum(n) FILTER (WHERE status = 'open' AND assignee_id = 0), 0), "                     \
+      "ifnull(sum(n) FILTER (WHERE assignee_id = ?1 AND ?1 != 0 AND status != 'resolved'), 0), "   \
+      "ifnull(sum(n) FILTER (WHERE status = 'open'), 0), "                                         \
+      "ifnull(sum(n) FILTER (WHERE status = 'pending'), 0), "                                      \
+      "ifnull(sum(n) FILTER (WHERE status = 'resolved'), 0), "                                     \
+      "ifnull(sum(n) FILTER (WHERE status = 'snoozed'), 0) FROM conversation_counts")              \
     /* One team's views (migration 7's indexes, team_id first), ?5 the team. */                    \
     X(CONVERSATION_LIST_TEAM, KF_SQLITE_CONVERSATION_SELECT                                        \
       "WHERE c.team_id = ?5 AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)            \
@@ -212,15 +228,18 @@
     X(CONVERSATION_LIST_TEAM_MINE, KF_SQLITE_CONVERSATION_SELECT                                   \
       "WHERE c.team_id = ?5 AND c.assignee_id = ?4 AND c.status != 'resolved' "                    \
       "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                 \
-    /* Every team's counts, in kf_conversation_view_t's order: one pass over the team index.       \
-     * O(conversations with a team), resolved ones too, like CONVERSATION_COUNTS' "all". */        \
+    /* Every team's counts, in kf_conversation_view_t's order, from conversation_counts' rows of   \
+     * teams (team_id first in its key: a range, in team order); a team whose conversations all    \
+     * left it has none. ?1 NULL (no agent): nothing is its. */                                    \
     X(CONVERSATION_TEAM_COUNTS,                                                                    \
-      "SELECT team_id, count(*), "                                                                 \
-      "sum(status = 'open' AND assignee_id IS NULL), "                                             \
-      "sum(assignee_id IS ?1 AND status != 'resolved'), "                                          \
-      "sum(status = 'open'), sum(status = 'pending'), sum(status = 'resolved'), "                  \
-      "sum(status = 'snoozed') FROM conversations INDEXED BY conversations_by_team "               \
-      "WHERE team_id IS NOT NULL GROUP BY team_id ORDER BY team_id")                               \
+      "SELECT team_id, sum(n), "                                                                   \
+      "ifnull(sum(n) FILTER (WHERE status = 'open' AND assignee_id = 0), 0), "                     \
+      "ifnull(sum(n) FILTER (WHERE assignee_id = ?1 AND status != 'resolved'), 0), "               \
+      "ifnull(sum(n) FILTER (WHERE status = 'open'), 0), "                                         \
+      "ifnull(sum(n) FILTER (WHERE status = 'pending'), 0), "                                      \
+      "ifnull(sum(n) FILTER (WHERE status = 'resolved'), 0), "                                     \
+      "ifnull(sum(n) FILTER (WHERE status = 'snoozed'), 0) FROM conversation_counts "              \
+      "WHERE team_id > 0 GROUP BY team_id HAVING sum(n) > 0 ORDER BY team_id")                     \
     /* Resolving stamps when and in whose hands (a resolved one resolved again keeps its first     \
      * stamp); any other status clears them (a report's resolution time, migration "reports"). */  \
     X(CONVERSATION_SET_STATUS,                                                                     \
