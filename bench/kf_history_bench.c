@@ -263,7 +263,8 @@ static bool write_message(filler_t *f, live_t *l)
         l->next_at += 10000 + (int64_t)fill_random((uint32_t)l->gap_ms);
         return true;
     }
-    /* Its row, with what the writer (and the reports' trigger) would have left in it. */
+    /* Its row, with what the writer and the triggers (the reports', the newest message's) would
+     * have left in it; the counts' trigger counts it as it goes in. */
     sqlite3_stmt *c = f->conversation;
     bool resolved = strcmp(l->status, "resolved") == 0;
     bool snoozed = strcmp(l->status, "snoozed") == 0;
@@ -420,8 +421,9 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     f->conversation = fill_prepare(
         db, "INSERT INTO conversations (id, visitor_id, status, assignee_id, snoozed_until, "
             "created_at, updated_at, agent_read_up_to, visitor_read_up_to, team_id, "
-            "first_visitor_at, first_reply_at, first_reply_agent_id, resolved_at, resolved_by) "
-            "VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+            "first_visitor_at, first_reply_at, first_reply_agent_id, resolved_at, resolved_by, "
+            "last_message_id) "
+            "VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8)");
     f->message = fill_prepare(db, "INSERT INTO messages (conversation_id, sender, agent_id, body, "
                                   "created_at, private) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     f->message_index = fill_prepare(db, "INSERT INTO message_search (rowid, text) VALUES (?1, ?2)");

@@ -277,7 +277,12 @@ static const char *const migrations[] = {
      * statuses x agents holding work, whatever the history. Triggers keep it, so that every
      * write of a status, a holder, a team or a new conversation (the writer's statements today,
      * any added later) changes it in its own transaction; rows that fall to 0 stay (there are
-     * few). A migration that builds conversations again must create the triggers again. */
+     * few). A migration that builds conversations again must create the triggers again.
+     * last_message_id is each conversation's newest message (0 while it has none), kept by a
+     * trigger as each message is stored, so that a search's name hits can be walked newest
+     * first from conversations_by_last_message and cut at the page (KF_SQLITE_SEARCH_MANY)
+     * instead of looking up every matching visitor's newest message; the index carries
+     * visitor_id, so the walk tests a visitor without reading the row. */
     ("CREATE TABLE conversation_counts ("
      "  team_id INTEGER NOT NULL,"
      "  status TEXT NOT NULL,"
@@ -286,26 +291,22 @@ static const char *const migrations[] = {
      "  PRIMARY KEY (team_id, status, assignee_id)"
      ") WITHOUT ROWID;"
      "INSERT INTO conversation_counts (team_id, status, assignee_id, n) "
-     "SELECT " KF_SQLITE_COUNTS_KEY(
-         "") ", count(*) FROM conversations "
-             "GROUP BY 1, 2, 3;"
-             "CREATE TRIGGER conversation_counts_insert AFTER INSERT ON conversations BEGIN "
-             "  " KF_SQLITE_COUNTS_ADD(
-                 "NEW.") " "
-                         "END;"
-                         "CREATE TRIGGER conversation_counts_update "
-                         "  AFTER UPDATE OF status, assignee_id, team_id ON conversations "
-                         "  WHEN COALESCE(OLD.team_id, 0) != COALESCE(NEW.team_id, 0) OR "
-                         "OLD.status != NEW.status "
-                         "    OR " KF_SQLITE_COUNTS_HOLDER("OLD.") " != " KF_SQLITE_COUNTS_HOLDER(
-                             "NEW.") " BEGIN "
-                                     "  " KF_SQLITE_COUNTS_SUBTRACT("OLD.") " " KF_SQLITE_COUNTS_ADD(
-                                         "NEW.") " "
-                                                 "END;"
-                                                 "CREATE TRIGGER conversation_counts_delete AFTER "
-                                                 "DELETE ON conversations BEGIN "
-                                                 "  " KF_SQLITE_COUNTS_SUBTRACT("OLD.") " "
-                                                                                        "END;"),
+     "SELECT " KF_SQLITE_COUNTS_KEY_COLUMNS ", count(*) FROM conversations GROUP BY 1, 2, 3;"
+     "CREATE TRIGGER conversation_counts_insert AFTER INSERT ON conversations "
+     "BEGIN " KF_SQLITE_COUNTS_ADD_NEW " END;"
+     "CREATE TRIGGER conversation_counts_update "
+     "  AFTER UPDATE OF status, assignee_id, team_id ON conversations "
+     "  WHEN " KF_SQLITE_COUNTS_KEY_CHANGED " "
+     "BEGIN " KF_SQLITE_COUNTS_SUBTRACT_OLD " " KF_SQLITE_COUNTS_ADD_NEW " END;"
+     "CREATE TRIGGER conversation_counts_delete AFTER DELETE ON conversations "
+     "BEGIN " KF_SQLITE_COUNTS_SUBTRACT_OLD " END;"
+     "ALTER TABLE conversations ADD COLUMN last_message_id INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE conversations SET last_message_id = COALESCE((SELECT max(m.id) FROM messages m "
+     "  WHERE m.conversation_id = conversations.id), 0);"
+     "CREATE INDEX conversations_by_last_message ON conversations (last_message_id, visitor_id);"
+     "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "
+     "  UPDATE conversations SET last_message_id = NEW.id WHERE id = NEW.conversation_id;"
+     "END;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

@@ -60,6 +60,15 @@
     "UPDATE conversation_counts SET n = n - 1 WHERE team_id = COALESCE(" row "team_id, 0) "        \
     "AND status = " row "status AND assignee_id = " KF_SQLITE_COUNTS_HOLDER(row) ";"
 
+/* The same for the migration and its triggers (clang-format cannot lay out a string built of
+ * macro calls). */
+#define KF_SQLITE_COUNTS_KEY_COLUMNS KF_SQLITE_COUNTS_KEY("")
+#define KF_SQLITE_COUNTS_ADD_NEW KF_SQLITE_COUNTS_ADD("NEW.")
+#define KF_SQLITE_COUNTS_SUBTRACT_OLD KF_SQLITE_COUNTS_SUBTRACT("OLD.")
+#define KF_SQLITE_COUNTS_KEY_CHANGED                                                               \
+    "COALESCE(OLD.team_id, 0) != COALESCE(NEW.team_id, 0) OR OLD.status != NEW.status OR "         \
+    "" KF_SQLITE_COUNTS_HOLDER("OLD.") " != " KF_SQLITE_COUNTS_HOLDER("NEW.")
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages). */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
@@ -123,24 +132,39 @@
 /* A search (?1 the FTS5 expression, ?2 the message id to stay below, ?3 the limit): the newest
  * limit message hits, walked backwards in the index's rowid (message id) order and stopped at the
  * limit, and one hit per conversation of each visitor whose name matches, at the conversation's
- * newest message; one row per message (a text hit before a name hit), newest first. The name
- * hits are all counted before the limit cuts them: a name shared by very many visitors costs
- * that many lookups (names are few beside messages). Private notes are found too: search is for
- * agents only, and each hit's message says whether it is one. */
-#define KF_SQLITE_SEARCH                                                                           \
+ * newest message (last_message_id); one row per message (a text hit before a name hit), newest
+ * first. names finds the name hits, two ways. KF_SQLITE_SEARCH_FEW: every matching visitor's
+ * conversations, looked up by visitor, all before the page is cut; for a name few visitors bear
+ * (fewer than KF_SQLITE_SEARCH_MANY_NAMES, counted first by SEARCH_NAME_HITS).
+ * KF_SQLITE_SEARCH_MANY: the conversations newest message first (conversations_by_last_message),
+ * each tested against the matching visitors (a set made once), stopped at the page: about
+ * limit x conversations / matching visitors of them, where the other way looks up thousands.
+ * Either way FTS5 answers the name's query whole first (a prefix query merges its terms'
+ * doclists: linear in the matching visitors, but a fraction of a microsecond each). Private notes
+ * are found too: search is for agents only, and each hit's message says whether it is one. */
+#define KF_SQLITE_SEARCH(names)                                                                    \
     "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name, v.email FROM ("                        \
     "  SELECT id, min(field) AS field FROM ("                                                      \
     "    SELECT * FROM (SELECT rowid AS id, 0 AS field FROM message_search "                       \
     "      WHERE message_search MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) "            \
-    "    UNION ALL "                                                                               \
-    "    SELECT (SELECT l.id FROM messages l WHERE l.conversation_id = n.id "                      \
-    "        ORDER BY l.id DESC LIMIT 1) AS id, 1 AS field "                                       \
-    "      FROM visitor_search JOIN conversations n ON n.visitor_id = visitor_search.rowid "       \
-    "      WHERE visitor_search MATCH ?1"                                                          \
-    "  ) WHERE id < ?2 GROUP BY id ORDER BY id DESC LIMIT ?3"                                      \
+    "    UNION ALL " names "  ) WHERE id < ?2 GROUP BY id ORDER BY id DESC LIMIT ?3"               \
     ") h JOIN messages m ON m.id = h.id JOIN conversations c ON c.id = m.conversation_id "         \
     "JOIN visitors v ON v.id = c.visitor_id LEFT JOIN agents a ON a.id = m.agent_id "              \
     "ORDER BY m.id DESC"
+#define KF_SQLITE_SEARCH_FEW                                                                       \
+    KF_SQLITE_SEARCH("SELECT n.last_message_id AS id, 1 AS field "                                 \
+                     "FROM visitor_search JOIN conversations n "                                   \
+                     "  ON n.visitor_id = visitor_search.rowid "                                   \
+                     "WHERE visitor_search MATCH ?1 AND n.last_message_id > 0")
+#define KF_SQLITE_SEARCH_MANY                                                                      \
+    KF_SQLITE_SEARCH("SELECT * FROM (SELECT n.last_message_id AS id, 1 AS field "                  \
+                     "FROM conversations n INDEXED BY conversations_by_last_message "              \
+                     "WHERE n.last_message_id < ?2 AND n.last_message_id > 0 "                     \
+                     "  AND n.visitor_id IN (SELECT rowid FROM visitor_search "                    \
+                     "    WHERE visitor_search MATCH ?1) "                                         \
+                     "ORDER BY n.last_message_id DESC LIMIT ?3)")
+/* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
+#define KF_SQLITE_SEARCH_MANY_NAMES 500
 
 /* X(name, sql): every statement the store runs, prepared once on each connection at open. */
 #define KF_SQLITE_STATEMENTS(X)                                                                    \
@@ -326,7 +350,11 @@
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
                              "VALUES (?1, kefu_search_text(?2))")                                  \
-    X(SEARCH, KF_SQLITE_SEARCH)                                                                    \
+    X(SEARCH, KF_SQLITE_SEARCH_FEW)                                                                \
+    X(SEARCH_MANY, KF_SQLITE_SEARCH_MANY)                                                          \
+    /* Whether a name is common: its matching visitors, counted up to ?2. */                       \
+    X(SEARCH_NAME_HITS, "SELECT count(*) FROM (SELECT 1 FROM visitor_search "                      \
+                        "WHERE visitor_search MATCH ?1 LIMIT ?2)")                                 \
     /* Canned replies (migration 6): what one agent sees is the team's (owner_id NULL) and their   \
      * own, written as canned_by_owner's expression so that both are ranges of it; shortcut is     \
      * COLLATE NOCASE, so = and ORDER BY ignore ASCII case. */                                     \

@@ -458,6 +458,20 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
     }
 }
 
+/* Whether a search's query matches so many visitors' names that their hits are best walked
+ * newest first (KF_SQLITE_SEARCH in sqlite_internal.h says both ways). A failed count says no:
+ * the search then runs the other way, correct either way. */
+static bool common_name(sqlite_store_t *s, const op_t *op)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(&s->main, STMT_SEARCH_NAME_HITS);
+    bool common = kf_sqlite_bind(st, "ti", op->args.search.match,
+                                 (int64_t)KF_SQLITE_SEARCH_MANY_NAMES) == 0 &&
+                  kf_sqlite_step_row(st) == 0 &&
+                  sqlite3_column_int64(st, 0) >= KF_SQLITE_SEARCH_MANY_NAMES;
+    kf_sqlite_finish(st);
+    return common;
+}
+
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
     if (op->kind == OP_REPORT) {
@@ -467,6 +481,8 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     stmt_id_t id = op->kind == OP_CONVERSATION_LIST
                        ? list_statement(op->args.page.view, op->args.page.team_id)
                        : read_statements[op->kind];
+    if (op->kind == OP_SEARCH && op->args.search.match[0] != '\0' && common_name(s, op))
+        id = STMT_SEARCH_MANY;
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, id);
     int64_t counts[KF_VIEW_COUNT];
     kf_store_result_t result;

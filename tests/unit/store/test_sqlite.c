@@ -704,12 +704,15 @@ static void rewind_notes(const suite_fixture_t *f)
                 "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);");
 }
 
-/* Takes the kept counts' migration away again. */
+/* Takes the migration of the kept counts and each conversation's newest message away again. */
 #define UNDO_COUNTS                                                                                \
     "DROP TRIGGER conversation_counts_insert;"                                                     \
     "DROP TRIGGER conversation_counts_update;"                                                     \
     "DROP TRIGGER conversation_counts_delete;"                                                     \
-    "DROP TABLE conversation_counts;"
+    "DROP TABLE conversation_counts;"                                                              \
+    "DROP TRIGGER messages_last;"                                                                  \
+    "DROP INDEX conversations_by_last_message;"                                                    \
+    "ALTER TABLE conversations DROP COLUMN last_message_id;"
 
 /* Takes the verified visitors' migration (12) away again, and the kept counts' after it. */
 #define UNDO_IDENTITY                                                                              \
@@ -1116,6 +1119,9 @@ static void test_sqlite_search_plan(void **state)
     suite_fixture_t *f = *state;
     assert_true(plan_uses(f, "SEARCH", "VIRTUAL TABLE INDEX"));
     assert_true(plan_uses(f, "SEARCH", "conversations_by_visitor"));
+    /* A common name's hits: the conversations newest message first, no sort of them. */
+    assert_true(plan_uses(f, "SEARCH_MANY", "COVERING INDEX conversations_by_last_message"));
+    assert_true(plan_uses(f, "SEARCH_MANY", "LIST SUBQUERY"));
 }
 
 /* ---- a full disk ---- */
@@ -1467,8 +1473,13 @@ static void test_sqlite_counts_kept_on_write(void **state)
     check_counts(f, askers, 5, desk.teams, 3);
 }
 
-/* A database from before the kept counts gets them at the next start, counted from its
- * conversations, and they are kept from then on. */
+/* Conversations whose last_message_id is not their newest message's id (0 for none). */
+#define NEWEST_MESSAGE_ERRORS                                                                      \
+    "SELECT count(*) FROM conversations c WHERE c.last_message_id != "                             \
+    "COALESCE((SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id), 0)"
+
+/* A database from before the kept counts gets them at the next start, and each conversation its
+ * newest message, from its rows, and both are kept from then on. */
 static void test_sqlite_migration_counts(void **state)
 {
     suite_fixture_t *f = *state;
@@ -1486,12 +1497,14 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
+    assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
     int64_t askers[5] = {0, desk.agents[0], desk.agents[1], desk.agents[2], desk.agents[3]};
     check_counts(f, askers, 5, desk.teams, 3);
     for (int step = 121; step <= 200; step++)
         desk_random_write(f, &desk, step);
     suite_flush(f);
     assert_int_equal(counts_table_errors(f), 0);
+    assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
     check_counts(f, askers, 5, desk.teams, 3);
 }
 

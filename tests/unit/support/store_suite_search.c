@@ -277,6 +277,71 @@ static void test_search_paging(void **state)
     assert_int_equal(h.count, 0); /* the name's hit is at the newest message only */
 }
 
+/* A name that many visitors bear (more than a store may look up one at a time: 600 Olgas)
+ * gives what a rare one does: one hit per conversation at its newest message, newest first
+ * whatever order the visitors came in, beside the text hits, paged without a hit lost or
+ * doubled, and moving on with a new message. */
+static void test_search_common_name(void **state)
+{
+    suite_fixture_t *f = *state;
+    enum { OLGAS = 600 };
+    static int64_t conversations[OLGAS]; /* by visitor, in the order they were made */
+    static int64_t newest[OLGAS];
+    static int64_t visitors[OLGAS];
+    for (int i = 0; i < OLGAS; i++) {
+        char token[16];
+        char name[32];
+        snprintf(token, sizeof token, "olga-%d", i);
+        snprintf(name, sizeof name, "Olga %d", i);
+        visitors[i] = suite_add_visitor(f, token, name);
+    }
+    /* Their conversations start in another order than the visitors came. */
+    for (int i = 0; i < OLGAS; i++) {
+        int k = (i * 7) % OLGAS;
+        conversations[k] =
+            suite_open_conversation(f, visitors[k], "hello", SUITE_NOW + i, &newest[k]);
+    }
+    int64_t nadia = suite_add_visitor(f, "nadia", "Nadia");
+    int64_t mention = 0;
+    suite_open_conversation(f, nadia, "Olga said hi", SUITE_NOW + OLGAS, &mention);
+    /* The first Olga whose conversation started writes again: hers is the newest name hit. */
+    newest[0] = suite_add_message(f, conversations[0], 0, "me again");
+
+    hits_t h;
+    assert_int_equal(search(f, &h, "olga", 0, 20), 0);
+    assert_int_equal(h.count, 20);
+    assert_int_equal(h.message_id[0], newest[0]);
+    assert_int_equal(h.field[0], KF_SEARCH_VISITOR);
+    assert_int_equal(h.message_id[1], mention);
+    assert_int_equal(h.field[1], KF_SEARCH_MESSAGE);
+    /* Every page below the last, to the end: each Olga once, at her newest message. */
+    size_t total = 0;
+    size_t names = 0;
+    int64_t before = 0;
+    int64_t last = INT64_MAX;
+    for (int page = 0; page < 100; page++) {
+        assert_int_equal(search(f, &h, "olga", before, 50), 0);
+        for (size_t i = 0; i < h.count; i++) {
+            assert_true(h.message_id[i] < last);
+            last = h.message_id[i];
+            if (h.field[i] == KF_SEARCH_VISITOR) {
+                bool found = false;
+                for (int k = 0; k < OLGAS; k++)
+                    found = found || (newest[k] == h.message_id[i] &&
+                                      conversations[k] == h.conversation_id[i]);
+                assert_true(found);
+                names++;
+            }
+        }
+        total += h.count;
+        if (h.count < 50)
+            break;
+        before = h.message_id[h.count - 1];
+    }
+    assert_int_equal(names, OLGAS);
+    assert_int_equal(total, OLGAS + 1);
+}
+
 /* Queries out of bounds, bad limits and cursors are refused at once. */
 static void test_search_refuses(void **state)
 {
@@ -332,13 +397,10 @@ static void test_search_sees_writes_at_once(void **state)
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_search_tests[] = {
-    SUITE_TEST(test_search_latin),
-    SUITE_TEST(test_search_unspaced_scripts),
-    SUITE_TEST(test_search_mixed),
-    SUITE_TEST(test_search_visitor_names),
-    SUITE_TEST(test_search_paging),
-    SUITE_TEST(test_search_refuses),
-    SUITE_TEST(test_search_sees_writes_at_once),
+    SUITE_TEST(test_search_latin),   SUITE_TEST(test_search_unspaced_scripts),
+    SUITE_TEST(test_search_mixed),   SUITE_TEST(test_search_visitor_names),
+    SUITE_TEST(test_search_paging),  SUITE_TEST(test_search_common_name),
+    SUITE_TEST(test_search_refuses), SUITE_TEST(test_search_sees_writes_at_once),
 };
 
 const size_t store_suite_search_test_count =
