@@ -282,7 +282,9 @@ static const char *const migrations[] = {
      * trigger as each message is stored, so that a search's name hits can be walked newest
      * first from conversations_by_last_message and cut at the page (KF_SQLITE_SEARCH_MANY)
      * instead of looking up every matching visitor's newest message; the index carries
-     * visitor_id, so the walk tests a visitor without reading the row. */
+     * visitor_id, so the walk tests a visitor without reading the row. message_search_terms
+     * reads the words of the messages' index (it holds nothing itself), so that a search can
+     * ask for a word prefix's few words by a seek (store: expand_prefixes in sqlite_reads.c). */
     ("CREATE TABLE conversation_counts ("
      "  team_id INTEGER NOT NULL,"
      "  status TEXT NOT NULL,"
@@ -306,7 +308,8 @@ static const char *const migrations[] = {
      "CREATE INDEX conversations_by_last_message ON conversations (last_message_id, visitor_id);"
      "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "
      "  UPDATE conversations SET last_message_id = NEW.id WHERE id = NEW.conversation_id;"
-     "END;"),
+     "END;"
+     "CREATE VIRTUAL TABLE message_search_terms USING fts5vocab(message_search, instance);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

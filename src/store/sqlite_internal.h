@@ -129,19 +129,20 @@
 /* The conversation lists' order and page size. */
 #define KF_SQLITE_LIST_ORDER "ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
 
-/* A search (?1 the FTS5 expression, ?2 the message id to stay below, ?3 the limit): the newest
- * limit message hits, walked backwards in the index's rowid (message id) order and stopped at the
- * limit, and one hit per conversation of each visitor whose name matches, at the conversation's
- * newest message (last_message_id); one row per message (a text hit before a name hit), newest
- * first. names finds the name hits, two ways. KF_SQLITE_SEARCH_FEW: every matching visitor's
- * conversations, looked up by visitor, all before the page is cut; for a name few visitors bear
- * (fewer than KF_SQLITE_SEARCH_MANY_NAMES, counted first by SEARCH_NAME_HITS).
- * KF_SQLITE_SEARCH_MANY: the conversations newest message first (conversations_by_last_message),
- * each tested against the matching visitors (a set made once), stopped at the page: about
- * limit x conversations / matching visitors of them, where the other way looks up thousands.
- * Either way FTS5 answers the name's query whole first (a prefix query merges its terms'
- * doclists: linear in the matching visitors, but a fraction of a microsecond each). Private notes
- * are found too: search is for agents only, and each hit's message says whether it is one. */
+/* A search (?1 the FTS5 expression for the messages, ?2 the message id to stay below, ?3 the
+ * limit, ?4 the expression for the names): the newest limit message hits, walked backwards in the
+ * index's rowid (message id) order and stopped at the limit, and one hit per conversation of each
+ * visitor whose name matches, at the conversation's newest message (last_message_id); one row per
+ * message (a text hit before a name hit), newest first. names finds the name hits, two ways.
+ * KF_SQLITE_SEARCH_FEW: every matching visitor's conversations, looked up by visitor, all before
+ * the page is cut; for a name few visitors bear (fewer than KF_SQLITE_SEARCH_MANY_NAMES, counted
+ * first by SEARCH_NAME_HITS). KF_SQLITE_SEARCH_MANY: the conversations newest message first
+ * (conversations_by_last_message), each tested against the matching visitors (a set made once),
+ * stopped at the page: about limit x conversations / matching visitors of them, where the other way
+ * looks up thousands. Either way FTS5 answers the name's query whole first (a prefix query merges
+ * its terms' doclists: linear in the matching visitors, but a fraction of a microsecond each).
+ * Private notes are found too: search is for agents only, and each hit's message says whether it is
+ * one. */
 #define KF_SQLITE_SEARCH(names)                                                                    \
     "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name, v.email FROM ("                        \
     "  SELECT id, min(field) AS field FROM ("                                                      \
@@ -155,15 +156,17 @@
     KF_SQLITE_SEARCH("SELECT n.last_message_id AS id, 1 AS field "                                 \
                      "FROM visitor_search JOIN conversations n "                                   \
                      "  ON n.visitor_id = visitor_search.rowid "                                   \
-                     "WHERE visitor_search MATCH ?1 AND n.last_message_id > 0")
+                     "WHERE visitor_search MATCH ?4 AND n.last_message_id > 0")
 #define KF_SQLITE_SEARCH_MANY                                                                      \
     KF_SQLITE_SEARCH("SELECT * FROM (SELECT n.last_message_id AS id, 1 AS field "                  \
                      "FROM conversations n INDEXED BY conversations_by_last_message "              \
                      "WHERE n.last_message_id < ?2 AND n.last_message_id > 0 "                     \
                      "  AND n.visitor_id IN (SELECT rowid FROM visitor_search "                    \
-                     "    WHERE visitor_search MATCH ?1) "                                         \
+                     "    WHERE visitor_search MATCH ?4) "                                         \
                      "ORDER BY n.last_message_id DESC LIMIT ?3)")
 /* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
+/* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
+#define KF_SQLITE_SEARCH_PREFIX_WORDS 16
 #define KF_SQLITE_SEARCH_MANY_NAMES 500
 
 /* X(name, sql): every statement the store runs, prepared once on each connection at open. */
@@ -352,6 +355,10 @@
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(SEARCH, KF_SQLITE_SEARCH_FEW)                                                                \
     X(SEARCH_MANY, KF_SQLITE_SEARCH_MANY)                                                          \
+    /* The first term of the messages' index from ?1 (inclusive) below ?2, in the index's order    \
+     * (bytes): a seek, whatever the term's hits (store: expand_prefixes). */                      \
+    X(SEARCH_TERM_NEXT, "SELECT term FROM message_search_terms WHERE term >= ?1 AND term < ?2 "    \
+                        "LIMIT 1")                                                                 \
     /* Whether a name is common: its matching visitors, counted up to ?2. */                       \
     X(SEARCH_NAME_HITS, "SELECT count(*) FROM (SELECT 1 FROM visitor_search "                      \
                         "WHERE visitor_search MATCH ?1 LIMIT ?2)")                                 \
@@ -503,6 +510,7 @@ typedef struct op {
         kf_conversation_page_t page; /* conversation_list */
         struct {
             const char *match; /* the FTS5 expression (store/search_text.h) */
+            const char *words; /* match with words for prefixes (expand_prefixes), or NULL */
             int64_t before_id;
             size_t limit;
         } search;

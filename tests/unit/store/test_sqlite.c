@@ -712,7 +712,8 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE conversation_counts;"                                                              \
     "DROP TRIGGER messages_last;"                                                                  \
     "DROP INDEX conversations_by_last_message;"                                                    \
-    "ALTER TABLE conversations DROP COLUMN last_message_id;"
+    "ALTER TABLE conversations DROP COLUMN last_message_id;"                                       \
+    "DROP TABLE message_search_terms;"
 
 /* Takes the verified visitors' migration (12) away again, and the kept counts' after it. */
 #define UNDO_IDENTITY                                                                              \

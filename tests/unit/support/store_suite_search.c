@@ -342,6 +342,54 @@ static void test_search_common_name(void **state)
     assert_int_equal(total, OLGAS + 1);
 }
 
+/* A word prefix finds every word it starts, however many: newest first across them, paged
+ * without a hit lost or doubled, whether it stands for a few words (refund, refunds, refunded)
+ * or more than a store may spell out (20 words of "zeta"), alone or beside another term. */
+static void test_search_prefix_words(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t visitor = suite_add_visitor(f, "token-a", "Otto");
+    int64_t conversation = suite_open_conversation(f, visitor, "start", SUITE_NOW, NULL);
+    static const char *const forms[] = {"refund", "Refunds", "REFUNDED", "refundable"};
+    int64_t refund_ids[40];
+    int64_t zeta_ids[40];
+    for (int i = 0; i < 40; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "%s order %d", forms[i % 4], i);
+        refund_ids[i] = suite_add_message(f, conversation, 0, body);
+        snprintf(body, sizeof body, "zeta%d", i % 20);
+        zeta_ids[i] = suite_add_message(f, conversation, 0, body);
+    }
+    const struct {
+        const char *query;
+        const int64_t *ids; /* every hit, oldest first */
+        size_t count;
+    } cases[] = {
+        {"refund", refund_ids, 40},
+        {"REFUNDE", NULL, 10}, /* refunded only */
+        {"refund order", refund_ids, 40},
+        {"zeta", zeta_ids, 40},
+        {"zeta1", NULL, 22}, /* zeta1, zeta10 to zeta19 */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        hits_t h;
+        size_t total = 0;
+        int64_t before = 0;
+        for (int page = 0; page < 20; page++) {
+            assert_int_equal(search(f, &h, cases[k].query, before, 7), 0);
+            for (size_t i = 0; i < h.count; i++) {
+                if (cases[k].ids != NULL)
+                    assert_int_equal(h.message_id[i], cases[k].ids[cases[k].count - 1 - total]);
+                total++;
+            }
+            if (h.count < 7)
+                break;
+            before = h.message_id[h.count - 1];
+        }
+        assert_int_equal(total, cases[k].count);
+    }
+}
+
 /* Queries out of bounds, bad limits and cursors are refused at once. */
 static void test_search_refuses(void **state)
 {
@@ -397,10 +445,15 @@ static void test_search_sees_writes_at_once(void **state)
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_search_tests[] = {
-    SUITE_TEST(test_search_latin),   SUITE_TEST(test_search_unspaced_scripts),
-    SUITE_TEST(test_search_mixed),   SUITE_TEST(test_search_visitor_names),
-    SUITE_TEST(test_search_paging),  SUITE_TEST(test_search_common_name),
-    SUITE_TEST(test_search_refuses), SUITE_TEST(test_search_sees_writes_at_once),
+    SUITE_TEST(test_search_latin),
+    SUITE_TEST(test_search_unspaced_scripts),
+    SUITE_TEST(test_search_mixed),
+    SUITE_TEST(test_search_visitor_names),
+    SUITE_TEST(test_search_paging),
+    SUITE_TEST(test_search_common_name),
+    SUITE_TEST(test_search_prefix_words),
+    SUITE_TEST(test_search_refuses),
+    SUITE_TEST(test_search_sees_writes_at_once),
 };
 
 const size_t store_suite_search_test_count =
