@@ -174,6 +174,8 @@
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
+    /* A read's snapshot across several statements (the loop's connection: it never writes). */    \
+    X(READ_BEGIN, "BEGIN DEFERRED")                                                                \
     X(SETTING_GET, "SELECT value FROM settings WHERE key = ?1")                                    \
     X(SETTING_SET, "INSERT INTO settings (key, value) VALUES (?1, ?2) "                            \
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value")                       \

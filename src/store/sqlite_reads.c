@@ -600,6 +600,10 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     stmt_id_t id = op->kind == OP_CONVERSATION_LIST
                        ? list_statement(op->args.page.view, op->args.page.team_id)
                        : read_statements[op->kind];
+    /* A search reads the index's words, then the hits: one snapshot, so that a message stored
+     * between the two cannot be a hit of a word the expansion did not see. */
+    bool snapshot = op->kind == OP_SEARCH && op->args.search.match[0] != '\0' &&
+                    kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_READ_BEGIN)) == 0;
     if (op->kind == OP_SEARCH && op->args.search.match[0] != '\0') {
         char *words = expand_prefixes(s, op->args.search.match);
         if (words != NULL) {
@@ -635,4 +639,6 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     /* The row stays valid during done: the statement is reset only after it. */
     op->done(op->ctx, &result);
     kf_sqlite_finish(st);
+    if (snapshot)
+        kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_COMMIT));
 }
