@@ -51,11 +51,11 @@
 #define KF_SQLITE_COUNTS_KEY(row)                                                                  \
     "COALESCE(" row "team_id, 0), " row "status, " KF_SQLITE_COUNTS_HOLDER(row)
 /* A trigger's statement: one more, one fewer conversation under row's key. */
+#define KF_SQLITE_COUNTS_UPSERT_ONE                                                                \
+    ", 1) ON CONFLICT (team_id, status, assignee_id) DO UPDATE SET n = n + 1;"
 #define KF_SQLITE_COUNTS_ADD(row)                                                                  \
     "INSERT INTO conversation_counts (team_id, status, assignee_id, n) "                           \
-    "VALUES (" KF_SQLITE_COUNTS_KEY(                                                               \
-        row) ", 1) "                                                                               \
-             "ON CONFLICT (team_id, status, assignee_id) DO UPDATE SET n = n + 1;"
+    "VALUES (" KF_SQLITE_COUNTS_KEY(row) KF_SQLITE_COUNTS_UPSERT_ONE
 #define KF_SQLITE_COUNTS_SUBTRACT(row)                                                             \
     "UPDATE conversation_counts SET n = n - 1 WHERE team_id = COALESCE(" row "team_id, 0) "        \
     "AND status = " row "status AND assignee_id = " KF_SQLITE_COUNTS_HOLDER(row) ";"
@@ -165,9 +165,9 @@
                      "    WHERE visitor_search MATCH ?4) "                                         \
                      "ORDER BY n.last_message_id DESC LIMIT ?3)")
 /* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
+#define KF_SQLITE_SEARCH_MANY_NAMES 500
 /* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
 #define KF_SQLITE_SEARCH_PREFIX_WORDS 16
-#define KF_SQLITE_SEARCH_MANY_NAMES 500
 
 /* X(name, sql): every statement the store runs, prepared once on each connection at open. */
 #define KF_SQLITE_STATEMENTS(X)                                                                    \
