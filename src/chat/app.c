@@ -54,6 +54,23 @@ void kf_app_config_default(kf_app_config_t *config)
     config->max_push_per_agent = 32;
 }
 
+/* The edge of the bus: it says what happened, the application logs it and, when events from
+ * other nodes may have been missed, sends every push client back to replay from its cursor. */
+static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail)
+{
+    kf_app_t *app = ctx;
+    switch (change) {
+    case KF_BUS_UP: kf_info("bus: connected to %s", app->config.bus_url); break;
+    case KF_BUS_DOWN:
+        kf_warn("bus: %s unreachable (%s); not ready, retrying", app->config.bus_url, detail);
+        break;
+    case KF_BUS_GAP:
+        if (!app->shutting_down)
+            kf_push_drain(app->push);
+        break;
+    }
+}
+
 static void sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
@@ -223,8 +240,22 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     push.receive = kf_ws_receive;
     push.receive_ctx = app;
     app->push = kf_push_new(loop, app->hub, &push);
+    if (config->bus_url != NULL) {
+        app->bus = kf_bus_new_redis(loop, app->hub, config->bus_url, bus_changed_cb, app);
+        if (app->bus == NULL) {
+            *err = KF_EINVAL;
+            goto out_free_push;
+        }
+    } else {
+        app->bus = kf_bus_new_local(app->hub);
+    }
     app->autoassign = kf_autoassign_new(app);
     return app;
+
+out_free_push:
+    /* Everything above is the running application's: kf_app_free undoes it in order. */
+    kf_app_free(app);
+    return NULL;
 
 out_free_authn:
     kf_authn_free(app->authn);
@@ -266,6 +297,7 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
+    kf_bus_free(app->bus);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);

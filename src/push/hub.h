@@ -5,6 +5,7 @@
 #ifndef KF_HUB_H
 #define KF_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,8 +66,8 @@ void kf_hub_free(kf_hub_t *hub);
 void kf_hub_subscribe(kf_hub_t *hub, const char *topic, kf_sub_t *sub);
 /* Removes sub from its topic; does nothing when it is not subscribed. Empty topics are freed. */
 void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub);
-/* Calls every subscriber of topic with event; returns how many were called. O(subscribers of
- * that topic); a topic lookup is a hash-table probe. */
+/* Calls every subscriber of topic with event, then the relay (if set); returns how many
+ * subscribers were called. O(subscribers of that topic); a topic lookup is a hash-table probe. */
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
 /* kf_hub_publish to every topic whose name starts with prefix (each visitor's, for a change that
  * concerns them all); returns how many subscribers were called. O(topics): for rare events. The
@@ -74,6 +75,17 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
  * kf_hub_publish does: a topic emptied meanwhile is passed over, and a subscriber that moves to a
  * later one of them meanwhile hears the event there again. */
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
+/* What a publish hands on beyond this process (bus/bus.h): called after the local subscribers,
+ * with the topic (or prefix, when prefix is true) and the event, borrowed. It must not publish
+ * on this hub. */
+typedef void (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
+/* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls:
+ * the callers of publish need not know whether other nodes exist. */
+void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);
+/* kf_hub_publish and kf_hub_publish_prefix to this process's subscribers only, without the relay:
+ * for events that came from another node, which must not go round again. */
+size_t kf_hub_deliver(kf_hub_t *hub, const char *topic, kf_event_t *event);
+size_t kf_hub_deliver_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
 /* Subscribers on topic now (0 for an unknown topic). */
 size_t kf_hub_count(const kf_hub_t *hub, const char *topic);
 
