@@ -30,8 +30,11 @@ typedef enum {
      * trusted now. */
     KF_BUS_GAP,
 } kf_bus_change_t;
-/* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". */
-typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail);
+/* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". after: for KF_BUS_GAP, the
+ * message id above which messages may have been missed (kf_push_rewind's floor; UINT64_MAX when
+ * only ephemeral events were). */
+typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail,
+                                 uint64_t after);
 
 /* A bus address, parsed: "redis://HOST[:PORT]" (an IPv6 HOST in brackets; PORT 6379 when left
  * out). */
@@ -74,7 +77,8 @@ void kf_bus_free(kf_bus_t *bus);
  * One Redis message is one line of header, then the event's JSON:
  *   "kf1 " KIND " " NODE " " ID " " BORN " " TOPIC "\n" JSON
  * KIND is 'e' (an event on TOPIC), 'p' (an event on every topic starting with TOPIC) or 'r' (the
- * sender lost events on their way: every other node resyncs; TOPIC "-" and JSON "{}"); NODE is
+ * sender lost events on their way: every other node resyncs from ID, the newest message id below
+ * every lost one, or UINT64_MAX when none was a message; TOPIC "-" and JSON "{}"); NODE is
  * the sender's id, 16 lower-case hex digits; ID the event's cursor (a message's store id, 0 for an
  * ephemeral event) and BORN its born_ms, decimal; TOPIC 1 to KF_BUS_MAX_TOPIC printable ASCII
  * bytes without spaces; JSON an object ('{' to '}') without NUL bytes. */

@@ -38,6 +38,9 @@ typedef struct redis_bus {
     bool ready;             /* both: events cross nodes */
     bool down_reported;     /* KF_BUS_DOWN told for this outage */
     bool lost;              /* an event of ours was lost since the last ready: others resync */
+    uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
+    uint64_t newest_id;     /* the newest message id this node's hub has delivered */
+    uint64_t gap_floor;     /* newest_id when the bus went down: where our clients resync from */
     bool freeing;           /* kf_bus_free under way: no more reconnects */
     uint64_t backoff_ms;    /* the wait before the next attempt */
     uv_timer_t *timer;      /* the next attempt, or a connect's time-out */
@@ -133,10 +136,19 @@ static int attach(redisAsyncContext *ctx, uv_loop_t *loop)
     return 0;
 }
 
-static void notify(redis_bus_t *bus, kf_bus_change_t change, const char *detail)
+static void notify(redis_bus_t *bus, kf_bus_change_t change, const char *detail, uint64_t after)
 {
     if (bus->notify != NULL && !bus->freeing)
-        bus->notify(bus->notify_ctx, change, detail);
+        bus->notify(bus->notify_ctx, change, detail, after);
+}
+
+/* An event of ours that did not reach Redis. */
+static void lose(redis_bus_t *bus, uint64_t id)
+{
+    bus->base.stats.lost++;
+    bus->lost = true;
+    if (id != 0 && id - 1 < bus->lost_floor)
+        bus->lost_floor = id - 1;
 }
 
 /* Frees both connections (their pending callbacks run with no reply; their disconnect callbacks
@@ -162,23 +174,23 @@ static void failed(redis_bus_t *bus, const char *why)
         return;
     if (was_ready)
         bus->backoff_ms = BACKOFF_FIRST_MS;
+    if (was_ready)
+        bus->gap_floor = bus->newest_id;
     if (!bus->down_reported) {
         bus->down_reported = true;
-        notify(bus, KF_BUS_DOWN, why != NULL ? why : "connection lost");
+        notify(bus, KF_BUS_DOWN, why != NULL ? why : "connection lost", 0);
     }
     uv_timer_start(bus->timer, attempt_cb, bus->backoff_ms, 0);
     bus->backoff_ms = bus->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : bus->backoff_ms * 2;
 }
 
+/* The id of what was published travels as the callback's data (no allocation per publish). */
 static void publish_cb(redisAsyncContext *ctx, void *reply, void *data)
 {
-    (void)ctx;
-    redis_bus_t *bus = data;
     const redisReply *r = reply;
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        bus->base.stats.lost++;
-        bus->lost = true;
-    }
+    redis_bus_t *bus = ctx->data;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        lose(bus, (uint64_t)(uintptr_t)data);
 }
 
 /* Sends one message on pub. Returns 0 or KF_EUNAVAIL. */
@@ -187,8 +199,8 @@ static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64
 {
     if (kf_bus_encode(&bus->out, kind, bus->node, id, born_ms, topic, json, json_len) != 0)
         return KF_EINVAL;
-    if (redisAsyncCommand(bus->pub, publish_cb, bus, "PUBLISH %s %b", CHANNEL, bus->out.data,
-                          bus->out.len) != REDIS_OK)
+    if (redisAsyncCommand(bus->pub, publish_cb, (void *)(uintptr_t)id, "PUBLISH %s %b", CHANNEL,
+                          bus->out.data, bus->out.len) != REDIS_OK)
         return KF_EUNAVAIL;
     return 0;
 }
@@ -203,29 +215,38 @@ static void became_ready(redis_bus_t *bus)
     uv_timer_stop(bus->timer);
     bus->base.stats.connects++;
     /* Others missed what we published while away: they catch up from the store too. */
-    if (bus->lost && send_message(bus, KF_BUS_RESYNC, 0, 0, "-", "{}", 2) == 0)
+    if (bus->lost && send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", "{}", 2) == 0) {
         bus->lost = false;
-    notify(bus, KF_BUS_UP, "");
-    notify(bus, KF_BUS_GAP, "");
+        bus->lost_floor = UINT64_MAX;
+    }
+    notify(bus, KF_BUS_UP, "", 0);
+    /* And we missed what they published meanwhile: from where we were when the bus went (the
+     * newest we have seen now when it never was ready: there was no before). */
+    uint64_t floor = bus->base.stats.connects > 1 ? bus->gap_floor : bus->newest_id;
+    notify(bus, KF_BUS_GAP, "", floor);
 }
 
 /* Relays one event this node published (the hub's relay). */
 static void relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     redis_bus_t *bus = ctx;
+    /* Our commit came before a newer one from another node that was delivered here first. */
+    if (event->id != 0 && event->id < bus->newest_id)
+        event->late = true;
+    if (event->id > bus->newest_id)
+        bus->newest_id = event->id;
     if (!bus->ready) {
-        bus->base.stats.lost++;
-        bus->lost = true;
+        lose(bus, event->id);
         return;
     }
     int rc = send_message(bus, prefix ? KF_BUS_PREFIX : KF_BUS_EVENT, event->id, event->born_ms,
                           topic, event->json, event->len);
-    if (rc == 0) {
+    if (rc == 0)
         bus->base.stats.sent++;
-    } else {
-        bus->base.stats.lost++;
-        bus->lost = rc == KF_EUNAVAIL;
-    }
+    else if (rc == KF_EUNAVAIL)
+        lose(bus, event->id);
+    else
+        bus->base.stats.lost++; /* one the decoder would refuse: nobody could take it */
 }
 
 /* One message from the channel: an event for this node's subscribers, unless it is our own. */
@@ -240,7 +261,7 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
         return;
     bus->base.stats.received++;
     if (msg.kind == KF_BUS_RESYNC) {
-        notify(bus, KF_BUS_GAP, "");
+        notify(bus, KF_BUS_GAP, "", msg.id);
         return;
     }
     char topic[KF_BUS_MAX_TOPIC + 1];
@@ -248,6 +269,11 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
     topic[msg.topic_len] = '\0';
     kf_event_t *event = kf_event_new(msg.id, msg.json, msg.json_len);
     event->born_ms = msg.born_ms;
+    /* Committed before a newer one delivered here already (commits and deliveries on different
+     * nodes interleave): clients past it must still get it. */
+    event->late = msg.id != 0 && msg.id < bus->newest_id;
+    if (msg.id > bus->newest_id)
+        bus->newest_id = msg.id;
     if (msg.kind == KF_BUS_PREFIX)
         kf_hub_deliver_prefix(bus->base.hub, topic, event);
     else
@@ -403,6 +429,7 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->notify = notify_fn;
     bus->notify_ctx = notify_ctx;
     bus->backoff_ms = BACKOFF_FIRST_MS;
+    bus->lost_floor = UINT64_MAX;
     kf_buf_init(&bus->out);
     /* A fresh id each start: a restarted node is a new sender (its old echo, if any were still on
      * the way, is simply another node's). */

@@ -54,9 +54,13 @@ void kf_app_config_default(kf_app_config_t *config)
     config->max_push_per_agent = 32;
 }
 
+/* How long after a gap on the bus clients that come back replay from before it: longer than a
+ * browser's reconnect backoff (15 s and jitter) and a long poll's hold. */
+#define BUS_REWIND_MS (120 * 1000)
+
 /* The edge of the bus: it says what happened, the application logs it and, when events from
  * other nodes may have been missed, sends every push client back to replay from its cursor. */
-static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail)
+static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
 {
     kf_app_t *app = ctx;
     switch (change) {
@@ -65,8 +69,11 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
         kf_warn("bus: %s unreachable (%s); not ready, retrying", app->config.bus_url, detail);
         break;
     case KF_BUS_GAP:
-        if (!app->shutting_down)
-            kf_push_drain(app->push);
+        if (app->shutting_down)
+            break;
+        if (after != UINT64_MAX)
+            kf_push_rewind(app->push, after, BUS_REWIND_MS);
+        kf_push_drain(app->push);
         break;
     }
 }

@@ -44,6 +44,7 @@ kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
     event->refs = 1;
     event->id = id;
     event->born_ms = 0;
+    event->late = false;
     event->len = len;
     for (int i = 0; i < KF_EVENT_ENCODINGS; i++) {
         event->encoded[i] = NULL;
@@ -203,10 +204,9 @@ void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx)
 
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
-    size_t called = kf_hub_deliver(hub, topic_name, event);
     if (hub->relay != NULL)
         hub->relay(hub->relay_ctx, topic_name, false, event);
-    return called;
+    return kf_hub_deliver(hub, topic_name, event);
 }
 
 size_t kf_hub_deliver(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
@@ -271,10 +271,9 @@ static void collect_topic_cb(kf_map_node_t *node, void *ctx)
 
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event)
 {
-    size_t called = kf_hub_deliver_prefix(hub, prefix, event);
     if (hub->relay != NULL)
         hub->relay(hub->relay_ctx, prefix, true, event);
-    return called;
+    return kf_hub_deliver_prefix(hub, prefix, event);
 }
 
 size_t kf_hub_deliver_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event)

@@ -22,6 +22,9 @@ typedef struct kf_event {
     uint64_t id; /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
     char *encoded[KF_EVENT_ENCODINGS]; /* malloc'd, or NULL until first needed */
     size_t encoded_len[KF_EVENT_ENCODINGS];
+    /* A message from another node that arrived after a newer one had been delivered here: it
+     * goes even to clients whose cursor is past it (bus/bus.h), who drop it if they have it */
+    bool late;
     int64_t born_ms; /* wall-clock ms its news began (a new message's created_at), for the delivery
                       * latency (base/metrics.h); 0 for one not measured (replayed, ephemeral) */
     size_t len;      /* bytes of json */
@@ -66,8 +69,9 @@ void kf_hub_free(kf_hub_t *hub);
 void kf_hub_subscribe(kf_hub_t *hub, const char *topic, kf_sub_t *sub);
 /* Removes sub from its topic; does nothing when it is not subscribed. Empty topics are freed. */
 void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub);
-/* Calls every subscriber of topic with event, then the relay (if set); returns how many
- * subscribers were called. O(subscribers of that topic); a topic lookup is a hash-table probe. */
+/* Hands event to the relay (if set), then calls every subscriber of topic with it; returns how
+ * many subscribers were called. O(subscribers of that topic); a topic lookup is a hash-table probe.
+ */
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
 /* kf_hub_publish to every topic whose name starts with prefix (each visitor's, for a change that
  * concerns them all); returns how many subscribers were called. O(topics): for rare events. The
@@ -75,9 +79,9 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
  * kf_hub_publish does: a topic emptied meanwhile is passed over, and a subscriber that moves to a
  * later one of them meanwhile hears the event there again. */
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
-/* What a publish hands on beyond this process (bus/bus.h): called after the local subscribers,
- * with the topic (or prefix, when prefix is true) and the event, borrowed. It must not publish
- * on this hub. */
+/* What a publish hands on beyond this process (bus/bus.h): called before the local subscribers
+ * (it may mark the event late), with the topic (or prefix, when prefix is true) and the event,
+ * borrowed. It must not publish on this hub. */
 typedef void (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
 /* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls:
  * the callers of publish need not know whether other nodes exist. */

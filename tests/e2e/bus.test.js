@@ -1,0 +1,200 @@
+'use strict';
+// bus.test.js: two kefu nodes sharing one data directory and one throw-away Redis (--bus): a
+// visitor on node 1 and an agent on node 2 talk over SSE and over WebSocket, with messages and
+// typing crossing both ways; Redis is stopped mid-conversation (both nodes answer /readyz 503 and
+// go on storing what their own people write), then started again: both nodes reconnect by
+// themselves, and both pages end with every message once, in order.
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { spawn } = require('node:child_process');
+const { Kefu, scenario, closeBrowser, eventually, api, sleep } = require('./harness');
+const {
+  T, T_RESTART, assertNoPageProblems, assertConnected, openVisitor, openAgent, waitMsg, expectThread, visitorSay, agentSay,
+  visitorToken, conversationOf, waitConv, selectConv, V, A,
+} = require('./pages');
+
+after(closeBrowser);
+
+const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
+
+// A loopback port nobody listens on now.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Whether something accepts connections on the port.
+function accepts(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// A throw-away Redis on a loopback port: nothing saved, nothing appended.
+class Redis {
+  constructor(port) {
+    this.port = port;
+    this.proc = null;
+    this.log = '';
+  }
+
+  async start() {
+    const proc = spawn(REDIS_BIN, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.exited = new Promise((resolve) => proc.on('exit', resolve));
+    proc.stdout.on('data', (c) => (this.log += c));
+    proc.stderr.on('data', (c) => (this.log += c));
+    this.proc = proc;
+    await eventually(() => accepts(this.port), { what: `redis-server on ${this.port}` });
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    const proc = this.proc;
+    this.proc = null;
+    proc.kill('SIGKILL');
+    await proc.exited;
+  }
+}
+
+async function readyz(node) {
+  return api(node.base, 'GET', '/readyz');
+}
+
+async function waitReady(node, status, timeout = T) {
+  await eventually(async () => (await readyz(node)).status === status, { timeout, what: `${node.name} /readyz ${status}` });
+}
+
+// Redis, then node 1 (which makes the data directory and its agents) and node 2 on the same data.
+async function cluster(env) {
+  const redis = new Redis(await freePort());
+  await redis.start();
+  env.defer(() => redis.stop());
+  const bus = ['--bus', `redis://127.0.0.1:${redis.port}`];
+  const node1 = await env.server({ args: bus });
+  const node2 = new Kefu({ name: 'kefu#2 (same data)', dataDir: node1.dataDir, args: bus });
+  env.servers.push(node2);
+  await node2.start();
+  await waitReady(node1, 200);
+  await waitReady(node2, 200);
+  return { redis, node1, node2 };
+}
+
+async function waitTyping(page, selector, re) {
+  await page.waitForSelector(selector, { state: 'visible', timeout: T });
+  await page.waitForFunction(({ selector, source }) => new RegExp(source).test(document.querySelector(selector).textContent), { selector, source: re.source }, {
+    timeout: T,
+    polling: 100,
+  });
+}
+
+for (const transport of ['sse', 'ws']) {
+  test(`bus over ${transport}: a visitor on node 1 and an agent on node 2 talk through Redis, across a Redis restart`, { timeout: 180000 }, (t) =>
+    scenario(t, async (env) => {
+      const { redis, node1, node2 } = await cluster(env);
+      const visitor = await openVisitor(env, node1, transport);
+      const agent = await openAgent(env, node2, transport);
+
+      // A message crosses from node 1 to node 2: the conversation appears, then the message.
+      const q1 = `Hello from node 1 (${transport})`;
+      await visitorSay(visitor, q1);
+      const convId = await conversationOf(node1, await visitorToken(visitor));
+      await waitConv(agent, convId, (s) => s.unread === '1', 'listed with 1 unread on node 2');
+      await selectConv(agent, convId);
+      await waitMsg(agent.page, '#thread', q1, 'visitor');
+
+      // Typing crosses both ways (ephemeral events: no id, never stored).
+      await agent.page.type('#reply-input', 'Let me see', { delay: 20 });
+      await waitTyping(visitor.page, '#typing-indicator', /Agent is typing/);
+      await visitor.page.type('#message-input', 'And', { delay: 20 });
+      await waitTyping(agent.page, '#thread-typing', /Visitor is typing/);
+      await visitor.page.fill('#message-input', '');
+
+      // A reply crosses from node 2 to node 1.
+      await agent.page.fill('#reply-input', '');
+      const r1 = `Hello from node 2 (${transport})`;
+      await agentSay(agent, r1);
+      await waitMsg(visitor.page, '#messages', r1, 'agent');
+
+      // Redis goes away: neither node is ready, and each still stores what its own person says.
+      await redis.stop();
+      await waitReady(node1, 503);
+      await waitReady(node2, 503);
+      const body = (await readyz(node2)).json;
+      assert.equal(body.reason, 'bus_unreachable', JSON.stringify(body));
+      assert.equal(body.bus_connected, false, JSON.stringify(body));
+      const q2 = `While Redis is down, visitor (${transport})`;
+      const r2 = `While Redis is down, agent (${transport})`;
+      await visitorSay(visitor, q2);
+      await agentSay(agent, r2);
+
+      // Redis is back: both nodes reconnect by themselves, and their clients catch up from the
+      // store by their cursors: the message each missed shows, nothing twice.
+      await redis.start();
+      await waitReady(node1, 200, T_RESTART);
+      await waitReady(node2, 200, T_RESTART);
+      await waitMsg(agent.page, '#thread', q2, 'visitor', T_RESTART);
+      await waitMsg(visitor.page, '#messages', r2, 'agent', T_RESTART);
+
+      // And live again, both ways.
+      const q3 = `After the restart, visitor (${transport})`;
+      await visitorSay(visitor, q3);
+      await waitMsg(agent.page, '#thread', q3, 'visitor', T_RESTART);
+      const r3 = `After the restart, agent (${transport})`;
+      await agentSay(agent, r3);
+      await waitMsg(visitor.page, '#messages', r3, 'agent', T_RESTART);
+      const all = [V(q1), A(r1), V(q2), A(r2), V(q3), A(r3)];
+      await expectThread(visitor.page, '#messages', all);
+      await expectThread(agent.page, '#thread', all);
+      await assertConnected(visitor, agent);
+      assertNoPageProblems(visitor, agent);
+
+      // What the nodes say of it: events crossed both ways, and each saw one reconnect more.
+      for (const node of [node1, node2]) {
+        const m = await api(node.base, 'GET', '/metrics');
+        assert.equal(m.status, 200);
+        const value = (name) => Number((new RegExp(`^${name} (\\S+)$`, 'm').exec(m.text) || [])[1]);
+        assert.equal(value('kefu_bus_ready'), 1, `${node.name}: kefu_bus_ready`);
+        assert.ok(value('kefu_bus_connects_total') >= 2, `${node.name}: kefu_bus_connects_total ${value('kefu_bus_connects_total')}`);
+        assert.ok(value('kefu_bus_events_total\\{outcome="received"\\}') > 0, `${node.name}: received events`);
+        assert.match(node.log, /bus: redis:\/\/127\.0\.0\.1:\d+ unreachable/, `${node.name} logged the loss`);
+      }
+    }),
+  );
+}
+
+test('bus: a node started while Redis is down serves, answers /readyz 503, and becomes ready when Redis comes', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const redis = new Redis(await freePort());
+    env.defer(() => redis.stop());
+    const node = await env.server({ args: ['--bus', `redis://127.0.0.1:${redis.port}`] });
+    await waitReady(node, 503);
+    const r = await readyz(node);
+    assert.equal(r.json.reason, 'bus_unreachable', r.text);
+    assert.equal(r.headers['retry-after'], '5');
+    assert.equal((await api(node.base, 'GET', '/healthz')).status, 200, '/healthz: alive all the same');
+    await sleep(300);
+    await redis.start();
+    await waitReady(node, 200, T_RESTART);
+    assert.match(node.log, /bus: connected to redis:\/\/127\.0\.0\.1:\d+/);
+  }),
+);
+
+test('bus: a bad --bus address is refused at start with what it takes', () => {
+  const r = require('node:child_process').spawnSync(require('./harness').KEFU_BIN, ['--bus', 'redis://host:99999', '--data', '/nonexistent'], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--bus takes redis:\/\/HOST\[:PORT\], not redis:\/\/host:99999/);
+});
