@@ -29,6 +29,10 @@ typedef enum {
      * from the store by their cursors (kf_push_drain), since live events alone cannot be
      * trusted now. */
     KF_BUS_GAP,
+    /* A message event from another node, about to be delivered here: detail is its topic, after
+     * its id. What this node knows of the store (the newest message id, which lets a replay skip
+     * its query) must now count it: another process wrote it. */
+    KF_BUS_MESSAGE,
 } kf_bus_change_t;
 /* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". after: for KF_BUS_GAP, the
  * message id above which messages may have been missed (kf_push_rewind's floor; UINT64_MAX when

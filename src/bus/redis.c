@@ -220,9 +220,10 @@ static void became_ready(redis_bus_t *bus)
         bus->lost_floor = UINT64_MAX;
     }
     notify(bus, KF_BUS_UP, "", 0);
-    /* And we missed what they published meanwhile: from where we were when the bus went (the
-     * newest we have seen now when it never was ready: there was no before). */
-    uint64_t floor = bus->base.stats.connects > 1 ? bus->gap_floor : bus->newest_id;
+    /* And we missed what they published meanwhile, from where we were when the bus went. On the
+     * first connect there was no before: clients that came early resume from their own cursors
+     * (a rewind to 0 would replay the whole history to every client). */
+    uint64_t floor = bus->base.stats.connects > 1 ? bus->gap_floor : UINT64_MAX;
     notify(bus, KF_BUS_GAP, "", floor);
 }
 
@@ -274,6 +275,8 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
     event->late = msg.id != 0 && msg.id < bus->newest_id;
     if (msg.id > bus->newest_id)
         bus->newest_id = msg.id;
+    if (msg.id != 0)
+        notify(bus, KF_BUS_MESSAGE, topic, msg.id);
     if (msg.kind == KF_BUS_PREFIX)
         kf_hub_deliver_prefix(bus->base.hub, topic, event);
     else

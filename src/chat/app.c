@@ -4,6 +4,7 @@
  * in through the route table (chat/routes.c). */
 #include "chat/app.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,10 +72,23 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
     case KF_BUS_GAP:
         if (app->shutting_down)
             break;
+        /* Messages other nodes stored meanwhile were never noted here: what replay.c believes
+         * is the newest would let a replay skip them. */
+        kf_replay_forget(app->replay);
         if (after != UINT64_MAX)
             kf_push_rewind(app->push, after, BUS_REWIND_MS);
         kf_push_drain(app->push);
         break;
+    case KF_BUS_MESSAGE: {
+        /* As if stored here: the visitor's stream (visitor:N) or the agents' (a note's too). */
+        long long visitor_id = 0;
+        if (after > INT64_MAX)
+            break;
+        if (sscanf(detail, "visitor:%lld", &visitor_id) != 1 || visitor_id <= 0)
+            visitor_id = 0;
+        kf_replay_note_message(app->replay, visitor_id, (int64_t)after);
+        break;
+    }
     }
 }
 
