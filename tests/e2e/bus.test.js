@@ -3,7 +3,8 @@
 // visitor on node 1 and an agent on node 2 talk over SSE and over WebSocket, with messages and
 // typing crossing both ways; Redis is stopped mid-conversation (twice) (both nodes answer /readyz 503 and
 // go on storing what their own people write), then started again: both nodes reconnect by
-// themselves, and both pages end with every message once, in order.
+// themselves, and both pages end with every message once, in order. Long poll, the forever iframe
+// and poll carry a message and typing each way too.
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
@@ -193,6 +194,37 @@ for (const transport of ['sse', 'ws']) {
         assert.ok(value('kefu_bus_events_total\\{outcome="received"\\}') > 0, `${node.name}: received events`);
         assert.match(node.log, /bus: redis:\/\/127\.0\.0\.1:\d+ unreachable/, `${node.name} logged the loss`);
       }
+    }),
+  );
+}
+
+// The other transports: a message each way and typing each way, no restart (the restart's
+// catch-up is the push layer's, the same for every transport; poll and long poll get typing from
+// the ephemeral window, which another node's events reach like any other subscriber).
+for (const transport of ['longpoll', 'iframe', 'poll']) {
+  test(`bus over ${transport}: messages and typing cross between the nodes`, { timeout: 120000 }, (t) =>
+    scenario(t, async (env) => {
+      const { node1, node2 } = await cluster(env);
+      const visitor = await openVisitor(env, node1, transport);
+      const agent = await openAgent(env, node2, transport);
+      const q1 = `From node 1 over ${transport}`;
+      await visitorSay(visitor, q1);
+      const convId = await conversationOf(node1, await visitorToken(visitor));
+      await waitConv(agent, convId, (s) => s.unread === '1', 'listed with 1 unread on node 2');
+      await selectConv(agent, convId);
+      await waitMsg(agent.page, '#thread', q1, 'visitor');
+      await agent.page.type('#reply-input', 'Typing', { delay: 20 });
+      await waitTyping(visitor.page, '#typing-indicator', /Agent is typing/);
+      await visitor.page.type('#message-input', 'And', { delay: 20 });
+      await waitTyping(agent.page, '#thread-typing', /Visitor is typing/);
+      await visitor.page.fill('#message-input', '');
+      await agent.page.fill('#reply-input', '');
+      const r1 = `From node 2 over ${transport}`;
+      await agentSay(agent, r1);
+      await waitMsg(visitor.page, '#messages', r1, 'agent');
+      await expectThread(visitor.page, '#messages', [V(q1), A(r1)]);
+      await expectThread(agent.page, '#thread', [V(q1), A(r1)]);
+      assertNoPageProblems(visitor, agent);
     }),
   );
 }
