@@ -9,7 +9,8 @@ const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const { spawn } = require('node:child_process');
-const { Kefu, scenario, closeBrowser, eventually, api, sleep } = require('./harness');
+const { Kefu, scenario, closeBrowser, eventually, api, sleep, newVisitor, visitorSend, agentLogin, agentSend, DEFAULT_AGENTS } = require('./harness');
+const ANA = DEFAULT_AGENTS[0];
 const {
   T, T_RESTART, assertNoPageProblems, assertConnected, openVisitor, openAgent, waitMsg, expectThread, visitorSay, agentSay,
   visitorToken, conversationOf, waitConv, selectConv, readMsgs, agentCookie, V, A,
@@ -228,6 +229,33 @@ for (const transport of ['longpoll', 'iframe', 'poll']) {
     }),
   );
 }
+
+// A node dies: its visitor goes on through the other node with the cursor it had, and loses
+// nothing (the store is shared; the token and the cursor mean the same on both).
+test('bus: a node is killed mid-conversation; its visitor resumes on the other node from its cursor', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const { node1, node2 } = await cluster(env);
+    const v = await newVisitor(node1);
+    const first = await visitorSend(node1, v.token, 'On node 1');
+    const ana = await agentLogin(node2, ANA.email, ANA.password);
+    await agentSend(node2, ana, first.conversation_id, 'Answered on node 2');
+    // The visitor's long poll on node 1 has both (one crossed from node 2).
+    const held = await api(node1.base, 'GET', `/push/longpoll?after=${first.id}&timeout=10`, { token: v.token });
+    assert.equal(held.status, 200, held.text);
+    const got = held.json.events.filter((e) => e.type === 'message');
+    assert.deepEqual(got.map((e) => e.message.body), ['Answered on node 2']);
+    const cursor = held.json.cursor;
+    await node1.kill();
+    await agentSend(node2, ana, first.conversation_id, 'While node 1 is gone');
+    await visitorSend(node2, v.token, 'Now on node 2');
+    const resumed = await api(node2.base, 'GET', `/push/poll?after=${cursor}`, { token: v.token });
+    assert.equal(resumed.status, 200, resumed.text);
+    assert.deepEqual(
+      resumed.json.events.filter((e) => e.type === 'message').map((e) => e.message.body),
+      ['While node 1 is gone', 'Now on node 2'],
+    );
+  }),
+);
 
 test('bus: a node started while Redis is down serves, answers /readyz 503, and becomes ready when Redis comes', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
