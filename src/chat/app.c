@@ -14,6 +14,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
+#include "chat/nodes.h"
 #include "store/sync.h"
 
 /* Password hashes on worker threads at once, and waiting: each hash takes 32 MiB and tens of
@@ -270,6 +271,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     } else {
         app->bus = kf_bus_new_local(app->hub);
     }
+    kf_nodes_start(app);
     app->autoassign = kf_autoassign_new(app);
     return app;
 
@@ -319,6 +321,8 @@ void kf_app_free(kf_app_t *app)
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
     kf_bus_free(app->bus);
+    if (app->hub != NULL)
+        kf_nodes_stop(app);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);

@@ -209,6 +209,12 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
     return kf_hub_deliver(hub, topic_name, event);
 }
 
+void kf_hub_relay(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
+{
+    if (hub->relay != NULL)
+        hub->relay(hub->relay_ctx, topic_name, false, event);
+}
+
 size_t kf_hub_deliver(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
     struct kf_topic *topic = find_topic(hub, topic_name, strlen(topic_name));

@@ -90,6 +90,9 @@ void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);
  * for events that came from another node, which must not go round again. */
 size_t kf_hub_deliver(kf_hub_t *hub, const char *topic, kf_event_t *event);
 size_t kf_hub_deliver_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
+/* Hands event to the relay only (nothing when none is set): for news of a change this process
+ * has applied already, that other nodes must apply too (chat/nodes.h). */
+void kf_hub_relay(kf_hub_t *hub, const char *topic, kf_event_t *event);
 /* Subscribers on topic now (0 for an unknown topic). */
 size_t kf_hub_count(const kf_hub_t *hub, const char *topic);
 

@@ -257,6 +257,30 @@ test('bus: a node is killed mid-conversation; its visitor resumes on the other n
   }),
 );
 
+// Each node caches sessions and visitor tokens; a change on one must reach the other's caches.
+test('bus: a logout and a disabled account on one node hold on the other (the session caches follow)', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const { node1, node2 } = await cluster(env);
+    const BO = DEFAULT_AGENTS[1];
+    const ana = await agentLogin(node1, ANA.email, ANA.password);
+    const bo = await agentLogin(node1, BO.email, BO.password);
+    // Node 2 reads the sessions once, and caches them.
+    for (const who of [ana, bo]) assert.equal((await api(node2.base, 'GET', '/api/agent/me', { cookie: who.cookie })).status, 200);
+    const out = await api(node1.base, 'POST', '/api/agent/logout', { cookie: ana.cookie, csrf: ana.csrf });
+    assert.equal(out.status, 200, out.text);
+    await eventually(async () => (await api(node2.base, 'GET', '/api/agent/me', { cookie: ana.cookie })).status === 401, {
+      what: 'the logged-out session refused on node 2',
+    });
+    // An admin (Ana, again) disables Bo on node 2: node 1 refuses Bo's session.
+    const ana2 = await agentLogin(node2, ANA.email, ANA.password);
+    const off = await api(node2.base, 'PATCH', `/api/agents/${bo.agent.id}`, { cookie: ana2.cookie, csrf: ana2.csrf, body: { disabled: true } });
+    assert.equal(off.status, 200, off.text);
+    await eventually(async () => (await api(node1.base, 'GET', '/api/agent/me', { cookie: bo.cookie })).status !== 200, {
+      what: 'the disabled agent refused on node 1',
+    });
+  }),
+);
+
 test('bus: a node started while Redis is down serves, answers /readyz 503, and becomes ready when Redis comes', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const redis = new Redis(await freePort());

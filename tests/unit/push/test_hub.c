@@ -718,10 +718,21 @@ static void test_relay(void **state)
     assert_int_equal(l.calls, 4);
     kf_event_unref(event);
 
-    /* Removed: publishing is local again. */
+    /* Relaying (news for other nodes only) calls the relay only. */
+    event = kf_event_new(0, "{}", 2);
+    kf_hub_relay(hub, "visitor:1", event);
+    kf_event_unref(event);
+    assert_int_equal(r.calls, 4);
+    assert_false(r.prefix);
+    assert_int_equal(l.calls, 4);
+
+    /* Removed: publishing is local again, and relaying does nothing. */
     kf_hub_set_relay(hub, NULL, NULL);
     publish_text(hub, "visitor:1", 0, "{}");
-    assert_int_equal(r.calls, 3);
+    event = kf_event_new(0, "{}", 2);
+    kf_hub_relay(hub, "visitor:1", event);
+    kf_event_unref(event);
+    assert_int_equal(r.calls, 4);
     assert_int_equal(l.calls, 5);
     kf_hub_unsubscribe(hub, &l.sub);
     kf_hub_free(hub);
