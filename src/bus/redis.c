@@ -172,10 +172,10 @@ static void failed(redis_bus_t *bus, const char *why)
     teardown(bus);
     if (bus->freeing)
         return;
-    if (was_ready)
+    if (was_ready) {
         bus->backoff_ms = BACKOFF_FIRST_MS;
-    if (was_ready)
         bus->gap_floor = bus->newest_id;
+    }
     if (!bus->down_reported) {
         bus->down_reported = true;
         notify(bus, KF_BUS_DOWN, why != NULL ? why : "connection lost", 0);
