@@ -14,6 +14,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
+#include "chat/invite.h"
 #include "chat/nodes.h"
 #include "store/sync.h"
 
@@ -122,6 +123,7 @@ static void presence_sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
     kf_presence_sweep(app->presence, kf_clock_mono_ms(), agent_connections, app);
+    kf_invite_sweep(app);
 }
 
 /* ---- snoozes that end: one due conversation at a time is opened and published, until none is
@@ -223,10 +225,13 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->typing_preview =
         kf_store_sync_setting_get(store, "typing_preview", preview, sizeof preview) == 0 &&
         strcmp(preview, "true") == 0;
+    *err = kf_invite_start(app);
+    if (*err != 0)
+        goto out_free_invite;
     app->limits = kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;
-        goto out_free_authn;
+        goto out_free_invite;
     }
     app->replay = kf_replay_new(store);
     app->quota = kf_quota_new(config->max_push_per_visitor, config->max_push_per_agent);
@@ -266,7 +271,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         app->bus = kf_bus_new_redis(loop, app->hub, config->bus_url, bus_changed_cb, app);
         if (app->bus == NULL) {
             *err = KF_EINVAL;
-            goto out_free_push;
+            goto out_free_running;
         }
     } else {
         app->bus = kf_bus_new_local(app->hub);
@@ -275,11 +280,13 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->autoassign = kf_autoassign_new(app);
     return app;
 
-out_free_push:
+out_free_running:
     /* Everything above is the running application's: kf_app_free undoes it in order. */
     kf_app_free(app);
     return NULL;
 
+out_free_invite:
+    kf_invite_stop(app);
 out_free_authn:
     kf_authn_free(app->authn);
 out_free_app:
@@ -327,6 +334,7 @@ void kf_app_free(kf_app_t *app)
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);
     kf_presence_free(app->presence);
+    kf_invite_stop(app);
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);
