@@ -4,13 +4,15 @@
 #   deps.sh test    - also cmocka, clang (fuzzing, sanitizers), Chromium, gcovr, Node.js packages
 set -euo pipefail
 mode=${1:-build}
-pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev)
+pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev
+  libhiredis-dev)
 if [ "$mode" = test ]; then
   # fonts-noto-cjk: the browser tests and their screenshots show Chinese, Japanese and Korean text
   # (the visitor page in zh-CN); fonts-noto-color-emoji: and the emoji people write.
   # nginx: tests/e2e/nginx.test.js runs the transport conformance suite through deploy/nginx.conf.
+  # redis-server: tests/e2e/bus.test.js runs two nodes over a throw-away Redis (--bus).
   pkgs+=(libcmocka-dev clang clang-format libclang-rt-14-dev chromium curl sqlite3 gcovr fonts-noto-cjk
-    fonts-noto-color-emoji nginx)
+    fonts-noto-color-emoji nginx redis-server)
   # Node.js may come from elsewhere than Debian (the machine's own install): take any that works.
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -376,6 +376,7 @@ static int serve(const kf_flags_t *flags)
     app_config.metrics_allow = v[KF_FLAG_METRICS_ALLOW].items;
     app_config.metrics_allow_count = v[KF_FLAG_METRICS_ALLOW].item_count;
     app_config.metrics_token = v[KF_FLAG_METRICS_TOKEN].text;
+    app_config.bus_url = v[KF_FLAG_BUS].text;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);

@@ -11,6 +11,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
+#include "chat/nodes.h"
 
 /* The highest capacity an agent may be given: past any person's desk, short of overflow. */
 #define MAX_CAPACITY 10000
@@ -282,6 +283,7 @@ void kf_agent_logout(const kf_call_t *call)
         return;
     }
     kf_authn_forget_session(app->authn, hash);
+    kf_nodes_tell_logout(app, hash, call->who->agent.id);
     logout_wait_t *w = kf_xcalloc(1, sizeof *w);
     w->app = app;
     w->agent_id = call->who->agent.id;
@@ -458,6 +460,7 @@ static void agent_changed_cb(void *ctx, const kf_store_result_t *r)
         const kf_agent_t *a = r->agent;
         bool disabled = a->disabled_at != 0;
         kf_authn_agent_changed(app->authn, a->id, disabled);
+        kf_nodes_tell_agent_changed(app, a->id, disabled, disabled || w->password != NULL);
         publish_account(app, a);
         if (disabled || w->password != NULL) {
             kf_authn_revoke_tickets(app->authn, 'a', a->id);

@@ -4,6 +4,7 @@
  * in through the route table (chat/routes.c). */
 #include "chat/app.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "chat/handlers.h"
 #include "chat/internal.h"
 #include "chat/invite.h"
+#include "chat/nodes.h"
 #include "store/sync.h"
 
 /* Password hashes on worker threads at once, and waiting: each hash takes 32 MiB and tens of
@@ -53,6 +55,43 @@ void kf_app_config_default(kf_app_config_t *config)
     config->visitor_sessions_burst = 60;
     config->max_push_per_visitor = 8;
     config->max_push_per_agent = 32;
+}
+
+/* How long after a gap on the bus clients that come back replay from before it: longer than a
+ * browser's reconnect backoff (15 s and jitter) and a long poll's hold. */
+#define BUS_REWIND_MS (120 * 1000)
+
+/* The edge of the bus: it says what happened, the application logs it and, when events from
+ * other nodes may have been missed, sends every push client back to replay from its cursor. */
+static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
+{
+    kf_app_t *app = ctx;
+    switch (change) {
+    case KF_BUS_UP: kf_info("bus: connected to %s", app->config.bus_url); break;
+    case KF_BUS_DOWN:
+        kf_warn("bus: %s unreachable (%s); not ready, retrying", app->config.bus_url, detail);
+        break;
+    case KF_BUS_GAP:
+        if (app->shutting_down)
+            break;
+        /* Messages other nodes stored meanwhile were never noted here: what replay.c believes
+         * is the newest would let a replay skip them. */
+        kf_replay_forget(app->replay);
+        if (after != UINT64_MAX)
+            kf_push_rewind(app->push, after, BUS_REWIND_MS);
+        kf_push_drain(app->push);
+        break;
+    case KF_BUS_MESSAGE: {
+        /* As if stored here: the visitor's stream (visitor:N) or the agents' (a note's too). */
+        long long visitor_id = 0;
+        if (after > INT64_MAX)
+            break;
+        if (sscanf(detail, "visitor:%lld", &visitor_id) != 1 || visitor_id <= 0)
+            visitor_id = 0;
+        kf_replay_note_message(app->replay, visitor_id, (int64_t)after);
+        break;
+    }
+    }
 }
 
 static void sweep_cb(uv_timer_t *timer)
@@ -228,8 +267,23 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     push.receive = kf_ws_receive;
     push.receive_ctx = app;
     app->push = kf_push_new(loop, app->hub, &push);
+    if (config->bus_url != NULL) {
+        app->bus = kf_bus_new_redis(loop, app->hub, config->bus_url, bus_changed_cb, app);
+        if (app->bus == NULL) {
+            *err = KF_EINVAL;
+            goto out_free_running;
+        }
+    } else {
+        app->bus = kf_bus_new_local(app->hub);
+    }
+    kf_nodes_start(app);
     app->autoassign = kf_autoassign_new(app);
     return app;
+
+out_free_running:
+    /* Everything above is the running application's: kf_app_free undoes it in order. */
+    kf_app_free(app);
+    return NULL;
 
 out_free_invite:
     kf_invite_stop(app);
@@ -273,6 +327,9 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
+    kf_bus_free(app->bus);
+    if (app->hub != NULL)
+        kf_nodes_stop(app);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);

@@ -38,6 +38,9 @@ typedef struct kf_app_config {
     size_t metrics_allow_count;
     const char *metrics_token; /* a bearer token that may read it from anywhere, or NULL */
     bool require_verified;     /* refuse visitors the site has not vouched for (docs/IDENTITY.md) */
+    /* The bus between nodes: "redis://HOST:PORT" (bus/bus.h), or NULL for in-process (one node).
+     */
+    const char *bus_url;
 } kf_app_config_t;
 
 /* The application: opaque outside src/chat (chat/internal.h holds it). */

@@ -12,6 +12,7 @@
 #include "base/str.h"
 #include "chat/events.h"
 #include "chat/handlers.h"
+#include "chat/nodes.h"
 #include "store/sync.h"
 
 #define SITE_SECRET_KEY "site_secret"
@@ -100,6 +101,7 @@ static void identified_cb(void *ctx, const kf_store_result_t *r)
         snprintf(visitor.name, sizeof visitor.name, "%s", r->visitor->name);
         /* Other devices' cached tokens carry the name as it was. */
         kf_authn_visitor_changed(app->authn, visitor.id);
+        kf_nodes_tell_visitor_changed(app, visitor.id);
         kf_authn_remember_visitor(app->authn, w->hash, &visitor);
         json_t *shown = kf_visitor_identity_json(r->visitor);
         json_t *event = json_pack("{s:s,s:I,s:O}", "type", "visitor", "visitor_id",

@@ -16,6 +16,7 @@
 #include "chat/presence.h"
 #include "chat/quota.h"
 #include "chat/replay.h"
+#include "bus/bus.h"
 #include "push/hub.h"
 #include "base/netaddr.h"
 #include "push/push.h"
@@ -32,6 +33,8 @@ struct kf_app {
     uv_loop_t *loop;
     kf_store_t *store; /* borrowed */
     kf_hub_t *hub;
+    kf_bus_t *bus;      /* carries the hub's events to other nodes (in-process: nowhere) */
+    kf_sub_t nodes_sub; /* what other nodes tell this one (nodes.h) */
     kf_push_t *push;
     kf_app_config_t config;
     kf_authn_t *authn;           /* who requests come from */

@@ -29,14 +29,17 @@ int kf_ops_configure(kf_app_t *app)
     return 0;
 }
 
-/* Ready for new clients: the store takes writes and no SIGTERM has come. Either reason alone
- * answers 503, the first that applies named (shutting down before the store: it will not pass). */
+/* Ready for new clients: the store takes writes, the bus reaches the other nodes and no SIGTERM
+ * has come. Any reason alone answers 503, the first that applies named (shutting down before the
+ * rest: it will not pass). */
 void kf_ops_ready(const kf_call_t *call)
 {
     kf_app_t *app = call->app;
     bool writable = kf_store_writable(app->store);
+    bool bus = kf_bus_ready(app->bus);
     const char *reason = app->shutting_down ? "shutting_down"
                          : !writable        ? "store_not_writable"
+                         : !bus             ? "bus_unreachable"
                                             : NULL;
     if (reason == NULL) {
         kf_resp_json(call->req, 200, json_pack("{s:s}", "status", "ready"));
@@ -44,8 +47,34 @@ void kf_ops_ready(const kf_call_t *call)
     }
     kf_resp_header(call->req, "Retry-After", "5");
     kf_resp_json(call->req, 503,
-                 json_pack("{s:s,s:s,s:b,s:b}", "status", "not_ready", "reason", reason, "writable",
-                           writable, "shutting_down", app->shutting_down));
+                 json_pack("{s:s,s:s,s:b,s:b,s:b}", "status", "not_ready", "reason", reason,
+                           "writable", writable, "bus_connected", bus, "shutting_down",
+                           app->shutting_down));
+}
+
+/* The bus's figures: whether it is ready and what crossed it. */
+static void write_bus_metrics(kf_buf_t *out, const kf_bus_t *bus)
+{
+    kf_bus_stats_t stats;
+    kf_bus_stats(bus, &stats);
+    kf_metrics_write_head(out, "kefu_bus_ready", "gauge",
+                          "1 while the bus reaches the other nodes (always, in-process).");
+    kf_metrics_write_sample(out, "kefu_bus_ready", NULL, kf_bus_ready(bus));
+    kf_metrics_write_head(out, "kefu_bus_connects_total", "counter",
+                          "Times the bus (Redis) connected and subscribed.");
+    kf_metrics_write_sample(out, "kefu_bus_connects_total", NULL, (double)stats.connects);
+    kf_metrics_write_head(out, "kefu_bus_events_total", "counter",
+                          "Events this node sent to the bus, received from other nodes, lost "
+                          "(published while the bus was away) or dropped as malformed.");
+    static const char *const names[] = {"sent", "received", "lost", "malformed"};
+    const uint64_t values[] = {stats.sent, stats.received, stats.lost, stats.malformed};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        kf_buf_t labels;
+        kf_buf_init(&labels);
+        kf_metrics_label(&labels, "outcome", names[i]);
+        kf_metrics_write_sample(out, "kefu_bus_events_total", labels.data, (double)values[i]);
+        kf_buf_free(&labels);
+    }
 }
 
 /* Whether the request carries the metrics token as a bearer token (compared in constant time). */
@@ -103,9 +132,12 @@ void kf_ops_metrics(const kf_call_t *call)
     kf_buf_t out;
     kf_buf_init(&out);
     kf_metrics_write_head(&out, "kefu_ready", "gauge",
-                          "1 while /readyz answers 200: the store takes writes, no SIGTERM came.");
+                          "1 while /readyz answers 200: the store takes writes, the bus reaches "
+                          "the other nodes, no SIGTERM came.");
     bool writable = kf_store_writable(app->store);
-    kf_metrics_write_sample(&out, "kefu_ready", NULL, writable && !app->shutting_down);
+    kf_metrics_write_sample(&out, "kefu_ready", NULL,
+                            writable && kf_bus_ready(app->bus) && !app->shutting_down);
+    write_bus_metrics(&out, app->bus);
     kf_metrics_write_head(&out, "kefu_store_writable", "gauge",
                           "1 while the database takes writes (0: a full disk, a read-only file).");
     kf_metrics_write_sample(&out, "kefu_store_writable", NULL, writable);

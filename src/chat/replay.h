@@ -27,7 +27,8 @@ kf_push_source_t kf_replay_source(kf_replay_t *replay, char kind, int64_t subjec
  * anything older. Called before it is published, or when it cannot be. visitor_id 0 (a private
  * note: kf_chat_audience_visitor) tells the agents' streams only. */
 void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t message_id);
-/* Forgets what it knows of stored messages, as a restarted server would (tests). */
+/* Forgets what it knows of stored messages, as a restarted server would: for tests, and after a
+ * gap on the bus between nodes (chat/app.c), when other nodes may have stored messages unseen. */
 void kf_replay_forget(kf_replay_t *replay);
 /* Ends the replays that needed no query, from the loop's store wake-up: a replay's end never
  * comes from inside the call that started it. Returns how many it ended. */

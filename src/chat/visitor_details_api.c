@@ -14,6 +14,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/invite.h"
+#include "chat/nodes.h"
 #include "chat/user_agent.h"
 
 /* What a page report may hold. URLs as long as browsers and proxies commonly take; a title as
@@ -329,6 +330,7 @@ static void identity_updated_cb(void *ctx, const kf_store_result_t *r)
         /* The session's answer (GET /api/visitor/session) says the new name from now on. */
         kf_authn_visitor_changed(app->authn, r->visitor->id);
         kf_browsing_rename(app->browsing, r->visitor->id, r->visitor->name);
+        kf_nodes_tell_visitor_changed(app, r->visitor->id);
         json_t *visitor = kf_visitor_identity_json(r->visitor);
         publish_visitor(app, json_pack("{s:I,s:O}", "visitor_id", (json_int_t)r->visitor->id,
                                        "visitor", visitor));

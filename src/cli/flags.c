@@ -9,6 +9,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/netaddr.h"
+#include "bus/bus.h"
 #include "chat/app.h"
 #include "http/server.h"
 
@@ -179,6 +180,11 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
     if (id == KF_FLAG_LOG_LEVEL && kf_log_parse_level(value, &level) != 0) {
         fprintf(err, "kefu: %s: unknown log level %s (debug, info, warn, error or off)\n", label,
                 value);
+        return 2;
+    }
+    kf_bus_url_t bus_url;
+    if (id == KF_FLAG_BUS && kf_bus_url_parse(value, &bus_url) != 0) {
+        fprintf(err, "kefu: %s takes redis://HOST[:PORT], not %s\n", label, value);
         return 2;
     }
     if (id == KF_FLAG_METRICS_TOKEN && (strlen(value) < 16 || strpbrk(value, " \t") != NULL)) {

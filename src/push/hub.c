@@ -31,7 +31,9 @@ struct kf_topic {
 };
 
 struct kf_hub {
-    kf_map_t topics; /* name -> topic */
+    kf_map_t topics;       /* name -> topic */
+    kf_hub_relay_fn relay; /* what carries published events to other nodes, or NULL */
+    void *relay_ctx;       /* relay's */
 };
 
 kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
@@ -42,6 +44,7 @@ kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
     event->refs = 1;
     event->id = id;
     event->born_ms = 0;
+    event->late = false;
     event->len = len;
     for (int i = 0; i < KF_EVENT_ENCODINGS; i++) {
         event->encoded[i] = NULL;
@@ -89,7 +92,7 @@ static bool topic_eq(const kf_map_node_t *node, const void *key, size_t len)
 
 kf_hub_t *kf_hub_new(void)
 {
-    kf_hub_t *hub = kf_xmalloc(sizeof *hub);
+    kf_hub_t *hub = kf_xcalloc(1, sizeof *hub);
     kf_map_init(&hub->topics);
     return hub;
 }
@@ -193,7 +196,26 @@ void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub)
         remove_topic(hub, topic);
 }
 
+void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx)
+{
+    hub->relay = relay;
+    hub->relay_ctx = ctx;
+}
+
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
+{
+    if (hub->relay != NULL)
+        hub->relay(hub->relay_ctx, topic_name, false, event);
+    return kf_hub_deliver(hub, topic_name, event);
+}
+
+void kf_hub_relay(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
+{
+    if (hub->relay != NULL)
+        hub->relay(hub->relay_ctx, topic_name, false, event);
+}
+
+size_t kf_hub_deliver(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
     struct kf_topic *topic = find_topic(hub, topic_name, strlen(topic_name));
     if (topic == NULL)
@@ -255,11 +277,18 @@ static void collect_topic_cb(kf_map_node_t *node, void *ctx)
 
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event)
 {
+    if (hub->relay != NULL)
+        hub->relay(hub->relay_ctx, prefix, true, event);
+    return kf_hub_deliver_prefix(hub, prefix, event);
+}
+
+size_t kf_hub_deliver_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event)
+{
     prefix_walk_t walk = {prefix, strlen(prefix), NULL, 0, 0};
     kf_map_each(&hub->topics, collect_topic_cb, &walk);
     size_t called = 0;
     for (size_t i = 0; i < walk.count; i++) {
-        called += kf_hub_publish(hub, walk.names[i], event);
+        called += kf_hub_deliver(hub, walk.names[i], event);
         free(walk.names[i]);
     }
     free(walk.names);

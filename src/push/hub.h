@@ -5,6 +5,7 @@
 #ifndef KF_HUB_H
 #define KF_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,9 @@ typedef struct kf_event {
     uint64_t id; /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
     char *encoded[KF_EVENT_ENCODINGS]; /* malloc'd, or NULL until first needed */
     size_t encoded_len[KF_EVENT_ENCODINGS];
+    /* A message from another node that arrived after a newer one had been delivered here: it
+     * goes even to clients whose cursor is past it (bus/bus.h), who drop it if they have it */
+    bool late;
     int64_t born_ms; /* wall-clock ms its news began (a new message's created_at), for the delivery
                       * latency (base/metrics.h); 0 for one not measured (replayed, ephemeral) */
     size_t len;      /* bytes of json */
@@ -65,8 +69,9 @@ void kf_hub_free(kf_hub_t *hub);
 void kf_hub_subscribe(kf_hub_t *hub, const char *topic, kf_sub_t *sub);
 /* Removes sub from its topic; does nothing when it is not subscribed. Empty topics are freed. */
 void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub);
-/* Calls every subscriber of topic with event; returns how many were called. O(subscribers of
- * that topic); a topic lookup is a hash-table probe. */
+/* Hands event to the relay (if set), then calls every subscriber of topic with it; returns how
+ * many subscribers were called. O(subscribers of that topic); a topic lookup is a hash-table probe.
+ */
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
 /* kf_hub_publish to every topic whose name starts with prefix (each visitor's, for a change that
  * concerns them all); returns how many subscribers were called. O(topics): for rare events. The
@@ -74,6 +79,20 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
  * kf_hub_publish does: a topic emptied meanwhile is passed over, and a subscriber that moves to a
  * later one of them meanwhile hears the event there again. */
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
+/* What a publish hands on beyond this process (bus/bus.h): called before the local subscribers
+ * (it may mark the event late), with the topic (or prefix, when prefix is true) and the event,
+ * borrowed. It must not publish on this hub. */
+typedef void (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
+/* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls:
+ * the callers of publish need not know whether other nodes exist. */
+void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);
+/* kf_hub_publish and kf_hub_publish_prefix to this process's subscribers only, without the relay:
+ * for events that came from another node, which must not go round again. */
+size_t kf_hub_deliver(kf_hub_t *hub, const char *topic, kf_event_t *event);
+size_t kf_hub_deliver_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
+/* Hands event to the relay only (nothing when none is set): for news of a change this process
+ * has applied already, that other nodes must apply too (chat/nodes.h). */
+void kf_hub_relay(kf_hub_t *hub, const char *topic, kf_event_t *event);
 /* Subscribers on topic now (0 for an unknown topic). */
 size_t kf_hub_count(const kf_hub_t *hub, const char *topic);
 

@@ -31,6 +31,10 @@ struct kf_push {
     kf_push_config_t config;
     uv_timer_t tick;   /* one coarse timer for every client's timeout and heartbeat */
     kf_list_t clients; /* every client not dead, newest last */
+    /* kf_push_rewind's: clients that start before rewind_until_ms (monotonic) replay from
+     * rewind_floor at the latest */
+    uint64_t rewind_floor;
+    uint64_t rewind_until_ms;
     size_t client_count;
     size_t transport_count[KF_PUSH_TRANSPORT_COUNT]; /* of them, by transport */
     kf_push_windows_t *windows;                      /* of the topics windowed clients follow */
@@ -179,7 +183,7 @@ void kf__push_stream_end(kf_push_client_t *client)
  * client has ended. */
 static int client_deliver(kf_push_client_t *client, kf_event_t *event)
 {
-    if (event->id != 0 && event->id <= client->cursor)
+    if (event->id != 0 && event->id <= client->cursor && !event->late)
         return 0;
     int rc = client->ops->deliver(client, event);
     if (rc != 0)
@@ -361,6 +365,9 @@ void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport
     kf_push_client_unref(client);
     if (rc != 0 || dead)
         return;
+    /* After start, which may have taken the cursor from Last-Event-ID. */
+    if (client->cursor > push->rewind_floor && kf_clock_mono_ms() < push->rewind_until_ms)
+        client->cursor = push->rewind_floor;
     if (client->ops->windowed) /* first: see kf__push_window_attach */
         client->window = kf__push_window_attach(push->windows, source->topic);
     if (client->ops->follows)
@@ -393,6 +400,14 @@ kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *c
     push->tick.data = push;
     uv_timer_start(&push->tick, tick_cb, TICK_MS, TICK_MS);
     return push;
+}
+
+void kf_push_rewind(kf_push_t *push, uint64_t floor, uint64_t for_ms)
+{
+    uint64_t now = kf_clock_mono_ms();
+    if (now >= push->rewind_until_ms || floor < push->rewind_floor)
+        push->rewind_floor = floor;
+    push->rewind_until_ms = now + for_ms;
 }
 
 void kf_push_drain(kf_push_t *push)

@@ -24,7 +24,7 @@ test('ops: /readyz answers 503 shutting_down through --drain-delay after SIGTERM
       const r = await srv.api('GET', '/readyz');
       return r.status === 503 && r;
     }, { timeout: 1500, interval: 50, what: '/readyz 503 after SIGTERM' });
-    assert.deepEqual(notReady.json, { status: 'not_ready', reason: 'shutting_down', writable: true, shutting_down: true });
+    assert.deepEqual(notReady.json, { status: 'not_ready', reason: 'shutting_down', writable: true, bus_connected: true, shutting_down: true });
     assert.equal(notReady.headers['retry-after'], '5');
     // Alive, and serving everyone already here until the delay is over.
     assert.equal((await srv.api('GET', '/healthz')).status, 200);

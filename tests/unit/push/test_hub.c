@@ -665,6 +665,79 @@ static void test_publish_prefix(void **state)
     kf_hub_free(hub);
 }
 
+/* What the relay heard, and whether it came before the subscribers. */
+typedef struct relayed {
+    int calls;
+    char topic[32];
+    bool prefix;
+    int subscriber_calls_before; /* the listener's count when the relay ran */
+    listener_t *listener;
+} relayed_t;
+
+static void hub_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
+{
+    relayed_t *r = ctx;
+    r->calls++;
+    snprintf(r->topic, sizeof r->topic, "%s", topic);
+    r->prefix = prefix;
+    r->subscriber_calls_before = r->listener->calls;
+    event->late = true; /* the relay may mark it; the subscribers see the mark */
+}
+
+static void test_relay(void **state)
+{
+    (void)state;
+    kf_hub_t *hub = kf_hub_new();
+    listener_t l;
+    listener_init(&l, hub, NULL);
+    kf_hub_subscribe(hub, "visitor:1", &l.sub);
+    relayed_t r = {.listener = &l};
+    kf_hub_set_relay(hub, hub_relay_cb, &r);
+
+    /* Relayed once per publish, before the subscribers, also with none on the topic. */
+    assert_int_equal(publish_text(hub, "visitor:1", 3, "{\"type\":\"message\"}"), 1);
+    assert_int_equal(r.calls, 1);
+    assert_string_equal(r.topic, "visitor:1");
+    assert_false(r.prefix);
+    assert_int_equal(r.subscriber_calls_before, 0);
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(publish_text(hub, "nobody", 0, "{}"), 0);
+    assert_int_equal(r.calls, 2);
+    kf_event_t *event = kf_event_new(0, "{}", 2);
+    assert_false(event->late);
+    assert_int_equal(kf_hub_publish_prefix(hub, "visitor:", event), 1);
+    assert_true(event->late);
+    assert_int_equal(r.calls, 3);
+    assert_string_equal(r.topic, "visitor:");
+    assert_true(r.prefix);
+
+    /* Delivering (what came from another node) calls the subscribers only. */
+    assert_int_equal(kf_hub_deliver(hub, "visitor:1", event), 1);
+    assert_int_equal(kf_hub_deliver_prefix(hub, "visitor:", event), 1);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(l.calls, 4);
+    kf_event_unref(event);
+
+    /* Relaying (news for other nodes only) calls the relay only. */
+    event = kf_event_new(0, "{}", 2);
+    kf_hub_relay(hub, "visitor:1", event);
+    kf_event_unref(event);
+    assert_int_equal(r.calls, 4);
+    assert_false(r.prefix);
+    assert_int_equal(l.calls, 4);
+
+    /* Removed: publishing is local again, and relaying does nothing. */
+    kf_hub_set_relay(hub, NULL, NULL);
+    publish_text(hub, "visitor:1", 0, "{}");
+    event = kf_event_new(0, "{}", 2);
+    kf_hub_relay(hub, "visitor:1", event);
+    kf_event_unref(event);
+    assert_int_equal(r.calls, 4);
+    assert_int_equal(l.calls, 5);
+    kf_hub_unsubscribe(hub, &l.sub);
+    kf_hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_free_without_subscribers),
         cmocka_unit_test(test_free_detaches_leftovers),
         cmocka_unit_test(test_publish_prefix),
+        cmocka_unit_test(test_relay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

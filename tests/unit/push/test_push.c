@@ -210,6 +210,59 @@ static void test_drain(void **state)
         lc_close(c[i]);
 }
 
+/* An event marked late (bus/bus.h: another node's message that came after a newer one) reaches
+ * a client whose cursor is past it; the same id unmarked does not. */
+static void test_late_event_passes_the_cursor(void **state)
+{
+    (void)state;
+    for (int i = 1; i <= 3; i++)
+        pf_store_publish("m");
+    lc_client_t *c = lc_get("/sse?after=0", "");
+    LC_RUN_UNTIL(lc_seen(c, "\"id\":\"3\"}"));
+    static const char again[] = "{\"type\":\"message\",\"x\":\"again\",\"id\":\"2\"}";
+    static const char late[] = "{\"type\":\"message\",\"x\":\"late\",\"id\":\"2\"}";
+    kf_event_t *event = kf_event_new(2, again, sizeof again - 1);
+    pf_publish(event);
+    kf_event_unref(event);
+    event = kf_event_new(2, late, sizeof late - 1);
+    event->late = true;
+    pf_publish(event);
+    kf_event_unref(event);
+    pf_store_publish("m");
+    LC_RUN_UNTIL(lc_seen(c, "\"id\":\"4\"}"));
+    assert_false(lc_seen(c, "\"x\":\"again\""));
+    assert_true(lc_seen(c, "\"x\":\"late\""));
+    assert_true(lc_find(c, "\"x\":\"late\"") < lc_find(c, "\"id\":\"4\"}"));
+    lc_close(c);
+}
+
+/* After kf_push_rewind, clients that start replay from the floor whatever cursor they bring
+ * (the URL's or SSE's Last-Event-ID), until the time is up; a second rewind keeps the lower
+ * floor. */
+static void test_rewind(void **state)
+{
+    (void)state;
+    for (int i = 1; i <= 4; i++)
+        pf_store_publish("m");
+    kf_push_rewind(pf->push, 3, 60000);
+    kf_push_rewind(pf->push, 2, 60000);
+    kf_push_rewind(pf->push, 3, 60000); /* the lower one holds */
+    lc_client_t *c = lc_get("/sse?after=0", "Last-Event-ID: 4\r\n");
+    LC_RUN_UNTIL(lc_seen(c, "\"id\":\"4\"}"));
+    pf_check_events(c, 3, 4);
+    assert_false(lc_seen(c, "\"id\":\"2\"}"));
+    lc_client_t *polled = pf_answer("/poll?after=4");
+    assert_true(lc_seen(polled, "\"id\":\"3\"}") && lc_seen(polled, "\"id\":\"4\"}"));
+    lc_close(polled);
+    /* Over: a client past everything is replayed nothing. */
+    kf_push_rewind(pf->push, 1, 0);
+    polled = pf_answer("/poll?after=4");
+    assert_false(lc_seen(polled, "\"id\":\"3\"}") || lc_seen(polled, "\"id\":\"4\"}"));
+    assert_true(lc_seen(polled, "\"cursor\":\"4\""));
+    lc_close(polled);
+    lc_close(c);
+}
+
 static void test_end_subject(void **state)
 {
     (void)state;
@@ -241,6 +294,8 @@ int main(void)
         TEST(test_shared_encodings),
         TEST(test_ws_client_ref),
         TEST(test_drain),
+        TEST(test_late_event_passes_the_cursor),
+        TEST(test_rewind),
         TEST(test_end_subject),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

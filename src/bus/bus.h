@@ -1,0 +1,118 @@
+/* bus.h: what carries events between kefu nodes. Each node's chat layer publishes on its own hub
+ * (push/hub.h); the bus takes what is published there to the other nodes' hubs, which deliver it
+ * to their own subscribers. Two kinds: in-process (one node, the default: nothing to carry) and
+ * Redis pub/sub (bus/redis.c). Single-threaded: all calls from the loop thread.
+ *
+ * A node delivers its own events to its own subscribers at once, through its hub, and skips its
+ * own echo from Redis (every message names the node that sent it): a node's clients never wait
+ * on Redis, and keep working while Redis is away. docs/ARCHITECTURE.md ("Several nodes") says why
+ * and what happens when Redis goes away and comes back. */
+#ifndef KF_BUS_H
+#define KF_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "push/hub.h"
+
+typedef struct kf_bus kf_bus_t;
+
+/* What a bus tells its owner, who decides what to log and what to do. */
+typedef enum {
+    KF_BUS_UP,   /* connected and subscribed: events cross nodes (again) */
+    KF_BUS_DOWN, /* the connection failed or was lost (once per outage; retrying meanwhile) */
+    /* This node may have missed events from others (the bus was away and is back, or another
+     * node says its events were lost on the way): the owner makes its push clients catch up
+     * from the store by their cursors (kf_push_drain), since live events alone cannot be
+     * trusted now. */
+    KF_BUS_GAP,
+    /* A message event from another node, about to be delivered here: detail is its topic, after
+     * its id. What this node knows of the store (the newest message id, which lets a replay skip
+     * its query) must now count it: another process wrote it. */
+    KF_BUS_MESSAGE,
+} kf_bus_change_t;
+/* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". after: for KF_BUS_GAP, the
+ * message id above which messages may have been missed (kf_push_rewind's floor; UINT64_MAX when
+ * only ephemeral events were). */
+typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail,
+                                 uint64_t after);
+
+/* A bus address, parsed: "redis://HOST[:PORT]" (an IPv6 HOST in brackets; PORT 6379 when left
+ * out). */
+typedef struct kf_bus_url {
+    char host[256]; /* NUL-terminated, brackets removed */
+    int port;       /* 1 to 65535 */
+} kf_bus_url_t;
+
+/* Parses url into out. Returns 0 or KF_EINVAL (another scheme, no host, a bad port, a path, a
+ * user or password: not supported yet). */
+int kf_bus_url_parse(const char *url, kf_bus_url_t *out);
+
+/* The in-process bus: one node, nothing to carry; always ready. */
+kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
+/* A Redis bus on loop, relaying hub's publishes: connects in the background (never blocking on
+ * the network: give HOST as an address or a name /etc/hosts answers, since hiredis resolves
+ * names synchronously) and reconnects after a loss by itself, with backoff; not ready until
+ * connected and subscribed. notify (may be NULL) is called on the loop, never from inside this
+ * call; KF_BUS_GAP follows every KF_BUS_UP, since events may have passed while the bus was not
+ * ready. Returns NULL only on a bad url. hub must outlive the bus. */
+kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, kf_bus_notify_fn notify,
+                           void *notify_ctx);
+/* Whether events published now reach the other nodes (a Redis bus connected and subscribed). */
+bool kf_bus_ready(const kf_bus_t *bus);
+/* "in-process" or "redis", for /metrics and logs. */
+const char *kf_bus_kind(const kf_bus_t *bus);
+/* Events this node sent to the bus, received from other nodes, and lost (published while the bus
+ * was away, or never confirmed by Redis). */
+typedef struct kf_bus_stats {
+    uint64_t sent, received, lost;
+    uint64_t malformed; /* messages on the channel that did not decode (dropped) */
+    uint64_t connects;  /* times the bus became ready */
+} kf_bus_stats_t;
+void kf_bus_stats(const kf_bus_t *bus, kf_bus_stats_t *out);
+/* Stops relaying and frees the bus (a Redis bus's connections and timer close asynchronously: run
+ * the loop after). NULL is ignored. */
+void kf_bus_free(kf_bus_t *bus);
+
+/* ---- the bytes on the wire (bus/codec.c) ----
+ * One Redis message is one line of header, then the event's JSON:
+ *   "kf1 " KIND " " NODE " " ID " " BORN " " TOPIC "\n" JSON
+ * KIND is 'e' (an event on TOPIC), 'p' (an event on every topic starting with TOPIC) or 'r' (the
+ * sender lost events on their way: every other node resyncs from ID, the newest message id below
+ * every lost one, or UINT64_MAX when none was a message; TOPIC "-" and JSON "{}"); NODE is
+ * the sender's id, 16 lower-case hex digits; ID the event's cursor (a message's store id, 0 for an
+ * ephemeral event) and BORN its born_ms, decimal; TOPIC 1 to KF_BUS_MAX_TOPIC printable ASCII
+ * bytes without spaces; JSON an object ('{' to '}') without NUL bytes. */
+#define KF_BUS_NODE_LEN 16
+#define KF_BUS_MAX_TOPIC 200
+
+typedef enum {
+    KF_BUS_EVENT = 'e',
+    KF_BUS_PREFIX = 'p',
+    KF_BUS_RESYNC = 'r',
+} kf_bus_kind_t;
+
+/* A decoded message: views into the bytes it was decoded from. */
+typedef struct kf_bus_msg {
+    kf_bus_kind_t kind;
+    const char *node; /* KF_BUS_NODE_LEN bytes, not NUL-terminated */
+    uint64_t id;
+    int64_t born_ms;
+    const char *topic; /* topic_len bytes, not NUL-terminated */
+    size_t topic_len;
+    const char *json; /* json_len bytes */
+    size_t json_len;
+} kf_bus_msg_t;
+
+/* Appends the message to out (base/buf.h; cleared first). topic and json as above: the caller's
+ * (an event's json is an object without NUL bytes, the hub's topics are short). Returns 0 or
+ * KF_EINVAL (a topic or node that the decoder would refuse: nothing is sent). */
+int kf_bus_encode(kf_buf_t *out, kf_bus_kind_t kind, const char *node, uint64_t id, int64_t born_ms,
+                  const char *topic, const char *json, size_t json_len);
+/* Decodes len bytes (any bytes: they come from the network) into msg. Returns 0 or KF_EPROTO. */
+int kf_bus_decode(const char *data, size_t len, kf_bus_msg_t *msg);
+
+#endif

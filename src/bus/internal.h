@@ -1,0 +1,20 @@
+/* internal.h: what every bus implementation fills in behind bus/bus.h. */
+#ifndef KF_BUS_INTERNAL_H
+#define KF_BUS_INTERNAL_H
+
+#include "bus/bus.h"
+
+typedef struct kf_bus_ops {
+    const char *kind;                   /* kf_bus_kind's answer */
+    bool (*ready)(const kf_bus_t *bus); /* kf_bus_ready */
+    void (*free)(kf_bus_t *bus);        /* kf_bus_free, after the relay is removed */
+} kf_bus_ops_t;
+
+/* The part every bus shares; an implementation's struct starts with it. */
+struct kf_bus {
+    const kf_bus_ops_t *ops;
+    kf_hub_t *hub;        /* whose publishes it relays (not owned) */
+    kf_bus_stats_t stats; /* kept by the implementation */
+};
+
+#endif

@@ -1,0 +1,456 @@
+/* redis.c: the Redis bus: Redis pub/sub through hiredis's asynchronous API on the libuv loop. Two
+ * connections, since a subscribed connection may send nothing but (un)subscriptions: one
+ * publishes, one is subscribed to the one channel every node shares. Either failing takes both
+ * down and a timer brings them back, with backoff. */
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "bus/internal.h"
+
+/* Every node publishes to and listens on this one channel: each node hears every event, also
+ * those for topics it has no subscriber on. Simple, and right while nodes are few (Redis sends
+ * each message once per node); a channel per topic, subscribed while a local subscriber is on
+ * it, is the step after (docs/ARCHITECTURE.md). */
+#define CHANNEL "kefu:events"
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+/* A connection that has not come up by then is given up and tried again: hiredis's
+ * asynchronous connect has no time-out of its own, and a dropped SYN would wait minutes. */
+#define CONNECT_TIMEOUT_MS 5000
+
+typedef struct redis_bus {
+    kf_bus_t base;
+    uv_loop_t *loop;
+    kf_bus_url_t url;
+    char node[KF_BUS_NODE_LEN + 1]; /* this node's id, hex: its own echo is skipped */
+    kf_bus_notify_fn notify;
+    void *notify_ctx;
+    redisAsyncContext *pub; /* publishes; NULL while down */
+    redisAsyncContext *sub; /* subscribed to CHANNEL; NULL while down */
+    bool pub_up;            /* pub is connected */
+    bool sub_up;            /* sub's SUBSCRIBE is confirmed */
+    bool ready;             /* both: events cross nodes */
+    bool down_reported;     /* KF_BUS_DOWN told for this outage */
+    bool lost;              /* an event of ours was lost since the last ready: others resync */
+    uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
+    uint64_t newest_id;     /* the newest message id this node's hub has delivered */
+    uint64_t gap_floor;     /* newest_id when the bus went down: where our clients resync from */
+    bool freeing;           /* kf_bus_free under way: no more reconnects */
+    uint64_t backoff_ms;    /* the wait before the next attempt */
+    uv_timer_t *timer;      /* the next attempt, or a connect's time-out */
+    kf_buf_t out;           /* the message being encoded */
+} redis_bus_t;
+
+static void attempt_cb(uv_timer_t *timer);
+
+/* ---- hiredis on libuv ----
+ * Our own adapter rather than the libuv one hiredis ships: that one drops a poll's error status,
+ * and libuv reports a refused connect (POLLERR) as just that, stopping the handle, so a refused
+ * connection was never noticed. Here an error hands the socket back to hiredis, whose read or
+ * connect check then finds the error and fails the connection. */
+typedef struct poller {
+    redisAsyncContext *ctx; /* NULL once hiredis has let go (cleanup) */
+    uv_poll_t handle;
+    int events; /* UV_READABLE | UV_WRITABLE wanted */
+} poller_t;
+
+static void poll_cb(uv_poll_t *handle, int status, int events)
+{
+    poller_t *p = handle->data;
+    if (status < 0) /* the handle is stopped: let hiredis find the error */
+        events =
+            (p->ctx != NULL && (p->ctx->c.flags & REDIS_CONNECTED)) ? UV_READABLE : UV_WRITABLE;
+    if (p->ctx != NULL && (events & UV_READABLE))
+        redisAsyncHandleRead(p->ctx);
+    if (p->ctx != NULL && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ctx);
+}
+
+static void poll_update(poller_t *p, int events)
+{
+    p->events = events;
+    if (events != 0)
+        uv_poll_start(&p->handle, events, poll_cb);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void add_read(void *data)
+{
+    poller_t *p = data;
+    poll_update(p, p->events | UV_READABLE);
+}
+
+static void del_read(void *data)
+{
+    poller_t *p = data;
+    poll_update(p, p->events & ~UV_READABLE);
+}
+
+static void add_write(void *data)
+{
+    poller_t *p = data;
+    poll_update(p, p->events | UV_WRITABLE);
+}
+
+static void del_write(void *data)
+{
+    poller_t *p = data;
+    poll_update(p, p->events & ~UV_WRITABLE);
+}
+
+static void poller_closed_cb(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void cleanup(void *data)
+{
+    poller_t *p = data;
+    p->ctx = NULL;
+    uv_close((uv_handle_t *)&p->handle, poller_closed_cb);
+}
+
+/* Watches ctx's socket on loop. Returns 0 or KF_EIO. */
+static int attach(redisAsyncContext *ctx, uv_loop_t *loop)
+{
+    poller_t *p = kf_xcalloc(1, sizeof *p);
+    if (uv_poll_init(loop, &p->handle, ctx->c.fd) != 0) {
+        free(p);
+        return KF_EIO;
+    }
+    p->handle.data = p;
+    p->ctx = ctx;
+    ctx->ev.data = p;
+    ctx->ev.addRead = add_read;
+    ctx->ev.delRead = del_read;
+    ctx->ev.addWrite = add_write;
+    ctx->ev.delWrite = del_write;
+    ctx->ev.cleanup = cleanup;
+    return 0;
+}
+
+static void notify(redis_bus_t *bus, kf_bus_change_t change, const char *detail, uint64_t after)
+{
+    if (bus->notify != NULL && !bus->freeing)
+        bus->notify(bus->notify_ctx, change, detail, after);
+}
+
+/* An event of ours that did not reach Redis. */
+static void lose(redis_bus_t *bus, uint64_t id)
+{
+    bus->base.stats.lost++;
+    bus->lost = true;
+    if (id != 0 && id - 1 < bus->lost_floor)
+        bus->lost_floor = id - 1;
+}
+
+/* Frees both connections (their pending callbacks run with no reply; their disconnect callbacks
+ * find them no longer ours and do nothing). */
+static void teardown(redis_bus_t *bus)
+{
+    redisAsyncContext *pub = bus->pub;
+    redisAsyncContext *sub = bus->sub;
+    bus->pub = bus->sub = NULL;
+    bus->pub_up = bus->sub_up = bus->ready = false;
+    if (pub != NULL)
+        redisAsyncFree(pub);
+    if (sub != NULL)
+        redisAsyncFree(sub);
+}
+
+/* One connection failed (to connect, or later): both go, and a later attempt brings them back. */
+static void failed(redis_bus_t *bus, const char *why)
+{
+    bool was_ready = bus->ready;
+    teardown(bus);
+    if (bus->freeing)
+        return;
+    if (was_ready) {
+        bus->backoff_ms = BACKOFF_FIRST_MS;
+        bus->gap_floor = bus->newest_id;
+    }
+    if (!bus->down_reported) {
+        bus->down_reported = true;
+        notify(bus, KF_BUS_DOWN, why != NULL ? why : "connection lost", 0);
+    }
+    uv_timer_start(bus->timer, attempt_cb, bus->backoff_ms, 0);
+    bus->backoff_ms = bus->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : bus->backoff_ms * 2;
+}
+
+/* The id of what was published travels as the callback's data (no allocation per publish). */
+static void publish_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    const redisReply *r = reply;
+    redis_bus_t *bus = ctx->data;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        lose(bus, (uint64_t)(uintptr_t)data);
+}
+
+/* Sends one message on pub. Returns 0 or KF_EUNAVAIL. */
+static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64_t born_ms,
+                        const char *topic, const char *json, size_t json_len)
+{
+    if (kf_bus_encode(&bus->out, kind, bus->node, id, born_ms, topic, json, json_len) != 0)
+        return KF_EINVAL;
+    if (redisAsyncCommand(bus->pub, publish_cb, (void *)(uintptr_t)id, "PUBLISH %s %b", CHANNEL,
+                          bus->out.data, bus->out.len) != REDIS_OK)
+        return KF_EUNAVAIL;
+    return 0;
+}
+
+static void became_ready(redis_bus_t *bus)
+{
+    if (bus->ready || !bus->pub_up || !bus->sub_up)
+        return;
+    bus->ready = true;
+    bus->down_reported = false;
+    bus->backoff_ms = BACKOFF_FIRST_MS;
+    uv_timer_stop(bus->timer);
+    bus->base.stats.connects++;
+    /* Others missed what we published while away: they catch up from the store too. */
+    if (bus->lost && send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", "{}", 2) == 0) {
+        bus->lost = false;
+        bus->lost_floor = UINT64_MAX;
+    }
+    notify(bus, KF_BUS_UP, "", 0);
+    /* And we missed what they published meanwhile, from where we were when the bus went. On the
+     * first connect there was no before: clients that came early resume from their own cursors
+     * (a rewind to 0 would replay the whole history to every client). */
+    uint64_t floor = bus->base.stats.connects > 1 ? bus->gap_floor : UINT64_MAX;
+    notify(bus, KF_BUS_GAP, "", floor);
+}
+
+/* Relays one event this node published (the hub's relay). */
+static void relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
+{
+    redis_bus_t *bus = ctx;
+    /* Our commit came before a newer one from another node that was delivered here first. */
+    if (event->id != 0 && event->id < bus->newest_id)
+        event->late = true;
+    if (event->id > bus->newest_id)
+        bus->newest_id = event->id;
+    if (!bus->ready) {
+        lose(bus, event->id);
+        return;
+    }
+    int rc = send_message(bus, prefix ? KF_BUS_PREFIX : KF_BUS_EVENT, event->id, event->born_ms,
+                          topic, event->json, event->len);
+    if (rc == 0)
+        bus->base.stats.sent++;
+    else if (rc == KF_EUNAVAIL)
+        lose(bus, event->id);
+    else
+        bus->base.stats.lost++; /* one the decoder would refuse: nobody could take it */
+}
+
+/* One message from the channel: an event for this node's subscribers, unless it is our own. */
+static void receive(redis_bus_t *bus, const char *data, size_t len)
+{
+    kf_bus_msg_t msg;
+    if (kf_bus_decode(data, len, &msg) != 0) {
+        bus->base.stats.malformed++;
+        return;
+    }
+    if (memcmp(msg.node, bus->node, KF_BUS_NODE_LEN) == 0)
+        return;
+    bus->base.stats.received++;
+    if (msg.kind == KF_BUS_RESYNC) {
+        notify(bus, KF_BUS_GAP, "", msg.id);
+        return;
+    }
+    char topic[KF_BUS_MAX_TOPIC + 1];
+    memcpy(topic, msg.topic, msg.topic_len);
+    topic[msg.topic_len] = '\0';
+    kf_event_t *event = kf_event_new(msg.id, msg.json, msg.json_len);
+    event->born_ms = msg.born_ms;
+    /* Committed before a newer one delivered here already (commits and deliveries on different
+     * nodes interleave): clients past it must still get it. */
+    event->late = msg.id != 0 && msg.id < bus->newest_id;
+    if (msg.id > bus->newest_id)
+        bus->newest_id = msg.id;
+    if (msg.id != 0)
+        notify(bus, KF_BUS_MESSAGE, topic, msg.id);
+    if (msg.kind == KF_BUS_PREFIX)
+        kf_hub_deliver_prefix(bus->base.hub, topic, event);
+    else
+        kf_hub_deliver(bus->base.hub, topic, event);
+    kf_event_unref(event);
+}
+
+static bool reply_is(const redisReply *r, const char *what)
+{
+    return r->type == REDIS_REPLY_STRING && strcmp(r->str, what) == 0;
+}
+
+/* Every reply on sub: the SUBSCRIBE's confirmation, then each message. */
+static void subscribed_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    redis_bus_t *bus = data;
+    const redisReply *r = reply;
+    if (r == NULL || ctx != bus->sub) /* freed: teardown's */
+        return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        failed(bus, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to SUBSCRIBE");
+        return;
+    }
+    if (reply_is(r->element[0], "subscribe")) {
+        bus->sub_up = true;
+        became_ready(bus);
+    } else if (reply_is(r->element[0], "message") && r->element[2]->type == REDIS_REPLY_STRING) {
+        receive(bus, r->element[2]->str, r->element[2]->len);
+    }
+}
+
+static void connect_cb(const redisAsyncContext *ctx, int status)
+{
+    redis_bus_t *bus = ctx->data;
+    if (ctx != bus->pub && ctx != bus->sub)
+        return;
+    if (status != REDIS_OK) {
+        /* hiredis frees ctx after this returns: not teardown's to free. */
+        if (ctx == bus->pub)
+            bus->pub = NULL;
+        else
+            bus->sub = NULL;
+        failed(bus, ctx->errstr);
+        return;
+    }
+    if (ctx == bus->pub) {
+        bus->pub_up = true;
+        became_ready(bus);
+    }
+}
+
+static void disconnect_cb(const redisAsyncContext *ctx, int status)
+{
+    (void)status;
+    redis_bus_t *bus = ctx->data;
+    if (ctx != bus->pub && ctx != bus->sub) /* teardown's own */
+        return;
+    /* hiredis frees ctx after this returns. */
+    if (ctx == bus->pub)
+        bus->pub = NULL;
+    else
+        bus->sub = NULL;
+    failed(bus, ctx->err != 0 ? ctx->errstr : "the server closed the connection");
+}
+
+/* Starts one connection. Returns it, or NULL after failed() (which it calls with why). */
+static redisAsyncContext *open_connection(redis_bus_t *bus)
+{
+    redisAsyncContext *ctx = redisAsyncConnect(bus->url.host, bus->url.port);
+    if (ctx == NULL) {
+        failed(bus, "out of memory");
+        return NULL;
+    }
+    if (ctx->err != 0) {
+        char why[128];
+        snprintf(why, sizeof why, "%s", ctx->errstr);
+        redisAsyncFree(ctx);
+        failed(bus, why);
+        return NULL;
+    }
+    ctx->data = bus;
+    if (attach(ctx, bus->loop) != 0) {
+        redisAsyncFree(ctx);
+        failed(bus, "cannot watch the connection on the loop");
+        return NULL;
+    }
+    redisAsyncSetConnectCallback(ctx, connect_cb);
+    redisAsyncSetDisconnectCallback(ctx, disconnect_cb);
+    return ctx;
+}
+
+static void timeout_cb(uv_timer_t *timer)
+{
+    redis_bus_t *bus = timer->data;
+    if (!bus->ready)
+        failed(bus, "timed out connecting");
+}
+
+/* Connects both, then waits at most CONNECT_TIMEOUT_MS for them. */
+static void attempt_cb(uv_timer_t *timer)
+{
+    redis_bus_t *bus = timer->data;
+    assert(bus->pub == NULL && bus->sub == NULL);
+    bus->pub = open_connection(bus);
+    if (bus->pub == NULL)
+        return;
+    bus->sub = open_connection(bus);
+    if (bus->sub == NULL)
+        return;
+    /* Queued now, sent once connected. */
+    if (redisAsyncCommand(bus->sub, subscribed_cb, bus, "SUBSCRIBE %s", CHANNEL) != REDIS_OK) {
+        failed(bus, "cannot subscribe");
+        return;
+    }
+    uv_timer_start(bus->timer, timeout_cb, CONNECT_TIMEOUT_MS, 0);
+}
+
+static bool redis_ready(const kf_bus_t *base)
+{
+    return ((const redis_bus_t *)base)->ready;
+}
+
+static void timer_closed_cb(uv_handle_t *handle)
+{
+    redis_bus_t *bus = handle->data;
+    free(handle);
+    kf_buf_free(&bus->out);
+    free(bus);
+}
+
+static void redis_free(kf_bus_t *base)
+{
+    redis_bus_t *bus = (redis_bus_t *)base;
+    bus->freeing = true;
+    teardown(bus);
+    uv_timer_stop(bus->timer);
+    uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
+}
+
+static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free};
+
+kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
+                           kf_bus_notify_fn notify_fn, void *notify_ctx)
+{
+    kf_bus_url_t parsed;
+    if (kf_bus_url_parse(url, &parsed) != 0)
+        return NULL;
+    redis_bus_t *bus = kf_xcalloc(1, sizeof *bus);
+    bus->base.ops = &redis_ops;
+    bus->base.hub = hub;
+    bus->loop = loop;
+    bus->url = parsed;
+    bus->notify = notify_fn;
+    bus->notify_ctx = notify_ctx;
+    bus->backoff_ms = BACKOFF_FIRST_MS;
+    bus->lost_floor = UINT64_MAX;
+    kf_buf_init(&bus->out);
+    /* A fresh id each start: a restarted node is a new sender (its old echo, if any were still on
+     * the way, is simply another node's). */
+    unsigned char raw[KF_BUS_NODE_LEN / 2];
+    if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
+        uint64_t fallback = uv_hrtime() ^ (uint64_t)(uintptr_t)bus;
+        memcpy(raw, &fallback, sizeof raw);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof raw; i++) {
+        bus->node[2 * i] = hex[raw[i] >> 4];
+        bus->node[2 * i + 1] = hex[raw[i] & 15];
+    }
+    bus->timer = kf_xcalloc(1, sizeof *bus->timer);
+    uv_timer_init(loop, bus->timer);
+    bus->timer->data = bus;
+    /* The first attempt from the loop, so that notify never runs inside this call. */
+    uv_timer_start(bus->timer, attempt_cb, 0, 0);
+    kf_hub_set_relay(hub, relay_cb, bus);
+    return &bus->base;
+}

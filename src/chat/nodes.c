@@ -1,0 +1,78 @@
+/* nodes.c: the changes one node tells the others about (nodes.h), and applying them. */
+#include "chat/nodes.h"
+
+#include <jansson.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "chat/events.h"
+#include "chat/internal.h"
+
+/* One change heard: {"type":"node","what":"logout"|"agent"|"visitor", ...}. What does not parse
+ * is dropped (it came from another node of ours, or from whoever can publish on the bus). */
+static void heard_cb(kf_sub_t *sub, kf_event_t *event)
+{
+    kf_app_t *app = sub->data;
+    json_t *body = json_loadb(event->json, event->len, 0, NULL);
+    const char *what = NULL, *hash = NULL;
+    json_int_t id = 0;
+    int disabled = 0, ended = 0;
+    if (body == NULL ||
+        json_unpack(body, "{s:s,s:I,s?s,s?b,s?b}", "what", &what, "id", &id, "hash", &hash,
+                    "disabled", &disabled, "ended", &ended) != 0 ||
+        id <= 0)
+        goto out;
+    if (strcmp(what, "logout") == 0 && hash != NULL && strlen(hash) == KF_HASH_HEX_SIZE - 1) {
+        kf_authn_forget_session(app->authn, hash);
+        kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
+        kf_push_end_subject(app->push, 'a', (int64_t)id);
+    } else if (strcmp(what, "agent") == 0) {
+        kf_authn_agent_changed(app->authn, (int64_t)id, disabled);
+        if (ended) {
+            kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
+            kf_push_end_subject(app->push, 'a', (int64_t)id);
+        }
+    } else if (strcmp(what, "visitor") == 0) {
+        kf_authn_visitor_changed(app->authn, (int64_t)id);
+    }
+out:
+    json_decref(body);
+}
+
+static void tell(kf_app_t *app, json_t *body)
+{
+    json_object_set_new(body, "type", json_string("node"));
+    kf_event_t *event = kf_chat_event(0, body);
+    if (event == NULL)
+        return;
+    kf_hub_relay(app->hub, KF_NODES_TOPIC, event);
+    kf_event_unref(event);
+}
+
+void kf_nodes_start(kf_app_t *app)
+{
+    kf_sub_init(&app->nodes_sub, heard_cb, app);
+    kf_hub_subscribe(app->hub, KF_NODES_TOPIC, &app->nodes_sub);
+}
+
+void kf_nodes_stop(kf_app_t *app)
+{
+    kf_hub_unsubscribe(app->hub, &app->nodes_sub);
+}
+
+void kf_nodes_tell_logout(kf_app_t *app, const char *token_hash, int64_t agent_id)
+{
+    tell(app, json_pack("{s:s,s:I,s:s}", "what", "logout", "id", (json_int_t)agent_id, "hash",
+                        token_hash));
+}
+
+void kf_nodes_tell_agent_changed(kf_app_t *app, int64_t agent_id, bool disabled, bool ended)
+{
+    tell(app, json_pack("{s:s,s:I,s:b,s:b}", "what", "agent", "id", (json_int_t)agent_id,
+                        "disabled", disabled, "ended", ended));
+}
+
+void kf_nodes_tell_visitor_changed(kf_app_t *app, int64_t visitor_id)
+{
+    tell(app, json_pack("{s:s,s:I}", "what", "visitor", "id", (json_int_t)visitor_id));
+}

@@ -1,0 +1,27 @@
+/* nodes.h: what one kefu node tells the others so that the state each process keeps for itself
+ * follows a change made on another: the credential caches after a logout, an account changed or
+ * disabled, a visitor's new name. Told on the hub's KF_NODES_TOPIC, which the bus carries to the
+ * other nodes only (kf_hub_relay: the teller has applied the change itself) and no push client
+ * follows. With the in-process bus nobody hears it. */
+#ifndef KF_CHAT_NODES_H
+#define KF_CHAT_NODES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct kf_app kf_app_t;
+
+#define KF_NODES_TOPIC "kefu:nodes"
+
+/* Starts and stops listening (kf_app_new, kf_app_free). */
+void kf_nodes_start(kf_app_t *app);
+void kf_nodes_stop(kf_app_t *app);
+/* A session (its token's hash) ended: its agent logged out. */
+void kf_nodes_tell_logout(kf_app_t *app, const char *token_hash, int64_t agent_id);
+/* An admin changed agent_id's account; ended: disabled or given a new password, so that its
+ * push connections and tickets end too. */
+void kf_nodes_tell_agent_changed(kf_app_t *app, int64_t agent_id, bool disabled, bool ended);
+/* A visitor's name (or identity) changed. */
+void kf_nodes_tell_visitor_changed(kf_app_t *app, int64_t visitor_id);
+
+#endif
