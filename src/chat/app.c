@@ -71,6 +71,7 @@ static void presence_changed_cb(void *ctx, int64_t agent_id, kf_presence_status_
     kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
     if (status == KF_PRESENCE_ONLINE)
         kf_autoassign_kick(app->autoassign);
+    kf_widget_presence_changed(app);
 }
 
 static size_t agent_connections(void *ctx, int64_t agent_id)
@@ -184,6 +185,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->typing_preview =
         kf_store_sync_setting_get(store, "typing_preview", preview, sizeof preview) == 0 &&
         strcmp(preview, "true") == 0;
+    *err = kf_widget_settings_load(app);
+    if (*err != 0)
+        goto out_free_authn;
     app->limits = kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;
@@ -227,6 +231,7 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     return app;
 
 out_free_authn:
+    kf_widget_settings_free(app);
     kf_authn_free(app->authn);
 out_free_app:
     free(app->metrics_allow);
@@ -270,6 +275,7 @@ void kf_app_free(kf_app_t *app)
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);
     kf_presence_free(app->presence);
+    kf_widget_settings_free(app);
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);

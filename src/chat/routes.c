@@ -29,6 +29,7 @@ static const endpoint_t endpoints[] = {
     {{"GET", "/healthz"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_health},
     {{"GET", "/widget"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget},
     {{"GET", "/widget.js"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget_loader},
+    {{"GET", "/api/widget"}, KF_ACCESS_PUBLIC, false, NULL, kf_widget_get},
     {{"GET", "/readyz"}, KF_ACCESS_PUBLIC, false, NULL, kf_ops_ready},
     /* Public to the dispatcher; its check admits allow-listed addresses or the token. */
     {{"GET", "/metrics"}, KF_ACCESS_PUBLIC, false, kf_ops_metrics_check, kf_ops_metrics},

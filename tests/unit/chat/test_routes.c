@@ -22,6 +22,7 @@ static const struct {
     {"GET", "/healthz", KF_ACCESS_PUBLIC, false},
     {"GET", "/widget", KF_ACCESS_PUBLIC, false},
     {"GET", "/widget.js", KF_ACCESS_PUBLIC, false},
+    {"GET", "/api/widget", KF_ACCESS_PUBLIC, false},
     {"GET", "/readyz", KF_ACCESS_PUBLIC, false},
     {"GET", "/metrics", KF_ACCESS_PUBLIC, false}, /* allow-listed addresses or a token: ops_api.c */
     {"POST", "/api/visitor/session", KF_ACCESS_PUBLIC, false},
