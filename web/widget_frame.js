@@ -210,6 +210,11 @@
       saveDetails();
       if (open) chat.shown();
     },
+    /* The admin's widget settings as they now are: the loader redraws its launcher (colour,
+     * corner) without a reload. */
+    settings(widget) {
+      tell({ev: 'settings', widget: {color: widget.color, position: widget.position}});
+    },
     /* Every message the page has (history and live); live: a new one that has just arrived. */
     message(message, live) {
       if (!started) {

@@ -44,6 +44,7 @@ static const endpoint_t endpoints[] = {
     {{"POST", "/api/visitor/rating"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_rating_post},
     {{"GET", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_get},
     {{"PATCH", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_patch},
+    {{"PUT", "/api/visitor/form"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_form_put},
     {{"GET", "/api/conversations/{id}/visitor"},
      KF_ACCESS_AGENT,
      false,

@@ -508,13 +508,16 @@ static int panel_conversation(void *ctx, const kf_conversation_t *conversation)
     return 0;
 }
 
-static void panel_conversations_cb(void *ctx, const kf_store_result_t *r)
+/* The pre-chat form's answers, last: null when the visitor gave none. */
+static void panel_form_cb(void *ctx, const kf_store_result_t *r)
 {
     panel_wait_t *w = ctx;
-    if (r->rc != 0) {
+    if (r->rc != 0 && r->rc != KF_ENOTFOUND) {
         panel_fail(w, r->rc, NULL);
         return;
     }
+    json_t *form = r->rc == 0 ? json_loads(r->value, 0, NULL) : NULL;
+    json_object_set_new(w->visitor, "form", form != NULL ? form : json_null());
     if (w->base.req != NULL) {
         json_object_set(w->visitor, "pages", w->pages);
         kf_resp_json(
@@ -522,6 +525,18 @@ static void panel_conversations_cb(void *ctx, const kf_store_result_t *r)
             json_pack("{s:O,s:O}", "visitor", w->visitor, "conversations", w->conversations));
     }
     panel_free(w);
+}
+
+static void panel_conversations_cb(void *ctx, const kf_store_result_t *r)
+{
+    panel_wait_t *w = ctx;
+    int rc = r->rc;
+    if (rc == 0) {
+        json_int_t id = json_integer_value(json_object_get(w->visitor, "id"));
+        rc = kf_visitor_form_get(w->app, id, panel_form_cb, w);
+    }
+    if (rc != 0)
+        panel_fail(w, rc, NULL);
 }
 
 /* The newest page gives the latest details; pages are the visit's while the gaps stay short. */

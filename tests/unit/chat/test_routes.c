@@ -36,6 +36,7 @@ static const struct {
     {"POST", "/api/visitor/rating", KF_ACCESS_VISITOR, false},
     {"GET", "/api/visitor", KF_ACCESS_VISITOR, false},
     {"PATCH", "/api/visitor", KF_ACCESS_VISITOR, false},
+    {"PUT", "/api/visitor/form", KF_ACCESS_VISITOR, false},
     {"GET", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, false},
     {"PATCH", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, true},
     {"GET", "/api/settings", KF_ACCESS_AGENT, false},

@@ -4,6 +4,7 @@
  * an agent's refused (403), a bad value and a failed write that change nothing. */
 #include "support/chat_fixture.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,11 +116,59 @@ static void test_change(void **state)
     assert_non_null(json_object_get(json_object_get(cf->app->widget, "hours"), "sat"));
 }
 
+/* The pre-chat form's answers: checked against the admin's form, then in the visitor panel. */
+static void test_form(void **state)
+{
+    (void)state;
+    expect(cf_request(AS_ADMIN, "PATCH", "/api/settings",
+                      "{\"widget\":{\"prechat\":{\"required\":true,\"fields\":[{\"label\":"
+                      "\"Order\",\"required\":true},{\"label\":\"Shop\",\"required\":false}],"
+                      "\"consent\":\"You may keep my e-mail.\"}}}"),
+           200, "", "a form");
+    static const char *const refused[] = {
+        "{}",
+        "{\"fields\":[],\"consent\":true}",
+        "{\"fields\":[{\"label\":\"Order\",\"value\":\"\"},{\"label\":\"Shop\","
+        "\"value\":\"\"}],\"consent\":true}",
+        "{\"fields\":[{\"label\":\"Order\",\"value\":\"7\"},{\"label\":\"Shop\","
+        "\"value\":\"\"}],\"consent\":false}",
+        "{\"fields\":[{\"label\":\"Shop\",\"value\":\"7\"},{\"label\":\"Order\","
+        "\"value\":\"7\"}],\"consent\":true}",
+        "{\"fields\":[{\"label\":\"Order\",\"value\":7},{\"label\":\"Shop\","
+        "\"value\":\"\"}],\"consent\":true}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        expect(cf_request(AS_VISITOR, "PUT", "/api/visitor/form", refused[i]), 400, "bad_request",
+               refused[i]);
+    expect(cf_request(AS_AGENT, "PUT", "/api/visitor/form", "{}"), 401, "unauthorized", "an agent");
+    char path[96];
+    snprintf(path, sizeof path, "/api/conversations/%lld/visitor", (long long)cf->conversation_id);
+    cf_response_t *r = cf_request(AS_AGENT, "GET", path, NULL);
+    assert_true(json_is_null(json_object_get(json_object_get(r->json, "visitor"), "form")));
+    expect(r, 200, "", "no answers yet");
+
+    int agent_events = cf->agent_events;
+    expect(cf_request(AS_VISITOR, "PUT", "/api/visitor/form",
+                      "{\"fields\":[{\"label\":\"Order\",\"value\":\"A-17\"},{\"label\":"
+                      "\"Shop\",\"value\":\"\"}],\"consent\":true}"),
+           200, "", "the answers");
+    assert_int_equal(cf->agent_events, agent_events + 1);
+    r = cf_request(AS_AGENT, "GET", path, NULL);
+    json_t *form = json_object_get(json_object_get(r->json, "visitor"), "form");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(form, "fields"), 0), "value")),
+                        "A-17");
+    assert_string_equal(json_string_value(json_object_get(form, "consent")),
+                        "You may keep my e-mail.");
+    expect(r, 200, "", "the panel shows them");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_public_copy, cf_test_setup),
         cmocka_unit_test_setup(test_change, cf_test_setup),
+        cmocka_unit_test_setup(test_form, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);
 }
