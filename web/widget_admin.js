@@ -49,6 +49,7 @@
     $('widget-time-zone').value = w.time_zone;
     $('widget-greeting').value = w.greeting;
     $('widget-hours-on').checked = w.hours !== null;
+    $('widget-offline-form').checked = w.offline_form === true;
     for (const d of DAYS) {
       const day = w.hours && w.hours[d];
       $('widget-day-' + d).checked = !!day || (w.hours === null && DAYS.indexOf(d) < 5);
@@ -86,6 +87,7 @@
       time_zone: $('widget-time-zone').value.trim(),
       greeting: $('widget-greeting').value.trim(),
       hours,
+      offline_form: $('widget-offline-form').checked,
       pages: lines('widget-pages'),
       prechat: {
         required: $('widget-prechat-required').checked,

@@ -113,7 +113,8 @@
 
   function render() {
     if (!widget) return;
-    const away = unavailable();
+    // Only where the admin asked for it: by default a desk takes messages whoever is there.
+    const away = unavailable() && widget.offline_form === true;
     offlineNotice.hidden = !away;
     if (away) {
       offlineNotice.textContent = availability.open_now === false ? t('wforms.closedNotice') : t('wforms.awayNotice');

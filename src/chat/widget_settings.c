@@ -23,10 +23,10 @@ static const char *const DAYS[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "s
 
 json_t *kf_widget_defaults(void)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:[],s:{s:b,s:[],s:s}}", "color", "#2159cc",
-                     "position", "bottom-right", "title", "", "greeting", "", "avatar", "",
-                     "language", "auto", "time_zone", "UTC", "hours", "pages", "prechat",
-                     "required", 0, "fields", "consent", "");
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:b,s:[],s:{s:b,s:[],s:s}}", "color",
+                     "#2159cc", "position", "bottom-right", "title", "", "greeting", "", "avatar",
+                     "", "language", "auto", "time_zone", "UTC", "hours", "offline_form", 0,
+                     "pages", "prechat", "required", 0, "fields", "consent", "");
 }
 
 /* A string of at most max bytes with no control characters (all of it is shown as text). */
@@ -188,6 +188,9 @@ static json_t *checked(const char *key, json_t *value, const char **why)
         ok = hours_ok(value);
         *why = "hours: null or {\"mon\": {\"open\": \"HH:MM\", \"close\": \"HH:MM\"}, …} with "
                "close after open";
+    } else if (strcmp(key, "offline_form") == 0) {
+        ok = json_is_boolean(value);
+        *why = "offline_form: true or false";
     } else if (strcmp(key, "pages") == 0) {
         ok = pages_ok(value);
         *why = "pages: at most 20 paths starting with /, without spaces";

@@ -44,6 +44,7 @@ static void test_accepted(void **state)
     json_t *s = merged("{\"color\":\"#A1B2C3\",\"position\":\"bottom-left\",\"title\":\"Help\","
                        "\"greeting\":\"Hi!\\nAsk away.\",\"avatar\":\"ML\",\"language\":\"zh-CN\","
                        "\"time_zone\":\"Asia/Shanghai\",\"pages\":[\"/shop\",\"/help/*\"],"
+                       "\"offline_form\":true,"
                        "\"hours\":{\"mon\":{\"open\":\"09:00\",\"close\":\"24:00\"}},"
                        "\"prechat\":{\"required\":true,\"fields\":[{\"label\":\"Order\","
                        "\"required\":false}],\"consent\":\"I agree.\"}}",
@@ -101,6 +102,7 @@ static void test_refused(void **state)
         "{\"hours\":{\"mon\":{\"open\":\"09:00\",\"close\":\"24:01\"}}}",
         "{\"hours\":{\"mon\":{\"open\":\"09:00\"}}}",
         "{\"hours\":{\"mon\":{\"open\":\"09:00\",\"close\":\"17:00\",\"x\":1}}}",
+        "{\"offline_form\":1}",
         "{\"pages\":\"/shop\"}",
         "{\"pages\":[\"shop\"]}",
         "{\"pages\":[\"/a b\"]}",
