@@ -69,6 +69,18 @@
 
   /* ---- the settings ---- */
 
+  const DEFAULT_COLOR = '#2159cc'; // the page's own gradient stays for it
+
+  /* The relative luminance of "#rgb" or "#rrggbb" (WCAG), 0 (black) to 1 (white). */
+  function luminance(hex) {
+    const h = hex.length === 4 ? hex.slice(1).split('').map((c) => c + c).join('') : hex.slice(1);
+    const [r, g, b] = [0, 2, 4].map((i) => {
+      const c = parseInt(h.slice(i, i + 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+
   function initials(avatar) {
     const words = String(avatar || '').trim().split(/\s+/).filter(Boolean);
     if (!words.length) return '';
@@ -87,10 +99,16 @@
     }
     // Through the CSS variables every coloured part already uses (the header, the send button).
     const root = document.documentElement.style;
-    if (widget.color) {
+    const branded = !!widget.color && widget.color !== DEFAULT_COLOR;
+    if (branded) {
       root.setProperty('--brand', widget.color);
       root.setProperty('--brand-strong', widget.color);
+      // White text on a dark colour, dark text on a light one: readable either way.
+      root.setProperty('--brand-ink', luminance(widget.color) > 0.45 ? '#1a2233' : '#ffffff');
+    } else {
+      for (const name of ['--brand', '--brand-strong', '--brand-ink']) root.removeProperty(name);
     }
+    document.querySelector('.chat-header').classList.toggle('wf-branded', branded);
     greetingEl.hidden = !widget.greeting;
     $('empty-state').classList.toggle('has-greeting', !!widget.greeting);
     greetingText.textContent = widget.greeting || '';
