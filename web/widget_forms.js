@@ -143,6 +143,8 @@
     showForm(offlineForm, offline, buildOffline);
     showForm(prechatForm, prechat, buildPrechat);
     $('composer').hidden = offline || prechat;
+    // The form needs the room: the empty chat's picture gives it up.
+    document.body.classList.toggle('wf-form-open', offline || prechat);
     const hint = document.querySelector('.composer-hint');
     if (hint) hint.hidden = offline || prechat;
     scheduleRefresh();
