@@ -412,6 +412,8 @@
       agentTyping.set('agent', ev.typing === true);
     } else if (ev.type === 'settings') {
       applySettings(ev.settings, ev.availability);
+    } else if (ev.type === 'availability') {
+      forms.apply(null, ev.availability); // the first agent came online, or the last went
     } else if (ev.type === 'conversation' && ev.conversation) {
       // The visitor's shape: {id, status}. Resolved says so until they write again (which
       // reopens it: the "open" that follows hides the notice in their other tabs too).

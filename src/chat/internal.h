@@ -37,7 +37,8 @@ void kf_settings_publish(kf_app_t *app);
 /* Reads visitor_id's pre-chat answers (setting_get: r->value, the stored JSON, or KF_ENOTFOUND
  * when they gave none). */
 int kf_visitor_form_get(kf_app_t *app, int64_t visitor_id, kf_store_done_cb done, void *ctx);
-/* An agent's presence changed: visitors hear of it when the first comes online or the last goes. */
+/* An agent's presence changed: visitors hear of it (an "availability" event) when the first comes
+ * online or the last goes. */
 void kf_widget_presence_changed(kf_app_t *app);
 
 /* Messages a page of the API holds at most. */

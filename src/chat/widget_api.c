@@ -92,9 +92,16 @@ void kf_widget_presence_changed(kf_app_t *app)
     bool online = kf_presence_online(app->presence) > 0;
     if (online == app->widget_online)
         return;
-    /* Only the first agent to come and the last to go change what visitors are told. */
+    /* Only the first agent to come and the last to go change what visitors are told; the
+     * consoles see presence itself. */
     app->widget_online = online;
-    kf_settings_publish(app);
+    json_t *event = json_pack("{s:s,s:o}", "type", "availability", "availability",
+                              kf_widget_availability_json(app));
+    kf_event_t *encoded = kf_chat_event(0, event);
+    if (encoded != NULL) {
+        kf_hub_publish_prefix(app->hub, "visitor:", encoded);
+        kf_event_unref(encoded);
+    }
 }
 
 void kf_widget_get(const kf_call_t *call)
