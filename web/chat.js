@@ -393,6 +393,7 @@
   function handleEvent(ev) {
     if (ev.type === 'message' && ev.message) {
       const isNew = list.add(ev.message);
+      forms.history(true); // a conversation now: the forms were for before it
       if (ev.message.sender === 'agent') agentTyping.set('agent', false); // the reply is here
       // A reply that is news, not history a reconnect brought back.
       const recent = Number(ev.message.created_at) >= Date.now() - 60000;
@@ -567,6 +568,7 @@
     showResolved(false); // writing again reopens it
     // In the thread at once, pending, and kept until the server has it: the box is free again.
     outbox.add({body, after: list.lastId()});
+    forms.history(true);
     input.value = '';
     fit();
     updateCount();

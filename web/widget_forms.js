@@ -299,6 +299,7 @@
     },
     /* Whether the visitor has a conversation: the forms are for before the first message. */
     history(has) {
+      if (hasHistory === !!has) return;
       hasHistory = !!has;
       render();
     },

@@ -125,7 +125,23 @@ test('an admin changes the colour, title and greeting in Settings: an open widge
     const r = await srv.api('GET', '/api/widget');
     assert.equal(r.json.widget.title, 'Sneaker help');
     assert.equal(r.json.widget.time_zone, 'Europe/Berlin');
-    // Bo's console heard it too, and follows it if made admin later; his dialog stays closed.
+
+    // Business hours: Monday to Friday offered, Friday closing at 16:00.
+    await dialog.getByLabel('Business hours', { exact: true }).check();
+    assert.equal(await dialog.getByLabel('Saturday').isChecked(), false);
+    await dialog.getByLabel('Friday closes').fill('16:00');
+    await dialog.getByLabel('When no one can answer, ask visitors to leave a message').check();
+    await dialog.getByRole('button', { name: 'Save widget settings' }).click();
+    await eventually(async () => {
+      const w = (await srv.api('GET', '/api/widget')).json.widget;
+      return w.offline_form === true && w.hours && w.hours.fri.close === '16:00';
+    }, { timeout: T, what: 'the hours stored' });
+    const { widget, availability } = (await srv.api('GET', '/api/widget')).json;
+    assert.deepEqual(Object.keys(widget.hours), ['mon', 'tue', 'wed', 'thu', 'fri']);
+    assert.deepEqual(widget.hours.mon, { open: '09:00', close: '17:00' });
+    assert.equal(typeof availability.changes_at, 'number', 'the next opening or closing time');
+    await dialog.locator('#widget-hours').scrollIntoViewIfNeeded();
+    await screenshot(ana.page, 'widget-settings-hours-desktop');
     await assertNoPageProblems(ana, boPage, host);
   }),
 );

@@ -116,6 +116,29 @@ static void test_change(void **state)
     assert_non_null(json_object_get(json_object_get(cf->app->widget, "hours"), "sat"));
 }
 
+/* Whether anyone is online reaches visitors' pages when the first agent comes, and only while
+ * the leave-a-message form is on (otherwise their push connections are not woken for it). */
+static void test_availability(void **state)
+{
+    (void)state;
+    cf_response_t *r = cf_request(AS_NOBODY, "GET", "/api/widget", NULL);
+    bool online = json_is_true(json_object_get(json_object_get(r->json, "availability"), "online"));
+    cf_response_free(r);
+    if (online)
+        skip(); /* an agent's console from an earlier test is still counted online */
+    expect(cf_request(AS_ADMIN, "PATCH", "/api/settings", "{\"widget\":{\"offline_form\":true}}"),
+           200, "", "the form on");
+    int visitor_events = cf->visitor_events;
+    expect(cf_request(AS_AGENT, "GET", "/push/poll?after=0", NULL), 200, "", "an agent's console");
+    assert_int_equal(cf->visitor_events, visitor_events + 1);
+    r = cf_request(AS_NOBODY, "GET", "/api/widget", NULL);
+    assert_true(json_is_true(json_object_get(json_object_get(r->json, "availability"), "online")));
+    cf_response_free(r);
+    /* Already someone there: nothing new for visitors. */
+    expect(cf_request(AS_AGENT, "GET", "/push/poll?after=0", NULL), 200, "", "again");
+    assert_int_equal(cf->visitor_events, visitor_events + 1);
+}
+
 /* The pre-chat form's answers: checked against the admin's form, then in the visitor panel. */
 static void test_form(void **state)
 {
@@ -169,6 +192,7 @@ int main(void)
         cmocka_unit_test_setup(test_public_copy, cf_test_setup),
         cmocka_unit_test_setup(test_change, cf_test_setup),
         cmocka_unit_test_setup(test_form, cf_test_setup),
+        cmocka_unit_test_setup(test_availability, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);
 }
