@@ -616,7 +616,7 @@ window.KefuI18n.add('en', {
   'wsettings.hoursOn': 'Business hours',
   'wsettings.offlineForm': 'When no one can answer, ask visitors to leave a message',
   'wsettings.offlineHelp': 'When no agent is online, or outside the business hours below, visitors are told so and see a form for their name, e-mail and message.',
-  'wsettings.hours': 'Business hours',
+  'wsettings.hours': 'Opening times for each day',
   'wsettings.day': 'Day',
   'wsettings.opens': 'Opens',
   'wsettings.closes': 'Closes',

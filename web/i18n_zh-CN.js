@@ -616,7 +616,7 @@ window.KefuI18n.add('zh-CN', {
   'wsettings.hoursOn': '营业时间',
   'wsettings.offlineForm': '无人可以接待时，请访客留言',
   'wsettings.offlineHelp': '没有客服在线，或不在下面的营业时间内时，访客会看到提示和填写姓名、邮箱和留言的表单。',
-  'wsettings.hours': '营业时间',
+  'wsettings.hours': '每天的营业时间',
   'wsettings.day': '日期',
   'wsettings.opens': '开始',
   'wsettings.closes': '结束',

@@ -127,9 +127,9 @@ test('an admin changes the colour, title and greeting in Settings: an open widge
     assert.equal(r.json.widget.time_zone, 'Europe/Berlin');
 
     // Business hours: Monday to Friday offered, Friday closing at 16:00.
-    await dialog.getByLabel('Business hours', { exact: true }).check();
-    assert.equal(await dialog.getByLabel('Saturday').isChecked(), false);
-    await dialog.getByLabel('Friday closes').fill('16:00');
+    await dialog.getByRole('checkbox', { name: 'Business hours' }).check();
+    assert.equal(await dialog.getByRole('checkbox', { name: 'Saturday' }).isChecked(), false);
+    await dialog.getByLabel('Friday closes', { exact: true }).fill('16:00');
     await dialog.getByLabel('When no one can answer, ask visitors to leave a message').check();
     await dialog.getByRole('button', { name: 'Save widget settings' }).click();
     await eventually(async () => {
