@@ -15,14 +15,14 @@
   const data = script.dataset;
   let lang = 'en';
   let TEXT = null;
-  // The admin's settings (GET /api/widget): language, colour, corner, pages; data- attributes win.
+  // data- attributes win over the admin's settings (GET /api/widget).
   function language(set) {
     const tag = String(data.lang || (set !== 'auto' && set) || navigator.language || '').toLowerCase();
     // The tables' rule (web/i18n.js): simplified Chinese for zh, zh-CN, zh-SG, zh-MY, zh-Hans…
     lang = /^zh(-(cn|sg|my|hans)|$)/.test(tag) ? 'zh-CN' : 'en';
     TEXT = {
-      en: ['Open chat', 'Close chat', (n) => n + (n === 1 ? ' unread message' : ' unread messages'), 'Support chat'],
-      'zh-CN': ['打开聊天', '关闭聊天', (n) => n + ' 条未读消息', '在线客服'],
+      en: ['Open chat', 'Close chat', (n) => n + (n === 1 ? ' unread message' : ' unread messages'), 'Support chat', 'New message'],
+      'zh-CN': ['打开聊天', '关闭聊天', (n) => n + ' 条未读消息', '在线客服', '新消息'],
     }[lang];
   }
   language();
@@ -80,7 +80,7 @@
   // A constructed sheet is not inline style: a host page's strict CSP does not refuse it.
   function style(s) {
     const side = (data.position || s.position || '').slice(-4) === 'left' ? 'left' : 'right';
-    const css = CSS(side, /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(s.color) ? s.color : '#2159cc');
+    const css = CSS(side, /^#\w+$/.test(s.color) ? s.color : '#2159cc');
     try {
       if (!sheet) root.adoptedStyleSheets = [sheet = new CSSStyleSheet()];
       sheet.replaceSync(css);
@@ -162,6 +162,28 @@
     vv.addEventListener('scroll', fit);
   }
 
+  // A reply while the host's tab is in the background: its title takes turns with "New message"
+  // until the tab is shown again.
+  let blink = null;
+  function blinkTitle() {
+    if (blink || !d.hidden) return;
+    const title = d.title;
+    let on = true;
+    d.title = TEXT[4];
+    blink = setInterval(() => {
+      on = !on;
+      d.title = on ? TEXT[4] : title;
+    }, 1000);
+    const stop = () => {
+      if (d.hidden) return;
+      clearInterval(blink);
+      blink = null;
+      d.title = title;
+      d.removeEventListener('visibilitychange', stop);
+    };
+    d.addEventListener('visibilitychange', stop);
+  }
+
   function page() {
     return {url: location.href, title: d.title, referrer: d.referrer};
   }
@@ -185,7 +207,7 @@
         store('localStorage', KEPT, JSON.stringify(all));
       }
     } else if (m.ev === 'settings' && m.widget) {
-      style(m.widget); // the admin changed them: the launcher follows at once
+      style(m.widget); // changed by the admin
     } else if (m.ev === 'close') {
       show(false, true);
       button.focus();
@@ -197,6 +219,7 @@
       emit('unread', unread);
     } else if (m.ev === 'message' && m.message) {
       emit('message', m.message);
+      if (m.live) blinkTitle();
       // A reply opens the chat, unless the visitor closed it in this tab: then the count says it.
       if (m.live && !open && store('sessionStorage', STATE) !== 'closed') show(true);
     }
@@ -238,10 +261,9 @@
   Object.assign(K, api);
   K.q = {push: call}; // a call pushed later still runs
 
-  // A page rule is a path prefix, or a glob where * is any run of characters; none: every page.
-  const shows = (rules) => !rules.length || rules.some((r) => r.indexOf('*') < 0
-    ? location.pathname.indexOf(r) === 0
-    : new RegExp('^' + r.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$').test(location.pathname));
+  // Page rules: docs/API.md, "Widget settings".
+  const shows = (rules) => !rules.length || rules.some((r) =>
+    new RegExp('^' + r.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')).test(location.pathname));
 
   function start(s) {
     language(s.language);
@@ -252,7 +274,9 @@
       // Where the chat was open (a navigation within the site), it stays open; where the visitor
       // has chatted, the frame loads hidden so that replies arrive.
       if (store('sessionStorage', STATE) === 'open') show(true);
-      else if (store('localStorage', STARTED)) load();
+      // With data-proactive the frame loads on every page, so that the visitor shows as online and
+      // can be invited (docs/API.md, "Visitors online and invitations").
+      else if (store('localStorage', STARTED) || data.proactive !== undefined) load();
     }
     queued.forEach(call);
   }

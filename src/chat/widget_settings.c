@@ -107,8 +107,8 @@ static bool hours_ok(const json_t *value)
     return known == json_object_size(value);
 }
 
-/* A path prefix ("/help") or a glob where a star matches any run of characters: it starts with
- * a slash and has no spaces or controls. */
+/* A path rule (it matches the paths it starts, a star standing for any characters): it starts
+ * with a slash and has no spaces or controls. */
 static bool pages_ok(const json_t *value)
 {
     if (!json_is_array(value) || json_array_size(value) > PAGES_MAX)
