@@ -42,6 +42,8 @@
 
   // Inside the website widget (null on /chat).
   const widget = window.KefuWidget || null;
+  // The pre-chat and leave-a-message forms, the greeting, the admin's title and colour.
+  const forms = window.KefuVisitorForms;
 
   /* The visitor has the conversation in front of them: the tab is shown and, in the widget, the
    * chat is open rather than hidden behind its launcher. */
@@ -236,15 +238,19 @@
   let typingPreview = false;
   const previewNoticeEl = $('typing-preview-notice');
 
-  function applySettings(settings) {
+  function applySettings(settings, availability, visitor) {
     typingPreview = !!(settings && settings.typing_preview === true);
     previewNoticeEl.hidden = !typingPreview;
     if (!typingPreview) draft.cancel();
+    // The admin's widget settings (web/widget_forms.js), and the launcher's part of them.
+    const look = settings && settings.widget;
+    forms.apply(look, availability, visitor);
+    if (widget && look && widget.settings) widget.settings(look);
   }
 
   async function loadVisitor() {
     const data = await api('GET', '/api/visitor', {bearer: token});
-    applySettings(data.settings);
+    applySettings(data.settings, data.availability, data.visitor);
     return data.visitor;
   }
 
@@ -350,6 +356,7 @@
       if (widget) await Promise.all([widget.storageReady, widget.loaderReady]);
       await ensureSession();
       await loadHistory();
+      forms.history(list.size > 0);
       startPush();
       ready = true;
       outbox.resume();
@@ -387,6 +394,7 @@
   function handleEvent(ev) {
     if (ev.type === 'message' && ev.message) {
       const isNew = list.add(ev.message);
+      forms.history(true); // a conversation now: the forms were for before it
       if (ev.message.sender === 'agent') agentTyping.set('agent', false); // the reply is here
       // A reply that is news, not history a reconnect brought back.
       const recent = Number(ev.message.created_at) >= Date.now() - 60000;
@@ -405,7 +413,9 @@
     } else if (ev.type === 'typing' && ev.sender === 'agent') {
       agentTyping.set('agent', ev.typing === true);
     } else if (ev.type === 'settings') {
-      applySettings(ev.settings);
+      applySettings(ev.settings, ev.availability);
+    } else if (ev.type === 'availability') {
+      forms.apply(null, ev.availability); // the first agent came online, or the last went
     } else if (ev.type === 'conversation' && ev.conversation) {
       // The visitor's shape: {id, status}. Resolved says so until they write again (which
       // reopens it: the "open" that follows hides the notice in their other tabs too).
@@ -544,6 +554,7 @@
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const body = input.value.trim();
+    if (!forms.mayWrite()) return; // the pre-chat form first
     if (body === '') {
       input.focus();
       return;
@@ -558,6 +569,7 @@
     showResolved(false); // writing again reopens it
     // In the thread at once, pending, and kept until the server has it: the box is free again.
     outbox.add({body, after: list.lastId()});
+    forms.history(true);
     input.value = '';
     fit();
     updateCount();
@@ -703,6 +715,16 @@
       console.warn('kefu: the page\'s visitor details were refused:', err.message);
     });
   }
+
+  forms.attach({
+    api: (method, path, body) => api(method, path, {bearer: token, body}),
+    leave(text) {
+      showResolved(false);
+      outbox.add({body: text, after: list.lastId()});
+    },
+    focus: () => input.focus(),
+    refresh: () => { if (token) loadVisitor().catch(() => {}); },
+  });
 
   if (widget) {
     widget.attach({

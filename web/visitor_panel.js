@@ -136,6 +136,7 @@
       this.el.name.classList.toggle('is-unknown', !v.name);
       this.el.email.textContent = v.email || t('vpanel.notGiven');
       this.el.email.classList.toggle('is-unknown', !v.email);
+      this.renderForm(v.form);
       this.el.page.replaceChildren();
       if (v.page && v.page.url) {
         this.el.page.append(link(v.page.url, v.page.title || v.page.url));
@@ -189,6 +190,29 @@
         this.el.earlier.append(li);
       }
       this.el.earlierEmpty.hidden = earlier.length > 0;
+    }
+
+    /* The pre-chat form's answers (the admin's own questions) and the consent the visitor gave. */
+    renderForm(form) {
+      const list = document.getElementById('visitor-form');
+      list.replaceChildren();
+      list.hidden = !form;
+      if (!form) return;
+      for (const f of form.fields || []) {
+        const dt = document.createElement('dt');
+        dt.textContent = f.label;
+        const dd = document.createElement('dd');
+        dd.textContent = f.value || t('vpanel.notGiven');
+        dd.classList.toggle('is-unknown', !f.value);
+        list.append(dt, dd);
+      }
+      if (form.consent) {
+        const dt = document.createElement('dt');
+        dt.textContent = t('vpanel.consent');
+        const dd = document.createElement('dd');
+        dd.textContent = t('vpanel.consentGiven', {when: formatFull(form.at), text: form.consent});
+        list.append(dt, dd);
+      }
     }
 
     /* The visitor's wall clock, from their time zone (else their offset), ticking. */
@@ -315,6 +339,9 @@
       this.secretMode = $('site-secret-mode');
       $('site-secret-copy').addEventListener('click', () => this.copySecret());
       this.secret.addEventListener('focus', () => this.secret.select());
+      // The website widget's part of the dialog (web/widget_admin.js).
+      this.widget = window.KefuWidgetAdmin;
+      this.widget.attach({api: this.api, status: this.status});
     }
 
     async loadSecret() {
@@ -362,6 +389,7 @@
       if (!settings) return;
       this.settings = settings;
       this.checkbox.checked = settings.typing_preview === true;
+      this.widget.show(settings.widget);
       this.onChange(settings);
     }
 
@@ -370,6 +398,7 @@
       this.status.textContent = '';
       this.checkbox.checked = this.settings.typing_preview === true;
       this.loadSecret();
+      this.widget.opened();
       this.dialog.showModal();
       this.checkbox.focus();
     }

@@ -13,13 +13,19 @@
   K.loaded = true;
   const ORIGIN = new URL(script.src, location.href).origin;
   const data = script.dataset;
-  const tag = String(data.lang || navigator.language || '').toLowerCase();
-  // The tables' rule (web/i18n.js): simplified Chinese for zh, zh-CN, zh-SG, zh-MY, zh-Hans…
-  const lang = /^zh(-(cn|sg|my|hans)|$)/.test(tag) ? 'zh-CN' : 'en';
-  const TEXT = {
-    en: ['Open chat', 'Close chat', (n) => n + (n === 1 ? ' unread message' : ' unread messages'), 'Support chat', 'New message'],
-    'zh-CN': ['打开聊天', '关闭聊天', (n) => n + ' 条未读消息', '在线客服', '新消息'],
-  }[lang];
+  let lang = 'en';
+  let TEXT = null;
+  // data- attributes win over the admin's settings (GET /api/widget).
+  function language(set) {
+    const tag = String(data.lang || (set !== 'auto' && set) || navigator.language || '').toLowerCase();
+    // The tables' rule (web/i18n.js): simplified Chinese for zh, zh-CN, zh-SG, zh-MY, zh-Hans…
+    lang = /^zh(-(cn|sg|my|hans)|$)/.test(tag) ? 'zh-CN' : 'en';
+    TEXT = {
+      en: ['Open chat', 'Close chat', (n) => n + (n === 1 ? ' unread message' : ' unread messages'), 'Support chat', 'New message'],
+      'zh-CN': ['打开聊天', '关闭聊天', (n) => n + ' 条未读消息', '在线客服', '新消息'],
+    }[lang];
+  }
+  language();
   const STARTED = 'kefu.widget.started'; // the host's localStorage: this visitor has chatted
   const STATE = 'kefu.widget.state'; // the host's sessionStorage: 'open' or 'closed' by the visitor
   // The host's localStorage: what the frame keeps (its visitor's token) where the browser refuses
@@ -53,11 +59,10 @@
   };
   const CHAT = icon('M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z', 26, 2);
   const CLOSE = icon('M6 6l12 12M18 6L6 18', 24, 2.4);
-  const side = data.position === 'left' ? 'left' : 'right';
-  const CSS = ':host{all:initial}' +
+  const CSS = (side, color) => ':host{all:initial}' +
     '*{box-sizing:border-box}' +
-    '.l{all:unset;position:fixed;bottom:20px;' + side + ':20px;z-index:2147483647;width:56px;height:56px;border-radius:50%;background:#2159cc;color:#fff;cursor:pointer;display:flex;align-items:center;justify-content:center;box-shadow:0 6px 20px rgba(16,32,80,.3);transition:transform .15s}' +
-    '.l:hover{background:#1a4aad;transform:scale(1.05)}' +
+    '.l{all:unset;position:fixed;bottom:20px;' + side + ':20px;z-index:2147483647;width:56px;height:56px;border-radius:50%;background:' + color + ';color:#fff;cursor:pointer;display:flex;align-items:center;justify-content:center;box-shadow:0 6px 20px rgba(16,32,80,.3);transition:transform .15s}' +
+    '.l:hover{filter:brightness(.9);transform:scale(1.05)}' +
     '.l:focus-visible{outline:3px solid #fff;box-shadow:0 0 0 6px #0b2a6b}' +
     '.b{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;border:2px solid #fff;background:#c62828;color:#fff;font:700 12px/18px system-ui,sans-serif;text-align:center}' +
     '.f{position:fixed;bottom:88px;' + side + ':20px;z-index:2147483646;width:380px;height:min(640px,calc(100vh - 108px));border-radius:16px;overflow:hidden;background:#fff;box-shadow:0 16px 48px rgba(16,32,80,.28);transition:opacity .15s,transform .15s}' +
@@ -71,13 +76,17 @@
 
   const host = d.createElement('kefu-widget');
   const root = host.attachShadow({mode: 'open'});
+  let sheet = null;
   // A constructed sheet is not inline style: a host page's strict CSP does not refuse it.
-  try {
-    const sheet = new CSSStyleSheet();
-    sheet.replaceSync(CSS);
-    root.adoptedStyleSheets = [sheet];
-  } catch (e) {
-    root.appendChild(d.createElement('style')).textContent = CSS;
+  function style(s) {
+    const side = (data.position || s.position || '').slice(-4) === 'left' ? 'left' : 'right';
+    const css = CSS(side, /^#\w+$/.test(s.color) ? s.color : '#2159cc');
+    try {
+      if (!sheet) root.adoptedStyleSheets = [sheet = new CSSStyleSheet()];
+      sheet.replaceSync(css);
+    } catch (e) {
+      (sheet = sheet || root.appendChild(d.createElement('style'))).textContent = css;
+    }
   }
   const box = d.createElement('div');
   box.className = 'f';
@@ -197,6 +206,8 @@
         else delete all[m.key];
         store('localStorage', KEPT, JSON.stringify(all));
       }
+    } else if (m.ev === 'settings' && m.widget) {
+      style(m.widget); // changed by the admin
     } else if (m.ev === 'close') {
       show(false, true);
       button.focus();
@@ -250,13 +261,24 @@
   Object.assign(K, api);
   K.q = {push: call}; // a call pushed later still runs
 
-  draw();
-  (d.body || d.documentElement).appendChild(host);
-  // Where the chat was open (a navigation within the site), it stays open; where the visitor
-  // has chatted, the frame loads hidden so that replies arrive.
-  if (store('sessionStorage', STATE) === 'open') show(true);
-  // With data-proactive the frame loads on every page, so that the visitor shows as online and
-  // can be invited (docs/API.md, "Visitors online and invitations").
-  else if (store('localStorage', STARTED) || data.proactive !== undefined) load();
-  queued.forEach(call);
+  // Page rules: docs/API.md, "Widget settings".
+  const shows = (rules) => !rules.length || rules.some((r) =>
+    new RegExp('^' + r.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')).test(location.pathname));
+
+  function start(s) {
+    language(s.language);
+    style(s);
+    if (shows(s.pages || [])) {
+      draw();
+      (d.body || d.documentElement).appendChild(host);
+      // Where the chat was open (a navigation within the site), it stays open; where the visitor
+      // has chatted, the frame loads hidden so that replies arrive.
+      if (store('sessionStorage', STATE) === 'open') show(true);
+      // With data-proactive the frame loads on every page, so that the visitor shows as online and
+      // can be invited (docs/API.md, "Visitors online and invitations").
+      else if (store('localStorage', STARTED) || data.proactive !== undefined) load();
+    }
+    queued.forEach(call);
+  }
+  fetch(ORIGIN + '/api/widget').then((r) => r.json()).then((r) => start(r.widget || {}), () => start({}));
 })(window, document);

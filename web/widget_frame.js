@@ -261,6 +261,11 @@
       saveDetails();
       if (open) chat.shown();
     },
+    /* The admin's widget settings as they now are: the loader redraws its launcher (colour,
+     * corner) without a reload. */
+    settings(widget) {
+      tell({ev: 'settings', widget: {color: widget.color, position: widget.position}});
+    },
     /* chat.js has a session and its history: the invitation rules can be read and timed. */
     sessionReady() {
       if (rules || !chat || !chat.visitorApi) return;

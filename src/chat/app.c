@@ -111,6 +111,7 @@ static void presence_changed_cb(void *ctx, int64_t agent_id, kf_presence_status_
     kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
     if (status == KF_PRESENCE_ONLINE)
         kf_autoassign_kick(app->autoassign);
+    kf_widget_presence_changed(app);
 }
 
 static size_t agent_connections(void *ctx, int64_t agent_id)
@@ -228,6 +229,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     *err = kf_invite_start(app);
     if (*err != 0)
         goto out_free_invite;
+    *err = kf_widget_settings_load(app);
+    if (*err != 0)
+        goto out_free_invite;
     app->limits = kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;
@@ -288,6 +292,7 @@ out_free_running:
 out_free_invite:
     kf_invite_stop(app);
 out_free_authn:
+    kf_widget_settings_free(app);
     kf_authn_free(app->authn);
 out_free_app:
     free(app->metrics_allow);
@@ -335,6 +340,7 @@ void kf_app_free(kf_app_t *app)
     kf_quota_free(app->quota);
     kf_presence_free(app->presence);
     kf_invite_stop(app);
+    kf_widget_settings_free(app);
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);

@@ -105,6 +105,13 @@ void kf_conversation_visitor_get(const kf_call_t *call);
 void kf_conversation_visitor_patch(const kf_call_t *call);
 void kf_settings_get(const kf_call_t *call);
 void kf_settings_patch(const kf_call_t *call);
+
+/* widget_api.c: the widget's public settings and availability (the loader's, another origin's);
+ * an admin's change of them, the "widget" of a PATCH /api/settings body (change borrowed). */
+void kf_widget_get(const kf_call_t *call);
+void kf_widget_settings_patch(const kf_call_t *call, const json_t *change);
+/* PUT /api/visitor/form: the visitor's answers to the pre-chat form's own fields and consent. */
+void kf_visitor_form_put(const kf_call_t *call);
 /* A page report (docs/API.md, "Visitor details") from visitor_id, over HTTP or WebSocket: checked
  * at once (KF_EPROTO with err filled; done never runs), else stored, pushed to the consoles as a
  * "visitor" event, then done. */

@@ -19,12 +19,30 @@
 #include "bus/bus.h"
 #include "push/hub.h"
 #include "base/netaddr.h"
+#include "base/tz.h"
 #include "push/push.h"
 #include "store/store.h"
 
 /* Parses config.metrics_allow into app->metrics_allow (ops_api.c). KF_EINVAL for an entry that is
  * no address or prefix. */
 int kf_ops_configure(kf_app_t *app);
+
+/* widget_api.c: the widget's settings read from the store at start (defaults where none are
+ * stored; KF_EINVAL when not even UTC's zone file can be read) and freed at the end. */
+int kf_widget_settings_load(kf_app_t *app);
+void kf_widget_settings_free(kf_app_t *app);
+/* The desk's settings as GET /api/settings answers them (a new object). */
+json_t *kf_settings_json(const kf_app_t *app);
+/* {"online", "open_now", "available", "changes_at"}: whether anyone answers now (a new object). */
+json_t *kf_widget_availability_json(const kf_app_t *app);
+/* The settings and availability as a "settings" event, to every console and visitor's page. */
+void kf_settings_publish(kf_app_t *app);
+/* Reads visitor_id's pre-chat answers (setting_get: r->value, the stored JSON, or KF_ENOTFOUND
+ * when they gave none). */
+int kf_visitor_form_get(kf_app_t *app, int64_t visitor_id, kf_store_done_cb done, void *ctx);
+/* An agent's presence changed: visitors hear of it (an "availability" event) when the first comes
+ * online or the last goes. */
+void kf_widget_presence_changed(kf_app_t *app);
 
 /* Messages a page of the API holds at most. */
 #define KF_PAGE_SIZE 500
@@ -58,6 +76,9 @@ struct kf_app {
     int64_t waking_id;   /* the conversation being woken */
     bool typing_preview; /* the setting: agents see a visitor's draft (the store's copy, read at
                           * start and kept in step by PATCH /api/settings) */
+    json_t *widget;      /* the widget's settings (chat/widget_settings.h), as stored */
+    kf_tz_t *widget_tz;  /* their time_zone's offsets, for the business hours */
+    bool widget_online;  /* an agent was online when visitors were last told (widget_api.c) */
     bool shutting_down;  /* a SIGTERM came: /readyz answers 503 (ops_api.c) */
     char site_secret[KF_SITE_SECRET_SIZE]; /* signs verified identities (identity_api.c) */
     kf_addr_prefix_t *metrics_allow;       /* config.metrics_allow, parsed */

@@ -23,6 +23,7 @@ struct kf_presence {
     uint64_t offline_after_ms;
     kf_presence_changed_fn changed;
     void *ctx;
+    size_t online; /* agents shown online now: the widget's "someone is here" */
 };
 
 kf_presence_t *kf_presence_new(uint64_t offline_after_ms, kf_presence_changed_fn changed, void *ctx)
@@ -80,6 +81,8 @@ static void show(kf_presence_t *presence, agent_t *agent, kf_presence_status_t s
 {
     if (agent->shown == status)
         return;
+    presence->online -= agent->shown == KF_PRESENCE_ONLINE;
+    presence->online += status == KF_PRESENCE_ONLINE;
     agent->shown = status;
     if (presence->changed != NULL)
         presence->changed(presence->ctx, agent->id, status);
@@ -154,6 +157,11 @@ kf_presence_status_t kf_presence_status(const kf_presence_t *presence, int64_t a
 {
     const agent_t *agent = find(presence, agent_id);
     return agent != NULL ? agent->shown : KF_PRESENCE_OFFLINE;
+}
+
+size_t kf_presence_online(const kf_presence_t *presence)
+{
+    return presence->online;
 }
 
 const char *kf_presence_name(kf_presence_status_t status)

@@ -43,6 +43,8 @@ void kf_presence_drop(kf_presence_t *presence, int64_t agent_id);
 void kf_presence_sweep(kf_presence_t *presence, uint64_t now, kf_presence_open_fn open, void *ctx);
 /* What the team sees of the agent now. */
 kf_presence_status_t kf_presence_status(const kf_presence_t *presence, int64_t agent_id);
+/* How many agents are shown online now (away ones do not count: they are not answering). */
+size_t kf_presence_online(const kf_presence_t *presence);
 /* "online", "away" or "offline". */
 const char *kf_presence_name(kf_presence_status_t status);
 /* The status named name (online or away: what an agent may choose), or KF_EINVAL. */

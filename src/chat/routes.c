@@ -30,6 +30,7 @@ static const endpoint_t endpoints[] = {
     {{"GET", "/diag"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_diag},
     {{"GET", "/widget"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget},
     {{"GET", "/widget.js"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget_loader},
+    {{"GET", "/api/widget"}, KF_ACCESS_PUBLIC, false, NULL, kf_widget_get},
     {{"GET", "/readyz"}, KF_ACCESS_PUBLIC, false, NULL, kf_ops_ready},
     /* Public to the dispatcher; its check admits allow-listed addresses or the token. */
     {{"GET", "/metrics"}, KF_ACCESS_PUBLIC, false, kf_ops_metrics_check, kf_ops_metrics},
@@ -59,6 +60,7 @@ static const endpoint_t endpoints[] = {
     {{"POST", "/api/invite-rules"}, KF_ACCESS_ADMIN, true, NULL, kf_invite_rules_post},
     {{"DELETE", "/api/invite-rules/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_invite_rule_delete},
     {{"PATCH", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_patch},
+    {{"PUT", "/api/visitor/form"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_form_put},
     {{"GET", "/api/conversations/{id}/visitor"},
      KF_ACCESS_AGENT,
      false,

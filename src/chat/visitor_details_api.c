@@ -436,8 +436,9 @@ static void visitor_read_cb(void *ctx, const kf_store_result_t *r)
         kf_call_fail(w->base.req, r->rc, NULL);
     else if (w->base.req != NULL)
         kf_resp_json(w->base.req, 200,
-                     json_pack("{s:o,s:{s:b}}", "visitor", kf_visitor_identity_json(r->visitor),
-                               "settings", "typing_preview", w->app->typing_preview));
+                     json_pack("{s:o,s:o,s:o}", "visitor", kf_visitor_identity_json(r->visitor),
+                               "settings", kf_settings_json(w->app), "availability",
+                               kf_widget_availability_json(w->app)));
     identity_wait_free(w);
 }
 
@@ -514,13 +515,16 @@ static int panel_conversation(void *ctx, const kf_conversation_t *conversation)
     return 0;
 }
 
-static void panel_conversations_cb(void *ctx, const kf_store_result_t *r)
+/* The pre-chat form's answers, last: null when the visitor gave none. */
+static void panel_form_cb(void *ctx, const kf_store_result_t *r)
 {
     panel_wait_t *w = ctx;
-    if (r->rc != 0) {
+    if (r->rc != 0 && r->rc != KF_ENOTFOUND) {
         panel_fail(w, r->rc, NULL);
         return;
     }
+    json_t *form = r->rc == 0 ? json_loads(r->value, 0, NULL) : NULL;
+    json_object_set_new(w->visitor, "form", form != NULL ? form : json_null());
     if (w->base.req != NULL) {
         json_object_set(w->visitor, "pages", w->pages);
         kf_resp_json(
@@ -528,6 +532,18 @@ static void panel_conversations_cb(void *ctx, const kf_store_result_t *r)
             json_pack("{s:O,s:O}", "visitor", w->visitor, "conversations", w->conversations));
     }
     panel_free(w);
+}
+
+static void panel_conversations_cb(void *ctx, const kf_store_result_t *r)
+{
+    panel_wait_t *w = ctx;
+    int rc = r->rc;
+    if (rc == 0) {
+        json_int_t id = json_integer_value(json_object_get(w->visitor, "id"));
+        rc = kf_visitor_form_get(w->app, id, panel_form_cb, w);
+    }
+    if (rc != 0)
+        panel_fail(w, rc, NULL);
 }
 
 /* The newest page gives the latest details; pages are the visit's while the gaps stay short. */
@@ -625,14 +641,9 @@ void kf_conversation_visitor_get(const kf_call_t *call)
 
 /* ---- settings ---- */
 
-static json_t *settings_json(const kf_app_t *app)
-{
-    return json_pack("{s:b}", "typing_preview", app->typing_preview);
-}
-
 void kf_settings_get(const kf_call_t *call)
 {
-    kf_resp_json(call->req, 200, json_pack("{s:o}", "settings", settings_json(call->app)));
+    kf_resp_json(call->req, 200, json_pack("{s:o}", "settings", kf_settings_json(call->app)));
 }
 
 typedef struct settings_wait {
@@ -648,18 +659,13 @@ static void settings_stored_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc == 0) {
         /* Taken only once stored: a restart reads the same. */
         app->typing_preview = w->typing_preview;
-        json_t *event = json_pack("{s:s,s:o}", "type", "settings", "settings", settings_json(app));
-        kf_event_t *encoded = kf_chat_event(0, event);
-        if (encoded != NULL) {
-            /* Every visitor's page too: it says so, or stops saying so, at once. */
-            kf_hub_publish_prefix(app->hub, "visitor:", encoded);
-            kf_chat_publish(app->hub, 0, true, encoded);
-        }
+        /* Every visitor's page too: it says so, or stops saying so, at once. */
+        kf_settings_publish(app);
     }
     if (w->base.req != NULL && r->rc != 0)
         kf_call_fail(w->base.req, r->rc, NULL);
     else if (w->base.req != NULL)
-        kf_resp_json(w->base.req, 200, json_pack("{s:o}", "settings", settings_json(app)));
+        kf_resp_json(w->base.req, 200, json_pack("{s:o}", "settings", kf_settings_json(app)));
     free(w);
 }
 
@@ -668,11 +674,19 @@ void kf_settings_patch(const kf_call_t *call)
     json_t *root = kf_call_json(call->req);
     if (root == NULL)
         return;
+    json_t *widget = json_object_get(root, "widget");
+    if (widget != NULL && json_object_size(root) == 1) {
+        kf_widget_settings_patch(call, widget);
+        json_decref(root);
+        return;
+    }
     json_t *preview = json_object_get(root, "typing_preview");
     bool only_known = json_object_size(root) == (preview != NULL ? 1u : 0u);
     if (!json_is_boolean(preview) || !only_known) {
         json_decref(root);
-        kf_call_fail(call->req, KF_EPROTO, "the settings are {\"typing_preview\": true or false}");
+        kf_call_fail(call->req, KF_EPROTO,
+                     "the settings are {\"typing_preview\": true or false} or {\"widget\": {…}}, "
+                     "one at a time");
         return;
     }
     settings_wait_t *w = kf_xcalloc(1, sizeof *w);

@@ -663,6 +663,7 @@ test('security headers on every page, asset, API answer, error and push response
       ['the website widget', 'GET', '/widget', [], 'widget', 200],
       ['the widget on its static path', 'GET', '/static/widget.html', [], 'page', 200],
       ['the widget loader', 'GET', '/widget.js', [], 'asset', 200],
+      ["the widget's public settings", 'GET', '/api/widget', [], 'public', 200],
       ['the root redirect', 'GET', '/', [], 'other', 302],
       ['the health check', 'GET', '/healthz', [], 'json', 200],
       ['the readiness check', 'GET', '/readyz', [], 'json', 200],
@@ -714,7 +715,13 @@ test('security headers on every page, asset, API answer, error and push response
       assert.equal(r.status, status, `${w}: status, got ${r.head}`);
       assert.deepEqual(h['x-content-type-options'], ['nosniff'], `${w}: X-Content-Type-Options`);
       assert.deepEqual(h['referrer-policy'], ['no-referrer'], `${w}: Referrer-Policy`);
-      for (const name of Object.keys(h)) assert.ok(!name.startsWith('access-control-'), `${w}: no CORS header (${name}) for a cross-site Origin`);
+      if (kind === 'public') {
+        // The loader on a customer's site reads it: anyone may, without credentials.
+        assert.deepEqual(h['access-control-allow-origin'], ['*'], `${w}: Access-Control-Allow-Origin`);
+        assert.equal(h['access-control-allow-credentials'], undefined, `${w}: no credentials`);
+      } else {
+        for (const name of Object.keys(h)) assert.ok(!name.startsWith('access-control-'), `${w}: no CORS header (${name}) for a cross-site Origin`);
+      }
       assert.deepEqual(h.server, ['kefu'], `${w}: Server names no version`);
       const csp = h['content-security-policy'] || [];
       assert.equal(csp.length, 1, `${w}: exactly one Content-Security-Policy (two would intersect): ${JSON.stringify(csp)}`);
@@ -745,7 +752,7 @@ test('security headers on every page, asset, API answer, error and push response
         assert.deepEqual(policy['default-src'], ["'none'"], `${w}: ${csp[0]}`);
         assert.deepEqual(policy['frame-ancestors'], ["'none'"], `${w}: ${csp[0]}`);
       }
-      if (kind === 'json') {
+      if (kind === 'json' || kind === 'public') {
         assert.match(h['content-type'][0], /^application\/json/, `${w}: JSON`);
         assert.deepEqual(h['cache-control'], ['no-store'], `${w}: Cache-Control`);
       }

@@ -23,6 +23,7 @@ static const struct {
     {"GET", "/diag", KF_ACCESS_PUBLIC, false},
     {"GET", "/widget", KF_ACCESS_PUBLIC, false},
     {"GET", "/widget.js", KF_ACCESS_PUBLIC, false},
+    {"GET", "/api/widget", KF_ACCESS_PUBLIC, false},
     {"GET", "/readyz", KF_ACCESS_PUBLIC, false},
     {"GET", "/metrics", KF_ACCESS_PUBLIC, false}, /* allow-listed addresses or a token: ops_api.c */
     {"POST", "/api/visitor/session", KF_ACCESS_PUBLIC, false},
@@ -43,6 +44,7 @@ static const struct {
     {"POST", "/api/invite-rules", KF_ACCESS_ADMIN, true},
     {"DELETE", "/api/invite-rules/{id}", KF_ACCESS_ADMIN, true},
     {"PATCH", "/api/visitor", KF_ACCESS_VISITOR, false},
+    {"PUT", "/api/visitor/form", KF_ACCESS_VISITOR, false},
     {"GET", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, false},
     {"PATCH", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, true},
     {"GET", "/api/settings", KF_ACCESS_AGENT, false},
