@@ -13,6 +13,7 @@
 #include "chat/limits.h"
 #include "chat/presence.h"
 #include "chat/quota.h"
+#include "chat/webhooks.h"
 #include "chat/replay.h"
 #include "push/hub.h"
 #include "base/netaddr.h"
@@ -22,6 +23,16 @@
 /* Parses config.metrics_allow into app->metrics_allow (ops_api.c). KF_EINVAL for an entry that is
  * no address or prefix. */
 int kf_ops_configure(kf_app_t *app);
+
+/* What happened to a conversation, for the webhooks (integrations_api.c). */
+typedef enum {
+    KF_HOOK_CREATED,  /* conversation.created */
+    KF_HOOK_ASSIGNED, /* conversation.assigned, when it has an assignee now */
+    KF_HOOK_STATUS,   /* conversation.resolved, when it is resolved now */
+} kf_hook_change_t;
+/* Reads the conversation and hands its event, {conversation}, to the webhooks (nothing when
+ * it does not apply or the read fails). */
+void kf_chat_hook_conversation(kf_app_t *app, int64_t conversation_id, kf_hook_change_t change);
 
 /* Messages a page of the API holds at most. */
 #define KF_PAGE_SIZE 500
@@ -39,6 +50,7 @@ struct kf_app {
     kf_hasher_t *hasher;         /* password hashes, off the loop */
     kf_presence_t *presence;     /* the agents' online, away or offline */
     kf_autoassign_t *autoassign; /* the teams' automatic assignment */
+    kf_webhooks_t *webhooks;     /* outgoing webhooks (NULL when libcurl could not start) */
     /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads
      * or deferred a replay; the loop then runs the store's complete() (answers, publishes) and
      * the deferred replays. */
