@@ -12,11 +12,23 @@ const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
 const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, assertError, eventually, DEFAULT_AGENTS } = require('./harness');
+const { openAgent, assertNoPageProblems } = require('./pages');
 
 after(closeBrowser);
 
 const [ANA, BO] = DEFAULT_AGENTS;
+const T = 15000;
+
+// A screenshot for a person to look at, when KEFU_SCREENSHOTS names a directory.
+async function screenshot(page, name) {
+  const dir = process.env.KEFU_SCREENSHOTS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+}
 
 // A webhook receiver: every request's headers and body, answered with the statuses given in turn
 // (then 200).
@@ -174,4 +186,67 @@ test('webhooks: a loopback address is refused without --webhooks-allow-private, 
       return log.json.deliveries.some((x) => x.status === null && /private, loopback or link-local/.test(x.error));
     }, { what: 'a refused attempt in the log' });
     assert.equal(rcv.got.length, 0, 'the receiver heard nothing');
+  }));
+
+test('console: an admin makes a token in Settings, a script uses it, revoking it shows in a second console at once and the script gets 401; a webhook is added with its log', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const rcv = await receiver();
+    env.closers.push(() => new Promise((resolve) => rcv.server.close(resolve)));
+    const srv = await env.server({ args: ['--webhooks-allow-private'] });
+    const ana = await openAgent(env, srv, 'sse');
+    const other = await openAgent(env, srv, 'ws'); // Ana's second console, over another transport
+    const page = ana.page;
+    await page.setViewportSize({ width: 1280, height: 800 });
+    for (const p of [page, other.page]) await p.getByRole('button', { name: 'Settings', exact: true }).click();
+    await other.page.getByText('No API tokens yet.').waitFor({ timeout: T });
+
+    await page.getByLabel('Token name').fill('Nightly export');
+    await page.getByLabel('Scope').selectOption('read');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const secretField = page.getByLabel('Your new token: copy it now, it is not shown again');
+    await secretField.waitFor({ timeout: T });
+    const secret = await secretField.inputValue();
+    assert.match(secret, /^kfat_/);
+    await page.locator('#token-list', { hasText: 'Nightly export' }).waitFor({ timeout: T });
+    assert.match(await page.locator('#token-list li').first().textContent(), /Read.*last used never/s);
+    // The other console shows it without a reload.
+    await other.page.locator('#token-list', { hasText: 'Nightly export' }).waitFor({ timeout: T });
+
+    // A script (fetch without the browser's cookie) reads with it, and may not write.
+    const asScript = (method, p) => page.evaluate(async ([m, u, token]) => {
+      const r = await fetch(u, { method: m, credentials: 'omit', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: m === 'GET' ? undefined : '{}' });
+      return r.status;
+    }, [method, p, secret]);
+    assert.equal(await asScript('GET', '/api/conversations'), 200);
+    assert.equal(await asScript('POST', '/api/agent/status'), 403);
+    // Its last use shows on the next look.
+    await page.getByRole('button', { name: 'Settings', exact: true }).isVisible();
+    await other.page.evaluate(() => document.getElementById('settings-close').click());
+    await other.page.getByRole('button', { name: 'Settings', exact: true }).click();
+    await other.page.waitForFunction(() => !/last used never/.test(document.getElementById('token-list').textContent), null, { timeout: T });
+
+    // A webhook, with its events.
+    await page.getByLabel('Receiver URL').fill(rcv.url);
+    await page.getByLabel('conversation.created').check();
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    await page.locator('#webhook-list', { hasText: rcv.url }).waitFor({ timeout: T });
+    await other.page.locator('#webhook-list', { hasText: rcv.url }).waitFor({ timeout: T });
+    const { token } = await newVisitor(srv, 'Vera');
+    await visitorSend(srv, token, 'hello, hook');
+    await eventually(() => rcv.got.length >= 2, { timeout: T, what: 'two deliveries' });
+    await page.getByRole('button', { name: `Delivery log of ${rcv.url}` }).click();
+    await page.locator('.webhook-log', { hasText: 'Delivered (HTTP 200)' }).first().waitFor({ timeout: T });
+    await screenshot(page, 'integrations-desktop');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, 'integrations-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    // Revoked: gone from both consoles, and the script's next request is refused.
+    await page.getByRole('button', { name: 'Revoke token Nightly export' }).click();
+    await page.getByRole('button', { name: 'Click again to revoke token Nightly export' }).click();
+    await page.getByText('No API tokens yet.').waitFor({ timeout: T });
+    await other.page.getByText('No API tokens yet.').waitFor({ timeout: T });
+    assert.equal(await asScript('GET', '/api/conversations'), 401);
+    assert.deepEqual(ana.dialogs, [], 'no browser dialogs');
+    assertNoPageProblems(ana, other);
   }));
