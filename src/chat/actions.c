@@ -133,7 +133,7 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
             pending->event->born_ms = m->created_at;
         pending->visitor_id = kf_chat_audience_visitor(m);
         pending->conversation_id = m->conversation_id;
-        if (!m->is_private)
+        if (!m->is_private && kf_webhooks_wants(app->webhooks, "message.created"))
             kf_webhooks_emit(app->webhooks, "message.created",
                              json_pack("{s:o}", "message", kf_chat_message_json(m)));
         if (r->conversation_opened)

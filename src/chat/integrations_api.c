@@ -86,7 +86,7 @@ static void changed_cb(void *ctx, const kf_store_result_t *r)
     kf_req_t *req = w->base.req;
     if (r->rc == 0) {
         publish_change(w->app, w->what);
-        if (r->webhook != NULL)
+        if (strcmp(w->what, "webhooks") == 0)
             kf_webhooks_kick(w->app->webhooks);
     }
     if (req == NULL) {
@@ -407,8 +407,13 @@ static void hook_read_cb(void *ctx, const kf_store_result_t *r)
 
 void kf_chat_hook_conversation(kf_app_t *app, int64_t conversation_id, kf_hook_change_t change)
 {
-    if (app->webhooks == NULL)
-        return;
+    static const char *const events[] = {
+        [KF_HOOK_CREATED] = "conversation.created",
+        [KF_HOOK_ASSIGNED] = "conversation.assigned",
+        [KF_HOOK_STATUS] = "conversation.resolved",
+    };
+    if (!kf_webhooks_wants(app->webhooks, events[change]))
+        return; /* no read for an event nobody takes */
     hook_wait_t *w = kf_xcalloc(1, sizeof *w);
     w->app = app;
     w->change = change;

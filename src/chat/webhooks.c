@@ -119,6 +119,11 @@ struct kf_webhooks {
     uv_timer_t *curl_timer; /* libcurl's timeout */
     uv_timer_t *look_timer; /* the look for due deliveries */
     bool looking;           /* a due read is under way */
+    unsigned wanted;        /* the events some webhook takes (bit i: kf_webhook_events[i]), as
+                             * the last look at the list found them; all until the first */
+    unsigned listing;       /* the same, being gathered by a look at the list */
+    bool refreshing;        /* a look at the list is under way */
+    bool list_stale;        /* ... and it may have been read before a change: read again */
     bool look_again;        /* something came due meanwhile */
     transfer_t *transfers;  /* in flight, and those whose outcome is being written */
     size_t transfer_count;
@@ -195,7 +200,9 @@ static void finished(kf_webhooks_t *webhooks, transfer_t *t, CURLcode code)
     int64_t now = kf_clock_wall_ms();
     char error[ERROR_MAX + 1] = "";
     bool ok = code == CURLE_OK && status >= 200 && status < 300;
-    if (t->refused)
+    if (ok)
+        error[0] = '\0'; /* another of the name's addresses may have been refused first */
+    else if (t->refused)
         snprintf(error, sizeof error, "refused: the address is private, loopback or link-local");
     else if (code != CURLE_OK)
         snprintf(error, sizeof error, "%.200s",
@@ -433,8 +440,55 @@ static void look(kf_webhooks_t *webhooks)
                                                 looked_cb, webhooks) == 0;
 }
 
+static unsigned event_bit(const char *name, size_t len)
+{
+    for (size_t i = 0; kf_webhook_events[i] != NULL; i++) {
+        if (strlen(kf_webhook_events[i]) == len && memcmp(kf_webhook_events[i], name, len) == 0)
+            return 1u << i;
+    }
+    return 0;
+}
+
+static int listed_cb(void *ctx, const kf_webhook_t *webhook)
+{
+    kf_webhooks_t *webhooks = ctx;
+    for (const char *p = webhook->events; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        webhooks->listing |= event_bit(p, len);
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+static void refresh(kf_webhooks_t *webhooks);
+
+static void list_done_cb(void *ctx, const kf_store_result_t *r)
+{
+    kf_webhooks_t *webhooks = ctx;
+    webhooks->refreshing = false;
+    if (webhooks->list_stale) {
+        webhooks->list_stale = false;
+        refresh(webhooks);
+        return;
+    }
+    if (r->rc == 0)
+        webhooks->wanted = webhooks->listing;
+}
+
+/* Reads which events some webhook takes, so that an event nobody takes costs nothing (the list
+ * is read again each tick: another node may have changed it). */
+static void refresh(kf_webhooks_t *webhooks)
+{
+    if (webhooks->refreshing)
+        return;
+    webhooks->listing = 0;
+    kf_store_t *store = webhooks->store;
+    webhooks->refreshing = store->ops->webhook_list(store, listed_cb, list_done_cb, webhooks) == 0;
+}
+
 static void look_timer_cb(uv_timer_t *timer)
 {
+    refresh(timer->data);
     look(timer->data);
 }
 
@@ -447,6 +501,7 @@ kf_webhooks_t *kf_webhooks_new(uv_loop_t *loop, kf_store_t *store, bool allow_pr
     webhooks->store = store;
     webhooks->allow_private = allow_private;
     webhooks->retry_base_ms = KF_WEBHOOK_RETRY_BASE_MS;
+    webhooks->wanted = ~0u;
     webhooks->multi = curl_multi_init();
     if (webhooks->multi == NULL) {
         free(webhooks);
@@ -467,6 +522,7 @@ kf_webhooks_t *kf_webhooks_new(uv_loop_t *loop, kf_store_t *store, bool allow_pr
     webhooks->look_timer->data = webhooks;
     uv_timer_start(webhooks->look_timer, look_timer_cb, LOOK_MS, LOOK_MS);
     uv_unref((uv_handle_t *)webhooks->look_timer);
+    refresh(webhooks);
     return webhooks;
 }
 
@@ -495,7 +551,17 @@ void kf_webhooks_set_retry_base(kf_webhooks_t *webhooks, int64_t base_ms)
 
 void kf_webhooks_kick(kf_webhooks_t *webhooks)
 {
+    if (webhooks == NULL)
+        return;
+    webhooks->wanted = ~0u; /* until the list is read again */
+    webhooks->list_stale = webhooks->refreshing;
+    refresh(webhooks);
     look(webhooks);
+}
+
+bool kf_webhooks_wants(const kf_webhooks_t *webhooks, const char *event)
+{
+    return webhooks != NULL && (webhooks->wanted & event_bit(event, strlen(event))) != 0;
 }
 
 static void enqueued_cb(void *ctx, const kf_store_result_t *r)
@@ -509,7 +575,7 @@ static void enqueued_cb(void *ctx, const kf_store_result_t *r)
 
 void kf_webhooks_emit(kf_webhooks_t *webhooks, const char *event, json_t *data)
 {
-    if (webhooks == NULL || data == NULL) {
+    if (!kf_webhooks_wants(webhooks, event) || data == NULL) {
         json_decref(data);
         return;
     }

@@ -52,9 +52,14 @@ void kf_webhooks_free(kf_webhooks_t *webhooks);
 /* The first retry's wait (tests make it short). */
 void kf_webhooks_set_retry_base(kf_webhooks_t *webhooks, int64_t base_ms);
 /* An event for the webhooks that take it: {event, created_at, data} is stored as a pending
- * delivery for each, and sent as soon as it is committed. Takes the reference to data. */
+ * delivery for each, and sent as soon as it is committed; nothing when none takes it. Takes the
+ * reference to data. */
 void kf_webhooks_emit(kf_webhooks_t *webhooks, const char *event, json_t *data);
-/* Looks for deliveries that are due now (a new webhook, a test). */
+/* The webhooks changed (one added or deleted): reads which events they take again, and looks
+ * for deliveries that are due now. */
 void kf_webhooks_kick(kf_webhooks_t *webhooks);
+/* Whether some webhook takes event, as far as the dispatcher knows (it reads the list each
+ * second; a change made on another node shows within that). False for NULL. */
+bool kf_webhooks_wants(const kf_webhooks_t *webhooks, const char *event);
 
 #endif
