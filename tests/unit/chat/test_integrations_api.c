@@ -3,13 +3,15 @@
  * unknown field, 422 for a bad name, scope, URL or event list), none of which reaches the store;
  * admins only (403 for an agent); a token used alone as Authorization: Bearer as far as its
  * scope goes, revoked to 401 at once; a visitor's token never taken for one; a webhook listed
- * with its secret, its (empty) delivery log, and deleted. */
+ * with its secret, its (empty) delivery log, and deleted; a store that fails: 503 or 500, and
+ * nothing made, and a token the store cannot look up is not told 401. */
 #include "support/chat_fixture.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
+#include "support/failing_store.h"
 
 static int group_setup(void **state)
 {
@@ -186,12 +188,34 @@ static void test_webhooks(void **state)
     cf_response_free(r);
 }
 
+static void test_store_failures(void **state)
+{
+    (void)state;
+    failing_store_fail_nth(cf->store, FS_OP(api_token_create), 1, KF_EUNAVAIL);
+    expect(cf_request(AS_ADMIN, "POST", "/api/tokens", "{\"name\":\"x\",\"scope\":\"read\"}"), 503,
+           "unavailable", "a refused token write");
+    failing_store_fail_nth(cf->store, FS_OP(webhook_create), 1, KF_ESTORE);
+    expect(cf_request(AS_ADMIN, "POST", "/api/webhooks",
+                      "{\"url\":\"https://a.example/\",\"events\":[\"rating.created\"]}"),
+           500, "internal", "a failed webhook write");
+    assert_int_equal(listed("/api/webhooks", "webhooks"), 0);
+    failing_store_fail_nth(cf->store, FS_OP(api_token_delete), 1, KF_EUNAVAIL);
+    expect(cf_request(AS_ADMIN, "DELETE", "/api/tokens/1", NULL), 503, "unavailable",
+           "a refused revocation");
+    /* A lookup that failed says nothing about the token: 500, never 401 (a client would drop
+     * a good token). */
+    failing_store_fail_nth(cf->store, FS_OP(api_token_by_hash), 1, KF_ESTORE);
+    expect(as_token("kfat_whatever", "GET", "/api/conversations", NULL), 500, "internal",
+           "a failed lookup");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_checks, cf_test_setup),
         cmocka_unit_test_setup(test_tokens, cf_test_setup),
         cmocka_unit_test_setup(test_webhooks, cf_test_setup),
+        cmocka_unit_test_setup(test_store_failures, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);
 }
