@@ -613,7 +613,7 @@ window.KefuI18n.add('en', {
   'integrations.tokenRevoked': 'Token “{name}” revoked.',
   'integrations.tokenCopied': 'The token is copied.',
   'integrations.copySecret': 'Copy secret',
-  'integrations.copySecretOf': 'Copy the signing secret of {url}',
+  'integrations.copySecretOf': 'Copy secret of {url}',
   'integrations.secretCopied': 'The signing secret is copied.',
   'integrations.log': 'Delivery log',
   'integrations.logOf': 'Delivery log of {url}',

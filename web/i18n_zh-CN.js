@@ -613,7 +613,7 @@ window.KefuI18n.add('zh-CN', {
   'integrations.tokenRevoked': '令牌“{name}”已吊销。',
   'integrations.tokenCopied': '令牌已复制。',
   'integrations.copySecret': '复制密钥',
-  'integrations.copySecretOf': '复制 {url} 的签名密钥',
+  'integrations.copySecretOf': '复制密钥（{url}）',
   'integrations.secretCopied': '签名密钥已复制。',
   'integrations.log': '投递记录',
   'integrations.logOf': '{url} 的投递记录',

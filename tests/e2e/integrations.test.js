@@ -239,6 +239,8 @@ test('console: an admin makes a token in Settings, a script uses it, revoking it
     await screenshot(page, 'integrations-desktop');
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'integrations-phone');
+    await page.locator('#webhook-list').scrollIntoViewIfNeeded();
+    await screenshot(page, 'integrations-phone-webhooks');
     await page.setViewportSize({ width: 1280, height: 800 });
 
     // Revoked: gone from both consoles, and the script's next request is refused.
