@@ -252,3 +252,38 @@ test('console: an admin makes a token in Settings, a script uses it, revoking it
     assert.deepEqual(ana.dialogs, [], 'no browser dialogs');
     assertNoPageProblems(ana, other);
   }));
+
+test('webhooks: every event of a conversation, with its data, to a webhook that takes them all (not a private note), and nothing to a deleted one', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const all = await receiver();
+    const other = await receiver();
+    env.closers.push(() => new Promise((resolve) => all.server.close(resolve)));
+    env.closers.push(() => new Promise((resolve) => other.server.close(resolve)));
+    const srv = await env.server({ args: ['--webhooks-allow-private'] });
+    const ana = await agentLogin(srv, ANA.email, ANA.password);
+    const A = (method, path, body) => srv.api(method, path, { cookie: ana.cookie, csrf: ana.csrf, body });
+    const events = ['message.created', 'conversation.created', 'conversation.assigned', 'conversation.resolved', 'rating.created'];
+    assert.equal((await A('POST', '/api/webhooks', { url: all.url, events })).status, 201);
+    assert.equal((await A('POST', '/api/webhooks', { url: other.url, events: ['rating.created'] })).status, 201);
+    assert.equal((await A('DELETE', `/api/webhooks/${(await A('GET', '/api/webhooks')).json.webhooks[1].id}`)).status, 200);
+
+    const { token } = await newVisitor(srv, 'Vera');
+    const m = await visitorSend(srv, token, 'help please');
+    const conv = m.conversation_id;
+    assert.equal((await A('POST', `/api/conversations/${conv}/claim`)).status, 200);
+    assert.equal((await A('POST', `/api/conversations/${conv}/messages`, { body: 'a private word', private: true })).status, 201);
+    assert.equal((await A('POST', `/api/conversations/${conv}/messages`, { body: 'done!' })).status, 201);
+    assert.equal((await A('POST', `/api/conversations/${conv}/status`, { status: 'resolved' })).status, 200);
+    assert.equal((await srv.api('POST', '/api/visitor/rating', { token, body: { rating: 'good', comment: 'quick' } })).status, 200);
+
+    const of = (event) => all.got.filter((g) => g.headers['x-kefu-event'] === event).map((g) => JSON.parse(g.body));
+    await eventually(() => events.every((e) => of(e).length > 0) && of('message.created').length === 2, { timeout: 15000, what: 'every event' });
+    assert.deepEqual(of('message.created').map((p) => p.data.message.body).sort(), ['done!', 'help please'], 'not the private note');
+    assert.equal(of('conversation.created')[0].data.conversation.id, conv);
+    assert.equal(of('conversation.assigned')[0].data.conversation.assignee.name, 'Ana');
+    assert.equal(of('conversation.resolved')[0].data.conversation.status, 'resolved');
+    const rating = of('rating.created')[0].data;
+    assert.deepEqual([rating.conversation_id, rating.rating.rating, rating.rating.comment], [conv, 'good', 'quick']);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(other.got.length, 0, 'a deleted webhook hears nothing');
+  }));
