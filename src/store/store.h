@@ -60,12 +60,14 @@
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
  *     messages_of_visitor, messages_all, search, canned_list, conversation_team_counts,
  *     team_list, visitor_get, visitor_pages, visitor_conversations, report (a scan of the
- *     period's rows: tens of ms a month, docs/PERFORMANCE.md).
+ *     period's rows: tens of ms a month, docs/PERFORMANCE.md), api_token_list,
+ *     api_token_by_hash, webhook_list, webhook_due, webhook_attempts.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
  *     conversation_mark_read, conversation_rate, message_add, canned_create, canned_update,
  *     canned_delete, conversation_autoassign, team_create, team_update, team_set_members,
- *     visitor_update, visitor_page_add, visitor_identify.
+ *     visitor_update, visitor_page_add, visitor_identify, api_token_create, api_token_delete,
+ *     api_token_touch, webhook_create, webhook_delete, webhook_enqueue, webhook_attempted.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
