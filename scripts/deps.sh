@@ -5,7 +5,7 @@
 set -euo pipefail
 mode=${1:-build}
 pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev
-  libhiredis-dev)
+  libhiredis-dev libcurl4-openssl-dev)
 if [ "$mode" = test ]; then
   # fonts-noto-cjk: the browser tests and their screenshots show Chinese, Japanese and Korean text
   # (the visitor page in zh-CN); fonts-noto-color-emoji: and the emoji people write.

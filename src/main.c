@@ -363,6 +363,7 @@ static int serve(const kf_flags_t *flags)
     kf_app_config_default(&app_config);
     app_config.secure_cookies = v[KF_FLAG_SECURE_COOKIES].on;
     app_config.require_verified = v[KF_FLAG_REQUIRE_VERIFIED].on;
+    app_config.webhooks_allow_private = v[KF_FLAG_WEBHOOKS_ALLOW_PRIVATE].on;
     app_config.allowed_origins = v[KF_FLAG_ALLOW_ORIGIN].items;
     app_config.allowed_origin_count = v[KF_FLAG_ALLOW_ORIGIN].item_count;
     app_config.max_push_per_visitor = (size_t)v[KF_FLAG_MAX_PUSH_PER_VISITOR].count;

@@ -237,6 +237,13 @@
     },
   });
 
+  /* The admin's API tokens and webhooks, in the same dialog (web/integrations.js). */
+  const integrations = new window.KefuIntegrations({
+    dialog: $('settings-dialog'),
+    api: (method, path, body) => agentApi(method, path, body),
+  });
+  $('settings-button').addEventListener('click', () => integrations.load());
+
   /* "Visitor is typing: …" under the selected thread, while the preview is on and they type. */
   function showTypingPreview() {
     const text = selectedId !== null && typingPreviewOn ? typingPreviews.get(selectedId) : undefined;
@@ -1357,6 +1364,7 @@
         typingPreviews.clear();
         showTypingPreview();
         if (me) deskSettings.load(); // a settings event may have gone by in the gap
+        if (me && $('settings-dialog').open) integrations.load();
         if (me) visitors.start(); // and visitors came and went
         if (me) loadConversations().catch(() => {});
         if (me) {
@@ -1382,6 +1390,7 @@
     else if (ev.type === 'typing' && ev.sender === 'visitor') handleTyping(ev);
     else if (ev.type === 'visitor') visitorPanel.apply(ev);
     else if (ev.type === 'settings') deskSettings.apply(ev.settings);
+    else if (ev.type === 'integrations' && $('settings-dialog').open) integrations.load();
     else if (ev.type === 'presence') team.apply(ev);
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
     else if (ev.type === 'mention' && Number(ev.agent_id) === Number(me.agent.id)) mentions.add(ev);

@@ -133,6 +133,11 @@ static void committed_cb(void *ctx, const kf_store_result_t *r)
             pending->event->born_ms = m->created_at;
         pending->visitor_id = kf_chat_audience_visitor(m);
         pending->conversation_id = m->conversation_id;
+        if (!m->is_private && kf_webhooks_wants(app->webhooks, "message.created"))
+            kf_webhooks_emit(app->webhooks, "message.created",
+                             json_pack("{s:o}", "message", kf_chat_message_json(m)));
+        if (r->conversation_opened)
+            kf_chat_hook_conversation(app, m->conversation_id, KF_HOOK_CREATED);
         pending->publish_conversation = r->conversation_opened || r->conversation_reopened;
         pending->status_changed = r->conversation_reopened;
         kf_chat_publish_mentions(app, m);

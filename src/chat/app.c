@@ -282,6 +282,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     }
     kf_nodes_start(app);
     app->autoassign = kf_autoassign_new(app);
+    app->webhooks = kf_webhooks_new(loop, store, config->webhooks_allow_private);
+    if (app->webhooks == NULL)
+        kf_warn("libcurl could not start: webhooks are not sent");
     return app;
 
 out_free_running:
@@ -330,6 +333,7 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
+    kf_webhooks_free(app->webhooks);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
     kf_bus_free(app->bus);

@@ -36,8 +36,9 @@ typedef struct kf_app_config {
      * (base/netaddr.h); NULL for loopback only (127.0.0.0/8 and ::1), an empty list for none. */
     const char *const *metrics_allow;
     size_t metrics_allow_count;
-    const char *metrics_token; /* a bearer token that may read it from anywhere, or NULL */
-    bool require_verified;     /* refuse visitors the site has not vouched for (docs/IDENTITY.md) */
+    const char *metrics_token;   /* a bearer token that may read it from anywhere, or NULL */
+    bool webhooks_allow_private; /* webhooks may call private and loopback addresses (tests) */
+    bool require_verified; /* refuse visitors the site has not vouched for (docs/IDENTITY.md) */
     /* The bus between nodes: "redis://HOST:PORT" (bus/bus.h), or NULL for in-process (one node).
      */
     const char *bus_url;

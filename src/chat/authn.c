@@ -374,6 +374,64 @@ static void session_found_cb(void *ctx, const kf_store_result_t *r)
     answered(lookup, rc);
 }
 
+/* ---- API tokens ---- */
+
+/* How often last_used_at is written for one token at most: a write per request would be a
+ * write per script call. */
+#define API_TOKEN_TOUCH_MS 60000
+
+static void api_token_touched_cb(void *ctx, const kf_store_result_t *r)
+{
+    (void)ctx;
+    (void)r; /* a lost last-used time is harmless; the next use writes it */
+}
+
+static void api_maker_found_cb(void *ctx, const kf_store_result_t *r)
+{
+    lookup_t *lookup = ctx;
+    /* A token speaks for its maker: when they are disabled, it is refused with them. */
+    if (r->rc == 0 && r->agent->disabled_at != 0) {
+        answered(lookup, KF_EAUTH);
+        return;
+    }
+    if (r->rc == 0) {
+        kf_agent_auth_t *agent = &lookup->who.agent;
+        agent->id = r->agent->id;
+        snprintf(agent->email, sizeof agent->email, "%s", r->agent->email);
+        snprintf(agent->name, sizeof agent->name, "%s", r->agent->name);
+        /* The role a token acts with is its scope's, whatever its maker's is now; a maker who
+         * is no longer an admin keeps no admin token working. */
+        bool admin = agent->api_scope == 'a' && strcmp(r->agent->role, "admin") == 0;
+        snprintf(agent->role, sizeof agent->role, "%s", admin ? "admin" : "agent");
+        if (agent->api_scope == 'a' && !admin)
+            agent->api_scope = 'w';
+    }
+    answered(lookup, r->rc);
+}
+
+static void api_token_found_cb(void *ctx, const kf_store_result_t *r)
+{
+    lookup_t *lookup = ctx;
+    int rc = r->rc;
+    if (rc == 0 && lookup->req != NULL) {
+        const kf_api_token_t *token = r->api_token;
+        kf_agent_auth_t *agent = &lookup->who.agent;
+        lookup->who.kind = 'a';
+        agent->api_token_id = token->id;
+        agent->api_scope = token->scope[0] == 'r' ? 'r' : token->scope[0] == 'w' ? 'w' : 'a';
+        kf_store_t *store = lookup->authn->store;
+        int64_t now = kf_clock_wall_ms();
+        if (now - token->last_used_at >= API_TOKEN_TOUCH_MS)
+            store->ops->api_token_touch(store, token->id, now, api_token_touched_cb, NULL);
+        rc = token->created_by > 0
+                 ? store->ops->agent_by_id(store, token->created_by, api_maker_found_cb, lookup)
+                 : KF_ENOTFOUND;
+        if (rc == 0)
+            return;
+    }
+    answered(lookup, rc);
+}
+
 /* Starts a lookup of hash in the store (the store's queueing result in queued_rc): the request
  * waits for it, and KF_EAGAIN says so; or the queueing failed, and that is the answer. */
 static int wait_for(kf_req_t *req, lookup_t *lookup, int queued_rc)
@@ -405,6 +463,15 @@ static int try_credentials(kf_authn_t *authn, kf_req_t *req, unsigned creds, kf_
     char hash[KF_HASH_HEX_SIZE];
     memset(who, 0, sizeof *who);
     const kf_str_t *header = kf_http_header_get(req->head, "Authorization");
+    /* Not cached: a revoked token must fail on its next request, on every node. */
+    if ((creds & KF_CRED_API) != 0 && header != NULL && header->len > 7 &&
+        strncasecmp(header->ptr, "Bearer ", 7) == 0) {
+        kf_auth_sha256_hex(header->ptr + 7, header->len - 7, hash);
+        lookup_t *lookup = lookup_new(authn, req, hash, 0, resume);
+        return wait_for(
+            req, lookup,
+            authn->store->ops->api_token_by_hash(authn->store, hash, api_token_found_cb, lookup));
+    }
     if ((creds & KF_CRED_BEARER) != 0 && header != NULL && header->len > 7 &&
         strncasecmp(header->ptr, "Bearer ", 7) == 0) {
         kf_auth_sha256_hex(header->ptr + 7, header->len - 7, hash);

@@ -30,6 +30,11 @@ typedef struct kf_agent_auth {
     char role[16];
     char csrf[KF_TOKEN_SIZE];
     bool disabled; /* the account is disabled (a session ended by it, kept to say so) */
+    /* Set when an API token (not a session) names the caller: 'r' read, 'w' write, 'a' admin
+     * (docs/API.md, "API tokens"); 0 for a session. The agent is the token's maker; role is
+     * "admin" for an admin token only. */
+    char api_scope;
+    int64_t api_token_id; /* with api_scope: the token */
 } kf_agent_auth_t;
 
 /* Who a request's credential names. From a push ticket, only kind and id are known (the rest is
@@ -46,6 +51,8 @@ enum {
     KF_CRED_TICKET = 1, /* ?ticket= of a push request; when present, the only one looked at */
     KF_CRED_BEARER = 2, /* Authorization: Bearer <visitor token> */
     KF_CRED_COOKIE = 4, /* the agent session cookie */
+    KF_CRED_API = 8,    /* Authorization: Bearer <API token>; never a visitor's token, and tried
+                         * instead of the cookie when the header is there */
 };
 
 typedef struct kf_authn kf_authn_t;

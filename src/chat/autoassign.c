@@ -237,6 +237,7 @@ static void assigned_cb(void *ctx, const kf_store_result_t *r)
                 (awaited_t){job->conversation_id, job->team_id, e->job_agent, kf_clock_mono_ms()};
         }
         kf_chat_publish_conversation(e->app->store, e->app->hub, job->conversation_id, false);
+        kf_chat_hook_conversation(e->app, job->conversation_id, KF_HOOK_ASSIGNED);
     }
     /* KF_ECONFLICT: someone claimed it, it was resolved or moved, the agent filled up meanwhile;
      * the next look sees the desk as it is. */

@@ -343,6 +343,8 @@ static void changed_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc == 0) {
         kf_chat_publish_conversation(app->store, app->hub, w->conversation_id,
                                      w->kind == CHANGE_STATUS);
+        kf_chat_hook_conversation(app, w->conversation_id,
+                                  w->kind == CHANGE_STATUS ? KF_HOOK_STATUS : KF_HOOK_ASSIGNED);
         /* A new team, an agent's freed capacity or a reopened one: automatic assignment may act. */
         kf_autoassign_kick(app->autoassign);
     }

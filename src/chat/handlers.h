@@ -1,8 +1,8 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
  * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c,
  * visitor_details_api.c, rating_api.c, search_api.c, reports_api.c, ops_api.c, invite_api.c,
- * diag_api.c and live.c. Each runs
- * once the dispatcher has checked the route's access (chat/call.h). */
+ * diag_api.c, integrations_api.c and live.c. Each runs once the dispatcher has checked the
+ * route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
 
@@ -67,6 +67,14 @@ void kf_conversation_status_post(const kf_call_t *call);
 void kf_conversation_claim_post(const kf_call_t *call);
 void kf_conversation_assign_post(const kf_call_t *call);
 
+/* integrations_api.c: API tokens and webhooks, an admin's */
+void kf_tokens_get(const kf_call_t *call);
+void kf_tokens_post(const kf_call_t *call);
+void kf_tokens_delete(const kf_call_t *call);
+void kf_webhooks_get(const kf_call_t *call);
+void kf_webhooks_post(const kf_call_t *call);
+void kf_webhooks_delete(const kf_call_t *call);
+void kf_webhook_deliveries_get(const kf_call_t *call);
 /* invite_api.c: the visitors browsing now, invitations and their rules */
 void kf_visitors_online_get(const kf_call_t *call);
 void kf_visitor_invite_post(const kf_call_t *call);

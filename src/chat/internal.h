@@ -15,6 +15,7 @@
 #include "chat/limits.h"
 #include "chat/presence.h"
 #include "chat/quota.h"
+#include "chat/webhooks.h"
 #include "chat/replay.h"
 #include "bus/bus.h"
 #include "push/hub.h"
@@ -43,6 +44,15 @@ int kf_visitor_form_get(kf_app_t *app, int64_t visitor_id, kf_store_done_cb done
 /* An agent's presence changed: visitors hear of it (an "availability" event) when the first comes
  * online or the last goes. */
 void kf_widget_presence_changed(kf_app_t *app);
+/* What happened to a conversation, for the webhooks (integrations_api.c). */
+typedef enum {
+    KF_HOOK_CREATED,  /* conversation.created */
+    KF_HOOK_ASSIGNED, /* conversation.assigned, when it has an assignee now */
+    KF_HOOK_STATUS,   /* conversation.resolved, when it is resolved now */
+} kf_hook_change_t;
+/* Reads the conversation and hands its event, {conversation}, to the webhooks (nothing when
+ * it does not apply or the read fails). */
+void kf_chat_hook_conversation(kf_app_t *app, int64_t conversation_id, kf_hook_change_t change);
 
 /* Messages a page of the API holds at most. */
 #define KF_PAGE_SIZE 500
@@ -62,6 +72,7 @@ struct kf_app {
     kf_hasher_t *hasher;         /* password hashes, off the loop */
     kf_presence_t *presence;     /* the agents' online, away or offline */
     kf_autoassign_t *autoassign; /* the teams' automatic assignment */
+    kf_webhooks_t *webhooks;     /* outgoing webhooks (NULL when libcurl could not start) */
     kf_browsing_t *browsing;     /* the visitors online now (chat/invite_api.c) */
     json_t *invite_rules;        /* the invitation rules, as stored (chat/invite_api.c) */
     int64_t invite_rule_next;    /* the id the next rule gets */

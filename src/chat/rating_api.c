@@ -32,6 +32,10 @@ static void rated_conversation_cb(void *ctx, const kf_store_result_t *r)
                       "visitor_id", (json_int_t)c->visitor_id, "rating", kf_chat_rating_json(c));
         kf_chat_publish(app->hub, 0, true, kf_chat_event(0, event));
         kf_chat_publish_conversation(app->store, app->hub, c->id, true);
+        kf_webhooks_emit(app->webhooks, "rating.created",
+                         json_pack("{s:I,s:I,s:o}", "conversation_id", (json_int_t)c->id,
+                                   "visitor_id", (json_int_t)c->visitor_id, "rating",
+                                   kf_chat_rating_json(c)));
     }
     kf_req_t *req = w->base.req;
     if (req != NULL && r->rc != 0)

@@ -86,6 +86,17 @@ static const endpoint_t endpoints[] = {
     {{"POST", "/api/teams"}, KF_ACCESS_ADMIN, true, NULL, kf_teams_post},
     {{"PATCH", "/api/teams/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_teams_patch},
     {{"PUT", "/api/teams/{id}/members"}, KF_ACCESS_ADMIN, true, NULL, kf_team_members_put},
+    {{"GET", "/api/tokens"}, KF_ACCESS_ADMIN, false, NULL, kf_tokens_get},
+    {{"POST", "/api/tokens"}, KF_ACCESS_ADMIN, true, NULL, kf_tokens_post},
+    {{"DELETE", "/api/tokens/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_tokens_delete},
+    {{"GET", "/api/webhooks"}, KF_ACCESS_ADMIN, false, NULL, kf_webhooks_get},
+    {{"POST", "/api/webhooks"}, KF_ACCESS_ADMIN, true, NULL, kf_webhooks_post},
+    {{"DELETE", "/api/webhooks/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_webhooks_delete},
+    {{"GET", "/api/webhooks/{id}/deliveries"},
+     KF_ACCESS_ADMIN,
+     false,
+     NULL,
+     kf_webhook_deliveries_get},
     {{"GET", "/api/canned"}, KF_ACCESS_AGENT, false, NULL, kf_canned_get},
     {{"POST", "/api/canned"}, KF_ACCESS_AGENT, true, NULL, kf_canned_post},
     {{"PATCH", "/api/canned/{id}"}, KF_ACCESS_AGENT, true, NULL, kf_canned_patch},
@@ -184,7 +195,7 @@ static unsigned credentials(kf_access_t access)
     switch (access) {
     case KF_ACCESS_VISITOR: return KF_CRED_BEARER;
     case KF_ACCESS_AGENT:
-    case KF_ACCESS_ADMIN: return KF_CRED_COOKIE;
+    case KF_ACCESS_ADMIN: return KF_CRED_API | KF_CRED_COOKIE;
     case KF_ACCESS_LISTENER: return KF_CRED_TICKET | KF_CRED_BEARER | KF_CRED_COOKIE;
     case KF_ACCESS_PUBLIC: break;
     }
@@ -196,6 +207,9 @@ static const char *unauthorized_message(kf_req_t *req, kf_access_t access, int r
 {
     if (access == KF_ACCESS_VISITOR)
         return "a valid visitor token is required (Authorization: Bearer)";
+    if ((access == KF_ACCESS_AGENT || access == KF_ACCESS_ADMIN) &&
+        kf_http_header_get(req->head, "Authorization") != NULL)
+        return "unknown or revoked API token";
     if (access == KF_ACCESS_AGENT || access == KF_ACCESS_ADMIN)
         return "log in as an agent first";
     char ticket[8];
@@ -231,7 +245,16 @@ static bool allowed(kf_req_t *req, const endpoint_t *e, int rc, const kf_princip
         kf_call_fail(req, KF_EFORBIDDEN, "this needs an admin");
         return false;
     }
-    if (e->csrf) {
+    /* An API token carries no CSRF token: a browser never sends its Authorization header by
+     * itself, so a cross-site request cannot borrow it. Its scope is checked instead. */
+    char scope = who->kind == 'a' ? who->agent.api_scope : 0;
+    bool reads = kf_str_eq(req->head->method, "GET") || kf_str_eq(req->head->method, "HEAD");
+    if (scope == 'r' && !reads) {
+        kf_call_log(req, "a read-only API token on a write");
+        kf_call_fail(req, KF_EFORBIDDEN, "this API token may only read");
+        return false;
+    }
+    if (e->csrf && scope == 0) {
         const char *csrf = who->agent.csrf;
         const kf_str_t *token = kf_http_header_get(req->head, "X-CSRF-Token");
         if (token == NULL || !kf_auth_equal(token->ptr, token->len, csrf, strlen(csrf))) {

@@ -48,6 +48,10 @@ typedef enum {
     X(REQUIRE_VERIFIED, "require-verified", NULL, KF_FLAG_SWITCH, 0, 0, 0, NULL, false,            \
       "refuse visitors the site's server has not signed in (401 `verification_required`; "         \
       "docs/IDENTITY.md)")                                                                         \
+    X(WEBHOOKS_ALLOW_PRIVATE, "webhooks-allow-private", NULL, KF_FLAG_SWITCH, 0, 0, 0, NULL,       \
+      false,                                                                                       \
+      "let webhooks call private, loopback and link-local addresses (refused by default, "         \
+      "checked after DNS resolution)")                                                             \
     X(ALLOW_ORIGIN, "allow-origin", "URL", KF_FLAG_LIST, 0, 0, 0, NULL, false,                     \
       "another origin (scheme://host[:port]) whose pages may open a WebSocket here "               \
       "(repeatable); by default only kefu's own origin may")                                       \

@@ -310,6 +310,51 @@ static const char *const migrations[] = {
      "  UPDATE conversations SET last_message_id = NEW.id WHERE id = NEW.conversation_id;"
      "END;"
      "CREATE VIRTUAL TABLE message_search_terms USING fts5vocab(message_search, instance);"),
+    /* 14: integrations (docs/API.md, "API tokens" and "Webhooks"). An API token is kept as its
+     * SHA-256 only; revoking deletes it. A webhook's events are ",a,b," (one instr() finds a
+     * name whole); its secret is kept as it is, since every request is signed with it.
+     * webhook_deliveries holds the pending ones only, so that a restart resumes them; a
+     * delivery that went or was given up leaves only its attempts in webhook_attempts, the
+     * log, which keeps each webhook's newest few. */
+    ("CREATE TABLE api_tokens ("
+     "  id INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),"
+     "  token_hash TEXT NOT NULL UNIQUE,"
+     "  created_by INTEGER REFERENCES agents (id),"
+     "  created_at INTEGER NOT NULL,"
+     "  last_used_at INTEGER"
+     ");"
+     "CREATE TABLE webhooks ("
+     "  id INTEGER PRIMARY KEY,"
+     "  url TEXT NOT NULL,"
+     "  events TEXT NOT NULL,"
+     "  secret TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE webhook_deliveries ("
+     "  id INTEGER PRIMARY KEY,"
+     "  webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,"
+     "  event TEXT NOT NULL,"
+     "  body TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  attempts INTEGER NOT NULL,"
+     "  next_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at);"
+     "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id);"
+     "CREATE TABLE webhook_attempts ("
+     "  id INTEGER PRIMARY KEY,"
+     "  webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,"
+     "  delivery_id INTEGER NOT NULL,"
+     "  event TEXT NOT NULL,"
+     "  attempt INTEGER NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  error TEXT NOT NULL,"
+     "  next_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -700,6 +745,18 @@ static const kf_store_ops_t sqlite_ops = {
     .visitor_identify = kf_sqlite_visitor_identify,
     .visitor_pages = kf_sqlite_visitor_pages,
     .visitor_conversations = kf_sqlite_visitor_conversations,
+    .api_token_create = kf_sqlite_api_token_create,
+    .api_token_list = kf_sqlite_api_token_list,
+    .api_token_by_hash = kf_sqlite_api_token_by_hash,
+    .api_token_delete = kf_sqlite_api_token_delete,
+    .api_token_touch = kf_sqlite_api_token_touch,
+    .webhook_create = kf_sqlite_webhook_create,
+    .webhook_list = kf_sqlite_webhook_list,
+    .webhook_delete = kf_sqlite_webhook_delete,
+    .webhook_enqueue = kf_sqlite_webhook_enqueue,
+    .webhook_due = kf_sqlite_webhook_due,
+    .webhook_attempted = kf_sqlite_webhook_attempted,
+    .webhook_attempts = kf_sqlite_webhook_attempts,
     .complete = sqlite_complete,
     .flush = sqlite_flush,
     .set_notify = sqlite_set_notify,

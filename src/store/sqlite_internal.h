@@ -169,6 +169,53 @@
 /* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
 #define KF_SQLITE_SEARCH_PREFIX_WORDS 16
 
+/* The columns of an API token's, a webhook's, a pending delivery's and a logged attempt's rows
+ * (read by sqlite_integrations.c). */
+#define KF_SQLITE_API_TOKEN_COLUMNS                                                                \
+    "id, name, scope, COALESCE(created_by, 0), created_at, COALESCE(last_used_at, 0)"
+#define KF_SQLITE_WEBHOOK_COLUMNS "id, url, events, secret, created_at"
+#define KF_SQLITE_DELIVERY_COLUMNS                                                                 \
+    "d.id, d.webhook_id, w.url, w.secret, d.event, d.body, d.created_at, d.attempts, d.next_at"
+#define KF_SQLITE_ATTEMPT_COLUMNS                                                                  \
+    "id, webhook_id, delivery_id, event, attempt, at, status, error, next_at"
+
+/* The statements of API tokens and webhooks (sqlite_integrations.c, migration "integrations").
+ * A webhook's events are kept as ",a,b," so that one instr() finds a name whole. */
+#define KF_SQLITE_INTEGRATION_STATEMENTS(X)                                                        \
+    X(API_TOKEN_CREATE, "INSERT INTO api_tokens (name, scope, token_hash, created_by, "            \
+                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5)")                                 \
+    X(API_TOKEN_BY_ID, "SELECT " KF_SQLITE_API_TOKEN_COLUMNS " FROM api_tokens WHERE id = ?1")     \
+    X(API_TOKEN_LIST, "SELECT " KF_SQLITE_API_TOKEN_COLUMNS " FROM api_tokens ORDER BY id")        \
+    X(API_TOKEN_BY_HASH,                                                                           \
+      "SELECT " KF_SQLITE_API_TOKEN_COLUMNS " FROM api_tokens WHERE token_hash = ?1")              \
+    X(API_TOKEN_DELETE, "DELETE FROM api_tokens WHERE id = ?1")                                    \
+    X(API_TOKEN_TOUCH, "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1")                    \
+    X(WEBHOOK_CREATE, "INSERT INTO webhooks (url, events, secret, created_at) "                    \
+                      "VALUES (?1, ',' || ?2 || ',', ?3, ?4)")                                     \
+    X(WEBHOOK_BY_ID, "SELECT " KF_SQLITE_WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1")           \
+    X(WEBHOOK_LIST, "SELECT " KF_SQLITE_WEBHOOK_COLUMNS " FROM webhooks ORDER BY id")              \
+    X(WEBHOOK_DELETE, "DELETE FROM webhooks WHERE id = ?1")                                        \
+    X(WEBHOOK_ENQUEUE, "INSERT INTO webhook_deliveries (webhook_id, event, body, created_at, "     \
+                       "attempts, next_at) SELECT id, ?1, ?2, ?3, 0, ?3 FROM webhooks "            \
+                       "WHERE instr(events, ',' || ?1 || ',') > 0")                                \
+    X(WEBHOOK_DUE, "SELECT " KF_SQLITE_DELIVERY_COLUMNS " FROM webhook_deliveries d "              \
+                   "JOIN webhooks w ON w.id = d.webhook_id WHERE d.next_at <= ?1 "                 \
+                   "ORDER BY d.next_at, d.id LIMIT ?2")                                            \
+    X(WEBHOOK_ATTEMPT_INSERT,                                                                      \
+      "INSERT INTO webhook_attempts (webhook_id, delivery_id, event, attempt, at, status, error, " \
+      "next_at) SELECT webhook_id, id, event, attempts + 1, ?2, ?3, ?4, ?5 "                       \
+      "FROM webhook_deliveries WHERE id = ?1")                                                     \
+    X(WEBHOOK_OF_DELIVERY, "SELECT webhook_id FROM webhook_deliveries WHERE id = ?1")              \
+    X(WEBHOOK_DELIVERY_DONE, "DELETE FROM webhook_deliveries WHERE id = ?1")                       \
+    X(WEBHOOK_DELIVERY_RETRY, "UPDATE webhook_deliveries SET attempts = attempts + 1, "            \
+                              "next_at = ?2 WHERE id = ?1")                                        \
+    /* Keeps the newest ?2 of a webhook's attempts, as VISITOR_PAGES_TRIM does. */                 \
+    X(WEBHOOK_ATTEMPTS_TRIM, "DELETE FROM webhook_attempts WHERE webhook_id = ?1 AND id <= "       \
+                             "(SELECT id FROM webhook_attempts WHERE webhook_id = ?1 "             \
+                             "ORDER BY id DESC LIMIT 1 OFFSET ?2)")                                \
+    X(WEBHOOK_ATTEMPTS, "SELECT " KF_SQLITE_ATTEMPT_COLUMNS " FROM webhook_attempts "              \
+                        "WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2")
+
 /* X(name, sql): every statement the store runs, prepared once on each connection at open. */
 #define KF_SQLITE_STATEMENTS(X)                                                                    \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -414,7 +461,8 @@
     X(VISITOR_CONVERSATIONS, KF_SQLITE_CONVERSATION_SELECT                                         \
       "WHERE c.visitor_id = ?1 OR c.visitor_id IN (SELECT o.id FROM visitors o "                   \
       "  JOIN visitors me ON me.id = ?1 AND me.email != '' WHERE o.email = me.email "              \
-      "  AND o.email != '') ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2")
+      "  AND o.email != '') ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2")                       \
+    KF_SQLITE_INTEGRATION_STATEMENTS(X)
 
 typedef enum {
 #define KF_SQLITE_STMT_ENUM(name, sql) STMT_##name,
@@ -455,7 +503,12 @@ typedef enum {
     OP_VISITOR_GET,
     OP_VISITOR_PAGES,
     OP_VISITOR_CONVERSATIONS,
-    OP_REPORT,     /* sqlite_reports.c runs it */
+    OP_REPORT,         /* sqlite_reports.c runs it */
+    OP_API_TOKEN_LIST, /* sqlite_integrations.c runs these, to OP_WEBHOOK_ATTEMPTS */
+    OP_API_TOKEN_BY_HASH,
+    OP_WEBHOOK_LIST,
+    OP_WEBHOOK_DUE,
+    OP_WEBHOOK_ATTEMPTS,
     OP_READ_COUNT, /* the reads come before it, the writes after */
     OP_SETTING_SET = OP_READ_COUNT,
     OP_AGENT_CREATE,
@@ -480,6 +533,13 @@ typedef enum {
     OP_VISITOR_PAGE_ADD,
     OP_RATE,
     OP_VISITOR_IDENTIFY,
+    OP_API_TOKEN_CREATE, /* sqlite_integrations.c applies these, to OP_WEBHOOK_ATTEMPTED */
+    OP_API_TOKEN_DELETE,
+    OP_API_TOKEN_TOUCH,
+    OP_WEBHOOK_CREATE,
+    OP_WEBHOOK_DELETE,
+    OP_WEBHOOK_ENQUEUE,
+    OP_WEBHOOK_ATTEMPTED,
 } op_kind_t;
 
 /* At most this many strings an operation copies (agent_update's four, and the four of the row it
@@ -503,6 +563,10 @@ typedef struct op {
     kf_store_team_counts_cb each_team_counts;   /* conversation_team_counts */
     kf_store_visitor_page_cb each_page;         /* visitor_pages */
     kf_store_report_cb each_report;             /* report */
+    kf_store_api_token_cb each_api_token;       /* api_token_list */
+    kf_store_webhook_cb each_webhook;           /* webhook_list */
+    kf_store_delivery_cb each_delivery;         /* webhook_due */
+    kf_store_attempt_cb each_attempt;           /* webhook_attempts */
     union {
         const char *key;             /* setting_get */
         const char *email;           /* agent_by_email */
@@ -604,6 +668,18 @@ typedef struct op {
         } visitor_change;               /* visitor_update, visitor_pages, visitor_conversations */
         kf_visitor_page_t page_new;     /* visitor_page_add */
         kf_visitor_identity_t identity; /* visitor_identify */
+        struct {
+            int64_t id;        /* the token, the webhook, the delivery */
+            int64_t agent_id;  /* api_token_create: who makes it */
+            int64_t now;       /* the time written (webhook_attempted: the attempt's) */
+            int64_t status;    /* webhook_attempted */
+            int64_t next_at;   /* webhook_attempted (0: over) */
+            size_t limit;      /* webhook_due, webhook_attempts */
+            const char *name;  /* api_token_create; webhook_create's url; the enqueued event */
+            const char *scope; /* api_token_create; webhook_create's events; enqueued body */
+            const char *hash;  /* api_token_create, api_token_by_hash; webhook_create's secret */
+            const char *error; /* webhook_attempted */
+        } integration;         /* API tokens and webhooks (sqlite_integrations.c) */
     } args;
     kf_store_result_t result; /* a write's, filled by the writer */
     kf_message_t message;     /* message_add: result.message points here */
@@ -611,6 +687,8 @@ typedef struct op {
     kf_canned_t canned;       /* canned_create, canned_update: result.canned points here */
     kf_team_t team;           /* the team writes: result.team points here */
     kf_visitor_t visitor;     /* visitor_update, visitor_identify: result.visitor points here */
+    kf_api_token_t api_token; /* api_token_create: result.api_token points here */
+    kf_webhook_t webhook;     /* webhook_create: result.webhook points here */
     int64_t *ids;             /* owned: team_set_members' agent ids, then the read-back
                                * team's members; agent_update's released conversations */
     size_t id_count;
@@ -777,6 +855,8 @@ int kf_sqlite_visitor_conversations(kf_store_t *store, int64_t visitor_id, size_
 /* ---- sqlite_writer.c ---- */
 
 int kf_sqlite_writer_start(sqlite_store_t *s);
+/* Queues a write for the writer thread (for the files that define writes outside this one). */
+int kf_sqlite_queue_write(sqlite_store_t *s, op_t *op);
 /* Lets the writer finish what is queued and joins it (the caller has flushed). */
 void kf_sqlite_writer_stop(sqlite_store_t *s);
 /* Waits until the writer has nothing queued and is not applying a batch; true when finished
@@ -836,6 +916,43 @@ int kf_sqlite_visitor_page_add(kf_store_t *store, const kf_visitor_page_t *page,
                                kf_store_done_cb done, void *ctx);
 int kf_sqlite_visitor_identify(kf_store_t *store, const kf_visitor_identity_t *identity,
                                kf_store_done_cb done, void *ctx);
+
+/* ---- sqlite_integrations.c: API tokens and webhooks ---- */
+
+/* Whether op is one of sqlite_integrations.c's. */
+static inline bool kf_sqlite_is_integration(const op_t *op)
+{
+    return (op->kind >= OP_API_TOKEN_LIST && op->kind <= OP_WEBHOOK_ATTEMPTS) ||
+           (op->kind >= OP_API_TOKEN_CREATE && op->kind <= OP_WEBHOOK_ATTEMPTED);
+}
+/* Runs one of its reads on the loop's connection and calls its callbacks. */
+void kf_sqlite_run_integration_read(sqlite_store_t *s, op_t *op);
+/* Applies one of its writes inside the writer's transaction (*half as apply's). */
+int kf_sqlite_apply_integration(conn_t *c, op_t *op, bool *half);
+
+int kf_sqlite_api_token_create(kf_store_t *store, const char *name, const char *scope,
+                               const char *token_hash, int64_t created_by, int64_t now,
+                               kf_store_done_cb done, void *ctx);
+int kf_sqlite_api_token_list(kf_store_t *store, kf_store_api_token_cb each, kf_store_done_cb done,
+                             void *ctx);
+int kf_sqlite_api_token_by_hash(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                                void *ctx);
+int kf_sqlite_api_token_delete(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+int kf_sqlite_api_token_touch(kf_store_t *store, int64_t id, int64_t now, kf_store_done_cb done,
+                              void *ctx);
+int kf_sqlite_webhook_create(kf_store_t *store, const char *url, const char *events,
+                             const char *secret, int64_t now, kf_store_done_cb done, void *ctx);
+int kf_sqlite_webhook_list(kf_store_t *store, kf_store_webhook_cb each, kf_store_done_cb done,
+                           void *ctx);
+int kf_sqlite_webhook_delete(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+int kf_sqlite_webhook_enqueue(kf_store_t *store, const char *event, const char *body, int64_t now,
+                              kf_store_done_cb done, void *ctx);
+int kf_sqlite_webhook_due(kf_store_t *store, int64_t now, size_t limit, kf_store_delivery_cb each,
+                          kf_store_done_cb done, void *ctx);
+int kf_sqlite_webhook_attempted(kf_store_t *store, const kf_webhook_attempt_t *attempt,
+                                kf_store_done_cb done, void *ctx);
+int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t limit,
+                               kf_store_attempt_cb each, kf_store_done_cb done, void *ctx);
 
 /* ---- sqlite_checkpointer.c ---- */
 

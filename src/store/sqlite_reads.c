@@ -597,6 +597,10 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
         kf_sqlite_run_report(s, op);
         return;
     }
+    if (kf_sqlite_is_integration(op)) {
+        kf_sqlite_run_integration_read(s, op);
+        return;
+    }
     stmt_id_t id = op->kind == OP_CONVERSATION_LIST
                        ? list_statement(op->args.page.view, op->args.page.team_id)
                        : read_statements[op->kind];

@@ -27,6 +27,11 @@ static int queue_write(sqlite_store_t *s, op_t *op)
     return 0;
 }
 
+int kf_sqlite_queue_write(sqlite_store_t *s, op_t *op)
+{
+    return queue_write(s, op);
+}
+
 int kf_sqlite_setting_set(kf_store_t *store, const char *key, const char *value,
                           kf_store_done_cb done, void *ctx)
 {
@@ -1250,6 +1255,13 @@ static int apply(conn_t *c, op_t *op, bool *half)
     case OP_VISITOR_UPDATE: return apply_visitor_update(c, op, half);
     case OP_VISITOR_PAGE_ADD: return apply_visitor_page_add(c, op, half);
     case OP_VISITOR_IDENTIFY: return apply_visitor_identify(c, op, half);
+    case OP_API_TOKEN_CREATE:
+    case OP_API_TOKEN_DELETE:
+    case OP_API_TOKEN_TOUCH:
+    case OP_WEBHOOK_CREATE:
+    case OP_WEBHOOK_DELETE:
+    case OP_WEBHOOK_ENQUEUE:
+    case OP_WEBHOOK_ATTEMPTED: return kf_sqlite_apply_integration(c, op, half);
     default: return apply_simple(c, op);
     }
 }
@@ -1295,6 +1307,8 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
                 op->result.released = NULL;
                 op->result.released_count = 0;
                 op->result.visitor = NULL;
+                op->result.api_token = NULL;
+                op->result.webhook = NULL;
                 op->result.count = 0;
                 op->result.duplicate = false;
                 op->result.conversation_opened = false;

@@ -60,12 +60,14 @@
  *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
  *     messages_of_visitor, messages_all, search, canned_list, conversation_team_counts,
  *     team_list, visitor_get, visitor_pages, visitor_conversations, report (a scan of the
- *     period's rows: tens of ms a month, docs/PERFORMANCE.md).
+ *     period's rows: tens of ms a month, docs/PERFORMANCE.md), api_token_list,
+ *     api_token_by_hash, webhook_list, webhook_due, webhook_attempts.
  * (2) setting_set, agent_create, agent_update, session_create, session_delete, visitor_create,
  *     conversation_set_status, conversation_claim, conversation_assign, conversation_wake,
  *     conversation_mark_read, conversation_rate, message_add, canned_create, canned_update,
  *     canned_delete, conversation_autoassign, team_create, team_update, team_set_members,
- *     visitor_update, visitor_page_add, visitor_identify.
+ *     visitor_update, visitor_page_add, visitor_identify, api_token_create, api_token_delete,
+ *     api_token_touch, webhook_create, webhook_delete, webhook_enqueue, webhook_attempted.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -350,6 +352,55 @@ typedef struct kf_report_row {
     int64_t rated_bad;  /* ... is bad */
 } kf_report_row_t;
 
+/* An API token (docs/API.md, "API tokens"): a credential for scripts, kept as the SHA-256 of
+ * its secret only. */
+typedef struct kf_api_token {
+    int64_t id;
+    const char *name;   /* the admin's label for it */
+    const char *scope;  /* "read", "write" or "admin" */
+    int64_t created_by; /* the admin who made it (0 when that agent is gone) */
+    int64_t created_at;
+    int64_t last_used_at; /* 0 until it is first used */
+} kf_api_token_t;
+
+/* An outgoing webhook (docs/API.md, "Webhooks"). */
+typedef struct kf_webhook {
+    int64_t id;
+    const char *url;    /* http:// or https:// */
+    const char *events; /* the event names it takes, comma-separated ("message.created,...") */
+    const char *secret; /* the HMAC key its requests are signed with */
+    int64_t created_at;
+} kf_webhook_t;
+
+/* A delivery still to make: one event's body for one webhook, with what sending it needs. */
+typedef struct kf_webhook_delivery {
+    int64_t id;
+    int64_t webhook_id;
+    const char *url;    /* the webhook's */
+    const char *secret; /* the webhook's */
+    const char *event;
+    const char *body; /* the JSON text sent, as it was when the event happened */
+    int64_t created_at;
+    int64_t attempts; /* made so far */
+    int64_t next_at;  /* when the next one is due */
+} kf_webhook_delivery_t;
+
+/* One attempt at a delivery, as the delivery log shows it. */
+typedef struct kf_webhook_attempt {
+    int64_t id;
+    int64_t webhook_id;
+    int64_t delivery_id;
+    const char *event;
+    int64_t attempt;   /* 1 for the first */
+    int64_t at;        /* when it was made */
+    int64_t status;    /* the HTTP status answered, 0 when none was (refused, unreachable) */
+    const char *error; /* "" when it went, else what went wrong */
+    int64_t next_at;   /* when the delivery is tried again; 0: it is over (done or given up) */
+} kf_webhook_attempt_t;
+
+/* Attempts the delivery log keeps per webhook (the newest). */
+#define KF_STORE_WEBHOOK_LOG_MAX 50
+
 /* What an operation came to, handed to its done callback; the fields its operation fills are
  * named beside each, the others are 0 or NULL. */
 typedef struct kf_store_result {
@@ -384,6 +435,8 @@ typedef struct kf_store_result {
                               * took from the agent (now unassigned) */
     size_t released_count;
     const kf_report_row_t *report_totals; /* report: the whole period's figures */
+    const kf_api_token_t *api_token;      /* api_token_create, api_token_by_hash */
+    const kf_webhook_t *webhook;          /* webhook_create */
 } kf_store_result_t;
 
 /* The most hits one search hands over. */
@@ -400,6 +453,10 @@ typedef int (*kf_store_report_cb)(void *ctx, const kf_report_row_t *row);
 /* One team's counts: KF_VIEW_COUNT numbers, by view. */
 typedef int (*kf_store_team_counts_cb)(void *ctx, int64_t team_id, const int64_t *counts);
 typedef int (*kf_store_visitor_page_cb)(void *ctx, const kf_visitor_page_t *page);
+typedef int (*kf_store_api_token_cb)(void *ctx, const kf_api_token_t *token);
+typedef int (*kf_store_webhook_cb)(void *ctx, const kf_webhook_t *webhook);
+typedef int (*kf_store_delivery_cb)(void *ctx, const kf_webhook_delivery_t *delivery);
+typedef int (*kf_store_attempt_cb)(void *ctx, const kf_webhook_attempt_t *attempt);
 
 typedef struct kf_store kf_store_t;
 
@@ -646,6 +703,51 @@ typedef struct kf_store_ops {
      * messages and one over its conversations (migration "reports"), on the loop's connection. */
     int (*report)(kf_store_t *store, const kf_report_query_t *query, kf_store_report_cb each,
                   kf_store_done_cb done, void *ctx);
+
+    /* API tokens, keyed by the SHA-256 (hex) of the token; the store never sees the token.
+     * api_token_create: id and api_token (the row); KF_EINVAL at once for an empty name or
+     * token_hash, or a scope other than "read", "write", "admin". api_token_list: each token,
+     * by id. api_token_by_hash: api_token, or KF_ENOTFOUND (a revoked one is deleted, so it is
+     * unknown at once). api_token_delete: KF_ENOTFOUND when there was none. api_token_touch
+     * sets last_used_at (KF_ENOTFOUND when it is gone). Threads: api_token_list and
+     * api_token_by_hash are reads (the loop's connection), the others writes (the writer). */
+    int (*api_token_create)(kf_store_t *store, const char *name, const char *scope,
+                            const char *token_hash, int64_t created_by, int64_t now,
+                            kf_store_done_cb done, void *ctx);
+    int (*api_token_list)(kf_store_t *store, kf_store_api_token_cb each, kf_store_done_cb done,
+                          void *ctx);
+    int (*api_token_by_hash)(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                             void *ctx);
+    int (*api_token_delete)(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+    int (*api_token_touch)(kf_store_t *store, int64_t id, int64_t now, kf_store_done_cb done,
+                           void *ctx);
+
+    /* Outgoing webhooks. webhook_create: id and webhook (the row); KF_EINVAL at once for an
+     * empty url, events or secret. webhook_list: each webhook, by id. webhook_delete removes it
+     * with its pending deliveries and its log; KF_ENOTFOUND when there was none.
+     * webhook_enqueue: one pending delivery of body, due at now, for every webhook whose events
+     * name event (count: how many). webhook_due: each pending delivery due at now or before,
+     * soonest first, at most limit (1 to 1000). webhook_attempted records one attempt
+     * (attempt->delivery_id, at, status, error, next_at; its webhook, event and number are the
+     * delivery's) in the log, trimmed to the newest KF_STORE_WEBHOOK_LOG_MAX of its webhook, and
+     * then deletes the delivery (next_at 0: it is over) or makes it due again at next_at;
+     * KF_ENOTFOUND when the delivery is gone (its webhook deleted meanwhile). webhook_attempts:
+     * each attempt of webhook_id, newest first, at most limit (1 to KF_STORE_WEBHOOK_LOG_MAX).
+     * Threads: webhook_list, webhook_due and webhook_attempts are reads (the loop's connection),
+     * the others writes (the writer). */
+    int (*webhook_create)(kf_store_t *store, const char *url, const char *events,
+                          const char *secret, int64_t now, kf_store_done_cb done, void *ctx);
+    int (*webhook_list)(kf_store_t *store, kf_store_webhook_cb each, kf_store_done_cb done,
+                        void *ctx);
+    int (*webhook_delete)(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
+    int (*webhook_enqueue)(kf_store_t *store, const char *event, const char *body, int64_t now,
+                           kf_store_done_cb done, void *ctx);
+    int (*webhook_due)(kf_store_t *store, int64_t now, size_t limit, kf_store_delivery_cb each,
+                       kf_store_done_cb done, void *ctx);
+    int (*webhook_attempted)(kf_store_t *store, const kf_webhook_attempt_t *attempt,
+                             kf_store_done_cb done, void *ctx);
+    int (*webhook_attempts)(kf_store_t *store, int64_t webhook_id, size_t limit,
+                            kf_store_attempt_cb each, kf_store_done_cb done, void *ctx);
 
     /* Runs what is ready: the reads queued so far, and the done callbacks of the writes that
      * have finished (in queue order). Work that callbacks queue meanwhile runs in a later call

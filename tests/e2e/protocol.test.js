@@ -612,6 +612,21 @@ test("a visitor's bearer is not an agent credential; visitors cannot read each o
     // Identity comes from the token, never from a client-set cookie or header.
     r = await srv.api('GET', '/api/conversations', { headers: { Cookie: 'username=admin; kefu_role=admin' } });
     assert.equal(r.status, 401);
+    // And the other way round: an admin's API token (docs/API.md, "API tokens") is no visitor's.
+    const made = await srv.api('POST', '/api/tokens', { cookie: ag.cookie, csrf: ag.csrf, body: { name: 'ops', scope: 'admin' } });
+    assert.equal(made.status, 201, made.text);
+    const apiToken = made.json.token.token;
+    assert.equal((await srv.api('GET', '/api/conversations', { token: apiToken })).status, 200, 'the API token works where it belongs');
+    for (const [m, p, body] of [
+      ['GET', '/api/visitor/messages?after=0'],
+      ['GET', '/api/visitor/session'],
+      ['POST', '/api/visitor/messages', { body: 'as a visitor' }],
+      ['POST', '/api/visitor/push-ticket'],
+      ['GET', '/push/poll?after=0'],
+    ]) {
+      r = await srv.api(m, p, { token: apiToken, body });
+      assertError(r, 401, 'unauthorized', `${m} ${p} with an API token`);
+    }
   }),
 );
 

@@ -387,6 +387,10 @@ const AGENT_POST_BODIES = {
   'POST /api/canned': { shortcut: 'forged', body: 'forged reply' },
   'PATCH /api/canned/{id}': { body: 'forged change' }, // {id}: one of Ana's own
   'DELETE /api/canned/{id}': undefined,
+  'POST /api/tokens': { name: 'forged', scope: 'admin' },
+  'DELETE /api/tokens/{id}': undefined, // {id}: Ana's token
+  'POST /api/webhooks': { url: 'https://example.com/forged', events: ['message.created'] },
+  'DELETE /api/webhooks/{id}': undefined, // {id}: Ana's webhook
   'POST /api/teams': { name: 'Forged' },
   'PATCH /api/teams/{id}': { name: 'Forged change' }, // {id}: Ana's team
   'PUT /api/teams/{id}/members': { agent_ids: [] },
@@ -428,6 +432,10 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal(canned.status, 201, canned.text);
     const team = await srv.api('POST', '/api/teams', { cookie: ana.cookie, csrf: ana.csrf, body: { name: 'Billing' } });
     assert.equal(team.status, 201, team.text);
+    const token = await srv.api('POST', '/api/tokens', { cookie: ana.cookie, csrf: ana.csrf, body: { name: 'mine', scope: 'read' } });
+    assert.equal(token.status, 201, token.text);
+    const hook = await srv.api('POST', '/api/webhooks', { cookie: ana.cookie, csrf: ana.csrf, body: { url: 'https://example.com/mine', events: ['rating.created'] } });
+    assert.equal(hook.status, 201, hook.text);
     const rule = await srv.api('POST', '/api/invite-rules', { cookie: ana.cookie, csrf: ana.csrf, body: { path: '/pricing', seconds: 30, body: 'Questions?' } });
     assert.equal(rule.status, 201, rule.text);
     // The visitor browses (an invitation is for a visitor online).
@@ -453,13 +461,15 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
       ['a cross-site Origin and Referer without the token (what a forged form or fetch sends)', { headers: { Origin: EVIL, Referer: `${EVIL}/page` } }],
     ];
     // A route's {id}: the conversation, or for an agent's account, Bo's, or Ana's canned reply,
-    // or her team, or the visitor, or the invitation rule.
+    // or her team, or the visitor, or the invitation rule, or her API token or webhook.
     const ids = {
       '/api/agents/': bo.agent.id,
       '/api/canned/': canned.json.canned.id,
       '/api/teams/': team.json.team.id,
       '/api/visitors/': v.visitor.id,
       '/api/invite-rules/': rule.json.rule.id,
+      '/api/tokens/': token.json.token.id,
+      '/api/webhooks/': hook.json.webhook.id,
     };
     const idOf = (pattern) => {
       const prefix = Object.keys(ids).find((k) => pattern.startsWith(k));
@@ -510,11 +520,15 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.deepEqual(r.json.canned, [canned.json.canned], 'no canned reply added, changed or deleted');
     r = await srv.api('GET', '/api/teams', { cookie: ana.cookie });
     assert.deepEqual(r.json.teams, [team.json.team], 'no team added or changed');
+    r = await srv.api('GET', '/api/tokens', { cookie: ana.cookie });
+    assert.deepEqual(r.json.tokens.map((x) => x.id), [token.json.token.id], 'no API token added or revoked');
+    r = await srv.api('GET', '/api/webhooks', { cookie: ana.cookie });
+    assert.deepEqual(r.json.webhooks, [hook.json.webhook], 'no webhook added or deleted');
     r = await srv.api('GET', '/api/invite-rules', { cookie: ana.cookie });
     assert.deepEqual(r.json.rules, [rule.json.rule], 'no rule added or deleted');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, canned: 201, teams: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200, invite: 201, 'invite-rules': 201 };
+    const expect = { agents: 201, canned: 201, teams: 201, tokens: 201, webhooks: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200, invite: 201, 'invite-rules': 201 };
     // A delete after the change of the same reply, and the logout last of all.
     const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
     for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {

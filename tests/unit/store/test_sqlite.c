@@ -600,7 +600,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "13");
+    assert_string_equal(last_result(seen)->value, "14");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -661,7 +661,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "13");
+    assert_string_equal(last_result(seen)->value, "14");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -683,7 +683,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '13' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '14' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -704,6 +704,13 @@ static void rewind_notes(const suite_fixture_t *f)
                 "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);");
 }
 
+/* Takes the integrations' migration (API tokens and webhooks) away again. */
+#define UNDO_INTEGRATIONS                                                                          \
+    "DROP TABLE webhook_attempts;"                                                                 \
+    "DROP TABLE webhook_deliveries;"                                                               \
+    "DROP TABLE webhooks;"                                                                         \
+    "DROP TABLE api_tokens;"
+
 /* Takes the migration of the kept counts and each conversation's newest message away again. */
 #define UNDO_COUNTS                                                                                \
     "DROP TRIGGER conversation_counts_insert;"                                                     \
@@ -715,8 +722,10 @@ static void rewind_notes(const suite_fixture_t *f)
     "ALTER TABLE conversations DROP COLUMN last_message_id;"                                       \
     "DROP TABLE message_search_terms;"
 
-/* Takes the verified visitors' migration (12) away again, and the kept counts' after it. */
+/* Takes the verified visitors' migration (12) away again, and the kept counts' and the
+ * integrations' after it. */
 #define UNDO_IDENTITY                                                                              \
+    UNDO_INTEGRATIONS                                                                              \
     UNDO_COUNTS                                                                                    \
     "DROP TABLE identity_nonces;"                                                                  \
     "DROP TABLE visitor_tokens;"                                                                   \
@@ -824,7 +833,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -905,7 +914,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1081,7 +1090,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1491,11 +1500,12 @@ static void test_sqlite_migration_counts(void **state)
     suite_flush(f);
     kf_store_close(f->store);
     f->store = NULL;
-    sql_exec(f, UNDO_COUNTS "UPDATE settings SET value = '12' WHERE key = 'schema_version';");
+    sql_exec(f, UNDO_INTEGRATIONS UNDO_COUNTS
+             "UPDATE settings SET value = '12' WHERE key = 'schema_version';");
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);

@@ -574,6 +574,52 @@ static int fs_visitor_identify(kf_store_t *store, const kf_visitor_identity_t *i
                : end(p, REAL(store)->visitor_identify(store, identity, fs_done, p));
 }
 
+static int fs_api_token_create(kf_store_t *store, const char *name, const char *scope,
+                               const char *token_hash, int64_t created_by, int64_t now,
+                               kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(api_token_create), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->api_token_create(store, name, scope, token_hash, created_by,
+                                                      now, fs_done, p));
+}
+
+static int fs_api_token_by_hash(kf_store_t *store, const char *token_hash, kf_store_done_cb done,
+                                void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(api_token_by_hash), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->api_token_by_hash(store, token_hash, fs_done, p));
+}
+
+static int fs_api_token_delete(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(api_token_delete), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->api_token_delete(store, id, fs_done, p));
+}
+
+static int fs_webhook_create(kf_store_t *store, const char *url, const char *events,
+                             const char *secret, int64_t now, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(webhook_create), done, ctx, &p);
+    return rc != 0 || p == NULL
+               ? rc
+               : end(p, REAL(store)->webhook_create(store, url, events, secret, now, fs_done, p));
+}
+
+static int fs_webhook_delete(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(webhook_delete), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->webhook_delete(store, id, fs_done, p));
+}
+
 int failing_store_open(const char *path, kf_store_t **out)
 {
     kf_store_t *store;
@@ -627,6 +673,11 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.visitor_update = fs_visitor_update;
     fs->ops.visitor_page_add = fs_visitor_page_add;
     fs->ops.visitor_identify = fs_visitor_identify;
+    fs->ops.api_token_create = fs_api_token_create;
+    fs->ops.api_token_by_hash = fs_api_token_by_hash;
+    fs->ops.api_token_delete = fs_api_token_delete;
+    fs->ops.webhook_create = fs_webhook_create;
+    fs->ops.webhook_delete = fs_webhook_delete;
     fs->fail_op = FS_ANY;
     store->ops = &fs->ops;
     *out = store;

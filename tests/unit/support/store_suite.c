@@ -800,6 +800,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store ratings (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_rating_tests, store_suite_rating_test_count,
                                       NULL, NULL);
+    snprintf(name, sizeof name, "store integrations (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_integration_tests,
+                                      store_suite_integration_test_count, NULL, NULL);
     if (count > 0) {
         snprintf(name, sizeof name, "%s only", backend->name);
         failed += _cmocka_run_group_tests(name, extra, count, NULL, NULL);

@@ -166,6 +166,11 @@ extern const size_t store_suite_agent_test_count;
 extern const struct CMUnitTest store_suite_search_tests[];
 extern const size_t store_suite_search_test_count;
 
+/* ---- ... and of API tokens and webhooks (store_suite_integrations.c) ---- */
+
+extern const struct CMUnitTest store_suite_integration_tests[];
+extern const size_t store_suite_integration_test_count;
+
 /* ---- ... and of canned replies (store_suite_canned.c) ---- */
 
 extern const struct CMUnitTest store_suite_canned_tests[];
