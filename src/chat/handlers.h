@@ -66,6 +66,11 @@ void kf_conversation_status_post(const kf_call_t *call);
 void kf_conversation_claim_post(const kf_call_t *call);
 void kf_conversation_assign_post(const kf_call_t *call);
 
+/* attachment_api.c */
+void kf_visitor_attachment_post(const kf_call_t *call);
+void kf_conversation_attachment_post(const kf_call_t *call);
+void kf_attachment_get(const kf_call_t *call);
+
 /* canned_api.c */
 void kf_canned_get(const kf_call_t *call);
 void kf_canned_post(const kf_call_t *call);

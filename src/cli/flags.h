@@ -62,6 +62,10 @@ typedef enum {
     X(METRICS_TOKEN, "metrics-token", "TOKEN", KF_FLAG_TEXT, 0, 0, 0, NULL, false,                 \
       "a scraper sending `Authorization: Bearer TOKEN` may read `/metrics` from any address "      \
       "(set it in the file or the environment: flags show in `ps`)")                               \
+    X(MAX_UPLOAD_BYTES, "max-upload-bytes", "BYTES", KF_FLAG_COUNT, 1, 1073741824,                 \
+      app.max_upload_bytes, NULL, false,                                                           \
+      "largest attachment a visitor or an agent may upload (413 past it); each upload in "         \
+      "progress holds this much memory at most")                                                   \
     X(MAX_CONNECTIONS_PER_ADDRESS, "max-connections-per-address", "N", KF_FLAG_COUNT, 0,           \
       KF_FLAG_MAX_LIMIT, server.max_connections_per_address, NULL, true,                           \
       "connections open at once from one client address (an IPv6 /64), loopback included; "        \

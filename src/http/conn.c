@@ -365,8 +365,11 @@ static expect_t expectation(const kf_http_request_t *head)
  * connection then closes after the answer). */
 static bool head_acceptable(kf_conn_t *conn, const kf_http_request_t *head)
 {
-    if (head->content_length > 0 &&
-        (uint64_t)head->content_length > conn->server->config.max_body) {
+    const kf_server_config_t *config = &conn->server->config;
+    size_t limit = config->body_limit != NULL ? config->body_limit(conn->server->app, head) : 0;
+    if (limit == 0)
+        limit = config->max_body;
+    if (head->content_length > 0 && (uint64_t)head->content_length > limit) {
         conn_reject(conn, 413, "too_large", "the request body is too large");
         return false;
     }

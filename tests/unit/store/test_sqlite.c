@@ -600,7 +600,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "12");
+    assert_string_equal(last_result(seen)->value, "13");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -661,7 +661,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "12");
+    assert_string_equal(last_result(seen)->value, "13");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -683,7 +683,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '12' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '13' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -704,8 +704,15 @@ static void rewind_notes(const suite_fixture_t *f)
                 "CREATE INDEX messages_by_conversation ON messages (conversation_id, id, sender);");
 }
 
-/* Takes the verified visitors' migration (12) away again. */
+/* Takes the attachments' migration away again: every rewind starts from the newest. */
+#define UNDO_ATTACHMENTS                                                                           \
+    "DROP INDEX messages_by_attachment;"                                                           \
+    "ALTER TABLE messages DROP COLUMN attachment_id;"                                              \
+    "DROP TABLE attachments;"
+
+/* Takes the verified visitors' migration (12) away again, and the attachments' after it. */
 #define UNDO_IDENTITY                                                                              \
+    UNDO_ATTACHMENTS                                                                               \
     "DROP TABLE identity_nonces;"                                                                  \
     "DROP TABLE visitor_tokens;"                                                                   \
     "DROP INDEX visitors_by_user;"                                                                 \
@@ -812,7 +819,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 12);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -893,7 +900,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 12);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1069,7 +1076,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 12);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
