@@ -134,7 +134,8 @@ static void disposition(const char *name, bool inline_image, char *out, size_t s
         unsigned char c = *p;
         bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                      c == '.' || c == '-' || c == '_';
-        if (f < MAX_NAME_BYTES)
+        /* One '_' for each character the fallback cannot hold, not one per byte. */
+        if (f < MAX_NAME_BYTES && (c < 0x80 || c >= 0xc0))
             fallback[f++] = plain || c == ' ' ? (char)c : '_';
         if (e + 3 < sizeof encoded) {
             if (plain) {
