@@ -48,7 +48,8 @@
       const sep = url.indexOf('?') >= 0 ? '&' : '?';
       xhr.open('POST', url + sep + 'name=' + encodeURIComponent(file.name || 'file'));
       xhr.setRequestHeader('Accept', 'application/json');
-      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      // The server judges the type from the bytes, and takes no form's type (text/plain is one).
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
       for (const [name, value] of Object.entries(headers || {})) xhr.setRequestHeader(name, value);
       xhr.upload.addEventListener('progress', (e) => {
         if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "base/sniff.h"
@@ -33,15 +34,56 @@ static bool is_clean_name(const char *name, size_t len)
     return true;
 }
 
+/* The file name of an upload without one: "file" and the extension of its type. */
+static void default_name(const char *type, char out[MAX_NAME_BYTES + 1])
+{
+    static const struct {
+        const char *type;
+        const char *ext;
+    } exts[] = {{"image/png", "png"},
+                {"image/jpeg", "jpg"},
+                {"image/gif", "gif"},
+                {"image/webp", "webp"},
+                {"application/pdf", "pdf"},
+                {"text/plain", "txt"},
+                {"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"},
+                {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"}};
+    const char *ext = "bin";
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        if (strcmp(exts[i].type, type) == 0)
+            ext = exts[i].ext;
+    }
+    snprintf(out, MAX_NAME_BYTES + 1, "file.%s", ext);
+}
+
+/* Whether the body's Content-Type is one a cross-site HTML form can send. Agents' uploads carry
+ * the CSRF token and visitors' a bearer token, so such a form cannot upload anyway; refusing its
+ * types as well keeps every write of the API out of a form's reach (docs/SECURITY.md). */
+static bool is_form_type(kf_req_t *req)
+{
+    const kf_str_t *type = kf_http_header_get(req->head, "Content-Type");
+    if (type == NULL)
+        return false;
+    static const char *const forms[] = {"text/plain", "application/x-www-form-urlencoded",
+                                        "multipart/form-data"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        size_t len = strlen(forms[i]);
+        if (type->len >= len && strncasecmp(type->ptr, forms[i], len) == 0 &&
+            (type->len == len || type->ptr[len] == ';' || type->ptr[len] == ' '))
+            return true;
+    }
+    return false;
+}
+
 /* The upload's file name from ?name= (percent-encoded UTF-8), its folders dropped (a browser may
- * send a path), into out. Answers 400 or 422 and returns false when it is missing or bad. */
+ * send a path), into out; "" when there is none. Answers 422 and returns false when it is bad. */
 static bool upload_name(kf_req_t *req, char out[MAX_NAME_BYTES + 1])
 {
     char raw[4 * MAX_NAME_BYTES + 1];
     int len = kf_http_query_get(req->head->query, "name", raw, sizeof raw);
     if (len == KF_ENOTFOUND) {
-        kf_call_fail(req, KF_EPROTO, "the file name is required (?name=)");
-        return false;
+        out[0] = '\0';
+        return true;
     }
     if (len < 0) {
         kf_call_fail(req, KF_EINVAL, NAME_RULE);
@@ -72,6 +114,12 @@ static bool upload_name(kf_req_t *req, char out[MAX_NAME_BYTES + 1])
 static void upload(const kf_call_t *call, kf_actor_t who, int64_t conversation_id)
 {
     kf_req_t *req = call->req;
+    if (is_form_type(req)) {
+        kf_resp_error(req, 415, "unsupported_media_type",
+                      "send the file as the body, as application/octet-stream or its own type "
+                      "(not text/plain or a form)");
+        return;
+    }
     char name[MAX_NAME_BYTES + 1];
     if (!upload_name(req, name))
         return;
@@ -92,6 +140,8 @@ static void upload(const kf_call_t *call, kf_actor_t who, int64_t conversation_i
                       "plain text can be attached");
         return;
     }
+    if (name[0] == '\0')
+        default_name(type, name);
     kf_attachment_new_t attachment = {
         .name = name, .type = type, .bytes = req->body, .size = req->body_len};
     kf_call_send_attachment(call, who, conversation_id, &attachment);

@@ -139,7 +139,10 @@ test('attachments over the API: stored, carried by messages, served with safe he
     // a conversation that does not exist.
     assertError(await upload(srv, '/api/visitor/attachments?name=cat.png', EXE, { token: v.token }), 415, 'file_type_not_allowed', 'a renamed .exe');
     assertError(await upload(srv, '/api/visitor/attachments?name=big.png', Buffer.concat([image, Buffer.alloc(LIMIT)]), { token: v.token }), 413, 'too_large', 'past --max-upload-bytes');
-    assertError(await upload(srv, '/api/visitor/attachments', image, { token: v.token }), 400, 'bad_request', 'no name');
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const res = await srv.api('POST', '/api/visitor/attachments?name=a.png', { token: v.token, body: image, headers: { 'Content-Type': type } });
+      assertError(res, 415, 'unsupported_media_type', `an upload as ${type}`);
+    }
     assertError(await upload(srv, '/api/visitor/attachments?name=%01.png', image, { token: v.token }), 422, 'invalid', 'a control character');
     assertError(await upload(srv, '/api/visitor/attachments?name=%2F', image, { token: v.token }), 422, 'invalid', 'a name that is only a folder');
     assertError(await srv.api('POST', '/api/visitor/attachments?name=a.png', { token: v.token }), 422, 'invalid', 'an empty file');
@@ -149,8 +152,12 @@ test('attachments over the API: stored, carried by messages, served with safe he
     r = await upload(srv, `/api/visitor/attachments?name=${encodeURIComponent('C:\\Users\\vera\\scan.pdf')}`, PDF, { token: v.token });
     assert.equal(r.status, 201, r.text);
     assert.equal(r.json.message.attachment.name, 'scan.pdf');
+    // Without a name, one is made from the type.
+    r = await upload(srv, '/api/visitor/attachments', image, { token: v.token });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.message.attachment.name, 'file.png');
     r = await srv.api('GET', '/api/visitor/messages', { token: v.token });
-    assert.equal(r.json.messages.length, 4, 'the refused ones stored nothing');
+    assert.equal(r.json.messages.length, 5, 'the refused ones stored nothing');
     // The normal body limit still holds everywhere else.
     assertError(await srv.api('POST', '/api/visitor/messages', { token: v.token, body: { body: 'x'.repeat(70 * 1024) } }), 413, 'too_large', 'a message past 64 KiB');
   }));
