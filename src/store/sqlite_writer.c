@@ -611,6 +611,11 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
             op->message = stored;
             op->message.agent_name = kf_sqlite_op_keep(op, stored.agent_name);
             op->message.body = m->body; /* the same text, in memory the op owns */
+            /* A keyed message carries no file (message_add refuses both at once). */
+            op->message.attachment_id = 0;
+            op->message.attachment_name = "";
+            op->message.attachment_type = "";
+            op->message.attachment_size = 0;
             op->result.duplicate = true;
             op->result.message = &op->message;
         }
@@ -909,6 +914,8 @@ static int apply_assign(conn_t *c, op_t *op, bool *half)
         .body = t->note,
         .created_at = m.now,
         .is_private = true,
+        .attachment_name = "",
+        .attachment_type = "",
     };
     op->result.message = &op->message;
     return 0;
