@@ -36,7 +36,10 @@ typedef struct sample {
 static const sample_t samples[] = {
     S("PNG", "\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", "image/png"),
     S("JPEG (JFIF)", "\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
-    S("JPEG (Exif)", "\xff\xd8\xff\xe1\x00\x10" "Exif", "image/jpeg"),
+    S("JPEG (Exif)",
+      "\xff\xd8\xff\xe1\x00\x10"
+      "Exif",
+      "image/jpeg"),
     S("GIF87a", "GIF87a\x01\x00\x01\x00", "image/gif"),
     S("GIF89a", "GIF89a\x01\x00\x01\x00", "image/gif"),
     S("WebP", "RIFF\x24\x00\x00\x00WEBPVP8 ", "image/webp"),
