@@ -254,3 +254,44 @@ test('attachments in the browsers: the visitor attaches an image, the agent sees
     assert.equal(count.json.messages.length, 3, 'the refused files stored nothing');
     assertNoPageProblems(ana);
   }));
+
+test('attachments in the website widget: the visitor on another site attaches an image in the frame, sees its preview, and the agent sees it live', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const http = require('node:http');
+    const srv = await env.server({ args: ARGS });
+    // A customer's page on another origin (localhost vs 127.0.0.1) with the one tag.
+    const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head><body><script src="${srv.base}/widget.js" async></script></body></html>`;
+    const site = http.createServer((req, res) => res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(html));
+    await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+    env.defer(() => new Promise((resolve) => site.close(resolve)));
+    const dir = tmpDir('kefu-attach-widget-');
+    env.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const imagePath = path.join(dir, 'shoe.png');
+    fs.writeFileSync(imagePath, png(120, 80));
+
+    const host = await env.page('host');
+    await host.setViewportSize({ width: 1280, height: 800 });
+    await host.goto(`http://localhost:${site.address().port}/`);
+    await host.getByRole('button', { name: 'Open chat' }).click();
+    const frame = await (await host.waitForSelector('kefu-widget >> iframe', { state: 'attached', timeout: T })).contentFrame();
+    await waitConnected(frame);
+    await frame.fill('#message-input', 'This one, in size 44?');
+    await frame.press('#message-input', 'Enter');
+    await waitMsg(frame, '#messages', 'This one, in size 44?', 'visitor');
+
+    const ana = await openAgent(env, srv, 'sse', ANA);
+    const conv = (await srv.api('GET', '/api/conversations', { cookie: (await agentLogin(srv, ANA.email, ANA.password)).cookie })).json.conversations[0];
+    await selectConv(ana, conv.id);
+
+    const [chooser] = await Promise.all([host.waitForEvent('filechooser'), frame.getByRole('button', { name: 'Attach a file' }).click()]);
+    await chooser.setFiles(imagePath);
+    await frame.waitForFunction(() => {
+      const img = document.querySelector('#messages img.attachment-preview');
+      return img && img.complete && img.naturalWidth === 120;
+    }, null, { timeout: T });
+    await ana.page.waitForFunction(() => {
+      const img = document.querySelector('#thread img.attachment-preview');
+      return img && img.complete && img.naturalWidth === 120;
+    }, null, { timeout: T });
+    assertNoPageProblems(ana);
+  }));
