@@ -117,12 +117,21 @@ test('attachments over the API: stored, carried by messages, served with safe he
     assertError(await srv.api('GET', a.url), 401, 'unauthorized', 'no credentials');
     assertError(await srv.api('GET', '/api/attachments/999999', { cookie: ana.cookie }), 404, 'not_found', 'an unknown attachment');
 
-    // The agent's PDF in that conversation: a download, and the visitor's history carries it.
+    // The agent's PDF in that conversation: pushed to the visitor and the agents as any message
+    // (here by long polling; the browsers below use SSE and WebSocket), a download, and the
+    // visitor's history carries it.
+    const visitorPoll = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=10`, { token: v.token });
+    const agentPoll = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=10`, { cookie: ana.cookie });
+    await new Promise((resolve) => setTimeout(resolve, 200));
     r = await upload(srv, `/api/conversations/${m.conversation_id}/attachments?name=invoice.pdf`, PDF, { cookie: ana.cookie, csrf: ana.csrf });
     assert.equal(r.status, 201, r.text);
     const pdf = r.json.message;
     assert.deepEqual([pdf.sender, pdf.agent_name, pdf.attachment.type, pdf.attachment.size], ['agent', ANA.name, 'application/pdf', PDF.length]);
     check(await srv.api('GET', pdf.attachment.url, { token: v.token }), 'application/pdf', /^attachment; filename="invoice\.pdf"; filename\*=UTF-8''invoice\.pdf$/);
+    for (const poll of [visitorPoll, agentPoll]) {
+      const events = (await poll).json.events.filter((e) => e.type === 'message');
+      assert.deepEqual(events.map((e) => e.message.attachment), [pdf.attachment], 'the pushed message carries the file');
+    }
     r = await srv.api('GET', '/api/visitor/messages', { token: v.token });
     assert.deepEqual(r.json.messages.map((x) => x.attachment && x.attachment.name), ['收据 receipt.png', 'invoice.pdf']);
     r = await srv.api('GET', `/api/conversations/${m.conversation_id}/messages`, { cookie: ana.cookie });
