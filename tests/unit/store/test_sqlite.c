@@ -655,6 +655,8 @@ static void test_sqlite_pragmas_and_schema(void **state)
     /* A shortcut's check is two lookups of the index, the list two ranges of it. */
     assert_true(plan_uses(f, "CANNED_TAKEN", "canned_by_owner"));
     assert_true(plan_uses(f, "CANNED_LIST", "canned_by_owner"));
+    /* An attachment's message is found by its index, not by a scan of every message. */
+    assert_true(plan_uses(f, "ATTACHMENT_GET", "messages_by_attachment"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
