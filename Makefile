@@ -21,13 +21,13 @@ build:
 	cmake --build build -j$(JOBS)
 
 # The whole suite: the lint checks, gcc build + unit tests, a clang release build, clang
-# ASan/UBSan build + unit tests, the unit tests
-# under ThreadSanitizer (the store's writer thread works beside the loop), fuzzers, the
-# browser end-to-end tests against the sanitized server, the 2-minute soak, then the unit and
-# end-to-end tests once more against an instrumented build for the coverage figures.
+# ASan/UBSan build + unit tests, the unit tests under ThreadSanitizer (the store's writer thread
+# works beside the loop), fuzzers, the 2-minute soak, then the unit and browser end-to-end tests
+# on a gcc build with ASan/UBSan and coverage counters at once: one run of the browser suite
+# (its longest stage) against a sanitized server gives the coverage figures too.
 test:
 	@scripts/deps.sh test
-	$(MAKE) lint unit build-clang unit-asan unit-tsan fuzz e2e soak-short coverage
+	$(MAKE) lint unit build-clang unit-asan unit-tsan fuzz soak-short coverage
 
 # Style is the tool's: every C file as .clang-format writes it, and every file a comment names
 # exists (scripts/lint.js). Fails on the first difference, before anything is built.
@@ -60,9 +60,11 @@ fuzz: unit-asan
 	scripts/fuzz.sh build-asan $(FUZZ_SECONDS) $(JOBS)
 
 # ASan keeps freed memory in a quarantine (256 MiB by default) that would read as growth in the
-# tests that bound the server's memory; a small one still catches use-after-free.
+# tests that bound the server's memory; a small one still catches use-after-free. (make test runs
+# the browser suite in `coverage`, on its sanitized build; this is the same on clang's.)
+E2E_ASAN_OPTIONS = detect_leaks=1:quarantine_size_mb=8
 e2e: unit-asan
-	ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=8 KEFU_BIN=$(CURDIR)/build-asan/kefu \
+	ASAN_OPTIONS=$(E2E_ASAN_OPTIONS) KEFU_BIN=$(CURDIR)/build-asan/kefu \
 	  node --test --test-concurrency=1 tests/e2e/
 
 # The soak's 2-minute version (bench/soak.sh --short): 1,000 visitors over the five transports
@@ -71,19 +73,22 @@ e2e: unit-asan
 soak-short:
 	BUILD_DIR=$(CURDIR)/build-test bench/soak.sh --short --out $(CURDIR)/build-test/soak
 
-# Line and branch coverage of src/ over the whole suite: a gcc --coverage build runs the unit tests
-# and the end-to-end suite, then gcovr prints the per-file table and the totals (an HTML report
-# goes to build-cov/coverage/). kefu writes its counters when it exits normally, which it does on
-# the harness's SIGTERM. Tests, fuzzers, bench tools and the embedded web assets are not counted.
-# gcovr runs on one thread: with -j, a gcov output it could not parse hung it instead of failing.
+# Line and branch coverage of src/ over the whole suite: a gcc --coverage build, with ASan and
+# UBSan too, runs the unit tests and the end-to-end suite, then gcovr prints the per-file table
+# and the totals (an HTML report goes to build-cov/coverage/). kefu writes its counters (and
+# LeakSanitizer checks) when it exits normally, which it does on the harness's SIGTERM. Tests,
+# fuzzers, bench tools and the embedded web assets are not counted. gcovr runs on one thread:
+# with -j, a gcov output it could not parse hung it instead of failing.
 coverage:
 	@scripts/deps.sh test
-	CC=gcc cmake -S . -B build-cov -DKF_TESTS=ON -DKF_COVERAGE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	CC=gcc cmake -S . -B build-cov -DKF_TESTS=ON -DKF_COVERAGE=ON -DKF_SANITIZE=ON \
+	  -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-cov -j$(JOBS)
 	find build-cov -name '*.gcda' -delete
 	rm -rf build-cov/coverage && mkdir -p build-cov/coverage
-	cd build-cov && ctest --output-on-failure
-	KEFU_BIN=$(CURDIR)/build-cov/kefu node --test --test-concurrency=1 tests/e2e/
+	cd build-cov && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure
+	ASAN_OPTIONS=$(E2E_ASAN_OPTIONS) KEFU_BIN=$(CURDIR)/build-cov/kefu \
+	  node --test --test-concurrency=1 tests/e2e/
 	@echo "coverage of src/ (unit + end-to-end suites):"
 	gcovr --root . --filter 'src/' --object-directory build-cov --gcov-ignore-parse-errors \
 	  --txt --print-summary --html-details build-cov/coverage/index.html \

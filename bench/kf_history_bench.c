@@ -263,7 +263,8 @@ static bool write_message(filler_t *f, live_t *l)
         l->next_at += 10000 + (int64_t)fill_random((uint32_t)l->gap_ms);
         return true;
     }
-    /* Its row, with what the writer (and the reports' trigger) would have left in it. */
+    /* Its row, with what the writer and the triggers dropped for the fill (the reports', the
+     * newest message's) would have left in it; the counts' trigger counts it as it goes in. */
     sqlite3_stmt *c = f->conversation;
     bool resolved = strcmp(l->status, "resolved") == 0;
     bool snoozed = strcmp(l->status, "snoozed") == 0;
@@ -386,16 +387,21 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     if (sqlite3_open(path, &f->db) != SQLITE_OK)
         fill_die("open", f->db);
     sqlite3 *db = f->db;
-    /* The reports' trigger keeps columns that the fill writes in each conversation's row at its
-     * end: away while filling, then put back as it was. */
+    /* The reports' trigger and the newest message's keep columns that the fill writes in each
+     * conversation's row at its end: away while filling, then put back as they were. */
     sqlite3_stmt *st =
         fill_prepare(db, "SELECT sql FROM sqlite_schema WHERE name = 'messages_first_reply'");
     if (sqlite3_step(st) != SQLITE_ROW)
         fill_die("the trigger messages_first_reply", db);
     char *trigger = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
+    st = fill_prepare(db, "SELECT sql FROM sqlite_schema WHERE name = 'messages_last'");
+    if (sqlite3_step(st) != SQLITE_ROW)
+        fill_die("the trigger messages_last", db);
+    char *last_trigger = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
     fill_exec(db, "PRAGMA synchronous = OFF; PRAGMA cache_size = -1048576;"
-                  "DROP TRIGGER messages_first_reply; BEGIN");
+                  "DROP TRIGGER messages_first_reply; DROP TRIGGER messages_last; BEGIN");
     for (int i = 1; i <= cfg->teams; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT INTO teams (name, created_at) VALUES ('Team %d', 0)", i);
@@ -420,8 +426,9 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     f->conversation = fill_prepare(
         db, "INSERT INTO conversations (id, visitor_id, status, assignee_id, snoozed_until, "
             "created_at, updated_at, agent_read_up_to, visitor_read_up_to, team_id, "
-            "first_visitor_at, first_reply_at, first_reply_agent_id, resolved_at, resolved_by) "
-            "VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+            "first_visitor_at, first_reply_at, first_reply_agent_id, resolved_at, resolved_by, "
+            "last_message_id) "
+            "VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8)");
     f->message = fill_prepare(db, "INSERT INTO messages (conversation_id, sender, agent_id, body, "
                                   "created_at, private) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     f->message_index = fill_prepare(db, "INSERT INTO message_search (rowid, text) VALUES (?1, ?2)");
@@ -449,6 +456,8 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     free(counts);
     fill_exec(db, trigger);
     free(trigger);
+    fill_exec(db, last_trigger);
+    free(last_trigger);
     fill_exec(db, "COMMIT");
     double seconds = fill_now_s() - f->started;
     progress(f);

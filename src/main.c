@@ -391,6 +391,11 @@ static int serve(const kf_flags_t *flags)
     config.port = flags->port;
     config.max_connections_per_address = (size_t)v[KF_FLAG_MAX_CONNECTIONS_PER_ADDRESS].count;
     config.header_timeout_ms = v[KF_FLAG_HEADER_TIMEOUT].count * 1000;
+    kf_addr_prefix_t trusted[KF_FLAG_MAX_ITEMS];
+    config.trusted_proxy_count = v[KF_FLAG_TRUSTED_PROXY].item_count;
+    for (size_t i = 0; i < config.trusted_proxy_count; i++)
+        kf_addr_prefix_parse(v[KF_FLAG_TRUSTED_PROXY].items[i], &trusted[i]); /* checked by flags */
+    config.trusted_proxies = trusted;
     config.body_limit = kf_app_body_limit;
     rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
     if (rc != 0) {

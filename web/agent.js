@@ -254,6 +254,14 @@
     showTypingPreview();
   }
 
+  /* Visitors online, invitations and their rules (web/invite.js). */
+  const visitors = new window.KefuVisitors({
+    dialog: $('visitors-dialog'),
+    button: $('visitors-button'),
+    api: (method, path, body) => agentApi(method, path, body),
+    admin: () => !!me && me.agent.role === 'admin',
+  });
+
   /* Reports: everyone's for an admin, one's own for an agent (the server decides). */
   const reports = new window.KefuReports({
     dialog: $('reports-dialog'),
@@ -553,6 +561,7 @@
           team.start(me.agent.id);
           teams.start();
           deskSettings.start(me.agent.role === 'admin');
+          visitors.start();
           scheduleCounts(0);
         }
         return;
@@ -1366,6 +1375,7 @@
         typingPreviews.clear();
         showTypingPreview();
         if (me) deskSettings.load(); // a settings event may have gone by in the gap
+        if (me) visitors.start(); // and visitors came and went
         if (me) loadConversations().catch(() => {});
         if (me) {
           team.reload();
@@ -1394,6 +1404,7 @@
     else if (ev.type === 'agent' && ev.agent) accountChanged(ev.agent);
     else if (ev.type === 'mention' && Number(ev.agent_id) === Number(me.agent.id)) mentions.add(ev);
     else if (ev.type === 'rating') applyRating(ev);
+    else if (ev.type === 'browsing' || ev.type === 'invite_rule') visitors.apply(ev);
   }
 
   /* A visitor rated: the conversation's badge and header follow at once (its conversation event,

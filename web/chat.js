@@ -379,6 +379,7 @@
       sendReadReceipt();
       reportPage(true);
       loadVisitor().catch(() => {});
+      if (widget) widget.sessionReady();
     } catch (e) {
       showConnState(connEl, navigator.onLine === false ? 'offline' : 'reconnecting');
       const delay = Math.min(15000, 1000 * Math.pow(2, attempt || 0));
@@ -756,6 +757,8 @@
         if (ready && signedUser() !== keptUser()) restart(true);
       },
       pageChanged: () => reportPage(false),
+      // The invitation rules' requests (web/widget_frame.js), with the visitor's token.
+      visitorApi: (method, path, body) => api(method, path, {bearer: token, body}),
     });
   }
 

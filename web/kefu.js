@@ -935,7 +935,7 @@
    * which the server prefers to `after=`. When it gives up (readyState CLOSED: an HTTP error such
    * as 401 for a ticket that expired meanwhile, or a wrong content type) the host opens a new
    * EventSource with a fresh ticket and the current cursor. */
-  const SSE_EVENTS = ['message', 'conversation', 'read', 'typing', 'presence', 'agent', 'mention', 'team', 'visitor', 'settings', 'rating', 'heartbeat', 'reconnect'];
+  const SSE_EVENTS = ['message', 'conversation', 'read', 'typing', 'presence', 'agent', 'mention', 'team', 'visitor', 'settings', 'rating', 'browsing', 'invite_rule', 'heartbeat', 'reconnect'];
 
   class SseTransport {
     constructor(host) {

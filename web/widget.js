@@ -17,8 +17,8 @@
   // The tables' rule (web/i18n.js): simplified Chinese for zh, zh-CN, zh-SG, zh-MY, zh-Hans…
   const lang = /^zh(-(cn|sg|my|hans)|$)/.test(tag) ? 'zh-CN' : 'en';
   const TEXT = {
-    en: ['Open chat', 'Close chat', (n) => n + (n === 1 ? ' unread message' : ' unread messages'), 'Support chat'],
-    'zh-CN': ['打开聊天', '关闭聊天', (n) => n + ' 条未读消息', '在线客服'],
+    en: ['Open chat', 'Close chat', (n) => n + (n === 1 ? ' unread message' : ' unread messages'), 'Support chat', 'New message'],
+    'zh-CN': ['打开聊天', '关闭聊天', (n) => n + ' 条未读消息', '在线客服', '新消息'],
   }[lang];
   const STARTED = 'kefu.widget.started'; // the host's localStorage: this visitor has chatted
   const STATE = 'kefu.widget.state'; // the host's sessionStorage: 'open' or 'closed' by the visitor
@@ -153,6 +153,28 @@
     vv.addEventListener('scroll', fit);
   }
 
+  // A reply while the host's tab is in the background: its title takes turns with "New message"
+  // until the tab is shown again.
+  let blink = null;
+  function blinkTitle() {
+    if (blink || !d.hidden) return;
+    const title = d.title;
+    let on = true;
+    d.title = TEXT[4];
+    blink = setInterval(() => {
+      on = !on;
+      d.title = on ? TEXT[4] : title;
+    }, 1000);
+    const stop = () => {
+      if (d.hidden) return;
+      clearInterval(blink);
+      blink = null;
+      d.title = title;
+      d.removeEventListener('visibilitychange', stop);
+    };
+    d.addEventListener('visibilitychange', stop);
+  }
+
   function page() {
     return {url: location.href, title: d.title, referrer: d.referrer};
   }
@@ -186,6 +208,7 @@
       emit('unread', unread);
     } else if (m.ev === 'message' && m.message) {
       emit('message', m.message);
+      if (m.live) blinkTitle();
       // A reply opens the chat, unless the visitor closed it in this tab: then the count says it.
       if (m.live && !open && store('sessionStorage', STATE) !== 'closed') show(true);
     }
@@ -232,6 +255,8 @@
   // Where the chat was open (a navigation within the site), it stays open; where the visitor
   // has chatted, the frame loads hidden so that replies arrive.
   if (store('sessionStorage', STATE) === 'open') show(true);
-  else if (store('localStorage', STARTED)) load();
+  // With data-proactive the frame loads on every page, so that the visitor shows as online and
+  // can be invited (docs/API.md, "Visitors online and invitations").
+  else if (store('localStorage', STARTED) || data.proactive !== undefined) load();
   queued.forEach(call);
 })(window, document);

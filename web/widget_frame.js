@@ -16,6 +16,10 @@
  *  - the host page's Kefu.identify() hands in a signed user (docs/IDENTITY.md): the chat waits
  *    for the loader's first word before it starts, so that a signed-in user's session is
  *    created with the signature, and a later identify of another user starts their session.
+ *  - the admins' invitation rules (docs/API.md, "Visitors online and invitations") are timed
+ *    here, on the host page's path, for a visitor who has not chatted yet: when one is due it is
+ *    fired (POST /api/visitor/invite-rules/{id}/fire), at most once per rule in this tab's
+ *    session (kefu.widget.fired in sessionStorage), and the invitation arrives as a reply does.
  * chat.js hands over its part with KefuWidget.attach(). */
 (function () {
   'use strict';
@@ -46,6 +50,9 @@
   let maxAgentId = 0;
   let seenUpTo = null; // read once the storage is ready
   const unread = new Set();
+  const FIRED_KEY = 'kefu.widget.fired';
+  let rules = null; // the invitation rules, once the session can read them
+  let ruleTimers = [];
 
   /* Whether this frame may use its own localStorage: a browser may refuse it to third-party
    * frames. */
@@ -143,6 +150,49 @@
     if (Object.keys(body).length > 0) chat.saveDetails(body);
   }
 
+  /* The rules fired in this tab's session (the server also fires each once per visit). */
+  function fired() {
+    try {
+      return JSON.parse(sessionStorage.getItem(FIRED_KEY)) || [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  /* A rule's path pattern, as the server matches it: '*' stands for any characters, and the
+   * pattern matches the start of the path. */
+  function pathMatches(pattern, path) {
+    const source = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+    return new RegExp('^' + source).test(path);
+  }
+
+  /* Times the rules that apply to the page now (again at each page change). */
+  function armRules() {
+    ruleTimers.forEach(clearTimeout);
+    ruleTimers = [];
+    const page = hostPage || (framed ? null : {url: location.href});
+    if (!rules || !chat || started || !page) return;
+    let path;
+    try {
+      path = new URL(page.url).pathname;
+    } catch (e) {
+      return;
+    }
+    const done = fired();
+    for (const rule of rules) {
+      if (done.includes(rule.id) || !pathMatches(rule.path, path)) continue;
+      ruleTimers.push(setTimeout(() => fire(rule), rule.seconds * 1000));
+    }
+  }
+
+  function fire(rule) {
+    if (started) return; // the visitor wrote, or was invited, meanwhile
+    try {
+      sessionStorage.setItem(FIRED_KEY, JSON.stringify(fired().concat(rule.id)));
+    } catch (e) { /* the server remembers it for this visit all the same */ }
+    chat.visitorApi('POST', '/api/visitor/invite-rules/' + rule.id + '/fire').catch(() => {});
+  }
+
   window.addEventListener('message', (e) => {
     if (!framed || e.source !== window.parent || e.origin !== parentOrigin) return;
     const m = e.data;
@@ -160,6 +210,7 @@
     if (m.page && typeof m.page === 'object') {
       hostPage = cleanPage(m.page);
       if (chat) chat.pageChanged();
+      armRules();
     }
     if (m.details && typeof m.details === 'object') {
       details = m.details;
@@ -204,17 +255,26 @@
     onScreen: () => open && document.visibilityState === 'visible',
     /* The host page's {url, title, referrer}, or null (then the frame's own). */
     hostPage: () => hostPage,
-    /* chat.js's part: shown(), saveDetails(body), pageChanged(), identify(). */
+    /* chat.js's part: shown(), saveDetails(body), pageChanged(), identify(), visitorApi(). */
     attach(part) {
       chat = part;
       saveDetails();
       if (open) chat.shown();
+    },
+    /* chat.js has a session and its history: the invitation rules can be read and timed. */
+    sessionReady() {
+      if (rules || !chat || !chat.visitorApi) return;
+      chat.visitorApi('GET', '/api/visitor/invite-rules').then((data) => {
+        rules = Array.isArray(data.rules) ? data.rules : [];
+        armRules();
+      }, () => {});
     },
     /* Every message the page has (history and live); live: a new one that has just arrived. */
     message(message, live) {
       if (!started) {
         started = true;
         tell({ev: 'started'});
+        armRules();
       }
       if (message.sender !== 'agent') return;
       if (seenUpTo === null) seenUpTo = Number(storage.getItem(SEEN_KEY)) || 0;

@@ -68,3 +68,53 @@ bool kf_addr_prefix_match(const kf_addr_prefix_t *prefix, const char *address)
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
     return (bytes[whole] & mask) == (prefix->bytes[whole] & mask);
 }
+
+bool kf_addr_prefixes_match(const kf_addr_prefix_t *prefixes, size_t count, const char *address)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (kf_addr_prefix_match(&prefixes[i], address))
+            return true;
+    }
+    return false;
+}
+
+/* Copies the entry value[start, end) without surrounding spaces and tabs into out when it is an
+ * IP address. */
+static bool entry_address(const char *value, size_t start, size_t end, char out[KF_ADDR_TEXT_SIZE])
+{
+    while (start < end && (value[start] == ' ' || value[start] == '\t'))
+        start++;
+    while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+        end--;
+    if (end == start || end - start >= KF_ADDR_TEXT_SIZE)
+        return false;
+    char text[KF_ADDR_TEXT_SIZE];
+    memcpy(text, value + start, end - start);
+    text[end - start] = '\0';
+    bool v6;
+    uint8_t bytes[16];
+    if (parse_address(text, &v6, bytes) != 0)
+        return false;
+    memcpy(out, text, end - start + 1);
+    return true;
+}
+
+bool kf_addr_forwarded_client(const char *value, size_t len, const kf_addr_prefix_t *trusted,
+                              size_t count, char out[KF_ADDR_TEXT_SIZE])
+{
+    bool found = false;
+    size_t end = len;
+    for (;;) {
+        size_t start = end;
+        while (start > 0 && value[start - 1] != ',')
+            start--;
+        char entry[KF_ADDR_TEXT_SIZE];
+        if (!entry_address(value, start, end, entry))
+            return found; /* the last good entry, a proxy we trust, had it from this one */
+        memcpy(out, entry, strlen(entry) + 1);
+        found = true;
+        if (!kf_addr_prefixes_match(trusted, count, entry) || start == 0)
+            return true;
+        end = start - 1;
+    }
+}

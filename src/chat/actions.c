@@ -193,6 +193,37 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
     return 0;
 }
 
+int kf_chat_invite(kf_app_t *app, kf_actor_t who, int64_t visitor_id, const char *body,
+                   kf_chat_done_cb done, void *done_data, kf_chat_error_t *err)
+{
+    if (who.kind != 'a' || visitor_id <= 0)
+        return fail(err, KF_ENOTFOUND, "no such visitor");
+    char *text = kf_trim_copy(body);
+    size_t chars = kf_utf8_length(text);
+    if (chars == 0 || chars > app->config.max_message_chars) {
+        free(text);
+        char message[96];
+        snprintf(message, sizeof message, "a message has 1 to %zu characters",
+                 app->config.max_message_chars);
+        return fail(err, KF_EINVAL, message);
+    }
+    /* Addressed by visitor, not conversation: the store opens their conversation (or reopens
+     * their last one), so that the invitation is its first agent message and history keeps it. */
+    kf_message_new_t m = {.body = text,
+                          .now = kf_clock_wall_ms(),
+                          .visitor_id = visitor_id,
+                          .sender = KF_SENDER_AGENT,
+                          .agent_id = who.id};
+    pending_t *pending = pending_new(app, who, done, done_data);
+    int rc = app->store->ops->message_add(app->store, &m, committed_cb, pending);
+    free(text);
+    if (rc != 0) {
+        free(pending);
+        return store_error(err, rc, "visitor");
+    }
+    return 0;
+}
+
 int kf_chat_send_attachment(kf_app_t *app, kf_actor_t who, int64_t conversation_id,
                             const kf_attachment_new_t *attachment, kf_chat_done_cb done,
                             void *done_data, kf_chat_error_t *err)

@@ -51,6 +51,12 @@ typedef void (*kf_chat_done_cb)(void *data, const kf_chat_outcome_t *outcome);
 int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t *body,
                  json_t *private_note, const char *key, kf_chat_done_cb done, void *data,
                  kf_chat_error_t *err);
+/* An agent's invitation to a visitor browsing the site (chat/invite_api.c): body (a string, 1 to
+ * max_message_chars characters once trimmed) becomes an agent message of the visitor's
+ * conversation, opened for it when they have none and reopened when it was resolved or snoozed;
+ * published as a send is. who is an agent. */
+int kf_chat_invite(kf_app_t *app, kf_actor_t who, int64_t visitor_id, const char *body,
+                   kf_chat_done_cb done, void *data, kf_chat_error_t *err);
 /* Stores a message carrying attachment (its bytes, name and sniffed type: the caller checked
  * them), its text the file's name, and publishes it as kf_chat_send does. No key, no note. */
 int kf_chat_send_attachment(kf_app_t *app, kf_actor_t who, int64_t conversation_id,

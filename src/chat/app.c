@@ -13,6 +13,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
+#include "chat/invite.h"
 #include "store/sync.h"
 
 /* Password hashes on worker threads at once, and waiting: each hash takes 32 MiB and tens of
@@ -84,6 +85,7 @@ static void presence_sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
     kf_presence_sweep(app->presence, kf_clock_mono_ms(), agent_connections, app);
+    kf_invite_sweep(app);
 }
 
 /* ---- snoozes that end: one due conversation at a time is opened and published, until none is
@@ -185,10 +187,13 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->typing_preview =
         kf_store_sync_setting_get(store, "typing_preview", preview, sizeof preview) == 0 &&
         strcmp(preview, "true") == 0;
+    *err = kf_invite_start(app);
+    if (*err != 0)
+        goto out_free_invite;
     app->limits = kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;
-        goto out_free_authn;
+        goto out_free_invite;
     }
     app->replay = kf_replay_new(store);
     app->quota = kf_quota_new(config->max_push_per_visitor, config->max_push_per_agent);
@@ -227,6 +232,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->autoassign = kf_autoassign_new(app);
     return app;
 
+out_free_invite:
+    kf_invite_stop(app);
 out_free_authn:
     kf_authn_free(app->authn);
 out_free_app:
@@ -271,6 +278,7 @@ void kf_app_free(kf_app_t *app)
     kf_hasher_free(app->hasher);
     kf_quota_free(app->quota);
     kf_presence_free(app->presence);
+    kf_invite_stop(app);
     kf_replay_free(app->replay);
     kf_limits_free(app->limits);
     kf_authn_free(app->authn);

@@ -1,6 +1,7 @@
 /* handlers.h: the handler of every route in the route table (chat/routes.c), by file: pages.c,
  * visitor_api.c, agent_api.c, conversation_api.c, canned_api.c, teams_api.c,
- * visitor_details_api.c, rating_api.c, search_api.c, reports_api.c, ops_api.c and live.c. Each runs
+ * visitor_details_api.c, rating_api.c, search_api.c, reports_api.c, ops_api.c, invite_api.c,
+ * diag_api.c and live.c. Each runs
  * once the dispatcher has checked the route's access (chat/call.h). */
 #ifndef KF_CHAT_HANDLERS_H
 #define KF_CHAT_HANDLERS_H
@@ -66,6 +67,20 @@ void kf_conversation_status_post(const kf_call_t *call);
 void kf_conversation_claim_post(const kf_call_t *call);
 void kf_conversation_assign_post(const kf_call_t *call);
 
+/* invite_api.c: the visitors browsing now, invitations and their rules */
+void kf_visitors_online_get(const kf_call_t *call);
+void kf_visitor_invite_post(const kf_call_t *call);
+void kf_invite_rules_get(const kf_call_t *call);
+void kf_invite_rules_post(const kf_call_t *call);
+void kf_invite_rule_delete(const kf_call_t *call);
+void kf_visitor_invite_rules_get(const kf_call_t *call);
+void kf_visitor_invite_rule_fire(const kf_call_t *call);
+
+/* diag_api.c: the connection check (/diag): its page and the push endpoints it tries, which
+ * need no credentials and reach no conversation */
+void kf_page_diag(const kf_call_t *call);
+bool kf_diag_check(kf_req_t *req);
+void kf_diag_push(const kf_call_t *call);
 /* attachment_api.c */
 void kf_visitor_attachment_post(const kf_call_t *call);
 void kf_conversation_attachment_post(const kf_call_t *call);

@@ -4,12 +4,14 @@
 #ifndef KF_CHAT_INTERNAL_H
 #define KF_CHAT_INTERNAL_H
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "auth/hasher.h"
 #include "chat/app.h"
 #include "chat/authn.h"
 #include "chat/autoassign.h"
+#include "chat/browsing.h"
 #include "chat/limits.h"
 #include "chat/presence.h"
 #include "chat/quota.h"
@@ -39,6 +41,9 @@ struct kf_app {
     kf_hasher_t *hasher;         /* password hashes, off the loop */
     kf_presence_t *presence;     /* the agents' online, away or offline */
     kf_autoassign_t *autoassign; /* the teams' automatic assignment */
+    kf_browsing_t *browsing;     /* the visitors online now (chat/invite_api.c) */
+    json_t *invite_rules;        /* the invitation rules, as stored (chat/invite_api.c) */
+    int64_t invite_rule_next;    /* the id the next rule gets */
     /* The store's wake-up: its writer thread has committed a batch, or the loop has queued reads
      * or deferred a replay; the loop then runs the store's complete() (answers, publishes) and
      * the deferred replays. */

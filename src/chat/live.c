@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "chat/events.h"
 #include "chat/handlers.h"
+#include "chat/invite.h"
 
 /* A browser's WebSocket carries the agent's cookie whichever page opened it, so a cross-site page
  * could ride on it (cross-site WebSocket hijacking): only our own origin and configured ones may
@@ -101,6 +102,8 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
      * this one reads everyone's, its own too, from GET /api/agents once connected. */
     if (kind == 'a')
         kf_presence_seen(app->presence, subject, kf_clock_mono_ms());
+    else
+        kf_invite_seen(app, subject, call->who->visitor.name);
     kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
     if (stays)

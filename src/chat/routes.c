@@ -27,6 +27,7 @@ static const endpoint_t endpoints[] = {
     {{"GET", "/chat"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_chat},
     {{"GET", "/agent"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_agent},
     {{"GET", "/healthz"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_health},
+    {{"GET", "/diag"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_diag},
     {{"GET", "/widget"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget},
     {{"GET", "/widget.js"}, KF_ACCESS_PUBLIC, false, NULL, kf_page_widget_loader},
     {{"GET", "/readyz"}, KF_ACCESS_PUBLIC, false, NULL, kf_ops_ready},
@@ -57,6 +58,21 @@ static const endpoint_t endpoints[] = {
      * their own conversation's files. */
     {{"GET", "/api/attachments/{id}"}, KF_ACCESS_LISTENER, false, NULL, kf_attachment_get},
     {{"GET", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_get},
+    {{"GET", "/api/visitor/invite-rules"},
+     KF_ACCESS_VISITOR,
+     false,
+     NULL,
+     kf_visitor_invite_rules_get},
+    {{"POST", "/api/visitor/invite-rules/{id}/fire"},
+     KF_ACCESS_VISITOR,
+     false,
+     NULL,
+     kf_visitor_invite_rule_fire},
+    {{"GET", "/api/visitors/online"}, KF_ACCESS_AGENT, false, NULL, kf_visitors_online_get},
+    {{"POST", "/api/visitors/{id}/invite"}, KF_ACCESS_AGENT, true, NULL, kf_visitor_invite_post},
+    {{"GET", "/api/invite-rules"}, KF_ACCESS_AGENT, false, NULL, kf_invite_rules_get},
+    {{"POST", "/api/invite-rules"}, KF_ACCESS_ADMIN, true, NULL, kf_invite_rules_post},
+    {{"DELETE", "/api/invite-rules/{id}"}, KF_ACCESS_ADMIN, true, NULL, kf_invite_rule_delete},
     {{"PATCH", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_patch},
     {{"GET", "/api/conversations/{id}/visitor"},
      KF_ACCESS_AGENT,
@@ -142,6 +158,12 @@ static const endpoint_t endpoints[] = {
     {{"GET", "/push/iframe"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_iframe},
     {{"GET", "/push/sse"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_sse},
     {{"GET", "/push/ws"}, KF_ACCESS_LISTENER, false, kf_live_check, kf_live_ws},
+    /* The connection check's: anonymous, a topic nobody publishes to (chat/diag_api.c). */
+    {{"GET", "/diag/push/poll"}, KF_ACCESS_PUBLIC, false, kf_diag_check, kf_diag_push},
+    {{"GET", "/diag/push/longpoll"}, KF_ACCESS_PUBLIC, false, kf_diag_check, kf_diag_push},
+    {{"GET", "/diag/push/iframe"}, KF_ACCESS_PUBLIC, false, kf_diag_check, kf_diag_push},
+    {{"GET", "/diag/push/sse"}, KF_ACCESS_PUBLIC, false, kf_diag_check, kf_diag_push},
+    {{"GET", "/diag/push/ws"}, KF_ACCESS_PUBLIC, false, kf_diag_check, kf_diag_push},
 };
 
 #define ENDPOINT_COUNT (sizeof endpoints / sizeof endpoints[0])

@@ -13,6 +13,7 @@
 #include "base/str.h"
 #include "chat/events.h"
 #include "chat/handlers.h"
+#include "chat/invite.h"
 #include "chat/user_agent.h"
 
 /* What a page report may hold. URLs as long as browsers and proxies commonly take; a title as
@@ -214,6 +215,9 @@ static void report_stored_cb(void *ctx, const kf_store_result_t *r)
     report_t *report = ctx;
     kf_chat_outcome_t outcome = {.rc = r->rc};
     if (r->rc == 0) {
+        kf_invite_page(report->app, report->visitor_id,
+                       json_string_value(json_object_get(report->page, "url")),
+                       json_string_value(json_object_get(report->page, "title")));
         publish_visitor(report->app,
                         json_pack("{s:I,s:O}", "visitor_id", (json_int_t)report->visitor_id, "page",
                                   report->page));
@@ -324,6 +328,7 @@ static void identity_updated_cb(void *ctx, const kf_store_result_t *r)
         kf_app_t *app = w->app;
         /* The session's answer (GET /api/visitor/session) says the new name from now on. */
         kf_authn_visitor_changed(app->authn, r->visitor->id);
+        kf_browsing_rename(app->browsing, r->visitor->id, r->visitor->name);
         json_t *visitor = kf_visitor_identity_json(r->visitor);
         publish_visitor(app, json_pack("{s:I,s:O}", "visitor_id", (json_int_t)r->visitor->id,
                                        "visitor", visitor));

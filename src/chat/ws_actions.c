@@ -170,6 +170,9 @@ void kf_ws_receive(void *ctx, kf_push_client_t *client, char kind, int64_t subje
     int64_t wait_ms = 0;
     if (type == NULL) {
         reply_error(client, ref, KF_EPROTO, "an action needs a \"type\"");
+    } else if (kind == 'd' && strcmp(type, "ping") != 0) {
+        /* The connection check's socket (chat/diag_api.c) is nobody's: it may only ping. */
+        reply_error(client, ref, KF_EPROTO, "a connection check's socket takes only ping");
     } else if (kind == 'v' && !kf_limits_visitor_request(app->limits, subject, &wait_ms)) {
         /* Each action costs a visitor what the same over HTTP would: one request (and a send,
          * one message too), so that a socket is no way around the limits (typing floods). */

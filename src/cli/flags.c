@@ -130,7 +130,8 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
         return 0;
     case KF_FLAG_LIST: {
         kf_addr_prefix_t prefix;
-        if (id == KF_FLAG_METRICS_ALLOW && kf_addr_prefix_parse(value, &prefix) != 0) {
+        if ((id == KF_FLAG_METRICS_ALLOW || id == KF_FLAG_TRUSTED_PROXY) &&
+            kf_addr_prefix_parse(value, &prefix) != 0) {
             fprintf(err, "kefu: %s takes an IP address or ADDRESS/BITS (10.0.0.0/8), not %s\n",
                     label, value);
             return 2;

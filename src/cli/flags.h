@@ -62,6 +62,10 @@ typedef enum {
     X(METRICS_TOKEN, "metrics-token", "TOKEN", KF_FLAG_TEXT, 0, 0, 0, NULL, false,                 \
       "a scraper sending `Authorization: Bearer TOKEN` may read `/metrics` from any address "      \
       "(set it in the file or the environment: flags show in `ps`)")                               \
+    X(TRUSTED_PROXY, "trusted-proxy", "ADDRESS[/BITS]", KF_FLAG_LIST, 0, 0, 0, NULL, false,        \
+      "a proxy in front of kefu (nginx, HAProxy; repeatable) whose `X-Forwarded-For` names the "   \
+      "client: its requests count as that client's in the per-address limits, the logs and "       \
+      "`metrics-allow`, and its own connections are not limited per address")                      \
     X(MAX_UPLOAD_BYTES, "max-upload-bytes", "BYTES", KF_FLAG_COUNT, 1, 1073741824,                 \
       app.max_upload_bytes, NULL, false,                                                           \
       "largest attachment a visitor or an agent may upload (413 past it); each upload in "         \

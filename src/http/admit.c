@@ -101,6 +101,10 @@ bool admit_connection(kf_server_t *server, kf_conn_t *conn)
         uv_ip6_name((struct sockaddr_in6 *)&addr, conn->peer, sizeof conn->peer);
     else
         uv_ip4_name((struct sockaddr_in *)&addr, conn->peer, sizeof conn->peer);
+    conn->via_proxy = kf_addr_prefixes_match(server->config.trusted_proxies,
+                                             server->config.trusted_proxy_count, conn->peer);
+    if (conn->via_proxy)
+        return true; /* it carries every client's connections: counted per client, not here */
     return admit_address(server, conn, &addr);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -159,6 +160,7 @@ static void close_cb(uv_handle_t *handle)
     kf_buf_free(&conn->rbuf);
     kf_buf_free(&conn->deferred);
     kf_buf_free(&conn->resp.headers);
+    free(conn->forwarded);
     free(conn);
     server_handle_closed(server);
 }
@@ -428,6 +430,28 @@ void conn_set_request_id(kf_conn_t *conn, const kf_http_request_t *head)
              (unsigned)server->request_id_prefix, (unsigned)++server->request_id_count);
 }
 
+void conn_set_client(kf_conn_t *conn, const kf_http_request_t *head)
+{
+    free(conn->forwarded);
+    conn->forwarded = NULL;
+    if (!conn->via_proxy || head == NULL)
+        return;
+    /* Several X-Forwarded-For lines are one list (RFC 9110 §5.3): the last is the nearest
+     * proxy's, and its last entry the only one the trusted peer vouches for by itself. */
+    const kf_str_t *value = NULL;
+    for (size_t i = 0; i < head->num_headers; i++) {
+        const kf_str_t *name = &head->headers[i].name;
+        if (name->len == sizeof "X-Forwarded-For" - 1 &&
+            strncasecmp(name->ptr, "X-Forwarded-For", name->len) == 0)
+            value = &head->headers[i].value;
+    }
+    const kf_server_config_t *config = &conn->server->config;
+    char client[KF_ADDR_TEXT_SIZE];
+    if (value != NULL && kf_addr_forwarded_client(value->ptr, value->len, config->trusted_proxies,
+                                                  config->trusted_proxy_count, client))
+        conn->forwarded = kf_xstrdup(client);
+}
+
 /* Hands a complete request to the handler. */
 static void dispatch(kf_conn_t *conn, const kf_http_request_t *head, size_t head_len,
                      size_t body_len)
@@ -444,6 +468,7 @@ static void dispatch(kf_conn_t *conn, const kf_http_request_t *head, size_t head
     conn->served = true;
     conn_set_state(conn, CONN_DISPATCH);
     conn_set_request_id(conn, head);
+    conn_set_client(conn, head);
     conn->in_handler = true;
     const char *outer = kf_log_set_request_id(req->request_id);
     conn->server->handler(req);

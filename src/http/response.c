@@ -1,5 +1,6 @@
 /* response.c: what goes out on a connection: the response head, whole, held, streamed and
  * upgraded responses, raw writes on an upgraded connection, and the output queue they share. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,12 +119,25 @@ size_t kf_req_output_queued(const kf_req_t *req)
 
 const char *kf_req_peer(const kf_req_t *req)
 {
-    return req_conn(req)->peer;
+    const kf_conn_t *conn = req_conn(req);
+    return conn->forwarded != NULL ? conn->forwarded : conn->peer;
 }
 
 void kf_req_peer_key(const kf_req_t *req, char out[KF_PEER_SIZE])
 {
     kf_conn_t *conn = req_conn(req);
+    if (conn->forwarded != NULL) {
+        struct sockaddr_storage client = {0};
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&client;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&client;
+        if (inet_pton(AF_INET, conn->forwarded, &in4->sin_addr) == 1)
+            client.ss_family = AF_INET;
+        else if (inet_pton(AF_INET6, conn->forwarded, &in6->sin6_addr) == 1)
+            client.ss_family = AF_INET6;
+        if (!admit_peer_key(&client, out, KF_PEER_SIZE))
+            snprintf(out, KF_PEER_SIZE, "%s", conn->forwarded);
+        return;
+    }
     struct sockaddr_storage addr;
     int addr_len = sizeof addr;
     if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&addr, &addr_len) != 0 ||
@@ -317,6 +331,7 @@ void conn_reject(kf_conn_t *conn, int status, const char *code, const char *mess
     conn->close_after = true;
     conn_set_state(conn, CONN_DISPATCH);
     conn_set_request_id(conn, NULL);
+    conn_set_client(conn, NULL);
     kf_resp_error(req, status, code, message);
 }
 

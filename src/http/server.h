@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/netaddr.h"
 #include "http/parser.h"
 
 typedef struct kf_server kf_server_t;
@@ -53,6 +54,12 @@ typedef struct kf_server_config {
     /* Open at once from one client address (an IPv4 address or an IPv6 /64); further ones are
      * closed at accept, without an answer. 0: no limit. */
     size_t max_connections_per_address;
+    /* Proxies whose X-Forwarded-For names the client (kf_addr_forwarded_client): a request
+     * through one is the named client's in kf_req_peer and kf_req_peer_key, and a proxy's own
+     * connections are not limited per address (they carry every client's). The array must
+     * outlive the server. */
+    const kf_addr_prefix_t *trusted_proxies;
+    size_t trusted_proxy_count;
 } kf_server_config_t;
 
 /* Room for a request id and its NUL. */
@@ -159,7 +166,8 @@ void kf_conn_close(kf_conn_t *conn, bool flush);
 
 /* Bytes queued on the request's connection and not yet taken by the kernel. */
 size_t kf_req_output_queued(const kf_req_t *req);
-/* The peer's address as text (for logs). */
+/* The client's address as text (for logs): the peer's, or through a trusted proxy
+ * (kf_server_config_t.trusted_proxies) the client its X-Forwarded-For names. */
 const char *kf_req_peer(const kf_req_t *req);
 /* Room for kf_req_peer and kf_req_peer_key's text. */
 #define KF_PEER_SIZE 46 /* INET6_ADDRSTRLEN */

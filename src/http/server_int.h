@@ -100,7 +100,9 @@ struct kf_conn {
      * max_body (an upload, as body_limit allowed) gets a second per UPLOAD_MIN_RATE bytes. */
     uint64_t body_grace_ms;
     uint64_t linger_until_ms; /* LINGERING: closed at this time at the latest */
-    char peer[KF_PEER_SIZE];  /* the client's address, for logs */
+    char peer[KF_PEER_SIZE];  /* the peer's address, for logs */
+    bool via_proxy;           /* the peer is a trusted proxy (config.trusted_proxies) */
+    char *forwarded; /* via_proxy: the client the request in hand came from, or NULL (the peer) */
     address_entry_t *address; /* its entry in the per-address table, or NULL when not counted */
 };
 
@@ -134,6 +136,8 @@ static inline kf_conn_t *req_conn(const kf_req_t *req)
 /* Sets req's request_id: the client's X-Request-Id in head when it is sane, else a new one (head
  * NULL: always new). */
 void conn_set_request_id(kf_conn_t *conn, const kf_http_request_t *head);
+/* Sets conn->forwarded for the request in head (NULL: none, the peer is the client). */
+void conn_set_client(kf_conn_t *conn, const kf_http_request_t *head);
 
 /* Moves conn to state, asserting that the move is one of those drawn above. */
 void conn_set_state(kf_conn_t *conn, conn_state_t state);

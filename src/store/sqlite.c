@@ -268,6 +268,48 @@ static const char *const migrations[] = {
      "  expires_at INTEGER NOT NULL"
      ") WITHOUT ROWID;"
      "CREATE INDEX identity_nonces_by_expiry ON identity_nonces (expires_at);"),
+    /* 13: the view counts kept on write. Counting the views on read walked every conversation
+     * of a team, resolved ones included, so the counts' cost grew with the whole history (a
+     * second on a million conversations, docs/PERFORMANCE.md). conversation_counts holds how
+     * many conversations are in each (team, status, holder); every view's count is a sum over
+     * its few rows. team_id is 0 for none; assignee_id is 0 for nobody, and for every resolved
+     * conversation, since no view counts the resolved by holder: the table stays at teams x
+     * statuses x agents holding work, whatever the history. Triggers keep it, so that every
+     * write of a status, a holder, a team or a new conversation (the writer's statements today,
+     * any added later) changes it in its own transaction; rows that fall to 0 stay (there are
+     * few). A migration that builds conversations again must create the triggers again.
+     * last_message_id is each conversation's newest message (0 while it has none), kept by a
+     * trigger as each message is stored, so that a search's name hits can be walked newest
+     * first from conversations_by_last_message and cut at the page (KF_SQLITE_SEARCH_MANY)
+     * instead of looking up every matching visitor's newest message; the index carries
+     * visitor_id, so the walk tests a visitor without reading the row. message_search_terms
+     * reads the words of the messages' index (it holds nothing itself), so that a search can
+     * ask for a word prefix's few words by a seek (store: expand_prefixes in sqlite_reads.c). */
+    ("CREATE TABLE conversation_counts ("
+     "  team_id INTEGER NOT NULL,"
+     "  status TEXT NOT NULL,"
+     "  assignee_id INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  PRIMARY KEY (team_id, status, assignee_id)"
+     ") WITHOUT ROWID;"
+     "INSERT INTO conversation_counts (team_id, status, assignee_id, n) "
+     "SELECT " KF_SQLITE_COUNTS_KEY_COLUMNS ", count(*) FROM conversations GROUP BY 1, 2, 3;"
+     "CREATE TRIGGER conversation_counts_insert AFTER INSERT ON conversations "
+     "BEGIN " KF_SQLITE_COUNTS_ADD_NEW " END;"
+     "CREATE TRIGGER conversation_counts_update "
+     "  AFTER UPDATE OF status, assignee_id, team_id ON conversations "
+     "  WHEN " KF_SQLITE_COUNTS_KEY_CHANGED " "
+     "BEGIN " KF_SQLITE_COUNTS_SUBTRACT_OLD " " KF_SQLITE_COUNTS_ADD_NEW " END;"
+     "CREATE TRIGGER conversation_counts_delete AFTER DELETE ON conversations "
+     "BEGIN " KF_SQLITE_COUNTS_SUBTRACT_OLD " END;"
+     "ALTER TABLE conversations ADD COLUMN last_message_id INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE conversations SET last_message_id = COALESCE((SELECT max(m.id) FROM messages m "
+     "  WHERE m.conversation_id = conversations.id), 0);"
+     "CREATE INDEX conversations_by_last_message ON conversations (last_message_id, visitor_id);"
+     "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "
+     "  UPDATE conversations SET last_message_id = NEW.id WHERE id = NEW.conversation_id;"
+     "END;"
+     "CREATE VIRTUAL TABLE message_search_terms USING fts5vocab(message_search, instance);"),
     /* 7: attachments (store.h, message_add and attachment_get). The bytes live in a blob file
      * named by sha256 beside the database (sqlite_writer.c writes it before the row commits);
      * the row says whose it is and what it is. A message names its file by attachment_id, so

@@ -44,6 +44,31 @@
 #define KF_SQLITE_VISITOR_SEARCH_TEXT                                                              \
     "CASE WHEN email = '' THEN name WHEN name = '' THEN email ELSE name || ' ' || email END"
 
+/* conversation_counts' key (its migration) of a conversation's row, the columns prefixed with
+ * row ("NEW.", "OLD." in a trigger): its team (0 for none), status and holder. */
+#define KF_SQLITE_COUNTS_HOLDER(row)                                                               \
+    "CASE WHEN " row "status = 'resolved' THEN 0 ELSE COALESCE(" row "assignee_id, 0) END"
+#define KF_SQLITE_COUNTS_KEY(row)                                                                  \
+    "COALESCE(" row "team_id, 0), " row "status, " KF_SQLITE_COUNTS_HOLDER(row)
+/* A trigger's statement: one more, one fewer conversation under row's key. */
+#define KF_SQLITE_COUNTS_UPSERT_ONE                                                                \
+    ", 1) ON CONFLICT (team_id, status, assignee_id) DO UPDATE SET n = n + 1;"
+#define KF_SQLITE_COUNTS_ADD(row)                                                                  \
+    "INSERT INTO conversation_counts (team_id, status, assignee_id, n) "                           \
+    "VALUES (" KF_SQLITE_COUNTS_KEY(row) KF_SQLITE_COUNTS_UPSERT_ONE
+#define KF_SQLITE_COUNTS_SUBTRACT(row)                                                             \
+    "UPDATE conversation_counts SET n = n - 1 WHERE team_id = COALESCE(" row "team_id, 0) "        \
+    "AND status = " row "status AND assignee_id = " KF_SQLITE_COUNTS_HOLDER(row) ";"
+
+/* The same for the migration and its triggers (clang-format cannot lay out a string built of
+ * macro calls). */
+#define KF_SQLITE_COUNTS_KEY_COLUMNS KF_SQLITE_COUNTS_KEY("")
+#define KF_SQLITE_COUNTS_ADD_NEW KF_SQLITE_COUNTS_ADD("NEW.")
+#define KF_SQLITE_COUNTS_SUBTRACT_OLD KF_SQLITE_COUNTS_SUBTRACT("OLD.")
+#define KF_SQLITE_COUNTS_KEY_CHANGED                                                               \
+    "COALESCE(OLD.team_id, 0) != COALESCE(NEW.team_id, 0) OR OLD.status != NEW.status OR "         \
+    "" KF_SQLITE_COUNTS_HOLDER("OLD.") " != " KF_SQLITE_COUNTS_HOLDER("NEW.")
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages), then its attachment's id, name, type and
  * size: primary-key lookups that cost nothing for the messages without one, and keep every query
@@ -109,33 +134,53 @@
 /* The conversation lists' order and page size. */
 #define KF_SQLITE_LIST_ORDER "ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
 
-/* A search (?1 the FTS5 expression, ?2 the message id to stay below, ?3 the limit): the newest
- * limit message hits, walked backwards in the index's rowid (message id) order and stopped at the
- * limit, and one hit per conversation of each visitor whose name matches, at the conversation's
- * newest message; one row per message (a text hit before a name hit), newest first. The name
- * hits are all counted before the limit cuts them: a name shared by very many visitors costs
- * that many lookups (names are few beside messages). Private notes are found too: search is for
- * agents only, and each hit's message says whether it is one. */
-#define KF_SQLITE_SEARCH                                                                           \
+/* A search (?1 the FTS5 expression for the messages, ?2 the message id to stay below, ?3 the
+ * limit, ?4 the expression for the names): the newest limit message hits, walked backwards in the
+ * index's rowid (message id) order and stopped at the limit, and one hit per conversation of each
+ * visitor whose name matches, at the conversation's newest message (last_message_id); one row per
+ * message (a text hit before a name hit), newest first. names finds the name hits, two ways.
+ * KF_SQLITE_SEARCH_FEW: every matching visitor's conversations, looked up by visitor, all before
+ * the page is cut; for a name few visitors bear (fewer than KF_SQLITE_SEARCH_MANY_NAMES, counted
+ * first by SEARCH_NAME_HITS). KF_SQLITE_SEARCH_MANY: the conversations newest message first
+ * (conversations_by_last_message), each tested against the matching visitors (a set made once),
+ * stopped at the page: about limit x conversations / matching visitors of them, where the other way
+ * looks up thousands. Either way FTS5 answers the name's query whole first (a prefix query merges
+ * its terms' doclists: linear in the matching visitors, but a fraction of a microsecond each).
+ * Private notes are found too: search is for agents only, and each hit's message says whether it is
+ * one. */
+#define KF_SQLITE_SEARCH(names)                                                                    \
     "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name, v.email FROM ("                        \
     "  SELECT id, min(field) AS field FROM ("                                                      \
     "    SELECT * FROM (SELECT rowid AS id, 0 AS field FROM message_search "                       \
     "      WHERE message_search MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) "            \
-    "    UNION ALL "                                                                               \
-    "    SELECT (SELECT l.id FROM messages l WHERE l.conversation_id = n.id "                      \
-    "        ORDER BY l.id DESC LIMIT 1) AS id, 1 AS field "                                       \
-    "      FROM visitor_search JOIN conversations n ON n.visitor_id = visitor_search.rowid "       \
-    "      WHERE visitor_search MATCH ?1"                                                          \
-    "  ) WHERE id < ?2 GROUP BY id ORDER BY id DESC LIMIT ?3"                                      \
+    "    UNION ALL " names "  ) WHERE id < ?2 GROUP BY id ORDER BY id DESC LIMIT ?3"               \
     ") h JOIN messages m ON m.id = h.id JOIN conversations c ON c.id = m.conversation_id "         \
     "JOIN visitors v ON v.id = c.visitor_id LEFT JOIN agents a ON a.id = m.agent_id "              \
     "ORDER BY m.id DESC"
+#define KF_SQLITE_SEARCH_FEW                                                                       \
+    KF_SQLITE_SEARCH("SELECT n.last_message_id AS id, 1 AS field "                                 \
+                     "FROM visitor_search JOIN conversations n "                                   \
+                     "  ON n.visitor_id = visitor_search.rowid "                                   \
+                     "WHERE visitor_search MATCH ?4 AND n.last_message_id > 0")
+#define KF_SQLITE_SEARCH_MANY                                                                      \
+    KF_SQLITE_SEARCH("SELECT * FROM (SELECT n.last_message_id AS id, 1 AS field "                  \
+                     "FROM conversations n INDEXED BY conversations_by_last_message "              \
+                     "WHERE n.last_message_id < ?2 AND n.last_message_id > 0 "                     \
+                     "  AND n.visitor_id IN (SELECT rowid FROM visitor_search "                    \
+                     "    WHERE visitor_search MATCH ?4) "                                         \
+                     "ORDER BY n.last_message_id DESC LIMIT ?3)")
+/* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
+#define KF_SQLITE_SEARCH_MANY_NAMES 500
+/* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
+#define KF_SQLITE_SEARCH_PREFIX_WORDS 16
 
 /* X(name, sql): every statement the store runs, prepared once on each connection at open. */
 #define KF_SQLITE_STATEMENTS(X)                                                                    \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
     X(COMMIT, "COMMIT")                                                                            \
     X(ROLLBACK, "ROLLBACK")                                                                        \
+    /* A read's snapshot across several statements (the loop's connection: it never writes). */    \
+    X(READ_BEGIN, "BEGIN DEFERRED")                                                                \
     X(SETTING_GET, "SELECT value FROM settings WHERE key = ?1")                                    \
     X(SETTING_SET, "INSERT INTO settings (key, value) VALUES (?1, ?2) "                            \
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value")                       \
@@ -194,17 +239,17 @@
     X(CONVERSATION_LIST_MINE,                                                                      \
       KF_SQLITE_CONVERSATION_SELECT "WHERE c.assignee_id = ?4 AND c.status != 'resolved' "         \
                                     "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)   \
-    /* Every view's count, in kf_conversation_view_t's order: each a count over a range of an      \
-     * index (all of the smallest one for "all"). O(conversations in the view): fine for the       \
-     * thousands a desk keeps open; resolved grows forever, and would want a counter row. */       \
+    /* Every view's count, in kf_conversation_view_t's order: sums over conversation_counts (its   \
+     * migration), a table of teams x statuses x agents holding work, not of conversations. ?1 0   \
+     * is no agent: nothing is its. */                                                             \
     X(CONVERSATION_COUNTS,                                                                         \
-      "SELECT (SELECT count(*) FROM conversations), "                                              \
-      "(SELECT count(*) FROM conversations WHERE status = 'open' AND assignee_id IS NULL), "       \
-      "(SELECT count(*) FROM conversations WHERE assignee_id = ?1 AND status != 'resolved'), "     \
-      "(SELECT count(*) FROM conversations WHERE status = 'open'), "                               \
-      "(SELECT count(*) FROM conversations WHERE status = 'pending'), "                            \
-      "(SELECT count(*) FROM conversations WHERE status = 'resolved'), "                           \
-      "(SELECT count(*) FROM conversations WHERE status = 'snoozed')")                             \
+      "SELECT ifnull(sum(n), 0), "                                                                 \
+      "ifnull(sum(n) FILTER (WHERE status = 'open' AND assignee_id = 0), 0), "                     \
+      "ifnull(sum(n) FILTER (WHERE assignee_id = ?1 AND ?1 != 0 AND status != 'resolved'), 0), "   \
+      "ifnull(sum(n) FILTER (WHERE status = 'open'), 0), "                                         \
+      "ifnull(sum(n) FILTER (WHERE status = 'pending'), 0), "                                      \
+      "ifnull(sum(n) FILTER (WHERE status = 'resolved'), 0), "                                     \
+      "ifnull(sum(n) FILTER (WHERE status = 'snoozed'), 0) FROM conversation_counts")              \
     /* One team's views (migration 7's indexes, team_id first), ?5 the team. */                    \
     X(CONVERSATION_LIST_TEAM, KF_SQLITE_CONVERSATION_SELECT                                        \
       "WHERE c.team_id = ?5 AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)            \
@@ -217,15 +262,18 @@
     X(CONVERSATION_LIST_TEAM_MINE, KF_SQLITE_CONVERSATION_SELECT                                   \
       "WHERE c.team_id = ?5 AND c.assignee_id = ?4 AND c.status != 'resolved' "                    \
       "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                 \
-    /* Every team's counts, in kf_conversation_view_t's order: one pass over the team index.       \
-     * O(conversations with a team), resolved ones too, like CONVERSATION_COUNTS' "all". */        \
+    /* Every team's counts, in kf_conversation_view_t's order, from conversation_counts' rows of   \
+     * teams (team_id first in its key: a range, in team order); a team whose conversations all    \
+     * left it has none. ?1 NULL (no agent): nothing is its. */                                    \
     X(CONVERSATION_TEAM_COUNTS,                                                                    \
-      "SELECT team_id, count(*), "                                                                 \
-      "sum(status = 'open' AND assignee_id IS NULL), "                                             \
-      "sum(assignee_id IS ?1 AND status != 'resolved'), "                                          \
-      "sum(status = 'open'), sum(status = 'pending'), sum(status = 'resolved'), "                  \
-      "sum(status = 'snoozed') FROM conversations INDEXED BY conversations_by_team "               \
-      "WHERE team_id IS NOT NULL GROUP BY team_id ORDER BY team_id")                               \
+      "SELECT team_id, sum(n), "                                                                   \
+      "ifnull(sum(n) FILTER (WHERE status = 'open' AND assignee_id = 0), 0), "                     \
+      "ifnull(sum(n) FILTER (WHERE assignee_id = ?1 AND status != 'resolved'), 0), "               \
+      "ifnull(sum(n) FILTER (WHERE status = 'open'), 0), "                                         \
+      "ifnull(sum(n) FILTER (WHERE status = 'pending'), 0), "                                      \
+      "ifnull(sum(n) FILTER (WHERE status = 'resolved'), 0), "                                     \
+      "ifnull(sum(n) FILTER (WHERE status = 'snoozed'), 0) FROM conversation_counts "              \
+      "WHERE team_id > 0 GROUP BY team_id HAVING sum(n) > 0 ORDER BY team_id")                     \
     /* Resolving stamps when and in whose hands (a resolved one resolved again keeps its first     \
      * stamp); any other status clears them (a report's resolution time, migration "reports"). */  \
     X(CONVERSATION_SET_STATUS,                                                                     \
@@ -322,7 +370,15 @@
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
                              "VALUES (?1, kefu_search_text(?2))")                                  \
-    X(SEARCH, KF_SQLITE_SEARCH)                                                                    \
+    X(SEARCH, KF_SQLITE_SEARCH_FEW)                                                                \
+    X(SEARCH_MANY, KF_SQLITE_SEARCH_MANY)                                                          \
+    /* The first term of the messages' index from ?1 (inclusive) below ?2, in the index's order    \
+     * (bytes): a seek, whatever the term's hits (store: expand_prefixes). */                      \
+    X(SEARCH_TERM_NEXT, "SELECT term FROM message_search_terms WHERE term >= ?1 AND term < ?2 "    \
+                        "LIMIT 1")                                                                 \
+    /* Whether a name is common: its matching visitors, counted up to ?2. */                       \
+    X(SEARCH_NAME_HITS, "SELECT count(*) FROM (SELECT 1 FROM visitor_search "                      \
+                        "WHERE visitor_search MATCH ?1 LIMIT ?2)")                                 \
     /* Canned replies (migration 6): what one agent sees is the team's (owner_id NULL) and their   \
      * own, written as canned_by_owner's expression so that both are ranges of it; shortcut is     \
      * COLLATE NOCASE, so = and ORDER BY ignore ASCII case. */                                     \
@@ -472,6 +528,7 @@ typedef struct op {
         kf_conversation_page_t page; /* conversation_list */
         struct {
             const char *match; /* the FTS5 expression (store/search_text.h) */
+            const char *words; /* match with words for prefixes (expand_prefixes), or NULL */
             int64_t before_id;
             size_t limit;
         } search;

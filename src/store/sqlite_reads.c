@@ -7,6 +7,7 @@
 #include "store/blobs.h"
 
 #include "base/err.h"
+#include "base/buf.h"
 #include "store/search_text.h"
 
 #include <stdlib.h>
@@ -332,9 +333,11 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
     case OP_VISITOR_CONVERSATIONS:
         return kf_sqlite_bind(st, "in", op->args.visitor_change.id, op->args.visitor_change.limit);
     case OP_SEARCH:
-        return kf_sqlite_bind(st, "tin", op->args.search.match,
+        return kf_sqlite_bind(st, "tint",
+                              op->args.search.words != NULL ? op->args.search.words
+                                                            : op->args.search.match,
                               op->args.search.before_id > 0 ? op->args.search.before_id : INT64_MAX,
-                              op->args.search.limit);
+                              op->args.search.limit, op->args.search.match);
     default: return kf_sqlite_bind(st, "i", op->args.id); /* the lookups by id */
     }
 }
@@ -466,6 +469,136 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
     }
 }
 
+/* Appends the first word of the messages' index from from (inclusive) below below into *word
+ * (reset first): false when there is none or the read fails. */
+static bool next_word(sqlite_store_t *s, const char *from, const char *below, kf_buf_t *word)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(&s->main, STMT_SEARCH_TERM_NEXT);
+    bool found = kf_sqlite_bind(st, "tt", from, below) == 0 && kf_sqlite_step_row(st) == 0;
+    kf_buf_reset(word);
+    if (found)
+        kf_buf_append_str(word, kf_sqlite_column_text(st, 0));
+    kf_buf_append(word, "", 1);
+    kf_sqlite_finish(st);
+    return found;
+}
+
+/* Appends for the ASCII word prefix (lower case, length letters and digits) the OR of the
+ * messages' index's words that start with it, when there are 1 to KF_SQLITE_SEARCH_PREFIX_WORDS
+ * of them: true then, false (nothing appended) otherwise. */
+static bool append_words(sqlite_store_t *s, const char *prefix, size_t length, kf_buf_t *out)
+{
+    char from[KF_SEARCH_QUERY_MAX + 3]; /* a word of words[] and a byte */
+    char below[KF_SEARCH_QUERY_MAX + 1];
+    memcpy(from, prefix, length);
+    from[length] = '\0';
+    memcpy(below, prefix, length);
+    below[length - 1]++; /* every word that starts with prefix sorts before this */
+    below[length] = '\0';
+    char words[KF_SQLITE_SEARCH_PREFIX_WORDS][KF_SEARCH_QUERY_MAX + 2];
+    size_t count = 0;
+    kf_buf_t word;
+    kf_buf_init(&word);
+    while (next_word(s, from, below, &word)) {
+        /* A word longer than a query can be cannot be one the query's prefix needs spelled out:
+         * give up on the expansion (the prefix still finds it). */
+        if (count == KF_SQLITE_SEARCH_PREFIX_WORDS || word.len > sizeof words[0] - 1) {
+            count = 0;
+            break;
+        }
+        memcpy(words[count], word.data, word.len);
+        /* The next probe starts just past this word: no word holds a byte below 0x01. */
+        size_t word_length = strlen(words[count]);
+        memcpy(from, words[count], word_length);
+        from[word_length] = '\x01';
+        from[word_length + 1] = '\0';
+        count++;
+    }
+    kf_buf_free(&word);
+    if (count == 0)
+        return false;
+    kf_buf_append_str(out, "(");
+    for (size_t i = 0; i < count; i++)
+        kf_buf_printf(out, "%s\"%s\"", i > 0 ? " OR " : "", words[i]);
+    kf_buf_append_str(out, ")");
+    return true;
+}
+
+/* Rewrites a search's FTS5 expression (kf_search_match's: quoted terms, a prefix one followed by
+ * '*') for the messages' index: each prefix of ASCII letters and digits becomes the OR of the few
+ * words it stands for. Why: FTS5 answers a prefix by merging the doclists of every word that
+ * starts with it, every hit of "refund" and "refunds" in the whole history, before it can hand
+ * over the newest 20; an OR of words is walked newest first and stops at the page. The words
+ * are the index's own (message_search_terms), folded as it folds them, so the hits are the same.
+ * A prefix of more words (a short one, "re"), or of other scripts, stays a prefix. Returns a new
+ * string, or NULL when nothing changes. */
+static char *expand_prefixes(sqlite_store_t *s, const char *match)
+{
+    kf_buf_t out;
+    kf_buf_init(&out);
+    bool changed = false;
+    const char *p = match;
+    while (*p != '\0') {
+        if (*p != '"') {
+            /* Between terms: FTS5 takes a group in parentheses beside another term only with
+             * an explicit AND (what the space means). */
+            if (*p == ' ')
+                kf_buf_append_str(&out, " AND ");
+            else
+                kf_buf_append(&out, p, 1);
+            p++;
+            continue;
+        }
+        /* A quoted term: to its closing quote ("" is a quote inside). */
+        const char *end = p + 1;
+        while (*end != '\0' && !(end[0] == '"' && end[1] != '"')) {
+            end += end[0] == '"' ? 2 : 1;
+        }
+        if (*end == '\0') {
+            kf_buf_append_str(&out, p);
+            break;
+        }
+        size_t length = (size_t)(end - p - 1);
+        bool prefix = end[1] == '*';
+        bool ascii = length >= 2 && length <= KF_SEARCH_QUERY_MAX;
+        char lower[KF_SEARCH_QUERY_MAX + 1];
+        for (size_t i = 0; ascii && i < length; i++) {
+            unsigned char c = (unsigned char)p[1 + i];
+            ascii = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+        if (prefix && ascii && append_words(s, lower, length, &out)) {
+            changed = true;
+            p = end + 2;
+        } else {
+            kf_buf_append(&out, p, (size_t)(end - p + 1));
+            p = end + 1;
+        }
+    }
+    kf_buf_append(&out, "", 1);
+    size_t len;
+    char *text = kf_buf_steal(&out, &len);
+    if (!changed) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Whether a search's query matches so many visitors' names that their hits are best walked
+ * newest first (KF_SQLITE_SEARCH in sqlite_internal.h says both ways). A failed count says no:
+ * the search then runs the other way, correct either way. */
+static bool common_name(sqlite_store_t *s, const op_t *op)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(&s->main, STMT_SEARCH_NAME_HITS);
+    bool common = kf_sqlite_bind(st, "ti", op->args.search.match,
+                                 (int64_t)KF_SQLITE_SEARCH_MANY_NAMES) == 0 &&
+                  kf_sqlite_step_row(st) == 0 &&
+                  sqlite3_column_int64(st, 0) >= KF_SQLITE_SEARCH_MANY_NAMES;
+    kf_sqlite_finish(st);
+    return common;
+}
+
 /* Steps attachment_get's row and reads its blob into the op (freed with it). A row whose blob is
  * gone is no attachment (KF_ENOTFOUND): nothing can be served for it. */
 static void read_attachment(sqlite_store_t *s, op_t *op, sqlite3_stmt *st,
@@ -512,6 +645,19 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     stmt_id_t id = op->kind == OP_CONVERSATION_LIST
                        ? list_statement(op->args.page.view, op->args.page.team_id)
                        : read_statements[op->kind];
+    /* A search reads the index's words, then the hits: one snapshot, so that a message stored
+     * between the two cannot be a hit of a word the expansion did not see. */
+    bool snapshot = op->kind == OP_SEARCH && op->args.search.match[0] != '\0' &&
+                    kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_READ_BEGIN)) == 0;
+    if (op->kind == OP_SEARCH && op->args.search.match[0] != '\0') {
+        char *words = expand_prefixes(s, op->args.search.match);
+        if (words != NULL) {
+            op->args.search.words = kf_sqlite_op_keep(op, words);
+            free(words);
+        }
+        if (common_name(s, op))
+            id = STMT_SEARCH_MANY;
+    }
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, id);
     int64_t counts[KF_VIEW_COUNT];
     kf_store_result_t result;
@@ -541,4 +687,6 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     /* The row stays valid during done: the statement is reset only after it. */
     op->done(op->ctx, &result);
     kf_sqlite_finish(st);
+    if (snapshot)
+        kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_COMMIT));
 }

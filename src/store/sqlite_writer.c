@@ -296,10 +296,11 @@ int kf_sqlite_conversation_mark_read(kf_store_t *store, int64_t conversation_id,
  * the visitor; its key, if any, is 1 to MAX_KEY_BYTES bytes. */
 static bool valid_message(const kf_message_new_t *m)
 {
-    bool author_ok = m->sender == KF_SENDER_AGENT
-                         ? m->agent_id > 0 && m->conversation_id != 0
-                         : m->sender == KF_SENDER_VISITOR && m->agent_id == 0 &&
-                               (m->conversation_id != 0 || m->visitor_id > 0);
+    bool author_ok =
+        m->sender == KF_SENDER_AGENT
+            ? m->agent_id > 0 && (m->conversation_id != 0 || (m->visitor_id > 0 && !m->is_private))
+            : m->sender == KF_SENDER_VISITOR && m->agent_id == 0 &&
+                  (m->conversation_id != 0 || m->visitor_id > 0);
     size_t key_len = m->idempotency_key != NULL ? strlen(m->idempotency_key) : 1;
     bool audience_ok = !m->is_private || m->sender == KF_SENDER_AGENT;
     const kf_attachment_new_t *a = m->attachment;
@@ -675,8 +676,10 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
     if (rc == 0 && conversation_id == 0)
         rc = open_conversation(c, visitor_id, m->now, &conversation_id,
                                &op->result.conversation_opened);
-    /* The visitor writes again: a resolved or snoozed conversation is open once more. */
-    if (rc == 0 && m->sender == KF_SENDER_VISITOR && !op->result.conversation_opened) {
+    /* The visitor writes again, or an agent invites them (a message addressed by visitor, not
+     * conversation): a resolved or snoozed conversation is open once more. */
+    bool reopens = m->sender == KF_SENDER_VISITOR || m->conversation_id == 0;
+    if (rc == 0 && reopens && !op->result.conversation_opened) {
         sqlite3_stmt *st = kf_sqlite_statement(c, STMT_CONVERSATION_REOPEN);
         rc = run_bound(st, kf_sqlite_bind(st, "i", conversation_id));
         op->result.conversation_reopened = rc == 0 && sqlite3_changes(c->db) > 0;

@@ -276,9 +276,10 @@ typedef struct kf_search_hit {
 
 /* A new message for message_add. */
 typedef struct kf_message_new {
-    int64_t conversation_id; /* 0 with a visitor message: the visitor's conversation (opened when
-                              * there is none, reopened when resolved or snoozed) */
-    int64_t visitor_id;      /* the visitor who writes (with conversation_id 0) */
+    int64_t conversation_id; /* 0 with a visitor message, or an agent's invitation (not a
+                              * note): the visitor's conversation (opened when there is none,
+                              * reopened when resolved or snoozed) */
+    int64_t visitor_id;      /* the visitor who writes, or is invited (with conversation_id 0) */
     kf_sender_t sender;
     int64_t agent_id;            /* the agent who writes; 0 for a visitor */
     const char *body;            /* the text */
@@ -568,10 +569,11 @@ typedef struct kf_store_ops {
                                   int64_t up_to, kf_store_done_cb done, void *ctx);
 
     /* Appends a message and moves its conversation's updated_at: message (the stored row),
-     * conversation_opened and conversation_reopened (a visitor's message in their resolved or
-     * snoozed conversation makes it open again). KF_EINVAL at once for a bad sender, an agent
-     * message without an agent or a conversation, a visitor message that names an agent, or a key
-     * that is empty or longer than 255 bytes; in the result, KF_ENOTFOUND for an unknown
+     * conversation_opened and conversation_reopened (a visitor's message, or an agent's addressed
+     * by visitor (an invitation), in their resolved or snoozed conversation makes it open again).
+     * KF_EINVAL at once for a bad sender, an agent message without an agent or without a
+     * conversation or visitor (a note needs a conversation), a visitor message that names an agent,
+     * or a key that is empty or longer than 255 bytes; in the result, KF_ENOTFOUND for an unknown
      * conversation or visitor, KF_EINVAL for an unknown agent, KF_EFORBIDDEN for a disabled one (a
      * send queued after the disable is refused). With an idempotency key the sender has used before
      * (per visitor, or per agent): the same body gives the message stored then, with duplicate set,

@@ -2,7 +2,7 @@
 // a11y.test.js: an automated accessibility check with axe-core (issue 14, "Accessibility"): no
 // serious or critical violation of WCAG 2.1 A/AA rules on the visitor page (in English and in
 // Chinese), the login and the console (a conversation open, with a note, the visitor panel, and
-// each dialog), at desktop and phone sizes. axe is read from node_modules and run in the page; the
+// each dialog) and the connection check (/diag), at desktop and phone sizes. axe is read from node_modules and run in the page; the
 // context bypasses the CSP for that script only (the pages' own scripts are unchanged).
 
 const { test, after } = require('node:test');
@@ -71,13 +71,18 @@ for (const [w, h, size] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
       found.push(...await violations(page, 'console, a conversation open'));
       // On a phone the list (with the team panel's buttons) is behind the open conversation.
       if (await page.isVisible('#back-button')) await page.click('#back-button');
-      for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#team-settings-button', '#team-dialog'], ['#canned-button', '#canned-dialog'], ['#teams-button', '#teams-dialog'], ['#settings-button', '#settings-dialog'], ['#reports-button', '#reports-dialog']]) {
+      for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#team-settings-button', '#team-dialog'], ['#canned-button', '#canned-dialog'], ['#teams-button', '#teams-dialog'], ['#settings-button', '#settings-dialog'], ['#reports-button', '#reports-dialog'], ['#visitors-button', '#visitors-dialog']]) {
         await page.click(button);
         await page.waitForSelector(`${dialog}[open]`, { timeout: T });
         found.push(...await violations(page, `console, ${dialog}`));
         await page.keyboard.press('Escape');
         await page.waitForSelector(`${dialog}:not([open])`, { state: 'attached', timeout: T });
       }
+      // The connection check, once its checks have run.
+      const diag = await ctx.newPage();
+      await diag.goto(`${srv.base}/diag`);
+      await diag.waitForSelector('#diag-run:not([disabled])', { timeout: 60000 });
+      found.push(...await violations(diag, 'connection check'));
       assert.deepEqual(found, [], found.join('\n'));
     }),
   );

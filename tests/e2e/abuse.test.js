@@ -381,6 +381,46 @@ test('new visitor sessions per address: past the burst 429 with Retry-After and 
     assert.equal(again.status, 201, 'allowed again after Retry-After');
   }));
 
+test('behind a trusted proxy, per-address limits count the client X-Forwarded-For names; from anyone else the header is ignored', { timeout: 30000 }, (t) =>
+  scenario(t, async (env) => {
+    const post = (xff) => `POST /api/visitor/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n${xff ? `X-Forwarded-For: ${xff}\r\n` : ''}\r\n{}`;
+    let srv;
+    const statuses = async (xffs, opts) => {
+      const out = [];
+      for (const xff of xffs) {
+        const r = await exchange(srv.port, post(xff), opts);
+        r.sock.destroy();
+        out.push(r.status);
+      }
+      return out;
+    };
+    const LIMITS = ['--visitor-sessions-per-minute', '60', '--visitor-session-burst', '3'];
+    // 127.0.0.1 is the proxy (as nginx on the same host); 127.0.0.2 a client reaching kefu directly.
+    srv = await env.server({ args: ['--trusted-proxy', '127.0.0.1', ...LIMITS] });
+    // The client is the rightmost address that is not a trusted proxy: what a client wrote to the
+    // left of it does not matter.
+    assert.deepEqual(await statuses(['192.0.2.1', '10.9.9.9, 192.0.2.1', '192.0.2.1, 127.0.0.1', ' 192.0.2.1 ']), [201, 201, 201, 429],
+      'a fourth new visitor from 192.0.2.1 through the proxy, whatever it wrote before its address');
+    assert.deepEqual(await statuses(['198.51.100.7']), [201], 'another client behind the same proxy has its own budget');
+    assert.deepEqual(await statuses(['2001:db8::1', '2001:db8::2', '2001:db8::3', '2001:db8::4']), [201, 201, 201, 429], 'an IPv6 /64 is one client');
+    // A header that names no address leaves the proxy itself as the client.
+    assert.deepEqual(await statuses(['not-an-address', 'unknown', 'garbage, ,', null]), [201, 201, 201, 429], 'no address named: counted as the proxy');
+    // From an address that is no trusted proxy, X-Forwarded-For changes nothing.
+    assert.deepEqual(await statuses(['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4'], { localAddress: '127.0.0.2' }), [201, 201, 201, 429],
+      'a header sent by a client that is not a trusted proxy is not believed');
+    // /metrics (loopback only) refuses a remote client through the loopback proxy, and the log names it.
+    const m = await srv.api('GET', '/metrics', { headers: { 'X-Forwarded-For': '192.0.2.50' } });
+    assert.equal(m.status, 403, 'a remote client through a loopback proxy is not loopback');
+    assert.equal((await srv.api('GET', '/metrics')).status, 200, 'the proxy host itself (no header) may read /metrics');
+    assert.match(srv.tail(), /GET \/metrics from 192\.0\.2\.50/, 'the log line names the client, not the proxy');
+    await srv.stop();
+
+    // Without --trusted-proxy nobody is trusted: the header is ignored even from loopback.
+    srv = await env.server({ args: LIMITS });
+    assert.deepEqual(await statuses(['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4']), [201, 201, 201, 429],
+      'without a trusted proxy every header names the same client: the peer');
+  }));
+
 test('slowloris: 5,000 connections from 20 addresses trickling a header byte a second (and silent ones) are cut off within the header timeout, over and over; a visitor and an agent chat meanwhile at normal latency', { timeout: 90000 }, (t) =>
   scenario(t, async (env) => {
     const HEADER_TIMEOUT_MS = 3000;

@@ -188,7 +188,7 @@ class Kefu {
 // HTTP: api() over node:http without keep-alive (one connection per request, so nothing stale
 // survives a server restart).
 
-function api(base, method, p, { body, token, cookie, csrf, headers = {}, timeout = 15000, signal } = {}) {
+function api(base, method, p, { body, token, cookie, csrf, headers = {}, timeout = 15000, signal, localAddress } = {}) {
   const url = new URL(p, base);
   const h = { ...headers };
   let payload;
@@ -204,7 +204,7 @@ function api(base, method, p, { body, token, cookie, csrf, headers = {}, timeout
   if (csrf) h['X-CSRF-Token'] = csrf;
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers: h, agent: false, signal },
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers: h, agent: false, signal, localAddress },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));

@@ -401,6 +401,9 @@ const AGENT_POST_BODIES = {
   'POST /api/conversations/{id}/assign': { agent_id: null },
   'PATCH /api/conversations/{id}/visitor': { email: 'forged@example.com' },
   'PATCH /api/settings': { typing_preview: true },
+  'POST /api/visitors/{id}/invite': { body: 'forged invitation' },
+  'POST /api/invite-rules': { path: '/forged', seconds: 1, body: 'forged rule' },
+  'DELETE /api/invite-rules/{id}': undefined,
 };
 const routeKey = (r) => `${r.method} ${r.pattern}`;
 
@@ -428,6 +431,11 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.equal(canned.status, 201, canned.text);
     const team = await srv.api('POST', '/api/teams', { cookie: ana.cookie, csrf: ana.csrf, body: { name: 'Billing' } });
     assert.equal(team.status, 201, team.text);
+    const rule = await srv.api('POST', '/api/invite-rules', { cookie: ana.cookie, csrf: ana.csrf, body: { path: '/pricing', seconds: 30, body: 'Questions?' } });
+    assert.equal(rule.status, 201, rule.text);
+    // The visitor browses (an invitation is for a visitor online).
+    const page = await srv.api('POST', '/api/visitor/page', { token: v.token, body: { url: 'https://shop.example/pricing' } });
+    assert.equal(page.status, 200, page.text);
     // Both sides listen: nothing may reach them (no message, read receipt, typing, status).
     const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { token: v.token });
     const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { cookie: bo.cookie });
@@ -448,9 +456,18 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
       ['a cross-site Origin and Referer without the token (what a forged form or fetch sends)', { headers: { Origin: EVIL, Referer: `${EVIL}/page` } }],
     ];
     // A route's {id}: the conversation, or for an agent's account, Bo's, or Ana's canned reply,
-    // or her team.
-    const idOf = (pattern) =>
-      pattern.startsWith('/api/agents/') ? bo.agent.id : pattern.startsWith('/api/canned/') ? canned.json.canned.id : pattern.startsWith('/api/teams/') ? team.json.team.id : conv;
+    // or her team, or the visitor, or the invitation rule.
+    const ids = {
+      '/api/agents/': bo.agent.id,
+      '/api/canned/': canned.json.canned.id,
+      '/api/teams/': team.json.team.id,
+      '/api/visitors/': v.visitor.id,
+      '/api/invite-rules/': rule.json.rule.id,
+    };
+    const idOf = (pattern) => {
+      const prefix = Object.keys(ids).find((k) => pattern.startsWith(k));
+      return prefix ? ids[prefix] : conv;
+    };
     const pathOf = (route) => route.pattern.replace('{id}', idOf(route.pattern));
     for (const route of agentPosts) {
       const p = pathOf(route);
@@ -496,9 +513,11 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.deepEqual(r.json.canned, [canned.json.canned], 'no canned reply added, changed or deleted');
     r = await srv.api('GET', '/api/teams', { cookie: ana.cookie });
     assert.deepEqual(r.json.teams, [team.json.team], 'no team added or changed');
+    r = await srv.api('GET', '/api/invite-rules', { cookie: ana.cookie });
+    assert.deepEqual(r.json.rules, [rule.json.rule], 'no rule added or deleted');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, attachments: 201, canned: 201, teams: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200 };
+    const expect = { agents: 201, attachments: 201, canned: 201, teams: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200, invite: 201, 'invite-rules': 201 };
     // A delete after the change of the same reply, and the logout last of all.
     const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
     for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {
@@ -650,6 +669,8 @@ test('security headers on every page, asset, API answer, error and push response
       ['the root redirect', 'GET', '/', [], 'other', 302],
       ['the health check', 'GET', '/healthz', [], 'json', 200],
       ['the readiness check', 'GET', '/readyz', [], 'json', 200],
+      ['the connection check', 'GET', '/diag', [], 'page', 200],
+      ['a connection check poll', 'GET', '/diag/push/poll?after=0', [], 'json', 200],
       ['the metrics (from loopback)', 'GET', '/metrics', [], 'other', 200],
       ['a script', 'GET', '/static/kefu.js', [], 'asset', 200],
       ['the style sheet', 'GET', '/static/kefu.css', [], 'asset', 200],

@@ -95,7 +95,7 @@ test('200 % zoom: the visitor page and the console reflow into 640×400 CSS pixe
     // Every dialog of the desk bar and the list pane: as wide as the window at most, its close
     // button reachable, closed again with Escape.
     if (await a.page.isVisible('#back-button')) await a.page.click('#back-button');
-    for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#team-settings-button', '#team-dialog'], ['#canned-button', '#canned-dialog'], ['#teams-button', '#teams-dialog'], ['#settings-button', '#settings-dialog'], ['#reports-button', '#reports-dialog']]) {
+    for (const [button, dialog] of [['#notify-button', '#notify-dialog'], ['#team-settings-button', '#team-dialog'], ['#canned-button', '#canned-dialog'], ['#teams-button', '#teams-dialog'], ['#settings-button', '#settings-dialog'], ['#reports-button', '#reports-dialog'], ['#visitors-button', '#visitors-dialog']]) {
       await assertReachable(a.page, button, `console, ${button}`);
       await a.page.click(button);
       await a.page.waitForSelector(`${dialog}[open]`, { timeout: T });

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdbool.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "base/netaddr.h"
@@ -77,11 +78,56 @@ static void test_match(void **state)
     }
 }
 
+/* The client of an X-Forwarded-For value behind proxies 127.0.0.0/8 and 10.0.0.0/8. */
+static void test_forwarded_client(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *client; /* client NULL: none named (the peer is the client) */
+    } cases[] = {
+        {"192.0.2.1", "192.0.2.1"},
+        {" 192.0.2.1 ", "192.0.2.1"},
+        {"192.0.2.1, 10.0.0.5", "192.0.2.1"},       /* through an inner proxy we trust */
+        {"203.0.113.9, 192.0.2.1", "192.0.2.1"},    /* the client's own entry is not believed */
+        {"evil, 192.0.2.1,127.0.0.1", "192.0.2.1"}, /* left of the client: anything */
+        {"10.0.0.1, 127.0.0.1", "10.0.0.1"},        /* every hop trusted: the farthest */
+        {"2001:db8::1", "2001:db8::1"},
+        {"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
+        {"192.0.2.1, junk, 10.0.0.5",
+         "10.0.0.5"}, /* the walk stops at junk: the proxy that saw it */
+        {"", NULL},
+        {"unknown", NULL},
+        {"192.0.2.1,", NULL}, /* an empty last entry names nobody */
+        {"[2001:db8::1]:443", NULL},
+        {"192.0.2.1:80", NULL},
+        {"0000000000000000000000000000000000000000000000000000192.0.2.1", NULL}, /* too long */
+    };
+    kf_addr_prefix_t trusted[2];
+    assert_int_equal(kf_addr_prefix_parse("127.0.0.0/8", &trusted[0]), 0);
+    assert_int_equal(kf_addr_prefix_parse("10.0.0.0/8", &trusted[1]), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[KF_ADDR_TEXT_SIZE] = "";
+        bool named =
+            kf_addr_forwarded_client(cases[i].value, strlen(cases[i].value), trusted, 2, out);
+        if (named != (cases[i].client != NULL) || (named && strcmp(out, cases[i].client) != 0))
+            fail_msg("\"%s\": got %s, expected %s", cases[i].value, named ? out : "none",
+                     cases[i].client != NULL ? cases[i].client : "none");
+    }
+    /* With no proxy trusted beyond the peer, the last entry is the client. */
+    char out[KF_ADDR_TEXT_SIZE];
+    assert_true(kf_addr_forwarded_client("192.0.2.1, 127.0.0.1", 20, NULL, 0, out));
+    assert_string_equal(out, "127.0.0.1");
+    /* The value is not NUL-terminated: len bounds it. */
+    assert_true(kf_addr_forwarded_client("192.0.2.1, 192.0.2.2", 9, trusted, 2, out));
+    assert_string_equal(out, "192.0.2.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_match),
+        cmocka_unit_test(test_forwarded_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

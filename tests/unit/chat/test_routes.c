@@ -20,6 +20,7 @@ static const struct {
     {"GET", "/chat", KF_ACCESS_PUBLIC, false},
     {"GET", "/agent", KF_ACCESS_PUBLIC, false},
     {"GET", "/healthz", KF_ACCESS_PUBLIC, false},
+    {"GET", "/diag", KF_ACCESS_PUBLIC, false},
     {"GET", "/widget", KF_ACCESS_PUBLIC, false},
     {"GET", "/widget.js", KF_ACCESS_PUBLIC, false},
     {"GET", "/readyz", KF_ACCESS_PUBLIC, false},
@@ -37,6 +38,13 @@ static const struct {
     {"POST", "/api/conversations/{id}/attachments", KF_ACCESS_AGENT, true},
     {"GET", "/api/attachments/{id}", KF_ACCESS_LISTENER, false},
     {"GET", "/api/visitor", KF_ACCESS_VISITOR, false},
+    {"GET", "/api/visitor/invite-rules", KF_ACCESS_VISITOR, false},
+    {"POST", "/api/visitor/invite-rules/{id}/fire", KF_ACCESS_VISITOR, false},
+    {"GET", "/api/visitors/online", KF_ACCESS_AGENT, false},
+    {"POST", "/api/visitors/{id}/invite", KF_ACCESS_AGENT, true},
+    {"GET", "/api/invite-rules", KF_ACCESS_AGENT, false},
+    {"POST", "/api/invite-rules", KF_ACCESS_ADMIN, true},
+    {"DELETE", "/api/invite-rules/{id}", KF_ACCESS_ADMIN, true},
     {"PATCH", "/api/visitor", KF_ACCESS_VISITOR, false},
     {"GET", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, false},
     {"PATCH", "/api/conversations/{id}/visitor", KF_ACCESS_AGENT, true},
@@ -77,6 +85,11 @@ static const struct {
     {"GET", "/push/iframe", KF_ACCESS_LISTENER, false},
     {"GET", "/push/sse", KF_ACCESS_LISTENER, false},
     {"GET", "/push/ws", KF_ACCESS_LISTENER, false},
+    {"GET", "/diag/push/poll", KF_ACCESS_PUBLIC, false},
+    {"GET", "/diag/push/longpoll", KF_ACCESS_PUBLIC, false},
+    {"GET", "/diag/push/iframe", KF_ACCESS_PUBLIC, false},
+    {"GET", "/diag/push/sse", KF_ACCESS_PUBLIC, false},
+    {"GET", "/diag/push/ws", KF_ACCESS_PUBLIC, false},
 };
 
 static void test_table_as_declared(void **state)

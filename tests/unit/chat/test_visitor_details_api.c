@@ -94,7 +94,8 @@ static void test_page_over_websocket(void **state)
     char *reply = cf_ws_read_until(fd, &in, "\"ref\":\"p1\"");
     assert_non_null(strstr(reply, "\"type\":\"ack\""));
     free(reply);
-    assert_int_equal(cf->agent_events, events + 1);
+    /* Its "visitor" event, and a "browsing" one: the visitor came online (chat/browsing.h). */
+    assert_int_equal(cf->agent_events, events + 2);
     cf_ws_send(fd, "{\"type\":\"page\",\"ref\":\"p2\",\"url\":\"javascript:x\"}");
     reply = cf_ws_read_until(fd, &in, "\"ref\":\"p2\"");
     assert_non_null(strstr(reply, "bad_request"));
@@ -131,7 +132,8 @@ static void test_page_shows_in_panel(void **state)
                       "Safari/537.36\",\"language\":\"de-DE\",\"timezone\":\"Europe/Berlin\","
                       "\"utc_offset\":60}"),
            200, "", "the second page");
-    assert_int_equal(cf->agent_events, events + 2); /* a "visitor" event each */
+    /* A "visitor" event each, and a "browsing" one each (online, then on another page). */
+    assert_int_equal(cf->agent_events, events + 4);
 
     r = panel();
     visitor = json_object_get(r->json, "visitor");

@@ -600,7 +600,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "13");
+    assert_string_equal(last_result(seen)->value, "14");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -639,17 +639,17 @@ static void test_sqlite_pragmas_and_schema(void **state)
         {"CONVERSATION_LIST_TEAM_STATUS", "conversations_by_team_status "},
         {"CONVERSATION_LIST_TEAM_UNASSIGNED", "conversations_by_team_status_assignee "},
         {"CONVERSATION_LIST_TEAM_MINE", "conversations_by_team_assignee "},
-        {"CONVERSATION_TEAM_COUNTS", "conversations_by_team "},
     };
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         assert_true(plan_uses(f, views[i].statement, views[i].index));
         assert_false(plan_uses(f, views[i].statement, "TEMP B-TREE"));
     }
-    /* The counts: the statuses' and the unassigned from one index, mine from its own. */
-    assert_true(plan_uses(f, "CONVERSATION_COUNTS",
-                          "conversations_by_status_assignee (status=? AND assignee_id=?)"));
-    assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_status_assignee (status=?)"));
-    assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversations_by_assignee (assignee_id=?)"));
+    /* The counts read their table, never the conversations (they are kept on write). */
+    assert_true(plan_uses(f, "CONVERSATION_COUNTS", "conversation_counts"));
+    assert_false(plan_uses(f, "CONVERSATION_COUNTS", "conversations "));
+    assert_true(plan_uses(f, "CONVERSATION_TEAM_COUNTS", "conversation_counts"));
+    assert_false(plan_uses(f, "CONVERSATION_TEAM_COUNTS", "conversations "));
+    assert_false(plan_uses(f, "CONVERSATION_TEAM_COUNTS", "TEMP B-TREE"));
     assert_true(plan_uses(f, "CONVERSATION_OF_VISITOR", "conversations_by_visitor"));
     assert_false(plan_uses(f, "CONVERSATION_SNOOZE_DUE", "TEMP B-TREE"));
     /* A shortcut's check is two lookups of the index, the list two ranges of it. */
@@ -663,7 +663,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "13");
+    assert_string_equal(last_result(seen)->value, "14");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -685,7 +685,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '13' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '14' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -712,9 +712,22 @@ static void rewind_notes(const suite_fixture_t *f)
     "ALTER TABLE messages DROP COLUMN attachment_id;"                                              \
     "DROP TABLE attachments;"
 
-/* Takes the verified visitors' migration (12) away again, and the attachments' after it. */
+/* Takes the migration of the kept counts and each conversation's newest message away again. */
+#define UNDO_COUNTS                                                                                \
+    "DROP TRIGGER conversation_counts_insert;"                                                     \
+    "DROP TRIGGER conversation_counts_update;"                                                     \
+    "DROP TRIGGER conversation_counts_delete;"                                                     \
+    "DROP TABLE conversation_counts;"                                                              \
+    "DROP TRIGGER messages_last;"                                                                  \
+    "DROP INDEX conversations_by_last_message;"                                                    \
+    "ALTER TABLE conversations DROP COLUMN last_message_id;"                                       \
+    "DROP TABLE message_search_terms;"
+
+/* Takes the verified visitors' migration (12) away again, and the kept counts' and the
+ * attachments' after it. */
 #define UNDO_IDENTITY                                                                              \
     UNDO_ATTACHMENTS                                                                               \
+    UNDO_COUNTS                                                                                    \
     "DROP TABLE identity_nonces;"                                                                  \
     "DROP TABLE visitor_tokens;"                                                                   \
     "DROP INDEX visitors_by_user;"                                                                 \
@@ -821,7 +834,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -902,7 +915,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1078,7 +1091,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 13);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1117,6 +1130,9 @@ static void test_sqlite_search_plan(void **state)
     suite_fixture_t *f = *state;
     assert_true(plan_uses(f, "SEARCH", "VIRTUAL TABLE INDEX"));
     assert_true(plan_uses(f, "SEARCH", "conversations_by_visitor"));
+    /* A common name's hits: the conversations newest message first, no sort of them. */
+    assert_true(plan_uses(f, "SEARCH_MANY", "COVERING INDEX conversations_by_last_message"));
+    assert_true(plan_uses(f, "SEARCH_MANY", "LIST SUBQUERY"));
 }
 
 /* ---- a full disk ---- */
@@ -1221,6 +1237,289 @@ static void test_sqlite_wal_index_full(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM messages"), stored + 2);
 }
 
+/* ---- the view counts kept on write (migration "kept counts") ---- */
+
+/* The counts' key of a conversation row, as the migration writes it, for the recounts below. */
+#define COUNTS_KEY                                                                                 \
+    "COALESCE(team_id, 0) AS t, status AS s, "                                                     \
+    "CASE WHEN status = 'resolved' THEN 0 ELSE COALESCE(assignee_id, 0) END AS a"
+
+/* How many (team, status, holder) keys conversation_counts has wrong: a key of the conversations
+ * counted differently there, or a row there that the conversations do not bear out. */
+static int64_t counts_table_errors(const suite_fixture_t *f)
+{
+    return sql_int(f, "SELECT (SELECT count(*) FROM (SELECT " COUNTS_KEY ", count(*) AS c "
+                      "  FROM conversations GROUP BY 1, 2, 3) r WHERE r.c IS NOT (SELECT n "
+                      "  FROM conversation_counts k WHERE k.team_id = r.t AND k.status = r.s "
+                      "  AND k.assignee_id = r.a)) + (SELECT count(*) FROM conversation_counts k "
+                      "  WHERE k.n != (SELECT count(*) FROM (SELECT " COUNTS_KEY
+                      "  FROM conversations) r WHERE r.t = k.team_id AND r.s = k.status "
+                      "  AND r.a = k.assignee_id))");
+}
+
+/* One team's counts, as conversation_team_counts hands them over. */
+typedef struct team_counts {
+    int64_t team_id[8];
+    int64_t counts[8][KF_VIEW_COUNT];
+    size_t count;
+    int rc;
+    bool done;
+} team_counts_t;
+
+static int on_team_counts(void *ctx, int64_t team_id, const int64_t *counts)
+{
+    team_counts_t *seen = ctx;
+    assert_true(seen->count < 8);
+    seen->team_id[seen->count] = team_id;
+    memcpy(seen->counts[seen->count], counts, sizeof seen->counts[0]);
+    seen->count++;
+    return 0;
+}
+
+static void on_team_counts_done(void *ctx, const kf_store_result_t *result)
+{
+    team_counts_t *seen = ctx;
+    seen->rc = result->rc;
+    seen->done = true;
+}
+
+/* What the views held, counted over the conversations themselves (each view's own WHERE, as
+ * the lists select it), agent's mine included, within one team (team 0: the whole desk). */
+static void recount(const suite_fixture_t *f, int64_t agent, int64_t team, int64_t *counts)
+{
+    static const char *const where[KF_VIEW_COUNT] = {
+        [KF_VIEW_ALL] = "1",
+        [KF_VIEW_UNASSIGNED] = "status = 'open' AND assignee_id IS NULL",
+        [KF_VIEW_MINE] = "assignee_id = %1$" PRId64 " AND status != 'resolved'",
+        [KF_VIEW_OPEN] = "status = 'open'",
+        [KF_VIEW_PENDING] = "status = 'pending'",
+        [KF_VIEW_RESOLVED] = "status = 'resolved'",
+        [KF_VIEW_SNOOZED] = "status = 'snoozed'",
+    };
+    for (int view = 0; view < KF_VIEW_COUNT; view++) {
+        char condition[128];
+        char sql[256];
+        snprintf(condition, sizeof condition, where[view], agent);
+        if (team != 0)
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM conversations WHERE %s AND team_id = %" PRId64,
+                     condition, team);
+        else
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM conversations WHERE %s", condition);
+        counts[view] = sql_int(f, sql);
+    }
+}
+
+/* The store's counts for each agent, the desk's and every team's, against a recount. */
+static void check_counts(suite_fixture_t *f, const int64_t *agents, size_t agent_count,
+                         const int64_t *teams, size_t team_count)
+{
+    for (size_t i = 0; i < agent_count; i++) {
+        int64_t expected[KF_VIEW_COUNT];
+        recount(f, agents[i], 0, expected);
+        seen_t *seen = seen_new();
+        assert_int_equal(
+            suite_wait(f, f->store->ops->conversation_counts(f->store, agents[i], on_done, seen),
+                       seen),
+            0);
+        assert_memory_equal(last_result(seen)->counts, expected, sizeof expected);
+        seen_free(seen);
+        team_counts_t got = {0};
+        assert_int_equal(f->store->ops->conversation_team_counts(
+                             f->store, agents[i], on_team_counts, on_team_counts_done, &got),
+                         0);
+        suite_flush(f);
+        assert_true(got.done);
+        assert_int_equal(got.rc, 0);
+        /* Every team with a conversation, in id order; none without. */
+        size_t next = 0;
+        for (size_t t = 0; t < team_count; t++) {
+            recount(f, agents[i], teams[t], expected);
+            if (expected[KF_VIEW_ALL] == 0)
+                continue;
+            assert_true(next < got.count);
+            assert_int_equal(got.team_id[next], teams[t]);
+            assert_memory_equal(got.counts[next], expected, sizeof expected);
+            next++;
+        }
+        assert_int_equal(got.count, next);
+    }
+}
+
+/* The desk the random writes work on. */
+typedef struct counts_desk {
+    int64_t agents[4];
+    int64_t teams[3];
+    int64_t visitors[40];
+    size_t visitor_count;
+    int64_t conversations[40];
+    size_t conversation_count;
+    uint32_t random;
+} counts_desk_t;
+
+static uint32_t desk_random(counts_desk_t *desk, uint32_t below)
+{
+    desk->random = desk->random * 1664525u + 1013904223u; /* Numerical Recipes' LCG */
+    return (desk->random >> 8) % below;
+}
+
+static void desk_setup(suite_fixture_t *f, counts_desk_t *desk, uint32_t seed)
+{
+    memset(desk, 0, sizeof *desk);
+    desk->random = seed;
+    static const char *const emails[] = {"a@example.com", "b@example.com", "c@example.com",
+                                         "d@example.com"};
+    for (size_t i = 0; i < 4; i++)
+        desk->agents[i] = suite_add_agent(f, emails[i], emails[i]);
+    seen_t *seen = seen_new();
+    static const char *const names[] = {"Billing", "Sales", "Support"};
+    for (size_t i = 0; i < 3; i++) {
+        kf_team_change_t team = {.name = names[i], .auto_assign = "off", .reassign_after = 0};
+        assert_int_equal(
+            suite_wait(f, f->store->ops->team_create(f->store, &team, SUITE_NOW, on_done, seen),
+                       seen),
+            0);
+        desk->teams[i] = last_result(seen)->team.id;
+        int64_t members[] = {desk->agents[i], desk->agents[i + 1]};
+        assert_int_equal(suite_wait(f,
+                                    f->store->ops->team_set_members(f->store, desk->teams[i],
+                                                                    members, 2, on_done, seen),
+                                    seen),
+                         0);
+    }
+    seen_free(seen);
+}
+
+/* One write chosen at random among those that change a conversation's status, holder or team,
+ * or make one; refusals (a claim of a held one, a wake of an open one) are part of the mix. */
+static void desk_random_write(suite_fixture_t *f, counts_desk_t *desk, int step)
+{
+    const kf_store_ops_t *ops = f->store->ops;
+    int64_t now = SUITE_NOW + step;
+    int64_t agent = desk->agents[desk_random(desk, 4)];
+    int64_t team = desk->teams[desk_random(desk, 3)];
+    uint32_t kind = desk->conversation_count == 0 ? 0 : desk_random(desk, 9);
+    int64_t conversation =
+        desk->conversation_count == 0
+            ? 0
+            : desk->conversations[desk_random(desk, (uint32_t)desk->conversation_count)];
+    seen_t *seen = seen_new();
+    if (kind == 0 && desk->visitor_count < 40) {
+        char token[16];
+        snprintf(token, sizeof token, "token-%zu", desk->visitor_count);
+        int64_t visitor = suite_add_visitor(f, token, "");
+        desk->visitors[desk->visitor_count++] = visitor;
+        desk->conversations[desk->conversation_count++] =
+            suite_open_conversation(f, visitor, "hello", now, NULL);
+    } else if (kind <= 1) {
+        /* A visitor writes again: a resolved or snoozed thread opens. */
+        int64_t visitor = desk->visitors[desk_random(desk, (uint32_t)desk->visitor_count)];
+        suite_open_conversation(f, visitor, "again", now, NULL);
+    } else if (kind == 2) {
+        static const char *const statuses[] = {"open", "pending", "resolved", "snoozed"};
+        const char *status = statuses[desk_random(desk, 4)];
+        int64_t until = strcmp(status, "snoozed") == 0 ? now + SUITE_HOUR : 0;
+        suite_wait(
+            f,
+            ops->conversation_set_status(f->store, conversation, status, until, now, on_done, seen),
+            seen);
+    } else if (kind == 3) {
+        suite_wait(f, ops->conversation_claim(f->store, conversation, agent, on_done, seen), seen);
+    } else if (kind == 4) {
+        kf_conversation_assign_t assign = {.conversation_id = conversation,
+                                           .set_agent = desk_random(desk, 2) == 0,
+                                           .agent_id = desk_random(desk, 3) == 0 ? 0 : agent,
+                                           .set_team = true,
+                                           .team_id = desk_random(desk, 3) == 0 ? 0 : team,
+                                           .now = now};
+        suite_wait(f, ops->conversation_assign(f->store, &assign, on_done, seen), seen);
+    } else if (kind == 5) {
+        /* Disabling lets go of everything the agent held; it comes back at once. */
+        kf_agent_change_t off = {.state = KF_AGENT_STATE_DISABLE, .now = now};
+        kf_agent_change_t on = {.state = KF_AGENT_STATE_ENABLE, .now = now};
+        assert_int_equal(
+            suite_wait(f, ops->agent_update(f->store, agent, &off, on_done, seen), seen), 0);
+        assert_int_equal(
+            suite_wait(f, ops->agent_update(f->store, agent, &on, on_done, seen), seen), 0);
+    } else if (kind == 6) {
+        suite_wait(
+            f, ops->conversation_wake(f->store, conversation, now + 2 * SUITE_HOUR, on_done, seen),
+            seen);
+    } else if (kind == 7) {
+        suite_wait(
+            f, ops->conversation_autoassign(f->store, conversation, team, 0, agent, on_done, seen),
+            seen);
+    } else {
+        kf_message_new_t reply = {.conversation_id = conversation,
+                                  .sender = KF_SENDER_AGENT,
+                                  .agent_id = agent,
+                                  .body = "reply",
+                                  .now = now};
+        suite_send(f, seen, &reply);
+    }
+    seen_free(seen);
+}
+
+/* After any sequence of writes, the counts kept on write are what counting the conversations
+ * gives, for every view, agent and team. */
+static void test_sqlite_counts_kept_on_write(void **state)
+{
+    suite_fixture_t *f = *state;
+    counts_desk_t desk;
+    desk_setup(f, &desk, 20261205u);
+    int64_t askers[5] = {0, desk.agents[0], desk.agents[1], desk.agents[2], desk.agents[3]};
+    check_counts(f, askers, 5, desk.teams, 3);
+    for (int step = 1; step <= 400; step++) {
+        desk_random_write(f, &desk, step);
+        suite_flush(f);
+        assert_int_equal(counts_table_errors(f), 0);
+        if (step % 25 == 0)
+            check_counts(f, askers, 5, desk.teams, 3);
+    }
+    /* Every status and team came up: the mix reached each key. */
+    assert_int_equal(sql_int(f, "SELECT count(DISTINCT status) FROM conversations"), 4);
+    assert_true(sql_int(f, "SELECT count(DISTINCT team_id) FROM conversations") >= 2);
+    /* A restart keeps them. */
+    suite_reopen(f);
+    check_counts(f, askers, 5, desk.teams, 3);
+}
+
+/* Conversations whose last_message_id is not their newest message's id (0 for none). */
+#define NEWEST_MESSAGE_ERRORS                                                                      \
+    "SELECT count(*) FROM conversations c WHERE c.last_message_id != "                             \
+    "COALESCE((SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id), 0)"
+
+/* A database from before the kept counts gets them at the next start, and each conversation its
+ * newest message, from its rows, and both are kept from then on. */
+static void test_sqlite_migration_counts(void **state)
+{
+    suite_fixture_t *f = *state;
+    counts_desk_t desk;
+    desk_setup(f, &desk, 7u);
+    for (int step = 1; step <= 120; step++)
+        desk_random_write(f, &desk, step);
+    suite_flush(f);
+    kf_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, UNDO_ATTACHMENTS UNDO_COUNTS
+             "UPDATE settings SET value = '12' WHERE key = 'schema_version';");
+    assert_int_equal(
+        sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
+    assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
+    assert_int_equal(counts_table_errors(f), 0);
+    assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
+    int64_t askers[5] = {0, desk.agents[0], desk.agents[1], desk.agents[2], desk.agents[3]};
+    check_counts(f, askers, 5, desk.teams, 3);
+    for (int step = 121; step <= 200; step++)
+        desk_random_write(f, &desk, step);
+    suite_flush(f);
+    assert_int_equal(counts_table_errors(f), 0);
+    assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
+    check_counts(f, askers, 5, desk.teams, 3);
+}
+
 #define SQLITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 int main(void)
@@ -1239,6 +1538,8 @@ int main(void)
         SQLITE_TEST(test_sqlite_refuses_newer_schema),
         SQLITE_TEST(test_sqlite_migrates_older_versions),
         SQLITE_TEST(test_sqlite_migrates_to_the_desk),
+        SQLITE_TEST(test_sqlite_counts_kept_on_write),
+        SQLITE_TEST(test_sqlite_migration_counts),
         SQLITE_TEST(test_sqlite_migrates_to_canned),
         SQLITE_TEST(test_sqlite_migrates_to_reports),
         SQLITE_TEST(test_sqlite_disk_full),

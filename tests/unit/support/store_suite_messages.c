@@ -240,7 +240,12 @@ static void test_message_add(void **state)
         {.conversation_id = conversation_a, .agent_id = agent, .body = "visitor naming agent"},
         {.conversation_id = conversation_a, .sender = (kf_sender_t)7, .body = "bad sender"},
         {.body = "whose?"},
-        {.visitor_id = visitor_a, .sender = KF_SENDER_AGENT, .agent_id = agent, .body = "where?"},
+        /* An agent's message by visitor is an invitation; a note needs its conversation. */
+        {.visitor_id = visitor_a,
+         .sender = KF_SENDER_AGENT,
+         .agent_id = agent,
+         .body = "where?",
+         .is_private = true},
         {.conversation_id = conversation_a, .body = "empty key", .idempotency_key = ""},
         {.conversation_id = conversation_a, .body = "long key", .idempotency_key = long_key},
     };
@@ -1164,6 +1169,56 @@ static void test_waiting_since(void **state)
     assert_int_equal(waiting_since(f, conversation), 0);
 }
 
+/* An agent's message addressed by visitor (an invitation, chat/invite_api.c) opens the visitor's
+ * conversation when they have none, and reopens their last one when it was resolved: the
+ * invitation is an agent message of it, in the visitor's history. */
+static void test_invitation(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    kf_message_new_t invitation = {.visitor_id = visitor,
+                                   .sender = KF_SENDER_AGENT,
+                                   .agent_id = ana,
+                                   .body = "Can I help?",
+                                   .now = SUITE_NOW};
+    seen_t *seen = seen_new();
+    assert_int_equal(suite_send(f, seen, &invitation), 0);
+    const result_copy_t *r = last_result(seen);
+    assert_true(r->conversation_opened);
+    assert_false(r->conversation_reopened);
+    int64_t conversation = r->message.conversation_id;
+    assert_true(conversation > 0);
+    assert_int_equal(r->message.visitor_id, visitor);
+    assert_int_equal(r->message.sender, KF_SENDER_AGENT);
+    assert_int_equal(r->message.agent_id, ana);
+    seen_free(seen);
+
+    assert_int_equal(suite_set_status(f, conversation, "resolved"), 0);
+    invitation.body = "Anything else?";
+    invitation.now = SUITE_NOW + 10;
+    seen = seen_new();
+    assert_int_equal(suite_send(f, seen, &invitation), 0);
+    r = last_result(seen);
+    assert_false(r->conversation_opened);
+    assert_true(r->conversation_reopened);
+    assert_int_equal(r->message.conversation_id, conversation);
+    seen_free(seen);
+    seen = suite_get_conversation(f, conversation);
+    assert_string_equal(last_result(seen)->conversation.status, "open");
+    seen_free(seen);
+
+    /* Both are the visitor's to read; a visitor who is not there is refused. */
+    seen = seen_new();
+    assert_int_equal(query_visitor(f, seen, visitor, 0, 100), 0);
+    assert_int_equal(seen->message_count, 2);
+    seen_free(seen);
+    invitation.visitor_id = visitor + 100;
+    seen = seen_new();
+    assert_int_equal(suite_send(f, seen, &invitation), KF_ENOTFOUND);
+    seen_free(seen);
+}
+
 static void test_private_notes(void **state)
 {
     suite_fixture_t *f = *state;
@@ -1282,6 +1337,7 @@ const struct CMUnitTest store_suite_message_tests[] = {
     SUITE_TEST(test_hostile_strings),
     SUITE_TEST(test_long_utf8_body),
     SUITE_TEST(test_private_notes),
+    SUITE_TEST(test_invitation),
     SUITE_TEST(test_assign_with_note),
     SUITE_TEST(test_waiting_since),
 };

@@ -277,6 +277,119 @@ static void test_search_paging(void **state)
     assert_int_equal(h.count, 0); /* the name's hit is at the newest message only */
 }
 
+/* A name that many visitors bear (more than a store may look up one at a time: 600 Olgas)
+ * gives what a rare one does: one hit per conversation at its newest message, newest first
+ * whatever order the visitors came in, beside the text hits, paged without a hit lost or
+ * doubled, and moving on with a new message. */
+static void test_search_common_name(void **state)
+{
+    suite_fixture_t *f = *state;
+    enum { OLGAS = 600 };
+    static int64_t conversations[OLGAS]; /* by visitor, in the order they were made */
+    static int64_t newest[OLGAS];
+    static int64_t visitors[OLGAS];
+    for (int i = 0; i < OLGAS; i++) {
+        char token[16];
+        char name[32];
+        snprintf(token, sizeof token, "olga-%d", i);
+        snprintf(name, sizeof name, "Olga %d", i);
+        visitors[i] = suite_add_visitor(f, token, name);
+    }
+    /* Their conversations start in another order than the visitors came. */
+    for (int i = 0; i < OLGAS; i++) {
+        int k = (i * 7) % OLGAS;
+        conversations[k] =
+            suite_open_conversation(f, visitors[k], "hello", SUITE_NOW + i, &newest[k]);
+    }
+    int64_t nadia = suite_add_visitor(f, "nadia", "Nadia");
+    int64_t mention = 0;
+    suite_open_conversation(f, nadia, "Olga said hi", SUITE_NOW + OLGAS, &mention);
+    /* The first Olga whose conversation started writes again: hers is the newest name hit. */
+    newest[0] = suite_add_message(f, conversations[0], 0, "me again");
+
+    hits_t h;
+    assert_int_equal(search(f, &h, "olga", 0, 20), 0);
+    assert_int_equal(h.count, 20);
+    assert_int_equal(h.message_id[0], newest[0]);
+    assert_int_equal(h.field[0], KF_SEARCH_VISITOR);
+    assert_int_equal(h.message_id[1], mention);
+    assert_int_equal(h.field[1], KF_SEARCH_MESSAGE);
+    /* Every page below the last, to the end: each Olga once, at her newest message. */
+    size_t total = 0;
+    size_t names = 0;
+    int64_t before = 0;
+    int64_t last = INT64_MAX;
+    for (int page = 0; page < 100; page++) {
+        assert_int_equal(search(f, &h, "olga", before, 50), 0);
+        for (size_t i = 0; i < h.count; i++) {
+            assert_true(h.message_id[i] < last);
+            last = h.message_id[i];
+            if (h.field[i] == KF_SEARCH_VISITOR) {
+                bool found = false;
+                for (int k = 0; k < OLGAS; k++)
+                    found = found || (newest[k] == h.message_id[i] &&
+                                      conversations[k] == h.conversation_id[i]);
+                assert_true(found);
+                names++;
+            }
+        }
+        total += h.count;
+        if (h.count < 50)
+            break;
+        before = h.message_id[h.count - 1];
+    }
+    assert_int_equal(names, OLGAS);
+    assert_int_equal(total, OLGAS + 1);
+}
+
+/* A word prefix finds every word it starts, however many: newest first across them, paged
+ * without a hit lost or doubled, whether it stands for a few words (refund, refunds, refunded)
+ * or more than a store may spell out (20 words of "zeta"), alone or beside another term. */
+static void test_search_prefix_words(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t visitor = suite_add_visitor(f, "token-a", "Otto");
+    int64_t conversation = suite_open_conversation(f, visitor, "start", SUITE_NOW, NULL);
+    static const char *const forms[] = {"refund", "Refunds", "REFUNDED", "refundable"};
+    int64_t refund_ids[40];
+    int64_t zeta_ids[40];
+    for (int i = 0; i < 40; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "%s order %d", forms[i % 4], i);
+        refund_ids[i] = suite_add_message(f, conversation, 0, body);
+        snprintf(body, sizeof body, "zeta%d", i % 20);
+        zeta_ids[i] = suite_add_message(f, conversation, 0, body);
+    }
+    const struct {
+        const char *query;
+        const int64_t *ids; /* every hit, oldest first */
+        size_t count;
+    } cases[] = {
+        {"refund", refund_ids, 40},
+        {"REFUNDE", NULL, 10}, /* refunded only */
+        {"refund order", refund_ids, 40},
+        {"zeta", zeta_ids, 40},
+        {"zeta1", NULL, 22}, /* zeta1, zeta10 to zeta19 */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        hits_t h;
+        size_t total = 0;
+        int64_t before = 0;
+        for (int page = 0; page < 20; page++) {
+            assert_int_equal(search(f, &h, cases[k].query, before, 7), 0);
+            for (size_t i = 0; i < h.count; i++) {
+                if (cases[k].ids != NULL)
+                    assert_int_equal(h.message_id[i], cases[k].ids[cases[k].count - 1 - total]);
+                total++;
+            }
+            if (h.count < 7)
+                break;
+            before = h.message_id[h.count - 1];
+        }
+        assert_int_equal(total, cases[k].count);
+    }
+}
+
 /* Queries out of bounds, bad limits and cursors are refused at once. */
 static void test_search_refuses(void **state)
 {
@@ -337,6 +450,8 @@ const struct CMUnitTest store_suite_search_tests[] = {
     SUITE_TEST(test_search_mixed),
     SUITE_TEST(test_search_visitor_names),
     SUITE_TEST(test_search_paging),
+    SUITE_TEST(test_search_common_name),
+    SUITE_TEST(test_search_prefix_words),
     SUITE_TEST(test_search_refuses),
     SUITE_TEST(test_search_sees_writes_at_once),
 };
