@@ -136,10 +136,22 @@
       link.target = '_blank';
       link.setAttribute('aria-label', t('attach.openImage', {name: a.name, size: sizeText}));
       link.appendChild(img);
-      urlFor(a).then((url) => {
+      const load = () => urlFor(a).then((url) => {
         img.src = url;
         link.href = url;
       }, () => { img.alt = t('attach.unavailable'); });
+      load();
+      // A lazy image loads when it is scrolled to, maybe after its URL's ticket expired: once
+      // more with a fresh one.
+      let retried = false;
+      img.addEventListener('error', () => {
+        if (retried) {
+          img.alt = t('attach.unavailable');
+          return;
+        }
+        retried = true;
+        load();
+      });
       // A ticket in the URL expires: a click fetches a fresh one.
       link.addEventListener('click', (e) => {
         e.preventDefault();
