@@ -32,7 +32,7 @@ typedef struct endpoint {
 
 /* Every route of the application's table (chat/app.h), in its order, then static files and paths
  * that match nothing; filled at the first input. */
-static endpoint_t endpoints[64];
+static endpoint_t endpoints[128];
 static size_t endpoint_count;
 
 static const endpoint_t extra_endpoints[] = {
@@ -61,9 +61,13 @@ static void load_endpoints(void)
     const kf_route_t *route;
     kf_access_t access;
     bool csrf;
-    for (size_t i = 0; (route = kf_app_route(i, &access, &csrf)) != NULL; i++)
+    size_t extra = sizeof extra_endpoints / sizeof extra_endpoints[0];
+    for (size_t i = 0; (route = kf_app_route(i, &access, &csrf)) != NULL; i++) {
+        if (endpoint_count + extra >= sizeof endpoints / sizeof endpoints[0])
+            abort(); /* the route table outgrew this one: make it larger */
         endpoints[endpoint_count++] =
             (endpoint_t){route->method, route->pattern, needs_of(access, csrf)};
+    }
     for (size_t i = 0; i < sizeof extra_endpoints / sizeof extra_endpoints[0]; i++)
         endpoints[endpoint_count++] = extra_endpoints[i];
 }
@@ -309,7 +313,7 @@ static bool carries(const request_t *req, const char *credential)
 }
 
 /* A visitor sees only their own conversation's messages, and a stored message is the body that
- * was sent, less surrounding ASCII whitespace. */
+ * was sent, less surrounding ASCII whitespace (an upload's: the file that was sent). */
 static void check_messages(const request_t *req, json_t *root)
 {
     const char *path = req->routed->path;
@@ -331,6 +335,18 @@ static void check_messages(const request_t *req, json_t *root)
     harness_check(!visitor || json_integer_value(json_object_get(message, "visitor_id")) ==
                                   harness.visitor_id,
                   "a visitor writes in their own conversation");
+    /* An upload's body is the file: its message's text is the file's name, its size the body's. */
+    json_t *attachment = json_object_get(message, "attachment");
+    if (attachment != NULL) {
+        harness_check(strstr(path, "/attachments") != NULL, "only an upload carries a file");
+        harness_check(json_integer_value(json_object_get(attachment, "size")) ==
+                          (json_int_t)req->body_len,
+                      "an attachment is the body sent");
+        harness_check(
+            json_equal(json_object_get(attachment, "name"), json_object_get(message, "body")),
+            "an upload's text is its file's name");
+        return;
+    }
     json_error_t error;
     json_t *sent =
         json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &error);

@@ -378,6 +378,7 @@ static int serve(const kf_flags_t *flags)
     app_config.metrics_allow_count = v[KF_FLAG_METRICS_ALLOW].item_count;
     app_config.metrics_token = v[KF_FLAG_METRICS_TOKEN].text;
     app_config.bus_url = v[KF_FLAG_BUS].text;
+    app_config.max_upload_bytes = (size_t)v[KF_FLAG_MAX_UPLOAD_BYTES].count;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
@@ -397,6 +398,7 @@ static int serve(const kf_flags_t *flags)
     for (size_t i = 0; i < config.trusted_proxy_count; i++)
         kf_addr_prefix_parse(v[KF_FLAG_TRUSTED_PROXY].items[i], &trusted[i]); /* checked by flags */
     config.trusted_proxies = trusted;
+    config.body_limit = kf_app_body_limit;
     rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
     if (rc != 0) {
         fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", flags->host, flags->port,

@@ -130,6 +130,8 @@
       const c = convs.get(msg.conversation_id);
       setVisitorAvatar(node, c ? c.visitor : {id: msg.visitor_id, name: ''});
     },
+    // Agents send their session cookie: a file's URL is its own (web/attachments.js).
+    renderAttachment: (msg) => window.KefuAttach.render(msg, (a) => Promise.resolve(a.url)),
     onChange: () => updateThreadEmpty(),
     onUnseenBelow() {
       ui.jump.hidden = false;
@@ -359,6 +361,20 @@
 
   const fitReply = autoGrow(ui.replyInput);
   enterToSend(ui.replyInput, ui.replyForm);
+
+  // A file goes to the visitor as a reply (never as a note) in the open conversation.
+  ui.attachButton = $('attach-button');
+  window.KefuAttach.bindComposer({
+    button: ui.attachButton,
+    input: $('attach-input'),
+    status: $('attach-status'),
+    statusText: $('attach-status-text'),
+    progress: $('attach-progress'),
+    error: $('attach-error'),
+    target: () => (me && selectedId !== null
+      ? {url: '/api/conversations/' + selectedId + '/attachments', headers: {'X-CSRF-Token': me.csrf}} : null),
+    onSent: (message) => handleMessage(message),
+  });
 
   /* ---- API with the session's CSRF token; a 401 anywhere means the session is over ---- */
 
@@ -871,6 +887,7 @@
     ui.replyError.hidden = true;
     ui.replyInput.disabled = false;
     ui.replySend.disabled = false;
+    ui.attachButton.disabled = false;
     // Each conversation keeps its own unsent draft, so a reply never lands in the wrong one.
     ui.replyInput.value = drafts.get(id) || '';
     fitReply();
@@ -961,6 +978,7 @@
     ui.jump.hidden = true;
     ui.replyInput.disabled = true;
     ui.replySend.disabled = true;
+    ui.attachButton.disabled = true;
     ui.replyInput.placeholder = t('composer.select');
     ui.replyError.hidden = true;
     for (const item of ui.list.querySelectorAll('.conv-item.selected')) {

@@ -76,7 +76,29 @@
     // A message the server finds invalid is empty or too long: the page can say which it takes.
     failureText: (entry) => (entry.code === 'invalid' ? t('chat.refusedInvalid', {max: MAX_CHARS})
       : window.KefuUI.failureReason(entry)),
+    renderAttachment: (msg) => window.KefuAttach.render(msg, attachmentUrl),
   });
+
+  /* ---- attachments (web/attachments.js) ---- */
+
+  // An <img> cannot send the bearer token: a file's URL carries a push ticket instead, one kept
+  // for half its life and shared by every file on the page.
+  let ticketCache = null; // {promise, until}
+  function attachmentTicket() {
+    const now = Date.now();
+    if (!ticketCache || ticketCache.until <= now) {
+      const promise = api('POST', '/api/visitor/push-ticket', {bearer: token});
+      ticketCache = {promise, until: now + 25000};
+      promise.then((data) => {
+        if (ticketCache && ticketCache.promise === promise) ticketCache.until = now + (data.expires_in || 60) * 500;
+      }, () => { if (ticketCache && ticketCache.promise === promise) ticketCache = null; });
+    }
+    return ticketCache.promise.then((data) => data.ticket);
+  }
+
+  function attachmentUrl(attachment) {
+    return attachmentTicket().then((ticket) => attachment.url + '?ticket=' + encodeURIComponent(ticket));
+  }
 
   const outbox = new window.KefuOutbox({
     storageKey: OUTBOX_KEY,
@@ -574,6 +596,22 @@
     fit();
     updateCount();
     input.focus();
+  });
+
+  window.KefuAttach.bindComposer({
+    button: $('attach-button'),
+    input: $('attach-input'),
+    status: $('attach-status'),
+    statusText: $('attach-status-text'),
+    progress: $('attach-progress'),
+    error: $('attach-error'),
+    target: () => (token && ready ? {url: '/api/visitor/attachments', headers: {Authorization: 'Bearer ' + token}} : null),
+    onSent(message) {
+      clearError();
+      showResolved(false); // writing again reopens it
+      list.add(message, {scroll: true});
+      if (widget) widget.message(message, false);
+    },
   });
 
   /* ---- scrolling ---- */

@@ -375,6 +375,21 @@ window.KefuI18n.add('en', {
   'error.too_many_connections': 'Too many open pages. Please close some and try again.',
   'error.internal': 'The server had a problem. Please try again.',
   'error.unavailable': 'The service is busy or restarting. Please try again in a moment.',
+  'error.file_type_not_allowed': 'That kind of file cannot be sent. Send an image (PNG, JPEG, GIF, WebP), a PDF, a Word or Excel document, or a text file.',
+  // Attachments (web/attachments.js): the attach button, its upload and a file in the thread
+  'attach.button': 'Attach a file',
+  'attach.buttonTitle': 'Attach an image or a document',
+  'attach.agentTitle': 'Send the visitor an image or a document',
+  'attach.uploading': 'Uploading {name}\u2026',
+  'attach.tooLarge': 'That file is too large to send.',
+  'attach.typeNotAllowed': 'That kind of file cannot be sent. Send an image (PNG, JPEG, GIF, WebP), a PDF, a Word or Excel document, or a text file.',
+  'attach.bytes': {one: '{size} byte', other: '{size} bytes'},
+  'attach.kilobytes': '{size} KB',
+  'attach.megabytes': '{size} MB',
+  'attach.imageAlt': 'Image: {name}',
+  'attach.openImage': 'Open image {name} ({size})',
+  'attach.download': 'Download {name} ({size})',
+  'attach.unavailable': 'This file is not available.',
 
   // The console (half B): reports, teams, visitor panel, snooze, notifications
   // The Reports dialog (web/reports.js)

@@ -375,6 +375,21 @@ window.KefuI18n.add('zh-CN', {
   'error.too_many_connections': '打开的页面太多。请关闭一些后重试。',
   'error.internal': '服务器出了问题。请重试。',
   'error.unavailable': '服务繁忙或正在重启。请稍后再试。',
+  'error.file_type_not_allowed': '不能发送这种文件。可以发送图片（PNG、JPEG、GIF、WebP）、PDF、Word 或 Excel 文档，或文本文件。',
+  // Attachments (web/attachments.js)
+  'attach.button': '添加附件',
+  'attach.buttonTitle': '发送图片或文档',
+  'attach.agentTitle': '给访客发送图片或文档',
+  'attach.uploading': '正在上传 {name}\u2026',
+  'attach.tooLarge': '文件太大，无法发送。',
+  'attach.typeNotAllowed': '不能发送这种文件。可以发送图片（PNG、JPEG、GIF、WebP）、PDF、Word 或 Excel 文档，或文本文件。',
+  'attach.bytes': {other: '{size} 字节'},
+  'attach.kilobytes': '{size} KB',
+  'attach.megabytes': '{size} MB',
+  'attach.imageAlt': '图片：{name}',
+  'attach.openImage': '打开图片 {name}（{size}）',
+  'attach.download': '下载 {name}（{size}）',
+  'attach.unavailable': '此文件无法获取。',
 
   // The console (half B): reports, teams, visitor panel, snooze, notifications
   // The Reports dialog (web/reports.js)

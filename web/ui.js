@@ -398,6 +398,8 @@
       this.onDiscard = o.onDiscard || function () {};
       // function(entry) -> why a refused one was refused, for people (default: the server's words)
       this.failureText = o.failureText || failureReason;
+      // function(message) -> the element of a message carrying a file, or null: its text
+      this.renderAttachment = o.renderAttachment || null;
       this.messages = [];       // sorted by id
       this.nodes = new Map();   // id -> element
       this.seenUpTo = 0;        // the other side has read my messages up to this id
@@ -702,7 +704,9 @@
       }
       const stack = el('div', 'msg-stack');
       if (author !== null || msg.private) stack.appendChild(noteAuthor(author, msg.private));
-      const body = el('div', 'msg-body', msg.body);
+      // A file (web/attachments.js) shows as itself; its name is the message's text.
+      const body = msg.attachment && this.renderAttachment ? this.renderAttachment(msg)
+        : el('div', 'msg-body', msg.body);
       body.title = formatFull(msg.created_at);
       stack.appendChild(body);
       const meta = el('div', 'msg-meta');

@@ -229,6 +229,33 @@ int kf_chat_invite(kf_app_t *app, kf_actor_t who, int64_t visitor_id, const char
     return 0;
 }
 
+int kf_chat_send_attachment(kf_app_t *app, kf_actor_t who, int64_t conversation_id,
+                            const kf_attachment_new_t *attachment, kf_chat_done_cb done,
+                            void *done_data, kf_chat_error_t *err)
+{
+    if (who.kind != 'v' && conversation_id <= 0)
+        return fail(err, KF_ENOTFOUND, "no such conversation");
+    /* The file's name is the message's text: what the lists, search and a client that knows
+     * nothing of attachments show. */
+    kf_message_new_t m = {
+        .body = attachment->name, .now = kf_clock_wall_ms(), .attachment = attachment};
+    if (who.kind == 'v') {
+        m.visitor_id = who.id;
+        m.sender = KF_SENDER_VISITOR;
+    } else {
+        m.conversation_id = conversation_id;
+        m.sender = KF_SENDER_AGENT;
+        m.agent_id = who.id;
+    }
+    pending_t *pending = pending_new(app, who, done, done_data);
+    int rc = app->store->ops->message_add(app->store, &m, committed_cb, pending);
+    if (rc != 0) {
+        free(pending);
+        return store_error(err, rc, "conversation");
+    }
+    return 0;
+}
+
 void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m)
 {
     int64_t visitor_id = kf_chat_audience_visitor(m);

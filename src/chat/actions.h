@@ -57,6 +57,11 @@ int kf_chat_send(kf_app_t *app, kf_actor_t who, int64_t conversation_id, json_t 
  * published as a send is. who is an agent. */
 int kf_chat_invite(kf_app_t *app, kf_actor_t who, int64_t visitor_id, const char *body,
                    kf_chat_done_cb done, void *data, kf_chat_error_t *err);
+/* Stores a message carrying attachment (its bytes, name and sniffed type: the caller checked
+ * them), its text the file's name, and publishes it as kf_chat_send does. No key, no note. */
+int kf_chat_send_attachment(kf_app_t *app, kf_actor_t who, int64_t conversation_id,
+                            const kf_attachment_new_t *attachment, kf_chat_done_cb done, void *data,
+                            kf_chat_error_t *err);
 /* Publishes a stored message to whom it is for (a note: the agents only) and tells the replays;
  * a note's mentions too. For messages written by other actions (a transfer's note). */
 void kf_chat_publish_message(kf_app_t *app, const kf_message_t *m);

@@ -41,6 +41,7 @@ void kf_app_config_default(kf_app_config_t *config)
 {
     memset(config, 0, sizeof *config);
     config->max_message_chars = 4000;
+    config->max_upload_bytes = 10 * 1024 * 1024;
     config->session_ttl_ms = 7LL * 24 * 3600 * 1000;
     config->ticket_ttl_ms = 60 * 1000;
     config->secure_cookies = false;

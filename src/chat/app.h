@@ -42,6 +42,7 @@ typedef struct kf_app_config {
     /* The bus between nodes: "redis://HOST:PORT" (bus/bus.h), or NULL for in-process (one node).
      */
     const char *bus_url;
+    size_t max_upload_bytes; /* largest attachment (10 MiB): the upload routes' body limit */
 } kf_app_config_t;
 
 /* The application: opaque outside src/chat (chat/internal.h holds it). */
@@ -67,6 +68,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
                      const kf_push_config_t *push_config, int *err);
 /* The server's request handler; req->app is the kf_app_t. */
 void kf_app_handle(kf_req_t *req);
+/* The server's body_limit (http/server.h): max_upload_bytes for the attachment upload routes,
+ * else 0 (the server's own limit). app is the kf_app_t. */
+size_t kf_app_body_limit(void *app, const kf_http_request_t *head);
 /* Entry i of the route table: its method and pattern, who may call it and whether it needs the
  * session's CSRF token; NULL past the last. For `kefu routes`, tests and fuzzers. */
 const kf_route_t *kf_app_route(size_t i, kf_access_t *access, bool *csrf);

@@ -360,6 +360,16 @@ static int idempotency_key(kf_req_t *req, char key[256], const char **out)
     return 0;
 }
 
+void kf_call_send_attachment(const kf_call_t *call, kf_actor_t who, int64_t conversation_id,
+                             const kf_attachment_new_t *attachment)
+{
+    act_wait_t *w = act_wait_new(call, conversation_id, KF_ANSWER_MESSAGE);
+    kf_chat_error_t err;
+    int rc =
+        kf_chat_send_attachment(call->app, who, conversation_id, attachment, acted_cb, w, &err);
+    act_queued(call, w, rc, &err);
+}
+
 void kf_call_send(const kf_call_t *call, kf_actor_t who, int64_t conversation_id)
 {
     char buffer[256];

@@ -83,6 +83,9 @@ void kf_call_act(const kf_call_t *call, kf_action_fn act, const char *field, kf_
                  int64_t conversation_id, kf_answer_t answer);
 /* kf_call_act for a send, with the request's Idempotency-Key (400 for a malformed one). */
 void kf_call_send(const kf_call_t *call, kf_actor_t who, int64_t conversation_id);
+/* kf_call_act for an upload: a message carrying attachment (checked by the caller). */
+void kf_call_send_attachment(const kf_call_t *call, kf_actor_t who, int64_t conversation_id,
+                             const kf_attachment_new_t *attachment);
 /* A page of messages on its way into {"messages": [...], "more": bool}: make one, hand
  * kf_call_messages_row and kf_call_messages_done to one of the store's message queries with it,
  * and hold the request for it (kf_call_hold: on failure, kf_call_messages_free it first). */

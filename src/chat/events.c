@@ -19,7 +19,19 @@ json_t *kf_chat_message_json(const kf_message_t *m)
         json_object_set_new(o, "agent_name",
                             json_string(m->agent_name != NULL ? m->agent_name : ""));
     }
+    if (m->attachment_id != 0 && o != NULL)
+        json_object_set_new(o, "attachment", kf_chat_attachment_json(m));
     return o;
+}
+
+json_t *kf_chat_attachment_json(const kf_message_t *m)
+{
+    char url[64];
+    snprintf(url, sizeof url, "/api/attachments/%lld", (long long)m->attachment_id);
+    return json_pack("{s:I,s:s,s:s,s:I,s:s}", "id", (json_int_t)m->attachment_id, "name",
+                     m->attachment_name != NULL ? m->attachment_name : "", "type",
+                     m->attachment_type != NULL ? m->attachment_type : "", "size",
+                     (json_int_t)m->attachment_size, "url", url);
 }
 
 json_t *kf_chat_agent_json(int64_t id, const char *email, const char *name, const char *role)

@@ -17,6 +17,9 @@
 #define KF_AGENTS_TOPIC "agents"
 
 json_t *kf_chat_message_json(const kf_message_t *m);
+/* A message's attachment as the API shows it ({id, name, type, size, url}); only for a message
+ * with one (attachment_id != 0). */
+json_t *kf_chat_attachment_json(const kf_message_t *m);
 /* An agent as every agent sees it: id, email, name, role. */
 json_t *kf_chat_agent_json(int64_t id, const char *email, const char *name, const char *role);
 /* A conversation as agents see it (its assignee as an agent, or null). */

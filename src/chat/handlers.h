@@ -89,6 +89,10 @@ void kf_visitor_invite_rule_fire(const kf_call_t *call);
 void kf_page_diag(const kf_call_t *call);
 bool kf_diag_check(kf_req_t *req);
 void kf_diag_push(const kf_call_t *call);
+/* attachment_api.c */
+void kf_visitor_attachment_post(const kf_call_t *call);
+void kf_conversation_attachment_post(const kf_call_t *call);
+void kf_attachment_get(const kf_call_t *call);
 
 /* canned_api.c */
 void kf_canned_get(const kf_call_t *call);

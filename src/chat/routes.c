@@ -43,6 +43,21 @@ static const endpoint_t endpoints[] = {
     {{"POST", "/api/visitor/push-ticket"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_ticket_post},
     {{"POST", "/api/visitor/page"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_page_post},
     {{"POST", "/api/visitor/rating"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_rating_post},
+    /* Uploads: the body is the file, up to --max-upload-bytes (kf_app_body_limit). */
+    {{"POST", "/api/visitor/attachments"},
+     KF_ACCESS_VISITOR,
+     false,
+     NULL,
+     kf_visitor_attachment_post},
+    {{"POST", "/api/conversations/{id}/attachments"},
+     KF_ACCESS_AGENT,
+     true,
+     NULL,
+     kf_conversation_attachment_post},
+    /* A listener's credentials: an <img> cannot send a bearer token, so a visitor's page puts a
+     * push ticket in its URL; agents send their cookie. The handler lets a visitor see only
+     * their own conversation's files. */
+    {{"GET", "/api/attachments/{id}"}, KF_ACCESS_LISTENER, false, NULL, kf_attachment_get},
     {{"GET", "/api/visitor"}, KF_ACCESS_VISITOR, false, NULL, kf_visitor_get},
     {{"GET", "/api/visitor/invite-rules"},
      KF_ACCESS_VISITOR,

@@ -74,6 +74,10 @@ typedef enum {
       "a proxy in front of kefu (nginx, HAProxy; repeatable) whose `X-Forwarded-For` names the "   \
       "client: its requests count as that client's in the per-address limits, the logs and "       \
       "`metrics-allow`, and its own connections are not limited per address")                      \
+    X(MAX_UPLOAD_BYTES, "max-upload-bytes", "BYTES", KF_FLAG_COUNT, 1, 1073741824,                 \
+      app.max_upload_bytes, NULL, false,                                                           \
+      "largest attachment a visitor or an agent may upload (413 past it); each upload in "         \
+      "progress holds this much memory at most")                                                   \
     X(MAX_CONNECTIONS_PER_ADDRESS, "max-connections-per-address", "N", KF_FLAG_COUNT, 0,           \
       KF_FLAG_MAX_LIMIT, server.max_connections_per_address, NULL, true,                           \
       "connections open at once from one client address (an IPv6 /64), loopback included; "        \

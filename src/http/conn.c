@@ -23,6 +23,10 @@
 /* Output queued past this (or max_output, if less) pauses the parsing of pipelined requests:
  * a client that asks and does not read makes the server hold this much, not every answer. */
 #define PIPELINE_OUTPUT_LIMIT (64 * 1024)
+/* The slowest upload served, in bytes a second, past the head's own time: a 10 MiB file gets
+ * five minutes more (a slow mobile link), and a peer that sends less is cut off as any slow
+ * request is (408). */
+#define UPLOAD_MIN_RATE (32 * 1024)
 
 static char read_chunk[READ_CHUNK];
 
@@ -257,6 +261,7 @@ void conn_request_done(kf_conn_t *conn)
         return;
     }
     conn_set_state(conn, CONN_HEAD);
+    conn->body_grace_ms = 0; /* the next request earns its own */
     if (conn->in_handler)
         return; /* its bytes go, and the next request comes, when the handler returns */
     consume_request(conn);
@@ -367,8 +372,11 @@ static expect_t expectation(const kf_http_request_t *head)
  * connection then closes after the answer). */
 static bool head_acceptable(kf_conn_t *conn, const kf_http_request_t *head)
 {
-    if (head->content_length > 0 &&
-        (uint64_t)head->content_length > conn->server->config.max_body) {
+    const kf_server_config_t *config = &conn->server->config;
+    size_t limit = config->body_limit != NULL ? config->body_limit(conn->server->app, head) : 0;
+    if (limit == 0)
+        limit = config->max_body;
+    if (head->content_length > 0 && (uint64_t)head->content_length > limit) {
         conn_reject(conn, 413, "too_large", "the request body is too large");
         return false;
     }
@@ -493,6 +501,8 @@ static void process(kf_conn_t *conn)
             return;
         size_t head_len = (size_t)rc;
         size_t body_len = head.content_length > 0 ? (size_t)head.content_length : 0;
+        conn->body_grace_ms =
+            body_len > config->max_body ? (uint64_t)body_len / UPLOAD_MIN_RATE * 1000 : 0;
         if (conn->rbuf.len < head_len + body_len) {
             /* The body is still coming; a client that waits to be told to send it is told. */
             if (expectation(&head) == EXPECT_CONTINUE && !conn->continue_sent)
@@ -626,7 +636,7 @@ static void sweep_cb(uv_timer_t *timer)
                 close_handle(conn); /* also when our FIN still waits behind unread output */
             break;
         case CONN_HEAD:
-            if (conn->rbuf.len > 0 && waited >= config->header_timeout_ms)
+            if (conn->rbuf.len > 0 && waited >= config->header_timeout_ms + conn->body_grace_ms)
                 conn_reject(conn, 408, "timeout", "the request took too long to arrive");
             else if (conn->rbuf.len == 0 &&
                      waited >= (conn->served ? config->idle_timeout_ms : config->header_timeout_ms))

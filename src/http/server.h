@@ -35,10 +35,15 @@ typedef void (*kf_req_abort_cb)(kf_req_t *req, void *data);
 typedef void (*kf_req_end_cb)(kf_req_t *req, void *data);
 
 typedef struct kf_server_config {
-    const char *host;           /* address to listen on, e.g. "127.0.0.1" */
-    int port;                   /* 0 picks a free port (see kf_server_port) */
-    kf_http_limits_t limits;    /* request-line and header limits */
-    size_t max_body;            /* largest request body accepted (413 past it) */
+    const char *host;        /* address to listen on, e.g. "127.0.0.1" */
+    int port;                /* 0 picks a free port (see kf_server_port) */
+    kf_http_limits_t limits; /* request-line and header limits */
+    size_t max_body;         /* largest request body accepted (413 past it) */
+    /* The largest body of one request when it is not max_body (an upload route's), or NULL:
+     * called with the application pointer once the head is parsed; it answers 0 for max_body,
+     * else a limit, which may exceed max_body. Such a body is held in memory whole, like any
+     * other, until it is answered. */
+    size_t (*body_limit)(void *app, const kf_http_request_t *head);
     uint64_t header_timeout_ms; /* a request head (and its body) must arrive within this */
     uint64_t idle_timeout_ms;   /* a keep-alive connection with no request is closed after */
     /* Bytes queued for a slow reader: a stream or an upgraded connection past it is dropped, and

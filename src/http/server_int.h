@@ -96,6 +96,9 @@ struct kf_conn {
      * since then, else the request being read started then (its first byte, or the end of the
      * request before it when the two came together). PAUSED: when the pause began. */
     uint64_t since_ms;
+    /* HEAD: time the request being read has beyond header_timeout_ms: a body larger than
+     * max_body (an upload, as body_limit allowed) gets a second per UPLOAD_MIN_RATE bytes. */
+    uint64_t body_grace_ms;
     uint64_t linger_until_ms; /* LINGERING: closed at this time at the latest */
     char peer[KF_PEER_SIZE];  /* the peer's address, for logs */
     bool via_proxy;           /* the peer is a trusted proxy (config.trusted_proxies) */

@@ -355,6 +355,24 @@ static const char *const migrations[] = {
      "  next_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);"),
+    /* 15: attachments (store.h, message_add and attachment_get). The bytes live in a blob file
+     * named by sha256 beside the database (sqlite_writer.c writes it before the row commits);
+     * the row says whose it is and what it is. A message names its file by attachment_id, so
+     * that every message read carries it without a join of its own. */
+    ("CREATE TABLE attachments ("
+     "  id INTEGER PRIMARY KEY,"
+     "  conversation_id INTEGER NOT NULL REFERENCES conversations (id),"
+     "  sender INTEGER NOT NULL,"
+     "  uploader_id INTEGER REFERENCES agents (id),"
+     "  name TEXT NOT NULL,"
+     "  type TEXT NOT NULL,"
+     "  size INTEGER NOT NULL,"
+     "  sha256 TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "ALTER TABLE messages ADD COLUMN attachment_id INTEGER REFERENCES attachments (id);"
+     "CREATE INDEX messages_by_attachment ON messages (attachment_id) "
+     "  WHERE attachment_id IS NOT NULL;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -480,6 +498,10 @@ void kf_sqlite_read_message(sqlite3_stmt *st, int first, kf_message_t *message)
     message->body = kf_sqlite_column_text(st, first + 6);
     message->created_at = sqlite3_column_int64(st, first + 7);
     message->is_private = sqlite3_column_int64(st, first + 8) != 0;
+    message->attachment_id = sqlite3_column_int64(st, first + 9);
+    message->attachment_name = kf_sqlite_column_text(st, first + 10);
+    message->attachment_type = kf_sqlite_column_text(st, first + 11);
+    message->attachment_size = sqlite3_column_int64(st, first + 12);
 }
 
 void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversation)
@@ -519,6 +541,8 @@ void kf_sqlite_read_conversation(sqlite3_stmt *st, kf_conversation_t *conversati
         memset(&conversation->last_message, 0, sizeof(conversation->last_message));
         conversation->last_message.agent_name = "";
         conversation->last_message.body = "";
+        conversation->last_message.attachment_name = "";
+        conversation->last_message.attachment_type = "";
     }
 }
 
@@ -618,6 +642,7 @@ void kf_sqlite_op_free(op_t *op)
     for (int i = 0; i < op->string_count; i++)
         free(op->strings[i]);
     free(op->ids);
+    free(op->blob);
     free(op);
 }
 
@@ -693,6 +718,7 @@ static void sqlite_close(kf_store_t *store)
     conn_close(&s->main);
     pthread_cond_destroy(&s->gate_changed);
     pthread_mutex_destroy(&s->gate_lock);
+    free(s->blob_dir);
     free(s);
 }
 
@@ -724,6 +750,7 @@ static const kf_store_ops_t sqlite_ops = {
     .conversation_rate = kf_sqlite_conversation_rate,
     .conversation_mark_read = kf_sqlite_conversation_mark_read,
     .message_add = kf_sqlite_message_add,
+    .attachment_get = kf_sqlite_attachment_get,
     .messages_in_conversation = kf_sqlite_messages_in_conversation,
     .messages_of_visitor = kf_sqlite_messages_of_visitor,
     .messages_all = kf_sqlite_messages_all,
@@ -962,6 +989,20 @@ int kf_store_sqlite_wal_bytes(kf_store_t *store, uint64_t *bytes)
     return 0;
 }
 
+/* "attachments" in the database file's directory. */
+static char *blob_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash != NULL ? (int)(slash - path) : 1;
+    const char *dir = slash != NULL ? path : ".";
+    if (slash == path)
+        dir_len = 0; /* the root: "/attachments" */
+    size_t size = (size_t)dir_len + sizeof "/attachments";
+    char *blob_dir = kf_xmalloc(size);
+    snprintf(blob_dir, size, "%.*s/attachments", dir_len, dir);
+    return blob_dir;
+}
+
 int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t **out)
 {
     const char *synchronous_sql = synchronous_pragma(synchronous);
@@ -974,6 +1015,7 @@ int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t *
     pthread_mutex_init(&s->gate_lock, NULL);
     pthread_cond_init(&s->gate_changed, NULL);
     atomic_init(&s->checkpoint_pages, KF_SQLITE_CHECKPOINT_PAGES);
+    s->blob_dir = blob_dir_of(path);
     if (conn_open(&s->main, path, synchronous_sql, true) != 0 ||
         conn_open(&s->writer, path, synchronous_sql, false) != 0 || kf_sqlite_writer_start(s) != 0)
         goto out_close;
@@ -987,6 +1029,7 @@ out_close:
     conn_close(&s->main);
     pthread_cond_destroy(&s->gate_changed);
     pthread_mutex_destroy(&s->gate_lock);
+    free(s->blob_dir);
     free(s);
     return KF_ESTORE;
 }

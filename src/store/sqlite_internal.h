@@ -70,10 +70,15 @@
     "" KF_SQLITE_COUNTS_HOLDER("OLD.") " != " KF_SQLITE_COUNTS_HOLDER("NEW.")
 
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
- * and agents a (LEFT JOINed: NULL for visitor messages). */
+ * and agents a (LEFT JOINed: NULL for visitor messages), then its attachment's id, name, type and
+ * size: primary-key lookups that cost nothing for the messages without one, and keep every query
+ * that reads messages free of one more join. */
 #define KF_SQLITE_MESSAGE_COLUMNS                                                                  \
     "m.id, m.conversation_id, c.visitor_id, m.sender, COALESCE(m.agent_id, 0), "                   \
-    "COALESCE(a.name, ''), m.body, m.created_at, m.private"
+    "COALESCE(a.name, ''), m.body, m.created_at, m.private, COALESCE(m.attachment_id, 0), "        \
+    "(SELECT f.name FROM attachments f WHERE f.id = m.attachment_id), "                            \
+    "(SELECT f.type FROM attachments f WHERE f.id = m.attachment_id), "                            \
+    "COALESCE((SELECT f.size FROM attachments f WHERE f.id = m.attachment_id), 0)"
 
 /* A conversation row (read by kf_sqlite_read_conversation): the conversation, its visitor's name,
  * the two unread counts and the newest message (all NULL when it has none).
@@ -107,12 +112,12 @@
  * the team's id and name, then since when the visitor waits: the first of their messages after
  * the last reply (a note is none), while it is open (NULL when nobody waits). Two range scans of
  * the conversation's end in messages_by_conversation_audience, like the unread counts. */
-#define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 20
-#define KF_SQLITE_CONVERSATION_TEAM_COLUMN 24
-#define KF_SQLITE_CONVERSATION_WAITING_COLUMN 26
+#define KF_SQLITE_CONVERSATION_ASSIGNEE_COLUMN 24
+#define KF_SQLITE_CONVERSATION_TEAM_COLUMN 28
+#define KF_SQLITE_CONVERSATION_WAITING_COLUMN 30
 /* Then the visitor's latest rating (migration "ratings": rating, comment, rated_at; NULLs when
  * there is none) and whether it rates the resolution the conversation is in now. */
-#define KF_SQLITE_CONVERSATION_RATING_COLUMN 27
+#define KF_SQLITE_CONVERSATION_RATING_COLUMN 31
 
 /* Raises a read mark, never lowering it and never past the conversation's newest message (so a
  * mark sent too high cannot pre-read messages that do not exist yet). */
@@ -377,8 +382,18 @@
     X(CONVERSATION_TOUCH, "UPDATE conversations SET updated_at = ?2 WHERE id = ?1")                \
     X(MESSAGE_INSERT,                                                                              \
       "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "                \
-      "idempotency_key, idempotency_owner, private) "                                              \
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                                                   \
+      "idempotency_key, idempotency_owner, private, attachment_id) "                               \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")                                               \
+    X(ATTACHMENT_INSERT,                                                                           \
+      "INSERT INTO attachments (conversation_id, sender, uploader_id, name, type, size, sha256, "  \
+      "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                                       \
+    /* An attachment, with what says who may read it: its conversation's visitor and whether its   \
+     * message is a private note. */                                                               \
+    X(ATTACHMENT_GET,                                                                              \
+      "SELECT f.id, f.conversation_id, c.visitor_id, COALESCE(m.id, 0), COALESCE(m.private, 0), "  \
+      "f.sender, COALESCE(f.uploader_id, 0), f.name, f.type, f.size, f.sha256, f.created_at "      \
+      "FROM attachments f JOIN conversations c ON c.id = f.conversation_id "                       \
+      "LEFT JOIN messages m ON m.attachment_id = f.id WHERE f.id = ?1")                            \
     /* A sender's earlier message with the same idempotency key (messages_by_idempotency_key). */  \
     X(MESSAGE_BY_KEY, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                  \
                       "WHERE m.sender = ?1 AND m.idempotency_owner = ?2 "                          \
@@ -503,6 +518,7 @@ typedef enum {
     OP_VISITOR_GET,
     OP_VISITOR_PAGES,
     OP_VISITOR_CONVERSATIONS,
+    OP_ATTACHMENT_GET,
     OP_REPORT,         /* sqlite_reports.c runs it */
     OP_API_TOKEN_LIST, /* sqlite_integrations.c runs these, to OP_WEBHOOK_ATTEMPTS */
     OP_API_TOKEN_BY_HASH,
@@ -692,8 +708,13 @@ typedef struct op {
     int64_t *ids;             /* owned: team_set_members' agent ids, then the read-back
                                * team's members; agent_update's released conversations */
     size_t id_count;
-    int64_t counts[KF_VIEW_COUNT]; /* conversation_counts: result.counts points here */
-    char *strings[OP_MAX_STRINGS]; /* the copies the arguments and message point into */
+    int64_t counts[KF_VIEW_COUNT];  /* conversation_counts: result.counts points here */
+    char *strings[OP_MAX_STRINGS];  /* the copies the arguments and message point into */
+    kf_attachment_new_t attachment; /* message_add: args.message.attachment points here */
+    void *blob;                     /* owned: message_add's attachment bytes, attachment_get's */
+    size_t blob_len;
+    char blob_name[65]; /* message_add: the blob's name (its SHA-256), once written */
+    int blob_rc;        /* message_add: how writing the blob went (0, KF_EUNAVAIL, KF_ESTORE) */
     int string_count;
 } op_t;
 
@@ -744,6 +765,8 @@ typedef struct sqlite_store {
     bool checkpoint_wanted; /* the WAL has grown past checkpoint_pages */
     bool stopping;
     atomic_int checkpoint_pages; /* see KF_SQLITE_CHECKPOINT_PAGES */
+    char *blob_dir; /* where attachments' blob files live: "attachments" beside the database
+                     * file (made by the writer on its first blob) */
 } sqlite_store_t;
 
 static inline sqlite_store_t *kf_sqlite_from_base(kf_store_t *store)
@@ -819,6 +842,7 @@ int kf_sqlite_visitor_by_token(kf_store_t *store, const char *token_hash, kf_sto
                                void *ctx);
 int kf_sqlite_conversation_get(kf_store_t *store, int64_t conversation_id, kf_store_done_cb done,
                                void *ctx);
+int kf_sqlite_attachment_get(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_visitor(kf_store_t *store, int64_t conversation_id,
                                    kf_store_done_cb done, void *ctx);
 int kf_sqlite_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,

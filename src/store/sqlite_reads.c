@@ -4,6 +4,8 @@
  * writer. */
 #include "store/sqlite_internal.h"
 
+#include "store/blobs.h"
+
 #include "base/err.h"
 #include "base/buf.h"
 #include "store/search_text.h"
@@ -105,6 +107,11 @@ int kf_sqlite_conversation_visitor(kf_store_t *store, int64_t conversation_id,
                                    kf_store_done_cb done, void *ctx)
 {
     return queue_by_id(store, OP_CONVERSATION_VISITOR, conversation_id, done, ctx);
+}
+
+int kf_sqlite_attachment_get(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    return queue_by_id(store, OP_ATTACHMENT_GET, id, done, ctx);
 }
 
 int kf_sqlite_conversation_of_visitor(kf_store_t *store, int64_t visitor_id, kf_store_done_cb done,
@@ -360,6 +367,7 @@ static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_VISITOR_GET] = STMT_VISITOR_GET,
     [OP_VISITOR_PAGES] = STMT_VISITOR_PAGES,
     [OP_VISITOR_CONVERSATIONS] = STMT_VISITOR_CONVERSATIONS,
+    [OP_ATTACHMENT_GET] = STMT_ATTACHMENT_GET,
 };
 
 /* Hands every row of a list query to its each callback, stopping early when it returns
@@ -394,8 +402,8 @@ static void each_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result
             hit.field = sqlite3_column_int64(st, 0) == KF_SEARCH_VISITOR ? KF_SEARCH_VISITOR
                                                                          : KF_SEARCH_MESSAGE;
             kf_sqlite_read_message(st, 1, &hit.message);
-            hit.visitor_name = kf_sqlite_column_text(st, 10);
-            hit.visitor_email = kf_sqlite_column_text(st, 11);
+            hit.visitor_name = kf_sqlite_column_text(st, 14);
+            hit.visitor_email = kf_sqlite_column_text(st, 15);
             result->rc = op->each_hit(op->ctx, &hit);
         } else if (op->kind == OP_VISITOR_PAGES) {
             kf_visitor_page_t page;
@@ -591,6 +599,43 @@ static bool common_name(sqlite_store_t *s, const op_t *op)
     return common;
 }
 
+/* Steps attachment_get's row and reads its blob into the op (freed with it). A row whose blob is
+ * gone is no attachment (KF_ENOTFOUND): nothing can be served for it. */
+static void read_attachment(sqlite_store_t *s, op_t *op, sqlite3_stmt *st,
+                            kf_store_result_t *result, kf_attachment_t *attachment)
+{
+    result->rc = kf_sqlite_step_row(st);
+    if (result->rc != 0)
+        return;
+    *attachment = (kf_attachment_t){
+        .id = sqlite3_column_int64(st, 0),
+        .conversation_id = sqlite3_column_int64(st, 1),
+        .visitor_id = sqlite3_column_int64(st, 2),
+        .message_id = sqlite3_column_int64(st, 3),
+        .is_private = sqlite3_column_int64(st, 4) != 0,
+        .sender =
+            sqlite3_column_int64(st, 5) == KF_SENDER_AGENT ? KF_SENDER_AGENT : KF_SENDER_VISITOR,
+        .uploader_id = sqlite3_column_int64(st, 6),
+        .name = kf_sqlite_column_text(st, 7),
+        .type = kf_sqlite_column_text(st, 8),
+        .size = sqlite3_column_int64(st, 9),
+        .sha256 = kf_sqlite_column_text(st, 10),
+        .created_at = sqlite3_column_int64(st, 11),
+    };
+    if (attachment->size < 0) {
+        result->rc = KF_ESTORE;
+        return;
+    }
+    int rc = kf_blob_read(s->blob_dir, attachment->sha256, (size_t)attachment->size, &op->blob);
+    if (rc != 0) {
+        result->rc = rc == KF_ENOTFOUND || rc == KF_EUNAVAIL ? rc : KF_ESTORE;
+        return;
+    }
+    op->blob_len = (size_t)attachment->size;
+    attachment->bytes = op->blob;
+    result->attachment = attachment;
+}
+
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
     if (op->kind == OP_REPORT) {
@@ -625,6 +670,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     kf_visitor_t visitor;
     kf_session_t session;
     kf_conversation_t conversation;
+    kf_attachment_t attachment;
     result.rc = bind_read(op, st);
     /* A query of punctuation alone has no term (an empty FTS5 expression): it finds nothing. */
     bool nothing = op->kind == OP_SEARCH && op->args.search.match[0] == '\0';
@@ -637,6 +683,8 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
                     op->kind == OP_VISITOR_CONVERSATIONS;
         if (list)
             each_row(op, st, &result);
+        else if (op->kind == OP_ATTACHMENT_GET)
+            read_attachment(s, op, st, &result, &attachment);
         else
             one_row(op, st, &result, &agent, &visitor, &session, &conversation, counts);
     }

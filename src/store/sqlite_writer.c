@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/metrics.h"
+#include "store/blobs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -307,7 +308,12 @@ static bool valid_message(const kf_message_new_t *m)
                   (m->conversation_id != 0 || m->visitor_id > 0);
     size_t key_len = m->idempotency_key != NULL ? strlen(m->idempotency_key) : 1;
     bool audience_ok = !m->is_private || m->sender == KF_SENDER_AGENT;
-    return author_ok && audience_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
+    const kf_attachment_new_t *a = m->attachment;
+    bool attachment_ok =
+        a == NULL || (a->bytes != NULL && a->size > 0 && a->name != NULL && a->name[0] != '\0' &&
+                      strlen(a->name) <= 255 && a->type != NULL && a->type[0] != '\0' &&
+                      m->idempotency_key == NULL && !m->is_private);
+    return author_ok && audience_ok && attachment_ok && key_len >= 1 && key_len <= MAX_KEY_BYTES;
 }
 
 int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
@@ -320,6 +326,17 @@ int kf_sqlite_message_add(kf_store_t *store, const kf_message_new_t *message, kf
     op->args.message.body = kf_sqlite_op_keep(op, message->body);
     if (message->idempotency_key != NULL)
         op->args.message.idempotency_key = kf_sqlite_op_keep(op, message->idempotency_key);
+    if (message->attachment != NULL) {
+        const kf_attachment_new_t *a = message->attachment;
+        op->blob = kf_xmalloc(a->size);
+        memcpy(op->blob, a->bytes, a->size);
+        op->blob_len = a->size;
+        op->attachment = (kf_attachment_new_t){.name = kf_sqlite_op_keep(op, a->name),
+                                               .type = kf_sqlite_op_keep(op, a->type),
+                                               .bytes = op->blob,
+                                               .size = a->size};
+        op->args.message.attachment = &op->attachment;
+    }
     return queue_write(kf_sqlite_from_base(store), op);
 }
 
@@ -600,6 +617,11 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
             op->message = stored;
             op->message.agent_name = kf_sqlite_op_keep(op, stored.agent_name);
             op->message.body = m->body; /* the same text, in memory the op owns */
+            /* A keyed message carries no file (message_add refuses both at once). */
+            op->message.attachment_id = 0;
+            op->message.attachment_name = "";
+            op->message.attachment_type = "";
+            op->message.attachment_size = 0;
             op->result.duplicate = true;
             op->result.message = &op->message;
         }
@@ -612,14 +634,14 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
  * of the three changes fails alone; *half when a later one fails. owner is the key's owner (unused
  * without a key). */
 static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversation_id,
-                          int64_t owner, int64_t *id_out, bool *half)
+                          int64_t owner, int64_t attachment_id, int64_t *id_out, bool *half)
 {
     bool keyed = m->idempotency_key != NULL;
     sqlite3_stmt *st = kf_sqlite_statement(c, STMT_MESSAGE_INSERT);
     int rc = insert_one(c, st,
-                        kf_sqlite_bind(st, "iiItiTIi", conversation_id, (int64_t)m->sender,
+                        kf_sqlite_bind(st, "iiItiTIiI", conversation_id, (int64_t)m->sender,
                                        m->agent_id, m->body, m->now, m->idempotency_key,
-                                       keyed ? owner : 0, (int64_t)m->is_private),
+                                       keyed ? owner : 0, (int64_t)m->is_private, attachment_id),
                         id_out);
     if (rc != 0)
         return rc;
@@ -667,11 +689,28 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
         rc = run_bound(st, kf_sqlite_bind(st, "i", conversation_id));
         op->result.conversation_reopened = rc == 0 && sqlite3_changes(c->db) > 0;
     }
+    /* The blob is on disk already (write_blobs); its row goes first, for the message to name. */
+    int64_t attachment_id = 0;
+    bool attached = false;
+    if (rc == 0 && m->attachment != NULL) {
+        rc = op->blob_rc;
+        if (rc == 0) {
+            const kf_attachment_new_t *a = m->attachment;
+            sqlite3_stmt *st = kf_sqlite_statement(c, STMT_ATTACHMENT_INSERT);
+            rc = insert_one(c, st,
+                            kf_sqlite_bind(st, "iiIttiti", conversation_id, (int64_t)m->sender,
+                                           m->agent_id, a->name, a->type, (int64_t)a->size,
+                                           op->blob_name, m->now),
+                            &attachment_id);
+            attached = rc == 0;
+        }
+    }
     int64_t id = 0;
     if (rc == 0)
-        rc = insert_message(c, m, conversation_id, owner, &id, half);
+        rc = insert_message(c, m, conversation_id, owner, attachment_id, &id, half);
     if (rc != 0) {
-        *half = *half || op->result.conversation_opened || op->result.conversation_reopened;
+        *half =
+            *half || attached || op->result.conversation_opened || op->result.conversation_reopened;
         return rc;
     }
     op->message = (kf_message_t){
@@ -684,6 +723,10 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
         .body = m->body,
         .created_at = m->now,
         .is_private = m->is_private,
+        .attachment_id = attachment_id,
+        .attachment_name = m->attachment != NULL ? m->attachment->name : "",
+        .attachment_type = m->attachment != NULL ? m->attachment->type : "",
+        .attachment_size = m->attachment != NULL ? (int64_t)m->attachment->size : 0,
     };
     op->result.message = &op->message;
     return 0;
@@ -865,7 +908,7 @@ static int apply_assign(conn_t *c, op_t *op, bool *half)
                           .now = t->now,
                           .is_private = true};
     int64_t id = 0;
-    rc = insert_message(c, &m, t->conversation_id, 0, &id, half);
+    rc = insert_message(c, &m, t->conversation_id, 0, 0, &id, half);
     *half = *half || rc != 0; /* the conversation has moved already */
     if (rc != 0)
         return rc;
@@ -879,6 +922,8 @@ static int apply_assign(conn_t *c, op_t *op, bool *half)
         .body = t->note,
         .created_at = m.now,
         .is_private = true,
+        .attachment_name = "",
+        .attachment_type = "",
     };
     op->result.message = &op->message;
     return 0;
@@ -1275,9 +1320,23 @@ static void rollback(conn_t *c)
 
 /* Applies a batch in one transaction and sets every write's result.rc: its own failure, or the
  * batch's (a failed BEGIN or COMMIT, or a rollback) for those that had none. */
+/* Writes the blobs of the batch's attachments before its transaction begins, so that the
+ * write lock is not held through their syncs; a message whose blob failed fails alone (its
+ * apply returns blob_rc). */
+static void write_blobs(sqlite_store_t *s, op_t *batch)
+{
+    for (op_t *op = batch; op != NULL; op = op->next) {
+        if (op->kind != OP_MESSAGE_ADD || op->args.message.attachment == NULL)
+            continue;
+        int rc = kf_blob_write(s->blob_dir, op->blob, op->blob_len, op->blob_name);
+        op->blob_rc = rc == 0 || rc == KF_EUNAVAIL ? rc : KF_ESTORE;
+    }
+}
+
 static void apply_batch(sqlite_store_t *s, op_t *batch)
 {
     conn_t *c = &s->writer;
+    write_blobs(s, batch);
     kf_sqlite_gate_writer_enter(s);
     int rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_BEGIN));
     for (op_t *op = batch; rc == 0 && op != NULL; op = op->next) {

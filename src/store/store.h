@@ -67,7 +67,10 @@
  *     conversation_mark_read, conversation_rate, message_add, canned_create, canned_update,
  *     canned_delete, conversation_autoassign, team_create, team_update, team_set_members,
  *     visitor_update, visitor_page_add, visitor_identify, api_token_create, api_token_delete,
- *     api_token_touch, webhook_create, webhook_delete, webhook_enqueue, webhook_attempted.
+ *     api_token_touch, webhook_create, webhook_delete, webhook_enqueue, webhook_attempted. A
+ *     message_add with an attachment also writes its blob file there (written, synced and
+ *     renamed into place before the transaction that names it), holding the batch back for that
+ *     file's sync.
  *
  * Order: the done callbacks of writes run in the order the writes were queued, and a write sees
  * every write queued before it. A read never waits for a write: one queued after a write may
@@ -188,9 +191,39 @@ typedef struct kf_message {
     const char *agent_name; /* that agent's display name, "" for visitor messages */
     const char *body;
     int64_t created_at;
-    bool is_private; /* a private note: agents only; no read a visitor's answer comes from
-                      * (messages_of_visitor) yields it */
+    bool is_private;       /* a private note: agents only; no read a visitor's answer comes from
+                            * (messages_of_visitor) yields it */
+    int64_t attachment_id; /* the file the message carries (attachment_get); 0 for none */
+    const char *attachment_name; /* its file name as the uploader gave it; "" for none */
+    const char *attachment_type; /* its media type, as sniffed from its bytes; "" for none */
+    int64_t attachment_size;     /* its length in bytes; 0 for none */
 } kf_message_t;
+
+/* A file a new message carries (message_add): its bytes are stored as a blob beside the
+ * database, durable before the message that names it commits. */
+typedef struct kf_attachment_new {
+    const char *name;  /* the file name to show and download it as (1 to 255 bytes) */
+    const char *type;  /* its media type, judged from bytes by the caller (base/sniff.h) */
+    const void *bytes; /* its content (copied by message_add) */
+    size_t size;       /* > 0 */
+} kf_attachment_new_t;
+
+/* A stored attachment, as attachment_get reads it. */
+typedef struct kf_attachment {
+    int64_t id;
+    int64_t conversation_id;
+    int64_t visitor_id;  /* the conversation's visitor: the one visitor who may read it */
+    int64_t message_id;  /* the message that carries it */
+    bool is_private;     /* that message is a private note (agents only) */
+    kf_sender_t sender;  /* who uploaded it: the visitor, or uploader_id's agent */
+    int64_t uploader_id; /* the agent; 0 for the visitor */
+    const char *name;
+    const char *type;
+    int64_t size;
+    const char *sha256; /* the content's SHA-256, hex: the blob's name */
+    int64_t created_at;
+    const void *bytes; /* the content (size bytes) */
+} kf_attachment_t;
 
 typedef struct kf_conversation {
     int64_t id;
@@ -256,6 +289,7 @@ typedef struct kf_message_new {
     int64_t now;                 /* created_at */
     const char *idempotency_key; /* the sender's key for this message (1 to 255 bytes), or NULL */
     bool is_private;             /* a private note (an agent's only) */
+    const kf_attachment_new_t *attachment; /* a file the message carries, or NULL */
 } kf_message_new_t;
 
 /* The conversation lists an agent works from (docs/API.md, "Views"). */
@@ -437,6 +471,7 @@ typedef struct kf_store_result {
     const kf_report_row_t *report_totals; /* report: the whole period's figures */
     const kf_api_token_t *api_token;      /* api_token_create, api_token_by_hash */
     const kf_webhook_t *webhook;          /* webhook_create */
+    const kf_attachment_t *attachment;    /* attachment_get */
 } kf_store_result_t;
 
 /* The most hits one search hands over. */
@@ -603,9 +638,17 @@ typedef struct kf_store_ops {
      * and writes nothing; another body (or, for an agent's message, another conversation) gives
      * KF_ECONFLICT (also when one is a private note and the other not). KF_EINVAL at once for a
      * private note from a visitor. A note moves updated_at (the agents' lists) but reopens
-     * nothing. */
+     * nothing. With an attachment (KF_EINVAL at once for an empty one, a name that is empty or
+     * longer than 255 bytes, no type, or one with a key or on a private note), its blob is
+     * written first, and the attachment row and the message commit together, or neither; a blob
+     * that cannot be written fails the message (KF_EUNAVAIL for a full disk). A blob whose
+     * message failed stays: blobs are named by their content (SHA-256), so a retry reuses it. */
     int (*message_add)(kf_store_t *store, const kf_message_new_t *message, kf_store_done_cb done,
                        void *ctx);
+    /* The attachment id with its bytes (attachment), or KF_ENOTFOUND (also when its blob file is
+     * gone); KF_EUNAVAIL when the file cannot be read now. Threads: a read on the loop thread,
+     * which also reads the blob file (see the table above). */
+    int (*attachment_get)(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
     /* Messages with id > after_id, oldest first, at most limit, of: one conversation
      * (messages_in_conversation), every conversation of one visitor (messages_of_visitor),
      * or every conversation (messages_all). count is how many went to each. messages_of_visitor

@@ -395,6 +395,9 @@ const AGENT_POST_BODIES = {
   'PATCH /api/teams/{id}': { name: 'Forged change' }, // {id}: Ana's team
   'PUT /api/teams/{id}/members': { agent_ids: [] },
   'POST /api/conversations/{id}/messages': { body: 'forged reply' },
+  // The file itself is the body: a PDF (its Content-Type application/json here, which the upload
+  // takes as it takes any type but a form's).
+  'POST /api/conversations/{id}/attachments': Buffer.from('%PDF-1.4\n%%EOF\n'),
   'POST /api/conversations/{id}/read': 'UP_TO',
   'POST /api/conversations/{id}/typing': { typing: true },
   'POST /api/conversations/{id}/status': { status: 'pending' },
@@ -528,7 +531,7 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     assert.deepEqual(r.json.rules, [rule.json.rule], 'no rule added or deleted');
 
     // With the token each works (so the 403s were about the token).
-    const expect = { agents: 201, canned: 201, teams: 201, tokens: 201, webhooks: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200, invite: 201, 'invite-rules': 201 };
+    const expect = { agents: 201, attachments: 201, canned: 201, teams: 201, tokens: 201, webhooks: 201, members: 200, '{id}': 200, messages: 201, read: 200, typing: 200, status: 200, claim: 200, assign: 200, visitor: 200, settings: 200, 'push-ticket': 201, logout: 200, invite: 201, 'invite-rules': 201 };
     // A delete after the change of the same reply, and the logout last of all.
     const last = (r) => (r.pattern.endsWith('logout') ? 2 : r.method === 'DELETE' ? 1 : 0);
     for (const route of [...agentPosts].sort((a, b) => last(a) - last(b))) {

@@ -136,6 +136,12 @@ static void handler(kf_req_t *req)
         kf_resp_send(req, 200, "text/plain", req->body, req->body_len);
         return;
     }
+    if (kf_str_eq(path, "/upload")) { /* its length: the body may be large */
+        char text[32];
+        int n = snprintf(text, sizeof text, "got=%zu", req->body_len);
+        kf_resp_send(req, 200, "text/plain", text, (size_t)n);
+        return;
+    }
     if (kf_str_eq(path, "/big")) {
         static char big[32 * 1024];
         memset(big, 'b', sizeof big);
@@ -447,6 +453,13 @@ static bool three_connections(const void *arg)
 
 /* ---- fixture ---- */
 
+/* The server's body_limit: 200000 bytes for POST /upload, max_body (1024) elsewhere. */
+static size_t body_limit_cb(void *app, const kf_http_request_t *head)
+{
+    (void)app;
+    return kf_str_eq(head->method, "POST") && kf_str_eq(head->path, "/upload") ? 200000 : 0;
+}
+
 static int setup(void **state)
 {
     fx = kf_xcalloc(1, sizeof *fx);
@@ -460,6 +473,7 @@ static int setup(void **state)
     config.limits.max_header_bytes = 2048;
     config.max_output = 64 * 1024;
     config.max_connections_per_address = group_per_address_limit;
+    config.body_limit = body_limit_cb;
     assert_int_equal(kf_server_start(&fx->loop, &config, handler, NULL, &fx->server), 0);
     fx->port = kf_server_port(fx->server);
     assert_true(fx->port > 0);
@@ -638,6 +652,50 @@ static void test_header_injection(void **state)
     client_send_str(c, "GET /badheader HTTP/1.1\r\nHost: x\r\n\r\n");
     const char *r = wait_text(c, "ok");
     assert_null(strstr(r, "evil"));
+    client_close(c);
+}
+
+/* A route's own body limit (body_limit) holds for it alone; the rest keep max_body. */
+static void test_body_limit_per_route(void **state)
+{
+    (void)state;
+    static char body[150000];
+    memset(body, 'u', sizeof body);
+    client_t *c = client();
+    client_send_str(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 150000\r\n\r\n");
+    client_send(c, body, sizeof body);
+    wait_text(c, "got=150000");
+    client_send_str(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 200001\r\n\r\n");
+    const char *r = wait_eof(c, 3000);
+    assert_non_null(strstr(r, "413 "));
+    client_close(c);
+    c = client();
+    client_send_str(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1025\r\n\r\n");
+    r = wait_eof(c, 3000);
+    assert_non_null(strstr(r, "413 "));
+    client_close(c);
+}
+
+static bool nothing_yet(const void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* A body past max_body (an upload) has a second per 32 KiB beyond the head's time: 96 KiB
+ * arriving over 2.5 s is served although header_timeout_ms is 1.5 s. */
+static void test_large_body_has_more_time(void **state)
+{
+    (void)state;
+    static char body[96 * 1024];
+    memset(body, 'u', sizeof body);
+    client_t *c = client();
+    client_send_str(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 98304\r\n\r\n");
+    client_send(c, body, 1000);
+    assert_false(run_until(nothing_yet, NULL, 2500));
+    assert_false(c->eof);
+    client_send(c, body + 1000, sizeof body - 1000);
+    wait_text(c, "got=98304");
     client_close(c);
 }
 
@@ -1289,6 +1347,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_continue, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_header_injection, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_slow_head_times_out, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_body_limit_per_route, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_large_body_has_more_time, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_partial_behind_answered_times_out, setup_default,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_silent_connection_closed, setup_default, teardown),

@@ -655,6 +655,8 @@ static void test_sqlite_pragmas_and_schema(void **state)
     /* A shortcut's check is two lookups of the index, the list two ranges of it. */
     assert_true(plan_uses(f, "CANNED_TAKEN", "canned_by_owner"));
     assert_true(plan_uses(f, "CANNED_LIST", "canned_by_owner"));
+    /* An attachment's message is found by its index, not by a scan of every message. */
+    assert_true(plan_uses(f, "ATTACHMENT_GET", "messages_by_attachment"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
@@ -683,7 +685,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '14' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '15' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -710,6 +712,11 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE webhook_deliveries;"                                                               \
     "DROP TABLE webhooks;"                                                                         \
     "DROP TABLE api_tokens;"
+/* Takes the attachments' migration away again: every rewind starts from the newest. */
+#define UNDO_ATTACHMENTS                                                                           \
+    "DROP INDEX messages_by_attachment;"                                                           \
+    "ALTER TABLE messages DROP COLUMN attachment_id;"                                              \
+    "DROP TABLE attachments;"
 
 /* Takes the migration of the kept counts and each conversation's newest message away again. */
 #define UNDO_COUNTS                                                                                \
@@ -723,8 +730,9 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE message_search_terms;"
 
 /* Takes the verified visitors' migration (12) away again, and the kept counts' and the
- * integrations' after it. */
+ * integrations' and attachments' after it. */
 #define UNDO_IDENTITY                                                                              \
+    UNDO_ATTACHMENTS                                                                               \
     UNDO_INTEGRATIONS                                                                              \
     UNDO_COUNTS                                                                                    \
     "DROP TABLE identity_nonces;"                                                                  \
@@ -833,7 +841,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -914,7 +922,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1090,7 +1098,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1500,12 +1508,12 @@ static void test_sqlite_migration_counts(void **state)
     suite_flush(f);
     kf_store_close(f->store);
     f->store = NULL;
-    sql_exec(f, UNDO_INTEGRATIONS UNDO_COUNTS
+    sql_exec(f, UNDO_ATTACHMENTS UNDO_INTEGRATIONS UNDO_COUNTS
              "UPDATE settings SET value = '12' WHERE key = 'schema_version';");
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 14);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);

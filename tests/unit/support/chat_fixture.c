@@ -230,6 +230,7 @@ int cf_group_setup(void **state)
     kf_server_config_default(&server_config);
     server_config.host = "127.0.0.1";
     server_config.port = 0;
+    server_config.body_limit = kf_app_body_limit; /* as main.c: the upload routes' own limit */
     assert_int_equal(
         kf_server_start(&cf->loop, &server_config, kf_app_handle, cf->app, &cf->server), 0);
     cf->port = kf_server_port(cf->server);

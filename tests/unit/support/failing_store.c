@@ -318,6 +318,13 @@ static int fs_conversation_visitor(kf_store_t *store, int64_t id, kf_store_done_
                                 : end(p, REAL(store)->conversation_visitor(store, id, fs_done, p));
 }
 
+static int fs_attachment_get(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx)
+{
+    fs_pending_t *p;
+    int rc = begin(store, FS_OP(attachment_get), done, ctx, &p);
+    return rc != 0 || p == NULL ? rc : end(p, REAL(store)->attachment_get(store, id, fs_done, p));
+}
+
 static int fs_conversation_list(kf_store_t *store, const kf_conversation_page_t *page,
                                 kf_store_conversation_cb each, kf_store_done_cb done, void *ctx)
 {
@@ -648,6 +655,7 @@ int failing_store_open(const char *path, kf_store_t **out)
     fs->ops.visitor_by_token = fs_visitor_by_token;
     fs->ops.conversation_get = fs_conversation_get;
     fs->ops.conversation_visitor = fs_conversation_visitor;
+    fs->ops.attachment_get = fs_attachment_get;
     fs->ops.conversation_list = fs_conversation_list;
     fs->ops.conversation_of_visitor = fs_conversation_of_visitor;
     fs->ops.conversation_counts = fs_conversation_counts;

@@ -92,6 +92,8 @@ static void keep_message(seen_t *seen, const kf_message_t *message, kf_message_t
     *copy = *message;
     copy->agent_name = keep(seen, message->agent_name);
     copy->body = keep(seen, message->body);
+    copy->attachment_name = keep(seen, message->attachment_name);
+    copy->attachment_type = keep(seen, message->attachment_type);
 }
 
 static void keep_conversation(seen_t *seen, const kf_conversation_t *conversation,
@@ -797,6 +799,9 @@ int store_suite_run(const store_backend_t *backend, const struct CMUnitTest *ext
     snprintf(name, sizeof name, "store reports (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_report_tests, store_suite_report_test_count,
                                       NULL, NULL);
+    snprintf(name, sizeof name, "store attachments (%s)", backend->name);
+    failed += _cmocka_run_group_tests(name, store_suite_attachment_tests,
+                                      store_suite_attachment_test_count, NULL, NULL);
     snprintf(name, sizeof name, "store ratings (%s)", backend->name);
     failed += _cmocka_run_group_tests(name, store_suite_rating_tests, store_suite_rating_test_count,
                                       NULL, NULL);

@@ -196,4 +196,9 @@ extern const size_t store_suite_report_test_count;
 extern const struct CMUnitTest store_suite_rating_tests[];
 extern const size_t store_suite_rating_test_count;
 
+/* ---- ... and of attachments (store_suite_attachments.c) ---- */
+
+extern const struct CMUnitTest store_suite_attachment_tests[];
+extern const size_t store_suite_attachment_test_count;
+
 #endif
