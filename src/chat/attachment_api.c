@@ -228,7 +228,8 @@ static void download_cb(void *ctx, const kf_store_result_t *r)
     char header[8 * MAX_NAME_BYTES];
     disposition(a->name, image, header, sizeof header);
     kf_resp_header(req, "Content-Disposition", header);
-    kf_resp_header(req, "Content-Security-Policy", "default-src 'none'; sandbox");
+    kf_resp_header(req, "Content-Security-Policy",
+                   "default-src 'none'; sandbox; frame-ancestors 'none'");
     kf_resp_header(req, "Cache-Control", "private, max-age=86400");
     kf_resp_header(req, "Cross-Origin-Resource-Policy", "same-origin");
     const char *type = strcmp(a->type, "text/plain") == 0 ? "text/plain; charset=utf-8" : a->type;

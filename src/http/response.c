@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -209,6 +210,22 @@ int kf_resp_header(kf_req_t *req, const char *name, const char *value)
 
 typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_NONE } body_mode_t;
 
+/* Whether a handler added the header (kf_resp_header: "Name: value\r\n" lines). */
+static bool has_header(const kf_buf_t *headers, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t at = 0; at + len < headers->len;) {
+        const char *line = headers->data + at;
+        if (strncasecmp(line, name, len) == 0 && line[len] == ':')
+            return true;
+        const char *end = memchr(line, '\n', headers->len - at);
+        if (end == NULL)
+            break;
+        at = (size_t)(end - headers->data) + 1;
+    }
+    return false;
+}
+
 /* Writes the response head (mode says how the body is framed), and body (len bytes, may be NULL)
  * behind it in the same write: one system call and one packet for a small response. A HEAD
  * request's response gets the head alone. */
@@ -227,12 +244,14 @@ static void write_head(kf_conn_t *conn, int status, const char *content_type, si
     if (content_type != NULL)
         kf_buf_printf(&head, "Content-Type: %s\r\n", content_type);
     /* Only HTML pages are documents to render or frame, and their handlers set their own policy;
-     * nothing else (JSON, event streams, scripts, redirects) may load, run or be framed. A 304
+     * nothing else (JSON, event streams, scripts, redirects) may load, run or be framed, unless
+     * its handler set a policy of its own (an attachment's: one header, not two to merge). A 304
      * carries no policy of its own: a cache merges its headers into the copy it revalidates, and
      * this one would then forbid a page everything. */
     bool no_content = status == 204 || status == 304;
     if (mode != BODY_NONE && !no_content &&
-        (content_type == NULL || strncmp(content_type, "text/html", 9) != 0))
+        (content_type == NULL || strncmp(content_type, "text/html", 9) != 0) &&
+        !has_header(&resp->headers, "Content-Security-Policy"))
         kf_buf_append_str(
             &head, "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n");
     bool chunked = mode == BODY_CHUNKED;

@@ -103,7 +103,8 @@ static void test_upload_and_download(void **state)
         expect_header(r, "Content-Disposition: inline; filename=\"photo _.png\"; "
                          "filename*=UTF-8''photo%20%E5%9B%BE.png\r\n");
         expect_header(r, "X-Content-Type-Options: nosniff\r\n");
-        expect_header(r, "Content-Security-Policy: default-src 'none'; sandbox\r\n");
+        expect_header(
+            r, "Content-Security-Policy: default-src 'none'; sandbox; frame-ancestors 'none'\r\n");
         expect_header(r, "Cache-Control: private");
         assert_memory_equal(r->body, PNG, sizeof PNG - 1);
         cf_response_free(r);
