@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/map.h"
 #include "base/metrics.h"
 #include "push/transport.h"
 
@@ -35,6 +36,12 @@ struct kf_push {
      * rewind_floor at the latest */
     uint64_t rewind_floor;
     uint64_t rewind_until_ms;
+    /* The poll and long-poll listeners rewound in this window, each with the cursor it came
+     * with: one that comes back with the same cursor has had the replay from the floor, and is
+     * not rewound again (a long poll would otherwise be answered at once, with the same
+     * messages, until the window ends). Streams stay connected, so each is rewound once anyway.
+     * Emptied when the window ends or a rewind begins a new one. */
+    kf_map_t rewound;
     size_t client_count;
     size_t transport_count[KF_PUSH_TRANSPORT_COUNT]; /* of them, by transport */
     kf_push_windows_t *windows;                      /* of the topics windowed clients follow */
@@ -53,6 +60,56 @@ void kf_push_config_default(kf_push_config_t *config)
     config->ephemeral_window_ms = 30000;
     config->ephemeral_window_events = 64;
     config->ephemeral_window_bytes = 64 * 1024;
+}
+
+/* ---- the rewind ---- */
+
+typedef struct rewound {
+    kf_map_node_t node;
+    struct {
+        int64_t subject;
+        uint64_t cursor;
+        char kind;
+    } key;
+} rewound_t;
+
+static bool rewound_eq(const kf_map_node_t *node, const void *key, size_t len)
+{
+    const rewound_t *r = KF_CONTAINER_OF(node, rewound_t, node);
+    return len == sizeof r->key && memcmp(&r->key, key, len) == 0;
+}
+
+static void rewound_free(kf_map_node_t *node)
+{
+    free(KF_CONTAINER_OF(node, rewound_t, node));
+}
+
+/* Whether a client that starts now with cursor replays from the floor: while the window lasts,
+ * a stream always, a poll once for each listener and cursor. */
+static bool rewind_due(kf_push_t *push, const kf_push_client_t *client,
+                       const kf_push_source_t *source, uint64_t cursor)
+{
+    if (kf_clock_mono_ms() >= push->rewind_until_ms) {
+        if (kf_map_count(&push->rewound) > 0)
+            kf_map_clear(&push->rewound, rewound_free); /* the window is over */
+        return false;
+    }
+    if (cursor <= push->rewind_floor)
+        return false;
+    if (!client->ops->windowed)
+        return true;
+    rewound_t probe;
+    memset(&probe.key, 0, sizeof probe.key); /* the padding is hashed too */
+    probe.key.subject = source->subject;
+    probe.key.cursor = cursor;
+    probe.key.kind = source->kind;
+    uint64_t hash = kf_map_hash(&push->rewound, &probe.key, sizeof probe.key);
+    if (kf_map_find(&push->rewound, hash, &probe.key, sizeof probe.key, rewound_eq) != NULL)
+        return false;
+    rewound_t *r = kf_xcalloc(1, sizeof *r);
+    memcpy(&r->key, &probe.key, sizeof r->key);
+    kf_map_insert(&push->rewound, &r->node, hash);
+    return true;
 }
 
 /* ---- clients ---- */
@@ -366,7 +423,7 @@ void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport
     if (rc != 0 || dead)
         return;
     /* After start, which may have taken the cursor from Last-Event-ID. */
-    if (client->cursor > push->rewind_floor && kf_clock_mono_ms() < push->rewind_until_ms)
+    if (rewind_due(push, client, source, client->cursor))
         client->cursor = push->rewind_floor;
     if (client->ops->windowed) /* first: see kf__push_window_attach */
         client->window = kf__push_window_attach(push->windows, source->topic);
@@ -395,6 +452,7 @@ kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *c
     push->hub = hub;
     push->config = *config;
     push->windows = kf__push_windows_new(hub, &push->config);
+    kf_map_init(&push->rewound);
     kf_list_init(&push->clients);
     uv_timer_init(loop, &push->tick);
     push->tick.data = push;
@@ -405,8 +463,10 @@ kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *c
 void kf_push_rewind(kf_push_t *push, uint64_t floor, uint64_t for_ms)
 {
     uint64_t now = kf_clock_mono_ms();
-    if (now >= push->rewind_until_ms || floor < push->rewind_floor)
+    if (now >= push->rewind_until_ms || floor < push->rewind_floor) {
         push->rewind_floor = floor;
+        kf_map_clear(&push->rewound, rewound_free); /* from a new floor, everyone again */
+    }
     push->rewind_until_ms = now + for_ms;
 }
 
@@ -458,6 +518,7 @@ void kf_push_free(kf_push_t *push)
     kf_push_drain(push);
     kf__push_windows_free(push->windows);
     push->windows = NULL;
+    kf_map_clear(&push->rewound, rewound_free);
     uv_timer_stop(&push->tick);
     uv_close((uv_handle_t *)&push->tick, tick_closed_cb);
 }

@@ -105,9 +105,10 @@ void kf_push_drain(kf_push_t *push);
 /* For a while after events may have been lost on their way here (the bus between nodes was
  * away): every client that starts within for_ms replays from floor at the latest, whatever
  * cursor it brings, since messages above floor may have passed it by while a newer one reached
- * it. The client de-duplicates what it had by message id (docs/PROTOCOL.md). A second rewind
- * while one is on keeps the lower floor. Pair it with kf_push_drain, which sends every client
- * back now. */
+ * it. The client de-duplicates what it had by message id (docs/PROTOCOL.md). A poll or long
+ * poll is rewound once for each listener and cursor: back with the same cursor, it has had the
+ * replay. A second rewind while one is on keeps the lower floor. Pair it with kf_push_drain, which
+ * sends every client back now. */
 void kf_push_rewind(kf_push_t *push, uint64_t floor, uint64_t for_ms);
 /* Ends every push connection of one listener (kind and subject as in kf_push_source_t): long
  * polls are answered, streams end as at shutdown, WebSockets close with 1008. For a logout (the
