@@ -3,10 +3,11 @@
  * to their own subscribers. Two kinds: in-process (one node, the default: nothing to carry) and
  * Redis pub/sub (bus/redis.c). Single-threaded: all calls from the loop thread.
  *
- * A node delivers its own events to its own subscribers at once, through its hub, and skips its
+ * A node delivers its own events to its own subscribers itself, through its hub, and skips its
  * own echo from Redis (every message names the node that sent it): a node's clients never wait
- * on Redis, and keep working while Redis is away. docs/ARCHITECTURE.md ("Several nodes") says why
- * and what happens when Redis goes away and comes back. */
+ * for a round trip to Redis, and keep working while Redis is away. Ephemeral events go at once;
+ * message events in id order with the other nodes' (bus/order.h). docs/ARCHITECTURE.md ("Several
+ * nodes") says why and what happens when Redis goes away and comes back. */
 #ifndef KF_BUS_H
 #define KF_BUS_H
 
@@ -71,6 +72,7 @@ typedef struct kf_bus_stats {
     uint64_t sent, received, lost;
     uint64_t malformed; /* messages on the channel that did not decode (dropped) */
     uint64_t connects;  /* times the bus became ready */
+    uint64_t holes;     /* message ids waited for in vain and given up (bus/order.h) */
 } kf_bus_stats_t;
 void kf_bus_stats(const kf_bus_t *bus, kf_bus_stats_t *out);
 /* Stops relaying and frees the bus (a Redis bus's connections and timer close asynchronously: run
@@ -85,7 +87,8 @@ void kf_bus_free(kf_bus_t *bus);
  * every lost one, or UINT64_MAX when none was a message; TOPIC "-" and JSON "{}"); NODE is
  * the sender's id, 16 lower-case hex digits; ID the event's cursor (a message's store id, 0 for an
  * ephemeral event) and BORN its born_ms, decimal; TOPIC 1 to KF_BUS_MAX_TOPIC printable ASCII
- * bytes without spaces; JSON an object ('{' to '}') without NUL bytes. */
+ * bytes without spaces (for 'e', one or more topics joined by commas: one event published to
+ * each, delivered together); JSON an object ('{' to '}') without NUL bytes. */
 #define KF_BUS_NODE_LEN 16
 #define KF_BUS_MAX_TOPIC 200
 

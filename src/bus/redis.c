@@ -12,6 +12,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "bus/internal.h"
+#include "bus/order.h"
 
 /* Every node publishes to and listens on this one channel: each node hears every event, also
  * those for topics it has no subscriber on. Simple, and right while nodes are few (Redis sends
@@ -23,6 +24,9 @@
 /* A connection that has not come up by then is given up and tried again: hiredis's
  * asynchronous connect has no time-out of its own, and a dropped SYN would wait minutes. */
 #define CONNECT_TIMEOUT_MS 5000
+/* A lower message id not seen by then was never published (order.h): on without it. Far above
+ * Redis's delivery time (well under a millisecond on a LAN), far below a person's patience. */
+#define HOLE_MS 250
 
 typedef struct redis_bus {
     kf_bus_t base;
@@ -45,6 +49,15 @@ typedef struct redis_bus {
     uint64_t backoff_ms;    /* the wait before the next attempt */
     uv_timer_t *timer;      /* the next attempt, or a connect's time-out */
     kf_buf_t out;           /* the message being encoded */
+    kf_bus_order_t *order;  /* message events, ours and others', to our subscribers in id order */
+    /* What we published and have not sent yet: one event on every topic it was published to
+     * one after the other (a message on its visitor's topic and the agents'), sent as one Redis
+     * message with the topics joined by commas, so that the other nodes deliver them together
+     * (order.h: none of them late). Sent at the loop's next turn, or when another event comes. */
+    kf_event_t *pending; /* a reference, or NULL */
+    kf_buf_t pending_topics;
+    bool pending_prefix;
+    uv_timer_t *flush;
 } redis_bus_t;
 
 static void attempt_cb(uv_timer_t *timer);
@@ -151,10 +164,45 @@ static void lose(redis_bus_t *bus, uint64_t id)
         bus->lost_floor = id - 1;
 }
 
+static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64_t born_ms,
+                        const char *topic, const char *json, size_t json_len);
+
+/* Sends what waits in pending (lost when the bus cannot take it). */
+static void flush_pending(redis_bus_t *bus)
+{
+    kf_event_t *event = bus->pending;
+    if (event == NULL)
+        return;
+    bus->pending = NULL;
+    uv_timer_stop(bus->flush);
+    kf_buf_append(&bus->pending_topics, "", 1); /* NUL-terminated */
+    int rc = !bus->ready
+                 ? KF_EUNAVAIL
+                 : send_message(bus, bus->pending_prefix ? KF_BUS_PREFIX : KF_BUS_EVENT, event->id,
+                                event->born_ms, bus->pending_topics.data, event->json, event->len);
+    if (rc == 0)
+        bus->base.stats.sent++;
+    else if (rc == KF_EUNAVAIL)
+        lose(bus, event->id);
+    else
+        bus->base.stats.lost++; /* one the decoder would refuse: nobody could take it */
+    bus->pending_topics.len = 0;
+    kf_event_unref(event);
+}
+
+static void flush_cb(uv_timer_t *timer)
+{
+    flush_pending(timer->data);
+}
+
 /* Frees both connections (their pending callbacks run with no reply; their disconnect callbacks
  * find them no longer ours and do nothing). */
 static void teardown(redis_bus_t *bus)
 {
+    flush_pending(bus); /* counted lost when the bus is not ready */
+    /* Nothing more comes off the bus now: what waited for a lower id goes out, and our own
+     * events are delivered at once until it is back. */
+    kf_bus_order_flush(bus->order);
     redisAsyncContext *pub = bus->pub;
     redisAsyncContext *sub = bus->sub;
     bus->pub = bus->sub = NULL;
@@ -210,6 +258,7 @@ static void became_ready(redis_bus_t *bus)
     if (bus->ready || !bus->pub_up || !bus->sub_up)
         return;
     bus->ready = true;
+    kf_bus_order_flush(bus->order); /* the order starts again from the next message */
     bus->down_reported = false;
     bus->backoff_ms = BACKOFF_FIRST_MS;
     uv_timer_stop(bus->timer);
@@ -227,8 +276,9 @@ static void became_ready(redis_bus_t *bus)
     notify(bus, KF_BUS_GAP, "", floor);
 }
 
-/* Relays one event this node published (the hub's relay). */
-static void relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
+/* Relays one event this node published (the hub's relay). A message event goes to our own
+ * subscribers through the order too, behind any lower id still on its way from another node. */
+static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     redis_bus_t *bus = ctx;
     /* Our commit came before a newer one from another node that was delivered here first. */
@@ -238,16 +288,68 @@ static void relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         bus->newest_id = event->id;
     if (!bus->ready) {
         lose(bus, event->id);
-        return;
+        return false;
     }
-    int rc = send_message(bus, prefix ? KF_BUS_PREFIX : KF_BUS_EVENT, event->id, event->born_ms,
-                          topic, event->json, event->len);
-    if (rc == 0)
-        bus->base.stats.sent++;
-    else if (rc == KF_EUNAVAIL)
-        lose(bus, event->id);
+    size_t len = strlen(topic);
+    if (bus->pending == event && !prefix && !bus->pending_prefix &&
+        bus->pending_topics.len + 1 + len <= KF_BUS_MAX_TOPIC) {
+        kf_buf_append(&bus->pending_topics, ",", 1);
+        kf_buf_append(&bus->pending_topics, topic, len);
+    } else {
+        flush_pending(bus);
+        bus->pending = kf_event_ref(event);
+        bus->pending_prefix = prefix;
+        kf_buf_append(&bus->pending_topics, topic, len);
+        uv_timer_start(bus->flush, flush_cb, 0, 0);
+    }
+    if (event->id == 0)
+        return false;
+    kf_bus_order_add(bus->order, topic, prefix, event);
+    return true;
+}
+
+/* Calls fn with each topic of a comma-joined list (one topic: itself). */
+static void each_topic(redis_bus_t *bus, const char *topics, uint64_t id, kf_event_t *event,
+                       void (*fn)(redis_bus_t *bus, const char *topic, uint64_t id,
+                                  kf_event_t *event))
+{
+    char topic[KF_BUS_MAX_TOPIC + 1];
+    for (const char *at = topics;;) {
+        const char *comma = strchr(at, ',');
+        size_t len = comma != NULL ? (size_t)(comma - at) : strlen(at);
+        if (len > 0 && len <= KF_BUS_MAX_TOPIC) {
+            memcpy(topic, at, len);
+            topic[len] = '\0';
+            fn(bus, topic, id, event);
+        }
+        if (comma == NULL)
+            break;
+        at = comma + 1;
+    }
+}
+
+static void deliver_one(redis_bus_t *bus, const char *topic, uint64_t id, kf_event_t *event)
+{
+    (void)id;
+    kf_hub_deliver(bus->base.hub, topic, event);
+}
+
+/* What the order lets through, to this node's subscribers: on each of its topics (one, or
+ * several joined by commas when it came from another node). */
+static void order_deliver_cb(void *ctx, const char *topics, bool prefix, kf_event_t *event)
+{
+    redis_bus_t *bus = ctx;
+    if (prefix)
+        kf_hub_deliver_prefix(bus->base.hub, topics, event);
     else
-        bus->base.stats.lost++; /* one the decoder would refuse: nobody could take it */
+        each_topic(bus, topics, event->id, event, deliver_one);
+}
+
+/* Tells the owner of a message stored by another node, once for each of its topics. */
+static void note_message(redis_bus_t *bus, const char *topic, uint64_t id, kf_event_t *event)
+{
+    (void)event;
+    notify(bus, KF_BUS_MESSAGE, topic, id);
 }
 
 /* One message from the channel: an event for this node's subscribers, unless it is our own. */
@@ -276,11 +378,8 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
     if (msg.id > bus->newest_id)
         bus->newest_id = msg.id;
     if (msg.id != 0)
-        notify(bus, KF_BUS_MESSAGE, topic, msg.id);
-    if (msg.kind == KF_BUS_PREFIX)
-        kf_hub_deliver_prefix(bus->base.hub, topic, event);
-    else
-        kf_hub_deliver(bus->base.hub, topic, event);
+        each_topic(bus, topic, msg.id, NULL, note_message);
+    kf_bus_order_add(bus->order, topic, msg.kind == KF_BUS_PREFIX, event);
     kf_event_unref(event);
 }
 
@@ -399,11 +498,17 @@ static bool redis_ready(const kf_bus_t *base)
     return ((const redis_bus_t *)base)->ready;
 }
 
+static void flush_closed_cb(uv_handle_t *handle)
+{
+    free(handle);
+}
+
 static void timer_closed_cb(uv_handle_t *handle)
 {
     redis_bus_t *bus = handle->data;
     free(handle);
     kf_buf_free(&bus->out);
+    kf_buf_free(&bus->pending_topics);
     free(bus);
 }
 
@@ -412,6 +517,10 @@ static void redis_free(kf_bus_t *base)
     redis_bus_t *bus = (redis_bus_t *)base;
     bus->freeing = true;
     teardown(bus);
+    kf_bus_order_free(bus->order);
+    bus->order = NULL;
+    uv_timer_stop(bus->flush);
+    uv_close((uv_handle_t *)bus->flush, flush_closed_cb);
     uv_timer_stop(bus->timer);
     uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
 }
@@ -434,6 +543,11 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->backoff_ms = BACKOFF_FIRST_MS;
     bus->lost_floor = UINT64_MAX;
     kf_buf_init(&bus->out);
+    bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
+    kf_buf_init(&bus->pending_topics);
+    bus->flush = kf_xcalloc(1, sizeof *bus->flush);
+    uv_timer_init(loop, bus->flush);
+    bus->flush->data = bus;
     /* A fresh id each start: a restarted node is a new sender (its old echo, if any were still on
      * the way, is simply another node's). */
     unsigned char raw[KF_BUS_NODE_LEN / 2];

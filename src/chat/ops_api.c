@@ -63,6 +63,10 @@ static void write_bus_metrics(kf_buf_t *out, const kf_bus_t *bus)
     kf_metrics_write_head(out, "kefu_bus_connects_total", "counter",
                           "Times the bus (Redis) connected and subscribed.");
     kf_metrics_write_sample(out, "kefu_bus_connects_total", NULL, (double)stats.connects);
+    kf_metrics_write_head(out, "kefu_bus_order_holes_total", "counter",
+                          "Message ids this node waited for in vain (never published: a node "
+                          "died between its commit and its publish) and went on without.");
+    kf_metrics_write_sample(out, "kefu_bus_order_holes_total", NULL, (double)stats.holes);
     kf_metrics_write_head(out, "kefu_bus_events_total", "counter",
                           "Events this node sent to the bus, received from other nodes, lost "
                           "(published while the bus was away) or dropped as malformed.");

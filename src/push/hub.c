@@ -204,15 +204,15 @@ void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx)
 
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
-    if (hub->relay != NULL)
-        hub->relay(hub->relay_ctx, topic_name, false, event);
+    if (hub->relay != NULL && hub->relay(hub->relay_ctx, topic_name, false, event))
+        return 0;
     return kf_hub_deliver(hub, topic_name, event);
 }
 
 void kf_hub_relay(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
     if (hub->relay != NULL)
-        hub->relay(hub->relay_ctx, topic_name, false, event);
+        (void)hub->relay(hub->relay_ctx, topic_name, false, event); /* news, not for here */
 }
 
 size_t kf_hub_deliver(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
@@ -277,8 +277,8 @@ static void collect_topic_cb(kf_map_node_t *node, void *ctx)
 
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event)
 {
-    if (hub->relay != NULL)
-        hub->relay(hub->relay_ctx, prefix, true, event);
+    if (hub->relay != NULL && hub->relay(hub->relay_ctx, prefix, true, event))
+        return 0;
     return kf_hub_deliver_prefix(hub, prefix, event);
 }
 

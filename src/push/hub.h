@@ -69,8 +69,9 @@ void kf_hub_free(kf_hub_t *hub);
 void kf_hub_subscribe(kf_hub_t *hub, const char *topic, kf_sub_t *sub);
 /* Removes sub from its topic; does nothing when it is not subscribed. Empty topics are freed. */
 void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub);
-/* Hands event to the relay (if set), then calls every subscriber of topic with it; returns how
- * many subscribers were called. O(subscribers of that topic); a topic lookup is a hash-table probe.
+/* Hands event to the relay (if set), then calls every subscriber of topic with it (unless the
+ * relay delivers it itself); returns how many subscribers were called now. O(subscribers of that
+ * topic); a topic lookup is a hash-table probe.
  */
 size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
 /* kf_hub_publish to every topic whose name starts with prefix (each visitor's, for a change that
@@ -81,8 +82,10 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic, kf_event_t *event);
 size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
 /* What a publish hands on beyond this process (bus/bus.h): called before the local subscribers
  * (it may mark the event late), with the topic (or prefix, when prefix is true) and the event,
- * borrowed. It must not publish on this hub. */
-typedef void (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
+ * borrowed. It must not publish on this hub. Returns true when it delivers the event to this
+ * process's subscribers itself (kf_hub_deliver, now or later: bus/order.h puts message events
+ * in id order across nodes); false: the publish delivers it now. */
+typedef bool (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
 /* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls:
  * the callers of publish need not know whether other nodes exist. */
 void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);

@@ -81,11 +81,11 @@ async function waitReady(node, status, timeout = T) {
 }
 
 // Redis, then node 1 (which makes the data directory and its agents) and node 2 on the same data.
-async function cluster(env) {
+async function cluster(env, extra = []) {
   const redis = new Redis(await freePort());
   await redis.start();
   env.defer(() => redis.stop());
-  const bus = ['--bus', `redis://127.0.0.1:${redis.port}`];
+  const bus = ['--bus', `redis://127.0.0.1:${redis.port}`, ...extra];
   const node1 = await env.server({ args: bus });
   const node2 = new Kefu({ name: 'kefu#2 (same data)', dataDir: node1.dataDir, args: bus });
   env.servers.push(node2);
@@ -303,3 +303,46 @@ test('bus: a bad --bus address is refused at start with what it takes', () => {
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--bus takes redis:\/\/HOST\[:PORT\], not redis:\/\/host:99999/);
 });
+
+// Both nodes write at once: node 1's visitors and node 2's agent reply as fast as they can. Ids
+// are given in commit order across the two processes, and each node hears its own messages at
+// once and the other's a moment later through Redis; an agent's stream on either node must still
+// get every message once, in id order. (Before bus/order.c a node delivered its own id ahead of
+// a lower one still on its way, and a client that reconnected in between with the higher cursor
+// never got the lower one.)
+test('bus: with both nodes writing at once, an agent stream on each node gets every message once, in id order', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const { CurlStream, RAISED_LIMITS } = require('./harness');
+    const { node1, node2 } = await cluster(env, RAISED_LIMITS);
+    const streams = [];
+    for (const node of [node1, node2]) {
+      const ag = await agentLogin(node, ANA.email, ANA.password);
+      const s = new CurlStream(['-sN', '--max-time', '100', '-H', `Cookie: ${ag.cookie}`, `${node.base}/push/sse?after=0`]);
+      env.defer(() => s.close());
+      await s.until((o) => o.includes('heartbeat') || o.includes('retry:'), 10000, `${node.name} stream open`);
+      streams.push(s);
+    }
+    const v1 = await newVisitor(node1);
+    const v2 = await newVisitor(node1);
+    const first = await visitorSend(node1, v1.token, 'start');
+    const ag2 = await agentLogin(node2, ANA.email, ANA.password);
+    const N = 60;
+    const sent = [first.id];
+    await Promise.all([
+      (async () => { for (let i = 0; i < N; i++) sent.push((await visitorSend(node1, v1.token, `v1 ${i}`)).id); })(),
+      (async () => { for (let i = 0; i < N; i++) sent.push((await visitorSend(node1, v2.token, `v2 ${i}`)).id); })(),
+      (async () => { for (let i = 0; i < N; i++) sent.push((await agentSend(node2, ag2, first.conversation_id, `a ${i}`)).id); })(),
+    ]);
+    sent.sort((a, b) => a - b);
+    const ids = (out) => [...out.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1])).filter((e) => e.type === 'message').map((e) => e.message.id);
+    for (const [i, s] of streams.entries()) {
+      await s.until((o) => ids(o).length >= sent.length, 30000, `all ${sent.length} messages on node ${i + 1}'s stream`);
+      const got = ids(s.out);
+      assert.deepEqual(got, sent, `node ${i + 1}: every message once, in id order; got ${JSON.stringify(got)}`);
+    }
+    for (const node of [node1, node2]) {
+      const m = await api(node.base, 'GET', '/metrics');
+      assert.match(m.text, /^kefu_bus_order_holes_total 0$/m, `${node.name}: no id given up for lost`);
+    }
+  }),
+);

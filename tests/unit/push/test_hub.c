@@ -672,9 +672,10 @@ typedef struct relayed {
     bool prefix;
     int subscriber_calls_before; /* the listener's count when the relay ran */
     listener_t *listener;
+    bool takes; /* the relay's answer */
 } relayed_t;
 
-static void hub_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
+static bool hub_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     relayed_t *r = ctx;
     r->calls++;
@@ -682,6 +683,7 @@ static void hub_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *
     r->prefix = prefix;
     r->subscriber_calls_before = r->listener->calls;
     event->late = true; /* the relay may mark it; the subscribers see the mark */
+    return r->takes;    /* true: it delivers the event itself (bus/order.h), the publish does not */
 }
 
 static void test_relay(void **state)
@@ -726,13 +728,23 @@ static void test_relay(void **state)
     assert_false(r.prefix);
     assert_int_equal(l.calls, 4);
 
+    /* A relay that delivers events itself: the publish calls no subscriber. */
+    r.takes = true;
+    assert_int_equal(publish_text(hub, "visitor:1", 5, "{\"type\":\"message\"}"), 0);
+    event = kf_event_new(0, "{}", 2);
+    assert_int_equal(kf_hub_publish_prefix(hub, "visitor:", event), 0);
+    kf_event_unref(event);
+    assert_int_equal(r.calls, 6);
+    assert_int_equal(l.calls, 4);
+    r.takes = false;
+
     /* Removed: publishing is local again, and relaying does nothing. */
     kf_hub_set_relay(hub, NULL, NULL);
     publish_text(hub, "visitor:1", 0, "{}");
     event = kf_event_new(0, "{}", 2);
     kf_hub_relay(hub, "visitor:1", event);
     kf_event_unref(event);
-    assert_int_equal(r.calls, 4);
+    assert_int_equal(r.calls, 6);
     assert_int_equal(l.calls, 5);
     kf_hub_unsubscribe(hub, &l.sub);
     kf_hub_free(hub);

@@ -1,0 +1,46 @@
+/* order.h: message events delivered to this node's subscribers in id order across nodes. With
+ * several nodes on one store, ids are given in commit order (SQLite has one writer at a time),
+ * but a node hears its own messages at once and other nodes' a moment later, through Redis: had
+ * it delivered its own id 11 before another node's 10 reached it, a client could take 11, drop,
+ * and come back with cursor 11, and the replay (ids above 11) would never give it 10. So a
+ * message event waits here until every lower id has been delivered: its own, or another node's
+ * off the bus. A hole that stays open (an id nobody published: a node that died between its
+ * commit and its publish) is given up after hole_ms, and what waited behind it goes out.
+ *
+ * Ephemeral events (id 0) are not ordered: they go out at once. An event with an id at or below
+ * the newest delivered (the same message on its second topic, or one that comes after its hole
+ * was given up) goes out at once too. The first id it sees starts the order (nothing below it is
+ * waited for). Single-threaded: the loop's. */
+#ifndef KF_BUS_ORDER_H
+#define KF_BUS_ORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "push/hub.h"
+
+typedef struct kf_bus_order kf_bus_order_t;
+
+/* Delivers event on topic (or on every topic starting with it, when prefix is true) to this
+ * node's subscribers. It may add to the order again (a subscriber that publishes). */
+typedef void (*kf_bus_order_deliver_fn)(void *ctx, const char *topic, bool prefix,
+                                        kf_event_t *event);
+
+/* holes (may be NULL) counts the holes given up, for the owner's figures. */
+kf_bus_order_t *kf_bus_order_new(uv_loop_t *loop, uint64_t hole_ms, kf_bus_order_deliver_fn deliver,
+                                 void *ctx, uint64_t *holes);
+/* Delivers event now, or holds it (a reference, and a copy of topic) until every lower id has
+ * been delivered or its hole given up. */
+void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event);
+/* Delivers everything held, in id order, and forgets the newest id: the next event starts the
+ * order again (the bus went away, or came back: what is on the way is not known now). */
+void kf_bus_order_flush(kf_bus_order_t *order);
+/* Events held now. */
+size_t kf_bus_order_held(const kf_bus_order_t *order);
+/* Delivers nothing more: what is held is dropped. Its timer closes asynchronously (run the loop
+ * after). NULL is ignored. */
+void kf_bus_order_free(kf_bus_order_t *order);
+
+#endif

@@ -1,0 +1,143 @@
+/* test_order.c: bus/order.c: message events in id order across nodes; what waited behind an id
+ * goes at the next turn of the loop, after that id's other topics; a hole given up after its
+ * time; ephemeral events, second topics and late ids at once; a flush; a subscriber that
+ * publishes while the order delivers; held events freed with the order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "bus/order.h"
+
+#define HOLE_MS 30
+
+typedef struct seen {
+    char log[512]; /* "id:topic " for each delivery */
+    kf_bus_order_t *order;
+    uint64_t add_after; /* deliver_cb adds add_id when it delivers this id (0: never) */
+    uint64_t add_id;
+} seen_t;
+
+static void deliver_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
+{
+    seen_t *seen = ctx;
+    size_t len = strlen(seen->log);
+    snprintf(seen->log + len, sizeof seen->log - len, "%llu%s%s ", (unsigned long long)event->id,
+             prefix ? "*" : ":", topic);
+    if (seen->add_after != 0 && event->id == seen->add_after) {
+        seen->add_after = 0;
+        kf_event_t *more = kf_event_new(seen->add_id, "{}", 2);
+        kf_bus_order_add(seen->order, "v", false, more);
+        kf_event_unref(more);
+    }
+}
+
+static void add(seen_t *seen, uint64_t id, const char *topic)
+{
+    kf_event_t *event = kf_event_new(id, "{}", 2);
+    kf_bus_order_add(seen->order, topic, false, event);
+    kf_event_unref(event);
+}
+
+/* One turn of the loop: what waited behind an id that went out goes then. */
+static void turn(uv_loop_t *loop)
+{
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void expect(seen_t *seen, const char *log)
+{
+    assert_string_equal(seen->log, log);
+    seen->log[0] = '\0';
+}
+
+static void test_order(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    seen_t seen = {0};
+    uint64_t holes = 0;
+    seen.order = kf_bus_order_new(&loop, HOLE_MS, deliver_cb, &seen, &holes);
+
+    /* The first id starts the order; in order, each goes at once. */
+    add(&seen, 5, "v");
+    add(&seen, 6, "v");
+    expect(&seen, "5:v 6:v ");
+    /* 8 waits for 7; the same message on its second topic waits with it; 7 lets both out. */
+    add(&seen, 8, "v");
+    add(&seen, 8, "a");
+    expect(&seen, "");
+    assert_int_equal(kf_bus_order_held(seen.order), 2);
+    add(&seen, 0, "t"); /* ephemeral: at once */
+    expect(&seen, "0:t ");
+    add(&seen, 7, "v");
+    add(&seen, 7, "a"); /* its second topic, at once too: 8 waits for the loop's next turn */
+    expect(&seen, "7:v 7:a ");
+    turn(&loop);
+    expect(&seen, "8:v 8:a ");
+    assert_int_equal(kf_bus_order_held(seen.order), 0);
+
+    /* Out of order by more than one: 11 and 10 wait for 9. */
+    add(&seen, 11, "v");
+    add(&seen, 10, "v");
+    expect(&seen, "");
+    add(&seen, 9, "v");
+    expect(&seen, "9:v ");
+    turn(&loop);
+    expect(&seen, "10:v 11:v ");
+
+    /* A hole nobody fills: given up after HOLE_MS, and what came after goes out. */
+    add(&seen, 14, "v");
+    add(&seen, 13, "v");
+    expect(&seen, "");
+    uint64_t t0 = uv_now(&loop);
+    while (kf_bus_order_held(seen.order) > 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_update_time(&loop);
+    assert_true(uv_now(&loop) - t0 >= HOLE_MS - 1);
+    expect(&seen, "13:v 14:v ");
+    assert_int_equal(holes, 1);
+    add(&seen, 12, "v"); /* late: at once */
+    expect(&seen, "12:v ");
+
+    /* A subscriber that publishes while the order delivers: its event goes after those before. */
+    add(&seen, 17, "v");
+    add(&seen, 16, "v");
+    seen.add_after = 16;
+    seen.add_id = 18;
+    add(&seen, 15, "v");
+    turn(&loop);
+    expect(&seen, "15:v 16:v 17:v 18:v ");
+
+    /* A flush lets everything out and forgets the order: the next id starts it again. */
+    add(&seen, 21, "v");
+    expect(&seen, "");
+    kf_bus_order_flush(seen.order);
+    expect(&seen, "21:v ");
+    add(&seen, 30, "v");
+    expect(&seen, "30:v ");
+
+    /* Freed with events held: they are dropped (and their references let go). */
+    add(&seen, 40, "v");
+    assert_int_equal(kf_bus_order_held(seen.order), 1);
+    kf_bus_order_free(seen.order);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    expect(&seen, "");
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
