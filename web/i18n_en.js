@@ -752,6 +752,8 @@ window.KefuI18n.add('en', {
   'wsettings.prechatFields': 'More questions for that form (one per line; end a line with * to make it required)',
   'wsettings.consent': 'Consent text (visitors must tick it; empty: no checkbox)',
   'wsettings.pagesExample': '/shop/*',
+  'wsettings.sites': 'Sites that may show the chat (one per line, such as https://shop.example.com; empty: any site)',
+  'wsettings.sitesExample': 'https://shop.example.com',
   'wsettings.save': 'Save widget settings',
   'wsettings.saved': 'Widget settings saved.',
   'wsettings.saveWhat': 'save the widget settings',

@@ -752,6 +752,8 @@ window.KefuI18n.add('zh-CN', {
   'wsettings.prechatFields': '表单中的其他问题（每行一个；行末加 * 表示必填）',
   'wsettings.consent': '同意条款文字（访客必须勾选；留空则不显示复选框）',
   'wsettings.pagesExample': '/shop/*',
+  'wsettings.sites': '可以显示聊天的网站（每行一个，例如 https://shop.example.com；留空则任何网站都可以）',
+  'wsettings.sitesExample': 'https://shop.example.com',
   'wsettings.save': '保存聊天窗口设置',
   'wsettings.saved': '聊天窗口设置已保存。',
   'wsettings.saveWhat': '保存聊天窗口设置',

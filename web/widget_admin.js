@@ -59,6 +59,7 @@
       }
     }
     $('widget-pages').value = (w.pages || []).join('\n');
+    $('widget-sites').value = (w.sites || []).join('\n');
     $('widget-prechat-required').checked = !!w.prechat.required;
     $('widget-prechat-fields').value = (w.prechat.fields || []).map((f) => f.label + (f.required ? ' *' : '')).join('\n');
     $('widget-consent').value = w.prechat.consent;
@@ -89,6 +90,7 @@
       hours,
       offline_form: $('widget-offline-form').checked,
       pages: lines('widget-pages'),
+      sites: lines('widget-sites').map((s) => s.replace(/\/+$/, '').toLowerCase()),
       prechat: {
         required: $('widget-prechat-required').checked,
         fields: lines('widget-prechat-fields').map((l) => {

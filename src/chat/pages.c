@@ -2,7 +2,10 @@
  * the embedded static files and the health check. */
 #include <string.h>
 
+#include "base/buf.h"
 #include "chat/handlers.h"
+#include "chat/internal.h"
+#include "chat/widget_settings.h"
 #include "http/assets.h"
 
 /* Pages may load only from kefu itself, and be framed only by it (the push iframe). */
@@ -10,12 +13,12 @@
     "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; "         \
     "base-uri 'none'; form-action 'self'; object-src 'none'"
 
-/* The website widget's chat, framed by customers' sites: any site may frame it (docs/SECURITY.md,
- * "The website widget": it holds only the visitor's own chat, which a framing page cannot read,
- * and asks the visitor for nothing a clickjacker could steal), so it has no X-Frame-Options. */
-#define WIDGET_POLICY                                                                              \
-    "default-src 'self'; img-src 'self' data:; frame-src 'self'; frame-ancestors *; "              \
-    "base-uri 'none'; form-action 'self'; object-src 'none'"
+/* The website widget's chat, framed by customers' sites: the sites an admin lists, or any site
+ * when none is listed (docs/SECURITY.md, "The website widget": it holds only the visitor's own
+ * chat, which a framing page cannot read, and asks the visitor for nothing a clickjacker could
+ * steal), so it has no X-Frame-Options. The frame-ancestors directive goes between the two. */
+#define WIDGET_POLICY_HEAD "default-src 'self'; img-src 'self' data:; frame-src 'self'; "
+#define WIDGET_POLICY_TAIL "; base-uri 'none'; form-action 'self'; object-src 'none'"
 
 /* How long a browser keeps the loader without asking again: each page view of a customer's site
  * would otherwise cost a request (a 304); an upgrade reaches every visitor within it. */
@@ -60,7 +63,14 @@ void kf_page_widget(const kf_call_t *call)
         kf_resp_error(call->req, 404, "not_found", "no such file");
         return;
     }
-    kf_resp_header(call->req, "Content-Security-Policy", WIDGET_POLICY);
+    kf_buf_t policy;
+    kf_buf_init(&policy);
+    kf_buf_append_str(&policy, WIDGET_POLICY_HEAD);
+    kf_widget_frame_ancestors(((kf_app_t *)call->req->app)->widget, &policy);
+    kf_buf_append_str(&policy, WIDGET_POLICY_TAIL);
+    kf_buf_append(&policy, "", 1);
+    kf_resp_header(call->req, "Content-Security-Policy", policy.data);
+    kf_buf_free(&policy);
     kf_asset_serve(call->req, asset);
 }
 

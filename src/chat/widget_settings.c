@@ -3,6 +3,7 @@
  * C library's localtime: that one follows the process's TZ, which two callers cannot share. */
 #include "chat/widget_settings.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -15,6 +16,8 @@
 #define FIELDS_MAX 10    /* the pre-chat form's own fields */
 #define LABEL_MAX 80     /* bytes of a field's label */
 #define CONSENT_MAX 500  /* bytes of the consent text */
+#define SITES_MAX 20     /* sites that may show the widget */
+#define SITE_MAX 200     /* bytes of one */
 #define DAY_MS 86400000LL
 #define MINUTE_MS 60000LL
 
@@ -23,10 +26,10 @@ static const char *const DAYS[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "s
 
 json_t *kf_widget_defaults(void)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:b,s:[],s:{s:b,s:[],s:s}}", "color",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:b,s:[],s:{s:b,s:[],s:s},s:[]}", "color",
                      "#2159cc", "position", "bottom-right", "title", "", "greeting", "", "avatar",
                      "", "language", "auto", "time_zone", "UTC", "hours", "offline_form", 0,
-                     "pages", "prechat", "required", 0, "fields", "consent", "");
+                     "pages", "prechat", "required", 0, "fields", "consent", "", "sites");
 }
 
 /* A string of at most max bytes with no control characters (all of it is shown as text). */
@@ -127,6 +130,78 @@ static bool pages_ok(const json_t *value)
     return true;
 }
 
+/* An origin a site is served from, as a CSP source: http:// or https://, a lower-case host name
+ * (a leading "*." for every subdomain) or a bracketed IPv6 address, an optional :port, no path.
+ * Nothing that could end the header's directive (spaces, ';', ',', quotes) gets through. */
+static bool site_ok(const json_t *value)
+{
+    const char *s = json_string_value(value);
+    if (s == NULL || json_string_length(value) > SITE_MAX)
+        return false;
+    const char *host = strncmp(s, "https://", 8) == 0  ? s + 8
+                       : strncmp(s, "http://", 7) == 0 ? s + 7
+                                                       : NULL;
+    if (host == NULL)
+        return false;
+    const char *c = host;
+    if (*c == '[') {
+        for (c++; (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || *c == ':'; c++)
+            ;
+        if (*c++ != ']' || c - host < 4)
+            return false;
+    } else {
+        if (strncmp(c, "*.", 2) == 0)
+            c += 2;
+        const char *start = c;
+        for (; (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'; c++)
+            ;
+        if (c == start || *start == '.' || *start == '-' || c[-1] == '.' || c[-1] == '-')
+            return false;
+    }
+    if (*c == ':') {
+        char *end;
+        long port = strtol(c + 1, &end, 10);
+        if (c[1] < '0' || c[1] > '9' || port < 1 || port > 65535 || end - (c + 1) > 5)
+            return false;
+        c = end;
+    }
+    return *c == '\0';
+}
+
+/* The sites that may show the widget: at most SITES_MAX origins (none: any site). */
+static bool sites_ok(const json_t *value)
+{
+    if (!json_is_array(value) || json_array_size(value) > SITES_MAX)
+        return false;
+    size_t i;
+    const json_t *site;
+    json_array_foreach(value, i, site)
+    {
+        if (!site_ok(site))
+            return false;
+    }
+    return true;
+}
+
+void kf_widget_frame_ancestors(const json_t *settings, kf_buf_t *out)
+{
+    const json_t *sites = json_object_get(settings, "sites");
+    if (!json_is_array(sites) || json_array_size(sites) == 0) {
+        kf_buf_append_str(out, "frame-ancestors *");
+        return;
+    }
+    kf_buf_append_str(out, "frame-ancestors 'self'");
+    size_t i;
+    const json_t *site;
+    json_array_foreach(sites, i, site)
+    {
+        if (!site_ok(site)) /* as stored, so checked; checked again since it goes in a header */
+            continue;
+        kf_buf_append_str(out, " ");
+        kf_buf_append_str(out, json_string_value(site));
+    }
+}
+
 /* {"required": bool, "fields": [{"label", "required"}…], "consent": text}, all three present. */
 static bool prechat_ok(const json_t *value)
 {
@@ -194,6 +269,10 @@ static json_t *checked(const char *key, json_t *value, const char **why)
     } else if (strcmp(key, "pages") == 0) {
         ok = pages_ok(value);
         *why = "pages: at most 20 paths starting with /, without spaces";
+    } else if (strcmp(key, "sites") == 0) {
+        ok = sites_ok(value);
+        *why = "sites: at most 20 origins such as \"https://shop.example.com\" (scheme, host and "
+               "port; \"https://*.example.com\" for every subdomain); none: any site";
     } else if (strcmp(key, "prechat") == 0) {
         ok = prechat_ok(value);
         *why =

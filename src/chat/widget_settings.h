@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/tz.h"
 
 /* The settings' key in the store's settings (one JSON text). */
@@ -29,5 +30,9 @@ int kf_widget_settings_merge(const json_t *current, const json_t *change, const 
  * when it never does. */
 bool kf_widget_open_at(const json_t *settings, const kf_tz_t *tz, int64_t now_ms,
                        int64_t *changes_at);
+/* Appends the CSP directive for the widget's frame: "frame-ancestors *" when settings list no
+ * sites, else "frame-ancestors 'self' " and the sites (the browser then refuses to show the
+ * frame inside any other site's page). */
+void kf_widget_frame_ancestors(const json_t *settings, kf_buf_t *out);
 
 #endif

@@ -249,3 +249,43 @@ test('nobody online: the visitor is told and leaves a message; the team sees the
     await assertNoPageProblems(ana, { page: visitor, label: 'visitor' });
   }),
 );
+
+test('the sites an admin lists may show the widget\'s chat; another site\'s frame stays empty, and no list means any site', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const admin = await agentLogin(srv, ANA.email, ANA.password);
+    const listed = await hostSite(env, srv, ['/']);
+    const other = await hostSite(env, srv, ['/']);
+    const frameRenders = async (site, label) => {
+      const { page } = await hostPage(env, `${site}/`, label);
+      await page.locator('kefu-widget button').first().click();
+      const handle = await page.waitForSelector('kefu-widget >> iframe', { state: 'attached', timeout: T });
+      const frame = await handle.contentFrame();
+      return eventually(() => (frame ? frame.evaluate(() => !!document.querySelector('#message-input')).catch(() => false) : false), { timeout: 3000, what: `the chat in ${label}` })
+        .then(() => true, () => false);
+    };
+    // Refused with a reason naming the field: a path, a scheme kefu cannot frame, a header's punctuation.
+    for (const bad of [['https://shop.example/path'], ['ftp://shop.example'], ['https://a.example; script-src *'], 'https://shop.example']) {
+      const r = await srv.api('PATCH', '/api/settings', { cookie: admin.cookie, csrf: admin.csrf, body: { widget: { sites: bad } } });
+      assertError(r, 400, 'bad_request', `sites ${JSON.stringify(bad)}`);
+      assert.match(r.json.error.message, /sites/);
+    }
+    // Listed in the console, as a person types it (a trailing slash, capitals).
+    const ana = await openAgent(env, srv, 'sse', ANA);
+    await ana.page.getByRole('button', { name: 'Settings', exact: true }).click();
+    const dialog = ana.page.locator('#settings-dialog');
+    await dialog.getByLabel(/Sites that may show the chat/).fill(`${listed.replace('localhost', 'LocalHost')}/`);
+    await dialog.getByRole('button', { name: 'Save widget settings' }).click();
+    await ana.page.getByText('Widget settings saved.').waitFor({ timeout: T });
+    const saved = await srv.api('GET', '/api/settings', { cookie: admin.cookie });
+    assert.deepEqual(saved.json.settings.widget.sites, [listed]);
+    const headers = (await srv.api('GET', '/widget')).headers;
+    assert.match(headers['content-security-policy'], new RegExp(`frame-ancestors 'self' ${listed.replace(/[.:/]/g, '\\$&')};`));
+    assert.equal(await frameRenders(listed, 'listed site'), true, 'the listed site shows the chat');
+    assert.equal(await frameRenders(other, 'other site'), false, 'another site\'s frame is refused by the browser');
+    // The list emptied: any site again.
+    await patchWidget(srv, admin, { sites: [] });
+    assert.match((await srv.api('GET', '/widget')).headers['content-security-policy'], /frame-ancestors \*;/);
+    assert.equal(await frameRenders(other, 'other site, no list'), true, 'with no list, any site');
+  }),
+);

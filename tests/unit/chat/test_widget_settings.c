@@ -72,6 +72,31 @@ static void test_accepted(void **state)
     kf_tz_free(tz);
 }
 
+/* The sites that may show the widget become its frame's frame-ancestors; none: any site. */
+static void test_sites(void **state)
+{
+    (void)state;
+    kf_tz_t *tz = NULL;
+    json_t *s = merged("{\"sites\":[\"https://shop.example.com\",\"http://localhost:8081\","
+                       "\"https://*.example.org\",\"http://[::1]:9000\"]}",
+                       &tz);
+    kf_tz_free(tz);
+    kf_buf_t out;
+    kf_buf_init(&out);
+    kf_widget_frame_ancestors(s, &out);
+    kf_buf_append(&out, "", 1);
+    assert_string_equal(out.data, "frame-ancestors 'self' https://shop.example.com "
+                                  "http://localhost:8081 https://*.example.org http://[::1]:9000");
+    json_decref(s);
+    out.len = 0;
+    json_t *d = kf_widget_defaults();
+    kf_widget_frame_ancestors(d, &out);
+    kf_buf_append(&out, "", 1);
+    assert_string_equal(out.data, "frame-ancestors *");
+    json_decref(d);
+    kf_buf_free(&out);
+}
+
 static void test_refused(void **state)
 {
     (void)state;
@@ -116,6 +141,22 @@ static void test_refused(void **state)
         "\"consent\":\"\"}}",
         "{\"prechat\":{\"required\":true,\"fields\":[{\"label\":\"x\"}],\"consent\":\"\"}}",
         "{\"prechat\":{\"required\":true,\"fields\":[\"x\"],\"consent\":\"\"}}",
+        "{\"sites\":\"https://shop.example\"}",
+        "{\"sites\":[\"shop.example\"]}",
+        "{\"sites\":[\"ftp://shop.example\"]}",
+        "{\"sites\":[\"https://shop.example/path\"]}",
+        "{\"sites\":[\"https://Shop.example\"]}",
+        "{\"sites\":[\"https://shop.example; script-src *\"]}",
+        "{\"sites\":[\"https://shop.example,https://evil.example\"]}",
+        "{\"sites\":[\"https://shop.example'\"]}",
+        "{\"sites\":[\"https://\"]}",
+        "{\"sites\":[\"https://.example\"]}",
+        "{\"sites\":[\"https://shop.example:0\"]}",
+        "{\"sites\":[\"https://shop.example:65536\"]}",
+        "{\"sites\":[\"https://shop.example:\"]}",
+        "{\"sites\":[\"https://*\"]}",
+        "{\"sites\":[\"https://[::1\"]}",
+        "{\"sites\":[\"*\"]}",
         /* one good field does not carry a bad one */
         "{\"title\":\"Fine\",\"color\":\"blue\"}",
     };
@@ -220,9 +261,8 @@ static void test_hours_other(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepted),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_hours_berlin),
+        cmocka_unit_test(test_accepted),    cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_sites),       cmocka_unit_test(test_hours_berlin),
         cmocka_unit_test(test_hours_other),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
