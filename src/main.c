@@ -164,7 +164,8 @@ static int routes(void)
 }
 
 /* `kefu backup FILE [--data DIR] [--config FILE]`: an online backup of the running server's
- * database. */
+ * database, then of its attachments' files into FILE.attachments/ (after the database: every
+ * file it names is in place by then). */
 static int backup_with(const kf_flags_t *settings, int argc, char **argv)
 {
     const char *data_dir = settings->v[KF_FLAG_DATA].text;
@@ -185,8 +186,15 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
         fputs("usage: kefu backup FILE [--data DIR] [--config FILE]\n", stderr);
         return 2;
     }
-    char path[4096];
+    char path[4096], blobs[4096], blobs_dest[4096];
     snprintf(path, sizeof path, "%s/kefu.db", data_dir);
+    snprintf(blobs, sizeof blobs, "%s/attachments", data_dir);
+    snprintf(blobs_dest, sizeof blobs_dest, "%s.attachments", dest);
+    struct stat st;
+    if (stat(blobs_dest, &st) == 0) { /* checked first: a backup is both or neither */
+        fprintf(stderr, "kefu backup: %s exists; choose a new file\n", blobs_dest);
+        return 1;
+    }
     int pages = 0;
     int rc = kf_store_sqlite_backup(path, dest, &pages);
     if (rc == KF_EEXISTS) {
@@ -198,6 +206,19 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "kefu: backed up %s (%d pages) to %s\n", path, pages, dest);
+    size_t files = 0;
+    rc = kf_store_blobs_backup(blobs, blobs_dest, &files);
+    if (rc == KF_EEXISTS) {
+        fprintf(stderr, "kefu backup: %s exists; the attachments are not backed up\n", blobs_dest);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kefu backup: cannot back up the attachments in %s to %s: %s\n", blobs,
+                blobs_dest, kf_strerror(rc));
+        return 1;
+    }
+    if (files > 0)
+        fprintf(stderr, "kefu: backed up %zu attachment files to %s\n", files, blobs_dest);
     return 0;
 }
 

@@ -1,6 +1,8 @@
 /* backup.c: online backups of the SQLite store with sqlite3_backup. */
 #include "store/backup.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "store/blobs.h"
 
 /* Syncs a file (the copy) or a directory (its new name) to disk. */
 static int sync_path(const char *path, int flags)
@@ -100,5 +103,88 @@ out_remove:
 out_close:
     sqlite3_close(dest);
     sqlite3_close(src);
+    return rc;
+}
+
+/* A blob's name: 64 lower-case hex digits (store/blobs.h); anything else there is not ours. */
+static bool is_blob_name(const char *name)
+{
+    size_t i = 0;
+    for (; name[i] != '\0'; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    return i == KF_BLOB_NAME_SIZE - 1;
+}
+
+/* Copies src to dest (a new file, owner only), synced. */
+static int copy_file(const char *src, const char *dest)
+{
+    int in = open(src, O_RDONLY);
+    if (in < 0)
+        return KF_EIO;
+    int out = open(dest, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (out < 0) {
+        close(in);
+        return KF_EIO;
+    }
+    char buf[65536];
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            rc = errno == EINTR ? 0 : KF_EIO;
+            continue;
+        }
+        for (ssize_t done = 0; done < n && rc == 0;) {
+            ssize_t w = write(out, buf + done, (size_t)(n - done));
+            if (w < 0 && errno != EINTR)
+                rc = KF_EIO;
+            else if (w > 0)
+                done += w;
+        }
+    }
+    if (rc == 0 && fsync(out) != 0)
+        rc = KF_EIO;
+    close(in);
+    if (close(out) != 0 && rc == 0)
+        rc = KF_EIO;
+    if (rc != 0)
+        unlink(dest);
+    return rc;
+}
+
+int kf_store_blobs_backup(const char *blob_dir, const char *dest_dir, size_t *files_out)
+{
+    *files_out = 0;
+    DIR *dir = opendir(blob_dir);
+    if (dir == NULL)
+        return errno == ENOENT ? 0 : KF_EIO; /* no attachment yet: nothing to copy */
+    struct stat st;
+    if (stat(dest_dir, &st) == 0) {
+        closedir(dir);
+        return KF_EEXISTS;
+    }
+    if (mkdir(dest_dir, 0700) != 0) {
+        closedir(dir);
+        return KF_EIO;
+    }
+    int rc = 0;
+    struct dirent *entry;
+    char src[4096], dest[4096];
+    while (rc == 0 && (entry = readdir(dir)) != NULL) {
+        if (!is_blob_name(entry->d_name))
+            continue;
+        snprintf(src, sizeof src, "%s/%s", blob_dir, entry->d_name);
+        snprintf(dest, sizeof dest, "%s/%s", dest_dir, entry->d_name);
+        /* A blob is never changed once in place: a second name for it is a copy in time, and
+         * costs no space. Across file systems (or where links are refused), a real copy. */
+        if (link(src, dest) != 0 && copy_file(src, dest) != 0)
+            rc = KF_EIO;
+        else
+            (*files_out)++;
+    }
+    closedir(dir);
+    if (rc == 0)
+        rc = sync_path(dest_dir, O_RDONLY | O_DIRECTORY);
     return rc;
 }

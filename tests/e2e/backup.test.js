@@ -108,3 +108,53 @@ test('backup: never overwrites a file, and says why it cannot back up', { timeou
     assert.equal(r.code, 2, r.out);
     assert.match(r.out, /usage: kefu backup FILE/);
   }));
+
+test('backup: the attachments\' files go to FILE.attachments/ beside the copy, and a restore of both serves them; an existing FILE.attachments stops it before anything is written', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const v = await newVisitor(srv, 'Vera');
+    await visitorSend(srv, v.token, 'the files follow');
+    const files = { 'notes.txt': Buffer.from('sizes: 38, 39\n尺码\n'), 'order.pdf': Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n') };
+    const ids = {};
+    for (const [name, bytes] of Object.entries(files)) {
+      const r = await srv.api('POST', `/api/visitor/attachments?name=${name}`, { token: v.token, body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
+      assert.equal(r.status, 201, r.text);
+      ids[name] = r.json.message.attachment.id;
+    }
+    const dir = tmpDir('kefu-backup-');
+    const dest = path.join(dir, 'copy.db');
+    const r = await runBackup([dest, '--data', srv.dataDir]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /backed up 2 attachment files to .*copy\.db\.attachments/);
+    const copied = fs.readdirSync(`${dest}.attachments`);
+    assert.equal(copied.length, 2);
+    for (const f of copied) assert.match(f, /^[0-9a-f]{64}$/);
+    assert.equal((fs.statSync(`${dest}.attachments`).mode & 0o777).toString(8), '700', 'the copy is its owner\'s only');
+
+    // Restore both; the restored server serves the files.
+    const restored = new Kefu({ name: 'restored' });
+    env.servers.push(restored);
+    fs.copyFileSync(dest, path.join(restored.dataDir, 'kefu.db'));
+    fs.cpSync(`${dest}.attachments`, path.join(restored.dataDir, 'attachments'), { recursive: true });
+    await restored.start();
+    const agent = await agentLogin(restored, ANA.email, ANA.password);
+    for (const [name, bytes] of Object.entries(files)) {
+      const got = await new Promise((resolve, reject) => {
+        require('node:http').get(`${restored.base}/api/attachments/${ids[name]}`, { headers: { Cookie: agent.cookie } }, (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+        }).on('error', reject);
+      });
+      assert.equal(got.status, 200, name);
+      assert.ok(got.body.equals(bytes), `${name}: the same bytes`);
+    }
+
+    // FILE.attachments already there: refused before the database is copied.
+    const other = path.join(dir, 'again.db');
+    fs.mkdirSync(`${other}.attachments`);
+    const again = await runBackup([other, '--data', srv.dataDir]);
+    assert.equal(again.code, 1, again.out);
+    assert.match(again.out, /again\.db\.attachments exists/);
+    assert.equal(fs.existsSync(other), false, 'no half backup');
+  }));
