@@ -131,14 +131,16 @@
 
   function render() {
     if (!widget) return;
-    // Only where the admin asked for it: by default a desk takes messages whoever is there.
-    const away = unavailable() && widget.offline_form === true;
+    // The visitor is told whenever no one can answer now; the form that asks for an e-mail
+    // instead of the message box only where the admin asked for it (by default the chat takes
+    // messages whoever is there, and the reply comes in it).
+    const away = unavailable();
     offlineNotice.hidden = !away;
     if (away) {
       offlineNotice.textContent = availability.open_now === false ? t('wforms.closedNotice') : t('wforms.awayNotice');
     }
     // Before a first message only: a conversation under way goes on (a reply comes when someone is back).
-    const offline = away && hasHistory === false && !left;
+    const offline = away && widget.offline_form === true && hasHistory === false && !left;
     const prechat = !offline && prechatNeeded();
     showForm(offlineForm, offline, buildOffline);
     showForm(prechatForm, prechat, buildPrechat);

@@ -289,3 +289,22 @@ test('the sites an admin lists may show the widget\'s chat; another site\'s fram
     assert.equal(await frameRenders(other, 'other site, no list'), true, 'with no list, any site');
   }),
 );
+
+test('nobody online, by default (no leave-a-message form): the visitor is told, still writes in the chat, and the notice goes when an agent comes online', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server();
+    const visitor = await env.page('visitor');
+    trackDialogs(visitor);
+    await visitor.goto(pageUrl(srv, '/chat'));
+    await waitConnected(visitor);
+    const notice = visitor.getByRole('status').filter({ hasText: 'No one from our team is online right now' });
+    await notice.waitFor({ timeout: T });
+    assert.ok(await visitor.locator('#offline-form').isHidden(), 'no form unless the admin turns it on');
+    await visitor.getByRole('textbox', { name: /message/i }).fill('Are you there?');
+    await visitor.keyboard.press('Enter');
+    await waitMsg(visitor, '#messages', 'Are you there?', 'visitor');
+    const ana = await openAgent(env, srv, 'ws', ANA);
+    await notice.waitFor({ state: 'hidden', timeout: T });
+    await assertNoPageProblems(ana, { page: visitor, label: 'visitor' });
+  }),
+);
