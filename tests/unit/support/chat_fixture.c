@@ -160,7 +160,11 @@ static void agents_cb(kf_sub_t *sub, kf_event_t *event)
 
 static void visitor_cb(kf_sub_t *sub, kf_event_t *event)
 {
-    (void)event;
+    /* Likewise, the first agent's push request tells visitors someone can answer now. */
+    if (strstr(event->json, "\"type\":\"availability\"") != NULL) {
+        ((chat_fixture_t *)sub->data)->availability_events++;
+        return;
+    }
     ((chat_fixture_t *)sub->data)->visitor_events++;
 }
 

@@ -39,6 +39,7 @@ typedef struct chat_fixture {
     kf_sub_t visitor_sub; /* ... and on the visitor's */
     int agent_events;
     int visitor_events;
+    int availability_events; /* "availability" events to visitors, not counted above */
     char visitor_token[128]; /* a visitor with one conversation and one message */
     int64_t visitor_id;
     int64_t conversation_id;
