@@ -821,10 +821,13 @@ test('SIGTERM with open longpoll and iframe streams: exit 0 within 10 s, resume 
     const v = await newVisitor(srv);
     const m = await visitorSend(srv, v.token, 'before');
     const ag = await agentLogin(srv, ANA.email, ANA.password);
+    // The agent's first: the first agent to come online is news for visitors ("availability"),
+    // which would answer a visitor's long poll opened before it.
+    const alp = new CurlStream(['-s', '--max-time', '60', '-H', `Cookie: ${ag.cookie}`, `${srv.base}/push/longpoll?after=${m.id}&timeout=55`]);
+    await sleep(300);
     const lp = new CurlStream(['-s', '--max-time', '60', '-H', `Authorization: Bearer ${v.token}`, `${srv.base}/push/longpoll?after=${m.id}&timeout=55`]);
     const tk = await srv.api('POST', '/api/visitor/push-ticket', { token: v.token });
     const ifr = new CurlStream(['-sN', '--max-time', '60', `${srv.base}/push/iframe?after=${m.id}&ticket=${encodeURIComponent(tk.json.ticket)}`]);
-    const alp = new CurlStream(['-s', '--max-time', '60', '-H', `Cookie: ${ag.cookie}`, `${srv.base}/push/longpoll?after=${m.id}&timeout=55`]);
     env.defer(() => Promise.all([lp.close(), ifr.close(), alp.close()]));
     await ifr.until((o) => o.length >= 4096, 5000, 'iframe padding');
     await sleep(300);
