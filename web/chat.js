@@ -422,6 +422,9 @@
       const recent = Number(ev.message.created_at) >= Date.now() - 60000;
       if (widget) widget.message(ev.message, isNew && recent);
       if (isNew && ev.message.sender === 'agent') {
+        // Told no one could answer? Someone just did: read the availability again (the page is
+        // woken for its changes only where the leave-a-message form is on).
+        if (recent && forms.unavailable() && token) loadVisitor().catch(() => {});
         if (onScreen()) sendReadReceipt();
         else {
           unseenWhileHidden++;

@@ -305,6 +305,8 @@
       hasHistory = !!has;
       render();
     },
+    /* Whether the page says no one can answer now. */
+    unavailable,
     /* The box may be used: no form stands in front of it. */
     mayWrite: () => $('composer').hidden !== true,
   };

@@ -92,10 +92,13 @@ void kf_widget_presence_changed(kf_app_t *app)
     bool online = kf_presence_online(app->presence) > 0;
     if (online == app->widget_online)
         return;
-    /* Only the first agent to come and the last to go change what visitors are told (that no
-     * one is there to answer now, and the leave-a-message form where it is on); the consoles see
-     * presence itself. */
+    /* Only the first agent to come and the last to go change what visitors are told; the
+     * consoles see presence itself. Only pages that offer the leave-a-message form are woken for
+     * it: an event to every visitor would answer every visitor's long poll at once, for a notice
+     * the page also puts right when an agent's reply comes (chat.js). */
     app->widget_online = online;
+    if (!json_is_true(json_object_get(app->widget, "offline_form")))
+        return;
     json_t *event = json_pack("{s:s,s:o}", "type", "availability", "availability",
                               kf_widget_availability_json(app));
     kf_event_t *encoded = kf_chat_event(0, event);

@@ -290,7 +290,7 @@ test('the sites an admin lists may show the widget\'s chat; another site\'s fram
   }),
 );
 
-test('nobody online, by default (no leave-a-message form): the visitor is told, still writes in the chat, and the notice goes when an agent comes online', { timeout: 120000 }, (t) =>
+test('nobody online, by default (no leave-a-message form): the visitor is told, still writes in the chat, and the notice goes when an agent answers', { timeout: 120000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server();
     const visitor = await env.page('visitor');
@@ -303,7 +303,13 @@ test('nobody online, by default (no leave-a-message form): the visitor is told, 
     await visitor.getByRole('textbox', { name: /message/i }).fill('Are you there?');
     await visitor.keyboard.press('Enter');
     await waitMsg(visitor, '#messages', 'Are you there?', 'visitor');
+    // An agent comes and answers: someone can, and the notice goes with the reply.
     const ana = await openAgent(env, srv, 'ws', ANA);
+    const conv = (await srv.api('GET', '/api/conversations', { cookie: (await agentLogin(srv, ANA.email, ANA.password)).cookie })).json.conversations[0];
+    await selectConv(ana, conv.id);
+    await ana.page.getByRole('textbox', { name: /reply/i }).fill('Yes, here!');
+    await ana.page.keyboard.press('Enter');
+    await waitMsg(visitor, '#messages', 'Yes, here!', 'agent');
     await notice.waitFor({ state: 'hidden', timeout: T });
     await assertNoPageProblems(ana, { page: visitor, label: 'visitor' });
   }),
