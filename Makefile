@@ -6,9 +6,10 @@ FUZZ_SECONDS ?= 60
 
 # make coverage fails when coverage of src/ drops below these: what the suite measured when they
 # were set, less two or three points of slack (docs/SECURITY.md, "Coverage"). Raise them as the
-# suite grows.
+# suite grows. Branches are counted on the sanitized build, where gcc counts UBSan's checks as
+# branches too (never taken while the code is right): 77.9 % measured there on 2026-12-05.
 COVERAGE_MIN_LINES ?= 93
-COVERAGE_MIN_BRANCHES ?= 83
+COVERAGE_MIN_BRANCHES ?= 75
 
 .PHONY: run build test lint unit build-clang unit-asan unit-tsan fuzz e2e soak-short coverage bench soak clean
 
