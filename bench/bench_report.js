@@ -42,6 +42,20 @@ function readRuns(dir) {
   return runs;
 }
 
+// The 1-minute load average as each run started ({NAME: number}), from load.txt: the machine is
+// shared, and a run under a neighbour's build is told apart by it.
+function readLoad(dir) {
+  const file = path.join(dir, 'load.txt');
+  const load = {};
+  if (fs.existsSync(file)) {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      const [name, value] = line.trim().split(/\s+/);
+      if (name && Number.isFinite(Number(value))) load[name] = Number(value);
+    }
+  }
+  return load;
+}
+
 function readConfig(dir) {
   const config = { lowRates: [1000, 5000], highRate: 20000, cpuRate: 10000, connectN: 10000, chatN: 10000, seconds: 10, peakRate: 50000 };
   const file = path.join(dir, 'config.json');
@@ -182,7 +196,7 @@ function markdownTable(head, rows) {
 }
 
 // Every run's figures, for the record.
-function detailTables(runs) {
+function detailTables(runs, load = {}) {
   const names = Object.keys(runs).filter((n) => !n.startsWith('fsync-'));
   const order = (n) => [n.startsWith('nchan') ? 1 : 0, n.includes('normal') ? 1 : 0, n.includes('sse') ? 1 : 0, n.includes('peak') ? 1 : 0, Number((n.match(/-(\d+)$/) || [0, 0])[1])];
   const cmp = (a, b) => {
@@ -194,16 +208,16 @@ function detailTables(runs) {
   const fixed = (v, d) => (num(v) === null ? '-' : v.toFixed(d));
   const idle = names.filter((n) => n.includes('-connect-')).sort(cmp).map((n) => {
     const r = runs[n];
-    return [n, `${r.established}/${r.connections}`, fixed(r.connect_s, 2), fixed(r.server_connect_cpu_s, 2), fmtNum(r.server_bytes_per_conn), fmtNum(r.server_rss_connected_kb), fixed(r.server_cpu_pct, 1)];
+    return [n, `${r.established}/${r.connections}`, fixed(r.connect_s, 2), fixed(r.server_connect_cpu_s, 2), fmtNum(r.server_bytes_per_conn), fmtNum(r.server_rss_connected_kb), fixed(r.server_cpu_pct, 1), fixed(load[n], 1)];
   });
   const chat = names.filter((n) => /-(chat|peak)-/.test(n)).sort(cmp).map((n) => {
     const r = runs[n];
-    return [n, fmtNum(r.rate_target), fmtNum(r.rate_achieved), `${r.lost}/${r.duplicates}`, fmtMs(num(r.lat_p50_ms)), fmtMs(num(r.lat_p99_ms)), fmtMs(num(r.lat_p999_ms)), fmtMs(num(r.lat_max_ms)), fixed(r.server_cpu_pct, 1), fixed(cpuPerMessageUs(r), 1), fixed(r.self_cpu_pct, 1)];
+    return [n, fmtNum(r.rate_target), fmtNum(r.rate_achieved), `${r.lost}/${r.duplicates}`, fmtMs(num(r.lat_p50_ms)), fmtMs(num(r.lat_p99_ms)), fmtMs(num(r.lat_p999_ms)), fmtMs(num(r.lat_max_ms)), fixed(r.server_cpu_pct, 1), fixed(cpuPerMessageUs(r), 1), fixed(r.self_cpu_pct, 1), fixed(load[n], 1)];
   });
   const fsync = names.length === 0 ? [] : Object.keys(runs).filter((n) => n.startsWith('fsync-')).sort().map((n) => [n.slice(6), fixed(runs[n].fsync_p50_ms, 3), fixed(runs[n].fsync_p99_ms, 3), fixed(runs[n].fsync_max_ms, 3)]);
   const parts = [];
-  if (idle.length) parts.push(markdownTable(['idle run', 'established', 'connect s', 'server CPU s to connect', 'server bytes/connection', 'server RSS connected KiB', 'idle server CPU %'], idle));
-  if (chat.length) parts.push(markdownTable(['chat run', 'asked msg/s', 'achieved msg/s', 'lost/doubled', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server CPU %', 'server CPU µs/msg', 'kf_load CPU %'], chat));
+  if (idle.length) parts.push(markdownTable(['idle run', 'established', 'connect s', 'server CPU s to connect', 'server bytes/connection', 'server RSS connected KiB', 'idle server CPU %', 'load average'], idle));
+  if (chat.length) parts.push(markdownTable(['chat run', 'asked msg/s', 'achieved msg/s', 'lost/doubled', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server CPU %', 'server CPU µs/msg', 'kf_load CPU %', 'load average'], chat));
   if (fsync.length) parts.push(markdownTable(['write 4 KiB + fdatasync, in the data directory of', 'p50 ms', 'p99 ms', 'max ms'], fsync));
   return parts.join('\n\n');
 }
@@ -366,22 +380,23 @@ function historyChart(history, config) {
 function report(dir) {
   const runs = readRuns(dir);
   const config = readConfig(dir);
+  const load = readLoad(dir);
   const historyFile = path.join(dir, 'history.md');
   const history = fs.existsSync(historyFile) ? parseHistory(fs.readFileSync(historyFile, 'utf8')) : null;
-  return { runs, config, history, targets: targetRows(runs, config) };
+  return { runs, config, history, load, targets: targetRows(runs, config) };
 }
 
-function markdown({ runs, config, history, targets }) {
+function markdown({ runs, config, history, targets, load }) {
   const out = [];
-  const load = config.loadStart !== undefined ? `; load average ${config.loadStart} at the start, ${config.loadEnd} at the end` : '';
-  out.push(`kefu vs Nchan, ${config.date || ''}, ${config.cores || '?'} cores (${config.cpu || '?'}), suite ${config.tookS || '?'} s${load}`);
+  const loadText = config.loadStart !== undefined ? `; load average ${config.loadStart} at the start, ${config.loadEnd} at the end` : '';
+  out.push(`kefu vs Nchan, ${config.date || ''}, ${config.cores || '?'} cores (${config.cpu || '?'}), suite ${config.tookS || '?'} s${loadText}`);
   out.push('');
   out.push(markdownTable(['figure', 'kefu', 'Nchan', 'kefu/Nchan', 'target', 'met?'], targets.map((r) => [r.figure, r.kefu, r.nchan, r.ratio, r.target, r.met])));
   const met = targets.filter((r) => r.met === '**met**').length;
   out.push('');
   out.push(`${met} of ${targets.length} targets met. A latency or CPU target counts as met only when kefu also sustained the rate (at least ${SUSTAINED * 100} % of it acknowledged) and lost nothing; the durable peak is the highest rate achieved with p99 < ${PEAK_P99_MS} ms, nothing lost and the rate sustained, over the ws sweep (${(config.sweepRates || []).map((r) => fmtNum(r)).join(', ')} msg/s, and the peak run).`);
   out.push('');
-  out.push(detailTables(runs));
+  out.push(detailTables(runs, load));
   if (history) {
     out.push('');
     out.push(`History (kf_history_bench ${config.historyArgs || '--compare'}):`);
@@ -422,4 +437,4 @@ function main(argv) {
 
 if (require.main === module) main(process.argv);
 
-module.exports = { readRuns, readConfig, parseHistory, sustained, durable, cpuPerMessageUs, series, durablePeak, targetRows, markdown, latencyChart, memoryChart, historyChart, report, charts };
+module.exports = { readRuns, readLoad, readConfig, parseHistory, sustained, durable, cpuPerMessageUs, series, durablePeak, targetRows, markdown, latencyChart, memoryChart, historyChart, report, charts };

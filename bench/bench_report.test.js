@@ -164,11 +164,12 @@ test('the history table: sizes, figures judged against 2×, sizes in brackets no
 });
 
 test('the report prints the target table, every run and the history', () => {
-  const md = report.markdown(report.report(runDir(fullRuns())));
+  const md = report.markdown(report.report(runDir(fullRuns(), { extra: { 'load.txt': 'kefu-peak-ws 3.25\nnot a line\n' } })));
   assert.match(md, /^\| figure \| kefu \| Nchan \| kefu\/Nchan \| target \| met\? \|$/m);
   assert.match(md, /\| p99 ms, 1,000 msg\/s, ws, FULL \| 1\.00 \| 0\.50 \| 2\.00× \|/);
   assert.match(md, /4 of 11 targets met/);
-  assert.match(md, /\| kefu-peak-ws \| 50,000 \| 26,000 \| 0\/0 \|/);
+  assert.match(md, /\| kefu-peak-ws \| 50,000 \| 26,000 \| 0\/0 \|.* \| 3\.3 \|$/m);
+  assert.match(md, /\| kefu-connect-ws \|.* \| - \|$/m); // no load average noted
   assert.match(md, /\| list all p99 ms \| 10\.00 \| 35\.00 \| 3\.50 \*\*over 2×\*\* \|/);
   assert.match(md, /\| conversations \| 10000 \| 100000 \| \(10\.0\) \|/);
   assert.match(md, /1 history figures over the 2× target/);

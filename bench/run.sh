@@ -21,8 +21,8 @@
 #   --no-history    leave the history out
 #
 # Environment: BUILD_DIR (default ./build), CONNECT_N (10000), CHAT_N (10000), LOW_RATES ("1000
-# 5000"), HIGH_RATE (20000), CPU_RATE (10000), SWEEP_RATES ("2500 5000 7500 10000 12500 15000 20000
-# 25000 30000 40000"), PEAK_RATE (50000), SECONDS_RUN (10), HOLD (10), NCHAN_PORT (8081),
+# 5000"), HIGH_RATE (20000), CPU_RATE (10000), SWEEP_RATES ("1000 2500 5000 7500 10000 12500 15000
+# 20000 25000 30000 40000"), PEAK_RATE (50000), SECONDS_RUN (10), HOLD (10), NCHAN_PORT (8081),
 # CHARTS_DIR (docs/). Load stays on 127.0.0.0/8 and every run is bounded in connections and time;
 # the suite takes 10-13 minutes after the build.
 set -euo pipefail
@@ -36,7 +36,7 @@ chat_n=${CHAT_N:-10000}
 low_rates=${LOW_RATES:-1000 5000}
 high_rate=${HIGH_RATE:-20000}
 cpu_rate=${CPU_RATE:-10000}
-sweep_rates=${SWEEP_RATES:-2500 5000 7500 10000 12500 15000 20000 25000 30000 40000}
+sweep_rates=${SWEEP_RATES:-1000 2500 5000 7500 10000 12500 15000 20000 25000 30000 40000}
 peak_rate=${PEAK_RATE:-50000}
 seconds=${SECONDS_RUN:-10}
 hold=${HOLD:-10}
@@ -132,6 +132,8 @@ run_load() {
     local name=$1
     shift
     log "$name: kf_load $*"
+    # The machine's load as the run starts: the report shows it beside the run's figures.
+    echo "$name $(cut -d' ' -f1 /proc/loadavg)" >>"$out/load.txt"
     if ! "$load_bin" "$@" --label "$name" >"$out/$name.txt" 2>"$out/$name.err"; then
         log "$name: kf_load failed:"
         cat "$out/$name.txt" "$out/$name.err" >&2 || true
