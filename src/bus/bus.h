@@ -41,25 +41,34 @@ typedef enum {
 typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail,
                                  uint64_t after);
 
-/* A bus address, parsed: "redis://HOST[:PORT]" (an IPv6 HOST in brackets; PORT 6379 when left
- * out). */
+/* A bus address, parsed: "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (an IPv6 HOST in
+ * brackets; PORT 6379 and DB 0 when left out). USER is for Redis 6's ACLs; without it AUTH
+ * takes the password alone (requirepass). USER and PASSWORD may carry %XX escapes (an '@' or a
+ * ':' in a password). */
 typedef struct kf_bus_url {
-    char host[256]; /* NUL-terminated, brackets removed */
-    int port;       /* 1 to 65535 */
+    char host[256];     /* NUL-terminated, brackets removed */
+    int port;           /* 1 to 65535 */
+    char user[128];     /* "" when none */
+    char password[256]; /* "" when none: no AUTH is sent */
+    int db;             /* SELECTed when not 0; 0 to 1023 */
 } kf_bus_url_t;
 
-/* Parses url into out. Returns 0 or KF_EINVAL (another scheme, no host, a bad port, a path, a
- * user or password: not supported yet). */
+/* Parses url into out. Returns 0 or KF_EINVAL (another scheme, no host, a bad port or database,
+ * a user without a password, a query). */
 int kf_bus_url_parse(const char *url, kf_bus_url_t *out);
+/* Writes url into out (size bytes) with the password replaced by "***", for logs: the password
+ * never reaches a log line. A url that does not parse comes out as "(a bad address)". */
+void kf_bus_url_redact(const char *url, char *out, size_t size);
 
 /* The in-process bus: one node, nothing to carry; always ready. */
 kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
 /* A Redis bus on loop, relaying hub's publishes: connects in the background (never blocking on
- * the network: give HOST as an address or a name /etc/hosts answers, since hiredis resolves
- * names synchronously) and reconnects after a loss by itself, with backoff; not ready until
- * connected and subscribed. notify (may be NULL) is called on the loop, never from inside this
- * call; KF_BUS_GAP follows every KF_BUS_UP, since events may have passed while the bus was not
- * ready. Returns NULL only on a bad url. hub must outlive the bus. */
+ * the network: a name is resolved with uv_getaddrinfo, off the loop, before hiredis connects to
+ * the address) and reconnects after a loss by itself, with backoff; not ready until connected,
+ * authenticated (AUTH, SELECT on both connections) and subscribed. notify (may be NULL) is called
+ * on the loop, never from inside this call; KF_BUS_GAP follows every KF_BUS_UP, since events may
+ * have passed while the bus was not ready. Returns NULL only on a bad url. hub must outlive the
+ * bus. */
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, kf_bus_notify_fn notify,
                            void *notify_ctx);
 /* Whether events published now reach the other nodes (a Redis bus connected and subscribed). */

@@ -32,6 +32,8 @@ typedef struct redis_bus {
     kf_bus_t base;
     uv_loop_t *loop;
     kf_bus_url_t url;
+    char address[256];              /* url.host resolved (an IP address), for hiredis */
+    uv_getaddrinfo_t *resolving;    /* the name being resolved, or NULL */
     char node[KF_BUS_NODE_LEN + 1]; /* this node's id, hex: its own echo is skipped */
     kf_bus_notify_fn notify;
     void *notify_ctx;
@@ -407,6 +409,55 @@ static void subscribed_cb(redisAsyncContext *ctx, void *reply, void *data)
     }
 }
 
+/* The reply to AUTH or SELECT, on either connection; data is non-NULL on pub's last one, after
+ * which pub may publish. Whatever Redis answers goes into the log line as it is: it names what
+ * went wrong ("WRONGPASS invalid username-password pair") and never holds the password. */
+static void setup_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    redis_bus_t *bus = ctx->data;
+    const redisReply *r = reply;
+    if (r == NULL || (ctx != bus->pub && ctx != bus->sub)) /* freed: teardown's */
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[200];
+        snprintf(why, sizeof why, "Redis refused %s: %s",
+                 r->str != NULL && strncmp(r->str, "ERR DB", 6) == 0 ? "the database"
+                                                                     : "the credentials",
+                 r->str != NULL ? r->str : "");
+        failed(bus, why);
+        return;
+    }
+    if (data != NULL && ctx == bus->pub) {
+        bus->pub_up = true;
+        became_ready(bus);
+    }
+}
+
+/* Queues AUTH and SELECT as the url asks, to go first once connected; last says whether the
+ * last of them tells pub is ready. Returns whether any was queued (0: none needed) or -1. */
+static int queue_setup(redis_bus_t *bus, redisAsyncContext *ctx, bool tell)
+{
+    int queued = 0;
+    bool select = bus->url.db != 0;
+    if (bus->url.password[0] != '\0') {
+        void *last = tell && !select ? bus : NULL;
+        int rc = bus->url.user[0] != '\0'
+                     ? redisAsyncCommand(ctx, setup_cb, last, "AUTH %s %s", bus->url.user,
+                                         bus->url.password)
+                     : redisAsyncCommand(ctx, setup_cb, last, "AUTH %s", bus->url.password);
+        if (rc != REDIS_OK)
+            return -1;
+        queued = 1;
+    }
+    if (select) {
+        if (redisAsyncCommand(ctx, setup_cb, tell ? bus : NULL, "SELECT %d", bus->url.db) !=
+            REDIS_OK)
+            return -1;
+        queued = 1;
+    }
+    return queued;
+}
+
 static void connect_cb(const redisAsyncContext *ctx, int status)
 {
     redis_bus_t *bus = ctx->data;
@@ -421,7 +472,8 @@ static void connect_cb(const redisAsyncContext *ctx, int status)
         failed(bus, ctx->errstr);
         return;
     }
-    if (ctx == bus->pub) {
+    /* With AUTH or SELECT to go first, pub is up once they are answered (setup_cb). */
+    if (ctx == bus->pub && bus->url.password[0] == '\0' && bus->url.db == 0) {
         bus->pub_up = true;
         became_ready(bus);
     }
@@ -444,7 +496,7 @@ static void disconnect_cb(const redisAsyncContext *ctx, int status)
 /* Starts one connection. Returns it, or NULL after failed() (which it calls with why). */
 static redisAsyncContext *open_connection(redis_bus_t *bus)
 {
-    redisAsyncContext *ctx = redisAsyncConnect(bus->url.host, bus->url.port);
+    redisAsyncContext *ctx = redisAsyncConnect(bus->address, bus->url.port);
     if (ctx == NULL) {
         failed(bus, "out of memory");
         return NULL;
@@ -474,10 +526,9 @@ static void timeout_cb(uv_timer_t *timer)
         failed(bus, "timed out connecting");
 }
 
-/* Connects both, then waits at most CONNECT_TIMEOUT_MS for them. */
-static void attempt_cb(uv_timer_t *timer)
+/* Connects both to bus->address, then waits at most CONNECT_TIMEOUT_MS for them. */
+static void connect_both(redis_bus_t *bus)
 {
-    redis_bus_t *bus = timer->data;
     assert(bus->pub == NULL && bus->sub == NULL);
     bus->pub = open_connection(bus);
     if (bus->pub == NULL)
@@ -485,12 +536,80 @@ static void attempt_cb(uv_timer_t *timer)
     bus->sub = open_connection(bus);
     if (bus->sub == NULL)
         return;
-    /* Queued now, sent once connected. */
+    /* Queued now, sent once connected, in this order: nothing is subscribed or published before
+     * the server has taken the credentials and the database. */
+    if (queue_setup(bus, bus->pub, true) < 0 || queue_setup(bus, bus->sub, false) < 0) {
+        failed(bus, "cannot queue AUTH or SELECT");
+        return;
+    }
     if (redisAsyncCommand(bus->sub, subscribed_cb, bus, "SUBSCRIBE %s", CHANNEL) != REDIS_OK) {
         failed(bus, "cannot subscribe");
         return;
     }
     uv_timer_start(bus->timer, timeout_cb, CONNECT_TIMEOUT_MS, 0);
+}
+
+static void free_bus(redis_bus_t *bus)
+{
+    kf_buf_free(&bus->out);
+    kf_buf_free(&bus->pending_topics);
+    free(bus);
+}
+
+/* A name resolved (off the loop, by libuv's thread pool): connects to its first address. */
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    redis_bus_t *bus = req->data;
+    free(req);
+    bus->resolving = NULL;
+    if (bus->freeing) { /* redis_free waited for this */
+        uv_freeaddrinfo(res);
+        if (bus->timer == NULL)
+            free_bus(bus);
+        return;
+    }
+    int rc = status;
+    if (rc == 0 && res->ai_family == AF_INET6)
+        rc = uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, bus->address,
+                         sizeof bus->address);
+    else if (rc == 0)
+        rc = uv_ip4_name((const struct sockaddr_in *)res->ai_addr, bus->address,
+                         sizeof bus->address);
+    uv_freeaddrinfo(res);
+    if (rc != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", bus->url.host, uv_strerror(rc));
+        failed(bus, why);
+        return;
+    }
+    connect_both(bus);
+}
+
+/* Connects both, after resolving the host when it is a name: hiredis would resolve it itself,
+ * synchronously, stopping the loop for as long as DNS takes. */
+static void attempt_cb(uv_timer_t *timer)
+{
+    redis_bus_t *bus = timer->data;
+    if (bus->resolving != NULL)
+        return;
+    unsigned char raw[16];
+    if (uv_inet_pton(AF_INET, bus->url.host, raw) == 0 ||
+        uv_inet_pton(AF_INET6, bus->url.host, raw) == 0) {
+        snprintf(bus->address, sizeof bus->address, "%s", bus->url.host);
+        connect_both(bus);
+        return;
+    }
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    uv_getaddrinfo_t *req = kf_xcalloc(1, sizeof *req);
+    req->data = bus;
+    if (uv_getaddrinfo(bus->loop, req, resolved_cb, bus->url.host, NULL, &hints) != 0) {
+        free(req);
+        failed(bus, "cannot start resolving the host name");
+        return;
+    }
+    bus->resolving = req;
 }
 
 static bool redis_ready(const kf_bus_t *base)
@@ -507,9 +626,10 @@ static void timer_closed_cb(uv_handle_t *handle)
 {
     redis_bus_t *bus = handle->data;
     free(handle);
-    kf_buf_free(&bus->out);
-    kf_buf_free(&bus->pending_topics);
-    free(bus);
+    bus->timer = NULL;
+    /* A resolution under way cannot always be cancelled: its callback frees the bus then. */
+    if (bus->resolving == NULL)
+        free_bus(bus);
 }
 
 static void redis_free(kf_bus_t *base)
@@ -521,6 +641,8 @@ static void redis_free(kf_bus_t *base)
     bus->order = NULL;
     uv_timer_stop(bus->flush);
     uv_close((uv_handle_t *)bus->flush, flush_closed_cb);
+    if (bus->resolving != NULL)
+        uv_cancel((uv_req_t *)bus->resolving);
     uv_timer_stop(bus->timer);
     uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
 }

@@ -67,10 +67,13 @@ void kf_app_config_default(kf_app_config_t *config)
 static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
 {
     kf_app_t *app = ctx;
+    /* The address as the log shows it: never its password. */
+    char shown[600];
+    kf_bus_url_redact(app->config.bus_url, shown, sizeof shown);
     switch (change) {
-    case KF_BUS_UP: kf_info("bus: connected to %s", app->config.bus_url); break;
+    case KF_BUS_UP: kf_info("bus: connected to %s", shown); break;
     case KF_BUS_DOWN:
-        kf_warn("bus: %s unreachable (%s); not ready, retrying", app->config.bus_url, detail);
+        kf_warn("bus: %s unreachable (%s); not ready, retrying", shown, detail);
         break;
     case KF_BUS_GAP:
         if (app->shutting_down)

@@ -216,9 +216,19 @@ static void test_url_parse(void **state)
         {"redis://h:-1", NULL, 0},
         {"redis://h:+1", NULL, 0},
         {"redis://h:12x", NULL, 0},
-        {"redis://h/0", NULL, 0},   /* a database: pub/sub has none */
-        {"redis://:pw@h", NULL, 0}, /* a password: not supported yet */
-        {"redis://u@h", NULL, 0},
+        {"redis://h/0", "h", 6379},
+        {"redis://h:7/15", "h", 7},
+        {"redis://:pw@h", "h", 6379},
+        {"redis://u:pw@h:7/3", "h", 7},
+        {"redis://:p%40ss%3a@[::1]:9/1", "::1", 9},
+        {"redis://h/1024", NULL, 0},
+        {"redis://h/01", NULL, 0},
+        {"redis://h/x", NULL, 0},
+        {"redis://h/1/", NULL, 0},
+        {"redis://u@h", NULL, 0},    /* a user alone: nothing to AUTH with */
+        {"redis://u:@h", NULL, 0},   /* an empty password */
+        {"redis://:p%4@h", NULL, 0}, /* a bad escape */
+        {"redis://:p%00@h", NULL, 0},
         {"redis://h?x=1", NULL, 0},
         {"redis://", NULL, 0},
         {"redis://:6379", NULL, 0},
@@ -241,12 +251,55 @@ static void test_url_parse(void **state)
         assert_string_equal(url.host, cases[i].host);
         assert_int_equal(url.port, cases[i].port);
     }
+    /* What AUTH and SELECT get. */
+    static const struct {
+        const char *url, *user, *password;
+        int db;
+    } credentials[] = {
+        {"redis://h", "", "", 0},
+        {"redis://h/", "", "", 0},
+        {"redis://:pw@h/2", "", "pw", 2},
+        {"redis://u:pw@h:7/3", "u", "pw", 3},
+        {"redis://:p%40ss%3a@[::1]:9/1", "", "p@ss:", 1},
+        {"redis://:a@b@h", "", "a@b", 0}, /* the last '@' ends the password */
+    };
+    for (size_t i = 0; i < sizeof credentials / sizeof credentials[0]; i++) {
+        kf_bus_url_t url;
+        assert_int_equal(kf_bus_url_parse(credentials[i].url, &url), 0);
+        assert_string_equal(url.user, credentials[i].user);
+        assert_string_equal(url.password, credentials[i].password);
+        assert_int_equal(url.db, credentials[i].db);
+    }
     /* A host too long for the buffer is refused, not cut. */
     char url[400] = "redis://";
     memset(url + 8, 'h', 300);
     url[308] = '\0';
     kf_bus_url_t parsed;
     assert_int_equal(kf_bus_url_parse(url, &parsed), KF_EINVAL);
+}
+
+/* The password never reaches a log line. */
+static void test_url_redact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *shown;
+    } cases[] = {
+        {"redis://127.0.0.1:6379", "redis://127.0.0.1:6379"},
+        {"redis://:secret@h:7/1", "redis://:***@h:7/1"},
+        {"redis://kefu:secret@h", "redis://kefu:***@h"},
+        {"redis://:a@b@h", "redis://:***@h"},
+        {"redis://u@h", "(a bad address)"},
+        {"redis://:secret@h?x", "(a bad address)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[128];
+        kf_bus_url_redact(cases[i].url, out, sizeof out);
+        assert_string_equal(out, cases[i].shown);
+    }
+    char small[12];
+    kf_bus_url_redact("redis://:secretpassword@h", small, sizeof small);
+    assert_null(strstr(small, "secret"));
 }
 
 int main(void)
@@ -258,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_every_byte_flipped),
         cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_url_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
