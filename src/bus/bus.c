@@ -147,7 +147,8 @@ static void local_free(kf_bus_t *bus)
     free(bus);
 }
 
-static const kf_bus_ops_t local_ops = {"in-process", local_ready, local_free};
+/* One node: nothing to share, the local limits are all there is. */
+static const kf_bus_ops_t local_ops = {"in-process", local_ready, local_free, NULL};
 
 kf_bus_t *kf_bus_new_local(kf_hub_t *hub)
 {
@@ -171,6 +172,14 @@ const char *kf_bus_kind(const kf_bus_t *bus)
 void kf_bus_stats(const kf_bus_t *bus, kf_bus_stats_t *out)
 {
     *out = bus->stats;
+}
+
+int kf_bus_count(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
+                 kf_bus_count_fn cb, void *data)
+{
+    if (bus->ops->count == NULL)
+        return KF_EUNAVAIL;
+    return bus->ops->count(bus, key, delta, ttl_ms, live_only, cb, data);
 }
 
 void kf_bus_free(kf_bus_t *bus)

@@ -84,6 +84,27 @@ typedef struct kf_bus_stats {
     uint64_t holes;     /* message ids waited for in vain and given up (bus/order.h) */
 } kf_bus_stats_t;
 void kf_bus_stats(const kf_bus_t *bus, kf_bus_stats_t *out);
+/* ---- counters the nodes share (docs/SECURITY.md, "Across nodes") ----
+ * A counter is a Redis hash (key) with one field per node: each node adds to its own field and
+ * reads the others'. The owner keeps its own count locally and merges the others' when the
+ * answer comes: nothing waits for Redis but the owner's callback. */
+
+/* The answer: rc 0 and others, the sum of the other nodes' fields (live nodes' only when asked:
+ * see kf_bus_count); or rc KF_EUNAVAIL when the connection went before the answer came. */
+typedef void (*kf_bus_count_fn)(void *data, int rc, int64_t others);
+
+/* Adds delta (may be 0: a read) to this node's field of the counter key, makes the key expire
+ * ttl_ms from now (when delta is not 0), and answers cb(data, ...) with the others' sum, once,
+ * on the loop, never from inside this call. live_only: count only the fields of nodes that are
+ * alive now (a heartbeat every KF_BUS_HEARTBEAT_MS, dead after 4 missed), for counts of things
+ * a node holds (push connections) that a crashed node no longer holds; without it, every
+ * node's field counts until the key expires (uses within a window, which a crash does not
+ * undo). Returns 0, or KF_EUNAVAIL (an in-process bus, a Redis bus not ready: cb is never
+ * called). key is copied. */
+int kf_bus_count(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
+                 kf_bus_count_fn cb, void *data);
+#define KF_BUS_HEARTBEAT_MS 5000
+
 /* Stops relaying and frees the bus (a Redis bus's connections and timer close asynchronously: run
  * the loop after). NULL is ignored. */
 void kf_bus_free(kf_bus_t *bus);

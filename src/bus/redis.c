@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "bus/internal.h"
 #include "bus/order.h"
@@ -27,6 +28,10 @@
 /* A lower message id not seen by then was never published (order.h): on without it. Far above
  * Redis's delivery time (well under a millisecond on a LAN), far below a person's patience. */
 #define HOLE_MS 250
+/* Where the nodes say they are alive: node id -> kf_clock_wall_ms of its latest heartbeat. */
+#define NODES_KEY "kefu:nodes"
+/* A node silent for this long is dead: its live_only counts no longer count. */
+#define DEAD_MS (4 * KF_BUS_HEARTBEAT_MS)
 
 typedef struct redis_bus {
     kf_bus_t base;
@@ -60,6 +65,11 @@ typedef struct redis_bus {
     kf_buf_t pending_topics;
     bool pending_prefix;
     uv_timer_t *flush;
+    /* Shared counters (kf_bus_count): the nodes alive by the last heartbeat's answer, each
+     * KF_BUS_NODE_LEN bytes, ours among them. */
+    char (*live)[KF_BUS_NODE_LEN];
+    size_t live_count;
+    uv_timer_t *heartbeat; /* every KF_BUS_HEARTBEAT_MS while ready */
 } redis_bus_t;
 
 static void attempt_cb(uv_timer_t *timer);
@@ -209,6 +219,7 @@ static void teardown(redis_bus_t *bus)
     redisAsyncContext *sub = bus->sub;
     bus->pub = bus->sub = NULL;
     bus->pub_up = bus->sub_up = bus->ready = false;
+    uv_timer_stop(bus->heartbeat);
     if (pub != NULL)
         redisAsyncFree(pub);
     if (sub != NULL)
@@ -255,6 +266,112 @@ static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64
     return 0;
 }
 
+/* ---- shared counters ---- */
+
+/* The heartbeat's answer: the nodes alive now. */
+static void live_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    (void)data;
+    redis_bus_t *bus = ctx->data;
+    const redisReply *r = reply;
+    if (r == NULL || ctx != bus->pub || r->type != REDIS_REPLY_ARRAY)
+        return;
+    bus->live = kf_xrealloc(bus->live, (r->elements + 1) * sizeof *bus->live);
+    bus->live_count = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *node = r->element[i];
+        if (node->type == REDIS_REPLY_STRING && node->len == KF_BUS_NODE_LEN)
+            memcpy(bus->live[bus->live_count++], node->str, KF_BUS_NODE_LEN);
+    }
+}
+
+/* Says this node is alive, forgets the dead and learns who is alive, in one pipeline. */
+static void heartbeat(redis_bus_t *bus)
+{
+    if (!bus->ready)
+        return;
+    int64_t now = kf_clock_wall_ms();
+    redisAsyncCommand(bus->pub, NULL, NULL, "ZADD %s %lld %s", NODES_KEY, (long long)now,
+                      bus->node);
+    redisAsyncCommand(bus->pub, NULL, NULL, "ZREMRANGEBYSCORE %s -inf (%lld", NODES_KEY,
+                      (long long)(now - DEAD_MS));
+    redisAsyncCommand(bus->pub, live_cb, NULL, "ZRANGE %s 0 -1", NODES_KEY);
+}
+
+static void heartbeat_cb(uv_timer_t *timer)
+{
+    heartbeat(timer->data);
+}
+
+static bool is_live(const redis_bus_t *bus, const char *node, size_t len)
+{
+    if (len != KF_BUS_NODE_LEN)
+        return false;
+    for (size_t i = 0; i < bus->live_count; i++) {
+        if (memcmp(bus->live[i], node, KF_BUS_NODE_LEN) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A kf_bus_count waiting for its answer. */
+typedef struct count_wait {
+    kf_bus_count_fn cb;
+    void *data;
+    bool live_only;
+} count_wait_t;
+
+/* HGETALL's answer: field, value, field, value ... */
+static void counted_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    redis_bus_t *bus = ctx->data;
+    count_wait_t *wait = data;
+    const redisReply *r = reply;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        wait->cb(wait->data, KF_EUNAVAIL, 0);
+        free(wait);
+        return;
+    }
+    int64_t others = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *node = r->element[i], *value = r->element[i + 1];
+        if (node->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+            continue;
+        if (node->len == KF_BUS_NODE_LEN && memcmp(node->str, bus->node, KF_BUS_NODE_LEN) == 0)
+            continue;
+        if (wait->live_only && !is_live(bus, node->str, node->len))
+            continue;
+        long long n = strtoll(value->str, NULL, 10);
+        if (n > 0 && n < INT32_MAX)
+            others += n;
+    }
+    wait->cb(wait->data, 0, others);
+    free(wait);
+}
+
+static int redis_count(kf_bus_t *base, const char *key, int64_t delta, int64_t ttl_ms,
+                       bool live_only, kf_bus_count_fn cb, void *data)
+{
+    redis_bus_t *bus = (redis_bus_t *)base;
+    if (!bus->ready)
+        return KF_EUNAVAIL;
+    /* One pipeline on pub, answered in order: only the last answer is waited for. */
+    if (delta != 0 && (redisAsyncCommand(bus->pub, NULL, NULL, "HINCRBY %s %s %lld", key, bus->node,
+                                         (long long)delta) != REDIS_OK ||
+                       redisAsyncCommand(bus->pub, NULL, NULL, "PEXPIRE %s %lld", key,
+                                         (long long)ttl_ms) != REDIS_OK))
+        return KF_EUNAVAIL;
+    count_wait_t *wait = kf_xmalloc(sizeof *wait);
+    wait->cb = cb;
+    wait->data = data;
+    wait->live_only = live_only;
+    if (redisAsyncCommand(bus->pub, counted_cb, wait, "HGETALL %s", key) != REDIS_OK) {
+        free(wait);
+        return KF_EUNAVAIL;
+    }
+    return 0;
+}
+
 static void became_ready(redis_bus_t *bus)
 {
     if (bus->ready || !bus->pub_up || !bus->sub_up)
@@ -270,6 +387,8 @@ static void became_ready(redis_bus_t *bus)
         bus->lost = false;
         bus->lost_floor = UINT64_MAX;
     }
+    heartbeat(bus); /* before any count: its answer comes first */
+    uv_timer_start(bus->heartbeat, heartbeat_cb, KF_BUS_HEARTBEAT_MS, KF_BUS_HEARTBEAT_MS);
     notify(bus, KF_BUS_UP, "", 0);
     /* And we missed what they published meanwhile, from where we were when the bus went. On the
      * first connect there was no before: clients that came early resume from their own cursors
@@ -551,6 +670,7 @@ static void connect_both(redis_bus_t *bus)
 
 static void free_bus(redis_bus_t *bus)
 {
+    free(bus->live);
     kf_buf_free(&bus->out);
     kf_buf_free(&bus->pending_topics);
     free(bus);
@@ -641,13 +761,14 @@ static void redis_free(kf_bus_t *base)
     bus->order = NULL;
     uv_timer_stop(bus->flush);
     uv_close((uv_handle_t *)bus->flush, flush_closed_cb);
+    uv_close((uv_handle_t *)bus->heartbeat, flush_closed_cb);
     if (bus->resolving != NULL)
         uv_cancel((uv_req_t *)bus->resolving);
     uv_timer_stop(bus->timer);
     uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
 }
 
-static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free};
+static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free, redis_count};
 
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
                            kf_bus_notify_fn notify_fn, void *notify_ctx)
@@ -670,6 +791,10 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->flush = kf_xcalloc(1, sizeof *bus->flush);
     uv_timer_init(loop, bus->flush);
     bus->flush->data = bus;
+    bus->heartbeat = kf_xcalloc(1, sizeof *bus->heartbeat);
+    uv_timer_init(loop, bus->heartbeat);
+    bus->heartbeat->data = bus;
+    uv_unref((uv_handle_t *)bus->heartbeat);
     /* A fresh id each start: a restarted node is a new sender (its old echo, if any were still on
      * the way, is simply another node's). */
     unsigned char raw[KF_BUS_NODE_LEN / 2];

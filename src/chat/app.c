@@ -102,6 +102,7 @@ static void sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
     kf_limits_sweep(app->limits);
+    kf_quota_sweep(app->quota);
     kf_authn_sweep(app->authn);
 }
 
@@ -281,6 +282,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
             *err = KF_EINVAL;
             goto out_free_running;
         }
+        /* Several nodes: one budget between them, not one each. */
+        kf_limits_share(app->limits, app->bus);
+        kf_quota_share(app->quota, app->bus);
     } else {
         app->bus = kf_bus_new_local(app->hub);
     }
@@ -340,6 +344,9 @@ void kf_app_free(kf_app_t *app)
     kf_webhooks_free(app->webhooks);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
+    /* Requests still ending (and their quota) must not reach the freed bus. */
+    kf_limits_share(app->limits, NULL);
+    kf_quota_share(app->quota, NULL);
     kf_bus_free(app->bus);
     if (app->hub != NULL)
         kf_nodes_stop(app);

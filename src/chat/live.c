@@ -71,16 +71,48 @@ bool kf_live_check(kf_req_t *req)
     return true;
 }
 
-/* Serves a push request over transport, for the caller. */
-static void serve(const kf_call_t *call, kf_push_transport_t transport)
+/* A push request waiting for the other nodes' count of its listener (kf_quota_fetch). */
+typedef struct quota_wait {
+    kf_req_t *req; /* NULL once the client has gone */
+    kf_push_transport_t transport;
+    kf_principal_t who;
+} quota_wait_t;
+
+static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_principal_t *who,
+                     bool counted);
+
+static void quota_abort_cb(kf_req_t *req, void *data)
 {
-    kf_req_t *req = call->req;
-    kf_app_t *app = call->app;
+    (void)req;
+    ((quota_wait_t *)data)->req = NULL; /* quota_fetched_cb, which always comes, frees it */
+}
+
+static void quota_resumed_cb(kf_req_t *req, void *data)
+{
+    quota_wait_t *wait = data;
+    kf_req_detach(req);
+    serve_as(req, wait->transport, &wait->who, true);
+}
+
+static void quota_fetched_cb(void *data, bool closing)
+{
+    quota_wait_t *wait = data;
+    if (wait->req != NULL && !closing)
+        kf_req_resume(wait->req, quota_resumed_cb, wait);
+    free(wait);
+}
+
+/* Serves a push request over transport, for who. counted: the other nodes' count of the
+ * listener has just been read (or cannot be): not asked for again. */
+static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_principal_t *who,
+                     bool counted)
+{
+    kf_app_t *app = req->app;
     uint64_t after, hold_ms;
     if (!kf_call_after(req, &after) || !read_hold(req, &hold_ms))
         return; /* kf_live_check has seen them: never */
-    char kind = call->who->kind;
-    int64_t subject = kind == 'v' ? call->who->visitor.id : call->who->agent.id;
+    char kind = who->kind;
+    int64_t subject = kind == 'v' ? who->visitor.id : who->agent.id;
     char topic[40];
     if (kind == 'v')
         kf_chat_visitor_topic(subject, topic, sizeof topic);
@@ -89,6 +121,20 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
     /* A short poll is answered at once; the rest may stay open, and are counted while they do.
      * Past the limit the new one is refused (before the WebSocket upgrade). */
     bool stays = transport != KF_PUSH_POLL;
+    /* Several nodes: what the others hold of this listener counts too. Known from Redis's last
+     * answer about it; on its first connection here for a while, read first (one round trip,
+     * not on every request: each open and close here brings a fresh answer). */
+    if (stays && !counted && !kf_quota_known(app->quota, kind, subject)) {
+        quota_wait_t *wait = kf_xmalloc(sizeof *wait);
+        wait->req = req;
+        wait->transport = transport;
+        wait->who = *who;
+        if (kf_quota_fetch(app->quota, kind, subject, quota_fetched_cb, wait) == 0) {
+            kf_req_hold(req, quota_abort_cb, wait);
+            return;
+        }
+        free(wait); /* the bus went meanwhile: local counts only */
+    }
     size_t open = 0;
     if (stays && !kf_quota_allows(app->quota, kind, subject, &open)) {
         kf_debug("push request from %s refused: %c%lld holds %zu connections", kf_req_peer(req),
@@ -103,11 +149,16 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
     if (kind == 'a')
         kf_presence_seen(app->presence, subject, kf_clock_mono_ms());
     else
-        kf_invite_seen(app, subject, call->who->visitor.name);
+        kf_invite_seen(app, subject, who->visitor.name);
     kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
     if (stays)
         kf_quota_count(app->quota, req, kind, subject);
+}
+
+static void serve(const kf_call_t *call, kf_push_transport_t transport)
+{
+    serve_as(call->req, transport, call->who, false);
 }
 
 void kf_live_poll(const kf_call_t *call)

@@ -9,7 +9,8 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const { spawn, spawnSync } = require('node:child_process');
-const { Kefu, scenario, eventually, api, sleep } = require('./harness');
+const { Kefu, scenario, eventually, api, sleep, newVisitor, agentLogin, DEFAULT_AGENTS } = require('./harness');
+const ANA = DEFAULT_AGENTS[0];
 
 const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
 const REDIS_CLI = process.env.REDIS_CLI || 'redis-cli';
@@ -120,3 +121,95 @@ test('a bad --bus address with a password is refused at start without showing th
   assert.doesNotMatch(r.stderr, /user-without-password-xyz/);
 });
 
+
+// A push request on a raw socket: {held: true, sock} when nothing came within ms (a long poll or
+// a stream kept open), else its status.
+async function push(port, path, token, ms = 500) {
+  const sock = net.connect({ port, host: '127.0.0.1' });
+  let data = '';
+  sock.on('data', (c) => (data += c.toString('latin1')));
+  sock.on('error', () => {});
+  sock.on('connect', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`));
+  await sleep(ms);
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(data);
+  const status = m ? Number(m[1]) : null;
+  if (status === null || status === 200) return { held: true, status, sock };
+  sock.destroy();
+  return { held: false, status, body: data.slice(data.indexOf('\r\n\r\n') + 4) };
+}
+
+test('abuse limits across two nodes: failed logins lock out after one budget, a visitor gets 429 after one budget of messages, push connections past the quota are refused on the other node', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const port = await startRedis(env, ['--requirepass', 'shared-secret']);
+    const limits = ['--visitor-messages-per-minute', '6', '--visitor-message-burst', '4', '--max-push-per-visitor', '2'];
+    const { node1, node2 } = await twoNodes(env, `redis://:shared-secret@127.0.0.1:${port}/2`, limits);
+    const nodes = [node1, node2];
+
+    // Wrong passwords for one account, alternating nodes, a moment apart (Redis answers in well
+    // under that): one node alone allows 5 failures; both together about 5, not 10.
+    let failures = 0;
+    let locked = null;
+    for (let i = 0; i < 12 && !locked; i++) {
+      const r = await api(nodes[i % 2].base, 'POST', '/api/agent/login', { body: { email: ANA.email, password: `wrong ${i}` } });
+      if (r.status === 401) failures++;
+      else if (r.status === 429) locked = r;
+      else assert.fail(`login ${i}: ${r.status} ${r.text}`);
+      await sleep(50);
+    }
+    assert.ok(locked, 'locked out');
+    assert.ok(failures >= 5 && failures <= 6, `locked after one budget (5, one more in flight at most), not two: ${failures} failures`);
+    // Locked on both nodes, also for the right password.
+    for (const node of nodes) {
+      const r = await api(node.base, 'POST', '/api/agent/login', { body: { email: ANA.email, password: ANA.password } });
+      assert.equal(r.status, 429, `${node.name}: ${r.text}`);
+    }
+
+    // One visitor's messages alternating nodes: bursts of 4 per node alone; 4 (and at most one
+    // in flight) for both together.
+    const v = await newVisitor(node1, 'Vera');
+    let sent = 0;
+    let refused = null;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const r = await api(nodes[i % 2].base, 'POST', '/api/visitor/messages', { token: v.token, body: { body: `hello ${i}` } });
+      if (r.status === 201) sent++;
+      else if (r.status === 429) refused = r;
+      else assert.fail(`message ${i}: ${r.status} ${r.text}`);
+      await sleep(50);
+    }
+    assert.ok(refused, 'rate limited');
+    assert.equal(refused.json.error.code, 'rate_limited');
+    assert.ok(sent >= 4 && sent <= 5, `429 after one budget, not two: ${sent} sent`);
+
+    // Push connections: the quota is 2 per visitor. Two held on node 1; node 2 refuses a third.
+    const w = await newVisitor(node1, 'Walt');
+    const held = [];
+    env.defer(() => held.forEach((h) => h.sock.destroy()));
+    for (let i = 0; i < 2; i++) {
+      const h = await push(node1.port, '/push/sse?after=0', w.token);
+      assert.ok(h.held, `stream ${i + 1} on node 1 held`);
+      held.push(h);
+    }
+    const third = await push(node2.port, '/push/sse?after=0', w.token);
+    assert.equal(third.status, 429, `a third on node 2 refused: ${third.body}`);
+    assert.equal(JSON.parse(third.body).error.code, 'too_many_connections');
+    const lp = await push(node2.port, '/push/longpoll?after=0&timeout=30', w.token);
+    assert.equal(lp.status, 429, 'a long poll on node 2 refused too');
+    // One closed on node 1: node 2 takes one (once its last answer is stale, 2 s).
+    held.shift().sock.destroy();
+    const again = await eventually(async () => {
+      const h = await push(node2.port, '/push/sse?after=0', w.token);
+      if (h.held) return h;
+      return null;
+    }, { timeout: T, what: 'a stream on node 2 after one closed on node 1' });
+    held.push(again);
+    // And node 1, which holds one, now refuses a second: node 2 holds the other.
+    await sleep(2500);
+    const over = await push(node1.port, '/push/sse?after=0', w.token);
+    assert.equal(over.status, 429, 'node 1 counts node 2\'s connection');
+
+    // What the counters hold, in database 2 only.
+    assert.ok(redisKeys(port, 2, 'shared-secret').some((k) => k.startsWith('kefu:limit:login-account:')), 'login counters in db 2');
+    assert.ok(redisKeys(port, 2, 'shared-secret').some((k) => k.startsWith('kefu:push:v:')), 'push counters in db 2');
+    assert.deepEqual(redisKeys(port, 0, 'shared-secret'), [], 'nothing in db 0');
+  }),
+);
