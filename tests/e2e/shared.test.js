@@ -106,11 +106,19 @@ test('redis AUTH and SELECT: the right password and database serve; a wrong pass
       assert.doesNotMatch(n.log, /not-it-secret|pa:ss@word|pa%3Ass/, `${n.name} never logs a password`);
     }
     // A user name for Redis 6's ACLs: AUTH user password.
-    spawnSync(REDIS_CLI, ['-p', String(port), '-a', password, '--no-auth-warning', 'ACL', 'SETUSER', 'kefu', 'on', '>kefu-pass', '~*', '&*', '+@all']);
+    // With exactly the rights docs/DEPLOY.md lists.
+    const acl0 = spawnSync(REDIS_CLI, ['-p', String(port), '-a', password, '--no-auth-warning', 'ACL', 'SETUSER', 'kefu', 'reset', 'on', '>kefu-pass', '~kefu:*', '&kefu:events',
+      '+@pubsub', '+auth', '+select', '+hincrby', '+hgetall', '+pexpire', '+zadd', '+zrange', '+zremrangebyscore'], { encoding: 'utf8' });
+    assert.match(acl0.stdout, /OK/, acl0.stderr);
     const acl = new Kefu({ name: 'kefu (ACL user)', dataDir: node.dataDir, args: ['--bus', `redis://kefu:kefu-pass@127.0.0.1:${port}/3`] });
     env.servers.push(acl);
     await acl.start();
     await waitReady(acl, 200);
+    // Its counters are written (a new visitor session counts against its address).
+    const before = redisKeys(port, 3, password).filter((k) => k.startsWith('kefu:limit:sessions:')).length;
+    assert.equal((await api(acl.base, 'POST', '/api/visitor/session', { body: {} })).status, 201);
+    await eventually(() => redisKeys(port, 3, password).filter((k) => k.startsWith('kefu:limit:sessions:')).length > before, { what: 'the ACL user counts' });
+    assert.ok(redisKeys(port, 3, password).includes('kefu:nodes'), 'heartbeats in db 3');
   }),
 );
 
