@@ -118,7 +118,13 @@ void kf_bus_free(kf_bus_t *bus);
  * the sender's id, 16 lower-case hex digits; ID the event's cursor (a message's store id, 0 for an
  * ephemeral event) and BORN its born_ms, decimal; TOPIC 1 to KF_BUS_MAX_TOPIC printable ASCII
  * bytes without spaces (for 'e', one or more topics joined by commas: one event published to
- * each, delivered together); JSON an object ('{' to '}') without NUL bytes. */
+ * each, delivered together); JSON an object ('{' to '}') without NUL bytes.
+ *
+ * The request that caused an 'e' event rides as one more element of its topic list, last:
+ * ",@" and its id (1 to 64 of A-Z a-z 0-9 . _ : -), when it fits in KF_BUS_MAX_TOPIC. No hub
+ * topic starts with '@', so a node that predates it delivers the event as before (to the real
+ * topics, and to an "@..." topic nobody follows): the change needs no new version. An "@..."
+ * element that is not last, alone, or not a valid id is a topic like any other. */
 #define KF_BUS_NODE_LEN 16
 #define KF_BUS_MAX_TOPIC 200
 
@@ -134,17 +140,20 @@ typedef struct kf_bus_msg {
     const char *node; /* KF_BUS_NODE_LEN bytes, not NUL-terminated */
     uint64_t id;
     int64_t born_ms;
-    const char *topic; /* topic_len bytes, not NUL-terminated */
+    const char *topic; /* topic_len bytes, not NUL-terminated (the request id's element left out) */
     size_t topic_len;
+    const char *request_id; /* request_id_len bytes, not NUL-terminated; NULL when none */
+    size_t request_id_len;
     const char *json; /* json_len bytes */
     size_t json_len;
 } kf_bus_msg_t;
 
 /* Appends the message to out (base/buf.h; cleared first). topic and json as above: the caller's
- * (an event's json is an object without NUL bytes, the hub's topics are short). Returns 0 or
- * KF_EINVAL (a topic or node that the decoder would refuse: nothing is sent). */
+ * (an event's json is an object without NUL bytes, the hub's topics are short). request_id (NULL
+ * or "": none) goes with an 'e' event when it is a valid id and fits; it is left out otherwise.
+ * Returns 0 or KF_EINVAL (a topic or node that the decoder would refuse: nothing is sent). */
 int kf_bus_encode(kf_buf_t *out, kf_bus_kind_t kind, const char *node, uint64_t id, int64_t born_ms,
-                  const char *topic, const char *json, size_t json_len);
+                  const char *topic, const char *request_id, const char *json, size_t json_len);
 /* Decodes len bytes (any bytes: they come from the network) into msg. Returns 0 or KF_EPROTO. */
 int kf_bus_decode(const char *data, size_t len, kf_bus_msg_t *msg);
 

@@ -12,6 +12,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "bus/internal.h"
 #include "bus/order.h"
 
@@ -63,6 +64,9 @@ typedef struct redis_bus {
      * (order.h: none of them late). Sent at the loop's next turn, or when another event comes. */
     kf_event_t *pending; /* a reference, or NULL */
     kf_buf_t pending_topics;
+    /* The request whose work published pending ("" when none): it goes with the event, for the
+     * other nodes' log lines (bus.h). Copied when published: sent a loop turn later. */
+    char pending_request_id[KF_LOG_REQUEST_ID_SIZE];
     bool pending_prefix;
     uv_timer_t *flush;
     /* Shared counters (kf_bus_count): the nodes alive by the last heartbeat's answer, each
@@ -177,7 +181,8 @@ static void lose(redis_bus_t *bus, uint64_t id)
 }
 
 static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64_t born_ms,
-                        const char *topic, const char *json, size_t json_len);
+                        const char *topic, const char *request_id, const char *json,
+                        size_t json_len);
 
 /* Sends what waits in pending (lost when the bus cannot take it). */
 static void flush_pending(redis_bus_t *bus)
@@ -188,10 +193,10 @@ static void flush_pending(redis_bus_t *bus)
     bus->pending = NULL;
     uv_timer_stop(bus->flush);
     kf_buf_append(&bus->pending_topics, "", 1); /* NUL-terminated */
-    int rc = !bus->ready
-                 ? KF_EUNAVAIL
-                 : send_message(bus, bus->pending_prefix ? KF_BUS_PREFIX : KF_BUS_EVENT, event->id,
-                                event->born_ms, bus->pending_topics.data, event->json, event->len);
+    int rc = !bus->ready ? KF_EUNAVAIL
+                         : send_message(bus, bus->pending_prefix ? KF_BUS_PREFIX : KF_BUS_EVENT,
+                                        event->id, event->born_ms, bus->pending_topics.data,
+                                        bus->pending_request_id, event->json, event->len);
     if (rc == 0)
         bus->base.stats.sent++;
     else if (rc == KF_EUNAVAIL)
@@ -256,9 +261,11 @@ static void publish_cb(redisAsyncContext *ctx, void *reply, void *data)
 
 /* Sends one message on pub. Returns 0 or KF_EUNAVAIL. */
 static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64_t born_ms,
-                        const char *topic, const char *json, size_t json_len)
+                        const char *topic, const char *request_id, const char *json,
+                        size_t json_len)
 {
-    if (kf_bus_encode(&bus->out, kind, bus->node, id, born_ms, topic, json, json_len) != 0)
+    if (kf_bus_encode(&bus->out, kind, bus->node, id, born_ms, topic, request_id, json, json_len) !=
+        0)
         return KF_EINVAL;
     if (redisAsyncCommand(bus->pub, publish_cb, (void *)(uintptr_t)id, "PUBLISH %s %b", CHANNEL,
                           bus->out.data, bus->out.len) != REDIS_OK)
@@ -383,7 +390,8 @@ static void became_ready(redis_bus_t *bus)
     uv_timer_stop(bus->timer);
     bus->base.stats.connects++;
     /* Others missed what we published while away: they catch up from the store too. */
-    if (bus->lost && send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", "{}", 2) == 0) {
+    if (bus->lost &&
+        send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", NULL, "{}", 2) == 0) {
         bus->lost = false;
         bus->lost_floor = UINT64_MAX;
     }
@@ -420,6 +428,9 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         flush_pending(bus);
         bus->pending = kf_event_ref(event);
         bus->pending_prefix = prefix;
+        const char *request_id = kf_log_request_id();
+        snprintf(bus->pending_request_id, sizeof bus->pending_request_id, "%s",
+                 request_id != NULL ? request_id : "");
         kf_buf_append(&bus->pending_topics, topic, len);
         uv_timer_start(bus->flush, flush_cb, 0, 0);
     }
@@ -491,6 +502,16 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
     char topic[KF_BUS_MAX_TOPIC + 1];
     memcpy(topic, msg.topic, msg.topic_len);
     topic[msg.topic_len] = '\0';
+    /* What this node logs while it takes the event in (delivering it now, the subscribers' own
+     * lines) names the request on the node it came from. An event the order holds back for a
+     * lower id is delivered later, without it. */
+    char request_id[KF_LOG_REQUEST_ID_SIZE];
+    const char *outer = NULL;
+    if (msg.request_id != NULL) {
+        memcpy(request_id, msg.request_id, msg.request_id_len);
+        request_id[msg.request_id_len] = '\0';
+        outer = kf_log_set_request_id(request_id);
+    }
     kf_event_t *event = kf_event_new(msg.id, msg.json, msg.json_len);
     event->born_ms = msg.born_ms;
     /* Committed before a newer one delivered here already (commits and deliveries on different
@@ -502,6 +523,8 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
         each_topic(bus, topic, msg.id, NULL, note_message);
     kf_bus_order_add(bus->order, topic, msg.kind == KF_BUS_PREFIX, event);
     kf_event_unref(event);
+    if (msg.request_id != NULL)
+        kf_log_set_request_id(outer);
 }
 
 static bool reply_is(const redisReply *r, const char *what)

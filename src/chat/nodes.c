@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "base/log.h"
 #include "chat/events.h"
 #include "chat/internal.h"
 
@@ -22,17 +23,24 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
                     "disabled", &disabled, "ended", &ended) != 0 ||
         id <= 0)
         goto out;
+    /* Each line names the request on the other node that caused it (bus/redis.c sets its id
+     * while the event is taken in), so one id follows a change from node to node. */
     if (strcmp(what, "logout") == 0 && hash != NULL && strlen(hash) == KF_HASH_HEX_SIZE - 1) {
+        kf_debug("node: agent %lld logged out on another node: the session ends here too",
+                 (long long)id);
         kf_authn_forget_session(app->authn, hash);
         kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
         kf_push_end_subject(app->push, 'a', (int64_t)id);
     } else if (strcmp(what, "agent") == 0) {
+        kf_debug("node: agent %lld changed on another node%s", (long long)id,
+                 ended ? ": its streams end here too" : "");
         kf_authn_agent_changed(app->authn, (int64_t)id, disabled);
         if (ended) {
             kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
             kf_push_end_subject(app->push, 'a', (int64_t)id);
         }
     } else if (strcmp(what, "visitor") == 0) {
+        kf_debug("node: visitor %lld changed on another node", (long long)id);
         kf_authn_visitor_changed(app->authn, (int64_t)id);
     }
 out:

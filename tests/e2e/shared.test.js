@@ -221,3 +221,15 @@ test('abuse limits across two nodes: failed logins lock out after one budget, a 
     assert.deepEqual(redisKeys(port, 0, 'shared-secret'), [], 'nothing in db 0');
   }),
 );
+
+test('a request id crosses the bus: a logout on node 1 is logged on node 2 with the id of the request that caused it', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const port = await startRedis(env);
+    const { node1, node2 } = await twoNodes(env, `redis://127.0.0.1:${port}`);
+    const ana = await agentLogin(node1, ANA.email, ANA.password);
+    const out = await api(node1.base, 'POST', '/api/agent/logout', { cookie: ana.cookie, csrf: ana.csrf, headers: { 'X-Request-Id': 'trace-logout-42' } });
+    assert.equal(out.status, 200, out.text);
+    assert.equal(out.headers['x-request-id'], 'trace-logout-42');
+    await eventually(() => /node: agent \d+ logged out on another node[^\n]*request=trace-logout-42/.test(node2.log), { what: 'node 2 names the request' });
+  }),
+);
