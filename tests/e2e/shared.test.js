@@ -172,6 +172,12 @@ test('abuse limits across two nodes: failed logins lock out after one budget, a 
       assert.equal(r.status, 429, `${node.name}: ${r.text}`);
     }
 
+    for (const node of nodes) {
+      const m = await api(node.base, 'GET', '/metrics');
+      const merged = /^kefu_limit_uses_merged_total (\d+)$/m.exec(m.text);
+      assert.ok(merged && Number(merged[1]) > 0, `${node.name} charged the other's failures: ${merged}`);
+    }
+
     // One visitor's messages alternating nodes: bursts of 4 per node alone; 4 (and at most one
     // in flight) for both together.
     const v = await newVisitor(node1, 'Vera');
