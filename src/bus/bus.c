@@ -148,7 +148,7 @@ static void local_free(kf_bus_t *bus)
 }
 
 /* One node: nothing to share, the local limits are all there is. */
-static const kf_bus_ops_t local_ops = {"in-process", local_ready, local_free, NULL};
+static const kf_bus_ops_t local_ops = {"in-process", local_ready, local_free, NULL, NULL};
 
 kf_bus_t *kf_bus_new_local(kf_hub_t *hub)
 {
@@ -180,6 +180,13 @@ int kf_bus_count(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, 
     if (bus->ops->count == NULL)
         return KF_EUNAVAIL;
     return bus->ops->count(bus, key, delta, ttl_ms, live_only, cb, data);
+}
+
+int kf_bus_forget(kf_bus_t *bus, const char *key)
+{
+    if (bus->ops->forget == NULL)
+        return KF_EUNAVAIL;
+    return bus->ops->forget(bus, key);
 }
 
 void kf_bus_free(kf_bus_t *bus)

@@ -104,6 +104,9 @@ typedef void (*kf_bus_count_fn)(void *data, int rc, int64_t others);
 int kf_bus_count(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
                  kf_bus_count_fn cb, void *data);
 #define KF_BUS_HEARTBEAT_MS 5000
+/* Deletes the counter key, every node's field (a lock-out lifted by a successful login). Sent
+ * and forgotten: returns 0 when sent, or KF_EUNAVAIL. */
+int kf_bus_forget(kf_bus_t *bus, const char *key);
 
 /* Stops relaying and frees the bus (a Redis bus's connections and timer close asynchronously: run
  * the loop after). NULL is ignored. */

@@ -379,6 +379,14 @@ static int redis_count(kf_bus_t *base, const char *key, int64_t delta, int64_t t
     return 0;
 }
 
+static int redis_forget(kf_bus_t *base, const char *key)
+{
+    redis_bus_t *bus = (redis_bus_t *)base;
+    if (!bus->ready || redisAsyncCommand(bus->pub, NULL, NULL, "DEL %s", key) != REDIS_OK)
+        return KF_EUNAVAIL;
+    return 0;
+}
+
 static void became_ready(redis_bus_t *bus)
 {
     if (bus->ready || !bus->pub_up || !bus->sub_up)
@@ -791,7 +799,7 @@ static void redis_free(kf_bus_t *base)
     uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
 }
 
-static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free, redis_count};
+static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free, redis_count, redis_forget};
 
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
                            kf_bus_notify_fn notify_fn, void *notify_ctx)

@@ -49,6 +49,17 @@ static const char *name_of(const kf_limits_t *limits, const kf_limit_t *limit)
     return "pages";
 }
 
+#define COUNTER_SIZE (64 + KF_LIMITS_MAX_KEY)
+
+/* The shared counter of key in window slot: kefu:limit:NAME:SLOT:KEY (the window after it still
+ * reads it for a moment: late answers). */
+static void counter_key(const kf_limits_t *limits, const kf_limit_t *limit, int64_t slot,
+                        const char *key, char out[COUNTER_SIZE])
+{
+    snprintf(out, COUNTER_SIZE, "kefu:limit:%s:%lld:%.*s", name_of(limits, limit), (long long)slot,
+             KF_LIMITS_MAX_KEY, key);
+}
+
 /* One use counted in Redis, waiting for the others' count. */
 typedef struct shared_use {
     kf_limits_t *limits;
@@ -83,10 +94,8 @@ static void share(kf_limits_t *limits, kf_limit_t *limit, const char *key, bool 
     use->slot = slot;
     use->as_failures = as_failures;
     memcpy(use->key, key, len + 1);
-    /* kefu:limit:NAME:SLOT:KEY; the window after it still reads it for a moment (late answers). */
-    char counter[64 + KF_LIMITS_MAX_KEY];
-    snprintf(counter, sizeof counter, "kefu:limit:%s:%lld:%.*s", name_of(limits, limit),
-             (long long)slot, KF_LIMITS_MAX_KEY, key);
+    char counter[COUNTER_SIZE];
+    counter_key(limits, limit, slot, key, counter);
     if (kf_bus_count(limits->bus, counter, 1, 2 * window_ms, false, shared_cb, use) != 0) {
         free(use);
         return;
@@ -231,6 +240,20 @@ void kf_limits_login_failed(kf_limits_t *limits, const char *email, const char *
 }
 
 void kf_limits_login_succeeded(kf_limits_t *limits, const char *email)
+{
+    kf_limit_reset(limits->login_by_account, email);
+    if (limits->bus == NULL)
+        return;
+    /* The window's failures go for every node: this one must not charge them again at its next
+     * failure, having forgotten them (the other nodes forget theirs when told: nodes.h). */
+    char counter[COUNTER_SIZE];
+    int64_t window_ms = kf_limit_window_ms(limits->login_by_account);
+    counter_key(limits, limits->login_by_account, kf_limit_slot(window_ms, kf_clock_wall_ms()),
+                email, counter);
+    kf_bus_forget(limits->bus, counter);
+}
+
+void kf_limits_login_succeeded_elsewhere(kf_limits_t *limits, const char *email)
 {
     kf_limit_reset(limits->login_by_account, email);
 }

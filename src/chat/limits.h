@@ -43,8 +43,11 @@ bool kf_limits_login_allowed(kf_limits_t *limits, const char *email, const char 
                              int64_t *retry_after_ms);
 /* A failed login: charged to the account and the address, each lock-out longer than the last. */
 void kf_limits_login_failed(kf_limits_t *limits, const char *email, const char *address);
-/* A login that succeeded: the account's failures are forgotten (the address's are not). */
+/* A login that succeeded: the account's failures are forgotten (the address's are not), here and
+ * in Redis; the caller tells the other nodes (kf_nodes_tell_login). */
 void kf_limits_login_succeeded(kf_limits_t *limits, const char *email);
+/* The same told by another node: forgotten here only. */
+void kf_limits_login_succeeded_elsewhere(kf_limits_t *limits, const char *email);
 
 /* A wait in whole seconds, rounded up (for Retry-After). */
 int64_t kf_limits_seconds(int64_t retry_after_ms);

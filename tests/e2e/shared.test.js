@@ -11,6 +11,7 @@ const net = require('node:net');
 const { spawn, spawnSync } = require('node:child_process');
 const { Kefu, scenario, eventually, api, sleep, newVisitor, agentLogin, DEFAULT_AGENTS } = require('./harness');
 const ANA = DEFAULT_AGENTS[0];
+const BO = DEFAULT_AGENTS[1];
 
 const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
 const REDIS_CLI = process.env.REDIS_CLI || 'redis-cli';
@@ -108,7 +109,7 @@ test('redis AUTH and SELECT: the right password and database serve; a wrong pass
     // A user name for Redis 6's ACLs: AUTH user password.
     // With exactly the rights docs/DEPLOY.md lists.
     const acl0 = spawnSync(REDIS_CLI, ['-p', String(port), '-a', password, '--no-auth-warning', 'ACL', 'SETUSER', 'kefu', 'reset', 'on', '>kefu-pass', '~kefu:*', '&kefu:events',
-      '+@pubsub', '+auth', '+select', '+hincrby', '+hgetall', '+pexpire', '+zadd', '+zrange', '+zremrangebyscore'], { encoding: 'utf8' });
+      '+@pubsub', '+auth', '+select', '+hincrby', '+hgetall', '+pexpire', '+del', '+zadd', '+zrange', '+zremrangebyscore'], { encoding: 'utf8' });
     assert.match(acl0.stdout, /OK/, acl0.stderr);
     const acl = new Kefu({ name: 'kefu (ACL user)', dataDir: node.dataDir, args: ['--bus', `redis://kefu:kefu-pass@127.0.0.1:${port}/3`] });
     env.servers.push(acl);
@@ -152,6 +153,19 @@ test('abuse limits across two nodes: failed logins lock out after one budget, a 
     const limits = ['--visitor-messages-per-minute', '6', '--visitor-message-burst', '4', '--max-push-per-visitor', '2'];
     const { node1, node2 } = await twoNodes(env, `redis://:shared-secret@127.0.0.1:${port}/2`, limits);
     const nodes = [node1, node2];
+
+    // A successful login forgets the account's failures on every node: 4 failures spread over
+    // both, a login on node 1, then node 2 allows a whole budget (5) again before it locks.
+    const failBo = async (node) => (await api(node.base, 'POST', '/api/agent/login', { body: { email: BO.email, password: 'nope' } })).status;
+    for (let i = 0; i < 4; i++) {
+      assert.equal(await failBo(nodes[i % 2]), 401);
+      await sleep(50);
+    }
+    await agentLogin(node1, BO.email, BO.password);
+    await eventually(() => /logged in on another node: its lock-out is lifted here too/.test(node2.log), { what: 'node 2 told' });
+    const after = [];
+    for (let i = 0; i < 6; i++) after.push(await failBo(node2));
+    assert.deepEqual(after, [401, 401, 401, 401, 401, 429], 'a fresh budget on node 2');
 
     // Wrong passwords for one account, alternating nodes, a moment apart (Redis answers in well
     // under that): one node alone allows 5 failures; both together about 5, not 10.
