@@ -71,20 +71,37 @@ bool kf_live_check(kf_req_t *req)
     return true;
 }
 
-/* A push request waiting for the other nodes' count of its listener (kf_quota_fetch). */
+/* A push request waiting for the other nodes' count of its listener (kf_quota_fetch), at most
+ * FETCH_WAIT_MS: Redis answers in well under a millisecond, and one that hangs without closing
+ * the connection must not hang push requests with it (past the wait, local counts decide). */
+#define FETCH_WAIT_MS 250
+
 typedef struct quota_wait {
-    kf_req_t *req; /* NULL once the client has gone */
+    kf_req_t *req; /* NULL once the client has gone or the request was served */
     kf_push_transport_t transport;
     kf_principal_t who;
+    uv_timer_t timer;
+    int refs; /* the answer's and the timer's: freed when both are done */
 } quota_wait_t;
 
 static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_principal_t *who,
                      bool counted);
 
+static void quota_wait_unref(quota_wait_t *wait)
+{
+    if (--wait->refs == 0)
+        free(wait);
+}
+
+static void quota_timer_closed_cb(uv_handle_t *handle)
+{
+    quota_wait_unref(handle->data);
+}
+
 static void quota_abort_cb(kf_req_t *req, void *data)
 {
     (void)req;
-    ((quota_wait_t *)data)->req = NULL; /* quota_fetched_cb, which always comes, frees it */
+    ((quota_wait_t *)data)->req = NULL;
 }
 
 static void quota_resumed_cb(kf_req_t *req, void *data)
@@ -94,12 +111,28 @@ static void quota_resumed_cb(kf_req_t *req, void *data)
     serve_as(req, wait->transport, &wait->who, true);
 }
 
+/* The answer came, or the wait ran out (closing: the application is going, nothing is served):
+ * the first of them serves the request, and closes the timer. */
+static void quota_done(quota_wait_t *wait, bool closing)
+{
+    kf_req_t *req = wait->req;
+    wait->req = NULL;
+    if (!uv_is_closing((uv_handle_t *)&wait->timer))
+        uv_close((uv_handle_t *)&wait->timer, quota_timer_closed_cb);
+    if (req != NULL && !closing)
+        kf_req_resume(req, quota_resumed_cb, wait);
+}
+
 static void quota_fetched_cb(void *data, bool closing)
 {
     quota_wait_t *wait = data;
-    if (wait->req != NULL && !closing)
-        kf_req_resume(wait->req, quota_resumed_cb, wait);
-    free(wait);
+    quota_done(wait, closing);
+    quota_wait_unref(wait);
+}
+
+static void quota_timeout_cb(uv_timer_t *timer)
+{
+    quota_done(timer->data, false);
 }
 
 /* Serves a push request over transport, for who. counted: the other nodes' count of the
@@ -129,8 +162,12 @@ static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_prin
         wait->req = req;
         wait->transport = transport;
         wait->who = *who;
+        wait->refs = 2;
         if (kf_quota_fetch(app->quota, kind, subject, quota_fetched_cb, wait) == 0) {
             kf_req_hold(req, quota_abort_cb, wait);
+            uv_timer_init(app->loop, &wait->timer);
+            wait->timer.data = wait;
+            uv_timer_start(&wait->timer, quota_timeout_cb, FETCH_WAIT_MS, 0);
             return;
         }
         free(wait); /* the bus went meanwhile: local counts only */

@@ -51,8 +51,10 @@ async function startRedis(env, extra = []) {
     await exited;
   });
   await eventually(() => accepts(port), { what: `redis-server on ${port}` });
+  redisProcs.set(port, proc);
   return port;
 }
+const redisProcs = new Map(); // port -> its redis-server
 
 // The keys kefu holds in a Redis database.
 function redisKeys(port, db, password) {
@@ -251,5 +253,23 @@ test('a request id crosses the bus: a logout on node 1 is logged on node 2 with 
     assert.equal(out.status, 200, out.text);
     assert.equal(out.headers['x-request-id'], 'trace-logout-42');
     await eventually(() => /node: agent \d+ logged out on another node[^\n]*request=trace-logout-42/.test(node2.log), { what: 'node 2 names the request' });
+  }),
+);
+
+test('a Redis that hangs (stopped, its connections open) does not hang push requests: past a short wait the local counts decide', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const port = await startRedis(env);
+    const { node1, node2 } = await twoNodes(env, `redis://127.0.0.1:${port}`, ['--max-push-per-visitor', '2']);
+    const v = await newVisitor(node1, 'Hana');
+    const redis = redisProcs.get(port);
+    redis.kill('SIGSTOP');
+    env.defer(() => redis.kill('SIGCONT'));
+    const t0 = Date.now();
+    const h = await push(node2.port, '/push/sse?after=0', v.token, 1000);
+    assert.equal(h.status, 200, 'served with local counts, not left waiting for Redis');
+    h.sock.destroy();
+    redis.kill('SIGCONT');
+    assert.ok(Date.now() - t0 < 5000);
+    await waitReady(node1, 200);
   }),
 );
