@@ -95,12 +95,14 @@ typedef void (*kf_bus_count_fn)(void *data, int rc, int64_t others);
 
 /* Adds delta (may be 0: a read) to this node's field of the counter key, makes the key expire
  * ttl_ms from now (when delta is not 0), and answers cb(data, ...) with the others' sum, once,
- * on the loop, never from inside this call. live_only: count only the fields of nodes that are
- * alive now (a heartbeat every KF_BUS_HEARTBEAT_MS, dead after 4 missed), for counts of things
- * a node holds (push connections) that a crashed node no longer holds; without it, every
- * node's field counts until the key expires (uses within a window, which a crash does not
- * undo). Returns 0, or KF_EUNAVAIL (an in-process bus, a Redis bus not ready: cb is never
- * called). key is copied. */
+ * on the loop, never from inside this call. live_only: for counts of things a node holds (push
+ * connections), which a crashed node no longer holds: the field is this connection's to Redis
+ * (a new one each KF_BUS_UP, when the owner counts what it holds again: changes made while Redis
+ * was away are lost), and only sessions alive now count (a heartbeat every KF_BUS_HEARTBEAT_MS,
+ * dead after 4 missed). Without it the field is the node's for as long as it runs, and every
+ * field counts until the key expires (uses within a window, which a crash does not undo). Returns
+ * 0, or KF_EUNAVAIL (an in-process bus, a Redis bus not ready: cb is never called). key is copied.
+ */
 int kf_bus_count(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
                  kf_bus_count_fn cb, void *data);
 #define KF_BUS_HEARTBEAT_MS 5000

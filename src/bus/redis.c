@@ -41,6 +41,9 @@ typedef struct redis_bus {
     char address[256];              /* url.host resolved (an IP address), for hiredis */
     uv_getaddrinfo_t *resolving;    /* the name being resolved, or NULL */
     char node[KF_BUS_NODE_LEN + 1]; /* this node's id, hex: its own echo is skipped */
+    /* This connection's id, hex, new each time the bus becomes ready: the field of live_only
+     * counters and what the heartbeat says is alive. */
+    char session[KF_BUS_NODE_LEN + 1];
     kf_bus_notify_fn notify;
     void *notify_ctx;
     redisAsyncContext *pub; /* publishes; NULL while down */
@@ -69,7 +72,7 @@ typedef struct redis_bus {
     char pending_request_id[KF_LOG_REQUEST_ID_SIZE];
     bool pending_prefix;
     uv_timer_t *flush;
-    /* Shared counters (kf_bus_count): the nodes alive by the last heartbeat's answer, each
+    /* Shared counters (kf_bus_count): the sessions alive by the last heartbeat's answer, each
      * KF_BUS_NODE_LEN bytes, ours among them. */
     char (*live)[KF_BUS_NODE_LEN];
     size_t live_count;
@@ -275,7 +278,7 @@ static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64
 
 /* ---- shared counters ---- */
 
-/* The heartbeat's answer: the nodes alive now. */
+/* The heartbeat's answer, or a live_only count's first: the sessions alive now. */
 static void live_cb(redisAsyncContext *ctx, void *reply, void *data)
 {
     (void)data;
@@ -299,7 +302,7 @@ static void heartbeat(redis_bus_t *bus)
         return;
     int64_t now = kf_clock_wall_ms();
     redisAsyncCommand(bus->pub, NULL, NULL, "ZADD %s %lld %s", NODES_KEY, (long long)now,
-                      bus->node);
+                      bus->session);
     redisAsyncCommand(bus->pub, NULL, NULL, "ZREMRANGEBYSCORE %s -inf (%lld", NODES_KEY,
                       (long long)(now - DEAD_MS));
     redisAsyncCommand(bus->pub, live_cb, NULL, "ZRANGE %s 0 -1", NODES_KEY);
@@ -344,7 +347,8 @@ static void counted_cb(redisAsyncContext *ctx, void *reply, void *data)
         const redisReply *node = r->element[i], *value = r->element[i + 1];
         if (node->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
             continue;
-        if (node->len == KF_BUS_NODE_LEN && memcmp(node->str, bus->node, KF_BUS_NODE_LEN) == 0)
+        const char *own = wait->live_only ? bus->session : bus->node;
+        if (node->len == KF_BUS_NODE_LEN && memcmp(node->str, own, KF_BUS_NODE_LEN) == 0)
             continue;
         if (wait->live_only && !is_live(bus, node->str, node->len))
             continue;
@@ -363,10 +367,17 @@ static int redis_count(kf_bus_t *base, const char *key, int64_t delta, int64_t t
     if (!bus->ready)
         return KF_EUNAVAIL;
     /* One pipeline on pub, answered in order: only the last answer is waited for. */
-    if (delta != 0 && (redisAsyncCommand(bus->pub, NULL, NULL, "HINCRBY %s %s %lld", key, bus->node,
-                                         (long long)delta) != REDIS_OK ||
-                       redisAsyncCommand(bus->pub, NULL, NULL, "PEXPIRE %s %lld", key,
-                                         (long long)ttl_ms) != REDIS_OK))
+    if (delta != 0 &&
+        (redisAsyncCommand(bus->pub, NULL, NULL, "HINCRBY %s %s %lld", key,
+                           live_only ? bus->session : bus->node, (long long)delta) != REDIS_OK ||
+         redisAsyncCommand(bus->pub, NULL, NULL, "PEXPIRE %s %lld", key, (long long)ttl_ms) !=
+             REDIS_OK))
+        return KF_EUNAVAIL;
+    /* Who is alive now, answered just before the counter: a session that began since the last
+     * heartbeat counts at once. */
+    if (live_only &&
+        redisAsyncCommand(bus->pub, live_cb, NULL, "ZRANGEBYSCORE %s %lld +inf", NODES_KEY,
+                          (long long)(kf_clock_wall_ms() - DEAD_MS)) != REDIS_OK)
         return KF_EUNAVAIL;
     count_wait_t *wait = kf_xmalloc(sizeof *wait);
     wait->cb = cb;
@@ -387,6 +398,22 @@ static int redis_forget(kf_bus_t *base, const char *key)
     return 0;
 }
 
+/* Writes KF_BUS_NODE_LEN random hex digits and a NUL into id. */
+static void random_id(char *id, const void *salt)
+{
+    unsigned char raw[KF_BUS_NODE_LEN / 2];
+    if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
+        uint64_t fallback = uv_hrtime() ^ (uint64_t)(uintptr_t)salt;
+        memcpy(raw, &fallback, sizeof raw);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof raw; i++) {
+        id[2 * i] = hex[raw[i] >> 4];
+        id[2 * i + 1] = hex[raw[i] & 15];
+    }
+    id[KF_BUS_NODE_LEN] = '\0';
+}
+
 static void became_ready(redis_bus_t *bus)
 {
     if (bus->ready || !bus->pub_up || !bus->sub_up)
@@ -397,6 +424,9 @@ static void became_ready(redis_bus_t *bus)
     bus->backoff_ms = BACKOFF_FIRST_MS;
     uv_timer_stop(bus->timer);
     bus->base.stats.connects++;
+    /* A new session: what was counted live_only under the last one (closes lost while Redis
+     * was away among it) dies with its heartbeat, and the owner counts afresh (KF_BUS_UP). */
+    random_id(bus->session, bus);
     /* Others missed what we published while away: they catch up from the store too. */
     if (bus->lost &&
         send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", NULL, "{}", 2) == 0) {
@@ -828,16 +858,7 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     uv_unref((uv_handle_t *)bus->heartbeat);
     /* A fresh id each start: a restarted node is a new sender (its old echo, if any were still on
      * the way, is simply another node's). */
-    unsigned char raw[KF_BUS_NODE_LEN / 2];
-    if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
-        uint64_t fallback = uv_hrtime() ^ (uint64_t)(uintptr_t)bus;
-        memcpy(raw, &fallback, sizeof raw);
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof raw; i++) {
-        bus->node[2 * i] = hex[raw[i] >> 4];
-        bus->node[2 * i + 1] = hex[raw[i] & 15];
-    }
+    random_id(bus->node, bus);
     bus->timer = kf_xcalloc(1, sizeof *bus->timer);
     uv_timer_init(loop, bus->timer);
     bus->timer->data = bus;

@@ -71,7 +71,11 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
     char shown[600];
     kf_bus_url_redact(app->config.bus_url, shown, sizeof shown);
     switch (change) {
-    case KF_BUS_UP: kf_info("bus: connected to %s", shown); break;
+    case KF_BUS_UP:
+        kf_info("bus: connected to %s", shown);
+        /* Counted under a new session: what this node holds counts again, from now. */
+        kf_quota_shared_again(app->quota);
+        break;
     case KF_BUS_DOWN:
         kf_warn("bus: %s unreachable (%s); not ready, retrying", shown, detail);
         break;

@@ -226,6 +226,17 @@ static void sweep_one(kf_map_node_t *node, void *ctx)
     }
 }
 
+static void count_again(kf_map_node_t *node, void *ctx)
+{
+    holder_t *holder = KF_CONTAINER_OF(node, holder_t, node);
+    tell(ctx, holder->key, (int64_t)holder->connections, NULL, NULL);
+}
+
+void kf_quota_shared_again(kf_quota_t *quota)
+{
+    kf_map_each(&quota->holders, count_again, quota);
+}
+
 void kf_quota_sweep(kf_quota_t *quota)
 {
     kf_map_each(&quota->others, sweep_one, quota);

@@ -46,6 +46,9 @@ typedef void (*kf_quota_fetched_fn)(void *data, bool closing);
  * KF_EUNAVAIL (not shared, the bus down: fetched never runs). */
 int kf_quota_fetch(kf_quota_t *quota, char kind, int64_t subject, kf_quota_fetched_fn fetched,
                    void *data);
+/* The bus is (back) up with a new session (kf_bus_count's live_only): counts every listener's
+ * open connections there again. */
+void kf_quota_shared_again(kf_quota_t *quota);
 /* Drops other nodes' counts no longer fresh (a coarse timer calls it). */
 void kf_quota_sweep(kf_quota_t *quota);
 /* Listeners with connections open now. */

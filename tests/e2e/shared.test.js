@@ -40,8 +40,8 @@ function accepts(port) {
 }
 
 // A throw-away Redis on a loopback port (nothing saved), with extra arguments (--requirepass).
-async function startRedis(env, extra = []) {
-  const port = await freePort();
+async function startRedis(env, extra = [], port = 0) {
+  port = port || (await freePort());
   const proc = spawn(REDIS_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
@@ -271,5 +271,41 @@ test('a Redis that hangs (stopped, its connections open) does not hang push requ
     redis.kill('SIGCONT');
     assert.ok(Date.now() - t0 < 5000);
     await waitReady(node1, 200);
+  }),
+);
+
+test('push quotas across a lost Redis connection: counts made before it (their closes lost meanwhile) stop counting, what is held is counted again', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const port = await startRedis(env);
+    const { node1, node2 } = await twoNodes(env, `redis://127.0.0.1:${port}`, ['--max-push-per-visitor', '2']);
+    const v = await newVisitor(node1, 'Ines');
+    const held = [];
+    env.defer(() => held.forEach((h) => h.sock.destroy()));
+    for (let i = 0; i < 2; i++) held.push(await push(node1.port, '/push/sse?after=0', v.token));
+    assert.ok(held.every((h) => h.held && h.status === 200));
+    // Redis drops every client: both nodes reconnect; the streams end meanwhile (a browser
+    // would reconnect them), their closes unseen by Redis.
+    spawnSync(REDIS_CLI, ['-p', String(port), 'CLIENT', 'KILL', 'TYPE', 'normal']);
+    spawnSync(REDIS_CLI, ['-p', String(port), 'CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    held.splice(0).forEach((h) => h.sock.destroy());
+    await sleep(500);
+    await waitReady(node1, 200);
+    await waitReady(node2, 200);
+    // The visitor comes back with one stream on node 1: counted under node 1's new session.
+    held.push(await push(node1.port, '/push/sse?after=0', v.token));
+    assert.ok(held[0].held, 'one on node 1 again');
+    // Node 2 may hold the second once the old counts have died with their session (20 s).
+    const second = await eventually(async () => {
+      const r = await push(node2.port, '/push/sse?after=0', v.token);
+      return r.held && r.status === 200 ? r : null;
+    }, { timeout: 45000, interval: 1000, what: 'a second stream on node 2' });
+    held.push(second);
+    // And a third is refused: node 1's live stream counts.
+    await sleep(2500);
+    const third = await push(node2.port, '/push/sse?after=0', v.token);
+    if (third.held) third.sock.destroy();
+    const dump = spawnSync(REDIS_CLI, ['-p', String(port), 'HGETALL', `kefu:push:v:${v.visitor.id}`], { encoding: 'utf8' }).stdout;
+    const nodesNow = spawnSync(REDIS_CLI, ['-p', String(port), 'ZRANGE', 'kefu:nodes', '0', '-1', 'WITHSCORES'], { encoding: 'utf8' }).stdout;
+    assert.equal(third.status, 429, `node 1 holds one, node 2 one: ${dump} / ${nodesNow} / ${Date.now()}`);
   }),
 );
