@@ -1,10 +1,12 @@
 'use strict';
 // shared.test.js: what several kefu nodes share through Redis beyond events: the password and
 // database of --bus (AUTH and SELECT before anything else; a wrong password is a clear log line
-// and /readyz 503, never a logged password), and the abuse limits held across nodes: failed
-// logins spread over two nodes lock the account out after one budget, a visitor's messages
-// alternating nodes get 429 after one node's budget, and push connections past the quota are
-// refused on the second node.
+// and /readyz 503, never a logged password); the abuse limits held across nodes (failed logins
+// spread over two nodes lock the account out after one budget and a login lifts it on both, a
+// visitor's messages alternating nodes get 429 after one node's budget, push connections past
+// the quota are refused on the other node, a hung Redis leaves push requests to the local counts
+// and a lost Redis connection leaves no stale count behind); and the request id that rides with
+// an event to the node that logs about it.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
