@@ -38,6 +38,8 @@
 
 typedef struct options {
     load_target_t server;    /* --url (kefu) */
+    load_target_t push_at;   /* --push-url (kefu): another node for the push connections */
+    bool other_push_node;    /* push_at was given: sends and push go to different nodes */
     load_target_t publish;   /* --publish-url (pubsub) */
     load_target_t subscribe; /* --subscribe-url (pubsub) */
     load_transport_t transport;
@@ -77,6 +79,10 @@ static void usage(FILE *out)
           "\n"
           "options:\n"
           "  --url URL                 kefu's address (loopback only)\n"
+          "  --push-url URL            open the push connections to this kefu node instead\n"
+          "                            (another node of the same cluster: --url is where\n"
+          "                            sessions are made and messages posted, so the latency\n"
+          "                            is node to node)\n"
           "  --transport T             ws, sse, longpoll, iframe or poll (pubsub: ws or sse)\n"
           "  --visitors N              push connections, at most 19000\n"
           "  --rate R                  messages per second (default 100)\n"
@@ -739,7 +745,8 @@ static int parse_options(int argc, char **argv, options_t *o)
         O_CONCURRENCY,
         O_CONNECT_TIMEOUT,
         O_POLL_INTERVAL,
-        O_LABEL
+        O_LABEL,
+        O_PUSH_URL
     };
     static const struct option long_options[] = {
         {"url", required_argument, NULL, O_URL},
@@ -762,10 +769,12 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
         {"poll-interval", required_argument, NULL, O_POLL_INTERVAL},
         {"label", required_argument, NULL, O_LABEL},
+        {"push-url", required_argument, NULL, O_PUSH_URL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *url = NULL, *publish_url = NULL, *subscribe_url = NULL, *sources = NULL;
+    const char *url = NULL, *push_url = NULL, *publish_url = NULL, *subscribe_url = NULL,
+               *sources = NULL;
     bool have_transport = false, have_visitors = false;
     unsigned value;
     int c;
@@ -834,6 +843,7 @@ static int parse_options(int argc, char **argv, options_t *o)
                 load_parse_unsigned(optarg, 60000, &o->poll_interval_ms) && o->poll_interval_ms > 0;
             break;
         case O_LABEL: o->label = optarg; break;
+        case O_PUSH_URL: push_url = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
@@ -876,6 +886,11 @@ static int parse_options(int argc, char **argv, options_t *o)
         }
         if (load_url_option(url, &o->server) != 0)
             return 2;
+        if (push_url != NULL) {
+            if (load_url_option(push_url, &o->push_at) != 0)
+                return 2;
+            o->other_push_node = true;
+        }
         if (!o->connect_only && (o->agent_email == NULL || o->agent_password == NULL)) {
             fprintf(stderr, "kf_load: the chat load needs --agent-email and --agent-password\n");
             return 2;
@@ -883,6 +898,10 @@ static int parse_options(int argc, char **argv, options_t *o)
     }
     if (!o->connect_only && o->rate * o->duration_s > MAX_MESSAGES) {
         fprintf(stderr, "kf_load: --rate × --duration is at most %d messages\n", MAX_MESSAGES);
+        return 2;
+    }
+    if (push_url != NULL && o->pubsub) {
+        fprintf(stderr, "kf_load: --push-url is for kefu mode (pubsub has --subscribe-url)\n");
         return 2;
     }
     if (sources != NULL) {
@@ -921,8 +940,10 @@ int main(int argc, char **argv)
     char run_id[9];
     snprintf(run_id, sizeof run_id, "%08x", (unsigned)random_u32());
     load.loop = uv_default_loop();
-    load_push_init(&load.push, load.loop, load.kefu ? &o->server : &o->subscribe, &push_ops,
-                   o->visitors, run_id);
+    const load_target_t *push_to = !load.kefu           ? &o->subscribe
+                                   : o->other_push_node ? &o->push_at
+                                                        : &o->server;
+    load_push_init(&load.push, load.loop, push_to, &push_ops, o->visitors, run_id);
     load.push.kefu = load.kefu;
     load.push.resume = load.kefu; /* Nchan's subscribers have no cursor to come back with */
     load.push.connect_concurrency = o->connect_concurrency;
