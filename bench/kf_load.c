@@ -60,6 +60,7 @@ typedef struct options {
     unsigned connect_timeout_s;
     unsigned poll_interval_ms;
     const char *label;
+    const char *latencies_path; /* --latencies: every delivery latency written here */
 } options_t;
 
 static void usage(FILE *out)
@@ -106,6 +107,8 @@ static void usage(FILE *out)
           "  --connect-timeout S       give up establishing after S seconds (default 120)\n"
           "  --poll-interval MS        short polling interval (default 2000)\n"
           "  --label TEXT              a name for this run in the output\n"
+          "  --latencies FILE          write every delivery latency (microseconds, one a line)\n"
+          "                            to FILE, for percentiles over several kf_load processes\n"
           "  -h, --help                this text\n"
           "\n"
           "Prints a table and, last, one JSON line with the same figures.\n",
@@ -520,6 +523,24 @@ static void stopped(const char *why, int exit_code)
 
 /* ---- the report ---- */
 
+/* Writes the latency samples, one a line, so that a script can pool several processes' runs
+ * (a percentile of percentiles is not one). Returns 0 or -1 (said on stderr). */
+static int write_latencies(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        load_progress("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < load.latency.len; i++)
+        fprintf(f, "%u\n", (unsigned)load.latency.us[i]);
+    if (fclose(f) != 0) {
+        load_progress("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static void report(void)
 {
     const options_t *o = &load.opts;
@@ -545,6 +566,8 @@ static void report(void)
     }
     load_samples_sort(&load.latency);
     load_samples_sort(&load.ack);
+    if (o->latencies_path != NULL && write_latencies(o->latencies_path) != 0 && load.exit_code == 0)
+        load.exit_code = 1;
     double p50 = load_percentile_ms(&load.latency, 0.50);
     double p90 = load_percentile_ms(&load.latency, 0.90);
     double p99 = load_percentile_ms(&load.latency, 0.99);
@@ -746,7 +769,8 @@ static int parse_options(int argc, char **argv, options_t *o)
         O_CONNECT_TIMEOUT,
         O_POLL_INTERVAL,
         O_LABEL,
-        O_PUSH_URL
+        O_PUSH_URL,
+        O_LATENCIES
     };
     static const struct option long_options[] = {
         {"url", required_argument, NULL, O_URL},
@@ -770,6 +794,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"poll-interval", required_argument, NULL, O_POLL_INTERVAL},
         {"label", required_argument, NULL, O_LABEL},
         {"push-url", required_argument, NULL, O_PUSH_URL},
+        {"latencies", required_argument, NULL, O_LATENCIES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -844,6 +869,7 @@ static int parse_options(int argc, char **argv, options_t *o)
             break;
         case O_LABEL: o->label = optarg; break;
         case O_PUSH_URL: push_url = optarg; break;
+        case O_LATENCIES: o->latencies_path = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }

@@ -11,11 +11,13 @@
 #   --quick     3 nodes, 3,000 connections, 300 and 1,000 msg/s, 5-second runs: a smoke test
 #   --keep      keep the directory with every run's output (printed at the end)
 #
-# Environment: BUILD_DIR (default ./build), NODES (6), CONNECTIONS (100000), RATES ("1000 5000"),
-# SECONDS_RUN (20), TRANSPORT (ws), SYNC (NORMAL), KEFU_STORE (unset: the shared data directory).
-# Each node holds CONNECTIONS / NODES (at most 19,000: a process here may hold 20,000 open files),
-# each kf_load as many. Load stays on 127.0.0.0/8; every run is bounded in connections and time,
-# and only the processes this script started are stopped, by PID.
+# Environment: BUILD_DIR (default ./build), NODES (6), CONNECTIONS (100000), MEASURED (10000),
+# RATES ("1000 5000"), SECONDS_RUN (20), TRANSPORT (ws), SYNC (NORMAL), KEFU_STORE (unset: the
+# shared data directory). CONNECTIONS - MEASURED are opened first and held idle (one kf_load per
+# node); then each rate runs on MEASURED more (again one kf_load per node), so that the figures
+# are taken with all CONNECTIONS held. Each node holds CONNECTIONS / NODES (at most 19,000: a
+# process here may hold 20,000 open files). Load stays on 127.0.0.0/8; every run is bounded in
+# connections and time, and only the processes this script started are stopped, by PID.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +26,7 @@ source "$root/bench/kefu.sh"
 build=${BUILD_DIR:-$root/build}
 nodes=${NODES:-6}
 connections=${CONNECTIONS:-100000}
+measured=${MEASURED:-10000}
 rates=${RATES:-1000 5000}
 seconds=${SECONDS_RUN:-20}
 transport=${TRANSPORT:-ws}
@@ -32,10 +35,10 @@ keep=0
 
 for arg in "$@"; do
     case "$arg" in
-    --quick) nodes=3 connections=3000 rates="300 1000" seconds=5 ;;
+    --quick) nodes=3 connections=3000 measured=600 rates="300 1000" seconds=5 ;;
     --keep) keep=1 ;;
     -h | --help)
-        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -46,8 +49,12 @@ for arg in "$@"; do
 done
 
 per_node=$((connections / nodes))
-if [ "$nodes" -lt 2 ] || [ "$per_node" -lt 1 ] || [ "$per_node" -gt 19000 ]; then
-    echo "nodes.sh: NODES >= 2 and CONNECTIONS / NODES in 1..19000 (got $nodes, $per_node)" >&2
+measure_per=$((measured / nodes))
+hold_per=$(((connections - measured) / nodes))
+hold_total=$((hold_per * nodes))
+if [ "$nodes" -lt 2 ] || [ "$per_node" -gt 19000 ] || [ "$measure_per" -lt 1 ] || [ "$hold_per" -lt 1 ]; then
+    echo "nodes.sh: NODES >= 2, CONNECTIONS / NODES at most 19000, MEASURED / NODES and" \
+        "(CONNECTIONS - MEASURED) / NODES at least 1 (got $nodes, $connections, $measured)" >&2
     exit 2
 fi
 if [ "$seconds" -gt 120 ]; then
@@ -67,6 +74,7 @@ redis_pid=""
 node_pids=()
 node_ports=()
 load_pids=()
+hold_pids=()
 sampler_pid=""
 
 log() { echo "nodes: $*" >&2; }
@@ -136,8 +144,7 @@ fi
 password=""
 runs=0
 
-# start_nodes: NODES fresh processes on the shared store, each on a port of its own, all ready
-# (so that every run's memory figures start from the same place).
+# start_nodes: NODES processes on the shared store, each on a port of its own, all ready.
 start_nodes() {
     local i nlog port url
     runs=$((runs + 1))
@@ -237,76 +244,116 @@ field() {
     sed -n 's/.*"'"$2"'":\("[^"]*"\|[^,}]*\).*/\1/p' "$1" | tr -d '"'
 }
 
-results=()
+# percentiles FILE...: nearest-rank p50, p99 and max (ms) of the pooled latency samples (us).
+percentiles() {
+    cat "$@" 2>/dev/null | sort -n | awk '{ v[NR] = $1 }
+        function rank(p) { r = int(p * NR + 0.999999); if (r < 1) r = 1; return v[r] / 1000 }
+        END { if (NR == 0) print "- - - 0"; else printf "%.2f %.2f %.1f %d\n", rank(0.5), rank(0.99), v[NR] / 1000, NR }'
+}
+
 started_at=$(date +%s)
+start_nodes
+: >"$out/samples"
+sampler "$out/samples" &
+sampler_pid=$!
+
+# The held connections: one connect-only kf_load per node (sessions made on the next node),
+# idle until stopped. Memory per connection from the nodes' RSS before and once all are held.
+rss_before=$(rss_kb)
+hold_pids=()
+for i in $(seq "$nodes"); do
+    own=${node_ports[$((i - 1))]}
+    next=${node_ports[$((i % nodes))]}
+    "$load_bin" --url "http://127.0.0.1:$next" --push-url "http://127.0.0.1:$own" \
+        --transport "$transport" --visitors "$hold_per" --connect-only --duration 600 \
+        --connect-timeout 300 --server-pid "${node_pids[$((i - 1))]}" --label "hold-node$i" \
+        >"$out/hold-node$i.txt" 2>"$out/hold-node$i.err" </dev/null &
+    hold_pids+=($!)
+done
+load_pids=("${hold_pids[@]}")
+log "holding $hold_total $transport connections: $nodes kf_load of $hold_per"
+held=0
+for _ in $(seq 400); do
+    held=$(push_connections)
+    [ "$held" -ge "$hold_total" ] && break
+    alive=0
+    for pid in "${hold_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done
+    [ "$alive" = "$nodes" ] || break
+    sleep 1
+done
+sleep 2
+held=$(push_connections)
+rss_held=$(rss_kb)
+hold_s=$(($(date +%s) - started_at))
+per_conn=$(awk -v a="$rss_before" -v b="$rss_held" -v n="$held" \
+    'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1024 / n; else print "-" }')
+log "$held connections held after ${hold_s} s; all nodes' RSS $((rss_before / 1024)) MiB -> $((rss_held / 1024)) MiB: $per_conn B per connection"
+[ "$held" -ge "$hold_total" ] || log "WARNING: only $held of $hold_total connections held"
+
+# The measured runs, one rate at a time, on top of the held connections: one kf_load per node
+# (visitors made and messages posted on the next node, push connections on its own).
+results=()
 for rate in $rates; do
     name=rate$rate
-    start_nodes
-    rss_before=$(rss_kb)
-    : >"$out/$name.samples"
-    sampler "$out/$name.samples" &
-    sampler_pid=$!
-    load_pids=()
-    # kf_load i: visitors made and messages posted on node i+1, push connections on node i.
+    first_sample=$(wc -l <"$out/samples")
+    measure_pids=()
     for i in $(seq "$nodes"); do
         own=${node_ports[$((i - 1))]}
-        post=${node_ports[$((i % nodes))]}
+        next=${node_ports[$((i % nodes))]}
         node_rate=$(awk -v r="$rate" -v n="$nodes" 'BEGIN { printf "%.3f", r / n }')
-        "$load_bin" --url "http://127.0.0.1:$post" --push-url "http://127.0.0.1:$own" \
-            --transport "$transport" --visitors "$per_node" --rate "$node_rate" \
+        "$load_bin" --url "http://127.0.0.1:$next" --push-url "http://127.0.0.1:$own" \
+            --transport "$transport" --visitors "$measure_per" --rate "$node_rate" \
             --duration "$seconds" --agent-email admin@localhost --agent-password "$password" \
             --server-pid "${node_pids[$((i - 1))]}" --http-conns 32 --pipeline 1 \
-            --connect-timeout 300 --label "$name-node$i" \
+            --latencies "$out/$name-node$i.lat" --label "$name-node$i" \
             >"$out/$name-node$i.txt" 2>"$out/$name-node$i.err" </dev/null &
-        load_pids+=($!)
+        measure_pids+=($!)
     done
-    log "$rate msg/s: $nodes kf_load of $per_node $transport connections each, ${seconds} s"
+    load_pids=("${hold_pids[@]}" "${measure_pids[@]}")
+    log "$rate msg/s: $nodes kf_load of $measure_per $transport connections each, ${seconds} s"
     failed=0
-    for pid in "${load_pids[@]}"; do
+    for pid in "${measure_pids[@]}"; do
         wait "$pid" || failed=$((failed + 1))
     done
-    load_pids=()
-    kill -TERM "$sampler_pid" 2>/dev/null || true
-    wait "$sampler_pid" 2>/dev/null || true
-    sampler_pid=""
+    load_pids=("${hold_pids[@]}")
     [ "$failed" = 0 ] || log "$rate msg/s: $failed kf_load runs failed (see $out/$name-node*.txt)"
-    stop_nodes
-
-    # The run's figures: deliveries pooled over the loads' percentiles (each load's p50/p99
-    # weighted by its receptions), memory from the sampled peak.
     for i in $(seq "$nodes"); do tail -n 1 "$out/$name-node$i.txt" >"$out/$name-node$i.json"; done
-    peak_line=$(sort -k3,3n "$out/$name.samples" | tail -n 1)
-    peak_conns=$(echo "$peak_line" | awk '{ print $3 }')
-    peak_rss=$(echo "$peak_line" | awk '{ print $2 }')
-    summary=$(for i in $(seq "$nodes"); do
+    # The most connections held at once while it ran (the held ones and its own).
+    run_held=$(tail -n +"$((first_sample + 1))" "$out/samples" |
+        awk '$3 > m { m = $3 } END { printf "%d", m }')
+    read -r p50 p99 pmax count < <(percentiles "$out/$name"-node*.lat)
+    totals=$(for i in $(seq "$nodes"); do
         f=$out/$name-node$i.json
-        echo "$(field "$f" established) $(field "$f" acked) $(field "$f" received) \
-$(field "$f" lost) $(field "$f" duplicates) $(field "$f" lat_p50_ms) $(field "$f" lat_p99_ms) \
-$(field "$f" lat_max_ms) $(field "$f" server_bytes_per_conn) $(field "$f" rate_achieved)"
-    done | awk -v peak="$peak_conns" -v rss0="$rss_before" -v rss1="$peak_rss" '
-        { est += $1; acked += $2; recv += $3; lost += $4; dup += $5;
-          p50 += $6 * $3; p99 += $7 * $3; if ($8 > max) max = $8; bpc += $9 * $1; ach += $10 }
-        END {
-          printf "established %d, peak held at once %d; rate %.0f msg/s; acked %d, received %d, lost %d, duplicates %d; ",
-            est, peak, ach, acked, recv, lost, dup
-          printf "latency p50 %.2f ms, p99 %.2f ms (the loads'\'' percentiles weighted by receptions), max %.1f ms; ",
-            recv ? p50 / recv : 0, recv ? p99 / recv : 0, max
-          printf "memory per connection %.0f B (kf_load, per node: RSS after connecting - before), ",
-            est ? bpc / est : 0
-          printf "%.0f B (all nodes'\'' RSS at the peak - before the run, / peak connections)\n",
-            peak ? (rss1 - rss0) * 1024 / peak : 0 }')
-    results+=("$rate msg/s: $summary")
-    log "$rate msg/s: $summary"
+        echo "$(field "$f" acked) $(field "$f" received) $(field "$f" lost) $(field "$f" duplicates) $(field "$f" rate_achieved)"
+    done | awk '{ a += $1; r += $2; l += $3; d += $4; x += $5 } END { printf "%d %d %d %d %.0f", a, r, l, d, x }')
+    read -r acked received lost dups achieved <<<"$totals"
+    results+=("$(printf '%-9s %9s %9s %9s %6s %6s %10s %10s %10s %12s' "$rate" "$achieved" "$acked" \
+        "$received" "$lost" "$dups" "$p50" "$p99" "$pmax" "$run_held")")
+    log "$rate msg/s: achieved $achieved, acked $acked, received $received, lost $lost, duplicates $dups; p50 $p50 ms, p99 $p99 ms, max $pmax ms over $count deliveries; up to $run_held connections held"
 done
+
+# The held loads end (SIGINT: they report and close), then the nodes.
+for pid in "${hold_pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+for pid in "${hold_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+load_pids=()
+kill -TERM "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
+sampler_pid=""
+for i in $(seq "$nodes"); do tail -n 1 "$out/hold-node$i.txt" >"$out/hold-node$i.json"; done
+peak=$(awk '$3 > m { m = $3 } END { printf "%d", m }' "$out/samples")
 
 echo
-echo "kefu, $nodes nodes on one machine over Redis, $(date -u +%Y-%m-%d), $(nproc) cores, $transport," \
-    "$connections connections, --synchronous $sync, runs of ${seconds} s, $(($(date +%s) - started_at)) s in all"
-for r in "${results[@]}"; do echo "  $r"; done
-echo "  per node and run:"
-for f in "$out"/*-node*.json; do
-    echo "    $(basename "$f" .json): established $(field "$f" established), acked $(field "$f" acked)," \
-        "lost $(field "$f" lost), dup $(field "$f" duplicates), p50 $(field "$f" lat_p50_ms) ms," \
-        "p99 $(field "$f" lat_p99_ms) ms, $(field "$f" server_bytes_per_conn) B/conn," \
-        "connect $(field "$f" connect_s) s, server CPU $(field "$f" server_cpu_pct) %"
+echo "kefu: $nodes nodes on one machine, one store, one Redis ($(date -u +%Y-%m-%d), $(nproc) cores," \
+    "$transport, --synchronous $sync, $(($(date +%s) - started_at)) s in all; the machine is shared)"
+echo "  held: $held push connections ($hold_total idle + the runs' own; peak $peak), after ${hold_s} s"
+echo "  memory: all nodes' RSS $((rss_before / 1024)) MiB before, $((rss_held / 1024)) MiB held: $per_conn B per connection"
+echo "  per node (kf_load, RSS after connecting - before / connections):"
+for i in $(seq "$nodes"); do
+    f=$out/hold-node$i.json
+    echo "    node $i: $(field "$f" established) held, $(field "$f" server_bytes_per_conn) B per connection," \
+        "connected in $(field "$f" connect_s) s"
 done
+echo "  node-to-node delivery (posted on one node, received on another; percentiles pooled over the loads):"
+printf '  %-9s %9s %9s %9s %6s %6s %10s %10s %10s %12s\n' 'msg/s' achieved acked received lost dup \
+    'p50 ms' 'p99 ms' 'max ms' 'held (max)'
+for r in "${results[@]}"; do echo "  $r"; done
