@@ -108,7 +108,8 @@ static void usage(FILE *out)
           "  --poll-interval MS        short polling interval (default 2000)\n"
           "  --label TEXT              a name for this run in the output\n"
           "  --latencies FILE          write every delivery latency (microseconds, one a line)\n"
-          "                            to FILE, for percentiles over several kf_load processes\n"
+          "                            to FILE and every send's time to its 2xx to FILE.ack,\n"
+          "                            for percentiles over several kf_load processes\n"
           "  -h, --help                this text\n"
           "\n"
           "Prints a table and, last, one JSON line with the same figures.\n",
@@ -523,22 +524,34 @@ static void stopped(const char *why, int exit_code)
 
 /* ---- the report ---- */
 
-/* Writes the latency samples, one a line, so that a script can pool several processes' runs
- * (a percentile of percentiles is not one). Returns 0 or -1 (said on stderr). */
-static int write_latencies(const char *path)
+/* Writes samples, one a line, so that a script can pool several processes' runs (a percentile
+ * of percentiles is not one). Returns 0 or -1 (said on stderr). */
+static int write_samples(const char *path, const load_samples_t *samples)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
         load_progress("cannot write %s: %s", path, strerror(errno));
         return -1;
     }
-    for (size_t i = 0; i < load.latency.len; i++)
-        fprintf(f, "%u\n", (unsigned)load.latency.us[i]);
+    for (size_t i = 0; i < samples->len; i++)
+        fprintf(f, "%u\n", (unsigned)samples->us[i]);
     if (fclose(f) != 0) {
         load_progress("cannot write %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
+}
+
+/* --latencies: the deliveries to path, the acknowledgements to path.ack. */
+static int write_latencies(const char *path)
+{
+    char ack_path[PATH_MAX];
+    if (snprintf(ack_path, sizeof ack_path, "%s.ack", path) >= (int)sizeof ack_path) {
+        load_progress("--latencies: the name is too long");
+        return -1;
+    }
+    int rc = write_samples(path, &load.latency);
+    return write_samples(ack_path, &load.ack) != 0 ? -1 : rc;
 }
 
 static void report(void)

@@ -12,12 +12,15 @@
 #   --keep      keep the directory with every run's output (printed at the end)
 #
 # Environment: BUILD_DIR (default ./build), NODES (6), CONNECTIONS (100000), MEASURED (10000),
-# RATES ("1000 5000"), SECONDS_RUN (20), TRANSPORT (ws), SYNC (NORMAL), KEFU_STORE (unset: the
-# shared data directory). CONNECTIONS - MEASURED are opened first and held idle (one kf_load per
-# node); then each rate runs on MEASURED more (again one kf_load per node), so that the figures
-# are taken with all CONNECTIONS held. Each node holds CONNECTIONS / NODES (at most 19,000: a
-# process here may hold 20,000 open files). Load stays on 127.0.0.0/8; every run is bounded in
-# connections and time, and only the processes this script started are stopped, by PID.
+# RATES ("1000 5000"), SECONDS_RUN (20), TRANSPORT (ws), SYNC (NORMAL), WRITERS (one: every
+# message is posted on node 1 and received on the others; all: each node takes its share of the
+# posts, and with SQLite the nodes' writers queue for the file's one write lock), KEFU_STORE
+# (unset: the shared data directory). CONNECTIONS - MEASURED are opened first and held idle (one
+# kf_load per node); then each rate runs on MEASURED more (one kf_load per receiving node), so
+# that the figures are taken with all CONNECTIONS held. Each node holds about CONNECTIONS / NODES
+# (at most 19,000: a process here may hold 20,000 open files). Load stays on 127.0.0.0/8; every
+# run is bounded in connections and time, and only the processes this script started are
+# stopped, by PID.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +34,7 @@ rates=${RATES:-1000 5000}
 seconds=${SECONDS_RUN:-20}
 transport=${TRANSPORT:-ws}
 sync=${SYNC:-NORMAL}
+writers=${WRITERS:-one}
 keep=0
 
 for arg in "$@"; do
@@ -38,7 +42,7 @@ for arg in "$@"; do
     --quick) nodes=3 connections=3000 measured=600 rates="300 1000" seconds=5 ;;
     --keep) keep=1 ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -49,10 +53,9 @@ for arg in "$@"; do
 done
 
 per_node=$((connections / nodes))
-measure_per=$((measured / nodes))
 hold_per=$(((connections - measured) / nodes))
 hold_total=$((hold_per * nodes))
-if [ "$nodes" -lt 2 ] || [ "$per_node" -gt 19000 ] || [ "$measure_per" -lt 1 ] || [ "$hold_per" -lt 1 ]; then
+if [ "$nodes" -lt 2 ] || [ "$per_node" -gt 19000 ] || [ "$measured" -lt "$nodes" ] || [ "$hold_per" -lt 1 ]; then
     echo "nodes.sh: NODES >= 2, CONNECTIONS / NODES at most 19000, MEASURED / NODES and" \
         "(CONNECTIONS - MEASURED) / NODES at least 1 (got $nodes, $connections, $measured)" >&2
     exit 2
@@ -290,18 +293,27 @@ per_conn=$(awk -v a="$rss_before" -v b="$rss_held" -v n="$held" \
 log "$held connections held after ${hold_s} s; all nodes' RSS $((rss_before / 1024)) MiB -> $((rss_held / 1024)) MiB: $per_conn B per connection"
 [ "$held" -ge "$hold_total" ] || log "WARNING: only $held of $hold_total connections held"
 
-# The measured runs, one rate at a time, on top of the held connections: one kf_load per node
-# (visitors made and messages posted on the next node, push connections on its own).
+# The measured runs, one rate at a time, on top of the held connections, one kf_load per node
+# that holds measured connections: WRITERS=one, the visitors made and messages posted on node 1,
+# push connections on the others; WRITERS=all, on the next node, push connections on its own.
+if [ "$writers" = one ]; then
+    measure_nodes=$(seq 2 "$nodes")
+else
+    measure_nodes=$(seq "$nodes")
+fi
+measure_count=$(echo "$measure_nodes" | wc -w)
+measure_per=$((measured / measure_count))
 results=()
 for rate in $rates; do
     name=rate$rate
     first_sample=$(wc -l <"$out/samples")
     measure_pids=()
-    for i in $(seq "$nodes"); do
+    for i in $measure_nodes; do
         own=${node_ports[$((i - 1))]}
-        next=${node_ports[$((i % nodes))]}
-        node_rate=$(awk -v r="$rate" -v n="$nodes" 'BEGIN { printf "%.3f", r / n }')
-        "$load_bin" --url "http://127.0.0.1:$next" --push-url "http://127.0.0.1:$own" \
+        post=${node_ports[0]}
+        [ "$writers" = one ] || post=${node_ports[$((i % nodes))]}
+        node_rate=$(awk -v r="$rate" -v n="$measure_count" 'BEGIN { printf "%.3f", r / n }')
+        "$load_bin" --url "http://127.0.0.1:$post" --push-url "http://127.0.0.1:$own" \
             --transport "$transport" --visitors "$measure_per" --rate "$node_rate" \
             --duration "$seconds" --agent-email admin@localhost --agent-password "$password" \
             --server-pid "${node_pids[$((i - 1))]}" --http-conns 32 --pipeline 1 \
@@ -310,26 +322,27 @@ for rate in $rates; do
         measure_pids+=($!)
     done
     load_pids=("${hold_pids[@]}" "${measure_pids[@]}")
-    log "$rate msg/s: $nodes kf_load of $measure_per $transport connections each, ${seconds} s"
+    log "$rate msg/s: $measure_count kf_load of $measure_per $transport connections each, ${seconds} s (writers: $writers)"
     failed=0
     for pid in "${measure_pids[@]}"; do
         wait "$pid" || failed=$((failed + 1))
     done
     load_pids=("${hold_pids[@]}")
     [ "$failed" = 0 ] || log "$rate msg/s: $failed kf_load runs failed (see $out/$name-node*.txt)"
-    for i in $(seq "$nodes"); do tail -n 1 "$out/$name-node$i.txt" >"$out/$name-node$i.json"; done
+    for i in $measure_nodes; do tail -n 1 "$out/$name-node$i.txt" >"$out/$name-node$i.json"; done
     # The most connections held at once while it ran (the held ones and its own).
     run_held=$(tail -n +"$((first_sample + 1))" "$out/samples" |
         awk '$3 > m { m = $3 } END { printf "%d", m }')
     read -r p50 p99 pmax count < <(percentiles "$out/$name"-node*.lat)
-    totals=$(for i in $(seq "$nodes"); do
+    read -r a50 a99 _ _ < <(percentiles "$out/$name"-node*.lat.ack)
+    totals=$(for i in $measure_nodes; do
         f=$out/$name-node$i.json
         echo "$(field "$f" acked) $(field "$f" received) $(field "$f" lost) $(field "$f" duplicates) $(field "$f" rate_achieved)"
     done | awk '{ a += $1; r += $2; l += $3; d += $4; x += $5 } END { printf "%d %d %d %d %.0f", a, r, l, d, x }')
     read -r acked received lost dups achieved <<<"$totals"
-    results+=("$(printf '%-9s %9s %9s %9s %6s %6s %10s %10s %10s %12s' "$rate" "$achieved" "$acked" \
-        "$received" "$lost" "$dups" "$p50" "$p99" "$pmax" "$run_held")")
-    log "$rate msg/s: achieved $achieved, acked $acked, received $received, lost $lost, duplicates $dups; p50 $p50 ms, p99 $p99 ms, max $pmax ms over $count deliveries; up to $run_held connections held"
+    results+=("$(printf '%-7s %8s %8s %8s %5s %5s %8s %8s %8s %8s %8s %10s' "$rate" "$achieved" \
+        "$acked" "$received" "$lost" "$dups" "$p50" "$p99" "$pmax" "$a50" "$a99" "$run_held")")
+    log "$rate msg/s: achieved $achieved, acked $acked, received $received, lost $lost, duplicates $dups; delivery p50 $p50 ms, p99 $p99 ms, max $pmax ms over $count deliveries (send to 2xx: p50 $a50, p99 $a99); up to $run_held connections held"
 done
 
 # The held loads end (SIGINT: they report and close), then the nodes.
@@ -353,7 +366,8 @@ for i in $(seq "$nodes"); do
     echo "    node $i: $(field "$f" established) held, $(field "$f" server_bytes_per_conn) B per connection," \
         "connected in $(field "$f" connect_s) s"
 done
-echo "  node-to-node delivery (posted on one node, received on another; percentiles pooled over the loads):"
-printf '  %-9s %9s %9s %9s %6s %6s %10s %10s %10s %12s\n' 'msg/s' achieved acked received lost dup \
-    'p50 ms' 'p99 ms' 'max ms' 'held (max)'
+echo "  node-to-node delivery, writers: $writers (posted on one node, received on another; send to"
+echo "  reception, and send to 2xx (the store's commit); percentiles pooled over the loads):"
+printf '  %-7s %8s %8s %8s %5s %5s %8s %8s %8s %8s %8s %10s\n' 'msg/s' achieved acked received lost \
+    dup 'p50 ms' 'p99 ms' 'max ms' 'ack p50' 'ack p99' 'held (max)'
 for r in "${results[@]}"; do echo "  $r"; done
