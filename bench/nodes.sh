@@ -340,8 +340,11 @@ for rate in $rates; do
         echo "$(field "$f" acked) $(field "$f" received) $(field "$f" lost) $(field "$f" duplicates) $(field "$f" rate_achieved)"
     done | awk '{ a += $1; r += $2; l += $3; d += $4; x += $5 } END { printf "%d %d %d %d %.0f", a, r, l, d, x }')
     read -r acked received lost dups achieved <<<"$totals"
-    results+=("$(printf '%-7s %8s %8s %8s %5s %5s %8s %8s %8s %8s %8s %10s' "$rate" "$achieved" \
-        "$acked" "$received" "$lost" "$dups" "$p50" "$p99" "$pmax" "$a50" "$a99" "$run_held")")
+    # The machine's load average over the last minute, the run's: it is shared.
+    loadavg=$(cut -d' ' -f1 /proc/loadavg)
+    results+=("$(printf '%-7s %8s %8s %8s %5s %5s %8s %8s %8s %8s %8s %10s %6s' "$rate" "$achieved" \
+        "$acked" "$received" "$lost" "$dups" "$p50" "$p99" "$pmax" "$a50" "$a99" "$run_held" \
+        "$loadavg")")
     log "$rate msg/s: achieved $achieved, acked $acked, received $received, lost $lost, duplicates $dups; delivery p50 $p50 ms, p99 $p99 ms, max $pmax ms over $count deliveries (send to 2xx: p50 $a50, p99 $a99); up to $run_held connections held"
 done
 
@@ -368,6 +371,6 @@ for i in $(seq "$nodes"); do
 done
 echo "  node-to-node delivery, writers: $writers (posted on one node, received on another; send to"
 echo "  reception, and send to 2xx (the store's commit); percentiles pooled over the loads):"
-printf '  %-7s %8s %8s %8s %5s %5s %8s %8s %8s %8s %8s %10s\n' 'msg/s' achieved acked received lost \
-    dup 'p50 ms' 'p99 ms' 'max ms' 'ack p50' 'ack p99' 'held (max)'
+printf '  %-7s %8s %8s %8s %5s %5s %8s %8s %8s %8s %8s %10s %6s\n' 'msg/s' achieved acked received \
+    lost dup 'p50 ms' 'p99 ms' 'max ms' 'ack p50' 'ack p99' 'held (max)' load
 for r in "${results[@]}"; do echo "  $r"; done

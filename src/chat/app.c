@@ -125,6 +125,7 @@ static void presence_sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
     kf_presence_sweep(app->presence, kf_clock_mono_ms(), agent_connections, app);
+    kf_nodes_tell_here(app);
     kf_invite_sweep(app);
 }
 
