@@ -117,10 +117,10 @@ static void add_here(void *ctx, int64_t agent_id)
     json_array_append_new(ctx, json_integer((json_int_t)agent_id));
 }
 
-void kf_nodes_tell_here(kf_app_t *app)
+void kf_nodes_tell_here(kf_app_t *app, uint64_t within_ms)
 {
     json_t *agents = json_array();
-    kf_presence_each_here(app->presence, kf_clock_mono_ms(), add_here, agents);
+    kf_presence_each_here(app->presence, kf_clock_mono_ms(), within_ms, add_here, agents);
     if (json_array_size(agents) == 0) {
         json_decref(agents);
         return;

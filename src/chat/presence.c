@@ -107,7 +107,7 @@ void kf_presence_seen_elsewhere(kf_presence_t *presence, int64_t agent_id, uint6
 
 typedef struct each_here {
     uint64_t now;
-    uint64_t offline_after_ms;
+    uint64_t within_ms;
     kf_presence_each_fn fn;
     void *ctx;
 } each_here_t;
@@ -117,13 +117,14 @@ static void each_here_agent(kf_map_node_t *node, void *data)
     each_here_t *each = data;
     const agent_t *agent = KF_CONTAINER_OF(node, agent_t, node);
     if (agent->here_seen != 0 && agent->shown != KF_PRESENCE_OFFLINE &&
-        each->now - agent->here_seen < each->offline_after_ms)
+        each->now - agent->here_seen <= each->within_ms)
         each->fn(each->ctx, agent->id);
 }
 
-void kf_presence_each_here(kf_presence_t *presence, uint64_t now, kf_presence_each_fn fn, void *ctx)
+void kf_presence_each_here(kf_presence_t *presence, uint64_t now, uint64_t within_ms,
+                           kf_presence_each_fn fn, void *ctx)
 {
-    each_here_t each = {now, presence->offline_after_ms, fn, ctx};
+    each_here_t each = {now, within_ms, fn, ctx};
     kf_map_each(&presence->agents, each_here_agent, &each);
 }
 

@@ -324,7 +324,7 @@ static void test_presence_across_nodes(void **state)
 
     /* Told here: the choice at once; then, at a sweep, that the agent's console is here. */
     relayed[0] = '\0';
-    kf_nodes_tell_here(cf->app);
+    kf_nodes_tell_here(cf->app, 10000);
     assert_false(told_here(agent_id)); /* seen only elsewhere: not told on */
     cf_response_t *r = cf_request(AS_AGENT, "POST", "/api/agent/status", "{\"status\":\"online\"}");
     assert_int_equal(r->status, 200);
@@ -333,7 +333,7 @@ static void test_presence_across_nodes(void **state)
     snprintf(want, sizeof want, "\"what\":\"presence\",\"id\":%lld,\"status\":\"online\"",
              (long long)agent_id);
     assert_non_null(strstr(relayed, want));
-    kf_nodes_tell_here(cf->app);
+    kf_nodes_tell_here(cf->app, 10000);
     assert_true(told_here(agent_id));
     /* Another node says the agent logged out: from then only connections keep it on here. */
     snprintf(json, sizeof json,
@@ -341,7 +341,7 @@ static void test_presence_across_nodes(void **state)
              (long long)agent_id, 0);
     hear(json);
     relayed[0] = '\0';
-    kf_nodes_tell_here(cf->app);
+    kf_nodes_tell_here(cf->app, 10000);
     assert_false(told_here(agent_id));
     kf_hub_set_relay(cf->app->hub, NULL, NULL);
 }

@@ -175,7 +175,7 @@ static void test_seen_elsewhere(void **state)
     kf_presence_seen(p, 2, 1000); /* agent 2's is here */
     w.open[2] = 1;
     unsigned here = 0;
-    kf_presence_each_here(p, 2000, collect_here, &here);
+    kf_presence_each_here(p, 2000, 10000, collect_here, &here);
     assert_int_equal(here, 1u << 2);
     /* The other node speaks every 5 s: agent 1 stays on as long as it does. */
     for (uint64_t t = 5000; t <= 10 * MINUTE; t += 5000) {
@@ -184,8 +184,18 @@ static void test_seen_elsewhere(void **state)
     }
     assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_ONLINE);
     here = 0;
-    kf_presence_each_here(p, 10 * MINUTE, collect_here, &here);
+    kf_presence_each_here(p, 10 * MINUTE, 10000, collect_here, &here);
     assert_int_equal(here, 1u << 2);
+    /* Agent 2's console goes: still shown for a minute, but told on for one window only. */
+    w.open[2] = 0;
+    kf_presence_sweep(p, 10 * MINUTE + 5000, open_connections, &w);
+    here = 0;
+    kf_presence_each_here(p, 10 * MINUTE + 10000, 10000, collect_here, &here);
+    assert_int_equal(here, 1u << 2);
+    here = 0;
+    kf_presence_each_here(p, 10 * MINUTE + 10001, 10000, collect_here, &here);
+    assert_int_equal(here, 0);
+    assert_int_equal(kf_presence_status(p, 2), KF_PRESENCE_ONLINE);
     /* It stops: offline a minute later. */
     kf_presence_sweep(p, 11 * MINUTE - 1, open_connections, &w);
     assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_ONLINE);
@@ -196,12 +206,14 @@ static void test_seen_elsewhere(void **state)
     assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_OFFLINE);
     kf_presence_seen_elsewhere(p, 1, 11 * MINUTE + 1);
     assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_AWAY);
-    /* A logout told by another node: only connections keep it on from then, here or there;
-     * agent 2 logs out here, its connection closes, and it is no longer told on. */
-    w.open[2] = 0;
+    /* Agent 2 comes back here and logs out: no longer told on. */
+    kf_presence_seen(p, 2, 11 * MINUTE + 2);
+    here = 0;
+    kf_presence_each_here(p, 11 * MINUTE + 2, 10000, collect_here, &here);
+    assert_int_equal(here, 1u << 2);
     kf_presence_left(p, 2);
     here = 0;
-    kf_presence_each_here(p, 11 * MINUTE + 2, collect_here, &here);
+    kf_presence_each_here(p, 11 * MINUTE + 3, 10000, collect_here, &here);
     assert_int_equal(here, 0);
     kf_presence_free(p);
 }
