@@ -1,7 +1,7 @@
 'use strict';
 // nodes.test.js: three kefu nodes on loopback ports sharing one store and one Redis (issue 16's
-// multi-node test; KEFU_STORE=postgres://... runs it on PostgreSQL, see nodes_harness.js). Over
-// each transport, a visitor whose page came through a load balancer to node 1 and an agent on
+// multi-node test; on PostgreSQL with KEFU_STORE, see nodes_harness.js). Over each transport, a
+// visitor whose page came through a load balancer to node 1 and an agent on
 // node 2 hold a conversation (messages, typing and read receipts crossing both ways); node 1 is
 // killed with SIGKILL mid-conversation and the visitor carries on through node 3 (the balancer's
 // next node) from its cursor; Redis is restarted mid-conversation and both carry on; both pages

@@ -1,25 +1,21 @@
 'use strict';
 // nodes_harness.js: several kefu nodes in one test (bus.test.js, nodes.test.js):
 //  - Redis: a throw-away redis-server on a loopback port (stopped and started again mid-test).
-//  - cluster(): Redis and N nodes on one shared store, each on its own port, all ready. The store
-//    is the shared SQLite data directory, or KEFU_STORE when set (passed as --store to every node
-//    and to `kefu user add`), so that the same tests run against another backend.
+//  - cluster(): Redis and N nodes on one shared store, each on its own port, all ready. The nodes
+//    share one data directory, and the store is whatever harness.js gives a server for it: its
+//    SQLite, or with KEFU_STORE the PostgreSQL database harness.js makes for that directory (the
+//    PostgreSQL backend's work), so that the same tests run on either.
 //  - Balancer: a TCP load balancer in front of some nodes, without sticky sessions: each new
 //    connection goes to the first node (or, round robin, the next node) that accepts it.
 //  - killHard(): SIGKILL a node, as a crash would.
 //  - readyz(), waitReady(), waitTyping().
 
 const net = require('node:net');
-const { spawn, spawnSync } = require('node:child_process');
-const { Kefu, KEFU_BIN, api, eventually, tmpDir, DEFAULT_AGENTS } = require('./harness');
+const { spawn } = require('node:child_process');
+const { Kefu, addAgent, api, eventually, tmpDir, DEFAULT_AGENTS } = require('./harness');
 const { T } = require('./pages');
 
 const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
-
-// --store for every node and CLI call when KEFU_STORE is set (empty: the data directory's SQLite).
-function storeArgs() {
-  return process.env.KEFU_STORE ? ['--store', process.env.KEFU_STORE] : [];
-}
 
 // A loopback port nobody listens on now.
 function freePort() {
@@ -85,15 +81,6 @@ async function waitReady(node, status, timeout = T) {
   await eventually(async () => (await readyz(node)).status === status, { timeout, what: `${node.name} /readyz ${status}` });
 }
 
-// `kefu user add` on the shared store, before any node starts. A database named by KEFU_STORE
-// outlives the test that filled it: the next test of the file finds the agents there already.
-function addAgentToStore(dataDir, { email, name, password, role = 'agent' }) {
-  const args = ['user', 'add', email, '--name', name, '--role', role, '--data', dataDir, ...storeArgs()];
-  const r = spawnSync(KEFU_BIN, args, { input: password + '\n', encoding: 'utf8', timeout: 30000 });
-  if (r.status === 0 || (process.env.KEFU_STORE && /already exists/.test(r.stderr))) return;
-  throw new Error(`kefu user add ${email}: status ${r.status} ${r.signal || ''}\n${r.stdout}${r.stderr}`);
-}
-
 // Redis, then `count` nodes on one store with the default agents, every one ready (Redis
 // reached). extra: more flags for every node. Returns {redis, nodes}; env stops them all.
 async function cluster(env, { count = 2, extra = [] } = {}) {
@@ -101,8 +88,11 @@ async function cluster(env, { count = 2, extra = [] } = {}) {
   await redis.start();
   env.defer(() => redis.stop());
   const dataDir = tmpDir();
-  for (const a of DEFAULT_AGENTS) addAgentToStore(dataDir, a);
-  const args = ['--bus', redis.url, ...storeArgs(), ...extra];
+  for (const a of DEFAULT_AGENTS) {
+    const r = addAgent(dataDir, a);
+    if (r.status !== 0) throw new Error(`kefu user add ${a.email}: status ${r.status} ${r.signal || ''}\n${r.stdout}${r.stderr}`);
+  }
+  const args = ['--bus', redis.url, ...extra];
   const nodes = [];
   for (let i = 0; i < count; i++) {
     const node = new Kefu({ name: `kefu#${i + 1}`, dataDir, args });
@@ -215,7 +205,6 @@ async function waitTyping(page, selector, re, timeout = T) {
 
 module.exports = {
   REDIS_BIN,
-  storeArgs,
   freePort,
   accepts,
   Redis,
