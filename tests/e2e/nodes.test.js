@@ -120,8 +120,9 @@ for (const transport of ['poll', 'longpoll', 'sse', 'iframe', 'ws']) {
 }
 
 // Presence and assignment are told across nodes: Bo's console on node 3 sees Ana (node 2) come
-// and go away; Ana assigns the visitor's conversation (node 1) to Bo, and Bo's console shows it
-// as his at once; the visitor sees Bo's reply.
+// and go away, and node 1 lists both as their consoles show them; Ana transfers the visitor's
+// conversation (node 1) to Bo with a note, and Bo's console shows it as his at once, with the
+// note; the visitor sees Bo's reply, not the note.
 test('three nodes: presence and assignment cross nodes', { timeout: 120000 }, (t) =>
   scenario(t, async (env) => {
     const { nodes } = await cluster(env, { count: 3 });
@@ -156,13 +157,18 @@ test('three nodes: presence and assignment cross nodes', { timeout: 120000 }, (t
     const convId = await conversationOf(node1, await visitorToken(visitor));
     await waitConv(ana, convId, () => true, 'listed on node 2');
     await selectConv(ana, convId);
+    // Ana transfers it to Bo, whom her transfer list (node 2) shows online (his console is on
+    // node 3), with a note for him.
     const boAgent = (await api(node1.base, 'GET', '/api/agents', { cookie: admin1.cookie })).json.agents.find((a) => a.name === 'Bo');
-    const assigned = await api(node2.base, 'POST', `/api/conversations/${convId}/assign`, {
-      cookie: admin1.cookie,
-      csrf: admin1.csrf,
-      body: { agent_id: boAgent.id },
+    await eventually(async () => (await ana.page.$$eval('#assign-select option', (os) => os.map((o) => o.textContent))).some((text) => /^Bo · Online/.test(text)), {
+      timeout: T,
+      what: 'Bo online in the transfer list on node 2',
     });
-    assert.equal(assigned.status, 200, assigned.text);
+    await ana.page.selectOption('#assign-select', String(boAgent.id));
+    await ana.page.waitForSelector('#transfer-dialog', { state: 'visible', timeout: T });
+    await ana.page.fill('#transfer-note', 'Bo, this one is yours');
+    await ana.page.click('#transfer-confirm');
+    await ana.page.waitForSelector('#transfer-dialog', { state: 'hidden', timeout: T });
     await bo.page.waitForFunction(
       ({ sel, id }) => document.querySelector(sel) && document.querySelector(sel).getAttribute('data-assignee') === String(id),
       { sel: convSel(convId), id: boAgent.id },
@@ -171,6 +177,11 @@ test('three nodes: presence and assignment cross nodes', { timeout: 120000 }, (t
     await waitConv(ana, convId, () => true, 'still listed on node 2');
     assert.equal(await ana.page.$eval(convSel(convId), (el) => el.getAttribute('data-assignee')), String(boAgent.id));
     await selectConv(bo, convId);
+    await bo.page.waitForFunction(
+      () => [...document.querySelectorAll('#thread .msg.note .msg-body')].some((m) => m.textContent === 'Bo, this one is yours'),
+      null,
+      { timeout: T },
+    );
     await agentSay(bo, 'Bo here, on node 3');
     await waitMsg(visitor.page, '#messages', 'Bo here, on node 3', 'agent');
     await expectThread(visitor.page, '#messages', [V(q), A('Bo here, on node 3')]);
