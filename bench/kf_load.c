@@ -38,6 +38,8 @@
 
 typedef struct options {
     load_target_t server;    /* --url (kefu) */
+    load_target_t push_at;   /* --push-url (kefu): another node for the push connections */
+    bool other_push_node;    /* push_at was given: sends and push go to different nodes */
     load_target_t publish;   /* --publish-url (pubsub) */
     load_target_t subscribe; /* --subscribe-url (pubsub) */
     load_transport_t transport;
@@ -58,6 +60,7 @@ typedef struct options {
     unsigned connect_timeout_s;
     unsigned poll_interval_ms;
     const char *label;
+    const char *latencies_path; /* --latencies: every delivery latency written here */
 } options_t;
 
 static void usage(FILE *out)
@@ -77,6 +80,10 @@ static void usage(FILE *out)
           "\n"
           "options:\n"
           "  --url URL                 kefu's address (loopback only)\n"
+          "  --push-url URL            open the push connections to this kefu node instead\n"
+          "                            (another node of the same cluster: --url is where\n"
+          "                            sessions are made and messages posted, so the latency\n"
+          "                            is node to node)\n"
           "  --transport T             ws, sse, longpoll, iframe or poll (pubsub: ws or sse)\n"
           "  --visitors N              push connections, at most 19000\n"
           "  --rate R                  messages per second (default 100)\n"
@@ -100,6 +107,9 @@ static void usage(FILE *out)
           "  --connect-timeout S       give up establishing after S seconds (default 120)\n"
           "  --poll-interval MS        short polling interval (default 2000)\n"
           "  --label TEXT              a name for this run in the output\n"
+          "  --latencies FILE          write every delivery latency (microseconds, one a line)\n"
+          "                            to FILE and every send's time to its 2xx to FILE.ack,\n"
+          "                            for percentiles over several kf_load processes\n"
           "  -h, --help                this text\n"
           "\n"
           "Prints a table and, last, one JSON line with the same figures.\n",
@@ -514,6 +524,36 @@ static void stopped(const char *why, int exit_code)
 
 /* ---- the report ---- */
 
+/* Writes samples, one a line, so that a script can pool several processes' runs (a percentile
+ * of percentiles is not one). Returns 0 or -1 (said on stderr). */
+static int write_samples(const char *path, const load_samples_t *samples)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        load_progress("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < samples->len; i++)
+        fprintf(f, "%u\n", (unsigned)samples->us[i]);
+    if (fclose(f) != 0) {
+        load_progress("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* --latencies: the deliveries to path, the acknowledgements to path.ack. */
+static int write_latencies(const char *path)
+{
+    char ack_path[PATH_MAX];
+    if (snprintf(ack_path, sizeof ack_path, "%s.ack", path) >= (int)sizeof ack_path) {
+        load_progress("--latencies: the name is too long");
+        return -1;
+    }
+    int rc = write_samples(path, &load.latency);
+    return write_samples(ack_path, &load.ack) != 0 ? -1 : rc;
+}
+
 static void report(void)
 {
     const options_t *o = &load.opts;
@@ -539,6 +579,8 @@ static void report(void)
     }
     load_samples_sort(&load.latency);
     load_samples_sort(&load.ack);
+    if (o->latencies_path != NULL && write_latencies(o->latencies_path) != 0 && load.exit_code == 0)
+        load.exit_code = 1;
     double p50 = load_percentile_ms(&load.latency, 0.50);
     double p90 = load_percentile_ms(&load.latency, 0.90);
     double p99 = load_percentile_ms(&load.latency, 0.99);
@@ -739,7 +781,9 @@ static int parse_options(int argc, char **argv, options_t *o)
         O_CONCURRENCY,
         O_CONNECT_TIMEOUT,
         O_POLL_INTERVAL,
-        O_LABEL
+        O_LABEL,
+        O_PUSH_URL,
+        O_LATENCIES
     };
     static const struct option long_options[] = {
         {"url", required_argument, NULL, O_URL},
@@ -762,10 +806,13 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
         {"poll-interval", required_argument, NULL, O_POLL_INTERVAL},
         {"label", required_argument, NULL, O_LABEL},
+        {"push-url", required_argument, NULL, O_PUSH_URL},
+        {"latencies", required_argument, NULL, O_LATENCIES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *url = NULL, *publish_url = NULL, *subscribe_url = NULL, *sources = NULL;
+    const char *url = NULL, *push_url = NULL, *publish_url = NULL, *subscribe_url = NULL,
+               *sources = NULL;
     bool have_transport = false, have_visitors = false;
     unsigned value;
     int c;
@@ -834,6 +881,8 @@ static int parse_options(int argc, char **argv, options_t *o)
                 load_parse_unsigned(optarg, 60000, &o->poll_interval_ms) && o->poll_interval_ms > 0;
             break;
         case O_LABEL: o->label = optarg; break;
+        case O_PUSH_URL: push_url = optarg; break;
+        case O_LATENCIES: o->latencies_path = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
@@ -876,6 +925,11 @@ static int parse_options(int argc, char **argv, options_t *o)
         }
         if (load_url_option(url, &o->server) != 0)
             return 2;
+        if (push_url != NULL) {
+            if (load_url_option(push_url, &o->push_at) != 0)
+                return 2;
+            o->other_push_node = true;
+        }
         if (!o->connect_only && (o->agent_email == NULL || o->agent_password == NULL)) {
             fprintf(stderr, "kf_load: the chat load needs --agent-email and --agent-password\n");
             return 2;
@@ -883,6 +937,10 @@ static int parse_options(int argc, char **argv, options_t *o)
     }
     if (!o->connect_only && o->rate * o->duration_s > MAX_MESSAGES) {
         fprintf(stderr, "kf_load: --rate × --duration is at most %d messages\n", MAX_MESSAGES);
+        return 2;
+    }
+    if (push_url != NULL && o->pubsub) {
+        fprintf(stderr, "kf_load: --push-url is for kefu mode (pubsub has --subscribe-url)\n");
         return 2;
     }
     if (sources != NULL) {
@@ -921,8 +979,10 @@ int main(int argc, char **argv)
     char run_id[9];
     snprintf(run_id, sizeof run_id, "%08x", (unsigned)random_u32());
     load.loop = uv_default_loop();
-    load_push_init(&load.push, load.loop, load.kefu ? &o->server : &o->subscribe, &push_ops,
-                   o->visitors, run_id);
+    const load_target_t *push_to = !load.kefu           ? &o->subscribe
+                                   : o->other_push_node ? &o->push_at
+                                                        : &o->server;
+    load_push_init(&load.push, load.loop, push_to, &push_ops, o->visitors, run_id);
     load.push.kefu = load.kefu;
     load.push.resume = load.kefu; /* Nchan's subscribers have no cursor to come back with */
     load.push.connect_concurrency = o->connect_concurrency;

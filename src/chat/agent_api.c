@@ -748,6 +748,7 @@ void kf_agent_status_post(const kf_call_t *call)
     /* Choosing is activity, as a push request is: the answer shows the choice, and without a
      * console the agent goes offline a minute later like any other. */
     kf_presence_choose(call->app->presence, a->id, status);
+    kf_nodes_tell_presence(call->app, a->id, status);
     kf_presence_seen(call->app->presence, a->id, kf_clock_mono_ms());
     json_t *agent = kf_chat_agent_json(a->id, a->email, a->name, a->role);
     json_object_set_new(

@@ -133,6 +133,9 @@ static void presence_sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
     kf_presence_sweep(app->presence, kf_clock_mono_ms(), agent_connections, app);
+    /* Seen within two sweeps (timers drift): the others then show an agent whose console went
+     * about as long as this node does, a sweep longer at most. */
+    kf_nodes_tell_here(app, 2 * PRESENCE_SWEEP_MS);
     kf_invite_sweep(app);
 }
 

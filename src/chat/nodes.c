@@ -5,24 +5,47 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "chat/events.h"
 #include "chat/internal.h"
 #include "chat/limits.h"
 
-/* One change heard: {"type":"node","what":"logout"|"agent"|"visitor", ...}. What does not parse
- * is dropped (it came from another node of ours, or from whoever can publish on the bus). */
+/* {"what":"here","agents":[id, ...]}: those agents' consoles are open on the teller's node. */
+static void heard_here(kf_app_t *app, const json_t *agents)
+{
+    if (!json_is_array(agents))
+        return;
+    uint64_t now = kf_clock_mono_ms();
+    size_t i;
+    const json_t *id;
+    json_array_foreach(agents, i, id)
+    {
+        if (json_is_integer(id) && json_integer_value(id) > 0)
+            kf_presence_seen_elsewhere(app->presence, (int64_t)json_integer_value(id), now);
+    }
+}
+
+/* One change heard: {"type":"node","what":"logout"|"agent"|"visitor"|"presence"|"here", ...}.
+ * What does not parse is dropped (it came from another node of ours, or from whoever can
+ * publish on the bus). */
 static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 {
     kf_app_t *app = sub->data;
     json_t *body = json_loadb(event->json, event->len, 0, NULL);
-    const char *what = NULL, *hash = NULL, *email = NULL;
+    const char *what = NULL, *hash = NULL, *email = NULL, *status_name = NULL;
     json_int_t id = 0;
     int disabled = 0, ended = 0;
-    if (body == NULL ||
-        json_unpack(body, "{s:s,s:I,s?s,s?b,s?b,s?s}", "what", &what, "id", &id, "hash", &hash,
-                    "disabled", &disabled, "ended", &ended, "email", &email) != 0 ||
-        id <= 0)
+    kf_presence_status_t status;
+    if (body == NULL || json_unpack(body, "{s:s,s?I,s?s,s?b,s?b,s?s,s?s}", "what", &what, "id", &id,
+                                    "hash", &hash, "disabled", &disabled, "ended", &ended, "email",
+                                    &email, "status", &status_name) != 0)
+        goto out;
+    if (strcmp(what, "here") == 0) {
+        heard_here(app, json_object_get(body, "agents"));
+        goto out;
+    }
+    if (id <= 0)
         goto out;
     /* Each line names the request on the other node that caused it (bus/redis.c sets its id
      * while the event is taken in), so one id follows a change from node to node. */
@@ -32,6 +55,7 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
         kf_authn_forget_session(app->authn, hash);
         kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
         kf_push_end_subject(app->push, 'a', (int64_t)id);
+        kf_presence_left(app->presence, (int64_t)id);
     } else if (strcmp(what, "agent") == 0) {
         kf_debug("node: agent %lld changed on another node%s", (long long)id,
                  ended ? ": its streams end here too" : "");
@@ -40,10 +64,15 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
             kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
             kf_push_end_subject(app->push, 'a', (int64_t)id);
         }
+        if (disabled)
+            kf_presence_drop(app->presence, (int64_t)id);
     } else if (strcmp(what, "login") == 0 && email != NULL) {
         kf_debug("node: agent %lld logged in on another node: its lock-out is lifted here too",
                  (long long)id);
         kf_limits_login_succeeded_elsewhere(app->limits, email);
+    } else if (strcmp(what, "presence") == 0) {
+        if (kf_presence_parse(status_name, &status) == 0)
+            kf_presence_choose(app->presence, (int64_t)id, status);
     } else if (strcmp(what, "visitor") == 0) {
         kf_debug("node: visitor %lld changed on another node", (long long)id);
         kf_authn_visitor_changed(app->authn, (int64_t)id);
@@ -94,4 +123,26 @@ void kf_nodes_tell_login(kf_app_t *app, int64_t agent_id, const char *email)
 void kf_nodes_tell_visitor_changed(kf_app_t *app, int64_t visitor_id)
 {
     tell(app, json_pack("{s:s,s:I}", "what", "visitor", "id", (json_int_t)visitor_id));
+}
+
+void kf_nodes_tell_presence(kf_app_t *app, int64_t agent_id, kf_presence_status_t status)
+{
+    tell(app, json_pack("{s:s,s:I,s:s}", "what", "presence", "id", (json_int_t)agent_id, "status",
+                        kf_presence_name(status)));
+}
+
+static void add_here(void *ctx, int64_t agent_id)
+{
+    json_array_append_new(ctx, json_integer((json_int_t)agent_id));
+}
+
+void kf_nodes_tell_here(kf_app_t *app, uint64_t within_ms)
+{
+    json_t *agents = json_array();
+    kf_presence_each_here(app->presence, kf_clock_mono_ms(), within_ms, add_here, agents);
+    if (json_array_size(agents) == 0) {
+        json_decref(agents);
+        return;
+    }
+    tell(app, json_pack("{s:s,s:o}", "what", "here", "agents", agents));
 }

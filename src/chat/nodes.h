@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chat/presence.h"
+
 typedef struct kf_app kf_app_t;
 
 #define KF_NODES_TOPIC "kefu:nodes"
@@ -25,5 +27,11 @@ void kf_nodes_tell_agent_changed(kf_app_t *app, int64_t agent_id, bool disabled,
 void kf_nodes_tell_login(kf_app_t *app, int64_t agent_id, const char *email);
 /* A visitor's name (or identity) changed. */
 void kf_nodes_tell_visitor_changed(kf_app_t *app, int64_t visitor_id);
+/* An agent chose online or away on this node: every node shows the choice. */
+void kf_nodes_tell_presence(kf_app_t *app, int64_t agent_id, kf_presence_status_t status);
+/* The agents whose console this node has seen within within_ms (kf_presence_each_here), at each
+ * presence sweep: each node keeps presence from push connections, and an agent whose connections
+ * are on one node must show online on all. Nothing is told when no console was seen here. */
+void kf_nodes_tell_here(kf_app_t *app, uint64_t within_ms);
 
 #endif

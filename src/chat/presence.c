@@ -15,7 +15,8 @@ typedef struct agent {
     int64_t id;
     kf_presence_status_t chosen; /* online or away */
     kf_presence_status_t shown;
-    uint64_t last_seen; /* monotonic ms; 0: not since the last logout */
+    uint64_t last_seen; /* monotonic ms, here or on another node; 0: not since the last logout */
+    uint64_t here_seen; /* monotonic ms, on this node only; 0: never, or not since a logout */
 } agent_t;
 
 struct kf_presence {
@@ -93,7 +94,38 @@ void kf_presence_seen(kf_presence_t *presence, int64_t agent_id, uint64_t now)
     agent_t *agent = entry(presence, agent_id);
     /* 0 means "not seen": a loop that started less than a millisecond ago still counts. */
     agent->last_seen = now > 0 ? now : 1;
+    agent->here_seen = agent->last_seen;
     show(presence, agent, agent->chosen);
+}
+
+void kf_presence_seen_elsewhere(kf_presence_t *presence, int64_t agent_id, uint64_t now)
+{
+    agent_t *agent = entry(presence, agent_id);
+    agent->last_seen = now > 0 ? now : 1;
+    show(presence, agent, agent->chosen);
+}
+
+typedef struct each_here {
+    uint64_t now;
+    uint64_t within_ms;
+    kf_presence_each_fn fn;
+    void *ctx;
+} each_here_t;
+
+static void each_here_agent(kf_map_node_t *node, void *data)
+{
+    each_here_t *each = data;
+    const agent_t *agent = KF_CONTAINER_OF(node, agent_t, node);
+    if (agent->here_seen != 0 && agent->shown != KF_PRESENCE_OFFLINE &&
+        each->now - agent->here_seen <= each->within_ms)
+        each->fn(each->ctx, agent->id);
+}
+
+void kf_presence_each_here(kf_presence_t *presence, uint64_t now, uint64_t within_ms,
+                           kf_presence_each_fn fn, void *ctx)
+{
+    each_here_t each = {now, within_ms, fn, ctx};
+    kf_map_each(&presence->agents, each_here_agent, &each);
 }
 
 int kf_presence_choose(kf_presence_t *presence, int64_t agent_id, kf_presence_status_t status)
@@ -111,7 +143,7 @@ void kf_presence_left(kf_presence_t *presence, int64_t agent_id)
 {
     agent_t *agent = find(presence, agent_id);
     if (agent != NULL)
-        agent->last_seen = 0;
+        agent->last_seen = agent->here_seen = 0;
 }
 
 void kf_presence_drop(kf_presence_t *presence, int64_t agent_id)
@@ -119,7 +151,7 @@ void kf_presence_drop(kf_presence_t *presence, int64_t agent_id)
     agent_t *agent = find(presence, agent_id);
     if (agent == NULL)
         return;
-    agent->last_seen = 0;
+    agent->last_seen = agent->here_seen = 0;
     agent->chosen = KF_PRESENCE_ONLINE;
     show(presence, agent, KF_PRESENCE_OFFLINE);
 }
@@ -140,7 +172,7 @@ static void sweep_agent(kf_map_node_t *node, void *data)
     /* A stream that ends between two sweeps counts from the last sweep that saw it open: the
      * agent goes offline about offline_after_ms after the console went. */
     if (sweep->open(sweep->ctx, agent->id) > 0)
-        agent->last_seen = sweep->now;
+        agent->last_seen = agent->here_seen = sweep->now;
     bool gone =
         agent->last_seen == 0 || sweep->now - agent->last_seen >= sweep->presence->offline_after_ms;
     if (gone)

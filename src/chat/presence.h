@@ -31,6 +31,21 @@ void kf_presence_free(kf_presence_t *presence);
 /* The agent's console made a push request at now (monotonic ms): an offline agent shows its
  * choice again. */
 void kf_presence_seen(kf_presence_t *presence, int64_t agent_id, uint64_t now);
+/* Another node says the agent's console is open there (chat/nodes.c, at each of its sweeps):
+ * shown as chosen, as for a push request here, but not told on by this node, so that a console
+ * that goes away anywhere goes offline everywhere offline_after_ms after its node last spoke. */
+void kf_presence_seen_elsewhere(kf_presence_t *presence, int64_t agent_id, uint64_t now);
+
+/* Told, for kf_presence_each_here, each agent whose console this node has seen. */
+typedef void (*kf_presence_each_fn)(void *ctx, int64_t agent_id);
+
+/* Calls fn for each agent shown online or away whose console this node itself saw within
+ * within_ms of now (a push request here, or a connection open at a sweep here): what this node
+ * tells the others. A window of about one sweep keeps a console that went away on another node
+ * shown no longer than one that went away here. */
+void kf_presence_each_here(kf_presence_t *presence, uint64_t now, uint64_t within_ms,
+                           kf_presence_each_fn fn, void *ctx);
+
 /* The agent chooses online or away (KF_EINVAL for offline: that is not a choice). Shown at once
  * when the agent is not offline. */
 int kf_presence_choose(kf_presence_t *presence, int64_t agent_id, kf_presence_status_t status);

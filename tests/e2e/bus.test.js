@@ -7,100 +7,20 @@
 // and poll carry a message and typing each way too.
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
-const { spawn } = require('node:child_process');
-const { Kefu, scenario, closeBrowser, eventually, api, sleep, newVisitor, visitorSend, agentLogin, agentSend, DEFAULT_AGENTS } = require('./harness');
+const { scenario, closeBrowser, eventually, api, sleep, newVisitor, visitorSend, agentLogin, agentSend, DEFAULT_AGENTS } = require('./harness');
 const ANA = DEFAULT_AGENTS[0];
 const {
   T, T_RESTART, assertNoPageProblems, assertConnected, openVisitor, openAgent, waitMsg, expectThread, visitorSay, agentSay,
   visitorToken, conversationOf, waitConv, selectConv, readMsgs, agentCookie, V, A,
 } = require('./pages');
+const { Redis, freePort, readyz, waitReady, cluster: startCluster, waitTyping } = require('./nodes_harness');
 
 after(closeBrowser);
 
-const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
-
-// A loopback port nobody listens on now.
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// Whether something accepts connections on the port.
-function accepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-// A throw-away Redis on a loopback port: nothing saved, nothing appended.
-class Redis {
-  constructor(port) {
-    this.port = port;
-    this.proc = null;
-    this.log = '';
-  }
-
-  async start() {
-    const proc = spawn(REDIS_BIN, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.exited = new Promise((resolve) => proc.on('exit', resolve));
-    proc.stdout.on('data', (c) => (this.log += c));
-    proc.stderr.on('data', (c) => (this.log += c));
-    this.proc = proc;
-    await eventually(() => accepts(this.port), { what: `redis-server on ${this.port}` });
-  }
-
-  async stop() {
-    if (!this.proc) return;
-    const proc = this.proc;
-    this.proc = null;
-    proc.kill('SIGKILL');
-    await proc.exited;
-  }
-}
-
-async function readyz(node) {
-  return api(node.base, 'GET', '/readyz');
-}
-
-async function waitReady(node, status, timeout = T) {
-  await eventually(async () => (await readyz(node)).status === status, { timeout, what: `${node.name} /readyz ${status}` });
-}
-
-// Redis, then node 1 (which makes the data directory and its agents) and node 2 on the same data.
+// Redis, then node 1 and node 2 on the same store.
 async function cluster(env, extra = []) {
-  const redis = new Redis(await freePort());
-  await redis.start();
-  env.defer(() => redis.stop());
-  const bus = ['--bus', `redis://127.0.0.1:${redis.port}`, ...extra];
-  const node1 = await env.server({ args: bus });
-  const node2 = new Kefu({ name: 'kefu#2 (same data)', dataDir: node1.dataDir, args: bus });
-  env.servers.push(node2);
-  await node2.start();
-  await waitReady(node1, 200);
-  await waitReady(node2, 200);
-  return { redis, node1, node2 };
-}
-
-async function waitTyping(page, selector, re) {
-  await page.waitForSelector(selector, { state: 'visible', timeout: T });
-  await page.waitForFunction(({ selector, source }) => new RegExp(source).test(document.querySelector(selector).textContent), { selector, source: re.source }, {
-    timeout: T,
-    polling: 100,
-  });
+  const { redis, nodes } = await startCluster(env, { count: 2, extra });
+  return { redis, node1: nodes[0], node2: nodes[1] };
 }
 
 for (const transport of ['sse', 'ws']) {

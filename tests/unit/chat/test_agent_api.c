@@ -6,7 +6,8 @@
  * session answers 401 `disabled` without a store read and its session is gone from the store, its
  * push ticket opens nothing, its login is 403 with the right password and 401 with a wrong one;
  * enabling lets it log in again. Presence: online with a console, away by choice, offline when
- * disabled, each change heard by the other consoles. A store that fails the change: 503, and
+ * disabled, each change heard by the other consoles; across nodes, what is told and heard
+ * (chat/nodes.c). A store that fails the change: 503, and
  * nothing changed. */
 #include "support/chat_fixture.h"
 
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "chat/nodes.h"
 #include "support/failing_store.h"
 
 /* The fixture's agent's id and the admin's, from the list. */
@@ -245,6 +247,105 @@ static void test_presence(void **state)
     cf_log_in_agent();
 }
 
+/* What the app hands the bus for the other nodes (kf_hub_relay): the last KF_NODES_TOPIC news. */
+static char relayed[512];
+
+static bool nodes_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
+{
+    (void)ctx;
+    if (!prefix && strcmp(topic, KF_NODES_TOPIC) == 0)
+        snprintf(relayed, sizeof relayed, "%s", event->json);
+    return false;
+}
+
+/* Another node's news, as the bus delivers it. */
+static void hear(const char *json)
+{
+    kf_event_t *event = kf_chat_event(0, json_loads(json, 0, NULL));
+    assert_non_null(event);
+    kf_hub_deliver(cf->app->hub, KF_NODES_TOPIC, event);
+    kf_event_unref(event);
+}
+
+/* Whether the last "here" news told names the agent. */
+static bool told_here(int64_t id)
+{
+    json_t *news = json_loads(relayed, 0, NULL);
+    bool found = false;
+    size_t i;
+    json_t *value;
+    json_array_foreach(json_object_get(news, "agents"), i, value)
+    {
+        found = found || json_integer_value(value) == id;
+    }
+    json_decref(news);
+    return found;
+}
+
+/* Presence across nodes (chat/nodes.c): a choice made here is told; a choice told by another
+ * node shows once the agent's console is said to be open there; what does not parse changes
+ * nothing; the agents whose console this node saw are told at each sweep, and not after a
+ * logout told by another node. */
+static void test_presence_across_nodes(void **state)
+{
+    (void)state;
+    char json[256];
+    kf_hub_set_relay(cf->app->hub, nodes_relay_cb, NULL);
+    expect_status(agent_id, "offline");
+    snprintf(json, sizeof json,
+             "{\"type\":\"node\",\"what\":\"presence\",\"id\":%lld,\"status\":\"away\"}",
+             (long long)agent_id);
+    hear(json);
+    expect_status(agent_id, "offline");
+    snprintf(json, sizeof json, "{\"type\":\"node\",\"what\":\"here\",\"agents\":[%lld]}",
+             (long long)agent_id);
+    hear(json);
+    expect_status(agent_id, "away");
+    const char *hostile[] = {
+        "{\"type\":\"node\",\"what\":\"here\",\"agents\":\"all\"}",
+        "{\"type\":\"node\",\"what\":\"here\",\"agents\":[-1,0,\"2\",null,{}]}",
+        "{\"type\":\"node\",\"what\":\"here\"}",
+        "{\"type\":\"node\",\"what\":\"presence\",\"status\":\"online\"}",
+        "{\"type\":\"node\",\"what\":\"presence\",\"id\":\"1\",\"status\":\"online\"}",
+        "[]",
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        kf_event_t *event = kf_chat_event(0, json_loads(hostile[i], JSON_DECODE_ANY, NULL));
+        if (event != NULL) {
+            kf_hub_deliver(cf->app->hub, KF_NODES_TOPIC, event);
+            kf_event_unref(event);
+        }
+    }
+    snprintf(json, sizeof json,
+             "{\"type\":\"node\",\"what\":\"presence\",\"id\":%lld,\"status\":\"busy\"}",
+             (long long)agent_id);
+    hear(json);
+    expect_status(agent_id, "away");
+
+    /* Told here: the choice at once; then, at a sweep, that the agent's console is here. */
+    relayed[0] = '\0';
+    kf_nodes_tell_here(cf->app, 10000);
+    assert_false(told_here(agent_id)); /* seen only elsewhere: not told on */
+    cf_response_t *r = cf_request(AS_AGENT, "POST", "/api/agent/status", "{\"status\":\"online\"}");
+    assert_int_equal(r->status, 200);
+    cf_response_free(r);
+    char want[96];
+    snprintf(want, sizeof want, "\"what\":\"presence\",\"id\":%lld,\"status\":\"online\"",
+             (long long)agent_id);
+    assert_non_null(strstr(relayed, want));
+    kf_nodes_tell_here(cf->app, 10000);
+    assert_true(told_here(agent_id));
+    /* Another node says the agent logged out: from then only connections keep it on here. */
+    snprintf(json, sizeof json,
+             "{\"type\":\"node\",\"what\":\"logout\",\"id\":%lld,\"hash\":\"%064d\"}",
+             (long long)agent_id, 0);
+    hear(json);
+    relayed[0] = '\0';
+    kf_nodes_tell_here(cf->app, 10000);
+    assert_false(told_here(agent_id));
+    kf_hub_set_relay(cf->app->hub, NULL, NULL);
+}
+
 /* A change the store fails, in its result or at once: 503, and the agent works on as before; a
  * list it fails: 500, logged. */
 static void test_store_failures(void **state)
@@ -268,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup(test_list_and_checks, cf_test_setup),
         cmocka_unit_test_setup(test_disable_holds_everywhere, cf_test_setup),
         cmocka_unit_test_setup(test_presence, cf_test_setup),
+        cmocka_unit_test_setup(test_presence_across_nodes, cf_test_setup),
         cmocka_unit_test_setup(test_store_failures, cf_test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, cf_group_teardown);

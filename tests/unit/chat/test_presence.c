@@ -155,6 +155,69 @@ static void test_names(void **state)
     assert_string_equal(kf_presence_name(KF_PRESENCE_ONLINE), "online");
 }
 
+/* The agents each_here tells, in a bit set (agents 1 to 3). */
+static void collect_here(void *ctx, int64_t agent_id)
+{
+    unsigned *set = ctx;
+    *set |= 1u << agent_id;
+}
+
+/* Another node's word keeps an agent on here, but only what this node saw itself is told on, so
+ * that a console closed anywhere goes offline everywhere a minute after its node last spoke. */
+static void test_seen_elsewhere(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    kf_presence_t *p = kf_presence_new(MINUTE, changed, &w);
+    kf_presence_seen_elsewhere(p, 1, 1000); /* agent 1's console is on another node */
+    assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_ONLINE);
+    assert_int_equal(w.changes, 1);
+    kf_presence_seen(p, 2, 1000); /* agent 2's is here */
+    w.open[2] = 1;
+    unsigned here = 0;
+    kf_presence_each_here(p, 2000, 10000, collect_here, &here);
+    assert_int_equal(here, 1u << 2);
+    /* The other node speaks every 5 s: agent 1 stays on as long as it does. */
+    for (uint64_t t = 5000; t <= 10 * MINUTE; t += 5000) {
+        kf_presence_seen_elsewhere(p, 1, t);
+        kf_presence_sweep(p, t, open_connections, &w);
+    }
+    assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_ONLINE);
+    here = 0;
+    kf_presence_each_here(p, 10 * MINUTE, 10000, collect_here, &here);
+    assert_int_equal(here, 1u << 2);
+    /* Agent 2's console goes: still shown for a minute, but told on for one window only. */
+    w.open[2] = 0;
+    kf_presence_sweep(p, 10 * MINUTE + 5000, open_connections, &w);
+    here = 0;
+    kf_presence_each_here(p, 10 * MINUTE + 10000, 10000, collect_here, &here);
+    assert_int_equal(here, 1u << 2);
+    here = 0;
+    kf_presence_each_here(p, 10 * MINUTE + 10001, 10000, collect_here, &here);
+    assert_int_equal(here, 0);
+    assert_int_equal(kf_presence_status(p, 2), KF_PRESENCE_ONLINE);
+    /* It stops: offline a minute later. */
+    kf_presence_sweep(p, 11 * MINUTE - 1, open_connections, &w);
+    assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_ONLINE);
+    kf_presence_sweep(p, 11 * MINUTE, open_connections, &w);
+    assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_OFFLINE);
+    /* A choice told by another node shows once the agent is seen, and while it is. */
+    kf_presence_choose(p, 1, KF_PRESENCE_AWAY);
+    assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_OFFLINE);
+    kf_presence_seen_elsewhere(p, 1, 11 * MINUTE + 1);
+    assert_int_equal(kf_presence_status(p, 1), KF_PRESENCE_AWAY);
+    /* Agent 2 comes back here and logs out: no longer told on. */
+    kf_presence_seen(p, 2, 11 * MINUTE + 2);
+    here = 0;
+    kf_presence_each_here(p, 11 * MINUTE + 2, 10000, collect_here, &here);
+    assert_int_equal(here, 1u << 2);
+    kf_presence_left(p, 2);
+    here = 0;
+    kf_presence_each_here(p, 11 * MINUTE + 3, 10000, collect_here, &here);
+    assert_int_equal(here, 0);
+    kf_presence_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_open_connection_keeps_it_on),
         cmocka_unit_test(test_away_is_shown_and_kept),
         cmocka_unit_test(test_logout_and_disable),
+        cmocka_unit_test(test_seen_elsewhere),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
