@@ -233,13 +233,15 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     *err = kf_widget_settings_load(app);
     if (*err != 0)
         goto out_free_invite;
-    app->limits = kf_limits_new(config);
+    app->limits = config->shared_limits != NULL ? config->shared_limits : kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;
         goto out_free_invite;
     }
     app->replay = kf_replay_new(store);
-    app->quota = kf_quota_new(config->max_push_per_visitor, config->max_push_per_agent);
+    app->quota = config->shared_quota != NULL
+                     ? config->shared_quota
+                     : kf_quota_new(config->max_push_per_visitor, config->max_push_per_agent);
     app->hasher = kf_hasher_new(loop, HASHES_RUNNING, HASHES_WAITING);
     /* Unreferenced: what waits for the store is answered to requests, which keep the loop
      * alive. */
@@ -265,7 +267,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->snoozes = kf_xcalloc(1, sizeof *app->snoozes);
     uv_timer_init(loop, app->snoozes);
     app->snoozes->data = app;
-    uv_timer_start(app->snoozes, snoozes_cb, SNOOZE_CHECK_MS, SNOOZE_CHECK_MS);
+    if (config->loop_index == 0)
+        uv_timer_start(app->snoozes, snoozes_cb, SNOOZE_CHECK_MS, SNOOZE_CHECK_MS);
     uv_unref((uv_handle_t *)app->snoozes);
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
@@ -278,6 +281,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
             *err = KF_EINVAL;
             goto out_free_running;
         }
+    } else if (config->loops != NULL) {
+        app->bus = kf_bus_new_loops(config->loops, config->loop_index, loop, app->hub,
+                                    bus_changed_cb, app);
     } else {
         app->bus = kf_bus_new_local(app->hub);
     }
@@ -286,6 +292,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->webhooks = kf_webhooks_new(loop, store, config->webhooks_allow_private);
     if (app->webhooks == NULL)
         kf_warn("libcurl could not start: webhooks are not sent");
+    else if (config->loop_index > 0)
+        kf_webhooks_set_sender(app->webhooks, false); /* loop 0's sends what this one queues */
     return app;
 
 out_free_running:
@@ -342,12 +350,14 @@ void kf_app_free(kf_app_t *app)
         kf_nodes_stop(app);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
-    kf_quota_free(app->quota);
+    if (app->quota != app->config.shared_quota)
+        kf_quota_free(app->quota);
     kf_presence_free(app->presence);
     kf_invite_stop(app);
     kf_widget_settings_free(app);
     kf_replay_free(app->replay);
-    kf_limits_free(app->limits);
+    if (app->limits != app->config.shared_limits)
+        kf_limits_free(app->limits);
     kf_authn_free(app->authn);
     free(app->metrics_allow);
     free(app);

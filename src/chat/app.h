@@ -43,6 +43,16 @@ typedef struct kf_app_config {
      */
     const char *bus_url;
     size_t max_upload_bytes; /* largest attachment (10 MiB): the upload routes' body limit */
+    /* kefu --loops N: the group of loops this application's loop is one of (bus/bus.h: events
+     * cross between them), or NULL for one loop; and its index in it. Loop 0 alone sends
+     * webhooks and wakes snoozed conversations: one sender and one look per process. */
+    struct kf_loops *loops;
+    size_t loop_index;
+    /* The abuse limits' tables and the push quota, shared by every loop of the process (one
+     * budget per client, not one per loop), or NULL: the application makes its own. Borrowed:
+     * they outlive the application. */
+    struct kf_limits *shared_limits;
+    struct kf_quota *shared_quota;
 } kf_app_config_t;
 
 /* The application: opaque outside src/chat (chat/internal.h holds it). */

@@ -2,6 +2,7 @@
  * them until the last ends. */
 #include "chat/quota.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,21 @@ typedef struct holder {
 struct kf_quota {
     size_t per_visitor, per_agent;
     kf_map_t holders;
+    /* The loops of one process share one table (kefu --loops): a lock, held for a lookup or a
+     * count, since a budget per loop would multiply each person's by the loops. Uncontended
+     * with one loop. */
+    pthread_mutex_t lock;
 };
+
+static void lock(const kf_quota_t *quota)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&quota->lock);
+}
+
+static void unlock(const kf_quota_t *quota)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)&quota->lock);
+}
 
 kf_quota_t *kf_quota_new(size_t per_visitor, size_t per_agent)
 {
@@ -27,6 +42,7 @@ kf_quota_t *kf_quota_new(size_t per_visitor, size_t per_agent)
     quota->per_visitor = per_visitor;
     quota->per_agent = per_agent;
     kf_map_init(&quota->holders);
+    pthread_mutex_init(&quota->lock, NULL);
     return quota;
 }
 
@@ -47,6 +63,7 @@ void kf_quota_free(kf_quota_t *quota)
     if (quota == NULL)
         return;
     kf_map_clear(&quota->holders, free_holder);
+    pthread_mutex_destroy(&quota->lock);
     free(quota);
 }
 
@@ -76,8 +93,10 @@ bool kf_quota_allows(const kf_quota_t *quota, char kind, int64_t subject, size_t
     size_t max = kind == 'v' ? quota->per_visitor : quota->per_agent;
     unsigned char key[9];
     holder_key(kind, subject, key);
+    lock(quota);
     const holder_t *holder = find(quota, key, NULL);
     *open = holder != NULL ? holder->connections : 0;
+    unlock(quota);
     return max == 0 || *open < max;
 }
 
@@ -85,8 +104,11 @@ static void holder_end_cb(kf_req_t *req, void *data)
 {
     (void)req;
     holder_t *holder = data;
+    kf_quota_t *quota = holder->quota;
+    lock(quota);
     if (--holder->connections == 0)
-        remove_holder(holder->quota, holder);
+        remove_holder(quota, holder);
+    unlock(quota);
 }
 
 void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject)
@@ -95,6 +117,7 @@ void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject
     unsigned char key[9];
     holder_key(kind, subject, key);
     uint64_t hash;
+    lock(quota);
     holder_t *holder = find(quota, key, &hash);
     bool added = holder == NULL;
     if (added) {
@@ -107,17 +130,24 @@ void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject
         holder->connections++;
     else if (added)
         remove_holder(quota, holder);
+    unlock(quota);
 }
 
 size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject)
 {
     unsigned char key[9];
     holder_key(kind, subject, key);
+    lock(quota);
     const holder_t *holder = find(quota, key, NULL);
-    return holder != NULL ? holder->connections : 0;
+    size_t open = holder != NULL ? holder->connections : 0;
+    unlock(quota);
+    return open;
 }
 
 size_t kf_quota_listeners(const kf_quota_t *quota)
 {
-    return kf_map_count(&quota->holders);
+    lock(quota);
+    size_t count = kf_map_count(&quota->holders);
+    unlock(quota);
+    return count;
 }

@@ -2,10 +2,13 @@
  * machine (http/server_int.h draws it), dispatch to the handler, closing and lingering, and the
  * 1-second sweep of timeouts; and the server's start and stop. */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -667,6 +670,29 @@ static int listen_error(int uv_rc)
     return KF_EIO;
 }
 
+/* Binds listener to addr with SO_REUSEPORT: libuv has no flag for it on TCP, so the socket is
+ * made here and handed over. Returns 0 or a libuv error. */
+static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr_storage *addr)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    int on = 1;
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0) {
+        int rc = uv_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    int rc = uv_tcp_open(listener, fd);
+    if (rc != 0)
+        close(fd);
+    return rc;
+}
+
 int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handler_fn handler,
                     void *app, kf_server_t **out)
 {
@@ -688,7 +714,8 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     uv_tcp_init(loop, &server->listener);
     server->listener.data = server;
     server->open_handles = 1;
-    int rc = uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
+    int rc = config->reuse_port ? bind_reuse_port(&server->listener, &addr)
+                                : uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
     /* Answers and pushes are whole messages written at once: never hold one back (Nagle). Set
      * here, it is inherited by each accepted socket, one system call fewer per connection. */
     if (rc == 0)

@@ -60,6 +60,9 @@ typedef struct kf_server_config {
      * outlive the server. */
     const kf_addr_prefix_t *trusted_proxies;
     size_t trusted_proxy_count;
+    /* Listen with SO_REUSEPORT, so that several servers (one per loop: kefu --loops) listen on
+     * the same port and the kernel spreads new connections across them. */
+    bool reuse_port;
 } kf_server_config_t;
 
 /* Room for a request id and its NUL. */
