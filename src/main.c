@@ -54,6 +54,7 @@ typedef struct runtime {
     kf_loops_t *group;   /* the bus between the loops (NULL for one loop) */
     kf_limits_t *limits; /* the loops' shared abuse limits and push quota (NULL for one loop) */
     kf_quota_t *quota;
+    kf_loop_figures_t *figures; /* each loop's, for /metrics (NULL for one loop) */
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline;
     uv_timer_t drain_delay; /* --drain-delay: between SIGTERM and the drain */
@@ -538,6 +539,10 @@ static int serve(const kf_flags_t *flags)
     /* With a Redis bus each loop is a node of its own on it (bus/bus.h): the loops' group is
      * for a process without one. */
     app_config.loops = app_config.bus_url == NULL ? rt.group : NULL;
+    app_config.loop_count = rt.loop_count;
+    if (rt.loop_count > 1)
+        rt.figures = kf_xcalloc(rt.loop_count, sizeof *rt.figures);
+    app_config.loop_figures = rt.figures;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
     kf_server_config_t config;
@@ -601,6 +606,8 @@ static int serve(const kf_flags_t *flags)
             free_loops(&rt, i + 1);
             goto out_close_store;
         }
+        if (i == 0 && rt.loop_count > 1)
+            app_config.shared_presence_of = lr->app; /* made before it runs, freed after */
         /* Port 0 picked one: the other loops listen on that one. */
         config.port = kf_server_port(lr->server);
     }
@@ -658,6 +665,7 @@ static int serve(const kf_flags_t *flags)
     kf_loops_free(rt.group);
     kf_limits_free(rt.limits);
     kf_quota_free(rt.quota);
+    free(rt.figures);
     free(rt.loops);
     kf_store_close(store);
     kf_info("stopped");
@@ -667,6 +675,7 @@ out_close_store:
     kf_loops_free(rt.group);
     kf_limits_free(rt.limits);
     kf_quota_free(rt.quota);
+    free(rt.figures);
     free(rt.loops);
     kf_store_close(store);
     return 1;

@@ -56,6 +56,7 @@ void kf_app_config_default(kf_app_config_t *config)
     config->visitor_sessions_burst = 60;
     config->max_push_per_visitor = 8;
     config->max_push_per_agent = 32;
+    config->loop_count = 1;
 }
 
 /* How long after a gap on the bus clients that come back replay from before it: longer than a
@@ -93,6 +94,14 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
         break;
     }
     }
+}
+
+/* How often a loop's figures are copied for the other loops' scrapes (kf_loop_figures_t). */
+#define FIGURES_MS 1000
+
+static void figures_cb(uv_timer_t *timer)
+{
+    kf_ops_note_figures(timer->data);
 }
 
 static void sweep_cb(uv_timer_t *timer)
@@ -258,7 +267,10 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->sweeper->data = app;
     uv_timer_start(app->sweeper, sweep_cb, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)app->sweeper);
-    app->presence = kf_presence_new(PRESENCE_OFFLINE_MS, presence_changed_cb, app);
+    app->presence =
+        config->shared_presence_of != NULL
+            ? kf_presence_share(config->shared_presence_of->presence, presence_changed_cb, app)
+            : kf_presence_new(PRESENCE_OFFLINE_MS, presence_changed_cb, app);
     app->presence_sweeper = kf_xcalloc(1, sizeof *app->presence_sweeper);
     uv_timer_init(loop, app->presence_sweeper);
     app->presence_sweeper->data = app;
@@ -288,6 +300,13 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         app->bus = kf_bus_new_local(app->hub);
     }
     kf_nodes_start(app);
+    if (config->loop_figures != NULL) {
+        app->figures = kf_xcalloc(1, sizeof *app->figures);
+        uv_timer_init(loop, app->figures);
+        app->figures->data = app;
+        uv_timer_start(app->figures, figures_cb, FIGURES_MS, FIGURES_MS);
+        uv_unref((uv_handle_t *)app->figures);
+    }
     app->autoassign = kf_autoassign_new(app);
     app->webhooks = kf_webhooks_new(loop, store, config->webhooks_allow_private);
     if (app->webhooks == NULL)
@@ -342,6 +361,10 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
+    if (app->figures != NULL) {
+        kf_ops_note_figures(app); /* its connections are closed: the others' scrapes see none */
+        uv_close((uv_handle_t *)app->figures, free_handle_cb);
+    }
     kf_webhooks_free(app->webhooks);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
