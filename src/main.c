@@ -55,6 +55,7 @@ typedef struct runtime {
     kf_limits_t *limits; /* the loops' shared abuse limits and push quota (NULL for one loop) */
     kf_quota_t *quota;
     kf_loop_figures_t *figures; /* each loop's, for /metrics (NULL for one loop) */
+    kf_addresses_t *addresses;  /* the loops' shared per-address connection counts */
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline;
     uv_timer_t drain_delay; /* --drain-delay: between SIGTERM and the drain */
@@ -558,6 +559,9 @@ static int serve(const kf_flags_t *flags)
     config.trusted_proxies = trusted;
     config.body_limit = kf_app_body_limit;
     config.reuse_port = rt.loop_count > 1;
+    if (rt.loop_count > 1)
+        rt.addresses = kf_addresses_new();
+    config.shared_addresses = rt.addresses;
 
     /* One budget per client whatever loop serves it: the loops share the tables (which lock). */
     if (rt.loop_count > 1) {
@@ -665,6 +669,7 @@ static int serve(const kf_flags_t *flags)
     kf_loops_free(rt.group);
     kf_limits_free(rt.limits);
     kf_quota_free(rt.quota);
+    kf_addresses_free(rt.addresses);
     free(rt.figures);
     free(rt.loops);
     kf_store_close(store);
@@ -675,6 +680,7 @@ out_close_store:
     kf_loops_free(rt.group);
     kf_limits_free(rt.limits);
     kf_quota_free(rt.quota);
+    kf_addresses_free(rt.addresses);
     free(rt.figures);
     free(rt.loops);
     kf_store_close(store);

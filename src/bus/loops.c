@@ -11,9 +11,11 @@
 #include "bus/order.h"
 
 /* A lower message id not delivered by then was never published (order.h). Between loops of one
- * process the wait is a thread's wake-up, microseconds; a hole means a loop stored a message and
- * never published it. */
-#define HOLE_MS 250
+ * process the wait is a thread's wake-up, microseconds, but on a machine short of cores a loop's
+ * thread may wait for one far longer than Redis's delivery between nodes: given up too soon, the
+ * hole would let a later id out first and make the lower one late. A hole that is real (a loop
+ * stored a message and never published it) costs this once. */
+#define HOLE_MS 1000
 
 typedef struct loops_bus loops_bus_t;
 

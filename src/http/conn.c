@@ -146,7 +146,8 @@ static void server_handle_closed(kf_server_t *server)
     if (server->stopping && server->open_handles == 0) {
         void (*done_cb)(void *) = server->done_cb;
         void *done_data = server->done_data;
-        kf_map_free(&server->addresses); /* every connection is closed: the table is empty */
+        if (server->addresses != server->config.shared_addresses)
+            kf_addresses_free(server->addresses); /* every connection is closed: it is empty */
         free(server);
         if (done_cb != NULL)
             done_cb(done_data);
@@ -710,7 +711,8 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
                   NULL) != 0)
         server->request_id_prefix = (uint32_t)kf_clock_wall_ms();
     kf_list_init(&server->conns);
-    kf_map_init(&server->addresses);
+    server->addresses =
+        config->shared_addresses != NULL ? config->shared_addresses : kf_addresses_new();
     uv_tcp_init(loop, &server->listener);
     server->listener.data = server;
     server->open_handles = 1;

@@ -101,7 +101,8 @@ function messageIds(stream) {
 
 test('loops: a visitor on one loop and an agent on the other talk over SSE, in order, with typing, read receipts and presence; /metrics sums both loops; SIGTERM stops both', { timeout: 120000 }, (t) =>
   scenario(t, async (env) => {
-    const srv = await env.server({ args: ['--loops', '2'] });
+    // The visitor writes 21 messages at once: more than the default burst.
+    const srv = await env.server({ args: ['--loops', '2', '--visitor-message-burst', '100'] });
     const closers = [];
     env.defer(() => closers.forEach((f) => f()));
     const first = client(srv.port);
@@ -125,7 +126,7 @@ test('loops: a visitor on one loop and an agent on the other talk over SSE, in o
     closers.push(() => agentStream.req.destroy());
     // The agent's console on loop 1 makes Ana online for everyone, loop 0 included.
     await eventually(async () => {
-      const r = await request(visitorApi, 'GET', '/api/visitor');
+      const r = await request(visitorApi, 'GET', '/api/visitor', { headers: bearer });
       return r.status === 200 && r.json.availability && r.json.availability.online === true;
     }, { what: 'the visitor on loop 0 sees an agent online (presence from loop 1)' });
 
@@ -173,4 +174,46 @@ test('loops: a visitor on one loop and an agent on the other talk over SSE, in o
     await srv.stop();
     await eventually(() => agentStream.ended && visitorStream.ended, { what: 'both loops ended their streams' });
     assert.match(srv.log, /listening on http:\/\/127\.0\.0\.1:\d+ \(2 loops\)/);
+  }));
+
+// A new connection that sends one request and reads the answer: its status, or 0 when the
+// server closed it at accept (over the per-address limit).
+function oneRequest(port) {
+  return new Promise((resolve) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: '/readyz', agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, agent }));
+    });
+    req.on('error', () => resolve({ status: 0, agent }));
+    req.setTimeout(5000, () => req.destroy());
+    req.end();
+  });
+}
+
+test('loops: the abuse limits are one budget per client for the whole process, not one per loop (messages, connections per address)', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ args: ['--loops', '2', '--visitor-message-burst', '4', '--visitor-messages-per-minute', '1'] });
+    const closers = [];
+    env.defer(() => closers.forEach((f) => f()));
+    const onLoop0 = await clientOn(srv.port, 0, closers);
+    const onLoop1 = await clientOn(srv.port, 1, closers);
+    const session = await request(onLoop0, 'POST', '/api/visitor/session', { body: {} });
+    assert.equal(session.status, 201, session.text);
+    const bearer = { Authorization: `Bearer ${session.json.token}` };
+    const statuses = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await request(i % 2 ? onLoop1 : onLoop0, 'POST', '/api/visitor/messages', { headers: bearer, body: { body: `m${i}` } });
+      statuses.push(r.status);
+    }
+    assert.deepEqual(statuses, [201, 201, 201, 201, 429, 429, 429, 429], 'a burst of 4 in all, whichever loop takes each');
+    await srv.stop();
+
+    // Four connections from one address, wherever they land; the fifth and sixth are closed.
+    srv.extraArgs = ['--loops', '2', '--max-connections-per-address', '4'];
+    await srv.start();
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await oneRequest(srv.port));
+    answers.forEach((a) => a.agent.destroy());
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 0, 0], 'four connections held open, the rest refused');
   }));
