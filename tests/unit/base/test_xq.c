@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/xq.h"
 
@@ -40,7 +41,8 @@ static void test_fifo(void **state)
     (void)state;
     kf_xq_t q;
     kf_xq_init(&q);
-    item_t items[5] = {0};
+    item_t items[5];
+    memset(items, 0, sizeof items);
     /* One, then empty (the stub goes behind it), then several, twice over. */
     kf_xq_push(&q, &items[0].node);
     assert_ptr_equal(pop(&q), &items[0]);
