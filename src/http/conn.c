@@ -31,7 +31,8 @@
  * request is (408). */
 #define UPLOAD_MIN_RATE (32 * 1024)
 
-static char read_chunk[READ_CHUNK];
+/* One per thread: each loop (kefu --loops) reads into its own. */
+static _Thread_local char read_chunk[READ_CHUNK];
 
 static void process(kf_conn_t *conn);
 
