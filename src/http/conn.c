@@ -18,8 +18,9 @@
 /* Timeouts and idle checks run from one coarse sweep instead of a timer per connection: an idle
  * connection then costs only its memory. */
 #define SWEEP_INTERVAL_MS 1000
-/* Read buffer handed to libuv; shared by every connection because the loop reads one at a time,
- * and copied into the connection's own buffer only when a request is incomplete. */
+/* Read buffer handed to libuv; shared by every connection of a loop because the loop reads one
+ * at a time (one per loop thread: read_chunk), and copied into the connection's own buffer only
+ * when a request is incomplete. */
 #define READ_CHUNK 65536
 /* How long a gracefully closed connection drains the peer's input before it is closed anyway. */
 #define LINGER_MS 2000
@@ -31,7 +32,6 @@
  * request is (408). */
 #define UPLOAD_MIN_RATE (32 * 1024)
 
-/* One per thread: each loop (kefu --loops) reads into its own. */
 static _Thread_local char read_chunk[READ_CHUNK];
 
 static void process(kf_conn_t *conn);
