@@ -3,8 +3,10 @@
 // (SO_REUSEPORT; /metrics says which loop answered, kefu_loop); a visitor whose connections are
 // all on one loop and an agent whose connections are all on the other talk over SSE: each
 // message reaches the other side at once and in id order, typing and read receipts cross too, an
-// agent's presence shows on the other loop, /metrics sums the push connections of both loops, and
-// SIGTERM ends both loops' streams and exits 0.
+// agent's presence and the desk's settings changed on one loop hold on the other, /metrics sums
+// the push connections of both loops, and SIGTERM ends both loops' streams and exits 0. The abuse
+// limits are one budget for the process: a visitor's messages and one address's connections
+// count the same on either loop.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
@@ -170,6 +172,16 @@ test('loops: a visitor on one loop and an agent on the other talk over SSE, in o
     for (const c of [visitorApi, agentApi]) {
       await eventually(async () => sample(await metrics(c), 'kefu_push_connections{transport="sse"}') === 2, { what: 'kefu_push_connections sums both loops' });
     }
+
+    // The desk's settings changed on loop 1 hold on loop 0 at once (chat/nodes.c tells the loops).
+    const preview = await request(agentApi, 'PATCH', '/api/settings', { headers: agentHeaders, body: { typing_preview: true } });
+    assert.equal(preview.status, 200, preview.text);
+    const greeting = await request(agentApi, 'PATCH', '/api/settings', { headers: agentHeaders, body: { widget: { greeting: 'Hello from loop 1' } } });
+    assert.equal(greeting.status, 200, greeting.text);
+    await eventually(async () => {
+      const r = await request(visitorApi, 'GET', '/api/visitor', { headers: bearer });
+      return r.json.settings.typing_preview === true && r.json.settings.widget.greeting === 'Hello from loop 1';
+    }, { what: 'the visitor on loop 0 gets the settings changed on loop 1' });
 
     await srv.stop();
     await eventually(() => agentStream.ended && visitorStream.ended, { what: 'both loops ended their streams' });
