@@ -34,6 +34,11 @@ typedef enum {
      * its id. What this node knows of the store (the newest message id, which lets a replay skip
      * its query) must now count it: another process wrote it. */
     KF_BUS_MESSAGE,
+    /* An ephemeral event (typing, read, ...) published on this loop or heard from another loop
+     * of the process, about to be delivered here (the loops bus only): detail is its topic. A
+     * poll client's next request may come to any loop: the owner keeps the topic's window for
+     * it (kf_push_keep_window). */
+    KF_BUS_EPHEMERAL,
 } kf_bus_change_t;
 /* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". after: for KF_BUS_GAP, the
  * message id above which messages may have been missed (kf_push_rewind's floor; UINT64_MAX when

@@ -2,10 +2,12 @@
  * process"). Each loop pushes what its hub publishes onto one queue per other loop and wakes that
  * loop; each loop drains its queues in its wake-up's callback and delivers through its own hub. No
  * lock on the way: the queues are lock-free and each has one producer (xq.h). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/xq.h"
 #include "bus/internal.h"
 #include "bus/order.h"
@@ -37,6 +39,7 @@ typedef struct member {
 struct kf_loops {
     size_t count;
     member_t *members;
+    atomic_uint_fast64_t eseq; /* the newest ephemeral event's number given (hub.h, eseq) */
 };
 
 struct loops_bus {
@@ -53,6 +56,7 @@ kf_loops_t *kf_loops_new(size_t count)
 {
     kf_loops_t *group = kf_xcalloc(1, sizeof *group);
     group->count = count;
+    atomic_init(&group->eseq, 0); /* started by the first event (next_eseq) */
     group->members = kf_xcalloc(count, sizeof *group->members);
     for (size_t i = 0; i < count; i++) {
         group->members[i].group = group;
@@ -118,6 +122,8 @@ static void receive(loops_bus_t *bus, crossing_t *c)
         bus->newest_id = event->id;
     if (event->id != 0 && bus->notify != NULL)
         bus->notify(bus->notify_ctx, KF_BUS_MESSAGE, c->topic, event->id);
+    if (event->id == 0 && !c->prefix && bus->notify != NULL)
+        bus->notify(bus->notify_ctx, KF_BUS_EPHEMERAL, c->topic, 0);
     kf_bus_order_add(bus->order, c->topic, c->prefix, event);
 }
 
@@ -136,6 +142,17 @@ static void wake_cb(uv_async_t *handle)
     }
 }
 
+/* The next ephemeral event's number. Started at the first from the wall clock in microseconds,
+ * as each loop's windows start theirs (push/window.c) when the loop is made, before any event:
+ * above every number a loop's window handed out as its own, and above those of a server that
+ * ran before. */
+static uint64_t next_eseq(kf_loops_t *group)
+{
+    uint_fast64_t none = 0;
+    atomic_compare_exchange_strong(&group->eseq, &none, (uint_fast64_t)kf_clock_wall_ms() * 1000);
+    return atomic_fetch_add(&group->eseq, 1) + 1;
+}
+
 static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     loops_bus_t *bus = ctx;
@@ -145,6 +162,11 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         event->late = true;
     if (event->id > bus->newest_id)
         bus->newest_id = event->id;
+    if (event->id == 0 && event->eseq == 0)
+        event->eseq = next_eseq(group);
+    /* Before this loop's own subscribers get it: its window, made now if there was none, too. */
+    if (event->id == 0 && !prefix && bus->notify != NULL)
+        bus->notify(bus->notify_ctx, KF_BUS_EPHEMERAL, topic, 0);
     size_t topic_len = strlen(topic);
     for (size_t j = 0; j < group->count; j++) {
         if (j == bus->index)
@@ -152,6 +174,7 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         crossing_t *c = kf_xmalloc(sizeof *c + topic_len + 1);
         c->event = kf_event_new(event->id, event->json, event->len);
         c->event->born_ms = event->born_ms;
+        c->event->eseq = event->eseq;
         c->prefix = prefix;
         memcpy(c->topic, topic, topic_len + 1);
         kf_xq_push(&group->members[j].from[bus->index], &c->node);

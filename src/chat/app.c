@@ -83,6 +83,10 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
             kf_push_rewind(app->push, after, BUS_REWIND_MS);
         kf_push_drain(app->push);
         break;
+    case KF_BUS_EPHEMERAL:
+        if (strcmp(detail, KF_NODES_TOPIC) != 0) /* the loops' own news: no client follows it */
+            kf_push_keep_window(app->push, detail);
+        break;
     case KF_BUS_MESSAGE: {
         /* As if stored here: the visitor's stream (visitor:N) or the agents' (a note's too). */
         long long visitor_id = 0;
