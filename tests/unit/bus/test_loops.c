@@ -1,7 +1,8 @@
 /* test_loops.c: bus/loops.c, the bus between the loops of one process: an event published on
  * one loop's hub reaches a subscriber on another's (a copy with the same bytes), once, and the
  * publisher's own subscribers at once; message events in id order on every loop, a loop's own
- * waiting for a lower id from another; KF_BUS_MESSAGE for each message from another loop; and a
+ * waiting for a lower id from another; KF_BUS_MESSAGE for each message from another loop, an
+ * ephemeral event numbered once (eseq) and KF_BUS_EPHEMERAL on both loops; and a
  * loop on its own thread hearing thousands of events in order (run under TSan too). Every handle
  * is closed at the end. */
 #include <setjmp.h>
@@ -25,6 +26,7 @@ typedef struct heard {
     char json[64];    /* the last event's bytes */
     size_t count;     /* events heard */
     uint64_t last_id; /* the last message id heard */
+    uint64_t eseq;    /* the last event's number across the loops */
     bool out_of_order;
     size_t stop_after; /* close stop once this many are heard (0: never) */
     uv_async_t *stop;
@@ -37,6 +39,7 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
     if (len + 24 < sizeof h->log)
         snprintf(h->log + len, sizeof h->log - len, "%llu ", (unsigned long long)event->id);
     snprintf(h->json, sizeof h->json, "%s", event->json);
+    h->eseq = event->eseq;
     if (event->id != 0) {
         if (event->id <= h->last_id)
             h->out_of_order = true;
@@ -48,7 +51,8 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 }
 
 typedef struct notes {
-    size_t messages; /* KF_BUS_MESSAGE heard */
+    size_t messages;   /* KF_BUS_MESSAGE heard */
+    size_t ephemerals; /* KF_BUS_EPHEMERAL heard */
     uint64_t last;
     char topic[32];
 } notes_t;
@@ -56,6 +60,8 @@ typedef struct notes {
 static void notify_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
 {
     notes_t *n = ctx;
+    if (change == KF_BUS_EPHEMERAL)
+        n->ephemerals++;
     if (change != KF_BUS_MESSAGE)
         return;
     n->messages++;
@@ -132,6 +138,12 @@ static void test_crosses(void **state)
     assert_string_equal(t.heard[1].log, "0 ");
     assert_string_equal(t.heard[1].json, "{\"type\":\"typing\"}");
     assert_int_equal(t.notes[1].messages, 0); /* ephemeral: nothing stored */
+    /* Numbered once where published, the same on both loops; each loop told to keep its
+     * window. */
+    assert_true(t.heard[0].eseq > 0);
+    assert_int_equal(t.heard[1].eseq, t.heard[0].eseq);
+    assert_int_equal(t.notes[0].ephemerals, 1);
+    assert_int_equal(t.notes[1].ephemerals, 1);
     /* Back the other way, and once only: nothing comes round again. */
     publish(t.hubs[1], 0, "{\"b\":1}");
     turn(&t.loops[0]);
