@@ -559,6 +559,7 @@ static int serve(const kf_flags_t *flags)
     config.trusted_proxies = trusted;
     config.body_limit = kf_app_body_limit;
     config.reuse_port = rt.loop_count > 1;
+    config.reuse_port_first = true;
     if (rt.loop_count > 1)
         rt.addresses = kf_addresses_new();
     config.shared_addresses = rt.addresses;
@@ -612,8 +613,9 @@ static int serve(const kf_flags_t *flags)
         }
         if (i == 0 && rt.loop_count > 1)
             app_config.shared_presence_of = lr->app; /* made before it runs, freed after */
-        /* Port 0 picked one: the other loops listen on that one. */
+        /* Port 0 picked one: the other loops listen on that one, which loop 0 holds now. */
         config.port = kf_server_port(lr->server);
+        config.reuse_port_first = false;
     }
     uv_loop_t *main_loop = rt.loops[0].loop;
     uv_signal_init(main_loop, &rt.sigterm);

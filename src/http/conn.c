@@ -672,16 +672,42 @@ static int listen_error(int uv_rc)
     return KF_EIO;
 }
 
-/* Binds listener to addr with SO_REUSEPORT: libuv has no flag for it on TCP, so the socket is
- * made here and handed over. Returns 0 or a libuv error. */
-static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr_storage *addr)
+/* Whether nothing listens on addr's port now: a bind as uv_tcp_bind makes it (SO_REUSEADDR,
+ * which passes over connections in TIME_WAIT, not over a listener). Returns 0 or a libuv error
+ * (UV_EADDRINUSE). */
+static int port_free(const struct sockaddr_storage *addr, socklen_t len)
 {
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    int on = 1;
+    int rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0)
+        rc = uv_translate_sys_error(errno);
+    close(fd);
+    return rc;
+}
+
+/* Binds listener to addr with SO_REUSEPORT: libuv has no flag for it on TCP, so the socket is
+ * made here and handed over. first: see kf_server_config_t's reuse_port_first. Returns 0 or a
+ * libuv error. */
+static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr_storage *addr, bool first)
+{
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    bool any_port = addr->ss_family == AF_INET6
+                        ? ((const struct sockaddr_in6 *)addr)->sin6_port == 0
+                        : ((const struct sockaddr_in *)addr)->sin_port == 0;
+    if (first && !any_port) {
+        int rc = port_free(addr, len);
+        if (rc != 0)
+            return rc;
+    }
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return uv_translate_sys_error(errno);
     int on = 1;
-    socklen_t len =
-        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
         bind(fd, (const struct sockaddr *)addr, len) != 0) {
@@ -717,8 +743,9 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     uv_tcp_init(loop, &server->listener);
     server->listener.data = server;
     server->open_handles = 1;
-    int rc = config->reuse_port ? bind_reuse_port(&server->listener, &addr)
-                                : uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
+    int rc = config->reuse_port
+                 ? bind_reuse_port(&server->listener, &addr, config->reuse_port_first)
+                 : uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
     /* Answers and pushes are whole messages written at once: never hold one back (Nagle). Set
      * here, it is inherited by each accepted socket, one system call fewer per connection. */
     if (rc == 0)

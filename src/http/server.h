@@ -63,6 +63,10 @@ typedef struct kf_server_config {
     /* Listen with SO_REUSEPORT, so that several servers (one per loop: kefu --loops) listen on
      * the same port and the kernel spreads new connections across them. */
     bool reuse_port;
+    /* With reuse_port, the first of those servers: it makes sure first that nothing listens on
+     * the port already (a bind without SO_REUSEPORT), so that a second kefu started on the same
+     * port fails as it would without reuse_port, rather than sharing the connections. */
+    bool reuse_port_first;
     /* The per-address counts those servers share (kf_addresses_new), so that a client's
      * max_connections_per_address holds for the process, not for each loop; NULL: the server's
      * own. Borrowed: it outlives the server. */

@@ -6,11 +6,12 @@
 // agent's presence and the desk's settings changed on one loop hold on the other, /metrics sums
 // the push connections of both loops, and SIGTERM ends both loops' streams and exits 0. The abuse
 // limits are one budget for the process: a visitor's messages and one address's connections
-// count the same on either loop.
+// count the same on either loop; and a second kefu on the same port is refused, as without
+// SO_REUSEPORT.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
-const { scenario, eventually, DEFAULT_AGENTS } = require('./harness');
+const { Kefu, scenario, eventually, DEFAULT_AGENTS } = require('./harness');
 
 const [ANA] = DEFAULT_AGENTS;
 
@@ -203,7 +204,7 @@ function oneRequest(port) {
   });
 }
 
-test('loops: the abuse limits are one budget per client for the whole process, not one per loop (messages, connections per address)', { timeout: 60000 }, (t) =>
+test('loops: the abuse limits are one budget per client for the whole process, not one per loop (messages, connections per address); a second kefu on the port is refused', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server({ args: ['--loops', '2', '--visitor-message-burst', '4', '--visitor-messages-per-minute', '1'] });
     const closers = [];
@@ -228,4 +229,11 @@ test('loops: the abuse limits are one budget per client for the whole process, n
     for (let i = 0; i < 6; i++) answers.push(await oneRequest(srv.port));
     answers.forEach((a) => a.agent.destroy());
     assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 0, 0], 'four connections held open, the rest refused');
+
+    // SO_REUSEPORT does not let a second kefu on the same port share its connections.
+    const second = new Kefu({ name: 'second', args: ['--loops', '2'] });
+    second.port = srv.port;
+    env.defer(() => second.kill());
+    await assert.rejects(second.start(), /exited before listening/);
+    assert.match(second.log, /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
   }));
