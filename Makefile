@@ -95,7 +95,8 @@ coverage:
 	  --txt --print-summary --html-details build-cov/coverage/index.html \
 	  --fail-under-line $(COVERAGE_MIN_LINES) --fail-under-branch $(COVERAGE_MIN_BRANCHES) build-cov
 
-# The short standard load suite (bench/README.md): kefu, and Nchan when installed, side by side.
+# The standard load suite (bench/README.md): issue 17's target table, kefu against Nchan (when
+# installed) in the same run, and the history comparison; the charts go to docs/ (about 12 minutes).
 bench: build
 	bench/run.sh
 

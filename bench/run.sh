@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# run.sh: the short standard benchmark (`make bench`): builds kefu and kf_load, measures kefu's
-# idle connections and chat load over WebSocket and SSE, the same against Nchan when nginx with
-# the Nchan module is installed, and prints one table with both side by side.
+# run.sh: the standard benchmark (`make bench`): issue 17's targets, kefu against Nchan in the same
+# run. Builds kefu and the tools, then, each load on a fresh kefu and right after it on a fresh
+# nginx with Nchan: idle connections over WebSocket and SSE; chat loads at fixed rates over both,
+# kefu with every message synced (--synchronous FULL) and, at the low rates, with NORMAL; the
+# write+fdatasync floor (kf_fsync) in each FULL run's data directory; a sweep of rates for the
+# durable peak (p99 < 10 ms, nothing lost); one run far above what either sustains; and the
+# history comparison (kf_history_bench --compare). Then bench_report.js prints the target table,
+# every run's figures and the history table, and draws the charts.
 #
-#   bench/run.sh [--install] [--no-nchan] [--quick] [--keep]
+#   bench/run.sh [--install] [--no-nchan] [--quick] [--keep] [--full-history | --no-history]
 #
-#   --install   install nginx and libnginx-mod-nchan when missing (needs root and apt)
-#   --no-nchan  measure kefu only
-#   --quick     a smoke test: 1,000 connections, 500 visitors, 3-second runs
-#   --keep      keep the directory with every run's full output (printed at the end)
+#   --install       install nginx and libnginx-mod-nchan when missing (needs root and apt)
+#   --no-nchan      measure kefu only
+#   --quick         a smoke test (about 2 minutes): 1,000 connections, 500 visitors, 3-second
+#                   runs, a short sweep, 10,000 against 20,000 conversations; charts not in docs/
+#   --keep          keep the directory with every run's full output (printed at the end)
+#   --full-history  the history at issue 17's size: 10,000 against 1,000,000 conversations and
+#                   20,000,000 messages (about 7 minutes more, 4 GiB in /tmp while it runs); by
+#                   default 10,000 against 100,000 conversations (about 1.5 minutes)
+#   --no-history    leave the history out
 #
-# Environment: BUILD_DIR (default ./build), CONNECT_N (10000), CHAT_N (10000), RATES
-# ("1000 5000 20000"), PEAK_RATE (50000), SECONDS_RUN (10), HOLD (10), NCHAN_PORT (8081). Load
-# stays on 127.0.0.0/8 and every run is bounded in connections and time; the suite takes about 8
-# minutes after the build.
+# Environment: BUILD_DIR (default ./build), CONNECT_N (10000), CHAT_N (10000), LOW_RATES ("1000
+# 5000"), HIGH_RATE (20000), CPU_RATE (10000), SWEEP_RATES ("1000 2500 5000 7500 10000 12500 15000
+# 20000 25000 30000 40000"), PEAK_RATE (50000), SECONDS_RUN (10), HOLD (10), NCHAN_PORT (8081),
+# CHARTS_DIR (docs/). Load stays on 127.0.0.0/8 and every run is bounded in connections and time;
+# the suite takes 10-13 minutes after the build.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,11 +33,17 @@ source "$root/bench/kefu.sh"
 build=${BUILD_DIR:-$root/build}
 connect_n=${CONNECT_N:-10000}
 chat_n=${CHAT_N:-10000}
-rates=${RATES:-1000 5000 20000}
+low_rates=${LOW_RATES:-1000 5000}
+high_rate=${HIGH_RATE:-20000}
+cpu_rate=${CPU_RATE:-10000}
+sweep_rates=${SWEEP_RATES:-1000 2500 5000 7500 10000 12500 15000 20000 25000 30000 40000}
 peak_rate=${PEAK_RATE:-50000}
 seconds=${SECONDS_RUN:-10}
 hold=${HOLD:-10}
 nchan_port=${NCHAN_PORT:-8081}
+charts=${CHARTS_DIR:-$root/docs}
+history_args=(--compare --conversations 100000 --messages 2000000 --seconds 5 --runs 10)
+history=1
 install=0
 nchan=1
 keep=0
@@ -35,10 +52,19 @@ for arg in "$@"; do
     case "$arg" in
     --install) install=1 ;;
     --no-nchan) nchan=0 ;;
-    --quick) connect_n=1000 chat_n=500 rates=500 peak_rate=5000 seconds=3 hold=3 ;;
+    --quick)
+        connect_n=1000 chat_n=500 low_rates=500 high_rate=2000 cpu_rate=1000
+        sweep_rates="1000 2000 4000" peak_rate=8000 seconds=3 hold=3
+        history_args=(--compare --conversations 20000 --messages 400000 --seconds 2 --runs 5)
+        charts=${CHARTS_DIR:-$build/bench-charts}
+        ;;
     --keep) keep=1 ;;
+    --full-history)
+        history_args=(--compare --conversations 1000000 --messages 20000000 --seconds 10 --runs 20)
+        ;;
+    --no-history) history=0 ;;
     -h | --help)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -66,58 +92,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "bench: $*" >&2; }
+started_at=$(date +%s)
+log() { echo "bench [$(($(date +%s) - started_at)) s]: $*" >&2; }
 
 # ---- build ----
 
 log "building into $build"
 cmake -S "$root" -B "$build" -DKF_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target kefu kf_load >/dev/null
+cmake --build "$build" -j"$(nproc)" --target kefu kf_load kf_fsync kf_history_bench >/dev/null
 kefu_bin=$build/kefu
 load_bin=$build/kf_load
-
-# ---- kefu ----
-
-# Runs kf_load; its output goes to $out/NAME.txt and its JSON line to $out/NAME.json.
-run_load() {
-    local name=$1
-    shift
-    log "$name: kf_load $*"
-    if ! "$load_bin" "$@" --label "$name" >"$out/$name.txt" 2>"$out/$name.err"; then
-        log "$name: kf_load failed:"
-        cat "$out/$name.txt" "$out/$name.err" >&2 || true
-    fi
-    tail -n 1 "$out/$name.txt" >"$out/$name.json"
-}
-
-# One kefu run on a fresh server: NAME SYNC kf_load-arguments...
-kefu_run() {
-    local name=$1 sync=$2
-    shift 2
-    start_kefu "$kefu_bin" "$sync" || exit 1
-    run_load "$name" --url "http://127.0.0.1:$kefu_port" --server-pid "$kefu_pid" \
-        --agent-email admin@localhost --agent-password "$kefu_password" "$@"
-    stop_kefu
-}
-
-# The loads: N idle connections held for a while; chat loads at fixed rates; one far above what
-# either server sustains (the peak: the rate achieved). Up to 256 sends in flight, one per
-# keep-alive connection, as 256 agents' consoles would send them (a console waits for each
-# answer). Both servers get the same load; kefu answers a connection's pipelined requests one
-# after another, each once durable, so pipelining would measure the commit round trip instead.
-idle=(--visitors "$connect_n" --connect-only --duration "$hold")
-chat=(--visitors "$chat_n" --duration "$seconds" --http-conns 256 --pipeline 1)
-
 started_at=$(date +%s)
-log "results in $out"
-kefu_run kefu-connect-ws FULL --transport ws "${idle[@]}"
-kefu_run kefu-connect-sse FULL --transport sse "${idle[@]}"
-for transport in ws sse; do
-    for rate in $rates; do
-        kefu_run "kefu-chat-$transport-$rate" FULL --transport "$transport" --rate "$rate" "${chat[@]}"
-    done
-done
-kefu_run kefu-peak-ws FULL --transport ws --rate "$peak_rate" "${chat[@]}"
 
 # ---- Nchan ----
 
@@ -135,11 +120,47 @@ if [ "$nchan" = 1 ] && ! have_nchan && [ "$install" = 1 ]; then
         log "--install needs root and apt-get; skipping Nchan"
     fi
 fi
+if [ "$nchan" = 1 ] && ! have_nchan; then
+    log "nginx with the Nchan module is not installed (run.sh --install, as root): kefu only"
+    nchan=0
+fi
+
+# ---- the runs ----
+
+# Runs kf_load; its output goes to $out/NAME.txt and its JSON line to $out/NAME.json.
+run_load() {
+    local name=$1
+    shift
+    log "$name: kf_load $*"
+    # The machine's load as the run starts: the report shows it beside the run's figures.
+    echo "$name $(cut -d' ' -f1 /proc/loadavg)" >>"$out/load.txt"
+    if ! "$load_bin" "$@" --label "$name" >"$out/$name.txt" 2>"$out/$name.err"; then
+        log "$name: kf_load failed:"
+        cat "$out/$name.txt" "$out/$name.err" >&2 || true
+    fi
+    tail -n 1 "$out/$name.txt" >"$out/$name.json"
+}
+
+# One kefu run on a fresh server: NAME SYNC kf_load-arguments... A FULL chat run first times the
+# disk's floor (4 KiB write + fdatasync) in that server's data directory: fsync-NAME.json.
+kefu_run() {
+    local name=$1 sync=$2
+    shift 2
+    start_kefu "$kefu_bin" "$sync" || exit 1
+    if [ "$sync" = FULL ] && [[ "$name" == *-chat-* ]]; then
+        "$build/kf_fsync" --count 1000 "$kefu_dir" >"$out/fsync-$name.txt" 2>/dev/null || true
+        tail -n 1 "$out/fsync-$name.txt" >"$out/fsync-$name.json"
+    fi
+    run_load "$name" --url "http://127.0.0.1:$kefu_port" --server-pid "$kefu_pid" \
+        --agent-email admin@localhost --agent-password "$kefu_password" "$@"
+    stop_kefu
+}
 
 # One Nchan run on a fresh nginx: NAME kf_load-arguments...
 nchan_run() {
     local name=$1 started
     shift
+    [ "$nchan" = 1 ] || return 0
     started=$("$root/bench/nchan/run.sh" start "$nchan_port")
     nchan_pid=${started%% *}
     nchan_dir=${started#* }
@@ -149,94 +170,92 @@ nchan_run() {
     nchan_pid=""
 }
 
-if [ "$nchan" = 1 ] && have_nchan; then
-    nchan_run nchan-connect-ws --transport ws "${idle[@]}"
-    nchan_run nchan-connect-sse --transport sse "${idle[@]}"
-    for transport in ws sse; do
-        for rate in $rates; do
-            nchan_run "nchan-chat-$transport-$rate" --transport "$transport" --rate "$rate" "${chat[@]}"
-        done
+# The loads: N idle connections held for a while; chat loads at fixed rates. Up to 256 sends in
+# flight, one per keep-alive connection, as 256 agents' consoles would send them (a console waits
+# for each answer). Both servers get the same load, kefu's run and then Nchan's, so that the
+# machine's other work weighs on both alike; kefu answers a connection's pipelined requests one
+# after another, each once durable, so pipelining would measure the commit round trip instead.
+idle=(--visitors "$connect_n" --connect-only --duration "$hold")
+chat=(--visitors "$chat_n" --duration "$seconds" --http-conns 256 --pipeline 1)
+
+load_start=$(cut -d' ' -f1 /proc/loadavg)
+log "results in $out"
+for transport in ws sse; do
+    kefu_run "kefu-connect-$transport" FULL --transport "$transport" "${idle[@]}"
+    nchan_run "nchan-connect-$transport" --transport "$transport" "${idle[@]}"
+done
+for transport in ws sse; do
+    for rate in $low_rates $high_rate; do
+        kefu_run "kefu-full-chat-$transport-$rate" FULL --transport "$transport" --rate "$rate" \
+            "${chat[@]}"
+        case " $low_rates " in
+        *" $rate "*)
+            kefu_run "kefu-normal-chat-$transport-$rate" NORMAL --transport "$transport" \
+                --rate "$rate" "${chat[@]}"
+            ;;
+        esac
+        nchan_run "nchan-chat-$transport-$rate" --transport "$transport" --rate "$rate" "${chat[@]}"
     done
-    nchan_run nchan-peak-ws --transport ws --rate "$peak_rate" "${chat[@]}"
-elif [ "$nchan" = 1 ]; then
-    log "nginx with the Nchan module is not installed (run.sh --install, as root): kefu only"
+done
+if [ ! -s "$out/kefu-full-chat-ws-$cpu_rate.json" ]; then
+    kefu_run "kefu-full-chat-ws-$cpu_rate" FULL --transport ws --rate "$cpu_rate" "${chat[@]}"
+    nchan_run "nchan-chat-ws-$cpu_rate" --transport ws --rate "$cpu_rate" "${chat[@]}"
 fi
 
-# ---- the table ----
-
-# field FILE KEY: a value from a run's JSON line ("-" when missing or null).
-field() {
-    local value=""
-    if [ -s "$1" ]; then
-        value=$(sed -n 's/.*"'"$2"'":\("[^"]*"\|[^,}]*\).*/\1/p' "$1" | tr -d '"')
-    fi
-    if [ -z "$value" ] || [ "$value" = null ]; then
-        value=-
-    fi
-    echo "$value"
+# The durable peak: rates upwards over ws, each server until two rates in a row miss (p99 under
+# 10 ms, nothing lost, the rate sustained: bench_report.js's `durable`); rates measured above are
+# reused.
+durable() {
+    [ -s "$1" ] && node -e 'const r = require(process.argv[1]);
+        const lines = require("node:fs").readFileSync(process.argv[2], "utf8").trim().split("\n");
+        let run = null; try { run = JSON.parse(lines.pop()); } catch {}
+        process.exit(run && r.durable(run) ? 0 : 1)' "$root/bench/bench_report.js" "$1"
 }
-
-# row TEST METRIC KEY KEFU_RUN NCHAN_RUN: one line of the table, with kefu/Nchan when both exist.
-row() {
-    local test=$1 metric=$2 key=$3 k n ratio=-
-    k=$(field "$out/$4.json" "$key")
-    n=-
-    if [ -n "$5" ]; then
-        n=$(field "$out/$5.json" "$key")
+kefu_misses=0
+nchan_misses=$((nchan == 1 ? 0 : 2))
+for rate in $sweep_rates; do
+    if [ "$kefu_misses" -lt 2 ]; then
+        name=kefu-full-chat-ws-$rate
+        [ -s "$out/$name.json" ] || kefu_run "$name" FULL --transport ws --rate "$rate" "${chat[@]}"
+        if durable "$out/$name.json"; then kefu_misses=0; else kefu_misses=$((kefu_misses + 1)); fi
     fi
-    if [ "$k" != - ] && [ "$n" != - ]; then
-        ratio=$(awk -v a="$k" -v b="$n" \
-            'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }')
+    if [ "$nchan_misses" -lt 2 ]; then
+        name=nchan-chat-ws-$rate
+        [ -s "$out/$name.json" ] || nchan_run "$name" --transport ws --rate "$rate" "${chat[@]}"
+        if durable "$out/$name.json"; then nchan_misses=0; else nchan_misses=$((nchan_misses + 1)); fi
     fi
-    printf '%-28s %-26s %14s %14s %12s\n' "$test" "$metric" "$k" "$n" "$ratio"
-}
-
-nchan_name() { if [ -s "$out/$1.json" ]; then echo "$1"; fi; }
-
-echo
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-took=$(($(date +%s) - started_at))
-echo "kefu vs Nchan, $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), suite ${took} s"
-printf '%-28s %-26s %14s %14s %12s\n' test metric kefu Nchan kefu/Nchan
-for transport in ws sse; do
-    c=connect-$transport
-    k=kefu-$c
-    n=$(nchan_name nchan-$c)
-    row "idle $connect_n $transport" "established" established "$k" "$n"
-    row "" "connect time s" connect_s "$k" "$n"
-    row "" "server CPU s to connect" server_connect_cpu_s "$k" "$n"
-    row "" "server bytes/connection" server_bytes_per_conn "$k" "$n"
-    row "" "server RSS connected KiB" server_rss_connected_kb "$k" "$n"
-    row "" "idle server CPU %" server_cpu_pct "$k" "$n"
 done
-for transport in ws sse; do
-    for rate in $rates; do
-        c=chat-$transport-$rate
-        k=kefu-$c
-        n=$(nchan_name nchan-$c)
-        row "chat $chat_n $transport ${rate}/s" "achieved msg/s" rate_achieved "$k" "$n"
-        row "" "lost" lost "$k" "$n"
-        row "" "duplicates" duplicates "$k" "$n"
-        row "" "latency p50 ms" lat_p50_ms "$k" "$n"
-        row "" "latency p99 ms" lat_p99_ms "$k" "$n"
-        row "" "latency p99.9 ms" lat_p999_ms "$k" "$n"
-        row "" "latency max ms" lat_max_ms "$k" "$n"
-        row "" "server CPU %" server_cpu_pct "$k" "$n"
-        row "" "kf_load CPU %" self_cpu_pct "$k" "$n"
-    done
-done
-k=kefu-peak-ws
-n=$(nchan_name nchan-peak-ws)
-row "peak ws (${peak_rate}/s asked)" "achieved msg/s" rate_achieved "$k" "$n"
-row "" "lost" lost "$k" "$n"
-row "" "latency p50 ms" lat_p50_ms "$k" "$n"
-row "" "latency p99 ms" lat_p99_ms "$k" "$n"
-row "" "server CPU %" server_cpu_pct "$k" "$n"
-row "" "kf_load CPU %" self_cpu_pct "$k" "$n"
+kefu_run kefu-peak-ws FULL --transport ws --rate "$peak_rate" "${chat[@]}"
+nchan_run nchan-peak-ws --transport ws --rate "$peak_rate" "${chat[@]}"
+load_end=$(cut -d' ' -f1 /proc/loadavg)
+
+# ---- history ----
+
+if [ "$history" = 1 ]; then
+    log "history: kf_history_bench ${history_args[*]} (its progress follows)"
+    if ! "$build/kf_history_bench" "${history_args[@]}" --kefu "$kefu_bin" >"$out/history.md"; then
+        log "history: kf_history_bench failed"
+        rm -f "$out/history.md"
+    fi
+fi
+
+# ---- the report ----
+
+join() { local IFS=,; echo "$*"; }
+# shellcheck disable=SC2086 # the rate lists split into words on purpose
+cat >"$out/config.json" <<JSON
+{"date":"$(date -u +%Y-%m-%d)","cores":$(nproc),"cpu":"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | tr -cd '[:alnum:] ._()@-')",
+ "connectN":$connect_n,"chatN":$chat_n,"seconds":$seconds,"lowRates":[$(join $low_rates)],
+ "highRate":$high_rate,"cpuRate":$cpu_rate,"sweepRates":[$(join $sweep_rates)],"peakRate":$peak_rate,
+ "tookS":$(($(date +%s) - started_at)),"loadStart":$load_start,"loadEnd":$load_end,
+ "historyArgs":"$([ "$history" = 1 ] && echo "${history_args[*]}")"}
+JSON
 echo
-echo "kefu: one loop thread and a writer thread, --synchronous FULL (every message committed with"
-echo "fsync, group commit, before it is acknowledged and pushed). Nchan: nginx with 2 workers,"
-echo "in-memory storage."
+node "$root/bench/bench_report.js" --dir "$out" --charts "$charts"
+echo
+echo "kefu: one loop thread, a writer thread and a checkpointer; FULL: every message committed with"
+echo "fdatasync (group commit) before it is acknowledged and pushed. Nchan: nginx with 2 workers,"
+echo "in-memory storage. The load generator runs on the same cores as the servers."
 if [ "$keep" = 1 ]; then
     echo "every run's full output: $out"
 fi

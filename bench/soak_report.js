@@ -17,6 +17,7 @@
 // plus --p99-slack-ms. Prints the verdict, exits 1 when it fails.
 
 const fs = require('node:fs');
+const { esc, ticks, fmtTick, document } = require('./svg.js');
 
 function parseArgs(argv) {
   const args = { rssGrowth: 10, fdsGrowth: 5, p99Factor: 2, p99SlackMs: 10, title: 'kefu soak' };
@@ -96,22 +97,6 @@ function judge(rows, summary, args) {
 // ---------------------------------------------------------------------------------------------
 // The plot
 
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
-// About five round steps from 0 to max.
-function ticks(max) {
-  if (!(max > 0)) return [0, 1];
-  const raw = max / 5;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => s >= raw);
-  const out = [];
-  for (let v = 0; v <= max + step * 1e-9; v += step) out.push(v);
-  if (out[out.length - 1] < max) out.push(out[out.length - 1] + step);
-  return out;
-}
-
-const fmtTick = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(v < 1 ? 2 : 1));
-
 // One panel: series [{key, label, color, scale}], the y axis from 0; the last third shaded, the
 // middle third's reference (limit.base) and the limit drawn for `limit` when given.
 function panel({ rows, series, title, unit, top, height, width, left, right, xmax, limit }) {
@@ -187,15 +172,10 @@ function svg(rows, summary, verdict, args) {
   const h = bottom + 80;
   const line1 = `${args.title}: ${summary.visitors} visitors, ${summary.agents} agents, ${summary.messages} messages, ${summary.reconnects} reconnections`;
   const line2 = `lost ${summary.lost}, duplicates ${summary.duplicates}; ${verdict.ok ? 'flat at the end: PASS' : 'FAIL'}`;
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${h}" viewBox="0 0 ${width} ${h}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="#fff"/>
-<text x="${left}" y="24" font-size="15" font-weight="bold">${esc(line1)}</text>
-<text x="${left}" y="44" font-size="12">${esc(line2)}</text>
-${body}
-<text x="${left}" y="${h - 16}" font-size="10" fill="#666">${esc(`bench/soak.sh; samples every ${rows.length > 1 ? Math.round(rows[1].t_s - rows[0].t_s) : '?'} s; short polls (2 s interval) are left out of the latency`)}</text>
-</svg>
-`;
+  const head = `<text x="${left}" y="24" font-size="15" font-weight="bold">${esc(line1)}</text>
+<text x="${left}" y="44" font-size="12">${esc(line2)}</text>`;
+  const foot = `<text x="${left}" y="${h - 16}" font-size="10" fill="#666">${esc(`bench/soak.sh; samples every ${rows.length > 1 ? Math.round(rows[1].t_s - rows[0].t_s) : '?'} s; short polls (2 s interval) are left out of the latency`)}</text>`;
+  return document(width, h, `${head}\n${body}\n${foot}`);
 }
 
 function main() {

@@ -1,7 +1,8 @@
 /* fuzz_bus.c: libFuzzer target for the decoder of the bus's messages (bus/codec.c): the bytes a
  * node reads from Redis, which anyone who can publish on the channel controls. A message that
  * decodes must hold what bus/bus.h promises (views inside the input, a known kind, a 16-hex node,
- * a topic of printable ASCII, an object without NUL bytes), and encoding what was decoded must
+ * a topic of printable ASCII, an object without NUL bytes, a request id last among an event's
+ * topics), and encoding what was decoded must
  * give back the input byte for byte: the format has one spelling for each message. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,10 +50,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char topic[KF_BUS_MAX_TOPIC + 1];
     memcpy(topic, msg.topic, msg.topic_len);
     topic[msg.topic_len] = '\0';
+    char request_id[KF_BUS_MAX_TOPIC + 1] = "";
+    if (msg.request_id != NULL) {
+        check(msg.kind == KF_BUS_EVENT, "a request id on an event only");
+        check(inside(msg.request_id, msg.request_id_len, data, size), "request id inside");
+        check(msg.request_id_len >= 1 && msg.request_id_len <= 64, "request id length");
+        check(msg.topic_len >= 1 && msg.request_id == msg.topic + msg.topic_len + 2,
+              "the request id last in the topic list");
+        memcpy(request_id, msg.request_id, msg.request_id_len);
+        request_id[msg.request_id_len] = '\0';
+    }
     kf_buf_t out;
     kf_buf_init(&out);
-    check(kf_bus_encode(&out, msg.kind, node, msg.id, msg.born_ms, topic, msg.json, msg.json_len) ==
-              0,
+    check(kf_bus_encode(&out, msg.kind, node, msg.id, msg.born_ms, topic,
+                        msg.request_id != NULL ? request_id : NULL, msg.json, msg.json_len) == 0,
           "what decodes encodes");
     check(out.len == size && memcmp(out.data, data, size) == 0, "round trip is exact");
     kf_buf_free(&out);

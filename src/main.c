@@ -564,8 +564,10 @@ static int serve(const kf_flags_t *flags)
         rt.addresses = kf_addresses_new();
     config.shared_addresses = rt.addresses;
 
-    /* One budget per client whatever loop serves it: the loops share the tables (which lock). */
-    if (rt.loop_count > 1) {
+    /* One budget per client whatever loop serves it: the loops share the tables (which lock).
+     * With a Redis bus each loop is a node of its own and the tables are shared through Redis
+     * as between nodes (chat/limits.h): a table's bus is its loop's, one thread's. */
+    if (rt.loop_count > 1 && app_config.bus_url == NULL) {
         rt.limits = kf_limits_new(&app_config);
         rt.quota = kf_quota_new(app_config.max_push_per_visitor, app_config.max_push_per_agent);
         app_config.shared_limits = rt.limits;

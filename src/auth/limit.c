@@ -14,14 +14,16 @@
 
 /* One key's bucket. Its memory never moves while it is in the table. */
 struct entry {
-    kf_map_node_t node; /* in limit->table */
-    kf_list_t lru;      /* in limit->lru: the front is the most recently used */
-    size_t key_len;     /* bytes of key */
-    double tokens;      /* tokens at updated_ms, at most burst; below 0 only as the debt of
-                         * kf_limit_charge */
-    int64_t updated_ms; /* latest time seen for this key; never moves backwards */
-    unsigned strikes;   /* kf_limit_charge: times the bucket was emptied since it was last full */
-    char key[];         /* a copy of the key, NUL-terminated */
+    kf_map_node_t node;  /* in limit->table */
+    kf_list_t lru;       /* in limit->lru: the front is the most recently used */
+    size_t key_len;      /* bytes of key */
+    double tokens;       /* tokens at updated_ms, at most burst; below 0 only as the debt of
+                          * kf_limit_charge */
+    int64_t updated_ms;  /* latest time seen for this key; never moves backwards */
+    unsigned strikes;    /* kf_limit_charge: times the bucket was emptied since it was last full */
+    int64_t remote_slot; /* kf_limit_merge: the window remote_seen is of */
+    int64_t remote_seen; /* ... and the other nodes' uses in it charged here already */
+    char key[];          /* a copy of the key, NUL-terminated */
 };
 
 struct kf_limit {
@@ -111,6 +113,8 @@ static struct entry *add(kf_limit_t *limit, const char *key, size_t len, int64_t
     entry->tokens = limit->burst;
     entry->updated_ms = now_ms;
     entry->strikes = 0;
+    entry->remote_slot = 0;
+    entry->remote_seen = 0;
     kf_map_insert(&limit->table, &entry->node, kf_map_hash(&limit->table, key, len));
     kf_list_push_front(&limit->lru, &entry->lru);
     return entry;
@@ -182,10 +186,16 @@ bool kf_limit_take(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *
 /* Doublings of the wait at most: 2^8 refill periods (for 5 logins per 15 minutes, 12.8 hours). */
 #define MAX_STRIKES 8
 
+static void charge_entry(kf_limit_t *limit, struct entry *entry, int64_t *retry_after_ms);
+
 void kf_limit_charge(kf_limit_t *limit, const char *key, int64_t now_ms, int64_t *retry_after_ms)
 {
     assert(limit != NULL && key != NULL);
-    struct entry *entry = touch(limit, key, now_ms);
+    charge_entry(limit, touch(limit, key, now_ms), retry_after_ms);
+}
+
+static void charge_entry(kf_limit_t *limit, struct entry *entry, int64_t *retry_after_ms)
+{
     if (entry->tokens >= limit->burst - TOKEN_EPSILON)
         entry->strikes = 0; /* full again: earlier failures are forgiven */
     entry->tokens -= 1;
@@ -239,6 +249,66 @@ size_t kf_limit_sweep(kf_limit_t *limit, int64_t now_ms)
         }
     }
     return removed;
+}
+
+int64_t kf_limit_window_ms(const kf_limit_t *limit)
+{
+    double window_ms = limit->burst * MS_PER_MINUTE / limit->per_minute;
+    if (window_ms < 1000)
+        return 1000;
+    if (window_ms > 7 * 24 * 3600 * 1000.0)
+        return 7 * 24 * 3600 * 1000LL;
+    return (int64_t)window_ms;
+}
+
+int64_t kf_limit_slot(int64_t window_ms, int64_t wall_ms)
+{
+    assert(window_ms > 0);
+    /* Floor division: a clock before 1970 still gives ordered slots. */
+    int64_t slot = wall_ms / window_ms;
+    return wall_ms % window_ms < 0 ? slot - 1 : slot;
+}
+
+int64_t kf_limit_news(int64_t *seen_slot, int64_t *seen, int64_t slot, int64_t others)
+{
+    if (slot < *seen_slot || others < 0)
+        return 0; /* a late answer about a window gone by: its uses have refilled */
+    if (slot > *seen_slot) {
+        *seen_slot = slot;
+        *seen = 0;
+    }
+    if (others <= *seen) {
+        /* Fewer than seen: the counter went (expired early, Redis restarted); start from it. */
+        *seen = others;
+        return 0;
+    }
+    int64_t news = others - *seen;
+    *seen = others;
+    return news;
+}
+
+/* Others' charges taken at most per answer, so that a hostile or broken counter cannot make a
+ * loop of millions: far past any budget, and MAX_STRIKES caps the debt anyway. */
+#define MAX_MERGED 1000
+
+int64_t kf_limit_merge(kf_limit_t *limit, const char *key, int64_t slot, int64_t others,
+                       int64_t now_ms, bool as_failures)
+{
+    assert(limit != NULL && key != NULL);
+    struct entry *entry = touch(limit, key, now_ms);
+    int64_t news = kf_limit_news(&entry->remote_slot, &entry->remote_seen, slot, others);
+    if (news > MAX_MERGED)
+        news = MAX_MERGED;
+    if (as_failures) {
+        for (int64_t i = 0; i < news; i++)
+            charge_entry(limit, entry, NULL);
+    } else {
+        /* As takes: one bucket never goes below empty, and neither does its copy here. */
+        entry->tokens -= (double)news;
+        if (entry->tokens < 0)
+            entry->tokens = 0;
+    }
+    return news;
 }
 
 size_t kf_limit_count(const kf_limit_t *limit)

@@ -31,6 +31,29 @@ void kf_limit_reset(kf_limit_t *limit, const char *key);
 /* Drops keys whose bucket has been full again for a while (idle); returns how many. Call from a
  * coarse timer. */
 size_t kf_limit_sweep(kf_limit_t *limit, int64_t now_ms);
+/* ---- across nodes (chat/limits.c shares the uses through the bus) ----
+ * Each node keeps its own buckets and also counts every use in a counter the nodes share, one per
+ * key and window; the answer (the other nodes' uses in that window) is merged into the local
+ * bucket as if they had been made here. So each node's bucket approximates the one bucket of
+ * the whole cluster, behind by the time an answer takes (docs/SECURITY.md, "Across nodes"). */
+
+/* The window uses are shared in: the time an empty bucket takes to fill (burst / per_minute),
+ * from 1 s to 7 days. */
+int64_t kf_limit_window_ms(const kf_limit_t *limit);
+/* The window wall_ms (kf_clock_wall_ms: the nodes share it) falls in: floor(wall_ms /
+ * window_ms). */
+int64_t kf_limit_slot(int64_t window_ms, int64_t wall_ms);
+/* The merge's arithmetic: others is the other nodes' total in window slot; *seen_slot and *seen
+ * what was merged before. Returns the uses not merged yet (>= 0) and moves *seen_slot and *seen
+ * on. An answer about an older window is ignored; a total below what was seen starts again
+ * from it (the counter was lost). */
+int64_t kf_limit_news(int64_t *seen_slot, int64_t *seen, int64_t slot, int64_t others);
+/* Charges key's bucket with the other nodes' uses it has not seen yet (kf_limit_news): as
+ * failures (kf_limit_charge's growing lock-out) or as takes (never below empty). A key not held
+ * is added. Returns how many were charged. A key swept meanwhile forgets what it had merged: it
+ * is charged the whole window's again (errs towards refusing, within one window). */
+int64_t kf_limit_merge(kf_limit_t *limit, const char *key, int64_t slot, int64_t others,
+                       int64_t now_ms, bool as_failures);
 /* Keys held now. */
 size_t kf_limit_count(const kf_limit_t *limit);
 

@@ -49,6 +49,11 @@ const char *kf_log_set_request_id(const char *id)
     return before;
 }
 
+const char *kf_log_request_id(void)
+{
+    return current_request_id;
+}
+
 void kf_log_set_format(kf_log_format_t format)
 {
     current_format = format;

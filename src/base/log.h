@@ -30,6 +30,11 @@ int kf_log_parse_format(const char *name, kf_log_format_t *out);
  * the thread logs meanwhile. id is borrowed until it is set again. Returns the one before, for
  * the caller to put back. Per thread. */
 const char *kf_log_set_request_id(const char *id);
+/* The calling thread's request id now, or NULL. For work that goes on elsewhere (the store's
+ * writer, another node): it copies the id (at most KF_LOG_REQUEST_ID_SIZE bytes with its NUL)
+ * and sets it where that work is done, so that the lines there name the request too. */
+const char *kf_log_request_id(void);
+#define KF_LOG_REQUEST_ID_SIZE 65
 
 void kf_log(kf_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

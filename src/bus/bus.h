@@ -46,25 +46,34 @@ typedef enum {
 typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail,
                                  uint64_t after);
 
-/* A bus address, parsed: "redis://HOST[:PORT]" (an IPv6 HOST in brackets; PORT 6379 when left
- * out). */
+/* A bus address, parsed: "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (an IPv6 HOST in
+ * brackets; PORT 6379 and DB 0 when left out). USER is for Redis 6's ACLs; without it AUTH
+ * takes the password alone (requirepass). USER and PASSWORD may carry %XX escapes (an '@' or a
+ * ':' in a password). */
 typedef struct kf_bus_url {
-    char host[256]; /* NUL-terminated, brackets removed */
-    int port;       /* 1 to 65535 */
+    char host[256];     /* NUL-terminated, brackets removed */
+    int port;           /* 1 to 65535 */
+    char user[128];     /* "" when none */
+    char password[256]; /* "" when none: no AUTH is sent */
+    int db;             /* SELECTed when not 0; 0 to 1023 */
 } kf_bus_url_t;
 
-/* Parses url into out. Returns 0 or KF_EINVAL (another scheme, no host, a bad port, a path, a
- * user or password: not supported yet). */
+/* Parses url into out. Returns 0 or KF_EINVAL (another scheme, no host, a bad port or database,
+ * a user without a password, a query). */
 int kf_bus_url_parse(const char *url, kf_bus_url_t *out);
+/* Writes url into out (size bytes) with the password replaced by "***", for logs: the password
+ * never reaches a log line. A url that does not parse comes out as "(a bad address)". */
+void kf_bus_url_redact(const char *url, char *out, size_t size);
 
 /* The in-process bus: one node, nothing to carry; always ready. */
 kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
 /* A Redis bus on loop, relaying hub's publishes: connects in the background (never blocking on
- * the network: give HOST as an address or a name /etc/hosts answers, since hiredis resolves
- * names synchronously) and reconnects after a loss by itself, with backoff; not ready until
- * connected and subscribed. notify (may be NULL) is called on the loop, never from inside this
- * call; KF_BUS_GAP follows every KF_BUS_UP, since events may have passed while the bus was not
- * ready. Returns NULL only on a bad url. hub must outlive the bus. */
+ * the network: a name is resolved with uv_getaddrinfo, off the loop, before hiredis connects to
+ * the address) and reconnects after a loss by itself, with backoff; not ready until connected,
+ * authenticated (AUTH, SELECT on both connections) and subscribed. notify (may be NULL) is called
+ * on the loop, never from inside this call; KF_BUS_GAP follows every KF_BUS_UP, since events may
+ * have passed while the bus was not ready. Returns NULL only on a bad url. hub must outlive the
+ * bus. */
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, kf_bus_notify_fn notify,
                            void *notify_ctx);
 /* ---- the loops of one process (bus/loops.c) ----
@@ -102,6 +111,32 @@ typedef struct kf_bus_stats {
     uint64_t holes;     /* message ids waited for in vain and given up (bus/order.h) */
 } kf_bus_stats_t;
 void kf_bus_stats(const kf_bus_t *bus, kf_bus_stats_t *out);
+/* ---- counters the nodes share (docs/SECURITY.md, "Across nodes") ----
+ * A counter is a Redis hash (key) with one field per node: each node adds to its own field and
+ * reads the others'. The owner keeps its own count locally and merges the others' when the
+ * answer comes: nothing waits for Redis but the owner's callback. */
+
+/* The answer: rc 0 and others, the sum of the other nodes' fields (live nodes' only when asked:
+ * see kf_bus_count); or rc KF_EUNAVAIL when the connection went before the answer came. */
+typedef void (*kf_bus_count_fn)(void *data, int rc, int64_t others);
+
+/* Adds delta (may be 0: a read) to this node's field of the counter key, makes the key expire
+ * ttl_ms from now (when delta is not 0), and answers cb(data, ...) with the others' sum, once,
+ * on the loop, never from inside this call. live_only: for counts of things a node holds (push
+ * connections), which a crashed node no longer holds: the field is this connection's to Redis
+ * (a new one each KF_BUS_UP, when the owner counts what it holds again: changes made while Redis
+ * was away are lost), and only sessions alive now count (a heartbeat every KF_BUS_HEARTBEAT_MS,
+ * dead after 4 missed). Without it the field is the node's for as long as it runs, and every
+ * field counts until the key expires (uses within a window, which a crash does not undo). Returns
+ * 0, or KF_EUNAVAIL (an in-process bus, a Redis bus not ready: cb is never called). key is copied.
+ */
+int kf_bus_count(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
+                 kf_bus_count_fn cb, void *data);
+#define KF_BUS_HEARTBEAT_MS 5000
+/* Deletes the counter key, every node's field (a lock-out lifted by a successful login). Sent
+ * and forgotten: returns 0 when sent, or KF_EUNAVAIL. */
+int kf_bus_forget(kf_bus_t *bus, const char *key);
+
 /* Stops relaying and frees the bus (a Redis bus's connections and timer close asynchronously: run
  * the loop after). NULL is ignored. */
 void kf_bus_free(kf_bus_t *bus);
@@ -115,7 +150,13 @@ void kf_bus_free(kf_bus_t *bus);
  * the sender's id, 16 lower-case hex digits; ID the event's cursor (a message's store id, 0 for an
  * ephemeral event) and BORN its born_ms, decimal; TOPIC 1 to KF_BUS_MAX_TOPIC printable ASCII
  * bytes without spaces (for 'e', one or more topics joined by commas: one event published to
- * each, delivered together); JSON an object ('{' to '}') without NUL bytes. */
+ * each, delivered together); JSON an object ('{' to '}') without NUL bytes.
+ *
+ * The request that caused an 'e' event rides as one more element of its topic list, last:
+ * ",@" and its id (1 to 64 of A-Z a-z 0-9 . _ : -), when it fits in KF_BUS_MAX_TOPIC. No hub
+ * topic starts with '@', so a node that predates it delivers the event as before (to the real
+ * topics, and to an "@..." topic nobody follows): the change needs no new version. An "@..."
+ * element that is not last, alone, or not a valid id is a topic like any other. */
 #define KF_BUS_NODE_LEN 16
 #define KF_BUS_MAX_TOPIC 200
 
@@ -131,17 +172,20 @@ typedef struct kf_bus_msg {
     const char *node; /* KF_BUS_NODE_LEN bytes, not NUL-terminated */
     uint64_t id;
     int64_t born_ms;
-    const char *topic; /* topic_len bytes, not NUL-terminated */
+    const char *topic; /* topic_len bytes, not NUL-terminated (the request id's element left out) */
     size_t topic_len;
+    const char *request_id; /* request_id_len bytes, not NUL-terminated; NULL when none */
+    size_t request_id_len;
     const char *json; /* json_len bytes */
     size_t json_len;
 } kf_bus_msg_t;
 
 /* Appends the message to out (base/buf.h; cleared first). topic and json as above: the caller's
- * (an event's json is an object without NUL bytes, the hub's topics are short). Returns 0 or
- * KF_EINVAL (a topic or node that the decoder would refuse: nothing is sent). */
+ * (an event's json is an object without NUL bytes, the hub's topics are short). request_id (NULL
+ * or "": none) goes with an 'e' event when it is a valid id and fits; it is left out otherwise.
+ * Returns 0 or KF_EINVAL (a topic or node that the decoder would refuse: nothing is sent). */
 int kf_bus_encode(kf_buf_t *out, kf_bus_kind_t kind, const char *node, uint64_t id, int64_t born_ms,
-                  const char *topic, const char *json, size_t json_len);
+                  const char *topic, const char *request_id, const char *json, size_t json_len);
 /* Decodes len bytes (any bytes: they come from the network) into msg. Returns 0 or KF_EPROTO. */
 int kf_bus_decode(const char *data, size_t len, kf_bus_msg_t *msg);
 

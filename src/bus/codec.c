@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "bus/bus.h"
 
 static const char magic[] = "kf1 ";
@@ -39,21 +40,38 @@ static bool is_topic(const char *topic, size_t len)
     return true;
 }
 
+/* What http/conn.c takes for a request id. */
+static bool is_request_id(const char *id, size_t len)
+{
+    if (len == 0 || len >= KF_LOG_REQUEST_ID_SIZE)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 static bool is_json(const char *json, size_t len)
 {
     return len >= 2 && json[0] == '{' && json[len - 1] == '}' && memchr(json, '\0', len) == NULL;
 }
 
 int kf_bus_encode(kf_buf_t *out, kf_bus_kind_t kind, const char *node, uint64_t id, int64_t born_ms,
-                  const char *topic, const char *json, size_t json_len)
+                  const char *topic, const char *request_id, const char *json, size_t json_len)
 {
     size_t topic_len = strlen(topic);
     if (!is_kind((char)kind) || !is_node(node, strlen(node)) || !is_topic(topic, topic_len) ||
         born_ms < 0 || !is_json(json, json_len))
         return KF_EINVAL;
+    size_t request_id_len = request_id != NULL ? strlen(request_id) : 0;
+    bool with_id = kind == KF_BUS_EVENT && is_request_id(request_id, request_id_len) &&
+                   topic_len + 2 + request_id_len <= KF_BUS_MAX_TOPIC;
     kf_buf_reset(out);
-    kf_buf_printf(out, "%s%c %s %" PRIu64 " %" PRId64 " %s\n", magic, (char)kind, node, id, born_ms,
-                  topic);
+    kf_buf_printf(out, "%s%c %s %" PRIu64 " %" PRId64 " %s%s%s\n", magic, (char)kind, node, id,
+                  born_ms, topic, with_id ? ",@" : "", with_id ? request_id : "");
     kf_buf_append(out, json, json_len);
     return 0;
 }
@@ -105,6 +123,23 @@ int kf_bus_decode(const char *data, size_t len, kf_bus_msg_t *msg)
         return KF_EPROTO;
     msg->topic = p;
     msg->topic_len = (size_t)(newline - p);
+    msg->request_id = NULL;
+    msg->request_id_len = 0;
+    if (msg->kind == KF_BUS_EVENT) {
+        /* The last element, after a comma: ",@" and a valid id. */
+        const char *at = NULL;
+        for (const char *q = newline - 1; q > p; q--) {
+            if (*q == ',') {
+                at = q;
+                break;
+            }
+        }
+        if (at != NULL && at[1] == '@' && is_request_id(at + 2, (size_t)(newline - at - 2))) {
+            msg->request_id = at + 2;
+            msg->request_id_len = (size_t)(newline - at - 2);
+            msg->topic_len = (size_t)(at - p);
+        }
+    }
     msg->json = newline + 1;
     msg->json_len = (size_t)(limit - msg->json);
     if (!is_json(msg->json, msg->json_len))

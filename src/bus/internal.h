@@ -8,6 +8,10 @@ typedef struct kf_bus_ops {
     const char *kind;                   /* kf_bus_kind's answer */
     bool (*ready)(const kf_bus_t *bus); /* kf_bus_ready */
     void (*free)(kf_bus_t *bus);        /* kf_bus_free, after the relay is removed */
+    /* kf_bus_count; NULL: counters are not shared (KF_EUNAVAIL). */
+    int (*count)(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
+                 kf_bus_count_fn cb, void *data);
+    int (*forget)(kf_bus_t *bus, const char *key); /* kf_bus_forget; NULL with count */
 } kf_bus_ops_t;
 
 /* The part every bus shares; an implementation's struct starts with it. */

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "bus/internal.h"
 #include "bus/order.h"
 
@@ -27,12 +29,21 @@
 /* A lower message id not seen by then was never published (order.h): on without it. Far above
  * Redis's delivery time (well under a millisecond on a LAN), far below a person's patience. */
 #define HOLE_MS 250
+/* Where the nodes say they are alive: node id -> kf_clock_wall_ms of its latest heartbeat. */
+#define NODES_KEY "kefu:nodes"
+/* A node silent for this long is dead: its live_only counts no longer count. */
+#define DEAD_MS (4 * KF_BUS_HEARTBEAT_MS)
 
 typedef struct redis_bus {
     kf_bus_t base;
     uv_loop_t *loop;
     kf_bus_url_t url;
+    char address[256];              /* url.host resolved (an IP address), for hiredis */
+    uv_getaddrinfo_t *resolving;    /* the name being resolved, or NULL */
     char node[KF_BUS_NODE_LEN + 1]; /* this node's id, hex: its own echo is skipped */
+    /* This connection's id, hex, new each time the bus becomes ready: the field of live_only
+     * counters and what the heartbeat says is alive. */
+    char session[KF_BUS_NODE_LEN + 1];
     kf_bus_notify_fn notify;
     void *notify_ctx;
     redisAsyncContext *pub; /* publishes; NULL while down */
@@ -56,8 +67,16 @@ typedef struct redis_bus {
      * (order.h: none of them late). Sent at the loop's next turn, or when another event comes. */
     kf_event_t *pending; /* a reference, or NULL */
     kf_buf_t pending_topics;
+    /* The request whose work published pending ("" when none): it goes with the event, for the
+     * other nodes' log lines (bus.h). Copied when published: sent a loop turn later. */
+    char pending_request_id[KF_LOG_REQUEST_ID_SIZE];
     bool pending_prefix;
     uv_timer_t *flush;
+    /* Shared counters (kf_bus_count): the sessions alive by the last heartbeat's answer, each
+     * KF_BUS_NODE_LEN bytes, ours among them. */
+    char (*live)[KF_BUS_NODE_LEN];
+    size_t live_count;
+    uv_timer_t *heartbeat; /* every KF_BUS_HEARTBEAT_MS while ready */
 } redis_bus_t;
 
 static void attempt_cb(uv_timer_t *timer);
@@ -165,7 +184,8 @@ static void lose(redis_bus_t *bus, uint64_t id)
 }
 
 static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64_t born_ms,
-                        const char *topic, const char *json, size_t json_len);
+                        const char *topic, const char *request_id, const char *json,
+                        size_t json_len);
 
 /* Sends what waits in pending (lost when the bus cannot take it). */
 static void flush_pending(redis_bus_t *bus)
@@ -176,10 +196,10 @@ static void flush_pending(redis_bus_t *bus)
     bus->pending = NULL;
     uv_timer_stop(bus->flush);
     kf_buf_append(&bus->pending_topics, "", 1); /* NUL-terminated */
-    int rc = !bus->ready
-                 ? KF_EUNAVAIL
-                 : send_message(bus, bus->pending_prefix ? KF_BUS_PREFIX : KF_BUS_EVENT, event->id,
-                                event->born_ms, bus->pending_topics.data, event->json, event->len);
+    int rc = !bus->ready ? KF_EUNAVAIL
+                         : send_message(bus, bus->pending_prefix ? KF_BUS_PREFIX : KF_BUS_EVENT,
+                                        event->id, event->born_ms, bus->pending_topics.data,
+                                        bus->pending_request_id, event->json, event->len);
     if (rc == 0)
         bus->base.stats.sent++;
     else if (rc == KF_EUNAVAIL)
@@ -207,6 +227,7 @@ static void teardown(redis_bus_t *bus)
     redisAsyncContext *sub = bus->sub;
     bus->pub = bus->sub = NULL;
     bus->pub_up = bus->sub_up = bus->ready = false;
+    uv_timer_stop(bus->heartbeat);
     if (pub != NULL)
         redisAsyncFree(pub);
     if (sub != NULL)
@@ -243,14 +264,154 @@ static void publish_cb(redisAsyncContext *ctx, void *reply, void *data)
 
 /* Sends one message on pub. Returns 0 or KF_EUNAVAIL. */
 static int send_message(redis_bus_t *bus, kf_bus_kind_t kind, uint64_t id, int64_t born_ms,
-                        const char *topic, const char *json, size_t json_len)
+                        const char *topic, const char *request_id, const char *json,
+                        size_t json_len)
 {
-    if (kf_bus_encode(&bus->out, kind, bus->node, id, born_ms, topic, json, json_len) != 0)
+    if (kf_bus_encode(&bus->out, kind, bus->node, id, born_ms, topic, request_id, json, json_len) !=
+        0)
         return KF_EINVAL;
     if (redisAsyncCommand(bus->pub, publish_cb, (void *)(uintptr_t)id, "PUBLISH %s %b", CHANNEL,
                           bus->out.data, bus->out.len) != REDIS_OK)
         return KF_EUNAVAIL;
     return 0;
+}
+
+/* ---- shared counters ---- */
+
+/* The heartbeat's answer, or a live_only count's first: the sessions alive now. */
+static void live_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    (void)data;
+    redis_bus_t *bus = ctx->data;
+    const redisReply *r = reply;
+    if (r == NULL || ctx != bus->pub || r->type != REDIS_REPLY_ARRAY)
+        return;
+    bus->live = kf_xrealloc(bus->live, (r->elements + 1) * sizeof *bus->live);
+    bus->live_count = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *node = r->element[i];
+        if (node->type == REDIS_REPLY_STRING && node->len == KF_BUS_NODE_LEN)
+            memcpy(bus->live[bus->live_count++], node->str, KF_BUS_NODE_LEN);
+    }
+}
+
+/* Says this node is alive, forgets the dead and learns who is alive, in one pipeline. */
+static void heartbeat(redis_bus_t *bus)
+{
+    if (!bus->ready)
+        return;
+    int64_t now = kf_clock_wall_ms();
+    redisAsyncCommand(bus->pub, NULL, NULL, "ZADD %s %lld %s", NODES_KEY, (long long)now,
+                      bus->session);
+    redisAsyncCommand(bus->pub, NULL, NULL, "ZREMRANGEBYSCORE %s -inf (%lld", NODES_KEY,
+                      (long long)(now - DEAD_MS));
+    redisAsyncCommand(bus->pub, live_cb, NULL, "ZRANGE %s 0 -1", NODES_KEY);
+}
+
+static void heartbeat_cb(uv_timer_t *timer)
+{
+    heartbeat(timer->data);
+}
+
+static bool is_live(const redis_bus_t *bus, const char *node, size_t len)
+{
+    if (len != KF_BUS_NODE_LEN)
+        return false;
+    for (size_t i = 0; i < bus->live_count; i++) {
+        if (memcmp(bus->live[i], node, KF_BUS_NODE_LEN) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A kf_bus_count waiting for its answer. */
+typedef struct count_wait {
+    kf_bus_count_fn cb;
+    void *data;
+    bool live_only;
+} count_wait_t;
+
+/* HGETALL's answer: field, value, field, value ... */
+static void counted_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    redis_bus_t *bus = ctx->data;
+    count_wait_t *wait = data;
+    const redisReply *r = reply;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        wait->cb(wait->data, KF_EUNAVAIL, 0);
+        free(wait);
+        return;
+    }
+    int64_t others = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *node = r->element[i], *value = r->element[i + 1];
+        if (node->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+            continue;
+        const char *own = wait->live_only ? bus->session : bus->node;
+        if (node->len == KF_BUS_NODE_LEN && memcmp(node->str, own, KF_BUS_NODE_LEN) == 0)
+            continue;
+        if (wait->live_only && !is_live(bus, node->str, node->len))
+            continue;
+        long long n = strtoll(value->str, NULL, 10);
+        if (n > 0 && n < INT32_MAX)
+            others += n;
+    }
+    wait->cb(wait->data, 0, others);
+    free(wait);
+}
+
+static int redis_count(kf_bus_t *base, const char *key, int64_t delta, int64_t ttl_ms,
+                       bool live_only, kf_bus_count_fn cb, void *data)
+{
+    redis_bus_t *bus = (redis_bus_t *)base;
+    if (!bus->ready)
+        return KF_EUNAVAIL;
+    /* One pipeline on pub, answered in order: only the last answer is waited for. */
+    if (delta != 0 &&
+        (redisAsyncCommand(bus->pub, NULL, NULL, "HINCRBY %s %s %lld", key,
+                           live_only ? bus->session : bus->node, (long long)delta) != REDIS_OK ||
+         redisAsyncCommand(bus->pub, NULL, NULL, "PEXPIRE %s %lld", key, (long long)ttl_ms) !=
+             REDIS_OK))
+        return KF_EUNAVAIL;
+    /* Who is alive now, answered just before the counter: a session that began since the last
+     * heartbeat counts at once. */
+    if (live_only &&
+        redisAsyncCommand(bus->pub, live_cb, NULL, "ZRANGEBYSCORE %s %lld +inf", NODES_KEY,
+                          (long long)(kf_clock_wall_ms() - DEAD_MS)) != REDIS_OK)
+        return KF_EUNAVAIL;
+    count_wait_t *wait = kf_xmalloc(sizeof *wait);
+    wait->cb = cb;
+    wait->data = data;
+    wait->live_only = live_only;
+    if (redisAsyncCommand(bus->pub, counted_cb, wait, "HGETALL %s", key) != REDIS_OK) {
+        free(wait);
+        return KF_EUNAVAIL;
+    }
+    return 0;
+}
+
+static int redis_forget(kf_bus_t *base, const char *key)
+{
+    redis_bus_t *bus = (redis_bus_t *)base;
+    if (!bus->ready || redisAsyncCommand(bus->pub, NULL, NULL, "DEL %s", key) != REDIS_OK)
+        return KF_EUNAVAIL;
+    return 0;
+}
+
+/* Writes KF_BUS_NODE_LEN random hex digits and a NUL into id. */
+static void random_id(char *id, const void *salt)
+{
+    unsigned char raw[KF_BUS_NODE_LEN / 2];
+    if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
+        uint64_t fallback = uv_hrtime() ^ (uint64_t)(uintptr_t)salt;
+        memcpy(raw, &fallback, sizeof raw);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof raw; i++) {
+        id[2 * i] = hex[raw[i] >> 4];
+        id[2 * i + 1] = hex[raw[i] & 15];
+    }
+    id[KF_BUS_NODE_LEN] = '\0';
 }
 
 static void became_ready(redis_bus_t *bus)
@@ -263,11 +424,17 @@ static void became_ready(redis_bus_t *bus)
     bus->backoff_ms = BACKOFF_FIRST_MS;
     uv_timer_stop(bus->timer);
     bus->base.stats.connects++;
+    /* A new session: what was counted live_only under the last one (closes lost while Redis
+     * was away among it) dies with its heartbeat, and the owner counts afresh (KF_BUS_UP). */
+    random_id(bus->session, bus);
     /* Others missed what we published while away: they catch up from the store too. */
-    if (bus->lost && send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", "{}", 2) == 0) {
+    if (bus->lost &&
+        send_message(bus, KF_BUS_RESYNC, bus->lost_floor, 0, "-", NULL, "{}", 2) == 0) {
         bus->lost = false;
         bus->lost_floor = UINT64_MAX;
     }
+    heartbeat(bus); /* before any count: its answer comes first */
+    uv_timer_start(bus->heartbeat, heartbeat_cb, KF_BUS_HEARTBEAT_MS, KF_BUS_HEARTBEAT_MS);
     notify(bus, KF_BUS_UP, "", 0);
     /* And we missed what they published meanwhile, from where we were when the bus went. On the
      * first connect there was no before: clients that came early resume from their own cursors
@@ -299,6 +466,9 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         flush_pending(bus);
         bus->pending = kf_event_ref(event);
         bus->pending_prefix = prefix;
+        const char *request_id = kf_log_request_id();
+        snprintf(bus->pending_request_id, sizeof bus->pending_request_id, "%s",
+                 request_id != NULL ? request_id : "");
         kf_buf_append(&bus->pending_topics, topic, len);
         uv_timer_start(bus->flush, flush_cb, 0, 0);
     }
@@ -370,6 +540,16 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
     char topic[KF_BUS_MAX_TOPIC + 1];
     memcpy(topic, msg.topic, msg.topic_len);
     topic[msg.topic_len] = '\0';
+    /* What this node logs while it takes the event in (delivering it now, the subscribers' own
+     * lines) names the request on the node it came from. An event the order holds back for a
+     * lower id is delivered later, without it. */
+    char request_id[KF_LOG_REQUEST_ID_SIZE];
+    const char *outer = NULL;
+    if (msg.request_id != NULL) {
+        memcpy(request_id, msg.request_id, msg.request_id_len);
+        request_id[msg.request_id_len] = '\0';
+        outer = kf_log_set_request_id(request_id);
+    }
     kf_event_t *event = kf_event_new(msg.id, msg.json, msg.json_len);
     event->born_ms = msg.born_ms;
     /* Committed before a newer one delivered here already (commits and deliveries on different
@@ -381,6 +561,8 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
         each_topic(bus, topic, msg.id, NULL, note_message);
     kf_bus_order_add(bus->order, topic, msg.kind == KF_BUS_PREFIX, event);
     kf_event_unref(event);
+    if (msg.request_id != NULL)
+        kf_log_set_request_id(outer);
 }
 
 static bool reply_is(const redisReply *r, const char *what)
@@ -407,6 +589,55 @@ static void subscribed_cb(redisAsyncContext *ctx, void *reply, void *data)
     }
 }
 
+/* The reply to AUTH or SELECT, on either connection; data is non-NULL on pub's last one, after
+ * which pub may publish. Whatever Redis answers goes into the log line as it is: it names what
+ * went wrong ("WRONGPASS invalid username-password pair") and never holds the password. */
+static void setup_cb(redisAsyncContext *ctx, void *reply, void *data)
+{
+    redis_bus_t *bus = ctx->data;
+    const redisReply *r = reply;
+    if (r == NULL || (ctx != bus->pub && ctx != bus->sub)) /* freed: teardown's */
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[200];
+        snprintf(why, sizeof why, "Redis refused %s: %s",
+                 r->str != NULL && strncmp(r->str, "ERR DB", 6) == 0 ? "the database"
+                                                                     : "the credentials",
+                 r->str != NULL ? r->str : "");
+        failed(bus, why);
+        return;
+    }
+    if (data != NULL && ctx == bus->pub) {
+        bus->pub_up = true;
+        became_ready(bus);
+    }
+}
+
+/* Queues AUTH and SELECT as the url asks, to go first once connected; last says whether the
+ * last of them tells pub is ready. Returns whether any was queued (0: none needed) or -1. */
+static int queue_setup(redis_bus_t *bus, redisAsyncContext *ctx, bool tell)
+{
+    int queued = 0;
+    bool select = bus->url.db != 0;
+    if (bus->url.password[0] != '\0') {
+        void *last = tell && !select ? bus : NULL;
+        int rc = bus->url.user[0] != '\0'
+                     ? redisAsyncCommand(ctx, setup_cb, last, "AUTH %s %s", bus->url.user,
+                                         bus->url.password)
+                     : redisAsyncCommand(ctx, setup_cb, last, "AUTH %s", bus->url.password);
+        if (rc != REDIS_OK)
+            return -1;
+        queued = 1;
+    }
+    if (select) {
+        if (redisAsyncCommand(ctx, setup_cb, tell ? bus : NULL, "SELECT %d", bus->url.db) !=
+            REDIS_OK)
+            return -1;
+        queued = 1;
+    }
+    return queued;
+}
+
 static void connect_cb(const redisAsyncContext *ctx, int status)
 {
     redis_bus_t *bus = ctx->data;
@@ -421,7 +652,8 @@ static void connect_cb(const redisAsyncContext *ctx, int status)
         failed(bus, ctx->errstr);
         return;
     }
-    if (ctx == bus->pub) {
+    /* With AUTH or SELECT to go first, pub is up once they are answered (setup_cb). */
+    if (ctx == bus->pub && bus->url.password[0] == '\0' && bus->url.db == 0) {
         bus->pub_up = true;
         became_ready(bus);
     }
@@ -444,7 +676,7 @@ static void disconnect_cb(const redisAsyncContext *ctx, int status)
 /* Starts one connection. Returns it, or NULL after failed() (which it calls with why). */
 static redisAsyncContext *open_connection(redis_bus_t *bus)
 {
-    redisAsyncContext *ctx = redisAsyncConnect(bus->url.host, bus->url.port);
+    redisAsyncContext *ctx = redisAsyncConnect(bus->address, bus->url.port);
     if (ctx == NULL) {
         failed(bus, "out of memory");
         return NULL;
@@ -474,10 +706,9 @@ static void timeout_cb(uv_timer_t *timer)
         failed(bus, "timed out connecting");
 }
 
-/* Connects both, then waits at most CONNECT_TIMEOUT_MS for them. */
-static void attempt_cb(uv_timer_t *timer)
+/* Connects both to bus->address, then waits at most CONNECT_TIMEOUT_MS for them. */
+static void connect_both(redis_bus_t *bus)
 {
-    redis_bus_t *bus = timer->data;
     assert(bus->pub == NULL && bus->sub == NULL);
     bus->pub = open_connection(bus);
     if (bus->pub == NULL)
@@ -485,12 +716,81 @@ static void attempt_cb(uv_timer_t *timer)
     bus->sub = open_connection(bus);
     if (bus->sub == NULL)
         return;
-    /* Queued now, sent once connected. */
+    /* Queued now, sent once connected, in this order: nothing is subscribed or published before
+     * the server has taken the credentials and the database. */
+    if (queue_setup(bus, bus->pub, true) < 0 || queue_setup(bus, bus->sub, false) < 0) {
+        failed(bus, "cannot queue AUTH or SELECT");
+        return;
+    }
     if (redisAsyncCommand(bus->sub, subscribed_cb, bus, "SUBSCRIBE %s", CHANNEL) != REDIS_OK) {
         failed(bus, "cannot subscribe");
         return;
     }
     uv_timer_start(bus->timer, timeout_cb, CONNECT_TIMEOUT_MS, 0);
+}
+
+static void free_bus(redis_bus_t *bus)
+{
+    free(bus->live);
+    kf_buf_free(&bus->out);
+    kf_buf_free(&bus->pending_topics);
+    free(bus);
+}
+
+/* A name resolved (off the loop, by libuv's thread pool): connects to its first address. */
+static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    redis_bus_t *bus = req->data;
+    free(req);
+    bus->resolving = NULL;
+    if (bus->freeing) { /* redis_free waited for this */
+        uv_freeaddrinfo(res);
+        if (bus->timer == NULL)
+            free_bus(bus);
+        return;
+    }
+    int rc = status;
+    if (rc == 0 && res->ai_family == AF_INET6)
+        rc = uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, bus->address,
+                         sizeof bus->address);
+    else if (rc == 0)
+        rc = uv_ip4_name((const struct sockaddr_in *)res->ai_addr, bus->address,
+                         sizeof bus->address);
+    uv_freeaddrinfo(res);
+    if (rc != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", bus->url.host, uv_strerror(rc));
+        failed(bus, why);
+        return;
+    }
+    connect_both(bus);
+}
+
+/* Connects both, after resolving the host when it is a name: hiredis would resolve it itself,
+ * synchronously, stopping the loop for as long as DNS takes. */
+static void attempt_cb(uv_timer_t *timer)
+{
+    redis_bus_t *bus = timer->data;
+    if (bus->resolving != NULL)
+        return;
+    unsigned char raw[16];
+    if (uv_inet_pton(AF_INET, bus->url.host, raw) == 0 ||
+        uv_inet_pton(AF_INET6, bus->url.host, raw) == 0) {
+        snprintf(bus->address, sizeof bus->address, "%s", bus->url.host);
+        connect_both(bus);
+        return;
+    }
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    uv_getaddrinfo_t *req = kf_xcalloc(1, sizeof *req);
+    req->data = bus;
+    if (uv_getaddrinfo(bus->loop, req, resolved_cb, bus->url.host, NULL, &hints) != 0) {
+        free(req);
+        failed(bus, "cannot start resolving the host name");
+        return;
+    }
+    bus->resolving = req;
 }
 
 static bool redis_ready(const kf_bus_t *base)
@@ -507,9 +807,10 @@ static void timer_closed_cb(uv_handle_t *handle)
 {
     redis_bus_t *bus = handle->data;
     free(handle);
-    kf_buf_free(&bus->out);
-    kf_buf_free(&bus->pending_topics);
-    free(bus);
+    bus->timer = NULL;
+    /* A resolution under way cannot always be cancelled: its callback frees the bus then. */
+    if (bus->resolving == NULL)
+        free_bus(bus);
 }
 
 static void redis_free(kf_bus_t *base)
@@ -521,11 +822,14 @@ static void redis_free(kf_bus_t *base)
     bus->order = NULL;
     uv_timer_stop(bus->flush);
     uv_close((uv_handle_t *)bus->flush, flush_closed_cb);
+    uv_close((uv_handle_t *)bus->heartbeat, flush_closed_cb);
+    if (bus->resolving != NULL)
+        uv_cancel((uv_req_t *)bus->resolving);
     uv_timer_stop(bus->timer);
     uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
 }
 
-static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free};
+static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free, redis_count, redis_forget};
 
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
                            kf_bus_notify_fn notify_fn, void *notify_ctx)
@@ -548,18 +852,13 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->flush = kf_xcalloc(1, sizeof *bus->flush);
     uv_timer_init(loop, bus->flush);
     bus->flush->data = bus;
+    bus->heartbeat = kf_xcalloc(1, sizeof *bus->heartbeat);
+    uv_timer_init(loop, bus->heartbeat);
+    bus->heartbeat->data = bus;
+    uv_unref((uv_handle_t *)bus->heartbeat);
     /* A fresh id each start: a restarted node is a new sender (its old echo, if any were still on
      * the way, is simply another node's). */
-    unsigned char raw[KF_BUS_NODE_LEN / 2];
-    if (uv_random(NULL, NULL, raw, sizeof raw, 0, NULL) != 0) {
-        uint64_t fallback = uv_hrtime() ^ (uint64_t)(uintptr_t)bus;
-        memcpy(raw, &fallback, sizeof raw);
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof raw; i++) {
-        bus->node[2 * i] = hex[raw[i] >> 4];
-        bus->node[2 * i + 1] = hex[raw[i] & 15];
-    }
+    random_id(bus->node, bus);
     bus->timer = kf_xcalloc(1, sizeof *bus->timer);
     uv_timer_init(loop, bus->timer);
     bus->timer->data = bus;

@@ -134,6 +134,7 @@ static void verified_cb(void *data, bool match)
         return;
     }
     kf_limits_login_succeeded(app->limits, w->email);
+    kf_nodes_tell_login(app, w->agent.id, w->email);
     if (w->agent.disabled)
         kf_info("login for %s from %s refused: the account is disabled", w->email, w->address);
     if (req == NULL || w->agent.disabled) {
@@ -555,6 +556,7 @@ static void current_checked_cb(void *data, bool match)
         return;
     }
     kf_limits_login_succeeded(app->limits, w->email);
+    kf_nodes_tell_login(app, w->id, w->email);
     hash_new_password(w);
 }
 

@@ -68,10 +68,19 @@ void kf_app_config_default(kf_app_config_t *config)
 static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
 {
     kf_app_t *app = ctx;
+    /* The address as the log shows it: never its password. Made only for what is logged: the
+     * loops bus (no address) says something of every event. */
+    char shown[600] = "";
+    if ((change == KF_BUS_UP || change == KF_BUS_DOWN) && app->config.bus_url != NULL)
+        kf_bus_url_redact(app->config.bus_url, shown, sizeof shown);
     switch (change) {
-    case KF_BUS_UP: kf_info("bus: connected to %s", app->config.bus_url); break;
+    case KF_BUS_UP:
+        kf_info("bus: connected to %s", shown);
+        /* Counted under a new session: what this node holds counts again, from now. */
+        kf_quota_shared_again(app->quota);
+        break;
     case KF_BUS_DOWN:
-        kf_warn("bus: %s unreachable (%s); not ready, retrying", app->config.bus_url, detail);
+        kf_warn("bus: %s unreachable (%s); not ready, retrying", shown, detail);
         break;
     case KF_BUS_GAP:
         if (app->shutting_down)
@@ -112,6 +121,7 @@ static void sweep_cb(uv_timer_t *timer)
 {
     kf_app_t *app = timer->data;
     kf_limits_sweep(app->limits);
+    kf_quota_sweep(app->quota);
     kf_authn_sweep(app->authn);
 }
 
@@ -297,6 +307,9 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
             *err = KF_EINVAL;
             goto out_free_running;
         }
+        /* Several nodes: one budget between them, not one each. */
+        kf_limits_share(app->limits, app->bus);
+        kf_quota_share(app->quota, app->bus);
     } else if (config->loops != NULL) {
         app->bus = kf_bus_new_loops(config->loops, config->loop_index, loop, app->hub,
                                     bus_changed_cb, app);
@@ -372,6 +385,12 @@ void kf_app_free(kf_app_t *app)
     kf_webhooks_free(app->webhooks);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
+    /* Requests still ending (and their quota) must not reach the freed bus. Tables the loops
+     * share are never shared over a bus (main.c: only without one): nothing to undo. */
+    if (app->limits != app->config.shared_limits)
+        kf_limits_share(app->limits, NULL);
+    if (app->quota != app->config.shared_quota)
+        kf_quota_share(app->quota, NULL);
     kf_bus_free(app->bus);
     if (app->hub != NULL)
         kf_nodes_stop(app);

@@ -48,8 +48,8 @@ typedef struct kf_app_config {
     const char *metrics_token;   /* a bearer token that may read it from anywhere, or NULL */
     bool webhooks_allow_private; /* webhooks may call private and loopback addresses (tests) */
     bool require_verified; /* refuse visitors the site has not vouched for (docs/IDENTITY.md) */
-    /* The bus between nodes: "redis://HOST:PORT" (bus/bus.h), or NULL for in-process (one node).
-     */
+    /* The bus between nodes: "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (bus/bus.h), or NULL
+     * for in-process (one node). Holds a password: logs show it through kf_bus_url_redact. */
     const char *bus_url;
     size_t max_upload_bytes; /* largest attachment (10 MiB): the upload routes' body limit */
     /* kefu --loops N: the group of loops this application's loop is one of (bus/bus.h: events

@@ -4,10 +4,12 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "auth/limit.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/err.h"
 
 /* Keys the login limits remember at most (the stalest go first): bounds their memory. */
 #define LOGIN_KEYS 10000
@@ -28,10 +30,98 @@ struct kf_limits {
     kf_limit_t *visitor_messages; /* messages per visitor id (NULL: no limit) */
     kf_limit_t *visitor_sessions; /* new visitor sessions per client address (NULL: no limit) */
     kf_limit_t *visitor_pages;    /* page reports per visitor id (NULL: no limit) */
+    kf_bus_t *bus;                /* where the uses are shared with other nodes, or NULL */
+    uint64_t shared, merged;      /* uses counted in Redis; others' uses charged here */
     /* The loops of one process share the tables (kefu --loops: one budget per client, not one
-     * per loop): held for each call, a hash probe and a little arithmetic. */
+     * per loop; without a bus, main.c): held for each call, a hash probe and a little
+     * arithmetic. */
     pthread_mutex_t lock;
 };
+
+/* Each limit's name in the shared counters' keys. */
+static const char *name_of(const kf_limits_t *limits, const kf_limit_t *limit)
+{
+    if (limit == limits->login_by_account)
+        return "login-account";
+    if (limit == limits->login_by_address)
+        return "login-address";
+    if (limit == limits->visitor_requests)
+        return "requests";
+    if (limit == limits->visitor_messages)
+        return "messages";
+    if (limit == limits->visitor_sessions)
+        return "sessions";
+    return "pages";
+}
+
+#define COUNTER_SIZE (64 + KF_LIMITS_MAX_KEY)
+
+/* The shared counter of key in window slot: kefu:limit:NAME:SLOT:KEY (the window after it still
+ * reads it for a moment: late answers). */
+static void counter_key(const kf_limits_t *limits, const kf_limit_t *limit, int64_t slot,
+                        const char *key, char out[COUNTER_SIZE])
+{
+    snprintf(out, COUNTER_SIZE, "kefu:limit:%s:%lld:%.*s", name_of(limits, limit), (long long)slot,
+             KF_LIMITS_MAX_KEY, key);
+}
+
+/* One use counted in Redis, waiting for the others' count. */
+typedef struct shared_use {
+    kf_limits_t *limits;
+    kf_limit_t *limit;
+    int64_t slot;     /* the window it was counted in */
+    bool as_failures; /* a failed login: others' are charged as failures too */
+    char key[];       /* the limit's key (an e-mail, an address, a visitor id) */
+} shared_use_t;
+
+static void shared_cb(void *data, int rc, int64_t others)
+{
+    shared_use_t *use = data;
+    if (rc == 0) {
+        pthread_mutex_lock(&use->limits->lock);
+        use->limits->merged += (uint64_t)kf_limit_merge(
+            use->limit, use->key, use->slot, others, (int64_t)kf_clock_mono_ms(), use->as_failures);
+        pthread_mutex_unlock(&use->limits->lock);
+    }
+    free(use);
+}
+
+/* Counts one use of key in the limit's current window in Redis, and merges the other nodes'
+ * uses when the answer comes. Nothing waits for it: with Redis away it is simply not counted
+ * (each node then holds its own budget, as one node does). */
+static void share(kf_limits_t *limits, kf_limit_t *limit, const char *key, bool as_failures)
+{
+    if (limits->bus == NULL)
+        return;
+    int64_t window_ms = kf_limit_window_ms(limit);
+    int64_t slot = kf_limit_slot(window_ms, kf_clock_wall_ms());
+    size_t len = strlen(key);
+    shared_use_t *use = kf_xmalloc(sizeof *use + len + 1);
+    use->limits = limits;
+    use->limit = limit;
+    use->slot = slot;
+    use->as_failures = as_failures;
+    memcpy(use->key, key, len + 1);
+    char counter[COUNTER_SIZE];
+    counter_key(limits, limit, slot, key, counter);
+    if (kf_bus_count(limits->bus, counter, 1, 2 * window_ms, false, shared_cb, use) != 0) {
+        free(use);
+        return;
+    }
+    limits->shared++;
+}
+
+void kf_limits_share(kf_limits_t *limits, kf_bus_t *bus)
+{
+    if (limits != NULL)
+        limits->bus = bus;
+}
+
+void kf_limits_stats(const kf_limits_t *limits, uint64_t *shared, uint64_t *merged)
+{
+    *shared = limits->shared;
+    *merged = limits->merged;
+}
 
 /* Makes a limit that may be off (per_minute 0: *limit is NULL). False for a bad rate or burst. */
 static bool optional_limit(double per_minute, double burst, kf_limit_t **limit)
@@ -100,18 +190,17 @@ void kf_limits_sweep(kf_limits_t *limits)
     pthread_mutex_unlock(&limits->lock);
 }
 
-/* Takes a token from a limit that may be off. */
-static bool take(kf_limit_t *limit, const char *key, int64_t *retry_after_ms)
+/* Takes a token from a limit that may be off; a token taken is a use the other nodes hear of
+ * (a refused try takes nothing, here or there). */
+static bool take(kf_limits_t *limits, kf_limit_t *limit, const char *key, int64_t *retry_after_ms)
 {
-    return limit == NULL || kf_limit_take(limit, key, (int64_t)kf_clock_mono_ms(), retry_after_ms);
-}
-
-static bool take_locked(kf_limits_t *limits, kf_limit_t *limit, const char *key,
-                        int64_t *retry_after_ms)
-{
+    if (limit == NULL)
+        return true;
     pthread_mutex_lock(&limits->lock);
-    bool taken = take(limit, key, retry_after_ms);
+    bool taken = kf_limit_take(limit, key, (int64_t)kf_clock_mono_ms(), retry_after_ms);
     pthread_mutex_unlock(&limits->lock);
+    if (taken)
+        share(limits, limit, key, false);
     return taken;
 }
 
@@ -120,7 +209,7 @@ static bool take_visitor(kf_limits_t *limits, kf_limit_t *limit, int64_t visitor
 {
     char key[24];
     snprintf(key, sizeof key, "%lld", (long long)visitor_id);
-    return take_locked(limits, limit, key, retry_after_ms);
+    return take(limits, limit, key, retry_after_ms);
 }
 
 bool kf_limits_visitor_request(kf_limits_t *limits, int64_t visitor_id, int64_t *retry_after_ms)
@@ -140,7 +229,7 @@ bool kf_limits_visitor_page(kf_limits_t *limits, int64_t visitor_id, int64_t *re
 
 bool kf_limits_new_visitor(kf_limits_t *limits, const char *address, int64_t *retry_after_ms)
 {
-    return take_locked(limits, limits->visitor_sessions, address, retry_after_ms);
+    return take(limits, limits->visitor_sessions, address, retry_after_ms);
 }
 
 bool kf_limits_login_allowed(kf_limits_t *limits, const char *email, const char *address,
@@ -164,9 +253,27 @@ void kf_limits_login_failed(kf_limits_t *limits, const char *email, const char *
     kf_limit_charge(limits->login_by_account, email, now, NULL);
     kf_limit_charge(limits->login_by_address, address, now, NULL);
     pthread_mutex_unlock(&limits->lock);
+    share(limits, limits->login_by_account, email, true);
+    share(limits, limits->login_by_address, address, true);
 }
 
 void kf_limits_login_succeeded(kf_limits_t *limits, const char *email)
+{
+    pthread_mutex_lock(&limits->lock);
+    kf_limit_reset(limits->login_by_account, email);
+    pthread_mutex_unlock(&limits->lock);
+    if (limits->bus == NULL)
+        return;
+    /* The window's failures go for every node: this one must not charge them again at its next
+     * failure, having forgotten them (the other nodes forget theirs when told: nodes.h). */
+    char counter[COUNTER_SIZE];
+    int64_t window_ms = kf_limit_window_ms(limits->login_by_account);
+    counter_key(limits, limits->login_by_account, kf_limit_slot(window_ms, kf_clock_wall_ms()),
+                email, counter);
+    kf_bus_forget(limits->bus, counter);
+}
+
+void kf_limits_login_succeeded_elsewhere(kf_limits_t *limits, const char *email)
 {
     pthread_mutex_lock(&limits->lock);
     kf_limit_reset(limits->login_by_account, email);

@@ -71,16 +71,81 @@ bool kf_live_check(kf_req_t *req)
     return true;
 }
 
-/* Serves a push request over transport, for the caller. */
-static void serve(const kf_call_t *call, kf_push_transport_t transport)
+/* A push request waiting for the other nodes' count of its listener (kf_quota_fetch), at most
+ * FETCH_WAIT_MS: Redis answers in well under a millisecond, and one that hangs without closing
+ * the connection must not hang push requests with it (past the wait, local counts decide). */
+#define FETCH_WAIT_MS 250
+
+typedef struct quota_wait {
+    kf_req_t *req; /* NULL once the client has gone or the request was served */
+    kf_push_transport_t transport;
+    kf_principal_t who;
+    uv_timer_t timer;
+    int refs; /* the answer's and the timer's: freed when both are done */
+} quota_wait_t;
+
+static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_principal_t *who,
+                     bool counted);
+
+static void quota_wait_unref(quota_wait_t *wait)
 {
-    kf_req_t *req = call->req;
-    kf_app_t *app = call->app;
+    if (--wait->refs == 0)
+        free(wait);
+}
+
+static void quota_timer_closed_cb(uv_handle_t *handle)
+{
+    quota_wait_unref(handle->data);
+}
+
+static void quota_abort_cb(kf_req_t *req, void *data)
+{
+    (void)req;
+    ((quota_wait_t *)data)->req = NULL;
+}
+
+static void quota_resumed_cb(kf_req_t *req, void *data)
+{
+    quota_wait_t *wait = data;
+    kf_req_detach(req);
+    serve_as(req, wait->transport, &wait->who, true);
+}
+
+/* The answer came, or the wait ran out (closing: the application is going, nothing is served):
+ * the first of them serves the request, and closes the timer. */
+static void quota_done(quota_wait_t *wait, bool closing)
+{
+    kf_req_t *req = wait->req;
+    wait->req = NULL;
+    if (!uv_is_closing((uv_handle_t *)&wait->timer))
+        uv_close((uv_handle_t *)&wait->timer, quota_timer_closed_cb);
+    if (req != NULL && !closing)
+        kf_req_resume(req, quota_resumed_cb, wait);
+}
+
+static void quota_fetched_cb(void *data, bool closing)
+{
+    quota_wait_t *wait = data;
+    quota_done(wait, closing);
+    quota_wait_unref(wait);
+}
+
+static void quota_timeout_cb(uv_timer_t *timer)
+{
+    quota_done(timer->data, false);
+}
+
+/* Serves a push request over transport, for who. counted: the other nodes' count of the
+ * listener has just been read (or cannot be): not asked for again. */
+static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_principal_t *who,
+                     bool counted)
+{
+    kf_app_t *app = req->app;
     uint64_t after, hold_ms;
     if (!kf_call_after(req, &after) || !read_hold(req, &hold_ms))
         return; /* kf_live_check has seen them: never */
-    char kind = call->who->kind;
-    int64_t subject = kind == 'v' ? call->who->visitor.id : call->who->agent.id;
+    char kind = who->kind;
+    int64_t subject = kind == 'v' ? who->visitor.id : who->agent.id;
     char topic[40];
     if (kind == 'v')
         kf_chat_visitor_topic(subject, topic, sizeof topic);
@@ -89,6 +154,24 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
     /* A short poll is answered at once; the rest may stay open, and are counted while they do.
      * Past the limit the new one is refused (before the WebSocket upgrade). */
     bool stays = transport != KF_PUSH_POLL;
+    /* Several nodes: what the others hold of this listener counts too. Known from Redis's last
+     * answer about it; on its first connection here for a while, read first (one round trip,
+     * not on every request: each open and close here brings a fresh answer). */
+    if (stays && !counted && !kf_quota_known(app->quota, kind, subject)) {
+        quota_wait_t *wait = kf_xmalloc(sizeof *wait);
+        wait->req = req;
+        wait->transport = transport;
+        wait->who = *who;
+        wait->refs = 2;
+        if (kf_quota_fetch(app->quota, kind, subject, quota_fetched_cb, wait) == 0) {
+            kf_req_hold(req, quota_abort_cb, wait);
+            uv_timer_init(app->loop, &wait->timer);
+            wait->timer.data = wait;
+            uv_timer_start(&wait->timer, quota_timeout_cb, FETCH_WAIT_MS, 0);
+            return;
+        }
+        free(wait); /* the bus went meanwhile: local counts only */
+    }
     size_t open = 0;
     if (stays && !kf_quota_allows(app->quota, kind, subject, &open)) {
         kf_debug("push request from %s refused: %c%lld holds %zu connections", kf_req_peer(req),
@@ -103,11 +186,16 @@ static void serve(const kf_call_t *call, kf_push_transport_t transport)
     if (kind == 'a')
         kf_presence_seen(app->presence, subject, kf_clock_mono_ms());
     else
-        kf_invite_seen(app, subject, call->who->visitor.name);
+        kf_invite_seen(app, subject, who->visitor.name);
     kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
     if (stays)
         kf_quota_count(app->quota, req, kind, subject);
+}
+
+static void serve(const kf_call_t *call, kf_push_transport_t transport)
+{
+    serve_as(call->req, transport, call->who, false);
 }
 
 void kf_live_poll(const kf_call_t *call)

@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "base/log.h"
 #include "chat/events.h"
 #include "chat/internal.h"
+#include "chat/limits.h"
 #include "chat/widget_settings.h"
 
 /* The settings another node stored: checked as if read from the store (what does not pass
@@ -36,25 +38,36 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 {
     kf_app_t *app = sub->data;
     json_t *body = json_loadb(event->json, event->len, 0, NULL);
-    const char *what = NULL, *hash = NULL;
+    const char *what = NULL, *hash = NULL, *email = NULL;
     json_int_t id = 0;
     int disabled = 0, ended = 0;
     if (body == NULL ||
-        json_unpack(body, "{s:s,s:I,s?s,s?b,s?b}", "what", &what, "id", &id, "hash", &hash,
-                    "disabled", &disabled, "ended", &ended) != 0 ||
+        json_unpack(body, "{s:s,s:I,s?s,s?b,s?b,s?s}", "what", &what, "id", &id, "hash", &hash,
+                    "disabled", &disabled, "ended", &ended, "email", &email) != 0 ||
         id <= 0)
         goto out;
+    /* Each line names the request on the other node that caused it (bus/redis.c sets its id
+     * while the event is taken in), so one id follows a change from node to node. */
     if (strcmp(what, "logout") == 0 && hash != NULL && strlen(hash) == KF_HASH_HEX_SIZE - 1) {
+        kf_debug("node: agent %lld logged out on another node: the session ends here too",
+                 (long long)id);
         kf_authn_forget_session(app->authn, hash);
         kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
         kf_push_end_subject(app->push, 'a', (int64_t)id);
     } else if (strcmp(what, "agent") == 0) {
+        kf_debug("node: agent %lld changed on another node%s", (long long)id,
+                 ended ? ": its streams end here too" : "");
         kf_authn_agent_changed(app->authn, (int64_t)id, disabled);
         if (ended) {
             kf_authn_revoke_tickets(app->authn, 'a', (int64_t)id);
             kf_push_end_subject(app->push, 'a', (int64_t)id);
         }
+    } else if (strcmp(what, "login") == 0 && email != NULL) {
+        kf_debug("node: agent %lld logged in on another node: its lock-out is lifted here too",
+                 (long long)id);
+        kf_limits_login_succeeded_elsewhere(app->limits, email);
     } else if (strcmp(what, "visitor") == 0) {
+        kf_debug("node: visitor %lld changed on another node", (long long)id);
         kf_authn_visitor_changed(app->authn, (int64_t)id);
     } else if (strcmp(what, "settings") == 0) {
         take_settings(app, body);
@@ -94,6 +107,12 @@ void kf_nodes_tell_agent_changed(kf_app_t *app, int64_t agent_id, bool disabled,
 {
     tell(app, json_pack("{s:s,s:I,s:b,s:b}", "what", "agent", "id", (json_int_t)agent_id,
                         "disabled", disabled, "ended", ended));
+}
+
+void kf_nodes_tell_login(kf_app_t *app, int64_t agent_id, const char *email)
+{
+    tell(app,
+         json_pack("{s:s,s:I,s:s}", "what", "login", "id", (json_int_t)agent_id, "email", email));
 }
 
 void kf_nodes_tell_visitor_changed(kf_app_t *app, int64_t visitor_id)

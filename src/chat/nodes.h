@@ -22,6 +22,8 @@ void kf_nodes_tell_logout(kf_app_t *app, const char *token_hash, int64_t agent_i
 /* An admin changed agent_id's account; ended: disabled or given a new password, so that its
  * push connections and tickets end too. */
 void kf_nodes_tell_agent_changed(kf_app_t *app, int64_t agent_id, bool disabled, bool ended);
+/* agent_id logged in (or proved its password) with email: the others lift its lock-out too. */
+void kf_nodes_tell_login(kf_app_t *app, int64_t agent_id, const char *email);
 /* A visitor's name (or identity) changed. */
 void kf_nodes_tell_visitor_changed(kf_app_t *app, int64_t visitor_id);
 /* The desk's settings changed (PATCH /api/settings): the others take app's typing_preview and

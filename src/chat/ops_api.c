@@ -9,6 +9,7 @@
 #include "base/err.h"
 #include "base/metrics.h"
 #include "chat/handlers.h"
+#include "chat/limits.h"
 #include "chat/internal.h"
 
 int kf_ops_configure(kf_app_t *app)
@@ -50,6 +51,20 @@ void kf_ops_ready(const kf_call_t *call)
                  json_pack("{s:s,s:s,s:b,s:b,s:b}", "status", "not_ready", "reason", reason,
                            "writable", writable, "bus_connected", bus, "shutting_down",
                            app->shutting_down));
+}
+
+/* The abuse limits shared with other nodes: what this node counted in Redis, and the other
+ * nodes' uses charged to its buckets (0 and 0 with one node). */
+static void write_shared_limit_metrics(kf_buf_t *out, const kf_limits_t *limits)
+{
+    uint64_t shared, merged;
+    kf_limits_stats(limits, &shared, &merged);
+    kf_metrics_write_head(out, "kefu_limit_uses_shared_total", "counter",
+                          "Uses of the abuse limits this node counted in Redis for the others.");
+    kf_metrics_write_sample(out, "kefu_limit_uses_shared_total", NULL, (double)shared);
+    kf_metrics_write_head(out, "kefu_limit_uses_merged_total", "counter",
+                          "Other nodes' uses of the abuse limits charged to this node's buckets.");
+    kf_metrics_write_sample(out, "kefu_limit_uses_merged_total", NULL, (double)merged);
 }
 
 void kf_ops_note_figures(kf_app_t *app)
@@ -193,6 +208,7 @@ void kf_ops_metrics(const kf_call_t *call)
                           "its connection landed on.");
     kf_metrics_write_sample(&out, "kefu_loop", NULL, (double)app->config.loop_index);
     write_bus_metrics(&out, app->bus, &stats);
+    write_shared_limit_metrics(&out, app->limits);
     kf_metrics_write_head(&out, "kefu_store_writable", "gauge",
                           "1 while the database takes writes (0: a full disk, a read-only file).");
     kf_metrics_write_sample(&out, "kefu_store_writable", NULL, writable);

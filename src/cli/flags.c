@@ -184,7 +184,9 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
     }
     kf_bus_url_t bus_url;
     if (id == KF_FLAG_BUS && kf_bus_url_parse(value, &bus_url) != 0) {
-        fprintf(err, "kefu: %s takes redis://HOST[:PORT], not %s\n", label, value);
+        /* Not the value itself: it may hold a password. */
+        fprintf(err, "kefu: %s takes redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], not %s\n", label,
+                strstr(value, "@") != NULL ? "that (its password is not shown)" : value);
         return 2;
     }
     if (id == KF_FLAG_METRICS_TOKEN && (strlen(value) < 16 || strpbrk(value, " \t") != NULL)) {

@@ -38,9 +38,9 @@ typedef enum {
       "SQLite durability: FULL keeps every acknowledged message across a crash or power loss; "    \
       "NORMAL across a process crash")                                                             \
     X(BUS, "bus", "URL", KF_FLAG_TEXT, 0, 0, 0, NULL, false,                                       \
-      "`redis://HOST[:PORT]`: carry events between several kefu nodes through Redis pub/sub "      \
-      "(docs/DEPLOY.md); `/readyz` answers 503 while Redis is unreachable "                        \
-      "(default: in-process, one node)")                                                           \
+      "`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: carry events between several kefu nodes "     \
+      "through Redis pub/sub, and share their abuse limits (docs/DEPLOY.md); `/readyz` answers "   \
+      "503 while Redis is unreachable or refuses the password (default: in-process, one node)")    \
     X(LOOPS, "loops", "N", KF_FLAG_COUNT, 0, 256, 1, NULL, false,                                  \
       "event loops (threads) serving connections, each its own share (SO_REUSEPORT); they share "  \
       "one database writer and hear each other's events; 0: one per core the process may use "     \

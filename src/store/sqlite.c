@@ -626,6 +626,11 @@ op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx)
     op->kind = kind;
     op->done = done;
     op->ctx = ctx;
+    /* Queued on the owner thread, inside a handler (or a store callback that goes on with its
+     * request's work): the id set there is the request's. */
+    const char *request_id = kf_log_request_id();
+    if (request_id != NULL)
+        snprintf(op->request_id, sizeof op->request_id, "%s", request_id);
     return op;
 }
 
@@ -670,14 +675,22 @@ static void sqlite_complete(kf_store_t *store)
     op_t *write = kf_sqlite_writer_take_finished(s);
     while (write != NULL) {
         op_t *next = write->next;
+        /* What is logged about the write's outcome (the database refusing writes, a failure
+         * answered 500) and what its callback goes on to queue are the request's. */
+        const char *outer =
+            kf_log_set_request_id(write->request_id[0] != '\0' ? write->request_id : NULL);
         kf_store_note_write(store, write->result.rc);
         write->done(write->ctx, &write->result);
+        kf_log_set_request_id(outer);
         kf_sqlite_op_free(write);
         write = next;
     }
     while (read != NULL) {
         op_t *next = read->next;
+        const char *outer =
+            kf_log_set_request_id(read->request_id[0] != '\0' ? read->request_id : NULL);
         kf_sqlite_run_read(s, read);
+        kf_log_set_request_id(outer);
         kf_sqlite_op_free(read);
         read = next;
     }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/log.h"
 #include "store/store.h"
 
 /* The settings key that holds the schema version; reserved, setting_set refuses it. */
@@ -700,6 +701,9 @@ typedef struct op {
         } integration;         /* API tokens and webhooks (sqlite_integrations.c) */
     } args;
     kf_store_result_t result; /* a write's, filled by the writer */
+    /* The request whose work queued it ("" when none: a timer's, start-up's), for the lines
+     * logged about it on the writer's thread and while its done runs. */
+    char request_id[KF_LOG_REQUEST_ID_SIZE];
     kf_message_t message;     /* message_add: result.message points here */
     kf_agent_t agent;         /* agent_update: result.agent points here */
     kf_canned_t canned;       /* canned_create, canned_update: result.canned points here */

@@ -1338,6 +1338,24 @@ static void write_blobs(sqlite_store_t *s, op_t *batch)
     }
 }
 
+/* The database's own failures (KF_ESTORE: I/O, corruption, out of memory; not a write refused
+ * for its own reasons, nor a full disk, which the owner reports once: kf_store_health_fn) get a
+ * line each, naming the request that queued the write; rare, and each one matters. A write taken
+ * down by its batch's failure is named too. batch_rc: the batch's outcome. */
+static void log_failures(const op_t *batch, int batch_rc)
+{
+    for (const op_t *op = batch; op != NULL; op = op->next) {
+        int rc = op->result.rc != 0 ? op->result.rc : batch_rc;
+        if (rc != KF_ESTORE)
+            continue;
+        const char *outer =
+            kf_log_set_request_id(op->request_id[0] != '\0' ? op->request_id : NULL);
+        kf_error("store: a write failed (%s)%s", kf_strerror(rc),
+                 op->result.rc == 0 ? ", with the rest of its batch" : "");
+        kf_log_set_request_id(outer);
+    }
+}
+
 static void apply_batch(sqlite_store_t *s, op_t *batch)
 {
     conn_t *c = &s->writer;
@@ -1360,6 +1378,7 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
             rollback(c);
     }
     kf_sqlite_gate_writer_leave(s);
+    log_failures(batch, rc);
     if (rc != 0) {
         for (op_t *op = batch; op != NULL; op = op->next) {
             if (op->result.rc == 0) {

@@ -301,7 +301,7 @@ test('bus: a node started while Redis is down serves, answers /readyz 503, and b
 test('bus: a bad --bus address is refused at start with what it takes', () => {
   const r = require('node:child_process').spawnSync(require('./harness').KEFU_BIN, ['--bus', 'redis://host:99999', '--data', '/nonexistent'], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /--bus takes redis:\/\/HOST\[:PORT\], not redis:\/\/host:99999/);
+  assert.match(r.stderr, /--bus takes redis:\/\/\[\[USER\]:PASSWORD@\]HOST\[:PORT\]\[\/DB\], not redis:\/\/host:99999/);
 });
 
 // Both nodes write at once: node 1's visitors and node 2's agent reply as fast as they can. Ids

@@ -410,6 +410,102 @@ static void test_bad_arguments(void **state)
     kf_limit_free(NULL);
 }
 
+/* The window uses are shared in: the bucket's refill time, from 1 s to 7 days; slots are floor
+ * divisions of the wall clock (ordered before 1970 too). */
+static void test_window_arithmetic(void **state)
+{
+    (void)state;
+    kf_limit_t *login = kf_limit_new(5 / 15.0, 5, 10);
+    assert_int_equal(kf_limit_window_ms(login), 15 * 60 * 1000);
+    kf_limit_t *fast = kf_limit_new(6000, 10, 10); /* 100 ms to refill: at least 1 s */
+    assert_int_equal(kf_limit_window_ms(fast), 1000);
+    kf_limit_t *slow = kf_limit_new(1e-9, 1e6, 10);
+    assert_int_equal(kf_limit_window_ms(slow), 7 * 24 * 3600 * 1000LL);
+    kf_limit_free(login);
+    kf_limit_free(fast);
+    kf_limit_free(slow);
+
+    static const struct {
+        int64_t window_ms, wall_ms, slot;
+    } cases[] = {
+        {1000, 0, 0},
+        {1000, 999, 0},
+        {1000, 1000, 1},
+        {1000, 1999, 1},
+        {1000, -1, -1},
+        {1000, -1000, -1},
+        {1000, -1001, -2},
+        {900000, 1764946800000, 1961052},
+        {7, INT64_MAX, INT64_MAX / 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(kf_limit_slot(cases[i].window_ms, cases[i].wall_ms), cases[i].slot);
+}
+
+/* What the other nodes used that was not merged yet: the difference in one window, all of it in
+ * a new one, nothing for an old one or a total that went down (then counted from there). */
+static void test_news(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t seen_slot, seen, slot, others;
+        int64_t news, new_slot, new_seen;
+    } cases[] = {
+        {0, 0, 5, 3, 3, 5, 3},  /* first answer: all of it */
+        {5, 3, 5, 3, 0, 5, 3},  /* nothing new */
+        {5, 3, 5, 7, 4, 5, 7},  /* four more */
+        {5, 7, 6, 2, 2, 6, 2},  /* a new window */
+        {6, 2, 5, 9, 0, 6, 2},  /* a late answer about the window before */
+        {6, 9, 6, 4, 0, 6, 4},  /* the counter went: from 4 on */
+        {6, 4, 6, -1, 0, 6, 4}, /* nonsense */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t slot = cases[i].seen_slot, seen = cases[i].seen;
+        assert_int_equal(kf_limit_news(&slot, &seen, cases[i].slot, cases[i].others),
+                         cases[i].news);
+        assert_int_equal(slot, cases[i].new_slot);
+        assert_int_equal(seen, cases[i].new_seen);
+    }
+}
+
+/* Merging others' uses into the local bucket: as takes they empty it but never below empty; as
+ * failures they lock out with the growing delay; the same total twice is charged once. */
+static void test_merge(void **state)
+{
+    (void)state;
+    kf_limit_t *limit = kf_limit_new(60, 10, 100); /* 1 a second, bursts of 10 */
+    int64_t now = 1000, wait = 0;
+    assert_true(kf_limit_take(limit, "v1", now, NULL));                 /* 9 left here */
+    assert_int_equal(kf_limit_merge(limit, "v1", 7, 6, now, false), 6); /* 3 left */
+    assert_int_equal(kf_limit_merge(limit, "v1", 7, 6, now, false), 0); /* seen: still 3 */
+    for (int i = 0; i < 3; i++)
+        assert_true(kf_limit_take(limit, "v1", now, NULL));
+    assert_false(kf_limit_take(limit, "v1", now, &wait));
+    assert_int_equal(wait, 1000);
+    /* More than there is: empty, not in debt (one bucket cannot go below empty either). */
+    assert_int_equal(kf_limit_merge(limit, "v1", 7, 50, now, false), 44);
+    assert_false(kf_limit_take(limit, "v1", now, &wait));
+    assert_int_equal(wait, 1000);
+    assert_true(kf_limit_take(limit, "v1", now + 1000, NULL));
+    /* A key this node never saw: added, and charged. */
+    assert_int_equal(kf_limit_merge(limit, "v2", 7, 10, now, false), 10);
+    assert_false(kf_limit_take(limit, "v2", now, NULL));
+    kf_limit_free(limit);
+
+    /* As failures: 5 allowed per 15 min; 3 here and 3 elsewhere lock the account. */
+    kf_limit_t *login = kf_limit_new(5 / 15.0, 5, 100);
+    for (int i = 0; i < 3; i++)
+        kf_limit_charge(login, "a@x", now, NULL);
+    assert_true(kf_limit_check(login, "a@x", now, NULL));
+    assert_int_equal(kf_limit_merge(login, "a@x", 1, 3, now, true), 3);
+    assert_false(kf_limit_check(login, "a@x", now, &wait));
+    /* Past empty, each failure doubles the wait: longer than one refill period (3 min). */
+    assert_true(wait > 3 * 60 * 1000);
+    /* A huge total from a broken counter is capped, not looped over for ever. */
+    assert_int_equal(kf_limit_merge(login, "a@x", 1, INT64_MAX, now, true), 1000);
+    kf_limit_free(login);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +522,9 @@ int main(void)
         cmocka_unit_test(test_long_and_empty_keys),
         cmocka_unit_test(test_charge_grows_the_delay),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_window_arithmetic),
+        cmocka_unit_test(test_news),
+        cmocka_unit_test(test_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,37 @@ static void test_unreachable_redis(void **state)
     kf_hub_free(hub);
 }
 
+/* A host name is resolved off the loop (uv_getaddrinfo) and its address connected to; freeing the
+ * bus while the name is being resolved waits for the resolution and leaks nothing. */
+static void test_host_name(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kf_hub_t *hub = kf_hub_new();
+    char url[64];
+    snprintf(url, sizeof url, "redis://localhost:%d", closed_port());
+    seen_t seen = {0};
+    kf_bus_t *bus = kf_bus_new_redis(&loop, hub, url, notify_cb, &seen);
+    assert_non_null(bus);
+    uint64_t start = kf_clock_mono_ms();
+    while (seen.down == 0 && kf_clock_mono_ms() - start < 4000)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(seen.down, 1);
+    assert_true(strstr(seen.detail, "refused") != NULL); /* resolved, then refused */
+    kf_bus_free(bus);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+
+    /* Freed with the resolution under way (the first attempt starts it at the loop's first
+     * turn). */
+    bus = kf_bus_new_redis(&loop, hub, url, notify_cb, &seen);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    kf_bus_free(bus);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    kf_hub_free(hub);
+}
+
 static void test_bad_url(void **state)
 {
     (void)state;
@@ -145,6 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_host_name),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_local_bus),
     };

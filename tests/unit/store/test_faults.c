@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "store/store.h"
 #include "store/sync.h"
 #include "support/sqlite_db.h"
@@ -400,6 +401,42 @@ static void test_operations(void **state)
     assert_int_equal(op_send(f, ++round), 0);
 }
 
+/* A write that fails on the writer's thread is logged there with the id of the request that
+ * queued it, and nothing else is; the lines name no request once none is set. */
+static void test_failure_names_the_request(void **state)
+{
+    fixture_t *f = *state;
+    open_with_data(f);
+    FILE *capture = tmpfile();
+    assert_non_null(capture);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(capture), 2);
+    const char *outer = kf_log_set_request_id("req-7f3a");
+    bool failed = false;
+    for (unsigned long nth = 1; nth < MAX_ALLOCATIONS && !failed; nth++) {
+        arm(nth);
+        failed = op_send(f, 1000 + nth) == KF_ESTORE;
+        arm(0);
+    }
+    kf_log_set_request_id(outer);
+    assert_int_equal(op_send(f, 99999), 0); /* no failure: no line */
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_true(failed);
+    rewind(capture);
+    char line[512];
+    int lines = 0;
+    while (fgets(line, sizeof line, capture) != NULL) {
+        assert_non_null(strstr(line, "store: a write failed"));
+        assert_non_null(strstr(line, "request=req-7f3a"));
+        lines++;
+    }
+    fclose(capture);
+    assert_int_equal(lines, 1);
+}
+
 int main(void)
 {
     /* Before SQLite is first used: its allocator can only be swapped before initialisation. */
@@ -415,6 +452,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_names_the_request, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
