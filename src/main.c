@@ -2,6 +2,9 @@
  * `kefu site-secret`, `kefu routes`, signals and graceful shutdown (the flags are cli/flags.h's).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +13,13 @@
 #include <uv.h>
 
 #include "auth/auth.h"
+#include "bus/bus.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "chat/app.h"
+#include "chat/limits.h"
+#include "chat/quota.h"
 #include "cli/config.h"
 #include "cli/flags.h"
 #include "http/server.h"
@@ -24,16 +31,41 @@
  * goes through the log too, so that every line on stderr parses. */
 static bool json_logs;
 
-typedef struct runtime {
+/* One event loop of the server (kefu --loops N): its thread, its application (hub, push
+ * registry, caches) and its listener on the shared port. Loop 0 is the main thread's and has the
+ * signals; the others run on threads of their own. */
+typedef struct loop_rt {
+    struct runtime *rt;
+    size_t index;
     uv_loop_t *loop;
-    kf_server_t *server;
+    kf_store_t *store; /* loop 0's is the store; the others' are attached to it (one writer) */
     kf_app_t *app;
+    kf_server_t *server;
+    uv_async_t command; /* loop 0 asks this loop to stop being ready, or to drain */
+    atomic_int asked;   /* what was asked: 1 not ready, 2 drain (it only grows) */
+    bool draining;      /* this loop's server is stopping */
+    pthread_t thread;   /* loops 1..N-1 */
+    bool thread_started;
+} loop_rt_t;
+
+typedef struct runtime {
+    loop_rt_t *loops;
+    size_t loop_count;
+    kf_loops_t *group;   /* the bus between the loops (NULL for one loop) */
+    kf_limits_t *limits; /* the loops' shared abuse limits and push quota (NULL for one loop) */
+    kf_quota_t *quota;
+    kf_loop_figures_t *figures; /* each loop's, for /metrics (NULL for one loop) */
+    kf_addresses_t *addresses;  /* the loops' shared per-address connection counts */
     uv_signal_t sigterm, sigint;
     uv_timer_t deadline;
     uv_timer_t drain_delay; /* --drain-delay: between SIGTERM and the drain */
     uint64_t drain_delay_ms;
-    bool stopping; /* a signal came: not ready */
-    bool draining; /* the server is stopping */
+    uv_async_t finished;        /* on loop 0: another loop has stopped */
+    atomic_size_t stopped;      /* loops 1..N-1 whose application is freed */
+    bool main_stopped;          /* loop 0's is */
+    bool stopping;              /* a signal came: not ready */
+    bool draining;              /* the servers are stopping */
+    pthread_barrier_t all_done; /* every loop's application is freed: nobody publishes any more */
 } runtime_t;
 
 static int ensure_dir(const char *dir)
@@ -306,17 +338,64 @@ static void handle_closed_noop(uv_handle_t *handle)
     (void)handle;
 }
 
-static void server_stopped_cb(void *data)
+/* On loop 0, once its own application and every other loop's are freed: its last handles go, and
+ * uv_run returns. */
+static void maybe_finish(runtime_t *rt)
 {
-    runtime_t *rt = data;
-    rt->server = NULL;
+    if (!rt->main_stopped || atomic_load(&rt->stopped) + 1 < rt->loop_count)
+        return;
     uv_close((uv_handle_t *)&rt->sigterm, handle_closed_noop);
     uv_close((uv_handle_t *)&rt->sigint, handle_closed_noop);
     uv_timer_stop(&rt->deadline);
     uv_close((uv_handle_t *)&rt->deadline, handle_closed_noop);
     uv_close((uv_handle_t *)&rt->drain_delay, handle_closed_noop);
-    kf_app_free(rt->app);
-    rt->app = NULL;
+    uv_close((uv_handle_t *)&rt->finished, handle_closed_noop);
+}
+
+static void finished_cb(uv_async_t *handle)
+{
+    maybe_finish(handle->data);
+}
+
+static void server_stopped_cb(void *data)
+{
+    loop_rt_t *lr = data;
+    runtime_t *rt = lr->rt;
+    lr->server = NULL;
+    uv_close((uv_handle_t *)&lr->command, handle_closed_noop);
+    kf_app_free(lr->app);
+    lr->app = NULL;
+    if (lr->index == 0) {
+        rt->main_stopped = true;
+        maybe_finish(rt);
+    } else {
+        atomic_fetch_add(&rt->stopped, 1);
+        uv_async_send(&rt->finished);
+    }
+}
+
+/* On each loop: what loop 0 asked of it. */
+static void command_cb(uv_async_t *handle)
+{
+    loop_rt_t *lr = handle->data;
+    int asked = atomic_load(&lr->asked);
+    if (asked >= 1 && lr->app != NULL)
+        kf_app_set_shutting_down(lr->app);
+    if (asked >= 2 && !lr->draining && lr->server != NULL) {
+        lr->draining = true;
+        /* Long polls are answered and streams told to reconnect, so clients come back with
+         * cursors. */
+        kf_app_drain(lr->app);
+        kf_server_stop(lr->server, server_stopped_cb, lr);
+    }
+}
+
+static void ask_every_loop(runtime_t *rt, int what)
+{
+    for (size_t i = 0; i < rt->loop_count; i++) {
+        atomic_store(&rt->loops[i].asked, what);
+        uv_async_send(&rt->loops[i].command);
+    }
 }
 
 static void deadline_cb(uv_timer_t *timer)
@@ -332,10 +411,8 @@ static void drain(runtime_t *rt)
         return;
     rt->draining = true;
     uv_timer_stop(&rt->drain_delay);
-    /* Long polls are answered and streams told to reconnect, so clients come back with cursors. */
-    kf_app_drain(rt->app);
+    ask_every_loop(rt, 2);
     uv_timer_start(&rt->deadline, deadline_cb, 10000, 0);
-    kf_server_stop(rt->server, server_stopped_cb, rt);
 }
 
 static void drain_delay_cb(uv_timer_t *timer)
@@ -354,7 +431,7 @@ static void signal_cb(uv_signal_t *handle, int signum)
         return;
     }
     rt->stopping = true;
-    kf_app_set_shutting_down(rt->app);
+    ask_every_loop(rt, 1);
     if (rt->drain_delay_ms == 0) {
         kf_info("received %s; shutting down", name);
         drain(rt);
@@ -364,6 +441,63 @@ static void signal_cb(uv_signal_t *handle, int signum)
     kf_info("received %s; not ready, shutting down in %llu s", name,
             (unsigned long long)(rt->drain_delay_ms / 1000));
     uv_timer_start(&rt->drain_delay, drain_delay_cb, rt->drain_delay_ms, 0);
+}
+
+/* The loops --loops asks for: 0 is one per core this process may use. */
+static size_t loop_count(const kf_flags_t *flags, kf_store_t *store)
+{
+    size_t count = (size_t)flags->v[KF_FLAG_LOOPS].count;
+    if (count == 0)
+        count = uv_available_parallelism();
+    if (count > 1 && store->ops->attach == NULL) {
+        kf_warn("this store serves one loop: --loops %zu is taken as 1", count);
+        count = 1;
+    }
+    return count < 1 ? 1 : count;
+}
+
+/* After uv_run returns on a loop: once every loop's application is freed (nobody publishes to
+ * this loop any more), its wake-up handle closes and the loop with it. */
+static void close_loop(runtime_t *rt, loop_rt_t *lr)
+{
+    if (rt->group != NULL)
+        kf_loops_close(rt->group, lr->index);
+    uv_run(lr->loop, UV_RUN_DEFAULT);
+    if (lr->index > 0) {
+        kf_store_close(lr->store);
+        lr->store = NULL;
+    }
+    uv_loop_close(lr->loop);
+}
+
+static void *loop_main(void *data)
+{
+    loop_rt_t *lr = data;
+    char name[16];
+    snprintf(name, sizeof name, "kefu-loop-%zu", lr->index);
+    pthread_setname_np(pthread_self(), name);
+    uv_run(lr->loop, UV_RUN_DEFAULT);
+    pthread_barrier_wait(&lr->rt->all_done);
+    close_loop(lr->rt, lr);
+    return NULL;
+}
+
+/* Frees what start_loops made of loops 0..count-1 before any thread started (start-up failed). */
+static void free_loops(runtime_t *rt, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        loop_rt_t *lr = &rt->loops[i];
+        if (lr->server != NULL) {
+            kf_server_stop(lr->server, NULL, NULL);
+            lr->server = NULL;
+        }
+        kf_app_free(lr->app);
+        lr->app = NULL;
+        uv_close((uv_handle_t *)&lr->command, handle_closed_noop);
+        close_loop(rt, lr);
+        if (lr->index > 0)
+            free(lr->loop);
+    }
 }
 
 static int serve(const kf_flags_t *flags)
@@ -379,7 +513,10 @@ static int serve(const kf_flags_t *flags)
         return 1;
     }
     runtime_t rt = {0};
-    rt.loop = uv_default_loop();
+    rt.loop_count = loop_count(flags, store);
+    rt.loops = kf_xcalloc(rt.loop_count, sizeof *rt.loops);
+    if (rt.loop_count > 1)
+        rt.group = kf_loops_new(rt.loop_count);
     kf_app_config_t app_config;
     kf_app_config_default(&app_config);
     app_config.secure_cookies = v[KF_FLAG_SECURE_COOKIES].on;
@@ -400,14 +537,15 @@ static int serve(const kf_flags_t *flags)
     app_config.metrics_token = v[KF_FLAG_METRICS_TOKEN].text;
     app_config.bus_url = v[KF_FLAG_BUS].text;
     app_config.max_upload_bytes = (size_t)v[KF_FLAG_MAX_UPLOAD_BYTES].count;
+    /* With a Redis bus each loop is a node of its own on it (bus/bus.h): the loops' group is
+     * for a process without one. */
+    app_config.loops = app_config.bus_url == NULL ? rt.group : NULL;
+    app_config.loop_count = rt.loop_count;
+    if (rt.loop_count > 1)
+        rt.figures = kf_xcalloc(rt.loop_count, sizeof *rt.figures);
+    app_config.loop_figures = rt.figures;
     kf_push_config_t push_config;
     kf_push_config_default(&push_config);
-    rt.app = kf_app_new(rt.loop, store, &app_config, &push_config, &rc);
-    if (rt.app == NULL) {
-        fprintf(stderr, "kefu: cannot start: %s\n", kf_strerror(rc));
-        kf_store_close(store);
-        return 1;
-    }
     kf_server_config_t config;
     kf_server_config_default(&config);
     config.host = flags->host;
@@ -420,43 +558,137 @@ static int serve(const kf_flags_t *flags)
         kf_addr_prefix_parse(v[KF_FLAG_TRUSTED_PROXY].items[i], &trusted[i]); /* checked by flags */
     config.trusted_proxies = trusted;
     config.body_limit = kf_app_body_limit;
-    rc = kf_server_start(rt.loop, &config, kf_app_handle, rt.app, &rt.server);
-    if (rc != 0) {
-        fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", flags->host, flags->port,
-                kf_strerror(rc));
-        kf_app_free(rt.app);
-        uv_run(rt.loop, UV_RUN_DEFAULT);
-        kf_store_close(store);
-        return 1;
+    config.reuse_port = rt.loop_count > 1;
+    config.reuse_port_first = true;
+    if (rt.loop_count > 1)
+        rt.addresses = kf_addresses_new();
+    config.shared_addresses = rt.addresses;
+
+    /* One budget per client whatever loop serves it: the loops share the tables (which lock).
+     * With a Redis bus each loop is a node of its own and the tables are shared through Redis
+     * as between nodes (chat/limits.h): a table's bus is its loop's, one thread's. */
+    if (rt.loop_count > 1 && app_config.bus_url == NULL) {
+        rt.limits = kf_limits_new(&app_config);
+        rt.quota = kf_quota_new(app_config.max_push_per_visitor, app_config.max_push_per_agent);
+        app_config.shared_limits = rt.limits;
+        app_config.shared_quota = rt.quota;
     }
-    uv_signal_init(rt.loop, &rt.sigterm);
-    uv_signal_init(rt.loop, &rt.sigint);
+    /* Every loop is made here, before any runs: their threads then see the group whole. */
+    for (size_t i = 0; i < rt.loop_count; i++) {
+        loop_rt_t *lr = &rt.loops[i];
+        lr->rt = &rt;
+        lr->index = i;
+        if (i == 0) {
+            lr->loop = uv_default_loop();
+            lr->store = store;
+        } else {
+            lr->loop = kf_xcalloc(1, sizeof *lr->loop);
+            uv_loop_init(lr->loop);
+            rc = store->ops->attach(store, &lr->store);
+            if (rc != 0) {
+                fprintf(stderr, "kefu: cannot open the database for loop %zu: %s\n", i,
+                        kf_strerror(rc));
+                uv_loop_close(lr->loop);
+                free(lr->loop);
+                lr->loop = NULL;
+                free_loops(&rt, i);
+                goto out_close_store;
+            }
+        }
+        uv_async_init(lr->loop, &lr->command, command_cb);
+        lr->command.data = lr;
+        uv_unref((uv_handle_t *)&lr->command);
+        app_config.loop_index = i;
+        lr->app = kf_app_new(lr->loop, lr->store, &app_config, &push_config, &rc);
+        if (lr->app == NULL) {
+            fprintf(stderr, "kefu: cannot start: %s\n", kf_strerror(rc));
+            free_loops(&rt, i + 1);
+            goto out_close_store;
+        }
+        rc = kf_server_start(lr->loop, &config, kf_app_handle, lr->app, &lr->server);
+        if (rc != 0) {
+            fprintf(stderr, "kefu: cannot listen on %s:%d: %s\n", flags->host, config.port,
+                    kf_strerror(rc));
+            lr->server = NULL;
+            free_loops(&rt, i + 1);
+            goto out_close_store;
+        }
+        if (i == 0 && rt.loop_count > 1)
+            app_config.shared_presence_of = lr->app; /* made before it runs, freed after */
+        /* Port 0 picked one: the other loops listen on that one, which loop 0 holds now. */
+        config.port = kf_server_port(lr->server);
+        config.reuse_port_first = false;
+    }
+    uv_loop_t *main_loop = rt.loops[0].loop;
+    uv_signal_init(main_loop, &rt.sigterm);
+    uv_signal_init(main_loop, &rt.sigint);
     rt.sigterm.data = rt.sigint.data = &rt;
     uv_signal_start(&rt.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&rt.sigint, signal_cb, SIGINT);
-    uv_timer_init(rt.loop, &rt.deadline);
-    uv_timer_init(rt.loop, &rt.drain_delay);
+    uv_timer_init(main_loop, &rt.deadline);
+    uv_timer_init(main_loop, &rt.drain_delay);
     rt.drain_delay.data = &rt;
     rt.drain_delay_ms = v[KF_FLAG_DRAIN_DELAY].count * 1000;
+    uv_async_init(main_loop, &rt.finished, finished_cb);
+    rt.finished.data = &rt;
+    pthread_barrier_init(&rt.all_done, NULL, (unsigned)rt.loop_count);
     signal(SIGPIPE, SIG_IGN);
 
     char base[512];
     bool v6 = strchr(flags->host, ':') != NULL;
     snprintf(base, sizeof base, "http://%s%s%s:%d", v6 ? "[" : "", flags->host, v6 ? "]" : "",
-             kf_server_port(rt.server));
+             kf_server_port(rt.loops[0].server));
     const char *public_url = v[KF_FLAG_PUBLIC_URL].text != NULL ? v[KF_FLAG_PUBLIC_URL].text : base;
-    kf_info("listening on %s", base);
+    if (rt.loop_count > 1)
+        kf_info("listening on %s (%zu loops)", base, rt.loop_count);
+    else
+        kf_info("listening on %s", base);
     if (json_logs)
         kf_info("agent console: %s/agent; visitor chat: %s/chat", public_url, public_url);
     else
         fprintf(stderr, "kefu: agent console: %s/agent\nkefu: visitor chat:  %s/chat\n", public_url,
                 public_url);
 
-    uv_run(rt.loop, UV_RUN_DEFAULT);
+    /* Signals are blocked on the loops' threads: they come to loop 0's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (size_t i = 1; i < rt.loop_count; i++) {
+        if (pthread_create(&rt.loops[i].thread, NULL, loop_main, &rt.loops[i]) != 0) {
+            kf_error("cannot start the thread of loop %zu", i);
+            exit(1);
+        }
+        rt.loops[i].thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    uv_run(main_loop, UV_RUN_DEFAULT);
+    pthread_barrier_wait(&rt.all_done);
+    close_loop(&rt, &rt.loops[0]);
+    for (size_t i = 1; i < rt.loop_count; i++) {
+        pthread_join(rt.loops[i].thread, NULL);
+        free(rt.loops[i].loop);
+    }
+    pthread_barrier_destroy(&rt.all_done);
+    kf_loops_free(rt.group);
+    kf_limits_free(rt.limits);
+    kf_quota_free(rt.quota);
+    kf_addresses_free(rt.addresses);
+    free(rt.figures);
+    free(rt.loops);
     kf_store_close(store);
-    uv_loop_close(rt.loop);
     kf_info("stopped");
     return 0;
+
+out_close_store:
+    kf_loops_free(rt.group);
+    kf_limits_free(rt.limits);
+    kf_quota_free(rt.quota);
+    kf_addresses_free(rt.addresses);
+    free(rt.figures);
+    free(rt.loops);
+    kf_store_close(store);
+    return 1;
 }
 
 int main(int argc, char **argv)

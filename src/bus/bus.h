@@ -34,6 +34,11 @@ typedef enum {
      * its id. What this node knows of the store (the newest message id, which lets a replay skip
      * its query) must now count it: another process wrote it. */
     KF_BUS_MESSAGE,
+    /* An ephemeral event (typing, read, ...) published on this loop or heard from another loop
+     * of the process, about to be delivered here (the loops bus only): detail is its topic. A
+     * poll client's next request may come to any loop: the owner keeps the topic's window for
+     * it (kf_push_keep_window). */
+    KF_BUS_EPHEMERAL,
 } kf_bus_change_t;
 /* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". after: for KF_BUS_GAP, the
  * message id above which messages may have been missed (kf_push_rewind's floor; UINT64_MAX when
@@ -71,6 +76,28 @@ kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
  * bus. */
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, kf_bus_notify_fn notify,
                            void *notify_ctx);
+/* ---- the loops of one process (bus/loops.c) ----
+ * kefu --loops N runs N event loops, each with its own hub; a group carries each loop's publishes
+ * to the others' hubs (a lock-free queue per pair of loops, base/xq.h, and a uv_async_send), and
+ * delivers message events in id order on each loop (bus/order.h) as the Redis bus does across
+ * nodes: the same problem at a smaller scale. Each event is copied once per other loop, since an
+ * event's reference count belongs to one thread. */
+typedef struct kf_loops kf_loops_t;
+
+/* A group of count loops (1 or more). */
+kf_loops_t *kf_loops_new(size_t count);
+/* The bus of loop index (each index once): relays hub's publishes to the group's other loops and
+ * delivers theirs here; KF_BUS_MESSAGE for each message event from another loop, on this loop.
+ * Call every member's before any of the loops runs (their threads then see the group whole). */
+kf_bus_t *kf_bus_new_loops(kf_loops_t *group, size_t index, uv_loop_t *loop, kf_hub_t *hub,
+                           kf_bus_notify_fn notify, void *notify_ctx);
+/* Closes loop index's wake-up handle (run its loop after), on its thread, once no loop publishes
+ * any more: every member's bus freed. */
+void kf_loops_close(kf_loops_t *group, size_t index);
+/* Frees the group and what is still queued in it, after kf_loops_close of every member. NULL is
+ * ignored. */
+void kf_loops_free(kf_loops_t *group);
+
 /* Whether events published now reach the other nodes (a Redis bus connected and subscribed). */
 bool kf_bus_ready(const kf_bus_t *bus);
 /* "in-process" or "redis", for /metrics and logs. */

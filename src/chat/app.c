@@ -56,6 +56,7 @@ void kf_app_config_default(kf_app_config_t *config)
     config->visitor_sessions_burst = 60;
     config->max_push_per_visitor = 8;
     config->max_push_per_agent = 32;
+    config->loop_count = 1;
 }
 
 /* How long after a gap on the bus clients that come back replay from before it: longer than a
@@ -67,9 +68,11 @@ void kf_app_config_default(kf_app_config_t *config)
 static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
 {
     kf_app_t *app = ctx;
-    /* The address as the log shows it: never its password. */
-    char shown[600];
-    kf_bus_url_redact(app->config.bus_url, shown, sizeof shown);
+    /* The address as the log shows it: never its password. Made only for what is logged: the
+     * loops bus (no address) says something of every event. */
+    char shown[600] = "";
+    if ((change == KF_BUS_UP || change == KF_BUS_DOWN) && app->config.bus_url != NULL)
+        kf_bus_url_redact(app->config.bus_url, shown, sizeof shown);
     switch (change) {
     case KF_BUS_UP:
         kf_info("bus: connected to %s", shown);
@@ -89,6 +92,10 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
             kf_push_rewind(app->push, after, BUS_REWIND_MS);
         kf_push_drain(app->push);
         break;
+    case KF_BUS_EPHEMERAL:
+        if (strcmp(detail, KF_NODES_TOPIC) != 0) /* the loops' own news: no client follows it */
+            kf_push_keep_window(app->push, detail);
+        break;
     case KF_BUS_MESSAGE: {
         /* As if stored here: the visitor's stream (visitor:N) or the agents' (a note's too). */
         long long visitor_id = 0;
@@ -100,6 +107,14 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
         break;
     }
     }
+}
+
+/* How often a loop's figures are copied for the other loops' scrapes (kf_loop_figures_t). */
+#define FIGURES_MS 1000
+
+static void figures_cb(uv_timer_t *timer)
+{
+    kf_ops_note_figures(timer->data);
 }
 
 static void sweep_cb(uv_timer_t *timer)
@@ -244,13 +259,15 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     *err = kf_widget_settings_load(app);
     if (*err != 0)
         goto out_free_invite;
-    app->limits = kf_limits_new(config);
+    app->limits = config->shared_limits != NULL ? config->shared_limits : kf_limits_new(config);
     if (app->limits == NULL) {
         *err = KF_EINVAL;
         goto out_free_invite;
     }
     app->replay = kf_replay_new(store);
-    app->quota = kf_quota_new(config->max_push_per_visitor, config->max_push_per_agent);
+    app->quota = config->shared_quota != NULL
+                     ? config->shared_quota
+                     : kf_quota_new(config->max_push_per_visitor, config->max_push_per_agent);
     app->hasher = kf_hasher_new(loop, HASHES_RUNNING, HASHES_WAITING);
     /* Unreferenced: what waits for the store is answered to requests, which keep the loop
      * alive. */
@@ -267,7 +284,10 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->sweeper->data = app;
     uv_timer_start(app->sweeper, sweep_cb, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)app->sweeper);
-    app->presence = kf_presence_new(PRESENCE_OFFLINE_MS, presence_changed_cb, app);
+    app->presence =
+        config->shared_presence_of != NULL
+            ? kf_presence_share(config->shared_presence_of->presence, presence_changed_cb, app)
+            : kf_presence_new(PRESENCE_OFFLINE_MS, presence_changed_cb, app);
     app->presence_sweeper = kf_xcalloc(1, sizeof *app->presence_sweeper);
     uv_timer_init(loop, app->presence_sweeper);
     app->presence_sweeper->data = app;
@@ -276,7 +296,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     app->snoozes = kf_xcalloc(1, sizeof *app->snoozes);
     uv_timer_init(loop, app->snoozes);
     app->snoozes->data = app;
-    uv_timer_start(app->snoozes, snoozes_cb, SNOOZE_CHECK_MS, SNOOZE_CHECK_MS);
+    if (config->loop_index == 0)
+        uv_timer_start(app->snoozes, snoozes_cb, SNOOZE_CHECK_MS, SNOOZE_CHECK_MS);
     uv_unref((uv_handle_t *)app->snoozes);
     app->hub = kf_hub_new();
     kf_push_config_t push = *push_config;
@@ -292,14 +313,26 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         /* Several nodes: one budget between them, not one each. */
         kf_limits_share(app->limits, app->bus);
         kf_quota_share(app->quota, app->bus);
+    } else if (config->loops != NULL) {
+        app->bus = kf_bus_new_loops(config->loops, config->loop_index, loop, app->hub,
+                                    bus_changed_cb, app);
     } else {
         app->bus = kf_bus_new_local(app->hub);
     }
     kf_nodes_start(app);
+    if (config->loop_figures != NULL) {
+        app->figures = kf_xcalloc(1, sizeof *app->figures);
+        uv_timer_init(loop, app->figures);
+        app->figures->data = app;
+        uv_timer_start(app->figures, figures_cb, FIGURES_MS, FIGURES_MS);
+        uv_unref((uv_handle_t *)app->figures);
+    }
     app->autoassign = kf_autoassign_new(app);
     app->webhooks = kf_webhooks_new(loop, store, config->webhooks_allow_private);
     if (app->webhooks == NULL)
         kf_warn("libcurl could not start: webhooks are not sent");
+    else if (config->loop_index > 0)
+        kf_webhooks_set_sender(app->webhooks, false); /* loop 0's sends what this one queues */
     return app;
 
 out_free_running:
@@ -348,23 +381,32 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
+    if (app->figures != NULL) {
+        kf_ops_note_figures(app); /* its connections are closed: the others' scrapes see none */
+        uv_close((uv_handle_t *)app->figures, free_handle_cb);
+    }
     kf_webhooks_free(app->webhooks);
     kf_autoassign_free(app->autoassign);
     kf_push_free(app->push);
-    /* Requests still ending (and their quota) must not reach the freed bus. */
-    kf_limits_share(app->limits, NULL);
-    kf_quota_share(app->quota, NULL);
+    /* Requests still ending (and their quota) must not reach the freed bus. Tables the loops
+     * share are never shared over a bus (main.c: only without one): nothing to undo. */
+    if (app->limits != app->config.shared_limits)
+        kf_limits_share(app->limits, NULL);
+    if (app->quota != app->config.shared_quota)
+        kf_quota_share(app->quota, NULL);
     kf_bus_free(app->bus);
     if (app->hub != NULL)
         kf_nodes_stop(app);
     kf_hub_free(app->hub);
     kf_hasher_free(app->hasher);
-    kf_quota_free(app->quota);
+    if (app->quota != app->config.shared_quota)
+        kf_quota_free(app->quota);
     kf_presence_free(app->presence);
     kf_invite_stop(app);
     kf_widget_settings_free(app);
     kf_replay_free(app->replay);
-    kf_limits_free(app->limits);
+    if (app->limits != app->config.shared_limits)
+        kf_limits_free(app->limits);
     kf_authn_free(app->authn);
     free(app->metrics_allow);
     free(app);

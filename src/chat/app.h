@@ -4,6 +4,7 @@
 #ifndef KF_CHAT_APP_H
 #define KF_CHAT_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,14 @@
 #include "http/server.h"
 #include "push/push.h"
 #include "store/store.h"
+
+/* What one loop counts that GET /metrics sums over the loops of the process (kefu --loops): each
+ * loop refreshes its own slot every second, and a scrape on any loop reads them all (its own
+ * fresh, the others' at most a second old). */
+typedef struct kf_loop_figures {
+    atomic_uint_fast64_t push[KF_PUSH_TRANSPORT_COUNT]; /* push connections open, by transport */
+    atomic_uint_fast64_t bus_sent, bus_received, bus_lost, bus_malformed, bus_connects, bus_holes;
+} kf_loop_figures_t;
 
 typedef struct kf_app_config {
     size_t max_message_chars;           /* longest message body in code points (4000) */
@@ -43,6 +52,21 @@ typedef struct kf_app_config {
      * for in-process (one node). Holds a password: logs show it through kf_bus_url_redact. */
     const char *bus_url;
     size_t max_upload_bytes; /* largest attachment (10 MiB): the upload routes' body limit */
+    /* kefu --loops N: the group of loops this application's loop is one of (bus/bus.h: events
+     * cross between them), or NULL for one loop; and its index in it. Loop 0 alone sends
+     * webhooks and wakes snoozed conversations: one sender and one look per process. */
+    struct kf_loops *loops;
+    size_t loop_index;
+    size_t loop_count;               /* the loops of the process (1 for one) */
+    kf_loop_figures_t *loop_figures; /* loop_count slots (NULL for one loop), the process's */
+    /* The abuse limits' tables and the push quota, shared by every loop of the process (one
+     * budget per client, not one per loop), or NULL: the application makes its own. Borrowed:
+     * they outlive the application. */
+    struct kf_limits *shared_limits;
+    struct kf_quota *shared_quota;
+    /* Another loop's application whose agents' presence this one shares (chat/presence.h), or
+     * NULL: its own. */
+    struct kf_app *shared_presence_of;
 } kf_app_config_t;
 
 /* The application: opaque outside src/chat (chat/internal.h holds it). */

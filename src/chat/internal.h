@@ -27,6 +27,8 @@
 /* Parses config.metrics_allow into app->metrics_allow (ops_api.c). KF_EINVAL for an entry that is
  * no address or prefix. */
 int kf_ops_configure(kf_app_t *app);
+/* Writes this loop's slot of config.loop_figures (which must be set). */
+void kf_ops_note_figures(kf_app_t *app);
 
 /* widget_api.c: the widget's settings read from the store at start (defaults where none are
  * stored; KF_EINVAL when not even UTC's zone file can be read) and freed at the end. */
@@ -83,6 +85,7 @@ struct kf_app {
     uv_timer_t *sweeper; /* once a minute: idle rate-limit buckets, old ticket revocations */
     uv_timer_t *presence_sweeper; /* every few seconds: agents whose console went go offline */
     uv_timer_t *snoozes; /* every few seconds: snoozed conversations whose snooze has ended */
+    uv_timer_t *figures; /* refreshes this loop's config.loop_figures slot (several loops) */
     bool waking;         /* a look for them (and the wakes it led to) is under way */
     int64_t waking_id;   /* the conversation being woken */
     bool typing_preview; /* the setting: agents see a visitor's draft (the store's copy, read at

@@ -1,6 +1,7 @@
 /* limits.c: the chat layer's rate limits over auth/limit.h. */
 #include "chat/limits.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,10 @@ struct kf_limits {
     kf_limit_t *visitor_pages;    /* page reports per visitor id (NULL: no limit) */
     kf_bus_t *bus;                /* where the uses are shared with other nodes, or NULL */
     uint64_t shared, merged;      /* uses counted in Redis; others' uses charged here */
+    /* The loops of one process share the tables (kefu --loops: one budget per client, not one
+     * per loop; without a bus, main.c): held for each call, a hash probe and a little
+     * arithmetic. */
+    pthread_mutex_t lock;
 };
 
 /* Each limit's name in the shared counters' keys. */
@@ -72,9 +77,12 @@ typedef struct shared_use {
 static void shared_cb(void *data, int rc, int64_t others)
 {
     shared_use_t *use = data;
-    if (rc == 0)
+    if (rc == 0) {
+        pthread_mutex_lock(&use->limits->lock);
         use->limits->merged += (uint64_t)kf_limit_merge(
             use->limit, use->key, use->slot, others, (int64_t)kf_clock_mono_ms(), use->as_failures);
+        pthread_mutex_unlock(&use->limits->lock);
+    }
     free(use);
 }
 
@@ -128,6 +136,7 @@ static bool optional_limit(double per_minute, double burst, kf_limit_t **limit)
 kf_limits_t *kf_limits_new(const kf_app_config_t *config)
 {
     kf_limits_t *limits = kf_xcalloc(1, sizeof *limits);
+    pthread_mutex_init(&limits->lock, NULL);
     /* A bucket of N failures refills over 15 minutes; past it, one more try every 15/N min. */
     limits->login_by_account = kf_limit_new(config->login_failures_per_account / 15.0,
                                             config->login_failures_per_account, LOGIN_KEYS);
@@ -163,6 +172,7 @@ void kf_limits_free(kf_limits_t *limits)
     kf_limit_free(limits->visitor_messages);
     kf_limit_free(limits->visitor_sessions);
     kf_limit_free(limits->visitor_pages);
+    pthread_mutex_destroy(&limits->lock);
     free(limits);
 }
 
@@ -172,10 +182,12 @@ void kf_limits_sweep(kf_limits_t *limits)
     kf_limit_t *all[] = {limits->login_by_account, limits->login_by_address,
                          limits->visitor_requests, limits->visitor_messages,
                          limits->visitor_sessions, limits->visitor_pages};
+    pthread_mutex_lock(&limits->lock);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (all[i] != NULL)
             kf_limit_sweep(all[i], now);
     }
+    pthread_mutex_unlock(&limits->lock);
 }
 
 /* Takes a token from a limit that may be off; a token taken is a use the other nodes hear of
@@ -184,10 +196,12 @@ static bool take(kf_limits_t *limits, kf_limit_t *limit, const char *key, int64_
 {
     if (limit == NULL)
         return true;
-    if (!kf_limit_take(limit, key, (int64_t)kf_clock_mono_ms(), retry_after_ms))
-        return false;
-    share(limits, limit, key, false);
-    return true;
+    pthread_mutex_lock(&limits->lock);
+    bool taken = kf_limit_take(limit, key, (int64_t)kf_clock_mono_ms(), retry_after_ms);
+    pthread_mutex_unlock(&limits->lock);
+    if (taken)
+        share(limits, limit, key, false);
+    return taken;
 }
 
 static bool take_visitor(kf_limits_t *limits, kf_limit_t *limit, int64_t visitor_id,
@@ -223,8 +237,10 @@ bool kf_limits_login_allowed(kf_limits_t *limits, const char *email, const char 
 {
     int64_t now = (int64_t)kf_clock_mono_ms();
     int64_t wait_account = 0, wait_address = 0;
+    pthread_mutex_lock(&limits->lock);
     bool allowed = kf_limit_check(limits->login_by_account, email, now, &wait_account);
     allowed = kf_limit_check(limits->login_by_address, address, now, &wait_address) && allowed;
+    pthread_mutex_unlock(&limits->lock);
     if (!allowed)
         *retry_after_ms = wait_account > wait_address ? wait_account : wait_address;
     return allowed;
@@ -233,15 +249,19 @@ bool kf_limits_login_allowed(kf_limits_t *limits, const char *email, const char 
 void kf_limits_login_failed(kf_limits_t *limits, const char *email, const char *address)
 {
     int64_t now = (int64_t)kf_clock_mono_ms();
+    pthread_mutex_lock(&limits->lock);
     kf_limit_charge(limits->login_by_account, email, now, NULL);
     kf_limit_charge(limits->login_by_address, address, now, NULL);
+    pthread_mutex_unlock(&limits->lock);
     share(limits, limits->login_by_account, email, true);
     share(limits, limits->login_by_address, address, true);
 }
 
 void kf_limits_login_succeeded(kf_limits_t *limits, const char *email)
 {
+    pthread_mutex_lock(&limits->lock);
     kf_limit_reset(limits->login_by_account, email);
+    pthread_mutex_unlock(&limits->lock);
     if (limits->bus == NULL)
         return;
     /* The window's failures go for every node: this one must not charge them again at its next
@@ -255,7 +275,9 @@ void kf_limits_login_succeeded(kf_limits_t *limits, const char *email)
 
 void kf_limits_login_succeeded_elsewhere(kf_limits_t *limits, const char *email)
 {
+    pthread_mutex_lock(&limits->lock);
     kf_limit_reset(limits->login_by_account, email);
+    pthread_mutex_unlock(&limits->lock);
 }
 
 int64_t kf_limits_seconds(int64_t retry_after_ms)

@@ -1,7 +1,8 @@
 /* limits.h: the chat layer's abuse limits (docs/SECURITY.md, "Abuse limits"), each a table of
  * token buckets (auth/limit.h): failed logins per account and per client address, and per visitor
  * their requests, their messages and new visitor sessions per client address. A limit set to 0
- * in the configuration is off. Loop thread only; times are kf_clock_mono_ms. */
+ * in the configuration is off. Any loop thread: the loops of one process share one set (a lock);
+ * times are kf_clock_mono_ms. */
 #ifndef KF_CHAT_LIMITS_H
 #define KF_CHAT_LIMITS_H
 

@@ -10,6 +10,7 @@
 #include "chat/events.h"
 #include "chat/internal.h"
 #include "chat/limits.h"
+#include "chat/widget_settings.h"
 
 /* {"what":"here","agents":[id, ...]}: those agents' consoles are open on the teller's node. */
 static void heard_here(kf_app_t *app, const json_t *agents)
@@ -26,9 +27,29 @@ static void heard_here(kf_app_t *app, const json_t *agents)
     }
 }
 
-/* One change heard: {"type":"node","what":"logout"|"agent"|"visitor"|"presence"|"here", ...}.
- * What does not parse is dropped (it came from another node of ours, or from whoever can
- * publish on the bus). */
+/* The settings another node stored: checked as if read from the store (what does not pass
+ * keeps this node's), then taken. The teller published them to the consoles and visitors. */
+static void take_settings(kf_app_t *app, json_t *body)
+{
+    json_t *preview = json_object_get(body, "typing_preview");
+    if (json_is_boolean(preview))
+        app->typing_preview = json_is_true(preview);
+    json_t *widget = json_object_get(body, "widget");
+    json_t *merged = NULL;
+    kf_tz_t *tz = NULL;
+    const char *why = NULL;
+    if (json_is_object(widget) &&
+        kf_widget_settings_merge(app->widget, widget, NULL, &merged, &tz, &why) == 0) {
+        json_decref(app->widget);
+        kf_tz_free(app->widget_tz);
+        app->widget = merged;
+        app->widget_tz = tz;
+    }
+}
+
+/* One change heard: {"type":"node","what":"logout"|"agent"|"visitor"|"presence"|"here"|
+ * "settings", ...}. What does not parse is dropped (it came from another node of ours, or from
+ * whoever can publish on the bus). */
 static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 {
     kf_app_t *app = sub->data;
@@ -76,6 +97,8 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
     } else if (strcmp(what, "visitor") == 0) {
         kf_debug("node: visitor %lld changed on another node", (long long)id);
         kf_authn_visitor_changed(app->authn, (int64_t)id);
+    } else if (strcmp(what, "settings") == 0) {
+        take_settings(app, body);
     }
 out:
     json_decref(body);
@@ -145,4 +168,11 @@ void kf_nodes_tell_here(kf_app_t *app, uint64_t within_ms)
         return;
     }
     tell(app, json_pack("{s:s,s:o}", "what", "here", "agents", agents));
+}
+
+void kf_nodes_tell_settings(kf_app_t *app)
+{
+    /* id: every change carries one (1 here: the desk has one set of settings). */
+    tell(app, json_pack("{s:s,s:i,s:b,s:O}", "what", "settings", "id", 1, "typing_preview",
+                        app->typing_preview, "widget", app->widget));
 }

@@ -1,8 +1,9 @@
-/* nodes.h: what one kefu node tells the others so that the state each process keeps for itself
- * follows a change made on another: the credential caches after a logout, an account changed or
- * disabled, a visitor's new name. Told on the hub's KF_NODES_TOPIC, which the bus carries to the
- * other nodes only (kf_hub_relay: the teller has applied the change itself) and no push client
- * follows. With the in-process bus nobody hears it. */
+/* nodes.h: what one kefu node (or loop: kefu --loops, where each loop has its own) tells the others
+ * so that the state each process keeps for itself follows a change made on another: the credential
+ * caches after a logout, an account changed or disabled, a visitor's new name, the desk's settings.
+ * Told on the hub's KF_NODES_TOPIC, which the bus carries to the other nodes only (kf_hub_relay:
+ * the teller has applied the change itself) and no push client follows. With the in-process bus
+ * nobody hears it. */
 #ifndef KF_CHAT_NODES_H
 #define KF_CHAT_NODES_H
 
@@ -33,5 +34,8 @@ void kf_nodes_tell_presence(kf_app_t *app, int64_t agent_id, kf_presence_status_
  * presence sweep: each node keeps presence from push connections, and an agent whose connections
  * are on one node must show online on all. Nothing is told when no console was seen here. */
 void kf_nodes_tell_here(kf_app_t *app, uint64_t within_ms);
+/* The desk's settings changed (PATCH /api/settings): the others take app's typing_preview and
+ * widget settings as they are now, as if read from the store at start. */
+void kf_nodes_tell_settings(kf_app_t *app);
 
 #endif

@@ -67,11 +67,52 @@ static void write_shared_limit_metrics(kf_buf_t *out, const kf_limits_t *limits)
     kf_metrics_write_sample(out, "kefu_limit_uses_merged_total", NULL, (double)merged);
 }
 
-/* The bus's figures: whether it is ready and what crossed it. */
-static void write_bus_metrics(kf_buf_t *out, const kf_bus_t *bus)
+void kf_ops_note_figures(kf_app_t *app)
 {
+    kf_loop_figures_t *f = &app->config.loop_figures[app->config.loop_index];
+    for (int t = 0; t < KF_PUSH_TRANSPORT_COUNT; t++)
+        atomic_store_explicit(&f->push[t],
+                              kf_push_transport_client_count(app->push, (kf_push_transport_t)t),
+                              memory_order_relaxed);
     kf_bus_stats_t stats;
-    kf_bus_stats(bus, &stats);
+    kf_bus_stats(app->bus, &stats);
+    atomic_store_explicit(&f->bus_sent, stats.sent, memory_order_relaxed);
+    atomic_store_explicit(&f->bus_received, stats.received, memory_order_relaxed);
+    atomic_store_explicit(&f->bus_lost, stats.lost, memory_order_relaxed);
+    atomic_store_explicit(&f->bus_malformed, stats.malformed, memory_order_relaxed);
+    atomic_store_explicit(&f->bus_connects, stats.connects, memory_order_relaxed);
+    atomic_store_explicit(&f->bus_holes, stats.holes, memory_order_relaxed);
+}
+
+/* The process's figures: this loop's, or every loop's summed (kf_loop_figures_t). */
+static void process_figures(kf_app_t *app, kf_bus_stats_t *stats, uint64_t push[])
+{
+    if (app->config.loop_figures == NULL) {
+        kf_bus_stats(app->bus, stats);
+        for (int t = 0; t < KF_PUSH_TRANSPORT_COUNT; t++)
+            push[t] = kf_push_transport_client_count(app->push, (kf_push_transport_t)t);
+        return;
+    }
+    kf_ops_note_figures(app);
+    memset(stats, 0, sizeof *stats);
+    memset(push, 0, KF_PUSH_TRANSPORT_COUNT * sizeof push[0]);
+    for (size_t i = 0; i < app->config.loop_count; i++) {
+        kf_loop_figures_t *f = &app->config.loop_figures[i];
+        for (int t = 0; t < KF_PUSH_TRANSPORT_COUNT; t++)
+            push[t] += atomic_load_explicit(&f->push[t], memory_order_relaxed);
+        stats->sent += atomic_load_explicit(&f->bus_sent, memory_order_relaxed);
+        stats->received += atomic_load_explicit(&f->bus_received, memory_order_relaxed);
+        stats->lost += atomic_load_explicit(&f->bus_lost, memory_order_relaxed);
+        stats->malformed += atomic_load_explicit(&f->bus_malformed, memory_order_relaxed);
+        stats->connects += atomic_load_explicit(&f->bus_connects, memory_order_relaxed);
+        stats->holes += atomic_load_explicit(&f->bus_holes, memory_order_relaxed);
+    }
+}
+
+/* The bus's figures: whether it is ready and what crossed it (stats: the process's). */
+static void write_bus_metrics(kf_buf_t *out, const kf_bus_t *bus, const kf_bus_stats_t *summed)
+{
+    kf_bus_stats_t stats = *summed;
     kf_metrics_write_head(out, "kefu_bus_ready", "gauge",
                           "1 while the bus reaches the other nodes (always, in-process).");
     kf_metrics_write_sample(out, "kefu_bus_ready", NULL, kf_bus_ready(bus));
@@ -156,7 +197,17 @@ void kf_ops_metrics(const kf_call_t *call)
     bool writable = kf_store_writable(app->store);
     kf_metrics_write_sample(&out, "kefu_ready", NULL,
                             writable && kf_bus_ready(app->bus) && !app->shutting_down);
-    write_bus_metrics(&out, app->bus);
+    kf_bus_stats_t stats;
+    uint64_t push[KF_PUSH_TRANSPORT_COUNT];
+    process_figures(app, &stats, push);
+    kf_metrics_write_head(&out, "kefu_loops", "gauge",
+                          "Event loops serving (--loops); the figures below are all of theirs.");
+    kf_metrics_write_sample(&out, "kefu_loops", NULL, (double)app->config.loop_count);
+    kf_metrics_write_head(&out, "kefu_loop", "gauge",
+                          "The loop (0 to kefu_loops - 1) that answered this scrape: the one "
+                          "its connection landed on.");
+    kf_metrics_write_sample(&out, "kefu_loop", NULL, (double)app->config.loop_index);
+    write_bus_metrics(&out, app->bus, &stats);
     write_shared_limit_metrics(&out, app->limits);
     kf_metrics_write_head(&out, "kefu_store_writable", "gauge",
                           "1 while the database takes writes (0: a full disk, a read-only file).");
@@ -167,9 +218,7 @@ void kf_ops_metrics(const kf_call_t *call)
         kf_buf_t labels;
         kf_buf_init(&labels);
         kf_metrics_label(&labels, "transport", transport_names[t]);
-        kf_metrics_write_sample(
-            &out, "kefu_push_connections", labels.data,
-            (double)kf_push_transport_client_count(app->push, (kf_push_transport_t)t));
+        kf_metrics_write_sample(&out, "kefu_push_connections", labels.data, (double)push[t]);
         kf_buf_free(&labels);
     }
     kf_metrics_write_head(&out, "kefu_messages_stored_total", "counter",

@@ -1,8 +1,10 @@
 /* presence.c: a table of the agents whose console was seen since the server started (agents are
  * a team, not a crowd: an entry stays until the end), each with its choice, what is shown, and
- * when its console was last seen. */
+ * when its console was last seen; one table for every loop of the process, each with a handle. */
 #include "chat/presence.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,22 +21,91 @@ typedef struct agent {
     uint64_t here_seen; /* monotonic ms, on this node only; 0: never, or not since a logout */
 } agent_t;
 
-struct kf_presence {
+/* The table, shared by the loops of one process (kf_presence_share): one lock for it, held for
+ * a lookup or a sweep (agents are a team: a sweep is short). */
+typedef struct table {
     kf_map_t agents;
     uint64_t offline_after_ms;
+    size_t online; /* agents shown online now: the widget's "someone is here" */
+    pthread_mutex_t lock;
+    atomic_int refs; /* the handles on it */
+} table_t;
+
+/* One loop's handle: the changes it makes are told to its own application, on its thread. */
+struct kf_presence {
+    table_t *table;
     kf_presence_changed_fn changed;
     void *ctx;
-    size_t online; /* agents shown online now: the widget's "someone is here" */
 };
+
+/* What changed under the lock, told once it is let go (a change is published, and what hears it
+ * may ask the table again). */
+typedef struct change {
+    int64_t agent_id;
+    kf_presence_status_t status;
+} change_t;
+
+typedef struct changes {
+    change_t few[8];
+    change_t *items; /* few, or malloc'd when more changed at once */
+    size_t count, cap;
+} changes_t;
+
+static void changes_init(changes_t *c)
+{
+    c->items = c->few;
+    c->count = 0;
+    c->cap = sizeof c->few / sizeof c->few[0];
+}
+
+static void changes_add(changes_t *c, int64_t agent_id, kf_presence_status_t status)
+{
+    if (c->count == c->cap) {
+        change_t *more = kf_xmalloc(2 * c->cap * sizeof *more);
+        memcpy(more, c->items, c->count * sizeof *more);
+        if (c->items != c->few)
+            free(c->items);
+        c->items = more;
+        c->cap *= 2;
+    }
+    c->items[c->count++] = (change_t){agent_id, status};
+}
+
+/* Unlocks the table, then tells presence's owner each change. */
+static void unlock_and_tell(kf_presence_t *presence, changes_t *c)
+{
+    pthread_mutex_unlock(&presence->table->lock);
+    for (size_t i = 0; i < c->count; i++) {
+        if (presence->changed != NULL)
+            presence->changed(presence->ctx, c->items[i].agent_id, c->items[i].status);
+    }
+    if (c->items != c->few)
+        free(c->items);
+}
+
+static kf_presence_t *handle_on(table_t *table, kf_presence_changed_fn changed, void *ctx)
+{
+    kf_presence_t *presence = kf_xcalloc(1, sizeof *presence);
+    presence->table = table;
+    presence->changed = changed;
+    presence->ctx = ctx;
+    atomic_fetch_add(&table->refs, 1);
+    return presence;
+}
 
 kf_presence_t *kf_presence_new(uint64_t offline_after_ms, kf_presence_changed_fn changed, void *ctx)
 {
-    kf_presence_t *presence = kf_xcalloc(1, sizeof *presence);
-    kf_map_init(&presence->agents);
-    presence->offline_after_ms = offline_after_ms;
-    presence->changed = changed;
-    presence->ctx = ctx;
-    return presence;
+    table_t *table = kf_xcalloc(1, sizeof *table);
+    kf_map_init(&table->agents);
+    table->offline_after_ms = offline_after_ms;
+    pthread_mutex_init(&table->lock, NULL);
+    atomic_init(&table->refs, 0);
+    return handle_on(table, changed, ctx);
+}
+
+kf_presence_t *kf_presence_share(kf_presence_t *presence, kf_presence_changed_fn changed, void *ctx)
+{
+    return handle_on(presence->table, changed, ctx);
 }
 
 static void free_agent(kf_map_node_t *node)
@@ -46,8 +117,13 @@ void kf_presence_free(kf_presence_t *presence)
 {
     if (presence == NULL)
         return;
-    kf_map_clear(&presence->agents, free_agent);
+    table_t *table = presence->table;
     free(presence);
+    if (atomic_fetch_sub(&table->refs, 1) > 1)
+        return;
+    kf_map_clear(&table->agents, free_agent);
+    pthread_mutex_destroy(&table->lock);
+    free(table);
 }
 
 static bool agent_eq(const kf_map_node_t *node, const void *key, size_t len)
@@ -56,53 +132,61 @@ static bool agent_eq(const kf_map_node_t *node, const void *key, size_t len)
            memcmp(&KF_CONTAINER_OF(node, agent_t, node)->id, key, len) == 0;
 }
 
-static agent_t *find(const kf_presence_t *presence, int64_t id)
+static agent_t *find(const table_t *table, int64_t id)
 {
-    uint64_t hash = kf_map_hash(&presence->agents, &id, sizeof id);
-    kf_map_node_t *node = kf_map_find(&presence->agents, hash, &id, sizeof id, agent_eq);
+    uint64_t hash = kf_map_hash(&table->agents, &id, sizeof id);
+    kf_map_node_t *node = kf_map_find(&table->agents, hash, &id, sizeof id, agent_eq);
     return node != NULL ? KF_CONTAINER_OF(node, agent_t, node) : NULL;
 }
 
 /* The agent's entry, made (offline, choosing online) when there is none. */
-static agent_t *entry(kf_presence_t *presence, int64_t id)
+static agent_t *entry(table_t *table, int64_t id)
 {
-    agent_t *agent = find(presence, id);
+    agent_t *agent = find(table, id);
     if (agent == NULL) {
         agent = kf_xcalloc(1, sizeof *agent);
         agent->id = id;
         agent->chosen = KF_PRESENCE_ONLINE;
         agent->shown = KF_PRESENCE_OFFLINE;
-        kf_map_insert(&presence->agents, &agent->node,
-                      kf_map_hash(&presence->agents, &id, sizeof id));
+        kf_map_insert(&table->agents, &agent->node, kf_map_hash(&table->agents, &id, sizeof id));
     }
     return agent;
 }
 
-static void show(kf_presence_t *presence, agent_t *agent, kf_presence_status_t status)
+static void show(table_t *table, agent_t *agent, kf_presence_status_t status, changes_t *c)
 {
     if (agent->shown == status)
         return;
-    presence->online -= agent->shown == KF_PRESENCE_ONLINE;
-    presence->online += status == KF_PRESENCE_ONLINE;
+    table->online -= agent->shown == KF_PRESENCE_ONLINE;
+    table->online += status == KF_PRESENCE_ONLINE;
     agent->shown = status;
-    if (presence->changed != NULL)
-        presence->changed(presence->ctx, agent->id, status);
+    changes_add(c, agent->id, status);
 }
 
 void kf_presence_seen(kf_presence_t *presence, int64_t agent_id, uint64_t now)
 {
-    agent_t *agent = entry(presence, agent_id);
+    table_t *table = presence->table;
+    changes_t c;
+    changes_init(&c);
+    pthread_mutex_lock(&table->lock);
+    agent_t *agent = entry(table, agent_id);
     /* 0 means "not seen": a loop that started less than a millisecond ago still counts. */
     agent->last_seen = now > 0 ? now : 1;
     agent->here_seen = agent->last_seen;
-    show(presence, agent, agent->chosen);
+    show(table, agent, agent->chosen, &c);
+    unlock_and_tell(presence, &c);
 }
 
 void kf_presence_seen_elsewhere(kf_presence_t *presence, int64_t agent_id, uint64_t now)
 {
-    agent_t *agent = entry(presence, agent_id);
+    table_t *table = presence->table;
+    changes_t c;
+    changes_init(&c);
+    pthread_mutex_lock(&table->lock);
+    agent_t *agent = entry(table, agent_id);
     agent->last_seen = now > 0 ? now : 1;
-    show(presence, agent, agent->chosen);
+    show(table, agent, agent->chosen, &c);
+    unlock_and_tell(presence, &c);
 }
 
 typedef struct each_here {
@@ -121,46 +205,62 @@ static void each_here_agent(kf_map_node_t *node, void *data)
         each->fn(each->ctx, agent->id);
 }
 
+/* fn runs under the table's lock: it only collects ids (kf_nodes_tell_here). */
 void kf_presence_each_here(kf_presence_t *presence, uint64_t now, uint64_t within_ms,
                            kf_presence_each_fn fn, void *ctx)
 {
     each_here_t each = {now, within_ms, fn, ctx};
-    kf_map_each(&presence->agents, each_here_agent, &each);
+    pthread_mutex_lock(&presence->table->lock);
+    kf_map_each(&presence->table->agents, each_here_agent, &each);
+    pthread_mutex_unlock(&presence->table->lock);
 }
 
 int kf_presence_choose(kf_presence_t *presence, int64_t agent_id, kf_presence_status_t status)
 {
     if (status != KF_PRESENCE_ONLINE && status != KF_PRESENCE_AWAY)
         return KF_EINVAL;
-    agent_t *agent = entry(presence, agent_id);
+    table_t *table = presence->table;
+    changes_t c;
+    changes_init(&c);
+    pthread_mutex_lock(&table->lock);
+    agent_t *agent = entry(table, agent_id);
     agent->chosen = status;
     if (agent->shown != KF_PRESENCE_OFFLINE)
-        show(presence, agent, status);
+        show(table, agent, status, &c);
+    unlock_and_tell(presence, &c);
     return 0;
 }
 
 void kf_presence_left(kf_presence_t *presence, int64_t agent_id)
 {
-    agent_t *agent = find(presence, agent_id);
+    pthread_mutex_lock(&presence->table->lock);
+    agent_t *agent = find(presence->table, agent_id);
     if (agent != NULL)
         agent->last_seen = agent->here_seen = 0;
+    pthread_mutex_unlock(&presence->table->lock);
 }
 
 void kf_presence_drop(kf_presence_t *presence, int64_t agent_id)
 {
-    agent_t *agent = find(presence, agent_id);
-    if (agent == NULL)
-        return;
-    agent->last_seen = agent->here_seen = 0;
-    agent->chosen = KF_PRESENCE_ONLINE;
-    show(presence, agent, KF_PRESENCE_OFFLINE);
+    table_t *table = presence->table;
+    changes_t c;
+    changes_init(&c);
+    pthread_mutex_lock(&table->lock);
+    agent_t *agent = find(table, agent_id);
+    if (agent != NULL) {
+        agent->last_seen = agent->here_seen = 0;
+        agent->chosen = KF_PRESENCE_ONLINE;
+        show(table, agent, KF_PRESENCE_OFFLINE, &c);
+    }
+    unlock_and_tell(presence, &c);
 }
 
 typedef struct sweep {
-    kf_presence_t *presence;
+    table_t *table;
     uint64_t now;
     kf_presence_open_fn open;
     void *ctx;
+    changes_t *changes;
 } sweep_t;
 
 static void sweep_agent(kf_map_node_t *node, void *data)
@@ -174,26 +274,36 @@ static void sweep_agent(kf_map_node_t *node, void *data)
     if (sweep->open(sweep->ctx, agent->id) > 0)
         agent->last_seen = agent->here_seen = sweep->now;
     bool gone =
-        agent->last_seen == 0 || sweep->now - agent->last_seen >= sweep->presence->offline_after_ms;
+        agent->last_seen == 0 || sweep->now - agent->last_seen >= sweep->table->offline_after_ms;
     if (gone)
-        show(sweep->presence, agent, KF_PRESENCE_OFFLINE);
+        show(sweep->table, agent, KF_PRESENCE_OFFLINE, sweep->changes);
 }
 
 void kf_presence_sweep(kf_presence_t *presence, uint64_t now, kf_presence_open_fn open, void *ctx)
 {
-    sweep_t sweep = {presence, now, open, ctx};
-    kf_map_each(&presence->agents, sweep_agent, &sweep);
+    changes_t c;
+    changes_init(&c);
+    sweep_t sweep = {presence->table, now, open, ctx, &c};
+    pthread_mutex_lock(&presence->table->lock);
+    kf_map_each(&presence->table->agents, sweep_agent, &sweep);
+    unlock_and_tell(presence, &c);
 }
 
 kf_presence_status_t kf_presence_status(const kf_presence_t *presence, int64_t agent_id)
 {
-    const agent_t *agent = find(presence, agent_id);
-    return agent != NULL ? agent->shown : KF_PRESENCE_OFFLINE;
+    pthread_mutex_lock(&presence->table->lock);
+    const agent_t *agent = find(presence->table, agent_id);
+    kf_presence_status_t status = agent != NULL ? agent->shown : KF_PRESENCE_OFFLINE;
+    pthread_mutex_unlock(&presence->table->lock);
+    return status;
 }
 
 size_t kf_presence_online(const kf_presence_t *presence)
 {
-    return presence->online;
+    pthread_mutex_lock(&presence->table->lock);
+    size_t online = presence->table->online;
+    pthread_mutex_unlock(&presence->table->lock);
+    return online;
 }
 
 const char *kf_presence_name(kf_presence_status_t status)

@@ -3,8 +3,11 @@
  * console open — a push connection open now, or a push request within the last offline_after_ms
  * (a short poll comes every few seconds) — and offline otherwise, so that a closed tab or a lost
  * laptop goes offline by itself. Kept in memory: after a restart every agent starts offline and
- * online again at its console's first push request (its choice of away is not kept). Loop thread
- * only. */
+ * online again at its console's first push request (its choice of away is not kept). The loops
+ * of one process (kefu --loops) share one table, each through its own handle (kf_presence_share),
+ * so that an agent is online whichever loop its console's connections landed on: any loop
+ * thread, each with its own handle; changed is called on the thread that made the change, after
+ * the table's lock is let go. */
 #ifndef KF_CHAT_PRESENCE_H
 #define KF_CHAT_PRESENCE_H
 
@@ -27,6 +30,11 @@ typedef size_t (*kf_presence_open_fn)(void *ctx, int64_t agent_id);
 
 kf_presence_t *kf_presence_new(uint64_t offline_after_ms, kf_presence_changed_fn changed,
                                void *ctx);
+/* Another handle on presence's table, whose changes are told to changed(ctx): for another loop
+ * (made before that loop's thread runs). */
+kf_presence_t *kf_presence_share(kf_presence_t *presence, kf_presence_changed_fn changed,
+                                 void *ctx);
+/* Frees the handle; the table goes with the last one. */
 void kf_presence_free(kf_presence_t *presence);
 /* The agent's console made a push request at now (monotonic ms): an offline agent shows its
  * choice again. */

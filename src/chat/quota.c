@@ -3,6 +3,7 @@
  * nodes' counts cached (kf_quota_share). */
 #include "chat/quota.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,21 @@ struct kf_quota {
     kf_map_t holders;
     kf_bus_t *bus;   /* where counts are shared, or NULL */
     kf_map_t others; /* key -> others_t: answers kept OTHERS_FRESH_MS (kf_quota_sweep) */
+    /* The loops of one process share one table (kefu --loops, without a bus: main.c): a lock,
+     * held for a lookup or a count (never around the bus), since a budget per loop would
+     * multiply each person's by the loops. Uncontended with one loop. */
+    pthread_mutex_t lock;
 };
+
+static void lock(const kf_quota_t *quota)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&quota->lock);
+}
+
+static void unlock(const kf_quota_t *quota)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)&quota->lock);
+}
 
 kf_quota_t *kf_quota_new(size_t per_visitor, size_t per_agent)
 {
@@ -50,6 +65,7 @@ kf_quota_t *kf_quota_new(size_t per_visitor, size_t per_agent)
     quota->per_agent = per_agent;
     kf_map_init(&quota->holders);
     kf_map_init(&quota->others);
+    pthread_mutex_init(&quota->lock, NULL);
     return quota;
 }
 
@@ -76,6 +92,7 @@ void kf_quota_free(kf_quota_t *quota)
         return;
     kf_map_clear(&quota->holders, free_holder);
     kf_map_clear(&quota->others, free_others);
+    pthread_mutex_destroy(&quota->lock);
     free(quota);
 }
 
@@ -133,8 +150,10 @@ bool kf_quota_allows(const kf_quota_t *quota, char kind, int64_t subject, size_t
     size_t max = kind == 'v' ? quota->per_visitor : quota->per_agent;
     unsigned char key[9];
     holder_key(kind, subject, key);
+    lock(quota);
     const holder_t *holder = find(quota, key, NULL);
     *open = (holder != NULL ? holder->connections : 0) + others_of(quota, key);
+    unlock(quota);
     return max == 0 || *open < max;
 }
 
@@ -152,6 +171,7 @@ static void answered_cb(void *data, int rc, int64_t connections)
 {
     answer_t *answer = data;
     kf_quota_t *quota = answer->quota;
+    lock(quota);
     if (rc == 0 && quota->bus != NULL) {
         uint64_t hash;
         others_t *others = find_others(quota, answer->key, &hash);
@@ -163,6 +183,7 @@ static void answered_cb(void *data, int rc, int64_t connections)
         others->connections = connections;
         others->answered_ms = kf_clock_mono_ms();
     }
+    unlock(quota);
     if (answer->fetched != NULL)
         answer->fetched(answer->data, quota->bus == NULL);
     free(answer);
@@ -204,8 +225,11 @@ bool kf_quota_known(const kf_quota_t *quota, char kind, int64_t subject)
         return true;
     unsigned char key[9];
     holder_key(kind, subject, key);
+    lock(quota);
     const others_t *others = find_others(quota, key, NULL);
-    return others != NULL && fresh(others, kf_clock_mono_ms());
+    bool known = others != NULL && fresh(others, kf_clock_mono_ms());
+    unlock(quota);
+    return known;
 }
 
 int kf_quota_fetch(kf_quota_t *quota, char kind, int64_t subject, kf_quota_fetched_fn fetched,
@@ -234,12 +258,14 @@ static void count_again(kf_map_node_t *node, void *ctx)
 
 void kf_quota_shared_again(kf_quota_t *quota)
 {
-    kf_map_each(&quota->holders, count_again, quota);
+    kf_map_each(&quota->holders, count_again, quota); /* with a bus: one loop's, no lock needed */
 }
 
 void kf_quota_sweep(kf_quota_t *quota)
 {
+    lock(quota);
     kf_map_each(&quota->others, sweep_one, quota);
+    unlock(quota);
 }
 
 static void holder_end_cb(kf_req_t *req, void *data)
@@ -248,8 +274,10 @@ static void holder_end_cb(kf_req_t *req, void *data)
     holder_t *holder = data;
     kf_quota_t *quota = holder->quota;
     tell(quota, holder->key, -1, NULL, NULL);
+    lock(quota);
     if (--holder->connections == 0)
         remove_holder(quota, holder);
+    unlock(quota);
 }
 
 void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject)
@@ -258,6 +286,7 @@ void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject
     unsigned char key[9];
     holder_key(kind, subject, key);
     uint64_t hash;
+    lock(quota);
     holder_t *holder = find(quota, key, &hash);
     bool added = holder == NULL;
     if (added) {
@@ -266,22 +295,31 @@ void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject
         memcpy(holder->key, key, sizeof key);
         kf_map_insert(&quota->holders, &holder->node, hash);
     }
-    if (kf_req_on_end(req, holder_end_cb, holder) == 0) {
+    bool counted = kf_req_on_end(req, holder_end_cb, holder) == 0;
+    if (counted)
         holder->connections++;
-        tell(quota, key, 1, NULL, NULL);
-    } else if (added)
+    else if (added)
         remove_holder(quota, holder);
+    unlock(quota);
+    if (counted)
+        tell(quota, key, 1, NULL, NULL);
 }
 
 size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject)
 {
     unsigned char key[9];
     holder_key(kind, subject, key);
+    lock(quota);
     const holder_t *holder = find(quota, key, NULL);
-    return holder != NULL ? holder->connections : 0;
+    size_t open = holder != NULL ? holder->connections : 0;
+    unlock(quota);
+    return open;
 }
 
 size_t kf_quota_listeners(const kf_quota_t *quota)
 {
-    return kf_map_count(&quota->holders);
+    lock(quota);
+    size_t count = kf_map_count(&quota->holders);
+    unlock(quota);
+    return count;
 }

@@ -1,8 +1,9 @@
 /* quota.h: push connections per listener. A visitor or an agent may hold at most so many long
  * polls, streams and WebSockets open at once (--max-push-per-visitor, --max-push-per-agent), so
  * that no one holds an unbounded share of the server's connections; past it the new one is
- * refused, not an old one dropped (the old ones may be the person's other tabs). Loop thread
- * only. */
+ * refused, not an old one dropped (the old ones may be the person's other tabs). Any loop
+ * thread: the loops of one process share one table (a lock); a check and the count after it are
+ * two steps, so loops admitting one person at the same instant may pass the limit by one each. */
 #ifndef KF_CHAT_QUOTA_H
 #define KF_CHAT_QUOTA_H
 

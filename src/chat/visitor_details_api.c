@@ -661,6 +661,7 @@ static void settings_stored_cb(void *ctx, const kf_store_result_t *r)
         app->typing_preview = w->typing_preview;
         /* Every visitor's page too: it says so, or stops saying so, at once. */
         kf_settings_publish(app);
+        kf_nodes_tell_settings(app);
     }
     if (w->base.req != NULL && r->rc != 0)
         kf_call_fail(w->base.req, r->rc, NULL);

@@ -114,6 +114,7 @@ struct kf_webhooks {
     uv_loop_t *loop;
     kf_store_t *store;
     bool allow_private;
+    bool not_sender; /* another loop of the process sends (kf_webhooks_set_sender) */
     int64_t retry_base_ms;
     CURLM *multi;
     uv_timer_t *curl_timer; /* libcurl's timeout */
@@ -433,8 +434,8 @@ static void look(kf_webhooks_t *webhooks)
         webhooks->look_again = true;
         return;
     }
-    if (webhooks->transfer_count >= MAX_IN_FLIGHT)
-        return; /* a transfer's end looks again */
+    if (webhooks->transfer_count >= MAX_IN_FLIGHT || webhooks->not_sender)
+        return; /* a transfer's end looks again; or another loop sends */
     kf_store_t *store = webhooks->store;
     webhooks->looking = store->ops->webhook_due(store, kf_clock_wall_ms(), MAX_IN_FLIGHT, due_cb,
                                                 looked_cb, webhooks) == 0;
@@ -547,6 +548,11 @@ void kf_webhooks_free(kf_webhooks_t *webhooks)
 void kf_webhooks_set_retry_base(kf_webhooks_t *webhooks, int64_t base_ms)
 {
     webhooks->retry_base_ms = base_ms;
+}
+
+void kf_webhooks_set_sender(kf_webhooks_t *webhooks, bool sender)
+{
+    webhooks->not_sender = !sender;
 }
 
 void kf_webhooks_kick(kf_webhooks_t *webhooks)

@@ -55,6 +55,10 @@ void kf_webhooks_set_retry_base(kf_webhooks_t *webhooks, int64_t base_ms);
  * delivery for each, and sent as soon as it is committed; nothing when none takes it. Takes the
  * reference to data. */
 void kf_webhooks_emit(kf_webhooks_t *webhooks, const char *event, json_t *data);
+/* Whether this dispatcher sends the deliveries that are due (true from the start). With several
+ * loops in one process one sends and the others only queue (kf_webhooks_emit): two senders would
+ * send each delivery twice. */
+void kf_webhooks_set_sender(kf_webhooks_t *webhooks, bool sender);
 /* The webhooks changed (one added or deleted): reads which events they take again, and looks
  * for deliveries that are due now. */
 void kf_webhooks_kick(kf_webhooks_t *webhooks);

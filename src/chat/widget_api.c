@@ -12,6 +12,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/internal.h"
+#include "chat/nodes.h"
 #include "chat/widget_settings.h"
 #include "store/sync.h"
 
@@ -138,6 +139,7 @@ static void widget_stored_cb(void *ctx, const kf_store_result_t *r)
         w->widget = NULL;
         w->tz = NULL;
         kf_settings_publish(app);
+        kf_nodes_tell_settings(app);
     }
     if (w->base.req != NULL && r->rc != 0)
         kf_call_fail(w->base.req, r->rc, NULL);

@@ -1,7 +1,8 @@
 /* admit.c: which accepted connections may stay: at most max_connections in all, and at most
  * max_connections_per_address from one client address, counted in a table of the addresses with
- * connections open. */
+ * connections open (one for every loop of the process: a lock, held for one count). */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,28 @@ struct address_entry {
     unsigned char key[9]; /* the IPv4 address or the IPv6 address's first 64 bits, then 4 or 6 */
     size_t connections;   /* connections open from it, >= 1 */
 };
+
+struct kf_addresses {
+    kf_map_t entries;     /* address_entry_t by key */
+    pthread_mutex_t lock; /* the loops of one process share the table (kefu --loops) */
+};
+
+kf_addresses_t *kf_addresses_new(void)
+{
+    kf_addresses_t *addresses = kf_xcalloc(1, sizeof *addresses);
+    kf_map_init(&addresses->entries);
+    pthread_mutex_init(&addresses->lock, NULL);
+    return addresses;
+}
+
+void kf_addresses_free(kf_addresses_t *addresses)
+{
+    if (addresses == NULL)
+        return;
+    kf_map_free(&addresses->entries);
+    pthread_mutex_destroy(&addresses->lock);
+    free(addresses);
+}
 
 /* The per-address key of a peer; false for a family without one (never counted). */
 static bool address_key(const struct sockaddr_storage *addr, unsigned char key[9])
@@ -74,19 +97,23 @@ static bool admit_address(kf_server_t *server, kf_conn_t *conn, const struct soc
     unsigned char key[9];
     if (limit == 0 || !address_key(addr, key))
         return true;
-    uint64_t hash = kf_map_hash(&server->addresses, key, sizeof key);
-    kf_map_node_t *node = kf_map_find(&server->addresses, hash, key, sizeof key, entry_eq);
+    kf_addresses_t *addresses = server->addresses;
+    pthread_mutex_lock(&addresses->lock);
+    uint64_t hash = kf_map_hash(&addresses->entries, key, sizeof key);
+    kf_map_node_t *node = kf_map_find(&addresses->entries, hash, key, sizeof key, entry_eq);
     address_entry_t *entry = node != NULL ? KF_CONTAINER_OF(node, address_entry_t, node) : NULL;
-    if (entry != NULL && entry->connections >= limit)
-        return false;
-    if (entry == NULL) {
+    bool admitted = entry == NULL || entry->connections < limit;
+    if (admitted && entry == NULL) {
         entry = kf_xcalloc(1, sizeof *entry);
         memcpy(entry->key, key, sizeof key);
-        kf_map_insert(&server->addresses, &entry->node, hash);
+        kf_map_insert(&addresses->entries, &entry->node, hash);
     }
-    entry->connections++;
-    conn->address = entry;
-    return true;
+    if (admitted) {
+        entry->connections++;
+        conn->address = entry;
+    }
+    pthread_mutex_unlock(&addresses->lock);
+    return admitted;
 }
 
 bool admit_connection(kf_server_t *server, kf_conn_t *conn)
@@ -114,9 +141,13 @@ void admit_release(kf_server_t *server, kf_conn_t *conn)
     if (entry == NULL)
         return;
     conn->address = NULL;
+    kf_addresses_t *addresses = server->addresses;
+    pthread_mutex_lock(&addresses->lock);
     assert(entry->connections > 0);
-    if (--entry->connections > 0)
-        return;
-    kf_map_remove(&server->addresses, &entry->node);
-    free(entry);
+    bool last = --entry->connections == 0;
+    if (last)
+        kf_map_remove(&addresses->entries, &entry->node);
+    pthread_mutex_unlock(&addresses->lock);
+    if (last)
+        free(entry);
 }

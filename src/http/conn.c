@@ -2,10 +2,13 @@
  * machine (http/server_int.h draws it), dispatch to the handler, closing and lingering, and the
  * 1-second sweep of timeouts; and the server's start and stop. */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -15,8 +18,9 @@
 /* Timeouts and idle checks run from one coarse sweep instead of a timer per connection: an idle
  * connection then costs only its memory. */
 #define SWEEP_INTERVAL_MS 1000
-/* Read buffer handed to libuv; shared by every connection because the loop reads one at a time,
- * and copied into the connection's own buffer only when a request is incomplete. */
+/* Read buffer handed to libuv; shared by every connection of a loop because the loop reads one
+ * at a time (one per loop thread: read_chunk), and copied into the connection's own buffer only
+ * when a request is incomplete. */
 #define READ_CHUNK 65536
 /* How long a gracefully closed connection drains the peer's input before it is closed anyway. */
 #define LINGER_MS 2000
@@ -28,7 +32,7 @@
  * request is (408). */
 #define UPLOAD_MIN_RATE (32 * 1024)
 
-static char read_chunk[READ_CHUNK];
+static _Thread_local char read_chunk[READ_CHUNK];
 
 static void process(kf_conn_t *conn);
 
@@ -143,7 +147,8 @@ static void server_handle_closed(kf_server_t *server)
     if (server->stopping && server->open_handles == 0) {
         void (*done_cb)(void *) = server->done_cb;
         void *done_data = server->done_data;
-        kf_map_free(&server->addresses); /* every connection is closed: the table is empty */
+        if (server->addresses != server->config.shared_addresses)
+            kf_addresses_free(server->addresses); /* every connection is closed: it is empty */
         free(server);
         if (done_cb != NULL)
             done_cb(done_data);
@@ -667,6 +672,55 @@ static int listen_error(int uv_rc)
     return KF_EIO;
 }
 
+/* Whether nothing listens on addr's port now: a bind as uv_tcp_bind makes it (SO_REUSEADDR,
+ * which passes over connections in TIME_WAIT, not over a listener). Returns 0 or a libuv error
+ * (UV_EADDRINUSE). */
+static int port_free(const struct sockaddr_storage *addr, socklen_t len)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    int on = 1;
+    int rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0)
+        rc = uv_translate_sys_error(errno);
+    close(fd);
+    return rc;
+}
+
+/* Binds listener to addr with SO_REUSEPORT: libuv has no flag for it on TCP, so the socket is
+ * made here and handed over. first: see kf_server_config_t's reuse_port_first. Returns 0 or a
+ * libuv error. */
+static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr_storage *addr, bool first)
+{
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    bool any_port = addr->ss_family == AF_INET6
+                        ? ((const struct sockaddr_in6 *)addr)->sin6_port == 0
+                        : ((const struct sockaddr_in *)addr)->sin_port == 0;
+    if (first && !any_port) {
+        int rc = port_free(addr, len);
+        if (rc != 0)
+            return rc;
+    }
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0) {
+        int rc = uv_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    int rc = uv_tcp_open(listener, fd);
+    if (rc != 0)
+        close(fd);
+    return rc;
+}
+
 int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handler_fn handler,
                     void *app, kf_server_t **out)
 {
@@ -684,11 +738,14 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
                   NULL) != 0)
         server->request_id_prefix = (uint32_t)kf_clock_wall_ms();
     kf_list_init(&server->conns);
-    kf_map_init(&server->addresses);
+    server->addresses =
+        config->shared_addresses != NULL ? config->shared_addresses : kf_addresses_new();
     uv_tcp_init(loop, &server->listener);
     server->listener.data = server;
     server->open_handles = 1;
-    int rc = uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
+    int rc = config->reuse_port
+                 ? bind_reuse_port(&server->listener, &addr, config->reuse_port_first)
+                 : uv_tcp_bind(&server->listener, (struct sockaddr *)&addr, 0);
     /* Answers and pushes are whole messages written at once: never hold one back (Nagle). Set
      * here, it is inherited by each accepted socket, one system call fewer per connection. */
     if (rc == 0)

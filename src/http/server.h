@@ -60,7 +60,25 @@ typedef struct kf_server_config {
      * outlive the server. */
     const kf_addr_prefix_t *trusted_proxies;
     size_t trusted_proxy_count;
+    /* Listen with SO_REUSEPORT, so that several servers (one per loop: kefu --loops) listen on
+     * the same port and the kernel spreads new connections across them. */
+    bool reuse_port;
+    /* With reuse_port, the first of those servers: it makes sure first that nothing listens on
+     * the port already (a bind without SO_REUSEPORT), so that a second kefu started on the same
+     * port fails as it would without reuse_port, rather than sharing the connections. */
+    bool reuse_port_first;
+    /* The per-address counts those servers share (kf_addresses_new), so that a client's
+     * max_connections_per_address holds for the process, not for each loop; NULL: the server's
+     * own. Borrowed: it outlives the server. */
+    struct kf_addresses *shared_addresses;
 } kf_server_config_t;
+
+/* A table of connections open per client address that several servers on several threads share
+ * (a lock around each count). */
+typedef struct kf_addresses kf_addresses_t;
+kf_addresses_t *kf_addresses_new(void);
+/* Frees it; every connection counted in it has closed. NULL is ignored. */
+void kf_addresses_free(kf_addresses_t *addresses);
 
 /* Room for a request id and its NUL. */
 #define KF_REQUEST_ID_SIZE 65

@@ -120,7 +120,7 @@ struct kf_server {
     void (*done_cb)(void *data);
     void *done_data;
     int port;
-    kf_map_t addresses;         /* admit.c's per-address table */
+    kf_addresses_t *addresses;  /* admit.c's per-address table: its own, or shared */
     uint32_t request_id_prefix; /* random, per server: ids made here differ across restarts */
     uint32_t request_id_count;  /* ... and a count, for the ids made since */
 };

@@ -44,6 +44,7 @@ kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
     event->refs = 1;
     event->id = id;
     event->born_ms = 0;
+    event->eseq = 0;
     event->late = false;
     event->len = len;
     for (int i = 0; i < KF_EVENT_ENCODINGS; i++) {

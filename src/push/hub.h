@@ -25,6 +25,10 @@ typedef struct kf_event {
     /* A message from another node that arrived after a newer one had been delivered here: it
      * goes even to clients whose cursor is past it (bus/bus.h), who drop it if they have it */
     bool late;
+    /* An ephemeral event's number across the loops of one process (kefu --loops), given once
+     * where it is published, so that every loop's window (push/window.c) numbers it alike and a
+     * poll client's eseq means the same on each; 0: none (one loop numbers its own). */
+    uint64_t eseq;
     int64_t born_ms; /* wall-clock ms its news began (a new message's created_at), for the delivery
                       * latency (base/metrics.h); 0 for one not measured (replayed, ephemeral) */
     size_t len;      /* bytes of json */

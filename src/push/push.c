@@ -432,6 +432,11 @@ void kf_push_serve(kf_push_t *push, kf_req_t *req, kf_push_transport_t transport
     replay_run(client);
 }
 
+void kf_push_keep_window(kf_push_t *push, const char *topic)
+{
+    kf__push_window_detach(kf__push_window_attach(push->windows, topic));
+}
+
 static void tick_cb(uv_timer_t *timer)
 {
     kf_push_t *push = timer->data;

@@ -122,6 +122,10 @@ size_t kf_push_transport_client_count(const kf_push_t *push, kf_push_transport_t
 /* Topics with an ephemeral window now (those poll and long-poll clients followed in the last
  * ephemeral_window_ms), and in *bytes (unless NULL) the memory the windows hold. O(windows). */
 size_t kf_push_window_count(kf_push_t *push, size_t *bytes);
+/* Keeps topic's window (transport.h, "window.c") for its ephemeral events as if a windowed
+ * client had just left it: with several loops, a poll client's next request may come to any
+ * loop, whose window must have kept what was published meanwhile (bus/bus.h, KF_BUS_EPHEMERAL). */
+void kf_push_keep_window(kf_push_t *push, const char *topic);
 /* Drains and frees the module (its timer handle closes asynchronously). A client whose replay is
  * still in flight is freed when its replayed runs, which the source still owes (the module itself
  * is not touched then). */

@@ -107,8 +107,15 @@ static void window_event_cb(kf_sub_t *sub, kf_event_t *event)
     if (event->id != 0)
         return; /* a message: stored, and replayed from the store */
     kf_push_window_t *window = sub->data;
-    window->newest = ++window->windows->seq;
-    keep(window, event, window->newest, kf_clock_mono_ms());
+    kf_push_windows_t *windows = window->windows;
+    /* Numbered where it was published when several loops share the numbers (hub.h, eseq): an
+     * event from another loop may come after a higher number, so both counts only go up. */
+    uint64_t seq = event->eseq != 0 ? event->eseq : windows->seq + 1;
+    if (seq > windows->seq)
+        windows->seq = seq;
+    if (seq > window->newest)
+        window->newest = seq;
+    keep(window, event, seq, kf_clock_mono_ms());
 }
 
 static bool window_eq(const kf_map_node_t *node, const void *key, size_t len)

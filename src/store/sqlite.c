@@ -712,10 +712,11 @@ static void sqlite_flush(kf_store_t *store)
 static void sqlite_set_notify(kf_store_t *store, void (*notify)(void *data), void *data)
 {
     sqlite_store_t *s = kf_sqlite_from_base(store);
-    pthread_mutex_lock(&s->queue_lock);
+    sqlite_store_t *root = kf_sqlite_root(s);
+    pthread_mutex_lock(&root->queue_lock);
     s->notify = notify;
     s->notify_data = data;
-    pthread_mutex_unlock(&s->queue_lock);
+    pthread_mutex_unlock(&root->queue_lock);
 }
 
 static void conn_close(conn_t *c);
@@ -725,6 +726,13 @@ static void sqlite_close(kf_store_t *store)
 {
     sqlite_store_t *s = kf_sqlite_from_base(store);
     sqlite_flush(store);
+    if (s->root != NULL) { /* attached: the root keeps the writer */
+        sqlite_set_notify(store, NULL, NULL);
+        conn_close(&s->main);
+        free(s->blob_dir);
+        free(s);
+        return;
+    }
     kf_sqlite_writer_stop(s);
     kf_sqlite_checkpointer_stop(s);
     conn_close(&s->writer);
@@ -733,6 +741,31 @@ static void sqlite_close(kf_store_t *store)
     pthread_mutex_destroy(&s->gate_lock);
     free(s->blob_dir);
     free(s);
+}
+
+static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create);
+
+/* Another loop's handle: a read connection of its own (WAL readers never wait for each other or
+ * for the writer), its writes to the root's writer. */
+static int sqlite_attach(kf_store_t *store, kf_store_t **out)
+{
+    sqlite_store_t *root = kf_sqlite_root(kf_sqlite_from_base(store));
+    const char *path = sqlite3_db_filename(root->main.db, "main");
+    if (path == NULL || path[0] == '\0')
+        return KF_EINVAL; /* in memory: another connection would be another database */
+    sqlite_store_t *s = kf_xcalloc(1, sizeof *s);
+    s->base.ops = root->base.ops;
+    s->root = root;
+    s->synchronous_sql = root->synchronous_sql;
+    s->blob_dir = kf_xstrdup(root->blob_dir);
+    if (conn_open(&s->main, path, root->synchronous_sql, false) != 0) {
+        conn_close(&s->main);
+        free(s->blob_dir);
+        free(s);
+        return KF_ESTORE;
+    }
+    *out = &s->base;
+    return 0;
 }
 
 static const kf_store_ops_t sqlite_ops = {
@@ -800,6 +833,7 @@ static const kf_store_ops_t sqlite_ops = {
     .complete = sqlite_complete,
     .flush = sqlite_flush,
     .set_notify = sqlite_set_notify,
+    .attach = sqlite_attach,
 };
 
 /* ---- opening: schema and migrations ---- */
@@ -1029,6 +1063,7 @@ int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t *
     pthread_cond_init(&s->gate_changed, NULL);
     atomic_init(&s->checkpoint_pages, KF_SQLITE_CHECKPOINT_PAGES);
     s->blob_dir = blob_dir_of(path);
+    s->synchronous_sql = synchronous_sql;
     if (conn_open(&s->main, path, synchronous_sql, true) != 0 ||
         conn_open(&s->writer, path, synchronous_sql, false) != 0 || kf_sqlite_writer_start(s) != 0)
         goto out_close;

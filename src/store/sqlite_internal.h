@@ -568,6 +568,8 @@ typedef enum {
  * the writer's in between (the queue lock hands it over both ways). */
 typedef struct op {
     struct op *next;
+    struct sqlite_store
+        *origin; /* the handle whose thread queued it (a write's comes back to it) */
     op_kind_t kind;
     kf_store_done_cb done;
     void *ctx;
@@ -747,8 +749,14 @@ typedef struct sqlite_store {
     pthread_cond_t queue_wake;  /* the writer waits here for writes */
     pthread_cond_t queue_idle;  /* flush waits here for the writer */
     op_list_t queued;           /* waiting for the writer, in order */
-    op_list_t finished;         /* applied (or failed), waiting for complete() */
-    bool writing;               /* the writer is applying a batch it took off queued */
+    /* Applied (or failed), waiting for this handle's complete(). An attached handle's is
+     * guarded by its root's queue_lock, like in_flight and notify below. */
+    op_list_t finished;
+    size_t in_flight; /* this handle's writes queued or being applied */
+    /* The handle with the writer and the checkpointer when this one is attached to it (attach),
+     * else NULL: an attached handle has only main, reads, finished and notify of its own. */
+    struct sqlite_store *root;
+    bool writing; /* the writer is applying a batch it took off queued */
     bool writer_stopping;
     /* Written on the owner thread under queue_lock; read there without it, and by the writer
      * under it. */
@@ -769,6 +777,7 @@ typedef struct sqlite_store {
     bool checkpoint_wanted; /* the WAL has grown past checkpoint_pages */
     bool stopping;
     atomic_int checkpoint_pages; /* see KF_SQLITE_CHECKPOINT_PAGES */
+    const char *synchronous_sql; /* the PRAGMA the connections were opened with (attach's) */
     char *blob_dir; /* where attachments' blob files live: "attachments" beside the database
                      * file (made by the writer on its first blob) */
 } sqlite_store_t;
@@ -776,6 +785,12 @@ typedef struct sqlite_store {
 static inline sqlite_store_t *kf_sqlite_from_base(kf_store_t *store)
 {
     return (sqlite_store_t *)store;
+}
+
+/* The handle that owns the writer: s itself, or the one s is attached to. */
+static inline sqlite_store_t *kf_sqlite_root(sqlite_store_t *s)
+{
+    return s->root != NULL ? s->root : s;
 }
 
 /* ---- sqlite.c: statements, rows and operations ---- */

@@ -19,12 +19,17 @@
 
 /* ---- queueing (the owner thread) ---- */
 
+/* Every handle's writes go to the root's one queue (attach): one writer, one batch, one commit
+ * for every loop. */
 static int queue_write(sqlite_store_t *s, op_t *op)
 {
-    pthread_mutex_lock(&s->queue_lock);
-    kf_sqlite_list_append(&s->queued, op, op);
-    pthread_cond_signal(&s->queue_wake);
-    pthread_mutex_unlock(&s->queue_lock);
+    sqlite_store_t *root = kf_sqlite_root(s);
+    op->origin = s;
+    pthread_mutex_lock(&root->queue_lock);
+    kf_sqlite_list_append(&root->queued, op, op);
+    s->in_flight++;
+    pthread_cond_signal(&root->queue_wake);
+    pthread_mutex_unlock(&root->queue_lock);
     return 0;
 }
 
@@ -1407,6 +1412,26 @@ static void count_messages(const op_t *batch)
         atomic_fetch_add_explicit(&kf_metrics.messages_stored, stored, memory_order_relaxed);
 }
 
+/* Each write of the batch goes back to the handle that queued it, in queue order, and each
+ * handle that had none waiting is told once (under the root's queue_lock, so that once
+ * set_notify(NULL) returns it is never called again). One loop: one list, one notify, as
+ * before. */
+static void hand_back(op_t *batch)
+{
+    op_t *op = batch;
+    while (op != NULL) {
+        op_t *next = op->next;
+        sqlite_store_t *origin = op->origin;
+        bool was_empty = origin->finished.head == NULL;
+        op->next = NULL;
+        kf_sqlite_list_append(&origin->finished, op, op);
+        origin->in_flight--;
+        if (was_empty && origin->notify != NULL)
+            origin->notify(origin->notify_data);
+        op = next;
+    }
+}
+
 static void *writer_main(void *data)
 {
     sqlite_store_t *s = data;
@@ -1429,12 +1454,9 @@ static void *writer_main(void *data)
         count_messages(batch.head);
 
         pthread_mutex_lock(&s->queue_lock);
-        kf_sqlite_list_append(&s->finished, batch.head, batch.tail);
+        hand_back(batch.head);
         s->writing = false;
         pthread_cond_broadcast(&s->queue_idle);
-        /* Under the lock, so that once set_notify(NULL) returns it is never called again. */
-        if (s->notify != NULL)
-            s->notify(s->notify_data);
     }
     pthread_mutex_unlock(&s->queue_lock);
     return NULL;
@@ -1442,20 +1464,23 @@ static void *writer_main(void *data)
 
 bool kf_sqlite_writer_wait_idle(sqlite_store_t *s)
 {
-    pthread_mutex_lock(&s->queue_lock);
-    while (s->queued.head != NULL || s->writing)
-        pthread_cond_wait(&s->queue_idle, &s->queue_lock);
+    /* This handle's writes only: other loops keep the writer busy while they serve. */
+    sqlite_store_t *root = kf_sqlite_root(s);
+    pthread_mutex_lock(&root->queue_lock);
+    while (s->in_flight > 0)
+        pthread_cond_wait(&root->queue_idle, &root->queue_lock);
     bool finished = s->finished.head != NULL;
-    pthread_mutex_unlock(&s->queue_lock);
+    pthread_mutex_unlock(&root->queue_lock);
     return finished;
 }
 
 op_t *kf_sqlite_writer_take_finished(sqlite_store_t *s)
 {
-    pthread_mutex_lock(&s->queue_lock);
+    sqlite_store_t *root = kf_sqlite_root(s);
+    pthread_mutex_lock(&root->queue_lock);
     op_t *finished = s->finished.head;
     s->finished = (op_list_t){NULL, NULL};
-    pthread_mutex_unlock(&s->queue_lock);
+    pthread_mutex_unlock(&root->queue_lock);
     return finished;
 }
 

@@ -805,6 +805,16 @@ typedef struct kf_store_ops {
      * complete() from its own callback, never from notify. Once set_notify(NULL) returns it is
      * not called again. NULL: nobody is told; call flush. */
     void (*set_notify)(kf_store_t *store, void (*notify)(void *data), void *data);
+    /* Several loops on one store (kefu --loops): makes *out, another handle on the same database
+     * for another thread, with its own read connection, reads, completions and notify, whose
+     * writes go to this store's one writer (one batch, one commit for every loop's writes) and
+     * whose finished writes come back to it alone. The attached handle is then used exactly like
+     * this one by the thread that owns it (every call above from that thread), and is closed
+     * (close(): its own writes finish and its callbacks run) before this store is. Returns 0,
+     * KF_EINVAL (a store in memory: nothing to share), KF_ESTORE (the connection did not open).
+     * Threads: the caller's, before the new owner thread starts using *out. NULL for a backend
+     * without it (kefu then serves on one loop). */
+    int (*attach)(kf_store_t *store, kf_store_t **out);
 } kf_store_ops_t;
 
 /* Told on the owner thread when the database starts refusing writes (writable false: the first

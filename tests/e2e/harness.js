@@ -91,7 +91,9 @@ class Kefu {
     if (this.proc) throw new Error('kefu already running');
     this.runs += 1;
     this.log += `\n===== ${this.name} run ${this.runs}: ${KEFU_BIN} --listen 127.0.0.1:${this.port} --data ${this.dataDir} =====\n`;
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', this.logLevel, ...this.extraArgs];
+    // KEFU_LOOPS=N runs every server with --loops N (a test's own --loops comes after and wins).
+    const loops = process.env.KEFU_LOOPS ? ['--loops', process.env.KEFU_LOOPS] : [];
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', this.logLevel, ...loops, ...this.extraArgs];
     const proc = spawn(KEFU_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     const exited = new Promise((resolve) => {
