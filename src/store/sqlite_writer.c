@@ -21,6 +21,8 @@
 
 static int queue_write(sqlite_store_t *s, op_t *op)
 {
+    if (s->base.queue != NULL)
+        return s->base.queue(&s->base, op); /* another backend's store (kf_store_t.queue) */
     pthread_mutex_lock(&s->queue_lock);
     kf_sqlite_list_append(&s->queued, op, op);
     pthread_cond_signal(&s->queue_wake);

@@ -820,6 +820,10 @@ struct kf_store {
     uint64_t refused_writes; /* writes answered KF_EUNAVAIL since the last that went */
     kf_store_health_fn health_fn;
     void *health_data;
+    /* Where the SQLite backend's argument checks (its kf_sqlite_* front functions) hand an
+     * operation they have copied, for a backend that reuses them (the PostgreSQL one,
+     * store/pg_internal.h); NULL for the SQLite backend, which queues its own. */
+    int (*queue)(kf_store_t *store, struct op *op);
 };
 
 /* Whether the last completed write went (or none was refused since): the health check's answer. */
