@@ -7,7 +7,8 @@
  * so a write may fail after its first change without leaving half of itself behind).
  *
  * SQLite compares and orders team names and canned shortcuts COLLATE NOCASE: ASCII letters
- * folded, then bytes. FOLD and BYTES say the same here, whatever the database's collation. */
+ * folded, then bytes. FOLD (kefu_nocase, pg_schema.c: what the unique indexes of both are
+ * over) and BYTES say the same here, whatever the database's collation. */
 #include "store/pg_internal.h"
 
 #include "base/buf.h"
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FOLD(x) "translate(" x ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+#define FOLD(x) "kefu_nocase(" x ")"
 #define BYTES " COLLATE \"C\""
 
 #define DAY_MS 86400000LL
@@ -24,6 +25,12 @@
 
 /* ---- the SQL ---- */
 
+/* Canned writes take this transaction-scoped advisory lock before their checks: a shortcut must
+ * differ from the team's and its owner's own, which no unique index can say, so two nodes
+ * writing one at once must take turns (SQLite's one writer does that by itself). Writes of
+ * canned replies are rare; the lock is held to the batch's commit. Its key is an arbitrary
+ * constant ("kefucann" in ASCII). */
+#define CANNED_LOCK "SELECT pg_advisory_xact_lock(7738704189070601838)"
 #define CANNED_LIST                                                                                \
     "SELECT " KF_PG_CANNED_COLUMNS " FROM canned_replies "                                         \
     "WHERE COALESCE(owner_id, 0) IN (0, $1::bigint) ORDER BY " FOLD("shortcut") BYTES ", id"
@@ -101,9 +108,12 @@
 #define IDENTITY_NONCE_PURGE                                                                       \
     "DELETE FROM identity_nonces WHERE expires_at <= $1::bigint AND nonce != $2::text"
 #define VISITOR_BY_USER "SELECT id FROM visitors WHERE user_id = $1::text"
+/* No row back when another node has just created the user's visitor (the conflict waits for
+ * its commit): the caller then finds that one. */
 #define VISITOR_CREATE_USER                                                                        \
     "INSERT INTO visitors (token_hash, name, created_at, email, user_id) "                         \
-    "VALUES ($1::text, $2::text, $3::bigint, $4::text, $5::text) RETURNING id"
+    "VALUES ($1::text, $2::text, $3::bigint, $4::text, $5::text) "                                 \
+    "ON CONFLICT (user_id) WHERE user_id IS NOT NULL DO NOTHING RETURNING id"
 #define VISITOR_TOKEN_ADD                                                                          \
     "INSERT INTO visitor_tokens (token_hash, visitor_id, created_at) "                             \
     "VALUES ($1::text, $2::bigint, $3::bigint)"
@@ -872,7 +882,9 @@ static int check_canned_access(PGconn *c, op_t *op)
 static int apply_canned_create(PGconn *c, op_t *op)
 {
     int64_t agent_id = op->args.canned.agent_id;
-    int rc = check_shortcut_free(c, op->args.canned.shortcut, agent_id, 0);
+    int rc = kf_pg_run(c, NULL, CANNED_LOCK, "");
+    if (rc == 0)
+        rc = check_shortcut_free(c, op->args.canned.shortcut, agent_id, 0);
     int64_t id = 0;
     if (rc == 0)
         rc = kf_pg_one(c, &id, CANNED_CREATE, "Itti", op->args.canned.team ? 0 : agent_id,
@@ -883,7 +895,9 @@ static int apply_canned_create(PGconn *c, op_t *op)
 static int apply_canned_update(PGconn *c, op_t *op)
 {
     int64_t id = op->args.canned.id;
-    int rc = check_canned_access(c, op);
+    int rc = kf_pg_run(c, NULL, CANNED_LOCK, "");
+    if (rc == 0)
+        rc = check_canned_access(c, op);
     if (rc == 0 && op->args.canned.shortcut != NULL)
         rc = check_shortcut_free(c, op->args.canned.shortcut, op->args.canned.agent_id, id);
     if (rc == 0)
@@ -950,6 +964,23 @@ static int apply_visitor_update(PGconn *c, op_t *op)
     return rc != 0 ? rc : reindex_visitor(c, op);
 }
 
+/* The visitor of identity's user into *id: found, or created with the token and details
+ * (*created). A visitor another node created a moment ago is found. */
+static int find_or_create_user(PGconn *c, const kf_visitor_identity_t *identity, int64_t *id,
+                               bool *created)
+{
+    *created = false;
+    int rc = kf_pg_one(c, id, VISITOR_BY_USER, "t", identity->user_id);
+    if (rc != KF_ENOTFOUND)
+        return rc;
+    rc = kf_pg_one(c, id, VISITOR_CREATE_USER, "ttitt", identity->token_hash, identity->name,
+                   identity->now, identity->email, identity->user_id);
+    *created = rc == 0;
+    if (rc != KF_ENOTFOUND)
+        return rc;
+    return kf_pg_one(c, id, VISITOR_BY_USER, "t", identity->user_id);
+}
+
 /* The nonce taken first (a replay changes nothing), then the user's visitor found or created,
  * the token added, the details set and indexed, the row read back. */
 static int apply_visitor_identify(PGconn *c, op_t *op)
@@ -963,12 +994,10 @@ static int apply_visitor_identify(PGconn *c, op_t *op)
     if (rc == 0)
         rc = kf_pg_run(c, NULL, IDENTITY_NONCE_PURGE, "it", identity->now, identity->nonce);
     int64_t id = 0;
+    bool created = false;
     if (rc == 0)
-        rc = kf_pg_one(c, &id, VISITOR_BY_USER, "t", identity->user_id);
-    if (rc == KF_ENOTFOUND) {
-        rc = kf_pg_one(c, &id, VISITOR_CREATE_USER, "ttitt", identity->token_hash, identity->name,
-                       identity->now, identity->email, identity->user_id);
-    } else if (rc == 0) {
+        rc = find_or_create_user(c, identity, &id, &created);
+    if (rc == 0 && !created) {
         rc = kf_pg_run(c, NULL, VISITOR_TOKEN_ADD, "tii", identity->token_hash, id, identity->now);
         if (rc == 0)
             rc = kf_pg_run(c, NULL, VISITOR_UPDATE, "iTt", id,
