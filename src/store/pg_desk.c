@@ -306,6 +306,9 @@ enum {
     COL_NAME,
 };
 
+/* Where no agent is asked for: still $4, which PostgreSQL must see to type it. */
+#define REPORT_ANY_AGENT "$4::bigint = 0"
+
 /* Appends one branch: columns summed over source (rows with at, team and agent columns) where
  * present holds and the agent is $4's (when one is asked for), grouped by key and rolled up. */
 static void append_branch(kf_buf_t *sql, const kf_report_query_t *query, int kind, const char *key,
@@ -317,8 +320,8 @@ static void append_branch(kf_buf_t *sql, const kf_report_query_t *query, int kin
     kf_buf_printf(sql,
                   "SELECT %d, CASE WHEN GROUPING(k) = 1 THEN -1 ELSE k END, %s, %s "
                   "FROM (SELECT %s AS k, * FROM (%s) s WHERE %s%s%s) g GROUP BY ROLLUP (k)",
-                  kind, columns, name, key, source, present, query->agent_id > 0 ? " AND " : "",
-                  query->agent_id > 0 ? agent : "");
+                  kind, columns, name, key, source, present, " AND ",
+                  query->agent_id > 0 ? agent : REPORT_ANY_AGENT);
 }
 
 /* A conversations' figure's branch over c: keyed by its agent per agent, else by key. */
@@ -363,8 +366,9 @@ static void report_sql(kf_buf_t *sql, const kf_report_query_t *query)
     }
     bool teams = query->group == KF_REPORT_TEAM || query->team_id != 0;
     if (query->group == KF_REPORT_DAY && !teams) {
-        kf_buf_printf(&branches, " UNION ALL " REPORT_MESSAGES_PER_DAY "%s) m",
-                      query->agent_id > 0 ? " AND COALESCE(agent_id, 0) = $4::bigint" : "");
+        kf_buf_printf(&branches, " UNION ALL " REPORT_MESSAGES_PER_DAY " AND %s) m",
+                      query->agent_id > 0 ? "COALESCE(agent_id, 0) = $4::bigint"
+                                          : REPORT_ANY_AGENT);
     } else {
         append_branch(&branches, query, 1, key, name, REPORT_MESSAGE_COUNTS,
                       teams ? REPORT_MESSAGES_TEAMS : REPORT_MESSAGES, "agent = $4::bigint",
