@@ -514,6 +514,11 @@ static PGconn *connect_to(const char *conninfo, char **error)
     if (error != NULL) {
         const char *message = c != NULL ? PQerrorMessage(c) : "out of memory";
         *error = kf_xstrdup(message);
+        /* libpq's message runs over lines (a hint indented below): one line for the log. */
+        for (char *p = *error; *p != '\0'; p++) {
+            if (*p == '\n' || *p == '\t')
+                *p = ' ';
+        }
         size_t len = strlen(*error);
         while (len > 0 && ((*error)[len - 1] == '\n' || (*error)[len - 1] == ' '))
             (*error)[--len] = '\0';
@@ -553,7 +558,6 @@ static void link_check(link_t *link)
 }
 
 /* ---- the reader thread ---- */
-
 
 /* Runs one read's queries into op->pg_read. */
 static void run_read(pg_store_t *s, op_t *op)
