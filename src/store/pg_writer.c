@@ -122,27 +122,25 @@ static int find_keyed(PGconn *c, op_t *op, int64_t owner, bool *found)
     return rc;
 }
 
-/* Inserts the message, indexes it for search and moves its conversation's updated_at. */
+/* Inserts the message, indexes it for search and moves its conversation's updated_at: one
+ * statement, one round trip (the triggers of pg_schema.c run after it, and see its changes). */
 static int insert_message(PGconn *c, const kf_message_new_t *m, int64_t conversation_id,
                           int64_t owner, int64_t attachment_id, int64_t *id_out)
 {
     bool keyed = m->idempotency_key != NULL;
-    int rc =
-        kf_pg_one(c, id_out,
-                  "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "
-                  "idempotency_key, idempotency_owner, private, attachment_id) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                  "iiItiTIiI", conversation_id, (int64_t)m->sender, m->agent_id, m->body, m->now,
-                  m->idempotency_key, keyed ? owner : 0, (int64_t)m->is_private, attachment_id);
-    if (rc != 0)
-        return rc;
     char *vector = kf_pg_search_vector(m->body);
-    rc = kf_pg_run(c, NULL, "INSERT INTO message_search (id, text) VALUES ($1, $2::tsvector)", "it",
-                   *id_out, vector);
+    int rc = kf_pg_one(c, id_out,
+                       "WITH m AS (INSERT INTO messages (conversation_id, sender, agent_id, body, "
+                       "created_at, idempotency_key, idempotency_owner, private, attachment_id) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id), "
+                       "s AS (INSERT INTO message_search (id, text) "
+                       "SELECT id, $10::tsvector FROM m), "
+                       "u AS (UPDATE conversations SET updated_at = $5 WHERE id = $1) "
+                       "SELECT id FROM m",
+                       "iiItiTIiIt", conversation_id, (int64_t)m->sender, m->agent_id, m->body,
+                       m->now, m->idempotency_key, keyed ? owner : 0, (int64_t)m->is_private,
+                       attachment_id, vector);
     free(vector);
-    if (rc == 0)
-        rc = kf_pg_run(c, NULL, "UPDATE conversations SET updated_at = $2 WHERE id = $1", "ii",
-                       conversation_id, m->now);
     return rc;
 }
 
