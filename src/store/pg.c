@@ -131,8 +131,6 @@ static int exec_params(PGconn *c, PGresult **out, const char *sql, const char *t
     ExecStatusType status = PQresultStatus(res);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
         int rc = kf_pg_map_error(c, res);
-        if (getenv("KF_PG_DEBUG") != NULL)
-            fprintf(stderr, "pg: %s\n  %s", sql, PQerrorMessage(c));
         PQclear(res);
         return rc;
     }
@@ -516,6 +514,11 @@ static PGconn *connect_to(const char *conninfo, char **error)
     if (error != NULL) {
         const char *message = c != NULL ? PQerrorMessage(c) : "out of memory";
         *error = kf_xstrdup(message);
+        /* libpq's message runs over lines (a hint indented below): one line for the log. */
+        for (char *p = *error; *p != '\0'; p++) {
+            if (*p == '\n' || *p == '\t')
+                *p = ' ';
+        }
         size_t len = strlen(*error);
         while (len > 0 && ((*error)[len - 1] == '\n' || (*error)[len - 1] == ' '))
             (*error)[--len] = '\0';
@@ -555,28 +558,6 @@ static void link_check(link_t *link)
 }
 
 /* ---- the reader thread ---- */
-
-#ifdef KF_PG_NO_DESK
-/* Built without pg_desk.c: its kinds are none of this build's. */
-bool kf_pg_desk_read(PGconn *c, op_t *op)
-{
-    (void)c;
-    (void)op;
-    return false;
-}
-bool kf_pg_desk_deliver(op_t *op)
-{
-    (void)op;
-    return false;
-}
-bool kf_pg_desk_apply(PGconn *c, op_t *op, int *rc)
-{
-    (void)c;
-    (void)op;
-    (void)rc;
-    return false;
-}
-#endif
 
 /* Runs one read's queries into op->pg_read. */
 static void run_read(pg_store_t *s, op_t *op)
