@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 60
 COVERAGE_MIN_LINES ?= 93
 COVERAGE_MIN_BRANCHES ?= 75
 
-.PHONY: run build test lint unit build-clang unit-asan unit-tsan fuzz e2e soak-short coverage bench soak clean
+.PHONY: run build test lint unit build-clang unit-asan unit-tsan fuzz e2e e2e-postgres soak-short coverage bench soak clean
 
 run: build
 	./build/kefu --listen $(LISTEN) --data $(DATA)
@@ -35,6 +35,8 @@ test:
 lint:
 	node scripts/lint.js
 
+# ctest also runs the store suite on PostgreSQL (store_postgres): its fixtures start a throw-away
+# cluster in the build directory before it and stop it after (scripts/pg_cluster.sh).
 unit:
 	CC=gcc cmake -S . -B build-test -DKF_TESTS=ON >/dev/null
 	cmake --build build-test -j$(JOBS)
@@ -67,6 +69,14 @@ E2E_ASAN_OPTIONS = detect_leaks=1:quarantine_size_mb=8
 e2e: unit-asan
 	ASAN_OPTIONS=$(E2E_ASAN_OPTIONS) KEFU_BIN=$(CURDIR)/build-asan/kefu \
 	  node --test --test-concurrency=1 tests/e2e/
+
+# The chat's browser tests with every server on PostgreSQL (--store; KEFU_STORE in
+# tests/e2e/harness.js), on a throw-away cluster of their own.
+e2e-postgres: unit
+	scripts/pg_cluster.sh start $(CURDIR)/build-test/pg-e2e
+	KEFU_STORE=postgres://postgres@127.0.0.1:$$(cat $(CURDIR)/build-test/pg-e2e/port) \
+	  KEFU_BIN=$(CURDIR)/build-test/kefu node --test --test-concurrency=1 tests/e2e/chat.test.js; \
+	  rc=$$?; scripts/pg_cluster.sh stop $(CURDIR)/build-test/pg-e2e; exit $$rc
 
 # The soak's 2-minute version (bench/soak.sh --short): 1,000 visitors over the five transports
 # dropping every 10 s on average, agents answering, on the unit tests' gcc build; fails when a

@@ -1,5 +1,6 @@
 /* main.c: the kefu command: start-up, the first admin account, `kefu user add`, `kefu backup`,
- * `kefu site-secret`, `kefu routes`, signals and graceful shutdown (the flags are cli/flags.h's).
+ * `kefu site-secret`, `kefu migrate`, `kefu routes`, signals and graceful shutdown (the flags are
+ * cli/flags.h's).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -77,8 +78,18 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
-static int open_store(const char *data_dir, const char *synchronous, kf_store_t **store)
+/* Opens the store setting names: PostgreSQL for a postgres:// URL (saying which server and what
+ * failed when it cannot), else SQLite's kefu.db in data_dir. */
+static int open_store_at(const char *store_url, const char *data_dir, const char *synchronous,
+                         kf_store_t **store)
 {
+    if (store_url != NULL && strcmp(store_url, "sqlite") != 0) {
+        char why[1024];
+        int rc = kf_store_open_postgres_why(store_url, store, why, sizeof why);
+        if (rc != 0)
+            fprintf(stderr, "kefu: %s\n", why);
+        return rc;
+    }
     /* The database holds password and token hashes: only this user may read it. */
     umask(077);
     if (ensure_dir(data_dir) != 0)
@@ -102,6 +113,9 @@ static int read_password(char *out, size_t size)
     return len == 0 ? KF_EINVAL : 0;
 }
 
+/* The subcommands' store (--store, or the setting's): SQLite's in data_dir, or PostgreSQL. */
+static const char *store_url;
+
 /* A subcommand's settings: the defaults, the config file (its argv's --config FILE, else
  * KEFU_CONFIG's) and KEFU_* variables; its own flags then override the few it takes. Returns 0 or
  * 2 (after saying why). */
@@ -112,7 +126,15 @@ static int subcommand_settings(int argc, char **argv, kf_flags_t *settings, kf_c
         if (strcmp(argv[i], "--config") == 0)
             path = argv[i + 1];
     }
-    return kf_config_load_base(settings, config, path, environ, stderr);
+    int rc = kf_config_load_base(settings, config, path, environ, stderr);
+    if (rc == 0)
+        store_url = settings->v[KF_FLAG_STORE].text;
+    return rc;
+}
+
+static int open_store(const char *data_dir, const char *synchronous, kf_store_t **store)
+{
+    return open_store_at(store_url, data_dir, synchronous, store);
 }
 
 static int user_add_with(const kf_flags_t *settings, int argc, char **argv)
@@ -131,6 +153,8 @@ static int user_add_with(const kf_flags_t *settings, int argc, char **argv)
             data_dir = argv[++i];
         } else if (strcmp(argv[i], "--synchronous") == 0 && i + 1 < argc) {
             synchronous = argv[++i];
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_url = argv[++i];
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             i++; /* subcommand_settings's */
         } else if (argv[i][0] != '-' && email == NULL) {
@@ -205,6 +229,8 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_url = argv[++i];
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             i++; /* subcommand_settings's */
         } else if (argv[i][0] != '-' && dest == NULL) {
@@ -216,6 +242,12 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
     }
     if (dest == NULL) {
         fputs("usage: kefu backup FILE [--data DIR] [--config FILE]\n", stderr);
+        return 2;
+    }
+    if (store_url != NULL && strcmp(store_url, "sqlite") != 0) {
+        fputs("kefu backup: the store is PostgreSQL: back it up with pg_dump (attachments are in "
+              "its rows)\n",
+              stderr);
         return 2;
     }
     char path[4096], blobs[4096], blobs_dest[4096];
@@ -262,10 +294,12 @@ static int site_secret_with(const kf_flags_t *settings, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_url = argv[++i];
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             i++; /* subcommand_settings's */
         } else {
-            fputs("usage: kefu site-secret [--data DIR] [--config FILE]\n", stderr);
+            fputs("usage: kefu site-secret [--data DIR] [--store URL] [--config FILE]\n", stderr);
             return 2;
         }
     }
@@ -301,6 +335,43 @@ static int backup(int argc, char **argv)
     int rc = subcommand_settings(argc, argv, &settings, &config);
     if (rc == 0)
         rc = backup_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
+/* `kefu migrate [--store URL] [--data DIR] [--config FILE]`: brings the database's schema up to
+ * this binary's and stops: what every start does, run once before a rolling upgrade starts new
+ * nodes (a node refuses a database newer than itself). */
+static int migrate_with(const kf_flags_t *settings, int argc, char **argv)
+{
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_url = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
+        } else {
+            fputs("usage: kefu migrate [--store URL] [--data DIR] [--config FILE]\n", stderr);
+            return 2;
+        }
+    }
+    kf_store_t *store;
+    if (open_store(data_dir, settings->v[KF_FLAG_SYNCHRONOUS].text, &store) != 0)
+        return 1;
+    kf_store_close(store);
+    fputs("kefu: the database's schema is current\n", stderr);
+    return 0;
+}
+
+static int migrate(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = migrate_with(&settings, argc, argv);
     kf_config_free(&config);
     return rc;
 }
@@ -504,7 +575,8 @@ static int serve(const kf_flags_t *flags)
 {
     const kf_flag_value_t *v = flags->v;
     kf_store_t *store;
-    if (open_store(v[KF_FLAG_DATA].text, v[KF_FLAG_SYNCHRONOUS].text, &store) != 0)
+    if (open_store_at(v[KF_FLAG_STORE].text, v[KF_FLAG_DATA].text, v[KF_FLAG_SYNCHRONOUS].text,
+                      &store) != 0)
         return 1;
     int rc = ensure_admin(store);
     if (rc != 0) {
@@ -701,6 +773,8 @@ int main(int argc, char **argv)
         return backup(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "site-secret") == 0)
         return site_secret(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
+        return migrate(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
         fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
               "FILE]\n",

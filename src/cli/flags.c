@@ -182,6 +182,12 @@ int kf_flags_set(kf_flags_t *f, kf_flag_id_t id, const char *value, const char *
                 value);
         return 2;
     }
+    if (id == KF_FLAG_STORE && strcmp(value, "sqlite") != 0 &&
+        strncmp(value, "postgres://", 11) != 0 && strncmp(value, "postgresql://", 13) != 0) {
+        fprintf(err, "kefu: %s takes sqlite or postgres://USER@HOST[:PORT]/DB, not %s\n", label,
+                value);
+        return 2;
+    }
     kf_bus_url_t bus_url;
     if (id == KF_FLAG_BUS && kf_bus_url_parse(value, &bus_url) != 0) {
         /* Not the value itself: it may hold a password. */

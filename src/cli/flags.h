@@ -34,6 +34,10 @@ typedef enum {
       "address to serve on; port 0 picks a free one")                                              \
     X(DATA, "data", "DIR", KF_FLAG_TEXT, 0, 0, 0, "./data", false,                                 \
       "where `kefu.db` (SQLite, WAL mode) lives; created if missing")                              \
+    X(STORE, "store", "sqlite|URL", KF_FLAG_TEXT, 0, 0, 0, "sqlite", false,                        \
+      "`sqlite` (in `--data`), or `postgres://USER@HOST[:PORT]/DB` (libpq's URL; a password is "   \
+      "best in `~/.pgpass` or `PGPASSWORD`): PostgreSQL, which several kefu nodes share "          \
+      "(docs/ARCHITECTURE.md); kefu makes and migrates its tables (`kefu migrate`)")               \
     X(SYNCHRONOUS, "synchronous", "FULL|NORMAL", KF_FLAG_TEXT, 0, 0, 0, "FULL", false,             \
       "SQLite durability: FULL keeps every acknowledged message across a crash or power loss; "    \
       "NORMAL across a process crash")                                                             \

@@ -439,3 +439,15 @@ void kf_search_snippet_free(kf_search_snippet_t *snippet)
     snippet->text = NULL;
     snippet->count = 0;
 }
+
+/* ---- for an index outside SQLite ---- */
+
+bool kf_search_is_word(uint32_t cp)
+{
+    return is_word(cp) || kf_search_is_unspaced(cp);
+}
+
+uint32_t kf_search_fold(uint32_t cp)
+{
+    return fold(cp);
+}

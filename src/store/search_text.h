@@ -36,6 +36,12 @@
  * Thai, Lao, Khmer, Myanmar), whose runs are indexed as bigrams. */
 bool kf_search_is_unspaced(uint32_t cp);
 
+/* For an index that is not SQLite's (the PostgreSQL store builds its own words from
+ * kf_search_index_text's text): whether cp belongs inside a word, and cp folded as the snippets
+ * fold it (lower case, without its diacritic: Latin-1, Latin Extended-A, Greek, Cyrillic). */
+bool kf_search_is_word(uint32_t cp);
+uint32_t kf_search_fold(uint32_t cp);
+
 /* The text the index holds for text (NUL-terminated; bytes that are not UTF-8 count as one
  * character each and are dropped). Returns a new string for the caller to free; aborts when out
  * of memory, like every small allocation. */

@@ -722,6 +722,7 @@ typedef struct op {
     char blob_name[65]; /* message_add: the blob's name (its SHA-256), once written */
     int blob_rc;        /* message_add: how writing the blob went (0, KF_EUNAVAIL, KF_ESTORE) */
     int string_count;
+    struct kf_pg_read *pg_read; /* the PostgreSQL backend's results of a read (pg_internal.h) */
 } op_t;
 
 typedef struct op_list {

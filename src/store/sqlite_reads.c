@@ -15,6 +15,8 @@
 
 int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op)
 {
+    if (s->base.queue != NULL)
+        return s->base.queue(&s->base, op); /* another backend's store (kf_store_t.queue) */
     bool was_empty = s->reads.head == NULL;
     kf_sqlite_list_append(&s->reads, op, op);
     /* Once per batch of reads: a complete() that is running took the ones before, and the ones

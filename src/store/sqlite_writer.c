@@ -23,6 +23,8 @@
  * for every loop. */
 static int queue_write(sqlite_store_t *s, op_t *op)
 {
+    if (s->base.queue != NULL)
+        return s->base.queue(&s->base, op); /* another backend's store (kf_store_t.queue) */
     sqlite_store_t *root = kf_sqlite_root(s);
     op->origin = s;
     pthread_mutex_lock(&root->queue_lock);

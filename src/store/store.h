@@ -823,6 +823,8 @@ typedef struct kf_store_ops {
  * refused write would bury it. */
 typedef void (*kf_store_health_fn)(void *data, bool writable, uint64_t refused);
 
+struct op; /* a queued operation of the SQLite backend's front functions (sqlite_internal.h) */
+
 /* Every backend's handle starts with this. The health fields are the store's account of whether
  * it takes writes, kept by kf_store_note_write; zeroed with the handle. */
 struct kf_store {
@@ -830,6 +832,10 @@ struct kf_store {
     uint64_t refused_writes; /* writes answered KF_EUNAVAIL since the last that went */
     kf_store_health_fn health_fn;
     void *health_data;
+    /* Where the SQLite backend's argument checks (its kf_sqlite_* front functions) hand an
+     * operation they have copied, for a backend that reuses them (the PostgreSQL one,
+     * store/pg_internal.h); NULL for the SQLite backend, which queues its own. */
+    int (*queue)(kf_store_t *store, struct op *op);
 };
 
 /* Whether the last completed write went (or none was refused since): the health check's answer. */
@@ -874,6 +880,19 @@ int kf_store_sqlite_set_checkpoint_pages(kf_store_t *store, int pages);
  * the owner's (a stat of the file). KF_EINVAL for another backend, KF_EIO when the file cannot
  * be looked at. */
 int kf_store_sqlite_wal_bytes(kf_store_t *store, uint64_t *bytes);
+
+/* Opens a PostgreSQL store on conninfo (libpq's "postgres://user@host/db" or "key=value" form):
+ * connects, brings the schema up to date (pg_schema.c; a database whose schema is newer than
+ * this binary's is refused), and starts a reader and a writer thread, each with its own
+ * connection. While serving, a lost server makes writes answer KF_EUNAVAIL (never acknowledged
+ * and then lost) and reads that cannot run too; both threads reconnect with backoff, and the
+ * store is writable again by itself (kf_store_set_health hears both edges). Returns 0 and *out;
+ * KF_EINVAL for a conninfo libpq cannot parse, KF_EUNAVAIL when the server cannot be reached,
+ * KF_ESTORE for a database it cannot use. Blocks while it connects and migrates (start-up). */
+int kf_store_open_postgres(const char *conninfo, kf_store_t **out);
+/* The same, with why (why_len bytes) filled on failure with one line for a person: which server
+ * (host, port, database; never the password) and what failed. */
+int kf_store_open_postgres_why(const char *conninfo, kf_store_t **out, char *why, size_t why_len);
 
 static inline void kf_store_close(kf_store_t *store)
 {

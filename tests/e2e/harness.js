@@ -52,10 +52,29 @@ function tmpDir(prefix = 'kefu-e2e-') {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The store: SQLite in each server's data directory, or with KEFU_STORE set to a PostgreSQL
+// server's URL without a database (postgres://USER@HOST:PORT, e.g. scripts/pg_cluster.sh's), a
+// database of its own on that server for each data directory, made on first use.
+
+const KEFU_STORE = process.env.KEFU_STORE || '';
+const madeDatabases = new Set();
+
+function storeArgs(dataDir) {
+  if (!KEFU_STORE) return [];
+  const name = 'kefu_e2e_' + path.basename(dataDir).toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  if (!madeDatabases.has(name)) {
+    const r = spawnSync('psql', [`${KEFU_STORE}/postgres`, '-qc', `CREATE DATABASE ${name}`], { encoding: 'utf8', timeout: 30000 });
+    if (r.status !== 0 && !/already exists/.test(r.stderr || '')) throw new Error(`cannot make database ${name}: ${r.stderr}`);
+    madeDatabases.add(name);
+  }
+  return ['--store', `${KEFU_STORE}/${name}`];
+}
+
+// ---------------------------------------------------------------------------------------------
 // CLI: kefu user add
 
 function addAgent(dataDir, { email, name, password, role = 'agent' }) {
-  const args = ['user', 'add', email, '--name', name, '--role', role, '--data', dataDir];
+  const args = ['user', 'add', email, '--name', name, '--role', role, '--data', dataDir, ...storeArgs(dataDir)];
   const r = spawnSync(KEFU_BIN, args, { input: password + '\n', encoding: 'utf8', timeout: 30000 });
   return { status: r.status, signal: r.signal, stdout: r.stdout || '', stderr: r.stderr || '', error: r.error };
 }
@@ -93,7 +112,7 @@ class Kefu {
     this.log += `\n===== ${this.name} run ${this.runs}: ${KEFU_BIN} --listen 127.0.0.1:${this.port} --data ${this.dataDir} =====\n`;
     // KEFU_LOOPS=N runs every server with --loops N (a test's own --loops comes after and wins).
     const loops = process.env.KEFU_LOOPS ? ['--loops', process.env.KEFU_LOOPS] : [];
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', this.logLevel, ...loops, ...this.extraArgs];
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--data', this.dataDir, ...storeArgs(this.dataDir), '--log-level', this.logLevel, ...loops, ...this.extraArgs];
     const proc = spawn(KEFU_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     const exited = new Promise((resolve) => {

@@ -1,8 +1,10 @@
 /* store_suite_canned.c: the store test suite's tests of canned replies: what each agent sees
  * (the team's and their own), shortcuts unique ignoring ASCII case among those, also between two
- * creates queued together, changes and deletes by whom they belong to. */
+ * creates queued together and between two stores on one database (two nodes), changes and
+ * deletes by whom they belong to. */
 #include "support/store_suite.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -185,6 +187,49 @@ static void test_canned_delete(void **state)
     seen_free(seen);
 }
 
+/* Two stores on one database, as two nodes are: a team reply on one and the same shortcut as a
+ * personal reply on the other, queued at once, round after round. No unique index can tell
+ * those two apart (their owners differ), so only the check in the write's own turn can: exactly
+ * one of each pair is stored, the other is KF_EEXISTS. */
+static void test_canned_two_stores_at_once(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent_as(f, "ana@example.com", "Ana", "admin");
+    kf_store_t *other = NULL;
+    assert_int_equal(f->backend->open(f->db, &other), 0);
+    enum { ROUNDS = 12 }; /* a list holds SUITE_MAX_AGENTS */
+    char shortcuts[ROUNDS][2][16];
+    seen_t *seen = seen_new();
+    for (int i = 0; i < ROUNDS; i++) {
+        snprintf(shortcuts[i][0], sizeof shortcuts[i][0], "greet%d", i);
+        snprintf(shortcuts[i][1], sizeof shortcuts[i][1], "GREET%d", i);
+        /* Which store goes first alternates, so neither always wins. */
+        kf_store_t *first = i % 2 == 0 ? f->store : other;
+        kf_store_t *second = i % 2 == 0 ? other : f->store;
+        assert_int_equal(first->ops->canned_create(first, ana, true, shortcuts[i][0], "Hello!",
+                                                   SUITE_NOW, on_done, seen),
+                         0);
+        assert_int_equal(second->ops->canned_create(second, ana, false, shortcuts[i][1], "Hi!",
+                                                    SUITE_NOW, on_done, seen),
+                         0);
+    }
+    other->ops->flush(other);
+    suite_flush(f);
+    other->ops->flush(other);
+    assert_int_equal(seen->result_count, 2 * ROUNDS);
+    int stored = 0;
+    for (size_t i = 0; i < seen->result_count; i++) {
+        int rc = seen->results[i].rc;
+        assert_true(rc == 0 || rc == KF_EEXISTS);
+        stored += rc == 0;
+    }
+    assert_int_equal(stored, ROUNDS);
+    kf_store_close(other);
+    assert_int_equal(list(f, seen, ana), 0);
+    assert_int_equal(seen->canned_count, ROUNDS);
+    seen_free(seen);
+}
+
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_canned_tests[] = {
@@ -192,6 +237,7 @@ const struct CMUnitTest store_suite_canned_tests[] = {
     SUITE_TEST(test_canned_unique_shortcuts),
     SUITE_TEST(test_canned_update),
     SUITE_TEST(test_canned_delete),
+    SUITE_TEST(test_canned_two_stores_at_once),
 };
 
 const size_t store_suite_canned_test_count =

@@ -340,6 +340,41 @@ static void test_capacity_release_and_autoassign(void **state)
     seen_free(seen);
 }
 
+/* Two stores on one database, as two nodes are: one team name, its case changed, created on
+ * both at once, round after round: exactly one of each pair is made, the other is KF_EEXISTS. */
+static void test_team_two_stores_at_once(void **state)
+{
+    suite_fixture_t *f = *state;
+    kf_store_t *other = NULL;
+    assert_int_equal(f->backend->open(f->db, &other), 0);
+    enum { ROUNDS = 12 }; /* a list holds SUITE_MAX_AGENTS */
+    char names[ROUNDS][2][16];
+    seen_t *seen = seen_new();
+    for (int i = 0; i < ROUNDS; i++) {
+        snprintf(names[i][0], sizeof names[i][0], "Sales %d", i);
+        snprintf(names[i][1], sizeof names[i][1], "SALES %d", i);
+        for (int s = 0; s < 2; s++) {
+            kf_store_t *store = (i + s) % 2 == 0 ? f->store : other;
+            kf_team_change_t team = {names[i][s], NULL, -1};
+            assert_int_equal(store->ops->team_create(store, &team, SUITE_NOW, on_done, seen), 0);
+        }
+    }
+    other->ops->flush(other);
+    suite_flush(f);
+    other->ops->flush(other);
+    assert_int_equal(seen->result_count, 2 * ROUNDS);
+    int made = 0;
+    for (size_t i = 0; i < seen->result_count; i++) {
+        assert_true(seen->results[i].rc == 0 || seen->results[i].rc == KF_EEXISTS);
+        made += seen->results[i].rc == 0;
+    }
+    assert_int_equal(made, ROUNDS);
+    kf_store_close(other);
+    assert_int_equal(list_teams(f, seen), 0);
+    assert_int_equal(listed.count, ROUNDS);
+    seen_free(seen);
+}
+
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_team_tests[] = {
@@ -347,6 +382,7 @@ const struct CMUnitTest store_suite_team_tests[] = {
     SUITE_TEST(test_team_members),
     SUITE_TEST(test_conversation_team_views_and_counts),
     SUITE_TEST(test_capacity_release_and_autoassign),
+    SUITE_TEST(test_team_two_stores_at_once),
 };
 
 const size_t store_suite_team_test_count =

@@ -356,12 +356,70 @@ static void test_visitor_identify_nonces(void **state)
     seen_free(seen);
 }
 
+/* Two stores on one database, as two nodes are, each queueing a sign-in at once, round after
+ * round. One nonce sent to both: exactly one takes it (the other is KF_EEXISTS, and its token
+ * is nowhere). A new user's first sign-in on both (two devices, two nonces): both go, into one
+ * visitor. */
+static void test_visitor_identify_two_stores_at_once(void **state)
+{
+    suite_fixture_t *f = *state;
+    kf_store_t *other = NULL;
+    assert_int_equal(f->backend->open(f->db, &other), 0);
+    kf_store_t *stores[2] = {f->store, other};
+    enum { ROUNDS = 10 };
+    char text[ROUNDS][2][4][32]; /* per round and store: user id, token, nonce, its copy */
+    seen_t *seen[ROUNDS][2];     /* one each: two stores' callbacks run in their own order */
+    for (int i = 0; i < ROUNDS; i++) {
+        for (int s = 0; s < 2; s++) {
+            seen[i][s] = seen_new();
+            /* Even rounds replay one nonce; odd ones sign one new user in twice. */
+            snprintf(text[i][s][0], sizeof text[i][s][0], "user-%d", i);
+            snprintf(text[i][s][1], sizeof text[i][s][1], "token-%d-%d", i, s);
+            snprintf(text[i][s][2], sizeof text[i][s][2], "nonce-%d-%d", i, i % 2 == 0 ? 0 : s);
+            kf_visitor_identity_t identity = {.user_id = text[i][s][0],
+                                              .email = "",
+                                              .name = "",
+                                              .token_hash = text[i][s][1],
+                                              .nonce = text[i][s][2],
+                                              .nonce_expires_at = SUITE_NOW + 300000,
+                                              .now = SUITE_NOW};
+            kf_store_t *store = stores[(i + s) % 2];
+            assert_int_equal(store->ops->visitor_identify(store, &identity, on_done, seen[i][s]),
+                             0);
+        }
+    }
+    other->ops->flush(other);
+    suite_flush(f);
+    other->ops->flush(other);
+    for (int i = 0; i < ROUNDS; i++) {
+        const result_copy_t *a = last_result(seen[i][0]);
+        const result_copy_t *b = last_result(seen[i][1]);
+        if (i % 2 == 0) {
+            assert_true((a->rc == 0 && b->rc == KF_EEXISTS) || (a->rc == KF_EEXISTS && b->rc == 0));
+            const char *lost = a->rc == 0 ? text[i][1][1] : text[i][0][1];
+            seen_t *lookup = seen_new();
+            assert_int_equal(
+                suite_wait(f, f->store->ops->visitor_by_token(f->store, lost, on_done, lookup),
+                           lookup),
+                KF_ENOTFOUND);
+            seen_free(lookup);
+        } else {
+            assert_int_equal(a->rc, 0);
+            assert_int_equal(b->rc, 0);
+            assert_int_equal(a->id, b->id);
+        }
+        seen_free(seen[i][0]);
+        seen_free(seen[i][1]);
+    }
+    kf_store_close(other);
+}
+
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_visitor_tests[] = {
     SUITE_TEST(test_visitor_pages),           SUITE_TEST(test_visitor_update_and_search),
     SUITE_TEST(test_visitor_conversations),   SUITE_TEST(test_visitor_identify_shares_one_visitor),
-    SUITE_TEST(test_visitor_identify_nonces),
+    SUITE_TEST(test_visitor_identify_nonces), SUITE_TEST(test_visitor_identify_two_stores_at_once),
 };
 
 const size_t store_suite_visitor_test_count =

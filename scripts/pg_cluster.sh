@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# pg_cluster.sh: a throw-away PostgreSQL cluster for the tests (tests/unit/store/test_postgres.c,
+# and an e2e run with KEFU_STORE), on a free loopback port, in a directory of its own.
+#   pg_cluster.sh start DIR   - initdb (once) and start; writes DIR/conninfo (libpq key=value)
+#   pg_cluster.sh stop DIR    - stop it (the data stays until DIR is removed)
+#   pg_cluster.sh restart DIR - stop and start again on the same port
+# PostgreSQL refuses to run as root: as root the server runs as the postgres user, which owns
+# DIR. Authentication is trust, on 127.0.0.1 and DIR's socket only: nothing here is kept.
+set -euo pipefail
+cmd=${1:?usage: pg_cluster.sh start|stop|restart DIR}
+dir=${2:?usage: pg_cluster.sh start|stop|restart DIR}
+bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+[ -x "$bin/pg_ctl" ] || { echo "pg_cluster: no PostgreSQL server binaries (scripts/deps.sh test)" >&2; exit 1; }
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+[ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+start() {
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; exit 1; }
+  fi
+  local port
+  if [ -f "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); echo "$port" >"$dir/port"; fi
+  # Already running (a run before this one did not stop it): take it as it is.
+  if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
+    echo "pg_cluster: already running on 127.0.0.1:$port ($dir)"
+    return 0
+  fi
+  # fsync stays on: the store's durability is what the tests check. max_connections: every
+  # store the tests open holds a reader's and a writer's connection.
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null
+  echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
+  echo "pg_cluster: running on 127.0.0.1:$port ($dir)"
+}
+
+stop() {
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  fi
+}
+
+case "$cmd" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  *) echo "usage: pg_cluster.sh start|stop|restart DIR" >&2; exit 2 ;;
+esac
