@@ -607,6 +607,19 @@ int kf_transfer_read_header(FILE *in, char *why, size_t why_len)
     return rc;
 }
 
+/* Says why the store refused a row, or a batch's commit; *line_number becomes the refused
+ * row's when the backend learnt of it after reading on (failed_tag). */
+static void refused(kf_transfer_backend_t *b, int rc, size_t *line_number, char *why,
+                    size_t why_len)
+{
+    if (b->failed_tag != 0) {
+        *line_number = b->failed_tag;
+        fail(why, why_len, rc, "the store refused the row: %s", b->error);
+    } else {
+        fail(why, why_len, rc, "the store refused a write: %s", b->error);
+    }
+}
+
 /* Imports the rows; *line_number follows the file (the header is line 1). */
 static int import_lines(kf_transfer_backend_t *b, FILE *in, size_t *rows_out, size_t *line_number,
                         char *why, size_t why_len)
@@ -630,20 +643,23 @@ static int import_lines(kf_transfer_backend_t *b, FILE *in, size_t *rows_out, si
         rc = kf_transfer_parse_line(line, len, &parsed, why, why_len);
         if (rc != 0)
             break;
-        if (parsed.kind == KF_TRANSFER_LINE_ROW) {
-            rc = b->insert(b, parsed.table, parsed.values);
-            if (rc != 0)
-                fail(why, why_len, rc, "the store refused the %s row: %s", parsed.table->name,
-                     b->error);
+        if (parsed.kind == KF_TRANSFER_LINE_ROW && strcmp(parsed.table->name, "settings") == 0 &&
+            (strcmp(parsed.values[0].data, "schema_version") == 0 ||
+             strcmp(parsed.values[0].data, KF_TRANSFER_INCOMPLETE_KEY) == 0)) {
+            /* The target's own: a file that names them would misstate its schema or state. */
+            rc = fail(why, why_len, KF_EPROTO, "the settings row %s is the store's own",
+                      parsed.values[0].data);
+        } else if (parsed.kind == KF_TRANSFER_LINE_ROW) {
+            rc = b->insert(b, parsed.table, parsed.values, *line_number);
             rows++;
             if (rc == 0 && ++in_batch == KF_TRANSFER_BATCH_ROWS) {
                 in_batch = 0;
                 rc = b->commit(b);
                 if (rc == 0)
                     rc = b->begin(b);
-                if (rc != 0)
-                    fail(why, why_len, rc, "cannot commit a batch: %s", b->error);
             }
+            if (rc != 0)
+                refused(b, rc, line_number, why, why_len);
         } else if (parsed.kind == KF_TRANSFER_LINE_SEQUENCE) {
             sequences[parsed.table - tables] = parsed.number;
         } else if ((size_t)parsed.number != rows) {
@@ -666,7 +682,7 @@ static int import_lines(kf_transfer_backend_t *b, FILE *in, size_t *rows_out, si
         if (tables[i].id_sequence) {
             rc = b->set_sequence(b, &tables[i], sequences[i]);
             if (rc != 0)
-                fail(why, why_len, rc, "cannot set %s's ids: %s", tables[i].name, b->error);
+                refused(b, rc, line_number, why, why_len);
         }
     }
     *rows_out = rows;
@@ -702,7 +718,7 @@ int kf_transfer_import(kf_transfer_backend_t *b, FILE *in, size_t *rows_out, cha
         if (rc == 0)
             rc = b->commit(b);
         if (rc != 0)
-            fail(why, why_len, rc, "cannot commit the last batch: %s", b->error);
+            refused(b, rc, &line_number, why, why_len);
     }
     if (rc != 0) {
         b->rollback(b);

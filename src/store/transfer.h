@@ -24,7 +24,7 @@
 #define KF_TRANSFER_INCOMPLETE_KEY "import_incomplete"
 /* Rows per transaction of an import: large enough that commits cost little, small enough that
  * a batch's locks and WAL stay small. */
-#define KF_TRANSFER_BATCH_ROWS 2000
+#define KF_TRANSFER_BATCH_ROWS 10000
 
 /* One column of the table list: its name, and how its value is kept. */
 typedef struct kf_transfer_column {
@@ -88,9 +88,11 @@ struct kf_transfer_backend {
     int (*is_empty)(kf_transfer_backend_t *b, bool *empty, const char **what);
     int (*begin)(kf_transfer_backend_t *b);
     /* Inserts one row as it is (ids included), feeding the search index for messages and
-     * visitors; inside begin's transaction. */
+     * visitors; inside begin's transaction. A backend may send the row on and learn of its
+     * refusal later (PostgreSQL's pipeline), from a later insert or the commit: whichever call
+     * fails then sets failed_tag to the refused row's tag (the import's line number). */
     int (*insert)(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
-                  const kf_transfer_value_t *values);
+                  const kf_transfer_value_t *values, size_t tag);
     int (*commit)(kf_transfer_backend_t *b);
     void (*rollback)(kf_transfer_backend_t *b);
     /* Sets table's identity past value and past its highest id (after the last row). */
@@ -101,6 +103,7 @@ struct kf_transfer_backend {
     int (*setting_get)(kf_transfer_backend_t *b, const char *key, char **value);
     void (*close)(kf_transfer_backend_t *b);
     char error[512];
+    size_t failed_tag; /* the tag of the row the store refused, 0 for none */
 };
 
 /* Opens the SQLite database at db_path (attachments' bytes in its blob directory beside it),

@@ -1,7 +1,8 @@
 /* transfer_pg.c: the PostgreSQL backend's side of export and import (store/transfer.h): one
  * connection of its own; an export reads in one REPEATABLE READ snapshot, row by row (libpq's
  * single-row mode, so a table of any size takes one row's memory); an import inserts through
- * prepared statements, ids as they are, and sets each identity's sequence past them. */
+ * prepared statements in pipeline mode (hundreds of rows a round trip), ids as they are, and
+ * sets each identity's sequence past them. */
 #include "store/pg_internal.h"
 #include "store/transfer.h"
 
@@ -14,11 +15,17 @@
 #include <string.h>
 
 #define MAX_TABLES 32
+/* Statements an import sends before it reads their results (one round trip for them all):
+ * their results (a few dozen bytes each) stay far below a socket's buffer, so neither side
+ * blocks writing while the other is not reading. */
+#define MAX_QUEUED 512
 
 typedef struct pg_side {
     kf_transfer_backend_t base;
     PGconn *conn;
     bool prepared[MAX_TABLES]; /* the table's insert is prepared as kefu_import_<index> */
+    size_t queued;             /* statements sent in pipeline mode, results not yet read */
+    size_t tags[MAX_QUEUED];   /* the row each queued statement belongs to */
 } pg_side_t;
 
 /* Fills the side's error from the result (or the connection when res is NULL). */
@@ -34,9 +41,48 @@ static int side_error(pg_side_t *s, const PGresult *res)
     return kf_pg_map_error(s->conn, res);
 }
 
+/* Reads the results of the statements sent in pipeline mode, up to a sync, and leaves the
+ * mode: 0, or the first failure's code with failed_tag naming its row (the ones after it were
+ * skipped by the server, and the transaction is aborted). */
+static int settle(pg_side_t *s)
+{
+    if (PQpipelineStatus(s->conn) == PQ_PIPELINE_OFF)
+        return 0;
+    int rc = PQpipelineSync(s->conn) == 1 ? 0 : side_error(s, NULL);
+    int failed = 0;
+    /* Without a sync sent, no end would come to wait for. */
+    for (size_t next = 0; rc == 0 && PQstatus(s->conn) == CONNECTION_OK;) {
+        PGresult *res = PQgetResult(s->conn);
+        if (res == NULL)
+            continue; /* the end of one statement's results */
+        ExecStatusType status = PQresultStatus(res);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (failed == 0 && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+            failed = side_error(s, res);
+            s->base.failed_tag = next < s->queued ? s->tags[next] : 0;
+        }
+        next++;
+        PQclear(res);
+    }
+    if (rc == 0)
+        rc = failed;
+    if (rc == 0 && PQstatus(s->conn) != CONNECTION_OK)
+        rc = side_error(s, NULL);
+    s->queued = 0;
+    if (PQexitPipelineMode(s->conn) != 1 && rc == 0)
+        rc = side_error(s, NULL);
+    return rc;
+}
+
 /* Runs sql (no parameters); *res (unless NULL) gets its rows, as text. */
 static int run(pg_side_t *s, const char *sql, PGresult **res)
 {
+    int settled = settle(s);
+    if (settled != 0)
+        return settled;
     PGresult *r = PQexec(s->conn, sql);
     ExecStatusType status = PQresultStatus(r);
     int rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : side_error(s, r);
@@ -163,43 +209,71 @@ static int is_empty(kf_transfer_backend_t *b, bool *empty, const char **what)
     return rc;
 }
 
+/* messages_first_reply (pg_schema.c) stamps a message's conversation as it is stored: an
+ * import's conversations come with their stamps already, so each batch turns it off for its own
+ * transaction (the change is transactional: a failed batch leaves it on) and saves three
+ * updates a message. The counts' triggers stay: their table is not exported. */
 static int begin(kf_transfer_backend_t *b)
 {
-    return run((pg_side_t *)b, "BEGIN", NULL);
+    return run((pg_side_t *)b, "BEGIN; ALTER TABLE messages DISABLE TRIGGER messages_first_reply",
+               NULL);
 }
 
 static int commit(kf_transfer_backend_t *b)
 {
-    return run((pg_side_t *)b, "COMMIT", NULL);
+    return run((pg_side_t *)b, "ALTER TABLE messages ENABLE TRIGGER messages_first_reply; COMMIT",
+               NULL);
 }
 
 static void rollback(kf_transfer_backend_t *b)
 {
     pg_side_t *s = (pg_side_t *)b;
+    settle(s);
     if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
-/* Runs a statement of two parameters (an id, a tsvector literal). */
-static int insert_vector(pg_side_t *s, const char *sql, int64_t id, const char *text)
+/* Sends a statement in pipeline mode (entering it, and reading the results first when
+ * MAX_QUEUED are waiting); prepared names a prepared statement, else sql is sent. */
+static int queue(pg_side_t *s, size_t tag, const char *prepared, const char *sql, int count,
+                 const char *const *params, const int *lengths, const int *formats)
+{
+    int rc = s->queued == MAX_QUEUED ? settle(s) : 0;
+    if (rc == 0 && PQpipelineStatus(s->conn) == PQ_PIPELINE_OFF &&
+        PQenterPipelineMode(s->conn) != 1)
+        rc = side_error(s, NULL);
+    if (rc != 0)
+        return rc;
+    int sent = prepared != NULL
+                   ? PQsendQueryPrepared(s->conn, prepared, count, params, lengths, formats, 0)
+                   : PQsendQueryParams(s->conn, sql, count, NULL, params, lengths, formats, 0);
+    if (!sent) {
+        s->base.failed_tag = tag;
+        return side_error(s, NULL);
+    }
+    s->tags[s->queued++] = tag;
+    return 0;
+}
+
+/* Sends a statement of two parameters (an id, the tsvector of text). */
+static int insert_vector(pg_side_t *s, size_t tag, const char *sql, int64_t id, const char *text)
 {
     char id_text[24];
     snprintf(id_text, sizeof id_text, "%lld", (long long)id);
     char *vector = kf_pg_search_vector(text);
     const char *params[2] = {id_text, vector};
-    PGresult *res = PQexecParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : side_error(s, res);
-    PQclear(res);
+    int rc = queue(s, tag, NULL, sql, 2, params, NULL, NULL);
     free(vector);
     return rc;
 }
 
 /* The search's index of the row, as the writer feeds it (pg_writer.c, pg_desk.c). */
 static int feed_search(pg_side_t *s, const kf_transfer_table_t *table,
-                       const kf_transfer_value_t *values)
+                       const kf_transfer_value_t *values, size_t tag)
 {
     if (strcmp(table->name, "messages") == 0)
-        return insert_vector(s, "INSERT INTO message_search (id, text) VALUES ($1, $2::tsvector)",
+        return insert_vector(s, tag,
+                             "INSERT INTO message_search (id, text) VALUES ($1, $2::tsvector)",
                              values[0].integer, values[column_named(table, "body")].data);
     if (strcmp(table->name, "visitors") == 0) {
         const char *name = values[column_named(table, "name")].data;
@@ -207,8 +281,9 @@ static int feed_search(pg_side_t *s, const kf_transfer_table_t *table,
         if (name[0] == '\0' && email[0] == '\0')
             return 0;
         char *text = kf_pg_visitor_search_text(name, email);
-        int rc = insert_vector(s, "INSERT INTO visitor_search (id, text) VALUES ($1, $2::tsvector)",
-                               values[0].integer, text);
+        int rc =
+            insert_vector(s, tag, "INSERT INTO visitor_search (id, text) VALUES ($1, $2::tsvector)",
+                          values[0].integer, text);
         free(text);
         return rc;
     }
@@ -216,7 +291,7 @@ static int feed_search(pg_side_t *s, const kf_transfer_table_t *table,
 }
 
 static int insert(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
-                  const kf_transfer_value_t *values)
+                  const kf_transfer_value_t *values, size_t tag)
 {
     pg_side_t *s = (pg_side_t *)b;
     size_t index = table_index(table);
@@ -227,6 +302,9 @@ static int insert(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
         return KF_EINVAL;
     }
     if (!s->prepared[index]) {
+        int settled = settle(s); /* a statement is prepared outside the pipeline */
+        if (settled != 0)
+            return settled;
         char *sql = kf_transfer_insert_sql(table, true, "$");
         PGresult *res = PQprepare(s->conn, name, sql, 0, NULL);
         free(sql);
@@ -252,11 +330,9 @@ static int insert(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
             params[i] = value->data;
         }
     }
-    PGresult *res = PQexecPrepared(s->conn, name, table->column_count, params, lengths, formats, 0);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : side_error(s, res);
-    PQclear(res);
+    int rc = queue(s, tag, name, NULL, table->column_count, params, lengths, formats);
     if (rc == 0)
-        rc = feed_search(s, table, values);
+        rc = feed_search(s, table, values, tag);
     return rc;
 }
 
@@ -273,6 +349,9 @@ static int set_sequence(kf_transfer_backend_t *b, const kf_transfer_table_t *tab
 static int setting(kf_transfer_backend_t *b, const char *key, const char *value)
 {
     pg_side_t *s = (pg_side_t *)b;
+    int settled = settle(s);
+    if (settled != 0)
+        return settled;
     const char *params[2] = {key, value};
     PGresult *res = value != NULL
                         ? PQexecParams(s->conn,
@@ -290,6 +369,9 @@ static int setting_get(kf_transfer_backend_t *b, const char *key, char **value)
 {
     pg_side_t *s = (pg_side_t *)b;
     *value = NULL;
+    int settled = settle(s);
+    if (settled != 0)
+        return settled;
     const char *params[1] = {key};
     PGresult *res = PQexecParams(s->conn, "SELECT value FROM settings WHERE key = $1", 1, NULL,
                                  params, NULL, NULL, 0);

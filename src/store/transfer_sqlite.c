@@ -233,7 +233,7 @@ static int feed_search(sqlite_side_t *s, const kf_transfer_table_t *table,
 }
 
 static int insert(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
-                  const kf_transfer_value_t *values)
+                  const kf_transfer_value_t *values, size_t tag)
 {
     sqlite_side_t *s = (sqlite_side_t *)b;
     size_t index = table_index(table);
@@ -266,6 +266,8 @@ static int insert(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
         rc = step_done(s, st);
     if (rc == 0)
         rc = feed_search(s, table, values);
+    if (rc != 0)
+        b->failed_tag = tag;
     return rc;
 }
 

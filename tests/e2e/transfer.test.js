@@ -202,6 +202,19 @@ test('export and import refuse: a store that is not empty, another version, a ne
     assert.equal(r.status, 1);
     assert.match(r.stderr, /not empty/);
 
+    // A row PostgreSQL refuses (the same agent twice) is named by its line, though the import
+    // sends rows on before it hears of their fate; nothing of its batch stays.
+    const twice = [...lines.slice(0, agentLine + 1), lines[agentLine], ...lines.slice(agentLine + 1)].join('\n');
+    fs.writeFileSync(path.join(dir, 'twice.jsonl'), twice);
+    const fresh = newDatabase();
+    r = kefu(['import', '--store', fresh, path.join(dir, 'twice.jsonl')]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`line ${agentLine + 2}: the store refused the row: .*duplicate key`));
+    const count = spawnSync('psql', [fresh, '-Atc', 'SELECT count(*) FROM agents'], { encoding: 'utf8' });
+    assert.equal(count.stdout.trim(), '0', 'the failed batch is rolled back');
+    r = kefu(['export', '--store', fresh]);
+    assert.match(r.stderr, /an import that did not finish/);
+
     const variant = (name, text) => {
       const p = path.join(dir, name);
       fs.writeFileSync(p, text);

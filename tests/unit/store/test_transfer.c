@@ -392,13 +392,18 @@ static void test_refusals(void **state)
     const char *third_line = strchr(second_line, '\n') + 1;
     char *bad = malloc(len + 16);
     snprintf(bad, len + 16, "%.*s{\"table\":7}\n%s", (int)(second_line - good), good, third_line);
+    char *own = malloc(len + 64);
+    snprintf(own, len + 64,
+             "%.*s{\"table\":\"settings\",\"key\":\"schema_version\",\"value\":\"1\"}\n%s",
+             (int)(second_line - good), good, second_line);
     struct {
         const char *text, *error;
     } files[] = {
         {cut, "ends without its end line"},
         {bad, "line 2: neither a row"},
+        {own, "line 2: the settings row schema_version is the store's own"},
     };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char target_dir[64], target[128];
         new_store(target_dir, sizeof target_dir, target, sizeof target, &store);
         kf_store_close(store);
@@ -419,6 +424,7 @@ static void test_refusals(void **state)
     }
     free(cut);
     free(bad);
+    free(own);
     free(good);
     remove_dir(dir);
 }
