@@ -37,6 +37,12 @@ start() {
   fi
   local port
   if [ -f "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); echo "$port" >"$dir/port"; fi
+  # Already running (a run before this one did not stop it): take it as it is.
+  if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
+    echo "pg_cluster: already running on 127.0.0.1:$port ($dir)"
+    return 0
+  fi
   # fsync stays on: the store's durability is what the tests check. max_connections: every
   # store the tests open holds a reader's and a writer's connection.
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

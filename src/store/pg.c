@@ -81,6 +81,61 @@ int kf_pg_map_error(PGconn *c, const PGresult *res)
 /* The most parameters one statement takes. */
 #define MAX_PARAMS 16
 
+/* Statements prepared on this thread's connection: each statement is parsed and planned once
+ * per connection, not at every run. A statement's name is its text's hash, so the table keeps
+ * hashes only (nothing to free when the thread ends). A connection belongs to one thread for its
+ * life (pg.c opens each thread its own; the migration's is closed before they start), and
+ * kf_pg_forget_prepared clears the table whenever the thread's connection changes. */
+#define PREPARED_MAX 256
+static _Thread_local struct {
+    PGconn *conn;
+    size_t count;
+    uint64_t hashes[PREPARED_MAX];
+} prepared;
+
+void kf_pg_forget_prepared(void)
+{
+    prepared.conn = NULL;
+    prepared.count = 0;
+}
+
+/* FNV-1a over the statement's text and its parameter count. */
+static uint64_t statement_hash(const char *sql, int count)
+{
+    uint64_t hash = 14695981039346656037u;
+    for (const unsigned char *p = (const unsigned char *)sql; *p != '\0'; p++)
+        hash = (hash ^ *p) * 1099511628211u;
+    return (hash ^ (uint64_t)count) * 1099511628211u;
+}
+
+/* Runs sql on c, prepared once (while the table has room). */
+static PGresult *run_statement(PGconn *c, const char *sql, int count, const char *const *values,
+                               const int *lengths, const int *formats)
+{
+    if (prepared.conn != c) {
+        prepared.conn = c;
+        prepared.count = 0;
+    }
+    uint64_t hash = statement_hash(sql, count);
+    char name[24];
+    snprintf(name, sizeof name, "kf_%016" PRIx64, hash);
+    bool known = false;
+    for (size_t i = 0; i < prepared.count && !known; i++)
+        known = prepared.hashes[i] == hash;
+    if (!known && prepared.count < PREPARED_MAX) {
+        PGresult *made = PQprepare(c, name, sql, count, NULL);
+        bool ok = PQresultStatus(made) == PGRES_COMMAND_OK;
+        if (!ok)
+            return made; /* the statement's own error (or the connection's) */
+        PQclear(made);
+        prepared.hashes[prepared.count++] = hash;
+        known = true;
+    }
+    if (!known)
+        return PQexecParams(c, sql, count, NULL, values, lengths, formats, 0);
+    return PQexecPrepared(c, name, count, values, lengths, formats, 0);
+}
+
 /* Runs sql with its parameters (kf_pg_exec's types). */
 static int exec_params(PGconn *c, PGresult **out, const char *sql, const char *types, va_list ap)
 {
@@ -127,7 +182,7 @@ static int exec_params(PGconn *c, PGresult **out, const char *sql, const char *t
     }
     if (c == NULL)
         return KF_EUNAVAIL;
-    PGresult *res = PQexecParams(c, sql, count, NULL, values, lengths, formats, 0);
+    PGresult *res = run_statement(c, sql, count, values, lengths, formats);
     ExecStatusType status = PQresultStatus(res);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
         int rc = kf_pg_map_error(c, res);
@@ -536,6 +591,7 @@ static PGconn *link_get(pg_store_t *s, link_t *link)
     uint64_t now = kf_clock_mono_ms();
     if (now < link->retry_at)
         return NULL;
+    kf_pg_forget_prepared();
     link->conn = connect_to(s->conninfo, NULL);
     if (link->conn != NULL) {
         link->backoff_ms = BACKOFF_FIRST_MS;
@@ -551,6 +607,7 @@ static PGconn *link_get(pg_store_t *s, link_t *link)
 static void link_check(link_t *link)
 {
     if (link->conn != NULL && PQstatus(link->conn) == CONNECTION_BAD) {
+        kf_pg_forget_prepared();
         PQfinish(link->conn);
         link->conn = NULL;
         link->retry_at = kf_clock_mono_ms() + (uint64_t)link->backoff_ms;
@@ -974,27 +1031,36 @@ int kf_store_open_postgres_why(const char *conninfo, kf_store_t **out, char *why
         }
     }
     PQconninfoFree(parsed);
-    s->writer_link.conn = connect_to(conninfo, &error);
-    if (s->writer_link.conn == NULL) {
+    /* The migration's connection is its own, closed before the threads' are made: a connection
+     * stays with one thread for its life (the prepared statements' table is per thread). */
+    PGconn *setup = connect_to(conninfo, &error);
+    if (setup == NULL) {
         if (why != NULL)
             snprintf(why, why_len, "cannot connect to PostgreSQL (%s): %s", where, error);
         free(error);
         destroy(s);
         return KF_EUNAVAIL;
     }
+    kf_pg_forget_prepared();
     const char *migrate_error = NULL;
-    int rc = kf_pg_migrate(s->writer_link.conn, &migrate_error);
+    int rc = kf_pg_migrate(setup, &migrate_error);
     if (rc != 0) {
         char name[256];
-        describe(s->writer_link.conn, conninfo, name, sizeof name);
+        describe(setup, conninfo, name, sizeof name);
         if (why != NULL)
             snprintf(why, why_len, "PostgreSQL database %s: %s (%s)", name,
                      migrate_error != NULL ? migrate_error : "cannot be prepared",
-                     PQerrorMessage(s->writer_link.conn));
+                     PQerrorMessage(setup));
+    }
+    kf_pg_forget_prepared();
+    PQfinish(setup);
+    if (rc != 0) {
         destroy(s);
         return rc == KF_EUNAVAIL ? KF_EUNAVAIL : KF_ESTORE;
     }
-    s->reader_link.conn = connect_to(conninfo, &error);
+    s->writer_link.conn = connect_to(conninfo, &error);
+    if (s->writer_link.conn != NULL)
+        s->reader_link.conn = connect_to(conninfo, &error);
     if (s->reader_link.conn == NULL) {
         if (why != NULL)
             snprintf(why, why_len, "cannot connect to PostgreSQL (%s): %s", where, error);

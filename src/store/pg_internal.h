@@ -47,8 +47,14 @@ typedef struct kf_pg_read {
  * NULL as ""; 'T' a string or SQL NULL for NULL; 'i' an int64_t; 'I' an int64_t or SQL NULL for
  * 0; 'n' a row limit (size_t); 'b' bytes: a const void * and a size_t, sent as bytea). Returns 0
  * and *res (a command's or a query's result; the caller PQclears it), or a KF_E* code
- * (kf_pg_map_error) and *res NULL. Every result column is asked for as text. */
+ * (kf_pg_map_error) and *res NULL. Every result column is asked for as text. The statement is
+ * prepared on c the first time the thread runs it there (at most 256 a connection; past that,
+ * parsed each time). */
 int kf_pg_exec(PGconn *c, PGresult **res, const char *sql, const char *types, ...);
+/* Forgets which statements the calling thread prepared on its connection: called whenever the
+ * thread's connection is made or dropped (kf_pg_exec prepares each statement once per
+ * connection, named by its text's hash). */
+void kf_pg_forget_prepared(void);
 /* kf_pg_exec for a statement whose rows nobody reads; *changed (unless NULL) gets how many rows
  * it inserted, updated or deleted. */
 int kf_pg_run(PGconn *c, int64_t *changed, const char *sql, const char *types, ...);
