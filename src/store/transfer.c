@@ -434,7 +434,7 @@ static int fallback_value(const kf_transfer_column_t *column, kf_transfer_value_
 {
     if (column->fallback == NULL) {
         if (!column->nullable)
-            return fail(why, why_len, KF_EPROTO, "a %s row has no %s", table, column->name);
+            return fail(why, why_len, KF_EPROTO, "the %s row has no %s", table, column->name);
         value->null = true;
         return 0;
     }

@@ -127,7 +127,7 @@ static const line_case_t line_cases[] = {
     {"{}", "neither a row"},
     {"{\"table\":5}", "neither a row"},
     {"{\"table\":\"nope\"}", "no table is named nope"},
-    {"{\"table\":\"identity_nonces\",\"nonce\":\"n\"}", "a identity_nonces row has no expires_at"},
+    {"{\"table\":\"identity_nonces\",\"nonce\":\"n\"}", "the identity_nonces row has no expires_at"},
     {"{\"table\":\"identity_nonces\",\"nonce\":null,\"expires_at\":5}", "nonce is null"},
     {"{\"table\":\"identity_nonces\",\"nonce\":1,\"expires_at\":5}", "nonce is not a string"},
     {"{\"table\":\"identity_nonces\",\"nonce\":\"n\",\"expires_at\":5.5}", "is not an integer"},
