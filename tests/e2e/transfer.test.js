@@ -14,8 +14,8 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
-const { KEFU_BIN, Kefu, scenario, closeBrowser, newVisitor, visitorSend, agentLogin, agentSend, tmpDir, DEFAULT_AGENTS } = require('./harness');
+const { spawn, spawnSync } = require('node:child_process');
+const { KEFU_BIN, Kefu, scenario, closeBrowser, newVisitor, visitorSend, agentLogin, agentSend, tmpDir, sleep, DEFAULT_AGENTS, RAISED_LIMITS } = require('./harness');
 
 after(closeBrowser);
 
@@ -97,6 +97,7 @@ test('export and import: SQLite to PostgreSQL and back, row for row; the importe
     const wangMessages = r.json.messages;
     const cursor = wangMessages[wangMessages.length - 1].id;
     await srv.stop();
+    const secret = ok(kefu(['site-secret', '--data', srv.dataDir]), 'site-secret').stdout.trim();
 
     // SQLite -> file -> PostgreSQL -> file: the same lines.
     const dir = tmpDir('kefu-transfer-');
@@ -121,6 +122,7 @@ test('export and import: SQLite to PostgreSQL and back, row for row; the importe
     r = ok(kefu(['import', '--store', db, fromSqlite]), 'import into PostgreSQL');
     assert.match(r.stderr, new RegExp(`imported ${rows.length} rows`));
     const fromPostgres = ok(kefu(['export', '--store', db, '-']), 'export from PostgreSQL').stdout;
+    assert.equal(ok(kefu(['site-secret', '--store', db]), 'site-secret').stdout.trim(), secret, 'the site secret moved: verified visitors stay verified');
     assert.equal(fromPostgres, fs.readFileSync(fromSqlite, 'utf8'), 'PostgreSQL exports what SQLite did, line for line');
 
     // PostgreSQL -> file -> SQLite -> file: the same lines again.
@@ -170,6 +172,48 @@ test('export and import: SQLite to PostgreSQL and back, row for row; the importe
     assert.equal(r.status, 200);
     r = await onSqlite.api('GET', `/api/search?q=${encodeURIComponent('订单')}`, { cookie: bo.cookie });
     assert.ok(r.json.results.some((hit) => hit.message_id === first.id), `the search finds it on SQLite: ${r.text}`);
+  }));
+
+test('export while kefu serves under load: one snapshot with every message acknowledged before it began, whole', { timeout: 120000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ args: RAISED_LIMITS });
+    const visitors = [];
+    for (let i = 0; i < 4; i++) visitors.push(await newVisitor(srv, `访客 ${i}`));
+    const acked = [];
+    let sending = true;
+    const senders = visitors.map(async (v, i) => {
+      for (let n = 0; sending; n++) acked.push(Number((await visitorSend(srv, v.token, `message ${n} 消息 from ${i}`)).id));
+    });
+    // New conversations all along: without one snapshot, a message read after its conversation's
+    // table was would name a conversation the file does not have.
+    senders.push(
+      (async () => {
+        for (let n = 0; sending; n++) acked.push(Number((await visitorSend(srv, (await newVisitor(srv, `新 ${n}`)).token, 'first 第一')).id));
+      })(),
+    );
+    await sleep(1000);
+    const ackedBefore = acked.slice();
+    const child = spawn(KEFU_BIN, ['export', '--data', srv.dataDir, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    await sleep(300);
+    sending = false;
+    await Promise.all(senders);
+    assert.equal(code, 0, err);
+    const lines = out.trimEnd().split('\n').map((l) => JSON.parse(l));
+    const ids = new Set(lines.filter((l) => l.table === 'messages').map((l) => l.id));
+    assert.deepEqual(ackedBefore.filter((id) => !ids.has(id)), [], 'every message acknowledged before the export is in it');
+    assert.ok(ackedBefore.length >= 10, `the load was real: ${ackedBefore.length} messages before the export`);
+    const end = lines[lines.length - 1];
+    assert.equal(end.end, true);
+    assert.equal(end.rows, lines.filter((l) => l.table).length, 'the end line counts the rows');
+    // One snapshot: every message's conversation is in the file too.
+    const conversations = new Set(lines.filter((l) => l.table === 'conversations').map((l) => l.id));
+    assert.ok(lines.filter((l) => l.table === 'messages').every((m) => conversations.has(m.conversation_id)));
+    t.diagnostic(`${ids.size} messages exported while ${acked.length - ackedBefore.length} more were sent during and after`);
   }));
 
 test('export and import refuse: a store that is not empty, another version, a newer schema, a truncated file, a bad line; an unfinished import is not served', { timeout: 180000 }, (t) =>

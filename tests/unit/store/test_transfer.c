@@ -2,9 +2,10 @@
  * schema table for table and column for column (a migration that adds one fails here until the
  * list has it); lines parse, and malformed ones are refused with what is wrong, whole, cut at
  * every byte and with hostile bytes; a SQLite store exported, imported into a new one and
- * exported again gives the same bytes, the search index rebuilt; an import refuses a store that
- * is not empty and a file of another version, and a failed one leaves the store marked. (The
- * move to PostgreSQL and back, served, is tests/e2e/transfer.test.js's.) */
+ * exported again gives the same bytes, the search index rebuilt; an export reads one snapshot;
+ * an import refuses a store that is not empty and a file of another version, and a failed one
+ * leaves the store marked. (The move to PostgreSQL and back, served, is
+ * tests/e2e/transfer.test.js's.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -356,6 +357,43 @@ static void test_sqlite_round_trip(void **state)
     remove_dir(dir2);
 }
 
+static int count_row(void *arg, const kf_transfer_table_t *table, const kf_transfer_value_t *values)
+{
+    (void)table;
+    (void)values;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* An export reads one snapshot: rows the server commits after it began are not in it, whatever
+ * table the export has reached. */
+static void test_snapshot(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    kf_store_t *store;
+    new_store(dir, sizeof dir, path, sizeof path, &store);
+    fill(store);
+    char why[512];
+    kf_transfer_backend_t *b = kf_transfer_sqlite_open(path, why, sizeof why);
+    assert_non_null(b);
+    assert_int_equal(b->snapshot(b), 0);
+    kf_message_new_t message = {
+        .sender = KF_SENDER_VISITOR, .visitor_id = 1, .body = "after the snapshot", .now = 9000};
+    kf_store_sync_message_t out;
+    assert_int_equal(kf_store_sync_message_add(store, &message, &out), 0);
+    int64_t visitor = 0;
+    assert_int_equal(kf_store_sync_visitor_create(store, "later-hash", "Later", 9000, &visitor), 0);
+    int messages = 0, visitors = 0;
+    assert_int_equal(b->each_row(b, kf_transfer_table_named("messages"), count_row, &messages), 0);
+    assert_int_equal(b->each_row(b, kf_transfer_table_named("visitors"), count_row, &visitors), 0);
+    assert_int_equal(messages, 3);
+    assert_int_equal(visitors, 1);
+    b->close(b);
+    kf_store_close(store);
+    remove_dir(dir);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -438,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_parse_cut_and_hostile),
         cmocka_unit_test(test_sqlite_round_trip),
+        cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
