@@ -4,8 +4,9 @@
  * every byte and with hostile bytes; a SQLite store exported, imported into a new one and
  * exported again gives the same bytes, the search index rebuilt; an export reads one snapshot;
  * an import refuses a store that is not empty and a file of another version, and a failed one
- * leaves the store marked. (The move to PostgreSQL and back, served, is
- * tests/e2e/transfer.test.js's.) */
+ * leaves the store marked. On PostgreSQL (the cluster CTest starts, scripts/pg_cluster.sh): a
+ * snapshot too, and an export imported into PostgreSQL and SQLite exports the same bytes. (The
+ * move through kefu, and the imported store served, is tests/e2e/transfer.test.js's.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,9 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +397,114 @@ static void test_snapshot(void **state)
     remove_dir(dir);
 }
 
+/* ---- PostgreSQL (the cluster CTest starts: KEFU_PG_CLUSTER) ---- */
+
+/* A new database on the cluster: its conninfo in out. */
+static void new_pg_database(char *out, size_t out_len)
+{
+    static int next;
+    char cluster[512], path[512];
+    const char *dir = getenv("KEFU_PG_CLUSTER");
+    assert_non_null(dir);
+    snprintf(path, sizeof path, "%s/conninfo", dir);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    assert_non_null(fgets(cluster, sizeof cluster, file));
+    fclose(file);
+    cluster[strcspn(cluster, "\n")] = '\0';
+    char name[64], sql[128];
+    snprintf(name, sizeof name, "kefu_transfer_%d_%d", (int)getpid(), ++next);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGconn *c = PQconnectdb(cluster);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(c);
+    snprintf(out, out_len, "%s dbname=%s", cluster, name);
+}
+
+/* The export of b's store, as a string. */
+static char *export_with(kf_transfer_backend_t *b)
+{
+    char why[512] = "";
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    int rc = kf_transfer_export(b, out, NULL, why, sizeof why);
+    b->close(b);
+    fclose(out);
+    if (rc != 0)
+        fail_msg("export: %s", why);
+    return text;
+}
+
+/* A PostgreSQL store filled through the store, exported, imported into another PostgreSQL
+ * database and into SQLite, each exported again: the same bytes. And its export reads one
+ * REPEATABLE READ snapshot. */
+static void test_postgres(void **state)
+{
+    (void)state;
+    if (getenv("KEFU_PG_CLUSTER") == NULL)
+        skip();
+    char source[768], target[768], why[1024];
+    new_pg_database(source, sizeof source);
+    new_pg_database(target, sizeof target);
+    kf_store_t *store;
+    assert_int_equal(kf_store_open_postgres(source, &store), 0);
+    fill(store);
+
+    kf_transfer_backend_t *b = kf_transfer_pg_open(source, why, sizeof why);
+    assert_non_null(b);
+    assert_int_equal(b->snapshot(b), 0);
+    int before = 0;
+    assert_int_equal(b->each_row(b, kf_transfer_table_named("agents"), count_row, &before), 0);
+    kf_message_new_t message = {
+        .sender = KF_SENDER_VISITOR, .visitor_id = 1, .body = "after the snapshot", .now = 9000};
+    kf_store_sync_message_t out;
+    assert_int_equal(kf_store_sync_message_add(store, &message, &out), 0);
+    int messages = 0;
+    assert_int_equal(b->each_row(b, kf_transfer_table_named("messages"), count_row, &messages), 0);
+    assert_int_equal(messages, 3);
+    b->close(b);
+    kf_store_close(store);
+
+    b = kf_transfer_pg_open(source, why, sizeof why);
+    char *first = export_with(b);
+    assert_non_null(strstr(first, "\"body\":\"after the snapshot\""));
+
+    assert_int_equal(kf_store_open_postgres(target, &store), 0); /* the schema */
+    kf_store_close(store);
+    FILE *in = fmemopen(first, strlen(first), "r");
+    assert_int_equal(kf_transfer_read_header(in, why, sizeof why), 0);
+    b = kf_transfer_pg_open(target, why, sizeof why);
+    if (kf_transfer_import(b, in, NULL, why, sizeof why) != 0)
+        fail_msg("import into PostgreSQL: %s", why);
+    b->close(b);
+    fclose(in);
+    char *second = export_with(kf_transfer_pg_open(target, why, sizeof why));
+    assert_string_equal(first, second);
+
+    char dir[64], path[128];
+    new_store(dir, sizeof dir, path, sizeof path, &store);
+    kf_store_close(store);
+    if (import_into(path, second, why, sizeof why) != 0)
+        fail_msg("import into SQLite: %s", why);
+    char *third = export_of(path);
+    assert_string_equal(first, third);
+
+    /* The imported store goes on from the highest message id. */
+    assert_int_equal(kf_store_open_postgres(target, &store), 0);
+    message.body = "next";
+    assert_int_equal(kf_store_sync_message_add(store, &message, &out), 0);
+    assert_int_equal(out.id, 5);
+    kf_store_close(store);
+    free(first);
+    free(second);
+    free(third);
+    remove_dir(dir);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -477,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_parse_cut_and_hostile),
         cmocka_unit_test(test_sqlite_round_trip),
         cmocka_unit_test(test_snapshot),
+        cmocka_unit_test(test_postgres),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
