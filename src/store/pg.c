@@ -661,46 +661,67 @@ static void *reader_main(void *data)
 
 /* ---- the writer thread ---- */
 
-static int run_plain(PGconn *c, const char *sql)
-{
-    return kf_pg_run(c, NULL, sql, "");
-}
-
 /* Whether op inserts a message (and so needs KF_PG_MESSAGE_LOCK first). */
 static bool inserts_message(const op_t *op)
 {
     return op->kind == OP_MESSAGE_ADD || (op->kind == OP_ASSIGN && op->args.transfer.note != NULL);
 }
 
+/* Runs constant SQL of several statements in one round trip (the simple query protocol). */
+static int run_script(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    ExecStatusType status = PQresultStatus(res);
+    int rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : kf_pg_map_error(c, res);
+    PQclear(res);
+    return rc;
+}
+
 /* Applies a batch in one transaction, a savepoint per write so that a write's failure leaves the
  * others; sets every write's result.rc: its own failure, or the batch's (a failed BEGIN, lock or
- * COMMIT, a lost connection) for those that had none. */
+ * COMMIT, a lost connection) for those that had none. Round trips are what a write costs beside
+ * the commit's sync, so the batch spends few: BEGIN and the message lock go together, a write
+ * alone in its batch needs no savepoint (its failure rolls the transaction back), and between
+ * two writes one trip releases the last savepoint and sets the next (a rolled-back one stays
+ * set for the next write). */
 static void apply_batch(pg_store_t *s, op_t *batch)
 {
     PGconn *c = link_get(s, &s->writer_link);
-    int rc = c != NULL ? run_plain(c, "BEGIN") : KF_EUNAVAIL;
     bool messages = false;
     for (op_t *op = batch; op != NULL; op = op->next)
         messages = messages || inserts_message(op);
+    bool lone = batch->next == NULL;
     /* Message ids become visible in id order (docs/ARCHITECTURE.md): the lock is taken before
      * the first id is drawn and held until the commit, on every node. */
-    if (rc == 0 && messages)
-        rc = run_plain(c, KF_PG_MESSAGE_LOCK);
+    int rc = c == NULL  ? KF_EUNAVAIL
+             : messages ? run_script(c, lone ? "BEGIN; " KF_PG_MESSAGE_LOCK
+                                             : "BEGIN; " KF_PG_MESSAGE_LOCK "; SAVEPOINT w")
+                        : run_script(c, lone ? "BEGIN" : "BEGIN; SAVEPOINT w");
+    bool failed_alone = false;
     for (op_t *op = batch; rc == 0 && op != NULL; op = op->next) {
-        rc = run_plain(c, "SAVEPOINT w");
-        if (rc != 0)
-            break;
         int op_rc = KF_ESTORE;
         if (!kf_pg_chat_apply(c, op, &op_rc) && !kf_pg_desk_apply(c, op, &op_rc))
             op_rc = KF_ESTORE;
         op->result.rc = op_rc;
-        rc = run_plain(c, op_rc != 0 ? "ROLLBACK TO SAVEPOINT w" : "RELEASE SAVEPOINT w");
+        if (lone)
+            failed_alone = op_rc != 0;
+        else if (op_rc != 0)
+            rc = run_script(c, "ROLLBACK TO SAVEPOINT w");
+        else if (op->next != NULL)
+            rc = run_script(c, "RELEASE SAVEPOINT w; SAVEPOINT w");
+    }
+    if (rc == 0 && failed_alone) {
+        /* Nothing of the batch is left to commit; a lost connection is found by link_check. */
+        if (PQtransactionStatus(c) != PQTRANS_IDLE)
+            run_script(c, "ROLLBACK");
+        link_check(&s->writer_link);
+        return;
     }
     if (rc == 0)
-        rc = run_plain(c, "COMMIT");
+        rc = run_script(c, "COMMIT");
     if (rc != 0) {
         if (c != NULL && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
-            run_plain(c, "ROLLBACK");
+            run_script(c, "ROLLBACK");
         link_check(&s->writer_link);
         for (op_t *op = batch; op != NULL; op = op->next) {
             if (op->result.rc == 0) {

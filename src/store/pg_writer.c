@@ -122,27 +122,25 @@ static int find_keyed(PGconn *c, op_t *op, int64_t owner, bool *found)
     return rc;
 }
 
-/* Inserts the message, indexes it for search and moves its conversation's updated_at. */
+/* Inserts the message, indexes it for search and moves its conversation's updated_at: one
+ * statement, one round trip (the triggers of pg_schema.c run after it, and see its changes). */
 static int insert_message(PGconn *c, const kf_message_new_t *m, int64_t conversation_id,
                           int64_t owner, int64_t attachment_id, int64_t *id_out)
 {
     bool keyed = m->idempotency_key != NULL;
-    int rc =
-        kf_pg_one(c, id_out,
-                  "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "
-                  "idempotency_key, idempotency_owner, private, attachment_id) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                  "iiItiTIiI", conversation_id, (int64_t)m->sender, m->agent_id, m->body, m->now,
-                  m->idempotency_key, keyed ? owner : 0, (int64_t)m->is_private, attachment_id);
-    if (rc != 0)
-        return rc;
     char *vector = kf_pg_search_vector(m->body);
-    rc = kf_pg_run(c, NULL, "INSERT INTO message_search (id, text) VALUES ($1, $2::tsvector)", "it",
-                   *id_out, vector);
+    int rc = kf_pg_one(c, id_out,
+                       "WITH m AS (INSERT INTO messages (conversation_id, sender, agent_id, body, "
+                       "created_at, idempotency_key, idempotency_owner, private, attachment_id) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id), "
+                       "s AS (INSERT INTO message_search (id, text) "
+                       "SELECT id, $10::tsvector FROM m), "
+                       "u AS (UPDATE conversations SET updated_at = $5 WHERE id = $1) "
+                       "SELECT id FROM m",
+                       "iiItiTIiIt", conversation_id, (int64_t)m->sender, m->agent_id, m->body,
+                       m->now, m->idempotency_key, keyed ? owner : 0, (int64_t)m->is_private,
+                       attachment_id, vector);
     free(vector);
-    if (rc == 0)
-        rc = kf_pg_run(c, NULL, "UPDATE conversations SET updated_at = $2 WHERE id = $1", "ii",
-                       conversation_id, m->now);
     return rc;
 }
 
@@ -152,9 +150,34 @@ static int apply_message(PGconn *c, op_t *op)
     int64_t conversation_id = m->conversation_id;
     int64_t visitor_id = m->visitor_id;
     int rc = 0;
-    if (conversation_id != 0)
+    const char *agent_name = "";
+    int agent_rc = 0; /* check_agent's answer, judged after the key as sqlite_writer.c does */
+    bool agent_known = false;
+    if (conversation_id != 0 && m->sender == KF_SENDER_AGENT) {
+        /* An agent's reply, the common write: its conversation and its author in one trip. */
+        PGresult *res = NULL;
+        rc = kf_pg_exec(c, &res,
+                        "SELECT (SELECT visitor_id FROM conversations WHERE id = $1), a.name, "
+                        "a.disabled_at IS NOT NULL FROM (SELECT 1) one "
+                        "LEFT JOIN agents a ON a.id = $2",
+                        "ii", conversation_id, m->agent_id);
+        if (rc == 0 && kf_pg_null(res, 0, 0))
+            rc = KF_ENOTFOUND;
+        if (rc == 0) {
+            visitor_id = kf_pg_int(res, 0, 0);
+            agent_known = true;
+            if (kf_pg_null(res, 0, 1))
+                agent_rc = KF_EINVAL;
+            else if (kf_pg_int(res, 0, 2) != 0)
+                agent_rc = KF_EFORBIDDEN;
+            else
+                agent_name = kf_sqlite_op_keep(op, kf_pg_text(res, 0, 1));
+        }
+        PQclear(res);
+    } else if (conversation_id != 0) {
         rc = kf_pg_one(c, &visitor_id, "SELECT visitor_id FROM conversations WHERE id = $1", "i",
                        conversation_id);
+    }
     int64_t owner = m->sender == KF_SENDER_AGENT ? m->agent_id : visitor_id;
     if (rc == 0 && m->idempotency_key != NULL) {
         bool found = false;
@@ -162,8 +185,9 @@ static int apply_message(PGconn *c, op_t *op)
         if (rc != 0 || found)
             return rc;
     }
-    const char *agent_name = "";
-    if (rc == 0 && m->sender == KF_SENDER_AGENT)
+    if (rc == 0 && agent_known)
+        rc = agent_rc;
+    else if (rc == 0 && m->sender == KF_SENDER_AGENT)
         rc = check_agent(c, op, m->agent_id, &agent_name);
     if (rc == 0 && conversation_id == 0)
         rc = open_conversation(c, visitor_id, m->now, &conversation_id,
