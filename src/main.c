@@ -1,8 +1,9 @@
 /* main.c: the kefu command: start-up, the first admin account, `kefu user add`, `kefu backup`,
- * `kefu site-secret`, `kefu migrate`, `kefu routes`, signals and graceful shutdown (the flags are
- * cli/flags.h's).
+ * `kefu site-secret`, `kefu migrate`, `kefu export` and `kefu import`, `kefu routes`, signals and
+ * graceful shutdown (the flags are cli/flags.h's).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include "store/backup.h"
 #include "store/store.h"
 #include "store/sync.h"
+#include "store/transfer.h"
 
 /* The logs are JSON lines (--log-format json): what serve() tells the person who started kefu
  * goes through the log too, so that every line on stderr parses. */
@@ -376,6 +378,179 @@ static int migrate(int argc, char **argv)
     return rc;
 }
 
+/* The arguments export and import share: [--data DIR] [--store URL] [--config FILE] [FILE|-].
+ * Returns 0, or 2 after printing usage. */
+static int transfer_args(const char *command, int argc, char **argv, const char **data_dir,
+                         const char **file)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            *data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_url = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
+        } else if ((argv[i][0] != '-' || strcmp(argv[i], "-") == 0) && *file == NULL) {
+            *file = argv[i];
+        } else {
+            fprintf(stderr, "usage: kefu %s [--data DIR | --store URL] [--config FILE] [FILE|-]\n",
+                    command);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Opens the store (migrating its schema, as every start does) and closes it again, then opens
+ * the transfer's own connection to it. NULL after saying why. */
+static kf_transfer_backend_t *transfer_open(const char *command, const char *data_dir,
+                                            const char *synchronous, bool must_exist)
+{
+    bool postgres = store_url != NULL && strcmp(store_url, "sqlite") != 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/kefu.db", data_dir);
+    struct stat st;
+    if (!postgres && must_exist && stat(path, &st) != 0) {
+        fprintf(stderr, "kefu %s: there is no store at %s\n", command, path);
+        return NULL;
+    }
+    kf_store_t *store;
+    if (open_store(data_dir, synchronous, &store) != 0)
+        return NULL;
+    kf_store_close(store);
+    char why[1024];
+    kf_transfer_backend_t *backend = postgres ? kf_transfer_pg_open(store_url, why, sizeof why)
+                                              : kf_transfer_sqlite_open(path, why, sizeof why);
+    if (backend == NULL)
+        fprintf(stderr, "kefu %s: %s\n", command, why);
+    return backend;
+}
+
+/* `kefu export [--data DIR | --store URL] [FILE|-]`: every row of the store, in one snapshot,
+ * as JSON lines (docs/DEPLOY.md, "Moving between backends"); the server may go on serving. A new
+ * FILE is made readable by its owner only (it holds password hashes and the site secret), and
+ * removed again when the export fails. */
+static int export_with(const kf_flags_t *settings, int argc, char **argv)
+{
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
+    const char *file = NULL;
+    int rc = transfer_args("export", argc, argv, &data_dir, &file);
+    if (rc != 0)
+        return rc;
+    bool to_stdout = file == NULL || strcmp(file, "-") == 0;
+    FILE *out = stdout;
+    if (!to_stdout) {
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        out = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (out == NULL) {
+            fprintf(stderr, "kefu export: cannot create %s: %s\n", file, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return 1;
+        }
+    }
+    kf_transfer_backend_t *backend =
+        transfer_open("export", data_dir, settings->v[KF_FLAG_SYNCHRONOUS].text, true);
+    char why[1024] = "";
+    size_t rows = 0;
+    rc = backend != NULL ? kf_transfer_export(backend, out, &rows, why, sizeof why) : KF_ESTORE;
+    if (backend != NULL)
+        backend->close(backend);
+    if (rc == 0 && !to_stdout && (fsync(fileno(out)) != 0 || ferror(out))) {
+        snprintf(why, sizeof why, "cannot write %s: %s", file, strerror(errno));
+        rc = KF_EIO;
+    }
+    if (!to_stdout && fclose(out) != 0 && rc == 0) {
+        snprintf(why, sizeof why, "cannot write %s: %s", file, strerror(errno));
+        rc = KF_EIO;
+    }
+    if (rc != 0) {
+        if (why[0] != '\0')
+            fprintf(stderr, "kefu export: %s\n", why);
+        if (!to_stdout)
+            unlink(file);
+        return 1;
+    }
+    fprintf(stderr, "kefu: exported %zu rows%s%s\n", rows, to_stdout ? "" : " to ",
+            to_stdout ? "" : file);
+    return 0;
+}
+
+/* `kefu import [--data DIR | --store URL] [FILE|-]`: loads an export into a new, empty store
+ * (either backend), ids and all. Run it with kefu stopped. */
+static int import_with(const kf_flags_t *settings, int argc, char **argv)
+{
+    const char *data_dir = settings->v[KF_FLAG_DATA].text;
+    const char *file = NULL;
+    int rc = transfer_args("import", argc, argv, &data_dir, &file);
+    if (rc != 0)
+        return rc;
+    bool from_stdin = file == NULL || strcmp(file, "-") == 0;
+    FILE *in = from_stdin ? stdin : fopen(file, "r");
+    if (in == NULL) {
+        fprintf(stderr, "kefu import: cannot open %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    char why[1024] = "";
+    /* The header first: a file of another version touches no store. */
+    rc = kf_transfer_read_header(in, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "kefu import: %s\n", why);
+    } else {
+        kf_transfer_backend_t *backend =
+            transfer_open("import", data_dir, settings->v[KF_FLAG_SYNCHRONOUS].text, false);
+        size_t rows = 0;
+        rc = backend != NULL ? kf_transfer_import(backend, in, &rows, why, sizeof why) : KF_ESTORE;
+        if (backend != NULL)
+            backend->close(backend);
+        if (rc != 0 && why[0] != '\0')
+            fprintf(stderr, "kefu import: %s\n", why);
+        else if (rc == 0)
+            fprintf(stderr, "kefu: imported %zu rows\n", rows);
+    }
+    if (!from_stdin)
+        fclose(in);
+    return rc == 0 ? 0 : 1;
+}
+
+static int export_store(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = export_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
+static int import_store(int argc, char **argv)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = import_with(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
+/* A store an import did not finish is not served: it would look whole and miss rows. */
+static int refuse_unfinished_import(kf_store_t *store)
+{
+    char marker[16];
+    int rc = kf_store_sync_setting_get(store, KF_TRANSFER_INCOMPLETE_KEY, marker, sizeof marker);
+    if (rc == KF_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        fputs("kefu: the store holds an import that did not finish (kefu import); empty it and "
+              "run kefu import again\n",
+              stderr);
+    else
+        fprintf(stderr, "kefu: cannot read the store's settings: %s\n", kf_strerror(rc));
+    return 1;
+}
+
 /* On a first start there is no account to log in with: make an admin with a random password. */
 static int ensure_admin(kf_store_t *store)
 {
@@ -578,6 +753,10 @@ static int serve(const kf_flags_t *flags)
     if (open_store_at(v[KF_FLAG_STORE].text, v[KF_FLAG_DATA].text, v[KF_FLAG_SYNCHRONOUS].text,
                       &store) != 0)
         return 1;
+    if (refuse_unfinished_import(store) != 0) {
+        kf_store_close(store);
+        return 1;
+    }
     int rc = ensure_admin(store);
     if (rc != 0) {
         fprintf(stderr, "kefu: cannot create the first account: %s\n", kf_strerror(rc));
@@ -775,6 +954,10 @@ int main(int argc, char **argv)
         return site_secret(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
         return migrate(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "export") == 0)
+        return export_store(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "import") == 0)
+        return import_store(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
         fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
               "FILE]\n",
