@@ -23,12 +23,13 @@ build:
 
 # The whole suite: the lint checks, gcc build + unit tests, a clang release build, clang
 # ASan/UBSan build + unit tests, the unit tests under ThreadSanitizer (the store's writer thread
-# works beside the loop), fuzzers, the 2-minute soak, then the unit and browser end-to-end tests
+# works beside the loop), fuzzers, the 2-minute soak, the chat and three-node browser tests on
+# PostgreSQL, then the unit and browser end-to-end tests
 # on a gcc build with ASan/UBSan and coverage counters at once: one run of the browser suite
 # (its longest stage) against a sanitized server gives the coverage figures too.
 test:
 	@scripts/deps.sh test
-	$(MAKE) lint unit build-clang unit-asan unit-tsan fuzz soak-short coverage
+	$(MAKE) lint unit build-clang unit-asan unit-tsan fuzz soak-short e2e-postgres coverage
 
 # Style is the tool's: every C file as .clang-format writes it, and every file a comment names
 # exists (scripts/lint.js). Fails on the first difference, before anything is built.
@@ -70,12 +71,12 @@ e2e: unit-asan
 	ASAN_OPTIONS=$(E2E_ASAN_OPTIONS) KEFU_BIN=$(CURDIR)/build-asan/kefu \
 	  node --test --test-concurrency=1 tests/e2e/
 
-# The chat's browser tests with every server on PostgreSQL (--store; KEFU_STORE in
-# tests/e2e/harness.js), on a throw-away cluster of their own.
+# The chat's browser tests and the three-node test with every server on PostgreSQL (--store;
+# KEFU_STORE in tests/e2e/harness.js), on a throw-away cluster of their own.
 e2e-postgres: unit
 	scripts/pg_cluster.sh start $(CURDIR)/build-test/pg-e2e
 	KEFU_STORE=postgres://postgres@127.0.0.1:$$(cat $(CURDIR)/build-test/pg-e2e/port) \
-	  KEFU_BIN=$(CURDIR)/build-test/kefu node --test --test-concurrency=1 tests/e2e/chat.test.js; \
+	  KEFU_BIN=$(CURDIR)/build-test/kefu node --test --test-concurrency=1 tests/e2e/chat.test.js tests/e2e/nodes.test.js; \
 	  rc=$$?; scripts/pg_cluster.sh stop $(CURDIR)/build-test/pg-e2e; exit $$rc
 
 # The soak's 2-minute version (bench/soak.sh --short): 1,000 visitors over the five transports

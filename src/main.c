@@ -134,6 +134,42 @@ static int subcommand_settings(int argc, char **argv, kf_flags_t *settings, kf_c
     return rc;
 }
 
+typedef int (*subcommand_fn)(const kf_flags_t *settings, int argc, char **argv);
+
+/* Runs a subcommand with the settings it takes from the config file and KEFU_* variables. */
+static int subcommand(int argc, char **argv, subcommand_fn fn)
+{
+    kf_flags_t settings;
+    kf_config_t config = {0};
+    int rc = subcommand_settings(argc, argv, &settings, &config);
+    if (rc == 0)
+        rc = fn(&settings, argc, argv);
+    kf_config_free(&config);
+    return rc;
+}
+
+/* The arguments the store's subcommands share: [--data DIR] [--store URL] [--config FILE] and,
+ * where file is not NULL, one FILE (or "-" where dash). Returns 0, or -1 at an argument it does
+ * not take (the caller prints its usage). */
+static int store_args(int argc, char **argv, const char **data_dir, const char **file, bool dash)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            *data_dir = argv[++i];
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_url = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            i++; /* subcommand_settings's */
+        } else if (file != NULL && *file == NULL &&
+                   (argv[i][0] != '-' || (dash && strcmp(argv[i], "-") == 0))) {
+            *file = argv[i];
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int open_store(const char *data_dir, const char *synchronous, kf_store_t **store)
 {
     return open_store_at(store_url, data_dir, synchronous, store);
@@ -196,17 +232,6 @@ static int user_add_with(const kf_flags_t *settings, int argc, char **argv)
     return 0;
 }
 
-static int user_add(int argc, char **argv)
-{
-    kf_flags_t settings;
-    kf_config_t config = {0};
-    int rc = subcommand_settings(argc, argv, &settings, &config);
-    if (rc == 0)
-        rc = user_add_with(&settings, argc, argv);
-    kf_config_free(&config);
-    return rc;
-}
-
 /* `kefu routes`: the route table, one JSON object a line: method, pattern, who may call it
  * (docs/API.md, "Access") and whether it needs the CSRF token. For operators and the security
  * tests, which read the table from here rather than from the source. */
@@ -228,20 +253,8 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
 {
     const char *data_dir = settings->v[KF_FLAG_DATA].text;
     const char *dest = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-            data_dir = argv[++i];
-        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            store_url = argv[++i];
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            i++; /* subcommand_settings's */
-        } else if (argv[i][0] != '-' && dest == NULL) {
-            dest = argv[i];
-        } else {
-            fprintf(stderr, "kefu backup: unexpected argument %s\n", argv[i]);
-            return 2;
-        }
-    }
+    if (store_args(argc, argv, &data_dir, &dest, false) != 0)
+        dest = NULL; /* the usage below */
     if (dest == NULL) {
         fputs("usage: kefu backup FILE [--data DIR] [--config FILE]\n", stderr);
         return 2;
@@ -293,17 +306,9 @@ static int backup_with(const kf_flags_t *settings, int argc, char **argv)
 static int site_secret_with(const kf_flags_t *settings, int argc, char **argv)
 {
     const char *data_dir = settings->v[KF_FLAG_DATA].text;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-            data_dir = argv[++i];
-        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            store_url = argv[++i];
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            i++; /* subcommand_settings's */
-        } else {
-            fputs("usage: kefu site-secret [--data DIR] [--store URL] [--config FILE]\n", stderr);
-            return 2;
-        }
+    if (store_args(argc, argv, &data_dir, NULL, false) != 0) {
+        fputs("usage: kefu site-secret [--data DIR] [--store URL] [--config FILE]\n", stderr);
+        return 2;
     }
     kf_store_t *store;
     if (open_store(data_dir, settings->v[KF_FLAG_SYNCHRONOUS].text, &store) != 0)
@@ -319,45 +324,15 @@ static int site_secret_with(const kf_flags_t *settings, int argc, char **argv)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static int site_secret(int argc, char **argv)
-{
-    kf_flags_t settings;
-    kf_config_t config = {0};
-    int rc = subcommand_settings(argc, argv, &settings, &config);
-    if (rc == 0)
-        rc = site_secret_with(&settings, argc, argv);
-    kf_config_free(&config);
-    return rc;
-}
-
-static int backup(int argc, char **argv)
-{
-    kf_flags_t settings;
-    kf_config_t config = {0};
-    int rc = subcommand_settings(argc, argv, &settings, &config);
-    if (rc == 0)
-        rc = backup_with(&settings, argc, argv);
-    kf_config_free(&config);
-    return rc;
-}
-
 /* `kefu migrate [--store URL] [--data DIR] [--config FILE]`: brings the database's schema up to
  * this binary's and stops: what every start does, run once before a rolling upgrade starts new
  * nodes (a node refuses a database newer than itself). */
 static int migrate_with(const kf_flags_t *settings, int argc, char **argv)
 {
     const char *data_dir = settings->v[KF_FLAG_DATA].text;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-            data_dir = argv[++i];
-        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            store_url = argv[++i];
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            i++; /* subcommand_settings's */
-        } else {
-            fputs("usage: kefu migrate [--store URL] [--data DIR] [--config FILE]\n", stderr);
-            return 2;
-        }
+    if (store_args(argc, argv, &data_dir, NULL, false) != 0) {
+        fputs("usage: kefu migrate [--store URL] [--data DIR] [--config FILE]\n", stderr);
+        return 2;
     }
     kf_store_t *store;
     if (open_store(data_dir, settings->v[KF_FLAG_SYNCHRONOUS].text, &store) != 0)
@@ -367,38 +342,16 @@ static int migrate_with(const kf_flags_t *settings, int argc, char **argv)
     return 0;
 }
 
-static int migrate(int argc, char **argv)
-{
-    kf_flags_t settings;
-    kf_config_t config = {0};
-    int rc = subcommand_settings(argc, argv, &settings, &config);
-    if (rc == 0)
-        rc = migrate_with(&settings, argc, argv);
-    kf_config_free(&config);
-    return rc;
-}
-
 /* The arguments export and import share: [--data DIR] [--store URL] [--config FILE] [FILE|-].
  * Returns 0, or 2 after printing usage. */
 static int transfer_args(const char *command, int argc, char **argv, const char **data_dir,
                          const char **file)
 {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-            *data_dir = argv[++i];
-        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            store_url = argv[++i];
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            i++; /* subcommand_settings's */
-        } else if ((argv[i][0] != '-' || strcmp(argv[i], "-") == 0) && *file == NULL) {
-            *file = argv[i];
-        } else {
-            fprintf(stderr, "usage: kefu %s [--data DIR | --store URL] [--config FILE] [FILE|-]\n",
-                    command);
-            return 2;
-        }
-    }
-    return 0;
+    if (store_args(argc, argv, data_dir, file, true) == 0)
+        return 0;
+    fprintf(stderr, "usage: kefu %s [--data DIR | --store URL] [--config FILE] [FILE|-]\n",
+            command);
+    return 2;
 }
 
 /* Opens the store (migrating its schema, as every start does) and closes it again, then opens
@@ -511,28 +464,6 @@ static int import_with(const kf_flags_t *settings, int argc, char **argv)
     if (!from_stdin)
         fclose(in);
     return rc == 0 ? 0 : 1;
-}
-
-static int export_store(int argc, char **argv)
-{
-    kf_flags_t settings;
-    kf_config_t config = {0};
-    int rc = subcommand_settings(argc, argv, &settings, &config);
-    if (rc == 0)
-        rc = export_with(&settings, argc, argv);
-    kf_config_free(&config);
-    return rc;
-}
-
-static int import_store(int argc, char **argv)
-{
-    kf_flags_t settings;
-    kf_config_t config = {0};
-    int rc = subcommand_settings(argc, argv, &settings, &config);
-    if (rc == 0)
-        rc = import_with(&settings, argc, argv);
-    kf_config_free(&config);
-    return rc;
 }
 
 /* A store an import did not finish is not served: it would look whole and miss rows. */
@@ -945,19 +876,19 @@ out_close_store:
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0)
-        return user_add(argc - 3, argv + 3);
+        return subcommand(argc - 3, argv + 3, user_add_with);
     if (argc == 2 && strcmp(argv[1], "routes") == 0)
         return routes();
     if (argc >= 2 && strcmp(argv[1], "backup") == 0)
-        return backup(argc - 2, argv + 2);
+        return subcommand(argc - 2, argv + 2, backup_with);
     if (argc >= 2 && strcmp(argv[1], "site-secret") == 0)
-        return site_secret(argc - 2, argv + 2);
+        return subcommand(argc - 2, argv + 2, site_secret_with);
     if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
-        return migrate(argc - 2, argv + 2);
+        return subcommand(argc - 2, argv + 2, migrate_with);
     if (argc >= 2 && strcmp(argv[1], "export") == 0)
-        return export_store(argc - 2, argv + 2);
+        return subcommand(argc - 2, argv + 2, export_with);
     if (argc >= 2 && strcmp(argv[1], "import") == 0)
-        return import_store(argc - 2, argv + 2);
+        return subcommand(argc - 2, argv + 2, import_with);
     if (argc >= 2 && strcmp(argv[1], "user") == 0) {
         fputs("usage: kefu user add EMAIL --name NAME [--role admin|agent] [--data DIR] [--config "
               "FILE]\n",
