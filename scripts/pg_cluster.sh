@@ -4,8 +4,10 @@
 #   pg_cluster.sh start DIR   - initdb (once) and start; writes DIR/conninfo (libpq key=value)
 #   pg_cluster.sh stop DIR    - stop it (the data stays until DIR is removed)
 #   pg_cluster.sh restart DIR - stop and start again on the same port
-# PostgreSQL refuses to run as root: as root the server runs as the postgres user, which owns
-# DIR. Authentication is trust, on 127.0.0.1 and DIR's socket only: nothing here is kept.
+# PostgreSQL refuses to run as root: as root the server runs as the postgres user, and its files
+# (data, socket, log) go to /tmp/kefu-pg-<hash of DIR>, which that user owns: DIR may be below a
+# directory only root may enter (a clone in /root, or in a mktemp -d directory). Authentication
+# is trust, on 127.0.0.1 and that directory's socket only: nothing here is kept.
 set -euo pipefail
 cmd=${1:?usage: pg_cluster.sh start|stop|restart DIR}
 dir=${2:?usage: pg_cluster.sh start|stop|restart DIR}
@@ -14,9 +16,15 @@ bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd "$pg" && runuser -u postgres -- "$@"); else "$@"; fi
 }
-[ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+pg=$dir
+if [ "$(id -u)" -eq 0 ]; then
+  pg=/tmp/kefu-pg-$(printf %s "$dir" | sha256sum | cut -c1-16)
+  mkdir -p "$pg"
+  chown postgres: "$pg"
+  chmod 700 "$pg"
+fi
 
 free_port() {
   local port
@@ -31,29 +39,29 @@ free_port() {
 }
 
 start() {
-  if [ ! -f "$dir/data/PG_VERSION" ]; then
-    as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+  if [ ! -f "$pg/data/PG_VERSION" ]; then
+    as_owner "$bin/initdb" -D "$pg/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
   fi
   local port
   if [ -f "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); echo "$port" >"$dir/port"; fi
   # Already running (a run before this one did not stop it): take it as it is.
-  if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+  if as_owner "$bin/pg_ctl" -D "$pg/data" status >/dev/null 2>&1; then
     echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
     echo "pg_cluster: already running on 127.0.0.1:$port ($dir)"
     return 0
   fi
   # fsync stays on: the store's durability is what the tests check. max_connections: every
   # store the tests open holds a reader's and a writer's connection.
-  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null
+  as_owner "$bin/pg_ctl" -D "$pg/data" -l "$pg/server.log" -w -t 60 \
+    -o "-p $port -k $pg -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null
   echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/conninfo"
   echo "pg_cluster: running on 127.0.0.1:$port ($dir)"
 }
 
 stop() {
-  if [ -f "$dir/data/postmaster.pid" ]; then
-    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  if [ -f "$pg/data/postmaster.pid" ]; then
+    as_owner "$bin/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null
   fi
 }
 
