@@ -731,15 +731,6 @@ static void apply_batch(pg_store_t *s, op_t *batch)
     }
 }
 
-static void count_messages(const op_t *batch)
-{
-    uint64_t stored = 0;
-    for (const op_t *op = batch; op != NULL; op = op->next)
-        stored += op->result.rc == 0 && op->result.message != NULL && !op->result.duplicate;
-    if (stored > 0)
-        atomic_fetch_add_explicit(&kf_metrics.messages_stored, stored, memory_order_relaxed);
-}
-
 /* Waits for writes; while the connection is lost, wakes at its retry time to reconnect, so that
  * the store says it takes writes again without waiting for one (writer_back). */
 static void writer_wait(pg_store_t *s)
@@ -791,7 +782,7 @@ static void *writer_main(void *data)
         uint64_t began_us = kf_clock_mono_us();
         apply_batch(s, batch.head);
         kf_histogram_observe_us(&kf_metrics.store_write, kf_clock_mono_us() - began_us);
-        count_messages(batch.head);
+        kf_sqlite_count_messages(batch.head);
 
         pthread_mutex_lock(&s->lock);
         kf_sqlite_list_append(&s->writes_done, batch.head, batch.tail);
@@ -933,66 +924,7 @@ static void pg_close(kf_store_t *store)
 
 static const kf_store_ops_t pg_ops = {
     .close = pg_close,
-    .setting_get = kf_sqlite_setting_get,
-    .setting_set = kf_sqlite_setting_set,
-    .agent_create = kf_sqlite_agent_create,
-    .agent_count = kf_sqlite_agent_count,
-    .agent_by_email = kf_sqlite_agent_by_email,
-    .agent_by_id = kf_sqlite_agent_by_id,
-    .agent_list = kf_sqlite_agent_list,
-    .agent_update = kf_sqlite_agent_update,
-    .session_create = kf_sqlite_session_create,
-    .session_get = kf_sqlite_session_get,
-    .session_delete = kf_sqlite_session_delete,
-    .visitor_create = kf_sqlite_visitor_create,
-    .visitor_by_token = kf_sqlite_visitor_by_token,
-    .conversation_get = kf_sqlite_conversation_get,
-    .conversation_visitor = kf_sqlite_conversation_visitor,
-    .conversation_list = kf_sqlite_conversation_list,
-    .conversation_counts = kf_sqlite_conversation_counts,
-    .conversation_of_visitor = kf_sqlite_conversation_of_visitor,
-    .conversation_set_status = kf_sqlite_conversation_set_status,
-    .conversation_claim = kf_sqlite_conversation_claim,
-    .conversation_assign = kf_sqlite_conversation_assign,
-    .conversation_snooze_due = kf_sqlite_conversation_snooze_due,
-    .conversation_wake = kf_sqlite_conversation_wake,
-    .conversation_rate = kf_sqlite_conversation_rate,
-    .conversation_mark_read = kf_sqlite_conversation_mark_read,
-    .message_add = kf_sqlite_message_add,
-    .attachment_get = kf_sqlite_attachment_get,
-    .messages_in_conversation = kf_sqlite_messages_in_conversation,
-    .messages_of_visitor = kf_sqlite_messages_of_visitor,
-    .messages_all = kf_sqlite_messages_all,
-    .search = kf_sqlite_search,
-    .report = kf_sqlite_report,
-    .canned_list = kf_sqlite_canned_list,
-    .canned_create = kf_sqlite_canned_create,
-    .canned_update = kf_sqlite_canned_update,
-    .canned_delete = kf_sqlite_canned_delete,
-    .conversation_team_counts = kf_sqlite_conversation_team_counts,
-    .conversation_autoassign = kf_sqlite_conversation_autoassign,
-    .team_list = kf_sqlite_team_list,
-    .team_create = kf_sqlite_team_create,
-    .team_update = kf_sqlite_team_update,
-    .team_set_members = kf_sqlite_team_set_members,
-    .visitor_get = kf_sqlite_visitor_get,
-    .visitor_update = kf_sqlite_visitor_update,
-    .visitor_page_add = kf_sqlite_visitor_page_add,
-    .visitor_identify = kf_sqlite_visitor_identify,
-    .visitor_pages = kf_sqlite_visitor_pages,
-    .visitor_conversations = kf_sqlite_visitor_conversations,
-    .api_token_create = kf_sqlite_api_token_create,
-    .api_token_list = kf_sqlite_api_token_list,
-    .api_token_by_hash = kf_sqlite_api_token_by_hash,
-    .api_token_delete = kf_sqlite_api_token_delete,
-    .api_token_touch = kf_sqlite_api_token_touch,
-    .webhook_create = kf_sqlite_webhook_create,
-    .webhook_list = kf_sqlite_webhook_list,
-    .webhook_delete = kf_sqlite_webhook_delete,
-    .webhook_enqueue = kf_sqlite_webhook_enqueue,
-    .webhook_due = kf_sqlite_webhook_due,
-    .webhook_attempted = kf_sqlite_webhook_attempted,
-    .webhook_attempts = kf_sqlite_webhook_attempts,
+    KF_SQLITE_FRONT_OPS,
     .complete = pg_complete,
     .flush = pg_flush,
     .set_notify = pg_set_notify,

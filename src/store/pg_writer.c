@@ -222,22 +222,7 @@ static int apply_message(PGconn *c, op_t *op)
         op->result.conversation_reopened = false;
         return rc;
     }
-    op->message = (kf_message_t){
-        .id = id,
-        .conversation_id = conversation_id,
-        .visitor_id = visitor_id,
-        .sender = m->sender,
-        .agent_id = m->agent_id,
-        .agent_name = agent_name,
-        .body = m->body,
-        .created_at = m->now,
-        .is_private = m->is_private,
-        .attachment_id = attachment_id,
-        .attachment_name = m->attachment != NULL ? m->attachment->name : "",
-        .attachment_type = m->attachment != NULL ? m->attachment->type : "",
-        .attachment_size = m->attachment != NULL ? (int64_t)m->attachment->size : 0,
-    };
-    op->result.message = &op->message;
+    kf_sqlite_answer_message(op, m, id, conversation_id, visitor_id, agent_name, attachment_id);
     return 0;
 }
 

@@ -828,6 +828,59 @@ void kf_sqlite_read_team(sqlite3_stmt *st, kf_team_t *team, int64_t **ids);
 void kf_sqlite_read_visitor(sqlite3_stmt *st, kf_visitor_t *visitor);
 void kf_sqlite_read_visitor_page(sqlite3_stmt *st, kf_visitor_page_t *page);
 
+/* The operations both backends take through the same front functions (they check and copy the
+ * arguments, then queue the op: kf_store_t.queue hands it to a backend other than SQLite), for
+ * the initializer of each backend's kf_store_ops_t. */
+#define KF_SQLITE_FRONT_OPS                                                                        \
+    .setting_get = kf_sqlite_setting_get, .setting_set = kf_sqlite_setting_set,                    \
+    .agent_create = kf_sqlite_agent_create, .agent_count = kf_sqlite_agent_count,                  \
+    .agent_by_email = kf_sqlite_agent_by_email, .agent_by_id = kf_sqlite_agent_by_id,              \
+    .agent_list = kf_sqlite_agent_list, .agent_update = kf_sqlite_agent_update,                    \
+    .session_create = kf_sqlite_session_create, .session_get = kf_sqlite_session_get,              \
+    .session_delete = kf_sqlite_session_delete, .visitor_create = kf_sqlite_visitor_create,        \
+    .visitor_by_token = kf_sqlite_visitor_by_token,                                                \
+    .conversation_get = kf_sqlite_conversation_get,                                                \
+    .conversation_visitor = kf_sqlite_conversation_visitor,                                        \
+    .conversation_list = kf_sqlite_conversation_list,                                              \
+    .conversation_counts = kf_sqlite_conversation_counts,                                          \
+    .conversation_of_visitor = kf_sqlite_conversation_of_visitor,                                  \
+    .conversation_set_status = kf_sqlite_conversation_set_status,                                  \
+    .conversation_claim = kf_sqlite_conversation_claim,                                            \
+    .conversation_assign = kf_sqlite_conversation_assign,                                          \
+    .conversation_snooze_due = kf_sqlite_conversation_snooze_due,                                  \
+    .conversation_wake = kf_sqlite_conversation_wake,                                              \
+    .conversation_rate = kf_sqlite_conversation_rate,                                              \
+    .conversation_mark_read = kf_sqlite_conversation_mark_read,                                    \
+    .message_add = kf_sqlite_message_add, .attachment_get = kf_sqlite_attachment_get,              \
+    .messages_in_conversation = kf_sqlite_messages_in_conversation,                                \
+    .messages_of_visitor = kf_sqlite_messages_of_visitor, .messages_all = kf_sqlite_messages_all,  \
+    .search = kf_sqlite_search, .report = kf_sqlite_report, .canned_list = kf_sqlite_canned_list,  \
+    .canned_create = kf_sqlite_canned_create, .canned_update = kf_sqlite_canned_update,            \
+    .canned_delete = kf_sqlite_canned_delete,                                                      \
+    .conversation_team_counts = kf_sqlite_conversation_team_counts,                                \
+    .conversation_autoassign = kf_sqlite_conversation_autoassign,                                  \
+    .team_list = kf_sqlite_team_list, .team_create = kf_sqlite_team_create,                        \
+    .team_update = kf_sqlite_team_update, .team_set_members = kf_sqlite_team_set_members,          \
+    .visitor_get = kf_sqlite_visitor_get, .visitor_update = kf_sqlite_visitor_update,              \
+    .visitor_page_add = kf_sqlite_visitor_page_add,                                                \
+    .visitor_identify = kf_sqlite_visitor_identify, .visitor_pages = kf_sqlite_visitor_pages,      \
+    .visitor_conversations = kf_sqlite_visitor_conversations,                                      \
+    .api_token_create = kf_sqlite_api_token_create, .api_token_list = kf_sqlite_api_token_list,    \
+    .api_token_by_hash = kf_sqlite_api_token_by_hash,                                              \
+    .api_token_delete = kf_sqlite_api_token_delete, .api_token_touch = kf_sqlite_api_token_touch,  \
+    .webhook_create = kf_sqlite_webhook_create, .webhook_list = kf_sqlite_webhook_list,            \
+    .webhook_delete = kf_sqlite_webhook_delete, .webhook_enqueue = kf_sqlite_webhook_enqueue,      \
+    .webhook_due = kf_sqlite_webhook_due, .webhook_attempted = kf_sqlite_webhook_attempted,        \
+    .webhook_attempts = kf_sqlite_webhook_attempts
+
+/* A write's new message, as the writer stored it, into the op's result (both backends' writers:
+ * the row is the op's arguments and what the transaction gave it). */
+void kf_sqlite_answer_message(op_t *op, const kf_message_new_t *m, int64_t id,
+                              int64_t conversation_id, int64_t visitor_id, const char *agent_name,
+                              int64_t attachment_id);
+/* Adds the batch's new messages (a send, a transfer's note; not a resend's duplicate) to the
+ * process's count, once they are committed (both backends' writer threads). */
+void kf_sqlite_count_messages(const op_t *batch);
 /* A new operation of kind for done(ctx). */
 op_t *kf_sqlite_op_new(op_kind_t kind, kf_store_done_cb done, void *ctx);
 /* Copies text (NULL as "") into op, which owns the copy until it is freed. */

@@ -662,6 +662,28 @@ static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversa
     return rc;
 }
 
+void kf_sqlite_answer_message(op_t *op, const kf_message_new_t *m, int64_t id,
+                              int64_t conversation_id, int64_t visitor_id, const char *agent_name,
+                              int64_t attachment_id)
+{
+    op->message = (kf_message_t){
+        .id = id,
+        .conversation_id = conversation_id,
+        .visitor_id = visitor_id,
+        .sender = m->sender,
+        .agent_id = m->agent_id,
+        .agent_name = agent_name,
+        .body = m->body,
+        .created_at = m->now,
+        .is_private = m->is_private,
+        .attachment_id = attachment_id,
+        .attachment_name = m->attachment != NULL ? m->attachment->name : "",
+        .attachment_type = m->attachment != NULL ? m->attachment->type : "",
+        .attachment_size = m->attachment != NULL ? (int64_t)m->attachment->size : 0,
+    };
+    op->result.message = &op->message;
+}
+
 /* The checks first (the conversation's visitor, or the visitor's conversation; the key; the
  * agent), then at most three changes: the conversation opened or reopened, the message,
  * updated_at. */
@@ -720,22 +742,7 @@ static int apply_message(conn_t *c, op_t *op, bool *half)
             *half || attached || op->result.conversation_opened || op->result.conversation_reopened;
         return rc;
     }
-    op->message = (kf_message_t){
-        .id = id,
-        .conversation_id = conversation_id,
-        .visitor_id = visitor_id,
-        .sender = m->sender,
-        .agent_id = m->agent_id,
-        .agent_name = agent_name,
-        .body = m->body,
-        .created_at = m->now,
-        .is_private = m->is_private,
-        .attachment_id = attachment_id,
-        .attachment_name = m->attachment != NULL ? m->attachment->name : "",
-        .attachment_type = m->attachment != NULL ? m->attachment->type : "",
-        .attachment_size = m->attachment != NULL ? (int64_t)m->attachment->size : 0,
-    };
-    op->result.message = &op->message;
+    kf_sqlite_answer_message(op, m, id, conversation_id, visitor_id, agent_name, attachment_id);
     return 0;
 }
 
@@ -1403,9 +1410,7 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
     }
 }
 
-/* Adds the batch's new messages (a send, a transfer's note; not a resend's duplicate) to the
- * process's count, once they are committed. */
-static void count_messages(const op_t *batch)
+void kf_sqlite_count_messages(const op_t *batch)
 {
     uint64_t stored = 0;
     for (const op_t *op = batch; op != NULL; op = op->next)
@@ -1453,7 +1458,7 @@ static void *writer_main(void *data)
         uint64_t began_us = kf_clock_mono_us();
         apply_batch(s, batch.head);
         kf_histogram_observe_us(&kf_metrics.store_write, kf_clock_mono_us() - began_us);
-        count_messages(batch.head);
+        kf_sqlite_count_messages(batch.head);
 
         pthread_mutex_lock(&s->queue_lock);
         hand_back(batch.head);
