@@ -21,12 +21,14 @@
 
 typedef struct loops_bus loops_bus_t;
 
-/* One event on its way to another loop: a copy of its own, and its topic. */
+/* One event on its way to another loop: a copy of its own, and every topic it was published to
+ * one after the other, each NUL-terminated. */
 typedef struct crossing {
     kf_xq_node_t node; /* first: a node is a crossing */
     kf_event_t *event; /* the receiving loop's (one reference) */
-    bool prefix;       /* topic is a prefix (kf_hub_publish_prefix) */
-    char topic[];
+    bool prefix;       /* the topic is a prefix (kf_hub_publish_prefix): only one then */
+    size_t topic_count;
+    char topics[];
 } crossing_t;
 
 typedef struct member {
@@ -50,6 +52,17 @@ struct loops_bus {
     void *notify_ctx;
     uint64_t newest_id;    /* the newest message id this loop's hub has delivered */
     kf_bus_order_t *order; /* message events, this loop's and the others', in id order */
+    /* What this loop published and has not sent yet: one event on every topic it was published
+     * to one after the other (a message on its visitor's topic, then the agents'). They cross
+     * together, so that another loop adds them to its order together: had the first topic
+     * crossed alone, that loop could deliver a message of its own with the next id between the
+     * two, and the agents would get the lower id late, after the higher. Sent at the loop's next
+     * turn, or when another event comes. */
+    kf_event_t *pending; /* a reference, or NULL */
+    bool pending_prefix;
+    size_t pending_count;
+    kf_buf_t pending_topics; /* each NUL-terminated */
+    uv_timer_t *flush;
 };
 
 kf_loops_t *kf_loops_new(size_t count)
@@ -111,7 +124,7 @@ static void order_deliver_cb(void *ctx, const char *topic, bool prefix, kf_event
         kf_hub_deliver(bus->base.hub, topic, event);
 }
 
-/* One event from another loop, for this loop's subscribers. */
+/* One event from another loop, for this loop's subscribers on each of its topics. */
 static void receive(loops_bus_t *bus, crossing_t *c)
 {
     kf_event_t *event = c->event;
@@ -120,11 +133,14 @@ static void receive(loops_bus_t *bus, crossing_t *c)
     event->late = event->id != 0 && event->id < bus->newest_id;
     if (event->id > bus->newest_id)
         bus->newest_id = event->id;
-    if (event->id != 0 && bus->notify != NULL)
-        bus->notify(bus->notify_ctx, KF_BUS_MESSAGE, c->topic, event->id);
-    if (event->id == 0 && !c->prefix && bus->notify != NULL)
-        bus->notify(bus->notify_ctx, KF_BUS_EPHEMERAL, c->topic, 0);
-    kf_bus_order_add(bus->order, c->topic, c->prefix, event);
+    const char *topic = c->topics;
+    for (size_t i = 0; i < c->topic_count; i++, topic += strlen(topic) + 1) {
+        if (event->id != 0 && bus->notify != NULL)
+            bus->notify(bus->notify_ctx, KF_BUS_MESSAGE, topic, event->id);
+        if (event->id == 0 && !c->prefix && bus->notify != NULL)
+            bus->notify(bus->notify_ctx, KF_BUS_EPHEMERAL, topic, 0);
+        kf_bus_order_add(bus->order, topic, c->prefix, event);
+    }
 }
 
 static void wake_cb(uv_async_t *handle)
@@ -140,6 +156,41 @@ static void wake_cb(uv_async_t *handle)
             crossing_free(c);
         }
     }
+}
+
+/* Sends what this loop published last to every other loop: a copy of the event each, with its
+ * topics. */
+static void flush_pending(loops_bus_t *bus)
+{
+    kf_event_t *event = bus->pending;
+    if (event == NULL)
+        return;
+    kf_loops_t *group = bus->group;
+    bus->pending = NULL;
+    uv_timer_stop(bus->flush);
+    for (size_t j = 0; j < group->count; j++) {
+        if (j == bus->index)
+            continue;
+        crossing_t *c = kf_xmalloc(sizeof *c + bus->pending_topics.len);
+        c->event = kf_event_new(event->id, event->json, event->len);
+        c->event->born_ms = event->born_ms;
+        c->event->eseq = event->eseq;
+        c->prefix = bus->pending_prefix;
+        c->topic_count = bus->pending_count;
+        memcpy(c->topics, bus->pending_topics.data, bus->pending_topics.len);
+        kf_xq_push(&group->members[j].from[bus->index], &c->node);
+        /* After the push: a wake-up that finds the push half done comes again for it. */
+        uv_async_send(group->members[j].wake);
+        bus->base.stats.sent++;
+    }
+    bus->pending_topics.len = 0;
+    bus->pending_count = 0;
+    kf_event_unref(event);
+}
+
+static void flush_cb(uv_timer_t *timer)
+{
+    flush_pending(timer->data);
 }
 
 /* The next ephemeral event's number. Started at the first from the wall clock in microseconds,
@@ -167,21 +218,14 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
     /* Before this loop's own subscribers get it: its window, made now if there was none, too. */
     if (event->id == 0 && !prefix && bus->notify != NULL)
         bus->notify(bus->notify_ctx, KF_BUS_EPHEMERAL, topic, 0);
-    size_t topic_len = strlen(topic);
-    for (size_t j = 0; j < group->count; j++) {
-        if (j == bus->index)
-            continue;
-        crossing_t *c = kf_xmalloc(sizeof *c + topic_len + 1);
-        c->event = kf_event_new(event->id, event->json, event->len);
-        c->event->born_ms = event->born_ms;
-        c->event->eseq = event->eseq;
-        c->prefix = prefix;
-        memcpy(c->topic, topic, topic_len + 1);
-        kf_xq_push(&group->members[j].from[bus->index], &c->node);
-        /* After the push: a wake-up that finds the push half done comes again for it. */
-        uv_async_send(group->members[j].wake);
-        bus->base.stats.sent++;
+    if (bus->pending != event || prefix || bus->pending_prefix) {
+        flush_pending(bus);
+        bus->pending = kf_event_ref(event);
+        bus->pending_prefix = prefix;
+        uv_timer_start(bus->flush, flush_cb, 0, 0);
     }
+    kf_buf_append(&bus->pending_topics, topic, strlen(topic) + 1);
+    bus->pending_count++;
     if (event->id == 0)
         return false;
     kf_bus_order_add(bus->order, topic, prefix, event);
@@ -197,6 +241,11 @@ static bool loops_ready(const kf_bus_t *bus)
 static void loops_free(kf_bus_t *base)
 {
     loops_bus_t *bus = (loops_bus_t *)base;
+    /* The other loops' wake-ups close only once every loop's bus is freed (main.c): still
+     * there to hear it. */
+    flush_pending(bus);
+    uv_close((uv_handle_t *)bus->flush, handle_free_cb);
+    kf_buf_free(&bus->pending_topics);
     bus->group->members[bus->index].bus = NULL;
     kf_bus_order_free(bus->order);
     free(bus);
@@ -216,6 +265,10 @@ kf_bus_t *kf_bus_new_loops(kf_loops_t *group, size_t index, uv_loop_t *loop, kf_
     bus->notify = notify;
     bus->notify_ctx = notify_ctx;
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
+    kf_buf_init(&bus->pending_topics);
+    bus->flush = kf_xmalloc(sizeof *bus->flush);
+    uv_timer_init(loop, bus->flush);
+    bus->flush->data = bus;
     member_t *m = &group->members[index];
     m->bus = bus;
     m->wake = kf_xmalloc(sizeof *m->wake);

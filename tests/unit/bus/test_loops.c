@@ -131,9 +131,12 @@ static void test_crosses(void **state)
     two_t t;
     two_init(&t);
     publish(t.hubs[0], 0, "{\"type\":\"typing\"}");
-    /* The publisher's own subscriber at once; the other loop's when it runs. */
+    /* The publisher's own subscriber at once; the other loop's once the publisher's loop has
+     * turned (it sends at its next turn) and the other runs. */
     assert_string_equal(t.heard[0].log, "0 ");
+    turn(&t.loops[1]);
     assert_int_equal(t.heard[1].count, 0);
+    turn(&t.loops[0]);
     turn(&t.loops[1]);
     assert_string_equal(t.heard[1].log, "0 ");
     assert_string_equal(t.heard[1].json, "{\"type\":\"typing\"}");
@@ -185,6 +188,44 @@ static void test_order(void **state)
     two_free(&t);
 }
 
+/* A message goes to its visitor's topic, then to the agents' (chat/events.c): both cross
+ * together. Were the first to cross alone, the other loop could deliver a message of its own with
+ * the next id between them, and its agents would hear the higher id first. */
+static void test_topics_together(void **state)
+{
+    (void)state;
+    two_t t;
+    two_init(&t);
+    heard_t agents = {0};
+    kf_sub_init(&agents.sub, heard_cb, &agents);
+    kf_hub_subscribe(t.hubs[1], "a", &agents.sub);
+    publish(t.hubs[0], 5, "{}");
+    turn(&t.loops[0]);
+    turn(&t.loops[1]);
+    assert_string_equal(t.heard[1].log, "5 ");
+    /* Loop 0 publishes 6 on "v"; loop 1 runs before 6 goes to "a" too. */
+    kf_event_t *six = kf_event_new(6, "{}", 2);
+    kf_hub_publish(t.hubs[0], "v", six);
+    turn(&t.loops[1]);
+    /* Loop 1's own 7, on both topics: it waits for 6. */
+    kf_event_t *seven = kf_event_new(7, "{}", 2);
+    kf_hub_publish(t.hubs[1], "v", seven);
+    kf_hub_publish(t.hubs[1], "a", seven);
+    kf_event_unref(seven);
+    kf_hub_publish(t.hubs[0], "a", six);
+    kf_event_unref(six);
+    for (int i = 0; i < 3; i++) {
+        turn(&t.loops[0]);
+        turn(&t.loops[1]);
+    }
+    assert_string_equal(agents.log, "6 7 ");
+    assert_false(agents.out_of_order);
+    assert_string_equal(t.heard[1].log, "5 6 7 ");
+    assert_int_equal(t.notes[1].messages, 3); /* 5, and 6 on each of its topics */
+    kf_hub_unsubscribe(t.hubs[1], &agents.sub);
+    two_free(&t);
+}
+
 #define THREAD_EVENTS 20000
 
 static void *run_loop(void *data)
@@ -205,6 +246,7 @@ static void test_thread(void **state)
     assert_int_equal(pthread_create(&thread, NULL, run_loop, &t.loops[1]), 0);
     for (uint64_t id = 1; id <= THREAD_EVENTS; id++)
         publish(t.hubs[0], id, "{\"type\":\"message\"}");
+    turn(&t.loops[0]); /* the last one is sent at the loop's turn */
     pthread_join(thread, NULL);
     assert_int_equal(t.heard[1].count, THREAD_EVENTS);
     assert_false(t.heard[1].out_of_order);
@@ -218,6 +260,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crosses),
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_topics_together),
         cmocka_unit_test(test_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
