@@ -95,6 +95,25 @@ function cpuPerMessageUs(r) {
   return ((r.server_cpu_pct / 100) * r.duration_s * 1e6) / r.acked;
 }
 
+// The same split by kefu's threads: {loops, writer, others} µs per acknowledged message, the
+// writer's as {user, sys} too (kf_load's server_threads: CPU seconds by thread name over the
+// run). The loops are "kefu" (the first) and "kefu-loop-N": HTTP, JSON, the hub and the push
+// transports; the writer is SQLite, its WAL writes and fdatasync. null when not measured.
+function cpuByThreadUs(r) {
+  if (!r || !(r.acked > 0) || !r.server_threads) return null;
+  const us = (s) => (s * 1e6) / r.acked;
+  const out = { loops: 0, writer: 0, writerUser: 0, writerSys: 0, others: 0 };
+  for (const [name, [user, sys]] of Object.entries(r.server_threads)) {
+    if (name === 'kefu' || name.startsWith('kefu-loop')) out.loops += us(user + sys);
+    else if (name === 'kefu-writer') {
+      out.writer += us(user + sys);
+      out.writerUser += us(user);
+      out.writerSys += us(sys);
+    } else out.others += us(user + sys);
+  }
+  return out;
+}
+
 // The chat runs of one server's series over one transport: [{rate, run}] by asked rate. prefix:
 // "kefu-full", "kefu-normal" or "nchan"; the peak run (far above what either sustains) is in the
 // ws series of FULL and of Nchan.
@@ -170,6 +189,13 @@ function targetRows(runs, config) {
     const k = cpuPerMessageUs(kr);
     const n = cpuPerMessageUs(nr);
     add(`server CPU µs per message, ${fmtNum(config.cpuRate)} msg/s, ws (all threads / workers)`, k, n, (v) => (v === null ? '-' : v.toFixed(1)), `≤ Nchan${rateNote(kr)}`, verdict(k !== null && n !== null && k <= n && sustained(kr), k !== null && n !== null));
+    // Where kefu's goes: what serves the push (against all of Nchan's), and what makes it durable.
+    const split = cpuByThreadUs(kr);
+    if (split) {
+      const us = (v) => (v === null ? '-' : v.toFixed(1));
+      add('… of it, kefu\'s event loops (HTTP, JSON, hub, push)', split.loops, n, us, 'none of its own: shows the push side alone', '-');
+      rows.push({ figure: '… of it, kefu\'s store writer (SQLite; WAL writes and fdatasync): user + system', kefu: `${split.writerUser.toFixed(1)} + ${split.writerSys.toFixed(1)}`, nchan: '- (keeps nothing)', ratio: '-', target: 'none of its own', met: '-' });
+    }
   }
   for (const transport of ['ws', 'sse']) {
     const kr = runs[`kefu-connect-${transport}`];
@@ -437,4 +463,4 @@ function main(argv) {
 
 if (require.main === module) main(process.argv);
 
-module.exports = { readRuns, readLoad, readConfig, parseHistory, sustained, durable, cpuPerMessageUs, series, durablePeak, targetRows, markdown, latencyChart, memoryChart, historyChart, report, charts };
+module.exports = { readRuns, readLoad, readConfig, parseHistory, sustained, durable, cpuPerMessageUs, cpuByThreadUs, series, durablePeak, targetRows, markdown, latencyChart, memoryChart, historyChart, report, charts };

@@ -130,6 +130,24 @@ test('server CPU per message counts the run\'s CPU over the messages acknowledge
   assert.equal(cpu.met, 'not met');
 });
 
+test('server CPU per message by kefu\'s threads: its loops beside all of Nchan\'s, and the writer\'s user and system time', () => {
+  const r = run({ acked: 100000, server_threads: { kefu: [1, 2], 'kefu-loop-1': [0.5, 0.5], 'kefu-writer': [4, 3], 'kefu-checkpoint': [0, 0.1] } });
+  const split = report.cpuByThreadUs(r);
+  assert.equal(split.loops, 40);
+  assert.equal(split.writer, 70);
+  assert.equal(split.writerUser, 40);
+  assert.equal(split.writerSys, 30);
+  assert.ok(Math.abs(split.others - 1) < 1e-9);
+  assert.equal(report.cpuByThreadUs(run({ acked: 100000 })), null, 'not measured: no row');
+  const runs = fullRuns();
+  runs['kefu-full-chat-ws-10000'] = { ...runs['kefu-full-chat-ws-10000'], server_threads: { kefu: [1, 2], 'kefu-writer': [4, 3] } };
+  const rows = byFigure(report.targetRows(runs, report.readConfig(runDir({}))));
+  const loops = rows['… of it, kefu\'s event loops (HTTP, JSON, hub, push)'];
+  assert.equal(loops.nchan, '60.0');
+  assert.equal(loops.met, '-');
+  assert.match(rows['… of it, kefu\'s store writer (SQLite; WAL writes and fdatasync): user + system'].kefu, / \+ /);
+});
+
 test('connection time: met only when every connection was established', () => {
   const rows = byFigure(report.targetRows(fullRuns(), report.readConfig(runDir({}))));
   assert.equal(rows['10,000 connections: time s, ws'].met, 'not met'); // 0.45 > 0.32

@@ -2,6 +2,7 @@
  * for comparison, to Nchan), sends messages at a fixed rate over HTTP and measures their delivery
  * (latency, loss, duplicates), the connection set-up and the server's memory and CPU. The HTTP
  * client, the push connections and the figures are bench/load/'s, shared with kf_soak. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -165,6 +166,7 @@ typedef struct load {
     /* figures */
     load_proc_stat_t server_before, server_connected, server_end;
     load_proc_stat_t server_connect_start, server_run_start, server_run_end;
+    load_threads_t server_threads_start, server_threads_end; /* the run's, by thread name */
     load_proc_stat_t self_before, self_run_start, self_run_end, self_connected;
     double connect_s;
 } load_t;
@@ -439,6 +441,7 @@ static void enter_run(void)
     load.run_start_ns = load.phase_start_ns;
     load.run_end_ns = load.run_start_ns + (uint64_t)o->duration_s * 1000000000ULL;
     load.server_run_start = load_proc_sample(o->server_pid);
+    load.server_threads_start = load_proc_threads(o->server_pid);
     load.self_run_start = load_self_sample();
     if (o->connect_only) {
         load_progress("holding %u connections for %u s", load.push.live, o->duration_s);
@@ -486,6 +489,7 @@ static void tick(void)
                 send_due(load.run_end_ns); /* what the last interval owes */
             uv_timer_stop(&load.sender);
             load.server_run_end = load_proc_sample(load.opts.server_pid);
+            load.server_threads_end = load_proc_threads(load.opts.server_pid);
             load.self_run_end = load_self_sample();
             load.phase = PH_DRAIN;
             load.push.retry = false;
@@ -517,12 +521,41 @@ static void stopped(const char *why, int exit_code)
     load.exit_code = exit_code;
     if (load.interrupted && load.phase == PH_RUN) {
         load.server_run_end = load_proc_sample(load.opts.server_pid);
+        load.server_threads_end = load_proc_threads(load.opts.server_pid);
         load.self_run_end = load_self_sample();
     }
     finish();
 }
 
 /* ---- the report ---- */
+
+/* The server's CPU seconds over the run by thread name, user and system:
+ * ,"server_threads":{"kefu-writer":[user,sys],...} (omitted when not read). */
+static void threads_json(kf_buf_t *j, const load_threads_t *start, const load_threads_t *end)
+{
+    if (!start->ok || !end->ok)
+        return;
+    kf_buf_printf(j, ",\"server_threads\":{");
+    for (size_t i = 0; i < end->count; i++) {
+        const load_thread_cpu_t *e = &end->v[i];
+        double user = e->user_s, sys = e->sys_s;
+        for (size_t k = 0; k < start->count; k++) {
+            if (strcmp(start->v[k].name, e->name) == 0) {
+                user -= start->v[k].user_s;
+                sys -= start->v[k].sys_s;
+            }
+        }
+        char name[sizeof e->name]; /* any name a thread set, safe inside JSON quotes */
+        size_t n = 0;
+        for (; e->name[n] != '\0' && n + 1 < sizeof name; n++)
+            name[n] = isalnum((unsigned char)e->name[n]) || strchr("-_. ", e->name[n]) != NULL
+                          ? e->name[n]
+                          : '_';
+        name[n] = '\0';
+        kf_buf_printf(j, "%s\"%s\":[%.2f,%.2f]", i > 0 ? "," : "", name, user, sys);
+    }
+    kf_buf_printf(j, "}");
+}
 
 /* Writes samples, one a line, so that a script can pool several processes' runs (a percentile
  * of percentiles is not one). Returns 0 or -1 (said on stderr). */
@@ -724,6 +757,7 @@ static void report(void)
                   load.self_connected.ok ? (double)load.self_connected.rss_kb : NAN, 0);
     load_json_num(&j, "self_bytes_per_conn", self_per_conn, 0);
     load_json_num(&j, "self_cpu_pct", self_cpu, 1);
+    threads_json(&j, &load.server_threads_start, &load.server_threads_end);
     kf_buf_printf(&j, ",\"last_bad_status\":%d}",
                   load.push.last_bad_status != 0 ? load.push.last_bad_status
                                                  : load.setup.last_bad_status);

@@ -8,6 +8,27 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* The user and system CPU ticks of /proc/.../stat's text; false when they are not there. */
+static bool stat_ticks(const char *buf, unsigned long long *utime, unsigned long long *stime)
+{
+    /* The command name may hold spaces and parentheses: fields start after the last ')'. */
+    const char *p = strrchr(buf, ')');
+    return p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                               utime, stime) == 2;
+}
+
+/* Reads a small /proc file whole into buf (NUL-terminated); false when it cannot be read. */
+static bool read_small(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return true;
+}
+
 /* Reads one process's VmRSS and CPU time; false when it is gone. */
 static bool read_one(pid_t pid, long *rss_kb, double *cpu_s)
 {
@@ -26,18 +47,9 @@ static bool read_one(pid_t pid, long *rss_kb, double *cpu_s)
     }
     fclose(f);
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return false;
     char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* The command name may hold spaces and parentheses: fields start after the last ')'. */
-    const char *p = strrchr(buf, ')');
     unsigned long long utime, stime;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+    if (!read_small(path, buf, sizeof buf) || !stat_ticks(buf, &utime, &stime))
         return false;
     *cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
     return true;
@@ -65,6 +77,49 @@ load_proc_stat_t load_proc_sample(pid_t pid)
     }
     fclose(f);
     return stat;
+}
+
+load_threads_t load_proc_threads(pid_t pid)
+{
+    load_threads_t t = {0};
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = pid > 0 ? opendir(path) : NULL;
+    if (dir == NULL)
+        return t;
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char file[300], name[32], buf[1024];
+        unsigned long long utime, stime;
+        snprintf(file, sizeof file, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+        if (!read_small(file, name, sizeof name))
+            continue;
+        name[strcspn(name, "\n")] = '\0';
+        snprintf(file, sizeof file, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        if (!read_small(file, buf, sizeof buf) || !stat_ticks(buf, &utime, &stime))
+            continue; /* the thread ended meanwhile */
+        size_t i = 0;
+        while (i < t.count && strcmp(t.v[i].name, name) != 0)
+            i++;
+        if (i == t.count) {
+            if (t.count < LOAD_THREAD_NAMES)
+                t.count++;
+            else
+                i = LOAD_THREAD_NAMES - 1;
+            const char *src = i == LOAD_THREAD_NAMES - 1 ? "others" : name;
+            size_t len = strnlen(src, sizeof t.v[i].name - 1); /* comm: 15 bytes at most */
+            memcpy(t.v[i].name, src, len);
+            t.v[i].name[len] = '\0';
+        }
+        t.v[i].user_s += (double)utime / tick;
+        t.v[i].sys_s += (double)stime / tick;
+    }
+    closedir(dir);
+    t.ok = true;
+    return t;
 }
 
 load_proc_stat_t load_self_sample(void)

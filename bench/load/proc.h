@@ -18,6 +18,24 @@ load_proc_stat_t load_proc_sample(pid_t pid);
 /* This process: CPU from getrusage, VmRSS from /proc. */
 load_proc_stat_t load_self_sample(void);
 
+/* CPU time of a process's threads, summed by thread name (kefu names its threads: "kefu" for
+ * the first loop, "kefu-loop-N", "kefu-writer", "kefu-checkpoint"...), to show where a server's
+ * CPU per message goes. */
+#define LOAD_THREAD_NAMES 16
+typedef struct load_thread_cpu {
+    char name[16];
+    double user_s;
+    double sys_s;
+} load_thread_cpu_t;
+
+typedef struct load_threads {
+    bool ok;
+    size_t count;
+    load_thread_cpu_t v[LOAD_THREAD_NAMES]; /* names past the last slot are summed into it */
+} load_threads_t;
+
+load_threads_t load_proc_threads(pid_t pid);
+
 /* The process's open file descriptors (the entries of /proc/PID/fd), or -1 when they cannot be
  * read. */
 int load_proc_fds(pid_t pid);
