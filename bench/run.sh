@@ -253,7 +253,8 @@ JSON
 echo
 node "$root/bench/bench_report.js" --dir "$out" --charts "$charts"
 echo
-echo "kefu: one loop thread, a writer thread and a checkpointer; FULL: every message committed with"
+echo "kefu: one loop thread per core ($(nproc), the --loops default), a writer thread and a"
+echo "checkpointer; FULL: every message committed with"
 echo "fdatasync (group commit) before it is acknowledged and pushed. Nchan: nginx with 2 workers,"
 echo "in-memory storage. The load generator runs on the same cores as the servers."
 if [ "$keep" = 1 ]; then

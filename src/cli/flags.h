@@ -45,10 +45,11 @@ typedef enum {
       "`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: carry events between several kefu nodes "     \
       "through Redis pub/sub, and share their abuse limits (docs/DEPLOY.md); `/readyz` answers "   \
       "503 while Redis is unreachable or refuses the password (default: in-process, one node)")    \
-    X(LOOPS, "loops", "N", KF_FLAG_COUNT, 0, 256, 1, NULL, false,                                  \
+    X(LOOPS, "loops", "N", KF_FLAG_COUNT, 0, 256, 0, NULL, false,                                  \
       "event loops (threads) serving connections, each its own share (SO_REUSEPORT); they share "  \
-      "one database writer and hear each other's events; 0: one per core the process may use "     \
-      "(docs/ARCHITECTURE.md, \"Every core\")")                                                    \
+      "one database writer and hear each other's events; 0: one per core the process may use, "    \
+      "or one when the bus is Redis or the store PostgreSQL (docs/ARCHITECTURE.md, \"Every "       \
+      "core\")")                                                                                   \
     X(PUBLIC_URL, "public-url", "URL", KF_FLAG_TEXT, 0, 0, 0, NULL, false,                         \
       "the address people use, for the start-up message (default: the listen address)")            \
     X(SECURE_COOKIES, "secure-cookies", NULL, KF_FLAG_SWITCH, 0, 0, 0, NULL, false,                \

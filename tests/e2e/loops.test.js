@@ -11,7 +11,9 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
+const os = require('node:os');
 const { Kefu, scenario, eventually, DEFAULT_AGENTS } = require('./harness');
+const { Redis, freePort } = require('./nodes_harness');
 
 const [ANA] = DEFAULT_AGENTS;
 
@@ -236,4 +238,35 @@ test('loops: the abuse limits are one budget per client for the whole process, n
     env.defer(() => second.kill());
     await assert.rejects(second.start(), /exited before listening/);
     assert.match(second.log, /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
+  }));
+
+test('loops: by default one per core the process may use (the start-up line and /metrics say how many); one with a Redis bus, unless asked', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    // What a server gets with no --loops at all (KEFU_LOOPS would give it one).
+    const saved = process.env.KEFU_LOOPS;
+    delete process.env.KEFU_LOOPS;
+    env.defer(() => {
+      if (saved !== undefined) process.env.KEFU_LOOPS = saved;
+    });
+    const cores = os.availableParallelism();
+    const closers = [];
+    env.defer(() => closers.forEach((f) => f()));
+    const loopsOf = async (srv) => {
+      const c = client(srv.port);
+      closers.push(() => c.agent.destroy());
+      return sample(await metrics(c), 'kefu_loops');
+    };
+    const plain = await env.server();
+    assert.equal(await loopsOf(plain), cores, 'one loop per core');
+    if (cores > 1) assert.match(plain.log, new RegExp(`listening on \\S+ \\(${cores} loops\\)`));
+    await plain.stop();
+
+    const redis = new Redis(await freePort());
+    await redis.start();
+    env.defer(() => redis.stop());
+    const node = await env.server({ args: ['--bus', redis.url] });
+    assert.equal(await loopsOf(node), 1, 'one loop with a Redis bus');
+    await node.stop();
+    const asked = await env.server({ args: ['--bus', redis.url, '--loops', '2'] });
+    assert.equal(await loopsOf(asked), 2, 'two when asked');
   }));
