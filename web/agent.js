@@ -744,7 +744,12 @@
     fetching.add(id);
     try {
       const data = await agentApi('GET', '/api/conversations/' + id);
-      if (me) applyConversation(data.conversation);
+      if (me) {
+        // A message of a new conversation may come before its conversation event (another loop
+        // or node published it): the fetch, not the event, then makes it known here.
+        announceNew(data.conversation);
+        applyConversation(data.conversation);
+      }
     } catch (e) { /* the next list refresh will catch up */ } finally {
       fetching.delete(id);
     }

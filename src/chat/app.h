@@ -64,8 +64,8 @@ typedef struct kf_app_config {
      * they outlive the application. */
     struct kf_limits *shared_limits;
     struct kf_quota *shared_quota;
-    /* Another loop's application whose agents' presence this one shares (chat/presence.h), or
-     * NULL: its own. */
+    /* Another loop's application whose agents' presence and visitors online this one shares
+     * (chat/presence.h, chat/browsing.h), or NULL: its own. */
     struct kf_app *shared_presence_of;
 } kf_app_config_t;
 

@@ -4,7 +4,11 @@
  * is) and stays online while a push connection of theirs is open, or while their last push
  * request or page report is less than offline_after_ms old (a short poll comes every few
  * seconds); a closed tab goes offline by itself at the next sweep. Kept in memory only: after a
- * restart the list fills again as pages report. Loop thread only. */
+ * restart the list fills again as pages report. The loops of one process (kefu --loops) share
+ * one table, each through its own handle (kf_browsing_share), so that a visitor whose page report
+ * and push connection landed on different loops is one visitor online, listed whichever loop a
+ * console asks. Any loop thread, each with its own handle; changed is called on the thread that
+ * made the change, under the table's lock: it must not call back into the table. */
 #ifndef KF_CHAT_BROWSING_H
 #define KF_CHAT_BROWSING_H
 
@@ -39,6 +43,11 @@ typedef size_t (*kf_browsing_open_fn)(void *ctx, int64_t visitor_id);
 
 kf_browsing_t *kf_browsing_new(uint64_t offline_after_ms, kf_browsing_changed_fn changed,
                                void *ctx);
+/* Another handle on browsing's table, whose changes are told to changed(ctx): for another loop
+ * (made before that loop's thread runs). */
+kf_browsing_t *kf_browsing_share(kf_browsing_t *browsing, kf_browsing_changed_fn changed,
+                                 void *ctx);
+/* Frees the handle; the table goes with the last one. */
 void kf_browsing_free(kf_browsing_t *browsing);
 /* The visitor's page reported itself at wall ms now_wall (monotonic now): online from now on, on
  * this page (changed is told when they came online or the page's address changed). name may be
@@ -53,8 +62,14 @@ void kf_browsing_rename(kf_browsing_t *browsing, int64_t visitor_id, const char 
 /* Every few seconds: visitors with a connection open count as seen now; those seen last
  * offline_after_ms ago or more go offline. */
 void kf_browsing_sweep(kf_browsing_t *browsing, uint64_t now, kf_browsing_open_fn open, void *ctx);
-/* The visitor if online now, else NULL (valid until the next call that changes the table). */
+/* The visitor if online now, else NULL: between kf_browsing_lock and kf_browsing_unlock, and
+ * valid until the unlock (no other kf_browsing_* call in between: they lock). */
 kf_browsing_visitor_t *kf_browsing_find(kf_browsing_t *browsing, int64_t visitor_id);
+void kf_browsing_lock(kf_browsing_t *browsing);
+void kf_browsing_unlock(kf_browsing_t *browsing);
+/* Marks the online visitor invited at wall ms now_wall, and tells changed: false when they are
+ * not online. */
+bool kf_browsing_invited(kf_browsing_t *browsing, int64_t visitor_id, int64_t now_wall);
 /* Records that rule rule_id fired for the online visitor: false when it had fired already in
  * this stretch (or the visitor is not online, or has fired KF_BROWSING_MAX_FIRED rules). */
 bool kf_browsing_fire(kf_browsing_t *browsing, int64_t visitor_id, int64_t rule_id);
@@ -62,6 +77,6 @@ bool kf_browsing_fire(kf_browsing_t *browsing, int64_t visitor_id, int64_t rule_
 void kf_browsing_each(kf_browsing_t *browsing,
                       void (*fn)(void *ctx, const kf_browsing_visitor_t *v), void *ctx);
 /* How many visitors are online. */
-size_t kf_browsing_count(const kf_browsing_t *browsing);
+size_t kf_browsing_count(kf_browsing_t *browsing);
 
 #endif

@@ -13,6 +13,7 @@
 #include "base/str.h"
 #include "chat/events.h"
 #include "chat/handlers.h"
+#include "chat/nodes.h"
 #include "chat/webhooks.h"
 
 /* An API token's secret: a prefix that says what it is (in a log, a leaked file), then a
@@ -86,8 +87,10 @@ static void changed_cb(void *ctx, const kf_store_result_t *r)
     kf_req_t *req = w->base.req;
     if (r->rc == 0) {
         publish_change(w->app, w->what);
-        if (strcmp(w->what, "webhooks") == 0)
+        if (strcmp(w->what, "webhooks") == 0) {
             kf_webhooks_kick(w->app->webhooks);
+            kf_nodes_tell_webhooks(w->app);
+        }
     }
     if (req == NULL) {
         /* gone: nothing to answer */

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "chat/app.h"
 
 /* At start-up (it waits for the store): the table of visitors online, and the rules read from
@@ -20,6 +22,9 @@ void kf_invite_page(kf_app_t *app, int64_t visitor_id, const char *url, const ch
 void kf_invite_seen(kf_app_t *app, int64_t visitor_id, const char *name);
 /* Every few seconds: visitors gone quiet go offline. */
 void kf_invite_sweep(kf_app_t *app);
+/* Another node or loop changed the rules to rules (a list; what is not a valid rule in it is
+ * left out): this one's follow, and its next rule id comes after theirs. */
+void kf_invite_take_rules(kf_app_t *app, json_t *rules);
 /* Whether a rule's path pattern (a glob: '*' any characters) matches the start of path. */
 bool kf_invite_path_matches(const char *pattern, const char *path);
 

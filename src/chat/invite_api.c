@@ -20,6 +20,7 @@
 #include "chat/events.h"
 #include "chat/handlers.h"
 #include "chat/invite.h"
+#include "chat/nodes.h"
 #include "store/sync.h"
 
 #define RULES_KEY "invite_rules"
@@ -79,7 +80,10 @@ static bool rule_valid(json_t *rule)
 
 int kf_invite_start(kf_app_t *app)
 {
-    app->browsing = kf_browsing_new(BROWSING_OFFLINE_MS, browsing_changed_cb, app);
+    /* One table for the process's loops (the first loop's app made it: main.c). */
+    kf_app_t *first = app->config.shared_presence_of;
+    app->browsing = first != NULL ? kf_browsing_share(first->browsing, browsing_changed_cb, app)
+                                  : kf_browsing_new(BROWSING_OFFLINE_MS, browsing_changed_cb, app);
     app->invite_rules = json_array();
     app->invite_rule_next = 1;
     char *text = kf_xcalloc(1, RULES_JSON_MAX);
@@ -94,6 +98,16 @@ int kf_invite_start(kf_app_t *app)
         json_decref(rules);
         return rc != 0 ? rc : KF_EINVAL;
     }
+    kf_invite_take_rules(app, rules);
+    json_decref(rules);
+    return 0;
+}
+
+void kf_invite_take_rules(kf_app_t *app, json_t *rules)
+{
+    if (!json_is_array(rules))
+        return;
+    json_t *taken = json_array();
     size_t i;
     json_t *rule;
     json_array_foreach(rules, i, rule)
@@ -103,10 +117,10 @@ int kf_invite_start(kf_app_t *app)
         int64_t id = json_integer_value(json_object_get(rule, "id"));
         if (id >= app->invite_rule_next)
             app->invite_rule_next = id + 1;
-        json_array_append(app->invite_rules, rule);
+        json_array_append(taken, rule);
     }
-    json_decref(rules);
-    return 0;
+    json_decref(app->invite_rules);
+    app->invite_rules = taken;
 }
 
 void kf_invite_stop(kf_app_t *app)
@@ -162,14 +176,9 @@ static void invited_cb(void *data, const kf_chat_outcome_t *outcome)
 {
     invite_wait_t *w = data;
     kf_req_t *req = w->base.req;
-    if (outcome->rc == 0) {
-        /* The consoles show who has been invited, so that two agents do not both ask. */
-        kf_browsing_visitor_t *v = kf_browsing_find(w->app->browsing, w->visitor_id);
-        if (v != NULL) {
-            v->invited_at = kf_clock_wall_ms();
-            browsing_changed_cb(w->app, v, true);
-        }
-    }
+    /* The consoles show who has been invited, so that two agents do not both ask. */
+    if (outcome->rc == 0)
+        kf_browsing_invited(w->app->browsing, w->visitor_id, kf_clock_wall_ms());
     if (req != NULL && outcome->rc != 0) {
         kf_call_fail(req, outcome->rc, outcome->why);
     } else if (req != NULL && outcome->message == NULL) {
@@ -215,7 +224,10 @@ void kf_visitor_invite_post(const kf_call_t *call)
         return;
     }
     int64_t visitor_id = call->ids[0];
-    if (kf_browsing_find(call->app->browsing, visitor_id) == NULL) {
+    kf_browsing_lock(call->app->browsing);
+    bool online = kf_browsing_find(call->app->browsing, visitor_id) != NULL;
+    kf_browsing_unlock(call->app->browsing);
+    if (!online) {
         json_decref(root);
         kf_call_fail(call->req, KF_ENOTFOUND, "this visitor is not browsing the site now");
         return;
@@ -326,6 +338,7 @@ static void rules_stored_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc == 0) {
         json_decref(app->invite_rules);
         app->invite_rules = json_incref(w->rules);
+        kf_nodes_tell_invite_rules(app); /* the consoles hear the event below on every loop */
         json_t *event = w->changed != NULL
                             ? json_pack("{s:s,s:O}", "type", "invite_rule", "rule", w->changed)
                             : json_pack("{s:s,s:I,s:b}", "type", "invite_rule", "id",
@@ -448,9 +461,15 @@ void kf_visitor_invite_rule_fire(const kf_call_t *call)
         kf_call_fail(call->req, KF_ENOTFOUND, "no such rule");
         return;
     }
-    kf_browsing_visitor_t *v = kf_browsing_find(app->browsing, visitor_id);
     char path[2048];
-    if (v == NULL || !url_path(v->url, path, sizeof path)) {
+    int64_t page_since = 0;
+    kf_browsing_lock(app->browsing);
+    kf_browsing_visitor_t *v = kf_browsing_find(app->browsing, visitor_id);
+    bool reported = v != NULL && url_path(v->url, path, sizeof path);
+    if (v != NULL)
+        page_since = v->page_since;
+    kf_browsing_unlock(app->browsing);
+    if (!reported) {
         kf_call_fail(call->req, KF_ECONFLICT, "report the page first (POST /api/visitor/page)");
         return;
     }
@@ -458,7 +477,7 @@ void kf_visitor_invite_rule_fire(const kf_call_t *call)
         kf_call_fail(call->req, KF_ECONFLICT, "the rule is not for this page");
         return;
     }
-    int64_t due = v->page_since + 1000 * json_integer_value(json_object_get(rule, "seconds"));
+    int64_t due = page_since + 1000 * json_integer_value(json_object_get(rule, "seconds"));
     if (kf_clock_wall_ms() + FIRE_SLACK_MS < due) {
         kf_call_fail(call->req, KF_ECONFLICT, "the rule's time on this page has not passed yet");
         return;

@@ -9,7 +9,9 @@
 #include "base/log.h"
 #include "chat/events.h"
 #include "chat/internal.h"
+#include "chat/invite.h"
 #include "chat/limits.h"
+#include "chat/webhooks.h"
 #include "chat/widget_settings.h"
 
 /* {"what":"here","agents":[id, ...]}: those agents' consoles are open on the teller's node. */
@@ -48,8 +50,8 @@ static void take_settings(kf_app_t *app, json_t *body)
 }
 
 /* One change heard: {"type":"node","what":"logout"|"agent"|"visitor"|"presence"|"here"|
- * "settings", ...}. What does not parse is dropped (it came from another node of ours, or from
- * whoever can publish on the bus). */
+ * "settings"|"webhooks"|"invite_rules", ...}. What does not parse is dropped (it came from another
+ * node of ours, or from whoever can publish on the bus). */
 static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 {
     kf_app_t *app = sub->data;
@@ -99,6 +101,12 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
         kf_authn_visitor_changed(app->authn, (int64_t)id);
     } else if (strcmp(what, "settings") == 0) {
         take_settings(app, body);
+    } else if (strcmp(what, "invite_rules") == 0) {
+        kf_invite_take_rules(app, json_object_get(body, "rules"));
+    } else if (strcmp(what, "webhooks") == 0) {
+        /* Which events some webhook takes is read again now, not at the next tick: a message
+         * stored here meanwhile would not have been queued for the new one. */
+        kf_webhooks_kick(app->webhooks);
     }
 out:
     json_decref(body);
@@ -175,4 +183,15 @@ void kf_nodes_tell_settings(kf_app_t *app)
     /* id: every change carries one (1 here: the desk has one set of settings). */
     tell(app, json_pack("{s:s,s:i,s:b,s:O}", "what", "settings", "id", 1, "typing_preview",
                         app->typing_preview, "widget", app->widget));
+}
+
+void kf_nodes_tell_webhooks(kf_app_t *app)
+{
+    tell(app, json_pack("{s:s,s:i}", "what", "webhooks", "id", 1));
+}
+
+void kf_nodes_tell_invite_rules(kf_app_t *app)
+{
+    tell(app,
+         json_pack("{s:s,s:i,s:O}", "what", "invite_rules", "id", 1, "rules", app->invite_rules));
 }

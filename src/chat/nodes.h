@@ -37,5 +37,10 @@ void kf_nodes_tell_here(kf_app_t *app, uint64_t within_ms);
 /* The desk's settings changed (PATCH /api/settings): the others take app's typing_preview and
  * widget settings as they are now, as if read from the store at start. */
 void kf_nodes_tell_settings(kf_app_t *app);
+/* The webhooks changed (one added, changed or deleted): the others' dispatchers read which
+ * events some webhook takes again (chat/webhooks.h, kf_webhooks_kick). */
+void kf_nodes_tell_webhooks(kf_app_t *app);
+/* The invitation rules changed here (stored): the others take the whole list as it is now. */
+void kf_nodes_tell_invite_rules(kf_app_t *app);
 
 #endif

@@ -755,6 +755,7 @@ static int sqlite_attach(kf_store_t *store, kf_store_t **out)
         return KF_EINVAL; /* in memory: another connection would be another database */
     sqlite_store_t *s = kf_xcalloc(1, sizeof *s);
     s->base.ops = root->base.ops;
+    s->base.refused = kf__store_refused(&root->base); /* one answer for the process */
     s->root = root;
     s->synchronous_sql = root->synchronous_sql;
     s->blob_dir = kf_xstrdup(root->blob_dir);

@@ -78,6 +78,7 @@
 #ifndef KF_STORE_H
 #define KF_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -829,7 +830,11 @@ struct op; /* a queued operation of the SQLite backend's front functions (sqlite
  * it takes writes, kept by kf_store_note_write; zeroed with the handle. */
 struct kf_store {
     const kf_store_ops_t *ops;
-    uint64_t refused_writes; /* writes answered KF_EUNAVAIL since the last that went */
+    /* Writes answered KF_EUNAVAIL since the last that went, by every handle of the process:
+     * points at own_refused, or at the handle's it was attached to (the loops share one writer,
+     * so whether the database takes writes is the process's answer, given once). */
+    atomic_uint_fast64_t *refused;
+    atomic_uint_fast64_t own_refused;
     kf_store_health_fn health_fn;
     void *health_data;
     /* Where the SQLite backend's argument checks (its kf_sqlite_* front functions) hand an
@@ -838,10 +843,16 @@ struct kf_store {
     int (*queue)(kf_store_t *store, struct op *op);
 };
 
-/* Whether the last completed write went (or none was refused since): the health check's answer. */
-static inline bool kf_store_writable(const kf_store_t *store)
+static inline atomic_uint_fast64_t *kf__store_refused(kf_store_t *store)
 {
-    return store->refused_writes == 0;
+    return store->refused != NULL ? store->refused : &store->own_refused;
+}
+
+/* Whether the last completed write went (or none was refused since), on any loop: the health
+ * check's answer. */
+static inline bool kf_store_writable(kf_store_t *store)
+{
+    return atomic_load(kf__store_refused(store)) == 0;
 }
 
 /* Who is told when the database stops or starts taking writes (NULL: nobody). Owner thread. */
@@ -856,14 +867,16 @@ static inline void kf_store_set_health(kf_store_t *store, kf_store_health_fn fn,
  * e-mail, an unknown conversation) says nothing about the database. */
 static inline void kf_store_note_write(kf_store_t *store, int rc)
 {
+    atomic_uint_fast64_t *refused = kf__store_refused(store);
     if (rc == KF_EUNAVAIL) {
-        if (store->refused_writes++ == 0 && store->health_fn != NULL)
+        /* The loop whose refusal is the first tells; the one whose write goes first after them
+         * tells how many there were, on every loop. */
+        if (atomic_fetch_add(refused, 1) == 0 && store->health_fn != NULL)
             store->health_fn(store->health_data, false, 0);
-    } else if (rc == 0 && store->refused_writes > 0) {
-        uint64_t refused = store->refused_writes;
-        store->refused_writes = 0;
-        if (store->health_fn != NULL)
-            store->health_fn(store->health_data, true, refused);
+    } else if (rc == 0 && atomic_load(refused) > 0) {
+        uint64_t count = atomic_exchange(refused, 0);
+        if (count > 0 && store->health_fn != NULL)
+            store->health_fn(store->health_data, true, count);
     }
 }
 

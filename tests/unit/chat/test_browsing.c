@@ -1,7 +1,7 @@
 /* test_browsing.c: the table of visitors online (src/chat/browsing.c): a page report brings a
  * visitor online and a change of page is told, a push request or an open connection keeps them
  * online, silence past offline_after_ms takes them off (told once), a rule fires once per online
- * stretch, and a name change is told. */
+ * stretch, and a name change is told; two loops' handles share one table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -128,12 +128,41 @@ static void test_rules_fire_once_a_stretch(void **state)
     kf_browsing_free(b);
 }
 
+/* Two loops' handles on one table: a visitor reported through one is online through the other,
+ * each handle's changes are told to its own owner, an invitation marks them for both, and the
+ * table outlives the first handle freed. */
+static void test_shared_between_loops(void **state)
+{
+    (void)state;
+    told_t first = {0}, second = {0};
+    kf_browsing_t *a = kf_browsing_new(OFFLINE_MS, changed_cb, &first);
+    kf_browsing_t *b = kf_browsing_share(a, changed_cb, &second);
+    kf_browsing_page(a, 5, "Mia", "https://shop.example/", "Shop", 1000, 1000);
+    assert_int_equal(first.online, 1);
+    assert_int_equal(second.online, 0);
+    assert_int_equal(kf_browsing_count(b), 1);
+    assert_true(kf_browsing_invited(b, 5, 2000));
+    assert_int_equal(second.online, 1);
+    assert_false(kf_browsing_invited(b, 6, 2000));
+    kf_browsing_lock(a);
+    assert_int_equal(kf_browsing_find(a, 5)->invited_at, 2000);
+    kf_browsing_unlock(a);
+    assert_true(kf_browsing_fire(a, 5, 3));
+    assert_false(kf_browsing_fire(b, 5, 3)); /* once, whichever loop asks */
+    kf_browsing_free(a);
+    kf_browsing_sweep(b, 1000 + OFFLINE_MS, NULL, NULL);
+    assert_int_equal(second.offline, 1);
+    assert_int_equal(kf_browsing_count(b), 0);
+    kf_browsing_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_online_moves_and_goes),
         cmocka_unit_test(test_open_connection_keeps_online),
         cmocka_unit_test(test_rules_fire_once_a_stretch),
+        cmocka_unit_test(test_shared_between_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
