@@ -270,3 +270,45 @@ test('loops: by default one per core the process may use (the start-up line and 
     const asked = await env.server({ args: ['--bus', redis.url, '--loops', '2'] });
     assert.equal(await loopsOf(asked), 2, 'two when asked');
   }));
+
+test('loops: what one loop learns the others answer with: a visitor reported on one loop is online and invited from the other; a rule added on one is what the visitor reads on the other', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ args: ['--loops', '2'] });
+    const closers = [];
+    env.defer(() => closers.forEach((f) => f()));
+    const onLoop0 = await clientOn(srv.port, 0, closers);
+    const onLoop1 = await clientOn(srv.port, 1, closers);
+    const session = await request(onLoop0, 'POST', '/api/visitor/session', { body: { name: 'Li Na' } });
+    assert.equal(session.status, 201, session.text);
+    const bearer = { Authorization: `Bearer ${session.json.token}` };
+    const visitorId = session.json.visitor.id;
+    const page = await request(onLoop0, 'POST', '/api/visitor/page', { headers: bearer, body: { url: 'https://shop.example/pricing', title: 'Pricing' } });
+    assert.equal(page.status, 200, page.text);
+
+    const login = await request(onLoop1, 'POST', '/api/agent/login', { body: { email: ANA.email, password: ANA.password } });
+    assert.equal(login.status, 200, login.text);
+    const cookie = /^(?:__Host-)?kefu_session=[^;]*/.exec(login.headers['set-cookie'][0])[0];
+    const agent = { Cookie: cookie, 'X-CSRF-Token': login.json.csrf };
+    const online = await request(onLoop1, 'GET', '/api/visitors/online', { headers: agent });
+    assert.equal(online.status, 200, online.text);
+    assert.deepEqual(online.json.visitors.map((v) => [v.visitor_id, v.title]), [[visitorId, 'Pricing']], 'listed on the other loop');
+    const invite = await request(onLoop1, 'POST', `/api/visitors/${visitorId}/invite`, { headers: agent, body: { body: 'Can I help?' } });
+    assert.equal(invite.status, 201, invite.text);
+    const marked = await request(onLoop0, 'GET', '/api/visitors/online', { headers: agent });
+    assert.ok(marked.json.visitors[0].invited_at > 0, 'marked invited on the loop the visitor reported to');
+
+    const rule = await request(onLoop0, 'POST', '/api/invite-rules', { headers: agent, body: { path: '/pricing', seconds: 0, body: 'Questions about plans?' } });
+    assert.equal(rule.status, 201, rule.text);
+    await eventually(async () => {
+      const rules = await request(onLoop1, 'GET', '/api/visitor/invite-rules', { headers: bearer });
+      return rules.status === 200 && rules.json.rules.some((r) => r.id === rule.json.rule.id);
+    }, { what: 'the rule added on loop 0 read on loop 1' });
+    const fired = await request(onLoop1, 'POST', `/api/visitor/invite-rules/${rule.json.rule.id}/fire`, { headers: bearer });
+    assert.equal(fired.status, 201, fired.text);
+    const again = await request(onLoop0, 'POST', `/api/visitor/invite-rules/${rule.json.rule.id}/fire`, { headers: bearer });
+    assert.equal(again.status, 409, 'a rule fires once in an online stretch, whichever loop is asked');
+    const second = await request(onLoop1, 'POST', '/api/invite-rules', { headers: agent, body: { path: '/', seconds: 5, body: 'Hello' } });
+    assert.equal(second.status, 201, second.text);
+    assert.notEqual(second.json.rule.id, rule.json.rule.id, 'rule ids are not given twice by two loops');
+    await eventually(async () => (await request(onLoop0, 'GET', '/api/invite-rules', { headers: agent })).json.rules.length === 2, { what: 'both rules on loop 0' });
+  }));
