@@ -303,6 +303,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
     kf_push_config_t push = *push_config;
     push.receive = kf_ws_receive;
     push.receive_ctx = app;
+    if (config->loop_figures != NULL) /* a scrape on another loop counts them at once */
+        push.shared_counts = config->loop_figures[config->loop_index].push;
     app->push = kf_push_new(loop, app->hub, &push);
     if (config->bus_url != NULL) {
         app->bus = kf_bus_new_redis(loop, app->hub, config->bus_url, bus_changed_cb, app);
@@ -327,7 +329,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         uv_timer_start(app->figures, figures_cb, FIGURES_MS, FIGURES_MS);
         uv_unref((uv_handle_t *)app->figures);
     }
-    app->autoassign = kf_autoassign_new(app);
+    app->autoassign = kf_autoassign_new(
+        app, config->shared_presence_of != NULL ? config->shared_presence_of->autoassign : NULL);
     app->webhooks = kf_webhooks_new(loop, store, config->webhooks_allow_private);
     if (app->webhooks == NULL)
         kf_warn("libcurl could not start: webhooks are not sent");
@@ -382,7 +385,7 @@ void kf_app_free(kf_app_t *app)
     uv_close((uv_handle_t *)app->presence_sweeper, free_handle_cb);
     uv_close((uv_handle_t *)app->snoozes, free_handle_cb);
     if (app->figures != NULL) {
-        kf_ops_note_figures(app); /* its connections are closed: the others' scrapes see none */
+        kf_ops_note_figures(app); /* the bus's last figures, for the others' scrapes */
         uv_close((uv_handle_t *)app->figures, free_handle_cb);
     }
     kf_webhooks_free(app->webhooks);

@@ -15,9 +15,9 @@
 #include "push/push.h"
 #include "store/store.h"
 
-/* What one loop counts that GET /metrics sums over the loops of the process (kefu --loops): each
- * loop refreshes its own slot every second, and a scrape on any loop reads them all (its own
- * fresh, the others' at most a second old). */
+/* What one loop counts that GET /metrics sums over the loops of the process (kefu --loops): the
+ * push connections as they come and go; the bus's figures refreshed every second, and a scrape
+ * on any loop reads them all (its own fresh, the others' at most a second old). */
 typedef struct kf_loop_figures {
     atomic_uint_fast64_t push[KF_PUSH_TRANSPORT_COUNT]; /* push connections open, by transport */
     atomic_uint_fast64_t bus_sent, bus_received, bus_lost, bus_malformed, bus_connects, bus_holes;

@@ -7,6 +7,7 @@
  * id, and a conversation assigned before the restart keeps its assignee. */
 #include "chat/autoassign.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "base/err.h"
 #include "chat/events.h"
 #include "chat/internal.h"
+#include "chat/nodes.h"
 
 /* How often the engine looks while it has something to watch. */
 #define LOOK_MS 1000
@@ -105,6 +107,12 @@ typedef struct turn {
 
 struct kf_autoassign {
     kf_app_t *app;
+    /* Another loop's of the process, which looks at the desk for every loop: this one passes
+     * its news on to it (chat/nodes.h) and keeps nothing. NULL: this engine looks. */
+    kf_autoassign_t *primary;
+    /* Some team assigns automatically, or an answer is awaited: news is worth passing on (read
+     * by the other loops' handles, hence atomic). */
+    atomic_bool active;
     uv_timer_t *timer;
     bool looking;  /* a look is under way */
     bool again;    /* a kick came during it */
@@ -333,6 +341,7 @@ static void teams_done_cb(void *ctx, const kf_store_result_t *r)
 {
     kf_autoassign_t *e = ctx;
     e->watching = r->rc != 0 || e->team_count > 0 || e->awaited_count > 0;
+    atomic_store(&e->active, e->watching);
     if (r->rc != 0) {
         look_ended(e);
         return;
@@ -376,10 +385,14 @@ static void timer_cb(uv_timer_t *timer)
         look(e);
 }
 
-kf_autoassign_t *kf_autoassign_new(kf_app_t *app)
+kf_autoassign_t *kf_autoassign_new(kf_app_t *app, kf_autoassign_t *primary)
 {
     kf_autoassign_t *e = kf_xcalloc(1, sizeof *e);
     e->app = app;
+    e->primary = primary;
+    atomic_init(&e->active, true);
+    if (primary != NULL)
+        return e;
     e->watching = true; /* at start: whatever waits from before */
     e->timer = kf_xcalloc(1, sizeof *e->timer);
     uv_timer_init(app->loop, e->timer);
@@ -398,7 +411,8 @@ void kf_autoassign_free(kf_autoassign_t *e)
 {
     if (e == NULL)
         return;
-    uv_close((uv_handle_t *)e->timer, free_timer_cb);
+    if (e->timer != NULL)
+        uv_close((uv_handle_t *)e->timer, free_timer_cb);
     for (size_t i = 0; i < e->team_count; i++)
         free(e->teams[i].members);
     free(e->agents);
@@ -420,25 +434,52 @@ static void look_soon(kf_autoassign_t *e)
     uv_timer_start(e->timer, timer_cb, 10, LOOK_MS);
 }
 
+/* Passes news on to the primary engine, when it wants it (always, for a team's change). */
+static bool passed_on(kf_autoassign_t *e, const char *what, int64_t conversation_id,
+                      int64_t agent_id, bool always)
+{
+    if (e->primary == NULL)
+        return false;
+    if (always || atomic_load(&e->primary->active))
+        kf_nodes_tell_autoassign(e->app, what, conversation_id, agent_id);
+    return true;
+}
+
 void kf_autoassign_kick(kf_autoassign_t *e)
 {
     /* Without an automatic team nothing but a team's change can make a look useful: a desk
      * without them pays nothing per message. */
-    if (e != NULL && (e->watching || e->awaited_count > 0))
+    if (e == NULL || passed_on(e, "kick", 0, 0, false))
+        return;
+    if (e->watching || e->awaited_count > 0)
         look_soon(e);
 }
 
 void kf_autoassign_teams_changed(kf_autoassign_t *e)
 {
-    if (e == NULL)
+    if (e == NULL || passed_on(e, "teams", 0, 0, true))
         return;
     e->watching = true;
+    atomic_store(&e->active, true);
     look_soon(e);
+}
+
+void kf_autoassign_heard(kf_autoassign_t *e, const char *what, int64_t conversation_id,
+                         int64_t agent_id)
+{
+    if (e == NULL || e->primary != NULL)
+        return; /* news for the engine that looks */
+    if (strcmp(what, "kick") == 0)
+        kf_autoassign_kick(e);
+    else if (strcmp(what, "teams") == 0)
+        kf_autoassign_teams_changed(e);
+    else if (strcmp(what, "replied") == 0)
+        kf_autoassign_replied(e, conversation_id, agent_id);
 }
 
 void kf_autoassign_replied(kf_autoassign_t *e, int64_t conversation_id, int64_t agent_id)
 {
-    if (e == NULL)
+    if (e == NULL || passed_on(e, "replied", conversation_id, agent_id, false))
         return;
     for (size_t i = 0; i < e->awaited_count; i++) {
         if (e->awaited[i].conversation_id == conversation_id &&

@@ -5,7 +5,8 @@
  * choice is a pure function (kf_autoassign_pick) that tests drive directly; the engine reads the
  * desk from the store, and every assignment is the store's conditional write
  * (conversation_autoassign), so that a racing claim or a second engine can neither assign one
- * conversation twice nor push an agent over capacity. Loop thread only. */
+ * conversation twice nor push an agent over capacity. Loop thread only (each loop its own handle;
+ * the first loop's looks for all). */
 #ifndef KF_CHAT_AUTOASSIGN_H
 #define KF_CHAT_AUTOASSIGN_H
 
@@ -43,8 +44,11 @@ typedef struct kf_autoassign kf_autoassign_t;
 
 /* The engine of app (its loop, store, hub and presence, which must outlive it). It looks at the
  * desk at once, then every second while some team assigns automatically or an assignee's answer
- * is awaited, and soon after each kick. */
-kf_autoassign_t *kf_autoassign_new(kf_app_t *app);
+ * is awaited, and soon after each kick. With primary (the first loop's engine, kefu --loops),
+ * one for another loop: it never looks, and tells what it hears of (a kick, a team's change, an
+ * answer) to the primary through the loops (chat/nodes.h), so that one engine keeps the turns
+ * and the awaited answers of the whole process. */
+kf_autoassign_t *kf_autoassign_new(kf_app_t *app, kf_autoassign_t *primary);
 /* Closes its timer; the store has been flushed (no read or write of its is under way). */
 void kf_autoassign_free(kf_autoassign_t *engine);
 /* Something that may let a conversation be assigned has happened (a conversation got a team or
@@ -54,5 +58,9 @@ void kf_autoassign_kick(kf_autoassign_t *engine);
 void kf_autoassign_teams_changed(kf_autoassign_t *engine);
 /* agent_id wrote in conversation_id: an automatic assignee who answers keeps the conversation. */
 void kf_autoassign_replied(kf_autoassign_t *engine, int64_t conversation_id, int64_t agent_id);
+/* What another loop's (or node's) engine passed on: "kick", "teams" or "replied" (with its
+ * conversation and agent). Only an engine that looks acts on it. */
+void kf_autoassign_heard(kf_autoassign_t *engine, const char *what, int64_t conversation_id,
+                         int64_t agent_id);
 
 #endif

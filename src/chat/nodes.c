@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "chat/autoassign.h"
 #include "chat/events.h"
 #include "chat/internal.h"
 #include "chat/invite.h"
@@ -50,8 +51,8 @@ static void take_settings(kf_app_t *app, json_t *body)
 }
 
 /* One change heard: {"type":"node","what":"logout"|"agent"|"visitor"|"presence"|"here"|
- * "settings"|"webhooks"|"invite_rules", ...}. What does not parse is dropped (it came from another
- * node of ours, or from whoever can publish on the bus). */
+ * "settings"|"webhooks"|"invite_rules"|"autoassign", ...}. What does not parse is dropped (it came
+ * from another node of ours, or from whoever can publish on the bus). */
 static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 {
     kf_app_t *app = sub->data;
@@ -101,6 +102,12 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
         kf_authn_visitor_changed(app->authn, (int64_t)id);
     } else if (strcmp(what, "settings") == 0) {
         take_settings(app, body);
+    } else if (strcmp(what, "autoassign") == 0) {
+        const char *news = json_string_value(json_object_get(body, "news"));
+        json_t *agent = json_object_get(body, "agent_id");
+        if (news != NULL && json_is_integer(agent))
+            kf_autoassign_heard(app->autoassign, news, (int64_t)id,
+                                (int64_t)json_integer_value(agent));
     } else if (strcmp(what, "invite_rules") == 0) {
         kf_invite_take_rules(app, json_object_get(body, "rules"));
     } else if (strcmp(what, "webhooks") == 0) {
@@ -194,4 +201,13 @@ void kf_nodes_tell_invite_rules(kf_app_t *app)
 {
     tell(app,
          json_pack("{s:s,s:i,s:O}", "what", "invite_rules", "id", 1, "rules", app->invite_rules));
+}
+
+void kf_nodes_tell_autoassign(kf_app_t *app, const char *news, int64_t conversation_id,
+                              int64_t agent_id)
+{
+    /* id: the conversation, or 1 for news about none (every change carries one). */
+    tell(app, json_pack("{s:s,s:I,s:s,s:I}", "what", "autoassign", "id",
+                        (json_int_t)(conversation_id > 0 ? conversation_id : 1), "news", news,
+                        "agent_id", (json_int_t)agent_id));
 }

@@ -42,5 +42,9 @@ void kf_nodes_tell_settings(kf_app_t *app);
 void kf_nodes_tell_webhooks(kf_app_t *app);
 /* The invitation rules changed here (stored): the others take the whole list as it is now. */
 void kf_nodes_tell_invite_rules(kf_app_t *app);
+/* News for the engine of automatic assignment that looks for the process (chat/autoassign.h):
+ * "kick", "teams", or "replied" (conversation_id, agent_id). */
+void kf_nodes_tell_autoassign(kf_app_t *app, const char *news, int64_t conversation_id,
+                              int64_t agent_id);
 
 #endif

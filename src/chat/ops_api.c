@@ -70,11 +70,7 @@ static void write_shared_limit_metrics(kf_buf_t *out, const kf_limits_t *limits)
 void kf_ops_note_figures(kf_app_t *app)
 {
     kf_loop_figures_t *f = &app->config.loop_figures[app->config.loop_index];
-    for (int t = 0; t < KF_PUSH_TRANSPORT_COUNT; t++)
-        atomic_store_explicit(&f->push[t],
-                              kf_push_transport_client_count(app->push, (kf_push_transport_t)t),
-                              memory_order_relaxed);
-    kf_bus_stats_t stats;
+    kf_bus_stats_t stats; /* (the push counts move in f as clients come and go: push.h) */
     kf_bus_stats(app->bus, &stats);
     atomic_store_explicit(&f->bus_sent, stats.sent, memory_order_relaxed);
     atomic_store_explicit(&f->bus_received, stats.received, memory_order_relaxed);

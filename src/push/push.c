@@ -138,6 +138,8 @@ static kf_push_client_t *client_new(kf_push_t *push, kf_req_t *req, kf_push_tran
     kf_list_push_back(&push->clients, &client->link);
     push->client_count++;
     push->transport_count[transport]++;
+    if (push->config.shared_counts != NULL)
+        atomic_fetch_add_explicit(&push->config.shared_counts[transport], 1, memory_order_relaxed);
     return client;
 }
 
@@ -172,6 +174,9 @@ void kf__push_client_kill(kf_push_client_t *client)
     kf_list_remove(&client->link);
     push->client_count--;
     push->transport_count[client->transport]--;
+    if (push->config.shared_counts != NULL)
+        atomic_fetch_sub_explicit(&push->config.shared_counts[client->transport], 1,
+                                  memory_order_relaxed);
     held_drop(client);
     if (client->refs == 0)
         client_free(client);

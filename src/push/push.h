@@ -5,6 +5,7 @@
 #ifndef KF_PUSH_H
 #define KF_PUSH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +76,9 @@ typedef struct kf_push_config {
     size_t ephemeral_window_bytes;
     kf_push_receive_fn receive; /* WebSocket messages from clients (NULL: ignored) */
     void *receive_ctx;
+    /* Where the clients open now are counted by transport too, as they come and go, for other
+     * threads to read (the loops' /metrics: chat/app.h, kf_loop_figures_t); NULL: nowhere. */
+    atomic_uint_fast64_t *shared_counts;
 } kf_push_config_t;
 
 typedef struct kf_push kf_push_t;
