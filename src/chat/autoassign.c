@@ -105,14 +105,20 @@ typedef struct turn {
     int64_t last_agent_id;
 } turn_t;
 
+/* Whether some team assigns automatically or an answer is awaited, so that news is worth
+ * passing on: set by the engine that looks, read by the other loops' (each loop frees its own
+ * engine when it stops, in any order: the last one frees this). */
+typedef struct activity {
+    atomic_bool active;
+    atomic_int refs;
+} activity_t;
+
 struct kf_autoassign {
     kf_app_t *app;
-    /* Another loop's of the process, which looks at the desk for every loop: this one passes
-     * its news on to it (chat/nodes.h) and keeps nothing. NULL: this engine looks. */
-    kf_autoassign_t *primary;
-    /* Some team assigns automatically, or an answer is awaited: news is worth passing on (read
-     * by the other loops' handles, hence atomic). */
-    atomic_bool active;
+    /* Passes its news on to the engine of another loop of the process, which looks at the desk
+     * for every loop (chat/nodes.h), and keeps nothing itself; false: this engine looks. */
+    bool passes_on;
+    activity_t *activity; /* the looking engine's, shared with the others */
     uv_timer_t *timer;
     bool looking;  /* a look is under way */
     bool again;    /* a kick came during it */
@@ -341,7 +347,7 @@ static void teams_done_cb(void *ctx, const kf_store_result_t *r)
 {
     kf_autoassign_t *e = ctx;
     e->watching = r->rc != 0 || e->team_count > 0 || e->awaited_count > 0;
-    atomic_store(&e->active, e->watching);
+    atomic_store(&e->activity->active, e->watching);
     if (r->rc != 0) {
         look_ended(e);
         return;
@@ -389,10 +395,15 @@ kf_autoassign_t *kf_autoassign_new(kf_app_t *app, kf_autoassign_t *primary)
 {
     kf_autoassign_t *e = kf_xcalloc(1, sizeof *e);
     e->app = app;
-    e->primary = primary;
-    atomic_init(&e->active, true);
-    if (primary != NULL)
+    if (primary != NULL) {
+        e->passes_on = true;
+        e->activity = primary->activity;
+        atomic_fetch_add(&e->activity->refs, 1);
         return e;
+    }
+    e->activity = kf_xcalloc(1, sizeof *e->activity);
+    atomic_init(&e->activity->active, true);
+    atomic_init(&e->activity->refs, 1);
     e->watching = true; /* at start: whatever waits from before */
     e->timer = kf_xcalloc(1, sizeof *e->timer);
     uv_timer_init(app->loop, e->timer);
@@ -413,6 +424,8 @@ void kf_autoassign_free(kf_autoassign_t *e)
         return;
     if (e->timer != NULL)
         uv_close((uv_handle_t *)e->timer, free_timer_cb);
+    if (atomic_fetch_sub(&e->activity->refs, 1) == 1)
+        free(e->activity);
     for (size_t i = 0; i < e->team_count; i++)
         free(e->teams[i].members);
     free(e->agents);
@@ -438,9 +451,9 @@ static void look_soon(kf_autoassign_t *e)
 static bool passed_on(kf_autoassign_t *e, const char *what, int64_t conversation_id,
                       int64_t agent_id, bool always)
 {
-    if (e->primary == NULL)
+    if (!e->passes_on)
         return false;
-    if (always || atomic_load(&e->primary->active))
+    if (always || atomic_load(&e->activity->active))
         kf_nodes_tell_autoassign(e->app, what, conversation_id, agent_id);
     return true;
 }
@@ -460,14 +473,14 @@ void kf_autoassign_teams_changed(kf_autoassign_t *e)
     if (e == NULL || passed_on(e, "teams", 0, 0, true))
         return;
     e->watching = true;
-    atomic_store(&e->active, true);
+    atomic_store(&e->activity->active, true);
     look_soon(e);
 }
 
 void kf_autoassign_heard(kf_autoassign_t *e, const char *what, int64_t conversation_id,
                          int64_t agent_id)
 {
-    if (e == NULL || e->primary != NULL)
+    if (e == NULL || e->passes_on)
         return; /* news for the engine that looks */
     if (strcmp(what, "kick") == 0)
         kf_autoassign_kick(e);
