@@ -39,6 +39,7 @@ cpu_rate=${CPU_RATE:-10000}
 sweep_rates=${SWEEP_RATES:-1000 2500 5000 7500 10000 12500 15000 20000 25000 30000 40000}
 peak_rate=${PEAK_RATE:-50000}
 seconds=${SECONDS_RUN:-10}
+loops=${LOOPS:-0}
 hold=${HOLD:-10}
 nchan_port=${NCHAN_PORT:-8081}
 charts=${CHARTS_DIR:-$root/docs}
@@ -146,7 +147,7 @@ run_load() {
 kefu_run() {
     local name=$1 sync=$2
     shift 2
-    start_kefu "$kefu_bin" "$sync" || exit 1
+    start_kefu "$kefu_bin" "$sync" --loops "$loops" || exit 1
     if [ "$sync" = FULL ] && [[ "$name" == *-chat-* ]]; then
         "$build/kf_fsync" --count 1000 "$kefu_dir" >"$out/fsync-$name.txt" 2>/dev/null || true
         tail -n 1 "$out/fsync-$name.txt" >"$out/fsync-$name.json"
@@ -247,13 +248,13 @@ cat >"$out/config.json" <<JSON
 {"date":"$(date -u +%Y-%m-%d)","cores":$(nproc),"cpu":"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | tr -cd '[:alnum:] ._()@-')",
  "connectN":$connect_n,"chatN":$chat_n,"seconds":$seconds,"lowRates":[$(join $low_rates)],
  "highRate":$high_rate,"cpuRate":$cpu_rate,"sweepRates":[$(join $sweep_rates)],"peakRate":$peak_rate,
- "tookS":$(($(date +%s) - started_at)),"loadStart":$load_start,"loadEnd":$load_end,
+ "loops":$loops,"tookS":$(($(date +%s) - started_at)),"loadStart":$load_start,"loadEnd":$load_end,
  "historyArgs":"$([ "$history" = 1 ] && echo "${history_args[*]}")"}
 JSON
 echo
 node "$root/bench/bench_report.js" --dir "$out" --charts "$charts"
 echo
-echo "kefu: one loop thread per core ($(nproc), the --loops default), a writer thread and a"
+echo "kefu: --loops $loops (0: one loop thread per core, $(nproc) here), a writer thread and a"
 echo "checkpointer; FULL: every message committed with"
 echo "fdatasync (group commit) before it is acknowledged and pushed. Nchan: nginx with 2 workers,"
 echo "in-memory storage. The load generator runs on the same cores as the servers."

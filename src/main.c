@@ -620,11 +620,12 @@ static void signal_cb(uv_signal_t *handle, int signum)
     uv_timer_start(&rt->drain_delay, drain_delay_cb, rt->drain_delay_ms, 0);
 }
 
-/* The loops --loops asks for: 0 is one per core this process may use. That default stays at one
- * loop where several would serve worse than one: a store with no `attach` (PostgreSQL) serves one
- * loop only, and with a Redis bus each loop would be a node of its own, keeping its own share of
- * the abuse limits in step with the others only through Redis (run one node per core instead).
- * Asked for explicitly, several loops with Redis are allowed (tests/e2e/shared.test.js). */
+/* The loops --loops asks for: 0 is one per core this process may use, but one where several
+ * would serve worse than one: a store with no `attach` (PostgreSQL) serves one loop only, and
+ * with a Redis bus each loop would be a node of its own, keeping its own share of the abuse
+ * limits in step with the others only through Redis (run one node per core instead). Asked for
+ * by number, several loops with Redis are allowed (tests/e2e/shared.test.js). The default is 1
+ * until a full-disk test is understood (docs/ARCHITECTURE.md, "Every core"). */
 static size_t loop_count(const kf_flags_t *flags, kf_store_t *store)
 {
     size_t count = (size_t)flags->v[KF_FLAG_LOOPS].count;
