@@ -31,7 +31,7 @@ typedef struct list_wait {
     size_t limit;
     size_t rows;
     int64_t newest;                   /* the newest last message's id */
-    int64_t last_updated_at, last_id; /* the page's last row: where the next starts */
+    int64_t last_message_id, last_id; /* the page's last row: where the next starts */
 } list_wait_t;
 
 static int list_row_cb(void *ctx, const kf_conversation_t *c)
@@ -43,7 +43,7 @@ static int list_row_cb(void *ctx, const kf_conversation_t *c)
     if (c->has_last_message && c->last_message.id > w->newest)
         w->newest = c->last_message.id;
     w->rows++;
-    w->last_updated_at = c->updated_at;
+    w->last_message_id = c->has_last_message ? c->last_message.id : 0;
     w->last_id = c->id;
     return 0;
 }
@@ -60,7 +60,7 @@ static void list_done_cb(void *ctx, const kf_store_result_t *r)
         json_t *body = json_pack("{s:O,s:s}", "conversations", w->array, "cursor", cursor);
         /* A full page may have more behind it: the next starts after its last row. */
         if (w->rows == w->limit) {
-            snprintf(next, sizeof next, "%lld.%lld", (long long)w->last_updated_at,
+            snprintf(next, sizeof next, "%lld.%lld", (long long)w->last_message_id,
                      (long long)w->last_id);
             json_object_set_new(body, "next", json_string(next));
         } else {
@@ -99,7 +99,7 @@ static bool read_view(const kf_call_t *call, kf_conversation_page_t *page)
 }
 
 /* Reads ?view=, ?limit= and ?before= into page; answers 400 and returns false for bad ones.
- * before is the "next" of the page before: "<updated_at>.<id>". */
+ * before is the "next" of the page before: "<last message's id>.<id>". */
 static bool read_page(const kf_call_t *call, kf_conversation_page_t *page)
 {
     kf_req_t *req = call->req;
@@ -121,14 +121,15 @@ static bool read_page(const kf_call_t *call, kf_conversation_page_t *page)
     if (n == KF_ENOTFOUND)
         return true;
     const char *dot = n > 0 ? memchr(value, '.', (size_t)n) : NULL;
-    uint64_t updated_at, id;
-    if (dot == NULL || kf_parse_u64((kf_str_t){value, (size_t)(dot - value)}, &updated_at) != 0 ||
+    uint64_t last_message_id, id;
+    if (dot == NULL ||
+        kf_parse_u64((kf_str_t){value, (size_t)(dot - value)}, &last_message_id) != 0 ||
         kf_parse_u64((kf_str_t){dot + 1, (size_t)n - (size_t)(dot - value) - 1}, &id) != 0 ||
-        updated_at > INT64_MAX || id < 1 || id > INT64_MAX) {
+        last_message_id > INT64_MAX || id < 1 || id > INT64_MAX) {
         kf_call_fail(req, KF_EPROTO, "before must be the next of a page");
         return false;
     }
-    page->before_updated_at = (int64_t)updated_at;
+    page->before_last_message_id = (int64_t)last_message_id;
     page->before_id = (int64_t)id;
     return true;
 }

@@ -10,26 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIST_ORDER "ORDER BY c.updated_at DESC, c.id DESC LIMIT $1"
+#define LIST_ORDER "ORDER BY c.last_message_id DESC, c.id DESC LIMIT $1"
 
 /* The conversation lists: one per view, each written as its index is (pg_schema.c). $1 the
  * limit, ($2, $3) the keyset, $4 the status or the agent, $5 the team. */
 static const char *const sql_list[] = {
-    KF_PG_CONVERSATION_SELECT "WHERE (c.updated_at, c.id) < ($2, $3) " LIST_ORDER,
-    KF_PG_CONVERSATION_SELECT "WHERE c.status = $4 AND (c.updated_at, c.id) < ($2, $3) " LIST_ORDER,
+    KF_PG_CONVERSATION_SELECT "WHERE (c.last_message_id, c.id) < ($2, $3) " LIST_ORDER,
+    KF_PG_CONVERSATION_SELECT
+    "WHERE c.status = $4 AND (c.last_message_id, c.id) < ($2, $3) " LIST_ORDER,
     KF_PG_CONVERSATION_SELECT "WHERE c.status = 'open' AND c.assignee_id IS NULL "
-                              "AND (c.updated_at, c.id) < ($2, $3) " LIST_ORDER,
+                              "AND (c.last_message_id, c.id) < ($2, $3) " LIST_ORDER,
     KF_PG_CONVERSATION_SELECT "WHERE c.assignee_id = $4 AND c.status != 'resolved' "
-                              "AND (c.updated_at, c.id) < ($2, $3) " LIST_ORDER,
-    KF_PG_CONVERSATION_SELECT "WHERE c.team_id = $5 AND (c.updated_at, c.id) < ($2, $3) "
+                              "AND (c.last_message_id, c.id) < ($2, $3) " LIST_ORDER,
+    KF_PG_CONVERSATION_SELECT "WHERE c.team_id = $5 AND (c.last_message_id, c.id) < ($2, $3) "
                               "AND $4::text IS NULL " LIST_ORDER,
     KF_PG_CONVERSATION_SELECT "WHERE c.team_id = $5 AND c.status = $4 "
-                              "AND (c.updated_at, c.id) < ($2, $3) " LIST_ORDER,
+                              "AND (c.last_message_id, c.id) < ($2, $3) " LIST_ORDER,
     KF_PG_CONVERSATION_SELECT "WHERE c.team_id = $5 AND c.status = 'open' "
-                              "AND c.assignee_id IS NULL AND (c.updated_at, c.id) < ($2, $3) "
+                              "AND c.assignee_id IS NULL AND (c.last_message_id, c.id) < ($2, $3) "
                               "AND $4::text IS NULL " LIST_ORDER,
     KF_PG_CONVERSATION_SELECT "WHERE c.team_id = $5 AND c.assignee_id = $4 "
-                              "AND c.status != 'resolved' AND (c.updated_at, c.id) < ($2, $3) "
+                              "AND c.status != 'resolved' AND (c.last_message_id, c.id) < ($2, $3) "
                               "" LIST_ORDER,
 };
 enum { LIST_ALL, LIST_STATUS, LIST_UNASSIGNED, LIST_MINE, LIST_TEAM };
@@ -83,8 +84,8 @@ static void keep(op_t *op, int rc, PGresult *res)
 static void read_list(PGconn *c, op_t *op)
 {
     const kf_conversation_page_t *page = &op->args.page;
-    bool first = page->before_updated_at == 0 && page->before_id == 0;
-    int64_t before_at = first ? INT64_MAX : page->before_updated_at;
+    bool first = page->before_last_message_id == 0 && page->before_id == 0;
+    int64_t before_at = first ? INT64_MAX : page->before_last_message_id;
     int64_t before_id = first ? INT64_MAX : page->before_id;
     int which = page->view == KF_VIEW_UNASSIGNED  ? LIST_UNASSIGNED
                 : page->view == KF_VIEW_MINE      ? LIST_MINE

@@ -373,6 +373,33 @@ static const char *const migrations[] = {
      "ALTER TABLE messages ADD COLUMN attachment_id INTEGER REFERENCES attachments (id);"
      "CREATE INDEX messages_by_attachment ON messages (attachment_id) "
      "  WHERE attachment_id IS NOT NULL;"),
+    /* 16: the views ordered by the newest message's id, one index entry per view. Every message
+     * moved its conversation in each index keyed on updated_at: nine for a conversation of a
+     * team, five without (the activity, status, status and holder, holder, and last message
+     * indexes), most of the writer's time per message beside the commit (docs/PERFORMANCE.md,
+     * "The write path"). last_message_id orders as updated_at does (both are the newest
+     * message's, and ids follow commits), and the store keeps it anyway, so the list is ordered
+     * by it: conversations_by_last_message serves the whole list as well as the search, with id
+     * to break ties among conversations without a message, and visitor_id for the search. A
+     * view's index holds only the conversations in that view: unassigned ones only those open
+     * and held by nobody, an agent's only those they hold and not resolved, so a conversation
+     * is in three indexes (six with a team), one per view it is in, each moved once. The trigger
+     * that keeps last_message_id moves updated_at (the newest message's time) in the same
+     * update, which the writer did with a second one. */
+    ("DROP INDEX conversations_by_activity;"
+     "DROP INDEX conversations_by_status;"
+     "DROP INDEX conversations_by_status_assignee;"
+     "DROP INDEX conversations_by_assignee;"
+     "DROP INDEX conversations_by_team;"
+     "DROP INDEX conversations_by_team_status;"
+     "DROP INDEX conversations_by_team_status_assignee;"
+     "DROP INDEX conversations_by_team_assignee;"
+     "DROP INDEX conversations_by_last_message;" KF_SQLITE_ACTIVITY_INDEXES
+     "DROP TRIGGER messages_last;"
+     "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "
+     "  UPDATE conversations SET last_message_id = NEW.id, updated_at = NEW.created_at "
+     "  WHERE id = NEW.conversation_id;"
+     "END;"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

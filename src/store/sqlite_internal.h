@@ -70,6 +70,31 @@
     "COALESCE(OLD.team_id, 0) != COALESCE(NEW.team_id, 0) OR OLD.status != NEW.status OR "         \
     "" KF_SQLITE_COUNTS_HOLDER("OLD.") " != " KF_SQLITE_COUNTS_HOLDER("NEW.")
 
+/* The conversations' indexes in the list's order (migration 16; PostgreSQL's migration 2 makes
+ * the same): the whole list (which the search walks too), each status, the unassigned, an
+ * agent's, and the same four within a team. A view's WHERE (sqlite_internal.h's list
+ * statements, pg_reads.c's) is written as its index's, so that the planner takes it. */
+#define KF_SQLITE_ACTIVITY_INDEXES                                                                 \
+    "CREATE INDEX conversations_by_last_message ON conversations "                                 \
+    "  (last_message_id, id, visitor_id);"                                                         \
+    "CREATE INDEX conversations_by_status ON conversations "                                       \
+    "  (status, last_message_id, id);"                                                             \
+    "CREATE INDEX conversations_unassigned ON conversations (last_message_id, id) "                \
+    "  WHERE status = 'open' AND assignee_id IS NULL;"                                             \
+    "CREATE INDEX conversations_by_assignee ON conversations "                                     \
+    "  (assignee_id, last_message_id, id) "                                                        \
+    "  WHERE status != 'resolved' AND assignee_id IS NOT NULL;"                                    \
+    "CREATE INDEX conversations_by_team ON conversations "                                         \
+    "  (team_id, last_message_id, id) WHERE team_id IS NOT NULL;"                                  \
+    "CREATE INDEX conversations_by_team_status ON conversations "                                  \
+    "  (team_id, status, last_message_id, id) WHERE team_id IS NOT NULL;"                          \
+    "CREATE INDEX conversations_team_unassigned ON conversations "                                 \
+    "  (team_id, last_message_id, id) "                                                            \
+    "  WHERE team_id IS NOT NULL AND status = 'open' AND assignee_id IS NULL;"                     \
+    "CREATE INDEX conversations_by_team_assignee ON conversations "                                \
+    "  (team_id, assignee_id, last_message_id, id) "                                               \
+    "  WHERE team_id IS NOT NULL AND status != 'resolved' AND assignee_id IS NOT NULL;"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages), then its attachment's id, name, type and
  * size: primary-key lookups that cost nothing for the messages without one, and keep every query
@@ -87,7 +112,10 @@
  * messages_by_conversation (conversation_id, id, sender) past the read mark. That costs
  * O(unread messages) per conversation, which is small while people read their chats; keep
  * counters in the conversations row if lists of long-unread conversations get slow. */
-#define KF_SQLITE_CONVERSATION_SELECT                                                              \
+#define KF_SQLITE_CONVERSATION_SELECT KF_SQLITE_CONVERSATION_SELECT_FROM("conversations c ")
+/* The same from an index asked for by name, where the planner, without statistics, would take
+ * another that also serves the order (the status index for the unassigned, which are open). */
+#define KF_SQLITE_CONVERSATION_SELECT_FROM(table)                                                  \
     "SELECT c.id, c.visitor_id, v.name, c.status, c.created_at, c.updated_at, "                    \
     "c.agent_read_up_to, c.visitor_read_up_to, "                                                   \
     "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "                             \
@@ -103,11 +131,15 @@
     "END, "                                                                                        \
     "c.rating, c.rating_comment, COALESCE(c.rated_at, 0), "                                        \
     "c.status = 'resolved' AND c.rated_at >= c.resolved_at "                                       \
-    "FROM conversations c JOIN visitors v ON v.id = c.visitor_id "                                 \
-    "LEFT JOIN messages m ON m.id = (SELECT l.id FROM messages l WHERE l.conversation_id = c.id "  \
-    "  ORDER BY l.id DESC LIMIT 1) "                                                               \
+    "FROM " table "JOIN visitors v ON v.id = c.visitor_id "                                        \
+    "LEFT JOIN messages m ON m.id = c.last_message_id "                                            \
     "LEFT JOIN agents a ON a.id = m.agent_id "                                                     \
     "LEFT JOIN agents ag ON ag.id = c.assignee_id LEFT JOIN teams tm ON tm.id = c.team_id "
+#define KF_SQLITE_UNASSIGNED_SELECT                                                                \
+    KF_SQLITE_CONVERSATION_SELECT_FROM("conversations c INDEXED BY conversations_unassigned ")
+#define KF_SQLITE_TEAM_UNASSIGNED_SELECT                                                           \
+    KF_SQLITE_CONVERSATION_SELECT_FROM("conversations c INDEXED BY "                               \
+                                       "conversations_team_unassigned ")
 #define KF_SQLITE_CONVERSATION_LAST_MESSAGE_COLUMN 10
 /* Then snoozed_until and the assignee's id, e-mail, name and role (NULL when unassigned), then
  * the team's id and name, then since when the visitor waits: the first of their messages after
@@ -133,7 +165,7 @@
     "LEFT JOIN agents a ON a.id = m.agent_id "
 
 /* The conversation lists' order and page size. */
-#define KF_SQLITE_LIST_ORDER "ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
+#define KF_SQLITE_LIST_ORDER "ORDER BY c.last_message_id DESC, c.id DESC LIMIT ?1"
 
 /* A search (?1 the FTS5 expression for the messages, ?2 the message id to stay below, ?3 the
  * limit, ?4 the expression for the names): the newest limit message hits, walked backwards in the
@@ -274,19 +306,21 @@
                            "updated_at, agent_read_up_to, visitor_read_up_to) "                    \
                            "VALUES (?1, 'open', ?2, ?2, 0, 0)")                                    \
     X(CONVERSATION_GET, KF_SQLITE_CONVERSATION_SELECT "WHERE c.id = ?1")                           \
-    /* Keyset paging: the row value comparison is a range of conversations_by_activity. */         \
-    X(CONVERSATION_LIST,                                                                           \
-      KF_SQLITE_CONVERSATION_SELECT "WHERE (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER) \
-    /* The views: each WHERE is written as its index's (migration 4) so that the planner takes     \
+    /* Keyset paging: the row value comparison is a range of conversations_by_last_message.        \
+     * The order is the newest message's id, which a message moves in one entry of each index      \
+     * its conversation is in (migration 16). */                                                   \
+    X(CONVERSATION_LIST, KF_SQLITE_CONVERSATION_SELECT                                             \
+      "WHERE (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                          \
+    /* The views: each WHERE is written as its index's (migration 16) so that the planner takes    \
      * it, and each is a range of that index in the list's order, without a sort. */               \
     X(CONVERSATION_LIST_STATUS, KF_SQLITE_CONVERSATION_SELECT                                      \
-      "WHERE c.status = ?4 AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)             \
-    X(CONVERSATION_LIST_UNASSIGNED,                                                                \
-      KF_SQLITE_CONVERSATION_SELECT "WHERE c.status = 'open' AND c.assignee_id IS NULL "           \
-                                    "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)   \
-    X(CONVERSATION_LIST_MINE,                                                                      \
-      KF_SQLITE_CONVERSATION_SELECT "WHERE c.assignee_id = ?4 AND c.status != 'resolved' "         \
-                                    "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)   \
+      "WHERE c.status = ?4 AND (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)        \
+    X(CONVERSATION_LIST_UNASSIGNED, KF_SQLITE_UNASSIGNED_SELECT                                    \
+      "WHERE c.status = 'open' AND c.assignee_id IS NULL "                                         \
+      "AND (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                            \
+    X(CONVERSATION_LIST_MINE, KF_SQLITE_CONVERSATION_SELECT                                        \
+      "WHERE c.assignee_id = ?4 AND c.status != 'resolved' "                                       \
+      "AND (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                            \
     /* Every view's count, in kf_conversation_view_t's order: sums over conversation_counts (its   \
      * migration), a table of teams x statuses x agents holding work, not of conversations. ?1 0   \
      * is no agent: nothing is its. */                                                             \
@@ -298,18 +332,18 @@
       "ifnull(sum(n) FILTER (WHERE status = 'pending'), 0), "                                      \
       "ifnull(sum(n) FILTER (WHERE status = 'resolved'), 0), "                                     \
       "ifnull(sum(n) FILTER (WHERE status = 'snoozed'), 0) FROM conversation_counts")              \
-    /* One team's views (migration 7's indexes, team_id first), ?5 the team. */                    \
+    /* One team's views (migration 16's indexes, team_id first), ?5 the team. */                   \
     X(CONVERSATION_LIST_TEAM, KF_SQLITE_CONVERSATION_SELECT                                        \
-      "WHERE c.team_id = ?5 AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)            \
-    X(CONVERSATION_LIST_TEAM_STATUS,                                                               \
-      KF_SQLITE_CONVERSATION_SELECT "WHERE c.team_id = ?5 AND c.status = ?4 AND (c.updated_at, "   \
-                                    "c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                      \
-    X(CONVERSATION_LIST_TEAM_UNASSIGNED, KF_SQLITE_CONVERSATION_SELECT                             \
+      "WHERE c.team_id = ?5 AND (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)       \
+    X(CONVERSATION_LIST_TEAM_STATUS, KF_SQLITE_CONVERSATION_SELECT                                 \
+      "WHERE c.team_id = ?5 AND c.status = ?4 AND (c.last_message_id, "                            \
+      "c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                                    \
+    X(CONVERSATION_LIST_TEAM_UNASSIGNED, KF_SQLITE_TEAM_UNASSIGNED_SELECT                          \
       "WHERE c.team_id = ?5 AND c.status = 'open' AND c.assignee_id IS NULL "                      \
-      "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                 \
+      "AND (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                            \
     X(CONVERSATION_LIST_TEAM_MINE, KF_SQLITE_CONVERSATION_SELECT                                   \
       "WHERE c.team_id = ?5 AND c.assignee_id = ?4 AND c.status != 'resolved' "                    \
-      "AND (c.updated_at, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                                 \
+      "AND (c.last_message_id, c.id) < (?2, ?3) " KF_SQLITE_LIST_ORDER)                            \
     /* Every team's counts, in kf_conversation_view_t's order, from conversation_counts' rows of   \
      * teams (team_id first in its key: a range, in team order); a team whose conversations all    \
      * left it has none. ?1 NULL (no agent): nothing is its. */                                    \
@@ -380,7 +414,6 @@
     X(CONVERSATION_MARK_READ_AGENTS, KF_SQLITE_MARK_READ("agent_read_up_to"))                      \
     X(CONVERSATION_MARK_READ_VISITOR, KF_SQLITE_MARK_READ("visitor_read_up_to"))                   \
     X(CONVERSATION_VISITOR, "SELECT visitor_id FROM conversations WHERE id = ?1")                  \
-    X(CONVERSATION_TOUCH, "UPDATE conversations SET updated_at = ?2 WHERE id = ?1")                \
     X(MESSAGE_INSERT,                                                                              \
       "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "                \
       "idempotency_key, idempotency_owner, private, attachment_id) "                               \

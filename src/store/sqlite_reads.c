@@ -298,7 +298,7 @@ static stmt_id_t list_statement(kf_conversation_view_t view, int64_t team_id)
 static int bind_read(const op_t *op, sqlite3_stmt *st)
 {
     const kf_conversation_page_t *page = &op->args.page;
-    bool first_page = page->before_updated_at == 0 && page->before_id == 0;
+    bool first_page = page->before_last_message_id == 0 && page->before_id == 0;
     switch (op->kind) {
     case OP_SETTING_GET: return kf_sqlite_bind(st, "t", op->args.key);
     case OP_AGENT_COUNT:
@@ -311,9 +311,9 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
         return kf_sqlite_bind(st, "ti", op->args.session.token_hash, op->args.session.now);
     case OP_CONVERSATION_LIST: {
         /* The first page starts above every row: (0, 0) means "from the newest". */
-        int rc =
-            kf_sqlite_bind(st, "nii", page->limit, first_page ? INT64_MAX : page->before_updated_at,
-                           first_page ? INT64_MAX : page->before_id);
+        int rc = kf_sqlite_bind(st, "nii", page->limit,
+                                first_page ? INT64_MAX : page->before_last_message_id,
+                                first_page ? INT64_MAX : page->before_id);
         if (rc == 0 && page->view == KF_VIEW_MINE)
             rc = sqlite3_bind_int64(st, 4, page->agent_id) == SQLITE_OK ? 0 : KF_ESTORE;
         else if (rc == 0 && view_status[page->view] != NULL)

@@ -637,9 +637,9 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
     return rc == KF_ENOTFOUND ? 0 : rc;
 }
 
-/* Inserts the message, indexes it for search and moves its conversation's updated_at: the first
- * of the three changes fails alone; *half when a later one fails. owner is the key's owner (unused
- * without a key). */
+/* Inserts the message and indexes it for search (its trigger moves the conversation's newest
+ * message and updated_at, migration 16): the first of the two changes fails alone; *half when
+ * the second fails. owner is the key's owner (unused without a key). */
 static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversation_id,
                           int64_t owner, int64_t attachment_id, int64_t *id_out, bool *half)
 {
@@ -654,10 +654,6 @@ static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversa
         return rc;
     sqlite3_stmt *index = kf_sqlite_statement(c, STMT_MESSAGE_SEARCH_INSERT);
     rc = run_bound(index, kf_sqlite_bind(index, "it", *id_out, m->body));
-    if (rc == 0) {
-        sqlite3_stmt *touch = kf_sqlite_statement(c, STMT_CONVERSATION_TOUCH);
-        rc = run_bound(touch, kf_sqlite_bind(touch, "ii", conversation_id, m->now));
-    }
     *half = rc != 0;
     return rc;
 }
@@ -685,8 +681,8 @@ void kf_sqlite_answer_message(op_t *op, const kf_message_new_t *m, int64_t id,
 }
 
 /* The checks first (the conversation's visitor, or the visitor's conversation; the key; the
- * agent), then at most three changes: the conversation opened or reopened, the message,
- * updated_at. */
+ * agent), then at most two changes: the conversation opened or reopened, the message (whose
+ * trigger moves the conversation). */
 static int apply_message(conn_t *c, op_t *op, bool *half)
 {
     const kf_message_new_t *m = &op->args.message;

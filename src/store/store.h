@@ -305,11 +305,14 @@ typedef enum {
     KF_VIEW_COUNT
 } kf_conversation_view_t;
 
-/* Where a page of conversations starts: after the conversation (updated_at, id) in the list's
- * order (updated_at descending, then id descending); both 0 for the first page. */
+/* Where a page of conversations starts: after the conversation (last message's id, id) in the
+ * list's order, most recently active first (the newest message's id descending, then the
+ * conversation's id descending); both 0 for the first page. The activity order is the newest
+ * message's id, not updated_at (its time): the store keeps that id anyway, and an order on it is
+ * one index entry per view a message moves (docs/PERFORMANCE.md, "The write path"). */
 typedef struct kf_conversation_page {
-    size_t limit;              /* at most this many */
-    int64_t before_updated_at; /* 0: from the newest */
+    size_t limit;                   /* at most this many */
+    int64_t before_last_message_id; /* 0 with before_id 0: from the newest */
     int64_t before_id;
     kf_conversation_view_t view; /* which conversations */
     int64_t agent_id;            /* KF_VIEW_MINE: whose */

@@ -361,7 +361,7 @@ static void test_pg_refuses_newer_schema(void **state)
     assert_null(store);
     assert_non_null(strstr(why, "newer than this kefu"));
     assert_int_equal(db_int(f->db, "SELECT value FROM settings WHERE key = 'schema_version'"), 999);
-    db_int(f->db, "UPDATE settings SET value = '1' WHERE key = 'schema_version'");
+    db_int(f->db, "UPDATE settings SET value = '2' WHERE key = 'schema_version'");
     assert_int_equal(pg_open(f->db, &f->store), 0);
 }
 
@@ -373,7 +373,7 @@ static void test_pg_reopen_keeps_rows(void **state)
     suite_open_conversation(f, visitor, "kept", SUITE_NOW, NULL);
     suite_reopen(f);
     assert_int_equal(suite_message_count(f), 1);
-    assert_int_equal(db_int(f->db, "SELECT value FROM settings WHERE key = 'schema_version'"), 1);
+    assert_int_equal(db_int(f->db, "SELECT value FROM settings WHERE key = 'schema_version'"), 2);
 }
 
 #define PG_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)

@@ -600,7 +600,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "15");
+    assert_string_equal(last_result(seen)->value, "16");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -615,14 +615,14 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(sql_int(f,
                              "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
                              "('messages_by_conversation_audience', 'conversations_by_visitor', "
-                             "'conversations_by_activity', 'sessions_by_expiry', "
+                             "'conversations_by_last_message', 'sessions_by_expiry', "
                              "'messages_by_idempotency_key', 'sessions_by_agent', "
-                             "'conversations_by_status', 'conversations_by_status_assignee', "
+                             "'conversations_by_status', 'conversations_unassigned', "
                              "'conversations_by_assignee', 'conversations_snoozed', "
                              "'canned_by_owner', 'visitors_by_email', 'visitor_pages_by_visitor')"),
                      13);
     /* The list's keyset paging and the key lookup use their indexes. */
-    assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_activity"));
+    assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_last_message"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
     assert_false(plan_uses(f, "CONVERSATION_LIST", "TEMP B-TREE")); /* no sort */
     assert_true(plan_uses(f, "SESSION_DELETE_OF_AGENT", "sessions_by_agent"));
@@ -632,12 +632,12 @@ static void test_sqlite_pragmas_and_schema(void **state)
         const char *index;
     } views[] = {
         {"CONVERSATION_LIST_STATUS", "conversations_by_status"},
-        {"CONVERSATION_LIST_UNASSIGNED", "conversations_by_status_assignee"},
+        {"CONVERSATION_LIST_UNASSIGNED", "conversations_unassigned"},
         {"CONVERSATION_LIST_MINE", "conversations_by_assignee"},
-        /* One team's: migration 7's indexes, team_id first. */
+        /* One team's: migration 16's, team_id first. */
         {"CONVERSATION_LIST_TEAM", "conversations_by_team "},
         {"CONVERSATION_LIST_TEAM_STATUS", "conversations_by_team_status "},
-        {"CONVERSATION_LIST_TEAM_UNASSIGNED", "conversations_by_team_status_assignee "},
+        {"CONVERSATION_LIST_TEAM_UNASSIGNED", "conversations_team_unassigned"},
         {"CONVERSATION_LIST_TEAM_MINE", "conversations_by_team_assignee "},
     };
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
@@ -663,7 +663,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "15");
+    assert_string_equal(last_result(seen)->value, "16");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -685,8 +685,23 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '15' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '16' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
+}
+
+/* The first column of SQL's first row, as a string to free (NULL for none or NULL). */
+static char *sql_text(const suite_fixture_t *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path(f), &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    char *value = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+        value = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return value;
 }
 
 /* Runs SQL (several statements) on the database file directly, foreign keys off. */
@@ -712,8 +727,40 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE webhook_deliveries;"                                                               \
     "DROP TABLE webhooks;"                                                                         \
     "DROP TABLE api_tokens;"
+/* Takes migration 16 away again: the indexes keyed on updated_at, as migrations 4, 8 and 13
+ * made them. */
+#define UNDO_ACTIVITY                                                                              \
+    "DROP INDEX conversations_by_last_message;"                                                    \
+    "DROP INDEX conversations_by_status;"                                                          \
+    "DROP INDEX conversations_unassigned;"                                                         \
+    "DROP INDEX conversations_by_assignee;"                                                        \
+    "DROP INDEX conversations_by_team;"                                                            \
+    "DROP INDEX conversations_by_team_status;"                                                     \
+    "DROP INDEX conversations_team_unassigned;"                                                    \
+    "DROP INDEX conversations_by_team_assignee;"                                                   \
+    "CREATE INDEX conversations_by_activity ON conversations (updated_at DESC, id DESC);"          \
+    "CREATE INDEX conversations_by_status ON conversations (status, updated_at DESC, id DESC);"    \
+    "CREATE INDEX conversations_by_status_assignee ON conversations "                              \
+    "  (status, assignee_id, updated_at DESC, id DESC);"                                           \
+    "CREATE INDEX conversations_by_assignee ON conversations "                                     \
+    "  (assignee_id, updated_at DESC, id DESC) WHERE status != 'resolved';"                        \
+    "CREATE INDEX conversations_by_team ON conversations "                                         \
+    "  (team_id, updated_at DESC, id DESC) WHERE team_id IS NOT NULL;"                             \
+    "CREATE INDEX conversations_by_team_status ON conversations "                                  \
+    "  (team_id, status, updated_at DESC, id DESC) WHERE team_id IS NOT NULL;"                     \
+    "CREATE INDEX conversations_by_team_status_assignee ON conversations "                         \
+    "  (team_id, status, assignee_id, updated_at DESC, id DESC) WHERE team_id IS NOT NULL;"        \
+    "CREATE INDEX conversations_by_team_assignee ON conversations "                                \
+    "  (team_id, assignee_id, updated_at DESC, id DESC) "                                          \
+    "  WHERE team_id IS NOT NULL AND status != 'resolved';"                                        \
+    "CREATE INDEX conversations_by_last_message ON conversations (last_message_id, visitor_id);"   \
+    "DROP TRIGGER messages_last;"                                                                  \
+    "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "                                 \
+    "  UPDATE conversations SET last_message_id = NEW.id WHERE id = NEW.conversation_id;"          \
+    "END;"
 /* Takes the attachments' migration away again: every rewind starts from the newest. */
 #define UNDO_ATTACHMENTS                                                                           \
+    UNDO_ACTIVITY                                                                                  \
     "DROP INDEX messages_by_attachment;"                                                           \
     "ALTER TABLE messages DROP COLUMN attachment_id;"                                              \
     "DROP TABLE attachments;"
@@ -841,7 +888,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -922,7 +969,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1098,7 +1145,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1353,6 +1400,69 @@ static void check_counts(suite_fixture_t *f, const int64_t *agents, size_t agent
     }
 }
 
+/* Every view's list for each agent, the desk's and every team's, paged three at a time through
+ * the store, against the conversations ordered by their newest message counted from the messages
+ * themselves (not last_message_id, which the lists read), then by id. */
+static void check_lists(suite_fixture_t *f, const int64_t *agents, size_t agent_count,
+                        const int64_t *teams, size_t team_count)
+{
+    static const char *const where[KF_VIEW_COUNT] = {
+        [KF_VIEW_ALL] = "1",
+        [KF_VIEW_UNASSIGNED] = "status = 'open' AND assignee_id IS NULL",
+        [KF_VIEW_MINE] = "assignee_id = %1$" PRId64 " AND status != 'resolved'",
+        [KF_VIEW_OPEN] = "status = 'open'",
+        [KF_VIEW_PENDING] = "status = 'pending'",
+        [KF_VIEW_RESOLVED] = "status = 'resolved'",
+        [KF_VIEW_SNOOZED] = "status = 'snoozed'",
+    };
+    for (size_t a = 0; a < agent_count; a++) {
+        for (size_t t = 0; t <= team_count; t++) {
+            int64_t team = t == 0 ? 0 : teams[t - 1];
+            for (int view = 0; view < KF_VIEW_COUNT; view++) {
+                if (view == KF_VIEW_MINE && agents[a] == 0)
+                    continue; /* nobody's: refused */
+                char condition[128], sql[512];
+                snprintf(condition, sizeof condition, where[view], agents[a]);
+                snprintf(sql, sizeof sql,
+                         "SELECT group_concat(id) FROM (SELECT id FROM conversations c WHERE %s "
+                         "AND (%" PRId64 " = 0 OR team_id = %" PRId64 ") ORDER BY "
+                         "COALESCE((SELECT max(m.id) FROM messages m "
+                         "  WHERE m.conversation_id = c.id), 0) DESC, id DESC)",
+                         condition, team, team);
+                char *expected = sql_text(f, sql);
+                seen_t *seen = seen_new();
+                kf_conversation_page_t page = {.limit = 3,
+                                               .view = (kf_conversation_view_t)view,
+                                               .agent_id = agents[a],
+                                               .team_id = team};
+                for (;;) {
+                    size_t before = seen->conversation_count;
+                    assert_int_equal(
+                        suite_wait(f,
+                                   f->store->ops->conversation_list(f->store, &page,
+                                                                    on_conversation, on_done, seen),
+                                   seen),
+                        0);
+                    if (seen->conversation_count == before)
+                        break;
+                    const kf_conversation_t *last =
+                        &seen->conversations[seen->conversation_count - 1];
+                    page.before_last_message_id =
+                        last->has_last_message ? last->last_message.id : 0;
+                    page.before_id = last->id;
+                }
+                char got[SUITE_MAX_ROWS * 8] = "";
+                for (size_t i = 0; i < seen->conversation_count; i++)
+                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64,
+                             i > 0 ? "," : "", seen->conversations[i].id);
+                assert_string_equal(got, expected != NULL ? expected : "");
+                free(expected);
+                seen_free(seen);
+            }
+        }
+    }
+}
+
 /* The desk the random writes work on. */
 typedef struct counts_desk {
     int64_t agents[4];
@@ -1480,8 +1590,10 @@ static void test_sqlite_counts_kept_on_write(void **state)
         desk_random_write(f, &desk, step);
         suite_flush(f);
         assert_int_equal(counts_table_errors(f), 0);
-        if (step % 25 == 0)
+        if (step % 25 == 0) {
             check_counts(f, askers, 5, desk.teams, 3);
+            check_lists(f, askers, 5, desk.teams, 3);
+        }
     }
     /* Every status and team came up: the mix reached each key. */
     assert_int_equal(sql_int(f, "SELECT count(DISTINCT status) FROM conversations"), 4);
@@ -1513,7 +1625,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 15);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1525,6 +1637,37 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
     check_counts(f, askers, 5, desk.teams, 3);
+}
+
+/* A database from before the views were ordered by the newest message (migration 16) lists the
+ * same conversations in the same order after it, and keeps them so through more writes. */
+static void test_sqlite_migration_activity(void **state)
+{
+    suite_fixture_t *f = *state;
+    counts_desk_t desk;
+    desk_setup(f, &desk, 16u);
+    for (int step = 1; step <= 150; step++)
+        desk_random_write(f, &desk, step);
+    suite_flush(f);
+    kf_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, UNDO_ACTIVITY "UPDATE settings SET value = '15' WHERE key = 'schema_version';");
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'conversations_unassigned'"),
+                     0);
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                "('conversations_by_activity', "
+                                "'conversations_by_status_assignee', "
+                                "'conversations_by_team_status_assignee')"),
+                     0);
+    int64_t askers[5] = {0, desk.agents[0], desk.agents[1], desk.agents[2], desk.agents[3]};
+    check_lists(f, askers, 5, desk.teams, 3);
+    for (int step = 151; step <= 220; step++)
+        desk_random_write(f, &desk, step);
+    suite_flush(f);
+    check_lists(f, askers, 5, desk.teams, 3);
 }
 
 #define SQLITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
@@ -1547,6 +1690,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_migrates_to_the_desk),
         SQLITE_TEST(test_sqlite_counts_kept_on_write),
         SQLITE_TEST(test_sqlite_migration_counts),
+        SQLITE_TEST(test_sqlite_migration_activity),
         SQLITE_TEST(test_sqlite_migrates_to_canned),
         SQLITE_TEST(test_sqlite_migrates_to_reports),
         SQLITE_TEST(test_sqlite_disk_full),

@@ -518,9 +518,9 @@ static void test_refusals(void **state)
 
     /* Headers: another version, a newer schema, not an export. */
     const char *headers[][2] = {
-        {"{\"format\":\"kefu-export\",\"version\":2,\"schema\":15}\n", "format 2"},
-        {"{\"format\":\"kefu-export\",\"version\":1,\"schema\":16}\n", "newer than this kefu's"},
-        {"{\"format\":\"other\",\"version\":1,\"schema\":15}\n", "not a kefu export's header"},
+        {"{\"format\":\"kefu-export\",\"version\":2,\"schema\":16}\n", "format 2"},
+        {"{\"format\":\"kefu-export\",\"version\":1,\"schema\":17}\n", "newer than this kefu's"},
+        {"{\"format\":\"other\",\"version\":1,\"schema\":16}\n", "not a kefu export's header"},
         {"", "the file is empty"},
     };
     for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
