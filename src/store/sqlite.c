@@ -400,6 +400,11 @@ static const char *const migrations[] = {
      "  UPDATE conversations SET last_message_id = NEW.id, updated_at = NEW.created_at "
      "  WHERE id = NEW.conversation_id;"
      "END;"),
+    /* 17: the search index fed in batches (KF_SQLITE_SEARCH_BATCH): the ids of the messages whose
+     * text is not in message_search yet. A message's id goes in with the message; the writer
+     * indexes them all at once and empties it. Not exported (transfer.c): an import indexes
+     * every message it writes. */
+    ("CREATE TABLE search_pending (id INTEGER PRIMARY KEY);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

@@ -447,8 +447,13 @@
                     "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")                                      \
     /* The search index is fed in the same transaction as the row it indexes (KF_SQLITE_SEARCH).   \
      */                                                                                            \
-    X(MESSAGE_SEARCH_INSERT, "INSERT INTO message_search (rowid, text) "                           \
-                             "VALUES (?1, kefu_search_text(?2))")                                  \
+    /* The search index fed in batches (migration 17, KF_SQLITE_SEARCH_BATCH). */                  \
+    X(SEARCH_PENDING_ADD, "INSERT INTO search_pending (id) VALUES (?1)")                           \
+    X(SEARCH_PENDING_INDEX, "INSERT INTO message_search (rowid, text) "                            \
+                            "SELECT m.id, kefu_search_text(m.body) FROM search_pending p "         \
+                            "JOIN messages m ON m.id = p.id ORDER BY p.id")                        \
+    X(SEARCH_PENDING_CLEAR, "DELETE FROM search_pending")                                          \
+    X(SEARCH_PENDING_COUNT, "SELECT count(*) FROM search_pending")                                 \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(SEARCH, KF_SQLITE_SEARCH_FEW)                                                                \
@@ -524,6 +529,7 @@ typedef enum {
 typedef struct conn {
     sqlite3 *db;
     sqlite3_stmt *statements[STMT_COUNT]; /* prepared at open, finalized at close */
+    size_t search_added; /* the writer's: messages its batch queued for the search index */
 } conn_t;
 
 /* What an operation does. The reads run on the loop's connection inside complete(); the writes
@@ -570,6 +576,7 @@ typedef enum {
     OP_CLAIM,
     OP_ASSIGN,
     OP_WAKE,
+    OP_SEARCH_INDEX, /* index what waits in search_pending now (a search is about to read) */
     OP_MARK_READ,
     OP_MESSAGE_ADD,
     OP_CANNED_CREATE,
@@ -812,6 +819,10 @@ typedef struct sqlite_store {
     bool stopping;
     atomic_int checkpoint_pages; /* see KF_SQLITE_CHECKPOINT_PAGES */
     const char *synchronous_sql; /* the PRAGMA the connections were opened with (attach's) */
+    /* The writer thread's own: messages stored and committed whose text waits in search_pending
+     * for the search index, and since when (monotonic µs) the first of them waits. */
+    size_t search_pending;
+    uint64_t search_pending_since_us;
     char *blob_dir; /* where attachments' blob files live: "attachments" beside the database
                      * file (made by the writer on its first blob) */
 } sqlite_store_t;
@@ -1083,6 +1094,15 @@ int kf_sqlite_webhook_attempted(kf_store_t *store, const kf_webhook_attempt_t *a
                                 kf_store_done_cb done, void *ctx);
 int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t limit,
                                kf_store_attempt_cb each, kf_store_done_cb done, void *ctx);
+
+/* The search index is fed in batches: a message's text waits in search_pending (its id, in the
+ * message's own transaction, so that a crash loses nothing) until this many wait, or the first of
+ * them has waited KF_SQLITE_SEARCH_DELAY_MS, or a search is asked for; then one statement of the
+ * writer's next transaction indexes them all and empties the table (sqlite_writer.c). Indexing
+ * a message with each commit made FTS5 write a segment of its own per commit, about six pages,
+ * a quarter of the writer's time at 5,000 msg/s (docs/PERFORMANCE.md, "The write path"). */
+#define KF_SQLITE_SEARCH_BATCH 128
+#define KF_SQLITE_SEARCH_DELAY_MS 250
 
 /* ---- sqlite_checkpointer.c ---- */
 

@@ -183,6 +183,23 @@ int kf_sqlite_messages_all(kf_store_t *store, int64_t after_id, size_t limit,
     return queue_messages(store, OP_MESSAGES_ALL, 0, after_id, limit, each, done, ctx);
 }
 
+/* A search waiting for the writer to index what waits for the search index (migration 17). */
+typedef struct search_wait {
+    sqlite_store_t *s;
+    op_t *read;
+} search_wait_t;
+
+/* The index has caught up (or could not: a full disk): the search reads what it has. */
+static void search_indexed(void *ctx, const kf_store_result_t *result)
+{
+    (void)result;
+    search_wait_t *w = ctx;
+    op_t *read = w->read;
+    sqlite_store_t *s = w->s;
+    free(w);
+    kf_sqlite_queue_read(s, read);
+}
+
 int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, size_t limit,
                      kf_store_search_cb each, kf_store_done_cb done, void *ctx)
 {
@@ -197,7 +214,18 @@ int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, si
     free(match);
     op->args.search.before_id = before_id;
     op->args.search.limit = limit;
-    return kf_sqlite_queue_read(kf_sqlite_from_base(store), op);
+    /* Messages reach the search index in batches (KF_SQLITE_SEARCH_BATCH): the writer indexes
+     * what waits first, so that a search finds every message stored before it was asked. */
+    sqlite_store_t *s = kf_sqlite_from_base(store);
+    search_wait_t *w = kf_xcalloc(1, sizeof *w);
+    w->s = s;
+    w->read = op;
+    int rc = kf_sqlite_queue_write(s, kf_sqlite_op_new(OP_SEARCH_INDEX, search_indexed, w));
+    if (rc != 0) {
+        free(w);
+        kf_sqlite_op_free(op);
+    }
+    return rc;
 }
 
 /* ---- running them ---- */

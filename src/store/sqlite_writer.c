@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Longest idempotency key, in bytes. */
 #define MAX_KEY_BYTES 255
@@ -637,9 +638,9 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
     return rc == KF_ENOTFOUND ? 0 : rc;
 }
 
-/* Inserts the message and indexes it for search (its trigger moves the conversation's newest
- * message and updated_at, migration 16): the first of the two changes fails alone; *half when
- * the second fails. owner is the key's owner (unused without a key). */
+/* Inserts the message and queues it for the search index (its trigger moves the conversation's
+ * newest message and updated_at, migration 16): the first of the two changes fails alone; *half
+ * when the second fails. owner is the key's owner (unused without a key). */
 static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversation_id,
                           int64_t owner, int64_t attachment_id, int64_t *id_out, bool *half)
 {
@@ -652,8 +653,10 @@ static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversa
                         id_out);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *index = kf_sqlite_statement(c, STMT_MESSAGE_SEARCH_INSERT);
-    rc = run_bound(index, kf_sqlite_bind(index, "it", *id_out, m->body));
+    sqlite3_stmt *pending = kf_sqlite_statement(c, STMT_SEARCH_PENDING_ADD);
+    rc = run_bound(pending, kf_sqlite_bind(pending, "i", *id_out));
+    if (rc == 0)
+        c->search_added++;
     *half = rc != 0;
     return rc;
 }
@@ -1293,6 +1296,7 @@ static int apply(conn_t *c, op_t *op, bool *half)
 {
     switch (op->kind) {
     case OP_WAKE: return apply_wake(c, op);
+    case OP_SEARCH_INDEX: return 0; /* apply_batch indexes what waits, this op or not */
     case OP_RATE: return apply_rate(c, op);
     case OP_CLAIM: return apply_claim(c, op);
     case OP_ASSIGN: return apply_assign(c, op, half);
@@ -1361,11 +1365,58 @@ static void log_failures(const op_t *batch, int batch_rc)
     }
 }
 
+/* Whether the batch that began at now_us indexes what waits for the search index: a search asked
+ * for it (OP_SEARCH_INDEX), or enough waits, or the first has waited long enough
+ * (KF_SQLITE_SEARCH_BATCH). */
+static bool search_index_due(const sqlite_store_t *s, const op_t *batch, size_t added,
+                             uint64_t now_us)
+{
+    size_t waiting = s->search_pending + added;
+    if (waiting == 0)
+        return false;
+    for (const op_t *op = batch; op != NULL; op = op->next) {
+        if (op->kind == OP_SEARCH_INDEX)
+            return true;
+    }
+    return waiting >= KF_SQLITE_SEARCH_BATCH ||
+           (s->search_pending > 0 &&
+            now_us - s->search_pending_since_us >= (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000);
+}
+
+/* Indexes every message waiting in search_pending, and empties it. */
+static int search_index(conn_t *c)
+{
+    int rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_SEARCH_PENDING_INDEX));
+    return rc == 0 ? kf_sqlite_run(kf_sqlite_statement(c, STMT_SEARCH_PENDING_CLEAR)) : rc;
+}
+
+/* After a batch's commit (rc its outcome): what waits for the search index now. */
+static void search_pending_after(sqlite_store_t *s, int rc, bool indexed, size_t added,
+                                 uint64_t began_us)
+{
+    if (rc != 0) {
+        /* Nothing of the batch stayed; what waited still does, tried again a delay later. */
+        if (s->search_pending > 0)
+            s->search_pending_since_us = began_us;
+        return;
+    }
+    if (indexed) {
+        s->search_pending = 0;
+        return;
+    }
+    if (s->search_pending == 0 && added > 0)
+        s->search_pending_since_us = began_us;
+    s->search_pending += added;
+}
+
 static void apply_batch(sqlite_store_t *s, op_t *batch)
 {
     conn_t *c = &s->writer;
+    uint64_t began_us = kf_clock_mono_us();
     write_blobs(s, batch);
     kf_sqlite_gate_writer_enter(s);
+    c->search_added = 0;
+    bool indexed = false;
     int rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_BEGIN));
     for (op_t *op = batch; rc == 0 && op != NULL; op = op->next) {
         bool half = false;
@@ -1377,12 +1428,19 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
         if (sqlite3_get_autocommit(c->db))
             rc = op->result.rc != 0 ? op->result.rc : KF_ESTORE;
     }
+    if (rc == 0 && search_index_due(s, batch, c->search_added, began_us)) {
+        indexed = true;
+        rc = search_index(c);
+        if (rc != 0)
+            rollback(c);
+    }
     if (rc == 0) {
         rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_COMMIT));
         if (rc != 0)
             rollback(c);
     }
     kf_sqlite_gate_writer_leave(s);
+    search_pending_after(s, rc, indexed, c->search_added, began_us);
     log_failures(batch, rc);
     if (rc != 0) {
         for (op_t *op = batch; op != NULL; op = op->next) {
@@ -1440,10 +1498,48 @@ static void *writer_main(void *data)
     sqlite_store_t *s = data;
     /* Named for top -H and perf, and for the allocation-failure test that fails this thread's. */
     pthread_setname_np(pthread_self(), "kefu-writer");
+    /* What a crash left waiting for the search index goes in with the first batch, or after a
+     * delay if none comes. */
+    int64_t waiting = 0;
+    sqlite3_stmt *count = kf_sqlite_statement(&s->writer, STMT_SEARCH_PENDING_COUNT);
+    if (sqlite3_step(count) == SQLITE_ROW)
+        waiting = sqlite3_column_int64(count, 0);
+    kf_sqlite_finish(count);
+    s->search_pending = waiting > 0 ? (size_t)waiting : 0;
+    s->search_pending_since_us = kf_clock_mono_us();
     pthread_mutex_lock(&s->queue_lock);
     for (;;) {
-        while (s->queued.head == NULL && !s->writer_stopping)
-            pthread_cond_wait(&s->queue_wake, &s->queue_lock);
+        bool index_alone = false;
+        while (s->queued.head == NULL && !s->writer_stopping && !index_alone) {
+            if (s->search_pending == 0) {
+                pthread_cond_wait(&s->queue_wake, &s->queue_lock);
+                continue;
+            }
+            /* Idle with messages waiting for the search index: index them once their delay is
+             * over, in a transaction of their own, unless a write comes first. */
+            uint64_t due_us =
+                s->search_pending_since_us + (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
+            uint64_t now_us = kf_clock_mono_us();
+            if (now_us >= due_us) {
+                index_alone = true;
+                break;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t ns = (uint64_t)until.tv_nsec + (due_us - now_us) * 1000;
+            until.tv_sec += (time_t)(ns / 1000000000u);
+            until.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&s->queue_wake, &s->queue_lock, &until);
+        }
+        if (index_alone) {
+            s->writing = true;
+            pthread_mutex_unlock(&s->queue_lock);
+            apply_batch(s, NULL);
+            pthread_mutex_lock(&s->queue_lock);
+            s->writing = false;
+            pthread_cond_broadcast(&s->queue_idle);
+            continue;
+        }
         if (s->queued.head == NULL)
             break; /* stopping, and nothing is left */
         op_list_t batch = s->queued;

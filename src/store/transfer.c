@@ -162,7 +162,8 @@ static const kf_transfer_column_t webhook_attempts_columns[] = {
     REQUIRED("status", 'i'), REQUIRED("error", 't'),      REQUIRED("next_at", 'i'),
 };
 
-/* Derived data is not here: the search's tables (fed by the import's inserts) and
+/* Derived data is not here: the search's tables (fed by the import's inserts; SQLite's
+ * search_pending too, since an import indexes every message it writes at once) and
  * conversation_counts (kept by its triggers as conversations go in). settings leaves out the
  * schema version (the target has its own) and the import marker. */
 static const kf_transfer_table_t tables[] = {

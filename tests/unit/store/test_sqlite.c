@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -600,7 +601,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "16");
+    assert_string_equal(last_result(seen)->value, "17");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -663,7 +664,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "16");
+    assert_string_equal(last_result(seen)->value, "17");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -685,7 +686,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '16' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '17' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -727,9 +728,10 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE webhook_deliveries;"                                                               \
     "DROP TABLE webhooks;"                                                                         \
     "DROP TABLE api_tokens;"
-/* Takes migration 16 away again: the indexes keyed on updated_at, as migrations 4, 8 and 13
- * made them. */
+/* Takes migrations 17 and 16 away again: the search's queue, then the indexes keyed on
+ * updated_at, as migrations 4, 8 and 13 made them. */
 #define UNDO_ACTIVITY                                                                              \
+    "DROP TABLE search_pending;"                                                                   \
     "DROP INDEX conversations_by_last_message;"                                                    \
     "DROP INDEX conversations_by_status;"                                                          \
     "DROP INDEX conversations_unassigned;"                                                         \
@@ -888,7 +890,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 17);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -969,7 +971,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 17);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1029,6 +1031,51 @@ static search_count_t search_count(suite_fixture_t *f, const char *query)
     suite_flush(f);
     assert_int_equal(c.rc, 0);
     return c;
+}
+
+/* Messages reach the search index in batches (migration 17): a stored message waits in
+ * search_pending, a search indexes what waits before it reads (so it finds every message stored
+ * before it), an idle writer indexes what waits by itself after a delay, and what waits at a
+ * stop is indexed after the next start. Never twice: the hits are counted. */
+static void test_sqlite_search_index_batches(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t visitor = suite_add_visitor(f, "token-a", "Ann");
+    int64_t conversation = suite_open_conversation(f, visitor, "parcel one", SUITE_NOW, NULL);
+    suite_add_message(f, conversation, 0, "parcel two");
+    assert_true(sql_int(f, "SELECT count(*) FROM search_pending") > 0);
+    assert_int_equal(search_count(f, "parcel").count, 2);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM search_pending"), 0);
+
+    /* Idle: the writer indexes by itself (a poll, with a bound far past the delay). */
+    int64_t third = suite_add_message(f, conversation, 0, "parcel three");
+    int64_t waiting = 1;
+    for (int i = 0; i < 200 && waiting > 0; i++) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        waiting = sql_int(f, "SELECT count(*) FROM search_pending");
+    }
+    assert_int_equal(waiting, 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM message_search WHERE message_search "
+                                "MATCH 'parcel'"),
+                     3);
+
+    /* A stop with a message waiting, as a crash after its commit leaves it: the next start
+     * indexes it, once. */
+    kf_store_close(f->store);
+    f->store = NULL;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO messages (conversation_id, sender, body, created_at) "
+             "VALUES (%" PRId64 ", 0, 'parcel four', 1764100000000);"
+             "INSERT INTO search_pending (id) SELECT max(id) FROM messages;",
+             conversation);
+    sql_exec(f, sql);
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    search_count_t hits = search_count(f, "parcel");
+    assert_int_equal(hits.count, 4);
+    assert_int_equal(hits.newest, third + 1);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM search_pending"), 0);
 }
 
 /* A database from before the search (version 5 is its migration's) gets its index at the next
@@ -1145,7 +1192,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 17);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1625,7 +1672,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 17);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1656,7 +1703,7 @@ static void test_sqlite_migration_activity(void **state)
                                 "'conversations_unassigned'"),
                      0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 16);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 17);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                 "('conversations_by_activity', "
                                 "'conversations_by_status_assignee', "
@@ -1691,6 +1738,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_counts_kept_on_write),
         SQLITE_TEST(test_sqlite_migration_counts),
         SQLITE_TEST(test_sqlite_migration_activity),
+        SQLITE_TEST(test_sqlite_search_index_batches),
         SQLITE_TEST(test_sqlite_migrates_to_canned),
         SQLITE_TEST(test_sqlite_migrates_to_reports),
         SQLITE_TEST(test_sqlite_disk_full),
