@@ -144,7 +144,8 @@ const fmtRatio = (k, n) => (k === null || n === null || n === 0 ? '-' : `${(k / 
 // Issue 17's table: [{figure, kefu, nchan, ratio, target, met}] as display strings.
 function targetRows(runs, config) {
   const rows = [];
-  const add = (figure, k, n, format, target, met) => rows.push({ figure, kefu: format(k), nchan: format(n), ratio: fmtRatio(k, n), target, met });
+  // shown: cells written otherwise than format gives them ({kefu, nchan}).
+  const add = (figure, k, n, format, target, met, shown = {}) => rows.push({ figure, kefu: shown.kefu ?? format(k), nchan: shown.nchan ?? format(n), ratio: fmtRatio(k, n), target, met });
   const verdict = (ok, have) => (!have ? 'not measured' : ok ? '**met**' : 'not met');
   const rateNote = (r) => (r && !sustained(r) ? ` (kefu achieved ${fmtNum(r.rate_achieved)}/s)` : '') + (r && r.lost > 0 ? ` (kefu lost ${r.lost})` : '');
 
@@ -194,7 +195,7 @@ function targetRows(runs, config) {
     if (split) {
       const us = (v) => (v === null ? '-' : v.toFixed(1));
       add('… of it, kefu\'s event loops (HTTP, JSON, hub, push)', split.loops, n, us, 'none of its own: shows the push side alone', '-');
-      rows.push({ figure: '… of it, kefu\'s store writer (SQLite; WAL writes and fdatasync): user + system', kefu: `${split.writerUser.toFixed(1)} + ${split.writerSys.toFixed(1)}`, nchan: '- (keeps nothing)', ratio: '-', target: 'none of its own', met: '-' });
+      add('… of it, kefu\'s store writer (SQLite; WAL writes and fdatasync): user + system', split.writer, null, us, 'none of its own', '-', { kefu: `${us(split.writerUser)} + ${us(split.writerSys)}`, nchan: '- (keeps nothing)' });
     }
   }
   for (const transport of ['ws', 'sse']) {
