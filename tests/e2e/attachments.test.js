@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
-const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, assertError, tmpDir, DEFAULT_AGENTS } = require('./harness');
+const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, assertError, tmpDir, heldLongPoll, DEFAULT_AGENTS } = require('./harness');
 const { openAgent, selectConv, pageUrl, waitConnected, waitMsg, assertNoPageProblems } = require('./pages');
 
 after(closeBrowser);
@@ -120,9 +120,11 @@ test('attachments over the API: stored, carried by messages, served with safe he
     // The agent's PDF in that conversation: pushed to the visitor and the agents as any message
     // (here by long polling; the browsers below use SSE and WebSocket), a download, and the
     // visitor's history carries it.
-    const visitorPoll = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=10`, { token: v.token });
-    const agentPoll = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=10`, { cookie: ana.cookie });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const [visitorHeld, agentHeld] = await Promise.all([
+      heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=10`, { token: v.token }),
+      heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=10`, { cookie: ana.cookie }),
+    ]);
+    const [visitorPoll, agentPoll] = [visitorHeld.result, agentHeld.result];
     r = await upload(srv, `/api/conversations/${m.conversation_id}/attachments?name=invoice.pdf`, PDF, { cookie: ana.cookie, csrf: ana.csrf });
     assert.equal(r.status, 201, r.text);
     const pdf = r.json.message;

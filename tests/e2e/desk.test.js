@@ -8,7 +8,7 @@
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  scenario, closeBrowser, agentLogin, newVisitor, visitorSend, assertError, eventually, sleep, DEFAULT_AGENTS,
+  scenario, closeBrowser, agentLogin, newVisitor, visitorSend, assertError, eventually, heldLongPoll, DEFAULT_AGENTS,
 } = require('./harness');
 const {
   T, ANA, openAgent, openVisitor, visitorSay, waitConv, selectConv, conversationOf, convSel, assertNoPageProblems,
@@ -57,8 +57,7 @@ test('desk: twenty agents claim one conversation at once, each over its own conn
     const conv = m.conversation_id;
 
     // A listener on the agents' topic: it hears of the claim that won.
-    const held = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { cookie: agents[0].cookie });
-    await sleep(200);
+    const held = await heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=5`, { cookie: agents[0].cookie });
     const answers = await Promise.all(agents.map((a) => post(srv, a, `/api/conversations/${conv}/claim`)));
     const won = answers.map((r, i) => [r, i]).filter(([r]) => r.status === 200);
     assert.equal(won.length, 1, `one claim won: ${answers.map((r) => r.status).join(' ')}`);
@@ -75,7 +74,7 @@ test('desk: twenty agents claim one conversation at once, each over its own conn
     // The one who holds it claims it again: 200; anyone else still 409.
     assert.equal((await post(srv, agents[winner], `/api/conversations/${conv}/claim`)).status, 200);
     assertError(await post(srv, agents[(winner + 1) % 20], `/api/conversations/${conv}/claim`), 409, 'conflict');
-    const events = (await held).json.events;
+    const events = (await held.result).json.events;
     assert.ok(events.some((e) => e.type === 'conversation' && e.conversation.assignee && e.conversation.assignee.id === agents[winner].agent.id),
       `the agents heard of the claim: ${JSON.stringify(events).slice(0, 500)}`);
   }),
@@ -301,11 +300,13 @@ test('desk: a snooze ends by itself: the conversation is open again, and the age
     assert.equal(r.status, 200, r.text);
     assert.equal((await counts(srv, ana)).snoozed, 1);
     // Both sides wait for news; the server looks for ended snoozes every few seconds.
-    const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=20`, { token: v.token, timeout: 25000 });
-    const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=20`, { cookie: ana.cookie, timeout: 25000 });
-    const heard = (await visitorHeld).json.events;
+    const [visitorHeld, agentHeld] = await Promise.all([
+      heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=20`, { token: v.token, timeout: 25000 }),
+      heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=20`, { cookie: ana.cookie, timeout: 25000 }),
+    ]);
+    const heard = (await visitorHeld.result).json.events;
     assert.deepEqual(heard.map((e) => e.conversation), [{ id, status: 'open', seen_up_to: 0, rating: null }], `the visitor heard: ${JSON.stringify(heard)}`);
-    const agents = (await agentHeld).json.events.filter((e) => e.type === 'conversation');
+    const agents = (await agentHeld.result).json.events.filter((e) => e.type === 'conversation');
     assert.ok(agents.some((e) => e.conversation.id === id && e.conversation.status === 'open' && e.conversation.snoozed_until === null),
       `the agents heard: ${JSON.stringify(agents)}`);
     const c = await srv.api('GET', `/api/conversations/${id}`, { cookie: ana.cookie });

@@ -47,6 +47,26 @@ async function eventually(fn, { timeout = 10000, interval = 100, what = 'conditi
   }
 }
 
+// A long poll (srv.api('GET', path, opts)) that is held once this resolves to {result}, its
+// answer's promise (a promise of its own would be awaited here). With
+// several loops (the default, one per core) an event of what happened just before the poll (the
+// conversation event of the send before it) may reach the poll's loop a moment after the poll
+// began, and end it at once; a client polls again, and so does this, until a poll stays held for
+// settleMs. Only the events of what the test does next are then the poll's.
+async function heldLongPoll(srv, path, opts, settleMs = 300) {
+  for (let i = 0; i < 10; i++) {
+    let ended = false;
+    const poll = srv.api('GET', path, opts).then((r) => {
+      ended = true;
+      return r;
+    });
+    await sleep(settleMs);
+    if (!ended) return { result: poll };
+    await poll;
+  }
+  throw new Error(`${path}: every long poll ended at once`);
+}
+
 function tmpDir(prefix = 'kefu-e2e-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -618,6 +638,7 @@ module.exports = {
   tmpDir,
   sleep,
   eventually,
+  heldLongPoll,
   DEFAULT_AGENTS,
   RAISED_LIMITS,
 };

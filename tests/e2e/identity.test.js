@@ -16,7 +16,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const http = require('node:http');
 const { spawnSync } = require('node:child_process');
-const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, agentSend, assertError, KEFU_BIN, DEFAULT_AGENTS } = require('./harness');
+const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, agentSend, assertError, heldLongPoll, KEFU_BIN, DEFAULT_AGENTS } = require('./harness');
 const { openAgent, selectConv, waitMsg, agentSay, waitConnected, trackDialogs } = require('./pages');
 
 after(closeBrowser);
@@ -133,8 +133,7 @@ test('verified identity over the API: the docs\' snippets, two devices, forged, 
     assert.equal(m2.conversation_id, m1.conversation_id);
 
     // A reply reaches both devices live.
-    const held = [laptop, phone].map((d) => srv.api('GET', `/push/longpoll?after=${m2.id}&timeout=10`, { token: d.json.token }));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const held = (await Promise.all([laptop, phone].map((d) => heldLongPoll(srv, `/push/longpoll?after=${m2.id}&timeout=10`, { token: d.json.token })))).map((h) => h.result);
     const reply = await agentSend(srv, ana, m1.conversation_id, 'Hi Li, seen on both');
     for (const h of await Promise.all(held)) {
       assert.equal(h.status, 200, h.text);

@@ -14,7 +14,7 @@
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
-const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, curl, CurlStream, sleep, assertError, DEFAULT_AGENTS, RAISED_LIMITS } = require('./harness');
+const { scenario, closeBrowser, agentLogin, newVisitor, visitorSend, curl, CurlStream, sleep, heldLongPoll, assertError, DEFAULT_AGENTS, RAISED_LIMITS } = require('./harness');
 const { openAgent, openVisitor, selectConv, waitMsg, visitorSay, visitorToken, conversationOf, waitConv, waitState, waitConnected, assertNoPageProblems } = require('./pages');
 
 after(closeBrowser);
@@ -190,8 +190,7 @@ test('raw: poll, long poll, SSE, iframe and WebSocket from any cursor, and live,
     const liveIframe = new CurlStream(['-sN', '--max-time', '30', `${srv.base}/push/iframe?after=${hello.id}&ticket=${encodeURIComponent(await ticket(srv, v.token))}`]);
     await liveSse.until((o) => o.includes('heartbeat'), T, 'the SSE stream open');
     await liveIframe.until((o) => o.includes('heartbeat'), T, 'the iframe stream open');
-    const longpoll = srv.api('GET', `/push/longpoll?after=${hello.id}&timeout=20`, { token: v.token, timeout: 30000 });
-    await sleep(200);
+    const longpoll = (await heldLongPoll(srv, `/push/longpoll?after=${hello.id}&timeout=20`, { token: v.token, timeout: 30000 })).result;
 
     const note = await send(`${SECRET} first`, true);
     const reply = await send('a reply', false);

@@ -15,7 +15,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const {
   KEFU_BIN, Kefu, scenario, addAgent, raw, newVisitor, visitorSend, agentLogin, agentSend, assertError, sessionCookie,
-  closeBrowser, eventually, sleep, DEFAULT_AGENTS, RAISED_LIMITS = [],
+  closeBrowser, eventually, sleep, heldLongPoll, DEFAULT_AGENTS, RAISED_LIMITS = [],
 } = require('./harness');
 const { RawWs } = require('./wsraw');
 
@@ -445,9 +445,11 @@ test('CSRF: every state-changing agent endpoint (from the route table) refuses a
     const page = await srv.api('POST', '/api/visitor/page', { token: v.token, body: { url: 'https://shop.example/pricing' } });
     assert.equal(page.status, 200, page.text);
     // Both sides listen: nothing may reach them (no message, read receipt, typing, status).
-    const visitorHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { token: v.token });
-    const agentHeld = srv.api('GET', `/push/longpoll?after=${m.id}&timeout=5`, { cookie: bo.cookie });
-    await sleep(200);
+    const held = await Promise.all([
+      heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=5`, { token: v.token }),
+      heldLongPoll(srv, `/push/longpoll?after=${m.id}&timeout=5`, { cookie: bo.cookie }),
+    ]);
+    const [visitorHeld, agentHeld] = held.map((h) => h.result);
 
     const flip = (s) => s.slice(0, -1) + (s.endsWith('A') ? 'B' : 'A');
     const variants = [
@@ -1073,8 +1075,7 @@ test('visitor vs visitor: agent routes answer a visitor token 401 alike for exis
       errors.push(JSON.stringify(j));
     }
     assert.equal(new Set(errors).size, 1, `identical WebSocket errors: ${errors.join(' | ')}`);
-    const agentHeld = srv.api('GET', `/push/longpoll?after=${mb.id}&timeout=5`, { cookie: ag.cookie });
-    await sleep(200);
+    const agentHeld = (await heldLongPoll(srv, `/push/longpoll?after=${mb.id}&timeout=5`, { cookie: ag.cookie })).result;
     await ws.text(JSON.stringify({ type: 'typing', typing: true, conversation_id: ma.conversation_id }));
     const typing = (await agentHeld).json.events;
     assert.deepEqual(typing.map((e) => [e.type, e.conversation_id]), [['typing', mb.conversation_id]], 'typing names Bob\'s own conversation');
