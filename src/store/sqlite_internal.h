@@ -823,6 +823,10 @@ typedef struct sqlite_store {
      * for the search index, and since when (monotonic µs) the first of them waits. */
     size_t search_pending;
     uint64_t search_pending_since_us;
+    /* search_pending as the loops see it, set by the writer after each batch and before its
+     * writes are handed back: 0 lets a search read at once, without asking the writer to index
+     * first (a message acknowledged before the search is counted here already). */
+    atomic_size_t search_waiting;
     char *blob_dir; /* where attachments' blob files live: "attachments" beside the database
                      * file (made by the writer on its first blob) */
 } sqlite_store_t;

@@ -217,6 +217,9 @@ int kf_sqlite_search(kf_store_t *store, const char *query, int64_t before_id, si
     /* Messages reach the search index in batches (KF_SQLITE_SEARCH_BATCH): the writer indexes
      * what waits first, so that a search finds every message stored before it was asked. */
     sqlite_store_t *s = kf_sqlite_from_base(store);
+    if (s->base.queue == NULL &&
+        atomic_load_explicit(&kf_sqlite_root(s)->search_waiting, memory_order_acquire) == 0)
+        return kf_sqlite_queue_read(s, op);
     search_wait_t *w = kf_xcalloc(1, sizeof *w);
     w->s = s;
     w->read = op;

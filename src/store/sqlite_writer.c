@@ -1441,6 +1441,7 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
     }
     kf_sqlite_gate_writer_leave(s);
     search_pending_after(s, rc, indexed, c->search_added, began_us);
+    atomic_store_explicit(&s->search_waiting, s->search_pending, memory_order_release);
     log_failures(batch, rc);
     if (rc != 0) {
         for (op_t *op = batch; op != NULL; op = op->next) {
@@ -1507,6 +1508,7 @@ static void *writer_main(void *data)
     kf_sqlite_finish(count);
     s->search_pending = waiting > 0 ? (size_t)waiting : 0;
     s->search_pending_since_us = kf_clock_mono_us();
+    atomic_store_explicit(&s->search_waiting, s->search_pending, memory_order_release);
     pthread_mutex_lock(&s->queue_lock);
     for (;;) {
         bool index_alone = false;
@@ -1588,6 +1590,8 @@ int kf_sqlite_writer_start(sqlite_store_t *s)
     pthread_mutex_init(&s->queue_lock, NULL);
     pthread_cond_init(&s->queue_wake, NULL);
     pthread_cond_init(&s->queue_idle, NULL);
+    /* Unknown until the writer has counted what a crash left: searches ask it first. */
+    atomic_init(&s->search_waiting, SIZE_MAX);
     if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
         pthread_cond_destroy(&s->queue_idle);
         pthread_cond_destroy(&s->queue_wake);
