@@ -245,7 +245,8 @@ void kf__push_stream_end(kf_push_client_t *client)
  * client has ended. */
 static int client_deliver(kf_push_client_t *client, kf_event_t *event)
 {
-    if (event->id != 0 && event->id <= client->cursor && !event->late)
+    if (event->id != 0 && event->id <= client->cursor &&
+        (!event->late || event->id <= client->replayed_max))
         return 0;
     int rc = client->ops->deliver(client, event);
     if (rc != 0)
@@ -330,7 +331,10 @@ static int replay_emit_cb(void *ctx, kf_event_t *event)
     kf_push_client_t *client = ctx;
     if (client->dead)
         return KF_EINVAL; /* nobody wants the rest */
-    return client_deliver(client, event);
+    int rc = client_deliver(client, event);
+    if (rc == 0 && event->id > client->replayed_max)
+        client->replayed_max = event->id;
+    return rc;
 }
 
 /* Delivers the live events held back during the replay, in order (each dropped when the replay

@@ -112,8 +112,12 @@ struct kf_push_client {
     int (*replay)(void *ctx, char kind, int64_t subject, uint64_t after, size_t limit,
                   kf_push_emit_fn emit, kf_push_replayed_fn replayed, void *emit_ctx);
     uint64_t replay_from; /* the cursor when the current replay call began */
-    kf_event_t **held;    /* live events held back during a replay (referenced, in order) */
-    size_t held_count;    /* at most config->replay_batch */
+    /* The newest id a replay from the store delivered: every message of the subject up to it
+     * was in the replay (a read's snapshot holds every commit before its newest row, and ids
+     * follow commits), so a late event at or below it is one the client has. */
+    uint64_t replayed_max;
+    kf_event_t **held; /* live events held back during a replay (referenced, in order) */
+    size_t held_count; /* at most config->replay_batch */
     /* Its topic's window (when ops->windowed), until it is killed. */
     struct kf_push_window *window;
     /* The transport's own state: ops->state_size bytes. */
