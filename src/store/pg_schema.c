@@ -272,15 +272,7 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX webhook_attempts_by_webhook ON webhook_attempts (webhook_id, id);",
     /* 2: SQLite's 16, the views ordered by the newest message's id, an index entry per view. */
-    "DROP INDEX conversations_by_activity;"
-    "DROP INDEX conversations_by_status;"
-    "DROP INDEX conversations_by_status_assignee;"
-    "DROP INDEX conversations_by_assignee;"
-    "DROP INDEX conversations_by_team;"
-    "DROP INDEX conversations_by_team_status;"
-    "DROP INDEX conversations_by_team_status_assignee;"
-    "DROP INDEX conversations_by_team_assignee;"
-    "DROP INDEX conversations_by_last_message;" KF_SQLITE_ACTIVITY_INDEXES,
+    KF_SQLITE_ACTIVITY_INDEXES_DROP KF_SQLITE_ACTIVITY_INDEXES,
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

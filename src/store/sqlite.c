@@ -386,15 +386,7 @@ static const char *const migrations[] = {
      * is in three indexes (six with a team), one per view it is in, each moved once. The trigger
      * that keeps last_message_id moves updated_at (the newest message's time) in the same
      * update, which the writer did with a second one. */
-    ("DROP INDEX conversations_by_activity;"
-     "DROP INDEX conversations_by_status;"
-     "DROP INDEX conversations_by_status_assignee;"
-     "DROP INDEX conversations_by_assignee;"
-     "DROP INDEX conversations_by_team;"
-     "DROP INDEX conversations_by_team_status;"
-     "DROP INDEX conversations_by_team_status_assignee;"
-     "DROP INDEX conversations_by_team_assignee;"
-     "DROP INDEX conversations_by_last_message;" KF_SQLITE_ACTIVITY_INDEXES
+    (KF_SQLITE_ACTIVITY_INDEXES_DROP KF_SQLITE_ACTIVITY_INDEXES
      "DROP TRIGGER messages_last;"
      "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "
      "  UPDATE conversations SET last_message_id = NEW.id, updated_at = NEW.created_at "

@@ -95,6 +95,18 @@
     "  (team_id, assignee_id, last_message_id, id) "                                               \
     "  WHERE team_id IS NOT NULL AND status != 'resolved' AND assignee_id IS NOT NULL;"
 
+/* Migration 16's (and PostgreSQL's 2's) removal of the indexes that came before them. */
+#define KF_SQLITE_ACTIVITY_INDEXES_DROP                                                            \
+    "DROP INDEX conversations_by_activity;"                                                        \
+    "DROP INDEX conversations_by_status;"                                                          \
+    "DROP INDEX conversations_by_status_assignee;"                                                 \
+    "DROP INDEX conversations_by_assignee;"                                                        \
+    "DROP INDEX conversations_by_team;"                                                            \
+    "DROP INDEX conversations_by_team_status;"                                                     \
+    "DROP INDEX conversations_by_team_status_assignee;"                                            \
+    "DROP INDEX conversations_by_team_assignee;"                                                   \
+    "DROP INDEX conversations_by_last_message;"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages), then its attachment's id, name, type and
  * size: primary-key lookups that cost nothing for the messages without one, and keep every query

@@ -1384,23 +1384,26 @@ static void on_team_counts_done(void *ctx, const kf_store_result_t *result)
     seen->done = true;
 }
 
+/* Each view's WHERE over the conversations, written apart from the store's statements so the
+ * checks below count what the views should hold (%1$ is the agent, for mine). */
+static const char *const view_where[KF_VIEW_COUNT] = {
+    [KF_VIEW_ALL] = "1",
+    [KF_VIEW_UNASSIGNED] = "status = 'open' AND assignee_id IS NULL",
+    [KF_VIEW_MINE] = "assignee_id = %1$" PRId64 " AND status != 'resolved'",
+    [KF_VIEW_OPEN] = "status = 'open'",
+    [KF_VIEW_PENDING] = "status = 'pending'",
+    [KF_VIEW_RESOLVED] = "status = 'resolved'",
+    [KF_VIEW_SNOOZED] = "status = 'snoozed'",
+};
+
 /* What the views held, counted over the conversations themselves (each view's own WHERE, as
  * the lists select it), agent's mine included, within one team (team 0: the whole desk). */
 static void recount(const suite_fixture_t *f, int64_t agent, int64_t team, int64_t *counts)
 {
-    static const char *const where[KF_VIEW_COUNT] = {
-        [KF_VIEW_ALL] = "1",
-        [KF_VIEW_UNASSIGNED] = "status = 'open' AND assignee_id IS NULL",
-        [KF_VIEW_MINE] = "assignee_id = %1$" PRId64 " AND status != 'resolved'",
-        [KF_VIEW_OPEN] = "status = 'open'",
-        [KF_VIEW_PENDING] = "status = 'pending'",
-        [KF_VIEW_RESOLVED] = "status = 'resolved'",
-        [KF_VIEW_SNOOZED] = "status = 'snoozed'",
-    };
     for (int view = 0; view < KF_VIEW_COUNT; view++) {
         char condition[128];
         char sql[256];
-        snprintf(condition, sizeof condition, where[view], agent);
+        snprintf(condition, sizeof condition, view_where[view], agent);
         if (team != 0)
             snprintf(sql, sizeof sql,
                      "SELECT count(*) FROM conversations WHERE %s AND team_id = %" PRId64,
@@ -1453,15 +1456,6 @@ static void check_counts(suite_fixture_t *f, const int64_t *agents, size_t agent
 static void check_lists(suite_fixture_t *f, const int64_t *agents, size_t agent_count,
                         const int64_t *teams, size_t team_count)
 {
-    static const char *const where[KF_VIEW_COUNT] = {
-        [KF_VIEW_ALL] = "1",
-        [KF_VIEW_UNASSIGNED] = "status = 'open' AND assignee_id IS NULL",
-        [KF_VIEW_MINE] = "assignee_id = %1$" PRId64 " AND status != 'resolved'",
-        [KF_VIEW_OPEN] = "status = 'open'",
-        [KF_VIEW_PENDING] = "status = 'pending'",
-        [KF_VIEW_RESOLVED] = "status = 'resolved'",
-        [KF_VIEW_SNOOZED] = "status = 'snoozed'",
-    };
     for (size_t a = 0; a < agent_count; a++) {
         for (size_t t = 0; t <= team_count; t++) {
             int64_t team = t == 0 ? 0 : teams[t - 1];
@@ -1469,7 +1463,7 @@ static void check_lists(suite_fixture_t *f, const int64_t *agents, size_t agent_
                 if (view == KF_VIEW_MINE && agents[a] == 0)
                     continue; /* nobody's: refused */
                 char condition[128], sql[512];
-                snprintf(condition, sizeof condition, where[view], agents[a]);
+                snprintf(condition, sizeof condition, view_where[view], agents[a]);
                 snprintf(sql, sizeof sql,
                          "SELECT group_concat(id) FROM (SELECT id FROM conversations c WHERE %s "
                          "AND (%" PRId64 " = 0 OR team_id = %" PRId64 ") ORDER BY "
