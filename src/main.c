@@ -624,9 +624,8 @@ static void signal_cb(uv_signal_t *handle, int signum)
  * would serve worse than one: a store with no `attach` (PostgreSQL) serves one loop only, and
  * with a Redis bus each loop would be a node of its own, keeping its own share of the abuse
  * limits in step with the others only through Redis (run one node per core instead). Asked for
- * by number, several loops with Redis are allowed (tests/e2e/shared.test.js). The default is 1
- * until a message the soak got twice on two loops is understood (docs/ARCHITECTURE.md, "Every
- * core"). */
+ * by number, several loops with Redis are allowed (tests/e2e/shared.test.js). 0 is the
+ * default (docs/ARCHITECTURE.md, "Every core"). */
 static size_t loop_count(const kf_flags_t *flags, kf_store_t *store)
 {
     size_t count = (size_t)flags->v[KF_FLAG_LOOPS].count;

@@ -45,7 +45,7 @@ typedef enum {
       "`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`: carry events between several kefu nodes "     \
       "through Redis pub/sub, and share their abuse limits (docs/DEPLOY.md); `/readyz` answers "   \
       "503 while Redis is unreachable or refuses the password (default: in-process, one node)")    \
-    X(LOOPS, "loops", "N", KF_FLAG_COUNT, 0, 256, 1, NULL, false,                                  \
+    X(LOOPS, "loops", "N", KF_FLAG_COUNT, 0, 256, 0, NULL, false,                                  \
       "event loops (threads) serving connections, each its own share (SO_REUSEPORT); they share "  \
       "one database writer and hear each other's events; 0: one per core the process may use, "    \
       "or one when the bus is Redis or the store PostgreSQL (docs/ARCHITECTURE.md, \"Every "       \

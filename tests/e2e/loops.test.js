@@ -240,11 +240,11 @@ test('loops: the abuse limits are one budget per client for the whole process, n
     assert.match(second.log, /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
   }));
 
-test('loops: --loops 0 is one per core the process may use (the start-up line and /metrics say how many); one with a Redis bus, unless asked by number', { timeout: 60000 }, (t) =>
+test('loops: the default (--loops 0) is one per core the process may use (the start-up line and /metrics say how many); one with a Redis bus, unless asked by number', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
-    // KEFU_LOOPS would give every server a number of its own.
+    // KEFU_LOOPS would give every server a number of its own: without it, kefu's default.
     const saved = process.env.KEFU_LOOPS;
-    process.env.KEFU_LOOPS = '0';
+    delete process.env.KEFU_LOOPS;
     env.defer(() => {
       if (saved === undefined) delete process.env.KEFU_LOOPS;
       else process.env.KEFU_LOOPS = saved;
@@ -265,9 +265,12 @@ test('loops: --loops 0 is one per core the process may use (the start-up line an
     const redis = new Redis(await freePort());
     await redis.start();
     env.defer(() => redis.stop());
-    const node = await env.server({ args: ['--bus', redis.url, '--loops', '0'] });
-    assert.equal(await loopsOf(node), 1, 'one loop with a Redis bus');
+    const node = await env.server({ args: ['--bus', redis.url] });
+    assert.equal(await loopsOf(node), 1, 'one loop with a Redis bus by default');
     await node.stop();
+    const zero = await env.server({ args: ['--bus', redis.url, '--loops', '0'] });
+    assert.equal(await loopsOf(zero), 1, 'one loop with a Redis bus and --loops 0');
+    await zero.stop();
     const asked = await env.server({ args: ['--bus', redis.url, '--loops', '2'] });
     assert.equal(await loopsOf(asked), 2, 'two when asked');
   }));
