@@ -26,10 +26,15 @@ if [ "$(id -u)" -eq 0 ]; then
   chmod 700 "$pg"
 fi
 
+# A port below the kernel's ephemeral range (ip_local_port_range, 32768 by default), which no
+# client's connection takes as its own end: a port there may be free now and bound by a load
+# test's client a moment later, and PostgreSQL then cannot listen (a CI run failed so).
 free_port() {
-  local port
+  local port low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 21024 ] || low=32768
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % (low - 20000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
