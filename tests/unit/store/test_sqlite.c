@@ -3,6 +3,7 @@
  * only while a batch waits, a loop that keeps turning while a batch commits, the checkpointer,
  * opening and migrating, and a full disk (a VFS that fails writes on demand). */
 #include "support/store_suite.h"
+#include "support/shim_vfs.h"
 #include "support/sqlite_db.h"
 
 #include <pthread.h>
@@ -27,141 +28,20 @@ static atomic_bool disk_full;
  * answers SQLITE_IOERR_SHMSIZE, as it does when the disk is full just as the index must grow. */
 static atomic_bool shm_full;
 
-typedef struct full_file {
-    sqlite3_file base;
-    sqlite3_file *real; /* the unix VFS's file, right after this struct */
-    bool counted;       /* a database or its log: its writes fail when the disk is full */
-    int shm_regions;    /* regions of the WAL index mapped so far */
-} full_file_t;
-
-static sqlite3_vfs *real_vfs;
-
-static sqlite3_file *real_of(sqlite3_file *file)
+/* A database or its log: its writes fail when the disk is full. */
+static int full_write(const shim_file_t *file)
 {
-    return ((full_file_t *)file)->real;
+    bool counted = (file->flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+    return counted && atomic_load(&disk_full) ? SQLITE_FULL : SQLITE_OK;
 }
 
-static int full_close(sqlite3_file *f)
+static int full_shm_grow(const shim_file_t *file)
 {
-    return real_of(f)->pMethods->xClose(real_of(f));
-}
-static int full_read(sqlite3_file *f, void *buf, int amount, sqlite3_int64 offset)
-{
-    return real_of(f)->pMethods->xRead(real_of(f), buf, amount, offset);
-}
-static int full_write(sqlite3_file *f, const void *buf, int amount, sqlite3_int64 offset)
-{
-    if (((full_file_t *)f)->counted && atomic_load(&disk_full))
-        return SQLITE_FULL;
-    return real_of(f)->pMethods->xWrite(real_of(f), buf, amount, offset);
-}
-static int full_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-    return real_of(f)->pMethods->xTruncate(real_of(f), size);
-}
-static int full_sync(sqlite3_file *f, int flags)
-{
-    return real_of(f)->pMethods->xSync(real_of(f), flags);
-}
-static int full_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-    return real_of(f)->pMethods->xFileSize(real_of(f), size);
-}
-static int full_lock(sqlite3_file *f, int lock)
-{
-    return real_of(f)->pMethods->xLock(real_of(f), lock);
-}
-static int full_unlock(sqlite3_file *f, int lock)
-{
-    return real_of(f)->pMethods->xUnlock(real_of(f), lock);
-}
-static int full_check_reserved(sqlite3_file *f, int *out)
-{
-    return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
-}
-static int full_file_control(sqlite3_file *f, int op, void *arg)
-{
-    return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
-}
-static int full_sector_size(sqlite3_file *f)
-{
-    return real_of(f)->pMethods->xSectorSize(real_of(f));
-}
-static int full_device_characteristics(sqlite3_file *f)
-{
-    return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
-}
-static int full_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
-{
-    full_file_t *file = (full_file_t *)f;
-    if (extend && page >= file->shm_regions && atomic_load(&shm_full))
-        return SQLITE_IOERR_SHMSIZE;
-    int rc = real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
-    if (rc == SQLITE_OK && *out != NULL && page >= file->shm_regions)
-        file->shm_regions = page + 1;
-    return rc;
-}
-static int full_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
-}
-static void full_shm_barrier(sqlite3_file *f)
-{
-    real_of(f)->pMethods->xShmBarrier(real_of(f));
-}
-static int full_shm_unmap(sqlite3_file *f, int delete_flag)
-{
-    return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+    (void)file;
+    return atomic_load(&shm_full) ? SQLITE_IOERR_SHMSIZE : SQLITE_OK;
 }
 
-/* Version 2: WAL's shared memory, no memory-mapped I/O (which kefu does not turn on). */
-static const sqlite3_io_methods full_methods = {
-    .iVersion = 2,
-    .xClose = full_close,
-    .xRead = full_read,
-    .xWrite = full_write,
-    .xTruncate = full_truncate,
-    .xSync = full_sync,
-    .xFileSize = full_file_size,
-    .xLock = full_lock,
-    .xUnlock = full_unlock,
-    .xCheckReservedLock = full_check_reserved,
-    .xFileControl = full_file_control,
-    .xSectorSize = full_sector_size,
-    .xDeviceCharacteristics = full_device_characteristics,
-    .xShmMap = full_shm_map,
-    .xShmLock = full_shm_lock,
-    .xShmBarrier = full_shm_barrier,
-    .xShmUnmap = full_shm_unmap,
-};
-
-static int full_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
-                     int *out_flags)
-{
-    (void)vfs;
-    full_file_t *f = (full_file_t *)file;
-    f->real = (sqlite3_file *)(f + 1);
-    f->counted = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
-    int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
-    /* A file the real VFS did not open has no methods: neither has ours, so nobody closes it. */
-    f->base.pMethods = f->real->pMethods != NULL ? &full_methods : NULL;
-    return rc;
-}
-
-static sqlite3_vfs full_vfs;
-
-/* Installs the VFS as the default, over the unix one: every store of this program uses it. */
-static void full_vfs_install(void)
-{
-    real_vfs = sqlite3_vfs_find(NULL);
-    full_vfs = *real_vfs;
-    full_vfs.zName = "kefu-test-full";
-    full_vfs.szOsFile = (int)sizeof(full_file_t) + real_vfs->szOsFile;
-    full_vfs.xOpen = full_open;
-    full_vfs.pNext = NULL;
-    if (sqlite3_vfs_register(&full_vfs, 1) != SQLITE_OK)
-        abort();
-}
+static const shim_hooks_t full_hooks = {.write = full_write, .shm_grow = full_shm_grow};
 
 /* ---- the backend under test ---- */
 
@@ -1715,7 +1595,7 @@ static void test_sqlite_migration_activity(void **state)
 
 int main(void)
 {
-    full_vfs_install();
+    shim_vfs_install(&full_hooks); /* every store of this program uses it */
     static const struct CMUnitTest sqlite_tests[] = {
         SQLITE_TEST(test_sqlite_group_commit),
         SQLITE_TEST(test_sqlite_migration_fills_search),
