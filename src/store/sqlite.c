@@ -767,7 +767,8 @@ static void sqlite_close(kf_store_t *store)
     free(s);
 }
 
-static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create);
+static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create,
+                     const char *vfs);
 
 /* Another loop's handle: a read connection of its own (WAL readers never wait for each other or
  * for the writer), its writes to the root's writer. */
@@ -783,7 +784,7 @@ static int sqlite_attach(kf_store_t *store, kf_store_t **out)
     s->root = root;
     s->synchronous_sql = root->synchronous_sql;
     s->blob_dir = kf_xstrdup(root->blob_dir);
-    if (conn_open(&s->main, path, root->synchronous_sql, false) != 0) {
+    if (conn_open(&s->main, path, root->synchronous_sql, false, NULL) != 0) {
         conn_close(&s->main);
         free(s->blob_dir);
         free(s);
@@ -893,12 +894,15 @@ static int migrate(sqlite3 *db)
     return rc != 0 ? KF_ESTORE : 0;
 }
 
+/* The pragma for FULL, the one under which every commit syncs the log. */
+static const char synchronous_full[] = "PRAGMA synchronous = FULL";
+
 /* The pragma for a synchronous setting, or NULL for an unknown one. Constant strings only: a
  * pragma cannot take a bound parameter. */
 static const char *synchronous_pragma(const char *synchronous)
 {
     if (synchronous == NULL || strcasecmp(synchronous, "FULL") == 0)
-        return "PRAGMA synchronous = FULL";
+        return synchronous_full;
     if (strcasecmp(synchronous, "NORMAL") == 0)
         return "PRAGMA synchronous = NORMAL";
     if (strcasecmp(synchronous, "OFF") == 0)
@@ -924,13 +928,14 @@ int kf_sqlite_define_functions(sqlite3 *db)
     return code == SQLITE_OK ? 0 : KF_ESTORE;
 }
 
-/* Opens a connection to path and prepares every statement. The main connection (create) also
- * sets WAL mode and migrates the schema first. */
-static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create)
+/* Opens a connection to path through vfs (NULL: the default) and prepares every statement. The
+ * main connection (create) also sets WAL mode and migrates the schema first. */
+static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, bool create,
+                     const char *vfs)
 {
     /* sqlite3_open_v2 may hand back a connection even when it fails; conn_close closes it. */
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(path, &c->db, flags, vfs) != SQLITE_OK)
         return KF_ESTORE;
     sqlite3_extended_result_codes(c->db, 1);
     if (sqlite3_busy_timeout(c->db, 5000) != SQLITE_OK || kf_sqlite_define_functions(c->db) != 0)
@@ -1030,8 +1035,17 @@ int kf_store_open_sqlite(const char *path, const char *synchronous, kf_store_t *
     atomic_init(&s->checkpoint_pages, KF_SQLITE_CHECKPOINT_PAGES);
     s->blob_dir = blob_dir_of(path);
     s->synchronous_sql = synchronous_sql;
-    if (conn_open(&s->main, path, synchronous_sql, true) != 0 ||
-        conn_open(&s->writer, path, synchronous_sql, false) != 0 || kf_sqlite_writer_start(s) != 0)
+    /* The writer's log writes are gathered where each commit syncs (sqlite_walbuf.c). Its
+     * statement journals stay in memory: a statement that fires triggers keeps a copy of each
+     * page it changes, to undo itself alone should it fail. Once one statement's copy passed
+     * 64 KiB (the search index's batch does) SQLite moved the journal to a temporary file for
+     * the rest of the transaction, and every later statement wrote each page there in two
+     * writes: seven writes a message at 10,000 msg/s (docs/PERFORMANCE.md, "The log's writes
+     * gathered"). The copy is bounded by what one statement changes. */
+    const char *writer_vfs = synchronous_sql == synchronous_full ? kf_sqlite_walbuf_vfs() : NULL;
+    if (conn_open(&s->main, path, synchronous_sql, true, NULL) != 0 ||
+        conn_open(&s->writer, path, synchronous_sql, false, writer_vfs) != 0 ||
+        exec(s->writer.db, "PRAGMA temp_store = MEMORY") != 0 || kf_sqlite_writer_start(s) != 0)
         goto out_close;
     if (in_wal_mode(s->main.db))
         kf_sqlite_checkpointer_start(s, path, synchronous_sql);

@@ -854,6 +854,15 @@ static inline sqlite_store_t *kf_sqlite_root(sqlite_store_t *s)
     return s->root != NULL ? s->root : s;
 }
 
+/* ---- sqlite_walbuf.c: the log's writes gathered ---- */
+
+/* The VFS whose write-ahead logs hold their writes back until the log is synced, then write them
+ * as one; for a connection that syncs the log at every commit (synchronous FULL) only. */
+#define KF_SQLITE_WALBUF_VFS "kefu-walbuf"
+/* Registers that VFS (once, over the default VFS of that moment) and gives its name, or NULL if
+ * there is no default VFS. */
+const char *kf_sqlite_walbuf_vfs(void);
+
 /* ---- sqlite.c: statements, rows and operations ---- */
 
 /* Defines the store's SQL functions (kefu_search_text) on a connection: every connection that
