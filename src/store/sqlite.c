@@ -397,6 +397,10 @@ static const char *const migrations[] = {
      * indexes them all at once and empties it. Not exported (transfer.c): an import indexes
      * every message it writes. */
     ("CREATE TABLE search_pending (id INTEGER PRIMARY KEY);"),
+    /* 18: the words of the names' index, read as message_search_terms is (it holds nothing
+     * itself), so that a name's prefix is asked as its few words and a common name's matching
+     * visitors can be read newest first a few at a time (KF_SQLITE_SEARCH_MANY). */
+    ("CREATE VIRTUAL TABLE visitor_search_terms USING fts5vocab(visitor_search, instance);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -919,12 +923,18 @@ static void search_text_fn(sqlite3_context *context, int argc, sqlite3_value **a
     sqlite3_result_text(context, indexed, -1, free);
 }
 
-/* Defines kefu_search_text on db, for the statements and the migration that feed the index. */
+/* Defines kefu_search_text on db, for the statements and the migration that feed the index, and
+ * kefu_name_walk, for a common name's search. */
 int kf_sqlite_define_functions(sqlite3 *db)
 {
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
     int code =
         sqlite3_create_function(db, "kefu_search_text", 1, flags, NULL, search_text_fn, NULL, NULL);
+    /* Not deterministic: it reads the walk it is handed as it goes. Direct only: a schema's
+     * trigger or view has no walk to hand it. */
+    if (code == SQLITE_OK)
+        code = sqlite3_create_function(db, "kefu_name_walk", 2, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+                                       NULL, kf_sqlite_name_walk_fn, NULL, NULL);
     return code == SQLITE_OK ? 0 : KF_ESTORE;
 }
 

@@ -187,12 +187,14 @@
  * KF_SQLITE_SEARCH_FEW: every matching visitor's conversations, looked up by visitor, all before
  * the page is cut; for a name few visitors bear (fewer than KF_SQLITE_SEARCH_MANY_NAMES, counted
  * first by SEARCH_NAME_HITS). KF_SQLITE_SEARCH_MANY: the conversations newest message first
- * (conversations_by_last_message), each tested against the matching visitors (a set made once),
- * stopped at the page: about limit x conversations / matching visitors of them, where the other way
- * looks up thousands. Either way FTS5 answers the name's query whole first (a prefix query merges
- * its terms' doclists: linear in the matching visitors, but a fraction of a microsecond each).
- * Private notes are found too: search is for agents only, and each hit's message says whether it is
- * one. */
+ * (conversations_by_last_message), stopped at the page, each one's visitor tested by
+ * kefu_name_walk (?5, sqlite_reads.c): about limit x conversations / matching visitors of them,
+ * where the other way looks up thousands. The walk reads the matching visitors newest first
+ * (VISITOR_NAME_MATCHES) only down to the oldest visitor it is asked about, not every one the
+ * history holds: a desk's newest conversations are mostly its newer visitors'. A name's ASCII
+ * prefixes are asked as their words (expand_prefixes, visitor_search_terms), since FTS5 merges a
+ * prefix's whole doclists before it hands over the first row. Private notes are found too: search
+ * is for agents only, and each hit's message says whether it is one. */
 #define KF_SQLITE_SEARCH(names)                                                                    \
     "SELECT h.field, " KF_SQLITE_MESSAGE_COLUMNS ", v.name, v.email FROM ("                        \
     "  SELECT id, min(field) AS field FROM ("                                                      \
@@ -211,8 +213,7 @@
     KF_SQLITE_SEARCH("SELECT * FROM (SELECT n.last_message_id AS id, 1 AS field "                  \
                      "FROM conversations n INDEXED BY conversations_by_last_message "              \
                      "WHERE n.last_message_id < ?2 AND n.last_message_id > 0 "                     \
-                     "  AND n.visitor_id IN (SELECT rowid FROM visitor_search "                    \
-                     "    WHERE visitor_search MATCH ?4) "                                         \
+                     "  AND kefu_name_walk(?5, n.visitor_id) "                                     \
                      "ORDER BY n.last_message_id DESC LIMIT ?3)")
 /* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
 #define KF_SQLITE_SEARCH_MANY_NAMES 500
@@ -474,6 +475,13 @@
      * (bytes): a seek, whatever the term's hits (store: expand_prefixes). */                      \
     X(SEARCH_TERM_NEXT, "SELECT term FROM message_search_terms WHERE term >= ?1 AND term < ?2 "    \
                         "LIMIT 1")                                                                 \
+    /* The first term of the names' index from ?1 (inclusive) below ?2 (as SEARCH_TERM_NEXT). */   \
+    X(VISITOR_TERM_NEXT, "SELECT term FROM visitor_search_terms WHERE term >= ?1 AND term < ?2 "   \
+                         "LIMIT 1")                                                                \
+    /* The visitors whose name matches ?1, newest first: read by kefu_name_walk as it needs them.  \
+     */                                                                                            \
+    X(VISITOR_NAME_MATCHES, "SELECT rowid FROM visitor_search WHERE visitor_search MATCH ?1 "      \
+                            "ORDER BY rowid DESC")                                                 \
     /* Whether a name is common: its matching visitors, counted up to ?2. */                       \
     X(SEARCH_NAME_HITS, "SELECT count(*) FROM (SELECT 1 FROM visitor_search "                      \
                         "WHERE visitor_search MATCH ?1 LIMIT ?2)")                                 \
@@ -648,6 +656,7 @@ typedef struct op {
         struct {
             const char *match; /* the FTS5 expression (store/search_text.h) */
             const char *words; /* match with words for prefixes (expand_prefixes), or NULL */
+            const char *names; /* the same for the names' index, or NULL */
             int64_t before_id;
             size_t limit;
         } search;
@@ -963,6 +972,9 @@ void kf_sqlite_list_append(op_list_t *list, op_t *head, op_t *tail);
 int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op);
 /* Runs a read on the loop's connection and calls its callbacks. */
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op);
+/* kefu_name_walk(walk, visitor_id): whether the visitor's name matches a search's (the walk, a
+ * pointer bound by kf_sqlite_run_read; KF_SQLITE_SEARCH_MANY). Defined on every connection. */
+void kf_sqlite_name_walk_fn(sqlite3_context *context, int argc, sqlite3_value **argv);
 
 /* ---- sqlite_reports.c ---- */
 

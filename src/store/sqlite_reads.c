@@ -325,6 +325,12 @@ static stmt_id_t list_statement(kf_conversation_view_t view, int64_t team_id)
     return view_status[view] != NULL ? STMT_CONVERSATION_LIST_STATUS : STMT_CONVERSATION_LIST;
 }
 
+/* The FTS5 expression a search asks the names' index. */
+static const char *names_of(const op_t *op)
+{
+    return op->args.search.names != NULL ? op->args.search.names : op->args.search.match;
+}
+
 /* Binds a read's arguments to st (its statement). */
 static int bind_read(const op_t *op, sqlite3_stmt *st)
 {
@@ -370,7 +376,7 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
                               op->args.search.words != NULL ? op->args.search.words
                                                             : op->args.search.match,
                               op->args.search.before_id > 0 ? op->args.search.before_id : INT64_MAX,
-                              op->args.search.limit, op->args.search.match);
+                              op->args.search.limit, names_of(op));
     default: return kf_sqlite_bind(st, "i", op->args.id); /* the lookups by id */
     }
 }
@@ -502,11 +508,13 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
     }
 }
 
-/* Appends the first word of the messages' index from from (inclusive) below below into *word
- * (reset first): false when there is none or the read fails. */
-static bool next_word(sqlite_store_t *s, const char *from, const char *below, kf_buf_t *word)
+/* Appends the first word of an index (terms: SEARCH_TERM_NEXT, the messages', or
+ * VISITOR_TERM_NEXT, the names') from from (inclusive) below below into *word (reset first): false
+ * when there is none or the read fails. */
+static bool next_word(sqlite_store_t *s, stmt_id_t terms, const char *from, const char *below,
+                      kf_buf_t *word)
 {
-    sqlite3_stmt *st = kf_sqlite_statement(&s->main, STMT_SEARCH_TERM_NEXT);
+    sqlite3_stmt *st = kf_sqlite_statement(&s->main, terms);
     bool found = kf_sqlite_bind(st, "tt", from, below) == 0 && kf_sqlite_step_row(st) == 0;
     kf_buf_reset(word);
     if (found)
@@ -517,9 +525,10 @@ static bool next_word(sqlite_store_t *s, const char *from, const char *below, kf
 }
 
 /* Appends for the ASCII word prefix (lower case, length letters and digits) the OR of the
- * messages' index's words that start with it, when there are 1 to KF_SQLITE_SEARCH_PREFIX_WORDS
- * of them: true then, false (nothing appended) otherwise. */
-static bool append_words(sqlite_store_t *s, const char *prefix, size_t length, kf_buf_t *out)
+ * index's words (terms, as next_word) that start with it, when there are 1 to
+ * KF_SQLITE_SEARCH_PREFIX_WORDS of them: true then, false (nothing appended) otherwise. */
+static bool append_words(sqlite_store_t *s, stmt_id_t terms, const char *prefix, size_t length,
+                         kf_buf_t *out)
 {
     char from[KF_SEARCH_QUERY_MAX + 3]; /* a word of words[] and a byte */
     char below[KF_SEARCH_QUERY_MAX + 1];
@@ -532,7 +541,7 @@ static bool append_words(sqlite_store_t *s, const char *prefix, size_t length, k
     size_t count = 0;
     kf_buf_t word;
     kf_buf_init(&word);
-    while (next_word(s, from, below, &word)) {
+    while (next_word(s, terms, from, below, &word)) {
         /* A word longer than a query can be cannot be one the query's prefix needs spelled out:
          * give up on the expansion (the prefix still finds it). */
         if (count == KF_SQLITE_SEARCH_PREFIX_WORDS || word.len > sizeof words[0] - 1) {
@@ -558,14 +567,14 @@ static bool append_words(sqlite_store_t *s, const char *prefix, size_t length, k
 }
 
 /* Rewrites a search's FTS5 expression (kf_search_match's: quoted terms, a prefix one followed by
- * '*') for the messages' index: each prefix of ASCII letters and digits becomes the OR of the few
- * words it stands for. Why: FTS5 answers a prefix by merging the doclists of every word that
- * starts with it, every hit of "refund" and "refunds" in the whole history, before it can hand
+ * '*') for an index (terms, as next_word): each prefix of ASCII letters and digits becomes the OR
+ * of the few words it stands for. Why: FTS5 answers a prefix by merging the doclists of every word
+ * that starts with it, every hit of "refund" and "refunds" in the whole history, before it can hand
  * over the newest 20; an OR of words is walked newest first and stops at the page. The words
  * are the index's own (message_search_terms), folded as it folds them, so the hits are the same.
  * A prefix of more words (a short one, "re"), or of other scripts, stays a prefix. Returns a new
  * string, or NULL when nothing changes. */
-static char *expand_prefixes(sqlite_store_t *s, const char *match)
+static char *expand_prefixes(sqlite_store_t *s, stmt_id_t terms, const char *match)
 {
     kf_buf_t out;
     kf_buf_init(&out);
@@ -600,7 +609,7 @@ static char *expand_prefixes(sqlite_store_t *s, const char *match)
             ascii = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
             lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
         }
-        if (prefix && ascii && append_words(s, lower, length, &out)) {
+        if (prefix && ascii && append_words(s, terms, lower, length, &out)) {
             changed = true;
             p = end + 2;
         } else {
@@ -624,10 +633,9 @@ static char *expand_prefixes(sqlite_store_t *s, const char *match)
 static bool common_name(sqlite_store_t *s, const op_t *op)
 {
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, STMT_SEARCH_NAME_HITS);
-    bool common = kf_sqlite_bind(st, "ti", op->args.search.match,
-                                 (int64_t)KF_SQLITE_SEARCH_MANY_NAMES) == 0 &&
-                  kf_sqlite_step_row(st) == 0 &&
-                  sqlite3_column_int64(st, 0) >= KF_SQLITE_SEARCH_MANY_NAMES;
+    bool common =
+        kf_sqlite_bind(st, "ti", names_of(op), (int64_t)KF_SQLITE_SEARCH_MANY_NAMES) == 0 &&
+        kf_sqlite_step_row(st) == 0 && sqlite3_column_int64(st, 0) >= KF_SQLITE_SEARCH_MANY_NAMES;
     kf_sqlite_finish(st);
     return common;
 }
@@ -669,6 +677,73 @@ static void read_attachment(sqlite_store_t *s, op_t *op, sqlite3_stmt *st,
     result->attachment = attachment;
 }
 
+/* A common name's walk (KF_SQLITE_SEARCH_MANY): the visitors whose name matches, read newest
+ * first from matches as far down as the conversations walked so far need, kept in ids (in the
+ * order read: descending). Every matching visitor with an id of floor or above is in ids. */
+typedef struct name_walk {
+    sqlite3_stmt *matches; /* VISITOR_NAME_MATCHES, or NULL when the search has no walk */
+    int64_t *ids;
+    size_t count, capacity;
+    int64_t floor;
+    bool ended; /* matches has no more rows: every matching visitor is in ids */
+} name_walk_t;
+
+#define NAME_WALK_POINTER "kefu_name_walk"
+
+static int name_walk_start(sqlite_store_t *s, const op_t *op, sqlite3_stmt *st, name_walk_t *walk)
+{
+    *walk = (name_walk_t){.matches = kf_sqlite_statement(&s->main, STMT_VISITOR_NAME_MATCHES),
+                          .floor = INT64_MAX};
+    if (kf_sqlite_bind(walk->matches, "t", names_of(op)) != 0)
+        return KF_ESTORE;
+    return sqlite3_bind_pointer(st, 5, walk, NAME_WALK_POINTER, NULL) == SQLITE_OK ? 0 : KF_ESTORE;
+}
+
+static void name_walk_end(name_walk_t *walk)
+{
+    if (walk->matches != NULL)
+        kf_sqlite_finish(walk->matches);
+    free(walk->ids);
+}
+
+void kf_sqlite_name_walk_fn(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    name_walk_t *walk = sqlite3_value_pointer(argv[0], NAME_WALK_POINTER);
+    if (walk == NULL) {
+        sqlite3_result_error(context, "kefu_name_walk: no walk", -1);
+        return;
+    }
+    int64_t visitor = sqlite3_value_int64(argv[1]);
+    while (!walk->ended && walk->floor > visitor) {
+        int code = sqlite3_step(walk->matches);
+        if (code == SQLITE_DONE) {
+            walk->ended = true;
+        } else if (code != SQLITE_ROW) {
+            sqlite3_result_error_code(context, code);
+            return;
+        } else {
+            if (walk->count == walk->capacity) {
+                walk->capacity = walk->capacity != 0 ? 2 * walk->capacity : 64;
+                walk->ids = kf_xrealloc(walk->ids, walk->capacity * sizeof *walk->ids);
+            }
+            walk->floor = sqlite3_column_int64(walk->matches, 0);
+            walk->ids[walk->count++] = walk->floor;
+        }
+    }
+    /* ids descends: a binary search. */
+    size_t low = 0;
+    size_t high = walk->count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (walk->ids[middle] > visitor)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    sqlite3_result_int(context, low < walk->count && walk->ids[low] == visitor);
+}
+
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
     if (op->kind == OP_REPORT) {
@@ -687,15 +762,21 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     bool snapshot = op->kind == OP_SEARCH && op->args.search.match[0] != '\0' &&
                     kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_READ_BEGIN)) == 0;
     if (op->kind == OP_SEARCH && op->args.search.match[0] != '\0') {
-        char *words = expand_prefixes(s, op->args.search.match);
+        char *words = expand_prefixes(s, STMT_SEARCH_TERM_NEXT, op->args.search.match);
         if (words != NULL) {
             op->args.search.words = kf_sqlite_op_keep(op, words);
             free(words);
+        }
+        char *names = expand_prefixes(s, STMT_VISITOR_TERM_NEXT, op->args.search.match);
+        if (names != NULL) {
+            op->args.search.names = kf_sqlite_op_keep(op, names);
+            free(names);
         }
         if (common_name(s, op))
             id = STMT_SEARCH_MANY;
     }
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, id);
+    name_walk_t walk = {.matches = NULL};
     int64_t counts[KF_VIEW_COUNT];
     kf_store_result_t result;
     memset(&result, 0, sizeof result);
@@ -705,6 +786,8 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     kf_conversation_t conversation;
     kf_attachment_t attachment;
     result.rc = bind_read(op, st);
+    if (result.rc == 0 && id == STMT_SEARCH_MANY)
+        result.rc = name_walk_start(s, op, st, &walk);
     /* A query of punctuation alone has no term (an empty FTS5 expression): it finds nothing. */
     bool nothing = op->kind == OP_SEARCH && op->args.search.match[0] == '\0';
     if (result.rc == 0 && !nothing) {
@@ -724,6 +807,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     /* The row stays valid during done: the statement is reset only after it. */
     op->done(op->ctx, &result);
     kf_sqlite_finish(st);
+    name_walk_end(&walk);
     if (snapshot)
         kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_COMMIT));
 }

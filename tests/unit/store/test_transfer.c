@@ -520,7 +520,7 @@ static void test_refusals(void **state)
     /* Headers: another version, a newer schema, not an export. */
     const char *headers[][2] = {
         {"{\"format\":\"kefu-export\",\"version\":2,\"schema\":17}\n", "format 2"},
-        {"{\"format\":\"kefu-export\",\"version\":1,\"schema\":18}\n", "newer than this kefu's"},
+        {"{\"format\":\"kefu-export\",\"version\":1,\"schema\":19}\n", "newer than this kefu's"},
         {"{\"format\":\"other\",\"version\":1,\"schema\":17}\n", "not a kefu export's header"},
         {"", "the file is empty"},
     };

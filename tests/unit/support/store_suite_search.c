@@ -280,7 +280,8 @@ static void test_search_paging(void **state)
 /* A name that many visitors bear (more than a store may look up one at a time: 600 Olgas)
  * gives what a rare one does: one hit per conversation at its newest message, newest first
  * whatever order the visitors came in, beside the text hits, paged without a hit lost or
- * doubled, and moving on with a new message. */
+ * doubled, and moving on with a new message; a visitor of another name among them who wrote
+ * last is no hit. */
 static void test_search_common_name(void **state)
 {
     suite_fixture_t *f = *state;
@@ -288,12 +289,15 @@ static void test_search_common_name(void **state)
     static int64_t conversations[OLGAS]; /* by visitor, in the order they were made */
     static int64_t newest[OLGAS];
     static int64_t visitors[OLGAS];
+    int64_t boris = 0; /* among the Olgas, and the last to write: no name hit */
     for (int i = 0; i < OLGAS; i++) {
         char token[16];
         char name[32];
         snprintf(token, sizeof token, "olga-%d", i);
         snprintf(name, sizeof name, "Olga %d", i);
         visitors[i] = suite_add_visitor(f, token, name);
+        if (i == OLGAS / 2)
+            boris = suite_add_visitor(f, "boris", "Boris");
     }
     /* Their conversations start in another order than the visitors came. */
     for (int i = 0; i < OLGAS; i++) {
@@ -306,6 +310,7 @@ static void test_search_common_name(void **state)
     suite_open_conversation(f, nadia, "Olga said hi", SUITE_NOW + OLGAS, &mention);
     /* The first Olga whose conversation started writes again: hers is the newest name hit. */
     newest[0] = suite_add_message(f, conversations[0], 0, "me again");
+    suite_open_conversation(f, boris, "hello", SUITE_NOW + OLGAS + 1, NULL);
 
     hits_t h;
     assert_int_equal(search(f, &h, "olga", 0, 20), 0);
@@ -340,6 +345,22 @@ static void test_search_common_name(void **state)
     }
     assert_int_equal(names, OLGAS);
     assert_int_equal(total, OLGAS + 1);
+
+    /* A prefix of the name stands for every name it starts: Olgana's conversation, the newest,
+     * then the very page "olga" gives. */
+    hits_t whole;
+    assert_int_equal(search(f, &whole, "olga", 0, 30), 0);
+    int64_t olgana = suite_add_visitor(f, "olgana", "Olgana Petrova");
+    int64_t hers = 0;
+    suite_open_conversation(f, olgana, "hi there", SUITE_NOW + OLGAS + 2, &hers);
+    assert_int_equal(search(f, &h, "olg", 0, 31), 0);
+    assert_int_equal(h.count, 31);
+    assert_int_equal(h.message_id[0], hers);
+    assert_int_equal(h.field[0], KF_SEARCH_VISITOR);
+    for (size_t i = 0; i < whole.count; i++) {
+        assert_int_equal(h.message_id[i + 1], whole.message_id[i]);
+        assert_int_equal(h.field[i + 1], whole.field[i]);
+    }
 }
 
 /* A word prefix finds every word it starts, however many: newest first across them, paged
