@@ -2,7 +2,9 @@
  * which reads a client's query: whatever the bytes, a query is refused or becomes an FTS5
  * expression that SQLite runs without a syntax error (nothing in a query is FTS5 syntax); the
  * index's text and a snippet are valid UTF-8, a snippet is at most KF_SEARCH_SNIPPET_MAX
- * characters, and its marks lie inside it, in order, apart.
+ * characters, and its marks lie inside it, in order, apart; and a common name's walk, testing
+ * one visitor's text apart from the index (kf_sqlite_name_test_match), says what FTS5's MATCH
+ * says of the same text.
  *
  * Input: up to the first NUL, the query; after it, the text searched (a message). */
 #include <sqlite3.h>
@@ -14,6 +16,7 @@
 
 #include "base/err.h"
 #include "store/search_text.h"
+#include "store/sqlite_internal.h"
 
 static void check(bool ok, const char *what)
 {
@@ -62,6 +65,72 @@ static sqlite3_stmt *match_statement(void)
     return st;
 }
 
+/* A table holding one text (the input's, as the index holds it), with content so that it can
+ * be replaced; its database, for the name test's tokenizer. */
+static sqlite3 *one_text_db(sqlite3_stmt **replace, sqlite3_stmt **count)
+{
+    static sqlite3 *db;
+    static sqlite3_stmt *put, *matches;
+    if (db == NULL) {
+        check(sqlite3_open(":memory:", &db) == SQLITE_OK, "open");
+        check(sqlite3_exec(db,
+                           "CREATE VIRTUAL TABLE u USING fts5(text, tokenize=\"" KF_SEARCH_TOKENIZE
+                           "\");",
+                           NULL, NULL, NULL) == SQLITE_OK,
+              "create");
+        check(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO u (rowid, text) VALUES (1, ?1)", -1,
+                                 &put, NULL) == SQLITE_OK,
+              "prepare");
+        check(sqlite3_prepare_v2(db, "SELECT count(*) FROM u WHERE u MATCH ?1", -1, &matches,
+                                 NULL) == SQLITE_OK,
+              "prepare");
+    }
+    *replace = put;
+    *count = matches;
+    return db;
+}
+
+/* match with its terms joined by AND, as the store's expand_prefixes joins them (a new string). */
+static char *with_and(const char *match)
+{
+    char *out = malloc(strlen(match) * 5 + 1);
+    check(out != NULL, "malloc");
+    size_t n = 0;
+    bool quoted = false;
+    for (const char *p = match; *p != '\0'; p++) {
+        quoted = *p == '"' ? !quoted : quoted; /* a doubled quote toggles twice */
+        if (*p == ' ' && !quoted) {
+            memcpy(out + n, " AND ", 5);
+            n += 5;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* The name test against FTS5 on the input's text. */
+static void check_name_test(const char *match, const char *indexed)
+{
+    sqlite3_stmt *put, *count;
+    sqlite3 *db = one_text_db(&put, &count);
+    sqlite3_bind_text(put, 1, indexed, -1, SQLITE_STATIC);
+    check(sqlite3_step(put) == SQLITE_DONE, "the text is stored");
+    sqlite3_reset(put);
+    sqlite3_bind_text(count, 1, match, -1, SQLITE_STATIC);
+    check(sqlite3_step(count) == SQLITE_ROW, "the count runs");
+    int want = sqlite3_column_int(count, 0);
+    sqlite3_reset(count);
+    kf_sqlite_name_test_t *test = NULL;
+    check(kf_sqlite_name_test_new(db, match, &test) == 0, "the name test reads every expression");
+    int got = kf_sqlite_name_test_match(test, indexed, strlen(indexed));
+    if (got != want)
+        fprintf(stderr, "%s against %s: FTS5 %d, the name test %d\n", match, indexed, want, got);
+    check(got == want, "the name test says what FTS5 says");
+    kf_sqlite_name_test_free(test);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -92,11 +161,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
-    free(match);
 
     char *indexed = kf_search_index_text(text);
     check(utf8_chars(indexed) >= 0, "the index's text is UTF-8");
+    if (match != NULL && match[0] != '\0') {
+        check_name_test(match, indexed);
+        char *joined = with_and(match);
+        check_name_test(joined, indexed);
+        free(joined);
+    }
     free(indexed);
+    free(match);
 
     kf_search_snippet_t snippet;
     kf_search_snippet(text, query, &snippet);

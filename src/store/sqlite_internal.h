@@ -188,10 +188,10 @@
  * the page is cut; for a name few visitors bear (fewer than KF_SQLITE_SEARCH_MANY_NAMES, counted
  * first by SEARCH_NAME_HITS). KF_SQLITE_SEARCH_MANY: the conversations newest message first
  * (conversations_by_last_message), stopped at the page, each one's visitor tested by
- * kefu_name_walk (?5, sqlite_reads.c): about limit x conversations / matching visitors of them,
+ * kefu_name_walk (?5, sqlite_names.c): about limit x conversations / matching visitors of them,
  * where the other way looks up thousands. The walk reads the matching visitors newest first
- * (VISITOR_NAME_MATCHES) only down to the oldest visitor it is asked about, not every one the
- * history holds: a desk's newest conversations are mostly its newer visitors'. A name's ASCII
+ * (VISITOR_NAME_MATCHES) only as far down as the visitors it is asked about, and tests one far
+ * below by the visitor's own text: never every visitor the history holds. A name's ASCII
  * prefixes are asked as their words (expand_prefixes, visitor_search_terms), since FTS5 merges a
  * prefix's whole doclists before it hands over the first row. Private notes are found too: search
  * is for agents only, and each hit's message says whether it is one. */
@@ -482,6 +482,9 @@
      */                                                                                            \
     X(VISITOR_NAME_MATCHES, "SELECT rowid FROM visitor_search WHERE visitor_search MATCH ?1 "      \
                             "ORDER BY rowid DESC")                                                 \
+    /* A visitor's text as visitor_search holds it (sqlite_names.c tests it). */                   \
+    X(VISITOR_NAME_TEXT, "SELECT kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT ") "             \
+                         "FROM visitors WHERE id = ?1 AND (name != '' OR email != '')")            \
     /* Whether a name is common: its matching visitors, counted up to ?2. */                       \
     X(SEARCH_NAME_HITS, "SELECT count(*) FROM (SELECT 1 FROM visitor_search "                      \
                         "WHERE visitor_search MATCH ?1 LIMIT ?2)")                                 \
@@ -972,8 +975,28 @@ void kf_sqlite_list_append(op_list_t *list, op_t *head, op_t *tail);
 int kf_sqlite_queue_read(sqlite_store_t *s, op_t *op);
 /* Runs a read on the loop's connection and calls its callbacks. */
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op);
-/* kefu_name_walk(walk, visitor_id): whether the visitor's name matches a search's (the walk, a
- * pointer bound by kf_sqlite_run_read; KF_SQLITE_SEARCH_MANY). Defined on every connection. */
+
+/* ---- sqlite_names.c: a common name's search ---- */
+
+typedef struct kf_sqlite_name_walk kf_sqlite_name_walk_t;
+/* A walk for names (the names' FTS5 expression, borrowed until _end), bound as st's parameter
+ * index for kefu_name_walk (st NULL: none, for the tests). *out is set even on failure; end it. */
+int kf_sqlite_name_walk_start(conn_t *c, const char *names, sqlite3_stmt *st, int index,
+                              kf_sqlite_name_walk_t **out);
+void kf_sqlite_name_walk_end(kf_sqlite_name_walk_t *walk);
+/* The test of one text against names apart from the index, as kefu_name_walk makes it for a
+ * visitor far below those it has read: _new reads names with db's FTS5 tokenizer (KF_EINVAL for
+ * an expression of another form than the top of sqlite_names.c says); _match says whether text,
+ * as the index holds it (kefu_search_text's), matches: 1 or 0, or a KF_E* code. */
+typedef struct kf_sqlite_name_test kf_sqlite_name_test_t;
+int kf_sqlite_name_test_new(sqlite3 *db, const char *names, kf_sqlite_name_test_t **out);
+int kf_sqlite_name_test_match(kf_sqlite_name_test_t *test, const char *text, size_t length);
+void kf_sqlite_name_test_free(kf_sqlite_name_test_t *test);
+/* Whether a query term's text (between its quotes) holds a token for the index's tokenizer: 1 or
+ * 0, or a KF_E* code. */
+int kf_sqlite_term_has_tokens(sqlite3 *db, const char *text, size_t length);
+/* kefu_name_walk(walk, visitor_id): whether the visitor's name matches (the walk, a pointer
+ * bound by kf_sqlite_name_walk_start; KF_SQLITE_SEARCH_MANY). Defined on every connection. */
 void kf_sqlite_name_walk_fn(sqlite3_context *context, int argc, sqlite3_value **argv);
 
 /* ---- sqlite_reports.c ---- */

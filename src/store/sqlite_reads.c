@@ -576,18 +576,22 @@ static bool append_words(sqlite_store_t *s, stmt_id_t terms, const char *prefix,
  * string, or NULL when nothing changes. */
 static char *expand_prefixes(sqlite_store_t *s, stmt_id_t terms, const char *match)
 {
-    kf_buf_t out;
-    kf_buf_init(&out);
+    /* Each term as it stands (start, length, with its '*'), or as its words (in words, from
+     * word_at); the spaces between are the implicit AND. */
+    struct item {
+        const char *start;
+        size_t length;
+        size_t text_length; /* between its quotes */
+        size_t word_at, word_length;
+        bool unspaced; /* holds a byte of another script than ASCII */
+    } items[KF_SEARCH_QUERY_MAX];
+    size_t count = 0;
+    kf_buf_t words;
+    kf_buf_init(&words);
     bool changed = false;
     const char *p = match;
-    while (*p != '\0') {
+    while (*p != '\0' && count < KF_SEARCH_QUERY_MAX) {
         if (*p != '"') {
-            /* Between terms: FTS5 takes a group in parentheses beside another term only with
-             * an explicit AND (what the space means). */
-            if (*p == ' ')
-                kf_buf_append_str(&out, " AND ");
-            else
-                kf_buf_append(&out, p, 1);
             p++;
             continue;
         }
@@ -596,35 +600,60 @@ static char *expand_prefixes(sqlite_store_t *s, stmt_id_t terms, const char *mat
         while (*end != '\0' && !(end[0] == '"' && end[1] != '"')) {
             end += end[0] == '"' ? 2 : 1;
         }
-        if (*end == '\0') {
-            kf_buf_append_str(&out, p);
-            break;
-        }
+        if (*end == '\0')
+            break; /* not kf_search_match's: left as it is */
         size_t length = (size_t)(end - p - 1);
         bool prefix = end[1] == '*';
+        const char *next = end + 1 + (prefix ? 1 : 0);
         bool ascii = length >= 2 && length <= KF_SEARCH_QUERY_MAX;
+        bool unspaced = false;
         char lower[KF_SEARCH_QUERY_MAX + 1];
-        for (size_t i = 0; ascii && i < length; i++) {
+        for (size_t i = 0; i < length; i++) {
             unsigned char c = (unsigned char)p[1 + i];
-            ascii = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+            unspaced = unspaced || c >= 0x80;
+            ascii = ascii &&
+                    ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+            if (ascii)
+                lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
         }
-        if (prefix && ascii && append_words(s, terms, lower, length, &out)) {
+        struct item *it = &items[count++];
+        *it = (struct item){
+            .start = p, .length = (size_t)(next - p), .text_length = length, .unspaced = unspaced};
+        it->word_at = words.len;
+        if (prefix && ascii && append_words(s, terms, lower, length, &words)) {
             changed = true;
-            p = end + 2;
-        } else {
-            kf_buf_append(&out, p, (size_t)(end - p + 1));
-            p = end + 1;
+            it->word_length = words.len - it->word_at;
         }
+        p = next;
     }
-    kf_buf_append(&out, "", 1);
-    size_t len;
-    char *text = kf_buf_steal(&out, &len);
-    if (!changed) {
-        free(text);
+    if (!changed || *p != '\0') {
+        kf_buf_free(&words);
         return NULL;
     }
-    return text;
+    /* FTS5 takes a group in parentheses beside another term only with an explicit AND. A term
+     * of no word for the index's tokenizer (kf_search_match keeps any chunk of another script
+     * than ASCII: a symbol, an emoji) is an empty phrase, which FTS5 drops beside an implicit
+     * AND but which makes an explicit one match nothing: it is left out, as FTS5 left it. */
+    kf_buf_t out;
+    kf_buf_init(&out);
+    bool first = true;
+    for (size_t i = 0; i < count; i++) {
+        const struct item *it = &items[i];
+        if (it->word_length == 0 && it->unspaced &&
+            kf_sqlite_term_has_tokens(s->main.db, it->start + 1, it->text_length) == 0)
+            continue;
+        if (!first)
+            kf_buf_append_str(&out, " AND ");
+        first = false;
+        if (it->word_length > 0)
+            kf_buf_append(&out, words.data + it->word_at, it->word_length);
+        else
+            kf_buf_append(&out, it->start, it->length);
+    }
+    kf_buf_append(&out, "", 1);
+    kf_buf_free(&words);
+    size_t len;
+    return kf_buf_steal(&out, &len);
 }
 
 /* Whether a search's query matches so many visitors' names that their hits are best walked
@@ -677,73 +706,6 @@ static void read_attachment(sqlite_store_t *s, op_t *op, sqlite3_stmt *st,
     result->attachment = attachment;
 }
 
-/* A common name's walk (KF_SQLITE_SEARCH_MANY): the visitors whose name matches, read newest
- * first from matches as far down as the conversations walked so far need, kept in ids (in the
- * order read: descending). Every matching visitor with an id of floor or above is in ids. */
-typedef struct name_walk {
-    sqlite3_stmt *matches; /* VISITOR_NAME_MATCHES, or NULL when the search has no walk */
-    int64_t *ids;
-    size_t count, capacity;
-    int64_t floor;
-    bool ended; /* matches has no more rows: every matching visitor is in ids */
-} name_walk_t;
-
-#define NAME_WALK_POINTER "kefu_name_walk"
-
-static int name_walk_start(sqlite_store_t *s, const op_t *op, sqlite3_stmt *st, name_walk_t *walk)
-{
-    *walk = (name_walk_t){.matches = kf_sqlite_statement(&s->main, STMT_VISITOR_NAME_MATCHES),
-                          .floor = INT64_MAX};
-    if (kf_sqlite_bind(walk->matches, "t", names_of(op)) != 0)
-        return KF_ESTORE;
-    return sqlite3_bind_pointer(st, 5, walk, NAME_WALK_POINTER, NULL) == SQLITE_OK ? 0 : KF_ESTORE;
-}
-
-static void name_walk_end(name_walk_t *walk)
-{
-    if (walk->matches != NULL)
-        kf_sqlite_finish(walk->matches);
-    free(walk->ids);
-}
-
-void kf_sqlite_name_walk_fn(sqlite3_context *context, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    name_walk_t *walk = sqlite3_value_pointer(argv[0], NAME_WALK_POINTER);
-    if (walk == NULL) {
-        sqlite3_result_error(context, "kefu_name_walk: no walk", -1);
-        return;
-    }
-    int64_t visitor = sqlite3_value_int64(argv[1]);
-    while (!walk->ended && walk->floor > visitor) {
-        int code = sqlite3_step(walk->matches);
-        if (code == SQLITE_DONE) {
-            walk->ended = true;
-        } else if (code != SQLITE_ROW) {
-            sqlite3_result_error_code(context, code);
-            return;
-        } else {
-            if (walk->count == walk->capacity) {
-                walk->capacity = walk->capacity != 0 ? 2 * walk->capacity : 64;
-                walk->ids = kf_xrealloc(walk->ids, walk->capacity * sizeof *walk->ids);
-            }
-            walk->floor = sqlite3_column_int64(walk->matches, 0);
-            walk->ids[walk->count++] = walk->floor;
-        }
-    }
-    /* ids descends: a binary search. */
-    size_t low = 0;
-    size_t high = walk->count;
-    while (low < high) {
-        size_t middle = low + (high - low) / 2;
-        if (walk->ids[middle] > visitor)
-            low = middle + 1;
-        else
-            high = middle;
-    }
-    sqlite3_result_int(context, low < walk->count && walk->ids[low] == visitor);
-}
-
 void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
 {
     if (op->kind == OP_REPORT) {
@@ -776,7 +738,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
             id = STMT_SEARCH_MANY;
     }
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, id);
-    name_walk_t walk = {.matches = NULL};
+    kf_sqlite_name_walk_t *walk = NULL;
     int64_t counts[KF_VIEW_COUNT];
     kf_store_result_t result;
     memset(&result, 0, sizeof result);
@@ -787,7 +749,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     kf_attachment_t attachment;
     result.rc = bind_read(op, st);
     if (result.rc == 0 && id == STMT_SEARCH_MANY)
-        result.rc = name_walk_start(s, op, st, &walk);
+        result.rc = kf_sqlite_name_walk_start(&s->main, names_of(op), st, 5, &walk);
     /* A query of punctuation alone has no term (an empty FTS5 expression): it finds nothing. */
     bool nothing = op->kind == OP_SEARCH && op->args.search.match[0] == '\0';
     if (result.rc == 0 && !nothing) {
@@ -807,7 +769,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op)
     /* The row stays valid during done: the statement is reset only after it. */
     op->done(op->ctx, &result);
     kf_sqlite_finish(st);
-    name_walk_end(&walk);
+    kf_sqlite_name_walk_end(walk);
     if (snapshot)
         kf_sqlite_run(kf_sqlite_statement(&s->main, STMT_COMMIT));
 }

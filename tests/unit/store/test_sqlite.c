@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "base/err.h"
+#include "store/search_text.h"
 #include "store/sqlite_internal.h"
 
 /* ---- a VFS that can run out of space ---- */
@@ -1119,6 +1120,99 @@ static void test_sqlite_search_plan(void **state)
     assert_false(plan_uses(f, "SEARCH_MANY", "LIST SUBQUERY"));
 }
 
+/* A common name's walk tests a visitor far below those it has read by the visitor's text alone
+ * (sqlite_names.c): for every name and query here, kf_sqlite_name_test_match says what FTS5's
+ * own MATCH of the visitor says, for the queries as kf_search_match makes them and as
+ * expand_prefixes rewrites them. */
+static void test_sqlite_name_test_agrees_with_fts5(void **state)
+{
+    suite_fixture_t *f = *state;
+    static const char *const names[] = {
+        "Olga",          "Olga Petrova", "Olgana",        "olga5",
+        "Olga 5",        "Min-jun Kim",  "王芳",          "王芳芳",
+        "李娜 Li",       "José Álvarez", "Zoë O'Brien",   "ana.lee@example.com",
+        "Ana Lee",       "Łukasz Żółw",  "Ольга",         "สมชาย ใจดี",
+        "佐藤 さくら",   "김민준",       "Nguyễn Văn An", "x",
+        "A-B-C",         "Ümit",         "Muller Müller", "test123 abc",
+        "Olga's friend", "我要退款了"};
+    static const char *const queries[] = {
+        "olga",    "Olga Petrova", "petrova olga", "olg",         "ol",     "min-jun",  "jun kim",
+        "王芳",    "芳 li",        "王 li",        "李娜 li",     "jose",   "josé álv", "zoe",
+        "o'brien", "brien",        "ana.lee",      "example.com", "lukasz", "ольга",    "ольг",
+        "สมชาย",   "さくら",       "민준",         "nguyen van",  "a-b",    "umit",     "muller",
+        "test12",  "friend",       "s friend",     "要退款",      "退 ana", "5 olga",   "olga 5"};
+    static const char *const expanded[] = {
+        "(\"olga\" OR \"olgana\")", "(\"olga\" OR \"olgana\") AND \"petrova\"*",
+        "\"olga\" AND (\"5\" OR \"olga5\")", "(\"muller\") AND \"muller\"", "\"olga\"* \"friend\""};
+    size_t count = sizeof names / sizeof names[0];
+    for (size_t i = 0; i < count; i++) {
+        char token[16];
+        snprintf(token, sizeof token, "agree-%zu", i);
+        suite_add_visitor(f, token, names[i]);
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path(f), &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(kf_sqlite_define_functions(db), 0);
+    sqlite3_stmt *text = NULL;
+    sqlite3_stmt *fts = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT id, kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT
+                                        ") FROM visitors WHERE name != '' ORDER BY id",
+                                        -1, &text, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM visitor_search "
+                                        "WHERE visitor_search MATCH ?1 AND rowid = ?2",
+                                        -1, &fts, NULL),
+                     SQLITE_OK);
+    size_t query_count = sizeof queries / sizeof queries[0];
+    size_t total = query_count + sizeof expanded / sizeof expanded[0];
+    int matched = 0;
+    int missed = 0;
+    for (size_t q = 0; q < total; q++) {
+        char *match = NULL;
+        if (q < query_count)
+            assert_int_equal(kf_search_match(queries[q], &match), 0);
+        else
+            match = strdup(expanded[q - query_count]);
+        assert_non_null(match);
+        if (match[0] == '\0') {
+            free(match);
+            continue;
+        }
+        kf_sqlite_name_test_t *test = NULL;
+        assert_int_equal(kf_sqlite_name_test_new(db, match, &test), 0);
+        while (sqlite3_step(text) == SQLITE_ROW) {
+            sqlite3_bind_text(fts, 1, match, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(fts, 2, sqlite3_column_int64(text, 0));
+            assert_int_equal(sqlite3_step(fts), SQLITE_ROW);
+            int want = sqlite3_column_int(fts, 0);
+            sqlite3_reset(fts);
+            int got = kf_sqlite_name_test_match(test, (const char *)sqlite3_column_text(text, 1),
+                                                (size_t)sqlite3_column_bytes(text, 1));
+            if (got != want)
+                fail_msg("%s against %s: FTS5 says %d, the test %d", match,
+                         (const char *)sqlite3_column_text(text, 1), want, got);
+            matched += want;
+            missed += !want;
+        }
+        sqlite3_reset(text);
+        kf_sqlite_name_test_free(test);
+        free(match);
+    }
+    /* Both answers were given many times. */
+    assert_true(matched > 40);
+    assert_true(missed > 500);
+    /* An expression of another form is refused, not guessed at. */
+    kf_sqlite_name_test_t *test = NULL;
+    assert_int_equal(kf_sqlite_name_test_new(db, "olga NOT petrova", &test), KF_EINVAL);
+    assert_int_equal(kf_sqlite_name_test_new(db, "(\"olga\"", &test), KF_EINVAL);
+    assert_null(test);
+    sqlite3_finalize(text);
+    sqlite3_finalize(fts);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
 /* ---- a full disk ---- */
 
 /* What the store's health account told (kf_store_set_health). */
@@ -1603,6 +1697,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_group_commit),
         SQLITE_TEST(test_sqlite_migration_fills_search),
         SQLITE_TEST(test_sqlite_search_plan),
+        SQLITE_TEST(test_sqlite_name_test_agrees_with_fts5),
         SQLITE_TEST(test_sqlite_reads_see_committed_rows_only),
         SQLITE_TEST(test_sqlite_loop_turns_while_a_batch_waits),
         SQLITE_TEST(test_sqlite_notify_for_reads),
