@@ -124,6 +124,12 @@ static bool is_word(uint32_t cp)
         (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF20) ||
         (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65) || cp == 0x30FB)
         return false;
+    /* Emoji and the other pictographs (symbols, So), as unicode61's categories leave them out;
+     * the enclosed digits of U+1F100 to U+1F10C and the digits of U+1FBF0 to U+1FBF9 are
+     * numbers (No, Nd). */
+    if ((cp >= 0x1F000 && cp <= 0x1F0FF) || (cp >= 0x1F10D && cp <= 0x1FAFF) ||
+        (cp >= 0x1FB00 && cp <= 0x1FBEF))
+        return false;
     return !kf_search_is_unspaced(cp);
 }
 

@@ -39,6 +39,20 @@ static void test_index_text(void **state)
     }
 }
 
+/* What a word holds for the PostgreSQL store's own words: letters, digits and the unspaced
+ * scripts; not punctuation, symbols or emoji, which unicode61's categories leave out too. */
+static void test_is_word(void **state)
+{
+    (void)state;
+    static const uint32_t words[] = {'a', 'Z', '7', 0xE9, 0x416, 0x5D0, 0x4E00, 0xAC00, 0x1F100};
+    static const uint32_t others[] = {' ',     '-',     0xD7,    0x2014,  0x222F, 0x3002,
+                                      0x1F64F, 0x1F600, 0x1F3FB, 0x1F1E8, 0x1FAE0};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        assert_true(kf_search_is_word(words[i]));
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        assert_false(kf_search_is_word(others[i]));
+}
+
 static void test_match(void **state)
 {
     (void)state;
@@ -134,6 +148,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_text),
+        cmocka_unit_test(test_is_word),
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_snippet),
     };

@@ -366,7 +366,7 @@ static void test_search_common_name(void **state)
 /* A word prefix finds every word it starts, however many: newest first across them, paged
  * without a hit lost or doubled, whether it stands for a few words (refund, refunds, refunded)
  * or more than a store may spell out (20 words of "zeta"), alone or beside another term, or
- * beside a chunk of no word (a symbol). */
+ * beside a chunk of no word (a symbol, an emoji). */
 static void test_search_prefix_words(void **state)
 {
     suite_fixture_t *f = *state;
@@ -390,8 +390,9 @@ static void test_search_prefix_words(void **state)
         {"refund", refund_ids, 40},
         {"REFUNDE", NULL, 10}, /* refunded only */
         {"refund order", refund_ids, 40},
-        /* A chunk with no word (a symbol) asks for nothing, beside a prefix too. */
+        /* A chunk with no word (a symbol, an emoji) asks for nothing, beside a prefix too. */
         {"refund \xe2\x88\xaf", refund_ids, 40},
+        {"refund \xf0\x9f\x99\x8f", refund_ids, 40},
         {"\xe2\x88\xaf refund order", refund_ids, 40},
         {"zeta", zeta_ids, 40},
         {"zeta1", NULL, 22}, /* zeta1, zeta10 to zeta19 */
