@@ -382,6 +382,7 @@ static void test_search_prefix_words(void **state)
         snprintf(body, sizeof body, "zeta%d", i % 20);
         zeta_ids[i] = suite_add_message(f, conversation, 0, body);
     }
+    suite_add_message(f, conversation, 0, "thanks \xf0\x9f\x99\x8f\xf0\x9f\x91\x8d");
     const struct {
         const char *query;
         const int64_t *ids; /* every hit, oldest first */
@@ -393,6 +394,7 @@ static void test_search_prefix_words(void **state)
         /* A chunk with no word (a symbol, an emoji) asks for nothing, beside a prefix too. */
         {"refund \xe2\x88\xaf", refund_ids, 40},
         {"refund \xf0\x9f\x99\x8f", refund_ids, 40},
+        {"\xf0\x9f\x99\x8f\xf0\x9f\x91\x8d", NULL, 0}, /* emoji alone: nothing */
         {"\xe2\x88\xaf refund order", refund_ids, 40},
         {"zeta", zeta_ids, 40},
         {"zeta1", NULL, 22}, /* zeta1, zeta10 to zeta19 */
