@@ -980,7 +980,7 @@ void kf_sqlite_run_read(sqlite_store_t *s, op_t *op);
 
 typedef struct kf_sqlite_name_walk kf_sqlite_name_walk_t;
 /* A walk for names (the names' FTS5 expression, borrowed until _end), bound as st's parameter
- * index for kefu_name_walk (st NULL: none, for the tests). *out is set even on failure; end it. */
+ * index for kefu_name_walk. *out is set even on failure; end it. */
 int kf_sqlite_name_walk_start(conn_t *c, const char *names, sqlite3_stmt *st, int index,
                               kf_sqlite_name_walk_t **out);
 void kf_sqlite_name_walk_end(kf_sqlite_name_walk_t *walk);

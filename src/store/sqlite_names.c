@@ -319,8 +319,6 @@ int kf_sqlite_name_walk_start(conn_t *c, const char *names, sqlite3_stmt *st, in
     *out = w;
     if (kf_sqlite_bind(w->matches, "t", names) != 0)
         return KF_ESTORE;
-    if (st == NULL)
-        return 0;
     return sqlite3_bind_pointer(st, index, w, WALK_POINTER, NULL) == SQLITE_OK ? 0 : KF_ESTORE;
 }
 
