@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -33,8 +34,9 @@
 
 static sqlite3_mem_methods real_methods;
 static pthread_t test_thread;
-static unsigned long countdown; /* allocations before the failure; 0 when disarmed */
-static bool fired;
+/* Atomic: the writer thread counts too, and may still be allocating when the test disarms. */
+static atomic_ulong countdown; /* allocations before the failure; 0 when disarmed */
+static atomic_bool fired;
 
 /* True on the store's writer thread (by its name; looked up once per thread). */
 static bool on_writer_thread(void)
@@ -50,11 +52,16 @@ static bool on_writer_thread(void)
 
 static bool fail_now(void)
 {
-    if (countdown == 0 || (!pthread_equal(pthread_self(), test_thread) && !on_writer_thread()))
+    if (!pthread_equal(pthread_self(), test_thread) && !on_writer_thread())
         return false;
-    if (--countdown > 0)
+    unsigned long n = atomic_load(&countdown);
+    do {
+        if (n == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak(&countdown, &n, n - 1));
+    if (n > 1)
         return false;
-    fired = true;
+    atomic_store(&fired, true);
     return true;
 }
 
@@ -70,8 +77,8 @@ static void *failing_realloc(void *p, int size)
 
 static void arm(unsigned long nth)
 {
-    countdown = nth;
-    fired = false;
+    atomic_store(&countdown, nth);
+    atomic_store(&fired, false);
 }
 
 /* ---- fixture ---- */
