@@ -54,6 +54,7 @@
 #include "load/stats.h"
 #include "load/tool.h"
 #include "store/search_text.h"
+#include "store/sqlite_internal.h"
 #include "store/store.h"
 #include "store/sync.h"
 
@@ -454,6 +455,8 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     }
     free(heap.items);
     free(counts);
+    /* The prefixes' words, as the writer keeps them (the fill indexes without it). */
+    fill_exec(db, KF_SQLITE_SEARCH_WORDS_FILL);
     fill_exec(db, trigger);
     free(trigger);
     fill_exec(db, last_trigger);

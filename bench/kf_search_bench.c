@@ -113,6 +113,8 @@ static long fill(const char *path, long n, double *index_seconds)
     sqlite3_finalize(conversation);
     sqlite3_finalize(message);
     sqlite3_finalize(message_index);
+    /* The prefixes' words, as the writer keeps them (this fill indexes without it). */
+    fill_exec(db, KF_SQLITE_SEARCH_WORDS_FILL);
     fill_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     sqlite3_close(db);
     return i;

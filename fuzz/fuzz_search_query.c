@@ -4,7 +4,8 @@
  * index's text and a snippet are valid UTF-8, a snippet is at most KF_SEARCH_SNIPPET_MAX
  * characters, and its marks lie inside it, in order, apart; and a common name's walk, testing
  * one visitor's text apart from the index (kf_sqlite_name_test_match), says what FTS5's MATCH
- * says of the same text.
+ * says of the same text; and the words the writer keeps for prefixes (kefu_search_words) are the
+ * index's own words of ASCII letters and digits.
  *
  * Input: up to the first NUL, the query; after it, the text searched (a message). */
 #include <sqlite3.h>
@@ -73,9 +74,11 @@ static sqlite3 *one_text_db(sqlite3_stmt **replace, sqlite3_stmt **count)
     static sqlite3_stmt *put, *matches;
     if (db == NULL) {
         check(sqlite3_open(":memory:", &db) == SQLITE_OK, "open");
+        check(kf_sqlite_define_functions(db) == 0, "the store's functions");
         check(sqlite3_exec(db,
                            "CREATE VIRTUAL TABLE u USING fts5(text, tokenize=\"" KF_SEARCH_TOKENIZE
-                           "\");",
+                           "\");"
+                           "CREATE VIRTUAL TABLE u_terms USING fts5vocab(u, row);",
                            NULL, NULL, NULL) == SQLITE_OK,
               "create");
         check(sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO u (rowid, text) VALUES (1, ?1)", -1,
@@ -131,6 +134,45 @@ static void check_name_test(const char *match, const char *indexed)
     kf_sqlite_name_test_free(test);
 }
 
+/* The first column of sql's one row with indexed bound, as a string to free ("" for NULL). */
+static char *text_of(sqlite3 *db, const char *sql, const char *indexed)
+{
+    sqlite3_stmt *st = NULL;
+    check(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "prepare");
+    sqlite3_bind_text(st, 1, indexed, -1, SQLITE_STATIC);
+    check(sqlite3_step(st) == SQLITE_ROW, "a row");
+    const char *value = (const char *)sqlite3_column_text(st, 0);
+    char *copy = strdup(value != NULL ? value : "");
+    check(copy != NULL, "strdup");
+    sqlite3_finalize(st);
+    return copy;
+}
+
+/* The words kefu_search_words picks from the input's text against the index's own. */
+static void check_words(const char *indexed)
+{
+    sqlite3_stmt *put, *count;
+    sqlite3 *db = one_text_db(&put, &count);
+    sqlite3_bind_text(put, 1, indexed, -1, SQLITE_STATIC);
+    check(sqlite3_step(put) == SQLITE_DONE, "the text is stored");
+    sqlite3_reset(put);
+    char *want = text_of(db,
+                         "SELECT group_concat(term, ' ') FROM (SELECT term FROM u_terms "
+                         "WHERE term GLOB '[0-9a-z][0-9a-z]*' AND term NOT GLOB '*[^0-9a-z]*' "
+                         "ORDER BY term)",
+                         indexed);
+    char *got = text_of(db,
+                        "SELECT group_concat(value, ' ') FROM (SELECT value "
+                        "FROM json_each(kefu_search_words(?1)) ORDER BY value)",
+                        indexed);
+    if (strcmp(want, got) != 0)
+        fprintf(stderr, "%s: the index's words \"%s\", kefu_search_words' \"%s\"\n", indexed, want,
+                got);
+    check(strcmp(want, got) == 0, "kefu_search_words gives the index's words");
+    free(want);
+    free(got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -164,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *indexed = kf_search_index_text(text);
     check(utf8_chars(indexed) >= 0, "the index's text is UTF-8");
+    check_words(indexed);
     if (match != NULL && match[0] != '\0') {
         check_name_test(match, indexed);
         char *joined = with_and(match);

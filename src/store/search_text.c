@@ -170,6 +170,13 @@ static uint32_t fold(uint32_t cp)
 
 char *kf_search_index_text(const char *text)
 {
+    /* ASCII has no unspaced script: the text as it is (most messages of a Latin desk, and the
+     * writer asks for each one twice: the index and its words). */
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p != '\0' && *p < 0x80)
+        p++;
+    if (*p == '\0')
+        return kf_xstrdup(text);
     size_t count;
     uint32_t *cps = decode_all(text, false, &count);
     kf_buf_t out;

@@ -217,6 +217,14 @@
                      "ORDER BY n.last_message_id DESC LIMIT ?3)")
 /* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
 #define KF_SQLITE_SEARCH_MANY_NAMES 500
+/* Fills search_words with the ASCII words of the messages' index (as kefu_search_words picks
+ * them from a text): migration 19, and a store filled by other means than the writer
+ * (kf_history_bench). A read of the whole index, once. */
+#define KF_SQLITE_SEARCH_WORDS_FILL                                                                \
+    "CREATE VIRTUAL TABLE temp.message_search_words USING fts5vocab(main, message_search, row);"   \
+    "INSERT OR IGNORE INTO search_words (word) SELECT term FROM temp.message_search_words "        \
+    "  WHERE term GLOB '[0-9a-z][0-9a-z]*' AND term NOT GLOB '*[^0-9a-z]*';"                       \
+    "DROP TABLE temp.message_search_words;"
 /* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
 #define KF_SQLITE_SEARCH_PREFIX_WORDS 16
 
@@ -465,6 +473,10 @@
     X(SEARCH_PENDING_INDEX, "INSERT INTO message_search (rowid, text) "                            \
                             "SELECT m.id, kefu_search_text(m.body) FROM search_pending p "         \
                             "JOIN messages m ON m.id = p.id ORDER BY p.id")                        \
+    /* The words of what SEARCH_PENDING_INDEX indexes, into search_words (migration 19). */        \
+    X(SEARCH_PENDING_WORDS, "INSERT OR IGNORE INTO search_words (word) SELECT w.value "            \
+                            "FROM search_pending p JOIN messages m ON m.id = p.id, "               \
+                            "json_each(kefu_search_words(kefu_search_text(m.body))) w")            \
     X(SEARCH_PENDING_CLEAR, "DELETE FROM search_pending")                                          \
     X(SEARCH_PENDING_COUNT, "SELECT count(*) FROM search_pending")                                 \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
@@ -473,8 +485,7 @@
     X(SEARCH_MANY, KF_SQLITE_SEARCH_MANY)                                                          \
     /* The first term of the messages' index from ?1 (inclusive) below ?2, in the index's order    \
      * (bytes): a seek, whatever the term's hits (store: expand_prefixes). */                      \
-    X(SEARCH_TERM_NEXT, "SELECT term FROM message_search_terms WHERE term >= ?1 AND term < ?2 "    \
-                        "LIMIT 1")                                                                 \
+    X(SEARCH_TERM_NEXT, "SELECT word FROM search_words WHERE word >= ?1 AND word < ?2 LIMIT 1")    \
     /* The first term of the names' index from ?1 (inclusive) below ?2 (as SEARCH_TERM_NEXT). */   \
     X(VISITOR_TERM_NEXT, "SELECT term FROM visitor_search_terms WHERE term >= ?1 AND term < ?2 "   \
                          "LIMIT 1")                                                                \
@@ -998,6 +1009,14 @@ int kf_sqlite_term_has_tokens(sqlite3 *db, const char *text, size_t length);
 /* kefu_name_walk(walk, visitor_id): whether the visitor's name matches (the walk, a pointer
  * bound by kf_sqlite_name_walk_start; KF_SQLITE_SEARCH_MANY). Defined on every connection. */
 void kf_sqlite_name_walk_fn(sqlite3_context *context, int argc, sqlite3_value **argv);
+/* kefu_search_words(text): the distinct words of text (as the index holds it: kefu_search_text's)
+ * that go into search_words, as a JSON array, for json_each. Its user data is a
+ * kf_sqlite_words_t of the connection's own (the tokenizer, kept between calls); _free is the
+ * function's destructor. */
+typedef struct kf_sqlite_words kf_sqlite_words_t;
+kf_sqlite_words_t *kf_sqlite_words_new(void);
+void kf_sqlite_words_free(void *words);
+void kf_sqlite_search_words_fn(sqlite3_context *context, int argc, sqlite3_value **argv);
 
 /* ---- sqlite_reports.c ---- */
 

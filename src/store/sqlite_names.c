@@ -1,4 +1,7 @@
-/* sqlite_names.c: a common name's search (KF_SQLITE_SEARCH_MANY in sqlite_internal.h). The
+/* sqlite_names.c: the search's own reading of text with the index's tokenizer: a common name's
+ * search, and the words a message adds to search_words.
+ *
+ * A common name's search (KF_SQLITE_SEARCH_MANY in sqlite_internal.h): the
  * search walks the conversations newest message first and asks kefu_name_walk(walk, visitor_id)
  * of each one's visitor; the answer comes one of two ways, both exact:
  *
@@ -386,4 +389,94 @@ void kf_sqlite_name_walk_fn(sqlite3_context *context, int argc, sqlite3_value **
             high = middle;
     }
     sqlite3_result_int(context, low < w->count && w->ids[low] == visitor);
+}
+
+/* ---- kefu_search_words ---- */
+
+/* A word of a text: where it is in the tokens' bytes. */
+typedef struct word {
+    const char *at;
+    size_t length;
+} word_t;
+
+static int word_order(const void *a, const void *b)
+{
+    const word_t *x = a, *y = b;
+    int c = memcmp(x->at, y->at, x->length < y->length ? x->length : y->length);
+    return c != 0 ? c : (x->length > y->length) - (x->length < y->length);
+}
+
+/* A word a prefix can be asked as (expand_prefixes): ASCII letters and digits, two or more. */
+static bool listed(const char *token, size_t length)
+{
+    if (length < 2)
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        char c = token[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
+            return false;
+    }
+    return true;
+}
+
+struct kf_sqlite_words {
+    kf_sqlite_name_test_t *test; /* the tokenizer, made at the first use */
+    word_t *words;
+    size_t capacity;
+};
+
+kf_sqlite_words_t *kf_sqlite_words_new(void)
+{
+    return kf_xcalloc(1, sizeof(kf_sqlite_words_t));
+}
+
+void kf_sqlite_words_free(void *words)
+{
+    kf_sqlite_words_t *w = words;
+    if (w == NULL)
+        return;
+    kf_sqlite_name_test_free(w->test);
+    free(w->words);
+    free(w);
+}
+
+void kf_sqlite_search_words_fn(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    kf_sqlite_words_t *w = sqlite3_user_data(context);
+    if (w->test == NULL)
+        w->test = test_open(sqlite3_context_db_handle(context));
+    const char *text = (const char *)sqlite3_value_text(argv[0]);
+    tokens_t *t = w->test != NULL ? &w->test->text_tokens : NULL;
+    if (t == NULL || tokenize(w->test, FTS5_TOKENIZE_DOCUMENT, text != NULL ? text : "",
+                              (size_t)sqlite3_value_bytes(argv[0]), t) != 0) {
+        sqlite3_result_error_code(context, SQLITE_ERROR);
+        return;
+    }
+    if (w->capacity < t->count) {
+        w->capacity = t->count;
+        w->words = kf_xrealloc(w->words, w->capacity * sizeof *w->words);
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (listed(t->bytes.data + t->start[i], t->length[i]))
+            w->words[count++] = (word_t){t->bytes.data + t->start[i], t->length[i]};
+    }
+    if (count > 1)
+        qsort(w->words, count, sizeof *w->words, word_order);
+    /* A JSON array of the distinct words, which need no escaping. */
+    kf_buf_t out;
+    kf_buf_init(&out);
+    kf_buf_append_str(&out, "[");
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0 && word_order(&w->words[i - 1], &w->words[i]) == 0)
+            continue;
+        kf_buf_append_str(&out, out.len > 1 ? ",\"" : "\"");
+        kf_buf_append(&out, w->words[i].at, w->words[i].length);
+        kf_buf_append_str(&out, "\"");
+    }
+    kf_buf_append_str(&out, "]");
+    size_t length;
+    char *json = kf_buf_steal(&out, &length);
+    sqlite3_result_text(context, json, (int)length, free);
 }

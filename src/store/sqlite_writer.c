@@ -1387,6 +1387,8 @@ static bool search_index_due(const sqlite_store_t *s, const op_t *batch, size_t 
 static int search_index(conn_t *c)
 {
     int rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_SEARCH_PENDING_INDEX));
+    if (rc == 0)
+        rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_SEARCH_PENDING_WORDS));
     return rc == 0 ? kf_sqlite_run(kf_sqlite_statement(c, STMT_SEARCH_PENDING_CLEAR)) : rc;
 }
 

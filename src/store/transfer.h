@@ -16,10 +16,10 @@
  * misread takes a new version). */
 #define KF_TRANSFER_FORMAT_VERSION 1
 /* The schema the table list describes, in the SQLite backend's numbering (its settings'
- * schema_version; PostgreSQL's schema 2 is SQLite's 18: SQLite's 17 and 18 add tables of its own
+ * schema_version; PostgreSQL's schema 2 is SQLite's 19: SQLite's 17 to 19 add tables of its own
  * that no file holds). A file of a newer schema is refused; a file of an older one is read, its
  * missing columns taking their defaults. */
-#define KF_TRANSFER_SCHEMA 18
+#define KF_TRANSFER_SCHEMA 19
 /* The settings key an import holds while it runs: a store that has it is a half-done import
  * (kefu refuses to serve it, export and import refuse it). */
 #define KF_TRANSFER_INCOMPLETE_KEY "import_incomplete"

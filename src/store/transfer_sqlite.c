@@ -20,6 +20,7 @@ typedef struct sqlite_side {
     char *blob_dir;
     sqlite3_stmt *insert[MAX_TABLES]; /* by the table's index in the list, prepared on first use */
     sqlite3_stmt *message_search;
+    sqlite3_stmt *message_words; /* its words into search_words (store: migration 19) */
     sqlite3_stmt *visitor_search;
 } sqlite_side_t;
 
@@ -221,9 +222,11 @@ static int feed_search(sqlite_side_t *s, const kf_transfer_table_t *table,
 {
     if (strcmp(table->name, "messages") == 0) {
         sqlite3_bind_int64(s->message_search, 1, values[0].integer);
-        sqlite3_bind_text(s->message_search, 2, values[column_named(table, "body")].data, -1,
-                          SQLITE_STATIC);
-        return step_done(s, s->message_search);
+        const char *body = values[column_named(table, "body")].data;
+        sqlite3_bind_text(s->message_search, 2, body, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->message_words, 1, body, -1, SQLITE_STATIC);
+        int rc = step_done(s, s->message_search);
+        return rc == 0 ? step_done(s, s->message_words) : rc;
     }
     if (strcmp(table->name, "visitors") == 0) {
         sqlite3_bind_int64(s->visitor_search, 1, values[0].integer);
@@ -336,6 +339,7 @@ static void side_close(kf_transfer_backend_t *b)
     for (size_t i = 0; i < MAX_TABLES; i++)
         sqlite3_finalize(s->insert[i]);
     sqlite3_finalize(s->message_search);
+    sqlite3_finalize(s->message_words);
     sqlite3_finalize(s->visitor_search);
     sqlite3_close(s->db);
     free(s->blob_dir);
@@ -384,6 +388,11 @@ kf_transfer_backend_t *kf_transfer_sqlite_open(const char *db_path, char *why, s
         rc =
             prepare(s, "INSERT INTO message_search (rowid, text) VALUES (?1, kefu_search_text(?2))",
                     &s->message_search);
+    if (rc == 0)
+        rc = prepare(s,
+                     "INSERT OR IGNORE INTO search_words (word) SELECT value "
+                     "FROM json_each(kefu_search_words(kefu_search_text(?1)))",
+                     &s->message_words);
     if (rc == 0)
         rc = prepare(s,
                      "INSERT INTO visitor_search (rowid, text) SELECT id, "

@@ -107,7 +107,7 @@ test('export and import: SQLite to PostgreSQL and back, row for row; the importe
     assert.match(r.stderr, /exported \d+ rows to /);
     assert.equal((fs.statSync(fromSqlite).mode & 0o777).toString(8), '600', 'the export is its owner\'s only');
     const lines = fs.readFileSync(fromSqlite, 'utf8').split('\n');
-    assert.deepEqual(JSON.parse(lines[0]), { format: 'kefu-export', version: 1, schema: 18 });
+    assert.deepEqual(JSON.parse(lines[0]), { format: 'kefu-export', version: 1, schema: 19 });
     const rows = lines.filter((l) => l.startsWith('{"table"')).map((l) => JSON.parse(l));
     const tables = new Set(rows.map((row) => row.table));
     for (const name of ['settings', 'agents', 'visitors', 'teams', 'team_members', 'sessions', 'conversations', 'attachments', 'messages', 'canned_replies'])
@@ -266,7 +266,7 @@ test('export and import refuse: a store that is not empty, another version, a ne
     };
     const cases = [
       ['version', [lines[0].replace('"version":1', '"version":2'), ...lines.slice(1)].join('\n'), /export format 2; this kefu reads format 1 only/, false],
-      ['schema', [lines[0].replace('"schema":18', '"schema":99'), ...lines.slice(1)].join('\n'), /schema 99, newer than this kefu's \(18\)/, false],
+      ['schema', [lines[0].replace('"schema":19', '"schema":99'), ...lines.slice(1)].join('\n'), /schema 99, newer than this kefu's \(19\)/, false],
       ['not an export', 'hello\n', /line 1 is not a kefu export's header/, false],
       ['no end line', lines.slice(0, -2).join('\n') + '\n', new RegExp(`line ${lines.length - 1}: the file ends without its end line: it is truncated`), true],
       ['cut mid-line', good.slice(0, good.length - 10), /the line is cut short: the file is truncated/, true],

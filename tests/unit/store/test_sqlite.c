@@ -483,7 +483,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "18");
+    assert_string_equal(last_result(seen)->value, "19");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -546,7 +546,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "18");
+    assert_string_equal(last_result(seen)->value, "19");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -568,7 +568,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '18' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '19' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -610,9 +610,14 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE webhook_deliveries;"                                                               \
     "DROP TABLE webhooks;"                                                                         \
     "DROP TABLE api_tokens;"
-/* Takes migrations 18, 17 and 16 away again: the names' words, the search's queue, then the
- * indexes keyed on updated_at, as migrations 4, 8 and 13 made them. */
+/* Takes migration 19 away again: the messages' words back in the index's vocabulary table. */
+#define UNDO_SEARCH_WORDS                                                                          \
+    "DROP TABLE search_words;"                                                                     \
+    "CREATE VIRTUAL TABLE message_search_terms USING fts5vocab(message_search, instance);"
+/* Takes migrations 19 to 16 away again: the messages' words, the names' words, the search's
+ * queue, then the indexes keyed on updated_at, as migrations 4, 8 and 13 made them. */
 #define UNDO_ACTIVITY                                                                              \
+    UNDO_SEARCH_WORDS                                                                              \
     "DROP TABLE visitor_search_terms;"                                                             \
     "DROP TABLE search_pending;"                                                                   \
     "DROP INDEX conversations_by_last_message;"                                                    \
@@ -773,7 +778,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 18);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -854,7 +859,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 18);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1001,6 +1006,46 @@ static void test_sqlite_migration_fills_search(void **state)
     assert_int_equal(c.newest, later);
 }
 
+/* The words a prefix is asked as (search_words, migration 19): the writer keeps them as it
+ * indexes, through kefu_search_words' own tokenizing, and the migration fills them from the
+ * index; both give the index's words of ASCII letters and digits, two or more, folded as it
+ * folds them. */
+static void test_sqlite_search_words(void **state)
+{
+    suite_fixture_t *f = *state;
+    static const char *const expected = "2fa abc au cafe is its lait on refund refunded way your";
+    static const char *const words_sql =
+        "SELECT group_concat(word, ' ') FROM (SELECT word FROM search_words ORDER BY word)";
+    int64_t visitor = suite_add_visitor(f, "token-a", "Li Na");
+    int64_t conversation = suite_open_conversation(f, visitor, "我要退款", SUITE_NOW, NULL);
+    int64_t agent = suite_add_agent(f, "ana@example.com", "Ana");
+    suite_add_message(f, conversation, agent, "Your refund is on its way");
+    suite_add_message(f, conversation, 0, "Refunded! Café au lait, abc中文 x 2FA refund");
+    assert_int_equal(search_count(f, "refun").count, 2); /* indexes what waits, then asks */
+    char *kept = sql_text(f, words_sql);
+    assert_string_equal(kept, expected);
+    free(kept);
+
+    kf_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, UNDO_SEARCH_WORDS "UPDATE settings SET value = '18' WHERE key = 'schema_version';");
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    char *filled = sql_text(f, words_sql);
+    assert_string_equal(filled, expected);
+    free(filled);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'message_search_terms'"),
+                     0);
+    assert_int_equal(search_count(f, "refun").count, 2);
+    assert_int_equal(search_count(f, "caf").count, 1);
+    suite_add_message(f, conversation, agent, "Refundable, as said");
+    assert_int_equal(search_count(f, "refun").count, 3);
+    char *more = sql_text(f, words_sql);
+    assert_string_equal(more, "2fa abc as au cafe is its lait on refund refundable refunded said "
+                              "way your");
+    free(more);
+}
+
 /* A database from before reports (version 8) gets the conversations' report columns filled from
  * their messages: the first visitor message, the first reply that is no note, and a resolved
  * conversation stamped at its last message in its holder's name; the trigger keeps them after. */
@@ -1075,7 +1120,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 18);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1118,6 +1163,8 @@ static void test_sqlite_search_plan(void **state)
      * set of every matching visitor made first (kefu_name_walk reads them as it goes). */
     assert_true(plan_uses(f, "SEARCH_MANY", "COVERING INDEX conversations_by_last_message"));
     assert_false(plan_uses(f, "SEARCH_MANY", "LIST SUBQUERY"));
+    /* A prefix's next word: one seek of the words' own key. */
+    assert_true(plan_uses(f, "SEARCH_TERM_NEXT", "SEARCH search_words USING PRIMARY KEY"));
 }
 
 /* A common name's walk tests a visitor far below those it has read by the visitor's text alone
@@ -1643,7 +1690,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 18);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1674,7 +1721,7 @@ static void test_sqlite_migration_activity(void **state)
                                 "'conversations_unassigned'"),
                      0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 18);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                 "('conversations_by_activity', "
                                 "'conversations_by_status_assignee', "
@@ -1696,6 +1743,7 @@ int main(void)
     static const struct CMUnitTest sqlite_tests[] = {
         SQLITE_TEST(test_sqlite_group_commit),
         SQLITE_TEST(test_sqlite_migration_fills_search),
+        SQLITE_TEST(test_sqlite_search_words),
         SQLITE_TEST(test_sqlite_search_plan),
         SQLITE_TEST(test_sqlite_name_test_agrees_with_fts5),
         SQLITE_TEST(test_sqlite_reads_see_committed_rows_only),

@@ -48,7 +48,7 @@ static bool derived(const char *table)
 {
     return strncmp(table, "message_search", 14) == 0 || strncmp(table, "visitor_search", 14) == 0 ||
            strcmp(table, "conversation_counts") == 0 || strcmp(table, "search_pending") == 0 ||
-           strncmp(table, "sqlite_", 7) == 0;
+           strcmp(table, "search_words") == 0 || strncmp(table, "sqlite_", 7) == 0;
 }
 
 static void test_table_list_is_the_schema(void **state)
@@ -308,6 +308,20 @@ static int import_into(const char *path, const char *text, char *why, size_t why
     return rc;
 }
 
+/* The integer sql's one row gives in the database at path. */
+static int count_of(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static void test_sqlite_round_trip(void **state)
 {
     (void)state;
@@ -336,18 +350,11 @@ static void test_sqlite_round_trip(void **state)
         kf_store_sync_setting_get(store, KF_TRANSFER_INCOMPLETE_KEY, value, sizeof value),
         KF_ENOTFOUND);
     kf_store_close(store);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path2, &db), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM message_search WHERE "
-                                        "message_search MATCH 'refund'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    assert_int_equal(count_of(path2, "SELECT count(*) FROM message_search WHERE "
+                                     "message_search MATCH 'refund'"),
+                     1);
+    /* And the words a prefix is asked as (store: search_words). */
+    assert_int_equal(count_of(path2, "SELECT count(*) FROM search_words WHERE word = 'refund'"), 1);
 
     /* Into a store that has rows: refused, nothing written. */
     assert_int_equal(import_into(path2, first, why, sizeof why), KF_EEXISTS);
@@ -520,7 +527,7 @@ static void test_refusals(void **state)
     /* Headers: another version, a newer schema, not an export. */
     const char *headers[][2] = {
         {"{\"format\":\"kefu-export\",\"version\":2,\"schema\":17}\n", "format 2"},
-        {"{\"format\":\"kefu-export\",\"version\":1,\"schema\":19}\n", "newer than this kefu's"},
+        {"{\"format\":\"kefu-export\",\"version\":1,\"schema\":20}\n", "newer than this kefu's"},
         {"{\"format\":\"other\",\"version\":1,\"schema\":17}\n", "not a kefu export's header"},
         {"", "the file is empty"},
     };
