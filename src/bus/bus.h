@@ -39,10 +39,17 @@ typedef enum {
      * poll client's next request may come to any loop: the owner keeps the topic's window for
      * it (kf_push_keep_window). */
     KF_BUS_EPHEMERAL,
+    /* A message id this node waited for did not come in time (bus/order.h) and what came after
+     * it went out without it: after is the id below the hole. A client that took a higher id and
+     * is not connected when the missing one comes (late) would never get it: the owner has
+     * clients that come back replay from after for a while (kf_push_rewind). detail is "" for a
+     * hole given up here, "another loop" for one given up by another loop of the process (the
+     * loops bus tells every loop: a poll client may come back to any). */
+    KF_BUS_HOLE,
 } kf_bus_change_t;
-/* detail: for KF_BUS_DOWN, why (hiredis's words); otherwise "". after: for KF_BUS_GAP, the
- * message id above which messages may have been missed (kf_push_rewind's floor; UINT64_MAX when
- * only ephemeral events were). */
+/* detail: for KF_BUS_DOWN, why (hiredis's words); for KF_BUS_HOLE, whose; otherwise "". after: for
+ * KF_BUS_GAP, the message id above which messages may have been missed (kf_push_rewind's floor;
+ * UINT64_MAX when only ephemeral events were); for KF_BUS_HOLE, the id below the hole. */
 typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail,
                                  uint64_t after);
 

@@ -25,7 +25,8 @@ typedef struct loops_bus loops_bus_t;
  * one after the other, each NUL-terminated. */
 typedef struct crossing {
     kf_xq_node_t node; /* first: a node is a crossing */
-    kf_event_t *event; /* the receiving loop's (one reference) */
+    kf_event_t *event; /* the receiving loop's (one reference); NULL: news of a hole */
+    uint64_t floor;    /* with no event: the id below a hole the sending loop gave up */
     bool prefix;       /* the topic is a prefix (kf_hub_publish_prefix): only one then */
     size_t topic_count;
     char topics[];
@@ -56,8 +57,9 @@ struct loops_bus {
      * to one after the other (a message on its visitor's topic, then the agents'). They cross
      * together, so that another loop adds them to its order together: had the first topic
      * crossed alone, that loop could deliver a message of its own with the next id between the
-     * two, and the agents would get the lower id late, after the higher. Sent at the loop's next
-     * turn, or when another event comes. */
+     * two, and the agents would get the lower id late, after the higher. Sent at kf_hub_publish_end
+     * (before the answer that says it is stored: hub.h), the loop's next turn, or when another
+     * event comes. */
     kf_event_t *pending; /* a reference, or NULL */
     bool pending_prefix;
     size_t pending_count;
@@ -128,6 +130,11 @@ static void order_deliver_cb(void *ctx, const char *topic, bool prefix, kf_event
 static void receive(loops_bus_t *bus, crossing_t *c)
 {
     kf_event_t *event = c->event;
+    if (event == NULL) { /* another loop gave up a hole: its clients may come here */
+        if (bus->notify != NULL)
+            bus->notify(bus->notify_ctx, KF_BUS_HOLE, "another loop", c->floor);
+        return;
+    }
     bus->base.stats.received++;
     /* Committed before a newer one delivered here already: clients past it must still get it. */
     event->late = event->id != 0 && event->id < bus->newest_id;
@@ -143,9 +150,9 @@ static void receive(loops_bus_t *bus, crossing_t *c)
     }
 }
 
-static void wake_cb(uv_async_t *handle)
+/* Takes in what the other loops have queued for this one. */
+static void take_queued(member_t *m)
 {
-    member_t *m = handle->data;
     kf_loops_t *group = m->group;
     for (size_t j = 0; j < group->count; j++) {
         kf_xq_node_t *node;
@@ -156,6 +163,37 @@ static void wake_cb(uv_async_t *handle)
             crossing_free(c);
         }
     }
+}
+
+static void wake_cb(uv_async_t *handle)
+{
+    take_queued(handle->data);
+}
+
+/* The order's pull, before it gives up a hole. */
+static void pull_cb(void *ctx)
+{
+    loops_bus_t *bus = ctx;
+    take_queued(&bus->group->members[bus->index]);
+}
+
+/* The order gave up a hole: every loop's clients replay from below it for a while, since a poll
+ * client that takes an id above it here may come back to any loop. The others hear it before
+ * they hear of anything this loop delivers after the hole. */
+static void gave_up_cb(void *ctx, uint64_t floor)
+{
+    loops_bus_t *bus = ctx;
+    kf_loops_t *group = bus->group;
+    for (size_t j = 0; j < group->count; j++) {
+        if (j == bus->index)
+            continue;
+        crossing_t *c = kf_xcalloc(1, sizeof *c);
+        c->floor = floor;
+        kf_xq_push(&group->members[j].from[bus->index], &c->node);
+        uv_async_send(group->members[j].wake);
+    }
+    if (bus->notify != NULL)
+        bus->notify(bus->notify_ctx, KF_BUS_HOLE, "", floor);
 }
 
 /* Sends what this loop published last to every other loop: a copy of the event each, with its
@@ -207,6 +245,10 @@ static uint64_t next_eseq(kf_loops_t *group)
 static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     loops_bus_t *bus = ctx;
+    if (topic == NULL) { /* kf_hub_publish_end */
+        flush_pending(bus);
+        return false;
+    }
     kf_loops_t *group = bus->group;
     /* Our commit came before a newer one from another loop that was delivered here first. */
     if (event->id != 0 && event->id < bus->newest_id)
@@ -265,6 +307,7 @@ kf_bus_t *kf_bus_new_loops(kf_loops_t *group, size_t index, uv_loop_t *loop, kf_
     bus->notify = notify;
     bus->notify_ctx = notify_ctx;
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
+    kf_bus_order_set_hooks(bus->order, pull_cb, gave_up_cb, bus);
     kf_buf_init(&bus->pending_topics);
     bus->flush = kf_xmalloc(sizeof *bus->flush);
     uv_timer_init(loop, bus->flush);

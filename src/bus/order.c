@@ -26,9 +26,12 @@ struct kf_bus_order {
     void *ctx;
     kf_list_t held; /* by id, then arrival */
     size_t held_count;
-    bool started;        /* newest is known */
-    uint64_t newest;     /* every id up to it has been delivered (or its hole given up) */
-    bool draining;       /* inside drain: a nested add only inserts */
+    bool started;            /* newest is known */
+    uint64_t newest;         /* every id up to it has been delivered (or its hole given up) */
+    bool draining;           /* inside drain: a nested add only inserts */
+    void (*pull)(void *ctx); /* kf_bus_order_set_hooks', or NULL */
+    void (*gave_up)(void *ctx, uint64_t floor);
+    void *hooks_ctx;
     uint64_t holes;      /* given up since the start */
     uint64_t *holes_out; /* the owner's copy, or NULL */
 };
@@ -87,12 +90,20 @@ static void drain_soon(kf_bus_order_t *order)
 static void hole_cb(uv_timer_t *timer)
 {
     kf_bus_order_t *order = timer->data;
+    if (order->pull != NULL)
+        order->pull(order->hooks_ctx);
     held_t *h = first_held(order);
     if (h == NULL)
         return;
+    if (h->event->id <= order->newest + 1) { /* what was missing had come */
+        drain(order);
+        return;
+    }
     order->holes++;
     if (order->holes_out != NULL)
         *order->holes_out = order->holes;
+    if (order->gave_up != NULL)
+        order->gave_up(order->hooks_ctx, order->newest);
     order->newest = h->event->id - 1; /* nobody published what was missing: on without it */
     drain(order);
 }
@@ -113,6 +124,14 @@ kf_bus_order_t *kf_bus_order_new(uv_loop_t *loop, uint64_t hole_ms, kf_bus_order
     uv_timer_init(loop, order->soon);
     order->soon->data = order;
     return order;
+}
+
+void kf_bus_order_set_hooks(kf_bus_order_t *order, void (*pull)(void *ctx),
+                            void (*gave_up)(void *ctx, uint64_t floor), void *ctx)
+{
+    order->pull = pull;
+    order->gave_up = gave_up;
+    order->hooks_ctx = ctx;
 }
 
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event)

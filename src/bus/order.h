@@ -31,6 +31,15 @@ typedef void (*kf_bus_order_deliver_fn)(void *ctx, const char *topic, bool prefi
 /* holes (may be NULL) counts the holes given up, for the owner's figures. */
 kf_bus_order_t *kf_bus_order_new(uv_loop_t *loop, uint64_t hole_ms, kf_bus_order_deliver_fn deliver,
                                  void *ctx, uint64_t *holes);
+/* Hooks for the owner (either may be NULL). pull is called before a hole is given up, to add
+ * what has reached this loop meanwhile but is still queued: a loop that stalls runs its timers
+ * before its other callbacks when it wakes, and would give up a hole whose event waits in its
+ * queue (the loops bus). gave_up is called when a hole is given up anyway, before what waited
+ * behind it goes out, with floor the id below the hole: a client that takes an id above the hole
+ * now may never be connected when the missing one comes (a long poll between two requests), so
+ * the owner has clients replay from floor for a while (kf_push_rewind). */
+void kf_bus_order_set_hooks(kf_bus_order_t *order, void (*pull)(void *ctx),
+                            void (*gave_up)(void *ctx, uint64_t floor), void *ctx);
 /* Delivers event now, or holds it (a reference, and a copy of topic) until every lower id has
  * been delivered or its hole given up. */
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event);

@@ -64,7 +64,8 @@ typedef struct redis_bus {
     /* What we published and have not sent yet: one event on every topic it was published to
      * one after the other (a message on its visitor's topic and the agents'), sent as one Redis
      * message with the topics joined by commas, so that the other nodes deliver them together
-     * (order.h: none of them late). Sent at the loop's next turn, or when another event comes. */
+     * (order.h: none of them late). Sent at kf_hub_publish_end, the loop's next turn, or when
+     * another event comes. */
     kf_event_t *pending; /* a reference, or NULL */
     kf_buf_t pending_topics;
     /* The request whose work published pending ("" when none): it goes with the event, for the
@@ -172,6 +173,13 @@ static void notify(redis_bus_t *bus, kf_bus_change_t change, const char *detail,
 {
     if (bus->notify != NULL && !bus->freeing)
         bus->notify(bus->notify_ctx, change, detail, after);
+}
+
+/* The order gave up a hole (a node that died between its commit and its publish): our clients
+ * replay from below it for a while. */
+static void gave_up_cb(void *ctx, uint64_t floor)
+{
+    notify(ctx, KF_BUS_HOLE, "", floor);
 }
 
 /* An event of ours that did not reach Redis. */
@@ -448,6 +456,10 @@ static void became_ready(redis_bus_t *bus)
 static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     redis_bus_t *bus = ctx;
+    if (topic == NULL) { /* kf_hub_publish_end */
+        flush_pending(bus);
+        return false;
+    }
     /* Our commit came before a newer one from another node that was delivered here first. */
     if (event->id != 0 && event->id < bus->newest_id)
         event->late = true;
@@ -848,6 +860,7 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->lost_floor = UINT64_MAX;
     kf_buf_init(&bus->out);
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
+    kf_bus_order_set_hooks(bus->order, NULL, gave_up_cb, bus);
     kf_buf_init(&bus->pending_topics);
     bus->flush = kf_xcalloc(1, sizeof *bus->flush);
     uv_timer_init(loop, bus->flush);

@@ -92,6 +92,18 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
             kf_push_rewind(app->push, after, BUS_REWIND_MS);
         kf_push_drain(app->push);
         break;
+    case KF_BUS_HOLE:
+        if (app->shutting_down)
+            break;
+        /* Late, the missing message reaches only the clients connected then. Logged by the
+         * loop that gave it up. */
+        if (detail[0] == '\0')
+            kf_warn(
+                "bus: a message above %llu did not come in time; the later ones went first, and "
+                "clients that come back in the next %d s replay from it",
+                (unsigned long long)after, BUS_REWIND_MS / 1000);
+        kf_push_rewind(app->push, after, BUS_REWIND_MS);
+        break;
     case KF_BUS_EPHEMERAL:
         if (strcmp(detail, KF_NODES_TOPIC) != 0) /* the loops' own news: no client follows it */
             kf_push_keep_window(app->push, detail);

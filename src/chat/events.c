@@ -157,6 +157,7 @@ void kf_chat_publish(kf_hub_t *hub, int64_t visitor_id, bool to_agents, kf_event
     }
     if (to_agents)
         kf_hub_publish(hub, KF_AGENTS_TOPIC, event);
+    kf_hub_publish_end(hub);
     kf_event_unref(event);
 }
 

@@ -210,6 +210,12 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
     return kf_hub_deliver(hub, topic_name, event);
 }
 
+void kf_hub_publish_end(kf_hub_t *hub)
+{
+    if (hub->relay != NULL)
+        (void)hub->relay(hub->relay_ctx, NULL, false, NULL);
+}
+
 void kf_hub_relay(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 {
     if (hub->relay != NULL)

@@ -90,6 +90,8 @@ size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *even
  * process's subscribers itself (kf_hub_deliver, now or later: bus/order.h puts message events
  * in id order across nodes); false: the publish delivers it now. */
 typedef bool (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
+/* The relay is also called with topic and event NULL by kf_hub_publish_end: what it holds back
+ * to send with the event's next topic leaves now (the return value is ignored). */
 /* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls:
  * the callers of publish need not know whether other nodes exist. */
 void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);
@@ -97,6 +99,11 @@ void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);
  * for events that came from another node, which must not go round again. */
 size_t kf_hub_deliver(kf_hub_t *hub, const char *topic, kf_event_t *event);
 size_t kf_hub_deliver_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *event);
+/* The event published last has no more topics: the relay sends it on now rather than at the
+ * loop's next turn. Called before the answer that says it is stored, so that a client who has the
+ * answer and stores the next message through another loop cannot find it there first: that loop
+ * would wait for the lower id (bus/order.h), and had this loop stalled, give it up. */
+void kf_hub_publish_end(kf_hub_t *hub);
 /* Hands event to the relay only (nothing when none is set): for news of a change this process
  * has applied already, that other nodes must apply too (chat/nodes.h). */
 void kf_hub_relay(kf_hub_t *hub, const char *topic, kf_event_t *event);

@@ -2,7 +2,9 @@
  * one loop's hub reaches a subscriber on another's (a copy with the same bytes), once, and the
  * publisher's own subscribers at once; message events in id order on every loop, a loop's own
  * waiting for a lower id from another; KF_BUS_MESSAGE for each message from another loop, an
- * ephemeral event numbered once (eseq) and KF_BUS_EPHEMERAL on both loops; and a
+ * ephemeral event numbered once (eseq) and KF_BUS_EPHEMERAL on both loops; an event that crosses
+ * at its publish's end; a stalled loop that takes in its queue before it gives up a hole; a hole
+ * given up, told on every loop; and a
  * loop on its own thread hearing thousands of events in order (run under TSan too). Every handle
  * is closed at the end. */
 #include <setjmp.h>
@@ -51,6 +53,8 @@ static void heard_cb(kf_sub_t *sub, kf_event_t *event)
 }
 
 typedef struct notes {
+    size_t holes;      /* KF_BUS_HOLE heard */
+    uint64_t hole;     /* the last one's floor */
     size_t messages;   /* KF_BUS_MESSAGE heard */
     size_t ephemerals; /* KF_BUS_EPHEMERAL heard */
     uint64_t last;
@@ -62,6 +66,10 @@ static void notify_cb(void *ctx, kf_bus_change_t change, const char *detail, uin
     notes_t *n = ctx;
     if (change == KF_BUS_EPHEMERAL)
         n->ephemerals++;
+    if (change == KF_BUS_HOLE) {
+        n->holes++;
+        n->hole = after;
+    }
     if (change != KF_BUS_MESSAGE)
         return;
     n->messages++;
@@ -123,6 +131,28 @@ static void publish(kf_hub_t *hub, uint64_t id, const char *json)
 static void turn(uv_loop_t *loop)
 {
     uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* A message as the chat layer publishes it: its topics, then the end of the publish. */
+static void publish_ended(kf_hub_t *hub, uint64_t id)
+{
+    publish(hub, id, "{}");
+    kf_hub_publish_end(hub);
+}
+
+/* Loop 0's 5 heard on loop 1, then loop 1's own 7, held there for 6. */
+static void hold_seven(two_t *t)
+{
+    publish_ended(t->hubs[0], 5);
+    turn(&t->loops[1]);
+    publish_ended(t->hubs[1], 7);
+}
+
+static uint64_t stat_of(two_t *t, size_t loop, bool holes)
+{
+    kf_bus_stats_t stats;
+    kf_bus_stats(t->buses[loop], &stats);
+    return holes ? stats.holes : stats.sent;
 }
 
 static void test_crosses(void **state)
@@ -226,6 +256,71 @@ static void test_topics_together(void **state)
     two_free(&t);
 }
 
+/* A message is published to its visitor's topic and the agents', then kf_hub_publish_end: it
+ * crosses then, before its publisher's answer, not at the loop's next turn. A client who has the
+ * answer and sends the next message through the other loop finds the lower id there first. */
+static void test_publish_end(void **state)
+{
+    (void)state;
+    two_t t;
+    two_init(&t);
+    publish_ended(t.hubs[0], 5);
+    turn(&t.loops[1]);
+    assert_string_equal(t.heard[1].log, "5 ");
+    /* Nothing waits any more: the publisher's turn sends nothing. */
+    turn(&t.loops[0]);
+    assert_int_equal(stat_of(&t, 0, false), 1);
+    two_free(&t);
+}
+
+/* Loop 1 holds its own 7 for loop 0's 6, then stalls past the hole's time while 6 reaches its
+ * queue. When it runs again its timers come before its wake-up: the order takes in the queue
+ * before it gives up anything. */
+static void test_stalled_loop(void **state)
+{
+    (void)state;
+    two_t t;
+    two_init(&t);
+    hold_seven(&t);
+    publish_ended(t.hubs[0], 6);
+    uv_sleep(1100); /* past loops.c's HOLE_MS */
+    turn(&t.loops[1]);
+    assert_string_equal(t.heard[1].log, "5 6 7 ");
+    assert_false(t.heard[1].out_of_order);
+    assert_int_equal(stat_of(&t, 1, true), 0);
+    two_free(&t);
+}
+
+/* A hole nobody fills (a loop stored 6 and never published it): loop 1 gives it up after the
+ * hole's time and lets 7 out; both loops hear of it, with the id below it, so that their clients
+ * replay from there (a poll client that took 7 on one loop may come back to the other). */
+static void test_hole_news(void **state)
+{
+    (void)state;
+    two_t t;
+    two_init(&t);
+    hold_seven(&t);
+    uv_sleep(1100);
+    turn(&t.loops[1]);
+    assert_string_equal(t.heard[1].log, "5 7 ");
+    assert_int_equal(t.notes[1].holes, 1);
+    assert_int_equal(t.notes[1].hole, 5);
+    /* Loop 0 hears the news; 7 waits there for 6 too, and goes once its own wait is over. */
+    turn(&t.loops[0]);
+    assert_int_equal(t.notes[0].holes, 1);
+    assert_int_equal(t.notes[0].hole, 5);
+    assert_string_equal(t.heard[0].log, "5 ");
+    uv_sleep(1100);
+    turn(&t.loops[0]);
+    assert_string_equal(t.heard[0].log, "5 7 ");
+    assert_int_equal(t.notes[0].holes, 2);
+    turn(&t.loops[1]);
+    assert_int_equal(t.notes[1].holes, 2);
+    assert_int_equal(t.notes[1].hole, 5);
+    assert_int_equal(stat_of(&t, 1, true), 1); /* its own */
+    two_free(&t);
+}
+
 #define THREAD_EVENTS 20000
 
 static void *run_loop(void *data)
@@ -258,9 +353,9 @@ static void test_thread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crosses),
-        cmocka_unit_test(test_order),
-        cmocka_unit_test(test_topics_together),
+        cmocka_unit_test(test_crosses),         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_topics_together), cmocka_unit_test(test_publish_end),
+        cmocka_unit_test(test_stalled_loop),    cmocka_unit_test(test_hole_news),
         cmocka_unit_test(test_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /* test_order.c: bus/order.c: message events in id order across nodes; what waited behind an id
  * goes at the next turn of the loop, after that id's other topics; a hole given up after its
- * time; ephemeral events, second topics and late ids at once; a flush; a subscriber that
- * publishes while the order delivers; held events freed with the order. */
+ * time, unless the pull brings it in first; ephemeral events, second topics and late ids at once; a
+ * flush; a subscriber that publishes while the order delivers; held events freed with the order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,6 +23,8 @@ typedef struct seen {
     kf_bus_order_t *order;
     uint64_t add_after; /* deliver_cb adds add_id when it delivers this id (0: never) */
     uint64_t add_id;
+    uint64_t pull_id; /* what the pull adds, once (0: nothing) */
+    int pulls;
 } seen_t;
 
 static void deliver_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
@@ -58,14 +60,29 @@ static void expect(seen_t *seen, const char *log)
     seen->log[0] = '\0';
 }
 
+/* A loop and an order on it that logs into seen and counts its holes. */
+static void start(uv_loop_t *loop, seen_t *seen, uint64_t *holes)
+{
+    uv_loop_init(loop);
+    memset(seen, 0, sizeof *seen);
+    *holes = 0;
+    seen->order = kf_bus_order_new(loop, HOLE_MS, deliver_cb, seen, holes);
+}
+
+/* Runs the loop until the order holds nothing (a hole's time may pass). */
+static void until_empty(uv_loop_t *loop, seen_t *seen)
+{
+    while (kf_bus_order_held(seen->order) > 0)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
 static void test_order(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    seen_t seen = {0};
-    uint64_t holes = 0;
-    seen.order = kf_bus_order_new(&loop, HOLE_MS, deliver_cb, &seen, &holes);
+    seen_t seen;
+    uint64_t holes;
+    start(&loop, &seen, &holes);
 
     /* The first id starts the order; in order, each goes at once. */
     add(&seen, 5, "v");
@@ -99,8 +116,7 @@ static void test_order(void **state)
     add(&seen, 13, "v");
     expect(&seen, "");
     uint64_t t0 = uv_now(&loop);
-    while (kf_bus_order_held(seen.order) > 0)
-        uv_run(&loop, UV_RUN_ONCE);
+    until_empty(&loop, &seen);
     uv_update_time(&loop);
     assert_true(uv_now(&loop) - t0 >= HOLE_MS - 1);
     expect(&seen, "13:v 14:v ");
@@ -134,10 +150,59 @@ static void test_order(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* What the pull hands in when the hole's time is up: 20, queued meanwhile. */
+static void pull_cb(void *ctx)
+{
+    seen_t *seen = ctx;
+    seen->pulls++;
+    if (seen->pull_id != 0)
+        add(seen, seen->pull_id, "v");
+    seen->pull_id = 0;
+}
+
+static void gave_up_cb(void *ctx, uint64_t floor)
+{
+    seen_t *seen = ctx;
+    size_t len = strlen(seen->log);
+    snprintf(seen->log + len, sizeof seen->log - len, "hole>%llu ", (unsigned long long)floor);
+}
+
+/* Before a hole is given up, the pull brings in what had come meanwhile: no hole, the order
+ * kept. A pull that brings nothing: given up as before, and the owner told. */
+static void test_pull(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    seen_t seen;
+    uint64_t holes;
+    start(&loop, &seen, &holes);
+    kf_bus_order_set_hooks(seen.order, pull_cb, gave_up_cb, &seen);
+    add(&seen, 19, "v");
+    add(&seen, 21, "v");
+    add(&seen, 22, "v");
+    expect(&seen, "19:v ");
+    seen.pull_id = 20;
+    until_empty(&loop, &seen);
+    expect(&seen, "20:v 21:v 22:v ");
+    assert_int_equal(seen.pulls, 1);
+    assert_int_equal(holes, 0);
+
+    /* The owner hears of the hole, with the id below it, before what waited goes out. */
+    add(&seen, 24, "v");
+    until_empty(&loop, &seen);
+    expect(&seen, "hole>22 24:v ");
+    assert_int_equal(seen.pulls, 2);
+    assert_int_equal(holes, 1);
+    kf_bus_order_free(seen.order);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_pull),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

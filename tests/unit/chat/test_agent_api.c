@@ -253,7 +253,7 @@ static char relayed[512];
 static bool nodes_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     (void)ctx;
-    if (!prefix && strcmp(topic, KF_NODES_TOPIC) == 0)
+    if (topic != NULL && !prefix && strcmp(topic, KF_NODES_TOPIC) == 0) /* NULL: publish end */
         snprintf(relayed, sizeof relayed, "%s", event->json);
     return false;
 }

@@ -668,6 +668,7 @@ static void test_publish_prefix(void **state)
 /* What the relay heard, and whether it came before the subscribers. */
 typedef struct relayed {
     int calls;
+    int ends; /* kf_hub_publish_end's calls */
     char topic[32];
     bool prefix;
     int subscriber_calls_before; /* the listener's count when the relay ran */
@@ -678,6 +679,11 @@ typedef struct relayed {
 static bool hub_relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     relayed_t *r = ctx;
+    if (topic == NULL) { /* kf_hub_publish_end */
+        assert_null(event);
+        r->ends++;
+        return false;
+    }
     r->calls++;
     snprintf(r->topic, sizeof r->topic, "%s", topic);
     r->prefix = prefix;
@@ -738,8 +744,16 @@ static void test_relay(void **state)
     assert_int_equal(l.calls, 4);
     r.takes = false;
 
+    /* The end of a publish is the relay's news alone. */
+    kf_hub_publish_end(hub);
+    assert_int_equal(r.ends, 1);
+    assert_int_equal(r.calls, 6);
+    assert_int_equal(l.calls, 4);
+
     /* Removed: publishing is local again, and relaying does nothing. */
     kf_hub_set_relay(hub, NULL, NULL);
+    kf_hub_publish_end(hub);
+    assert_int_equal(r.ends, 1);
     publish_text(hub, "visitor:1", 0, "{}");
     event = kf_event_new(0, "{}", 2);
     kf_hub_relay(hub, "visitor:1", event);
