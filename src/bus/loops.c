@@ -178,8 +178,8 @@ static void pull_cb(void *ctx)
 }
 
 /* The order gave up a hole: every loop's clients replay from below it for a while, since a poll
- * client that takes an id above it here may come back to any loop. The others hear it before
- * they hear of anything this loop delivers after the hole. */
+ * client that takes an id above it here may come back to any loop (where the hole may not have
+ * been given up yet: each loop waits on its own). */
 static void gave_up_cb(void *ctx, uint64_t floor)
 {
     loops_bus_t *bus = ctx;
