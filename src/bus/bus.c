@@ -193,6 +193,6 @@ void kf_bus_free(kf_bus_t *bus)
 {
     if (bus == NULL)
         return;
-    kf_hub_set_relay(bus->hub, NULL, NULL);
+    kf_hub_set_relay(bus->hub, NULL, NULL, NULL);
     bus->ops->free(bus);
 }

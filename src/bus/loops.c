@@ -245,10 +245,6 @@ static uint64_t next_eseq(kf_loops_t *group)
 static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     loops_bus_t *bus = ctx;
-    if (topic == NULL) { /* kf_hub_publish_end */
-        flush_pending(bus);
-        return false;
-    }
     kf_loops_t *group = bus->group;
     /* Our commit came before a newer one from another loop that was delivered here first. */
     if (event->id != 0 && event->id < bus->newest_id)
@@ -272,6 +268,12 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         return false;
     kf_bus_order_add(bus->order, topic, prefix, event);
     return true;
+}
+
+/* The event published last has no more topics (kf_hub_publish_end): it leaves now. */
+static void relay_end_cb(void *ctx)
+{
+    flush_pending(ctx);
 }
 
 static bool loops_ready(const kf_bus_t *bus)
@@ -319,6 +321,6 @@ kf_bus_t *kf_bus_new_loops(kf_loops_t *group, size_t index, uv_loop_t *loop, kf_
     m->wake->data = m;
     /* Unreferenced: what is on its way is answered to requests, which keep the loop alive. */
     uv_unref((uv_handle_t *)m->wake);
-    kf_hub_set_relay(hub, relay_cb, bus);
+    kf_hub_set_relay(hub, relay_cb, relay_end_cb, bus);
     return &bus->base;
 }

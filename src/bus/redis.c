@@ -456,10 +456,6 @@ static void became_ready(redis_bus_t *bus)
 static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     redis_bus_t *bus = ctx;
-    if (topic == NULL) { /* kf_hub_publish_end */
-        flush_pending(bus);
-        return false;
-    }
     /* Our commit came before a newer one from another node that was delivered here first. */
     if (event->id != 0 && event->id < bus->newest_id)
         event->late = true;
@@ -488,6 +484,12 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         return false;
     kf_bus_order_add(bus->order, topic, prefix, event);
     return true;
+}
+
+/* The event published last has no more topics (kf_hub_publish_end): it leaves now. */
+static void relay_end_cb(void *ctx)
+{
+    flush_pending(ctx);
 }
 
 /* Calls fn with each topic of a comma-joined list (one topic: itself). */
@@ -877,6 +879,6 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->timer->data = bus;
     /* The first attempt from the loop, so that notify never runs inside this call. */
     uv_timer_start(bus->timer, attempt_cb, 0, 0);
-    kf_hub_set_relay(hub, relay_cb, bus);
+    kf_hub_set_relay(hub, relay_cb, relay_end_cb, bus);
     return &bus->base;
 }

@@ -31,9 +31,10 @@ struct kf_topic {
 };
 
 struct kf_hub {
-    kf_map_t topics;       /* name -> topic */
-    kf_hub_relay_fn relay; /* what carries published events to other nodes, or NULL */
-    void *relay_ctx;       /* relay's */
+    kf_map_t topics;               /* name -> topic */
+    kf_hub_relay_fn relay;         /* what carries published events to other nodes, or NULL */
+    kf_hub_relay_end_fn relay_end; /* the end of a publish, or NULL */
+    void *relay_ctx;               /* relay's and relay_end's */
 };
 
 kf_event_t *kf_event_new(uint64_t id, const char *json, size_t len)
@@ -197,9 +198,10 @@ void kf_hub_unsubscribe(kf_hub_t *hub, kf_sub_t *sub)
         remove_topic(hub, topic);
 }
 
-void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx)
+void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, kf_hub_relay_end_fn end, void *ctx)
 {
     hub->relay = relay;
+    hub->relay_end = relay != NULL ? end : NULL;
     hub->relay_ctx = ctx;
 }
 
@@ -212,8 +214,8 @@ size_t kf_hub_publish(kf_hub_t *hub, const char *topic_name, kf_event_t *event)
 
 void kf_hub_publish_end(kf_hub_t *hub)
 {
-    if (hub->relay != NULL)
-        (void)hub->relay(hub->relay_ctx, NULL, false, NULL);
+    if (hub->relay_end != NULL)
+        hub->relay_end(hub->relay_ctx);
 }
 
 void kf_hub_relay(kf_hub_t *hub, const char *topic_name, kf_event_t *event)

@@ -90,11 +90,13 @@ size_t kf_hub_publish_prefix(kf_hub_t *hub, const char *prefix, kf_event_t *even
  * process's subscribers itself (kf_hub_deliver, now or later: bus/order.h puts message events
  * in id order across nodes); false: the publish delivers it now. */
 typedef bool (*kf_hub_relay_fn)(void *ctx, const char *topic, bool prefix, kf_event_t *event);
-/* The relay is also called with topic and event NULL by kf_hub_publish_end: what it holds back
- * to send with the event's next topic leaves now (the return value is ignored). */
-/* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls:
- * the callers of publish need not know whether other nodes exist. */
-void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, void *ctx);
+/* kf_hub_publish_end's: what the relay holds back to send with the event's next topic leaves
+ * now. */
+typedef void (*kf_hub_relay_end_fn)(void *ctx);
+/* Sets (or, with NULL, removes) the relay every kf_hub_publish and kf_hub_publish_prefix calls,
+ * and what kf_hub_publish_end calls (may be NULL): the callers of publish need not know whether
+ * other nodes exist. */
+void kf_hub_set_relay(kf_hub_t *hub, kf_hub_relay_fn relay, kf_hub_relay_end_fn end, void *ctx);
 /* kf_hub_publish and kf_hub_publish_prefix to this process's subscribers only, without the relay:
  * for events that came from another node, which must not go round again. */
 size_t kf_hub_deliver(kf_hub_t *hub, const char *topic, kf_event_t *event);
