@@ -4,13 +4,14 @@
 #   pg_cluster.sh start DIR   - initdb (once) and start; writes DIR/conninfo (libpq key=value)
 #   pg_cluster.sh stop DIR    - stop it (the data stays until DIR is removed)
 #   pg_cluster.sh restart DIR - stop and start again on the same port
+#   pg_cluster.sh remove DIR  - stop it and delete its files and DIR
 # PostgreSQL refuses to run as root: as root the server runs as the postgres user, and its files
 # (data, socket, log) go to /tmp/kefu-pg-<hash of DIR>, which that user owns: DIR may be below a
 # directory only root may enter (a clone in /root, or in a mktemp -d directory). Authentication
 # is trust, on 127.0.0.1 and that directory's socket only: nothing here is kept.
 set -euo pipefail
-cmd=${1:?usage: pg_cluster.sh start|stop|restart DIR}
-dir=${2:?usage: pg_cluster.sh start|stop|restart DIR}
+cmd=${1:?usage: pg_cluster.sh start|stop|restart|remove DIR}
+dir=${2:?usage: pg_cluster.sh start|stop|restart|remove DIR}
 bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [ -x "$bin/pg_ctl" ] || { echo "pg_cluster: no PostgreSQL server binaries (scripts/deps.sh test)" >&2; exit 1; }
 mkdir -p "$dir"
@@ -74,5 +75,6 @@ case "$cmd" in
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;
-  *) echo "usage: pg_cluster.sh start|stop|restart DIR" >&2; exit 2 ;;
+  remove) stop; rm -rf "$pg" "$dir" ;;
+  *) echo "usage: pg_cluster.sh start|stop|restart|remove DIR" >&2; exit 2 ;;
 esac

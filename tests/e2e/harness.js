@@ -67,8 +67,22 @@ async function heldLongPoll(srv, path, opts, settleMs = 300) {
   throw new Error(`${path}: every long poll ended at once`);
 }
 
+// A directory under the system's temporary one, removed when the test file's process exits
+// (a run leaves nothing behind in /tmp; KEFU_KEEP_TMP=1 keeps them to look at).
+const madeDirs = [];
 function tmpDir(prefix = 'kefu-e2e-') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (madeDirs.length === 0 && !process.env.KEFU_KEEP_TMP) {
+    process.on('exit', () => {
+      for (const d of madeDirs) {
+        try {
+          fs.rmSync(d, { recursive: true, force: true });
+        } catch {}
+      }
+    });
+  }
+  madeDirs.push(dir);
+  return dir;
 }
 
 // ---------------------------------------------------------------------------------------------

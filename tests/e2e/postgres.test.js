@@ -24,7 +24,7 @@ before(() => {
   const port = require('node:fs').readFileSync(path.join(CLUSTER, 'port'), 'utf8').trim();
   serverUrl = `postgres://postgres@127.0.0.1:${port}`;
 });
-after(() => cluster('stop'));
+after(() => cluster('remove'));
 
 function database(name) {
   const r = spawnSync('psql', [`${serverUrl}/postgres`, '-qc', `CREATE DATABASE ${name}`], { encoding: 'utf8' });

@@ -33,8 +33,7 @@ before(() => {
 
 after(() => {
   if (!clusterDir) return;
-  spawnSync(PG_SCRIPT, ['stop', clusterDir], { encoding: 'utf8', timeout: 60000 });
-  fs.rmSync(clusterDir, { recursive: true, force: true });
+  spawnSync(PG_SCRIPT, ['remove', clusterDir], { encoding: 'utf8', timeout: 60000 });
 });
 
 let databases = 0;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <dirent.h>
+#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,20 +44,16 @@ void sqlite_db_check(const sqlite_db_t *db)
     assert_int_equal(sqlite3_close(conn), SQLITE_OK);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
 void sqlite_db_destroy(sqlite_db_t *db)
 {
-    DIR *dir = opendir(db->dir);
-    if (dir != NULL) {
-        struct dirent *entry;
-        while ((entry = readdir(dir)) != NULL) {
-            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-                continue;
-            char file[384];
-            snprintf(file, sizeof(file), "%s/%s", db->dir, entry->d_name);
-            unlink(file);
-        }
-        closedir(dir);
-        rmdir(db->dir);
-    }
+    /* Depth first: the store makes directories of its own in it (attachments/). */
+    nftw(db->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     free(db);
 }
