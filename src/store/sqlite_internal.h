@@ -217,13 +217,13 @@
                      "ORDER BY n.last_message_id DESC LIMIT ?3)")
 /* Matching visitors from which a search takes its name hits the KF_SQLITE_SEARCH_MANY way. */
 #define KF_SQLITE_SEARCH_MANY_NAMES 500
-/* Fills search_words with the ASCII words of the messages' index (as kefu_search_words picks
- * them from a text): migration 19, and a store filled by other means than the writer
- * (kf_history_bench). A read of the whole index, once. */
+/* Fills search_words with the words of the messages' index that begin with two ASCII letters or
+ * digits (as kefu_search_words picks them from a text): migrations 19 and 20, and a store filled
+ * by other means than the writer (kf_history_bench). A read of the whole index, once. */
 #define KF_SQLITE_SEARCH_WORDS_FILL                                                                \
     "CREATE VIRTUAL TABLE temp.message_search_words USING fts5vocab(main, message_search, row);"   \
     "INSERT OR IGNORE INTO search_words (word) SELECT term FROM temp.message_search_words "        \
-    "  WHERE term GLOB '[0-9a-z][0-9a-z]*' AND term NOT GLOB '*[^0-9a-z]*';"                       \
+    "  WHERE term GLOB '[0-9a-z][0-9a-z]*';"                                                       \
     "DROP TABLE temp.message_search_words;"
 /* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
 #define KF_SQLITE_SEARCH_PREFIX_WORDS 16

@@ -406,12 +406,14 @@ static int word_order(const void *a, const void *b)
     return c != 0 ? c : (x->length > y->length) - (x->length < y->length);
 }
 
-/* A word a prefix can be asked as (expand_prefixes): ASCII letters and digits, two or more. */
+/* A word an ASCII prefix can stand for (expand_prefixes): one that begins with two ASCII letters
+ * or digits, whatever follows ("straße" for "stra"). With every such word listed, a prefix of
+ * none is a prefix of no word at all. */
 static bool listed(const char *token, size_t length)
 {
     if (length < 2)
         return false;
-    for (size_t i = 0; i < length; i++) {
+    for (size_t i = 0; i < 2; i++) {
         char c = token[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
             return false;

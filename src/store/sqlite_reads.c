@@ -509,24 +509,28 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
 }
 
 /* Appends the first word of an index (terms: SEARCH_TERM_NEXT, the messages', or
- * VISITOR_TERM_NEXT, the names') from from (inclusive) below below into *word (reset first): false
- * when there is none or the read fails. */
-static bool next_word(sqlite_store_t *s, stmt_id_t terms, const char *from, const char *below,
-                      kf_buf_t *word)
+ * VISITOR_TERM_NEXT, the names') from from (inclusive) below below into *word (reset first):
+ * 0, KF_ENOTFOUND when there is none, or the read's error. */
+static int next_word(sqlite_store_t *s, stmt_id_t terms, const char *from, const char *below,
+                     kf_buf_t *word)
 {
     sqlite3_stmt *st = kf_sqlite_statement(&s->main, terms);
-    bool found = kf_sqlite_bind(st, "tt", from, below) == 0 && kf_sqlite_step_row(st) == 0;
+    int rc = kf_sqlite_bind(st, "tt", from, below);
+    if (rc == 0)
+        rc = kf_sqlite_step_row(st);
     kf_buf_reset(word);
-    if (found)
+    if (rc == 0)
         kf_buf_append_str(word, kf_sqlite_column_text(st, 0));
     kf_buf_append(word, "", 1);
     kf_sqlite_finish(st);
-    return found;
+    return rc;
 }
 
 /* Appends for the ASCII word prefix (lower case, length letters and digits) the OR of the
  * index's words (terms, as next_word) that start with it, when there are 1 to
- * KF_SQLITE_SEARCH_PREFIX_WORDS of them: true then, false (nothing appended) otherwise. */
+ * KF_SQLITE_SEARCH_PREFIX_WORDS of them, or the prefix as an exact word when there is none (both
+ * lists hold every word an ASCII prefix can start: it finds nothing, as the prefix would, without
+ * FTS5's seek past the word before it): true then, false (nothing appended) otherwise. */
 static bool append_words(sqlite_store_t *s, stmt_id_t terms, const char *prefix, size_t length,
                          kf_buf_t *out)
 {
@@ -539,13 +543,15 @@ static bool append_words(sqlite_store_t *s, stmt_id_t terms, const char *prefix,
     below[length] = '\0';
     char words[KF_SQLITE_SEARCH_PREFIX_WORDS][KF_SEARCH_QUERY_MAX + 2];
     size_t count = 0;
+    bool many = false; /* or unknown: the prefix stays */
     kf_buf_t word;
     kf_buf_init(&word);
-    while (next_word(s, terms, from, below, &word)) {
+    int rc;
+    while ((rc = next_word(s, terms, from, below, &word)) == 0) {
         /* A word longer than a query can be cannot be one the query's prefix needs spelled out:
          * give up on the expansion (the prefix still finds it). */
         if (count == KF_SQLITE_SEARCH_PREFIX_WORDS || word.len > sizeof words[0] - 1) {
-            count = 0;
+            many = true;
             break;
         }
         memcpy(words[count], word.data, word.len);
@@ -557,8 +563,12 @@ static bool append_words(sqlite_store_t *s, stmt_id_t terms, const char *prefix,
         count++;
     }
     kf_buf_free(&word);
-    if (count == 0)
+    if (many || (rc != 0 && rc != KF_ENOTFOUND))
         return false;
+    if (count == 0) {
+        kf_buf_printf(out, "\"%.*s\"", (int)length, prefix);
+        return true;
+    }
     kf_buf_append_str(out, "(");
     for (size_t i = 0; i < count; i++)
         kf_buf_printf(out, "%s\"%s\"", i > 0 ? " OR " : "", words[i]);

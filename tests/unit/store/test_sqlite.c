@@ -483,7 +483,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "19");
+    assert_string_equal(last_result(seen)->value, "20");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -546,7 +546,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "19");
+    assert_string_equal(last_result(seen)->value, "20");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -568,7 +568,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '19' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '20' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -778,7 +778,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -859,7 +859,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1046,6 +1046,53 @@ static void test_sqlite_search_words(void **state)
     free(more);
 }
 
+/* A prefix of ASCII letters and digits is asked as the words it starts (expand_prefixes), or as
+ * its exact word when it starts none: for each query here the search finds the messages FTS5's
+ * own prefix finds, words that go on in other letters ("straße" for "stra") and prefixes of no
+ * word at all included; and the list holds the words with such tails, from the writer and from
+ * the migration that adds them. */
+static void test_sqlite_prefix_words_agree_with_fts5(void **state)
+{
+    suite_fixture_t *f = *state;
+    static const char *const texts[] = {
+        "Die Straße ist lang", "a strange strap", "øre and ørsted", "naïve café",
+        "refund2ø please",     "ok ok ok",        "Olga wrote",     "2fa code 2fø",
+        "straßenbahn, stray",  "我要退款 refund", "Łódź lodz",      "xyz"};
+    static const char *const queries[] = {"stra", "stras", "straß",   "str",     "olg", "olga",
+                                          "ok",   "oka",   "refund2", "refund3", "2f",  "lod",
+                                          "naiv", "caf",   "stra ok", "xy",      "zz"};
+    int64_t visitor = suite_add_visitor(f, "token-a", "Li Na");
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, NULL);
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        suite_add_message(f, conversation, 0, texts[i]);
+    assert_int_equal(search_count(f, "zz").count, 0); /* indexes what waits */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+            char *match = NULL;
+            assert_int_equal(kf_search_match(queries[q], &match), 0);
+            char sql[512];
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM message_search WHERE message_search MATCH '%s'", match);
+            free(match);
+            int64_t want = sql_int(f, sql);
+            int64_t got = search_count(f, queries[q]).count;
+            if (got != want)
+                fail_msg("%s: FTS5 finds %lld, the search %lld", queries[q], (long long)want,
+                         (long long)got);
+        }
+        char *words = sql_text(f, "SELECT group_concat(word, ' ') FROM (SELECT word FROM "
+                                  "search_words WHERE word GLOB '*[^0-9a-z]*' ORDER BY word)");
+        assert_string_equal(words, "2fø refund2ø straße straßenbahn");
+        free(words);
+        /* Again after a store from before migration 20, whose list held ASCII words alone. */
+        kf_store_close(f->store);
+        f->store = NULL;
+        sql_exec(f, "DELETE FROM search_words WHERE word GLOB '*[^0-9a-z]*';"
+                    "UPDATE settings SET value = '19' WHERE key = 'schema_version';");
+        assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    }
+}
+
 /* A database from before reports (version 8) gets the conversations' report columns filled from
  * their messages: the first visitor message, the first reply that is no note, and a resolved
  * conversation stamped at its last message in its holder's name; the trigger keeps them after. */
@@ -1120,7 +1167,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1690,7 +1737,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1721,7 +1768,7 @@ static void test_sqlite_migration_activity(void **state)
                                 "'conversations_unassigned'"),
                      0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 19);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                 "('conversations_by_activity', "
                                 "'conversations_by_status_assignee', "
@@ -1744,6 +1791,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_group_commit),
         SQLITE_TEST(test_sqlite_migration_fills_search),
         SQLITE_TEST(test_sqlite_search_words),
+        SQLITE_TEST(test_sqlite_prefix_words_agree_with_fts5),
         SQLITE_TEST(test_sqlite_search_plan),
         SQLITE_TEST(test_sqlite_name_test_agrees_with_fts5),
         SQLITE_TEST(test_sqlite_reads_see_committed_rows_only),

@@ -60,7 +60,8 @@ static void test_table_list_is_the_schema(void **state)
     char version[32];
     assert_int_equal(kf_store_sync_setting_get(store, "schema_version", version, sizeof version),
                      0);
-    assert_int_equal(atoi(version), KF_TRANSFER_SCHEMA);
+    /* A later schema may change only what the derived tables hold (20: search_words' words). */
+    assert_true(atoi(version) >= KF_TRANSFER_SCHEMA);
     kf_store_close(store);
 
     sqlite3 *db;
