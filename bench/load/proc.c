@@ -8,13 +8,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* The user and system CPU ticks of /proc/.../stat's text; false when they are not there. */
-static bool stat_ticks(const char *buf, unsigned long long *utime, unsigned long long *stime)
+/* The major page faults and the user and system CPU ticks of /proc/.../stat's text; false when
+ * they are not there. */
+static bool stat_ticks(const char *buf, unsigned long long *majflt, unsigned long long *utime,
+                       unsigned long long *stime)
 {
     /* The command name may hold spaces and parentheses: fields start after the last ')'. */
     const char *p = strrchr(buf, ')');
-    return p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                               utime, stime) == 2;
+    return p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %llu %*u %llu %llu",
+                               majflt, utime, stime) == 3;
 }
 
 /* Reads a small /proc file whole into buf (NUL-terminated); false when it cannot be read. */
@@ -29,8 +31,8 @@ static bool read_small(const char *path, char *buf, size_t size)
     return true;
 }
 
-/* Reads one process's VmRSS and CPU time; false when it is gone. */
-static bool read_one(pid_t pid, long *rss_kb, double *cpu_s)
+/* Reads one process's VmRSS, CPU time and major faults; false when it is gone. */
+static bool read_one(pid_t pid, long *rss_kb, double *cpu_s, unsigned long long *majflt)
 {
     char path[64];
     char line[256];
@@ -49,7 +51,7 @@ static bool read_one(pid_t pid, long *rss_kb, double *cpu_s)
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     char buf[1024];
     unsigned long long utime, stime;
-    if (!read_small(path, buf, sizeof buf) || !stat_ticks(buf, &utime, &stime))
+    if (!read_small(path, buf, sizeof buf) || !stat_ticks(buf, majflt, &utime, &stime))
         return false;
     *cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
     return true;
@@ -58,7 +60,7 @@ static bool read_one(pid_t pid, long *rss_kb, double *cpu_s)
 load_proc_stat_t load_proc_sample(pid_t pid)
 {
     load_proc_stat_t stat = {0};
-    if (pid <= 0 || !read_one(pid, &stat.rss_kb, &stat.cpu_s))
+    if (pid <= 0 || !read_one(pid, &stat.rss_kb, &stat.cpu_s, &stat.majflt))
         return stat;
     stat.ok = true;
     char path[64];
@@ -70,9 +72,11 @@ load_proc_stat_t load_proc_sample(pid_t pid)
     while (fscanf(f, "%d", &child) == 1) {
         long rss;
         double cpu;
-        if (read_one(child, &rss, &cpu)) {
+        unsigned long long majflt;
+        if (read_one(child, &rss, &cpu, &majflt)) {
             stat.rss_kb += rss;
             stat.cpu_s += cpu;
+            stat.majflt += majflt;
         }
     }
     fclose(f);
@@ -93,13 +97,13 @@ load_threads_t load_proc_threads(pid_t pid)
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
         char file[300], name[32], buf[1024];
-        unsigned long long utime, stime;
+        unsigned long long majflt, utime, stime;
         snprintf(file, sizeof file, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
         if (!read_small(file, name, sizeof name))
             continue;
         name[strcspn(name, "\n")] = '\0';
         snprintf(file, sizeof file, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
-        if (!read_small(file, buf, sizeof buf) || !stat_ticks(buf, &utime, &stime))
+        if (!read_small(file, buf, sizeof buf) || !stat_ticks(buf, &majflt, &utime, &stime))
             continue; /* the thread ended meanwhile */
         size_t i = 0;
         while (i < t.count && strcmp(t.v[i].name, name) != 0)
@@ -130,7 +134,7 @@ load_proc_stat_t load_self_sample(void)
     stat.cpu_s = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
                  (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
     double ignored;
-    read_one(getpid(), &stat.rss_kb, &ignored);
+    read_one(getpid(), &stat.rss_kb, &ignored, &stat.majflt);
     return stat;
 }
 

@@ -6,9 +6,10 @@
 #include <sys/types.h>
 
 typedef struct load_proc_stat {
-    bool ok;      /* the figures could be read */
-    long rss_kb;  /* VmRSS, summed over the process and its direct children */
-    double cpu_s; /* user + system CPU seconds, summed likewise */
+    bool ok;                   /* the figures could be read */
+    long rss_kb;               /* VmRSS, summed over the process and its direct children */
+    double cpu_s;              /* user + system CPU seconds, summed likewise */
+    unsigned long long majflt; /* major page faults (pages read from disk), summed likewise */
 } load_proc_stat_t;
 
 /* The process and its direct children (nginx's master and workers; kefu has none); not ok when
