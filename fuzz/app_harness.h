@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -103,15 +105,19 @@ static inline void harness_check_numbers(json_t *value)
     }
 }
 
+static inline int harness_remove_entry(const char *path, const struct stat *st, int flag,
+                                       struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Depth first: the store makes a directory of its own in it (attachments/, which the fuzzed
+ * uploads fill). */
 static inline void harness_remove_files(void)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char path[128];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(path, sizeof path, "%s/kefu.db%s", harness.dir, suffixes[i]);
-        unlink(path);
-    }
-    rmdir(harness.dir);
+    nftw(harness.dir, harness_remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Creates the database, the fixture's rows, the app and the server; aborts on any failure. */
