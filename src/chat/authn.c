@@ -338,8 +338,9 @@ static void visitor_found_cb(void *ctx, const kf_store_result_t *r)
 static void agent_found_cb(void *ctx, const kf_store_result_t *r)
 {
     lookup_t *lookup = ctx;
-    /* Its sessions go with a disabled agent; one read just before that commit may still name it
-     * (not cached: the disabling's own callback may already have run). */
+    /* A disabled agent's sessions stay in the store until it is enabled, refused here on every
+     * loop and node alike. Not cached: an enabling's callback may already have run, and the
+     * refusal would outlive it. */
     if (r->rc == 0 && r->agent->disabled_at != 0) {
         answered(lookup, KF_EFORBIDDEN);
         return;

@@ -303,6 +303,20 @@ static int apply_agent_update(PGconn *c, op_t *op)
     int64_t id = op->args.update.id;
     const kf_agent_change_t *change = &op->args.update.change;
     int rc = check_admins_left(c, id, change);
+    /* A disabled agent's sessions are kept, refused with their agent, until it is enabled again
+     * (the SQLite writer's apply_agent_update says why); counted or deleted before the change,
+     * which is what tells either state from the one before. */
+    int64_t ended = 0;
+    if (rc == 0 && change->state == KF_AGENT_STATE_DISABLE)
+        rc = kf_pg_one(c, &ended,
+                       "SELECT count(*) FROM sessions WHERE agent_id = $1 AND expires_at > $2 "
+                       "AND (SELECT disabled_at FROM agents WHERE id = $1) IS NULL",
+                       "ii", id, change->now);
+    else if (rc == 0 && change->state == KF_AGENT_STATE_ENABLE)
+        rc = kf_pg_run(c, NULL,
+                       "DELETE FROM sessions WHERE agent_id = $1 "
+                       "AND (SELECT disabled_at FROM agents WHERE id = $1) IS NOT NULL",
+                       "i", id);
     if (rc == 0)
         rc = kf_pg_run(c, NULL,
                        "UPDATE agents SET name = COALESCE($2, name), role = COALESCE($3, role), "
@@ -313,16 +327,17 @@ static int apply_agent_update(PGconn *c, op_t *op)
                        change->now, change->password_hash);
     if (rc != 0)
         return rc;
-    int64_t deleted = 0;
-    if (change->state == KF_AGENT_STATE_DISABLE)
-        rc = kf_pg_run(c, &deleted, "DELETE FROM sessions WHERE agent_id = $1", "i", id);
-    else if (change->password_hash != NULL)
+    if (change->password_hash != NULL) {
+        int64_t deleted = 0;
         rc = kf_pg_run(c, &deleted,
                        "DELETE FROM sessions WHERE agent_id = $1 "
                        "AND token_hash IS DISTINCT FROM $2",
                        "iT", id, change->keep_session);
+        if (change->state != KF_AGENT_STATE_DISABLE)
+            ended = deleted;
+    }
     if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))
-        op->result.count = deleted;
+        op->result.count = ended;
     if (rc == 0 && change->set_capacity)
         rc = kf_pg_run(c, NULL, "UPDATE agents SET capacity = $2 WHERE id = $1", "ii", id,
                        change->capacity);

@@ -306,7 +306,13 @@
     X(SESSION_GET, "SELECT agent_id, csrf, expires_at FROM sessions "                              \
                    "WHERE token_hash = ?1 AND expires_at > ?2")                                    \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                \
-    X(SESSION_DELETE_OF_AGENT, "DELETE FROM sessions WHERE agent_id = ?1")                         \
+    /* A disabled agent's sessions stay (refused with their agent) until it is enabled again. */   \
+    X(SESSION_COUNT_OF_ENABLED_AGENT,                                                              \
+      "SELECT count(*) FROM sessions WHERE agent_id = ?1 AND expires_at > ?2 "                     \
+      "AND (SELECT disabled_at FROM agents WHERE id = ?1) IS NULL")                                \
+    X(SESSION_DELETE_OF_DISABLED_AGENT,                                                            \
+      "DELETE FROM sessions WHERE agent_id = ?1 "                                                  \
+      "AND (SELECT disabled_at FROM agents WHERE id = ?1) IS NOT NULL")                            \
     X(SESSION_DELETE_OTHERS_OF_AGENT,                                                              \
       "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2")                         \
     X(VISITOR_CREATE, "INSERT INTO visitors (token_hash, name, created_at) VALUES (?1, ?2, ?3)")   \

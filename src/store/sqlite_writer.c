@@ -827,8 +827,12 @@ static int release_conversations(conn_t *c, op_t *op, int64_t id)
 _Static_assert(KF_AGENT_STATE_ENABLE == 1 && KF_AGENT_STATE_DISABLE == 2,
                "STMT_AGENT_UPDATE's numbering of kf_agent_state_t");
 
-/* The checks first (the agent exists; an admin stays), then the change, the sessions of an agent
- * it disables, and the row as it is after. */
+/* The checks first (the agent exists; an admin stays), then the sessions (below), the change,
+ * and the row as it is after. A disabled agent's sessions are kept, not deleted: a lookup on any
+ * loop or node then finds the session and its disabled agent and answers 401 `disabled`, where a
+ * deleted one could only say `unauthorized` wherever it was not cached. They go when the agent is
+ * enabled again (counted before the change, which is what tells either state from the one
+ * before). */
 static int apply_agent_update(conn_t *c, op_t *op, bool *half)
 {
     int64_t id = op->args.update.id;
@@ -836,21 +840,33 @@ static int apply_agent_update(conn_t *c, op_t *op, bool *half)
     int rc = check_admins_left(c, id, change);
     if (rc != 0)
         return rc;
-    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_AGENT_UPDATE);
-    rc = run_bound(st, kf_sqlite_bind(st, "iTTiiT", id, change->name, change->role,
-                                      (int64_t)change->state, change->now, change->password_hash));
+    int64_t ended = 0;
+    sqlite3_stmt *st;
+    if (change->state == KF_AGENT_STATE_DISABLE) {
+        st = kf_sqlite_statement(c, STMT_SESSION_COUNT_OF_ENABLED_AGENT);
+        rc = lookup_int64(st, kf_sqlite_bind(st, "ii", id, change->now), &ended);
+    } else if (change->state == KF_AGENT_STATE_ENABLE) {
+        st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OF_DISABLED_AGENT);
+        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    }
     if (rc != 0)
         return rc;
-    if (change->state == KF_AGENT_STATE_DISABLE) {
-        st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OF_AGENT);
-        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
-    } else if (change->password_hash != NULL) {
+    st = kf_sqlite_statement(c, STMT_AGENT_UPDATE);
+    rc = run_bound(st, kf_sqlite_bind(st, "iTTiiT", id, change->name, change->role,
+                                      (int64_t)change->state, change->now, change->password_hash));
+    if (rc != 0) {
+        *half = change->state == KF_AGENT_STATE_ENABLE; /* its sessions are gone already */
+        return rc;
+    }
+    if (change->password_hash != NULL) {
         /* Whoever held a session on the old password holds nothing now, but the one who set it. */
         st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OTHERS_OF_AGENT);
         rc = run_bound(st, kf_sqlite_bind(st, "iT", id, change->keep_session));
+        if (rc == 0 && change->state != KF_AGENT_STATE_DISABLE)
+            ended = sqlite3_changes(c->db);
     }
     if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))
-        op->result.count = sqlite3_changes(c->db);
+        op->result.count = ended;
     if (rc == 0 && change->set_capacity) {
         st = kf_sqlite_statement(c, STMT_AGENT_SET_CAPACITY);
         rc = run_bound(st, kf_sqlite_bind(st, "ii", id, change->capacity));

@@ -113,6 +113,8 @@ test('agents: disabling ends at once the agent\'s console in a browser (it lands
     const ws = await RawWs.open(srv.port, { path: `/push/ws?after=${reply.id}&ticket=${await ticket()}` });
     env.defer(() => ws.destroy());
     const unused = await ticket();
+    // A session not used since its login (a laptop closed for the night): no loop has it cached.
+    const idle = await agentLogin(srv, BO.email, BO.password);
     await sleep(5); // the disabling comes after the tickets' millisecond
 
     const t0 = Date.now();
@@ -125,9 +127,14 @@ test('agents: disabling ends at once the agent\'s console in a browser (it lands
     const ended = await Promise.race([sse.exit, sleep(3000).then(() => null)]);
     assert.ok(ended, `the SSE stream ended: ${sse.out.slice(-200)}`);
     assertError(await srv.api('GET', `/push/poll?after=0&ticket=${unused}`), 401, 'unauthorized', 'the unused ticket');
-    const cookie = await srv.api('GET', '/api/conversations', { cookie: bo.cookie });
-    assertError(cookie, 401, 'disabled', 'the session cookie');
-    assert.match(cookie.json.error.message, /disabled/);
+    // Each request a connection of its own, so that with several loops (SO_REUSEPORT) some land
+    // on a loop that never saw the session: every one of them says why too.
+    for (let i = 0; i < 8; i++) {
+      const cookie = await srv.api('GET', '/api/conversations', { cookie: bo.cookie });
+      assertError(cookie, 401, 'disabled', `the session cookie, request ${i + 1}`);
+      assert.match(cookie.json.error.message, /disabled/);
+    }
+    assertError(await srv.api('GET', '/api/agent/me', { cookie: idle.cookie }), 401, 'disabled', 'a session no loop had seen');
     assertError(await srv.api('POST', `/api/conversations/${m.conversation_id}/messages`, { cookie: bo.cookie, csrf: bo.csrf, body: { body: 'one more' } }), 401, 'disabled', 'a reply');
     assertError(await srv.api('GET', `/push/sse?after=0`, { cookie: bo.cookie }), 401, 'disabled', 'a stream with the cookie');
 
@@ -159,7 +166,8 @@ test('agents: disabling ends at once the agent\'s console in a browser (it lands
 
     // Enabled again: the old session stays ended; Bo signs in anew, in the same browser page.
     assert.equal((await change(srv, ana, boId, { disabled: false })).status, 200);
-    assertError(await srv.api('GET', '/api/agent/me', { cookie: bo.cookie }), 401, 'unauthorized', 'the old session');
+    for (let i = 0; i < 4; i++)
+      assertError(await srv.api('GET', '/api/agent/me', { cookie: bo.cookie }), 401, 'unauthorized', `the old session, request ${i + 1}`);
     await page.click('#login-submit');
     await page.waitForSelector('#console-view', { state: 'visible', timeout: T });
     await eventually(async () => (await page.getAttribute('#conn-state', 'data-state')) === 'connected', { timeout: T, what: 'the console connects' });

@@ -508,7 +508,8 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_true(plan_uses(f, "CONVERSATION_LIST", "conversations_by_last_message"));
     assert_true(plan_uses(f, "MESSAGE_BY_KEY", "messages_by_idempotency_key"));
     assert_false(plan_uses(f, "CONVERSATION_LIST", "TEMP B-TREE")); /* no sort */
-    assert_true(plan_uses(f, "SESSION_DELETE_OF_AGENT", "sessions_by_agent"));
+    assert_true(plan_uses(f, "SESSION_COUNT_OF_ENABLED_AGENT", "sessions_by_agent"));
+    assert_true(plan_uses(f, "SESSION_DELETE_OF_DISABLED_AGENT", "sessions_by_agent"));
     /* Every view's page is a range of its own index, in order (no sort); its count too. */
     static const struct {
         const char *statement;

@@ -1,7 +1,7 @@
 /* store_suite_agents.c: the store test suite's tests of agents' accounts: the list, changes of
- * name and role, disabling (the sessions go with it, no new session or message is taken, the
- * history stays) and enabling again, and the rule that the desk keeps an enabled admin, also
- * between two changes queued together. */
+ * name and role, disabling (its sessions are refused with it and deleted when it is enabled
+ * again, no new session or message is taken, the history stays) and enabling again, and the rule
+ * that the desk keeps an enabled admin, also between two changes queued together. */
 #include "support/store_suite.h"
 
 #include <stdio.h>
@@ -147,8 +147,9 @@ static void test_agent_update(void **state)
     seen_free(seen);
 }
 
-/* Disabling takes the agent's sessions with it, refuses new ones and new messages, keeps what
- * the agent wrote; enabling lets them in again. Nobody else is touched. */
+/* Disabling ends the agent's sessions (kept, so that every loop and node can say why a cookie is
+ * refused: its agent is disabled), refuses new ones and new messages, keeps what the agent wrote;
+ * enabling deletes the old sessions and lets the agent in again. Nobody else is touched. */
 static void test_disable_and_enable(void **state)
 {
     suite_fixture_t *f = *state;
@@ -168,8 +169,9 @@ static void test_disable_and_enable(void **state)
     assert_int_equal(r->count, 2);
     assert_int_equal(r->agent.disabled_at, SUITE_NOW + 5);
     assert_string_equal(r->agent.name, "Bo");
-    assert_int_equal(get_session(f, seen, "bo-1"), KF_ENOTFOUND);
-    assert_int_equal(get_session(f, seen, "bo-2"), KF_ENOTFOUND);
+    assert_int_equal(get_session(f, seen, "bo-1"), 0);
+    assert_int_equal(last_result(seen)->session.agent_id, bo);
+    assert_int_equal(get_session(f, seen, "bo-2"), 0);
     assert_int_equal(get_session(f, seen, "cy-1"), 0);
     assert_int_equal(
         suite_wait(f, ops->agent_by_email(f->store, "bo@example.com", on_done, seen), seen), 0);
@@ -190,8 +192,7 @@ static void test_disable_and_enable(void **state)
     assert_int_equal(seen->messages[1].agent_id, bo);
     assert_string_equal(seen->messages[1].agent_name, "Bo");
 
-    /* Again: the first time stays, and there is no session left to delete. A rename keeps it
-     * disabled. */
+    /* Again: the first time stays, and no session is ended again. A rename keeps it disabled. */
     kf_agent_change_t later = disable;
     later.now += 1000;
     assert_int_equal(update(f, seen, bo, later), 0);
@@ -200,10 +201,15 @@ static void test_disable_and_enable(void **state)
     assert_int_equal(update(f, seen, bo, (kf_agent_change_t){.name = "Bo B."}), 0);
     assert_int_equal(last_result(seen)->agent.disabled_at, SUITE_NOW + 5);
 
-    /* Enabled: a login and a message go through again; the old sessions stay gone. */
+    /* Enabled: the old sessions are gone; a login and a message go through again. Cy's session
+     * stays, and enabling an agent that is enabled ends nothing. */
     assert_int_equal(update(f, seen, bo, enable), 0);
     assert_int_equal(last_result(seen)->agent.disabled_at, 0);
     assert_int_equal(get_session(f, seen, "bo-1"), KF_ENOTFOUND);
+    assert_int_equal(get_session(f, seen, "bo-2"), KF_ENOTFOUND);
+    assert_int_equal(get_session(f, seen, "cy-1"), 0);
+    assert_int_equal(update(f, seen, cy, enable), 0);
+    assert_int_equal(get_session(f, seen, "cy-1"), 0);
     assert_int_equal(new_session(f, seen, "bo-3", bo), 0);
     assert_int_equal(agent_says(f, seen, conversation, bo, "back"), 0);
     assert_string_equal(last_result(seen)->message.agent_name, "Bo B.");
