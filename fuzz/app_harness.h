@@ -13,7 +13,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,6 +37,9 @@
 #include "http/server.h"
 #include "store/store.h"
 #include "store/sync.h"
+
+/* By a path from this file: the fuzzers build with src/ on their include path only. */
+#include "../tests/unit/support/remove_tree.h"
 
 /* Any bytes do as tokens (the store keeps only their SHA-256), but like real ones they are 43
  * characters: the CSRF token must fit in KF_TOKEN_SIZE. */
@@ -105,19 +107,10 @@ static inline void harness_check_numbers(json_t *value)
     }
 }
 
-static inline int harness_remove_entry(const char *path, const struct stat *st, int flag,
-                                       struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
-/* Depth first: the store makes a directory of its own in it (attachments/, which the fuzzed
- * uploads fill). */
+/* The harness's directory, with the attachments the fuzzed uploads put in it. */
 static inline void harness_remove_files(void)
 {
-    nftw(harness.dir, harness_remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    remove_tree(harness.dir);
 }
 
 /* Creates the database, the fixture's rows, the app and the server; aborts on any failure. */

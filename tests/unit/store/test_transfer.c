@@ -25,6 +25,7 @@
 #include "store/store.h"
 #include "store/sync.h"
 #include "store/transfer.h"
+#include "support/remove_tree.h"
 
 /* A new directory under /tmp with a fresh SQLite store's kefu.db in path. */
 static void new_store(char *dir, size_t dir_len, char *path, size_t path_len, kf_store_t **store)
@@ -37,9 +38,7 @@ static void new_store(char *dir, size_t dir_len, char *path, size_t path_len, kf
 
 static void remove_dir(const char *dir)
 {
-    char command[512];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    assert_int_equal(system(command), 0);
+    assert_int_equal(remove_tree(dir), 0);
 }
 
 /* ---- the table list against the schema ---- */

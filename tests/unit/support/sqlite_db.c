@@ -1,5 +1,6 @@
 /* sqlite_db.c: temporary SQLite databases for the store's tests (sqlite_db.h). */
 #include "support/sqlite_db.h"
+#include "support/remove_tree.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +8,6 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,16 +44,8 @@ void sqlite_db_check(const sqlite_db_t *db)
     assert_int_equal(sqlite3_close(conn), SQLITE_OK);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void sqlite_db_destroy(sqlite_db_t *db)
 {
-    /* Depth first: the store makes directories of its own in it (attachments/). */
-    nftw(db->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    remove_tree(db->dir);
     free(db);
 }
