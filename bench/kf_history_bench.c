@@ -457,8 +457,10 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     }
     free(heap.items);
     free(counts);
-    /* The prefixes' words, as the writer keeps them (the fill indexes without it). */
+    /* The prefixes' words, the messages' and the names', as the writer keeps them (the fill
+     * indexes without it). */
     fill_exec(db, KF_SQLITE_SEARCH_WORDS_FILL);
+    fill_exec(db, KF_SQLITE_NAME_WORDS_FILL);
     fill_exec(db, trigger);
     free(trigger);
     fill_exec(db, last_trigger);

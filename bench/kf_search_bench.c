@@ -114,8 +114,10 @@ static long fill(const char *path, long n, double *index_seconds)
     sqlite3_finalize(conversation);
     sqlite3_finalize(message);
     sqlite3_finalize(message_index);
-    /* The prefixes' words, as the writer keeps them (this fill indexes without it). */
+    /* The prefixes' words, the messages' and the names', as the writer keeps them (this fill
+     * indexes without it). */
     fill_exec(db, KF_SQLITE_SEARCH_WORDS_FILL);
+    fill_exec(db, KF_SQLITE_NAME_WORDS_FILL);
     fill_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     sqlite3_close(db);
     return i;
@@ -328,19 +330,21 @@ int main(int argc, char **argv)
         sqlite3 *db = NULL;
         if (sqlite3_open(path, &db) != SQLITE_OK)
             fill_die("open", db);
-        /* Back to version 18, as migration 19 found it: the index's vocabulary table in place
-         * of the words list. (The index itself is migration 5's, whose tables every migration
-         * after it builds on: it cannot be taken away alone.) */
-        fill_exec(db, "DROP TABLE search_words; "
+        /* Back to version 18, as migration 19 found it: the indexes' vocabulary tables in
+         * place of the words lists. (The index itself is migration 5's, whose tables every
+         * migration after it builds on: it cannot be taken away alone.) */
+        fill_exec(db, "DROP TABLE search_words; DROP TABLE name_words; "
                       "CREATE VIRTUAL TABLE message_search_terms "
                       "  USING fts5vocab(message_search, instance); "
+                      "CREATE VIRTUAL TABLE visitor_search_terms "
+                      "  USING fts5vocab(visitor_search, instance); "
                       "UPDATE settings SET value = 18 WHERE key = 'schema_version';");
         sqlite3_close(db);
         t0 = fill_now_s();
         if (kf_store_open_sqlite(path, "OFF", &store) != 0)
             fill_die("reopen", NULL);
-        printf("\nthe words list's migrations (19 and 20: the index of %ld messages read at "
-               "start-up): %.1f s\n",
+        printf("\nthe words lists' migrations (19 to 21: the index of %ld messages and the "
+               "names' read at start-up): %.1f s\n",
                filled, fill_now_s() - t0);
         kf_store_close(store);
     }

@@ -225,6 +225,18 @@
     "INSERT OR IGNORE INTO search_words (word) SELECT term FROM temp.message_search_words "        \
     "  WHERE term GLOB '[0-9a-z][0-9a-z]*';"                                                       \
     "DROP TABLE temp.message_search_words;"
+/* The same for name_words and the names' index: migration 21, and the bench's fills. */
+#define KF_SQLITE_NAME_WORDS_FILL                                                                  \
+    "CREATE VIRTUAL TABLE temp.visitor_search_words USING fts5vocab(main, visitor_search, row);"   \
+    "INSERT OR IGNORE INTO name_words (word) SELECT term FROM temp.visitor_search_words "          \
+    "  WHERE term GLOB '[0-9a-z][0-9a-z]*';"                                                       \
+    "DROP TABLE temp.visitor_search_words;"
+/* A visitor's words (their text as visitor_search holds it) into name_words: ?1 is the visitor's
+ * id; a visitor without a name or an e-mail adds none. */
+#define KF_SQLITE_NAME_WORDS_OF_VISITOR                                                            \
+    "INSERT OR IGNORE INTO name_words (word) SELECT value FROM json_each(("                        \
+    "  SELECT kefu_search_words(kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT "))"              \
+    "  FROM visitors WHERE id = ?1 AND (name != '' OR email != '')))"
 /* The most words a prefix of the messages' search stands for as an OR of them (expand_prefixes). */
 #define KF_SQLITE_SEARCH_PREFIX_WORDS 16
 
@@ -492,9 +504,9 @@
     /* The first term of the messages' index from ?1 (inclusive) below ?2, in the index's order    \
      * (bytes): a seek, whatever the term's hits (store: expand_prefixes). */                      \
     X(SEARCH_TERM_NEXT, "SELECT word FROM search_words WHERE word >= ?1 AND word < ?2 LIMIT 1")    \
-    /* The first term of the names' index from ?1 (inclusive) below ?2 (as SEARCH_TERM_NEXT). */   \
-    X(VISITOR_TERM_NEXT, "SELECT term FROM visitor_search_terms WHERE term >= ?1 AND term < ?2 "   \
-                         "LIMIT 1")                                                                \
+    /* The first word of the names' index from ?1 (inclusive) below ?2 (as SEARCH_TERM_NEXT). */   \
+    X(VISITOR_TERM_NEXT, "SELECT word FROM name_words WHERE word >= ?1 AND word < ?2 LIMIT 1")     \
+    X(NAME_WORDS_OF_VISITOR, KF_SQLITE_NAME_WORDS_OF_VISITOR)                                      \
     /* The visitors whose name matches ?1, newest first: read by kefu_name_walk as it needs them.  \
      */                                                                                            \
     X(VISITOR_NAME_MATCHES, "SELECT rowid FROM visitor_search WHERE visitor_search MATCH ?1 "      \

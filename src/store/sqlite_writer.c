@@ -546,6 +546,13 @@ static int check_agent(conn_t *c, op_t *op, int64_t agent_id, const char **name)
     return rc == KF_ENOTFOUND ? KF_EINVAL : rc;
 }
 
+/* Visitor id's words into name_words, once their text is in visitor_search. */
+static int add_name_words(conn_t *c, int64_t id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_NAME_WORDS_OF_VISITOR);
+    return run_bound(st, kf_sqlite_bind(st, "i", id));
+}
+
 /* The visitor, and their name in the search index (a nameless visitor has no row there). */
 static int apply_visitor_create(conn_t *c, op_t *op, bool *half)
 {
@@ -558,6 +565,8 @@ static int apply_visitor_create(conn_t *c, op_t *op, bool *half)
         return rc;
     sqlite3_stmt *index = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_INSERT);
     rc = run_bound(index, kf_sqlite_bind(index, "it", op->result.id, op->args.visitor.name));
+    if (rc == 0)
+        rc = add_name_words(c, op->result.id);
     *half = rc != 0;
     return rc;
 }
@@ -1204,6 +1213,8 @@ static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
     if (rc == 0) {
         st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
         rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+        if (rc == 0)
+            rc = add_name_words(c, id);
     }
     if (rc == 0) {
         st = kf_sqlite_statement(c, STMT_VISITOR_GET);
@@ -1268,6 +1279,8 @@ static int apply_visitor_identify(conn_t *c, op_t *op, bool *half)
     if (rc == 0) {
         st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
         rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+        if (rc == 0)
+            rc = add_name_words(c, id);
     }
     if (rc == 0) {
         st = kf_sqlite_statement(c, STMT_VISITOR_GET);

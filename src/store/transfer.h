@@ -16,9 +16,9 @@
  * misread takes a new version). */
 #define KF_TRANSFER_FORMAT_VERSION 1
 /* The schema the table list describes, in the SQLite backend's numbering (its settings'
- * schema_version; PostgreSQL's schema 2 is SQLite's 19: SQLite's 17 to 19 add tables of its own
- * that no file holds, and its 20 changes only what one of those holds). A file of a newer schema
- * is refused; a file of an older one is read, its missing columns taking their defaults. */
+ * schema_version; PostgreSQL's schema 2 is SQLite's 19: SQLite's 17 to 19 and 21 add tables of
+ * its own that no file holds, and its 20 changes only what one of those holds). A file of a newer
+ * schema is refused; a file of an older one is read, its missing columns taking their defaults. */
 #define KF_TRANSFER_SCHEMA 19
 /* The settings key an import holds while it runs: a store that has it is a half-done import
  * (kefu refuses to serve it, export and import refuse it). */

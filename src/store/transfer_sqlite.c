@@ -22,6 +22,7 @@ typedef struct sqlite_side {
     sqlite3_stmt *message_search;
     sqlite3_stmt *message_words; /* its words into search_words (store: migration 19) */
     sqlite3_stmt *visitor_search;
+    sqlite3_stmt *visitor_words; /* their words into name_words (store: migration 21) */
 } sqlite_side_t;
 
 /* Fills the side's error from fmt, or from the connection's last error when fmt is NULL. */
@@ -230,7 +231,9 @@ static int feed_search(sqlite_side_t *s, const kf_transfer_table_t *table,
     }
     if (strcmp(table->name, "visitors") == 0) {
         sqlite3_bind_int64(s->visitor_search, 1, values[0].integer);
-        return step_done(s, s->visitor_search);
+        sqlite3_bind_int64(s->visitor_words, 1, values[0].integer);
+        int rc = step_done(s, s->visitor_search);
+        return rc == 0 ? step_done(s, s->visitor_words) : rc;
     }
     return 0;
 }
@@ -341,6 +344,7 @@ static void side_close(kf_transfer_backend_t *b)
     sqlite3_finalize(s->message_search);
     sqlite3_finalize(s->message_words);
     sqlite3_finalize(s->visitor_search);
+    sqlite3_finalize(s->visitor_words);
     sqlite3_close(s->db);
     free(s->blob_dir);
     free(s);
@@ -399,6 +403,8 @@ kf_transfer_backend_t *kf_transfer_sqlite_open(const char *db_path, char *why, s
                      "kefu_search_text(" KF_SQLITE_VISITOR_SEARCH_TEXT ") FROM visitors "
                      "WHERE id = ?1 AND (name != '' OR email != '')",
                      &s->visitor_search);
+    if (rc == 0)
+        rc = prepare(s, KF_SQLITE_NAME_WORDS_OF_VISITOR, &s->visitor_words);
     if (rc != 0) {
         snprintf(why, why_len, "cannot open %s: %s", db_path, s->base.error);
         side_close(&s->base);

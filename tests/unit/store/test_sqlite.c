@@ -483,7 +483,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "20");
+    assert_string_equal(last_result(seen)->value, "21");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -547,7 +547,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "20");
+    assert_string_equal(last_result(seen)->value, "21");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -569,7 +569,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '20' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '21' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -611,8 +611,14 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE webhook_deliveries;"                                                               \
     "DROP TABLE webhooks;"                                                                         \
     "DROP TABLE api_tokens;"
-/* Takes migration 19 away again: the messages' words back in the index's vocabulary table. */
+/* Takes migration 21 away again: the names' words back in the index's vocabulary table. */
+#define UNDO_NAME_WORDS                                                                            \
+    "DROP TABLE name_words;"                                                                       \
+    "CREATE VIRTUAL TABLE visitor_search_terms USING fts5vocab(visitor_search, instance);"
+/* Takes migrations 21 and 19 away again: the messages' words back in the index's vocabulary
+ * table too. */
 #define UNDO_SEARCH_WORDS                                                                          \
+    UNDO_NAME_WORDS                                                                                \
     "DROP TABLE search_words;"                                                                     \
     "CREATE VIRTUAL TABLE message_search_terms USING fts5vocab(message_search, instance);"
 /* Takes migrations 19 to 16 away again: the messages' words, the names' words, the search's
@@ -779,7 +785,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -860,7 +866,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1088,9 +1094,70 @@ static void test_sqlite_prefix_words_agree_with_fts5(void **state)
         /* Again after a store from before migration 20, whose list held ASCII words alone. */
         kf_store_close(f->store);
         f->store = NULL;
-        sql_exec(f, "DELETE FROM search_words WHERE word GLOB '*[^0-9a-z]*';"
-                    "UPDATE settings SET value = '19' WHERE key = 'schema_version';");
+        sql_exec(f,
+                 UNDO_NAME_WORDS "DELETE FROM search_words WHERE word GLOB '*[^0-9a-z]*';"
+                                 "UPDATE settings SET value = '19' WHERE key = 'schema_version';");
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    }
+}
+
+/* The names' words (name_words, migration 21), as the messages' above: the writer keeps them when
+ * a visitor is created or their name or e-mail changes, the migration fills them from the index,
+ * and a name's prefix finds the visitors FTS5's own prefix finds, a prefix of no word included
+ * (the word before it, "olga", no longer walked). */
+static void test_sqlite_name_words_agree_with_fts5(void **state)
+{
+    suite_fixture_t *f = *state;
+    static const char *const names[] = {
+        "Olga Smith", "Olga Straße", "Ørsted Lund", "李娜",       "olga",
+        "Li Na",      "Stray Cat",   "Łódź Olgas",  "Refundo Ng", ""};
+    static const char *const queries[] = {"olg", "olga", "olgas",  "olgb", "stra",     "str", "ng",
+                                          "li",  "lod",  "refund", "cust", "customer", "zz"};
+    static const char *const words_sql =
+        "SELECT group_concat(word, ' ') FROM (SELECT word FROM name_words ORDER BY word)";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char token[16];
+        snprintf(token, sizeof token, "token-%zu", i);
+        int64_t visitor = suite_add_visitor(f, token, names[i]);
+        suite_open_conversation(f, visitor, "hello", SUITE_NOW + (int64_t)i, NULL);
+        if (names[i][0] == '\0') {
+            /* A nameless visitor who leaves an e-mail. */
+            seen_t *seen = seen_new();
+            assert_int_equal(
+                suite_wait(f,
+                           f->store->ops->visitor_update(f->store, visitor, NULL,
+                                                         "customer7@example.com", on_done, seen),
+                           seen),
+                0);
+            seen_free(seen);
+        }
+    }
+    static const char *const expected =
+        "cat com customer7 example li lund na ng olga olgas refundo smith stray straße";
+    for (int round = 0; round < 2; round++) {
+        char *words = sql_text(f, words_sql);
+        assert_string_equal(words, expected);
+        free(words);
+        for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
+            char sql[160];
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM visitor_search WHERE visitor_search MATCH '\"%s\"*'",
+                     queries[q]);
+            int64_t want = sql_int(f, sql);
+            int64_t got = search_count(f, queries[q]).count;
+            if (got != want)
+                fail_msg("%s: FTS5 finds %lld visitors, the search %lld", queries[q],
+                         (long long)want, (long long)got);
+        }
+        /* Again after a store from before migration 21: the list filled from the index. */
+        kf_store_close(f->store);
+        f->store = NULL;
+        sql_exec(f,
+                 UNDO_NAME_WORDS "UPDATE settings SET value = '20' WHERE key = 'schema_version';");
+        assert_int_equal(sqlite_open(f->db, &f->store), 0);
+        assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                    "'visitor_search_terms'"),
+                         0);
     }
 }
 
@@ -1168,7 +1235,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1738,7 +1805,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1769,7 +1836,7 @@ static void test_sqlite_migration_activity(void **state)
                                 "'conversations_unassigned'"),
                      0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 20);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                 "('conversations_by_activity', "
                                 "'conversations_by_status_assignee', "
@@ -1792,6 +1859,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_group_commit),
         SQLITE_TEST(test_sqlite_migration_fills_search),
         SQLITE_TEST(test_sqlite_search_words),
+        SQLITE_TEST(test_sqlite_name_words_agree_with_fts5),
         SQLITE_TEST(test_sqlite_prefix_words_agree_with_fts5),
         SQLITE_TEST(test_sqlite_search_plan),
         SQLITE_TEST(test_sqlite_name_test_agrees_with_fts5),
