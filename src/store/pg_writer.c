@@ -327,15 +327,11 @@ static int apply_agent_update(PGconn *c, op_t *op)
                        change->now, change->password_hash);
     if (rc != 0)
         return rc;
-    if (change->password_hash != NULL) {
-        int64_t deleted = 0;
-        rc = kf_pg_run(c, &deleted,
+    if (change->password_hash != NULL && change->state != KF_AGENT_STATE_DISABLE)
+        rc = kf_pg_run(c, &ended,
                        "DELETE FROM sessions WHERE agent_id = $1 "
                        "AND token_hash IS DISTINCT FROM $2",
                        "iT", id, change->keep_session);
-        if (change->state != KF_AGENT_STATE_DISABLE)
-            ended = deleted;
-    }
     if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))
         op->result.count = ended;
     if (rc == 0 && change->set_capacity)

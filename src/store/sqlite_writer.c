@@ -867,11 +867,13 @@ static int apply_agent_update(conn_t *c, op_t *op, bool *half)
         *half = change->state == KF_AGENT_STATE_ENABLE; /* its sessions are gone already */
         return rc;
     }
-    if (change->password_hash != NULL) {
-        /* Whoever held a session on the old password holds nothing now, but the one who set it. */
+    if (change->password_hash != NULL && change->state != KF_AGENT_STATE_DISABLE) {
+        /* Whoever held a session on the old password holds nothing now, but the one who set it.
+         * Not with a disabling: its sessions are refused already, and say why until an enabling
+         * deletes them. */
         st = kf_sqlite_statement(c, STMT_SESSION_DELETE_OTHERS_OF_AGENT);
         rc = run_bound(st, kf_sqlite_bind(st, "iT", id, change->keep_session));
-        if (rc == 0 && change->state != KF_AGENT_STATE_DISABLE)
+        if (rc == 0)
             ended = sqlite3_changes(c->db);
     }
     if (rc == 0 && (change->state == KF_AGENT_STATE_DISABLE || change->password_hash != NULL))

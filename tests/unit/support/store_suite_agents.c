@@ -221,6 +221,19 @@ static void test_disable_and_enable(void **state)
     assert_int_equal(suite_wait(f, f->store->ops->agent_by_id(f->store, bo, on_done, seen), seen),
                      0);
     assert_int_equal(last_result(seen)->agent.disabled_at, SUITE_NOW + 5);
+    assert_int_equal(get_session(f, seen, "bo-3"), 0);
+
+    /* Disabled and given a new password at once: the session is kept as a disabling keeps it
+     * (it says why it is refused); the enabling deletes it. */
+    assert_int_equal(update(f, seen, bo, enable), 0);
+    assert_int_equal(new_session(f, seen, "bo-4", bo), 0);
+    kf_agent_change_t both = disable;
+    both.password_hash = "scrypt$new";
+    assert_int_equal(update(f, seen, bo, both), 0);
+    assert_int_equal(last_result(seen)->count, 1);
+    assert_int_equal(get_session(f, seen, "bo-4"), 0);
+    assert_int_equal(update(f, seen, bo, enable), 0);
+    assert_int_equal(get_session(f, seen, "bo-4"), KF_ENOTFOUND);
     seen_free(seen);
 }
 
