@@ -74,10 +74,16 @@ static newest_t *newest_slot(kf_replay_t *replay, int64_t visitor_id)
     return &replay->newest_by_visitor[(uint64_t)visitor_id % NEWEST_SLOTS];
 }
 
-/* No stored message of the visitor is above message_id. */
+/* No stored message of the visitor is above message_id. Never lowered: notes come in commit
+ * order from this loop's own commits, but another loop's commits cross to it a moment later, so
+ * a lower id may be noted after a higher one that is delivered already. Lowered to it, the mark
+ * would let a stream that comes back with the lower id skip its replay and never get the higher
+ * one (a long poll answered with 748 on the other loop, back here after 749 and 750 went out). */
 static void remember_visitor(kf_replay_t *replay, int64_t visitor_id, int64_t message_id)
 {
     newest_t *slot = newest_slot(replay, visitor_id);
+    if (slot->visitor_id == visitor_id && slot->message_id >= message_id)
+        return;
     slot->visitor_id = visitor_id;
     slot->message_id = message_id;
 }
@@ -91,9 +97,9 @@ static void remember_overall(kf_replay_t *replay, int64_t message_id)
 
 void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t message_id)
 {
-    /* Commits come back in id order and ids only grow, so this one is the visitor's newest, and
-     * above every message stored before; one stored since but not yet come back will be
-     * published after any stream that skips its replay now has subscribed. */
+    /* Every message stored up to the newest noted is noted before it is delivered here, and one
+     * stored since but not yet noted will be delivered after any stream that skips its replay now
+     * has subscribed. The notes themselves may come out of order (remember_visitor). */
     if (visitor_id != 0)
         remember_visitor(replay, visitor_id, message_id);
     remember_overall(replay, message_id);

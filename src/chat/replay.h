@@ -23,8 +23,9 @@ void kf_replay_free(kf_replay_t *replay);
  * topic, which must outlive the call that uses it (kf_push_serve copies what it keeps). */
 kf_push_source_t kf_replay_source(kf_replay_t *replay, char kind, int64_t subject,
                                   const char *topic);
-/* A message is stored (in commit order): the visitor has nothing stored above it, and nobody
- * anything older. Called before it is published, or when it cannot be. visitor_id 0 (a private
+/* A message is stored. Called before this loop delivers it (its own, before it is published, or
+ * when it cannot be; another loop's or node's, as it arrives), so not always in id order: a
+ * stream whose cursor is at or above the newest noted id needs no replay. visitor_id 0 (a private
  * note: kf_chat_audience_visitor) tells the agents' streams only. */
 void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t message_id);
 /* Forgets what it knows of stored messages, as a restarted server would: for tests, and after a
