@@ -553,6 +553,16 @@ static int add_name_words(conn_t *c, int64_t id)
     return run_bound(st, kf_sqlite_bind(st, "i", id));
 }
 
+/* Visitor id's name and e-mail into the search index from their row (the caller deleted the old
+ * index row before changing it), and their words into name_words: an update's and an
+ * identification's, one step so that the two lists cannot drift apart. */
+static int reindex_visitor(conn_t *c, int64_t id)
+{
+    sqlite3_stmt *st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
+    int rc = run_bound(st, kf_sqlite_bind(st, "i", id));
+    return rc == 0 ? add_name_words(c, id) : rc;
+}
+
 /* The visitor, and their name in the search index (a nameless visitor has no row there). */
 static int apply_visitor_create(conn_t *c, op_t *op, bool *half)
 {
@@ -1212,12 +1222,8 @@ static int apply_visitor_update(conn_t *c, op_t *op, bool *half)
                         kf_sqlite_bind(st, "iTT", id, op->args.visitor_change.name,
                                        op->args.visitor_change.email));
     }
-    if (rc == 0) {
-        st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
-        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
-        if (rc == 0)
-            rc = add_name_words(c, id);
-    }
+    if (rc == 0)
+        rc = reindex_visitor(c, id);
     if (rc == 0) {
         st = kf_sqlite_statement(c, STMT_VISITOR_GET);
         rc = kf_sqlite_bind(st, "i", id);
@@ -1278,12 +1284,8 @@ static int apply_visitor_identify(conn_t *c, op_t *op, bool *half)
                                            identity->email));
         }
     }
-    if (rc == 0) {
-        st = kf_sqlite_statement(c, STMT_VISITOR_SEARCH_REINDEX);
-        rc = run_bound(st, kf_sqlite_bind(st, "i", id));
-        if (rc == 0)
-            rc = add_name_words(c, id);
-    }
+    if (rc == 0)
+        rc = reindex_visitor(c, id);
     if (rc == 0) {
         st = kf_sqlite_statement(c, STMT_VISITOR_GET);
         rc = kf_sqlite_bind(st, "i", id);
