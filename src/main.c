@@ -705,8 +705,17 @@ static int serve(const kf_flags_t *flags)
     runtime_t rt = {0};
     rt.loop_count = loop_count(flags, store);
     rt.loops = kf_xcalloc(rt.loop_count, sizeof *rt.loops);
-    if (rt.loop_count > 1)
-        rt.group = kf_loops_new(rt.loop_count);
+    if (rt.loop_count > 1) {
+        int64_t newest = 0;
+        rc = kf_store_sync_message_newest(store, &newest);
+        if (rc != 0) {
+            fprintf(stderr, "kefu: cannot read the newest message's id: %s\n", kf_strerror(rc));
+            free(rt.loops);
+            kf_store_close(store);
+            return 1;
+        }
+        rt.group = kf_loops_new(rt.loop_count, (uint64_t)newest);
+    }
     kf_app_config_t app_config;
     kf_app_config_default(&app_config);
     app_config.secure_cookies = v[KF_FLAG_SECURE_COOKIES].on;

@@ -91,8 +91,11 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, kf_b
  * event's reference count belongs to one thread. */
 typedef struct kf_loops kf_loops_t;
 
-/* A group of count loops (1 or more). */
-kf_loops_t *kf_loops_new(size_t count);
+/* A group of count loops (1 or more). newest is the store's newest message id before any loop
+ * runs (store.h, message_newest): each loop's order starts there, so that right after a start a
+ * loop's own first message waits for a lower id still crossing from another loop, as it would
+ * later (a long poll answered with the higher id would come back past the lower one). */
+kf_loops_t *kf_loops_new(size_t count, uint64_t newest);
 /* The bus of loop index (each index once): relays hub's publishes to the group's other loops and
  * delivers theirs here; KF_BUS_MESSAGE for each message event from another loop, on this loop.
  * Call every member's before any of the loops runs (their threads then see the group whole). */

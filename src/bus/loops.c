@@ -41,6 +41,7 @@ typedef struct member {
 
 struct kf_loops {
     size_t count;
+    uint64_t newest; /* the store's newest message id at the start: every order starts there */
     member_t *members;
     atomic_uint_fast64_t eseq; /* the newest ephemeral event's number given (hub.h, eseq) */
 };
@@ -67,10 +68,11 @@ struct loops_bus {
     uv_timer_t *flush;
 };
 
-kf_loops_t *kf_loops_new(size_t count)
+kf_loops_t *kf_loops_new(size_t count, uint64_t newest)
 {
     kf_loops_t *group = kf_xcalloc(1, sizeof *group);
     group->count = count;
+    group->newest = newest;
     atomic_init(&group->eseq, 0); /* started by the first event (next_eseq) */
     group->members = kf_xcalloc(count, sizeof *group->members);
     for (size_t i = 0; i < count; i++) {
@@ -310,6 +312,7 @@ kf_bus_t *kf_bus_new_loops(kf_loops_t *group, size_t index, uv_loop_t *loop, kf_
     bus->notify_ctx = notify_ctx;
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
     kf_bus_order_set_hooks(bus->order, pull_cb, gave_up_cb, bus);
+    kf_bus_order_start(bus->order, group->newest);
     kf_buf_init(&bus->pending_topics);
     bus->flush = kf_xmalloc(sizeof *bus->flush);
     uv_timer_init(loop, bus->flush);

@@ -134,6 +134,12 @@ void kf_bus_order_set_hooks(kf_bus_order_t *order, void (*pull)(void *ctx),
     order->hooks_ctx = ctx;
 }
 
+void kf_bus_order_start(kf_bus_order_t *order, uint64_t newest)
+{
+    order->started = true;
+    order->newest = newest;
+}
+
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event)
 {
     uint64_t id = event->id;

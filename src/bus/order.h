@@ -9,8 +9,8 @@
  *
  * Ephemeral events (id 0) are not ordered: they go out at once. An event with an id at or below
  * the newest delivered (the same message on its second topic, or one that comes after its hole
- * was given up) goes out at once too. The first id it sees starts the order (nothing below it is
- * waited for). Single-threaded: the loop's. */
+ * was given up) goes out at once too. The order starts at kf_bus_order_start's id, or else at the
+ * first id it sees (nothing below it is waited for). Single-threaded: the loop's. */
 #ifndef KF_BUS_ORDER_H
 #define KF_BUS_ORDER_H
 
@@ -40,6 +40,11 @@ kf_bus_order_t *kf_bus_order_new(uv_loop_t *loop, uint64_t hole_ms, kf_bus_order
  * the owner has clients replay from floor for a while (kf_push_rewind). */
 void kf_bus_order_set_hooks(kf_bus_order_t *order, void (*pull)(void *ctx),
                             void (*gave_up)(void *ctx, uint64_t floor), void *ctx);
+/* Starts the order at newest, before any event: every id up to it is delivered already (or was
+ * never published: stored before this process started), and the next to go out is newest + 1,
+ * whoever publishes first. Without it the first event seen starts the order, and a higher id of
+ * this node's own that came first would go out ahead of a lower one still on its way. */
+void kf_bus_order_start(kf_bus_order_t *order, uint64_t newest);
 /* Delivers event now, or holds it (a reference, and a copy of topic) until every lower id has
  * been delivered or its hole given up. */
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event);

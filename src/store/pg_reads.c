@@ -164,6 +164,9 @@ bool kf_pg_chat_read(PGconn *c, op_t *op)
         rc = kf_pg_exec(c, &res, "SELECT value FROM settings WHERE key = $1", "t", op->args.key);
         break;
     case OP_AGENT_COUNT: rc = kf_pg_exec(c, &res, "SELECT count(*) FROM agents", ""); break;
+    case OP_MESSAGE_NEWEST:
+        rc = kf_pg_exec(c, &res, "SELECT COALESCE(max(id), 0) FROM messages", "");
+        break;
     case OP_AGENT_BY_EMAIL:
         rc = kf_pg_exec(c, &res, "SELECT " KF_PG_AGENT_COLUMNS " FROM agents WHERE email = $1", "t",
                         op->args.email);
@@ -328,6 +331,7 @@ bool kf_pg_chat_deliver(op_t *op)
     case OP_TEAM_COUNTS: list = true; break;
     case OP_SETTING_GET:
     case OP_AGENT_COUNT:
+    case OP_MESSAGE_NEWEST:
     case OP_AGENT_BY_EMAIL:
     case OP_AGENT_BY_ID:
     case OP_SESSION_GET:
@@ -365,6 +369,7 @@ bool kf_pg_chat_deliver(op_t *op)
     switch (op->kind) {
     case OP_SETTING_GET: result.value = kf_pg_text(res, 0, 0); break;
     case OP_AGENT_COUNT: result.count = kf_pg_int(res, 0, 0); break;
+    case OP_MESSAGE_NEWEST: result.id = kf_pg_int(res, 0, 0); break;
     case OP_AGENT_BY_EMAIL:
     case OP_AGENT_BY_ID:
         kf_pg_read_agent(res, 0, &agent);

@@ -300,6 +300,7 @@
     X(AGENT_CREATE, "INSERT INTO agents (email, name, role, password_hash, created_at) "           \
                     "VALUES (?1, ?2, ?3, ?4, ?5)")                                                 \
     X(AGENT_COUNT, "SELECT count(*) FROM agents")                                                  \
+    X(MESSAGE_NEWEST, "SELECT COALESCE(max(id), 0) FROM messages")                                 \
     X(AGENT_BY_EMAIL, "SELECT " KF_SQLITE_AGENT_COLUMNS " FROM agents WHERE email = ?1")           \
     X(AGENT_BY_ID, "SELECT " KF_SQLITE_AGENT_COLUMNS " FROM agents WHERE id = ?1")                 \
     X(AGENT_LIST, "SELECT " KF_SQLITE_AGENT_COLUMNS " FROM agents ORDER BY id")                    \
@@ -589,6 +590,7 @@ typedef struct conn {
 typedef enum {
     OP_SETTING_GET,
     OP_AGENT_COUNT,
+    OP_MESSAGE_NEWEST,
     OP_AGENT_BY_EMAIL,
     OP_AGENT_BY_ID,
     OP_AGENT_LIST,
@@ -944,11 +946,11 @@ void kf_sqlite_read_visitor_page(sqlite3_stmt *st, kf_visitor_page_t *page);
 #define KF_SQLITE_FRONT_OPS                                                                        \
     .setting_get = kf_sqlite_setting_get, .setting_set = kf_sqlite_setting_set,                    \
     .agent_create = kf_sqlite_agent_create, .agent_count = kf_sqlite_agent_count,                  \
-    .agent_by_email = kf_sqlite_agent_by_email, .agent_by_id = kf_sqlite_agent_by_id,              \
-    .agent_list = kf_sqlite_agent_list, .agent_update = kf_sqlite_agent_update,                    \
-    .session_create = kf_sqlite_session_create, .session_get = kf_sqlite_session_get,              \
-    .session_delete = kf_sqlite_session_delete, .visitor_create = kf_sqlite_visitor_create,        \
-    .visitor_by_token = kf_sqlite_visitor_by_token,                                                \
+    .message_newest = kf_sqlite_message_newest, .agent_by_email = kf_sqlite_agent_by_email,        \
+    .agent_by_id = kf_sqlite_agent_by_id, .agent_list = kf_sqlite_agent_list,                      \
+    .agent_update = kf_sqlite_agent_update, .session_create = kf_sqlite_session_create,            \
+    .session_get = kf_sqlite_session_get, .session_delete = kf_sqlite_session_delete,              \
+    .visitor_create = kf_sqlite_visitor_create, .visitor_by_token = kf_sqlite_visitor_by_token,    \
     .conversation_get = kf_sqlite_conversation_get,                                                \
     .conversation_visitor = kf_sqlite_conversation_visitor,                                        \
     .conversation_list = kf_sqlite_conversation_list,                                              \
@@ -1045,6 +1047,7 @@ void kf_sqlite_run_report(sqlite_store_t *s, op_t *op);
 
 int kf_sqlite_setting_get(kf_store_t *store, const char *key, kf_store_done_cb done, void *ctx);
 int kf_sqlite_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx);
+int kf_sqlite_message_newest(kf_store_t *store, kf_store_done_cb done, void *ctx);
 int kf_sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_done_cb done,
                              void *ctx);
 int kf_sqlite_agent_by_id(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);

@@ -43,6 +43,14 @@ int kf_sqlite_agent_count(kf_store_t *store, kf_store_done_cb done, void *ctx)
                                 kf_sqlite_op_new(OP_AGENT_COUNT, done, ctx));
 }
 
+int kf_sqlite_message_newest(kf_store_t *store, kf_store_done_cb done, void *ctx)
+{
+    if (done == NULL)
+        return KF_EINVAL;
+    return kf_sqlite_queue_read(kf_sqlite_from_base(store),
+                                kf_sqlite_op_new(OP_MESSAGE_NEWEST, done, ctx));
+}
+
 int kf_sqlite_agent_by_email(kf_store_t *store, const char *email, kf_store_done_cb done, void *ctx)
 {
     if (email == NULL || done == NULL)
@@ -339,6 +347,7 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
     switch (op->kind) {
     case OP_SETTING_GET: return kf_sqlite_bind(st, "t", op->args.key);
     case OP_AGENT_COUNT:
+    case OP_MESSAGE_NEWEST:
     case OP_AGENT_LIST:
     case OP_TEAM_LIST: return 0;
     case OP_TEAM_COUNTS: return kf_sqlite_bind(st, "I", op->args.id);
@@ -385,6 +394,7 @@ static int bind_read(const op_t *op, sqlite3_stmt *st)
 static const stmt_id_t read_statements[OP_READ_COUNT] = {
     [OP_SETTING_GET] = STMT_SETTING_GET,
     [OP_AGENT_COUNT] = STMT_AGENT_COUNT,
+    [OP_MESSAGE_NEWEST] = STMT_MESSAGE_NEWEST,
     [OP_AGENT_BY_EMAIL] = STMT_AGENT_BY_EMAIL,
     [OP_AGENT_BY_ID] = STMT_AGENT_BY_ID,
     [OP_AGENT_LIST] = STMT_AGENT_LIST,
@@ -479,6 +489,7 @@ static void one_row(const op_t *op, sqlite3_stmt *st, kf_store_result_t *result,
     switch (op->kind) {
     case OP_SETTING_GET: result->value = kf_sqlite_column_text(st, 0); break;
     case OP_AGENT_COUNT: result->count = sqlite3_column_int64(st, 0); break;
+    case OP_MESSAGE_NEWEST: result->id = sqlite3_column_int64(st, 0); break;
     case OP_AGENT_BY_EMAIL:
     case OP_AGENT_BY_ID:
         kf_sqlite_read_agent(st, agent);

@@ -54,10 +54,9 @@
  * | close()        |                                              | tests and shutdown, never   |
  * |                |                                              | while serving               |
  *
- * (1) setting_get, agent_count, agent_list, agent_by_email, agent_by_id, session_get,
- *     visitor_by_token,
- *     conversation_get, conversation_visitor, conversation_list, conversation_counts,
- *     conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
+ * (1) setting_get, agent_count, message_newest, agent_list, agent_by_email, agent_by_id,
+ * session_get, visitor_by_token, conversation_get, conversation_visitor, conversation_list,
+ * conversation_counts, conversation_of_visitor, conversation_snooze_due, messages_in_conversation,
  *     messages_of_visitor, messages_all, search, canned_list, conversation_team_counts,
  *     team_list, visitor_get, visitor_pages, visitor_conversations, report (a scan of the
  *     period's rows: tens of ms a month, docs/PERFORMANCE.md), api_token_list,
@@ -449,7 +448,8 @@ typedef struct kf_store_result {
                                   * conversation's id;
                                   * conversation_claim's KF_ECONFLICT: who holds it (0: nobody,
                                   * the conversation is resolved);
-                                  * conversation_rate: the conversation's id */
+                                  * conversation_rate: the conversation's id;
+                                  * message_newest: the newest message's id (0: none) */
     int64_t count;               /* agent_count: agents; list queries: rows handed to each;
                                   * agent_update: the sessions it deleted */
     bool conversation_opened;    /* message_add: it opened the visitor's conversation */
@@ -515,6 +515,9 @@ typedef struct kf_store_ops {
     int (*agent_create)(kf_store_t *store, const char *email, const char *name, const char *role,
                         const char *password_hash, int64_t now, kf_store_done_cb done, void *ctx);
     int (*agent_count)(kf_store_t *store, kf_store_done_cb done, void *ctx);
+    /* The newest message's id (every message's, notes too), 0 when there is none: the loops of
+     * a process start their id order there (bus/bus.h, kf_loops_new). */
+    int (*message_newest)(kf_store_t *store, kf_store_done_cb done, void *ctx);
     int (*agent_by_email)(kf_store_t *store, const char *email, kf_store_done_cb done, void *ctx);
     int (*agent_by_id)(kf_store_t *store, int64_t id, kf_store_done_cb done, void *ctx);
     int (*agent_list)(kf_store_t *store, kf_store_agent_cb each, kf_store_done_cb done, void *ctx);

@@ -110,6 +110,13 @@ int kf_store_sync_agent_count(kf_store_t *store, int64_t *count_out)
     return rc;
 }
 
+int kf_store_sync_message_newest(kf_store_t *store, int64_t *id_out)
+{
+    call_t call = {0};
+    int rc = store->ops->message_newest(store, call_done_cb, &call);
+    return give_id(wait_for(store, rc, &call), &call, id_out);
+}
+
 int kf_store_sync_agent_by_email(kf_store_t *store, const char *email, int64_t *id_out)
 {
     call_t call = {0};

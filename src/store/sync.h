@@ -34,6 +34,8 @@ int kf_store_sync_agent_create(kf_store_t *store, const char *email, const char 
                                const char *role, const char *password_hash, int64_t now,
                                int64_t *id_out);
 int kf_store_sync_agent_count(kf_store_t *store, int64_t *count_out);
+/* The newest message's id, 0 when there is none. */
+int kf_store_sync_message_newest(kf_store_t *store, int64_t *id_out);
 /* The id of the agent with this e-mail. */
 int kf_store_sync_agent_by_email(kf_store_t *store, const char *email, int64_t *id_out);
 int kf_store_sync_visitor_create(kf_store_t *store, const char *token_hash, const char *name,

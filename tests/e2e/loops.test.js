@@ -100,6 +100,14 @@ function sse(c, path, headers) {
   });
 }
 
+// Ana logs in through c: her session cookie, and the headers of her writes.
+async function loginAna(c) {
+  const login = await request(c, 'POST', '/api/agent/login', { body: { email: ANA.email, password: ANA.password } });
+  assert.equal(login.status, 200, login.text);
+  const cookie = /^(?:__Host-)?kefu_session=[^;]*/.exec(login.headers['set-cookie'][0])[0];
+  return { cookie, headers: { Cookie: cookie, 'X-CSRF-Token': login.json.csrf } };
+}
+
 function messageIds(stream) {
   return stream.events.filter((e) => e.type === 'message').map((e) => e.message.id);
 }
@@ -122,10 +130,7 @@ test('loops: a visitor on one loop and an agent on the other talk over SSE, in o
     const session = await request(visitorApi, 'POST', '/api/visitor/session', { body: { name: 'Wang Lei' } });
     assert.equal(session.status, 201, session.text);
     const bearer = { Authorization: `Bearer ${session.json.token}` };
-    const login = await request(agentApi, 'POST', '/api/agent/login', { body: { email: ANA.email, password: ANA.password } });
-    assert.equal(login.status, 200, login.text);
-    const cookie = /^(?:__Host-)?kefu_session=[^;]*/.exec(login.headers['set-cookie'][0])[0];
-    const agentHeaders = { Cookie: cookie, 'X-CSRF-Token': login.json.csrf };
+    const { cookie, headers: agentHeaders } = await loginAna(agentApi);
 
     const agentStream = await sse(agentPush, '/push/sse?after=0', { Cookie: cookie });
     closers.push(() => agentStream.req.destroy());
@@ -289,10 +294,7 @@ test('loops: what one loop learns the others answer with: a visitor reported on 
     const page = await request(onLoop0, 'POST', '/api/visitor/page', { headers: bearer, body: { url: 'https://shop.example/pricing', title: 'Pricing' } });
     assert.equal(page.status, 200, page.text);
 
-    const login = await request(onLoop1, 'POST', '/api/agent/login', { body: { email: ANA.email, password: ANA.password } });
-    assert.equal(login.status, 200, login.text);
-    const cookie = /^(?:__Host-)?kefu_session=[^;]*/.exec(login.headers['set-cookie'][0])[0];
-    const agent = { Cookie: cookie, 'X-CSRF-Token': login.json.csrf };
+    const { headers: agent } = await loginAna(onLoop1);
     const online = await request(onLoop1, 'GET', '/api/visitors/online', { headers: agent });
     assert.equal(online.status, 200, online.text);
     assert.deepEqual(online.json.visitors.map((v) => [v.visitor_id, v.title]), [[visitorId, 'Pricing']], 'listed on the other loop');
@@ -315,4 +317,48 @@ test('loops: what one loop learns the others answer with: a visitor reported on 
     assert.equal(second.status, 201, second.text);
     assert.notEqual(second.json.rule.id, rule.json.rule.id, 'rule ids are not given twice by two loops');
     await eventually(async () => (await request(onLoop0, 'GET', '/api/invite-rules', { headers: agent })).json.rules.length === 2, { what: 'both rules on loop 0' });
+  }));
+
+test('loops: after a restart on a store with history, the first messages of both loops go out at once and in order, with no hole given up (each loop\'s order starts at the newest stored id)', { timeout: 60000 }, (t) =>
+  scenario(t, async (env) => {
+    const srv = await env.server({ args: ['--loops', '2', '--visitor-message-burst', '100'] });
+    const closers = [];
+    env.defer(() => closers.forEach((f) => f()));
+    let c = client(srv.port);
+    const session = await request(c, 'POST', '/api/visitor/session', { body: { name: 'Zhao Min' } });
+    assert.equal(session.status, 201, session.text);
+    const bearer = { Authorization: `Bearer ${session.json.token}` };
+    let last = 0;
+    let conversationId = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await request(c, 'POST', '/api/visitor/messages', { headers: bearer, body: { body: `before ${i}` } });
+      assert.equal(r.status, 201, r.text);
+      last = r.json.message.id;
+      conversationId = r.json.message.conversation_id;
+    }
+    c.agent.destroy();
+    await srv.restart();
+
+    const visitorApi = await clientOn(srv.port, 0, closers);
+    const agentApi = await clientOn(srv.port, 1, closers);
+    const agentPush = await clientOn(srv.port, 1, closers);
+    const { cookie, headers: agentHeaders } = await loginAna(agentApi);
+    const agentStream = await sse(agentPush, `/push/sse?after=${last}`, { Cookie: cookie });
+    closers.push(() => agentStream.req.destroy());
+
+    const writes = [];
+    for (let i = 0; i < 5; i++) {
+      writes.push(request(visitorApi, 'POST', '/api/visitor/messages', { headers: bearer, body: { body: `after ${i}` } }));
+      writes.push(request(agentApi, 'POST', `/api/conversations/${conversationId}/messages`, { headers: agentHeaders, body: { body: `reply ${i}` } }));
+    }
+    const sent = [];
+    for (const r of await Promise.all(writes)) {
+      assert.equal(r.status, 201, r.text);
+      sent.push(r.json.message.id);
+    }
+    sent.sort((a, b) => a - b);
+    assert.equal(sent[0], last + 1, 'ids go on from the stored ones');
+    await eventually(() => messageIds(agentStream).length >= sent.length, { what: 'the agent hears the ten' });
+    assert.deepEqual(messageIds(agentStream), sent, 'every id once, in order');
+    assert.equal(sample(await metrics(agentApi), 'kefu_bus_order_holes_total'), 0, 'no hole given up: the orders started at the newest stored id');
   }));

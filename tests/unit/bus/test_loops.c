@@ -4,9 +4,9 @@
  * waiting for a lower id from another; KF_BUS_MESSAGE for each message from another loop, an
  * ephemeral event numbered once (eseq) and KF_BUS_EPHEMERAL on both loops; an event that crosses
  * at its publish's end; a stalled loop that takes in its queue before it gives up a hole; a hole
- * given up, told on every loop; and a
- * loop on its own thread hearing thousands of events in order (run under TSan too). Every handle
- * is closed at the end. */
+ * given up, told on every loop; a loop's own first message after a start waiting for a lower id
+ * from another (the group starts at the store's newest id); and a loop on its own thread hearing
+ * thousands of events in order (run under TSan too). Every handle is closed at the end. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -92,7 +92,7 @@ typedef struct two {
 static void two_init(two_t *t)
 {
     memset(t, 0, sizeof *t);
-    t->group = kf_loops_new(2);
+    t->group = kf_loops_new(2, 4); /* the store's newest message is 4: the tests' next is 5 */
     for (size_t i = 0; i < 2; i++) {
         uv_loop_init(&t->loops[i]);
         uv_async_init(&t->loops[i], &t->keep[i], NULL);
@@ -321,6 +321,29 @@ static void test_hole_news(void **state)
     two_free(&t);
 }
 
+/* Right after a start, loop 1's first message is its own 6 while loop 0's 5 is still on its way:
+ * 6 waits for it, since the group started at the store's newest (4). Had loop 1's order started
+ * at the first id it saw, 6 would go out first and 5 after it, late: a long poll answered with 6
+ * would come back with cursor 6 and never get 5. */
+static void test_first_message_waits(void **state)
+{
+    (void)state;
+    two_t t;
+    two_init(&t);
+    publish_ended(t.hubs[1], 6);
+    assert_string_equal(t.heard[1].log, "");
+    publish_ended(t.hubs[0], 5);
+    for (int i = 0; i < 3; i++) {
+        turn(&t.loops[0]);
+        turn(&t.loops[1]);
+    }
+    assert_string_equal(t.heard[1].log, "5 6 ");
+    assert_string_equal(t.heard[0].log, "5 6 ");
+    assert_false(t.heard[1].out_of_order);
+    assert_int_equal(stat_of(&t, 1, true), 0);
+    two_free(&t);
+}
+
 #define THREAD_EVENTS 20000
 
 static void *run_loop(void *data)
@@ -356,7 +379,7 @@ int main(void)
         cmocka_unit_test(test_crosses),         cmocka_unit_test(test_order),
         cmocka_unit_test(test_topics_together), cmocka_unit_test(test_publish_end),
         cmocka_unit_test(test_stalled_loop),    cmocka_unit_test(test_hole_news),
-        cmocka_unit_test(test_thread),
+        cmocka_unit_test(test_thread),          cmocka_unit_test(test_first_message_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

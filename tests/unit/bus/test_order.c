@@ -1,7 +1,8 @@
 /* test_order.c: bus/order.c: message events in id order across nodes; what waited behind an id
  * goes at the next turn of the loop, after that id's other topics; a hole given up after its
  * time, unless the pull brings it in first; ephemeral events, second topics and late ids at once; a
- * flush; a subscriber that publishes while the order delivers; held events freed with the order. */
+ * flush; a subscriber that publishes while the order delivers; held events freed with the order;
+ * an order started at the store's newest id, whose first event waits for the ids between. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -198,11 +199,47 @@ static void test_pull(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Started at the store's newest (30): the first id seen, 32, waits for 31 as any later one would;
+ * an id at or below 30 goes at once. A flush forgets the start as it forgets the newest: the next
+ * id starts the order again. */
+static void test_start(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    seen_t seen;
+    uint64_t holes;
+    start(&loop, &seen, &holes);
+    kf_bus_order_start(seen.order, 30);
+    add(&seen, 32, "v");
+    expect(&seen, "");
+    add(&seen, 30, "v");
+    expect(&seen, "30:v ");
+    add(&seen, 31, "v");
+    expect(&seen, "31:v ");
+    turn(&loop);
+    expect(&seen, "32:v ");
+    assert_int_equal(holes, 0);
+    /* A hole right above the start is given up after its time, as any other. */
+    kf_bus_order_flush(seen.order);
+    kf_bus_order_start(seen.order, 40);
+    add(&seen, 42, "v");
+    until_empty(&loop, &seen);
+    expect(&seen, "42:v ");
+    assert_int_equal(holes, 1);
+    kf_bus_order_flush(seen.order);
+    add(&seen, 50, "v");
+    expect(&seen, "50:v ");
+    kf_bus_order_free(seen.order);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_pull),
+        cmocka_unit_test(test_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* store_suite_messages.c: the store test suite's tests of conversations and messages: opening,
- * appending, the three message queries and their paging, read marks and unread counts, the
- * conversation list's keyset paging, status, restarts and hostile text. */
+ * appending, the three message queries and their paging, read marks and unread counts, the newest
+ * message's id, the conversation list's keyset paging, status, restarts and hostile text. */
 #include "support/store_suite.h"
 
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "store/sync.h"
 
 /* ---- helpers ---- */
 
@@ -1321,6 +1322,30 @@ static void test_private_notes(void **state)
     seen_free(seen);
 }
 
+/* The newest message's id, where a process's loops start their id order: 0 on an empty store,
+ * a note's id when it is the newest, and the same after a restart. */
+static void test_message_newest(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t newest = -1;
+    assert_int_equal(kf_store_sync_message_newest(f->store, &newest), 0);
+    assert_int_equal(newest, 0);
+    assert_int_equal(f->store->ops->message_newest(f->store, NULL, NULL), KF_EINVAL);
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t visitor = suite_add_visitor(f, "token-a", "A");
+    int64_t first = 0;
+    int64_t conversation = suite_open_conversation(f, visitor, "hello", SUITE_NOW, &first);
+    assert_int_equal(kf_store_sync_message_newest(f->store, &newest), 0);
+    assert_int_equal(newest, first);
+    suite_add_message(f, conversation, ana, "hi there");
+    int64_t note = add_note(f, conversation, ana, "VIP customer");
+    assert_int_equal(kf_store_sync_message_newest(f->store, &newest), 0);
+    assert_int_equal(newest, note);
+    suite_reopen(f);
+    assert_int_equal(kf_store_sync_message_newest(f->store, &newest), 0);
+    assert_int_equal(newest, note);
+}
+
 #define SUITE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_suite_setup, store_suite_teardown)
 
 const struct CMUnitTest store_suite_message_tests[] = {
@@ -1341,6 +1366,7 @@ const struct CMUnitTest store_suite_message_tests[] = {
     SUITE_TEST(test_hostile_strings),
     SUITE_TEST(test_long_utf8_body),
     SUITE_TEST(test_private_notes),
+    SUITE_TEST(test_message_newest),
     SUITE_TEST(test_invitation),
     SUITE_TEST(test_assign_with_note),
     SUITE_TEST(test_waiting_since),
