@@ -702,20 +702,19 @@ static int serve(const kf_flags_t *flags)
         kf_store_close(store);
         return 1;
     }
+    /* Where the buses start: every id up to it is stored before any loop runs. */
+    int64_t newest = 0;
+    rc = kf_store_sync_message_newest(store, &newest);
+    if (rc != 0) {
+        fprintf(stderr, "kefu: cannot read the newest message's id: %s\n", kf_strerror(rc));
+        kf_store_close(store);
+        return 1;
+    }
     runtime_t rt = {0};
     rt.loop_count = loop_count(flags, store);
     rt.loops = kf_xcalloc(rt.loop_count, sizeof *rt.loops);
-    if (rt.loop_count > 1) {
-        int64_t newest = 0;
-        rc = kf_store_sync_message_newest(store, &newest);
-        if (rc != 0) {
-            fprintf(stderr, "kefu: cannot read the newest message's id: %s\n", kf_strerror(rc));
-            free(rt.loops);
-            kf_store_close(store);
-            return 1;
-        }
+    if (rt.loop_count > 1)
         rt.group = kf_loops_new(rt.loop_count, (uint64_t)newest);
-    }
     kf_app_config_t app_config;
     kf_app_config_default(&app_config);
     app_config.secure_cookies = v[KF_FLAG_SECURE_COOKIES].on;
@@ -735,6 +734,7 @@ static int serve(const kf_flags_t *flags)
     app_config.metrics_allow_count = v[KF_FLAG_METRICS_ALLOW].item_count;
     app_config.metrics_token = v[KF_FLAG_METRICS_TOKEN].text;
     app_config.bus_url = v[KF_FLAG_BUS].text;
+    app_config.newest_message = (uint64_t)newest;
     app_config.max_upload_bytes = (size_t)v[KF_FLAG_MAX_UPLOAD_BYTES].count;
     /* With a Redis bus each loop is a node of its own on it (bus/bus.h): the loops' group is
      * for a process without one. */

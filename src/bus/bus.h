@@ -79,10 +79,12 @@ kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
  * the address) and reconnects after a loss by itself, with backoff; not ready until connected,
  * authenticated (AUTH, SELECT on both connections) and subscribed. notify (may be NULL) is called
  * on the loop, never from inside this call; KF_BUS_GAP follows every KF_BUS_UP, since events may
- * have passed while the bus was not ready. Returns NULL only on a bad url. hub must outlive the
- * bus. */
-kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, kf_bus_notify_fn notify,
-                           void *notify_ctx);
+ * have passed while the bus was not ready. newest is the store's newest message id at the start:
+ * where this node stands until it delivers a newer one, so that a loss of Redis before then
+ * rewinds its clients to it, not to 0 (every agent would replay the whole history). Returns NULL
+ * only on a bad url. hub must outlive the bus. */
+kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint64_t newest,
+                           kf_bus_notify_fn notify, void *notify_ctx);
 /* ---- the loops of one process (bus/loops.c) ----
  * kefu --loops N runs N event loops, each with its own hub; a group carries each loop's publishes
  * to the others' hubs (a lock-free queue per pair of loops, base/xq.h, and a uv_async_send), and

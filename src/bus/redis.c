@@ -54,7 +54,8 @@ typedef struct redis_bus {
     bool down_reported;     /* KF_BUS_DOWN told for this outage */
     bool lost;              /* an event of ours was lost since the last ready: others resync */
     uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
-    uint64_t newest_id;     /* the newest message id this node's hub has delivered */
+    uint64_t newest_id;     /* the newest message id this node's hub has delivered (or the
+                             * store's at the start) */
     uint64_t gap_floor;     /* newest_id when the bus went down: where our clients resync from */
     bool freeing;           /* kf_bus_free under way: no more reconnects */
     uint64_t backoff_ms;    /* the wait before the next attempt */
@@ -845,7 +846,7 @@ static void redis_free(kf_bus_t *base)
 
 static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free, redis_count, redis_forget};
 
-kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
+kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint64_t newest,
                            kf_bus_notify_fn notify_fn, void *notify_ctx)
 {
     kf_bus_url_t parsed;
@@ -860,6 +861,8 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url,
     bus->notify_ctx = notify_ctx;
     bus->backoff_ms = BACKOFF_FIRST_MS;
     bus->lost_floor = UINT64_MAX;
+    bus->newest_id = newest;
+    bus->gap_floor = newest;
     kf_buf_init(&bus->out);
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
     kf_bus_order_set_hooks(bus->order, NULL, gave_up_cb, bus);

@@ -319,7 +319,8 @@ kf_app_t *kf_app_new(uv_loop_t *loop, kf_store_t *store, const kf_app_config_t *
         push.shared_counts = config->loop_figures[config->loop_index].push;
     app->push = kf_push_new(loop, app->hub, &push);
     if (config->bus_url != NULL) {
-        app->bus = kf_bus_new_redis(loop, app->hub, config->bus_url, bus_changed_cb, app);
+        app->bus = kf_bus_new_redis(loop, app->hub, config->bus_url, config->newest_message,
+                                    bus_changed_cb, app);
         if (app->bus == NULL) {
             *err = KF_EINVAL;
             goto out_free_running;

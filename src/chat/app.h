@@ -51,6 +51,9 @@ typedef struct kf_app_config {
     /* The bus between nodes: "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (bus/bus.h), or NULL
      * for in-process (one node). Holds a password: logs show it through kf_bus_url_redact. */
     const char *bus_url;
+    /* The store's newest message id when the process started (store.h, message_newest): where
+     * the Redis bus stands until it delivers a newer one (bus/bus.h). */
+    uint64_t newest_message;
     size_t max_upload_bytes; /* largest attachment (10 MiB): the upload routes' body limit */
     /* kefu --loops N: the group of loops this application's loop is one of (bus/bus.h: events
      * cross between them), or NULL for one loop; and its index in it. Loop 0 alone sends

@@ -177,6 +177,37 @@ test('bus: a node is killed mid-conversation; its visitor resumes on the other n
   }),
 );
 
+// A node that has delivered no message since it started stands where the store did then: losing
+// Redis rewinds its clients to there, not to 0 (every agent would replay the whole history).
+test('bus: a node restarted on a store with history and cut off from Redis before any message rewinds its clients to where the store stood, not to the start', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const { redis, node1, node2 } = await cluster(env);
+    const v = await newVisitor(node1);
+    let last = null;
+    for (const body of ['History one', 'History two', 'History three']) last = await visitorSend(node1, v.token, body);
+    const ana = await agentLogin(node1, ANA.email, ANA.password);
+    await node2.restart();
+    await waitReady(node2, 200);
+    await redis.stop();
+    await waitReady(node2, 503);
+    await redis.start();
+    await waitReady(node2, 200, T_RESTART);
+    assert.match(node2.log, /bus: redis:\/\/127\.0\.0\.1:\d+ unreachable/, 'node 2 logged the loss');
+    for (const [who, auth] of [['the agent', { cookie: ana.cookie }], ['the visitor', { token: v.token }]]) {
+      const poll = await api(node2.base, 'GET', `/push/poll?after=${last.id}`, auth);
+      assert.equal(poll.status, 200, poll.text);
+      const bodies = poll.json.events.filter((e) => e.type === 'message').map((e) => e.message.body);
+      assert.deepEqual(bodies, [], `${who}: nothing replayed from before node 2 started: ${poll.text}`);
+    }
+    // And what comes now reaches node 2's clients as ever.
+    const next = await visitorSend(node1, v.token, 'After the outage');
+    await eventually(async () => {
+      const poll = await api(node2.base, 'GET', `/push/poll?after=${last.id}`, { cookie: ana.cookie });
+      return poll.json.events.some((e) => e.type === 'message' && e.message.id === next.id);
+    }, { what: 'the new message on node 2' });
+  }),
+);
+
 // Each node caches sessions and visitor tokens; a change on one must reach the other's caches.
 test('bus: a logout and a disabled account on one node hold on the other (the session caches follow)', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {

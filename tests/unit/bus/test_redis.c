@@ -74,7 +74,7 @@ static void test_unreachable_redis(void **state)
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", closed_port());
     seen_t seen = {0};
-    kf_bus_t *bus = kf_bus_new_redis(&loop, hub, url, notify_cb, &seen);
+    kf_bus_t *bus = kf_bus_new_redis(&loop, hub, url, 0, notify_cb, &seen);
     assert_non_null(bus);
     assert_string_equal(kf_bus_kind(bus), "redis");
     assert_false(kf_bus_ready(bus));
@@ -129,7 +129,7 @@ static void test_host_name(void **state)
     char url[64];
     snprintf(url, sizeof url, "redis://localhost:%d", closed_port());
     seen_t seen = {0};
-    kf_bus_t *bus = kf_bus_new_redis(&loop, hub, url, notify_cb, &seen);
+    kf_bus_t *bus = kf_bus_new_redis(&loop, hub, url, 0, notify_cb, &seen);
     assert_non_null(bus);
     uint64_t start = kf_clock_mono_ms();
     while (seen.down == 0 && kf_clock_mono_ms() - start < 4000)
@@ -141,7 +141,7 @@ static void test_host_name(void **state)
 
     /* Freed with the resolution under way (the first attempt starts it at the loop's first
      * turn). */
-    bus = kf_bus_new_redis(&loop, hub, url, notify_cb, &seen);
+    bus = kf_bus_new_redis(&loop, hub, url, 0, notify_cb, &seen);
     uv_run(&loop, UV_RUN_NOWAIT);
     kf_bus_free(bus);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -155,7 +155,7 @@ static void test_bad_url(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     kf_hub_t *hub = kf_hub_new();
-    assert_null(kf_bus_new_redis(&loop, hub, "http://127.0.0.1:6379", NULL, NULL));
+    assert_null(kf_bus_new_redis(&loop, hub, "http://127.0.0.1:6379", 0, NULL, NULL));
     kf_hub_free(hub);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
