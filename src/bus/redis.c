@@ -861,8 +861,7 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint
     bus->notify_ctx = notify_ctx;
     bus->backoff_ms = BACKOFF_FIRST_MS;
     bus->lost_floor = UINT64_MAX;
-    bus->newest_id = newest;
-    bus->gap_floor = newest;
+    bus->newest_id = newest; /* gap_floor is taken from it when the bus goes down */
     kf_buf_init(&bus->out);
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
     kf_bus_order_set_hooks(bus->order, NULL, gave_up_cb, bus);

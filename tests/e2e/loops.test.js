@@ -324,7 +324,7 @@ test('loops: after a restart on a store with history, the first messages of both
     const srv = await env.server({ args: ['--loops', '2', '--visitor-message-burst', '100'] });
     const closers = [];
     env.defer(() => closers.forEach((f) => f()));
-    let c = client(srv.port);
+    const c = client(srv.port);
     const session = await request(c, 'POST', '/api/visitor/session', { body: { name: 'Zhao Min' } });
     assert.equal(session.status, 201, session.text);
     const bearer = { Authorization: `Bearer ${session.json.token}` };

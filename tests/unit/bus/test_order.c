@@ -77,6 +77,14 @@ static void until_empty(uv_loop_t *loop, seen_t *seen)
         uv_run(loop, UV_RUN_ONCE);
 }
 
+/* Frees the order and closes its loop (the order's timers close asynchronously). */
+static void finish(uv_loop_t *loop, seen_t *seen)
+{
+    kf_bus_order_free(seen->order);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
 static void test_order(void **state)
 {
     (void)state;
@@ -194,9 +202,7 @@ static void test_pull(void **state)
     expect(&seen, "hole>22 24:v ");
     assert_int_equal(seen.pulls, 2);
     assert_int_equal(holes, 1);
-    kf_bus_order_free(seen.order);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    finish(&loop, &seen);
 }
 
 /* Started at the store's newest (30): the first id seen, 32, waits for 31 as any later one would;
@@ -229,9 +235,7 @@ static void test_start(void **state)
     kf_bus_order_flush(seen.order);
     add(&seen, 50, "v");
     expect(&seen, "50:v ");
-    kf_bus_order_free(seen.order);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    finish(&loop, &seen);
 }
 
 int main(void)
