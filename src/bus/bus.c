@@ -148,7 +148,7 @@ static void local_free(kf_bus_t *bus)
 }
 
 /* One node: nothing to share, the local limits are all there is. */
-static const kf_bus_ops_t local_ops = {"in-process", local_ready, local_free, NULL, NULL};
+static const kf_bus_ops_t local_ops = {"in-process", local_ready, local_free, NULL, NULL, NULL};
 
 kf_bus_t *kf_bus_new_local(kf_hub_t *hub)
 {
@@ -187,6 +187,12 @@ int kf_bus_forget(kf_bus_t *bus, const char *key)
     if (bus->ops->forget == NULL)
         return KF_EUNAVAIL;
     return bus->ops->forget(bus, key);
+}
+
+void kf_bus_started(kf_bus_t *bus, uint64_t connection, bool known, uint64_t newest)
+{
+    if (bus->ops->started != NULL)
+        bus->ops->started(bus, connection, known, newest);
 }
 
 void kf_bus_free(kf_bus_t *bus)

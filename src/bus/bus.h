@@ -23,7 +23,10 @@ typedef struct kf_bus kf_bus_t;
 
 /* What a bus tells its owner, who decides what to log and what to do. */
 typedef enum {
-    KF_BUS_UP,   /* connected and subscribed: events cross nodes (again) */
+    /* Connected and subscribed: events cross nodes (again). after is the connection's number
+     * (kf_bus_stats' connects): the owner reads the store's newest message id now and answers
+     * with kf_bus_started. */
+    KF_BUS_UP,
     KF_BUS_DOWN, /* the connection failed or was lost (once per outage; retrying meanwhile) */
     /* This node may have missed events from others (the bus was away and is back, or another
      * node says its events were lost on the way): the owner makes its push clients catch up
@@ -48,8 +51,9 @@ typedef enum {
     KF_BUS_HOLE,
 } kf_bus_change_t;
 /* detail: for KF_BUS_DOWN, why (hiredis's words); for KF_BUS_HOLE, whose; otherwise "". after: for
- * KF_BUS_GAP, the message id above which messages may have been missed (kf_push_rewind's floor;
- * UINT64_MAX when only ephemeral events were); for KF_BUS_HOLE, the id below the hole. */
+ * KF_BUS_UP, the connection's number; for KF_BUS_GAP, the message id above which messages may have
+ * been missed (kf_push_rewind's floor; UINT64_MAX when only ephemeral events were); for
+ * KF_BUS_HOLE, the id below the hole. */
 typedef void (*kf_bus_notify_fn)(void *ctx, kf_bus_change_t change, const char *detail,
                                  uint64_t after);
 
@@ -78,9 +82,9 @@ kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
  * the network: a name is resolved with uv_getaddrinfo, off the loop, before hiredis connects to
  * the address) and reconnects after a loss by itself, with backoff; not ready until connected,
  * authenticated (AUTH, SELECT on both connections) and subscribed. notify (may be NULL) is called
- * on the loop, never from inside this call; KF_BUS_GAP follows every KF_BUS_UP, since events may
- * have passed while the bus was not ready. newest is the store's newest message id at the start:
- * where this node stands until it delivers a newer one, so that a loss of Redis before then
+ * on the loop, never from inside this call; KF_BUS_GAP follows every kf_bus_started, since events
+ * may have passed while the bus was not ready. newest is the store's newest message id at the
+ * start: where this node stands until it delivers a newer one, so that a loss of Redis before then
  * rewinds its clients to it, not to 0 (every agent would replay the whole history). Returns NULL
  * only on a bad url. hub must outlive the bus. */
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint64_t newest,
@@ -110,6 +114,16 @@ void kf_loops_close(kf_loops_t *group, size_t index);
  * ignored. */
 void kf_loops_free(kf_loops_t *group);
 
+/* The owner's answer to KF_BUS_UP (connection: its after): the store's newest message id, read
+ * after it (known false when the read failed). A node that has just subscribed hears only what
+ * is published from then on, while ids below it may still be on their way and one of its own may
+ * come first: so from KF_BUS_UP to this call message events, its own and others', wait (bus/
+ * order.h); then every id up to newest counts as delivered (the store has it, and KF_BUS_GAP,
+ * said first, sends every client back to the store) and the next to go out is newest + 1,
+ * whoever publishes it. Unknown, the order starts at the next message, as it would without an
+ * owner. An answer for an earlier connection is ignored; a bus that never says KF_BUS_UP
+ * ignores every answer. */
+void kf_bus_started(kf_bus_t *bus, uint64_t connection, bool known, uint64_t newest);
 /* Whether events published now reach the other nodes (a Redis bus connected and subscribed). */
 bool kf_bus_ready(const kf_bus_t *bus);
 /* "in-process" or "redis", for /metrics and logs. */

@@ -12,6 +12,8 @@ typedef struct kf_bus_ops {
     int (*count)(kf_bus_t *bus, const char *key, int64_t delta, int64_t ttl_ms, bool live_only,
                  kf_bus_count_fn cb, void *data);
     int (*forget)(kf_bus_t *bus, const char *key); /* kf_bus_forget; NULL with count */
+    /* kf_bus_started; NULL: the bus never says KF_BUS_UP. */
+    void (*started)(kf_bus_t *bus, uint64_t connection, bool known, uint64_t newest);
 } kf_bus_ops_t;
 
 /* The part every bus shares; an implementation's struct starts with it. */

@@ -298,7 +298,7 @@ static void loops_free(kf_bus_t *base)
 }
 
 /* The same kind as one loop's: what a process has in it is its own business, not the bus's. */
-static const kf_bus_ops_t loops_ops = {"in-process", loops_ready, loops_free, NULL, NULL};
+static const kf_bus_ops_t loops_ops = {"in-process", loops_ready, loops_free, NULL, NULL, NULL};
 
 kf_bus_t *kf_bus_new_loops(kf_loops_t *group, size_t index, uv_loop_t *loop, kf_hub_t *hub,
                            kf_bus_notify_fn notify, void *notify_ctx)

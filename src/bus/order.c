@@ -27,6 +27,7 @@ struct kf_bus_order {
     kf_list_t held; /* by id, then arrival */
     size_t held_count;
     bool started;            /* newest is known */
+    bool waiting;            /* kf_bus_order_wait's: every message event is held until the start */
     uint64_t newest;         /* every id up to it has been delivered (or its hole given up) */
     bool draining;           /* inside drain: a nested add only inserts */
     void (*pull)(void *ctx); /* kf_bus_order_set_hooks', or NULL */
@@ -134,10 +135,18 @@ void kf_bus_order_set_hooks(kf_bus_order_t *order, void (*pull)(void *ctx),
     order->hooks_ctx = ctx;
 }
 
+void kf_bus_order_wait(kf_bus_order_t *order)
+{
+    kf_bus_order_flush(order);
+    order->waiting = true;
+}
+
 void kf_bus_order_start(kf_bus_order_t *order, uint64_t newest)
 {
+    order->waiting = false;
     order->started = true;
     order->newest = newest;
+    drain(order); /* what waited for the start: at or below newest at once, then in turn */
 }
 
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event)
@@ -147,11 +156,11 @@ void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_
         order->deliver(order->ctx, topic, prefix, event);
         return;
     }
-    if (!order->started) {
+    if (!order->started && !order->waiting) {
         order->started = true;
         order->newest = id - 1;
     }
-    if (id == order->newest + 1 && !order->draining) {
+    if (order->started && id == order->newest + 1 && !order->draining) {
         /* Its turn: out at once; what it held back goes at the next turn of the loop. */
         order->newest = id;
         order->deliver(order->ctx, topic, prefix, event);
@@ -169,7 +178,7 @@ void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_
         at = at->prev;
     kf_list_push_front(at, &h->link); /* right after at (at is a node or the list's head) */
     order->held_count++;
-    if (!uv_is_active((uv_handle_t *)order->timer))
+    if (order->started && !uv_is_active((uv_handle_t *)order->timer))
         uv_timer_start(order->timer, hole_cb, order->hole_ms, 0);
 }
 
@@ -178,7 +187,7 @@ void kf_bus_order_flush(kf_bus_order_t *order)
     held_t *h;
     while ((h = first_held(order)) != NULL)
         deliver_held(order, h);
-    order->started = false;
+    order->started = order->waiting = false;
     uv_timer_stop(order->timer);
     uv_timer_stop(order->soon);
 }

@@ -10,7 +10,8 @@
  * Ephemeral events (id 0) are not ordered: they go out at once. An event with an id at or below
  * the newest delivered (the same message on its second topic, or one that comes after its hole
  * was given up) goes out at once too. The order starts at kf_bus_order_start's id, or else at the
- * first id it sees (nothing below it is waited for). Single-threaded: the loop's. */
+ * first id it sees (nothing below it is waited for); after kf_bus_order_wait, only at the start.
+ * Single-threaded: the loop's. */
 #ifndef KF_BUS_ORDER_H
 #define KF_BUS_ORDER_H
 
@@ -45,6 +46,12 @@ void kf_bus_order_set_hooks(kf_bus_order_t *order, void (*pull)(void *ctx),
  * whoever publishes first. Without it the first event seen starts the order, and a higher id of
  * this node's own that came first would go out ahead of a lower one still on its way. */
 void kf_bus_order_start(kf_bus_order_t *order, uint64_t newest);
+/* Flushes (below), then holds every message event, with no hole given up, until
+ * kf_bus_order_start, which lets out what was held at or below its id at once and the rest in
+ * turn: for a bus that has just subscribed and asks the store where it stands, since the first
+ * id heard is not the start (a lower one may have been published before the subscription and
+ * one of this node's own may come first). */
+void kf_bus_order_wait(kf_bus_order_t *order);
 /* Delivers event now, or holds it (a reference, and a copy of topic) until every lower id has
  * been delivered or its hole given up. */
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event);

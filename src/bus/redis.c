@@ -51,6 +51,7 @@ typedef struct redis_bus {
     bool pub_up;            /* pub is connected */
     bool sub_up;            /* sub's SUBSCRIBE is confirmed */
     bool ready;             /* both: events cross nodes */
+    bool starting;          /* ready, and message events wait for kf_bus_started */
     bool down_reported;     /* KF_BUS_DOWN told for this outage */
     bool lost;              /* an event of ours was lost since the last ready: others resync */
     uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
@@ -235,7 +236,7 @@ static void teardown(redis_bus_t *bus)
     redisAsyncContext *pub = bus->pub;
     redisAsyncContext *sub = bus->sub;
     bus->pub = bus->sub = NULL;
-    bus->pub_up = bus->sub_up = bus->ready = false;
+    bus->pub_up = bus->sub_up = bus->ready = bus->starting = false;
     uv_timer_stop(bus->heartbeat);
     if (pub != NULL)
         redisAsyncFree(pub);
@@ -428,7 +429,13 @@ static void became_ready(redis_bus_t *bus)
     if (bus->ready || !bus->pub_up || !bus->sub_up)
         return;
     bus->ready = true;
-    kf_bus_order_flush(bus->order); /* the order starts again from the next message */
+    /* Where the order starts is the store's newest id once we are subscribed (kf_bus_started):
+     * meanwhile message events wait. With nobody to ask, at the next message. */
+    bus->starting = bus->notify != NULL;
+    if (bus->starting)
+        kf_bus_order_wait(bus->order);
+    else
+        kf_bus_order_flush(bus->order);
     bus->down_reported = false;
     bus->backoff_ms = BACKOFF_FIRST_MS;
     uv_timer_stop(bus->timer);
@@ -444,12 +451,29 @@ static void became_ready(redis_bus_t *bus)
     }
     heartbeat(bus); /* before any count: its answer comes first */
     uv_timer_start(bus->heartbeat, heartbeat_cb, KF_BUS_HEARTBEAT_MS, KF_BUS_HEARTBEAT_MS);
-    notify(bus, KF_BUS_UP, "", 0);
-    /* And we missed what they published meanwhile, from where we were when the bus went. On the
-     * first connect there was no before: clients that came early resume from their own cursors
-     * (a rewind to 0 would replay the whole history to every client). */
+    notify(bus, KF_BUS_UP, "", bus->base.stats.connects);
+}
+
+static void redis_started(kf_bus_t *base, uint64_t connection, bool known, uint64_t newest)
+{
+    redis_bus_t *bus = (redis_bus_t *)base;
+    if (!bus->ready || !bus->starting || connection != bus->base.stats.connects)
+        return; /* the answer for a connection that went since */
+    bus->starting = false;
+    /* We missed what others published while we were not subscribed: every client goes back to
+     * the store, which has every message up to newest, before anything held goes out. After an
+     * outage they replay from where we were when the bus went. On the first connect there was
+     * no before: clients that came early resume from their own cursors (a rewind to 0 would
+     * replay the whole history to every client). */
     uint64_t floor = bus->base.stats.connects > 1 ? bus->gap_floor : UINT64_MAX;
     notify(bus, KF_BUS_GAP, "", floor);
+    if (!known) {
+        kf_bus_order_flush(bus->order); /* the order starts at the next message */
+        return;
+    }
+    if (newest > bus->newest_id)
+        bus->newest_id = newest;
+    kf_bus_order_start(bus->order, newest);
 }
 
 /* Relays one event this node published (the hub's relay). A message event goes to our own
@@ -844,7 +868,8 @@ static void redis_free(kf_bus_t *base)
     uv_close((uv_handle_t *)bus->timer, timer_closed_cb);
 }
 
-static const kf_bus_ops_t redis_ops = {"redis", redis_ready, redis_free, redis_count, redis_forget};
+static const kf_bus_ops_t redis_ops = {"redis",     redis_ready,  redis_free,
+                                       redis_count, redis_forget, redis_started};
 
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint64_t newest,
                            kf_bus_notify_fn notify_fn, void *notify_ctx)

@@ -63,6 +63,37 @@ void kf_app_config_default(kf_app_config_t *config)
  * browser's reconnect backoff (15 s and jitter) and a long poll's hold. */
 #define BUS_REWIND_MS (120 * 1000)
 
+/* A read of where the store stands for one connection of the bus (KF_BUS_UP). */
+typedef struct bus_start {
+    kf_app_t *app;
+    uint64_t connection;
+} bus_start_t;
+
+static void bus_newest_cb(void *ctx, const kf_store_result_t *r)
+{
+    bus_start_t *start = ctx;
+    kf_app_t *app = start->app;
+    if (r->rc != 0)
+        kf_warn("bus: cannot read the newest message's id (%s); message events go out in the "
+                "order they come until the next one",
+                kf_strerror(r->rc));
+    kf_bus_started(app->bus, start->connection, r->rc == 0, r->rc == 0 ? (uint64_t)r->id : 0);
+    free(start);
+}
+
+/* The bus asks where the store stands now that it is subscribed (bus.h, kf_bus_started). */
+static void read_bus_start(kf_app_t *app, uint64_t connection)
+{
+    bus_start_t *start = kf_xmalloc(sizeof *start);
+    start->app = app;
+    start->connection = connection;
+    int rc = app->store->ops->message_newest(app->store, bus_newest_cb, start);
+    if (rc != 0) {
+        kf_store_result_t failed = {.rc = rc};
+        bus_newest_cb(start, &failed);
+    }
+}
+
 /* The edge of the bus: it says what happened, the application logs it and, when events from
  * other nodes may have been missed, sends every push client back to replay from its cursor. */
 static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
@@ -78,6 +109,7 @@ static void bus_changed_cb(void *ctx, kf_bus_change_t change, const char *detail
         kf_info("bus: connected to %s", shown);
         /* Counted under a new session: what this node holds counts again, from now. */
         kf_quota_shared_again(app->quota);
+        read_bus_start(app, after);
         break;
     case KF_BUS_DOWN:
         kf_warn("bus: %s unreachable (%s); not ready, retrying", shown, detail);

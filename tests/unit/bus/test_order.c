@@ -15,6 +15,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "base/clock.h"
 #include "bus/order.h"
 
 #define HOLE_MS 30
@@ -238,12 +239,53 @@ static void test_start(void **state)
     finish(&loop, &seen);
 }
 
+/* Waiting for the start: everything is held, however long, then what is at or below the start
+ * goes out at once in id order and the rest in turn. */
+static void test_wait(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    seen_t seen;
+    uint64_t holes;
+    start(&loop, &seen, &holes);
+    add(&seen, 7, "v");
+    kf_bus_order_wait(seen.order); /* a flush first: 7 goes */
+    expect(&seen, "7:v ");
+    add(&seen, 12, "v");
+    add(&seen, 11, "v");
+    add(&seen, 14, "v");
+    add(&seen, 0, "typing");
+    expect(&seen, "0:typing ");
+    /* Longer than a hole's time: nothing is given up before the start. */
+    uint64_t began = kf_clock_mono_ms();
+    while (kf_clock_mono_ms() - began < 3 * HOLE_MS)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    expect(&seen, "");
+    assert_int_equal(kf_bus_order_held(seen.order), 3);
+    kf_bus_order_start(seen.order, 11);
+    expect(&seen, "11:v 12:v ");
+    add(&seen, 13, "v");
+    expect(&seen, "13:v ");
+    turn(&loop);
+    expect(&seen, "14:v ");
+    assert_int_equal(holes, 0);
+    /* A flush ends the wait: the next one starts the order, as without it. */
+    kf_bus_order_wait(seen.order);
+    add(&seen, 20, "v");
+    kf_bus_order_flush(seen.order);
+    expect(&seen, "20:v ");
+    add(&seen, 30, "v");
+    expect(&seen, "30:v ");
+    finish(&loop, &seen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_pull),
         cmocka_unit_test(test_start),
+        cmocka_unit_test(test_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
-/* test_redis.c: unit tests for bus/redis.c without a Redis server (tests/e2e/bus.test.js runs two
- * nodes over a real one): a bus whose Redis refuses connections says so promptly (a refused
- * connect is noticed, not left to the connect time-out), is not ready, counts what is published
- * meanwhile as lost while local subscribers still get it, retries, and closes every handle when
- * freed. */
+/* test_redis.c: unit tests for bus/redis.c. Without a Redis server: a bus whose Redis refuses
+ * connections says so promptly (a refused connect is noticed, not left to the connect time-out),
+ * is not ready, counts what is published meanwhile as lost while local subscribers still get it,
+ * retries, and closes every handle when freed. Over a real one (a throw-away redis-server on a
+ * loopback port, nothing saved; tests/e2e/bus.test.js runs whole nodes over one): where a node's
+ * order starts once it has subscribed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,12 +16,19 @@
 #include "bus/bus.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
+
+extern char **environ;
 
 typedef struct seen {
     int up, down, gap;
@@ -172,6 +180,230 @@ static void test_local_bus(void **state)
     kf_hub_free(hub);
 }
 
+/* ---- over a real Redis: two nodes on one loop, one already on the channel and publishing, one
+ * just subscribed. The newcomer's first message of its own must not go out ahead of a lower id
+ * the other published a moment before, still on its way through Redis: a long poll answered with
+ * the higher id would come back past the lower one for good. So from KF_BUS_UP until the owner
+ * says where the store stands (kf_bus_started) message events wait, then go out in id order. */
+
+static bool accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A throw-away redis-server and a loop, for one test. */
+typedef struct live {
+    pid_t redis;
+    char url[64];
+    uv_loop_t loop;
+} live_t;
+
+static int live_setup(void **state)
+{
+    live_t *live = calloc(1, sizeof *live);
+    int port = closed_port();
+    const char *bin = getenv("REDIS_SERVER") != NULL ? getenv("REDIS_SERVER") : "redis-server";
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", port);
+    char *argv[] = {(char *)bin, "--port",       port_text, "--bind",     "127.0.0.1", "--save",
+                    "",          "--appendonly", "no",      "--loglevel", "warning",   NULL};
+    posix_spawn_file_actions_t quiet; /* its start-up lines are not the test's */
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&quiet, 1, 2);
+    assert_int_equal(posix_spawnp(&live->redis, bin, &quiet, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&quiet);
+    uint64_t start = kf_clock_mono_ms();
+    while (!accepts(port)) {
+        assert_true(kf_clock_mono_ms() - start < 10000);
+        usleep(10000);
+    }
+    snprintf(live->url, sizeof live->url, "redis://127.0.0.1:%d", port);
+    assert_int_equal(uv_loop_init(&live->loop), 0);
+    *state = live;
+    return 0;
+}
+
+/* After every node was stopped: nothing of theirs is left on the loop. */
+static int live_teardown(void **state)
+{
+    live_t *live = *state;
+    assert_int_equal(uv_run(&live->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&live->loop), 0);
+    kill(live->redis, SIGTERM);
+    int status;
+    waitpid(live->redis, &status, 0);
+    free(live);
+    return 0;
+}
+
+/* One node: its bus, its hub, a subscriber on "t" that writes down the ids it gets in order. */
+typedef struct node {
+    kf_hub_t *hub;
+    kf_bus_t *bus;
+    bool answer;         /* answer KF_BUS_UP at once (else the test does, later) */
+    uint64_t store_at;   /* what the answer says the store's newest id is */
+    uint64_t connection; /* the last KF_BUS_UP's */
+    int up, gap;
+    kf_sub_t sub;
+    uint64_t got[8];
+    size_t got_count;
+} node_t;
+
+static void node_notify_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
+{
+    (void)detail;
+    node_t *node = ctx;
+    if (change == KF_BUS_UP) {
+        node->up++;
+        node->connection = after;
+        if (node->answer)
+            kf_bus_started(node->bus, after, true, node->store_at);
+    } else if (change == KF_BUS_GAP) {
+        node->gap++;
+    }
+}
+
+static void got_cb(kf_sub_t *sub, kf_event_t *event)
+{
+    node_t *node = sub->data;
+    if (node->got_count < sizeof node->got / sizeof node->got[0])
+        node->got[node->got_count++] = event->id;
+}
+
+static void node_start(node_t *node, live_t *live, bool answer)
+{
+    node->hub = kf_hub_new();
+    node->answer = answer;
+    node->store_at = 10;
+    node->bus = kf_bus_new_redis(&live->loop, node->hub, live->url, 10, node_notify_cb, node);
+    assert_non_null(node->bus);
+    kf_sub_init(&node->sub, got_cb, node);
+    kf_hub_subscribe(node->hub, "t", &node->sub);
+}
+
+static void node_stop(node_t *node)
+{
+    kf_hub_unsubscribe(node->hub, &node->sub);
+    kf_bus_free(node->bus);
+    kf_hub_free(node->hub); /* the bus's handles close without it */
+}
+
+/* A message event published on a node's hub, as the chat layer does after its commit. */
+static void publish(node_t *node, uint64_t id)
+{
+    kf_event_t *event = kf_event_new(id, "{\"type\":\"message\"}", 18);
+    kf_hub_publish(node->hub, "t", event);
+    kf_hub_publish_end(node->hub);
+    kf_event_unref(event);
+}
+
+static uint64_t received(const node_t *node)
+{
+    kf_bus_stats_t stats;
+    kf_bus_stats(node->bus, &stats);
+    return stats.received;
+}
+
+/* Runs the loop until done(node) or 5 s. */
+static void run_until(uv_loop_t *loop, const node_t *node, bool (*done)(const node_t *node))
+{
+    uint64_t start = kf_clock_mono_ms();
+    while (!done(node)) {
+        assert_true(kf_clock_mono_ms() - start < 5000);
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+static bool is_up(const node_t *node)
+{
+    return node->up > 0 && kf_bus_ready(node->bus);
+}
+
+static bool heard_one(const node_t *node)
+{
+    return received(node) >= 1;
+}
+
+static bool got_four(const node_t *node)
+{
+    return node->got_count >= 4;
+}
+
+static void test_first_message_waits_for_the_store(void **state)
+{
+    live_t *live = *state;
+    uv_loop_t *loop = &live->loop;
+    node_t old = {0}, fresh = {0};
+    node_start(&old, live, true);
+    run_until(loop, &old, is_up);
+    node_start(&fresh, live, false);
+    run_until(loop, &fresh, is_up);
+    assert_int_equal(fresh.gap, 0); /* said after the answer, not before */
+
+    /* The old node commits 11 and publishes it; before it comes through Redis, the fresh node
+     * commits 12 of its own. Neither goes out to the fresh node's subscribers yet. */
+    publish(&old, 11);
+    publish(&fresh, 12);
+    run_until(loop, &fresh, heard_one);
+    assert_int_equal(fresh.got_count, 0);
+
+    /* An answer for another connection changes nothing. */
+    kf_bus_started(fresh.bus, fresh.connection + 1, true, 10);
+    assert_int_equal(fresh.got_count, 0);
+    assert_int_equal(fresh.gap, 0);
+
+    /* The store stood at 10 when it was read: 11, then 12. */
+    kf_bus_started(fresh.bus, fresh.connection, true, 10);
+    assert_int_equal(fresh.gap, 1);
+    assert_int_equal(fresh.got_count, 2);
+    assert_int_equal(fresh.got[0], 11);
+    assert_int_equal(fresh.got[1], 12);
+    /* Answered twice, the second is ignored. */
+    kf_bus_started(fresh.bus, fresh.connection, true, 10);
+    assert_int_equal(fresh.gap, 1);
+
+    /* From now on the order runs as usual: the fresh node's 14 waits for the old node's 13. */
+    publish(&old, 13);
+    publish(&fresh, 14);
+    assert_int_equal(fresh.got_count, 2);
+    run_until(loop, &fresh, got_four);
+    assert_int_equal(fresh.got[2], 13);
+    assert_int_equal(fresh.got[3], 14);
+    kf_bus_stats_t stats;
+    kf_bus_stats(fresh.bus, &stats);
+    assert_int_equal(stats.holes, 0);
+
+    node_stop(&fresh);
+    node_stop(&old);
+}
+
+/* When the owner cannot tell (its read failed), what waited goes out at once and the next
+ * message starts the order, as it did before the owner was asked. */
+static void test_unknown_start(void **state)
+{
+    live_t *live = *state;
+    node_t node = {0};
+    node_start(&node, live, false);
+    run_until(&live->loop, &node, is_up);
+    publish(&node, 12);
+    assert_int_equal(node.got_count, 0);
+    kf_bus_started(node.bus, node.connection, false, 0);
+    assert_int_equal(node.gap, 1);
+    assert_int_equal(node.got_count, 1);
+    publish(&node, 13);
+    assert_int_equal(node.got_count, 2);
+    assert_int_equal(node.got[1], 13);
+
+    node_stop(&node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +411,9 @@ int main(void)
         cmocka_unit_test(test_host_name),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_local_bus),
+        cmocka_unit_test_setup_teardown(test_first_message_waits_for_the_store, live_setup,
+                                        live_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_start, live_setup, live_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
