@@ -85,8 +85,9 @@ kf_bus_t *kf_bus_new_local(kf_hub_t *hub);
  * on the loop, never from inside this call; KF_BUS_GAP follows every kf_bus_started, since events
  * may have passed while the bus was not ready. newest is the store's newest message id at the
  * start: where this node stands until it delivers a newer one, so that a loss of Redis before then
- * rewinds its clients to it, not to 0 (every agent would replay the whole history). Returns NULL
- * only on a bad url. hub must outlive the bus. */
+ * rewinds its clients to it, not to 0 (every agent would replay the whole history), and where its
+ * clients replay from after its first connection when messages of its own went out before it
+ * (Redis was away when it started). Returns NULL only on a bad url. hub must outlive the bus. */
 kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint64_t newest,
                            kf_bus_notify_fn notify, void *notify_ctx);
 /* ---- the loops of one process (bus/loops.c) ----

@@ -57,12 +57,17 @@ typedef struct redis_bus {
     uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
     uint64_t newest_id;     /* the newest message id this node's hub has delivered (or the
                              * store's at the start) */
-    uint64_t gap_floor;     /* newest_id when the bus went down: where our clients resync from */
-    bool freeing;           /* kf_bus_free under way: no more reconnects */
-    uint64_t backoff_ms;    /* the wait before the next attempt */
-    uv_timer_t *timer;      /* the next attempt, or a connect's time-out */
-    kf_buf_t out;           /* the message being encoded */
-    kf_bus_order_t *order;  /* message events, ours and others', to our subscribers in id order */
+    uint64_t gap_floor;     /* newest_id when the bus went down (the store's at the start):
+                             * where our clients resync from */
+    /* A message of ours went to our clients while the bus was not ready, ahead of any lower id
+     * of another node's that could not reach us meanwhile: our clients resync from gap_floor,
+     * after the first connection as after any other. */
+    bool passed;
+    bool freeing;          /* kf_bus_free under way: no more reconnects */
+    uint64_t backoff_ms;   /* the wait before the next attempt */
+    uv_timer_t *timer;     /* the next attempt, or a connect's time-out */
+    kf_buf_t out;          /* the message being encoded */
+    kf_bus_order_t *order; /* message events, ours and others', to our subscribers in id order */
     /* What we published and have not sent yet: one event on every topic it was published to
      * one after the other (a message on its visitor's topic and the agents'), sent as one Redis
      * message with the topics joined by commas, so that the other nodes deliver them together
@@ -462,10 +467,12 @@ static void redis_started(kf_bus_t *base, uint64_t connection, bool known, uint6
     bus->starting = false;
     /* We missed what others published while we were not subscribed: every client goes back to
      * the store, which has every message up to newest, before anything held goes out. After an
-     * outage they replay from where we were when the bus went. On the first connect there was
-     * no before: clients that came early resume from their own cursors (a rewind to 0 would
-     * replay the whole history to every client). */
-    uint64_t floor = bus->base.stats.connects > 1 ? bus->gap_floor : UINT64_MAX;
+     * outage they replay from where we were when the bus went. Before the first connection
+     * nothing came from others, and a client that took none of ours cannot have passed one of
+     * theirs: it resumes from its own cursor. One that may have (a message of ours went out
+     * meanwhile: Redis was away when we started) replays from where the store stood then. */
+    uint64_t floor = bus->base.stats.connects > 1 || bus->passed ? bus->gap_floor : UINT64_MAX;
+    bus->passed = false;
     notify(bus, KF_BUS_GAP, "", floor);
     if (!known) {
         kf_bus_order_flush(bus->order); /* the order starts at the next message */
@@ -488,6 +495,8 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
         bus->newest_id = event->id;
     if (!bus->ready) {
         lose(bus, event->id);
+        if (event->id != 0)
+            bus->passed = true;
         return false;
     }
     size_t len = strlen(topic);
@@ -886,7 +895,7 @@ kf_bus_t *kf_bus_new_redis(uv_loop_t *loop, kf_hub_t *hub, const char *url, uint
     bus->notify_ctx = notify_ctx;
     bus->backoff_ms = BACKOFF_FIRST_MS;
     bus->lost_floor = UINT64_MAX;
-    bus->newest_id = newest; /* gap_floor is taken from it when the bus goes down */
+    bus->newest_id = bus->gap_floor = newest;
     kf_buf_init(&bus->out);
     bus->order = kf_bus_order_new(loop, HOLE_MS, order_deliver_cb, bus, &bus->base.stats.holes);
     kf_bus_order_set_hooks(bus->order, NULL, gave_up_cb, bus);

@@ -208,6 +208,43 @@ test('bus: a node restarted on a store with history and cut off from Redis befor
   }),
 );
 
+// A node started while Redis is away serves its own people alone: a visitor's long poll on it is
+// answered with the visitor's own message while an agent's reply on the other node, stored just
+// before, cannot cross. When Redis comes, the visitor who comes back with the cursor of its own
+// message must still get the reply (before, only a node that had been connected before replayed
+// from where it stood; one whose first connection this was let its clients resume from their
+// cursors, past the reply, for good).
+test('bus: a node started while Redis is away, whose visitor took its own message ahead of a reply from the other node, replays the reply once Redis is back', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    const { redis, node1, node2 } = await cluster(env);
+    const v = await newVisitor(node2);
+    const hello = await visitorSend(node2, v.token, 'Hello, anyone?');
+    const ana = await agentLogin(node1, ANA.email, ANA.password);
+    await redis.stop();
+    await waitReady(node1, 503);
+    await node2.restart();
+    await waitReady(node2, 503);
+    // The visitor's long poll waits on node 2 with the cursor of its first message.
+    const held = api(node2.base, 'GET', `/push/longpoll?after=${hello.id}&timeout=20`, { token: v.token });
+    await sleep(300);
+    const reply = await agentSend(node1, ana, hello.conversation_id, 'Yes, Ana here');
+    const second = await visitorSend(node2, v.token, 'Are you there?');
+    assert.ok(reply.id < second.id, `the reply (${reply.id}) is stored before the visitor's second message (${second.id})`);
+    const answered = await held;
+    assert.equal(answered.status, 200, answered.text);
+    assert.deepEqual(answered.json.events.filter((e) => e.type === 'message').map((e) => e.message.body), ['Are you there?'], 'the reply could not cross');
+    assert.equal(String(answered.json.cursor), String(second.id));
+    await redis.start();
+    await waitReady(node2, 200, T_RESTART);
+    await waitReady(node1, 200, T_RESTART);
+    const back = await api(node2.base, 'GET', `/push/poll?after=${answered.json.cursor}`, { token: v.token });
+    assert.equal(back.status, 200, back.text);
+    const bodies = back.json.events.filter((e) => e.type === 'message').map((e) => e.message.body);
+    assert.ok(bodies.includes('Yes, Ana here'), `the reply reaches the visitor on node 2: ${back.text}`);
+    assert.ok(!bodies.includes('Hello, anyone?'), `nothing from before node 2 started: ${bodies}`);
+  }),
+);
+
 // Each node caches sessions and visitor tokens; a change on one must reach the other's caches.
 test('bus: a logout and a disabled account on one node hold on the other (the session caches follow)', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {

@@ -196,12 +196,30 @@ static bool accepts(int port)
     return ok;
 }
 
-/* A throw-away redis-server and a loop, for one test. */
+/* One node: its bus, its hub, a subscriber on "t" that writes down the ids it gets in order. */
+typedef struct node {
+    kf_hub_t *hub;
+    kf_bus_t *bus;
+    bool answer;         /* answer KF_BUS_UP at once (else the test does, later) */
+    uint64_t store_at;   /* what the answer says the store's newest id is */
+    uint64_t connection; /* the last KF_BUS_UP's */
+    int up, gap;
+    uint64_t gap_after; /* the last KF_BUS_GAP's floor */
+    kf_sub_t sub;
+    uint64_t got[8];
+    size_t got_count;
+} node_t;
+
+/* A throw-away redis-server, a loop and the nodes on it, for one test. */
 typedef struct live {
     pid_t redis;
     char url[64];
     uv_loop_t loop;
+    node_t nodes[2];
+    size_t node_count;
 } live_t;
+
+static void node_stop(node_t *node);
 
 static int live_setup(void **state)
 {
@@ -229,10 +247,12 @@ static int live_setup(void **state)
     return 0;
 }
 
-/* After every node was stopped: nothing of theirs is left on the loop. */
+/* Stops the nodes a test left, then checks that nothing of theirs is left on the loop. */
 static int live_teardown(void **state)
 {
     live_t *live = *state;
+    for (size_t i = 0; i < live->node_count; i++) /* a test that failed left them */
+        node_stop(&live->nodes[i]);
     assert_int_equal(uv_run(&live->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&live->loop), 0);
     kill(live->redis, SIGTERM);
@@ -241,19 +261,6 @@ static int live_teardown(void **state)
     free(live);
     return 0;
 }
-
-/* One node: its bus, its hub, a subscriber on "t" that writes down the ids it gets in order. */
-typedef struct node {
-    kf_hub_t *hub;
-    kf_bus_t *bus;
-    bool answer;         /* answer KF_BUS_UP at once (else the test does, later) */
-    uint64_t store_at;   /* what the answer says the store's newest id is */
-    uint64_t connection; /* the last KF_BUS_UP's */
-    int up, gap;
-    kf_sub_t sub;
-    uint64_t got[8];
-    size_t got_count;
-} node_t;
 
 static void node_notify_cb(void *ctx, kf_bus_change_t change, const char *detail, uint64_t after)
 {
@@ -266,6 +273,7 @@ static void node_notify_cb(void *ctx, kf_bus_change_t change, const char *detail
             kf_bus_started(node->bus, after, true, node->store_at);
     } else if (change == KF_BUS_GAP) {
         node->gap++;
+        node->gap_after = after;
     }
 }
 
@@ -276,8 +284,10 @@ static void got_cb(kf_sub_t *sub, kf_event_t *event)
         node->got[node->got_count++] = event->id;
 }
 
-static void node_start(node_t *node, live_t *live, bool answer)
+static node_t *node_start(live_t *live, bool answer)
 {
+    assert_true(live->node_count < sizeof live->nodes / sizeof live->nodes[0]);
+    node_t *node = &live->nodes[live->node_count++];
     node->hub = kf_hub_new();
     node->answer = answer;
     node->store_at = 10;
@@ -285,13 +295,17 @@ static void node_start(node_t *node, live_t *live, bool answer)
     assert_non_null(node->bus);
     kf_sub_init(&node->sub, got_cb, node);
     kf_hub_subscribe(node->hub, "t", &node->sub);
+    return node;
 }
 
 static void node_stop(node_t *node)
 {
+    if (node->bus == NULL)
+        return;
     kf_hub_unsubscribe(node->hub, &node->sub);
     kf_bus_free(node->bus);
     kf_hub_free(node->hub); /* the bus's handles close without it */
+    node->bus = NULL;
 }
 
 /* A message event published on a node's hub, as the chat layer does after its commit. */
@@ -340,48 +354,49 @@ static void test_first_message_waits_for_the_store(void **state)
 {
     live_t *live = *state;
     uv_loop_t *loop = &live->loop;
-    node_t old = {0}, fresh = {0};
-    node_start(&old, live, true);
-    run_until(loop, &old, is_up);
-    node_start(&fresh, live, false);
-    run_until(loop, &fresh, is_up);
-    assert_int_equal(fresh.gap, 0); /* said after the answer, not before */
+    node_t *old = node_start(live, true);
+    run_until(loop, old, is_up);
+    node_t *fresh = node_start(live, false);
+    run_until(loop, fresh, is_up);
+    assert_int_equal(fresh->gap, 0); /* said after the answer, not before */
 
     /* The old node commits 11 and publishes it; before it comes through Redis, the fresh node
      * commits 12 of its own. Neither goes out to the fresh node's subscribers yet. */
-    publish(&old, 11);
-    publish(&fresh, 12);
-    run_until(loop, &fresh, heard_one);
-    assert_int_equal(fresh.got_count, 0);
+    publish(old, 11);
+    publish(fresh, 12);
+    run_until(loop, fresh, heard_one);
+    assert_int_equal(fresh->got_count, 0);
 
     /* An answer for another connection changes nothing. */
-    kf_bus_started(fresh.bus, fresh.connection + 1, true, 10);
-    assert_int_equal(fresh.got_count, 0);
-    assert_int_equal(fresh.gap, 0);
+    kf_bus_started(fresh->bus, fresh->connection + 1, true, 10);
+    assert_int_equal(fresh->got_count, 0);
+    assert_int_equal(fresh->gap, 0);
 
     /* The store stood at 10 when it was read: 11, then 12. */
-    kf_bus_started(fresh.bus, fresh.connection, true, 10);
-    assert_int_equal(fresh.gap, 1);
-    assert_int_equal(fresh.got_count, 2);
-    assert_int_equal(fresh.got[0], 11);
-    assert_int_equal(fresh.got[1], 12);
+    kf_bus_started(fresh->bus, fresh->connection, true, 10);
+    assert_int_equal(fresh->gap, 1);
+    assert_true(fresh->gap_after == UINT64_MAX); /* none of its clients passed anything */
+    assert_int_equal(fresh->got_count, 2);
+    assert_int_equal(fresh->got[0], 11);
+    assert_int_equal(fresh->got[1], 12);
     /* Answered twice, the second is ignored. */
-    kf_bus_started(fresh.bus, fresh.connection, true, 10);
-    assert_int_equal(fresh.gap, 1);
+    kf_bus_started(fresh->bus, fresh->connection, true, 10);
+    assert_int_equal(fresh->gap, 1);
+    assert_true(fresh->gap_after == UINT64_MAX); /* none of its clients passed anything */
 
     /* From now on the order runs as usual: the fresh node's 14 waits for the old node's 13. */
-    publish(&old, 13);
-    publish(&fresh, 14);
-    assert_int_equal(fresh.got_count, 2);
-    run_until(loop, &fresh, got_four);
-    assert_int_equal(fresh.got[2], 13);
-    assert_int_equal(fresh.got[3], 14);
+    publish(old, 13);
+    publish(fresh, 14);
+    assert_int_equal(fresh->got_count, 2);
+    run_until(loop, fresh, got_four);
+    assert_int_equal(fresh->got[2], 13);
+    assert_int_equal(fresh->got[3], 14);
     kf_bus_stats_t stats;
-    kf_bus_stats(fresh.bus, &stats);
+    kf_bus_stats(fresh->bus, &stats);
     assert_int_equal(stats.holes, 0);
 
-    node_stop(&fresh);
-    node_stop(&old);
+    node_stop(fresh);
+    node_stop(old);
 }
 
 /* When the owner cannot tell (its read failed), what waited goes out at once and the next
@@ -389,19 +404,34 @@ static void test_first_message_waits_for_the_store(void **state)
 static void test_unknown_start(void **state)
 {
     live_t *live = *state;
-    node_t node = {0};
-    node_start(&node, live, false);
-    run_until(&live->loop, &node, is_up);
-    publish(&node, 12);
-    assert_int_equal(node.got_count, 0);
-    kf_bus_started(node.bus, node.connection, false, 0);
-    assert_int_equal(node.gap, 1);
-    assert_int_equal(node.got_count, 1);
-    publish(&node, 13);
-    assert_int_equal(node.got_count, 2);
-    assert_int_equal(node.got[1], 13);
+    node_t *node = node_start(live, false);
+    run_until(&live->loop, node, is_up);
+    publish(node, 12);
+    assert_int_equal(node->got_count, 0);
+    kf_bus_started(node->bus, node->connection, false, 0);
+    assert_int_equal(node->gap, 1);
+    assert_int_equal(node->got_count, 1);
+    publish(node, 13);
+    assert_int_equal(node->got_count, 2);
+    assert_int_equal(node->got[1], 13);
 
-    node_stop(&node);
+    node_stop(node);
+}
+
+/* Redis was away when the node started, and a message of its own went to its clients at once:
+ * one of them may have passed a lower id of another node's that could not come. So after the
+ * first connection its clients replay from where the store stood at the start. */
+static void test_passed_before_the_first_connection(void **state)
+{
+    live_t *live = *state;
+    node_t *node = node_start(live, false);
+    publish(node, 12);
+    assert_int_equal(node->got_count, 1);
+    run_until(&live->loop, node, is_up);
+    kf_bus_started(node->bus, node->connection, true, 12);
+    assert_int_equal(node->gap, 1);
+    assert_int_equal(node->gap_after, 10);
+    node_stop(node);
 }
 
 int main(void)
@@ -414,6 +444,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_message_waits_for_the_store, live_setup,
                                         live_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_start, live_setup, live_teardown),
+        cmocka_unit_test_setup_teardown(test_passed_before_the_first_connection, live_setup,
+                                        live_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
