@@ -74,8 +74,8 @@ static void bus_newest_cb(void *ctx, const kf_store_result_t *r)
     bus_start_t *start = ctx;
     kf_app_t *app = start->app;
     if (r->rc != 0)
-        kf_warn("bus: cannot read the newest message's id (%s); message events go out in the "
-                "order they come until the next one",
+        kf_warn("bus: cannot read the newest message's id (%s); on this connection message "
+                "events are ordered from the next one on",
                 kf_strerror(r->rc));
     kf_bus_started(app->bus, start->connection, r->rc == 0, r->rc == 0 ? (uint64_t)r->id : 0);
     free(start);
