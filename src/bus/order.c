@@ -192,6 +192,13 @@ void kf_bus_order_flush(kf_bus_order_t *order)
     uv_timer_stop(order->soon);
 }
 
+bool kf_bus_order_newest(const kf_bus_order_t *order, uint64_t *newest)
+{
+    if (order->started)
+        *newest = order->newest;
+    return order->started;
+}
+
 size_t kf_bus_order_held(const kf_bus_order_t *order)
 {
     return order->held_count;

@@ -52,6 +52,10 @@ void kf_bus_order_start(kf_bus_order_t *order, uint64_t newest);
  * id heard is not the start (a lower one may have been published before the subscription and
  * one of this node's own may come first). */
 void kf_bus_order_wait(kf_bus_order_t *order);
+/* Whether the order has started (by kf_bus_order_start or a first event) and, if so, where it
+ * stands: every id up to *newest has been delivered (or its hole given up), in order; what it
+ * holds is above. */
+bool kf_bus_order_newest(const kf_bus_order_t *order, uint64_t *newest);
 /* Delivers event now, or holds it (a reference, and a copy of topic) until every lower id has
  * been delivered or its hole given up. */
 void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event);

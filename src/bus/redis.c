@@ -55,10 +55,10 @@ typedef struct redis_bus {
     bool down_reported;     /* KF_BUS_DOWN told for this outage */
     bool lost;              /* an event of ours was lost since the last ready: others resync */
     uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
-    uint64_t newest_id;     /* the newest message id this node's hub has delivered (or the
-                             * store's at the start) */
-    uint64_t gap_floor;     /* newest_id when the bus went down (the store's at the start):
-                             * where our clients resync from */
+    uint64_t newest_id;     /* the newest message id this node has seen, its own or another's
+                             * (the store's at the start): one below it that comes is late */
+    uint64_t gap_floor;     /* where our clients resync from: the order's newest when the bus
+                             * went down (the store's at the start) */
     /* A message of ours went to our clients while the bus was not ready, ahead of any lower id
      * of another node's that could not reach us meanwhile: our clients resync from gap_floor,
      * after the first connection as after any other. */
@@ -253,13 +253,18 @@ static void teardown(redis_bus_t *bus)
 static void failed(redis_bus_t *bus, const char *why)
 {
     bool was_ready = bus->ready;
+    /* Where our clients resync from: every id up to the order's newest went out to them in
+     * order. Not newest_id: what the order holds above it (ours, or another node's, waiting for a
+     * lower id still in Redis) goes out now, at the teardown, and the lower id never comes. An
+     * order that has not started since the connection (the store's answer had not come) let
+     * nothing out: the floor from before stands. */
+    if (was_ready)
+        kf_bus_order_newest(bus->order, &bus->gap_floor);
     teardown(bus);
     if (bus->freeing)
         return;
-    if (was_ready) {
+    if (was_ready)
         bus->backoff_ms = BACKOFF_FIRST_MS;
-        bus->gap_floor = bus->newest_id;
-    }
     if (!bus->down_reported) {
         bus->down_reported = true;
         notify(bus, KF_BUS_DOWN, why != NULL ? why : "connection lost", 0);

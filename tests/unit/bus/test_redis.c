@@ -212,7 +212,8 @@ typedef struct node {
 
 /* A throw-away redis-server, a loop and the nodes on it, for one test. */
 typedef struct live {
-    pid_t redis;
+    pid_t redis; /* 0 while stopped */
+    int port;
     char url[64];
     uv_loop_t loop;
     node_t nodes[2];
@@ -221,13 +222,12 @@ typedef struct live {
 
 static void node_stop(node_t *node);
 
-static int live_setup(void **state)
+/* Starts live's redis-server on its port and waits until it takes connections. */
+static void redis_start(live_t *live)
 {
-    live_t *live = calloc(1, sizeof *live);
-    int port = closed_port();
     const char *bin = getenv("REDIS_SERVER") != NULL ? getenv("REDIS_SERVER") : "redis-server";
     char port_text[16];
-    snprintf(port_text, sizeof port_text, "%d", port);
+    snprintf(port_text, sizeof port_text, "%d", live->port);
     char *argv[] = {(char *)bin, "--port",       port_text, "--bind",     "127.0.0.1", "--save",
                     "",          "--appendonly", "no",      "--loglevel", "warning",   NULL};
     posix_spawn_file_actions_t quiet; /* its start-up lines are not the test's */
@@ -237,11 +237,28 @@ static int live_setup(void **state)
     assert_int_equal(posix_spawnp(&live->redis, bin, &quiet, NULL, argv, environ), 0);
     posix_spawn_file_actions_destroy(&quiet);
     uint64_t start = kf_clock_mono_ms();
-    while (!accepts(port)) {
+    while (!accepts(live->port)) {
         assert_true(kf_clock_mono_ms() - start < 10000);
         usleep(10000);
     }
-    snprintf(live->url, sizeof live->url, "redis://127.0.0.1:%d", port);
+}
+
+static void redis_stop(live_t *live)
+{
+    if (live->redis == 0)
+        return;
+    kill(live->redis, SIGKILL);
+    int status;
+    waitpid(live->redis, &status, 0);
+    live->redis = 0;
+}
+
+static int live_setup(void **state)
+{
+    live_t *live = calloc(1, sizeof *live);
+    live->port = closed_port();
+    redis_start(live);
+    snprintf(live->url, sizeof live->url, "redis://127.0.0.1:%d", live->port);
     assert_int_equal(uv_loop_init(&live->loop), 0);
     *state = live;
     return 0;
@@ -255,9 +272,7 @@ static int live_teardown(void **state)
         node_stop(&live->nodes[i]);
     assert_int_equal(uv_run(&live->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&live->loop), 0);
-    kill(live->redis, SIGTERM);
-    int status;
-    waitpid(live->redis, &status, 0);
+    redis_stop(live);
     free(live);
     return 0;
 }
@@ -434,6 +449,38 @@ static void test_passed_before_the_first_connection(void **state)
     node_stop(node);
 }
 
+static bool is_down(const node_t *node)
+{
+    return !kf_bus_ready(node->bus);
+}
+
+static bool is_up_again(const node_t *node)
+{
+    return node->up == 2 && kf_bus_ready(node->bus);
+}
+
+/* Redis goes away while the node's own 13 waits for another node's 12, which never comes: 13
+ * goes out to its clients then (nothing more comes off the bus), so when Redis is back they
+ * replay from 11, where the order stood, not from 13 (the newest id it had seen), which would
+ * pass 12 for good. */
+static void test_floor_below_what_waited(void **state)
+{
+    live_t *live = *state;
+    node_t *node = node_start(live, false);
+    run_until(&live->loop, node, is_up);
+    kf_bus_started(node->bus, node->connection, true, 11);
+    publish(node, 13);
+    assert_int_equal(node->got_count, 0);
+    redis_stop(live);
+    run_until(&live->loop, node, is_down);
+    assert_int_equal(node->got_count, 1);
+    redis_start(live);
+    run_until(&live->loop, node, is_up_again);
+    kf_bus_started(node->bus, node->connection, true, 13);
+    assert_int_equal(node->gap, 2);
+    assert_int_equal(node->gap_after, 11);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_start, live_setup, live_teardown),
         cmocka_unit_test_setup_teardown(test_passed_before_the_first_connection, live_setup,
                                         live_teardown),
+        cmocka_unit_test_setup_teardown(test_floor_below_what_waited, live_setup, live_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
