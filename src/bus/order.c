@@ -199,6 +199,11 @@ bool kf_bus_order_newest(const kf_bus_order_t *order, uint64_t *newest)
     return order->started;
 }
 
+bool kf_bus_order_waiting(const kf_bus_order_t *order)
+{
+    return order->waiting;
+}
+
 size_t kf_bus_order_held(const kf_bus_order_t *order)
 {
     return order->held_count;

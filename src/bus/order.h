@@ -64,6 +64,8 @@ void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_
 void kf_bus_order_flush(kf_bus_order_t *order);
 /* Events held now. */
 size_t kf_bus_order_held(const kf_bus_order_t *order);
+/* Whether it waits for kf_bus_order_start (kf_bus_order_wait, and no start or flush since). */
+bool kf_bus_order_waiting(const kf_bus_order_t *order);
 /* Delivers nothing more: what is held is dropped. Its timer closes asynchronously (run the loop
  * after). NULL is ignored. */
 void kf_bus_order_free(kf_bus_order_t *order);

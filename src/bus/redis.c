@@ -51,7 +51,6 @@ typedef struct redis_bus {
     bool pub_up;            /* pub is connected */
     bool sub_up;            /* sub's SUBSCRIBE is confirmed */
     bool ready;             /* both: events cross nodes */
-    bool starting;          /* ready, and message events wait for kf_bus_started */
     bool down_reported;     /* KF_BUS_DOWN told for this outage */
     bool lost;              /* an event of ours was lost since the last ready: others resync */
     uint64_t lost_floor;    /* ... from this id: below every message lost (UINT64_MAX: none) */
@@ -241,7 +240,7 @@ static void teardown(redis_bus_t *bus)
     redisAsyncContext *pub = bus->pub;
     redisAsyncContext *sub = bus->sub;
     bus->pub = bus->sub = NULL;
-    bus->pub_up = bus->sub_up = bus->ready = bus->starting = false;
+    bus->pub_up = bus->sub_up = bus->ready = false;
     uv_timer_stop(bus->heartbeat);
     if (pub != NULL)
         redisAsyncFree(pub);
@@ -441,8 +440,7 @@ static void became_ready(redis_bus_t *bus)
     bus->ready = true;
     /* Where the order starts is the store's newest id once we are subscribed (kf_bus_started):
      * meanwhile message events wait. With nobody to ask, at the next message. */
-    bus->starting = bus->notify != NULL;
-    if (bus->starting)
+    if (bus->notify != NULL)
         kf_bus_order_wait(bus->order);
     else
         kf_bus_order_flush(bus->order);
@@ -467,9 +465,9 @@ static void became_ready(redis_bus_t *bus)
 static void redis_started(kf_bus_t *base, uint64_t connection, bool known, uint64_t newest)
 {
     redis_bus_t *bus = (redis_bus_t *)base;
-    if (!bus->ready || !bus->starting || connection != bus->base.stats.connects)
-        return; /* the answer for a connection that went since */
-    bus->starting = false;
+    /* The order waits from became_ready to here; a teardown's flush ends the wait. */
+    if (!bus->ready || !kf_bus_order_waiting(bus->order) || connection != bus->base.stats.connects)
+        return; /* the answer for a connection that went since, or a second one */
     /* We missed what others published while we were not subscribed: every client goes back to
      * the store, which has every message up to newest, before anything held goes out. After an
      * outage they replay from where we were when the bus went. Before the first connection

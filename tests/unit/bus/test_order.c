@@ -251,6 +251,7 @@ static void test_wait(void **state)
     add(&seen, 7, "v");
     kf_bus_order_wait(seen.order); /* a flush first: 7 goes */
     expect(&seen, "7:v ");
+    assert_true(kf_bus_order_waiting(seen.order));
     add(&seen, 12, "v");
     add(&seen, 11, "v");
     add(&seen, 14, "v");
@@ -263,6 +264,7 @@ static void test_wait(void **state)
     expect(&seen, "");
     assert_int_equal(kf_bus_order_held(seen.order), 3);
     kf_bus_order_start(seen.order, 11);
+    assert_false(kf_bus_order_waiting(seen.order));
     expect(&seen, "11:v 12:v ");
     add(&seen, 13, "v");
     expect(&seen, "13:v ");
