@@ -266,8 +266,8 @@ static bool write_message(filler_t *f, live_t *l)
         l->next_at += 10000 + (int64_t)fill_random((uint32_t)l->gap_ms);
         return true;
     }
-    /* Its row, with what the writer and the triggers dropped for the fill (the reports', the
-     * newest message's) would have left in it; the counts' trigger counts it as it goes in. */
+    /* Its row, with what the writer's stamps would have left in it (the reports', the newest
+     * message's); the counts' trigger counts it as it goes in. */
     sqlite3_stmt *c = f->conversation;
     bool resolved = strcmp(l->status, "resolved") == 0;
     bool snoozed = strcmp(l->status, "snoozed") == 0;
@@ -390,28 +390,17 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
     if (sqlite3_open(path, &f->db) != SQLITE_OK)
         fill_die("open", f->db);
     sqlite3 *db = f->db;
-    /* The reports' trigger and the newest message's keep columns that the fill writes in each
-     * conversation's row at its end: away while filling, then put back as they were. */
-    sqlite3_stmt *st =
-        fill_prepare(db, "SELECT sql FROM sqlite_schema WHERE name = 'messages_first_reply'");
-    if (sqlite3_step(st) != SQLITE_ROW)
-        fill_die("the trigger messages_first_reply", db);
-    char *trigger = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    st = fill_prepare(db, "SELECT sql FROM sqlite_schema WHERE name = 'messages_last'");
-    if (sqlite3_step(st) != SQLITE_ROW)
-        fill_die("the trigger messages_last", db);
-    char *last_trigger = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    fill_exec(db, "PRAGMA synchronous = OFF; PRAGMA cache_size = -1048576;"
-                  "DROP TRIGGER messages_first_reply; DROP TRIGGER messages_last; BEGIN");
+    /* Each conversation's row goes in at its end, with what the writer stamps in it as its
+     * messages go in (the reports', the newest message's); the counts' trigger counts it. */
+    fill_exec(db, "PRAGMA synchronous = OFF; PRAGMA cache_size = -1048576; BEGIN");
     for (int i = 1; i <= cfg->teams; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT INTO teams (name, created_at) VALUES ('Team %d', 0)", i);
         fill_exec(db, sql);
     }
     /* Each agent in one team, every fifth in a second one too. */
-    st = fill_prepare(db, "INSERT OR IGNORE INTO team_members (team_id, agent_id) VALUES (?1, ?2)");
+    sqlite3_stmt *st =
+        fill_prepare(db, "INSERT OR IGNORE INTO team_members (team_id, agent_id) VALUES (?1, ?2)");
     for (int i = 1; i <= cfg->agents; i++) {
         sqlite3_bind_int64(st, 1, 1 + (i - 1) % cfg->teams);
         sqlite3_bind_int64(st, 2, i);
@@ -461,10 +450,6 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
      * indexes without it). */
     fill_exec(db, KF_SQLITE_SEARCH_WORDS_FILL);
     fill_exec(db, KF_SQLITE_NAME_WORDS_FILL);
-    fill_exec(db, trigger);
-    free(trigger);
-    fill_exec(db, last_trigger);
-    free(last_trigger);
     fill_exec(db, "COMMIT");
     double seconds = fill_now_s() - f->started;
     progress(f);

@@ -1,8 +1,8 @@
 /* kf_report_bench.c: reports on a large store: how long GET /api/reports's read takes. It makes
  * a store (the real schema), fills it straight through SQLite with N messages over D days (as
  * the writer would: conversations with their visitor's first message, agents' replies, notes,
- * resolutions, teams; the report trigger keeps the conversations' columns), then opens the store
- * and times reports through its own asynchronous read path (queue, then flush: what the loop
+ * resolutions, teams; each message stamps its conversation as the writer does), then opens the
+ * store and times reports through its own asynchronous read path (queue, then flush: what the loop
  * does, without the HTTP around it): the last 30 days and the whole range, per day, agent and
  * team, and one agent's own. The search index is not filled (reports do not read it).
  *
@@ -65,6 +65,7 @@ static void fill(const char *path, long n, int days)
     sqlite3_stmt *message =
         fill_prepare(db, "INSERT INTO messages (conversation_id, sender, agent_id, "
                          "body, created_at, private) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    sqlite3_stmt *stamp = fill_prepare_stamp(db);
     sqlite3_stmt *resolve = fill_prepare(db, "UPDATE conversations SET status = 'resolved', "
                                              "resolved_at = ?2, resolved_by = assignee_id, "
                                              "updated_at = ?2 WHERE id = ?1");
@@ -98,9 +99,10 @@ static void fill(const char *path, long n, int days)
             bool note = by_agent && fill_random(10) == 0;
             sqlite3_bind_int64(message, 1, id);
             sqlite3_bind_int64(message, 2, by_agent ? 1 : 0);
+            int64_t replier =
+                by_agent ? (fill_random(4) == 0 ? 1 + fill_random(AGENTS) : holder) : 0;
             if (by_agent)
-                sqlite3_bind_int64(message, 3,
-                                   fill_random(4) == 0 ? 1 + fill_random(AGENTS) : holder);
+                sqlite3_bind_int64(message, 3, replier);
             else
                 sqlite3_bind_null(message, 3);
             sqlite3_bind_text(message, 4, by_agent ? "Let me check that for you." : "Hello?", -1,
@@ -108,6 +110,7 @@ static void fill(const char *path, long n, int days)
             sqlite3_bind_int64(message, 5, t);
             sqlite3_bind_int64(message, 6, note ? 1 : 0);
             fill_step(db, message);
+            fill_stamp(db, stamp, id, t, by_agent ? 1 : 0, note, replier);
             t += 1000 * (int64_t)(10 + fill_random(300));
         }
         written += count;
@@ -121,6 +124,7 @@ static void fill(const char *path, long n, int days)
     sqlite3_finalize(conversation);
     sqlite3_finalize(message);
     sqlite3_finalize(resolve);
+    sqlite3_finalize(stamp);
     fill_exec(db, "COMMIT");
     sqlite3_close(db);
 }

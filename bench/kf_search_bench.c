@@ -56,6 +56,7 @@ static long fill(const char *path, long n, double *index_seconds)
                                              "created_at) VALUES (?1, 0, ?2, ?3)");
     sqlite3_stmt *message_index =
         fill_prepare(db, "INSERT INTO message_search (rowid, text) VALUES (?1, ?2)");
+    sqlite3_stmt *stamp = fill_prepare_stamp(db);
     double started = fill_now_s();
     *index_seconds = 0;
     int64_t conversations = 0;
@@ -89,6 +90,7 @@ static long fill(const char *path, long n, double *index_seconds)
         sqlite3_bind_text(message, 2, body, -1, SQLITE_STATIC);
         sqlite3_bind_int64(message, 3, at);
         fill_step(db, message);
+        fill_stamp(db, stamp, c, at, 0, false, 0);
         double t0 = fill_now_s();
         char *indexed = kf_search_index_text(body);
         sqlite3_bind_int64(message_index, 1, sqlite3_last_insert_rowid(db));
@@ -114,6 +116,7 @@ static long fill(const char *path, long n, double *index_seconds)
     sqlite3_finalize(conversation);
     sqlite3_finalize(message);
     sqlite3_finalize(message_index);
+    sqlite3_finalize(stamp);
     /* The prefixes' words, the messages' and the names', as the writer keeps them (this fill
      * indexes without it). */
     fill_exec(db, KF_SQLITE_SEARCH_WORDS_FILL);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "load/tool.h"
+#include "store/sqlite_internal.h" /* KF_SQLITE_MESSAGE_STAMP */
 
 double fill_now_s(void)
 {
@@ -105,4 +106,24 @@ void fill_step(sqlite3 *db, sqlite3_stmt *st)
     if (sqlite3_step(st) != SQLITE_DONE)
         fill_die("step", db);
     sqlite3_reset(st);
+}
+
+sqlite3_stmt *fill_prepare_stamp(sqlite3 *db)
+{
+    return fill_prepare(db, KF_SQLITE_MESSAGE_STAMP);
+}
+
+void fill_stamp(sqlite3 *db, sqlite3_stmt *stamp, int64_t conversation_id, int64_t created_at,
+                int sender, bool note, int64_t agent_id)
+{
+    sqlite3_bind_int64(stamp, 1, conversation_id);
+    sqlite3_bind_int64(stamp, 2, sqlite3_last_insert_rowid(db));
+    sqlite3_bind_int64(stamp, 3, created_at);
+    sqlite3_bind_int(stamp, 4, sender);
+    sqlite3_bind_int(stamp, 5, note ? 1 : 0);
+    if (agent_id != 0)
+        sqlite3_bind_int64(stamp, 6, agent_id);
+    else
+        sqlite3_bind_null(stamp, 6);
+    fill_step(db, stamp);
 }

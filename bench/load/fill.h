@@ -7,6 +7,7 @@
 #define KF_LOAD_FILL_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,11 @@ void fill_exec(sqlite3 *db, const char *sql);
 sqlite3_stmt *fill_prepare(sqlite3 *db, const char *sql);
 /* Steps a statement that returns no rows, then resets it for the next bindings. */
 void fill_step(sqlite3 *db, sqlite3_stmt *st);
+/* The writer's stamp of a message's conversation (KF_SQLITE_MESSAGE_STAMP), prepared on db; run
+ * by fill_stamp right after each message's insert, as the writer runs it. */
+sqlite3_stmt *fill_prepare_stamp(sqlite3 *db);
+/* sender 0 for the visitor, 1 for an agent (agent_id; 0 for none); note for a private one. */
+void fill_stamp(sqlite3 *db, sqlite3_stmt *stamp, int64_t conversation_id, int64_t created_at,
+                int sender, bool note, int64_t agent_id);
 
 #endif

@@ -107,6 +107,25 @@
     "DROP INDEX conversations_by_team_assignee;"                                                   \
     "DROP INDEX conversations_by_last_message;"
 
+/* What a stored message changes in its conversation (migration 22; triggers did it before): the
+ * newest message and its time, which order the views; the first visitor message; and the first
+ * reply that is no note to come after it, in its agent's name (the reports). ?1 the conversation,
+ * ?2 the message, ?3 its time, ?4 its sender (0 visitor, 1 agent), ?5 whether it is a note, ?6
+ * its agent. The writer runs it beside the message's insert rather than as a trigger: a trigger
+ * makes the insert a statement that may write several rows, for which SQLite copies every page
+ * the statement changes to a statement journal (with foreign keys on, one that may fail); as two
+ * single-row statements neither needs one, and one update stands for the triggers' three. */
+#define KF_SQLITE_FIRST_REPLY_DUE                                                                  \
+    "?4 = 1 AND ?5 = 0 AND first_visitor_at IS NOT NULL AND first_reply_at IS NULL "               \
+    "AND ?3 >= first_visitor_at"
+#define KF_SQLITE_MESSAGE_STAMP                                                                    \
+    "UPDATE conversations SET last_message_id = ?2, updated_at = ?3, "                             \
+    "first_visitor_at = CASE WHEN ?4 = 0 AND first_visitor_at IS NULL THEN ?3 "                    \
+    "ELSE first_visitor_at END, "                                                                  \
+    "first_reply_at = CASE WHEN " KF_SQLITE_FIRST_REPLY_DUE " THEN ?3 ELSE first_reply_at END, "   \
+    "first_reply_agent_id = CASE WHEN " KF_SQLITE_FIRST_REPLY_DUE " THEN ?6 "                      \
+    "ELSE first_reply_agent_id END WHERE id = ?1"
+
 /* The columns of a message row (read by kf_sqlite_read_message) over messages m, conversations c
  * and agents a (LEFT JOINed: NULL for visitor messages), then its attachment's id, name, type and
  * size: primary-key lookups that cost nothing for the messages without one, and keep every query
@@ -489,6 +508,7 @@
      */                                                                                            \
     /* The search index fed in batches (migration 17, KF_SQLITE_SEARCH_BATCH). */                  \
     X(SEARCH_PENDING_ADD, "INSERT INTO search_pending (id) VALUES (?1)")                           \
+    X(MESSAGE_STAMP, KF_SQLITE_MESSAGE_STAMP)                                                      \
     X(SEARCH_PENDING_INDEX, "INSERT INTO message_search (rowid, text) "                            \
                             "SELECT m.id, kefu_search_text(m.body) FROM search_pending p "         \
                             "JOIN messages m ON m.id = p.id ORDER BY p.id")                        \

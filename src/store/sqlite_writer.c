@@ -657,9 +657,9 @@ static int find_keyed(conn_t *c, op_t *op, int64_t owner, bool *found)
     return rc == KF_ENOTFOUND ? 0 : rc;
 }
 
-/* Inserts the message and queues it for the search index (its trigger moves the conversation's
- * newest message and updated_at, migration 16): the first of the two changes fails alone; *half
- * when the second fails. owner is the key's owner (unused without a key). */
+/* Inserts the message, stamps its conversation with it (KF_SQLITE_MESSAGE_STAMP) and queues it
+ * for the search index: the first of the three changes fails alone; *half when a later one
+ * fails. owner is the key's owner (unused without a key). */
 static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversation_id,
                           int64_t owner, int64_t attachment_id, int64_t *id_out, bool *half)
 {
@@ -672,8 +672,12 @@ static int insert_message(conn_t *c, const kf_message_new_t *m, int64_t conversa
                         id_out);
     if (rc != 0)
         return rc;
+    sqlite3_stmt *stamp = kf_sqlite_statement(c, STMT_MESSAGE_STAMP);
+    rc = run_bound(stamp, kf_sqlite_bind(stamp, "iiiiiI", conversation_id, *id_out, m->now,
+                                         (int64_t)m->sender, (int64_t)m->is_private, m->agent_id));
     sqlite3_stmt *pending = kf_sqlite_statement(c, STMT_SEARCH_PENDING_ADD);
-    rc = run_bound(pending, kf_sqlite_bind(pending, "i", *id_out));
+    if (rc == 0)
+        rc = run_bound(pending, kf_sqlite_bind(pending, "i", *id_out));
     if (rc == 0)
         c->search_added++;
     *half = rc != 0;

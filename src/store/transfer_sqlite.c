@@ -21,6 +21,7 @@ typedef struct sqlite_side {
     sqlite3_stmt *insert[MAX_TABLES]; /* by the table's index in the list, prepared on first use */
     sqlite3_stmt *message_search;
     sqlite3_stmt *message_words; /* its words into search_words (store: migration 19) */
+    sqlite3_stmt *message_stamp; /* its conversation stamped, as the writer does (migration 22) */
     sqlite3_stmt *visitor_search;
     sqlite3_stmt *visitor_words; /* their words into name_words (store: migration 21) */
 } sqlite_side_t;
@@ -218,15 +219,38 @@ static int write_blob(sqlite_side_t *s, const kf_transfer_table_t *table,
     return 0;
 }
 
-static int feed_search(sqlite_side_t *s, const kf_transfer_table_t *table,
-                       const kf_transfer_value_t *values)
+/* A message's conversation stamped with it (KF_SQLITE_MESSAGE_STAMP): rows exported with their
+ * stamps get the same again; an export from before a stamp's column gets it filled, as the
+ * triggers that did this before migration 22 filled it. */
+static int stamp_conversation(sqlite_side_t *s, const kf_transfer_table_t *table,
+                              const kf_transfer_value_t *values)
+{
+    static const char *const columns[] = {"conversation_id", "id",      "created_at",
+                                          "sender",          "private", "agent_id"};
+    for (int i = 0; i < (int)(sizeof columns / sizeof columns[0]); i++) {
+        const kf_transfer_value_t *value = &values[column_named(table, columns[i])];
+        if (value->null)
+            sqlite3_bind_null(s->message_stamp, i + 1);
+        else
+            sqlite3_bind_int64(s->message_stamp, i + 1, value->integer);
+    }
+    return step_done(s, s->message_stamp);
+}
+
+/* What the store keeps beside a row it writes: a message's conversation stamped, its text in
+ * the search index; a visitor's name in the names' index. */
+static int write_derived(sqlite_side_t *s, const kf_transfer_table_t *table,
+                         const kf_transfer_value_t *values)
 {
     if (strcmp(table->name, "messages") == 0) {
+        int rc = stamp_conversation(s, table, values);
+        if (rc != 0)
+            return rc;
         sqlite3_bind_int64(s->message_search, 1, values[0].integer);
         const char *body = values[column_named(table, "body")].data;
         sqlite3_bind_text(s->message_search, 2, body, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->message_words, 1, body, -1, SQLITE_STATIC);
-        int rc = step_done(s, s->message_search);
+        rc = step_done(s, s->message_search);
         return rc == 0 ? step_done(s, s->message_words) : rc;
     }
     if (strcmp(table->name, "visitors") == 0) {
@@ -271,7 +295,7 @@ static int insert(kf_transfer_backend_t *b, const kf_transfer_table_t *table,
     if (rc == 0)
         rc = step_done(s, st);
     if (rc == 0)
-        rc = feed_search(s, table, values);
+        rc = write_derived(s, table, values);
     if (rc != 0)
         b->failed_tag = tag;
     return rc;
@@ -343,6 +367,7 @@ static void side_close(kf_transfer_backend_t *b)
         sqlite3_finalize(s->insert[i]);
     sqlite3_finalize(s->message_search);
     sqlite3_finalize(s->message_words);
+    sqlite3_finalize(s->message_stamp);
     sqlite3_finalize(s->visitor_search);
     sqlite3_finalize(s->visitor_words);
     sqlite3_close(s->db);
@@ -405,6 +430,8 @@ kf_transfer_backend_t *kf_transfer_sqlite_open(const char *db_path, char *why, s
                      &s->visitor_search);
     if (rc == 0)
         rc = prepare(s, KF_SQLITE_NAME_WORDS_OF_VISITOR, &s->visitor_words);
+    if (rc == 0)
+        rc = prepare(s, KF_SQLITE_MESSAGE_STAMP, &s->message_stamp);
     if (rc != 0) {
         snprintf(why, why_len, "cannot open %s: %s", db_path, s->base.error);
         side_close(&s->base);

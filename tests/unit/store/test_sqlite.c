@@ -483,7 +483,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "21");
+    assert_string_equal(last_result(seen)->value, "22");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -541,13 +541,16 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_true(plan_uses(f, "CANNED_LIST", "canned_by_owner"));
     /* An attachment's message is found by its index, not by a scan of every message. */
     assert_true(plan_uses(f, "ATTACHMENT_GET", "messages_by_attachment"));
+    /* A message's insert fires no trigger (migration 22): its conversation is stamped by the
+     * writer's own one-row update, a lookup by id. */
+    assert_true(plan_uses(f, "MESSAGE_STAMP", "INTEGER PRIMARY KEY"));
 
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "21");
+    assert_string_equal(last_result(seen)->value, "22");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -569,7 +572,7 @@ static void test_sqlite_refuses_newer_schema(void **state)
     assert_null(store);
     sql_int(f, "UPDATE settings SET value = 'x' WHERE key = 'schema_version'");
     assert_int_equal(kf_store_open_sqlite(db_path(f), NULL, &store), KF_ESTORE);
-    sql_int(f, "UPDATE settings SET value = '21' WHERE key = 'schema_version'");
+    sql_int(f, "UPDATE settings SET value = '22' WHERE key = 'schema_version'");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
 }
 
@@ -611,8 +614,26 @@ static void rewind_notes(const suite_fixture_t *f)
     "DROP TABLE webhook_deliveries;"                                                               \
     "DROP TABLE webhooks;"                                                                         \
     "DROP TABLE api_tokens;"
-/* Takes migration 21 away again: the names' words back in the index's vocabulary table. */
+/* Takes migration 22 away again: the triggers that stamped a message's conversation, as
+ * migrations 10 and 16 made them. */
+#define UNDO_STAMPS                                                                                \
+    "CREATE TRIGGER messages_first_reply AFTER INSERT ON messages BEGIN "                          \
+    "  UPDATE conversations SET first_visitor_at = NEW.created_at "                                \
+    "    WHERE id = NEW.conversation_id AND NEW.sender = 0 AND first_visitor_at IS NULL;"          \
+    "  UPDATE conversations SET first_reply_at = NEW.created_at, "                                 \
+    "    first_reply_agent_id = NEW.agent_id "                                                     \
+    "    WHERE id = NEW.conversation_id AND NEW.sender = 1 AND NEW.private = 0 "                   \
+    "    AND first_visitor_at IS NOT NULL AND first_reply_at IS NULL "                             \
+    "    AND NEW.created_at >= first_visitor_at;"                                                  \
+    "END;"                                                                                         \
+    "CREATE TRIGGER messages_last AFTER INSERT ON messages BEGIN "                                 \
+    "  UPDATE conversations SET last_message_id = NEW.id, updated_at = NEW.created_at "            \
+    "  WHERE id = NEW.conversation_id;"                                                            \
+    "END;"
+/* Takes migrations 22 and 21 away again: the names' words back in the index's vocabulary table
+ * too. */
 #define UNDO_NAME_WORDS                                                                            \
+    UNDO_STAMPS                                                                                    \
     "DROP TABLE name_words;"                                                                       \
     "CREATE VIRTUAL TABLE visitor_search_terms USING fts5vocab(visitor_search, instance);"
 /* Takes migrations 21 and 19 away again: the messages' words back in the index's vocabulary
@@ -785,7 +806,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -866,7 +887,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1161,6 +1182,72 @@ static void test_sqlite_name_words_agree_with_fts5(void **state)
     }
 }
 
+/* The conversation's columns a message's statement keeps, from a store of version 21 (whose
+ * triggers kept them) on: migration 22 drops the triggers, and the writer's statement stamps as
+ * they did. A note is no reply, an agent's message before the visitor's is none either, and a
+ * reply stays the first. */
+static void test_sqlite_migrates_to_stamps(void **state)
+{
+    suite_fixture_t *f = *state;
+    int64_t ana = suite_add_agent(f, "ana@example.com", "Ana");
+    int64_t bo = suite_add_agent(f, "bo@example.com", "Bo");
+    int64_t visitor = suite_add_visitor(f, "token-a", "");
+    int64_t before = suite_open_conversation(f, visitor, "hi", SUITE_NOW, NULL);
+    kf_store_close(f->store);
+    f->store = NULL;
+    sql_exec(f, UNDO_STAMPS "UPDATE settings SET value = '21' WHERE key = 'schema_version';");
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+    assert_int_equal(
+        sql_int(f, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = "
+                   "'messages'"),
+        0);
+
+    /* An agent writes first (an invitation): no visitor message yet, so no reply. */
+    int64_t other = suite_add_visitor(f, "token-b", "");
+    seen_t *seen = seen_new();
+    kf_message_new_t invite = {.visitor_id = other,
+                               .sender = KF_SENDER_AGENT,
+                               .agent_id = bo,
+                               .body = "can I help?",
+                               .now = SUITE_NOW + 100};
+    assert_int_equal(suite_send(f, seen, &invite), 0);
+    int64_t invited = last_result(seen)->message.conversation_id;
+    int64_t invite_id = last_result(seen)->message.id;
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT last_message_id = %" PRId64 " AND updated_at = %" PRId64
+             " AND first_visitor_at IS NULL AND first_reply_at IS NULL FROM conversations "
+             "WHERE id = %" PRId64,
+             invite_id, SUITE_NOW + 100, invited);
+    assert_int_equal(sql_int(f, sql), 1);
+    suite_open_conversation(f, other, "yes please", SUITE_NOW + 200, NULL);
+    suite_add_message_at(f, invited, ana, "here I am", SUITE_NOW + 300);
+
+    /* In the conversation from before: a note, then two replies. */
+    kf_message_new_t note = {.conversation_id = before,
+                             .sender = KF_SENDER_AGENT,
+                             .agent_id = bo,
+                             .body = "a note",
+                             .now = SUITE_NOW + 1000,
+                             .is_private = true};
+    assert_int_equal(suite_send(f, seen, &note), 0);
+    suite_add_message_at(f, before, ana, "hello", SUITE_NOW + 2000);
+    int64_t last = suite_add_message_at(f, before, bo, "more", SUITE_NOW + 3000);
+    snprintf(sql, sizeof sql,
+             "SELECT first_visitor_at = %" PRId64 " AND first_reply_at = %" PRId64
+             " AND first_reply_agent_id = %" PRId64 " AND last_message_id = %" PRId64
+             " AND updated_at = %" PRId64 " FROM conversations WHERE id = %" PRId64,
+             SUITE_NOW, SUITE_NOW + 2000, ana, last, SUITE_NOW + 3000, before);
+    assert_int_equal(sql_int(f, sql), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT first_visitor_at = %" PRId64 " AND first_reply_at = %" PRId64
+             " AND first_reply_agent_id = %" PRId64 " FROM conversations WHERE id = %" PRId64,
+             SUITE_NOW + 200, SUITE_NOW + 300, ana, invited);
+    assert_int_equal(sql_int(f, sql), 1);
+    seen_free(seen);
+}
+
 /* A database from before reports (version 8) gets the conversations' report columns filled from
  * their messages: the first visitor message, the first reply that is no note, and a resolved
  * conversation stamped at its last message in its holder's name; the trigger keeps them after. */
@@ -1235,7 +1322,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1805,7 +1892,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1836,7 +1923,7 @@ static void test_sqlite_migration_activity(void **state)
                                 "'conversations_unassigned'"),
                      0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 21);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                 "('conversations_by_activity', "
                                 "'conversations_by_status_assignee', "
@@ -1877,6 +1964,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_migration_activity),
         SQLITE_TEST(test_sqlite_search_index_batches),
         SQLITE_TEST(test_sqlite_migrates_to_canned),
+        SQLITE_TEST(test_sqlite_migrates_to_stamps),
         SQLITE_TEST(test_sqlite_migrates_to_reports),
         SQLITE_TEST(test_sqlite_disk_full),
         SQLITE_TEST(test_sqlite_wal_index_full),
