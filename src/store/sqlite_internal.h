@@ -112,9 +112,10 @@
  * reply that is no note to come after it, in its agent's name (the reports). ?1 the conversation,
  * ?2 the message, ?3 its time, ?4 its sender (0 visitor, 1 agent), ?5 whether it is a note, ?6
  * its agent. The writer runs it beside the message's insert rather than as a trigger: a trigger
- * makes the insert a statement that may write several rows, for which SQLite copies every page
- * the statement changes to a statement journal (with foreign keys on, one that may fail); as two
- * single-row statements neither needs one, and one update stands for the triggers' three. */
+ * makes the insert a statement that may change several rows, and for such a statement, when a
+ * check can stop it midway (a foreign key's can), SQLite copies every page it changes to a
+ * statement journal, to undo it alone. Two one-row statements need none, and one update stands
+ * for the triggers' three. */
 #define KF_SQLITE_FIRST_REPLY_DUE                                                                  \
     "?4 = 1 AND ?5 = 0 AND first_visitor_at IS NOT NULL AND first_reply_at IS NULL "               \
     "AND ?3 >= first_visitor_at"
@@ -477,6 +478,7 @@
       "INSERT INTO messages (conversation_id, sender, agent_id, body, created_at, "                \
       "idempotency_key, idempotency_owner, private, attachment_id) "                               \
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")                                               \
+    X(MESSAGE_STAMP, KF_SQLITE_MESSAGE_STAMP)                                                      \
     X(ATTACHMENT_INSERT,                                                                           \
       "INSERT INTO attachments (conversation_id, sender, uploader_id, name, type, size, sha256, "  \
       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                                       \
@@ -508,7 +510,6 @@
      */                                                                                            \
     /* The search index fed in batches (migration 17, KF_SQLITE_SEARCH_BATCH). */                  \
     X(SEARCH_PENDING_ADD, "INSERT INTO search_pending (id) VALUES (?1)")                           \
-    X(MESSAGE_STAMP, KF_SQLITE_MESSAGE_STAMP)                                                      \
     X(SEARCH_PENDING_INDEX, "INSERT INTO message_search (rowid, text) "                            \
                             "SELECT m.id, kefu_search_text(m.body) FROM search_pending p "         \
                             "JOIN messages m ON m.id = p.id ORDER BY p.id")                        \
