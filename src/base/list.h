@@ -66,6 +66,19 @@ static inline kf_list_t *kf_list_last(const kf_list_t *head)
     return head->prev == head ? NULL : head->prev;
 }
 
+/* Moves the first node to the back and returns it, or NULL for an empty list. A walk that takes
+ * up to a fixed share of a list's length at a time this way sees every node once in so many
+ * walks, in spite of removals and additions in between: a sweep spread over time. */
+static inline kf_list_t *kf_list_rotate(kf_list_t *head)
+{
+    kf_list_t *node = kf_list_first(head);
+    if (node != NULL) {
+        kf_list_remove(node);
+        kf_list_push_back(head, node);
+    }
+    return node;
+}
+
 /* Every node of head's list in order, as it; the body may remove it (next is read first). */
 #define KF_LIST_FOREACH(it, next, head)                                                            \
     for (kf_list_t *it = (head)->next, *next = it->next; it != (head); it = next, next = it->next)

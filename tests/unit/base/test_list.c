@@ -1,5 +1,5 @@
 /* test_list.c: the intrusive list: order, removal from anywhere (also twice), and iteration that
- * removes the node it is on. */
+ * removes the node it is on, and a walk in slices. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,11 +79,57 @@ static void test_foreach_may_remove_current(void **state)
     assert_true(kf_list_empty(&head));
 }
 
+/* Slices of a tenth of the length, each taken with kf_list_rotate, see every node once in ten
+ * slices, also when nodes leave and come between slices (as a sweep's clients do): one that
+ * comes is seen within ten slices of coming. */
+static void test_rotate_in_slices(void **state)
+{
+    (void)state;
+    kf_list_t head;
+    kf_list_init(&head);
+    assert_null(kf_list_rotate(&head));
+    enum { N = 25, SLICES = 10 };
+    item_t items[N + 3];
+    int seen[N + 3] = {0};
+    for (int i = 0; i < N; i++) {
+        items[i].value = i;
+        kf_list_push_back(&head, &items[i].link);
+    }
+    size_t count = N;
+    for (int round = 0; round < 2; round++) {
+        for (int s = 0; s < SLICES; s++) {
+            size_t slice = (count + SLICES - 1) / SLICES;
+            for (size_t i = 0; i < slice; i++)
+                seen[value_of(kf_list_rotate(&head))]++;
+            if (round == 0 && s == 3) {
+                kf_list_remove(&items[24].link); /* one leaves before it is seen */
+                count--;
+                for (int i = N; i < N + 3; i++) { /* and three come */
+                    items[i].value = i;
+                    kf_list_push_back(&head, &items[i].link);
+                    count++;
+                }
+            }
+        }
+        for (int i = 0; i < N - 1; i++)
+            assert_true(seen[i] >= round + 1);
+        for (int i = N; i < N + 3; i++) /* seen within ten slices of coming */
+            assert_true(seen[i] >= round);
+    }
+    assert_int_equal(seen[24], 0);
+    item_t one = {.value = 7};
+    kf_list_init(&head);
+    kf_list_push_back(&head, &one.link);
+    assert_ptr_equal(kf_list_rotate(&head), &one.link);
+    assert_ptr_equal(kf_list_first(&head), &one.link);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_removal),
         cmocka_unit_test(test_foreach_may_remove_current),
+        cmocka_unit_test(test_rotate_in_slices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
