@@ -506,8 +506,6 @@
       "WHERE c.visitor_id = ?1 AND m.id > ?2 AND m.private = 0 ORDER BY m.id LIMIT ?3")            \
     X(MESSAGES_ALL, "SELECT " KF_SQLITE_MESSAGE_COLUMNS KF_SQLITE_MESSAGES_FROM                    \
                     "WHERE m.id > ?1 ORDER BY m.id LIMIT ?2")                                      \
-    /* The search index is fed in the same transaction as the row it indexes (KF_SQLITE_SEARCH).   \
-     */                                                                                            \
     /* The search index fed in batches (migration 17, KF_SQLITE_SEARCH_BATCH). */                  \
     X(SEARCH_PENDING_ADD, "INSERT INTO search_pending (id) VALUES (?1)")                           \
     X(SEARCH_PENDING_INDEX, "INSERT INTO message_search (rowid, text) "                            \
@@ -899,6 +897,7 @@ typedef struct sqlite_store {
      * for the search index, and since when (monotonic µs) the first of them waits. */
     size_t search_pending;
     uint64_t search_pending_since_us;
+    uint64_t search_retry_us; /* after an index that failed, none before this (monotonic µs) */
     /* search_pending as the loops see it, set by the writer after each batch and before its
      * writes are handed back: 0 lets a search read at once, without asking the writer to index
      * first (a message acknowledged before the search is counted here already). */
@@ -1218,8 +1217,9 @@ int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t lim
 
 /* The search index is fed in batches: a message's text waits in search_pending (its id, in the
  * message's own transaction, so that a crash loses nothing) until this many wait, or the first of
- * them has waited KF_SQLITE_SEARCH_DELAY_MS, or a search is asked for; then one statement of the
- * writer's next transaction indexes them all and empties the table (sqlite_writer.c). Indexing
+ * them has waited KF_SQLITE_SEARCH_DELAY_MS, and then a transaction of the writer's own between
+ * two batches indexes them all in one statement and empties the table; or a search asks for them,
+ * and the batch its ask is in does that (sqlite_writer.c). Indexing
  * a message with each commit made FTS5 write a segment of its own per commit, about six pages,
  * a quarter of the writer's time at 5,000 msg/s (docs/PERFORMANCE.md, "The write path"). */
 #define KF_SQLITE_SEARCH_BATCH 128

@@ -1402,22 +1402,31 @@ static void log_failures(const op_t *batch, int batch_rc)
     }
 }
 
-/* Whether the batch that began at now_us indexes what waits for the search index: a search asked
- * for it (OP_SEARCH_INDEX), or enough waits, or the first has waited long enough
- * (KF_SQLITE_SEARCH_BATCH). */
-static bool search_index_due(const sqlite_store_t *s, const op_t *batch, size_t added,
-                             uint64_t now_us)
+/* Whether a search in the batch asked for the index (OP_SEARCH_INDEX): it is then indexed in the
+ * batch, before the search reads. */
+static bool search_index_asked(const sqlite_store_t *s, const op_t *batch, size_t added)
 {
-    size_t waiting = s->search_pending + added;
-    if (waiting == 0)
+    if (s->search_pending + added == 0)
         return false;
     for (const op_t *op = batch; op != NULL; op = op->next) {
         if (op->kind == OP_SEARCH_INDEX)
             return true;
     }
-    return waiting >= KF_SQLITE_SEARCH_BATCH ||
-           (s->search_pending > 0 &&
-            now_us - s->search_pending_since_us >= (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000);
+    return false;
+}
+
+/* Whether what waits for the search index is due at now_us, in a transaction of its own: enough
+ * waits, or the first has waited long enough (KF_SQLITE_SEARCH_BATCH), and no attempt failed
+ * within the delay. The writer runs it between batches, after handing the last one back: in a
+ * batch's own transaction, that batch's writes waited for the index, about half a millisecond
+ * for 128 messages, which made the tail of the latency (docs/PERFORMANCE.md, "The search index
+ * between batches"). */
+static bool search_index_due(const sqlite_store_t *s, uint64_t now_us)
+{
+    if (s->search_pending == 0 || now_us < s->search_retry_us)
+        return false;
+    return s->search_pending >= KF_SQLITE_SEARCH_BATCH ||
+           now_us - s->search_pending_since_us >= (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
 }
 
 /* Indexes every message waiting in search_pending, and empties it. */
@@ -1434,9 +1443,10 @@ static void search_pending_after(sqlite_store_t *s, int rc, bool indexed, size_t
                                  uint64_t began_us)
 {
     if (rc != 0) {
-        /* Nothing of the batch stayed; what waited still does, tried again a delay later. */
-        if (s->search_pending > 0)
-            s->search_pending_since_us = began_us;
+        /* Nothing of the batch stayed; what waited still does, and a failed index is tried again
+         * a delay later, not at once. */
+        if (indexed)
+            s->search_retry_us = began_us + (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
         return;
     }
     if (indexed) {
@@ -1467,7 +1477,9 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
         if (sqlite3_get_autocommit(c->db))
             rc = op->result.rc != 0 ? op->result.rc : KF_ESTORE;
     }
-    if (rc == 0 && search_index_due(s, batch, c->search_added, began_us)) {
+    /* Alone (batch NULL) the writer indexes what is due; in a batch, only what a search asks. */
+    if (rc == 0 &&
+        (batch == NULL ? s->search_pending > 0 : search_index_asked(s, batch, c->search_added))) {
         indexed = true;
         rc = search_index(c);
         if (rc != 0)
@@ -1550,16 +1562,18 @@ static void *writer_main(void *data)
     atomic_store_explicit(&s->search_waiting, s->search_pending, memory_order_release);
     pthread_mutex_lock(&s->queue_lock);
     for (;;) {
-        bool index_alone = false;
+        bool index_alone = search_index_due(s, kf_clock_mono_us());
         while (s->queued.head == NULL && !s->writer_stopping && !index_alone) {
             if (s->search_pending == 0) {
                 pthread_cond_wait(&s->queue_wake, &s->queue_lock);
                 continue;
             }
             /* Idle with messages waiting for the search index: index them once their delay is
-             * over, in a transaction of their own, unless a write comes first. */
+             * over, unless a write comes first. */
             uint64_t due_us =
                 s->search_pending_since_us + (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
+            if (due_us < s->search_retry_us)
+                due_us = s->search_retry_us;
             uint64_t now_us = kf_clock_mono_us();
             if (now_us >= due_us) {
                 index_alone = true;

@@ -949,10 +949,24 @@ static search_count_t search_count(suite_fixture_t *f, const char *query)
     return c;
 }
 
+/* What waits for the search index once the writer has had 10 s to index it by itself (a poll,
+ * with a bound far past KF_SQLITE_SEARCH_DELAY_MS). */
+static int64_t search_waiting_after_poll(suite_fixture_t *f)
+{
+    int64_t waiting = sql_int(f, "SELECT count(*) FROM search_pending");
+    for (int i = 0; i < 200 && waiting > 0; i++) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        waiting = sql_int(f, "SELECT count(*) FROM search_pending");
+    }
+    return waiting;
+}
+
 /* Messages reach the search index in batches (migration 17): a stored message waits in
  * search_pending, a search indexes what waits before it reads (so it finds every message stored
- * before it), an idle writer indexes what waits by itself after a delay, and what waits at a
- * stop is indexed after the next start. Never twice: the hits are counted. */
+ * before it), an idle writer indexes what waits by itself after a delay, a full batch's worth is
+ * indexed between two batches, and what waits at a stop is indexed after the next start. Never
+ * twice: the hits are counted. */
 static void test_sqlite_search_index_batches(void **state)
 {
     suite_fixture_t *f = *state;
@@ -963,18 +977,21 @@ static void test_sqlite_search_index_batches(void **state)
     assert_int_equal(search_count(f, "parcel").count, 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM search_pending"), 0);
 
-    /* Idle: the writer indexes by itself (a poll, with a bound far past the delay). */
+    /* Idle: the writer indexes by itself. */
     int64_t third = suite_add_message(f, conversation, 0, "parcel three");
-    int64_t waiting = 1;
-    for (int i = 0; i < 200 && waiting > 0; i++) {
-        struct timespec pause = {0, 50 * 1000 * 1000};
-        nanosleep(&pause, NULL);
-        waiting = sql_int(f, "SELECT count(*) FROM search_pending");
-    }
-    assert_int_equal(waiting, 0);
+    assert_int_equal(search_waiting_after_poll(f), 0);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM message_search WHERE message_search "
                                 "MATCH 'parcel'"),
                      3);
+
+    /* A full batch's worth waiting: the writer indexes it between two batches, in a
+     * transaction of its own, without a search asking. */
+    for (int i = 0; i < KF_SQLITE_SEARCH_BATCH; i++)
+        suite_add_message(f, conversation, 0, "crate");
+    assert_int_equal(search_waiting_after_poll(f), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM message_search WHERE message_search "
+                                "MATCH 'crate'"),
+                     KF_SQLITE_SEARCH_BATCH);
 
     /* A stop with a message waiting, as a crash after its commit leaves it: the next start
      * indexes it, once. */
@@ -990,7 +1007,7 @@ static void test_sqlite_search_index_batches(void **state)
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     search_count_t hits = search_count(f, "parcel");
     assert_int_equal(hits.count, 4);
-    assert_int_equal(hits.newest, third + 1);
+    assert_int_equal(hits.newest, third + 1 + KF_SQLITE_SEARCH_BATCH);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM search_pending"), 0);
 }
 
