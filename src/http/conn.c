@@ -21,7 +21,7 @@
  * millisecond per 5,000 connections, and the requests that came meanwhile waited
  * (docs/PERFORMANCE.md, "The loops' sweeps in slices"). */
 #define SWEEP_INTERVAL_MS 100
-#define SWEEP_SLICES 10
+#define SWEEP_ROUND_MS 1000
 /* Read buffer handed to libuv; shared by every connection of a loop because the loop reads one
  * at a time (one per loop thread: read_chunk), and copied into the connection's own buffer only
  * when a request is incomplete. */
@@ -628,7 +628,8 @@ static void accept_cb(uv_stream_t *listener, int status)
 
 /* ---- timeouts ---- */
 
-/* One slice of the sweep (a tenth of the connections, from the front of the list to its back):
+/* One slice of the sweep (its share of the round, kf_list_sweep_slice, from the front of the
+ * list to its back):
  * slow request heads and bodies (408), idle keep-alive connections, new connections that send
  * nothing (they get the head's time, not the keep-alive idle time), peers that leave their
  * answers unread (the idle time), and lingering closes. */
@@ -637,7 +638,8 @@ static void sweep_cb(uv_timer_t *timer)
     kf_server_t *server = timer->data;
     const kf_server_config_t *config = &server->config;
     uint64_t now = kf_clock_mono_ms();
-    size_t slice = (server->conn_count + SWEEP_SLICES - 1) / SWEEP_SLICES;
+    size_t slice =
+        kf_list_sweep_slice(&server->sweep_round, server->conn_count, now, SWEEP_ROUND_MS);
     for (size_t i = 0; i < slice; i++) {
         kf_list_t *it = kf_list_rotate(&server->conns);
         if (it == NULL)
@@ -775,6 +777,7 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     uv_timer_init(loop, &server->sweep);
     server->sweep.data = server;
     server->open_handles++;
+    server->sweep_round.start_ms = kf_clock_mono_ms();
     uv_timer_start(&server->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     *out = server;
     return 0;

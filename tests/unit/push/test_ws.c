@@ -108,7 +108,7 @@ static void test_ws_bad_handshakes(void **state)
 static void test_ws_dead_peer(void **state)
 {
     (void)state;
-    pf->config.ws_dead_ms = 2500;
+    pf->config.ws_dead_ms = 3500; /* past two pings and a round of the tick */
     pf_restart();
     lc_client_t *quiet, *alive;
     quiet = pf_ws_open("after=0");
