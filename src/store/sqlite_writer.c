@@ -1415,18 +1415,21 @@ static bool search_index_asked(const sqlite_store_t *s, const op_t *batch, size_
     return false;
 }
 
-/* Whether what waits for the search index is due at now_us, in a transaction of its own: enough
- * waits, or the first has waited long enough (KF_SQLITE_SEARCH_BATCH), and no attempt failed
- * within the delay. The writer runs it between batches, after handing the last one back: in a
- * batch's own transaction, that batch's writes waited for the index, about half a millisecond
- * for 128 messages, which made the tail of the latency (docs/PERFORMANCE.md, "The search index
- * between batches"). */
-static bool search_index_due(const sqlite_store_t *s, uint64_t now_us)
+/* When what waits for the search index is due, in a transaction of its own (monotonic µs;
+ * UINT64_MAX when nothing waits): at once when enough waits (KF_SQLITE_SEARCH_BATCH), else once the
+ * first has waited KF_SQLITE_SEARCH_DELAY_MS, and never within the delay after an attempt failed.
+ * The writer runs it between batches, after handing the last one back: in a batch's own
+ * transaction, that batch's writes waited for the index, about half a millisecond for 128
+ * messages, which made the tail of the latency (docs/PERFORMANCE.md, "The search index between
+ * batches"). */
+static uint64_t search_index_due_us(const sqlite_store_t *s)
 {
-    if (s->search_pending == 0 || now_us < s->search_retry_us)
-        return false;
-    return s->search_pending >= KF_SQLITE_SEARCH_BATCH ||
-           now_us - s->search_pending_since_us >= (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
+    if (s->search_pending == 0)
+        return UINT64_MAX;
+    uint64_t due_us = s->search_pending >= KF_SQLITE_SEARCH_BATCH
+                          ? 0
+                          : s->search_pending_since_us + (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
+    return due_us < s->search_retry_us ? s->search_retry_us : due_us;
 }
 
 /* Indexes every message waiting in search_pending, and empties it. */
@@ -1562,18 +1565,15 @@ static void *writer_main(void *data)
     atomic_store_explicit(&s->search_waiting, s->search_pending, memory_order_release);
     pthread_mutex_lock(&s->queue_lock);
     for (;;) {
-        bool index_alone = search_index_due(s, kf_clock_mono_us());
+        bool index_alone = kf_clock_mono_us() >= search_index_due_us(s);
         while (s->queued.head == NULL && !s->writer_stopping && !index_alone) {
-            if (s->search_pending == 0) {
+            uint64_t due_us = search_index_due_us(s);
+            if (due_us == UINT64_MAX) {
                 pthread_cond_wait(&s->queue_wake, &s->queue_lock);
                 continue;
             }
-            /* Idle with messages waiting for the search index: index them once their delay is
-             * over, unless a write comes first. */
-            uint64_t due_us =
-                s->search_pending_since_us + (uint64_t)KF_SQLITE_SEARCH_DELAY_MS * 1000;
-            if (due_us < s->search_retry_us)
-                due_us = s->search_retry_us;
+            /* Idle with messages waiting for the search index: index them once they are due,
+             * unless a write comes first. */
             uint64_t now_us = kf_clock_mono_us();
             if (now_us >= due_us) {
                 index_alone = true;
