@@ -173,7 +173,7 @@ static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_prin
         free(wait); /* the bus went meanwhile: local counts only */
     }
     size_t open = 0;
-    if (stays && !kf_quota_allows(app->quota, kind, subject, &open)) {
+    if (stays && !kf_quota_take(app->quota, req, kind, subject, &open)) {
         kf_debug("push request from %s refused: %c%lld holds %zu connections", kf_req_peer(req),
                  kind, (long long)subject, open);
         kf_resp_error(req, 429, "too_many_connections",
@@ -189,8 +189,6 @@ static void serve_as(kf_req_t *req, kf_push_transport_t transport, const kf_prin
         kf_invite_seen(app, subject, who->visitor.name);
     kf_push_source_t source = kf_replay_source(app->replay, kind, subject, topic);
     kf_push_serve(app->push, req, transport, &source, after, hold_ms);
-    if (stays)
-        kf_quota_count(app->quota, req, kind, subject);
 }
 
 static void serve(const kf_call_t *call, kf_push_transport_t transport)

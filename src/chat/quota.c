@@ -280,14 +280,22 @@ static void holder_end_cb(kf_req_t *req, void *data)
     unlock(quota);
 }
 
-void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject)
+bool kf_quota_take(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject, size_t *open)
 {
-    /* Counted with no limit too: an agent's open connections are its presence (chat/presence.h). */
+    size_t max = kind == 'v' ? quota->per_visitor : quota->per_agent;
     unsigned char key[9];
     holder_key(kind, subject, key);
     uint64_t hash;
+    /* The check and the count under one hold of the lock: two loops admitting one person at the
+     * same instant would each see room for one more, and both count. */
     lock(quota);
     holder_t *holder = find(quota, key, &hash);
+    *open = (holder != NULL ? holder->connections : 0) + others_of(quota, key);
+    if (max != 0 && *open >= max) {
+        unlock(quota);
+        return false;
+    }
+    /* Counted with no limit too: an agent's open connections are its presence (chat/presence.h). */
     bool added = holder == NULL;
     if (added) {
         holder = kf_xcalloc(1, sizeof *holder);
@@ -303,6 +311,7 @@ void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject
     unlock(quota);
     if (counted)
         tell(quota, key, 1, NULL, NULL);
+    return true;
 }
 
 size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject)

@@ -2,8 +2,9 @@
  * polls, streams and WebSockets open at once (--max-push-per-visitor, --max-push-per-agent), so
  * that no one holds an unbounded share of the server's connections; past it the new one is
  * refused, not an old one dropped (the old ones may be the person's other tabs). Any loop
- * thread: the loops of one process share one table (a lock); a check and the count after it are
- * two steps, so loops admitting one person at the same instant may pass the limit by one each. */
+ * thread: the loops of one process share one table (a lock), and a request is checked and counted
+ * in one step (kf_quota_take), before its answer goes out: a client that opens its next stream as
+ * soon as the last one answered, on another loop, finds the last one counted. */
 #ifndef KF_CHAT_QUOTA_H
 #define KF_CHAT_QUOTA_H
 
@@ -22,9 +23,11 @@ kf_quota_t *kf_quota_new(size_t per_visitor, size_t per_agent);
 void kf_quota_free(kf_quota_t *quota);
 /* Whether the listener (kind 'v' or 'a', and id) may open one more; *open gets how many are. */
 bool kf_quota_allows(const kf_quota_t *quota, char kind, int64_t subject, size_t *open);
-/* Counts req against its listener until it ends, if it stays open (held, streaming, upgraded);
- * a request already answered is not counted. Counted with no limit too. */
-void kf_quota_count(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject);
+/* Whether the listener may open one more (as kf_quota_allows), and if so counts req against it
+ * until the request ends: called before the request is served, so that it is counted before its
+ * answer can reach the client; one the serve answers at once ends, and is uncounted, there.
+ * Counted with no limit too. A request already ended is not counted (true all the same). */
+bool kf_quota_take(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject, size_t *open);
 /* How many the listener holds open now (counted whatever the limit). */
 size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject);
 /* ---- across nodes ----

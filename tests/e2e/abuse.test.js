@@ -270,6 +270,39 @@ test('push connections per visitor and per agent: 429 JSON past the limit on eve
     boSse.sock.destroy();
   }));
 
+test('push connections opened all at once, over the loops: never more than the limit at a time, for an agent and for a visitor', { timeout: 90000 }, (t) =>
+  scenario(t, async (env) => {
+    // Each loop checked a request and counted it after serving it: two loops admitting one
+    // person at the same instant, or a client opening its next stream on the other loop as soon
+    // as the last one's head came, passed the limit (a fourth agent stream in CI).
+    const srv = await env.server({ args: ['--loops', '2', '--max-push-per-visitor', '2', '--max-push-per-agent', '3', '--visitor-requests-per-minute', '6000', '--visitor-request-burst', '1000'] });
+    const ag = await agentLogin(srv, ANA.email, ANA.password);
+    const v = await newVisitor(srv, 'Vera');
+    const open = [];
+    env.defer(() => open.forEach((c) => c.sock.destroy()));
+    const who = [
+      { headers: { Cookie: ag.cookie }, max: 3, what: 'agent' },
+      { headers: bearer(v.token), max: 2, what: 'visitor' },
+    ];
+    for (const { headers, max, what } of who) {
+      for (let round = 0; round < 25; round++) {
+        const got = await Promise.all(Array.from({ length: 10 }, () => exchange(srv.port, get('/push/sse?after=0', headers))));
+        open.push(...got);
+        const held = got.filter((r) => r.status === 200).length;
+        assert.ok(held <= max, `round ${round}: ${held} ${what} streams held at once, the limit is ${max}`);
+        for (const r of got) if (r.status !== 200) assertJsonError(r, 429, 'too_many_connections', `${what}, round ${round}`);
+        got.forEach((r) => r.sock.destroy());
+        // Closed streams free their places: the next round starts from none held.
+        await eventually(async () => {
+          const probe = await exchange(srv.port, get('/push/sse?after=0', headers));
+          probe.sock.destroy();
+          return probe.status === 200;
+        }, { timeout: 5000, what: `a ${what} stream after the round's were closed` });
+        await sleep(50);
+      }
+    }
+  }));
+
 test('requests and messages per visitor: 429 with Retry-After and a JSON error over HTTP, an error with retry_after over WebSocket; others unaffected; allowed again after the wait', { timeout: 60000 }, (t) =>
   scenario(t, async (env) => {
     const srv = await env.server({
