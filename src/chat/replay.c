@@ -105,6 +105,15 @@ void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t mes
     remember_overall(replay, message_id);
 }
 
+void kf_replay_note_new_visitor(kf_replay_t *replay, int64_t visitor_id)
+{
+    /* A visitor just created has no message: nothing is above 0. Their first stream, which opens
+     * with cursor 0, then needs no query; a message stored for them later is noted before it is
+     * delivered here. */
+    if (visitor_id > 0)
+        remember_visitor(replay, visitor_id, 0);
+}
+
 /* True when nothing stored is above after for this stream, as far as we know without a query. */
 static bool nothing_to_replay(kf_replay_t *replay, int64_t visitor_id, uint64_t after)
 {

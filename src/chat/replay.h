@@ -28,6 +28,9 @@ kf_push_source_t kf_replay_source(kf_replay_t *replay, char kind, int64_t subjec
  * stream whose cursor is at or above the newest noted id needs no replay. visitor_id 0 (a private
  * note: kf_chat_audience_visitor) tells the agents' streams only. */
 void kf_replay_note_message(kf_replay_t *replay, int64_t visitor_id, int64_t message_id);
+/* A visitor was created on this loop, with no message yet: their first stream (cursor 0) needs
+ * no query here. Only for a new visitor: one found again (an identified user) may have messages. */
+void kf_replay_note_new_visitor(kf_replay_t *replay, int64_t visitor_id);
 /* Forgets what it knows of stored messages, as a restarted server would: for tests, and after a
  * gap on the bus between nodes (chat/app.c), when other nodes may have stored messages unseen. */
 void kf_replay_forget(kf_replay_t *replay);

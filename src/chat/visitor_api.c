@@ -32,6 +32,7 @@ static void visitor_created_cb(void *ctx, const kf_store_result_t *r)
     if (r->rc == 0) {
         w->visitor.id = r->id;
         kf_authn_remember_visitor(w->app->authn, w->hash, &w->visitor);
+        kf_replay_note_new_visitor(w->app->replay, r->id);
     }
     if (req != NULL && r->rc != 0)
         kf_call_fail(req, r->rc, NULL);

@@ -285,12 +285,42 @@ static void test_replays_skip_notes(void **state)
     world_close(&w);
 }
 
+/* A visitor created on this loop has no message: their first stream, from cursor 0, needs no
+ * query. Their first message, noted, takes that back for cursor 0; and a later note of 0 (the
+ * creation heard late) does not lower the mark. */
+static void test_replays_new_visitor(void **state)
+{
+    (void)state;
+    world_t w;
+    world_open(&w);
+    int64_t none;
+    w.visitors[0] = visitor_with_messages(&w, 9, 0, &none, NULL);
+    kf_replay_note_new_visitor(w.replay, w.visitors[0]);
+    replay_without_query(&w, 'v', w.visitors[0], 0);
+    int64_t ids[1];
+    kf_message_new_t m = {.visitor_id = w.visitors[0],
+                          .sender = KF_SENDER_VISITOR,
+                          .body = "hello",
+                          .now = kf_clock_wall_ms()};
+    kf_store_sync_message_t out;
+    assert_int_equal(kf_store_sync_message_add(w.store, &m, &out), 0);
+    ids[0] = out.id;
+    kf_replay_note_message(w.replay, w.visitors[0], ids[0]);
+    kf_replay_note_new_visitor(w.replay, w.visitors[0]);
+    replayed_t r = replay(&w, 'v', w.visitors[0], 0, 100);
+    assert_int_equal(r.emitted, 1);
+    replay_without_query(&w, 'v', w.visitors[0], (uint64_t)ids[0]);
+
+    world_close(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replays),
         cmocka_unit_test(test_replays_skip_notes),
         cmocka_unit_test(test_replays_after_notes_out_of_order),
+        cmocka_unit_test(test_replays_new_visitor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
