@@ -113,9 +113,10 @@ struct kf_server {
     kf_server_config_t config;
     kf_handler_fn handler;
     void *app;
-    kf_list_t conns; /* every open connection */
+    kf_list_t conns; /* every open connection, in the order the sweep looks at them */
     size_t conn_count;
-    int open_handles; /* listener, sweep timer and connections not yet closed */
+    kf_list_sweep_t sweep_round; /* where the sweep is in its round */
+    int open_handles;            /* listener, sweep timer and connections not yet closed */
     bool stopping;
     void (*done_cb)(void *data);
     void *done_data;
