@@ -1,6 +1,6 @@
 /* conn.c: HTTP/1.1 connections: accepting them, reading, request framing, the connection's state
  * machine (http/server_int.h draws it), dispatch to the handler, closing and lingering, and the
- * sweep of timeouts, a slice at a time; and the server's start and stop. */
+ * 1-second sweep of timeouts; and the server's start and stop. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -16,12 +16,8 @@
 #include "http/server_int.h"
 
 /* Timeouts and idle checks run from one coarse sweep instead of a timer per connection: an idle
- * connection then costs only its memory. The sweep looks at every connection once a second, a
- * slice every SWEEP_INTERVAL_MS: one pass over all of them held the loop for about half a
- * millisecond per 5,000 connections, and the requests that came meanwhile waited
- * (docs/PERFORMANCE.md, "The loops' sweeps in slices"). */
-#define SWEEP_INTERVAL_MS 100
-#define SWEEP_ROUND_MS 1000
+ * connection then costs only its memory. */
+#define SWEEP_INTERVAL_MS 1000
 /* Read buffer handed to libuv; shared by every connection of a loop because the loop reads one
  * at a time (one per loop thread: read_chunk), and copied into the connection's own buffer only
  * when a request is incomplete. */
@@ -628,22 +624,15 @@ static void accept_cb(uv_stream_t *listener, int status)
 
 /* ---- timeouts ---- */
 
-/* One slice of the sweep (its share of the round, kf_list_sweep_slice, from the front of the
- * list to its back):
- * slow request heads and bodies (408), idle keep-alive connections, new connections that send
- * nothing (they get the head's time, not the keep-alive idle time), peers that leave their
- * answers unread (the idle time), and lingering closes. */
+/* One pass over every connection: slow request heads and bodies (408), idle keep-alive
+ * connections, new connections that send nothing (they get the head's time, not the keep-alive
+ * idle time), peers that leave their answers unread (the idle time), and lingering closes. */
 static void sweep_cb(uv_timer_t *timer)
 {
     kf_server_t *server = timer->data;
     const kf_server_config_t *config = &server->config;
     uint64_t now = kf_clock_mono_ms();
-    size_t slice =
-        kf_list_sweep_slice(&server->sweep_round, server->conn_count, now, SWEEP_ROUND_MS);
-    for (size_t i = 0; i < slice; i++) {
-        kf_list_t *it = kf_list_rotate(&server->conns);
-        if (it == NULL)
-            break;
+    KF_LIST_FOREACH(it, next, &server->conns) {
         kf_conn_t *conn = KF_CONTAINER_OF(it, kf_conn_t, link);
         uint64_t waited = now - conn->since_ms;
         switch (conn->state) {
@@ -777,7 +766,6 @@ int kf_server_start(uv_loop_t *loop, const kf_server_config_t *config, kf_handle
     uv_timer_init(loop, &server->sweep);
     server->sweep.data = server;
     server->open_handles++;
-    server->sweep_round.start_ms = kf_clock_mono_ms();
     uv_timer_start(&server->sweep, sweep_cb, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     *out = server;
     return 0;

@@ -113,10 +113,9 @@ struct kf_server {
     kf_server_config_t config;
     kf_handler_fn handler;
     void *app;
-    kf_list_t conns; /* every open connection, in the order the sweep looks at them */
+    kf_list_t conns; /* every open connection */
     size_t conn_count;
-    kf_list_sweep_t sweep_round; /* where the sweep is in its round */
-    int open_handles;            /* listener, sweep timer and connections not yet closed */
+    int open_handles; /* listener, sweep timer and connections not yet closed */
     bool stopping;
     void (*done_cb)(void *data);
     void *done_data;

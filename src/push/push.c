@@ -14,9 +14,7 @@
 #include "base/metrics.h"
 #include "push/transport.h"
 
-/* The tick looks at every client once a round, a slice every TICK_MS (see tick_cb). */
-#define TICK_MS 100
-#define TICK_ROUND_MS 1000
+#define TICK_MS 1000
 
 static const kf_push_transport_ops_t *const transports[] = {
 #define KF__PUSH_TABLE_ENTRY(id, ops) [id] = &ops,
@@ -33,7 +31,7 @@ struct kf_push {
     kf_hub_t *hub;
     kf_push_config_t config;
     uv_timer_t tick;   /* one coarse timer for every client's timeout and heartbeat */
-    kf_list_t clients; /* every client not dead, in the order the tick looks at them */
+    kf_list_t clients; /* every client not dead, newest last */
     /* kf_push_rewind's: clients that start before rewind_until_ms (monotonic) replay from
      * rewind_floor at the latest */
     uint64_t rewind_floor;
@@ -45,8 +43,6 @@ struct kf_push {
      * Emptied when the window ends or a rewind begins a new one. */
     kf_map_t rewound;
     size_t client_count;
-    kf_list_sweep_t tick_round;                      /* where the tick is in its round */
-    uint64_t windows_swept_ms;                       /* when the windows were last swept */
     size_t transport_count[KF_PUSH_TRANSPORT_COUNT]; /* of them, by transport */
     kf_push_windows_t *windows;                      /* of the topics windowed clients follow */
 };
@@ -450,28 +446,16 @@ void kf_push_keep_window(kf_push_t *push, const char *topic)
     kf__push_window_detach(kf__push_window_attach(push->windows, topic));
 }
 
-/* One slice of the clients (their share of the round, kf_list_sweep_slice, from the front of the
- * list to its back) gets its heartbeat and its timeouts looked at; a pass over all of them at once
- * held the loop for about half a millisecond per 5,000 clients, every second, and the messages
- * that came meanwhile waited (docs/PERFORMANCE.md, "The loops' sweeps in slices"). The windows
- * are swept once a round. */
 static void tick_cb(uv_timer_t *timer)
 {
     kf_push_t *push = timer->data;
     uint64_t now = kf_clock_mono_ms();
-    size_t slice = kf_list_sweep_slice(&push->tick_round, push->client_count, now, TICK_ROUND_MS);
-    for (size_t i = 0; i < slice; i++) {
-        kf_list_t *it = kf_list_rotate(&push->clients);
-        if (it == NULL)
-            break;
+    KF_LIST_FOREACH(it, next, &push->clients) {
         kf_push_client_t *client = KF_CONTAINER_OF(it, kf_push_client_t, link);
         if (client->ops->heartbeat != NULL)
             client->ops->heartbeat(client, now);
     }
-    if (now - push->windows_swept_ms >= TICK_ROUND_MS) {
-        push->windows_swept_ms = now;
-        kf__push_windows_sweep(push->windows, now);
-    }
+    kf__push_windows_sweep(push->windows, now);
 }
 
 kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *config)
@@ -486,7 +470,6 @@ kf_push_t *kf_push_new(uv_loop_t *loop, kf_hub_t *hub, const kf_push_config_t *c
     kf_list_init(&push->clients);
     uv_timer_init(loop, &push->tick);
     push->tick.data = push;
-    push->tick_round.start_ms = push->windows_swept_ms = kf_clock_mono_ms();
     uv_timer_start(&push->tick, tick_cb, TICK_MS, TICK_MS);
     return push;
 }
