@@ -145,18 +145,6 @@ static size_t others_of(const kf_quota_t *quota, const unsigned char key[9])
     return others != NULL && fresh(others, kf_clock_mono_ms()) ? (size_t)others->connections : 0;
 }
 
-bool kf_quota_allows(const kf_quota_t *quota, char kind, int64_t subject, size_t *open)
-{
-    size_t max = kind == 'v' ? quota->per_visitor : quota->per_agent;
-    unsigned char key[9];
-    holder_key(kind, subject, key);
-    lock(quota);
-    const holder_t *holder = find(quota, key, NULL);
-    *open = (holder != NULL ? holder->connections : 0) + others_of(quota, key);
-    unlock(quota);
-    return max == 0 || *open < max;
-}
-
 /* ---- shared with the other nodes ---- */
 
 /* An answer from Redis about one listener, or a caller waiting for one. */

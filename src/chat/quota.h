@@ -21,12 +21,11 @@ typedef struct kf_quota kf_quota_t;
 kf_quota_t *kf_quota_new(size_t per_visitor, size_t per_agent);
 /* Frees the table; every counted request has ended by then (the server closed them). */
 void kf_quota_free(kf_quota_t *quota);
-/* Whether the listener (kind 'v' or 'a', and id) may open one more; *open gets how many are. */
-bool kf_quota_allows(const kf_quota_t *quota, char kind, int64_t subject, size_t *open);
-/* Whether the listener may open one more (as kf_quota_allows), and if so counts req against it
- * until the request ends: called before the request is served, so that it is counted before its
- * answer can reach the client; one the serve answers at once ends, and is uncounted, there.
- * Counted with no limit too. A request already ended is not counted (true all the same). */
+/* Whether the listener (kind 'v' or 'a', and id) may open one more (*open gets how many it
+ * holds), and if so counts req against it until the request ends: called before the request is
+ * served, so that it is counted before its answer can reach the client; one the serve answers at
+ * once ends, and is uncounted, there. Counted with no limit too. A request already ended is not
+ * counted (true all the same). */
 bool kf_quota_take(kf_quota_t *quota, kf_req_t *req, char kind, int64_t subject, size_t *open);
 /* How many the listener holds open now (counted whatever the limit). */
 size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject);
@@ -39,7 +38,7 @@ size_t kf_quota_open(const kf_quota_t *quota, char kind, int64_t subject);
 
 /* Shares the counts through bus (NULL: stops; before the bus is freed). */
 void kf_quota_share(kf_quota_t *quota, kf_bus_t *bus);
-/* Whether kf_quota_allows knows the other nodes' count of the listener: nothing is shared (or
+/* Whether kf_quota_take knows the other nodes' count of the listener: nothing is shared (or
  * the bus is down: local counts only), no limit applies, or a recent answer is held. */
 bool kf_quota_known(const kf_quota_t *quota, char kind, int64_t subject);
 /* closing: sharing was stopped meanwhile (kf_quota_share NULL: the application is going), and
