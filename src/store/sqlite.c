@@ -425,6 +425,11 @@ static const char *const migrations[] = {
      * msg/s (docs/PERFORMANCE.md). An import runs the same statement for each message. */
     ("DROP TRIGGER messages_first_reply;"
      "DROP TRIGGER messages_last;"),
+    /* 23: the writer's idle merge (KF_SQLITE_MERGE_IDLE_MS) merges any level of either search
+     * index that holds two segments or more, not four (FTS5's default usermerge): a search looks
+     * its words up in each segment. Kept in the indexes' own configuration. */
+    ("INSERT INTO message_search (message_search, rank) VALUES ('usermerge', 2);"
+     "INSERT INTO visitor_search (visitor_search, rank) VALUES ('usermerge', 2);"),
 };
 
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))

@@ -517,6 +517,11 @@
                             "json_each(kefu_search_words(kefu_search_text(m.body))) w")            \
     X(SEARCH_PENDING_CLEAR, "DELETE FROM search_pending")                                          \
     X(SEARCH_PENDING_COUNT, "SELECT count(*) FROM search_pending")                                 \
+    /* A step of the indexes' merge in idle time (KF_SQLITE_MERGE_PAGES, migration 23). */         \
+    X(SEARCH_MERGE_MESSAGES, "INSERT INTO message_search (message_search, rank) "                  \
+                             "VALUES ('merge', " KF_SQLITE_MERGE_PAGES_SQL ")")                    \
+    X(SEARCH_MERGE_VISITORS, "INSERT INTO visitor_search (visitor_search, rank) "                  \
+                             "VALUES ('merge', " KF_SQLITE_MERGE_PAGES_SQL ")")                    \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(SEARCH, KF_SQLITE_SEARCH_FEW)                                                                \
@@ -902,6 +907,11 @@ typedef struct sqlite_store {
      * writes are handed back: 0 lets a search read at once, without asking the writer to index
      * first (a message acknowledged before the search is counted here already). */
     atomic_size_t search_waiting;
+    /* The writer thread's own: whether the search indexes may have segments to merge (set by
+     * every committed batch, cleared by a merge step that found nothing), and when the last batch
+     * ended (monotonic µs): the idle merge waits KF_SQLITE_MERGE_IDLE_MS after it. */
+    bool merge_wanted;
+    uint64_t last_batch_us;
     char *blob_dir; /* where attachments' blob files live: "attachments" beside the database
                      * file (made by the writer on its first blob) */
 } sqlite_store_t;
@@ -1224,6 +1234,18 @@ int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t lim
  * a quarter of the writer's time at 5,000 msg/s (docs/PERFORMANCE.md, "The write path"). */
 #define KF_SQLITE_SEARCH_BATCH 128
 #define KF_SQLITE_SEARCH_DELAY_MS 250
+
+/* The search indexes' segments are merged while the writer is idle: once no write has come for
+ * KF_SQLITE_MERGE_IDLE_MS, a step at a time (FTS5's 'merge' of about KF_SQLITE_MERGE_PAGES
+ * pages, a transaction of its own), until a step finds nothing to merge. FTS5 merges by itself as
+ * it writes, but only every 64 pages written and only levels of four segments or more, so a
+ * quiet desk's small index batches leave up to fifteen one-page segments, and a large index three
+ * on each level; a search looks its words up in every segment. With usermerge 2 (migration 23)
+ * the idle merge leaves at most one on each level (docs/PERFORMANCE.md, "The search index's
+ * segments"). A step ends at a word's end, so a common word's list on the largest level makes a
+ * long one: a write that comes during it waits for it. */
+#define KF_SQLITE_MERGE_IDLE_MS 1000
+#define KF_SQLITE_MERGE_PAGES_SQL "32"
 
 /* ---- sqlite_checkpointer.c ---- */
 

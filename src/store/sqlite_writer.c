@@ -1494,6 +1494,8 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
             rollback(c);
     }
     kf_sqlite_gate_writer_leave(s);
+    s->merge_wanted |= rc == 0;
+    s->last_batch_us = kf_clock_mono_us();
     search_pending_after(s, rc, indexed, c->search_added, began_us);
     atomic_store_explicit(&s->search_waiting, s->search_pending, memory_order_release);
     log_failures(batch, rc);
@@ -1517,6 +1519,41 @@ static void apply_batch(sqlite_store_t *s, op_t *batch)
             }
         }
     }
+}
+
+/* When the idle merge of the search indexes is due (monotonic µs; UINT64_MAX when nothing
+ * asks for one): KF_SQLITE_MERGE_IDLE_MS after the last batch. */
+static uint64_t search_merge_due_us(const sqlite_store_t *s)
+{
+    return s->merge_wanted ? s->last_batch_us + (uint64_t)KF_SQLITE_MERGE_IDLE_MS * 1000
+                           : UINT64_MAX;
+}
+
+/* One step of the idle merge, in a transaction of its own: the messages' index first, the names'
+ * once it has nothing to merge. Whether FTS5 merged anything is told by the rows it changed (its
+ * documented way: two or more). Nothing merged, or a failure (logged): no more steps until a
+ * batch commits. */
+static void search_merge_step(sqlite_store_t *s)
+{
+    conn_t *c = &s->writer;
+    bool merged = false;
+    kf_sqlite_gate_writer_enter(s);
+    int rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_BEGIN));
+    static const stmt_id_t steps[] = {STMT_SEARCH_MERGE_MESSAGES, STMT_SEARCH_MERGE_VISITORS};
+    for (size_t i = 0; rc == 0 && !merged && i < sizeof steps / sizeof steps[0]; i++) {
+        int64_t before = sqlite3_total_changes64(c->db);
+        rc = kf_sqlite_run(kf_sqlite_statement(c, steps[i]));
+        merged = rc == 0 && sqlite3_total_changes64(c->db) - before >= 2;
+    }
+    if (rc == 0)
+        rc = kf_sqlite_run(kf_sqlite_statement(c, STMT_COMMIT));
+    if (rc != 0)
+        rollback(c);
+    kf_sqlite_gate_writer_leave(s);
+    if (rc != 0)
+        kf_error("store: merging the search index failed (%s); tried again after the next write",
+                 kf_strerror(rc));
+    s->merge_wanted = rc == 0 && merged;
 }
 
 void kf_sqlite_count_messages(const op_t *batch)
@@ -1563,20 +1600,27 @@ static void *writer_main(void *data)
     s->search_pending = waiting > 0 ? (size_t)waiting : 0;
     s->search_pending_since_us = kf_clock_mono_us();
     atomic_store_explicit(&s->search_waiting, s->search_pending, memory_order_release);
+    /* A store from before, or left with a merge half done: merged once idle. */
+    s->merge_wanted = true;
+    s->last_batch_us = s->search_pending_since_us;
     pthread_mutex_lock(&s->queue_lock);
     for (;;) {
         bool index_alone = kf_clock_mono_us() >= search_index_due_us(s);
-        while (s->queued.head == NULL && !s->writer_stopping && !index_alone) {
-            uint64_t due_us = search_index_due_us(s);
+        bool merge = false;
+        while (s->queued.head == NULL && !s->writer_stopping && !index_alone && !merge) {
+            uint64_t index_us = search_index_due_us(s);
+            uint64_t merge_us = search_merge_due_us(s);
+            uint64_t due_us = index_us < merge_us ? index_us : merge_us;
             if (due_us == UINT64_MAX) {
                 pthread_cond_wait(&s->queue_wake, &s->queue_lock);
                 continue;
             }
-            /* Idle with messages waiting for the search index: index them once they are due,
-             * unless a write comes first. */
+            /* Idle with messages waiting for the search index, or a merge wanted: do it once
+             * due, unless a write comes first. */
             uint64_t now_us = kf_clock_mono_us();
             if (now_us >= due_us) {
-                index_alone = true;
+                index_alone = now_us >= index_us;
+                merge = !index_alone;
                 break;
             }
             struct timespec until;
@@ -1586,10 +1630,13 @@ static void *writer_main(void *data)
             until.tv_nsec = (long)(ns % 1000000000u);
             pthread_cond_timedwait(&s->queue_wake, &s->queue_lock, &until);
         }
-        if (index_alone) {
+        if (index_alone || merge) {
             s->writing = true;
             pthread_mutex_unlock(&s->queue_lock);
-            apply_batch(s, NULL);
+            if (index_alone)
+                apply_batch(s, NULL);
+            else
+                search_merge_step(s);
             pthread_mutex_lock(&s->queue_lock);
             s->writing = false;
             pthread_cond_broadcast(&s->queue_idle);

@@ -483,7 +483,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "22");
+    assert_string_equal(last_result(seen)->value, "23");
     kf_store_close(f->store);
     f->store = NULL;
     /* WAL is a property of the file, so it shows from another connection. */
@@ -550,7 +550,7 @@ static void test_sqlite_pragmas_and_schema(void **state)
     assert_int_equal(
         suite_wait(f, f->store->ops->setting_get(f->store, "schema_version", on_done, seen), seen),
         0);
-    assert_string_equal(last_result(seen)->value, "22");
+    assert_string_equal(last_result(seen)->value, "23");
     /* A session for an agent that does not exist is refused (before the foreign key would). */
     assert_int_equal(
         suite_wait(f,
@@ -806,7 +806,7 @@ static void test_sqlite_migrates_to_the_desk(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'closed'"), 2);
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 23);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE status = 'resolved'"), 2);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM conversations WHERE assignee_id IS NULL"), 3);
     seen_t *seen = suite_get_conversation(f, first);
@@ -887,7 +887,7 @@ static void test_sqlite_migrates_older_versions(void **state)
         sql_int(f, sql);
 
         assert_int_equal(sqlite_open(f->db, &f->store), 0);
-        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+        assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 23);
         assert_int_equal(sql_int(f, "SELECT count(*) FROM agents WHERE disabled_at IS NULL"), 1);
         char key[8];
         snprintf(key, sizeof key, "k%d", from);
@@ -1009,6 +1009,52 @@ static void test_sqlite_search_index_batches(void **state)
     assert_int_equal(hits.count, 4);
     assert_int_equal(hits.newest, third + 1 + KF_SQLITE_SEARCH_BATCH);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM search_pending"), 0);
+}
+
+/* The segments of the messages' index (one b-tree each; every one has a row in its _idx table)
+ * once the writer has had 10 s to merge them by itself (a poll while there are more than want,
+ * with a bound far past KF_SQLITE_MERGE_IDLE_MS). */
+static int64_t segments_after_poll(suite_fixture_t *f, int64_t want)
+{
+    const char *sql = "SELECT count(DISTINCT segid) FROM message_search_idx";
+    int64_t segments = sql_int(f, sql);
+    for (int i = 0; i < 200 && segments > want; i++) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        segments = sql_int(f, sql);
+    }
+    return segments;
+}
+
+/* Each index batch writes a segment of its own; once the writer is idle it merges them (two on a
+ * level are enough: usermerge 2, migration 23), and every message is found as before. */
+static void test_sqlite_search_merge_idle(void **state)
+{
+    suite_fixture_t *f = *state;
+    assert_int_equal(sql_int(f, "SELECT v FROM message_search_config WHERE k = 'usermerge'"), 2);
+    assert_int_equal(sql_int(f, "SELECT v FROM visitor_search_config WHERE k = 'usermerge'"), 2);
+    int64_t visitor = suite_add_visitor(f, "token-a", "Ann");
+    int64_t conversation = suite_open_conversation(f, visitor, "lantern 0", SUITE_NOW, NULL);
+    /* A search before each message makes the writer index what waits: a batch, a segment. */
+    for (int i = 1; i <= 6; i++) {
+        assert_int_equal(search_count(f, "lantern").count, i);
+        char body[32];
+        snprintf(body, sizeof body, "lantern %d", i);
+        suite_add_message(f, conversation, 0, body);
+    }
+    search_count_t hits = search_count(f, "lantern");
+    assert_int_equal(hits.count, 7);
+    assert_int_equal(segments_after_poll(f, 1), 1);
+    search_count_t merged = search_count(f, "lantern");
+    assert_int_equal(merged.count, 7);
+    assert_int_equal(merged.newest, hits.newest);
+    /* A write after the merge: its own segment again, merged once two are on a level. */
+    suite_add_message(f, conversation, 0, "lantern 7");
+    assert_int_equal(search_count(f, "lantern").count, 8);
+    suite_add_message(f, conversation, 0, "lantern 8");
+    assert_int_equal(search_count(f, "lantern").count, 9);
+    assert_int_equal(segments_after_poll(f, 1), 1);
+    assert_int_equal(search_count(f, "lantern").count, 9);
 }
 
 /* A database from before the search (version 5 is its migration's) gets its index at the next
@@ -1214,7 +1260,7 @@ static void test_sqlite_migrates_to_stamps(void **state)
     f->store = NULL;
     sql_exec(f, UNDO_STAMPS "UPDATE settings SET value = '21' WHERE key = 'schema_version';");
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 23);
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = "
                    "'messages'"),
@@ -1339,7 +1385,7 @@ static void test_sqlite_migrates_to_canned(void **state)
     sql_int(f, "UPDATE settings SET value = '5' WHERE key = 'schema_version'");
 
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 23);
     seen_t *seen = seen_new();
     const kf_store_ops_t *ops = f->store->ops;
     assert_int_equal(
@@ -1909,7 +1955,7 @@ static void test_sqlite_migration_counts(void **state)
     assert_int_equal(
         sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'conversation_counts%'"), 0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 23);
     assert_true(sql_int(f, "SELECT sum(n) FROM conversation_counts") > 0);
     assert_int_equal(counts_table_errors(f), 0);
     assert_int_equal(sql_int(f, NEWEST_MESSAGE_ERRORS), 0);
@@ -1940,7 +1986,7 @@ static void test_sqlite_migration_activity(void **state)
                                 "'conversations_unassigned'"),
                      0);
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
-    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 22);
+    assert_int_equal(sql_int(f, "SELECT value FROM settings WHERE key = 'schema_version'"), 23);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                 "('conversations_by_activity', "
                                 "'conversations_by_status_assignee', "
@@ -1980,6 +2026,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_migration_counts),
         SQLITE_TEST(test_sqlite_migration_activity),
         SQLITE_TEST(test_sqlite_search_index_batches),
+        SQLITE_TEST(test_sqlite_search_merge_idle),
         SQLITE_TEST(test_sqlite_migrates_to_canned),
         SQLITE_TEST(test_sqlite_migrates_to_stamps),
         SQLITE_TEST(test_sqlite_migrates_to_reports),
