@@ -4,12 +4,13 @@
  * transactions with C conversations and M messages as a desk would have written them over the
  * years (one conversation per visitor; most 5-30 messages, one in 50 a few hundred, one of exactly
  * 1,000 for the replay; mixed Chinese and English; agents, teams, private notes; all but the newest
- * thousand resolved; the search index fed through store/search_text.h as the writer does), then
- * starts the real kefu on it and measures over HTTP: start-up until /healthz answers, the agents'
- * list (the first page of each view, and the view counts) with 20 agents refreshing at once, a
- * visitor's replay from cursor 0 and resume from a recent cursor, full-text search, a month's
- * report, the server's memory, and the bytes on disk per message. --compare does it for a
- * 10,000-conversation store and for the one asked for, and prints the ratio of every figure.
+ * thousand resolved; the search index fed through store/search_text.h as the writer does, and
+ * its segments merged as the writer's idle time merges them), then starts the real kefu on it and
+ * measures over HTTP: start-up until /healthz answers, the agents' list (the first page of each
+ * view, and the view counts) with 20 agents refreshing at once, a visitor's replay from cursor 0
+ * and resume from a recent cursor, full-text search, a month's report, the server's memory, and the
+ * bytes on disk per message. --compare does it for a 10,000-conversation store and for the one
+ * asked for, and prints the ratio of every figure.
  *
  *   build/kf_history_bench [--conversations C] [--messages M] [--per-day D] [--agents A]
  *                          [--teams T] [--seconds S] [--runs R] [--kefu PATH] [--compare]
@@ -640,6 +641,18 @@ static double percentile(const double *sorted, int n, double p)
     return sorted[rank < 1 ? 0 : rank > n ? n - 1 : rank - 1];
 }
 
+/* Each request's time in order, with KF_HISTORY_SAMPLES set: for telling a first request's cost
+ * from the machine's noise. */
+static void print_samples(const char *name, const double *ms, int count)
+{
+    if (getenv("KF_HISTORY_SAMPLES") == NULL)
+        return;
+    fprintf(stderr, "%s:", name);
+    for (int i = 0; i < count; i++)
+        fprintf(stderr, " %.2f", ms[i]);
+    fprintf(stderr, "\n");
+}
+
 /* A GET made runs times: p50 and p99 in ms, into f under name. */
 static void time_get(figures_t *f, const config_t *cfg, const char *p50_name, const char *p99_name,
                      const char *path, const char *extra)
@@ -650,6 +663,7 @@ static void time_get(figures_t *f, const config_t *cfg, const char *p50_name, co
         ms[i] = a.ms;
         json_decref(a.json);
     }
+    print_samples(p50_name, ms, cfg->runs);
     qsort(ms, (size_t)cfg->runs, sizeof *ms, compare_double);
     figure(f, p50_name, percentile(ms, cfg->runs, 0.5), 2, true);
     if (p99_name != NULL)
@@ -885,6 +899,7 @@ static void measure(const config_t *cfg, const char *dir, const filler_t *f, fig
         ms[i] = a.ms;
     }
     kf_buf_free(&headers);
+    print_samples("an agent's reply", ms, cfg->runs);
     qsort(ms, (size_t)cfg->runs, sizeof *ms, compare_double);
     figure(out, "an agent's reply (POST, stored and synced), p50 ms",
            percentile(ms, cfg->runs, 0.5), 2, true);
