@@ -517,7 +517,7 @@
                             "json_each(kefu_search_words(kefu_search_text(m.body))) w")            \
     X(SEARCH_PENDING_CLEAR, "DELETE FROM search_pending")                                          \
     X(SEARCH_PENDING_COUNT, "SELECT count(*) FROM search_pending")                                 \
-    /* A step of the indexes' merge in idle time (KF_SQLITE_MERGE_PAGES, migration 23). */         \
+    /* A step of the indexes' merge in idle time (KF_SQLITE_MERGE_PAGES_SQL, migration 23). */     \
     X(SEARCH_MERGE_MESSAGES, "INSERT INTO message_search (message_search, rank) "                  \
                              "VALUES ('merge', " KF_SQLITE_MERGE_PAGES_SQL ")")                    \
     X(SEARCH_MERGE_VISITORS, "INSERT INTO visitor_search (visitor_search, rank) "                  \
@@ -1235,8 +1235,8 @@ int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t lim
 #define KF_SQLITE_SEARCH_BATCH 128
 #define KF_SQLITE_SEARCH_DELAY_MS 250
 
-/* The search indexes' segments are merged while the writer is idle: once no write has come for
- * KF_SQLITE_MERGE_IDLE_MS, a step at a time (FTS5's 'merge' of about KF_SQLITE_MERGE_PAGES
+/* The search indexes' segments are merged while the writer is idle: once no batch has come for
+ * KF_SQLITE_MERGE_IDLE_MS, a step at a time (FTS5's 'merge' of about KF_SQLITE_MERGE_PAGES_SQL
  * pages, a transaction of its own), until a step finds nothing to merge. FTS5 merges by itself as
  * it writes, but only every 64 pages written and only levels of four segments or more, so a
  * quiet desk's small index batches leave up to fifteen one-page segments, and a large index three
