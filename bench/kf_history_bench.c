@@ -458,9 +458,8 @@ static double fill(const config_t *cfg, const char *path, filler_t *f)
      * one segment on a level): a desk that wrote this for years had quiet hours. Larger steps
      * than the server's, which keeps each short for the writes that may come. */
     load_progress("merging the search indexes' segments");
-    static const char *const merges[] = {
-        "INSERT INTO message_search (message_search, rank) VALUES ('merge', 4000)",
-        "INSERT INTO visitor_search (visitor_search, rank) VALUES ('merge', 4000)"};
+    static const char *const merges[] = {KF_SQLITE_SEARCH_MERGE("message_search", "4000"),
+                                         KF_SQLITE_SEARCH_MERGE("visitor_search", "4000")};
     for (size_t i = 0; i < COUNT(merges); i++) {
         sqlite3_int64 before;
         do {

@@ -518,10 +518,8 @@
     X(SEARCH_PENDING_CLEAR, "DELETE FROM search_pending")                                          \
     X(SEARCH_PENDING_COUNT, "SELECT count(*) FROM search_pending")                                 \
     /* A step of the indexes' merge in idle time (KF_SQLITE_MERGE_PAGES_SQL, migration 23). */     \
-    X(SEARCH_MERGE_MESSAGES, "INSERT INTO message_search (message_search, rank) "                  \
-                             "VALUES ('merge', " KF_SQLITE_MERGE_PAGES_SQL ")")                    \
-    X(SEARCH_MERGE_VISITORS, "INSERT INTO visitor_search (visitor_search, rank) "                  \
-                             "VALUES ('merge', " KF_SQLITE_MERGE_PAGES_SQL ")")                    \
+    X(SEARCH_MERGE_MESSAGES, KF_SQLITE_SEARCH_MERGE("message_search", KF_SQLITE_MERGE_PAGES_SQL))  \
+    X(SEARCH_MERGE_VISITORS, KF_SQLITE_SEARCH_MERGE("visitor_search", KF_SQLITE_MERGE_PAGES_SQL))  \
     X(VISITOR_SEARCH_INSERT, "INSERT INTO visitor_search (rowid, text) "                           \
                              "VALUES (?1, kefu_search_text(?2))")                                  \
     X(SEARCH, KF_SQLITE_SEARCH_FEW)                                                                \
@@ -1246,6 +1244,9 @@ int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t lim
  * long one: a write that comes during it waits for it. */
 #define KF_SQLITE_MERGE_IDLE_MS 1000
 #define KF_SQLITE_MERGE_PAGES_SQL "32"
+/* One step of FTS5's merge of index (a table name) for about pages (SQL text) pages. */
+#define KF_SQLITE_SEARCH_MERGE(index, pages)                                                       \
+    "INSERT INTO " index " (" index ", rank) VALUES ('merge', " pages ")"
 
 /* ---- sqlite_checkpointer.c ---- */
 

@@ -949,17 +949,23 @@ static search_count_t search_count(suite_fixture_t *f, const char *query)
     return c;
 }
 
-/* What waits for the search index once the writer has had 10 s to index it by itself (a poll,
- * with a bound far past KF_SQLITE_SEARCH_DELAY_MS). */
-static int64_t search_waiting_after_poll(suite_fixture_t *f)
+/* sql's value once it is at most want, or after 10 s of asking again (a bound far past what the
+ * writer waits before it works by itself: KF_SQLITE_SEARCH_DELAY_MS, KF_SQLITE_MERGE_IDLE_MS). */
+static int64_t sql_int_after_poll(const suite_fixture_t *f, const char *sql, int64_t want)
 {
-    int64_t waiting = sql_int(f, "SELECT count(*) FROM search_pending");
-    for (int i = 0; i < 200 && waiting > 0; i++) {
+    int64_t value = sql_int(f, sql);
+    for (int i = 0; i < 200 && value > want; i++) {
         struct timespec pause = {0, 50 * 1000 * 1000};
         nanosleep(&pause, NULL);
-        waiting = sql_int(f, "SELECT count(*) FROM search_pending");
+        value = sql_int(f, sql);
     }
-    return waiting;
+    return value;
+}
+
+/* What waits for the search index once the writer has had 10 s to index it by itself. */
+static int64_t search_waiting_after_poll(const suite_fixture_t *f)
+{
+    return sql_int_after_poll(f, "SELECT count(*) FROM search_pending", 0);
 }
 
 /* Messages reach the search index in batches (migration 17): a stored message waits in
@@ -1012,18 +1018,10 @@ static void test_sqlite_search_index_batches(void **state)
 }
 
 /* The segments of the messages' index (one b-tree each; every one has a row in its _idx table)
- * once the writer has had 10 s to merge them by itself (a poll while there are more than want,
- * with a bound far past KF_SQLITE_MERGE_IDLE_MS). */
-static int64_t segments_after_poll(suite_fixture_t *f, int64_t want)
+ * once the writer has had 10 s to merge them by itself down to want. */
+static int64_t segments_after_poll(const suite_fixture_t *f, int64_t want)
 {
-    const char *sql = "SELECT count(DISTINCT segid) FROM message_search_idx";
-    int64_t segments = sql_int(f, sql);
-    for (int i = 0; i < 200 && segments > want; i++) {
-        struct timespec pause = {0, 50 * 1000 * 1000};
-        nanosleep(&pause, NULL);
-        segments = sql_int(f, sql);
-    }
-    return segments;
+    return sql_int_after_poll(f, "SELECT count(DISTINCT segid) FROM message_search_idx", want);
 }
 
 /* Each index batch writes a segment of its own; once the writer is idle it merges them (two on a
