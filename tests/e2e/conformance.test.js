@@ -901,14 +901,22 @@ function vmRssKiB(pid) {
   return Number(m[1]);
 }
 
-function kernelBufferBytes() {
+// What the kernel can hold of output a client does not read: the server's send buffer (it grows
+// to tcp_wmem's maximum) and the client's receive buffer (it stays at tcp_rmem's default while
+// the client reads nothing). Behind a proxy (srv.proxied) there are two such pairs, and the
+// proxy's receive buffer from the server grows towards tcp_rmem's maximum (32 MiB since Linux
+// 6.16) while the proxy is still reading, before its own client stalls it.
+function kernelBufferBytes(proxied) {
+  let w;
+  let r;
   try {
-    const w = fs.readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8').trim().split(/\s+/).map(Number);
-    const r = fs.readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').trim().split(/\s+/).map(Number);
-    return w[2] + r[1];
+    w = fs.readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8').trim().split(/\s+/).map(Number);
+    r = fs.readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').trim().split(/\s+/).map(Number);
   } catch {
-    return 8 * 1024 * 1024;
+    w = [0, 0, 4 * 1024 * 1024];
+    r = [0, 128 * 1024, 32 * 1024 * 1024];
   }
+  return proxied ? 2 * w[2] + r[2] + r[1] : w[2] + r[1];
 }
 
 // A raw SSE request that reads the response head and the first event, then stops reading.
@@ -959,10 +967,12 @@ test('slow reader: SSE and WebSocket clients that never read are dropped past 1 
   scenario(tt, async (env) => {
     const srv = await start(env);
     const c = await conversation(srv);
-    // Enough that the unread output passes what the kernel buffers (the server's send buffer can
-    // grow to tcp_wmem's maximum) plus the 1 MiB cap: at least 3,000 messages of 3,000 chars.
-    const N = Math.max(3000, Math.ceil((kernelBufferBytes() + 3 * 1024 * 1024) / 3100));
-    const BODY = (i) => `${String(i).padStart(5, '0')} ` + 'x'.repeat(2994);
+    // Enough that the unread output passes what the kernel buffers plus the 1 MiB cap: at least
+    // 3,000 messages of 3,000 chars. Behind a proxy the buffers are several times larger, so each
+    // message is 4,000 Chinese characters (12 KB) there, and fewer are sent.
+    const [fill, chars, bytesPerMessage] = srv.proxied ? ['汉', 3994, 12200] : ['x', 2994, 3100];
+    const N = Math.max(3000, Math.ceil((kernelBufferBytes(srv.proxied) + 3 * 1024 * 1024) / bytesPerMessage));
+    const BODY = (i) => `${String(i).padStart(5, '0')} ` + fill.repeat(chars);
     // Fast clients on every transport (following iframe reconnects past 1 MiB).
     const fast = [];
     for (const t of ALL) fast.push(await open(env, srv, t, c.visitor, 0, { reconnect: true }));
@@ -994,7 +1004,7 @@ test('slow reader: SSE and WebSocket clients that never read are dropped past 1 
       for (const [id, at] of sentAt) max = Math.max(max, f.arrivals.get(id) - at);
       lat[f.transport] = max;
     }
-    tt.diagnostic(`sent ${N} x 3000 chars in ${sendMs} ms; every fast client had all in ${recvMs} ms; max lag per transport (ms): ${JSON.stringify(lat)}; VmRSS ${rss0} -> ${rss1} KiB`);
+    tt.diagnostic(`sent ${N} x ${chars + 6} chars (${fill}) in ${sendMs} ms; every fast client had all in ${recvMs} ms; max lag per transport (ms): ${JSON.stringify(lat)}; VmRSS ${rss0} -> ${rss1} KiB`);
     for (const f of fast) {
       if (f.transport === 'poll' || f.transport === 'longpoll') continue;
       assert.ok(lat[f.transport] < 5000, `${f.name}: each message arrived within 5 s of being stored (max ${lat[f.transport]} ms)`);
