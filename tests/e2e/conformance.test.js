@@ -904,8 +904,9 @@ function vmRssKiB(pid) {
 // What the kernel can hold of output a client does not read: the server's send buffer (it grows
 // to tcp_wmem's maximum) and the client's receive buffer (it stays at tcp_rmem's default while
 // the client reads nothing). Behind a proxy (srv.proxied) there are two such pairs, and the
-// proxy's receive buffer from the server grows towards tcp_rmem's maximum (32 MiB since Linux
-// 6.16) while the proxy is still reading, before its own client stalls it.
+// proxy's receive buffer from the server grows towards tcp_rmem's maximum (32 MiB on the 6.18
+// kernel of the CI's machines, 6 MiB on older ones) while the proxy is still reading, before its
+// own client stalls it.
 function kernelBufferBytes(proxied) {
   let w;
   let r;
