@@ -52,7 +52,9 @@ test('keyboard: j/k, r and Escape, c, e, s, and ? with its list; keys typed into
     await p.keyboard.press('c');
     await p.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Assigned to you', null, { timeout: T });
     await p.keyboard.press('e');
-    await p.waitForFunction(() => document.querySelector('#status-select').value === 'resolved', null, { timeout: T });
+    // The pushed event can show the new status before the POST's answer re-enables the button, and
+    // 'e' does nothing while it is disabled (as a click would not): wait for both.
+    await p.waitForFunction(() => document.querySelector('#status-select').value === 'resolved' && !document.querySelector('#status-button').disabled, null, { timeout: T });
     await p.keyboard.press('e');
     await p.waitForFunction(() => document.querySelector('#status-select').value === 'open', null, { timeout: T });
 
