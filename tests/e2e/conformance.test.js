@@ -971,9 +971,10 @@ test('slow reader: SSE and WebSocket clients that never read are dropped past 1 
     // Enough that the unread output passes what the kernel buffers plus the 1 MiB cap: at least
     // 3,000 messages of 3,000 chars. Behind a proxy the buffers are several times larger, so each
     // message is 4,000 Chinese characters (12 KB) there, and fewer are sent.
-    const [fill, chars, bytesPerMessage] = srv.proxied ? ['汉', 3994, 12200] : ['x', 2994, 3100];
-    const N = Math.max(3000, Math.ceil((kernelBufferBytes(srv.proxied) + 3 * 1024 * 1024) / bytesPerMessage));
+    const [fill, chars] = srv.proxied ? ['汉', 3994] : ['x', 2994];
     const BODY = (i) => `${String(i).padStart(5, '0')} ` + fill.repeat(chars);
+    const bytesPerMessage = Buffer.byteLength(BODY(0)) + 200; // and the event's JSON around it
+    const N = Math.max(3000, Math.ceil((kernelBufferBytes(srv.proxied) + 3 * 1024 * 1024) / bytesPerMessage));
     // Fast clients on every transport (following iframe reconnects past 1 MiB).
     const fast = [];
     for (const t of ALL) fast.push(await open(env, srv, t, c.visitor, 0, { reconnect: true }));
