@@ -52,7 +52,6 @@ struct loops_bus {
     size_t index;
     kf_bus_notify_fn notify;
     void *notify_ctx;
-    uint64_t newest_id;    /* the newest message id this loop's hub has delivered */
     kf_bus_order_t *order; /* message events, this loop's and the others', in id order */
     /* What this loop published and has not sent yet: one event on every topic it was published
      * to one after the other (a message on its visitor's topic, then the agents'). They cross
@@ -138,10 +137,6 @@ static void receive(loops_bus_t *bus, crossing_t *c)
         return;
     }
     bus->base.stats.received++;
-    /* Committed before a newer one delivered here already: clients past it must still get it. */
-    event->late = event->id != 0 && event->id < bus->newest_id;
-    if (event->id > bus->newest_id)
-        bus->newest_id = event->id;
     const char *topic = c->topics;
     for (size_t i = 0; i < c->topic_count; i++, topic += strlen(topic) + 1) {
         if (event->id != 0 && bus->notify != NULL)
@@ -248,11 +243,6 @@ static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *even
 {
     loops_bus_t *bus = ctx;
     kf_loops_t *group = bus->group;
-    /* Our commit came before a newer one from another loop that was delivered here first. */
-    if (event->id != 0 && event->id < bus->newest_id)
-        event->late = true;
-    if (event->id > bus->newest_id)
-        bus->newest_id = event->id;
     if (event->id == 0 && event->eseq == 0)
         event->eseq = next_eseq(group);
     /* Before this loop's own subscribers get it: its window, made now if there was none, too. */

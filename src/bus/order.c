@@ -29,6 +29,7 @@ struct kf_bus_order {
     bool started;            /* newest is known */
     bool waiting;            /* kf_bus_order_wait's: every message event is held until the start */
     uint64_t newest;         /* every id up to it has been delivered (or its hole given up) */
+    uint64_t delivered;      /* the highest id delivered: one below it that goes out is late */
     bool draining;           /* inside drain: a nested add only inserts */
     void (*pull)(void *ctx); /* kf_bus_order_set_hooks', or NULL */
     void (*gave_up)(void *ctx, uint64_t floor);
@@ -37,11 +38,26 @@ struct kf_bus_order {
     uint64_t *holes_out; /* the owner's copy, or NULL */
 };
 
+/* Hands event to the owner, marked late when a higher id went out here before it (a hole given
+ * up): a client here may have taken that one, and its cursor passed this one without it. Marked
+ * as it goes out, not as it comes in: one that waited here for a lower id is not late, though a
+ * higher one came in first, and a client whose cursor passed it already has it (from the store's
+ * replay, which saw the commit before the event came) must not be sent it again. */
+static void order_deliver(kf_bus_order_t *order, const char *topic, bool prefix, kf_event_t *event)
+{
+    if (event->id != 0) {
+        event->late = event->id < order->delivered;
+        if (event->id > order->delivered)
+            order->delivered = event->id;
+    }
+    order->deliver(order->ctx, topic, prefix, event);
+}
+
 static void deliver_held(kf_bus_order_t *order, held_t *h)
 {
     kf_list_remove(&h->link);
     order->held_count--;
-    order->deliver(order->ctx, h->topic, h->prefix, h->event);
+    order_deliver(order, h->topic, h->prefix, h->event);
     kf_event_unref(h->event);
     free(h);
 }
@@ -153,7 +169,7 @@ void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_
 {
     uint64_t id = event->id;
     if (id == 0 || (order->started && id <= order->newest)) {
-        order->deliver(order->ctx, topic, prefix, event);
+        order_deliver(order, topic, prefix, event);
         return;
     }
     if (!order->started && !order->waiting) {
@@ -163,7 +179,7 @@ void kf_bus_order_add(kf_bus_order_t *order, const char *topic, bool prefix, kf_
     if (order->started && id == order->newest + 1 && !order->draining) {
         /* Its turn: out at once; what it held back goes at the next turn of the loop. */
         order->newest = id;
-        order->deliver(order->ctx, topic, prefix, event);
+        order_deliver(order, topic, prefix, event);
         drain_soon(order);
         return;
     }

@@ -11,7 +11,8 @@
  * the newest delivered (the same message on its second topic, or one that comes after its hole
  * was given up) goes out at once too. The order starts at kf_bus_order_start's id, or else at the
  * first id it sees (nothing below it is waited for); after kf_bus_order_wait, only at the start.
- * Single-threaded: the loop's. */
+ * The order marks each message event it lets out late (hub.h) when a higher id went out before
+ * it, and only then. Single-threaded: the loop's. */
 #ifndef KF_BUS_ORDER_H
 #define KF_BUS_ORDER_H
 

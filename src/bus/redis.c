@@ -491,12 +491,14 @@ static void redis_started(kf_bus_t *base, uint64_t connection, bool known, uint6
 static bool relay_cb(void *ctx, const char *topic, bool prefix, kf_event_t *event)
 {
     redis_bus_t *bus = ctx;
-    /* Our commit came before a newer one from another node that was delivered here first. */
-    if (event->id != 0 && event->id < bus->newest_id)
-        event->late = true;
+    bool behind = event->id != 0 && event->id < bus->newest_id;
     if (event->id > bus->newest_id)
         bus->newest_id = event->id;
     if (!bus->ready) {
+        /* To our subscribers now, past the order: late when a newer one from another node went
+         * out here first (the order's teardown let out what it held). Through the order, the
+         * order marks it (order.h). */
+        event->late = behind;
         lose(bus, event->id);
         if (event->id != 0)
             bus->passed = true;
@@ -603,9 +605,7 @@ static void receive(redis_bus_t *bus, const char *data, size_t len)
     }
     kf_event_t *event = kf_event_new(msg.id, msg.json, msg.json_len);
     event->born_ms = msg.born_ms;
-    /* Committed before a newer one delivered here already (commits and deliveries on different
-     * nodes interleave): clients past it must still get it. */
-    event->late = msg.id != 0 && msg.id < bus->newest_id;
+    /* Late or not is the order's to say, as it goes out (order.h). */
     if (msg.id > bus->newest_id)
         bus->newest_id = msg.id;
     if (msg.id != 0)

@@ -22,7 +22,7 @@ typedef struct kf_event {
     uint64_t id; /* resume cursor (a message id), or 0 for an ephemeral event (typing, read) */
     char *encoded[KF_EVENT_ENCODINGS]; /* malloc'd, or NULL until first needed */
     size_t encoded_len[KF_EVENT_ENCODINGS];
-    /* A message from another node that arrived after a newer one had been delivered here: it
+    /* A message that went out here after a newer one had (its hole given up: bus/order.h): it
      * goes even to clients whose cursor is past it (bus/bus.h), who drop it if they have it */
     bool late;
     /* An ephemeral event's number across the loops of one process (kefu --loops), given once

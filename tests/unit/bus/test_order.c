@@ -21,7 +21,7 @@
 #define HOLE_MS 30
 
 typedef struct seen {
-    char log[512]; /* "id:topic " for each delivery */
+    char log[512]; /* "id:topic " for each delivery ("id!:topic " marked late) */
     kf_bus_order_t *order;
     uint64_t add_after; /* deliver_cb adds add_id when it delivers this id (0: never) */
     uint64_t add_id;
@@ -33,8 +33,8 @@ static void deliver_cb(void *ctx, const char *topic, bool prefix, kf_event_t *ev
 {
     seen_t *seen = ctx;
     size_t len = strlen(seen->log);
-    snprintf(seen->log + len, sizeof seen->log - len, "%llu%s%s ", (unsigned long long)event->id,
-             prefix ? "*" : ":", topic);
+    snprintf(seen->log + len, sizeof seen->log - len, "%llu%s%s%s ", (unsigned long long)event->id,
+             event->late ? "!" : "", prefix ? "*" : ":", topic);
     if (seen->add_after != 0 && event->id == seen->add_after) {
         seen->add_after = 0;
         kf_event_t *more = kf_event_new(seen->add_id, "{}", 2);
@@ -131,8 +131,10 @@ static void test_order(void **state)
     assert_true(uv_now(&loop) - t0 >= HOLE_MS - 1);
     expect(&seen, "13:v 14:v ");
     assert_int_equal(holes, 1);
-    add(&seen, 12, "v"); /* late: at once */
-    expect(&seen, "12:v ");
+    add(&seen, 12, "v"); /* late: at once, and marked so, since 13 and 14 went out before it */
+    expect(&seen, "12!:v ");
+    add(&seen, 12, "a"); /* on its second topic too */
+    expect(&seen, "12!:a ");
 
     /* A subscriber that publishes while the order delivers: its event goes after those before. */
     add(&seen, 17, "v");
