@@ -119,6 +119,7 @@ typedef struct soak_msg {
     uint8_t author;   /* 0: the visitor; 1 + k: agent k */
     uint8_t tries;    /* requests made */
     uint8_t flags;    /* MSG_WS: on its way over the visitor's WebSocket; MSG_ANSWERED */
+    uint64_t id;      /* the message event's id, as first received */
 } soak_msg_t;
 
 /* An answer an agent will send. */
@@ -156,7 +157,13 @@ typedef struct soak {
     reply_t *replies;
     uint32_t reply_count, reply_cap;
     uint64_t acked, send_failed, http_retries, ws_sends, ws_errors, answers, behind, full;
-    uint64_t received, duplicates, misdelivered, unknown;
+    /* again: a message received once more, with the id it came with, by a request whose cursor
+     * was at or past it already. The protocol allows it (docs/PROTOCOL.md, "Cursor": a client
+     * drops a message whose id it has): after a message that came too late between loops or
+     * nodes, a connection replays from below it whatever its cursor. duplicates: any other
+     * repeat, which no client could tell from a new message or which the server should have
+     * skipped (a second id for one message, or one above the request's cursor). */
+    uint64_t received, again, duplicates, misdelivered, unknown;
     /* latency of live deliveries: over streams, and over short polls (which wait for their
      * interval); for the current sample and the whole run */
     load_samples_t lat_sample, poll_sample, lat_run, poll_run;
@@ -243,10 +250,14 @@ static void on_message(load_sub_t *s, uint64_t seq, uint64_t send_ns)
     }
     uint16_t bit = (uint16_t)(agent ? 1u << (1 + s->index - soak.opts.visitors) : 1u);
     if (m->got & bit) {
-        soak.duplicates++;
+        if (s->id_event == m->id && m->id <= s->after)
+            soak.again++;
+        else
+            soak.duplicates++;
         return;
     }
     m->got |= bit;
+    m->id = s->id_event;
     soak.received++;
     /* Live deliveries only: a message sent while the listener was away waited for it. */
     if (s->since_ns != 0 && send_ns >= s->since_ns) {
@@ -750,11 +761,12 @@ static void report(void)
         (unsigned long long)soak.send_failed, (unsigned long long)pending,
         (unsigned long long)soak.ws_sends, (unsigned long long)soak.http_retries,
         (unsigned long long)soak.behind, (unsigned long long)soak.full);
-    printf("  %-14s received %llu; lost %llu; duplicates %llu; misdelivered %llu; unknown %llu; "
-           "unacked delivered %llu\n",
+    printf("  %-14s received %llu; lost %llu; duplicates %llu (and %llu again below the cursor, "
+           "dropped by id); misdelivered %llu; unknown %llu; unacked delivered %llu\n",
            "delivery", (unsigned long long)soak.received, (unsigned long long)lost,
-           (unsigned long long)soak.duplicates, (unsigned long long)soak.misdelivered,
-           (unsigned long long)soak.unknown, (unsigned long long)unacked_delivered);
+           (unsigned long long)soak.duplicates, (unsigned long long)soak.again,
+           (unsigned long long)soak.misdelivered, (unsigned long long)soak.unknown,
+           (unsigned long long)unacked_delivered);
     printf("  %-14s %u listeners, %u never established; %llu drops (%llu ours), %llu reconnects, "
            "%llu failed attempts\n",
            "connections", soak.push.count, soak.push.failed, (unsigned long long)soak.push.dropped,
@@ -782,9 +794,9 @@ static void report(void)
                   (unsigned long long)soak.http_retries);
     kf_buf_printf(&j, ",\"behind\":%llu,\"table_full\":%llu", (unsigned long long)soak.behind,
                   (unsigned long long)soak.full);
-    kf_buf_printf(&j, ",\"received\":%llu,\"lost\":%llu,\"duplicates\":%llu",
+    kf_buf_printf(&j, ",\"received\":%llu,\"lost\":%llu,\"duplicates\":%llu,\"again\":%llu",
                   (unsigned long long)soak.received, (unsigned long long)lost,
-                  (unsigned long long)soak.duplicates);
+                  (unsigned long long)soak.duplicates, (unsigned long long)soak.again);
     kf_buf_printf(&j, ",\"misdelivered\":%llu,\"unknown\":%llu,\"unacked_delivered\":%llu",
                   (unsigned long long)soak.misdelivered, (unsigned long long)soak.unknown,
                   (unsigned long long)unacked_delivered);

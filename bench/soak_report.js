@@ -6,9 +6,12 @@
 //
 //   node bench/soak_report.js --csv FILE --summary FILE [--svg FILE] [--title TEXT]
 //        [--rss-growth PCT] [--fds-growth PCT] [--p99-factor N] [--p99-slack-ms MS]
+//        [--late N]
 //
 // The run passes when kf_soak finished, every acknowledged message reached every listener owed
-// it exactly once (lost, duplicates, misdelivered and unknown all 0), no send failed or went
+// it exactly once (lost, duplicates, misdelivered and unknown all 0; a message received again
+// below the request's cursor, which a client drops by its id, only when the server gave up
+// waiting for a late message: --late, the count of its log's warnings), no send failed or went
 // unanswered, every listener connected, and the figures are flat at the end: the medians of the
 // last third of the samples against those of the middle third (the first third is warm-up) grow
 // by at most --rss-growth % (resident memory) and --fds-growth % (open files); the p99 latency of
@@ -20,8 +23,8 @@ const fs = require('node:fs');
 const { esc, ticks, fmtTick, document } = require('./svg.js');
 
 function parseArgs(argv) {
-  const args = { rssGrowth: 10, fdsGrowth: 5, p99Factor: 2, p99SlackMs: 10, title: 'kefu soak' };
-  const names = { '--csv': 'csv', '--summary': 'summary', '--svg': 'svg', '--title': 'title', '--rss-growth': 'rssGrowth', '--fds-growth': 'fdsGrowth', '--p99-factor': 'p99Factor', '--p99-slack-ms': 'p99SlackMs' };
+  const args = { rssGrowth: 10, fdsGrowth: 5, p99Factor: 2, p99SlackMs: 10, late: 0, title: 'kefu soak' };
+  const names = { '--csv': 'csv', '--summary': 'summary', '--svg': 'svg', '--title': 'title', '--rss-growth': 'rssGrowth', '--fds-growth': 'fdsGrowth', '--p99-factor': 'p99Factor', '--p99-slack-ms': 'p99SlackMs', '--late': 'late' };
   for (let i = 2; i < argv.length; i += 2) {
     const key = names[argv[i]];
     if (!key || argv[i + 1] === undefined) throw new Error(`soak_report.js: unknown or incomplete option ${argv[i]}`);
@@ -67,6 +70,10 @@ function judge(rows, summary, args) {
   const check = (ok, what) => checks.push({ ok, what });
   check(summary.complete === true, `kf_soak ran to the end${summary.complete ? '' : ' (it stopped early)'}`);
   for (const key of ['lost', 'duplicates', 'misdelivered', 'unknown', 'unacked_delivered']) check(summary[key] === 0, `${key}: ${summary[key]}`);
+  // docs/PROTOCOL.md, "Cursor": after the server gives up waiting for a late message, clients
+  // that come back replay from below it whatever their cursor, and drop by id what they have.
+  const again = summary.again ?? 0;
+  check(again === 0 || args.late > 0, `received again below the request's cursor: ${again} (the server gave up waiting for a late message ${args.late} times)`);
   check(summary.send_failed === 0 && summary.unanswered === 0, `sends failed ${summary.send_failed}, unanswered ${summary.unanswered} (of ${summary.messages})`);
   check(summary.never_established === 0, `listeners never established: ${summary.never_established} of ${summary.listeners}`);
   const { middle, last } = thirds(rows);
@@ -171,7 +178,7 @@ function svg(rows, summary, verdict, args) {
   body += `<text x="${left + (width - left - right) / 2}" y="${bottom + 36}" font-size="12" text-anchor="middle">${minutes ? 'minutes' : 'seconds'} of load (the last third shaded)</text>`;
   const h = bottom + 80;
   const line1 = `${args.title}: ${summary.visitors} visitors, ${summary.agents} agents, ${summary.messages} messages, ${summary.reconnects} reconnections`;
-  const line2 = `lost ${summary.lost}, duplicates ${summary.duplicates}; ${verdict.ok ? 'flat at the end: PASS' : 'FAIL'}`;
+  const line2 = `lost ${summary.lost}, duplicates ${summary.duplicates}, again below the cursor ${summary.again ?? 0}; ${verdict.ok ? 'flat at the end: PASS' : 'FAIL'}`;
   const head = `<text x="${left}" y="24" font-size="15" font-weight="bold">${esc(line1)}</text>
 <text x="${left}" y="44" font-size="12">${esc(line2)}</text>`;
   const foot = `<text x="${left}" y="${h - 16}" font-size="10" fill="#666">${esc(`bench/soak.sh; samples every ${rows.length > 1 ? Math.round(rows[1].t_s - rows[0].t_s) : '?'} s; short polls (2 s interval) are left out of the latency`)}</text>`;

@@ -343,6 +343,7 @@ static void sub_request(load_sub_t *s)
     kf_buf_t req;
     kf_buf_init(&req);
     kf_buf_append_str(&req, "GET ");
+    s->after = s->cursor;
     push->ops->target(s, &req);
     kf_buf_printf(&req, " HTTP/1.1\r\nHost: %s\r\n", push->target->host);
     if (s->transport == LOAD_WS)

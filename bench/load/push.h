@@ -45,6 +45,7 @@ typedef struct load_sub {
     uint32_t index;     /* the owner's number for it */
     uint32_t channel;   /* what it listens to, for the owner */
     uint64_t cursor;    /* kefu: id of the last message event read whole: the next after= */
+    uint64_t after;     /* kefu: the after= of the current request (its cursor then) */
     uint64_t since_ns;  /* when the current connection was established; 0 while it is not */
     uint64_t remaining; /* bytes left of the response body, the chunk or the frame payload */
     uint64_t kfl_seq;   /* marker being read: sequence number */
