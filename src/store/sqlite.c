@@ -432,6 +432,9 @@ static const char *const migrations[] = {
      "INSERT INTO visitor_search (visitor_search, rank) VALUES ('usermerge', 2);"),
 };
 
+/* A new store's page size, in bytes (conn_open). */
+#define KF_SQLITE_PAGE_SIZE "1024"
+
 #define MIGRATION_COUNT ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *const statement_sql[STMT_COUNT] = {
@@ -902,6 +905,28 @@ static int check_foreign_keys(sqlite3 *db)
 /* Brings the schema to the newest version in one transaction, so a failed migration leaves the
  * database as it was. KF_ESTORE for a database written by a newer kefu (its schema_version is
  * above ours): better to refuse than to run on a schema we do not know. */
+/* A new schema's search indexes write leaves that fit the file's pages: FTS5's default (4,050
+ * bytes) suits 4 KiB pages, and a leaf larger than a page holds spills into overflow pages, each
+ * read and written on its own. The same margin below the page as the default's. A store made
+ * before keeps its leaves: changing them would leave its segments of both sizes. */
+static int size_search_leaves(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int page_size = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        page_size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (page_size < 1024)
+        return KF_ESTORE;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO message_search (message_search, rank) VALUES ('pgsz', %d);"
+             "INSERT INTO visitor_search (visitor_search, rank) VALUES ('pgsz', %d);",
+             page_size - 46, page_size - 46);
+    return exec(db, sql);
+}
+
 static int migrate(sqlite3 *db)
 {
     int rc = exec(db, "BEGIN IMMEDIATE");
@@ -916,6 +941,8 @@ static int migrate(sqlite3 *db)
         rc = KF_ESTORE;
     for (int64_t next = version; rc == 0 && next < MIGRATION_COUNT; next++)
         rc = exec(db, migrations[next]);
+    if (rc == 0 && version == 0)
+        rc = size_search_leaves(db);
     if (rc == 0 && version < MIGRATION_COUNT)
         rc = check_foreign_keys(db);
     if (rc == 0 && version < MIGRATION_COUNT)
@@ -983,9 +1010,15 @@ static int conn_open(conn_t *c, const char *path, const char *synchronous_sql, b
     sqlite3_extended_result_codes(c->db, 1);
     if (sqlite3_busy_timeout(c->db, 5000) != SQLITE_OK || kf_sqlite_define_functions(c->db) != 0)
         return KF_ESTORE;
-    /* journal_mode answers with the mode it got; a file system without WAL support keeps a
-     * rollback journal, which is slower but just as safe, so it is not an error. */
-    if ((create && exec(c->db, "PRAGMA journal_mode = WAL") != 0) ||
+    /* A new store's pages are 1 KiB: a message dirties about six pages in random places (its
+     * conversation's row, each index's old and new entries), each written whole to the log,
+     * checksummed and synced, so small pages write a quarter of the bytes (docs/PERFORMANCE.md,
+     * "What the writer writes for a message"). Set before WAL mode, which fixes the size; a
+     * no-op on a store that exists. journal_mode answers with the mode it got; a file system
+     * without WAL support keeps a rollback journal, which is slower but just as safe, so it is
+     * not an error. */
+    if ((create && exec(c->db, "PRAGMA page_size = " KF_SQLITE_PAGE_SIZE) != 0) ||
+        (create && exec(c->db, "PRAGMA journal_mode = WAL") != 0) ||
         exec(c->db, synchronous_sql) != 0)
         return KF_ESTORE;
     /* Foreign keys go on after the migrations (see check_foreign_keys); the pragma is a no-op

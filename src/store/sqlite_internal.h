@@ -1253,7 +1253,7 @@ int kf_sqlite_webhook_attempts(kf_store_t *store, int64_t webhook_id, size_t lim
 /* WAL pages after which a checkpoint is asked for, unless set otherwise (see the file). */
 #define KF_SQLITE_CHECKPOINT_PAGES 16000
 #define KF_SQLITE_MAX_CHECKPOINT_PAGES                                                             \
-    (1 << 24) /* a 64 GiB log: past any sense, short of overflow */
+    (1 << 24) /* a 16 GiB log of 1 KiB pages: past any sense, short of overflow */
 
 /* The write gate. The writer holds it around each batch (BEGIN to COMMIT, sync included); the
  * checkpointer holds it while it copies the log's tail, so that the writer's next transaction

@@ -29,10 +29,9 @@ const { Kefu, scenario, addAgent, newVisitor, agentLogin, assertError, eventuall
 
 const ANA = DEFAULT_AGENTS[0];
 const DB_FILE = 'kefu.db'; // src/main.c: <data dir>/kefu.db
-// SQLite's WAL: a 32-byte header, then frames of a 24-byte header and a 4096-byte page. The WAL
-// index (-shm) maps the first 4062 frames in its first 32 KiB region, then 4096 per region
-// (sqlite3.c: HASHTABLE_NPAGE_ONE).
-const WAL_FRAME = 24 + 4096;
+// SQLite's WAL: a 32-byte header, then frames of a 24-byte header and a page (the database's
+// page size: pageSize below). The WAL index (-shm) maps the first 4062 frames in its first 32 KiB
+// region, then 4096 per region (sqlite3.c: HASHTABLE_NPAGE_ONE), whatever the page size.
 const SHM_FIRST_REGION_FRAMES = 4062;
 // KF_SQLITE_CHECKPOINT_PAGES (src/store/sqlite_internal.h): the checkpointer starts past this.
 const CHECKPOINT_PAGES = 16000;
@@ -105,7 +104,20 @@ const fileSize = (file) => (fs.existsSync(file) ? fs.statSync(file).size : 0);
 // Bytes a file takes on the disk: SQLite extends the database with holes before a checkpoint
 // fills them, so its size says little about what has been copied in.
 const allocated = (file) => (fs.existsSync(file) ? fs.statSync(file).blocks * 512 : 0);
-const walFrames = (dataDir) => Math.max(0, Math.floor((fileSize(path.join(dataDir, `${DB_FILE}-wal`)) - 32) / WAL_FRAME));
+// The database's page size, from its header (bytes 16-17, big-endian; 1 means 65,536): kefu makes
+// new stores with 1 KiB pages, a file made before keeps its own.
+function pageSize(dataDir) {
+  const fd = fs.openSync(path.join(dataDir, DB_FILE), 'r');
+  try {
+    const head = Buffer.alloc(18);
+    fs.readSync(fd, head, 0, 18, 0);
+    const size = head.readUInt16BE(16);
+    return size === 1 ? 65536 : size;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+const walFrames = (dataDir) => Math.max(0, Math.floor((fileSize(path.join(dataDir, `${DB_FILE}-wal`)) - 32) / (24 + pageSize(dataDir))));
 // The WAL header's checkpoint sequence number (bytes 12-15, big-endian): it changes each time the
 // log starts over, which SQLite does only once a checkpoint has copied every frame in.
 function walSequence(dataDir) {
@@ -408,11 +420,13 @@ test('a full disk while the WAL is past the checkpoint threshold: the checkpoint
     const srv = await serverOn(env, dir);
     const v = await newVisitor(srv);
     const acked = new Map(); // id -> body
-    // 24 MiB of filler leaves about 76 MiB: room for the WAL to pass the threshold (66 MB) beside
-    // the database and its search index, not for the checkpoint to copy it in as well; once the
-    // filler goes, room for the checkpoint to grow the database.
+    // The filler leaves room for the WAL to pass the threshold (16,000 frames: 66 MB with 4 KiB
+    // pages, 17 MB with 1 KiB) and 10 MiB beside it for the database and its search index, not
+    // for the checkpoint to copy the log in as well; once the filler goes, room for the
+    // checkpoint to grow the database.
+    const walAtThreshold = CHECKPOINT_PAGES * (24 + pageSize(srv.dataDir));
     const filler = path.join(dir, 'filler');
-    fs.writeFileSync(filler, Buffer.alloc(24 << 20, 0x55));
+    fs.writeFileSync(filler, Buffer.alloc(freeBytes(dir) - walAtThreshold - (10 << 20), 0x55));
     const db = path.join(srv.dataDir, DB_FILE);
     const refusal = await sendUntilRefused(srv, v.token, acked, { tag: 'toward the threshold' });
     assertError(refusal, 503, 'unavailable', 'a send on the full disk');

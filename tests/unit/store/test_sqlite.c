@@ -545,6 +545,11 @@ static void test_sqlite_pragmas_and_schema(void **state)
      * writer's own one-row update, a lookup by id. */
     assert_true(plan_uses(f, "MESSAGE_STAMP", "INTEGER PRIMARY KEY"));
 
+    /* A new store's pages are 1 KiB, and its search indexes' leaves fit them. */
+    assert_int_equal(sql_int(f, "PRAGMA page_size"), 1024);
+    assert_int_equal(sql_int(f, "SELECT v FROM message_search_config WHERE k = 'pgsz'"), 978);
+    assert_int_equal(sql_int(f, "SELECT v FROM visitor_search_config WHERE k = 'pgsz'"), 978);
+
     /* Reopening does not migrate again (it would fail on existing tables) nor lose data. */
     assert_int_equal(sqlite_open(f->db, &f->store), 0);
     assert_int_equal(
@@ -1095,6 +1100,32 @@ static void test_sqlite_migration_fills_search(void **state)
     assert_int_equal(c.newest, later);
 }
 
+/* A file made with SQLite's 4 KiB pages keeps them (WAL mode fixes the size; changing it would
+ * take a VACUUM out of WAL mode), and its search indexes' leaves are sized to them. */
+static void test_sqlite_keeps_the_page_size_of_a_file(void **state)
+{
+    suite_fixture_t *f = *state;
+    kf_store_close(f->store);
+    f->store = NULL;
+    assert_int_equal(truncate(db_path(f), 0), 0); /* an empty file: a database with no pages */
+    sql_exec(f, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; "
+                "CREATE TABLE made_before (x INTEGER)");
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "PRAGMA page_size"), 4096);
+    assert_int_equal(sql_int(f, "SELECT v FROM message_search_config WHERE k = 'pgsz'"), 4050);
+    /* It works as any store: its messages go in and are found. */
+    int64_t visitor = suite_add_visitor(f, "kept-pages", "Kept");
+    int64_t conversation = suite_open_conversation(f, visitor, "parcel one", SUITE_NOW, NULL);
+    for (int i = 0; i < 60; i++)
+        suite_add_message(f, conversation, 0, "parcel again, in a store of 4 KiB pages");
+    assert_int_equal(search_count(f, "parcel").count, 61);
+    kf_store_close(f->store);
+    f->store = NULL;
+    sqlite_db_check(f->db);
+    assert_int_equal(sqlite_open(f->db, &f->store), 0);
+    assert_int_equal(sql_int(f, "PRAGMA page_size"), 4096);
+}
+
 /* The words a prefix is asked as (search_words, migration 19): the writer keeps them as it
  * indexes, through kefu_search_words' own tokenizing, and the migration fills them from the
  * index; both give the index's words of ASCII letters and digits, two or more, folded as it
@@ -1596,9 +1627,9 @@ static void test_sqlite_wal_index_full(void **state)
     const kf_store_ops_t *ops = f->store->ops;
     int64_t visitor = suite_add_visitor(f, "token-a", "A");
     int64_t conversation = suite_open_conversation(f, visitor, "before", SUITE_NOW, NULL);
-    /* 17 frames a message and about as many for its search index: a hundred or more reach the
-     * edge */
-    static char body[64 * 1024];
+    /* 17 frames of 1 KiB a message and about as many for its search index: a hundred or more
+     * reach the edge */
+    static char body[16 * 1024];
     memset(body, 'y', sizeof body - 1);
     kf_message_new_t m = {.conversation_id = conversation, .body = body, .now = SUITE_NOW};
 
@@ -2017,6 +2048,7 @@ int main(void)
         SQLITE_TEST(test_sqlite_checkpointer_bounds_wal),
         SQLITE_TEST(test_sqlite_open_arguments),
         SQLITE_TEST(test_sqlite_pragmas_and_schema),
+        SQLITE_TEST(test_sqlite_keeps_the_page_size_of_a_file),
         SQLITE_TEST(test_sqlite_refuses_newer_schema),
         SQLITE_TEST(test_sqlite_migrates_older_versions),
         SQLITE_TEST(test_sqlite_migrates_to_the_desk),
