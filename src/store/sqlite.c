@@ -902,9 +902,6 @@ static int check_foreign_keys(sqlite3 *db)
     return code == SQLITE_DONE ? 0 : KF_ESTORE;
 }
 
-/* Brings the schema to the newest version in one transaction, so a failed migration leaves the
- * database as it was. KF_ESTORE for a database written by a newer kefu (its schema_version is
- * above ours): better to refuse than to run on a schema we do not know. */
 /* A new schema's search indexes write leaves that fit the file's pages: FTS5's default (4,050
  * bytes) suits 4 KiB pages, and a leaf larger than a page holds spills into overflow pages, each
  * read and written on its own. The same margin below the page as the default's. A store made
@@ -927,6 +924,9 @@ static int size_search_leaves(sqlite3 *db)
     return exec(db, sql);
 }
 
+/* Brings the schema to the newest version in one transaction, so a failed migration leaves the
+ * database as it was. KF_ESTORE for a database written by a newer kefu (its schema_version is
+ * above ours): better to refuse than to run on a schema we do not know. */
 static int migrate(sqlite3 *db)
 {
     int rc = exec(db, "BEGIN IMMEDIATE");
